@@ -1,0 +1,35 @@
+# Quick start: `make demo` then `make test`. Both create .venv and install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DATA ?= demo-data
+
+.PHONY: venv demo test bench notebook clean-venv
+
+$(BIN)/mailhygiene: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/mailhygiene
+
+## demo: ingest sample_logs/, run the nightly clean job, print where the CSV and report went
+demo: venv
+	rm -rf $(DEMO_DATA)
+	$(BIN)/mailhygiene --config sample_logs/demo.toml --data-dir $(DEMO_DATA) clean
+
+## test: the whole test suite
+test: venv
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	$(BIN)/python bench/run_all.py
+
+## notebook: open the exploration notebook in JupyterLab
+notebook: venv
+	$(BIN)/pip install --quiet -e '.[notebook]'
+	MAILHYGIENE_DATA_DIR=$(abspath $(DEMO_DATA)) $(BIN)/jupyter lab notebooks/explore_bounces.ipynb
+
+clean-venv:
+	rm -rf $(VENV)

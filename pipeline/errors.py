@@ -1,0 +1,28 @@
+"""Small named exceptions. Each message says what went wrong and how to fix it.
+
+The CLI turns any MailHygieneError into one line `Error: <message>` and exit status 1.
+"""
+
+
+class MailHygieneError(Exception):
+    """Base class: an expected failure whose message is meant for the operator."""
+
+
+class ConfigError(MailHygieneError):
+    """The configuration file or a command-line option is invalid."""
+
+
+class InputError(MailHygieneError):
+    """A file, address, date or other argument given by the user cannot be used."""
+
+
+class NoDataError(MailHygieneError):
+    """The data directory holds no events (or nothing to act on) yet."""
+
+
+class LockedError(MailHygieneError):
+    """Another run holds the lock for this data directory."""
+
+
+class GuardTripped(MailHygieneError):
+    """The suppression guard refused to apply a run that looks like a mistake."""
