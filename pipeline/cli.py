@@ -100,5 +100,11 @@ def config_show(app, as_json):
 # Commands defined in other modules are registered below, one line each.
 from .cli_ingest import classify_cmd, ingest_cmd  # noqa: E402
 
+from .cli_suppression import clean_cmd, export_cmd, suppress_cmd, suppression_group  # noqa: E402
+
 cli.add_command(ingest_cmd)
 cli.add_command(classify_cmd)
+cli.add_command(suppress_cmd)
+cli.add_command(suppression_group)
+cli.add_command(export_cmd)
+cli.add_command(clean_cmd)

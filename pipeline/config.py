@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "guard": {
         # Refuse a run that adds more than this fraction of the addresses active in the window.
         "max_new_fraction": 0.05,
+        # ... but only when the run would add more than this many addresses (small lists).
+        "min_new": 20,
         # A carrier-day whose counted-error rate is at least this (with block_min_errors errors)
         # looks like the carrier blocking us, not like dead addresses.
         "block_rate": 0.5,

@@ -25,4 +25,6 @@ class LockedError(MailHygieneError):
 
 
 class GuardTripped(MailHygieneError):
-    """The suppression guard refused to apply a run that looks like a mistake."""
+    """The suppression guard refused to apply a run that looks like a mistake (exit status 3)."""
+
+    exit_code = 3

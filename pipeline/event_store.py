@@ -1,0 +1,138 @@
+"""The event store: the only writer of Parquet event files.
+
+Writes <data_dir>/events/date=YYYY-MM-DD/part-*.parquet (UTC day of `ts`). Every file appears
+atomically (written to a dot-temp name, fsynced, then os.replace'd), so readers never see half a
+file. Rows whose event_id is already stored (in the same day partition) or repeated within the
+batch are dropped, so re-ingesting a file adds nothing. A file lock serialises writers (`clean`,
+`watch`, `ingest` may run at once).
+
+Called by pipeline.ingest (batch) and pipeline.follow (live).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+import uuid
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .records import EVENT_SCHEMA
+
+PARTITION_PREFIX = "date="
+
+
+class EventStore:
+    def __init__(self, data_dir: str | os.PathLike):
+        self.data_dir = Path(data_dir)
+        self.root = self.data_dir / "events"
+
+    # ------------------------------------------------------------------ reading helpers
+    def partitions(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and p.name.startswith(PARTITION_PREFIX))
+
+    def files(self, day: str | None = None) -> list[Path]:
+        dirs = [self.root / f"{PARTITION_PREFIX}{day}"] if day else self.partitions()
+        out: list[Path] = []
+        for d in dirs:
+            if d.is_dir():
+                out.extend(sorted(d.glob("*.parquet")))
+        return out
+
+    def glob(self) -> str:
+        return str(self.root / f"{PARTITION_PREFIX}*" / "*.parquet")
+
+    def is_empty(self) -> bool:
+        return not self.files()
+
+    # ------------------------------------------------------------------ writing
+    @contextmanager
+    def lock(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".write.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def write(self, table: pa.Table) -> Counter:
+        """Store the new rows of `table` (EVENT_SCHEMA); returns their count per status."""
+        written: Counter = Counter()
+        if table.num_rows == 0:
+            return written
+        table = table.cast(EVENT_SCHEMA)
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.register("batch", table)
+            days = [r[0] for r in con.execute(
+                "SELECT DISTINCT strftime(ts, '%Y-%m-%d') FROM batch ORDER BY 1").fetchall()]
+            with self.lock():
+                for day in days:
+                    existing = [str(f) for f in self.files(day)]
+                    if existing:
+                        query = """
+                            SELECT b.* FROM batch b
+                            WHERE strftime(b.ts, '%Y-%m-%d') = $day
+                              AND b.event_id NOT IN (SELECT event_id FROM read_parquet($files))
+                            QUALIFY row_number() OVER (PARTITION BY b.event_id ORDER BY b.source_offset) = 1
+                            ORDER BY b.ts"""
+                        params = {"day": day, "files": existing}
+                    else:
+                        query = """
+                            SELECT * FROM batch WHERE strftime(ts, '%Y-%m-%d') = $day
+                            QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source_offset) = 1
+                            ORDER BY ts"""
+                        params = {"day": day}
+                    part = con.execute(query, params).to_arrow_table()
+                    if part.num_rows:
+                        self._write_file(day, part.cast(EVENT_SCHEMA))
+                        for item in pc.value_counts(part.column("status")).to_pylist():
+                            written[item["values"]] += item["counts"]
+            return written
+        finally:
+            con.close()
+
+    def _write_file(self, day: str, table: pa.Table) -> Path:
+        d = self.root / f"{PARTITION_PREFIX}{day}"
+        d.mkdir(parents=True, exist_ok=True)
+        name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
+        final = d / name
+        tmp = d / f".{name}.tmp"
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(d)
+        return final
+
+    def compact(self, day: str, min_files: int = 8) -> bool:
+        """Merge a day's small files into one (atomic: new file in, then old files out)."""
+        with self.lock():
+            files = self.files(day)
+            if len(files) < min_files:
+                return False
+            table = pa.concat_tables([pq.read_table(f).cast(EVENT_SCHEMA) for f in files]).sort_by("ts")
+            self._write_file(day, table)
+            for f in files:
+                f.unlink()
+            _fsync_dir(self.root / f"{PARTITION_PREFIX}{day}")
+            return True
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

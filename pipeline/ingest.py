@@ -1,0 +1,336 @@
+"""Batch ingest: log files (plain or .gz) -> classified event rows in the event store.
+
+Reads the files given (or the configured sources), detects each file's MTA, feeds complete lines
+to the MTA's parser, classifies the events in batches, and hands Arrow tables to the event store
+(the only Parquet writer). Bad lines (invalid UTF-8, NUL bytes, overlong, malformed delivery
+lines) are counted and sampled to <data_dir>/rejects/, never fatal. Positions are committed only
+after the events they cover are stored, so an interrupted run loses nothing on the next run.
+
+Called by the CLI (`ingest`, `clean`) and by pipeline.follow for live logs.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import pyarrow as pa
+
+from .carriers import CarrierTable
+from .classify import classify
+from .config import Config
+from .errors import InputError
+from .event_store import EventStore
+from .parsers import EVENT, MALFORMED, ParseContext, Parser, detect_format, parser_class
+from .records import EVENT_SCHEMA, event_id_for
+from .tail import Positions, fingerprint, is_compressed, open_log
+
+MAX_LINE_BYTES = 64 * 1024
+DETECT_SAMPLE_LINES = 2000
+# A last line without newline in a plain file modified this recently may still be being
+# written: leave it for the next run. Older (or compressed) files: it is read as it is.
+PARTIAL_LINE_GRACE_S = 60
+
+
+@dataclass
+class IngestSummary:
+    files: list[dict] = field(default_factory=list)
+    lines: int = 0
+    bytes: int = 0
+    events_parsed: int = 0
+    events_written: int = 0
+    written_by_status: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)
+    recovered: int = 0
+    rejects_file: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def duplicates(self) -> int:
+        return self.events_parsed - self.events_written
+
+    def as_dict(self) -> dict:
+        return {
+            "files": self.files, "lines": self.lines, "bytes": self.bytes,
+            "events_parsed": self.events_parsed, "events_written": self.events_written,
+            "already_stored": self.duplicates,
+            "written_by_status": dict(self.written_by_status),
+            "lines_rejected": sum(self.rejected.values()),
+            "rejected_by_reason": dict(self.rejected), "recovered_from_rejected": self.recovered,
+            "rejects_file": self.rejects_file, "seconds": round(self.seconds, 3),
+        }
+
+
+class RejectLog:
+    """Counts bad lines and keeps up to `limit` samples (file, offset, reason, text) as JSONL."""
+
+    def __init__(self, data_dir: Path, limit: int, summary: IngestSummary):
+        self.dir = data_dir / "rejects"
+        self.limit = limit
+        self.kept = 0
+        self.summary = summary
+        self._fh = None
+
+    def add(self, reason: str, source: str, offset: int, raw: bytes) -> None:
+        self.summary.rejected[reason] += 1
+        if self.kept >= self.limit:
+            return
+        if self._fh is None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            path = self.dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl"
+            self._fh = open(path, "a", encoding="utf-8")
+            self.summary.rejects_file = str(path)
+        sample = raw[:4096].decode("utf-8", "backslashreplace")
+        self._fh.write(json.dumps({"file": source, "offset": offset, "reason": reason,
+                                   "bytes": len(raw), "line": sample}, ensure_ascii=False) + "\n")
+        self.kept += 1
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class EventBuffer:
+    """Collects parsed rows; at flush classifies them and writes one Arrow batch to the store."""
+
+    def __init__(self, cfg: Config, store: EventStore, summary: IngestSummary):
+        self.rows: list[dict] = []
+        self.store = store
+        self.summary = summary
+        self.carriers = CarrierTable.from_config(cfg["carriers"])
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def to_table(self) -> pa.Table:
+        rows = self.rows
+        carrier_for = self.carriers.carrier_for
+        cols: dict[str, list] = {name: [] for name in EVENT_SCHEMA.names}
+        for r in rows:
+            carrier = carrier_for(r["recipient_domain"] or "", r["relay"])
+            c = classify(status=r["status"], diagnostic=r["diagnostic"], dsn=r["dsn"],
+                         reply_code=r["reply_code"], smtp_phase=r["smtp_phase"],
+                         carrier=carrier, mta=r["mta"])
+            r["carrier"] = carrier
+            r["reason"], r["scope"], r["hard"] = c.reason, c.scope, c.hard
+            r["event_id"] = event_id_for(r["_line"], r["recipient"])
+        for name, values in cols.items():
+            values.extend(r[name] for r in rows)
+        return pa.Table.from_pydict(cols, schema=EVENT_SCHEMA)
+
+    def flush(self) -> int:
+        if not self.rows:
+            return 0
+        table = self.to_table()
+        self.summary.events_parsed += len(self.rows)
+        by_status = self.store.write(table)
+        written = sum(by_status.values())
+        self.summary.events_written += written
+        self.summary.written_by_status.update(by_status)
+        self.rows = []
+        return written
+
+
+def expand_paths(patterns: Iterable[str]) -> list[Path]:
+    """Files named or matched by globs, oldest first (rotated logs before the current one)."""
+    found: dict[str, Path] = {}
+    for pattern in patterns:
+        matches = glob.glob(os.path.expanduser(pattern)) if glob.has_magic(pattern) else [pattern]
+        for m in matches:
+            p = Path(m)
+            if p.is_dir():
+                raise InputError(f"{p} is a directory: give log files (globs like {p}/mail.log* work)")
+            if not p.exists():
+                if glob.has_magic(pattern):
+                    continue
+                raise InputError(f"{p} does not exist")
+            found[str(p.resolve())] = p
+    return sorted(found.values(), key=_age_key)
+
+
+def _age_key(p: Path):
+    # mail.log.3.gz is older than mail.log.2 ... older than mail.log; fall back to mtime
+    st = p.stat()
+    return (st.st_mtime, -_rotation_number(p.name))
+
+
+def _rotation_number(name: str) -> int:
+    parts = name.replace(".gz", "").rsplit(".", 1)
+    return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else 0
+
+
+class Ingestor:
+    """One ingest run: shared parsers (state spans files), one buffer, one reject log."""
+
+    def __init__(self, cfg: Config, *, fmt: str = "auto", year: int | None = None,
+                 use_positions: bool = True, progress: bool | None = None):
+        self.cfg = cfg
+        self.fmt = fmt
+        if fmt != "auto":
+            parser_class(fmt)  # validates the name
+        self.year = year or cfg["ingest"]["year"] or None
+        self.use_positions = use_positions
+        self.progress = progress
+        self.summary = IngestSummary()
+        self.store = EventStore(cfg.data_dir)
+        self.buffer = EventBuffer(cfg, self.store, self.summary)
+        self.rejects = RejectLog(cfg.data_dir, cfg["ingest"]["reject_samples"], self.summary)
+        self.positions = Positions(cfg.data_dir)
+        self.parsers: dict[str, Parser] = {}
+        self.state_path = cfg.data_dir / "state" / "ingest-parsers.json"
+        self._saved_state = self._load_state()
+
+    def _load_state(self) -> dict:
+        try:
+            return json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save_state(self) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({m: p.get_state() for m, p in self.parsers.items()}))
+        os.replace(tmp, self.state_path)
+
+    def _parser(self, mta: str, ctx: ParseContext) -> Parser:
+        p = self.parsers.get(mta)
+        if p is None:
+            p = parser_class(mta)(ctx, self.buffer.add)
+            if mta in self._saved_state:
+                p.set_state(self._saved_state[mta])
+            self.parsers[mta] = p
+        else:
+            p.ctx = ctx
+        return p
+
+    def run(self, paths: Iterable[str | os.PathLike]) -> IngestSummary:
+        started = time.monotonic()
+        files = expand_paths([str(p) for p in paths])
+        if not files:
+            raise InputError("no log files matched: check the paths or the [[sources]] in the config")
+        total = sum(f.stat().st_size for f in files)
+        bar = None
+        if self.progress is not False:
+            from tqdm import tqdm
+
+            show = self.progress is True or total > 20_000_000
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest",
+                       disable=None if show else True, leave=False)
+        try:
+            for f in files:
+                self._ingest_file(f, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+            self.rejects.close()
+        self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    def _ingest_file(self, path: Path, bar) -> None:
+        try:
+            fp, fp_len = fingerprint(path)
+            compressed = is_compressed(path)
+            st = path.stat()
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        except EOFError:
+            raise InputError(f"{path} is a truncated gzip file") from None
+        fmt = self.fmt
+        if fmt == "auto":
+            fmt = self._detect(path)
+        info = {"path": str(path), "format": fmt, "lines": 0, "events": 0}
+        self.summary.files.append(info)
+        if fmt is None:
+            info["format"] = "unrecognised"
+            if bar is not None:
+                bar.update(st.st_size)
+            return
+        ctx = ParseContext(tz=self.cfg.tz, source_file=str(path), mtime=st.st_mtime, year=self.year)
+        parser = self._parser(fmt, ctx)
+        start = self.positions.offset(fp) if (self.use_positions and fp_len) else 0
+        grace = not compressed and (time.time() - st.st_mtime) < PARTIAL_LINE_GRACE_S
+        batch_limit = self.cfg["ingest"]["batch_events"]
+        feed = parser.feed
+        offset = start
+        events_before = self.summary.events_parsed + len(self.buffer)
+        try:
+            with open_log(path) as fh:
+                if start:
+                    fh.seek(start)
+                last_bar = offset
+                for raw in fh:
+                    n = len(raw)
+                    if raw[-1:] != b"\n" and grace:
+                        break  # partial last line of a live file: next run reads it whole
+                    line_offset = offset
+                    offset += n
+                    self.summary.lines += 1
+                    info["lines"] += 1
+                    if n > MAX_LINE_BYTES:
+                        self.rejects.add("too_long", str(path), line_offset, raw)
+                        continue
+                    try:
+                        line = raw.decode("utf-8")
+                        bad = None
+                    except UnicodeDecodeError:
+                        line = raw.decode("utf-8", "replace")
+                        bad = "invalid_utf8"
+                    if "\x00" in line:
+                        line = line.replace("\x00", "")
+                        bad = bad or "nul_bytes"
+                    line = line.rstrip("\r\n")
+                    result = feed(line, line_offset)
+                    if bad:
+                        self.rejects.add(bad, str(path), line_offset, raw)
+                        if result == EVENT:
+                            self.summary.recovered += 1
+                    elif result == MALFORMED:
+                        self.rejects.add("malformed", str(path), line_offset, raw)
+                    if len(self.buffer) >= batch_limit:
+                        self._commit(fp, offset, path)
+                    if bar is not None and offset - last_bar > 4_000_000:
+                        bar.update(offset - last_bar)
+                        last_bar = offset
+                if bar is not None:
+                    bar.update(max(0, st.st_size - last_bar) if not compressed else st.st_size)
+        except (OSError, EOFError) as exc:
+            # a truncated .gz or an I/O error: keep what was read, report it
+            self.rejects.add("unreadable_rest", str(path), offset, str(exc).encode())
+        info["events"] = self.summary.events_parsed + len(self.buffer) - events_before
+        self._commit(fp, offset, path)
+
+    def _commit(self, fp: str, offset: int, path: Path) -> None:
+        """Events first, then parser state, then the position: a crash in between re-reads."""
+        self.buffer.flush()
+        self._save_state()
+        if self.use_positions:
+            self.positions.set(fp, offset, str(path))
+            self.positions.save()
+
+    def _detect(self, path: Path) -> str | None:
+        sample: list[str] = []
+        with open_log(path) as fh:
+            for i, raw in enumerate(fh):
+                if i >= DETECT_SAMPLE_LINES:
+                    break
+                sample.append(raw.decode("utf-8", "replace"))
+        return detect_format(sample)
+
+
+def ingest(cfg: Config, paths: Iterable[str | os.PathLike], **options) -> IngestSummary:
+    """Ingest log files into the event store; see Ingestor for options."""
+    return Ingestor(cfg, **options).run(paths)
+
+
+def configured_sources(cfg: Config) -> list[tuple[str, str]]:
+    return [(s["path"], s.get("format", "auto")) for s in cfg["sources"]]

@@ -1,0 +1,173 @@
+"""What every MTA parser shares: the syslog prefix, timestamps (with year inference), and the
+context and result types of the parser interface.
+
+Read by pipeline/parsers/{postfix,sendmail,qmail}.py. Raw log text stops at the parsers: what
+leaves them is a dict of event columns (see pipeline.records.PARSED_COLUMNS).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+# Result of Parser.feed(): the line gave events / is known and irrelevant / looked like a
+# delivery line of this MTA but could not be parsed (counted and kept aside as a reject).
+EVENT, SKIP, MALFORMED = "event", "skip", "malformed"
+
+MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+# `Nov  3 16:04:31 host prog[pid]: msg` or `2024-08-26T01:33:38.572449+09:00 host prog[pid]: msg`.
+SYSLOG_RE = re.compile(
+    r"(?:(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<hms>\d\d:\d\d:\d\d)(?P<frac>\.\d+)?"
+    r"|(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?))"
+    r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[\d+\])?: (?P<msg>.*)"
+)
+
+Emit = Callable[[dict], None]
+
+
+@dataclass
+class ParseContext:
+    """Facts about the file being read that parsers need to turn lines into events."""
+
+    tz: ZoneInfo
+    source_file: str = ""
+    mtime: float | None = None          # file's modification time (Unix seconds): year inference
+    year: int | None = None             # forced year for syslog lines without one
+    default_host: str | None = None     # for formats without a host field (qmail multilog)
+    _year_cache: dict = field(default_factory=dict, repr=False)
+    _hour_cache: dict = field(default_factory=dict, repr=False)
+
+    def syslog_year(self, month: int, day: int) -> int:
+        """Year of a `Mon DD` stamp: the latest year that does not put the line after the
+        file's modification time (1 day of slack for zones); December lines in a January
+        file therefore roll back a year."""
+        key = (month, day)
+        y = self._year_cache.get(key)
+        if y is None:
+            if self.year:
+                y = self.year
+            else:
+                ref = datetime.fromtimestamp(self.mtime, self.tz) if self.mtime else datetime.now(self.tz)
+                y = ref.year
+                limit = ref.date() + timedelta(days=1)
+                while True:
+                    try:
+                        if datetime(y, month, day).date() <= limit:
+                            break
+                    except ValueError:  # Feb 29 in a non-leap year
+                        pass
+                    y -= 1
+            self._year_cache[key] = y
+        return y
+
+    def local_us(self, year: int, month: int, day: int, hms: str, frac: str | None) -> int:
+        """Microseconds since the epoch (UTC) of a local wall-clock time in the context zone."""
+        hour = int(hms[0:2])
+        key = (year, month, day, hour)
+        base = self._hour_cache.get(key)
+        if base is None:
+            base = int(datetime(year, month, day, hour, tzinfo=self.tz).timestamp())
+            self._hour_cache[key] = base
+        secs = base + int(hms[3:5]) * 60 + int(hms[6:8])
+        us = secs * 1_000_000
+        if frac:
+            us += int((frac[1:] + "000000")[:6])
+        return us
+
+
+def iso_us(text: str, tz: ZoneInfo) -> int:
+    """Microseconds since the epoch of an RFC 3339 stamp (a stamp without zone is local)."""
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=tz)
+    return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+
+
+def split_syslog(line: str, ctx: ParseContext):
+    """(ts_us, host, prog, msg) of a syslog line, or None when it has no syslog prefix."""
+    m = SYSLOG_RE.match(line)
+    if m is None:
+        return None
+    mon = m.group("mon")
+    if mon is not None:
+        month = MONTHS.get(mon)
+        if month is None:
+            return None
+        day = int(m.group("day"))
+        try:
+            ts = ctx.local_us(ctx.syslog_year(month, day), month, day, m.group("hms"), m.group("frac"))
+        except ValueError:
+            return None
+    else:
+        try:
+            ts = iso_us(m.group("iso"), ctx.tz)
+        except ValueError:
+            return None
+    return ts, m.group("host"), m.group("prog"), m.group("msg")
+
+
+class Parser:
+    """Interface of an MTA parser (one subclass per MTA, registered in parsers/__init__.py).
+
+    feed(line, offset) reads one decoded line (without its newline) at byte `offset` of the
+    source and calls `emit(row)` for every delivery attempt it completes. It returns EVENT, SKIP
+    or MALFORMED. State that spans lines (queue ids, delivery numbers) lives in the parser and
+    can be saved with get_state() / restored with set_state(), so a follower can restart.
+    """
+
+    mta = ""
+
+    def __init__(self, ctx: ParseContext, emit: Emit):
+        self.ctx = ctx
+        self.emit = emit
+
+    @staticmethod
+    def detect(lines: list[str]) -> int:
+        """How many of these sample lines look like this MTA's (for --format auto)."""
+        raise NotImplementedError
+
+    def feed(self, line: str, offset: int) -> str:
+        raise NotImplementedError
+
+    def get_state(self) -> dict:
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        pass
+
+
+def addr_list(value: str) -> list[str]:
+    """`<a@x>,<b@y>` or `a@x,b@y` -> ['<a@x>', '<b@y>'] (commas inside quotes are kept)."""
+    out, cur, quoted, depth = [], [], False, 0
+    for ch in value:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "<" and not quoted:
+            depth += 1
+        elif ch == ">" and not quoted:
+            depth -= 1
+        if ch == "," and not quoted and depth <= 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if cur:
+        out.append("".join(cur))
+    return [a.strip() for a in out if a.strip()]
+
+
+REPLY_CODE_RE = re.compile(r"(?:said|talk to me|greeting|reply=|Remote host said)[:=]? ?([2-5]\d\d)[ -]|^([2-5]\d\d)[ -]")
+
+
+def reply_code_of(text: str | None) -> int | None:
+    if not text:
+        return None
+    m = REPLY_CODE_RE.search(text)
+    if m is None:
+        return None
+    return int(m.group(1) or m.group(2))

@@ -1,0 +1,213 @@
+"""Postfix log lines -> delivery events.
+
+Reads syslog lines of any `postfix*/…` program. Emits one event per `to=… status=…` line of a
+delivery agent (smtp, lmtp, local, virtual, pipe, error, retry, discard), and one `expired` event
+per recipient still deferred when qmgr logs `status=expired, returned to sender` (with that
+recipient's last deferral reason). Sender (qmgr `from=`) and message-id (cleanup) are joined by
+queue id. Inbound smtpd lines and address-verification probes are not our deliveries: skipped.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..records import domain_of, normalise_address
+from .common import EVENT, MALFORMED, SKIP, Parser, reply_code_of, split_syslog
+
+DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
+
+QID_RE = re.compile(r"([0-9A-F]{5,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}): (.*)")
+STATUS_RE = re.compile(r"status=([a-z][a-z-]*)(?: \((.*)\))?$")
+PHASE_RE = re.compile(r"\(in reply to (.+?) command\)\)?\s*$")
+PHASES = {
+    "RCPT TO": "rcpt", "MAIL FROM": "mail", "end of DATA": "end_of_data", "DATA": "data",
+    "HELO": "helo", "EHLO": "helo", "QUIT": "quit", "RSET": "quit", "XFORWARD": "helo",
+    "XCLIENT": "helo", "STARTTLS": "helo", "BDAT": "data", "LHLO": "helo", "AUTH": "helo",
+}
+# Probes and pseudo-statuses that are not delivery attempts of our mail.
+NOT_DELIVERIES = frozenset({"deliverable", "undeliverable-but-not-cached"})
+FINAL_OR_TRY = frozenset({"sent", "deferred", "bounced", "undeliverable", "expired"})
+
+# A queue id's joined facts are forgotten this long after its last line (short ids are reused;
+# postfix's maximal_queue_lifetime defaults to 5 days).
+STATE_TTL_US = 7 * 86400 * 1_000_000
+
+
+def smtp_phase_of(diagnostic: str | None) -> str | None:
+    if not diagnostic:
+        return None
+    m = PHASE_RE.search(diagnostic)
+    if m:
+        return PHASES.get(m.group(1), m.group(1).lower())
+    if "refused to talk to me" in diagnostic or "while receiving the initial server greeting" in diagnostic:
+        return "connect"
+    m = re.search(r"while sending (RCPT TO|MAIL FROM|end of data|DATA|message body)", diagnostic, re.I)
+    if m:
+        word = m.group(1).lower()
+        return {"rcpt to": "rcpt", "mail from": "mail", "data": "data"}.get(word, "end_of_data")
+    return None
+
+
+def parse_fields(rest: str) -> dict[str, str] | None:
+    """Generic `key=value, key=value, …, status=word (text)` parser (tolerates new keys).
+
+    `to=` and `orig_to=` values run to the first `, ` outside quotes and angle brackets;
+    `status=` is last and its parenthesised text may contain anything.
+    """
+    st = rest.find(" status=")
+    if st < 0:
+        if rest.startswith("status="):
+            st = -1
+        else:
+            return None
+    head, status = rest[: st if st >= 0 else 0].rstrip(","), rest[st + 1 :]
+    fields: dict[str, str] = {}
+    i, n = 0, len(head)
+    while i < n:
+        eq = head.find("=", i)
+        if eq < 0:
+            break
+        key = head[i:eq]
+        j = eq + 1
+        if j < n and head[j] in "<\"":
+            # address: scan to the closing > outside quotes
+            quoted = False
+            k = j
+            while k < n:
+                c = head[k]
+                if c == '"':
+                    quoted = not quoted
+                elif c == ">" and not quoted:
+                    break
+                k += 1
+            end = head.find(", ", k)
+        else:
+            end = head.find(", ", j)
+        if end < 0:
+            end = n
+        fields[key] = head[j:end]
+        i = end + 2
+    m = STATUS_RE.match(status)
+    if m is None:
+        return None
+    fields["status"] = m.group(1)
+    fields["_text"] = m.group(2)
+    return fields
+
+
+def relay_host(relay: str | None) -> str | None:
+    return None if relay in (None, "none") else relay
+
+
+class PostfixParser(Parser):
+    mta = "postfix"
+
+    def __init__(self, ctx, emit):
+        super().__init__(ctx, emit)
+        # qid -> {"sender", "message_id", "seen", "deferred": {recipient: row}}
+        self.queue: dict[str, dict] = {}
+        self._lines = 0
+
+    @staticmethod
+    def detect(lines):
+        return sum(1 for ln in lines if " postfix" in ln and ("/smtp" in ln or "/qmgr" in ln or "/cleanup" in ln or "/local" in ln or "/pickup" in ln or "/postfix-script" in ln or "/master" in ln or "/smtpd" in ln))
+
+    def _state(self, qid: str, ts: int) -> dict:
+        st = self.queue.get(qid)
+        if st is None or ts - st["seen"] > STATE_TTL_US:
+            st = {"sender": None, "message_id": None, "seen": ts, "deferred": {}}
+            self.queue[qid] = st
+        else:
+            st["seen"] = max(st["seen"], ts)
+        return st
+
+    def _evict(self, now_us: int) -> None:
+        old = [q for q, st in self.queue.items() if now_us - st["seen"] > STATE_TTL_US]
+        for q in old:
+            del self.queue[q]
+
+    def feed(self, line: str, offset: int) -> str:
+        if "postfix" not in line:
+            return SKIP
+        parts = split_syslog(line, self.ctx)
+        if parts is None:
+            return SKIP
+        ts, host, prog, msg = parts
+        if not prog.startswith("postfix"):
+            return SKIP
+        service = prog.rsplit("/", 1)[-1]
+        m = QID_RE.match(msg)
+        if m is None:
+            return SKIP
+        qid, rest = m.group(1), m.group(2)
+        self._lines += 1
+        if self._lines % 200_000 == 0:
+            self._evict(ts)
+
+        if service in DELIVERY_AGENTS:
+            if not rest.startswith("to="):
+                return SKIP  # "host X said: …" before a retry on another MX, conn notes, …
+            fields = parse_fields(rest)
+            if fields is None or "to" not in fields:
+                return MALFORMED
+            status = fields["status"]
+            if status in NOT_DELIVERIES:
+                return SKIP
+            if status not in FINAL_OR_TRY:
+                return MALFORMED
+            recipient = normalise_address(fields["to"])
+            if not recipient:
+                return MALFORMED
+            st = self._state(qid, ts)
+            text = fields["_text"]
+            row = {
+                "ts": ts, "mta": self.mta, "host": host, "queue_id": qid,
+                "message_id": st["message_id"], "sender": st["sender"],
+                "recipient": recipient, "recipient_domain": domain_of(recipient),
+                "relay": relay_host(fields.get("relay")), "status": status,
+                "dsn": fields.get("dsn"), "reply_code": reply_code_of(text),
+                "smtp_phase": smtp_phase_of(text), "diagnostic": text,
+                "source_file": self.ctx.source_file, "source_offset": offset,
+                "_line": line,
+            }
+            if status == "deferred":
+                st["deferred"][recipient] = row
+            else:
+                st["deferred"].pop(recipient, None)
+            self.emit(row)
+            return EVENT
+
+        if service == "qmgr":
+            if rest.startswith("from="):
+                st = self._state(qid, ts)
+                sender = rest[5:].split(", ", 1)[0]
+                st["sender"] = normalise_address(sender)
+                if ", status=expired" in rest:
+                    return self._expire(qid, st, ts, line, offset, host)
+                return SKIP
+            if rest == "removed":
+                self.queue.pop(qid, None)
+            return SKIP
+
+        if service == "cleanup" and rest.startswith("message-id="):
+            self._state(qid, ts)["message_id"] = rest[11:].strip().strip("<>") or None
+        return SKIP
+
+    def _expire(self, qid, st, ts, line, offset, host) -> str:
+        emitted = False
+        for recipient, last in st["deferred"].items():
+            row = dict(last)
+            row.update(ts=ts, host=host, status="expired", sender=st["sender"],
+                       message_id=st["message_id"] or last["message_id"],
+                       source_offset=offset, _line=line, source_file=self.ctx.source_file)
+            self.emit(row)
+            emitted = True
+        st["deferred"] = {}
+        return EVENT if emitted else SKIP
+
+    def get_state(self) -> dict:
+        return {"queue": {q: {**st, "deferred": {r: {k: v for k, v in row.items()} for r, row in st["deferred"].items()}}
+                          for q, st in self.queue.items()}}
+
+    def set_state(self, state: dict) -> None:
+        self.queue = {q: dict(st) for q, st in state.get("queue", {}).items()}

@@ -1,0 +1,71 @@
+"""Log file identity and read positions.
+
+A position is (fingerprint, byte offset in the decompressed text). The fingerprint is a hash of
+the file's first FINGERPRINT_BYTES of text, so `mail.log` renamed to `mail.log.1` and later
+compressed to `mail.log.1.gz` is still recognised as the same log and is read on from where it
+was left, not again. Positions are saved atomically (temp file + os.replace) and only after the
+events they cover are durable in the event store.
+
+Owner of <data_dir>/state/positions.json. Called by pipeline.ingest and pipeline.follow.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+FINGERPRINT_BYTES = 1024
+
+
+def open_log(path: str | os.PathLike):
+    """Binary file object over the log's text, transparently gunzipping `.gz` files."""
+    path = Path(path)
+    with open(path, "rb") as probe:
+        magic = probe.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def is_compressed(path: str | os.PathLike) -> bool:
+    with open(path, "rb") as probe:
+        return probe.read(2) == b"\x1f\x8b"
+
+
+def fingerprint(path: str | os.PathLike) -> tuple[str, int]:
+    """(hash of the first FINGERPRINT_BYTES of text, how many bytes it covers)."""
+    with open_log(path) as fh:
+        head = fh.read(FINGERPRINT_BYTES)
+    return hashlib.sha1(head).hexdigest(), len(head)
+
+
+class Positions:
+    """Durable map fingerprint -> {offset, path, updated}."""
+
+    def __init__(self, data_dir: str | os.PathLike):
+        self.path = Path(data_dir) / "state" / "positions.json"
+        self.data: dict[str, dict] = {}
+        if self.path.is_file():
+            try:
+                self.data = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                self.data = {}
+
+    def offset(self, fp: str) -> int:
+        return int(self.data.get(fp, {}).get("offset", 0))
+
+    def set(self, fp: str, offset: int, path: str) -> None:
+        self.data[fp] = {"offset": offset, "path": path, "updated": time.time()}
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        with open(tmp, "w") as fh:
+            json.dump(self.data, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)

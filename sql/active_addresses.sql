@@ -1,0 +1,16 @@
+-- active_addresses.sql
+-- What it returns: how many distinct addresses had any delivery attempt in a period (the
+-- denominator of the suppression guard's "at most max_new_fraction new entries" test).
+-- Reads:   events
+-- Params:  $since, $as_of  TIMESTAMPTZ bounds of the period (inclusive)
+-- Columns: active_addresses
+
+WITH period AS (
+    SELECT recipient FROM events WHERE ts >= $since AND ts <= $as_of
+),
+
+final AS (
+    SELECT count(DISTINCT recipient) AS active_addresses FROM period
+)
+
+SELECT * FROM final

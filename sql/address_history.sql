@@ -1,0 +1,21 @@
+-- address_history.sql
+-- What it returns: every delivery attempt to one address, oldest first (the evidence behind a
+-- suppression entry, and `suppression show`).
+-- Reads:   events
+-- Params:  $address  normalised address (lower-case, no quotes)
+--          $tz       IANA zone for the local_time column
+-- Columns: local_time, ts, mta, host, status, reason, scope, hard, carrier, smtp_phase, dsn,
+--          reply_code, diagnostic, relay, queue_id, event_id, source_file, source_offset
+
+WITH attempts AS (
+    SELECT * FROM events WHERE recipient = $address
+),
+
+final AS (
+    SELECT timezone($tz, ts) AS local_time, ts, mta, host, status, reason, scope, hard, carrier,
+           smtp_phase, dsn, reply_code, diagnostic, relay, queue_id, event_id, source_file,
+           source_offset
+    FROM attempts
+)
+
+SELECT * FROM final ORDER BY ts, event_id
