@@ -6,6 +6,10 @@ import click
 import pandas as pd
 
 
+def _present(value) -> bool:
+    return value is not None and not (isinstance(value, float) and pd.isna(value))
+
+
 def _local(cfg, value) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "-"
@@ -76,7 +80,7 @@ def suppression_list(app, limit):
     click.echo(f"{len(df)} suppressed address(es)")
     for rec in df.to_dict("records"):
         click.echo(f"{rec['address']:40} {rec['carrier'] or '-':9} {rec['reasons'] or rec['source']:24} "
-                   f"added {_local(app.cfg, rec['added_at'])}" + (f"  note: {rec['note']}" if rec['note'] else ""))
+                   f"added {_local(app.cfg, rec['added_at'])}" + (f"  note: {rec['note']}" if _present(rec['note']) else ""))
 
 
 @suppression_group.command("show")
@@ -103,10 +107,10 @@ def suppression_show(app, address):
                        f"{e['distinct_days']} days, {_local(cfg, e['first_error'])} .. {_local(cfg, e['last_error'])}")
             click.echo(f"  last reply: dsn {e['last_dsn']} {e['last_diagnostic']}")
             click.echo(f"  rule: {e['rule']}")
-        if e["note"]:
+        if _present(e["note"]):
             click.echo(f"  note: {e['note']}")
     for rec in info["history"].to_dict("records"):
-        click.echo(f"  history: {_local(cfg, rec['at'])} {rec['action']}" + (f" ({rec['note']})" if rec["note"] else ""))
+        click.echo(f"  history: {_local(cfg, rec['at'])} {rec['action']}" + (f" ({rec['note']})" if _present(rec["note"]) else ""))
     ev = info["events"]
     click.echo(f"delivery attempts: {len(ev)}")
     for rec in ev.to_dict("records"):

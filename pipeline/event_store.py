@@ -94,7 +94,7 @@ class EventStore:
                             QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source_offset) = 1
                             ORDER BY ts"""
                         params = {"day": day}
-                    part = con.execute(query, params).to_arrow_table()
+                    part = con.sql(query, params=params).to_arrow_table()
                     if part.num_rows:
                         self._write_file(day, part.cast(EVENT_SCHEMA))
                         for item in pc.value_counts(part.column("status")).to_pylist():

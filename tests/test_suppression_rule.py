@@ -1,0 +1,239 @@
+"""The multi-day rule (sql/suppression_candidates.sql) on real Parquet through DuckDB."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from pipeline import suppression
+from pipeline.errors import GuardTripped, InputError, NoDataError
+from pipeline.suppression import run_rule, suppressed_addresses
+
+from conftest import at, event, make_config, store_events
+
+AS_OF = "2026-11-30"
+
+
+def marked(cfg, as_of=AS_OF):
+    return set(suppression.evaluate(cfg, suppression.parse_as_of(as_of, cfg))["address"])
+
+
+def test_two_days_inside_a_week(cfg):
+    store_events(cfg, [event("a@docomo.ne.jp", at(10)), event("a@docomo.ne.jp", at(14))])
+    df = suppression.evaluate(cfg, suppression.parse_as_of(AS_OF, cfg))
+    assert list(df["address"]) == ["a@docomo.ne.jp"]
+    row = df.iloc[0]
+    assert row["error_count"] == 2 and row["distinct_days"] == 2
+    assert str(row["window_start"])[:10] == "2026-11-10"
+
+
+def test_many_errors_on_one_day_is_not_enough(cfg):
+    store_events(cfg, [event("a@au.com", at(10, h)) for h in (8, 9, 10, 11, 12)])
+    assert marked(cfg) == set()
+
+
+def test_two_days_eight_days_apart(cfg):
+    store_events(cfg, [event("a@au.com", at(10)), event("a@au.com", at(18))])
+    assert marked(cfg) == set()
+
+
+def test_seven_day_window_is_inclusive_of_day_seven(cfg):
+    # 10th and 16th are inside one 7-day window (10..16); 10th and 17th are not
+    store_events(cfg, [event("in@au.com", at(10)), event("in@au.com", at(16)),
+                       event("out@au.com", at(10)), event("out@au.com", at(17))])
+    assert marked(cfg) == {"in@au.com"}
+
+
+def test_third_error_closes_a_window(cfg):
+    store_events(cfg, [event("a@au.com", at(1)), event("a@au.com", at(9))])
+    assert marked(cfg) == set()
+    store_events(cfg, [event("a@au.com", at(12))])  # 9th and 12th: one window
+    assert marked(cfg) == {"a@au.com"}
+
+
+def test_recovery_by_later_delivery_and_relapse(cfg):
+    store_events(cfg, [event("a@docomo.ne.jp", at(10)), event("a@docomo.ne.jp", at(11)),
+                       event("a@docomo.ne.jp", at(12), status="sent")])
+    assert marked(cfg) == set()
+    store_events(cfg, [event("a@docomo.ne.jp", at(13))])
+    assert marked(cfg) == set()  # only one error since the delivery
+    store_events(cfg, [event("a@docomo.ne.jp", at(15))])
+    assert marked(cfg) == {"a@docomo.ne.jp"}
+    # evaluated as of before the relapse, the address had recovered
+    assert marked(cfg, "2026-11-14") == set()
+    # and as of the 11th, before the delivery, it was dead
+    assert marked(cfg, "2026-11-11") == {"a@docomo.ne.jp"}
+
+
+@pytest.mark.parametrize("reason,scope", [
+    ("rate_limited", "sender"), ("blocked", "sender"), ("filtered", "sender"), ("policy", "sender"),
+    ("spam", "sender"), ("network", "network"), ("system", "unknown"),
+    ("user_unknown", "sender"),  # a counted reason with the wrong scope does not count either
+])
+def test_non_counted_reasons_never_suppress(cfg, reason, scope):
+    store_events(cfg, [event("a@au.com", at(d), reason=reason, scope=scope) for d in (10, 11, 12, 13)])
+    assert marked(cfg) == set()
+
+
+def test_mixed_counted_and_non_counted(cfg):
+    store_events(cfg, [
+        event("a@au.com", at(10)), event("a@au.com", at(11), reason="rate_limited", scope="sender"),
+        event("b@au.com", at(10)), event("b@au.com", at(12), reason="mailbox_full"),
+        event("c@au.com", at(10), status="deferred", reason="host_unknown"),
+        event("c@au.com", at(11), status="expired", reason="host_unknown"),
+        event("d@au.com", at(10), status="undeliverable"), event("d@au.com", at(11), status="undeliverable"),
+    ])
+    assert marked(cfg) == {"b@au.com", "c@au.com"}
+
+
+def test_local_midnight_in_tokyo(cfg):
+    # 23:50 and 00:10 JST are two Tokyo calendar days (but the same UTC day)
+    store_events(cfg, [event("a@au.com", at(10, 23, 50)), event("a@au.com", at(11, 0, 10))])
+    assert marked(cfg) == {"a@au.com"}
+
+
+def test_utc_midnight_is_not_a_tokyo_day_boundary(cfg):
+    # 08:50 and 09:10 JST straddle UTC midnight but are one Tokyo day
+    store_events(cfg, [event("a@au.com", at(10, 8, 50)), event("a@au.com", at(10, 9, 10))])
+    assert marked(cfg) == set()
+
+
+def test_days_follow_the_configured_zone(tmp_path):
+    cfg_utc = make_config(tmp_path, timezone="UTC")
+    store_events(cfg_utc, [event("a@au.com", at(10, 8, 50)), event("a@au.com", at(10, 9, 10))])
+    assert marked(cfg_utc) == {"a@au.com"}  # two UTC days
+
+
+def test_case_and_quoting_variants_are_one_address(tmp_path, cfg):
+    from pipeline.ingest import ingest
+
+    log = tmp_path / "mail.log"
+    lines = []
+    for day, to in ((10, '"Taro..Yamada."@DoCoMo.ne.jp'), (12, '"taro..yamada."@docomo.ne.jp')):
+        lines.append(f"Nov {day} 09:00:00 mx1 postfix/smtp[1]: 3C6D1C0A{day}: to=<{to}>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, "
+                     "delay=1, delays=0/0/0/1, dsn=5.0.0, status=bounced (host mfsmax.docomo.ne.jp[203.138.181.112] said: "
+                     f"550 Unknown user {to} (in reply to RCPT TO command))")
+    log.write_text("\n".join(lines) + "\n")
+    ingest(cfg, [log], year=2026)
+    assert marked(cfg) == {"taro..yamada.@docomo.ne.jp"}
+
+
+def test_one_address_across_postfix_sendmail_and_qmail(cfg):
+    store_events(cfg, [event("x@i.softbank.jp", at(10), mta="postfix"),
+                       event("y@i.softbank.jp", at(11), mta="sendmail"),
+                       event("y@i.softbank.jp", at(13), mta="qmail")])
+    assert marked(cfg) == {"y@i.softbank.jp"}
+
+
+def test_qmail_tai64n_utc_timestamps_count_in_local_days(tmp_path, cfg):
+    from pipeline.ingest import ingest
+
+    def tai(dt):
+        return f"@{int(dt.timestamp()) + 4611686018427387914:016x}00000000"
+
+    # 14:55 UTC = 23:55 JST on the 10th; 15:05 UTC = 00:05 JST on the 11th
+    lines = []
+    for n, dt in ((1, datetime(2026, 11, 10, 14, 55, tzinfo=timezone.utc)), (2, datetime(2026, 11, 10, 15, 5, tzinfo=timezone.utc))):
+        lines += [f"{tai(dt)} starting delivery {n}: msg 9{n} to remote late@au.com",
+                  f"{tai(dt)} delivery {n}: failure: 111.86.141.160_does_not_like_recipient./Remote_host_said:_550_<late@au.com>:_User_unknown/Giving_up_on_111.86.141.160./"]
+    log = tmp_path / "current"
+    log.write_text("\n".join(lines) + "\n")
+    ingest(cfg, [log], fmt="qmail")
+    assert marked(cfg) == {"late@au.com"}
+    utc_cfg = make_config(tmp_path, timezone="UTC", data_dir=cfg.data_dir)
+    assert marked(utc_cfg) == set()  # one UTC day
+
+
+def test_whole_history_is_evaluated_for_backfills(cfg):
+    store_events(cfg, [event("old@au.com", at(3, month=2, year=2025)), event("old@au.com", at(5, month=2, year=2025))])
+    assert marked(cfg) == {"old@au.com"}
+
+
+def test_as_of_excludes_later_events(cfg):
+    store_events(cfg, [event("a@au.com", at(10)), event("a@au.com", at(12))])
+    assert marked(cfg, "2026-11-11") == set()
+    assert marked(cfg, "2026-11-12") == {"a@au.com"}
+
+
+def test_run_rule_applies_once_and_is_idempotent(cfg):
+    store_events(cfg, [event("a@au.com", at(10)), event("a@au.com", at(12)), event("ok@au.com", at(12), status="sent")])
+    first = run_rule(cfg, as_of=AS_OF)
+    assert first.applied and list(first.new["address"]) == ["a@au.com"]
+    second = run_rule(cfg, as_of=AS_OF)
+    assert len(second.new) == 0 and second.already_listed == 1 and not second.applied
+    assert suppressed_addresses(cfg) == {"a@au.com"}
+    assert len(suppression.SuppressionStore(cfg.data_dir).history()) == 1
+
+
+def test_dry_run_changes_nothing(cfg):
+    store_events(cfg, [event("a@au.com", at(10)), event("a@au.com", at(12))])
+    res = run_rule(cfg, as_of=AS_OF, dry_run=True)
+    assert list(res.new["address"]) == ["a@au.com"] and not res.applied
+    assert suppressed_addresses(cfg) == frozenset()
+
+
+def test_release_keeps_history_and_only_later_errors_count(cfg):
+    store_events(cfg, [event("a@au.com", at(10)), event("a@au.com", at(12))])
+    run_rule(cfg, as_of=AS_OF)
+    suppression.release(cfg, "A@au.com", "customer fixed the phone")
+    assert suppressed_addresses(cfg) == frozenset()
+    res = run_rule(cfg)  # old errors happened before the release: they no longer count
+    assert len(res.new) == 0
+    hist = suppression.SuppressionStore(cfg.data_dir).history().to_pylist()
+    assert [h["action"] for h in hist] == ["added", "released"]
+    assert hist[1]["note"] == "customer fixed the phone"
+
+
+def test_manual_add_and_errors(cfg):
+    suppression.add(cfg, "Complainer@AU.com", "asked to stop")
+    assert suppressed_addresses(cfg) == {"complainer@au.com"}
+    with pytest.raises(InputError):
+        suppression.add(cfg, "complainer@au.com", None)
+    with pytest.raises(InputError):
+        suppression.release(cfg, "nobody@au.com", None)
+    with pytest.raises(InputError):
+        suppression.add(cfg, "not-an-address", None)
+
+
+def test_guard_fraction_trips_and_force_applies(tmp_path):
+    cfg = make_config(tmp_path, "[guard]\nmax_new_fraction = 0.05\nmin_new = 3\n")
+    rows = []
+    for i in range(10):  # 10 dead of 40 active = 25 %
+        rows += [event(f"dead{i}@au.com", at(10)), event(f"dead{i}@au.com", at(12))]
+    rows += [event(f"ok{i}@au.com", at(12), status="sent") for i in range(30)]
+    store_events(cfg, rows)
+    with pytest.raises(GuardTripped) as exc:
+        run_rule(cfg, as_of=AS_OF)
+    assert "25.0%" in str(exc.value) and "max_new_fraction" in str(exc.value)
+    assert suppressed_addresses(cfg) == frozenset()
+    res = run_rule(cfg, as_of=AS_OF, force=True)
+    assert res.applied and len(suppressed_addresses(cfg)) == 10
+
+
+def test_guard_detects_a_carrier_blocking_us(tmp_path):
+    # docomo answers "550 Unknown user" to everybody on one day: a block, not 30 dead addresses
+    cfg = make_config(tmp_path, "[guard]\nmax_new_fraction = 1.0\nblock_rate = 0.5\nblock_min_errors = 20\n")
+    rows = []
+    for i in range(30):
+        rows.append(event(f"u{i}@docomo.ne.jp", at(10, 9), status="sent"))
+        rows.append(event(f"u{i}@docomo.ne.jp", at(14, 9), diagnostic=f"550 Unknown user u{i}@docomo.ne.jp"))
+        rows.append(event(f"u{i}@docomo.ne.jp", at(15, 9), diagnostic=f"550 Unknown user u{i}@docomo.ne.jp"))
+    store_events(cfg, rows)
+    with pytest.raises(GuardTripped) as exc:
+        run_rule(cfg, as_of=AS_OF)
+    msg = str(exc.value)
+    assert "docomo on 2026-11-14" in msg and "550 Unknown user <address>" in msg
+    assert suppressed_addresses(cfg) == frozenset()
+    assert run_rule(cfg, as_of=AS_OF, force=True).applied
+
+
+def test_no_events_is_a_clear_error(cfg):
+    with pytest.raises(NoDataError, match="ingest"):
+        run_rule(cfg)
+
+
+def test_bad_as_of(cfg):
+    store_events(cfg, [event("a@au.com", at(10))])
+    with pytest.raises(InputError, match="YYYY-MM-DD"):
+        run_rule(cfg, as_of="yesterday-ish")
