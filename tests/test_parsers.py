@@ -1,0 +1,282 @@
+"""Parsers on real line shapes: sample_logs/, hand-written edge cases, and the public corpus."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+from datetime import datetime, timezone
+
+import pytest
+
+from pipeline.parsers import EVENT, MALFORMED, SKIP, ParseContext, REGISTRY, detect_format
+from pipeline.parsers.common import split_syslog
+from pipeline.parsers.postfix import parse_fields
+
+from conftest import CORPUS, SAMPLES, TOKYO
+
+UTC = timezone.utc
+
+
+def run(mta, lines, tz=TOKYO, mtime=None, year=None):
+    rows = []
+    ctx = ParseContext(tz=tz, source_file="t", mtime=mtime or datetime(2026, 11, 28, tzinfo=UTC).timestamp(), year=year)
+    parser = REGISTRY[mta](ctx, rows.append)
+    results = [parser.feed(line, i) for i, line in enumerate(lines)]
+    return rows, results
+
+
+def ts(row):
+    return datetime.fromtimestamp(row["ts"] / 1e6, UTC)
+
+
+# --------------------------------------------------------------------------- syslog prefix
+def test_traditional_and_rfc3339_prefixes():
+    ctx = ParseContext(tz=TOKYO, mtime=datetime(2026, 11, 28, tzinfo=UTC).timestamp())
+    t1, host, prog, msg = split_syslog("Nov  3 16:04:31 mx1 postfix/smtp[12]: hello", ctx)
+    assert (host, prog, msg) == ("mx1", "postfix/smtp", "hello")
+    assert datetime.fromtimestamp(t1 / 1e6, UTC) == datetime(2026, 11, 3, 7, 4, 31, tzinfo=UTC)
+    t2, *_ = split_syslog("2024-08-26T01:33:38.572449+00:00 machine postfix/submission/smtpd[60203]: x", ctx)
+    assert t2 == int(datetime(2024, 8, 26, 1, 33, 38, tzinfo=UTC).timestamp()) * 1_000_000 + 572449
+
+
+def test_year_inferred_from_mtime_rolls_back_across_new_year():
+    jan = datetime(2027, 1, 2, 3, 0, tzinfo=TOKYO).timestamp()
+    ctx = ParseContext(tz=TOKYO, mtime=jan)
+    dec, *_ = split_syslog("Dec 31 23:59:59 mx1 postfix/smtp[1]: x", ctx)
+    new, *_ = split_syslog("Jan  1 00:00:01 mx1 postfix/smtp[1]: x", ctx)
+    assert datetime.fromtimestamp(dec / 1e6, TOKYO).year == 2026
+    assert datetime.fromtimestamp(new / 1e6, TOKYO).year == 2027
+    forced = ParseContext(tz=TOKYO, mtime=jan, year=2020)
+    t, *_ = split_syslog("Jan  1 00:00:01 mx1 postfix/smtp[1]: x", forced)
+    assert datetime.fromtimestamp(t / 1e6, TOKYO).year == 2020
+
+
+# --------------------------------------------------------------------------- Postfix
+DOCOMO = ("Nov 10 09:00:02 mx1 postfix/smtp[2]: 3C6D1C0A1F: to=<\"taro..yamada.\"@docomo.ne.jp>, "
+          "relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1.2, delays=0.1/0/0.6/0.5, tls=may, dsn=5.0.0, "
+          "status=bounced (host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown user "
+          "taro..yamada.@docomo.ne.jp (in reply to RCPT TO command))")
+
+
+def test_postfix_delivery_line_with_joins_and_quoted_local_part():
+    rows, res = run("postfix", [
+        "Nov 10 09:00:00 mx1 postfix/cleanup[1]: 3C6D1C0A1F: message-id=<abc@mail.example.jp>",
+        "Nov 10 09:00:00 mx1 postfix/qmgr[1]: 3C6D1C0A1F: from=<news@mail.example.jp>, size=10, nrcpt=1 (queue active)",
+        DOCOMO,
+    ])
+    assert res == [SKIP, SKIP, EVENT]
+    (r,) = rows
+    assert r["recipient"] == "taro..yamada.@docomo.ne.jp" and r["recipient_domain"] == "docomo.ne.jp"
+    assert (r["sender"], r["message_id"], r["queue_id"]) == ("news@mail.example.jp", "abc@mail.example.jp", "3C6D1C0A1F")
+    assert (r["status"], r["dsn"], r["reply_code"], r["smtp_phase"]) == ("bounced", "5.0.0", 550, "rcpt")
+    assert r["relay"] == "mfsmax.docomo.ne.jp[203.138.181.112]:25"
+    assert r["diagnostic"].startswith("host mfsmax.docomo.ne.jp") and r["diagnostic"].endswith("command)")
+    assert ts(r) == datetime(2026, 11, 10, 0, 0, 2, tzinfo=UTC)
+
+
+def test_postfix_generic_fields_tolerate_new_keys():
+    f = parse_fields("to=<a@b.jp>, orig_to=<x@y>, relay=r[1.2.3.4]:25, conn_use=2, delay=1, delays=1/2/3/4, "
+                     "tls=dane/!requiretls:nocertmatch, newkey=whatever, dsn=2.0.0, status=sent (250 ok (queued))")
+    assert f["to"] == "<a@b.jp>" and f["tls"] == "dane/!requiretls:nocertmatch" and f["newkey"] == "whatever"
+    assert f["status"] == "sent" and f["_text"] == "250 ok (queued)" and f["dsn"] == "2.0.0"
+
+
+@pytest.mark.parametrize("text,phase", [
+    ("host x[1.2.3.4] said: 550 Unknown user a@docomo.ne.jp (in reply to end of DATA command)", "end_of_data"),
+    ("host x[1.2.3.4] said: 553 <our.example> does not exist (in reply to MAIL FROM command)", "mail"),
+    ("host x[1.2.3.4] said: 554 go away (in reply to DATA command)", "data"),
+    ("host x[1.2.3.4] refused to talk to me: 421 4.7.0 Too many concurrent SMTP connections", "connect"),
+    ("connect to x[1.2.3.4]:25: Connection timed out", None),
+])
+def test_postfix_smtp_phase(text, phase):
+    rows, _ = run("postfix", [f"Nov 10 09:00:02 mx1 postfix-out/smtp[2]: 4jc5zM4YDDzBvb1: to=<a@docomo.ne.jp>, relay=x, delay=1, dsn=5.0.0, status=bounced ({text})"])
+    assert rows[0]["smtp_phase"] == phase
+    assert rows[0]["queue_id"] == "4jc5zM4YDDzBvb1"
+
+
+def test_postfix_expired_gets_last_deferral_reason_per_recipient():
+    q = "5D2E1C0B31"
+    lines = [
+        f"Nov 10 09:00:00 mx1 postfix/qmgr[1]: {q}: from=<news@mail.example.jp>, size=10, nrcpt=2 (queue active)",
+        f"Nov 10 09:00:01 mx1 postfix/smtp[2]: {q}: to=<a@x.jp>, relay=none, delay=1, dsn=4.4.1, status=deferred (connect to mx.x.jp[192.0.2.1]:25: Connection refused)",
+        f"Nov 10 09:00:01 mx1 postfix/smtp[2]: {q}: to=<b@x.jp>, relay=none, delay=1, dsn=4.4.1, status=deferred (connect to mx.x.jp[192.0.2.1]:25: Connection refused)",
+        f"Nov 11 09:00:01 mx1 postfix/smtp[2]: {q}: to=<b@x.jp>, relay=mx.x.jp[192.0.2.1]:25, delay=1, dsn=2.0.0, status=sent (250 ok)",
+        f"Nov 15 09:00:01 mx1 postfix/smtp[2]: {q}: to=<a@x.jp>, relay=mx.x.jp[192.0.2.1]:25, delay=5, dsn=4.2.2, status=deferred (host mx.x.jp[192.0.2.1] said: 452 4.2.2 Mailbox full (in reply to RCPT TO command))",
+        f"Nov 15 09:00:02 mx1 postfix/qmgr[1]: {q}: from=<news@mail.example.jp>, status=expired, returned to sender",
+        f"Nov 15 09:00:02 mx1 postfix/qmgr[1]: {q}: removed",
+    ]
+    rows, res = run("postfix", lines)
+    expired = [r for r in rows if r["status"] == "expired"]
+    assert len(expired) == 1 and expired[0]["recipient"] == "a@x.jp"
+    assert expired[0]["dsn"] == "4.2.2" and "Mailbox full" in expired[0]["diagnostic"]
+    assert expired[0]["smtp_phase"] == "rcpt" and expired[0]["source_offset"] == 5
+    assert res[5] == EVENT
+
+
+def test_postfix_expired_state_survives_a_restart():
+    q = "5D2E1C0B31"
+    rows, _ = run("postfix", [])
+    ctx = ParseContext(tz=TOKYO, mtime=datetime(2026, 11, 28, tzinfo=UTC).timestamp())
+    first = REGISTRY["postfix"](ctx, rows.append)
+    first.feed(f"Nov 10 09:00:01 mx1 postfix/smtp[2]: {q}: to=<a@x.jp>, relay=none, delay=1, dsn=4.4.1, status=deferred (connect to x: Connection refused)", 0)
+    import json
+    saved = json.loads(json.dumps(first.get_state()))
+    second = REGISTRY["postfix"](ctx, rows.append)
+    second.set_state(saved)
+    second.feed(f"Nov 15 09:00:02 mx1 postfix/qmgr[1]: {q}: from=<n@m.jp>, status=expired, returned to sender", 99)
+    assert [r["status"] for r in rows] == ["deferred", "expired"]
+
+
+def test_postfix_inbound_probes_and_noise_are_skipped():
+    rows, res = run("postfix", [
+        "Nov 10 09:00:00 mx1 postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[198.51.100.7]: 554 5.7.1 <a@b>: Relay access denied; from=<x@y> to=<a@b> proto=SMTP helo=<h>",
+        "Nov 10 09:00:00 mx1 postfix/verify[1]: 4B7A1C0A20: to=<probe@docomo.ne.jp>, relay=none, delay=0, dsn=5.1.1, status=undeliverable-but-not-cached (probe)",
+        "Nov 10 09:00:00 mx1 postfix/smtp[1]: 4B7A1C0A20: to=<probe@docomo.ne.jp>, relay=x, delay=0, dsn=2.0.0, status=deliverable (250 ok)",
+        "Nov 10 09:00:00 mx1 postfix/smtp[1]: 4B7A1C0A20: host mx[1.2.3.4] said: 450 busy (in reply to RCPT TO command)",
+        "Nov 10 09:00:00 mx1 postfix/smtpd[1]: connect from unknown[198.51.100.7]",
+        "Nov 10 09:00:00 mx1 dovecot: imap-login: Login: user=<x>",
+    ])
+    assert rows == [] and set(res) == {SKIP}
+
+
+def test_postfix_malformed_delivery_line_is_reported():
+    _, res = run("postfix", ["Nov 10 09:00:00 mx1 postfix/smtp[1]: 4B7A1C0A20: to=<a@docomo.ne.jp>, relay=x, del"])
+    assert res == [MALFORMED]
+
+
+# --------------------------------------------------------------------------- sendmail
+def test_sendmail_multi_recipient_reply_and_msp_hop():
+    lines = (SAMPLES / "sendmail" / "maillog").read_text().splitlines()
+    rows, res = run("sendmail", lines)
+    by = {(r["recipient"], r["status"]) for r in rows}
+    assert ("member01@ezweb.ne.jp", "sent") in by and ("member02@ezweb.ne.jp", "sent") in by
+    saburo = [r for r in rows if r["recipient"] == "saburo@i.softbank.jp"]
+    assert len(saburo) == 1, "the MSP hop to 127.0.0.1 is not a delivery"
+    assert saburo[0]["diagnostic"] == "550 Invalid recipient: <saburo@i.softbank.jp>" and saburo[0]["reply_code"] == 550
+    assert saburo[0]["message_id"] == "202611110900.2ABB09f0003001@relay2.example.jp"
+    busy = [r for r in rows if r["recipient"] == "busy2@au.com" and r["status"] == "deferred"][0]
+    assert busy["reply_code"] == 421 and "Too many connections" in busy["diagnostic"]
+    assert [r["status"] for r in rows if r["recipient"] == "slow@slow.example.jp"] == ["deferred", "deferred", "expired"]
+
+
+def test_sendmail_program_names():
+    base = "u31FFPtp032300: to=<a@au.com>, delay=00:00:00, xdelay=00:00:00, mailer=esmtp, pri=1, relay=msmx.au.com. [1.2.3.4], dsn=2.0.0, stat=Sent (ok)"
+    rows, _ = run("sendmail", [f"Apr  2 00:15:25 h {p}[1]: {base}" for p in ("sendmail", "sm-mta", "sm-msp-queue", "postfix/smtp")])
+    assert len(rows) == 3
+
+
+# --------------------------------------------------------------------------- qmail
+def test_qmail_multilog_join_and_phases():
+    lines = (SAMPLES / "qmail" / "current").read_text().splitlines()
+    rows, _ = run("qmail", lines)
+    phases = {(r["recipient"], r["smtp_phase"], r["status"]) for r in rows}
+    assert ("saburo@i.softbank.jp", "rcpt", "bounced") in phases
+    assert ("filtered@docomo.ne.jp", "end_of_data", "bounced") in phases
+    assert ("far@slow.example.jp", "connect", "deferred") in phases
+    assert ("member04@docomo.ne.jp", None, "expired") in phases
+    saburo = [r for r in rows if r["recipient"] == "saburo@i.softbank.jp"][0]
+    assert saburo["diagnostic"].splitlines()[1] == "Remote host said: 550 Invalid recipient: <Saburo@I.SoftBank.jp>"
+    assert saburo["relay"] == "210.146.60.90" and saburo["sender"] == "news@mail.example.jp"
+    assert ts(saburo) == datetime(2026, 11, 15, 9, 0, 2, tzinfo=UTC)  # TAI64N is UTC (18:00:02 JST)
+
+
+def test_qmail_splogger_and_data_phase():
+    lines = [
+        "Sep  6 07:33:33 sd6 qmail: 1157520813.485077 starting delivery 2: msg 53 to remote me@wherever.jp",
+        "Sep  6 07:33:34 sd6 qmail: 1157520814.000001 delivery 2: failure: 1.2.3.4_failed_on_DATA_command./Remote_host_said:_554_no/",
+    ]
+    rows, _ = run("qmail", lines)
+    assert rows[0]["smtp_phase"] == "data" and rows[0]["reply_code"] == 554
+    assert ts(rows[0]) == datetime.fromtimestamp(1157520814.000001, UTC)
+
+
+def test_tai64n_label():
+    from pipeline.parsers.qmail import tai64n_us
+
+    # lnav's sample label: 2005-09-22 03:31:05.997 UTC (checked with daemontools' tai64nlocal)
+    us = tai64n_us("40000000433225833b6e1a8c"[:16], "40000000433225833b6e1a8c"[16:])
+    assert datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:23] == "2005-09-22 03:31:05.997"
+
+
+def test_detect_format_on_samples():
+    for mta, path in (("postfix", SAMPLES / "postfix" / "mail.log"), ("sendmail", SAMPLES / "sendmail" / "maillog"),
+                      ("qmail", SAMPLES / "qmail" / "current")):
+        assert detect_format(path.read_text().splitlines()) == mta
+    with gzip.open(SAMPLES / "postfix" / "mail.log.1.gz", "rt") as fh:
+        assert detect_format(fh.read().splitlines()) == "postfix"
+    assert detect_format(["hello world", "nothing to see"]) is None
+
+
+# --------------------------------------------------------------------------- public corpus
+corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"public corpus not found at {CORPUS}")
+
+
+@corpus
+def test_corpus_postfix_grok_lines_parse():
+    """Every smtp/lmtp/local/virtual/error/pipe/qmgr line of postfix-grok-patterns parses without error."""
+    with open(CORPUS / "postfix-grok-patterns" / "lines.tsv", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    lines, expected_events = [], 0
+    for r in rows:
+        comp = r["component"]
+        data = r["message"]
+        lines.append(f"Nov 10 09:00:00 mx1 postfix/{comp}[1]: {data}")
+        if comp in ("smtp", "lmtp", "local", "virtual", "error", "pipe", "discard") and ": to=" in data and "status=" in data \
+                and "status=deliverable" not in data and "undeliverable-but-not-cached" not in data:
+            expected_events += 1
+    events, results = run("postfix", lines)
+    assert expected_events >= 14
+    assert len(events) == expected_events
+    assert MALFORMED not in results
+    statuses = {e["status"] for e in events}
+    assert {"sent", "deferred", "bounced"} <= statuses
+    assert all("@" in e["recipient"] and e["recipient"] == e["recipient"].lower() for e in events)
+
+
+@corpus
+def test_corpus_mixed_timestamp_formats_and_inbound_only():
+    lines = (CORPUS / "crowdsec-hub" / "postfix-logs.log").read_text().splitlines()
+    events, results = run("postfix", lines)
+    assert events == [] and MALFORMED not in results  # inbound smtpd lines: not our deliveries
+    ctx = ParseContext(tz=TOKYO, mtime=datetime(2026, 1, 1, tzinfo=UTC).timestamp())
+    assert all(split_syslog(ln, ctx) is not None for ln in lines if ln.strip())
+
+
+@corpus
+def test_corpus_fail2ban_postfix_has_no_deliveries_and_no_crash():
+    lines = (CORPUS / "fail2ban" / "postfix").read_text(errors="replace").splitlines()
+    events, results = run("postfix", [ln for ln in lines if not ln.startswith("#")])
+    assert MALFORMED not in results
+
+
+@corpus
+def test_corpus_fluent_sendmail():
+    lines = (CORPUS / "fluent-plugin-sendmail" / "data1").read_text().splitlines()
+    events, _ = run("sendmail", lines)
+    recips = sorted((e["recipient"], e["status"]) for e in events)
+    assert ("sent1@example.com", "sent") in recips and ("sent2@example.com", "sent") in recips
+    assert ("deferred1@example.com", "deferred") in recips and ("deferred1@example.com", "sent") in recips
+    assert ("root@localhost.localdomain", "sent") in recips
+    deferred = [e for e in events if e["status"] == "deferred"][0]
+    assert deferred["dsn"] == "4.3.5" and deferred["reply_code"] == 451
+    assert len(events) == 8  # 2 + 1 + 1 + 2 + 1 + 1 (local)
+
+
+@corpus
+def test_corpus_notqmail_example_lines():
+    # the doc omits splogger's numeric stamp: add one so the lines have a time, as in a real log
+    raw = (CORPUS / "notqmail" / "TEST.deliver.example-lines.log").read_text().splitlines()
+    lines = [f"Sep  6 07:33:33 h qmail: 1157520813.{i:06d} {ln[len('qmail: '):]}" for i, ln in enumerate(raw) if ln.startswith("qmail: ")]
+    events, _ = run("qmail", lines)
+    got = [(e["recipient"], e["status"], e["relay"]) for e in events]
+    assert got == [("me@domain", "sent", "local"), ("nonexistent@domain", "bounced", "local"),
+                   ("me@domain", "sent", "local"), ("me@wherever", "sent", "1.2.3.4")]
+    assert events[1]["dsn"] == "5.1.1" and events[2]["sender"] == ""
+
+
+@corpus
+def test_corpus_tai64n_lines_from_lnav_parse_without_deliveries():
+    lines = (CORPUS / "lnav" / "logfile_tai64n.0").read_text().splitlines()
+    events, results = run("qmail", lines)
+    assert events == [] and MALFORMED not in results
