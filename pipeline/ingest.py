@@ -257,7 +257,7 @@ class Ingestor:
             return
         ctx = ParseContext(tz=self.cfg.tz, source_file=str(path), mtime=st.st_mtime, year=self.year)
         parser = self._parser(fmt, ctx)
-        start = self.positions.offset(fp) if (self.use_positions and fp_len) else 0
+        start = self.positions.offset(fp) if (self.use_positions and fp) else 0
         grace = not compressed and (time.time() - st.st_mtime) < PARTIAL_LINE_GRACE_S
         batch_limit = self.cfg["ingest"]["batch_events"]
         feed = parser.feed
@@ -313,17 +313,20 @@ class Ingestor:
         """Events first, then parser state, then the position: a crash in between re-reads."""
         self.buffer.flush()
         self._save_state()
-        if self.use_positions:
+        if self.use_positions and fp:
             self.positions.set(fp, offset, str(path))
             self.positions.save()
 
     def _detect(self, path: Path) -> str | None:
         sample: list[str] = []
         with open_log(path) as fh:
-            for i, raw in enumerate(fh):
-                if i >= DETECT_SAMPLE_LINES:
-                    break
-                sample.append(raw.decode("utf-8", "replace"))
+            try:
+                for i, raw in enumerate(fh):
+                    if i >= DETECT_SAMPLE_LINES:
+                        break
+                    sample.append(raw.decode("utf-8", "replace"))
+            except (OSError, EOFError):
+                pass  # a truncated .gz: judge by what could be read
         return detect_format(sample)
 
 

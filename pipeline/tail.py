@@ -1,7 +1,7 @@
 """Log file identity and read positions.
 
 A position is (fingerprint, byte offset in the decompressed text). The fingerprint is a hash of
-the file's first FINGERPRINT_BYTES of text, so `mail.log` renamed to `mail.log.1` and later
+the file's first line (at most FINGERPRINT_BYTES), so `mail.log` renamed to `mail.log.1` and later
 compressed to `mail.log.1.gz` is still recognised as the same log and is read on from where it
 was left, not again. Positions are saved atomically (temp file + os.replace) and only after the
 events they cover are durable in the event store.
@@ -37,9 +37,19 @@ def is_compressed(path: str | os.PathLike) -> bool:
 
 
 def fingerprint(path: str | os.PathLike) -> tuple[str, int]:
-    """(hash of the first FINGERPRINT_BYTES of text, how many bytes it covers)."""
+    """(hash of the first line, capped at FINGERPRINT_BYTES; how many bytes it covers).
+
+    The first line does not change while a log grows, is carried over by rename, compression
+    and copytruncate's copy, and differs between two logs (it has a time stamp). A file with no
+    complete first line yet has no identity: (``""``, 0), and is read from the start.
+    """
     with open_log(path) as fh:
-        head = fh.read(FINGERPRINT_BYTES)
+        try:
+            head = fh.readline(FINGERPRINT_BYTES)
+        except EOFError:
+            head = b""
+    if not head or (len(head) < FINGERPRINT_BYTES and not head.endswith(b"\n")):
+        return "", 0
     return hashlib.sha1(head).hexdigest(), len(head)
 
 

@@ -1,0 +1,170 @@
+"""Batch ingest into the real event store: idempotency, rotation copies, bad input, CRLF."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import shutil
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+import pipeline
+from pipeline.errors import InputError
+from pipeline.event_store import EventStore
+from pipeline.ingest import ingest
+from pipeline.records import EVENT_SCHEMA
+
+from conftest import SAMPLES
+
+GOOD = ("Nov 10 09:00:02 mx1 postfix/smtp[2]: 3C6D1C0A{n:02X}: to=<u{n}@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, "
+        "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)")
+
+
+def count(cfg, where="true"):
+    con = pipeline.connect(cfg.data_dir)
+    return con.execute(f"SELECT count(*) FROM events WHERE {where}").fetchone()[0]
+
+
+def old(path, seconds=3600):
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+    return path
+
+
+def test_samples_ingest_with_schema_and_partitions(cfg):
+    s = ingest(cfg, [SAMPLES / "postfix" / "mail.log.1.gz", SAMPLES / "postfix" / "mail.log",
+                     SAMPLES / "sendmail" / "maillog", SAMPLES / "qmail" / "current"])
+    assert s.events_written == 81 and sum(s.rejected.values()) == 0
+    assert {f["format"] for f in s.files} == {"postfix", "sendmail", "qmail"}
+    store = EventStore(cfg.data_dir)
+    days = [p.name for p in store.partitions()]
+    assert days[0] == "date=2026-11-09" and "date=2026-11-20" in days
+    table = pq.read_table(store.files()[0])
+    assert table.schema.names == EVENT_SCHEMA.names
+    con = pipeline.connect(cfg.data_dir)
+    assert con.execute("SELECT count(DISTINCT event_id) = count(*) FROM events").fetchone()[0]
+    assert con.execute("SELECT count(*) FROM events WHERE carrier IS NULL OR reason IS NULL OR scope IS NULL").fetchone()[0] == 0
+    row = con.execute("SELECT source_file, source_offset FROM events WHERE recipient = 'jiro.old@au.com' ORDER BY ts LIMIT 1").fetchone()
+    assert row[0].endswith("mail.log.1.gz") and row[1] > 0
+
+
+def test_reingest_and_rotated_gz_copy_add_nothing(cfg, tmp_path):
+    log = tmp_path / "mail.log"
+    shutil.copy(SAMPLES / "postfix" / "mail.log", log)
+    old(log)
+    first = ingest(cfg, [log])
+    assert first.events_written == 46
+    again = ingest(cfg, [log], use_positions=False)
+    assert again.events_parsed == 46 and again.events_written == 0
+    # logrotate renames and later compresses: same text, new name -> recognised, nothing added
+    rotated = tmp_path / "mail.log.1.gz"
+    with open(log, "rb") as src, gzip.open(rotated, "wb") as dst:
+        dst.write(src.read())
+    log.unlink()
+    third = ingest(cfg, [rotated])
+    assert third.events_written == 0
+    assert count(cfg) == 46
+
+
+def test_positions_read_only_what_is_new(cfg, tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(GOOD.format(n=n) for n in range(5)) + "\n")
+    old(log)
+    assert ingest(cfg, [log]).events_written == 5
+    with open(log, "a") as fh:
+        fh.write("\n".join(GOOD.format(n=n) for n in range(5, 8)) + "\n")
+    old(log)
+    s = ingest(cfg, [log])
+    assert s.lines == 3 and s.events_written == 3
+    assert count(cfg) == 8
+
+
+def test_partial_last_line_of_a_live_file_waits(cfg, tmp_path):
+    log = tmp_path / "mail.log"
+    full = GOOD.format(n=1)
+    log.write_text(GOOD.format(n=0) + "\n" + full[:40])  # just written, no newline yet
+    assert ingest(cfg, [log]).events_written == 1
+    with open(log, "a") as fh:
+        fh.write(full[40:] + "\n")
+    s = ingest(cfg, [log])
+    assert s.events_written == 1 and sum(s.rejected.values()) == 0
+    assert count(cfg) == 2
+
+
+def test_crlf_line_endings(cfg, tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_bytes(b"\r\n".join(GOOD.format(n=n).encode() for n in range(3)) + b"\r\n")
+    s = ingest(cfg, [log])
+    assert s.events_written == 3
+    con = pipeline.connect(cfg.data_dir)
+    assert con.execute("SELECT count(*) FROM events WHERE diagnostic LIKE '%\r%'").fetchone()[0] == 0
+
+
+def test_bad_input_is_counted_kept_aside_and_survived(cfg, tmp_path):
+    rng = random.Random(7)
+    log = tmp_path / "mail.log"
+    bad_utf8_delivery = GOOD.format(n=1).replace("(250 ok)", "(250 ok \xff\xfe)").encode("latin-1")
+    sjis_subject = "Nov 10 09:00:02 mx1 postfix/cleanup[2]: 3C6D1C0A99: warning: header Subject: ".encode() + "テスト".encode("shift_jis")
+    chunks = [
+        GOOD.format(n=0).encode(),
+        bad_utf8_delivery,
+        sjis_subject,
+        b"\x00\x00\x00" + GOOD.format(n=2).encode(),
+        b"Nov 10 09:00:02 mx1 postfix/smtp[2]: 3C6D1C0AFF: to=<x@docomo.ne.jp>, relay=",  # truncated
+        b"Nov 10 09:00:02 mx1 postfix/smtp[2]: " + b"A" * 300_000,  # hundreds of KB
+        bytes(rng.randrange(256) for _ in range(5000)).replace(b"\n", b"."),  # random binary
+        GOOD.format(n=3).encode(),
+    ]
+    log.write_bytes(b"\n".join(chunks) + b"\n")
+    s = ingest(cfg, [log], fmt="postfix")
+    assert s.lines == 8
+    assert s.rejected["invalid_utf8"] >= 2 and s.rejected["nul_bytes"] == 1
+    assert s.rejected["too_long"] == 1 and s.rejected["malformed"] == 1
+    assert s.recovered == 2  # the deliveries inside bad-byte lines were not lost
+    assert count(cfg) == 4
+    samples = [json.loads(ln) for ln in open(s.rejects_file, encoding="utf-8")]
+    assert {x["reason"] for x in samples} >= {"invalid_utf8", "nul_bytes", "too_long", "malformed"}
+    assert all(x["file"] == str(log) and isinstance(x["offset"], int) for x in samples)
+    truncated = [x for x in samples if x["reason"] == "malformed"][0]
+    assert truncated["offset"] == sum(len(c) + 1 for c in chunks[:4])
+
+
+def test_truncated_gzip_keeps_what_was_read(cfg, tmp_path):
+    data = ("\n".join(GOOD.format(n=n) for n in range(200)) + "\n").encode()
+    gz = tmp_path / "mail.log.2.gz"
+    full = gzip.compress(data)
+    gz.write_bytes(full[: len(full) * 2 // 3])
+    s = ingest(cfg, [gz])
+    assert 0 < s.events_written < 200
+    assert s.rejected["unreadable_rest"] == 1
+
+
+def test_auto_detection_reports_unrecognised_files(cfg, tmp_path):
+    junk = tmp_path / "notes.txt"
+    junk.write_text("hello\nworld\n")
+    s = ingest(cfg, [junk, SAMPLES / "sendmail" / "maillog"])
+    assert [f["format"] for f in s.files] == ["unrecognised", "sendmail"] or \
+           [f["format"] for f in s.files] == ["sendmail", "unrecognised"]
+
+
+def test_missing_file_is_a_clear_error(cfg, tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        ingest(cfg, [tmp_path / "nope.log"])
+    with pytest.raises(InputError, match="no log files matched"):
+        ingest(cfg, [str(tmp_path / "nothing*.log")])
+
+
+def test_event_ids_are_stable_across_runs(tmp_path):
+    from conftest import make_config
+
+    ids = []
+    for i in range(2):
+        cfg = make_config(tmp_path, data_dir=tmp_path / f"d{i}")
+        ingest(cfg, [SAMPLES / "qmail" / "current"])
+        con = pipeline.connect(cfg.data_dir)
+        ids.append(sorted(r[0] for r in con.execute("SELECT event_id FROM events").fetchall()))
+    assert ids[0] == ids[1] and len(ids[0]) == 9
