@@ -1,0 +1,56 @@
+"""mailbox_full: the recipient's mailbox is over quota (docomo: `552 Too much mail data`).
+Temporary by nature: counted by the suppression rule only when it persists.
+
+Phrases: own list plus Sisimai's MailboxFull wording (BSD-2, sisimai/p5-sisimai).
+"""
+
+from ._phrases import Phrases, R
+
+NAME = "mailbox_full"
+DESCRIPTION = "the recipient's mailbox is full"
+SCOPE = "recipient"
+PHRASES = [
+    "too much mail data",                     # docomo
+    "mailbox full",
+    "mailbox is full",
+    "mailbox is over",
+    "mailbox over quota",
+    "mailbox has exceeded",
+    "mailbox exceeded",
+    "mailbox exceeds",
+    "mailbox quota",
+    "mailbox size limit exceeded",
+    "full mailbox",
+    "mailfolder is full",
+    "mail quota exceeded",
+    "quota exceeded",
+    "over quota",
+    "overquota",
+    "over the quota",
+    "over the allowed quota",
+    "exceeded quota",
+    "exceeding its mailbox quota",
+    "exceeding their quota",
+    "quota violation",
+    "disk quota",
+    "disc quota exceeded",
+    "exceeded storage allocation",
+    "not enough storage space in",
+    "does not have enough space",
+    "insufficient space",
+    "user has too many messages on the server",
+    "user's space has been used up",
+    "mail file size exceeds the maximum size allowed for mail delivery",
+    "exceeding receiving limits",
+    "inbox is full",
+    "recipient's mailbox is full",
+    "boite du destinataire pleine",
+    R(r"\bquota\b.{0,30}\b(?:exceed|full|reached)"),
+]
+DSN = ("5.2.2", "4.2.2")
+
+_m = Phrases(PHRASES)
+
+
+def match(ctx) -> bool:
+    return _m(ctx.text)

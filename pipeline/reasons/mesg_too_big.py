@@ -1,0 +1,37 @@
+"""mesg_too_big: our message is larger than the receiver accepts (au: 3 MB; SoftBank: 1 MB).
+
+Phrases: own list plus Sisimai's MesgTooBig/ExceedLimit wording (BSD-2, sisimai/p5-sisimai).
+"""
+
+from ._phrases import Phrases, R
+
+NAME = "mesg_too_big"
+DESCRIPTION = "our message is larger than the receiver accepts"
+SCOPE = "sender"
+PHRASES = [
+    "message size exceeds",
+    "message too big",
+    "message is too big",
+    "message too large",
+    "message is too large",
+    "message file too big",
+    "message length exceeds",
+    "max message size exceeded",
+    "maximum message size",
+    "exceeded maximum inbound message size",
+    "exceeded the maximum incoming message size",
+    "exceeds the size limit",
+    "size limit exceeded",
+    "message size limit",
+    "size exceeds fixed limit",
+    "exceeds fixed maximum message size",
+    "taille limite du message atteinte",
+    R(r"\bsize\b.{0,30}\bexceeds?\b.{0,30}\blimit"),
+]
+DSN = ("5.2.3", "5.3.4", "4.3.4")
+
+_m = Phrases(PHRASES)
+
+
+def match(ctx) -> bool:
+    return _m(ctx.text)

@@ -1,0 +1,69 @@
+"""sender_domain: our envelope sender (MAIL FROM) or its domain was refused, e.g. SoftBank's
+`553 <our domain> does not exist` at MAIL FROM when our domain has no DNS. Every recipient fails
+the same way: it is never the addresses' fault.
+
+Phrases: own list plus Sisimai's Rejected wording (BSD-2, sisimai/p5-sisimai).
+"""
+
+from . import host_unknown
+from ._phrases import Phrases, R
+
+NAME = "sender_domain"
+DESCRIPTION = "our envelope sender or its domain was refused"
+SCOPE = "sender"
+PHRASES = [
+    "sender address rejected",
+    "sender rejected",
+    "sender was rejected",
+    "sender domain",
+    "domain of sender address",
+    "sender verify failed",
+    "sender verification failed",
+    "invalid sender",
+    "unroutable sender address",
+    "unknown sender",
+    "sender unknown",
+    "sender not allowed",
+    "sender not pre-approved",
+    "sender is spammer",
+    "null sender is not allowed",
+    "empty envelope senders not allowed",
+    "empty email address",
+    "returned mail not accepted here",
+    "mail from not owned by user",
+    "not a registered gateway user",
+    "by non-member to a members-only list",
+    "not allowed to post to this",
+    "not member article from",
+    "sending this from a different address or alias",
+    "has an outgoing mail suspension",
+    "your email address has been blacklisted",
+    "too many spam complaints",
+    "spam reporting address",
+    "can't determine purported responsible address",
+    "can't determine purported responsible address",
+    "fully qualified email address required",
+    "emetteur invalide",
+    "permission to post",
+    "not a member of this",
+    "from: domain is invalid",
+    "badsendermx",
+    "sendernoa",
+    "valid sender domain",
+    "senderfilterconfig",
+    "backscatter protection",
+    "access denied (in reply to mail from command)",
+    R(r"\bdomain\b.{0,60}\bis a dead domain\b"),
+    R(r"\bafter mail from:.{0,200}\bdoes not exist\b"),
+    R(r"\breject mail from\b.{0,60}@"),
+]
+DSN = ("5.1.7", "5.1.8", "4.1.7", "4.1.8", "5.7.27")
+
+_m = Phrases(PHRASES)
+
+
+def match(ctx) -> bool:
+    t = ctx.text
+    if ctx.phase == "mail" and ("not exist" in t or host_unknown.phrase_match(t)):
+        return True  # at MAIL FROM it is our domain that "does not exist" (SoftBank 553)
+    return _m(t)

@@ -1,0 +1,174 @@
+"""Agreement with Sisimai's labelled public corpus (562 bounce diagnostics).
+
+Reads ../shared/corpus/public/sisimai-diagnostics/diagnostics.tsv (or $MAILHYGIENE_SHARED/corpus/...);
+skips when it is absent. Run with `-s` to see the per-reason agreement table (docs/classifier.md
+records the figures).
+
+What the classifier is given per row, and why:
+- diagnostic: Sisimai 4.25's extracted text, as is;
+- dsn: the row's status, except Sisimai's pseudo codes (X.0.9xx, which encode Sisimai's own
+  verdict) which are reduced to their class (X.0.0, as Postfix would synthesise);
+- reply_code: the table's reply code; smtp_phase: from smtp_command (DATA -> end_of_data when the
+  text says "end of DATA", else data); status: "expired" for a 4.x.x status, else "bounced";
+- mta: postfix/sendmail/qmail for those engines' samples (sendmail's dsn is its own mapping).
+The carrier is not passed: the classifier never uses it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from pipeline.classify import classify
+
+# Sisimai reason -> the reasons of ours that mean the same thing.
+SISIMAI_TO_OURS: dict[str, frozenset[str]] = {
+    "userunknown": frozenset({"user_unknown"}),
+    "hostunknown": frozenset({"host_unknown"}),
+    "notaccept": frozenset({"host_unknown"}),          # null MX / 556: the domain takes no mail
+    "mailboxfull": frozenset({"mailbox_full"}),
+    "suspend": frozenset({"mailbox_disabled"}),
+    "hasmoved": frozenset({"mailbox_disabled"}),
+    "filtered": frozenset({"filtered"}),
+    "toomanyconn": frozenset({"rate_limited", "too_many_recipients"}),  # Sisimai files docomo's 552 here
+    "speeding": frozenset({"rate_limited"}),
+    "blocked": frozenset({"blocked"}),
+    "badreputation": frozenset({"blocked"}),
+    "rejected": frozenset({"sender_domain"}),
+    "spamdetected": frozenset({"spam"}),
+    "virusdetected": frozenset({"spam"}),
+    "policyviolation": frozenset({"policy"}),
+    "authfailure": frozenset({"auth"}),
+    "requireptr": frozenset({"auth"}),
+    "securityerror": frozenset({"auth"}),
+    "networkerror": frozenset({"network"}),
+    "expired": frozenset({"expired"}),
+    "systemerror": frozenset({"system"}),
+    "systemfull": frozenset({"system"}),
+    "mailererror": frozenset({"system"}),
+    "syntaxerror": frozenset({"syntax"}),
+    "norelaying": frozenset({"syntax"}),
+    "mesgtoobig": frozenset({"mesg_too_big"}),
+    "exceedlimit": frozenset({"mesg_too_big"}),
+    "contenterror": frozenset({"content"}),
+    "notcompliantrfc": frozenset({"content"}),
+    "onhold": frozenset({"undefined"}),
+    "undefined": frozenset({"undefined"}),
+}
+
+# Floors a few points below what the classifier reaches (see docs/classifier.md).
+MIN_REASON_AGREEMENT = 0.78
+MIN_HARD_AGREEMENT = 0.86
+
+_PHASES = {"RCPT": "rcpt", "MAIL": "mail", "EHLO": "helo", "HELO": "helo", "QUIT": "quit", "CONN": "connect"}
+
+
+def corpus_path() -> Path | None:
+    candidates = []
+    if os.environ.get("MAILHYGIENE_SHARED"):
+        candidates.append(Path(os.environ["MAILHYGIENE_SHARED"]))
+    candidates.append(Path(__file__).resolve().parents[2] / "shared")
+    for base in candidates:
+        p = base / "corpus" / "public" / "sisimai-diagnostics" / "diagnostics.tsv"
+        if p.is_file():
+            return p
+    return None
+
+
+def load_rows() -> list[dict]:
+    path = corpus_path()
+    if path is None:
+        pytest.skip("Sisimai corpus not found (../shared or $MAILHYGIENE_SHARED)")
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def event_args(row: dict) -> dict:
+    status = row["status"] or ""
+    parts = status.split(".")
+    dsn = status or None
+    if len(parts) == 3 and parts[1] == "0" and parts[2].isdigit() and int(parts[2]) >= 900:
+        dsn = f"{parts[0]}.0.0"  # Sisimai's pseudo code: keep only the class
+    command = row["smtp_command"]
+    diagnostic = row["diagnostic"]
+    if command == "DATA":
+        phase = "end_of_data" if "end of data" in diagnostic.lower() else "data"
+    else:
+        phase = _PHASES.get(command)
+    engine = row["sample"].split("-")[1] if row["sample"].startswith("lhost-") else ""
+    return dict(
+        status="expired" if status.startswith("4") else "bounced",
+        diagnostic=diagnostic,
+        dsn=dsn,
+        reply_code=int(row["reply_code"]) if row["reply_code"] else None,
+        smtp_phase=phase,
+        mta=engine if engine in ("postfix", "sendmail", "qmail") else None,
+    )
+
+
+def evaluate(rows: list[dict]):
+    per_reason: dict[str, Counter] = defaultdict(Counter)
+    confusion: Counter = Counter()
+    agree = hard_agree = 0
+    misses = []
+    for row in rows:
+        expected = row["expected_reason"]
+        c = classify(**event_args(row))
+        ok = c.reason in SISIMAI_TO_OURS[expected]
+        hard_ok = bool(c.hard) == (row["hardbounce"] == "1")
+        agree += ok
+        hard_agree += hard_ok
+        per_reason[expected]["rows"] += 1
+        per_reason[expected]["agree"] += ok
+        per_reason[expected]["hard_agree"] += hard_ok
+        confusion[(expected, c.reason)] += 1
+        if not ok:
+            misses.append((row["sample"], expected, c.reason, row["diagnostic"][:160]))
+    return agree / len(rows), hard_agree / len(rows), per_reason, confusion, misses
+
+
+def format_table(per_reason, confusion) -> str:
+    lines = ["| Sisimai reason | ours | rows | agree | % | hard/soft agree | what we said instead |",
+             "|---|---|---|---|---|---|---|"]
+    for reason, c in sorted(per_reason.items(), key=lambda kv: (-kv[1]["rows"], kv[0])):
+        others = Counter({ours: n for (exp, ours), n in confusion.items()
+                          if exp == reason and ours not in SISIMAI_TO_OURS[reason]})
+        instead = ", ".join(f"{o} {n}" for o, n in others.most_common(4))
+        lines.append(
+            f"| {reason} | {'/'.join(sorted(SISIMAI_TO_OURS[reason]))} | {c['rows']} | {c['agree']} | "
+            f"{100 * c['agree'] / c['rows']:.0f} | {c['hard_agree']} | {instead} |"
+        )
+    return "\n".join(lines)
+
+
+def test_every_sisimai_reason_is_mapped():
+    rows = load_rows()
+    assert {r["expected_reason"] for r in rows} <= set(SISIMAI_TO_OURS)
+
+
+def test_agreement_with_sisimai_corpus():
+    rows = load_rows()
+    overall, hard, per_reason, confusion, misses = evaluate(rows)
+    print()
+    print(format_table(per_reason, confusion))
+    print(f"\nrows {len(rows)}: reason agreement {overall:.1%}, hard/soft agreement {hard:.1%}")
+    if os.environ.get("MAILHYGIENE_SHOW_MISSES"):
+        for m in misses:
+            print(*m, sep=" | ")
+    assert overall >= MIN_REASON_AGREEMENT
+    assert hard >= MIN_HARD_AGREEMENT
+
+
+def test_carrier_rows_agree():
+    """Rows to Japanese carrier domains or through docomo's MX: the ones this tool is for."""
+    carrier_domains = ("docomo.ne.jp", "ezweb.ne.jp", "au.com", "uqmobile.jp", "softbank.ne.jp",
+                       "y-mobile.ne.jp", "ymobile.ne.jp", "rakumail.jp")
+    rows = [r for r in load_rows()
+            if r["recipient_domain"].endswith(carrier_domains) or "docomo" in r["rhost"]]
+    assert len(rows) >= 30
+    overall, _, _, _, misses = evaluate(rows)
+    assert overall >= 0.8, misses
