@@ -108,3 +108,8 @@ cli.add_command(suppress_cmd)
 cli.add_command(suppression_group)
 cli.add_command(export_cmd)
 cli.add_command(clean_cmd)
+
+from .sender.cli import intake, send  # noqa: E402
+
+cli.add_command(send)
+cli.add_command(intake)

@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
         # Force the year of syslog lines (0 = infer from the file's modification time).
         "year": 0,
         # Events buffered before a Parquet file is written (bounds memory).
-        "batch_events": 250_000,
+        "batch_events": 50_000,
         # Rejected lines kept as samples per ingest run under <data_dir>/rejects/.
         "reject_samples": 1000,
     },
@@ -67,13 +67,66 @@ DEFAULTS: dict[str, Any] = {
         "flush_interval": 5.0,
         "poll_interval": 1.0,
     },
-    "sender": {},
-    "intake": {},
-    "doctor": {},
+    # The sender (docs/sender.md). Rates are per carrier: at most `count` SMTP sends started in any
+    # `interval` seconds; `rates` overrides `default_rate` per carrier (docomo, au, softbank, ...).
+    "sender": {
+        "from_address": "",
+        "from_name": "",
+        "envelope_from": "",
+        "helo": "",
+        "default_rate": {"count": 30, "interval": 1.0},
+        "rates": {"au": {"count": 100, "interval": 60.0}},
+        # iso-2022-jp (7bit) or utf-8 (base64); `charsets` overrides per carrier.
+        "charset": "iso-2022-jp",
+        "charsets": {},
+        # Characters ISO-2022-JP cannot carry: "replace" (documented table, then UTF-8) or "utf8".
+        "unmappable": "replace",
+        # Domain, ".suffix" or carrier name -> "host:port"; anything else goes to default_relay.
+        "routes": {},
+        "default_relay": "127.0.0.1:25",
+        "concurrency": 4,
+        "messages_per_connection": 50,
+        "max_recipients_per_session": 100,
+        # Send nothing this many minutes either side of each full hour (0 = off); [] = all carriers.
+        "quiet_minutes": 0,
+        "quiet_carriers": [],
+        "backoff_base": 60.0,
+        "backoff_max": 3600.0,
+        "max_attempts": 10,
+        # A rate-limit reply (421, 450 "too many" ...) pauses that carrier this many seconds.
+        "rate_limit_pause": 60.0,
+        "timeout": 30.0,
+        "poll_interval": 0.5,
+    },
+    # Requests by mail (docs/sender.md): who may ask, and the shared secret they must quote.
+    "intake": {
+        "allowed_senders": [],
+        "shared_secret": "",
+        "require_auth_results": False,
+        # When set, only Authentication-Results headers from this authserv-id count.
+        "auth_serv_id": "",
+        # Where replies to requesters go out ("" = sender.default_relay).
+        "reply_relay": "",
+        "max_recipients": 200000,
+    },
+    "doctor": {
+        # DNS server the doctor asks (an IP address); "" = this machine's resolver (/etc/resolv.conf).
+        # Block lists refuse queries relayed by public resolvers: use your own resolver here.
+        "resolver": "",
+        "resolver_port": 53,
+        # Seconds per DNS query, and per SPF evaluation lookup.
+        "timeout": 5.0,
+        # IP block lists (DNSBL zones) and domain block lists checked by `doctor setup`.
+        "dnsbls": ["zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org"],
+        "domain_blocklists": ["dbl.spamhaus.org"],
+        # `doctor message`: the spamassassin program (path or name on PATH) and its time limit.
+        "spamassassin": "spamassassin",
+        "spamassassin_timeout": 60.0,
+    },
 }
 
 # Sections whose keys are free-form (tables of names chosen by the operator).
-_FREE_FORM = {"carriers", "sender", "intake", "doctor"}
+_FREE_FORM = {"carriers", "sender.rates", "sender.charsets", "sender.routes"}
 
 
 @dataclass

@@ -1,0 +1,283 @@
+"""Subject and text -> the exact bytes sent to one recipient, in the carrier's charset.
+
+Reads nothing; writes nothing. Called by the daemon (per message), by `send preview`, and by the
+enqueue check (to report substitutions and UTF-8 fallbacks before a campaign starts).
+
+Two charsets, chosen per carrier (`sender.charset`, `sender.charsets`):
+  * ISO-2022-JP, Content-Transfer-Encoding 7bit: safest for old feature phones.
+    1. CP932 look-alikes are mapped first (LOOKALIKES: U+FF5E -> U+301C and friends), because text
+       typed on Windows carries them and the ISO-2022-JP codec refuses them.
+    2. Characters ISO-2022-JP cannot carry (①, ㈱, 髙, half-width kana, emoji):
+       `unmappable = "replace"` applies REPLACEMENTS (①->(1), ㈱->(株)...) and half-width ->
+       full-width kana; if anything is still left (emoji, rare kanji) the message falls back to
+       UTF-8. `unmappable = "utf8"` falls back to UTF-8 at the first such character.
+       Never a silent "?": every substitution and fallback is reported in `Composed.notes`.
+  * UTF-8, Content-Transfer-Encoding base64: carries everything.
+
+Headers: Subject and the From display name are RFC 2047 encoded words (`email.header.Header`,
+which ends each ISO-2022-JP word with ESC ( B). Date, Message-ID, MIME-Version are always there.
+A CR or LF inside a header value is refused (HeaderInjectionError), never folded in.
+Body lines are kept under 1000 bytes (docomo refuses longer ones): over-long ISO-2022-JP lines are
+hard-wrapped; base64 lines are 76 characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.header import Header
+
+from ..errors import InputError
+
+ISO2022JP = "iso-2022-jp"
+UTF8 = "utf-8"
+CHARSETS = (ISO2022JP, UTF8)
+MAX_LINE_BYTES = 998  # RFC 5322 limit without CRLF; docomo answers "500 Line Too Long" above it
+
+# CP932 (Windows) code points -> the JIS code points ISO-2022-JP carries for the same glyph.
+LOOKALIKES = {
+    "\uff5e": "\u301c",  # ～ FULLWIDTH TILDE -> 〜 WAVE DASH
+    "\u2225": "\u2016",  # ∥ PARALLEL TO -> ‖ DOUBLE VERTICAL LINE
+    "\uff0d": "\u2212",  # － FULLWIDTH HYPHEN-MINUS -> − MINUS SIGN
+    "\uffe0": "\u00a2",  # ￠ -> ¢
+    "\uffe1": "\u00a3",  # ￡ -> £
+    "\uffe2": "\u00ac",  # ￢ -> ¬
+    "\u2014": "\u2015",  # — EM DASH -> ― HORIZONTAL BAR (JIS 1-1-29)
+}
+
+# Characters outside JIS X 0208 (NEC/IBM extensions of CP932) -> text ISO-2022-JP can carry.
+REPLACEMENTS = {
+    **{chr(0x2460 + i): f"({i + 1})" for i in range(20)},            # ①..⑳ -> (1)..(20)
+    **{chr(0x2160 + i): r for i, r in enumerate("I II III IV V VI VII VIII IX X".split())},
+    **{chr(0x2170 + i): r for i, r in enumerate("i ii iii iv v vi vii viii ix x".split())},
+    "㈱": "(株)", "㈲": "(有)", "㈹": "(代)", "㏍": "K.K.", "№": "No.", "℡": "TEL",
+    "㊤": "(上)", "㊥": "(中)", "㊦": "(下)", "㊧": "(左)", "㊨": "(右)",
+    "㍾": "明治", "㍽": "大正", "㍼": "昭和", "㍻": "平成", "㋿": "令和",
+    "㍉": "ミリ", "㌔": "キロ", "㌢": "センチ", "㍍": "メートル", "㌘": "グラム", "㌧": "トン",
+    "㌃": "アール", "㌶": "ヘクタール", "㍑": "リットル", "㍗": "ワット", "㌍": "カロリー",
+    "㌦": "ドル", "㌣": "セント", "㌫": "パーセント", "㍊": "ミリバール",
+    "㎜": "mm", "㎝": "cm", "㎞": "km", "㎎": "mg", "㎏": "kg", "㏄": "cc", "㎡": "m2",
+    "髙": "高", "﨑": "崎", "德": "徳", "∥": "‖",
+}
+
+
+class HeaderInjectionError(InputError):
+    """A header value (subject, display name, address) contains CR or LF."""
+
+
+def check_header_value(name: str, value: str) -> None:
+    if value and ("\r" in value or "\n" in value):
+        raise HeaderInjectionError(
+            f"the {name} contains a line break (CR/LF); header values must be one line"
+        )
+
+
+def _iso_ok(ch: str) -> bool:
+    try:
+        ch.encode("iso2022_jp")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _is_halfwidth_kana(ch: str) -> bool:
+    return "\uff61" <= ch <= "\uff9f"
+
+
+@dataclass
+class Prepared:
+    """Text ready to encode in `charset`, with what was changed on the way."""
+
+    charset: str
+    texts: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare_texts(texts: list[str], charset: str, unmappable: str = "replace") -> Prepared:
+    """Map look-alikes / replacements for ISO-2022-JP, or decide to fall back to UTF-8."""
+    if charset == UTF8:
+        return Prepared(UTF8, list(texts))
+    if charset != ISO2022JP:
+        raise InputError(f"unknown charset {charset!r}: use {' or '.join(CHARSETS)}")
+    if unmappable not in ("replace", "utf8"):
+        raise InputError(f"sender.unmappable must be 'replace' or 'utf8' (got {unmappable!r})")
+    notes: list[str] = []
+    out: list[str] = []
+    leftovers: list[str] = []
+    for text in texts:
+        mapped = "".join(LOOKALIKES.get(ch, ch) for ch in text)
+        if all(ord(ch) < 128 for ch in mapped):
+            out.append(mapped)
+            continue
+        try:
+            mapped.encode("iso2022_jp")
+            out.append(mapped)
+            continue
+        except UnicodeEncodeError:
+            pass
+        bad = sorted({ch for ch in mapped if not _iso_ok(ch)})
+        if unmappable == "utf8":
+            return Prepared(UTF8, list(texts), [f"UTF-8 instead of ISO-2022-JP because of {''.join(bad)}"])
+        buf: list[str] = []
+        i = 0
+        while i < len(mapped):
+            ch = mapped[i]
+            if _is_halfwidth_kana(ch):
+                j = i
+                while j < len(mapped) and _is_halfwidth_kana(mapped[j]):
+                    j += 1
+                full = unicodedata.normalize("NFKC", mapped[i:j])
+                notes.append(f"half-width kana {mapped[i:j]} -> {full}")
+                buf.append(full)
+                i = j
+                continue
+            if not _iso_ok(ch) and ch in REPLACEMENTS:
+                notes.append(f"{ch} -> {REPLACEMENTS[ch]}")
+                buf.append(REPLACEMENTS[ch])
+            else:
+                if not _iso_ok(ch):
+                    leftovers.append(ch)
+                buf.append(ch)
+            i += 1
+        out.append("".join(buf))
+    if leftovers:
+        chars = "".join(sorted(set(leftovers)))
+        return Prepared(UTF8, list(texts), [f"UTF-8 instead of ISO-2022-JP because of {chars} (no replacement)"])
+    return Prepared(ISO2022JP, out, notes)
+
+
+def _header(value: str, charset: str) -> str:
+    if all(ord(c) < 128 for c in value):
+        return Header(value, "us-ascii", header_name="Subject").encode(linesep="\r\n")
+    return Header(value, charset, header_name="Subject").encode(linesep="\r\n")
+
+
+def _wrap_iso_line(line: str) -> list[bytes]:
+    enc = line.encode("iso2022_jp")
+    if len(enc) <= MAX_LINE_BYTES:
+        return [enc]
+    out: list[bytes] = []
+    rest = line
+    while rest:
+        n = min(len(rest), 300)
+        chunk = rest[:n].encode("iso2022_jp")
+        while len(chunk) > MAX_LINE_BYTES:
+            n = n * 3 // 4
+            chunk = rest[:n].encode("iso2022_jp")
+        out.append(chunk)
+        rest = rest[n:]
+    return out
+
+
+def _body_bytes(text: str, charset: str) -> bytes:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if charset == ISO2022JP:
+        out: list[bytes] = []
+        for line in lines:
+            out.extend(_wrap_iso_line(line))
+        return b"\r\n".join(out) + b"\r\n"
+    raw = "\r\n".join(lines).encode("utf-8") + b"\r\n"
+    b64 = base64.encodebytes(raw).replace(b"\n", b"\r\n")
+    return b64
+
+
+@dataclass
+class Composed:
+    data: bytes
+    charset: str
+    message_id: str
+    notes: list[str]
+
+
+class MessageTemplate:
+    """One job's message in one charset; `render(to)` adds the per-recipient headers.
+
+    The expensive part (charset decision, encoded Subject/From, body bytes) is done once.
+    """
+
+    def __init__(self, *, subject: str, body: str, from_address: str, from_name: str = "",
+                 charset: str = ISO2022JP, unmappable: str = "replace", extra_headers=None):
+        check_header_value("subject", subject)
+        check_header_value("From display name", from_name)
+        check_header_value("From address", from_address)
+        if not from_address or "@" not in from_address:
+            raise InputError("sender.from_address is not set: put from_address = \"news@example.jp\" under [sender]")
+        prepared = prepare_texts([subject, from_name, body], charset, unmappable)
+        self.charset = prepared.charset
+        self.notes = prepared.notes
+        p_subject, p_name, p_body = prepared.texts
+        self.from_address = from_address
+        self.domain = from_address.rpartition("@")[2]
+        from_hdr = from_address if not p_name else f"{_display_name(p_name, self.charset)} <{from_address}>"
+        if self.charset == ISO2022JP:
+            ctype = "text/plain; charset=ISO-2022-JP"
+            cte = "7bit"
+        else:
+            ctype = "text/plain; charset=UTF-8"
+            cte = "base64"
+        self._head = (
+            f"From: {from_hdr}\r\n"
+            f"Subject: {_header(p_subject, self.charset)}\r\n"
+            "MIME-Version: 1.0\r\n"
+            f"Content-Type: {ctype}\r\n"
+            f"Content-Transfer-Encoding: {cte}\r\n"
+        ).encode("ascii")
+        for name, value in (extra_headers or {}).items():
+            check_header_value(name, value)
+            self._head += f"{name}: {_header(value, self.charset)}\r\n".encode("ascii")
+        self._body = _body_bytes(p_body, self.charset)
+
+    def render(self, to: str, *, now: float | None = None, message_id: str | None = None) -> Composed:
+        check_header_value("recipient", to)
+        from .recipients import smtp_address
+
+        mid = message_id or email.utils.make_msgid(domain=self.domain)
+        date = email.utils.formatdate(now if now is not None else time.time(), localtime=True)
+        head = (
+            f"Date: {date}\r\nMessage-ID: {mid}\r\nTo: {smtp_address(to)}\r\n".encode("ascii")
+            + self._head
+        )
+        return Composed(head + b"\r\n" + self._body, self.charset, mid, list(self.notes))
+
+
+def _display_name(name: str, charset: str) -> str:
+    if all(ord(c) < 128 for c in name):
+        if any(c in name for c in '()<>[]:;@\\,."'):
+            return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return name
+    return Header(name, charset).encode(linesep="\r\n")
+
+
+def compose(*, subject: str, body: str, from_address: str, to: str, from_name: str = "",
+            charset: str = ISO2022JP, unmappable: str = "replace", now: float | None = None) -> Composed:
+    """One message, start to finish (see MessageTemplate for the reusable form)."""
+    tpl = MessageTemplate(subject=subject, body=body, from_address=from_address, from_name=from_name,
+                          charset=charset, unmappable=unmappable)
+    return tpl.render(to, now=now)
+
+
+def decode_message(data: bytes) -> dict[str, str]:
+    """Read our own bytes back (what a phone would show): headers decoded, body as text."""
+    msg = message_from_bytes(data, policy=policy.default)
+    body = msg.get_content() if not msg.is_multipart() else ""
+    return {
+        "subject": str(msg["subject"] or ""),
+        "from": str(msg["from"] or ""),
+        "to": str(msg["to"] or ""),
+        "charset": msg.get_content_charset() or "",
+        "body": body.replace("\r\n", "\n"),
+    }
+
+
+def charset_for(sender_cfg: dict, carrier: str) -> str:
+    cs = str(sender_cfg.get("charsets", {}).get(carrier, sender_cfg.get("charset", ISO2022JP))).lower()
+    cs = {"utf8": UTF8, "iso2022jp": ISO2022JP, "jis": ISO2022JP}.get(cs.replace("_", "-"), cs.replace("_", "-"))
+    if cs not in CHARSETS:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"sender charset for {carrier} is {cs!r}: use iso-2022-jp or utf-8")
+    return cs

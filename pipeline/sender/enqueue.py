@@ -1,0 +1,153 @@
+"""Enqueue a campaign: check the message and the recipients, then write one job to the queue.
+
+Reads the recipient CSV (or a list), the suppression list (pipeline.suppression) and the carrier
+table (pipeline.carriers); writes through queue.Queue. Called by `send enqueue` and by intake.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from ..records import domain_of
+from .compose import MessageTemplate, charset_for, check_header_value
+from .queue import Queue
+from .recipients import check_recipients
+
+_ADDRESS_HEADERS = ("email", "e-mail", "mail", "address", "mailaddress", "mail_address", "to",
+                    "メール", "メールアドレス", "アドレス", "宛先")
+
+
+def decode_csv_bytes(data: bytes) -> str:
+    """CSV files from Japanese offices are UTF-8 (often with BOM) or CP932 (Excel)."""
+    for enc in ("utf-8-sig", "cp932"):
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    raise InputError("the recipient CSV is neither UTF-8 nor Shift_JIS (CP932): save it as UTF-8")
+
+
+def parse_recipient_csv(text: str) -> list[str]:
+    """Addresses from a CSV: the column named email/address/メールアドレス…, else the first column
+    holding an @. A plain list (one address per line) is a one-column CSV."""
+    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    if not rows:
+        return []
+    header = [c.strip().lower() for c in rows[0]]
+    col = None
+    for i, name in enumerate(header):
+        if name in _ADDRESS_HEADERS:
+            col = i
+            break
+    if col is not None:
+        body = rows[1:]
+    else:
+        body = rows
+        first_with_at = [i for i, c in enumerate(rows[0]) if "@" in c]
+        if not first_with_at:  # a header row we do not recognise
+            body = rows[1:]
+            first_with_at = [i for i, c in enumerate(rows[1]) if "@" in c] if len(rows) > 1 else []
+        col = first_with_at[0] if first_with_at else 0
+    return [r[col].strip() for r in body if len(r) > col and r[col].strip()]
+
+
+def read_recipient_file(path: str | Path) -> list[str]:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read recipient file {path}: {exc.strerror}") from None
+    return parse_recipient_csv(decode_csv_bytes(data))
+
+
+@dataclass
+class EnqueueReport:
+    job_id: int | None
+    created: bool
+    queued: int
+    suppressed: int
+    duplicates: int
+    invalid: list[tuple[str, str]] = field(default_factory=list)
+    charsets: dict[str, str] = field(default_factory=dict)    # carrier -> charset actually used
+    notes: dict[str, list[str]] = field(default_factory=dict)  # carrier -> substitutions/fallbacks
+
+    @property
+    def skipped(self) -> int:
+        return self.suppressed + self.duplicates + len(self.invalid)
+
+    def lines(self) -> list[str]:
+        state = "" if self.created else " (already enqueued earlier: nothing added)"
+        out = [f"job {self.job_id}{state}: {self.queued} queued, {self.skipped} skipped "
+               f"({self.suppressed} suppressed, {self.duplicates} duplicates, {len(self.invalid)} invalid)"]
+        for reason, n in Counter(r for _, r in self.invalid).most_common():
+            examples = ", ".join([a for a, r in self.invalid if r == reason][:3])
+            out.append(f"  invalid ({reason}): {n}, e.g. {examples}")
+        for carrier, notes in sorted(self.notes.items()):
+            for note in notes:
+                out.append(f"  {carrier} ({self.charsets[carrier]}): {note}")
+        return out
+
+
+def _carrier_lookup(cfg):
+    from ..carriers import CarrierTable
+
+    return CarrierTable.from_config(cfg["carriers"]).carrier_for
+
+
+def load_suppressed(cfg) -> frozenset[str]:
+    from ..suppression import suppressed_addresses
+
+    return suppressed_addresses(cfg)
+
+
+def check_message(cfg, subject: str, body: str) -> None:
+    if not subject or not subject.strip():
+        raise InputError("the message has no subject")
+    if not body or not body.strip():
+        raise InputError("the message has no text")
+    check_header_value("subject", subject)
+
+
+def templates_for(cfg, carriers, subject: str, body: str) -> dict[str, MessageTemplate]:
+    s = cfg["sender"]
+    return {
+        c: MessageTemplate(subject=subject, body=body, from_address=s["from_address"],
+                           from_name=s["from_name"], charset=charset_for(s, c), unmappable=s["unmappable"])
+        for c in carriers
+    }
+
+
+def enqueue(cfg, *, subject: str, body: str, addresses: list[str], name: str | None = None,
+            source: str = "cli", requester: str | None = None, request_key: str | None = None,
+            queue: Queue | None = None) -> EnqueueReport:
+    """Check everything, then add one job. Raises InputError when nothing can be queued."""
+    check_message(cfg, subject, body)
+    if not addresses:
+        raise InputError("the recipient list is empty")
+    limit = cfg["intake"]["max_recipients"]
+    if source == "mail" and len(addresses) > limit:
+        raise InputError(f"{len(addresses)} recipients is over intake.max_recipients ({limit})")
+    screened = check_recipients(addresses, load_suppressed(cfg))
+    if not screened.accepted and not screened.suppressed:
+        reasons = ", ".join(f"{r}: {n}" for r, n in screened.invalid_reasons().most_common())
+        raise InputError(f"no valid recipient in the list ({reasons or 'empty'})")
+    carrier_for = _carrier_lookup(cfg)
+    rows = [(a, domain_of(a), carrier_for(domain_of(a))) for a in screened.accepted]
+    skipped = [(a, domain_of(a), carrier_for(domain_of(a)), "suppressed") for a in screened.suppressed]
+    carriers = sorted({c for _, _, c in rows})
+    templates = templates_for(cfg, carriers, subject, body)  # refuses a message we could not send
+    s = cfg["sender"]
+    q = queue or Queue.for_config(cfg, durable=True)
+    job_id, created = q.add_job(subject=subject, body=body, from_address=s["from_address"],
+                                from_name=s["from_name"], recipients=rows, skipped=skipped, name=name,
+                                source=source, requester=requester, request_key=request_key)
+    return EnqueueReport(
+        job_id=job_id, created=created, queued=len(rows) if created else 0,
+        suppressed=len(screened.suppressed), duplicates=screened.duplicates, invalid=screened.invalid,
+        charsets={c: t.charset for c, t in templates.items()},
+        notes={c: t.notes for c, t in templates.items() if t.notes},
+    )

@@ -1,0 +1,78 @@
+"""Where each recipient's mail goes: recipient domain or carrier -> relay host:port.
+
+Like sendmail's mailertable or qmail's smtproutes. Reads `sender.routes` and
+`sender.default_relay` from the config; writes nothing. Called by the daemon per message and by
+`send status`/`preview` to show the route.
+
+Lookup order for `taro@sub.ezweb.ne.jp` with carrier `au`:
+  1. the exact domain `sub.ezweb.ne.jp`
+  2. `.suffix` keys, longest first: `.ezweb.ne.jp`, then `.ne.jp`, `.jp` (sub-domains only, as in
+     mailertable: `.ezweb.ne.jp` does not match `ezweb.ne.jp` itself)
+  3. the carrier name `au`
+  4. `default_relay` (the local MTA, 127.0.0.1:25 by default)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True, order=True)
+class Relay:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_relay(text: str, *, where: str = "relay") -> Relay:
+    """`host`, `host:port`, `[host]:port` or `[v6::addr]:port` -> Relay (port 25 by default)."""
+    t = str(text).strip()
+    if not t:
+        raise ConfigError(f"{where} is empty: give host:port, e.g. 127.0.0.1:25")
+    host, port = t, "25"
+    if t.startswith("["):
+        end = t.find("]")
+        if end < 0:
+            raise ConfigError(f"{where} {text!r}: missing ']'")
+        host, rest = t[1:end], t[end + 1 :]
+        if rest.startswith(":"):
+            port = rest[1:]
+    elif t.count(":") == 1:
+        host, port = t.split(":")
+    if not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise ConfigError(f"{where} {text!r} is not host:port, e.g. relay.example.jp:587")
+    return Relay(host, int(port))
+
+
+class Router:
+    def __init__(self, routes: dict[str, str], default_relay: str):
+        self.default = parse_relay(default_relay, where="sender.default_relay")
+        self.exact: dict[str, Relay] = {}
+        self.suffixes: list[tuple[str, Relay]] = []
+        for key, value in (routes or {}).items():
+            relay = parse_relay(value, where=f"sender.routes.{key}")
+            k = key.strip().lower()
+            if k.startswith("."):
+                self.suffixes.append((k, relay))
+            else:
+                self.exact[k] = relay  # a domain, or a carrier name (carrier names have no dot)
+        self.suffixes.sort(key=lambda kv: -len(kv[0]))
+
+    @classmethod
+    def from_config(cls, sender_cfg: dict) -> "Router":
+        return cls(sender_cfg.get("routes", {}), sender_cfg.get("default_relay", "127.0.0.1:25"))
+
+    def route(self, domain: str, carrier: str | None = None) -> Relay:
+        d = (domain or "").lower()
+        if d in self.exact:
+            return self.exact[d]
+        for suffix, relay in self.suffixes:
+            if d.endswith(suffix):
+                return relay
+        if carrier and carrier in self.exact and "." not in carrier:
+            return self.exact[carrier]
+        return self.default

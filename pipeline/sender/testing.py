@@ -1,0 +1,135 @@
+"""A recording SMTP server on loopback (aiosmtpd) that stands in for a carrier's MX or a relay.
+
+Reads nothing; keeps what it received in memory (`received`: receive time, envelope, bytes).
+Used by the sender tests and bench/bench_sender.py; operators can use it to rehearse a campaign:
+`python -m pipeline.sender.testing 2525` prints a line per message received.
+
+Replies are scripted per recipient with `rcpt_reply(address) -> "550 …" | None` and
+`data_reply(address) -> "…" | "DISCONNECT" | None`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from aiosmtpd.controller import Controller
+
+from ..records import normalise_address
+
+
+@dataclass
+class Received:
+    at: float
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    peer: tuple | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Handler:
+    def __init__(self, owner: "RecordingServer"):
+        self.o = owner
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        o = self.o
+        with o.lock:
+            o.rcpt_attempts.append((time.time(), normalise_address(address)))
+        reply = o.rcpt_reply(normalise_address(address)) if o.rcpt_reply else None
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        o = self.o
+        now = time.time()
+        for addr in envelope.rcpt_tos:
+            reply = o.data_reply(normalise_address(addr)) if o.data_reply else None
+            if reply == "DISCONNECT":
+                server.transport.close()
+                return "421 closing"
+            if reply:
+                return reply
+        with o.lock:
+            o.received.append(Received(now, envelope.mail_from, [normalise_address(a) for a in envelope.rcpt_tos],
+                                       envelope.content, session.peer))
+        return "250 2.0.0 Ok: queued"
+
+
+class RecordingServer:
+    """Start with `with RecordingServer() as srv:`; `srv.port`, `srv.received`."""
+
+    def __init__(self, port: int | None = None, *, rcpt_reply: Callable[[str], str | None] | None = None,
+                 data_reply: Callable[[str], str | None] | None = None):
+        self.port = port or free_port()
+        self.rcpt_reply = rcpt_reply
+        self.data_reply = data_reply
+        self.lock = threading.Lock()
+        self.received: list[Received] = []
+        self.rcpt_attempts: list[tuple[float, str]] = []
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
+                                     ready_timeout=10, server_kwargs={"data_size_limit": 10_000_000})
+
+    @property
+    def relay(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "RecordingServer":
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def addresses(self) -> list[str]:
+        with self.lock:
+            return [a for r in self.received for a in r.rcpt_tos]
+
+    def times(self) -> list[float]:
+        with self.lock:
+            return sorted(r.at for r in self.received)
+
+
+def max_in_window(times: list[float], interval: float) -> int:
+    """The largest number of `times` inside any half-open window [t, t + interval)."""
+    ts = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(ts):
+        while ts[j] <= t - interval:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+if __name__ == "__main__":  # pragma: no cover - manual rehearsal helper
+    import sys
+
+    srv = RecordingServer(int(sys.argv[1]) if len(sys.argv) > 1 else 2525).start()
+    print(f"listening on {srv.relay}; Ctrl-C to stop", flush=True)
+    seen = 0
+    try:
+        while True:
+            time.sleep(0.5)
+            with srv.lock:
+                new = srv.received[seen:]
+                seen = len(srv.received)
+            for r in new:
+                print(f"{r.at:.3f} {r.mail_from} -> {','.join(r.rcpt_tos)} {len(r.data)} bytes", flush=True)
+    except KeyboardInterrupt:
+        srv.stop()
