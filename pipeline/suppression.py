@@ -375,8 +375,9 @@ def export(cfg: Config, path: str | os.PathLike, fmt: str = "csv", excel: bool =
         for col in ("first_error", "last_error", "last_sent", "added_at"):
             if col in out:
                 out[col] = out[col].map(lambda v: "" if pd.isna(v) else pd.Timestamp(v).tz_convert(cfg.tz).isoformat())
-        if "last_reply_code" in out:
-            out["last_reply_code"] = out["last_reply_code"].map(lambda v: "" if pd.isna(v) else str(int(v)))
+        for col in ("error_count", "distinct_days", "last_reply_code"):  # ints, not 2.0
+            if col in out:
+                out[col] = out[col].map(lambda v: "" if pd.isna(v) else str(int(v)))
         with open(tmp, "w", encoding="utf-8-sig" if excel else "utf-8", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(cols)

@@ -127,7 +127,9 @@ class PostfixParser(Parser):
             del self.queue[q]
 
     def feed(self, line: str, offset: int) -> str:
-        if "postfix" not in line:
+        # cheap substring tests first: most lines (smtpd connect/disconnect, client=, TLS notes)
+        # carry none of the fields we join or report
+        if "postfix" not in line or not (" to=" in line or " from=" in line or "message-id=" in line or line.endswith(": removed")):
             return SKIP
         parts = split_syslog(line, self.ctx)
         if parts is None:

@@ -1,0 +1,206 @@
+"""The README's commands through click's CliRunner, on the real sample logs."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+
+from conftest import REPO, SAMPLES
+
+EXPECTED_SUPPRESSED = {
+    "taro.dead@docomo.ne.jp", "taro..yamada.@docomo.ne.jp", "jiro.old@au.com", "full@docomo.ne.jp",
+    "a@nohost.example.jp", "kenji.gone@ezweb.ne.jp", "saburo@i.softbank.jp", "late@au.com",
+}
+
+
+def invoke(data, *args, ok=True):
+    result = CliRunner().invoke(cli, ["--data-dir", str(data), "--timezone", "Asia/Tokyo", *map(str, args)])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def ingested(tmp_path):
+    data = tmp_path / "data"
+    invoke(data, "ingest", *sorted((SAMPLES / "postfix").glob("mail.log*")), SAMPLES / "sendmail" / "maillog",
+           SAMPLES / "qmail" / "current")
+    return data
+
+
+def test_ingest_prints_a_summary(tmp_path):
+    r = invoke(tmp_path / "d", "ingest", SAMPLES / "sendmail" / "maillog")
+    assert "lines read:       19" in r.output
+    assert "events written:   10  (bounced 3, deferred 3, expired 1, sent 3)" in r.output
+    again = invoke(tmp_path / "d", "ingest", "--reread", SAMPLES / "sendmail" / "maillog")
+    assert "events written:   0" in again.output and "already stored:   10" in again.output
+
+
+def test_ingest_bad_arguments(tmp_path):
+    r = invoke(tmp_path / "d", "ingest", tmp_path / "missing.log", ok=False)
+    assert r.exit_code == 1 and r.output.strip().startswith("Error:") and "does not exist" in r.output
+    r = invoke(tmp_path / "d", "ingest", "--format", "exim", SAMPLES / "qmail" / "current", ok=False)
+    assert r.exit_code == 2
+
+
+def test_classify_command_phase_decides():
+    rcpt = CliRunner().invoke(cli, ["classify", "550 Unknown user taro@docomo.ne.jp", "--phase", "rcpt", "--domain", "docomo.ne.jp", "--json"])
+    data = rcpt.output
+    assert rcpt.exit_code == 0 and '"reason": "user_unknown"' in data and '"scope": "recipient"' in data and '"carrier": "docomo"' in data
+    eod = CliRunner().invoke(cli, ["classify", "550 Unknown user taro@docomo.ne.jp", "--phase", "end_of_data"])
+    assert "filtered" in eod.output and "sender" in eod.output
+    rl = CliRunner().invoke(cli, ["classify", "421 4.7.0 Too many connections"])
+    assert "rate_limited" in rl.output and "deferred" in rl.output
+
+
+def test_suppress_dry_run_then_apply_then_idempotent(ingested):
+    dry = invoke(ingested, "suppress", "--dry-run")
+    assert "new entries:      8  [dry run: nothing written]" in dry.output
+    listed = invoke(ingested, "suppression", "list")
+    assert listed.output.startswith("0 suppressed")
+    applied = invoke(ingested, "suppress", "--as-of", "2026-11-20")
+    assert "new entries:      8  [applied]" in applied.output
+    assert {ln.split()[1] for ln in applied.output.splitlines() if ln.startswith("  + ")} == EXPECTED_SUPPRESSED
+    again = invoke(ingested, "suppress")
+    assert "new entries:      0" in again.output and "(8 already listed)" in again.output
+
+
+def test_suppress_as_of_in_the_past(ingested):
+    r = invoke(ingested, "suppress", "--dry-run", "--as-of", "2026-11-12")
+    # by the 12th only the quoted docomo address (10th and 12th) had its second day
+    assert {ln.split()[1] for ln in r.output.splitlines() if ln.startswith("  + ")} == {"taro..yamada.@docomo.ne.jp"}
+
+
+def test_suppression_show_add_release(ingested):
+    invoke(ingested, "suppress")
+    show = invoke(ingested, "suppression", "show", '"Taro..Yamada."@docomo.ne.jp')
+    assert "taro..yamada.@docomo.ne.jp: SUPPRESSED (rule)" in show.output
+    assert show.output.count(" * 2026-11-1") == 2 and "550 Unknown user" in show.output
+    filtered = invoke(ingested, "suppression", "show", "hanako@docomo.ne.jp")
+    assert "not suppressed" in filtered.output and "filtered" in filtered.output
+    invoke(ingested, "suppression", "add", "complainer@au.com", "--note", "asked to stop")
+    rel = invoke(ingested, "suppression", "release", "jiro.old@au.com", "--note", "new phone")
+    assert "released jiro.old@au.com" in rel.output
+    listed = invoke(ingested, "suppression", "list")
+    assert listed.output.startswith("8 suppressed") and "complainer@au.com" in listed.output and "jiro.old@au.com" not in listed.output
+    hist = invoke(ingested, "suppression", "show", "jiro.old@au.com")
+    assert "released (new phone)" in hist.output
+    bad = invoke(ingested, "suppression", "show", "nobody@nowhere.example", ok=False)
+    assert bad.exit_code == 1 and bad.output.startswith("Error:")
+    bad = invoke(ingested, "suppression", "release", "not an address", ok=False)
+    assert bad.exit_code == 1 and "Error:" in bad.output
+
+
+def test_export_csv_excel_and_formula_injection(ingested, tmp_path):
+    invoke(ingested, "suppress")
+    invoke(ingested, "suppression", "add", "=cmd|calc@evil.example", "--note", "+SUM(A1)")
+    out = tmp_path / "s.csv"
+    r = invoke(ingested, "export", out, "--excel")
+    assert "wrote 9 entries" in r.output
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
+    assert list(rows[0].keys())[0] == "address"
+    by = {r["address"]: r for r in rows}
+    assert "'=cmd|calc@evil.example" in by and by["'=cmd|calc@evil.example"]["note"] == "'+SUM(A1)"
+    assert by["late@au.com"]["distinct_days"] == "2" and by["late@au.com"]["carrier"] == "au"
+    assert by["late@au.com"]["first_error"].startswith("2026-11-17T23:50")
+    plain = tmp_path / "p.csv"
+    invoke(ingested, "export", plain)
+    assert not plain.read_bytes().startswith(b"\xef\xbb\xbf")
+    pq_out = tmp_path / "s.parquet"
+    invoke(ingested, "export", pq_out, "--format", "parquet")
+    import pyarrow.parquet as pq
+    assert pq.read_table(pq_out).num_rows == 9
+    bad = invoke(ingested, "export", tmp_path / "no" / "such" / "dir.csv", ok=False)
+    assert bad.exit_code == 1 and "does not exist" in bad.output
+
+
+def test_errors_without_data(tmp_path):
+    r = invoke(tmp_path / "empty", "suppress", ok=False)
+    assert r.exit_code == 1 and r.output.startswith("Error:") and "ingest" in r.output
+    (tmp_path / "d2").mkdir()
+    r = invoke(tmp_path / "d2", "suppress", "--as-of", "someday", ok=False)
+    assert r.exit_code == 1 and "Error:" in r.output
+
+
+def test_clean_job_end_to_end_and_lock(tmp_path, monkeypatch):
+    root = tmp_path / "repo"
+    shutil.copytree(SAMPLES, root / "sample_logs")
+    cfg_file = root / "sample_logs" / "demo.toml"
+    data = tmp_path / "data"
+    runner = CliRunner()
+    monkeypatch.chdir(root)  # the demo config's source globs are relative to the repository root
+    if True:
+        r = runner.invoke(cli, ["--config", str(cfg_file), "--data-dir", str(data), "clean"])
+        assert r.exit_code == 0, r.output
+        assert "new entries:      8  [applied]" in r.output
+        csv_path = data / "exports" / "suppression.csv"
+        assert f"suppression CSV: {csv_path}" in r.output
+        rows = list(csv.DictReader(csv_path.read_text(encoding="utf-8-sig").splitlines()))
+        assert {row["address"] for row in rows} == EXPECTED_SUPPRESSED
+        # a second run reads nothing new and adds nothing
+        r2 = runner.invoke(cli, ["--config", str(cfg_file), "--data-dir", str(data), "clean"])
+        assert r2.exit_code == 0 and "events written:   0" in r2.output and "new entries:      0" in r2.output
+        # while another run holds the lock, clean refuses at once
+        from pipeline.clean import job_lock
+        from pipeline.config import load_config
+        with job_lock(load_config(cfg_file, data_dir=data)):
+            r3 = runner.invoke(cli, ["--config", str(cfg_file), "--data-dir", str(data), "clean"])
+        assert r3.exit_code == 1 and "another `mailhygiene clean` is running" in r3.output
+
+
+def test_clean_without_sources_is_a_clear_error(tmp_path):
+    r = invoke(tmp_path / "d", "clean", ok=False)
+    assert r.exit_code == 1 and "no log sources configured" in r.output
+
+
+def test_config_show_and_bad_config(tmp_path):
+    r = invoke(tmp_path / "d", "config", "show")
+    assert 'timezone = "Asia/Tokyo"' in r.output and "min_errors = 2" in r.output and "window_days = 7" in r.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[rule]\nmin_erors = 3\n")
+    r = CliRunner().invoke(cli, ["--config", str(bad), "config", "show"])
+    assert r.exit_code == 1 and "unknown setting 'rule.min_erors'" in r.output
+    r = CliRunner().invoke(cli, ["--timezone", "Mars/Olympus", "config", "show"])
+    assert r.exit_code == 1 and "unknown time zone" in r.output
+
+
+def test_every_readme_command_has_help():
+    readme = (REPO / "README.md").read_text()
+    commands = set(re.findall(r"`mailhygiene ((?:[a-z]+)(?: [a-z]+)?)", readme))
+    groups = {"suppression", "config", "send", "doctor"}
+    checked = 0
+    for cmd in sorted(commands):
+        parts = cmd.split()
+        if parts[0] not in groups:
+            parts = parts[:1]
+        r = CliRunner().invoke(cli, [*parts, "--help"])
+        if r.exit_code != 0 and parts[0] in ("report", "watch", "send", "intake", "doctor"):
+            pytest.fail(f"`mailhygiene {' '.join(parts)}` is in the README but not available: {r.output}")
+        assert r.exit_code == 0, (cmd, r.output)
+        checked += 1
+    assert checked >= 10
+
+
+def test_installed_wheel_ships_sql(tmp_path):
+    """`pip install .` (not editable): the console script finds sql/ inside the wheel."""
+    if shutil.which("git") is None:
+        pytest.skip("git not available")
+    wheel_dir = tmp_path / "wheel"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir), str(REPO)],
+                   check=True, capture_output=True)
+    wheel = next(wheel_dir.glob("mailhygiene-*.whl"))
+    import zipfile
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "pipeline/sql/suppression_candidates.sql" in names
+    assert any(n.startswith("pipeline/data/") for n in names)
