@@ -113,3 +113,7 @@ from .sender.cli import intake, send  # noqa: E402
 
 cli.add_command(send)
 cli.add_command(intake)
+
+from .preflight.cli import doctor  # noqa: E402
+
+cli.add_command(doctor)

@@ -1,0 +1,432 @@
+"""Preflight of a sending setup: reverse DNS, HELO, MX, SPF, DMARC, DKIM and block lists.
+
+Reads DNS only, through one configurable resolver (server, port, timeout); writes nothing.
+Called by `check_setup()` (pipeline.preflight), which the `mailhygiene doctor setup` command and
+notebooks use. Every check returns CheckResult values; DNS trouble is a warn, never an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+
+import dns.exception
+import dns.name
+import dns.reversename
+
+from ..config import DEFAULTS
+from ..errors import InputError
+from .resolver import lookup, make_resolver
+from .results import CheckResult
+from .spf_check import check_spf
+
+DEFAULT_DNSBLS = tuple(DEFAULTS["doctor"]["dnsbls"])
+DEFAULT_DOMAIN_LISTS = tuple(DEFAULTS["doctor"]["domain_blocklists"])
+DEFAULT_TIMEOUT = float(DEFAULTS["doctor"]["timeout"])
+
+SOFTBANK_NOTE = (
+    "SoftBank refuses every recipient with `553 <domain> does not exist` when the envelope "
+    "sender's domain has no DNS"
+)
+_GENERIC_PTR_WORDS = re.compile(
+    r"(^|[.\-])(dyn|dynamic|dhcp|dsl|adsl|pool|ppp|cable|broadband|client|dial|dialup|customer|host)"
+    r"([.\-\d]|$)", re.IGNORECASE)
+
+
+# ------------------------------------------------------------------ input
+def normalise_ip(ip: str) -> str:
+    try:
+        return str(ipaddress.ip_address(str(ip).strip()))
+    except ValueError:
+        raise InputError(f"{ip!r} is not an IP address: give the sending IP, e.g. --ip 192.0.2.10") from None
+
+
+def normalise_domain(domain: str, what: str = "domain") -> str:
+    d = str(domain or "").strip().rstrip(".").lower()
+    if "@" in d:
+        raise InputError(f"{what} {domain!r} looks like an address: give only the part after @")
+    try:
+        if not d or "." not in d:
+            raise ValueError("needs at least two labels")
+        dns.name.from_text(d.encode("idna").decode("ascii"))
+        d = d.encode("idna").decode("ascii")
+    except (UnicodeError, ValueError, dns.exception.DNSException) as exc:
+        raise InputError(f"{what} {domain!r} is not a valid domain name ({exc}): e.g. example.jp") from None
+    return d
+
+
+# ------------------------------------------------------------------ reverse DNS and HELO
+def _forward_addresses(res, name: str, ip: str) -> tuple[list[str], str]:
+    rdtype = "AAAA" if ":" in ip else "A"
+    ans = lookup(res, name, rdtype)
+    return [str(ipaddress.ip_address(a)) for a in ans.addresses()], ("" if ans.ok else ans.describe())
+
+
+def check_ptr(res, ip: str) -> tuple[CheckResult, list[str]]:
+    """Forward-confirmed reverse DNS: PTR(ip) = name and A/AAAA(name) contains ip."""
+    rname = dns.reversename.from_address(ip).to_text()
+    ans = lookup(res, rname, "PTR")
+    if ans.status == "error":
+        return CheckResult("ptr", "warn", f"could not look up the PTR of {ip}: {ans.error}",
+                           "check the resolver; then run again"), []
+    if not ans.ok:
+        return CheckResult(
+            "ptr", "fail", f"{ip} has no PTR record ({ans.describe()})",
+            f"ask whoever owns {ip} (hosting provider / ISP) to set its PTR to your mail host name, "
+            "e.g. mail.example.jp, and give that name an A record pointing back to the IP; carriers "
+            "and most large receivers refuse or throttle mail from IPs without reverse DNS",
+        ), []
+    names = [r.target.to_text(omit_final_dot=True) for r in ans.records]
+    confirmed, problems = [], []
+    for name in names:
+        addrs, why = _forward_addresses(res, name, ip)
+        if ip in addrs:
+            confirmed.append(name)
+        else:
+            problems.append(f"{name} -> {', '.join(addrs) or why}")
+    data = {"ptr": names, "confirmed": confirmed}
+    if not confirmed:
+        return CheckResult(
+            "ptr", "fail", f"PTR {ip} -> {', '.join(names)}, but {'; '.join(problems)} (not forward-confirmed)",
+            f"give {names[0]} an {'AAAA' if ':' in ip else 'A'} record for {ip} (or change the PTR to a "
+            "name that has one): receivers check that the reverse name resolves back to the IP",
+            data,
+        ), names
+    generic = [n for n in confirmed if _looks_generic(n, ip)]
+    if generic:
+        return CheckResult(
+            "ptr", "warn", f"{ip} <-> {generic[0]} is forward-confirmed but looks like a generic/dynamic name",
+            "ask for a PTR naming your mail host (e.g. mail.example.jp): generic names are scored as "
+            "dynamic/residential by spam filters", data,
+        ), names
+    detail = f"{ip} <-> {confirmed[0]} (forward-confirmed)"
+    if len(names) > 1:
+        return CheckResult("ptr", "warn", detail + f"; {len(names)} PTR records",
+                           "keep exactly one PTR per IP: receivers may pick any of them", data), names
+    return CheckResult("ptr", "pass", detail, data=data), names
+
+
+def _looks_generic(name: str, ip: str) -> bool:
+    if ":" not in ip:
+        octets = ip.split(".")
+        for pattern in (octets, octets[::-1]):
+            if re.search(r"[.\-x]?".join(pattern), name):
+                return True
+    return bool(_GENERIC_PTR_WORDS.search(name.split(".")[0]))
+
+
+def check_helo(res, helo: str, ip: str, ptr_names: list[str]) -> CheckResult:
+    addrs, why = _forward_addresses(res, helo, ip)
+    rr = "AAAA" if ":" in ip else "A"
+    if ip not in addrs:
+        found = ", ".join(addrs) or why
+        return CheckResult(
+            "helo", "warn", f"HELO name {helo} does not resolve to {ip} ({rr}: {found})",
+            f"give {helo} an {rr} record for {ip}, or set the MTA's HELO name (Postfix: "
+            "smtp_helo_name / myhostname) to a name that has one", {"addresses": addrs},
+        )
+    if ptr_names and helo.lower() not in (n.lower() for n in ptr_names):
+        return CheckResult(
+            "helo", "warn", f"HELO {helo} resolves to {ip} but the PTR says {', '.join(ptr_names)}",
+            "use the PTR name as HELO name (or change the PTR) so the two agree",
+            {"addresses": addrs, "ptr": ptr_names},
+        )
+    return CheckResult("helo", "pass", f"{helo} -> {ip}" + (" (matches PTR)" if ptr_names else ""),
+                       data={"addresses": addrs})
+
+
+# ------------------------------------------------------------------ MX
+def check_mx(res, domain: str) -> CheckResult:
+    ans = lookup(res, domain, "MX")
+    if ans.status == "error":
+        return CheckResult("mx", "warn", f"could not look up MX of {domain}: {ans.error}",
+                           "check the resolver and the domain's name servers, then run again")
+    if ans.status == "nxdomain":
+        return CheckResult(
+            "mx", "fail", f"{domain} does not exist in DNS (NXDOMAIN)",
+            f"register/publish the domain with an MX (and SPF) record before sending; {SOFTBANK_NOTE}",
+        )
+    if ans.status == "nodata":
+        a = lookup(res, domain, "A")
+        aaaa = lookup(res, domain, "AAAA")
+        if a.ok or aaaa.ok:
+            return CheckResult(
+                "mx", "warn", f"{domain} has no MX record; mail to it falls back to its A/AAAA record",
+                f"publish an MX record (e.g. {domain}. MX 10 mail.{domain}.) so bounces and replies "
+                f"have a clear home; {SOFTBANK_NOTE}",
+            )
+        return CheckResult(
+            "mx", "fail", f"{domain} has no MX and no A/AAAA record: bounces and replies cannot come back",
+            f"publish an MX record pointing at a host that accepts mail for {domain}; {SOFTBANK_NOTE}",
+        )
+    mxs = sorted((r.preference, r.exchange.to_text(omit_final_dot=True)) for r in ans.records)
+    data = {"mx": [{"preference": p, "host": h} for p, h in mxs]}
+    if len(mxs) == 1 and mxs[0][1] in ("", "."):
+        return CheckResult(
+            "mx", "fail", f"{domain} publishes a null MX (RFC 7505): it accepts no mail, so bounces are lost",
+            f"replace the null MX by a real one if {domain} is used as envelope sender; {SOFTBANK_NOTE}", data,
+        )
+    dead = []
+    for _pref, host in mxs:
+        if not (lookup(res, host, "A").ok or lookup(res, host, "AAAA").ok):
+            dead.append(host)
+    listing = ", ".join(f"{p} {h}" for p, h in mxs)
+    if len(dead) == len(mxs):
+        return CheckResult("mx", "fail", f"MX {listing}: no MX host has an address",
+                           f"give {', '.join(dead)} A/AAAA records (an MX must name a host, not a CNAME or IP); "
+                           f"{SOFTBANK_NOTE}", data)
+    if dead:
+        return CheckResult("mx", "warn", f"MX {listing}: {', '.join(dead)} has no address",
+                           "fix or remove MX hosts that do not resolve", data)
+    return CheckResult("mx", "pass", f"MX {listing}", data=data)
+
+
+# ------------------------------------------------------------------ DMARC and DKIM
+def parse_tags(record: str) -> dict[str, str]:
+    """`k=v; k=v` tag lists (DMARC, DKIM). Raises ValueError on a malformed or repeated tag."""
+    tags: dict[str, str] = {}
+    for part in record.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        if "=" not in part:
+            raise ValueError(f"tag {part!r} has no '='")
+        k, v = part.split("=", 1)
+        k = k.strip().lower()
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", k):
+            raise ValueError(f"bad tag name {k!r}")
+        if k in tags:
+            raise ValueError(f"tag {k!r} appears twice")
+        tags[k] = v.strip()
+    return tags
+
+
+def check_dmarc(res, domain: str) -> CheckResult:
+    """_dmarc.<domain>, walking up to parent domains like DMARCbis' tree walk."""
+    labels = domain.split(".")
+    for i in range(0, max(1, len(labels) - 1)):
+        at = ".".join(labels[i:])
+        ans = lookup(res, f"_dmarc.{at}", "TXT")
+        if ans.status == "error":
+            return CheckResult("dmarc", "warn", f"could not look up _dmarc.{at}: {ans.error}",
+                               "check the resolver, then run again")
+        recs = [t for t in ans.texts() if t.strip().lower().startswith("v=dmarc1")]
+        if recs:
+            return _judge_dmarc(domain, at, recs)
+    return CheckResult(
+        "dmarc", "fail", f"no DMARC record at _dmarc.{domain}",
+        f'publish TXT at _dmarc.{domain}: "v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}" '
+        "(start with p=none, move to quarantine/reject once reports show SPF/DKIM aligned); "
+        "Gmail and Yahoo require DMARC from bulk senders",
+    )
+
+
+def _judge_dmarc(domain: str, at: str, recs: list[str]) -> CheckResult:
+    where = f"_dmarc.{at}" + ("" if at == domain else f" (inherited by {domain})")
+    if len(recs) > 1:
+        return CheckResult("dmarc", "fail", f"{where} has {len(recs)} DMARC records: receivers ignore all of them",
+                           "keep exactly one v=DMARC1 TXT record", {"records": recs})
+    record = recs[0]
+    try:
+        tags = parse_tags(record)
+        if tags.get("v") != "DMARC1" or next(iter(tags)) != "v":
+            raise ValueError("must start with v=DMARC1")
+        policy = tags.get("sp", tags.get("p")) if at != domain else tags.get("p")
+        if policy is None:
+            raise ValueError("the p= tag (policy) is missing")
+        if policy.lower() not in ("none", "quarantine", "reject"):
+            raise ValueError(f"policy {policy!r} is not none, quarantine or reject")
+        if "pct" in tags and not (tags["pct"].isdigit() and 0 <= int(tags["pct"]) <= 100):
+            raise ValueError(f"pct={tags['pct']!r} is not 0-100")
+        for uri in filter(None, (u.strip() for u in tags.get("rua", "").split(","))):
+            if not uri.lower().startswith("mailto:"):
+                raise ValueError(f"rua URI {uri!r} is not mailto:")
+    except (ValueError, StopIteration) as exc:
+        return CheckResult("dmarc", "fail", f"{where}: {record!r} does not parse: {exc}",
+                           f'fix it, e.g. "v=DMARC1; p=none; rua=mailto:dmarc-reports@{at}"', {"record": record})
+    data = {"record": record, "policy": policy.lower(), "found_at": f"_dmarc.{at}"}
+    detail = f"{where}: p={policy.lower()}"
+    if "rua" not in tags:
+        return CheckResult("dmarc", "warn", detail + ", no rua= (you get no aggregate reports)",
+                           f"add rua=mailto:dmarc-reports@{at} to see who sends as your domain", data)
+    note = " (monitoring only)" if policy.lower() == "none" else ""
+    return CheckResult("dmarc", "pass", detail + note, data=data)
+
+
+def check_dkim(res, domain: str, selector: str | None) -> CheckResult:
+    if not selector:
+        return CheckResult(
+            "dkim", "warn", "not checked: no DKIM selector given",
+            "pass --dkim-selector S (the s= tag of your DKIM-Signature header) to check the key",
+        )
+    name = f"{selector}._domainkey.{domain}"
+    ans = lookup(res, name, "TXT")
+    if ans.status == "error":
+        return CheckResult("dkim", "warn", f"could not look up {name}: {ans.error}", "check the resolver, then run again")
+    recs = [t for t in ans.texts() if "p=" in t]
+    if not recs:
+        return CheckResult(
+            "dkim", "fail", f"no DKIM key at {name} ({ans.describe() if not ans.ok else 'TXT without p='})",
+            f"publish the public key your MTA signs with as TXT at {name} "
+            '("v=DKIM1; k=rsa; p=<base64>"), or check the selector name',
+        )
+    record = recs[0]
+    try:
+        tags = parse_tags(record)
+        if "v" in tags and (tags["v"] != "DKIM1" or next(iter(tags)) != "v"):
+            raise ValueError("v= must be DKIM1 and come first")
+        key_type = tags.get("k", "rsa").lower()
+        if "p" not in tags:
+            raise ValueError("no p= tag")
+        tags["p"] = re.sub(r"\s+", "", tags["p"])  # long keys are often split with spaces
+        if not tags["p"]:
+            return CheckResult("dkim", "fail", f"{name}: the key is revoked (empty p=)",
+                               "publish the current public key under this selector, or sign with the new selector")
+        key = base64.b64decode(tags["p"], validate=True)
+    except (ValueError, binascii.Error, StopIteration) as exc:
+        return CheckResult("dkim", "fail", f"{name}: {record[:80]!r} does not parse: {exc}",
+                           "re-publish the TXT record your DKIM tool generated, in one piece", {"record": record})
+    data = {"selector": selector, "key_type": key_type}
+    if key_type == "rsa":
+        bits = rsa_key_bits(key)
+        data["bits"] = bits
+        if bits is None:
+            return CheckResult("dkim", "fail", f"{name}: p= is not an RSA public key",
+                               "re-publish the public key your DKIM tool generated", data)
+        if bits < 1024:
+            return CheckResult("dkim", "fail", f"{name}: RSA key of {bits} bits (receivers ignore keys under 1024)",
+                               "generate a 2048-bit key and publish it under a new selector", data)
+        if bits < 2048:
+            return CheckResult("dkim", "warn", f"{name}: RSA key of {bits} bits",
+                               "move to a 2048-bit key (new selector) when you next rotate", data)
+        return CheckResult("dkim", "pass", f"{name}: RSA {bits}-bit key", data=data)
+    if key_type == "ed25519":
+        ok = len(key) == 32
+        return CheckResult("dkim", "pass" if ok else "fail", f"{name}: ed25519 key" + ("" if ok else " of wrong length"),
+                           "" if ok else "re-publish the 32-byte ed25519 public key", data)
+    return CheckResult("dkim", "warn", f"{name}: unknown key type k={key_type}",
+                       "use k=rsa (2048 bits): every receiver supports it", data)
+
+
+def rsa_key_bits(der: bytes) -> int | None:
+    """Modulus size of a DER SubjectPublicKeyInfo (or bare RSAPublicKey); None if it is neither."""
+
+    def read(buf: bytes, pos: int) -> tuple[int, int, int]:
+        tag, length = buf[pos], buf[pos + 1]
+        pos += 2
+        if length & 0x80:
+            n = length & 0x7F
+            length = int.from_bytes(buf[pos:pos + n], "big")
+            pos += n
+        return tag, pos, length
+
+    try:
+        tag, pos, _ = read(der, 0)
+        if tag != 0x30:
+            return None
+        tag, inner, length = read(der, pos)
+        if tag == 0x30:  # SubjectPublicKeyInfo: AlgorithmIdentifier, then BIT STRING
+            tag, bpos, _ = read(der, inner + length)
+            if tag != 0x03:
+                return None
+            tag, pos, _ = read(der, bpos + 1)  # skip the unused-bits byte
+            if tag != 0x30:
+                return None
+            tag, mpos, mlen = read(der, pos)
+        else:
+            tag, mpos, mlen = tag, inner, length
+        if tag != 0x02:
+            return None
+        modulus = der[mpos:mpos + mlen].lstrip(b"\x00")
+        return int.from_bytes(modulus, "big").bit_length()
+    except IndexError:
+        return None
+
+
+# ------------------------------------------------------------------ block lists
+def dnsbl_query_name(ip: str, zone: str) -> str:
+    addr = ipaddress.ip_address(ip)
+    if addr.version == 4:
+        return ".".join(reversed(str(addr).split("."))) + "." + zone
+    return addr.reverse_pointer.removesuffix(".ip6.arpa") + "." + zone
+
+
+def _check_listing(res, name: str, zone: str, what: str, check: str) -> CheckResult:
+    ans = lookup(res, name, "A")
+    if ans.status in ("nxdomain", "nodata"):
+        return CheckResult(check, "pass", f"{what} not listed on {zone}")
+    if ans.status == "error":
+        return CheckResult(check, "warn", f"could not query {zone}: {ans.error}",
+                           f"check that {zone} is still a live list and that the resolver can reach it")
+    codes = sorted(ans.addresses())
+    data = {"zone": zone, "codes": codes}
+    refused = [c for c in codes if c.startswith("127.255.255.") or (c.startswith("127.0.1.") and c.endswith(".255"))]
+    if refused:
+        return CheckResult(
+            check, "warn", f"{zone} refused the query (answer {', '.join(refused)})",
+            "block lists such as Spamhaus refuse queries that come through public/open resolvers or "
+            "exceed their free limits: query through your own resolver or a Data Query Service key",
+            data,
+        )
+    if any(not c.startswith("127.") for c in codes):
+        return CheckResult(check, "warn", f"{zone} answered {', '.join(codes)}, outside 127.0.0.0/8",
+                           f"{zone} may be defunct and answering everything: remove it from the list", data)
+    txt = lookup(res, name, "TXT")
+    reason = "; ".join(txt.texts()) if txt.ok else ""
+    data["reason"] = reason
+    return CheckResult(
+        check, "fail", f"{what} is LISTED on {zone} ({', '.join(codes)})" + (f": {reason}" if reason else ""),
+        f"find and stop the cause (compromised account, purchased list, high bounce rate), then request "
+        f"removal on {zone}'s lookup page" + (f" ({reason})" if reason and "http" in reason else ""),
+        data,
+    )
+
+
+def check_dnsbl(res, ip: str, zone: str) -> CheckResult:
+    zone = zone.strip().rstrip(".")
+    return _check_listing(res, dnsbl_query_name(ip, zone), zone, ip, f"dnsbl:{zone}")
+
+
+def check_domain_list(res, domain: str, zone: str) -> CheckResult:
+    zone = zone.strip().rstrip(".")
+    return _check_listing(res, f"{domain}.{zone}", zone, domain, f"domain-bl:{zone}")
+
+
+# ------------------------------------------------------------------ all together
+def check_setup(
+    domain: str,
+    ip: str,
+    helo: str | None = None,
+    dkim_selector: str | None = None,
+    resolver: str | None = None,
+    port: int = 53,
+    dnsbls=DEFAULT_DNSBLS,
+    domain_lists=DEFAULT_DOMAIN_LISTS,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[CheckResult]:
+    """Run every setup check for sending as `domain` from `ip`; returns results in a fixed order.
+
+    `resolver` is a DNS server's IP ("" or None: the system resolver), asked on `port`.
+    Raises InputError for an invalid domain/IP, ConfigError for an unusable resolver setting.
+    """
+    domain = normalise_domain(domain)
+    ip = normalise_ip(ip)
+    helo = normalise_domain(helo, "HELO name") if helo else None
+    res = make_resolver(resolver or "", port, timeout)
+
+    results = []
+    ptr_result, ptr_names = check_ptr(res, ip)
+    results.append(ptr_result)
+    if helo:
+        results.append(check_helo(res, helo, ip, ptr_names))
+    results.append(check_mx(res, domain))
+    results.extend(check_spf(res, domain, ip, helo, timeout))
+    results.append(check_dmarc(res, domain))
+    results.append(check_dkim(res, domain, dkim_selector))
+    for zone in dnsbls or ():
+        results.append(check_dnsbl(res, ip, zone))
+    for zone in domain_lists or ():
+        results.append(check_domain_list(res, domain, zone))
+    return results

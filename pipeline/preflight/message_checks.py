@@ -1,0 +1,262 @@
+"""Preflight of one message (.eml) before it goes to Japanese carriers.
+
+Reads the message file (or bytes); runs the local `spamassassin` when asked; writes nothing.
+Called by `check_message()` (pipeline.preflight), which `mailhygiene doctor message` and notebooks use.
+
+Checks: required headers, raw 8-bit headers, line length, text the phones cannot show
+(ISO-2022-JP coverage, CP932 look-alikes), size against carrier limits, recipients per message,
+SpamAssassin score.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from email import policy
+from email.parser import BytesParser
+from email.utils import getaddresses
+
+from .jis import CP932_LOOKALIKES, decode_iso2022jp, describe, encodable, is_halfwidth_kana, suggestion
+from ..errors import InputError
+from .results import CheckResult
+from .spamassassin import check_spamassassin
+
+MB = 1_000_000  # decimal: the conservative reading of the carriers' "MB"
+# Largest message (raw bytes, after base64) each carrier takes; see docs/doctor.md.
+# ymobile shares SoftBank's servers and rakuten publishes no figure: both get the strictest limit.
+SIZE_LIMITS = {
+    "docomo": (10 * MB, "docomo: 10 MB"),
+    "au": (3 * MB, "au: 3 MB per message"),
+    "softbank": (1 * MB, "SoftBank: 1 MB per message"),
+    "ymobile": (1 * MB, "no published limit; SoftBank group servers, so SoftBank's 1 MB"),
+    "rakuten": (1 * MB, "no published limit; checked against the strictest known (1 MB)"),
+}
+CARRIERS = tuple(SIZE_LIMITS)
+MAX_RECIPIENTS = 100  # au and SoftBank per message, docomo per session
+MAX_LINE = 998  # RFC 5322 2.1.1: 998 octets + CRLF = 1000; docomo answers `500 Line Too Long`
+REQUIRED_HEADERS = ("From", "Date", "Message-ID")
+_ISO2022JP = {"iso-2022-jp", "csiso2022jp", "iso-2022-jp-2", "iso-2022-jp-1", "iso-2022-jp-3",
+              "iso-2022-jp-ext", "cp50220", "cp50221", "cp50222"}
+
+
+def read_message(path_or_bytes) -> tuple[bytes, str]:
+    """The raw bytes and a name to show. Raises InputError for a missing or empty file."""
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        raw, name = bytes(path_or_bytes), "(message)"
+    else:
+        name = os.fspath(path_or_bytes)
+        try:
+            with open(name, "rb") as fh:
+                raw = fh.read()
+        except FileNotFoundError:
+            raise InputError(f"message file {name} does not exist") from None
+        except IsADirectoryError:
+            raise InputError(f"{name} is a directory: give one .eml file") from None
+        except OSError as exc:
+            raise InputError(f"cannot read {name}: {exc.strerror}") from None
+    if not raw.strip():
+        raise InputError(f"{name} is empty: give a whole message (headers, blank line, body)")
+    if not re.match(rb"[!-9;-~]+:", raw):
+        raise InputError(f"{name} does not start with a header line (Name: value): is it an .eml file?")
+    return raw, name
+
+
+def check_message(path_or_bytes, carrier: str | None = None, spamassassin: bool = True,
+                  spamassassin_program: str = "spamassassin",
+                  spamassassin_timeout: float = 60.0) -> list[CheckResult]:
+    """Run every message check; with `carrier`, size is judged against that carrier only."""
+    if carrier is not None:
+        carrier = carrier.strip().lower()
+        if carrier not in SIZE_LIMITS:
+            raise InputError(f"unknown carrier {carrier!r}: use one of {', '.join(CARRIERS)}")
+    raw, _name = read_message(path_or_bytes)
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+
+    results = [check_headers(msg), check_8bit_headers(raw), check_line_length(raw)]
+    texts, charset_problems = _texts(msg)
+    results.append(check_charsets(charset_problems))
+    results.extend(check_japanese_text(texts))
+    for name in ([carrier] if carrier else CARRIERS):
+        results.append(check_size(raw, name))
+    results.append(check_recipients(msg))
+    if spamassassin:
+        results.append(check_spamassassin(raw, spamassassin_program, spamassassin_timeout))
+    return results
+
+
+# ------------------------------------------------------------------ headers and raw form
+def check_headers(msg) -> CheckResult:
+    missing = [h for h in REQUIRED_HEADERS if msg.get(h) is None]
+    no_mime = msg.get("MIME-Version") is None
+    if missing:
+        return CheckResult(
+            "headers", "fail", f"missing {', '.join(missing)}" + (" and MIME-Version" if no_mime else ""),
+            "add them in the composer (Python: email.utils.formatdate(localtime=True), make_msgid()); "
+            "SoftBank requires From and Message-ID, and receivers score mail without Date as spam",
+        )
+    if no_mime:
+        return CheckResult("headers", "warn", "missing MIME-Version",
+                           "add `MIME-Version: 1.0` (needed for charset and encoding headers to count)")
+    return CheckResult("headers", "pass", "From, Date, Message-ID and MIME-Version present")
+
+
+def _header_block(raw: bytes) -> bytes:
+    m = re.search(rb"\r?\n\r?\n", raw)
+    return raw[:m.start()] if m else raw
+
+
+def check_8bit_headers(raw: bytes) -> CheckResult:
+    names = []
+    current = None
+    for line in _header_block(raw).splitlines():
+        if line[:1] not in (b" ", b"\t"):
+            current = line.split(b":", 1)[0].decode("ascii", "replace")
+        if any(b >= 0x80 for b in line) and current not in names:
+            names.append(current)
+    if names:
+        return CheckResult(
+            "header-8bit", "fail", f"raw non-ASCII bytes in header {', '.join(names)}",
+            "encode them as RFC 2047 words (=?ISO-2022-JP?B?...?= or =?UTF-8?B?...?=): raw 8-bit "
+            "headers need SMTPUTF8, which the carriers' servers do not offer", {"headers": names},
+        )
+    return CheckResult("header-8bit", "pass", "headers are 7-bit ASCII")
+
+
+def check_line_length(raw: bytes) -> CheckResult:
+    long_lines = []
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        length = len(line.rstrip(b"\r"))
+        if length > MAX_LINE:
+            long_lines.append((number, length))
+    if long_lines:
+        shown = ", ".join(f"line {n} ({length} bytes)" for n, length in long_lines[:5])
+        more = f" and {len(long_lines) - 5} more" if len(long_lines) > 5 else ""
+        return CheckResult(
+            "line-length", "fail", f"{len(long_lines)} line(s) over 1000 bytes: {shown}{more}",
+            "wrap text (or use quoted-printable/base64 transfer encoding, which keeps lines short): "
+            "docomo refuses with `500 Line Too Long`", {"lines": [n for n, _ in long_lines]},
+        )
+    return CheckResult("line-length", "pass", "no line over 1000 bytes")
+
+
+def check_size(raw: bytes, carrier: str) -> CheckResult:
+    limit, note = SIZE_LIMITS[carrier]
+    size = len(raw)
+    detail = f"{size:,} bytes, limit {limit:,} ({note})"
+    data = {"bytes": size, "limit": limit}
+    if size > limit:
+        return CheckResult(f"size:{carrier}", "fail", detail,
+                           "shrink images, or link to large files instead of attaching them", data)
+    return CheckResult(f"size:{carrier}", "pass", detail, data=data)
+
+
+def check_recipients(msg) -> CheckResult:
+    fields = [str(v) for h in ("To", "Cc") for v in (msg.get_all(h) or [])]
+    addresses = [a for _n, a in getaddresses(fields) if a]
+    n = len(addresses)
+    if n > MAX_RECIPIENTS:
+        return CheckResult(
+            "recipients", "fail", f"{n} recipients in To/Cc (limit {MAX_RECIPIENTS})",
+            "send one message per recipient (or at most 100 per message and per SMTP session): au and "
+            "SoftBank refuse more than 100 per message, docomo more than 100 per session",
+            {"count": n},
+        )
+    return CheckResult("recipients", "pass", f"{n} recipient(s) in To/Cc", data={"count": n})
+
+
+# ------------------------------------------------------------------ text the phones must show
+def _texts(msg) -> tuple[list[tuple[str, str, bool, list[str]]], list[str]]:
+    """[(where, text, declared ISO-2022-JP, extension chars)] for Subject, From and text parts."""
+    texts = []
+    problems = []
+    for header in ("Subject", "From"):
+        value = msg.get(header)
+        if value is not None:
+            texts.append((header, str(value), False, []))
+    for index, part in enumerate(msg.walk()):
+        if part.get_content_maintype() != "text" or part.is_attachment():
+            continue
+        where = f"part {index} ({part.get_content_type()})"
+        payload = part.get_payload(decode=True) or b""
+        charset = (part.get_content_charset() or "us-ascii").lower()
+        if charset in _ISO2022JP:
+            text, extensions = decode_iso2022jp(payload)
+            if any(b >= 0x80 for b in payload):
+                problems.append(f"{where} is labelled {charset} but has 8-bit bytes")
+            texts.append((where, text, True, extensions))
+            continue
+        try:
+            texts.append((where, payload.decode(charset), False, []))
+        except LookupError:
+            problems.append(f"{where} has an unknown charset {charset!r}")
+        except UnicodeDecodeError as exc:
+            problems.append(f"{where} is not valid {charset} (byte {exc.start})")
+            texts.append((where, payload.decode(charset, "replace"), False, []))
+    return texts, problems
+
+
+def check_charsets(problems: list[str]) -> CheckResult:
+    if problems:
+        return CheckResult("charset", "fail", "; ".join(problems),
+                           "label each text part with the charset it is really written in "
+                           "(ISO-2022-JP or UTF-8)", {"problems": problems})
+    return CheckResult("charset", "pass", "text parts decode with their declared charsets")
+
+
+def check_japanese_text(texts) -> list[CheckResult]:
+    lookalikes: dict[str, set] = {}
+    unencodable: dict[str, set] = {}
+    in_jis_part: dict[str, set] = {}
+    for where, text, declared_jis, extensions in texts:
+        for ch in extensions:
+            in_jis_part.setdefault(ch, set()).add(where)
+        for ch in set(text):
+            if ch in CP932_LOOKALIKES:
+                lookalikes.setdefault(ch, set()).add(where)
+            elif ch in "\r\n\t" or ch == "\ufffd" or encodable(ch):
+                continue
+            elif not declared_jis:
+                unencodable.setdefault(ch, set()).add(where)
+    results = []
+
+    if in_jis_part:
+        chars = sorted(in_jis_part)
+        results.append(CheckResult(
+            "iso-2022-jp", "fail",
+            "parts labelled ISO-2022-JP carry characters outside it (CP50220 extensions): "
+            + "; ".join(describe(c) for c in chars),
+            "replace them as shown, or send those messages as UTF-8: strict decoders and older "
+            "phones show these as garbage or drop them",
+            {"chars": [_char_data(c, in_jis_part[c]) for c in chars]},
+        ))
+    elif unencodable:
+        chars = sorted(unencodable)
+        kana = [c for c in chars if is_halfwidth_kana(c)]
+        results.append(CheckResult(
+            "iso-2022-jp", "warn",
+            f"{len(chars)} character(s) ISO-2022-JP cannot carry: " + "; ".join(describe(c) for c in chars[:15])
+            + ("; ..." if len(chars) > 15 else ""),
+            "replace them as shown (half-width kana -> full-width) before encoding as ISO-2022-JP; "
+            "as UTF-8 they are fine on smartphones but old feature phones cannot show them"
+            + (f" ({len(kana)} half-width kana)" if kana else ""),
+            {"chars": [_char_data(c, unencodable[c]) for c in chars]},
+        ))
+    else:
+        results.append(CheckResult("iso-2022-jp", "pass", "all text fits ISO-2022-JP"))
+
+    if lookalikes:
+        chars = sorted(lookalikes)
+        results.append(CheckResult(
+            "cp932-lookalikes", "warn",
+            "Windows (CP932) look-alikes: " + "; ".join(describe(c) for c in chars),
+            "map them to the JIS characters shown before encoding as ISO-2022-JP (the iso2022_jp "
+            "codec refuses them; careless converters turn them into ? or mojibake)",
+            {"chars": [_char_data(c, lookalikes[c]) for c in chars]},
+        ))
+    else:
+        results.append(CheckResult("cp932-lookalikes", "pass", "no CP932 look-alike characters"))
+    return results
+
+
+def _char_data(ch: str, where) -> dict:
+    return {"char": ch, "codepoint": f"U+{ord(ch):04X}", "suggestion": suggestion(ch), "where": sorted(where)}

@@ -1,0 +1,140 @@
+"""DNS lookups for the doctor, through one configurable resolver (server, port, timeout).
+
+Reads DNS only (UDP/TCP to the configured server, or the system resolver); writes nothing.
+Called by dns_checks and spf_check. Also provides the hook that makes pyspf use the same resolver.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import dns.exception
+import dns.name
+import dns.resolver
+import spf
+
+from ..errors import ConfigError
+
+
+@dataclass
+class Answer:
+    """Outcome of one query: `status` is ok | nxdomain | nodata | error (timeout, SERVFAIL…)."""
+
+    status: str
+    records: list = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def texts(self) -> list[str]:
+        """TXT records with their character-strings joined (RFC 7208 3.3), as text."""
+        return [b"".join(r.strings).decode("utf-8", "replace") for r in self.records]
+
+    def addresses(self) -> list[str]:
+        return [r.address for r in self.records]
+
+    def describe(self) -> str:
+        return {"nxdomain": "no such name (NXDOMAIN)", "nodata": "no records of that type"}.get(
+            self.status, self.error or self.status
+        )
+
+
+def make_resolver(server: str | None = "", port: int = 53, timeout: float = 5.0) -> dns.resolver.Resolver:
+    """A dnspython Resolver asking `server` (an IP address) on `port`; "" or None = system resolver."""
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"doctor resolver port must be 1-65535 (got {port!r})")
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ConfigError(f"doctor timeout must be a positive number of seconds (got {timeout!r})")
+    if server:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise ConfigError(
+                f"resolver {server!r} is not an IP address: give the DNS server's address, "
+                "e.g. 127.0.0.1 (set doctor.resolver or --resolver)"
+            ) from None
+        res = dns.resolver.Resolver(configure=False)
+        res.nameservers = [server]
+    else:
+        try:
+            res = dns.resolver.Resolver()
+        except dns.resolver.NoResolverConfiguration:
+            raise ConfigError(
+                "this machine has no resolver configured (/etc/resolv.conf): "
+                "set doctor.resolver or pass --resolver"
+            ) from None
+    res.port = port
+    res.timeout = float(timeout)
+    res.lifetime = float(timeout)
+    res.search = []
+    res.use_search_by_default = False
+    return res
+
+
+def lookup(res: dns.resolver.Resolver, name: str, rdtype: str) -> Answer:
+    """One query; never raises for DNS trouble, so each check can say what went wrong."""
+    try:
+        qname = dns.name.from_text(name)
+    except (dns.exception.DNSException, ValueError) as exc:
+        return Answer("error", error=f"invalid DNS name {name!r}: {exc}")
+    try:
+        ans = res.resolve(qname, rdtype, search=False, raise_on_no_answer=False)
+    except dns.resolver.NXDOMAIN:
+        return Answer("nxdomain")
+    except dns.resolver.NoNameservers as exc:
+        return Answer("error", error=f"no server answered {name} {rdtype} (SERVFAIL/REFUSED): {_first_line(exc)}")
+    except dns.exception.Timeout:
+        return Answer("error", error=f"timed out asking for {name} {rdtype} after {res.lifetime:g}s")
+    except dns.exception.DNSException as exc:
+        return Answer("error", error=f"{name} {rdtype}: {_first_line(exc)}")
+    records = list(ans.rrset) if ans.rrset is not None else []
+    return Answer("ok", records) if records else Answer("nodata")
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+# ------------------------------------------------------------------ pyspf hook
+# pyspf resolves through the module-level function `spf.DNSLookup(name, qtype, strict, timeout)`
+# (it picks the dnspython or pydns variant at import time; pyspf's own test suite replaces it the
+# same way). We swap it for the duration of one evaluation, under a lock so that two evaluations
+# in one process never see each other's resolver.
+_SPF_HOOK_LOCK = threading.Lock()
+
+
+def _pyspf_lookup(res: dns.resolver.Resolver):
+    def DNSLookup(name, qtype, strict=True, timeout=30):  # noqa: N802 (pyspf's name)
+        ans = lookup(res, name, qtype)
+        if ans.status == "error":
+            raise spf.TempError("DNS " + ans.error)
+        out = []
+        for r in ans.records:
+            if qtype in ("A", "AAAA"):
+                out.append(((name, qtype), r.address))
+            elif qtype == "MX":
+                out.append(((name, qtype), (r.preference, r.exchange)))
+            elif qtype == "PTR":
+                out.append(((name, qtype), r.target.to_text(True)))
+            elif qtype in ("TXT", "SPF"):
+                out.append(((name, qtype), r.strings))
+        return out
+
+    return DNSLookup
+
+
+@contextmanager
+def pyspf_resolver(res: dns.resolver.Resolver):
+    """Within this block pyspf asks `res` (our server/port/timeout) instead of the system resolver."""
+    with _SPF_HOOK_LOCK:
+        saved = spf.DNSLookup
+        spf.DNSLookup = _pyspf_lookup(res)
+        try:
+            yield
+        finally:
+            spf.DNSLookup = saved
