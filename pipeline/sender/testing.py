@@ -78,7 +78,7 @@ class RecordingServer:
         self.received: list[Received] = []
         self.rcpt_attempts: list[tuple[float, str]] = []
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
-                                     ready_timeout=10, server_kwargs={"data_size_limit": 10_000_000})
+                                     ready_timeout=10, data_size_limit=10_000_000)
 
     @property
     def relay(self) -> str:

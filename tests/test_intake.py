@@ -1,0 +1,204 @@
+"""Intake: request mails (real .eml samples) -> jobs, refusals and replies on a loopback server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.sender.compose import decode_message
+from pipeline.sender.intake import auth_results_pass, decode_cp50220, decode_text, process_maildir, process_request
+from pipeline.sender.queue import Queue
+from pipeline.sender.testing import RecordingServer
+
+FIX = Path(__file__).parent / "fixtures" / "requests"
+SECRET = "hunter2-例"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def replies():
+    with RecordingServer() as srv:
+        yield srv
+
+
+def _cfg(tmp_path, relay, extra=""):
+    p = tmp_path / "mailhygiene.toml"
+    p.write_text(f"""
+[sender]
+from_address = "news@mail.example.jp"
+from_name = "配信センター"
+default_relay = "{relay}"
+[intake]
+allowed_senders = ["OPS@example.jp"]
+shared_secret = "{SECRET}"
+{extra}
+""", encoding="utf-8")
+    return load_config(p, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
+
+
+def _raw(name):
+    return (FIX / name).read_bytes()
+
+
+def _replies_to(srv, addr):
+    return [r for r in srv.received if addr in r.rcpt_tos]
+
+
+def _queued(cfg, job_id):
+    return {r["address"]: r for r in Queue.for_config(cfg).rows(job_id)}
+
+
+def test_iso2022jp_cp50220_request_decodes_and_queues(tmp_path, replies):
+    cfg = _cfg(tmp_path, replies.relay)
+    before = len(replies.received)
+    res = process_request(cfg, _raw("request_iso2022jp_cp50220.eml"))
+    assert res.status == "queued", res
+    job = Queue.for_config(cfg).job(res.job_id)
+    assert job.subject == "【セール】①本日限り ㈱テスト"
+    assert job.body.startswith("髙橋様\n\n")
+    assert "①番の商品" in job.body and job.name == "iso-sample"
+    assert set(_queued(cfg, res.job_id)) == {"taro..yamada.@docomo.ne.jp", "hanako@au.com", "jiro@i.softbank.jp"}
+    # the requester is told what happened, in a mail that decodes cleanly
+    new = replies.received[before:]
+    assert len(new) == 1 and new[0].rcpt_tos == ["ops@example.jp"] and new[0].mail_from == "<>"
+    text = decode_message(new[0].data)
+    assert "3 queued" in text["body"] and text["subject"] == "Re: (1)配信依頼"
+
+
+def test_shift_jis_request(tmp_path, replies):
+    cfg = _cfg(tmp_path, replies.relay)
+    res = process_request(cfg, _raw("request_shift_jis.eml"))
+    assert res.status == "queued", res
+    job = Queue.for_config(cfg).job(res.job_id)
+    assert job.subject == "年末のお知らせ～営業時間①"
+    assert job.body == "年末年始の営業時間のお知らせです～\n①12月28日まで通常営業"
+    assert set(_queued(cfg, res.job_id)) == {"ichiro@ezweb.ne.jp", "saburo@docomo.ne.jp"}
+
+
+def test_utf8_request_with_cp932_csv_attachment(tmp_path, replies):
+    cfg = _cfg(tmp_path, replies.relay)
+    before = len(replies.received)
+    res = process_request(cfg, _raw("request_utf8_csv.eml"))
+    assert res.status == "queued", res
+    job = Queue.for_config(cfg).job(res.job_id)
+    assert job.subject == "新商品のご案内 🎉"
+    assert job.body.endswith("ご覧ください。")  # the "-- " signature is not part of the text
+    assert set(_queued(cfg, res.job_id)) == {"shiro@docomo.ne.jp", "goro@au.com"}
+    assert (res.queued, res.skipped) == (2, 2)  # one duplicate, one invalid
+    body = decode_message(replies.received[before].data)["body"]
+    assert "1 duplicates, 1 invalid" in body and "not-an-address" in body
+
+
+@pytest.mark.parametrize("name, why", [
+    ("request_unknown_sender.eml", "not in intake.allowed_senders"),
+    ("request_wrong_secret.eml", "wrong shared secret"),
+])
+def test_unauthorised_requests_enqueue_nothing_and_get_no_reply(tmp_path, replies, name, why):
+    cfg = _cfg(tmp_path, replies.relay)
+    before = len(replies.received)
+    res = process_request(cfg, _raw(name))
+    assert res.status == "unauthorised" and why in res.reason
+    assert len(replies.received) == before  # nothing at all goes back
+    assert Queue.for_config(cfg).counts() == []
+    logged = [json.loads(x) for x in (cfg.data_dir / "sender" / "intake.log").read_text().splitlines()]
+    assert logged[-1]["status"] == "unauthorised" and why in logged[-1]["reason"]
+
+
+def test_malformed_request_gets_a_reply_and_enqueues_nothing(tmp_path, replies):
+    cfg = _cfg(tmp_path, replies.relay)
+    before = len(replies.received)
+    res = process_request(cfg, _raw("request_malformed.eml"))
+    assert res.status == "malformed" and "'---'" in res.reason
+    assert Queue.for_config(cfg).counts() == []
+    new = replies.received[before:]
+    assert [r.rcpt_tos for r in new] == [["ops@example.jp"]]
+    assert "nothing was queued" in decode_message(new[0].data)["body"]
+
+
+def test_require_auth_results(tmp_path, replies):
+    cfg = _cfg(tmp_path, replies.relay, 'require_auth_results = true\nauth_serv_id = "mx.mail.example.jp"')
+    assert process_request(cfg, _raw("request_wrong_secret.eml")).status == "unauthorised"
+    res = process_request(cfg, _raw("request_unknown_sender.eml"))
+    assert res.status == "unauthorised"
+    no_ar = process_request(cfg, _raw("request_shift_jis.eml"))
+    assert no_ar.status == "unauthorised" and "Authentication-Results" in no_ar.reason
+    assert process_request(cfg, _raw("request_auth_results.eml")).status == "queued"
+
+
+def test_auth_results_alignment_and_serv_id():
+    import email
+
+    def msg(ar):
+        return email.message_from_string(f"Authentication-Results: {ar}\n\nx")
+
+    assert auth_results_pass(msg("mx; dkim=pass header.d=example.jp"), "example.jp")
+    assert not auth_results_pass(msg("mx; dkim=pass header.d=evil.example"), "example.jp")
+    assert not auth_results_pass(msg("mx; spf=fail smtp.mailfrom=a@example.jp"), "example.jp")
+    assert not auth_results_pass(msg("forged.example; spf=pass smtp.mailfrom=a@example.jp"), "example.jp", "mx")
+
+
+def test_line_breaks_cannot_smuggle_headers(tmp_path, replies):
+    """A CR inside a request line splits it; the pieces are refused as addresses, never headers."""
+    cfg = _cfg(tmp_path, replies.relay)
+    raw = (f"From: ops@example.jp\r\nMessage-ID: <inj@example.jp>\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
+           f"secret: {SECRET}\r\nsubject: s\rBcc: x@evil.example\r\nrecipients: a@docomo.ne.jp\r\n---\r\nhi\r\n").encode()
+    res = process_request(cfg, raw, reply=False)
+    assert res.status == "malformed" and "line 3" in res.reason
+    assert Queue.for_config(cfg).counts() == []
+
+
+def test_same_request_twice_adds_one_job(tmp_path, replies):
+    cfg = _cfg(tmp_path, replies.relay)
+    a = process_request(cfg, _raw("request_shift_jis.eml"), reply=False)
+    b = process_request(cfg, _raw("request_shift_jis.eml"), reply=False)
+    assert a.job_id == b.job_id and b.queued == 0
+    assert sum(n for *_, n in Queue.for_config(cfg).counts()) == 2
+
+
+def test_auto_submitted_mail_is_ignored(tmp_path, replies):
+    cfg = _cfg(tmp_path, replies.relay)
+    before = len(replies.received)
+    raw = b"Auto-Submitted: auto-replied\r\n" + _raw("request_shift_jis.eml")
+    assert process_request(cfg, raw).status == "ignored"
+    assert len(replies.received) == before
+
+
+def test_maildir(tmp_path, replies):
+    cfg = _cfg(tmp_path, replies.relay)
+    md = tmp_path / "Maildir"
+    for d in ("new", "cur", "tmp"):
+        (md / d).mkdir(parents=True)
+    for i, name in enumerate(["request_shift_jis.eml", "request_unknown_sender.eml", "request_utf8_csv.eml"]):
+        (md / "new" / f"17000000{i}.M1P1.host").write_bytes(_raw(name))
+    results = process_maildir(cfg, md, reply=False)
+    assert [r.status for r in results] == ["queued", "unauthorised", "queued"]
+    assert not list((md / "new").iterdir()) and len(list((md / "cur").iterdir())) == 3
+
+
+def test_cli_intake_from_stdin_exits_zero_for_refusals(tmp_path, replies):
+    cfg = _cfg(tmp_path, replies.relay)
+    for name, expect in [("request_unknown_sender.eml", "unauthorised"), ("request_shift_jis.eml", "queued")]:
+        p = subprocess.run([sys.executable, "-c", "from pipeline.cli import main; main()",
+                            "--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "intake"],
+                           input=_raw(name), capture_output=True, cwd=REPO, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.decode().startswith(expect)
+
+
+def test_decoders():
+    # ① ㈱ 髙 inside ESC $ B (CP50220) - Python's iso2022_jp refuses them
+    data = b"\x1b$B-!-j|b\x1b(B"
+    with pytest.raises(UnicodeDecodeError):
+        data.decode("iso2022_jp")
+    assert decode_cp50220(data) == "①㈱髙"
+    assert decode_text(data, "ISO-2022-JP") == "①㈱髙"
+    assert decode_text(b"\x1b(I6\x1b(B", "iso-2022-jp") == "ｶ"          # CP50221 half-width kana
+    assert decode_text("～①".encode("cp932"), "Shift_JIS") == "～①"
+    assert decode_text("～①".encode("cp932"), "iso-2022-jp") == "～①"  # mislabelled 8-bit
+    assert decode_text("テスト".encode("euc_jp"), "EUC-JP") == "テスト"
+    assert decode_text("テスト".encode(), None) == "テスト"

@@ -1,0 +1,138 @@
+"""Encoding of outgoing mail: ISO-2022-JP / UTF-8, replacement table, headers, line lengths."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.errors import InputError
+from pipeline.sender.compose import (
+    LOOKALIKES, MAX_LINE_BYTES, HeaderInjectionError, MessageTemplate, compose, decode_message, prepare_texts,
+)
+from pipeline.sender.enqueue import enqueue, parse_recipient_csv
+from pipeline.sender.recipients import address_problem, check_recipients, smtp_address
+
+TEXT = "【ご案内】髙橋様 ～冬のセール～ 本日限り！"
+
+
+def _msg(charset, subject=TEXT, body="本文です。\nよろしくお願いします。", name="配信センター", unmappable="replace"):
+    return compose(subject=subject, body=body, from_address="news@example.jp", from_name=name,
+                   to="taro..yamada.@docomo.ne.jp", charset=charset, unmappable=unmappable)
+
+
+def test_plain_japanese_round_trips_in_both_charsets():
+    for cs in ("iso-2022-jp", "utf-8"):
+        m = compose(subject="冬のセールのご案内", body="本文です。\r\n二行目", from_address="news@example.jp",
+                    from_name="配信センター", to="a@au.com", charset=cs)
+        assert m.charset == cs and m.notes == []
+        d = decode_message(m.data)
+        assert d["subject"] == "冬のセールのご案内" and d["body"] == "本文です。\n二行目\n"
+        assert d["from"] == "配信センター <news@example.jp>"
+
+
+def test_iso2022jp_is_7bit_with_encoded_words_ending_in_ascii():
+    m = _msg("iso-2022-jp")
+    assert all(b < 128 for b in m.data)
+    head, _, body = m.data.partition(b"\r\n\r\n")
+    assert b"Content-Type: text/plain; charset=ISO-2022-JP" in head
+    assert b"Content-Transfer-Encoding: 7bit" in head
+    for line in head.split(b"\r\n"):
+        if b"=?iso-2022-jp?b?" in line:
+            import base64
+            for word in line.split(b"=?iso-2022-jp?b?")[1:]:
+                assert base64.b64decode(word.split(b"?=")[0]).endswith(b"\x1b(B")
+    for line in body.split(b"\r\n"):
+        assert b"\x1b$B" not in line or line.endswith(b"\x1b(B")  # every line returns to ASCII
+
+
+def test_cp932_lookalikes_are_mapped_not_lost():
+    m = _msg("iso-2022-jp", subject="価格～税込", body="A∥B －5 ￠￡￢")
+    d = decode_message(m.data)
+    assert d["subject"] == "価格〜税込" and d["body"] == "A‖B −5 ¢£¬\n"
+    assert set(LOOKALIKES) >= {"\uff5e", "\u2225", "\uff0d", "\uffe0", "\uffe1", "\uffe2"}
+
+
+def test_replacement_table_for_characters_iso2022jp_cannot_carry():
+    m = _msg("iso-2022-jp", subject="①㈱髙 ｶﾞｲﾄﾞ №1", body="㍻ ⅲ ㌔")
+    d = decode_message(m.data)
+    assert m.charset == "iso-2022-jp"
+    assert d["subject"] == "(1)(株)高 ガイド No.1" and d["body"] == "平成 iii キロ\n"
+    assert any("① -> (1)" in n for n in m.notes) and any("half-width" in n for n in m.notes)
+
+
+def test_emoji_falls_back_to_utf8_and_says_so():
+    m = _msg("iso-2022-jp", subject="セール🎉①")
+    assert m.charset == "utf-8" and "🎉" in m.notes[0]
+    assert decode_message(m.data)["subject"] == "セール🎉①"  # nothing replaced in the UTF-8 message
+    m2 = _msg("iso-2022-jp", subject="①です", unmappable="utf8")
+    assert m2.charset == "utf-8" and decode_message(m2.data)["subject"] == "①です"
+
+
+def test_utf8_is_base64():
+    m = _msg("utf-8", subject=TEXT + "🎉")
+    head = m.data.partition(b"\r\n\r\n")[0]
+    assert b"charset=UTF-8" in head and b"Content-Transfer-Encoding: base64" in head
+    assert decode_message(m.data)["subject"] == TEXT + "🎉"
+
+
+@pytest.mark.parametrize("cs", ["iso-2022-jp", "utf-8"])
+def test_required_headers_and_line_lengths(cs):
+    long_line = "長い行" * 700 + "end"
+    m = _msg(cs, body=long_line + "\n" + "x" * 3000)
+    msg = email.message_from_bytes(m.data, policy=policy.default)
+    for h in ("Date", "Message-ID", "MIME-Version", "From", "To", "Subject"):
+        assert msg[h], h
+    assert b'\r\nTo: "taro..yamada."@docomo.ne.jp\r\n' in m.data
+    assert max(len(line) for line in m.data.split(b"\r\n")) <= MAX_LINE_BYTES
+    assert decode_message(m.data)["body"].replace("\n", "") == long_line + "x" * 3000
+
+
+@pytest.mark.parametrize("field", ["subject", "name"])
+def test_header_injection_refused(field):
+    kw = {"subject": "hello", "name": "Ops"}
+    kw[field] = "hi\r\nBcc: victim@example.com"
+    with pytest.raises(HeaderInjectionError):
+        _msg("utf-8", **kw)
+    with pytest.raises(HeaderInjectionError):
+        MessageTemplate(subject="ok", body="b", from_address="a@b.jp").render("x@y.jp\nBcc: z@evil.example")
+
+
+def test_enqueue_refuses_injection_and_empty_messages(tmp_path):
+    cfg = load_config(None, data_dir=tmp_path / "d", timezone="Asia/Tokyo")
+    cfg.values["sender"]["from_address"] = "news@example.jp"
+    with pytest.raises(InputError, match="line break"):
+        enqueue(cfg, subject="a\nBcc: x@evil.example", body="b", addresses=["a@docomo.ne.jp"])
+    with pytest.raises(InputError, match="no text"):
+        enqueue(cfg, subject="a", body="  ", addresses=["a@docomo.ne.jp"])
+    with pytest.raises(InputError, match="no valid recipient"):
+        enqueue(cfg, subject="a", body="b", addresses=["nope", "x@y"])
+
+
+def test_prepare_rejects_unknown_charset():
+    with pytest.raises(InputError):
+        prepare_texts(["x"], "shift_jis")
+
+
+def test_address_syntax():
+    for ok in ["taro..yamada.@docomo.ne.jp", ".dot@ezweb.ne.jp", "a+b@au.com", "x_-@i.softbank.jp"]:
+        assert address_problem(ok) is None, ok
+    for bad in ["", "no-at", "a@b", "a@@b.jp", "a b@docomo.ne.jp", "a@-x.jp", "a@x.jp\nBcc", "a@x.123"]:
+        assert address_problem(bad), bad
+    assert smtp_address("taro..yamada.@docomo.ne.jp") == '"taro..yamada."@docomo.ne.jp'
+    assert smtp_address("taro.yamada@docomo.ne.jp") == "taro.yamada@docomo.ne.jp"
+
+
+def test_screening_counts():
+    s = check_recipients(['"Taro..Yamada."@DoCoMo.ne.jp', "taro..yamada.@docomo.ne.jp", "bad", "z@au.com"],
+                         frozenset({"z@au.com"}))
+    assert s.accepted == ["taro..yamada.@docomo.ne.jp"] and s.suppressed == ["z@au.com"]
+    assert s.duplicates == 1 and [r for _, r in s.invalid] == ["needs exactly one @"]
+
+
+def test_csv_parsing():
+    assert parse_recipient_csv("name,email\nA,a@au.com\nB,b@au.com\n") == ["a@au.com", "b@au.com"]
+    assert parse_recipient_csv("a@au.com\nb@au.com\n") == ["a@au.com", "b@au.com"]
+    assert parse_recipient_csv("id,who\n1,a@au.com\n") == ["a@au.com"]

@@ -1,0 +1,132 @@
+"""Throttle (fake clock), backoff, routes and config defaults: pure logic, no sockets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+from pipeline.sender.daemon import classify_reply
+from pipeline.sender.routes import Relay, Router, parse_relay
+from pipeline.sender.testing import max_in_window
+from pipeline.sender.throttle import Rate, Throttle
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+class Clock:
+    def __init__(self, t=datetime(2026, 11, 28, 10, 30, tzinfo=TOKYO).timestamp()):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+def test_window_never_exceeds_count_even_with_slow_sends():
+    clock = Clock()
+    th = Throttle({"au": Rate(3, 10.0)}, Rate(100, 1.0), clock=clock)
+    starts, ends = [], []
+    for step in range(400):                     # 0.1 s ticks; each send takes 0.7 s
+        for token, started in list(_inflight.items()):
+            if clock.t - started >= 0.7:
+                th.release("au", token)
+                ends.append(clock.t)
+                del _inflight[token]
+        tok = th.try_acquire("au")
+        if tok:
+            starts.append(clock.t)
+            _inflight[tok] = clock.t
+        clock.t += 0.1
+    # what a server sees lies between a send's start and end: check both
+    assert max_in_window(starts, 10.0) <= 3 and max_in_window(ends, 10.0) <= 3
+    assert len(starts) >= 10  # ~3 per 10.7 s over 40 s
+
+
+_inflight: dict[int, float] = {}
+
+
+def test_unreleased_sends_block_until_released_and_other_carriers_are_independent():
+    clock = Clock()
+    th = Throttle({"au": Rate(2, 60.0)}, Rate(5, 1.0), clock=clock)
+    a, b = th.try_acquire("au"), th.try_acquire("au")
+    assert a and b and th.try_acquire("au") is None
+    assert th.wait_time("au") is None               # only a release can help
+    assert th.try_acquire("docomo")                 # default rate, separate window
+    th.release("au", a)
+    assert th.wait_time("au") == pytest.approx(60.0)
+    clock.t += 60.0
+    assert th.try_acquire("au")
+    th.cancel("au", b)                              # slot given back without a hold
+    assert th.try_acquire("au")
+
+
+def test_pause_after_rate_limit_reply():
+    clock = Clock()
+    th = Throttle({}, Rate(100, 1.0), clock=clock)
+    th.pause("softbank", 30)
+    assert th.try_acquire("softbank") is None and th.wait_time("softbank") == pytest.approx(30)
+    assert th.try_acquire("au")
+    clock.t += 30
+    assert th.try_acquire("softbank")
+
+
+def test_quiet_minutes_around_the_hour():
+    clock = Clock(datetime(2026, 11, 28, 10, 58, 30, tzinfo=TOKYO).timestamp())
+    th = Throttle({}, Rate(100, 1.0), quiet_minutes=2, quiet_carriers=["docomo"], tz=TOKYO, clock=clock)
+    assert th.wait_time("docomo") == pytest.approx(210)  # until 11:02:00
+    assert th.wait_time("au") == 0.0
+    clock.t += 200
+    assert th.try_acquire("docomo") is None
+    clock.t += 10
+    assert th.try_acquire("docomo")
+    clock.t = datetime(2026, 11, 28, 11, 30, tzinfo=TOKYO).timestamp()
+    assert th.wait_time("docomo") == 0.0
+
+
+def test_reply_classification():
+    assert classify_reply(250, "ok", "end_of_data", "au").state == "sent"
+    unknown = classify_reply(550, "Unknown user x@docomo.ne.jp", "rcpt", "docomo")
+    assert (unknown.state, unknown.reason) == ("failed", "user_unknown")
+    slow = classify_reply(421, "4.7.0 too many connections", "connect", "au")
+    assert slow.state == "deferred" and slow.rate_limited and slow.drop_connection
+    assert classify_reply(450, "4.7.1 too many messages, slow down", "rcpt", "au").rate_limited
+    mbox = classify_reply(452, "4.2.2 mailbox full", "rcpt", "au")
+    assert mbox.state == "deferred" and not mbox.rate_limited
+    lost = classify_reply(None, "connection lost during data", "data", "au")
+    assert lost.state == "deferred" and lost.drop_connection
+
+
+def test_routes_like_mailertable():
+    r = Router({"docomo": "[10.0.0.1]:2525", ".ezweb.ne.jp": "ez:25", "au.com": "au-relay:587",
+                ".example.jp": "jp:26"}, "127.0.0.1:25")
+    assert r.route("docomo.ne.jp", "docomo") == Relay("10.0.0.1", 2525)       # carrier
+    assert r.route("mopera.net", "docomo") == Relay("10.0.0.1", 2525)
+    assert r.route("au.com", "au") == Relay("au-relay", 587)                  # exact domain
+    assert r.route("biz.ezweb.ne.jp", "au") == Relay("ez", 25)                # longest suffix
+    assert r.route("ezweb.ne.jp", "au") == Relay("127.0.0.1", 25)             # .ezweb.ne.jp needs a sub-domain
+    assert r.route("a.b.example.jp", "other") == Relay("jp", 26)
+    assert r.route("gmail.com", "other") == Relay("127.0.0.1", 25)            # default
+    assert parse_relay("[::1]:25") == Relay("::1", 25) and parse_relay("mx") == Relay("mx", 25)
+    with pytest.raises(ConfigError):
+        parse_relay("host:port")
+
+
+def test_config_defaults_and_key_checking(tmp_path):
+    cfg = load_config(None, data_dir=tmp_path, timezone="UTC")
+    s = cfg["sender"]
+    assert s["rates"]["au"] == {"count": 100, "interval": 60.0}
+    assert s["default_relay"] == "127.0.0.1:25" and s["max_recipients_per_session"] == 100
+    p = tmp_path / "c.toml"
+    p.write_text('[sender]\nrates = {docomo = {count = 5, interval = 1}}\nroutes = {".ezweb.ne.jp" = "x:25"}\n'
+                 'charsets = {au = "utf-8"}\n')
+    s = load_config(p, data_dir=tmp_path, timezone="UTC")["sender"]
+    assert s["rates"]["docomo"]["count"] == 5 and s["rates"]["au"]["count"] == 100
+    p.write_text("[sender]\nconcurency = 3\n")
+    with pytest.raises(ConfigError, match="concurency"):
+        load_config(p, data_dir=tmp_path, timezone="UTC")
+    p.write_text("[intake]\nshared_secert = 'x'\n")
+    with pytest.raises(ConfigError, match="shared_secert"):
+        load_config(p, data_dir=tmp_path, timezone="UTC")
