@@ -76,8 +76,7 @@ def check_message(path_or_bytes, carrier: str | None = None, spamassassin: bool 
     texts, charset_problems = _texts(msg)
     results.append(check_charsets(charset_problems))
     results.extend(check_japanese_text(texts))
-    for name in ([carrier] if carrier else CARRIERS):
-        results.append(check_size(raw, name))
+    results.append(check_size(raw, [carrier] if carrier else CARRIERS))
     results.append(check_recipients(msg))
     if spamassassin:
         results.append(check_spamassassin(raw, spamassassin_program, spamassassin_timeout))
@@ -139,15 +138,19 @@ def check_line_length(raw: bytes) -> CheckResult:
     return CheckResult("line-length", "pass", "no line over 1000 bytes")
 
 
-def check_size(raw: bytes, carrier: str) -> CheckResult:
-    limit, note = SIZE_LIMITS[carrier]
+def check_size(raw: bytes, carriers) -> CheckResult:
+    """One `size` result: the raw size against each given carrier's limit."""
     size = len(raw)
-    detail = f"{size:,} bytes, limit {limit:,} ({note})"
-    data = {"bytes": size, "limit": limit}
-    if size > limit:
-        return CheckResult(f"size:{carrier}", "fail", detail,
+    over = [c for c in carriers if size > SIZE_LIMITS[c][0]]
+    data = {"bytes": size, "limits": {c: SIZE_LIMITS[c][0] for c in carriers}, "over": over}
+    if over:
+        notes = "; ".join(SIZE_LIMITS[c][1] for c in over)
+        return CheckResult("size", "fail", f"{size:,} bytes: over the limit of {', '.join(over)} ({notes})",
                            "shrink images, or link to large files instead of attaching them", data)
-    return CheckResult(f"size:{carrier}", "pass", detail, data=data)
+    tightest = min(carriers, key=lambda c: SIZE_LIMITS[c][0])
+    limit, note = SIZE_LIMITS[tightest]
+    scope = f"{tightest}'s" if len(carriers) == 1 else f"every carrier's (tightest: {tightest})"
+    return CheckResult("size", "pass", f"{size:,} bytes, within {scope} limit of {limit:,} ({note})", data=data)
 
 
 def check_recipients(msg) -> CheckResult:

@@ -67,10 +67,11 @@ def check_spamassassin(raw: bytes, program: str = "spamassassin", timeout: float
                            f"no report from spamassassin (exit {proc.returncode}): {err[-1] if err else 'no output'}",
                            "run `spamassassin -L -t < FILE` by hand to see what is wrong")
     score, required, rules = parsed
+    score = score or 0.0  # SpamAssassin prints -0.0
     scored = sorted((r for r in rules if r["points"] != 0), key=lambda r: -r["points"])
     fired = ", ".join(f"{r['rule']} {r['points']:+g}" for r in scored[:8]) or "no scoring rules"
     data = {"score": score, "required": required, "rules": rules}
-    detail = f"score {score:g} (spam at {required:g}): {fired}"
+    detail = f"score {score:.1f} (spam at {required:.1f}): {fired}"
     worst = "; ".join(f"{r['rule']}: {r['description']}" for r in scored[:3] if r["points"] > 0)
     if score >= required:
         return CheckResult("spamassassin", "fail", detail,

@@ -1,0 +1,200 @@
+"""`doctor message`: lint of real .eml samples (tests/fixtures/messages/) and the local SpamAssassin.
+
+SpamAssassin runs with local tests only (-L), twice in this file: a clean message and GTUBE.
+Those two tests skip (with the reason) when `spamassassin` is not installed; .ci/run installs it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.errors import InputError
+from pipeline.preflight import check_message, failed
+from pipeline.preflight.jis import decode_iso2022jp, suggestion
+from pipeline.preflight.spamassassin import parse_report
+
+MESSAGES = Path(__file__).parent / "fixtures" / "messages"
+CLEAN = MESSAGES / "clean_iso2022jp.eml"
+BAD = MESSAGES / "bad_text.eml"
+CP50220 = MESSAGES / "cp50220_in_iso2022jp.eml"
+GTUBE = MESSAGES / "gtube.eml"
+needs_spamassassin = pytest.mark.skipif(
+    shutil.which("spamassassin") is None,
+    reason="SpamAssassin is not installed: apt-get install spamassassin (.ci/run installs it)",
+)
+
+
+def by_name(results):
+    return {r.name: r for r in results}
+
+
+def lint(source, **kw):
+    return by_name(check_message(source, spamassassin=False, **kw))
+
+
+def message(headers: str, body: str = "hello\n") -> bytes:
+    return (headers + "\n" + body).encode("ascii")
+
+
+STD = ("From: news@good.doctor.test\nDate: Fri, 28 Nov 2025 10:00:00 +0900\n"
+       "Message-ID: <m1@good.doctor.test>\nMIME-Version: 1.0\n")
+
+
+# ------------------------------------------------------------------ lint
+def test_clean_iso2022jp_message_passes_every_lint():
+    results = check_message(CLEAN, spamassassin=False)
+    assert [(r.name, r.status) for r in results] == [
+        ("headers", "pass"), ("header-8bit", "pass"), ("line-length", "pass"), ("charset", "pass"),
+        ("iso-2022-jp", "pass"), ("cp932-lookalikes", "pass"), ("size", "pass"), ("recipients", "pass"),
+    ]
+
+
+def test_bad_message_findings():
+    r = lint(BAD)
+    assert r["headers"].status == "fail" and "Date" in r["headers"].detail and "Message-ID" in r["headers"].detail
+    assert r["header-8bit"].status == "fail" and r["header-8bit"].data["headers"] == ["Subject"]
+    assert r["line-length"].status == "fail" and r["line-length"].data["lines"] == [11]
+    text = r["iso-2022-jp"]
+    assert text.status == "warn"
+    chars = {c["char"]: c for c in text.data["chars"]}
+    assert chars["①"]["codepoint"] == "U+2460" and chars["①"]["suggestion"] == "(1)"
+    assert chars["㈱"]["suggestion"] == "(株)"
+    assert chars["ｶ"]["suggestion"] == "カ"
+    assert "① U+2460 -> (1)" in text.detail
+    look = r["cp932-lookalikes"]
+    assert look.status == "warn" and "～ U+FF5E -> 〜" in look.detail
+    assert failed(r.values())
+
+
+def test_cp50220_characters_in_an_iso2022jp_part_fail():
+    r = lint(CP50220)["iso-2022-jp"]
+    assert r.status == "fail"
+    assert {c["char"] for c in r.data["chars"]} == {"①", "髙"}
+    assert "髙 U+9AD9 -> 高" in r.detail
+
+
+def test_lenient_decoder_reads_cp50220_and_halfwidth_kana():
+    text, ext = decode_iso2022jp(b"\x1b$B\x2d\x21\x1b(B abc \x1b(I\x31\x32\x1b(B")
+    assert text == "① abc ｱｲ" and ext == ["①"]
+    assert decode_iso2022jp("こんにちは〜".encode("iso2022_jp")) == ("こんにちは〜", [])
+
+
+def test_suggestions_for_cp932_lookalikes_all_encode():
+    for ch in "\uff5e\u2225\uff0d\uffe0\uffe1\uffe2":
+        suggestion(ch).encode("iso2022_jp")
+
+
+def test_size_limits_per_carrier():
+    big = message(STD + "To: a@example.test\n", ("y" * 75 + "\n") * 16_000)  # 1.2 MB, short lines
+    assert lint(big)["line-length"].status == "pass"
+    assert lint(big, carrier="softbank")["size"].status == "fail"
+    assert lint(big, carrier="au")["size"].status == "pass"
+    every = lint(big)["size"]
+    assert every.status == "fail" and set(every.data["over"]) == {"softbank", "ymobile", "rakuten"}
+
+
+def test_more_than_100_recipients():
+    to = ", ".join(f"user{i}@example.test" for i in range(60))
+    cc = ", ".join(f"other{i}@example.test" for i in range(41))
+    r = lint(message(STD + f"To: {to}\nCc: {cc}\n"))["recipients"]
+    assert r.status == "fail" and r.data["count"] == 101
+    assert lint(message(STD + f"To: {to}\n"))["recipients"].status == "pass"
+
+
+def test_missing_mime_version_is_a_warning():
+    r = lint(message(STD.replace("MIME-Version: 1.0\n", "") + "To: a@example.test\n"))["headers"]
+    assert r.status == "warn" and "MIME-Version" in r.detail
+
+
+@pytest.mark.parametrize("source, message_text", [
+    (MESSAGES / "no-such.eml", "does not exist"),
+    (b"", "is empty"),
+    (b"just some text\nwithout headers\n", "does not start with a header"),
+])
+def test_unusable_input_is_an_input_error(source, message_text):
+    with pytest.raises(InputError, match=message_text):
+        check_message(source, spamassassin=False)
+
+
+def test_unknown_carrier_is_an_input_error():
+    with pytest.raises(InputError, match="unknown carrier"):
+        check_message(CLEAN, carrier="vodafone", spamassassin=False)
+
+
+# ------------------------------------------------------------------ SpamAssassin
+def test_spamassassin_not_installed_is_a_clear_warning():
+    r = by_name(check_message(CLEAN, spamassassin_program="no-such-spamassassin-here"))["spamassassin"]
+    assert r.status == "warn"
+    assert "spamassassin not installed" in r.detail and "apt-get install spamassassin" in r.fix
+
+
+def test_parse_report_with_wrapped_descriptions():
+    out = """Content analysis details:   (6.1 points, 5.0 required)
+
+ pts rule name              description
+---- ---------------------- --------------------------------------------------
+ 3.5 SOME_RULE              BODY: a long description that SpamAssassin
+                            wraps onto a second line
+ 2.6 OTHER_RULE             Other
+-0.0 NO_RELAYS              Informational: message was not relayed via SMTP
+
+"""
+    score, required, rules = parse_report(out)
+    assert (score, required) == (6.1, 5.0)
+    assert [r["rule"] for r in rules] == ["SOME_RULE", "OTHER_RULE", "NO_RELAYS"]
+    assert rules[0]["description"].endswith("wraps onto a second line")
+    assert parse_report("no report here") is None
+
+
+@needs_spamassassin
+def test_gtube_is_spam():
+    r = by_name(check_message(GTUBE))["spamassassin"]
+    assert r.status == "fail"
+    assert r.data["score"] >= 1000 and r.data["required"] == 5.0
+    assert "GTUBE" in {rule["rule"] for rule in r.data["rules"]}
+    assert "GTUBE" in r.detail and "GTUBE" in r.fix
+
+
+# ------------------------------------------------------------------ the CLI
+def doctor(*args):
+    return CliRunner().invoke(cli, ["doctor", "message", *map(str, args)])
+
+
+@needs_spamassassin
+def test_cli_clean_message_exits_0_with_a_low_score():
+    res = doctor(CLEAN)
+    assert res.exit_code == 0, res.output
+    assert "PASS  spamassassin" in res.output
+    assert res.output.splitlines()[-1] == "9 passed, 0 warnings, 0 failed"
+
+
+def test_cli_bad_message_exits_1_with_fixes():
+    res = doctor(BAD, "--no-spamassassin", "--carrier", "au")
+    assert res.exit_code == 1
+    assert "FAIL  line-length" in res.output and "500 Line Too Long" in res.output
+    assert "WARN  iso-2022-jp" in res.output and "fix: replace them as shown" in res.output
+    assert "au's limit of 3,000,000" in res.output
+
+
+def test_cli_json():
+    res = doctor(CP50220, "--no-spamassassin", "--json")
+    assert res.exit_code == 1
+    data = {d["name"]: d for d in json.loads(res.output)}
+    assert data["iso-2022-jp"]["status"] == "fail"
+    assert data["iso-2022-jp"]["data"]["chars"][0]["codepoint"].startswith("U+")
+
+
+def test_cli_missing_file_is_an_error():
+    res = doctor(MESSAGES / "no-such.eml")
+    assert res.exit_code == 1 and res.output.startswith("Error: message file")
+
+
+def test_cli_unknown_carrier_is_a_usage_error():
+    res = doctor(CLEAN, "--carrier", "vodafone")
+    assert res.exit_code == 2 and "vodafone" in res.output
