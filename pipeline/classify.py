@@ -64,10 +64,8 @@ def classify(
     """
     if status == "sent":
         return DELIVERED
-    return _classify_quick(
-        status, _quick_normalise(diagnostic) if diagnostic else "", dsn or None,
-        reply_code or None, smtp_phase or None, mta or None,
-    )
+    return _classify_quick(status, _quick_normalise(diagnostic) if diagnostic else "",
+                           dsn, reply_code, smtp_phase, mta)
 
 
 def is_hard(reason: str, status: str, reply_code: int | None = None, dsn: str | None = None) -> bool | None:
@@ -95,7 +93,7 @@ def describe(c: Classification) -> str:
     if c.hard is None:
         kind = c.scope
     else:
-        kind = f"{c.scope}, {'permanent' if c.hard else 'temporary'}"
+        kind = f"{c.scope}, {'hard' if c.hard else 'soft'}"
     counted = {"recipient": "the address's problem", "sender": "our problem, not the address's",
                "network": "a connectivity problem", "unknown": "cause unclear"}.get(c.scope)
     tail = f" ({counted})" if counted and c.reason != "delivered" else ""
@@ -134,32 +132,64 @@ def parse_reply(text: str | None) -> tuple[int | None, str | None]:
 
 
 # ----------------------------------------------------------------------------- normalisation
-# Tier 1: literal-anchored patterns only ('@', '['), which the regex engine scans for fast.
+# Tier 1: string methods and anchored matches only; this runs for every event.
 _SEP = r"\s<>()\[\]\"',;:/"
 _AT_DOMAIN = re.compile(r"@[^" + _SEP + r"]+")
 _AT_LOCAL_REVERSED = re.compile(r"@(?:\"[^\"]*\"|[^" + _SEP + r"]+)")  # run on the reversed text
-_BRACKET_IP = re.compile(r"\[(?:[Ii][Pp][Vv]6:)?[0-9A-Fa-f]*[.:][0-9A-Fa-f.:]*\]")
+_DOMAIN_SPAN = re.compile(r"[^" + _SEP + r"]*")
+_LOCAL_SPAN_REVERSED = re.compile(r"\"[^\"]*\"|[^" + _SEP + r"]*")
+_IP_CHARS = "0123456789abcdefABCDEF.:"
 
 
 def _quick_normalise(text: str) -> str:
-    if "@" in text:
-        text = _AT_DOMAIN.sub("@x", text)
-        text = _AT_LOCAL_REVERSED.sub("@x", text[::-1])[::-1]  # local parts, anchored on '@'
-    if "[" in text:
-        text = _BRACKET_IP.sub("[ip]", text)
+    at = text.find("@")
+    if at >= 0:
+        if text.find("@", at + 1) < 0:  # one address (the common case): two anchored matches
+            local = _LOCAL_SPAN_REVERSED.match(text[at - 1::-1]).end() if at else 0
+            domain = _DOMAIN_SPAN.match(text, at + 1).end()
+            text = f"{text[:at - local]}x@x{text[domain:]}"
+        else:
+            text = _AT_DOMAIN.sub("@x", text)
+            text = _AT_LOCAL_REVERSED.sub("@x", text[::-1])[::-1]
+    lb = text.find("[")
+    while lb >= 0:  # "mx[192.0.2.1]" -> "mx[ip]"; other bracketed ids -> "#"
+        rb = text.find("]", lb)
+        if rb < 0:
+            break
+        inner = text[lb + 1:rb]
+        if inner and not inner.strip(_IP_CHARS) and ("." in inner or ":" in inner):
+            text = f"{text[:lb]}[ip]{text[rb + 1:]}"
+            rb = lb + 3
+        elif len(inner) >= 8:
+            text = text[:lb] + _bracket_text(text[lb:rb + 1]) + text[rb + 1:]
+            rb = text.find("]", lb)
+        lb = text.find("[", rb)
+    gsmtp = text.find(" - gsmtp")
+    if gsmtp > 0:  # Google appends a per-message id: "... e22-n7GpZmsf093195.222 - gsmtp"
+        start = text.rfind(" ", 0, gsmtp) + 1
+        text = text[:start] + "#" + text[gsmtp:]
     return text
+
+
+def _bracket_text(s: str) -> str:
+    if s[1:8].lower() == "ipv6:" or s[1:6].lower() == "ipv6:":
+        return "[ip]"
+    return _LONG_NUMBER.sub("#", _TOKEN.sub(_id_to_hash, s))
 
 
 # Tier 2: everything else that varies between otherwise identical replies.
 _BARE_IP = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w]|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:])[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])")
 _LONG_NUMBER = re.compile(r"\d{5,}")
-_MIXED_ID = re.compile(r"[a-z0-9]{8,}")
+_TOKEN = re.compile(r"[A-Za-z0-9][\w.\-]{7,}")
+_NAMED_DOMAIN = re.compile(r"(name=|host named |name server: |lookup of )[^\s:;,()]+")
 
 
 def _id_to_hash(m: re.Match) -> str:
+    """Message/queue ids and server names with serial numbers: 8+ characters, 3+ digits and a
+    letter (so reply codes such as `552-5.7.0` survive)."""
     s = m.group()
-    return "#" if not s.isalpha() and not s.isdigit() else s
+    return "#" if sum(c.isdigit() for c in s) >= 3 and not s.strip("0123456789.-_") == "" else s
 
 
 def normalise(text: str | None) -> str:
@@ -172,8 +202,9 @@ def normalise(text: str | None) -> str:
     text = text.lower()
     text = _BARE_IP.sub("ip", text)
     text = _IPV6.sub("ip", text)
+    text = _NAMED_DOMAIN.sub(r"\1x", text)  # the looked-up (recipient's) domain
+    text = _TOKEN.sub(_id_to_hash, text)
     text = _LONG_NUMBER.sub("#", text)
-    text = _MIXED_ID.sub(_id_to_hash, text)
     return " ".join(text.split())
 
 
@@ -216,7 +247,8 @@ def phase_from_text(text: str) -> str | None:
 # ----------------------------------------------------------------------------- the decision
 @lru_cache(maxsize=CACHE_SIZE)
 def _classify_quick(status, quick_text, dsn, reply_code, phase, mta) -> Classification:
-    return _classify_normalised(status, normalise(quick_text), dsn, reply_code, phase, mta)
+    return _classify_normalised(status, normalise(quick_text), dsn or None, reply_code or None,
+                                phase or None, mta or None)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -279,7 +311,8 @@ def decide(ctx: Context) -> str:
             reason = module.NAME
             break
     from_text = reason is not None
-    by_dsn = _reason_from_dsn(ctx.dsn)
+    # carriers.md: a bare 421 means "come back slower" whatever its X.7.0 says (see _fallback)
+    by_dsn = None if reason is None and ctx.reply_code == 421 else _reason_from_dsn(ctx.dsn)
     if by_dsn and (reason is None or (reason in _WEAK and by_dsn != reason)):
         reason, from_text = by_dsn, False
     if _expired.match(ctx) and _expiry_wins(ctx, reason, from_text):
@@ -310,7 +343,7 @@ def _fallback(ctx: Context, phase_only: bool = False) -> str | None:
         return "blocked"
     if ctx.phase == "mail" and permanent:
         return "sender_domain"
-    if not phase_only and ctx.reply_code in (421, 450) and ctx.dsn is None:
+    if not phase_only and (ctx.reply_code == 421 or (ctx.reply_code == 450 and ctx.dsn is None)):
         return "rate_limited"
     return None
 

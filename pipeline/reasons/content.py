@@ -31,7 +31,6 @@ PHRASES = [
     "rfcmessagenoncompliant",
     "duplicate header",
     "multiple addresses in from",
-    "header error",
     "malformed header",
     "bare lf",
     "bare <lf>",

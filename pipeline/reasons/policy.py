@@ -12,6 +12,8 @@ SCOPE = "sender"
 PHRASES = [
     "policy",
     "protocol violation",
+    "header error",
+    "potential security issue",
     "closed mailing list",
     "not subscribed to this group",
     "delivery not authorized",
