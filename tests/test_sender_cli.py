@@ -1,0 +1,72 @@
+"""`mailhygiene send enqueue|status|preview|daemon` through click's CliRunner on real files."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.sender.testing import RecordingServer
+
+
+def _setup(tmp_path, relay="127.0.0.1:25", from_address="news@mail.example.jp"):
+    cfg = tmp_path / "mailhygiene.toml"
+    cfg.write_text(f"""
+[sender]
+from_address = "{from_address}"
+from_name = "配信センター"
+default_relay = "{relay}"
+default_rate = {{count = 1000, interval = 1.0}}
+charsets = {{au = "utf-8"}}
+""", encoding="utf-8")
+    body = tmp_path / "body.txt"
+    body.write_bytes("いつもありがとうございます～\n①本日限り\n".encode("cp932"))  # Shift_JIS file
+    csv = tmp_path / "list.csv"
+    csv.write_text("email,name\ntaro..yamada.@docomo.ne.jp,Taro\nx@au.com,X\nX@AU.COM,dup\nbroken@,B\n",
+                   encoding="utf-8")
+    return ["--config", str(cfg), "--data-dir", str(tmp_path / "data")], body, csv
+
+
+def run(args):
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def test_enqueue_reports_queued_and_skipped_then_status_and_daemon(tmp_path):
+    with RecordingServer() as srv:
+        base, body, csv = _setup(tmp_path, srv.relay)
+        r = run(base + ["send", "enqueue", "--subject", "冬のご案内", "--body-file", str(body),
+                        "--recipients", str(csv), "--name", "winter"])
+        assert r.exit_code == 0, r.output
+        assert "job 1: 2 queued, 2 skipped (0 suppressed, 1 duplicates, 1 invalid)" in r.output
+        assert "invalid (invalid domain): 1, e.g. broken@" in r.output
+        assert "docomo (iso-2022-jp): ① -> (1)" in r.output
+        st = run(base + ["send", "status"])
+        assert "winter" in st.output and "docomo" in st.output and "limit" in st.output
+        d = run(base + ["send", "daemon", "--exit-when-done", "--max-seconds", "20"])
+        assert d.exit_code == 0 and "sent 2" in d.output
+        js = json.loads(run(base + ["send", "status", "--json"]).output)
+        assert {(c["carrier"], c["state"], c["count"]) for c in js["counts"]} == {("docomo", "sent", 1), ("au", "sent", 1)}
+        assert js["rates"]["au"]["attempts_last_window"] == 1
+        assert sorted(srv.addresses()) == ["taro..yamada.@docomo.ne.jp", "x@au.com"]
+
+
+def test_preview_shows_bytes_and_decodes_back(tmp_path):
+    base, body, _ = _setup(tmp_path)
+    r = run(base + ["send", "preview", "--carrier", "docomo", "--subject", "冬～のご案内", "--body-file", str(body)])
+    assert r.exit_code == 0, r.output
+    assert "charset iso-2022-jp" in r.output and "Content-Transfer-Encoding: 7bit" in r.output
+    assert "=?iso-2022-jp?b?" in r.output and "<ESC>$B" in r.output
+    assert "Subject: 冬〜のご案内" in r.output and "(1)本日限り" in r.output
+    au = run(base + ["send", "preview", "--carrier", "au", "--subject", "冬～のご案内", "--body-file", str(body)])
+    assert "charset utf-8" in au.output and "base64" in au.output and "round trip: identical" in au.output
+
+
+def test_errors_are_one_line(tmp_path):
+    base, body, csv = _setup(tmp_path, from_address="")
+    r = CliRunner().invoke(cli, base + ["send", "enqueue", "--subject", "s", "--body-file", str(body),
+                                        "--recipients", str(csv)])
+    assert r.exit_code == 1 and r.output.startswith("Error: sender.from_address is not set")
+    r = CliRunner().invoke(cli, base + ["send", "enqueue", "--subject", "a\nBcc: x@evil.example",
+                                        "--body-file", str(body), "--recipients", str(csv)])
+    assert r.exit_code == 1 and "line break" in r.output

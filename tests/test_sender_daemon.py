@@ -1,0 +1,191 @@
+"""The daemon against real SMTP servers on loopback (aiosmtpd), one per simulated carrier/relay.
+
+Each server records what it received and when; the assertions are about what the carriers saw.
+Small intervals (count per 0.5-1 s) keep the whole file to a few seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from pipeline import suppression
+from pipeline.config import load_config
+from pipeline.sender.compose import decode_message
+from pipeline.sender.daemon import run_daemon
+from pipeline.sender.enqueue import enqueue
+from pipeline.sender.queue import Queue
+from pipeline.sender.testing import RecordingServer, max_in_window
+
+
+def make_cfg(tmp_path, relay, extra=""):
+    p = tmp_path / "mailhygiene.toml"
+    p.write_text(f"""
+[sender]
+from_address = "news@mail.example.jp"
+from_name = "配信センター"
+default_relay = "{relay}"
+default_rate = {{count = 1000, interval = 1.0}}
+backoff_base = 0.2
+backoff_max = 0.4
+timeout = 5
+{extra}
+""", encoding="utf-8")
+    return load_config(p, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
+
+
+def rows_by_address(cfg):
+    return {r["address"]: r for r in Queue.for_config(cfg).rows()}
+
+
+def test_throttle_holds_in_every_window_while_a_backlog_keeps_it_busy(tmp_path):
+    with RecordingServer() as srv:
+        cfg = make_cfg(tmp_path, srv.relay, """
+rates = {au = {count = 5, interval = 0.5}}
+concurrency = 4
+""")
+        au = [f"u{i}@au.com" for i in range(25)]
+        enqueue(cfg, subject="s", body="b", addresses=au + [f"d{i}@docomo.ne.jp" for i in range(100)])
+        started = time.time()
+        stats = run_daemon(cfg, exit_when_done=True, max_seconds=30)
+        elapsed = time.time() - started
+        assert stats.sent == 125
+        au_times = [r.at for r in srv.received if r.rcpt_tos[0].endswith("@au.com")]
+        assert len(au_times) == 25
+        assert max_in_window(au_times, 0.5) <= 5          # never more than count per interval
+        assert max_in_window(au_times, 0.5 * 1.2) >= 5    # ...and the backlog kept it busy
+        assert elapsed < 4.0 + 2.0                          # 25 au at 5/0.5 s is ~2 s of windows
+        docomo_times = sorted(r.at for r in srv.received if "docomo" in r.rcpt_tos[0])
+        assert docomo_times[-1] < au_times[-1]              # the unthrottled carrier is not held back
+
+
+def test_routes_choose_the_right_server(tmp_path):
+    with RecordingServer() as local, RecordingServer() as docomo, RecordingServer() as ez:
+        cfg = make_cfg(tmp_path, local.relay, f"""
+routes = {{docomo = "{docomo.relay}", ".ezweb.ne.jp" = "{ez.relay}"}}
+messages_per_connection = 3
+""")
+        enqueue(cfg, subject="s", body="b", addresses=[
+            "a@docomo.ne.jp", "b@mopera.net", "c@biz.ezweb.ne.jp", "d@au.com", "e@gmail.com", "f@docomo.ne.jp"])
+        run_daemon(cfg, exit_when_done=True, max_seconds=20)
+        assert sorted(docomo.addresses()) == ["a@docomo.ne.jp", "b@mopera.net", "f@docomo.ne.jp"]
+        assert ez.addresses() == ["c@biz.ezweb.ne.jp"]
+        assert sorted(local.addresses()) == ["d@au.com", "e@gmail.com"]
+        assert rows_by_address(cfg)["a@docomo.ne.jp"]["relay"] == docomo.relay
+
+
+def test_each_carrier_receives_text_that_decodes_back(tmp_path):
+    subject, body = "【冬のセール】①本日限り～髙島屋前", "いつもありがとうございます。\n㈱テスト ｶﾀｶﾅ"
+    with RecordingServer() as srv:
+        cfg = make_cfg(tmp_path, srv.relay, 'charsets = {au = "utf-8"}')
+        enqueue(cfg, subject=subject, body=body, addresses=["taro..yamada.@docomo.ne.jp", "x@au.com"])
+        run_daemon(cfg, exit_when_done=True, max_seconds=20)
+        got = {r.rcpt_tos[0]: r.data for r in srv.received}
+    docomo = decode_message(got["taro..yamada.@docomo.ne.jp"])
+    assert docomo["charset"] == "iso-2022-jp"
+    assert docomo["subject"] == "【冬のセール】(1)本日限り〜高島屋前"     # documented replacements
+    assert docomo["body"] == "いつもありがとうございます。\n(株)テスト カタカナ\n"
+    assert docomo["from"] == "配信センター <news@mail.example.jp>"
+    au = decode_message(got["x@au.com"])
+    assert au["charset"] == "utf-8" and au["subject"] == subject and au["body"] == body + "\n"
+    assert all(b < 128 for b in got["x@au.com"])
+
+
+def test_suppressed_addresses_are_never_contacted(tmp_path):
+    with RecordingServer() as srv:
+        cfg = make_cfg(tmp_path, srv.relay, "concurrency = 1")
+        suppression.add(cfg, "dead@docomo.ne.jp", "test")
+        report = enqueue(cfg, subject="s", body="b",
+                         addresses=["dead@docomo.ne.jp", "late@au.com", "ok@au.com", "OK@au.com"])
+        assert (report.queued, report.suppressed, report.duplicates) == (2, 1, 1)
+        suppression.add(cfg, "late@au.com", "added after enqueue")   # checked again before sending
+        stats = run_daemon(cfg, exit_when_done=True, max_seconds=20)
+        contacted = {a for _, a in srv.rcpt_attempts}
+    assert contacted == {"ok@au.com"}
+    rows = rows_by_address(cfg)
+    assert rows["dead@docomo.ne.jp"]["state"] == rows["late@au.com"]["state"] == "skipped"
+    assert rows["late@au.com"]["reason"] == "suppressed" and stats.skipped == 1
+
+
+def test_smtp_results_4xx_5xx_disconnect_and_rate_limit(tmp_path):
+    seen: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def count(addr):
+        with lock:
+            seen[addr] = seen.get(addr, 0) + 1
+            return seen[addr]
+
+    def rcpt(addr):
+        if addr == "gone@docomo.ne.jp":
+            return "550 Unknown user gone@docomo.ne.jp"
+        if addr == "nobody@au.com":
+            return "550 <nobody@au.com>: User unknown"
+        if addr == "full@au.com":
+            return "452 4.2.2 Mailbox full"
+        if addr == "slow@i.softbank.jp" and count(addr) == 1:
+            return "421 4.7.0 Too many connections, slow down"
+        return None
+
+    def data(addr):
+        if addr == "drop@docomo.ne.jp" and count(addr) == 1:
+            return "DISCONNECT"
+        return None
+
+    with RecordingServer(rcpt_reply=rcpt, data_reply=data) as srv:
+        cfg = make_cfg(tmp_path, srv.relay, "rate_limit_pause = 1.0\nmax_attempts = 3\nconcurrency = 2")
+        enqueue(cfg, subject="s", body="b", addresses=[
+            "gone@docomo.ne.jp", "nobody@au.com", "full@au.com", "drop@docomo.ne.jp", "slow@i.softbank.jp",
+            "next@i.softbank.jp", "fine@docomo.ne.jp"])
+        run_daemon(cfg, exit_when_done=True, max_seconds=20)
+        received = {r.rcpt_tos[0]: r.at for r in srv.received}
+        slow_421_at = min(t for t, a in srv.rcpt_attempts if a == "slow@i.softbank.jp")
+    rows = rows_by_address(cfg)
+    assert (rows["gone@docomo.ne.jp"]["state"], rows["gone@docomo.ne.jp"]["reason"]) == ("failed", "user_unknown")
+    assert rows["gone@docomo.ne.jp"]["smtp_phase"] == "rcpt" and rows["gone@docomo.ne.jp"]["reply_code"] == 550
+    assert (rows["nobody@au.com"]["state"], rows["nobody@au.com"]["reason"]) == ("failed", "user_unknown")
+    full = rows["full@au.com"]
+    assert (full["state"], full["reason"], full["attempts"]) == ("failed", "expired", 3)   # 4xx retried, then gave up
+    drop = rows["drop@docomo.ne.jp"]
+    assert drop["state"] == "sent" and drop["attempts"] == 2          # lost connection -> deferred -> sent
+    slow = rows["slow@i.softbank.jp"]
+    assert slow["state"] == "sent" and slow["attempts"] == 2
+    # the 421 paused SoftBank: nothing reached it for rate_limit_pause seconds
+    softbank_after = [t for a, t in received.items() if a.endswith("softbank.jp")]
+    assert min(softbank_after) >= slow_421_at + 0.95
+    assert rows["fine@docomo.ne.jp"]["state"] == "sent"
+
+
+def test_unreachable_relay_defers(tmp_path):
+    from pipeline.sender.testing import free_port
+
+    cfg = make_cfg(tmp_path, f"127.0.0.1:{free_port()}", "max_attempts = 2")
+    enqueue(cfg, subject="s", body="b", addresses=["a@au.com"])
+    run_daemon(cfg, exit_when_done=True, max_seconds=10)
+    row = rows_by_address(cfg)["a@au.com"]
+    assert row["state"] == "failed" and row["reason"] == "expired" and row["attempts"] == 2
+    assert "cannot connect" in row["reply"]
+
+
+def test_at_most_100_recipients_per_session(tmp_path):
+    with RecordingServer() as srv:
+        cfg = make_cfg(tmp_path, srv.relay, "concurrency = 1\nmessages_per_connection = 500")
+        enqueue(cfg, subject="s", body="b", addresses=[f"u{i}@docomo.ne.jp" for i in range(230)])
+        run_daemon(cfg, exit_when_done=True, max_seconds=30)
+        per_session: dict = {}
+        for r in srv.received:
+            per_session[r.peer] = per_session.get(r.peer, 0) + 1
+    assert sum(per_session.values()) == 230
+    assert max(per_session.values()) == 100 and len(per_session) == 3
+
+
+def test_second_daemon_is_refused(tmp_path):
+    from pipeline.errors import LockedError
+    from pipeline.sender.daemon import DaemonLock
+
+    cfg = make_cfg(tmp_path, "127.0.0.1:25")
+    with DaemonLock(cfg.data_dir):
+        with pytest.raises(LockedError):
+            run_daemon(cfg, exit_when_done=True, max_seconds=1)
