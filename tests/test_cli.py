@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
 import shutil
 import subprocess
@@ -204,3 +205,19 @@ def test_installed_wheel_ships_sql(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "pipeline/sql/suppression_candidates.sql" in names
     assert any(n.startswith("pipeline/data/") for n in names)
+    # install it (not editable) into its own folder and run an ingest + the rule from there
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    run = [sys.executable, "-c", "import sys; from pipeline.cli import main; sys.argv[0] = 'mailhygiene'; main()",
+           "--data-dir", str(tmp_path / "data"), "--timezone", "Asia/Tokyo"]
+    where = subprocess.run([sys.executable, "-c", "import pipeline; print(pipeline.__file__)"], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, check=True)
+    assert where.stdout.startswith(str(target))
+    out = subprocess.run(run + ["--help"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0 and "Usage: mailhygiene" in out.stdout
+    out = subprocess.run(run + ["ingest", str(SAMPLES / "qmail" / "current")], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0 and "events written:   9" in out.stdout, out.stderr
+    out = subprocess.run(run + ["suppress", "--dry-run"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0 and "late@au.com" in out.stdout, out.stderr
