@@ -61,7 +61,7 @@ PHRASES = [
     "spam",
     R(r"\b\d\.\d\.\d+ spam\b"),
 ]
-DSN = ("5.7.7", "5.7.28")  # 5.7.28: Gmail "unusual rate of unsolicited mail"
+DSN = ("5.7.28",)  # Gmail: "unusual rate of unsolicited mail"
 
 _m = Phrases(PHRASES)
 
