@@ -415,6 +415,8 @@ def check_setup(
     ip = normalise_ip(ip)
     helo = normalise_domain(helo, "HELO name") if helo else None
     res = make_resolver(resolver or "", port, timeout)
+    dnsbls = [dnsbls] if isinstance(dnsbls, str) else list(dnsbls or ())
+    domain_lists = [domain_lists] if isinstance(domain_lists, str) else list(domain_lists or ())
 
     results = []
     ptr_result, ptr_names = check_ptr(res, ip)
@@ -425,8 +427,8 @@ def check_setup(
     results.extend(check_spf(res, domain, ip, helo, timeout))
     results.append(check_dmarc(res, domain))
     results.append(check_dkim(res, domain, dkim_selector))
-    for zone in dnsbls or ():
+    for zone in dnsbls:
         results.append(check_dnsbl(res, ip, zone))
-    for zone in domain_lists or ():
+    for zone in domain_lists:
         results.append(check_domain_list(res, domain, zone))
     return results
