@@ -189,3 +189,16 @@ def test_second_daemon_is_refused(tmp_path):
     with DaemonLock(cfg.data_dir):
         with pytest.raises(LockedError):
             run_daemon(cfg, exit_when_done=True, max_seconds=1)
+
+
+def test_a_broken_config_stops_the_daemon_with_a_clear_error(tmp_path):
+    from pipeline.errors import MailHygieneError
+
+    with RecordingServer() as srv:
+        cfg = make_cfg(tmp_path, srv.relay)
+        enqueue(cfg, subject="s", body="b", addresses=["a@au.com"])
+        cfg.values["sender"]["charsets"] = {"au": "latin-1"}  # edited after enqueue
+        with pytest.raises(MailHygieneError, match="latin-1"):
+            run_daemon(cfg, exit_when_done=True, max_seconds=10)
+        assert srv.received == []
+    assert rows_by_address(cfg)["a@au.com"]["state"] == "queued"  # untouched, sent after the fix

@@ -95,6 +95,8 @@ def test_reply_classification():
     assert classify_reply(450, "4.7.1 too many messages, slow down", "rcpt", "au").rate_limited
     mbox = classify_reply(452, "4.2.2 mailbox full", "rcpt", "au")
     assert mbox.state == "deferred" and not mbox.rate_limited
+    ours = classify_reply(553, "<mail.example.jp> does not exist", "mail", "softbank")
+    assert ours.state == "deferred" and ours.rate_limited       # our domain, not the recipient
     lost = classify_reply(None, "connection lost during data", "data", "au")
     assert lost.state == "deferred" and lost.drop_connection
 

@@ -16,7 +16,9 @@ SMTP outcome -> row state:
   4xx, connection lost/refused deferred until now + min(backoff_base * 2^(attempts-1), backoff_max);
                                failed ("expired") after max_attempts
   421, rate-limit wording      deferred as above, and the carrier is paused for rate_limit_pause s
-  5xx                          failed, reason/scope from pipeline.classify
+  5xx at RCPT or DATA          failed, reason from pipeline.classify
+  5xx before RCPT (greeting,   deferred as 4xx, and the carrier paused: our IP or sender domain is
+      HELO, MAIL FROM)         refused, which is not the recipient's fault
 SIGTERM/SIGINT: no new message starts; messages in flight finish; connections QUIT; exit 0.
 """
 
@@ -35,7 +37,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import LockedError
+from ..errors import LockedError, MailHygieneError
+
+
+class SenderError(MailHygieneError):
+    """The daemon could not go on (its log says why); nothing is lost, in-flight rows are retried."""
 from .compose import MessageTemplate, charset_for
 from .queue import DueRow, Queue
 from .recipients import smtp_address
@@ -88,6 +94,10 @@ def classify_reply(code: int | None, text: str, phase: str | None, carrier: str)
         return Outcome("deferred", code, text, phase, c.reason, rate_limited=limited,
                        drop_connection=code in (None, 421))
     c = classify(status="bounced", diagnostic=diagnostic, reply_code=code, smtp_phase=phase, carrier=carrier)
+    if phase in ("connect", "helo", "mail"):
+        # Refused before any recipient was named (blocked IP, our sender domain...): not this
+        # address's fault. Retry later and give the carrier a rest instead of failing the row.
+        return Outcome("deferred", code, text, phase, c.reason, rate_limited=True, drop_connection=True)
     return Outcome("failed", code, text, phase, c.reason)
 
 
@@ -261,6 +271,7 @@ class Daemon:
         self.exit_when_done = exit_when_done
         self.max_seconds = max_seconds
         self.stop = threading.Event()
+        self.error: Exception | None = None
         self.stats = DaemonStats()
         self.refresh_interval = min(float(s["poll_interval"]), 0.25)
         self.per_connection = max(1, min(int(s["messages_per_connection"]), int(s["max_recipients_per_session"])))
@@ -323,13 +334,18 @@ class Daemon:
                 row, token, relay = item
                 message_id = None
                 try:
+                    msg = self.template(row.job_id, row.carrier).render(row.address)
+                    message_id = msg.message_id
+                except Exception:  # nothing was sent: give the row and the slot back, then stop
+                    self.queue.unclaim(row.id, self.clock())
+                    self.throttle.cancel(row.carrier, token)
+                    self.dispatcher.finished_one()
+                    raise
+                try:
                     if conn and (conn.relay != relay or conn.count >= self.per_connection):
                         conn.close()
                         conn = None
                     try:
-                        tpl = self.template(row.job_id, row.carrier)
-                        msg = tpl.render(row.address)
-                        message_id = msg.message_id
                         if conn is None:
                             conn = Connection(relay, helo, timeout)
                         out = conn.send(self.envelope_from, row.address, msg.data, row.carrier)
@@ -348,10 +364,10 @@ class Daemon:
                     self.record(row, out, relay, message_id)
                 finally:
                     self.dispatcher.finished_one()
-        except Exception:  # never die silently: a crashed worker leaves its row for recover()
+        except Exception as exc:  # never die silently: a crashed worker leaves its row for recover()
             log.exception("sender worker crashed")
+            self.error = exc
             self.stop.set()
-            raise
         finally:
             if conn is not None:
                 conn.close()
@@ -379,6 +395,11 @@ class Daemon:
             if time.monotonic() - last_log > 10:
                 log.info("%s", self.stats.line())
                 last_log = time.monotonic()
+        if self.error is not None:
+            if isinstance(self.error, MailHygieneError):
+                raise self.error
+            raise SenderError(f"the daemon stopped after an unexpected error: {self.error!r}; the messages "
+                              "in flight are sent again at the next start") from self.error
         return self.stats
 
 

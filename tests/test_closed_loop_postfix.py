@@ -1,0 +1,287 @@
+"""The closed loop through a real Postfix: send -> Postfix -> "carriers" -> Postfix log -> ingest ->
+suppress -> the next campaign skips exactly the dead addresses.
+
+A private Postfix instance (own config directory, queue and data directories in a temp dir,
+smtpd on an unprivileged loopback port, `maillog_file` logging through postlogd) relays with
+`transport_maps` to three aiosmtpd servers standing in for docomo, au and SoftBank. They answer
+dead addresses the way each carrier does at RCPT TO, and "busy" addresses with 421 throttling.
+
+Two days are simulated: Postfix writes real-time syslog lines, so the first campaign's lines are
+re-dated one day earlier before `mailhygiene ingest` reads them (the rule needs errors on two
+different days). Skipped, with the reason, where Postfix is not installed or we are not root
+(a Postfix master must start as root); `.ci/run` installs Debian's postfix so CI runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.config import load_config
+from pipeline.records import normalise_address
+from pipeline.sender.daemon import run_daemon
+from pipeline.sender.enqueue import enqueue
+from pipeline.sender.testing import RecordingServer, free_port
+
+POSTFIX = shutil.which("postfix") or ("/usr/sbin/postfix" if os.path.exists("/usr/sbin/postfix") else None)
+DAEMON_DIR = "/usr/lib/postfix/sbin"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(POSTFIX is None or not os.path.exists(f"{DAEMON_DIR}/master"),
+                       reason="Postfix is not installed (apt-get install postfix; .ci/run does this in CI)"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="a private Postfix master must be started as root"),
+]
+
+LIVE = {
+    "docomo": ["hanako@docomo.ne.jp", "taro..yamada.@docomo.ne.jp", "ichiro@docomo.ne.jp", "jiro@docomo.ne.jp"],
+    "au": ["saburo@au.com", "shiro@au.com", "goro@au.com"],
+    "softbank": ["rokuro@i.softbank.jp", "nanami@i.softbank.jp", "hachi@i.softbank.jp"],
+}
+DEAD = {
+    "docomo": ["gone@docomo.ne.jp", "old..user.@docomo.ne.jp"],
+    "au": ["gone@au.com"],
+    "softbank": ["gone@i.softbank.jp"],
+}
+BUSY = {"docomo": ["busy@docomo.ne.jp"], "au": ["busy@au.com"], "softbank": ["busy@i.softbank.jp"]}
+DOMAINS = {"docomo": "docomo.ne.jp", "au": "au.com", "softbank": "i.softbank.jp"}
+ALL = [a for group in (LIVE, DEAD, BUSY) for addrs in group.values() for a in addrs]
+DEAD_SET = {a for addrs in DEAD.values() for a in addrs}
+BUSY_SET = {a for addrs in BUSY.values() for a in addrs}
+
+
+def carrier_reply(carrier):
+    def reply(addr):
+        if addr in BUSY_SET:
+            return "421 4.7.0 Too many connections, try again later"
+        if addr in DEAD_SET:
+            return {"docomo": f"550 Unknown user {addr}",
+                    "au": f"550 <{addr}>: User unknown",
+                    "softbank": f"550 Invalid recipient: <{addr}>"}[carrier]
+        return None
+    return reply
+
+
+MASTER_CF = """\
+127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+class PrivatePostfix:
+    def __init__(self, root: Path, carriers: dict[str, RecordingServer]):
+        self.root = root
+        self.conf = root / "conf"
+        self.maillog = root / "maillog"
+        self.port = free_port()
+        self.env = {**os.environ, "TZ": "UTC"}
+        for d in ("conf", "queue", "data"):
+            (root / d).mkdir()
+        shutil.chown(root / "data", user="postfix")
+        transport = [f"{DOMAINS[c]} smtp:[127.0.0.1]:{srv.port}" for c, srv in carriers.items()]
+        transport.append("mail.example.jp discard:")  # our bounces go nowhere
+        (self.conf / "transport").write_text("\n".join(transport) + "\n")
+        (self.conf / "master.cf").write_text(MASTER_CF.format(port=self.port))
+        (self.conf / "main.cf").write_text(f"""\
+compatibility_level = 3.6
+queue_directory = {root}/queue
+data_directory = {root}/data
+command_directory = /usr/sbin
+daemon_directory = {DAEMON_DIR}
+shlib_directory = /usr/lib/postfix
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = mx.closedloop.test
+mydomain = closedloop.test
+myorigin = closedloop.test
+mydestination =
+mynetworks = 127.0.0.0/8
+relayhost =
+alias_maps =
+alias_database =
+local_recipient_maps =
+transport_maps = texthash:{self.conf}/transport
+maillog_file = {self.maillog}
+maillog_file_prefixes = {root}
+smtp_dns_support_level = disabled
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+smtputf8_enable = no
+biff = no
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+default_process_limit = 20
+""")
+
+    def postfix(self, *args, check=True):
+        return subprocess.run([POSTFIX, "-c", str(self.conf), *args], env=self.env, capture_output=True,
+                              text=True, timeout=60, check=check)
+
+    def start(self):
+        self.postfix("check")
+        self.postfix("start")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # wait for smtpd to answer
+            try:
+                import smtplib
+                with smtplib.SMTP("127.0.0.1", self.port, timeout=2) as s:
+                    s.noop()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"Postfix did not start:\n{self.log_text()}")
+
+    def stop(self):
+        if self.postfix("stop", check=False).returncode != 0:
+            self.postfix("abort", check=False)
+
+    def log_text(self) -> str:
+        return self.maillog.read_text(errors="replace") if self.maillog.exists() else ""
+
+
+_TO = re.compile(r'to=<([^>]*)>.*?status=(\w+)')
+
+
+def statuses(text: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for m in _TO.finditer(text):
+        out.setdefault(normalise_address(m.group(1)), set()).add(m.group(2))
+    return out
+
+
+def wait_settled(pf: PrivatePostfix, offset: int, timeout: float = 60) -> None:
+    """Every address has its final status (sent/bounced) in the log after `offset`, and every busy
+    address at least one deferral."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = statuses(pf.log_text()[offset:])
+        if all(("deferred" in st.get(a, ())) if a in BUSY_SET else (st.get(a, set()) & {"sent", "bounced"})
+               for a in ALL):
+            return
+        time.sleep(0.2)
+    raise AssertionError("Postfix did not finish the campaign in time:\n" + pf.log_text()[-4000:])
+
+
+def redate(text: str, days: int) -> str:
+    """Shift the syslog timestamps ("Nov 28 12:35:09") of every line by `days`."""
+    year = datetime.now().year
+    out = []
+    for line in text.splitlines(keepends=True):
+        stamp = line[:15]
+        t = datetime.strptime(f"{year} {stamp}", "%Y %b %d %H:%M:%S") + timedelta(days=days)
+        out.append(t.strftime("%b ") + f"{t.day:>2}" + t.strftime(" %H:%M:%S") + line[15:])
+    return "".join(out)
+
+
+def run_cli(args):
+    r = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def campaign(cfg, subject):
+    report = enqueue(cfg, subject=subject, body="いつもありがとうございます。", addresses=ALL)
+    stats = run_daemon(cfg, exit_when_done=True, max_seconds=60)
+    return report, stats
+
+
+def test_closed_loop_through_postfix():
+    carriers = {c: RecordingServer(rcpt_reply=carrier_reply(c)).start() for c in DOMAINS}
+    root = Path(tempfile.mkdtemp(prefix="mh-postfix-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    pf = PrivatePostfix(root, carriers)
+    try:
+        pf.start()
+        toml = root / "mailhygiene.toml"
+        toml.write_text(f"""
+timezone = "UTC"
+[sender]
+from_address = "news@mail.example.jp"
+from_name = "配信センター"
+default_relay = "127.0.0.1:{pf.port}"
+default_rate = {{count = 50, interval = 1.0}}
+[guard]
+# A 17-address list with 5 dead ones: far above the 5 % a real list should show.
+max_new_fraction = 0.5
+""", encoding="utf-8")
+        data = root / "mh-data"
+        cfg = load_config(toml, data_dir=data, timezone="UTC")
+        base = ["--config", str(toml), "--data-dir", str(data)]
+
+        # day 1 and day 2: the same list, through Postfix to the carriers
+        _, day1 = campaign(cfg, "1日目のお知らせ")
+        assert day1.sent == len(ALL)          # Postfix accepted everything; the carriers decide
+        wait_settled(pf, 0)
+        off1 = len(pf.log_text())
+        _, day2 = campaign(cfg, "2日目のお知らせ")
+        wait_settled(pf, off1)
+        text = pf.log_text()
+        yesterday = datetime.now() - timedelta(days=1)
+        logs = root / "logs"
+        logs.mkdir()
+        (logs / "maillog.day1").write_text(redate(text[:off1], -1))
+        (logs / "maillog.day2").write_text(text[off1:])
+        assert "(in reply to RCPT TO command)" in text and "421 4.7.0" in text
+
+        run_cli(base + ["ingest", "--year", str(yesterday.year), str(logs / "maillog.day1")])
+        run_cli(base + ["ingest", "--year", str(datetime.now().year), str(logs / "maillog.day2")])
+        out = run_cli(base + ["suppress", "--as-of", datetime.now().strftime("%Y-%m-%d")])
+
+        from pipeline.suppression import suppressed_addresses
+        assert suppressed_addresses(cfg) == DEAD_SET, out   # the dead ones, not the throttled ones
+
+        # day 3: the list is cleaned at enqueue; the carriers never hear about the dead addresses
+        seen_before = {c: len(s.rcpt_attempts) for c, s in carriers.items()}
+        off3 = len(pf.log_text())
+        report, day3 = campaign(cfg, "3日目のお知らせ")
+        assert (report.queued, report.suppressed) == (len(ALL) - len(DEAD_SET), len(DEAD_SET))
+        st = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            st = statuses(pf.log_text()[off3:])
+            if all("sent" in st.get(a, ()) for addrs in LIVE.values() for a in addrs):
+                break
+            time.sleep(0.2)
+        contacted = {a for c, s in carriers.items() for _, a in s.rcpt_attempts[seen_before[c]:]}
+        assert not contacted & DEAD_SET
+        assert {a for addrs in LIVE.values() for a in addrs} <= contacted
+        assert not set(st) & DEAD_SET
+    finally:
+        pf.stop()
+        for s in carriers.values():
+            s.stop()
+        shutil.rmtree(root, ignore_errors=True)
