@@ -1,0 +1,81 @@
+-- carrier_figures.sql
+-- What it returns: delivery figures per carrier and per day, ISO week or the whole period, plus
+-- one row per period for all carriers together (carrier = 'all').
+-- Reads:   events (view over the event store)
+-- Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo')
+--          $since, $until   DATE or NULL: first and last local day of the report (inclusive)
+--          $grain           'day' | 'week' (Monday to Sunday) | 'period' (one row per carrier)
+--          $counted_reasons VARCHAR[]: reasons the suppression rule counts (rule.counted_reasons)
+-- Columns: period_start, period_end, carrier, attempts, delivered, deferred, bounced, expired,
+--          undeliverable, finished, recipients, counted_errors, hard_bounces, unknown_user,
+--          filtered, bounce_rate, unknown_user_rate
+-- Definitions (docs/reports.md):
+--   attempts          every delivery attempt (event row), deferrals included
+--   finished          attempts with a final outcome: delivered + bounced + expired + undeliverable
+--                     (a deferral is a retry of the same message, so it is not an outcome)
+--   recipients        distinct recipient addresses attempted
+--   counted_errors    status deferred/bounced/expired AND scope 'recipient' AND reason in
+--                     $counted_reasons: what the suppression rule counts
+--   hard_bounces      hard AND status bounced/expired/undeliverable
+--   unknown_user      finished attempts with reason 'user_unknown'
+--   filtered          attempts with reason 'filtered' (the receiver refused us)
+--   bounce_rate       (bounced + expired + undeliverable) / finished; NULL when finished = 0
+--   unknown_user_rate unknown_user / finished; NULL when finished = 0
+
+WITH attempts AS (
+    SELECT coalesce(carrier, 'unknown') AS carrier, recipient, status, scope, reason, hard,
+           CAST(timezone($tz, ts) AS DATE) AS day
+    FROM events
+    -- partitions are UTC days: a day either side of the local bounds is enough to prune files
+    WHERE ($since IS NULL OR date >= strftime(CAST($since AS DATE) - 1, '%Y-%m-%d'))
+      AND ($until IS NULL OR date <= strftime(CAST($until AS DATE) + 1, '%Y-%m-%d'))
+),
+
+in_period AS (
+    SELECT * FROM attempts
+    WHERE ($since IS NULL OR day >= CAST($since AS DATE))
+      AND ($until IS NULL OR day <= CAST($until AS DATE))
+),
+
+bucketed AS (
+    SELECT *,
+           CASE $grain WHEN 'day'  THEN day
+                       WHEN 'week' THEN CAST(date_trunc('week', day) AS DATE)
+                       ELSE (SELECT min(day) FROM in_period) END AS period_start,
+           CASE $grain WHEN 'day'  THEN day
+                       WHEN 'week' THEN CAST(date_trunc('week', day) AS DATE) + 6
+                       ELSE (SELECT max(day) FROM in_period) END AS period_end
+    FROM in_period
+),
+
+counts AS (
+    SELECT period_start, period_end,
+           CASE WHEN grouping(carrier) = 1 THEN 'all' ELSE carrier END AS carrier,
+           count(*) AS attempts,
+           count(*) FILTER (WHERE status = 'sent') AS delivered,
+           count(*) FILTER (WHERE status = 'deferred') AS deferred,
+           count(*) FILTER (WHERE status = 'bounced') AS bounced,
+           count(*) FILTER (WHERE status = 'expired') AS expired,
+           count(*) FILTER (WHERE status = 'undeliverable') AS undeliverable,
+           count(*) FILTER (WHERE status <> 'deferred') AS finished,
+           count(DISTINCT recipient) AS recipients,
+           count(*) FILTER (WHERE status IN ('deferred', 'bounced', 'expired')
+                              AND scope = 'recipient'
+                              AND list_contains($counted_reasons, reason)) AS counted_errors,
+           count(*) FILTER (WHERE hard AND status IN ('bounced', 'expired', 'undeliverable')) AS hard_bounces,
+           count(*) FILTER (WHERE status <> 'deferred' AND reason = 'user_unknown') AS unknown_user,
+           count(*) FILTER (WHERE reason = 'filtered') AS filtered
+    FROM bucketed
+    GROUP BY GROUPING SETS ((period_start, period_end, carrier), (period_start, period_end))
+),
+
+final AS (
+    SELECT period_start, period_end, carrier, attempts, delivered, deferred, bounced, expired,
+           undeliverable, finished, recipients, counted_errors, hard_bounces, unknown_user,
+           filtered,
+           (bounced + expired + undeliverable) / nullif(finished, 0) AS bounce_rate,
+           unknown_user / nullif(finished, 0) AS unknown_user_rate
+    FROM counts
+)
+
+SELECT * FROM final ORDER BY period_start, carrier = 'all', carrier

@@ -1,0 +1,43 @@
+-- reasons_by_carrier.sql
+-- What it returns: why attempts did not deliver, per carrier: one row per carrier, reason and
+-- scope (whose fault: recipient, sender = us, network, unknown).
+-- Reads:   events
+-- Params:  $tz             IANA zone whose calendar days count
+--          $since, $until  DATE or NULL: first and last local day (inclusive)
+-- Columns: carrier, reason, scope, attempts, deferred, failed, recipients, share_of_carrier
+-- Definitions: only attempts that did not deliver (status <> 'sent'); failed = final failures
+-- (bounced, expired, undeliverable); share_of_carrier = attempts / all undelivered attempts of
+-- that carrier in the period.
+
+WITH attempts AS (
+    SELECT coalesce(carrier, 'unknown') AS carrier, recipient, status,
+           coalesce(scope, 'unknown') AS scope, coalesce(reason, 'undefined') AS reason,
+           CAST(timezone($tz, ts) AS DATE) AS day
+    FROM events
+    WHERE ($since IS NULL OR date >= strftime(CAST($since AS DATE) - 1, '%Y-%m-%d'))
+      AND ($until IS NULL OR date <= strftime(CAST($until AS DATE) + 1, '%Y-%m-%d'))
+),
+
+undelivered AS (
+    SELECT * FROM attempts
+    WHERE status <> 'sent'
+      AND ($since IS NULL OR day >= CAST($since AS DATE))
+      AND ($until IS NULL OR day <= CAST($until AS DATE))
+),
+
+per_reason AS (
+    SELECT carrier, reason, scope,
+           count(*) AS attempts,
+           count(*) FILTER (WHERE status = 'deferred') AS deferred,
+           count(*) FILTER (WHERE status IN ('bounced', 'expired', 'undeliverable')) AS failed,
+           count(DISTINCT recipient) AS recipients
+    FROM undelivered
+    GROUP BY carrier, reason, scope
+),
+
+final AS (
+    SELECT *, attempts / sum(attempts) OVER (PARTITION BY carrier) AS share_of_carrier
+    FROM per_reason
+)
+
+SELECT * FROM final ORDER BY carrier, attempts DESC, reason, scope

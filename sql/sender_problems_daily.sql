@@ -1,0 +1,68 @@
+-- sender_problems_daily.sql
+-- What it returns: problems on OUR side per carrier and day (rate limiting, blocks, filtering,
+-- authentication, policy, spam/content verdicts, our sender domain): a separate signal from dead
+-- addresses, never counted by the suppression rule.
+-- Reads:   events
+-- Params:  $tz             IANA zone whose calendar days count
+--          $since, $until  DATE or NULL: first and last local day (inclusive)
+-- Columns: day, carrier, reason, events, deferred, failed, recipients, carrier_attempts,
+--          share_of_attempts, top_reply
+-- Definitions: events = attempts with scope 'sender' and this reason; failed = of those, final
+-- failures (bounced, expired, undeliverable); carrier_attempts = all attempts to the carrier
+-- that day; share_of_attempts = events / carrier_attempts; top_reply = the most common
+-- diagnostic (addresses masked as <address>; ties: alphabetical).
+
+WITH attempts AS (
+    SELECT coalesce(carrier, 'unknown') AS carrier, recipient, status, scope,
+           coalesce(reason, 'undefined') AS reason, diagnostic,
+           CAST(timezone($tz, ts) AS DATE) AS day
+    FROM events
+    WHERE ($since IS NULL OR date >= strftime(CAST($since AS DATE) - 1, '%Y-%m-%d'))
+      AND ($until IS NULL OR date <= strftime(CAST($until AS DATE) + 1, '%Y-%m-%d'))
+),
+
+in_period AS (
+    SELECT * FROM attempts
+    WHERE ($since IS NULL OR day >= CAST($since AS DATE))
+      AND ($until IS NULL OR day <= CAST($until AS DATE))
+),
+
+carrier_days AS (
+    SELECT day, carrier, count(*) AS carrier_attempts
+    FROM in_period
+    GROUP BY day, carrier
+),
+
+sender_side AS (
+    SELECT * FROM in_period WHERE scope = 'sender'
+),
+
+per_reason AS (
+    SELECT day, carrier, reason,
+           count(*) AS events,
+           count(*) FILTER (WHERE status = 'deferred') AS deferred,
+           count(*) FILTER (WHERE status IN ('bounced', 'expired', 'undeliverable')) AS failed,
+           count(DISTINCT recipient) AS recipients
+    FROM sender_side
+    GROUP BY day, carrier, reason
+),
+
+replies AS (
+    SELECT day, carrier, reason,
+           regexp_replace(coalesce(diagnostic, ''), '[^\s<>()]+@[^\s<>()]+', '<address>', 'g') AS reply,
+           row_number() OVER (PARTITION BY day, carrier, reason
+                              ORDER BY count(*) DESC, reply) AS rank
+    FROM sender_side
+    GROUP BY day, carrier, reason, reply
+),
+
+final AS (
+    SELECT p.day, p.carrier, p.reason, p.events, p.deferred, p.failed, p.recipients,
+           c.carrier_attempts, p.events / c.carrier_attempts AS share_of_attempts,
+           r.reply AS top_reply
+    FROM per_reason p
+    JOIN carrier_days c USING (day, carrier)
+    LEFT JOIN replies r ON r.day = p.day AND r.carrier = p.carrier AND r.reason = p.reason AND r.rank = 1
+)
+
+SELECT * FROM final ORDER BY day, carrier, events DESC, reason

@@ -1,0 +1,59 @@
+-- top_failing_domains.sql
+-- What it returns: the recipient domains with the most failed deliveries (typos such as
+-- docomo.ne.jpp, dead company domains, a carrier domain in trouble).
+-- Reads:   events
+-- Params:  $tz             IANA zone whose calendar days count
+--          $since, $until  DATE or NULL: first and last local day (inclusive)
+--          $limit          at most this many domains
+-- Columns: domain, carrier, attempts, failed, deferred, failure_rate, failed_recipients,
+--          top_reason
+-- Definitions: failed = final failures (bounced, expired, undeliverable); failure_rate =
+-- failed / finished attempts (all but deferrals); top_reason = the most common reason among the
+-- domain's undelivered attempts (ties: alphabetical). Domains with no failure and no deferral
+-- are left out. Order: failed, then deferred (both descending), then domain.
+
+WITH attempts AS (
+    SELECT coalesce(recipient_domain, '') AS domain, coalesce(carrier, 'unknown') AS carrier,
+           recipient, status, coalesce(reason, 'undefined') AS reason,
+           CAST(timezone($tz, ts) AS DATE) AS day
+    FROM events
+    WHERE ($since IS NULL OR date >= strftime(CAST($since AS DATE) - 1, '%Y-%m-%d'))
+      AND ($until IS NULL OR date <= strftime(CAST($until AS DATE) + 1, '%Y-%m-%d'))
+),
+
+in_period AS (
+    SELECT * FROM attempts
+    WHERE ($since IS NULL OR day >= CAST($since AS DATE))
+      AND ($until IS NULL OR day <= CAST($until AS DATE))
+),
+
+per_domain AS (
+    SELECT domain,
+           min(carrier) AS carrier,
+           count(*) AS attempts,
+           count(*) FILTER (WHERE status IN ('bounced', 'expired', 'undeliverable')) AS failed,
+           count(*) FILTER (WHERE status = 'deferred') AS deferred,
+           count(*) FILTER (WHERE status <> 'deferred') AS finished,
+           count(DISTINCT recipient) FILTER (WHERE status IN ('bounced', 'expired', 'undeliverable')) AS failed_recipients
+    FROM in_period
+    GROUP BY domain
+),
+
+reason_counts AS (
+    SELECT domain, reason, count(*) AS n,
+           row_number() OVER (PARTITION BY domain ORDER BY count(*) DESC, reason) AS rank
+    FROM in_period
+    WHERE status <> 'sent'
+    GROUP BY domain, reason
+),
+
+final AS (
+    SELECT d.domain, d.carrier, d.attempts, d.failed, d.deferred,
+           d.failed / nullif(d.finished, 0) AS failure_rate,
+           d.failed_recipients, r.reason AS top_reason
+    FROM per_domain d
+    LEFT JOIN reason_counts r ON r.domain = d.domain AND r.rank = 1
+    WHERE d.failed > 0 OR d.deferred > 0
+)
+
+SELECT * FROM final ORDER BY failed DESC, deferred DESC, domain LIMIT $limit
