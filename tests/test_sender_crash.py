@@ -83,6 +83,7 @@ def test_kill_9_and_restart_loses_no_recipient(tmp_path):
         got = Counter(srv.addresses())
     assert set(got) == set(addresses)                                 # nobody lost
     duplicates = sum(n - 1 for n in got.values())
+    print(f"in flight at the kills: {in_flight_at_kills}; duplicates received: {duplicates}")
     assert duplicates <= sum(in_flight_at_kills) <= 3 * 4            # at most the messages in flight
     assert {r["state"] for r in Queue.for_config(cfg).rows()} == {"sent"}
     assert b"recovered" in out
