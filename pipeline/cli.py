@@ -117,3 +117,7 @@ cli.add_command(intake)
 from .preflight.cli import doctor  # noqa: E402
 
 cli.add_command(doctor)
+
+from .cli_report import report_cmd  # noqa: E402
+
+cli.add_command(report_cmd)
