@@ -127,7 +127,7 @@ def open_warehouse(cfg: Config) -> duckdb.DuckDBPyConnection:
     con.execute("SET TimeZone = 'UTC'")
     attach_views(con, cfg.data_dir)
     has_history = con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'suppression_history'").fetchone()[0]
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'suppression_history'").fetchall()[0][0]
     if not has_history:
         con.register("suppression_history", HISTORY_SCHEMA.empty_table())
     return con
