@@ -7,7 +7,8 @@
 --          $limit          at most this many domains
 -- Columns: domain, carrier, attempts, failed, deferred, failure_rate, failed_recipients,
 --          top_reason
--- Definitions: failed = final failures (bounced, expired, undeliverable); failure_rate =
+-- Definitions: carrier = the domain's carrier (the first by name if it maps to several);
+-- failed = final failures (bounced, expired, undeliverable); failure_rate =
 -- failed / finished attempts (all but deferrals); top_reason = the most common reason among the
 -- domain's undelivered attempts (ties: alphabetical). Domains with no failure and no deferral
 -- are left out. Order: failed, then deferred (both descending), then domain.
