@@ -16,7 +16,6 @@ The fixture store (Asia/Tokyo calendar days; 2026-11-09 and 2026-11-16 are Monda
 from __future__ import annotations
 
 import html.parser
-import json
 from datetime import date, datetime, timezone
 
 import pandas as pd
