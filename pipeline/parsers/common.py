@@ -141,6 +141,55 @@ class Parser:
         pass
 
 
+class QueueParser(Parser):
+    """A parser whose lines are joined by queue id (Postfix, sendmail).
+
+    Per queue id it remembers the sender, the message-id and the recipients still deferred (for
+    the expiry line). An entry is forgotten on the MTA's `removed`, or STATE_TTL_US after its
+    last line: short queue ids are reused, so joins hold only within that window.
+    """
+
+    STATE_TTL_US = 7 * 86400 * 1_000_000
+    EVICT_EVERY = 200_000
+
+    def __init__(self, ctx: ParseContext, emit: Emit):
+        super().__init__(ctx, emit)
+        # qid -> {"sender", "message_id", "seen", "deferred": {recipient: row}}
+        self.queue: dict[str, dict] = {}
+        self._lines = 0
+
+    def _state(self, qid: str, ts: int) -> dict:
+        self._lines += 1
+        if self._lines % self.EVICT_EVERY == 0:
+            self.queue = {q: st for q, st in self.queue.items() if ts - st["seen"] <= self.STATE_TTL_US}
+        st = self.queue.get(qid)
+        if st is None or ts - st["seen"] > self.STATE_TTL_US:
+            st = {"sender": None, "message_id": None, "seen": ts, "deferred": {}}
+            self.queue[qid] = st
+        else:
+            st["seen"] = max(st["seen"], ts)
+        return st
+
+    def _expire(self, st: dict, ts: int, host: str, line: str, offset: int) -> str:
+        """One `expired` row per recipient still deferred, with its last deferral's reason."""
+        emitted = False
+        for last in st["deferred"].values():
+            row = dict(last)
+            row.update(ts=ts, host=host, status="expired", sender=st["sender"],
+                       message_id=st["message_id"] or last["message_id"],
+                       source_file=self.ctx.source_file, source_offset=offset, _line=line)
+            self.emit(row)
+            emitted = True
+        st["deferred"] = {}
+        return EVENT if emitted else SKIP
+
+    def get_state(self) -> dict:
+        return {"queue": self.queue}
+
+    def set_state(self, state: dict) -> None:
+        self.queue = {q: dict(st) for q, st in state.get("queue", {}).items()}
+
+
 def addr_list(value: str) -> list[str]:
     """`<a@x>,<b@y>` or `a@x,b@y` -> ['<a@x>', '<b@y>'] (commas inside quotes are kept)."""
     out, cur, quoted, depth = [], [], False, 0

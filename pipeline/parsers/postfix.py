@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from ..records import domain_of, normalise_address
-from .common import EVENT, MALFORMED, SKIP, Parser, reply_code_of, split_syslog
+from .common import EVENT, MALFORMED, SKIP, QueueParser, reply_code_of, split_syslog
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
 
@@ -27,10 +27,6 @@ PHASES = {
 # Probes and pseudo-statuses that are not delivery attempts of our mail.
 NOT_DELIVERIES = frozenset({"deliverable", "undeliverable-but-not-cached"})
 FINAL_OR_TRY = frozenset({"sent", "deferred", "bounced", "undeliverable", "expired"})
-
-# A queue id's joined facts are forgotten this long after its last line (short ids are reused;
-# postfix's maximal_queue_lifetime defaults to 5 days).
-STATE_TTL_US = 7 * 86400 * 1_000_000
 
 
 def smtp_phase_of(diagnostic: str | None) -> str | None:
@@ -99,32 +95,12 @@ def relay_host(relay: str | None) -> str | None:
     return None if relay in (None, "none") else relay
 
 
-class PostfixParser(Parser):
+class PostfixParser(QueueParser):
     mta = "postfix"
-
-    def __init__(self, ctx, emit):
-        super().__init__(ctx, emit)
-        # qid -> {"sender", "message_id", "seen", "deferred": {recipient: row}}
-        self.queue: dict[str, dict] = {}
-        self._lines = 0
 
     @staticmethod
     def detect(lines):
         return sum(1 for ln in lines if " postfix" in ln and ("/smtp" in ln or "/qmgr" in ln or "/cleanup" in ln or "/local" in ln or "/pickup" in ln or "/postfix-script" in ln or "/master" in ln or "/smtpd" in ln))
-
-    def _state(self, qid: str, ts: int) -> dict:
-        st = self.queue.get(qid)
-        if st is None or ts - st["seen"] > STATE_TTL_US:
-            st = {"sender": None, "message_id": None, "seen": ts, "deferred": {}}
-            self.queue[qid] = st
-        else:
-            st["seen"] = max(st["seen"], ts)
-        return st
-
-    def _evict(self, now_us: int) -> None:
-        old = [q for q, st in self.queue.items() if now_us - st["seen"] > STATE_TTL_US]
-        for q in old:
-            del self.queue[q]
 
     def feed(self, line: str, offset: int) -> str:
         # cheap substring tests first: most lines (smtpd connect/disconnect, client=, TLS notes)
@@ -142,9 +118,6 @@ class PostfixParser(Parser):
         if m is None:
             return SKIP
         qid, rest = m.group(1), m.group(2)
-        self._lines += 1
-        if self._lines % 200_000 == 0:
-            self._evict(ts)
 
         if service in DELIVERY_AGENTS:
             if not rest.startswith("to="):
@@ -185,7 +158,7 @@ class PostfixParser(Parser):
                 sender = rest[5:].split(", ", 1)[0]
                 st["sender"] = normalise_address(sender)
                 if ", status=expired" in rest:
-                    return self._expire(qid, st, ts, line, offset, host)
+                    return self._expire(st, ts, host, line, offset)
                 return SKIP
             if rest == "removed":
                 self.queue.pop(qid, None)
@@ -194,22 +167,3 @@ class PostfixParser(Parser):
         if service == "cleanup" and rest.startswith("message-id="):
             self._state(qid, ts)["message_id"] = rest[11:].strip().strip("<>") or None
         return SKIP
-
-    def _expire(self, qid, st, ts, line, offset, host) -> str:
-        emitted = False
-        for recipient, last in st["deferred"].items():
-            row = dict(last)
-            row.update(ts=ts, host=host, status="expired", sender=st["sender"],
-                       message_id=st["message_id"] or last["message_id"],
-                       source_offset=offset, _line=line, source_file=self.ctx.source_file)
-            self.emit(row)
-            emitted = True
-        st["deferred"] = {}
-        return EVENT if emitted else SKIP
-
-    def get_state(self) -> dict:
-        return {"queue": {q: {**st, "deferred": {r: {k: v for k, v in row.items()} for r, row in st["deferred"].items()}}
-                          for q, st in self.queue.items()}}
-
-    def set_state(self, state: dict) -> None:
-        self.queue = {q: dict(st) for q, st in state.get("queue", {}).items()}

@@ -14,12 +14,11 @@ from __future__ import annotations
 import re
 
 from ..records import domain_of, normalise_address
-from .common import EVENT, MALFORMED, SKIP, Parser, addr_list, reply_code_of, split_syslog
+from .common import MALFORMED, SKIP, EVENT, QueueParser, addr_list, reply_code_of, split_syslog
 
 PROGRAMS = ("sendmail", "sm-mta", "sm-msp-queue")
 QID_RE = re.compile(r"([0-9A-Za-z]{8,20}): (.*)")
 LOCAL_RELAYS = ("[127.0.0.1]", "localhost", "[::1]", "[IPv6:::1]")
-STATE_TTL_US = 7 * 86400 * 1_000_000
 
 
 def split_to_line(rest: str) -> dict[str, str] | None:
@@ -56,26 +55,12 @@ def status_of(dsn: str | None, stat: str) -> str:
     return "bounced"
 
 
-class SendmailParser(Parser):
+class SendmailParser(QueueParser):
     mta = "sendmail"
-
-    def __init__(self, ctx, emit):
-        super().__init__(ctx, emit)
-        self.queue: dict[str, dict] = {}
-        self._lines = 0
 
     @staticmethod
     def detect(lines):
         return sum(1 for ln in lines if (" sendmail[" in ln or " sm-mta[" in ln or " sm-msp-queue[" in ln))
-
-    def _state(self, qid, ts):
-        st = self.queue.get(qid)
-        if st is None or ts - st["seen"] > STATE_TTL_US:
-            st = {"sender": None, "message_id": None, "seen": ts, "deferred": {}}
-            self.queue[qid] = st
-        else:
-            st["seen"] = max(st["seen"], ts)
-        return st
 
     def feed(self, line: str, offset: int) -> str:
         if "s" not in line:
@@ -90,9 +75,6 @@ class SendmailParser(Parser):
         if m is None:
             return SKIP
         qid, rest = m.group(1), m.group(2)
-        self._lines += 1
-        if self._lines % 200_000 == 0:
-            self.queue = {q: s for q, s in self.queue.items() if ts - s["seen"] <= STATE_TTL_US}
 
         if rest.startswith("to="):
             fields = split_to_line(rest)
@@ -144,21 +126,9 @@ class SendmailParser(Parser):
 
         if ": DSN: Cannot send message" in rest:  # the queue lifetime ran out: expiry
             st = self.queue.get(qid)
-            if st and st["deferred"]:
-                for recipient, last in st["deferred"].items():
-                    row = dict(last)
-                    row.update(ts=ts, host=host, status="expired", source_offset=offset, _line=line,
-                               sender=st["sender"], message_id=st["message_id"])
-                    self.emit(row)
-                st["deferred"] = {}
-                return EVENT
+            if st:
+                return self._expire(st, ts, host, line, offset)
         return SKIP
-
-    def get_state(self):
-        return {"queue": self.queue}
-
-    def set_state(self, state):
-        self.queue = dict(state.get("queue", {}))
 
 
 _STAT_CODE_RE = re.compile(r"\b([245]\d\d)[ -]\d\.\d{1,3}\.\d{1,3}\b|\b([45]\d\d) ")
