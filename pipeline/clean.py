@@ -2,8 +2,10 @@
 write the export (and the report when the reports module is present).
 
 Takes <data_dir>/state/clean.lock (non-blocking): two runs never overlap; a second one fails
-at once with a clear message. `watch` may run at the same time: both write through the event
-store, which deduplicates by event_id under its own lock, so a line read by both is stored once.
+at once with a clear message. `watch` may run at the same time: while it holds
+state/watch.lock it owns log ingestion and `clean` skips that step (step "watch_running");
+both write through the event store, which deduplicates by event_id under its own lock, so a
+line read by both is stored once.
 Called by the CLI (`mailhygiene clean`).
 """
 
@@ -60,7 +62,13 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
                           "to the config file, or use `mailhygiene ingest PATH…`")
     result = CleanResult()
     with job_lock(cfg):
-        for src in sources:
+        # A live `mailhygiene watch` owns log ingestion (docs/watch.md): leave the sources to it.
+        from .follow import watch_is_running
+
+        watching = watch_is_running(cfg)
+        if watching:
+            step("watch_running", cfg.data_dir / "state" / "watch.lock")
+        for src in () if watching else sources:
             files = expand_paths([src["path"]])
             if not files:
                 step("source_empty", src["path"])

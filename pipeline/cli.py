@@ -121,3 +121,7 @@ cli.add_command(doctor)
 from .cli_report import report_cmd  # noqa: E402
 
 cli.add_command(report_cmd)
+
+from .cli_watch import watch_cmd  # noqa: E402
+
+cli.add_command(watch_cmd)

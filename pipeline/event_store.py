@@ -12,6 +12,7 @@ Called by pipeline.ingest (batch) and pipeline.follow (live).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
 import uuid
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 from .records import EVENT_SCHEMA
 
 PARTITION_PREFIX = "date="
+COMPACTION_JOURNAL = ".compaction.json"
 
 
 class EventStore:
@@ -61,6 +63,7 @@ class EventStore:
         with open(self.root / ".write.lock", "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
+                self._finish_compaction()
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
@@ -103,7 +106,7 @@ class EventStore:
         finally:
             con.close()
 
-    def _write_file(self, day: str, table: pa.Table) -> Path:
+    def _write_file(self, day: str, table: pa.Table, before_publish=None) -> Path:
         d = self.root / f"{PARTITION_PREFIX}{day}"
         d.mkdir(parents=True, exist_ok=True)
         name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
@@ -112,22 +115,67 @@ class EventStore:
         pq.write_table(table, tmp, compression="zstd")
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        if before_publish is not None:
+            before_publish(final)
         os.replace(tmp, final)
         _fsync_dir(d)
         return final
 
-    def compact(self, day: str, min_files: int = 8) -> bool:
-        """Merge a day's small files into one (atomic: new file in, then old files out)."""
+    def compact(self, day: str, min_files: int = 8, max_file_bytes: int | None = None) -> bool:
+        """Merge a day's files into one (or only those under `max_file_bytes`, so a live
+        follower does not rewrite a whole day each time small files pile up).
+
+        Crash-safe: a journal names the new file and the files it replaces before the new file
+        appears; whoever takes the lock next finishes the removal, so a kill between "new file
+        in" and "old files out" never leaves rows stored twice.
+        """
         with self.lock():
+            d = self.root / f"{PARTITION_PREFIX}{day}"
+            for stale in d.glob(".part-*.parquet.tmp") if d.is_dir() else ():
+                stale.unlink(missing_ok=True)  # left by a killed writer: no writer runs now
             files = self.files(day)
+            if max_file_bytes is not None:
+                files = [f for f in files if f.stat().st_size < max_file_bytes]
             if len(files) < min_files:
                 return False
             table = pa.concat_tables([pq.read_table(f).cast(EVENT_SCHEMA) for f in files]).sort_by("ts")
-            self._write_file(day, table)
-            for f in files:
-                f.unlink()
-            _fsync_dir(self.root / f"{PARTITION_PREFIX}{day}")
+            journal = self.root / COMPACTION_JOURNAL
+
+            def record_new(final: Path) -> None:
+                _write_json_atomic(journal, {"day": day, "new": final.name, "old": [f.name for f in files]})
+
+            self._write_file(day, table, before_publish=record_new)
+            self._finish_compaction()
             return True
+
+    def _finish_compaction(self) -> None:
+        """Roll an interrupted compaction forward (new file present: drop the old ones) or back."""
+        journal = self.root / COMPACTION_JOURNAL
+        try:
+            job = json.loads(journal.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError):
+            job = {}
+        d = self.root / f"{PARTITION_PREFIX}{job.get('day', '')}"
+        if job.get("new") and (d / job["new"]).is_file():
+            for name in job.get("old", []):
+                (d / name).unlink(missing_ok=True)
+            _fsync_dir(d)
+        elif job.get("new"):
+            (d / f".{job['new']}.tmp").unlink(missing_ok=True)
+        journal.unlink(missing_ok=True)
+        _fsync_dir(self.root)
+
+
+def _write_json_atomic(path: Path, value) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(value, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -48,9 +48,22 @@ def fingerprint(path: str | os.PathLike) -> tuple[str, int]:
             head = fh.readline(FINGERPRINT_BYTES)
         except EOFError:
             head = b""
+    return fingerprint_of_head(head)
+
+
+def fingerprint_of_head(head: bytes) -> tuple[str, int]:
+    """The fingerprint rule applied to the file's first bytes (at least its first line or
+    FINGERPRINT_BYTES of it): lets a follower check an open file without reopening its path."""
+    nl = head.find(b"\n", 0, FINGERPRINT_BYTES)
+    head = head[: nl + 1] if nl >= 0 else head[:FINGERPRINT_BYTES]
     if not head or (len(head) < FINGERPRINT_BYTES and not head.endswith(b"\n")):
         return "", 0
     return hashlib.sha1(head).hexdigest(), len(head)
+
+
+def file_identity(st: os.stat_result) -> tuple[int, int]:
+    """(device, inode): tells a renamed-away file from the new one created under its name."""
+    return st.st_dev, st.st_ino
 
 
 class Positions:
