@@ -1,0 +1,370 @@
+"""`mailhygiene watch` as a real process on real files: appends, partial lines, every rotation
+mode, truncation, replacement, globs, restarts with cross-line parser state, signals, problems
+with one source while another keeps going, and `clean` leaving ingestion to a live watch.
+
+Every check reads the real event store through pipeline.connect(), with bounded polling waits.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import pipeline
+from pipeline.config import load_config
+
+FLUSH = 0.3
+
+
+def pf_line(n: int, stamp: str = "Nov  3 16:04:31", status: str = "sent", qid: str = "3C6D1C0A1F") -> str:
+    text = "250 ok" if status == "sent" else "host mfsmax.docomo.ne.jp[203.138.181.112] said: 450 4.2.0 busy (in reply to RCPT TO command)"
+    dsn = "2.0.0" if status == "sent" else "4.2.0"
+    return (f"{stamp} mx1 postfix/smtp[123]: {qid}: to=<u{n}@docomo.ne.jp>, "
+            f"relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=0.5, delays=0.1/0/0.2/0.2, "
+            f"dsn={dsn}, status={status} ({text})\n")
+
+
+def pf_lines(start: int, stop: int, stamp: str = "Nov  3 16:04:31") -> str:
+    return "".join(pf_line(n, stamp) for n in range(start, stop))
+
+
+def append(path: Path, text: str) -> None:
+    with open(path, "a") as fh:
+        fh.write(text)
+
+
+class Watcher:
+    """One `mailhygiene watch` subprocess on a temp config; stderr goes to a file."""
+
+    def __init__(self, tmp: Path, sources: list[tuple[str, str]], flush: float = FLUSH, poll: float = 0.3):
+        self.tmp = tmp
+        self.data = tmp / "data"
+        self.config = tmp / "mailhygiene.toml"
+        body = 'timezone = "UTC"\n'
+        for path, fmt in sources:
+            body += f'[[sources]]\npath = "{path}"\nformat = "{fmt}"\n'
+        body += f"[watch]\nflush_interval = {flush}\npoll_interval = {poll}\n"
+        self.config.write_text(body)
+        self.proc: subprocess.Popen | None = None
+        self.stderr_path = tmp / "watch.stderr"
+        self.runs = 0
+
+    def start(self, *extra: str) -> "Watcher":
+        self.runs += 1
+        err = open(self.stderr_path, "a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from pipeline.cli import main; main()", "--config", str(self.config),
+             "--data-dir", str(self.data), "watch", *extra],
+            stdout=subprocess.DEVNULL, stderr=err, cwd=self.tmp)
+        err.close()
+        deadline = time.monotonic() + 10
+        while self.stderr().count("following") < self.runs and time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.stderr()
+            time.sleep(0.05)
+        return self
+
+    def stop(self, sig=signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=15)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text() if self.stderr_path.exists() else ""
+
+    def counts(self) -> tuple[int, int]:
+        con = pipeline.connect(self.data)
+        try:
+            return tuple(con.execute("SELECT count(*), count(DISTINCT recipient) FROM events").fetchone())
+        finally:
+            con.close()
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> tuple[int, int]:
+        deadline = time.monotonic() + timeout
+        got = self.counts()
+        while got[0] < n and time.monotonic() < deadline:
+            if self.proc is not None:
+                assert self.proc.poll() is None, f"watch exited: {self.stderr()}"
+            time.sleep(0.1)
+            got = self.counts()
+        return got
+
+
+@pytest.fixture
+def logs(tmp_path):
+    d = tmp_path / "logs"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def watchers():
+    started: list[Watcher] = []
+    yield started
+    for w in started:
+        if w.proc is not None and w.proc.poll() is None:
+            w.proc.kill()
+            w.proc.wait()
+
+
+def new_watcher(watchers, tmp_path, sources, **kw) -> Watcher:
+    w = Watcher(tmp_path, sources, **kw)
+    watchers.append(w)
+    return w
+
+
+def test_appends_partial_line_and_sigterm(tmp_path, logs, watchers):
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 40))
+    w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
+    assert w.wait_for(40) == (40, 40)
+    append(log, pf_lines(40, 60))
+    assert w.wait_for(60) == (60, 60)
+    # a partial last line waits for its newline, even across flushes
+    line = pf_line(60)
+    append(log, line[:50])
+    time.sleep(FLUSH * 4)
+    assert w.counts() == (60, 60)
+    append(log, line[50:])
+    assert w.wait_for(61) == (61, 61)
+    assert w.stop() == 0
+    assert "stopped after" in w.stderr()
+    assert w.counts() == (61, 61)
+
+
+def test_rename_and_create_reads_the_old_file_to_its_end(tmp_path, logs, watchers):
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 30))
+    w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
+    assert w.wait_for(30) == (30, 30)
+    os.rename(log, logs / "mail.log.1")
+    append(logs / "mail.log.1", pf_lines(30, 40))  # syslog writes on until its HUP
+    log.write_text(pf_lines(40, 55, stamp="Nov  3 16:05:00"))
+    append(logs / "mail.log.1", pf_lines(55, 60))
+    assert w.wait_for(60) == (60, 60)
+    time.sleep(FLUSH * 3)
+    assert w.counts() == (60, 60)
+    assert w.stop() == 0
+
+
+def test_copytruncate_reads_the_rest_from_the_copy(tmp_path, logs, watchers):
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 20))
+    w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
+    assert w.wait_for(20) == (20, 20)
+    w.proc.send_signal(signal.SIGSTOP)  # the watcher falls behind ...
+    try:
+        append(log, pf_lines(20, 35))
+        shutil.copyfile(log, logs / "mail.log.1")  # ... while logrotate copies and truncates
+        with open(log, "r+") as fh:
+            fh.truncate(0)
+        append(log, pf_lines(35, 50, stamp="Nov  3 16:06:00"))
+    finally:
+        w.proc.send_signal(signal.SIGCONT)
+    assert w.wait_for(50) == (50, 50)
+    assert "truncated" in w.stderr() and "mail.log.1" in w.stderr()
+    assert w.stop() == 0
+
+
+def test_rotated_and_compressed_while_stopped(tmp_path, logs, watchers):
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 25))
+    w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
+    assert w.wait_for(25) == (25, 25)
+    assert w.stop() == 0
+    # while it is down: more lines, rotation (.1), a new file, and compression (.1 -> .1.gz)
+    append(log, pf_lines(25, 40))
+    os.rename(log, logs / "mail.log.1")
+    log.write_text(pf_lines(40, 50, stamp="Nov  3 16:07:00"))
+    with open(logs / "mail.log.1", "rb") as src, gzip.open(logs / "mail.log.1.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.unlink(logs / "mail.log.1")
+    w.start()
+    assert w.wait_for(50) == (50, 50)
+    assert "mail.log.1.gz" in w.stderr()
+    time.sleep(FLUSH * 3)
+    assert w.counts() == (50, 50)
+    assert w.stop() == 0
+
+
+def test_file_replaced_by_a_shorter_one_and_truncated(tmp_path, logs, watchers):
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 30))
+    w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
+    assert w.wait_for(30) == (30, 30)
+    # replaced (new inode) by a shorter file
+    tmp = logs / "mail.log.new"
+    tmp.write_text(pf_lines(100, 105, stamp="Nov  3 17:00:00"))
+    os.replace(tmp, log)
+    assert w.wait_for(35) == (35, 35)
+    # rewritten in place, shorter, with a new first line
+    with open(log, "w") as fh:
+        fh.write(pf_lines(200, 202, stamp="Nov  3 18:00:00"))
+    assert w.wait_for(37) == (37, 37)
+    # rewritten in place by a shorter file with the same first line: read again from the start
+    with open(log, "w") as fh:
+        fh.write(pf_lines(200, 201, stamp="Nov  3 18:00:00") + pf_lines(300, 302, stamp="Nov  3 18:00:00"))
+    assert w.wait_for(39) == (39, 39)
+    time.sleep(FLUSH * 3)
+    assert w.counts() == (39, 39)
+    assert w.stop() == 0
+
+
+def test_glob_gains_files(tmp_path, logs, watchers):
+    (logs / "a.log").write_text(pf_lines(0, 10))
+    w = new_watcher(watchers, tmp_path, [(str(logs / "*.log"), "postfix")]).start()
+    assert w.wait_for(10) == (10, 10)
+    (logs / "b.log").write_text(pf_lines(10, 25, stamp="Nov  3 16:10:00"))
+    assert w.wait_for(25) == (25, 25)
+    sub = logs / "c.log"
+    sub.write_text("")
+    time.sleep(FLUSH)
+    append(sub, pf_lines(25, 30, stamp="Nov  3 16:11:00"))
+    assert w.wait_for(30) == (30, 30)
+    assert w.stop() == 0
+
+
+def test_multilog_rotation_and_qmail_state_across_restart(tmp_path, logs, watchers):
+    cur = logs / "current"
+    label = 0x400000006565_9a1b
+
+    def q(sec: int, msg: str) -> str:
+        return f"@{label + sec:016x}0a3b1c2c {msg}\n"
+
+    cur.write_text(q(0, "new msg 101") + q(0, "info msg 101: bytes 900 from <news@example.jp> qp 1 uid 1")
+                   + q(1, "starting delivery 1: msg 101 to remote a@docomo.ne.jp")
+                   + q(1, "starting delivery 2: msg 101 to remote b@ezweb.ne.jp"))
+    w = new_watcher(watchers, tmp_path, [(str(cur), "qmail")]).start()
+    time.sleep(FLUSH * 4)
+    assert w.stop() == 0  # the deliveries in flight are saved with the position
+    append(cur, q(2, "delivery 1: success: 203.138.181.112_accepted_message./Remote_host_said:_250_ok/"))
+    # multilog: current -> @<tai64n>.s, a new current
+    os.rename(cur, logs / f"@{label + 3:016x}0a3b1c2c.s")
+    cur.write_text(q(4, "delivery 2: failure: 111.87.0.1_does_not_like_recipient./"
+                        "Remote_host_said:_550_5.1.1_<b@ezweb.ne.jp>:_User_unknown/Giving_up_on_111.87.0.1./"))
+    w.start()
+    assert w.wait_for(2) == (2, 2)
+    con = pipeline.connect(w.data)
+    rows = dict(con.execute("SELECT recipient, status FROM events").fetchall())
+    assert rows == {"a@docomo.ne.jp": "sent", "b@ezweb.ne.jp": "bounced"}
+    # and while running: current rotated again
+    append(cur, q(5, "starting delivery 3: msg 101 to remote c@docomo.ne.jp"))
+    time.sleep(FLUSH * 2)
+    os.rename(cur, logs / f"@{label + 6:016x}0a3b1c2c.s")
+    cur.write_text(q(7, "delivery 3: deferral: Sorry,_I_wasn't_able_to_establish_an_SMTP_connection._(#4.4.1)/"))
+    assert w.wait_for(3) == (3, 3)
+    assert w.stop() == 0
+
+
+def test_postfix_expiry_state_survives_a_kill(tmp_path, logs, watchers):
+    log = logs / "mail.log"
+    log.write_text(
+        "Nov  3 10:00:00 mx1 postfix/qmgr[9]: 9AB12C0A1F: from=<news@example.jp>, size=900, nrcpt=1 (queue active)\n"
+        + pf_line(1, "Nov  3 10:00:01", status="deferred", qid="9AB12C0A1F"))
+    w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
+    assert w.wait_for(1) == (1, 1)
+    time.sleep(FLUSH * 2)
+    w.kill()  # SIGKILL: the deferral must still be known after the restart
+    append(log, "Nov  3 15:00:00 mx1 postfix/qmgr[9]: 9AB12C0A1F: from=<news@example.jp>, status=expired, returned to sender\n")
+    w.start()
+    assert w.wait_for(2) == (2, 1)
+    con = pipeline.connect(w.data)
+    assert sorted(r[0] for r in con.execute("SELECT status FROM events").fetchall()) == ["deferred", "expired"]
+    assert w.stop() == 0
+
+
+def test_missing_and_deleted_source_reported_others_keep_going(tmp_path, logs, watchers):
+    good, missing = logs / "mail.log", logs / "other" / "maillog"
+    good.write_text(pf_lines(0, 10))
+    w = new_watcher(watchers, tmp_path, [(str(missing), "postfix"), (str(good), "postfix")]).start()
+    assert w.wait_for(10) == (10, 10)
+    assert "does not exist (yet)" in w.stderr()
+    missing.parent.mkdir()
+    missing.write_text(pf_lines(10, 20, stamp="Nov  3 16:20:00"))
+    assert w.wait_for(20) == (20, 20)
+    assert "is back" in w.stderr()
+    good.unlink()
+    append(missing, pf_lines(20, 25, stamp="Nov  3 16:21:00"))
+    assert w.wait_for(25) == (25, 25)
+    deadline = time.monotonic() + 5
+    while "renamed or deleted" not in w.stderr() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "renamed or deleted" in w.stderr()
+    good.write_text(pf_lines(25, 30, stamp="Nov  3 16:22:00"))
+    assert w.wait_for(30) == (30, 30)
+    assert w.stop() == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root and setpriv to run the watcher without its file-permission override")
+def test_unreadable_file_is_reported_and_retried(tmp_path, logs, watchers):
+    log, other = logs / "mail.log", logs / "other.log"
+    log.write_text(pf_lines(0, 5))
+    other.write_text(pf_lines(100, 103, stamp="Nov  3 16:30:00"))
+    os.chown(log, 65534, 65534)
+    log.chmod(0o600)  # not the watcher's and not readable by others: Permission denied
+    w = new_watcher(watchers, tmp_path, [(str(log), "postfix"), (str(other), "postfix")])
+    err = open(w.stderr_path, "a")
+    w.proc = subprocess.Popen(
+        ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", sys.executable, "-c",
+         "from pipeline.cli import main; main()", "--config", str(w.config), "--data-dir", str(w.data), "watch"],
+        stdout=subprocess.DEVNULL, stderr=err, cwd=tmp_path)
+    err.close()
+    assert w.wait_for(3) == (3, 3)  # the readable source is followed meanwhile
+    deadline = time.monotonic() + 10
+    while "Permission denied" not in w.stderr() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "mail.log cannot be read: Permission denied (retrying" in w.stderr()
+    log.chmod(0o644)
+    assert w.wait_for(8, timeout=10) == (8, 8)
+    assert "is back and readable" in w.stderr()
+    assert w.stop() == 0
+
+
+def test_clean_leaves_ingestion_to_a_live_watch(tmp_path, logs, watchers):
+    from pipeline.clean import clean
+    from pipeline.follow import watch_is_running
+
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 10))
+    w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
+    cfg = load_config(w.config, data_dir=w.data)
+    assert w.wait_for(10) == (10, 10)
+    assert watch_is_running(cfg)
+    steps = []
+    clean(cfg, report=False, on_step=lambda name, value: steps.append(name))
+    assert "watch_running" in steps and "ingested" not in steps
+    assert w.stop() == 0
+    assert not watch_is_running(cfg)
+    append(log, pf_lines(10, 12))
+    steps.clear()
+    clean(cfg, report=False, on_step=lambda name, value: steps.append(name))
+    assert "ingested" in steps
+    assert w.counts() == (12, 12)  # what watch had stored was not stored again
+
+
+def test_second_watch_on_the_same_data_dir_is_refused(tmp_path, logs, watchers):
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 3))
+    w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
+    r = subprocess.run([sys.executable, "-c", "from pipeline.cli import main; main()", "--config", str(w.config),
+                        "--data-dir", str(w.data), "watch"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert "another `mailhygiene watch`" in r.stderr
+    assert w.stop() == 0
