@@ -1,0 +1,112 @@
+"""Compaction as the follower uses it: only small files are merged, a kill between "new file in"
+and "old files out" never leaves rows twice, and a follower with many small flushes compacts
+the day it writes to. Real Parquet, real DuckDB, the real follower in a thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pyarrow as pa
+
+import pipeline
+import pipeline.follow as follow_mod
+from pipeline.config import load_config
+from pipeline.event_store import COMPACTION_JOURNAL, EventStore
+from pipeline.records import EVENT_SCHEMA, event_id_for
+
+from test_watch import pf_lines
+
+
+def table(start: int, stop: int) -> pa.Table:
+    rows = {name: [] for name in EVENT_SCHEMA.names}
+    for n in range(start, stop):
+        r = {name: None for name in EVENT_SCHEMA.names}
+        r.update(event_id=event_id_for(f"line {n}", f"u{n}@docomo.ne.jp"), ts=1793721871000000 + n,
+                 mta="postfix", recipient=f"u{n}@docomo.ne.jp", status="sent")
+        for k, v in r.items():
+            rows[k].append(v)
+    return pa.Table.from_pydict(rows, schema=EVENT_SCHEMA)
+
+
+def stored(data) -> tuple[int, int]:
+    con = pipeline.connect(data)
+    try:
+        return tuple(con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone())
+    finally:
+        con.close()
+
+
+def test_compact_merges_only_small_files(tmp_path):
+    store = EventStore(tmp_path)
+    store.write(table(0, 5000))
+    big = store.files()[0]
+    for i in range(10):
+        store.write(table(5000 + i * 10, 5010 + i * 10))
+    day = big.parent.name.split("=", 1)[1]
+    assert len(store.files(day)) == 11
+    assert store.compact(day, min_files=8, max_file_bytes=big.stat().st_size)
+    files = store.files(day)
+    assert len(files) == 2 and big in files
+    assert stored(tmp_path) == (5100, 5100)
+    assert not store.compact(day, min_files=8, max_file_bytes=big.stat().st_size)
+
+
+class Killed(BaseException):
+    """Stands for kill -9: nothing after it runs (no except/finally of the store catches it)."""
+
+
+def test_kill_during_compaction_is_rolled_forward(tmp_path):
+    class KilledAfterPublish(EventStore):
+        calls = None  # counted once armed
+
+        def _finish_compaction(self):
+            if KilledAfterPublish.calls is not None:
+                KilledAfterPublish.calls += 1
+            if KilledAfterPublish.calls == 2:  # the call right after the new file appeared
+                raise Killed()
+            super()._finish_compaction()
+
+    store = KilledAfterPublish(tmp_path)
+    for i in range(8):
+        store.write(table(i * 10, i * 10 + 10))
+    KilledAfterPublish.calls = 0
+    day = store.files()[0].parent.name.split("=", 1)[1]
+    try:
+        store.compact(day, min_files=8)
+    except Killed:
+        pass
+    assert (tmp_path / "events" / COMPACTION_JOURNAL).exists()
+    assert stored(tmp_path) == (160, 80)  # the merged file and the old ones: rows twice
+    EventStore(tmp_path).write(table(80, 81))  # the next writer finishes the compaction first
+    assert not (tmp_path / "events" / COMPACTION_JOURNAL).exists()
+    assert stored(tmp_path) == (81, 81)
+
+
+def test_follower_compacts_the_days_it_writes(tmp_path, monkeypatch):
+    monkeypatch.setattr(follow_mod, "COMPACT_FILES", 6)
+    log = tmp_path / "mail.log"
+    log.write_text(pf_lines(0, 1))
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'timezone = "UTC"\n[[sources]]\npath = "{log}"\nformat = "postfix"\n'
+                    "[watch]\nflush_interval = 0.05\npoll_interval = 0.05\n")
+    cfg = load_config(toml, data_dir=tmp_path / "data")
+    stop = threading.Event()
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("s", follow_mod.follow(cfg, stop, use_watchdog=False)))
+    t.start()
+    try:
+        for i in range(1, 16):
+            with open(log, "a") as fh:
+                fh.write(pf_lines(i * 10, i * 10 + 10))
+            time.sleep(0.25)
+        deadline = time.monotonic() + 10
+        while stored(tmp_path / "data")[0] < 151 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        t.join(timeout=20)
+    summary = result["s"]
+    assert summary.compactions >= 1
+    assert stored(tmp_path / "data") == (151, 151)
+    assert len(EventStore(tmp_path / "data").files()) <= 6
