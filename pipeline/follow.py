@@ -107,6 +107,7 @@ class Stream:
     eof: bool = False
     in_long_line: bool = False
     size: int = 0
+    mtime_ns: int = 0
 
     def close(self) -> None:
         try:
@@ -497,9 +498,10 @@ class Follower:
             if size < s.offset:
                 self._identity_lost(s, f"shrank from {s.offset} to {size} bytes (truncated)")
                 return True
-            if size == s.offset:
+            if size == s.offset and st.st_mtime_ns == s.mtime_ns:
                 s.eof = True
                 return False
+            s.mtime_ns = st.st_mtime_ns  # changed: check that it still holds the same text
             head_fp, _ = fingerprint_of_head(os.pread(s.fh, FINGERPRINT_BYTES, 0))
             if head_fp != s.fp:
                 self._identity_lost(s, "was rewritten in place (its first line changed)")
@@ -518,6 +520,8 @@ class Follower:
                 if len(self.buffer) >= self.batch_limit and not self._commit_or_hold():
                     return False
             s.size = size
+            if s.offset == size and s.eof:
+                return False  # touched or rewritten to the same size with the same first line
         except OSError as exc:
             self._problem(s.path, f"read failed: {exc.strerror}; retrying")
             return False
