@@ -201,6 +201,8 @@ def clean_cmd(app, as_of, force, progress):
             path, summary = value
             click.echo(f"== ingest {path}")
             print_ingest_summary(summary)
+        elif name == "watch_running":
+            click.echo("== ingest skipped: a live `mailhygiene watch` owns log ingestion for this data dir")
         elif name == "source_empty":
             click.echo(f"== ingest {value}: no files match (skipped)")
         elif name == "rule":
