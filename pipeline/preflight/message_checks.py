@@ -16,8 +16,8 @@ from email import policy
 from email.parser import BytesParser
 from email.utils import getaddresses
 
-from .jis import CP932_LOOKALIKES, decode_iso2022jp, describe, encodable, is_halfwidth_kana, suggestion
 from ..errors import InputError
+from ..jptext import CP932_LOOKALIKES, decode_iso2022jp, encodable, is_halfwidth_kana, suggestion
 from .results import CheckResult
 from .spamassassin import check_spamassassin
 
@@ -259,6 +259,11 @@ def check_japanese_text(texts) -> list[CheckResult]:
     else:
         results.append(CheckResult("cp932-lookalikes", "pass", "no CP932 look-alike characters"))
     return results
+
+
+def describe(ch: str) -> str:
+    """`① U+2460 -> (1)` (or `-> ?` when nothing fits)."""
+    return f"{ch} U+{ord(ch):04X} -> {suggestion(ch) or '? (send as UTF-8 or remove)'}"
 
 
 def _char_data(ch: str, where) -> dict:

@@ -5,12 +5,13 @@ enqueue check (to report substitutions and UTF-8 fallbacks before a campaign sta
 
 Two charsets, chosen per carrier (`sender.charset`, `sender.charsets`):
   * ISO-2022-JP, Content-Transfer-Encoding 7bit: safest for old feature phones.
-    1. CP932 look-alikes are mapped first (LOOKALIKES: U+FF5E -> U+301C and friends), because text
-       typed on Windows carries them and the ISO-2022-JP codec refuses them.
+    1. CP932 look-alikes are mapped first (jptext.CP932_LOOKALIKES: U+FF5E -> U+301C and friends),
+       because text typed on Windows carries them and the ISO-2022-JP codec refuses them.
     2. Characters ISO-2022-JP cannot carry (①, ㈱, 髙, half-width kana, emoji):
-       `unmappable = "replace"` applies REPLACEMENTS (①->(1), ㈱->(株)...) and half-width ->
-       full-width kana; if anything is still left (emoji, rare kanji) the message falls back to
-       UTF-8. `unmappable = "utf8"` falls back to UTF-8 at the first such character.
+       `unmappable = "replace"` applies jptext.REPLACEMENTS (①->(1), ㈱->(株)...) and half-width ->
+       full-width kana (jptext.fullwidth_kana); if anything is still left (emoji, rare kanji) the
+       message falls back to UTF-8. `unmappable = "utf8"` falls back to UTF-8 at the first such
+       character.
        Never a silent "?": every substitution and fallback is reported in `Composed.notes`.
   * UTF-8, Content-Transfer-Encoding base64: carries everything.
 
@@ -26,43 +27,20 @@ from __future__ import annotations
 import base64
 import email.utils
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.header import Header
 
 from ..errors import InputError
+from ..jptext import CP932_LOOKALIKES, encodable, fullwidth_kana, is_halfwidth_kana, map_lookalikes, replacement
 
 ISO2022JP = "iso-2022-jp"
 UTF8 = "utf-8"
 CHARSETS = (ISO2022JP, UTF8)
 MAX_LINE_BYTES = 998  # RFC 5322 limit without CRLF; docomo answers "500 Line Too Long" above it
 
-# CP932 (Windows) code points -> the JIS code points ISO-2022-JP carries for the same glyph.
-LOOKALIKES = {
-    "\uff5e": "\u301c",  # ～ FULLWIDTH TILDE -> 〜 WAVE DASH
-    "\u2225": "\u2016",  # ∥ PARALLEL TO -> ‖ DOUBLE VERTICAL LINE
-    "\uff0d": "\u2212",  # － FULLWIDTH HYPHEN-MINUS -> − MINUS SIGN
-    "\uffe0": "\u00a2",  # ￠ -> ¢
-    "\uffe1": "\u00a3",  # ￡ -> £
-    "\uffe2": "\u00ac",  # ￢ -> ¬
-    "\u2014": "\u2015",  # — EM DASH -> ― HORIZONTAL BAR (JIS 1-1-29)
-}
-
-# Characters outside JIS X 0208 (NEC/IBM extensions of CP932) -> text ISO-2022-JP can carry.
-REPLACEMENTS = {
-    **{chr(0x2460 + i): f"({i + 1})" for i in range(20)},            # ①..⑳ -> (1)..(20)
-    **{chr(0x2160 + i): r for i, r in enumerate("I II III IV V VI VII VIII IX X".split())},
-    **{chr(0x2170 + i): r for i, r in enumerate("i ii iii iv v vi vii viii ix x".split())},
-    "㈱": "(株)", "㈲": "(有)", "㈹": "(代)", "㏍": "K.K.", "№": "No.", "℡": "TEL",
-    "㊤": "(上)", "㊥": "(中)", "㊦": "(下)", "㊧": "(左)", "㊨": "(右)",
-    "㍾": "明治", "㍽": "大正", "㍼": "昭和", "㍻": "平成", "㋿": "令和",
-    "㍉": "ミリ", "㌔": "キロ", "㌢": "センチ", "㍍": "メートル", "㌘": "グラム", "㌧": "トン",
-    "㌃": "アール", "㌶": "ヘクタール", "㍑": "リットル", "㍗": "ワット", "㌍": "カロリー",
-    "㌦": "ドル", "㌣": "セント", "㌫": "パーセント", "㍊": "ミリバール",
-    "㎜": "mm", "㎝": "cm", "㎞": "km", "㎎": "mg", "㎏": "kg", "㏄": "cc", "㎡": "m2",
-    "髙": "高", "﨑": "崎", "德": "徳", "∥": "‖",
-}
+# Re-exported: tests/test_sender_compose.py checks the table here.
+LOOKALIKES = CP932_LOOKALIKES
 
 
 class HeaderInjectionError(InputError):
@@ -74,18 +52,6 @@ def check_header_value(name: str, value: str) -> None:
         raise HeaderInjectionError(
             f"the {name} contains a line break (CR/LF); header values must be one line"
         )
-
-
-def _iso_ok(ch: str) -> bool:
-    try:
-        ch.encode("iso2022_jp")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
-def _is_halfwidth_kana(ch: str) -> bool:
-    return "\uff61" <= ch <= "\uff9f"
 
 
 @dataclass
@@ -109,7 +75,7 @@ def prepare_texts(texts: list[str], charset: str, unmappable: str = "replace") -
     out: list[str] = []
     leftovers: list[str] = []
     for text in texts:
-        mapped = "".join(LOOKALIKES.get(ch, ch) for ch in text)
+        mapped = map_lookalikes(text)
         if all(ord(ch) < 128 for ch in mapped):
             out.append(mapped)
             continue
@@ -119,27 +85,28 @@ def prepare_texts(texts: list[str], charset: str, unmappable: str = "replace") -
             continue
         except UnicodeEncodeError:
             pass
-        bad = sorted({ch for ch in mapped if not _iso_ok(ch)})
+        bad = sorted({ch for ch in mapped if not encodable(ch)})
         if unmappable == "utf8":
             return Prepared(UTF8, list(texts), [f"UTF-8 instead of ISO-2022-JP because of {''.join(bad)}"])
         buf: list[str] = []
         i = 0
         while i < len(mapped):
             ch = mapped[i]
-            if _is_halfwidth_kana(ch):
+            if is_halfwidth_kana(ch):
                 j = i
-                while j < len(mapped) and _is_halfwidth_kana(mapped[j]):
+                while j < len(mapped) and is_halfwidth_kana(mapped[j]):
                     j += 1
-                full = unicodedata.normalize("NFKC", mapped[i:j])
+                full = fullwidth_kana(mapped[i:j])
                 notes.append(f"half-width kana {mapped[i:j]} -> {full}")
                 buf.append(full)
                 i = j
                 continue
-            if not _iso_ok(ch) and ch in REPLACEMENTS:
-                notes.append(f"{ch} -> {REPLACEMENTS[ch]}")
-                buf.append(REPLACEMENTS[ch])
+            repl = None if encodable(ch) else replacement(ch)
+            if repl is not None:
+                notes.append(f"{ch} -> {repl}")
+                buf.append(repl)
             else:
-                if not _iso_ok(ch):
+                if not encodable(ch):
                     leftovers.append(ch)
                 buf.append(ch)
             i += 1

@@ -43,6 +43,7 @@ from email.message import Message
 from pathlib import Path
 
 from ..errors import MailHygieneError
+from ..jptext import decode_iso2022jp
 from ..records import domain_of, normalise_address
 from .compose import MessageTemplate, charset_for
 from .enqueue import decode_csv_bytes, enqueue, parse_recipient_csv
@@ -59,83 +60,11 @@ _SJIS = {"shift_jis", "shift-jis", "sjis", "x-sjis", "ms_kanji", "csshiftjis", "
 _EUC = {"euc-jp", "eucjp", "x-euc-jp", "euc_jp", "cseucpkdfmtjapanese"}
 
 
-def _jis_pair_to_sjis(j1: int, j2: int) -> bytes:
-    if j1 & 1:
-        s2 = j2 + 0x1F
-        if s2 >= 0x7F:
-            s2 += 1
-    else:
-        s2 = j2 + 0x7E
-    s1 = ((j1 - 0x21) >> 1) + 0x81
-    if s1 > 0x9F:
-        s1 += 0x40
-    return bytes((s1, s2))
-
-
 def decode_cp50220(data: bytes, errors: str = "strict") -> str:
-    """ISO-2022-JP as Microsoft's CP50220/50221/50222 writes it (iPhone and au mails too).
-
-    JIS X 0208 pairs are converted to Shift_JIS arithmetically and decoded as CP932, so the NEC
-    row-13 specials (①, ㈱, №) and the NEC-selected IBM extensions (髙) come out right.
-    ESC ( I and SO/SI half-width katakana are accepted.
-    """
-    out: list[str] = []
-    mode = "ascii"
-    saved = "ascii"
-    i, n = 0, len(data)
-    while i < n:
-        b = data[i]
-        if b == 0x1B:
-            seq3 = data[i + 1 : i + 3]
-            if seq3 in (b"(B", b"(J"):
-                mode, i = "ascii", i + 3
-            elif seq3 == b"(I":
-                mode, i = "kana", i + 3
-            elif seq3 in (b"$@", b"$B"):
-                mode, i = "jis", i + 3
-            elif data[i + 1 : i + 6] == b"&@\x1b$B":
-                mode, i = "jis", i + 6
-            elif data[i + 1 : i + 4] == b"$(D":
-                mode, i = "jis212", i + 4
-            else:
-                if errors == "strict":
-                    raise UnicodeDecodeError("cp50220", data, i, i + 1, "unknown escape sequence")
-                out.append("\ufffd")
-                i += 1
-            continue
-        if b == 0x0E:
-            saved, mode, i = mode, "kana", i + 1
-            continue
-        if b == 0x0F:
-            mode, i = saved if saved != "kana" else "ascii", i + 1
-            continue
-        if b >= 0x80:
-            if errors == "strict":
-                raise UnicodeDecodeError("cp50220", data, i, i + 1, "8-bit byte in a 7-bit charset")
-            out.append("\ufffd")
-            i += 1
-            continue
-        if b in (0x0A, 0x0D) or mode == "ascii":
-            out.append(chr(b))
-            i += 1
-            continue
-        if mode == "kana":
-            out.append(bytes((b + 0x80,)).decode("cp932") if 0x21 <= b <= 0x5F else chr(b))
-            i += 1
-            continue
-        j2 = data[i + 1] if i + 1 < n else 0
-        if not (0x21 <= b <= 0x7E and 0x21 <= j2 <= 0x7E):
-            if errors == "strict":
-                raise UnicodeDecodeError("cp50220", data, i, i + 2, "incomplete JIS pair")
-            out.append("\ufffd")
-            i += 1
-            continue
-        if mode == "jis212":
-            out.append(bytes((0x8F, b | 0x80, j2 | 0x80)).decode("euc_jp", errors))
-        else:
-            out.append(_jis_pair_to_sjis(b, j2).decode("cp932", errors))
-        i += 2
-    return "".join(out)
+    """ISO-2022-JP as Microsoft's CP50220/50221/50222 writes it (iPhone and au mails too): ①, ㈱,
+    髙 and half-width katakana come out right. Strict by default, so decode_text can try it as one
+    codec among others. The decoder itself is jptext.decode_iso2022jp."""
+    return decode_iso2022jp(data, errors)[0]
 
 
 def _try(data: bytes, codecs) -> str | None:
