@@ -8,7 +8,6 @@ Prints a Markdown table (paste it into BENCHMARKS.md).
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import shutil
 import subprocess

@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from .reasons import BY_NAME, ORDER, SCOPES, expired as _expired
-from .reasons._phrases import AFTER_DATA, Context
+from .reasons._phrases import Context
 
 CACHE_SIZE = 65536
 

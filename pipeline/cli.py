@@ -7,8 +7,6 @@ Each command turns options into one library call and prints the result. Library 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import click
 

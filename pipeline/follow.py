@@ -42,9 +42,9 @@ from pathlib import Path
 from .config import Config
 from .errors import LockedError
 from .event_store import EventStore
-from .ingest import (DETECT_SAMPLE_LINES, MAX_LINE_BYTES, EventBuffer, IngestSummary, RejectLog,
+from .ingest import (DETECT_SAMPLE_LINES, MAX_LINE_BYTES, EventBuffer, IngestSummary, RejectLog, feed_raw_line,
                      _rotation_number)
-from .parsers import EVENT, MALFORMED, ParseContext, Parser, detect_format, parser_class
+from .parsers import ParseContext, Parser, detect_format, parser_class
 from .tail import FINGERPRINT_BYTES, file_identity, fingerprint, fingerprint_of_head, open_log
 
 log = logging.getLogger("mailhygiene.watch")
@@ -612,31 +612,10 @@ class Follower:
         rejects = self.rejects
         lines = data[:end].split(b"\n")
         lines.pop()  # after the last newline
+        summary = self.summary
         for raw in lines:
-            n = len(raw) + 1
-            line_offset = offset
-            offset += n
-            if n > MAX_LINE_BYTES:
-                rejects.add("too_long", source, line_offset, raw)
-                continue
-            try:
-                line = raw.decode("utf-8")
-                bad = None
-            except UnicodeDecodeError:
-                line = raw.decode("utf-8", "replace")
-                bad = "invalid_utf8"
-            if "\x00" in line:
-                line = line.replace("\x00", "")
-                bad = bad or "nul_bytes"
-            if line.endswith("\r"):
-                line = line.rstrip("\r")
-            result = feed(line, line_offset)
-            if bad:
-                rejects.add(bad, source, line_offset, raw)
-                if result == EVENT:
-                    self.summary.recovered += 1
-            elif result == MALFORMED:
-                rejects.add("malformed", source, line_offset, raw)
+            feed_raw_line(feed, raw, offset, source, rejects, summary)
+            offset += len(raw) + 1
         self.summary.lines += len(lines)
         self.summary.bytes += end
         s.offset = offset

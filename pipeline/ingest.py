@@ -141,6 +141,32 @@ class EventBuffer:
         return written
 
 
+def feed_raw_line(feed, raw: bytes, offset: int, source: str, rejects: RejectLog,
+                  summary: IngestSummary) -> None:
+    """The one front door for a raw log line (batch ingest and the live follower): overlong
+    lines are rejected unread; invalid UTF-8 and NUL bytes are rejected but still parsed with
+    replacement, so a delivery inside them is recovered; malformed delivery lines are rejected."""
+    if len(raw) > MAX_LINE_BYTES:
+        rejects.add("too_long", source, offset, raw)
+        return
+    try:
+        line = raw.decode("utf-8")
+        bad = None
+    except UnicodeDecodeError:
+        line = raw.decode("utf-8", "replace")
+        bad = "invalid_utf8"
+    if "\x00" in line:
+        line = line.replace("\x00", "")
+        bad = bad or "nul_bytes"
+    result = feed(line.rstrip("\r\n"), offset)
+    if bad:
+        rejects.add(bad, source, offset, raw)
+        if result == EVENT:
+            summary.recovered += 1
+    elif result == MALFORMED:
+        rejects.add("malformed", source, offset, raw)
+
+
 def expand_paths(patterns: Iterable[str]) -> list[Path]:
     """Files named or matched by globs, oldest first (rotated logs before the current one)."""
     found: dict[str, Path] = {}
@@ -261,6 +287,7 @@ class Ingestor:
         grace = not compressed and (time.time() - st.st_mtime) < PARTIAL_LINE_GRACE_S
         batch_limit = self.cfg["ingest"]["batch_events"]
         feed = parser.feed
+        source = str(path)
         offset = start
         events_before = self.summary.events_parsed + len(self.buffer)
         try:
@@ -276,26 +303,7 @@ class Ingestor:
                     offset += n
                     self.summary.lines += 1
                     info["lines"] += 1
-                    if n > MAX_LINE_BYTES:
-                        self.rejects.add("too_long", str(path), line_offset, raw)
-                        continue
-                    try:
-                        line = raw.decode("utf-8")
-                        bad = None
-                    except UnicodeDecodeError:
-                        line = raw.decode("utf-8", "replace")
-                        bad = "invalid_utf8"
-                    if "\x00" in line:
-                        line = line.replace("\x00", "")
-                        bad = bad or "nul_bytes"
-                    line = line.rstrip("\r\n")
-                    result = feed(line, line_offset)
-                    if bad:
-                        self.rejects.add(bad, str(path), line_offset, raw)
-                        if result == EVENT:
-                            self.summary.recovered += 1
-                    elif result == MALFORMED:
-                        self.rejects.add("malformed", str(path), line_offset, raw)
+                    feed_raw_line(feed, raw, line_offset, source, self.rejects, self.summary)
                     if len(self.buffer) >= batch_limit:
                         self._commit(fp, offset, path)
                     if bar is not None and offset - last_bar > 4_000_000:

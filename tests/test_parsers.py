@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import os
 from datetime import datetime, timezone
 
 import pytest

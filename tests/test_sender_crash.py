@@ -7,7 +7,6 @@ duplicates are at most the number of rows in flight at the kills (<= concurrency
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
