@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,16 +34,26 @@ class CleanResult:
 
 
 @contextmanager
-def job_lock(cfg: Config, name: str = "clean"):
+def job_lock(cfg: Config, name: str = "clean", *, wait: float = 0.0, busy: str | None = None):
+    """Exclusive <data_dir>/state/<name>.lock for one job (clean, watch), holding our pid.
+
+    Waits up to `wait` seconds for it, then raises LockedError with `busy` (or a default text).
+    """
     d = cfg.data_dir / "state"
     d.mkdir(parents=True, exist_ok=True)
-    fh = open(d / f"{name}.lock", "a+")
+    path = d / f"{name}.lock"
+    fh = open(path, "a+")
     try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LockedError(f"another `mailhygiene {name}` is running on {cfg.data_dir} "
-                              f"(lock {d / (name + '.lock')}); this run did nothing") from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockedError(busy or f"another `mailhygiene {name}` is running on {cfg.data_dir} "
+                                      f"(lock {path}); this run did nothing") from None
+                time.sleep(0.05)
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))

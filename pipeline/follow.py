@@ -34,13 +34,12 @@ import os
 import stat
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .clean import job_lock
 from .config import Config
-from .errors import LockedError
 from .event_store import EventStore
 from .ingest import (DETECT_SAMPLE_LINES, MAX_LINE_BYTES, EventBuffer, IngestSummary, RejectLog, feed_raw_line,
                      _rotation_number)
@@ -139,29 +138,12 @@ def watch_is_running(cfg: Config) -> bool:
         return False
 
 
-@contextmanager
 def watch_lock(cfg: Config):
-    d = cfg.data_dir / "state"
-    d.mkdir(parents=True, exist_ok=True)
-    fh = open(d / LOCK_FILE, "a+")
-    try:
-        deadline = time.monotonic() + 2.0  # `clean` may be probing the lock for a moment
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise LockedError(f"another `mailhygiene watch` is already following logs into {cfg.data_dir} "
-                                      f"(lock {d / LOCK_FILE}); stop it first") from None
-                time.sleep(0.05)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        yield
-    finally:
-        fh.close()
+    """The lock a running watch holds (`clean` probes it; a second watch is refused)."""
+    path = cfg.data_dir / "state" / LOCK_FILE
+    return job_lock(cfg, LOCK_FILE.removesuffix(".lock"), wait=2.0,  # `clean` may be probing it a moment
+                    busy=f"another `mailhygiene watch` is already following logs into {cfg.data_dir} "
+                         f"(lock {path}); stop it first")
 
 
 class WatchState:
