@@ -1,7 +1,7 @@
 -- carrier_figures.sql
 -- What it returns: delivery figures per carrier and per day, ISO week or the whole period, plus
 -- one row per period for all carriers together (carrier = 'all').
--- Reads:   events (view over the event store)
+-- Reads:   events (view over the event store), through events_in_period() (sql/macros.sql)
 -- Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo')
 --          $since, $until   DATE or NULL: first and last local day of the report (inclusive)
 --          $grain           'day' | 'week' (Monday to Sunday) | 'period' (one row per carrier)
@@ -22,19 +22,9 @@
 --   bounce_rate       (bounced + expired + undeliverable) / finished; NULL when finished = 0
 --   unknown_user_rate unknown_user / finished; NULL when finished = 0
 
-WITH attempts AS (
-    SELECT coalesce(carrier, 'unknown') AS carrier, recipient, status, scope, reason, hard,
-           CAST(timezone($tz, ts) AS DATE) AS day
-    FROM events
-    -- partitions are UTC days: a day either side of the local bounds is enough to prune files
-    WHERE ($since IS NULL OR date >= strftime(CAST($since AS DATE) - 1, '%Y-%m-%d'))
-      AND ($until IS NULL OR date <= strftime(CAST($until AS DATE) + 1, '%Y-%m-%d'))
-),
-
-in_period AS (
-    SELECT * FROM attempts
-    WHERE ($since IS NULL OR day >= CAST($since AS DATE))
-      AND ($until IS NULL OR day <= CAST($until AS DATE))
+WITH in_period AS (
+    SELECT coalesce(carrier, 'unknown') AS carrier, recipient, status, scope, reason, hard, day
+    FROM events_in_period($tz, $since, $until)
 ),
 
 bucketed AS (

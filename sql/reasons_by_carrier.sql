@@ -1,7 +1,7 @@
 -- reasons_by_carrier.sql
 -- What it returns: why attempts did not deliver, per carrier: one row per carrier, reason and
 -- scope (whose fault: recipient, sender = us, network, unknown).
--- Reads:   events
+-- Reads:   events, through events_in_period() (sql/macros.sql)
 -- Params:  $tz             IANA zone whose calendar days count
 --          $since, $until  DATE or NULL: first and last local day (inclusive)
 -- Columns: carrier, reason, scope, attempts, deferred, failed, recipients, share_of_carrier
@@ -9,20 +9,11 @@
 -- (bounced, expired, undeliverable); share_of_carrier = attempts / all undelivered attempts of
 -- that carrier in the period.
 
-WITH attempts AS (
+WITH undelivered AS (
     SELECT coalesce(carrier, 'unknown') AS carrier, recipient, status,
-           coalesce(scope, 'unknown') AS scope, coalesce(reason, 'undefined') AS reason,
-           CAST(timezone($tz, ts) AS DATE) AS day
-    FROM events
-    WHERE ($since IS NULL OR date >= strftime(CAST($since AS DATE) - 1, '%Y-%m-%d'))
-      AND ($until IS NULL OR date <= strftime(CAST($until AS DATE) + 1, '%Y-%m-%d'))
-),
-
-undelivered AS (
-    SELECT * FROM attempts
+           coalesce(scope, 'unknown') AS scope, coalesce(reason, 'undefined') AS reason, day
+    FROM events_in_period($tz, $since, $until)
     WHERE status <> 'sent'
-      AND ($since IS NULL OR day >= CAST($since AS DATE))
-      AND ($until IS NULL OR day <= CAST($until AS DATE))
 ),
 
 per_reason AS (

@@ -2,7 +2,7 @@
 -- What it returns: problems on OUR side per carrier and day (rate limiting, blocks, filtering,
 -- authentication, policy, spam/content verdicts, our sender domain): a separate signal from dead
 -- addresses, never counted by the suppression rule.
--- Reads:   events
+-- Reads:   events, through events_in_period() (sql/macros.sql)
 -- Params:  $tz             IANA zone whose calendar days count
 --          $since, $until  DATE or NULL: first and last local day (inclusive)
 -- Columns: day, carrier, reason, events, deferred, failed, recipients, carrier_attempts,
@@ -12,19 +12,10 @@
 -- that day; share_of_attempts = events / carrier_attempts; top_reply = the most common
 -- diagnostic (addresses masked as <address>; ties: alphabetical).
 
-WITH attempts AS (
+WITH in_period AS (
     SELECT coalesce(carrier, 'unknown') AS carrier, recipient, status, scope,
-           coalesce(reason, 'undefined') AS reason, diagnostic,
-           CAST(timezone($tz, ts) AS DATE) AS day
-    FROM events
-    WHERE ($since IS NULL OR date >= strftime(CAST($since AS DATE) - 1, '%Y-%m-%d'))
-      AND ($until IS NULL OR date <= strftime(CAST($until AS DATE) + 1, '%Y-%m-%d'))
-),
-
-in_period AS (
-    SELECT * FROM attempts
-    WHERE ($since IS NULL OR day >= CAST($since AS DATE))
-      AND ($until IS NULL OR day <= CAST($until AS DATE))
+           coalesce(reason, 'undefined') AS reason, diagnostic, day
+    FROM events_in_period($tz, $since, $until)
 ),
 
 carrier_days AS (

@@ -1,7 +1,7 @@
 -- top_failing_domains.sql
 -- What it returns: the recipient domains with the most failed deliveries (typos such as
 -- docomo.ne.jpp, dead company domains, a carrier domain in trouble).
--- Reads:   events
+-- Reads:   events, through events_in_period() (sql/macros.sql)
 -- Params:  $tz             IANA zone whose calendar days count
 --          $since, $until  DATE or NULL: first and last local day (inclusive)
 --          $limit          at most this many domains
@@ -13,19 +13,10 @@
 -- domain's undelivered attempts (ties: alphabetical). Domains with no failure and no deferral
 -- are left out. Order: failed, then deferred (both descending), then domain.
 
-WITH attempts AS (
+WITH in_period AS (
     SELECT coalesce(recipient_domain, '') AS domain, coalesce(carrier, 'unknown') AS carrier,
-           recipient, status, coalesce(reason, 'undefined') AS reason,
-           CAST(timezone($tz, ts) AS DATE) AS day
-    FROM events
-    WHERE ($since IS NULL OR date >= strftime(CAST($since AS DATE) - 1, '%Y-%m-%d'))
-      AND ($until IS NULL OR date <= strftime(CAST($until AS DATE) + 1, '%Y-%m-%d'))
-),
-
-in_period AS (
-    SELECT * FROM attempts
-    WHERE ($since IS NULL OR day >= CAST($since AS DATE))
-      AND ($until IS NULL OR day <= CAST($until AS DATE))
+           recipient, status, coalesce(reason, 'undefined') AS reason, day
+    FROM events_in_period($tz, $since, $until)
 ),
 
 per_domain AS (
