@@ -170,6 +170,14 @@ class QueueParser(Parser):
             st["seen"] = max(st["seen"], ts)
         return st
 
+    def _record(self, st: dict, row: dict) -> None:
+        """Emit a delivery row and keep the queue id's deferred recipients up to date for _expire."""
+        if row["status"] == "deferred":
+            st["deferred"][row["recipient"]] = row
+        else:
+            st["deferred"].pop(row["recipient"], None)
+        self.emit(row)
+
     def _expire(self, st: dict, ts: int, host: str, line: str, offset: int) -> str:
         """One `expired` row per recipient still deferred, with its last deferral's reason."""
         emitted = False

@@ -145,11 +145,7 @@ class PostfixParser(QueueParser):
                 "source_file": self.ctx.source_file, "source_offset": offset,
                 "_line": line,
             }
-            if status == "deferred":
-                st["deferred"][recipient] = row
-            else:
-                st["deferred"].pop(recipient, None)
-            self.emit(row)
+            self._record(st, row)
             return EVENT
 
         if service == "qmgr":

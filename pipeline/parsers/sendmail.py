@@ -108,11 +108,7 @@ class SendmailParser(QueueParser):
                     "smtp_phase": None, "diagnostic": text,
                     "source_file": self.ctx.source_file, "source_offset": offset, "_line": line,
                 }
-                if status == "deferred":
-                    st["deferred"][recipient] = row
-                else:
-                    st["deferred"].pop(recipient, None)
-                self.emit(row)
+                self._record(st, row)
             return EVENT
 
         if rest.startswith("from="):
