@@ -33,9 +33,6 @@ DEFAULTS: dict[str, Any] = {
         "year": 0,
         # Events buffered before a Parquet file is written (bounds memory).
         "batch_events": 50_000,
-        # Batch ingest reads Postfix logs in blocks of this many MiB with the columnar reader
-        # (Arrow + DuckDB; same events as line by line, ~2x faster). 0 = line by line.
-        "block_mb": 32,
         # Rejected lines kept as samples per ingest run under <data_dir>/rejects/.
         "reject_samples": 1000,
     },
@@ -259,9 +256,6 @@ def _validate(cfg: Config) -> None:
     frac = cfg["guard"]["max_new_fraction"]
     if not isinstance(frac, (int, float)) or not 0 < frac <= 1:
         raise ConfigError(f"guard.max_new_fraction must be in (0, 1] (got {frac!r})")
-    block = cfg["ingest"]["block_mb"]
-    if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block <= 1024:
-        raise ConfigError(f"ingest.block_mb must be a whole number from 0 to 1024 (got {block!r})")
     for i, src in enumerate(cfg["sources"]):
         if not isinstance(src, dict) or "path" not in src:
             raise ConfigError(f"sources[{i}] needs a path, e.g. {{path = \"/var/log/mail.log*\", format = \"auto\"}}")

@@ -1,9 +1,8 @@
 """Batch ingest: log files (plain or .gz) -> classified event rows in the event store.
 
-Reads the files given (or the configured sources), detects each file's MTA, reads it in blocks of
-whole lines and hands each block to the MTA's columnar reader (Postfix: parsers/postfix_block.py)
-or feeds its lines to the MTA's parser, classifies the events in batches, and hands Arrow tables
-to the event store (the only Parquet writer). Bad lines (invalid UTF-8, NUL bytes, overlong, malformed delivery
+Reads the files given (or the configured sources), detects each file's MTA, feeds complete lines
+to the MTA's parser, classifies the events in batches, and hands Arrow tables to the event store
+(the only Parquet writer). Bad lines (invalid UTF-8, NUL bytes, overlong, malformed delivery
 lines) are counted and sampled to <data_dir>/rejects/, never fatal. Positions are committed only
 after the events they cover are stored, so an interrupted run loses nothing on the next run.
 
@@ -13,7 +12,6 @@ Called by the CLI (`ingest`, `clean`) and by pipeline.follow for live logs.
 from __future__ import annotations
 
 import glob
-import io
 import json
 import os
 import time
@@ -34,9 +32,6 @@ from .records import EVENT_SCHEMA, event_id_for
 from .tail import Positions, fingerprint, is_compressed, open_log
 
 MAX_LINE_BYTES = 64 * 1024
-# Files are read in blocks of whole lines: ingest.block_mb for the columnar Postfix reader,
-# this size for the line-by-line parsers.
-LINE_BLOCK_BYTES = 4 * 1024 * 1024
 DETECT_SAMPLE_LINES = 2000
 # A last line without newline in a plain file modified this recently may still be being
 # written: leave it for the next run. Older (or compressed) files: it is read as it is.
@@ -136,17 +131,13 @@ class EventBuffer:
     def flush(self) -> int:
         if not self.rows:
             return 0
-        written = self.write_table(self.to_table())
-        self.rows = []
-        return written
-
-    def write_table(self, table: pa.Table) -> int:
-        """Store classified rows (EVENT_SCHEMA) and count them in the summary."""
-        self.summary.events_parsed += table.num_rows
+        table = self.to_table()
+        self.summary.events_parsed += len(self.rows)
         by_status = self.store.write(table)
         written = sum(by_status.values())
         self.summary.events_written += written
         self.summary.written_by_status.update(by_status)
+        self.rows = []
         return written
 
 
@@ -208,8 +199,7 @@ class Ingestor:
     """One ingest run: shared parsers (state spans files), one buffer, one reject log."""
 
     def __init__(self, cfg: Config, *, fmt: str = "auto", year: int | None = None,
-                 use_positions: bool = True, progress: bool | None = None,
-                 block_bytes: int | None = None):
+                 use_positions: bool = True, progress: bool | None = None):
         self.cfg = cfg
         self.fmt = fmt
         if fmt != "auto":
@@ -223,9 +213,6 @@ class Ingestor:
         self.rejects = RejectLog(cfg.data_dir, cfg["ingest"]["reject_samples"], self.summary)
         self.positions = Positions(cfg.data_dir)
         self.parsers: dict[str, Parser] = {}
-        # columnar readers by MTA (block_bytes 0 = every file line by line)
-        self.block_bytes = cfg["ingest"]["block_mb"] * 1024 * 1024 if block_bytes is None else block_bytes
-        self._readers: dict[str, object] = {}
         self.state_path = cfg.data_dir / "state" / "ingest-parsers.json"
         self._saved_state = self._load_state()
 
@@ -272,8 +259,6 @@ class Ingestor:
             if bar is not None:
                 bar.close()
             self.rejects.close()
-            for reader in self._readers.values():
-                reader.close()
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
@@ -298,76 +283,39 @@ class Ingestor:
             return
         ctx = ParseContext(tz=self.cfg.tz, source_file=str(path), mtime=st.st_mtime, year=self.year)
         parser = self._parser(fmt, ctx)
-        reader = self._block_reader(fmt, parser)
         start = self.positions.offset(fp) if (self.use_positions and fp) else 0
         grace = not compressed and (time.time() - st.st_mtime) < PARTIAL_LINE_GRACE_S
-        file = _FileRun(path, fp, parser.feed, info)
+        batch_limit = self.cfg["ingest"]["batch_events"]
+        feed = parser.feed
+        source = str(path)
         offset = start
         events_before = self.summary.events_parsed + len(self.buffer)
         try:
             with open_log(path) as fh:
                 if start:
                     fh.seek(start)
-                try:
-                    for block, whole in read_blocks(fh, self.block_bytes or LINE_BLOCK_BYTES):
-                        if not whole and grace:
-                            break  # partial last line of a live file: next run reads it whole
-                        self._ingest_block(file, reader, block, offset)
-                        offset += len(block)
-                        if bar is not None and not compressed:
-                            bar.update(len(block))
-                except EOFError:
-                    # a truncated .gz: a block read loses what it had decompressed, so read
-                    # again from the last whole block, line by line, up to the damage
-                    with open_log(path) as again:
-                        again.seek(offset)
-                        for raw in again:
-                            self._feed_lines(file, raw, offset)
-                            offset += len(raw)
+                last_bar = offset
+                for raw in fh:
+                    n = len(raw)
+                    if raw[-1:] != b"\n" and grace:
+                        break  # partial last line of a live file: next run reads it whole
+                    line_offset = offset
+                    offset += n
+                    self.summary.lines += 1
+                    info["lines"] += 1
+                    feed_raw_line(feed, raw, line_offset, source, self.rejects, self.summary)
+                    if len(self.buffer) >= batch_limit:
+                        self._commit(fp, offset, path)
+                    if bar is not None and offset - last_bar > 4_000_000:
+                        bar.update(offset - last_bar)
+                        last_bar = offset
+                if bar is not None:
+                    bar.update(max(0, st.st_size - last_bar) if not compressed else st.st_size)
         except (OSError, EOFError) as exc:
             # a truncated .gz or an I/O error: keep what was read, report it
             self.rejects.add("unreadable_rest", str(path), offset, str(exc).encode())
-        if bar is not None and compressed:
-            bar.update(st.st_size)
         info["events"] = self.summary.events_parsed + len(self.buffer) - events_before
         self._commit(fp, offset, path)
-
-    def _block_reader(self, fmt: str, parser: Parser):
-        """The columnar reader for this MTA's parser, when there is one and blocks are on."""
-        if fmt != "postfix" or not self.block_bytes:
-            return None
-        reader = self._readers.get(fmt)
-        if reader is None:
-            from .parsers.postfix_block import PostfixBlockReader
-
-            reader = PostfixBlockReader(parser, self.buffer.carriers, MAX_LINE_BYTES)
-            self._readers[fmt] = reader
-        return reader
-
-    def _ingest_block(self, file: "_FileRun", reader, block: bytes, offset: int) -> None:
-        """Whole lines read at `offset`: by the columnar reader when it takes them, else line by line."""
-        result = reader.read(block, offset) if reader is not None else None
-        if result is None:
-            self._feed_lines(file, block, offset)
-            return
-        self.summary.lines += result.lines
-        file.info["lines"] += result.lines
-        for at in result.malformed:
-            i = at - offset
-            j = block.find(b"\n", i)
-            self.rejects.add("malformed", file.source, at, block[i: j + 1 if j >= 0 else len(block)])
-        self.buffer.write_table(result.table)
-        self._commit(file.fp, offset + len(block), file.path)
-
-    def _feed_lines(self, file: "_FileRun", data: bytes, offset: int) -> None:
-        batch_limit = self.cfg["ingest"]["batch_events"]
-        for raw in io.BytesIO(data):
-            self.summary.lines += 1
-            file.info["lines"] += 1
-            feed_raw_line(file.feed, raw, offset, file.source, self.rejects, self.summary)
-            offset += len(raw)
-            if len(self.buffer) >= batch_limit:
-                self._commit(file.fp, offset, file.path)
 
     def _commit(self, fp: str, offset: int, path: Path) -> None:
         """Events first, then parser state, then the position: a crash in between re-reads."""
@@ -388,39 +336,6 @@ class Ingestor:
             except (OSError, EOFError):
                 pass  # a truncated .gz: judge by what could be read
         return detect_format(sample)
-
-
-@dataclass
-class _FileRun:
-    """The file an ingest run is reading: what the block and line paths both need."""
-
-    path: Path
-    fp: str
-    feed: object
-    info: dict
-
-    @property
-    def source(self) -> str:
-        return str(self.path)
-
-
-def read_blocks(fh, size: int):
-    """(block, whole) pairs: `block` holds whole lines (about `size` bytes, ends with a newline,
-    whole=True), except a last line without newline at the end of the file (whole=False)."""
-    pending = b""
-    while True:
-        chunk = fh.read(size)
-        if not chunk:
-            break
-        data = pending + chunk if pending else chunk
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            pending = data  # a line longer than a block: read on to its end
-            continue
-        pending = data[cut:]
-        yield data[:cut], True
-    if pending:
-        yield pending, False
 
 
 def ingest(cfg: Config, paths: Iterable[str | os.PathLike], **options) -> IngestSummary:
