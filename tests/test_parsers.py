@@ -279,3 +279,12 @@ def test_corpus_tai64n_lines_from_lnav_parse_without_deliveries():
     lines = (CORPUS / "lnav" / "logfile_tai64n.0").read_text().splitlines()
     events, results = run("qmail", lines)
     assert events == [] and MALFORMED not in results
+
+
+def test_impossible_syslog_dates_are_skipped_not_looped_on():
+    """`Feb 30` has no year: it used to send the year inference into an endless loop."""
+    ctx = ParseContext(tz=TOKYO, mtime=datetime(2026, 11, 28, tzinfo=UTC).timestamp())
+    assert split_syslog("Feb 30 00:00:00 mx1 postfix/smtp[4]: 8E8E8E8E8E: to=<a@b>, status=sent", ctx) is None
+    assert split_syslog("Feb 29 00:00:00 mx1 postfix/smtp[4]: x", ctx) is not None  # 2024 is a leap year
+    rows, results = run("postfix", ["Apr 31 10:00:00 mx1 postfix/smtp[4]: 8E8E8E8E8E: to=<a@b.example>, relay=x, dsn=2.0.0, status=sent (250 ok)"])
+    assert rows == [] and results == [SKIP]

@@ -55,13 +55,15 @@ class ParseContext:
                 ref = datetime.fromtimestamp(self.mtime, self.tz) if self.mtime else datetime.now(self.tz)
                 y = ref.year
                 limit = ref.date() + timedelta(days=1)
-                while True:
+                for _ in range(9):  # Feb 29 can be up to 8 years back; Feb 30 is never
                     try:
                         if datetime(y, month, day).date() <= limit:
                             break
                     except ValueError:  # Feb 29 in a non-leap year
                         pass
                     y -= 1
+                else:
+                    raise ValueError(f"no year has {month}/{day}")
             self._year_cache[key] = y
         return y
 
