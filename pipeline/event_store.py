@@ -74,37 +74,23 @@ class EventStore:
         if table.num_rows == 0:
             return written
         table = table.cast(EVENT_SCHEMA)
-        con = duckdb.connect()
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            con.register("batch", table)
-            days = [r[0] for r in con.execute(
-                "SELECT DISTINCT strftime(ts, '%Y-%m-%d') FROM batch ORDER BY 1").fetchall()]
-            with self.lock():
-                for day in days:
-                    existing = [str(f) for f in self.files(day)]
-                    if existing:
-                        query = """
-                            SELECT b.* FROM batch b
-                            WHERE strftime(b.ts, '%Y-%m-%d') = $day
-                              AND b.event_id NOT IN (SELECT event_id FROM read_parquet($files))
-                            QUALIFY row_number() OVER (PARTITION BY b.event_id ORDER BY b.source_offset) = 1
-                            ORDER BY b.ts"""
-                        params = {"day": day, "files": existing}
-                    else:
-                        query = """
-                            SELECT * FROM batch WHERE strftime(ts, '%Y-%m-%d') = $day
-                            QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY source_offset) = 1
-                            ORDER BY ts"""
-                        params = {"day": day}
-                    part = con.sql(query, params=params).to_arrow_table()
-                    if part.num_rows:
-                        self._write_file(day, part.cast(EVENT_SCHEMA))
-                        for item in pc.value_counts(part.column("status")).to_pylist():
-                            written[item["values"]] += item["counts"]
+        if len(pc.unique(table.column("event_id"))) != table.num_rows:
+            table = _first_of_each_id(table)
+        table = table.sort_by("ts")
+        days = pc.strftime(table.column("ts"), format="%Y-%m-%d")  # UTC day: the partition
+        with self.lock():
+            for day in pc.unique(days).to_pylist():
+                part = table.filter(pc.equal(days, day))
+                existing = self.files(day)
+                if existing:
+                    stored = pa.chunked_array([pq.read_table(f, columns=["event_id"]).column("event_id").cast(pa.string())
+                                               for f in existing], type=pa.string()).combine_chunks()
+                    part = part.filter(pc.invert(pc.is_in(part.column("event_id"), value_set=stored)))
+                if part.num_rows:
+                    self._write_file(day, part)
+                    for item in pc.value_counts(part.column("status")).to_pylist():
+                        written[item["values"]] += item["counts"]
             return written
-        finally:
-            con.close()
 
     def _write_file(self, day: str, table: pa.Table, before_publish=None) -> Path:
         d = self.root / f"{PARTITION_PREFIX}{day}"
@@ -166,6 +152,17 @@ class EventStore:
             (d / f".{job['new']}.tmp").unlink(missing_ok=True)
         journal.unlink(missing_ok=True)
         _fsync_dir(self.root)
+
+
+def _first_of_each_id(table: pa.Table) -> pa.Table:
+    """One row per event_id (the one with the lowest source offset): a batch that read a line twice."""
+    con = duckdb.connect()
+    try:
+        con.register("batch", table)
+        return con.sql("SELECT * FROM batch QUALIFY row_number() OVER "
+                       "(PARTITION BY event_id ORDER BY source_offset) = 1").to_arrow_table().cast(EVENT_SCHEMA)
+    finally:
+        con.close()
 
 
 def _write_json_atomic(path: Path, value) -> None:

@@ -17,18 +17,19 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Iterable
 
 import pyarrow as pa
 
 from .carriers import CarrierTable
-from .classify import classify
+from .classify import DELIVERED, classify
 from .config import Config
 from .errors import InputError
 from .event_store import EventStore
 from .parsers import EVENT, MALFORMED, ParseContext, Parser, detect_format, parser_class
-from .records import EVENT_SCHEMA, event_id_for
+from .records import EVENT_SCHEMA, PARSED_COLUMNS, event_id_for
 from .tail import Positions, fingerprint, is_compressed, open_log
 
 MAX_LINE_BYTES = 64 * 1024
@@ -113,20 +114,21 @@ class EventBuffer:
         return len(self.rows)
 
     def to_table(self) -> pa.Table:
+        """The buffered rows as one classified Arrow table, built column by column (the rows
+        themselves are left as they are: parsers keep deferred rows in their state)."""
         rows = self.rows
         carrier_for = self.carriers.carrier_for
-        cols: dict[str, list] = {name: [] for name in EVENT_SCHEMA.names}
-        for r in rows:
-            carrier = carrier_for(r["recipient_domain"] or "", r["relay"])
-            c = classify(status=r["status"], diagnostic=r["diagnostic"], dsn=r["dsn"],
-                         reply_code=r["reply_code"], smtp_phase=r["smtp_phase"],
-                         carrier=carrier, mta=r["mta"])
-            r["carrier"] = carrier
-            r["reason"], r["scope"], r["hard"] = c.reason, c.scope, c.hard
-            r["event_id"] = event_id_for(r["_line"], r["recipient"])
-        for name, values in cols.items():
-            values.extend(r[name] for r in rows)
-        return pa.Table.from_pydict(cols, schema=EVENT_SCHEMA)
+        cols: dict[str, list] = {name: list(map(itemgetter(name), rows)) for name in PARSED_COLUMNS}
+        cols["carrier"] = [carrier_for(d or "", relay) for d, relay in zip(cols["recipient_domain"], cols["relay"])]
+        classes = [DELIVERED if status == "sent" else
+                   classify(status=status, diagnostic=diag, dsn=dsn, reply_code=code, smtp_phase=phase, mta=mta)
+                   for status, diag, dsn, code, phase, mta in zip(cols["status"], cols["diagnostic"], cols["dsn"],
+                                                                  cols["reply_code"], cols["smtp_phase"], cols["mta"])]
+        cols["reason"] = [c.reason for c in classes]
+        cols["scope"] = [c.scope for c in classes]
+        cols["hard"] = [c.hard for c in classes]
+        cols["event_id"] = [event_id_for(line, rcpt) for line, rcpt in zip(map(itemgetter("_line"), rows), cols["recipient"])]
+        return pa.Table.from_pydict({name: cols[name] for name in EVENT_SCHEMA.names}, schema=EVENT_SCHEMA)
 
     def flush(self) -> int:
         if not self.rows:

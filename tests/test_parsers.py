@@ -288,3 +288,36 @@ def test_impossible_syslog_dates_are_skipped_not_looped_on():
     assert split_syslog("Feb 29 00:00:00 mx1 postfix/smtp[4]: x", ctx) is not None  # 2024 is a leap year
     rows, results = run("postfix", ["Apr 31 10:00:00 mx1 postfix/smtp[4]: 8E8E8E8E8E: to=<a@b.example>, relay=x, dsn=2.0.0, status=sent (250 ok)"])
     assert rows == [] and results == [SKIP]
+
+
+def test_common_fields_regex_agrees_with_the_generic_field_parser():
+    """PostfixParser reads the usual delivery fields with one regex; wherever it matches it must
+    give what parse_fields() gives, and it must leave every odd shape to parse_fields()."""
+    from pipeline.parsers.postfix import COMMON_FIELDS_RE
+
+    rests = [
+        "to=<a@b.jp>, relay=mx[1.2.3.4]:25, delay=1.1, delays=0.1/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as X)",
+        "to=<a@b.jp>, orig_to=<alias@b.jp>, relay=none, delay=3, delays=0/0/3/0, dsn=4.4.1, status=deferred (connect to x: timed out)",
+        "to=<A@B.JP>, relay=local, delay=0, dsn=2.0.0, status=sent",
+        "to=<a@b.jp>, relay=mx[1.2.3.4]:25, conn_use=2, delay=1, tls=yes, dsn=5.1.1, status=bounced (550 x (in reply to RCPT TO command))",
+        "to=< spaced@b.jp >, relay=x, dsn=2.0.0, status=sent ()",
+        "to=<>, relay=x, dsn=2.0.0, status=sent (250 ok)",
+        # left to parse_fields:
+        'to=<"a, b"@b.jp>, relay=x, dsn=2.0.0, status=sent (250 ok)',
+        "to=<a@b.jp>, relay=first, relay=second, dsn=2.0.0, status=sent (250 ok)",
+        "to=<a@b.jp>, relay=x, dsn=2.0.0, dsn=2.1.0, status=sent (250 ok)",
+        "to=<a@b.jp>, relay=x, dsn=2.0.0, extra=1, status=sent (250 ok)",
+        "to=<a@b.jp>, dsn=2.0.0, status=sent (250 ok)",
+        "to=<a@b.jp>, relay=x, dsn=2.0.0, status=sent (250 ok) trailing",
+        "to=<a@b.jp>, relay=x, dsn=2.0.0, status=Sent (250 ok)",
+        "to=<a@b.jp>, relay=a,b, dsn=2.0.0, status=sent (250 ok)",
+    ]
+    matched = 0
+    for rest in rests:
+        m = COMMON_FIELDS_RE.match(rest)
+        if m is None:
+            continue
+        matched += 1
+        f = parse_fields(rest)
+        assert m.groups() == (f["to"], f.get("relay"), f.get("dsn"), f["status"], f["_text"]), rest
+    assert matched == 6

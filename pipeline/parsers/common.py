@@ -41,6 +41,7 @@ class ParseContext:
     default_host: str | None = None     # for formats without a host field (qmail multilog)
     _year_cache: dict = field(default_factory=dict, repr=False)
     _hour_cache: dict = field(default_factory=dict, repr=False)
+    _minute_cache: dict = field(default_factory=dict, repr=False)
 
     def syslog_year(self, month: int, day: int) -> int:
         """Year of a `Mon DD` stamp: the latest year that does not put the line after the
@@ -82,6 +83,26 @@ class ParseContext:
         return us
 
 
+    def syslog_us(self, mon: str, day: str, hms: str, frac: str | None) -> int:
+        """local_us() of a `Mon DD hh:mm:ss` stamp's parts, with the year inferred; one cached
+        lookup per minute (the hot path of every parser). ValueError when it is no date."""
+        key = (mon, day, hms[:5])
+        base = self._minute_cache.get(key)
+        if base is None:
+            if len(self._minute_cache) > 200_000:
+                self._minute_cache.clear()
+            month = MONTHS.get(mon)
+            if month is None:
+                raise ValueError(f"no month {mon!r}")
+            d = int(day)
+            base = self.local_us(self.syslog_year(month, d), month, d, hms[:5] + ":00", None)
+            self._minute_cache[key] = base
+        us = base + int(hms[6:8]) * 1_000_000
+        if frac:
+            us += int((frac[1:] + "000000")[:6])
+        return us
+
+
 def iso_us(text: str, tz: ZoneInfo) -> int:
     """Microseconds since the epoch of an RFC 3339 stamp (a stamp without zone is local)."""
     dt = datetime.fromisoformat(text)
@@ -95,22 +116,18 @@ def split_syslog(line: str, ctx: ParseContext):
     m = SYSLOG_RE.match(line)
     if m is None:
         return None
-    mon = m.group("mon")
+    mon, day, hms, frac, iso, host, prog, msg = m.groups()  # one call: group() by name is slow
     if mon is not None:
-        month = MONTHS.get(mon)
-        if month is None:
-            return None
-        day = int(m.group("day"))
         try:
-            ts = ctx.local_us(ctx.syslog_year(month, day), month, day, m.group("hms"), m.group("frac"))
+            ts = ctx.syslog_us(mon, day, hms, frac)
         except ValueError:
             return None
     else:
         try:
-            ts = iso_us(m.group("iso"), ctx.tz)
+            ts = iso_us(iso, ctx.tz)
         except ValueError:
             return None
-    return ts, m.group("host"), m.group("prog"), m.group("msg")
+    return ts, host, prog, msg
 
 
 class Parser:
@@ -223,9 +240,14 @@ def addr_list(value: str) -> list[str]:
 REPLY_CODE_RE = re.compile(r"(?:said|talk to me|greeting|reply=|Remote host said)[:=]? ?([2-5]\d\d)[ -]|^([2-5]\d\d)[ -]")
 
 
+_DIGITS = frozenset("0123456789")
+
+
 def reply_code_of(text: str | None) -> int | None:
     if not text:
         return None
+    if text[0] in "2345" and text[1:2] in _DIGITS and text[2:3] in _DIGITS and text[3:4] in (" ", "-"):
+        return int(text[:3])  # `250 2.0.0 Ok`: the leading code (the other branch needs a word first)
     m = REPLY_CODE_RE.search(text)
     if m is None:
         return None

@@ -19,12 +19,18 @@ DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error"
 QID_RE = re.compile(r"([0-9A-F]{5,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}): (.*)")
 STATUS_RE = re.compile(r"status=([a-z][a-z-]*)(?: \((.*)\))?$")
 PHASE_RE = re.compile(r"\(in reply to (.+?) command\)\)?\s*$")
+WHILE_SENDING_RE = re.compile(r"while sending (RCPT TO|MAIL FROM|end of data|DATA|message body)", re.I)
 PHASES = {
     "RCPT TO": "rcpt", "MAIL FROM": "mail", "end of DATA": "end_of_data", "DATA": "data",
     "HELO": "helo", "EHLO": "helo", "QUIT": "quit", "RSET": "quit", "XFORWARD": "helo",
     "XCLIENT": "helo", "STARTTLS": "helo", "BDAT": "data", "LHLO": "helo", "AUTH": "helo",
 }
 # Probes and pseudo-statuses that are not delivery attempts of our mail.
+# The common shape of a delivery line's fields, read with one regex; anything else (quoted or
+# odd addresses, repeated keys, keys after dsn=) goes to parse_fields(), whose result this equals.
+COMMON_FIELDS_RE = re.compile(
+    r'to=(<[^<>",]*>)(?:, orig_to=<[^<>",]*>)?, relay=([^,=<>"]*)'
+    r'(?:, (?!to=|relay=|dsn=)[a-z_]+=[^,=<>"]*)*, dsn=([^,=<>"]*), status=([a-z][a-z-]*)(?: \((.*)\))?$')
 NOT_DELIVERIES = frozenset({"deliverable", "undeliverable-but-not-cached"})
 FINAL_OR_TRY = frozenset({"sent", "deferred", "bounced", "undeliverable", "expired"})
 
@@ -32,12 +38,12 @@ FINAL_OR_TRY = frozenset({"sent", "deferred", "bounced", "undeliverable", "expir
 def smtp_phase_of(diagnostic: str | None) -> str | None:
     if not diagnostic:
         return None
-    m = PHASE_RE.search(diagnostic)
+    m = PHASE_RE.search(diagnostic) if "in reply to " in diagnostic else None
     if m:
         return PHASES.get(m.group(1), m.group(1).lower())
     if "refused to talk to me" in diagnostic or "while receiving the initial server greeting" in diagnostic:
         return "connect"
-    m = re.search(r"while sending (RCPT TO|MAIL FROM|end of data|DATA|message body)", diagnostic, re.I)
+    m = WHILE_SENDING_RE.search(diagnostic)
     if m:
         word = m.group(1).lower()
         return {"rcpt to": "rcpt", "mail from": "mail", "data": "data"}.get(word, "end_of_data")
@@ -66,16 +72,18 @@ def parse_fields(rest: str) -> dict[str, str] | None:
         key = head[i:eq]
         j = eq + 1
         if j < n and head[j] in "<\"":
-            # address: scan to the closing > outside quotes
-            quoted = False
-            k = j
-            while k < n:
-                c = head[k]
-                if c == '"':
-                    quoted = not quoted
-                elif c == ">" and not quoted:
-                    break
-                k += 1
+            # address: to the closing > outside quotes (no quote before the first >: that one)
+            k = head.find(">", j)
+            if k < 0 or '"' in head[j:k]:
+                quoted = False
+                k = j
+                while k < n:
+                    c = head[k]
+                    if c == '"':
+                        quoted = not quoted
+                    elif c == ">" and not quoted:
+                        break
+                    k += 1
             end = head.find(", ", k)
         else:
             end = head.find(", ", j)
@@ -122,25 +130,29 @@ class PostfixParser(QueueParser):
         if service in DELIVERY_AGENTS:
             if not rest.startswith("to="):
                 return SKIP  # "host X said: …" before a retry on another MX, conn notes, …
-            fields = parse_fields(rest)
-            if fields is None or "to" not in fields:
-                return MALFORMED
-            status = fields["status"]
+            m = COMMON_FIELDS_RE.match(rest)
+            if m is not None:
+                to, relay, dsn, status, text = m.groups()
+            else:
+                fields = parse_fields(rest)
+                if fields is None or "to" not in fields:
+                    return MALFORMED
+                to, relay, dsn, status, text = (fields["to"], fields.get("relay"), fields.get("dsn"),
+                                                fields["status"], fields["_text"])
             if status in NOT_DELIVERIES:
                 return SKIP
             if status not in FINAL_OR_TRY:
                 return MALFORMED
-            recipient = normalise_address(fields["to"])
+            recipient = normalise_address(to)
             if not recipient:
                 return MALFORMED
             st = self._state(qid, ts)
-            text = fields["_text"]
             row = {
                 "ts": ts, "mta": self.mta, "host": host, "queue_id": qid,
                 "message_id": st["message_id"], "sender": st["sender"],
                 "recipient": recipient, "recipient_domain": domain_of(recipient),
-                "relay": relay_host(fields.get("relay")), "status": status,
-                "dsn": fields.get("dsn"), "reply_code": reply_code_of(text),
+                "relay": relay_host(relay), "status": status,
+                "dsn": dsn, "reply_code": reply_code_of(text),
                 "smtp_phase": smtp_phase_of(text), "diagnostic": text,
                 "source_file": self.ctx.source_file, "source_offset": offset,
                 "_line": line,
