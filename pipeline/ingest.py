@@ -12,6 +12,7 @@ Called by the CLI (`ingest`, `clean`) and by pipeline.follow for live logs.
 from __future__ import annotations
 
 import glob
+import io
 import json
 import os
 import time
@@ -33,6 +34,7 @@ from .records import EVENT_SCHEMA, PARSED_COLUMNS, event_id_for
 from .tail import Positions, fingerprint, is_compressed, open_log
 
 MAX_LINE_BYTES = 64 * 1024
+BLOCK_BYTES = 4 * 1024 * 1024  # files are read in blocks of whole lines
 DETECT_SAMPLE_LINES = 2000
 # A last line without newline in a plain file modified this recently may still be being
 # written: leave it for the next run. Older (or compressed) files: it is read as it is.
@@ -292,32 +294,56 @@ class Ingestor:
         source = str(path)
         offset = start
         events_before = self.summary.events_parsed + len(self.buffer)
+        summary, buffer = self.summary, self.buffer
         try:
             with open_log(path) as fh:
                 if start:
                     fh.seek(start)
-                last_bar = offset
-                for raw in fh:
-                    n = len(raw)
-                    if raw[-1:] != b"\n" and grace:
-                        break  # partial last line of a live file: next run reads it whole
-                    line_offset = offset
-                    offset += n
-                    self.summary.lines += 1
-                    info["lines"] += 1
-                    feed_raw_line(feed, raw, line_offset, source, self.rejects, self.summary)
-                    if len(self.buffer) >= batch_limit:
-                        self._commit(fp, offset, path)
-                    if bar is not None and offset - last_bar > 4_000_000:
-                        bar.update(offset - last_bar)
-                        last_bar = offset
-                if bar is not None:
-                    bar.update(max(0, st.st_size - last_bar) if not compressed else st.st_size)
+                try:
+                    for block, whole in read_blocks(fh, BLOCK_BYTES):
+                        if not whole and grace:
+                            break  # partial last line of a live file: next run reads it whole
+                        lines = _plain_lines(block) if whole else None
+                        if lines is not None:
+                            # the common case, decoded once: every line is valid, short, NUL-free
+                            for line in lines:
+                                if feed(line, offset) == MALFORMED:
+                                    self.rejects.add("malformed", source, offset, line.encode() + b"\n")
+                                offset += len(line) + 1
+                                if len(buffer) >= batch_limit:
+                                    self._commit(fp, offset, path)
+                            summary.lines += len(lines)
+                            info["lines"] += len(lines)
+                        else:
+                            offset = self._feed_raw_lines(feed, block, offset, source, info, fp, path)
+                        if bar is not None and not compressed:
+                            bar.update(len(block))
+                except EOFError:
+                    # a truncated .gz: a block read loses what it had decompressed, so read
+                    # again from the last whole block, line by line, up to the damage
+                    with open_log(path) as again:
+                        again.seek(offset)
+                        for raw in again:
+                            offset = self._feed_raw_lines(feed, raw, offset, source, info, fp, path)
         except (OSError, EOFError) as exc:
             # a truncated .gz or an I/O error: keep what was read, report it
             self.rejects.add("unreadable_rest", str(path), offset, str(exc).encode())
+        if bar is not None and compressed:
+            bar.update(st.st_size)
         info["events"] = self.summary.events_parsed + len(self.buffer) - events_before
         self._commit(fp, offset, path)
+
+    def _feed_raw_lines(self, feed, data: bytes, offset: int, source: str, info: dict, fp: str, path: Path) -> int:
+        """Lines that need checking one by one (non-ASCII, NUL, CR, over-long); the offset after them."""
+        batch_limit = self.cfg["ingest"]["batch_events"]
+        for raw in io.BytesIO(data):
+            self.summary.lines += 1
+            info["lines"] += 1
+            feed_raw_line(feed, raw, offset, source, self.rejects, self.summary)
+            offset += len(raw)
+            if len(self.buffer) >= batch_limit:
+                self._commit(fp, offset, path)
+        return offset
 
     def _commit(self, fp: str, offset: int, path: Path) -> None:
         """Events first, then parser state, then the position: a crash in between re-reads."""
@@ -338,6 +364,37 @@ class Ingestor:
             except (OSError, EOFError):
                 pass  # a truncated .gz: judge by what could be read
         return detect_format(sample)
+
+
+def read_blocks(fh, size: int):
+    """(block, whole) pairs: `block` holds whole lines (about `size` bytes, ending with a newline:
+    whole=True), except a last line without newline at the end of the file (whole=False)."""
+    pending = b""
+    while True:
+        chunk = fh.read(size)
+        if not chunk:
+            break
+        data = pending + chunk if pending else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            pending = data  # a line longer than a block: read on to its end
+            continue
+        pending = data[cut:]
+        yield data[:cut], True
+    if pending:
+        yield pending, False
+
+
+def _plain_lines(block: bytes) -> list[str] | None:
+    """The lines of a block of whole lines when it is ASCII with no NUL, CR or over-long line
+    (so no line needs feed_raw_line's checks); else None."""
+    if not block.isascii() or b"\x00" in block or b"\r" in block:
+        return None
+    lines = block.decode("ascii").split("\n")
+    lines.pop()  # the empty string after the last newline
+    if len(block) >= MAX_LINE_BYTES and max(map(len, lines)) >= MAX_LINE_BYTES:
+        return None
+    return lines
 
 
 def ingest(cfg: Config, paths: Iterable[str | os.PathLike], **options) -> IngestSummary:

@@ -168,3 +168,31 @@ def test_event_ids_are_stable_across_runs(tmp_path):
         con = pipeline.connect(cfg.data_dir)
         ids.append(sorted(r[0] for r in con.execute("SELECT event_id FROM events").fetchall()))
     assert ids[0] == ids[1] and len(ids[0]) == 9
+
+
+@pytest.mark.parametrize("block_bytes", [64, 700, 4 * 1024 * 1024])
+def test_blocks_of_clean_and_checked_lines_agree_on_rows_and_offsets(tmp_path, monkeypatch, block_bytes):
+    """Clean ASCII blocks are decoded at once, blocks with bad bytes line by line: at any block
+    size the stored rows, their byte offsets and the rejects are the same."""
+    import pipeline.ingest as ingest_mod
+    from pipeline.config import load_config
+
+    lines = [GOOD.format(n=n).encode() for n in range(40)]
+    lines[7] = lines[7].replace(b"(250 ok)", "(250 了解)".encode())                 # UTF-8: fine, not ASCII
+    lines[13] = lines[13].replace(b"(250 ok)", b"(250 \xff ok)")                        # invalid UTF-8
+    lines[21] = lines[21].replace(b", status=sent (250 ok)", b", status=weird")         # malformed
+    lines[30] = lines[30] + b"\r"                                                       # CRLF
+    log = tmp_path / "mail.log"
+    log.write_bytes(b"\n".join(lines) + b"\n" + lines[0].replace(b"0A00", b"0AFF"))  # last line: no newline
+    old(log)
+    monkeypatch.setattr(ingest_mod, "BLOCK_BYTES", block_bytes)
+    cfg = load_config(None, data_dir=tmp_path / f"data{block_bytes}", timezone="Asia/Tokyo")
+    s = ingest(cfg, [log], fmt="postfix")
+    assert s.lines == 41 and s.events_parsed == 40
+    assert dict(s.rejected) == {"invalid_utf8": 1, "malformed": 1}
+    con = pipeline.connect(cfg.data_dir)
+    offsets = [r[0] for r in con.execute("SELECT source_offset FROM events ORDER BY source_offset").fetchall()]
+    starts = [sum(len(ln) + 1 for ln in lines[:i]) for i in range(41)]
+    assert offsets == [starts[i] for i in range(41) if i != 21]
+    samples = [json.loads(ln) for ln in open(s.rejects_file, encoding="utf-8")]
+    assert sorted((x["reason"], x["offset"]) for x in samples) == [("invalid_utf8", starts[13]), ("malformed", starts[21])]

@@ -24,8 +24,8 @@ MONTHS = {m: i for i, m in enumerate(
 SYSLOG_RE = re.compile(
     r"(?:(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<hms>\d\d:\d\d:\d\d)(?P<frac>\.\d+)?"
     r"|(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?))"
-    r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[\d+\])?: (?P<msg>.*)"
-)
+    r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[\d+\])?: "
+)  # the message is the rest of the line (lines hold no newline): sliced, not matched
 
 Emit = Callable[[dict], None]
 
@@ -116,7 +116,8 @@ def split_syslog(line: str, ctx: ParseContext):
     m = SYSLOG_RE.match(line)
     if m is None:
         return None
-    mon, day, hms, frac, iso, host, prog, msg = m.groups()  # one call: group() by name is slow
+    mon, day, hms, frac, iso, host, prog = m.groups()  # one call: group() by name is slow
+    msg = line[m.end():]
     if mon is not None:
         try:
             ts = ctx.syslog_us(mon, day, hms, frac)

@@ -16,7 +16,7 @@ from .common import EVENT, MALFORMED, SKIP, QueueParser, reply_code_of, split_sy
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
 
-QID_RE = re.compile(r"([0-9A-F]{5,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}): (.*)")
+QID_RE = re.compile(r"([0-9A-F]{5,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}): ")  # + rest of line
 STATUS_RE = re.compile(r"status=([a-z][a-z-]*)(?: \((.*)\))?$")
 PHASE_RE = re.compile(r"\(in reply to (.+?) command\)\)?\s*$")
 WHILE_SENDING_RE = re.compile(r"while sending (RCPT TO|MAIL FROM|end of data|DATA|message body)", re.I)
@@ -125,7 +125,7 @@ class PostfixParser(QueueParser):
         m = QID_RE.match(msg)
         if m is None:
             return SKIP
-        qid, rest = m.group(1), m.group(2)
+        qid, rest = m.group(1), msg[m.end():]
 
         if service in DELIVERY_AGENTS:
             if not rest.startswith("to="):
