@@ -28,3 +28,7 @@ class GuardTripped(MailHygieneError):
     """The suppression guard refused to apply a run that looks like a mistake (exit status 3)."""
 
     exit_code = 3
+
+
+class StoreError(MailHygieneError):
+    """Events could not be written to the event store (disk full, permissions, …)."""

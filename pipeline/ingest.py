@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -27,7 +28,7 @@ import pyarrow as pa
 from .carriers import CarrierTable
 from .classify import DELIVERED, classify
 from .config import Config
-from .errors import InputError
+from .errors import InputError, StoreError
 from .event_store import EventStore
 from .parsers import EVENT, MALFORMED, ParseContext, Parser, detect_format, parser_class
 from .records import EVENT_SCHEMA, PARSED_COLUMNS, event_id_for
@@ -133,15 +134,22 @@ class EventBuffer:
         return pa.Table.from_pydict({name: cols[name] for name in EVENT_SCHEMA.names}, schema=EVENT_SCHEMA)
 
     def flush(self) -> int:
+        table = self.take()
+        return self.count_written(self.store.write(table)) if table is not None else 0
+
+    def take(self) -> pa.Table | None:
+        """The buffered rows as a classified table (counted as parsed); the buffer is emptied."""
         if not self.rows:
-            return 0
+            return None
         table = self.to_table()
         self.summary.events_parsed += len(self.rows)
-        by_status = self.store.write(table)
+        self.rows = []
+        return table
+
+    def count_written(self, by_status: Counter) -> int:
         written = sum(by_status.values())
         self.summary.events_written += written
         self.summary.written_by_status.update(by_status)
-        self.rows = []
         return written
 
 
@@ -217,6 +225,8 @@ class Ingestor:
         self.rejects = RejectLog(cfg.data_dir, cfg["ingest"]["reject_samples"], self.summary)
         self.positions = Positions(cfg.data_dir)
         self.parsers: dict[str, Parser] = {}
+        self._writer: ThreadPoolExecutor | None = None  # stores batches while parsing goes on (run)
+        self._pending: tuple | None = None  # the commit whose batch the writer is storing
         self.state_path = cfg.data_dir / "state" / "ingest-parsers.json"
         self._saved_state = self._load_state()
 
@@ -225,12 +235,6 @@ class Ingestor:
             return json.loads(self.state_path.read_text())
         except (OSError, ValueError):
             return {}
-
-    def _save_state(self) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({m: p.get_state() for m, p in self.parsers.items()}))
-        os.replace(tmp, self.state_path)
 
     def _parser(self, mta: str, ctx: ParseContext) -> Parser:
         p = self.parsers.get(mta)
@@ -256,10 +260,13 @@ class Ingestor:
             show = self.progress is True or total > 20_000_000
             bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest",
                        disable=None if show else True, leave=False)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         try:
             for f in files:
                 self._ingest_file(f, bar)
+            self._finish_commit()
         finally:
+            self._writer.shutdown(wait=True)  # after an error the last batch is stored, its position not: re-read, deduped
             if bar is not None:
                 bar.close()
             self.rejects.close()
@@ -346,9 +353,37 @@ class Ingestor:
         return offset
 
     def _commit(self, fp: str, offset: int, path: Path) -> None:
-        """Events first, then parser state, then the position: a crash in between re-reads."""
-        self.buffer.flush()
-        self._save_state()
+        """Events first, then parser state, then the position: a crash in between re-reads.
+
+        The batch is written to the store by a writer thread while parsing goes on (Parquet
+        and Arrow work outside the GIL); the state and position of this commit are saved when
+        its batch is durable, at the latest before the next batch is handed over.
+        """
+        table = self.buffer.take()
+        state = json.dumps({m: p.get_state() for m, p in self.parsers.items()})
+        self._finish_commit()
+        future = self._writer.submit(self.store.write, table) if table is not None else None
+        self._pending = (future, state, fp, offset, path)
+
+    def _finish_commit(self) -> None:
+        """Wait for the last batch handed to the writer, then save its state and position."""
+        if self._pending is None:
+            return
+        future, state, fp, offset, path = self._pending
+        self._pending = None
+        if future is not None:
+            try:
+                by_status = future.result()
+            except OSError as exc:
+                # not a read error of the log (the reader's OSError handler must not see it):
+                # the run stops here, this commit's position is not saved, the next run re-reads
+                raise StoreError(f"cannot write events to {self.store.root}: {exc}; nothing after "
+                                 f"the last stored batch is marked as read, so a re-run resumes there") from exc
+            self.buffer.count_written(by_status)
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(state)
+        os.replace(tmp, self.state_path)
         if self.use_positions and fp:
             self.positions.set(fp, offset, str(path))
             self.positions.save()

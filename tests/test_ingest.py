@@ -196,3 +196,36 @@ def test_blocks_of_clean_and_checked_lines_agree_on_rows_and_offsets(tmp_path, m
     assert offsets == [starts[i] for i in range(41) if i != 21]
     samples = [json.loads(ln) for ln in open(s.rejects_file, encoding="utf-8")]
     assert sorted((x["reason"], x["offset"]) for x in samples) == [("invalid_utf8", starts[13]), ("malformed", starts[21])]
+
+
+def test_a_failed_store_write_loses_nothing_and_the_rerun_duplicates_nothing(tmp_path, monkeypatch):
+    """Batches are stored by a writer thread while parsing goes on; a commit's state and position
+    are saved only once its batch is durable. A write that fails stops the run with the error,
+    the position stays at the last durable batch, and the next run completes the store exactly."""
+    from conftest import make_config
+    from pipeline.errors import StoreError
+    from pipeline.tail import Positions
+
+    log = tmp_path / "mail.log"
+    log.write_text("".join(GOOD.format(n=n) + "\n" for n in range(250)))
+    old(log)
+    cfg = make_config(tmp_path, "[ingest]\nbatch_events = 50\n")
+    real_write, calls = EventStore.write, []
+
+    def failing_write(self, table):
+        calls.append(table.num_rows)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real_write(self, table)
+
+    monkeypatch.setattr(EventStore, "write", failing_write)
+    with pytest.raises(StoreError, match="disk full"):
+        ingest(cfg, [log], fmt="postfix")
+    stored = count(cfg)
+    assert stored == 100  # two batches made it
+    saved = list(Positions(cfg.data_dir).data.values())[0]["offset"]
+    assert saved == sum(len(GOOD.format(n=n)) + 1 for n in range(100))  # not past what is stored
+    monkeypatch.setattr(EventStore, "write", real_write)
+    again = ingest(cfg, [log], fmt="postfix")
+    assert again.events_written == 150 and count(cfg) == 250
+    assert count(cfg, "true") == len({r[0] for r in pipeline.connect(cfg.data_dir).execute("SELECT event_id FROM events").fetchall()})
