@@ -31,7 +31,7 @@ from .config import Config
 from .errors import InputError, StoreError
 from .event_store import EventStore
 from .parsers import EVENT, MALFORMED, ParseContext, Parser, detect_format, parser_class
-from .records import EVENT_SCHEMA, PARSED_COLUMNS, event_id_for
+from .records import EVENT_SCHEMA, PARSED_COLUMNS, event_ids_for
 from .tail import Positions, fingerprint, is_compressed, open_log
 
 MAX_LINE_BYTES = 64 * 1024
@@ -130,7 +130,7 @@ class EventBuffer:
         cols["reason"] = [c.reason for c in classes]
         cols["scope"] = [c.scope for c in classes]
         cols["hard"] = [c.hard for c in classes]
-        cols["event_id"] = [event_id_for(line, rcpt) for line, rcpt in zip(map(itemgetter("_line"), rows), cols["recipient"])]
+        cols["event_id"] = event_ids_for(list(map(itemgetter("_line"), rows)), cols["recipient"])
         return pa.Table.from_pydict({name: cols[name] for name in EVENT_SCHEMA.names}, schema=EVENT_SCHEMA)
 
     def flush(self) -> int:

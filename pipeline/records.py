@@ -82,3 +82,15 @@ def event_id_for(line: bytes | str, recipient: str = "", extra: str = "") -> str
     if extra:
         h.update(b"\x01" + extra.encode())
     return h.hexdigest()
+
+
+def event_ids_for(lines: list[str], recipients: list[str]) -> list[str]:
+    """event_id_for(line, recipient) for many rows at once (the batch path of ingest)."""
+    blake = hashlib.blake2b
+    out = []
+    for line, rcpt in zip(lines, recipients):
+        data = line.encode("utf-8", "surrogateescape").rstrip(b"\r\n")
+        if rcpt:
+            data += b"\x00" + rcpt.encode("utf-8", "surrogateescape")
+        out.append(blake(data, digest_size=10).hexdigest())
+    return out

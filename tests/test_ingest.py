@@ -170,6 +170,18 @@ def test_event_ids_are_stable_across_runs(tmp_path):
     assert ids[0] == ids[1] and len(ids[0]) == 9
 
 
+def test_batch_event_ids_equal_the_single_ones():
+    """The store's ids are made in batches by event_ids_for; the live follower and old stores use
+    event_id_for: one id per line and recipient, whichever made it."""
+    from pipeline.records import event_id_for, event_ids_for
+
+    lines = [GOOD.format(n=1), GOOD.format(n=1) + "\r\n", "l\udcffine with a bad byte", "日本語の行", "no recipient"]
+    rcpts = ["u1@docomo.ne.jp", "u1@docomo.ne.jp", "x@y", "太郎@example.jp", ""]
+    assert event_ids_for(lines, rcpts) == [event_id_for(ln, r) for ln, r in zip(lines, rcpts)]
+    assert event_ids_for(lines[:1], rcpts[:1]) == event_ids_for(lines[1:2], rcpts[1:2])  # line end ignored
+    assert len(set(event_ids_for(lines, rcpts))) == 4
+
+
 @pytest.mark.parametrize("block_bytes", [64, 700, 4 * 1024 * 1024])
 def test_blocks_of_clean_and_checked_lines_agree_on_rows_and_offsets(tmp_path, monkeypatch, block_bytes):
     """Clean ASCII blocks are decoded at once, blocks with bad bytes line by line: at any block
