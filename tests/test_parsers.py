@@ -321,3 +321,45 @@ def test_common_fields_regex_agrees_with_the_generic_field_parser():
         f = parse_fields(rest)
         assert m.groups() == (f["to"], f.get("relay"), f.get("dsn"), f["status"], f["_text"]), rest
     assert matched == 6
+
+
+def test_postfix_line_regex_agrees_with_split_syslog_and_qid():
+    """PostfixParser matches prefix, program and queue id with one regex (LINE_RE); for every
+    line it must find what split_syslog() + the postfix program check + QID_RE find."""
+    from pipeline.parsers.postfix import LINE_RE, QID_RE
+
+    lines = []
+    for path in sorted(SAMPLES.rglob("*")):
+        if path.is_file() and path.suffix not in (".md", ".py", ".toml"):
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rt", errors="replace") as fh:
+                lines += fh.read().splitlines()
+    if CORPUS.is_dir():
+        lines += (CORPUS / "crowdsec-hub" / "postfix-logs.log").read_text().splitlines()
+    lines += [
+        "Nov  1 00:00:02 mx1 postfix/smtp[4]: 4A1B2C3D4E: to=<a@b>, status=sent (250 ok)",
+        "Nov 1 00:00:02.123 mx1 postfix-out/smtp: 4BcX2M1z9Kz: to=<a@b>, status=sent",
+        "2026-11-02T00:00:02.5+09:00 mx2 postfix/submission/smtp[4]: 8E8E8E8E8E: removed",
+        "2026-11-02 00:00:03Z mx2 postfix/qmgr[3]: 8E8E8E8E8E: from=<>, size=1",
+        "Nov  1 00:00:02 mx1 postfix/smtp[abc]: 4A1B2C3D4E: to=<a@b>, status=sent",
+        "Nov  1 00:00:02 mx1 postfix/smtp[4]: zz: to=<a@b>, status=sent",
+        "Nov  1 00:00:02 mx1 postfix/smtp[4]: 4A1B2C3D4E:to=<a@b>",
+        "Nov  1 00:00:02 mx1 sendmail[4]: 4A1B2C3D4E: to=<a@b>, stat=Sent",
+        "Nov  1 00:00:02  mx1 postfix/smtp[4]: 4A1B2C3D4E: to=<a@b>",
+        "Nov  1 00:00:02 mx1 postfix/smtp[4]: NOQUEUE: reject: RCPT from x",
+        "Nov  1 00:00:02 mx1 postfix:smtp[4]: 4A1B2C3D4E: removed",
+    ]
+    ctx = ParseContext(tz=TOKYO, mtime=datetime(2026, 11, 28, tzinfo=UTC).timestamp())
+    agreed = 0
+    for line in lines:
+        parts = split_syslog(line, ctx)
+        expected = None
+        if parts is not None and parts[2].startswith("postfix"):
+            q = QID_RE.match(parts[3])
+            if q is not None:
+                expected = (parts[1], parts[2], q.group(1), parts[3][q.end():])
+        m = LINE_RE.match(line)
+        got = None if m is None else (m.group("host"), m.group("prog"), m.group("qid"), line[m.end():])
+        assert got == expected, line
+        agreed += expected is not None
+    assert agreed >= 50

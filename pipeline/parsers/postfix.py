@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from ..records import domain_of, normalise_address
-from .common import EVENT, MALFORMED, SKIP, QueueParser, reply_code_of, split_syslog
+from .common import EVENT, MALFORMED, SKIP, QueueParser, iso_us, reply_code_of
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
 
@@ -28,6 +28,13 @@ PHASES = {
 # Probes and pseudo-statuses that are not delivery attempts of our mail.
 # The common shape of a delivery line's fields, read with one regex; anything else (quoted or
 # odd addresses, repeated keys, keys after dsn=) goes to parse_fields(), whose result this equals.
+# common.SYSLOG_RE with the program restricted to postfix*, then QID_RE's queue id: one match
+# for split_syslog() + the program check + QID_RE (tests/test_parsers.py checks they agree).
+LINE_RE = re.compile(
+    r"(?:(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<hms>\d\d:\d\d:\d\d)(?P<frac>\.\d+)?"
+    r"|(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?))"
+    r" (?P<host>\S+) (?P<prog>postfix[^\s\[:]*)(?:\[\d+\])?: "
+    r"(?P<qid>[0-9A-F]{5,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}): ")
 COMMON_FIELDS_RE = re.compile(
     r'to=(<[^<>",]*>)(?:, orig_to=<[^<>",]*>)?, relay=([^,=<>"]*)'
     r'(?:, (?!to=|relay=|dsn=)[a-z_]+=[^,=<>"]*)*, dsn=([^,=<>"]*), status=([a-z][a-z-]*)(?: \((.*)\))?$')
@@ -115,17 +122,18 @@ class PostfixParser(QueueParser):
         # carry none of the fields we join or report
         if "postfix" not in line or not (" to=" in line or " from=" in line or "message-id=" in line or line.endswith(": removed")):
             return SKIP
-        parts = split_syslog(line, self.ctx)
-        if parts is None:
-            return SKIP
-        ts, host, prog, msg = parts
-        if not prog.startswith("postfix"):
-            return SKIP
-        service = prog.rsplit("/", 1)[-1]
-        m = QID_RE.match(msg)
+        # split_syslog() + prog check + QID_RE in one match: the syslog prefix can match only
+        # one way, so this matches exactly when those three would (any failure is a SKIP)
+        m = LINE_RE.match(line)
         if m is None:
             return SKIP
-        qid, rest = m.group(1), msg[m.end():]
+        mon, day, hms, frac, iso, host, prog, qid = m.groups()
+        try:
+            ts = self.ctx.syslog_us(mon, day, hms, frac) if mon is not None else iso_us(iso, self.ctx.tz)
+        except ValueError:
+            return SKIP
+        service = prog.rsplit("/", 1)[-1]
+        rest = line[m.end():]
 
         if service in DELIVERY_AGENTS:
             if not rest.startswith("to="):
