@@ -140,8 +140,8 @@ def test_smtp_results_4xx_5xx_disconnect_and_rate_limit(tmp_path):
             "gone@docomo.ne.jp", "nobody@au.com", "full@au.com", "drop@docomo.ne.jp", "slow@i.softbank.jp",
             "next@i.softbank.jp", "fine@docomo.ne.jp"])
         run_daemon(cfg, exit_when_done=True, max_seconds=20)
-        received = {r.rcpt_tos[0]: r.at for r in srv.received}
         slow_421_at = min(t for t, a in srv.rcpt_attempts if a == "slow@i.softbank.jp")
+        softbank_starts = [t for t, a in srv.rcpt_attempts if a.endswith("softbank.jp") and t > slow_421_at]
     rows = rows_by_address(cfg)
     assert (rows["gone@docomo.ne.jp"]["state"], rows["gone@docomo.ne.jp"]["reason"]) == ("failed", "user_unknown")
     assert rows["gone@docomo.ne.jp"]["smtp_phase"] == "rcpt" and rows["gone@docomo.ne.jp"]["reply_code"] == 550
@@ -152,9 +152,10 @@ def test_smtp_results_4xx_5xx_disconnect_and_rate_limit(tmp_path):
     assert drop["state"] == "sent" and drop["attempts"] == 2          # lost connection -> deferred -> sent
     slow = rows["slow@i.softbank.jp"]
     assert slow["state"] == "sent" and slow["attempts"] == 2
-    # the 421 paused SoftBank: nothing reached it for rate_limit_pause seconds
-    softbank_after = [t for a, t in received.items() if a.endswith("softbank.jp")]
-    assert min(softbank_after) >= slow_421_at + 0.95
+    # the 421 paused SoftBank: no transaction started for rate_limit_pause seconds. With two
+    # workers, one already under way when the 421 came may still reach RCPT a few ms later.
+    started_in_pause = [t for t in softbank_starts if t > slow_421_at + 0.1]
+    assert started_in_pause and min(started_in_pause) >= slow_421_at + 0.95  # the retry of slow@ waited
     assert rows["fine@docomo.ne.jp"]["state"] == "sent"
 
 
