@@ -20,12 +20,14 @@ EVENT, SKIP, MALFORMED = "event", "skip", "malformed"
 MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 
-# `Nov  3 16:04:31 host prog[pid]: msg` or `2024-08-26T01:33:38.572449+09:00 host prog[pid]: msg`.
-SYSLOG_RE = re.compile(
+# The stamp of a syslog line: `Nov  3 16:04:31` or `2024-08-26T01:33:38.572449+09:00`.
+SYSLOG_STAMP = (
     r"(?:(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<hms>\d\d:\d\d:\d\d)(?P<frac>\.\d+)?"
     r"|(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?))"
-    r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[\d+\])?: "
-)  # the message is the rest of the line (lines hold no newline): sliced, not matched
+)
+# `<stamp> host prog[pid]: msg`; the message is the rest of the line (lines hold no newline):
+# sliced, not matched.
+SYSLOG_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[\d+\])?: ")
 
 Emit = Callable[[dict], None]
 
@@ -81,7 +83,6 @@ class ParseContext:
         if frac:
             us += int((frac[1:] + "000000")[:6])
         return us
-
 
     def syslog_us(self, mon: str, day: str, hms: str, frac: str | None) -> int:
         """local_us() of a `Mon DD hh:mm:ss` stamp's parts, with the year inferred; one cached

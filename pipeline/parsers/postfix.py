@@ -12,11 +12,17 @@ from __future__ import annotations
 import re
 
 from ..records import domain_of, normalise_address
-from .common import EVENT, MALFORMED, SKIP, QueueParser, iso_us, reply_code_of
+from .common import EVENT, MALFORMED, SKIP, SYSLOG_STAMP, QueueParser, iso_us, reply_code_of
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
 
-QID_RE = re.compile(r"([0-9A-F]{5,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}): ")  # + rest of line
+# A queue id: short hex, or the long form (enable_long_queue_ids).
+QUEUE_ID = r"[0-9A-F]{5,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}"
+# The syslog prefix with the program restricted to postfix*, then the queue id: one match does
+# what split_syslog() + the program check + a queue-id match would (the prefix can match only one
+# way; tests/test_parsers.py checks they agree). The rest of the line is sliced, not matched.
+LINE_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>postfix[^\s\[:]*)(?:\[\d+\])?: "
+                     r"(?P<qid>" + QUEUE_ID + r"): ")
 STATUS_RE = re.compile(r"status=([a-z][a-z-]*)(?: \((.*)\))?$")
 PHASE_RE = re.compile(r"\(in reply to (.+?) command\)\)?\s*$")
 WHILE_SENDING_RE = re.compile(r"while sending (RCPT TO|MAIL FROM|end of data|DATA|message body)", re.I)
@@ -25,19 +31,12 @@ PHASES = {
     "HELO": "helo", "EHLO": "helo", "QUIT": "quit", "RSET": "quit", "XFORWARD": "helo",
     "XCLIENT": "helo", "STARTTLS": "helo", "BDAT": "data", "LHLO": "helo", "AUTH": "helo",
 }
-# Probes and pseudo-statuses that are not delivery attempts of our mail.
 # The common shape of a delivery line's fields, read with one regex; anything else (quoted or
 # odd addresses, repeated keys, keys after dsn=) goes to parse_fields(), whose result this equals.
-# common.SYSLOG_RE with the program restricted to postfix*, then QID_RE's queue id: one match
-# for split_syslog() + the program check + QID_RE (tests/test_parsers.py checks they agree).
-LINE_RE = re.compile(
-    r"(?:(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<hms>\d\d:\d\d:\d\d)(?P<frac>\.\d+)?"
-    r"|(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?))"
-    r" (?P<host>\S+) (?P<prog>postfix[^\s\[:]*)(?:\[\d+\])?: "
-    r"(?P<qid>[0-9A-F]{5,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}): ")
 COMMON_FIELDS_RE = re.compile(
     r'to=(<[^<>",]*>)(?:, orig_to=<[^<>",]*>)?, relay=([^,=<>"]*)'
     r'(?:, (?!to=|relay=|dsn=)[a-z_]+=[^,=<>"]*)*, dsn=([^,=<>"]*), status=([a-z][a-z-]*)(?: \((.*)\))?$')
+# Probes and pseudo-statuses that are not delivery attempts of our mail.
 NOT_DELIVERIES = frozenset({"deliverable", "undeliverable-but-not-cached"})
 FINAL_OR_TRY = frozenset({"sent", "deferred", "bounced", "undeliverable", "expired"})
 
@@ -122,8 +121,7 @@ class PostfixParser(QueueParser):
         # carry none of the fields we join or report
         if "postfix" not in line or not (" to=" in line or " from=" in line or "message-id=" in line or line.endswith(": removed")):
             return SKIP
-        # split_syslog() + prog check + QID_RE in one match: the syslog prefix can match only
-        # one way, so this matches exactly when those three would (any failure is a SKIP)
+        # prefix, program and queue id in one match (LINE_RE); any failure is a SKIP
         m = LINE_RE.match(line)
         if m is None:
             return SKIP
