@@ -68,29 +68,29 @@ def domain_of(address: str) -> str:
     return address[at + 1 :] if at >= 0 else ""
 
 
+def _id_bytes(line: bytes | str, recipient: str) -> bytes:
+    """What an event id hashes: the line without its line end, then NUL + recipient if any."""
+    if isinstance(line, str):
+        line = line.encode("utf-8", "surrogateescape")
+    data = line.rstrip(b"\r\n")
+    if recipient:
+        data += b"\x00" + recipient.encode("utf-8", "surrogateescape")
+    return data
+
+
 def event_id_for(line: bytes | str, recipient: str = "", extra: str = "") -> str:
     """Stable id: the same log line (and recipient on it) always gives the same id.
 
     Deliberately independent of the file name and offset, so a rotated or gzipped copy of an
     already-ingested file adds nothing.
     """
-    if isinstance(line, str):
-        line = line.encode("utf-8", "surrogateescape")
-    h = hashlib.blake2b(line.rstrip(b"\r\n"), digest_size=10)
-    if recipient:
-        h.update(b"\x00" + recipient.encode("utf-8", "surrogateescape"))
+    data = _id_bytes(line, recipient)
     if extra:
-        h.update(b"\x01" + extra.encode())
-    return h.hexdigest()
+        data += b"\x01" + extra.encode()
+    return hashlib.blake2b(data, digest_size=10).hexdigest()
 
 
 def event_ids_for(lines: list[str], recipients: list[str]) -> list[str]:
     """event_id_for(line, recipient) for many rows at once (the batch path of ingest)."""
     blake = hashlib.blake2b
-    out = []
-    for line, rcpt in zip(lines, recipients):
-        data = line.encode("utf-8", "surrogateescape").rstrip(b"\r\n")
-        if rcpt:
-            data += b"\x00" + rcpt.encode("utf-8", "surrogateescape")
-        out.append(blake(data, digest_size=10).hexdigest())
-    return out
+    return [blake(_id_bytes(line, rcpt), digest_size=10).hexdigest() for line, rcpt in zip(lines, recipients)]
