@@ -98,6 +98,8 @@ def suppression_show(app, address):
     Example:
       mailhygiene suppression show taro.dead@docomo.ne.jp
     """
+    import pandas as pd
+
     from .suppression import show
 
     info = show(app.cfg, address)
@@ -116,8 +118,6 @@ def suppression_show(app, address):
             click.echo(f"  note: {e['note']}")
     for rec in info["history"].to_dict("records"):
         click.echo(f"  history: {_local(cfg, rec['at'])} {rec['action']}" + (f" ({rec['note']})" if _present(rec["note"]) else ""))
-    import pandas as pd
-
     ev = info["events"]
     click.echo(f"delivery attempts: {len(ev)}")
     for rec in ev.to_dict("records"):
