@@ -28,8 +28,13 @@ def cfg(tmp_path):
 
 def make_config(tmp_path, toml: str = "", **kw):
     path = tmp_path / "mailhygiene.toml"
-    path.write_text(toml)
+    path.write_text(toml, encoding="utf-8")
     return load_config(path, data_dir=kw.get("data_dir", tmp_path / "data"), timezone=kw.get("timezone", "Asia/Tokyo"))
+
+
+def sender_toml(relay: str, from_address: str = "news@mail.example.jp") -> str:
+    """The [sender] table the sender tests share (more sender keys may follow it)."""
+    return f'[sender]\nfrom_address = "{from_address}"\nfrom_name = "配信センター"\ndefault_relay = "{relay}"\n'
 
 
 _counter = iter(range(10**9))

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config
 from pipeline.sender.compose import decode_message
 from pipeline.sender.intake import auth_results_pass, decode_cp50220, decode_text, process_maildir, process_request
 from pipeline.sender.queue import Queue
 from pipeline.sender.testing import RecordingServer
+
+from conftest import make_config, sender_toml
 
 FIX = Path(__file__).parent / "fixtures" / "requests"
 SECRET = "hunter2-例"
@@ -27,18 +28,11 @@ def replies():
 
 
 def _cfg(tmp_path, relay, extra=""):
-    p = tmp_path / "mailhygiene.toml"
-    p.write_text(f"""
-[sender]
-from_address = "news@mail.example.jp"
-from_name = "配信センター"
-default_relay = "{relay}"
-[intake]
+    return make_config(tmp_path, sender_toml(relay) + f"""[intake]
 allowed_senders = ["OPS@example.jp"]
 shared_secret = "{SECRET}"
 {extra}
-""", encoding="utf-8")
-    return load_config(p, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
+""")
 
 
 def _raw(name):

@@ -9,16 +9,13 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.sender.testing import RecordingServer
 
+from conftest import sender_toml
+
 
 def _setup(tmp_path, relay="127.0.0.1:25", from_address="news@mail.example.jp"):
     cfg = tmp_path / "mailhygiene.toml"
-    cfg.write_text(f"""
-[sender]
-from_address = "{from_address}"
-from_name = "配信センター"
-default_relay = "{relay}"
-default_rate = {{count = 1000, interval = 1.0}}
-charsets = {{au = "utf-8"}}
+    cfg.write_text(sender_toml(relay, from_address) + """default_rate = {count = 1000, interval = 1.0}
+charsets = {au = "utf-8"}
 """, encoding="utf-8")
     body = tmp_path / "body.txt"
     body.write_bytes("いつもありがとうございます～\n①本日限り\n".encode("cp932"))  # Shift_JIS file

@@ -12,28 +12,22 @@ import time
 import pytest
 
 from pipeline import suppression
-from pipeline.config import load_config
 from pipeline.sender.compose import decode_message
 from pipeline.sender.daemon import run_daemon
 from pipeline.sender.enqueue import enqueue
 from pipeline.sender.queue import Queue
 from pipeline.sender.testing import RecordingServer, max_in_window
 
+from conftest import make_config, sender_toml
+
 
 def make_cfg(tmp_path, relay, extra=""):
-    p = tmp_path / "mailhygiene.toml"
-    p.write_text(f"""
-[sender]
-from_address = "news@mail.example.jp"
-from_name = "配信センター"
-default_relay = "{relay}"
-default_rate = {{count = 1000, interval = 1.0}}
+    return make_config(tmp_path, sender_toml(relay) + f"""default_rate = {{count = 1000, interval = 1.0}}
 backoff_base = 0.2
 backoff_max = 0.4
 timeout = 5
 {extra}
-""", encoding="utf-8")
-    return load_config(p, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
+""")
 
 
 def rows_by_address(cfg):
