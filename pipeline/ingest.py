@@ -23,14 +23,17 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .carriers import CarrierTable
 from .classify import DELIVERED, classify
 from .config import Config
 from .errors import InputError, StoreError
 from .event_store import EventStore
-from .parsers import EVENT, MALFORMED, ParseContext, Parser, detect_format, parser_class
+from .parsers import EVENT, MALFORMED, ParseContext, Parser, detect_format, parser_class, postfix_block
+from .parsers.postfix import PostfixParser
 from .records import EVENT_SCHEMA, PARSED_COLUMNS, event_ids_for
 from .tail import Positions, fingerprint, is_compressed, open_log
 
@@ -102,10 +105,13 @@ class RejectLog:
 
 
 class EventBuffer:
-    """Collects parsed rows; at flush classifies them and writes one Arrow batch to the store."""
+    """Collects parsed rows (dicts from the per-line parsers, column batches from the Postfix
+    block reader); at flush classifies them and writes one Arrow batch to the store."""
 
     def __init__(self, cfg: Config, store: EventStore, summary: IngestSummary):
         self.rows: list[dict] = []
+        self.column_parts: list[dict] = []
+        self._column_rows = 0
         self.store = store
         self.summary = summary
         self.carriers = CarrierTable.from_config(cfg["carriers"])
@@ -113,25 +119,61 @@ class EventBuffer:
     def add(self, row: dict) -> None:
         self.rows.append(row)
 
+    def add_columns(self, columns: dict) -> None:
+        """A batch of rows as columns: PARSED_COLUMNS as Arrow arrays, plus `_line_bytes`."""
+        self.column_parts.append(columns)
+        self._column_rows += len(columns["_line_bytes"])
+
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.rows) + self._column_rows
 
     def to_table(self) -> pa.Table:
-        """The buffered rows as one classified Arrow table, built column by column (the rows
-        themselves are left as they are: parsers keep deferred rows in their state)."""
+        """The buffered rows as one classified Arrow table."""
+        tables = [self._rows_table()] if self.rows else []
+        tables.extend(self._columns_table(part) for part in self.column_parts)
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+    def _rows_table(self) -> pa.Table:
+        """The dict rows, built column by column (the rows themselves are left as they are:
+        parsers keep deferred rows in their state)."""
         rows = self.rows
-        carrier_for = self.carriers.carrier_for
         cols: dict[str, list] = {name: list(map(itemgetter(name), rows)) for name in PARSED_COLUMNS}
-        cols["carrier"] = [carrier_for(d or "", relay) for d, relay in zip(cols["recipient_domain"], cols["relay"])]
-        classes = [DELIVERED if status == "sent" else
-                   classify(status=status, diagnostic=diag, dsn=dsn, reply_code=code, smtp_phase=phase, mta=mta)
-                   for status, diag, dsn, code, phase, mta in zip(cols["status"], cols["diagnostic"], cols["dsn"],
-                                                                  cols["reply_code"], cols["smtp_phase"], cols["mta"])]
-        cols["reason"] = [c.reason for c in classes]
-        cols["scope"] = [c.scope for c in classes]
-        cols["hard"] = [c.hard for c in classes]
+        cols["carrier"] = self._carriers(cols["recipient_domain"], cols["relay"])
+        cols["reason"], cols["scope"], cols["hard"] = self._classes(
+            cols["status"], cols["diagnostic"], cols["dsn"], cols["reply_code"], cols["smtp_phase"], cols["mta"])
         cols["event_id"] = event_ids_for(list(map(itemgetter("_line"), rows)), cols["recipient"])
         return pa.Table.from_pydict({name: cols[name] for name in EVENT_SCHEMA.names}, schema=EVENT_SCHEMA)
+
+    def _columns_table(self, part: dict) -> pa.Table:
+        """A column batch classified: carrier per row, the classifier only for rows not sent."""
+        n = len(part["_line_bytes"])
+        cols = {name: part[name] for name in PARSED_COLUMNS}
+        cols["ts"] = cols["ts"].cast(pa.timestamp("us", tz="UTC"))
+        cols["carrier"] = pa.array(self._carriers(part["recipient_domain"].to_pylist(), part["relay"].to_pylist()), pa.string())
+        reason = np.full(n, DELIVERED.reason, object)
+        scope = np.full(n, DELIVERED.scope, object)
+        hard = np.empty(n, object)
+        failed = np.flatnonzero(pc.not_equal(part["status"], "sent").to_numpy(zero_copy_only=False))
+        if len(failed):
+            take = pa.array(failed)
+            picked = [part[c].take(take).to_pylist() for c in ("status", "diagnostic", "dsn", "reply_code", "smtp_phase", "mta")]
+            reason[failed], scope[failed], hard[failed] = self._classes(*picked)
+        cols["reason"] = pa.array(reason, pa.string())
+        cols["scope"] = pa.array(scope, pa.string())
+        cols["hard"] = pa.array(hard, pa.bool_())
+        cols["event_id"] = pa.array(event_ids_for(part["_line_bytes"], part["recipient"].to_pylist()), pa.string())
+        return pa.Table.from_arrays([cols[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
+
+    def _carriers(self, domains: list, relays: list) -> list[str]:
+        carrier_for = self.carriers.carrier_for
+        return [carrier_for(d or "", relay) for d, relay in zip(domains, relays)]
+
+    @staticmethod
+    def _classes(statuses, diagnostics, dsns, codes, phases, mtas) -> tuple[list, list, list]:
+        classes = [DELIVERED if status == "sent" else
+                   classify(status=status, diagnostic=diag, dsn=dsn, reply_code=code, smtp_phase=phase, mta=mta)
+                   for status, diag, dsn, code, phase, mta in zip(statuses, diagnostics, dsns, codes, phases, mtas)]
+        return [c.reason for c in classes], [c.scope for c in classes], [c.hard for c in classes]
 
     def flush(self) -> int:
         table = self.take()
@@ -139,11 +181,13 @@ class EventBuffer:
 
     def take(self) -> pa.Table | None:
         """The buffered rows as a classified table (counted as parsed); the buffer is emptied."""
-        if not self.rows:
+        if not len(self):
             return None
         table = self.to_table()
-        self.summary.events_parsed += len(self.rows)
+        self.summary.events_parsed += len(self)
         self.rows = []
+        self.column_parts = []
+        self._column_rows = 0
         return table
 
     def count_written(self, by_status: Counter) -> int:
@@ -211,8 +255,9 @@ class Ingestor:
     """One ingest run: shared parsers (state spans files), one buffer, one reject log."""
 
     def __init__(self, cfg: Config, *, fmt: str = "auto", year: int | None = None,
-                 use_positions: bool = True, progress: bool | None = None):
+                 use_positions: bool = True, progress: bool | None = None, columnar: bool = True):
         self.cfg = cfg
+        self.columnar = columnar  # Postfix clean blocks through postfix_block (False: per line only)
         self.fmt = fmt
         if fmt != "auto":
             parser_class(fmt)  # validates the name
@@ -298,6 +343,7 @@ class Ingestor:
         grace = not compressed and (time.time() - st.st_mtime) < PARTIAL_LINE_GRACE_S
         batch_limit = self.cfg["ingest"]["batch_events"]
         feed = parser.feed
+        columnar = isinstance(parser, PostfixParser) and self.columnar
         source = str(path)
         offset = start
         events_before = self.summary.events_parsed + len(self.buffer)
@@ -310,8 +356,21 @@ class Ingestor:
                     for block, whole in read_blocks(fh, BLOCK_BYTES):
                         if not whole and grace:
                             break  # partial last line of a live file: next run reads it whole
-                        lines = _plain_lines(block) if whole else None
-                        if lines is not None:
+                        fields = postfix_block.extract(block, MAX_LINE_BYTES) if whole and columnar else None
+                        lines = _plain_lines(block) if whole and not columnar else None
+                        if fields is not None:
+                            # Postfix, clean block: read column-wise (pipeline/parsers/postfix_block.py)
+                            result = postfix_block.read_block(parser, block, offset, fields)
+                            for off, line in result.malformed:
+                                self.rejects.add("malformed", source, off, line.encode() + b"\n")
+                            if result.columns is not None:
+                                buffer.add_columns(result.columns)
+                            offset += len(block)
+                            summary.lines += result.lines
+                            info["lines"] += result.lines
+                            if len(buffer) >= batch_limit:
+                                self._commit(fp, offset, path)
+                        elif lines is not None:
                             # the common case, decoded once: every line is valid, short, NUL-free
                             for line in lines:
                                 if feed(line, offset) == MALFORMED:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..errors import InputError
 from .common import EVENT, MALFORMED, SKIP, ParseContext, Parser
+from . import postfix_block
 from .postfix import PostfixParser
 from .qmail import QmailParser
 from .sendmail import SendmailParser
@@ -35,4 +36,4 @@ def detect_format(sample_lines: list[str]) -> str | None:
 
 
 __all__ = ["EVENT", "SKIP", "MALFORMED", "ParseContext", "Parser", "REGISTRY", "FORMATS",
-           "parser_class", "detect_format"]
+           "parser_class", "detect_format", "postfix_block"]
