@@ -29,6 +29,13 @@ from .records import EVENT_SCHEMA
 
 PARTITION_PREFIX = "date="
 COMPACTION_JOURNAL = ".compaction.json"
+# Columns with few distinct values are dictionary-encoded; ids, texts and offsets are not (the
+# dictionary would be as large as the column and costs a third of the write time).
+DICTIONARY_COLUMNS = ["mta", "host", "sender", "recipient_domain", "carrier", "relay", "status", "dsn",
+                      "reply_code", "smtp_phase", "reason", "scope", "hard", "source_file"]
+# Min/max statistics where readers filter (time, status, carrier, reason); string statistics
+# on every column cost another third of the write time and prune nothing.
+STATISTICS_COLUMNS = ["ts", "status", "carrier", "reason", "scope"]
 
 
 class EventStore:
@@ -77,7 +84,7 @@ class EventStore:
         if len(pc.unique(table.column("event_id"))) != table.num_rows:
             table = _first_of_each_id(table)
         table = table.sort_by("ts")
-        days = pc.strftime(table.column("ts"), format="%Y-%m-%d")  # UTC day: the partition
+        days = utc_days(table.column("ts"))  # UTC day: the partition
         with self.lock():
             for day in pc.unique(days).to_pylist():
                 part = table.filter(pc.equal(days, day))
@@ -98,7 +105,8 @@ class EventStore:
         name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
         final = d / name
         tmp = d / f".{name}.tmp"
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=DICTIONARY_COLUMNS,
+                       write_statistics=STATISTICS_COLUMNS)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         if before_publish is not None:
@@ -152,6 +160,11 @@ class EventStore:
             (d / f".{job['new']}.tmp").unlink(missing_ok=True)
         journal.unlink(missing_ok=True)
         _fsync_dir(self.root)
+
+
+def utc_days(ts: pa.ChunkedArray) -> pa.Array:
+    """`YYYY-MM-DD` of each UTC timestamp (a date cast: strftime with a zone costs ten times more)."""
+    return pc.cast(pc.cast(ts, pa.timestamp("us")), pa.date32()).cast(pa.string())
 
 
 def _first_of_each_id(table: pa.Table) -> pa.Table:

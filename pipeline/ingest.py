@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections import Counter
+from contextlib import closing
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -34,7 +35,7 @@ from .errors import InputError, StoreError
 from .event_store import EventStore
 from .parsers import EVENT, MALFORMED, ParseContext, Parser, detect_format, parser_class, postfix_block
 from .parsers.postfix import PostfixParser
-from .records import EVENT_SCHEMA, PARSED_COLUMNS, event_ids_for
+from .records import EVENT_SCHEMA, PARSED_COLUMNS, event_ids_for, event_ids_for_plain
 from .tail import Positions, fingerprint, is_compressed, open_log
 
 MAX_LINE_BYTES = 64 * 1024
@@ -149,7 +150,10 @@ class EventBuffer:
         n = len(part["_line_bytes"])
         cols = {name: part[name] for name in PARSED_COLUMNS}
         cols["ts"] = cols["ts"].cast(pa.timestamp("us", tz="UTC"))
-        cols["carrier"] = pa.array(self._carriers(part["recipient_domain"].to_pylist(), part["relay"].to_pylist()), pa.string())
+        # carrier per distinct (domain, relay): a batch holds few
+        pairs = pc.binary_join_element_wise(part["recipient_domain"], pc.fill_null(part["relay"], ""), "\x00").dictionary_encode()
+        distinct = [pair.split("\x00", 1) for pair in pairs.dictionary.to_pylist()]
+        cols["carrier"] = pa.array(self._carriers([d for d, _ in distinct], [r for _, r in distinct]), pa.string()).take(pairs.indices)
         reason = np.full(n, DELIVERED.reason, object)
         scope = np.full(n, DELIVERED.scope, object)
         hard = np.empty(n, object)
@@ -161,7 +165,7 @@ class EventBuffer:
         cols["reason"] = pa.array(reason, pa.string())
         cols["scope"] = pa.array(scope, pa.string())
         cols["hard"] = pa.array(hard, pa.bool_())
-        cols["event_id"] = pa.array(event_ids_for(part["_line_bytes"], part["recipient"].to_pylist()), pa.string())
+        cols["event_id"] = pa.array(event_ids_for_plain(part["_line_bytes"], part["recipient"].to_pylist()), pa.string())
         return pa.Table.from_arrays([cols[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
 
     def _carriers(self, domains: list, relays: list) -> list[str]:
@@ -271,6 +275,7 @@ class Ingestor:
         self.positions = Positions(cfg.data_dir)
         self.parsers: dict[str, Parser] = {}
         self._writer: ThreadPoolExecutor | None = None  # stores batches while parsing goes on (run)
+        self._reader: ThreadPoolExecutor | None = None  # reads and extracts the next block (_blocks)
         self._pending: tuple | None = None  # the commit whose batch the writer is storing
         self.state_path = cfg.data_dir / "state" / "ingest-parsers.json"
         self._saved_state = self._load_state()
@@ -312,6 +317,8 @@ class Ingestor:
             self._finish_commit()
         finally:
             self._writer.shutdown(wait=True)  # after an error the last batch is stored, its position not: re-read, deduped
+            if self._reader is not None:
+                self._reader.shutdown(wait=True)
             if bar is not None:
                 bar.close()
             self.rejects.close()
@@ -353,37 +360,37 @@ class Ingestor:
                 if start:
                     fh.seek(start)
                 try:
-                    for block, whole in read_blocks(fh, BLOCK_BYTES):
-                        if not whole and grace:
-                            break  # partial last line of a live file: next run reads it whole
-                        fields = postfix_block.extract(block, MAX_LINE_BYTES) if whole and columnar else None
-                        lines = _plain_lines(block) if whole and not columnar else None
-                        if fields is not None:
-                            # Postfix, clean block: read column-wise (pipeline/parsers/postfix_block.py)
-                            result = postfix_block.read_block(parser, block, offset, fields)
-                            for off, line in result.malformed:
-                                self.rejects.add("malformed", source, off, line.encode() + b"\n")
-                            if result.columns is not None:
-                                buffer.add_columns(result.columns)
-                            offset += len(block)
-                            summary.lines += result.lines
-                            info["lines"] += result.lines
-                            if len(buffer) >= batch_limit:
-                                self._commit(fp, offset, path)
-                        elif lines is not None:
-                            # the common case, decoded once: every line is valid, short, NUL-free
-                            for line in lines:
-                                if feed(line, offset) == MALFORMED:
-                                    self.rejects.add("malformed", source, offset, line.encode() + b"\n")
-                                offset += len(line) + 1
+                    with closing(self._blocks(fh, columnar)) as blocks:
+                        for block, whole, fields in blocks:
+                            if not whole and grace:
+                                break  # partial last line of a live file: next run reads it whole
+                            lines = _plain_lines(block) if whole and not columnar else None
+                            if fields is not None:
+                                # Postfix, clean block: read column-wise (pipeline/parsers/postfix_block.py)
+                                result = postfix_block.read_block(parser, block, offset, fields)
+                                for off, line in result.malformed:
+                                    self.rejects.add("malformed", source, off, line.encode() + b"\n")
+                                if result.columns is not None:
+                                    buffer.add_columns(result.columns)
+                                offset += len(block)
+                                summary.lines += result.lines
+                                info["lines"] += result.lines
                                 if len(buffer) >= batch_limit:
                                     self._commit(fp, offset, path)
-                            summary.lines += len(lines)
-                            info["lines"] += len(lines)
-                        else:
-                            offset = self._feed_raw_lines(feed, block, offset, source, info, fp, path)
-                        if bar is not None and not compressed:
-                            bar.update(len(block))
+                            elif lines is not None:
+                                # the common case, decoded once: every line is valid, short, NUL-free
+                                for line in lines:
+                                    if feed(line, offset) == MALFORMED:
+                                        self.rejects.add("malformed", source, offset, line.encode() + b"\n")
+                                    offset += len(line) + 1
+                                    if len(buffer) >= batch_limit:
+                                        self._commit(fp, offset, path)
+                                summary.lines += len(lines)
+                                info["lines"] += len(lines)
+                            else:
+                                offset = self._feed_raw_lines(feed, block, offset, source, info, fp, path)
+                            if bar is not None and not compressed:
+                                bar.update(len(block))
                 except EOFError:
                     # a truncated .gz: a block read loses what it had decompressed, so read
                     # again from the last whole block, line by line, up to the damage
@@ -398,6 +405,35 @@ class Ingestor:
             bar.update(st.st_size)
         info["events"] = self.summary.events_parsed + len(self.buffer) - events_before
         self._commit(fp, offset, path)
+
+    def _blocks(self, fh, columnar: bool):
+        """read_blocks() as (block, whole, fields): with `columnar`, the next block is read and
+        its fields found (postfix_block.extract, Arrow work outside the GIL) in a reader thread
+        while this one applies the current block."""
+        blocks = read_blocks(fh, BLOCK_BYTES)
+        if not columnar:
+            for block, whole in blocks:
+                yield block, whole, None
+            return
+
+        def ahead():
+            for block, whole in blocks:
+                return block, whole, postfix_block.extract(block, MAX_LINE_BYTES) if whole else None
+            return None
+
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block-reader")
+        future = self._reader.submit(ahead)
+        try:
+            while (item := future.result()) is not None:
+                future = self._reader.submit(ahead)
+                yield item
+        finally:
+            future.cancel()
+            try:
+                future.result()  # never leave the thread reading a file that is being closed
+            except BaseException:
+                pass
 
     def _feed_raw_lines(self, feed, data: bytes, offset: int, source: str, info: dict, fp: str, path: Path) -> int:
         """Lines that need checking one by one (non-ASCII, NUL, CR, over-long); the offset after them."""

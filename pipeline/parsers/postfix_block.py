@@ -18,9 +18,13 @@ itself, in line order, so the result is the per-line parser's by construction: t
 ever takes lines whose meaning is unambiguous. tests/test_postfix_block.py holds the two to the
 same events and state on the sample logs, the public corpus, generated traffic and odd lines.
 
-The queue-id joins (sender, message-id, deferred recipients for the expiry line) stay in the
-parser's own state (PostfixParser.queue), updated by one tight Python loop over the interesting
-lines in order, exactly as PostfixParser._state / _record would.
+The queue-id joins (sender, message-id, deferred recipients for the expiry line) live in the
+parser's own state (PostfixParser.queue). Queue ids are independent of each other there, so they
+are split in two: those with a fed line, a deferral or deferred recipients from before go through
+one Python loop over their lines in order, doing exactly what PostfixParser._state / _record do;
+all others (a message received, delivered and removed, the bulk of a log) are joined with numpy
+(the latest from= / message-id= of the same queue id since its last `removed`), and only their
+state at the end of the block is written back.
 
 Called by pipeline.ingest for every clean block of a Postfix file.
 """
@@ -34,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .common import MALFORMED
-from .postfix import PostfixParser, reply_code_of, smtp_phase_of
+from .postfix import LINE_RE, PostfixParser, reply_code_of, smtp_phase_of
 
 # --- the shapes the fast path takes (RE2 syntax; anything else goes to PostfixParser.feed) ------
 # Fixed-width traditional stamp (`Nov  3 16:04:31` or `Nov 03 …`), so the minute and the
@@ -60,8 +64,6 @@ _CLEANUP = r"/cleanup" + _PID_QID + r"message-id=<[!-;=?-~]*>\n$"
 FAST_RE = "^" + _STAMP + _HOST + " " + _PROG + "(?:" + _DELIVERY + "|" + _QMGR + "|" + _CLEANUP + ")"
 # Lines PostfixParser.feed does more than SKIP (its own cheap pre-test, as a pattern).
 INTERESTING_RE = r" to=| from=|message-id=|: removed\n$"
-# Where the queue id ends and what the line is.
-_KIND_RE = r": (?:to=<|from=<|message-id=<|removed\n)"
 
 # Kinds of interesting lines, in the order the state loop sees them.
 K_FEED, K_DELIVERY, K_FROM, K_REMOVED, K_MSGID = 0, 1, 2, 3, 4
@@ -79,24 +81,36 @@ _STATUS_WORDS = ["", *_STATUS_BY_CHAR.values()]
 for _i, _c in enumerate(_STATUS_BY_CHAR, 1):
     _STATUS_CODE[_c] = _i
 _DEFERRED_CODE = _STATUS_WORDS.index("deferred")
+# fields of a delivery line up to status= (to, orig_to, relay, conn_use, delay, delays, dsn, status)
+_MAX_FIELDS = 8
+_TAG_RELAY, _TAG_DSN, _TAG_STATUS = (ord(a) << 8 | ord(b) for a, b in ("re", "ds", "st"))
 _PHASE_HINT_RE = r"in reply to |refused to talk to me|while receiving the initial server greeting|(?i:while sending)"
 _LEADING_CODE_RE = r"^[2-5][0-9][0-9][ -]"
 
 
 def gather_strings(data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                    valid: np.ndarray | None = None) -> pa.StringArray:
-    """A string array of data[starts[i]:ends[i]] (one vectorised gather; null where not valid)."""
+    """A string array of data[starts[i]:ends[i]] (null where not valid), by one vectorised
+    gather: the byte indexes are a cumulative sum of steps (1 inside a slice, a jump between)."""
     n = len(starts)
     lens = (ends - starts).astype(np.int64)
     if valid is not None:
         lens = np.where(valid, lens, 0)
-    offsets = np.zeros(n + 1, np.int64)
+    offsets = np.empty(n + 1, np.int64)
+    offsets[0] = 0
     np.cumsum(lens, out=offsets[1:])
     total = int(offsets[-1])
-    idx = np.repeat(starts - offsets[:-1], lens)
-    idx += np.arange(total, dtype=np.int64)
+    if total:
+        some = lens > 0
+        s, o, e = starts[some], offsets[:-1][some], (starts + lens)[some]
+        step = np.ones(total, np.int64)
+        step[o[0]] = s[0]
+        step[o[1:]] = s[1:] - e[:-1] + 1
+        chars = data[np.cumsum(step)]
+    else:
+        chars = np.empty(0, np.uint8)
     buffers = [None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little")),
-               pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data[idx])]
+               pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(chars)]
     return pa.Array.from_buffers(pa.string(), n, buffers)
 
 
@@ -106,22 +120,23 @@ def _find(arr: pa.Array, pattern: str) -> np.ndarray:
 
 @dataclass
 class BlockFields:
-    """What the Arrow stage found in a block (computed without the GIL, no parser state)."""
+    """What the Arrow stage found in a block (computed without parser state: runs in a thread)."""
 
     n_lines: int
-    line_starts: np.ndarray      # byte offset of every line in the block (n_lines + 1: the end too)
+    line_starts: np.ndarray      # byte offset of every line in the block, and of its end
     order: np.ndarray            # line numbers of the interesting lines, in order
-    kinds: list                  # K_* per interesting line
-    qids: list                   # queue id per interesting line (None for K_FEED)
-    minutes: list                # index into minute_keys per interesting line
+    kinds: np.ndarray            # K_* per interesting line
+    codes: np.ndarray            # queue id per interesting line, as an index into qid_names (-1: fed)
+    qid_names: list              # the distinct queue ids of the block
+    minutes: np.ndarray          # index into minute_keys per interesting line
     seconds: np.ndarray          # seconds of the stamp per interesting line
     minute_keys: list            # distinct `Mon DD hh:mm` stamps
-    values: list                 # sender (K_FROM) / message-id (K_MSGID) / None
+    values: np.ndarray           # sender (K_FROM) / message-id (K_MSGID) / None, per interesting line
     delivery: dict               # columns of the K_DELIVERY lines (Arrow arrays / numpy)
 
 
 def extract(block: bytes, max_line: int) -> BlockFields | None:
-    """Find and cut the fields of a block of whole lines (pure Arrow/numpy: runs in a thread).
+    """Find and cut the fields of a block of whole lines (Arrow and numpy work: runs in a thread).
 
     None when the block is not clean (non-ASCII, NUL, CR, a line of `max_line` bytes or more):
     such blocks need the per-line checks of pipeline.ingest.feed_raw_line.
@@ -138,32 +153,44 @@ def extract(block: bytes, max_line: int) -> BlockFields | None:
     line_starts[1:] = ends + 1
     lines = pa.StringArray.from_buffers(n, pa.py_buffer(line_starts.astype(np.int32)), pa.py_buffer(block))
 
-    fast = pc.match_substring_regex(lines, FAST_RE).to_numpy(zero_copy_only=False)
+    # The second ": " of a line ends a queue id when the line has one; the letter after it says
+    # what the line can be (to=, from=, message-id=, removed). Only those lines are matched.
+    colons = np.flatnonzero(data == 58)
+    colon_space = colons[data[colons + 1] == 32]  # a block ends with a newline: colons + 1 is inside
+    first = np.searchsorted(colon_space, line_starts[:-1])
+    second = np.minimum(first + 1, max(len(colon_space) - 1, 0))
+    candidate = np.zeros(n, bool)
+    if len(colon_space):
+        after = colon_space[second]
+        candidate = (first + 1 < len(colon_space)) & (after < ends) & (_KIND_OF_CHAR[data[np.minimum(after + 2, len(data) - 1)]] > 0)
+    cand_idx = np.flatnonzero(candidate)
+    fast = np.zeros(n, bool)
+    fast[cand_idx] = pc.match_substring_regex(lines.take(pa.array(cand_idx)), FAST_RE).to_numpy(zero_copy_only=False)
     fast_idx = np.flatnonzero(fast)
     slow_idx = np.flatnonzero(~fast)
-    others = lines.take(pa.array(slow_idx))
-    feed_idx = slow_idx[pc.match_substring_regex(others, INTERESTING_RE).to_numpy(zero_copy_only=False)]
-    order = np.concatenate([fast_idx, feed_idx])
-    sort = np.argsort(order, kind="stable")
-    order = order[sort]
-    is_fast = np.concatenate([np.ones(len(fast_idx), bool), np.zeros(len(feed_idx), bool)])[sort]
+    feed_idx = slow_idx[pc.match_substring_regex(lines.take(pa.array(slow_idx)), INTERESTING_RE).to_numpy(zero_copy_only=False)]
 
-    fl = lines.take(pa.array(fast_idx))
     starts = line_starts[fast_idx]
-    line_ends = line_starts[fast_idx + 1] - 1          # the newline
-    qid_start = starts + _find(fl, ": ") + 2
-    qid_end = starts + pc.find_substring_regex(fl, _KIND_RE).to_numpy(zero_copy_only=False).astype(np.int64)
+    line_ends = ends[fast_idx]                          # the newline
+    qid_start = colon_space[first[fast_idx]] + 2
+    qid_end = colon_space[second[fast_idx]]
     kind = _KIND_OF_CHAR[data[qid_end + 2]]
-    qids = gather_strings(data, qid_start, qid_end)
+    qids = gather_strings(data, qid_start, qid_end).dictionary_encode()
 
-    # stamps: one key per minute (the parser turns each into time once), seconds by position
-    minute_arr = gather_strings(data, starts, starts + 12).dictionary_encode()
-    minute_keys = minute_arr.dictionary.to_pylist()
+    # stamps: one key per minute (the parser turns each into time once), seconds by position;
+    # `Mon DD hh:mm` is packed into one integer (9 ASCII characters, 7 bits each)
+    key = np.zeros(len(starts), np.uint64)
+    for pos in (0, 1, 2, 4, 5, 7, 8, 10, 11):
+        key = key << np.uint64(7) | data[starts + pos].astype(np.uint64)
+    unique_keys, first_of_key, minutes = np.unique(key, return_index=True, return_inverse=True)
+    minute_keys = [block[s:s + 12].decode("ascii") for s in starts[first_of_key].tolist()]
     secs = (data[starts + 13].astype(np.int64) - 48) * 10 + (data[starts + 14].astype(np.int64) - 48)
 
-    # sender (from=<…>, lower-cased as normalise_address does) and message-id (<…>, as is)
+    # sender (from=<…>, lower-cased as normalise_address does: it ends before the first comma)
+    # and message-id (<…>, as it is)
+    commas = np.flatnonzero(data == 44)
     f = np.flatnonzero(kind == K_FROM)
-    senders = pc.utf8_lower(gather_strings(data, qid_end[f] + 8, starts[f] + _find(fl.take(pa.array(f)), ">")))
+    senders = pc.utf8_lower(gather_strings(data, qid_end[f] + 8, commas[np.searchsorted(commas, qid_end[f])] - 1))
     m = np.flatnonzero(kind == K_MSGID)
     msgids = gather_strings(data, qid_end[m] + 14, line_ends[m] - 1)
     msgids = pc.if_else(pc.equal(msgids, ""), pa.scalar(None, pa.string()), msgids)
@@ -171,51 +198,63 @@ def extract(block: bytes, max_line: int) -> BlockFields | None:
     values[f] = senders.to_numpy(zero_copy_only=False)
     values[m] = msgids.to_numpy(zero_copy_only=False)
 
-    # delivery lines; those whose text does not end in ")" are left to the parser (MALFORMED there)
+    # delivery lines: each field before status= follows ", " and no value holds a comma, so the
+    # line's first commas, told apart by the two letters after them, locate relay=, dsn=, status=
     d = np.flatnonzero(kind == K_DELIVERY)
-    dl = fl.take(pa.array(d))
     ds = starts[d]
     d_end = line_ends[d]
-    status_pos = ds + _find(dl, ", status=")
+    c = commas[np.minimum(np.searchsorted(commas, ds)[:, None] + np.arange(_MAX_FIELDS), len(commas) - 1)]
+    tags = data[c + 2].astype(np.uint16) << 8 | data[np.minimum(c + 3, len(data) - 1)]
+    is_relay, is_dsn, is_status = tags == _TAG_RELAY, tags == _TAG_DSN, tags == _TAG_STATUS
+    relay_i, dsn_i, status_i = is_relay.argmax(1), is_dsn.argmax(1), is_status.argmax(1)
+    rows = np.arange(len(d))
+    status_pos = c[rows, status_i]
     status_char = data[status_pos + 9]
     status_end = status_pos + 9 + _STATUS_LEN[status_char]
     has_text = data[status_end] == 32
-    bad = has_text & (data[d_end - 1] != 41)
+    # too many fields to see (repeated delay=…) or a text that does not end in ")": the parser's
+    bad = ~(is_status.any(1) & is_relay.any(1) & is_dsn.any(1)) | (has_text & (data[d_end - 1] != 41))
     if bad.any():
         kind[d[bad]] = K_FEED
         keep = np.flatnonzero(~bad)
-        d, dl, ds, d_end = d[keep], dl.take(pa.array(keep)), ds[keep], d_end[keep]
-        status_pos, status_char, status_end, has_text = (status_pos[keep], status_char[keep],
-                                                         status_end[keep], has_text[keep])
-    rcpt_start = qid_end[d] + 6                              # after ": to=<"
-    rcpt_end = ds + _find(dl, ">")
-    relay_start = ds + _find(dl, ", relay=") + 8
-    commas = np.flatnonzero(data == 44)
-    relay_end = commas[np.searchsorted(commas, relay_start)]
-    dsn_start = ds + _find(dl, ", dsn=") + 6
-    relay = gather_strings(data, relay_start, relay_end)
+        d, ds, d_end, c, relay_i, dsn_i = d[keep], ds[keep], d_end[keep], c[keep], relay_i[keep], dsn_i[keep]
+        status_pos, status_char, status_end, has_text = status_pos[keep], status_char[keep], status_end[keep], has_text[keep]
+        rows = np.arange(len(d))
+    rcpt_end = c[:, 0] - 1                               # ": to=<" … ">,"
+    rcpt_start = qid_end[d] + 6
+    # the domain: after the address's last '@' ("" without one)
+    ats = np.flatnonzero(data == 64)
+    last_at = ats[np.maximum(np.searchsorted(ats, rcpt_end) - 1, 0)] if len(ats) else np.full(len(d), -1)
+    has_at = last_at >= rcpt_start
+    relay = gather_strings(data, c[rows, relay_i] + 8, c[rows, relay_i + 1])
     delivery = {
-        "host": gather_strings(data, ds + 16, ds + _find(dl, " postfix")),
+        "host": gather_strings(data, ds + 16, ds + _find(lines.take(pa.array(fast_idx[d])), " postfix")),
         "recipient": pc.utf8_lower(gather_strings(data, rcpt_start, rcpt_end)),
+        "recipient_domain": pc.utf8_lower(gather_strings(data, np.where(has_at, last_at + 1, rcpt_end), rcpt_end)),
         "relay": pc.if_else(pc.equal(relay, "none"), pa.scalar(None, pa.string()), relay),
-        "dsn": gather_strings(data, dsn_start, status_pos),
+        "dsn": gather_strings(data, c[rows, dsn_i] + 6, status_pos),
         "status_code": _STATUS_CODE[status_char],
         "text": gather_strings(data, status_end + 2, d_end - 1, has_text),
         "line_start": ds, "line_end": d_end,
     }
 
-    kinds_all = np.zeros(len(order), np.int8)
-    kinds_all[is_fast] = kind
-    qids_all = np.empty(len(order), object)
-    qids_all[is_fast] = qids.to_numpy(zero_copy_only=False)
-    minutes_all = np.zeros(len(order), np.int64)
-    minutes_all[is_fast] = minute_arr.indices.to_numpy(zero_copy_only=False)
-    secs_all = np.zeros(len(order), np.int64)
-    secs_all[is_fast] = secs
-    values_all = np.empty(len(order), object)
-    values_all[is_fast] = values
-    return BlockFields(n, line_starts, order, kinds_all, qids_all, minutes_all,
-                       secs_all, minute_keys, values_all, delivery)
+    # all interesting lines in order: fast ones with their fields, fed ones (K_FEED) without
+    order = np.concatenate([fast_idx, feed_idx])
+    sort = np.argsort(order, kind="stable")
+    is_fast = np.zeros(len(order), bool)
+    is_fast[:len(fast_idx)] = True
+    order, is_fast = order[sort], is_fast[sort]
+
+    def spread(values, fill, dtype):
+        out = np.full(len(order), fill, dtype)
+        out[is_fast] = values
+        return out
+
+    return BlockFields(
+        n, line_starts, order, spread(kind, K_FEED, np.int8),
+        spread(qids.indices.to_numpy(zero_copy_only=False), -1, np.int64), qids.dictionary.to_pylist(),
+        spread(minutes, 0, np.int64), spread(secs, 0, np.int64), minute_keys,
+        spread(values, None, object), delivery)
 
 
 @dataclass
@@ -230,141 +269,232 @@ class BlockResult:
 
 def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields) -> BlockResult:
     """Apply a clean block (starting at byte `offset` of the source; `f` is extract(block)) to
-    the parser's state."""
+    the parser's state; the delivery rows of its fast lines come back as columns."""
     ctx = parser.ctx
     kinds = f.kinds
-    # the time of each minute once (ctx.syslog_us caches it too); a stamp that is no date
-    # (Feb 30) leaves its lines to the parser, which skips them
-    minute_us = np.empty(len(f.minute_keys), np.int64)
+    # the time of each minute once; a stamp that is no date (Feb 30) leaves its lines to the
+    # parser, which skips them
+    minute_us = np.zeros(len(f.minute_keys), np.int64)
     no_date = np.zeros(len(f.minute_keys), bool)
     for i, key in enumerate(f.minute_keys):
         try:
             minute_us[i] = ctx.syslog_us(key[:3], key[4:6].lstrip(), key[7:12] + ":00", None)
         except ValueError:
-            minute_us[i] = 0
             no_date[i] = True
-    fast = kinds != K_FEED
     dv = f.delivery
     if no_date.any():
-        undated = fast & no_date[f.minutes]
-        kinds = np.where(undated, K_FEED, kinds).astype(np.int8)
-        fast = kinds != K_FEED
-        keep = np.flatnonzero(~undated[f.kinds == K_DELIVERY])  # delivery columns follow the lines
+        undated = (kinds != K_FEED) & no_date[f.minutes]
+        keep = np.flatnonzero(~undated[kinds == K_DELIVERY])  # delivery columns follow the lines
         dv = {k: (v.take(pa.array(keep)) if isinstance(v, pa.Array) else v[keep]) for k, v in dv.items()}
+        kinds = np.where(undated, K_FEED, kinds).astype(np.int8)
+    fast = kinds != K_FEED
     ts = np.where(fast, minute_us[f.minutes] + f.seconds * 1_000_000, 0) if len(minute_us) else np.zeros(len(kinds), np.int64)
+    codes = np.where(fast, f.codes, -1)
+    names = f.qid_names
+    is_delivery = kinds == K_DELIVERY
+    delivery_j = np.cumsum(is_delivery) - 1               # row of each delivery line in dv
     n_deliv = len(dv["line_start"])
     status_codes = dv["status_code"]
-    recipients = dv["recipient"].to_pylist()
+    recipients = dv["recipient"]
+    recipient_domains = dv["recipient_domain"]
     line_starts = f.line_starts
     source_file = ctx.source_file
+    queue = parser.queue
 
-    # the deferred rows are kept whole in the parser state (for the expiry line and for restart)
+    # --- which queue ids need the exact loop -------------------------------------------------
+    fed = np.flatnonzero(kinds == K_FEED)
+    fed_lines = [block[s:e - 1].decode("ascii") for s, e in zip(line_starts[f.order[fed]].tolist(),
+                                                                 line_starts[f.order[fed] + 1].tolist())]
+    special = np.zeros(len(names) + 1, bool)              # by code; the last one is "fed" (-1)
+    code_of = {q: i for i, q in enumerate(names)} if fed_lines else {}
+    for line in fed_lines:
+        m = LINE_RE.match(line)
+        if m is not None and m.group("qid") in code_of:
+            special[code_of[m.group("qid")]] = True
+    special[codes[is_delivery][status_codes == _DEFERRED_CODE]] = True
+    # state from before the block (most queue ids of a block are new)
+    carried = {i: queue[q] for i, q in enumerate(names) if q in queue}
+    if carried:
+        first_ts = np.full(len(names), np.iinfo(np.int64).max)
+        np.minimum.at(first_ts, codes[fast], ts[fast])
+        for i, st in carried.items():
+            if st["deferred"] or first_ts[i] - st["seen"] > parser.STATE_TTL_US:
+                special[i] = True
+    special[-1] = True
+    calls_here = int(np.count_nonzero(fast & (kinds != K_REMOVED)))
+    crosses = (parser._lines % parser.EVICT_EVERY) + calls_here + len(fed) >= parser.EVICT_EVERY
+    spans = len(ts[fast]) and int(ts[fast].max() - ts[fast].min()) > parser.STATE_TTL_US
+    if crosses or spans:
+        special[:] = True                                 # eviction or a week inside: all exact
+    in_loop = special[codes]
+
+    # --- the deferred rows are kept whole in the parser state (for the expiry line, restarts) ----
+    senders = np.empty(n_deliv, object)
+    message_ids = np.empty(n_deliv, object)
     deferred_j = np.flatnonzero(status_codes == _DEFERRED_CODE)
     pending: dict[int, dict] = {}
-    delivery_ts = ts[kinds == K_DELIVERY]
     if len(deferred_j):
         take = pa.array(deferred_j)
-        texts = dv["text"].take(take).to_pylist()
-        for j, host, relay, dsn, text in zip(deferred_j.tolist(), dv["host"].take(take).to_pylist(),
-                                            dv["relay"].take(take).to_pylist(), dv["dsn"].take(take).to_pylist(), texts):
+        delivery_ts = ts[is_delivery]
+        for j, host, rcpt, domain, relay, dsn, text in zip(
+                deferred_j.tolist(), dv["host"].take(take).to_pylist(), recipients.take(take).to_pylist(),
+                recipient_domains.take(take).to_pylist(), dv["relay"].take(take).to_pylist(),
+                dv["dsn"].take(take).to_pylist(), dv["text"].take(take).to_pylist()):
             s, e = int(dv["line_start"][j]), int(dv["line_end"][j])
-            recipient = recipients[j]
             pending[j] = {
                 "ts": int(delivery_ts[j]), "mta": parser.mta, "host": host, "queue_id": None,
-                "message_id": None, "sender": None, "recipient": recipient,
-                "recipient_domain": recipient[recipient.rfind("@") + 1:] if "@" in recipient else "",
+                "message_id": None, "sender": None, "recipient": rcpt, "recipient_domain": domain,
                 "relay": relay, "status": "deferred", "dsn": dsn, "reply_code": reply_code_of(text),
                 "smtp_phase": smtp_phase_of(text), "diagnostic": text,
-                "source_file": source_file, "source_offset": offset + s,
-                "_line": block[s:e].decode("ascii"),
+                "source_file": source_file, "source_offset": offset + s, "_line": block[s:e].decode("ascii"),
             }
 
-    senders: list = []
-    message_ids: list = []
+    # --- the exact loop: PostfixParser._state / _record inline, fed lines through feed() -------
     malformed: list = []
-    queue = parser.queue
-    ttl = parser.STATE_TTL_US
-    every = parser.EVICT_EVERY
-    calls = parser._lines
-    j = 0
-    for k, q, t, v, li in zip(kinds.tolist(), f.qids.tolist(), ts.tolist(), f.values.tolist(), f.order.tolist()):
-        if k == K_FEED:
-            s = int(line_starts[li])
-            line = block[s:int(line_starts[li + 1]) - 1].decode("ascii")
-            parser._lines = calls
-            if parser.feed(line, offset + s) == MALFORMED:
-                malformed.append((offset + s, line))
-            calls = parser._lines
-            queue = parser.queue
-            continue
-        if k == K_REMOVED:
-            queue.pop(q, None)
-            continue
-        # PostfixParser._state, inline
-        calls += 1
-        if calls % every == 0:
-            queue = parser.queue = {qq: st for qq, st in queue.items() if t - st["seen"] <= ttl}
-        st = queue.get(q)
-        if st is None or t - st["seen"] > ttl:
-            st = {"sender": None, "message_id": None, "seen": t, "deferred": {}}
-            queue[q] = st
-        elif t > st["seen"]:
-            st["seen"] = t
-        if k == K_DELIVERY:
-            senders.append(st["sender"])
-            message_ids.append(st["message_id"])
-            row = pending.get(j)
-            if row is not None:  # PostfixParser._record
-                row["queue_id"], row["message_id"], row["sender"] = q, st["message_id"], st["sender"]
-                st["deferred"][row["recipient"]] = row
-            elif st["deferred"]:
-                st["deferred"].pop(recipients[j], None)
-            j += 1
-        elif k == K_FROM:
-            st["sender"] = v
-        else:
-            st["message_id"] = v
-    parser._lines = calls
+    loop = np.flatnonzero(in_loop)
+    if len(loop):
+        loop_rcpt = {}
+        ttl = parser.STATE_TTL_US
+        calls = parser._lines
+        every = parser.EVICT_EVERY
+        evict_at = calls + every - calls % every           # _state's `_lines % EVICT_EVERY == 0`
+        fed_iter = iter(zip(fed_lines, line_starts[f.order[fed]].tolist()))
+        for k, code, t, v, j in zip(kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist(),
+                                    f.values[loop].tolist(), delivery_j[loop].tolist()):
+            if k == K_FEED:
+                line, s = next(fed_iter)
+                parser._lines = calls
+                if parser.feed(line, offset + s) == MALFORMED:
+                    malformed.append((offset + s, line))
+                calls = parser._lines
+                evict_at = calls + every - calls % every
+                queue = parser.queue
+                continue
+            q = names[code]
+            if k == K_REMOVED:
+                queue.pop(q, None)
+                continue
+            calls += 1
+            if calls == evict_at:
+                evict_at += every
+                queue = parser.queue = {qq: st for qq, st in queue.items() if t - st["seen"] <= ttl}
+            st = queue.get(q)
+            if st is None or t - st["seen"] > ttl:
+                queue[q] = st = {"sender": None, "message_id": None, "seen": t, "deferred": {}}
+            elif t > st["seen"]:
+                st["seen"] = t
+            if k == K_DELIVERY:
+                senders[j] = st["sender"]
+                message_ids[j] = st["message_id"]
+                row = pending.get(j)
+                if row is not None:
+                    row["queue_id"], row["message_id"], row["sender"] = q, st["message_id"], st["sender"]
+                    st["deferred"][row["recipient"]] = row
+                elif st["deferred"]:
+                    if j not in loop_rcpt:
+                        loop_rcpt[j] = recipients[j].as_py()
+                    st["deferred"].pop(loop_rcpt[j], None)
+            elif k == K_FROM:
+                st["sender"] = v
+            else:
+                st["message_id"] = v
+        parser._lines = calls
+
+    # --- the joined rest: per queue id, the latest value since its last `removed` -------------
+    rest = np.flatnonzero(~in_loop)
+    if len(rest):
+        parser._lines += int(np.count_nonzero(kinds[rest] != K_REMOVED))
+        by_qid = rest[np.argsort(codes[rest], kind="stable")]   # each queue id's lines in order
+        k, c, t = kinds[by_qid], codes[by_qid], ts[by_qid]
+        i = np.arange(len(by_qid))
+        group_start = np.ones(len(i), bool)
+        group_start[1:] = c[1:] != c[:-1]
+        epoch_start = group_start.copy()
+        epoch_start[1:] |= k[:-1] == K_REMOVED              # `removed` forgets the queue id
+        group_first = np.maximum.accumulate(np.where(group_start, i, 0))
+        epoch_first = np.maximum.accumulate(np.where(epoch_start, i, 0))
+        in_carried = epoch_first == group_first            # still the state from before the block
+        vals = f.values[by_qid]
+        carried_sender = np.full(len(names) + 1, None, object)
+        carried_mid = np.full(len(names) + 1, None, object)
+        has_carried = np.zeros(len(names) + 1, bool)
+        for code, st in carried.items():
+            carried_sender[code], carried_mid[code], has_carried[code] = st["sender"], st["message_id"], True
+        for kind_, carried_value, out in ((K_FROM, carried_sender, senders), (K_MSGID, carried_mid, message_ids)):
+            last = np.maximum.accumulate(np.where(k == kind_, i, -1))
+            seen = last >= epoch_first
+            value = np.where(seen, vals[np.maximum(last, 0)], np.where(in_carried, carried_value[c], None))
+            dl = k == K_DELIVERY
+            out[delivery_j[by_qid[dl]]] = value[dl]
+            if kind_ == K_FROM:
+                end_sender, end_sender_seen = value, seen
+            else:
+                end_mid, end_mid_seen = value, seen
+        # the state each queue id is left in: gone after `removed`, else its last epoch's values
+        group_end = np.flatnonzero(np.append(group_start[1:], True))
+        seen_max = t.copy()
+        seen_max[k == K_REMOVED] = np.iinfo(np.int64).min
+        # running max of time within each epoch
+        epoch_id = np.cumsum(epoch_start) - 1
+        epoch_max = np.full(epoch_id[-1] + 1, np.iinfo(np.int64).min)
+        np.maximum.at(epoch_max, epoch_id, seen_max)
+        # (a queue id removed at the end that had no state before leaves nothing to do)
+        for g in group_end[(k[group_end] != K_REMOVED) | has_carried[c[group_end]]].tolist():
+            q = names[c[g]]
+            if k[g] == K_REMOVED:
+                queue.pop(q, None)
+                continue
+            top = int(epoch_max[epoch_id[g]])
+            if in_carried[g] and has_carried[c[g]]:
+                st = carried[int(c[g])]
+                if top > st["seen"]:
+                    st["seen"] = top
+            else:
+                if has_carried[c[g]]:
+                    queue.pop(q, None)                      # removed inside the block, then reused
+                st = queue[q] = {"sender": None, "message_id": None, "seen": top, "deferred": {}}
+            if end_sender_seen[g]:
+                st["sender"] = end_sender[g]
+            if end_mid_seen[g]:
+                st["message_id"] = end_mid[g]
+
     if not n_deliv:
         return BlockResult(None, malformed, f.n_lines)
-
-    deliveries = kinds == K_DELIVERY
     texts = dv["text"]
     # reply code: the leading `250 ` of most texts by position, reply_code_of() for the rest
     leading = pc.fill_null(pc.match_substring_regex(texts, _LEADING_CODE_RE), False).to_numpy(zero_copy_only=False)
-    codes = np.zeros(n_deliv, np.int64)
+    codes_out = np.zeros(n_deliv, np.int64)
     code_valid = leading.copy()
     if leading.any():
-        codes[leading] = pc.cast(pc.utf8_slice_codeunits(texts.filter(pa.array(leading)), 0, 3), pa.int64()).to_numpy()
-    rest = np.flatnonzero(~leading & texts.is_valid().to_numpy(zero_copy_only=False))
-    for j, text in zip(rest.tolist(), texts.take(pa.array(rest)).to_pylist()):
-        c = reply_code_of(text)
-        if c is not None:
-            codes[j], code_valid[j] = c, True
+        codes_out[leading] = pc.cast(pc.utf8_slice_codeunits(texts.filter(pa.array(leading)), 0, 3), pa.int64()).to_numpy()
+    others = np.flatnonzero(~leading & texts.is_valid().to_numpy(zero_copy_only=False))
+    for j, text in zip(others.tolist(), texts.take(pa.array(others)).to_pylist()):
+        code = reply_code_of(text)
+        if code is not None:
+            codes_out[j], code_valid[j] = code, True
     # SMTP phase: only texts naming one can have one
     phase = np.empty(n_deliv, object)
     hinted = np.flatnonzero(pc.fill_null(pc.match_substring_regex(texts, _PHASE_HINT_RE), False).to_numpy(zero_copy_only=False))
     for j, text in zip(hinted.tolist(), texts.take(pa.array(hinted)).to_pylist()):
         phase[j] = smtp_phase_of(text)
-    recipient_domain = [r[r.rfind("@") + 1:] if "@" in r else "" for r in recipients]
-    starts = dv["line_start"]
-    ends = dv["line_end"]
+    starts, ends = dv["line_start"], dv["line_end"]
+    delivery_codes = codes[is_delivery]
     columns = {
-        "ts": pa.array(ts[deliveries], pa.int64()),
-        "mta": pa.array(np.full(n_deliv, parser.mta, object), pa.string()),
+        "ts": pa.array(ts[is_delivery], pa.int64()),
+        "mta": pa.DictionaryArray.from_arrays(np.zeros(n_deliv, np.int32), [parser.mta]).cast(pa.string()),
         "host": dv["host"],
-        "queue_id": pa.array(f.qids[deliveries], pa.string()),
+        "queue_id": pa.array(np.array(names, object)[delivery_codes] if len(names) else [], pa.string()),
         "message_id": pa.array(message_ids, pa.string()),
         "sender": pa.array(senders, pa.string()),
-        "recipient": dv["recipient"],
-        "recipient_domain": pa.array(recipient_domain, pa.string()),
+        "recipient": recipients,
+        "recipient_domain": recipient_domains,
         "relay": dv["relay"],
-        "status": pa.array(np.array(_STATUS_WORDS, object)[status_codes], pa.string()),
+        "status": pa.DictionaryArray.from_arrays(status_codes.astype(np.int32), _STATUS_WORDS).cast(pa.string()),
         "dsn": dv["dsn"],
-        "reply_code": pa.array(codes, pa.int16(), mask=~code_valid),
+        "reply_code": pa.array(codes_out, pa.int16(), mask=~code_valid),
         "smtp_phase": pa.array(phase, pa.string()),
         "diagnostic": texts,
-        "source_file": pa.array(np.full(n_deliv, source_file, object), pa.string()),
+        "source_file": pa.DictionaryArray.from_arrays(np.zeros(n_deliv, np.int32), [source_file]).cast(pa.string()),
         "source_offset": pa.array(starts + offset, pa.int64()),
         "_line_bytes": [block[s:e] for s, e in zip(starts.tolist(), ends.tolist())],
     }
