@@ -328,6 +328,24 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
         special[:] = True                                 # eviction or a week inside: all exact
     in_loop = special[codes]
 
+    texts = dv["text"]
+    # reply code: the leading `250 ` of most texts by position, reply_code_of() for the rest
+    leading = pc.fill_null(pc.match_substring_regex(texts, _LEADING_CODE_RE), False).to_numpy(zero_copy_only=False)
+    codes_out = np.zeros(n_deliv, np.int64)
+    code_valid = leading.copy()
+    if leading.any():
+        codes_out[leading] = pc.cast(pc.utf8_slice_codeunits(texts.filter(pa.array(leading)), 0, 3), pa.int64()).to_numpy()
+    others = np.flatnonzero(~leading & texts.is_valid().to_numpy(zero_copy_only=False))
+    for j, text in zip(others.tolist(), texts.take(pa.array(others)).to_pylist()):
+        code = reply_code_of(text)
+        if code is not None:
+            codes_out[j], code_valid[j] = code, True
+    # SMTP phase: only texts naming one can have one
+    phase = np.empty(n_deliv, object)
+    hinted = np.flatnonzero(pc.fill_null(pc.match_substring_regex(texts, _PHASE_HINT_RE), False).to_numpy(zero_copy_only=False))
+    for j, text in zip(hinted.tolist(), texts.take(pa.array(hinted)).to_pylist()):
+        phase[j] = smtp_phase_of(text)
+
     # --- the deferred rows are kept whole in the parser state (for the expiry line, restarts) ----
     senders = np.empty(n_deliv, object)
     message_ids = np.empty(n_deliv, object)
@@ -344,8 +362,8 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
             pending[j] = {
                 "ts": int(delivery_ts[j]), "mta": parser.mta, "host": host, "queue_id": None,
                 "message_id": None, "sender": None, "recipient": rcpt, "recipient_domain": domain,
-                "relay": relay, "status": "deferred", "dsn": dsn, "reply_code": reply_code_of(text),
-                "smtp_phase": smtp_phase_of(text), "diagnostic": text,
+                "relay": relay, "status": "deferred", "dsn": dsn,
+                "reply_code": int(codes_out[j]) if code_valid[j] else None, "smtp_phase": phase[j], "diagnostic": text,
                 "source_file": source_file, "source_offset": offset + s, "_line": block[s:e].decode("ascii"),
             }
 
@@ -460,23 +478,6 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
 
     if not n_deliv:
         return BlockResult(None, malformed, f.n_lines)
-    texts = dv["text"]
-    # reply code: the leading `250 ` of most texts by position, reply_code_of() for the rest
-    leading = pc.fill_null(pc.match_substring_regex(texts, _LEADING_CODE_RE), False).to_numpy(zero_copy_only=False)
-    codes_out = np.zeros(n_deliv, np.int64)
-    code_valid = leading.copy()
-    if leading.any():
-        codes_out[leading] = pc.cast(pc.utf8_slice_codeunits(texts.filter(pa.array(leading)), 0, 3), pa.int64()).to_numpy()
-    others = np.flatnonzero(~leading & texts.is_valid().to_numpy(zero_copy_only=False))
-    for j, text in zip(others.tolist(), texts.take(pa.array(others)).to_pylist()):
-        code = reply_code_of(text)
-        if code is not None:
-            codes_out[j], code_valid[j] = code, True
-    # SMTP phase: only texts naming one can have one
-    phase = np.empty(n_deliv, object)
-    hinted = np.flatnonzero(pc.fill_null(pc.match_substring_regex(texts, _PHASE_HINT_RE), False).to_numpy(zero_copy_only=False))
-    for j, text in zip(hinted.tolist(), texts.take(pa.array(hinted)).to_pylist()):
-        phase[j] = smtp_phase_of(text)
     starts, ends = dv["line_start"], dv["line_end"]
     delivery_codes = codes[is_delivery]
     columns = {
