@@ -6,6 +6,7 @@ Each command turns options into one library call and prints the result. Library 
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import click
@@ -32,7 +33,19 @@ class AppContext:
 
 
 class Group(click.Group):
-    """Turns MailHygieneError into `Error: …` + exit 1, never a traceback."""
+    """Turns MailHygieneError into `Error: …` + exit 1, never a traceback; loads the commands
+    named in `lazy_commands` on first use (click's lazy-loading pattern)."""
+
+    lazy_commands: dict[str, str] = {}
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in self.lazy_commands:
+            module, _, attr = self.lazy_commands[name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:
@@ -95,31 +108,19 @@ def config_show(app, as_json):
         click.echo(render_toml(values), nl=False)
 
 
-# Commands defined in other modules are registered below, one line each.
-from .cli_ingest import classify_cmd, ingest_cmd  # noqa: E402
-
-from .cli_suppression import clean_cmd, export_cmd, suppress_cmd, suppression_group  # noqa: E402
-
-cli.add_command(ingest_cmd)
-cli.add_command(classify_cmd)
-cli.add_command(suppress_cmd)
-cli.add_command(suppression_group)
-cli.add_command(export_cmd)
-cli.add_command(clean_cmd)
-
-from .sender.cli import intake, send  # noqa: E402
-
-cli.add_command(send)
-cli.add_command(intake)
-
-from .preflight.cli import doctor  # noqa: E402
-
-cli.add_command(doctor)
-
-from .cli_report import report_cmd  # noqa: E402
-
-cli.add_command(report_cmd)
-
-from .cli_watch import watch_cmd  # noqa: E402
-
-cli.add_command(watch_cmd)
+# Commands defined in other modules, imported only when used (`mailhygiene ingest` need not load
+# the DNS resolver of `doctor`, nor the sender): name -> "module:attribute".
+LAZY_COMMANDS = {
+    "ingest": "pipeline.cli_ingest:ingest_cmd",
+    "classify": "pipeline.cli_ingest:classify_cmd",
+    "suppress": "pipeline.cli_suppression:suppress_cmd",
+    "suppression": "pipeline.cli_suppression:suppression_group",
+    "export": "pipeline.cli_suppression:export_cmd",
+    "clean": "pipeline.cli_suppression:clean_cmd",
+    "send": "pipeline.sender.cli:send",
+    "intake": "pipeline.sender.cli:intake",
+    "doctor": "pipeline.preflight.cli:doctor",
+    "report": "pipeline.cli_report:report_cmd",
+    "watch": "pipeline.cli_watch:watch_cmd",
+}
+cli.lazy_commands = LAZY_COMMANDS

@@ -165,7 +165,7 @@ class EventBuffer:
         cols["reason"] = pa.array(reason, pa.string())
         cols["scope"] = pa.array(scope, pa.string())
         cols["hard"] = pa.array(hard, pa.bool_())
-        cols["event_id"] = pa.array(event_ids_for_plain(part["_line_bytes"], part["recipient"].to_pylist()), pa.string())
+        cols["event_id"] = event_ids_for_plain(part["_line_bytes"], part["recipient"].to_pylist())
         return pa.Table.from_arrays([cols[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
 
     def _carriers(self, domains: list, relays: list) -> list[str]:

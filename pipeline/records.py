@@ -6,7 +6,9 @@ reads it through the `events` view. Nobody else defines event columns.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
+from array import array
 
 import pyarrow as pa
 
@@ -78,6 +80,10 @@ def _id_bytes(line: bytes | str, recipient: str) -> bytes:
     return data
 
 
+_ID_BYTES = 10
+_BLAKE10 = hashlib.blake2b(digest_size=_ID_BYTES)
+
+
 def event_id_for(line: bytes | str, recipient: str = "", extra: str = "") -> str:
     """Stable id: the same log line (and recipient on it) always gives the same id.
 
@@ -96,9 +102,17 @@ def event_ids_for(lines: list[str], recipients: list[str]) -> list[str]:
     return [blake(_id_bytes(line, rcpt), digest_size=10).hexdigest() for line, rcpt in zip(lines, recipients)]
 
 
-def event_ids_for_plain(lines: list[bytes], recipients: list[str]) -> list[str]:
+def event_ids_for_plain(lines: list[bytes], recipients: list[str]) -> pa.StringArray:
     """event_ids_for() of ASCII lines without their line end, each with a recipient (what the
-    Postfix block reader has): the same ids without the per-row checks of _id_bytes."""
-    blake = hashlib.blake2b
-    return [blake(b"%s\x00%s" % (line, rcpt.encode()), digest_size=10).hexdigest()
-            for line, rcpt in zip(lines, recipients)]
+    Postfix block reader has), as an Arrow array: the same ids, about twice as fast (a copied
+    hasher instead of a new one per id, one hex conversion for all)."""
+    digests = []
+    append = digests.append
+    for line, rcpt in zip(lines, recipients):
+        h = _BLAKE10.copy()
+        h.update(b"%s\x00%s" % (line, rcpt.encode()))
+        append(h.digest())
+    n = len(digests)
+    width = 2 * _ID_BYTES
+    offsets = pa.py_buffer(array("i", range(0, width * n + 1, width)))
+    return pa.StringArray.from_buffers(n, offsets, pa.py_buffer(binascii.hexlify(b"".join(digests))))
