@@ -127,11 +127,12 @@ class BlockFields:
     order: np.ndarray            # line numbers of the interesting lines, in order
     kinds: np.ndarray            # K_* per interesting line
     codes: np.ndarray            # queue id per interesting line, as an index into qid_names (-1: fed)
-    qid_names: list              # the distinct queue ids of the block
+    qid_names: pa.Array          # the distinct queue ids of the block
     minutes: np.ndarray          # index into minute_keys per interesting line
     seconds: np.ndarray          # seconds of the stamp per interesting line
     minute_keys: list            # distinct `Mon DD hh:mm` stamps
-    values: np.ndarray           # sender (K_FROM) / message-id (K_MSGID) / None, per interesting line
+    senders: tuple               # (positions among the interesting lines, sender of each K_FROM line)
+    message_ids: tuple           # (positions, message-id of each K_MSGID line)
     delivery: dict               # columns of the K_DELIVERY lines (Arrow arrays / numpy)
 
 
@@ -194,9 +195,6 @@ def extract(block: bytes, max_line: int) -> BlockFields | None:
     m = np.flatnonzero(kind == K_MSGID)
     msgids = gather_strings(data, qid_end[m] + 14, line_ends[m] - 1)
     msgids = pc.if_else(pc.equal(msgids, ""), pa.scalar(None, pa.string()), msgids)
-    values = np.empty(len(fast_idx), object)
-    values[f] = senders.to_numpy(zero_copy_only=False)
-    values[m] = msgids.to_numpy(zero_copy_only=False)
 
     # delivery lines: each field before status= follows ", " and no value holds a comma, so the
     # line's first commas, told apart by the two letters after them, locate relay=, dsn=, status=
@@ -244,6 +242,7 @@ def extract(block: bytes, max_line: int) -> BlockFields | None:
     is_fast = np.zeros(len(order), bool)
     is_fast[:len(fast_idx)] = True
     order, is_fast = order[sort], is_fast[sort]
+    fast_pos = np.flatnonzero(is_fast)                  # where each fast line is among them
 
     def spread(values, fill, dtype):
         out = np.full(len(order), fill, dtype)
@@ -252,9 +251,9 @@ def extract(block: bytes, max_line: int) -> BlockFields | None:
 
     return BlockFields(
         n, line_starts, order, spread(kind, K_FEED, np.int8),
-        spread(qids.indices.to_numpy(zero_copy_only=False), -1, np.int64), qids.dictionary.to_pylist(),
+        spread(qids.indices.to_numpy(zero_copy_only=False), -1, np.int64), qids.dictionary,
         spread(minutes, 0, np.int64), spread(secs, 0, np.int64), minute_keys,
-        spread(values, None, object), delivery)
+        (fast_pos[f], senders), (fast_pos[m], msgids), delivery)
 
 
 @dataclass
@@ -290,7 +289,12 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
     fast = kinds != K_FEED
     ts = np.where(fast, minute_us[f.minutes] + f.seconds * 1_000_000, 0) if len(minute_us) else np.zeros(len(kinds), np.int64)
     codes = np.where(fast, f.codes, -1)
-    names = f.qid_names
+    # Python objects are made here, not in extract(): that runs beside this thread and would
+    # hold the GIL for them
+    names = f.qid_names.to_pylist()
+    values = np.empty(len(kinds), object)
+    for at, arr in (f.senders, f.message_ids):
+        values[at] = arr.to_numpy(zero_copy_only=False)
     is_delivery = kinds == K_DELIVERY
     delivery_j = np.cumsum(is_delivery) - 1               # row of each delivery line in dv
     n_deliv = len(dv["line_start"])
@@ -378,7 +382,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
         evict_at = calls + every - calls % every           # _state's `_lines % EVICT_EVERY == 0`
         fed_iter = iter(zip(fed_lines, line_starts[f.order[fed]].tolist()))
         for k, code, t, v, j in zip(kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist(),
-                                    f.values[loop].tolist(), delivery_j[loop].tolist()):
+                                    values[loop].tolist(), delivery_j[loop].tolist()):
             if k == K_FEED:
                 line, s = next(fed_iter)
                 parser._lines = calls
@@ -432,7 +436,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
         group_first = np.maximum.accumulate(np.where(group_start, i, 0))
         epoch_first = np.maximum.accumulate(np.where(epoch_start, i, 0))
         in_carried = epoch_first == group_first            # still the state from before the block
-        vals = f.values[by_qid]
+        vals = values[by_qid]
         carried_sender = np.full(len(names) + 1, None, object)
         carried_mid = np.full(len(names) + 1, None, object)
         has_carried = np.zeros(len(names) + 1, bool)

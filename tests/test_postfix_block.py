@@ -1,0 +1,223 @@
+"""The Postfix block reader (pipeline/parsers/postfix_block.py) against the per-line parser.
+
+Every test ingests the same file twice, column-wise (the default) and per line only, and
+requires the same stored events (every column), the same parser state and the same rejects:
+on the sample logs, on generated traffic cut into blocks at many sizes, on lines chosen to leave
+the fast path, and on the public corpus.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pipeline
+import pipeline.ingest as ingest_mod
+from pipeline.config import load_config
+from pipeline.ingest import ingest, read_blocks
+from pipeline.parsers import postfix_block
+from pipeline.parsers.common import QueueParser
+from pipeline.records import event_id_for, event_ids_for_plain
+
+from conftest import CORPUS, REPO, SAMPLES
+
+GEN = REPO / "bench" / "gen_postfix_log.py"
+
+
+def ingest_both(tmp_path, paths, block_bytes=None, monkeypatch=None):
+    """Ingest `paths` column-wise and per line; return both runs' (events, state, rejects)."""
+    if block_bytes is not None:
+        monkeypatch.setattr(ingest_mod, "BLOCK_BYTES", block_bytes)
+    out = []
+    for columnar in (True, False):
+        data = tmp_path / f"data-{columnar}-{block_bytes}"
+        cfg = load_config(None, data_dir=data, timezone="Asia/Tokyo")
+        s = ingest(cfg, paths, fmt="postfix", year=2026, columnar=columnar)
+        events = pipeline.connect(data).sql("SELECT * FROM events ORDER BY event_id").fetchall() \
+            if (data / "events").is_dir() else []
+        state = json.loads((data / "state" / "ingest-parsers.json").read_text())
+        samples = sorted((r["reason"], r["offset"]) for r in map(json.loads, open(s.rejects_file))) if s.rejects_file else []
+        out.append((events, state, dict(s.rejected), samples, s.lines, s.events_parsed))
+    return out
+
+
+def assert_same(fast, slow):
+    for name, a, b in zip(("events", "state", "rejected", "reject samples", "lines", "events parsed"), fast, slow):
+        assert a == b, f"column-wise and per-line ingest differ in {name}"
+
+
+def generated(tmp_path, lines=20_000, seed=3):
+    log = tmp_path / f"gen-{lines}-{seed}.log"
+    subprocess.run([sys.executable, str(GEN), str(log), "--lines", str(lines), "--seed", str(seed), "--days", "1"], check=True)
+    return log
+
+
+ODD = """\
+Nov 10 09:00:00 mx1 postfix/cleanup[1]: 1A2B3C4D01: message-id=<a1@example.jp>
+Nov 10 09:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D01: from=<News@Example.JP>, size=100, nrcpt=3 (queue active)
+Nov 10 09:00:01 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<Taro@DoCoMo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4Xyz)
+Nov 10 09:00:01 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<"taro..yamada."@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=5.0.0, status=bounced (host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown user taro..yamada.@docomo.ne.jp (in reply to RCPT TO command))
+Nov 10 09:00:01 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<b@au.com>, orig_to=<alias@example.jp>, relay=msmx.au.com[111.86.141.160]:25, conn_use=2, delay=1, delays=1/0/0/0, dsn=4.7.0, status=deferred (host msmx.au.com[111.86.141.160] refused to talk to me: 421 4.7.0 Too many concurrent SMTP connections)
+Nov 10 09:00:02 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<c@softbank.ne.jp>, relay=none, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (connect to mx.softbank.ne.jp[210.146.60.90]:25: Connection timed out)
+Nov 10 09:00:02 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<d@example.com>, relay=mx.example.com[192.0.2.25]:25, delay=1, delays=1/0/0/0, tls=yes, dsn=2.0.0, status=sent (250 ok)
+Nov 10 09:00:02 mx1 postfix/smtp[3]: 1A2B3C4D01: host mx.example.com[192.0.2.25] said: 450 try again (in reply to RCPT TO command)
+Nov 10 09:00:03 mx1 postfix/smtp[3]: 1A2B3C4D0A: to=<b@au.com>, relay=msmx.au.com[111.86.141.160]:25, delay=1, delays=1/0/0/0, dsn=4.2.0, status=deferred (host msmx.au.com[111.86.141.160] said: 450 4.2.0 <b@au.com>: Recipient address rejected: Greylisted (in reply to RCPT TO command))
+2026-11-10T09:00:04.123456+09:00 mx1 postfix/smtp[3]: 1A2B3C4D02: to=<e@ezweb.ne.jp>, relay=lsean.ezweb.ne.jp[111.86.141.161]:25, delay=1, delays=1/0/0/0, dsn=5.0.0, status=bounced (host lsean.ezweb.ne.jp[111.86.141.161] said: 550 : User unknown (in reply to end of DATA command))
+Nov 10 09:00:05 mx1 postfix/smtp[3]: 1A2B3C4D03: to=<f@example.com>, relay=local, delay=0, delays=0/0/0/0, dsn=2.0.0, status=deliverable (delivers to mailbox)
+Nov 10 09:00:05 mx1 postfix/smtp[3]: 1A2B3C4D03: to=<g@example.com>, relay=x, delay=0, delays=0/0/0/0, dsn=5.0.0, status=weird
+Nov 10 09:00:05 mx1 postfix/smtp[3]: 1A2B3C4D03: to=<h@example.com>, relay=x, delay=0, delays=0/0/0/0, dsn=5.0.0, status=bounced (no closing paren
+Nov 10 09:00:06 mx1 postfix/local[4]: 1A2B3C4D04: to=<root@mx1.example.jp>, orig_to=<root>, relay=local, delay=0.01, delays=0/0/0/0, dsn=2.0.0, status=sent (delivered to mailbox)
+Nov 10 09:00:06 mx1 postfix-out/lmtp[5]: 1A2B3C4D04: to=<i@example.jp>, relay=lmtp.example.jp[private/dovecot-lmtp], delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 <i@example.jp> Saved)
+Nov 10 09:00:07 mx-2.example.jp postfix/smtp[6]: 1A2B3C4D05: to=<j@i.softbank.jp>, relay=mx.softbank.ne.jp[210.146.60.90]:25, delay=1, delay=2, delay=3, delays=1/0/0/0, delay=4, delay=5, delay=6, dsn=5.1.1, status=bounced (host mx.softbank.ne.jp[210.146.60.90] said: 550 5.1.1 <j@i.softbank.jp>... User unknown (in reply to RCPT TO command))
+Nov 10 09:00:08 mx1 postfix/smtp[7]: 1A2B3C4D06: to=<k@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=5.0.0, status=bounced (host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown user, status=sent (in reply to end of DATA command))
+Nov 10 09:00:08 mx1 postfix/cleanup[8]: 1A2B3C4D06: message-id=<>
+Nov 10 09:00:08 mx1 postfix/qmgr[9]: 1A2B3C4D06: from=<>, size=1, nrcpt=1 (queue active)
+Nov 10 09:00:09 mx1 postfix/smtp[7]: 1A2B3C4D06: to=<l@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)
+Nov 10 09:00:09 mx1 dovecot: lmtp(user): msgid=<x@y>: saved mail to INBOX, from= to=
+Nov 10 09:00:09 mx1 postfix/smtpd[10]: connect from unknown[192.0.2.9]
+Nov 10 09:00:09 mx1 postfix/smtpd[10]: NOQUEUE: reject: RCPT from unknown[192.0.2.9]: 554 5.7.1 <x@y>: Relay access denied; from=<a@b> to=<x@y> proto=ESMTP helo=<h>
+Feb 30 09:00:10 mx1 postfix/smtp[7]: 1A2B3C4D07: to=<m@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)
+Nov 10 09:00:10 mx1 postfix/qmgr[2]: 1A2B3C4D01: removed
+Nov 10 09:00:11 mx1 postfix/qmgr[9]: 1A2B3C4D01: from=<again@example.jp>, size=1, nrcpt=1 (queue active)
+Nov 10 09:00:12 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<n@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)
+Nov 10 09:00:12 mx1 postfix/smtp[3]: 1A2B3C4D0B: to=<o@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (connect to mfsmax.docomo.ne.jp[203.138.181.112]:25: Connection timed out)
+Nov 10 09:00:13 mx1 postfix/smtp[3]: 1A2B3C4D0B: to=<p@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (connect to mfsmax.docomo.ne.jp[203.138.181.112]:25: Connection timed out)
+Nov 10 10:00:13 mx1 postfix/smtp[3]: 1A2B3C4D0B: to=<p@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)
+Nov 10 12:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D0B: from=<news@example.jp>, status=expired, returned to sender
+Nov 10 12:00:01 mx1 postfix/qmgr[2]: 1A2B3C4D0A: from=<news@example.jp>, status=expired, returned to sender
+Nov  1 08:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D0C: from=<old@example.jp>, size=1, nrcpt=1 (queue active)
+Nov 10 12:00:02 mx1 postfix/smtp[3]: 1A2B3C4D0C: to=<q@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)
+"""
+
+
+def write_log(tmp_path, text, name="mail.log"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_odd_lines_leave_the_fast_path_and_give_the_per_line_result(tmp_path, monkeypatch):
+    log = write_log(tmp_path, ODD)
+    for size in (100, 700, 4 * 1024 * 1024):  # one line per block (boundaries everywhere) to one block
+        fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
+        assert_same(fast, slow)
+    events, state, rejected = fast[0], fast[1], fast[2]
+    assert rejected == {"malformed": 2}
+    cols = pipeline.connect(tmp_path / "data-True-4194304").sql(
+        "SELECT recipient, sender, message_id, status FROM events ORDER BY source_offset").fetchall()
+    by_rcpt = {r[0]: r for r in cols}
+    assert by_rcpt["taro@docomo.ne.jp"][1:3] == ("news@example.jp", "a1@example.jp")       # joined, lower-cased
+    assert by_rcpt["taro..yamada.@docomo.ne.jp"][3] == "bounced"                          # quoted local part
+    assert by_rcpt["l@docomo.ne.jp"][1:3] == ("", None)                                    # from=<>, message-id=<>
+    assert by_rcpt["n@docomo.ne.jp"][1:3] == ("again@example.jp", None)                    # queue id reused after removed
+    assert by_rcpt["q@docomo.ne.jp"][1] is None                                            # the from= is 9 days old
+    assert "m@docomo.ne.jp" not in by_rcpt and "f@example.com" not in by_rcpt               # Feb 30, probe
+    expired = [r for r in cols if r[3] == "expired"]
+    assert sorted(r[0] for r in expired) == ["b@au.com", "o@docomo.ne.jp"]                 # p was delivered at last
+    assert len(events) == len(cols) == 17 + 2  # 17 delivery lines, 2 expiries
+
+
+@pytest.mark.parametrize("block_bytes", [2048, 64 * 1024, 4 * 1024 * 1024])
+def test_generated_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes):
+    """Messages cut by block boundaries, deferrals and expiries hours later, queue ids carried
+    from block to block: the same events and the same state."""
+    log = generated(tmp_path)
+    fast, slow = ingest_both(tmp_path, [log], block_bytes, monkeypatch)
+    assert_same(fast, slow)
+    statuses = {row[11] for row in fast[0]}
+    assert statuses == {"sent", "deferred", "bounced", "expired"}
+    assert len(fast[0]) > 2500
+
+
+def test_state_eviction_inside_a_block_is_the_parsers(tmp_path, monkeypatch):
+    """PostfixParser forgets old queue ids every EVICT_EVERY lookups; a block in which that
+    happens goes through the exact loop, so the state matches line for line."""
+    monkeypatch.setattr(QueueParser, "EVICT_EVERY", 97)
+    monkeypatch.setattr(QueueParser, "STATE_TTL_US", 600 * 1_000_000)  # ten minutes: evictions bite
+    log = generated(tmp_path, lines=8000, seed=5)
+    fast, slow = ingest_both(tmp_path, [log], 16 * 1024, monkeypatch)
+    assert_same(fast, slow)
+
+
+def test_state_carries_over_between_runs_and_files(tmp_path, monkeypatch):
+    """A file read in two runs (the second after more lines were appended) and a rotated pair:
+    queue ids open at the end of one run are joined in the next."""
+    log = generated(tmp_path, lines=6000, seed=7)
+    lines = log.read_bytes().splitlines(keepends=True)
+    results = []
+    for columnar in (True, False):
+        data = tmp_path / f"runs-{columnar}"
+        cfg = load_config(None, data_dir=data, timezone="Asia/Tokyo")
+        part = tmp_path / f"growing-{columnar}.log"
+        part.write_bytes(b"".join(lines[:2501]))
+        ingest(cfg, [part], fmt="postfix", year=2026, columnar=columnar)
+        with open(part, "ab") as fh:
+            fh.write(b"".join(lines[2501:]))
+        ingest(cfg, [part], fmt="postfix", year=2026, columnar=columnar)
+        events = pipeline.connect(data).sql(
+            "SELECT * EXCLUDE (source_file) FROM events ORDER BY event_id").fetchall()
+        results.append((events, json.loads((data / "state" / "ingest-parsers.json").read_text())["postfix"]["queue"]))
+    assert results[0] == results[1]
+    assert any(row[5] for row in results[0][0])  # message ids joined
+
+
+def test_sample_logs_give_the_same_events(tmp_path):
+    fast, slow = ingest_both(tmp_path, sorted((SAMPLES / "postfix").iterdir()))
+    assert_same(fast, slow)
+    assert len(fast[0]) > 20
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"public corpus not found at {CORPUS}")
+def test_public_corpus_gives_the_same_events(tmp_path):
+    with open(CORPUS / "postfix-grok-patterns" / "lines.tsv", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    grok = write_log(tmp_path, "".join(f"Nov 10 09:00:{i % 60:02d} mx1 postfix/{r['component']}[1]: {r['message']}\n"
+                                       for i, r in enumerate(rows)), "grok.log")
+    files = [grok, CORPUS / "crowdsec-hub" / "postfix-logs.log", CORPUS / "fail2ban" / "postfix"]
+    fast, slow = ingest_both(tmp_path, [f for f in files if f.is_file()])
+    assert_same(fast, slow)
+    assert len(fast[0]) >= 14
+
+
+def test_the_fast_path_takes_the_common_lines(tmp_path):
+    """On ordinary traffic nearly every interesting line is read column-wise (else the block
+    reader would be correct but no faster): fed lines are the expiries and little else."""
+    log = generated(tmp_path, lines=20_000)
+    with open(log, "rb") as fh:
+        blocks = [b for b, _ in read_blocks(fh, 1 << 20)]
+    kinds = np.concatenate([postfix_block.extract(b, 65536).kinds for b in blocks])
+    fed = int(np.count_nonzero(kinds == postfix_block.K_FEED))
+    expiries = log.read_text().count("status=expired")
+    assert len(kinds) > 10_000
+    assert fed == expiries
+
+
+def test_blocks_that_are_not_clean_are_refused():
+    good = b"Nov 10 09:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D01: removed\n"
+    assert postfix_block.extract(good, 65536) is not None
+    for bad in (good.replace(b"mx1", b"\xe3\x81\x82"), good.replace(b"\n", b"\r\n"), good.replace(b"mx1", b"m\x00"),
+                good * 2 + b"x" * 70000 + b"\n"):
+        assert postfix_block.extract(bad, 65536) is None
+
+
+def test_gather_strings_cuts_any_slices():
+    rng = np.random.default_rng(1)
+    data = rng.integers(97, 123, 5000).astype(np.uint8)
+    starts = np.sort(rng.integers(0, 4900, 300))
+    ends = starts + rng.integers(0, 60, 300)
+    valid = rng.random(300) > 0.2
+    got = postfix_block.gather_strings(data, starts, ends, valid).to_pylist()
+    text = data.tobytes().decode()
+    assert got == [text[s:e] if v else None for s, e, v in zip(starts, ends, valid)]
+    assert postfix_block.gather_strings(data, starts[:0], ends[:0]).to_pylist() == []
+
+
+def test_event_ids_of_the_block_reader_are_the_stable_ids():
+    lines = [b"Nov 10 09:00:00 mx1 postfix/smtp[3]: 1A: to=<a@b>, status=sent", b"x" * 3000, b"y"]
+    rcpts = ["a@b", "c@d", "e@f"]
+    assert event_ids_for_plain(lines, rcpts).to_pylist() == [event_id_for(line, r) for line, r in zip(lines, rcpts)]
