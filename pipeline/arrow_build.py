@@ -75,3 +75,33 @@ def scalar(value: str | bool | None, type: pa.DataType = pa.string()) -> pa.Scal
     if isinstance(value, bool):
         return booleans(np.array([value]))[0]
     return strings([value])[0]
+
+
+# --- and back: numpy views of Arrow arrays (to_numpy() goes through the same pandas probe) ------
+def to_ints(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The values of an integer (or timestamp) array without nulls, as numpy."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count:
+        raise ValueError("to_ints: the array has nulls")
+    width = arr.type.bit_width // 8
+    dtype = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}[width]
+    return np.frombuffer(arr.buffers()[1], dtype, len(arr), arr.offset * width)
+
+
+def to_bools(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean array as numpy; null counts as False."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    n = len(arr)
+    bits = np.unpackbits(np.frombuffer(arr.buffers()[1], np.uint8), bitorder="little")[arr.offset:arr.offset + n].astype(bool)
+    if arr.null_count:
+        bits &= np.unpackbits(np.frombuffer(arr.buffers()[0], np.uint8), bitorder="little")[arr.offset:arr.offset + n].astype(bool)
+    return bits
+
+
+def to_objects(arr: pa.Array) -> np.ndarray:
+    """A numpy object array of the Python values."""
+    out = np.empty(len(arr), object)
+    out[:] = arr.to_pylist()
+    return out

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import arrow_build as ab
 from .records import EVENT_SCHEMA
 
 PARTITION_PREFIX = "date="
@@ -89,8 +90,8 @@ class EventStore:
             for day, part in _by_utc_day(table):
                 existing = self.files(day)
                 if existing:
-                    stored = pa.chunked_array([pq.read_table(f, columns=["event_id"]).column("event_id").cast(pa.string())
-                                               for f in existing], type=pa.string()).combine_chunks()
+                    stored = pa.chunked_array([chunk for f in existing for chunk in _stored_ids(f).chunks],
+                                              type=pa.string()).combine_chunks()
                     part = part.filter(pc.invert(pc.is_in(part.column("event_id"), value_set=stored)))
                 if part.num_rows:
                     self._write_file(day, part)
@@ -161,9 +162,15 @@ class EventStore:
         _fsync_dir(self.root)
 
 
+def _stored_ids(path: Path) -> pa.ChunkedArray:
+    """The event ids of one stored file (ParquetFile: read_table would import pandas)."""
+    with pq.ParquetFile(path) as pf:
+        return pf.read(columns=["event_id"]).column("event_id").cast(pa.string())
+
+
 def _by_utc_day(table: pa.Table):
     """(`YYYY-MM-DD`, rows) per UTC day of a table sorted by ts: slices, not copies."""
-    us = table.column("ts").cast(pa.int64()).to_numpy()
+    us = ab.to_ints(table.column("ts").cast(pa.int64()))
     days = np.floor_divide(us, 86_400_000_000)
     cuts = np.flatnonzero(np.diff(days)) + 1
     for start, stop in zip([0, *cuts.tolist()], [*cuts.tolist(), len(days)]):

@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import arrow_build as ab
 from .carriers import CarrierTable
 from .classify import DELIVERED, classify
 from .config import Config
@@ -73,6 +74,18 @@ class IngestSummary:
             "rejected_by_reason": dict(self.rejected), "recovered_from_rejected": self.recovered,
             "rejects_file": self.rejects_file, "seconds": round(self.seconds, 3),
         }
+
+
+_EMPTY, _NUL, _SENT = ab.scalar(""), ab.scalar("\x00"), ab.scalar("sent")
+
+
+def _column(values: list, type: pa.DataType) -> pa.Array:
+    """One column of dict rows as Arrow (arrow_build: no pa.array, so no pandas import)."""
+    if pa.types.is_string(type):
+        return ab.strings(values)
+    if pa.types.is_boolean(type):
+        return ab.optional_bools(values)
+    return ab.optional_ints(values, type)
 
 
 class RejectLog:
@@ -143,7 +156,7 @@ class EventBuffer:
         cols["reason"], cols["scope"], cols["hard"] = self._classes(
             cols["status"], cols["diagnostic"], cols["dsn"], cols["reply_code"], cols["smtp_phase"], cols["mta"])
         cols["event_id"] = event_ids_for(list(map(itemgetter("_line"), rows)), cols["recipient"])
-        return pa.Table.from_pydict({name: cols[name] for name in EVENT_SCHEMA.names}, schema=EVENT_SCHEMA)
+        return pa.Table.from_arrays([_column(cols[f.name], f.type) for f in EVENT_SCHEMA], schema=EVENT_SCHEMA)
 
     def _columns_table(self, part: dict) -> pa.Table:
         """A column batch classified: carrier per row, the classifier only for rows not sent."""
@@ -151,20 +164,20 @@ class EventBuffer:
         cols = {name: part[name] for name in PARSED_COLUMNS}
         cols["ts"] = cols["ts"].cast(pa.timestamp("us", tz="UTC"))
         # carrier per distinct (domain, relay): a batch holds few
-        pairs = pc.binary_join_element_wise(part["recipient_domain"], pc.fill_null(part["relay"], ""), "\x00").dictionary_encode()
+        pairs = pc.binary_join_element_wise(part["recipient_domain"], pc.fill_null(part["relay"], _EMPTY), _NUL).dictionary_encode()
         distinct = [pair.split("\x00", 1) for pair in pairs.dictionary.to_pylist()]
-        cols["carrier"] = pa.array(self._carriers([d for d, _ in distinct], [r for _, r in distinct]), pa.string()).take(pairs.indices)
+        cols["carrier"] = ab.strings(self._carriers([d for d, _ in distinct], [r for _, r in distinct])).take(pairs.indices)
         reason = np.full(n, DELIVERED.reason, object)
         scope = np.full(n, DELIVERED.scope, object)
         hard = np.empty(n, object)
-        failed = np.flatnonzero(pc.not_equal(part["status"], "sent").to_numpy(zero_copy_only=False))
+        failed = np.flatnonzero(ab.to_bools(pc.not_equal(part["status"], _SENT)))
         if len(failed):
-            take = pa.array(failed)
+            take = ab.indices(failed)
             picked = [part[c].take(take).to_pylist() for c in ("status", "diagnostic", "dsn", "reply_code", "smtp_phase", "mta")]
             reason[failed], scope[failed], hard[failed] = self._classes(*picked)
-        cols["reason"] = pa.array(reason, pa.string())
-        cols["scope"] = pa.array(scope, pa.string())
-        cols["hard"] = pa.array(hard, pa.bool_())
+        cols["reason"] = ab.strings(reason)
+        cols["scope"] = ab.strings(scope)
+        cols["hard"] = ab.optional_bools(hard)
         cols["event_id"] = event_ids_for_plain(part["_line_bytes"], part["recipient"].to_pylist())
         return pa.Table.from_arrays([cols[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
 

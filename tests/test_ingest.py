@@ -247,3 +247,27 @@ def test_a_failed_store_write_loses_nothing_and_the_rerun_duplicates_nothing(tmp
     again = ingest(cfg, [log], fmt="postfix", columnar=columnar)
     assert again.events_written == 250 - stored and count(cfg) == 250
     assert count(cfg, "true") == len({r[0] for r in pipeline.connect(cfg.data_dir).execute("SELECT event_id FROM events").fetchall()})
+
+
+def test_ingest_does_not_import_pandas(tmp_path):
+    """pyarrow's pa.array()/to_numpy() import pandas on first use (a quarter of a second of every
+    ingest): ingest builds its Arrow arrays from buffers (pipeline/arrow_build.py) instead. Two
+    runs over the sample logs, with batches small enough that the store reads stored ids."""
+    import subprocess
+    import sys
+
+    from conftest import SAMPLES
+
+    config = tmp_path / "mailhygiene.toml"
+    config.write_text("[ingest]\nbatch_events = 5\n")
+    logs = [str(SAMPLES / "postfix" / "mail.log.1.gz"), str(SAMPLES / "postfix" / "mail.log"),
+            str(SAMPLES / "sendmail" / "maillog"), str(SAMPLES / "qmail" / "current")]
+    code = ("import sys\nfrom pipeline.cli import cli\n"
+            "for _ in range(2):\n"
+            "    cli.main(sys.argv[1:], prog_name='mailhygiene', standalone_mode=False)\n"
+            "print('pandas' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, "--config", str(config), "--data-dir", str(tmp_path / "data"),
+                          "--timezone", "Asia/Tokyo", "ingest", "--no-progress", *logs],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert "events written" in out.stdout

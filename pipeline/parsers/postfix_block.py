@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import arrow_build as ab
 from .common import MALFORMED
 from .postfix import LINE_RE, PostfixParser, reply_code_of, smtp_phase_of
 
@@ -84,6 +85,8 @@ _DEFERRED_CODE = _STATUS_WORDS.index("deferred")
 # fields of a delivery line up to status= (to, orig_to, relay, conn_use, delay, delays, dsn, status)
 _MAX_FIELDS = 8
 _TAG_RELAY, _TAG_DSN, _TAG_STATUS = (ord(a) << 8 | ord(b) for a, b in ("re", "ds", "st"))
+_STATUS_ARRAY = ab.strings(_STATUS_WORDS)
+_EMPTY, _NONE, _NULL = ab.scalar(""), ab.scalar("none"), ab.scalar(None)
 _PHASE_HINT_RE = r"in reply to |refused to talk to me|while receiving the initial server greeting|(?i:while sending)"
 _LEADING_CODE_RE = r"^[2-5][0-9][0-9][ -]"
 
@@ -115,7 +118,7 @@ def gather_strings(data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
 
 
 def _find(arr: pa.Array, pattern: str) -> np.ndarray:
-    return pc.find_substring(arr, pattern).to_numpy(zero_copy_only=False).astype(np.int64)
+    return ab.to_ints(pc.find_substring(arr, pattern)).astype(np.int64)
 
 
 @dataclass
@@ -166,10 +169,10 @@ def extract(block: bytes, max_line: int) -> BlockFields | None:
         candidate = (first + 1 < len(colon_space)) & (after < ends) & (_KIND_OF_CHAR[data[np.minimum(after + 2, len(data) - 1)]] > 0)
     cand_idx = np.flatnonzero(candidate)
     fast = np.zeros(n, bool)
-    fast[cand_idx] = pc.match_substring_regex(lines.take(pa.array(cand_idx)), FAST_RE).to_numpy(zero_copy_only=False)
+    fast[cand_idx] = ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(cand_idx)), FAST_RE))
     fast_idx = np.flatnonzero(fast)
     slow_idx = np.flatnonzero(~fast)
-    feed_idx = slow_idx[pc.match_substring_regex(lines.take(pa.array(slow_idx)), INTERESTING_RE).to_numpy(zero_copy_only=False)]
+    feed_idx = slow_idx[ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(slow_idx)), INTERESTING_RE))]
 
     starts = line_starts[fast_idx]
     line_ends = ends[fast_idx]                          # the newline
@@ -194,7 +197,7 @@ def extract(block: bytes, max_line: int) -> BlockFields | None:
     senders = pc.utf8_lower(gather_strings(data, qid_end[f] + 8, commas[np.searchsorted(commas, qid_end[f])] - 1))
     m = np.flatnonzero(kind == K_MSGID)
     msgids = gather_strings(data, qid_end[m] + 14, line_ends[m] - 1)
-    msgids = pc.if_else(pc.equal(msgids, ""), pa.scalar(None, pa.string()), msgids)
+    msgids = pc.if_else(pc.equal(msgids, _EMPTY), _NULL, msgids)
 
     # delivery lines: each field before status= follows ", " and no value holds a comma, so the
     # line's first commas, told apart by the two letters after them, locate relay=, dsn=, status=
@@ -226,10 +229,10 @@ def extract(block: bytes, max_line: int) -> BlockFields | None:
     has_at = last_at >= rcpt_start
     relay = gather_strings(data, c[rows, relay_i] + 8, c[rows, relay_i + 1])
     delivery = {
-        "host": gather_strings(data, ds + 16, ds + _find(lines.take(pa.array(fast_idx[d])), " postfix")),
+        "host": gather_strings(data, ds + 16, ds + _find(lines.take(ab.indices(fast_idx[d])), " postfix")),
         "recipient": pc.utf8_lower(gather_strings(data, rcpt_start, rcpt_end)),
         "recipient_domain": pc.utf8_lower(gather_strings(data, np.where(has_at, last_at + 1, rcpt_end), rcpt_end)),
-        "relay": pc.if_else(pc.equal(relay, "none"), pa.scalar(None, pa.string()), relay),
+        "relay": pc.if_else(pc.equal(relay, _NONE), _NULL, relay),
         "dsn": gather_strings(data, c[rows, dsn_i] + 6, status_pos),
         "status_code": _STATUS_CODE[status_char],
         "text": gather_strings(data, status_end + 2, d_end - 1, has_text),
@@ -251,7 +254,7 @@ def extract(block: bytes, max_line: int) -> BlockFields | None:
 
     return BlockFields(
         n, line_starts, order, spread(kind, K_FEED, np.int8),
-        spread(qids.indices.to_numpy(zero_copy_only=False), -1, np.int64), qids.dictionary,
+        spread(ab.to_ints(qids.indices), -1, np.int64), qids.dictionary,
         spread(minutes, 0, np.int64), spread(secs, 0, np.int64), minute_keys,
         (fast_pos[f], senders), (fast_pos[m], msgids), delivery)
 
@@ -284,7 +287,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
     if no_date.any():
         undated = (kinds != K_FEED) & no_date[f.minutes]
         keep = np.flatnonzero(~undated[kinds == K_DELIVERY])  # delivery columns follow the lines
-        dv = {k: (v.take(pa.array(keep)) if isinstance(v, pa.Array) else v[keep]) for k, v in dv.items()}
+        dv = {k: (v.take(ab.indices(keep)) if isinstance(v, pa.Array) else v[keep]) for k, v in dv.items()}
         kinds = np.where(undated, K_FEED, kinds).astype(np.int8)
     fast = kinds != K_FEED
     ts = np.where(fast, minute_us[f.minutes] + f.seconds * 1_000_000, 0) if len(minute_us) else np.zeros(len(kinds), np.int64)
@@ -294,7 +297,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
     names = f.qid_names.to_pylist()
     values = np.empty(len(kinds), object)
     for at, arr in (f.senders, f.message_ids):
-        values[at] = arr.to_numpy(zero_copy_only=False)
+        values[at] = ab.to_objects(arr)
     is_delivery = kinds == K_DELIVERY
     delivery_j = np.cumsum(is_delivery) - 1               # row of each delivery line in dv
     n_deliv = len(dv["line_start"])
@@ -334,20 +337,20 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
 
     texts = dv["text"]
     # reply code: the leading `250 ` of most texts by position, reply_code_of() for the rest
-    leading = pc.fill_null(pc.match_substring_regex(texts, _LEADING_CODE_RE), False).to_numpy(zero_copy_only=False)
+    leading = ab.to_bools(pc.match_substring_regex(texts, _LEADING_CODE_RE))
     codes_out = np.zeros(n_deliv, np.int64)
     code_valid = leading.copy()
     if leading.any():
-        codes_out[leading] = pc.cast(pc.utf8_slice_codeunits(texts.filter(pa.array(leading)), 0, 3), pa.int64()).to_numpy()
-    others = np.flatnonzero(~leading & texts.is_valid().to_numpy(zero_copy_only=False))
-    for j, text in zip(others.tolist(), texts.take(pa.array(others)).to_pylist()):
+        codes_out[leading] = ab.to_ints(pc.cast(pc.utf8_slice_codeunits(texts.filter(ab.booleans(leading)), 0, 3), pa.int64()))
+    others = np.flatnonzero(~leading & ab.to_bools(texts.is_valid()))
+    for j, text in zip(others.tolist(), texts.take(ab.indices(others)).to_pylist()):
         code = reply_code_of(text)
         if code is not None:
             codes_out[j], code_valid[j] = code, True
     # SMTP phase: only texts naming one can have one
     phase = np.empty(n_deliv, object)
-    hinted = np.flatnonzero(pc.fill_null(pc.match_substring_regex(texts, _PHASE_HINT_RE), False).to_numpy(zero_copy_only=False))
-    for j, text in zip(hinted.tolist(), texts.take(pa.array(hinted)).to_pylist()):
+    hinted = np.flatnonzero(ab.to_bools(pc.match_substring_regex(texts, _PHASE_HINT_RE)))
+    for j, text in zip(hinted.tolist(), texts.take(ab.indices(hinted)).to_pylist()):
         phase[j] = smtp_phase_of(text)
 
     # --- the deferred rows are kept whole in the parser state (for the expiry line, restarts) ----
@@ -356,7 +359,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
     deferred_j = np.flatnonzero(status_codes == _DEFERRED_CODE)
     pending: dict[int, dict] = {}
     if len(deferred_j):
-        take = pa.array(deferred_j)
+        take = ab.indices(deferred_j)
         delivery_ts = ts[is_delivery]
         for j, host, rcpt, domain, relay, dsn, text in zip(
                 deferred_j.tolist(), dv["host"].take(take).to_pylist(), recipients.take(take).to_pylist(),
@@ -485,22 +488,22 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
     starts, ends = dv["line_start"], dv["line_end"]
     delivery_codes = codes[is_delivery]
     columns = {
-        "ts": pa.array(ts[is_delivery], pa.int64()),
-        "mta": pa.DictionaryArray.from_arrays(np.zeros(n_deliv, np.int32), [parser.mta]).cast(pa.string()),
+        "ts": ab.numbers(ts[is_delivery], pa.int64()),
+        "mta": ab.repeat(parser.mta, n_deliv),
         "host": dv["host"],
-        "queue_id": pa.array(np.array(names, object)[delivery_codes] if len(names) else [], pa.string()),
-        "message_id": pa.array(message_ids, pa.string()),
-        "sender": pa.array(senders, pa.string()),
+        "queue_id": f.qid_names.take(ab.indices(delivery_codes)),
+        "message_id": ab.strings(message_ids),
+        "sender": ab.strings(senders),
         "recipient": recipients,
         "recipient_domain": recipient_domains,
         "relay": dv["relay"],
-        "status": pa.DictionaryArray.from_arrays(status_codes.astype(np.int32), _STATUS_WORDS).cast(pa.string()),
+        "status": pa.DictionaryArray.from_arrays(ab.numbers(status_codes, pa.int32()), _STATUS_ARRAY).cast(pa.string()),
         "dsn": dv["dsn"],
-        "reply_code": pa.array(codes_out, pa.int16(), mask=~code_valid),
-        "smtp_phase": pa.array(phase, pa.string()),
+        "reply_code": ab.numbers(codes_out, pa.int16(), code_valid),
+        "smtp_phase": ab.strings(phase),
         "diagnostic": texts,
-        "source_file": pa.DictionaryArray.from_arrays(np.zeros(n_deliv, np.int32), [source_file]).cast(pa.string()),
-        "source_offset": pa.array(starts + offset, pa.int64()),
+        "source_file": ab.repeat(source_file, n_deliv),
+        "source_offset": ab.numbers(starts + offset, pa.int64()),
         "_line_bytes": [block[s:e] for s, e in zip(starts.tolist(), ends.tolist())],
     }
     return BlockResult(columns, malformed, f.n_lines)
