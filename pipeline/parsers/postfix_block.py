@@ -171,8 +171,11 @@ def extract(block: bytes, max_line: int) -> BlockFields | None:
     fast = np.zeros(n, bool)
     fast[cand_idx] = ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(cand_idx)), FAST_RE))
     fast_idx = np.flatnonzero(fast)
-    slow_idx = np.flatnonzero(~fast)
-    feed_idx = slow_idx[ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(slow_idx)), INTERESTING_RE))]
+    # A line that is no candidate is one PostfixParser.feed skips: its syslog prefix, when it has
+    # one, ends in "program[pid]: queue-id: " (no earlier ": " is possible), and what follows is
+    # none of to=, from=, message-id=, removed. Candidates that are not fast go to feed().
+    missed = cand_idx[~fast[cand_idx]]
+    feed_idx = missed[ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(missed)), INTERESTING_RE))]
 
     starts = line_starts[fast_idx]
     line_ends = ends[fast_idx]                          # the newline
