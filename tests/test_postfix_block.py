@@ -184,6 +184,28 @@ def test_public_corpus_gives_the_same_events(tmp_path):
     assert len(fast[0]) >= 14
 
 
+@pytest.mark.skipif(not (CORPUS / "sisimai-diagnostics").is_dir(), reason="Sisimai diagnostics not found")
+def test_sisimai_diagnostics_as_delivery_texts_give_the_same_events(tmp_path):
+    """562 real remote replies as the texts of bounces and deferrals: the reply codes, phases and
+    classes the block reader derives from them are the per-line parser's."""
+    with open(CORPUS / "sisimai-diagnostics" / "diagnostics.tsv", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    lines = []
+    for i, r in enumerate(rows):
+        text = r["diagnostic"].replace("\n", " ")
+        if not text.isascii():
+            continue  # a block with non-ASCII bytes is read line by line anyway
+        status = "deferred" if i % 3 == 0 else "bounced"
+        lines.append(f"Nov 10 09:{i // 60 % 60:02d}:{i % 60:02d} mx1 postfix/smtp[1]: {0x10000 + i:X}A: to=<u{i}@{r['recipient_domain']}>, "
+                     f"relay={r['rhost'] or 'none'}[192.0.2.1]:25, delay=1, delays=1/0/0/0, dsn={r['status'] or '5.0.0'}, "
+                     f"status={status} ({text})\n")
+    log = write_log(tmp_path, "".join(lines))
+    assert postfix_block.extract(log.read_bytes(), 65536) is not None  # the block reader reads it
+    fast, slow = ingest_both(tmp_path, [log])
+    assert_same(fast, slow)
+    assert len(fast[0]) > 450
+
+
 def test_the_fast_path_takes_the_common_lines(tmp_path):
     """On ordinary traffic nearly every interesting line is read column-wise (else the block
     reader would be correct but no faster): fed lines are the expiries and little else."""

@@ -89,6 +89,9 @@ _STATUS_ARRAY = ab.strings(_STATUS_WORDS)
 _EMPTY, _NONE, _NULL = ab.scalar(""), ab.scalar("none"), ab.scalar(None)
 _PHASE_HINT_RE = r"in reply to |refused to talk to me|while receiving the initial server greeting|(?i:while sending)"
 _LEADING_CODE_RE = r"^[2-5][0-9][0-9][ -]"
+# common.REPLY_CODE_RE in RE2 spelling (a clean block's digits are ASCII); leftmost-first, as re
+_REPLY_CODE_RE2 = (r"(?:said|talk to me|greeting|reply=|Remote host said)[:=]? ?(?P<said>[2-5][0-9][0-9])[ -]"
+                   r"|^(?P<lead>[2-5][0-9][0-9])[ -]")
 
 
 def gather_strings(data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
@@ -346,10 +349,13 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
     if leading.any():
         codes_out[leading] = ab.to_ints(pc.cast(pc.utf8_slice_codeunits(texts.filter(ab.booleans(leading)), 0, 3), pa.int64()))
     others = np.flatnonzero(~leading & ab.to_bools(texts.is_valid()))
-    for j, text in zip(others.tolist(), texts.take(ab.indices(others)).to_pylist()):
-        code = reply_code_of(text)
-        if code is not None:
-            codes_out[j], code_valid[j] = code, True
+    if len(others):  # REPLY_CODE_RE, run by RE2
+        found = pc.extract_regex(texts.take(ab.indices(others)), _REPLY_CODE_RE2)
+        said, lead = found.field("said"), found.field("lead")
+        code_text = pc.if_else(pc.equal(said, _EMPTY), lead, said)
+        hit = ab.to_bools(pc.and_(found.is_valid(), pc.not_equal(code_text, _EMPTY)))
+        codes_out[others[hit]] = ab.to_ints(pc.cast(code_text.filter(ab.booleans(hit)), pa.int64()))
+        code_valid[others[hit]] = True
     # SMTP phase: only texts naming one can have one
     phase = np.empty(n_deliv, object)
     hinted = np.flatnonzero(ab.to_bools(pc.match_substring_regex(texts, _PHASE_HINT_RE)))
