@@ -90,6 +90,10 @@ Nov 10 09:00:13 mx1 postfix/smtp[3]: 1A2B3C4D0B: to=<p@docomo.ne.jp>, relay=mfsm
 Nov 10 10:00:13 mx1 postfix/smtp[3]: 1A2B3C4D0B: to=<p@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)
 Nov 10 12:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D0B: from=<news@example.jp>, status=expired, returned to sender
 Nov 10 12:00:01 mx1 postfix/qmgr[2]: 1A2B3C4D0A: from=<news@example.jp>, status=expired, returned to sender
+Nov 10 11:00:00 mx1 postfix/smtp[3]: 1A2B3C4D0D: to=<r1@example.com>, relay=mx.example.com[192.0.2.25]:25, delay=1, delays=1/0/0/0, dsn=5.0.0, status=bounced (conversation with mx.example.com[192.0.2.25] timed out while receiving the initial server greeting: 554 go away)
+Nov 10 11:00:00 mx1 postfix/smtp[3]: 1A2B3C4D0D: to=<r2@example.com>, relay=mx.example.com[192.0.2.25]:25, delay=1, delays=1/0/0/0, dsn=4.3.0, status=deferred (delivery temporarily suspended: reply=451 4.3.0 try later)
+Nov 10 11:00:00 mx1 postfix/smtp[3]: 1A2B3C4D0D: to=<r3@example.com>, relay=mx.example.com[192.0.2.25]:25, delay=1, delays=1/0/0/0, dsn=5.1.1, status=bounced (host mx.example.com[192.0.2.25] said: 5.1.1 no code here (in reply to RCPT TO command))
+Nov 10 11:00:00 mx1 postfix/smtp[3]: 1A2B3C4D0D: to=<r4@example.com>, relay=mx.example.com[192.0.2.25]:25, delay=1, delays=1/0/0/0, dsn=4.4.2, status=deferred (lost connection with mx.example.com[192.0.2.25] while sending end of data -- message may be sent more than once)
 Nov  1 08:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D0C: from=<old@example.jp>, size=1, nrcpt=1 (queue active)
 Nov 10 12:00:02 mx1 postfix/smtp[3]: 1A2B3C4D0C: to=<q@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)
 """
@@ -117,9 +121,12 @@ def test_odd_lines_leave_the_fast_path_and_give_the_per_line_result(tmp_path, mo
     assert by_rcpt["n@docomo.ne.jp"][1:3] == ("again@example.jp", None)                    # queue id reused after removed
     assert by_rcpt["q@docomo.ne.jp"][1] is None                                            # the from= is 9 days old
     assert "m@docomo.ne.jp" not in by_rcpt and "f@example.com" not in by_rcpt               # Feb 30, probe
+    codes = dict(pipeline.connect(tmp_path / "data-True-4194304").sql(
+        "SELECT recipient, reply_code FROM events WHERE recipient LIKE 'r_@example.com'").fetchall())
+    assert codes == {"r1@example.com": 554, "r2@example.com": 451, "r3@example.com": None, "r4@example.com": None}
     expired = [r for r in cols if r[3] == "expired"]
     assert sorted(r[0] for r in expired) == ["b@au.com", "o@docomo.ne.jp"]                 # p was delivered at last
-    assert len(events) == len(cols) == 17 + 2  # 17 delivery lines, 2 expiries
+    assert len(events) == len(cols) == 21 + 2  # 21 delivery lines, 2 expiries
 
 
 @pytest.mark.parametrize("block_bytes", [2048, 64 * 1024, 4 * 1024 * 1024])
