@@ -52,6 +52,13 @@ def strings(values: Sequence[str | None]) -> pa.StringArray:
     return pa.Array.from_buffers(pa.string(), n, [_validity(valid), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
 
 
+def scatter_strings(n: int, positions: np.ndarray, values: Sequence[str | None]) -> pa.StringArray:
+    """n strings, null but at `positions`, which hold `values` (a sparse column, few Python strings)."""
+    index = np.full(n, -1, np.int64)
+    index[positions] = np.arange(len(positions))
+    return strings(values).take(numbers(np.maximum(index, 0), pa.int64(), index >= 0))
+
+
 def optional_ints(values: Sequence[int | None], type: pa.DataType) -> pa.Array:
     """An integer array of Python ints and None."""
     valid = np.fromiter((v is not None for v in values), bool, len(values))

@@ -167,17 +167,18 @@ class EventBuffer:
         pairs = pc.binary_join_element_wise(part["recipient_domain"], pc.fill_null(part["relay"], _EMPTY), _NUL).dictionary_encode()
         distinct = [pair.split("\x00", 1) for pair in pairs.dictionary.to_pylist()]
         cols["carrier"] = ab.strings(self._carriers([d for d, _ in distinct], [r for _, r in distinct])).take(pairs.indices)
-        reason = np.full(n, DELIVERED.reason, object)
-        scope = np.full(n, DELIVERED.scope, object)
-        hard = np.empty(n, object)
+        # classes as codes into the few distinct ones; 0 is "delivered" (every sent row)
+        class_code = np.zeros(n, np.int32)
+        distinct_classes = {DELIVERED: 0}
         failed = np.flatnonzero(ab.to_bools(pc.not_equal(part["status"], _SENT)))
         if len(failed):
             take = ab.indices(failed)
             picked = [part[c].take(take).to_pylist() for c in ("status", "diagnostic", "dsn", "reply_code", "smtp_phase", "mta")]
-            reason[failed], scope[failed], hard[failed] = self._classes(*picked)
-        cols["reason"] = ab.strings(reason)
-        cols["scope"] = ab.strings(scope)
-        cols["hard"] = ab.optional_bools(hard)
+            class_code[failed] = [distinct_classes.setdefault(c, len(distinct_classes)) for c in self._classify_rows(*picked)]
+        codes = ab.numbers(class_code, pa.int32())
+        for name, values in zip(("reason", "scope", "hard"), zip(*distinct_classes)):
+            dictionary = ab.optional_bools(values) if name == "hard" else ab.strings(values)
+            cols[name] = dictionary.take(codes)
         cols["event_id"] = event_ids_for_plain(part["_line_bytes"], part["recipient"].to_pylist())
         return pa.Table.from_arrays([cols[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
 
@@ -186,10 +187,14 @@ class EventBuffer:
         return [carrier_for(d or "", relay) for d, relay in zip(domains, relays)]
 
     @staticmethod
-    def _classes(statuses, diagnostics, dsns, codes, phases, mtas) -> tuple[list, list, list]:
-        classes = [DELIVERED if status == "sent" else
-                   classify(status=status, diagnostic=diag, dsn=dsn, reply_code=code, smtp_phase=phase, mta=mta)
-                   for status, diag, dsn, code, phase, mta in zip(statuses, diagnostics, dsns, codes, phases, mtas)]
+    def _classify_rows(statuses, diagnostics, dsns, codes, phases, mtas) -> list:
+        return [DELIVERED if status == "sent" else
+                classify(status=status, diagnostic=diag, dsn=dsn, reply_code=code, smtp_phase=phase, mta=mta)
+                for status, diag, dsn, code, phase, mta in zip(statuses, diagnostics, dsns, codes, phases, mtas)]
+
+    @classmethod
+    def _classes(cls, *columns) -> tuple[list, list, list]:
+        classes = cls._classify_rows(*columns)
         return [c.reason for c in classes], [c.scope for c in classes], [c.hard for c in classes]
 
     def flush(self) -> int:

@@ -265,6 +265,43 @@ def extract(block: bytes, max_line: int) -> BlockFields | None:
         (fast_pos[f], senders), (fast_pos[m], msgids), delivery)
 
 
+class _JoinedColumn:
+    """Sender or message-id per delivery row, as an index into the block's own values (the
+    from= / message-id= lines, in Arrow) or into Python values from the parser state; -1 is null."""
+
+    def __init__(self, block_values: pa.Array, rows: int):
+        self.block_values = block_values
+        self.base = len(block_values)
+        self.extra: list = []
+        self.index = np.full(rows, -1, np.int64)
+
+    def python_index(self, value) -> int:
+        if value is None:
+            return -1
+        self.extra.append(value)
+        return self.base + len(self.extra) - 1
+
+    def value_at(self, i: int):
+        if i < 0:
+            return None
+        return self.block_values[i].as_py() if i < self.base else self.extra[i - self.base]
+
+    def array(self) -> pa.Array:
+        values = pa.concat_arrays([self.block_values, ab.strings(self.extra)])
+        return values.take(ab.numbers(np.maximum(self.index, 0), pa.int64(), self.index >= 0))
+
+
+def _loop_values(loop: np.ndarray, rank_of: list, senders: _JoinedColumn, message_ids: _JoinedColumn) -> list:
+    """The from= / message-id= value of each line of the exact loop (None for other lines)."""
+    out = np.empty(len(loop), object)
+    for rank, column in zip(rank_of, (senders, message_ids)):
+        ranks = rank[loop]
+        picked = np.flatnonzero(ranks >= 0)
+        if len(picked):
+            out[picked] = ab.to_objects(column.block_values.take(ab.indices(ranks[picked])))
+    return out.tolist()
+
+
 @dataclass
 class BlockResult:
     """What read_block made of a block: the fast delivery rows column-wise (rows of fed lines
@@ -301,9 +338,13 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
     # Python objects are made here, not in extract(): that runs beside this thread and would
     # hold the GIL for them
     names = f.qid_names.to_pylist()
-    values = np.empty(len(kinds), object)
-    for at, arr in (f.senders, f.message_ids):
-        values[at] = ab.to_objects(arr)
+    # sender and message-id of each delivery row: indexes into the block's from= / message-id=
+    # values (kept in Arrow) or into Python values from the parser state
+    rank_of = []
+    for at, _ in (f.senders, f.message_ids):
+        rank = np.full(len(kinds), -1, np.int64)
+        rank[at] = np.arange(len(at))
+        rank_of.append(rank)
     is_delivery = kinds == K_DELIVERY
     delivery_j = np.cumsum(is_delivery) - 1               # row of each delivery line in dv
     n_deliv = len(dv["line_start"])
@@ -357,14 +398,12 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
         codes_out[others[hit]] = ab.to_ints(pc.cast(code_text.filter(ab.booleans(hit)), pa.int64()))
         code_valid[others[hit]] = True
     # SMTP phase: only texts naming one can have one
-    phase = np.empty(n_deliv, object)
     hinted = np.flatnonzero(ab.to_bools(pc.match_substring_regex(texts, _PHASE_HINT_RE)))
-    for j, text in zip(hinted.tolist(), texts.take(ab.indices(hinted)).to_pylist()):
-        phase[j] = smtp_phase_of(text)
+    phase = dict(zip(hinted.tolist(), map(smtp_phase_of, texts.take(ab.indices(hinted)).to_pylist())))
 
     # --- the deferred rows are kept whole in the parser state (for the expiry line, restarts) ----
-    senders = np.empty(n_deliv, object)
-    message_ids = np.empty(n_deliv, object)
+    senders = _JoinedColumn(f.senders[1], n_deliv)
+    message_ids = _JoinedColumn(f.message_ids[1], n_deliv)
     deferred_j = np.flatnonzero(status_codes == _DEFERRED_CODE)
     pending: dict[int, dict] = {}
     if len(deferred_j):
@@ -379,7 +418,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
                 "ts": int(delivery_ts[j]), "mta": parser.mta, "host": host, "queue_id": None,
                 "message_id": None, "sender": None, "recipient": rcpt, "recipient_domain": domain,
                 "relay": relay, "status": "deferred", "dsn": dsn,
-                "reply_code": int(codes_out[j]) if code_valid[j] else None, "smtp_phase": phase[j], "diagnostic": text,
+                "reply_code": int(codes_out[j]) if code_valid[j] else None, "smtp_phase": phase.get(j), "diagnostic": text,
                 "source_file": source_file, "source_offset": offset + s, "_line": block[s:e].decode("ascii"),
             }
 
@@ -394,7 +433,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
         evict_at = calls + every - calls % every           # _state's `_lines % EVICT_EVERY == 0`
         fed_iter = iter(zip(fed_lines, line_starts[f.order[fed]].tolist()))
         for k, code, t, v, j in zip(kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist(),
-                                    values[loop].tolist(), delivery_j[loop].tolist()):
+                                    _loop_values(loop, rank_of, senders, message_ids), delivery_j[loop].tolist()):
             if k == K_FEED:
                 line, s = next(fed_iter)
                 parser._lines = calls
@@ -418,8 +457,8 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
             elif t > st["seen"]:
                 st["seen"] = t
             if k == K_DELIVERY:
-                senders[j] = st["sender"]
-                message_ids[j] = st["message_id"]
+                senders.index[j] = senders.python_index(st["sender"])
+                message_ids.index[j] = message_ids.python_index(st["message_id"])
                 row = pending.get(j)
                 if row is not None:
                     row["queue_id"], row["message_id"], row["sender"] = q, st["message_id"], st["sender"]
@@ -448,22 +487,24 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
         group_first = np.maximum.accumulate(np.where(group_start, i, 0))
         epoch_first = np.maximum.accumulate(np.where(epoch_start, i, 0))
         in_carried = epoch_first == group_first            # still the state from before the block
-        vals = values[by_qid]
-        carried_sender = np.full(len(names) + 1, None, object)
-        carried_mid = np.full(len(names) + 1, None, object)
+        carried_sender = np.full(len(names) + 1, -1, np.int64)
+        carried_mid = np.full(len(names) + 1, -1, np.int64)
         has_carried = np.zeros(len(names) + 1, bool)
         for code, st in carried.items():
-            carried_sender[code], carried_mid[code], has_carried[code] = st["sender"], st["message_id"], True
-        for kind_, carried_value, out in ((K_FROM, carried_sender, senders), (K_MSGID, carried_mid, message_ids)):
+            carried_sender[code] = senders.python_index(st["sender"])
+            carried_mid[code] = message_ids.python_index(st["message_id"])
+            has_carried[code] = True
+        dl = k == K_DELIVERY
+        for kind_, rank, carried_index, out in ((K_FROM, rank_of[0], carried_sender, senders),
+                                                (K_MSGID, rank_of[1], carried_mid, message_ids)):
             last = np.maximum.accumulate(np.where(k == kind_, i, -1))
             seen = last >= epoch_first
-            value = np.where(seen, vals[np.maximum(last, 0)], np.where(in_carried, carried_value[c], None))
-            dl = k == K_DELIVERY
-            out[delivery_j[by_qid[dl]]] = value[dl]
+            index = np.where(seen, rank[by_qid[np.maximum(last, 0)]], np.where(in_carried, carried_index[c], -1))
+            out.index[delivery_j[by_qid[dl]]] = index[dl]
             if kind_ == K_FROM:
-                end_sender, end_sender_seen = value, seen
+                end_sender, end_sender_seen = index, seen
             else:
-                end_mid, end_mid_seen = value, seen
+                end_mid, end_mid_seen = index, seen
         # the state each queue id is left in: gone after `removed`, else its last epoch's values
         group_end = np.flatnonzero(np.append(group_start[1:], True))
         seen_max = t.copy()
@@ -488,9 +529,9 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
                     queue.pop(q, None)                      # removed inside the block, then reused
                 st = queue[q] = {"sender": None, "message_id": None, "seen": top, "deferred": {}}
             if end_sender_seen[g]:
-                st["sender"] = end_sender[g]
+                st["sender"] = senders.value_at(int(end_sender[g]))
             if end_mid_seen[g]:
-                st["message_id"] = end_mid[g]
+                st["message_id"] = message_ids.value_at(int(end_mid[g]))
 
     if not n_deliv:
         return BlockResult(None, malformed, f.n_lines)
@@ -501,15 +542,15 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
         "mta": ab.repeat(parser.mta, n_deliv),
         "host": dv["host"],
         "queue_id": f.qid_names.take(ab.indices(delivery_codes)),
-        "message_id": ab.strings(message_ids),
-        "sender": ab.strings(senders),
+        "message_id": message_ids.array(),
+        "sender": senders.array(),
         "recipient": recipients,
         "recipient_domain": recipient_domains,
         "relay": dv["relay"],
         "status": pa.DictionaryArray.from_arrays(ab.numbers(status_codes, pa.int32()), _STATUS_ARRAY).cast(pa.string()),
         "dsn": dv["dsn"],
         "reply_code": ab.numbers(codes_out, pa.int16(), code_valid),
-        "smtp_phase": ab.strings(phase),
+        "smtp_phase": ab.scatter_strings(n_deliv, hinted, list(phase.values())),
         "diagnostic": texts,
         "source_file": ab.repeat(source_file, n_deliv),
         "source_offset": ab.numbers(starts + offset, pa.int64()),
