@@ -16,7 +16,7 @@ import io
 import json
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from contextlib import closing
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +41,7 @@ from .tail import Positions, fingerprint, is_compressed, open_log
 
 MAX_LINE_BYTES = 64 * 1024
 BLOCK_BYTES = 4 * 1024 * 1024  # files are read in blocks of whole lines
+EXTRACT_AHEAD = 2  # Postfix blocks whose fields are being found while one is applied
 DETECT_SAMPLE_LINES = 2000
 # A last line without newline in a plain file modified this recently may still be being
 # written: leave it for the next run. Older (or compressed) files: it is read as it is.
@@ -293,7 +294,7 @@ class Ingestor:
         self.positions = Positions(cfg.data_dir)
         self.parsers: dict[str, Parser] = {}
         self._writer: ThreadPoolExecutor | None = None  # stores batches while parsing goes on (run)
-        self._reader: ThreadPoolExecutor | None = None  # reads and extracts the next block (_blocks)
+        self._reader: ThreadPoolExecutor | None = None  # finds the fields of the next blocks (_blocks)
         self._pending: tuple | None = None  # the commit whose batch the writer is storing
         self.state_path = cfg.data_dir / "state" / "ingest-parsers.json"
         self._saved_state = self._load_state()
@@ -425,33 +426,39 @@ class Ingestor:
         self._commit(fp, offset, path)
 
     def _blocks(self, fh, columnar: bool):
-        """read_blocks() as (block, whole, fields): with `columnar`, the next block is read and
-        its fields found (postfix_block.extract, Arrow work outside the GIL) in a reader thread
-        while this one applies the current block."""
+        """read_blocks() as (block, whole, fields): with `columnar`, the fields of the next
+        EXTRACT_AHEAD blocks are found (postfix_block.extract: Arrow and numpy work, mostly
+        outside the GIL) by reader threads while this thread applies the current block."""
         blocks = read_blocks(fh, BLOCK_BYTES)
         if not columnar:
             for block, whole in blocks:
                 yield block, whole, None
             return
-
-        def ahead():
-            for block, whole in blocks:
-                return block, whole, postfix_block.extract(block, MAX_LINE_BYTES) if whole else None
-            return None
-
         if self._reader is None:
-            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="block-reader")
-        future = self._reader.submit(ahead)
+            self._reader = ThreadPoolExecutor(max_workers=EXTRACT_AHEAD, thread_name_prefix="block-reader")
+        pending: deque = deque()
+
+        def read_ahead() -> None:
+            for block, whole in blocks:
+                fields = self._reader.submit(postfix_block.extract, block, MAX_LINE_BYTES) if whole else None
+                pending.append((block, whole, fields))
+                return
+
         try:
-            while (item := future.result()) is not None:
-                future = self._reader.submit(ahead)
-                yield item
+            for _ in range(EXTRACT_AHEAD):
+                read_ahead()
+            while pending:
+                block, whole, fields = pending.popleft()
+                read_ahead()
+                yield block, whole, fields.result() if fields is not None else None
         finally:
-            future.cancel()
-            try:
-                future.result()  # never leave the thread reading a file that is being closed
-            except BaseException:
-                pass
+            for _, _, fields in pending:  # a run that stops early: let the readers finish
+                if fields is not None:
+                    fields.cancel()
+                    try:
+                        fields.result()
+                    except BaseException:
+                        pass
 
     def _feed_raw_lines(self, feed, data: bytes, offset: int, source: str, info: dict, fp: str, path: Path) -> int:
         """Lines that need checking one by one (non-ASCII, NUL, CR, over-long); the offset after them."""

@@ -31,6 +31,7 @@ Called by pipeline.ingest for every clean block of a Postfix file.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,6 +143,20 @@ class BlockFields:
     delivery: dict               # columns of the K_DELIVERY lines (Arrow arrays / numpy)
 
 
+_HALF = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fast-match")
+
+
+def _match_fast(lines: pa.Array) -> np.ndarray:
+    """FAST_RE over the lines, the two halves at once (RE2 runs without the GIL; the second core
+    is often free while the main thread waits for this block)."""
+    half = len(lines) // 2
+    if half < 1000:
+        return ab.to_bools(pc.match_substring_regex(lines, FAST_RE))
+    second = _HALF.submit(pc.match_substring_regex, lines.slice(half), FAST_RE)
+    first = pc.match_substring_regex(lines.slice(0, half), FAST_RE)
+    return np.concatenate([ab.to_bools(first), ab.to_bools(second.result())])
+
+
 def extract(block: bytes, max_line: int) -> BlockFields | None:
     """Find and cut the fields of a block of whole lines (Arrow and numpy work: runs in a thread).
 
@@ -172,7 +187,7 @@ def extract(block: bytes, max_line: int) -> BlockFields | None:
         candidate = (first + 1 < len(colon_space)) & (after < ends) & (_KIND_OF_CHAR[data[np.minimum(after + 2, len(data) - 1)]] > 0)
     cand_idx = np.flatnonzero(candidate)
     fast = np.zeros(n, bool)
-    fast[cand_idx] = ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(cand_idx)), FAST_RE))
+    fast[cand_idx] = _match_fast(lines.take(ab.indices(cand_idx)))
     fast_idx = np.flatnonzero(fast)
     # A line that is no candidate is one PostfixParser.feed skips: its syslog prefix, when it has
     # one, ends in "program[pid]: queue-id: " (no earlier ": " is possible), and what follows is
