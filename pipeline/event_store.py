@@ -85,7 +85,6 @@ class EventStore:
         table = table.cast(EVENT_SCHEMA)
         if len(pc.unique(table.column("event_id"))) != table.num_rows:
             table = _first_of_each_id(table)
-        table = table.sort_by("ts")
         with self.lock():
             for day, part in _by_utc_day(table):
                 existing = self.files(day)
@@ -169,9 +168,14 @@ def _stored_ids(path: Path) -> pa.ChunkedArray:
 
 
 def _by_utc_day(table: pa.Table):
-    """(`YYYY-MM-DD`, rows) per UTC day of a table sorted by ts: slices, not copies."""
+    """(`YYYY-MM-DD`, rows) per UTC day of `ts`, in log order within a day: a batch read from a
+    log is ordered by day already (then the days are slices, not copies), else it is reordered
+    by day (stable)."""
     us = ab.to_ints(table.column("ts").cast(pa.int64()))
     days = np.floor_divide(us, 86_400_000_000)
+    if len(days) > 1 and bool((np.diff(days) < 0).any()):
+        order = np.argsort(days, kind="stable")
+        table, days = table.take(ab.indices(order)), days[order]
     cuts = np.flatnonzero(np.diff(days)) + 1
     for start, stop in zip([0, *cuts.tolist()], [*cuts.tolist(), len(days)]):
         day = datetime.fromtimestamp(int(days[start]) * 86400, timezone.utc).strftime("%Y-%m-%d")
