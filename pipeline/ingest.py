@@ -36,7 +36,7 @@ from .errors import InputError, StoreError
 from .event_store import EventStore
 from .parsers import EVENT, MALFORMED, ParseContext, Parser, detect_format, parser_class, postfix_block
 from .parsers.postfix import PostfixParser
-from .records import EVENT_SCHEMA, PARSED_COLUMNS, event_ids_for, event_ids_for_plain
+from .records import EVENT_SCHEMA, PARSED_COLUMNS, event_ids_for
 from .tail import Positions, fingerprint, is_compressed, open_log
 
 MAX_LINE_BYTES = 64 * 1024
@@ -135,9 +135,9 @@ class EventBuffer:
         self.rows.append(row)
 
     def add_columns(self, columns: dict) -> None:
-        """A batch of rows as columns: PARSED_COLUMNS as Arrow arrays, plus `_line_bytes`."""
+        """A batch of rows as columns: PARSED_COLUMNS as Arrow arrays (and those of annotate)."""
         self.column_parts.append(columns)
-        self._column_rows += len(columns["_line_bytes"])
+        self._column_rows += len(columns["ts"])
 
     def __len__(self) -> int:
         return len(self.rows) + self._column_rows
@@ -160,28 +160,37 @@ class EventBuffer:
         return pa.Table.from_arrays([_column(cols[f.name], f.type) for f in EVENT_SCHEMA], schema=EVENT_SCHEMA)
 
     def _columns_table(self, part: dict) -> pa.Table:
-        """A column batch classified: carrier per row, the classifier only for rows not sent."""
-        n = len(part["_line_bytes"])
+        """A column batch (annotated by the block reader's threads, see annotate) as a table."""
         cols = {name: part[name] for name in PARSED_COLUMNS}
+        if "carrier" not in part:  # a batch extract() was not given annotate for
+            self.annotate(part, mta=part["mta"])
+        cols.update({name: part[name] for name in ("carrier", "reason", "scope", "hard", "event_id")})
         cols["ts"] = cols["ts"].cast(pa.timestamp("us", tz="UTC"))
+        return pa.Table.from_arrays([cols[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
+
+    def annotate(self, rows: dict, mta: str | pa.Array = "postfix") -> None:
+        """Add carrier, reason, scope and hard to column-wise rows (`recipient_domain`, `relay`, `status`, `text` or `diagnostic`, `dsn`,
+        `reply_code`, `smtp_phase`). Called by postfix_block.extract in the reader threads: the
+        carrier table and the classifier are pure functions with thread-safe caches."""
+        n = len(rows["status"])
         # carrier per distinct (domain, relay): a batch holds few
-        pairs = pc.binary_join_element_wise(part["recipient_domain"], pc.fill_null(part["relay"], _EMPTY), _NUL).dictionary_encode()
+        pairs = pc.binary_join_element_wise(rows["recipient_domain"], pc.fill_null(rows["relay"], _EMPTY), _NUL).dictionary_encode()
         distinct = [pair.split("\x00", 1) for pair in pairs.dictionary.to_pylist()]
-        cols["carrier"] = ab.strings(self._carriers([d for d, _ in distinct], [r for _, r in distinct])).take(pairs.indices)
+        rows["carrier"] = ab.strings(self._carriers([d for d, _ in distinct], [r for _, r in distinct])).take(pairs.indices)
         # classes as codes into the few distinct ones; 0 is "delivered" (every sent row)
         class_code = np.zeros(n, np.int32)
         distinct_classes = {DELIVERED: 0}
-        failed = np.flatnonzero(ab.to_bools(pc.not_equal(part["status"], _SENT)))
+        failed = np.flatnonzero(ab.to_bools(pc.not_equal(rows["status"], _SENT)))
         if len(failed):
             take = ab.indices(failed)
-            picked = [part[c].take(take).to_pylist() for c in ("status", "diagnostic", "dsn", "reply_code", "smtp_phase", "mta")]
-            class_code[failed] = [distinct_classes.setdefault(c, len(distinct_classes)) for c in self._classify_rows(*picked)]
+            text = rows["text"] if "text" in rows else rows["diagnostic"]
+            picked = [col.take(take).to_pylist() for col in (rows["status"], text, rows["dsn"], rows["reply_code"], rows["smtp_phase"])]
+            mtas = mta.take(take).to_pylist() if isinstance(mta, pa.Array) else [mta] * len(failed)
+            class_code[failed] = [distinct_classes.setdefault(c, len(distinct_classes)) for c in self._classify_rows(*picked, mtas)]
         codes = ab.numbers(class_code, pa.int32())
         for name, values in zip(("reason", "scope", "hard"), zip(*distinct_classes)):
             dictionary = ab.optional_bools(values) if name == "hard" else ab.strings(values)
-            cols[name] = dictionary.take(codes)
-        cols["event_id"] = event_ids_for_plain(part["_line_bytes"], part["recipient"].to_pylist())
-        return pa.Table.from_arrays([cols[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
+            rows[name] = dictionary.take(codes)
 
     def _carriers(self, domains: list, relays: list) -> list[str]:
         carrier_for = self.carriers.carrier_for
@@ -440,7 +449,7 @@ class Ingestor:
 
         def read_ahead() -> None:
             for block, whole in blocks:
-                fields = self._reader.submit(postfix_block.extract, block, MAX_LINE_BYTES) if whole else None
+                fields = self._reader.submit(postfix_block.extract, block, MAX_LINE_BYTES, self.buffer.annotate) if whole else None
                 pending.append((block, whole, fields))
                 return
 

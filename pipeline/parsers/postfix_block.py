@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -40,7 +41,8 @@ import pyarrow.compute as pc
 
 from .. import arrow_build as ab
 from .common import MALFORMED
-from .postfix import LINE_RE, PostfixParser, reply_code_of, smtp_phase_of
+from ..records import event_ids_for_plain
+from .postfix import LINE_RE, PostfixParser, smtp_phase_of
 
 # --- the shapes the fast path takes (RE2 syntax; anything else goes to PostfixParser.feed) ------
 # Fixed-width traditional stamp (`Nov  3 16:04:31` or `Nov 03 …`), so the minute and the
@@ -157,8 +159,10 @@ def _match_fast(lines: pa.Array) -> np.ndarray:
     return np.concatenate([ab.to_bools(first), ab.to_bools(second.result())])
 
 
-def extract(block: bytes, max_line: int) -> BlockFields | None:
-    """Find and cut the fields of a block of whole lines (Arrow and numpy work: runs in a thread).
+def extract(block: bytes, max_line: int, annotate: Annotate | None = None) -> BlockFields | None:
+    """Find and cut the fields of a block of whole lines, and all that the delivery rows need
+    but the parser state (reply code, phase, status, event id, and `annotate`'s columns: carrier
+    and class). Arrow and numpy work, and what Python the rows alone need: runs in a thread.
 
     None when the block is not clean (non-ASCII, NUL, CR, a line of `max_line` bytes or more):
     such blocks need the per-line checks of pipeline.ingest.feed_raw_line.
@@ -259,6 +263,9 @@ def extract(block: bytes, max_line: int) -> BlockFields | None:
         "text": gather_strings(data, status_end + 2, d_end - 1, has_text),
         "line_start": ds, "line_end": d_end,
     }
+    _row_columns(block, delivery)
+    if annotate is not None:
+        annotate(delivery)
 
     # all interesting lines in order: fast ones with their fields, fed ones (K_FEED) without
     order = np.concatenate([fast_idx, feed_idx])
@@ -278,6 +285,57 @@ def extract(block: bytes, max_line: int) -> BlockFields | None:
         spread(ab.to_ints(qids.indices), -1, np.int64), qids.dictionary,
         spread(minutes, 0, np.int64), spread(secs, 0, np.int64), minute_keys,
         (fast_pos[f], senders), (fast_pos[m], msgids), delivery)
+
+
+# columns an `annotate` callback adds to the delivery rows in extract() (pipeline.ingest:
+# EventBuffer.annotate), passed through read_block
+ANNOTATED = ("carrier", "reason", "scope", "hard", "event_id")
+Annotate = Callable[[dict], None]
+
+
+def _row_columns(block: bytes, dv: dict) -> None:
+    """What each delivery row needs that no other line decides: reply code, SMTP phase, status
+    word, event id; and the deferred rows whole, as PostfixParser keeps them in its state."""
+    texts = dv["text"]
+    n = len(texts)
+    # reply code: the leading `250 ` of most texts by position, REPLY_CODE_RE (by RE2) for the rest
+    leading = ab.to_bools(pc.match_substring_regex(texts, _LEADING_CODE_RE))
+    codes = np.zeros(n, np.int64)
+    code_valid = leading.copy()
+    if leading.any():
+        codes[leading] = ab.to_ints(pc.cast(pc.utf8_slice_codeunits(texts.filter(ab.booleans(leading)), 0, 3), pa.int64()))
+    others = np.flatnonzero(~leading & ab.to_bools(texts.is_valid()))
+    if len(others):
+        found = pc.extract_regex(texts.take(ab.indices(others)), _REPLY_CODE_RE2)
+        said, lead = found.field("said"), found.field("lead")
+        code_text = pc.if_else(pc.equal(said, _EMPTY), lead, said)
+        hit = ab.to_bools(pc.and_(found.is_valid(), pc.not_equal(code_text, _EMPTY)))
+        codes[others[hit]] = ab.to_ints(pc.cast(code_text.filter(ab.booleans(hit)), pa.int64()))
+        code_valid[others[hit]] = True
+    # SMTP phase: only texts naming one can have one
+    hinted = np.flatnonzero(ab.to_bools(pc.match_substring_regex(texts, _PHASE_HINT_RE)))
+    phases = list(map(smtp_phase_of, texts.take(ab.indices(hinted)).to_pylist()))
+    dv["reply_code"] = ab.numbers(codes, pa.int16(), code_valid)
+    dv["smtp_phase"] = ab.scatter_strings(n, hinted, phases)
+    dv["status"] = pa.DictionaryArray.from_arrays(ab.numbers(dv["status_code"], pa.int32()), _STATUS_ARRAY).cast(pa.string())
+    starts, ends = dv["line_start"].tolist(), dv["line_end"].tolist()
+    dv["event_id"] = event_ids_for_plain([block[s:e] for s, e in zip(starts, ends)], dv["recipient"].to_pylist())
+    # deferred rows, less what read_block knows (time, source) and the queue-id join
+    rows = np.empty(n, object)
+    deferred = np.flatnonzero(dv["status_code"] == _DEFERRED_CODE)
+    if len(deferred):
+        take = ab.indices(deferred)
+        phase_of = dict(zip(hinted.tolist(), phases))
+        for j, host, rcpt, domain, relay, dsn, text in zip(
+                deferred.tolist(), *(dv[c].take(take).to_pylist() for c in ("host", "recipient", "recipient_domain", "relay", "dsn", "text"))):
+            rows[j] = {
+                "ts": None, "mta": PostfixParser.mta, "host": host, "queue_id": None, "message_id": None,
+                "sender": None, "recipient": rcpt, "recipient_domain": domain, "relay": relay,
+                "status": "deferred", "dsn": dsn, "reply_code": int(codes[j]) if code_valid[j] else None,
+                "smtp_phase": phase_of.get(j), "diagnostic": text, "source_file": None,
+                "source_offset": None, "_line": block[starts[j]:ends[j]].decode("ascii"), "_start": starts[j],
+            }
+    dv["deferred_row"] = rows
 
 
 class _JoinedColumn:
@@ -322,7 +380,7 @@ class BlockResult:
     """What read_block made of a block: the fast delivery rows column-wise (rows of fed lines
     went to the parser's emit as usual) and the lines the parser called malformed."""
 
-    columns: dict | None         # PARSED_COLUMNS (Arrow arrays) + "_line_bytes" (list of bytes)
+    columns: dict | None         # PARSED_COLUMNS and event_id (Arrow arrays), and ANNOTATED when given
     malformed: list              # (offset, line) of each malformed line
     lines: int
 
@@ -397,45 +455,19 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
         special[:] = True                                 # eviction or a week inside: all exact
     in_loop = special[codes]
 
-    texts = dv["text"]
-    # reply code: the leading `250 ` of most texts by position, reply_code_of() for the rest
-    leading = ab.to_bools(pc.match_substring_regex(texts, _LEADING_CODE_RE))
-    codes_out = np.zeros(n_deliv, np.int64)
-    code_valid = leading.copy()
-    if leading.any():
-        codes_out[leading] = ab.to_ints(pc.cast(pc.utf8_slice_codeunits(texts.filter(ab.booleans(leading)), 0, 3), pa.int64()))
-    others = np.flatnonzero(~leading & ab.to_bools(texts.is_valid()))
-    if len(others):  # REPLY_CODE_RE, run by RE2
-        found = pc.extract_regex(texts.take(ab.indices(others)), _REPLY_CODE_RE2)
-        said, lead = found.field("said"), found.field("lead")
-        code_text = pc.if_else(pc.equal(said, _EMPTY), lead, said)
-        hit = ab.to_bools(pc.and_(found.is_valid(), pc.not_equal(code_text, _EMPTY)))
-        codes_out[others[hit]] = ab.to_ints(pc.cast(code_text.filter(ab.booleans(hit)), pa.int64()))
-        code_valid[others[hit]] = True
-    # SMTP phase: only texts naming one can have one
-    hinted = np.flatnonzero(ab.to_bools(pc.match_substring_regex(texts, _PHASE_HINT_RE)))
-    phase = dict(zip(hinted.tolist(), map(smtp_phase_of, texts.take(ab.indices(hinted)).to_pylist())))
-
     # --- the deferred rows are kept whole in the parser state (for the expiry line, restarts) ----
     senders = _JoinedColumn(f.senders[1], n_deliv)
     message_ids = _JoinedColumn(f.message_ids[1], n_deliv)
-    deferred_j = np.flatnonzero(status_codes == _DEFERRED_CODE)
+    # (their rows were made by extract(); the time and the source are known here)
     pending: dict[int, dict] = {}
+    deferred_j = np.flatnonzero(status_codes == _DEFERRED_CODE)
     if len(deferred_j):
-        take = ab.indices(deferred_j)
         delivery_ts = ts[is_delivery]
-        for j, host, rcpt, domain, relay, dsn, text in zip(
-                deferred_j.tolist(), dv["host"].take(take).to_pylist(), recipients.take(take).to_pylist(),
-                recipient_domains.take(take).to_pylist(), dv["relay"].take(take).to_pylist(),
-                dv["dsn"].take(take).to_pylist(), dv["text"].take(take).to_pylist()):
-            s, e = int(dv["line_start"][j]), int(dv["line_end"][j])
-            pending[j] = {
-                "ts": int(delivery_ts[j]), "mta": parser.mta, "host": host, "queue_id": None,
-                "message_id": None, "sender": None, "recipient": rcpt, "recipient_domain": domain,
-                "relay": relay, "status": "deferred", "dsn": dsn,
-                "reply_code": int(codes_out[j]) if code_valid[j] else None, "smtp_phase": phase.get(j), "diagnostic": text,
-                "source_file": source_file, "source_offset": offset + s, "_line": block[s:e].decode("ascii"),
-            }
+        for j, row in zip(deferred_j.tolist(), dv["deferred_row"][deferred_j].tolist()):
+            row["ts"] = int(delivery_ts[j])
+            row["source_file"] = source_file
+            row["source_offset"] = offset + row.pop("_start")
+            pending[j] = row
 
     # --- the exact loop: PostfixParser._state / _record inline, fed lines through feed() -------
     malformed: list = []
@@ -550,25 +582,23 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
 
     if not n_deliv:
         return BlockResult(None, malformed, f.n_lines)
-    starts, ends = dv["line_start"], dv["line_end"]
-    delivery_codes = codes[is_delivery]
     columns = {
         "ts": ab.numbers(ts[is_delivery], pa.int64()),
         "mta": ab.repeat(parser.mta, n_deliv),
         "host": dv["host"],
-        "queue_id": f.qid_names.take(ab.indices(delivery_codes)),
+        "queue_id": f.qid_names.take(ab.indices(codes[is_delivery])),
         "message_id": message_ids.array(),
         "sender": senders.array(),
         "recipient": recipients,
         "recipient_domain": recipient_domains,
         "relay": dv["relay"],
-        "status": pa.DictionaryArray.from_arrays(ab.numbers(status_codes, pa.int32()), _STATUS_ARRAY).cast(pa.string()),
+        "status": dv["status"],
         "dsn": dv["dsn"],
-        "reply_code": ab.numbers(codes_out, pa.int16(), code_valid),
-        "smtp_phase": ab.scatter_strings(n_deliv, hinted, list(phase.values())),
-        "diagnostic": texts,
+        "reply_code": dv["reply_code"],
+        "smtp_phase": dv["smtp_phase"],
+        "diagnostic": dv["text"],
         "source_file": ab.repeat(source_file, n_deliv),
-        "source_offset": ab.numbers(starts + offset, pa.int64()),
-        "_line_bytes": [block[s:e] for s, e in zip(starts.tolist(), ends.tolist())],
+        "source_offset": ab.numbers(dv["line_start"] + offset, pa.int64()),
     }
+    columns.update({name: dv[name] for name in ANNOTATED if name in dv})
     return BlockResult(columns, malformed, f.n_lines)
