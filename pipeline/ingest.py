@@ -533,20 +533,20 @@ class Ingestor:
 def read_blocks(fh, size: int):
     """(block, whole) pairs: `block` holds whole lines (about `size` bytes, ending with a newline:
     whole=True), except a last line without newline at the end of the file (whole=False)."""
-    pending = b""
     while True:
         chunk = fh.read(size)
         if not chunk:
-            break
-        data = pending + chunk if pending else chunk
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            pending = data  # a line longer than a block: read on to its end
+            return
+        if not chunk.endswith(b"\n"):
+            chunk += fh.readline()  # on to the end of the line (one copy of the block)
+        if chunk.endswith(b"\n"):
+            yield chunk, True
             continue
-        pending = data[cut:]
-        yield data[:cut], True
-    if pending:
-        yield pending, False
+        cut = chunk.rfind(b"\n") + 1  # the file ends inside a line
+        if cut:
+            yield chunk[:cut], True
+        yield chunk[cut:], False
+        return
 
 
 def _plain_lines(block: bytes) -> list[str] | None:

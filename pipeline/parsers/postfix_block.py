@@ -338,6 +338,29 @@ def _row_columns(block: bytes, dv: dict) -> None:
     dv["deferred_row"] = rows
 
 
+class _Names:
+    """The block's distinct queue ids (Arrow), as Python strings one by one when asked."""
+
+    def __init__(self, array: pa.Array):
+        self.array = array
+        self.cache: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def preload(self, codes: np.ndarray) -> None:
+        """Convert these (in one call: one by one costs a microsecond each)."""
+        codes = np.unique(codes[codes >= 0])
+        self.cache.update(zip(codes.tolist(), self.array.take(ab.indices(codes)).to_pylist()))
+
+    def get(self, code) -> str:
+        code = int(code)
+        q = self.cache.get(code)
+        if q is None:
+            q = self.cache[code] = self.array[code].as_py()
+        return q
+
+
 class _JoinedColumn:
     """Sender or message-id per delivery row, as an index into the block's own values (the
     from= / message-id= lines, in Arrow) or into Python values from the parser state; -1 is null."""
@@ -408,9 +431,8 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
     fast = kinds != K_FEED
     ts = np.where(fast, minute_us[f.minutes] + f.seconds * 1_000_000, 0) if len(minute_us) else np.zeros(len(kinds), np.int64)
     codes = np.where(fast, f.codes, -1)
-    # Python objects are made here, not in extract(): that runs beside this thread and would
-    # hold the GIL for them
-    names = f.qid_names.to_pylist()
+    # queue ids become Python strings only where the parser state is touched (names.get)
+    names = _Names(f.qid_names)
     # sender and message-id of each delivery row: indexes into the block's from= / message-id=
     # values (kept in Arrow) or into Python values from the parser state
     rank_of = []
@@ -433,14 +455,17 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
     fed_lines = [block[s:e - 1].decode("ascii") for s, e in zip(line_starts[f.order[fed]].tolist(),
                                                                  line_starts[f.order[fed] + 1].tolist())]
     special = np.zeros(len(names) + 1, bool)              # by code; the last one is "fed" (-1)
-    code_of = {q: i for i, q in enumerate(names)} if fed_lines else {}
-    for line in fed_lines:
-        m = LINE_RE.match(line)
-        if m is not None and m.group("qid") in code_of:
-            special[code_of[m.group("qid")]] = True
+    fed_qids = [m.group("qid") for m in map(LINE_RE.match, fed_lines) if m is not None]
+    if fed_qids:
+        found = pc.index_in(ab.strings(fed_qids), value_set=f.qid_names)
+        special[ab.to_ints(found.drop_null())] = True
     special[codes[is_delivery][status_codes == _DEFERRED_CODE]] = True
     # state from before the block (most queue ids of a block are new)
-    carried = {i: queue[q] for i, q in enumerate(names) if q in queue}
+    carried = {}
+    if queue:
+        present = np.flatnonzero(ab.to_bools(pc.is_in(f.qid_names, value_set=ab.strings(list(queue)))))
+        names.preload(present)
+        carried = {int(i): queue[names.get(i)] for i in present}
     if carried:
         first_ts = np.full(len(names), np.iinfo(np.int64).max)
         np.minimum.at(first_ts, codes[fast], ts[fast])
@@ -473,6 +498,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
     malformed: list = []
     loop = np.flatnonzero(in_loop)
     if len(loop):
+        names.preload(codes[loop])
         loop_rcpt = {}
         ttl = parser.STATE_TTL_US
         calls = parser._lines
@@ -490,7 +516,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
                 evict_at = calls + every - calls % every
                 queue = parser.queue
                 continue
-            q = names[code]
+            q = names.get(code)
             if k == K_REMOVED:
                 queue.pop(q, None)
                 continue
@@ -561,8 +587,10 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
         epoch_max = np.full(epoch_id[-1] + 1, np.iinfo(np.int64).min)
         np.maximum.at(epoch_max, epoch_id, seen_max)
         # (a queue id removed at the end that had no state before leaves nothing to do)
-        for g in group_end[(k[group_end] != K_REMOVED) | has_carried[c[group_end]]].tolist():
-            q = names[c[g]]
+        ends_touched = group_end[(k[group_end] != K_REMOVED) | has_carried[c[group_end]]]
+        names.preload(c[ends_touched])
+        for g in ends_touched.tolist():
+            q = names.get(c[g])
             if k[g] == K_REMOVED:
                 queue.pop(q, None)
                 continue
