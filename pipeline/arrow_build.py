@@ -75,10 +75,10 @@ def repeat(value: str, n: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(numbers(np.zeros(n, np.int32), pa.int32()), strings([value])).cast(pa.string())
 
 
-def scalar(value: str | bool | None, type: pa.DataType = pa.string()) -> pa.Scalar:
+def scalar(value: str | bool | None, type: pa.DataType | None = None) -> pa.Scalar:
     """A scalar argument for pyarrow.compute (a Python value there would go through pa.scalar)."""
     if value is None:
-        return pa.nulls(1, type)[0]
+        return pa.nulls(1, type or pa.string())[0]
     if isinstance(value, bool):
         return booleans(np.array([value]))[0]
     return strings([value])[0]

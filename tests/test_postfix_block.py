@@ -110,7 +110,7 @@ def test_odd_lines_leave_the_fast_path_and_give_the_per_line_result(tmp_path, mo
     for size in (100, 700, 4 * 1024 * 1024):  # one line per block (boundaries everywhere) to one block
         fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
         assert_same(fast, slow)
-    events, state, rejected = fast[0], fast[1], fast[2]
+    events, rejected = fast[0], fast[2]
     assert rejected == {"malformed": 2}
     cols = pipeline.connect(tmp_path / "data-True-4194304").sql(
         "SELECT recipient, sender, message_id, status FROM events ORDER BY source_offset").fetchall()

@@ -18,6 +18,10 @@ itself, in line order, so the result is the per-line parser's by construction: t
 ever takes lines whose meaning is unambiguous. tests/test_postfix_block.py holds the two to the
 same events and state on the sample logs, the public corpus, generated traffic and odd lines.
 
+What a delivery row needs that no other line decides (reply code, SMTP phase, event id, carrier
+and class, the deferred row kept in the state) is made with the fields, in extract(), which
+ingest runs in reader threads ahead of the block being applied.
+
 The queue-id joins (sender, message-id, deferred recipients for the expiry line) live in the
 parser's own state (PostfixParser.queue). Queue ids are independent of each other there, so they
 are split in two: those with a fed line, a deferral or deferred recipients from before go through
@@ -31,7 +35,6 @@ Called by pipeline.ingest for every clean block of a Postfix file.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -40,8 +43,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import arrow_build as ab
-from .common import MALFORMED
 from ..records import event_ids_for_plain
+from .common import MALFORMED
 from .postfix import LINE_RE, PostfixParser, smtp_phase_of
 
 # --- the shapes the fast path takes (RE2 syntax; anything else goes to PostfixParser.feed) ------
@@ -69,7 +72,7 @@ FAST_RE = "^" + _STAMP + _HOST + " " + _PROG + "(?:" + _DELIVERY + "|" + _QMGR +
 # Lines PostfixParser.feed does more than SKIP (its own cheap pre-test, as a pattern).
 INTERESTING_RE = r" to=| from=|message-id=|: removed\n$"
 
-# Kinds of interesting lines, in the order the state loop sees them.
+# What an interesting line is (K_FEED: one for PostfixParser.feed).
 K_FEED, K_DELIVERY, K_FROM, K_REMOVED, K_MSGID = 0, 1, 2, 3, 4
 _KIND_OF_CHAR = np.zeros(256, np.int8)
 _KIND_OF_CHAR[ord("t")], _KIND_OF_CHAR[ord("f")] = K_DELIVERY, K_FROM
@@ -145,20 +148,6 @@ class BlockFields:
     delivery: dict               # columns of the K_DELIVERY lines (Arrow arrays / numpy)
 
 
-_HALF = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fast-match")
-
-
-def _match_fast(lines: pa.Array) -> np.ndarray:
-    """FAST_RE over the lines, the two halves at once (RE2 runs without the GIL; the second core
-    is often free while the main thread waits for this block)."""
-    half = len(lines) // 2
-    if half < 1000:
-        return ab.to_bools(pc.match_substring_regex(lines, FAST_RE))
-    second = _HALF.submit(pc.match_substring_regex, lines.slice(half), FAST_RE)
-    first = pc.match_substring_regex(lines.slice(0, half), FAST_RE)
-    return np.concatenate([ab.to_bools(first), ab.to_bools(second.result())])
-
-
 def extract(block: bytes, max_line: int, annotate: Annotate | None = None) -> BlockFields | None:
     """Find and cut the fields of a block of whole lines, and all that the delivery rows need
     but the parser state (reply code, phase, status, event id, and `annotate`'s columns: carrier
@@ -191,7 +180,7 @@ def extract(block: bytes, max_line: int, annotate: Annotate | None = None) -> Bl
         candidate = (first + 1 < len(colon_space)) & (after < ends) & (_KIND_OF_CHAR[data[np.minimum(after + 2, len(data) - 1)]] > 0)
     cand_idx = np.flatnonzero(candidate)
     fast = np.zeros(n, bool)
-    fast[cand_idx] = _match_fast(lines.take(ab.indices(cand_idx)))
+    fast[cand_idx] = ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(cand_idx)), FAST_RE))
     fast_idx = np.flatnonzero(fast)
     # A line that is no candidate is one PostfixParser.feed skips: its syslog prefix, when it has
     # one, ends in "program[pid]: queue-id: " (no earlier ": " is possible), and what follows is
