@@ -376,6 +376,184 @@ class _JoinedColumn:
         return values.take(ab.numbers(np.maximum(self.index, 0), pa.int64(), self.index >= 0))
 
 
+def _exact_queue_ids(parser: PostfixParser, f: BlockFields, kinds: np.ndarray, codes: np.ndarray,
+                     ts: np.ndarray, names: _Names, fed_lines: list, status_codes: np.ndarray):
+    """Which interesting lines go through the exact loop: those of queue ids with a fed line or a
+    deferral in the block, or with deferred recipients (or a stale state) from before it; all of
+    them when the parser would evict old queue ids within the block, or the block spans more than
+    the join window. Also the state each queue id of the block had before it."""
+    queue = parser.queue
+    fast = kinds != K_FEED
+    special = np.zeros(len(names) + 1, bool)              # by code; the last one is "fed" (-1)
+    fed_qids = [m.group("qid") for m in map(LINE_RE.match, fed_lines) if m is not None]
+    if fed_qids:
+        found = pc.index_in(ab.strings(fed_qids), value_set=f.qid_names)
+        special[ab.to_ints(found.drop_null())] = True
+    special[codes[kinds == K_DELIVERY][status_codes == _DEFERRED_CODE]] = True
+    # state from before the block (most queue ids of a block are new)
+    carried = {}
+    if queue:
+        present = np.flatnonzero(ab.to_bools(pc.is_in(f.qid_names, value_set=ab.strings(list(queue)))))
+        names.preload(present)
+        carried = {int(i): queue[names.get(i)] for i in present}
+    if carried:
+        first_ts = np.full(len(names), np.iinfo(np.int64).max)
+        np.minimum.at(first_ts, codes[fast], ts[fast])
+        for i, st in carried.items():
+            if st["deferred"] or first_ts[i] - st["seen"] > parser.STATE_TTL_US:
+                special[i] = True
+    special[-1] = True
+    calls_here = int(np.count_nonzero(fast & (kinds != K_REMOVED)))
+    crosses = (parser._lines % parser.EVICT_EVERY) + calls_here + len(fed_lines) >= parser.EVICT_EVERY
+    spans = len(ts[fast]) and int(ts[fast].max() - ts[fast].min()) > parser.STATE_TTL_US
+    if crosses or spans:
+        special[:] = True                                 # eviction or a week inside: all exact
+    return special[codes], carried
+
+
+@dataclass
+class _Applied:
+    """A block being applied to the parser state: per interesting line its kind, queue-id code
+    and time; the row of each delivery line; the sender and message-id columns being joined."""
+
+    kinds: np.ndarray
+    codes: np.ndarray
+    ts: np.ndarray
+    names: _Names
+    rank_of: list
+    delivery_j: np.ndarray
+    senders: _JoinedColumn
+    message_ids: _JoinedColumn
+
+
+def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pending: dict,
+                recipients: pa.Array, offset: int) -> list:
+    """The lines of the queue ids that need it, in order, doing what PostfixParser._state and
+    _record do (inline), and the fed lines through PostfixParser.feed; the malformed lines."""
+    malformed: list = []
+    if not len(loop):
+        return malformed
+    kinds, codes, ts, names = b.kinds, b.codes, b.ts, b.names
+    senders, message_ids = b.senders, b.message_ids
+    queue = parser.queue
+    names.preload(codes[loop])
+    loop_rcpt = {}
+    ttl = parser.STATE_TTL_US
+    calls = parser._lines
+    every = parser.EVICT_EVERY
+    evict_at = calls + every - calls % every           # _state's `_lines % EVICT_EVERY == 0`
+    fed_iter = iter(fed)
+    for k, code, t, v, j in zip(kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist(),
+                                _loop_values(loop, b.rank_of, senders, message_ids), b.delivery_j[loop].tolist()):
+        if k == K_FEED:
+            line, s = next(fed_iter)
+            parser._lines = calls
+            if parser.feed(line, offset + s) == MALFORMED:
+                malformed.append((offset + s, line))
+            calls = parser._lines
+            evict_at = calls + every - calls % every
+            queue = parser.queue
+            continue
+        q = names.get(code)
+        if k == K_REMOVED:
+            queue.pop(q, None)
+            continue
+        calls += 1
+        if calls == evict_at:
+            evict_at += every
+            queue = parser.queue = {qq: st for qq, st in queue.items() if t - st["seen"] <= ttl}
+        st = queue.get(q)
+        if st is None or t - st["seen"] > ttl:
+            queue[q] = st = {"sender": None, "message_id": None, "seen": t, "deferred": {}}
+        elif t > st["seen"]:
+            st["seen"] = t
+        if k == K_DELIVERY:
+            senders.index[j] = senders.python_index(st["sender"])
+            message_ids.index[j] = message_ids.python_index(st["message_id"])
+            row = pending.get(j)
+            if row is not None:
+                row["queue_id"], row["message_id"], row["sender"] = q, st["message_id"], st["sender"]
+                st["deferred"][row["recipient"]] = row
+            elif st["deferred"]:
+                if j not in loop_rcpt:
+                    loop_rcpt[j] = recipients[j].as_py()
+                st["deferred"].pop(loop_rcpt[j], None)
+        elif k == K_FROM:
+            st["sender"] = v
+        else:
+            st["message_id"] = v
+    parser._lines = calls
+    return malformed
+
+
+def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: dict) -> None:
+    """The other queue ids, joined with numpy: per queue id, the latest from= / message-id= since
+    its last `removed` (or the state from before the block); then the state each is left in."""
+    if not len(rest):
+        return
+    kinds, codes, ts, names, delivery_j = b.kinds, b.codes, b.ts, b.names, b.delivery_j
+    senders, message_ids, rank_of = b.senders, b.message_ids, b.rank_of
+    queue = parser.queue
+    parser._lines += int(np.count_nonzero(kinds[rest] != K_REMOVED))
+    by_qid = rest[np.argsort(codes[rest], kind="stable")]   # each queue id's lines in order
+    k, c, t = kinds[by_qid], codes[by_qid], ts[by_qid]
+    i = np.arange(len(by_qid))
+    group_start = np.ones(len(i), bool)
+    group_start[1:] = c[1:] != c[:-1]
+    epoch_start = group_start.copy()
+    epoch_start[1:] |= k[:-1] == K_REMOVED              # `removed` forgets the queue id
+    group_first = np.maximum.accumulate(np.where(group_start, i, 0))
+    epoch_first = np.maximum.accumulate(np.where(epoch_start, i, 0))
+    in_carried = epoch_first == group_first            # still the state from before the block
+    carried_sender = np.full(len(names) + 1, -1, np.int64)
+    carried_mid = np.full(len(names) + 1, -1, np.int64)
+    has_carried = np.zeros(len(names) + 1, bool)
+    for code, st in carried.items():
+        carried_sender[code] = senders.python_index(st["sender"])
+        carried_mid[code] = message_ids.python_index(st["message_id"])
+        has_carried[code] = True
+    dl = k == K_DELIVERY
+    for kind_, rank, carried_index, out in ((K_FROM, rank_of[0], carried_sender, senders),
+                                            (K_MSGID, rank_of[1], carried_mid, message_ids)):
+        last = np.maximum.accumulate(np.where(k == kind_, i, -1))
+        seen = last >= epoch_first
+        index = np.where(seen, rank[by_qid[np.maximum(last, 0)]], np.where(in_carried, carried_index[c], -1))
+        out.index[delivery_j[by_qid[dl]]] = index[dl]
+        if kind_ == K_FROM:
+            end_sender, end_sender_seen = index, seen
+        else:
+            end_mid, end_mid_seen = index, seen
+    # the state each queue id is left in: gone after `removed`, else its last epoch's values
+    group_end = np.flatnonzero(np.append(group_start[1:], True))
+    seen_max = t.copy()
+    seen_max[k == K_REMOVED] = np.iinfo(np.int64).min
+    # running max of time within each epoch
+    epoch_id = np.cumsum(epoch_start) - 1
+    epoch_max = np.full(epoch_id[-1] + 1, np.iinfo(np.int64).min)
+    np.maximum.at(epoch_max, epoch_id, seen_max)
+    # (a queue id removed at the end that had no state before leaves nothing to do)
+    ends_touched = group_end[(k[group_end] != K_REMOVED) | has_carried[c[group_end]]]
+    names.preload(c[ends_touched])
+    for g in ends_touched.tolist():
+        q = names.get(c[g])
+        if k[g] == K_REMOVED:
+            queue.pop(q, None)
+            continue
+        top = int(epoch_max[epoch_id[g]])
+        if in_carried[g] and has_carried[c[g]]:
+            st = carried[int(c[g])]
+            if top > st["seen"]:
+                st["seen"] = top
+        else:
+            if has_carried[c[g]]:
+                queue.pop(q, None)                      # removed inside the block, then reused
+            st = queue[q] = {"sender": None, "message_id": None, "seen": top, "deferred": {}}
+        if end_sender_seen[g]:
+            st["sender"] = senders.value_at(int(end_sender[g]))
+        if end_mid_seen[g]:
+            st["message_id"] = message_ids.value_at(int(end_mid[g]))
+
+
 def _loop_values(loop: np.ndarray, rank_of: list, senders: _JoinedColumn, message_ids: _JoinedColumn) -> list:
     """The from= / message-id= value of each line of the exact loop (None for other lines)."""
     out = np.empty(len(loop), object)
@@ -437,37 +615,12 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
     recipient_domains = dv["recipient_domain"]
     line_starts = f.line_starts
     source_file = ctx.source_file
-    queue = parser.queue
 
     # --- which queue ids need the exact loop -------------------------------------------------
     fed = np.flatnonzero(kinds == K_FEED)
     fed_lines = [block[s:e - 1].decode("ascii") for s, e in zip(line_starts[f.order[fed]].tolist(),
                                                                  line_starts[f.order[fed] + 1].tolist())]
-    special = np.zeros(len(names) + 1, bool)              # by code; the last one is "fed" (-1)
-    fed_qids = [m.group("qid") for m in map(LINE_RE.match, fed_lines) if m is not None]
-    if fed_qids:
-        found = pc.index_in(ab.strings(fed_qids), value_set=f.qid_names)
-        special[ab.to_ints(found.drop_null())] = True
-    special[codes[is_delivery][status_codes == _DEFERRED_CODE]] = True
-    # state from before the block (most queue ids of a block are new)
-    carried = {}
-    if queue:
-        present = np.flatnonzero(ab.to_bools(pc.is_in(f.qid_names, value_set=ab.strings(list(queue)))))
-        names.preload(present)
-        carried = {int(i): queue[names.get(i)] for i in present}
-    if carried:
-        first_ts = np.full(len(names), np.iinfo(np.int64).max)
-        np.minimum.at(first_ts, codes[fast], ts[fast])
-        for i, st in carried.items():
-            if st["deferred"] or first_ts[i] - st["seen"] > parser.STATE_TTL_US:
-                special[i] = True
-    special[-1] = True
-    calls_here = int(np.count_nonzero(fast & (kinds != K_REMOVED)))
-    crosses = (parser._lines % parser.EVICT_EVERY) + calls_here + len(fed) >= parser.EVICT_EVERY
-    spans = len(ts[fast]) and int(ts[fast].max() - ts[fast].min()) > parser.STATE_TTL_US
-    if crosses or spans:
-        special[:] = True                                 # eviction or a week inside: all exact
-    in_loop = special[codes]
+    in_loop, carried = _exact_queue_ids(parser, f, kinds, codes, ts, names, fed_lines, status_codes)
 
     # --- the deferred rows are kept whole in the parser state (for the expiry line, restarts) ----
     senders = _JoinedColumn(f.senders[1], n_deliv)
@@ -483,119 +636,10 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
             row["source_offset"] = offset + row.pop("_start")
             pending[j] = row
 
-    # --- the exact loop: PostfixParser._state / _record inline, fed lines through feed() -------
-    malformed: list = []
-    loop = np.flatnonzero(in_loop)
-    if len(loop):
-        names.preload(codes[loop])
-        loop_rcpt = {}
-        ttl = parser.STATE_TTL_US
-        calls = parser._lines
-        every = parser.EVICT_EVERY
-        evict_at = calls + every - calls % every           # _state's `_lines % EVICT_EVERY == 0`
-        fed_iter = iter(zip(fed_lines, line_starts[f.order[fed]].tolist()))
-        for k, code, t, v, j in zip(kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist(),
-                                    _loop_values(loop, rank_of, senders, message_ids), delivery_j[loop].tolist()):
-            if k == K_FEED:
-                line, s = next(fed_iter)
-                parser._lines = calls
-                if parser.feed(line, offset + s) == MALFORMED:
-                    malformed.append((offset + s, line))
-                calls = parser._lines
-                evict_at = calls + every - calls % every
-                queue = parser.queue
-                continue
-            q = names.get(code)
-            if k == K_REMOVED:
-                queue.pop(q, None)
-                continue
-            calls += 1
-            if calls == evict_at:
-                evict_at += every
-                queue = parser.queue = {qq: st for qq, st in queue.items() if t - st["seen"] <= ttl}
-            st = queue.get(q)
-            if st is None or t - st["seen"] > ttl:
-                queue[q] = st = {"sender": None, "message_id": None, "seen": t, "deferred": {}}
-            elif t > st["seen"]:
-                st["seen"] = t
-            if k == K_DELIVERY:
-                senders.index[j] = senders.python_index(st["sender"])
-                message_ids.index[j] = message_ids.python_index(st["message_id"])
-                row = pending.get(j)
-                if row is not None:
-                    row["queue_id"], row["message_id"], row["sender"] = q, st["message_id"], st["sender"]
-                    st["deferred"][row["recipient"]] = row
-                elif st["deferred"]:
-                    if j not in loop_rcpt:
-                        loop_rcpt[j] = recipients[j].as_py()
-                    st["deferred"].pop(loop_rcpt[j], None)
-            elif k == K_FROM:
-                st["sender"] = v
-            else:
-                st["message_id"] = v
-        parser._lines = calls
-
-    # --- the joined rest: per queue id, the latest value since its last `removed` -------------
-    rest = np.flatnonzero(~in_loop)
-    if len(rest):
-        parser._lines += int(np.count_nonzero(kinds[rest] != K_REMOVED))
-        by_qid = rest[np.argsort(codes[rest], kind="stable")]   # each queue id's lines in order
-        k, c, t = kinds[by_qid], codes[by_qid], ts[by_qid]
-        i = np.arange(len(by_qid))
-        group_start = np.ones(len(i), bool)
-        group_start[1:] = c[1:] != c[:-1]
-        epoch_start = group_start.copy()
-        epoch_start[1:] |= k[:-1] == K_REMOVED              # `removed` forgets the queue id
-        group_first = np.maximum.accumulate(np.where(group_start, i, 0))
-        epoch_first = np.maximum.accumulate(np.where(epoch_start, i, 0))
-        in_carried = epoch_first == group_first            # still the state from before the block
-        carried_sender = np.full(len(names) + 1, -1, np.int64)
-        carried_mid = np.full(len(names) + 1, -1, np.int64)
-        has_carried = np.zeros(len(names) + 1, bool)
-        for code, st in carried.items():
-            carried_sender[code] = senders.python_index(st["sender"])
-            carried_mid[code] = message_ids.python_index(st["message_id"])
-            has_carried[code] = True
-        dl = k == K_DELIVERY
-        for kind_, rank, carried_index, out in ((K_FROM, rank_of[0], carried_sender, senders),
-                                                (K_MSGID, rank_of[1], carried_mid, message_ids)):
-            last = np.maximum.accumulate(np.where(k == kind_, i, -1))
-            seen = last >= epoch_first
-            index = np.where(seen, rank[by_qid[np.maximum(last, 0)]], np.where(in_carried, carried_index[c], -1))
-            out.index[delivery_j[by_qid[dl]]] = index[dl]
-            if kind_ == K_FROM:
-                end_sender, end_sender_seen = index, seen
-            else:
-                end_mid, end_mid_seen = index, seen
-        # the state each queue id is left in: gone after `removed`, else its last epoch's values
-        group_end = np.flatnonzero(np.append(group_start[1:], True))
-        seen_max = t.copy()
-        seen_max[k == K_REMOVED] = np.iinfo(np.int64).min
-        # running max of time within each epoch
-        epoch_id = np.cumsum(epoch_start) - 1
-        epoch_max = np.full(epoch_id[-1] + 1, np.iinfo(np.int64).min)
-        np.maximum.at(epoch_max, epoch_id, seen_max)
-        # (a queue id removed at the end that had no state before leaves nothing to do)
-        ends_touched = group_end[(k[group_end] != K_REMOVED) | has_carried[c[group_end]]]
-        names.preload(c[ends_touched])
-        for g in ends_touched.tolist():
-            q = names.get(c[g])
-            if k[g] == K_REMOVED:
-                queue.pop(q, None)
-                continue
-            top = int(epoch_max[epoch_id[g]])
-            if in_carried[g] and has_carried[c[g]]:
-                st = carried[int(c[g])]
-                if top > st["seen"]:
-                    st["seen"] = top
-            else:
-                if has_carried[c[g]]:
-                    queue.pop(q, None)                      # removed inside the block, then reused
-                st = queue[q] = {"sender": None, "message_id": None, "seen": top, "deferred": {}}
-            if end_sender_seen[g]:
-                st["sender"] = senders.value_at(int(end_sender[g]))
-            if end_mid_seen[g]:
-                st["message_id"] = message_ids.value_at(int(end_mid[g]))
+    b = _Applied(kinds, codes, ts, names, rank_of, delivery_j, senders, message_ids)
+    fed_at = line_starts[f.order[fed]].tolist()
+    malformed = _exact_loop(parser, b, np.flatnonzero(in_loop), zip(fed_lines, fed_at), pending, recipients, offset)
+    _join_rest(parser, b, np.flatnonzero(~in_loop), carried)
 
     if not n_deliv:
         return BlockResult(None, malformed, f.n_lines)
