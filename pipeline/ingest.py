@@ -169,9 +169,10 @@ class EventBuffer:
         return pa.Table.from_arrays([cols[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
 
     def annotate(self, rows: dict, mta: str | pa.Array = "postfix") -> None:
-        """Add carrier, reason, scope and hard to column-wise rows (`recipient_domain`, `relay`, `status`, `text` or `diagnostic`, `dsn`,
-        `reply_code`, `smtp_phase`). Called by postfix_block.extract in the reader threads: the
-        carrier table and the classifier are pure functions with thread-safe caches."""
+        """Add carrier, reason, scope and hard to column-wise rows (from `recipient_domain`,
+        `relay`, `status`, `text` or `diagnostic`, `dsn`, `reply_code`, `smtp_phase`). Called by
+        postfix_block.extract in the reader threads: the carrier table and the classifier are
+        pure functions with thread-safe caches."""
         n = len(rows["status"])
         # carrier per distinct (domain, relay): a batch holds few
         pairs = pc.binary_join_element_wise(rows["recipient_domain"], pc.fill_null(rows["relay"], _EMPTY), _NUL).dictionary_encode()
