@@ -159,18 +159,15 @@ class EventBuffer:
         cols["event_id"] = event_ids_for(list(map(itemgetter("_line"), rows)), cols["recipient"])
         return pa.Table.from_arrays([_column(cols[f.name], f.type) for f in EVENT_SCHEMA], schema=EVENT_SCHEMA)
 
-    def _columns_table(self, part: dict) -> pa.Table:
-        """A column batch (annotated by the block reader's threads, see annotate) as a table."""
-        cols = {name: part[name] for name in PARSED_COLUMNS}
-        if "carrier" not in part:  # a batch extract() was not given annotate for
-            self.annotate(part, mta=part["mta"])
-        cols.update({name: part[name] for name in ("carrier", "reason", "scope", "hard", "event_id")})
-        cols["ts"] = cols["ts"].cast(pa.timestamp("us", tz="UTC"))
+    @staticmethod
+    def _columns_table(part: dict) -> pa.Table:
+        """A column batch of the block reader (classified in its threads, see annotate)."""
+        cols = dict(part, ts=part["ts"].cast(pa.timestamp("us", tz="UTC")))
         return pa.Table.from_arrays([cols[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
 
-    def annotate(self, rows: dict, mta: str | pa.Array = "postfix") -> None:
+    def annotate(self, rows: dict, mta: str = "postfix") -> None:
         """Add carrier, reason, scope and hard to column-wise rows (from `recipient_domain`,
-        `relay`, `status`, `text` or `diagnostic`, `dsn`, `reply_code`, `smtp_phase`). Called by
+        `relay`, `status`, `text`, `dsn`, `reply_code`, `smtp_phase`). Called by
         postfix_block.extract in the reader threads: the carrier table and the classifier are
         pure functions with thread-safe caches."""
         n = len(rows["status"])
@@ -184,10 +181,9 @@ class EventBuffer:
         failed = np.flatnonzero(ab.to_bools(pc.not_equal(rows["status"], _SENT)))
         if len(failed):
             take = ab.indices(failed)
-            text = rows["text"] if "text" in rows else rows["diagnostic"]
-            picked = [col.take(take).to_pylist() for col in (rows["status"], text, rows["dsn"], rows["reply_code"], rows["smtp_phase"])]
-            mtas = mta.take(take).to_pylist() if isinstance(mta, pa.Array) else [mta] * len(failed)
-            class_code[failed] = [distinct_classes.setdefault(c, len(distinct_classes)) for c in self._classify_rows(*picked, mtas)]
+            picked = [rows[c].take(take).to_pylist() for c in ("status", "text", "dsn", "reply_code", "smtp_phase")]
+            classes = self._classify_rows(*picked, [mta] * len(failed))
+            class_code[failed] = [distinct_classes.setdefault(c, len(distinct_classes)) for c in classes]
         codes = ab.numbers(class_code, pa.int32())
         for name, values in zip(("reason", "scope", "hard"), zip(*distinct_classes)):
             dictionary = ab.optional_bools(values) if name == "hard" else ab.strings(values)

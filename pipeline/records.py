@@ -93,13 +93,13 @@ def event_id_for(line: bytes | str, recipient: str = "", extra: str = "") -> str
     data = _id_bytes(line, recipient)
     if extra:
         data += b"\x01" + extra.encode()
-    return hashlib.blake2b(data, digest_size=10).hexdigest()
+    return hashlib.blake2b(data, digest_size=_ID_BYTES).hexdigest()
 
 
 def event_ids_for(lines: list[str], recipients: list[str]) -> list[str]:
     """event_id_for(line, recipient) for many rows at once (the batch path of ingest)."""
     blake = hashlib.blake2b
-    return [blake(_id_bytes(line, rcpt), digest_size=10).hexdigest() for line, rcpt in zip(lines, recipients)]
+    return [blake(_id_bytes(line, rcpt), digest_size=_ID_BYTES).hexdigest() for line, rcpt in zip(lines, recipients)]
 
 
 def event_ids_for_plain(lines: list[bytes], recipients: list[str]) -> pa.StringArray:

@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import arrow_build as ab
-from ..records import event_ids_for_plain
+from ..records import EVENT_COLUMNS, PARSED_COLUMNS, event_ids_for_plain
 from .common import MALFORMED
 from .postfix import LINE_RE, PostfixParser, smtp_phase_of
 
@@ -200,7 +200,7 @@ def extract(block: bytes, max_line: int, annotate: Annotate | None = None) -> Bl
     key = np.zeros(len(starts), np.uint64)
     for pos in (0, 1, 2, 4, 5, 7, 8, 10, 11):
         key = key << np.uint64(7) | data[starts + pos].astype(np.uint64)
-    unique_keys, first_of_key, minutes = np.unique(key, return_index=True, return_inverse=True)
+    _, first_of_key, minutes = np.unique(key, return_index=True, return_inverse=True)
     minute_keys = [block[s:s + 12].decode("ascii") for s in starts[first_of_key].tolist()]
     secs = (data[starts + 13].astype(np.int64) - 48) * 10 + (data[starts + 14].astype(np.int64) - 48)
 
@@ -276,9 +276,9 @@ def extract(block: bytes, max_line: int, annotate: Annotate | None = None) -> Bl
         (fast_pos[f], senders), (fast_pos[m], msgids), delivery)
 
 
-# columns an `annotate` callback adds to the delivery rows in extract() (pipeline.ingest:
-# EventBuffer.annotate), passed through read_block
-ANNOTATED = ("carrier", "reason", "scope", "hard", "event_id")
+# the event columns no parser fills: event_id (made by _row_columns) and what the `annotate`
+# callback of extract() adds (pipeline.ingest: EventBuffer.annotate): carrier and class
+NOT_PARSED = tuple(c for c in EVENT_COLUMNS if c not in PARSED_COLUMNS)
 Annotate = Callable[[dict], None]
 
 
@@ -570,7 +570,7 @@ class BlockResult:
     """What read_block made of a block: the fast delivery rows column-wise (rows of fed lines
     went to the parser's emit as usual) and the lines the parser called malformed."""
 
-    columns: dict | None         # PARSED_COLUMNS and event_id (Arrow arrays), and ANNOTATED when given
+    columns: dict | None         # every event column (Arrow arrays)
     malformed: list              # (offset, line) of each malformed line
     lines: int
 
@@ -661,5 +661,5 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
         "source_file": ab.repeat(source_file, n_deliv),
         "source_offset": ab.numbers(dv["line_start"] + offset, pa.int64()),
     }
-    columns.update({name: dv[name] for name in ANNOTATED if name in dv})
+    columns.update({name: dv[name] for name in NOT_PARSED})  # extract() was given annotate
     return BlockResult(columns, malformed, f.n_lines)
