@@ -80,8 +80,8 @@ def _id_bytes(line: bytes | str, recipient: str) -> bytes:
     return data
 
 
-_ID_BYTES = 10
-_BLAKE10 = hashlib.blake2b(digest_size=_ID_BYTES)
+ID_BYTES = 10
+_BLAKE10 = hashlib.blake2b(digest_size=ID_BYTES)
 
 
 def event_id_for(line: bytes | str, recipient: str = "", extra: str = "") -> str:
@@ -93,13 +93,13 @@ def event_id_for(line: bytes | str, recipient: str = "", extra: str = "") -> str
     data = _id_bytes(line, recipient)
     if extra:
         data += b"\x01" + extra.encode()
-    return hashlib.blake2b(data, digest_size=_ID_BYTES).hexdigest()
+    return hashlib.blake2b(data, digest_size=ID_BYTES).hexdigest()
 
 
 def event_ids_for(lines: list[str], recipients: list[str]) -> list[str]:
     """event_id_for(line, recipient) for many rows at once (the batch path of ingest)."""
     blake = hashlib.blake2b
-    return [blake(_id_bytes(line, rcpt), digest_size=_ID_BYTES).hexdigest() for line, rcpt in zip(lines, recipients)]
+    return [blake(_id_bytes(line, rcpt), digest_size=ID_BYTES).hexdigest() for line, rcpt in zip(lines, recipients)]
 
 
 def event_ids_for_plain(lines: list[bytes], recipients: list[str]) -> pa.StringArray:
@@ -113,6 +113,6 @@ def event_ids_for_plain(lines: list[bytes], recipients: list[str]) -> pa.StringA
         h.update(b"%s\x00%s" % (line, rcpt.encode()))
         append(h.digest())
     n = len(digests)
-    width = 2 * _ID_BYTES
+    width = 2 * ID_BYTES
     offsets = pa.py_buffer(array("i", range(0, width * n + 1, width)))
     return pa.StringArray.from_buffers(n, offsets, pa.py_buffer(binascii.hexlify(b"".join(digests))))

@@ -210,6 +210,7 @@ def test_installed_wheel_ships_sql(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "pipeline/sql/suppression_candidates.sql" in names
     assert any(n.startswith("pipeline/data/") for n in names)
+    assert "pipeline/native/_postfix_scan.so" in names  # compiled by hatch_build.py
     # install it (not editable) into its own folder and run an ingest + the rule from there
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
@@ -220,6 +221,9 @@ def test_installed_wheel_ships_sql(tmp_path):
     where = subprocess.run([sys.executable, "-c", "import pipeline; print(pipeline.__file__)"], env=env, cwd=tmp_path,
                            capture_output=True, text=True, check=True)
     assert where.stdout.startswith(str(target))
+    scanner = subprocess.run([sys.executable, "-c", "from pipeline import native; print(native.SCANNER.lib._name)"],
+                             env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert scanner.stdout.startswith(str(target))  # the wheel's own library is loaded
     out = subprocess.run(run + ["--help"], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0 and "Usage: mailhygiene" in out.stdout
     out = subprocess.run(run + ["ingest", str(SAMPLES / "qmail" / "current")], env=env, cwd=tmp_path, capture_output=True, text=True)

@@ -3,7 +3,8 @@
 Every test ingests the same file twice, column-wise (the default) and per line only, and
 requires the same stored events (every column), the same parser state and the same rejects:
 on the sample logs, on generated traffic cut into blocks at many sizes, on lines chosen to leave
-the fast path, and on the public corpus.
+the fast path, and on the public corpus. Each runs with the compiled scanner
+(pipeline/native) and with the numpy one.
 """
 
 from __future__ import annotations
@@ -15,18 +16,28 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import CORPUS, REPO, SAMPLES
 
 import pipeline
 import pipeline.ingest as ingest_mod
+from pipeline import native
 from pipeline.config import load_config
 from pipeline.ingest import ingest, read_blocks
 from pipeline.parsers import postfix_block
 from pipeline.parsers.common import QueueParser
 from pipeline.records import event_id_for, event_ids_for_plain
 
-from conftest import CORPUS, REPO, SAMPLES
-
 GEN = REPO / "bench" / "gen_postfix_log.py"
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def scanner(request, monkeypatch):
+    """Every test twice: with the compiled scanner and with the numpy one."""
+    if request.param == "numpy":
+        monkeypatch.setattr(native, "SCANNER", None)
+    elif native.SCANNER is None:
+        pytest.skip("compiled scanner not built")
+    return request.param
 
 
 def ingest_both(tmp_path, paths, block_bytes=None, monkeypatch=None):
@@ -58,6 +69,7 @@ def generated(tmp_path, lines=20_000, seed=3):
 
 
 ODD = """\
+Nov 10 08:59:59 postfix1 postfix/smtp[3]: 1A2B3C4D0F: to=<postmaster>, relay=mx.example.com[192.0.2.25]:25, delay=1, delays=1/0/0/0, dsn=5.1.1, status=bounced (host mx.example.com[192.0.2.25] said: 550 5.1.1 <postmaster@mx.example.com>: no such user (in reply to RCPT TO command))
 Nov 10 09:00:00 mx1 postfix/cleanup[1]: 1A2B3C4D01: message-id=<a1@example.jp>
 Nov 10 09:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D01: from=<News@Example.JP>, size=100, nrcpt=3 (queue active)
 Nov 10 09:00:01 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<Taro@DoCoMo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4Xyz)
@@ -126,7 +138,10 @@ def test_odd_lines_leave_the_fast_path_and_give_the_per_line_result(tmp_path, mo
     assert codes == {"r1@example.com": 554, "r2@example.com": 451, "r3@example.com": None, "r4@example.com": None}
     expired = [r for r in cols if r[3] == "expired"]
     assert sorted(r[0] for r in expired) == ["b@au.com", "o@docomo.ne.jp"]                 # p was delivered at last
-    assert len(events) == len(cols) == 21 + 2  # 21 delivery lines, 2 expiries
+    assert len(events) == len(cols) == 22 + 2  # 22 delivery lines, 2 expiries
+    host, domain = pipeline.connect(tmp_path / "data-True-100").sql(
+        "SELECT host, recipient_domain FROM events WHERE recipient = 'postmaster'").fetchall()[0]
+    assert (host, domain) == ("postfix1", "")  # a host named postfix…; an address without '@' (block of its own)
 
 
 @pytest.mark.parametrize("block_bytes", [2048, 64 * 1024, 4 * 1024 * 1024])
@@ -149,6 +164,31 @@ def test_state_eviction_inside_a_block_is_the_parsers(tmp_path, monkeypatch):
     log = generated(tmp_path, lines=8000, seed=5)
     fast, slow = ingest_both(tmp_path, [log], 16 * 1024, monkeypatch)
     assert_same(fast, slow)
+
+
+@pytest.mark.parametrize("old_in", ["block", "state before"])
+def test_an_eviction_that_forgets_a_queue_id_inside_a_block(tmp_path, monkeypatch, old_in):
+    """The fifth lookup evicts queue ids unseen for ten minutes: the one from 09:00 is gone at
+    09:30 (in the saved state), whether it came in the same block (which then spans more than
+    the window) or was carried from a run before (a block of two minutes, whose eviction is
+    found to forget something)."""
+    monkeypatch.setattr(QueueParser, "EVICT_EVERY", 5)
+    monkeypatch.setattr(QueueParser, "STATE_TTL_US", 600 * 1_000_000)
+    old = "Nov 10 09:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D00: from=<old@example.jp>, size=1, nrcpt=1 (queue active)\n"
+    late = "".join(f"Nov 10 09:{m:02d}:00 mx1 postfix/cleanup[1]: 1A2B3C4D{i:02d}: message-id=<m{i}@example.jp>\n"
+                   for i, m in ((1, 30), (2, 30), (3, 30), (4, 31), (5, 31), (6, 32)))
+    results = []
+    for columnar in (True, False):
+        data = tmp_path / f"data-{columnar}"
+        cfg = load_config(None, data_dir=data, timezone="Asia/Tokyo")
+        if old_in == "block":
+            ingest(cfg, [write_log(tmp_path, old + late, f"a-{columnar}.log")], fmt="postfix", year=2026, columnar=columnar)
+        else:
+            ingest(cfg, [write_log(tmp_path, old, f"a-{columnar}.log")], fmt="postfix", year=2026, columnar=columnar)
+            ingest(cfg, [write_log(tmp_path, late, f"b-{columnar}.log")], fmt="postfix", year=2026, columnar=columnar)
+        results.append(json.loads((data / "state" / "ingest-parsers.json").read_text())["postfix"]["queue"])
+    assert results[0] == results[1]
+    assert "1A2B3C4D00" not in results[0] and "1A2B3C4D06" in results[0]
 
 
 def test_state_carries_over_between_runs_and_files(tmp_path, monkeypatch):

@@ -43,8 +43,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import arrow_build as ab
-from ..records import EVENT_COLUMNS, PARSED_COLUMNS, event_ids_for_plain
-from .common import MALFORMED
+from .. import native
+from ..native import Scanner
+from ..records import EVENT_COLUMNS, ID_BYTES, PARSED_COLUMNS, event_ids_for_plain
+from .common import MALFORMED, iso_us
 from .postfix import LINE_RE, PostfixParser, smtp_phase_of
 
 # --- the shapes the fast path takes (RE2 syntax; anything else goes to PostfixParser.feed) ------
@@ -74,6 +76,8 @@ INTERESTING_RE = r" to=| from=|message-id=|: removed\n$"
 
 # What an interesting line is (K_FEED: one for PostfixParser.feed).
 K_FEED, K_DELIVERY, K_FROM, K_REMOVED, K_MSGID = 0, 1, 2, 3, 4
+# What a line is to the block reader: skipped (feed() would skip it), fed, or on the fast path.
+C_SKIP, C_FEED, C_FAST = 0, 1, 2
 _KIND_OF_CHAR = np.zeros(256, np.int8)
 _KIND_OF_CHAR[ord("t")], _KIND_OF_CHAR[ord("f")] = K_DELIVERY, K_FROM
 _KIND_OF_CHAR[ord("r")], _KIND_OF_CHAR[ord("m")] = K_REMOVED, K_MSGID
@@ -148,13 +152,18 @@ class BlockFields:
     delivery: dict               # columns of the K_DELIVERY lines (Arrow arrays / numpy)
 
 
-def extract(block: bytes, max_line: int, annotate: Annotate | None = None) -> BlockFields | None:
-    """Find and cut the fields of a block of whole lines, and all that the delivery rows need
-    but the parser state (reply code, phase, status, event id, and `annotate`'s columns: carrier
-    and class). Arrow and numpy work, and what Python the rows alone need: runs in a thread.
+def scan_numpy(block: bytes, max_line: int) -> dict | None:
+    """What a block's lines are and where their fields sit, by FAST_RE (RE2, through Arrow) and
+    numpy arithmetic; None when the block is not clean. This defines the fast path: the compiled
+    scanner (pipeline/native/postfix_scan.c) must return the same arrays.
 
-    None when the block is not clean (non-ASCII, NUL, CR, a line of `max_line` bytes or more):
-    such blocks need the per-line checks of pipeline.ingest.feed_raw_line.
+    line_starts (n + 1), cls (per line: C_SKIP, C_FEED for PostfixParser.feed, C_FAST);
+    per fast line: f_line, f_kind (K_*; K_FEED for a delivery line the positions cannot cut),
+    f_qs / f_qe (queue id), f_key (the `Mon DD hh:mm` minute, packed), f_secs, f_vs / f_ve (the
+    from= / message-id= value, 0 for other kinds);
+    per delivery line cut here: d_fast (its number among the fast lines), d_host_end,
+    d_rcpt_end, d_dom_start, d_relay_s, d_relay_e, d_dsn_s, d_status_pos, d_status_end,
+    d_status_code, d_has_text.
     """
     if not block.isascii() or b"\x00" in block or b"\r" in block:
         return None
@@ -187,31 +196,32 @@ def extract(block: bytes, max_line: int, annotate: Annotate | None = None) -> Bl
     # none of to=, from=, message-id=, removed. Candidates that are not fast go to feed().
     missed = cand_idx[~fast[cand_idx]]
     feed_idx = missed[ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(missed)), INTERESTING_RE))]
+    cls = np.full(n, C_SKIP, np.uint8)
+    cls[feed_idx] = C_FEED
+    cls[fast_idx] = C_FAST
 
     starts = line_starts[fast_idx]
     line_ends = ends[fast_idx]                          # the newline
     qid_start = colon_space[first[fast_idx]] + 2
     qid_end = colon_space[second[fast_idx]]
     kind = _KIND_OF_CHAR[data[qid_end + 2]]
-    qids = gather_strings(data, qid_start, qid_end).dictionary_encode()
 
-    # stamps: one key per minute (the parser turns each into time once), seconds by position;
-    # `Mon DD hh:mm` is packed into one integer (9 ASCII characters, 7 bits each)
+    # `Mon DD hh:mm` packed into one integer (9 ASCII characters, 7 bits each); the seconds
     key = np.zeros(len(starts), np.uint64)
     for pos in (0, 1, 2, 4, 5, 7, 8, 10, 11):
         key = key << np.uint64(7) | data[starts + pos].astype(np.uint64)
-    _, first_of_key, minutes = np.unique(key, return_index=True, return_inverse=True)
-    minute_keys = [block[s:s + 12].decode("ascii") for s in starts[first_of_key].tolist()]
     secs = (data[starts + 13].astype(np.int64) - 48) * 10 + (data[starts + 14].astype(np.int64) - 48)
 
-    # sender (from=<…>, lower-cased as normalise_address does: it ends before the first comma)
-    # and message-id (<…>, as it is)
+    # sender: from=<…> ends before the first comma; message-id: <…> up to the line end
     commas = np.flatnonzero(data == 44)
+    value_start = np.zeros(len(starts), np.int64)
+    value_end = np.zeros(len(starts), np.int64)
     f = np.flatnonzero(kind == K_FROM)
-    senders = pc.utf8_lower(gather_strings(data, qid_end[f] + 8, commas[np.searchsorted(commas, qid_end[f])] - 1))
+    value_start[f] = qid_end[f] + 8
+    value_end[f] = commas[np.searchsorted(commas, qid_end[f])] - 1
     m = np.flatnonzero(kind == K_MSGID)
-    msgids = gather_strings(data, qid_end[m] + 14, line_ends[m] - 1)
-    msgids = pc.if_else(pc.equal(msgids, _EMPTY), _NULL, msgids)
+    value_start[m] = qid_end[m] + 14
+    value_end[m] = line_ends[m] - 1
 
     # delivery lines: each field before status= follows ", " and no value holds a comma, so the
     # line's first commas, told apart by the two letters after them, locate relay=, dsn=, status=
@@ -229,39 +239,97 @@ def extract(block: bytes, max_line: int, annotate: Annotate | None = None) -> Bl
     has_text = data[status_end] == 32
     # too many fields to see (repeated delay=…) or a text that does not end in ")": the parser's
     bad = ~(is_status.any(1) & is_relay.any(1) & is_dsn.any(1)) | (has_text & (data[d_end - 1] != 41))
-    if bad.any():
-        kind[d[bad]] = K_FEED
-        keep = np.flatnonzero(~bad)
-        d, ds, d_end, c, relay_i, dsn_i = d[keep], ds[keep], d_end[keep], c[keep], relay_i[keep], dsn_i[keep]
-        status_pos, status_char, status_end, has_text = status_pos[keep], status_char[keep], status_end[keep], has_text[keep]
-        rows = np.arange(len(d))
-    rcpt_end = c[:, 0] - 1                               # ": to=<" … ">,"
-    rcpt_start = qid_end[d] + 6
-    # the domain: after the address's last '@' ("" without one)
+    kind[d[bad]] = K_FEED
+    keep = np.flatnonzero(~bad)
+    d, ds, c, relay_i, dsn_i = d[keep], ds[keep], c[keep], relay_i[keep], dsn_i[keep]
+    status_pos, status_char, status_end, has_text = status_pos[keep], status_char[keep], status_end[keep], has_text[keep]
+    rows = np.arange(len(d))
+    rcpt_start = qid_end[d] + 6                          # ": to=<" … ">,"
+    rcpt_end = c[:, 0] - 1
+    # the domain: after the address's last '@' (none: empty, at the address's end)
     ats = np.flatnonzero(data == 64)
     last_at = ats[np.maximum(np.searchsorted(ats, rcpt_end) - 1, 0)] if len(ats) else np.full(len(d), -1)
-    has_at = last_at >= rcpt_start
-    relay = gather_strings(data, c[rows, relay_i] + 8, c[rows, relay_i + 1])
+    has_at = (last_at >= rcpt_start) & (last_at < rcpt_end)
+    # the host: from the stamp's end to the next space
+    spaces = np.flatnonzero(data == 32)
+    return {
+        "line_starts": line_starts, "cls": cls,
+        "f_line": fast_idx, "f_kind": kind.astype(np.int8), "f_qs": qid_start, "f_qe": qid_end,
+        "f_key": key, "f_secs": secs, "f_vs": value_start, "f_ve": value_end,
+        "d_fast": d, "d_host_end": spaces[np.searchsorted(spaces, ds + 16)],
+        "d_rcpt_end": rcpt_end, "d_dom_start": np.where(has_at, last_at + 1, rcpt_end),
+        "d_relay_s": c[rows, relay_i] + 8, "d_relay_e": c[rows, relay_i + 1],
+        "d_dsn_s": c[rows, dsn_i] + 6, "d_status_pos": status_pos, "d_status_end": status_end,
+        "d_status_code": _STATUS_CODE[status_char], "d_has_text": has_text.astype(np.uint8),
+    }
+
+
+def _numpy_gather(data, starts, ends, valid=None, lower=False) -> pa.StringArray:
+    out = gather_strings(data, starts, ends, valid)
+    return pc.utf8_lower(out) if lower else out
+
+
+def extract(block: bytes, max_line: int, annotate: Annotate | None = None,
+            scanner: Scanner | None | bool = True) -> BlockFields | None:
+    """Find and cut the fields of a block of whole lines, and all that the delivery rows need
+    but the parser state (reply code, phase, status, event id, and `annotate`'s columns: carrier
+    and class). Arrow and numpy work, and what Python the rows alone need: runs in a thread.
+    `scanner`: the compiled scanner (True: native.SCANNER, when it was built), or None/False for
+    scan_numpy.
+
+    None when the block is not clean (non-ASCII, NUL, CR, a line of `max_line` bytes or more):
+    such blocks need the per-line checks of pipeline.ingest.feed_raw_line.
+    """
+    if scanner is True:
+        scanner = native.SCANNER
+    s = scanner.scan(block, max_line) if scanner else scan_numpy(block, max_line)
+    if s is None:
+        return None
+    cut = scanner.gather if scanner else _numpy_gather
+    data = np.frombuffer(block, np.uint8)
+    line_starts, cls = s["line_starts"], s["cls"]
+    n = len(cls)
+    fast_idx = s["f_line"]
+    kind = s["f_kind"]
+    starts = line_starts[fast_idx]
+    qid_end = s["f_qe"]
+    qids = cut(data, s["f_qs"], qid_end).dictionary_encode()
+
+    # stamps: one key per minute (the parser turns each into time once), seconds by position
+    _, first_of_key, minutes = np.unique(s["f_key"], return_index=True, return_inverse=True)
+    minute_keys = [block[x:x + 12].decode("ascii") for x in starts[first_of_key].tolist()]
+    secs = s["f_secs"]
+
+    # sender (lower-cased as normalise_address does) and message-id (as it is)
+    f = np.flatnonzero(kind == K_FROM)
+    senders = cut(data, s["f_vs"][f], s["f_ve"][f], lower=True)
+    m = np.flatnonzero(kind == K_MSGID)
+    msgids = cut(data, s["f_vs"][m], s["f_ve"][m])
+    msgids = pc.if_else(pc.equal(msgids, _EMPTY), _NULL, msgids)
+
+    d = s["d_fast"]
+    ds = starts[d]
+    d_end = line_starts[fast_idx[d] + 1] - 1
+    rcpt_end = s["d_rcpt_end"]
+    relay = cut(data, s["d_relay_s"], s["d_relay_e"])
+    has_text = s["d_has_text"].astype(bool)
     delivery = {
-        "host": gather_strings(data, ds + 16, ds + _find(lines.take(ab.indices(fast_idx[d])), " postfix")),
-        "recipient": pc.utf8_lower(gather_strings(data, rcpt_start, rcpt_end)),
-        "recipient_domain": pc.utf8_lower(gather_strings(data, np.where(has_at, last_at + 1, rcpt_end), rcpt_end)),
+        "host": cut(data, ds + 16, s["d_host_end"]),
+        "recipient": cut(data, qid_end[d] + 6, rcpt_end, lower=True),
+        "recipient_domain": cut(data, s["d_dom_start"], rcpt_end, lower=True),
         "relay": pc.if_else(pc.equal(relay, _NONE), _NULL, relay),
-        "dsn": gather_strings(data, c[rows, dsn_i] + 6, status_pos),
-        "status_code": _STATUS_CODE[status_char],
-        "text": gather_strings(data, status_end + 2, d_end - 1, has_text),
+        "dsn": cut(data, s["d_dsn_s"], s["d_status_pos"]),
+        "status_code": s["d_status_code"],
+        "text": cut(data, s["d_status_end"] + 2, d_end - 1, has_text),
         "line_start": ds, "line_end": d_end,
     }
-    _row_columns(block, delivery)
+    _row_columns(block, delivery, scanner)
     if annotate is not None:
         annotate(delivery)
 
     # all interesting lines in order: fast ones with their fields, fed ones (K_FEED) without
-    order = np.concatenate([fast_idx, feed_idx])
-    sort = np.argsort(order, kind="stable")
-    is_fast = np.zeros(len(order), bool)
-    is_fast[:len(fast_idx)] = True
-    order, is_fast = order[sort], is_fast[sort]
+    order = np.flatnonzero(cls != C_SKIP)
+    is_fast = cls[order] == C_FAST
     fast_pos = np.flatnonzero(is_fast)                  # where each fast line is among them
 
     def spread(values, fill, dtype):
@@ -282,7 +350,7 @@ NOT_PARSED = tuple(c for c in EVENT_COLUMNS if c not in PARSED_COLUMNS)
 Annotate = Callable[[dict], None]
 
 
-def _row_columns(block: bytes, dv: dict) -> None:
+def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     """What each delivery row needs that no other line decides: reply code, SMTP phase, status
     word, event id; and the deferred rows whole, as PostfixParser keeps them in its state."""
     texts = dv["text"]
@@ -308,7 +376,11 @@ def _row_columns(block: bytes, dv: dict) -> None:
     dv["smtp_phase"] = ab.scatter_strings(n, hinted, phases)
     dv["status"] = pa.DictionaryArray.from_arrays(ab.numbers(dv["status_code"], pa.int32()), _STATUS_ARRAY).cast(pa.string())
     starts, ends = dv["line_start"].tolist(), dv["line_end"].tolist()
-    dv["event_id"] = event_ids_for_plain([block[s:e] for s, e in zip(starts, ends)], dv["recipient"].to_pylist())
+    if scanner:
+        dv["event_id"] = scanner.event_ids(np.frombuffer(block, np.uint8), dv["line_start"], dv["line_end"],
+                                           dv["recipient"], ID_BYTES)
+    else:
+        dv["event_id"] = event_ids_for_plain([block[s:e] for s, e in zip(starts, ends)], dv["recipient"].to_pylist())
     # deferred rows, less what read_block knows (time, source) and the queue-id join
     rows = np.empty(n, object)
     deferred = np.flatnonzero(dv["status_code"] == _DEFERRED_CODE)
@@ -406,9 +478,30 @@ def _exact_queue_ids(parser: PostfixParser, f: BlockFields, kinds: np.ndarray, c
     calls_here = int(np.count_nonzero(fast & (kinds != K_REMOVED)))
     crosses = (parser._lines % parser.EVICT_EVERY) + calls_here + len(fed_lines) >= parser.EVICT_EVERY
     spans = len(ts[fast]) and int(ts[fast].max() - ts[fast].min()) > parser.STATE_TTL_US
+    if crosses and not spans:
+        # An eviction inside the block forgets nothing when no state can be older than the
+        # window by then: every entry was seen at or after the oldest `seen` of the state before
+        # the block or the block's oldest line, and the eviction happens at a line of the block.
+        times = [*_fed_times(parser, fed_lines), *((int(ts[fast].min()), int(ts[fast].max())) if fast.any() else ())]
+        oldest = min([*times, *(st["seen"] for st in queue.values())], default=0)
+        crosses = max(times, default=0) - oldest > parser.STATE_TTL_US
     if crosses or spans:
         special[:] = True                                 # eviction or a week inside: all exact
     return special[codes], carried
+
+
+def _fed_times(parser: PostfixParser, fed_lines: list) -> list:
+    """The times PostfixParser.feed gives these lines (lines it would skip have none)."""
+    out = []
+    for m in map(LINE_RE.match, fed_lines):
+        if m is None:
+            continue
+        mon, day, hms, frac, iso = m.groups()[:5]
+        try:
+            out.append(parser.ctx.syslog_us(mon, day, hms, frac) if mon is not None else iso_us(iso, parser.ctx.tz))
+        except ValueError:
+            pass
+    return out
 
 
 @dataclass

@@ -1,0 +1,156 @@
+"""The compiled Postfix block scanner (pipeline/native/postfix_scan.c) against the numpy scanner
+that defines it (postfix_block.scan_numpy: FAST_RE by RE2 and position arithmetic).
+
+The two must return the same arrays for every block: real lines, odd lines, and lines mutated
+at random where one character decides (a comma, a bracket, a letter of a field name). The
+block reader's own tests (test_postfix_block.py) then hold either scanner to the per-line parser.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+from conftest import CORPUS, REPO, SAMPLES
+from test_postfix_block import ODD
+
+from pipeline import arrow_build as ab
+from pipeline import native
+from pipeline.parsers import postfix_block
+from pipeline.records import ID_BYTES, event_id_for, event_ids_for_plain
+
+DISABLED = os.environ.get("MAILHYGIENE_NATIVE") == "0"
+SCANNER = native.SCANNER
+needs_scanner = pytest.mark.skipif(SCANNER is None, reason="compiled scanner not built or disabled")
+
+
+@pytest.mark.skipif(DISABLED, reason="MAILHYGIENE_NATIVE=0")
+def test_the_compiled_scanner_is_built():
+    """`make venv` compiles it (hatch_build.py); a missing library would only show as speed."""
+    assert native.LIBRARY.exists(), f"{native.LIBRARY} missing: reinstall with a C compiler (make venv)"
+    assert SCANNER is not None, f"{native.LIBRARY} is from another version (ABI != {native.ABI}): reinstall"
+
+
+def assert_same_scan(block: bytes, max_line: int = 65536) -> dict | None:
+    want = postfix_block.scan_numpy(block, max_line)
+    got = SCANNER.scan(block, max_line)
+    if want is None or got is None:
+        assert want is None and got is None, "one scanner refused the block, the other did not"
+        return None
+    assert want.keys() == got.keys()
+    for name in want:
+        assert got[name].dtype == want[name].dtype, name
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    return got
+
+
+def lines_of(text: str) -> list[str]:
+    return [ln + "\n" for ln in text.splitlines() if ln.isascii()]
+
+
+def real_lines(tmp_path) -> list[str]:
+    lines = lines_of(ODD)
+    for path in sorted((SAMPLES / "postfix").iterdir()):
+        lines += lines_of(path.read_text(errors="replace"))
+    log = tmp_path / "gen.log"
+    subprocess.run([sys.executable, str(REPO / "bench" / "gen_postfix_log.py"), str(log), "--lines", "3000",
+                    "--seed", "11", "--days", "1"], check=True)
+    lines += lines_of(log.read_text())
+    for name in ("crowdsec-hub/postfix-logs.log", "fail2ban/postfix"):
+        if (CORPUS / name).is_file():
+            lines += lines_of((CORPUS / name).read_text(errors="replace"))
+    return lines
+
+
+@needs_scanner
+def test_same_arrays_on_real_and_odd_lines(tmp_path):
+    lines = real_lines(tmp_path)
+    got = assert_same_scan("".join(lines).encode())
+    assert got is not None and len(got["d_fast"]) > 500  # the delivery lines were cut, not refused
+    for i in range(0, len(lines), 7):  # and in small blocks: every line at a block's start or end
+        assert_same_scan("".join(lines[i:i + 7]).encode())
+
+
+# characters that decide a match or a field boundary somewhere
+ALPHABET = ' :,;<>=()[]@"/._-#+!?~\t\x7f\x01aAeEfFzZsdtrm05' + "09"
+
+
+def mutate(line: str, rng: random.Random) -> str:
+    chars = list(line[:-1])
+    for _ in range(rng.choice((1, 1, 1, 2, 3))):
+        op, at = rng.random(), rng.randrange(len(chars) + 1)
+        if op < 0.35 and at < len(chars):
+            chars[at] = rng.choice(ALPHABET)
+        elif op < 0.6 and at < len(chars):
+            del chars[at]
+        elif op < 0.8:
+            chars.insert(at, rng.choice(ALPHABET))
+        elif at < len(chars):
+            chars.insert(at, chars[at])  # a doubled character (", ," "::" "<<")
+    return "".join(chars) + "\n"
+
+
+@needs_scanner
+def test_same_arrays_on_mutated_lines(tmp_path):
+    rng = random.Random(20261201)
+    lines = [ln for ln in real_lines(tmp_path) if "postfix" in ln]
+    mutants = [mutate(rng.choice(lines), rng) for _ in range(30_000)]
+    fast = 0
+    for i in range(0, len(mutants), 300):
+        got = assert_same_scan("".join(mutants[i:i + 300]).encode())
+        fast += int(np.count_nonzero(got["cls"] == postfix_block.C_FAST))
+    # both ways round: many mutants still match, many do not
+    assert 0.05 * len(mutants) < fast < 0.9 * len(mutants)
+
+
+@needs_scanner
+def test_both_refuse_the_same_blocks():
+    good = b"Nov 10 09:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D01: removed\n"
+    assert assert_same_scan(good) is not None
+    for bad in (good.replace(b"mx1", b"\xe3\x81\x82"), good.replace(b"\n", b"\r\n"), good.replace(b"mx1", b"m\x00"),
+                b"", b"no newline at all", good * 2 + b"x" * 70000 + b"\n"):
+        assert assert_same_scan(bad) is None
+    line = b"x" * 99 + b"\n"
+    assert assert_same_scan(line, max_line=100) is not None  # 99 bytes: fits
+    assert assert_same_scan(line, max_line=99) is None       # a line of max_line bytes does not
+    assert assert_same_scan(good + b"trailing bytes without a newline") is not None
+
+
+@needs_scanner
+@pytest.mark.parametrize("lower", [False, True])
+def test_gather_cuts_any_slices(lower):
+    rng = np.random.default_rng(2)
+    data = rng.integers(32, 127, 8000).astype(np.uint8)
+    starts = rng.integers(0, 7900, 500)
+    ends = starts + rng.integers(0, 90, 500)
+    valid = rng.random(500) > 0.3
+    for v in (valid, None):
+        want = postfix_block.gather_strings(data, starts, ends, v)
+        if lower:
+            want = pc.utf8_lower(want)
+        assert SCANNER.gather(data, starts, ends, v, lower=lower).equals(want)
+    assert SCANNER.gather(data, starts[:0], ends[:0]).to_pylist() == []
+
+
+@needs_scanner
+def test_event_ids_are_the_stable_ids():
+    """BLAKE2b in C: the ids of records.event_id_for, at every length around the 128-byte block
+    of the hash (the line, a NUL and the recipient)."""
+    rng = random.Random(5)
+    lines, rcpts = [], []
+    for total in [*range(1, 300), 511, 512, 513, 4000]:
+        rcpt = "".join(rng.choice("abc.@-0") for _ in range(rng.randrange(1, 40)))
+        n = max(total - len(rcpt) - 1, 0)
+        lines.append("".join(rng.choice("Nov 10: postfix/smtp[1]=<>,()") for _ in range(n)))
+        rcpts.append(rcpt)
+    block = "".join(ln + "\n" for ln in lines).encode()
+    starts = np.cumsum([0] + [len(ln) + 1 for ln in lines[:-1]])
+    ends = starts + np.array([len(ln) for ln in lines])
+    got = SCANNER.event_ids(np.frombuffer(block, np.uint8), starts, ends, ab.strings(rcpts), ID_BYTES).to_pylist()
+    assert got == [event_id_for(ln, r) for ln, r in zip(lines, rcpts)]
+    assert got == event_ids_for_plain([ln.encode() for ln in lines], rcpts).to_pylist()
