@@ -180,10 +180,20 @@ class EventBuffer:
         distinct_classes = {DELIVERED: 0}
         failed = np.flatnonzero(ab.to_bools(pc.not_equal(rows["status"], _SENT)))
         if len(failed):
+            # classified once per distinct (status, text, dsn, reply code, phase) of the batch
+            # (a null and an empty field are the same to classify()); the block is ASCII
+            # without NUL, so NUL separates the parts of the key
             take = ab.indices(failed)
+            parts = [pc.fill_null(rows[c].take(take), _EMPTY) for c in ("status", "text", "dsn", "smtp_phase")]
+            parts.insert(3, pc.fill_null(pc.cast(rows["reply_code"].take(take), pa.string()), _EMPTY))
+            keys = pc.binary_join_element_wise(*parts, _NUL).dictionary_encode()
+            key_of = ab.to_ints(keys.indices)
+            _, first = np.unique(key_of, return_index=True)
+            take = ab.indices(failed[first])
             picked = [rows[c].take(take).to_pylist() for c in ("status", "text", "dsn", "reply_code", "smtp_phase")]
-            classes = self._classify_rows(*picked, [mta] * len(failed))
-            class_code[failed] = [distinct_classes.setdefault(c, len(distinct_classes)) for c in classes]
+            classes = self._classify_rows(*picked, [mta] * len(first))
+            codes_of_key = np.array([distinct_classes.setdefault(c, len(distinct_classes)) for c in classes], np.int32)
+            class_code[failed] = codes_of_key[key_of]
         codes = ab.numbers(class_code, pa.int32())
         for name, values in zip(("reason", "scope", "hard"), zip(*distinct_classes)):
             dictionary = ab.optional_bools(values) if name == "hard" else ab.strings(values)
