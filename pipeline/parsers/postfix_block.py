@@ -1,18 +1,19 @@
 """Postfix log blocks read column-wise: the fast path of PostfixParser for clean blocks.
 
-A block of whole lines (ASCII, no NUL or CR, no over-long line: ingest checks that) is cut into
-lines without copying (one Arrow string array over the block's bytes). One RE2 pattern, run by
-Arrow outside the GIL, recognises the four line shapes that make up almost all of a Postfix log's
-work, in their usual spelling:
+A block of whole lines (ASCII, no NUL or CR, no over-long line) is scanned for the four line
+shapes that make up almost all of a Postfix log's work, in their usual spelling (FAST_RE below):
 
     … postfix/smtp[pid]: QID: to=<a@b>, relay=…, delay=…, delays=…, dsn=…, status=sent (…)
     … postfix/qmgr[pid]: QID: from=<a@b>, size=…, nrcpt=… (queue active)
     … postfix/qmgr[pid]: QID: removed
     … postfix/cleanup[pid]: QID: message-id=<…>
 
+The compiled scanner (pipeline/native/postfix_scan.c, one pass, no GIL) does that when it was
+built; scan_numpy() here, which runs FAST_RE by RE2 through Arrow and does the rest with numpy,
+defines what it must find and stands in where no C compiler was available.
+
 For those lines the pattern guarantees where every field starts and ends, so the fields are cut
-by position (numpy arithmetic on the line offsets, one gather per column). Every other line that
-PostfixParser.feed would look at (any line with ` to=`, ` from=`, `message-id=` or ending in
+by position (one gather per column). Every other line that PostfixParser.feed would look at (any line with ` to=`, ` from=`, `message-id=` or ending in
 `: removed`: odd spellings, ISO stamps, expiries, probes, …) is handed to PostfixParser.feed
 itself, in line order, so the result is the per-line parser's by construction: the fast path only
 ever takes lines whose meaning is unambiguous. tests/test_postfix_block.py holds the two to the
