@@ -141,6 +141,9 @@ def test_gather_cuts_any_slices(lower):
             want = pc.utf8_lower(want)
         assert SCANNER.gather(data, starts, ends, v, lower=lower).equals(want)
     assert SCANNER.gather(data, starts[:0], ends[:0]).to_pylist() == []
+    for bad_starts, bad_ends in ((starts - 8000, ends), (starts, ends + 8000), (ends, starts - 1)):
+        with pytest.raises(ValueError):
+            SCANNER.gather(data, bad_starts, bad_ends)  # never read outside the data
 
 
 @needs_scanner

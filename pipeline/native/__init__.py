@@ -30,6 +30,12 @@ def _ptr(a: np.ndarray) -> int:
     return a.ctypes.data
 
 
+def _check_slices(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> None:
+    """The C trusts its slices: a wrong one would read outside the block, so none gets there."""
+    if len(starts) and (int(starts.min()) < 0 or int(ends.max()) > len(data) or bool((ends < starts).any())):
+        raise ValueError("slices outside the block")
+
+
 class Scanner:
     """The library's three functions, with numpy in and out."""
 
@@ -76,6 +82,7 @@ class Scanner:
         n = len(starts)
         starts = np.ascontiguousarray(starts, np.int64)
         ends = np.ascontiguousarray(ends, np.int64)
+        _check_slices(data, starts, ends)
         lens = ends - starts
         if valid is not None:
             valid = np.ascontiguousarray(valid, np.uint8)
@@ -95,6 +102,9 @@ class Scanner:
         n = len(starts)
         starts = np.ascontiguousarray(starts, np.int64)
         ends = np.ascontiguousarray(ends, np.int64)
+        _check_slices(data, starts, ends)
+        if len(recipients) != n or recipients.null_count:
+            raise ValueError("one recipient (not null) per line")
         _, off_buf, chars_buf = recipients.buffers()
         roff = np.frombuffer(off_buf, np.int32)[recipients.offset:recipients.offset + n + 1]
         roff = np.ascontiguousarray(roff)
