@@ -8,6 +8,15 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+
+# numpy's OpenBLAS starts a thread per core that spins for a while: CPU that a command of this
+# tool (no linear algebra anywhere) would take from its own threads. Set before numpy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Arrow's default pool (mimalloc) hands the pages of each freed block back and faults fresh ones
+# in for the next: with malloc's pool an ingest of 1M Postfix lines peaks at about 200 MB
+# instead of 310 MB, for the same speed (BENCHMARKS.md). Read when pyarrow is first imported.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 import click
 

@@ -44,10 +44,11 @@ static int is_qid_long(uint8_t c) {
     return u != 'A' && u != 'E' && u != 'I' && u != 'O' && u != 'U';
 }
 
-static int starts_with(const uint8_t *p, const uint8_t *end, const char *lit) {
-    size_t n = strlen(lit);
+static inline int starts_with_n(const uint8_t *p, const uint8_t *end, const char *lit, size_t n) {
     return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
 }
+/* a literal's length known at compile time */
+#define starts_with(p, end, lit) starts_with_n((p), (end), (lit), sizeof(lit) - 1)
 
 static const uint8_t *find(const uint8_t *p, const uint8_t *end, const char *lit) {
     size_t n = strlen(lit);
@@ -71,7 +72,9 @@ typedef struct {
 } line_t;
 
 static const char *DELIVERY_NAMES[] = {"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard", NULL};
+static const size_t DELIVERY_LENS[] = {4, 4, 5, 7, 4, 5, 5, 7};
 static const char *STATUS_WORDS[] = {"sent", "deferred", "bounced", "expired", "undeliverable", NULL};
+static const size_t STATUS_LENS[] = {4, 8, 7, 7, 13};
 
 /* FAST_RE of postfix_block.py on the line [s, e) (e: its newline); 1 when it matches. */
 static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L) {
@@ -96,8 +99,9 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L) {
     if (t_end - t < 8 || memcmp(t, "postfix", 7) != 0) return 0;
     int which = -1; /* 0 delivery, 1 qmgr, 2 cleanup */
     for (int i = 0; DELIVERY_NAMES[i]; i++) {
-        size_t n = strlen(DELIVERY_NAMES[i]);
-        if ((size_t)(t_end - t) >= 7 + 1 + n && t_end[-(int64_t)n - 1] == '/' && memcmp(t_end - n, DELIVERY_NAMES[i], n) == 0) {
+        size_t n = DELIVERY_LENS[i];
+        if (t_end[-1] == (uint8_t)DELIVERY_NAMES[i][n - 1] && (size_t)(t_end - t) >= 7 + 1 + n &&
+            t_end[-(int64_t)n - 1] == '/' && memcmp(t_end - n, DELIVERY_NAMES[i], n) == 0) {
             which = 0;
             break;
         }
@@ -208,9 +212,9 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L) {
     p += 9;
     int code = 0;
     for (int i = 0; STATUS_WORDS[i]; i++)
-        if (starts_with(p, end, STATUS_WORDS[i])) {
+        if (starts_with_n(p, end, STATUS_WORDS[i], STATUS_LENS[i])) {
             code = i + 1;
-            p += strlen(STATUS_WORDS[i]);
+            p += STATUS_LENS[i];
             break;
         }
     if (!code) return 0;
@@ -358,9 +362,15 @@ static const uint8_t SIGMA[12][16] = {
 static uint64_t rotr(uint64_t x, int n) { return (x >> n) | (x << (64 - n)); }
 
 static uint64_t load64(const uint8_t *p) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, 8); /* one load */
+    return v;
+#else
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
     return v;
+#endif
 }
 
 #define G(a, b, c, d, x, y)            \
@@ -381,17 +391,21 @@ static void compress(uint64_t h[8], const uint8_t block[128], uint64_t t, int la
     v[12] ^= t; /* messages here are far below 2^64 bytes: the high word of t stays 0 */
     if (last) v[14] = ~v[14];
     for (int i = 0; i < 16; i++) m[i] = load64(block + 8 * i);
-    for (int r = 0; r < 12; r++) {
-        const uint8_t *s = SIGMA[r];
-        G(0, 4, 8, 12, m[s[0]], m[s[1]]);
-        G(1, 5, 9, 13, m[s[2]], m[s[3]]);
-        G(2, 6, 10, 14, m[s[4]], m[s[5]]);
-        G(3, 7, 11, 15, m[s[6]], m[s[7]]);
-        G(0, 5, 10, 15, m[s[8]], m[s[9]]);
-        G(1, 6, 11, 12, m[s[10]], m[s[11]]);
-        G(2, 7, 8, 13, m[s[12]], m[s[13]]);
-        G(3, 4, 9, 14, m[s[14]], m[s[15]]);
-    }
+    /* rounds written out, so the message schedule is known at compile time */
+#define ROUND(r)                                               \
+    do {                                                       \
+        G(0, 4, 8, 12, m[SIGMA[r][0]], m[SIGMA[r][1]]);        \
+        G(1, 5, 9, 13, m[SIGMA[r][2]], m[SIGMA[r][3]]);        \
+        G(2, 6, 10, 14, m[SIGMA[r][4]], m[SIGMA[r][5]]);       \
+        G(3, 7, 11, 15, m[SIGMA[r][6]], m[SIGMA[r][7]]);       \
+        G(0, 5, 10, 15, m[SIGMA[r][8]], m[SIGMA[r][9]]);       \
+        G(1, 6, 11, 12, m[SIGMA[r][10]], m[SIGMA[r][11]]);     \
+        G(2, 7, 8, 13, m[SIGMA[r][12]], m[SIGMA[r][13]]);      \
+        G(3, 4, 9, 14, m[SIGMA[r][14]], m[SIGMA[r][15]]);      \
+    } while (0)
+    ROUND(0); ROUND(1); ROUND(2); ROUND(3); ROUND(4); ROUND(5);
+    ROUND(6); ROUND(7); ROUND(8); ROUND(9); ROUND(10); ROUND(11);
+#undef ROUND
     for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
 }
 
