@@ -37,6 +37,9 @@ def main() -> None:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     pflogsumm = shutil.which("pflogsumm")
+    # byte-compile the package first, as `pip install` does for an installed one (an editable
+    # install with PYTHONDONTWRITEBYTECODE set would compile every module on every run)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(HERE.parent / "pipeline")], check=True)
     rows = []
     for n in args.sizes:
         log = work / f"postfix-{n}.log"
