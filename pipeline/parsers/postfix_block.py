@@ -431,13 +431,17 @@ class _JoinedColumn:
         self.block_values = block_values
         self.base = len(block_values)
         self.extra: list = []
+        self.extra_index: dict = {}  # each Python value once (a sender repeats on every row)
         self.index = np.full(rows, -1, np.int64)
 
     def python_index(self, value) -> int:
         if value is None:
             return -1
-        self.extra.append(value)
-        return self.base + len(self.extra) - 1
+        i = self.extra_index.get(value)
+        if i is None:
+            self.extra.append(value)
+            i = self.extra_index[value] = self.base + len(self.extra) - 1
+        return i
 
     def value_at(self, i: int):
         if i < 0:
@@ -531,7 +535,9 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
     senders, message_ids = b.senders, b.message_ids
     queue = parser.queue
     names.preload(codes[loop])
-    loop_rcpt = {}
+    name_of = names.cache                              # every queue id of the loop, preloaded
+    loop_j = b.delivery_j[loop][kinds[loop] == K_DELIVERY]
+    loop_rcpt = dict(zip(loop_j.tolist(), recipients.take(ab.indices(loop_j)).to_pylist()))
     ttl = parser.STATE_TTL_US
     calls = parser._lines
     every = parser.EVICT_EVERY
@@ -548,7 +554,7 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
             evict_at = calls + every - calls % every
             queue = parser.queue
             continue
-        q = names.get(code)
+        q = name_of[code]
         if k == K_REMOVED:
             queue.pop(q, None)
             continue
@@ -569,8 +575,6 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
                 row["queue_id"], row["message_id"], row["sender"] = q, st["message_id"], st["sender"]
                 st["deferred"][row["recipient"]] = row
             elif st["deferred"]:
-                if j not in loop_rcpt:
-                    loop_rcpt[j] = recipients[j].as_py()
                 st["deferred"].pop(loop_rcpt[j], None)
         elif k == K_FROM:
             st["sender"] = v
