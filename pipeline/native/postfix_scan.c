@@ -337,6 +337,8 @@ void gather(const uint8_t *d, const int64_t *starts, const int64_t *ends, const 
                         uint8_t c = src[j];
                         chars[o + j] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
                     }
+                } else if (k <= 32) { /* most fields: a loop costs less than a call */
+                    for (int64_t j = 0; j < k; j++) chars[o + j] = src[j];
                 } else {
                     memcpy(chars + o, src, (size_t)k);
                 }
