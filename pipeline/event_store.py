@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from . import arrow_build as ab
 from .records import EVENT_SCHEMA
@@ -104,6 +103,8 @@ class EventStore:
         name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
         final = d / name
         tmp = d / f".{name}.tmp"
+        import pyarrow.parquet as pq  # on first use, in the writer thread: not on ingest's start-up path
+
         pq.write_table(table, tmp, compression="zstd", use_dictionary=DICTIONARY_COLUMNS,
                        write_statistics=STATISTICS_COLUMNS)
         with open(tmp, "rb+") as fh:
@@ -131,6 +132,8 @@ class EventStore:
                 files = [f for f in files if f.stat().st_size < max_file_bytes]
             if len(files) < min_files:
                 return False
+            import pyarrow.parquet as pq
+
             table = pa.concat_tables([pq.read_table(f).cast(EVENT_SCHEMA) for f in files]).sort_by("ts")
             journal = self.root / COMPACTION_JOURNAL
 
@@ -163,6 +166,8 @@ class EventStore:
 
 def _stored_ids(path: Path) -> pa.ChunkedArray:
     """The event ids of one stored file (ParquetFile: read_table would import pandas)."""
+    import pyarrow.parquet as pq
+
     with pq.ParquetFile(path) as pf:
         return pf.read(columns=["event_id"]).column("event_id").cast(pa.string())
 
