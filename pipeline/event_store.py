@@ -86,11 +86,17 @@ class EventStore:
             table = _first_of_each_id(table)
         with self.lock():
             for day, part in _by_utc_day(table):
-                existing = self.files(day)
-                if existing:
-                    stored = pa.chunked_array([chunk for f in existing for chunk in _stored_ids(f).chunks],
-                                              type=pa.string()).combine_chunks()
-                    part = part.filter(pc.invert(pc.is_in(part.column("event_id"), value_set=stored)))
+                # one stored file at a time (memory stays that of one file's ids, however big
+                # the day's partition has grown); the part is copied only when some rows are
+                # stored already, which a first ingest never finds
+                ids = part.column("event_id")
+                stored_already = None
+                for f in self.files(day):
+                    hit = pc.is_in(ids, value_set=_stored_ids(f).combine_chunks())
+                    if pc.any(hit).as_py():
+                        stored_already = hit if stored_already is None else pc.or_(stored_already, hit)
+                if stored_already is not None:
+                    part = part.filter(pc.invert(stored_already))
                 if part.num_rows:
                     self._write_file(day, part)
                     for item in pc.value_counts(part.column("status")).to_pylist():

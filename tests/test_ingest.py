@@ -70,6 +70,21 @@ def test_reingest_and_rotated_gz_copy_add_nothing(cfg, tmp_path):
     assert count(cfg) == 46
 
 
+def test_a_batch_overlapping_several_stored_files_adds_only_its_new_rows(cfg, tmp_path):
+    """The store checks a batch against each stored file of the day in turn: rows found in the
+    first file and rows found in the second are all left out."""
+    def log(name, numbers):
+        path = tmp_path / name
+        path.write_text("".join(GOOD.format(n=n) + "\n" for n in numbers))
+        return old(path)
+
+    assert ingest(cfg, [log("a.log", range(0, 10))]).events_written == 10
+    assert ingest(cfg, [log("b.log", range(10, 20))]).events_written == 10
+    assert len(EventStore(cfg.data_dir).files()) == 2
+    assert ingest(cfg, [log("c.log", range(5, 25))]).events_written == 5
+    assert count(cfg) == 25 and count(cfg, "recipient = 'u24@docomo.ne.jp'") == 1
+
+
 def test_positions_read_only_what_is_new(cfg, tmp_path):
     log = tmp_path / "mail.log"
     log.write_text("\n".join(GOOD.format(n=n) for n in range(5)) + "\n")
