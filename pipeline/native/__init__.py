@@ -37,7 +37,7 @@ def _check_slices(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> Non
 
 
 class Scanner:
-    """The library's three functions, with numpy in and out."""
+    """The library's functions, with numpy in and out."""
 
     def __init__(self, lib: ctypes.CDLL):
         self.lib = lib
@@ -70,9 +70,9 @@ class Scanner:
         if rc != 0:
             return None
         n, nf, nd = counts.tolist()
+        sizes = {"line_starts": n + 1, "cls": n}  # then f_* per fast line, d_* per delivery line
         for name in out:
-            size = {"l": n + 1 if name == "line_starts" else n, "c": n, "f": nf, "d": nd}[name[0]]
-            out[name] = out[name][:size]
+            out[name] = out[name][:sizes.get(name, nf if name.startswith("f_") else nd)]
         return out
 
     def gather(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray,

@@ -244,6 +244,13 @@ static int is_feed(const uint8_t *d, int64_t s, int64_t e) {
     return end - p >= 9 && memcmp(end - 9, ": removed", 9) == 0;
 }
 
+/* Newlines in a block: the caller sizes scan_block's arrays with it. */
+int64_t count_lines(const uint8_t *d, int64_t len) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < len; i++) n += d[i] == '\n';
+    return n;
+}
+
 /* Scan a block. Out, per line: line_starts[n + 1], cls[n] (C_SKIP / C_FEED / C_FAST);
  * per fast line (in order; n_fast of them): f_line, f_kind, f_qs, f_qe, f_key (the minute),
  * f_secs, f_vs, f_ve (from= / message-id= value);
@@ -251,14 +258,8 @@ static int is_feed(const uint8_t *d, int64_t s, int64_t e) {
  * among the fast lines) and the positions of its fields.
  * counts[0..2] = n_lines, n_fast, n_deliv. Returns 0, or -1 when the block is not clean
  * (non-ASCII, NUL, CR, no newline, a line of max_line bytes or more).
- * The arrays must hold one entry per line of the block: the caller counts newlines first
- * (count_lines) or passes len + 1. */
-int64_t count_lines(const uint8_t *d, int64_t len) {
-    int64_t n = 0;
-    for (int64_t i = 0; i < len; i++) n += d[i] == '\n';
-    return n;
-}
-
+ * Each array holds `cap` entries (line_starts cap + 1), cap from count_lines: a block with more
+ * lines than cap is refused. */
 int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *line_starts, uint8_t *cls,
                int64_t *f_line, int8_t *f_kind, int64_t *f_qs, int64_t *f_qe, uint64_t *f_key,

@@ -41,6 +41,12 @@ NOT_DELIVERIES = frozenset({"deliverable", "undeliverable-but-not-cached"})
 FINAL_OR_TRY = frozenset({"sent", "deferred", "bounced", "undeliverable", "expired"})
 
 
+def line_time(ctx, m: re.Match) -> int:
+    """The time of a LINE_RE match (traditional or RFC 3339 stamp); ValueError when it is no date."""
+    mon, day, hms, frac, iso = m.group("mon", "day", "hms", "frac", "iso")
+    return ctx.syslog_us(mon, day, hms, frac) if mon is not None else iso_us(iso, ctx.tz)
+
+
 def smtp_phase_of(diagnostic: str | None) -> str | None:
     if not diagnostic:
         return None
@@ -125,9 +131,9 @@ class PostfixParser(QueueParser):
         m = LINE_RE.match(line)
         if m is None:
             return SKIP
-        mon, day, hms, frac, iso, host, prog, qid = m.groups()
+        host, prog, qid = m.group("host", "prog", "qid")
         try:
-            ts = self.ctx.syslog_us(mon, day, hms, frac) if mon is not None else iso_us(iso, self.ctx.tz)
+            ts = line_time(self.ctx, m)
         except ValueError:
             return SKIP
         service = prog.rsplit("/", 1)[-1]

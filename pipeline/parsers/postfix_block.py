@@ -13,8 +13,8 @@ built; scan_numpy() here, which runs FAST_RE by RE2 through Arrow and does the r
 defines what it must find and stands in where no C compiler was available.
 
 For those lines the pattern guarantees where every field starts and ends, so the fields are cut
-by position (one gather per column). Every other line that PostfixParser.feed would look at (any line with ` to=`, ` from=`, `message-id=` or ending in
-`: removed`: odd spellings, ISO stamps, expiries, probes, …) is handed to PostfixParser.feed
+by position (one gather per column). Every other line that PostfixParser.feed would look at
+(any line with ` to=`, ` from=`, `message-id=` or ending in `: removed`: odd spellings, ISO stamps, expiries, probes, …) is handed to PostfixParser.feed
 itself, in line order, so the result is the per-line parser's by construction: the fast path only
 ever takes lines whose meaning is unambiguous. tests/test_postfix_block.py holds the two to the
 same events and state on the sample logs, the public corpus, generated traffic and odd lines.
@@ -47,8 +47,8 @@ from .. import arrow_build as ab
 from .. import native
 from ..native import Scanner
 from ..records import EVENT_COLUMNS, ID_BYTES, PARSED_COLUMNS, event_ids_for_plain
-from .common import MALFORMED, iso_us
-from .postfix import LINE_RE, PostfixParser, smtp_phase_of
+from .common import MALFORMED
+from .postfix import LINE_RE, PostfixParser, line_time, smtp_phase_of
 
 # --- the shapes the fast path takes (RE2 syntax; anything else goes to PostfixParser.feed) ------
 # Fixed-width traditional stamp (`Nov  3 16:04:31` or `Nov 03 …`), so the minute and the
@@ -129,10 +129,6 @@ def gather_strings(data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     buffers = [None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little")),
                pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(chars)]
     return pa.Array.from_buffers(pa.string(), n, buffers)
-
-
-def _find(arr: pa.Array, pattern: str) -> np.ndarray:
-    return ab.to_ints(pc.find_substring(arr, pattern)).astype(np.int64)
 
 
 @dataclass
@@ -270,19 +266,16 @@ def _numpy_gather(data, starts, ends, valid=None, lower=False) -> pa.StringArray
     return pc.utf8_lower(out) if lower else out
 
 
-def extract(block: bytes, max_line: int, annotate: Annotate | None = None,
-            scanner: Scanner | None | bool = True) -> BlockFields | None:
+def extract(block: bytes, max_line: int, annotate: Annotate | None = None) -> BlockFields | None:
     """Find and cut the fields of a block of whole lines, and all that the delivery rows need
     but the parser state (reply code, phase, status, event id, and `annotate`'s columns: carrier
-    and class). Arrow and numpy work, and what Python the rows alone need: runs in a thread.
-    `scanner`: the compiled scanner (True: native.SCANNER, when it was built), or None/False for
-    scan_numpy.
+    and class): the scan (native.SCANNER, or scan_numpy where none was built), Arrow work, and
+    what Python the rows alone need. Runs in a thread.
 
     None when the block is not clean (non-ASCII, NUL, CR, a line of `max_line` bytes or more):
     such blocks need the per-line checks of pipeline.ingest.feed_raw_line.
     """
-    if scanner is True:
-        scanner = native.SCANNER
+    scanner = native.SCANNER
     s = scanner.scan(block, max_line) if scanner else scan_numpy(block, max_line)
     if s is None:
         return None
@@ -462,7 +455,8 @@ def _exact_queue_ids(parser: PostfixParser, f: BlockFields, kinds: np.ndarray, c
     queue = parser.queue
     fast = kinds != K_FEED
     special = np.zeros(len(names) + 1, bool)              # by code; the last one is "fed" (-1)
-    fed_qids = [m.group("qid") for m in map(LINE_RE.match, fed_lines) if m is not None]
+    fed_matches = [m for m in map(LINE_RE.match, fed_lines) if m is not None]
+    fed_qids = [m.group("qid") for m in fed_matches]
     if fed_qids:
         found = pc.index_in(ab.strings(fed_qids), value_set=f.qid_names)
         special[ab.to_ints(found.drop_null())] = True
@@ -482,12 +476,13 @@ def _exact_queue_ids(parser: PostfixParser, f: BlockFields, kinds: np.ndarray, c
     special[-1] = True
     calls_here = int(np.count_nonzero(fast & (kinds != K_REMOVED)))
     crosses = (parser._lines % parser.EVICT_EVERY) + calls_here + len(fed_lines) >= parser.EVICT_EVERY
-    spans = len(ts[fast]) and int(ts[fast].max() - ts[fast].min()) > parser.STATE_TTL_US
+    fast_ts = ts[fast]
+    spans = len(fast_ts) and int(fast_ts.max() - fast_ts.min()) > parser.STATE_TTL_US
     if crosses and not spans:
         # An eviction inside the block forgets nothing when no state can be older than the
         # window by then: every entry was seen at or after the oldest `seen` of the state before
         # the block or the block's oldest line, and the eviction happens at a line of the block.
-        times = [*_fed_times(parser, fed_lines), *((int(ts[fast].min()), int(ts[fast].max())) if fast.any() else ())]
+        times = [*_fed_times(parser, fed_matches), *((int(fast_ts.min()), int(fast_ts.max())) if len(fast_ts) else ())]
         oldest = min([*times, *(st["seen"] for st in queue.values())], default=0)
         crosses = max(times, default=0) - oldest > parser.STATE_TTL_US
     if crosses or spans:
@@ -495,15 +490,12 @@ def _exact_queue_ids(parser: PostfixParser, f: BlockFields, kinds: np.ndarray, c
     return special[codes], carried
 
 
-def _fed_times(parser: PostfixParser, fed_lines: list) -> list:
-    """The times PostfixParser.feed gives these lines (lines it would skip have none)."""
+def _fed_times(parser: PostfixParser, matches: list) -> list:
+    """The times PostfixParser.feed gives the fed lines (LINE_RE matches; no date: none)."""
     out = []
-    for m in map(LINE_RE.match, fed_lines):
-        if m is None:
-            continue
-        mon, day, hms, frac, iso = m.groups()[:5]
+    for m in matches:
         try:
-            out.append(parser.ctx.syslog_us(mon, day, hms, frac) if mon is not None else iso_us(iso, parser.ctx.tz))
+            out.append(line_time(parser.ctx, m))
         except ValueError:
             pass
     return out
