@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import load_config
+from pipeline.core.config import load_config
 from pipeline.event_store import EventStore
 from pipeline.records import EVENT_SCHEMA
 from pipeline.suppression import evaluate, parse_as_of

@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.config import load_config  # noqa: E402
+from pipeline.core.config import load_config  # noqa: E402
 from pipeline.sender.daemon import run_daemon  # noqa: E402
 from pipeline.sender.enqueue import enqueue  # noqa: E402
 from pipeline.sender.testing import free_port, max_in_window  # noqa: E402

@@ -17,9 +17,9 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import ConfigError
+from .core.errors import ConfigError
+from .core.vocabulary import CARRIERS
 
-CARRIERS: tuple[str, ...] = ("docomo", "au", "softbank", "ymobile", "rakuten")
 OTHER = "other"
 
 _TABLE_FILE = Path(__file__).with_name("data") / "carriers.toml"

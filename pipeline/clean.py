@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Config
-from .errors import ConfigError, LockedError
+from .core.config import Config
+from .core.errors import ConfigError, LockedError
 from .ingest import IngestSummary, Ingestor, expand_paths
 from .suppression import RuleResult, export, run_rule
 

@@ -21,8 +21,8 @@ os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 import click
 
 from . import __version__
-from .config import load_config, render_toml
-from .errors import MailHygieneError
+from .core.config import effective_values, load_config, render_toml
+from .core.errors import MailHygieneError
 
 
 class AppContext:
@@ -104,11 +104,9 @@ def config():
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
 @pass_app
 def config_show(app, as_json):
-    """Print the effective configuration (defaults <- file <- options)."""
+    """Print the effective configuration (defaults <- file <- options); secrets are masked."""
     cfg = app.cfg
-    values = dict(cfg.values)
-    values["timezone"] = cfg.timezone_name
-    values["data_dir"] = str(cfg.data_dir)
+    values = effective_values(cfg, mask_secrets=True)
     if as_json:
         click.echo(json.dumps(values, indent=2, ensure_ascii=False))
     else:

@@ -34,7 +34,7 @@ def watch_cmd(app, verbose, no_inotify):
     SIGTERM or Ctrl-C: flush, save positions, exit 0. While it runs, `clean` leaves log
     ingestion to it (see docs/watch.md). Messages go to stderr.
     """
-    from .errors import ConfigError
+    from .core.errors import ConfigError
     from .follow import follow
 
     cfg = app.cfg

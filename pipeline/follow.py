@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .clean import job_lock
-from .config import Config
+from .core.config import Config
 from .event_store import EventStore
 from .ingest import (DETECT_SAMPLE_LINES, MAX_LINE_BYTES, EventBuffer, IngestSummary, RejectLog, feed_raw_line,
                      _rotation_number)

@@ -31,8 +31,8 @@ import pyarrow.compute as pc
 from . import arrow_build as ab
 from .carriers import CarrierTable
 from .classify import DELIVERED, classify
-from .config import Config
-from .errors import InputError, StoreError
+from .core.config import Config
+from .core.errors import InputError, StoreError
 from .event_store import EventStore
 from .parsers import EVENT, MALFORMED, ParseContext, Parser, detect_format, parser_class, postfix_block
 from .parsers.postfix import PostfixParser

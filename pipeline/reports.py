@@ -21,8 +21,8 @@ import duckdb
 import pandas as pd
 
 from . import __version__, charts
-from .config import Config
-from .errors import ConfigError, InputError, NoDataError
+from .core.config import Config
+from .core.errors import ConfigError, InputError, NoDataError
 from .event_store import EventStore
 from .suppression import HISTORY_SCHEMA
 from .warehouse import attach_views, run_sql

@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .config import Config
-from .errors import GuardTripped, InputError, NoDataError
+from .core.config import Config
+from .core.errors import GuardTripped, InputError, NoDataError
 from .event_store import EventStore
 from .records import normalise_address
 from .warehouse import attach_views, run_sql

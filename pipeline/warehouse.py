@@ -17,8 +17,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from .config import Config, load_config
-from .errors import InputError
+from .core.config import Config, load_config
+from .core.errors import InputError
 from .event_store import EventStore
 from .records import EVENT_SCHEMA
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pytest
 
-from pipeline.config import load_config
+from pipeline.core.config import load_config
 from pipeline.event_store import EventStore
 from pipeline.records import EVENT_SCHEMA, domain_of, event_id_for
 

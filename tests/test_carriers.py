@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.carriers import CARRIERS, CarrierTable, carrier_for_domain, expand_pattern
-from pipeline.config import load_config
-from pipeline.errors import ConfigError
+from pipeline.core.config import load_config
+from pipeline.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,7 @@ def test_clean_job_end_to_end_and_lock(tmp_path, monkeypatch):
         assert r2.exit_code == 0 and "events written:   0" in r2.output and "new entries:      0" in r2.output
         # while another run holds the lock, clean refuses at once
         from pipeline.clean import job_lock
-        from pipeline.config import load_config
+        from pipeline.core.config import load_config
         with job_lock(load_config(cfg_file, data_dir=data)):
             r3 = runner.invoke(cli, ["--config", str(cfg_file), "--data-dir", str(data), "clean"])
         assert r3.exit_code == 1 and "another `mailhygiene clean` is running" in r3.output

@@ -27,7 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.config import load_config
+from pipeline.core.config import load_config
 from pipeline.records import normalise_address
 from pipeline.sender.daemon import run_daemon
 from pipeline.sender.enqueue import enqueue

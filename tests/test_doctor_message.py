@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.preflight import check_message, failed
 from pipeline.preflight.jis import decode_iso2022jp, suggestion
 from pipeline.preflight.spamassassin import parse_report

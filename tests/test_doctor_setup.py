@@ -21,7 +21,7 @@ import spf
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.config import DEFAULTS
+from pipeline.core.config import DEFAULTS
 from pipeline.preflight import check_setup, failed
 from pipeline.preflight.dns_checks import (
     DEFAULT_DNSBLS,
@@ -298,7 +298,7 @@ def test_cli_bad_config_value_is_an_error(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text('[doctor]\ndnsbls = "zen.spamhaus.org"\n')
     res = doctor("--domain", "good.doctor.test", "--ip", GOOD_IP, config=str(path))
-    assert res.exit_code == 1 and res.output.startswith("Error: doctor.dnsbls")
+    assert res.exit_code == 1 and res.output.startswith("Error: config file ") and "doctor.dnsbls must be a list" in res.output
 
 
 # ------------------------------------------------------------------ pure helpers

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipeline
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.event_store import EventStore
 from pipeline.ingest import ingest
 from pipeline.records import EVENT_SCHEMA
@@ -202,7 +202,7 @@ def test_blocks_of_clean_and_checked_lines_agree_on_rows_and_offsets(tmp_path, m
     """Clean ASCII blocks are decoded at once, blocks with bad bytes line by line: at any block
     size the stored rows, their byte offsets and the rejects are the same."""
     import pipeline.ingest as ingest_mod
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     lines = [GOOD.format(n=n).encode() for n in range(40)]
     lines[7] = lines[7].replace(b"(250 ok)", "(250 了解)".encode())                 # UTF-8: fine, not ASCII
@@ -233,7 +233,7 @@ def test_a_failed_store_write_loses_nothing_and_the_rerun_duplicates_nothing(tmp
     (Per line, a batch is cut at batch_events; column-wise, at the end of the block that reached it.)"""
     import pipeline.ingest as ingest_mod
     from conftest import make_config
-    from pipeline.errors import StoreError
+    from pipeline.core.errors import StoreError
     from pipeline.tail import Positions
 
     log = tmp_path / "mail.log"

@@ -21,7 +21,7 @@ from conftest import CORPUS, REPO, SAMPLES
 import pipeline
 import pipeline.ingest as ingest_mod
 from pipeline import native
-from pipeline.config import load_config
+from pipeline.core.config import load_config
 from pipeline.ingest import ingest, read_blocks
 from pipeline.parsers import postfix_block
 from pipeline.parsers.common import QueueParser

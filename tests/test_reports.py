@@ -24,8 +24,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.config import load_config
-from pipeline.errors import InputError, NoDataError
+from pipeline.core.config import load_config
+from pipeline.core.errors import InputError, NoDataError
 from pipeline.reports import build_report, generate, open_warehouse, write_report
 from pipeline.suppression import HISTORY_SCHEMA, SuppressionStore
 from pipeline.warehouse import run_sql

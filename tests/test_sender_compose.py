@@ -7,8 +7,10 @@ from email import policy
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.errors import InputError
+from pipeline.core.config import load_config
+from pipeline.core.errors import InputError
+
+from conftest import make_config
 from pipeline.sender.compose import (
     LOOKALIKES, MAX_LINE_BYTES, HeaderInjectionError, MessageTemplate, compose, decode_message, prepare_texts,
 )
@@ -101,8 +103,7 @@ def test_header_injection_refused(field):
 
 
 def test_enqueue_refuses_injection_and_empty_messages(tmp_path):
-    cfg = load_config(None, data_dir=tmp_path / "d", timezone="Asia/Tokyo")
-    cfg.values["sender"]["from_address"] = "news@example.jp"
+    cfg = make_config(tmp_path, '[sender]\nfrom_address = "news@example.jp"\n', data_dir=tmp_path / "d")
     with pytest.raises(InputError, match="line break"):
         enqueue(cfg, subject="a\nBcc: x@evil.example", body="b", addresses=["a@docomo.ne.jp"])
     with pytest.raises(InputError, match="no text"):

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from pipeline.config import load_config
+from pipeline.core.config import load_config
 from pipeline.sender.enqueue import enqueue
 from pipeline.sender.queue import Queue, queue_path
 from pipeline.sender.testing import RecordingServer

@@ -16,6 +16,7 @@ from pipeline.sender.compose import decode_message
 from pipeline.sender.daemon import run_daemon
 from pipeline.sender.enqueue import enqueue
 from pipeline.sender.queue import Queue
+from pipeline.core.config import load_config
 from pipeline.sender.testing import RecordingServer, max_in_window
 
 from conftest import make_config, sender_toml
@@ -177,7 +178,7 @@ def test_at_most_100_recipients_per_session(tmp_path):
 
 
 def test_second_daemon_is_refused(tmp_path):
-    from pipeline.errors import LockedError
+    from pipeline.core.errors import LockedError
     from pipeline.sender.daemon import DaemonLock
 
     cfg = make_cfg(tmp_path, "127.0.0.1:25")
@@ -186,14 +187,15 @@ def test_second_daemon_is_refused(tmp_path):
             run_daemon(cfg, exit_when_done=True, max_seconds=1)
 
 
-def test_a_broken_config_stops_the_daemon_with_a_clear_error(tmp_path):
-    from pipeline.errors import MailHygieneError
+def test_a_broken_config_is_refused_before_the_daemon_sends(tmp_path):
+    from pipeline.core.errors import ConfigError
 
     with RecordingServer() as srv:
         cfg = make_cfg(tmp_path, srv.relay)
         enqueue(cfg, subject="s", body="b", addresses=["a@au.com"])
-        cfg.values["sender"]["charsets"] = {"au": "latin-1"}  # edited after enqueue
-        with pytest.raises(MailHygieneError, match="latin-1"):
-            run_daemon(cfg, exit_when_done=True, max_seconds=10)
+        broken = tmp_path / "broken.toml"
+        broken.write_text(sender_toml(srv.relay) + '[sender.charsets]\nau = "latin-1"\n', encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"sender\.charsets\.au.*latin-1"):
+            load_config(broken, data_dir=cfg.data_dir, timezone="Asia/Tokyo")
         assert srv.received == []
     assert rows_by_address(cfg)["a@au.com"]["state"] == "queued"  # untouched, sent after the fix

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.errors import ConfigError
+from pipeline.core.config import load_config
+from pipeline.core.errors import ConfigError
 from pipeline.sender.daemon import classify_reply
 from pipeline.sender.routes import Relay, Router, parse_relay
 from pipeline.sender.testing import max_in_window

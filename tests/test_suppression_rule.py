@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from pipeline import suppression
-from pipeline.errors import GuardTripped, InputError, NoDataError
+from pipeline.core.errors import GuardTripped, InputError, NoDataError
 from pipeline.suppression import run_rule, suppressed_addresses
 
 from conftest import at, event, make_config, store_events

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import pipeline
-from pipeline.config import load_config
+from pipeline.core.config import load_config
 
 FLUSH = 0.3
 

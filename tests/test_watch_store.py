@@ -11,7 +11,7 @@ import pyarrow as pa
 
 import pipeline
 import pipeline.follow as follow_mod
-from pipeline.config import load_config
+from pipeline.core.config import load_config
 from pipeline.event_store import COMPACTION_JOURNAL, EventStore
 from pipeline.records import EVENT_SCHEMA, event_id_for
 

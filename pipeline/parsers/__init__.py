@@ -6,7 +6,7 @@ with a Parser subclass and add it to REGISTRY below.
 
 from __future__ import annotations
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .common import EVENT, MALFORMED, SKIP, ParseContext, Parser
 from . import postfix_block
 from .postfix import PostfixParser

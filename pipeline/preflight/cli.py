@@ -11,8 +11,8 @@ import json
 
 import click
 
-from ..config import load_config
-from ..errors import ConfigError
+from ..core.config import load_config
+from ..core.errors import ConfigError
 from .dns_checks import check_setup
 from .message_checks import CARRIERS, check_message
 from .results import failed, render_table

@@ -16,8 +16,8 @@ import dns.exception
 import dns.name
 import dns.reversename
 
-from ..config import DEFAULTS
-from ..errors import InputError
+from ..core.config import DEFAULTS
+from ..core.errors import InputError
 from .resolver import lookup, make_resolver
 from .results import CheckResult
 from .spf_check import check_spf

@@ -16,7 +16,7 @@ from email import policy
 from email.parser import BytesParser
 from email.utils import getaddresses
 
-from ..errors import InputError
+from ..core.errors import InputError
 from ..jptext import CP932_LOOKALIKES, decode_iso2022jp, encodable, is_halfwidth_kana, suggestion
 from .results import CheckResult
 from .spamassassin import check_spamassassin

@@ -16,7 +16,7 @@ import dns.name
 import dns.resolver
 import spf
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 
 @dataclass

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import click
 
-from ..config import load_config
-from ..errors import InputError
+from ..core.config import load_config
+from ..core.errors import InputError
 
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the mail and retries
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.header import Header
 
-from ..errors import InputError
+from ..core.errors import InputError
 from ..jptext import CP932_LOOKALIKES, encodable, fullwidth_kana, is_halfwidth_kana, map_lookalikes, replacement
 
 ISO2022JP = "iso-2022-jp"
@@ -244,7 +244,7 @@ def charset_for(sender_cfg: dict, carrier: str) -> str:
     cs = str(sender_cfg.get("charsets", {}).get(carrier, sender_cfg.get("charset", ISO2022JP))).lower()
     cs = {"utf8": UTF8, "iso2022jp": ISO2022JP, "jis": ISO2022JP}.get(cs.replace("_", "-"), cs.replace("_", "-"))
     if cs not in CHARSETS:
-        from ..errors import ConfigError
+        from ..core.errors import ConfigError
 
         raise ConfigError(f"sender charset for {carrier} is {cs!r}: use iso-2022-jp or utf-8")
     return cs

@@ -37,7 +37,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import LockedError, MailHygieneError
+from ..core.errors import LockedError, MailHygieneError
 
 
 class SenderError(MailHygieneError):

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
+from ..core.errors import InputError
 from ..records import domain_of
 from .compose import MessageTemplate, charset_for, check_header_value
 from .queue import Queue

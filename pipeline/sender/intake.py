@@ -42,7 +42,7 @@ from email.header import decode_header
 from email.message import Message
 from pathlib import Path
 
-from ..errors import MailHygieneError
+from ..core.errors import MailHygieneError
 from ..jptext import decode_iso2022jp
 from ..records import domain_of, normalise_address
 from .compose import MessageTemplate, charset_for
@@ -368,7 +368,7 @@ def process_maildir(cfg, maildir: str | os.PathLike, *, reply: bool = True) -> l
     root = Path(maildir)
     new, cur = root / "new", root / "cur"
     if not new.is_dir():
-        from ..errors import InputError
+        from ..core.errors import InputError
 
         raise InputError(f"{root} is not a Maildir (no new/ directory)")
     cur.mkdir(exist_ok=True)

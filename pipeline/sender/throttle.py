@@ -29,7 +29,7 @@ class Rate:
 
     @classmethod
     def parse(cls, value: dict, where: str) -> "Rate":
-        from ..errors import ConfigError
+        from ..core.errors import ConfigError
 
         try:
             r = cls(int(value["count"]), float(value["interval"]))

@@ -32,3 +32,8 @@ class GuardTripped(MailHygieneError):
 
 class StoreError(MailHygieneError):
     """Events could not be written to the event store (disk full, permissions, …)."""
+
+
+class StoreCorrupt(MailHygieneError):
+    """A file of the data directory cannot be read (a truncated or damaged Parquet file, a
+    corrupt database); the message names the file and how to recover."""

@@ -1,0 +1,8 @@
+"""The floor every stage stands on; imports nothing from the stages above it.
+
+  config      typed, validated settings per stage (every default once); load_config()
+  errors      small named exceptions the CLI turns into `Error: …` lines
+  fsutil      atomic file writes (temp + fsync + rename + directory fsync) and file locks
+  backoff     exponential backoff with a cap (retries of the follower and the sender)
+  vocabulary  the shared names: reasons, scopes, carriers, statuses, log formats
+"""

@@ -1,0 +1,536 @@
+"""Configuration: typed, validated settings per stage, built from defaults <- TOML file <- options.
+
+Reads `mailhygiene.toml` (or the file given with `--config`); writes nothing. The CLI and the jobs
+call load_config() once per command and hand each stage the section it uses (`cfg.rule`,
+`cfg.guard`, `cfg.sender`, ...); stage functions never read the file themselves.
+
+Every setting and its default is declared once, as a field of the section dataclasses below
+(with its range or choices in the field's metadata); DEFAULTS, `config show` and the README's
+table follow from them. Validation is strict: unknown keys, wrong types (a bool is not a number, a
+string is not a list), values out of range and unknown names are errors that name the file and the
+key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+from .vocabulary import CARRIERS, MTA_FORMATS, REASONS
+
+DEFAULT_CONFIG_FILE = "mailhygiene.toml"
+SECRET_MASK = "********"
+
+
+def setting(default, *, min=None, max=None, choices=None, secret=False, nonempty=False, factory=False):
+    """A field with its default and what a valid value is (checked by load_config)."""
+    meta = {"min": min, "max": max, "choices": choices, "secret": secret, "nonempty": nonempty}
+    if factory:
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ----------------------------------------------------------------------------- the sections
+@dataclass(frozen=True)
+class SourceSettings:
+    """One `[[sources]]` entry: a log file or glob for `clean` and `watch`."""
+
+    path: str = setting("", nonempty=True)
+    format: str = setting("auto", choices=("auto",) + MTA_FORMATS)
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    # Force the year of syslog lines (0 = infer from the file's modification time).
+    year: int = setting(0, min=0, max=9999)
+    # Events buffered before a Parquet file is written (bounds memory).
+    batch_events: int = setting(50_000, min=1)
+    # Rejected lines kept as samples per ingest run under <data_dir>/rejects/.
+    reject_samples: int = setting(1000, min=0)
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """An address is suppressed after `min_errors` counted errors on `min_days` distinct local
+    days inside `window_days` consecutive days."""
+
+    min_errors: int = setting(2, min=1)
+    min_days: int = setting(2, min=1)
+    window_days: int = setting(7, min=1, max=366)
+    counted_reasons: tuple[str, ...] = setting(
+        ("user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"), choices=REASONS, nonempty=True)
+
+    def label(self, timezone_name: str) -> str:
+        return (f"min_errors={self.min_errors} min_days={self.min_days} window_days={self.window_days} "
+                f"tz={timezone_name} reasons={'+'.join(self.counted_reasons)}")
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    # Refuse a run that adds more than this fraction of the addresses active in the window ...
+    max_new_fraction: float = setting(0.05, min=0.0, max=1.0)
+    # ... but only when the run would add more than this many addresses (small lists).
+    min_new: int = setting(20, min=0)
+    # A carrier-day whose counted-error rate is at least this (with block_min_errors errors)
+    # looks like the carrier blocking us, not like dead addresses.
+    block_rate: float = setting(0.5, min=0.0, max=1.0)
+    block_min_errors: int = setting(20, min=1)
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    # Written by `clean`; relative paths are under data_dir.
+    path: str = setting("exports/suppression.csv", nonempty=True)
+    excel: bool = setting(False)
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    dir: str = setting("reports", nonempty=True)
+    # Alert (exit status 4 of `report`) when a carrier's failure rate exceeds this percentage; 0 = off.
+    fail_over: float = setting(0.0, min=0.0, max=100.0)
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    # Seconds until a live line is queryable.
+    flush_interval: float = setting(5.0, min=0.05, max=3600.0)
+    # Seconds between polls of the log files (file-system events only make reads sooner).
+    poll_interval: float = setting(1.0, min=0.01, max=600.0)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most `count` SMTP sends started in any `interval` seconds."""
+
+    count: int = setting(30, min=1)
+    interval: float = setting(1.0, min=0.001)
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    """The sender (docs/sender.md). Rates are per carrier; `rates` overrides `default_rate`."""
+
+    from_address: str = setting("")
+    from_name: str = setting("")
+    envelope_from: str = setting("")
+    helo: str = setting("")
+    default_rate: Rate = setting(Rate, factory=True)
+    rates: dict[str, Rate] = setting(lambda: {"au": Rate(count=100, interval=60.0)}, factory=True)
+    # iso-2022-jp (7bit) or utf-8 (base64); `charsets` overrides per carrier.
+    charset: str = setting("iso-2022-jp", choices=("iso-2022-jp", "utf-8"))
+    charsets: dict[str, str] = setting(dict, factory=True, choices=("iso-2022-jp", "utf-8"))
+    # Characters ISO-2022-JP cannot carry: "replace" (documented table, then UTF-8) or "utf8".
+    unmappable: str = setting("replace", choices=("replace", "utf8"))
+    # Domain, ".suffix" or carrier name -> "host:port"; anything else goes to default_relay.
+    routes: dict[str, str] = setting(dict, factory=True)
+    default_relay: str = setting("127.0.0.1:25", nonempty=True)
+    concurrency: int = setting(4, min=1, max=256)
+    messages_per_connection: int = setting(50, min=1)
+    max_recipients_per_session: int = setting(100, min=1)
+    # Send nothing this many minutes either side of each full hour (0 = off); () = all carriers.
+    quiet_minutes: int = setting(0, min=0, max=29)
+    quiet_carriers: tuple[str, ...] = setting(())
+    backoff_base: float = setting(60.0, min=0.0)
+    backoff_max: float = setting(3600.0, min=0.0)
+    max_attempts: int = setting(10, min=1)
+    # A rate-limit reply (421, 450 "too many" ...) pauses that carrier this many seconds.
+    rate_limit_pause: float = setting(60.0, min=0.0)
+    timeout: float = setting(30.0, min=0.1)
+    poll_interval: float = setting(0.5, min=0.01)
+
+    def rate_for(self, carrier: str) -> Rate:
+        return self.rates.get(carrier, self.default_rate)
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """Requests by mail (docs/sender.md): who may ask, and the shared secret they must quote."""
+
+    allowed_senders: tuple[str, ...] = setting(())
+    shared_secret: str = setting("", secret=True)
+    require_auth_results: bool = setting(False)
+    # When set, only Authentication-Results headers from this authserv-id count.
+    auth_serv_id: str = setting("")
+    # Where replies to requesters go out ("" = sender.default_relay).
+    reply_relay: str = setting("")
+    max_recipients: int = setting(200_000, min=1)
+
+
+@dataclass(frozen=True)
+class DoctorSettings:
+    # DNS server the doctor asks (an IP address); "" = this machine's resolver (/etc/resolv.conf).
+    # Block lists refuse queries relayed by public resolvers: use your own resolver here.
+    resolver: str = setting("")
+    resolver_port: int = setting(53, min=1, max=65535)
+    # Seconds per DNS query, and per SPF evaluation lookup.
+    timeout: float = setting(5.0, min=0.1, max=120.0)
+    # IP block lists (DNSBL zones) and domain block lists checked by `doctor setup`.
+    dnsbls: tuple[str, ...] = setting(("zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org"))
+    domain_blocklists: tuple[str, ...] = setting(("dbl.spamhaus.org",))
+    # `doctor message`: the spamassassin program (path or name on PATH) and its time limit.
+    spamassassin: str = setting("spamassassin", nonempty=True)
+    spamassassin_timeout: float = setting(60.0, min=1.0)
+
+
+@dataclass(frozen=True)
+class FileSettings:
+    """The top level of the file: where data lives, the zone, the sources and every section."""
+
+    # Where events, the suppression list, state and reports live (relative to the config file).
+    data_dir: str = setting("./mailhygiene-data", nonempty=True)
+    # IANA zone of the MTA hosts' syslog clocks and of the rule's calendar days. "" = this machine's zone.
+    timezone: str = setting("")
+    sources: tuple[SourceSettings, ...] = setting(())
+    # Extra carrier domains: {docomo = ["example-docomo.jp"]}; merged over the package table.
+    carriers: dict[str, tuple[str, ...]] = setting(dict, factory=True, choices=CARRIERS)
+    ingest: IngestSettings = setting(IngestSettings, factory=True)
+    rule: RuleSettings = setting(RuleSettings, factory=True)
+    guard: GuardSettings = setting(GuardSettings, factory=True)
+    export: ExportSettings = setting(ExportSettings, factory=True)
+    report: ReportSettings = setting(ReportSettings, factory=True)
+    watch: WatchSettings = setting(WatchSettings, factory=True)
+    sender: SenderSettings = setting(SenderSettings, factory=True)
+    intake: IntakeSettings = setting(IntakeSettings, factory=True)
+    doctor: DoctorSettings = setting(DoctorSettings, factory=True)
+
+
+# ----------------------------------------------------------------------------- the effective config
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration: the typed sections plus the resolved data dir and zone."""
+
+    settings: FileSettings
+    source: Path | None = None
+    timezone_name: str = "UTC"
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"), repr=False)
+
+    # typed sections, the way stage code reads them
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.settings.data_dir).expanduser()
+
+    @property
+    def sources(self) -> tuple[SourceSettings, ...]:
+        return self.settings.sources
+
+    @property
+    def carriers(self) -> dict[str, tuple[str, ...]]:
+        return self.settings.carriers
+
+    ingest = property(lambda self: self.settings.ingest)
+    rule = property(lambda self: self.settings.rule)
+    guard = property(lambda self: self.settings.guard)
+    export = property(lambda self: self.settings.export)
+    report = property(lambda self: self.settings.report)
+    watch = property(lambda self: self.settings.watch)
+    sender = property(lambda self: self.settings.sender)
+    intake = property(lambda self: self.settings.intake)
+    doctor = property(lambda self: self.settings.doctor)
+
+    def path_in_data_dir(self, value: str | os.PathLike) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.data_dir / p
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The settings as plain TOML-shaped values (what `config show` prints, secrets included)."""
+        return to_plain(self.settings)
+
+    def __getitem__(self, key: str) -> Any:
+        """Transitional dict-style access (`cfg["rule"]["min_errors"]`): plain values of a section.
+        New code reads the typed sections (`cfg.rule.min_errors`)."""
+        return self.values[key]
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"unknown time zone {name!r}: use an IANA name such as Asia/Tokyo or UTC"
+        ) from None
+
+
+def local_zone_name() -> str:
+    """The machine's zone as an IANA name (TZ, /etc/timezone, /etc/localtime), else UTC."""
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz and _is_zone(tz):
+        return tz
+    try:
+        name = Path("/etc/timezone").read_text().strip()
+        if _is_zone(name):
+            return name
+    except (OSError, UnicodeDecodeError):
+        pass
+    try:
+        target = os.readlink("/etc/localtime")
+        if "zoneinfo/" in target:
+            name = target.split("zoneinfo/", 1)[1]
+            if _is_zone(name):
+                return name
+    except OSError:
+        pass
+    return "UTC"
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+        return True
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+
+
+def load_config(
+    path: str | os.PathLike | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    timezone: str | None = None,
+) -> Config:
+    """Defaults <- TOML file (explicit path, else ./mailhygiene.toml if present) <- options."""
+    raw: dict[str, Any] = {}
+    source = None
+    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        path = DEFAULT_CONFIG_FILE
+    if path is not None:
+        source = Path(path)
+        raw = read_toml(source)
+    where = f"config file {source}" if source else "configuration"
+    settings = build(FileSettings, raw, where)
+    if source is not None and "data_dir" in raw and not Path(settings.data_dir).expanduser().is_absolute():
+        # a relative data_dir in a file is relative to that file, so cron's cwd does not matter
+        settings = dataclasses.replace(settings, data_dir=str((source.parent / settings.data_dir).resolve()))
+    if data_dir is not None:
+        if not str(data_dir):
+            raise ConfigError("--data-dir must not be empty")
+        settings = dataclasses.replace(settings, data_dir=str(data_dir))
+    if timezone is not None:
+        settings = dataclasses.replace(settings, timezone=timezone)
+    rule = settings.rule
+    if rule.min_days > rule.window_days:
+        raise ConfigError(f"{where}: rule.min_days ({rule.min_days}) cannot exceed rule.window_days ({rule.window_days})")
+    if rule.min_days > rule.min_errors:
+        raise ConfigError(f"{where}: rule.min_days ({rule.min_days}) cannot exceed rule.min_errors "
+                          f"({rule.min_errors}): each day needs an error")
+    if settings.sender.backoff_max < settings.sender.backoff_base:
+        raise ConfigError(f"{where}: sender.backoff_max must be >= sender.backoff_base")
+    name = settings.timezone or local_zone_name()
+    return Config(settings=settings, source=source, timezone_name=name, tz=zone(name))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The file as a dict; every way it can be unreadable is a ConfigError naming the file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist: create it or drop --config") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (bad byte at offset {exc.start}): "
+                          "save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- building and checking
+T = typing.TypeVar("T")
+
+
+def build(cls: type[T], raw: Any, where: str, prefix: str = "") -> T:
+    """An instance of the settings dataclass `cls` from TOML values, every key and type checked."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'the file'} must be a table, got {_show(raw)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        known = ", ".join(sorted(fields))
+        raise ConfigError(f"{where}: unknown setting {prefix + unknown[0]!r}; known here: {known}")
+    for name, f in fields.items():
+        if name not in raw and f.metadata.get("nonempty") and f.default is not dataclasses.MISSING and not f.default:
+            raise ConfigError(f"{where}: {prefix + name} is required")
+    hints = typing.get_type_hints(cls)
+    values = {name: _convert(hints[name], value, fields[name].metadata, where, prefix + name)
+              for name, value in raw.items()}
+    for name, value in values.items():
+        f = fields[name]
+        if typing.get_origin(hints[name]) is dict and f.default_factory is not dataclasses.MISSING:
+            # tables of names (rates per carrier, routes ...) extend the built-in table
+            values[name] = {**f.default_factory(), **value}
+    return cls(**values)
+
+
+def _convert(tp, value, meta: Mapping, where: str, key: str):
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, where, key + ".")
+    if origin is tuple:  # tuple[X, ...]: a TOML array
+        (item_tp, _) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {key} must be a list, e.g. [\"a\", \"b\"], got {_show(value)}")
+        items = tuple(_convert(item_tp, v, {}, where, f"{key}[{i}]") for i, v in enumerate(value))
+        if meta.get("nonempty") and not items:
+            raise ConfigError(f"{where}: {key} must not be empty")
+        _check_choices(items, meta, where, key)
+        return items
+    if origin is dict:  # dict[str, X]: a TOML table with names chosen by the operator
+        (_, val_tp) = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {key} must be a table, got {_show(value)}")
+        out = {}
+        for k, v in value.items():
+            if val_tp is str:
+                out[k] = _convert(str, v, {}, where, f"{key}.{k}")
+                _check_choices((out[k],), meta, where, f"{key}.{k}")
+            else:
+                out[k] = _convert(val_tp, v, {}, where, f"{key}.{k}")
+        if typing.get_origin(val_tp) is tuple:  # carrier -> domains: names are the choices
+            _check_choices(tuple(out), meta, where, key, what="name")
+        return out
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {key} must be true or false, got {_show(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: {key} must be a whole number, got {_show(value)}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where}: {key} must be a number, got {_show(value)}")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {key} must be a string (in quotes), got {_show(value)}")
+        if "\x00" in value:
+            raise ConfigError(f"{where}: {key} must not contain a NUL character")
+        if meta.get("nonempty") and not value.strip():
+            raise ConfigError(f"{where}: {key} must not be empty")
+    else:  # pragma: no cover - a field type this function does not know is a programming error
+        raise TypeError(f"unsupported setting type {tp!r} for {key}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{where}: {key} must be >= {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{where}: {key} must be <= {hi}, got {value!r}")
+    if tp is str:
+        _check_choices((value,), meta, where, key)
+    return value
+
+
+def _check_choices(values, meta, where, key, what="value") -> None:
+    choices = meta.get("choices")
+    if not choices:
+        return
+    for v in values:
+        if v not in choices:
+            raise ConfigError(f"{where}: {key} has unknown {what} {v!r}; choose from: {', '.join(choices)}")
+
+
+def _show(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return f"a {'table' if isinstance(value, dict) else 'list'} ({_toml_value(value)[:60]})"
+    return repr(value)
+
+
+def to_plain(obj, *, mask_secrets: bool = False):
+    """Settings as TOML-shaped values (tables, lists, scalars)."""
+    if dataclasses.is_dataclass(obj):
+        out = {}
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            if mask_secrets and f.metadata.get("secret") and v:
+                out[f.name] = SECRET_MASK
+            else:
+                out[f.name] = to_plain(v, mask_secrets=mask_secrets)
+        return out
+    if isinstance(obj, dict):
+        return {k: to_plain(v, mask_secrets=mask_secrets) for k, v in obj.items()}
+    if isinstance(obj, (tuple, list)):
+        return [to_plain(v, mask_secrets=mask_secrets) for v in obj]
+    return obj
+
+
+# The defaults as plain values (the README's table, tests and `config show` of an empty file).
+DEFAULTS: dict[str, Any] = to_plain(FileSettings())
+
+
+def effective_values(cfg: Config, *, mask_secrets: bool = True) -> dict[str, Any]:
+    """What `config show` prints: every setting with the resolved data dir and zone."""
+    values = to_plain(cfg.settings, mask_secrets=mask_secrets)
+    values["timezone"] = cfg.timezone_name
+    values["data_dir"] = str(cfg.data_dir)
+    return values
+
+
+# ----------------------------------------------------------------------------- TOML out
+def render_toml(values: dict[str, Any]) -> str:
+    """The effective configuration as TOML (what `config show` prints)."""
+    lines: list[str] = []
+    scalars = {k: v for k, v in values.items() if not isinstance(v, (dict, list)) or (isinstance(v, list) and not v)}
+    tables = {k: v for k, v in values.items() if isinstance(v, dict)}
+    arrays = {k: v for k, v in values.items() if isinstance(v, list) and v}
+    for k, v in scalars.items():
+        lines.append(f"{k} = {_toml_value(v)}")
+    for k, items in arrays.items():
+        for item in items:
+            lines.append("")
+            lines.append(f"[[{k}]]")
+            for ik, iv in item.items():
+                lines.append(f"{ik} = {_toml_value(iv)}")
+    for k, table in tables.items():
+        _render_table(lines, k, table)
+    return "\n".join(lines) + "\n"
+
+
+def _render_table(lines: list[str], name: str, table: dict) -> None:
+    lines.append("")
+    lines.append(f"[{name}]")
+    nested = {}
+    for k, v in table.items():
+        if isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
+            nested[k] = v
+        else:
+            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+    for k, v in nested.items():
+        _render_table(lines, f"{name}.{_toml_key(k)}", v)
+
+
+def _toml_key(k: str) -> str:
+    return k if k and k.replace("_", "").replace("-", "").isalnum() and k.isascii() else _toml_string(k)
+
+
+def _toml_string(s: str) -> str:
+    out = s.replace("\\", "\\\\").replace('"', '\\"')
+    out = "".join(c if c >= " " and c != "\x7f" else f"\\u{ord(c):04x}" for c in out)
+    return '"' + out + '"'
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return _toml_string(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(type(v))

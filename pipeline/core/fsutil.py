@@ -1,0 +1,172 @@
+"""Durable files and locks: the one implementation every writer and every job uses.
+
+- atomic_file / atomic_write_bytes / atomic_write_text / atomic_write_json: the new content goes
+  to a dot-temp file in the same directory, is fsync'd, renamed over the target (os.replace) and
+  the directory is fsync'd, so a reader sees the old file or the new one, never half of one, and a
+  crash leaves the old one. A failed write removes its temp file and raises StoreError naming the
+  path and the cause (a full disk, a read-only directory), never a traceback.
+- file_lock: an flock on a lock file (exclusive or shared, waiting up to `wait` seconds), raising
+  LockedError with a message that names the lock and what to do.
+- Files and directories are created group-writable (mode 0o664 / 0o2775 before the umask) so a
+  service user and an operator in the service group can share one data dir.
+
+Reads and writes only the paths it is given; called by every stage that keeps state.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from .errors import LockedError, StoreError
+
+FILE_MODE = 0o664
+DIR_MODE = 0o2775  # setgid: new files take the directory's group (the service group)
+LOCK_POLL_S = 0.05
+
+
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """Create `path` (and parents) group-writable; StoreError when that is impossible."""
+    p = Path(path)
+    try:
+        p.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StoreError(f"cannot create directory {p}: a file of that name is in the way") from None
+    except OSError as exc:
+        raise StoreError(f"cannot create directory {p}: {describe_os_error(exc)}") from None
+    return p
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make a rename or a new file in `path` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """`No space left on device` / `Read-only file system` / `Permission denied` with a hint."""
+    text = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        return f"{text} (free some space; nothing was changed)"
+    if exc.errno == errno.EROFS:
+        return f"{text} (the data directory must be writable)"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"{text} (run as the data directory's owner, e.g. sudo -u mailhygiene …)"
+    return text
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "wb", *, encoding: str | None = None,
+                newline: str | None = None) -> Iterator[IO[Any]]:
+    """Write `path` atomically: yields a file object on a temp file that replaces `path` on exit.
+
+    On an exception inside the block (or a failed write, fsync or rename) the temp file is
+    removed and `path` is left as it was; OSErrors become StoreError.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    if "b" not in mode and encoding is None:
+        encoding = "utf-8"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise StoreError(f"cannot write {target}: {describe_os_error(exc)}") from None
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_file(path, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> None:
+    with atomic_file(path, "w", encoding=encoding) as fh:
+        fh.write(text)
+
+
+def atomic_write_json(path: str | os.PathLike, value: Any, *, indent: int | None = None) -> None:
+    with atomic_file(path, "w") as fh:
+        json.dump(value, fh, ensure_ascii=False, indent=indent)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike, *, shared: bool = False, wait: float = 0.0,
+              busy: str | None = None, write_pid: bool = False) -> Iterator[None]:
+    """Hold an flock on `path` (created group-writable) for the block.
+
+    Waits up to `wait` seconds (0 = try once; None = forever), then raises LockedError with
+    `busy` or a default message. `write_pid` records our pid in the file (for operators).
+    """
+    p = Path(path)
+    ensure_dir(p.parent)
+    try:
+        fd = os.open(p, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except OSError as exc:
+        raise StoreError(f"cannot open lock file {p}: {describe_os_error(exc)}") from None
+    fh = os.fdopen(fd, "r+")
+    try:
+        flags = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh, flags | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise LockedError(busy or f"{p} is locked by another mailhygiene process; "
+                                      "this run did nothing") from None
+                time.sleep(LOCK_POLL_S)
+        if write_pid and not shared:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    finally:
+        fh.close()
+
+
+def is_locked(path: str | os.PathLike) -> bool:
+    """True while some process holds an exclusive lock on `path` (a probe; takes nothing)."""
+    p = Path(path)
+    try:
+        fh = open(p, "r")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot even look: assume busy (fail closed)
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
