@@ -1,4 +1,4 @@
-"""Build hook: compile the Postfix block scanner (pipeline/native/postfix_scan.c).
+"""Build hook: compile the Postfix block scanner (pipeline/ingest/native/postfix_scan.c).
 
 hatchling runs this for every wheel and editable install (`pip install .`, `pip install -e .`,
 `make venv`). The scanner is plain C99 loaded with ctypes (no Python headers needed), compiled
@@ -16,8 +16,8 @@ from pathlib import Path
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-SOURCE = Path("pipeline") / "native" / "postfix_scan.c"
-LIBRARY = Path("pipeline") / "native" / "_postfix_scan.so"
+SOURCE = Path("pipeline") / "ingest" / "native" / "postfix_scan.c"
+LIBRARY = Path("pipeline") / "ingest" / "native" / "_postfix_scan.so"
 
 
 def compile_scanner(root: Path) -> str | None:

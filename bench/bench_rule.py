@@ -1,8 +1,8 @@
 """Suppression rule benchmark: evaluate sql/suppression_candidates.sql over N events.
 
 Usage: python bench/bench_rule.py [--events 10000000] [--addresses 1000000] [--workdir bench/out]
-Builds a synthetic event store (vectorised, through pipeline.event_store.EventStore.write) once,
-then times pipeline.suppression.evaluate() (DuckDB over the Parquet files) three times.
+Builds a synthetic event store (vectorised, through pipeline.store.event_store.EventStore.write) once,
+then times pipeline.suppression.store.evaluate() (DuckDB over the Parquet files) three times.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.core.config import load_config
-from pipeline.event_store import EventStore
-from pipeline.records import EVENT_SCHEMA
-from pipeline.suppression import evaluate, parse_as_of
+from pipeline.store.event_store import EventStore
+from pipeline.store.records import EVENT_SCHEMA
+from pipeline.suppression.store import evaluate, parse_as_of
 
 HERE = Path(__file__).resolve().parent
 DOMAINS = ["docomo.ne.jp", "ezweb.ne.jp", "au.com", "i.softbank.jp", "gmail.com", "example.com"]

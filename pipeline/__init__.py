@@ -10,6 +10,6 @@ __version__ = "0.1.0"
 
 def connect(data_dir=None, *, config=None):
     """A DuckDB connection with views `events` (and `suppression` when a list exists)."""
-    from .warehouse import connect as _connect
+    from .store.warehouse import connect as _connect
 
     return _connect(data_dir, config=config)

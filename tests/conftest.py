@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 from pipeline.core.config import load_config
-from pipeline.event_store import EventStore
-from pipeline.records import EVENT_SCHEMA, domain_of, event_id_for
+from pipeline.store.event_store import EventStore
+from pipeline.store.records import EVENT_SCHEMA, domain_of, event_id_for
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_logs"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.carriers import CARRIERS, CarrierTable, carrier_for_domain, expand_pattern
+from pipeline.classify.carriers import CARRIERS, CarrierTable, carrier_for_domain, expand_pattern
 from pipeline.core.config import load_config
 from pipeline.core.errors import ConfigError
 

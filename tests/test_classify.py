@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from pipeline.classify import (
+from pipeline.classify.classifier import (
     Classification,
     cache_clear,
     cache_info,
@@ -23,7 +23,7 @@ from pipeline.classify import (
     normalise,
     parse_reply,
 )
-from pipeline.reasons import ORDER, REASONS, SCOPES
+from pipeline.classify.reasons import ORDER, REASONS, SCOPES
 
 
 def said(reply: str, command: str, host: str = "mx.example.jp[192.0.2.1]") -> str:

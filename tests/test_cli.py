@@ -152,13 +152,13 @@ def test_clean_job_end_to_end_and_lock(tmp_path, monkeypatch):
         r2 = runner.invoke(cli, ["--config", str(cfg_file), "--data-dir", str(data), "clean"])
         assert r2.exit_code == 0 and "events written:   0" in r2.output and "new entries:      0" in r2.output
         # while another run holds the lock, clean refuses at once
-        from pipeline.clean import job_lock
+        from pipeline.jobs.clean import job_lock
         from pipeline.core.config import load_config
         with job_lock(load_config(cfg_file, data_dir=data)):
             r3 = runner.invoke(cli, ["--config", str(cfg_file), "--data-dir", str(data), "clean"])
         assert r3.exit_code == 1 and "another `mailhygiene clean` is running" in r3.output
         # while a live watch owns ingestion, clean says so and still runs the rule
-        from pipeline.follow import watch_lock
+        from pipeline.ingest.follow import watch_lock
         with watch_lock(load_config(cfg_file, data_dir=data)):
             r4 = runner.invoke(cli, ["--config", str(cfg_file), "--data-dir", str(data), "clean"])
         assert r4.exit_code == 0, r4.output
@@ -209,8 +209,8 @@ def test_installed_wheel_ships_sql(tmp_path):
     import zipfile
     names = zipfile.ZipFile(wheel).namelist()
     assert "pipeline/sql/suppression_candidates.sql" in names
-    assert any(n.startswith("pipeline/data/") for n in names)
-    assert "pipeline/native/_postfix_scan.so" in names  # compiled by hatch_build.py
+    assert "pipeline/classify/data/carriers.toml" in names
+    assert "pipeline/ingest/native/_postfix_scan.so" in names  # compiled by hatch_build.py
     # install it (not editable) into its own folder and run an ingest + the rule from there
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
@@ -221,7 +221,7 @@ def test_installed_wheel_ships_sql(tmp_path):
     where = subprocess.run([sys.executable, "-c", "import pipeline; print(pipeline.__file__)"], env=env, cwd=tmp_path,
                            capture_output=True, text=True, check=True)
     assert where.stdout.startswith(str(target))
-    scanner = subprocess.run([sys.executable, "-c", "from pipeline import native; print(native.SCANNER.lib._name)"],
+    scanner = subprocess.run([sys.executable, "-c", "from pipeline.ingest import native; print(native.SCANNER.lib._name)"],
                              env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
     assert scanner.stdout.startswith(str(target))  # the wheel's own library is loaded
     out = subprocess.run(run + ["--help"], env=env, cwd=tmp_path, capture_output=True, text=True)

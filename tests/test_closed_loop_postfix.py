@@ -28,7 +28,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.core.config import load_config
-from pipeline.records import normalise_address
+from pipeline.store.records import normalise_address
 from pipeline.sender.daemon import run_daemon
 from pipeline.sender.enqueue import enqueue
 from pipeline.sender.testing import RecordingServer, free_port
@@ -261,7 +261,7 @@ max_new_fraction = 0.5
         run_cli(base + ["ingest", "--year", str(datetime.now().year), str(logs / "maillog.day2")])
         out = run_cli(base + ["suppress", "--as-of", datetime.now().strftime("%Y-%m-%d")])
 
-        from pipeline.suppression import suppressed_addresses
+        from pipeline.suppression.store import suppressed_addresses
         assert suppressed_addresses(cfg) == DEAD_SET, out   # the dead ones, not the throttled ones
 
         # day 3: the list is cleaned at enqueue; the carriers never hear about the dead addresses

@@ -83,8 +83,8 @@ def test_defaults_cover_every_counted_reason_name():
 
 
 def test_the_vocabulary_matches_the_reason_modules_and_carrier_table():
-    from pipeline.carriers import CarrierTable
-    from pipeline.reasons import REASONS as MODULE_REASONS
+    from pipeline.classify.carriers import CarrierTable
+    from pipeline.classify.reasons import REASONS as MODULE_REASONS
 
     assert set(MODULE_REASONS) == set(REASONS)
     assert set(CarrierTable.default().domains.values()) <= set(__import__("pipeline.core.vocabulary").core.vocabulary.CARRIERS)

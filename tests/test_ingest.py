@@ -14,9 +14,9 @@ import pytest
 
 import pipeline
 from pipeline.core.errors import InputError
-from pipeline.event_store import EventStore
-from pipeline.ingest import ingest
-from pipeline.records import EVENT_SCHEMA
+from pipeline.store.event_store import EventStore
+from pipeline.ingest.engine import ingest
+from pipeline.store.records import EVENT_SCHEMA
 
 from conftest import SAMPLES
 
@@ -188,7 +188,7 @@ def test_event_ids_are_stable_across_runs(tmp_path):
 def test_batch_event_ids_equal_the_single_ones():
     """The store's ids are made in batches by event_ids_for; the live follower and old stores use
     event_id_for: one id per line and recipient, whichever made it."""
-    from pipeline.records import event_id_for, event_ids_for
+    from pipeline.store.records import event_id_for, event_ids_for
 
     lines = [GOOD.format(n=1), GOOD.format(n=1) + "\r\n", "l\udcffine with a bad byte", "日本語の行", "no recipient"]
     rcpts = ["u1@docomo.ne.jp", "u1@docomo.ne.jp", "x@y", "太郎@example.jp", ""]
@@ -201,7 +201,7 @@ def test_batch_event_ids_equal_the_single_ones():
 def test_blocks_of_clean_and_checked_lines_agree_on_rows_and_offsets(tmp_path, monkeypatch, block_bytes):
     """Clean ASCII blocks are decoded at once, blocks with bad bytes line by line: at any block
     size the stored rows, their byte offsets and the rejects are the same."""
-    import pipeline.ingest as ingest_mod
+    import pipeline.ingest.engine as ingest_mod
     from pipeline.core.config import load_config
 
     lines = [GOOD.format(n=n).encode() for n in range(40)]
@@ -231,10 +231,10 @@ def test_a_failed_store_write_loses_nothing_and_the_rerun_duplicates_nothing(tmp
     are saved only once its batch is durable. A write that fails stops the run with the error,
     the position stays at the last durable batch, and the next run completes the store exactly.
     (Per line, a batch is cut at batch_events; column-wise, at the end of the block that reached it.)"""
-    import pipeline.ingest as ingest_mod
+    import pipeline.ingest.engine as ingest_mod
     from conftest import make_config
     from pipeline.core.errors import StoreError
-    from pipeline.tail import Positions
+    from pipeline.ingest.tail import Positions
 
     log = tmp_path / "mail.log"
     log.write_text("".join(GOOD.format(n=n) + "\n" for n in range(250)))

@@ -1,10 +1,10 @@
-"""pipeline.jptext: the one home of the Japanese text rules (tables, kana, the lenient decoder)."""
+"""pipeline.core.jptext: the one home of the Japanese text rules (tables, kana, the lenient decoder)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline.jptext import (
+from pipeline.core.jptext import (
     CP932_LOOKALIKES, REPLACEMENTS, decode_iso2022jp, encodable, fullwidth_kana, is_halfwidth_kana,
     map_lookalikes, replacement, suggestion,
 )

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.core.config import load_config
-from pipeline.ingest import ingest
-from pipeline.suppression import run_rule
+from pipeline.ingest.engine import ingest
+from pipeline.suppression.store import run_rule
 
 from conftest import REPO, SAMPLES
 

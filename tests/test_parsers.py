@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pipeline.parsers import EVENT, MALFORMED, SKIP, ParseContext, REGISTRY, detect_format
-from pipeline.parsers.common import split_syslog
-from pipeline.parsers.postfix import parse_fields
+from pipeline.ingest.parsers import EVENT, MALFORMED, SKIP, ParseContext, REGISTRY, detect_format
+from pipeline.ingest.parsers.common import split_syslog
+from pipeline.ingest.parsers.postfix import parse_fields
 
 from conftest import CORPUS, SAMPLES, TOKYO
 
@@ -191,7 +191,7 @@ def test_qmail_splogger_and_data_phase():
 
 
 def test_tai64n_label():
-    from pipeline.parsers.qmail import tai64n_us
+    from pipeline.ingest.parsers.qmail import tai64n_us
 
     # lnav's sample label: 2005-09-22 03:31:05.997 UTC (checked with daemontools' tai64nlocal)
     us = tai64n_us("40000000433225833b6e1a8c"[:16], "40000000433225833b6e1a8c"[16:])
@@ -293,7 +293,7 @@ def test_impossible_syslog_dates_are_skipped_not_looped_on():
 def test_common_fields_regex_agrees_with_the_generic_field_parser():
     """PostfixParser reads the usual delivery fields with one regex; wherever it matches it must
     give what parse_fields() gives, and it must leave every odd shape to parse_fields()."""
-    from pipeline.parsers.postfix import COMMON_FIELDS_RE
+    from pipeline.ingest.parsers.postfix import COMMON_FIELDS_RE
 
     rests = [
         "to=<a@b.jp>, relay=mx[1.2.3.4]:25, delay=1.1, delays=0.1/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as X)",
@@ -328,7 +328,7 @@ def test_postfix_line_regex_agrees_with_split_syslog_and_qid():
     line it must find what split_syslog() + the postfix program check + a queue-id match find."""
     import re
 
-    from pipeline.parsers.postfix import LINE_RE, QUEUE_ID
+    from pipeline.ingest.parsers.postfix import LINE_RE, QUEUE_ID
 
     qid_re = re.compile(f"({QUEUE_ID}): ")
 

@@ -19,13 +19,13 @@ import pytest
 from conftest import CORPUS, REPO, SAMPLES
 
 import pipeline
-import pipeline.ingest as ingest_mod
-from pipeline import native
+import pipeline.ingest.engine as ingest_mod
+from pipeline.ingest import native
 from pipeline.core.config import load_config
-from pipeline.ingest import ingest, read_blocks
-from pipeline.parsers import postfix_block
-from pipeline.parsers.common import QueueParser
-from pipeline.records import event_id_for, event_ids_for_plain
+from pipeline.ingest.engine import ingest, read_blocks
+from pipeline.ingest.parsers import postfix_block
+from pipeline.ingest.parsers.common import QueueParser
+from pipeline.store.records import event_id_for, event_ids_for_plain
 
 GEN = REPO / "bench" / "gen_postfix_log.py"
 

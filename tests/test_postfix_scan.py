@@ -21,10 +21,10 @@ import pytest
 from conftest import CORPUS, REPO, SAMPLES
 from test_postfix_block import ODD
 
-from pipeline import arrow_build as ab
-from pipeline import native
-from pipeline.parsers import postfix_block
-from pipeline.records import ID_BYTES, event_id_for, event_ids_for_plain
+from pipeline.store import arrow_build as ab
+from pipeline.ingest import native
+from pipeline.ingest.parsers import postfix_block
+from pipeline.store.records import ID_BYTES, event_id_for, event_ids_for_plain
 
 DISABLED = os.environ.get("MAILHYGIENE_NATIVE") == "0"
 SCANNER = native.SCANNER

@@ -26,9 +26,9 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.core.config import load_config
 from pipeline.core.errors import InputError, NoDataError
-from pipeline.reports import build_report, generate, open_warehouse, write_report
-from pipeline.suppression import HISTORY_SCHEMA, SuppressionStore
-from pipeline.warehouse import run_sql
+from pipeline.report.reports import build_report, generate, open_warehouse, write_report
+from pipeline.suppression.store import HISTORY_SCHEMA, SuppressionStore
+from pipeline.store.warehouse import run_sql
 
 from conftest import SAMPLES, at, event, make_config, store_events
 
@@ -291,7 +291,7 @@ def test_html_is_self_contained_well_formed_and_escaped(tmp_path):
 
 def test_charts_leave_no_pyplot_state():
     plt = pytest.importorskip("matplotlib.pyplot")
-    from pipeline import charts
+    from pipeline.report import charts
 
     before = plt.get_fignums()
     figures = pd.DataFrame({"period_start": pd.to_datetime(["2026-11-10", "2026-11-11"]),
@@ -348,7 +348,7 @@ def test_clean_writes_the_report(tmp_path):
     toml = "\n".join(f'[[sources]]\npath = "{p}"\n' for p in
                      [SAMPLES / "postfix" / "mail.log*", SAMPLES / "sendmail" / "maillog", SAMPLES / "qmail" / "current"])
     cfg = make_config(tmp_path, toml)
-    from pipeline.clean import clean
+    from pipeline.jobs.clean import clean
 
     result = clean(cfg, as_of="2026-11-30", progress=False)
     assert result.report_path == cfg.data_dir / "reports" / "report.html"

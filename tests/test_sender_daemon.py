@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from pipeline import suppression
+from pipeline.suppression import store as suppression
 from pipeline.sender.compose import decode_message
 from pipeline.sender.daemon import run_daemon
 from pipeline.sender.enqueue import enqueue

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.classify import classify
+from pipeline.classify.classifier import classify
 
 # Sisimai reason -> the reasons of ours that mean the same thing.
 SISIMAI_TO_OURS: dict[str, frozenset[str]] = {

@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pipeline import suppression
+from pipeline.suppression import store as suppression
 from pipeline.core.errors import GuardTripped, InputError, NoDataError
-from pipeline.suppression import run_rule, suppressed_addresses
+from pipeline.suppression.store import run_rule, suppressed_addresses
 
 from conftest import at, event, make_config, store_events
 
@@ -106,7 +106,7 @@ def test_days_follow_the_configured_zone(tmp_path):
 
 
 def test_case_and_quoting_variants_are_one_address(tmp_path, cfg):
-    from pipeline.ingest import ingest
+    from pipeline.ingest.engine import ingest
 
     log = tmp_path / "mail.log"
     lines = []
@@ -127,7 +127,7 @@ def test_one_address_across_postfix_sendmail_and_qmail(cfg):
 
 
 def test_qmail_tai64n_utc_timestamps_count_in_local_days(tmp_path, cfg):
-    from pipeline.ingest import ingest
+    from pipeline.ingest.engine import ingest
 
     def tai(dt):
         return f"@{int(dt.timestamp()) + 4611686018427387914:016x}00000000"

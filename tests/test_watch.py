@@ -338,8 +338,8 @@ def test_unreadable_file_is_reported_and_retried(tmp_path, logs, watchers):
 
 
 def test_clean_leaves_ingestion_to_a_live_watch(tmp_path, logs, watchers):
-    from pipeline.clean import clean
-    from pipeline.follow import watch_is_running
+    from pipeline.jobs.clean import clean
+    from pipeline.ingest.follow import watch_is_running
 
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 10))

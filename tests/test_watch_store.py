@@ -10,10 +10,10 @@ import time
 import pyarrow as pa
 
 import pipeline
-import pipeline.follow as follow_mod
+import pipeline.ingest.follow as follow_mod
 from pipeline.core.config import load_config
-from pipeline.event_store import COMPACTION_JOURNAL, EventStore
-from pipeline.records import EVENT_SCHEMA, event_id_for
+from pipeline.store.event_store import COMPACTION_JOURNAL, EventStore
+from pipeline.store.records import EVENT_SCHEMA, event_id_for
 
 from test_watch import pf_lines
 

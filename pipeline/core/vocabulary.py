@@ -16,7 +16,7 @@ REASONS: tuple[str, ...] = (
 )
 # Whose fault a failure is.
 SCOPES: tuple[str, ...] = ("recipient", "sender", "network", "unknown", "none")
-# Japanese mobile carriers with their own rules (pipeline/data/carriers.toml); others are "other".
+# Japanese mobile carriers with their own rules (pipeline/classify/data/carriers.toml); others are "other".
 CARRIERS: tuple[str, ...] = ("docomo", "au", "softbank", "ymobile", "rakuten")
 OTHER_CARRIER = "other"
 # Outcomes of a delivery attempt.

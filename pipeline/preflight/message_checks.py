@@ -17,7 +17,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses
 
 from ..core.errors import InputError
-from ..jptext import CP932_LOOKALIKES, decode_iso2022jp, encodable, is_halfwidth_kana, suggestion
+from ..core.jptext import CP932_LOOKALIKES, decode_iso2022jp, encodable, is_halfwidth_kana, suggestion
 from .results import CheckResult
 from .spamassassin import check_spamassassin
 

@@ -32,7 +32,7 @@ from email import message_from_bytes, policy
 from email.header import Header
 
 from ..core.errors import InputError
-from ..jptext import CP932_LOOKALIKES, encodable, fullwidth_kana, is_halfwidth_kana, map_lookalikes, replacement
+from ..core.jptext import CP932_LOOKALIKES, encodable, fullwidth_kana, is_halfwidth_kana, map_lookalikes, replacement
 
 ISO2022JP = "iso-2022-jp"
 UTF8 = "utf-8"

@@ -16,7 +16,7 @@ SMTP outcome -> row state:
   4xx, connection lost/refused deferred until now + min(backoff_base * 2^(attempts-1), backoff_max);
                                failed ("expired") after max_attempts
   421, rate-limit wording      deferred as above, and the carrier is paused for rate_limit_pause s
-  5xx at RCPT or DATA          failed, reason from pipeline.classify
+  5xx at RCPT or DATA          failed, reason from pipeline.classify.classifier
   5xx before RCPT (greeting,   deferred as 4xx, and the carrier paused: our IP or sender domain is
       HELO, MAIL FROM)         refused, which is not the recipient's fault
 SIGTERM/SIGINT: no new message starts; messages in flight finish; connections QUIT; exit 0.
@@ -85,7 +85,7 @@ def classify_reply(code: int | None, text: str, phase: str | None, carrier: str)
     text = (text or "").strip()
     if code is not None and 200 <= code < 300:
         return Outcome("sent", code, text, phase, "delivered")
-    from ..classify import classify
+    from ..classify.classifier import classify
 
     diagnostic = f"{code} {text}" if code is not None else text
     if code is None or 400 <= code < 500:

@@ -1,7 +1,7 @@
 """Enqueue a campaign: check the message and the recipients, then write one job to the queue.
 
-Reads the recipient CSV (or a list), the suppression list (pipeline.suppression) and the carrier
-table (pipeline.carriers); writes through queue.Queue. Called by `send enqueue` and by intake.
+Reads the recipient CSV (or a list), the suppression list (pipeline.suppression.store) and the carrier
+table (pipeline.classify.carriers); writes through queue.Queue. Called by `send enqueue` and by intake.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
-from ..records import domain_of
+from ..store.records import domain_of
 from .compose import MessageTemplate, charset_for, check_header_value
 from .queue import Queue
 from .recipients import check_recipients
@@ -93,13 +93,13 @@ class EnqueueReport:
 
 
 def _carrier_lookup(cfg):
-    from ..carriers import CarrierTable
+    from ..classify.carriers import CarrierTable
 
     return CarrierTable.from_config(cfg["carriers"]).carrier_for
 
 
 def load_suppressed(cfg) -> frozenset[str]:
-    from ..suppression import suppressed_addresses
+    from ..suppression.store import suppressed_addresses
 
     return suppressed_addresses(cfg)
 

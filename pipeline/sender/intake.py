@@ -43,8 +43,8 @@ from email.message import Message
 from pathlib import Path
 
 from ..core.errors import MailHygieneError
-from ..jptext import decode_iso2022jp
-from ..records import domain_of, normalise_address
+from ..core.jptext import decode_iso2022jp
+from ..store.records import domain_of, normalise_address
 from .compose import MessageTemplate, charset_for
 from .enqueue import decode_csv_bytes, enqueue, parse_recipient_csv
 from .routes import parse_relay

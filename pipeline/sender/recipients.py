@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..records import normalise_address
+from ..store.records import normalise_address
 
 _ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
 _LOCAL_LOOSE = re.compile(rf"^[{_ATEXT}.]+$")

@@ -18,7 +18,7 @@ from typing import Callable
 
 from aiosmtpd.controller import Controller
 
-from ..records import normalise_address
+from ..store.records import normalise_address
 
 
 @dataclass

@@ -1,0 +1,72 @@
+"""Bounce reasons: one module per reason, each with its phrases and codes as data.
+
+Every module has NAME, SCOPE (recipient | sender | network | unknown | none), PHRASES (lower-case
+substrings or compiled regexes), DSN (enhanced status codes that default to this reason when no
+phrase matched) and `match(ctx) -> bool`. pipeline.classify.classifier tries ORDER top to bottom on the
+normalised diagnostic; the first match wins. ORDER is the only place the order of trial lives.
+
+Why this order:
+- delivered first (status decides), then our own faults whose wording overlaps address errors
+  (content, rate limits, quotas vs. "too many messages", sizes, recipient counts);
+- mailbox state (full, disabled) before "unknown user", as Sisimai does;
+- sender-side refusals (auth, blocked, spam, sender_domain) before any recipient reason, so an RBL
+  or 5.7.x reputation text can never make an address look dead;
+- syntax (au "Relay access denied") and filtered (carrier phase rule) before user_unknown;
+- generic policy, network and system wording last: it only explains what nothing else did.
+`expired` and `undefined` are decided in classify() (status and fallbacks), not by ORDER.
+"""
+
+from __future__ import annotations
+
+from . import (
+    auth,
+    blocked,
+    content,
+    delivered,
+    expired,
+    filtered,
+    host_unknown,
+    mailbox_disabled,
+    mailbox_full,
+    mesg_too_big,
+    network,
+    policy,
+    rate_limited,
+    sender_domain,
+    spam,
+    syntax,
+    system,
+    too_many_recipients,
+    undefined,
+    user_unknown,
+)
+from ._phrases import Context
+
+ORDER = (
+    delivered,
+    content,
+    rate_limited,
+    mailbox_full,
+    mesg_too_big,
+    too_many_recipients,
+    mailbox_disabled,
+    auth,
+    blocked,
+    spam,
+    sender_domain,
+    syntax,
+    filtered,
+    user_unknown,
+    host_unknown,
+    policy,
+    network,
+    system,
+)
+
+# Every reason, including the two decided outside ORDER.
+ALL = ORDER + (expired, undefined)
+BY_NAME = {m.NAME: m for m in ALL}
+SCOPES = {m.NAME: m.SCOPE for m in ALL}
+REASONS = tuple(m.NAME for m in ALL)
+
+__all__ = ["ALL", "BY_NAME", "Context", "ORDER", "REASONS", "SCOPES"]

@@ -1,0 +1,134 @@
+"""The compiled Postfix block scanner (postfix_scan.c), called through ctypes.
+
+hatch_build.py compiles postfix_scan.c into _postfix_scan.so when the package is installed and a
+C compiler is there (`make venv` does that; so does `pip install .`). Without the library (no
+compiler, or MAILHYGIENE_NATIVE=0 in the environment) `SCANNER` is None and
+pipeline.ingest.parsers.postfix_block uses its numpy scanner, which defines what the compiled one must
+find: tests/test_postfix_scan.py holds the two to the same output.
+
+ctypes releases the GIL for the length of each call, so the reader threads of pipeline.ingest.engine
+scan blocks in parallel.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+ABI = 1  # scanner_abi() of the postfix_scan.c this module is written for
+LIBRARY = Path(__file__).with_name("_postfix_scan.so")
+
+_P = ctypes.c_void_p
+_I64 = ctypes.c_int64
+
+
+def _ptr(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+def _check_slices(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> None:
+    """The C trusts its slices: a wrong one would read outside the block, so none gets there."""
+    if len(starts) and (int(starts.min()) < 0 or int(ends.max()) > len(data) or bool((ends < starts).any())):
+        raise ValueError("slices outside the block")
+
+
+class Scanner:
+    """The library's functions, with numpy in and out."""
+
+    def __init__(self, lib: ctypes.CDLL):
+        self.lib = lib
+        lib.scan_block.restype = ctypes.c_int
+        lib.scan_block.argtypes = [_P, _I64, _I64, _I64] + [_P] * 22
+        lib.count_lines.restype = _I64
+        lib.count_lines.argtypes = [ctypes.c_char_p, _I64]
+        lib.gather.restype = None
+        lib.gather.argtypes = [_P, _P, _P, _P, _I64, ctypes.c_int, _P, _P]
+        lib.event_ids.restype = ctypes.c_int
+        lib.event_ids.argtypes = [_P, _P, _P, _P, _P, _I64, ctypes.c_int, _P]
+
+    def scan(self, block: bytes, max_line: int) -> dict | None:
+        """Per line, per fast line and per delivery line, what scan_block() finds (see the C);
+        None when the block is not clean."""
+        cap = self.lib.count_lines(block, len(block))
+        if cap == 0:
+            return None
+        data = np.frombuffer(block, np.uint8)
+        out = {"line_starts": np.empty(cap + 1, np.int64), "cls": np.empty(cap, np.uint8)}
+        for name, dtype in (("f_line", np.int64), ("f_kind", np.int8), ("f_qs", np.int64), ("f_qe", np.int64),
+                            ("f_key", np.uint64), ("f_secs", np.int64), ("f_vs", np.int64), ("f_ve", np.int64),
+                            ("d_fast", np.int64), ("d_host_end", np.int64), ("d_rcpt_end", np.int64),
+                            ("d_dom_start", np.int64), ("d_relay_s", np.int64), ("d_relay_e", np.int64),
+                            ("d_dsn_s", np.int64), ("d_status_pos", np.int64), ("d_status_end", np.int64),
+                            ("d_status_code", np.int8), ("d_has_text", np.uint8)):
+            out[name] = np.empty(cap, dtype)
+        counts = np.zeros(3, np.int64)
+        rc = self.lib.scan_block(_ptr(data), len(block), max_line, cap, *(_ptr(a) for a in out.values()), _ptr(counts))
+        if rc != 0:
+            return None
+        n, nf, nd = counts.tolist()
+        sizes = {"line_starts": n + 1, "cls": n}  # then f_* per fast line, d_* per delivery line
+        for name in out:
+            out[name] = out[name][:sizes.get(name, nf if name.startswith("f_") else nd)]
+        return out
+
+    def gather(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+               valid: np.ndarray | None = None, lower: bool = False) -> pa.StringArray:
+        """A string array of data[starts[i]:ends[i]] (lower-cased ASCII when `lower`; null where
+        not `valid`)."""
+        n = len(starts)
+        starts = np.ascontiguousarray(starts, np.int64)
+        ends = np.ascontiguousarray(ends, np.int64)
+        _check_slices(data, starts, ends)
+        lens = ends - starts
+        if valid is not None:
+            valid = np.ascontiguousarray(valid, np.uint8)
+            lens = lens * valid
+        total = int(lens.sum()) if n else 0
+        offsets = np.empty(n + 1, np.int32)
+        chars = np.empty(max(total, 1), np.uint8)
+        self.lib.gather(_ptr(data), _ptr(starts), _ptr(ends), None if valid is None else _ptr(valid),
+                        n, int(lower), _ptr(offsets), _ptr(chars))
+        validity = None if valid is None else pa.py_buffer(np.packbits(valid.astype(bool), bitorder="little"))
+        return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(chars[:total])])
+
+    def event_ids(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                  recipients: pa.StringArray, id_bytes: int) -> pa.StringArray:
+        """records.event_id_for(line, recipient) of the lines data[starts[i]:ends[i]] (ASCII,
+        without their newline) and the (non-null) recipients, as hex strings."""
+        n = len(starts)
+        starts = np.ascontiguousarray(starts, np.int64)
+        ends = np.ascontiguousarray(ends, np.int64)
+        _check_slices(data, starts, ends)
+        if len(recipients) != n or recipients.null_count:
+            raise ValueError("one recipient (not null) per line")
+        _, off_buf, chars_buf = recipients.buffers()
+        roff = np.frombuffer(off_buf, np.int32)[recipients.offset:recipients.offset + n + 1]
+        roff = np.ascontiguousarray(roff)
+        chars = np.frombuffer(chars_buf, np.uint8) if chars_buf is not None and chars_buf.size else np.zeros(1, np.uint8)
+        width = 2 * id_bytes
+        hex_chars = np.empty(max(width * n, 1), np.uint8)
+        rc = self.lib.event_ids(_ptr(data), _ptr(starts), _ptr(ends), _ptr(chars), _ptr(roff), n, id_bytes, _ptr(hex_chars))
+        if rc != 0:
+            raise ValueError("event_ids: digest size out of range")
+        offsets = np.arange(0, width * n + 1, width, dtype=np.int32)
+        return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(hex_chars[:width * n])])
+
+
+def load(path: Path = LIBRARY) -> Scanner | None:
+    """The scanner in `path`, or None when there is none (or one built from another version)."""
+    if not path.exists():
+        return None
+    try:
+        lib = ctypes.CDLL(str(path))
+        if lib.scanner_abi() != ABI:
+            return None
+    except (OSError, AttributeError):
+        return None
+    return Scanner(lib)
+
+
+SCANNER = None if os.environ.get("MAILHYGIENE_NATIVE", "1") == "0" else load()

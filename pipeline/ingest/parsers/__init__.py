@@ -1,0 +1,39 @@
+"""Explicit registry of MTA log parsers, and `--format auto` detection.
+
+Every parser has the interface of pipeline.ingest.parsers.common.Parser. To add an MTA: write a module
+with a Parser subclass and add it to REGISTRY below.
+"""
+
+from __future__ import annotations
+
+from ...core.errors import InputError
+from .common import EVENT, MALFORMED, SKIP, ParseContext, Parser
+from . import postfix_block
+from .postfix import PostfixParser
+from .qmail import QmailParser
+from .sendmail import SendmailParser
+
+REGISTRY: dict[str, type[Parser]] = {
+    "postfix": PostfixParser,
+    "sendmail": SendmailParser,
+    "qmail": QmailParser,
+}
+FORMATS = ("auto", *REGISTRY)
+
+
+def parser_class(fmt: str) -> type[Parser]:
+    try:
+        return REGISTRY[fmt]
+    except KeyError:
+        raise InputError(f"unknown log format {fmt!r}: choose one of {', '.join(FORMATS)}") from None
+
+
+def detect_format(sample_lines: list[str]) -> str | None:
+    """The MTA whose parser recognises most of these lines, or None when none does."""
+    scores = {name: cls.detect(sample_lines) for name, cls in REGISTRY.items()}
+    best = max(scores, key=scores.get)
+    return best if scores[best] > 0 else None
+
+
+__all__ = ["EVENT", "SKIP", "MALFORMED", "ParseContext", "Parser", "REGISTRY", "FORMATS",
+           "parser_class", "detect_format", "postfix_block"]

@@ -1,0 +1,189 @@
+"""Postfix log lines -> delivery events.
+
+Reads syslog lines of any `postfix*/…` program. Emits one event per `to=… status=…` line of a
+delivery agent (smtp, lmtp, local, virtual, pipe, error, retry, discard), and one `expired` event
+per recipient still deferred when qmgr logs `status=expired, returned to sender` (with that
+recipient's last deferral reason). Sender (qmgr `from=`) and message-id (cleanup) are joined by
+queue id. Inbound smtpd lines and address-verification probes are not our deliveries: skipped.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ...store.records import domain_of, normalise_address
+from .common import EVENT, MALFORMED, SKIP, SYSLOG_STAMP, QueueParser, iso_us, reply_code_of
+
+DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
+
+# A queue id: short hex, or the long form (enable_long_queue_ids).
+QUEUE_ID = r"[0-9A-F]{5,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}"
+# The syslog prefix with the program restricted to postfix*, then the queue id: one match does
+# what split_syslog() + the program check + a queue-id match would (the prefix can match only one
+# way; tests/test_parsers.py checks they agree). The rest of the line is sliced, not matched.
+LINE_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>postfix[^\s\[:]*)(?:\[\d+\])?: "
+                     r"(?P<qid>" + QUEUE_ID + r"): ")
+STATUS_RE = re.compile(r"status=([a-z][a-z-]*)(?: \((.*)\))?$")
+PHASE_RE = re.compile(r"\(in reply to (.+?) command\)\)?\s*$")
+WHILE_SENDING_RE = re.compile(r"while sending (RCPT TO|MAIL FROM|end of data|DATA|message body)", re.I)
+PHASES = {
+    "RCPT TO": "rcpt", "MAIL FROM": "mail", "end of DATA": "end_of_data", "DATA": "data",
+    "HELO": "helo", "EHLO": "helo", "QUIT": "quit", "RSET": "quit", "XFORWARD": "helo",
+    "XCLIENT": "helo", "STARTTLS": "helo", "BDAT": "data", "LHLO": "helo", "AUTH": "helo",
+}
+# The common shape of a delivery line's fields, read with one regex; anything else (quoted or
+# odd addresses, repeated keys, keys after dsn=) goes to parse_fields(), whose result this equals.
+COMMON_FIELDS_RE = re.compile(
+    r'to=(<[^<>",]*>)(?:, orig_to=<[^<>",]*>)?, relay=([^,=<>"]*)'
+    r'(?:, (?!to=|relay=|dsn=)[a-z_]+=[^,=<>"]*)*, dsn=([^,=<>"]*), status=([a-z][a-z-]*)(?: \((.*)\))?$')
+# Probes and pseudo-statuses that are not delivery attempts of our mail.
+NOT_DELIVERIES = frozenset({"deliverable", "undeliverable-but-not-cached"})
+FINAL_OR_TRY = frozenset({"sent", "deferred", "bounced", "undeliverable", "expired"})
+
+
+def line_time(ctx, m: re.Match) -> int:
+    """The time of a LINE_RE match (traditional or RFC 3339 stamp); ValueError when it is no date."""
+    mon, day, hms, frac, iso = m.group("mon", "day", "hms", "frac", "iso")
+    return ctx.syslog_us(mon, day, hms, frac) if mon is not None else iso_us(iso, ctx.tz)
+
+
+def smtp_phase_of(diagnostic: str | None) -> str | None:
+    if not diagnostic:
+        return None
+    m = PHASE_RE.search(diagnostic) if "in reply to " in diagnostic else None
+    if m:
+        return PHASES.get(m.group(1), m.group(1).lower())
+    if "refused to talk to me" in diagnostic or "while receiving the initial server greeting" in diagnostic:
+        return "connect"
+    m = WHILE_SENDING_RE.search(diagnostic)
+    if m:
+        word = m.group(1).lower()
+        return {"rcpt to": "rcpt", "mail from": "mail", "data": "data"}.get(word, "end_of_data")
+    return None
+
+
+def parse_fields(rest: str) -> dict[str, str] | None:
+    """Generic `key=value, key=value, …, status=word (text)` parser (tolerates new keys).
+
+    `to=` and `orig_to=` values run to the first `, ` outside quotes and angle brackets;
+    `status=` is last and its parenthesised text may contain anything.
+    """
+    st = rest.find(" status=")
+    if st < 0:
+        if rest.startswith("status="):
+            st = -1
+        else:
+            return None
+    head, status = rest[: st if st >= 0 else 0].rstrip(","), rest[st + 1 :]
+    fields: dict[str, str] = {}
+    i, n = 0, len(head)
+    while i < n:
+        eq = head.find("=", i)
+        if eq < 0:
+            break
+        key = head[i:eq]
+        j = eq + 1
+        if j < n and head[j] in "<\"":
+            # address: to the closing > outside quotes (no quote before the first >: that one)
+            k = head.find(">", j)
+            if k < 0 or '"' in head[j:k]:
+                quoted = False
+                k = j
+                while k < n:
+                    c = head[k]
+                    if c == '"':
+                        quoted = not quoted
+                    elif c == ">" and not quoted:
+                        break
+                    k += 1
+            end = head.find(", ", k)
+        else:
+            end = head.find(", ", j)
+        if end < 0:
+            end = n
+        fields[key] = head[j:end]
+        i = end + 2
+    m = STATUS_RE.match(status)
+    if m is None:
+        return None
+    fields["status"] = m.group(1)
+    fields["_text"] = m.group(2)
+    return fields
+
+
+def relay_host(relay: str | None) -> str | None:
+    return None if relay in (None, "none") else relay
+
+
+class PostfixParser(QueueParser):
+    mta = "postfix"
+
+    @staticmethod
+    def detect(lines):
+        return sum(1 for ln in lines if " postfix" in ln and ("/smtp" in ln or "/qmgr" in ln or "/cleanup" in ln or "/local" in ln or "/pickup" in ln or "/postfix-script" in ln or "/master" in ln or "/smtpd" in ln))
+
+    def feed(self, line: str, offset: int) -> str:
+        # cheap substring tests first: most lines (smtpd connect/disconnect, client=, TLS notes)
+        # carry none of the fields we join or report
+        if "postfix" not in line or not (" to=" in line or " from=" in line or "message-id=" in line or line.endswith(": removed")):
+            return SKIP
+        # prefix, program and queue id in one match (LINE_RE); any failure is a SKIP
+        m = LINE_RE.match(line)
+        if m is None:
+            return SKIP
+        host, prog, qid = m.group("host", "prog", "qid")
+        try:
+            ts = line_time(self.ctx, m)
+        except ValueError:
+            return SKIP
+        service = prog.rsplit("/", 1)[-1]
+        rest = line[m.end():]
+
+        if service in DELIVERY_AGENTS:
+            if not rest.startswith("to="):
+                return SKIP  # "host X said: …" before a retry on another MX, conn notes, …
+            m = COMMON_FIELDS_RE.match(rest)
+            if m is not None:
+                to, relay, dsn, status, text = m.groups()
+            else:
+                fields = parse_fields(rest)
+                if fields is None or "to" not in fields:
+                    return MALFORMED
+                to, relay, dsn, status, text = (fields["to"], fields.get("relay"), fields.get("dsn"),
+                                                fields["status"], fields["_text"])
+            if status in NOT_DELIVERIES:
+                return SKIP
+            if status not in FINAL_OR_TRY:
+                return MALFORMED
+            recipient = normalise_address(to)
+            if not recipient:
+                return MALFORMED
+            st = self._state(qid, ts)
+            row = {
+                "ts": ts, "mta": self.mta, "host": host, "queue_id": qid,
+                "message_id": st["message_id"], "sender": st["sender"],
+                "recipient": recipient, "recipient_domain": domain_of(recipient),
+                "relay": relay_host(relay), "status": status,
+                "dsn": dsn, "reply_code": reply_code_of(text),
+                "smtp_phase": smtp_phase_of(text), "diagnostic": text,
+                "source_file": self.ctx.source_file, "source_offset": offset,
+                "_line": line,
+            }
+            self._record(st, row)
+            return EVENT
+
+        if service == "qmgr":
+            if rest.startswith("from="):
+                st = self._state(qid, ts)
+                sender = rest[5:].split(", ", 1)[0]
+                st["sender"] = normalise_address(sender)
+                if ", status=expired" in rest:
+                    return self._expire(st, ts, host, line, offset)
+                return SKIP
+            if rest == "removed":
+                self.queue.pop(qid, None)
+            return SKIP
+
+        if service == "cleanup" and rest.startswith("message-id="):
+            self._state(qid, ts)["message_id"] = rest[11:].strip().strip("<>") or None
+        return SKIP

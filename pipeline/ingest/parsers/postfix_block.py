@@ -1,0 +1,755 @@
+"""Postfix log blocks read column-wise: the fast path of PostfixParser for clean blocks.
+
+A block of whole lines (ASCII, no NUL or CR, no over-long line) is scanned for the four line
+shapes that make up almost all of a Postfix log's work, in their usual spelling (FAST_RE below):
+
+    … postfix/smtp[pid]: QID: to=<a@b>, relay=…, delay=…, delays=…, dsn=…, status=sent (…)
+    … postfix/qmgr[pid]: QID: from=<a@b>, size=…, nrcpt=… (queue active)
+    … postfix/qmgr[pid]: QID: removed
+    … postfix/cleanup[pid]: QID: message-id=<…>
+
+The compiled scanner (pipeline/native/postfix_scan.c, one pass, no GIL) does that when it was
+built; scan_numpy() here, which runs FAST_RE by RE2 through Arrow and does the rest with numpy,
+defines what it must find and stands in where no C compiler was available.
+
+For those lines the pattern guarantees where every field starts and ends, so the fields are cut
+by position (one gather per column). Every other line that PostfixParser.feed would look at
+(any line with ` to=`, ` from=`, `message-id=` or ending in `: removed`: odd spellings, ISO stamps, expiries, probes, …) is handed to PostfixParser.feed
+itself, in line order, so the result is the per-line parser's by construction: the fast path only
+ever takes lines whose meaning is unambiguous. tests/test_postfix_block.py holds the two to the
+same events and state on the sample logs, the public corpus, generated traffic and odd lines.
+
+What a delivery row needs that no other line decides (reply code, SMTP phase, event id, carrier
+and class, the deferred row kept in the state) is made with the fields, in extract(), which
+ingest runs in reader threads ahead of the block being applied.
+
+The queue-id joins (sender, message-id, deferred recipients for the expiry line) live in the
+parser's own state (PostfixParser.queue). Queue ids are independent of each other there, so they
+are split in two: those with a fed line, a deferral or deferred recipients from before go through
+one Python loop over their lines in order, doing exactly what PostfixParser._state / _record do;
+all others (a message received, delivered and removed, the bulk of a log) are joined with numpy
+(the latest from= / message-id= of the same queue id since its last `removed`), and only their
+state at the end of the block is written back.
+
+Called by pipeline.ingest.engine for every clean block of a Postfix file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ...store import arrow_build as ab
+from .. import native
+from ..native import Scanner
+from ...store.records import EVENT_COLUMNS, ID_BYTES, PARSED_COLUMNS, event_ids_for_plain
+from .common import MALFORMED
+from .postfix import LINE_RE, PostfixParser, line_time, smtp_phase_of
+
+# --- the shapes the fast path takes (RE2 syntax; anything else goes to PostfixParser.feed) ------
+# Fixed-width traditional stamp (`Nov  3 16:04:31` or `Nov 03 …`), so the minute and the
+# seconds sit at known offsets.
+_STAMP = r"[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} "
+# A host without space, ':' or '>' (so the first ": " ends the program and the first '>' ends
+# the address); a postfix program name without '[' or ':'.
+_HOST = r"[0-9A-Za-z._-]+"
+_PROG = r"postfix[0-9A-Za-z._/-]*"
+_QID = r"(?:[0-9A-F]{5,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20})"
+_PID_QID = r"\[[0-9]+\]: " + _QID + ": "
+# Address characters: printable ASCII except space, '"', ',', '<' and '>' (so normalise_address
+# reduces to lower()).
+_ADDR = r'[!#-+\--;=?-~]'
+_VALUE = r'[^,=<>"]*'
+_DELIVERY = (r"/(?:smtp|lmtp|local|virtual|pipe|error|retry|discard)" + _PID_QID
+             + r"to=<" + _ADDR + r"+>(?:, orig_to=<[^<>\",]*>)?, relay=" + _VALUE
+             + r"(?:, (?:conn_use|delay|delays)=" + _VALUE + r")*, dsn=" + _VALUE
+             + r", status=(?:sent|deferred|bounced|expired|undeliverable)(?: \(|\n$)")
+_QMGR = (r"/qmgr" + _PID_QID
+         + r"(?:from=<" + _ADDR + r"*>, size=[0-9]+, nrcpt=[0-9]+ \(queue active\)\n$|removed\n$)")
+_CLEANUP = r"/cleanup" + _PID_QID + r"message-id=<[!-;=?-~]*>\n$"
+FAST_RE = "^" + _STAMP + _HOST + " " + _PROG + "(?:" + _DELIVERY + "|" + _QMGR + "|" + _CLEANUP + ")"
+# Lines PostfixParser.feed does more than SKIP (its own cheap pre-test, as a pattern).
+INTERESTING_RE = r" to=| from=|message-id=|: removed\n$"
+
+# What an interesting line is (K_FEED: one for PostfixParser.feed).
+K_FEED, K_DELIVERY, K_FROM, K_REMOVED, K_MSGID = 0, 1, 2, 3, 4
+# What a line is to the block reader: skipped (feed() would skip it), fed, or on the fast path.
+C_SKIP, C_FEED, C_FAST = 0, 1, 2
+_KIND_OF_CHAR = np.zeros(256, np.int8)
+_KIND_OF_CHAR[ord("t")], _KIND_OF_CHAR[ord("f")] = K_DELIVERY, K_FROM
+_KIND_OF_CHAR[ord("r")], _KIND_OF_CHAR[ord("m")] = K_REMOVED, K_MSGID
+# status=… by its first letter (the pattern allows only these five words)
+_STATUS_BY_CHAR = {ord("s"): "sent", ord("d"): "deferred", ord("b"): "bounced",
+                   ord("e"): "expired", ord("u"): "undeliverable"}
+_STATUS_LEN = np.zeros(256, np.int64)
+for _c, _w in _STATUS_BY_CHAR.items():
+    _STATUS_LEN[_c] = len(_w)
+_STATUS_CODE = np.zeros(256, np.int8)
+_STATUS_WORDS = ["", *_STATUS_BY_CHAR.values()]
+for _i, _c in enumerate(_STATUS_BY_CHAR, 1):
+    _STATUS_CODE[_c] = _i
+_DEFERRED_CODE = _STATUS_WORDS.index("deferred")
+# fields of a delivery line up to status= (to, orig_to, relay, conn_use, delay, delays, dsn, status)
+_MAX_FIELDS = 8
+_TAG_RELAY, _TAG_DSN, _TAG_STATUS = (ord(a) << 8 | ord(b) for a, b in ("re", "ds", "st"))
+_STATUS_ARRAY = ab.strings(_STATUS_WORDS)
+_EMPTY, _NONE, _NULL = ab.scalar(""), ab.scalar("none"), ab.scalar(None)
+_PHASE_HINT_RE = r"in reply to |refused to talk to me|while receiving the initial server greeting|(?i:while sending)"
+_LEADING_CODE_RE = r"^[2-5][0-9][0-9][ -]"
+# common.REPLY_CODE_RE in RE2 spelling (a clean block's digits are ASCII); leftmost-first, as re
+_REPLY_CODE_RE2 = (r"(?:said|talk to me|greeting|reply=|Remote host said)[:=]? ?(?P<said>[2-5][0-9][0-9])[ -]"
+                   r"|^(?P<lead>[2-5][0-9][0-9])[ -]")
+
+
+def gather_strings(data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                   valid: np.ndarray | None = None) -> pa.StringArray:
+    """A string array of data[starts[i]:ends[i]] (null where not valid), by one vectorised
+    gather: the byte indexes are a cumulative sum of steps (1 inside a slice, a jump between)."""
+    n = len(starts)
+    lens = (ends - starts).astype(np.int64)
+    if valid is not None:
+        lens = np.where(valid, lens, 0)
+    offsets = np.empty(n + 1, np.int64)
+    offsets[0] = 0
+    np.cumsum(lens, out=offsets[1:])
+    total = int(offsets[-1])
+    if total:
+        some = lens > 0
+        s, o, e = starts[some], offsets[:-1][some], (starts + lens)[some]
+        step = np.ones(total, np.int64)
+        step[o[0]] = s[0]
+        step[o[1:]] = s[1:] - e[:-1] + 1
+        chars = data[np.cumsum(step)]
+    else:
+        chars = np.empty(0, np.uint8)
+    buffers = [None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little")),
+               pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(chars)]
+    return pa.Array.from_buffers(pa.string(), n, buffers)
+
+
+@dataclass
+class BlockFields:
+    """What the Arrow stage found in a block (computed without parser state: runs in a thread)."""
+
+    n_lines: int
+    line_starts: np.ndarray      # byte offset of every line in the block, and of its end
+    order: np.ndarray            # line numbers of the interesting lines, in order
+    kinds: np.ndarray            # K_* per interesting line
+    codes: np.ndarray            # queue id per interesting line, as an index into qid_names (-1: fed)
+    qid_names: pa.Array          # the distinct queue ids of the block
+    minutes: np.ndarray          # index into minute_keys per interesting line
+    seconds: np.ndarray          # seconds of the stamp per interesting line
+    minute_keys: list            # distinct `Mon DD hh:mm` stamps
+    senders: tuple               # (positions among the interesting lines, sender of each K_FROM line)
+    message_ids: tuple           # (positions, message-id of each K_MSGID line)
+    delivery: dict               # columns of the K_DELIVERY lines (Arrow arrays / numpy)
+
+
+def scan_numpy(block: bytes, max_line: int) -> dict | None:
+    """What a block's lines are and where their fields sit, by FAST_RE (RE2, through Arrow) and
+    numpy arithmetic; None when the block is not clean. This defines the fast path: the compiled
+    scanner (pipeline/native/postfix_scan.c) must return the same arrays.
+
+    line_starts (n + 1), cls (per line: C_SKIP, C_FEED for PostfixParser.feed, C_FAST);
+    per fast line: f_line, f_kind (K_*; K_FEED for a delivery line the positions cannot cut),
+    f_qs / f_qe (queue id), f_key (the `Mon DD hh:mm` minute, packed), f_secs, f_vs / f_ve (the
+    from= / message-id= value, 0 for other kinds);
+    per delivery line cut here: d_fast (its number among the fast lines), d_host_end,
+    d_rcpt_end, d_dom_start, d_relay_s, d_relay_e, d_dsn_s, d_status_pos, d_status_end,
+    d_status_code, d_has_text.
+    """
+    if not block.isascii() or b"\x00" in block or b"\r" in block:
+        return None
+    data = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(data == 10)
+    n = len(ends)
+    if n == 0 or ends[0] >= max_line or (n > 1 and np.diff(ends).max() > max_line):
+        return None
+    line_starts = np.empty(n + 1, np.int64)
+    line_starts[0] = 0
+    line_starts[1:] = ends + 1
+    lines = pa.StringArray.from_buffers(n, pa.py_buffer(line_starts.astype(np.int32)), pa.py_buffer(block))
+
+    # The second ": " of a line ends a queue id when the line has one; the letter after it says
+    # what the line can be (to=, from=, message-id=, removed). Only those lines are matched.
+    colons = np.flatnonzero(data == 58)
+    colon_space = colons[data[colons + 1] == 32]  # a block ends with a newline: colons + 1 is inside
+    first = np.searchsorted(colon_space, line_starts[:-1])
+    second = np.minimum(first + 1, max(len(colon_space) - 1, 0))
+    candidate = np.zeros(n, bool)
+    if len(colon_space):
+        after = colon_space[second]
+        candidate = (first + 1 < len(colon_space)) & (after < ends) & (_KIND_OF_CHAR[data[np.minimum(after + 2, len(data) - 1)]] > 0)
+    cand_idx = np.flatnonzero(candidate)
+    fast = np.zeros(n, bool)
+    fast[cand_idx] = ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(cand_idx)), FAST_RE))
+    fast_idx = np.flatnonzero(fast)
+    # A line that is no candidate is one PostfixParser.feed skips: its syslog prefix, when it has
+    # one, ends in "program[pid]: queue-id: " (no earlier ": " is possible), and what follows is
+    # none of to=, from=, message-id=, removed. Candidates that are not fast go to feed().
+    missed = cand_idx[~fast[cand_idx]]
+    feed_idx = missed[ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(missed)), INTERESTING_RE))]
+    cls = np.full(n, C_SKIP, np.uint8)
+    cls[feed_idx] = C_FEED
+    cls[fast_idx] = C_FAST
+
+    starts = line_starts[fast_idx]
+    line_ends = ends[fast_idx]                          # the newline
+    qid_start = colon_space[first[fast_idx]] + 2
+    qid_end = colon_space[second[fast_idx]]
+    kind = _KIND_OF_CHAR[data[qid_end + 2]]
+
+    # `Mon DD hh:mm` packed into one integer (9 ASCII characters, 7 bits each); the seconds
+    key = np.zeros(len(starts), np.uint64)
+    for pos in (0, 1, 2, 4, 5, 7, 8, 10, 11):
+        key = key << np.uint64(7) | data[starts + pos].astype(np.uint64)
+    secs = (data[starts + 13].astype(np.int64) - 48) * 10 + (data[starts + 14].astype(np.int64) - 48)
+
+    # sender: from=<…> ends before the first comma; message-id: <…> up to the line end
+    commas = np.flatnonzero(data == 44)
+    value_start = np.zeros(len(starts), np.int64)
+    value_end = np.zeros(len(starts), np.int64)
+    f = np.flatnonzero(kind == K_FROM)
+    value_start[f] = qid_end[f] + 8
+    value_end[f] = commas[np.searchsorted(commas, qid_end[f])] - 1
+    m = np.flatnonzero(kind == K_MSGID)
+    value_start[m] = qid_end[m] + 14
+    value_end[m] = line_ends[m] - 1
+
+    # delivery lines: each field before status= follows ", " and no value holds a comma, so the
+    # line's first commas, told apart by the two letters after them, locate relay=, dsn=, status=
+    d = np.flatnonzero(kind == K_DELIVERY)
+    ds = starts[d]
+    d_end = line_ends[d]
+    c = commas[np.minimum(np.searchsorted(commas, ds)[:, None] + np.arange(_MAX_FIELDS), len(commas) - 1)]
+    tags = data[c + 2].astype(np.uint16) << 8 | data[np.minimum(c + 3, len(data) - 1)]
+    is_relay, is_dsn, is_status = tags == _TAG_RELAY, tags == _TAG_DSN, tags == _TAG_STATUS
+    relay_i, dsn_i, status_i = is_relay.argmax(1), is_dsn.argmax(1), is_status.argmax(1)
+    rows = np.arange(len(d))
+    status_pos = c[rows, status_i]
+    status_char = data[status_pos + 9]
+    status_end = status_pos + 9 + _STATUS_LEN[status_char]
+    has_text = data[status_end] == 32
+    # too many fields to see (repeated delay=…) or a text that does not end in ")": the parser's
+    bad = ~(is_status.any(1) & is_relay.any(1) & is_dsn.any(1)) | (has_text & (data[d_end - 1] != 41))
+    kind[d[bad]] = K_FEED
+    keep = np.flatnonzero(~bad)
+    d, ds, c, relay_i, dsn_i = d[keep], ds[keep], c[keep], relay_i[keep], dsn_i[keep]
+    status_pos, status_char, status_end, has_text = status_pos[keep], status_char[keep], status_end[keep], has_text[keep]
+    rows = np.arange(len(d))
+    rcpt_start = qid_end[d] + 6                          # ": to=<" … ">,"
+    rcpt_end = c[:, 0] - 1
+    # the domain: after the address's last '@' (none: empty, at the address's end)
+    ats = np.flatnonzero(data == 64)
+    last_at = ats[np.maximum(np.searchsorted(ats, rcpt_end) - 1, 0)] if len(ats) else np.full(len(d), -1)
+    has_at = (last_at >= rcpt_start) & (last_at < rcpt_end)
+    # the host: from the stamp's end to the next space
+    spaces = np.flatnonzero(data == 32)
+    return {
+        "line_starts": line_starts, "cls": cls,
+        "f_line": fast_idx, "f_kind": kind.astype(np.int8), "f_qs": qid_start, "f_qe": qid_end,
+        "f_key": key, "f_secs": secs, "f_vs": value_start, "f_ve": value_end,
+        "d_fast": d, "d_host_end": spaces[np.searchsorted(spaces, ds + 16)],
+        "d_rcpt_end": rcpt_end, "d_dom_start": np.where(has_at, last_at + 1, rcpt_end),
+        "d_relay_s": c[rows, relay_i] + 8, "d_relay_e": c[rows, relay_i + 1],
+        "d_dsn_s": c[rows, dsn_i] + 6, "d_status_pos": status_pos, "d_status_end": status_end,
+        "d_status_code": _STATUS_CODE[status_char], "d_has_text": has_text.astype(np.uint8),
+    }
+
+
+def _numpy_gather(data, starts, ends, valid=None, lower=False) -> pa.StringArray:
+    out = gather_strings(data, starts, ends, valid)
+    return pc.utf8_lower(out) if lower else out
+
+
+def extract(block: bytes, max_line: int, annotate: Annotate | None = None) -> BlockFields | None:
+    """Find and cut the fields of a block of whole lines, and all that the delivery rows need
+    but the parser state (reply code, phase, status, event id, and `annotate`'s columns: carrier
+    and class): the scan (native.SCANNER, or scan_numpy where none was built), Arrow work, and
+    what Python the rows alone need. Runs in a thread.
+
+    None when the block is not clean (non-ASCII, NUL, CR, a line of `max_line` bytes or more):
+    such blocks need the per-line checks of pipeline.ingest.engine.feed_raw_line.
+    """
+    scanner = native.SCANNER
+    s = scanner.scan(block, max_line) if scanner else scan_numpy(block, max_line)
+    if s is None:
+        return None
+    cut = scanner.gather if scanner else _numpy_gather
+    data = np.frombuffer(block, np.uint8)
+    line_starts, cls = s["line_starts"], s["cls"]
+    n = len(cls)
+    fast_idx = s["f_line"]
+    kind = s["f_kind"]
+    starts = line_starts[fast_idx]
+    qid_end = s["f_qe"]
+    qids = cut(data, s["f_qs"], qid_end).dictionary_encode()
+
+    # stamps: one key per minute (the parser turns each into time once), seconds by position
+    _, first_of_key, minutes = np.unique(s["f_key"], return_index=True, return_inverse=True)
+    minute_keys = [block[x:x + 12].decode("ascii") for x in starts[first_of_key].tolist()]
+    secs = s["f_secs"]
+
+    # sender (lower-cased as normalise_address does) and message-id (as it is)
+    f = np.flatnonzero(kind == K_FROM)
+    senders = cut(data, s["f_vs"][f], s["f_ve"][f], lower=True)
+    m = np.flatnonzero(kind == K_MSGID)
+    msgids = cut(data, s["f_vs"][m], s["f_ve"][m])
+    msgids = pc.if_else(pc.equal(msgids, _EMPTY), _NULL, msgids)
+
+    d = s["d_fast"]
+    ds = starts[d]
+    d_end = line_starts[fast_idx[d] + 1] - 1
+    rcpt_end = s["d_rcpt_end"]
+    relay = cut(data, s["d_relay_s"], s["d_relay_e"])
+    has_text = s["d_has_text"].astype(bool)
+    delivery = {
+        "host": cut(data, ds + 16, s["d_host_end"]),
+        "recipient": cut(data, qid_end[d] + 6, rcpt_end, lower=True),
+        "recipient_domain": cut(data, s["d_dom_start"], rcpt_end, lower=True),
+        "relay": pc.if_else(pc.equal(relay, _NONE), _NULL, relay),
+        "dsn": cut(data, s["d_dsn_s"], s["d_status_pos"]),
+        "status_code": s["d_status_code"],
+        "text": cut(data, s["d_status_end"] + 2, d_end - 1, has_text),
+        "line_start": ds, "line_end": d_end,
+    }
+    _row_columns(block, delivery, scanner)
+    if annotate is not None:
+        annotate(delivery)
+
+    # all interesting lines in order: fast ones with their fields, fed ones (K_FEED) without
+    order = np.flatnonzero(cls != C_SKIP)
+    is_fast = cls[order] == C_FAST
+    fast_pos = np.flatnonzero(is_fast)                  # where each fast line is among them
+
+    def spread(values, fill, dtype):
+        out = np.full(len(order), fill, dtype)
+        out[is_fast] = values
+        return out
+
+    return BlockFields(
+        n, line_starts, order, spread(kind, K_FEED, np.int8),
+        spread(ab.to_ints(qids.indices), -1, np.int64), qids.dictionary,
+        spread(minutes, 0, np.int64), spread(secs, 0, np.int64), minute_keys,
+        (fast_pos[f], senders), (fast_pos[m], msgids), delivery)
+
+
+# the event columns no parser fills: event_id (made by _row_columns) and what the `annotate`
+# callback of extract() adds (pipeline.ingest.engine: EventBuffer.annotate): carrier and class
+NOT_PARSED = tuple(c for c in EVENT_COLUMNS if c not in PARSED_COLUMNS)
+Annotate = Callable[[dict], None]
+
+
+def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
+    """What each delivery row needs that no other line decides: reply code, SMTP phase, status
+    word, event id; and the deferred rows whole, as PostfixParser keeps them in its state."""
+    texts = dv["text"]
+    n = len(texts)
+    # reply code: the leading `250 ` of most texts by position, REPLY_CODE_RE (by RE2) for the rest
+    leading = ab.to_bools(pc.match_substring_regex(texts, _LEADING_CODE_RE))
+    codes = np.zeros(n, np.int64)
+    code_valid = leading.copy()
+    if leading.any():
+        codes[leading] = ab.to_ints(pc.cast(pc.utf8_slice_codeunits(texts.filter(ab.booleans(leading)), 0, 3), pa.int64()))
+    others = np.flatnonzero(~leading & ab.to_bools(texts.is_valid()))
+    if len(others):
+        found = pc.extract_regex(texts.take(ab.indices(others)), _REPLY_CODE_RE2)
+        said, lead = found.field("said"), found.field("lead")
+        code_text = pc.if_else(pc.equal(said, _EMPTY), lead, said)
+        hit = ab.to_bools(pc.and_(found.is_valid(), pc.not_equal(code_text, _EMPTY)))
+        codes[others[hit]] = ab.to_ints(pc.cast(code_text.filter(ab.booleans(hit)), pa.int64()))
+        code_valid[others[hit]] = True
+    # SMTP phase: only texts naming one can have one
+    hinted = np.flatnonzero(ab.to_bools(pc.match_substring_regex(texts, _PHASE_HINT_RE)))
+    phases = list(map(smtp_phase_of, texts.take(ab.indices(hinted)).to_pylist()))
+    dv["reply_code"] = ab.numbers(codes, pa.int16(), code_valid)
+    dv["smtp_phase"] = ab.scatter_strings(n, hinted, phases)
+    dv["status"] = pa.DictionaryArray.from_arrays(ab.numbers(dv["status_code"], pa.int32()), _STATUS_ARRAY).cast(pa.string())
+    starts, ends = dv["line_start"].tolist(), dv["line_end"].tolist()
+    if scanner:
+        dv["event_id"] = scanner.event_ids(np.frombuffer(block, np.uint8), dv["line_start"], dv["line_end"],
+                                           dv["recipient"], ID_BYTES)
+    else:
+        dv["event_id"] = event_ids_for_plain([block[s:e] for s, e in zip(starts, ends)], dv["recipient"].to_pylist())
+    # deferred rows, less what read_block knows (time, source) and the queue-id join
+    rows = np.empty(n, object)
+    deferred = np.flatnonzero(dv["status_code"] == _DEFERRED_CODE)
+    if len(deferred):
+        take = ab.indices(deferred)
+        phase_of = dict(zip(hinted.tolist(), phases))
+        for j, host, rcpt, domain, relay, dsn, text in zip(
+                deferred.tolist(), *(dv[c].take(take).to_pylist() for c in ("host", "recipient", "recipient_domain", "relay", "dsn", "text"))):
+            rows[j] = {
+                "ts": None, "mta": PostfixParser.mta, "host": host, "queue_id": None, "message_id": None,
+                "sender": None, "recipient": rcpt, "recipient_domain": domain, "relay": relay,
+                "status": "deferred", "dsn": dsn, "reply_code": int(codes[j]) if code_valid[j] else None,
+                "smtp_phase": phase_of.get(j), "diagnostic": text, "source_file": None,
+                "source_offset": None, "_line": block[starts[j]:ends[j]].decode("ascii"), "_start": starts[j],
+            }
+    dv["deferred_row"] = rows
+
+
+class _Names:
+    """The block's distinct queue ids (Arrow), as Python strings one by one when asked."""
+
+    def __init__(self, array: pa.Array):
+        self.array = array
+        self.cache: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def preload(self, codes: np.ndarray) -> None:
+        """Convert these (in one call: one by one costs a microsecond each)."""
+        codes = np.unique(codes[codes >= 0])
+        self.cache.update(zip(codes.tolist(), self.array.take(ab.indices(codes)).to_pylist()))
+
+    def get(self, code) -> str:
+        code = int(code)
+        q = self.cache.get(code)
+        if q is None:
+            q = self.cache[code] = self.array[code].as_py()
+        return q
+
+
+class _JoinedColumn:
+    """Sender or message-id per delivery row, as an index into the block's own values (the
+    from= / message-id= lines, in Arrow) or into Python values from the parser state; -1 is null."""
+
+    def __init__(self, block_values: pa.Array, rows: int):
+        self.block_values = block_values
+        self.base = len(block_values)
+        self.extra: list = []
+        self.extra_index: dict = {}  # each Python value once (a sender repeats on every row)
+        self.index = np.full(rows, -1, np.int64)
+
+    def python_index(self, value) -> int:
+        if value is None:
+            return -1
+        i = self.extra_index.get(value)
+        if i is None:
+            self.extra.append(value)
+            i = self.extra_index[value] = self.base + len(self.extra) - 1
+        return i
+
+    def value_at(self, i: int):
+        if i < 0:
+            return None
+        return self.block_values[i].as_py() if i < self.base else self.extra[i - self.base]
+
+    def array(self) -> pa.Array:
+        values = pa.concat_arrays([self.block_values, ab.strings(self.extra)])
+        return values.take(ab.numbers(np.maximum(self.index, 0), pa.int64(), self.index >= 0))
+
+
+def _exact_queue_ids(parser: PostfixParser, f: BlockFields, kinds: np.ndarray, codes: np.ndarray,
+                     ts: np.ndarray, names: _Names, fed_lines: list, status_codes: np.ndarray):
+    """Which interesting lines go through the exact loop: those of queue ids with a fed line or a
+    deferral in the block, or with deferred recipients (or a stale state) from before it; all of
+    them when the parser would evict old queue ids within the block, or the block spans more than
+    the join window. Also the state each queue id of the block had before it."""
+    queue = parser.queue
+    fast = kinds != K_FEED
+    special = np.zeros(len(names) + 1, bool)              # by code; the last one is "fed" (-1)
+    fed_matches = [m for m in map(LINE_RE.match, fed_lines) if m is not None]
+    fed_qids = [m.group("qid") for m in fed_matches]
+    if fed_qids:
+        found = pc.index_in(ab.strings(fed_qids), value_set=f.qid_names)
+        special[ab.to_ints(found.drop_null())] = True
+    special[codes[kinds == K_DELIVERY][status_codes == _DEFERRED_CODE]] = True
+    # state from before the block (most queue ids of a block are new)
+    carried = {}
+    if queue:
+        present = np.flatnonzero(ab.to_bools(pc.is_in(f.qid_names, value_set=ab.strings(list(queue)))))
+        names.preload(present)
+        carried = {int(i): queue[names.get(i)] for i in present}
+    if carried:
+        first_ts = np.full(len(names), np.iinfo(np.int64).max)
+        np.minimum.at(first_ts, codes[fast], ts[fast])
+        for i, st in carried.items():
+            if st["deferred"] or first_ts[i] - st["seen"] > parser.STATE_TTL_US:
+                special[i] = True
+    special[-1] = True
+    calls_here = int(np.count_nonzero(fast & (kinds != K_REMOVED)))
+    crosses = (parser._lines % parser.EVICT_EVERY) + calls_here + len(fed_lines) >= parser.EVICT_EVERY
+    fast_ts = ts[fast]
+    spans = len(fast_ts) and int(fast_ts.max() - fast_ts.min()) > parser.STATE_TTL_US
+    if crosses and not spans:
+        # An eviction inside the block forgets nothing when no state can be older than the
+        # window by then: every entry was seen at or after the oldest `seen` of the state before
+        # the block or the block's oldest line, and the eviction happens at a line of the block.
+        times = [*_fed_times(parser, fed_matches), *((int(fast_ts.min()), int(fast_ts.max())) if len(fast_ts) else ())]
+        oldest = min([*times, *(st["seen"] for st in queue.values())], default=0)
+        crosses = max(times, default=0) - oldest > parser.STATE_TTL_US
+    if crosses or spans:
+        special[:] = True                                 # eviction or a week inside: all exact
+    return special[codes], carried
+
+
+def _fed_times(parser: PostfixParser, matches: list) -> list:
+    """The times PostfixParser.feed gives the fed lines (LINE_RE matches; no date: none)."""
+    out = []
+    for m in matches:
+        try:
+            out.append(line_time(parser.ctx, m))
+        except ValueError:
+            pass
+    return out
+
+
+@dataclass
+class _Applied:
+    """A block being applied to the parser state: per interesting line its kind, queue-id code
+    and time; the row of each delivery line; the sender and message-id columns being joined."""
+
+    kinds: np.ndarray
+    codes: np.ndarray
+    ts: np.ndarray
+    names: _Names
+    rank_of: list
+    delivery_j: np.ndarray
+    senders: _JoinedColumn
+    message_ids: _JoinedColumn
+
+
+def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pending: dict,
+                recipients: pa.Array, offset: int) -> list:
+    """The lines of the queue ids that need it, in order, doing what PostfixParser._state and
+    _record do (inline), and the fed lines through PostfixParser.feed; the malformed lines."""
+    malformed: list = []
+    if not len(loop):
+        return malformed
+    kinds, codes, ts, names = b.kinds, b.codes, b.ts, b.names
+    senders, message_ids = b.senders, b.message_ids
+    queue = parser.queue
+    names.preload(codes[loop])
+    name_of = names.cache                              # every queue id of the loop, preloaded
+    loop_j = b.delivery_j[loop][kinds[loop] == K_DELIVERY]
+    loop_rcpt = dict(zip(loop_j.tolist(), recipients.take(ab.indices(loop_j)).to_pylist()))
+    ttl = parser.STATE_TTL_US
+    calls = parser._lines
+    every = parser.EVICT_EVERY
+    evict_at = calls + every - calls % every           # _state's `_lines % EVICT_EVERY == 0`
+    fed_iter = iter(fed)
+    for k, code, t, v, j in zip(kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist(),
+                                _loop_values(loop, b.rank_of, senders, message_ids), b.delivery_j[loop].tolist()):
+        if k == K_FEED:
+            line, s = next(fed_iter)
+            parser._lines = calls
+            if parser.feed(line, offset + s) == MALFORMED:
+                malformed.append((offset + s, line))
+            calls = parser._lines
+            evict_at = calls + every - calls % every
+            queue = parser.queue
+            continue
+        q = name_of[code]
+        if k == K_REMOVED:
+            queue.pop(q, None)
+            continue
+        calls += 1
+        if calls == evict_at:
+            evict_at += every
+            queue = parser.queue = {qq: st for qq, st in queue.items() if t - st["seen"] <= ttl}
+        st = queue.get(q)
+        if st is None or t - st["seen"] > ttl:
+            queue[q] = st = {"sender": None, "message_id": None, "seen": t, "deferred": {}}
+        elif t > st["seen"]:
+            st["seen"] = t
+        if k == K_DELIVERY:
+            senders.index[j] = senders.python_index(st["sender"])
+            message_ids.index[j] = message_ids.python_index(st["message_id"])
+            row = pending.get(j)
+            if row is not None:
+                row["queue_id"], row["message_id"], row["sender"] = q, st["message_id"], st["sender"]
+                st["deferred"][row["recipient"]] = row
+            elif st["deferred"]:
+                st["deferred"].pop(loop_rcpt[j], None)
+        elif k == K_FROM:
+            st["sender"] = v
+        else:
+            st["message_id"] = v
+    parser._lines = calls
+    return malformed
+
+
+def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: dict) -> None:
+    """The other queue ids, joined with numpy: per queue id, the latest from= / message-id= since
+    its last `removed` (or the state from before the block); then the state each is left in."""
+    if not len(rest):
+        return
+    kinds, codes, ts, names, delivery_j = b.kinds, b.codes, b.ts, b.names, b.delivery_j
+    senders, message_ids, rank_of = b.senders, b.message_ids, b.rank_of
+    queue = parser.queue
+    parser._lines += int(np.count_nonzero(kinds[rest] != K_REMOVED))
+    by_qid = rest[np.argsort(codes[rest], kind="stable")]   # each queue id's lines in order
+    k, c, t = kinds[by_qid], codes[by_qid], ts[by_qid]
+    i = np.arange(len(by_qid))
+    group_start = np.ones(len(i), bool)
+    group_start[1:] = c[1:] != c[:-1]
+    epoch_start = group_start.copy()
+    epoch_start[1:] |= k[:-1] == K_REMOVED              # `removed` forgets the queue id
+    group_first = np.maximum.accumulate(np.where(group_start, i, 0))
+    epoch_first = np.maximum.accumulate(np.where(epoch_start, i, 0))
+    in_carried = epoch_first == group_first            # still the state from before the block
+    carried_sender = np.full(len(names) + 1, -1, np.int64)
+    carried_mid = np.full(len(names) + 1, -1, np.int64)
+    has_carried = np.zeros(len(names) + 1, bool)
+    for code, st in carried.items():
+        carried_sender[code] = senders.python_index(st["sender"])
+        carried_mid[code] = message_ids.python_index(st["message_id"])
+        has_carried[code] = True
+    dl = k == K_DELIVERY
+    for kind_, rank, carried_index, out in ((K_FROM, rank_of[0], carried_sender, senders),
+                                            (K_MSGID, rank_of[1], carried_mid, message_ids)):
+        last = np.maximum.accumulate(np.where(k == kind_, i, -1))
+        seen = last >= epoch_first
+        index = np.where(seen, rank[by_qid[np.maximum(last, 0)]], np.where(in_carried, carried_index[c], -1))
+        out.index[delivery_j[by_qid[dl]]] = index[dl]
+        if kind_ == K_FROM:
+            end_sender, end_sender_seen = index, seen
+        else:
+            end_mid, end_mid_seen = index, seen
+    # the state each queue id is left in: gone after `removed`, else its last epoch's values
+    group_end = np.flatnonzero(np.append(group_start[1:], True))
+    seen_max = t.copy()
+    seen_max[k == K_REMOVED] = np.iinfo(np.int64).min
+    # running max of time within each epoch
+    epoch_id = np.cumsum(epoch_start) - 1
+    epoch_max = np.full(epoch_id[-1] + 1, np.iinfo(np.int64).min)
+    np.maximum.at(epoch_max, epoch_id, seen_max)
+    # (a queue id removed at the end that had no state before leaves nothing to do)
+    ends_touched = group_end[(k[group_end] != K_REMOVED) | has_carried[c[group_end]]]
+    names.preload(c[ends_touched])
+    for g in ends_touched.tolist():
+        q = names.get(c[g])
+        if k[g] == K_REMOVED:
+            queue.pop(q, None)
+            continue
+        top = int(epoch_max[epoch_id[g]])
+        if in_carried[g] and has_carried[c[g]]:
+            st = carried[int(c[g])]
+            if top > st["seen"]:
+                st["seen"] = top
+        else:
+            if has_carried[c[g]]:
+                queue.pop(q, None)                      # removed inside the block, then reused
+            st = queue[q] = {"sender": None, "message_id": None, "seen": top, "deferred": {}}
+        if end_sender_seen[g]:
+            st["sender"] = senders.value_at(int(end_sender[g]))
+        if end_mid_seen[g]:
+            st["message_id"] = message_ids.value_at(int(end_mid[g]))
+
+
+def _loop_values(loop: np.ndarray, rank_of: list, senders: _JoinedColumn, message_ids: _JoinedColumn) -> list:
+    """The from= / message-id= value of each line of the exact loop (None for other lines)."""
+    out = np.empty(len(loop), object)
+    for rank, column in zip(rank_of, (senders, message_ids)):
+        ranks = rank[loop]
+        picked = np.flatnonzero(ranks >= 0)
+        if len(picked):
+            out[picked] = ab.to_objects(column.block_values.take(ab.indices(ranks[picked])))
+    return out.tolist()
+
+
+@dataclass
+class BlockResult:
+    """What read_block made of a block: the fast delivery rows column-wise (rows of fed lines
+    went to the parser's emit as usual) and the lines the parser called malformed."""
+
+    columns: dict | None         # every event column (Arrow arrays)
+    malformed: list              # (offset, line) of each malformed line
+    lines: int
+
+
+def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields) -> BlockResult:
+    """Apply a clean block (starting at byte `offset` of the source; `f` is extract(block)) to
+    the parser's state; the delivery rows of its fast lines come back as columns."""
+    ctx = parser.ctx
+    kinds = f.kinds
+    # the time of each minute once; a stamp that is no date (Feb 30) leaves its lines to the
+    # parser, which skips them
+    minute_us = np.zeros(len(f.minute_keys), np.int64)
+    no_date = np.zeros(len(f.minute_keys), bool)
+    for i, key in enumerate(f.minute_keys):
+        try:
+            minute_us[i] = ctx.syslog_us(key[:3], key[4:6].lstrip(), key[7:12] + ":00", None)
+        except ValueError:
+            no_date[i] = True
+    dv = f.delivery
+    if no_date.any():
+        undated = (kinds != K_FEED) & no_date[f.minutes]
+        keep = np.flatnonzero(~undated[kinds == K_DELIVERY])  # delivery columns follow the lines
+        dv = {k: (v.take(ab.indices(keep)) if isinstance(v, pa.Array) else v[keep]) for k, v in dv.items()}
+        kinds = np.where(undated, K_FEED, kinds).astype(np.int8)
+    fast = kinds != K_FEED
+    ts = np.where(fast, minute_us[f.minutes] + f.seconds * 1_000_000, 0) if len(minute_us) else np.zeros(len(kinds), np.int64)
+    codes = np.where(fast, f.codes, -1)
+    # queue ids become Python strings only where the parser state is touched (names.get)
+    names = _Names(f.qid_names)
+    # sender and message-id of each delivery row: indexes into the block's from= / message-id=
+    # values (kept in Arrow) or into Python values from the parser state
+    rank_of = []
+    for at, _ in (f.senders, f.message_ids):
+        rank = np.full(len(kinds), -1, np.int64)
+        rank[at] = np.arange(len(at))
+        rank_of.append(rank)
+    is_delivery = kinds == K_DELIVERY
+    delivery_j = np.cumsum(is_delivery) - 1               # row of each delivery line in dv
+    n_deliv = len(dv["line_start"])
+    status_codes = dv["status_code"]
+    recipients = dv["recipient"]
+    recipient_domains = dv["recipient_domain"]
+    line_starts = f.line_starts
+    source_file = ctx.source_file
+
+    # --- which queue ids need the exact loop -------------------------------------------------
+    fed = np.flatnonzero(kinds == K_FEED)
+    fed_lines = [block[s:e - 1].decode("ascii") for s, e in zip(line_starts[f.order[fed]].tolist(),
+                                                                 line_starts[f.order[fed] + 1].tolist())]
+    in_loop, carried = _exact_queue_ids(parser, f, kinds, codes, ts, names, fed_lines, status_codes)
+
+    # --- the deferred rows are kept whole in the parser state (for the expiry line, restarts) ----
+    senders = _JoinedColumn(f.senders[1], n_deliv)
+    message_ids = _JoinedColumn(f.message_ids[1], n_deliv)
+    # (their rows were made by extract(); the time and the source are known here)
+    pending: dict[int, dict] = {}
+    deferred_j = np.flatnonzero(status_codes == _DEFERRED_CODE)
+    if len(deferred_j):
+        delivery_ts = ts[is_delivery]
+        for j, row in zip(deferred_j.tolist(), dv["deferred_row"][deferred_j].tolist()):
+            row["ts"] = int(delivery_ts[j])
+            row["source_file"] = source_file
+            row["source_offset"] = offset + row.pop("_start")
+            pending[j] = row
+
+    b = _Applied(kinds, codes, ts, names, rank_of, delivery_j, senders, message_ids)
+    fed_at = line_starts[f.order[fed]].tolist()
+    malformed = _exact_loop(parser, b, np.flatnonzero(in_loop), zip(fed_lines, fed_at), pending, recipients, offset)
+    _join_rest(parser, b, np.flatnonzero(~in_loop), carried)
+
+    if not n_deliv:
+        return BlockResult(None, malformed, f.n_lines)
+    columns = {
+        "ts": ab.numbers(ts[is_delivery], pa.int64()),
+        "mta": ab.repeat(parser.mta, n_deliv),
+        "host": dv["host"],
+        "queue_id": f.qid_names.take(ab.indices(codes[is_delivery])),
+        "message_id": message_ids.array(),
+        "sender": senders.array(),
+        "recipient": recipients,
+        "recipient_domain": recipient_domains,
+        "relay": dv["relay"],
+        "status": dv["status"],
+        "dsn": dv["dsn"],
+        "reply_code": dv["reply_code"],
+        "smtp_phase": dv["smtp_phase"],
+        "diagnostic": dv["text"],
+        "source_file": ab.repeat(source_file, n_deliv),
+        "source_offset": ab.numbers(dv["line_start"] + offset, pa.int64()),
+    }
+    columns.update({name: dv[name] for name in NOT_PARSED})  # extract() was given annotate
+    return BlockResult(columns, malformed, f.n_lines)

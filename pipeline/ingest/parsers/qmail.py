@@ -1,0 +1,166 @@
+"""qmail-send log lines -> delivery events.
+
+Reads multilog lines (`@<tai64n> …`, UTC) and splogger lines (`Mon DD hh:mm:ss host qmail:
+<unix.secs> …`). Joins `starting delivery D: msg M to remote|local R` with
+`delivery D: success|deferral|failure: <text>`, and `info msg M: … from <S>` for the sender.
+The text is unescaped (`_` -> space, `/` -> newline) and the SMTP phase is read from qmail's
+wording: `does_not_like_recipient` (RCPT), `failed_on_DATA_command` (DATA),
+`failed_after_I_sent_the_message` (end of DATA), greeting/sender/HELO failures, connection and
+DNS failures. A failure saying the message was in the queue too long is an `expired` event.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ...store.records import domain_of, normalise_address
+from .common import EVENT, MALFORMED, SKIP, Parser, split_syslog
+
+TAI64_BASE = 4611686018427387914  # 2**62 + 10
+TAI64N_RE = re.compile(r"@([0-9a-fA-F]{16})([0-9a-fA-F]{8})\s+(.*)")
+UNIX_RE = re.compile(r"(\d{9,10})\.(\d{1,6})\s+(.*)")
+START_RE = re.compile(r"starting delivery (\d+): msg (\d+) to (remote|local) (\S+)")
+RESULT_RE = re.compile(r"delivery (\d+): (success|deferral|failure): ?(.*)")
+INFO_RE = re.compile(r"info msg (\d+): bytes \d+ from <([^>]*)>")
+END_RE = re.compile(r"end msg (\d+)")
+IP_RE = re.compile(r"(?:^|Connected to |\s)(\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:]+)(?=[ ._])")
+CODE_RE = re.compile(r"Remote host said: ([2-5]\d\d)[ -]")
+SUCCESS_CODE_RE = re.compile(r"accepted message\.\nRemote host said: (2\d\d)")
+
+PHASE_MARKERS = (
+    ("does not like recipient", "rcpt"),
+    ("failed on DATA command", "data"),
+    ("failed after I sent the message", "end_of_data"),
+    ("but sender was rejected", "mail"),
+    ("but my name was rejected", "helo"),
+    ("but greeting failed", "connect"),
+    ("wasn't able to establish an SMTP connection", "connect"),
+)
+STATUS = {"success": "sent", "deferral": "deferred", "failure": "bounced"}
+
+
+def unescape(text: str) -> str:
+    """qmail writes newline as `/` and space/unprintables as `_`."""
+    return text.replace("_", " ").replace("/", "\n").rstrip("\n")
+
+
+def phase_of(text: str) -> str | None:
+    for marker, phase in PHASE_MARKERS:
+        if marker in text:
+            return phase
+    return None
+
+
+def tai64n_us(label: str, nanos: str) -> int:
+    return (int(label, 16) - TAI64_BASE) * 1_000_000 + int(nanos, 16) // 1000
+
+
+class QmailParser(Parser):
+    mta = "qmail"
+
+    def __init__(self, ctx, emit):
+        super().__init__(ctx, emit)
+        self.deliveries: dict[str, dict] = {}   # D -> {"msg", "recipient", "local"}
+        self.senders: dict[str, str] = {}       # M -> sender
+
+    @staticmethod
+    def detect(lines):
+        n = 0
+        for ln in lines:
+            if ("delivery " in ln or " msg " in ln or "status: local" in ln) and (ln.startswith("@4000") or " qmail:" in ln or ln.startswith("qmail:")):
+                n += 1
+        return n
+
+    def _split(self, line: str):
+        """(ts_us, host, message) for multilog, splogger or bare `<unix secs> message` lines."""
+        if line.startswith("@"):
+            m = TAI64N_RE.match(line)
+            if m is None:
+                return None
+            return tai64n_us(m.group(1), m.group(2)), self.ctx.default_host, m.group(3)
+        parts = split_syslog(line, self.ctx)
+        if parts is not None:
+            ts, host, prog, msg = parts
+            if not prog.startswith("qmail"):
+                return None
+            m = UNIX_RE.match(msg)
+            if m:  # splogger's own stamp is exact and UTC: prefer it to syslog's local one
+                ts = int(m.group(1)) * 1_000_000 + int((m.group(2) + "000000")[:6])
+                msg = m.group(3)
+            return ts, host, msg
+        m = UNIX_RE.match(line)
+        if m:
+            return int(m.group(1)) * 1_000_000 + int((m.group(2) + "000000")[:6]), self.ctx.default_host, m.group(3)
+        return None
+
+    def feed(self, line: str, offset: int) -> str:
+        if "deliver" not in line and " msg " not in line:
+            return SKIP
+        parts = self._split(line)
+        if parts is None:
+            return SKIP
+        ts, host, msg = parts
+        if msg.startswith("delivery "):
+            m = RESULT_RE.match(msg)
+            if m is None:
+                return MALFORMED
+            d = self.deliveries.pop(m.group(1), None)
+            if d is None:
+                return SKIP  # its start was before this log began: nothing to attribute it to
+            text = unescape(m.group(3))
+            status = STATUS[m.group(2)]
+            if status == "bounced" and "in the queue too long" in text:
+                status = "expired"
+            code_m = CODE_RE.search(text)
+            code = int(code_m.group(1)) if code_m else None
+            if status == "sent" and code is None and not d["local"]:
+                code = 250
+            relay = "local" if d["local"] else None
+            if not d["local"]:
+                ip = IP_RE.search(text)
+                relay = ip.group(1) if ip else None
+            recipient = d["recipient"]
+            self.emit({
+                "ts": ts, "mta": self.mta, "host": host, "queue_id": d["msg"],
+                "message_id": None, "sender": self.senders.get(d["msg"]),
+                "recipient": recipient, "recipient_domain": domain_of(recipient),
+                "relay": relay, "status": status, "dsn": _dsn_in(text), "reply_code": code,
+                "smtp_phase": phase_of(text), "diagnostic": text,
+                "source_file": self.ctx.source_file, "source_offset": offset, "_line": line,
+            })
+            return EVENT
+        if msg.startswith("starting delivery "):
+            m = START_RE.match(msg)
+            if m is None:
+                return MALFORMED
+            self.deliveries[m.group(1)] = {
+                "msg": m.group(2), "local": m.group(3) == "local",
+                "recipient": normalise_address(m.group(4)),
+            }
+            return SKIP
+        if msg.startswith("info msg "):
+            m = INFO_RE.match(msg)
+            if m:
+                self.senders[m.group(1)] = normalise_address(m.group(2))
+            return SKIP
+        if msg.startswith("end msg "):
+            m = END_RE.match(msg)
+            if m:
+                self.senders.pop(m.group(1), None)
+            return SKIP
+        return SKIP
+
+    def get_state(self):
+        return {"deliveries": self.deliveries, "senders": self.senders}
+
+    def set_state(self, state):
+        self.deliveries = dict(state.get("deliveries", {}))
+        self.senders = dict(state.get("senders", {}))
+
+
+_DSN_RE = re.compile(r"(?:\(#|\b)([245]\.\d{1,3}\.\d{1,3})\)?")
+
+
+def _dsn_in(text: str) -> str | None:
+    m = _DSN_RE.search(text)
+    return m.group(1) if m else None

@@ -1,0 +1,137 @@
+"""sendmail log lines -> delivery events.
+
+Reads syslog lines of `sendmail`, `sm-mta` and `sm-msp-queue`. Emits one event per recipient of
+each `to=` line (one line may carry several), and `expired` events for recipients still deferred
+when sendmail logs `DSN: Cannot send message for …`. `from=`/`msgid=` are joined by queue id.
+The MSP's hop to the local MTA (`mailer=relay`, relay to 127.0.0.1) is not a delivery.
+
+`dsn=` and `stat=` are sendmail's own mapping of the remote reply; when 8.15+'s `reply=` is
+present it is the diagnostic, otherwise `stat=` is (and the classifier stays conservative).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ...store.records import domain_of, normalise_address
+from .common import MALFORMED, SKIP, EVENT, QueueParser, addr_list, reply_code_of, split_syslog
+
+PROGRAMS = ("sendmail", "sm-mta", "sm-msp-queue")
+QID_RE = re.compile(r"([0-9A-Za-z]{8,20}): (.*)")
+LOCAL_RELAYS = ("[127.0.0.1]", "localhost", "[::1]", "[IPv6:::1]")
+
+
+def split_to_line(rest: str) -> dict[str, str] | None:
+    """Fields of a `to=` line. `to=` runs to the first `, `; `stat=` is last and free text;
+    `reply=` (8.15+) runs to `, stat=`. Other keys are parsed generically."""
+    if not rest.startswith("to="):
+        return None
+    st = rest.rfind(", stat=")
+    if st < 0:
+        return None
+    fields = {"stat": rest[st + 7 :]}
+    head = rest[:st]
+    rp = head.find(", reply=")
+    if rp >= 0:
+        fields["reply"] = head[rp + 8 :]
+        head = head[:rp]
+    first = head.find(", ")
+    fields["to"] = head[3:first] if first >= 0 else head[3:]
+    if first >= 0:
+        for part in head[first + 2 :].split(", "):
+            key, eq, value = part.partition("=")
+            if eq:
+                fields[key] = value
+    return fields
+
+
+def status_of(dsn: str | None, stat: str) -> str:
+    if dsn and dsn[:1] in "245":
+        return {"2": "sent", "4": "deferred", "5": "bounced"}[dsn[0]]
+    if stat.startswith("Sent"):
+        return "sent"
+    if stat.startswith("Deferred"):
+        return "deferred"
+    return "bounced"
+
+
+class SendmailParser(QueueParser):
+    mta = "sendmail"
+
+    @staticmethod
+    def detect(lines):
+        return sum(1 for ln in lines if (" sendmail[" in ln or " sm-mta[" in ln or " sm-msp-queue[" in ln))
+
+    def feed(self, line: str, offset: int) -> str:
+        if "s" not in line:
+            return SKIP
+        parts = split_syslog(line, self.ctx)
+        if parts is None:
+            return SKIP
+        ts, host, prog, msg = parts
+        if prog not in PROGRAMS:
+            return SKIP
+        m = QID_RE.match(msg)
+        if m is None:
+            return SKIP
+        qid, rest = m.group(1), m.group(2)
+
+        if rest.startswith("to="):
+            fields = split_to_line(rest)
+            if fields is None:
+                return MALFORMED
+            relay = fields.get("relay")
+            if fields.get("mailer") == "relay" and relay and relay.strip().startswith(LOCAL_RELAYS):
+                return SKIP  # MSP -> local MTA hop; the MTA's own line follows under another id
+            recipients = [normalise_address(a) for a in addr_list(fields["to"])]
+            recipients = [r for r in recipients if r]
+            if not recipients:
+                return MALFORMED
+            st = self._state(qid, ts)
+            stat = fields["stat"]
+            dsn = fields.get("dsn")
+            status = status_of(dsn, stat)
+            text = fields.get("reply") or stat
+            code = reply_code_of(fields.get("reply")) if fields.get("reply") else None
+            if status != "sent" and (code is None or code < 400):
+                # after a 421 `reply=` holds the answer to QUIT; the real reply is in stat=
+                code = _code_in_stat(stat) or code
+                if fields.get("reply", "").startswith("221"):
+                    text = stat
+            for recipient in recipients:
+                row = {
+                    "ts": ts, "mta": self.mta, "host": host, "queue_id": qid,
+                    "message_id": st["message_id"], "sender": st["sender"],
+                    "recipient": recipient, "recipient_domain": domain_of(recipient),
+                    "relay": relay.strip() if relay else None, "status": status, "dsn": dsn,
+                    "reply_code": code if status != "sent" else (code or 250),
+                    "smtp_phase": None, "diagnostic": text,
+                    "source_file": self.ctx.source_file, "source_offset": offset, "_line": line,
+                }
+                self._record(st, row)
+            return EVENT
+
+        if rest.startswith("from="):
+            st = self._state(qid, ts)
+            sender = rest[5:].split(", ", 1)[0]
+            st["sender"] = normalise_address(sender)
+            mi = rest.find("msgid=")
+            if mi >= 0:
+                st["message_id"] = rest[mi + 6 :].split(", ", 1)[0].strip().strip("<>") or None
+            return SKIP
+
+        if ": DSN: Cannot send message" in rest:  # the queue lifetime ran out: expiry
+            st = self.queue.get(qid)
+            if st:
+                return self._expire(st, ts, host, line, offset)
+        return SKIP
+
+
+_STAT_CODE_RE = re.compile(r"\b([245]\d\d)[ -]\d\.\d{1,3}\.\d{1,3}\b|\b([45]\d\d) ")
+
+
+def _code_in_stat(stat: str) -> int | None:
+    m = _STAT_CODE_RE.search(stat)
+    if m is None:
+        return None
+    return int(m.group(1) or m.group(2))

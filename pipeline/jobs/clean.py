@@ -1,0 +1,106 @@
+"""The nightly job: ingest what is new in the configured sources, run the suppression rule,
+write the export (and the report when the reports module is present).
+
+Takes <data_dir>/state/clean.lock (non-blocking): two runs never overlap; a second one fails
+at once with a clear message. `watch` may run at the same time: while it holds
+state/watch.lock it owns log ingestion and `clean` skips that step (step "watch_running");
+both write through the event store, which deduplicates by event_id under its own lock, so a
+line read by both is stored once.
+Called by the CLI (`mailhygiene clean`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.config import Config
+from ..core.errors import ConfigError, LockedError
+from ..ingest.engine import IngestSummary, Ingestor, expand_paths
+from ..suppression.store import RuleResult, export, run_rule
+
+
+@dataclass
+class CleanResult:
+    ingest: list[IngestSummary] = field(default_factory=list)
+    rule: RuleResult | None = None
+    export_path: Path | None = None
+    exported_rows: int = 0
+    report_path: Path | None = None
+
+
+@contextmanager
+def job_lock(cfg: Config, name: str = "clean", *, wait: float = 0.0, busy: str | None = None):
+    """Exclusive <data_dir>/state/<name>.lock for one job (clean, watch), holding our pid.
+
+    Waits up to `wait` seconds for it, then raises LockedError with `busy` (or a default text).
+    """
+    d = cfg.data_dir / "state"
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{name}.lock"
+    fh = open(path, "a+")
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockedError(busy or f"another `mailhygiene {name}` is running on {cfg.data_dir} "
+                                      f"(lock {path}); this run did nothing") from None
+                time.sleep(0.05)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None = None,
+          report: bool = True, on_step=None) -> CleanResult:
+    """Run the whole batch pipeline once. `on_step(name, value)` reports progress to a caller."""
+    step = on_step or (lambda *a: None)
+    sources = cfg["sources"]
+    if not sources:
+        raise ConfigError("no log sources configured: add [[sources]] entries (path = \"/var/log/mail.log*\") "
+                          "to the config file, or use `mailhygiene ingest PATH…`")
+    result = CleanResult()
+    with job_lock(cfg):
+        # A live `mailhygiene watch` owns log ingestion (docs/watch.md): leave the sources to it.
+        from ..ingest.follow import watch_is_running
+
+        watching = watch_is_running(cfg)
+        if watching:
+            step("watch_running", cfg.data_dir / "state" / "watch.lock")
+        for src in () if watching else sources:
+            files = expand_paths([src["path"]])
+            if not files:
+                step("source_empty", src["path"])
+                continue
+            summary = Ingestor(cfg, fmt=src.get("format", "auto"), progress=progress).run(files)
+            result.ingest.append(summary)
+            step("ingested", (src["path"], summary))
+        result.rule = run_rule(cfg, as_of=as_of, force=force)
+        step("rule", result.rule)
+        exp = cfg["export"]
+        result.export_path = cfg.path_in_data_dir(exp["path"])
+        result.export_path.parent.mkdir(parents=True, exist_ok=True)
+        result.exported_rows = export(cfg, result.export_path, "csv", bool(exp["excel"]))
+        step("exported", result.export_path)
+        if report:
+            try:
+                from ..report.reports import write_report
+            except ImportError:
+                write_report = None
+            if write_report is not None:
+                out = cfg.path_in_data_dir(cfg["report"]["dir"])
+                result.report_path = write_report(cfg, out_dir=out)
+                step("report", result.report_path)
+    return result

@@ -1,0 +1,91 @@
+"""DuckDB over the data dir: views over the stores, and named SQL files with $params.
+
+Reads <data_dir>/events/**.parquet and <data_dir>/suppression/*.parquet; writes nothing.
+Views: `events` (one row per delivery attempt, plus the `date` partition column = UTC day),
+`suppression` (current list) and `suppression_history` when they exist.
+Called by the library entry point pipeline.connect(), by suppression.py and reports.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ..core.config import Config, load_config
+from ..core.errors import InputError
+from .event_store import EventStore
+from .records import EVENT_SCHEMA
+
+
+def sql_dir() -> Path:
+    """sql/ inside the installed package (wheel), else the repository's top-level sql/."""
+    packaged = Path(str(resources.files("pipeline"))) / "sql"
+    if packaged.is_dir():
+        return packaged
+    repo = Path(__file__).resolve().parents[2] / "sql"
+    if repo.is_dir():
+        return repo
+    raise FileNotFoundError("the sql/ directory is missing from this installation")
+
+
+def read_sql(name: str) -> str:
+    path = sql_dir() / f"{name}.sql"
+    if not path.is_file():
+        raise InputError(f"no SQL file named {name}.sql in {sql_dir()}")
+    return path.read_text(encoding="utf-8")
+
+
+_PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
+    """Execute sql/<name>.sql with named $params (only those the file uses are passed)."""
+    sql = read_sql(name)
+    body = "\n".join(line.split("--", 1)[0] if "--" in line else line for line in sql.splitlines())
+    wanted = set(_PARAM_RE.findall(body))
+    params = params or {}
+    missing = wanted - set(params)
+    if missing:
+        raise InputError(f"{name}.sql needs parameters: {', '.join(sorted(missing))}")
+    return con.execute(sql, {k: v for k, v in params.items() if k in wanted})
+
+
+def connect(data_dir: str | os.PathLike | None = None, *, config: Config | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with views over the data dir.
+
+    With neither argument, the data dir comes from MAILHYGIENE_DATA_DIR or the default config.
+    """
+    if config is None:
+        env = os.environ.get("MAILHYGIENE_DATA_DIR")
+        config = load_config(data_dir=data_dir or env) if (data_dir or env) else load_config()
+    elif data_dir is not None:
+        config = load_config(config.source, data_dir=data_dir, timezone=config["timezone"] or None)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    attach_views(con, config.data_dir)
+    return con
+
+
+def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    store = EventStore(data_dir)
+    if store.is_empty():
+        con.register("_empty_events", pa.table({n: pa.array([], type=t) for n, t in zip(EVENT_SCHEMA.names, EVENT_SCHEMA.types)}))
+        con.execute("CREATE OR REPLACE VIEW events AS SELECT *, CAST(NULL AS VARCHAR) AS date FROM _empty_events")
+    else:
+        glob = store.glob().replace("'", "''")
+        con.execute(
+            f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{glob}', "
+            "hive_partitioning = true, hive_types = {'date': VARCHAR}, union_by_name = true)"
+        )
+    con.execute(read_sql("macros"))  # events_in_period(): the report files' period filter
+    sup = Path(data_dir) / "suppression"
+    for view, file in (("suppression", "current.parquet"), ("suppression_history", "history.parquet")):
+        f = sup / file
+        if f.is_file():
+            con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet('{str(f).replace(chr(39), chr(39) * 2)}')")
