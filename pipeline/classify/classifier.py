@@ -56,11 +56,16 @@ def classify(
     smtp_phase: str | None = None,
     carrier: str | None = None,
     mta: str | None = None,
+    recipient_domain: str | None = None,
+    relay: str | None = None,
+    day=None,
 ) -> Classification:
     """Reason, scope and hard/soft for one delivery event.
 
-    `carrier` is accepted for callers' convenience but never decides anything: the same phrases
-    come from non-carrier servers, so text, phase and codes decide (and the cache stays small).
+    `carrier`, `recipient_domain`, `relay` (the MX that answered) and `day` (the event's date, a
+    datetime.date) identify whose server answered and when, for provider behaviour that differs
+    by carrier and by date; callers pass what they know. (Today they decide nothing yet: text,
+    phase and codes decide.)
     """
     if status == "sent":
         return DELIVERED

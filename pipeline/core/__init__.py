@@ -5,4 +5,6 @@
   fsutil      atomic file writes (temp + fsync + rename + directory fsync) and file locks
   backoff     exponential backoff with a cap (retries of the follower and the sender)
   vocabulary  the shared names: reasons, scopes, carriers, statuses, log formats
+  csvsafe     formula safety of every CSV cell we write (key columns kept exactly)
+  jptext      the Japanese text rules (tables, kana, the lenient decoder) of sender and doctor
 """

@@ -37,3 +37,8 @@ class StoreError(MailHygieneError):
 class StoreCorrupt(MailHygieneError):
     """A file of the data directory cannot be read (a truncated or damaged Parquet file, a
     corrupt database); the message names the file and how to recover."""
+
+
+class SuppressionUnavailable(MailHygieneError):
+    """The suppression list is missing, unreadable or older than its history: whoever needs it
+    (the sender above all) must stop rather than send to addresses that may be suppressed."""
