@@ -42,3 +42,13 @@ class StoreCorrupt(MailHygieneError):
 class SuppressionUnavailable(MailHygieneError):
     """The suppression list is missing, unreadable or older than its history: whoever needs it
     (the sender above all) must stop rather than send to addresses that may be suppressed."""
+
+
+class LakeError(MailHygieneError):
+    """The shared event lake ([store] url) cannot be used: unreachable, refused, misconfigured,
+    or a server that cannot guarantee create-only uploads."""
+
+
+class LakeConflict(LakeError):
+    """An object the node would create already exists with different content: two nodes share a
+    node name, or the local store was rebuilt differently. Nothing was overwritten."""

@@ -1,0 +1,124 @@
+"""Read every node's events from the lake, each event once.
+
+Reads <root>/events/node=*/date=*/*.parquet through pyarrow's filesystem (S3FileSystem for s3://,
+so no DuckDB extension has to be downloaded); writes nothing. The DuckDB view `events` is the
+view of pipeline.store.warehouse plus a `node` column, with duplicate event ids within a day
+removed (a log shipped to two nodes, an object and its compacted copy seen by one listing): of
+the copies, the one of the first node (then source file, then offset) is kept, so every engine
+keeps the same row. DEDUPED_EVENTS_SQL is that one definition; lake.spark runs its port.
+
+Called by pipeline.connect() / warehouse when `[store] url` is set, by the suppression rule and
+the reports on the central machine, and by lake.spark (the object listing).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from ..core.errors import LakeError
+from ..store.records import EVENT_SCHEMA
+from .url import DATE_PREFIX, EVENTS_DIR, NODE_PREFIX, LakeLocation
+
+LAKE_SCHEMA = EVENT_SCHEMA.append(pa.field("node", pa.string())).append(pa.field("date", pa.string()))
+_LAYOUT_RE = re.compile(r"/" + EVENTS_DIR + r"/" + NODE_PREFIX + r"([^/]+)/" + DATE_PREFIX
+                        + r"(\d{4}-\d{2}-\d{2})/([^/.][^/]*\.parquet)$")
+
+# The one definition of "each event once" (DuckDB dialect; lake.spark runs its sqlglot port).
+# Reads `lake_events` (every object, with the node and date folder values). The column list is
+# the lake schema's names (identifiers, never data).
+DEDUPED_EVENTS_SQL = """
+SELECT {columns}
+FROM (
+    SELECT *,
+           row_number() OVER (PARTITION BY date, event_id
+                              ORDER BY node NULLS LAST, source_file NULLS LAST,
+                                       source_offset NULLS LAST) AS copy_rank
+    FROM lake_events
+) AS ranked
+WHERE copy_rank = 1
+""".format(columns=", ".join(LAKE_SCHEMA.names))
+
+
+@dataclass(frozen=True)
+class LakeObject:
+    node: str
+    day: str
+    path: str      # a path of lake.filesystem()
+    size: int
+
+
+def list_objects(lake: LakeLocation, filesystem=None) -> list[LakeObject]:
+    """Every event object under the lake, in (node, day, path) order. Names starting with '.'
+    (a shared directory's temp files) and anything outside the layout are ignored."""
+    from pyarrow import fs as pafs
+
+    filesystem = filesystem or lake.filesystem()
+    try:
+        infos = filesystem.get_file_info(pafs.FileSelector(lake.events_root, recursive=True, allow_not_found=True))
+    except OSError as exc:
+        raise LakeError(f"cannot list the lake {lake.url}: {exc}. Check store.url, store.endpoint_url and "
+                        "the credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE ...)") from None
+    out = []
+    for info in infos:
+        if info.type != pafs.FileType.File:
+            continue
+        m = _LAYOUT_RE.search("/" + info.path)
+        if m:
+            out.append(LakeObject(m.group(1), m.group(2), info.path, int(info.size or 0)))
+    return sorted(out, key=lambda o: (o.node, o.day, o.path))
+
+
+def nodes(lake: LakeLocation) -> list[str]:
+    return sorted({o.node for o in list_objects(lake)})
+
+
+def lake_dataset(lake: LakeLocation, objects: list[LakeObject] | None = None, filesystem=None):
+    """A pyarrow dataset of the objects, with `node` and `date` from their folders (strings).
+
+    The schema is the event schema: a file missing a newer column reads it as null.
+    """
+    import pyarrow.dataset as ds
+
+    filesystem = filesystem or lake.filesystem()
+    objects = list_objects(lake, filesystem) if objects is None else objects
+    partitioning = ds.partitioning(pa.schema([("node", pa.string()), ("date", pa.string())]), flavor="hive")
+    return ds.dataset([o.path for o in objects], schema=LAKE_SCHEMA, format="parquet", filesystem=filesystem,
+                      partitioning=partitioning, partition_base_dir=lake.events_root)
+
+
+def attach_lake_events(con, lake: LakeLocation) -> int:
+    """Create the DuckDB view `events` over the lake (each event once); returns the object count."""
+    objects = list_objects(lake)
+    if not objects:
+        con.register("_empty_lake_events", LAKE_SCHEMA.empty_table())
+        con.execute("CREATE OR REPLACE VIEW lake_events AS SELECT * FROM _empty_lake_events")
+    elif lake.scheme == "file":
+        # a shared directory: DuckDB's own parallel Parquet reader over the same layout
+        glob = f"{lake.events_root}/{NODE_PREFIX}*/{DATE_PREFIX}*/[!.]*.parquet".replace("'", "''")
+        con.execute(
+            f"CREATE OR REPLACE VIEW lake_events AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
+            "hive_types = {'node': VARCHAR, 'date': VARCHAR}, union_by_name = true)")
+    else:
+        con.register("_lake_dataset", lake_dataset(lake, objects))
+        con.execute("CREATE OR REPLACE VIEW lake_events AS SELECT * FROM _lake_dataset")
+    con.execute(f"CREATE OR REPLACE VIEW events AS {DEDUPED_EVENTS_SQL}")
+    return len(objects)
+
+
+def connect_lake(lake: LakeLocation, data_dir: str | Path | None = None):
+    """A DuckDB connection whose `events` view reads the whole lake; the `suppression` views (and
+    the SQL macros) come from the local data dir, as pipeline.connect() makes them."""
+    import duckdb
+
+    from ..store.warehouse import attach_views
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    if data_dir is not None:
+        attach_views(con, Path(data_dir))
+    attach_lake_events(con, lake)
+    return con
