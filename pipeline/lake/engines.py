@@ -1,0 +1,143 @@
+"""One interface over the two query engines: run a named sql/ query, register a table.
+
+    engine = open_engine(cfg, "spark")          # or "duckdb"; None = cfg.engine
+    engine.register("releases", arrow_table)
+    rows = engine.query("suppression_candidates", params)   # a pyarrow.Table
+    engine.close()
+
+DuckDBEngine runs sql/<name>.sql as it is (named $params); SparkEngine runs its port
+(lake.port). Both read the same events: the lake when `[store] url` is set (every node, each
+event once), else the local data dir. `normalise()` gives both results one Arrow shape (times in
+UTC, whole numbers as int64) so they can be compared cell for cell.
+
+Reads events and sql/; writes nothing. Called by the suppression rule (`suppress --engine`),
+the reports, bench/bench_engines.py and the tests.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pyarrow as pa
+
+from ..core.config import Config
+from ..core.errors import ConfigError
+from ..store.warehouse import read_sql, run_sql
+from .url import lake_of
+
+ENGINES = ("duckdb", "spark")
+
+
+class DuckDBEngine:
+    name = "duckdb"
+
+    def __init__(self, con):
+        self.con = con
+
+    @classmethod
+    def open(cls, cfg: Config) -> "DuckDBEngine":
+        from .read import connect_lake
+
+        lake = lake_of(cfg)
+        if lake is not None:
+            return cls(connect_lake(lake, cfg.data_dir))
+        import duckdb
+
+        from ..store.warehouse import attach_views
+
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        attach_views(con, cfg.data_dir)
+        return cls(con)
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self.con.register(name, table)
+
+    def query(self, name: str, params: dict[str, Any] | None = None) -> pa.Table:
+        with warnings.catch_warnings():  # "an extra copy of the rows": results here are small
+            warnings.simplefilter("ignore", UserWarning)
+            return run_sql(self.con, name, params).to_arrow_table()
+
+    def sql(self, text: str) -> pa.Table:
+        return self.con.sql(text).to_arrow_table()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class SparkEngine:
+    name = "spark"
+
+    def __init__(self, spark):
+        self.spark = spark
+
+    @classmethod
+    def open(cls, cfg: Config) -> "SparkEngine":
+        from .spark import register_lake_events, register_local_events, session
+
+        spark = session(cfg.spark)
+        lake = lake_of(cfg)
+        if lake is not None:
+            register_lake_events(spark, lake)
+        else:
+            register_local_events(spark, cfg.data_dir)
+        return cls(spark)
+
+    def register(self, name: str, table: pa.Table) -> None:
+        from .spark import ddl
+
+        if table.num_rows == 0:
+            df = self.spark.createDataFrame([], ddl(table.schema))
+        else:
+            df = self.spark.createDataFrame(table)
+        df.createOrReplaceTempView(name)
+
+    def query(self, name: str, params: dict[str, Any] | None = None) -> pa.Table:
+        from .port import port
+
+        text = port(read_sql(name), params or {}, macros=read_sql("macros"))
+        return self.spark.sql(text).toArrow()
+
+    def sql(self, text: str) -> pa.Table:
+        return self.spark.sql(text).toArrow()
+
+    def close(self) -> None:
+        """The session stays up for the process (starting Spark costs seconds); views are dropped."""
+        for t in self.spark.catalog.listTables():
+            if t.isTemporary:
+                self.spark.catalog.dropTempView(t.name)
+
+
+def open_engine(cfg: Config, name: str | None = None):
+    name = name or cfg.engine
+    if name == "duckdb":
+        return DuckDBEngine.open(cfg)
+    if name == "spark":
+        return SparkEngine.open(cfg)
+    raise ConfigError(f"unknown engine {name!r}: choose from {', '.join(ENGINES)}")
+
+
+def normalise(table: pa.Table, *, drop_zone: bool = False) -> pa.Table:
+    """One shape for both engines' results: aware times in UTC (naive local times as they are),
+    integers as int64, large strings as strings. `drop_zone`: every time as a naive UTC wall
+    time (DuckDB's `AT TIME ZONE` gives a naive local time, Spark's a UTC-zoned one showing
+    the same wall clock)."""
+    fields, cols = [], []
+    for f, col in zip(table.schema, table.columns):
+        t = f.type
+        if pa.types.is_timestamp(t):
+            target = pa.timestamp("us", tz="UTC" if t.tz and not drop_zone else None)
+        elif pa.types.is_integer(t):
+            target = pa.int64()
+        elif pa.types.is_large_string(t) or pa.types.is_string(t):
+            target = pa.string()
+        elif pa.types.is_decimal(t):
+            target = pa.float64()
+        else:
+            target = t
+        if pa.types.is_timestamp(t) and t.tz and target.tz is None:
+            col = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).cast(target)
+        cols.append(col.cast(target) if col.type != target else col)
+        fields.append(pa.field(f.name, target))
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields))

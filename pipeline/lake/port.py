@@ -1,0 +1,249 @@
+"""Port a sql/ query (DuckDB dialect, the single source) to Spark SQL with sqlglot.
+
+Reads the query text, its parameters and sql/macros.sql; returns Spark SQL text; writes nothing.
+The rewrites, in order (tests/test_lake_port.py holds each sql/ file to its golden port):
+
+1. DuckDB macros of sql/macros.sql are expanded in place: a scalar macro call becomes its body
+   with the arguments substituted (parenthesised); a table macro in FROM becomes a derived table.
+2. `$name` parameters are bound as literals (Spark SQL has no named parameters for a whole
+   text): strings, numbers, booleans, NULL; a list becomes ARRAY(...); an aware datetime becomes
+   CAST('<UTC time>' AS TIMESTAMP) (the Spark session runs in UTC, lake.spark sets it); a date
+   CAST('<iso>' AS DATE). A parameter the query uses but `params` lacks is an InputError.
+3. DuckDB's `timezone(zone, ts)` is read as `ts AT TIME ZONE zone` (the same function), which
+   sqlglot ports; `string_agg(DISTINCT x, sep ORDER BY x)` becomes
+   `CASE WHEN size(collect_set(x)) = 0 THEN NULL ELSE array_join(array_sort(collect_set(x)), sep) END`
+   (Spark 4's LISTAGG(DISTINCT ...) beside another DISTINCT aggregate fails in its optimizer
+   with a ClassCastException; sorted distinct values joined are the same string); constant
+   arithmetic inside INTERVAL is folded: Spark's parser takes `INTERVAL '6' DAY`, not
+   `INTERVAL (7 - 1) DAY`.
+4. sqlglot generates Spark SQL (its DuckDB -> Spark rules: AT TIME ZONE -> FROM_UTC_TIMESTAMP,
+   list_contains -> ARRAY_CONTAINS, arg_max -> MAX_BY, string_agg ... ORDER BY -> LISTAGG ...
+   WITHIN GROUP, explicit NULLS LAST where DuckDB's default differs, strftime formats ...).
+   Anything sqlglot cannot express raises (ErrorLevel.RAISE): a query that does not port fails
+   loudly instead of returning different rows.
+
+sqlglot is pinned in the `.[spark]` extra: its output is part of the answer. Called by
+lake.engines (SparkEngine) and lake.spark.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from ..core.errors import InputError, LakeError
+
+
+def _sqlglot():
+    try:
+        import sqlglot
+        from sqlglot import exp
+    except ImportError:
+        raise LakeError("running sql/ on Spark needs sqlglot: pip install 'mailhygiene[spark]'") from None
+    return sqlglot, exp
+
+
+@dataclass(frozen=True)
+class Macro:
+    name: str
+    params: tuple[str, ...]
+    body: object          # a sqlglot expression (scalar) or query (table)
+    table: bool
+
+
+@functools.lru_cache(maxsize=8)
+def parse_macros(text: str) -> dict[str, Macro]:
+    """The CREATE MACRO statements of a macros.sql text, by lower-case name."""
+    sqlglot, exp = _sqlglot()
+    out: dict[str, Macro] = {}
+    for statement in sqlglot.parse(text, read="duckdb"):
+        if not isinstance(statement, exp.Create) or str(statement.args.get("kind", "")).upper() != "MACRO":
+            continue
+        udf = statement.this
+        name = udf.this.name if isinstance(udf.this, exp.Table) else udf.name
+        params = tuple(p.name for p in udf.expressions)
+        body = statement.expression
+        out[name.lower()] = Macro(name, params, body, isinstance(body, exp.Query))
+    return out
+
+
+def _substitute(body, params: tuple[str, ...], args: list):
+    """The macro body with each unqualified column named like a parameter replaced by its argument."""
+    _, exp = _sqlglot()
+    if len(args) != len(params):
+        raise InputError(f"macro called with {len(args)} argument(s), defined with {len(params)}: {', '.join(params)}")
+    by_name = {p.lower(): a for p, a in zip(params, args)}
+
+    def swap(node):
+        if isinstance(node, exp.Column) and not node.table and node.name.lower() in by_name:
+            arg = by_name[node.name.lower()].copy()
+            return arg if isinstance(arg, (exp.Literal, exp.Column, exp.Placeholder, exp.Null)) else exp.Paren(this=arg)
+        return node
+
+    return body.copy().transform(swap)
+
+
+def expand_macros(tree, macros: dict[str, Macro], depth: int = 10):
+    _, exp = _sqlglot()
+    for _ in range(depth):
+        changed = False
+        for node in list(tree.find_all(exp.Anonymous)):
+            macro = macros.get(node.name.lower())
+            if macro is None:
+                continue
+            expanded = _substitute(macro.body, macro.params, list(node.expressions))
+            parent = node.parent
+            if macro.table:
+                if not isinstance(parent, exp.Table):
+                    raise InputError(f"table macro {macro.name}() used outside FROM")
+                alias = parent.args.get("alias") or exp.TableAlias(this=exp.to_identifier(macro.name))
+                parent.replace(exp.Subquery(this=expanded, alias=alias.copy()))
+            else:
+                if isinstance(parent, exp.Table):
+                    raise InputError(f"scalar macro {macro.name}() used in FROM")
+                node.replace(exp.Paren(this=expanded))
+            changed = True
+        if not changed:
+            return tree
+    raise InputError("macros nest too deeply (a macro that calls itself?)")
+
+
+def literal(value):
+    """A parameter value as a sqlglot literal expression."""
+    _, exp = _sqlglot()
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int):
+        return exp.Literal.number(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InputError(f"parameter value {value!r} is not a finite number")
+        return exp.Literal.number(repr(value))
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InputError(f"parameter time {value.isoformat()} has no zone: pass an aware datetime")
+        utc = value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return exp.Cast(this=exp.Literal.string(utc), to=exp.DataType.build("TIMESTAMP"))
+    if isinstance(value, date):
+        return exp.Cast(this=exp.Literal.string(value.isoformat()), to=exp.DataType.build("DATE"))
+    if isinstance(value, (list, tuple)):
+        items = [literal(v) for v in value]
+        array = exp.Array(expressions=items)
+        if not items:
+            return exp.Cast(this=array, to=exp.DataType.build("ARRAY<STRING>", dialect="spark"))
+        return array
+    raise InputError(f"cannot bind a parameter of type {type(value).__name__} as a SQL literal")
+
+
+def bind_params(tree, params: dict):
+    _, exp = _sqlglot()
+    missing = set()
+
+    def swap(node):
+        if isinstance(node, exp.Placeholder) and node.name:
+            if node.name not in params:
+                missing.add(node.name)
+                return node
+            return literal(params[node.name])
+        return node
+
+    tree = tree.transform(swap)
+    if missing:
+        raise InputError(f"the query needs parameters: {', '.join(sorted(missing))}")
+    return tree
+
+
+def _constant(node):
+    """The number a constant arithmetic expression stands for, else None."""
+    _, exp = _sqlglot()
+    if isinstance(node, exp.Literal) and not node.is_string:
+        v = float(node.this)
+        return int(v) if v.is_integer() else v
+    if isinstance(node, exp.Literal) and node.is_string:
+        try:
+            return int(node.this)
+        except ValueError:
+            return None
+    if isinstance(node, exp.Paren):
+        return _constant(node.this)
+    if isinstance(node, exp.Neg):
+        v = _constant(node.this)
+        return None if v is None else -v
+    ops = {exp.Add: lambda a, b: a + b, exp.Sub: lambda a, b: a - b, exp.Mul: lambda a, b: a * b}
+    for cls, fn in ops.items():
+        if isinstance(node, cls):
+            a, b = _constant(node.this), _constant(node.expression)
+            return None if a is None or b is None else fn(a, b)
+    return None
+
+
+def timezone_calls(tree):
+    """timezone(zone, ts) -> ts AT TIME ZONE zone (sqlglot leaves the DuckDB call as it is)."""
+    _, exp = _sqlglot()
+    for node in list(tree.find_all(exp.Anonymous)):
+        if node.name.lower() == "timezone" and len(node.expressions) == 2:
+            zone, ts = node.expressions
+            node.replace(exp.AtTimeZone(this=ts.copy(), zone=zone.copy()))
+    return tree
+
+
+def distinct_string_aggs(tree):
+    """string_agg(DISTINCT x, sep ORDER BY x) -> the sorted set of x joined (see the module doc)."""
+    _, exp = _sqlglot()
+    for node in list(tree.find_all(exp.GroupConcat)):
+        inner = node.this
+        order = None
+        if isinstance(inner, exp.Order):
+            order, inner = inner, inner.this
+        if not isinstance(inner, exp.Distinct):
+            continue
+        if len(inner.expressions) != 1:
+            raise InputError("string_agg(DISTINCT ...) of several expressions does not port to Spark")
+        value = inner.expressions[0]
+        if order is not None:
+            keys = order.expressions
+            if len(keys) != 1 or keys[0].this != value or keys[0].args.get("desc"):
+                raise InputError("string_agg(DISTINCT x ORDER BY y) ports to Spark only when y is x, ascending")
+        sep = node.args.get("separator") or exp.Literal.string(",")
+        values = exp.func("collect_set", value.copy())
+        joined = exp.func("array_join", exp.func("array_sort", values.copy()), sep.copy())
+        empty = exp.EQ(this=exp.func("size", values.copy()), expression=exp.Literal.number(0))
+        node.replace(exp.Case(ifs=[exp.If(this=empty, true=exp.Null())], default=joined))
+    return tree
+
+
+def fold_intervals(tree):
+    _, exp = _sqlglot()
+    for node in list(tree.find_all(exp.Interval)):
+        if isinstance(node.this, exp.Literal):
+            continue
+        value = _constant(node.this)
+        if value is None:
+            raise InputError(f"INTERVAL {node.this.sql('duckdb')} is not a constant: Spark needs a literal interval")
+        node.set("this", exp.Literal.string(str(value)))
+    return tree
+
+
+def port(sql: str, params: dict | None = None, *, macros: str | None = None, pretty: bool = True) -> str:
+    """Spark SQL for one DuckDB-dialect query with its parameters bound."""
+    sqlglot, exp = _sqlglot()
+    from sqlglot.errors import ErrorLevel, SqlglotError
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+        if len(statements) != 1:
+            raise InputError(f"expected one query, found {len(statements)} statements")
+        tree = statements[0]
+        if macros:
+            tree = expand_macros(tree, parse_macros(macros))
+        tree = bind_params(tree, params or {})
+        tree = fold_intervals(distinct_string_aggs(timezone_calls(tree)))
+        return tree.sql(dialect="spark", pretty=pretty, unsupported_level=ErrorLevel.RAISE)
+    except SqlglotError as exc:
+        raise LakeError(f"this query does not port to Spark SQL: {exc}") from None

@@ -1,0 +1,158 @@
+"""Apache Spark for the rule and the reports: the session, and the events as the view `events`.
+
+Reads `[spark]` settings and the events (a local data dir, a lake directory, or an s3:// lake);
+writes nothing. Needs the `.[spark]` extra (pyspark) and Java 17 (Debian:
+openjdk-17-jre-headless); without either, SparkUnavailable says what to install.
+
+Where the events come from:
+- a local data dir or a lake directory: Spark's own Parquet reader (partition folders `date=`
+  and `node=` read as strings);
+- an s3:// lake: Spark's S3A reader when hadoop-aws is on the classpath (managed Spark,
+  or `spark.jars.packages`), else the Python data source `mailhygiene_lake`
+  (lake.spark_source), which reads the objects listed by the driver on the executors with
+  pyarrow's S3FileSystem: no jar to download.
+A lake's `events` view is the port of lake.read.DEDUPED_EVENTS_SQL (each event once, the same
+row as DuckDB keeps). The session runs in UTC (the port binds times in UTC).
+
+Called by lake.engines.SparkEngine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+
+from ..core.config import SparkSettings
+from ..core.errors import LakeError
+from ..store.event_store import EventStore
+from ..store.records import EVENT_SCHEMA
+from .read import DEDUPED_EVENTS_SQL, LAKE_SCHEMA, list_objects
+from .url import LakeLocation
+
+
+class SparkUnavailable(LakeError):
+    """pyspark or Java is missing."""
+
+
+def spark_missing() -> str | None:
+    """Why Spark cannot run here (None when it can)."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed: pip install 'mailhygiene[spark]'"
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and Path(java_home, "bin", "java").exists()) and not shutil.which("java"):
+        return "Java is not installed: Spark needs Java 17 (Debian: apt-get install openjdk-17-jre-headless)"
+    return None
+
+
+def session(settings: SparkSettings | None = None, app_name: str = "mailhygiene"):
+    """A SparkSession (created once per process; its master is fixed from then on)."""
+    why = spark_missing()
+    if why:
+        raise SparkUnavailable(f"cannot use the Spark engine: {why}")
+    settings = settings or SparkSettings()
+    # executors run the Python of this process (the lake data source imports pipeline)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    builder = (SparkSession.builder.master(settings.master).appName(app_name)
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+               .config("spark.driver.memory", settings.driver_memory)
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               # folder values (date=2026-11-20) stay strings, as in DuckDB's views
+               .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR"))
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # py4j / JVM start-up failures: say it in one line
+        raise SparkUnavailable(f"Spark did not start ({settings.master}): {str(exc).splitlines()[0][:300]}") from None
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def ddl(schema: pa.Schema) -> str:
+    """A Spark DDL schema string for an Arrow schema of the event tables."""
+    names = {pa.string(): "STRING", pa.int16(): "SMALLINT", pa.int32(): "INT", pa.int64(): "BIGINT",
+             pa.bool_(): "BOOLEAN", pa.float64(): "DOUBLE", pa.date32(): "DATE"}
+    cols = []
+    for f in schema:
+        if pa.types.is_timestamp(f.type):
+            t = "TIMESTAMP"
+        else:
+            t = names.get(f.type)
+            if t is None:
+                raise TypeError(f"no Spark type for {f.name}: {f.type}")
+        cols.append(f"`{f.name}` {t}")
+    return ", ".join(cols)
+
+
+LOCAL_SCHEMA = EVENT_SCHEMA.append(pa.field("date", pa.string()))
+
+
+def register_local_events(spark, data_dir: str | os.PathLike) -> None:
+    """`events` over a local data dir (the single-machine store), as warehouse's view."""
+    store = EventStore(data_dir)
+    if store.is_empty():
+        spark.createDataFrame([], ddl(LOCAL_SCHEMA)).createOrReplaceTempView("events")
+        return
+    df = spark.read.schema(ddl(LOCAL_SCHEMA)).option("basePath", str(store.root)).parquet(str(store.root))
+    df.createOrReplaceTempView("events")
+
+
+def register_lake_events(spark, lake: LakeLocation) -> int:
+    """`lake_events` (every object) and `events` (each event once) over a lake; the object count."""
+    objects = list_objects(lake)
+    if not objects:
+        spark.createDataFrame([], ddl(LAKE_SCHEMA)).createOrReplaceTempView("lake_events")
+    elif lake.scheme == "file":
+        (spark.read.schema(ddl(LAKE_SCHEMA)).option("basePath", lake.events_root)
+         .parquet(*sorted({str(Path(o.path).parent) for o in objects})).createOrReplaceTempView("lake_events"))
+    elif _has_s3a(spark):
+        _configure_s3a(spark, lake)
+        base = f"s3a://{lake.bucket}/{lake.prefix}/events".replace("//events", "/events")
+        (spark.read.schema(ddl(LAKE_SCHEMA)).option("basePath", base)
+         .parquet(*sorted({f"s3a://{o.path.rsplit('/', 1)[0]}" for o in objects})).createOrReplaceTempView("lake_events"))
+    else:
+        from .spark_source import register_source
+
+        register_source(spark)
+        (spark.read.format("mailhygiene_lake").schema(ddl(LAKE_SCHEMA))
+         .option("lake", _json(lake.filesystem_options()))
+         .option("objects", _json([[o.path, o.node, o.day, o.size] for o in objects]))
+         .load().createOrReplaceTempView("lake_events"))
+    from .port import port
+
+    spark.sql(port(DEDUPED_EVENTS_SQL)).createOrReplaceTempView("events")
+    return len(objects)
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _has_s3a(spark) -> bool:
+    try:
+        spark.sparkContext._jvm.java.lang.Class.forName("org.apache.hadoop.fs.s3a.S3AFileSystem")
+        return True
+    except Exception:
+        return False
+
+
+def _configure_s3a(spark, lake: LakeLocation) -> None:
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    if lake.endpoint_url:
+        conf.set("fs.s3a.endpoint", lake.endpoint_url)
+        conf.set("fs.s3a.path.style.access", "true")
+        conf.set("fs.s3a.connection.ssl.enabled", str(lake.endpoint_url.startswith("https")).lower())
+    conf.set("fs.s3a.endpoint.region", lake.effective_region)
