@@ -13,8 +13,10 @@ The rewrites, in order (tests/test_lake_port.py holds each sql/ file to its gold
    sqlglot ports; `string_agg(DISTINCT x, sep ORDER BY x)` becomes
    `CASE WHEN size(collect_set(x)) = 0 THEN NULL ELSE array_join(array_sort(collect_set(x)), sep) END`
    (Spark 4's LISTAGG(DISTINCT ...) beside another DISTINCT aggregate fails in its optimizer
-   with a ClassCastException; sorted distinct values joined are the same string); constant
-   arithmetic inside INTERVAL is folded: Spark's parser takes `INTERVAL '6' DAY`, not
+   with a ClassCastException; sorted distinct values joined are the same string); a select-list
+   alias used inside a window of the same SELECT (DuckDB allows it, Spark refuses "lateral
+   column alias in window") is replaced by its expression; constant arithmetic inside INTERVAL
+   is folded: Spark's parser takes `INTERVAL '6' DAY`, not
    `INTERVAL (7 - 1) DAY`.
 4. sqlglot generates Spark SQL (its DuckDB -> Spark rules: AT TIME ZONE -> FROM_UTC_TIMESTAMP,
    list_contains -> ARRAY_CONTAINS, arg_max -> MAX_BY, string_agg ... ORDER BY -> LISTAGG ...
@@ -218,6 +220,35 @@ def distinct_string_aggs(tree):
     return tree
 
 
+def window_aliases(tree):
+    """Inline select-list aliases referenced by a window of the same SELECT.
+
+    Only names that are no event column and that the aliased expression does not itself read
+    (`coalesce(carrier, 'x') AS carrier` keeps meaning the column), as DuckDB resolves a name
+    to a column before an alias."""
+    _, exp = _sqlglot()
+    from ..store.records import EVENT_COLUMNS
+
+    reserved = {c.lower() for c in EVENT_COLUMNS} | {"date", "node"}
+    for select in list(tree.find_all(exp.Select)):
+        aliases = {}
+        for e in select.expressions:
+            if isinstance(e, exp.Alias) and e.alias.lower() not in reserved:
+                reads = {c.name.lower() for c in e.this.find_all(exp.Column)}
+                if e.alias.lower() not in reads:
+                    aliases[e.alias.lower()] = e.this
+        if not aliases:
+            continue
+        for e in select.expressions:
+            for window in list(e.find_all(exp.Window)):
+                if window.find_ancestor(exp.Select) is not select:
+                    continue
+                for col in list(window.find_all(exp.Column)):
+                    if not col.table and col.name.lower() in aliases and col.find_ancestor(exp.Window) is window:
+                        col.replace(aliases[col.name.lower()].copy())
+    return tree
+
+
 def fold_intervals(tree):
     _, exp = _sqlglot()
     for node in list(tree.find_all(exp.Interval)):
@@ -243,7 +274,7 @@ def port(sql: str, params: dict | None = None, *, macros: str | None = None, pre
         if macros:
             tree = expand_macros(tree, parse_macros(macros))
         tree = bind_params(tree, params or {})
-        tree = fold_intervals(distinct_string_aggs(timezone_calls(tree)))
+        tree = fold_intervals(window_aliases(distinct_string_aggs(timezone_calls(tree))))
         return tree.sql(dialect="spark", pretty=pretty, unsupported_level=ErrorLevel.RAISE)
     except SqlglotError as exc:
         raise LakeError(f"this query does not port to Spark SQL: {exc}") from None

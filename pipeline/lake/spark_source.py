@@ -67,6 +67,8 @@ class LakeReader(DataSourceReader):
         from .url import LakeLocation
 
         filesystem = LakeLocation(**self.lake).filesystem()
+        # Spark checks the batches against its own schema, where every column is nullable
+        out_schema = pa.schema([f.with_nullable(True) for f in LAKE_SCHEMA])
         event_fields = [f for f in LAKE_SCHEMA if f.name not in ("node", "date")]
         for path, node, day, _size in partition.objects:
             with filesystem.open_input_file(path) as fh:
@@ -86,7 +88,7 @@ class LakeReader(DataSourceReader):
                             cols.append(pa.nulls(n, f.type))
                     cols.append(pa.array([node] * n, pa.string()))
                     cols.append(pa.array([day] * n, pa.string()))
-                    yield pa.RecordBatch.from_arrays(cols, schema=LAKE_SCHEMA)
+                    yield pa.RecordBatch.from_arrays(cols, schema=out_schema)
 
 
 def register_source(spark) -> None:
