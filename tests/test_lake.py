@@ -297,3 +297,29 @@ def test_s3_compaction_of_closed_days(tmp_path, s3_server, bucket):
     assert Path(obj.path).name.startswith("compact-")
     con = connect_lake(lake, tmp_path / "central")
     assert rows_of(con, "SELECT count(*) FROM lake_events") == [(3,)]
+
+
+# --------------------------------------------------------------------------- the node hooks
+def test_node_hook_uploads_when_configured_and_says_why_when_it_cannot(tmp_path, s3_server, bucket, caplog):
+    from pipeline.lake.node import after_commit
+    from pipeline.sender.testing import free_port
+
+    toml = f'[store]\nurl = "s3://{bucket}/mh"\nendpoint_url = "{s3_server.endpoint_url}"\nnode = "mta01"\n'
+    cfg = make_config(tmp_path, toml)
+    store_events(cfg, [event("a@docomo.ne.jp", at(10))])
+    assert after_commit(cfg).uploaded == 1
+    assert after_commit(make_config(tmp_path, "")) is None  # no [store] url: local only, as before
+
+    nowhere = make_config(tmp_path, toml.replace(s3_server.endpoint_url, f"http://127.0.0.1:{free_port()}"),
+                          data_dir=tmp_path / "other")
+    store_events(nowhere, [event("b@docomo.ne.jp", at(11))])
+    with pytest.raises(LakeError, match="stored locally, but uploading them to the lake failed"):
+        after_commit(nowhere, strict=True)
+    with caplog.at_level("WARNING", logger="mailhygiene.lake"):
+        assert after_commit(nowhere, strict=False) is None  # watch: a warning, never a stop
+    assert "retried at the next commit" in caplog.text
+    assert EventStore(nowhere.data_dir).files()  # the events stay stored locally
+
+    no_node = make_config(tmp_path, toml.replace('node = "mta01"\n', ""))
+    with pytest.raises(LakeError, match="store.node is not"):
+        after_commit(no_node)
