@@ -227,10 +227,17 @@ def test_sendmail_service_unavailable_5_2_0_is_not_user_unknown():
     assert c.scope == "unknown"
 
 
-def test_sendmail_own_dsn_mapping_is_not_trusted():
-    # sendmail maps a 452 4.2.2 to dsn=4.3.1 and an end-of-DATA 550 to 5.2.0: neither decides
+def test_sendmail_own_dsn_mapping_carries_only_what_the_reply_code_says():
+    # recorded from a real sendmail (tests/test_sendmail_real.py): dsn= is sendmail's mapping of the
+    # reply code: 452 -> 4.3.1 (even for "452 4.2.2 Mailbox full"), 550 after DATA -> 5.2.0,
+    # 552 -> 5.2.2 (RFC 5321: exceeded storage allocation)
     assert classify("deferred", "Deferred: 452 Requested action aborted", dsn="4.3.1", mta="sendmail").reason != "system"
-    assert classify("bounced", "Service unavailable", dsn="5.2.2", mta="sendmail").reason == "undefined"
+    assert classify("bounced", "Service unavailable", dsn="5.2.0", mta="sendmail").reason == "undefined"
+    assert classify("bounced", "Service unavailable", dsn="5.2.2", mta="sendmail").reason == "mailbox_full"
+    # the remote's own enhanced code in reply= outranks sendmail's 5.1.1 (any 550 at RCPT TO)
+    c = classify("bounced", "550 5.7.1 <a@example.jp>: Recipient address rejected: Access denied",
+                 dsn="5.1.1", mta="sendmail", smtp_phase="rcpt")
+    assert (c.reason, c.scope) == ("policy", "sender")
 
 
 def test_sendmail_reply_text_is_used_when_present():

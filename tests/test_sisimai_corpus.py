@@ -107,6 +107,8 @@ def event_args(row: dict) -> dict:
         reply_code=int(row["reply_code"]) if row["reply_code"] else None,
         smtp_phase=phase,
         mta=engine if engine in ("postfix", "sendmail", "qmail") else None,
+        recipient_domain=row["recipient_domain"] or None,
+        relay=row["rhost"] or None,
     )
 
 

@@ -39,8 +39,3 @@ PHRASES = [
 ]
 DSN = ("5.6.0", "5.6.1", "5.6.2", "5.6.3", "5.6.5", "5.6.6", "5.6.7", "5.6.8", "5.6.9")
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
-    return _m(ctx.text)

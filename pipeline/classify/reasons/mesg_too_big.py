@@ -30,8 +30,3 @@ PHRASES = [
 ]
 DSN = ("5.2.3", "5.3.4", "4.3.4")
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
-    return _m(ctx.text)

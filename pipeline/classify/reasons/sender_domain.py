@@ -59,11 +59,8 @@ PHRASES = [
 ]
 DSN = ("5.1.7", "5.1.8", "4.1.7", "4.1.8", "5.7.27")
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
+def also(ctx) -> str | None:
     t = ctx.text
     if ctx.phase == "mail" and ("not exist" in t or host_unknown.phrase_match(t)):
-        return True  # at MAIL FROM it is our domain that "does not exist" (SoftBank 553)
-    return _m(t)
+        return "does not exist at MAIL FROM"  # our domain "does not exist" (SoftBank 553)
+    return None

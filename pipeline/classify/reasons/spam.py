@@ -63,8 +63,3 @@ PHRASES = [
 ]
 DSN = ("5.7.28",)  # Gmail: "unusual rate of unsolicited mail"
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
-    return _m(ctx.text)

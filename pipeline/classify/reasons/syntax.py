@@ -48,8 +48,3 @@ PHRASES = [
 ]
 DSN = ("5.1.3", "4.1.3", "5.5.2", "5.5.4")
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
-    return _m(ctx.text)

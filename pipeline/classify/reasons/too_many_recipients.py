@@ -18,8 +18,3 @@ PHRASES = [
 ]
 DSN = ("5.5.3", "4.5.3")
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
-    return _m(ctx.text)
