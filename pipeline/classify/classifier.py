@@ -79,6 +79,10 @@ SYNTHESISED: dict[str, dict[str, str | None]] = {
 }
 
 
+# sendmail's own stat= words (no reply= logged): what sendmail calls every such refusal.
+_SENDMAIL_OWN_WORDS = frozenset({"user unknown", "service unavailable", "data format error"})
+
+
 class Classification(NamedTuple):
     reason: str
     scope: str          # recipient | sender | network | unknown | none (delivered)
@@ -428,6 +432,8 @@ def make_context(status, text, dsn=None, reply_code=None, phase=None, mta=None, 
         reply_code = code
     if reply_code is not None and not 400 <= reply_code < 600:
         reply_code = None  # e.g. sendmail's reply=221 Bye after a 421: not the refusal
+    if mta == "sendmail" and text in _SENDMAIL_OWN_WORDS:
+        text = ""  # sendmail's stat= for any 550/551/553 at RCPT, any other 5xx: its dsn= decides
     relayed = _RELAYED_REPLY.match(text)
     if relayed:  # "5.1.0 - Unknown address error 550-'...'": the relaying service's label is no evidence
         text = text[relayed.end():]
@@ -545,6 +551,10 @@ def decide_explained(ctx: Context) -> Decision:
     # 5. the SMTP phase
     if decision is not None and decision.reason in RECIPIENT_REASONS:
         decision = _phase_rule(ctx, decision, notes)
+    elif decision is not None and decision.reason == "policy" and ctx.phase in ("connect", "helo"):
+        # before we named any sender or recipient, a "policy" refusal can only be about our host
+        notes.append(f"policy refusal at {ctx.phase}: our IP or host")
+        decision = Decision("blocked", "phase", f"refused at {ctx.phase}")
 
     # 6. expiry
     reason = decision.reason if decision else None

@@ -33,6 +33,7 @@ PHRASES = [
     "access from ip address",
     "not currently accepting mail from your ip",
     "not accepting mail from your ip",
+    R(r"\bnot accepting (?:mail|messages|connections) from (?:your|this) ip\b"),
     "not allowed to connect",
     "dynamic ip",
     "dynamic/zombied",

@@ -40,6 +40,7 @@ PHRASES = [
     "account has been closed",
     "disabled or discontinued",
     "no longer active",
+    "dd x@x is no longer valid",            # Yahoo Inc.: a closed account (Sisimai Rhost/YahooInc: suspend)
     "has been replaced by",
     "no longer on server",
     "has moved",

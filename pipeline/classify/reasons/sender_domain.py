@@ -2,6 +2,9 @@
 `553 <our domain> does not exist` at MAIL FROM when our domain has no DNS. Every recipient fails
 the same way: it is never the addresses' fault.
 
+qmail's own framing "Connected to X but sender was rejected" is not a phrase here: it only says
+the phase (MAIL FROM); the remote's words after it decide, else the phase fallback does.
+
 Phrases: own list plus Sisimai's Rejected wording (BSD-2, sisimai/p5-sisimai).
 """
 
@@ -14,8 +17,9 @@ SCOPE = "sender"
 PHRASES = [
     "sender address rejected",
     "sender rejected",
-    "sender was rejected",
     "sender domain",
+    "your envelope sender",
+    R(r"\bsender(?:'s)? (?:mailbox|account|quota)\b"),   # "Sender mailbox quota exceeded": ours
     "domain of sender address",
     "sender verify failed",
     "sender verification failed",
