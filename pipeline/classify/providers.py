@@ -139,22 +139,24 @@ class ProviderTable:
         return hit
 
     def key_for(self, domain=None, relay=None, carrier=None, day=None) -> str | None:
-        """The small cache key of the period that applies ("docomo#1"), None for no provider."""
+        """The small cache key of the period that applies ("docomo#1"); None when no provider (or
+        no period of it) applies."""
         name = self._name_cached(domain or "", relay or "", carrier or "")
         if name is None:
             return None
         return self.key_of(name, day)
 
-    def key_of(self, name: str, day=None) -> str:
+    def key_of(self, name: str, day=None) -> str | None:
+        """The key of the period covering `day` (None: no period does, the generic rules apply);
+        without a day, the first open-ended period (today's behaviour)."""
         periods = self.periods[name]
-        if len(periods) == 1:
-            return f"{name}#0"
         if day is not None:
             if isinstance(day, datetime):
                 day = day.date()
             for i, p in enumerate(periods):
                 if p.covers(day):
                     return f"{name}#{i}"
+            return None
         for i, p in enumerate(periods):
             if p.until is None:
                 return f"{name}#{i}"
