@@ -539,12 +539,11 @@ def test_gmail_rate_limits_are_not_disabled_mailboxes(text, status):
     ("550 このメールアドレスは現在利用停止中です", "mailbox_disabled"),
     ("550 ﾕｰｻﾞｰが存在しません", "user_unknown"),  # half-width katakana: NFKC
 ])
-def test_japanese_replies_in_each_mta_shape(reply, reason):
+def test_japanese_replies_in_postfix_and_sendmail_shapes(reply, reason):
     octal = "".join(c if ord(c) < 128 else "".join(f"\\{b:03o}" for b in c.encode()) for c in reply)
     assert classify("bounced", said(reply, "RCPT TO"), mta="postfix").reason == reason
     assert classify("bounced", octal, dsn="5.1.1", smtp_phase="rcpt", mta="sendmail").reason == reason
-    assert classify("bounced", f"192.0.2.1 does not like recipient./Remote host said: {reply}/Giving up on 192.0.2.1./",
-                    mta="qmail").reason == reason
+    # (qmail-send logs every byte outside printable ASCII as "_": no Japanese words reach its log)
 
 
 @pytest.mark.parametrize("stat,dsn,phase,reason", [

@@ -7,7 +7,8 @@ delivery: qmail's "starting delivery" + result, an expiry's last deferral + expi
 written from carriers.md, RFC 3463/5321 and the servers' documented wording, independently of the
 classifier's output; the families follow issue 18's causes (generic phrase vs code, SMTP phase,
 sendmail's phase, carrier behaviour by provider and date, bare DSNs, network/system text vs code,
-Gmail rate limits, Japanese replies) in each MTA format where they apply.
+Gmail rate limits, Japanese replies: Postfix and sendmail, since qmail logs non-ASCII bytes as `_`)
+in each MTA format where they apply.
 
 Each row goes through the real parser (as ingest reads it), then classify() with the event's
 fields, recipient domain, relay and day included. Every verdict must be right.

@@ -29,6 +29,7 @@ from .carriers import CarrierTable, default_table, expand_pattern, host_of, suff
 AFTER_DATA = ("filtered", "user_unknown", "by_code")
 WITHOUT_PHASE = ("user_unknown", "filtered")
 _TABLE_FILE = Path(__file__).with_name("data") / "providers.toml"
+_MISSING = object()
 _PERIOD_KEYS = {"since", "until", "unknown_user_after_data", "unknown_user_without_phase", "note"}
 
 
@@ -120,6 +121,7 @@ class ProviderTable:
             for i, p in enumerate(self.periods[name]):
                 self._keys[f"{name}#{i}"] = p
         self._name_cached = lru_cache(maxsize=16384)(self._name_for)
+        self._day_keys: dict = {}
 
     # -- look-ups --------------------------------------------------------------------------
     def name_for(self, domain: str | None, relay: str | None = None, carrier: str | None = None) -> str | None:
@@ -144,7 +146,12 @@ class ProviderTable:
         name = self._name_cached(domain or "", relay or "", carrier or "")
         if name is None:
             return None
-        return self.key_of(name, day)
+        hit = self._day_keys.get((name, day), _MISSING)
+        if hit is _MISSING:
+            if len(self._day_keys) > 4096:
+                self._day_keys.clear()
+            hit = self._day_keys[(name, day)] = self.key_of(name, day)
+        return hit
 
     def key_of(self, name: str, day=None) -> str | None:
         """The key of the period covering `day` (None: no period does, the generic rules apply);
