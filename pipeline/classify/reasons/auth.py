@@ -5,7 +5,7 @@ Phrases: own list plus Sisimai's AuthFailure/RequirePTR/SecurityError wording
 (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases, R
+from ._phrases import R
 
 NAME = "auth"
 DESCRIPTION = "our mail failed SPF, DKIM, DMARC, PTR or SMTP AUTH checks"

@@ -4,7 +4,7 @@ recipients from your network" (docomo blocks such networks for a while). Never t
 Phrases: own list plus Sisimai's Blocked/BadReputation wording (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases, R
+from ._phrases import R
 
 NAME = "blocked"
 DESCRIPTION = "our IP, network or domain is blocked (blocklist or reputation)"

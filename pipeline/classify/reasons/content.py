@@ -4,7 +4,7 @@ lines over 1000 bytes, broken MIME, not RFC 5322 compliant). Our fault, never th
 Phrases: own list, with a few from Sisimai's ContentError/NotCompliantRFC (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases, R
+from ._phrases import R
 
 NAME = "content"
 DESCRIPTION = "the receiver refused the form of our message (SMTPUTF8, 8-bit headers, long lines, MIME)"

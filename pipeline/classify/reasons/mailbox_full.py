@@ -4,7 +4,7 @@ Temporary by nature: counted by the suppression rule only when it persists.
 Phrases: own list plus Sisimai's MailboxFull wording (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases, R
+from ._phrases import R
 
 NAME = "mailbox_full"
 DESCRIPTION = "the recipient's mailbox is full"

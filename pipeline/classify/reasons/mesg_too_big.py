@@ -3,7 +3,7 @@
 Phrases: own list plus Sisimai's MesgTooBig/ExceedLimit wording (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases, R
+from ._phrases import R
 
 NAME = "mesg_too_big"
 DESCRIPTION = "our message is larger than the receiver accepts"

@@ -4,7 +4,7 @@ temporary DNS failures, TLS handshakes, mail loops. Temporary; neither ours nor 
 Phrases: own list plus Sisimai's NetworkError wording (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases, R
+from ._phrases import R
 
 NAME = "network"
 DESCRIPTION = "the receiving server could not be reached (timeout, refused, DNS, TLS)"

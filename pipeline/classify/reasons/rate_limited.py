@@ -4,7 +4,6 @@ never the address's fault (carriers.md: "421 / 450 / too many connections / rate
 Phrases: own list plus Sisimai's TooManyConn/Speeding wording (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases
 
 NAME = "rate_limited"
 DESCRIPTION = "we are sending too fast or too many at once: slow down"

@@ -9,7 +9,7 @@ Phrases: own list plus Sisimai's Rejected wording (BSD-2, sisimai/p5-sisimai).
 """
 
 from . import host_unknown
-from ._phrases import Phrases, R
+from ._phrases import R
 
 NAME = "sender_domain"
 DESCRIPTION = "our envelope sender or its domain was refused"

@@ -5,7 +5,6 @@ must not count as an unknown user). Recipient scope, but not counted by the defa
 Phrases: own list plus Sisimai's NoRelaying/SyntaxError wording (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases
 
 NAME = "syntax"
 DESCRIPTION = "the address is malformed or not served by that server (relay denied)"

@@ -2,7 +2,6 @@
 (docomo: `552 Too many recipients` at RCPT TO after 100; au/SoftBank: 100 per message). Our fault.
 """
 
-from ._phrases import Phrases
 
 NAME = "too_many_recipients"
 DESCRIPTION = "too many recipients in one message or session"
