@@ -572,3 +572,10 @@ def test_explain_names_the_rule():
     assert any("yield to the code" in n for n in d.notes)
     c, d, _ = explain("bounced", said("550 Unknown user a@docomo.ne.jp", "end of DATA"), recipient_domain="docomo.ne.jp")
     assert (c.reason, d.rule) == ("filtered", "provider")
+
+
+def test_provider_key_is_small_and_shared_by_a_providers_domains(package_tables):
+    from pipeline.classify import provider_key
+    assert provider_key("docomo.ne.jp", day=date(2026, 1, 1)) == provider_key("x.docomo.ne.jp", day=date(2026, 1, 2))
+    assert provider_key("docomo.ne.jp", day=date(2025, 1, 1)) != provider_key("docomo.ne.jp", day=date(2026, 1, 1))
+    assert provider_key("example.net") is None and provider_key() is None

@@ -2,7 +2,8 @@
 
   classifier  classify(status, diagnostic, dsn, reply_code, smtp_phase, carrier, mta,
               recipient_domain, relay, day) -> Classification; explain() -> the rule that decided;
-              configure(cfg.classify, cfg.carriers) installs the config's phrases and providers
+              configure(cfg.classify, cfg.carriers) installs the config's phrases and providers;
+              provider_key(domain, relay, carrier, day) for callers that de-duplicate first
   reasons/    one module per bounce reason: phrases and codes as data, ORDER of trial in one place
   carriers    recipient domain / MX host -> carrier (data/carriers.toml + config [carriers])
   providers   recipient domain / relay / carrier + day -> provider behaviour period
@@ -21,7 +22,8 @@ from .classifier import (
     is_hard,
     normalise,
     parse_reply,
+    provider_key,
 )
 
 __all__ = ["DELIVERED", "Classification", "Decision", "classify", "configure", "describe", "explain",
-           "is_hard", "normalise", "parse_reply"]
+           "is_hard", "normalise", "parse_reply", "provider_key"]

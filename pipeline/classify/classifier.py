@@ -191,6 +191,15 @@ def classify(
                            dsn, reply_code, smtp_phase, mta, key)
 
 
+def provider_key(recipient_domain: str | None = None, relay: str | None = None, carrier: str | None = None,
+                 day=None) -> str | None:
+    """The small key classify() caches by for these fields ("docomo#1", or None): callers that
+    de-duplicate events before classifying (ingest's batches) add it to their key."""
+    if not (recipient_domain or relay or carrier):
+        return None
+    return (_TABLES or tables()).providers.key_for(recipient_domain, relay, carrier, day)
+
+
 def explain(status: str, diagnostic: str | None, dsn: str | None = None, reply_code: int | None = None,
             smtp_phase: str | None = None, carrier: str | None = None, mta: str | None = None,
             recipient_domain: str | None = None, relay: str | None = None, day=None) -> tuple[Classification, Decision, Context]:
