@@ -120,7 +120,7 @@ def _find_address(lines: list[str]) -> tuple[str, str] | None:
 
 def _find_contact(lines: list[str], optout_targets: set[str]) -> tuple[str, str] | None:
     for i, line in enumerate(lines):
-        if CONTACT_LABEL.search(line) and not OPTOUT_WORDS.search(line):
+        if CONTACT_LABEL.search(line) and not _optout_words(line):
             for near in _near(lines, i, 0, 2):
                 if _phones(near) or any(t not in optout_targets for t in _targets(near)):
                     return "labelled", line if (_phones(line) or _targets(line)) else f"{line} {near}"
@@ -134,16 +134,42 @@ def _find_contact(lines: list[str], optout_targets: set[str]) -> tuple[str, str]
     return None
 
 
+def _optout_words(line: str) -> bool:
+    """The words announcing the opt-out, looked for outside URLs and addresses (a URL such as
+    /unsubscribe is not a statement) and with spaces removed (配 信 停 止)."""
+    words = EMAIL.sub(" ", URL.sub(" ", line))
+    return bool(OPTOUT_WORDS.search(words) or OPTOUT_WORDS.search(words.replace(" ", "")))
+
+
+_BACK_REFERENCE = re.compile(r"上記|上の|以上の|above", re.IGNORECASE)
+
+
+def _optout_targets(lines: list[str], i: int) -> list[str]:
+    """The address/URL the opt-out words at line i announce: on the same line, else in the next
+    two lines, else on the line before when it looks like one (…/unsubscribe) or the words point
+    back to it (上記のURL). A contact address just above the words is not taken for it."""
+    if _targets(lines[i]):
+        return _targets(lines[i])
+    for near in lines[i + 1:i + 1 + WINDOW[1]]:
+        if _targets(near):
+            return _targets(near)
+    if i > 0:
+        before = _targets(lines[i - 1])
+        if _BACK_REFERENCE.search(lines[i]):
+            return before
+        return [t for t in before if OPTOUT_URL.search(t)]
+    return []
+
+
 def _find_optout(lines: list[str]) -> tuple[str, str, set[str]]:
     """('ok' | 'no-target' | 'no-words' | 'none', the line, the opt-out addresses/URLs)."""
-    for i, line in enumerate(lines):
-        if OPTOUT_WORDS.search(line.replace(" ", "")) or OPTOUT_WORDS.search(line):
-            targets = [t for near in _near(lines, i) for t in _targets(near)]
-            if targets:
-                return "ok", line, set(targets)
-    for line in lines:
-        if OPTOUT_WORDS.search(line.replace(" ", "")) or OPTOUT_WORDS.search(line):
-            return "no-target", line, set()
+    worded = [i for i, line in enumerate(lines) if _optout_words(line)]
+    for i in worded:
+        targets = _optout_targets(lines, i)
+        if targets:
+            return "ok", lines[i], set(targets)
+    if worded:
+        return "no-target", lines[worded[0]], set()
     for line in lines:
         urls = [u for u in _targets(line) if OPTOUT_URL.search(u)]
         if urls:
