@@ -63,13 +63,16 @@ def _check_seconds(value, option: str, low: float, high: float):
     return value
 
 
-@click.group(epilog="""\b
+EXIT_HELP = """\b
 Exit status:
   0  all checks passed (warnings allowed unless --strict)
   1  error: nothing checked (bad input, unreadable file, resolver not answering)
   2  usage error (unknown option or --carrier)
   3  at least one check failed
-  4  warnings only, with --strict (or doctor.strict = true)""")
+  4  warnings only, with --strict (or doctor.strict = true)"""
+
+
+@click.group(epilog=EXIT_HELP)
 def doctor():
     """Preflight checks: the sending setup (DNS) and a message (.eml).
 
@@ -79,7 +82,7 @@ def doctor():
     """
 
 
-@doctor.command("setup")
+@doctor.command("setup", epilog=EXIT_HELP)
 @click.option("--domain", required=True, help="Envelope sender (MAIL FROM) domain, e.g. example.jp.")
 @click.option("--ip", required=True, help="The public IP address the mail leaves from.")
 @click.option("--helo", default=None, metavar="HOST", help="HELO/EHLO name the MTA announces (checked to resolve to IP).")
@@ -126,7 +129,7 @@ def setup_cmd(ctx, domain, ip, helo, dkim_selector, resolver, port, dnsbls, doma
     _emit(results, as_json, settings.strict if strict is None else strict)
 
 
-@doctor.command("message")
+@doctor.command("message", epilog=EXIT_HELP)
 @click.argument("file", metavar="FILE.eml")
 @click.option("--carrier", type=click.Choice(CARRIERS, case_sensitive=False), default=None,
               help="Judge the size against this carrier only (default: all).")

@@ -131,8 +131,8 @@ def check_ip(ip: str) -> CheckResult:
         "ip", "fail",
         f"{ip} is {kind}: receivers never see it, so PTR, HELO, SPF-for-IP and block-list checks "
         "were skipped",
-        "give the public address the mail leaves from: on the MTA host, the address receivers see "
-        "(your provider's console, or the `client=` of a test message's Received: header at the receiver)",
+        "give the public address the mail leaves from: behind NAT, the router's or provider's public "
+        "address (it is the one in the Received: header a receiver adds to a test message from you)",
         {"ip": ip, "kind": kind, "skipped": list(IP_CHECKS)},
     )
 
