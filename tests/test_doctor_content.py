@@ -130,6 +130,40 @@ def test_html_rendering_keeps_link_targets_and_drops_style():
     assert ("https://good.doctor.test/unsubscribe?u=1", "こちら") in links
 
 
+@pytest.mark.parametrize("style", ["display:none", "visibility: hidden", "font-size:0px"])
+def test_hidden_html_footer_is_not_shown(style):
+    html = HTML_FOOTER.format(extra="").replace("<hr><div>", f'<hr><div style="{style}">')
+    r = law(html_only(html, from_name=""))
+    assert {n: x.status for n, x in r.items()} == dict.fromkeys(LAW, "fail"), r
+    visible = HTML_FOOTER.format(extra="").replace("<hr><div>", '<hr><div style="font-size:10px">')
+    assert statuses(html_only(visible)) == dict.fromkeys(LAW, "pass")
+
+
+def test_unclosed_tags_do_not_hide_the_rest():
+    html = ('<html><body><div style="display:none"><p>tracking<span>x</div>'
+            + HTML_FOOTER.format(extra="").split("<body>", 1)[1])
+    assert statuses(html_only(html)) == dict.fromkeys(LAW, "pass")
+
+
+@pytest.mark.parametrize("address", [
+    "本社：大阪市北区梅田1-1-1", "東京都渋谷区渋谷2-21-1", "住所 〒530-0001 大阪府大阪市北区梅田1丁目",
+    "所在地：札幌市中央区北1条西2丁目",
+])
+def test_address_forms(address):
+    assert law(plain(INTRO + FOOTER.replace(ADDRESS, address), "utf-8"))["law-address"].status == "pass"
+
+
+@pytest.mark.parametrize("words", [
+    "このメールの受信を希望されない方は、下記よりお手続きください。",
+    "メールマガジンの解除はこちら",
+    "今後、配信が不要な方は以下のURLへ",
+    "購読を停止する：",
+])
+def test_opt_out_wordings(words):
+    footer = FOOTER.replace(OPTOUT, words + "\nhttps://good.doctor.test/u?id=1")
+    assert law(plain(INTRO + footer, "utf-8"))["law-optout"].status == "pass"
+
+
 def test_footer_only_in_the_text_alternative_is_a_warning():
     html = "<html><body><p>冬の新商品のご案内です。</p></body></html>"
     r = law(alternative(INTRO + FOOTER, html))

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.core.config import DEFAULTS, DoctorSettings
+from pipeline.core.errors import ConfigError
 from pipeline.preflight import check_setup, failed
 from pipeline.preflight.dns_checks import (
     DEFAULT_DNSBLS,
@@ -313,6 +314,15 @@ def test_configured_test_entry_replaces_the_rfc5782_one(dns_port):
     assert dead.status == "warn" and "13.2.0.192.dead.test" in dead.detail
 
 
+@pytest.mark.parametrize("entries, message", [
+    ({"bl.test": "not-an-ip"}, "must be an IPv4 address"),
+    ({"dbl.test": "bad entry"}, "doctor.blocklist_test_entries"),
+])
+def test_bad_test_entries_are_config_errors(dns_port, entries, message):
+    with pytest.raises(ConfigError, match=message):
+        run(dns_port, "good.doctor.test", GOOD_IP, blocklist_test_entries=entries)
+
+
 def test_default_table_names_spamhaus_dbl_test_domain():
     assert DoctorSettings().blocklist_test_entries == {"dbl.spamhaus.org": "dbltest.com"}
 
@@ -451,6 +461,7 @@ def test_cli_options_override_the_config(doctor_config, dns_port):
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--dkim-selector", "s 1"], "DKIM selector"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--dnsbl", "not a zone"], "doctor.dnsbls"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--resolver", "dns.example"], "is not an IP address"),
+    (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--resolver", "127.0.0.1:5353"], "--port 5353"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--resolver", "127.0.0.1", "--port", "0"], "port"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--resolver", "127.0.0.1", "--port", "99999"], "port"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--timeout", "nan"], "--timeout"),

@@ -37,7 +37,8 @@ PREFECTURES = (
     "鳥取県", "島根県", "岡山県", "広島県", "山口県", "徳島県", "香川県", "愛媛県", "高知県", "福岡県",
     "佐賀県", "長崎県", "熊本県", "大分県", "宮崎県", "鹿児島県", "沖縄県",
 )
-STREET = re.compile("(?:" + "|".join(PREFECTURES) + r")\S{0,20}?[市区町村郡]\S{0,40}?\d")
+STREET = re.compile("(?:" + "|".join(PREFECTURES) + r")\S{0,20}?[市区町村郡]\S{0,40}?\d"
+                    r"|(?<!\S)\S{1,5}市\S{1,5}区\S{0,30}?\d")  # a designated city's ward: 大阪市北区梅田1-1
 ENTITY = re.compile(
     r"株式会社|有限会社|合同会社|合資会社|合名会社|(?:一般|公益)(?:社団|財団)法人|特定非営利活動法人|NPO法人"
     r"|学校法人|医療法人|社会福祉法人|\((?:株|有|同)\)"
@@ -54,9 +55,9 @@ CONTACT_LABEL = re.compile(
     r"お?問(?:い)?合(?:わ)?せ|苦情|ご意見|ご相談|連絡先|窓口|サポート|カスタマー|コールセンター|フリーダイヤル"
     r"|電話|TEL|contact|inquir|support|helpdesk|complain", re.IGNORECASE)
 OPTOUT_WORDS = re.compile(
-    r"配信(?:の)?(?:停止|解除|中止)|配信を(?:停止|解除|中止|希望(?:され|し)ない)|受信(?:を)?拒否|購読(?:を)?(?:解除|停止)"
-    r"|登録(?:の)?解除|登録を解除|メール(?:マガジン)?(?:の)?(?:停止|解除)|メルマガ(?:の)?(?:停止|解除)|配信不要"
-    r"|今後(?:の)?(?:メール|配信|ご案内)(?:を|が)?(?:希望|不要|ご不要|停止)|オプトアウト"
+    r"(?:配信|受信|送信|購読|登録|メールマガジン|メルマガ|ニュースレター|メール)(?:の|を)?"
+    r"(?:停止|解除|中止|拒否|取り?消し|キャンセル)"
+    r"|(?:配信|受信|送信)を(?:ご)?希望(?:され|し)ない|配信(?:が)?不要|オプトアウト"
     r"|unsubscribe|opt[\s\-]?out|stop\s+receiving", re.IGNORECASE)
 OPTOUT_URL = re.compile(r"unsub|opt-?out|optout|teishi|kaijo|stop|remove|haishin", re.IGNORECASE)
 WINDOW = (1, 2)  # an address or URL within 1 line before or 2 lines after the words belongs to them

@@ -146,7 +146,11 @@ def _walk(part, alternative, parts, problems, counter, alt_ids) -> None:
 _BLOCK = {"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
           "hr", "section", "article", "header", "footer", "blockquote", "pre", "dd", "dt", "dl", "address",
           "center", "td", "th"}
-_HIDDEN = {"script", "style", "head", "title", "template"}
+_HIDDEN = {"script", "style", "head", "title", "template", "noscript"}
+_VOID = {"br", "img", "hr", "meta", "link", "input", "area", "base", "col", "embed", "source", "track", "wbr"}
+# Inline styles that keep text off the screen: such text is not "shown" to the reader.
+_INVISIBLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d]*[1-9])",
+                        re.IGNORECASE)
 
 
 class _Renderer(HTMLParser):
@@ -155,33 +159,41 @@ class _Renderer(HTMLParser):
         self.out: list[str] = []
         self.links: list[tuple[str, str]] = []
         self._hidden = 0
+        self._open: list[tuple[str, bool]] = []  # open elements and whether each hides its content
         self._href: list[tuple[str | None, int]] = []
 
     def handle_starttag(self, tag, attrs):
-        if tag in _HIDDEN:
-            self._hidden += 1
-        elif tag in _BLOCK:
+        attributes = dict(attrs)
+        if tag not in _VOID:
+            hides = tag in _HIDDEN or "hidden" in attributes or bool(_INVISIBLE.search(attributes.get("style") or ""))
+            self._open.append((tag, hides))
+            self._hidden += hides
+        if tag in _BLOCK:
             self.out.append("\n")
         if tag == "a":
-            self._href.append((dict(attrs).get("href"), len(self.out)))
+            self._href.append((attributes.get("href"), len(self.out)))
         elif tag == "img":
-            alt = dict(attrs).get("alt")
+            alt = attributes.get("alt")
             if alt and not self._hidden:
                 self.out.append(alt)
 
     def handle_startendtag(self, tag, attrs):
         self.handle_starttag(tag, attrs)
-        if tag == "a":
+        if tag not in _VOID:
             self.handle_endtag(tag)
 
     def handle_endtag(self, tag):
-        if tag in _HIDDEN:
-            self._hidden = max(0, self._hidden - 1)
-        elif tag in _BLOCK:
+        if any(t == tag for t, _ in self._open):
+            while self._open:  # close what the markup left open inside this element
+                open_tag, hides = self._open.pop()
+                self._hidden -= hides
+                if open_tag == tag:
+                    break
+        if tag in _BLOCK:
             self.out.append("\n")
         if tag == "a" and self._href:
             href, start = self._href.pop()
-            if href:
+            if href and not self._hidden:
                 href = href.strip()
                 label = "".join(self.out[start:]).strip()
                 self.links.append((href, label))

@@ -564,6 +564,9 @@ def check_setup(
             except ValueError:
                 raise ConfigError(f"doctor.blocklist_test_entries: {zone} is an IP list (doctor.dnsbls), "
                                   f"so its test entry must be an IPv4 address, not {test_entries[zone]!r}") from None
+    for zone in domain_lists:
+        if zone in test_entries and test_entries[zone].lower() != "test":
+            test_entries[zone] = normalise_zone(test_entries[zone], "blocklist_test_entries")
     timeout = settings.timeout
     res = make_resolver(settings.resolver or "", settings.resolver_port, timeout)
     probe_budget = settings.probe_timeout

@@ -66,9 +66,12 @@ def make_resolver(server: str | None = "", port: int = 53, timeout: float = 5.0)
         try:
             ipaddress.ip_address(server)
         except ValueError:
+            host, _, port_text = server.rpartition(":")
+            hint = (f"; give the port separately: --resolver {host.strip('[]')} --port {port_text}"
+                    if port_text.isdigit() and host else "")
             raise ConfigError(
                 f"resolver {server!r} is not an IP address: give the DNS server's address, "
-                "e.g. 127.0.0.1 (set doctor.resolver or --resolver)"
+                f"e.g. 127.0.0.1 (set doctor.resolver or --resolver){hint}"
             ) from None
         res = dns.resolver.Resolver(configure=False)
         res.nameservers = [server]
