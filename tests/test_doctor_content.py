@@ -386,6 +386,9 @@ def bad_inputs(tmp_path):
     huge = tmp_path / "mbox"
     with open(huge, "wb") as fh:
         fh.truncate(65 * 1_000_000 + 1)  # sparse: costs no disk
+    deep = tmp_path / "deep.eml"
+    deep.write_bytes(b"From: a@example.test\nContent-Type: multipart/mixed; boundary=X0\n\n" + b"".join(
+        b"--X%d\nContent-Type: multipart/mixed; boundary=X%d\n\n" % (i, i + 1) for i in range(1500)))
     fifo = tmp_path / "pipe.eml"
     os.mkfifo(fifo)
     return [
@@ -399,6 +402,7 @@ def bad_inputs(tmp_path):
         (blank, "is empty"),
         (text, "does not start with a header"),
         (huge, "far over any carrier's limit"),
+        (deep, "nests MIME parts"),
         ("", "no message file given"),
     ]
 

@@ -101,17 +101,20 @@ def check_message(path_or_bytes, settings: DoctorSettings | None = None, *, carr
         if carrier not in SIZE_LIMITS:
             raise InputError(f"unknown carrier {carrier!r}: use one of {', '.join(CARRIERS)}")
     phrases = load_phrases(settings.ja_spam_phrases or None)
-    raw, _name = read_message(path_or_bytes)
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
-
-    results = [check_headers(msg), check_8bit_headers(raw), check_line_length(raw)]
-    text = extract(msg)
-    results.append(check_charsets(text.problems))
-    results.extend(check_japanese_text(_texts(msg, text)))
-    results.append(check_size(raw, [carrier] if carrier else CARRIERS))
-    results.append(check_recipients(msg))
-    if advertising:
-        results.extend(check_display_duties(text))
+    raw, name = read_message(path_or_bytes)
+    try:
+        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        results = [check_headers(msg), check_8bit_headers(raw), check_line_length(raw)]
+        text = extract(msg)
+        results.append(check_charsets(text.problems))
+        results.extend(check_japanese_text(_texts(msg, text)))
+        results.append(check_size(raw, [carrier] if carrier else CARRIERS))
+        results.append(check_recipients(msg))
+        if advertising:
+            results.extend(check_display_duties(text))
+    except RecursionError:  # Python's email package walks MIME trees recursively
+        raise InputError(f"{name} nests MIME parts hundreds of levels deep: no mail client shows "
+                         "such a message; rebuild it with the composer") from None
     sa_score = None
     if spamassassin:
         sa = check_spamassassin(raw, settings.spamassassin, settings.spamassassin_timeout)
