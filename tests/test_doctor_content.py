@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.core.config import DoctorSettings
-from pipeline.core.errors import ConfigError, InputError
+from pipeline.core.errors import ConfigError
 from pipeline.preflight import check_message
 from pipeline.preflight.body import html_to_text
 from pipeline.preflight.ja_spam import load_phrases, normalise
@@ -214,8 +214,11 @@ def test_address_may_be_a_link_to_the_page_that_shows_it():
     assert r.status == "pass" and "掲載先" in r.detail
 
 
-def test_a_bare_homepage_link_is_not_an_address():
-    footer = FOOTER.replace(ADDRESS, "https://good.doctor.test/")
+@pytest.mark.parametrize("not_an_address", [
+    "https://good.doctor.test/", "本社 TEL：03-1234-5678", "E-mail address: info2@good.doctor.test",
+])
+def test_a_homepage_link_or_a_phone_is_not_an_address(not_an_address):
+    footer = FOOTER.replace(ADDRESS, not_an_address)
     assert law(plain(INTRO + footer, "utf-8"))["law-address"].status == "fail"
 
 

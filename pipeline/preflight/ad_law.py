@@ -108,8 +108,10 @@ def _find_address(lines: list[str]) -> tuple[str, str] | None:
             return "address", line
         if STREET.search(line):
             return "address", line
-    for i, line in enumerate(lines):
-        if ADDRESS_LABEL.search(line) and re.search(r"\d", line) and not URL.search(line):
+    for line in lines:
+        # 住所：… with a house number (not a phone number, a mail address or a link)
+        rest = EMAIL.sub("", URL.sub("", PHONE.sub("", line)))
+        if ADDRESS_LABEL.search(rest) and re.search(r"\d", rest):
             return "address", line
     for i, line in enumerate(lines):
         if ADDRESS_PAGE.search(line):
@@ -238,15 +240,15 @@ def check_display_duties(text: MessageText) -> list[CheckResult]:
     else:
         sender = _combine(
             "law-sender", sender_hits,
-            lambda f: f"送信者: 「{_clip(f[1], 50)}」 / sender named",
+            lambda f: f"送信者名あり / sender named: 「{_clip(f[1], 50)}」",
             ("送信者の氏名・名称が見つかりません", "no sender name (person or company) found"),
             "add the sender's (or responsible party's) name to the footer, e.g. 「送信者：株式会社エグザンプル」 / "
             "送信者（送信責任者）の氏名または名称を表示してください")
 
     address = _combine(
         "law-address", [(view_name(label), _find_address(lines)) for label, lines in views],
-        lambda f: (f"住所: 「{_clip(f[1], 50)}」 / postal address shown" if f[0] == "address" else
-                   f"住所の掲載先: 「{_clip(f[1], 50)}」 / a link to the page with the address"),
+        lambda f: (f"住所あり / postal address shown: 「{_clip(f[1], 50)}」" if f[0] == "address" else
+                   f"住所の掲載先あり / a link to the page with the address: 「{_clip(f[1], 50)}」"),
         ("送信者の住所が見つかりません（住所を載せたページへのURLも）",
          "no postal address of the sender, nor a link announced as the page that shows it"),
         "add the postal address (〒100-0005 東京都千代田区丸の内1-2-3), or a URL introduced as the page "
@@ -255,7 +257,7 @@ def check_display_duties(text: MessageText) -> list[CheckResult]:
 
     contact = _combine(
         "law-contact", [(view_name(label), _find_contact(lines, optout_targets)) for label, lines in views],
-        lambda f: f"問い合わせ先: 「{_clip(f[1], 50)}」 / contact for questions and complaints",
+        lambda f: f"問い合わせ先あり / contact for questions and complaints: 「{_clip(f[1], 50)}」",
         ("苦情・問い合わせ先（電話番号・メールアドレス・URL）が見つかりません",
          "no phone number, mail address or URL for questions and complaints"),
         "add a contact for complaints and questions, e.g. 「お問い合わせ: support@example.jp / "
@@ -290,7 +292,7 @@ def check_display_duties(text: MessageText) -> list[CheckResult]:
                 "does not meet the display duty")
     optout_result = _combine(
         "law-optout", optout_view,
-        lambda f: f"配信停止: 「{_clip(f[1], 50)}」 / opt-out notice with its address or URL",
+        lambda f: f"配信停止の案内あり / opt-out notice: 「{_clip(f[1], 50)}」",
         ("配信停止（受信拒否）の案内と受付先が見つかりません",
          "no opt-out notice with the address or URL that takes it"),
         fix, warn_of=optout_weak)
