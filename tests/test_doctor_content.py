@@ -9,6 +9,7 @@ when it is not installed; .ci/run installs it).
 from __future__ import annotations
 
 import base64
+import json
 import os
 import quopri
 import shutil
@@ -440,3 +441,15 @@ def test_bad_phrase_file_in_the_config_is_one_error_line(tmp_path):
     res = CliRunner().invoke(cli, ["--config", str(conf), "doctor", "message",
                                    str(MESSAGES / "newsletter_iso2022jp.eml"), "--no-spamassassin"])
     assert res.exit_code == 1 and res.output.startswith("Error: doctor.ja_spam_phrases: cannot read")
+
+
+def test_cli_json_reports_each_duty_and_the_phrase_hits(tmp_path):
+    path = tmp_path / "spam.eml"
+    path.write_bytes(plain(SPAM, "iso-2022-jp", subject="【未承諾広告】完全無料"))
+    res = doctor(path, "--no-spamassassin", "--json")
+    assert res.exit_code == 3, res.output
+    data = {d["name"]: d for d in json.loads(res.output)}
+    assert [data[n]["status"] for n in LAW] == ["warn", "fail", "fail", "fail"]  # From name only
+    assert data["law-optout"]["data"]["article"] == "法第4条第2号・施行規則第9条第1号"
+    assert data["ja-spam"]["status"] == "fail" and data["ja-spam"]["data"]["spamassassin_score"] is None
+    assert {"未承諾広告", "完全無料"} <= {h["signal"] for h in data["ja-spam"]["data"]["hits"]}
