@@ -14,7 +14,7 @@
 --   filtered_recipients  distinct recipients among them (BIGINT)
 --   carrier_attempts     all attempts to the carrier that day (BIGINT)
 --   share_of_attempts    filtered / carrier_attempts (DOUBLE)
---   top_reply            the most common reply, addresses masked as <address>; ties: the
+--   top_reply            the most common reply, addresses (with their <>) masked as <address>; ties: the
 --                        alphabetically first reply
 
 WITH stored AS (
@@ -40,7 +40,7 @@ carrier_days AS (
 
 refusals AS (
     SELECT day, carrier, recipient,
-           regexp_replace(coalesce(diagnostic, ''), '[^\s<>()]+@[^\s<>()]+', '<address>', 'g') AS reply
+           regexp_replace(coalesce(diagnostic, ''), '<?[^\s<>()]+@[^\s<>()]+>?', '<address>', 'g') AS reply
     FROM in_period
     WHERE reason = 'filtered' AND status <> 'sent'
 ),

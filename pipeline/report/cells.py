@@ -20,13 +20,15 @@ REPLY_COLUMNS = ("top_reply",)
 # Line breaks (real ones, and the two-character `\n` some loggers write instead) and runs of
 # white space inside a reply: one reply is shown as one line.
 _BREAKS = re.compile(r"(?:\\r\\n|\\n|\\r|\s)+")
+# sql/sender_problems_daily.sql masks the address inside <...>, leaving <<address>>
+_DOUBLE_MASK = re.compile(r"<<address>>")
 
 
 def clean_reply(value):
     """A reply text on one line: line breaks and runs of spaces become one space."""
     if not isinstance(value, str):
         return value
-    return _BREAKS.sub(" ", value).strip()
+    return _DOUBLE_MASK.sub("<address>", _BREAKS.sub(" ", value)).strip()
 
 
 def percent(value) -> str:

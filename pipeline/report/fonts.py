@@ -85,11 +85,10 @@ def missing_glyphs(text: str, font: JapaneseFont | None = None) -> str:
                            and not any(ord(ch) in m for m in maps)}))
 
 
-def chart_language(lang: str) -> tuple[str, str | None]:
-    """(the language the charts can be drawn in, a warning or None).
-
-    Japanese needs a Japanese font; without one the charts fall back to English."""
-    if lang != "ja" or japanese_font() is not None:
+def chart_language(lang: str, font: JapaneseFont | None) -> tuple[str, str | None]:
+    """(the language the charts can be drawn in, a warning or None), given the Japanese font
+    found (`japanese_font()`). Japanese needs one; without it the charts fall back to English."""
+    if lang != "ja" or font is not None:
         return lang, None
     warning = (f"no Japanese font found for the charts, so their labels are in English: install one "
                f"(Debian: apt-get install {DEBIAN_PACKAGE}; or fonts-noto-cjk)")

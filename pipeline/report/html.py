@@ -188,8 +188,8 @@ def render_html(report: Report, pngs: dict[str, bytes], lang: str = "en",
             return L("week_rows", n=len(rows))
         return L("week_summary", attempts=int(week.attempts), rate=percent(week.bounce_rate))
 
-    parts += _section("carrier_daily", report, L,
-                      by_week_html(t["carrier_daily"], L, daily_summary, day_column="period_start"))
+    daily = t["carrier_daily"].drop(columns="period_end").rename(columns={"period_start": "day"})
+    parts += _section("carrier_daily", report, L, by_week_html(daily, L, daily_summary))
     hourly = t["carrier_hourly"]
     hourly_body = "\n".join(
         f"<details><summary>{esc(L.carrier(c))}</summary>{table_html(hourly[hourly['carrier'] == c], L)}</details>"

@@ -88,7 +88,7 @@ def generate(data_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: 
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} is a file: --out needs a folder")
     report = build_report(data_dir, settings, rule, timezone, since, until, fail_over=fail_over)
-    chart_lang, warning = fonts.chart_language(L.lang)
+    chart_lang, warning = fonts.chart_language(L.lang, fonts.japanese_font())
     warnings = [warning] if warning else []
     files = {f"{name}.csv": csv_bytes(df, L.lang, bom=excel or L.lang == "ja")
              for name, df in report.tables.items()}
