@@ -10,11 +10,10 @@ import csv
 import io
 import re
 import warnings
-from datetime import date, datetime, timezone
+from datetime import date
 
 import matplotlib.dates as mdates
 import pandas as pd
-import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
@@ -25,7 +24,7 @@ from pipeline.core.errors import ConfigError
 from pipeline.report import charts, fonts, labels, notice, reports
 from pipeline.report.cells import clean_reply
 from pipeline.report.csvfiles import csv_bytes
-from pipeline.suppression.store import HISTORY_SCHEMA, SuppressionStore
+from pipeline.suppression.store import SuppressionStore
 
 from conftest import at, event, make_config, store_events
 from test_reports import fixture_events, history_rows

@@ -69,7 +69,7 @@ def report_cmd(ctx, since, until, out_dir, fail_over, lang):
     Examples:
       mailhygiene report --since 2026-11-01 --until 2026-11-30 --out reports/2026-11
       mailhygiene report --lang ja             # 日本語のレポート
-      mailhygiene report --fail-over 4%        # from cron: exit 2 mails you
+      mailhygiene report --fail-over 0.04      # from cron (no bare %): exit 2 mails you
     """
     from ..report.reports import generate, sending_domain_of
 

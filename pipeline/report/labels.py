@@ -13,6 +13,8 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+from ..core.errors import InputError
+
 LANGS: tuple[str, ...] = ("en", "ja")
 
 # column -> (English header, Japanese header). English headers of the CSV files are the column
@@ -276,8 +278,6 @@ class Labels:
 def labels(lang: str | None) -> Labels:
     lang = lang or "en"
     if lang not in LANGS:
-        from ..core.errors import InputError
-
         raise InputError(f"unknown report language {lang!r}: use one of {', '.join(LANGS)}")
     return Labels(lang)
 

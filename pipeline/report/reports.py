@@ -24,15 +24,18 @@ from ..core.config import Config, ReportSettings, RuleSettings
 from ..core.errors import InputError
 from ..core.fsutil import atomic_write_bytes, describe_os_error
 from . import charts, fonts, notice
-from .cells import RATE_COLUMNS, display_table  # noqa: F401  (re-exported for notebooks)
+from .cells import RATE_COLUMNS, display_table
 from .csvfiles import csv_bytes
-from .figures import (MAX_DAILY_CHART_DAYS, ON_THE_HOUR_MINUTES, TOP_DOMAINS, Report,  # noqa: F401
-                      build_report, open_warehouse, parse_day, parse_rate)
+from .figures import (MAX_DAILY_CHART_DAYS, ON_THE_HOUR_MINUTES, TOP_DOMAINS, Report, build_report,
+                      open_warehouse, parse_day, parse_rate)
 from .html import KEY_COLUMNS, render_html
 from .labels import labels
 
+__all__ = ["HTML_NAME", "Report", "WrittenReport", "build_report", "chart_pngs", "display_table",
+           "generate", "key_figures", "open_warehouse", "parse_day", "parse_rate", "sending_domain_of",
+           "write_report", "MAX_DAILY_CHART_DAYS", "ON_THE_HOUR_MINUTES", "RATE_COLUMNS", "TOP_DOMAINS"]
+
 HTML_NAME = "report.html"
-NOTICE_NAME = notice.FILE_NAME
 
 
 @dataclass
