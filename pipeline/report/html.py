@@ -133,9 +133,9 @@ def _chart(name: str, pngs: dict[str, bytes], L: Labels) -> list[str]:
 
 def _section(name: str, report: Report, L: Labels, body: str, note: str = "") -> list[str]:
     df = report.tables[name]
-    meta = L("rows", n=len(df), csv=f"{name}.csv")
-    return [f'<h2 id="table-{name}">{esc(L("title." + name))}</h2>',
-            f'<p class="note">{note}{esc(meta)}</p>', body]
+    meta = esc(L("rows", n=len(df), csv=f"{name}.csv"))
+    text = f"{note}{L('note_end')}{meta}" if note else meta
+    return [f'<h2 id="table-{name}">{esc(L("title." + name))}</h2>', f'<p class="note">{text}</p>', body]
 
 
 def render_html(report: Report, pngs: dict[str, bytes], lang: str = "en",
@@ -195,14 +195,14 @@ def render_html(report: Report, pngs: dict[str, bytes], lang: str = "en",
         f"<details><summary>{esc(L.carrier(c))}</summary>{table_html(hourly[hourly['carrier'] == c], L)}</details>"
         for c in hourly["carrier"].unique()) if len(hourly) else f"<p>{esc(L('none'))}</p>"
     parts += _section("carrier_hourly", report, L, hourly_body,
-                      esc(L("note.carrier_hourly", minutes=ON_THE_HOUR_MINUTES)) + "; ")
+                      esc(L("note.carrier_hourly", minutes=ON_THE_HOUR_MINUTES)))
     parts += _section("reasons_by_carrier", report, L, table_html(t["reasons_by_carrier"], L))
     parts += _section("top_failing_domains", report, L, table_html(t["top_failing_domains"], L))
     parts += _section("sender_problems_daily", report, L, by_week_html(t["sender_problems_daily"], L),
-                      esc(L("note.sender_problems_daily")) + "; ")
-    link = f'<a href="#{NOTICE_ID}">{esc(L("note.filtered_link"))}</a>; ' if notice else ""
+                      esc(L("note.sender_problems_daily")))
+    link = f'<a href="#{NOTICE_ID}">{esc(L("note.filtered_link"))}</a>' if notice else ""
     parts += _section("filtered_daily", report, L, by_week_html(t["filtered_daily"], L),
-                      esc(L("note.filtered_daily")) + link)
+                      esc(L("note.filtered_daily") if notice else L("note.filtered_daily").rstrip(": ")) + link)
     parts += _section("suppression_growth", report, L, table_html(t["suppression_growth"], L))
     parts.append(f'<h2 id="definitions">{esc(L("definitions"))}</h2>')
     parts.append("<dl>" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in L.definitions) + "</dl>")
