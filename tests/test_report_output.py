@@ -309,3 +309,19 @@ def test_without_a_japanese_font_charts_fall_back_to_english():
     # an English chart shows no Japanese label that could turn into boxes
     growth = pd.DataFrame(columns=["day", "added", "added_by_rule", "released", "net_change", "list_size"])
     assert not JAPANESE.search(chart_texts(charts.suppression_growth_chart(growth, lang=lang)))
+
+
+def test_summary_prints_warnings_and_write_errors(written_ja, store, tmp_path, capsys):
+    import dataclasses
+
+    from pipeline.cli.report import print_key_figures
+
+    print_key_figures(dataclasses.replace(written_ja, warnings=["no Japanese font found"]))
+    captured = capsys.readouterr()
+    assert "警告: no Japanese font found" in captured.err and "期間: " in captured.out
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    r = CliRunner().invoke(cli, ["--data-dir", str(store.data_dir), "--timezone", "Asia/Tokyo", "report",
+                                 "--out", str(blocker / "sub")])
+    assert r.exit_code == 1 and r.output.startswith(f"Error: cannot write the report into {blocker / 'sub'}")
+    assert "Traceback" not in r.output
