@@ -168,7 +168,7 @@ def reasons_chart(reasons: pd.DataFrame, title: str | None = None, *, lang: str 
 def hourly_chart(hourly: pd.DataFrame, *, lang: str = "en", timezone: str = "",
                  edge_minutes: int = 5) -> Figure:
     """One panel per carrier: attempts per local hour of the day (the first `edge_minutes` of
-    each hour solid), refusals (scope sender) in red; each panel's title says which share of the
+    each hour solid), refusals (scope sender) in dark grey; each panel's title says which share of the
     carrier's attempts and refusals fell on the hour.
 
     `hourly`: rows of sql/carrier_hourly.sql.
@@ -198,12 +198,8 @@ def hourly_chart(hourly: pd.DataFrame, *, lang: str = "en", timezone: str = "",
             share = rows["on_the_hour_attempts"].sum() / attempts if attempts else 0.0
             r_share = rows["on_the_hour_refused"].sum() / refused if refused else 0.0
             rate = refused / attempts if attempts else 0.0
-            if lang == "ja":
-                detail = (f"試行 {attempts} 件（正時直後 {share:.0%}）、"
-                          f"拒否 {refused} 件 = {rate:.1%}（正時直後 {r_share:.0%}）")
-            else:
-                detail = (f"{attempts} attempts ({share:.0%} on the hour), "
-                          f"{refused} refused = {rate:.1%} ({r_share:.0%} on the hour)")
+            detail = L("chart.hourly_detail", attempts=attempts, share=f"{share:.0%}", refused=refused,
+                       rate=f"{rate:.1%}", r_share=f"{r_share:.0%}")
             ax.set_title(f"{L.carrier(carrier)}: {detail}", fontsize="medium", loc="left")
             ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
             ax.set_ylim(0, max(1, int(rows["attempts"].max())) * 1.15)

@@ -138,6 +138,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "chart.hourly_refused": "refused (our side)", "chart.hourly_xlabel": "hour of the day",
         "chart.hourly_rate": "refusal rate",
         "chart.hourly_none": "no attempts in this period",
+        "chart.hourly_detail": ("{attempts} attempts ({share} on the hour), "
+                                "{refused} refused = {rate} ({r_share} on the hour)"),
         "term.period": "period: {first} .. {last} ({tz} days)",
         "term.over": "  << over",
         "term.report": "report: {path}",
@@ -199,6 +201,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "chart.hourly_refused": "拒否（送信側）", "chart.hourly_xlabel": "時",
         "chart.hourly_rate": "拒否率",
         "chart.hourly_none": "この期間の配信試行はありません",
+        "chart.hourly_detail": "試行 {attempts} 件（正時直後 {share}）、拒否 {refused} 件 = {rate}（正時直後 {r_share}）",
         "term.period": "期間: {first} 〜 {last}（{tz} の暦日）",
         "term.over": "  << 超過",
         "term.report": "レポート: {path}",
@@ -282,6 +285,16 @@ def labels(lang: str | None) -> Labels:
     if lang not in LANGS:
         raise InputError(f"unknown report language {lang!r}: use one of {', '.join(LANGS)}")
     return Labels(lang)
+
+
+def all_words(lang: str) -> str:
+    """Every word of one language in one string (for checking that a font has all the glyphs)."""
+    i = LANGS.index(lang)
+    parts = list(_TEXT[lang].values()) + [v[i] for v in COLUMNS.values()]
+    parts += [k + v for k, v in _DEFINITIONS[lang]]
+    if lang == "ja":
+        parts += [*CARRIER_NAMES_JA.values(), *REASON_NAMES_JA.values(), *SCOPE_NAMES_JA.values()]
+    return "".join(parts)
 
 
 def display_width(text: str) -> int:
