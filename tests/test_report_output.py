@@ -149,7 +149,7 @@ def test_report_lang_from_the_config_and_the_option(store, tmp_path):
     width = labels.display_width
     all_row = next(ln for ln in lines if ln.startswith("全体"))
     assert width(head) == width(all_row)
-    assert "ALERT: ドコモ の宛先不明率 37.5 % が閾値 35.0 % を超えています" in r.output
+    assert "ALERT: ドコモの宛先不明率 37.5 % が閾値 35.0 % を超えています" in r.output
     assert "レポート: " in r.output and '<html lang="ja">' in (tmp_path / "a" / "report.html").read_text("utf-8")
 
     r = CliRunner().invoke(cli, base + ["--out", str(tmp_path / "b"), "--lang", "en"])

@@ -206,7 +206,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "term.over": "  << 超過",
         "term.report": "レポート: {path}",
         "term.files": "表: CSV {csv} 件、グラフ: PNG {png} 件（{folder}）",
-        "term.alert": "ALERT: {carrier} の宛先不明率 {rate} が閾値 {limit} を超えています",
+        "term.alert": "ALERT: {carrier}の宛先不明率 {rate} が閾値 {limit} を超えています",
         "term.warning": "警告: {text}",
     },
 }
