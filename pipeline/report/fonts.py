@@ -1,7 +1,8 @@
 """The Japanese font for the charts: find one that has every glyph the labels need, or say so.
 
-Reads the system's font files (matplotlib's font list plus the files in the system font folders,
-so a font installed after matplotlib built its cache is still found); writes nothing. Called by
+Reads the system's font files (matplotlib's font list plus the files in the system font folders:
+a font installed after matplotlib built its cache is added to matplotlib's in-memory font list,
+never to its settings); writes nothing. Called by
 pipeline.report.charts (which fonts a figure draws with) and pipeline.report.reports (whether
 Japanese chart labels are possible, and the warning when they are not).
 
