@@ -97,6 +97,8 @@ class ReportSettings:
     dir: str = setting("reports", nonempty=True)
     # Alert (exit status 4 of `report`) when a carrier's failure rate exceeds this percentage; 0 = off.
     fail_over: float = setting(0.0, min=0.0, max=100.0)
+    # Language of report.html, the CSV headers, the charts and `report`'s summary (`--lang`).
+    lang: str = setting("en", choices=("en", "ja"))
 
 
 @dataclass(frozen=True)
