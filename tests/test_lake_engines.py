@@ -133,7 +133,7 @@ QUERIES = sorted(p.stem for p in sql_dir().glob("*.sql") if p.stem != "macros")
 
 
 def query_params(name, cfg):
-    p = {**rule_params(cfg), "block_rate": 0.3, "block_min_errors": 1, "grain": "day", "limit": 50,
+    p = {**rule_params(cfg), "block_rate": 0.3, "block_min_errors": 1, "grain": "day", "limit": 50, "edge_minutes": 5,
          "address": "taro.dead@docomo.ne.jp"}
     if name in ("active_addresses", "guard_carrier_days"):
         p.update(since=datetime(2026, 11, 1, tzinfo=timezone.utc))

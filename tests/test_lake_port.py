@@ -34,7 +34,7 @@ def golden_params(name: str) -> dict:
     params = {"tz": "Asia/Tokyo", "as_of": datetime(2026, 11, 30, 14, 59, 59, 999999, tzinfo=timezone.utc),
               "min_errors": 2, "min_days": 2, "window_days": 7,
               "counted_reasons": ["user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"],
-              "block_rate": 0.5, "block_min_errors": 20, "grain": "week", "limit": 20,
+              "block_rate": 0.5, "block_min_errors": 20, "grain": "week", "limit": 20, "edge_minutes": 5,
               "address": "taro.dead@docomo.ne.jp"}
     if name in INSTANT_BOUNDS:
         params.update(since=datetime(2026, 11, 1, 15, 0, tzinfo=timezone.utc), until=None)

@@ -103,7 +103,9 @@ class SparkEngine:
         return self.spark.sql(text).toArrow()
 
     def close(self) -> None:
-        """The session stays up for the process (starting Spark costs seconds); views are dropped."""
+        """The session stays up for the process (starting Spark costs seconds); views and cached
+        events are dropped."""
+        self.spark.catalog.clearCache()
         for t in self.spark.catalog.listTables():
             if t.isTemporary:
                 self.spark.catalog.dropTempView(t.name)

@@ -124,11 +124,15 @@ def register_lake_events(spark, lake: LakeLocation) -> int:
     else:
         from .spark_source import register_source
 
+        from pyspark import StorageLevel
+
         register_source(spark)
+        # this source has no column pruning and every query reads the events several times
+        # (the rule twice, the each-event-once view three times): read the objects once
         (spark.read.format("mailhygiene_lake").schema(ddl(LAKE_SCHEMA))
          .option("lake", _json(lake.filesystem_options()))
          .option("objects", _json([[o.path, o.node, o.day, o.size] for o in objects]))
-         .load().createOrReplaceTempView("lake_events"))
+         .load().persist(StorageLevel.MEMORY_AND_DISK).createOrReplaceTempView("lake_events"))
     from .port import port
 
     spark.sql(port(DEDUPED_EVENTS_SQL)).createOrReplaceTempView("events")
