@@ -131,5 +131,6 @@ LAZY_COMMANDS = {
     "doctor": "pipeline.cli.doctor:doctor",
     "report": "pipeline.cli.report:report_cmd",
     "watch": "pipeline.cli.watch:watch_cmd",
+    "lake": "pipeline.cli.lake:lake_group",
 }
 cli.lazy_commands = LAZY_COMMANDS
