@@ -123,3 +123,16 @@ def test_port_inlines_a_select_alias_used_in_a_window_but_not_a_column_name():
     assert "ORDER BY COUNT(*) DESC, REGEXP_REPLACE(diagnostic, 'x', 'y') NULLS LAST" in out
     kept = port("SELECT coalesce(carrier, 'u') AS carrier, row_number() OVER (ORDER BY carrier) FROM t", {}, pretty=False)
     assert "OVER (ORDER BY carrier NULLS LAST)" in kept  # the column, as DuckDB reads it
+
+
+def test_port_stages_split_the_named_steps_and_mark_the_reused_ones():
+    from pipeline.lake.port import port_stages
+
+    stages, final = port_stages(
+        "WITH a AS (SELECT x FROM events WHERE ts <= $t), b AS (SELECT x FROM a), "
+        "c AS (SELECT a.x FROM a JOIN b USING (x)) SELECT * FROM c ORDER BY x",
+        {"t": datetime(2026, 11, 1, tzinfo=timezone.utc)}, prefix="q1")
+    assert [(s.view, s.reuse) for s in stages] == [("q1_a", True), ("q1_b", False), ("q1_c", False)]
+    assert stages[0].sql == "SELECT x FROM events WHERE ts <= CAST('2026-11-01 00:00:00.000000' AS TIMESTAMP)"
+    assert stages[2].sql == "SELECT a.x FROM q1_a AS a JOIN q1_b AS b USING (x)"
+    assert final == "SELECT * FROM q1_c AS c ORDER BY x NULLS LAST"

@@ -71,6 +71,7 @@ class SparkEngine:
 
     def __init__(self, spark):
         self.spark = spark
+        self._queries = 0
 
     @classmethod
     def open(cls, cfg: Config) -> "SparkEngine":
@@ -94,10 +95,31 @@ class SparkEngine:
         df.createOrReplaceTempView(name)
 
     def query(self, name: str, params: dict[str, Any] | None = None) -> pa.Table:
-        from .port import port
+        """The port of sql/<name>.sql, its named steps run as views: a step that later steps read
+        more than once is computed once and cached for this query (Spark would recompute it,
+        down to the scan of the events, at every reference)."""
+        from pyspark import StorageLevel
 
-        text = port(read_sql(name), params or {}, macros=read_sql("macros"))
-        return self.spark.sql(text).toArrow()
+        from .port import port_stages
+
+        self._queries += 1
+        stages, final = port_stages(read_sql(name), params or {}, macros=read_sql("macros"),
+                                    prefix=f"mh_q{self._queries}")
+        cached = []
+        try:
+            for stage in stages:
+                df = self.spark.sql(stage.sql)
+                if stage.reuse:
+                    df = df.persist(StorageLevel.MEMORY_AND_DISK)
+                    df.count()  # computed here, once; later steps read the cache
+                    cached.append(df)
+                df.createOrReplaceTempView(stage.view)
+            return self.spark.sql(final).toArrow()
+        finally:
+            for df in cached:
+                df.unpersist()
+            for stage in stages:
+                self.spark.catalog.dropTempView(stage.view)
 
     def sql(self, text: str) -> pa.Table:
         return self.spark.sql(text).toArrow()

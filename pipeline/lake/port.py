@@ -261,20 +261,74 @@ def fold_intervals(tree):
     return tree
 
 
+def _ported_tree(sql: str, params: dict | None, macros: str | None):
+    sqlglot, exp = _sqlglot()
+    statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        raise InputError(f"expected one query, found {len(statements)} statement(s)"
+                         + ("" if len(statements) != 1 else " that is no query"))
+    tree = statements[0]
+    if macros:
+        tree = expand_macros(tree, parse_macros(macros))
+    tree = bind_params(tree, params or {})
+    return fold_intervals(window_aliases(distinct_string_aggs(timezone_calls(tree))))
+
+
 def port(sql: str, params: dict | None = None, *, macros: str | None = None, pretty: bool = True) -> str:
     """Spark SQL for one DuckDB-dialect query with its parameters bound."""
-    sqlglot, exp = _sqlglot()
     from sqlglot.errors import ErrorLevel, SqlglotError
 
     try:
-        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
-        if len(statements) != 1:
-            raise InputError(f"expected one query, found {len(statements)} statements")
-        tree = statements[0]
-        if macros:
-            tree = expand_macros(tree, parse_macros(macros))
-        tree = bind_params(tree, params or {})
-        tree = fold_intervals(window_aliases(distinct_string_aggs(timezone_calls(tree))))
+        tree = _ported_tree(sql, params, macros)
         return tree.sql(dialect="spark", pretty=pretty, unsupported_level=ErrorLevel.RAISE)
+    except SqlglotError as exc:
+        raise LakeError(f"this query does not port to Spark SQL: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Stage:
+    view: str           # the temporary view this step becomes
+    sql: str            # Spark SQL of the step (earlier steps read as their views)
+    reuse: bool         # read more than once by later steps: compute it once (cache)
+
+
+def port_stages(sql: str, params: dict | None = None, *, macros: str | None = None,
+                prefix: str = "mh") -> tuple[list[Stage], str]:
+    """The port split at its CTEs: one Stage per named step, then the final SELECT.
+
+    Spark inlines a CTE at every reference, so a step read by two later steps (and all the
+    steps below it, down to the scan of the events) is computed twice; the rule's steps would
+    scan the events a dozen times. Run as views, with the reused ones cached, each step is
+    computed once (lake.engines.SparkEngine does that). Same rows as the single query.
+    """
+    _, exp = _sqlglot()
+    from sqlglot.errors import ErrorLevel, SqlglotError
+
+    try:
+        tree = _ported_tree(sql, params, macros)
+        with_ = tree.args.get("with_") or tree.args.get("with")
+        if with_ is None or with_.args.get("recursive"):
+            return [], tree.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
+        ctes = list(with_.expressions)
+        names = [c.alias for c in ctes]
+        views = {n.lower(): f"{prefix}_{n}" for n in names}
+        tree = tree.copy()
+        tree.set("with_" if "with_" in tree.args else "with", None)
+
+        def rename(node):
+            if isinstance(node, exp.Table) and not node.args.get("db") and node.name.lower() in views:
+                alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name))
+                return exp.Table(this=exp.to_identifier(views[node.name.lower()]), alias=alias.copy())
+            return node
+
+        bodies = [c.this.copy().transform(rename) for c in ctes]
+        final = tree.transform(rename)
+        stages = []
+        for i, (name, body) in enumerate(zip(names, bodies)):
+            view = views[name.lower()]
+            later = bodies[i + 1:] + [final]
+            uses = sum(1 for b in later for t in b.find_all(exp.Table) if t.name == view)
+            stages.append(Stage(view, body.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE), uses > 1))
+        return stages, final.sql(dialect="spark", unsupported_level=ErrorLevel.RAISE)
     except SqlglotError as exc:
         raise LakeError(f"this query does not port to Spark SQL: {exc}") from None
