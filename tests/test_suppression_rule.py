@@ -6,24 +6,38 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pipeline.suppression import store as suppression
 from pipeline.core.errors import GuardTripped, InputError, NoDataError
-from pipeline.suppression.store import run_rule, suppressed_addresses
+from pipeline.suppression import store as suppression
+from pipeline.suppression.rule import evaluate
+from pipeline.suppression.rule import run_rule as _run_rule
+from pipeline.suppression.store import SuppressionStore, suppressed_addresses
 
 from conftest import at, event, make_config, store_events
 
 AS_OF = "2026-11-30"
 
 
+def candidates(cfg, as_of=AS_OF):
+    return evaluate(cfg.data_dir, cfg.rule, as_of, tz=cfg.timezone_name)
+
+
 def marked(cfg, as_of=AS_OF):
-    return set(suppression.evaluate(cfg, suppression.parse_as_of(as_of, cfg))["address"])
+    return {r["address"] for r in candidates(cfg, as_of)}
+
+
+def run_rule(cfg, as_of=None, **kw):
+    return _run_rule(SuppressionStore(cfg.data_dir), cfg.rule, cfg.guard, as_of, tz=cfg.timezone_name, **kw)
+
+
+def new_addresses(result):
+    return [r["address"] for r in result.new]
 
 
 def test_two_days_inside_a_week(cfg):
     store_events(cfg, [event("a@docomo.ne.jp", at(10)), event("a@docomo.ne.jp", at(14))])
-    df = suppression.evaluate(cfg, suppression.parse_as_of(AS_OF, cfg))
-    assert list(df["address"]) == ["a@docomo.ne.jp"]
-    row = df.iloc[0]
+    found = candidates(cfg)
+    assert [r["address"] for r in found] == ["a@docomo.ne.jp"]
+    row = found[0]
     assert row["error_count"] == 2 and row["distinct_days"] == 2
     assert str(row["window_start"])[:10] == "2026-11-10"
 
@@ -159,17 +173,18 @@ def test_as_of_excludes_later_events(cfg):
 def test_run_rule_applies_once_and_is_idempotent(cfg):
     store_events(cfg, [event("a@au.com", at(10)), event("a@au.com", at(12)), event("ok@au.com", at(12), status="sent")])
     first = run_rule(cfg, as_of=AS_OF)
-    assert first.applied and list(first.new["address"]) == ["a@au.com"]
+    assert first.applied and new_addresses(first) == ["a@au.com"]
     second = run_rule(cfg, as_of=AS_OF)
     assert len(second.new) == 0 and second.already_listed == 1 and not second.applied
     assert suppressed_addresses(cfg) == {"a@au.com"}
-    assert len(suppression.SuppressionStore(cfg.data_dir).history()) == 1
+    hist = suppression.show(cfg, "a@au.com", tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons)["history"]
+    assert [h["action"] for h in hist] == ["added"]
 
 
 def test_dry_run_changes_nothing(cfg):
     store_events(cfg, [event("a@au.com", at(10)), event("a@au.com", at(12))])
     res = run_rule(cfg, as_of=AS_OF, dry_run=True)
-    assert list(res.new["address"]) == ["a@au.com"] and not res.applied
+    assert new_addresses(res) == ["a@au.com"] and not res.applied
     assert suppressed_addresses(cfg) == frozenset()
 
 
@@ -180,7 +195,7 @@ def test_release_keeps_history_and_only_later_errors_count(cfg):
     assert suppressed_addresses(cfg) == frozenset()
     res = run_rule(cfg)  # old errors happened before the release: they no longer count
     assert len(res.new) == 0
-    hist = suppression.SuppressionStore(cfg.data_dir).history().to_pylist()
+    hist = suppression.show(cfg, "a@au.com", tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons)["history"]
     assert [h["action"] for h in hist] == ["added", "released"]
     assert hist[1]["note"] == "customer fixed the phone"
 

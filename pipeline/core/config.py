@@ -83,13 +83,24 @@ class GuardSettings:
     # looks like the carrier blocking us, not like dead addresses.
     block_rate: float = setting(0.5, min=0.0, max=1.0)
     block_min_errors: int = setting(20, min=1)
+    # The same per local hour: a carrier-hour holding new entries' errors is a burst when it has
+    # at least hour_min_errors counted errors making at least hour_rate of its attempts ...
+    hour_rate: float = setting(0.5, min=0.0, max=1.0)
+    hour_min_errors: int = setting(20, min=1)
+    # ... or when at least hour_min_errors of them (and recent_rate of its attempts) hit addresses
+    # that had mail delivered within recent_hours before: our usual addresses, refused at once.
+    recent_hours: float = setting(48.0, min=0.0, max=24.0 * 366)
+    recent_rate: float = setting(0.02, min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)
 class ExportSettings:
     # Written by `clean`; relative paths are under data_dir.
     path: str = setting("exports/suppression.csv", nonempty=True)
+    # UTF-8 with a BOM so Excel opens it; for `clean` and `export` alike.
     excel: bool = setting(False)
+    # `export --filtered`: addresses refused by a handset reception filter within this many days.
+    filtered_days: int = setting(30, min=1, max=3660)
 
 
 @dataclass(frozen=True)

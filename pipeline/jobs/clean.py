@@ -21,7 +21,9 @@ from pathlib import Path
 from ..core.config import Config
 from ..core.errors import ConfigError, LockedError
 from ..ingest.engine import IngestSummary, Ingestor, expand_paths
-from ..suppression.store import RuleResult, export, run_rule
+from ..suppression.export import export
+from ..suppression.rule import RuleResult, run_rule
+from ..suppression.store import SuppressionStore
 
 
 @dataclass
@@ -87,12 +89,15 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
             summary = Ingestor(cfg, fmt=src.get("format", "auto"), progress=progress).run(files)
             result.ingest.append(summary)
             step("ingested", (src["path"], summary))
-        result.rule = run_rule(cfg, as_of=as_of, force=force)
+        store = SuppressionStore(cfg.data_dir)
+        result.rule = run_rule(store, cfg.rule, cfg.guard, as_of, tz=cfg.timezone_name, force=force)
         step("rule", result.rule)
-        exp = cfg["export"]
-        result.export_path = cfg.path_in_data_dir(exp["path"])
+        result.export_path = cfg.path_in_data_dir(cfg.export.path)
         result.export_path.parent.mkdir(parents=True, exist_ok=True)
-        result.exported_rows = export(cfg, result.export_path, "csv", bool(exp["excel"]))
+        # the store was just read and the list checked against its history: an empty list is
+        # the truth here (a new installation), not a mistyped data dir
+        result.exported_rows = export(store, result.export_path, tz=cfg.timezone_name,
+                                      excel=cfg.export.excel, allow_empty=True)
         step("exported", result.export_path)
         if report:
             try:

@@ -44,16 +44,28 @@ def read_sql(name: str) -> str:
 _PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def run_sql(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
-    """Execute sql/<name>.sql with named $params (only those the file uses are passed)."""
-    sql = read_sql(name)
+def bind_sql(name: str, sql: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The $params that `sql` (the text of <name>) uses, taken from `params`; InputError when
+    one is missing."""
     body = "\n".join(line.split("--", 1)[0] if "--" in line else line for line in sql.splitlines())
     wanted = set(_PARAM_RE.findall(body))
     params = params or {}
     missing = wanted - set(params)
     if missing:
         raise InputError(f"{name}.sql needs parameters: {', '.join(sorted(missing))}")
-    return con.execute(sql, {k: v for k, v in params.items() if k in wanted})
+    return {k: v for k, v in params.items() if k in wanted}
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
+    """Execute sql/<name>.sql with named $params (only those the file uses are passed)."""
+    sql = read_sql(name)
+    return con.execute(sql, bind_sql(name, sql, params))
+
+
+def sql_relation(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
+    """sql/<name>.sql as a DuckDB relation (e.g. to keep its rows: `.to_table("candidates")`)."""
+    sql = read_sql(name)
+    return con.sql(sql, params=bind_sql(name, sql, params))
 
 
 def connect(data_dir: str | os.PathLike | None = None, *, config: Config | None = None) -> duckdb.DuckDBPyConnection:

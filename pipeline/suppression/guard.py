@@ -1,0 +1,99 @@
+"""The suppression guard: refuses a rule run whose new entries look like a mistake or a carrier
+refusing us, rather than dead addresses.
+
+Reads the events and the rule's new entries (table `new_entries` on the rule's connection)
+through sql/guard_bursts.sql and, only when it cannot decide without it, sql/active_addresses.sql;
+writes nothing. Called by rule.run_rule with the [guard] settings.
+
+Three tests (README "The rule and the guard"):
+- share: more than guard.min_new new entries making more than guard.max_new_fraction of the
+  addresses active in the evaluated period (the exact count of active addresses, a full scan,
+  is only taken when the addresses with counted errors, a lower bound of it, do not already
+  settle the question);
+- burst: a carrier-hour (guard.hour_*) or carrier-day (guard.block_*) holding new entries'
+  errors in which counted errors are a large share of the attempts;
+- usual addresses: a carrier-hour in which many new entries were refused within
+  guard.recent_hours after a delivery to them (an address that took our mail yesterday and
+  "does not exist" today is more likely refused than dead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..core.config import GuardSettings, RuleSettings
+
+
+@dataclass
+class GuardReport:
+    tripped: bool = False
+    reasons: list[str] = field(default_factory=list)
+    # addresses active in the period; None when the lower bound settled the share test
+    active_addresses: int | None = None
+    active_at_least: int = 0
+    new_fraction: float | None = None
+    bursts: list[dict[str, Any]] = field(default_factory=list)
+    since: datetime | None = None
+
+
+def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of: datetime,
+                new_count: int, first_error: datetime | None) -> GuardReport:
+    """Judge the new entries staged in table `new_entries` of `con` (with the events view)."""
+    from ..store.warehouse import run_sql
+    from .store import rows
+
+    report = GuardReport()
+    if not new_count or first_error is None:
+        return report
+    since = first_error - timedelta(days=rule.window_days)
+    report.since = since
+    found = rows(run_sql(con, "guard_bursts", {
+        "tz": tz, "as_of": as_of, "since": since, "counted_reasons": list(rule.counted_reasons),
+        "hour_min_errors": guard.hour_min_errors, "hour_rate": guard.hour_rate,
+        "recent_hours": guard.recent_hours, "recent_rate": guard.recent_rate,
+        "block_min_errors": guard.block_min_errors, "block_rate": guard.block_rate}))
+    summary = next(r for r in found if r["kind"] == "summary")
+    report.active_at_least = summary["counted_addresses"] or 0
+    _share_test(con, guard, report, new_count=new_count, since=since, as_of=as_of)
+    for row in found:
+        if row["kind"] == "summary":
+            continue
+        report.bursts.append(row)
+        report.tripped = True
+        report.reasons.append(_burst_reason(row, tz, guard))
+    return report
+
+
+def _share_test(con, guard: GuardSettings, report: GuardReport, *, new_count: int,
+                since: datetime, as_of: datetime) -> None:
+    from ..store.warehouse import run_sql
+
+    if new_count <= guard.min_new:
+        return
+    if report.active_at_least and new_count / report.active_at_least <= guard.max_new_fraction:
+        report.new_fraction = None  # at most new_count / active_at_least: below the limit
+        return
+    active = run_sql(con, "active_addresses", {"since": since, "as_of": as_of}).fetchall()[0][0]
+    report.active_addresses = int(active)
+    report.new_fraction = new_count / active if active else 1.0
+    if report.new_fraction > guard.max_new_fraction:
+        report.tripped = True
+        report.reasons.append(
+            f"{new_count} new entries are {report.new_fraction:.1%} of the {active} addresses active "
+            f"since {since:%Y-%m-%d}: more than guard.max_new_fraction = {guard.max_new_fraction:.1%}")
+
+
+def _burst_reason(row: dict[str, Any], tz: str, guard: GuardSettings) -> str:
+    start = row["period_start"]
+    if row["kind"] == "hour":
+        when = f"{start:%Y-%m-%d %H:00}-{(start + timedelta(hours=1)):%H:00} ({tz})"
+    else:
+        when = f"on {start:%Y-%m-%d} ({tz})"
+    what = [f"{row['counted_errors']} of {row['attempts']} attempts ({row['error_rate']:.0%}) failed as dead addresses"]
+    if row["usual"]:
+        what.append(f"{row['usual_refusals']} of them to addresses that had mail delivered within "
+                    f"{guard.recent_hours:g} h before")
+    return (f"{row['carrier']} {when}: {', '.join(what)}, which looks like {row['carrier']} refusing us, "
+            f"not dead addresses; top replies: {row['top_replies']}")
