@@ -109,7 +109,7 @@ flagged AS (
 
 replies AS (
     SELECT f.kind, f.carrier, f.period_start,
-           regexp_replace(coalesce(c.diagnostic, ''), '[^\s<>()]+@[^\s<>()]+', '<address>', 'g') AS reply,
+           regexp_replace(coalesce(c.diagnostic, ''), '<?[^\s<>()]+@[^\s<>()]+>?', '<address>', 'g') AS reply,
            CAST(count(*) AS BIGINT) AS n
     FROM counted c
     JOIN local_hours h USING (quarter)
@@ -118,7 +118,7 @@ replies AS (
      AND ((f.kind = 'hour' AND h.hour = f.period_start)
           OR (f.kind = 'day' AND CAST(h.hour AS DATE) = CAST(f.period_start AS DATE)))
     GROUP BY f.kind, f.carrier, f.period_start,
-             regexp_replace(coalesce(c.diagnostic, ''), '[^\s<>()]+@[^\s<>()]+', '<address>', 'g')
+             regexp_replace(coalesce(c.diagnostic, ''), '<?[^\s<>()]+@[^\s<>()]+>?', '<address>', 'g')
 ),
 
 ranked_replies AS (

@@ -212,16 +212,15 @@ def export_cmd(app, path, fmt, excel, allow_empty, filtered, days):
 
     cfg = app.cfg
     excel = cfg.export.excel if excel is None else excel
-    out = click.get_binary_stream("stdout") if path == "-" else None
     if filtered:
         n = export_filtered(cfg.data_dir, path, tz=cfg.timezone_name, days=days or cfg.export.filtered_days,
-                            fmt=fmt, excel=excel, allow_empty=allow_empty, out=out)
+                            fmt=fmt, excel=excel, allow_empty=allow_empty)
         what = "filtered address(es)"
     else:
         if days is not None:
             raise click.UsageError("--days goes with --filtered")
         n = export(cfg.data_dir, path, tz=cfg.timezone_name, fmt=fmt, excel=excel,
-                   allow_empty=allow_empty, out=out)
+                   allow_empty=allow_empty)
         what = "entries"
     if path != "-":  # standard output carries the file alone
         click.echo(f"wrote {n} {what} to {path}")
