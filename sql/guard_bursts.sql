@@ -4,8 +4,9 @@
 -- `summary` row. A carrier that refuses our usual addresses for an hour hides in its day's
 -- figures: the hour is the grain that sees it, and an address's own history tells a dead
 -- mailbox (no delivery for a while) from a refusal of one that took our mail a day before.
--- Reads:   events, new_entries (the rule's new entries: address, first_error, last_sent; the
---          columns of suppression_candidates.sql). Macros: counted_error (sql/macros.sql).
+-- Reads:   events (the attempts and counted errors), new_entries (the rule's new entries: the
+--          columns of suppression_candidates.sql, error_times and last_sent among them).
+--          Macros: counted_error (sql/macros.sql).
 -- Params:  $tz, $as_of, $counted_reasons (as in suppression_candidates.sql)
 --          $since            TIMESTAMPTZ: first instant of the evaluated period
 --          $hour_min_errors  a carrier-hour is looked at from this many counted errors ...
@@ -18,55 +19,46 @@
 -- Columns: kind ('hour' | 'day' | 'summary'), carrier, period_start (local TIMESTAMP: the hour
 --          or the day), attempts, counted_errors, new_errors (the new entries' errors in it),
 --          usual_refusals (new entries' errors within $recent_hours after a delivery),
---          error_rate, burst, usual, top_replies (the three most common replies of its counted
---          errors, addresses masked, with counts), counted_addresses (summary only: distinct
---          addresses with counted errors in the period, a lower bound of the active ones)
--- Buckets: events are counted per 15 minutes of UTC (every zone's offset is a whole number of
--- quarter hours), and the buckets are summed per local hour and day: one cheap pass.
--- Only periods holding errors of the new entries are returned.
+--          error_rate, burst, usual, last_quarter (summary only: the start of the newest
+--          quarter hour with attempts in the period, where guard.py counts a lower bound of the
+--          active addresses cheaply)
+-- Buckets: one pass over the events counts attempts and counted errors per carrier and 15
+-- minutes of UTC (every zone's offset is a whole number of quarter hours); the buckets are
+-- summed per local hour and day. Only periods holding errors of the new entries are returned;
+-- their replies: sql/guard_replies.sql (run only when some are).
 
-WITH counted AS (
-    SELECT recipient AS address, coalesce(carrier, 'unknown') AS carrier, ts, diagnostic,
-           CAST(floor(epoch(ts) / 900) AS BIGINT) AS quarter
-    FROM events
-    WHERE counted_error(status, scope, reason, $counted_reasons)
-      AND ts >= $since AND ts <= $as_of
-),
-
-attempt_quarters AS (
-    SELECT coalesce(carrier, 'unknown') AS carrier, CAST(floor(epoch(ts) / 900) AS BIGINT) AS quarter,
-           CAST(count(*) AS BIGINT) AS attempts
+WITH quarters AS (
+    SELECT coalesce(carrier, 'unknown') AS carrier, epoch_us(ts) // 900000000 AS quarter,
+           CAST(count(*) AS BIGINT) AS attempts,
+           CAST(count(*) FILTER (WHERE counted_error(status, scope, reason, $counted_reasons)) AS BIGINT)
+               AS counted_errors
     FROM events
     WHERE ts >= $since AND ts <= $as_of
-    GROUP BY coalesce(carrier, 'unknown'), CAST(floor(epoch(ts) / 900) AS BIGINT)
+    GROUP BY coalesce(carrier, 'unknown'), epoch_us(ts) // 900000000
 ),
 
 local_hours AS (
     SELECT quarter, date_trunc('hour', to_timestamp(quarter * 900) AT TIME ZONE $tz) AS hour
-    FROM (SELECT DISTINCT quarter FROM attempt_quarters) q
+    FROM (SELECT DISTINCT quarter FROM quarters) q
 ),
 
 new_errors AS (
-    SELECT c.carrier, c.quarter,
-           n.last_sent IS NOT NULL AND epoch(c.ts) - epoch(n.last_sent) <= $recent_hours * 3600 AS usual
-    FROM counted c
-    JOIN new_entries n ON n.address = c.address AND c.ts >= n.first_error
+    SELECT coalesce(carrier, 'unknown') AS carrier, epoch_us(error_ts) // 900000000 AS quarter,
+           last_sent IS NOT NULL AND epoch(error_ts) - epoch(last_sent) <= $recent_hours * 3600 AS usual
+    FROM (SELECT carrier, last_sent, unnest(error_times) AS error_ts FROM new_entries) e
+    WHERE error_ts >= $since
 ),
 
 per_quarter AS (
-    SELECT a.carrier, h.hour, a.attempts,
-           coalesce(c.counted_errors, 0) AS counted_errors,
+    SELECT q.carrier, h.hour, q.attempts, q.counted_errors,
            coalesce(e.new_errors, 0) AS new_errors,
            coalesce(e.usual_refusals, 0) AS usual_refusals
-    FROM attempt_quarters a
+    FROM quarters q
     JOIN local_hours h USING (quarter)
-    LEFT JOIN (SELECT carrier, quarter, CAST(count(*) AS BIGINT) AS counted_errors
-               FROM counted GROUP BY carrier, quarter) c
-           ON c.carrier = a.carrier AND c.quarter = a.quarter
     LEFT JOIN (SELECT carrier, quarter, CAST(count(*) AS BIGINT) AS new_errors,
                       CAST(count(*) FILTER (WHERE usual) AS BIGINT) AS usual_refusals
                FROM new_errors GROUP BY carrier, quarter) e
-           ON e.carrier = a.carrier AND e.quarter = a.quarter
+           ON e.carrier = q.carrier AND e.quarter = q.quarter
 ),
 
 per_hour AS (
@@ -107,42 +99,14 @@ flagged AS (
     SELECT * FROM judged WHERE burst OR usual
 ),
 
-replies AS (
-    SELECT f.kind, f.carrier, f.period_start,
-           regexp_replace(coalesce(c.diagnostic, ''), '<?[^\s<>()]+@[^\s<>()]+>?', '<address>', 'g') AS reply,
-           CAST(count(*) AS BIGINT) AS n
-    FROM counted c
-    JOIN local_hours h USING (quarter)
-    JOIN flagged f
-      ON f.carrier = c.carrier
-     AND ((f.kind = 'hour' AND h.hour = f.period_start)
-          OR (f.kind = 'day' AND CAST(h.hour AS DATE) = CAST(f.period_start AS DATE)))
-    GROUP BY f.kind, f.carrier, f.period_start,
-             regexp_replace(coalesce(c.diagnostic, ''), '<?[^\s<>()]+@[^\s<>()]+>?', '<address>', 'g')
-),
-
-ranked_replies AS (
-    SELECT *, row_number() OVER (PARTITION BY kind, carrier, period_start ORDER BY n DESC, reply) AS rank
-    FROM replies
-),
-
-top_replies AS (
-    SELECT kind, carrier, period_start,
-           string_agg(CAST(n AS VARCHAR) || ' x ' || reply, ' | ' ORDER BY rank) AS top_replies
-    FROM ranked_replies
-    WHERE rank <= 3
-    GROUP BY kind, carrier, period_start
-),
-
 final AS (
-    SELECT f.kind, f.carrier, f.period_start, f.attempts, f.counted_errors, f.new_errors,
-           f.usual_refusals, round(f.counted_errors / f.attempts, 4) AS error_rate, f.burst,
-           f.usual, t.top_replies, CAST(NULL AS BIGINT) AS counted_addresses
-    FROM flagged f
-    LEFT JOIN top_replies t USING (kind, carrier, period_start)
+    SELECT kind, carrier, period_start, attempts, counted_errors, new_errors, usual_refusals,
+           round(CAST(counted_errors AS DOUBLE) / attempts, 4) AS error_rate, burst, usual,
+           CAST(NULL AS TIMESTAMPTZ) AS last_quarter
+    FROM flagged
     UNION ALL
-    SELECT 'summary', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-           (SELECT CAST(count(DISTINCT address) AS BIGINT) FROM counted)
+    SELECT 'summary', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+           (SELECT to_timestamp(max(quarter) * 900) FROM quarters)
 )
 
 SELECT * FROM final ORDER BY kind = 'summary', period_start, kind DESC, carrier

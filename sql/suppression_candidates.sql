@@ -11,7 +11,8 @@
 --          $counted_reasons VARCHAR[]: reasons that count (scope must also be 'recipient')
 -- Columns: address, carrier, reasons, first_error, last_error, error_count, distinct_days,
 --          window_start, window_errors, window_days_hit, last_dsn, last_reply_code,
---          last_diagnostic, last_sent, event_ids
+--          last_diagnostic, last_sent, event_ids, error_times (TIMESTAMPTZ[]: the errors' times,
+--          in the order of event_ids; what the guard judges the entries by)
 -- Rule: among the counted errors after the address's latest successful delivery (up to
 -- $as_of) and after its latest release (whenever it was: a release holds for any later run,
 -- whatever its $as_of, until new errors), some window of $window_days consecutive local days
@@ -124,7 +125,8 @@ evidence AS (
            CAST(count(*) AS BIGINT) AS error_count,
            CAST(count(DISTINCT day) AS BIGINT) AS distinct_days,
            max(last_sent) AS last_sent,
-           string_agg(event_id, ',' ORDER BY ts, event_id) AS event_ids
+           string_agg(event_id, ',' ORDER BY ts, event_id) AS event_ids,
+           list(ts ORDER BY ts, event_id) AS error_times
     FROM ranked_errors
     GROUP BY address
 ),
@@ -139,7 +141,7 @@ latest AS (
 final AS (
     SELECT e.address, l.carrier, e.reasons, e.first_error, e.last_error, e.error_count,
            e.distinct_days, q.window_start, q.window_errors, q.window_days_hit,
-           l.last_dsn, l.last_reply_code, l.last_diagnostic, e.last_sent, e.event_ids
+           l.last_dsn, l.last_reply_code, l.last_diagnostic, e.last_sent, e.event_ids, e.error_times
     FROM evidence e
     JOIN qualifying q USING (address)
     JOIN latest l USING (address)

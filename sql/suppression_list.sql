@@ -225,3 +225,12 @@ SELECT CAST(count(*) AS BIGINT) FROM suppression;
 
 -- name: filtered_count
 SELECT CAST(count(*) AS BIGINT) FROM filtered;
+
+-- name: flagged_periods
+-- The periods the guard flagged, for sql/guard_replies.sql ($periods: a list of
+-- {kind, carrier, period_start} structs; a period ends an hour or a day after it starts).
+CREATE OR REPLACE TEMP TABLE flagged_periods AS
+SELECT p.kind, p.carrier, p.period_start,
+       CASE p.kind WHEN 'hour' THEN p.period_start + INTERVAL 1 HOUR
+                   ELSE p.period_start + INTERVAL 1 DAY END AS period_end
+FROM (SELECT unnest($periods, recursive := true)) p;

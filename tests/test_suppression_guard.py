@@ -114,14 +114,17 @@ def test_share_test_counts_active_addresses_only_when_needed(tmp_path):
     rows = []
     for i in range(10):
         rows += [event(f"dead{i}@au.com", at(10)), event(f"dead{i}@au.com", at(12))]
-    rows += [event(f"ok{i}@au.com", at(12), status="sent") for i in range(300)]
-    rows += [event(f"soft{i}@au.com", at(11), reason="mailbox_full") for i in range(300)]  # one error each
+    rows += [event(f"ok{i}@au.com", at(12, 8), status="sent") for i in range(300)]
+    rows += [event(f"old{i}@au.com", at(5), status="sent") for i in range(300)]
     store_events(cfg, rows)
     result = run(cfg, dry_run=True)
-    # 10 new of >= 310 addresses with counted errors: the lower bound settles it, no full count
+    # 10 new of the 310 addresses active on the period's last day: the lower bound settles it
     assert not result.guard.tripped and result.guard.active_addresses is None
     assert result.guard.active_at_least == 310
     (tmp_path / "few").mkdir()
     few = make_config(tmp_path / "few", "[guard]\nmax_new_fraction = 0.02\nmin_new = 3\n", data_dir=cfg.data_dir)
-    exact = run(few, dry_run=True)  # 10 / 310 > 2 %: the exact count (610 active) decides
+    exact = run(few, dry_run=True)  # 10 / 310 > 2 %: the exact count (610 active since the 3rd) decides
     assert exact.guard.active_addresses == 610 and not exact.guard.tripped
+    (tmp_path / "fewer").mkdir()
+    fewer = make_config(tmp_path / "fewer", "[guard]\nmax_new_fraction = 0.01\nmin_new = 3\n", data_dir=cfg.data_dir)
+    assert run(fewer, dry_run=True).guard.tripped  # 10 / 610 > 1 %

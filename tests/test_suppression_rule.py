@@ -297,7 +297,7 @@ def reference_rule(rows, releases, as_of, cfg):
             "distinct_days": len(days), "window_start": window[0], "window_errors": window[1],
             "window_days_hit": window[2], "last_dsn": last["dsn"], "last_reply_code": last["reply_code"],
             "last_diagnostic": last["diagnostic"], "last_sent": last_sent,
-            "event_ids": ",".join(e["event_id"] for e in errors)}
+            "event_ids": ",".join(e["event_id"] for e in errors), "error_times": [e["ts"] for e in errors]}
     return out
 
 

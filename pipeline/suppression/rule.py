@@ -67,8 +67,9 @@ def evaluate(store, rule: RuleSettings, as_of: str | datetime | None = None, *, 
     """Every address the rule marks over the whole stored history up to as_of (listed or not)."""
     from ..store.warehouse import run_sql
 
+    params = rule_params(rule, tz, parse_as_of(as_of, tz))
     with reading(store, events=True) as (_, con):
-        return rows(run_sql(con, "suppression_candidates", rule_params(rule, tz, parse_as_of(as_of, tz))))
+        return rows(run_sql(con, "suppression_candidates", params))
 
 
 def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datetime | None = None,

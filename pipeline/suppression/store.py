@@ -26,7 +26,6 @@ from typing import Any, Iterator, Mapping
 
 from ..core.errors import InputError, NoDataError, SuppressionUnavailable
 from ..core.fsutil import atomic_path, ensure_dir, file_lock
-from ..store.records import normalise_address
 
 UTC = timezone.utc
 LIST_SQL = "suppression_list"
@@ -272,7 +271,7 @@ def suppressed_addresses(where) -> frozenset[str]:
 
 
 def is_suppressed(where, address: str) -> bool:
-    return normalise_address(address) in suppressed_addresses(where)
+    return checked_address(address) in suppressed_addresses(where)
 
 
 def entries(where, limit: int | None = None) -> list[dict[str, Any]]:
@@ -308,6 +307,8 @@ def _has_events(data_dir: Path) -> bool:
 
 # --------------------------------------------------------------------------- manual changes
 def checked_address(address: str) -> str:
+    from ..store.records import normalise_address  # (records imports pyarrow: only when needed)
+
     a = normalise_address(address)
     local, at, domain = a.rpartition("@")
     if not at or not local or "." not in domain or " " in a:
