@@ -95,7 +95,7 @@ def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
             f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{glob}', "
             "hive_partitioning = true, hive_types = {'date': VARCHAR}, union_by_name = true)"
         )
-    con.execute(read_sql("macros"))  # events_in_period(): the report files' period filter
+    con.execute(read_sql("macros"))  # the scalar macros every SQL file shares (counted_error, local_day ...)
     sup = Path(data_dir) / "suppression"
     for view, file in (("suppression", "current.parquet"), ("suppression_history", "history.parquet")):
         f = sup / file
