@@ -15,12 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from ..core.config import Config, load_config
 from ..core.errors import InputError
-from .event_store import EventStore
-from .records import EVENT_SCHEMA
 
 
 def sql_dir() -> Path:
@@ -85,6 +82,12 @@ def connect(data_dir: str | os.PathLike | None = None, *, config: Config | None 
 
 
 def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    # imported here: they bring numpy and pyarrow, which reading SQL files does not need
+    import pyarrow as pa
+
+    from .event_store import EventStore
+    from .records import EVENT_SCHEMA
+
     store = EventStore(data_dir)
     if store.is_empty():
         con.register("_empty_events", pa.table({n: pa.array([], type=t) for n, t in zip(EVENT_SCHEMA.names, EVENT_SCHEMA.types)}))
