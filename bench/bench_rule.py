@@ -10,7 +10,8 @@ times and in turn, whole processes (the list is put in place before each run, ou
   plain backfill     python bench/rule_plain_duckdb.py DATA  (duckdb only: the rule SQL, rows fetched)
   suppress backfill  mailhygiene suppress, no list yet: every marked address is new (the worst
                      case: the guard judges entries whose errors span the whole store)
-  dry-run backfill   the same with --dry-run (rule and guard, nothing written)
+  dry-run backfill   the same with --dry-run (the rule only, nothing written), and with
+                     --check-guard (rule and guard)
   plain nightly      the rule SQL as of the last day
   suppress nightly   the list as the run of the day before left it; tonight's run adds the
                      addresses whose windows closed on the last day (the daily case)
@@ -118,6 +119,7 @@ def main() -> None:
         "plain backfill": (plain + ["--as-of", f"{AS_OF}T23:59:59.999999+09:00"], None),
         "suppress backfill": (mh + ["suppress", "--as-of", AS_OF], None),
         "dry-run backfill": (mh + ["suppress", "--dry-run", "--as-of", AS_OF], None),
+        "dry-run+guard backfill": (mh + ["suppress", "--dry-run", "--check-guard", "--as-of", AS_OF], None),
         "plain nightly": (plain + ["--as-of", f"{NIGHTLY}T23:59:59.999999+09:00"], None),
         "suppress nightly": (mh + ["suppress", "--as-of", NIGHTLY], nightly_state),
     }
@@ -131,9 +133,10 @@ def main() -> None:
             wall, cpu, mb, out = measured(cmd)
             runs[name].append((wall, cpu, mb))
             marked = next((ln for ln in out.splitlines() if "new entries" in ln or "marked" in ln), "").strip()
-            print(f"  run {i + 1} {name:18} wall {wall:5.2f} s  cpu {cpu:5.2f} s  peak {mb:4d} MB  {marked}", flush=True)
+            print(f"  run {i + 1} {name:22} wall {wall:5.2f} s  cpu {cpu:5.2f} s  peak {mb:4d} MB  {marked}", flush=True)
     print(f"load after: {os.getloadavg()[0]:.2f}")
     for name, base in (("suppress backfill", "plain backfill"), ("dry-run backfill", "plain backfill"),
+                       ("dry-run+guard backfill", "plain backfill"),
                        ("suppress nightly", "plain nightly")):
         ours, theirs = runs[name], runs[base]
         wall_ratios = [r[0] / b[0] for r, b in zip(ours, theirs)]

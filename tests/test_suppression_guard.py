@@ -56,7 +56,8 @@ def test_a_carrier_refusing_usual_addresses_for_an_hour_is_refused(tmp_path, spr
     cfg = make_config(tmp_path)
     refused, rows = block_scenario(spread)
     store_events(cfg, rows)
-    dry = run(cfg, dry_run=True)
+    assert not run(cfg, dry_run=True).guard.tripped  # a plain dry run does not check the guard
+    dry = run(cfg, dry_run=True, check_guard_in_dry_run=True)
     assert len(dry.new) == 200 and dry.guard.tripped
     assert dry.guard.new_fraction is None or dry.guard.new_fraction < cfg.guard.max_new_fraction
     assert not [b for b in dry.guard.bursts if b["kind"] == "day"]  # the day's figures hide it
@@ -102,11 +103,11 @@ def test_usual_refusals_of_a_big_sender_stay_below_the_rate(tmp_path):
     rows = usual_traffic(1000, 0, spread=False, skip={(a, d) for a in dying for d in (14, 15, 16, 17)})
     rows += refusals(dying, 14, 10) + refusals(dying, 16, 10)
     store_events(cfg, rows)
-    result = run(cfg, dry_run=True)
+    result = run(cfg, dry_run=True, check_guard_in_dry_run=True)
     assert len(result.new) == 25 and not result.guard.tripped, result.guard.reasons
     (tmp_path / "strict").mkdir()
     strict = make_config(tmp_path / "strict", "[guard]\nrecent_rate = 0.02\n", data_dir=cfg.data_dir)
-    assert run(strict, dry_run=True).guard.tripped  # 25 of 1,000 = 2.5 %
+    assert run(strict, dry_run=True, check_guard_in_dry_run=True).guard.tripped  # 25 of 1,000 = 2.5 %
 
 
 def test_share_test_counts_active_addresses_only_when_needed(tmp_path):
@@ -117,14 +118,32 @@ def test_share_test_counts_active_addresses_only_when_needed(tmp_path):
     rows += [event(f"ok{i}@au.com", at(12, 8), status="sent") for i in range(300)]
     rows += [event(f"old{i}@au.com", at(5), status="sent") for i in range(300)]
     store_events(cfg, rows)
-    result = run(cfg, dry_run=True)
+    result = run(cfg, dry_run=True, check_guard_in_dry_run=True)
     # 10 new of the 310 addresses active on the period's last day: the lower bound settles it
     assert not result.guard.tripped and result.guard.active_addresses is None
     assert result.guard.active_at_least == 310
     (tmp_path / "few").mkdir()
     few = make_config(tmp_path / "few", "[guard]\nmax_new_fraction = 0.02\nmin_new = 3\n", data_dir=cfg.data_dir)
-    exact = run(few, dry_run=True)  # 10 / 310 > 2 %: the exact count (610 active since the 3rd) decides
+    exact = run(few, dry_run=True, check_guard_in_dry_run=True)  # 10 / 310 > 2 %: the exact count (610 active since the 3rd) decides
     assert exact.guard.active_addresses == 610 and not exact.guard.tripped
     (tmp_path / "fewer").mkdir()
     fewer = make_config(tmp_path / "fewer", "[guard]\nmax_new_fraction = 0.01\nmin_new = 3\n", data_dir=cfg.data_dir)
-    assert run(fewer, dry_run=True).guard.tripped  # 10 / 610 > 1 %
+    assert run(fewer, dry_run=True, check_guard_in_dry_run=True).guard.tripped  # 10 / 610 > 1 %
+
+
+def test_cli_dry_run_shows_the_guard_only_when_asked(tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    cfg = make_config(tmp_path)
+    _, rows = block_scenario(spread=True)
+    store_events(cfg, rows)
+    base = ["--data-dir", str(cfg.data_dir), "--timezone", "Asia/Tokyo", "suppress", "--as-of", AS_OF]
+    plain = CliRunner().invoke(cli, base + ["--dry-run"])
+    assert plain.exit_code == 0 and "not checked in a dry run (add --check-guard)" in plain.output
+    checked = CliRunner().invoke(cli, base + ["--dry-run", "--check-guard"])
+    assert checked.exit_code == 0 and "guard WOULD refuse this run:" in checked.output
+    assert "  ! docomo 2026-11-14 10:00-11:00 (Asia/Tokyo)" in checked.output
+    refused = CliRunner().invoke(cli, base)
+    assert refused.exit_code == 3 and refused.output.startswith("Error: the suppression guard refused")

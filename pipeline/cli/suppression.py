@@ -27,6 +27,8 @@ def print_rule_result(cfg, result) -> None:
         click.echo(f"  + {rec['address']:40} {_text(rec['carrier']):9} {_text(rec['reasons']):24} "
                    f"{rec['error_count']} errors on {rec['distinct_days']} days, "
                    f"{_local(cfg, rec['first_error'])} .. {_local(cfg, rec['last_error'])}")
+    if not result.guard_checked and result.new:
+        click.echo("guard:            not checked in a dry run (add --check-guard)")
     if result.guard.tripped:
         label = "guard (overridden by --force)" if result.forced else "guard WOULD refuse this run"
         click.echo(f"{label}:")
@@ -37,10 +39,12 @@ def print_rule_result(cfg, result) -> None:
 @click.command("suppress")
 @click.option("--as-of", default=None, metavar="DATE",
               help="Evaluate history up to this moment: YYYY-MM-DD (end of that local day) or an ISO time. Default: now.")
-@click.option("--dry-run", is_flag=True, help="Show what would be added (and what the guard says); change nothing.")
+@click.option("--dry-run", is_flag=True, help="Show what would be added; change nothing.")
+@click.option("--check-guard", is_flag=True,
+              help="With --dry-run: also run the guard (one more pass over the events) and show its verdict.")
 @click.option("--force", is_flag=True, help="Apply even when the guard refuses (a carrier block looks different from dead addresses: check first).")
 @click.pass_obj
-def suppress_cmd(app, as_of, dry_run, force):
+def suppress_cmd(app, as_of, dry_run, check_guard, force):
     """Run the multi-day rule and add dead addresses to the suppression list.
 
     An address is suppressed when, after its last successful delivery (and its last release),
@@ -49,7 +53,7 @@ def suppress_cmd(app, as_of, dry_run, force):
 
     \b
     Examples:
-      mailhygiene suppress --dry-run
+      mailhygiene suppress --dry-run --check-guard
       mailhygiene --timezone Asia/Tokyo suppress --as-of 2026-11-20
     """
     from ..suppression.rule import run_rule
@@ -57,7 +61,7 @@ def suppress_cmd(app, as_of, dry_run, force):
 
     cfg = app.cfg
     result = run_rule(SuppressionStore(cfg.data_dir), cfg.rule, cfg.guard, as_of,
-                      tz=cfg.timezone_name, dry_run=dry_run, force=force)
+                      tz=cfg.timezone_name, dry_run=dry_run, force=force, check_guard_in_dry_run=check_guard)
     print_rule_result(cfg, result)
 
 

@@ -32,6 +32,7 @@ class RuleResult:
     applied: bool = False
     dry_run: bool = False
     forced: bool = False
+    guard_checked: bool = True
 
 
 def parse_as_of(value: str | date | datetime | None, tz: str) -> datetime:
@@ -73,10 +74,11 @@ def evaluate(store, rule: RuleSettings, as_of: str | datetime | None = None, *, 
 
 
 def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datetime | None = None,
-             *, tz: str, dry_run: bool = False, force: bool = False,
+             *, tz: str, dry_run: bool = False, force: bool = False, check_guard_in_dry_run: bool = False,
              now: datetime | None = None) -> RuleResult:
     """Evaluate the rule and add the new addresses, unless dry_run, or the guard refuses (unless
     force). `store`: a SuppressionStore (or a Config / data dir); `tz`: the zone of the days.
+    A dry run skips the guard (a pass over the events) unless check_guard_in_dry_run.
 
     Raises GuardTripped (nothing written) when the guard refuses; NoDataError without events.
     """
@@ -84,9 +86,10 @@ def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datet
     store = SuppressionStore.of(store)
     if dry_run:  # reads only: no lock, no repair (an inconsistent list is an error)
         with reading(store, events=True) as (_, con):
-            return _judge(con, rule, guard, tz, as_of_dt, dry_run=True, force=force)
+            return _judge(con, rule, guard, tz, as_of_dt, dry_run=True, force=force,
+                          with_guard=check_guard_in_dry_run)
     with changing(store, events=True) as (_, con):
-        result = _judge(con, rule, guard, tz, as_of_dt, dry_run=False, force=force)
+        result = _judge(con, rule, guard, tz, as_of_dt, dry_run=False, force=force, with_guard=True)
         if not result.new:
             return result
         if result.guard.tripped and not force:
@@ -103,13 +106,14 @@ def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datet
 
 
 def _judge(con, rule: RuleSettings, guard: GuardSettings, tz: str, as_of: datetime, *,
-           dry_run: bool, force: bool) -> RuleResult:
+           dry_run: bool, force: bool, with_guard: bool) -> RuleResult:
     from ..store.warehouse import sql_relation
 
     sql_relation(con, "suppression_candidates", rule_params(rule, tz, as_of)).to_table("candidates")
     run_block(con, "new_entries")
     marked, already_listed, first_error = run_block(con, "counts").fetchone()
     new = rows(run_block(con, "new"))
-    report = check_guard(con, guard, rule, tz=tz, as_of=as_of, new_count=len(new), first_error=first_error)
+    report = (check_guard(con, guard, rule, tz=tz, as_of=as_of, new_count=len(new), first_error=first_error)
+              if with_guard else GuardReport())
     return RuleResult(as_of=as_of, marked=marked, new=new, already_listed=already_listed,
-                      guard=report, dry_run=dry_run, forced=force)
+                      guard=report, dry_run=dry_run, forced=force, guard_checked=with_guard)
