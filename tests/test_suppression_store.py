@@ -57,6 +57,7 @@ def test_files_are_written_by_duckdb_and_read_back(cfg):
 
 def test_missing_list_with_history_fails_closed(cfg):
     two_dead(cfg)
+    before = suppression.entries(cfg)
     SuppressionStore(cfg.data_dir).current_path.unlink()
     with pytest.raises(SuppressionUnavailable, match="missing while its history"):
         suppressed_addresses(cfg)
@@ -64,8 +65,7 @@ def test_missing_list_with_history_fails_closed(cfg):
     assert r.exit_code == 1 and r.output.startswith("Error:") and "suppression repair" in r.output
     assert "2 entr(ies) restored" in invoke(cfg, "suppression", "repair").output
     assert suppressed_addresses(cfg) == {"a@au.com", "b@docomo.ne.jp"}
-    listed = {e["address"]: e for e in suppression.entries(cfg)}
-    assert listed["a@au.com"]["error_count"] == 2 and listed["a@au.com"]["reasons"] == "user_unknown"
+    assert suppression.entries(cfg) == before  # every column rebuilt from the history's evidence
 
 
 def test_unreadable_list_fails_closed_and_is_rebuilt(cfg):

@@ -112,7 +112,8 @@ def suppression_show(app, address):
         if e["source"] == "rule":
             click.echo(f"  carrier {e['carrier']}, reasons {e['reasons']}: {e['error_count']} counted errors on "
                        f"{e['distinct_days']} days, {_local(cfg, e['first_error'])} .. {_local(cfg, e['last_error'])}")
-            click.echo(f"  last reply: dsn {_text(e['last_dsn'])} {_text(e['last_diagnostic'], '')}")
+            reply = _text(e['last_diagnostic'], '').replace("\n", " / ")
+            click.echo(f"  last reply: dsn {_text(e['last_dsn'])} {reply}")
             click.echo(f"  rule: {e['rule']}")
         if e["note"]:
             click.echo(f"  note: {e['note']}")
