@@ -216,15 +216,14 @@ def export_cmd(app, path, fmt, excel, allow_empty, filtered, days):
     from ..suppression.export import export, export_filtered
 
     cfg = app.cfg
-    excel = cfg.export.excel if excel is None else excel
     if filtered:
-        n = export_filtered(cfg.data_dir, path, tz=cfg.timezone_name, days=days or cfg.export.filtered_days,
-                            fmt=fmt, excel=excel, allow_empty=allow_empty)
+        n = export_filtered(cfg.data_dir, path, cfg.export, tz=cfg.timezone_name, days=days, fmt=fmt,
+                            excel=excel, allow_empty=allow_empty)
         what = "filtered address(es)"
     else:
         if days is not None:
             raise click.UsageError("--days goes with --filtered")
-        n = export(cfg.data_dir, path, tz=cfg.timezone_name, fmt=fmt, excel=excel,
+        n = export(cfg.data_dir, path, cfg.export, tz=cfg.timezone_name, fmt=fmt, excel=excel,
                    allow_empty=allow_empty)
         what = "entries"
     if path != "-":  # standard output carries the file alone

@@ -96,8 +96,8 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
         result.export_path.parent.mkdir(parents=True, exist_ok=True)
         # the store was just read and the list checked against its history: an empty list is
         # the truth here (a new installation), not a mistyped data dir
-        result.exported_rows = export(store, result.export_path, tz=cfg.timezone_name,
-                                      excel=cfg.export.excel, allow_empty=True)
+        result.exported_rows = export(store, result.export_path, cfg.export, tz=cfg.timezone_name,
+                                      allow_empty=True)
         step("exported", result.export_path)
         if report:
             try:

@@ -22,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from ..core.config import ExportSettings
 from ..core.errors import InputError, NoDataError
 from ..core.fsutil import atomic_file, atomic_path
 from .rule import parse_as_of
@@ -32,13 +33,16 @@ BOM = "\ufeff".encode("utf-8")
 STDOUT = "-"
 
 
-def export(store, path: str | os.PathLike, *, tz: str, fmt: str = "csv", excel: bool = False,
-           allow_empty: bool = False, out: BinaryIO | None = None) -> int:
+def export(store, path: str | os.PathLike, settings: ExportSettings | None = None, *, tz: str,
+           fmt: str = "csv", excel: bool | None = None, allow_empty: bool = False,
+           out: BinaryIO | None = None) -> int:
     """Write the list with its evidence (address first); returns the number of rows.
 
-    `excel`: CSV with a UTF-8 BOM (Excel on Japanese Windows reads UTF-8 then). `out`: the
-    stream for path `-` (default: standard output).
+    `excel` (default: settings.excel): CSV with a UTF-8 BOM (Excel on Japanese Windows reads
+    UTF-8 then). `out`: the stream for path `-` (default: standard output).
     """
+    settings = settings or ExportSettings()
+    excel = settings.excel if excel is None else excel
     store = SuppressionStore.of(store)
     target = check_target(path, fmt)
     _require_data_dir(store)
@@ -53,13 +57,17 @@ def export(store, path: str | os.PathLike, *, tz: str, fmt: str = "csv", excel: 
     return count
 
 
-def export_filtered(store, path: str | os.PathLike, *, tz: str, days: int, as_of=None,
-                    fmt: str = "csv", excel: bool = False, allow_empty: bool = False,
-                    out: BinaryIO | None = None) -> int:
-    """Write the addresses refused by their own reception filter in the last `days` days (up
-    to as_of, default now), with carrier, count, first and last refusal; returns the rows."""
+def export_filtered(store, path: str | os.PathLike, settings: ExportSettings | None = None, *, tz: str,
+                    days: int | None = None, as_of=None, fmt: str = "csv", excel: bool | None = None,
+                    allow_empty: bool = False, out: BinaryIO | None = None) -> int:
+    """Write the addresses refused by their own reception filter in the last `days` days
+    (default: settings.filtered_days) up to as_of (default now), with carrier, count, first and
+    last refusal; returns the rows."""
     from ..store.warehouse import sql_relation
 
+    settings = settings or ExportSettings()
+    excel = settings.excel if excel is None else excel
+    days = settings.filtered_days if days is None else days
     store = SuppressionStore.of(store)
     target = check_target(path, fmt)
     _require_data_dir(store)

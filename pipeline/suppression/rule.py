@@ -4,6 +4,7 @@ Reads the events and the list (through store.SuppressionStore's DuckDB connectio
 sql/suppression_candidates.sql; the new entries stay in DuckDB (table `new_entries`), are judged
 by guard.check_guard and, unless this is a dry run or the guard refuses, are written by the
 store. Only the new entries (usually a handful) come back to Python, for the caller to show.
+A dry run reads without the lock and skips the guard (a pass over the events) unless asked.
 Called by the CLI (`suppress`), the nightly job (`clean`) and the notebook.
 """
 
