@@ -27,6 +27,9 @@ from .errors import ConfigError
 from .vocabulary import CARRIERS, MTA_FORMATS, REASONS
 
 DEFAULT_CONFIG_FILE = "mailhygiene.toml"
+# The production install's one config path (README "Production install"): read when no --config
+# is given and there is no ./mailhygiene.toml.
+SYSTEM_CONFIG_FILE = "/etc/mailhygiene/mailhygiene.toml"
 SECRET_MASK = "********"
 
 
@@ -296,11 +299,12 @@ def load_config(
     data_dir: str | os.PathLike | None = None,
     timezone: str | None = None,
 ) -> Config:
-    """Defaults <- TOML file (explicit path, else ./mailhygiene.toml if present) <- options."""
+    """Defaults <- TOML file (explicit path, else ./mailhygiene.toml, else
+    /etc/mailhygiene/mailhygiene.toml, whichever is present first) <- options."""
     raw: dict[str, Any] = {}
     source = None
-    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
-        path = DEFAULT_CONFIG_FILE
+    if path is None:
+        path = next((p for p in (DEFAULT_CONFIG_FILE, SYSTEM_CONFIG_FILE) if Path(p).is_file()), None)
     if path is not None:
         source = Path(path)
         raw = read_toml(source)
