@@ -49,6 +49,8 @@ class PrunePlan:
     # the first local day of the rule's current window, and whether `before` reaches into it
     window_start: date | None = None
     in_window: bool = False
+    # the latest `before` that keeps the whole window (its first local midnight, as a UTC day)
+    last_safe: date | None = None
 
     @property
     def rows(self) -> int:
@@ -85,6 +87,7 @@ def plan_prune(data_dir: str | os.PathLike, before: date, *, window_days: int, t
     plan.window_start = rule_window_start(window_days, tz, now)
     window_start_utc = datetime.combine(plan.window_start, time(0), tz).astimezone(timezone.utc)
     plan.in_window = datetime.combine(before, time(0), timezone.utc) > window_start_utc
+    plan.last_safe = window_start_utc.date()
     for part in store.partitions():
         day = _partition_day(part)
         if day is None:
@@ -100,10 +103,9 @@ def plan_prune(data_dir: str | os.PathLike, before: date, *, window_days: int, t
 def check_plan(plan: PrunePlan, *, force: bool = False) -> None:
     """Refuse a cut-off inside the rule's current window (unless forced)."""
     if plan.in_window and not force:
-        last_safe = plan.window_start - timedelta(days=1)
         raise InputError(
             f"--before {plan.before} reaches into the suppression rule's current window (local days from "
-            f"{plan.window_start} on): the rule still counts those errors. Use --before {last_safe} or "
+            f"{plan.window_start} on): the rule still counts those errors. Use --before {plan.last_safe} or "
             f"earlier, or --force if you mean it")
 
 
