@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import click
 
-from .ingest import print_ingest_summary
-from .suppression import print_rule_result
-
 
 def ingest_problems(path, summary) -> list[str]:
     """What in an ingest summary needs an operator: rejected lines, unrecognised files."""
@@ -43,6 +40,8 @@ def clean_cmd(app, as_of, force, progress, quiet):
       15 3 * * *  mailhygiene --config /etc/mailhygiene/mailhygiene.toml clean --quiet
     """
     from ..jobs.clean import clean
+    from .ingest import print_ingest_summary  # here, not at the top: `clean --help` loads no numpy
+    from .suppression import print_rule_result
 
     app.quiet = app.quiet or quiet
     if app.quiet:
