@@ -7,6 +7,7 @@
   path and the cause (a full disk, a read-only directory), never a traceback.
 - file_lock: an flock on a lock file (exclusive or shared, waiting up to `wait` seconds), raising
   LockedError with a message that names the lock and what to do.
+- job_lock: the exclusive <data_dir>/state/<name>.lock of one job (`clean`, `watch`), holding its pid.
 - Files and directories are created group-writable (mode 0o664 / 0o2775 before the umask) so a
   service user and an operator in the service group can share one data dir.
 
@@ -152,6 +153,20 @@ def file_lock(path: str | os.PathLike, *, shared: bool = False, wait: float = 0.
             fcntl.flock(fh, fcntl.LOCK_UN)
     finally:
         fh.close()
+
+
+@contextmanager
+def job_lock(data_dir: str | os.PathLike, name: str = "clean", *, wait: float = 0.0,
+             busy: str | None = None) -> Iterator[None]:
+    """Exclusive <data_dir>/state/<name>.lock for one job (clean, watch), holding our pid.
+
+    Waits up to `wait` seconds for it, then raises LockedError with `busy` (or a default text).
+    """
+    path = Path(data_dir) / "state" / f"{name}.lock"
+    with file_lock(path, wait=wait, write_pid=True,
+                   busy=busy or f"another `mailhygiene {name}` is running on {data_dir} (lock {path}); "
+                                "this run did nothing"):
+        yield
 
 
 def is_locked(path: str | os.PathLike) -> bool:
