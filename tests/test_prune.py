@@ -138,3 +138,16 @@ def test_cli_refuses_the_window_and_bad_dates(cfg, aged):
 def test_cli_nothing_to_delete(cfg):
     r = invoke(cfg, "--before", "2020-01-01")
     assert r.exit_code == 0 and "nothing to delete" in r.output
+
+
+def test_cli_keep_days(cfg, aged):
+    r = invoke(cfg, "--keep-days", "99", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert f"event days before {aged - timedelta(days=99)} (UTC)" in r.output and "to delete: 1 days" in r.output
+    r = invoke(cfg, "--keep-days", "50", "--yes", "--quiet")
+    assert r.exit_code == 0 and r.output == ""
+    assert list(stored_days(cfg)) == [(aged - timedelta(days=1)).isoformat()]
+    r = invoke(cfg, "--keep-days", "3", "--before", "2020-01-01")
+    assert r.exit_code == 1 and "Error: give --before DATE or --keep-days N" in r.output
+    r = invoke(cfg, "--keep-days", "2", "--yes")  # inside the 7-day rule window
+    assert r.exit_code == 1 and "current window" in r.output

@@ -37,7 +37,7 @@ def clean_cmd(app, as_of, force, progress, quiet):
 
     \b
     Example (cron, 03:15 every night; prints nothing unless something is wrong):
-      15 3 * * *  mailhygiene --config /etc/mailhygiene/mailhygiene.toml clean --quiet
+      15 3 * * *  /opt/mailhygiene/.venv/bin/mailhygiene --config /etc/mailhygiene/mailhygiene.toml clean --quiet
     """
     from ..jobs.clean import clean
     from .ingest import print_ingest_summary  # here, not at the top: `clean --help` loads no numpy

@@ -16,8 +16,11 @@ def _size(n: int) -> str:
 
 
 @click.command("prune")
-@click.option("--before", required=True, metavar="DATE",
+@click.option("--before", default=None, metavar="DATE",
               help="Delete the event days before this UTC day (YYYY-MM-DD); DATE itself is kept.")
+@click.option("--keep-days", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Instead of --before: keep the last N days (DATE = today, UTC, minus N days); "
+                   "for timers and cron.")
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
 @click.option("--yes", "-y", "assume_yes", is_flag=True,
               help="Do not ask for confirmation (needed without a terminal, e.g. from cron).")
@@ -25,7 +28,7 @@ def _size(n: int) -> str:
               help="Allow a DATE inside the suppression rule's current window (the rule loses errors it still counts).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only problems (with --yes, for cron).")
 @click.pass_obj
-def prune_cmd(app, before, dry_run, assume_yes, force, quiet):
+def prune_cmd(app, before, keep_days, dry_run, assume_yes, force, quiet):
     """Delete whole days of events older than a date.
 
     Each day partition (<data_dir>/events/date=YYYY-MM-DD/) before DATE goes as a whole; the
@@ -38,12 +41,15 @@ def prune_cmd(app, before, dry_run, assume_yes, force, quiet):
     Examples:
       mailhygiene prune --before 2026-01-01 --dry-run
       mailhygiene prune --before 2026-01-01
-      sudo -u mailhygiene mailhygiene prune --before "$(date -d '400 days ago' +%F)" --yes --quiet
+      sudo -u mailhygiene mailhygiene prune --keep-days 400 --yes --quiet
     """
-    from ..store.prune import check_plan, parse_day, plan_prune, prune
+    from ..core.errors import InputError
+    from ..store.prune import check_plan, days_ago, parse_day, plan_prune, prune
 
     app.quiet = app.quiet or quiet
-    day = parse_day(before)
+    if (before is None) == (keep_days is None):
+        raise InputError("give --before DATE or --keep-days N (one of them)")
+    day = parse_day(before) if before is not None else days_ago(keep_days)
     cfg = app.cfg
     plan = plan_prune(cfg.data_dir, day, window_days=cfg.rule.window_days, tz=cfg.tz)
     check_plan(plan, force=force)
@@ -65,8 +71,6 @@ def prune_cmd(app, before, dry_run, assume_yes, force, quiet):
         return
     if not assume_yes:
         if not sys.stdin.isatty():
-            from ..core.errors import InputError
-
             raise InputError("prune asks before it deletes, and there is no terminal to ask on: "
                              "check the list with --dry-run, then add --yes")
         if not click.confirm(f"Delete these {len(plan.doomed)} days of events?", default=False):

@@ -304,7 +304,7 @@ def load_config(
     raw: dict[str, Any] = {}
     source = None
     if path is None:
-        path = next((p for p in (DEFAULT_CONFIG_FILE, SYSTEM_CONFIG_FILE) if Path(p).is_file()), None)
+        path = next((p for p in (DEFAULT_CONFIG_FILE, SYSTEM_CONFIG_FILE) if _is_file(p)), None)
     if path is not None:
         source = Path(path)
         raw = read_toml(source)
@@ -329,6 +329,15 @@ def load_config(
         raise ConfigError(f"{where}: sender.backoff_max must be >= sender.backoff_base")
     name = settings.timezone or local_zone_name()
     return Config(settings=settings, source=source, timezone_name=name, tz=zone(name))
+
+
+def _is_file(path: str) -> bool:
+    """Path.is_file(), except that a directory we may not enter (`sudo -u mailhygiene` from
+    /root) means "no file here" instead of a PermissionError."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -72,6 +72,11 @@ def parse_day(value: str, option: str = "--before") -> date:
         raise InputError(f"{option} {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-01-01") from None
 
 
+def days_ago(days: int, now: datetime | None = None) -> date:
+    """The UTC day `days` days before today (UTC): `--keep-days N` keeps N whole days."""
+    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date() - timedelta(days=days)
+
+
 def rule_window_start(window_days: int, tz: ZoneInfo, now: datetime | None = None) -> date:
     """The first local calendar day of the rule window that ends today."""
     now = now or datetime.now(timezone.utc)
