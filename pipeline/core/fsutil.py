@@ -8,8 +8,11 @@
 - file_lock: an flock on a lock file (exclusive or shared, waiting up to `wait` seconds), raising
   LockedError with a message that names the lock and what to do.
 - job_lock: the exclusive <data_dir>/state/<name>.lock of one job (`clean`, `watch`), holding its pid.
-- Files and directories are created group-writable (mode 0o664 / 0o2775 before the umask) so a
-  service user and an operator in the service group can share one data dir.
+- Files and directories are created with modes 0o664 / 0o2775 before the umask (setgid: new
+  files take the directory's group), so members of the service group can read the data dir under
+  the units' UMask=0027. Writing is the owner's alone: every writing command runs as the data
+  dir's owner or stops first (pipeline.core.owner), because other writers (SQLite, DuckDB, Arrow)
+  choose their own modes and a root-owned file would stop the service.
 
 Reads and writes only the paths it is given; called by every stage that keeps state.
 """
