@@ -309,3 +309,18 @@ def test_a_good_cron_line_passes():
                            "--quiet >>/var/log/x.log 2>&1", {}) == []
     assert check_cron_line("t", '45 3 * * 1-5  /opt/x/mailhygiene report --since "$(date -d yesterday +\\%F)" '
                            "--fail-over 4\\%", {}) == []
+
+
+def test_the_readme_names_every_contrib_file_and_only_real_ones():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Production install"):readme.index("\n## ", readme.index("## Production install") + 5)]
+    named = {n.rstrip(".") for n in re.findall(r"contrib/([\w.*-]+)", section)} - {""}
+    for name in named:
+        assert list(CONTRIB.glob(name)), f"README names contrib/{name}, which does not exist"
+    for f in CONTRIB.iterdir():
+        assert any(Path(f.name).match(n) for n in named), f"contrib/{f.name} is not in the README's production section"
+    # the steps use the paths the units and the example config use
+    for path in (INSTALLED.rsplit("/bin/", 1)[0], SYSTEM_CONFIG_FILE, STATE_DIR, "/etc/sysusers.d/", "/etc/tmpfiles.d/",
+                 "/etc/logrotate.d/", "SupplementaryGroups=adm", "StateDirectory=", "LogsDirectory=", "ProtectSystem=strict",
+                 "prune", "Upgrades", "Backups"):
+        assert path in section, path
