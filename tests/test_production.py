@@ -324,3 +324,50 @@ def test_the_readme_names_every_contrib_file_and_only_real_ones():
                  "/etc/logrotate.d/", "SupplementaryGroups=adm", "StateDirectory=", "LogsDirectory=", "ProtectSystem=strict",
                  "prune", "Upgrades", "Backups"):
         assert path in section, path
+
+
+def test_the_system_config_is_found_without_config(tmp_path, monkeypatch):
+    import pipeline.core.config as config_module
+
+    system = tmp_path / "etc" / "mailhygiene.toml"
+    system.parent.mkdir()
+    system.write_text('timezone = "Asia/Tokyo"\ndata_dir = "/var/lib/mailhygiene"\n')
+    monkeypatch.setattr(config_module, "SYSTEM_CONFIG_FILE", str(system))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    cfg = load_config()
+    assert cfg.source == system and str(cfg.data_dir) == STATE_DIR
+    # ./mailhygiene.toml wins over the system file; --config (or MAILHYGIENE_CONFIG) over both
+    (work / "mailhygiene.toml").write_text('timezone = "UTC"\n')
+    assert load_config().source == Path("mailhygiene.toml")
+    other = tmp_path / "other.toml"
+    other.write_text('timezone = "Europe/London"\n')
+    result = CliRunner().invoke(cli, ["config", "show"], env={"MAILHYGIENE_CONFIG": str(other)})
+    assert result.exit_code == 0 and f"# config file: {other}" in result.output
+    assert 'timezone = "Europe/London"' in result.output
+
+
+def test_a_working_directory_we_may_not_enter_is_no_config(tmp_path, monkeypatch):
+    """`sudo -u mailhygiene mailhygiene …` from /root: the cwd cannot be searched."""
+    if os.geteuid() != 0:
+        pytest.skip("SKIPPED LOUDLY: needs root to run a child as another user")
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    locked = Path(tempfile.mkdtemp(prefix="mh-locked-"))
+    try:
+        locked.chmod(0o700)  # root's, like /root
+        probe = ("import sys; from pipeline.core.config import load_config; c = load_config(data_dir='/tmp/x'); "
+                 "print('source', c.source)")
+        python = shutil.which("python3", path="/usr/bin:/bin")
+        if python is None:
+            pytest.skip("SKIPPED LOUDLY: no /usr/bin/python3 that another user may start")
+        # the child needs an interpreter `nobody` may start; this checkout only on PYTHONPATH (config.py is stdlib-only)
+        r = subprocess.run([python, "-c", probe], cwd=locked, user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[],
+                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        assert r.stdout.strip() in ("source None", f"source {SYSTEM_CONFIG_FILE}")
+    finally:
+        shutil.rmtree(locked, ignore_errors=True)
