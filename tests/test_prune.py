@@ -151,3 +151,27 @@ def test_cli_keep_days(cfg, aged):
     assert r.exit_code == 1 and "Error: give --before DATE or --keep-days N" in r.output
     r = invoke(cfg, "--keep-days", "2", "--yes")  # inside the 7-day rule window
     assert r.exit_code == 1 and "current window" in r.output
+
+
+def test_cli_asks_on_a_terminal(cfg, aged):
+    """On a terminal prune lists the days and asks; "n" keeps everything, "y" deletes."""
+    import os
+    import subprocess
+    import sys
+
+    cut = (aged - timedelta(days=50)).isoformat()
+    args = [sys.executable, "-c", "from pipeline.cli import main; main()", "--data-dir", str(cfg.data_dir),
+            "--timezone", "Asia/Tokyo", "prune", "--before", cut]
+    for answer, left in (("n", 4), ("y", 1)):
+        primary, secondary = os.openpty()
+        try:
+            proc = subprocess.Popen(args, stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            os.write(primary, f"{answer}\n".encode())
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            os.close(primary)
+            os.close(secondary)
+        assert proc.returncode == 0, out
+        assert "to delete: 3 days" in out and "Delete these 3 days of events? [y/N]" in out
+        assert ("nothing deleted" in out) == (answer == "n")
+        assert len(stored_days(cfg)) == left
