@@ -182,6 +182,17 @@ class DoctorSettings:
     # `doctor message`: the spamassassin program (path or name on PATH) and its time limit.
     spamassassin: str = setting("spamassassin", nonempty=True)
     spamassassin_timeout: float = setting(60.0, min=1.0)
+    # `doctor setup` first sends one probe to the resolver, for at most this many seconds: no
+    # answer (or REFUSED) is an Error and exit status 1 before any check runs.
+    probe_timeout: float = setting(3.0, min=0.1, max=30.0)
+    # Treat WARN as failure (exit status 4), like --strict.
+    strict: bool = setting(False)
+    # `doctor message`: the Japanese spam-phrase file (TOML); "" = the list shipped in the package
+    # (pipeline/preflight/data/ja_spam_phrases.toml).
+    ja_spam_phrases: str = setting("")
+    # Block lists whose test entry is not the RFC 5782 one (127.0.0.2 for IP lists, TEST for
+    # domain lists): zone -> the IP or domain to ask instead. Merged over this table.
+    blocklist_test_entries: dict[str, str] = setting(lambda: {"dbl.spamhaus.org": "dbltest.com"}, factory=True)
 
 
 @dataclass(frozen=True)
