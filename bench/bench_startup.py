@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -56,12 +57,19 @@ def main() -> None:
         "mailhygiene ingest --help": [py, "-c", ENTRY, "ingest", "--help"],
     }
     floor_argv = [py, "-c", "pass"]
-    print(f"load: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs; {args.repeat} alternating pairs each")
+    try:
+        measure(cases, floor_argv, args.repeat)
+    finally:
+        shutil.rmtree(empty, ignore_errors=True)
+
+
+def measure(cases: dict[str, list[str]], floor_argv: list[str], repeat: int) -> None:
+    print(f"load: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs; {repeat} alternating pairs each")
     print(f"{'command':45} {'wall median':>11} {'min':>7} {'max':>7} {'cpu median':>10} {'over python -c pass':>20}")
     for name, argv in cases.items():
         run_once(argv)  # warm-up (page cache)
         ours, floor = [], []
-        for _ in range(args.repeat):
+        for _ in range(repeat):
             ours.append(run_once(argv))
             floor.append(run_once(floor_argv))
         walls = [w for w, _ in ours]
