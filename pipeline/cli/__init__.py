@@ -95,6 +95,9 @@ class AppContext:
                 from ..core.owner import require_owner
 
                 require_owner(cfg.data_dir, command=self.command_line())
+            from ..classify import configure  # the config's [classify] phrases and providers
+
+            configure(cfg.classify, cfg.carriers)
             self._cfg = cfg
         return self._cfg
 
