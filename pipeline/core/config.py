@@ -27,6 +27,9 @@ from .errors import ConfigError
 from .vocabulary import CARRIERS, MTA_FORMATS, REASONS
 
 DEFAULT_CONFIG_FILE = "mailhygiene.toml"
+# The production install's one config path (README "Production install"): read when no --config
+# is given and there is no ./mailhygiene.toml.
+SYSTEM_CONFIG_FILE = "/etc/mailhygiene/mailhygiene.toml"
 SECRET_MASK = "********"
 
 
@@ -108,6 +111,8 @@ class ReportSettings:
     dir: str = setting("reports", nonempty=True)
     # Alert (exit status 4 of `report`) when a carrier's failure rate exceeds this percentage; 0 = off.
     fail_over: float = setting(0.0, min=0.0, max=100.0)
+    # Language of report.html, the CSV headers, the charts and `report`'s summary (`--lang`).
+    lang: str = setting("en", choices=("en", "ja"))
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,33 @@ class DoctorSettings:
 
 
 @dataclass(frozen=True)
+class ProviderSettings:
+    """One `[classify.providers.NAME]` entry: whose servers (recipient domains, relay hosts, or a
+    carrier's) and how their replies read from `since` to `until` (docs/classifier.md)."""
+
+    domains: tuple[str, ...] = setting(())
+    relays: tuple[str, ...] = setting(())
+    carrier: str = setting("", choices=("",) + CARRIERS)
+    # Dates as "YYYY-MM-DD" (inclusive); "" = open-ended.
+    since: str = setting("")
+    until: str = setting("")
+    # "unknown user" refused after DATA: filtered | user_unknown | by_code ("" = package default).
+    unknown_user_after_data: str = setting("", choices=("", "filtered", "user_unknown", "by_code"))
+    # the same words when the log does not show the SMTP phase: user_unknown | filtered.
+    unknown_user_without_phase: str = setting("", choices=("", "user_unknown", "filtered"))
+    note: str = setting("")
+
+
+@dataclass(frozen=True)
+class ClassifySettings:
+    """The classifier's tables, extended (docs/classifier.md): phrases per reason and providers."""
+
+    # Extra phrases per reason, e.g. {user_unknown = ["宛先不明"]}; added to the package tables.
+    phrases: dict[str, tuple[str, ...]] = setting(dict, factory=True, choices=REASONS)
+    providers: dict[str, ProviderSettings] = setting(dict, factory=True)
+
+
+@dataclass(frozen=True)
 class FileSettings:
     """The top level of the file: where data lives, the zone, the sources and every section."""
 
@@ -223,6 +255,7 @@ class FileSettings:
     sender: SenderSettings = setting(SenderSettings, factory=True)
     intake: IntakeSettings = setting(IntakeSettings, factory=True)
     doctor: DoctorSettings = setting(DoctorSettings, factory=True)
+    classify: ClassifySettings = setting(ClassifySettings, factory=True)
 
 
 # ----------------------------------------------------------------------------- the effective config
@@ -257,6 +290,7 @@ class Config:
     sender = property(lambda self: self.settings.sender)
     intake = property(lambda self: self.settings.intake)
     doctor = property(lambda self: self.settings.doctor)
+    classify = property(lambda self: self.settings.classify)
 
     def path_in_data_dir(self, value: str | os.PathLike) -> Path:
         p = Path(value).expanduser()
@@ -318,11 +352,12 @@ def load_config(
     data_dir: str | os.PathLike | None = None,
     timezone: str | None = None,
 ) -> Config:
-    """Defaults <- TOML file (explicit path, else ./mailhygiene.toml if present) <- options."""
+    """Defaults <- TOML file (explicit path, else ./mailhygiene.toml, else
+    /etc/mailhygiene/mailhygiene.toml, whichever is present first) <- options."""
     raw: dict[str, Any] = {}
     source = None
-    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
-        path = DEFAULT_CONFIG_FILE
+    if path is None:
+        path = next((p for p in (DEFAULT_CONFIG_FILE, SYSTEM_CONFIG_FILE) if _is_file(p)), None)
     if path is not None:
         source = Path(path)
         raw = read_toml(source)
@@ -347,6 +382,15 @@ def load_config(
         raise ConfigError(f"{where}: sender.backoff_max must be >= sender.backoff_base")
     name = settings.timezone or local_zone_name()
     return Config(settings=settings, source=source, timezone_name=name, tz=zone(name))
+
+
+def _is_file(path: str) -> bool:
+    """Path.is_file(), except that a directory we may not enter (`sudo -u mailhygiene` from
+    /root) means "no file here" instead of a PermissionError."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -7,8 +7,12 @@
   path and the cause (a full disk, a read-only directory), never a traceback.
 - file_lock: an flock on a lock file (exclusive or shared, waiting up to `wait` seconds), raising
   LockedError with a message that names the lock and what to do.
-- Files and directories are created group-writable (mode 0o664 / 0o2775 before the umask) so a
-  service user and an operator in the service group can share one data dir.
+- job_lock: the exclusive <data_dir>/state/<name>.lock of one job (`clean`, `watch`), holding its pid.
+- Files and directories are created with modes 0o664 / 0o2775 before the umask (setgid: new
+  files take the directory's group), so members of the service group can read the data dir under
+  the units' UMask=0027. Writing is the owner's alone: every writing command runs as the data
+  dir's owner or stops first (pipeline.core.owner), because other writers (SQLite, DuckDB, Arrow)
+  choose their own modes and a root-owned file would stop the service.
 
 Reads and writes only the paths it is given; called by every stage that keeps state.
 """
@@ -188,6 +192,20 @@ def file_lock(path: str | os.PathLike, *, shared: bool = False, wait: float = 0.
             fcntl.flock(fh, fcntl.LOCK_UN)
     finally:
         fh.close()
+
+
+@contextmanager
+def job_lock(data_dir: str | os.PathLike, name: str = "clean", *, wait: float = 0.0,
+             busy: str | None = None) -> Iterator[None]:
+    """Exclusive <data_dir>/state/<name>.lock for one job (clean, watch), holding our pid.
+
+    Waits up to `wait` seconds for it, then raises LockedError with `busy` (or a default text).
+    """
+    path = Path(data_dir) / "state" / f"{name}.lock"
+    with file_lock(path, wait=wait, write_pid=True,
+                   busy=busy or f"another `mailhygiene {name}` is running on {data_dir} (lock {path}); "
+                                "this run did nothing"):
+        yield
 
 
 def is_locked(path: str | os.PathLike) -> bool:
