@@ -20,14 +20,15 @@ from lakekit import require_extra
 require_extra("sqlglot")
 
 from pipeline.core.errors import InputError  # noqa: E402
-from pipeline.lake.port import port  # noqa: E402
+from pipeline.lake.port import is_query, port  # noqa: E402
 from pipeline.store.warehouse import read_sql, sql_dir  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "spark"
 UPDATE = os.environ.get("MAILHYGIENE_UPDATE_GOLDEN") == "1"
 # the queries whose $since/$until are instants (the rule's guard); the report files take days
-INSTANT_BOUNDS = {"active_addresses", "guard_carrier_days"}
-QUERIES = sorted(p.stem for p in sql_dir().glob("*.sql") if p.stem != "macros")
+INSTANT_BOUNDS = {"active_addresses", "guard_bursts", "guard_replies", "filtered_addresses"}
+# every file that is one query (macros.sql and the list's DuckDB script suppression_list.sql are not)
+QUERIES = sorted(p.stem for p in sql_dir().glob("*.sql") if is_query(p.read_text(encoding="utf-8")))
 
 
 def golden_params(name: str) -> dict:
@@ -35,9 +36,11 @@ def golden_params(name: str) -> dict:
               "min_errors": 2, "min_days": 2, "window_days": 7,
               "counted_reasons": ["user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"],
               "block_rate": 0.5, "block_min_errors": 20, "grain": "week", "limit": 20, "edge_minutes": 5,
+              "hour_min_errors": 20, "hour_rate": 0.5, "recent_hours": 48.0, "recent_rate": 0.02,
               "address": "taro.dead@docomo.ne.jp"}
     if name in INSTANT_BOUNDS:
-        params.update(since=datetime(2026, 11, 1, 15, 0, tzinfo=timezone.utc), until=None)
+        params.update(since=datetime(2026, 11, 1, 15, 0, tzinfo=timezone.utc),
+                      until=datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc))
     else:
         params.update(since=date(2026, 11, 1), until=date(2026, 11, 30))
     return params
@@ -136,3 +139,21 @@ def test_port_stages_split_the_named_steps_and_mark_the_reused_ones():
     assert stages[0].sql == "SELECT x FROM events WHERE ts <= CAST('2026-11-01 00:00:00.000000' AS TIMESTAMP)"
     assert stages[2].sql == "SELECT a.x FROM q1_a AS a JOIN q1_b AS b USING (x)"
     assert final == "SELECT * FROM q1_c AS c ORDER BY x NULLS LAST"
+
+
+def test_every_golden_file_belongs_to_a_query():
+    stale = sorted(p.stem for p in GOLDEN.glob("*.sql") if p.stem not in QUERIES)
+    assert not stale, f"golden ports of queries that are gone: {stale} (delete them)"
+
+
+def test_port_keeps_list_order_and_nulls_and_exact_epochs():
+    out = port("SELECT list(ts ORDER BY ts, event_id) AS l, list(x) AS m, epoch(a) - epoch(b) AS d, "
+               "epoch_us(ts) // 900 AS q, to_timestamp(s) AS t FROM t", {}, pretty=False)
+    assert ("TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT(ts IS NULL AS n0, ts AS k0, event_id IS NULL AS n1, "
+            "event_id AS k1, ts AS v))), e -> e.v) AS l") in out
+    assert "TRANSFORM(COLLECT_LIST(STRUCT(x AS v)), e -> e.v) AS m" in out
+    assert "UNIX_MICROS(a) / 1000000 - UNIX_MICROS(b) / 1000000 AS d" in out
+    assert "UNIX_MICROS(ts) DIV 900 AS q" in out
+    assert "TIMESTAMP_MICROS(CAST(ROUND(s * 1000000) AS BIGINT)) AS t" in out
+    with pytest.raises(InputError, match="ascending"):
+        port("SELECT list(x ORDER BY k DESC) FROM t", {})

@@ -16,7 +16,13 @@ The rewrites, in order (tests/test_lake_port.py holds each sql/ file to its gold
    with a ClassCastException; sorted distinct values joined are the same string); a select-list
    alias used inside a window of the same SELECT (DuckDB allows it, Spark refuses "lateral
    column alias in window") is replaced by its expression; constant arithmetic inside INTERVAL
-   is folded: Spark's parser takes `INTERVAL '6' DAY`, not
+   is folded;
+   `list(x ORDER BY k, ...)` (sqlglot would drop the order: COLLECT_LIST) becomes
+   `TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT(k IS NULL, k, ..., x))), e -> e.v)`, an unordered
+   `list(x)` `TRANSFORM(COLLECT_LIST(STRUCT(x)), e -> e.v)` (DuckDB's list keeps NULLs,
+   COLLECT_LIST drops them); `epoch(ts)` (sqlglot: UNIX_TIMESTAMP, whole seconds) becomes
+   `UNIX_MICROS(ts) / 1000000` (DuckDB's epoch keeps the fraction), `epoch_us(ts)`
+   `UNIX_MICROS(ts)`, and `to_timestamp(seconds)` `TIMESTAMP_MICROS(...)`: Spark's parser takes `INTERVAL '6' DAY`, not
    `INTERVAL (7 - 1) DAY`.
 4. sqlglot generates Spark SQL (its DuckDB -> Spark rules: AT TIME ZONE -> FROM_UTC_TIMESTAMP,
    list_contains -> ARRAY_CONTAINS, arg_max -> MAX_BY, string_agg ... ORDER BY -> LISTAGG ...
@@ -220,6 +226,65 @@ def distinct_string_aggs(tree):
     return tree
 
 
+def _spark_snippet(text: str, **parts):
+    """A Spark expression from `text`, its placeholder columns (__name) replaced by `parts`."""
+    import sqlglot
+
+    _, exp = _sqlglot()
+    node = sqlglot.parse_one(text, read="spark")
+
+    def swap(n):
+        if isinstance(n, exp.Column) and not n.table and n.name.startswith("__") and n.name[2:] in parts:
+            return parts[n.name[2:]].copy()
+        return n
+
+    return node.transform(swap)
+
+
+def list_aggs(tree):
+    """list/array_agg with and without ORDER BY (see the module doc)."""
+    _, exp = _sqlglot()
+    for node in list(tree.find_all(exp.ArrayAgg)):
+        inner = node.this
+        if isinstance(inner, exp.Distinct):
+            raise InputError("list(DISTINCT ...) does not port to Spark: use string_agg(DISTINCT ...)")
+        if isinstance(inner, exp.Order):
+            keys = inner.expressions
+            value = inner.this
+            fields, parts = [], {"v": value}
+            for i, key in enumerate(keys):
+                if key.args.get("desc"):
+                    raise InputError("list(x ORDER BY k DESC) does not port to Spark: order ascending")
+                if key.args.get("nulls_first"):
+                    raise InputError("list(x ORDER BY k NULLS FIRST) does not port to Spark")
+                parts[f"k{i}"] = key.this
+                fields.append(f"__k{i} IS NULL AS n{i}, __k{i} AS k{i}")
+            text = f"TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT({', '.join(fields)}, __v AS v))), e -> e.v)"
+        else:
+            parts = {"v": inner}
+            text = "TRANSFORM(COLLECT_LIST(STRUCT(__v AS v)), e -> e.v)"
+        node.replace(_spark_snippet(text, **parts))
+    return tree
+
+
+def epoch_calls(tree):
+    """epoch / epoch_us / to_timestamp as Spark reads them exactly (see the module doc)."""
+    _, exp = _sqlglot()
+    for node in list(tree.find_all(exp.TimeToUnix)):
+        node.replace(_spark_snippet("UNIX_MICROS(__t) / 1000000", t=node.this))
+    for node in list(tree.find_all(exp.Anonymous)):
+        if node.name.lower() == "epoch_us" and len(node.expressions) == 1:
+            node.replace(_spark_snippet("UNIX_MICROS(__t)", t=node.expressions[0]))
+        elif node.name.lower() in ("epoch_ms", "epoch_ns"):
+            raise InputError(f"{node.name}() does not port to Spark unambiguously: use epoch_us()")
+    for node in list(tree.find_all(exp.UnixToTime)):
+        scale = node.args.get("scale")
+        if scale is not None and str(scale.this if hasattr(scale, "this") else scale) not in ("0", "seconds"):
+            raise InputError("only to_timestamp(seconds) ports to Spark")
+        node.replace(_spark_snippet("TIMESTAMP_MICROS(CAST(ROUND(__s * 1000000) AS BIGINT))", s=node.this))
+    return tree
+
+
 def window_aliases(tree):
     """Inline select-list aliases referenced by a window of the same SELECT.
 
@@ -261,6 +326,28 @@ def fold_intervals(tree):
     return tree
 
 
+def is_query(sql: str) -> bool:
+    """True for a file holding one query (what ports); a script of statements (sql/
+    suppression_list.sql: the list's own DuckDB tables and COPY writes) is DuckDB's alone."""
+    sqlglot, exp = _sqlglot()
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    except Exception:
+        return False
+    return len(statements) == 1 and isinstance(statements[0], exp.Query)
+
+
+def tables_read(sql: str) -> set[str]:
+    """The tables and views a query reads, besides its own named steps (lower case)."""
+    _, exp = _sqlglot()
+    import sqlglot
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    ctes = {c.alias.lower() for c in tree.find_all(exp.CTE)}
+    return {t.name.lower() for t in tree.find_all(exp.Table)
+            if t.name and not isinstance(t.this, exp.Anonymous) and t.name.lower() not in ctes}
+
+
 def _ported_tree(sql: str, params: dict | None, macros: str | None):
     sqlglot, exp = _sqlglot()
     statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
@@ -271,7 +358,8 @@ def _ported_tree(sql: str, params: dict | None, macros: str | None):
     if macros:
         tree = expand_macros(tree, parse_macros(macros))
     tree = bind_params(tree, params or {})
-    return fold_intervals(window_aliases(distinct_string_aggs(timezone_calls(tree))))
+    tree = epoch_calls(list_aggs(timezone_calls(tree)))
+    return fold_intervals(window_aliases(distinct_string_aggs(tree)))
 
 
 def port(sql: str, params: dict | None = None, *, macros: str | None = None, pretty: bool = True) -> str:

@@ -13,7 +13,7 @@ WITH period AS (
     AND ts <= CAST('2026-11-30 14:59:59.999999' AS TIMESTAMP)
 ), final AS (
   SELECT
-    COUNT(DISTINCT recipient) AS active_addresses
+    CAST(COUNT(DISTINCT recipient) AS BIGINT) AS active_addresses
   FROM period
 )
 SELECT

@@ -2,7 +2,7 @@
 /* What it returns: problems on OUR side per carrier and day (rate limiting, blocks, filtering, */
 /* authentication, policy, spam/content verdicts, our sender domain): a separate signal from dead */
 /* addresses, never counted by the suppression rule. */
-/* Reads:   events, through events_in_period() (sql/macros.sql) */
+/* Reads:   events. Macros: local_day, partition_in_period, day_in_period (sql/macros.sql) */
 /* Params:  $tz             IANA zone whose calendar days count */
 /*          $since, $until  DATE or NULL: first and last local day (inclusive) */
 /* Columns: day, carrier, reason, events, deferred, failed, recipients, carrier_attempts, */
@@ -11,7 +11,7 @@
 /* failures (bounced, expired, undeliverable); carrier_attempts = all attempts to the carrier */
 /* that day; share_of_attempts = events / carrier_attempts; top_reply = the most common */
 /* diagnostic (addresses masked as <address>; ties: alphabetical). */
-WITH in_period AS (
+WITH stored AS (
   SELECT
     COALESCE(carrier, 'unknown') AS carrier,
     recipient,
@@ -19,26 +19,27 @@ WITH in_period AS (
     scope,
     COALESCE(reason, 'undefined') AS reason,
     diagnostic,
-    day
-  FROM (
-    SELECT
-      *
-    FROM (
-      SELECT
-        *,
-        CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE) AS day
-      FROM events
-      WHERE
-        (
-          CAST('2026-11-01' AS DATE) IS NULL
-          OR date >= DATE_FORMAT(CAST(CAST('2026-11-01' AS DATE) AS DATE) - 1, 'yyyy-MM-dd')
-        )
-        AND (
-          CAST('2026-11-30' AS DATE) IS NULL
-          OR date <= DATE_FORMAT(CAST(CAST('2026-11-30' AS DATE) AS DATE) + 1, 'yyyy-MM-dd')
-        )
+    (
+      CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE)
+    ) AS day
+  FROM events
+  WHERE
+    (
+      (
+        CAST('2026-11-01' AS DATE) IS NULL
+        OR date >= DATE_FORMAT(CAST(CAST('2026-11-01' AS DATE) AS DATE) - 1, 'yyyy-MM-dd')
+      )
+      AND (
+        CAST('2026-11-30' AS DATE) IS NULL
+        OR date <= DATE_FORMAT(CAST(CAST('2026-11-30' AS DATE) AS DATE) + 1, 'yyyy-MM-dd')
+      )
     )
-    WHERE
+), in_period AS (
+  SELECT
+    *
+  FROM stored
+  WHERE
+    (
       (
         CAST('2026-11-01' AS DATE) IS NULL
         OR day >= CAST(CAST('2026-11-01' AS DATE) AS DATE)
@@ -47,12 +48,12 @@ WITH in_period AS (
         CAST('2026-11-30' AS DATE) IS NULL
         OR day <= CAST(CAST('2026-11-30' AS DATE) AS DATE)
       )
-  ) AS events_in_period
+    )
 ), carrier_days AS (
   SELECT
     day,
     carrier,
-    COUNT(*) AS carrier_attempts
+    CAST(COUNT(*) AS BIGINT) AS carrier_attempts
   FROM in_period
   GROUP BY
     day,
@@ -68,33 +69,45 @@ WITH in_period AS (
     day,
     carrier,
     reason,
-    COUNT(*) AS events,
-    COUNT(*) FILTER(WHERE
-      status = 'deferred') AS deferred,
-    COUNT(*) FILTER(WHERE
-      status IN ('bounced', 'expired', 'undeliverable')) AS failed,
-    COUNT(DISTINCT recipient) AS recipients
+    CAST(COUNT(*) AS BIGINT) AS events,
+    CAST(COUNT(*) FILTER(WHERE
+      status = 'deferred') AS BIGINT) AS deferred,
+    CAST(COUNT(*) FILTER(WHERE
+      status IN ('bounced', 'expired', 'undeliverable')) AS BIGINT) AS failed,
+    CAST(COUNT(DISTINCT recipient) AS BIGINT) AS recipients
   FROM sender_side
   GROUP BY
     day,
     carrier,
     reason
-), replies AS (
+), masked AS (
   SELECT
     day,
     carrier,
     reason,
-    REGEXP_REPLACE(COALESCE(diagnostic, ''), '[^\\s<>()]+@[^\\s<>()]+', '<address>') AS reply,
-    ROW_NUMBER() OVER (
-      PARTITION BY day, carrier, reason
-      ORDER BY COUNT(*) DESC, REGEXP_REPLACE(COALESCE(diagnostic, ''), '[^\\s<>()]+@[^\\s<>()]+', '<address>') NULLS LAST
-    ) AS rank
+    REGEXP_REPLACE(COALESCE(diagnostic, ''), '[^\\s<>()]+@[^\\s<>()]+', '<address>') AS reply
   FROM sender_side
+), reply_counts AS (
+  SELECT
+    day,
+    carrier,
+    reason,
+    reply,
+    CAST(COUNT(*) AS BIGINT) AS n
+  FROM masked
   GROUP BY
     day,
     carrier,
     reason,
     reply
+), replies AS (
+  SELECT
+    day,
+    carrier,
+    reason,
+    reply,
+    ROW_NUMBER() OVER (PARTITION BY day, carrier, reason ORDER BY n DESC, reply NULLS LAST) AS rank
+  FROM reply_counts
 ), final AS (
   SELECT
     p.day,
@@ -105,7 +118,7 @@ WITH in_period AS (
     p.failed,
     p.recipients,
     c.carrier_attempts,
-    p.events / c.carrier_attempts AS share_of_attempts,
+    CAST(p.events AS DOUBLE) / c.carrier_attempts AS share_of_attempts,
     r.reply AS top_reply
   FROM per_reason AS p
   JOIN carrier_days AS c

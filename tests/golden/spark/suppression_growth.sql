@@ -2,15 +2,18 @@
 /* What it returns: how the suppression list grew: entries added and released per local day */
 /* (the day the rule or an operator acted, not the day of the errors) and the list's size at */
 /* the end of that day. Only days with an action have a row. */
-/* Reads:   suppression_history (view over suppression/history.parquet; pipeline/reports.py */
-/*          registers an empty one when no list exists yet) */
+/* Reads:   suppression_history (view over suppression/history.parquet; pipeline/report/reports.py */
+/*          registers an empty one when no list exists yet). Macros: local_day, day_in_period */
+/*          (sql/macros.sql) */
 /* Params:  $tz             IANA zone whose calendar days count */
 /*          $since, $until  DATE or NULL: first and last local day shown (inclusive); list_size */
 /*                          always counts the whole history */
 /* Columns: day, added, added_by_rule, released, net_change, list_size */
 WITH actions AS (
   SELECT
-    CAST(FROM_UTC_TIMESTAMP(`at`, 'Asia/Tokyo') AS DATE) AS day,
+    (
+      CAST(FROM_UTC_TIMESTAMP(`at`, 'Asia/Tokyo') AS DATE)
+    ) AS day,
     action,
     source
   FROM suppression_history
@@ -19,12 +22,12 @@ WITH actions AS (
 ), per_day AS (
   SELECT
     day,
-    COUNT(*) FILTER(WHERE
-      action = 'added') AS added,
-    COUNT(*) FILTER(WHERE
-      action = 'added' AND source = 'rule') AS added_by_rule,
-    COUNT(*) FILTER(WHERE
-      action = 'released') AS released
+    CAST(COUNT(*) FILTER(WHERE
+      action = 'added') AS BIGINT) AS added,
+    CAST(COUNT(*) FILTER(WHERE
+      action = 'added' AND source = 'rule') AS BIGINT) AS added_by_rule,
+    CAST(COUNT(*) FILTER(WHERE
+      action = 'released') AS BIGINT) AS released
   FROM actions
   GROUP BY
     day
@@ -43,12 +46,14 @@ WITH actions AS (
   FROM running
   WHERE
     (
-      CAST('2026-11-01' AS DATE) IS NULL
-      OR day >= CAST(CAST('2026-11-01' AS DATE) AS DATE)
-    )
-    AND (
-      CAST('2026-11-30' AS DATE) IS NULL
-      OR day <= CAST(CAST('2026-11-30' AS DATE) AS DATE)
+      (
+        CAST('2026-11-01' AS DATE) IS NULL
+        OR day >= CAST(CAST('2026-11-01' AS DATE) AS DATE)
+      )
+      AND (
+        CAST('2026-11-30' AS DATE) IS NULL
+        OR day <= CAST(CAST('2026-11-30' AS DATE) AS DATE)
+      )
     )
 )
 SELECT

@@ -1,7 +1,7 @@
 /* top_failing_domains.sql */
 /* What it returns: the recipient domains with the most failed deliveries (typos such as */
 /* docomo.ne.jpp, dead company domains, a carrier domain in trouble). */
-/* Reads:   events, through events_in_period() (sql/macros.sql) */
+/* Reads:   events. Macros: local_day, partition_in_period, day_in_period (sql/macros.sql) */
 /* Params:  $tz             IANA zone whose calendar days count */
 /*          $since, $until  DATE or NULL: first and last local day (inclusive) */
 /*          $limit          at most this many domains */
@@ -12,33 +12,34 @@
 /* failed / finished attempts (all but deferrals); top_reason = the most common reason among the */
 /* domain's undelivered attempts (ties: alphabetical). Domains with no failure and no deferral */
 /* are left out. Order: failed, then deferred (both descending), then domain. */
-WITH in_period AS (
+WITH stored AS (
   SELECT
     COALESCE(recipient_domain, '') AS domain,
     COALESCE(carrier, 'unknown') AS carrier,
     recipient,
     status,
     COALESCE(reason, 'undefined') AS reason,
-    day
-  FROM (
-    SELECT
-      *
-    FROM (
-      SELECT
-        *,
-        CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE) AS day
-      FROM events
-      WHERE
-        (
-          CAST('2026-11-01' AS DATE) IS NULL
-          OR date >= DATE_FORMAT(CAST(CAST('2026-11-01' AS DATE) AS DATE) - 1, 'yyyy-MM-dd')
-        )
-        AND (
-          CAST('2026-11-30' AS DATE) IS NULL
-          OR date <= DATE_FORMAT(CAST(CAST('2026-11-30' AS DATE) AS DATE) + 1, 'yyyy-MM-dd')
-        )
+    (
+      CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE)
+    ) AS day
+  FROM events
+  WHERE
+    (
+      (
+        CAST('2026-11-01' AS DATE) IS NULL
+        OR date >= DATE_FORMAT(CAST(CAST('2026-11-01' AS DATE) AS DATE) - 1, 'yyyy-MM-dd')
+      )
+      AND (
+        CAST('2026-11-30' AS DATE) IS NULL
+        OR date <= DATE_FORMAT(CAST(CAST('2026-11-30' AS DATE) AS DATE) + 1, 'yyyy-MM-dd')
+      )
     )
-    WHERE
+), in_period AS (
+  SELECT
+    *
+  FROM stored
+  WHERE
+    (
       (
         CAST('2026-11-01' AS DATE) IS NULL
         OR day >= CAST(CAST('2026-11-01' AS DATE) AS DATE)
@@ -47,35 +48,41 @@ WITH in_period AS (
         CAST('2026-11-30' AS DATE) IS NULL
         OR day <= CAST(CAST('2026-11-30' AS DATE) AS DATE)
       )
-  ) AS events_in_period
+    )
 ), per_domain AS (
   SELECT
     domain,
     MIN(carrier) AS carrier,
-    COUNT(*) AS attempts,
-    COUNT(*) FILTER(WHERE
-      status IN ('bounced', 'expired', 'undeliverable')) AS failed,
-    COUNT(*) FILTER(WHERE
-      status = 'deferred') AS deferred,
-    COUNT(*) FILTER(WHERE
-      status <> 'deferred') AS finished,
-    COUNT(DISTINCT recipient) FILTER(WHERE
-      status IN ('bounced', 'expired', 'undeliverable')) AS failed_recipients
+    CAST(COUNT(*) AS BIGINT) AS attempts,
+    CAST(COUNT(*) FILTER(WHERE
+      status IN ('bounced', 'expired', 'undeliverable')) AS BIGINT) AS failed,
+    CAST(COUNT(*) FILTER(WHERE
+      status = 'deferred') AS BIGINT) AS deferred,
+    CAST(COUNT(*) FILTER(WHERE
+      status <> 'deferred') AS BIGINT) AS finished,
+    CAST(COUNT(DISTINCT recipient) FILTER(WHERE
+      status IN ('bounced', 'expired', 'undeliverable')) AS BIGINT) AS failed_recipients
   FROM in_period
   GROUP BY
     domain
-), reason_counts AS (
+), reason_totals AS (
   SELECT
     domain,
     reason,
-    COUNT(*) AS n,
-    ROW_NUMBER() OVER (PARTITION BY domain ORDER BY COUNT(*) DESC, reason NULLS LAST) AS rank
+    CAST(COUNT(*) AS BIGINT) AS n
   FROM in_period
   WHERE
     status <> 'sent'
   GROUP BY
     domain,
     reason
+), reason_counts AS (
+  SELECT
+    domain,
+    reason,
+    n,
+    ROW_NUMBER() OVER (PARTITION BY domain ORDER BY n DESC, reason NULLS LAST) AS rank
+  FROM reason_totals
 ), final AS (
   SELECT
     d.domain,
@@ -83,7 +90,7 @@ WITH in_period AS (
     d.attempts,
     d.failed,
     d.deferred,
-    d.failed / NULLIF(d.finished, 0) AS failure_rate,
+    CAST(d.failed AS DOUBLE) / NULLIF(d.finished, 0) AS failure_rate,
     d.failed_recipients,
     r.reason AS top_reason
   FROM per_domain AS d
