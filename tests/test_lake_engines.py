@@ -23,6 +23,7 @@ require_extra("sqlglot", "pyspark")
 from pipeline.lake.engines import DuckDBEngine, SparkEngine, normalise  # noqa: E402
 from pipeline.lake.port import is_query, tables_read  # noqa: E402
 from pipeline.lake.upload import upload_sealed  # noqa: E402
+from pipeline.cli import cli  # noqa: E402
 from pipeline.store.warehouse import read_sql, sql_dir  # noqa: E402
 from pipeline.suppression.store import CURRENT_SCHEMA, HISTORY_SCHEMA  # noqa: E402
 
@@ -54,8 +55,7 @@ def setup(s3_server, tmp_path_factory):
     for node, logs in (("mta01", [ROTATED, SENDMAIL]), ("mta02", [CURRENT, QMAIL, ROTATED])):
         (root / node).mkdir()
         cfg = make_config(root / node, _toml(url, s3_server.endpoint_url, node), data_dir=root / node / "data")
-        ingest(cfg.data_dir, *logs)
-        upload_sealed(cfg)
+        ingest(cfg.data_dir, *logs, extra_args=("--config", str(cfg.source)))  # uploads after the run
         configs[node] = cfg
     (root / "central").mkdir()
     central = make_config(root / "central", _toml(url, s3_server.endpoint_url), data_dir=root / "central" / "data")
@@ -81,7 +81,7 @@ def setup(s3_server, tmp_path_factory):
     for e in engines.values():
         e.register("new_entries", new_entries)
         e.register("flagged_periods", flagged)
-    yield {"engines": engines, "central": central, "single": single}
+    yield {"engines": engines, "central": central, "single": single, "nodes": configs}
     for e in engines.values():
         e.close()
 
@@ -165,3 +165,53 @@ def test_every_sql_query_returns_the_same_rows_on_both_engines(setup, name):
     assert duck, f"{name} returned no rows on these events: the comparison would prove nothing"
     key = repr
     assert sorted(spark, key=key) == sorted(duck, key=key)
+
+
+# --------------------------------------------------------------------------- the commands
+def run_cli(*args):
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_nodes_uploaded_by_themselves_and_a_retry_uploads_nothing(setup):
+    import json
+
+    for node, cfg in setup["nodes"].items():
+        assert upload_sealed(cfg).uploaded == 0  # `ingest` uploaded every sealed file already
+    status = json.loads(run_cli("--config", setup["central"].source, "lake", "status", "--json"))
+    assert set(status["nodes"]) == {"mta01", "mta02"}
+    assert all(n["objects"] > 0 for n in status["nodes"].values())
+
+
+def test_suppress_dry_run_json_is_the_same_on_both_engines_and_a_single_machine(setup):
+    import json
+
+    central, single = setup["central"], setup["single"]
+    runs = {engine: json.loads(run_cli("--config", central.source, "suppress", "--dry-run", "--json",
+                                       "--as-of", "2026-11-30", "--engine", engine))
+            for engine in ("duckdb", "spark")}
+    alone = json.loads(run_cli("--config", single.source, "--data-dir", single.data_dir, "suppress", "--dry-run",
+                               "--json", "--as-of", "2026-11-30"))
+    assert {r["address"] for r in alone["new"]} == README_SUPPRESSED
+    assert runs["spark"]["engine"] == "spark" and runs["duckdb"]["engine"] == "duckdb"
+    assert runs["spark"]["new"] == runs["duckdb"]["new"] == alone["new"]  # every field of every entry
+    assert runs["spark"]["marked"] == runs["duckdb"]["marked"] == alone["marked"] == 8
+
+
+def test_central_suppress_on_spark_writes_the_list_and_reads_every_node(setup):
+    import pipeline
+
+    central = setup["central"]
+    out = run_cli("--config", central.source, "suppress", "--as-of", "2026-11-30", "--engine", "spark", "--force")
+    assert "new entries:      8  [applied]" in out
+    listed = run_cli("--config", central.source, "suppression", "list")
+    assert all(address in listed for address in README_SUPPRESSED)
+    # pipeline.connect() on the central config: every node's events, each once, with `node`
+    con = pipeline.connect(config=central)
+    nodes = {n for (n,) in con.execute("SELECT DISTINCT node FROM events").fetchall()}
+    single = setup["engines"]["single"].con.execute("SELECT count(*) FROM events").fetchone()[0]
+    assert nodes == {"mta01", "mta02"}
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == single

@@ -100,6 +100,10 @@ class AppContext:
             from ..classify import configure  # the config's [classify] phrases and providers
 
             configure(cfg.classify, cfg.carriers)
+            if cfg.store.url:  # `[store] url`: every events view reads all nodes of the lake
+                from ..lake.read import use_lake
+
+                use_lake(cfg)
             self._cfg = cfg
         return self._cfg
 

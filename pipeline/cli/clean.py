@@ -72,6 +72,9 @@ def clean_cmd(app, as_of, force, progress, quiet):
                 app.problem("suppress: the guard's objections were overridden by --force:")
                 for reason in value.guard.reasons:
                     app.problem(f"  ! {reason}")
+        elif name == "lake" and value is not None:
+            app.say(f"== lake\nuploaded {value.uploaded} file(s), {value.bytes:,} bytes "
+                    f"({value.already_there} already there)")
         elif name == "exported":
             app.say(f"== export\nsuppression CSV: {value}")
         elif name == "report":

@@ -61,3 +61,7 @@ def ingest_cmd(app, paths, fmt, year, reread, as_json, progress):
 
     summary = ingest(app.cfg, paths, fmt=fmt, year=year, use_positions=not reread, progress=progress)
     print_ingest_summary(summary, as_json)
+    if app.cfg.store.url:  # [store] url: this node uploads its sealed files (docs/scale-out.md)
+        from ..lake.node import after_commit
+
+        after_commit(app.cfg, strict=True)

@@ -36,6 +36,32 @@ def print_rule_result(cfg, result) -> None:
             click.echo(f"  ! {reason}")
 
 
+def rule_result_json(cfg, result, engine: str) -> str:
+    """The run as JSON: {"new": [{"address": ..., evidence ...}], "marked", "already_listed", ...};
+    times in ISO 8601 (UTC), dates as YYYY-MM-DD. The same on both engines."""
+    import json
+    from datetime import date, datetime
+
+    def plain(value):
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    g = result.guard
+    return json.dumps(plain({
+        "new": result.new, "marked": result.marked, "already_listed": result.already_listed,
+        "as_of": result.as_of, "dry_run": result.dry_run, "applied": result.applied,
+        "forced": result.forced, "engine": engine, "rule": cfg.rule.label(cfg.timezone_name),
+        "guard": {"checked": result.guard_checked, "tripped": g.tripped, "reasons": g.reasons},
+    }), ensure_ascii=False, indent=2)
+
+
 @click.command("suppress")
 @click.option("--as-of", default=None, metavar="DATE",
               help="Evaluate history up to this moment: YYYY-MM-DD (end of that local day) or an ISO time. Default: now.")
@@ -43,8 +69,12 @@ def print_rule_result(cfg, result) -> None:
 @click.option("--check-guard", is_flag=True,
               help="With --dry-run: also run the guard (one more pass over the events) and show its verdict.")
 @click.option("--force", is_flag=True, help="Apply even when the guard refuses (a carrier block looks different from dead addresses: check first).")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default=None,
+              help="Where the rule's SQL runs (config: engine; default duckdb). spark needs the "
+                   "`.[spark]` extra and Java 17; [spark] master says where (docs/scale-out.md).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON ({\"new\": [{\"address\": ...}], ...}).")
 @click.pass_obj
-def suppress_cmd(app, as_of, dry_run, check_guard, force):
+def suppress_cmd(app, as_of, dry_run, check_guard, force, engine, as_json):
     """Run the multi-day rule and add dead addresses to the suppression list.
 
     An address is suppressed when, after its last successful delivery (and its last release),
@@ -55,14 +85,29 @@ def suppress_cmd(app, as_of, dry_run, check_guard, force):
     Examples:
       mailhygiene suppress --dry-run --check-guard
       mailhygiene --timezone Asia/Tokyo suppress --as-of 2026-11-20
+      mailhygiene --config central.toml suppress --engine spark --dry-run --json
     """
     from ..suppression.rule import run_rule
     from ..suppression.store import SuppressionStore
 
     cfg = app.cfg
-    result = run_rule(SuppressionStore(cfg.data_dir), cfg.rule, cfg.guard, as_of,
-                      tz=cfg.timezone_name, dry_run=dry_run, force=force, check_guard_in_dry_run=check_guard)
-    print_rule_result(cfg, result)
+    engine = engine or cfg.engine
+    spark = None
+    if engine == "spark":
+        from ..lake.engines import SparkEngine
+
+        spark = SparkEngine.open(cfg)
+    try:
+        result = run_rule(SuppressionStore(cfg.data_dir), cfg.rule, cfg.guard, as_of,
+                          tz=cfg.timezone_name, dry_run=dry_run, force=force, check_guard_in_dry_run=check_guard,
+                          engine=spark)
+    finally:
+        if spark is not None:
+            spark.close()
+    if as_json:
+        click.echo(rule_result_json(cfg, result, engine))
+    else:
+        print_rule_result(cfg, result)
 
 
 @click.group("suppression")

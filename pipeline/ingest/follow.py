@@ -716,6 +716,10 @@ class Follower:
         if self.flush_failures:
             log.info("watch: writing events works again")
             self.flush_failures = 0
+        if self.cfg.store.url:  # [store] url: upload the sealed files (a failure only warns)
+            from ..lake.node import after_commit
+
+            after_commit(self.cfg, strict=False)
         return True
 
     def commit(self) -> None:

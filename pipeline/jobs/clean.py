@@ -30,6 +30,8 @@ class CleanResult:
     export_path: Path | None = None
     exported_rows: int = 0
     report_path: Path | None = None
+    lake_upload: object = None          # lake.upload.UploadSummary when [store] url is set
+    lake_compaction: object = None      # lake.compact.CompactSummary
 
 
 def job_lock(cfg: Config, name: str = "clean", *, wait: float = 0.0, busy: str | None = None):
@@ -62,6 +64,11 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
             summary = Ingestor(cfg, fmt=src.format, progress=progress).run(files)
             result.ingest.append(summary)
             step("ingested", (src.path, summary))
+        if cfg.store.url:  # [store] url: upload this node's sealed files, merge its closed days
+            from ..lake.node import nightly
+
+            result.lake_upload, result.lake_compaction = nightly(cfg)
+            step("lake", result.lake_upload)
         store = SuppressionStore(cfg.data_dir)
         result.rule = run_rule(store, cfg.rule, cfg.guard, as_of, tz=cfg.timezone_name, force=force)
         step("rule", result.rule)

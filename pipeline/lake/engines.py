@@ -165,3 +165,27 @@ def normalise(table: pa.Table, *, drop_zone: bool = False) -> pa.Table:
         cols.append(col.cast(target) if col.type != target else col)
         fields.append(pa.field(f.name, target))
     return pa.Table.from_arrays(cols, schema=pa.schema(fields))
+
+
+def run_into(engine, con, name: str, params: dict[str, Any], *, table: str, inputs: tuple[str, ...] = ()):
+    """Run sql/<name>.sql on `engine` (Spark) for a DuckDB-resident caller: the tables of `con`
+    named in `inputs` are copied to the engine first (the rule's small state: the list's
+    history, its new entries, flagged periods), the rows come back into table `table` of `con`
+    with the column types DuckDB gives that query (a naive local time stays naive), and the
+    table is returned as a cursor, as run_sql() would return the query's rows.
+
+    `table` and `inputs` are names from code, never data.
+    """
+    from ..store.warehouse import sql_relation
+
+    for name_in in inputs:
+        engine.register(name_in, con.sql(f"SELECT * FROM {name_in}").to_arrow_table())
+    rows = engine.query(name, params)
+    shape = sql_relation(con, name, params)  # bound, not run: only its column types are read
+    con.register("_engine_rows", rows)
+    try:
+        casts = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in zip(shape.columns, shape.types))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {casts} FROM _engine_rows")
+    finally:
+        con.unregister("_engine_rows")
+    return con.execute(f"SELECT * FROM {table}")

@@ -132,3 +132,28 @@ def connect_lake(lake: LakeLocation, data_dir: str | Path | None = None):
         attach_views(con, Path(data_dir))
     attach_lake_events(con, lake)
     return con
+
+
+class LakeEventSource:
+    """The lake as the `events` of a data dir (store.warehouse.EVENT_SOURCES)."""
+
+    def __init__(self, lake: LakeLocation):
+        self.lake = lake
+
+    def attach(self, con) -> None:
+        attach_lake_events(con, self.lake)
+
+    def has_events(self) -> bool:
+        return bool(list_objects(self.lake))
+
+
+def use_lake(cfg) -> LakeLocation | None:
+    """When `[store] url` is set, every `events` view of cfg.data_dir (pipeline.connect(),
+    `suppress`, `report`, `clean`, the exports) reads the whole lake instead of the local store.
+    Called once the config is loaded (the CLI, pipeline.connect()); returns the lake or None."""
+    from ..store.warehouse import use_event_source
+    from .url import lake_of
+
+    lake = lake_of(cfg)
+    use_event_source(cfg.data_dir, LakeEventSource(lake) if lake is not None else None)
+    return lake

@@ -39,10 +39,23 @@ class GuardReport:
     since: datetime | None = None
 
 
-def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of: datetime,
-                new_count: int, first_error: datetime | None) -> GuardReport:
-    """Judge the new entries in table `new_entries` of `con` (with the events view)."""
+def _query(con, engine, name: str, params: dict[str, Any], inputs: tuple[str, ...] = ()):
+    """sql/<name>.sql on DuckDB (`con`), or on the rule's engine (suppress --engine spark) with
+    the tables of `con` it reads besides the events (`inputs`) copied over and its rows brought
+    back with DuckDB's types."""
     from ..store.warehouse import run_sql
+
+    if engine is None:
+        return run_sql(con, name, params)
+    from ..lake.engines import run_into
+
+    return run_into(engine, con, name, params, table=f"engine_{name}", inputs=inputs)
+
+
+def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of: datetime,
+                new_count: int, first_error: datetime | None, engine=None) -> GuardReport:
+    """Judge the new entries in table `new_entries` of `con` (with the events view); `engine`:
+    None = DuckDB, else the engine that reads the events (lake.engines.SparkEngine)."""
     from .store import rows
 
     report = GuardReport()
@@ -50,17 +63,17 @@ def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of
         return report
     since = first_error - timedelta(days=rule.window_days)
     report.since = since
-    found = rows(run_sql(con, "guard_bursts", {
+    found = rows(_query(con, engine, "guard_bursts", {
         "tz": tz, "as_of": as_of, "since": since, "counted_reasons": list(rule.counted_reasons),
         "hour_min_errors": guard.hour_min_errors, "hour_rate": guard.hour_rate,
         "recent_hours": guard.recent_hours, "recent_rate": guard.recent_rate,
-        "block_min_errors": guard.block_min_errors, "block_rate": guard.block_rate}))
+        "block_min_errors": guard.block_min_errors, "block_rate": guard.block_rate}, ("new_entries",)))
     summary = next(r for r in found if r["kind"] == "summary")
     _share_test(con, guard, report, new_count=new_count, since=since, as_of=as_of,
-                last_quarter=summary["last_quarter"])
+                last_quarter=summary["last_quarter"], engine=engine)
     report.bursts = [r for r in found if r["kind"] != "summary"]
     if report.bursts:
-        replies = _top_replies(con, report.bursts, rule, tz=tz, since=since, as_of=as_of)
+        replies = _top_replies(con, report.bursts, rule, tz=tz, since=since, as_of=as_of, engine=engine)
         for row in report.bursts:
             row["top_replies"] = replies.get((row["kind"], row["carrier"], row["period_start"]))
             report.tripped = True
@@ -68,33 +81,34 @@ def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of
     return report
 
 
-def _top_replies(con, bursts, rule: RuleSettings, *, tz: str, since: datetime, as_of: datetime) -> dict:
+def _top_replies(con, bursts, rule: RuleSettings, *, tz: str, since: datetime, as_of: datetime,
+                 engine=None) -> dict:
     """(kind, carrier, period_start) -> "n x reply | ..." for the flagged periods (a second scan,
     taken only when something was flagged)."""
-    from ..store.warehouse import run_sql
     from .store import rows, run_block
 
     periods = [{"kind": b["kind"], "carrier": b["carrier"], "period_start": b["period_start"]} for b in bursts]
     run_block(con, "flagged_periods", {"periods": periods})
-    found = rows(run_sql(con, "guard_replies", {"tz": tz, "counted_reasons": list(rule.counted_reasons),
-                                                "since": since, "until": as_of + timedelta(microseconds=1)}))
+    found = rows(_query(con, engine, "guard_replies", {"tz": tz, "counted_reasons": list(rule.counted_reasons),
+                                                      "since": since, "until": as_of + timedelta(microseconds=1)},
+                        ("flagged_periods",)))
     return {(r["kind"], r["carrier"], r["period_start"]): r["top_replies"] for r in found}
 
 
 def _share_test(con, guard: GuardSettings, report: GuardReport, *, new_count: int,
-                since: datetime, as_of: datetime, last_quarter: datetime | None) -> None:
+                since: datetime, as_of: datetime, last_quarter: datetime | None, engine=None) -> None:
     """Counting the addresses active in the period is a full scan; the addresses active in its
     last day are a lower bound that costs a sixtieth of it and usually settles the question."""
-    from ..store.warehouse import run_sql
 
     if new_count <= guard.min_new:
         return
     if last_quarter is not None:
         day_before = max(since, last_quarter - timedelta(days=1))
-        report.active_at_least = run_sql(con, "active_addresses", {"since": day_before, "as_of": as_of}).fetchall()[0][0]
+        report.active_at_least = _query(con, engine, "active_addresses",
+                                        {"since": day_before, "as_of": as_of}).fetchall()[0][0]
         if report.active_at_least and new_count / report.active_at_least <= guard.max_new_fraction:
             return  # the share is at most new_count / active_at_least: below the limit
-    active = run_sql(con, "active_addresses", {"since": since, "as_of": as_of}).fetchall()[0][0]
+    active = _query(con, engine, "active_addresses", {"since": since, "as_of": as_of}).fetchall()[0][0]
     report.active_addresses = int(active)
     report.new_fraction = new_count / active if active else 1.0
     if report.new_fraction > guard.max_new_fraction:

@@ -212,9 +212,13 @@ class SuppressionStore:
 
 
 def _require_events(data_dir: Path) -> None:
-    from ..store.event_store import EventStore
+    from ..store.warehouse import event_source, has_events
 
-    if EventStore(data_dir).is_empty():
+    if not has_events(data_dir):
+        source = event_source(data_dir)
+        if source is not None:  # [store] url: the lake's events
+            raise NoDataError(f"no events in the lake {source.lake.url} yet: the nodes upload after "
+                              "each ingest (`mailhygiene lake status` shows what it holds)")
         if not data_dir.exists():
             raise NoDataError(f"data dir {data_dir} does not exist: run `mailhygiene ingest LOGS` first "
                               "(or pass the right --data-dir)")
@@ -300,9 +304,9 @@ def show(where, address: str, *, tz: str, counted_reasons) -> dict[str, Any]:
 
 
 def _has_events(data_dir: Path) -> bool:
-    from ..store.event_store import EventStore
+    from ..store.warehouse import has_events
 
-    return not EventStore(data_dir).is_empty()
+    return has_events(data_dir)  # the local store's, or the lake's with [store] url
 
 
 # --------------------------------------------------------------------------- manual changes
