@@ -86,7 +86,7 @@ class SparkEngine:
         return cls(spark)
 
     def register(self, name: str, table: pa.Table) -> None:
-        from .spark import ddl
+        from .read import ddl
 
         if table.num_rows == 0:
             df = self.spark.createDataFrame([], ddl(table.schema))

@@ -53,6 +53,24 @@ SELECT {columns} FROM copies WHERE copy_rank = 1
 """.format(columns=", ".join(LAKE_SCHEMA.names))
 
 
+def spark_type(t: pa.DataType) -> str:
+    """The Spark SQL type of an Arrow type of the event and suppression tables."""
+    simple = {pa.string(): "STRING", pa.large_string(): "STRING", pa.int16(): "SMALLINT", pa.int32(): "INT",
+              pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN", pa.float64(): "DOUBLE", pa.date32(): "DATE"}
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP" if t.tz else "TIMESTAMP_NTZ"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"ARRAY<{spark_type(t.value_type)}>"
+    if t in simple:
+        return simple[t]
+    raise TypeError(f"no Spark type for {t}")
+
+
+def ddl(schema: pa.Schema) -> str:
+    """A Spark DDL schema string for an Arrow schema (lake.spark, lake.engines)."""
+    return ", ".join(f"`{f.name}` {spark_type(f.type)}" for f in schema)
+
+
 @dataclass(frozen=True)
 class LakeObject:
     node: str

@@ -30,7 +30,7 @@ from ..core.config import SparkSettings
 from ..core.errors import LakeError
 from ..store.event_store import EventStore
 from ..store.records import EVENT_SCHEMA
-from .read import DEDUPED_EVENTS_SQL, LAKE_SCHEMA, list_objects
+from .read import DEDUPED_EVENTS_SQL, LAKE_SCHEMA, ddl, list_objects
 from .url import LakeLocation
 
 
@@ -77,22 +77,6 @@ def session(settings: SparkSettings | None = None, app_name: str = "mailhygiene"
         raise SparkUnavailable(f"Spark did not start ({settings.master}): {str(exc).splitlines()[0][:300]}") from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
-
-
-def ddl(schema: pa.Schema) -> str:
-    """A Spark DDL schema string for an Arrow schema of the event tables."""
-    names = {pa.string(): "STRING", pa.int16(): "SMALLINT", pa.int32(): "INT", pa.int64(): "BIGINT",
-             pa.bool_(): "BOOLEAN", pa.float64(): "DOUBLE", pa.date32(): "DATE"}
-    cols = []
-    for f in schema:
-        if pa.types.is_timestamp(f.type):
-            t = "TIMESTAMP"
-        else:
-            t = names.get(f.type)
-            if t is None:
-                raise TypeError(f"no Spark type for {f.name}: {f.type}")
-        cols.append(f"`{f.name}` {t}")
-    return ", ".join(cols)
 
 
 LOCAL_SCHEMA = EVENT_SCHEMA.append(pa.field("date", pa.string()))

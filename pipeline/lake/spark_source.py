@@ -33,8 +33,7 @@ class LakeDataSource(DataSource):
         return "mailhygiene_lake"
 
     def schema(self):
-        from .read import LAKE_SCHEMA
-        from .spark import ddl
+        from .read import LAKE_SCHEMA, ddl
 
         return ddl(LAKE_SCHEMA)
 
