@@ -14,6 +14,8 @@ from pipeline.core.config import load_config
 from pipeline.store.event_store import EventStore
 from pipeline.store.records import EVENT_SCHEMA, domain_of, event_id_for
 
+pytest_plugins = ["lakekit"]  # the lake tests' fixtures (s3_server, bucket): one moto server per session
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_logs"
 SHARED = Path(os.environ.get("MAILHYGIENE_SHARED", REPO.parent / "shared"))

@@ -23,7 +23,7 @@ from pipeline.lake.url import parse_url
 from pipeline.store.event_store import EventStore
 
 from conftest import at, event, make_config, store_events
-from lakekit import bucket, require_extra, s3_server  # noqa: F401  (fixtures)
+from lakekit import require_extra
 
 
 def rows_of(con, sql):

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import SAMPLES, make_config
-from lakekit import ingest, require_extra, require_spark, s3_server  # noqa: F401  (fixture)
+from lakekit import ingest, require_extra, require_spark
 
 require_extra("sqlglot", "pyspark")
 
@@ -37,8 +37,9 @@ README_SUPPRESSED = {"taro.dead@docomo.ne.jp", "taro..yamada.@docomo.ne.jp", "ji
                      "saburo@i.softbank.jp", "late@au.com"}
 
 
-def _toml(url, endpoint, node=None):
-    lines = ['timezone = "Asia/Tokyo"', "[store]", f'url = "{url}"', f'endpoint_url = "{endpoint}"']
+def _toml(url, endpoint, data_dir, node=None):
+    lines = ['timezone = "Asia/Tokyo"', f'data_dir = "{data_dir}"', "[store]", f'url = "{url}"',
+             f'endpoint_url = "{endpoint}"']
     if node:
         lines.append(f'node = "{node}"')
     lines += ["[spark]", 'master = "local[2]"', "shuffle_partitions = 4"]
@@ -54,12 +55,14 @@ def setup(s3_server, tmp_path_factory):
     configs = {}
     for node, logs in (("mta01", [ROTATED, SENDMAIL]), ("mta02", [CURRENT, QMAIL, ROTATED])):
         (root / node).mkdir()
-        cfg = make_config(root / node, _toml(url, s3_server.endpoint_url, node), data_dir=root / node / "data")
+        cfg = make_config(root / node, _toml(url, s3_server.endpoint_url, root / node / "data", node),
+                          data_dir=root / node / "data")
         ingest(cfg.data_dir, *logs, extra_args=("--config", str(cfg.source)))  # uploads after the run
         configs[node] = cfg
     (root / "central").mkdir()
-    central = make_config(root / "central", _toml(url, s3_server.endpoint_url), data_dir=root / "central" / "data")
-    single = make_config(root, 'timezone = "Asia/Tokyo"\n', data_dir=root / "single")
+    central = make_config(root / "central", _toml(url, s3_server.endpoint_url, root / "central" / "data"),
+                          data_dir=root / "central" / "data")
+    single = make_config(root, f'timezone = "Asia/Tokyo"\ndata_dir = "{root / "single"}"\n', data_dir=root / "single")
     ingest(single.data_dir, ROTATED, CURRENT, SENDMAIL, QMAIL)
     engines = {"duckdb": DuckDBEngine.open(central), "spark": SparkEngine.open(central),
                "single": DuckDBEngine.open(single)}
@@ -193,8 +196,7 @@ def test_suppress_dry_run_json_is_the_same_on_both_engines_and_a_single_machine(
     runs = {engine: json.loads(run_cli("--config", central.source, "suppress", "--dry-run", "--json",
                                        "--as-of", "2026-11-30", "--engine", engine))
             for engine in ("duckdb", "spark")}
-    alone = json.loads(run_cli("--config", single.source, "--data-dir", single.data_dir, "suppress", "--dry-run",
-                               "--json", "--as-of", "2026-11-30"))
+    alone = json.loads(run_cli("--config", single.source, "suppress", "--dry-run", "--json", "--as-of", "2026-11-30"))
     assert {r["address"] for r in alone["new"]} == README_SUPPRESSED
     assert runs["spark"]["engine"] == "spark" and runs["duckdb"]["engine"] == "duckdb"
     assert runs["spark"]["new"] == runs["duckdb"]["new"] == alone["new"]  # every field of every entry
