@@ -57,9 +57,19 @@ VERDICT_CODES = {
     "report": {2},      # a carrier's unknown-user rate is over --fail-over
 }
 
-# Arguments that keep a command bounded and off the network, by command path.
-BOUNDS = {
+# Arguments a command gets besides its required ones, by command path: to keep it bounded and off
+# the network, or to make it do its work rather than stop at "give one of these options".
+EXTRA_ARGS = {
     "send daemon": ["--exit-when-done", "--max-seconds", "2"],
+    "send preview": ["--subject", "件名", "--body-file", "{body}"],
+    "prune": ["--before", "2000-01-01", "--yes"],
+    "suppression add": ["new.one@docomo.ne.jp"],
+}
+# Parameters that replace others: when the walk makes the first hostile, the listed words of
+# EXTRA_ARGS go (ADDRESS and --from-file are one or the other).
+ALTERNATIVES = {
+    ("suppression add", "from_file"): ["new.one@docomo.ne.jp"],
+    ("prune", "keep_days"): ["--before", "2000-01-01"],
 }
 
 # Values for required parameters, by parameter name (the rest: by type, see good_value()).
@@ -83,6 +93,17 @@ GOOD_VALUES = {
 # bug in that room, listed here (not fixed in its files) while its helper works there; the
 # coordinator empties this at merge. The CLI's own commands never get an entry.
 KNOWN_TRACEBACKS: dict[tuple[str, str], str] = {
+    # sender room (pipeline/sender/**, pipeline/cli/send.py): the queue database
+    ("send daemon", "data-queue-corrupt-sqlite"): "sqlite3.DatabaseError: file is not a database",
+    ("send enqueue", "data-queue-corrupt-sqlite"): "sqlite3.DatabaseError: file is not a database",
+    ("send status", "data-queue-corrupt-sqlite"): "sqlite3.DatabaseError: file is not a database",
+    ("send enqueue", "data-read-only"): "sqlite3.OperationalError: attempt to write a readonly database",
+    ("send status", "data-read-only"): "sqlite3.OperationalError: attempt to write a readonly database "
+                                       "(a status query opens the queue for writing)",
+    ("send daemon", "data-read-only"): "PermissionError on <data_dir>/sender/daemon.lock",
+    ("send daemon", "data-suppression-dir-is-file"): "NotADirectoryError: <data_dir>/suppression",
+    ("send preview", "arg-job_id-absurd"): "OverflowError: Python int too large to convert to SQLite INTEGER",
+    ("send preview", "arg-job_id-negative"): "KeyError: -5 (an unknown job id)",
 }
 
 # Commands whose module lives in another room (see KNOWN_TRACEBACKS).
@@ -141,7 +162,7 @@ def base_args(path: str) -> list[str]:
             args.append(good_value(p))
         elif isinstance(p, click.Option) and p.required:
             args += [opt_name(p), good_value(p)]
-    return args + BOUNDS.get(path, [])
+    return args + EXTRA_ARGS.get(path, [])
 
 
 def value_params(path: str) -> list[click.Parameter]:
@@ -159,11 +180,12 @@ def value_params(path: str) -> list[click.Parameter]:
 def with_value(path: str, p: click.Parameter, value: str) -> list[str]:
     """base_args with parameter `p` set to `value`."""
     args = base_args(path)
+    for word in ALTERNATIVES.get((path, p.name), []):
+        args.remove(word)
     if isinstance(p, click.Argument):
-        good = good_value(p)
-        if good in args[len(path.split()):]:
-            i = args.index(good, len(path.split()))
-            args[i] = value
+        given = [a for a in [good_value(p), *EXTRA_ARGS.get(path, [])[:1]] if a in args[len(path.split()):]]
+        if given:
+            args[args.index(given[0], len(path.split()))] = value
         else:
             args.append(value)
         return args
@@ -445,6 +467,13 @@ CONFIG_CASES = {
     "cfg-timezone-vt": _cfg_text('data_dir = "{data}"\ntimezone = "Asia/\\u000bTokyo"\n'),
     "cfg-sources-not-list": _cfg_text('data_dir = "{data}"\nsources = "{log}"\n'),
     "cfg-source-path-nul": _cfg_text('data_dir = "{data}"\n[[sources]]\npath = "{log}\\u0000"\n'),
+    # the global options, hostile
+    "opt-config-nul": lambda world: ["--config", f"{world.config}\x00"],
+    "opt-data-dir-nul": lambda world: ["--config", str(world.config), "--data-dir", f"{world.data}\x00x"],
+    "opt-data-dir-vt": lambda world: ["--config", str(world.config), "--data-dir", f"{world.data}\x0bx"],
+    "opt-data-dir-is-file": lambda world: ["--config", str(world.config), "--data-dir", str(world.log)],
+    "opt-timezone-vt": lambda world: ["--config", str(world.config), "--timezone", "Asia/\x0bTokyo"],
+    "opt-timezone-absurd": lambda world: ["--config", str(world.config), "--timezone", "../" * 100 + "etc/passwd"],
 }
 
 
@@ -574,6 +603,7 @@ def test_hostile_config(world, path, case):
     check(path, case, result, leftovers)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(DATA_CASES))
 @pytest.mark.parametrize("path", COMMAND_NAMES)
 def test_hostile_data_dir(world, path, case):
@@ -584,6 +614,7 @@ def test_hostile_data_dir(world, path, case):
     check(path, case, result, leftovers)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="SKIPPED LOUDLY: a read-only dir binds root only through another uid")
 @pytest.mark.parametrize("path", COMMAND_NAMES)
 def test_read_only_data_dir(world, template, path):

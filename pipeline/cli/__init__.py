@@ -147,10 +147,15 @@ class AppContext:
 
 
 def check_data_dir(cfg) -> None:
-    """ConfigError when the data dir exists but is not a directory (a mistyped path to a file)."""
+    """ConfigError when the data dir's path holds a control character (a vertical tab pasted
+    from a spreadsheet ...) or names something that is not a directory (a mistyped path to a file)."""
     from ..core.errors import ConfigError
 
     where = f" (config file {cfg.source})" if cfg.source else ""
+    bad = next((ch for ch in str(cfg.data_dir) if ord(ch) < 0x20 or ord(ch) == 0x7F), None)
+    if bad is not None:
+        raise ConfigError(f"data_dir {str(cfg.data_dir)!r}{where} holds a control character "
+                          f"(U+{ord(bad):04X}): a typo? Give the directory's real path")
     try:
         if cfg.data_dir.exists() and not cfg.data_dir.is_dir():
             raise ConfigError(f"data_dir {cfg.data_dir}{where} is not a directory: "
@@ -206,6 +211,12 @@ class Group(click.Group):
                                       [cmd_name, *rest])
         return cmd_name, command, rest
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except ValueError as exc:
+            raise nul_in_argument(exc) from None
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -218,8 +229,20 @@ class Group(click.Group):
             if exc.errno == errno.EPIPE:
                 raise  # `mailhygiene export - | head`: click's main() ends quietly
             internal_error(ctx, exc)
+        except ValueError as exc:
+            if "null byte" not in str(exc):
+                internal_error(ctx, exc)
+            raise nul_in_argument(exc) from None
         except Exception as exc:  # the safety net: a bug, said in one line, never a bare traceback
             internal_error(ctx, exc)
+
+
+def nul_in_argument(exc: ValueError) -> Exception:
+    """A NUL character in a file name (click's Path checks, os.stat) is a usage error; a real
+    command line cannot carry one, a caller in Python can. Other ValueErrors are returned as they are."""
+    if "null byte" in str(exc):
+        return click.UsageError("an argument holds a NUL character: file names and options cannot")
+    return exc
 
 
 EX_SOFTWARE = 70  # sysexits.h: internal software error

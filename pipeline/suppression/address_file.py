@@ -58,6 +58,8 @@ def read_addresses(source: str | os.PathLike | bytes, name: str | None = None) -
 
 
 def _read(path: Path, name: str) -> bytes:
+    if "\x00" in str(path):
+        raise InputError(f"{name!r} is not a file name (it holds a NUL character)")
     try:
         if path.is_dir():
             raise InputError(f"{name} is a directory: give the file of addresses")
