@@ -635,6 +635,7 @@ def test_read_only_data_dir(world, template, path):
     # late (codecs, matplotlib's fonts ...) are loaded before the user changes.
     scratch = World(Path(tempfile.mkdtemp(prefix="mh-warm-")), template)
     scratch.stack = world.stack
+    write_good_config(scratch.config, scratch.data, scratch.log, sources=path != "watch")
     try:
         run_case(scratch, ["--config", str(scratch.config)], base_args(path))
     finally:

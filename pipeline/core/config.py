@@ -633,6 +633,11 @@ def _toml_string(s: str) -> str:
     return '"' + out + '"'
 
 
+def toml_value(v: Any) -> str:
+    """One plain value (to_plain) as TOML text: `"a"`, `[1, 2]`, `{a = 1}` (the README's table)."""
+    return _toml_value(v)
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"

@@ -18,7 +18,7 @@ import typing
 from pathlib import Path
 
 from . import config
-from .config import FileSettings, _toml_value, to_plain
+from .config import FileSettings, to_plain, toml_value
 
 BEGIN = ("<!-- settings table: generated from pipeline/core/config.py by "
          "`python -m pipeline.core.config_doc --write README.md`; tests/test_config_doc.py checks it -->")
@@ -65,7 +65,7 @@ def _constraint(f: dataclasses.Field) -> str:
 
 def _default(f: dataclasses.Field) -> str:
     value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-    return f"`{_toml_value(to_plain(value))}`"
+    return f"`{toml_value(to_plain(value))}`"
 
 
 def rows() -> list[tuple[str, str, str]]:
