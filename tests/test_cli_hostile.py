@@ -404,8 +404,10 @@ def check(path: str, case: str, result, leftovers: list[str]) -> None:
     assert result.exit_code != EX_SOFTWARE, f"internal error (a bug): {where}"
     verdicts = VERDICT_CODES.get(path.split()[0], set())
     if result.exit_code != 0 and result.exit_code not in verdicts:
-        errors = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+        errors = [line for line in stderr.split("\n") if line.startswith("Error: ")]
         assert len(errors) == 1, f"expected one `Error:` line on stderr: {where}"
+        assert all(ch.isprintable() or ch in "\t\u3000" for ch in errors[0]), \
+            f"the `Error:` line carries a raw control character: {errors[0]!r}"
         assert not leftovers, f"half-written after a failure: {leftovers}: {where}"
 
 

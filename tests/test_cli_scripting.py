@@ -299,3 +299,15 @@ def test_mailhygiene_errors_keep_their_exit_status(ingested, monkeypatch):
     assert r.exit_code == 3 and r.stderr == "Error: the suppression guard refused this run; nothing was changed\n"
     # click's own usage errors stay exit 2
     assert invoke(ingested, "suppress", "--no-such-option", ok=False).exit_code == 2
+
+
+def test_control_characters_never_reach_the_list_or_the_terminal(ingested):
+    r = invoke(ingested, "suppression", "add", "ta\x0bro@docomo.ne.jp", ok=False)
+    assert r.exit_code == 1 and "'ta\\x0bro@docomo.ne.jp' is not an e-mail address" in r.stderr
+    assert "\x0b" not in r.stderr and entries(ingested) == set()
+    # a note is free text, kept as given; the terminal shows its control characters escaped
+    invoke(ingested, "suppression", "add", "ok@au.com", "--note", "line one\nline two\x00\x1b[31m")
+    listing = invoke(ingested, "suppression", "list").stdout
+    assert "note: line one / line two\\x00\\x1b[31m" in listing and "\x1b" not in listing
+    assert json.loads(invoke(ingested, "suppression", "list", "--json").stdout)["entries"][0]["note"] == \
+        "line one\nline two\x00\x1b[31m"

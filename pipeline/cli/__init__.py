@@ -250,9 +250,21 @@ DEBUG_ENV = "MAILHYGIENE_DEBUG"
 
 
 def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (an `Error:` line is exactly one line on stderr)."""
-    text = str(exc).strip()
-    return " / ".join(part.strip() for part in text.splitlines() if part.strip()) or type(exc).__name__
+    """An exception's message on one line (an `Error:` line is exactly one line on stderr): line
+    breaks become ` / `, other control characters (a NUL, a vertical tab in an argument) their
+    escape, so the line shows what was typed and a terminal or a cron mail shows it whole."""
+    text = str(exc).strip().replace("\r\n", "\n").replace("\r", "\n")
+    parts = [p.strip() for p in text.split("\n") if p.strip()]
+    return printable(" / ".join(parts) or type(exc).__name__)
+
+
+def printable(text: str) -> str:
+    """`text` with each control character (NUL, vertical tab, ESC ...) written as its escape;
+    tabs and spaces (the ideographic one too) kept."""
+    import unicodedata
+
+    return "".join(ch if ch.isprintable() or ch == "\t" or unicodedata.category(ch) == "Zs"
+                   else repr(ch)[1:-1] for ch in text)
 
 
 def internal_error(ctx, exc: Exception) -> None:

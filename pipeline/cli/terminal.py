@@ -35,8 +35,12 @@ def text(value, default: str = "-") -> str:
 
 
 def one_line(value) -> str:
-    """A reply text on one line (replies carry real and written-out line breaks)."""
-    return " / ".join(p.strip() for p in str(value or "").replace("\\n", "\n").splitlines() if p.strip())
+    """A reply text or a note on one line: real and written-out line breaks become ` / `, other
+    control characters their escape (a terminal never receives a raw NUL or vertical tab)."""
+    text = str(value or "").replace("\\n", "\n").replace("\r\n", "\n").replace("\r", "\n")
+    from . import printable
+
+    return printable(" / ".join(p.strip() for p in text.split("\n") if p.strip()))
 
 
 def label_lines(pairs: list[tuple[str, str]]) -> list[str]:

@@ -365,8 +365,9 @@ def checked_address(address: str) -> str:
 
     a = normalise_address(address)
     local, at, domain = a.rpartition("@")
-    if not at or not local or "." not in domain or " " in a:
-        raise InputError(f"{address!r} is not an e-mail address (expected local@domain)")
+    if not at or not local or "." not in domain or any(ch.isspace() or not ch.isprintable() for ch in a):
+        raise InputError(f"{address!r} is not an e-mail address (expected local@domain, no spaces "
+                         "or control characters)")
     return a
 
 
