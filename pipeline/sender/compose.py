@@ -240,8 +240,13 @@ def decode_message(data: bytes) -> dict[str, str]:
     }
 
 
-def charset_for(sender_cfg: dict, carrier: str) -> str:
-    cs = str(sender_cfg.get("charsets", {}).get(carrier, sender_cfg.get("charset", ISO2022JP))).lower()
+def charset_for(sender_cfg, carrier: str) -> str:
+    """The charset for a carrier from the [sender] settings (typed section or plain dict)."""
+    if isinstance(sender_cfg, dict):
+        charsets, default = sender_cfg.get("charsets", {}), sender_cfg.get("charset", ISO2022JP)
+    else:
+        charsets, default = sender_cfg.charsets, sender_cfg.charset
+    cs = str(charsets.get(carrier, default)).lower()
     cs = {"utf8": UTF8, "iso2022jp": ISO2022JP, "jis": ISO2022JP}.get(cs.replace("_", "-"), cs.replace("_", "-"))
     if cs not in CHARSETS:
         from ..core.errors import ConfigError

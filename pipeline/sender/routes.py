@@ -63,8 +63,10 @@ class Router:
         self.suffixes.sort(key=lambda kv: -len(kv[0]))
 
     @classmethod
-    def from_config(cls, sender_cfg: dict) -> "Router":
-        return cls(sender_cfg.get("routes", {}), sender_cfg.get("default_relay", "127.0.0.1:25"))
+    def from_config(cls, sender_cfg) -> "Router":
+        if isinstance(sender_cfg, dict):
+            return cls(sender_cfg.get("routes", {}), sender_cfg.get("default_relay", "127.0.0.1:25"))
+        return cls(sender_cfg.routes, sender_cfg.default_relay)
 
     def route(self, domain: str, carrier: str | None = None) -> Relay:
         d = (domain or "").lower()
