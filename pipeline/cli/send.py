@@ -70,16 +70,20 @@ def send_daemon(exit_when_done, max_seconds, verbose):
 
 
 @send.command("status")
+@click.option("--job", "job_id", type=int, default=None, help="One job: every recipient with its last reply.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def send_status(as_json):
-    """Counts per job, carrier and state, and the current rate per carrier."""
+def send_status(job_id, as_json):
+    """Counts per job, carrier and state, the current rate per carrier; with --job every recipient."""
     from ..sender.queue import STATES, Queue
     from ..sender.throttle import Throttle
 
     cfg = _cfg()
     q = Queue.for_config(cfg)
-    counts = q.counts()
-    throttle = Throttle.from_config(cfg["sender"], tz=cfg.tz)
+    if job_id is not None:
+        q.job(job_id)  # InputError for an unknown job
+    counts = q.counts(job_id)
+    throttle = Throttle.from_config(cfg.sender, tz=cfg.tz)
+    states = q.throttle_states()
     now = time.time()
     carriers = sorted({c for _, _, c, _, _ in counts})
     rates = {}
@@ -87,25 +91,106 @@ def send_status(as_json):
         r = throttle.rate_for(c)
         window = max(r.interval, 60.0)
         n = q.recent_attempts(now - window).get(c, 0)
+        paused_until, factor, factor_at = states.get(c, (0.0, 1.0, 0.0))
+        throttle.restore([], {c: (paused_until, factor, factor_at)})
         rates[c] = {"attempts_last_window": n, "window_s": window,
-                    "per_minute": round(n * 60.0 / window, 1), "limit_per_minute": round(r.count * 60.0 / r.interval, 1)}
+                    "per_minute": round(n * 60.0 / window, 1),
+                    "limit_per_minute": round(throttle.effective_count(c, now) * 60.0 / r.interval, 1),
+                    "configured_per_minute": round(r.count * 60.0 / r.interval, 1),
+                    "paused_for_s": round(max(0.0, paused_until - now), 1)}
+    rows = q.rows(job_id) if job_id is not None else None
     if as_json:
-        click.echo(json.dumps({"counts": [dict(zip(("job_id", "name", "carrier", "state", "count"), row))
-                                          for row in counts], "rates": rates}, ensure_ascii=False, indent=2))
+        out = {"counts": [dict(zip(("job_id", "name", "carrier", "state", "count"), row)) for row in counts],
+               "rates": rates}
+        if rows is not None:
+            out["job"] = {k: v for k, v in vars(q.job(job_id)).items() if k != "body"}
+            out["recipients"] = rows
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     if not counts:
-        click.echo("the queue is empty")
+        click.echo("the queue is empty" if job_id is None else f"job {job_id} has no recipients")
         return
     table: dict[tuple, dict[str, int]] = defaultdict(dict)
-    for job_id, name, carrier, state, n in counts:
-        table[(job_id, name, carrier)][state] = n
+    for jid, name, carrier, state, n in counts:
+        table[(jid, name, carrier)][state] = n
     click.echo(f"{'job':>4} {'name':<16} {'carrier':<9} " + " ".join(f"{s:>8}" for s in STATES))
-    for (job_id, name, carrier), states in table.items():
-        click.echo(f"{job_id:>4} {name[:16]:<16} {carrier:<9} " + " ".join(f"{states.get(s, 0):>8}" for s in STATES))
+    for (jid, name, carrier), st in table.items():
+        click.echo(f"{jid:>4} {name[:16]:<16} {carrier:<9} " + " ".join(f"{st.get(s, 0):>8}" for s in STATES))
     click.echo("")
-    click.echo("rate per carrier (attempts started recently / configured limit):")
+    click.echo("rate per carrier (attempts started recently / current limit):")
     for c, r in rates.items():
-        click.echo(f"  {c:<9} {r['per_minute']:>8}/min  (limit {r['limit_per_minute']}/min)")
+        extra = f", paused {r['paused_for_s']} s more" if r["paused_for_s"] else ""
+        reduced = (f", reduced from {r['configured_per_minute']}/min after a rate-limit reply"
+                   if r["limit_per_minute"] < r["configured_per_minute"] else "")
+        click.echo(f"  {c:<9} {r['per_minute']:>8}/min  (limit {r['limit_per_minute']}/min{reduced}{extra})")
+    if rows is not None:
+        click.echo("")
+        for r in rows:
+            reply = f"{r['reply_code'] or ''} {r['reply'] or ''}".strip()
+            click.echo(f"  {r['address']:<36} {r['state']:<8} {r['attempts']:>2}  {r['smtp_phase'] or '-':<11} "
+                       f"{r['reason'] or '-':<16} {reply[:80]}")
+
+
+@send.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def send_list(as_json):
+    """Every job with its counts (like postqueue -p, one line per job)."""
+    from ..sender.queue import Queue
+
+    jobs = Queue.for_config(_cfg()).jobs()
+    if as_json:
+        click.echo(json.dumps(jobs, ensure_ascii=False, indent=2))
+        return
+    if not jobs:
+        click.echo("the queue is empty")
+        return
+    click.echo(f"{'job':>4} {'name':<16} {'created':<16} {'state':<6} {'queued':>7} {'deferred':>8} {'sent':>7} "
+               f"{'failed':>7} {'skipped':>7}  subject")
+    for j in jobs:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(j["created_at"]))
+        click.echo(f"{j['job_id']:>4} {j['name'][:16]:<16} {created:<16} {'held' if j['held'] else 'active':<6} "
+                   f"{j['queued']:>7} {j['deferred']:>8} {j['sent']:>7} {j['failed']:>7} {j['skipped']:>7}  "
+                   f"{j['subject'][:40]}")
+
+
+@send.command("hold")
+@click.argument("job_id", type=int)
+def send_hold(job_id):
+    """Hold a job: none of its messages starts until `send release` (like postsuper -h)."""
+    from ..sender.queue import Queue
+
+    n = Queue.for_config(_cfg()).set_held(job_id, True)
+    click.echo(f"job {job_id} held: {n} recipients wait (messages already under way finish)")
+
+
+@send.command("release")
+@click.argument("job_id", type=int)
+def send_release(job_id):
+    """Release a held job (like postsuper -H)."""
+    from ..sender.queue import Queue
+
+    n = Queue.for_config(_cfg()).set_held(job_id, False)
+    click.echo(f"job {job_id} released: {n} recipients to send")
+
+
+@send.command("cancel")
+@click.argument("job_id", type=int)
+def send_cancel(job_id):
+    """Cancel a job: its queued and deferred recipients become skipped (reason cancelled)."""
+    from ..sender.queue import Queue
+
+    n = Queue.for_config(_cfg()).cancel(job_id)
+    click.echo(f"job {job_id} cancelled: {n} recipients will not be sent")
+
+
+@send.command("retry")
+@click.option("--job", "job_id", type=int, default=None, help="Only this job's deferred recipients.")
+def send_retry(job_id):
+    """Make deferred recipients due now (like postqueue -f)."""
+    from ..sender.queue import Queue
+
+    n = Queue.for_config(_cfg()).retry_now(job_id)
+    click.echo(f"{n} deferred recipients are due now")
 
 
 @send.command("preview")
