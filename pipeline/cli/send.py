@@ -240,9 +240,10 @@ def _sample_domain(carrier: str) -> str:
 def intake(maildir, no_reply):
     """Turn a request mail (stdin, e.g. from `|mailhygiene intake`) into a send job.
 
-    Refused or malformed requests are logged (data_dir/sender/intake.log) and exit 0, so the MTA
-    never bounces anything to an unauthorised sender; an internal failure exits 75 (EX_TEMPFAIL)
-    so the MTA keeps the mail and retries.
+    Refused or malformed requests, whatever is in them, are logged (data_dir/sender/intake.log)
+    and exit 0, so the MTA never bounces anything to an unauthorised sender; only a fault of this
+    host (queue locked, disk full, suppression list unavailable) exits 75 (EX_TEMPFAIL) so the MTA
+    keeps the mail and retries.
     """
     from ..sender.intake import process_maildir, process_request
 
@@ -252,9 +253,15 @@ def intake(maildir, no_reply):
         for res in process_maildir(cfg, maildir, reply=not no_reply):
             click.echo(res.line())
         return
+    limit = cfg.intake.max_bytes
+    stdin = sys.stdin.buffer
+    raw = stdin.read(limit + 1)
+    if len(raw) > limit:  # refused unparsed; the rest is read and dropped so the MTA sees no broken pipe
+        while stdin.read(1 << 20):
+            pass
     try:
-        res = process_request(cfg, sys.stdin.buffer.read(), reply=not no_reply)
-    except Exception as exc:  # noqa: BLE001 - the MTA must retry, not bounce
+        res = process_request(cfg, raw, reply=not no_reply)
+    except Exception as exc:  # noqa: BLE001 - only our own faults get here: the MTA must retry, not bounce
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EX_TEMPFAIL)
     click.echo(res.line())

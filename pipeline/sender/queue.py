@@ -415,14 +415,15 @@ class Queue:
             con.executemany(_OUTBOX, [(e["event_id"], json.dumps(e, ensure_ascii=False)) for e in events])
 
     # ------------------------------------------------------------------ intake replay protection
-    def seen_before(self, keys: list[str], now: float, forget_before: float) -> str | None:
-        """The first of `keys` remembered already; else remember them all (one transaction)."""
+    def seen_before(self, keys: list[str], now: float, forget_before: float, *, remember: bool = True) -> str | None:
+        """The first of `keys` remembered already; else (with remember) remember them all."""
         with self._transaction() as con:
             con.execute("DELETE FROM intake_seen WHERE at < ?", (forget_before,))
             for k in keys:
                 if con.execute("SELECT 1 FROM intake_seen WHERE key = ?", (k,)).fetchone():
                     return k
-            con.executemany("INSERT INTO intake_seen (key, at) VALUES (?, ?)", [(k, now) for k in keys])
+            if remember:
+                con.executemany("INSERT OR IGNORE INTO intake_seen (key, at) VALUES (?, ?)", [(k, now) for k in keys])
         return None
 
     # ------------------------------------------------------------------ reading
