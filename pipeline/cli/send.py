@@ -214,11 +214,14 @@ def send_preview(carrier, subject, body_file, job_id, to):
     else:
         body = _read_text(body_file)
     tpl = MessageTemplate(subject=subject, body=body, from_address=s["from_address"], from_name=s["from_name"],
-                          charset=charset_for(s, carrier), unmappable=s["unmappable"])
+                          charset=charset_for(s, carrier), unmappable=s["unmappable"],
+                          substitutions=s["substitutions"])
     msg = tpl.render(to or f"sample@{_sample_domain(carrier)}")
     click.echo(f"# carrier {carrier}: charset {msg.charset} (configured {charset_for(s, carrier)})")
+    if msg.notes:
+        click.echo(f"# {len(msg.notes)} change(s) for this carrier's charset, each listed once:")
     for note in msg.notes:
-        click.echo(f"# {note}")
+        click.echo(f"#   {note}")
     click.echo("# ---- bytes on the wire ----")
     click.echo(msg.data.decode("ascii", "backslashreplace").replace("\x1b", "<ESC>").replace("\r\n", "\n"), nl=False)
     click.echo("# ---- decoded back ----")

@@ -128,8 +128,9 @@ class SenderSettings:
     # iso-2022-jp (7bit) or utf-8 (base64); `charsets` overrides per carrier.
     charset: str = setting("iso-2022-jp", choices=("iso-2022-jp", "utf-8"))
     charsets: dict[str, str] = setting(dict, factory=True, choices=("iso-2022-jp", "utf-8"))
-    # Characters ISO-2022-JP cannot carry: "replace" (documented table, then UTF-8) or "utf8".
-    unmappable: str = setting("replace", choices=("replace", "utf8"))
+    # Characters ISO-2022-JP cannot carry: "replace" (documented table, then UTF-8), "substitute"
+    # (also the emoji table and 〓: the message stays ISO-2022-JP) or "utf8".
+    unmappable: str = setting("replace", choices=("replace", "utf8", "substitute"))
     # Domain, ".suffix" or carrier name -> "host:port"; anything else goes to default_relay.
     routes: dict[str, str] = setting(dict, factory=True)
     default_relay: str = setting("127.0.0.1:25", nonempty=True)
@@ -171,6 +172,8 @@ class SenderSettings:
     # VERP: MAIL FROM is local+rcptlocal=rcptdomain@domain, so `mailhygiene bounces` can tell
     # whose bounce a DSN is even when the DSN itself does not say.
     verp: bool = setting(False)
+    # Extra entries for unmappable = "substitute": character -> text, e.g. {"🍣" = "(寿司)"}.
+    substitutions: dict[str, str] = setting(dict, factory=True)
 
     def rate_for(self, carrier: str) -> Rate:
         return self.rates.get(carrier, self.default_rate)

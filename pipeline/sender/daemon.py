@@ -446,7 +446,8 @@ class Daemon:
             if t is None:
                 job = self.queue.job(job_id)
                 t = MessageTemplate(subject=job.subject, body=job.body, from_address=job.from_address,
-                                    from_name=job.from_name, charset=key[1], unmappable=self.s.unmappable)
+                                    from_name=job.from_name, charset=key[1], unmappable=self.s.unmappable,
+                                    substitutions=self.s.substitutions)
                 self._templates[key] = t
             return t
 

@@ -164,7 +164,8 @@ def templates_for(cfg, carriers, subject: str, body: str) -> dict[str, MessageTe
     s = cfg["sender"]
     return {
         c: MessageTemplate(subject=subject, body=body, from_address=s["from_address"],
-                           from_name=s["from_name"], charset=charset_for(s, c), unmappable=s["unmappable"])
+                           from_name=s["from_name"], charset=charset_for(s, c), unmappable=s["unmappable"],
+                           substitutions=s["substitutions"])
         for c in carriers
     }
 

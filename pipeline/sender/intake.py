@@ -413,7 +413,8 @@ def send_reply(cfg, req: Request, text: str) -> bool:
     try:
         tpl = MessageTemplate(subject=subject[:200], body=text, from_address=s["from_address"],
                               from_name=s["from_name"], charset=charset_for(s, "other"),
-                              unmappable=s["unmappable"], extra_headers=extra)
+                              unmappable=s["unmappable"], extra_headers=extra,
+                              substitutions=s["substitutions"])
         data = tpl.render(req.sender).data
         with smtplib.SMTP(relay.host, relay.port, timeout=float(s["timeout"])) as smtp:
             smtp.sendmail("", [req.sender], data)
