@@ -126,6 +126,7 @@ LAZY_COMMANDS = {
     "clean": "pipeline.cli.clean:clean_cmd",
     "send": "pipeline.cli.send:send",
     "intake": "pipeline.cli.send:intake",
+    "bounces": "pipeline.cli.bounces:bounces_cmd",
     "doctor": "pipeline.cli.doctor:doctor",
     "report": "pipeline.cli.report:report_cmd",
     "watch": "pipeline.cli.watch:watch_cmd",
