@@ -193,6 +193,36 @@ def send_retry(job_id):
     click.echo(f"{n} deferred recipients are due now")
 
 
+@send.command("mta-config")
+@click.option("--mta", required=True, type=click.Choice(["postfix", "sendmail", "qmail"]),
+              help="Which MTA's files to generate.")
+@click.option("--dir", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write the files into DIR (created) instead of printing them.")
+def send_mta_config(mta, out_dir):
+    """Relay mode: the MTA's routes and per-carrier limits (特定接続 relays, every carrier domain).
+
+    \b
+    postfix:  mailhygiene_transport (postmap it), main.cf and master.cf additions
+    sendmail: mailertable (makemap hash mailertable < mailertable), mailhygiene.mc mailers
+    qmail:    control/smtproutes
+    """
+    from ..core.fsutil import atomic_write_text
+    from ..sender.mtaconfig import mta_config
+
+    files = mta_config(_cfg(), mta)
+    if out_dir:
+        target = Path(out_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            atomic_write_text(target / name, text)
+            click.echo(f"wrote {target / name}")
+        return
+    for name, text in files.items():
+        if len(files) > 1:
+            click.echo(f"#### {name}")
+        click.echo(text, nl=False)
+
+
 @send.command("preview")
 @click.option("--carrier", required=True, help="docomo, au, softbank, ymobile, rakuten or other.")
 @click.option("--subject", default=None, help="Subject (or use --job).")
