@@ -42,7 +42,12 @@ def _data(addr):
 
 
 def _cfg(tmp_path, relay, extra="", flush=0.2):
-    return make_config(tmp_path, sender_toml(relay) + f"""default_rate = {{count = 1000, interval = 1.0}}
+    """Direct routes to the look-alike for every carrier (default_relay, a hand-off to the local
+    MTA, is a closed port here: nothing may go there)."""
+    from pipeline.sender.testing import free_port
+
+    return make_config(tmp_path, sender_toml(f"127.0.0.1:{free_port()}") + f"""default_rate = {{count = 1000, interval = 1.0}}
+routes = {{docomo = "{relay}", au = "{relay}", softbank = "{relay}"}}
 backoff_base = 0.2
 backoff_max = 0.4
 event_flush_interval = {flush}

@@ -482,7 +482,11 @@ class Daemon:
                             out.reply, row.carrier, time.strftime("%H:%M:%S", time.localtime(until)), count,
                             self.throttle.rate_for(row.carrier).interval)
         event = None
-        if not (self.relay_mode and status == "sent"):   # a hand-off to the local MTA is no delivery
+        # A 250 from the carrier's server (a route) is a delivery; a 250 from default_relay or in
+        # relay mode only hands the message to another MTA, whose own log or bounces tell the rest
+        # (a "sent" row for it would hide the real result from the rule).
+        handoff = self.relay_mode or relay == self.default_relay
+        if not (handoff and status == "sent"):
             event = attempt_event(
                 ts=now, host=self.helo, job_id=row.job_id, row_id=row.id, attempt=attempts, message_id=message_id,
                 sender=self.mail_from(row.address), recipient=row.address, carrier=row.carrier, relay=str(relay),
