@@ -156,7 +156,7 @@ def test_a_large_unauthorised_mail_is_refused_without_parsing_it(tmp_path):
     assert out.startswith(b"refused:") and b"max_bytes" in out
     # never the 32 MB parsed (the old intake peaked at ~540 MB on this mail); the margin covers the
     # 10 MB read and allocator noise under pytest's environment
-    assert big_kb < small_kb + 120 * 1024 and big_kb < 300 * 1024
+    assert big_kb < small_kb + 120 * 1024
     medium = _mail(sender="mallory@evil.example", body="y" * (8 * 1024 * 1024))
     res = process_request(cfg, medium, reply=False)
     assert res.status == "unauthorised"                      # decided from the headers alone

@@ -39,14 +39,17 @@ def _daemon_process(cfg, *args):
 
 def test_three_restarts_inside_one_window_never_exceed_the_limit(tmp_path):
     with RecordingServer() as srv:
-        cfg = _cfg(tmp_path, srv.relay, "rates = {au = {count = 5, interval = 6.0}}\n")
+        cfg = _cfg(tmp_path, srv.relay, "rates = {au = {count = 5, interval = 60.0}}\n")
         enqueue(cfg, subject="s", body="b", addresses=[f"u{i}@au.com" for i in range(40)])
+        started = time.time()
         for _ in range(3):
             r = _daemon_process(cfg, "--max-seconds", "1")
             assert r.returncode == 0, r.stderr
+        elapsed = time.time() - started
         times = srv.times()
+    assert elapsed < 60.0                       # the three runs were inside one window
     assert len(times) == 5                      # the first run used the window; the next two waited
-    assert max_in_window(times, 6.0) <= 5
+    assert max_in_window(times, 60.0) <= 5
 
 
 def test_a_rate_limit_pause_and_reduced_rate_survive_a_restart(tmp_path):
@@ -97,7 +100,9 @@ def test_garbage_truncated_dropped_and_timed_out_replies_are_temporary(tmp_path)
         return None
 
     with RecordingServer(rcpt_reply=rcpt, data_reply=data) as srv:
-        cfg = _cfg(tmp_path, srv.relay, "concurrency = 2\n")
+        # one session: the look-alike's sleep blocks its whole event loop, which must not time out
+        # a second session and muddle the attempt counts below
+        cfg = _cfg(tmp_path, srv.relay, "concurrency = 1\n")
         addresses = [f"u{i}@docomo.ne.jp" for i in range(200)]
         enqueue(cfg, subject="s", body="b", addresses=addresses)
         stats = run_daemon(cfg, exit_when_done=True, max_seconds=60)
@@ -138,8 +143,9 @@ def test_pacing_spreads_each_window_evenly(tmp_path):
         gaps = lambda ts: [b - a for a, b in zip(ts, ts[1:])]  # noqa: E731
         paced_times, burst_times = paced.times(), burst.times()
     assert len(paced_times) == len(burst_times) == 10
-    assert min(gaps(paced_times)) >= 0.19                     # 1.0 s / 5
-    assert min(gaps(burst_times)) < 0.05                      # without pacing the window's five go at once
+    # starts are 1.0 s / 5 apart; arrival times at the server add the jitter of each dialogue
+    assert max_in_window(paced_times, 0.3) <= 2 and sum(gaps(paced_times)) >= 9 * 0.19
+    assert max_in_window(burst_times, 0.1) >= 4               # without pacing the window's five go at once
     assert max_in_window(paced_times, 1.0) <= 5
 
 

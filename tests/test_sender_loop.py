@@ -184,3 +184,15 @@ def test_a_list_that_breaks_while_the_daemon_runs_stops_it(tmp_path):
     assert 5 <= n < 200
     rows = Queue.for_config(cfg).rows()
     assert sum(r["state"] == "sent" for r in rows) == n     # every message sent was recorded
+
+
+def test_a_hand_off_to_the_local_mta_is_not_recorded_as_a_delivery(tmp_path):
+    """default_relay (the local MTA) answers 250 for mail it will deliver later: the queue says
+    sent, the event store does not (the MTA's log or its bounces will); its refusals are events."""
+    with RecordingServer(rcpt_reply=_rcpt) as mta:
+        cfg = make_config(tmp_path, sender_toml(mta.relay) + "event_flush_interval = 0.2\n")
+        enqueue(cfg, subject="s", body="b", addresses=["hanako@docomo.ne.jp", "gone@docomo.ne.jp"])
+        stats = run_daemon(cfg, exit_when_done=True, max_seconds=20)
+    assert (stats.sent, stats.failed) == (1, 1)
+    rows = pipeline.connect(cfg.data_dir).execute("SELECT recipient, status FROM events").fetchall()
+    assert rows == [("gone@docomo.ne.jp", "bounced")]

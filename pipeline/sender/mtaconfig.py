@@ -11,10 +11,14 @@ to SoftBank's, the carriers' group); without one the MTA delivers to the recipie
 
 What each MTA can enforce:
   postfix   one transport per carrier (master.cf) with
-            <transport>_destination_rate_delay = ceil(interval / count) seconds (Postfix counts whole
-              seconds: a rate above 1/s is held to 1/s, never above), applied to every delivery to
-              that destination, Postfix's own retries after a 421 included;
+            <transport>_destination_rate_delay = ceil(interval / count) + 1 seconds (Postfix's timers
+              count whole seconds, so a delay of N s can fire after N - 1 s and a bit: the extra
+              second keeps every gap >= interval / count; a rate above 1/2 s is held to 1 per 2 s,
+              never above), applied to every delivery to that destination, Postfix's own retries
+              after a 421 included;
             <transport>_destination_concurrency_limit = connections (the carrier's session limit);
+            <transport>_destination_concurrency_failed_cohort_limit = 10 (Postfix's advice with a
+              rate delay: one 421 must not mark the destination dead and reset its timer);
             <transport>_destination_recipient_limit = session_recipients (>= 2: with 1, Postfix's
               rate delay would count per recipient instead of per destination);
             smtp_connection_reuse_count_limit (per transport) = session_recipients.
@@ -59,7 +63,10 @@ def carrier_relay(sender, carrier: str) -> Relay | None:
 def _limits(sender, carrier: str) -> tuple[Rate, int, int, int]:
     """(rate, rate delay in whole seconds, session limit, recipients per session)."""
     rate = sender.rate_for(carrier)
-    delay = max(1, math.ceil(rate.interval / rate.count - 1e-9))
+    # Postfix's timers count whole seconds of time(): a delay of N s set at hh:mm:18.9 fires at
+    # :20.0, only 1.1 s later (measured by tests/test_relay_postfix.py). One second more keeps
+    # every gap at or above interval / count.
+    delay = max(1, math.ceil(rate.interval / rate.count - 1e-9)) + 1
     sessions = int(sender.connections.get(carrier, sender.default_connections) or sender.concurrency)
     per_session = int(sender.session_recipients.get(carrier, sender.max_recipients_per_session))
     return rate, delay, sessions, max(2, min(per_session, int(sender.messages_per_connection)))
@@ -96,13 +103,16 @@ def postfix_config(cfg, *, map_type: str = "hash", map_dir: str = "/etc/postfix"
             transport.append(f".{d}\t{t}:{nexthop}")
         master.append(f"{t:<10} unix  -       -       n       -       {sessions:<7} smtp")
         master.append(f"  -o smtp_connection_reuse_count_limit={per_session}")
-        effective = 1.0 / delay
         main.append(f"# {carrier}: configured {rate.count} per {rate.interval:g} s = {rate.count / rate.interval:.3f}/s; "
-                    f"Postfix: one delivery every {delay} s = {effective:.3f}/s"
-                    + (" (Postfix cannot pace faster than 1/s per destination)" if rate.count / rate.interval > 1 else ""))
+                    f"Postfix: at least {delay - 1} s between deliveries (delay {delay} s on its whole-second clock)"
+                    + (" (Postfix cannot pace faster than one per 2 s per destination)"
+                       if rate.interval / rate.count < 1 else ""))
         main.append(f"{t}_destination_rate_delay = {delay}s")
         main.append(f"{t}_destination_concurrency_limit = {sessions}")
         main.append(f"{t}_initial_destination_concurrency = 1")
+        # Postfix's own advice for rate-delayed transports: without it one 421 marks the
+        # destination dead, and its revived queue starts without the delay timer
+        main.append(f"{t}_destination_concurrency_failed_cohort_limit = 10")
         main.append(f"{t}_destination_recipient_limit = {per_session}")
     return {"mailhygiene_transport": "\n".join(transport) + "\n", "main.cf": "\n".join(main) + "\n",
             "master.cf": "\n".join(master) + "\n"}
