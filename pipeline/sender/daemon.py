@@ -316,14 +316,15 @@ class Dispatcher:
             for carrier in carriers:
                 if carrier != w.session_carrier and self.sessions.get(carrier, 0) >= self.session_limit(carrier):
                     continue
-                w_t = d.throttle.wait_time(carrier, now)
-                if w_t != 0.0:
-                    if w_t is not None:
-                        wait = w_t if wait is None else min(wait, w_t)
-                    continue
                 lane = self.lanes[carrier]
                 if len(lane) < PREFETCH // 2 and self.more_queued.get(carrier):
                     self._fetch_queued(carrier, lane)   # a fast lane refills before it runs dry
+                token = d.throttle.try_acquire(carrier)
+                if token is None:
+                    w_t = d.throttle.wait_time(carrier, now)
+                    if w_t is not None:
+                        wait = w_t if wait is None else min(wait, w_t)
+                    continue
                 while lane:
                     row = lane.popleft()
                     self.in_lane.discard(row.id)
@@ -332,11 +333,6 @@ class Dispatcher:
                         d.count("skipped")
                         log.info("skipped %s: suppressed since enqueue", row.address)
                         continue
-                    token = d.throttle.try_acquire(carrier)
-                    if token is None:
-                        lane.appendleft(row)
-                        self.in_lane.add(row.id)
-                        break
                     if carrier != w.session_carrier:  # the worker's session moves to this carrier
                         if w.session_carrier is not None:
                             self.sessions[w.session_carrier] -= 1
@@ -344,6 +340,7 @@ class Dispatcher:
                         w.session_carrier = carrier
                     self.taken.add(row.id)
                     return (row, token, d.route(row)), 0.0
+                d.throttle.cancel(carrier, token)   # every row of the lane was suppressed
             return None, min(wait if wait is not None else d.refresh_interval, d.refresh_interval)
 
     def session_closed(self, w: WorkerState) -> None:
