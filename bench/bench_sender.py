@@ -67,8 +67,10 @@ class Server:
 
 def config(tmp: Path, relay: str, toml: str):
     p = tmp / "mailhygiene.toml"
+    # direct routes (not default_relay, a hand-off): every attempt is also written as an event row
     p.write_text(f'[sender]\nfrom_address = "news@mail.example.jp"\nfrom_name = "配信センター"\n'
-                 f'default_relay = "{relay}"\n{toml}\n', encoding="utf-8")
+                 f'default_relay = "{relay}"\nroutes = {{docomo = "{relay}", au = "{relay}"}}\n{toml}\n',
+                 encoding="utf-8")
     return load_config(p, data_dir=tmp / "data", timezone="Asia/Tokyo")
 
 
