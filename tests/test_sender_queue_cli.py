@@ -63,10 +63,16 @@ concurrency = 2
             assert _wait(lambda: len([a for a in srv.addresses() if a.endswith("@au.com")]) >= 8)
             r = _mh(cfg, "send", "hold", str(j1))
             assert r.returncode == 0 and "held" in r.stdout, r.stderr
-            time.sleep(0.3)                    # messages already under way finish
+            # messages already under way finish; then (the rate would allow 4 every 0.5 s) nothing
+            quiet_since, seen = time.monotonic(), len(srv.addresses())
+            deadline = time.monotonic() + 15
+            while time.monotonic() - quiet_since < 0.8 and time.monotonic() < deadline:
+                time.sleep(0.05)
+                if len(srv.addresses()) != seen:
+                    quiet_since, seen = time.monotonic(), len(srv.addresses())
             at_hold = len(srv.addresses())
-            time.sleep(1.5)                    # three windows: nothing of the held job starts
-            assert len(srv.addresses()) == at_hold
+            time.sleep(1.5)                    # three more windows: nothing of the held job starts
+            assert len(srv.addresses()) == at_hold < 30
             listing = json.loads(_mh(cfg, "send", "list", "--json").stdout)
             assert [j["held"] for j in listing] == [1, 0, 0] and listing[2]["skipped"] == 5
             assert "held" in _mh(cfg, "send", "list").stdout

@@ -235,7 +235,7 @@ def send_preview(carrier, subject, body_file, job_id, to):
     from ..sender.queue import Queue
 
     cfg = _cfg()
-    s = cfg["sender"]
+    s = cfg.sender
     if job_id is not None:
         job = Queue.for_config(cfg).job(job_id)
         subject, body = job.subject, job.body
@@ -243,9 +243,9 @@ def send_preview(carrier, subject, body_file, job_id, to):
         raise InputError("give --subject and --body-file, or --job ID")
     else:
         body = _read_text(body_file)
-    tpl = MessageTemplate(subject=subject, body=body, from_address=s["from_address"], from_name=s["from_name"],
-                          charset=charset_for(s, carrier), unmappable=s["unmappable"],
-                          substitutions=s["substitutions"])
+    tpl = MessageTemplate(subject=subject, body=body, from_address=s.from_address, from_name=s.from_name,
+                          charset=charset_for(s, carrier), unmappable=s.unmappable,
+                          substitutions=s.substitutions)
     msg = tpl.render(to or f"sample@{_sample_domain(carrier)}")
     click.echo(f"# carrier {carrier}: charset {msg.charset} (configured {charset_for(s, carrier)})")
     if msg.notes:

@@ -404,19 +404,19 @@ def _log_result(cfg, res: IntakeResult) -> None:
 def send_reply(cfg, req: Request, text: str) -> bool:
     """A plain reply to an authorised requester, from sender.from_address with a null envelope
     sender (RFC 3834), marked Auto-Submitted so it cannot start a loop."""
-    s, ic = cfg["sender"], cfg["intake"]
-    relay = parse_relay(ic["reply_relay"] or s["default_relay"], where="intake.reply_relay")
+    s, ic = cfg.sender, cfg.intake
+    relay = parse_relay(ic.reply_relay or s.default_relay, where="intake.reply_relay")
     subject = "Re: " + " ".join(req.original_subject.split()) if req.original_subject else "mailhygiene request"
     extra = {"Auto-Submitted": "auto-replied"}
     if req.message_id and "\n" not in req.message_id and "\r" not in req.message_id:
         extra["In-Reply-To"] = req.message_id
     try:
-        tpl = MessageTemplate(subject=subject[:200], body=text, from_address=s["from_address"],
-                              from_name=s["from_name"], charset=charset_for(s, "other"),
-                              unmappable=s["unmappable"], extra_headers=extra,
-                              substitutions=s["substitutions"])
+        tpl = MessageTemplate(subject=subject[:200], body=text, from_address=s.from_address,
+                              from_name=s.from_name, charset=charset_for(s, "other"),
+                              unmappable=s.unmappable, extra_headers=extra,
+                              substitutions=s.substitutions)
         data = tpl.render(req.sender).data
-        with smtplib.SMTP(relay.host, relay.port, timeout=float(s["timeout"])) as smtp:
+        with smtplib.SMTP(relay.host, relay.port, timeout=float(s.timeout)) as smtp:
             smtp.sendmail("", [req.sender], data)
         return True
     except (MailHygieneError, smtplib.SMTPException, OSError) as exc:
