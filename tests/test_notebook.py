@@ -26,7 +26,8 @@ def test_notebook_is_committed_without_outputs():
     assert code and all(c.outputs == [] and c.execution_count is None for c in code)
 
 
-def test_notebook_runs_on_sample_data(tmp_path, monkeypatch):
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_notebook_runs_on_sample_data(tmp_path, monkeypatch, lang):
     cfg = load_config(None, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
     ingest(cfg, sorted((SAMPLES / "postfix").glob("mail.log*"))
            + [SAMPLES / "sendmail" / "maillog", SAMPLES / "qmail" / "current"], progress=False)
@@ -34,6 +35,7 @@ def test_notebook_runs_on_sample_data(tmp_path, monkeypatch):
     monkeypatch.setenv("MAILHYGIENE_DATA_DIR", str(cfg.data_dir))
     monkeypatch.setenv("MAILHYGIENE_TIMEZONE", "Asia/Tokyo")
     monkeypatch.delenv("MAILHYGIENE_ADDRESS", raising=False)
+    monkeypatch.setenv("MAILHYGIENE_LANG", lang)
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     # also prove the kernel is this environment's Python (the kernelspec's "python" is replaced
@@ -51,5 +53,9 @@ def test_notebook_runs_on_sample_data(tmp_path, monkeypatch):
     assert "full@docomo.ne.jp" in text                       # the address shown in sections 4 and 5
     assert "2 of the 2 events behind the entry are in the store" in text
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 3                                  # bounce rates, reasons, list growth
+    assert len(images) == 4                                  # bounce rates, hours, reasons, list growth
+    if lang == "ja":                                         # Japanese headers and carrier names
+        assert "宛先不明率" in text and "ドコモ" in text and "unknown-user rate" not in text
+    else:
+        assert "unknown-user rate" in text and "宛先不明率" not in text
     assert Path(nb.cells[-1].outputs[0]["text"].strip()).resolve() == Path(sys.executable).resolve()

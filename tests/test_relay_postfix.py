@@ -8,7 +8,7 @@
   The 550 comes back as a real Postfix DSN to the VERP return path, and `mailhygiene bounces`
   turns it into an event.
 - sendmail: the generated mailertable is compiled and dumped by sendmail's own makemap (unpacked
-  from Debian's sendmail-bin by .ci/run, since sendmail conflicts with postfix).
+  from Debian's sendmail-bin by .ci/fetch_sendmail.sh, since sendmail conflicts with postfix).
 - qmail (not packaged in Debian): control/smtproutes checked against qmail-remote's documented
   grammar and lookup order.
 """
@@ -158,15 +158,16 @@ routes = {{au = "[127.0.0.1]:{au.port}", softbank = "[127.0.0.1]:{sb.port}"}}
 
 
 def _makemap() -> str | None:
-    for cand in (os.environ.get("MAILHYGIENE_MAKEMAP"), "/opt/mailhygiene-makemap/usr/libexec/sendmail/makemap",
+    # .ci/fetch_sendmail.sh unpacks Debian's sendmail there (it conflicts with postfix: never installed)
+    for cand in (os.environ.get("MAILHYGIENE_MAKEMAP"), "/opt/mailhygiene-test/sendmail/usr/libexec/sendmail/makemap",
                  shutil.which("makemap")):
         if cand and os.access(cand, os.X_OK):
             return cand
     return None
 
 
-@pytest.mark.skipif(_makemap() is None, reason="sendmail's makemap is not unpacked (.ci/run does it: "
-                                                "apt-get download sendmail-bin; dpkg-deb -x)")
+@pytest.mark.skipif(_makemap() is None, reason="sendmail's makemap is not unpacked (.ci/run does it with "
+                                                ".ci/fetch_sendmail.sh)")
 def test_sendmail_mailertable_compiles_with_makemap(tmp_path):
     cfg = _cfg(tmp_path, '[sender]\nfrom_address = "news@mail.example.jp"\n'
                          'routes = {softbank = "[tokutei-sb.example.jp]:2525", docomo = "[10.1.2.3]"}\n'

@@ -38,6 +38,8 @@ class AppContext:
     def cfg(self):
         if self._cfg is None:
             self._cfg = load_config(self.config_path, data_dir=self.data_dir, timezone=self.timezone)
+            from ..classify import configure  # the config's [classify] phrases and providers
+            configure(self._cfg.classify, self._cfg.carriers)
         return self._cfg
 
 

@@ -97,6 +97,8 @@ class ReportSettings:
     dir: str = setting("reports", nonempty=True)
     # Alert (exit status 4 of `report`) when a carrier's failure rate exceeds this percentage; 0 = off.
     fail_over: float = setting(0.0, min=0.0, max=100.0)
+    # Language of report.html, the CSV headers, the charts and `report`'s summary (`--lang`).
+    lang: str = setting("en", choices=("en", "ja"))
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,44 @@ class DoctorSettings:
     # `doctor message`: the spamassassin program (path or name on PATH) and its time limit.
     spamassassin: str = setting("spamassassin", nonempty=True)
     spamassassin_timeout: float = setting(60.0, min=1.0)
+    # `doctor setup` first sends one probe to the resolver, for at most this many seconds: no
+    # answer (or REFUSED) is an Error and exit status 1 before any check runs.
+    probe_timeout: float = setting(3.0, min=0.1, max=30.0)
+    # Treat WARN as failure (exit status 4), like --strict.
+    strict: bool = setting(False)
+    # `doctor message`: the Japanese spam-phrase file (TOML); "" = the list shipped in the package
+    # (pipeline/preflight/data/ja_spam_phrases.toml).
+    ja_spam_phrases: str = setting("")
+    # Block lists whose test entry is not the RFC 5782 one (127.0.0.2 for IP lists, TEST for
+    # domain lists): zone -> the IP or domain to ask instead. Merged over this table.
+    blocklist_test_entries: dict[str, str] = setting(lambda: {"dbl.spamhaus.org": "dbltest.com"}, factory=True)
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """One `[classify.providers.NAME]` entry: whose servers (recipient domains, relay hosts, or a
+    carrier's) and how their replies read from `since` to `until` (docs/classifier.md)."""
+
+    domains: tuple[str, ...] = setting(())
+    relays: tuple[str, ...] = setting(())
+    carrier: str = setting("", choices=("",) + CARRIERS)
+    # Dates as "YYYY-MM-DD" (inclusive); "" = open-ended.
+    since: str = setting("")
+    until: str = setting("")
+    # "unknown user" refused after DATA: filtered | user_unknown | by_code ("" = package default).
+    unknown_user_after_data: str = setting("", choices=("", "filtered", "user_unknown", "by_code"))
+    # the same words when the log does not show the SMTP phase: user_unknown | filtered.
+    unknown_user_without_phase: str = setting("", choices=("", "user_unknown", "filtered"))
+    note: str = setting("")
+
+
+@dataclass(frozen=True)
+class ClassifySettings:
+    """The classifier's tables, extended (docs/classifier.md): phrases per reason and providers."""
+
+    # Extra phrases per reason, e.g. {user_unknown = ["宛先不明"]}; added to the package tables.
+    phrases: dict[str, tuple[str, ...]] = setting(dict, factory=True, choices=REASONS)
+    providers: dict[str, ProviderSettings] = setting(dict, factory=True)
 
 
 @dataclass(frozen=True)
@@ -235,6 +275,7 @@ class FileSettings:
     sender: SenderSettings = setting(SenderSettings, factory=True)
     intake: IntakeSettings = setting(IntakeSettings, factory=True)
     doctor: DoctorSettings = setting(DoctorSettings, factory=True)
+    classify: ClassifySettings = setting(ClassifySettings, factory=True)
 
 
 # ----------------------------------------------------------------------------- the effective config
@@ -269,6 +310,7 @@ class Config:
     sender = property(lambda self: self.settings.sender)
     intake = property(lambda self: self.settings.intake)
     doctor = property(lambda self: self.settings.doctor)
+    classify = property(lambda self: self.settings.classify)
 
     def path_in_data_dir(self, value: str | os.PathLike) -> Path:
         p = Path(value).expanduser()
