@@ -34,6 +34,7 @@ def bounces_cmd(ctx, maildir, recipient):
     from ..sender.bounces import process_bounces
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
+    logging.getLogger("flufl.bounce").setLevel(logging.WARNING)   # it logs every detector it tries
     cfg = ctx.obj.cfg
     envelope = recipient or os.environ.get("ORIGINAL_RECIPIENT") or os.environ.get("RECIPIENT")
     try:
