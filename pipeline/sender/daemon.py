@@ -482,7 +482,7 @@ class Daemon:
         # A 250 from the carrier's server (a route) is a delivery; a 250 from default_relay or in
         # relay mode only hands the message to another MTA, whose own log or bounces tell the rest
         # (a "sent" row for it would hide the real result from the rule).
-        handoff = self.relay_mode or relay == self.default_relay
+        handoff = self.relay_mode or self.router.lookup(row.domain, row.carrier) is None
         if not (handoff and status == "sent"):
             event = attempt_event(
                 ts=now, host=self.helo, job_id=row.job_id, row_id=row.id, attempt=attempts, message_id=message_id,

@@ -74,6 +74,10 @@ class Router:
         return cls(sender_cfg.routes, sender_cfg.default_relay)
 
     def route(self, domain: str, carrier: str | None = None) -> Relay:
+        return self.lookup(domain, carrier) or self.default
+
+    def lookup(self, domain: str, carrier: str | None = None) -> Relay | None:
+        """The configured route, or None when the mail would go to default_relay."""
         d = (domain or "").lower()
         if d in self.exact:
             return self.exact[d]
@@ -83,4 +87,4 @@ class Router:
         for name in (carrier, CARRIER_GROUPS.get(carrier or "")):
             if name and name in self.exact and "." not in name:
                 return self.exact[name]
-        return self.default
+        return None
