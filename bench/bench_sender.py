@@ -57,12 +57,32 @@ class Server:
         self.out = tmp / f"times-{self.port}.json"
         self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(self.port), str(self.out)],
                                      cwd=REPO, stdout=subprocess.PIPE)
+        _SERVERS.append(self)
         assert self.proc.stdout.readline().strip() == b"ready"
 
     def times(self) -> list[float]:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
         return sorted(json.loads(self.out.read_text()))
+
+    def kill(self) -> None:
+        """After a failed run: the sink must not outlive the benchmark."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+
+_SERVERS: list[Server] = []
+
+
+def _kill_servers() -> None:
+    for srv in _SERVERS:
+        srv.kill()
+
+
+import atexit  # noqa: E402
+
+atexit.register(_kill_servers)
 
 
 def config(tmp: Path, relay: str, toml: str):

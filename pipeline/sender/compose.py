@@ -28,6 +28,7 @@ import base64
 import email.utils
 import time
 from collections import Counter
+from functools import lru_cache
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.header import Header
@@ -252,12 +253,18 @@ class MessageTemplate:
         from .recipients import smtp_address
 
         mid = message_id or email.utils.make_msgid(domain=self.domain)
-        date = email.utils.formatdate(now if now is not None else time.time(), localtime=True)
+        date = _date_header(int(now if now is not None else time.time()))
         head = (
             f"Date: {date}\r\nMessage-ID: {mid}\r\nTo: {smtp_address(to)}\r\n".encode("ascii")
             + self._head
         )
         return Composed(head + b"\r\n" + self._body, self.charset, mid, list(self.notes))
+
+
+@lru_cache(maxsize=4)
+def _date_header(second: int) -> str:
+    """The Date header for one second (formatted once per second, not once per message)."""
+    return email.utils.formatdate(second, localtime=True)
 
 
 def _display_name(name: str, charset: str) -> str:

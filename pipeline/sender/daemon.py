@@ -300,17 +300,17 @@ class Dispatcher:
             now = d.clock()
             if now - self.last_refresh >= d.refresh_interval:
                 self._refresh(now)
-            carriers = [c for c, lane in self.lanes.items() if lane]
-            if not carriers:
-                if (d.exit_when_done and not self.taken and not w.results
-                        and not d.queue.pending()):
-                    self.done = True
-                    return None, 0.0
-                return None, d.refresh_interval
-            self.rr = (self.rr + 1) % len(carriers)
-            carriers = carriers[self.rr:] + carriers[: self.rr]
-            if w.session_carrier is not None:  # keep the worker's session busy when we can
-                carriers.sort(key=lambda c: c != w.session_carrier)
+            own = w.session_carrier
+            if own is not None and self.lanes.get(own):
+                carriers = [own]   # keep the worker's session busy; the others only when it cannot go
+            else:
+                carriers = self._others(w)
+                if not carriers:
+                    if (d.exit_when_done and not self.taken and not w.results
+                            and not d.queue.pending()):
+                        self.done = True
+                        return None, 0.0
+                    return None, d.refresh_interval
             suppressed = d.suppression.refresh()
             wait = None
             for carrier in carriers:
@@ -324,6 +324,8 @@ class Dispatcher:
                     w_t = d.throttle.wait_time(carrier, now)
                     if w_t is not None:
                         wait = w_t if wait is None else min(wait, w_t)
+                    if carrier == own and len(carriers) == 1:   # own carrier must wait: try the others
+                        carriers.extend(c for c in self._others(w) if c != own)
                     continue
                 while lane:
                     row = lane.popleft()
@@ -341,7 +343,20 @@ class Dispatcher:
                     self.taken.add(row.id)
                     return (row, token, d.route(row)), 0.0
                 d.throttle.cancel(carrier, token)   # every row of the lane was suppressed
+                if carrier == own and len(carriers) == 1:
+                    carriers.extend(c for c in self._others(w) if c != own)
             return None, min(wait if wait is not None else d.refresh_interval, d.refresh_interval)
+
+    def _others(self, w: WorkerState) -> list[str]:
+        """Carriers with work, round robin, the worker's own first."""
+        carriers = [c for c, lane in self.lanes.items() if lane]
+        if carriers:
+            self.rr = (self.rr + 1) % len(carriers)
+            carriers = carriers[self.rr:] + carriers[: self.rr]
+            if w.session_carrier in carriers:
+                carriers.remove(w.session_carrier)
+                carriers.insert(0, w.session_carrier)
+        return carriers
 
     def session_closed(self, w: WorkerState) -> None:
         with self.lock:

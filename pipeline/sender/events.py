@@ -84,11 +84,11 @@ def flush_outbox(queue, data_dir: str | Path, *, limit: int = 50_000) -> int:
 
     moved = 0
     while True:
-        rows = queue.outbox(limit)
+        rows, last = queue.outbox(limit)
         if not rows:
             return moved
         EventStore(data_dir).write(to_table(rows))
-        queue.drop_from_outbox([r["event_id"] for r in rows])
+        queue.drop_from_outbox(last)
         moved += len(rows)
         if len(rows) < limit:
             return moved

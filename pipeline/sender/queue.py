@@ -74,7 +74,8 @@ CREATE TABLE IF NOT EXISTS recipients (
     UNIQUE (job_id, address)
 );
 CREATE INDEX IF NOT EXISTS recipients_due ON recipients (state, carrier, next_attempt_at);
-CREATE INDEX IF NOT EXISTS recipients_attempt ON recipients (last_attempt_at);
+-- (recipients_attempt, on last_attempt_at, is gone: the attempt log answers "how many lately")
+DROP INDEX IF EXISTS recipients_attempt;
 -- every SMTP send the daemon started, for the throttle's window across restarts
 CREATE TABLE IF NOT EXISTS attempts (
     carrier TEXT NOT NULL,
@@ -89,9 +90,11 @@ CREATE TABLE IF NOT EXISTS throttle_state (
     factor       REAL NOT NULL DEFAULT 1,
     factor_at    REAL NOT NULL DEFAULT 0
 );
--- event rows waiting to be written to the Parquet event store (EVENT_SCHEMA as JSON)
+-- event rows waiting to be written to the Parquet event store (EVENT_SCHEMA as JSON); no index
+-- on event_id: the store keeps one row per event id, so a row written twice is harmless
 CREATE TABLE IF NOT EXISTS event_outbox (
-    event_id TEXT PRIMARY KEY,
+    seq      INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
     row      TEXT NOT NULL
 );
 -- request mails seen by intake (Message-ID and body hash), for replay protection
@@ -138,7 +141,7 @@ UPDATE recipients SET state = ?, attempts = attempts + 1, last_attempt_at = ?, u
 WHERE id = ? AND state IN ('queued', 'deferred', 'sending')
 """
 _ATTEMPT = "INSERT INTO attempts (carrier, started, ended) VALUES (?, ?, ?)"
-_OUTBOX = "INSERT OR IGNORE INTO event_outbox (event_id, row) VALUES (?, ?)"
+_OUTBOX = "INSERT INTO event_outbox (event_id, row) VALUES (?, ?)"
 _SKIP = """
 UPDATE recipients SET state = 'skipped', reason = ?, updated_at = ?
 WHERE id = ? AND state IN ('queued', 'deferred', 'sending')
@@ -398,16 +401,17 @@ class Queue:
             "factor_at = excluded.factor_at", (carrier, paused_until, factor, factor_at))
 
     # ------------------------------------------------------------------ event outbox
-    def outbox(self, limit: int = 50_000) -> list[dict]:
-        return [json.loads(r[0]) for r in
-                self._con().execute("SELECT row FROM event_outbox ORDER BY rowid LIMIT ?", (limit,))]
+    def outbox(self, limit: int = 50_000) -> tuple[list[dict], int]:
+        """The oldest outbox rows (at most `limit`) and the sequence number of the last one."""
+        rows = self._con().execute("SELECT seq, row FROM event_outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return [json.loads(r[1]) for r in rows], (rows[-1][0] if rows else 0)
 
     def outbox_size(self) -> int:
         return self._con().execute("SELECT COUNT(*) FROM event_outbox").fetchone()[0]
 
-    def drop_from_outbox(self, event_ids: list[str]) -> None:
-        with self._transaction() as con:
-            con.executemany("DELETE FROM event_outbox WHERE event_id = ?", [(e,) for e in event_ids])
+    def drop_from_outbox(self, up_to_seq: int) -> None:
+        """Forget the outbox rows up to and including `up_to_seq` (they are in the event store)."""
+        self._con().execute("DELETE FROM event_outbox WHERE seq <= ?", (up_to_seq,))
 
     def add_events(self, events: list[dict]) -> None:
         """Event rows that belong to no send (bounce mails read by `bounces`)."""
