@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.core.config import load_config
 from pipeline.ingest.engine import ingest
-from pipeline.suppression.store import run_rule
+from pipeline.suppression.rule import run_rule
+from pipeline.suppression.store import SuppressionStore
 
 from conftest import REPO, SAMPLES
 
@@ -31,7 +32,7 @@ def test_notebook_runs_on_sample_data(tmp_path, monkeypatch, lang):
     cfg = load_config(None, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
     ingest(cfg, sorted((SAMPLES / "postfix").glob("mail.log*"))
            + [SAMPLES / "sendmail" / "maillog", SAMPLES / "qmail" / "current"], progress=False)
-    assert run_rule(cfg, as_of="2026-11-30").applied
+    assert run_rule(SuppressionStore(cfg.data_dir), cfg.rule, cfg.guard, "2026-11-30", tz=cfg.timezone_name).applied
     monkeypatch.setenv("MAILHYGIENE_DATA_DIR", str(cfg.data_dir))
     monkeypatch.setenv("MAILHYGIENE_TIMEZONE", "Asia/Tokyo")
     monkeypatch.delenv("MAILHYGIENE_ADDRESS", raising=False)

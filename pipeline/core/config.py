@@ -27,6 +27,9 @@ from .errors import ConfigError
 from .vocabulary import CARRIERS, MTA_FORMATS, REASONS
 
 DEFAULT_CONFIG_FILE = "mailhygiene.toml"
+# The production install's one config path (README "Production install"): read when no --config
+# is given and there is no ./mailhygiene.toml.
+SYSTEM_CONFIG_FILE = "/etc/mailhygiene/mailhygiene.toml"
 SECRET_MASK = "********"
 
 
@@ -83,13 +86,24 @@ class GuardSettings:
     # looks like the carrier blocking us, not like dead addresses.
     block_rate: float = setting(0.5, min=0.0, max=1.0)
     block_min_errors: int = setting(20, min=1)
+    # The same per local hour: a carrier-hour holding new entries' errors is a burst when it has
+    # at least hour_min_errors counted errors making at least hour_rate of its attempts ...
+    hour_rate: float = setting(0.5, min=0.0, max=1.0)
+    hour_min_errors: int = setting(20, min=1)
+    # ... or when at least hour_min_errors of them (and recent_rate of its attempts) hit addresses
+    # that had mail delivered within recent_hours before: our usual addresses, refused at once.
+    recent_hours: float = setting(48.0, min=0.0, max=24.0 * 366)
+    recent_rate: float = setting(0.02, min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)
 class ExportSettings:
     # Written by `clean`; relative paths are under data_dir.
     path: str = setting("exports/suppression.csv", nonempty=True)
+    # UTF-8 with a BOM so Excel opens it; for `clean` and `export` alike.
     excel: bool = setting(False)
+    # `export --filtered`: addresses refused by a handset reception filter within this many days.
+    filtered_days: int = setting(30, min=1, max=3660)
 
 
 @dataclass(frozen=True)
@@ -372,11 +386,12 @@ def load_config(
     data_dir: str | os.PathLike | None = None,
     timezone: str | None = None,
 ) -> Config:
-    """Defaults <- TOML file (explicit path, else ./mailhygiene.toml if present) <- options."""
+    """Defaults <- TOML file (explicit path, else ./mailhygiene.toml, else
+    /etc/mailhygiene/mailhygiene.toml, whichever is present first) <- options."""
     raw: dict[str, Any] = {}
     source = None
-    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
-        path = DEFAULT_CONFIG_FILE
+    if path is None:
+        path = next((p for p in (DEFAULT_CONFIG_FILE, SYSTEM_CONFIG_FILE) if _is_file(p)), None)
     if path is not None:
         source = Path(path)
         raw = read_toml(source)
@@ -401,6 +416,15 @@ def load_config(
         raise ConfigError(f"{where}: sender.backoff_max must be >= sender.backoff_base")
     name = settings.timezone or local_zone_name()
     return Config(settings=settings, source=source, timezone_name=name, tz=zone(name))
+
+
+def _is_file(path: str) -> bool:
+    """Path.is_file(), except that a directory we may not enter (`sudo -u mailhygiene` from
+    /root) means "no file here" instead of a PermissionError."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
 
 
 def read_toml(path: Path) -> dict[str, Any]:

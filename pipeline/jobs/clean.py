@@ -11,17 +11,16 @@ Called by the CLI (`mailhygiene clean`).
 
 from __future__ import annotations
 
-import fcntl
-import os
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core import fsutil
 from ..core.config import Config
-from ..core.errors import ConfigError, LockedError
+from ..core.errors import ConfigError
 from ..ingest.engine import IngestSummary, Ingestor, expand_paths
-from ..suppression.store import RuleResult, export, run_rule
+from ..suppression.export import export
+from ..suppression.rule import RuleResult, run_rule
+from ..suppression.store import SuppressionStore
 
 
 @dataclass
@@ -33,41 +32,17 @@ class CleanResult:
     report_path: Path | None = None
 
 
-@contextmanager
 def job_lock(cfg: Config, name: str = "clean", *, wait: float = 0.0, busy: str | None = None):
-    """Exclusive <data_dir>/state/<name>.lock for one job (clean, watch), holding our pid.
-
-    Waits up to `wait` seconds for it, then raises LockedError with `busy` (or a default text).
-    """
-    d = cfg.data_dir / "state"
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"{name}.lock"
-    fh = open(path, "a+")
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockedError(busy or f"another `mailhygiene {name}` is running on {cfg.data_dir} "
-                                      f"(lock {path}); this run did nothing") from None
-                time.sleep(0.05)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        yield
-    finally:
-        fh.close()
+    """The job lock of `cfg`'s data dir (pipeline.core.fsutil.job_lock, the one implementation).
+    Kept for callers that import it from here; new code imports it from core."""
+    return fsutil.job_lock(cfg.data_dir, name, wait=wait, busy=busy)
 
 
 def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None = None,
           report: bool = True, on_step=None) -> CleanResult:
     """Run the whole batch pipeline once. `on_step(name, value)` reports progress to a caller."""
     step = on_step or (lambda *a: None)
-    sources = cfg["sources"]
+    sources = cfg.sources
     if not sources:
         raise ConfigError("no log sources configured: add [[sources]] entries (path = \"/var/log/mail.log*\") "
                           "to the config file, or use `mailhygiene ingest PATH…`")
@@ -80,19 +55,22 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
         if watching:
             step("watch_running", cfg.data_dir / "state" / "watch.lock")
         for src in () if watching else sources:
-            files = expand_paths([src["path"]])
+            files = expand_paths([src.path])
             if not files:
-                step("source_empty", src["path"])
+                step("source_empty", src.path)
                 continue
-            summary = Ingestor(cfg, fmt=src.get("format", "auto"), progress=progress).run(files)
+            summary = Ingestor(cfg, fmt=src.format, progress=progress).run(files)
             result.ingest.append(summary)
-            step("ingested", (src["path"], summary))
-        result.rule = run_rule(cfg, as_of=as_of, force=force)
+            step("ingested", (src.path, summary))
+        store = SuppressionStore(cfg.data_dir)
+        result.rule = run_rule(store, cfg.rule, cfg.guard, as_of, tz=cfg.timezone_name, force=force)
         step("rule", result.rule)
-        exp = cfg["export"]
-        result.export_path = cfg.path_in_data_dir(exp["path"])
-        result.export_path.parent.mkdir(parents=True, exist_ok=True)
-        result.exported_rows = export(cfg, result.export_path, "csv", bool(exp["excel"]))
+        result.export_path = cfg.path_in_data_dir(cfg.export.path)
+        fsutil.ensure_dir(result.export_path.parent)
+        # the store was just read and the list checked against its history: an empty list is
+        # the truth here (a new installation), not a mistyped data dir
+        result.exported_rows = export(store, result.export_path, cfg.export, tz=cfg.timezone_name,
+                                      allow_empty=True)
         step("exported", result.export_path)
         if report:
             try:
@@ -100,7 +78,7 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
             except ImportError:
                 write_report = None
             if write_report is not None:
-                out = cfg.path_in_data_dir(cfg["report"]["dir"])
+                out = cfg.path_in_data_dir(cfg.report.dir)
                 result.report_path = write_report(cfg, out_dir=out)
                 step("report", result.report_path)
     return result

@@ -15,12 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from ..core.config import Config, load_config
 from ..core.errors import InputError
-from .event_store import EventStore
-from .records import EVENT_SCHEMA
 
 
 def sql_dir() -> Path:
@@ -44,16 +41,28 @@ def read_sql(name: str) -> str:
 _PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def run_sql(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
-    """Execute sql/<name>.sql with named $params (only those the file uses are passed)."""
-    sql = read_sql(name)
+def bind_sql(name: str, sql: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The $params that `sql` (the text of <name>) uses, taken from `params`; InputError when
+    one is missing."""
     body = "\n".join(line.split("--", 1)[0] if "--" in line else line for line in sql.splitlines())
     wanted = set(_PARAM_RE.findall(body))
     params = params or {}
     missing = wanted - set(params)
     if missing:
         raise InputError(f"{name}.sql needs parameters: {', '.join(sorted(missing))}")
-    return con.execute(sql, {k: v for k, v in params.items() if k in wanted})
+    return {k: v for k, v in params.items() if k in wanted}
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
+    """Execute sql/<name>.sql with named $params (only those the file uses are passed)."""
+    sql = read_sql(name)
+    return con.execute(sql, bind_sql(name, sql, params))
+
+
+def sql_relation(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
+    """sql/<name>.sql as a DuckDB relation (e.g. to keep its rows: `.to_table("candidates")`)."""
+    sql = read_sql(name)
+    return con.sql(sql, params=bind_sql(name, sql, params))
 
 
 def connect(data_dir: str | os.PathLike | None = None, *, config: Config | None = None) -> duckdb.DuckDBPyConnection:
@@ -73,6 +82,12 @@ def connect(data_dir: str | os.PathLike | None = None, *, config: Config | None 
 
 
 def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    # imported here: they bring numpy and pyarrow, which reading SQL files does not need
+    import pyarrow as pa
+
+    from .event_store import EventStore
+    from .records import EVENT_SCHEMA
+
     store = EventStore(data_dir)
     if store.is_empty():
         con.register("_empty_events", pa.table({n: pa.array([], type=t) for n, t in zip(EVENT_SCHEMA.names, EVENT_SCHEMA.types)}))
@@ -83,7 +98,7 @@ def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
             f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{glob}', "
             "hive_partitioning = true, hive_types = {'date': VARCHAR}, union_by_name = true)"
         )
-    con.execute(read_sql("macros"))  # events_in_period(): the report files' period filter
+    con.execute(read_sql("macros"))  # the scalar macros every SQL file shares (counted_error, local_day ...)
     sup = Path(data_dir) / "suppression"
     for view, file in (("suppression", "current.parquet"), ("suppression_history", "history.parquet")):
         f = sup / file
