@@ -17,7 +17,8 @@ from pipeline.sender.bounces import parse_bounce, verp_recipient
 from pipeline.sender.daemon import run_daemon, verp_address
 from pipeline.sender.enqueue import enqueue
 from pipeline.sender.testing import RecordingServer
-from pipeline.suppression.store import run_rule, suppressed_addresses
+from pipeline.suppression.rule import run_rule
+from pipeline.suppression.store import suppressed_addresses
 
 from conftest import make_config, sender_toml
 
@@ -170,7 +171,7 @@ def test_cli_records_events_that_feed_the_rule(tmp_path):
     assert len(gone) == 2 and {r[1:4] for r in gone} == {("bounced", "user_unknown", "rcpt")}
     assert gone[0][6] == "<orig-1@mail.example.jp>" and gone[0][7] != gone[1][7]
     assert [r[1] for r in rows if r[0] == "full@au.com"] == ["deferred", "deferred"]
-    run_rule(cfg, as_of=None)
+    run_rule(cfg, cfg.rule, cfg.guard, None, tz=cfg.timezone_name)
     # errors on two days (mailbox_full is a counted reason too); the others have one day only
     assert suppressed_addresses(cfg) == {"gone@docomo.ne.jp", "full@au.com"}
 

@@ -193,6 +193,21 @@ def send_retry(job_id):
     click.echo(f"{n} deferred recipients are due now")
 
 
+@send.command("flush-events")
+def send_flush_events():
+    """Write the event rows still waiting in the queue's outbox to the event store.
+
+    The daemon does this every few seconds and when it stops; after a crash, this (or the next
+    daemon start) writes what the crashed daemon left.
+    """
+    from ..sender.events import flush_outbox
+    from ..sender.queue import Queue
+
+    cfg = _cfg()
+    n = flush_outbox(Queue.for_config(cfg), cfg.data_dir)
+    click.echo(f"{n} event rows written to the event store")
+
+
 @send.command("mta-config")
 @click.option("--mta", required=True, type=click.Choice(["postfix", "sendmail", "qmail"]),
               help="Which MTA's files to generate.")

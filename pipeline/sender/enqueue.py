@@ -101,55 +101,20 @@ def _carrier_lookup(cfg):
 def load_suppressed(cfg) -> frozenset[str]:
     """The suppression list, or SuppressionUnavailable: the sender fails closed.
 
-    suppression.store.suppressed_addresses() is the owner's answer; on top of it (until the
-    owner's own check has landed everywhere) the list must be readable and must hold every
-    address whose last history entry is an addition: a list missing, unreadable or older than
-    its history stops enqueue and the daemon instead of passing as "nothing suppressed".
+    suppression.store.suppressed_addresses() raises SuppressionUnavailable when the list is
+    missing while its history records changes, unreadable, or older than its history; any other
+    failure to read it is turned into the same stop here. Never "nothing suppressed" by accident.
     """
     from ..core.errors import SuppressionUnavailable
     from ..suppression.store import suppressed_addresses
 
-    where = Path(cfg.data_dir) / "suppression"
+    prefix = "the suppression list cannot be trusted, so nothing is sent until it is repaired: "
     try:
-        addresses = suppressed_addresses(cfg)
-    except SuppressionUnavailable:
-        raise
+        return suppressed_addresses(cfg)
+    except SuppressionUnavailable as exc:
+        raise SuppressionUnavailable(prefix + str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - any unreadable list is a stop, never "no suppressions"
-        raise SuppressionUnavailable(
-            f"the suppression list under {where} cannot be read ({exc.__class__.__name__}: {exc}); nothing is "
-            "sent until it is repaired (run `mailhygiene suppress`, or restore current.parquet from a backup)"
-        ) from None
-    missing = _listed_by_history(where / "history.parquet") - addresses
-    if missing:
-        example = sorted(missing)[0]
-        state = "missing" if not (where / "current.parquet").exists() else "older than its history"
-        raise SuppressionUnavailable(
-            f"the suppression list {where / 'current.parquet'} is {state}: its history lists {len(missing)} "
-            f"suppressed address(es) that it does not hold (e.g. {example}); nothing is sent until it is repaired "
-            "(run `mailhygiene suppress`, or restore current.parquet from a backup)")
-    return addresses
-
-
-def _listed_by_history(path: Path) -> frozenset[str]:
-    """Addresses whose last history entry is an addition (they must be on the list)."""
-    from ..core.errors import SuppressionUnavailable
-
-    if not path.exists():
-        return frozenset()
-    try:
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path, columns=["at", "action", "address"])
-    except Exception as exc:  # noqa: BLE001
-        raise SuppressionUnavailable(f"the suppression history {path} cannot be read ({exc}); nothing is sent "
-                                     "until it is repaired") from None
-    last: dict[str, tuple] = {}
-    for i, (at, action, address) in enumerate(zip(*(table.column(c).to_pylist() for c in ("at", "action",
-                                                                                           "address")))):
-        key = (at.timestamp() if at is not None else 0.0, i)
-        if address and (address not in last or key >= last[address][0]):
-            last[address] = (key, action)
-    return frozenset(a for a, (_, action) in last.items() if action == "added")
+        raise SuppressionUnavailable(prefix + f"{exc.__class__.__name__}: {exc}") from None
 
 
 def check_message(cfg, subject: str, body: str) -> None:
