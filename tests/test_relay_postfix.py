@@ -43,7 +43,7 @@ CARRIERS_MD = SHARED / "reference" / "carriers.md"
 def _cfg(tmp: Path, toml: str):
     p = tmp / "mailhygiene.toml"
     p.write_text(toml, encoding="utf-8")
-    return load_config(p, data_dir=tmp / "data", timezone="UTC")
+    return load_config(p, data_dir=tmp / "mh-data", timezone="UTC")   # (tmp/data is Postfix's)
 
 
 def _reference_domains(carrier_row: str) -> list[str]:

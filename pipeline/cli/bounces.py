@@ -13,6 +13,8 @@ import sys
 
 import click
 
+from ..core.errors import MailHygieneError
+
 EX_TEMPFAIL = 75
 
 
@@ -30,12 +32,17 @@ def bounces_cmd(ctx, maildir, recipient):
     /etc/aliases:  bounce: "|mailhygiene --config /etc/mailhygiene/mailhygiene.toml bounces"
     or from cron:  mailhygiene bounces --maildir /var/mail/bounce/Maildir
     """
-    from ..core.errors import MailHygieneError
     from ..sender.bounces import process_bounces
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
     logging.getLogger("flufl.bounce").setLevel(logging.WARNING)   # it logs every detector it tries
-    cfg = ctx.obj.cfg
+    try:
+        cfg = ctx.obj.cfg
+    except MailHygieneError as exc:  # config, data dir or its owner: this host's fault, not the mail's
+        if maildir:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EX_TEMPFAIL)
     envelope = recipient or os.environ.get("ORIGINAL_RECIPIENT") or os.environ.get("RECIPIENT")
     try:
         if maildir:

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from ..core.config import load_config
-from ..core.errors import InputError
+from ..core.errors import InputError, MailHygieneError
 
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the mail and retries
 
@@ -296,7 +296,13 @@ def intake(maildir, no_reply):
     from ..sender.intake import process_maildir, process_request
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
-    cfg = _cfg()
+    try:
+        cfg = _cfg()
+    except MailHygieneError as exc:  # config, data dir or its owner: this host's fault, not the mail's
+        if maildir:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EX_TEMPFAIL)
     if maildir:
         for res in process_maildir(cfg, maildir, reply=not no_reply):
             click.echo(res.line())

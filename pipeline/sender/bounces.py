@@ -260,7 +260,7 @@ def record_bounce(cfg, raw: bytes, *, source: str = "stdin", envelope_recipient:
     (queue, disk) raise."""
     from ..classify.carriers import CarrierTable
     from ..classify.classifier import classify
-    from .intake import _our_fault
+    from .intake import host_fault
     from .queue import Queue
 
     s = cfg.sender
@@ -295,7 +295,7 @@ def record_bounce(cfg, raw: bytes, *, source: str = "stdin", envelope_recipient:
                 hard=c.hard if r.status == "bounced" else False, source=source))
             summary.append({**asdict(r), "reason": c.reason, "scope": c.scope})
     except Exception as exc:  # noqa: BLE001 - the mail is data: refuse it, log it, go on
-        if _our_fault(exc):
+        if host_fault(exc):
             raise
         res = BounceResult("refused", f"unreadable mail ({exc.__class__.__name__}: {str(exc)[:200]})", bounce_id)
         log.debug("bounce refused", exc_info=True)

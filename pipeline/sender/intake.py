@@ -424,7 +424,7 @@ def send_reply(cfg, req: Request, text: str) -> bool:
         return False
 
 
-def _our_fault(exc: BaseException) -> bool:
+def host_fault(exc: BaseException) -> bool:
     """Faults of this host (the queue locked or unwritable, the disk full), not of the mail: the
     MTA should keep the mail and retry (exit 75)."""
     import sqlite3
@@ -436,7 +436,7 @@ def _our_fault(exc: BaseException) -> bool:
 
 def process_request(cfg, raw: bytes, *, reply: bool = True, now: float | None = None) -> IntakeResult:
     """One request mail -> a job or a logged refusal. Never raises for anything in the mail:
-    only faults of this host (see _our_fault) escape, so the MTA retries those alone.
+    only faults of this host (see host_fault) escape, so the MTA retries those alone.
 
     Order (the security model, docs/sender.md): size limit; then the header block only (From
     parsed from the raw header, automatic mail, allowed sender, Authentication-Results, Date
@@ -477,7 +477,7 @@ def process_request(cfg, raw: bytes, *, reply: bool = True, now: float | None = 
         _log_result(cfg, res)
         return res
     except Exception as exc:  # noqa: BLE001 - anything in the mail that breaks a parser is a refusal
-        if _our_fault(exc):
+        if host_fault(exc):
             raise
         res.status, res.reason = "refused", f"unreadable request ({exc.__class__.__name__}: {str(exc)[:200]})"
         log.debug("intake: %s", res.reason, exc_info=True)
@@ -497,7 +497,7 @@ def process_request(cfg, raw: bytes, *, reply: bool = True, now: float | None = 
                              name=req.name, source="mail", requester=req.sender,
                              request_key=req.request_key)
         except MailHygieneError as exc:
-            if _our_fault(exc) or isinstance(exc, SuppressionUnavailable):
+            if host_fault(exc) or isinstance(exc, SuppressionUnavailable):
                 raise
             problems.append(str(exc))
     queue.seen_before(keys, now, now - ic.max_age_hours * 3600, remember=True)
