@@ -57,6 +57,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prune": ("pipeline.cli.prune:prune_cmd", "Delete whole days of events older than a date."),
     "send": ("pipeline.cli.send:send", "Send campaigns: enqueue, run the throttled daemon, watch the queue."),
     "intake": ("pipeline.cli.send:intake", "Turn a request mail (stdin) into a queued campaign."),
+    "bounces": ("pipeline.cli.bounces:bounces_cmd",
+                "Record bounce mails (DSNs and carriers' own formats) as events, like log lines."),
     "doctor": ("pipeline.cli.doctor:doctor", "Preflight checks: the sending setup (DNS) and a message (.eml)."),
     "report": ("pipeline.cli.report:report_cmd",
                "Write per-carrier tables, charts and one self-contained HTML report."),

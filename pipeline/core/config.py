@@ -165,8 +165,9 @@ class SenderSettings:
     charset: str = setting("iso-2022-jp", choices=("iso-2022-jp", "utf-8"))
     # Per carrier, e.g. {au = "utf-8"}.
     charsets: dict[str, str] = setting(dict, factory=True, choices=("iso-2022-jp", "utf-8"))
-    # Characters ISO-2022-JP cannot carry: "replace" (documented table, then UTF-8) or "utf8".
-    unmappable: str = setting("replace", choices=("replace", "utf8"))
+    # Characters ISO-2022-JP cannot carry: "replace" (documented table, then UTF-8), "substitute"
+    # (also the emoji table and 〓: the message stays ISO-2022-JP) or "utf8".
+    unmappable: str = setting("replace", choices=("replace", "utf8", "substitute"))
     # Domain, ".suffix" or carrier name -> "host:port"; anything else goes to default_relay.
     routes: dict[str, str] = setting(dict, factory=True)
     # The relay (host:port) of everything routes does not name.
@@ -193,6 +194,33 @@ class SenderSettings:
     timeout: float = setting(30.0, min=0.1)
     # Seconds between the daemon's looks for new work.
     poll_interval: float = setting(0.5, min=0.01)
+    # "direct": the daemon delivers to each carrier (routes, its own throttle); "relay": every
+    # message goes to default_relay (the local MTA), whose routes and limits come from
+    # `mailhygiene send mta-config`.
+    mode: str = setting("direct", choices=("direct", "relay"))
+    # After a rate-limit reply the carrier's count is multiplied by this, then recovers linearly
+    # to the full count over rate_recovery seconds.
+    rate_limit_factor: float = setting(0.5, min=0.01, max=1.0)
+    rate_recovery: float = setting(600.0, min=0.0)
+    # Spread each window's quota evenly (interval/count apart) instead of one burst.
+    pacing: bool = setting(False)
+    # Concurrent SMTP sessions per carrier (0 = up to `concurrency`); `connections` per carrier.
+    default_connections: int = setting(0, min=0, max=256)
+    connections: dict[str, int] = setting(dict, factory=True)
+    # Recipients (= messages, one recipient each) per SMTP session, per carrier (else
+    # max_recipients_per_session).
+    session_recipients: dict[str, int] = setting(dict, factory=True)
+    # An idle connection is kept this long for the next window (0 = close when idle).
+    idle_timeout: float = setting(10.0, min=0.0, max=300.0)
+    # Results written to the queue in one transaction (at most 50 ms apart).
+    commit_batch: int = setting(8, min=1, max=1000)
+    # Seconds between moves of the daemon's event rows into the event store.
+    event_flush_interval: float = setting(2.0, min=0.05, max=600.0)
+    # VERP: MAIL FROM is local+rcptlocal=rcptdomain@domain, so `mailhygiene bounces` can tell
+    # whose bounce a DSN is even when the DSN itself does not say.
+    verp: bool = setting(False)
+    # Extra entries for unmappable = "substitute": character -> text, e.g. {"🍣" = "(寿司)"}.
+    substitutions: dict[str, str] = setting(dict, factory=True)
 
     def rate_for(self, carrier: str) -> Rate:
         return self.rates.get(carrier, self.default_rate)
@@ -214,6 +242,12 @@ class IntakeSettings:
     reply_relay: str = setting("")
     # Recipients one request mail may carry.
     max_recipients: int = setting(200_000, min=1)
+    # A request mail larger than this is refused before anything in it is parsed.
+    max_bytes: int = setting(10_000_000, min=1_000)
+    # Replay protection: the Date header must be at most this old, and at most
+    # max_future_minutes ahead; Message-ID and text hash are remembered this long.
+    max_age_hours: float = setting(48.0, min=0.1, max=24.0 * 365)
+    max_future_minutes: float = setting(60.0, min=0.0, max=24.0 * 60)
 
 
 @dataclass(frozen=True)
