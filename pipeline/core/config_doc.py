@@ -69,28 +69,51 @@ def _default(f: dataclasses.Field) -> str:
 
 
 def rows() -> list[tuple[str, str, str]]:
-    """(setting, default, meaning) for every setting, in the order of the dataclasses."""
+    """(setting, default, meaning) for every setting, in the order of the dataclasses. Fields
+    that follow a commented field without a comment of their own share its row (one comment
+    describing two settings, e.g. sender.backoff_base and backoff_max)."""
     comments = field_comments()
     out: list[tuple[str, str, str]] = []
 
     def walk(cls, prefix: str) -> None:
         hints = typing.get_type_hints(cls)
+        group: list[dataclasses.Field] = []  # plain settings that share one comment
+
+        def flush() -> None:
+            if not group:
+                return
+            meaning = comments.get((cls.__name__, group[0].name), "")
+            if len(group) == 1:
+                out.append((f"`{prefix}{group[0].name}`", _default(group[0]), meaning + _constraint(group[0])))
+            else:
+                limits = "; ".join(f"{f.name}: {_constraint(f).strip()[1:-1]}" for f in group if _constraint(f))
+                out.append((", ".join(f"`{prefix}{f.name}`" for f in group),
+                            ", ".join(_default(f) for f in group),
+                            meaning + (f" ({limits})" if limits else "")))
+            group.clear()
+
         for f in dataclasses.fields(cls):
             tp = hints[f.name]
-            meaning = comments.get((cls.__name__, f.name), "")
+            own_comment = bool(comments.get((cls.__name__, f.name)))
             if cls is FileSettings and dataclasses.is_dataclass(tp):
+                flush()
                 walk(tp, f"{f.name}.")  # a section: its settings are the rows
                 continue
             if typing.get_origin(tp) is tuple and dataclasses.is_dataclass(typing.get_args(tp)[0]):
-                out.append((f"`[[{prefix}{f.name}]]`", _default(f), meaning))
+                flush()
+                out.append((f"`[[{prefix}{f.name}]]`", _default(f), comments.get((cls.__name__, f.name), "")))
                 walk(typing.get_args(tp)[0], f"[[{prefix}{f.name}]] ")
                 continue
             if typing.get_origin(tp) is dict and dataclasses.is_dataclass(typing.get_args(tp)[1]) \
                     and typing.get_args(tp)[1] is not config.Rate:
-                out.append((f"`[{prefix}{f.name}.NAME]`", _default(f), meaning))
+                flush()
+                out.append((f"`[{prefix}{f.name}.NAME]`", _default(f), comments.get((cls.__name__, f.name), "")))
                 walk(typing.get_args(tp)[1], f"[{prefix}{f.name}.NAME] ")
                 continue
-            out.append((f"`{prefix}{f.name}`", _default(f), meaning + _constraint(f)))
+            if own_comment or not group:
+                flush()
+            group.append(f)
+        flush()
     walk(FileSettings, "")
     return out
 
