@@ -266,6 +266,15 @@ def test_clean_in_japanese(tmp_path):
     assert "== 書き出し" in out and "配信停止 CSV: " in out and "レポート: " in out
     html = (tmp_path / "data" / "reports" / "report.html").read_text(encoding="utf-8")
     assert 'lang="ja"' in html
+    # --quiet in Japanese: the problems, in Japanese, on stderr; nothing else
+    conf.write_text(conf.read_text(encoding="utf-8") + f'\n[[sources]]\npath = "{tmp_path}/none*.log"\n',
+                    encoding="utf-8")
+    q = CliRunner().invoke(cli, ["--config", str(conf), "clean", "--quiet"])
+    assert q.exit_code == 0, q.output
+    assert q.stdout == "" and q.stderr == f"取り込み {tmp_path}/none*.log: 一致するファイルがありません（[[sources]] の path を確認）\n"
+    # the global --lang en wins over report.lang for this run
+    en = CliRunner().invoke(cli, ["--config", str(conf), "--lang", "en", "clean"])
+    assert "== suppress" in en.stdout and "配信" not in en.stdout
 
 
 # ----------------------------------------------------------------------------- the safety net
