@@ -360,12 +360,15 @@ def _has_events(data_dir: Path) -> bool:
 
 
 # --------------------------------------------------------------------------- manual changes
+_SPACE = re.compile(r"\s")
+
+
 def checked_address(address: str) -> str:
     from ..store.records import normalise_address  # (records imports pyarrow: only when needed)
 
     a = normalise_address(address)
     local, at, domain = a.rpartition("@")
-    if not at or not local or "." not in domain or any(ch.isspace() or not ch.isprintable() for ch in a):
+    if not at or not local or "." not in domain or not a.isprintable() or _SPACE.search(a):
         raise InputError(f"{address!r} is not an e-mail address (expected local@domain, no spaces "
                          "or control characters)")
     return a
