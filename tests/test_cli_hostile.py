@@ -663,3 +663,29 @@ def test_hostile_argument(world, path, param, case):
                                sources=path != "watch")
     result, leftovers = run_case(world, ["--config", str(config)], with_value(path, p, value))
     check(path, f"arg-{param}-{case}", result, leftovers)
+
+
+JSON_COMMANDS = [path for path in COMMAND_NAMES
+                 if any(p.name == "as_json" for p in COMMAND_BY_PATH[path].params)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(DATA_CASES))
+@pytest.mark.parametrize("path", JSON_COMMANDS)
+def test_hostile_data_dir_with_json(world, path, case):
+    """With --json, stdout is one JSON document or nothing: a failure is still one `Error:` line on
+    stderr, never a half document a script would parse."""
+    import json as json_module
+
+    DATA_CASES[case](world)
+    config = write_good_config(world.base / "mailhygiene.toml", world.data, world.log)
+    result, leftovers = run_case(world, ["--config", str(config)], [*base_args(path), "--json"])
+    check(path, case, result, leftovers)  # the same KNOWN_TRACEBACKS as without --json
+    if result.exit_code != 0:
+        assert result.stdout.strip() == "" or json_module.loads(result.stdout) is not None, result.stdout
+    elif result.exit_code == 0:
+        json_module.loads(result.stdout)
+
+
+def test_json_commands_are_found():
+    assert {"suppress", "suppression list", "suppression show", "clean", "report"} <= set(JSON_COMMANDS)
