@@ -110,14 +110,18 @@ class SparkEngine:
             for stage in stages:
                 df = self.spark.sql(stage.sql)
                 if stage.reuse:
-                    df = df.persist(StorageLevel.MEMORY_AND_DISK)
-                    df.count()  # computed here, once; later steps read the cache
+                    # computed here, once; later steps read the stored rows. A local checkpoint
+                    # and not persist(): persist keeps the step's whole plan under the cache,
+                    # so each later step's plan nests every earlier one (plans of megabytes,
+                    # seconds of planning per step on 81 events, and once a Java heap
+                    # exhausted while printing a plan); the checkpoint's plan is a scan.
+                    df = df.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
                     cached.append(df)
                 df.createOrReplaceTempView(stage.view)
             return self.spark.sql(final).toArrow()
         finally:
             for df in cached:
-                df.unpersist()
+                _release_checkpoint(df)
             for stage in stages:
                 self.spark.catalog.dropTempView(stage.view)
 
@@ -131,6 +135,16 @@ class SparkEngine:
         for t in self.spark.catalog.listTables():
             if t.isTemporary:
                 self.spark.catalog.dropTempView(t.name)
+
+
+def _release_checkpoint(df) -> None:
+    """Free the stored rows of a local checkpoint now (df.unpersist() does not: the rows belong
+    to the RDD under the plan, which Spark's cleaner would free only after a JVM garbage
+    collection). Best effort: a Spark without this plan shape leaves it to the cleaner."""
+    try:
+        df._jdf.queryExecution().analyzed().rdd().unpersist(False)
+    except Exception:  # noqa: BLE001 (internal API; the cleaner frees it later anyway)
+        pass
 
 
 def open_engine(cfg: Config, name: str | None = None):

@@ -70,6 +70,10 @@ def session(settings: SparkSettings | None = None, app_name: str = "mailhygiene"
                # folder values (date=2026-11-20) stay strings, as in DuckDB's views
                .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               # plans are printed for the listeners at every step: a long one cost seconds and
+               # once exhausted the driver's heap in the thread that sends rows to Python
+               # (which then waits forever); a bounded string is enough for any log
+               .config("spark.sql.maxPlanStringLength", "100000")
                .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR"))
     try:
         spark = builder.getOrCreate()
