@@ -10,7 +10,7 @@ import time
 import pyarrow as pa
 
 import pipeline
-import pipeline.ingest.follow as follow_mod
+import pipeline.ingest.engine as engine_mod
 from pipeline.core.config import load_config
 from pipeline.store.event_store import COMPACTION_JOURNAL, EventStore
 from pipeline.store.records import EVENT_SCHEMA, event_id_for
@@ -84,7 +84,7 @@ def test_kill_during_compaction_is_rolled_forward(tmp_path):
 
 
 def test_follower_compacts_the_days_it_writes(tmp_path, monkeypatch):
-    monkeypatch.setattr(follow_mod, "COMPACT_FILES", 6)
+    monkeypatch.setattr(engine_mod, "COMPACT_FILES", 6)
     log = tmp_path / "mail.log"
     log.write_text(pf_lines(0, 1))
     toml = tmp_path / "c.toml"
@@ -93,7 +93,7 @@ def test_follower_compacts_the_days_it_writes(tmp_path, monkeypatch):
     cfg = load_config(toml, data_dir=tmp_path / "data")
     stop = threading.Event()
     result = {}
-    t = threading.Thread(target=lambda: result.setdefault("s", follow_mod.follow(cfg, stop, use_watchdog=False)))
+    t = threading.Thread(target=lambda: result.setdefault("s", engine_mod.follow(cfg, stop, use_watchdog=False)))
     t.start()
     try:
         for i in range(1, 16):

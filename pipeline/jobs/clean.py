@@ -11,16 +11,14 @@ Called by the CLI (`mailhygiene clean`).
 
 from __future__ import annotations
 
-import fcntl
-import os
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.config import Config
-from ..core.errors import ConfigError, LockedError
-from ..ingest.engine import IngestSummary, Ingestor, expand_paths
+from ..core.errors import ConfigError, InputError
+from ..core.fsutil import file_lock
+from ..ingest.engine import Engine
+from ..ingest.session import IngestSummary, watch_is_running
 from ..suppression.store import RuleResult, export, run_rule
 
 
@@ -33,60 +31,42 @@ class CleanResult:
     report_path: Path | None = None
 
 
-@contextmanager
 def job_lock(cfg: Config, name: str = "clean", *, wait: float = 0.0, busy: str | None = None):
-    """Exclusive <data_dir>/state/<name>.lock for one job (clean, watch), holding our pid.
-
-    Waits up to `wait` seconds for it, then raises LockedError with `busy` (or a default text).
-    """
-    d = cfg.data_dir / "state"
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"{name}.lock"
-    fh = open(path, "a+")
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockedError(busy or f"another `mailhygiene {name}` is running on {cfg.data_dir} "
-                                      f"(lock {path}); this run did nothing") from None
-                time.sleep(0.05)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        yield
-    finally:
-        fh.close()
+    """Exclusive <data_dir>/state/<name>.lock for one job, holding our pid (core.fsutil.file_lock)."""
+    path = cfg.data_dir / "state" / f"{name}.lock"
+    return file_lock(path, wait=wait, write_pid=True,
+                     busy=busy or f"another `mailhygiene {name}` is running on {cfg.data_dir} (lock {path}); "
+                                  "this run did nothing")
 
 
 def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None = None,
           report: bool = True, on_step=None) -> CleanResult:
     """Run the whole batch pipeline once. `on_step(name, value)` reports progress to a caller."""
     step = on_step or (lambda *a: None)
-    sources = cfg["sources"]
+    sources = cfg.sources
     if not sources:
         raise ConfigError("no log sources configured: add [[sources]] entries (path = \"/var/log/mail.log*\") "
                           "to the config file, or use `mailhygiene ingest PATH…`")
     result = CleanResult()
     with job_lock(cfg):
         # A live `mailhygiene watch` owns log ingestion (docs/watch.md): leave the sources to it.
-        from ..ingest.follow import watch_is_running
-
-        watching = watch_is_running(cfg)
+        watching = watch_is_running(cfg.data_dir)
         if watching:
             step("watch_running", cfg.data_dir / "state" / "watch.lock")
-        for src in () if watching else sources:
-            files = expand_paths([src["path"]])
-            if not files:
-                step("source_empty", src["path"])
-                continue
-            summary = Ingestor(cfg, fmt=src.get("format", "auto"), progress=progress).run(files)
-            result.ingest.append(summary)
-            step("ingested", (src["path"], summary))
+        else:
+            def on_source(path, summary):
+                if summary is None:
+                    step("source_empty", path)
+                else:
+                    result.ingest.append(summary)
+                    step("ingested", (path, summary))
+
+            Engine.from_config(cfg, progress=progress).ingest_sources(sources, on_source=on_source)
+            refused = [f for s in result.ingest for f in s.refused]
+            if refused:
+                # fail closed: a rule run on logs that were not read would suppress too few
+                raise InputError("not ingested: " + "; ".join(f"{f['path']}: {f['problem']}" for f in refused)
+                                 + ": fix the format of that [[sources]] entry; the rule was not run")
         result.rule = run_rule(cfg, as_of=as_of, force=force)
         step("rule", result.rule)
         exp = cfg["export"]

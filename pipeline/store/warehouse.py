@@ -3,6 +3,9 @@
 Reads <data_dir>/events/**.parquet and <data_dir>/suppression/*.parquet; writes nothing.
 Views: `events` (one row per delivery attempt, plus the `date` partition column = UTC day),
 `suppression` (current list) and `suppression_history` when they exist.
+A damaged (e.g. truncated) Parquet file of the event store is found when the views are made
+(EventStore.check) and when DuckDB reads one in run_sql(): pipeline.core.errors.StoreCorrupt names
+the file and how to recover, instead of a DuckDB traceback in whichever command asked.
 Called by the library entry point pipeline.connect(), by suppression.py and reports.py.
 """
 
@@ -18,8 +21,8 @@ import duckdb
 import pyarrow as pa
 
 from ..core.config import Config, load_config
-from ..core.errors import InputError
-from .event_store import EventStore
+from ..core.errors import InputError, StoreCorrupt
+from .event_store import EventStore, corrupt
 from .records import EVENT_SCHEMA
 
 
@@ -53,7 +56,24 @@ def run_sql(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | 
     missing = wanted - set(params)
     if missing:
         raise InputError(f"{name}.sql needs parameters: {', '.join(sorted(missing))}")
-    return con.execute(sql, {k: v for k, v in params.items() if k in wanted})
+    try:
+        return con.execute(sql, {k: v for k, v in params.items() if k in wanted})
+    except duckdb.Error as exc:
+        raise _corrupt_file_error(con, exc) or exc
+
+
+_PARQUET_PATH_RE = re.compile(r"""["']?(/[^"'\s]*?\.parquet)["']?""")
+
+
+def _corrupt_file_error(con: duckdb.DuckDBPyConnection, exc: Exception) -> StoreCorrupt | None:
+    """StoreCorrupt for a DuckDB error about a Parquet file (a damaged store file); else None."""
+    text = str(exc)
+    m = _PARQUET_PATH_RE.search(text)
+    if m is None or "parquet" not in text.lower():
+        return None
+    path = Path(m.group(1))
+    data_dir = path.parents[2] if len(path.parents) > 2 and path.parent.name.startswith("date=") else path.parent
+    return corrupt(path, f"DuckDB cannot read it: {text.splitlines()[0][:200]}", data_dir)
 
 
 def connect(data_dir: str | os.PathLike | None = None, *, config: Config | None = None) -> duckdb.DuckDBPyConnection:
@@ -74,6 +94,7 @@ def connect(data_dir: str | os.PathLike | None = None, *, config: Config | None 
 
 def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     store = EventStore(data_dir)
+    store.check()  # StoreCorrupt: a truncated file would fail every query on the view
     if store.is_empty():
         con.register("_empty_events", pa.table({n: pa.array([], type=t) for n, t in zip(EVENT_SCHEMA.names, EVENT_SCHEMA.types)}))
         con.execute("CREATE OR REPLACE VIEW events AS SELECT *, CAST(NULL AS VARCHAR) AS date FROM _empty_events")

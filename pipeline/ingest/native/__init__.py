@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 1  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 2  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
@@ -52,7 +52,7 @@ class Scanner:
 
     def scan(self, block: bytes, max_line: int) -> dict | None:
         """Per line, per fast line and per delivery line, what scan_block() finds (see the C);
-        None when the block is not clean."""
+        None when the block holds no newline."""
         cap = self.lib.count_lines(block, len(block))
         if cap == 0:
             return None

@@ -15,7 +15,7 @@
 #include <string.h>
 
 enum { K_FEED = 0, K_DELIVERY = 1, K_FROM = 2, K_REMOVED = 3, K_MSGID = 4 };
-enum { C_SKIP = 0, C_FEED = 1, C_FAST = 2 };
+enum { C_SKIP = 0, C_FEED = 1, C_FAST = 2, C_RAW = 3 };
 #define MAX_FIELDS 8 /* commas of a delivery line looked at up to status= (as scan_numpy) */
 
 static int is_upper(uint8_t c) { return c >= 'A' && c <= 'Z'; }
@@ -244,6 +244,36 @@ static int is_feed(const uint8_t *d, int64_t s, int64_t e) {
     return end - p >= 9 && memcmp(end - 9, ": removed", 9) == 0;
 }
 
+/* Is [p, end) valid UTF-8 as Python's strict decoder sees it (RFC 3629: no overlong forms, no
+   surrogates, nothing above U+10FFFF)? */
+static int valid_utf8(const uint8_t *p, const uint8_t *end) {
+    while (p < end) {
+        uint8_t c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        int64_t left = end - p;
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (left < 2 || (p[1] & 0xC0) != 0x80) return 0;
+            p += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (left < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+            if (c == 0xE0 && p[1] < 0xA0) return 0; /* overlong */
+            if (c == 0xED && p[1] > 0x9F) return 0; /* surrogate */
+            p += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            if (left < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+            if (c == 0xF0 && p[1] < 0x90) return 0; /* overlong */
+            if (c == 0xF4 && p[1] > 0x8F) return 0; /* above U+10FFFF */
+            p += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Newlines in a block: the caller sizes scan_block's arrays with it. */
 int64_t count_lines(const uint8_t *d, int64_t len) {
     int64_t n = 0;
@@ -251,15 +281,15 @@ int64_t count_lines(const uint8_t *d, int64_t len) {
     return n;
 }
 
-/* Scan a block. Out, per line: line_starts[n + 1], cls[n] (C_SKIP / C_FEED / C_FAST);
+/* Scan a block. Out, per line: line_starts[n + 1], cls[n] (C_SKIP / C_FEED / C_FAST / C_RAW);
  * per fast line (in order; n_fast of them): f_line, f_kind, f_qs, f_qe, f_key (the minute),
  * f_secs, f_vs, f_ve (from= / message-id= value);
  * per delivery line that is cut here (kind K_DELIVERY; n_deliv of them): d_fast (its number
  * among the fast lines) and the positions of its fields.
- * counts[0..2] = n_lines, n_fast, n_deliv. Returns 0, or -1 when the block is not clean
- * (non-ASCII, NUL, CR, no newline, a line of max_line bytes or more).
- * Each array holds `cap` entries (line_starts cap + 1), cap from count_lines: a block with more
- * lines than cap is refused. */
+ * counts[0..2] = n_lines, n_fast, n_deliv. Returns 0, or -1 when the block holds no newline (or
+ * more lines than cap, which count_lines sizes).
+ * The decision is per line: a line with invalid UTF-8, a NUL or a CR, or of max_line bytes or
+ * more is C_RAW; one with valid non-ASCII UTF-8 is never fast (C_FEED or C_SKIP by is_feed). */
 int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *line_starts, uint8_t *cls,
                int64_t *f_line, int8_t *f_kind, int64_t *f_qs, int64_t *f_qe, uint64_t *f_key,
@@ -268,19 +298,31 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *d_relay_s, int64_t *d_relay_e, int64_t *d_dsn_s, int64_t *d_status_pos,
                int64_t *d_status_end, int8_t *d_status_code, uint8_t *d_has_text, int64_t *counts) {
     int64_t n = 0, nf = 0, nd = 0, s = 0;
-    /* clean: ASCII (the OR of all bytes has no high bit; a loop the compiler vectorises), no NUL, no CR */
+    /* most blocks are ASCII without NUL or CR (the OR of all bytes has no high bit: a loop the
+       compiler vectorises; memchr for the rest): then no line needs looking at byte by byte */
     uint8_t high = 0;
     for (int64_t i = 0; i < len; i++) high |= d[i];
-    if (high & 0x80 || memchr(d, 0, (size_t)len) || memchr(d, '\r', (size_t)len)) return -1;
+    int mixed = (high & 0x80) || memchr(d, 0, (size_t)len) || memchr(d, '\r', (size_t)len);
     line_starts[0] = 0;
     for (;;) {
         const uint8_t *nl = memchr(d + s, '\n', (size_t)(len - s));
         if (!nl) break;
         int64_t e = nl - d;
-        if (e - s >= max_line || n >= cap) return -1;
+        if (n >= cap) return -1;
+        int kind_of_line = 0; /* 0 ASCII, 1 valid non-ASCII UTF-8, 2 raw */
+        if (e - s >= max_line) {
+            kind_of_line = 2;
+        } else if (mixed) {
+            uint8_t h = 0;
+            for (int64_t i = s; i < e; i++) h |= d[i];
+            if (memchr(d + s, 0, (size_t)(e - s)) || memchr(d + s, '\r', (size_t)(e - s))) kind_of_line = 2;
+            else if (h & 0x80) kind_of_line = valid_utf8(d + s, d + e) ? 1 : 2;
+        }
         line_t L;
         memset(&L, 0, sizeof L);
-        if (match_fast(d, s, e, &L)) {
+        if (kind_of_line == 2) {
+            cls[n] = C_RAW;
+        } else if (kind_of_line == 0 && match_fast(d, s, e, &L)) {
             cls[n] = C_FAST;
             f_line[nf] = n;
             f_kind[nf] = L.bad ? K_FEED : L.kind;
@@ -463,4 +505,4 @@ int event_ids(const uint8_t *d, const int64_t *starts, const int64_t *ends,
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 1; }
+int scanner_abi(void) { return 2; }

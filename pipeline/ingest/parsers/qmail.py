@@ -56,7 +56,13 @@ def tai64n_us(label: str, nanos: str) -> int:
 
 
 class QmailParser(Parser):
+    """State: the deliveries under way (D -> message, recipient) and the senders of the messages
+    in the queue (M -> sender). Both are forgotten at their final line (`delivery D: …`,
+    `end msg M`); at most MAX_ENTRIES of each are kept (a log whose deliveries never finish,
+    or a qmail-send restart that reuses D, cannot grow them): beyond, the oldest tenth goes."""
+
     mta = "qmail"
+    MAX_ENTRIES = 100_000
 
     def __init__(self, ctx, emit):
         super().__init__(ctx, emit)
@@ -64,12 +70,13 @@ class QmailParser(Parser):
         self.senders: dict[str, str] = {}       # M -> sender
 
     @staticmethod
-    def detect(lines):
-        n = 0
-        for ln in lines:
-            if ("delivery " in ln or " msg " in ln or "status: local" in ln) and (ln.startswith("@4000") or " qmail:" in ln or ln.startswith("qmail:")):
-                n += 1
-        return n
+    def recognises(line: str) -> bool:
+        return ("delivery " in line or " msg " in line or "status: local" in line) and (
+            line.startswith("@4000") or " qmail:" in line or line.startswith("qmail:"))
+
+    @classmethod
+    def detect(cls, lines):
+        return sum(1 for ln in lines if cls.recognises(ln))
 
     def _split(self, line: str):
         """(ts_us, host, message) for multilog, splogger or bare `<unix secs> message` lines."""
@@ -133,15 +140,23 @@ class QmailParser(Parser):
             m = START_RE.match(msg)
             if m is None:
                 return MALFORMED
-            self.deliveries[m.group(1)] = {
+            deliveries = self.deliveries
+            deliveries.pop(m.group(1), None)  # a reused number: the newest start goes last
+            deliveries[m.group(1)] = {
                 "msg": m.group(2), "local": m.group(3) == "local",
                 "recipient": normalise_address(m.group(4)),
             }
+            if len(deliveries) > self.MAX_ENTRIES:
+                self.deliveries = _newest(deliveries, self.MAX_ENTRIES * 9 // 10)
             return SKIP
         if msg.startswith("info msg "):
             m = INFO_RE.match(msg)
             if m:
-                self.senders[m.group(1)] = normalise_address(m.group(2))
+                senders = self.senders
+                senders.pop(m.group(1), None)
+                senders[m.group(1)] = normalise_address(m.group(2))
+                if len(senders) > self.MAX_ENTRIES:
+                    self.senders = _newest(senders, self.MAX_ENTRIES * 9 // 10)
             return SKIP
         if msg.startswith("end msg "):
             m = END_RE.match(msg)
@@ -156,6 +171,11 @@ class QmailParser(Parser):
     def set_state(self, state):
         self.deliveries = dict(state.get("deliveries", {}))
         self.senders = dict(state.get("senders", {}))
+
+
+def _newest(table: dict, keep: int) -> dict:
+    """The last `keep` entries of an insertion-ordered table."""
+    return dict(list(table.items())[len(table) - keep:])
 
 
 _DSN_RE = re.compile(r"(?:\(#|\b)([245]\.\d{1,3}\.\d{1,3})\)?")
