@@ -41,6 +41,7 @@ def read_blocks(fh, size):
 from pipeline.store.records import event_id_for, event_ids_for_plain
 
 GEN = REPO / "bench" / "gen_postfix_log.py"
+REALISTIC = REPO / "bench" / "gen_logs.py"
 
 
 @pytest.fixture(autouse=True, params=["compiled", "numpy"])
@@ -78,6 +79,15 @@ def assert_same(fast, slow):
 def generated(tmp_path, lines=20_000, seed=3):
     log = tmp_path / f"gen-{lines}-{seed}.log"
     subprocess.run([sys.executable, str(GEN), str(log), "--lines", str(lines), "--seed", str(seed), "--days", "1"], check=True)
+    return log
+
+
+def realistic(tmp_path, lines=20_000, seed=3):
+    """A Japanese sender's Postfix 3.7 log (bench/gen_logs.py): UTF-8 subject lines, SMTPUTF8
+    recipients, display names, a quarter of the messages deferred, several relays."""
+    log = tmp_path / f"real-{lines}-{seed}.log"
+    subprocess.run([sys.executable, str(REALISTIC), str(log), "--mta", "postfix", "--lines", str(lines),
+                    "--seed", str(seed), "--days", "1"], check=True)
     return log
 
 
@@ -218,6 +228,31 @@ def test_a_stale_queue_id_is_not_joined_and_not_saved(tmp_path, monkeypatch, old
     state, sender = results[0]
     assert sender == [(None,)]
     assert state["queue"]["1A2B3C4D00"]["sender"] is None and "1A2B3C4D06" in state["queue"]
+
+
+@pytest.mark.parametrize("block_bytes", [4096, 256 * 1024, 4 * 1024 * 1024])
+def test_realistic_japanese_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes):
+    """UTF-8 in many blocks (subjects, display names, SMTPUTF8 addresses, Japanese replies): the
+    decision is per line, and the result is the per-line parser's."""
+    log = realistic(tmp_path)
+    assert not log.read_bytes().isascii()
+    fast, slow = ingest_both(tmp_path, [log], block_bytes, monkeypatch)
+    assert_same(fast, slow)
+    assert {row[11] for row in fast[0]} == {"sent", "deferred", "bounced", "expired"}
+    assert any(not row[7].isascii() for row in fast[0])  # SMTPUTF8 recipients stored
+
+
+def test_the_fast_path_takes_the_common_lines_of_japanese_logs(tmp_path):
+    """Non-ASCII lines do not push their neighbours off the fast path: fed lines are the
+    expiries and the delivery lines with a UTF-8 address or reply, nothing else."""
+    log = realistic(tmp_path)
+    with open(log, "rb") as fh:
+        blocks = [b for b, _ in read_blocks(fh, 1 << 20)]
+    kinds = np.concatenate([postfix_block.extract(b, 65536, CTX).kinds for b in blocks])
+    fed = int(np.count_nonzero(kinds == postfix_block.K_FEED))
+    lines = log.read_bytes().splitlines()
+    expected = sum(1 for ln in lines if b"status=expired" in ln or (b" to=<" in ln and b", relay=" in ln and not ln.isascii()))
+    assert fed == expected and fed < 0.05 * len(kinds)
 
 
 def test_state_carries_over_between_runs_and_files(tmp_path, monkeypatch):

@@ -238,7 +238,7 @@ class Engine:
             s.info["checked"] = True
             return True
         scores = {name: cls.detect(sample) for name, cls in REGISTRY.items()}
-        found = [name for name, score in sorted(scores.items(), key=lambda kv: -kv[1]) if score > 0]
+        found = [name for name in REGISTRY if scores[name] > 0]
         if not found:
             if not complete:
                 return False

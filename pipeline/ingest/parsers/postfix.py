@@ -24,6 +24,10 @@ QUEUE_ID = r"[0-9A-F]{5,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}"
 # way; tests/test_parsers.py checks they agree). The rest of the line is sliced, not matched.
 LINE_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>postfix[^\s\[:]*)(?:\[\d+\])?: "
                      r"(?P<qid>" + QUEUE_ID + r"): ")
+# The same prefix with anything where the queue id goes, before a field feed() reads: a line
+# that matches this and not LINE_RE has an impossible queue id (counted as malformed).
+LOOSE_RE = re.compile(SYSLOG_STAMP + r" \S+ postfix[^\s\[:]*(?:\[\d+\])?: [^\s:]+: (?:to=|from=|message-id=|removed$)")
+BAD_QUEUE_ID = "bad queue id"
 STATUS_RE = re.compile(r"status=([a-z][a-z-]*)(?: \((.*)\))?$")
 PHASE_RE = re.compile(r"\(in reply to (.+?) command\)\)?\s*$")
 WHILE_SENDING_RE = re.compile(r"while sending (RCPT TO|MAIL FROM|end of data|DATA|message body)", re.I)
@@ -55,8 +59,9 @@ def line_time(ctx, m: re.Match) -> int:
 
 
 def read_prefix(ctx, line: str):
-    """(LINE_RE match, time) of a line PostfixParser.feed reads, or None for a line it skips
-    unread (the block reader asks this of the lines it feeds, to know the log's clock)."""
+    """(LINE_RE match, time) of a line PostfixParser.feed reads; None for a line it skips
+    unread; BAD_QUEUE_ID for a Postfix line whose queue id is impossible (the block reader asks
+    this of the lines it feeds, to know the log's clock)."""
     # cheap substring tests first: most lines (smtpd connect/disconnect, client=, TLS notes)
     # carry none of the fields we join or report
     if "postfix" not in line or not (" to=" in line or " from=" in line or "message-id=" in line or line.endswith(": removed")):
@@ -64,7 +69,7 @@ def read_prefix(ctx, line: str):
     # prefix, program and queue id in one match (LINE_RE); any failure is a SKIP
     m = LINE_RE.match(line)
     if m is None:
-        return None
+        return BAD_QUEUE_ID if LOOSE_RE.match(line) else None
     try:
         return m, line_time(ctx, m)
     except ValueError:
@@ -156,6 +161,8 @@ class PostfixParser(QueueParser):
         head = read_prefix(self.ctx, line)
         if head is None:
             return SKIP
+        if head is BAD_QUEUE_ID:
+            return MALFORMED
         m, ts = head
         host, prog, qid = m.group("host", "prog", "qid")
         service = prog.rsplit("/", 1)[-1]

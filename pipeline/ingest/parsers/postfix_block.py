@@ -712,6 +712,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
     fed_starts = line_starts[f.order[fed]].tolist()
     fed_raw = [block[s:e] for s, e in zip(fed_starts, line_starts[f.order[fed] + 1].tolist())]
     fed_heads = [read_prefix(ctx, text) if text is not None else None for text, _ in map(decode_line, fed_raw)]
+    fed_heads = [h if isinstance(h, tuple) else None for h in fed_heads]  # (an impossible queue id: no time)
     fed_qids = [h[0].group("qid") for h in fed_heads if h is not None]
     # the log's clock at each interesting line (PostfixParser.change keeps the latest time)
     line_ts = np.where(fast, ts, _NO_TIME)
