@@ -7,11 +7,12 @@ steps:
 1. the stream's MTA is decided when it is opened (`--format auto`: by a sample of its first
    lines, per line when a file mixes MTAs; an explicit format is checked against the sample, so
    a sendmail log given as `--format postfix` is refused, not read and not marked as read);
-2. Postfix chunks go through the block reader (parsers/postfix_block.py: the compiled scanner
-   finds the fields of the usual lines in reader threads ahead of the chunk being applied; every
-   other line, and every line with bad bytes, goes to PostfixParser.feed through the front
-   door, in order); other MTAs' chunks are decoded at once when they are valid UTF-8 without
-   NUL, CR or over-long lines, else line by line through the front door;
+2. Postfix and sendmail chunks go through their block readers (parsers/postfix_block.py,
+   parsers/sendmail_block.py: the fields of the usual lines are found in reader threads ahead of
+   the chunk being applied; every other line, and every line with bad bytes, goes to the
+   parser's feed() through the front door, in order); other chunks (qmail, mixed files, the
+   block readers turned off) are decoded at once when they are valid UTF-8 without NUL, CR or
+   over-long lines, else line by line through the front door;
 3. events collect in the session's sink buffer; every `ingest.batch_events` events (batch) or
    `watch.flush_interval` seconds (live) the session commits: events to the store first, then
    positions and parser state in one atomic file.
@@ -36,7 +37,8 @@ import numpy as np
 from ..classify.carriers import CarrierTable
 from ..core.config import Config, IngestSettings, SourceSettings, WatchSettings
 from ..core.errors import InputError
-from .parsers import MALFORMED, REGISTRY, SKIP, parser_class, postfix_block
+from . import native
+from .parsers import BLOCK_READERS, MALFORMED, REGISTRY, SKIP, parser_class
 from .parsers.common import MAX_LINE_BYTES
 from .session import IngestSummary, Session, watch_is_running, watch_lock
 from .source import (LINES, PARTIAL, READ_BUDGET, SKIPPED, TOO_LONG, Chunk, LogFiles, SourceSpec, Stream,
@@ -55,9 +57,9 @@ MIXED = "mixed"          # a stream whose lines come from several MTAs: routed l
 
 # what another MTA's lines carry (a chunk of an `auto` stream with them is routed line by line)
 _FOREIGN = {
-    "postfix": (b" sendmail[", b" sm-mta[", b" sm-msp-queue[", b" qmail:", b"\n@4000"),
+    "postfix": (b" sendmail[", b" sm-m", b" qmail:", b"\n@4000"),
     "sendmail": (b" postfix/", b" postfix-", b" qmail:", b"\n@4000"),
-    "qmail": (b" postfix/", b" postfix-", b" sendmail[", b" sm-mta[", b" sm-msp-queue["),
+    "qmail": (b" postfix/", b" postfix-", b" sendmail[", b" sm-m"),
 }
 
 
@@ -278,12 +280,12 @@ class Engine:
             for chunk in it:
                 fields = None
                 s = chunk.stream
-                if (chunk.kind == LINES and s.mta == "postfix" and self.columnar and not s.unrecognised
-                        and not (s.source.fmt == "auto" and _has_foreign(chunk.data, "postfix"))):
+                reader = BLOCK_READERS.get(s.mta)
+                if chunk.kind == LINES and reader is not None and self.columnar and not s.unrecognised:
                     if self._readers is None:
                         self._readers = ThreadPoolExecutor(max_workers=EXTRACT_AHEAD, thread_name_prefix="block-reader")
-                    fields = self._readers.submit(postfix_block.extract, chunk.data, MAX_LINE_BYTES, s.ctx,
-                                                  self.session.buffer.annotate)
+                    check = s.mta if s.source.fmt == "auto" else None
+                    fields = self._readers.submit(_extract, reader, chunk.data, s.ctx, self.session.buffer.annotate, check)
                 pending.append((chunk, fields))
                 return
 
@@ -330,10 +332,10 @@ class Engine:
         if self.files.follow and time.time() - s.ctx_made > CONTEXT_REFRESH_S:
             self._refresh_context(s)
         if fields is not None:
-            parser = session.parser("postfix", s.ctx)
+            parser = session.parser(s.mta, s.ctx)
             source, front_door, feed = s.path, session.front_door, parser.feed
-            result = postfix_block.read_block(parser, data, chunk.offset, fields,
-                                              lambda raw, at: front_door(feed, raw, at, source))
+            result = BLOCK_READERS[s.mta].read_block(parser, data, chunk.offset, fields,
+                                                     lambda raw, at: front_door(feed, raw, at, source))
             if result.columns is not None:
                 session.buffer.add_columns(result.columns)
             s.offset = chunk.end
@@ -659,9 +661,24 @@ class Engine:
             self._observer = None
 
 
+def _extract(reader, data: bytes, ctx, annotate, foreign_of: str | None):
+    """A block reader's extract() (in a reader thread); None, so the chunk is read line by line
+    with per-line routing, when a chunk of an `auto` stream holds another MTA's lines."""
+    if foreign_of is not None and _has_foreign(data, foreign_of):
+        return None
+    return reader.extract(data, MAX_LINE_BYTES, ctx, annotate)
+
+
 def _has_foreign(data: bytes, mta: str) -> bool:
-    """Does a chunk of an `auto` stream read as `mta` hold another MTA's lines?"""
-    return any(marker in data for marker in _FOREIGN.get(mta, ())) or (mta != "qmail" and data.startswith(b"@4000"))
+    """Does a chunk of an `auto` stream read as `mta` hold another MTA's lines? (A marker that
+    only looks like one routes the chunk line by line: slower, never wrong.)"""
+    markers = _FOREIGN.get(mta, ())
+    if mta != "qmail" and data.startswith(b"@4000"):
+        return True
+    scanner = native.SCANNER
+    if scanner is not None:
+        return scanner.has_markers(data, markers)
+    return any(marker in data for marker in markers)
 
 
 def _days_of(session: Session) -> set[str]:

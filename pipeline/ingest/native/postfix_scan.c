@@ -11,6 +11,7 @@
  * Also here: gather() (cut many slices of a block into one Arrow string buffer) and event_ids()
  * (BLAKE2b, RFC 7693, 10-byte digests in hex: pipeline.records.event_id_for of many rows).
  */
+#define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <string.h>
 
@@ -364,6 +365,38 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
     return 0;
 }
 
+/* Lines of a block and what each is to the front door, for the block readers of every MTA:
+ * line_starts[n + 1], kinds[n]: 0 ASCII without NUL or CR, 1 valid non-ASCII UTF-8 without NUL
+ * or CR, 2 raw (invalid UTF-8, NUL, CR, or max_line bytes or more). Returns n, or -1 when the
+ * block holds no newline or more than cap lines. */
+int64_t line_kinds(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
+                   int64_t *line_starts, uint8_t *kinds) {
+    int64_t n = 0, s = 0;
+    uint8_t high = 0;
+    for (int64_t i = 0; i < len; i++) high |= d[i];
+    int mixed = (high & 0x80) || memchr(d, 0, (size_t)len) || memchr(d, '\r', (size_t)len);
+    line_starts[0] = 0;
+    for (;;) {
+        const uint8_t *nl = memchr(d + s, '\n', (size_t)(len - s));
+        if (!nl) break;
+        int64_t e = nl - d;
+        if (n >= cap) return -1;
+        uint8_t k = 0;
+        if (e - s >= max_line) {
+            k = 2;
+        } else if (mixed) {
+            uint8_t h = 0;
+            for (int64_t i = s; i < e; i++) h |= d[i];
+            if (memchr(d + s, 0, (size_t)(e - s)) || memchr(d + s, '\r', (size_t)(e - s))) k = 2;
+            else if (h & 0x80) k = valid_utf8(d + s, d + e) ? 1 : 2;
+        }
+        kinds[n++] = k;
+        s = e + 1;
+        line_starts[n] = s;
+    }
+    return n ? n : -1;
+}
+
 /* Slices [starts[i], ends[i]) of d, one after the other, into chars (lower-cased when `lower`),
  * with Arrow offsets (offsets[0] = 0); a slice not `valid` (when valid is given) is empty. */
 void gather(const uint8_t *d, const int64_t *starts, const int64_t *ends, const uint8_t *valid,
@@ -504,5 +537,284 @@ int event_ids(const uint8_t *d, const int64_t *starts, const int64_t *ends,
     return 0;
 }
 
+
+/* --- sendmail lines (parsers/sendmail_block.py; its Arrow reading is the fallback and both
+ * are held to SendmailParser.feed by tests/test_sendmail_block.py) ------------------------- */
+enum { S_SKIP = 0, S_FEED = 1, S_FROM = 2, S_TO = 3, S_MSP = 4, S_CLOCK = 5 };
+
+/* an address character: printable ASCII but space " , < >, or any byte of a non-ASCII character */
+static int is_sm_addr(uint8_t c) { return c >= 0x80 || is_addr(c); }
+
+static int starts_at(const uint8_t *p, const uint8_t *end, const char *lit) {
+    size_t n = strlen(lit);
+    return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
+}
+
+/* occurrences of lit in [p, end) */
+static int64_t count_of(const uint8_t *p, const uint8_t *end, const char *lit) {
+    int64_t k = 0;
+    size_t n = strlen(lit);
+    for (const uint8_t *x = find(p, end, lit); x; x = find(x + n, end, lit)) k++;
+    return k;
+}
+
+/* " sendmail", " sm-mta" or " sm-msp-queue" somewhere in the line */
+static int has_sm_program(const uint8_t *p, const uint8_t *end) {
+    for (const uint8_t *x = find(p, end, " s"); x; x = find(x + 1, end, " s")) {
+        if (starts_at(x, end, " sendmail") || starts_at(x, end, " sm-mta") || starts_at(x, end, " sm-msp-queue")) return 1;
+    }
+    return 0;
+}
+
+/* skip a value [^,]* */
+static const uint8_t *skip_value(const uint8_t *p, const uint8_t *end) {
+    while (p < end && *p != ',') p++;
+    return p;
+}
+
+/* the key=value field "<key>" at p (then its value up to the next ','); NULL when not there */
+static const uint8_t *expect_field(const uint8_t *p, const uint8_t *end, const char *key, const uint8_t **vs, const uint8_t **ve) {
+    if (!starts_at(p, end, key)) return NULL;
+    p += strlen(key);
+    *vs = p;
+    p = skip_value(p, end);
+    *ve = p;
+    return p;
+}
+
+int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, int64_t rcap,
+                  int64_t *line_starts, int8_t *kind, int64_t *host_e, int64_t *qid_s, int64_t *qid_e,
+                  int64_t *a_s, int64_t *a_e, int64_t *b_s, int64_t *b_e, int64_t *c_s, int64_t *c_e,
+                  int64_t *r_s, int64_t *r_e, int64_t *s_s, int64_t *nrcpts,
+                  int64_t *rcpt_line, int64_t *rcpt_s, int64_t *rcpt_e, int64_t *rcpt_dom, uint8_t *rcpt_high,
+                  uint8_t *sender_high, int64_t *counts) {
+    int64_t n = 0, nr = 0, s = 0;
+    uint8_t high_all = 0;
+    for (int64_t i = 0; i < len; i++) high_all |= d[i];
+    int mixed = (high_all & 0x80) || memchr(d, 0, (size_t)len) || memchr(d, '\r', (size_t)len);
+    line_starts[0] = 0;
+    for (;;) {
+        const uint8_t *nl = memchr(d + s, '\n', (size_t)(len - s));
+        if (!nl) break;
+        int64_t e = nl - d;
+        if (n >= cap) return -1;
+        const uint8_t *p = d + s, *end = d + e;
+        int8_t k = S_SKIP;
+        int raw = e - s >= max_line;
+        if (!raw && mixed) {
+            uint8_t h = 0;
+            for (int64_t i = s; i < e; i++) h |= d[i];
+            if (memchr(p, 0, (size_t)(e - s)) || memchr(p, '\r', (size_t)(e - s))) raw = 1;
+            else if (h & 0x80) raw = !valid_utf8(p, end);
+        }
+        r_s[n] = r_e[n] = -1;
+        sender_high[n] = 0;
+        if (raw) {
+            k = S_FEED;
+        } else if (has_sm_program(p, end)) {
+            k = S_FEED;
+            /* the prefix: stamp, host, program[pid]: */
+            const uint8_t *x = p;
+            int ok = end - x >= 16 && is_upper(x[0]) && is_lower(x[1]) && is_lower(x[2]) && x[3] == ' ' &&
+                     (x[4] == ' ' || is_digit(x[4])) && is_digit(x[5]) && x[6] == ' ' && is_digit(x[7]) &&
+                     is_digit(x[8]) && x[9] == ':' && is_digit(x[10]) && is_digit(x[11]) && x[12] == ':' &&
+                     is_digit(x[13]) && is_digit(x[14]) && x[15] == ' ';
+            if (ok) {
+                x += 16;
+                const uint8_t *h0 = x;
+                while (x < end && *x >= '!' && *x <= '~') x++;
+                ok = x > h0 && x < end && *x == ' ';
+                host_e[n] = x - d;
+                x++;
+                if (ok) {
+                    if (starts_at(x, end, "sendmail[")) x += 9;
+                    else if (starts_at(x, end, "sm-mta[")) x += 7;
+                    else if (starts_at(x, end, "sm-msp-queue[")) x += 13;
+                    else ok = 0;
+                }
+                if (ok) {
+                    const uint8_t *pid = x;
+                    while (x < end && is_digit(*x)) x++;
+                    ok = x > pid && starts_at(x, end, "]: ");
+                    x += 3;
+                }
+            }
+            if (ok) {
+                k = S_SKIP; /* a program line without a queue id: feed() skips it */
+                const uint8_t *q = x;
+                while (x < end && is_alnum(*x)) x++;
+                int64_t ql = x - q;
+                if (ql >= 8 && ql <= 20 && starts_at(x, end, ": ")) {
+                    qid_s[n] = q - d;
+                    qid_e[n] = x - d;
+                    const uint8_t *rest = x + 2;
+                    k = S_CLOCK;
+                    if (find(rest, end, ": DSN: Cannot send message")) {
+                        k = S_FEED;
+                    } else if (starts_at(rest, end, "from=")) {
+                        k = S_FEED;
+                        const uint8_t *y = rest + 5, *vs, *ve;
+                        int bracket = y < end && *y == '<';
+                        if (bracket) y++;
+                        vs = y;
+                        while (y < end && is_sm_addr(*y)) y++;
+                        ve = y;
+                        int good = bracket ? (y < end && *y == '>' && (y++, 1)) : ve > vs;
+                        if (good && starts_at(y, end, ", size=")) {
+                            y += 7;
+                            const uint8_t *z = y;
+                            while (y < end && is_digit(*y)) y++;
+                            good = y > z && starts_at(y, end, ", class=");
+                        } else good = 0;
+                        if (good) {
+                            y += 8;
+                            if (y < end && *y == '-') y++;
+                            const uint8_t *z = y;
+                            while (y < end && is_digit(*y)) y++;
+                            good = y > z && starts_at(y, end, ", nrcpts=");
+                        }
+                        int64_t count = 0;
+                        if (good) {
+                            y += 9;
+                            const uint8_t *z = y;
+                            while (y < end && is_digit(*y) && count < (int64_t)1 << 40) count = count * 10 + (*y++ - '0');
+                            good = y > z && !is_digit(*y) && starts_at(y, end, ", msgid=");
+                        }
+                        if (good) {
+                            y += 8;
+                            const uint8_t *ms = y;
+                            while (y < end && *y >= '!' && *y <= '~' && *y != ',') y++;
+                            const uint8_t *me = y;
+                            good = (y == end || starts_at(y, end, ", ")) && count_of(rest, end, "msgid=") == 1 &&
+                                   count_of(rest, end, "nrcpts=") == 1;
+                            while (ms < me && (*ms == '<' || *ms == '>')) ms++;
+                            while (me > ms && (me[-1] == '<' || me[-1] == '>')) me--;
+                            b_s[n] = ms - d;
+                            b_e[n] = me - d;
+                        }
+                        if (good) {
+                            k = S_FROM;
+                            a_s[n] = vs - d;
+                            a_e[n] = ve - d;
+                            nrcpts[n] = count;
+                            for (const uint8_t *z = vs; z < ve; z++) sender_high[n] |= *z >= 0x80;
+                        }
+                    } else if (starts_at(rest, end, "to=")) {
+                        k = S_FEED;
+                        const uint8_t *y = rest + 3, *ts = y;
+                        int bracket = y < end && *y == '<', good = 1;
+                        int64_t first_r = nr;
+                        for (;;) { /* one address, then ',' and another, or ", " */
+                            if (bracket) {
+                                if (y >= end || *y != '<') { good = 0; break; }
+                                y++;
+                            }
+                            const uint8_t *as = y;
+                            while (y < end && is_sm_addr(*y)) y++;
+                            if (y == as) { good = 0; break; }
+                            const uint8_t *ae = y;
+                            if (bracket) {
+                                if (y >= end || *y != '>') { good = 0; break; }
+                                y++;
+                            }
+                            if (nr >= rcap) return -1;
+                            rcpt_line[nr] = n;
+                            rcpt_s[nr] = as - d;
+                            rcpt_e[nr] = ae - d;
+                            rcpt_dom[nr] = ae - d;
+                            rcpt_high[nr] = 0;
+                            for (const uint8_t *z = ae - 1; z >= as; z--)
+                                if (*z == '@') { rcpt_dom[nr] = z + 1 - d; break; }
+                            for (const uint8_t *z = as; z < ae; z++) rcpt_high[nr] |= *z >= 0x80;
+                            nr++;
+                            if (y < end && *y == ',' && !(y + 1 < end && y[1] == ' ')) { y++; continue; }
+                            break;
+                        }
+                        const uint8_t *te = y, *vs, *ve;
+                        const uint8_t *mailer_s = 0, *mailer_e = 0, *relay_s = 0, *relay_e = 0, *dsn_s = 0, *dsn_e = 0;
+                        good = good && starts_at(y, end, ", ");
+                        if (good) {
+                            y += 2;
+                            if (starts_at(y, end, "ctladdr=")) {
+                                y = skip_value(y + 8, end);
+                                good = starts_at(y, end, ", ");
+                                y += 2;
+                            }
+                        }
+                        if (good) good = (y = expect_field(y, end, "delay=", &vs, &ve)) && starts_at(y, end, ", ") && (y += 2);
+                        if (good) good = (y = expect_field(y, end, "xdelay=", &vs, &ve)) && starts_at(y, end, ", ") && (y += 2);
+                        if (good) good = (y = expect_field(y, end, "mailer=", &mailer_s, &mailer_e)) && starts_at(y, end, ", ") && (y += 2);
+                        if (good) good = (y = expect_field(y, end, "pri=", &vs, &ve)) && starts_at(y, end, ", ") && (y += 2);
+                        if (good) good = (y = expect_field(y, end, "relay=", &relay_s, &relay_e)) && starts_at(y, end, ", ") && (y += 2);
+                        if (good) /* printable: relay.strip() is then a trim of spaces (below) */
+                            for (const uint8_t *z = relay_s; z < relay_e; z++) good &= *z >= ' ' && *z != 0x7f;
+                        if (good) good = (y = expect_field(y, end, "dsn=", &dsn_s, &dsn_e)) && starts_at(y, end, ", ") && (y += 2);
+                        const uint8_t *stat_at = 0;
+                        if (good) {
+                            /* exactly one ", stat=" in the rest; at most one ", reply=" before it */
+                            good = count_of(rest, end, ", stat=") == 1;
+                            stat_at = good ? find(rest, end, ", stat=") : 0;
+                            good = good && count_of(rest, stat_at, ", reply=") <= 1;
+                        }
+                        if (good) {
+                            if (starts_at(y, end, "stat=")) {
+                                good = y == stat_at + 2;
+                            } else if (starts_at(y, end, "reply=")) {
+                                good = stat_at > y;
+                                r_s[n] = y + 6 - d;
+                                r_e[n] = stat_at - d;
+                            } else good = 0;
+                        }
+                        if (good) {
+                            /* relay.strip() (a relay of spaces only would be "", not None: feed()'s) */
+                            int had_relay = relay_e > relay_s;
+                            while (relay_s < relay_e && *relay_s == ' ') relay_s++;
+                            while (relay_e > relay_s && relay_e[-1] == ' ') relay_e--;
+                            /* a non-ASCII character at either end might be one strip() removes: feed()'s */
+                            good = (!had_relay || relay_e > relay_s) &&
+                                   !(relay_e > relay_s && (*relay_s >= 0x80 || relay_e[-1] >= 0x80));
+                        }
+                        if (good) {
+                            a_s[n] = ts - d;
+                            a_e[n] = te - d;
+                            b_s[n] = relay_s - d;
+                            b_e[n] = relay_e - d;
+                            c_s[n] = dsn_s - d;
+                            c_e[n] = dsn_e - d;
+                            s_s[n] = stat_at + 7 - d;
+                            int msp = mailer_e - mailer_s == 5 && memcmp(mailer_s, "relay", 5) == 0 &&
+                                      (starts_at(relay_s, relay_e, "[127.0.0.1]") || starts_at(relay_s, relay_e, "localhost") ||
+                                       starts_at(relay_s, relay_e, "[::1]") || starts_at(relay_s, relay_e, "[IPv6:::1]"));
+                            k = msp ? S_MSP : S_TO;
+                        } else {
+                            r_s[n] = -1;
+                        }
+                        if (k != S_TO) nr = first_r; /* rows only for delivery lines */
+                    }
+                }
+            }
+        }
+        kind[n] = k;
+        n++;
+        s = e + 1;
+        line_starts[n] = s;
+    }
+    if (n == 0) return -1;
+    counts[0] = n;
+    counts[1] = nr;
+    return 0;
+}
+
+/* Does d[0, len) contain any of the n markers (NUL-separated in `markers`)? 1 or 0. */
+int has_markers(const uint8_t *d, int64_t len, const char *markers, int n) {
+    const char *m = markers;
+    for (int i = 0; i < n; i++) {
+        size_t k = strlen(m);
+        if (k && memmem(d, (size_t)len, m, k)) return 1;
+        m += k + 1;
+    }
+    return 0;
+}
+
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 2; }
+int scanner_abi(void) { return 5; }

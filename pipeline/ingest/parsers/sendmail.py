@@ -69,18 +69,10 @@ class SendmailParser(QueueParser):
 
     def feed(self, line: str, offset: int) -> str:
         """One line; what it does to the queue-id table goes through change()."""
-        if "s" not in line:
+        head = read_prefix(self.ctx, line)
+        if head is None:
             return SKIP
-        parts = split_syslog(line, self.ctx)
-        if parts is None:
-            return SKIP
-        ts, host, prog, msg = parts
-        if prog not in PROGRAMS:
-            return SKIP
-        m = QID_RE.match(msg)
-        if m is None:
-            return SKIP
-        qid, rest = m.group(1), m.group(2)
+        ts, host, qid, rest = head
 
         if rest.startswith("to="):
             fields = split_to_line(rest)
@@ -122,6 +114,23 @@ class SendmailParser(QueueParser):
             return EVENT if rows else SKIP
         self.change(CLOCK, None, ts)
         return SKIP
+
+
+def read_prefix(ctx, line: str):
+    """(time, host, queue id, rest) of a line SendmailParser.feed reads, or None for a line it
+    skips unread (the block reader asks this of the lines it feeds, to know the log's clock)."""
+    if "s" not in line:
+        return None
+    parts = split_syslog(line, ctx)
+    if parts is None:
+        return None
+    ts, host, prog, msg = parts
+    if prog not in PROGRAMS:
+        return None
+    m = QID_RE.match(msg)
+    if m is None:
+        return None
+    return ts, host, m.group(1), m.group(2)
 
 
 def delivery_rows(mta: str, ts: int, host: str, qid: str, fields: dict, source_file: str, offset: int,
