@@ -372,7 +372,7 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
     dsn, stat, reply = x.dsn, x.stat, x.reply
     # status, diagnostic, reply code, phase: sendmail.py's functions, once per distinct outcome
     key = pc.binary_join_element_wise(pc.fill_null(dsn, _EMPTY), stat, pc.fill_null(reply, ab.scalar("\x00")),
-                                      "\x01").dictionary_encode()
+                                      ab.scalar("\x01")).dictionary_encode()
     key_of = ab.to_ints(key.indices).astype(np.int64)
     distinct, first = np.unique(key_of, return_index=True)
     outcome_of = np.zeros(len(key.dictionary), np.int64)
