@@ -335,7 +335,8 @@ class Engine:
             parser = session.parser(s.mta, s.ctx)
             source, front_door, feed = s.path, session.front_door, parser.feed
             result = BLOCK_READERS[s.mta].read_block(parser, data, chunk.offset, fields,
-                                                     lambda raw, at: front_door(feed, raw, at, source))
+                                                     lambda raw, at: front_door(feed, raw, at, source),
+                                                     annotate=session.buffer.annotate)
             if result.columns is not None:
                 session.buffer.add_columns(result.columns)
             s.offset = chunk.end

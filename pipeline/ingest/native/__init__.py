@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 5  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 6  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
@@ -49,6 +49,8 @@ class Scanner:
         lib.gather.argtypes = [_P, _P, _P, _P, _I64, ctypes.c_int, _P, _P]
         lib.scan_sendmail.restype = ctypes.c_int
         lib.scan_sendmail.argtypes = [_P, _I64, _I64, _I64, _I64] + [_P] * 22
+        lib.scan_qmail.restype = ctypes.c_int
+        lib.scan_qmail.argtypes = [_P, _I64, _I64, _I64] + [_P] * 11
         lib.has_markers.restype = ctypes.c_int
         lib.has_markers.argtypes = [ctypes.c_char_p, _I64, ctypes.c_char_p, ctypes.c_int]
         lib.line_kinds.restype = _I64
@@ -115,6 +117,26 @@ class Scanner:
             size = n + 1 if name == "line_starts" else nr if name.startswith("rcpt_") else n
             out[name] = out[name][:size]
         return out
+
+    QMAIL_LINE = (("kind", np.int8), ("ts", np.int64), ("k_s", np.int64), ("k_e", np.int64), ("m_s", np.int64),
+                  ("m_e", np.int64), ("v_s", np.int64), ("v_e", np.int64), ("flag", np.int8))
+
+    def scan_qmail(self, block: bytes, max_line: int) -> dict | None:
+        """Per line of a qmail (multilog) block: kind, time, fields (see scan_qmail in the C)."""
+        cap = self.lib.count_lines(block, len(block))
+        if cap == 0:
+            return None
+        data = np.frombuffer(block, np.uint8)
+        out = {"line_starts": np.empty(cap + 1, np.int64)}
+        for name, dtype in self.QMAIL_LINE:
+            out[name] = np.zeros(cap, dtype)
+        counts = np.zeros(1, np.int64)
+        rc = self.lib.scan_qmail(_ptr(data), len(block), max_line, cap,
+                                 *(_ptr(out[name]) for name in ("line_starts", *(n for n, _ in self.QMAIL_LINE))), _ptr(counts))
+        if rc != 0:
+            return None
+        n = int(counts[0])
+        return {name: (a[:n + 1] if name == "line_starts" else a[:n]) for name, a in out.items()}
 
     def has_markers(self, block: bytes, markers: tuple[bytes, ...]) -> bool:
         """Any of the markers in the block (glibc memmem each)."""

@@ -58,7 +58,7 @@ _STAMP = r"[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} "
 # the address); a postfix program name without '[' or ':'.
 _HOST = r"[0-9A-Za-z._-]+"
 _PROG = r"postfix[0-9A-Za-z._/-]*"
-_QID = r"(?:[0-9A-F]{5,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20})"
+_QID = r"(?:[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20})"
 _PID_QID = r"\[[0-9]+\]: " + _QID + ": "
 # Address characters: printable ASCII except space, '"', ',', '<' and '>' (so normalise_address
 # reduces to lower()).
@@ -671,7 +671,8 @@ class BlockResult:
 FeedLine = Callable[[bytes, int], None]
 
 
-def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields, feed_line: FeedLine) -> BlockResult:
+def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields, feed_line: FeedLine,
+               annotate=None) -> BlockResult:
     """Apply a block of whole lines (starting at byte `offset` of the source; `f` is
     extract(block)) to the parser's state; the delivery rows of its fast lines come back as
     columns. Lines the fast path does not take go, in line order, to `feed_line(raw, offset)`:

@@ -37,6 +37,23 @@ PHASE_MARKERS = (
     ("wasn't able to establish an SMTP connection", "connect"),
 )
 STATUS = {"success": "sent", "deferral": "deferred", "failure": "bounced"}
+# The changes of QmailParser's state (QmailParser.change): what one line does to it.
+START, RESULT, INFO, END = range(4)
+
+
+def outcome(word: str, text: str, local: bool) -> tuple[str, int | None, str | None]:
+    """(status, reply code, relay) of a `delivery D: success|deferral|failure: text` line."""
+    status = STATUS[word]
+    if status == "bounced" and "in the queue too long" in text:
+        status = "expired"
+    code_m = CODE_RE.search(text)
+    code = int(code_m.group(1)) if code_m else None
+    if status == "sent" and code is None and not local:
+        code = 250
+    if local:
+        return status, code, "local"
+    ip = IP_RE.search(text)
+    return status, code, ip.group(1) if ip else None
 
 
 def unescape(text: str) -> str:
@@ -101,6 +118,7 @@ class QmailParser(Parser):
         return None
 
     def feed(self, line: str, offset: int) -> str:
+        """One line; what it does to the deliveries and senders goes through change()."""
         if "deliver" not in line and " msg " not in line:
             return SKIP
         parts = self._split(line)
@@ -111,21 +129,11 @@ class QmailParser(Parser):
             m = RESULT_RE.match(msg)
             if m is None:
                 return MALFORMED
-            d = self.deliveries.pop(m.group(1), None)
+            d = self.change(RESULT, m.group(1))
             if d is None:
                 return SKIP  # its start was before this log began: nothing to attribute it to
             text = unescape(m.group(3))
-            status = STATUS[m.group(2)]
-            if status == "bounced" and "in the queue too long" in text:
-                status = "expired"
-            code_m = CODE_RE.search(text)
-            code = int(code_m.group(1)) if code_m else None
-            if status == "sent" and code is None and not d["local"]:
-                code = 250
-            relay = "local" if d["local"] else None
-            if not d["local"]:
-                ip = IP_RE.search(text)
-                relay = ip.group(1) if ip else None
+            status, code, relay = outcome(m.group(2), text, d["local"])
             recipient = d["recipient"]
             self.emit({
                 "ts": ts, "mta": self.mta, "host": host, "queue_id": d["msg"],
@@ -140,30 +148,43 @@ class QmailParser(Parser):
             m = START_RE.match(msg)
             if m is None:
                 return MALFORMED
-            deliveries = self.deliveries
-            deliveries.pop(m.group(1), None)  # a reused number: the newest start goes last
-            deliveries[m.group(1)] = {
-                "msg": m.group(2), "local": m.group(3) == "local",
-                "recipient": normalise_address(m.group(4)),
-            }
-            if len(deliveries) > self.MAX_ENTRIES:
-                self.deliveries = _newest(deliveries, self.MAX_ENTRIES * 9 // 10)
+            self.change(START, m.group(1), (m.group(2), m.group(3) == "local", normalise_address(m.group(4))))
             return SKIP
         if msg.startswith("info msg "):
             m = INFO_RE.match(msg)
             if m:
-                senders = self.senders
-                senders.pop(m.group(1), None)
-                senders[m.group(1)] = normalise_address(m.group(2))
-                if len(senders) > self.MAX_ENTRIES:
-                    self.senders = _newest(senders, self.MAX_ENTRIES * 9 // 10)
+                self.change(INFO, m.group(1), normalise_address(m.group(2)))
             return SKIP
         if msg.startswith("end msg "):
             m = END_RE.match(msg)
             if m:
-                self.senders.pop(m.group(1), None)
+                self.change(END, m.group(1))
             return SKIP
         return SKIP
+
+    def change(self, kind: int, key: str, value=None):
+        """The one way the state changes (feed() and the block reader both call it), in line order:
+        START key=D value=(M, local, recipient); RESULT key=D: returns the delivery under way
+        ({"msg", "local", "recipient"}) and forgets it, or None; INFO key=M value=sender;
+        END key=M: the message's sender is forgotten."""
+        if kind == RESULT:
+            return self.deliveries.pop(key, None)
+        if kind == START:
+            deliveries = self.deliveries
+            deliveries.pop(key, None)  # a reused number: the newest start goes last
+            msg, local, recipient = value
+            deliveries[key] = {"msg": msg, "local": local, "recipient": recipient}
+            if len(deliveries) > self.MAX_ENTRIES:
+                self.deliveries = _newest(deliveries, self.MAX_ENTRIES * 9 // 10)
+        elif kind == INFO:
+            senders = self.senders
+            senders.pop(key, None)
+            senders[key] = value
+            if len(senders) > self.MAX_ENTRIES:
+                self.senders = _newest(senders, self.MAX_ENTRIES * 9 // 10)
+        elif kind == END:
+            self.senders.pop(key, None)
+        return None
 
     def get_state(self):
         return {"deliveries": self.deliveries, "senders": self.senders}

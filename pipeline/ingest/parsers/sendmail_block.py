@@ -454,7 +454,8 @@ class _Names:
         self.cache.update(zip(codes.tolist(), self.array.take(ab.indices(codes)).to_pylist()))
 
 
-def read_block(parser: SendmailParser, block: bytes, offset: int, f: SendmailFields, feed_line) -> BlockResult:
+def read_block(parser: SendmailParser, block: bytes, offset: int, f: SendmailFields, feed_line,
+               annotate=None) -> BlockResult:
     """Apply a block (at byte `offset` of its source; `f` is extract(block)) to the parser's
     state through SendmailParser.change(); the usual lines' delivery rows come back as columns,
     the other lines go to `feed_line(raw, offset)` (the front door), all in line order."""
