@@ -78,7 +78,27 @@ static const char *STATUS_WORDS[] = {"sent", "deferred", "bounced", "expired", "
 static const size_t STATUS_LENS[] = {4, 8, 7, 7, 13};
 
 /* FAST_RE of postfix_block.py on the line [s, e) (e: its newline); 1 when it matches. */
-static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L) {
+/* Does a Unicode space (what Python's str.strip() removes beyond ASCII) start at p / end at end?
+   U+0085 U+00A0 U+1680 U+2000-U+200A U+2028 U+2029 U+202F U+205F U+3000 */
+static int uspace_at(const uint8_t *p, const uint8_t *end) {
+    int64_t n = end - p;
+    if (n >= 2 && p[0] == 0xC2 && (p[1] == 0x85 || p[1] == 0xA0)) return 1;
+    if (n >= 3 && p[0] == 0xE1 && p[1] == 0x9A && p[2] == 0x80) return 1;
+    if (n >= 3 && p[0] == 0xE2 && p[1] == 0x80 && ((p[2] >= 0x80 && p[2] <= 0x8A) || p[2] == 0xA8 || p[2] == 0xA9 || p[2] == 0xAF)) return 1;
+    if (n >= 3 && p[0] == 0xE2 && p[1] == 0x81 && p[2] == 0x9F) return 1;
+    if (n >= 3 && p[0] == 0xE3 && p[1] == 0x80 && p[2] == 0x80) return 1;
+    return 0;
+}
+static int uspace_before(const uint8_t *start, const uint8_t *end) {
+    return (end - start >= 2 && uspace_at(end - 2, end)) || (end - start >= 3 && uspace_at(end - 3, end));
+}
+/* an address of a non-ASCII line may hold non-ASCII characters, but not begin or end with a
+   space that normalise_address()'s strip() would remove */
+static int addr_ends_ok(const uint8_t *a, const uint8_t *b, int utf8) {
+    return !utf8 || a == b || (!uspace_at(a, b) && !uspace_before(a, b));
+}
+
+static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf8) {
     const uint8_t *p = d + s, *end = d + e; /* end points at the newline */
     if (end - p < 16) return 0;
     /* [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} */
@@ -139,8 +159,9 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L) {
         if (!starts_with(p, end, "from=<")) return 0;
         p += 6;
         L->vs = p - d;
-        while (p < end && is_addr(*p)) p++;
+        while (p < end && (is_addr(*p) || (utf8 && *p >= 0x80))) p++;
         L->ve = p - d;
+        if (!addr_ends_ok(d + L->vs, p, utf8)) return 0;
         if (!starts_with(p, end, ">, size=")) return 0;
         p += 8;
         const uint8_t *n0 = p;
@@ -167,8 +188,8 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L) {
     if (!starts_with(p, end, "to=<")) return 0;
     p += 4;
     const uint8_t *a = p;
-    while (p < end && is_addr(*p)) p++;
-    if (p == a || p >= end || *p != '>') return 0;
+    while (p < end && (is_addr(*p) || (utf8 && *p >= 0x80))) p++;
+    if (p == a || p >= end || *p != '>' || !addr_ends_ok(a, p, utf8)) return 0;
     L->rcpt_end = p - d;
     L->dom_start = L->rcpt_end;
     for (const uint8_t *x = p - 1; x >= a; x--)
@@ -323,7 +344,7 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
         memset(&L, 0, sizeof L);
         if (kind_of_line == 2) {
             cls[n] = C_RAW;
-        } else if (kind_of_line == 0 && match_fast(d, s, e, &L)) {
+        } else if (match_fast(d, s, e, &L, kind_of_line == 1)) {
             cls[n] = C_FAST;
             f_line[nf] = n;
             f_kind[nf] = L.bad ? K_FEED : L.kind;
@@ -972,4 +993,4 @@ int has_markers(const uint8_t *d, int64_t len, const char *markers, int n) {
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 6; }
+int scanner_abi(void) { return 7; }

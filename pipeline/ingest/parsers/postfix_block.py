@@ -48,6 +48,7 @@ from .. import native
 from ..native import Scanner
 from ...store.records import EVENT_COLUMNS, ID_BYTES, PARSED_COLUMNS, event_ids_for_plain
 from .common import CLOCK, DELIVERY, MESSAGE_ID, REMOVED, SENDER, TOUCH, decode_line
+from .common import reply_code_of
 from .postfix import PostfixParser, read_prefix, smtp_phase_of
 
 # --- the shapes the fast path takes (RE2 syntax; anything else goes to PostfixParser.feed) ------
@@ -62,14 +63,19 @@ _QID = r"(?:[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20})"
 _PID_QID = r"\[[0-9]+\]: " + _QID + ": "
 # Address characters: printable ASCII except space, '"', ',', '<' and '>' (so normalise_address
 # reduces to lower()).
-_ADDR = r'[!#-+\--;=?-~]'
+_ADDR = r'[!#-+\--;=?-~\x{80}-\x{10FFFF}]'
+# … of which an address may neither begin nor end with a character normalise_address()'s strip()
+# removes (the non-ASCII spaces: U+0085 U+00A0 U+1680 U+2000-U+200A U+2028 U+2029 U+202F U+205F U+3000)
+_ADDR_END = (r'[!#-+\--;=?-~\x{80}-\x{84}\x{86}-\x{9F}\x{A1}-\x{167F}\x{1681}-\x{1FFF}\x{200B}-\x{2027}'
+             r'\x{202A}-\x{202E}\x{2030}-\x{205E}\x{2060}-\x{2FFF}\x{3001}-\x{10FFFF}]')
+_ADDR_PLUS = "(?:" + _ADDR_END + "(?:" + _ADDR + "*" + _ADDR_END + ")?)"
 _VALUE = r'[^,=<>"]*'
 _DELIVERY = (r"/(?:smtp|lmtp|local|virtual|pipe|error|retry|discard)" + _PID_QID
-             + r"to=<" + _ADDR + r"+>(?:, orig_to=<[^<>\",]*>)?, relay=" + _VALUE
+             + r"to=<" + _ADDR_PLUS + r">(?:, orig_to=<[^<>\",]*>)?, relay=" + _VALUE
              + r"(?:, (?:conn_use|delay|delays)=" + _VALUE + r")*, dsn=" + _VALUE
              + r", status=(?:sent|deferred|bounced|expired|undeliverable)(?: \(|\n$)")
 _QMGR = (r"/qmgr" + _PID_QID
-         + r"(?:from=<" + _ADDR + r"*>, size=[0-9]+, nrcpt=[0-9]+ \(queue active\)\n$|removed\n$)")
+         + r"(?:from=<" + _ADDR_PLUS + r"?>, size=[0-9]+, nrcpt=[0-9]+ \(queue active\)\n$|removed\n$)")
 _CLEANUP = r"/cleanup" + _PID_QID + r"message-id=<[!-;=?-~]*>\n$"
 FAST_RE = "^" + _STAMP + _HOST + " " + _PROG + "(?:" + _DELIVERY + "|" + _QMGR + "|" + _CLEANUP + ")"
 # Lines PostfixParser.feed does more than SKIP (its own cheap pre-test, as a pattern).
@@ -202,7 +208,7 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
         after = colon_space[second]
         candidate = (first + 1 < len(colon_space)) & (after < ends) & (_KIND_OF_CHAR[data[np.minimum(after + 2, len(data) - 1)]] > 0)
     candidate &= ~raw
-    cand_idx = np.flatnonzero(candidate & ~non_ascii)   # only ASCII lines can be fast
+    cand_idx = np.flatnonzero(candidate)
     fast = np.zeros(n, bool)
     fast[cand_idx] = ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(cand_idx)), FAST_RE))
     fast_idx = np.flatnonzero(fast)
@@ -330,6 +336,13 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     # sender (lower-cased as normalise_address does) and message-id (as it is)
     f = np.flatnonzero(kind == K_FROM)
     senders = cut(data, s["f_vs"][f], s["f_ve"][f], lower=True)
+    # non-ASCII (valid UTF-8) lines: what Python's lower() makes of their addresses, and of their
+    # texts what reply_code_of / smtp_phase_of read (Python's \d and case rules), in Python
+    high_before = None
+    if not block.isascii():
+        high_before = np.zeros(len(data) + 1, np.int64)
+        np.cumsum(data >= 128, out=high_before[1:])
+        senders = _python_lower(block, senders, s["f_vs"][f], s["f_ve"][f], high_before)
     m = np.flatnonzero(kind == K_MSGID)
     msgids = cut(data, s["f_vs"][m], s["f_ve"][m])
     msgids = pc.if_else(pc.equal(msgids, _EMPTY), _NULL, msgids)
@@ -353,6 +366,11 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     d_minute = minutes[d]
     delivery["day"] = ab.numbers((minute_us[d_minute] + secs[d] * 1_000_000) // 86_400_000_000, pa.int32(),
                                  ~no_date[d_minute])
+    if high_before is not None:
+        rs, re_ = qid_end[d] + 6, rcpt_end
+        delivery["recipient"] = _python_lower(block, delivery["recipient"], rs, re_, high_before)
+        delivery["recipient_domain"] = _python_lower(block, delivery["recipient_domain"], s["d_dom_start"], re_, high_before)
+        delivery["high"] = np.flatnonzero(high_before[d_end] - high_before[ds] > 0)
     _row_columns(block, delivery, scanner)
     if annotate is not None:
         annotate(delivery)
@@ -402,6 +420,16 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     # SMTP phase: only texts naming one can have one
     hinted = np.flatnonzero(ab.to_bools(pc.match_substring_regex(texts, _PHASE_HINT_RE)))
     phases = list(map(smtp_phase_of, texts.take(ab.indices(hinted)).to_pylist()))
+    high = dv.pop("high", None)
+    if high is not None and len(high):
+        # a non-ASCII line's text is read by reply_code_of / smtp_phase_of themselves
+        phase_at = dict(zip(hinted.tolist(), phases))
+        for j, text in zip(high.tolist(), texts.take(ab.indices(high)).to_pylist()):
+            code = reply_code_of(text)
+            codes[j], code_valid[j] = (code, True) if code is not None else (0, False)
+            phase_at[j] = smtp_phase_of(text)
+        hinted = np.array(sorted(j for j, v in phase_at.items() if v is not None), np.int64)
+        phases = [phase_at[j] for j in hinted.tolist()]
     dv["reply_code"] = ab.numbers(codes, pa.int16(), code_valid)
     dv["smtp_phase"] = ab.scatter_strings(n, hinted, phases)
     dv["status"] = pa.DictionaryArray.from_arrays(ab.numbers(dv["status_code"], pa.int32()), _STATUS_ARRAY).cast(pa.string())
@@ -427,6 +455,18 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
                 "diagnostic": text,
             }
     dv["deferred_row"] = rows
+
+
+def _python_lower(block: bytes, values: pa.Array, starts: np.ndarray, ends: np.ndarray, high_before: np.ndarray) -> pa.Array:
+    """`values` (block[starts:ends] lower-cased in ASCII) with Python's lower() where a value
+    holds non-ASCII characters."""
+    high = np.flatnonzero(high_before[ends] - high_before[starts] > 0)
+    if not len(high):
+        return values
+    fixed = [block[a:b].decode("utf-8").lower() for a, b in zip(starts[high].tolist(), ends[high].tolist())]
+    index = np.arange(len(values), dtype=np.int64)
+    index[high] = len(values) + np.arange(len(high))
+    return pa.concat_arrays([values, ab.strings(fixed)]).take(ab.indices(index))
 
 
 class _Names:
@@ -485,17 +525,25 @@ class _JoinedColumn:
 def _exact_queue_ids(parser: PostfixParser, f: BlockFields, kinds: np.ndarray, codes: np.ndarray,
                      clock_run: np.ndarray, line_ts: np.ndarray, names: _Names, fed_qids: list,
                      status_codes: np.ndarray):
-    """Which interesting lines go through the exact loop: those of queue ids with a fed line or a
-    deferral in the block, or with deferred recipients (or an entry that may be stale) from
-    before it; all of them when the block spans more than the join window (measured from the
-    log's clock), or when it could take the table past PostfixParser.MAX_QUEUE_IDS. Also the
-    entry each queue id of the block had before it."""
+    """Which interesting lines go through the exact loop: those of queue ids with a fed line in
+    the block, with a message-id line after one of their deliveries (a deferral keeps the
+    message-id of its moment), or with an entry from before that may be stale; all of them when
+    the block spans more than the join window (measured from the log's clock), or when it could
+    take the table past PostfixParser.MAX_QUEUE_IDS. Also the entry each queue id of the block
+    had before it. (Deferrals are joined column-wise: _join_rest.)"""
     queue = parser.queue
     special = np.zeros(len(names) + 1, bool)              # by code; the last one is "fed" (-1)
     if fed_qids:
         found = pc.index_in(ab.strings(fed_qids), value_set=f.qid_names)
         special[ab.to_ints(found.drop_null())] = True
-    special[codes[kinds == K_DELIVERY][status_codes == _DEFERRED_CODE]] = True
+    position = np.arange(len(kinds))
+    first_delivery = np.full(len(names) + 1, np.iinfo(np.int64).max)
+    d_at = kinds == K_DELIVERY
+    np.minimum.at(first_delivery, codes[d_at], position[d_at])
+    last_msgid = np.full(len(names) + 1, -1, np.int64)
+    m_at = kinds == K_MSGID
+    np.maximum.at(last_msgid, codes[m_at], position[m_at])
+    special[last_msgid > first_delivery] = True
     valid = line_ts > _NO_TIME
     block_max = int(clock_run[-1]) if len(clock_run) else parser.clock
     block_min = int(line_ts[valid].min()) if valid.any() else block_max
@@ -507,7 +555,7 @@ def _exact_queue_ids(parser: PostfixParser, f: BlockFields, kinds: np.ndarray, c
         names.preload(present)
         carried = {int(i): queue[names.get(i)] for i in present}
     for i, st in carried.items():
-        if st["deferred"] or "left" in st or block_max - st["seen"] > ttl:
+        if "left" in st or block_max - st["seen"] > ttl:
             special[i] = True
     special[-1] = True
     spans = block_max - block_min > ttl
@@ -584,11 +632,14 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
             change(MESSAGE_ID, q, t, v, clock=clock)
 
 
-def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: dict) -> None:
+def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: dict, pending: dict,
+               recipients: pa.Array, status_codes: np.ndarray) -> None:
     """The other queue ids, joined with numpy: per queue id, the latest from= / message-id= since
     its last `removed` (or the entry from before the block); then the entry each is left with,
-    set through PostfixParser.change (no entry of them can be stale or pushed out in the block:
-    _exact_queue_ids sends such blocks through the exact loop)."""
+    set through PostfixParser.change: its sender, message-id, time, and its deferred recipients
+    (those of the entry from before, when its epoch goes on, updated by each recipient's last
+    delivery row in the block). No entry of them can be stale or pushed out in the block:
+    _exact_queue_ids sends such blocks through the exact loop."""
     if not len(rest):
         return
     kinds, codes, ts, names, delivery_j = b.kinds, b.codes, b.ts, b.names, b.delivery_j
@@ -632,6 +683,8 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
     # (a queue id removed at the end that had no entry before leaves nothing to do)
     ends_touched = group_end[(k[group_end] != K_REMOVED) | has_carried[c[group_end]]]
     names.preload(c[ends_touched])
+    deferrals = _last_epoch_deliveries(b, by_qid, k, c, epoch_id, group_start, group_end, in_carried,
+                                       has_carried, carried, recipients, status_codes)
     for g in ends_touched.tolist():
         q = names.get(c[g])
         if k[g] == K_REMOVED:
@@ -646,6 +699,43 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
             change(TOUCH, q, top)
         if end_mid_seen[g]:
             change(MESSAGE_ID, q, top, message_ids.value_at(int(end_mid[g])))
+        for recipient, j in deferrals.get(g, ()):
+            row = pending.get(j) if j >= 0 else None
+            if row is None:
+                change(DELIVERY, q, top, {"recipient": recipient, "status": "sent"})  # a final status
+            else:
+                row["queue_id"] = q
+                change(DELIVERY, q, top, row)
+
+
+def _last_epoch_deliveries(b: _Applied, by_qid, k, c, epoch_id, group_start, group_end, in_carried, has_carried,
+                           carried, recipients, status_codes) -> dict:
+    """Per group end (of the queue ids that have deferrals to keep or forget): (recipient, row)
+    in order, row -1 for a final status, for each recipient's last delivery of the last epoch."""
+    dl = np.flatnonzero(k == K_DELIVERY)
+    if not len(dl):
+        return {}
+    group_of = np.cumsum(group_start) - 1
+    ends = group_end
+    last_epoch = epoch_id[ends][group_of[dl]]
+    dl = dl[epoch_id[dl] == last_epoch]                  # deliveries of each queue id's last epoch
+    j = b.delivery_j[by_qid[dl]]
+    deferred = status_codes[j] == _DEFERRED_CODE
+    g_end = ends[group_of[dl]]
+    # queue ids with a deferral in their last epoch, or carrying deferred recipients into it
+    want = np.zeros(len(ends), bool)
+    want[group_of[dl[deferred]]] = True
+    for idx in np.flatnonzero(in_carried[ends] & has_carried[c[ends]]).tolist():
+        if carried[int(c[ends[idx]])]["deferred"]:
+            want[idx] = True
+    pick = np.flatnonzero(want[group_of[dl]])
+    if not len(pick):
+        return {}
+    out: dict = {}
+    rcpts = recipients.take(ab.indices(j[pick])).to_pylist()
+    for g, r, jj, d in zip(g_end[pick].tolist(), rcpts, j[pick].tolist(), deferred[pick].tolist()):
+        out.setdefault(g, {})[r] = jj if d else -1
+    return {g: list(v.items()) for g, v in out.items()}
 
 
 def _loop_values(loop: np.ndarray, rank_of: list, senders: _JoinedColumn, message_ids: _JoinedColumn) -> list:
@@ -732,7 +822,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
     b = _Applied(kinds, codes, ts, clock_run, names, rank_of, delivery_j, senders, message_ids)
     _exact_loop(parser, b, np.flatnonzero(in_loop), zip(fed_raw, (offset + s for s in fed_starts)), pending,
                 recipients, status_codes, feed_line)
-    _join_rest(parser, b, np.flatnonzero(~in_loop), carried)
+    _join_rest(parser, b, np.flatnonzero(~in_loop), carried, pending, recipients, status_codes)
     if len(clock_run):
         parser.change(CLOCK, None, int(clock_run[-1]))
 

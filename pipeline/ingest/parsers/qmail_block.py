@@ -15,6 +15,7 @@ Called by pipeline.ingest.engine for qmail chunks.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,7 @@ _CODE = r"Remote host said: (?P<c>[2-5][0-9][0-9])[ -]"
 _IP = r"(?:^|Connected to |\s)(?P<ip>[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:]+)[ ._]"
 _DSN = r"(?:\(#|\b)(?P<d>[245]\.[0-9]{1,3}\.[0-9]{1,3})"
 _EMPTY = ab.scalar("")
+_ANY_PHASE = "|".join(re.escape(marker) for marker, _ in PHASE_MARKERS)
 
 
 @dataclass
@@ -113,8 +115,11 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     dsn_m = pc.extract_regex(text, _DSN)
     dsn = pc.if_else(dsn_m.is_valid(), dsn_m.field("d"), ab.scalar(None)) if len(lines) else ab.strings([])
     phase = np.full(len(lines), -1, np.int64)
-    for p, (marker, _) in reversed(list(enumerate(PHASE_MARKERS))):  # the first marker found wins
-        phase[ab.to_bools(pc.match_substring(text, marker))] = p
+    hinted = np.flatnonzero(ab.to_bools(pc.match_substring_regex(text, _ANY_PHASE)))  # one pass, then the few
+    if len(hinted):
+        texts = blocks.take(text, hinted)
+        for p, (marker, _) in reversed(list(enumerate(PHASE_MARKERS))):  # the first marker found wins
+            phase[hinted[ab.to_bools(pc.match_substring(texts, marker))]] = p
     phase_arr = ab.strings([name for _, name in PHASE_MARKERS]).take(ab.numbers(np.maximum(phase, 0), pa.int64(), phase >= 0))
     return QmailFields(len(kinds), s["line_starts"], order, k, keys, values, res, s["ts"][lines], status, status,
                        text, code_remote, code, valid_remote, code_valid, relay, dsn, phase_arr)
