@@ -340,8 +340,7 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     # texts what reply_code_of / smtp_phase_of read (Python's \d and case rules), in Python
     high_before = None
     if not block.isascii():
-        high_before = np.zeros(len(data) + 1, np.int64)
-        np.cumsum(data >= 128, out=high_before[1:])
+        high_before = np.flatnonzero(data >= 128)   # where the non-ASCII bytes are
         senders = _python_lower(block, senders, s["f_vs"][f], s["f_ve"][f], high_before)
     m = np.flatnonzero(kind == K_MSGID)
     msgids = cut(data, s["f_vs"][m], s["f_ve"][m])
@@ -370,7 +369,7 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
         rs, re_ = qid_end[d] + 6, rcpt_end
         delivery["recipient"] = _python_lower(block, delivery["recipient"], rs, re_, high_before)
         delivery["recipient_domain"] = _python_lower(block, delivery["recipient_domain"], s["d_dom_start"], re_, high_before)
-        delivery["high"] = np.flatnonzero(high_before[d_end] - high_before[ds] > 0)
+        delivery["high"] = np.flatnonzero(_has_high(high_before, ds, d_end))
     _row_columns(block, delivery, scanner)
     if annotate is not None:
         annotate(delivery)
@@ -457,10 +456,15 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     dv["deferred_row"] = rows
 
 
+def _has_high(high_at: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per slice [starts, ends): does it hold a non-ASCII byte (high_at: their positions)?"""
+    return np.searchsorted(high_at, ends) > np.searchsorted(high_at, starts)
+
+
 def _python_lower(block: bytes, values: pa.Array, starts: np.ndarray, ends: np.ndarray, high_before: np.ndarray) -> pa.Array:
     """`values` (block[starts:ends] lower-cased in ASCII) with Python's lower() where a value
     holds non-ASCII characters."""
-    high = np.flatnonzero(high_before[ends] - high_before[starts] > 0)
+    high = np.flatnonzero(_has_high(high_before, starts, ends))
     if not len(high):
         return values
     fixed = [block[a:b].decode("utf-8").lower() for a, b in zip(starts[high].tolist(), ends[high].tolist())]
