@@ -86,6 +86,12 @@ ODD = "".join([
     "Sep  6 07:33:34 host qmail: 1157520814.485077 delivery 9: success: 192.0.2.9_accepted_message./Remote_host_said:_250_ok/\n",
     "@zzzz not a stamp delivery 1: success: x\n",
     q(11, "delivery 10: success:\tcontrol_in_text/"),
+    q(12, "info msg 104: bytes 1 from <Ｓｅｎｄｅｒ@例え.jp> qp 1 uid 1"),
+    q(12, "starting delivery 11: msg 104 to remote i@au.com"),
+    q(13, "delivery 11: success: 111.86.141.160_accepted_message./Remote_host_said:_250_ok/"),
+    q(13, "info msg 104: bytes 1 from <plain@example.jp> qp 1 uid 1"),
+    q(13, "starting delivery 11: msg 104 to remote j@au.com"),
+    q(14, "delivery 11: deferral: 111.86.141.160_does_not_like_recipient./Remote_host_said:_450_later/"),
 ])
 
 

@@ -119,48 +119,58 @@ class QmailParser(Parser):
 
     def feed(self, line: str, offset: int) -> str:
         """One line; what it does to the deliveries and senders goes through change()."""
-        if "deliver" not in line and " msg " not in line:
+        head = self.read_line(line)
+        if head is None:
             return SKIP
+        if head is MALFORMED:
+            return MALFORMED
+        ts, host, kind, key, value = head
+        if kind != RESULT:
+            self.change(kind, key, value)
+            return SKIP
+        d = self.change(RESULT, key)
+        if d is None:
+            return SKIP  # its start was before this log began: nothing to attribute it to
+        word, raw_text = value
+        text = unescape(raw_text)
+        status, code, relay = outcome(word, text, d["local"])
+        recipient = d["recipient"]
+        self.emit({
+            "ts": ts, "mta": self.mta, "host": host, "queue_id": d["msg"],
+            "message_id": None, "sender": self.senders.get(d["msg"]),
+            "recipient": recipient, "recipient_domain": domain_of(recipient),
+            "relay": relay, "status": status, "dsn": _dsn_in(text), "reply_code": code,
+            "smtp_phase": phase_of(text), "diagnostic": text,
+            "source_file": self.ctx.source_file, "source_offset": offset, "_line": line,
+        })
+        return EVENT
+
+    def read_line(self, line: str):
+        """What a line says: (ts, host, kind, key, value) with kind START (key D, value (M,
+        local, recipient)), RESULT (key D, value (word, raw text)), INFO (key M, value sender)
+        or END (key M); MALFORMED; or None for a line without meaning here. (The block reader
+        asks this of the lines it feeds.)"""
+        if "deliver" not in line and " msg " not in line:
+            return None
         parts = self._split(line)
         if parts is None:
-            return SKIP
+            return None
         ts, host, msg = parts
         if msg.startswith("delivery "):
             m = RESULT_RE.match(msg)
-            if m is None:
-                return MALFORMED
-            d = self.change(RESULT, m.group(1))
-            if d is None:
-                return SKIP  # its start was before this log began: nothing to attribute it to
-            text = unescape(m.group(3))
-            status, code, relay = outcome(m.group(2), text, d["local"])
-            recipient = d["recipient"]
-            self.emit({
-                "ts": ts, "mta": self.mta, "host": host, "queue_id": d["msg"],
-                "message_id": None, "sender": self.senders.get(d["msg"]),
-                "recipient": recipient, "recipient_domain": domain_of(recipient),
-                "relay": relay, "status": status, "dsn": _dsn_in(text), "reply_code": code,
-                "smtp_phase": phase_of(text), "diagnostic": text,
-                "source_file": self.ctx.source_file, "source_offset": offset, "_line": line,
-            })
-            return EVENT
+            return MALFORMED if m is None else (ts, host, RESULT, m.group(1), (m.group(2), m.group(3)))
         if msg.startswith("starting delivery "):
             m = START_RE.match(msg)
             if m is None:
                 return MALFORMED
-            self.change(START, m.group(1), (m.group(2), m.group(3) == "local", normalise_address(m.group(4))))
-            return SKIP
+            return ts, host, START, m.group(1), (m.group(2), m.group(3) == "local", normalise_address(m.group(4)))
         if msg.startswith("info msg "):
             m = INFO_RE.match(msg)
-            if m:
-                self.change(INFO, m.group(1), normalise_address(m.group(2)))
-            return SKIP
+            return None if m is None else (ts, host, INFO, m.group(1), normalise_address(m.group(2)))
         if msg.startswith("end msg "):
             m = END_RE.match(msg)
-            if m:
-                self.change(END, m.group(1))
-            return SKIP
-        return SKIP
+            return None if m is None else (ts, host, END, m.group(1), None)
+        return None
 
     def change(self, kind: int, key: str, value=None):
         """The one way the state changes (feed() and the block reader both call it), in line order:

@@ -26,6 +26,7 @@ from ...store import arrow_build as ab
 from ...store.records import ID_BYTES
 from .. import native
 from . import blocks
+from .common import decode_line
 from .qmail import END, INFO, PHASE_MARKERS, RESULT, START, QmailParser
 
 Q_SKIP, Q_FEED, Q_START, Q_RESULT, Q_INFO, Q_END = range(6)
@@ -44,14 +45,20 @@ class QmailFields:
     n_lines: int
     line_starts: np.ndarray
     order: np.ndarray          # the lines to apply, in order
-    kinds: np.ndarray
-    keys: list                 # D (START, RESULT) or M (INFO, END) of each; None for fed lines
-    values: list               # START: (M, local, recipient); INFO: sender
+    kinds: np.ndarray          # Q_* of each
+    dcode: np.ndarray          # D of each START / RESULT line, as an index into d_names (-1: none)
+    d_names: list
+    mcode: np.ndarray          # M of each START / INFO / END line, as an index into m_names (-1: none)
+    m_names: list
+    local: np.ndarray          # START: local delivery
+    start_rank: np.ndarray     # START: index into recipients (-1: not a start)
+    recipients: pa.Array       # the START lines' recipients (normalised)
+    info_rank: np.ndarray      # INFO: index into senders
+    senders: pa.Array
     result_at: np.ndarray      # per RESULT line: its position among the lines above
     ts: np.ndarray             # per RESULT line: time
-    status: list               # … status word for a remote delivery, and for a local one
-    local_status: list
-    text: pa.Array             # … unescaped text, reply code (remote / local), relay (remote), dsn, phase
+    status: list               # … status word, unescaped text, reply code (remote / local), relay (remote), dsn, phase
+    text: pa.Array
     code_remote: np.ndarray
     code_local: np.ndarray
     code_valid_remote: np.ndarray
@@ -59,6 +66,16 @@ class QmailFields:
     relay: pa.Array
     dsn: pa.Array
     phase: pa.Array
+
+
+def _encode(values: pa.Array, at: np.ndarray, n: int) -> tuple[np.ndarray, list]:
+    """Codes (per line, -1 elsewhere) and the distinct values of `values` found at lines `at`."""
+    codes = np.full(n, -1, np.int64)
+    if not len(at):
+        return codes, []
+    enc = values.dictionary_encode()
+    codes[at] = ab.to_ints(enc.indices)
+    return codes, enc.dictionary.to_pylist()
 
 
 def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | None:
@@ -75,25 +92,24 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     kinds = s["kind"]
     order = np.flatnonzero(kinds != Q_SKIP)
     k = kinds[order]
-    keyed = order[(k != Q_FEED)]
-    key_values = cut(data, s["k_s"][keyed], s["k_e"][keyed]).to_pylist()
-    keys = [None] * len(order)
-    pos = np.flatnonzero(k != Q_FEED)
-    for i, v in zip(pos.tolist(), key_values):
-        keys[i] = v
-    values = [None] * len(order)
+    n = len(order)
+    d_at = np.flatnonzero((k == Q_START) | (k == Q_RESULT))
+    dcode, d_names = _encode(cut(data, s["k_s"][order[d_at]], s["k_e"][order[d_at]]), d_at, n)
     st = np.flatnonzero(k == Q_START)
-    if len(st):
-        lines = order[st]
-        ms = cut(data, s["m_s"][lines], s["m_e"][lines]).to_pylist()
-        rs = cut(data, s["v_s"][lines], s["v_e"][lines], lower=True).to_pylist()
-        for i, m, local, r in zip(st.tolist(), ms, (s["flag"][lines] == 1).tolist(), rs):
-            values[i] = (m, local, r)
+    ie = np.flatnonzero((k == Q_INFO) | (k == Q_END))
+    m_at = np.concatenate((st, ie))
+    m_values = pa.concat_arrays([cut(data, s["m_s"][order[st]], s["m_e"][order[st]]),
+                                 cut(data, s["k_s"][order[ie]], s["k_e"][order[ie]])])
+    mcode, m_names = _encode(m_values, m_at, n)
+    local = np.zeros(n, bool)
+    local[st] = s["flag"][order[st]] == 1
+    start_rank = np.full(n, -1, np.int64)
+    start_rank[st] = np.arange(len(st))
+    recipients = cut(data, s["v_s"][order[st]], s["v_e"][order[st]], lower=True)
     info = np.flatnonzero(k == Q_INFO)
-    if len(info):
-        lines = order[info]
-        for i, v in zip(info.tolist(), cut(data, s["v_s"][lines], s["v_e"][lines], lower=True).to_pylist()):
-            values[i] = v
+    info_rank = np.full(n, -1, np.int64)
+    info_rank[info] = np.arange(len(info))
+    senders = cut(data, s["v_s"][order[info]], s["v_e"][order[info]], lower=True)
     # the texts of the result lines, as qmail.py reads them
     res = np.flatnonzero(k == Q_RESULT)
     lines = order[res]
@@ -121,8 +137,9 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
         for p, (marker, _) in reversed(list(enumerate(PHASE_MARKERS))):  # the first marker found wins
             phase[hinted[ab.to_bools(pc.match_substring(texts, marker))]] = p
     phase_arr = ab.strings([name for _, name in PHASE_MARKERS]).take(ab.numbers(np.maximum(phase, 0), pa.int64(), phase >= 0))
-    return QmailFields(len(kinds), s["line_starts"], order, k, keys, values, res, s["ts"][lines], status, status,
-                       text, code_remote, code, valid_remote, code_valid, relay, dsn, phase_arr)
+    return QmailFields(len(kinds), s["line_starts"], order, k, dcode, d_names, mcode, m_names, local, start_rank,
+                       recipients, info_rank, senders, res, s["ts"][lines], status, text, code_remote, code,
+                       valid_remote, code_valid, relay, dsn, phase_arr)
 
 
 @dataclass
@@ -131,47 +148,233 @@ class BlockResult:
     lines: int
 
 
+def _codes_for(names: list, index: dict, value: str) -> int:
+    code = index.get(value)
+    if code is None:
+        code = index[value] = len(names)
+        names.append(value)
+    return code
+
+
 def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, feed_line, annotate=None) -> BlockResult:
-    """Apply a block's lines in order through QmailParser.change(); the delivery rows of its
-    result lines come back as columns; other lines go to `feed_line(raw, offset)`."""
+    """Apply a block to the parser's state and return its delivery rows as columns.
+
+    Each result line takes the delivery its number D started last before it (in the block, or
+    from before the block when the block has no earlier line of D), and the sender its message
+    M had then (the latest `info msg` of M before it, none after an `end msg`, else the state
+    from before the block): joined with numpy. Then, in line order, through
+    QmailParser.change(): the fed lines (feed()), every line of a D or M that a fed line
+    touches, and for every other D and M only its last line (the state it is left in)."""
+    deliveries, senders_before = parser.deliveries, parser.senders
+    n = len(f.kinds)
+    kinds = f.kinds.copy()
+    dcode, mcode = f.dcode.copy(), f.mcode.copy()
+    d_names, m_names = list(f.d_names), list(f.m_names)
+    d_index = {v: i for i, v in enumerate(d_names)}
+    m_index = {v: i for i, v in enumerate(m_names)}
+    line_starts = f.line_starts
+    # --- fed lines: what they say (feed() will do it), so their D and M are applied exactly
+    fed = np.flatnonzero(kinds == Q_FEED)
+    fed_raw = {}
+    fed_kind = np.full(n, -1, np.int64)
+    fed_value = {}
+    for i in fed.tolist():
+        line = int(f.order[i])
+        raw = block[int(line_starts[line]):int(line_starts[line + 1])]
+        fed_raw[i] = raw
+        text, _ = decode_line(raw)
+        head = parser.read_line(text) if text is not None else None
+        if isinstance(head, tuple):
+            _, _, kind, key, value = head
+            fed_kind[i] = kind
+            fed_value[i] = value
+            if kind in (START, RESULT):
+                dcode[i] = _codes_for(d_names, d_index, key)
+                if kind == START:
+                    mcode[i] = _codes_for(m_names, m_index, value[0])
+            else:
+                mcode[i] = _codes_for(m_names, m_index, key)
+    n_starts = int(np.count_nonzero((kinds == Q_START) | (fed_kind == START)))
+    n_infos = int(np.count_nonzero((kinds == Q_INFO) | (fed_kind == INFO)))
+    if (len(deliveries) + n_starts > parser.MAX_ENTRIES or len(senders_before) + n_infos > parser.MAX_ENTRIES):
+        return _read_exactly(parser, block, offset, f, feed_line, annotate, fed_raw)
+    is_start = (kinds == Q_START) | (fed_kind == START)
+    is_result = (kinds == Q_RESULT) | (fed_kind == RESULT)
+    is_info = (kinds == Q_INFO) | (fed_kind == INFO)
+    is_end = (kinds == Q_END) | (fed_kind == END)
+    pos = np.arange(n)
+    # --- each result's delivery: the previous line of its D, if a start; none if a result; the
+    # state from before the block if it has no earlier line
+    d_lines = np.flatnonzero(is_start | is_result)
+    by_d = d_lines[np.argsort(dcode[d_lines], kind="stable")]
+    prev = np.full(n, -1, np.int64)
+    same = dcode[by_d[1:]] == dcode[by_d[:-1]]
+    prev[by_d[1:][same]] = by_d[:-1][same]
+    first_of_d = np.ones(n, bool)
+    first_of_d[by_d[1:][same]] = False
+    results = np.flatnonzero(is_result)
+    matched = prev[results]
+    from_start = (matched >= 0) & is_start[np.maximum(matched, 0)]
+    carried_d = {}
+    for r in results[(matched < 0)].tolist():
+        d = deliveries.get(d_names[dcode[r]])
+        if d is not None:
+            carried_d[r] = d
+    # per result with a delivery: its M, local, recipient
+    row_m = np.full(n, -1, np.int64)
+    row_m[results[from_start]] = mcode[matched[from_start]]
+    for r, d in carried_d.items():
+        row_m[r] = _codes_for(m_names, m_index, d["msg"])
+    has_delivery = np.zeros(n, bool)
+    has_delivery[results[from_start]] = True
+    has_delivery[list(carried_d)] = True
+    # --- which D and M are applied line by line: those a fed line touches
+    special_d = np.zeros(len(d_names) + 1, bool)
+    special_m = np.zeros(len(m_names) + 1, bool)
+    touched = fed[fed_kind[fed] >= 0]
+    special_d[dcode[touched][dcode[touched] >= 0]] = True
+    special_m[mcode[touched][mcode[touched] >= 0]] = True
+    fed_results = touched[fed_kind[touched] == RESULT]
+    special_m[row_m[fed_results][row_m[fed_results] >= 0]] = True
+    # --- the sender each row's message has at its line
+    events = np.flatnonzero(is_info | is_end)
+    rows_at = np.flatnonzero(has_delivery & (kinds == Q_RESULT))
+    sender_of = _senders_at(f, rows_at, row_m, events, is_info, mcode, fed_value, m_names, senders_before)
+    # --- in line order: fed lines, the lines of special D and M, the last line of the others
+    last_d = np.full(len(d_names) + 1, -1, np.int64)
+    np.maximum.at(last_d, dcode[d_lines], d_lines)
+    last_m = np.full(len(m_names) + 1, -1, np.int64)
+    np.maximum.at(last_m, mcode[events], events)
+    apply = np.zeros(n, bool)
+    apply[fed] = True
+    apply[d_lines[special_d[dcode[d_lines]]]] = True
+    apply[events[special_m[mcode[events]]]] = True
+    plain_d_last = last_d[:len(d_names)][~special_d[:len(d_names)]]
+    plain_d_last = plain_d_last[plain_d_last >= 0]
+    apply[plain_d_last] = True
+    plain_m_last = last_m[:len(m_names)][~special_m[:len(m_names)]]
+    plain_m_last = plain_m_last[plain_m_last >= 0]
+    apply[plain_m_last] = True
     change = parser.change
-    senders = parser.senders
+    recipients_py = {}
+    st_lines = np.flatnonzero(apply & (kinds == Q_START))
+    if len(st_lines):
+        recipients_py = dict(zip(st_lines.tolist(), blocks.take(f.recipients, f.start_rank[st_lines]).to_pylist()))
+    in_lines = np.flatnonzero(apply & (kinds == Q_INFO))
+    senders_py = dict(zip(in_lines.tolist(), blocks.take(f.senders, f.info_rank[in_lines]).to_pylist())) if len(in_lines) else {}
+    for i in np.flatnonzero(apply).tolist():
+        k = kinds[i]
+        if k == Q_FEED:
+            line = int(f.order[i])
+            feed_line(fed_raw[i], offset + int(line_starts[line]))
+        elif k == Q_START:
+            change(START, d_names[dcode[i]], (m_names[mcode[i]], bool(f.local[i]), recipients_py[i]))
+        elif k == Q_RESULT:
+            change(RESULT, d_names[dcode[i]])
+        elif k == Q_INFO:
+            change(INFO, m_names[mcode[i]], senders_py[i])
+        else:
+            change(END, m_names[mcode[i]])
+    if not len(rows_at):
+        return BlockResult(None, f.n_lines)
+    # --- the rows of the result lines read here
+    result_rank = np.full(n, -1, np.int64)
+    result_rank[f.result_at] = np.arange(len(f.result_at))
+    rr = result_rank[rows_at]
+    local = np.zeros(len(rows_at), bool)
+    recipient = [None] * len(rows_at)
+    from_here = np.flatnonzero(~np.isin(rows_at, list(carried_d)))
+    if len(from_here):
+        starts = prev[rows_at[from_here]]
+        read_here = f.start_rank[starts] >= 0            # (else a fed start line: its values from read_line)
+        local[from_here] = f.local[starts]
+        fh, st = from_here[read_here], starts[read_here]
+        for k, v in zip(fh.tolist(), blocks.take(f.recipients, f.start_rank[st]).to_pylist()):
+            recipient[k] = v
+        for k, s_line in zip(from_here[~read_here].tolist(), starts[~read_here].tolist()):
+            _, local[k], recipient[k] = fed_value[s_line]
+    for k, r in enumerate(rows_at.tolist()):
+        d = carried_d.get(r)
+        if d is not None:
+            local[k] = d["local"]
+            recipient[k] = d["recipient"]
+    return BlockResult(_columns(parser, block, offset, f, rows_at, rr, local, recipient,
+                                [m_names[m] for m in row_m[rows_at].tolist()], sender_of, annotate), f.n_lines)
+
+
+def _senders_at(f: QmailFields, rows_at, row_m, events, is_info, mcode, fed_value, m_names, senders_before) -> list:
+    """Per row: the sender of its message at its line (latest info/end of M before it, else the
+    state from before the block)."""
+    out = [None] * len(rows_at)
+    if not len(rows_at):
+        return out
+    width = len(row_m) + 1
+    ev_key = mcode[events] * width + events
+    order = np.argsort(ev_key)
+    ev_key, ev = ev_key[order], events[order]
+    q_key = row_m[rows_at] * width + rows_at
+    at = np.searchsorted(ev_key, q_key) - 1            # the latest event at or before (never equal)
+    ok = at >= 0
+    hit = np.zeros(len(rows_at), bool)
+    hit[ok] = mcode[ev[at[ok]]] == row_m[rows_at][ok]
+    info_lines = ev[at[hit]]
+    values = {}
+    fast_info = info_lines[(f.info_rank[info_lines] >= 0)]
+    if len(fast_info):
+        values.update(zip(fast_info.tolist(), blocks.take(f.senders, f.info_rank[fast_info]).to_pylist()))
+    for k, (h, a) in enumerate(zip(hit.tolist(), at.tolist())):
+        if h:
+            line = int(ev[a])
+            out[k] = (values.get(line) if f.info_rank[line] >= 0 else fed_value.get(line)) if is_info[line] else None
+        else:
+            out[k] = senders_before.get(m_names[row_m[rows_at[k]]])
+    return out
+
+
+def _read_exactly(parser, block, offset, f, feed_line, annotate, fed_raw) -> BlockResult:
+    """Every line in order through change() (a block that could fill the state's tables)."""
+    change = parser.change
     line_starts = f.line_starts
     result_rank = np.full(len(f.kinds), -1, np.int64)
     result_rank[f.result_at] = np.arange(len(f.result_at))
-    took, msgs, locals_, recipients, sender_of = [], [], [], [], []
-    for i, (line, k, key, v) in enumerate(zip(f.order.tolist(), f.kinds.tolist(), f.keys, f.values)):
+    recipients = f.recipients.to_pylist()
+    senders_l = f.senders.to_pylist()
+    rows_at, local, recipient, msgs, sender_of = [], [], [], [], []
+    for i, k in enumerate(f.kinds.tolist()):
         if k == Q_RESULT:
-            d = change(RESULT, key)
+            d = change(RESULT, f.d_names[f.dcode[i]])
             if d is not None:
-                took.append(int(result_rank[i]))
+                rows_at.append(i)
+                local.append(d["local"])
+                recipient.append(d["recipient"])
                 msgs.append(d["msg"])
-                locals_.append(d["local"])
-                recipients.append(d["recipient"])
-                sender_of.append(senders.get(d["msg"]))
+                sender_of.append(parser.senders.get(d["msg"]))
         elif k == Q_START:
-            change(START, key, v)
+            change(START, f.d_names[f.dcode[i]], (f.m_names[f.mcode[i]], bool(f.local[i]), recipients[f.start_rank[i]]))
         elif k == Q_INFO:
-            change(INFO, key, v)
-            senders = parser.senders
+            change(INFO, f.m_names[f.mcode[i]], senders_l[f.info_rank[i]])
         elif k == Q_END:
-            change(END, key)
+            change(END, f.m_names[f.mcode[i]])
         else:
-            start = int(line_starts[line])
-            feed_line(block[start:int(line_starts[line + 1])], offset + start)
-            senders = parser.senders
-    if not took:
+            line = int(f.order[i])
+            feed_line(fed_raw[i], offset + int(line_starts[line]))
+    if not rows_at:
         return BlockResult(None, f.n_lines)
-    rows_at = np.array(took, np.int64)
-    local = np.array(locals_, bool)
-    take = ab.indices(rows_at)
+    rows_at = np.array(rows_at, np.int64)
+    return BlockResult(_columns(parser, block, offset, f, rows_at, result_rank[rows_at], np.array(local, bool), recipient,
+                                msgs, sender_of, annotate), f.n_lines)
+
+
+def _columns(parser, block, offset, f, rows_at, rr, local, recipients, msgs, sender_of, annotate) -> dict:
+    take = ab.indices(rr)
     recipient = ab.strings(recipients)
-    lines = f.order[f.result_at[rows_at]]
+    lines = f.order[rows_at]
+    line_starts = f.line_starts
     n = len(rows_at)
-    code = np.where(local, f.code_local[rows_at], f.code_remote[rows_at])
-    code_valid = np.where(local, f.code_valid_local[rows_at], f.code_valid_remote[rows_at])
+    code = np.where(local, f.code_local[rr], f.code_remote[rr])
+    code_valid = np.where(local, f.code_valid_local[rr], f.code_valid_remote[rr])
     relay = pc.if_else(ab.booleans(local), ab.scalar("local"), f.relay.take(take))
-    ts = f.ts[rows_at]
+    ts = f.ts[rr]
     columns = {
         "ts": ab.numbers(ts, pa.int64()),
         "mta": ab.repeat(parser.mta, n),
@@ -198,4 +401,4 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
                 "smtp_phase": columns["smtp_phase"], "day": ab.numbers(ts // 86_400_000_000, pa.int32())}
         annotate(rows, "qmail")
         columns.update({name: rows[name] for name in ("carrier", "reason", "scope", "hard")})
-    return BlockResult(columns, f.n_lines)
+    return columns
