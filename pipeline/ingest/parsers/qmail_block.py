@@ -249,12 +249,17 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
     apply[fed] = True
     apply[d_lines[special_d[dcode[d_lines]]]] = True
     apply[events[special_m[mcode[events]]]] = True
+    # (a last line that forgets its key matters only for a key held before the block)
     plain_d_last = last_d[:len(d_names)][~special_d[:len(d_names)]]
     plain_d_last = plain_d_last[plain_d_last >= 0]
-    apply[plain_d_last] = True
+    held = np.array([name in deliveries for name in (d_names[c] for c in dcode[plain_d_last].tolist())], bool) \
+        if len(plain_d_last) and deliveries else np.zeros(len(plain_d_last), bool)
+    apply[plain_d_last[is_start[plain_d_last] | held]] = True
     plain_m_last = last_m[:len(m_names)][~special_m[:len(m_names)]]
     plain_m_last = plain_m_last[plain_m_last >= 0]
-    apply[plain_m_last] = True
+    held = np.array([name in senders_before for name in (m_names[c] for c in mcode[plain_m_last].tolist())], bool) \
+        if len(plain_m_last) and senders_before else np.zeros(len(plain_m_last), bool)
+    apply[plain_m_last[is_info[plain_m_last] | held]] = True
     change = parser.change
     recipients_py = {}
     st_lines = np.flatnonzero(apply & (kinds == Q_START))
@@ -282,53 +287,58 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
     result_rank[f.result_at] = np.arange(len(f.result_at))
     rr = result_rank[rows_at]
     local = np.zeros(len(rows_at), bool)
-    recipient = [None] * len(rows_at)
-    from_here = np.flatnonzero(~np.isin(rows_at, list(carried_d)))
-    if len(from_here):
-        starts = prev[rows_at[from_here]]
-        read_here = f.start_rank[starts] >= 0            # (else a fed start line: its values from read_line)
-        local[from_here] = f.local[starts]
-        fh, st = from_here[read_here], starts[read_here]
-        for k, v in zip(fh.tolist(), blocks.take(f.recipients, f.start_rank[st]).to_pylist()):
-            recipient[k] = v
-        for k, s_line in zip(from_here[~read_here].tolist(), starts[~read_here].tolist()):
-            _, local[k], recipient[k] = fed_value[s_line]
-    for k, r in enumerate(rows_at.tolist()):
+    index = np.full(len(rows_at), -1, np.int64)       # into f.recipients, then extra values
+    extra: list = []
+    base = len(f.recipients)
+    starts = prev[rows_at]
+    here = (starts >= 0) & (f.start_rank[np.maximum(starts, 0)] >= 0)
+    index[here] = f.start_rank[starts[here]]
+    local[here] = f.local[starts[here]]
+    for k in np.flatnonzero(~here).tolist():
+        r = int(rows_at[k])
         d = carried_d.get(r)
         if d is not None:
-            local[k] = d["local"]
-            recipient[k] = d["recipient"]
-    return BlockResult(_columns(parser, block, offset, f, rows_at, rr, local, recipient,
-                                [m_names[m] for m in row_m[rows_at].tolist()], sender_of, annotate), f.n_lines)
+            local[k], value = d["local"], d["recipient"]
+        else:
+            _, local[k], value = fed_value[int(starts[k])]    # a fed start line: its values from read_line
+        extra.append(value)
+        index[k] = base + len(extra) - 1
+    recipients = pa.concat_arrays([f.recipients, ab.strings(extra)]) if extra else f.recipients
+    msgs = ab.strings(m_names).take(ab.indices(row_m[rows_at]))
+    return BlockResult(_columns(parser, block, offset, f, rows_at, rr, local, recipients.take(ab.indices(index)),
+                                msgs, sender_of, annotate), f.n_lines)
 
 
-def _senders_at(f: QmailFields, rows_at, row_m, events, is_info, mcode, fed_value, m_names, senders_before) -> list:
+def _senders_at(f: QmailFields, rows_at, row_m, events, is_info, mcode, fed_value, m_names, senders_before) -> pa.Array:
     """Per row: the sender of its message at its line (latest info/end of M before it, else the
     state from before the block)."""
-    out = [None] * len(rows_at)
     if not len(rows_at):
-        return out
+        return ab.strings([])
     width = len(row_m) + 1
     ev_key = mcode[events] * width + events
     order = np.argsort(ev_key)
     ev_key, ev = ev_key[order], events[order]
     q_key = row_m[rows_at] * width + rows_at
-    at = np.searchsorted(ev_key, q_key) - 1            # the latest event at or before (never equal)
+    at = np.searchsorted(ev_key, q_key) - 1            # the latest event before (never equal)
     ok = at >= 0
     hit = np.zeros(len(rows_at), bool)
     hit[ok] = mcode[ev[at[ok]]] == row_m[rows_at][ok]
-    info_lines = ev[at[hit]]
-    values = {}
-    fast_info = info_lines[(f.info_rank[info_lines] >= 0)]
-    if len(fast_info):
-        values.update(zip(fast_info.tolist(), blocks.take(f.senders, f.info_rank[fast_info]).to_pylist()))
-    for k, (h, a) in enumerate(zip(hit.tolist(), at.tolist())):
-        if h:
-            line = int(ev[a])
-            out[k] = (values.get(line) if f.info_rank[line] >= 0 else fed_value.get(line)) if is_info[line] else None
-        else:
-            out[k] = senders_before.get(m_names[row_m[rows_at[k]]])
-    return out
+    line = np.where(hit, ev[np.maximum(at, 0)], -1) if len(ev) else np.full(len(rows_at), -1, np.int64)
+    index = np.full(len(rows_at), -1, np.int64)       # into f.senders, then extra values; -1 null
+    fast = hit & is_info[np.maximum(line, 0)] & (f.info_rank[np.maximum(line, 0)] >= 0)
+    index[fast] = f.info_rank[line[fast]]
+    extra: list = []
+    base = len(f.senders)
+    for k in np.flatnonzero(hit & ~fast & is_info[np.maximum(line, 0)]).tolist():   # a fed info line
+        extra.append(fed_value[int(line[k])])
+        index[k] = base + len(extra) - 1
+    for k in np.flatnonzero(~hit).tolist():                                        # from before the block
+        value = senders_before.get(m_names[row_m[rows_at[k]]])
+        if value is not None:
+            extra.append(value)
+            index[k] = base + len(extra) - 1
+    values = pa.concat_arrays([f.senders, ab.strings(extra)]) if extra else f.senders
+    return values.take(ab.numbers(np.maximum(index, 0), pa.int64(), index >= 0))
 
 
 def _read_exactly(parser, block, offset, f, feed_line, annotate, fed_raw) -> BlockResult:
@@ -367,7 +377,7 @@ def _read_exactly(parser, block, offset, f, feed_line, annotate, fed_raw) -> Blo
 
 def _columns(parser, block, offset, f, rows_at, rr, local, recipients, msgs, sender_of, annotate) -> dict:
     take = ab.indices(rr)
-    recipient = ab.strings(recipients)
+    recipient = recipients if isinstance(recipients, pa.Array) else ab.strings(recipients)
     lines = f.order[rows_at]
     line_starts = f.line_starts
     n = len(rows_at)
@@ -379,9 +389,9 @@ def _columns(parser, block, offset, f, rows_at, rr, local, recipients, msgs, sen
         "ts": ab.numbers(ts, pa.int64()),
         "mta": ab.repeat(parser.mta, n),
         "host": ab.strings([parser.ctx.default_host] * n) if parser.ctx.default_host else pa.nulls(n, pa.string()),
-        "queue_id": ab.strings(msgs),
+        "queue_id": msgs if isinstance(msgs, pa.Array) else ab.strings(msgs),
         "message_id": pa.nulls(n, pa.string()),
-        "sender": ab.strings(sender_of),
+        "sender": sender_of if isinstance(sender_of, pa.Array) else ab.strings(sender_of),
         "recipient": recipient,
         "recipient_domain": pc.fill_null(pc.extract_regex(recipient, "@(?P<d>[^@]*)$").field("d"), _EMPTY),
         "relay": relay,
