@@ -116,7 +116,10 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     raw = cut(data, s["v_s"][lines], s["v_e"][lines])
     text = pc.utf8_rtrim(pc.replace_substring(pc.replace_substring(raw, "_", " "), "/", "\n"), "\n")
     words = s["flag"][lines].astype(np.int64)
-    expired = ab.to_bools(pc.match_substring(text, "in the queue too long")) & (words == 3)
+    expired = np.zeros(len(lines), bool)
+    failures = np.flatnonzero(words == 3)
+    if len(failures):
+        expired[failures] = ab.to_bools(pc.match_substring(blocks.take(text, failures), "in the queue too long"))
     status = [("expired" if e else _WORDS[w]) for w, e in zip(words.tolist(), expired.tolist())]
     code_m = pc.extract_regex(text, _CODE)
     code_valid = ab.to_bools(code_m.is_valid())
