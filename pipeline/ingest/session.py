@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from ..classify.carriers import CarrierTable
 from ..core import fsutil
 from ..core.config import IngestSettings
-from ..core.errors import LockedError, StoreError
+from ..core.errors import StoreError
 from ..store.event_store import EventStore
 from .parsers import EVENT, MALFORMED, ParseContext, Parser, parser_class
 from .parsers.common import decode_line

@@ -5,7 +5,9 @@ Takes <data_dir>/state/clean.lock (non-blocking): two runs never overlap; a seco
 at once with a clear message. `watch` may run at the same time: while it holds
 state/watch.lock it owns log ingestion and `clean` skips that step (step "watch_running");
 both write through the event store, which deduplicates by event_id under its own lock, so a
-line read by both is stored once.
+line read by both is stored once. The ingest step is the ingest engine's
+(pipeline.ingest.engine.Engine.ingest_sources); a source whose files are not of its format stops
+the job before the rule (fail closed).
 Called by the CLI (`mailhygiene clean`).
 """
 
