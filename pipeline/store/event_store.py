@@ -51,7 +51,8 @@ DICTIONARY_COLUMNS = ["mta", "host", "sender", "recipient_domain", "carrier", "r
 STATISTICS_COLUMNS = ["ts", "status", "carrier", "reason", "scope"]
 
 
-# Stored event ids kept in memory as 64-bit keys (8 bytes each) between writes of one process.
+# Stored event ids kept in memory as 64-bit keys (12 bytes each with their file) between writes
+# of one process.
 ID_CACHE_KEYS = 8_000_000
 
 
@@ -59,8 +60,7 @@ class EventStore:
     def __init__(self, data_dir: str | os.PathLike):
         self.data_dir = Path(data_dir)
         self.root = self.data_dir / "events"
-        self._keys: OrderedDict[str, tuple[tuple, np.ndarray]] = OrderedDict()  # file -> (stat, sorted keys)
-        self._cached_keys = 0
+        self._days: OrderedDict[str, _DayIndex] = OrderedDict()  # day -> its files' id keys, merged
 
     # ------------------------------------------------------------------ reading helpers
     def partitions(self) -> list[Path]:
@@ -112,18 +112,21 @@ class EventStore:
                 ids = part.column("event_id").combine_chunks()
                 keys = _id_keys(ids)
                 stored_already = None
-                for f in self._files_near(day, partitions):
-                    stored = self._stored_keys(f)
-                    at = np.minimum(np.searchsorted(stored, keys), max(len(stored) - 1, 0))
-                    maybe = np.flatnonzero(stored[at] == keys) if len(stored) else np.empty(0, np.int64)
-                    if not len(maybe):
+                for near in self._days_near(day, partitions):
+                    index = self._day_index(near)
+                    if not len(index.keys):
                         continue
-                    exact = pc.is_in(ids.take(ab.indices(maybe)), value_set=_stored_ids(f, self.data_dir).combine_chunks())
-                    hit = maybe[ab.to_bools(exact)]
-                    if len(hit):
-                        if stored_already is None:
-                            stored_already = np.zeros(len(keys), bool)
-                        stored_already[hit] = True
+                    at = np.minimum(np.searchsorted(index.keys, keys), len(index.keys) - 1)
+                    maybe = np.flatnonzero(index.keys[at] == keys)
+                    for owner in np.unique(index.owner[at[maybe]]).tolist():
+                        f = index.names[owner]
+                        mine = maybe[index.owner[at[maybe]] == owner]
+                        exact = pc.is_in(ids.take(ab.indices(mine)), value_set=_stored_ids(f, self.data_dir).combine_chunks())
+                        hit = mine[ab.to_bools(exact)]
+                        if len(hit):
+                            if stored_already is None:
+                                stored_already = np.zeros(len(keys), bool)
+                            stored_already[hit] = True
                 if stored_already is not None:
                     keep = ~stored_already
                     part = part.filter(ab.booleans(keep))
@@ -131,46 +134,44 @@ class EventStore:
                 if part.num_rows:
                     final = self._write_file(day, part)
                     partitions.add(day)
-                    self._remember(final, np.sort(keys))
+                    self._add_to_index(day, final, keys)
                     for item in pc.value_counts(part.column("status")).to_pylist():
                         written[item["values"]] += item["counts"]
             return written
 
-    def _files_near(self, day: str, partitions: set[str]) -> list[Path]:
-        """The stored files of the partitions that can hold a line that is now on `day`."""
+    def _days_near(self, day: str, partitions: set[str]) -> list[str]:
+        """The partitions that can hold a line that is now on `day`."""
         near = _month_days(day)
-        return [f for p in sorted(partitions) if (_month_days(p) or near) & near for f in self.files(p)]
+        return [p for p in sorted(partitions) if (_month_days(p) or near) & near]
 
-    def _stored_keys(self, f: Path) -> np.ndarray:
-        """The sorted 64-bit keys of one stored file's event ids (cached while it is unchanged)."""
-        try:
-            st = f.stat()
-        except FileNotFoundError:
-            return np.empty(0, np.uint64)
-        stamp = (st.st_size, st.st_mtime_ns)
-        hit = self._keys.get(str(f))
-        if hit is not None and hit[0] == stamp:
-            self._keys.move_to_end(str(f))
-            return hit[1]
-        keys = np.sort(_id_keys(_stored_ids(f, self.data_dir).combine_chunks()))
-        self._remember(f, keys, stamp)
-        return keys
+    def _day_index(self, day: str) -> "_DayIndex":
+        """The sorted 64-bit keys of a day's stored event ids, with the file each is in (kept
+        in memory while this EventStore lives, checked against the directory each time)."""
+        files = {str(f): _stamp(f) for f in self.files(day)}
+        index = self._days.get(day)
+        if index is None or any(files.get(name) != st for name, st in index.stamps.items()):
+            index = _DayIndex()                       # first use, or a file changed (compaction)
+        for name in files:
+            if name not in index.stamps:
+                index.add(name, files[name], np.sort(_id_keys(_stored_ids(Path(name), self.data_dir).combine_chunks())))
+        self._remember(day, index)
+        return index
 
-    def _remember(self, f: Path, keys: np.ndarray, stamp: tuple | None = None) -> None:
-        if stamp is None:
-            try:
-                st = f.stat()
-            except OSError:
-                return
-            stamp = (st.st_size, st.st_mtime_ns)
-        old = self._keys.pop(str(f), None)
-        if old is not None:
-            self._cached_keys -= len(old[1])
-        self._keys[str(f)] = (stamp, keys)
-        self._cached_keys += len(keys)
-        while self._cached_keys > ID_CACHE_KEYS and len(self._keys) > 1:
-            _, (_, dropped) = self._keys.popitem(last=False)
-            self._cached_keys -= len(dropped)
+    def _add_to_index(self, day: str, f: Path, keys: np.ndarray) -> None:
+        index = self._days.get(day)
+        if index is None:
+            return  # built from the directory when next needed
+        index.add(str(f), _stamp(f), np.sort(keys))
+        self._remember(day, index)
+
+    def _remember(self, day: str, index: "_DayIndex") -> None:
+        """Keep a day's index (most recently used last); the oldest go beyond ID_CACHE_KEYS keys."""
+        self._days.pop(day, None)
+        self._days[day] = index
+        total = sum(len(i.keys) for i in self._days.values())
+        while total > ID_CACHE_KEYS and len(self._days) > 1:
+            _, dropped = self._days.popitem(last=False)
+            total -= len(dropped.keys)
 
     def _write_file(self, day: str, table: pa.Table, before_publish=None) -> Path:
         d = fsutil.ensure_dir(self.root / f"{PARTITION_PREFIX}{day}")
@@ -245,6 +246,33 @@ class EventStore:
             (d / f".{job['new']}.tmp").unlink(missing_ok=True)
         journal.unlink(missing_ok=True)
         fsutil.fsync_dir(self.root)
+
+
+def _stamp(f: Path) -> tuple:
+    try:
+        st = f.stat()
+    except FileNotFoundError:
+        return (-1, -1)
+    return (st.st_size, st.st_mtime_ns)
+
+
+class _DayIndex:
+    """A day partition's stored event-id keys, sorted, and the file each came from."""
+
+    def __init__(self):
+        self.stamps: dict[str, tuple] = {}
+        self.names: list[str] = []
+        self.keys = np.empty(0, np.uint64)
+        self.owner = np.empty(0, np.int32)
+
+    def add(self, name: str, stamp: tuple, keys: np.ndarray) -> None:
+        """Merge a file's sorted keys in (one pass: insert positions, not a new sort)."""
+        self.stamps[name] = stamp
+        owner = len(self.names)
+        self.names.append(name)
+        at = np.searchsorted(self.keys, keys)
+        self.keys = np.insert(self.keys, at, keys)
+        self.owner = np.insert(self.owner, at, np.full(len(keys), owner, np.int32))
 
 
 class _StoreLock:
