@@ -655,13 +655,15 @@ def _join_plain(parser: SendmailParser, f: SendmailFields, names: _Names, plain:
         key = row_group[cand] * (len(rcpt.dictionary) + 1) + ab.to_ints(rcpt.indices).astype(np.int64)
         order = np.lexsort((cand, key))
         last = np.append(key[order][1:] != key[order][:-1], True)
-        for j in cand[order][last].tolist():
-            if f.row_deferred[j]:
-                deferred_end.setdefault(int(row_group[j]), []).append(j)
+        last_rows = cand[order][last]
+        for j in last_rows[f.row_deferred[last_rows]].tolist():
+            deferred_end.setdefault(int(row_group[j]), []).append(j)
     msp = np.bincount(group, weights=(k == K_MSP), minlength=n_groups) > 0
     announced = np.zeros(n_groups, np.int64)
     announced[group_from >= 0] = f.nrcpts[group_from[group_from >= 0]]
-    done = msp | ((announced > 0) & (finals == announced) & ~np.isin(np.arange(n_groups), list(deferred_end)))
+    keeps_deferral = np.zeros(n_groups, bool)
+    keeps_deferral[list(deferred_end)] = True
+    done = msp | ((announced > 0) & (finals == announced) & ~keeps_deferral)
     top = np.full(n_groups, np.iinfo(np.int64).min)
     np.maximum.at(top, group, np.where(k == K_MSP, np.iinfo(np.int64).min, t))
     left = np.flatnonzero(~done)
