@@ -27,10 +27,10 @@ test: venv
 bench: venv
 	$(BIN)/python bench/run_all.py
 
-## notebook: open the exploration notebook in JupyterLab
+## notebook: open the exploration notebook in JupyterLab (as root too: Jupyter refuses root without --allow-root)
 notebook: venv
 	$(BIN)/pip install --quiet -e '.[notebook]'
-	MAILHYGIENE_DATA_DIR=$(abspath $(DEMO_DATA)) $(BIN)/jupyter lab notebooks/explore_bounces.ipynb
+	MAILHYGIENE_DATA_DIR=$(abspath $(DEMO_DATA)) $(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/explore_bounces.ipynb
 
 clean-venv:
 	rm -rf $(VENV)

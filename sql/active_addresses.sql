@@ -10,7 +10,7 @@ WITH period AS (
 ),
 
 final AS (
-    SELECT count(DISTINCT recipient) AS active_addresses FROM period
+    SELECT CAST(count(DISTINCT recipient) AS BIGINT) AS active_addresses FROM period
 )
 
 SELECT * FROM final

@@ -1,7 +1,8 @@
 -- carrier_figures.sql
 -- What it returns: delivery figures per carrier and per day, ISO week or the whole period, plus
 -- one row per period for all carriers together (carrier = 'all').
--- Reads:   events (view over the event store), through events_in_period() (sql/macros.sql)
+-- Reads:   events (view over the event store). Macros: local_day, partition_in_period,
+--          day_in_period, counted_error (sql/macros.sql)
 -- Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo')
 --          $since, $until   DATE or NULL: first and last local day of the report (inclusive)
 --          $grain           'day' | 'week' (Monday to Sunday) | 'period' (one row per carrier)
@@ -14,17 +15,23 @@
 --   finished          attempts with a final outcome: delivered + bounced + expired + undeliverable
 --                     (a deferral is a retry of the same message, so it is not an outcome)
 --   recipients        distinct recipient addresses attempted
---   counted_errors    status deferred/bounced/expired AND scope 'recipient' AND reason in
---                     $counted_reasons: what the suppression rule counts
+--   counted_errors    counted_error(): status deferred/bounced/expired AND scope 'recipient'
+--                     AND reason in $counted_reasons: what the suppression rule counts
 --   hard_bounces      hard AND status bounced/expired/undeliverable
 --   unknown_user      finished attempts with reason 'user_unknown'
 --   filtered          attempts with reason 'filtered' (the receiver refused us)
 --   bounce_rate       (bounced + expired + undeliverable) / finished; NULL when finished = 0
 --   unknown_user_rate unknown_user / finished; NULL when finished = 0
 
-WITH in_period AS (
-    SELECT coalesce(carrier, 'unknown') AS carrier, recipient, status, scope, reason, hard, day
-    FROM events_in_period($tz, $since, $until)
+WITH stored AS (
+    SELECT coalesce(carrier, 'unknown') AS carrier, recipient, status, scope, reason, hard,
+           local_day(ts, $tz) AS day
+    FROM events
+    WHERE partition_in_period(date, $since, $until)
+),
+
+in_period AS (
+    SELECT * FROM stored WHERE day_in_period(day, $since, $until)
 ),
 
 bucketed AS (
@@ -41,20 +48,20 @@ bucketed AS (
 counts AS (
     SELECT period_start, period_end,
            CASE WHEN grouping(carrier) = 1 THEN 'all' ELSE carrier END AS carrier,
-           count(*) AS attempts,
-           count(*) FILTER (WHERE status = 'sent') AS delivered,
-           count(*) FILTER (WHERE status = 'deferred') AS deferred,
-           count(*) FILTER (WHERE status = 'bounced') AS bounced,
-           count(*) FILTER (WHERE status = 'expired') AS expired,
-           count(*) FILTER (WHERE status = 'undeliverable') AS undeliverable,
-           count(*) FILTER (WHERE status <> 'deferred') AS finished,
-           count(DISTINCT recipient) AS recipients,
-           count(*) FILTER (WHERE status IN ('deferred', 'bounced', 'expired')
-                              AND scope = 'recipient'
-                              AND list_contains($counted_reasons, reason)) AS counted_errors,
-           count(*) FILTER (WHERE hard AND status IN ('bounced', 'expired', 'undeliverable')) AS hard_bounces,
-           count(*) FILTER (WHERE status <> 'deferred' AND reason = 'user_unknown') AS unknown_user,
-           count(*) FILTER (WHERE reason = 'filtered') AS filtered
+           CAST(count(*) AS BIGINT) AS attempts,
+           CAST(count(*) FILTER (WHERE status = 'sent') AS BIGINT) AS delivered,
+           CAST(count(*) FILTER (WHERE status = 'deferred') AS BIGINT) AS deferred,
+           CAST(count(*) FILTER (WHERE status = 'bounced') AS BIGINT) AS bounced,
+           CAST(count(*) FILTER (WHERE status = 'expired') AS BIGINT) AS expired,
+           CAST(count(*) FILTER (WHERE status = 'undeliverable') AS BIGINT) AS undeliverable,
+           CAST(count(*) FILTER (WHERE status <> 'deferred') AS BIGINT) AS finished,
+           CAST(count(DISTINCT recipient) AS BIGINT) AS recipients,
+           CAST(count(*) FILTER (WHERE counted_error(status, scope, reason, $counted_reasons)) AS BIGINT)
+               AS counted_errors,
+           CAST(count(*) FILTER (WHERE hard AND status IN ('bounced', 'expired', 'undeliverable')) AS BIGINT)
+               AS hard_bounces,
+           CAST(count(*) FILTER (WHERE status <> 'deferred' AND reason = 'user_unknown') AS BIGINT) AS unknown_user,
+           CAST(count(*) FILTER (WHERE reason = 'filtered') AS BIGINT) AS filtered
     FROM bucketed
     GROUP BY GROUPING SETS ((period_start, period_end, carrier), (period_start, period_end))
 ),
@@ -63,8 +70,8 @@ final AS (
     SELECT period_start, period_end, carrier, attempts, delivered, deferred, bounced, expired,
            undeliverable, finished, recipients, counted_errors, hard_bounces, unknown_user,
            filtered,
-           (bounced + expired + undeliverable) / nullif(finished, 0) AS bounce_rate,
-           unknown_user / nullif(finished, 0) AS unknown_user_rate
+           CAST(bounced + expired + undeliverable AS DOUBLE) / nullif(finished, 0) AS bounce_rate,
+           CAST(unknown_user AS DOUBLE) / nullif(finished, 0) AS unknown_user_rate
     FROM counts
 )
 

@@ -1,19 +1,51 @@
 -- macros.sql
--- What it defines: table macros shared by the report SQL files (run once per connection by
--- pipeline/warehouse.py attach_views()).
--- Reads:   events
--- events_in_period(tz, since, until): every event column plus `day` (the local calendar day in
---   zone tz) for the events whose local day lies in [since, until] (either bound may be NULL =
---   open). Partitions are UTC days, so the `date` test (a day either side of the local bounds)
---   only prunes files; the `day` test decides.
+-- What it defines: the scalar macros every SQL file shares, one definition per meaning (run
+-- once per connection by pipeline/store/warehouse.py attach_views()). Scalar macros only: a
+-- table macro does not port to Spark; the Spark port expands these in place.
+-- Reads:   nothing
+--
+-- counted_error(status, scope, reason, counted_reasons) -> BOOLEAN
+--   THE "counted error" of the suppression rule: a failed or retried attempt (deferred, bounced,
+--   expired) whose fault is the recipient's (scope 'recipient') for one of the reasons the rule
+--   counts (rule.counted_reasons). Used by the rule, the guard, the reports and `suppression show`.
+-- local_day(ts, tz) -> DATE
+--   The calendar day of instant ts in the IANA zone tz (the rule's and the reports' days).
+-- day_in_period(day, since, until) -> BOOLEAN
+--   day lies in [since, until]; either bound may be NULL (= open).
+-- partition_in_period(date, since, until) -> BOOLEAN
+--   The event store's `date` partition (a UTC day, 'YYYY-MM-DD') may hold events of a local
+--   day in [since, until]: a day either side of the bounds, as zones differ from UTC by less
+--   than a day. It only prunes files; day_in_period decides.
+-- csv_safe(value) -> VARCHAR
+--   A text cell a spreadsheet would run as a formula (it starts with = + - @ TAB or CR) gets a
+--   leading apostrophe. Must agree with pipeline/core/csvsafe.py neutralise() (a differential
+--   test holds them together). Never applied to the address column, a key (see csvsafe.py).
+-- iso_local(ts, tz) -> VARCHAR
+--   ts as local ISO 8601 time with its offset, e.g. 2026-11-17T23:50:00+09:00 (the CSV export).
 
-CREATE OR REPLACE MACRO events_in_period(tz, since, until) AS TABLE
-    SELECT *
-    FROM (
-        SELECT *, CAST(timezone(tz, ts) AS DATE) AS day
-        FROM events
-        WHERE (since IS NULL OR date >= strftime(CAST(since AS DATE) - 1, '%Y-%m-%d'))
-          AND (until IS NULL OR date <= strftime(CAST(until AS DATE) + 1, '%Y-%m-%d'))
-    )
-    WHERE (since IS NULL OR day >= CAST(since AS DATE))
-      AND (until IS NULL OR day <= CAST(until AS DATE));
+CREATE OR REPLACE MACRO counted_error(status, scope, reason, counted_reasons) AS
+    status IN ('deferred', 'bounced', 'expired')
+    AND scope = 'recipient'
+    AND list_contains(counted_reasons, reason);
+
+CREATE OR REPLACE MACRO local_day(ts, tz) AS
+    CAST(ts AT TIME ZONE tz AS DATE);
+
+CREATE OR REPLACE MACRO day_in_period(day, since, until) AS
+    (since IS NULL OR day >= CAST(since AS DATE))
+    AND (until IS NULL OR day <= CAST(until AS DATE));
+
+CREATE OR REPLACE MACRO partition_in_period(date, since, until) AS
+    (since IS NULL OR date >= strftime(CAST(since AS DATE) - 1, '%Y-%m-%d'))
+    AND (until IS NULL OR date <= strftime(CAST(until AS DATE) + 1, '%Y-%m-%d'));
+
+CREATE OR REPLACE MACRO csv_safe(value) AS
+    CASE WHEN left(value, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) THEN '''' || value
+         ELSE value END;
+
+CREATE OR REPLACE MACRO iso_local(ts, tz) AS
+    strftime(ts AT TIME ZONE tz, '%Y-%m-%dT%H:%M:%S')
+    || CASE WHEN epoch(ts AT TIME ZONE tz) < epoch(ts) THEN '-' ELSE '+' END
+    || lpad(CAST(CAST(floor(abs(epoch(ts AT TIME ZONE tz) - epoch(ts)) / 3600) AS BIGINT) AS VARCHAR), 2, '0')
+    || ':'
+    || lpad(CAST(CAST(floor(abs(epoch(ts AT TIME ZONE tz) - epoch(ts)) / 60) AS BIGINT) % 60 AS VARCHAR), 2, '0');

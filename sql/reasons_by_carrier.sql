@@ -1,7 +1,7 @@
 -- reasons_by_carrier.sql
 -- What it returns: why attempts did not deliver, per carrier: one row per carrier, reason and
 -- scope (whose fault: recipient, sender = us, network, unknown).
--- Reads:   events, through events_in_period() (sql/macros.sql)
+-- Reads:   events. Macros: local_day, partition_in_period, day_in_period (sql/macros.sql)
 -- Params:  $tz             IANA zone whose calendar days count
 --          $since, $until  DATE or NULL: first and last local day (inclusive)
 -- Columns: carrier, reason, scope, attempts, deferred, failed, recipients, share_of_carrier
@@ -9,25 +9,30 @@
 -- (bounced, expired, undeliverable); share_of_carrier = attempts / all undelivered attempts of
 -- that carrier in the period.
 
-WITH undelivered AS (
+WITH stored AS (
     SELECT coalesce(carrier, 'unknown') AS carrier, recipient, status,
-           coalesce(scope, 'unknown') AS scope, coalesce(reason, 'undefined') AS reason, day
-    FROM events_in_period($tz, $since, $until)
-    WHERE status <> 'sent'
+           coalesce(scope, 'unknown') AS scope, coalesce(reason, 'undefined') AS reason,
+           local_day(ts, $tz) AS day
+    FROM events
+    WHERE partition_in_period(date, $since, $until) AND status <> 'sent'
+),
+
+undelivered AS (
+    SELECT * FROM stored WHERE day_in_period(day, $since, $until)
 ),
 
 per_reason AS (
     SELECT carrier, reason, scope,
-           count(*) AS attempts,
-           count(*) FILTER (WHERE status = 'deferred') AS deferred,
-           count(*) FILTER (WHERE status IN ('bounced', 'expired', 'undeliverable')) AS failed,
-           count(DISTINCT recipient) AS recipients
+           CAST(count(*) AS BIGINT) AS attempts,
+           CAST(count(*) FILTER (WHERE status = 'deferred') AS BIGINT) AS deferred,
+           CAST(count(*) FILTER (WHERE status IN ('bounced', 'expired', 'undeliverable')) AS BIGINT) AS failed,
+           CAST(count(DISTINCT recipient) AS BIGINT) AS recipients
     FROM undelivered
     GROUP BY carrier, reason, scope
 ),
 
 final AS (
-    SELECT *, attempts / sum(attempts) OVER (PARTITION BY carrier) AS share_of_carrier
+    SELECT *, CAST(attempts AS DOUBLE) / sum(attempts) OVER (PARTITION BY carrier) AS share_of_carrier
     FROM per_reason
 )
 

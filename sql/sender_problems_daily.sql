@@ -2,7 +2,7 @@
 -- What it returns: problems on OUR side per carrier and day (rate limiting, blocks, filtering,
 -- authentication, policy, spam/content verdicts, our sender domain): a separate signal from dead
 -- addresses, never counted by the suppression rule.
--- Reads:   events, through events_in_period() (sql/macros.sql)
+-- Reads:   events. Macros: local_day, partition_in_period, day_in_period (sql/macros.sql)
 -- Params:  $tz             IANA zone whose calendar days count
 --          $since, $until  DATE or NULL: first and last local day (inclusive)
 -- Columns: day, carrier, reason, events, deferred, failed, recipients, carrier_attempts,
@@ -12,14 +12,19 @@
 -- that day; share_of_attempts = events / carrier_attempts; top_reply = the most common
 -- diagnostic (addresses masked as <address>; ties: alphabetical).
 
-WITH in_period AS (
+WITH stored AS (
     SELECT coalesce(carrier, 'unknown') AS carrier, recipient, status, scope,
-           coalesce(reason, 'undefined') AS reason, diagnostic, day
-    FROM events_in_period($tz, $since, $until)
+           coalesce(reason, 'undefined') AS reason, diagnostic, local_day(ts, $tz) AS day
+    FROM events
+    WHERE partition_in_period(date, $since, $until)
+),
+
+in_period AS (
+    SELECT * FROM stored WHERE day_in_period(day, $since, $until)
 ),
 
 carrier_days AS (
-    SELECT day, carrier, count(*) AS carrier_attempts
+    SELECT day, carrier, CAST(count(*) AS BIGINT) AS carrier_attempts
     FROM in_period
     GROUP BY day, carrier
 ),
@@ -30,26 +35,35 @@ sender_side AS (
 
 per_reason AS (
     SELECT day, carrier, reason,
-           count(*) AS events,
-           count(*) FILTER (WHERE status = 'deferred') AS deferred,
-           count(*) FILTER (WHERE status IN ('bounced', 'expired', 'undeliverable')) AS failed,
-           count(DISTINCT recipient) AS recipients
+           CAST(count(*) AS BIGINT) AS events,
+           CAST(count(*) FILTER (WHERE status = 'deferred') AS BIGINT) AS deferred,
+           CAST(count(*) FILTER (WHERE status IN ('bounced', 'expired', 'undeliverable')) AS BIGINT) AS failed,
+           CAST(count(DISTINCT recipient) AS BIGINT) AS recipients
     FROM sender_side
     GROUP BY day, carrier, reason
 ),
 
-replies AS (
+masked AS (
     SELECT day, carrier, reason,
-           regexp_replace(coalesce(diagnostic, ''), '[^\s<>()]+@[^\s<>()]+', '<address>', 'g') AS reply,
-           row_number() OVER (PARTITION BY day, carrier, reason
-                              ORDER BY count(*) DESC, reply) AS rank
+           regexp_replace(coalesce(diagnostic, ''), '[^\s<>()]+@[^\s<>()]+', '<address>', 'g') AS reply
     FROM sender_side
+),
+
+reply_counts AS (
+    SELECT day, carrier, reason, reply, CAST(count(*) AS BIGINT) AS n
+    FROM masked
     GROUP BY day, carrier, reason, reply
+),
+
+replies AS (
+    SELECT day, carrier, reason, reply,
+           row_number() OVER (PARTITION BY day, carrier, reason ORDER BY n DESC, reply) AS rank
+    FROM reply_counts
 ),
 
 final AS (
     SELECT p.day, p.carrier, p.reason, p.events, p.deferred, p.failed, p.recipients,
-           c.carrier_attempts, p.events / c.carrier_attempts AS share_of_attempts,
+           c.carrier_attempts, CAST(p.events AS DOUBLE) / c.carrier_attempts AS share_of_attempts,
            r.reply AS top_reply
     FROM per_reason p
     JOIN carrier_days c USING (day, carrier)

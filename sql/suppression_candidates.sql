@@ -1,7 +1,8 @@
 -- suppression_candidates.sql
 -- What it returns: every address that the multi-day rule marks as dead, with its evidence.
--- Reads:   events (view over the event store), releases (address, released_at: registered by
---          pipeline/suppression.py from the suppression history; may be empty).
+-- Reads:   events (view over the event store), suppression_history (view over
+--          suppression/history.parquet; empty when there is no list yet: its `released` rows
+--          are the releases). Macros: counted_error, local_day (sql/macros.sql).
 -- Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo')
 --          $as_of           TIMESTAMPTZ: only events up to this instant are evaluated
 --          $min_errors      at least this many counted errors ...
@@ -10,93 +11,140 @@
 --          $counted_reasons VARCHAR[]: reasons that count (scope must also be 'recipient')
 -- Columns: address, carrier, reasons, first_error, last_error, error_count, distinct_days,
 --          window_start, window_errors, window_days_hit, last_dsn, last_reply_code,
---          last_diagnostic, last_sent, event_ids
--- Rule: among the counted errors after the address's latest successful delivery (and after its
--- latest release), some window of $window_days consecutive local days holds >= $min_errors
--- errors on >= $min_days distinct days. Windows are anchored on error days: a qualifying window
--- can always be slid to start on its first error day.
+--          last_diagnostic, last_sent, event_ids, error_times (TIMESTAMPTZ[]: the errors' times,
+--          in the order of event_ids; what the guard judges the entries by)
+-- Rule: among the counted errors after the address's latest successful delivery (up to
+-- $as_of) and after its latest release (whenever it was: a release holds for any later run,
+-- whatever its $as_of, until new errors), some window of $window_days consecutive local days
+-- holds >= $min_errors errors on >= $min_days distinct days. Windows are anchored on error
+-- days: a qualifying window can always be slid to start on its first error day.
+-- Evidence: carrier, last_dsn, last_reply_code and last_diagnostic come from the latest error
+-- (ties on ts broken by event_id); event_ids lists the errors in (ts, event_id) order.
+-- Shape: the events are scanned twice, once for the counted errors and once for the latest
+-- deliveries of the few addresses that could qualify: a delivery or a release only removes
+-- errors, so the addresses that qualify after them are among those whose errors qualify
+-- without them (`could_qualify`), a small set whose deliveries are cheap to look up.
 
 WITH counted AS (
     SELECT recipient AS address, ts, event_id, carrier, reason, dsn, reply_code, diagnostic,
-           CAST(timezone($tz, ts) AS DATE) AS day
+           local_day(ts, $tz) AS day
     FROM events
-    WHERE status IN ('deferred', 'bounced', 'expired')
-      AND scope = 'recipient'
-      AND list_contains($counted_reasons, reason)
+    WHERE counted_error(status, scope, reason, $counted_reasons)
       AND ts <= $as_of
+),
+
+error_days AS (
+    SELECT address, day, CAST(count(*) AS BIGINT) AS errors
+    FROM counted
+    GROUP BY address, day
+),
+
+enough_errors AS (
+    SELECT address
+    FROM error_days
+    GROUP BY address
+    HAVING sum(errors) >= $min_errors AND count(*) >= $min_days
+),
+
+could_qualify AS (
+    SELECT DISTINCT s.address
+    FROM error_days s
+    JOIN error_days e
+      ON e.address = s.address AND e.day >= s.day AND e.day <= s.day + ($window_days - 1)
+    WHERE s.address IN (SELECT address FROM enough_errors)
+    GROUP BY s.address, s.day
+    HAVING sum(e.errors) >= $min_errors AND count(*) >= $min_days
 ),
 
 last_sent AS (
     SELECT recipient AS address, max(ts) AS last_sent
     FROM events
-    WHERE status = 'sent' AND ts <= $as_of AND recipient IN (SELECT address FROM counted)
+    WHERE status = 'sent' AND ts <= $as_of
+      AND recipient IN (SELECT address FROM could_qualify)
     GROUP BY recipient
 ),
 
 last_release AS (
-    SELECT address, max(released_at) AS released_at
-    FROM releases
-    WHERE released_at <= $as_of
+    SELECT address, max("at") AS released_at
+    FROM suppression_history
+    WHERE action = 'released'
     GROUP BY address
 ),
 
 after_reset AS (
     SELECT c.*, s.last_sent
     FROM counted c
+    JOIN could_qualify q USING (address)
     LEFT JOIN last_sent s USING (address)
     LEFT JOIN last_release r USING (address)
     WHERE (s.last_sent IS NULL OR c.ts > s.last_sent)
       AND (r.released_at IS NULL OR c.ts > r.released_at)
 ),
 
-per_day AS (
-    SELECT address, day, count(*) AS errors
+reset_days AS (
+    SELECT address, day, CAST(count(*) AS BIGINT) AS errors
     FROM after_reset
     GROUP BY address, day
 ),
 
 windows AS (
-    SELECT address, day AS window_start,
-           sum(errors) OVER w AS window_errors,
-           count(*)    OVER w AS window_days_hit
-    FROM per_day
-    WINDOW w AS (PARTITION BY address ORDER BY day
-                 RANGE BETWEEN CURRENT ROW AND INTERVAL ($window_days - 1) DAY FOLLOWING)
+    SELECT s.address, s.day AS window_start,
+           CAST(sum(e.errors) AS BIGINT) AS window_errors,
+           CAST(count(*) AS BIGINT) AS window_days_hit
+    FROM reset_days s
+    JOIN reset_days e
+      ON e.address = s.address AND e.day >= s.day AND e.day <= s.day + ($window_days - 1)
+    GROUP BY s.address, s.day
+),
+
+first_window AS (
+    SELECT address, window_start, window_errors, window_days_hit,
+           row_number() OVER (PARTITION BY address ORDER BY window_start) AS nth
+    FROM windows
+    WHERE window_errors >= $min_errors AND window_days_hit >= $min_days
 ),
 
 qualifying AS (
-    SELECT address,
-           arg_min(window_start, window_start) AS window_start,
-           arg_min(window_errors, window_start) AS window_errors,
-           arg_min(window_days_hit, window_start) AS window_days_hit
-    FROM windows
-    WHERE window_errors >= $min_errors AND window_days_hit >= $min_days
-    GROUP BY address
+    SELECT address, window_start, window_errors, window_days_hit
+    FROM first_window
+    WHERE nth = 1
+),
+
+ranked_errors AS (
+    SELECT a.*,
+           row_number() OVER (PARTITION BY a.address ORDER BY a.ts DESC, a.event_id DESC) AS newest
+    FROM after_reset a
+    WHERE a.address IN (SELECT address FROM qualifying)
 ),
 
 evidence AS (
-    SELECT a.address,
-           mode(a.carrier) AS carrier,
-           string_agg(DISTINCT a.reason, ',' ORDER BY a.reason) AS reasons,
-           min(a.ts) AS first_error,
-           max(a.ts) AS last_error,
-           count(*) AS error_count,
-           count(DISTINCT a.day) AS distinct_days,
-           arg_max(a.dsn, a.ts) AS last_dsn,
-           arg_max(a.reply_code, a.ts) AS last_reply_code,
-           arg_max(a.diagnostic, a.ts) AS last_diagnostic,
-           max(a.last_sent) AS last_sent,
-           string_agg(a.event_id, ',' ORDER BY a.ts) AS event_ids
-    FROM after_reset a
-    WHERE a.address IN (SELECT address FROM qualifying)
-    GROUP BY a.address
+    SELECT address,
+           string_agg(DISTINCT reason, ',' ORDER BY reason) AS reasons,
+           min(ts) AS first_error,
+           max(ts) AS last_error,
+           CAST(count(*) AS BIGINT) AS error_count,
+           CAST(count(DISTINCT day) AS BIGINT) AS distinct_days,
+           max(last_sent) AS last_sent,
+           string_agg(event_id, ',' ORDER BY ts, event_id) AS event_ids,
+           list(ts ORDER BY ts, event_id) AS error_times
+    FROM ranked_errors
+    GROUP BY address
+),
+
+latest AS (
+    SELECT address, carrier, dsn AS last_dsn, reply_code AS last_reply_code,
+           diagnostic AS last_diagnostic
+    FROM ranked_errors
+    WHERE newest = 1
 ),
 
 final AS (
-    SELECT e.address, e.carrier, e.reasons, e.first_error, e.last_error, e.error_count,
+    SELECT e.address, l.carrier, e.reasons, e.first_error, e.last_error, e.error_count,
            e.distinct_days, q.window_start, q.window_errors, q.window_days_hit,
-           e.last_dsn, e.last_reply_code, e.last_diagnostic, e.last_sent, e.event_ids
-    FROM evidence e JOIN qualifying q USING (address)
+           l.last_dsn, l.last_reply_code, l.last_diagnostic, e.last_sent, e.event_ids, e.error_times
+    FROM evidence e
+    JOIN qualifying q USING (address)
+    JOIN latest l USING (address)
 )
 
 SELECT * FROM final ORDER BY address

@@ -1,7 +1,7 @@
 -- top_failing_domains.sql
 -- What it returns: the recipient domains with the most failed deliveries (typos such as
 -- docomo.ne.jpp, dead company domains, a carrier domain in trouble).
--- Reads:   events, through events_in_period() (sql/macros.sql)
+-- Reads:   events. Macros: local_day, partition_in_period, day_in_period (sql/macros.sql)
 -- Params:  $tz             IANA zone whose calendar days count
 --          $since, $until  DATE or NULL: first and last local day (inclusive)
 --          $limit          at most this many domains
@@ -13,35 +13,45 @@
 -- domain's undelivered attempts (ties: alphabetical). Domains with no failure and no deferral
 -- are left out. Order: failed, then deferred (both descending), then domain.
 
-WITH in_period AS (
+WITH stored AS (
     SELECT coalesce(recipient_domain, '') AS domain, coalesce(carrier, 'unknown') AS carrier,
-           recipient, status, coalesce(reason, 'undefined') AS reason, day
-    FROM events_in_period($tz, $since, $until)
+           recipient, status, coalesce(reason, 'undefined') AS reason, local_day(ts, $tz) AS day
+    FROM events
+    WHERE partition_in_period(date, $since, $until)
+),
+
+in_period AS (
+    SELECT * FROM stored WHERE day_in_period(day, $since, $until)
 ),
 
 per_domain AS (
     SELECT domain,
            min(carrier) AS carrier,
-           count(*) AS attempts,
-           count(*) FILTER (WHERE status IN ('bounced', 'expired', 'undeliverable')) AS failed,
-           count(*) FILTER (WHERE status = 'deferred') AS deferred,
-           count(*) FILTER (WHERE status <> 'deferred') AS finished,
-           count(DISTINCT recipient) FILTER (WHERE status IN ('bounced', 'expired', 'undeliverable')) AS failed_recipients
+           CAST(count(*) AS BIGINT) AS attempts,
+           CAST(count(*) FILTER (WHERE status IN ('bounced', 'expired', 'undeliverable')) AS BIGINT) AS failed,
+           CAST(count(*) FILTER (WHERE status = 'deferred') AS BIGINT) AS deferred,
+           CAST(count(*) FILTER (WHERE status <> 'deferred') AS BIGINT) AS finished,
+           CAST(count(DISTINCT recipient) FILTER (WHERE status IN ('bounced', 'expired', 'undeliverable')) AS BIGINT)
+               AS failed_recipients
     FROM in_period
     GROUP BY domain
 ),
 
-reason_counts AS (
-    SELECT domain, reason, count(*) AS n,
-           row_number() OVER (PARTITION BY domain ORDER BY count(*) DESC, reason) AS rank
+reason_totals AS (
+    SELECT domain, reason, CAST(count(*) AS BIGINT) AS n
     FROM in_period
     WHERE status <> 'sent'
     GROUP BY domain, reason
 ),
 
+reason_counts AS (
+    SELECT domain, reason, n, row_number() OVER (PARTITION BY domain ORDER BY n DESC, reason) AS rank
+    FROM reason_totals
+),
+
 final AS (
     SELECT d.domain, d.carrier, d.attempts, d.failed, d.deferred,
-           d.failed / nullif(d.finished, 0) AS failure_rate,
+           CAST(d.failed AS DOUBLE) / nullif(d.finished, 0) AS failure_rate,
            d.failed_recipients, r.reason AS top_reason
     FROM per_domain d
     LEFT JOIN reason_counts r ON r.domain = d.domain AND r.rank = 1

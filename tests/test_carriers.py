@@ -138,3 +138,34 @@ def test_lookups_are_cached(table):
 def test_none_arguments(table):
     assert table.carrier_for(None) == "other"
     assert table.carrier_for(None, None) == "other"
+
+
+# ------------------------------------------------------------------ providers (pipeline/classify/providers.py)
+from datetime import date  # noqa: E402
+
+from pipeline.classify.providers import DEFAULT_PERIOD, ProviderTable  # noqa: E402
+
+
+def test_provider_by_domain_relay_and_carrier():
+    t = ProviderTable.build()
+    assert t.name_for("x.docomo.ne.jp") == "docomo"
+    assert t.name_for("taro@ezweb.ne.jp") == "au"
+    assert t.name_for("mvno.example", "mfsmax.docomo.ne.jp[203.138.181.112]:25") == "docomo"
+    assert t.name_for("yahoo.co.uk") == "yahoo"
+    assert t.name_for("mvno.example", "mta6.am0.yahoodns.net[67.195.204.74]:25") == "yahoo"
+    assert t.name_for("example.net", None, "softbank") == "softbank"
+    assert t.name_for("example.net") is None
+    assert t.period(t.key_for("example.net")) is DEFAULT_PERIOD
+
+
+def test_provider_period_by_day():
+    t = ProviderTable.build()
+    old, new = t.key_for("docomo.ne.jp", day=date(2025, 3, 12)), t.key_for("docomo.ne.jp", day=date(2025, 3, 13))
+    assert old != new
+    assert t.period(old).until == date(2025, 3, 12) and t.period(new).since == date(2025, 3, 13)
+    assert t.key_for("docomo.ne.jp") == new  # no day: today's behaviour
+
+
+def test_config_carrier_domains_reach_the_provider_table():
+    t = ProviderTable.build(None, CarrierTable.from_config({"docomo": ["example-docomo.jp"]}))
+    assert t.name_for("example-docomo.jp") == "docomo"

@@ -227,10 +227,17 @@ def test_sendmail_service_unavailable_5_2_0_is_not_user_unknown():
     assert c.scope == "unknown"
 
 
-def test_sendmail_own_dsn_mapping_is_not_trusted():
-    # sendmail maps a 452 4.2.2 to dsn=4.3.1 and an end-of-DATA 550 to 5.2.0: neither decides
+def test_sendmail_own_dsn_mapping_carries_only_what_the_reply_code_says():
+    # recorded from a real sendmail (tests/test_sendmail_real.py): dsn= is sendmail's mapping of the
+    # reply code: 452 -> 4.3.1 (even for "452 4.2.2 Mailbox full"), 550 after DATA -> 5.2.0,
+    # 552 -> 5.2.2 (RFC 5321: exceeded storage allocation)
     assert classify("deferred", "Deferred: 452 Requested action aborted", dsn="4.3.1", mta="sendmail").reason != "system"
-    assert classify("bounced", "Service unavailable", dsn="5.2.2", mta="sendmail").reason == "undefined"
+    assert classify("bounced", "Service unavailable", dsn="5.2.0", mta="sendmail").reason == "undefined"
+    assert classify("bounced", "Service unavailable", dsn="5.2.2", mta="sendmail").reason == "mailbox_full"
+    # the remote's own enhanced code in reply= outranks sendmail's 5.1.1 (any 550 at RCPT TO)
+    c = classify("bounced", "550 5.7.1 <a@example.jp>: Recipient address rejected: Access denied",
+                 dsn="5.1.1", mta="sendmail", smtp_phase="rcpt")
+    assert (c.reason, c.scope) == ("policy", "sender")
 
 
 def test_sendmail_reply_text_is_used_when_present():
@@ -403,3 +410,172 @@ if __name__ == "__main__" and "--bench" in sys.argv:
     for name, events in (("varied failures", varied_events(n)), ("ingest mix, 85% sent", ingest_mix(n))):
         best = min(run_benchmark(events) for _ in range(3))
         print(f"{name}: {n} events in {best:.2f} s (best of 3) = {best / n * 1e6:.2f} µs/event; {cache_info()}")
+
+
+# ------------------------------------------------------------------ issue 18: provider data, dates, config
+from datetime import date  # noqa: E402
+
+from pipeline.classify.classifier import configure, explain  # noqa: E402
+from pipeline.core.errors import ConfigError  # noqa: E402
+
+
+@pytest.fixture
+def package_tables():
+    configure(None)
+    yield
+    configure(None)
+
+
+def _after_data(text):
+    return said(text, "end of DATA", "mx.example.net[192.0.2.7]")
+
+
+@pytest.mark.parametrize("domain,relay,expected", [
+    ("docomo.ne.jp", None, "filtered"),            # a reception filter, never a dead address
+    ("au.com", None, "filtered"),
+    ("yahoo.com", None, "user_unknown"),           # Yahoo checks users after DATA: dead
+    (None, "mta6.am0.yahoodns.net[67.195.204.74]:25", "user_unknown"),
+    ("example.net", None, "filtered"),             # unknown server: not proof without X.1.1
+])
+def test_unknown_user_after_data_reads_as_the_provider_data_says(package_tables, domain, relay, expected):
+    c = classify("bounced", "554 delivery error: dd This user doesn't have an account", smtp_phase="end_of_data",
+                 recipient_domain=domain, relay=relay)
+    assert c.reason == expected
+
+
+def test_docomo_after_data_is_never_dead_before_or_after_its_2025_03_13_change(package_tables):
+    text = _after_data("550 Unknown user taro@docomo.ne.jp")
+    for day in (date(2025, 3, 12), date(2025, 3, 13), date(2026, 12, 1), None):
+        c, decision, ctx = explain("bounced", text, recipient_domain="docomo.ne.jp", day=day)
+        assert (c.reason, c.scope) == ("filtered", "sender"), day
+        assert ctx.provider.provider == "docomo"
+    assert explain("bounced", text, recipient_domain="docomo.ne.jp", day=date(2025, 3, 12))[2].provider.until == date(2025, 3, 12)
+    assert explain("bounced", text, recipient_domain="docomo.ne.jp", day=date(2025, 3, 13))[2].provider.since == date(2025, 3, 13)
+
+
+def test_provider_behaviour_by_date_from_the_config(package_tables):
+    """An operator records a provider that started checking users after DATA on a date."""
+    configure({"providers": {"exampleisp": {"domains": ["example-isp.ne.jp"], "since": "2026-06-01",
+                                            "unknown_user_after_data": "user_unknown", "note": "changed"}}})
+    text = _after_data("550 <a@example-isp.ne.jp>: no such user")
+    before = classify("bounced", text, recipient_domain="example-isp.ne.jp", day=date(2026, 5, 31))
+    after = classify("bounced", text, recipient_domain="example-isp.ne.jp", day=date(2026, 6, 1))
+    assert (before.reason, after.reason) == ("filtered", "user_unknown")
+    # the caches are keyed by the provider period, not the domain: the same text, other periods
+    assert classify("bounced", text, recipient_domain="sub.example-isp.ne.jp", day=date(2026, 7, 1)).reason == "user_unknown"
+
+
+def test_config_phrases_extend_the_tables(package_tables):
+    text = said("550 宛先のお客様は退会済みです", "RCPT TO")
+    assert classify("bounced", text).reason == "undefined"
+    configure({"phrases": {"mailbox_disabled": ["退会済み"]}})
+    assert classify("bounced", text) == Classification("mailbox_disabled", "recipient", True)
+    # the phase rule still applies to an operator's phrase
+    assert classify("bounced", said("550 宛先のお客様は退会済みです", "MAIL FROM")).scope == "sender"
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"phrases": {"delivered": ["ok"]}}, "takes no phrases"),
+    ({"providers": {"x": {"since": "2026-13-01", "unknown_user_after_data": "filtered"}}}, "YYYY-MM-DD"),
+    ({"providers": {"x": {"unknown_user_after_data": "maybe"}}}, "unknown_user_after_data"),
+    ({"providers": {"x": {"since": "2026-06-02", "until": "2026-06-01", "unknown_user_after_data": "filtered"}}}, "after until"),
+])
+def test_bad_classify_config_is_a_config_error(package_tables, settings, message):
+    with pytest.raises(ConfigError, match=message):
+        configure(settings)
+
+
+@pytest.mark.parametrize("text,phase", [
+    ("553 5.7.1 Sender address rejected: Account suspended", "MAIL FROM"),
+    ("452 4.2.2 Sender mailbox quota exceeded", "MAIL FROM"),
+    ("550 5.7.1 Your account has been disabled for sending spam", "MAIL FROM"),
+    ("550 5.1.1 <news@mail.example.jp>... User unknown", "MAIL FROM"),
+    ("554 5.2.2 Mailbox full", "MAIL FROM"),
+])
+def test_no_recipient_reason_before_rcpt(text, phase):
+    assert classify("bounced", said(text, phase)).scope == "sender"
+
+
+@pytest.mark.parametrize("text", [
+    "554 5.7.1 <a@example.co.jp>: Recipient address rejected: Access denied",
+    "550 5.7.1 <a@example.co.jp>: Recipient address rejected: Mail from your region is not accepted",
+    "450 4.7.1 <a@example.co.jp>: Recipient address rejected: Try again later",
+    "550 5.7.1 Requested action not taken: mailbox unavailable",
+    "550 5.7.1 Mailbox full, policy",
+])
+def test_an_x7_code_beats_generic_recipient_wording(text):
+    c = classify("bounced", said(text, "RCPT TO"))
+    assert c.scope == "sender", c
+
+
+def test_microsoft_5_4_1_access_denied_is_an_unknown_user():
+    for text in ("550 5.4.1 Recipient address rejected: Access denied. AS(201806281) [TY1PR01MB1234.jpnprd01.prod.outlook.com 2026-12-03T01:15:02.123Z]",
+                 "550 5.4.1 [a@example.org]: Recipient address rejected: Access denied [NEKO.prod.protection.outlook.com]"):
+        assert classify("bounced", said(text, "RCPT TO")).reason == "user_unknown"
+
+
+@pytest.mark.parametrize("text,dsn,reason", [
+    ("Name service error for name=example.org type=MX: Malformed or unexpected name server reply", "5.4.4", "network"),
+    ("Host or domain name not found. Name service error for name=example.org type=MX: Malformed or unexpected name server reply", "5.4.4", "network"),
+    ("Not enough disk space", "5.1.1", "mailbox_full"),
+    ("procmail: Couldn't create \"/var/spool/mail/neko\" id: r.example.org: No such user", "5.1.1", "system"),
+])
+def test_network_and_system_words_beat_a_counted_code(text, dsn, reason):
+    assert classify("bounced", text, dsn=dsn, mta="postfix").reason == reason
+
+
+@pytest.mark.parametrize("text,status", [
+    ("452-4.2.1 The user you are trying to contact is receiving mail at a rate that prevents additional messages from being delivered.", "deferred"),
+    ("550-5.2.1 The user you are trying to contact is receiving mail at a rate that prevents additional messages from being delivered.", "bounced"),
+    ("450-4.2.1 The user you are trying to contact is receiving mail too quickly.", "deferred"),
+])
+def test_gmail_rate_limits_are_not_disabled_mailboxes(text, status):
+    assert classify(status, said(text + " e22-n7GpZmsf093195.222 - gsmtp", "RCPT TO")).reason == "rate_limited"
+
+
+@pytest.mark.parametrize("reply,reason", [
+    ("550 指定されたメールアドレスは存在しません", "user_unknown"),
+    ("552 メールボックスの容量がいっぱいです", "mailbox_full"),
+    ("550 このメールアドレスは現在利用停止中です", "mailbox_disabled"),
+    ("550 ﾕｰｻﾞｰが存在しません", "user_unknown"),  # half-width katakana: NFKC
+])
+def test_japanese_replies_in_postfix_and_sendmail_shapes(reply, reason):
+    octal = "".join(c if ord(c) < 128 else "".join(f"\\{b:03o}" for b in c.encode()) for c in reply)
+    assert classify("bounced", said(reply, "RCPT TO"), mta="postfix").reason == reason
+    assert classify("bounced", octal, dsn="5.1.1", smtp_phase="rcpt", mta="sendmail").reason == reason
+    # (qmail-send logs every byte outside printable ASCII as "_": no Japanese words reach its log)
+
+
+@pytest.mark.parametrize("stat,dsn,phase,reason", [
+    ("Service unavailable", "5.2.2", None, "mailbox_full"),
+    ("User unknown", "5.1.1", "rcpt", "user_unknown"),
+    ("User unknown", "5.1.6", "rcpt", "mailbox_disabled"),
+    ("User unknown", "5.1.3", "rcpt", "syntax"),
+    ("Service unavailable", "5.2.0", "end_of_data", "undefined"),
+    ("Service unavailable", "5.0.0", None, "undefined"),
+    ("Data format error", "5.1.3", "mail", "sender_domain"),
+])
+def test_sendmail_bare_dsn_by_what_sendmail_synthesises(stat, dsn, phase, reason):
+    assert classify("bounced", stat, dsn=dsn, smtp_phase=phase, mta="sendmail").reason == reason
+
+
+@pytest.mark.parametrize("dsn,reason", [("5.1.1", "user_unknown"), ("5.1.2", "host_unknown"), ("5.2.1", "mailbox_disabled"),
+                                         ("5.2.2", "mailbox_full"), ("5.7.1", "policy"), ("5.0.0", "undefined")])
+def test_bare_dsn_by_rfc3463_for_postfix_and_qmail(dsn, reason):
+    assert classify("bounced", said(f"550 {dsn}", "RCPT TO"), dsn=dsn, mta="postfix").reason == reason
+    assert classify("bounced", f"192.0.2.1 does not like recipient./Remote host said: 550 {dsn}/", mta="qmail").reason == reason
+
+
+def test_explain_names_the_rule():
+    c, d, _ = explain("bounced", said("554 5.7.1 <a@b.jp>: Recipient address rejected: Access denied", "RCPT TO"))
+    assert (c.reason, d.rule, d.evidence) == ("policy", "code", "5.7.1")
+    assert any("yield to the code" in n for n in d.notes)
+    c, d, _ = explain("bounced", said("550 Unknown user a@docomo.ne.jp", "end of DATA"), recipient_domain="docomo.ne.jp")
+    assert (c.reason, d.rule) == ("filtered", "provider")
+
+
+def test_provider_key_is_small_and_shared_by_a_providers_domains(package_tables):
+    from pipeline.classify import provider_key
+    assert provider_key("docomo.ne.jp", day=date(2026, 1, 1)) == provider_key("x.docomo.ne.jp", day=date(2026, 1, 2))
+    assert provider_key("docomo.ne.jp", day=date(2025, 1, 1)) != provider_key("docomo.ne.jp", day=date(2026, 1, 1))
+    assert provider_key("example.net") is None and provider_key() is None

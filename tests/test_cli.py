@@ -111,7 +111,8 @@ def test_export_csv_excel_and_formula_injection(ingested, tmp_path):
     rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
     assert list(rows[0].keys())[0] == "address"
     by = {r["address"]: r for r in rows}
-    assert "'=cmd|calc@evil.example" in by and by["'=cmd|calc@evil.example"]["note"] == "'+SUM(A1)"
+    # the address is a key and stays exact (issue 14); free text is neutralised
+    assert "=cmd|calc@evil.example" in by and by["=cmd|calc@evil.example"]["note"] == "'+SUM(A1)"
     assert by["late@au.com"]["distinct_days"] == "2" and by["late@au.com"]["carrier"] == "au"
     assert by["late@au.com"]["first_error"].startswith("2026-11-17T23:50")
     plain = tmp_path / "p.csv"

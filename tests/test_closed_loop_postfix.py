@@ -4,7 +4,10 @@ suppress -> the next campaign skips exactly the dead addresses.
 A private Postfix instance (own config directory, queue and data directories in a temp dir,
 smtpd on an unprivileged loopback port, `maillog_file` logging through postlogd) relays with
 `transport_maps` to three aiosmtpd servers standing in for docomo, au and SoftBank. They answer
-dead addresses the way each carrier does at RCPT TO, and "busy" addresses with 421 throttling.
+dead addresses the way each carrier does at RCPT TO, "busy" addresses with 421 throttling, the
+handset reception filter the way docomo and au do after DATA (`550 Unknown user` / `550 : User
+unknown`), and policy refusals at RCPT TO (`554 5.7.1 ... Recipient address rejected: Access
+denied`, a Japanese-worded one): only the dead addresses may be suppressed.
 
 Two days are simulated: Postfix writes real-time syslog lines, so the first campaign's lines are
 re-dated one day earlier before `mailhygiene ingest` reads them (the rule needs errors on two
@@ -54,10 +57,15 @@ DEAD = {
     "softbank": ["gone@i.softbank.jp"],
 }
 BUSY = {"docomo": ["busy@docomo.ne.jp"], "au": ["busy@au.com"], "softbank": ["busy@i.softbank.jp"]}
+# alive, but refused: the handset's reception filter after DATA, and policy refusals at RCPT TO
+FILTERED = {"docomo": ["filtered@docomo.ne.jp"], "au": ["filtered@au.com"]}
+POLICY = {"au": ["denied@au.com"], "softbank": ["region@i.softbank.jp"]}
 DOMAINS = {"docomo": "docomo.ne.jp", "au": "au.com", "softbank": "i.softbank.jp"}
-ALL = [a for group in (LIVE, DEAD, BUSY) for addrs in group.values() for a in addrs]
+ALL = [a for group in (LIVE, DEAD, BUSY, FILTERED, POLICY) for addrs in group.values() for a in addrs]
 DEAD_SET = {a for addrs in DEAD.values() for a in addrs}
 BUSY_SET = {a for addrs in BUSY.values() for a in addrs}
+FILTERED_SET = {a for addrs in FILTERED.values() for a in addrs}
+POLICY_SET = {a for addrs in POLICY.values() for a in addrs}
 
 
 def carrier_reply(carrier):
@@ -68,6 +76,17 @@ def carrier_reply(carrier):
             return {"docomo": f"550 Unknown user {addr}",
                     "au": f"550 <{addr}>: User unknown",
                     "softbank": f"550 Invalid recipient: <{addr}>"}[carrier]
+        if addr in POLICY_SET:
+            return {"au": f"554 5.7.1 <{addr}>: Recipient address rejected: Access denied",
+                    "softbank": f"550 5.7.1 <{addr}>: Recipient address rejected: Mail from your region is not accepted"}[carrier]
+        return None
+    return reply
+
+
+def carrier_data_reply(carrier):
+    def reply(addr):
+        if addr in FILTERED_SET:  # the handset refuses our domain after DATA (carriers.md)
+            return {"docomo": f"550 Unknown user {addr}", "au": "550 : User unknown"}[carrier]
         return None
     return reply
 
@@ -220,7 +239,8 @@ def campaign(cfg, subject):
 
 
 def test_closed_loop_through_postfix():
-    carriers = {c: RecordingServer(rcpt_reply=carrier_reply(c)).start() for c in DOMAINS}
+    carriers = {c: RecordingServer(rcpt_reply=carrier_reply(c), data_reply=carrier_data_reply(c)).start()
+                for c in DOMAINS}
     root = Path(tempfile.mkdtemp(prefix="mh-postfix-", dir="/tmp"))
     os.chmod(root, 0o755)
     pf = PrivatePostfix(root, carriers)
@@ -256,13 +276,15 @@ max_new_fraction = 0.5
         (logs / "maillog.day1").write_text(redate(text[:off1], -1))
         (logs / "maillog.day2").write_text(text[off1:])
         assert "(in reply to RCPT TO command)" in text and "421 4.7.0" in text
+        assert "(in reply to end of DATA command)" in text
 
         run_cli(base + ["ingest", "--year", str(yesterday.year), str(logs / "maillog.day1")])
         run_cli(base + ["ingest", "--year", str(datetime.now().year), str(logs / "maillog.day2")])
         out = run_cli(base + ["suppress", "--as-of", datetime.now().strftime("%Y-%m-%d")])
 
         from pipeline.suppression.store import suppressed_addresses
-        assert suppressed_addresses(cfg) == DEAD_SET, out   # the dead ones, not the throttled ones
+        # the dead ones: not the throttled, not the filtered (after DATA), not the policy refusals
+        assert suppressed_addresses(cfg) == DEAD_SET, out
 
         # day 3: the list is cleaned at enqueue; the carriers never hear about the dead addresses
         seen_before = {c: len(s.rcpt_attempts) for c, s in carriers.items()}
@@ -278,7 +300,7 @@ max_new_fraction = 0.5
             time.sleep(0.2)
         contacted = {a for c, s in carriers.items() for _, a in s.rcpt_attempts[seen_before[c]:]}
         assert not contacted & DEAD_SET
-        assert {a for addrs in LIVE.values() for a in addrs} <= contacted
+        assert {a for addrs in LIVE.values() for a in addrs} | FILTERED_SET | POLICY_SET <= contacted
         assert not set(st) & DEAD_SET
     finally:
         pf.stop()

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.core.config import DoctorSettings
 from pipeline.core.errors import InputError
 from pipeline.preflight import check_message, failed
 from pipeline.preflight.jis import decode_iso2022jp, suggestion
@@ -24,6 +25,7 @@ CLEAN = MESSAGES / "clean_iso2022jp.eml"
 BAD = MESSAGES / "bad_text.eml"
 CP50220 = MESSAGES / "cp50220_in_iso2022jp.eml"
 GTUBE = MESSAGES / "gtube.eml"
+NEWSLETTER = MESSAGES / "newsletter_iso2022jp.eml"  # advertising, with the 特定電子メール法 footer
 needs_spamassassin = pytest.mark.skipif(
     shutil.which("spamassassin") is None,
     reason="SpamAssassin is not installed: apt-get install spamassassin (.ci/run installs it)",
@@ -38,6 +40,11 @@ def lint(source, **kw):
     return by_name(check_message(source, spamassassin=False, **kw))
 
 
+LINT = ["headers", "header-8bit", "line-length", "charset", "iso-2022-jp", "cp932-lookalikes", "size",
+        "recipients"]
+LAW = ["law-sender", "law-address", "law-contact", "law-optout"]
+
+
 def message(headers: str, body: str = "hello\n") -> bytes:
     return (headers + "\n" + body).encode("ascii")
 
@@ -48,11 +55,13 @@ STD = ("From: news@good.doctor.test\nDate: Fri, 28 Nov 2025 10:00:00 +0900\n"
 
 # ------------------------------------------------------------------ lint
 def test_clean_iso2022jp_message_passes_every_lint():
-    results = check_message(CLEAN, spamassassin=False)
-    assert [(r.name, r.status) for r in results] == [
-        ("headers", "pass"), ("header-8bit", "pass"), ("line-length", "pass"), ("charset", "pass"),
-        ("iso-2022-jp", "pass"), ("cp932-lookalikes", "pass"), ("size", "pass"), ("recipients", "pass"),
-    ]
+    results = check_message(CLEAN, spamassassin=False, advertising=False)
+    assert [(r.name, r.status) for r in results] == [(name, "pass") for name in LINT + ["ja-spam"]]
+
+
+def test_newsletter_with_the_legal_footer_passes_every_check():
+    results = check_message(NEWSLETTER, spamassassin=False)
+    assert [(r.name, r.status) for r in results] == [(name, "pass") for name in LINT + LAW + ["ja-spam"]]
 
 
 def test_bad_message_findings():
@@ -129,7 +138,8 @@ def test_unknown_carrier_is_an_input_error():
 
 # ------------------------------------------------------------------ SpamAssassin
 def test_spamassassin_not_installed_is_a_clear_warning():
-    r = by_name(check_message(CLEAN, spamassassin_program="no-such-spamassassin-here"))["spamassassin"]
+    settings = DoctorSettings(spamassassin="no-such-spamassassin-here")
+    r = by_name(check_message(CLEAN, settings))["spamassassin"]
     assert r.status == "warn"
     assert "spamassassin not installed" in r.detail and "apt-get install spamassassin" in r.fix
 
@@ -167,16 +177,23 @@ def doctor(*args):
 
 
 @needs_spamassassin
-def test_cli_clean_message_exits_0_with_a_low_score():
-    res = doctor(CLEAN)
+def test_cli_newsletter_exits_0_with_a_low_score():
+    res = doctor(NEWSLETTER, "--strict")
     assert res.exit_code == 0, res.output
-    assert "PASS  spamassassin" in res.output
-    assert res.output.splitlines()[-1] == "9 passed, 0 warnings, 0 failed"
+    assert "PASS  spamassassin" in res.output and "PASS  law-optout" in res.output
+    assert res.output.splitlines()[-1] == "14 passed, 0 warnings, 0 failed"
 
 
-def test_cli_bad_message_exits_1_with_fixes():
+def test_cli_notice_without_footer_fails_unless_transactional():
+    res = doctor(CLEAN, "--no-spamassassin")
+    assert res.exit_code == 3 and "FAIL  law-optout" in res.output
+    res = doctor(CLEAN, "--no-spamassassin", "--transactional")
+    assert res.exit_code == 0 and "law-" not in res.output
+
+
+def test_cli_bad_message_exits_3_with_fixes():
     res = doctor(BAD, "--no-spamassassin", "--carrier", "au")
-    assert res.exit_code == 1
+    assert res.exit_code == 3
     assert "FAIL  line-length" in res.output and "500 Line Too Long" in res.output
     assert "WARN  iso-2022-jp" in res.output and "fix: replace them as shown" in res.output
     assert "au's limit of 3,000,000" in res.output
@@ -184,7 +201,7 @@ def test_cli_bad_message_exits_1_with_fixes():
 
 def test_cli_json():
     res = doctor(CP50220, "--no-spamassassin", "--json")
-    assert res.exit_code == 1
+    assert res.exit_code == 3
     data = {d["name"]: d for d in json.loads(res.output)}
     assert data["iso-2022-jp"]["status"] == "fail"
     assert data["iso-2022-jp"]["data"]["chars"][0]["codepoint"].startswith("U+")

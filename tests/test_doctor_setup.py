@@ -6,6 +6,7 @@ comments. Skips (with the reason) when BIND's `named` is not installed; .ci/run 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import socket
@@ -21,15 +22,19 @@ import spf
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.core.config import DEFAULTS
+from pipeline.core.config import DEFAULTS, DoctorSettings
+from pipeline.core.errors import ConfigError
 from pipeline.preflight import check_setup, failed
 from pipeline.preflight.dns_checks import (
     DEFAULT_DNSBLS,
     DEFAULT_DOMAIN_LISTS,
+    check_ip,
     dnsbl_query_name,
+    normalise_ip,
     parse_tags,
     rsa_key_bits,
 )
+from pipeline.preflight.resolver import ResolverUnusable
 
 ZONES = Path(__file__).parent / "fixtures" / "dns"
 GOOD_IP = "192.0.2.10"
@@ -55,21 +60,17 @@ def _free_port() -> int:
 
 
 def _answers(port: int) -> bool:
-    q = dns.message.make_query("doctor.test.", "SOA")
+    q = dns.message.make_query(".", "SOA")  # REFUSED (main zones) or NOERROR (empty root): it is up
     try:
         r = dns.query.udp(q, "127.0.0.1", port=port, timeout=0.5)
     except (OSError, dns.exception.Timeout):
         return False
-    return r.rcode() == dns.rcode.NOERROR and bool(r.answer)
+    return r.rcode() in (dns.rcode.NOERROR, dns.rcode.REFUSED)
 
 
-@pytest.fixture(scope="module")
-def dns_port(tmp_path_factory):
-    """Start `named -g` on a free loopback port with the fixture zones; yield the port."""
-    if NAMED is None:
-        pytest.skip("BIND (named) is not installed: apt-get install bind9 (.ci/run installs it)")
-    work = tmp_path_factory.mktemp("named")
-    template = (ZONES / "named.conf.in").read_text()
+def _start_named(work: Path, template_name: str):
+    """Start `named -g` on a free loopback port with `template_name` filled in; (process, port)."""
+    template = (ZONES / template_name).read_text()
     log = work / "named.log"
     for _attempt in range(3):
         port = _free_port()
@@ -82,27 +83,56 @@ def dns_port(tmp_path_factory):
         while time.monotonic() < deadline and proc.poll() is None and not _answers(port):
             time.sleep(0.1)
         if proc.poll() is None and _answers(port):
-            break
+            return proc, port
         proc.kill()
         proc.wait()
-    else:
-        pytest.fail("named did not start answering within 10 s:\n" + log.read_text()[-3000:])
+    pytest.fail("named did not start answering within 10 s:\n" + log.read_text()[-3000:])
+
+
+def _stop(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def dns_port(tmp_path_factory):
+    """BIND serving the fixture zones (authoritative only); yield its port."""
+    if NAMED is None:
+        pytest.skip("BIND (named) is not installed: apt-get install bind9 (.ci/run installs it)")
+    proc, port = _start_named(tmp_path_factory.mktemp("named"), "named.conf.in")
     try:
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
-def run(port, domain, ip, **kw):
-    kw.setdefault("dnsbls", ["bl.test"])
-    kw.setdefault("domain_lists", ["dbl.test"])
+@pytest.fixture(scope="module")
+def nx_port(tmp_path_factory):
+    """A second BIND that answers NXDOMAIN for every name (an empty root zone): the resolver that
+    made every block list "pass"."""
+    if NAMED is None:
+        pytest.skip("BIND (named) is not installed: apt-get install bind9 (.ci/run installs it)")
+    proc, port = _start_named(tmp_path_factory.mktemp("named-nx"), "named-nx.conf.in")
+    try:
+        yield port
+    finally:
+        _stop(proc)
+
+
+def settings(port, **kw) -> DoctorSettings:
+    kw.setdefault("dnsbls", ("bl.test",))
+    kw.setdefault("domain_blocklists", ("dbl.test",))
     kw.setdefault("timeout", 2.0)
-    return check_setup(domain, ip, resolver="127.0.0.1", port=port, **kw)
+    kw.setdefault("probe_timeout", 2.0)
+    return dataclasses.replace(DoctorSettings(), resolver="127.0.0.1", resolver_port=port, **kw)
+
+
+def run(port, domain, ip, helo=None, dkim_selector=None, **kw):
+    return check_setup(domain, ip, settings(port, **kw), helo=helo, dkim_selector=dkim_selector)
 
 
 def by_name(results):
@@ -113,6 +143,7 @@ def by_name(results):
 def test_good_setup_passes_every_check(dns_port):
     results = run(dns_port, "good.doctor.test", GOOD_IP, helo="mail.good.doctor.test", dkim_selector="s1")
     assert [(r.name, r.status) for r in results] == [
+        ("ip", "warn"),  # 192.0.2.0/24 is a documentation range: the zones use nothing else
         ("ptr", "pass"), ("helo", "pass"), ("mx", "pass"), ("spf", "pass"), ("spf-lookups", "pass"),
         ("spf-ip", "pass"), ("dmarc", "pass"), ("dkim", "pass"), ("dnsbl:bl.test", "pass"),
         ("domain-bl:dbl.test", "pass"),
@@ -126,7 +157,7 @@ def test_good_setup_passes_every_check(dns_port):
 
 def test_pyspf_hook_is_restored_after_evaluation(dns_port):
     before = spf.DNSLookup
-    run(dns_port, "good.doctor.test", GOOD_IP, dnsbls=[], domain_lists=[])
+    run(dns_port, "good.doctor.test", GOOD_IP, dnsbls=(), domain_blocklists=())
     assert spf.DNSLookup is before
 
 
@@ -211,16 +242,118 @@ def test_listed_ip_and_domain(dns_port):
 
 
 def test_block_list_refusing_the_query_is_a_warning_not_a_listing(dns_port):
-    r = by_name(run(dns_port, "good.doctor.test", GOOD_IP, dnsbls=["refusing.test"]))["dnsbl:refusing.test"]
+    r = by_name(run(dns_port, "good.doctor.test", GOOD_IP, dnsbls=("refusing.test",)))["dnsbl:refusing.test"]
     assert r.status == "warn" and "127.255.255.254" in r.detail
 
 
-def test_unreachable_resolver_gives_warnings_not_exceptions():
+# ------------------------------------------------------------------ the resolver probe
+def test_unreachable_resolver_is_an_error_before_any_check():
     port = _free_port()  # nothing listens there
-    results = check_setup("good.doctor.test", GOOD_IP, resolver="127.0.0.1", port=port,
-                          dnsbls=[], domain_lists=[], timeout=0.3)
+    with pytest.raises(ResolverUnusable, match=rf"resolver 127\.0\.0\.1:{port} not answering") as exc:
+        check_setup("good.doctor.test", GOOD_IP, settings(port, probe_timeout=0.5))
+    assert "good.doctor.test SOA" in str(exc.value) and "--resolver" in str(exc.value)
+
+
+def test_resolver_that_refuses_us_is_an_error(dns_port):
+    # authoritative only: names outside its zones are REFUSED, as by a resolver whose ACL excludes us
+    with pytest.raises(ResolverUnusable, match="refuses our queries"):
+        run(dns_port, "example.jp", GOOD_IP)
+
+
+def test_resolver_answering_servfail_for_everything_is_an_error(dns_port):
+    # broken.test fails to load (SERVFAIL) and this server refuses the root: it resolves nothing
+    with pytest.raises(ResolverUnusable, match="answers but cannot resolve"):
+        run(dns_port, "broken.test", GOOD_IP)
+
+
+def test_servfail_for_the_domain_alone_lets_the_checks_run(nx_port):
+    # here the root answers, so SERVFAIL is the domain's own problem: the checks report it
+    results = by_name(run(nx_port, "broken.test", GOOD_IP, dnsbls=(), domain_blocklists=()))
+    assert results["mx"].status == "warn" and "SERVFAIL" in results["mx"].detail
+
+
+# ------------------------------------------------------------------ block lists against their test entries
+def test_block_lists_are_trusted_only_after_their_test_entry(dns_port):
+    r = by_name(run(dns_port, "good.doctor.test", GOOD_IP))
+    assert r["dnsbl:bl.test"].status == "pass" and "answers its test entry" in r["dnsbl:bl.test"].detail
+    assert r["dnsbl:bl.test"].data["test_entry"] == "2.0.0.127.bl.test"
+    assert r["domain-bl:dbl.test"].data["test_entry"] == "test.dbl.test"
+
+
+def test_nxdomain_for_everything_resolver_makes_lists_unusable_not_pass(nx_port):
+    results = run(nx_port, "nowhere.example", GOOD_IP, dnsbls=("bl.test", "zen.spamhaus.org"),
+                  domain_blocklists=("dbl.test",))
     r = by_name(results)
-    assert r["ptr"].status == "warn" and r["mx"].status == "warn" and r["spf"].status == "warn"
+    for name in ("dnsbl:bl.test", "dnsbl:zen.spamhaus.org", "domain-bl:dbl.test"):
+        assert r[name].status == "warn", r[name]
+        assert "not usable through this resolver" in r[name].detail
+        assert "NXDOMAIN" in r[name].detail and "NXDOMAIN for every name" in r[name].fix
+    assert not any(x.status == "pass" and x.name.startswith(("dnsbl", "domain-bl")) for x in results)
+
+
+def test_list_without_its_test_entry_is_not_usable(dns_port):
+    r = by_name(run(dns_port, "good.doctor.test", GOOD_IP, dnsbls=("dead.test",),
+                    domain_blocklists=("dead.test",)))
+    assert r["dnsbl:dead.test"].status == "warn" and "2.0.0.127.dead.test" in r["dnsbl:dead.test"].detail
+    assert r["domain-bl:dead.test"].status == "warn" and "test.dead.test" in r["domain-bl:dead.test"].detail
+
+
+def test_list_that_lists_everything_is_not_trusted_either(dns_port):
+    r = by_name(run(dns_port, "good.doctor.test", GOOD_IP, dnsbls=("everything.test",)))["dnsbl:everything.test"]
+    assert r.status == "warn" and "1.0.0.127.everything.test" in r.detail and "everything" in r.detail
+    assert "LISTED" not in r.detail
+
+
+def test_configured_test_entry_replaces_the_rfc5782_one(dns_port):
+    # dbl.test lists spammy.doctor.test; named as its test entry, the list is usable without TEST
+    conf = {"blocklist_test_entries": {"dbl.test": "spammy.doctor.test"}}
+    r = by_name(run(dns_port, "good.doctor.test", GOOD_IP, **conf))["domain-bl:dbl.test"]
+    assert r.status == "pass" and r.data["test_entry"] == "spammy.doctor.test.dbl.test"
+    dead = by_name(run(dns_port, "good.doctor.test", GOOD_IP, dnsbls=("dead.test",),
+                       blocklist_test_entries={"dead.test": "192.0.2.13"}))["dnsbl:dead.test"]
+    assert dead.status == "warn" and "13.2.0.192.dead.test" in dead.detail
+
+
+@pytest.mark.parametrize("entries, message", [
+    ({"bl.test": "not-an-ip"}, "must be an IPv4 address"),
+    ({"dbl.test": "bad entry"}, "doctor.blocklist_test_entries"),
+])
+def test_bad_test_entries_are_config_errors(dns_port, entries, message):
+    with pytest.raises(ConfigError, match=message):
+        run(dns_port, "good.doctor.test", GOOD_IP, blocklist_test_entries=entries)
+
+
+def test_default_table_names_spamhaus_dbl_test_domain():
+    assert DoctorSettings().blocklist_test_entries == {"dbl.spamhaus.org": "dbltest.com"}
+
+
+# ------------------------------------------------------------------ the IP itself
+@pytest.mark.parametrize("ip, kind", [
+    ("127.0.0.1", "loopback"), ("::1", "loopback"), ("10.1.2.3", "private"), ("172.16.5.4", "private"),
+    ("192.168.1.10", "private"), ("fd00::25", "private"), ("169.254.10.20", "link-local"),
+    ("fe80::1", "link-local"), ("100.64.1.2", "carrier-grade NAT"), ("0.0.0.0", "unspecified"),
+    ("224.0.0.5", "multicast"), ("198.18.0.1", "not routed"), ("240.0.0.1", "not routed"),
+])
+def test_non_public_ip_fails(ip, kind):
+    r = check_ip(normalise_ip(ip))
+    assert r.status == "fail" and kind in r.detail and "skipped" in r.detail
+
+
+def test_public_and_documentation_ips():
+    assert check_ip("8.8.8.8").status == "pass" and check_ip("2a00:1450:4001::1").status == "pass"
+    doc = check_ip("203.0.113.7")
+    assert doc.status == "warn" and "documentation" in doc.detail
+    assert check_ip("2001:db8::25").status == "warn"
+    assert normalise_ip("::ffff:192.168.0.1") == "192.168.0.1"
+
+
+def test_private_ip_skips_the_ip_checks(dns_port):
+    results = run(dns_port, "good.doctor.test", "192.168.10.5", helo="mail.good.doctor.test")
+    names = [r.name for r in results]
+    assert names[0] == "ip" and results[0].status == "fail"
+    assert not {"ptr", "helo", "spf-ip", "dnsbl:bl.test"} & set(names)
+    assert {"mx", "spf", "spf-lookups", "dmarc", "dkim", "domain-bl:dbl.test"} <= set(names)
+    assert failed(results)
 
 
 # ------------------------------------------------------------------ the CLI
@@ -248,17 +381,49 @@ def test_cli_good_setup_exits_0(doctor_config):
                  "--dkim-selector", "s1", config=doctor_config)
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    assert lines[0].startswith("PASS  ptr ")
+    assert lines[0].startswith("WARN  ip ")  # a documentation address
     assert any(line.startswith("PASS  dnsbl:bl.test") for line in lines)  # list from the config
-    assert lines[-1] == "10 passed, 0 warnings, 0 failed"
+    assert lines[-1] == "10 passed, 1 warnings, 0 failed"
     # columns line up: the detail starts at the same offset on every check line
-    offsets = {line.index(line.split()[2]) for line in lines[:-1]}
+    offsets = {line.index(line.split()[2]) for line in lines[:-1] if not line.lstrip().startswith("fix:")}
     assert len(offsets) == 1
 
 
-def test_cli_failing_setup_exits_1_with_fixes(doctor_config):
-    res = doctor("--domain", "spffail.doctor.test", "--ip", LISTED_IP, config=doctor_config)
+def test_cli_strict_makes_warnings_fail(doctor_config):
+    args = ["--domain", "good.doctor.test", "--ip", GOOD_IP, "--helo", "mail.good.doctor.test"]
+    assert doctor(*args, config=doctor_config).exit_code == 0  # warnings: ip, dkim not given
+    res = doctor(*args, "--strict", config=doctor_config)
+    assert res.exit_code == 4, res.output
+    assert "--strict: warnings count as failures" in res.output
+
+
+def test_cli_strict_from_the_config(doctor_config):
+    with open(doctor_config, "a") as fh:
+        fh.write("strict = true\n")
+    res = doctor("--domain", "good.doctor.test", "--ip", GOOD_IP, config=doctor_config)
+    assert res.exit_code == 4
+
+
+def test_cli_unreachable_resolver_fails_fast_with_one_error_line():
+    port = _free_port()
+    res = doctor("--domain", "good.doctor.test", "--ip", GOOD_IP, "--resolver", "127.0.0.1",
+                 "--port", str(port), "--probe-timeout", "0.5")
     assert res.exit_code == 1
+    assert res.output.startswith(f"Error: resolver 127.0.0.1:{port} not answering")
+    assert res.output.count("\n") == 1 and "PASS" not in res.output and "WARN" not in res.output
+
+
+def test_cli_nxdomain_resolver_is_not_a_pass(nx_port, tmp_path):
+    res = doctor("--domain", "nowhere.example", "--ip", GOOD_IP, "--resolver", "127.0.0.1",
+                 "--port", str(nx_port), "--dnsbl", "zen.spamhaus.org", "--domain-list", "dbl.spamhaus.org")
+    assert res.exit_code == 3  # the domain "does not exist" here: mx and spf fail
+    assert "WARN  dnsbl:zen.spamhaus.org" in res.output and "not usable through this resolver" in res.output
+    assert "PASS  dnsbl" not in res.output and "PASS  domain-bl" not in res.output
+
+
+def test_cli_failing_setup_exits_3_with_fixes(doctor_config):
+    res = doctor("--domain", "spffail.doctor.test", "--ip", LISTED_IP, config=doctor_config)
+    assert res.exit_code == 3
     assert "Error" not in res.output
     assert "FAIL  spf-ip" in res.output and "FAIL  dnsbl:bl.test" in res.output
     assert "fix: add ip4:192.0.2.13" in res.output
@@ -267,7 +432,7 @@ def test_cli_failing_setup_exits_1_with_fixes(doctor_config):
 def test_cli_json(doctor_config):
     res = doctor("--domain", "nomx.doctor.test", "--ip", GOOD_IP, "--json", "--no-blocklists",
                  config=doctor_config)
-    assert res.exit_code == 1
+    assert res.exit_code == 3
     data = json.loads(res.output)
     assert {d["name"]: d["status"] for d in data}["mx"] == "fail"
     assert all(set(d) == {"name", "status", "detail", "fix", "data"} for d in data)
@@ -282,16 +447,32 @@ def test_cli_options_override_the_config(doctor_config, dns_port):
 
 @pytest.mark.parametrize("args, message", [
     (["--domain", "good.doctor.test", "--ip", "192.0.2.300"], "is not an IP address"),
+    (["--domain", "good.doctor.test", "--ip", ""], "is not an IP address"),
+    (["--domain", "good.doctor.test", "--ip", "mail.example.jp"], "is not an IP address"),
     (["--domain", "not a domain", "--ip", GOOD_IP], "is not a valid domain name"),
+    (["--domain", "", "--ip", GOOD_IP], "is not a valid domain name"),
+    (["--domain", "example", "--ip", GOOD_IP], "is not a valid domain name"),
+    (["--domain", "a..example.jp", "--ip", GOOD_IP], "is not a valid domain name"),
+    (["--domain", "-bad-.example.jp", "--ip", GOOD_IP], "is not a valid domain name"),
+    (["--domain", "x" * 64 + ".example.jp", "--ip", GOOD_IP], "is not a valid domain name"),
+    (["--domain", "192.0.2.10", "--ip", GOOD_IP], "is an IP address, not a domain name"),
     (["--domain", "user@example.jp", "--ip", GOOD_IP], "looks like an address"),
+    (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--helo", "not valid"], "HELO name"),
+    (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--dkim-selector", "s 1"], "DKIM selector"),
+    (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--dnsbl", "not a zone"], "doctor.dnsbls"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--resolver", "dns.example"], "is not an IP address"),
+    (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--resolver", "127.0.0.1:5353"], "--port 5353"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--resolver", "127.0.0.1", "--port", "0"], "port"),
+    (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--resolver", "127.0.0.1", "--port", "99999"], "port"),
+    (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--timeout", "nan"], "--timeout"),
+    (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--timeout", "-1"], "--timeout"),
+    (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--probe-timeout", "600"], "--probe-timeout"),
 ])
 def test_cli_bad_input_is_an_error(args, message):
     res = doctor(*args)
-    assert res.exit_code == 1
+    assert res.exit_code == 1, res.output
     assert res.output.startswith("Error: ") and message in res.output
-    assert "Traceback" not in res.output
+    assert res.output.count("\n") == 1 and "Traceback" not in res.output
 
 
 def test_cli_bad_config_value_is_an_error(tmp_path):
@@ -304,6 +485,7 @@ def test_cli_bad_config_value_is_an_error(tmp_path):
 # ------------------------------------------------------------------ pure helpers
 def test_defaults_come_from_the_config():
     assert list(DEFAULT_DNSBLS) == DEFAULTS["doctor"]["dnsbls"]
+    assert DEFAULTS["doctor"]["probe_timeout"] == 3.0 and DEFAULTS["doctor"]["strict"] is False
     assert "zen.spamhaus.org" in DEFAULT_DNSBLS and list(DEFAULT_DOMAIN_LISTS) == ["dbl.spamhaus.org"]
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.core.config import load_config
 from pipeline.ingest.engine import ingest
-from pipeline.suppression.store import run_rule
+from pipeline.suppression.rule import run_rule
+from pipeline.suppression.store import SuppressionStore
 
 from conftest import REPO, SAMPLES
 
@@ -26,14 +27,16 @@ def test_notebook_is_committed_without_outputs():
     assert code and all(c.outputs == [] and c.execution_count is None for c in code)
 
 
-def test_notebook_runs_on_sample_data(tmp_path, monkeypatch):
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_notebook_runs_on_sample_data(tmp_path, monkeypatch, lang):
     cfg = load_config(None, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
     ingest(cfg, sorted((SAMPLES / "postfix").glob("mail.log*"))
            + [SAMPLES / "sendmail" / "maillog", SAMPLES / "qmail" / "current"], progress=False)
-    assert run_rule(cfg, as_of="2026-11-30").applied
+    assert run_rule(SuppressionStore(cfg.data_dir), cfg.rule, cfg.guard, "2026-11-30", tz=cfg.timezone_name).applied
     monkeypatch.setenv("MAILHYGIENE_DATA_DIR", str(cfg.data_dir))
     monkeypatch.setenv("MAILHYGIENE_TIMEZONE", "Asia/Tokyo")
     monkeypatch.delenv("MAILHYGIENE_ADDRESS", raising=False)
+    monkeypatch.setenv("MAILHYGIENE_LANG", lang)
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     # also prove the kernel is this environment's Python (the kernelspec's "python" is replaced
@@ -51,5 +54,9 @@ def test_notebook_runs_on_sample_data(tmp_path, monkeypatch):
     assert "full@docomo.ne.jp" in text                       # the address shown in sections 4 and 5
     assert "2 of the 2 events behind the entry are in the store" in text
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 3                                  # bounce rates, reasons, list growth
+    assert len(images) == 4                                  # bounce rates, hours, reasons, list growth
+    if lang == "ja":                                         # Japanese headers and carrier names
+        assert "宛先不明率" in text and "ドコモ" in text and "unknown-user rate" not in text
+    else:
+        assert "unknown-user rate" in text and "宛先不明率" not in text
     assert Path(nb.cells[-1].outputs[0]["text"].strip()).resolve() == Path(sys.executable).resolve()

@@ -20,19 +20,29 @@ from datetime import date, datetime, timezone
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.core.config import load_config
 from pipeline.core.errors import InputError, NoDataError
-from pipeline.report.reports import build_report, generate, open_warehouse, write_report
+from pipeline.report import reports
+from pipeline.report.reports import open_warehouse, write_report
 from pipeline.suppression.store import HISTORY_SCHEMA, SuppressionStore
 from pipeline.store.warehouse import run_sql
 
 from conftest import SAMPLES, at, event, make_config, store_events
 
 COUNTED = ["user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"]
+
+
+def build_report(cfg, since=None, until=None, **kw):
+    return reports.build_report(cfg.data_dir, cfg.report, cfg.rule, cfg.timezone_name, since, until, **kw)
+
+
+def generate(cfg, out, since=None, until=None, **kw):
+    return reports.generate(cfg.data_dir, out, cfg.report, cfg.rule, cfg.timezone_name, since, until, **kw)
 
 
 def fixture_events():
@@ -80,19 +90,21 @@ def store(tmp_path_factory):
     cfg = load_config(None, data_dir=d / "data", timezone="Asia/Tokyo")
     store_events(cfg, fixture_events())
     sup = SuppressionStore(cfg.data_dir)
-    sup.save(sup.current(), history_rows())
+    sup.dir.mkdir(parents=True)
+    pq.write_table(history_rows(), sup.history_path)   # a history only: the report reads nothing else
     return cfg
 
 
 @pytest.fixture(scope="module")
 def con(store):
-    c = open_warehouse(store)
+    c = open_warehouse(store.data_dir)
     yield c
     c.close()
 
 
 def q(con, name, tz="Asia/Tokyo", since=None, until=None, **extra):
-    params = {"tz": tz, "since": since, "until": until, "counted_reasons": COUNTED, "limit": 20, **extra}
+    params = {"tz": tz, "since": since, "until": until, "counted_reasons": COUNTED, "limit": 20,
+              "edge_minutes": 5, **extra}
     return run_sql(con, name, params).df()
 
 
@@ -207,6 +219,73 @@ def test_sender_problems_daily(con):
     assert "<address>" in reply and "f1@" not in reply
 
 
+HOURLY = ["carrier", "hour", "attempts", "delivered", "deferred", "refused", "rate_limited",
+          "on_the_hour_attempts", "on_the_hour_refused"]
+
+
+def test_carrier_hourly(con):
+    df = q(con, "carrier_hourly")
+    got = {(r[0], r[1]): r[2:] for r in rows(df, HOURLY)}
+    # au: b1 00:30 (10th) + b1 00:10 (17th); b2 09:00 deferred rate_limited (sender) + 09:30 sent;
+    # u3 10:00; b3 12:00 blocked (sender). Minutes 0..4 are on the hour.
+    assert {k: v for k, v in got.items() if k[0] == "au"} == {
+        ("au", 0): (2, 2, 0, 0, 0, 0, 0),
+        ("au", 9): (2, 1, 1, 1, 1, 1, 1),
+        ("au", 10): (1, 0, 0, 0, 0, 1, 0),
+        ("au", 12): (1, 0, 0, 1, 0, 1, 1),
+    }
+    # docomo: f1 14:00 filtered (sender) is refused; m1's expiry at 23:30 is not on the hour
+    assert got[("docomo", 14)] == (1, 0, 0, 1, 0, 1, 1)
+    assert got[("docomo", 23)] == (1, 0, 0, 0, 0, 0, 0)
+    assert got[("docomo", 10)][:2] == (2, 2) and got[("docomo", 11)][:2] == (2, 1)
+    assert sorted(k for k in got if k[0] == "other") == [("other", 13), ("other", 14)]
+    assert int(df["attempts"].sum()) == 17
+    assert str(df["hour"].dtype).lower().startswith("int64")
+    rate = df.set_index(["carrier", "hour"])["refusal_rate"]
+    assert rate[("au", 9)] == pytest.approx(0.5) and rate[("au", 0)] == 0.0
+    # the local clock decides: in UTC, au's 09:00 JST deferral is at 00:00
+    utc = {(r[0], r[1]): r[2:] for r in rows(q(con, "carrier_hourly", tz="UTC"), HOURLY)}
+    assert utc[("au", 0)] == (2, 1, 1, 1, 1, 1, 1) and utc[("au", 15)] == (2, 2, 0, 0, 0, 0, 0)
+    # a wider window: 00:10 and 00:30 count as on the hour with 31 minutes
+    wide = q(con, "carrier_hourly", edge_minutes=31).set_index(["carrier", "hour"])
+    assert wide.loc[("au", 0), "on_the_hour_attempts"] == 2 and wide.loc[("docomo", 23), "on_the_hour_attempts"] == 1
+    one_day = q(con, "carrier_hourly", since=date(2026, 11, 17), until=date(2026, 11, 17))
+    assert rows(one_day, ["carrier", "hour", "attempts"]) == [("au", 0, 1)]
+
+
+def test_filtered_daily(con, tmp_path):
+    df = q(con, "filtered_daily")
+    assert rows(df, ["carrier", "filtered", "filtered_recipients", "carrier_attempts"]) == [("docomo", 1, 1, 7)]
+    assert df["day"].dt.date.tolist() == [date(2026, 11, 10)]
+    assert df["share_of_attempts"].tolist() == pytest.approx([1 / 7])
+    assert df["top_reply"].iloc[0] == "550 5.7.1 <address>: Recipient address rejected: filtered"
+
+    cfg = load_config(None, data_dir=tmp_path / "d", timezone="Asia/Tokyo")
+    au_reply = "host msmx.au.com[111.86.141.160] said: 550 : User unknown (in reply to end of DATA command)"
+    dc_reply = "host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown user {a} (in reply to end of DATA command)"
+    store_events(cfg, [
+        event("h1@au.com", at(20, 9), reason="filtered", scope="sender", carrier="au", diagnostic=au_reply),
+        event("h1@au.com", at(20, 10), reason="filtered", scope="sender", carrier="au", diagnostic=au_reply),
+        event("h2@ezweb.ne.jp", at(20, 11), reason="filtered", scope="sender", carrier="au",
+              diagnostic="550 5.7.1 refused due to recipient preferences"),
+        event("ok@au.com", at(20, 12), status="sent", carrier="au"),
+        event("d1@docomo.ne.jp", at(21, 0, 5), reason="filtered", scope="sender", carrier="docomo",
+              diagnostic=dc_reply.format(a="d1@docomo.ne.jp")),
+        event("d2@docomo.ne.jp", at(21, 0, 6), reason="filtered", scope="sender", carrier="docomo",
+              diagnostic=dc_reply.format(a="d2@docomo.ne.jp")),
+        event("d3@docomo.ne.jp", at(21, 0, 7), carrier="docomo"),                        # user unknown
+    ])
+    c = open_warehouse(cfg.data_dir)
+    try:
+        got = q(c, "filtered_daily")
+    finally:
+        c.close()
+    assert rows(got, ["carrier", "filtered", "filtered_recipients", "carrier_attempts"]) == [
+        ("au", 3, 2, 4), ("docomo", 2, 2, 3)]
+    assert got["top_reply"].tolist() == [au_reply, dc_reply.format(a="<address>")]
+    assert got["share_of_attempts"].tolist() == pytest.approx([3 / 4, 2 / 3])
+
+
 def test_suppression_growth(con):
     df = q(con, "suppression_growth")
     assert [d.day for d in df["day"].dt.date] == [11, 12, 17]
@@ -276,15 +355,17 @@ def test_html_is_self_contained_well_formed_and_escaped(tmp_path):
     assert "<title>mailhygiene report 2026-11-10 .. 2026-11-17</title>" in text
     assert "Generated: " in text and "Asia/Tokyo" in text
     pngs = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
-    assert pngs == ["bounce_rate_by_carrier.png", "reasons_by_carrier.png", "suppression_growth.png"]
+    assert pngs == ["bounce_rate_by_carrier.png", "hourly_by_carrier.png", "reasons_by_carrier.png",
+                    "suppression_growth.png"]
     assert text.count("data:image/png;base64,") == len(pngs) == len(written.charts)
     for tag, attrs in checker.tags:
         for key in ("src", "href"):
             assert not attrs.get(key, "").startswith(("http:", "https:", "//")), (tag, attrs)
     assert "<script" not in text and "&lt;script&gt;" in text
     csvs = sorted(p.stem for p in (tmp_path / "out").glob("*.csv"))
-    assert csvs == sorted(["carrier_totals", "carrier_daily", "carrier_weekly", "reasons_by_carrier",
-                           "top_failing_domains", "sender_problems_daily", "suppression_growth"])
+    assert csvs == sorted(["carrier_totals", "carrier_daily", "carrier_weekly", "carrier_hourly",
+                           "reasons_by_carrier", "top_failing_domains", "sender_problems_daily",
+                           "filtered_daily", "suppression_growth"])
     totals = pd.read_csv(tmp_path / "out" / "carrier_totals.csv")
     assert list(totals["carrier"]) == ["au", "docomo", "other", "all"]
 
@@ -353,7 +434,7 @@ def test_clean_writes_the_report(tmp_path):
     result = clean(cfg, as_of="2026-11-30", progress=False)
     assert result.report_path == cfg.data_dir / "reports" / "report.html"
     text = result.report_path.read_text(encoding="utf-8")
-    assert text.count("data:image/png;base64,") == 3
+    assert text.count("data:image/png;base64,") == 4
     growth = pd.read_csv(cfg.data_dir / "reports" / "suppression_growth.csv")
     assert int(growth["list_size"].iloc[-1]) == 8
     assert write_report(cfg, out_dir=tmp_path / "again") == tmp_path / "again" / "report.html"

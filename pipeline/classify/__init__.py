@@ -1,11 +1,29 @@
 """Classify: why a delivery failed, whose fault it is, hard or soft, and which carrier.
 
-  classifier  classify(status, diagnostic, dsn, reply_code, smtp_phase, ...) -> Classification
+  classifier  classify(status, diagnostic, dsn, reply_code, smtp_phase, carrier, mta,
+              recipient_domain, relay, day) -> Classification; explain() -> the rule that decided;
+              configure(cfg.classify, cfg.carriers) installs the config's phrases and providers;
+              provider_key(domain, relay, carrier, day) for callers that de-duplicate first
   reasons/    one module per bounce reason: phrases and codes as data, ORDER of trial in one place
   carriers    recipient domain / MX host -> carrier (data/carriers.toml + config [carriers])
-  data/       carrier tables as data
+  providers   recipient domain / relay / carrier + day -> provider behaviour period
+              (data/providers.toml + config [classify.providers])
+  data/       carrier and provider tables, Japanese phrases (phrases_ja.toml)
 """
 
-from .classifier import DELIVERED, Classification, classify, describe, is_hard, normalise, parse_reply
+from .classifier import (
+    DELIVERED,
+    Classification,
+    Decision,
+    classify,
+    configure,
+    describe,
+    explain,
+    is_hard,
+    normalise,
+    parse_reply,
+    provider_key,
+)
 
-__all__ = ["DELIVERED", "Classification", "classify", "describe", "is_hard", "normalise", "parse_reply"]
+__all__ = ["DELIVERED", "Classification", "Decision", "classify", "configure", "describe", "explain",
+           "is_hard", "normalise", "parse_reply", "provider_key"]

@@ -43,7 +43,7 @@ def expand_pattern(entry: str) -> list[str]:
     return out
 
 
-def _host_of(relay: str) -> str:
+def host_of(relay: str) -> str:
     """`mfsmax.docomo.ne.jp[1.2.3.4]:25` / `mx. [1.2.3.4]` / `msmx.au.com` -> bare lower-case host."""
     host = relay.strip()
     cut = host.find("[")
@@ -55,7 +55,7 @@ def _host_of(relay: str) -> str:
     return host
 
 
-def _suffix_lookup(name: str, table: Mapping[str, str]) -> str | None:
+def suffix_lookup(name: str, table: Mapping[str, str]) -> str | None:
     """Longest suffix of `name` (at a label boundary) present in `table`."""
     while name:
         hit = table.get(name)
@@ -123,9 +123,9 @@ class CarrierTable:
         at = d.rfind("@")
         if at >= 0:
             d = d[at + 1:]
-        hit = _suffix_lookup(d, self.domains) if d else None
+        hit = suffix_lookup(d, self.domains) if d else None
         if hit is None and relay:
-            hit = _suffix_lookup(_host_of(relay), self.relays)
+            hit = suffix_lookup(host_of(relay), self.relays)
         return hit or OTHER
 
 

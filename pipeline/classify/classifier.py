@@ -1,41 +1,86 @@
 """Delivery event -> (reason, scope, hard): why a delivery failed and whose problem it is.
 
-Reads one event's status, diagnostic text, dsn, reply code, SMTP phase and MTA name; writes nothing.
-Called by ingest once per event (100k+ events/s), by the `mailhygiene classify` command and by
-reports. The reasons and their phrases live in pipeline/reasons/ (ORDER is the order of trial).
+Reads one event's status, diagnostic text, dsn, reply code, SMTP phase, MTA name and who answered
+(recipient domain / relay / carrier, and the day, for provider behaviour that is data: see
+providers.py); writes nothing. Called by ingest once per event (100k+ events/s), by the sender
+daemon, by `mailhygiene classify` and by reports. The reasons and their phrases live in reasons/
+(ORDER is the order of trial), Japanese phrases in data/phrases_ja.toml, provider behaviour in
+data/providers.toml; the config's [classify] section extends both (configure()).
 
-How a reason is decided (docs/classifier.md has the full table):
-1. status=sent -> delivered.
-2. The diagnostic is normalised (addresses, IPs, long numbers and ids replaced, lower-cased,
-   qmail's `_` unescaped) and the SMTP reply code, enhanced code and phase are read from it.
-3. The reason modules are tried in ORDER; the first whose phrases (and phase rules) match wins.
-   A merely generic match (policy/network/system) yields to a trusted enhanced code.
-4. No phrase: a trusted enhanced status code gives the reason (5.1.1 user_unknown, ...). Postfix's
-   synthesised X.0.0 and sendmail's own dsn= mapping are not trusted: only their class (4/5) is used.
-5. Still nothing: 421/450 -> rate_limited; a refusal at connect/HELO -> blocked; at MAIL FROM ->
-   sender_domain.
-6. status=expired (or an expiry phrase): keep what the last deferral said when it is specific,
-   otherwise "expired". Anything left is "undefined".
+The precedence of evidence is written once, in decide() (docs/classifier.md, "Precedence"):
+ 1. status=sent -> delivered.
+ 2. A specific phrase, tried in ORDER (sender-side reasons first, then mailbox reasons, then the
+    address, then generic wording).
+ 3. An explicit X.7.x / 4.7.x code vetoes a recipient reason unless explicit unknown-user words
+    are there; a code outranks a *generic* phrase ("Recipient address rejected:", "policy").
+ 4. No phrase: the enhanced code (RFC 3463), trusting only codes the remote server sent; codes the
+    MTA synthesised itself (Postfix X.0.0, all of sendmail's dsn=) count only for what they
+    really carry (SYNTHESISED below). Then the reply code / phase fallback.
+ 5. The SMTP phase: no recipient reason at connect, HELO or MAIL FROM; "unknown user" words after
+    DATA or without a phase read as the provider's data says (filter, or a dead address).
+ 6. Expiry: keep the last deferral's reason when it says something specific.
 
 Speed: classify() is two lru_caches deep. The first key is the text with addresses and bracketed
-IPs replaced by cheap literal-anchored regexes; on a miss, a thorough normalisation (bare IPs, long
-numbers, ids) gives the second key, and only on a miss there do the phrase tables run.
+IPs replaced by cheap literal-anchored regexes (plus the small provider key, never the domain); on
+a miss, a thorough normalisation (bare IPs, long numbers, ids) gives the second key, and only on a
+miss there do the phrase tables run.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
+import unicodedata
 from functools import lru_cache
+from pathlib import Path
 from typing import NamedTuple
 
+from ..core.errors import ConfigError
+from .carriers import CarrierTable
+from .providers import DEFAULT_PERIOD, Period, ProviderTable
 from .reasons import BY_NAME, ORDER, SCOPES, expired as _expired
-from .reasons._phrases import Context
+from .reasons._phrases import AFTER_DATA, Context, Phrases
 
 CACHE_SIZE = 65536
 
 HARD_REASONS = frozenset({"user_unknown", "host_unknown", "mailbox_disabled", "syntax"})
-_WEAK = frozenset({"policy", "network", "system"})  # generic wording: a trusted dsn= is better
+# Reasons that blame the address (scope recipient): never at connect/HELO/MAIL FROM, and vetoed
+# by an explicit X.7.x code unless unknown-user words are there.
+RECIPIENT_REASONS = frozenset(name for name, scope in SCOPES.items() if scope == "recipient")
+# The reasons the suppression rule counts by default: an explicit X.7.x code vetoes them unless
+# unknown-user words are there (syntax, e.g. "554 5.7.1 Relay access denied", is not vetoed).
+X7_VETOED = frozenset({"user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"})
 _VAGUE = frozenset({"network", "system", "undefined"})  # may yield to "expired"
+_PRE_RCPT = frozenset({"connect", "helo", "mail"})
+_EXPLICIT_UNKNOWN_CODES = ("1.1", "1.10")
+# A transcript showing the refusal came at RCPT TO (DATA then failed for want of recipients).
+_REFUSED_AT_RCPT = ("no valid recipients", "rcpt command", "need rcpt", "rcpt first",
+                    "rcpt commands were rejected")
+
+# Codes an MTA writes itself rather than passing on the remote's (what each really carries).
+# Postfix: X.0.0 when the remote reply had no enhanced code (log-formats.md): the class only.
+# sendmail: dsn= is ALWAYS sendmail's own mapping of the reply code and the command it answered,
+# whatever enhanced code the remote sent (recorded from a real sendmail 8.17, see
+# tests/test_sendmail_real.py): it carries a reason only where the reply code does.
+SYNTHESISED: dict[str, dict[str, str | None]] = {
+    "postfix": {"5.0.0": None, "4.0.0": None},
+    "sendmail": {
+        "5.1.1": "user_unknown",   # 550 at RCPT TO (stat=User unknown), whatever the remote said
+        "5.1.3": "syntax",         # 553 at RCPT TO; at MAIL FROM stat=Data format error (phase gate)
+        "5.1.6": "mailbox_disabled",  # 551 user not local (moved)
+        "5.2.2": "mailbox_full",   # 552 exceeded storage allocation (RFC 5321), any phase
+        "5.2.0": None,             # 550 after DATA: says nothing about why
+        "5.0.0": None, "4.0.0": None,  # 554 / other 5xx, 421 and other 4xx
+        "4.2.0": None, "4.3.0": None, "4.3.1": None,  # 450, 451, 452 (452 4.2.2 "Mailbox full" too)
+        "5.5.0": None,             # refused greeting
+        "5.5.1": None, "5.5.2": None, "5.5.4": None,  # 500-504 command errors
+    },
+    "qmail": {},  # qmail-remote passes the remote's text; its own (#X.Y.Z) are its real verdicts
+}
+
+
+# sendmail's own stat= words (no reply= logged): what sendmail calls every such refusal.
+_SENDMAIL_OWN_WORDS = frozenset({"user unknown", "service unavailable", "data format error"})
 
 
 class Classification(NamedTuple):
@@ -44,7 +89,77 @@ class Classification(NamedTuple):
     hard: bool | None   # permanent / temporary; None for delivered
 
 
+class Decision(NamedTuple):
+    """What decided a reason (for `mailhygiene classify --explain`)."""
+
+    reason: str
+    rule: str           # delivered | phrase | weak-phrase | code | synthesised-code | reply-code | phase | provider | expiry | none
+    evidence: str       # the phrase, the code, or the phase rule that decided
+    notes: tuple[str, ...] = ()
+
+
 DELIVERED = Classification("delivered", "none", None)
+
+
+# ----------------------------------------------------------------------------- tables (data + config)
+_JA_FILE = Path(__file__).with_name("data") / "phrases_ja.toml"
+
+
+class _Tables:
+    """Phrase tables per reason (module phrases + Japanese data + config) and the provider table."""
+
+    def __init__(self, extra_phrases=None, providers=None, carriers=None):
+        with open(_JA_FILE, "rb") as fh:
+            ja = tomllib.load(fh)
+        extra = {name: list(v) for name, v in (extra_phrases or {}).items()}
+        known = {m.NAME for m in ORDER} - {"delivered"}
+        for name in list(ja) + list(extra):
+            if name not in known:
+                raise ConfigError(f"[classify.phrases]: {name!r} takes no phrases; use one of {', '.join(sorted(known))}")
+        self.strong: dict[str, Phrases] = {}
+        self.weak: dict[str, Phrases] = {}
+        self.added: dict[str, tuple[str, ...]] = {}
+        for m in ORDER:
+            added = [_phrase(p) for p in ja.get(m.NAME, []) + extra.get(m.NAME, [])]
+            added = [p for p in added if p]
+            self.added[m.NAME] = tuple(added)
+            self.strong[m.NAME] = Phrases(list(m.PHRASES) + added)
+            self.weak[m.NAME] = Phrases(getattr(m, "WEAK", ()))
+        table = CarrierTable.from_config(carriers) if carriers else None
+        self.providers = ProviderTable.build(providers, table)
+
+
+def _phrase(p) -> str:
+    if not isinstance(p, str):
+        raise ConfigError(f"[classify.phrases]: phrases must be strings, got {p!r}")
+    return normalise(p)
+
+
+_TABLES: _Tables | None = None
+
+
+def tables() -> _Tables:
+    global _TABLES
+    if _TABLES is None:
+        _TABLES = _Tables()
+    return _TABLES
+
+
+def configure(settings=None, carriers=None) -> None:
+    """Install the config's `[classify]` phrases and providers (and `[carriers]` extra domains).
+
+    `settings` is a ClassifySettings (cfg.classify) or a dict with `phrases` and `providers`;
+    None restores the package tables. Clears the caches. The CLI calls this once per command.
+    """
+    global _TABLES
+    if settings is None:
+        phrases, providers = None, None
+    elif isinstance(settings, dict):
+        phrases, providers = settings.get("phrases"), settings.get("providers")
+    else:
+        phrases, providers = settings.phrases, settings.providers
+    _TABLES = _Tables(phrases, providers, carriers)
+    cache_clear()
 
 
 # ----------------------------------------------------------------------------- public API
@@ -62,15 +177,42 @@ def classify(
 ) -> Classification:
     """Reason, scope and hard/soft for one delivery event.
 
-    `carrier`, `recipient_domain`, `relay` (the MX that answered) and `day` (the event's date, a
-    datetime.date) identify whose server answered and when, for provider behaviour that differs
-    by carrier and by date; callers pass what they know. (Today they decide nothing yet: text,
-    phase and codes decide.)
+    `recipient_domain`, `relay` (the MX that answered), `carrier` and `day` (the event's date, a
+    datetime.date) pick the provider period whose behaviour applies (providers.py); they enter
+    the caches only as that small key. Without them, a relay host named in the text ("host
+    mx.example[ip] said:") is used.
     """
     if status == "sent":
         return DELIVERED
+    key = None
+    if recipient_domain or relay or carrier:
+        key = (_TABLES or tables()).providers.key_for(recipient_domain, relay, carrier, day)
     return _classify_quick(status, _quick_normalise(diagnostic) if diagnostic else "",
-                           dsn, reply_code, smtp_phase, mta)
+                           dsn, reply_code, smtp_phase, mta, key)
+
+
+def provider_key(recipient_domain: str | None = None, relay: str | None = None, carrier: str | None = None,
+                 day=None) -> str | None:
+    """The small key classify() caches by for these fields ("docomo#1", or None): callers that
+    de-duplicate events before classifying (ingest's batches) add it to their key."""
+    if not (recipient_domain or relay or carrier):
+        return None
+    return (_TABLES or tables()).providers.key_for(recipient_domain, relay, carrier, day)
+
+
+def explain(status: str, diagnostic: str | None, dsn: str | None = None, reply_code: int | None = None,
+            smtp_phase: str | None = None, carrier: str | None = None, mta: str | None = None,
+            recipient_domain: str | None = None, relay: str | None = None, day=None) -> tuple[Classification, Decision, Context]:
+    """classify() with the decision spelled out (uncached): which rule decided, on what evidence."""
+    if status == "sent":
+        return DELIVERED, Decision("delivered", "delivered", "status=sent"), make_context("sent", "")
+    t = tables()
+    key = t.providers.key_for(recipient_domain, relay, carrier, day) if (recipient_domain or relay or carrier) else None
+    text = normalise(diagnostic)
+    ctx = make_context(status, text, dsn or None, reply_code or None, smtp_phase or None, mta or None, key)
+    decision = decide_explained(ctx)
+    hard = is_hard(decision.reason, status, ctx.reply_code, _dsn_for_class(ctx, dsn))
+    return Classification(decision.reason, SCOPES[decision.reason], hard), decision, ctx
 
 
 def is_hard(reason: str, status: str, reply_code: int | None = None, dsn: str | None = None) -> bool | None:
@@ -114,6 +256,9 @@ _REPLY_SAID = re.compile(
 )
 _REPLY_ANY = re.compile(r"(?:^|[\s:;(\"'=])" + _CODE + r"(?=[\s\-]|$)(?:[\s\-]+#?" + _ENH + ")?")
 _ENH_ANY = re.compile(r"(?<![\d.])" + _ENH)
+# Amazon SES and others prefix the remote reply with their own rendering of a DSN code:
+# "5.1.0 - Unknown address error 550-'5.7.1 ... Access denied'": the remote's code is the one inside.
+_RELAYED_REPLY = re.compile(r"^\s*[245]\.\d{1,3}\.\d{1,3} - [^0-9']{3,60}?\s(?=[245]\d\d[\s\-])")
 
 
 def parse_reply(text: str | None) -> tuple[int | None, str | None]:
@@ -127,6 +272,9 @@ def parse_reply(text: str | None) -> tuple[int | None, str | None]:
         return None, None
     if " " not in text and "_" in text:
         text = text.replace("_", " ")
+    relayed = _RELAYED_REPLY.match(text)
+    if relayed:
+        text = text[relayed.end():]
     m = _REPLY_SAID.search(text) or _REPLY_ANY.search(text)
     code = int(m.group(1)) if m else None
     enh = m.group(2) if m and m.group(2) else None
@@ -188,6 +336,7 @@ _IPV6 = re.compile(r"(?<![\w:])[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])")
 _LONG_NUMBER = re.compile(r"\d{5,}")
 _TOKEN = re.compile(r"[A-Za-z0-9][\w.\-]{7,}")
 _NAMED_DOMAIN = re.compile(r"(name=|host named |name server: |lookup of )[^\s:;,()]+")
+_OCTAL_RUN = re.compile(r"(?:\\[0-3][0-7]{2})+")
 
 
 def _id_to_hash(m: re.Match) -> str:
@@ -197,13 +346,27 @@ def _id_to_hash(m: re.Match) -> str:
     return "#" if sum(c.isdigit() for c in s) >= 3 and not s.strip("0123456789.-_") == "" else s
 
 
+def _octal_to_text(m: re.Match) -> str:
+    raw = bytes(int(m.group()[i + 1:i + 4], 8) for i in range(0, len(m.group()), 4))
+    return raw.decode("utf-8", "replace")
+
+
 def normalise(text: str | None) -> str:
-    """The text the phrase tables see: placeholders for variable parts, lower case, one space."""
+    """The text the phrase tables see: placeholders for variable parts, lower case, one space.
+
+    Also undoes the MTAs' escapes: qmail's `_` for spaces, sendmail's `\\ooo` octal for non-ASCII
+    bytes of a reply (a Japanese reply arrives as `\\346\\214\\207...`), and NFKC-normalises
+    non-ASCII text (half-width katakana, full-width digits).
+    """
     if not text:
         return ""
     text = _quick_normalise(text)
     if " " not in text and "_" in text:  # qmail escaping: space and unprintables -> '_'
         text = text.replace("_", " ")
+    if "\\" in text:
+        text = _OCTAL_RUN.sub(_octal_to_text, text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
     text = text.lower()
     text = _BARE_IP.sub("ip", text)
     text = _IPV6.sub("ip", text)
@@ -249,17 +412,20 @@ def phase_from_text(text: str) -> str | None:
     return None
 
 
+_HOST_SAID = re.compile(r"\bhost ([a-z0-9][a-z0-9.\-]*[a-z])\[ip\]")
+
+
 # ----------------------------------------------------------------------------- the decision
 @lru_cache(maxsize=CACHE_SIZE)
-def _classify_quick(status, quick_text, dsn, reply_code, phase, mta) -> Classification:
+def _classify_quick(status, quick_text, dsn, reply_code, phase, mta, key) -> Classification:
     return _classify_normalised(status, normalise(quick_text), dsn or None, reply_code or None,
-                                phase or None, mta or None)
+                                phase or None, mta or None, key)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _classify_normalised(status, text, dsn, reply_code, phase, mta) -> Classification:
-    ctx = make_context(status, text, dsn, reply_code, phase, mta)
-    reason = decide(ctx)
+def _classify_normalised(status, text, dsn, reply_code, phase, mta, key) -> Classification:
+    ctx = make_context(status, text, dsn, reply_code, phase, mta, key)
+    reason = decide_explained(ctx).reason
     hard = is_hard(reason, status, ctx.reply_code, _dsn_for_class(ctx, dsn))
     return Classification(reason, SCOPES[reason], hard)
 
@@ -268,17 +434,31 @@ def _dsn_for_class(ctx: Context, dsn: str | None) -> str | None:
     return ctx.dsn or (dsn if dsn and dsn[:1] in "45" else None)
 
 
-def make_context(status, text, dsn=None, reply_code=None, phase=None, mta=None) -> Context:
+def make_context(status, text, dsn=None, reply_code=None, phase=None, mta=None, key=None) -> Context:
     """Context for the reason modules from a normalised text and the event's other fields."""
     code, enhanced = parse_reply(text)
     if reply_code is None:
         reply_code = code
     if reply_code is not None and not 400 <= reply_code < 600:
         reply_code = None  # e.g. sendmail's reply=221 Bye after a 421: not the refusal
-    trusted = enhanced
-    if trusted is None and dsn and mta != "sendmail" and not dsn.endswith(".0.0") and dsn[:1] in "45":
-        trusted = dsn  # Postfix/qmail dsn= carries the remote's code unless synthesised (X.0.0)
+    if mta == "sendmail" and text in _SENDMAIL_OWN_WORDS:
+        text = ""  # sendmail's stat= for any 550/551/553 at RCPT, any other 5xx: its dsn= decides
+    relayed = _RELAYED_REPLY.match(text)
+    if relayed:  # "5.1.0 - Unknown address error 550-'...'": the relaying service's label is no evidence
+        text = text[relayed.end():]
+    trusted, synthesised = enhanced, None
+    if dsn and dsn[:1] in "45" and trusted is None:
+        table = SYNTHESISED.get(mta or "", {})
+        if mta == "sendmail" or dsn in table or dsn.endswith(".0.0"):
+            synthesised = dsn  # the MTA's own mapping: only what SYNTHESISED says it carries
+        else:
+            trusted = dsn  # Postfix/qmail dsn= carries the remote's (or the MTA's real) code
     dsn_class = (trusted or dsn or "")[:1] or (str(reply_code)[0] if reply_code else None)
+    t = _TABLES or tables()
+    if key is None and "host " in text:
+        host = _HOST_SAID.search(text)
+        if host:
+            key = t.providers.relay_provider_key(host.group(1))
     return Context(
         text=text,
         status=status,
@@ -287,10 +467,13 @@ def make_context(status, text, dsn=None, reply_code=None, phase=None, mta=None) 
         dsn=trusted,
         dsn_class=dsn_class,
         mta=mta,
+        synthesised=synthesised,
+        provider=t.providers.period(key),
     )
 
 
-def _reason_from_dsn(dsn: str | None) -> str | None:
+def _reason_from_code(dsn: str | None) -> str | None:
+    """RFC 3463 (and RFC 7505/7372/8098 additions): the reason an enhanced code alone gives."""
     if not dsn:
         return None
     hit = _DSN_TABLE.get(dsn)
@@ -303,26 +486,132 @@ def _reason_from_dsn(dsn: str | None) -> str | None:
         return "policy"
     if subject.startswith("4."):
         return "network"
+    if subject.startswith("3."):
+        return "system"
     return None
+
+
+def _reason_from_synthesised(ctx: Context) -> str | None:
+    code = ctx.synthesised
+    if not code:
+        return None
+    table = SYNTHESISED.get(ctx.mta or "", {})
+    if code in table:
+        return table[code]
+    if code.endswith(".0.0"):
+        return None
+    return _reason_from_code(code)
 
 
 def decide(ctx: Context) -> str:
     """The reason for a context (uncached; classify() is the cached entry point)."""
+    return decide_explained(ctx).reason
+
+
+def decide_explained(ctx: Context) -> Decision:
+    """The precedence of evidence, in one place (docs/classifier.md, "Precedence")."""
     if ctx.status == "sent":
-        return "delivered"
-    reason = None
-    for module in ORDER:
-        if module.match(ctx):
-            reason = module.NAME
+        return Decision("delivered", "delivered", "status=sent")
+    t = _TABLES or tables()
+    notes: list[str] = []
+    text = ctx.text
+
+    # 2. phrases in ORDER: the first specific one; remember the first generic one
+    said = said_phrase = hinted = hinted_phrase = None
+    for module in ORDER[1:]:
+        name = module.NAME
+        hit = t.strong[name].which(text)
+        if hit is None:
+            extra = getattr(module, "also", None)
+            hit = extra(ctx) if extra else None
+        if hit is not None and not _vetoed(module, ctx):
+            said, said_phrase = name, hit
             break
-    from_text = reason is not None
-    # carriers.md: a bare 421 means "come back slower" whatever its X.7.0 says (see _fallback)
-    by_dsn = None if reason is None and ctx.reply_code == 421 else _reason_from_dsn(ctx.dsn)
-    if by_dsn and (reason is None or (reason in _WEAK and by_dsn != reason)):
-        reason, from_text = by_dsn, False
+        if hinted is None:
+            weak = t.weak[name].which(text)
+            if weak is not None and not _vetoed(module, ctx):
+                hinted, hinted_phrase = name, weak
+
+    code_reason = _reason_from_code(ctx.dsn)
+    x7 = ctx.dsn is not None and ctx.dsn[2:4] == "7."
+    decision: Decision | None = None
+    if said is not None:
+        decision = Decision(said, "phrase", said_phrase)
+        # 3. an explicit X.7.x / 4.7.x code vetoes a recipient reason unless the words say unknown user
+        if said in X7_VETOED and x7 and said != "user_unknown":
+            notes.append(f"{said!r} words vetoed by the policy code {ctx.dsn}")
+            decision = Decision(code_reason or "policy", "code", ctx.dsn)
+    elif ctx.reply_code == 421 and hinted is None:
+        pass  # carriers.md: a bare 421 means "come back slower" whatever its X.7.0 says (_fallback)
+    elif code_reason is not None:
+        if hinted is not None and hinted != code_reason:
+            notes.append(f"generic words {hinted_phrase!r} ({hinted}) yield to the code {ctx.dsn}")
+        decision = Decision(code_reason, "code", ctx.dsn)
+    elif hinted is not None:
+        decision = Decision(hinted, "weak-phrase", hinted_phrase)
+    else:
+        synth = _reason_from_synthesised(ctx)
+        if synth is not None:
+            decision = Decision(synth, "synthesised-code", f"{ctx.mta} dsn={ctx.synthesised}")
+    if decision is not None and decision.reason in X7_VETOED and x7 and decision.rule != "phrase" \
+            and decision.reason != code_reason:
+        decision = Decision(code_reason or "policy", "code", ctx.dsn)
+
+    # 5. the SMTP phase
+    if decision is not None and decision.reason in RECIPIENT_REASONS:
+        decision = _phase_rule(ctx, decision, notes)
+    elif decision is not None and decision.reason == "policy" and ctx.phase in ("connect", "helo"):
+        # before we named any sender or recipient, a "policy" refusal can only be about our host
+        notes.append(f"policy refusal at {ctx.phase}: our IP or host")
+        decision = Decision("blocked", "phase", f"refused at {ctx.phase}")
+
+    # 6. expiry
+    reason = decision.reason if decision else None
+    from_text = decision is not None and decision.rule in ("phrase", "weak-phrase")
     if _expired.match(ctx) and _expiry_wins(ctx, reason, from_text):
-        return "expired"
-    return reason or _fallback(ctx) or "undefined"
+        return Decision("expired", "expiry", "status=expired" if ctx.status == "expired" else "expiry words",
+                        tuple(notes))
+    if decision is None:
+        fb = _fallback(ctx)
+        if fb is not None:
+            return Decision(fb[0], fb[1], fb[2], tuple(notes))
+        return Decision("undefined", "none", "no phrase, code or phase rule applies", tuple(notes))
+    return decision._replace(notes=tuple(notes)) if notes else decision
+
+
+def _vetoed(module, ctx: Context) -> bool:
+    veto = getattr(module, "veto", None)
+    return bool(veto and veto(ctx))
+
+
+def _phase_rule(ctx: Context, decision: Decision, notes: list[str]) -> Decision:
+    """Recipient reasons need a phase that can be about the recipient (cause: phase ignored)."""
+    phase = ctx.phase
+    if any(m in ctx.text for m in _REFUSED_AT_RCPT) and "rcpt" not in (phase or "") and decision.reason == "user_unknown":
+        notes.append(f"the transcript shows the recipient was refused at RCPT TO (phase given: {phase})")
+        return decision
+    if phase in _PRE_RCPT:
+        fb = _fallback(ctx, phase_only=True) or ("sender_domain" if phase == "mail" else "blocked", "phase", phase)
+        notes.append(f"{decision.reason!r} ({decision.evidence}) refused at {phase}: about us, not the address")
+        return Decision(fb[0], "phase", f"refused at {phase}")
+    if decision.reason != "user_unknown":
+        return decision
+    p: Period = ctx.provider or DEFAULT_PERIOD
+    if phase in AFTER_DATA:
+        rule = p.unknown_user_after_data
+        if rule == "user_unknown":
+            return Decision("user_unknown", "provider", f"{p.label()}: unknown user after DATA is a dead address",
+                            (p.note,) if p.note else ())
+        if rule == "by_code" and ctx.dsn_subject in _EXPLICIT_UNKNOWN_CODES:
+            notes.append(f"after DATA, but the server's own code {ctx.dsn} says no such mailbox")
+            return decision
+        why = (f"{p.label()}: unknown user after DATA is a reception filter" if rule == "filtered"
+               else "unknown user after DATA without an X.1.1 code: a filter, not proof of a dead address")
+        return Decision("filtered", "provider" if rule == "filtered" else "phase", why, (p.note,) if p.note else ())
+    if phase is None and p.unknown_user_without_phase == "filtered" and ctx.dsn_subject not in _EXPLICIT_UNKNOWN_CODES:
+        return Decision("filtered", "provider", f"{p.label()}: unknown user without the SMTP phase is not proof",
+                        (p.note,) if p.note else ())
+    return decision
 
 
 def _expiry_wins(ctx: Context, reason: str | None, from_text: bool) -> bool:
@@ -341,15 +630,15 @@ def _expiry_wins(ctx: Context, reason: str | None, from_text: bool) -> bool:
     return "timed out" in ctx.text or "timeout" in ctx.text
 
 
-def _fallback(ctx: Context, phase_only: bool = False) -> str | None:
-    """No phrase and no trusted code: what the SMTP phase (and the reply code) alone imply."""
+def _fallback(ctx: Context, phase_only: bool = False) -> tuple[str, str, str] | None:
+    """No phrase and no code: what the SMTP phase (and the reply code) alone imply."""
     permanent = ctx.dsn_class == "5" or (ctx.reply_code or 0) >= 500
     if ctx.phase in ("connect", "helo") and permanent:
-        return "blocked"
+        return "blocked", "phase", f"permanent refusal at {ctx.phase}"
     if ctx.phase == "mail" and permanent:
-        return "sender_domain"
+        return "sender_domain", "phase", "permanent refusal at MAIL FROM"
     if not phase_only and (ctx.reply_code == 421 or (ctx.reply_code == 450 and ctx.dsn is None)):
-        return "rate_limited"
+        return "rate_limited", "reply-code", str(ctx.reply_code)
     return None
 
 

@@ -1,10 +1,23 @@
-"""`mailhygiene classify`: show how one reply is classified (debugging the classifier)."""
+"""`mailhygiene classify`: show how one reply is classified, and with --explain which rule decided."""
 
 from __future__ import annotations
 
 import json
+import re
+from datetime import date
 
 import click
+
+_ADDRESS = re.compile(r"[A-Za-z0-9._%+\-\"]+@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
+
+
+def _parse_day(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date: use YYYY-MM-DD, e.g. 2025-03-13") from None
 
 
 @click.command("classify")
@@ -14,33 +27,51 @@ import click
 @click.option("--status", type=click.Choice(["deferred", "bounced", "expired", "sent", "undeliverable"]),
               default=None, help="Delivery status (default: from the reply code: 4xx deferred, else bounced).")
 @click.option("--dsn", default=None, help="Enhanced status code as logged (dsn=), e.g. 5.0.0.")
-@click.option("--domain", default=None, help="Recipient domain, to pick the carrier.")
+@click.option("--domain", default=None,
+              help="Recipient domain (default: the domain of the first address in the text).")
+@click.option("--relay", default=None, help="The MX that answered (relay=), e.g. mfsmax.docomo.ne.jp[1.2.3.4]:25.")
+@click.option("--day", default=None, callback=_parse_day,
+              help="The event's date (YYYY-MM-DD), for provider behaviour that changed on a date.")
 @click.option("--mta", type=click.Choice(["postfix", "sendmail", "qmail"]), default=None)
+@click.option("--explain", is_flag=True, help="Show which rule decided, on what evidence.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def classify_cmd(app, diagnostic, phase, status, dsn, domain, mta, as_json):
+def classify_cmd(app, diagnostic, phase, status, dsn, domain, relay, day, mta, explain, as_json):
     """Show how a bounce text is classified (reason, whose fault, hard/soft, carrier).
 
     \b
     Examples:
       mailhygiene classify "550 Unknown user taro@docomo.ne.jp" --phase rcpt
-      mailhygiene classify "550 Unknown user taro@docomo.ne.jp" --phase end_of_data
+      mailhygiene classify "550 Unknown user taro@docomo.ne.jp" --phase end_of_data --explain
       mailhygiene classify "421 4.7.0 Too many connections" --domain au.com
     """
     from ..classify.carriers import CarrierTable
-    from ..classify.classifier import classify, describe, parse_reply
+    from ..classify.classifier import describe, explain as explain_reply, parse_reply
 
+    cfg = app.cfg  # also installs the config's [classify] phrases and providers
     code, enhanced = parse_reply(diagnostic)
     if status is None:
         status = "deferred" if code and 400 <= code < 500 else "bounced"
-    carrier = CarrierTable.from_config(app.cfg["carriers"]).carrier_for(domain) if domain else None
-    c = classify(status=status, diagnostic=diagnostic, dsn=dsn or enhanced, reply_code=code,
-                 smtp_phase=phase, carrier=carrier, mta=mta)
-    result = {"reason": c.reason, "scope": c.scope, "hard": c.hard, "carrier": carrier,
-              "status": status, "reply_code": code, "dsn": dsn or enhanced, "smtp_phase": phase}
+    if domain is None:
+        m = _ADDRESS.search(diagnostic)
+        domain = m.group(1).lower() if m else None
+    carrier = CarrierTable.from_config(cfg.carriers).carrier_for(domain, relay) if (domain or relay) else None
+    c, decision, ctx = explain_reply(status=status, diagnostic=diagnostic, dsn=dsn or enhanced, reply_code=code,
+                                     smtp_phase=phase, carrier=carrier, mta=mta, recipient_domain=domain,
+                                     relay=relay, day=day)
+    provider = ctx.provider.label() if ctx.provider is not None else "default"
+    result = {"reason": c.reason, "scope": c.scope, "hard": c.hard, "carrier": carrier, "domain": domain,
+              "status": status, "reply_code": code, "dsn": dsn or enhanced, "smtp_phase": ctx.phase}
+    if explain:
+        result.update({"rule": decision.rule, "evidence": decision.evidence, "notes": list(decision.notes),
+                       "provider": provider, "normalised": ctx.text})
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False))
         return
-    for k in ("reason", "scope", "hard", "carrier", "status", "reply_code", "dsn", "smtp_phase"):
-        click.echo(f"{k + ':':12} {result[k]}")
+    for k, v in result.items():
+        if k == "notes":
+            for note in v:
+                click.echo(f"{'note:':12} {note}")
+            continue
+        click.echo(f"{k + ':':12} {v}")
     click.echo(describe(c))

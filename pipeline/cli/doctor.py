@@ -1,60 +1,90 @@
 """`mailhygiene doctor setup|message`: thin click layer over check_setup() / check_message().
 
-Reads the `[doctor]` config section for defaults; prints a table or JSON; writes nothing.
-Registered on the main group by pipeline/cli.py. Exit status: 0 when no check failed, 1 when one
-did (a normal outcome, not an error); invalid input is `Error: …` and 1 via MailHygieneError.
+Reads the typed `[doctor]` settings (cfg.doctor) and applies the command-line overrides to a copy;
+prints a table or JSON; writes nothing. Registered lazily on the main group (pipeline/cli/__init__).
+
+Exit status (also in `doctor --help` and docs/doctor.md):
+  0  every check passed, or only warnings without --strict
+  1  error: nothing was checked (bad input, unreadable file, resolver not answering); one `Error:` line
+  2  usage error (unknown option, unknown --carrier), from click
+  3  at least one check FAILED
+  4  no failure, but warnings and --strict (or doctor.strict = true)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 
 import click
 
-from ..core.config import load_config
+from ..core.config import DoctorSettings, load_config
 from ..core.errors import ConfigError
 from ..preflight.dns_checks import check_setup
 from ..preflight.message_checks import CARRIERS, check_message
-from ..preflight.results import failed, render_table
+from ..preflight.results import render_table
+
+EXIT_OK = 0
+EXIT_FAILED = 3
+EXIT_STRICT_WARN = 4
 
 
-def _doctor_config(ctx: click.Context) -> dict:
-    """The [doctor] section of the effective config (the main group's lazily loaded one)."""
+def _doctor_settings(ctx: click.Context) -> DoctorSettings:
+    """cfg.doctor of the effective config (the main group's lazily loaded one)."""
     app = ctx.find_root().obj
     cfg = app.cfg if app is not None and hasattr(app, "cfg") else load_config()
-    section = cfg["doctor"]
-    for key in ("dnsbls", "domain_blocklists"):
-        value = section[key]
-        if not isinstance(value, list) or not all(isinstance(z, str) and z.strip() for z in value):
-            raise ConfigError(f'doctor.{key} must be a list of zone names, e.g. ["zen.spamhaus.org"]')
-    if not isinstance(section["resolver"], str):
-        raise ConfigError('doctor.resolver must be an IP address in quotes, or "" for the system resolver')
-    return section
+    return cfg.doctor
 
 
-def _emit(results, as_json: bool) -> None:
+def exit_status(results, strict: bool) -> int:
+    if any(r.status == "fail" for r in results):
+        return EXIT_FAILED
+    if strict and any(r.status == "warn" for r in results):
+        return EXIT_STRICT_WARN
+    return EXIT_OK
+
+
+def _emit(results, as_json: bool, strict: bool) -> None:
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
     else:
-        click.echo(render_table(results), nl=False)
-    if failed(results):
-        click.get_current_context().exit(1)
+        text = render_table(results)
+        status = exit_status(results, strict)
+        if status == EXIT_STRICT_WARN:
+            text += "--strict: warnings count as failures\n"
+        click.echo(text, nl=False)
+    click.get_current_context().exit(exit_status(results, strict))
 
 
-@click.group()
+def _check_seconds(value, option: str, low: float, high: float):
+    if value is not None and (not math.isfinite(value) or not low <= value <= high):
+        raise ConfigError(f"{option} must be a number of seconds from {low:g} to {high:g} (got {value!r})")
+    return value
+
+
+EXIT_HELP = """\b
+Exit status:
+  0  all checks passed (warnings allowed unless --strict)
+  1  error: nothing checked (bad input, unreadable file, resolver not answering)
+  2  usage error (unknown option or --carrier)
+  3  at least one check failed
+  4  warnings only, with --strict (or doctor.strict = true)"""
+
+
+@click.group(epilog=EXIT_HELP)
 def doctor():
     """Preflight checks: the sending setup (DNS) and a message (.eml).
 
     \b
-    Exit status 0 when nothing fails, 1 when a check fails (or on an error).
-      mailhygiene doctor setup --domain example.jp --ip 192.0.2.10 --helo mail.example.jp
-      mailhygiene doctor message campaign.eml --carrier au
+      mailhygiene doctor setup --domain example.jp --ip 203.0.113.10 --helo mail.example.jp
+      mailhygiene doctor message campaign.eml --carrier au --strict
     """
 
 
-@doctor.command("setup")
+@doctor.command("setup", epilog=EXIT_HELP)
 @click.option("--domain", required=True, help="Envelope sender (MAIL FROM) domain, e.g. example.jp.")
-@click.option("--ip", required=True, help="The IP address the mail leaves from.")
+@click.option("--ip", required=True, help="The public IP address the mail leaves from.")
 @click.option("--helo", default=None, metavar="HOST", help="HELO/EHLO name the MTA announces (checked to resolve to IP).")
 @click.option("--dkim-selector", default=None, metavar="S", help="DKIM selector (s= tag) whose key to check.")
 @click.option("--resolver", default=None, metavar="IP",
@@ -66,35 +96,54 @@ def doctor():
               help="Domain block list zone; repeat for several; replaces doctor.domain_blocklists.")
 @click.option("--no-blocklists", is_flag=True, help="Skip the IP and domain block lists.")
 @click.option("--timeout", type=float, default=None, help="Seconds per DNS query (config: doctor.timeout).")
+@click.option("--probe-timeout", type=float, default=None,
+              help="Seconds the first probe of the resolver may take (config: doctor.probe_timeout).")
+@click.option("--strict", is_flag=True, default=None, help="Warnings fail too (exit status 4).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results.")
 @click.pass_context
 def setup_cmd(ctx, domain, ip, helo, dkim_selector, resolver, port, dnsbls, domain_lists, no_blocklists,
-              timeout, as_json):
-    """Check reverse DNS, HELO, MX, SPF, DMARC, DKIM and block lists for DOMAIN sending from IP."""
-    conf = _doctor_config(ctx)
-    results = check_setup(
-        domain, ip, helo=helo, dkim_selector=dkim_selector,
-        resolver=conf["resolver"] if resolver is None else resolver,
-        port=conf["resolver_port"] if port is None else port,
-        dnsbls=() if no_blocklists else (list(dnsbls) or conf["dnsbls"]),
-        domain_lists=() if no_blocklists else (list(domain_lists) or conf["domain_blocklists"]),
-        timeout=conf["timeout"] if timeout is None else timeout,
-    )
-    _emit(results, as_json)
+              timeout, probe_timeout, strict, as_json):
+    """Check the IP, reverse DNS, HELO, MX, SPF, DMARC, DKIM and block lists for DOMAIN sending from IP.
+
+    A resolver that does not answer one quick probe stops the command (exit status 1) before any check.
+    """
+    settings = _doctor_settings(ctx)
+    overrides = {}
+    if resolver is not None:
+        overrides["resolver"] = resolver.strip()
+    if port is not None:
+        overrides["resolver_port"] = port
+    if timeout is not None:
+        overrides["timeout"] = _check_seconds(timeout, "--timeout", 0.1, 120)
+    if probe_timeout is not None:
+        overrides["probe_timeout"] = _check_seconds(probe_timeout, "--probe-timeout", 0.1, 30)
+    if no_blocklists:
+        overrides["dnsbls"], overrides["domain_blocklists"] = (), ()
+    else:
+        if dnsbls:
+            overrides["dnsbls"] = tuple(dnsbls)
+        if domain_lists:
+            overrides["domain_blocklists"] = tuple(domain_lists)
+    settings = dataclasses.replace(settings, **overrides)
+    results = check_setup(domain, ip, settings, helo=helo, dkim_selector=dkim_selector)
+    _emit(results, as_json, settings.strict if strict is None else strict)
 
 
-@doctor.command("message")
+@doctor.command("message", epilog=EXIT_HELP)
 @click.argument("file", metavar="FILE.eml")
 @click.option("--carrier", type=click.Choice(CARRIERS, case_sensitive=False), default=None,
               help="Judge the size against this carrier only (default: all).")
+@click.option("--transactional", is_flag=True,
+              help="Not advertising (an order confirmation, a password reset): skip the "
+                   "特定電子メール法 display checks.")
 @click.option("--no-spamassassin", is_flag=True, help="Skip the SpamAssassin score.")
+@click.option("--strict", is_flag=True, default=None, help="Warnings fail too (exit status 4).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results.")
 @click.pass_context
-def message_cmd(ctx, file, carrier, no_spamassassin, as_json):
-    """Lint FILE.eml: headers, line length, ISO-2022-JP text, carrier limits, SpamAssassin score."""
-    conf = _doctor_config(ctx)
-    results = check_message(
-        file, carrier=carrier, spamassassin=not no_spamassassin,
-        spamassassin_program=conf["spamassassin"], spamassassin_timeout=conf["spamassassin_timeout"],
-    )
-    _emit(results, as_json)
+def message_cmd(ctx, file, carrier, transactional, no_spamassassin, strict, as_json):
+    """Lint FILE.eml: headers, line length, Japanese text, carrier limits, the display duties of
+    the 特定電子メール法 (advertising mail), a Japanese spam-phrase score and SpamAssassin's score."""
+    settings = _doctor_settings(ctx)
+    results = check_message(file, settings, carrier=carrier, spamassassin=not no_spamassassin,
+                            advertising=not transactional)
+    _emit(results, as_json, settings.strict if strict is None else strict)

@@ -4,23 +4,40 @@ from __future__ import annotations
 
 import click
 
+# terminal columns of the key figures (the rest are in the HTML and the CSV files)
+TERMINAL_COLUMNS = ("carrier", "attempts", "delivered", "bounce_rate", "unknown_user_rate",
+                    "filtered", "counted_errors")
+
 
 def print_key_figures(written) -> None:
-    from ..report.reports import key_figures
+    from ..report.cells import display_table, percent
+    from ..report.labels import display_width, labels, pad
 
+    L = labels(written.lang)
     report = written.report
-    click.echo(f"period: {report.first_day:%Y-%m-%d} .. {report.last_day:%Y-%m-%d} "
-               f"({report.timezone} days)")
-    df = key_figures(report)
-    cols = [c for c in df.columns if c not in ("hard bounces", "recipients", "alert")]
-    widths = {c: max(len(c), *(len(str(v)) for v in df[c])) for c in cols}
-    click.echo("  ".join(f"{c:<{widths[c]}}" if c == "carrier" else f"{c:>{widths[c]}}" for c in cols))
-    for rec in df.to_dict("records"):
-        line = "  ".join(f"{rec[c]:<{widths[c]}}" if c == "carrier" else f"{str(rec[c]):>{widths[c]}}"
-                         for c in cols)
-        click.echo(line + ("  << over" if rec.get("alert") else ""))
-    click.echo(f"report: {written.html}")
-    click.echo(f"tables: {len(written.csv)} CSV, charts: {len(written.charts)} PNG in {written.html.parent}")
+    first, last = f"{report.first_day:%Y-%m-%d}", f"{report.last_day:%Y-%m-%d}"
+    click.echo(L("term.period", first=first, last=last, tz=report.timezone))
+    totals = report.tables["carrier_totals"]
+    df = display_table(totals[list(TERMINAL_COLUMNS)], L)
+    headers = {c: L.column(c) for c in TERMINAL_COLUMNS}
+    widths = {c: max(display_width(headers[c]), *(display_width(str(v)) for v in df[c]))
+              for c in TERMINAL_COLUMNS}
+
+    def line(values: dict) -> str:
+        return "  ".join(pad(str(values[c]), widths[c], "<" if c == "carrier" else ">")
+                         for c in TERMINAL_COLUMNS).rstrip()
+
+    click.echo(line(headers))
+    over = {c for c, _ in report.over_threshold()}
+    for code, rec in zip(totals["carrier"], df.to_dict("records")):
+        click.echo(line(rec) + (L("term.over") if code in over else ""))
+    click.echo(L("term.report", path=written.html))
+    click.echo(L("term.files", csv=len(written.csv), png=len(written.charts), folder=written.html.parent))
+    for warning in written.warnings:
+        click.echo(L("term.warning", text=warning), err=True)
+    for carrier, rate in report.over_threshold():
+        click.echo(L("term.alert", carrier=L.carrier(carrier), rate=percent(rate),
+                     limit=percent(report.fail_over)), err=True)
 
 
 @click.command("report")
@@ -34,12 +51,16 @@ def print_key_figures(written) -> None:
 @click.option("--fail-over", default=None, metavar="RATE",
               help="Exit with status 2 when a carrier's unknown-user rate over the period exceeds "
                    "RATE (0.05 or 5%%; 0 = off). Default: config report.fail_over.")
+@click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
+              help="Language of the page, the CSV headers, the charts and this summary "
+                   "(ja = 日本語). Default: config report.lang (en).")
 @click.pass_context
-def report_cmd(ctx, since, until, out_dir, fail_over):
+def report_cmd(ctx, since, until, out_dir, fail_over, lang):
     """Write per-carrier tables, charts and one self-contained HTML report.
 
     Prints the key figures per carrier: attempts, delivered, bounce rate, unknown-user rate,
-    filtered (the receiver refused us) and counted errors. Definitions: docs/reports.md.
+    filtered (the customer's handset settings refused us) and counted errors. Definitions:
+    docs/reports.md.
 
     Exit status: 0 written; 1 error; 2 a carrier's unknown-user rate exceeds --fail-over
     (the report is still written; the carriers over the threshold are printed).
@@ -47,17 +68,16 @@ def report_cmd(ctx, since, until, out_dir, fail_over):
     \b
     Examples:
       mailhygiene report --since 2026-11-01 --until 2026-11-30 --out reports/2026-11
-      mailhygiene report --fail-over 4%        # from cron: exit 2 mails you
+      mailhygiene report --lang ja             # 日本語のレポート
+      mailhygiene report --fail-over 0.04      # from cron (no bare %): exit 2 mails you
     """
-    from ..report.reports import generate
+    from ..report.reports import generate, sending_domain_of
 
     cfg = ctx.obj.cfg
-    out = out_dir or cfg.path_in_data_dir(cfg["report"]["dir"])
-    written = generate(cfg, out, since, until, fail_over=fail_over)
+    out = out_dir or cfg.path_in_data_dir(cfg.report.dir)
+    written = generate(cfg.data_dir, out, cfg.report, cfg.rule, cfg.timezone_name, since, until,
+                       fail_over=fail_over, lang=lang, excel=cfg.export.excel,
+                       sending_domain=sending_domain_of(cfg))
     print_key_figures(written)
-    over = written.report.over_threshold()
-    if over:
-        for carrier, rate in over:
-            click.echo(f"ALERT: {carrier} unknown-user rate {rate * 100:.1f} % is over "
-                       f"{written.report.fail_over * 100:.1f} %", err=True)
+    if written.report.over_threshold():
         ctx.exit(2)

@@ -3,6 +3,7 @@
   config      typed, validated settings per stage (every default once); load_config()
   errors      small named exceptions the CLI turns into `Error: …` lines
   fsutil      atomic file writes (temp + fsync + rename + directory fsync) and file locks
+  owner       commands that write the data dir run as its owner, or stop with `Error: run as USER`
   backoff     exponential backoff with a cap (retries of the follower and the sender)
   vocabulary  the shared names: reasons, scopes, carriers, statuses, log formats
   csvsafe     formula safety of every CSV cell we write (key columns kept exactly)

@@ -27,6 +27,9 @@ from .errors import ConfigError
 from .vocabulary import CARRIERS, MTA_FORMATS, REASONS
 
 DEFAULT_CONFIG_FILE = "mailhygiene.toml"
+# The production install's one config path (README "Production install"): read when no --config
+# is given and there is no ./mailhygiene.toml.
+SYSTEM_CONFIG_FILE = "/etc/mailhygiene/mailhygiene.toml"
 SECRET_MASK = "********"
 
 
@@ -83,13 +86,24 @@ class GuardSettings:
     # looks like the carrier blocking us, not like dead addresses.
     block_rate: float = setting(0.5, min=0.0, max=1.0)
     block_min_errors: int = setting(20, min=1)
+    # The same per local hour: a carrier-hour holding new entries' errors is a burst when it has
+    # at least hour_min_errors counted errors making at least hour_rate of its attempts ...
+    hour_rate: float = setting(0.5, min=0.0, max=1.0)
+    hour_min_errors: int = setting(20, min=1)
+    # ... or when at least hour_min_errors of them (and recent_rate of its attempts) hit addresses
+    # that had mail delivered within recent_hours before: our usual addresses, refused at once.
+    recent_hours: float = setting(48.0, min=0.0, max=24.0 * 366)
+    recent_rate: float = setting(0.02, min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)
 class ExportSettings:
     # Written by `clean`; relative paths are under data_dir.
     path: str = setting("exports/suppression.csv", nonempty=True)
+    # UTF-8 with a BOM so Excel opens it; for `clean` and `export` alike.
     excel: bool = setting(False)
+    # `export --filtered`: addresses refused by a handset reception filter within this many days.
+    filtered_days: int = setting(30, min=1, max=3660)
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,8 @@ class ReportSettings:
     dir: str = setting("reports", nonempty=True)
     # Alert (exit status 4 of `report`) when a carrier's failure rate exceeds this percentage; 0 = off.
     fail_over: float = setting(0.0, min=0.0, max=100.0)
+    # Language of report.html, the CSV headers, the charts and `report`'s summary (`--lang`).
+    lang: str = setting("en", choices=("en", "ja"))
 
 
 @dataclass(frozen=True)
@@ -179,6 +195,44 @@ class DoctorSettings:
     # `doctor message`: the spamassassin program (path or name on PATH) and its time limit.
     spamassassin: str = setting("spamassassin", nonempty=True)
     spamassassin_timeout: float = setting(60.0, min=1.0)
+    # `doctor setup` first sends one probe to the resolver, for at most this many seconds: no
+    # answer (or REFUSED) is an Error and exit status 1 before any check runs.
+    probe_timeout: float = setting(3.0, min=0.1, max=30.0)
+    # Treat WARN as failure (exit status 4), like --strict.
+    strict: bool = setting(False)
+    # `doctor message`: the Japanese spam-phrase file (TOML); "" = the list shipped in the package
+    # (pipeline/preflight/data/ja_spam_phrases.toml).
+    ja_spam_phrases: str = setting("")
+    # Block lists whose test entry is not the RFC 5782 one (127.0.0.2 for IP lists, TEST for
+    # domain lists): zone -> the IP or domain to ask instead. Merged over this table.
+    blocklist_test_entries: dict[str, str] = setting(lambda: {"dbl.spamhaus.org": "dbltest.com"}, factory=True)
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """One `[classify.providers.NAME]` entry: whose servers (recipient domains, relay hosts, or a
+    carrier's) and how their replies read from `since` to `until` (docs/classifier.md)."""
+
+    domains: tuple[str, ...] = setting(())
+    relays: tuple[str, ...] = setting(())
+    carrier: str = setting("", choices=("",) + CARRIERS)
+    # Dates as "YYYY-MM-DD" (inclusive); "" = open-ended.
+    since: str = setting("")
+    until: str = setting("")
+    # "unknown user" refused after DATA: filtered | user_unknown | by_code ("" = package default).
+    unknown_user_after_data: str = setting("", choices=("", "filtered", "user_unknown", "by_code"))
+    # the same words when the log does not show the SMTP phase: user_unknown | filtered.
+    unknown_user_without_phase: str = setting("", choices=("", "user_unknown", "filtered"))
+    note: str = setting("")
+
+
+@dataclass(frozen=True)
+class ClassifySettings:
+    """The classifier's tables, extended (docs/classifier.md): phrases per reason and providers."""
+
+    # Extra phrases per reason, e.g. {user_unknown = ["宛先不明"]}; added to the package tables.
+    phrases: dict[str, tuple[str, ...]] = setting(dict, factory=True, choices=REASONS)
+    providers: dict[str, ProviderSettings] = setting(dict, factory=True)
 
 
 @dataclass(frozen=True)
@@ -201,6 +255,7 @@ class FileSettings:
     sender: SenderSettings = setting(SenderSettings, factory=True)
     intake: IntakeSettings = setting(IntakeSettings, factory=True)
     doctor: DoctorSettings = setting(DoctorSettings, factory=True)
+    classify: ClassifySettings = setting(ClassifySettings, factory=True)
 
 
 # ----------------------------------------------------------------------------- the effective config
@@ -235,6 +290,7 @@ class Config:
     sender = property(lambda self: self.settings.sender)
     intake = property(lambda self: self.settings.intake)
     doctor = property(lambda self: self.settings.doctor)
+    classify = property(lambda self: self.settings.classify)
 
     def path_in_data_dir(self, value: str | os.PathLike) -> Path:
         p = Path(value).expanduser()
@@ -296,11 +352,12 @@ def load_config(
     data_dir: str | os.PathLike | None = None,
     timezone: str | None = None,
 ) -> Config:
-    """Defaults <- TOML file (explicit path, else ./mailhygiene.toml if present) <- options."""
+    """Defaults <- TOML file (explicit path, else ./mailhygiene.toml, else
+    /etc/mailhygiene/mailhygiene.toml, whichever is present first) <- options."""
     raw: dict[str, Any] = {}
     source = None
-    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
-        path = DEFAULT_CONFIG_FILE
+    if path is None:
+        path = next((p for p in (DEFAULT_CONFIG_FILE, SYSTEM_CONFIG_FILE) if _is_file(p)), None)
     if path is not None:
         source = Path(path)
         raw = read_toml(source)
@@ -325,6 +382,15 @@ def load_config(
         raise ConfigError(f"{where}: sender.backoff_max must be >= sender.backoff_base")
     name = settings.timezone or local_zone_name()
     return Config(settings=settings, source=source, timezone_name=name, tz=zone(name))
+
+
+def _is_file(path: str) -> bool:
+    """Path.is_file(), except that a directory we may not enter (`sudo -u mailhygiene` from
+    /root) means "no file here" instead of a PermissionError."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -1,14 +1,18 @@
 """Durable files and locks: the one implementation every writer and every job uses.
 
-- atomic_file / atomic_write_bytes / atomic_write_text / atomic_write_json: the new content goes
+- atomic_file / atomic_path / atomic_write_bytes / atomic_write_text / atomic_write_json: the new content goes
   to a dot-temp file in the same directory, is fsync'd, renamed over the target (os.replace) and
   the directory is fsync'd, so a reader sees the old file or the new one, never half of one, and a
   crash leaves the old one. A failed write removes its temp file and raises StoreError naming the
   path and the cause (a full disk, a read-only directory), never a traceback.
 - file_lock: an flock on a lock file (exclusive or shared, waiting up to `wait` seconds), raising
   LockedError with a message that names the lock and what to do.
-- Files and directories are created group-writable (mode 0o664 / 0o2775 before the umask) so a
-  service user and an operator in the service group can share one data dir.
+- job_lock: the exclusive <data_dir>/state/<name>.lock of one job (`clean`, `watch`), holding its pid.
+- Files and directories are created with modes 0o664 / 0o2775 before the umask (setgid: new
+  files take the directory's group), so members of the service group can read the data dir under
+  the units' UMask=0027. Writing is the owner's alone: every writing command runs as the data
+  dir's owner or stops first (pipeline.core.owner), because other writers (SQLite, DuckDB, Arrow)
+  choose their own modes and a root-owned file would stop the service.
 
 Reads and writes only the paths it is given; called by every stage that keeps state.
 """
@@ -92,6 +96,42 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb", *, encoding: str | No
         raise
 
 
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """As atomic_file, for writers that want a path (DuckDB's COPY ... TO): yields the temp
+    path; on exit it is fsync'd and renamed over `path`, on an exception removed."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, FILE_MODE & ~_umask())
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise StoreError(f"cannot write {target}: {describe_os_error(exc)}") from None
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask() would, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_file(path, "wb") as fh:
         fh.write(data)
@@ -152,6 +192,20 @@ def file_lock(path: str | os.PathLike, *, shared: bool = False, wait: float = 0.
             fcntl.flock(fh, fcntl.LOCK_UN)
     finally:
         fh.close()
+
+
+@contextmanager
+def job_lock(data_dir: str | os.PathLike, name: str = "clean", *, wait: float = 0.0,
+             busy: str | None = None) -> Iterator[None]:
+    """Exclusive <data_dir>/state/<name>.lock for one job (clean, watch), holding our pid.
+
+    Waits up to `wait` seconds for it, then raises LockedError with `busy` (or a default text).
+    """
+    path = Path(data_dir) / "state" / f"{name}.lock"
+    with file_lock(path, wait=wait, write_pid=True,
+                   busy=busy or f"another `mailhygiene {name}` is running on {data_dir} (lock {path}); "
+                                "this run did nothing"):
+        yield
 
 
 def is_locked(path: str | os.PathLike) -> bool:

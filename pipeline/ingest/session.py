@@ -132,9 +132,9 @@ def watch_is_running(data_dir: Path) -> bool:
 def watch_lock(data_dir: Path):
     """The lock a running watch holds (`clean` and `ingest` probe it; a second watch is refused)."""
     path = Path(data_dir) / "state" / WATCH_LOCK
-    return fsutil.file_lock(path, wait=2.0, write_pid=True,  # `clean` may be probing it a moment
-                            busy=f"another `mailhygiene watch` is already following logs into {data_dir} "
-                                 f"(lock {path}); stop it first")
+    return fsutil.job_lock(data_dir, WATCH_LOCK.removesuffix(".lock"), wait=2.0,  # `clean` may be probing it a moment
+                           busy=f"another `mailhygiene watch` is already following logs into {data_dir} "
+                                f"(lock {path}); stop it first")
 
 
 class Session:

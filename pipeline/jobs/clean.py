@@ -16,12 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core import fsutil
 from ..core.config import Config
 from ..core.errors import ConfigError, InputError
-from ..core.fsutil import file_lock
 from ..ingest.engine import Engine
 from ..ingest.session import IngestSummary, watch_is_running
-from ..suppression.store import RuleResult, export, run_rule
+from ..suppression.export import export
+from ..suppression.rule import RuleResult, run_rule
+from ..suppression.store import SuppressionStore
 
 
 @dataclass
@@ -34,11 +36,9 @@ class CleanResult:
 
 
 def job_lock(cfg: Config, name: str = "clean", *, wait: float = 0.0, busy: str | None = None):
-    """Exclusive <data_dir>/state/<name>.lock for one job, holding our pid (core.fsutil.file_lock)."""
-    path = cfg.data_dir / "state" / f"{name}.lock"
-    return file_lock(path, wait=wait, write_pid=True,
-                     busy=busy or f"another `mailhygiene {name}` is running on {cfg.data_dir} (lock {path}); "
-                                  "this run did nothing")
+    """The job lock of `cfg`'s data dir (pipeline.core.fsutil.job_lock, the one implementation).
+    Kept for callers that import it from here; new code imports it from core."""
+    return fsutil.job_lock(cfg.data_dir, name, wait=wait, busy=busy)
 
 
 def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None = None,
@@ -69,12 +69,15 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
                 # fail closed: a rule run on logs that were not read would suppress too few
                 raise InputError("not ingested: " + "; ".join(f"{f['path']}: {f['problem']}" for f in refused)
                                  + ": fix the format of that [[sources]] entry; the rule was not run")
-        result.rule = run_rule(cfg, as_of=as_of, force=force)
+        store = SuppressionStore(cfg.data_dir)
+        result.rule = run_rule(store, cfg.rule, cfg.guard, as_of, tz=cfg.timezone_name, force=force)
         step("rule", result.rule)
-        exp = cfg["export"]
-        result.export_path = cfg.path_in_data_dir(exp["path"])
-        result.export_path.parent.mkdir(parents=True, exist_ok=True)
-        result.exported_rows = export(cfg, result.export_path, "csv", bool(exp["excel"]))
+        result.export_path = cfg.path_in_data_dir(cfg.export.path)
+        fsutil.ensure_dir(result.export_path.parent)
+        # the store was just read and the list checked against its history: an empty list is
+        # the truth here (a new installation), not a mistyped data dir
+        result.exported_rows = export(store, result.export_path, cfg.export, tz=cfg.timezone_name,
+                                      allow_empty=True)
         step("exported", result.export_path)
         if report:
             try:
@@ -82,7 +85,7 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
             except ImportError:
                 write_report = None
             if write_report is not None:
-                out = cfg.path_in_data_dir(cfg["report"]["dir"])
+                out = cfg.path_in_data_dir(cfg.report.dir)
                 result.report_path = write_report(cfg, out_dir=out)
                 step("report", result.report_path)
     return result

@@ -1,20 +1,34 @@
 """Preflight ("doctor") checks: is the sending setup sound, and is this message fit to send?
 
-Library entry points (the `mailhygiene doctor` commands and notebooks call these):
-  check_setup(domain, ip, helo=None, dkim_selector=None, resolver=None, port=53,
-              dnsbls=..., domain_lists=..., timeout=...)       -> list[CheckResult]
-      reverse DNS (forward-confirmed), HELO, MX, SPF (pyspf + 10-lookup count), DMARC, DKIM,
-      IP and domain block lists, all through one configurable resolver.
-  check_message(path_or_bytes, carrier=None, spamassassin=True) -> list[CheckResult]
-      headers, 8-bit headers, line length, ISO-2022-JP coverage, CP932 look-alikes,
-      carrier size limits, recipients per message, local SpamAssassin score.
-  render_table(results), failed(results)
+Library entry points (the `mailhygiene doctor` commands and notebooks call these; both take the
+typed `cfg.doctor` settings, DoctorSettings() when None):
+  check_setup(domain, ip, settings=None, *, helo=None, dkim_selector=None) -> list[CheckResult]
+      one probe of the resolver first (ResolverUnusable when it does not answer), then the IP
+      itself (public?), reverse DNS (forward-confirmed), HELO, MX, SPF (pyspf + 10-lookup count),
+      DMARC, DKIM, IP and domain block lists (each trusted only after its RFC 5782 test entries).
+  check_message(path_or_bytes, settings=None, *, carrier=None, spamassassin=True, advertising=True)
+      headers, 8-bit headers, line length, ISO-2022-JP coverage, CP932 look-alikes, carrier size
+      limits, recipients per message, the 特定電子メール法 display duties (advertising mail),
+      the local SpamAssassin score and a Japanese spam-phrase score beside it.
+  render_table(results), failed(results), summary(results)
 
-Reads DNS and the message file; writes nothing. See docs/doctor.md.
+Modules:
+  resolver       the configured resolver, the probe, the pyspf hook
+  dns_checks     check_setup and the DNS checks; spf_check: SPF record, lookups, evaluation
+  message_checks check_message and the format checks
+  body           decoded text of each part as the reader sees it (HTML rendered, links kept)
+  ad_law         特定電子メール法 第4条 display duties
+  ja_spam        Japanese spam-phrase score (data/ja_spam_phrases.toml)
+  spamassassin   `spamassassin -L -t` and its report
+  results        CheckResult, the table; jis: re-exports of core.jptext for tests
+
+Reads DNS, the message file and the phrase file; writes nothing. See docs/doctor.md.
 """
 
 from .dns_checks import check_setup
 from .message_checks import check_message
+from .resolver import ResolverUnusable
 from .results import CheckResult, failed, render_table, summary
 
-__all__ = ["CheckResult", "check_message", "check_setup", "failed", "render_table", "summary"]
+__all__ = ["CheckResult", "ResolverUnusable", "check_message", "check_setup", "failed", "render_table",
+           "summary"]

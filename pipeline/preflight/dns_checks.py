@@ -1,8 +1,10 @@
-"""Preflight of a sending setup: reverse DNS, HELO, MX, SPF, DMARC, DKIM and block lists.
+"""Preflight of a sending setup: the IP itself, reverse DNS, HELO, MX, SPF, DMARC, DKIM, block lists.
 
 Reads DNS only, through one configurable resolver (server, port, timeout); writes nothing.
 Called by `check_setup()` (pipeline.preflight), which the `mailhygiene doctor setup` command and
-notebooks use. Every check returns CheckResult values; DNS trouble is a warn, never an exception.
+notebooks use. One probe of the resolver comes first: when it does not answer, check_setup raises
+(ResolverUnusable) before any check. After that every check returns CheckResult values; DNS
+trouble in one check is a warn, never an exception, and never a PASS.
 """
 
 from __future__ import annotations
@@ -16,15 +18,14 @@ import dns.exception
 import dns.name
 import dns.reversename
 
-from ..core.config import DEFAULTS
-from ..core.errors import InputError
-from .resolver import lookup, make_resolver
+from ..core.config import DoctorSettings
+from ..core.errors import ConfigError, InputError
+from .resolver import lookup, make_resolver, probe
 from .results import CheckResult
 from .spf_check import check_spf
 
-DEFAULT_DNSBLS = tuple(DEFAULTS["doctor"]["dnsbls"])
-DEFAULT_DOMAIN_LISTS = tuple(DEFAULTS["doctor"]["domain_blocklists"])
-DEFAULT_TIMEOUT = float(DEFAULTS["doctor"]["timeout"])
+DEFAULT_DNSBLS = DoctorSettings().dnsbls
+DEFAULT_DOMAIN_LISTS = DoctorSettings().domain_blocklists
 
 SOFTBANK_NOTE = (
     "SoftBank refuses every recipient with `553 <domain> does not exist` when the envelope "
@@ -37,24 +38,103 @@ _GENERIC_PTR_WORDS = re.compile(
 
 # ------------------------------------------------------------------ input
 def normalise_ip(ip: str) -> str:
+    """The address in canonical form; an IPv4-mapped IPv6 address becomes the IPv4 address."""
     try:
-        return str(ipaddress.ip_address(str(ip).strip()))
+        addr = ipaddress.ip_address(str(ip).strip())
     except ValueError:
         raise InputError(f"{ip!r} is not an IP address: give the sending IP, e.g. --ip 192.0.2.10") from None
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return str(addr)
+
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 
 def normalise_domain(domain: str, what: str = "domain") -> str:
-    d = str(domain or "").strip().rstrip(".").lower()
+    """Lower-case ASCII (IDNA) form of a host or domain name; InputError naming `what` if invalid."""
+    raw = str(domain or "")
+    d = raw.strip().rstrip(".").lower()
     if "@" in d:
-        raise InputError(f"{what} {domain!r} looks like an address: give only the part after @")
+        raise InputError(f"{what} {raw!r} looks like an address: give only the part after @")
+    try:
+        ipaddress.ip_address(d.strip("[]"))
+        raise InputError(f"{what} {raw!r} is an IP address, not a domain name: e.g. example.jp")
+    except ValueError:
+        pass
     try:
         if not d or "." not in d:
             raise ValueError("needs at least two labels")
-        dns.name.from_text(d.encode("idna").decode("ascii"))
         d = d.encode("idna").decode("ascii")
+        dns.name.from_text(d)
+        bad = [label for label in d.split(".") if not _LABEL.match(label)]
+        if bad:
+            raise ValueError(f"label {bad[0]!r} is not letters, digits and inner hyphens")
     except (UnicodeError, ValueError, dns.exception.DNSException) as exc:
-        raise InputError(f"{what} {domain!r} is not a valid domain name ({exc}): e.g. example.jp") from None
+        raise InputError(f"{what} {raw!r} is not a valid domain name ({exc}): e.g. example.jp") from None
     return d
+
+
+def normalise_selector(selector: str) -> str:
+    s = str(selector).strip().rstrip(".").lower()
+    if not s or not all(_LABEL.match(label) for label in s.split(".")):
+        raise InputError(f"DKIM selector {selector!r} is not a DNS label (the s= tag of your "
+                         "DKIM-Signature header, e.g. s1)")
+    return s
+
+
+def normalise_zone(zone: str, key: str) -> str:
+    try:
+        return normalise_domain(zone, "block list zone")
+    except InputError as exc:
+        raise ConfigError(f"doctor.{key} (or its command-line option): {exc}") from None
+
+
+# ------------------------------------------------------------------ the IP itself
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598 shared address space
+_DOCUMENTATION = tuple(ipaddress.ip_network(n) for n in (
+    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"))  # RFC 5737, RFC 3849
+_RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+IP_CHECKS = ("ptr", "helo", "spf-ip", "dnsbl")
+
+
+def check_ip(ip: str) -> CheckResult:
+    """Is `ip` an address receivers can see? FAIL for loopback, private, link-local, CGNAT and
+    other non-global addresses (the IP-based checks are then skipped); WARN for documentation
+    ranges (an example copied from the docs), which are otherwise checked as given."""
+    addr = ipaddress.ip_address(ip)
+    if addr.is_unspecified:
+        kind = "the unspecified address"
+    elif addr.is_loopback:
+        kind = "a loopback address (this machine only)"
+    elif addr.is_link_local:
+        kind = "a link-local address (one network segment only)"
+    elif addr.is_multicast:
+        kind = "a multicast address"
+    elif addr.version == 4 and addr in _CGNAT:
+        kind = "a carrier-grade NAT address (100.64.0.0/10, RFC 6598: your provider's side of a NAT)"
+    elif any(addr in net for net in _DOCUMENTATION):
+        return CheckResult(
+            "ip", "warn",
+            f"{ip} is a documentation address (RFC 5737 / RFC 3849): no real mail comes from it",
+            "give the public address your MTA really sends from (did you copy the example from the docs?)",
+            {"ip": ip, "kind": "documentation"},
+        )
+    elif (addr.version == 4 and any(addr in net for net in _RFC1918)) or (
+            addr.version == 6 and addr in ipaddress.ip_network("fc00::/7")):
+        kind = "a private address (RFC 1918 / unique local), behind NAT"
+    elif not addr.is_global:
+        kind = "a reserved address that is not routed on the internet"
+    else:
+        return CheckResult("ip", "pass", f"{ip} is a public address", data={"ip": ip, "kind": "public"})
+    return CheckResult(
+        "ip", "fail",
+        f"{ip} is {kind}: receivers never see it, so PTR, HELO, SPF-for-IP and block-list checks "
+        "were skipped",
+        "give the public address the mail leaves from: behind NAT, the router's or provider's public "
+        "address (it is the one in the Received: header a receiver adds to a test message from you)",
+        {"ip": ip, "kind": kind, "skipped": list(IP_CHECKS)},
+    )
 
 
 # ------------------------------------------------------------------ reverse DNS and HELO
@@ -346,6 +426,10 @@ def rsa_key_bits(der: bytes) -> int | None:
 
 
 # ------------------------------------------------------------------ block lists
+RFC5782_IP_TEST = ("127.0.0.2", "127.0.0.1")  # must be listed, must not be listed (RFC 5782 5)
+RFC5782_DOMAIN_TEST = ("test", "invalid")
+
+
 def dnsbl_query_name(ip: str, zone: str) -> str:
     addr = ipaddress.ip_address(ip)
     if addr.version == 4:
@@ -353,16 +437,64 @@ def dnsbl_query_name(ip: str, zone: str) -> str:
     return addr.reverse_pointer.removesuffix(".ip6.arpa") + "." + zone
 
 
-def _check_listing(res, name: str, zone: str, what: str, check: str) -> CheckResult:
+def _refused_codes(codes: list[str]) -> list[str]:
+    return [c for c in codes if c.startswith("127.255.255.") or (c.startswith("127.0.1.") and c.endswith(".255"))]
+
+
+def _list_health(res, zone: str, check: str, positive: str, negative: str) -> CheckResult | None:
+    """None when `zone` answers its test entries as RFC 5782 5 says (the test entry listed, the
+    negative one not); otherwise the WARN that says why its answers mean nothing here."""
+    ans = lookup(res, positive, "A")
+    data = {"zone": zone, "test_entry": positive}
+    if ans.status == "error":
+        return CheckResult(check, "warn", f"could not query {zone}: {ans.error}",
+                           f"check that {zone} is still a live list and that the resolver can reach it", data)
+    unusable_fix = (
+        f"query through a recursive resolver of your own (doctor.resolver): a resolver that answers "
+        f"NXDOMAIN for every name (filtering, captive or misconfigured) hides every listing; if {zone} "
+        f"itself is dead or misspelt, remove it from doctor.dnsbls / doctor.domain_blocklists")
+    if not ans.ok:
+        return CheckResult(
+            check, "warn",
+            f"{zone} is not usable through this resolver: its test entry {positive} is not listed "
+            f"({ans.describe()}), so 'not listed' would mean nothing",
+            unusable_fix, data)
+    codes = sorted(ans.addresses())
+    data["codes"] = codes
+    refused = _refused_codes(codes)
+    if refused:
+        return CheckResult(
+            check, "warn", f"{zone} refused the query (answer {', '.join(refused)} for its test entry)",
+            "block lists such as Spamhaus refuse queries that come through public/open resolvers or "
+            "exceed their free limits: query through your own resolver or a Data Query Service key", data)
+    if any(not c.startswith("127.") for c in codes):
+        return CheckResult(check, "warn", f"{zone} answered {', '.join(codes)} for its test entry, outside 127.0.0.0/8",
+                           f"{zone} may be defunct or hijacked and answering everything: remove it from the list", data)
+    neg = lookup(res, negative, "A")
+    data["negative_entry"] = negative
+    if neg.ok:
+        return CheckResult(
+            check, "warn",
+            f"{zone} lists {negative}, which RFC 5782 says it must never list: it answers 'listed' for "
+            "everything, so its answers mean nothing here",
+            f"the list is defunct or the resolver rewrites answers: {unusable_fix}", data)
+    return None
+
+
+def _check_listing(res, name: str, zone: str, what: str, check: str, tests: tuple[str, str]) -> CheckResult:
+    unusable = _list_health(res, zone, check, *tests)
+    if unusable is not None:
+        return unusable
     ans = lookup(res, name, "A")
     if ans.status in ("nxdomain", "nodata"):
-        return CheckResult(check, "pass", f"{what} not listed on {zone}")
+        return CheckResult(check, "pass", f"{what} not listed on {zone} (the list answers its test entry)",
+                           data={"zone": zone, "test_entry": tests[0]})
     if ans.status == "error":
         return CheckResult(check, "warn", f"could not query {zone}: {ans.error}",
                            f"check that {zone} is still a live list and that the resolver can reach it")
     codes = sorted(ans.addresses())
     data = {"zone": zone, "codes": codes}
-    refused = [c for c in codes if c.startswith("127.255.255.") or (c.startswith("127.0.1.") and c.endswith(".255"))]
+    refused = _refused_codes(codes)
     if refused:
         return CheckResult(
             check, "warn", f"{zone} refused the query (answer {', '.join(refused)})",
@@ -384,51 +516,80 @@ def _check_listing(res, name: str, zone: str, what: str, check: str) -> CheckRes
     )
 
 
-def check_dnsbl(res, ip: str, zone: str) -> CheckResult:
+def check_dnsbl(res, ip: str, zone: str, test_entry: str | None = None) -> CheckResult:
+    """`ip` on the IP list `zone`, trusted only after the list answers its test entries
+    (`test_entry`: an IP, default RFC 5782's 127.0.0.2; 127.0.0.1 must not be listed)."""
     zone = zone.strip().rstrip(".")
-    return _check_listing(res, dnsbl_query_name(ip, zone), zone, ip, f"dnsbl:{zone}")
+    positive = dnsbl_query_name(test_entry or RFC5782_IP_TEST[0], zone)
+    negative = dnsbl_query_name(RFC5782_IP_TEST[1], zone)
+    return _check_listing(res, dnsbl_query_name(ip, zone), zone, ip, f"dnsbl:{zone}", (positive, negative))
 
 
-def check_domain_list(res, domain: str, zone: str) -> CheckResult:
+def check_domain_list(res, domain: str, zone: str, test_entry: str | None = None) -> CheckResult:
+    """`domain` on the domain list `zone`, after its test entries (RFC 5782: TEST listed, INVALID not)."""
     zone = zone.strip().rstrip(".")
-    return _check_listing(res, f"{domain}.{zone}", zone, domain, f"domain-bl:{zone}")
+    tests = (f"{test_entry or RFC5782_DOMAIN_TEST[0]}.{zone}", f"{RFC5782_DOMAIN_TEST[1]}.{zone}")
+    return _check_listing(res, f"{domain}.{zone}", zone, domain, f"domain-bl:{zone}", tests)
 
 
 # ------------------------------------------------------------------ all together
 def check_setup(
     domain: str,
     ip: str,
+    settings: DoctorSettings | None = None,
+    *,
     helo: str | None = None,
     dkim_selector: str | None = None,
-    resolver: str | None = None,
-    port: int = 53,
-    dnsbls=DEFAULT_DNSBLS,
-    domain_lists=DEFAULT_DOMAIN_LISTS,
-    timeout: float = DEFAULT_TIMEOUT,
 ) -> list[CheckResult]:
     """Run every setup check for sending as `domain` from `ip`; returns results in a fixed order.
 
-    `resolver` is a DNS server's IP ("" or None: the system resolver), asked on `port`.
-    Raises InputError for an invalid domain/IP, ConfigError for an unusable resolver setting.
+    `settings` (cfg.doctor; defaults when None) names the resolver ("" = the system resolver),
+    its port, the per-query timeout, the probe's time limit and the block lists.
+    Raises InputError for an invalid domain/IP/HELO/selector, ConfigError for an unusable
+    resolver setting or zone name, ResolverUnusable when the resolver does not answer the probe.
     """
+    settings = settings or DoctorSettings()
     domain = normalise_domain(domain)
     ip = normalise_ip(ip)
     helo = normalise_domain(helo, "HELO name") if helo else None
-    res = make_resolver(resolver or "", port, timeout)
-    dnsbls = [dnsbls] if isinstance(dnsbls, str) else list(dnsbls or ())
-    domain_lists = [domain_lists] if isinstance(domain_lists, str) else list(domain_lists or ())
+    dkim_selector = normalise_selector(dkim_selector) if dkim_selector else None
+    dnsbls = [normalise_zone(z, "dnsbls") for z in settings.dnsbls]
+    domain_lists = [normalise_zone(z, "domain_blocklists") for z in settings.domain_blocklists]
+    test_entries = {normalise_zone(z, "blocklist_test_entries"): str(v).strip().rstrip(".")
+                    for z, v in settings.blocklist_test_entries.items()}
+    for zone in dnsbls:
+        if zone in test_entries:
+            try:
+                ipaddress.IPv4Address(test_entries[zone])
+            except ValueError:
+                raise ConfigError(f"doctor.blocklist_test_entries: {zone} is an IP list (doctor.dnsbls), "
+                                  f"so its test entry must be an IPv4 address, not {test_entries[zone]!r}") from None
+    for zone in domain_lists:
+        if zone in test_entries and test_entries[zone].lower() != "test":
+            test_entries[zone] = normalise_zone(test_entries[zone], "blocklist_test_entries")
+    timeout = settings.timeout
+    res = make_resolver(settings.resolver or "", settings.resolver_port, timeout)
+    probe_budget = settings.probe_timeout
+    if isinstance(probe_budget, bool) or not isinstance(probe_budget, (int, float)) or not 0 < probe_budget <= 30:
+        raise ConfigError(f"doctor.probe_timeout must be a number of seconds from 0.1 to 30 (got {probe_budget!r})")
+    probe(res, domain, float(probe_budget), system=not settings.resolver)
 
-    results = []
-    ptr_result, ptr_names = check_ptr(res, ip)
-    results.append(ptr_result)
-    if helo:
-        results.append(check_helo(res, helo, ip, ptr_names))
+    ip_result = check_ip(ip)
+    ip_usable = ip_result.status != "fail"
+    results = [ip_result]
+    ptr_names: list[str] = []
+    if ip_usable:
+        ptr_result, ptr_names = check_ptr(res, ip)
+        results.append(ptr_result)
+        if helo:
+            results.append(check_helo(res, helo, ip, ptr_names))
     results.append(check_mx(res, domain))
-    results.extend(check_spf(res, domain, ip, helo, timeout))
+    results.extend(check_spf(res, domain, ip, helo, timeout, evaluate=ip_usable))
     results.append(check_dmarc(res, domain))
     results.append(check_dkim(res, domain, dkim_selector))
-    for zone in dnsbls:
-        results.append(check_dnsbl(res, ip, zone))
+    if ip_usable:
+        for zone in dnsbls:
+            results.append(check_dnsbl(res, ip, zone, test_entries.get(zone)))
     for zone in domain_lists:
-        results.append(check_domain_list(res, domain, zone))
+        results.append(check_domain_list(res, domain, zone, test_entries.get(zone)))
     return results

@@ -1,23 +1,30 @@
 """Preflight of one message (.eml) before it goes to Japanese carriers.
 
-Reads the message file (or bytes); runs the local `spamassassin` when asked; writes nothing.
-Called by `check_message()` (pipeline.preflight), which `mailhygiene doctor message` and notebooks use.
+Reads the message file (or bytes), the Japanese spam-phrase file; runs the local `spamassassin`
+when asked; writes nothing. Called by `check_message()` (pipeline.preflight), which
+`mailhygiene doctor message` and notebooks use.
 
 Checks: required headers, raw 8-bit headers, line length, text the phones cannot show
 (ISO-2022-JP coverage, CP932 look-alikes), size against carrier limits, recipients per message,
-SpamAssassin score.
+the 特定電子メール法 display duties of advertising mail (ad_law), SpamAssassin's score and a
+Japanese spam-phrase score (ja_spam) beside it.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from email import policy
 from email.parser import BytesParser
 from email.utils import getaddresses
 
+from ..core.config import DoctorSettings
 from ..core.errors import InputError
-from ..core.jptext import CP932_LOOKALIKES, decode_iso2022jp, encodable, is_halfwidth_kana, suggestion
+from ..core.jptext import CP932_LOOKALIKES, encodable, is_halfwidth_kana, suggestion
+from .ad_law import check_display_duties
+from .body import extract
+from .ja_spam import load_phrases, score_japanese
 from .results import CheckResult
 from .spamassassin import check_spamassassin
 
@@ -35,51 +42,85 @@ CARRIERS = tuple(SIZE_LIMITS)
 MAX_RECIPIENTS = 100  # au and SoftBank per message, docomo per session
 MAX_LINE = 998  # RFC 5322 2.1.1: 998 octets + CRLF = 1000; docomo answers `500 Line Too Long`
 REQUIRED_HEADERS = ("From", "Date", "Message-ID")
-_ISO2022JP = {"iso-2022-jp", "csiso2022jp", "iso-2022-jp-2", "iso-2022-jp-1", "iso-2022-jp-3",
-              "iso-2022-jp-ext", "cp50220", "cp50221", "cp50222"}
+# Larger than any carrier takes (docomo: 10 MB) by far: refuse to read more than this.
+MAX_READ = 64 * MB
 
 
 def read_message(path_or_bytes) -> tuple[bytes, str]:
-    """The raw bytes and a name to show. Raises InputError for a missing or empty file."""
+    """The raw bytes and a name to show. Raises InputError for a file that is missing, not a
+    regular file, unreadable, empty, binary, too large, or does not start with a header."""
     if isinstance(path_or_bytes, (bytes, bytearray)):
         raw, name = bytes(path_or_bytes), "(message)"
     else:
         name = os.fspath(path_or_bytes)
+        if not name:
+            raise InputError("no message file given: mailhygiene doctor message FILE.eml")
         try:
+            st = os.stat(name)
+            if stat.S_ISDIR(st.st_mode):
+                raise InputError(f"{name} is a directory: give one .eml file")
+            if not stat.S_ISREG(st.st_mode):
+                raise InputError(f"{name} is not a regular file (a FIFO, socket or device): save the "
+                                 "message to a file first")
+            if st.st_size > MAX_READ:
+                raise InputError(f"{name} is {st.st_size:,} bytes, far over any carrier's limit "
+                                 f"(docomo takes 10 MB): is it a mailbox or an archive, not one message?")
             with open(name, "rb") as fh:
-                raw = fh.read()
+                raw = fh.read(MAX_READ + 1)
         except FileNotFoundError:
             raise InputError(f"message file {name} does not exist") from None
         except IsADirectoryError:
             raise InputError(f"{name} is a directory: give one .eml file") from None
+        except NotADirectoryError:
+            raise InputError(f"message file {name} does not exist (a part of the path is a file)") from None
         except OSError as exc:
-            raise InputError(f"cannot read {name}: {exc.strerror}") from None
+            raise InputError(f"cannot read {name}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_READ:
+        raise InputError(f"{name} is over {MAX_READ:,} bytes, far over any carrier's limit")
     if not raw.strip():
         raise InputError(f"{name} is empty: give a whole message (headers, blank line, body)")
+    if b"\x00" in raw[:65536]:
+        raise InputError(f"{name} is a binary file (it contains NUL bytes), not a message: give the .eml "
+                         "file (RFC 5322 text: headers, blank line, body)")
     if not re.match(rb"[!-9;-~]+:", raw):
         raise InputError(f"{name} does not start with a header line (Name: value): is it an .eml file?")
     return raw, name
 
 
-def check_message(path_or_bytes, carrier: str | None = None, spamassassin: bool = True,
-                  spamassassin_program: str = "spamassassin",
-                  spamassassin_timeout: float = 60.0) -> list[CheckResult]:
-    """Run every message check; with `carrier`, size is judged against that carrier only."""
+def check_message(path_or_bytes, settings: DoctorSettings | None = None, *, carrier: str | None = None,
+                  spamassassin: bool = True, advertising: bool = True) -> list[CheckResult]:
+    """Run every message check; with `carrier`, size is judged against that carrier only.
+
+    `settings` (cfg.doctor; defaults when None) names the SpamAssassin program and time limit and
+    the phrase file. `advertising=False` (order confirmations and the like) skips the
+    特定電子メール法 display checks, which apply to advertising mail only.
+    """
+    settings = settings or DoctorSettings()
     if carrier is not None:
         carrier = carrier.strip().lower()
         if carrier not in SIZE_LIMITS:
             raise InputError(f"unknown carrier {carrier!r}: use one of {', '.join(CARRIERS)}")
-    raw, _name = read_message(path_or_bytes)
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
-
-    results = [check_headers(msg), check_8bit_headers(raw), check_line_length(raw)]
-    texts, charset_problems = _texts(msg)
-    results.append(check_charsets(charset_problems))
-    results.extend(check_japanese_text(texts))
-    results.append(check_size(raw, [carrier] if carrier else CARRIERS))
-    results.append(check_recipients(msg))
+    phrases = load_phrases(settings.ja_spam_phrases or None)
+    raw, name = read_message(path_or_bytes)
+    try:
+        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        results = [check_headers(msg), check_8bit_headers(raw), check_line_length(raw)]
+        text = extract(msg)
+        results.append(check_charsets(text.problems))
+        results.extend(check_japanese_text(_texts(msg, text)))
+        results.append(check_size(raw, [carrier] if carrier else CARRIERS))
+        results.append(check_recipients(msg))
+        if advertising:
+            results.extend(check_display_duties(text))
+    except RecursionError:  # Python's email package walks MIME trees recursively
+        raise InputError(f"{name} nests MIME parts hundreds of levels deep: no mail client shows "
+                         "such a message; rebuild it with the composer") from None
+    sa_score = None
     if spamassassin:
-        results.append(check_spamassassin(raw, spamassassin_program, spamassassin_timeout))
+        sa = check_spamassassin(raw, settings.spamassassin, settings.spamassassin_timeout)
+        results.append(sa)
+        sa_score = (sa.data or {}).get("score")
+    results.append(score_japanese(text, phrases, sa_score))
     return results
 
 
@@ -168,34 +209,16 @@ def check_recipients(msg) -> CheckResult:
 
 
 # ------------------------------------------------------------------ text the phones must show
-def _texts(msg) -> tuple[list[tuple[str, str, bool, list[str]]], list[str]]:
+def _texts(msg, text) -> list[tuple[str, str, bool, list[str]]]:
     """[(where, text, declared ISO-2022-JP, extension chars)] for Subject, From and text parts."""
     texts = []
-    problems = []
     for header in ("Subject", "From"):
         value = msg.get(header)
         if value is not None:
             texts.append((header, str(value), False, []))
-    for index, part in enumerate(msg.walk()):
-        if part.get_content_maintype() != "text" or part.is_attachment():
-            continue
-        where = f"part {index} ({part.get_content_type()})"
-        payload = part.get_payload(decode=True) or b""
-        charset = (part.get_content_charset() or "us-ascii").lower()
-        if charset in _ISO2022JP:
-            text, extensions = decode_iso2022jp(payload)
-            if any(b >= 0x80 for b in payload):
-                problems.append(f"{where} is labelled {charset} but has 8-bit bytes")
-            texts.append((where, text, True, extensions))
-            continue
-        try:
-            texts.append((where, payload.decode(charset), False, []))
-        except LookupError:
-            problems.append(f"{where} has an unknown charset {charset!r}")
-        except UnicodeDecodeError as exc:
-            problems.append(f"{where} is not valid {charset} (byte {exc.start})")
-            texts.append((where, payload.decode(charset, "replace"), False, []))
-    return texts, problems
+    for part in text.parts:
+        texts.append((part.where, part.raw_text, part.declared_jis, part.extensions))
+    return texts
 
 
 def check_charsets(problems: list[str]) -> CheckResult:

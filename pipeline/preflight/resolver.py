@@ -1,22 +1,33 @@
 """DNS lookups for the doctor, through one configurable resolver (server, port, timeout).
 
 Reads DNS only (UDP/TCP to the configured server, or the system resolver); writes nothing.
-Called by dns_checks and spf_check. Also provides the hook that makes pyspf use the same resolver.
+Called by dns_checks and spf_check. Also provides the hook that makes pyspf use the same resolver,
+and probe(): the one quick question asked before any check, so that a resolver that does not
+answer stops `doctor setup` with an error instead of turning every check into a slow warning.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dns.exception
+import dns.message
 import dns.name
+import dns.query
+import dns.rcode
 import dns.resolver
 import spf
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, MailHygieneError
+
+
+class ResolverUnusable(MailHygieneError):
+    """The resolver did not answer the probe, or refused it: no check could mean anything."""
 
 
 @dataclass
@@ -48,15 +59,19 @@ def make_resolver(server: str | None = "", port: int = 53, timeout: float = 5.0)
     """A dnspython Resolver asking `server` (an IP address) on `port`; "" or None = system resolver."""
     if not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigError(f"doctor resolver port must be 1-65535 (got {port!r})")
-    if not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ConfigError(f"doctor timeout must be a positive number of seconds (got {timeout!r})")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
+            or not 0 < timeout <= 120:
+        raise ConfigError(f"doctor timeout must be a number of seconds from 0.1 to 120 (got {timeout!r})")
     if server:
         try:
             ipaddress.ip_address(server)
         except ValueError:
+            host, _, port_text = server.rpartition(":")
+            hint = (f"; give the port separately: --resolver {host.strip('[]')} --port {port_text}"
+                    if port_text.isdigit() and host else "")
             raise ConfigError(
                 f"resolver {server!r} is not an IP address: give the DNS server's address, "
-                "e.g. 127.0.0.1 (set doctor.resolver or --resolver)"
+                f"e.g. 127.0.0.1 (set doctor.resolver or --resolver){hint}"
             ) from None
         res = dns.resolver.Resolver(configure=False)
         res.nameservers = [server]
@@ -74,6 +89,65 @@ def make_resolver(server: str | None = "", port: int = 53, timeout: float = 5.0)
     res.search = []
     res.use_search_by_default = False
     return res
+
+
+def server_label(res: dns.resolver.Resolver, server: str | None = None) -> str:
+    """`1.2.3.4:53`, `[2001:db8::53]:53`; several servers (system resolver) joined by commas."""
+    servers = [server] if server else [str(s) for s in res.nameservers]
+    return ", ".join(f"[{s}]:{res.port}" if ":" in s else f"{s}:{res.port}" for s in servers)
+
+
+def probe(res: dns.resolver.Resolver, name: str, budget: float, system: bool = False) -> str:
+    """Ask the resolver for `name` SOA once, within `budget` seconds (resent each second while
+    time remains, across the servers in turn, against packet loss). Returns the answer's rcode
+    text (NOERROR or NXDOMAIN: the resolver works). Raises ResolverUnusable when nothing answers
+    in time, when the resolver REFUSES us, or when it answers SERVFAIL for the root as well.
+    """
+    where = server_label(res) + (" (the system resolver, /etc/resolv.conf)" if system else "")
+    how_to_fix = ("check that it runs and that UDP port {port} reaches it, or name a working one "
+                  "with --resolver IP / doctor.resolver (e.g. 127.0.0.1 for a local unbound)").format(port=res.port)
+    rcode, sent, problems = _ask(res, name, "SOA", budget)
+    if rcode is None:
+        why = f"; {problems[-1]}" if problems else ""
+        raise ResolverUnusable(
+            f"resolver {where} not answering (no reply within {budget:g}s to a probe for {name} SOA, "
+            f"sent {sent} time{'' if sent == 1 else 's'}{why}): {how_to_fix}")
+    if rcode == dns.rcode.REFUSED:
+        raise ResolverUnusable(
+            f"resolver {where} refuses our queries (REFUSED for {name} SOA): allow this host in its "
+            f"access list (BIND allow-query/allow-recursion, unbound access-control), or {how_to_fix}")
+    if rcode == dns.rcode.SERVFAIL:
+        # SERVFAIL for one name may be that domain's broken name servers; for the root it is the
+        # resolver that cannot resolve anything (no upstream, broken DNSSEC trust anchor).
+        root, _sent, _problems = _ask(res, ".", "NS", max(1.0, budget / 2))
+        if root != dns.rcode.NOERROR:
+            raise ResolverUnusable(
+                f"resolver {where} answers but cannot resolve (SERVFAIL for {name} SOA, "
+                f"{dns.rcode.to_text(root) if root is not None else 'no reply'} for the root): it may "
+                f"have no route to the internet or a broken DNSSEC setup; {how_to_fix}")
+    return dns.rcode.to_text(rcode)
+
+
+def _ask(res, name: str, rdtype: str, budget: float) -> tuple[int | None, int, list[str]]:
+    query = dns.message.make_query(name, rdtype)
+    servers = [str(s) for s in res.nameservers] or ["127.0.0.1"]
+    deadline = time.monotonic() + budget
+    sent, problems = 0, []
+    while (remaining := deadline - time.monotonic()) > 0.01:
+        server = servers[sent % len(servers)]
+        sent += 1
+        started = time.monotonic()
+        try:
+            reply = dns.query.udp(query, server, timeout=min(1.0, remaining), port=res.port)
+        except dns.exception.Timeout:
+            continue
+        except (OSError, dns.exception.DNSException) as exc:  # ICMP unreachable, malformed reply
+            problems.append(f"{server_label(res, server)}: {_first_line(exc)}")
+            # do not spin on an immediate error: wait out the rest of this second
+            time.sleep(max(0.0, min(remaining, 1.0) - (time.monotonic() - started)))
+            continue
+        return reply.rcode(), sent, problems
+    return None, sent, problems
 
 
 def lookup(res: dns.resolver.Resolver, name: str, rdtype: str) -> Answer:

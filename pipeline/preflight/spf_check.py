@@ -100,8 +100,10 @@ def _all_qualifier(record: str) -> str | None:
     return None
 
 
-def check_spf(res, domain: str, ip: str, helo: str | None, timeout: float) -> list[CheckResult]:
-    """Results `spf` (one valid record), `spf-lookups` (budget) and `spf-ip` (pyspf's verdict)."""
+def check_spf(res, domain: str, ip: str, helo: str | None, timeout: float,
+              evaluate: bool = True) -> list[CheckResult]:
+    """Results `spf` (one valid record), `spf-lookups` (budget) and `spf-ip` (pyspf's verdict;
+    left out when `evaluate` is false: the IP is not one receivers could see)."""
     ans, recs = spf_records(res, domain)
     if ans.status == "error":
         return [CheckResult("spf", "warn", f"could not fetch TXT records of {domain}: {ans.error}",
@@ -155,6 +157,8 @@ def check_spf(res, domain: str, ip: str, helo: str | None, timeout: float) -> li
         results.append(CheckResult("spf-lookups", "pass", f"{walk.count} of {MAX_LOOKUPS} DNS lookups",
                                    data=lookup_data))
 
+    if not evaluate:
+        return results
     with pyspf_resolver(res):
         q = spf.query(i=ip, s=f"postmaster@{domain}", h=helo or domain, timeout=timeout)
         verdict, _code, explanation = q.check()

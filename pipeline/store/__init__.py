@@ -7,6 +7,7 @@
                (atomic files, dedupe by event_id across the partitions a line can move to);
                .files(day=None) -> sealed Parquet files; .partitions(); .check() -> StoreCorrupt
   arrow_build  Arrow arrays built straight from buffers (no pandas on the ingest path)
+  prune        delete whole day partitions older than a date (`mailhygiene prune`), outside the rule window
   warehouse    DuckDB over the data dir: the `events` and `suppression` views, sql/ files with $params;
                a damaged store file becomes StoreCorrupt (file named, how to recover), not a traceback
 """

@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from ..core.config import Config, load_config
 from ..core.errors import InputError, StoreCorrupt
-from .event_store import EventStore, corrupt
-from .records import EVENT_SCHEMA
 
 
 def sql_dir() -> Path:
@@ -47,30 +44,45 @@ def read_sql(name: str) -> str:
 _PARAM_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def run_sql(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
-    """Execute sql/<name>.sql with named $params (only those the file uses are passed)."""
-    sql = read_sql(name)
+def bind_sql(name: str, sql: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The $params that `sql` (the text of <name>) uses, taken from `params`; InputError when
+    one is missing."""
     body = "\n".join(line.split("--", 1)[0] if "--" in line else line for line in sql.splitlines())
     wanted = set(_PARAM_RE.findall(body))
     params = params or {}
     missing = wanted - set(params)
     if missing:
         raise InputError(f"{name}.sql needs parameters: {', '.join(sorted(missing))}")
+    return {k: v for k, v in params.items() if k in wanted}
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
+    """Execute sql/<name>.sql with named $params (only those the file uses are passed); a DuckDB
+    error about a Parquet file of the store becomes StoreCorrupt."""
+    sql = read_sql(name)
     try:
-        return con.execute(sql, {k: v for k, v in params.items() if k in wanted})
+        return con.execute(sql, bind_sql(name, sql, params))
     except duckdb.Error as exc:
-        raise _corrupt_file_error(con, exc) or exc
+        raise _corrupt_file_error(exc) or exc
+
+
+def sql_relation(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
+    """sql/<name>.sql as a DuckDB relation (e.g. to keep its rows: `.to_table("candidates")`)."""
+    sql = read_sql(name)
+    return con.sql(sql, params=bind_sql(name, sql, params))
 
 
 _PARQUET_PATH_RE = re.compile(r"""["']?(/[^"'\s]*?\.parquet)["']?""")
 
 
-def _corrupt_file_error(con: duckdb.DuckDBPyConnection, exc: Exception) -> StoreCorrupt | None:
+def _corrupt_file_error(exc: Exception) -> StoreCorrupt | None:
     """StoreCorrupt for a DuckDB error about a Parquet file (a damaged store file); else None."""
     text = str(exc)
     m = _PARQUET_PATH_RE.search(text)
     if m is None or "parquet" not in text.lower():
         return None
+    from .event_store import corrupt  # (brings pyarrow: only on this path)
+
     path = Path(m.group(1))
     data_dir = path.parents[2] if len(path.parents) > 2 and path.parent.name.startswith("date=") else path.parent
     return corrupt(path, f"DuckDB cannot read it: {text.splitlines()[0][:200]}", data_dir)
@@ -93,6 +105,12 @@ def connect(data_dir: str | os.PathLike | None = None, *, config: Config | None 
 
 
 def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    # imported here: they bring numpy and pyarrow, which reading SQL files does not need
+    import pyarrow as pa
+
+    from .event_store import EventStore
+    from .records import EVENT_SCHEMA
+
     store = EventStore(data_dir)
     store.check()  # StoreCorrupt: a truncated file would fail every query on the view
     if store.is_empty():
@@ -104,7 +122,7 @@ def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
             f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{glob}', "
             "hive_partitioning = true, hive_types = {'date': VARCHAR}, union_by_name = true)"
         )
-    con.execute(read_sql("macros"))  # events_in_period(): the report files' period filter
+    con.execute(read_sql("macros"))  # the scalar macros every SQL file shares (counted_error, local_day ...)
     sup = Path(data_dir) / "suppression"
     for view, file in (("suppression", "current.parquet"), ("suppression_history", "history.parquet")):
         f = sup / file

@@ -1,5 +1,19 @@
-"""Suppression: the multi-day rule over the event store, its guard, the list and its export.
+"""Suppression: the multi-day rule over the event store, its guard, the list and its exports.
+DuckDB end to end (SQL in sql/); no pandas.
 
-  store   runs sql/suppression_candidates.sql, guards it, keeps current.parquet and
-          history.parquet, exports the CSV, answers "is this address suppressed?"
+  store   the list (suppression/current.parquet) and its history (history.parquet): the lock,
+          the DuckDB views, atomic writes by COPY, the check of the list against its history
+          (fail closed: SuppressionUnavailable), repair, manual add/release, list/show, and
+          suppressed_addresses() for the sender
+  rule    sql/suppression_candidates.sql: which addresses are dead (evaluate), and run_rule():
+          new entries, guarded, written through the store; parse_as_of
+  guard   sql/guard_bursts.sql (+ active_addresses.sql): refuses a run that looks like a
+          carrier refusing us (carrier-hour and carrier-day bursts, refusals of addresses
+          that took mail shortly before) or adds too large a share of the active addresses
+  export  the list as CSV (formula-safe in SQL, address untouched) or Parquet, and the
+          handset-filter list (sql/filtered_addresses.sql); file targets replaced atomically,
+          `-` for standard output, nothing written when empty unless allowed
+
+Dependencies: core, store (warehouse, records), classify.carriers (manual add). Used by the CLI,
+jobs.clean, the sender (store.suppressed_addresses) and the report (store.HISTORY_SCHEMA).
 """

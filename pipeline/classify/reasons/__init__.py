@@ -5,14 +5,16 @@ substrings or compiled regexes), DSN (enhanced status codes that default to this
 phrase matched) and `match(ctx) -> bool`. pipeline.classify.classifier tries ORDER top to bottom on the
 normalised diagnostic; the first match wins. ORDER is the only place the order of trial lives.
 
-Why this order:
+Why this order (the rest of the precedence, codes and phases, is in classifier.decide_explained):
 - delivered first (status decides), then our own faults whose wording overlaps address errors
-  (content, rate limits, quotas vs. "too many messages", sizes, recipient counts);
+  (content, rate limits and Gmail's "receiving mail too quickly", sizes, recipient counts);
+- sender-side refusals (auth, blocked, spam, sender_domain) before any mailbox or address reason,
+  so an RBL, a 5.7.x reputation text or "Sender mailbox quota exceeded" never blames the address;
 - mailbox state (full, disabled) before "unknown user", as Sisimai does;
-- sender-side refusals (auth, blocked, spam, sender_domain) before any recipient reason, so an RBL
-  or 5.7.x reputation text can never make an address look dead;
-- syntax (au "Relay access denied") and filtered (carrier phase rule) before user_unknown;
-- generic policy, network and system wording last: it only explains what nothing else did.
+- syntax (au "Relay access denied") and filtered (the receiver's own filter) before user_unknown;
+- system's specific wording (disk space, mailer errors) before user_unknown;
+- generic wording (WEAK lists: policy, "Recipient address rejected:", "delivery temporarily
+  suspended") yields to a code; network last.
 `expired` and `undefined` are decided in classify() (status and fallbacks), not by ORDER.
 """
 
@@ -46,21 +48,21 @@ ORDER = (
     delivered,
     content,
     rate_limited,
-    mailbox_full,
     mesg_too_big,
     too_many_recipients,
-    mailbox_disabled,
     auth,
     blocked,
     spam,
     sender_domain,
+    mailbox_full,
+    mailbox_disabled,
     syntax,
     filtered,
+    system,
     user_unknown,
     host_unknown,
     policy,
     network,
-    system,
 )
 
 # Every reason, including the two decided outside ORDER.

@@ -1,8 +1,9 @@
 """Shared pieces of the reason modules: the match context and the phrase matcher.
 
-A reason module holds its phrases as data (PHRASES: lower-case substrings, or compiled regexes for
-the few that need one) and a `match(ctx) -> bool`. `Phrases(PHRASES)` turns the list into one
-callable. Matching only ever runs on a cache miss in pipeline.classify.classifier, so clarity beats speed here.
+A reason module holds its phrases as data: PHRASES (specific wording: lower-case substrings, or
+compiled regexes for the few that need one) and WEAK (generic wording that yields to a code), and
+optionally `veto(ctx) -> bool` (a phrase hit that must not count) and `also(ctx) -> str | None`
+(a match that needs more than a phrase). `Phrases(PHRASES)` turns a list into one callable. Matching only ever runs on a cache miss in pipeline.classify.classifier, so clarity beats speed here.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class Context:
     dsn: str | None            # an enhanced code we trust (from the text, or a non-synthesised dsn=)
     dsn_class: str | None      # "2" / "4" / "5" from any source, sendmail's mapping included
     mta: str | None
+    synthesised: str | None = None  # a code the MTA wrote itself (Postfix X.0.0, sendmail dsn=)
+    provider: object = None    # providers.Period that applies (None: no provider rule)
 
     @property
     def dsn_subject(self) -> str:

@@ -5,7 +5,7 @@ Phrases: own list plus Sisimai's AuthFailure/RequirePTR/SecurityError wording
 (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases, R
+from ._phrases import R
 
 NAME = "auth"
 DESCRIPTION = "our mail failed SPF, DKIM, DMARC, PTR or SMTP AUTH checks"
@@ -67,8 +67,3 @@ PHRASES = [
 DSN = ("5.7.8", "4.7.8", "5.7.20", "5.7.21", "5.7.22", "5.7.23", "5.7.24", "5.7.25", "5.7.26",
        "4.7.20", "4.7.21", "4.7.22", "4.7.23", "4.7.24", "4.7.25", "4.7.26", "5.7.509")
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
-    return _m(ctx.text)

@@ -4,7 +4,7 @@ lines over 1000 bytes, broken MIME, not RFC 5322 compliant). Our fault, never th
 Phrases: own list, with a few from Sisimai's ContentError/NotCompliantRFC (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases, R
+from ._phrases import R
 
 NAME = "content"
 DESCRIPTION = "the receiver refused the form of our message (SMTPUTF8, 8-bit headers, long lines, MIME)"
@@ -39,8 +39,3 @@ PHRASES = [
 ]
 DSN = ("5.6.0", "5.6.1", "5.6.2", "5.6.3", "5.6.5", "5.6.6", "5.6.7", "5.6.8", "5.6.9")
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
-    return _m(ctx.text)

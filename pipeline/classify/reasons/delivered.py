@@ -9,6 +9,3 @@ SCOPE = "none"
 PHRASES: list = []
 DSN: tuple[str, ...] = ()
 
-
-def match(ctx) -> bool:
-    return ctx.status == "sent"

@@ -40,21 +40,30 @@ PHRASES = [
     "no mx or a record",
     "no mail exchanger",
     "nxdomain",
+    "invalid domain",
+    "illegal host/domain name",
+    "couldn't find a mail exchanger or ip address",   # qmail (#5.4.4); with (#4.4.1) it is temporary
     R(r"\bdomain\b[^.;]{0,60}\b(?:does not exist|not exist|is not valid)\b"),
 ]
-DSN = ("5.1.2", "5.4.4")
+# 5.4.4 ("unable to route") is not here: Postfix uses it for every DNS failure, malformed answers
+# included; the words decide (RFC 3463 X.4.x -> network).
+DSN = ("5.1.2", "4.1.2")
 
 _m = Phrases(PHRASES)
-_TEMPORARY = ("not found, try again", "temporary failure", "timed out", "timeout", "servfail")
+# "Host not found, try again" / SERVFAIL / a malformed answer: the DNS did not answer properly,
+# the domain may well exist (our resolver's or their name server's trouble: network).
+_TEMPORARY = ("not found, try again", "temporary failure", "timed out", "timeout", "servfail",
+              "malformed", "unexpected name server reply", "no data record of requested type")
 
 
 def phrase_match(text: str) -> bool:
     return _m(text)
 
 
-def match(ctx) -> bool:
+def veto(ctx) -> bool:
     t = ctx.text
-    if not _m(t):
-        return False
-    # "Host not found, try again" / SERVFAIL: the DNS did not answer, the domain may well exist.
-    return not any(w in t for w in _TEMPORARY)
+    if any(w in t for w in _TEMPORARY):
+        return True
+    # a temporary verdict (Gmail's "DNS Error ... NXDOMAIN" with 4.0.0, qmail's (#4.4.1)): it will be
+    # retried; only a permanent one proves the domain is gone. A null MX is the domain's own word.
+    return ctx.dsn_class == "4" and "null mx" not in t

@@ -40,6 +40,7 @@ PHRASES = [
     "account has been closed",
     "disabled or discontinued",
     "no longer active",
+    "dd x@x is no longer valid",            # Yahoo Inc.: a closed account (Sisimai Rhost/YahooInc: suspend)
     "has been replaced by",
     "no longer on server",
     "has moved",
@@ -52,8 +53,6 @@ DSN = ("5.2.1", "4.2.1", "5.1.6", "5.7.13")
 _m = Phrases(PHRASES)
 
 
-def match(ctx) -> bool:
+def veto(ctx) -> bool:
     t = ctx.text
-    if "temporarily suspended" in t and "delivery temporarily suspended" in t:
-        t = t.replace("delivery temporarily suspended", "")
-    return _m(t)
+    return "delivery temporarily suspended" in t and not _m(t.replace("delivery temporarily suspended", ""))

@@ -4,7 +4,7 @@ Temporary by nature: counted by the suppression rule only when it persists.
 Phrases: own list plus Sisimai's MailboxFull wording (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases, R
+from ._phrases import R
 
 NAME = "mailbox_full"
 DESCRIPTION = "the recipient's mailbox is full"
@@ -38,6 +38,9 @@ PHRASES = [
     "not enough storage space in",
     "does not have enough space",
     "insufficient space",
+    "not enough disk space",                  # a recipient's DSN: its storage (Sisimai: mailboxfull)
+    "not sufficient disk space",
+    "no space left on device",
     "user has too many messages on the server",
     "user's space has been used up",
     "mail file size exceeds the maximum size allowed for mail delivery",
@@ -49,8 +52,3 @@ PHRASES = [
 ]
 DSN = ("5.2.2", "4.2.2")
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
-    return _m(ctx.text)

@@ -3,7 +3,7 @@
 Phrases: own list plus Sisimai's MesgTooBig/ExceedLimit wording (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases, R
+from ._phrases import R
 
 NAME = "mesg_too_big"
 DESCRIPTION = "our message is larger than the receiver accepts"
@@ -30,8 +30,3 @@ PHRASES = [
 ]
 DSN = ("5.2.3", "5.3.4", "4.3.4")
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
-    return _m(ctx.text)

@@ -4,7 +4,7 @@ temporary DNS failures, TLS handshakes, mail loops. Temporary; neither ours nor 
 Phrases: own list plus Sisimai's NetworkError wording (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases, R
+from ._phrases import R
 
 NAME = "network"
 DESCRIPTION = "the receiving server could not be reached (timeout, refused, DNS, TLS)"
@@ -69,8 +69,3 @@ PHRASES = [
 DSN = ("4.4.0", "4.4.1", "4.4.2", "4.4.3", "4.4.4", "4.4.5", "4.4.6", "5.4.0", "5.4.1", "5.4.2",
        "5.4.3", "5.4.5", "5.4.6")
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
-    return _m(ctx.text)

@@ -4,12 +4,14 @@ never the address's fault (carriers.md: "421 / 450 / too many connections / rate
 Phrases: own list plus Sisimai's TooManyConn/Speeding wording (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases
 
 NAME = "rate_limited"
 DESCRIPTION = "we are sending too fast or too many at once: slow down"
 SCOPE = "sender"
 PHRASES = [
+    "receiving mail too quickly",            # Gmail / Yahoo 4.2.1 / 450: the recipient gets too much
+    "receiving mail at a rate that prevents additional messages",  # Gmail 4.2.1 / 5.2.1
+    "is receiving mail at a rate",
     "too many connections",
     "too many concurrent",
     "too many smtp sessions",
@@ -53,9 +55,6 @@ PHRASES = [
 DSN: tuple[str, ...] = ()
 REPLY_CODES = (421,)  # a banner-level "come back later": used as a fallback in classify
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
+def veto(ctx) -> bool:
     # "rate limited due to IP reputation": the cause is reputation (blocked), not our pace
-    return _m(ctx.text) and "reputation" not in ctx.text
+    return "reputation" in ctx.text

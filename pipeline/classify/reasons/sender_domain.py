@@ -2,11 +2,14 @@
 `553 <our domain> does not exist` at MAIL FROM when our domain has no DNS. Every recipient fails
 the same way: it is never the addresses' fault.
 
+qmail's own framing "Connected to X but sender was rejected" is not a phrase here: it only says
+the phase (MAIL FROM); the remote's words after it decide, else the phase fallback does.
+
 Phrases: own list plus Sisimai's Rejected wording (BSD-2, sisimai/p5-sisimai).
 """
 
 from . import host_unknown
-from ._phrases import Phrases, R
+from ._phrases import R
 
 NAME = "sender_domain"
 DESCRIPTION = "our envelope sender or its domain was refused"
@@ -14,8 +17,9 @@ SCOPE = "sender"
 PHRASES = [
     "sender address rejected",
     "sender rejected",
-    "sender was rejected",
     "sender domain",
+    "your envelope sender",
+    R(r"\bsender(?:'s)? (?:mailbox|account|quota)\b"),   # "Sender mailbox quota exceeded": ours
     "domain of sender address",
     "sender verify failed",
     "sender verification failed",
@@ -59,11 +63,8 @@ PHRASES = [
 ]
 DSN = ("5.1.7", "5.1.8", "4.1.7", "4.1.8", "5.7.27")
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
+def also(ctx) -> str | None:
     t = ctx.text
     if ctx.phase == "mail" and ("not exist" in t or host_unknown.phrase_match(t)):
-        return True  # at MAIL FROM it is our domain that "does not exist" (SoftBank 553)
-    return _m(t)
+        return "does not exist at MAIL FROM"  # our domain "does not exist" (SoftBank 553)
+    return None

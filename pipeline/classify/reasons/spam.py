@@ -3,7 +3,7 @@
 Phrases: own list plus Sisimai's SpamDetected/VirusDetected wording (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases, R
+from ._phrases import R
 
 NAME = "spam"
 DESCRIPTION = "the receiver judged our message to be spam or malware"
@@ -63,8 +63,3 @@ PHRASES = [
 ]
 DSN = ("5.7.28",)  # Gmail: "unusual rate of unsolicited mail"
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
-    return _m(ctx.text)

@@ -5,7 +5,6 @@ must not count as an unknown user). Recipient scope, but not counted by the defa
 Phrases: own list plus Sisimai's NoRelaying/SyntaxError wording (BSD-2, sisimai/p5-sisimai).
 """
 
-from ._phrases import Phrases
 
 NAME = "syntax"
 DESCRIPTION = "the address is malformed or not served by that server (relay denied)"
@@ -48,8 +47,3 @@ PHRASES = [
 ]
 DSN = ("5.1.3", "4.1.3", "5.5.2", "5.5.4")
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
-    return _m(ctx.text)

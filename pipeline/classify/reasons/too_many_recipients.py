@@ -2,7 +2,6 @@
 (docomo: `552 Too many recipients` at RCPT TO after 100; au/SoftBank: 100 per message). Our fault.
 """
 
-from ._phrases import Phrases
 
 NAME = "too_many_recipients"
 DESCRIPTION = "too many recipients in one message or session"
@@ -18,8 +17,3 @@ PHRASES = [
 ]
 DSN = ("5.5.3", "4.5.3")
 
-_m = Phrases(PHRASES)
-
-
-def match(ctx) -> bool:
-    return _m(ctx.text)

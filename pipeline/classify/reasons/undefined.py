@@ -8,6 +8,3 @@ SCOPE = "unknown"
 PHRASES: list = []
 DSN: tuple[str, ...] = ()
 
-
-def match(ctx) -> bool:
-    return True

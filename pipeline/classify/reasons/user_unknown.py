@@ -1,8 +1,10 @@
 """user_unknown: the address's mailbox does not exist (docomo `550 Unknown user x@docomo.ne.jp`,
 au `550 <x@au.com>: User unknown`, SoftBank `550 Invalid recipient: <x>` at RCPT TO).
 
-Only a refusal before DATA (or with an explicit X.1.1 code) means "no such user": the same words
-after DATA are a filter (see filtered.py, tried first).
+PHRASES are explicit unknown-user words; WEAK are generic prefixes of policy refusals too
+("Recipient address rejected:", "mailbox unavailable"): they decide only when no code contradicts.
+What the words mean depends on the SMTP phase and on who answered (docomo/au after DATA: a filter;
+Yahoo after DATA: a dead address): classifier._phase_rule and data/providers.toml.
 
 Phrases: own list plus Sisimai's UserUnknown wording (BSD-2, sisimai/p5-sisimai).
 """
@@ -39,7 +41,6 @@ PHRASES = [
     "no mailbox by that name",
     "no mail box available",
     "no account by that name",
-    "no valid recipients",
     "not a valid mailbox",
     "not a valid user",
     "not a known user",
@@ -59,15 +60,11 @@ PHRASES = [
     "recipient does not exist",
     "recipient not exist",
     "recipient is not local",
-    "recipient rejected",
-    "recipient address rejected",
     "recipientnotfound",
     "recipnotfound",
     "mailbox not found",
     "mailbox not present",
     "mailbox does not exist",
-    "mailbox unavailable",
-    "mailbox is unavailable",
     "mailbox invalid",
     "address does not exist",
     "address unknown",
@@ -94,12 +91,28 @@ PHRASES = [
     "cannot accept user",
     "no existe",
     "was not found in",
-    "requested action not taken: mailbox unavailable",
+    "not our user",
+    "invalid final delivery userid",           # IMail
+    "this user doesn't have a",                # qmail-ldap / Yahoo "dd This user doesn't have a yahoo.com account"
+    # Microsoft's directory-based edge blocking: "550 5.4.1 Recipient address rejected: Access denied"
+    # (with or without "AS(201806281)"): the address is not in the tenant's directory
+    R(r"recipient address rejected: access denied\. as\(#\)"),
+    R(r"\b5\.4\.1 .{0,20}recipient address rejected: access denied"),
     R(r"\brcpt <[^>]*> does not exist"),
     R(r"<[^>]*> not found"),
     R(r"\bnot listed in\b.{0,40}\b(?:directory|address book)"),
     R(r"\buser\b[^.;]{0,60}\b(?:does not exist|was not found|not found)\b"),
     R(r"\bmailbox\b[^.;]{0,60}\bdoes not exist\b"),
+]
+# Generic wording: also the prefix of policy refusals ("554 5.7.1 <a@b>: Recipient address rejected:
+# Access denied", "Mail from your region is not accepted"); a contradicting code wins over it.
+WEAK = [
+    "recipient address rejected",
+    "recipient rejected",
+    "mailbox unavailable",
+    "mailbox is unavailable",
+    "requested action not taken: mailbox unavailable",
+    "no valid recipients",
 ]
 DSN = ("5.1.1", "4.1.1", "5.1.10")  # 5.1.10: Microsoft "RecipientNotFound"; null MX says so in words
 
@@ -108,7 +121,3 @@ _m = Phrases(PHRASES)
 
 def phrase_match(text: str) -> bool:
     return _m(text)
-
-
-def match(ctx) -> bool:
-    return _m(ctx.text)

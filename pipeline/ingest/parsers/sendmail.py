@@ -145,7 +145,7 @@ def delivery_rows(mta: str, ts: int, host: str, qid: str, fields: dict, source_f
     dsn = fields.get("dsn")
     status = status_of(dsn, stat)
     text, code = diagnostic_of(fields, status)
-    phase = smtp_phase_of(fields)
+    phase = smtp_phase_of(stat, dsn, code)
     return [{
         "ts": ts, "mta": mta, "host": host, "queue_id": qid, "message_id": None, "sender": None,
         "recipient": recipient, "recipient_domain": domain_of(recipient),
@@ -170,8 +170,25 @@ def diagnostic_of(fields: dict, status: str) -> tuple[str, int | None]:
     return text, code
 
 
-def smtp_phase_of(fields: dict) -> str | None:
-    """The SMTP phase of a `to=` line's outcome (sendmail does not log it: not derived yet)."""
+def smtp_phase_of(stat: str, dsn: str | None, reply_code: int | None) -> str | None:
+    """The SMTP command a remote refusal answered, from sendmail's own `stat=` and `dsn=`.
+
+    sendmail logs no "in reply to"; its stat=/dsn= are its own mapping of the reply code and the
+    command (recorded from a real sendmail 8.17, tests/test_sendmail_real.py):
+      RCPT TO 550/551/553        stat=User unknown, dsn=5.1.1/5.1.6/5.1.3 (whatever the remote said)
+      end of DATA 550            stat=Service unavailable, dsn=5.2.0
+      MAIL FROM 553              stat=Data format error, dsn=5.1.3
+      greeting 554               stat=Service unavailable, dsn=5.5.0
+    Everything else (554 -> 5.0.0, 552 -> 5.2.2, 4xx) reads the same at every command: None.
+    """
+    if stat.startswith("User unknown"):
+        return "rcpt"
+    if dsn == "5.2.0" and stat.startswith("Service unavailable") and reply_code in (550, None):
+        return "end_of_data"
+    if dsn == "5.1.3" and stat.startswith("Data format error"):
+        return "mail"
+    if dsn == "5.5.0" and stat.startswith("Service unavailable") and reply_code in (554, 421, None):
+        return "connect"
     return None
 
 

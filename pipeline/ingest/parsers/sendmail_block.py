@@ -387,7 +387,7 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
         statuses.append(status)
         texts.append(text)
         codes.append(code if status != "sent" else (code or 250))
-        phases.append(smtp_phase_of(fields))
+        phases.append(smtp_phase_of(st, d, code))
     row_outcome_np = outcome_of[key_of][parent]
     row_outcome = ab.indices(row_outcome_np)
     lines_to = x.fast[x.ti]

@@ -1,0 +1,217 @@
+"""What a reader sees in a message: the decoded text of every text part, HTML turned into lines.
+
+Reads a parsed message (email.message.EmailMessage); writes nothing. Called by message_checks
+(charset and Japanese-text checks), ad_law (特定電子メール法 display duties) and ja_spam (phrase
+score). ISO-2022-JP parts are decoded leniently (CP50220/CP50221 extensions, as phones do) and
+Shift_JIS parts as CP932 when they carry Windows extensions; HTML parts become visible text with
+each link's target written after its text, `text <https://...>`, so a line can be read with the
+address it points to.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+from ..core.jptext import decode_iso2022jp
+
+ISO2022JP_NAMES = {"iso-2022-jp", "csiso2022jp", "iso-2022-jp-2", "iso-2022-jp-1", "iso-2022-jp-3",
+                   "iso-2022-jp-ext", "cp50220", "cp50221", "cp50222"}
+# Labels of Shift_JIS whose real content is usually CP932 (Windows' superset with ① ㈱ and such).
+SHIFT_JIS_NAMES = {"shift_jis", "shift-jis", "sjis", "x-sjis", "ms_kanji", "csshiftjis", "windows-31j",
+                   "cp932", "ms932"}
+
+
+@dataclass
+class Part:
+    """One text part: where it is, its type, the raw decoded text and what a reader sees."""
+
+    where: str
+    content_type: str
+    charset: str
+    raw_text: str  # the decoded payload (HTML with its markup)
+    visible: str  # what is shown: the text, or the HTML rendered to lines with link targets
+    declared_jis: bool = False
+    extensions: list[str] = field(default_factory=list)  # CP50220 extensions in an ISO-2022-JP part
+    links: list[tuple[str, str]] = field(default_factory=list)  # (href, link text) of HTML parts
+    alternative: tuple[int, int] | None = None  # (id of the multipart/alternative, child index)
+
+
+@dataclass
+class MessageText:
+    subject: str
+    from_header: str
+    from_name: str
+    parts: list[Part]
+    problems: list[str]  # charset problems (unknown charset, undecodable bytes)
+    list_unsubscribe: str = ""  # the List-Unsubscribe header (not shown to the reader)
+
+    def views(self) -> list[tuple[str, list[Part]]]:
+        """What one reader sees: with a multipart/alternative, each alternative (plus the parts
+        outside it) is a separate view, since a client shows only one of them."""
+        alternatives = sorted({p.alternative for p in self.parts if p.alternative is not None})
+        if not alternatives:
+            return [("message", list(self.parts))]
+        first_group = alternatives[0][0]
+        views = []
+        for group, index in alternatives:
+            if group != first_group:
+                continue
+            chosen = [p for p in self.parts if p.alternative is None or p.alternative == (group, index)
+                      or p.alternative[0] != first_group]
+            kinds = sorted({p.content_type for p in self.parts if p.alternative == (group, index)})
+            views.append((" + ".join(kinds) or f"alternative {index}", chosen))
+        return views
+
+    def visible_text(self) -> str:
+        return "\n".join(p.visible for p in self.parts)
+
+
+def decode_part(payload: bytes, charset: str) -> tuple[str, list[str], str | None]:
+    """(text, CP50220 extension characters, problem or None) for one part's payload."""
+    charset = (charset or "us-ascii").lower()
+    if charset in ISO2022JP_NAMES:
+        text, extensions = decode_iso2022jp(payload)
+        problem = f"is labelled {charset} but has 8-bit bytes" if any(b >= 0x80 for b in payload) else None
+        return text, extensions, problem
+    codec = "cp932" if charset in ("windows-31j", "cp932", "ms932") else charset
+    try:
+        return payload.decode(codec), [], None
+    except LookupError:
+        return payload.decode("utf-8", "replace"), [], f"has an unknown charset {charset!r}"
+    except UnicodeDecodeError as exc:
+        if charset in SHIFT_JIS_NAMES:
+            try:
+                # what Japanese mail readers do with it; strict decoders show garbage
+                return payload.decode("cp932"), [], (
+                    f"is labelled {charset} but carries Windows (CP932) characters such as ① or ㈱")
+            except UnicodeDecodeError:
+                pass
+        return payload.decode(codec, "replace"), [], f"is not valid {charset} (byte {exc.start})"
+
+
+def extract(msg) -> MessageText:
+    parts: list[Part] = []
+    problems: list[str] = []
+    counter = iter(range(1_000_000))
+    _walk(msg, None, parts, problems, counter, [0])
+    subject = str(msg.get("Subject", "") or "")
+    from_header = str(msg.get("From", "") or "")
+    from_name = ""
+    try:
+        addresses = msg["From"].addresses if msg.get("From") is not None else ()
+        from_name = addresses[0].display_name if addresses else ""
+    except (AttributeError, IndexError, TypeError):
+        from_name = ""
+    return MessageText(subject, from_header, from_name, parts, problems,
+                       str(msg.get("List-Unsubscribe", "") or ""))
+
+
+def _walk(part, alternative, parts, problems, counter, alt_ids) -> None:
+    index = next(counter)
+    if part.is_multipart():
+        children = part.get_payload()
+        if not isinstance(children, list):
+            return
+        is_alt = part.get_content_subtype() == "alternative"
+        if is_alt:
+            alt_ids[0] += 1
+            group = alt_ids[0]
+        for n, child in enumerate(children):
+            _walk(child, (group, n) if is_alt else alternative, parts, problems, counter, alt_ids)
+        return
+    if part.get_content_maintype() != "text" or part.is_attachment():
+        return
+    ctype = part.get_content_type()
+    where = f"part {index} ({ctype})"
+    try:
+        payload = part.get_payload(decode=True) or b""
+    except Exception as exc:  # noqa: BLE001 - a broken transfer encoding is the sender's data
+        problems.append(f"{where} cannot be decoded: {exc}")
+        return
+    charset = (part.get_content_charset() or "us-ascii").lower()
+    text, extensions, problem = decode_part(payload, charset)
+    if problem:
+        problems.append(f"{where} {problem}")
+    links: list[tuple[str, str]] = []
+    visible = text
+    if ctype == "text/html":
+        visible, links = html_to_text(text)
+    parts.append(Part(where, ctype, charset, text, visible, charset in ISO2022JP_NAMES, extensions, links,
+                      alternative))
+
+
+# ------------------------------------------------------------------ HTML
+_BLOCK = {"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
+          "hr", "section", "article", "header", "footer", "blockquote", "pre", "dd", "dt", "dl", "address",
+          "center", "td", "th"}
+_HIDDEN = {"script", "style", "head", "title", "template", "noscript"}
+_VOID = {"br", "img", "hr", "meta", "link", "input", "area", "base", "col", "embed", "source", "track", "wbr"}
+# Inline styles that keep text off the screen: such text is not "shown" to the reader.
+_INVISIBLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d]*[1-9])",
+                        re.IGNORECASE)
+
+
+class _Renderer(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.links: list[tuple[str, str]] = []
+        self._hidden = 0
+        self._open: list[tuple[str, bool]] = []  # open elements and whether each hides its content
+        self._href: list[tuple[str | None, int]] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag not in _VOID:
+            hides = tag in _HIDDEN or "hidden" in attributes or bool(_INVISIBLE.search(attributes.get("style") or ""))
+            self._open.append((tag, hides))
+            self._hidden += hides
+        if tag in _BLOCK:
+            self.out.append("\n")
+        if tag == "a":
+            self._href.append((attributes.get("href"), len(self.out)))
+        elif tag == "img":
+            alt = attributes.get("alt")
+            if alt and not self._hidden:
+                self.out.append(alt)
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in _VOID:
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag):
+        if any(t == tag for t, _ in self._open):
+            while self._open:  # close what the markup left open inside this element
+                open_tag, hides = self._open.pop()
+                self._hidden -= hides
+                if open_tag == tag:
+                    break
+        if tag in _BLOCK:
+            self.out.append("\n")
+        if tag == "a" and self._href:
+            href, start = self._href.pop()
+            if href and not self._hidden:
+                href = href.strip()
+                label = "".join(self.out[start:]).strip()
+                self.links.append((href, label))
+                if href.lower().startswith(("http://", "https://", "mailto:")) and href not in label:
+                    self.out.append(f" <{href}>")
+
+    def handle_data(self, data):
+        if not self._hidden:
+            self.out.append(re.sub(r"[ \t\r\n]+", " ", data))
+
+
+def html_to_text(html: str) -> tuple[str, list[tuple[str, str]]]:
+    """Visible text of an HTML part (one line per block) and its links as (href, link text)."""
+    renderer = _Renderer()
+    try:
+        renderer.feed(html)
+        renderer.close()
+    except (AssertionError, ValueError):  # html.parser gives up on some broken markup
+        pass
+    lines = [line.strip() for line in "".join(renderer.out).split("\n")]
+    return "\n".join(line for line in lines if line), renderer.links

@@ -1,0 +1,118 @@
+"""The suppression guard: refuses a rule run whose new entries look like a mistake or a carrier
+refusing us, rather than dead addresses.
+
+Reads the events and the rule's new entries (table `new_entries` on the rule's connection, with
+the times of their errors) through sql/guard_bursts.sql, one pass over the events; only when needed, sql/active_addresses.sql (the share test could
+not be settled from a lower bound) and sql/guard_replies.sql (something was flagged: its top
+replies). Writes nothing. Called by rule.run_rule with the [guard] settings.
+
+Three tests (README "The rule and the guard"):
+- share: more than guard.min_new new entries making more than guard.max_new_fraction of the
+  addresses active in the evaluated period (the exact count of active addresses, a full scan,
+  is only taken when the addresses active in the period's last day, a lower bound of it, do
+  not already settle the question);
+- burst: a carrier-hour (guard.hour_*) or carrier-day (guard.block_*) holding new entries'
+  errors in which counted errors are a large share of the attempts;
+- usual addresses: a carrier-hour in which many new entries were refused within
+  guard.recent_hours after a delivery to them (an address that took our mail yesterday and
+  "does not exist" today is more likely refused than dead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..core.config import GuardSettings, RuleSettings
+
+
+@dataclass
+class GuardReport:
+    tripped: bool = False
+    reasons: list[str] = field(default_factory=list)
+    # addresses active in the period; None when the lower bound (active_at_least) settled it
+    active_addresses: int | None = None
+    active_at_least: int = 0
+    new_fraction: float | None = None
+    bursts: list[dict[str, Any]] = field(default_factory=list)
+    since: datetime | None = None
+
+
+def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of: datetime,
+                new_count: int, first_error: datetime | None) -> GuardReport:
+    """Judge the new entries in table `new_entries` of `con` (with the events view)."""
+    from ..store.warehouse import run_sql
+    from .store import rows
+
+    report = GuardReport()
+    if not new_count or first_error is None:
+        return report
+    since = first_error - timedelta(days=rule.window_days)
+    report.since = since
+    found = rows(run_sql(con, "guard_bursts", {
+        "tz": tz, "as_of": as_of, "since": since, "counted_reasons": list(rule.counted_reasons),
+        "hour_min_errors": guard.hour_min_errors, "hour_rate": guard.hour_rate,
+        "recent_hours": guard.recent_hours, "recent_rate": guard.recent_rate,
+        "block_min_errors": guard.block_min_errors, "block_rate": guard.block_rate}))
+    summary = next(r for r in found if r["kind"] == "summary")
+    _share_test(con, guard, report, new_count=new_count, since=since, as_of=as_of,
+                last_quarter=summary["last_quarter"])
+    report.bursts = [r for r in found if r["kind"] != "summary"]
+    if report.bursts:
+        replies = _top_replies(con, report.bursts, rule, tz=tz, since=since, as_of=as_of)
+        for row in report.bursts:
+            row["top_replies"] = replies.get((row["kind"], row["carrier"], row["period_start"]))
+            report.tripped = True
+            report.reasons.append(_burst_reason(row, tz, guard))
+    return report
+
+
+def _top_replies(con, bursts, rule: RuleSettings, *, tz: str, since: datetime, as_of: datetime) -> dict:
+    """(kind, carrier, period_start) -> "n x reply | ..." for the flagged periods (a second scan,
+    taken only when something was flagged)."""
+    from ..store.warehouse import run_sql
+    from .store import rows, run_block
+
+    periods = [{"kind": b["kind"], "carrier": b["carrier"], "period_start": b["period_start"]} for b in bursts]
+    run_block(con, "flagged_periods", {"periods": periods})
+    found = rows(run_sql(con, "guard_replies", {"tz": tz, "counted_reasons": list(rule.counted_reasons),
+                                                "since": since, "until": as_of + timedelta(microseconds=1)}))
+    return {(r["kind"], r["carrier"], r["period_start"]): r["top_replies"] for r in found}
+
+
+def _share_test(con, guard: GuardSettings, report: GuardReport, *, new_count: int,
+                since: datetime, as_of: datetime, last_quarter: datetime | None) -> None:
+    """Counting the addresses active in the period is a full scan; the addresses active in its
+    last day are a lower bound that costs a sixtieth of it and usually settles the question."""
+    from ..store.warehouse import run_sql
+
+    if new_count <= guard.min_new:
+        return
+    if last_quarter is not None:
+        day_before = max(since, last_quarter - timedelta(days=1))
+        report.active_at_least = run_sql(con, "active_addresses", {"since": day_before, "as_of": as_of}).fetchall()[0][0]
+        if report.active_at_least and new_count / report.active_at_least <= guard.max_new_fraction:
+            return  # the share is at most new_count / active_at_least: below the limit
+    active = run_sql(con, "active_addresses", {"since": since, "as_of": as_of}).fetchall()[0][0]
+    report.active_addresses = int(active)
+    report.new_fraction = new_count / active if active else 1.0
+    if report.new_fraction > guard.max_new_fraction:
+        report.tripped = True
+        report.reasons.append(
+            f"{new_count} new entries are {report.new_fraction:.1%} of the {active} addresses active "
+            f"since {since:%Y-%m-%d}: more than guard.max_new_fraction = {guard.max_new_fraction:.1%}")
+
+
+def _burst_reason(row: dict[str, Any], tz: str, guard: GuardSettings) -> str:
+    start = row["period_start"]
+    if row["kind"] == "hour":
+        when = f"{start:%Y-%m-%d %H:00}-{(start + timedelta(hours=1)):%H:00} ({tz})"
+    else:
+        when = f"on {start:%Y-%m-%d} ({tz})"
+    what = [f"{row['counted_errors']} of {row['attempts']} attempts ({row['error_rate']:.0%}) failed as dead addresses"]
+    if row["usual"]:
+        what.append(f"{row['usual_refusals']} of them to addresses that had mail delivered within "
+                    f"{guard.recent_hours:g} h before")
+    return (f"{row['carrier']} {when}: {', '.join(what)}, which looks like {row['carrier']} refusing us, "
+            f"not dead addresses; top replies: {row['top_replies']}")

@@ -1,0 +1,120 @@
+"""The multi-day rule: which addresses are dead, and adding them to the list (guarded).
+
+Reads the events and the list (through store.SuppressionStore's DuckDB connection) and runs
+sql/suppression_candidates.sql; the new entries stay in DuckDB (table `new_entries`), are judged
+by guard.check_guard and, unless this is a dry run or the guard refuses, are written by the
+store. Only the new entries (usually a handful) come back to Python, for the caller to show.
+A dry run reads without the lock and skips the guard (a pass over the events) unless asked.
+Called by the CLI (`suppress`), the nightly job (`clean`) and the notebook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..core.config import GuardSettings, RuleSettings, zone
+from ..core.errors import GuardTripped, InputError
+from .guard import GuardReport, check_guard
+from .store import SuppressionStore, changing, reading, rows, run_block
+
+UTC = ZoneInfo("UTC")
+
+
+@dataclass
+class RuleResult:
+    as_of: datetime
+    marked: int                                   # addresses the rule marks (listed or not)
+    new: list[dict[str, Any]]                     # marked and not listed yet, with evidence
+    already_listed: int
+    guard: GuardReport = field(default_factory=GuardReport)
+    applied: bool = False
+    dry_run: bool = False
+    forced: bool = False
+    guard_checked: bool = True
+
+
+def parse_as_of(value: str | date | datetime | None, tz: str) -> datetime:
+    """`2026-11-20` (end of that local day in tz) or an ISO time (local when it has no zone);
+    None = now. Returned in UTC."""
+    zone_info = zone(tz)
+    if value is None or value == "":
+        return datetime.now(UTC)
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime.combine(value, time(23, 59, 59, 999999))
+    else:
+        try:
+            if len(value) == 10:
+                dt = datetime.combine(date.fromisoformat(value), time(23, 59, 59, 999999))
+            else:
+                dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise InputError(f"cannot read {value!r} as a date: use YYYY-MM-DD or "
+                             "YYYY-MM-DDTHH:MM[:SS][+09:00]") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=zone_info)
+    return dt.astimezone(UTC)
+
+
+def rule_params(rule: RuleSettings, tz: str, as_of: datetime) -> dict[str, Any]:
+    return {"tz": tz, "as_of": as_of, "min_errors": rule.min_errors, "min_days": rule.min_days,
+            "window_days": rule.window_days, "counted_reasons": list(rule.counted_reasons)}
+
+
+def evaluate(store, rule: RuleSettings, as_of: str | datetime | None = None, *, tz: str) -> list[dict[str, Any]]:
+    """Every address the rule marks over the whole stored history up to as_of (listed or not)."""
+    from ..store.warehouse import run_sql
+
+    params = rule_params(rule, tz, parse_as_of(as_of, tz))
+    with reading(store, events=True) as (_, con):
+        return rows(run_sql(con, "suppression_candidates", params))
+
+
+def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datetime | None = None,
+             *, tz: str, dry_run: bool = False, force: bool = False, check_guard_in_dry_run: bool = False,
+             now: datetime | None = None) -> RuleResult:
+    """Evaluate the rule and add the new addresses, unless dry_run, or the guard refuses (unless
+    force). `store`: a SuppressionStore (or a Config / data dir); `tz`: the zone of the days.
+    A dry run skips the guard (a pass over the events) unless check_guard_in_dry_run.
+
+    Raises GuardTripped (nothing written) when the guard refuses; NoDataError without events.
+    """
+    as_of_dt = parse_as_of(as_of, tz)
+    store = SuppressionStore.of(store)
+    if dry_run:  # reads only: no lock, no repair (an inconsistent list is an error)
+        with reading(store, events=True) as (_, con):
+            return _judge(con, rule, guard, tz, as_of_dt, dry_run=True, force=force,
+                          with_guard=check_guard_in_dry_run)
+    with changing(store, events=True) as (_, con):
+        result = _judge(con, rule, guard, tz, as_of_dt, dry_run=False, force=force, with_guard=True)
+        if not result.new:
+            return result
+        if result.guard.tripped and not force:
+            raise GuardTripped(
+                "the suppression guard refused this run; nothing was changed. "
+                + " ; ".join(result.guard.reasons)
+                + ". Check the replies (a block lifts when the cause is fixed); "
+                  "re-run with --force only if these really are dead addresses.")
+        run_block(con, "stage_rule_entries", {
+            "note": "forced past the guard" if result.guard.tripped else None,
+            "now": now or datetime.now(UTC), "rule": rule.label(tz)})
+        result.applied = store.commit(con)
+        return result
+
+
+def _judge(con, rule: RuleSettings, guard: GuardSettings, tz: str, as_of: datetime, *,
+           dry_run: bool, force: bool, with_guard: bool) -> RuleResult:
+    from ..store.warehouse import sql_relation
+
+    sql_relation(con, "suppression_candidates", rule_params(rule, tz, as_of)).to_table("candidates")
+    run_block(con, "new_entries")
+    marked, already_listed, first_error = run_block(con, "counts").fetchone()
+    new = rows(run_block(con, "new"))
+    report = (check_guard(con, guard, rule, tz=tz, as_of=as_of, new_count=len(new), first_error=first_error)
+              if with_guard else GuardReport())
+    return RuleResult(as_of=as_of, marked=marked, new=new, already_listed=already_listed,
+                      guard=report, dry_run=dry_run, forced=force, guard_checked=with_guard)

@@ -1,0 +1,60 @@
+"""`clean --quiet` (and the global `--quiet`): silent when all is well, the problems when not.
+
+cron mails whatever a job prints; the nightly line in the README runs `clean --quiet`, so a
+normal night must print nothing and a bad one must say what is wrong.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+
+from conftest import SAMPLES
+
+
+def write_config(tmp_path, sources: list[tuple[str, str]]) -> str:
+    body = 'timezone = "Asia/Tokyo"\ndata_dir = "data"\n'
+    for path, fmt in sources:
+        body += f'\n[[sources]]\npath = "{path}"\nformat = "{fmt}"\n'
+    conf = tmp_path / "mailhygiene.toml"
+    conf.write_text(body, encoding="utf-8")
+    return str(conf)
+
+
+def run(conf, *args):
+    return CliRunner().invoke(cli, ["--config", conf, *args])
+
+
+@pytest.mark.parametrize("where", ["clean --quiet", "--quiet clean", "-q clean"])
+def test_a_good_night_prints_nothing(tmp_path, where):
+    logs = tmp_path / "logs"
+    shutil.copytree(SAMPLES / "postfix", logs)
+    conf = write_config(tmp_path, [(f"{logs}/mail.log*", "postfix")])
+    r = run(conf, *where.split())
+    assert r.exit_code == 0, r.output
+    assert r.output == ""
+    # the job did run: events, the list and the export are there
+    data = tmp_path / "data"
+    assert list((data / "events").glob("date=*/*.parquet"))
+    assert (data / "exports" / "suppression.csv").is_file()
+    # and without --quiet the same job reports every step
+    loud = run(conf, "clean")
+    assert loud.exit_code == 0 and "== ingest" in loud.output and "== suppress" in loud.output
+
+
+def test_problems_are_printed_in_quiet_mode(tmp_path):
+    bad = tmp_path / "bad.log"
+    good = (SAMPLES / "postfix" / "mail.log").read_bytes()
+    bad.write_bytes(good + b"Nov 20 09:00:02 mx1 postfix/smtp[2]: " + b"A" * 300_000 + b"\n"
+                    + b"\x00\x00\x00garbage\n")
+    conf = write_config(tmp_path, [(str(bad), "postfix"), (str(tmp_path / "nothing-here*.log"), "postfix")])
+    r = run(conf, "clean", "--quiet")
+    assert r.exit_code == 0, r.output
+    out = r.output
+    assert f"ingest {bad}: 2 lines rejected (" in out and "too_long 1" in out and "samples in " in out
+    assert f"ingest {tmp_path / 'nothing-here*.log'}: no files match" in out
+    assert [line for line in out.splitlines() if not line.startswith("ingest ")] == []  # nothing else

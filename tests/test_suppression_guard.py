@@ -1,0 +1,149 @@
+"""The suppression guard (sql/guard_bursts.sql, pipeline/suppression/guard.py) on real Parquet:
+a carrier refusing our usual addresses for an hour must be refused; real dead addresses pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.core.errors import GuardTripped
+from pipeline.suppression.rule import run_rule
+from pipeline.suppression.store import SuppressionStore, suppressed_addresses
+
+from conftest import at, event, make_config, store_events
+
+AS_OF = "2026-11-20"
+REPLY = "550 5.1.1 <{a}>: Recipient address rejected: User unknown in virtual mailbox table"
+
+
+def run(cfg, **kw):
+    return run_rule(SuppressionStore(cfg.data_dir), cfg.rule, cfg.guard, AS_OF, tz=cfg.timezone_name, **kw)
+
+
+def usual_traffic(n_docomo: int, n_au: int, *, spread: bool, days=range(1, 18), skip=frozenset()):
+    """Addresses mailed every day (a daily newsletter): docomo either at 10:xx (one campaign hour)
+    or spread over 08:00-20:59; au always spread. `skip`: (address, day) pairs not delivered."""
+    rows = []
+    for d in days:
+        for i in range(n_docomo):
+            a = f"usual{i}@docomo.ne.jp"
+            if (a, d) not in skip:
+                rows.append(event(a, at(d, 8 + i % 13 if spread else 10, i % 60), status="sent", carrier="docomo"))
+        for i in range(n_au):
+            if d % 4 == 0:
+                rows.append(event(f"au{i}@au.com", at(d, 8 + i % 13, i % 60), status="sent", carrier="au"))
+    return rows
+
+
+def refusals(addresses, day, hour):
+    return [event(a, at(day, hour, i % 60), carrier="docomo", diagnostic=REPLY.format(a=a))
+            for i, a in enumerate(addresses)]
+
+
+def block_scenario(spread: bool):
+    """docomo refuses 200 of our usual addresses with "user unknown" for one hour on the 14th and
+    again on the 16th (they took our mail every day before; the campaigns of the 15th and 17th skipped them).
+    200 of ~1,700 a day: about 12 % of the carrier-day (the day test passes) and under 5 % of
+    the active addresses (so does the share test)."""
+    refused = [f"usual{i}@docomo.ne.jp" for i in range(200)]
+    skip = {(a, d) for a in refused for d in (14, 15, 16, 17)}
+    rows = usual_traffic(1700, 2600, spread=spread, skip=skip)
+    rows += refusals(refused, 14, 10) + refusals(refused, 16, 15)
+    return refused, rows
+
+
+@pytest.mark.parametrize("spread", [True, False], ids=["mail-spread-over-the-day", "one-campaign-hour"])
+def test_a_carrier_refusing_usual_addresses_for_an_hour_is_refused(tmp_path, spread):
+    cfg = make_config(tmp_path)
+    refused, rows = block_scenario(spread)
+    store_events(cfg, rows)
+    assert not run(cfg, dry_run=True).guard.tripped  # a plain dry run does not check the guard
+    dry = run(cfg, dry_run=True, check_guard_in_dry_run=True)
+    assert len(dry.new) == 200 and dry.guard.tripped
+    assert dry.guard.new_fraction is None or dry.guard.new_fraction < cfg.guard.max_new_fraction
+    assert not [b for b in dry.guard.bursts if b["kind"] == "day"]  # the day's figures hide it
+    with pytest.raises(GuardTripped) as exc:
+        run(cfg)
+    msg = str(exc.value)
+    assert "docomo 2026-11-14 10:00-11:00 (Asia/Tokyo)" in msg
+    assert "200 x 550 5.1.1 <address>: Recipient address rejected: User unknown" in msg
+    if spread:  # a burst in both hours: most of the hour's attempts refused
+        assert "docomo 2026-11-16 15:00-16:00 (Asia/Tokyo)" in msg
+        assert "200 of 3" in msg  # 200 of the ~330 attempts of that hour
+    else:       # one campaign hour: 200 of 1,700 (12 %), but all took our mail the day before
+        assert "200 of 1700 attempts (12%)" in msg
+        assert "200 of them to addresses that had mail delivered within 48 h before" in msg
+    assert suppressed_addresses(cfg) == frozenset()
+    forced = run(cfg, force=True)
+    assert forced.applied and suppressed_addresses(cfg) == frozenset(refused)
+
+
+def test_dead_addresses_among_usual_traffic_pass(tmp_path):
+    # the same traffic; 30 addresses that have not taken mail for weeks bounce at ordinary times,
+    # and 5 usual addresses die (delivered on the 13th, refused on the 14th and the 16th, then no
+    # longer mailed)
+    cfg = make_config(tmp_path)
+    dying = [f"usual{i}@docomo.ne.jp" for i in range(5)]
+    rows = usual_traffic(1700, 2600, spread=True, skip={(a, d) for a in dying for d in (14, 15, 16, 17)})
+    rows += refusals(dying, 14, 10) + refusals(dying, 16, 15)
+    dead = [f"gone{i}@docomo.ne.jp" for i in range(30)]
+    rows += [event(a, at(1, 9), status="sent", carrier="docomo") for a in dead]
+    for i, a in enumerate(dead):
+        rows += [event(a, at(14, 8 + i % 12, i), carrier="docomo"), event(a, at(17, 8 + i % 12, i), carrier="docomo")]
+    store_events(cfg, rows)
+    result = run(cfg)
+    assert not result.guard.tripped, result.guard.reasons
+    assert result.applied and suppressed_addresses(cfg) == frozenset(dying + dead)
+
+
+def test_usual_refusals_of_a_big_sender_stay_below_the_rate(tmp_path):
+    # 25 usual addresses refused in one hour are many in count but a tiny share of a big hour:
+    # the recent_rate keeps normal churn of a large list from tripping the guard
+    cfg = make_config(tmp_path, "[guard]\nrecent_rate = 0.05\nhour_min_errors = 20\n")
+    dying = [f"usual{i}@docomo.ne.jp" for i in range(25)]
+    rows = usual_traffic(1000, 0, spread=False, skip={(a, d) for a in dying for d in (14, 15, 16, 17)})
+    rows += refusals(dying, 14, 10) + refusals(dying, 16, 10)
+    store_events(cfg, rows)
+    result = run(cfg, dry_run=True, check_guard_in_dry_run=True)
+    assert len(result.new) == 25 and not result.guard.tripped, result.guard.reasons
+    (tmp_path / "strict").mkdir()
+    strict = make_config(tmp_path / "strict", "[guard]\nrecent_rate = 0.02\n", data_dir=cfg.data_dir)
+    assert run(strict, dry_run=True, check_guard_in_dry_run=True).guard.tripped  # 25 of 1,000 = 2.5 %
+
+
+def test_share_test_counts_active_addresses_only_when_needed(tmp_path):
+    cfg = make_config(tmp_path, "[guard]\nmax_new_fraction = 0.05\nmin_new = 3\n")
+    rows = []
+    for i in range(10):
+        rows += [event(f"dead{i}@au.com", at(10)), event(f"dead{i}@au.com", at(12))]
+    rows += [event(f"ok{i}@au.com", at(12, 8), status="sent") for i in range(300)]
+    rows += [event(f"old{i}@au.com", at(5), status="sent") for i in range(300)]
+    store_events(cfg, rows)
+    result = run(cfg, dry_run=True, check_guard_in_dry_run=True)
+    # 10 new of the 310 addresses active on the period's last day: the lower bound settles it
+    assert not result.guard.tripped and result.guard.active_addresses is None
+    assert result.guard.active_at_least == 310
+    (tmp_path / "few").mkdir()
+    few = make_config(tmp_path / "few", "[guard]\nmax_new_fraction = 0.02\nmin_new = 3\n", data_dir=cfg.data_dir)
+    exact = run(few, dry_run=True, check_guard_in_dry_run=True)  # 10 / 310 > 2 %: the exact count (610 active since the 3rd) decides
+    assert exact.guard.active_addresses == 610 and not exact.guard.tripped
+    (tmp_path / "fewer").mkdir()
+    fewer = make_config(tmp_path / "fewer", "[guard]\nmax_new_fraction = 0.01\nmin_new = 3\n", data_dir=cfg.data_dir)
+    assert run(fewer, dry_run=True, check_guard_in_dry_run=True).guard.tripped  # 10 / 610 > 1 %
+
+
+def test_cli_dry_run_shows_the_guard_only_when_asked(tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    cfg = make_config(tmp_path)
+    _, rows = block_scenario(spread=True)
+    store_events(cfg, rows)
+    base = ["--data-dir", str(cfg.data_dir), "--timezone", "Asia/Tokyo", "suppress", "--as-of", AS_OF]
+    plain = CliRunner().invoke(cli, base + ["--dry-run"])
+    assert plain.exit_code == 0 and "not checked in a dry run (add --check-guard)" in plain.output
+    checked = CliRunner().invoke(cli, base + ["--dry-run", "--check-guard"])
+    assert checked.exit_code == 0 and "guard WOULD refuse this run:" in checked.output
+    assert "  ! docomo 2026-11-14 10:00-11:00 (Asia/Tokyo)" in checked.output
+    refused = CliRunner().invoke(cli, base)
+    assert refused.exit_code == 3 and refused.output.startswith("Error: the suppression guard refused")
