@@ -9,7 +9,7 @@ What makes them realistic (DESIGN.md rule 11):
   logs), the `info: header Subject:` line of a header_checks INFO rule with the Japanese subject
   as raw UTF-8, a Japanese display name in a `To:` header line for some; qmgr from= (queue
   active); TLS notes of smtp; deliveries through several relays (each carrier's MX hosts, a
-  smarthost for some domains); ~5 % SMTPUTF8 recipients (`to=<山田@例え.jp>`); ~25 % of the
+  smarthost for some domains; every `250 … queued as ID` reply names another id); ~5 % SMTPUTF8 recipients (`to=<山田@例え.jp>`); ~25 % of the
   messages deferred at least once (greylisting, 421 too many connections, timeouts), retried
   later, then sent, bounced or expired (qmgr `status=expired, returned to sender` + bounce
   notice); carrier bounce texts (some in Japanese), `removed`.
@@ -78,6 +78,14 @@ class Clock:
         return self.start + timedelta(seconds=self.t)
 
 
+_ID_CHARS = "0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz"
+
+
+def remote_id(rng: random.Random) -> str:
+    """A receiving server's queue id, as its `250 … queued as …` reply names it (every reply differs)."""
+    return "".join(rng.choice(_ID_CHARS) for _ in range(rng.choice((10, 11, 12))))
+
+
 def stamp(dt: datetime) -> str:
     return f"{MON[dt.month - 1]} {dt.day:2d} {dt:%H:%M:%S}"
 
@@ -143,7 +151,7 @@ def postfix(out, args, rng: random.Random) -> None:
             end = timedelta(minutes=15 * (2 ** retries))
             fate = rng.random()
             if fate < 0.8:
-                tries.append((end, "smtp", base.format(d="1.1") + "2.0.0, status=sent (250 2.0.0 Ok: queued as 4Xk2Lq)"))
+                tries.append((end, "smtp", base.format(d="1.1") + f"2.0.0, status=sent (250 2.0.0 Ok: queued as {remote_id(rng)})"))
                 tries.append((end, "qmgr", f"{q}: removed"))
             elif fate < 0.95:
                 bdsn, btext = BOUNCES[rng.randrange(len(BOUNCES))]
@@ -157,7 +165,7 @@ def postfix(out, args, rng: random.Random) -> None:
                 tries.append((end, "bounce", f"{q}: sender non-delivery notification: {q[:-1]}Y"))
                 tries.append((end, "qmgr", f"{q}: removed"))
         elif r < 0.93:
-            tries.append((timedelta(0), "smtp", base.format(d="0.9") + "2.0.0, status=sent (250 2.0.0 Ok: queued as 4Xk2Lq)"))
+            tries.append((timedelta(0), "smtp", base.format(d="0.9") + f"2.0.0, status=sent (250 2.0.0 Ok: queued as {remote_id(rng)})"))
             tries.append((timedelta(0), "qmgr", f"{q}: removed"))
         else:
             bdsn, btext = BOUNCES[rng.randrange(len(BOUNCES))]
@@ -235,8 +243,9 @@ def sendmail(out, args, rng: random.Random) -> None:
                 later = now + timedelta(minutes=rng.choice((15, 30, 60)))
                 fate = rng.random()
                 if fate < 0.8:
+                    rid = remote_id(rng)
                     _insert(pending, (later, "sm-mta", head.replace("00:00:01", "00:30:02", 1)
-                                      + "dsn=2.0.0, reply=250 2.0.0 Ok: queued, stat=Sent (Ok: queued)"))
+                                      + f"dsn=2.0.0, reply=250 2.0.0 Ok: queued as {rid}, stat=Sent (Ok: queued as {rid})"))
                 elif fate < 0.95:
                     _insert(pending, (later, "sm-mta", head + f"dsn=5.1.1, reply=550 5.1.1 <{addrs[0]}>: User unknown, "
                                                               "stat=User unknown"))
@@ -244,7 +253,8 @@ def sendmail(out, args, rng: random.Random) -> None:
                 else:
                     _insert(pending, (later + timedelta(days=0), "sm-mta", f"{mta}: 4A3{n:07X}: DSN: Cannot send message for 5 days"))
             elif r < 0.93:
-                log(now, "sm-mta", head + "dsn=2.0.0, reply=250 2.0.0 Ok: queued as 4Xk2Lq, stat=Sent (Ok: queued as 4Xk2Lq)")
+                rid = remote_id(rng)
+                log(now, "sm-mta", head + f"dsn=2.0.0, reply=250 2.0.0 Ok: queued as {rid}, stat=Sent (Ok: queued as {rid})")
             else:
                 which = rng.random()
                 if which < 0.5:
@@ -293,12 +303,12 @@ def qmail(out, args, rng: random.Random) -> None:
                 d2 = state["d"]
                 _insert(pending, (later, f"starting delivery {d2}: msg {m} to remote {a}"))
                 if rng.random() < 0.85:
-                    _insert(pending, (later, f"delivery {d2}: success: {ip}_accepted_message./Remote_host_said:_250_2.0.0_Ok:_queued_as_4Xk2Lq/"))
+                    _insert(pending, (later, f"delivery {d2}: success: {ip}_accepted_message./Remote_host_said:_250_2.0.0_Ok:_queued_as_{remote_id(rng)}/"))
                 else:
                     _insert(pending, (later, f"delivery {d2}: failure: {ip}_does_not_like_recipient./Remote_host_said:_550_5.1.1_<{a}>:_User_unknown/Giving_up_on_{ip}./"))
                 ends = max(ends, later)
             elif r < 0.93:
-                log(now, f"delivery {d}: success: {ip}_accepted_message./Remote_host_said:_250_2.0.0_Ok:_queued_as_4Xk2Lq/")
+                log(now, f"delivery {d}: success: {ip}_accepted_message./Remote_host_said:_250_2.0.0_Ok:_queued_as_{remote_id(rng)}/")
             else:
                 log(now, f"delivery {d}: failure: {ip}_does_not_like_recipient./Remote_host_said:_550_5.1.1_<{a}>:_User_unknown/Giving_up_on_{ip}./")
             log(now, f"status: local 0/10 remote {rng.randrange(0, 20)}/20")

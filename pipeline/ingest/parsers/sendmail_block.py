@@ -370,26 +370,85 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
     parent = x.parent
     counts = np.bincount(parent, minlength=len(x.ti)).astype(np.int64)
     dsn, stat, reply = x.dsn, x.stat, x.reply
-    # status, diagnostic, reply code, phase: sendmail.py's functions, once per distinct outcome
-    key = pc.binary_join_element_wise(pc.fill_null(dsn, _EMPTY), stat, pc.fill_null(reply, ab.scalar("\x00")),
-                                      ab.scalar("\x01")).dictionary_encode()
-    key_of = ab.to_ints(key.indices).astype(np.int64)
-    distinct, first = np.unique(key_of, return_index=True)
-    outcome_of = np.zeros(len(key.dictionary), np.int64)
-    outcome_of[distinct] = np.arange(len(distinct))
-    statuses, texts, codes, phases = [], [], [], []
-    for d, st, rep in zip(*(blocks.take(c, first).to_pylist() for c in (dsn, stat, reply))):
-        fields = {"stat": st, "dsn": d}
-        if rep is not None:
-            fields["reply"] = rep
-        status = status_of(d, st)
-        text, code = diagnostic_of(fields, status)
-        statuses.append(status)
-        texts.append(text)
-        codes.append(code if status != "sent" else (code or 250))
-        phases.append(smtp_phase_of(st, d, code))
-    row_outcome_np = outcome_of[key_of][parent]
-    row_outcome = ab.indices(row_outcome_np)
+    n_lines = len(stat)
+    # per line: status and phase as codes into small vocabularies, the text as an index into
+    # Arrow values, the reply code in numpy
+    words: dict = {}
+    status_code = np.zeros(n_lines, np.int64)
+    phase_code = np.full(n_lines, -1, np.int64)
+    text_index = np.zeros(n_lines, np.int64)
+    line_code = np.zeros(n_lines, np.int64)
+    line_code_valid = np.zeros(n_lines, bool)
+    phases: dict = {}
+    text_parts: list = []
+    base = 0
+    # delivered lines whose reply (if any) starts with its code, the bulk of a log: read with
+    # Arrow's kernels (status_of and diagnostic_of reduce to this for them), the phase by
+    # smtp_phase_of itself
+    dsn_first = pc.utf8_slice_codeunits(pc.fill_null(dsn, _EMPTY), 0, 1)
+    by_dsn = ab.to_bools(pc.is_in(dsn_first, value_set=ab.strings(["2", "4", "5"])))
+    sent = ab.to_bools(pc.equal(dsn_first, ab.scalar("2"))) | (~by_dsn & ab.to_bools(pc.starts_with(stat, "Sent")))
+    has_reply = ab.to_bools(pc.fill_null(pc.not_equal(reply, _EMPTY), False))
+    leading = ab.to_bools(pc.fill_null(pc.match_substring_regex(reply, r"^[2-5][0-9][0-9][ -]"), False))
+    plain = sent & (~has_reply | leading)
+    fast = np.flatnonzero(plain)
+    if len(fast):
+        fr = blocks.take(reply, fast)
+        fhas = has_reply[fast]
+        text_parts.append(pc.if_else(ab.booleans(fhas), fr, blocks.take(stat, fast)))
+        text_index[fast] = np.arange(len(fast))
+        base = len(fast)
+        codes = np.zeros(len(fast), np.int64)
+        if fhas.any():
+            codes[fhas] = ab.to_ints(pc.cast(pc.utf8_slice_codeunits(fr.filter(ab.booleans(fhas)), 0, 3), pa.int64()))
+        status_code[fast] = words.setdefault("sent", len(words))
+        line_code[fast] = np.where(fhas, codes, 250)     # (code or 250)
+        line_code_valid[fast] = True
+        phase_code[fast] = [-1 if ph is None else phases.setdefault(ph, len(phases)) for ph in
+                            (smtp_phase_of(st, d, c if h else None) for st, d, c, h in
+                             zip(blocks.take(stat, fast).to_pylist(), blocks.take(dsn, fast).to_pylist(),
+                                 codes.tolist(), fhas.tolist()))]
+    # the others: sendmail.py's functions, once per distinct outcome
+    slow = np.flatnonzero(~plain)
+    if len(slow):
+        sd, ss, sr = blocks.take(dsn, slow), blocks.take(stat, slow), blocks.take(reply, slow)
+        key = pc.binary_join_element_wise(pc.fill_null(sd, _EMPTY), ss, pc.fill_null(sr, ab.scalar("\x00")),
+                                          ab.scalar("\x01")).dictionary_encode()
+        key_of = ab.to_ints(key.indices).astype(np.int64)
+        distinct, first = np.unique(key_of, return_index=True)
+        outcome_of = np.zeros(len(key.dictionary), np.int64)
+        outcome_of[distinct] = np.arange(len(distinct))
+        o_status, o_text, o_code, o_valid, o_phase = [], [], [], [], []
+        for d, st, rep in zip(*(blocks.take(c, first).to_pylist() for c in (sd, ss, sr))):
+            fields = {"stat": st, "dsn": d}
+            if rep is not None:
+                fields["reply"] = rep
+            status = status_of(d, st)
+            text, code = diagnostic_of(fields, status)
+            c = code if status != "sent" else (code or 250)
+            ph = smtp_phase_of(st, d, code)
+            o_status.append(words.setdefault(status, len(words)))
+            o_text.append(text)
+            o_code.append(c or 0)
+            o_valid.append(c is not None)
+            o_phase.append(-1 if ph is None else phases.setdefault(ph, len(phases)))
+        which = outcome_of[key_of]
+        status_code[slow] = np.array(o_status, np.int64)[which]
+        phase_code[slow] = np.array(o_phase, np.int64)[which]
+        line_code[slow] = np.array(o_code, np.int64)[which]
+        line_code_valid[slow] = np.array(o_valid, bool)[which]
+        text_parts.append(ab.strings(o_text))
+        text_index[slow] = base + which
+    take_lines = ab.indices(parent)
+    word_list = list(words)
+    status_col = ab.strings(word_list).take(ab.indices(status_code[parent]))
+    texts_all = pa.concat_arrays(text_parts) if len(text_parts) > 1 else text_parts[0]
+    text_col = texts_all.take(ab.indices(text_index[parent]))
+    code_col = ab.numbers(line_code, pa.int16(), line_code_valid).take(take_lines)
+    pc_row = phase_code[parent]
+    phase_col = ab.strings(list(phases)).take(ab.numbers(np.maximum(pc_row, 0), pa.int64(), pc_row >= 0)) \
+        if phases else pa.nulls(len(parent), pa.string())
+    status_words = np.array(word_list, object)[status_code[parent]] if len(parent) else np.zeros(0, object)
     lines_to = x.fast[x.ti]
     line_of_row = lines_to[parent]
     take_rows = ab.indices(parent)
@@ -405,11 +464,11 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
         "recipient": recipient,
         "recipient_domain": x.domain,
         "relay": x.relay.take(take_rows),
-        "status": ab.strings(statuses).take(row_outcome),
+        "status": status_col,
         "dsn": dsn.take(take_rows),
-        "reply_code": ab.optional_ints(codes, pa.int16()).take(row_outcome),
-        "smtp_phase": ab.strings(phases).take(row_outcome),
-        "text": ab.strings(texts).take(row_outcome),
+        "reply_code": code_col,
+        "smtp_phase": phase_col,
+        "text": text_col,
         "day": ab.numbers(row_ts // 86_400_000_000, pa.int32()),
         "line_start": line_starts[line_of_row],
     }
@@ -423,7 +482,6 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
                                                recipient.to_pylist())
     if annotate is not None:
         annotate(rows, "sendmail")
-    status_words = np.array(statuses, object)[row_outcome_np] if len(parent) else np.zeros(0, object)
     row_deferred = status_words == "deferred"
     deferred = {}
     dj = np.flatnonzero(row_deferred)
