@@ -110,3 +110,33 @@ def test_follower_compacts_the_days_it_writes(tmp_path, monkeypatch):
     assert summary.compactions >= 1
     assert stored(tmp_path / "data") == (151, 151)
     assert len(EventStore(tmp_path / "data").files()) <= 6
+
+
+def _days_table(days: list[int]) -> pa.Table:
+    """One event per entry of `days` (days after 2026-11-03), in that order; source_offset = position."""
+    rows = {name: [] for name in EVENT_SCHEMA.names}
+    for n, d in enumerate(days):
+        r = {name: None for name in EVENT_SCHEMA.names}
+        r.update(event_id=event_id_for(f"line {n}", f"u{n}@docomo.ne.jp"), ts=1793721871000000 + d * 86_400_000_000 + n,
+                 mta="postfix", recipient=f"u{n}@docomo.ne.jp", status="sent", source_offset=n)
+        for k, v in r.items():
+            rows[k].append(v)
+    return pa.Table.from_pydict(rows, schema=EVENT_SCHEMA)
+
+
+def test_a_batch_out_of_day_order_is_stored_by_day_in_log_order(tmp_path, monkeypatch):
+    import pipeline.store.event_store as es
+    import pyarrow.parquet as pq
+
+    days = [1, 0, 0, 1, 2, 0, 1, 1, 2, 0]
+    for max_runs in (1024, 2):  # few runs: slices put together; many: one reordering copy
+        monkeypatch.setattr(es, "_MAX_RUNS", max_runs)
+        data = tmp_path / str(max_runs)
+        counts = EventStore(data).write(_days_table(days))
+        assert counts["sent"] == len(days)
+        store = EventStore(data)
+        assert len(store.partitions()) == 3
+        for k, part in enumerate(sorted(store.partitions())):
+            (f,) = store.files(part.name.split("=", 1)[1])
+            offsets = pq.read_table(f).column("source_offset").to_pylist()
+            assert offsets == [n for n, d in enumerate(days) if d == k]

@@ -379,19 +379,32 @@ def _month_days(day: str) -> set[tuple[int, int]]:
     return {((d + timedelta(days=k)).month, (d + timedelta(days=k)).day) for k in (-1, 0, 1)}
 
 
+_MAX_RUNS = 1024  # runs of one day in a batch beyond which it is reordered (copied) instead
+
+
 def _by_utc_day(table: pa.Table):
     """(`YYYY-MM-DD`, rows) per UTC day of `ts`, in log order within a day: a batch read from a
     log is ordered by day already (then the days are slices, not copies), else it is reordered
     by day (stable)."""
     us = ab.to_ints(table.column("ts").cast(pa.int64()))
     days = np.floor_divide(us, 86_400_000_000)
-    if len(days) > 1 and bool((np.diff(days) < 0).any()):
+    cuts = (np.flatnonzero(np.diff(days)) + 1).tolist()
+    runs = list(zip([0, *cuts], [*cuts, len(days)]))
+    by_day: dict[int, list] = {}
+    for start, stop in runs:
+        by_day.setdefault(int(days[start]), []).append((start, stop))
+    if len(runs) > _MAX_RUNS:
+        # many short runs: one stable reordering by day (a copy), then slices
         order = np.argsort(days, kind="stable")
         table, days = table.take(ab.indices(order)), days[order]
-    cuts = np.flatnonzero(np.diff(days)) + 1
-    for start, stop in zip([0, *cuts.tolist()], [*cuts.tolist(), len(days)]):
-        day = datetime.fromtimestamp(int(days[start]) * 86400, timezone.utc).strftime("%Y-%m-%d")
-        yield day, table.slice(start, stop - start)
+        cuts = (np.flatnonzero(np.diff(days)) + 1).tolist()
+        by_day = {int(days[a]): [(a, b)] for a, b in zip([0, *cuts], [*cuts, len(days)])}
+    for d in sorted(by_day):
+        day = datetime.fromtimestamp(d * 86400, timezone.utc).strftime("%Y-%m-%d")
+        pieces = [table.slice(a, b - a) for a, b in by_day[d]]
+        # a few runs per day (a block's rows come out of log order only in places): the slices
+        # put together without copying (log order within the day kept)
+        yield day, pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
 
 
 def _first_of_each_id(table: pa.Table) -> pa.Table:
