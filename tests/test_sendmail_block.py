@@ -88,6 +88,8 @@ Nov 11 09:00:16 relay2 sm-mta[3012]: 2ABB0A1u003006: 2ABB0A1u003099: DSN: Cannot
 Nov 11 09:00:16 relay2 sm-mta[3014]: 2ABB0A1u003014: from=<İnfo@例え.jp>, size=1, class=0, nrcpts=3, msgid=<q@r>, proto=ESMTP
 Nov 11 09:00:16 relay2 sm-mta[3014]: 2ABB0A1u003014: to=<ΣΟΦΙΑΣ@例え.jp>,<山田@例え.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.例え.jp. [192.0.2.4], dsn=2.0.0, stat=Sent (ok)
 Nov 11 09:00:16 relay2 sm-mta[3014]: 2ABB0A1u003014: to=<Ｔａｒｏ@例え.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.例え.jp. [192.0.2.4], dsn=2.0.0, stat=Sent (ok)
+Nov 11 09:00:17 relay2 sm-mta[3015]: 2ABB0A1u003015: to=<odd-sent@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, stat=User unknown (but delivered)
+Nov 11 09:00:17 relay2 sm-mta[3015]: 2ABB0A1u003016: to=<odd-sent2@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, reply=250 2.0.0 ok, stat=User unknown
 Nov 11 09:00:17 relay2 sm-mta[3013]: 2ABB0A1u003013: to=<ｆｕｌｌ@docomo.ne.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.0.0, reply=550 このアドレスには配信できません, stat=Service unavailable
 """
 

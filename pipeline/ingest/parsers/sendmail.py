@@ -170,6 +170,11 @@ def diagnostic_of(fields: dict, status: str) -> tuple[str, int | None]:
     return text, code
 
 
+# smtp_phase_of() is None for every stat= that starts with none of these (the block reader asks
+# it only about the lines that do; tests/test_sendmail_block.py holds the two together)
+PHASE_STAT_PREFIXES = ("User unknown", "Service unavailable", "Data format error")
+
+
 def smtp_phase_of(stat: str, dsn: str | None, reply_code: int | None) -> str | None:
     """The SMTP command a remote refusal answered, from sendmail's own `stat=` and `dsn=`.
 

@@ -40,7 +40,8 @@ from ...store.records import ID_BYTES, event_ids_for_plain, normalise_address
 from .. import native
 from . import blocks
 from .common import CLOCK, DELIVERY, MESSAGE_ID, RECIPIENTS, REMOVED, SENDER, TOUCH, decode_line
-from .sendmail import LOCAL_RELAYS, SendmailParser, diagnostic_of, read_prefix, smtp_phase_of, status_of
+from .sendmail import (LOCAL_RELAYS, PHASE_STAT_PREFIXES, SendmailParser, diagnostic_of, read_prefix, smtp_phase_of,
+                       status_of)
 
 K_FEED, K_FROM, K_TO, K_MSP, K_CLOCK = 1, 2, 3, 4, 5
 
@@ -58,6 +59,7 @@ TO_SHAPE = (r"^to=(?:<" + _A + r"+>(?:,<" + _A + r"+>)*|" + _A + r"+(?:," + _A +
 FROM_SHAPE = (r"^from=(?:<" + _A + r"*>|" + _A + r"+), size=[0-9]+, class=-?[0-9]+, "
               r"nrcpts=[0-9]+, msgid=[!-+\--~]*(?:, .*)?$")
 _EMPTY, _RELAY = ab.scalar(""), ab.scalar("relay")
+_TRUE, _FALSE = ab.scalar(True), ab.scalar(False)
 _NO_TIME = np.iinfo(np.int64).min
 
 
@@ -76,7 +78,7 @@ def _python_lower_differs(raw: pa.Array, arrow_normalised: pa.Array) -> np.ndarr
     out = np.zeros(len(raw), bool)
     if not len(raw):
         return out
-    odd = np.flatnonzero(~ab.to_bools(pc.fill_null(pc.string_is_ascii(raw), True)))
+    odd = np.flatnonzero(~ab.to_bools(pc.fill_null(pc.string_is_ascii(raw), _TRUE)))
     if len(odd):
         for k, a, b in zip(odd.tolist(), blocks.take(raw, odd).to_pylist(), blocks.take(arrow_normalised, odd).to_pylist()):
             out[k] = normalise_address(a) != b
@@ -388,8 +390,8 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
     dsn_first = pc.utf8_slice_codeunits(pc.fill_null(dsn, _EMPTY), 0, 1)
     by_dsn = ab.to_bools(pc.is_in(dsn_first, value_set=ab.strings(["2", "4", "5"])))
     sent = ab.to_bools(pc.equal(dsn_first, ab.scalar("2"))) | (~by_dsn & ab.to_bools(pc.starts_with(stat, "Sent")))
-    has_reply = ab.to_bools(pc.fill_null(pc.not_equal(reply, _EMPTY), False))
-    leading = ab.to_bools(pc.fill_null(pc.match_substring_regex(reply, r"^[2-5][0-9][0-9][ -]"), False))
+    has_reply = ab.to_bools(pc.fill_null(pc.not_equal(reply, _EMPTY), _FALSE))
+    leading = ab.to_bools(pc.fill_null(pc.match_substring_regex(reply, r"^[2-5][0-9][0-9][ -]"), _FALSE))
     plain = sent & (~has_reply | leading)
     fast = np.flatnonzero(plain)
     if len(fast):
@@ -404,10 +406,17 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
         status_code[fast] = words.setdefault("sent", len(words))
         line_code[fast] = np.where(fhas, codes, 250)     # (code or 250)
         line_code_valid[fast] = True
-        phase_code[fast] = [-1 if ph is None else phases.setdefault(ph, len(phases)) for ph in
-                            (smtp_phase_of(st, d, c if h else None) for st, d, c, h in
-                             zip(blocks.take(stat, fast).to_pylist(), blocks.take(dsn, fast).to_pylist(),
-                                 codes.tolist(), fhas.tolist()))]
+        # smtp_phase_of itself, on the few whose stat= it can give a phase for (None for the rest)
+        fstat = blocks.take(stat, fast)
+        asks = np.zeros(len(fast), bool)
+        for prefix in PHASE_STAT_PREFIXES:
+            asks |= ab.to_bools(pc.starts_with(fstat, prefix))
+        ask = np.flatnonzero(asks)
+        if len(ask):
+            phase_code[fast[ask]] = [-1 if ph is None else phases.setdefault(ph, len(phases)) for ph in
+                                     (smtp_phase_of(st, d, c if h else None) for st, d, c, h in
+                                      zip(blocks.take(fstat, ask).to_pylist(), blocks.take(dsn, fast[ask]).to_pylist(),
+                                          codes[ask].tolist(), fhas[ask].tolist()))]
     # the others: sendmail.py's functions, once per distinct outcome
     slow = np.flatnonzero(~plain)
     if len(slow):
