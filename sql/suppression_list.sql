@@ -7,10 +7,11 @@
 --          history_file the rows of suppression/history.parquet with their file_row_number
 --                       (or `empty_history_file`)
 -- Params:  per block: $address (normalised), $carrier, $note, $now (TIMESTAMPTZ of the change),
---          $rule (the rule's settings as text), $path (the temp file a COPY writes)
+--          $rule (the rule's settings as text), $path (the temp file a COPY writes),
+--          $addresses / $carriers (VARCHAR[], parallel: many manual entries at once)
 -- Columns: `consistency`: missing, stale, history_rows, listed, example; `entries`/`entry`: the
 --          list's columns (empty_list_file); `address_history`: at, action, source, note, rule,
---          evidence; `staged`: additions, removals, history_additions
+--          evidence; `staged`: additions, removals, history_additions; `listed_among`: address
 -- The list (current.parquet): one row per suppressed address with the rule's evidence; the
 -- history (history.parquet): every add and release in order, never rewritten except to append.
 -- A change is staged in list_additions, list_removals and history_additions, then written by
@@ -148,6 +149,20 @@ INSERT INTO list_additions (address, carrier, source, note, added_at, rule)
 VALUES ($address, $carrier, 'manual', $note, $now, 'manual');
 INSERT INTO history_additions
 VALUES ($now, 'added', $address, 'manual', $note, 'manual', json_object('carrier', $carrier), 1);
+
+-- name: listed_among
+-- Which of $addresses (VARCHAR[]) are on the list.
+SELECT address FROM suppression WHERE address IN (SELECT unnest($addresses::VARCHAR[]));
+
+-- name: stage_manual_adds
+-- Many manual entries in one change: $addresses and $carriers are parallel lists (in order).
+INSERT INTO list_additions (address, carrier, source, note, added_at, rule)
+SELECT a.address, a.carrier, 'manual', $note, $now, 'manual'
+FROM (SELECT unnest($addresses::VARCHAR[]) AS address, unnest($carriers::VARCHAR[]) AS carrier) AS a;
+INSERT INTO history_additions
+SELECT $now, 'added', a.address, 'manual', $note, 'manual', json_object('carrier', a.carrier), a.n
+FROM (SELECT unnest($addresses::VARCHAR[]) AS address, unnest($carriers::VARCHAR[]) AS carrier,
+             unnest(range(1, len($addresses::VARCHAR[]) + 1)) AS n) AS a;
 
 -- name: stage_release
 INSERT INTO list_removals VALUES ($address);

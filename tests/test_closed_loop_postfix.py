@@ -117,7 +117,11 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 
 class PrivatePostfix:
-    def __init__(self, root: Path, carriers: dict[str, RecordingServer]):
+    """A Postfix of its own in `root`; `main_extra`/`master_extra` are appended to main.cf/master.cf
+    (a later main.cf line overrides an earlier one), `transport` replaces the carrier routes."""
+
+    def __init__(self, root: Path, carriers: dict[str, RecordingServer], *, transport: str | None = None,
+                 main_extra: str = "", master_extra: str = ""):
         self.root = root
         self.conf = root / "conf"
         self.maillog = root / "maillog"
@@ -126,10 +130,12 @@ class PrivatePostfix:
         for d in ("conf", "queue", "data"):
             (root / d).mkdir()
         shutil.chown(root / "data", user="postfix")
-        transport = [f"{DOMAINS[c]} smtp:[127.0.0.1]:{srv.port}" for c, srv in carriers.items()]
-        transport.append("mail.example.jp discard:")  # our bounces go nowhere
-        (self.conf / "transport").write_text("\n".join(transport) + "\n")
-        (self.conf / "master.cf").write_text(MASTER_CF.format(port=self.port))
+        if transport is None:
+            lines = [f"{DOMAINS[c]} smtp:[127.0.0.1]:{srv.port}" for c, srv in carriers.items()]
+            lines.append("mail.example.jp discard:")  # our bounces go nowhere
+            transport = "\n".join(lines) + "\n"
+        (self.conf / "transport").write_text(transport)
+        (self.conf / "master.cf").write_text(MASTER_CF.format(port=self.port) + master_extra)
         (self.conf / "main.cf").write_text(f"""\
 compatibility_level = 3.6
 queue_directory = {root}/queue
@@ -164,7 +170,7 @@ queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 default_process_limit = 20
-""")
+""" + main_extra)
 
     def postfix(self, *args, check=True):
         return subprocess.run([POSTFIX, "-c", str(self.conf), *args], env=self.env, capture_output=True,

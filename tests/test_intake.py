@@ -36,7 +36,13 @@ shared_secret = "{SECRET}"
 
 
 def _raw(name):
-    return (FIX / name).read_bytes()
+    """A fixture as a request sent just now: its Date header is today's (replay protection
+    refuses old copies), everything else as committed."""
+    import email.utils
+    import re
+
+    raw = re.sub(rb"(?im)^Date:[^\r\n]*\r?\n", b"", (FIX / name).read_bytes())
+    return f"Date: {email.utils.formatdate(localtime=True)}\r\n".encode() + raw
 
 
 def _replies_to(srv, addr):
@@ -139,7 +145,7 @@ def test_auth_results_alignment_and_serv_id():
 def test_line_breaks_cannot_smuggle_headers(tmp_path, replies):
     """A CR inside a request line splits it; the pieces are refused as addresses, never headers."""
     cfg = _cfg(tmp_path, replies.relay)
-    raw = (f"From: ops@example.jp\r\nMessage-ID: <inj@example.jp>\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
+    raw = (f"From: ops@example.jp\r\nDate: {__import__('email.utils').utils.formatdate()}\r\nMessage-ID: <inj@example.jp>\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
            f"secret: {SECRET}\r\nsubject: s\rBcc: x@evil.example\r\nrecipients: a@docomo.ne.jp\r\n---\r\nhi\r\n").encode()
     res = process_request(cfg, raw, reply=False)
     assert res.status == "malformed" and "line 3" in res.reason
@@ -150,7 +156,7 @@ def test_same_request_twice_adds_one_job(tmp_path, replies):
     cfg = _cfg(tmp_path, replies.relay)
     a = process_request(cfg, _raw("request_shift_jis.eml"), reply=False)
     b = process_request(cfg, _raw("request_shift_jis.eml"), reply=False)
-    assert a.job_id == b.job_id and b.queued == 0
+    assert a.status == "queued" and (b.status, b.job_id) == ("refused", None) and "replay" in b.reason
     assert sum(n for *_, n in Queue.for_config(cfg).counts()) == 2
 
 

@@ -1,15 +1,19 @@
 """The `mailhygiene` command: a thin click layer over the library.
 
 Each command turns options into one library call and prints the result. Library errors
-(MailHygieneError) become a single `Error: …` line and exit status 1.
+(MailHygieneError) become a single `Error: …` line and exit status 1 (or the error's own
+exit_code); any other exception is a bug and becomes `Error: internal error: <type>: <message>`
+and exit status 70 (MAILHYGIENE_DEBUG=1 also prints the traceback).
 
 Module map (one file per command group; COMMANDS below is the table of them):
-  __init__     the group, global options (--config, --data-dir, --timezone, --quiet), `config show`,
+  __init__     the group, global options (--config, --data-dir, --timezone, --quiet, --lang),
+               the safety net (`Error: internal error`, exit 70), `config show`,
                COMMANDS (name -> module and one-line help: `--help` lists commands without
                importing them) and READ_ONLY (commands that may run as any user)
   ingest       ingest               classify   classify        suppression  suppress, suppression, export
   clean        clean                report     report          watch        watch
   send         send, intake         doctor     doctor          prune        prune
+  terminal     shared output helpers: aligned columns for double-width text, --json, --lang
 
 Start-up: importing this module loads click and nothing of the stages (no pandas, numpy, pyarrow,
 duckdb or dnspython); a command's module is imported only when that command runs
@@ -18,6 +22,7 @@ duckdb or dnspython); a command's module is imported only when that command runs
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import shlex
@@ -52,6 +57,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prune": ("pipeline.cli.prune:prune_cmd", "Delete whole days of events older than a date."),
     "send": ("pipeline.cli.send:send", "Send campaigns: enqueue, run the throttled daemon, watch the queue."),
     "intake": ("pipeline.cli.send:intake", "Turn a request mail (stdin) into a queued campaign."),
+    "bounces": ("pipeline.cli.bounces:bounces_cmd",
+                "Record bounce mails (DSNs and carriers' own formats) as events, like log lines."),
     "doctor": ("pipeline.cli.doctor:doctor", "Preflight checks: the sending setup (DNS) and a message (.eml)."),
     "report": ("pipeline.cli.report:report_cmd",
                "Write per-carrier tables, charts and one self-contained HTML report."),
@@ -76,11 +83,12 @@ class AppContext:
     dir, so loading the config also checks that we run as the data dir's owner.
     """
 
-    def __init__(self, config_path, data_dir, timezone, quiet=False):
+    def __init__(self, config_path, data_dir, timezone, quiet=False, lang=None):
         self.config_path = config_path
         self.data_dir = data_dir
         self.timezone = timezone
         self.quiet = quiet
+        self.lang = lang  # --lang: overrides report.lang (the one language setting) for this run
         self.writes = False
         self.command_args: list[str] = []  # the sub-command and its arguments, as typed
         self._cfg = None
@@ -91,6 +99,7 @@ class AppContext:
             from ..core.config import load_config
 
             cfg = load_config(self.config_path, data_dir=self.data_dir, timezone=self.timezone)
+            check_data_dir(cfg)
             if self.writes:
                 from ..core.owner import require_owner
 
@@ -100,6 +109,24 @@ class AppContext:
             configure(cfg.classify, cfg.carriers)
             self._cfg = cfg
         return self._cfg
+
+    def labels(self, lang: str | None = None):
+        """The words of the terminal summaries: `lang` (a command's --lang), else the global
+        --lang, else report.lang of the config (pipeline.report.labels)."""
+        from ..report.labels import labels
+
+        return labels(lang or self.lang or self.cfg.report.lang)
+
+    def language(self, lang: str | None = None) -> str | None:
+        """The language a command's --lang, else the global --lang, asks for (None: report.lang)."""
+        return lang or self.lang
+
+    @staticmethod
+    def print_json(document) -> None:
+        """A command's --json document on stdout (pipeline.core.jsonout: one JSON text)."""
+        from ..core.jsonout import dumps
+
+        click.echo(dumps(document))
 
     def command_line(self) -> str:
         """This run as a shell command line (for messages that say how to run it instead)."""
@@ -119,6 +146,24 @@ class AppContext:
     def problem(message: str) -> None:
         """Something the operator must see (always printed, on stderr: cron mails it)."""
         click.echo(message, err=True)
+
+
+def check_data_dir(cfg) -> None:
+    """ConfigError when the data dir's path holds a control character (a vertical tab pasted
+    from a spreadsheet ...) or names something that is not a directory (a mistyped path to a file)."""
+    from ..core.errors import ConfigError
+
+    where = f" (config file {cfg.source})" if cfg.source else ""
+    bad = next((ch for ch in str(cfg.data_dir) if ord(ch) < 0x20 or ord(ch) == 0x7F), None)
+    if bad is not None:
+        raise ConfigError(f"data_dir {str(cfg.data_dir)!r}{where} holds a control character "
+                          f"(U+{ord(bad):04X}): a typo? Give the directory's real path")
+    try:
+        if cfg.data_dir.exists() and not cfg.data_dir.is_dir():
+            raise ConfigError(f"data_dir {cfg.data_dir}{where} is not a directory: "
+                              "point data_dir (or --data-dir) at a directory")
+    except OSError as exc:
+        raise ConfigError(f"cannot inspect data_dir {cfg.data_dir}{where}: {exc.strerror or exc}") from None
 
 
 class Group(click.Group):
@@ -168,12 +213,73 @@ class Group(click.Group):
                                       [cmd_name, *rest])
         return cmd_name, command, rest
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except ValueError as exc:
+            raise nul_in_argument(exc) from None
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except MailHygieneError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {one_line(exc)}", err=True)
             ctx.exit(getattr(exc, "exit_code", 1))
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise  # click's own: usage errors (exit 2), ctx.exit(n), Ctrl-C
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # `mailhygiene export - | head`: click's main() ends quietly
+            internal_error(ctx, exc)
+        except ValueError as exc:
+            if "null byte" not in str(exc):
+                internal_error(ctx, exc)
+            raise nul_in_argument(exc) from None
+        except Exception as exc:  # the safety net: a bug, said in one line, never a bare traceback
+            internal_error(ctx, exc)
+
+
+def nul_in_argument(exc: ValueError) -> Exception:
+    """A NUL character in a file name (click's Path checks, os.stat) is a usage error; a real
+    command line cannot carry one, a caller in Python can. Other ValueErrors are returned as they are."""
+    if "null byte" in str(exc):
+        return click.UsageError("an argument holds a NUL character: file names and options cannot")
+    return exc
+
+
+EX_SOFTWARE = 70  # sysexits.h: internal software error
+DEBUG_ENV = "MAILHYGIENE_DEBUG"
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (an `Error:` line is exactly one line on stderr): line
+    breaks become ` / `, other control characters (a NUL, a vertical tab in an argument) their
+    escape, so the line shows what was typed and a terminal or a cron mail shows it whole."""
+    text = str(exc).strip().replace("\r\n", "\n").replace("\r", "\n")
+    parts = [p.strip() for p in text.split("\n") if p.strip()]
+    return printable(" / ".join(parts) or type(exc).__name__)
+
+
+def printable(text: str) -> str:
+    """`text` with each control character (NUL, vertical tab, ESC ...) written as its escape;
+    tabs and spaces (the ideographic one too) kept."""
+    import unicodedata
+
+    return "".join(ch if ch.isprintable() or ch == "\t" or unicodedata.category(ch) == "Zs"
+                   else repr(ch)[1:-1] for ch in text)
+
+
+def internal_error(ctx, exc: Exception) -> None:
+    """An exception no library code meant for the operator: a bug. One `Error: internal error`
+    line and exit status 70, or with MAILHYGIENE_DEBUG=1 the traceback as well."""
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        import sys
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    click.echo(f"Error: internal error: {type(exc).__name__}: {one_line(exc)} (please report; run with "
+               f"{DEBUG_ENV}=1 for the traceback)", err=True)
+    ctx.exit(EX_SOFTWARE)
 
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -191,10 +297,13 @@ pass_app = click.make_pass_decorator(AppContext)
                    "(config: timezone; default: this machine's zone).")
 @click.option("-q", "--quiet", is_flag=True,
               help="Print only problems, so cron mails only when something is wrong "
-                   "(clean; see each command's --help).")
+                   "(clean, suppress, report, prune; see each command's --help).")
+@click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
+              help="Language of the terminal summaries and the report (ja = 日本語). "
+                   "Default: config report.lang (en).")
 @click.version_option(__version__, prog_name="mailhygiene")
 @click.pass_context
-def cli(ctx, config_path, data_dir, timezone, quiet):
+def cli(ctx, config_path, data_dir, timezone, quiet, lang):
     """Keep bulk mail to Japanese mobile carriers deliverable.
 
     \b
@@ -206,7 +315,7 @@ def cli(ctx, config_path, data_dir, timezone, quiet):
 
     Commands that write the data dir must run as its owner (sudo -u mailhygiene mailhygiene ...).
     """
-    ctx.obj = AppContext(config_path, data_dir, timezone, quiet)
+    ctx.obj = AppContext(config_path, data_dir, timezone, quiet, lang)
     ctx.obj.writes, ctx.obj.command_args = ctx.meta.get(COMMAND_META, (False, []))
 
 

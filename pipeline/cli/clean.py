@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import click
 
+from .terminal import json_option, lang_option
 
-def ingest_problems(path, summary) -> list[str]:
+
+def ingest_problems(path, summary, L=None) -> list[str]:
     """What in an ingest summary needs an operator: rejected lines, unrecognised files."""
+    from ..report.labels import labels
+
+    L = L or labels("en")
     d = summary.as_dict()
     out = []
     if d["lines_rejected"]:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(d["rejected_by_reason"].items()))
-        out.append(f"ingest {path}: {d['lines_rejected']} lines rejected ({reasons})"
-                   + (f"; samples in {d['rejects_file']}" if d["rejects_file"] else ""))
+        out.append(L("cli.problem_rejected", path=path, n=d["lines_rejected"], reasons=reasons)
+                   + (L("cli.problem_samples", file=d["rejects_file"]) if d["rejects_file"] else ""))
     unrecognised = [f["path"] for f in d["files"] if f["format"] == "unrecognised"]
     if unrecognised:
-        out.append(f"ingest {path}: not recognised as Postfix, sendmail or qmail (set format in [[sources]]): "
-                   + ", ".join(unrecognised))
+        out.append(L("cli.problem_unrecognised", path=path, files=", ".join(unrecognised)))
     return out
+
+
+def ingest_summary_line(summary, L) -> str:
+    d = summary.as_dict()
+    return L("cli.ingest_summary", files=len(d["files"]), lines=d["lines"], events=d["events_written"],
+             stored=d["already_stored"], rejected=d["lines_rejected"])
 
 
 @click.command("clean")
@@ -27,8 +37,11 @@ def ingest_problems(path, summary) -> list[str]:
 @click.option("-q", "--quiet", is_flag=True,
               help="Print only problems (rejected or unrecognised log lines, a source matching no file, "
                    "a guard overridden by --force, errors): cron then mails only when something is wrong.")
+@json_option("Print the run's key figures as JSON (README \"Scripting\"): lines, events, rejects, "
+             "new suppressions, export path and rows, report path.")
+@lang_option
 @click.pass_obj
-def clean_cmd(app, as_of, force, progress, quiet):
+def clean_cmd(app, as_of, force, progress, quiet, as_json, lang):
     """The nightly job: ingest new log lines, run the rule, write the export and report.
 
     Reads the [[sources]] of the config (rotated and .gz files included; what was read before
@@ -38,43 +51,60 @@ def clean_cmd(app, as_of, force, progress, quiet):
     \b
     Example (cron, 03:15 every night; prints nothing unless something is wrong):
       15 3 * * *  /opt/mailhygiene/.venv/bin/mailhygiene --config /etc/mailhygiene/mailhygiene.toml clean --quiet
+    Scripts:
+      mailhygiene clean --json | jq .new_suppressions
     """
-    from ..jobs.clean import clean
-    from .ingest import print_ingest_summary  # here, not at the top: `clean --help` loads no numpy
-    from .suppression import print_rule_result
+    from ..jobs.clean import clean, clean_result_json
+    from .suppression import guard_problems, print_rule_result
 
     app.quiet = app.quiet or quiet
-    if app.quiet:
+    cfg = app.cfg
+    L = app.labels(lang)
+    silent = app.quiet or as_json  # --json: stdout carries the document alone; problems still go to stderr
+    if silent:
         progress = False
 
     def on_step(name, value):
         if name == "ingested":
             path, summary = value
-            if app.quiet:
-                for line in ingest_problems(path, summary):
+            if silent:
+                for line in ingest_problems(path, summary, L):
                     app.problem(line)
-            else:
-                click.echo(f"== ingest {path}")
-                print_ingest_summary(summary)
-        elif name == "watch_running":
-            app.say("== ingest skipped: a live `mailhygiene watch` owns log ingestion for this data dir")
-        elif name == "source_empty":
-            if app.quiet:
-                app.problem(f"ingest {value}: no files match (check [[sources]] path)")
-            else:
-                click.echo(f"== ingest {value}: no files match (skipped)")
-        elif name == "rule":
-            if not app.quiet:
-                click.echo("== suppress")
-                print_rule_result(app.cfg, value)
-            elif value.guard.tripped:
-                # only reachable with --force: the guard's objections were overridden
-                app.problem("suppress: the guard's objections were overridden by --force:")
-                for reason in value.guard.reasons:
-                    app.problem(f"  ! {reason}")
-        elif name == "exported":
-            app.say(f"== export\nsuppression CSV: {value}")
-        elif name == "report":
-            app.say(f"== report\nreport: {value}")
+            elif L.lang == "en":
+                from .ingest import print_ingest_summary  # here: `clean --help` loads no numpy
 
-    clean(app.cfg, as_of=as_of, force=force, progress=progress, on_step=on_step)
+                click.echo(L("cli.ingest", path=path))
+                print_ingest_summary(summary)
+            else:
+                click.echo(L("cli.ingest", path=path))
+                click.echo(ingest_summary_line(summary, L))
+                for line in ingest_problems(path, summary, L):
+                    click.echo(line, err=True)
+        elif name == "watch_running":
+            if not silent:
+                click.echo(L("cli.ingest_watch"))
+        elif name == "source_empty":
+            if silent:
+                app.problem(L("cli.problem_no_files", path=value))
+            else:
+                click.echo(L("cli.ingest_no_files", path=value))
+        elif name == "rule":
+            if not silent:
+                click.echo(L("cli.suppress"))
+                print_rule_result(cfg, value, L)
+            else:
+                # only reachable with --force: the guard's objections were overridden
+                for line in guard_problems(value, L):
+                    app.problem(line)
+        elif name == "exported":
+            if not silent:
+                click.echo(L("cli.export"))
+                click.echo(L("cli.export_path", path=value))
+        elif name == "report":
+            if not silent:
+                click.echo(L("cli.report"))
+                click.echo(L("cli.report_path", path=value))
+
+    result = clean(cfg, as_of=as_of, force=force, progress=progress, lang=app.language(lang), on_step=on_step)
+    if as_json:
+        app.print_json(clean_result_json(result, cfg))

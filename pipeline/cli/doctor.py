@@ -21,7 +21,6 @@ import click
 
 from ..core.config import DoctorSettings, load_config
 from ..core.errors import ConfigError
-from ..preflight.dns_checks import check_setup
 from ..preflight.message_checks import CARRIERS, check_message
 from ..preflight.results import render_table
 
@@ -107,6 +106,7 @@ def setup_cmd(ctx, domain, ip, helo, dkim_selector, resolver, port, dnsbls, doma
 
     A resolver that does not answer one quick probe stops the command (exit status 1) before any check.
     """
+    from ..preflight.dns_checks import check_setup  # here: `doctor --help` loads no dnspython
     settings = _doctor_settings(ctx)
     overrides = {}
     if resolver is not None:

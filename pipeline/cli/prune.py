@@ -18,7 +18,7 @@ def _size(n: int) -> str:
 @click.command("prune")
 @click.option("--before", default=None, metavar="DATE",
               help="Delete the event days before this UTC day (YYYY-MM-DD); DATE itself is kept.")
-@click.option("--keep-days", type=click.IntRange(min=1), default=None, metavar="N",
+@click.option("--keep-days", type=click.IntRange(min=1, max=36_600), default=None, metavar="N",
               help="Instead of --before: keep the last N days (DATE = today, UTC, minus N days); "
                    "for timers and cron.")
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from ..core.config import load_config
-from ..core.errors import InputError
+from ..core.errors import InputError, MailHygieneError
 
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the mail and retries
 
@@ -70,16 +70,20 @@ def send_daemon(exit_when_done, max_seconds, verbose):
 
 
 @send.command("status")
+@click.option("--job", "job_id", type=int, default=None, help="One job: every recipient with its last reply.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def send_status(as_json):
-    """Counts per job, carrier and state, and the current rate per carrier."""
+def send_status(job_id, as_json):
+    """Counts per job, carrier and state, the current rate per carrier; with --job every recipient."""
     from ..sender.queue import STATES, Queue
     from ..sender.throttle import Throttle
 
     cfg = _cfg()
     q = Queue.for_config(cfg)
-    counts = q.counts()
-    throttle = Throttle.from_config(cfg["sender"], tz=cfg.tz)
+    if job_id is not None:
+        q.job(job_id)  # InputError for an unknown job
+    counts = q.counts(job_id)
+    throttle = Throttle.from_config(cfg.sender, tz=cfg.tz)
+    states = q.throttle_states()
     now = time.time()
     carriers = sorted({c for _, _, c, _, _ in counts})
     rates = {}
@@ -87,25 +91,151 @@ def send_status(as_json):
         r = throttle.rate_for(c)
         window = max(r.interval, 60.0)
         n = q.recent_attempts(now - window).get(c, 0)
+        paused_until, factor, factor_at = states.get(c, (0.0, 1.0, 0.0))
+        throttle.restore([], {c: (paused_until, factor, factor_at)})
         rates[c] = {"attempts_last_window": n, "window_s": window,
-                    "per_minute": round(n * 60.0 / window, 1), "limit_per_minute": round(r.count * 60.0 / r.interval, 1)}
+                    "per_minute": round(n * 60.0 / window, 1),
+                    "limit_per_minute": round(throttle.effective_count(c, now) * 60.0 / r.interval, 1),
+                    "configured_per_minute": round(r.count * 60.0 / r.interval, 1),
+                    "paused_for_s": round(max(0.0, paused_until - now), 1)}
+    rows = q.rows(job_id) if job_id is not None else None
     if as_json:
-        click.echo(json.dumps({"counts": [dict(zip(("job_id", "name", "carrier", "state", "count"), row))
-                                          for row in counts], "rates": rates}, ensure_ascii=False, indent=2))
+        out = {"counts": [dict(zip(("job_id", "name", "carrier", "state", "count"), row)) for row in counts],
+               "rates": rates}
+        if rows is not None:
+            out["job"] = {k: v for k, v in vars(q.job(job_id)).items() if k != "body"}
+            out["recipients"] = rows
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     if not counts:
-        click.echo("the queue is empty")
+        click.echo("the queue is empty" if job_id is None else f"job {job_id} has no recipients")
         return
     table: dict[tuple, dict[str, int]] = defaultdict(dict)
-    for job_id, name, carrier, state, n in counts:
-        table[(job_id, name, carrier)][state] = n
+    for jid, name, carrier, state, n in counts:
+        table[(jid, name, carrier)][state] = n
     click.echo(f"{'job':>4} {'name':<16} {'carrier':<9} " + " ".join(f"{s:>8}" for s in STATES))
-    for (job_id, name, carrier), states in table.items():
-        click.echo(f"{job_id:>4} {name[:16]:<16} {carrier:<9} " + " ".join(f"{states.get(s, 0):>8}" for s in STATES))
+    for (jid, name, carrier), st in table.items():
+        click.echo(f"{jid:>4} {name[:16]:<16} {carrier:<9} " + " ".join(f"{st.get(s, 0):>8}" for s in STATES))
     click.echo("")
-    click.echo("rate per carrier (attempts started recently / configured limit):")
+    click.echo("rate per carrier (attempts started recently / current limit):")
     for c, r in rates.items():
-        click.echo(f"  {c:<9} {r['per_minute']:>8}/min  (limit {r['limit_per_minute']}/min)")
+        extra = f", paused {r['paused_for_s']} s more" if r["paused_for_s"] else ""
+        reduced = (f", reduced from {r['configured_per_minute']}/min after a rate-limit reply"
+                   if r["limit_per_minute"] < r["configured_per_minute"] else "")
+        click.echo(f"  {c:<9} {r['per_minute']:>8}/min  (limit {r['limit_per_minute']}/min{reduced}{extra})")
+    if rows is not None:
+        click.echo("")
+        for r in rows:
+            reply = f"{r['reply_code'] or ''} {r['reply'] or ''}".strip()
+            click.echo(f"  {r['address']:<36} {r['state']:<8} {r['attempts']:>2}  {r['smtp_phase'] or '-':<11} "
+                       f"{r['reason'] or '-':<16} {reply[:80]}")
+
+
+@send.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def send_list(as_json):
+    """Every job with its counts (like postqueue -p, one line per job)."""
+    from ..sender.queue import Queue
+
+    jobs = Queue.for_config(_cfg()).jobs()
+    if as_json:
+        click.echo(json.dumps(jobs, ensure_ascii=False, indent=2))
+        return
+    if not jobs:
+        click.echo("the queue is empty")
+        return
+    click.echo(f"{'job':>4} {'name':<16} {'created':<16} {'state':<6} {'queued':>7} {'deferred':>8} {'sent':>7} "
+               f"{'failed':>7} {'skipped':>7}  subject")
+    for j in jobs:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(j["created_at"]))
+        click.echo(f"{j['job_id']:>4} {j['name'][:16]:<16} {created:<16} {'held' if j['held'] else 'active':<6} "
+                   f"{j['queued']:>7} {j['deferred']:>8} {j['sent']:>7} {j['failed']:>7} {j['skipped']:>7}  "
+                   f"{j['subject'][:40]}")
+
+
+@send.command("hold")
+@click.argument("job_id", type=int)
+def send_hold(job_id):
+    """Hold a job: none of its messages starts until `send release` (like postsuper -h)."""
+    from ..sender.queue import Queue
+
+    n = Queue.for_config(_cfg()).set_held(job_id, True)
+    click.echo(f"job {job_id} held: {n} recipients wait (messages already under way finish)")
+
+
+@send.command("release")
+@click.argument("job_id", type=int)
+def send_release(job_id):
+    """Release a held job (like postsuper -H)."""
+    from ..sender.queue import Queue
+
+    n = Queue.for_config(_cfg()).set_held(job_id, False)
+    click.echo(f"job {job_id} released: {n} recipients to send")
+
+
+@send.command("cancel")
+@click.argument("job_id", type=int)
+def send_cancel(job_id):
+    """Cancel a job: its queued and deferred recipients become skipped (reason cancelled)."""
+    from ..sender.queue import Queue
+
+    n = Queue.for_config(_cfg()).cancel(job_id)
+    click.echo(f"job {job_id} cancelled: {n} recipients will not be sent")
+
+
+@send.command("retry")
+@click.option("--job", "job_id", type=int, default=None, help="Only this job's deferred recipients.")
+def send_retry(job_id):
+    """Make deferred recipients due now (like postqueue -f)."""
+    from ..sender.queue import Queue
+
+    n = Queue.for_config(_cfg()).retry_now(job_id)
+    click.echo(f"{n} deferred recipients are due now")
+
+
+@send.command("flush-events")
+def send_flush_events():
+    """Write the event rows still waiting in the queue's outbox to the event store.
+
+    The daemon does this every few seconds and when it stops; after a crash, this (or the next
+    daemon start) writes what the crashed daemon left.
+    """
+    from ..sender.events import flush_outbox
+    from ..sender.queue import Queue
+
+    cfg = _cfg()
+    n = flush_outbox(Queue.for_config(cfg), cfg.data_dir)
+    click.echo(f"{n} event rows written to the event store")
+
+
+@send.command("mta-config")
+@click.option("--mta", required=True, type=click.Choice(["postfix", "sendmail", "qmail"]),
+              help="Which MTA's files to generate.")
+@click.option("--dir", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write the files into DIR (created) instead of printing them.")
+def send_mta_config(mta, out_dir):
+    """Relay mode: the MTA's routes and per-carrier limits (特定接続 relays, every carrier domain).
+
+    \b
+    postfix:  mailhygiene_transport (postmap it), main.cf and master.cf additions
+    sendmail: mailertable (makemap hash mailertable < mailertable), mailhygiene.mc mailers
+    qmail:    control/smtproutes
+    """
+    from ..core.fsutil import atomic_write_text
+    from ..sender.mtaconfig import mta_config
+
+    files = mta_config(_cfg(), mta)
+    if out_dir:
+        target = Path(out_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            atomic_write_text(target / name, text)
+            click.echo(f"wrote {target / name}")
+        return
+    for name, text in files.items():
+        if len(files) > 1:
+            click.echo(f"#### {name}")
+        click.echo(text, nl=False)
 
 
 @send.command("preview")
@@ -120,7 +250,7 @@ def send_preview(carrier, subject, body_file, job_id, to):
     from ..sender.queue import Queue
 
     cfg = _cfg()
-    s = cfg["sender"]
+    s = cfg.sender
     if job_id is not None:
         job = Queue.for_config(cfg).job(job_id)
         subject, body = job.subject, job.body
@@ -128,12 +258,15 @@ def send_preview(carrier, subject, body_file, job_id, to):
         raise InputError("give --subject and --body-file, or --job ID")
     else:
         body = _read_text(body_file)
-    tpl = MessageTemplate(subject=subject, body=body, from_address=s["from_address"], from_name=s["from_name"],
-                          charset=charset_for(s, carrier), unmappable=s["unmappable"])
+    tpl = MessageTemplate(subject=subject, body=body, from_address=s.from_address, from_name=s.from_name,
+                          charset=charset_for(s, carrier), unmappable=s.unmappable,
+                          substitutions=s.substitutions)
     msg = tpl.render(to or f"sample@{_sample_domain(carrier)}")
     click.echo(f"# carrier {carrier}: charset {msg.charset} (configured {charset_for(s, carrier)})")
+    if msg.notes:
+        click.echo(f"# {len(msg.notes)} change(s) for this carrier's charset, each listed once:")
     for note in msg.notes:
-        click.echo(f"# {note}")
+        click.echo(f"#   {note}")
     click.echo("# ---- bytes on the wire ----")
     click.echo(msg.data.decode("ascii", "backslashreplace").replace("\x1b", "<ESC>").replace("\r\n", "\n"), nl=False)
     click.echo("# ---- decoded back ----")
@@ -155,21 +288,34 @@ def _sample_domain(carrier: str) -> str:
 def intake(maildir, no_reply):
     """Turn a request mail (stdin, e.g. from `|mailhygiene intake`) into a send job.
 
-    Refused or malformed requests are logged (data_dir/sender/intake.log) and exit 0, so the MTA
-    never bounces anything to an unauthorised sender; an internal failure exits 75 (EX_TEMPFAIL)
-    so the MTA keeps the mail and retries.
+    Refused or malformed requests, whatever is in them, are logged (data_dir/sender/intake.log)
+    and exit 0, so the MTA never bounces anything to an unauthorised sender; only a fault of this
+    host (queue locked, disk full, suppression list unavailable) exits 75 (EX_TEMPFAIL) so the MTA
+    keeps the mail and retries.
     """
     from ..sender.intake import process_maildir, process_request
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
-    cfg = _cfg()
+    try:
+        cfg = _cfg()
+    except MailHygieneError as exc:  # config, data dir or its owner: this host's fault, not the mail's
+        if maildir:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EX_TEMPFAIL)
     if maildir:
         for res in process_maildir(cfg, maildir, reply=not no_reply):
             click.echo(res.line())
         return
+    limit = cfg.intake.max_bytes
+    stdin = sys.stdin.buffer
+    raw = stdin.read(limit + 1)
+    if len(raw) > limit:  # refused unparsed; the rest is read and dropped so the MTA sees no broken pipe
+        while stdin.read(1 << 20):
+            pass
     try:
-        res = process_request(cfg, sys.stdin.buffer.read(), reply=not no_reply)
-    except Exception as exc:  # noqa: BLE001 - the MTA must retry, not bounce
+        res = process_request(cfg, raw, reply=not no_reply)
+    except Exception as exc:  # noqa: BLE001 - only our own faults get here: the MTA must retry, not bounce
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EX_TEMPFAIL)
     click.echo(res.line())

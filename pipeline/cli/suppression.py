@@ -3,37 +3,55 @@ one call of pipeline.suppression, lines out."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 
-def _local(cfg, value) -> str:
-    if value is None:
-        return "-"
-    return value.astimezone(cfg.tz).strftime("%Y-%m-%d %H:%M")
+from .terminal import aligned, json_option, label_lines, lang_option, local, one_line, reasons, text
 
 
-def _text(value, default: str = "-") -> str:
-    return default if value is None or value == "" else str(value)
+def print_rule_result(cfg, result, L=None) -> None:
+    """The terminal summary of a rule run (`suppress`, `clean`), in the words of L."""
+    from ..report.labels import labels
 
-
-def print_rule_result(cfg, result) -> None:
+    L = L or labels(cfg.report.lang)
     rule = cfg.rule
-    mode = "dry run: nothing written" if result.dry_run else ("applied" if result.applied else "nothing to add")
-    click.echo(f"rule:             {rule.min_errors}+ counted errors on {rule.min_days}+ days "
-               f"within {rule.window_days} days ({cfg.timezone_name}), up to {_local(cfg, result.as_of)}")
-    click.echo(f"addresses marked: {result.marked} ({result.already_listed} already listed)")
-    click.echo(f"new entries:      {len(result.new)}  [{mode}]")
-    for rec in result.new:
-        click.echo(f"  + {rec['address']:40} {_text(rec['carrier']):9} {_text(rec['reasons']):24} "
-                   f"{rec['error_count']} errors on {rec['distinct_days']} days, "
-                   f"{_local(cfg, rec['first_error'])} .. {_local(cfg, rec['last_error'])}")
-    if not result.guard_checked and result.new:
-        click.echo("guard:            not checked in a dry run (add --check-guard)")
+    mode = L("cli.mode.dry_run") if result.dry_run else (
+        L("cli.mode.applied") if result.applied else L("cli.mode.nothing"))
+    pairs = [(L("cli.rule"), L("cli.rule_value", min_errors=rule.min_errors, min_days=rule.min_days,
+                                window_days=rule.window_days, tz=cfg.timezone_name,
+                                as_of=local(cfg, result.as_of))),
+             (L("cli.marked"), L("cli.marked_value", marked=result.marked, listed=result.already_listed)),
+             (L("cli.new"), L("cli.new_value", n=len(result.new), mode=mode))]
+    unchecked = not result.guard_checked and result.new
+    if unchecked:
+        pairs.append((L("cli.guard"), L("cli.guard_unchecked")))
+    lines = label_lines(pairs)
+    for line in lines[:3]:
+        click.echo(line)
+    rows = [[rec["address"], L.carrier(text(rec["carrier"])), reasons(L, rec["reasons"]),
+             L("cli.entry_evidence", errors=rec["error_count"], days=rec["distinct_days"],
+               first=local(cfg, rec["first_error"]), last=local(cfg, rec["last_error"]))]
+            for rec in result.new]
+    for line in aligned(rows, min_widths=(40, 9, 24), indent="  + "):
+        click.echo(line)
+    for line in lines[3:]:
+        click.echo(line)
     if result.guard.tripped:
-        label = "guard (overridden by --force)" if result.forced else "guard WOULD refuse this run"
+        label = L("cli.guard_forced") if result.forced else L("cli.guard_refuses")
         click.echo(f"{label}:")
         for reason in result.guard.reasons:
             click.echo(f"  ! {reason}")
+
+
+def guard_problems(result, L) -> list[str]:
+    """What --quiet still prints about a rule run: a guard overridden by --force, or one that
+    would refuse (a dry run with --check-guard)."""
+    if not result.guard.tripped:
+        return []
+    head = L("cli.guard_overridden") if result.forced and not result.dry_run else f"{L('cli.guard_refuses')}:"
+    return [head, *(f"  ! {reason}" for reason in result.guard.reasons)]
 
 
 @click.command("suppress")
@@ -43,26 +61,41 @@ def print_rule_result(cfg, result) -> None:
 @click.option("--check-guard", is_flag=True,
               help="With --dry-run: also run the guard (one more pass over the events) and show its verdict.")
 @click.option("--force", is_flag=True, help="Apply even when the guard refuses (a carrier block looks different from dead addresses: check first).")
+@json_option("Print the result as JSON (README \"Scripting\"): the new entries with their evidence, "
+             "the counts and the guard's verdict.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print only problems (a guard overridden by --force, or refusing with --check-guard).")
+@lang_option
 @click.pass_obj
-def suppress_cmd(app, as_of, dry_run, check_guard, force):
+def suppress_cmd(app, as_of, dry_run, check_guard, force, as_json, quiet, lang):
     """Run the multi-day rule and add dead addresses to the suppression list.
 
     An address is suppressed when, after its last successful delivery (and its last release),
     it has at least rule.min_errors counted errors (user unknown, host unknown, mailbox
     disabled or full) on rule.min_days different local days inside rule.window_days days.
 
+    Exit status: 0 done (or nothing to add); 1 error; 3 the guard refused (nothing applied).
+
     \b
     Examples:
       mailhygiene suppress --dry-run --check-guard
       mailhygiene --timezone Asia/Tokyo suppress --as-of 2026-11-20
+      mailhygiene suppress --dry-run --json | jq -r '.new[].address'
     """
-    from ..suppression.rule import run_rule
+    from ..suppression.rule import rule_result_json, run_rule
     from ..suppression.store import SuppressionStore
 
     cfg = app.cfg
     result = run_rule(SuppressionStore(cfg.data_dir), cfg.rule, cfg.guard, as_of,
                       tz=cfg.timezone_name, dry_run=dry_run, force=force, check_guard_in_dry_run=check_guard)
-    print_rule_result(cfg, result)
+    L = app.labels(lang)
+    if as_json:
+        app.print_json(rule_result_json(result, cfg.rule, cfg.timezone_name))
+    elif app.quiet or quiet:
+        for line in guard_problems(result, L):
+            app.problem(line)
+    else:
+        print_rule_result(cfg, result, L)
 
 
 @click.group("suppression")
@@ -71,79 +104,132 @@ def suppression_group():
 
 
 @suppression_group.command("list")
-@click.option("--limit", type=int, default=0, help="Show at most this many entries (0 = all).")
+@click.option("--limit", type=click.IntRange(min=0), default=0, help="Show at most this many entries (0 = all).")
+@json_option("Print JSON (README \"Scripting\"): {\"count\": N, \"entries\": [...]}.")
+@lang_option
 @click.pass_obj
-def suppression_list(app, limit):
+def suppression_list(app, limit, as_json, lang):
     """List suppressed addresses with carrier, reasons and when they were added.
 
     \b
-    Example:
+    Examples:
       mailhygiene suppression list
+      mailhygiene --lang ja suppression list
+      mailhygiene suppression list --json | jq -r '.entries[].address'
     """
-    from ..suppression.store import entries
+    from ..suppression.store import entries, list_json
 
     listed = entries(app.cfg.data_dir, limit or None)
-    click.echo(f"{len(listed)} suppressed address(es)")
-    for rec in listed:
-        note = f"  note: {rec['note']}" if rec["note"] else ""
-        click.echo(f"{rec['address']:40} {_text(rec['carrier']):9} {_text(rec['reasons'] or rec['source']):24} "
-                   f"added {_local(app.cfg, rec['added_at'])}{note}")
+    if as_json:
+        app.print_json(list_json(listed))
+        return
+    L = app.labels(lang)
+    click.echo(L("cli.list_count", n=len(listed)))
+    rows = [[rec["address"], L.carrier(text(rec["carrier"])),
+             reasons(L, rec["reasons"]) if rec["reasons"] else L(f"cli.source.{rec['source']}"),
+             L("cli.list_added", at=local(app.cfg, rec["added_at"]))
+             + (f"  {L('cli.note', note=one_line(rec['note']))}" if rec["note"] else "")]
+            for rec in listed]
+    for line in aligned(rows, min_widths=(40, 9, 24)):
+        click.echo(line)
 
 
 @suppression_group.command("show")
 @click.argument("address")
+@json_option("Print JSON (README \"Scripting\"): the entry, its history and every delivery attempt.")
+@lang_option
 @click.pass_obj
-def suppression_show(app, address):
+def suppression_show(app, address, as_json, lang):
     """Explain an address: its entry, its history and every delivery attempt behind it.
 
     \b
-    Example:
+    Examples:
       mailhygiene suppression show taro.dead@docomo.ne.jp
+      mailhygiene suppression show taro.dead@docomo.ne.jp --json
     """
-    from ..suppression.store import show
+    from ..suppression.store import show, show_json
 
     cfg = app.cfg
     info = show(cfg.data_dir, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons)
+    if as_json:
+        app.print_json(show_json(info))
+        return
+    L = app.labels(lang)
     e = info["entry"]
     if e is None:
-        click.echo(f"{info['address']}: not suppressed")
+        click.echo(L("cli.not_suppressed", address=info["address"]))
     else:
-        click.echo(f"{info['address']}: SUPPRESSED ({e['source']}) since {_local(cfg, e['added_at'])}")
+        click.echo(L("cli.suppressed", address=info["address"], source=L(f"cli.source.{e['source']}"),
+                     at=local(cfg, e["added_at"])))
         if e["source"] == "rule":
-            click.echo(f"  carrier {e['carrier']}, reasons {e['reasons']}: {e['error_count']} counted errors on "
-                       f"{e['distinct_days']} days, {_local(cfg, e['first_error'])} .. {_local(cfg, e['last_error'])}")
-            reply = _text(e['last_diagnostic'], '').replace("\n", " / ")
-            click.echo(f"  last reply: dsn {_text(e['last_dsn'])} {reply}")
-            click.echo(f"  rule: {e['rule']}")
+            click.echo("  " + L("cli.evidence", carrier=L.carrier(text(e["carrier"])),
+                                reasons=reasons(L, e["reasons"]), errors=e["error_count"],
+                                days=e["distinct_days"], first=local(cfg, e["first_error"]),
+                                last=local(cfg, e["last_error"])))
+            click.echo("  " + L("cli.last_reply", dsn=text(e["last_dsn"]), reply=one_line(e["last_diagnostic"])))
+            click.echo("  " + L("cli.rule_label", rule=e["rule"]))
         if e["note"]:
-            click.echo(f"  note: {e['note']}")
+            click.echo("  " + L("cli.note", note=one_line(e["note"])))
     for rec in info["history"]:
-        click.echo(f"  history: {_local(cfg, rec['at'])} {rec['action']}" + (f" ({rec['note']})" if rec["note"] else ""))
+        action = L(f"cli.action.{rec['action']}") if rec["action"] in ("added", "released") else rec["action"]
+        click.echo("  " + L("cli.history", at=local(cfg, rec["at"]), action=action)
+                   + (f" ({one_line(rec['note'])})" if rec["note"] else ""))
     attempts = info["events"]
-    click.echo(f"delivery attempts: {len(attempts)}")
-    for rec in attempts:
-        counted = "*" if rec["counted"] else " "
-        diag = (rec["diagnostic"] or "").replace("\n", " / ")
-        click.echo(f" {counted} {rec['local_time']:%Y-%m-%d %H:%M:%S} {rec['mta']:8} {rec['status']:9} "
-                   f"{_text(rec['reason']):18} {_text(rec['smtp_phase']):11} {diag[:110]}")
-    click.echo("(* = counted error)")
+    click.echo(L("cli.attempts", n=len(attempts)))
+    rows = [["*" if rec["counted"] else " ", f"{rec['local_time']:%Y-%m-%d %H:%M:%S}", rec["mta"],
+             L.status(rec["status"]), L.reason(text(rec["reason"])), text(rec["smtp_phase"]),
+             one_line(rec["diagnostic"])[:110]] for rec in attempts]
+    for line in aligned(rows, min_widths=(1, 19, 8, 9, 18, 11), indent=" "):
+        click.echo(line)
+    click.echo(L("cli.counted_legend"))
 
 
 @suppression_group.command("add")
-@click.argument("address")
+@click.argument("address", required=False)
+@click.option("--from-file", "from_file", default=None, metavar="FILE",
+              help="Add every address in FILE: one per line, or a CSV with an address (or email) "
+                   "column; - reads standard input. All or nothing.")
+@click.option("--ignore-existing", is_flag=True,
+              help="Skip addresses already on the list (without it, one listed address stops the whole add).")
 @click.option("--note", default=None, help="Why (kept in history).")
+@lang_option
 @click.pass_obj
-def suppression_add(app, address, note):
-    """Suppress an address by hand.
+def suppression_add(app, address, from_file, ignore_existing, note, lang):
+    """Suppress an address by hand, or every address in a file.
+
+    An address already on the list is an error naming it, and nothing is added (with
+    --from-file too: all or nothing), unless --ignore-existing.
 
     \b
-    Example:
+    Examples:
       mailhygiene suppression add complainer@au.com --note "asked to stop, ticket 123"
+      mailhygiene suppression add --from-file optouts.csv --ignore-existing --note "CRM opt-outs"
+      crm-export | mailhygiene suppression add --from-file - --ignore-existing
     """
-    from ..suppression.store import add
+    from ..core.errors import InputError
+    from ..suppression.address_file import read_addresses
+    from ..suppression.store import add_many
 
-    add(app.cfg.data_dir, address, note, carriers=app.cfg.carriers)
-    click.echo(f"added {address.strip().lower()}")
+    if (address is None) == (from_file is None):
+        raise InputError("give one ADDRESS or --from-file FILE (one of them)")
+    if from_file is not None:
+        if from_file == "-":
+            addresses = read_addresses(sys.stdin.buffer.read(), "standard input")
+        else:
+            addresses = read_addresses(from_file)
+    else:
+        addresses = [address]
+    cfg = app.cfg
+    added, skipped = add_many(cfg.data_dir, addresses, note, carriers=cfg.carriers,
+                              ignore_existing=ignore_existing)
+    L = app.labels(lang)
+    if from_file is None and added:
+        click.echo(L("cli.added", address=added[0]))
+    else:
+        click.echo(L("cli.added_many", n=len(added)))
+    if skipped:
+        examples = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        click.echo(L("cli.skipped_listed", n=len(skipped), examples=examples))
 
 
 @suppression_group.command("release")
@@ -161,7 +247,7 @@ def suppression_release(app, address, note):
     from ..suppression.store import release
 
     e = release(app.cfg.data_dir, address, note)
-    click.echo(f"released {e['address']}")
+    click.echo(app.labels()("cli.released", address=e["address"]))
 
 
 @suppression_group.command("repair")

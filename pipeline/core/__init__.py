@@ -1,7 +1,10 @@
 """The floor every stage stands on; imports nothing from the stages above it.
 
   config      typed, validated settings per stage (every default once); load_config()
-  errors      small named exceptions the CLI turns into `Error: …` lines
+  config_doc  README's settings table, generated from config's dataclasses and field comments
+  errors      small named exceptions the CLI turns into `Error: …` lines; unreadable_file()
+              names a damaged Parquet file instead of the engine's error
+  jsonout     the values of our records as plain JSON (the `--json` documents)
   fsutil      atomic file writes (temp + fsync + rename + directory fsync) and file locks
   owner       commands that write the data dir run as its owner, or stop with `Error: run as USER`
   backoff     exponential backoff with a cap (retries of the follower and the sender)

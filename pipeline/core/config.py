@@ -46,7 +46,9 @@ def setting(default, *, min=None, max=None, choices=None, secret=False, nonempty
 class SourceSettings:
     """One `[[sources]]` entry: a log file or glob for `clean` and `watch`."""
 
+    # A log file or glob, e.g. "/var/log/mail.log*" (rotated and .gz files included).
     path: str = setting("", nonempty=True)
+    # The MTA that wrote it; auto detects it per file.
     format: str = setting("auto", choices=("auto",) + MTA_FORMATS)
 
 
@@ -65,9 +67,13 @@ class RuleSettings:
     """An address is suppressed after `min_errors` counted errors on `min_days` distinct local
     days inside `window_days` consecutive days."""
 
+    # Counted errors an address needs ...
     min_errors: int = setting(2, min=1)
+    # ... on at least this many distinct local calendar days ...
     min_days: int = setting(2, min=1)
+    # ... inside a window of this many consecutive days.
     window_days: int = setting(7, min=1, max=366)
+    # What counts as an error (scope must be recipient: our own problems never count).
     counted_reasons: tuple[str, ...] = setting(
         ("user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"), choices=REASONS, nonempty=True)
 
@@ -85,14 +91,17 @@ class GuardSettings:
     # A carrier-day whose counted-error rate is at least this (with block_min_errors errors)
     # looks like the carrier blocking us, not like dead addresses.
     block_rate: float = setting(0.5, min=0.0, max=1.0)
+    # ... and at least this many counted errors that carrier-day.
     block_min_errors: int = setting(20, min=1)
     # The same per local hour: a carrier-hour holding new entries' errors is a burst when it has
     # at least hour_min_errors counted errors making at least hour_rate of its attempts ...
     hour_rate: float = setting(0.5, min=0.0, max=1.0)
+    # Counted errors a carrier-hour needs for either burst test.
     hour_min_errors: int = setting(20, min=1)
     # ... or when at least hour_min_errors of them (and recent_rate of its attempts) hit addresses
     # that had mail delivered within recent_hours before: our usual addresses, refused at once.
     recent_hours: float = setting(48.0, min=0.0, max=24.0 * 366)
+    # Share of a carrier-hour's attempts those refusals of usual addresses must make.
     recent_rate: float = setting(0.02, min=0.0, max=1.0)
 
 
@@ -108,10 +117,13 @@ class ExportSettings:
 
 @dataclass(frozen=True)
 class ReportSettings:
+    # Where `clean` and `report` write report.html, the CSV tables and the charts (relative: in data_dir).
     dir: str = setting("reports", nonempty=True)
-    # Alert (exit status 4 of `report`) when a carrier's failure rate exceeds this percentage; 0 = off.
-    fail_over: float = setting(0.0, min=0.0, max=100.0)
-    # Language of report.html, the CSV headers, the charts and `report`'s summary (`--lang`).
+    # `report` exits with status 2 when a carrier's unknown-user rate over the period exceeds this
+    # fraction (0.04 = 4 %); 0 = off.
+    fail_over: float = setting(0.0, min=0.0, max=1.0)
+    # Language of report.html, the CSV headers, the charts and the terminal summaries of
+    # report, clean, suppress and suppression list/show (the global or a command's --lang wins).
     lang: str = setting("en", choices=("en", "ja"))
 
 
@@ -127,7 +139,9 @@ class WatchSettings:
 class Rate:
     """At most `count` SMTP sends started in any `interval` seconds."""
 
+    # SMTP sends started ...
     count: int = setting(30, min=1)
+    # ... in any window of this many seconds.
     interval: float = setting(1.0, min=0.001)
 
 
@@ -135,33 +149,78 @@ class Rate:
 class SenderSettings:
     """The sender (docs/sender.md). Rates are per carrier; `rates` overrides `default_rate`."""
 
+    # From (and, unless envelope_from, MAIL FROM) of every message.
     from_address: str = setting("")
+    # Display name of From (RFC 2047 encoded), e.g. "配信センター".
     from_name: str = setting("")
+    # MAIL FROM; "" = from_address.
     envelope_from: str = setting("")
+    # EHLO name; "" = this host's FQDN.
     helo: str = setting("")
+    # Rate of carriers without their own entry in rates: {count, interval}.
     default_rate: Rate = setting(Rate, factory=True)
+    # Per carrier (docomo, au, softbank, ymobile, rakuten, other): {count, interval}.
     rates: dict[str, Rate] = setting(lambda: {"au": Rate(count=100, interval=60.0)}, factory=True)
     # iso-2022-jp (7bit) or utf-8 (base64); `charsets` overrides per carrier.
     charset: str = setting("iso-2022-jp", choices=("iso-2022-jp", "utf-8"))
+    # Per carrier, e.g. {au = "utf-8"}.
     charsets: dict[str, str] = setting(dict, factory=True, choices=("iso-2022-jp", "utf-8"))
-    # Characters ISO-2022-JP cannot carry: "replace" (documented table, then UTF-8) or "utf8".
-    unmappable: str = setting("replace", choices=("replace", "utf8"))
+    # Characters ISO-2022-JP cannot carry: "replace" (documented table, then UTF-8), "substitute"
+    # (also the emoji table and 〓: the message stays ISO-2022-JP) or "utf8".
+    unmappable: str = setting("replace", choices=("replace", "utf8", "substitute"))
     # Domain, ".suffix" or carrier name -> "host:port"; anything else goes to default_relay.
     routes: dict[str, str] = setting(dict, factory=True)
+    # The relay (host:port) of everything routes does not name.
     default_relay: str = setting("127.0.0.1:25", nonempty=True)
+    # SMTP connections at once (= messages in flight).
     concurrency: int = setting(4, min=1, max=256)
+    # Messages sent over one SMTP connection before it is closed.
     messages_per_connection: int = setting(50, min=1)
+    # Recipients one SMTP session carries at most (the carriers' rule).
     max_recipients_per_session: int = setting(100, min=1)
-    # Send nothing this many minutes either side of each full hour (0 = off); () = all carriers.
+    # Send nothing this many minutes either side of each full hour (0 = off).
     quiet_minutes: int = setting(0, min=0, max=29)
+    # Carriers quiet_minutes applies to, e.g. ["docomo"]; [] = all.
     quiet_carriers: tuple[str, ...] = setting(())
+    # Seconds: a 4xx reply is retried after backoff_base * 2^(attempts - 1) ...
     backoff_base: float = setting(60.0, min=0.0)
+    # ... but never later than this many seconds.
     backoff_max: float = setting(3600.0, min=0.0)
+    # Attempts of a recipient; then it fails with reason "expired".
     max_attempts: int = setting(10, min=1)
     # A rate-limit reply (421, 450 "too many" ...) pauses that carrier this many seconds.
     rate_limit_pause: float = setting(60.0, min=0.0)
+    # SMTP socket timeout, seconds.
     timeout: float = setting(30.0, min=0.1)
+    # Seconds between the daemon's looks for new work.
     poll_interval: float = setting(0.5, min=0.01)
+    # "direct": the daemon delivers to each carrier (routes, its own throttle); "relay": every
+    # message goes to default_relay (the local MTA), whose routes and limits come from
+    # `mailhygiene send mta-config`.
+    mode: str = setting("direct", choices=("direct", "relay"))
+    # After a rate-limit reply the carrier's count is multiplied by this, then recovers linearly
+    # to the full count over rate_recovery seconds.
+    rate_limit_factor: float = setting(0.5, min=0.01, max=1.0)
+    rate_recovery: float = setting(600.0, min=0.0)
+    # Spread each window's quota evenly (interval/count apart) instead of one burst.
+    pacing: bool = setting(False)
+    # Concurrent SMTP sessions per carrier (0 = up to `concurrency`); `connections` per carrier.
+    default_connections: int = setting(0, min=0, max=256)
+    connections: dict[str, int] = setting(dict, factory=True)
+    # Recipients (= messages, one recipient each) per SMTP session, per carrier (else
+    # max_recipients_per_session).
+    session_recipients: dict[str, int] = setting(dict, factory=True)
+    # An idle connection is kept this long for the next window (0 = close when idle).
+    idle_timeout: float = setting(10.0, min=0.0, max=300.0)
+    # Results written to the queue in one transaction (at most 50 ms apart).
+    commit_batch: int = setting(8, min=1, max=1000)
+    # Seconds between moves of the daemon's event rows into the event store.
+    event_flush_interval: float = setting(2.0, min=0.05, max=600.0)
+    # VERP: MAIL FROM is local+rcptlocal=rcptdomain@domain, so `mailhygiene bounces` can tell
+    # whose bounce a DSN is even when the DSN itself does not say.
+    verp: bool = setting(False)
+    # Extra entries for unmappable = "substitute": character -> text, e.g. {"🍣" = "(寿司)"}.
+    substitutions: dict[str, str] = setting(dict, factory=True)
 
     def rate_for(self, carrier: str) -> Rate:
         return self.rates.get(carrier, self.default_rate)
@@ -171,14 +230,24 @@ class SenderSettings:
 class IntakeSettings:
     """Requests by mail (docs/sender.md): who may ask, and the shared secret they must quote."""
 
+    # From addresses whose request mails are accepted.
     allowed_senders: tuple[str, ...] = setting(())
+    # The secret a request must quote; "" = every request refused.
     shared_secret: str = setting("", secret=True)
+    # Also require an Authentication-Results header with aligned DKIM or SPF pass.
     require_auth_results: bool = setting(False)
     # When set, only Authentication-Results headers from this authserv-id count.
     auth_serv_id: str = setting("")
     # Where replies to requesters go out ("" = sender.default_relay).
     reply_relay: str = setting("")
+    # Recipients one request mail may carry.
     max_recipients: int = setting(200_000, min=1)
+    # A request mail larger than this is refused before anything in it is parsed.
+    max_bytes: int = setting(10_000_000, min=1_000)
+    # Replay protection: the Date header must be at most this old, and at most
+    # max_future_minutes ahead; Message-ID and text hash are remembered this long.
+    max_age_hours: float = setting(48.0, min=0.1, max=24.0 * 365)
+    max_future_minutes: float = setting(60.0, min=0.0, max=24.0 * 60)
 
 
 @dataclass(frozen=True)
@@ -186,14 +255,17 @@ class DoctorSettings:
     # DNS server the doctor asks (an IP address); "" = this machine's resolver (/etc/resolv.conf).
     # Block lists refuse queries relayed by public resolvers: use your own resolver here.
     resolver: str = setting("")
+    # Port of that DNS server.
     resolver_port: int = setting(53, min=1, max=65535)
     # Seconds per DNS query, and per SPF evaluation lookup.
     timeout: float = setting(5.0, min=0.1, max=120.0)
-    # IP block lists (DNSBL zones) and domain block lists checked by `doctor setup`.
+    # IP block lists (DNSBL zones) checked by `doctor setup`.
     dnsbls: tuple[str, ...] = setting(("zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org"))
+    # Domain block lists checked by `doctor setup`.
     domain_blocklists: tuple[str, ...] = setting(("dbl.spamhaus.org",))
     # `doctor message`: the spamassassin program (path or name on PATH) and its time limit.
     spamassassin: str = setting("spamassassin", nonempty=True)
+    # Seconds the spamassassin program may take.
     spamassassin_timeout: float = setting(60.0, min=1.0)
     # `doctor setup` first sends one probe to the resolver, for at most this many seconds: no
     # answer (or REFUSED) is an Error and exit status 1 before any check runs.
@@ -213,16 +285,21 @@ class ProviderSettings:
     """One `[classify.providers.NAME]` entry: whose servers (recipient domains, relay hosts, or a
     carrier's) and how their replies read from `since` to `until` (docs/classifier.md)."""
 
+    # Recipient domains of this provider.
     domains: tuple[str, ...] = setting(())
+    # Relay host names (or suffixes) of this provider's servers.
     relays: tuple[str, ...] = setting(())
+    # Or: the carrier whose domains it serves.
     carrier: str = setting("", choices=("",) + CARRIERS)
     # Dates as "YYYY-MM-DD" (inclusive); "" = open-ended.
     since: str = setting("")
+    # Last day of this behaviour ("" = still so).
     until: str = setting("")
     # "unknown user" refused after DATA: filtered | user_unknown | by_code ("" = package default).
     unknown_user_after_data: str = setting("", choices=("", "filtered", "user_unknown", "by_code"))
     # the same words when the log does not show the SMTP phase: user_unknown | filtered.
     unknown_user_without_phase: str = setting("", choices=("", "user_unknown", "filtered"))
+    # Why (shown by `classify --explain`).
     note: str = setting("")
 
 
@@ -232,6 +309,7 @@ class ClassifySettings:
 
     # Extra phrases per reason, e.g. {user_unknown = ["宛先不明"]}; added to the package tables.
     phrases: dict[str, tuple[str, ...]] = setting(dict, factory=True, choices=REASONS)
+    # Provider behaviour by domain or relay and date: [classify.providers.NAME] tables.
     providers: dict[str, ProviderSettings] = setting(dict, factory=True)
 
 
@@ -243,6 +321,7 @@ class FileSettings:
     data_dir: str = setting("./mailhygiene-data", nonempty=True)
     # IANA zone of the MTA hosts' syslog clocks and of the rule's calendar days. "" = this machine's zone.
     timezone: str = setting("")
+    # Log files for `clean` and `watch`: [[sources]] entries (path, format).
     sources: tuple[SourceSettings, ...] = setting(())
     # Extra carrier domains: {docomo = ["example-docomo.jp"]}; merged over the package table.
     carriers: dict[str, tuple[str, ...]] = setting(dict, factory=True, choices=CARRIERS)
@@ -586,6 +665,11 @@ def _toml_string(s: str) -> str:
     out = s.replace("\\", "\\\\").replace('"', '\\"')
     out = "".join(c if c >= " " and c != "\x7f" else f"\\u{ord(c):04x}" for c in out)
     return '"' + out + '"'
+
+
+def toml_value(v: Any) -> str:
+    """One plain value (to_plain) as TOML text: `"a"`, `[1, 2]`, `{a = 1}` (the README's table)."""
+    return _toml_value(v)
 
 
 def _toml_value(v: Any) -> str:

@@ -42,3 +42,30 @@ class StoreCorrupt(MailHygieneError):
 class SuppressionUnavailable(MailHygieneError):
     """The suppression list is missing, unreadable or older than its history: whoever needs it
     (the sender above all) must stop rather than send to addresses that may be suppressed."""
+
+
+def unreadable_file(exc: BaseException) -> StoreCorrupt | None:
+    """A StoreCorrupt naming the damaged Parquet file of the data dir when `exc` (an error of
+    DuckDB or Arrow) says it could not read one, with what to do about it; None otherwise.
+    Callers that read the store raise it `from None` in place of the engine's error."""
+    import re
+
+    if not type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb", "pyarrow"):
+        return None
+    text = str(exc)
+    found = re.search(r"""['"]([^'"\n]+\.parquet)['"]""", text)
+    if not found:
+        return None
+    path = found.group(1)
+    reason = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    if "/events/" in path or path.startswith("events/"):
+        fix = ("A damaged event file: move it out of the data dir (its events are then missing; "
+               "re-read that day's logs with `mailhygiene ingest --reread LOGS`), or restore it from a backup.")
+    elif path.endswith("history.parquet"):
+        fix = "Restore it from a backup: the history is what the suppression list is rebuilt from."
+    elif path.endswith("current.parquet"):
+        fix = ("Restore it from a backup, or rebuild the list from its history with "
+               "`mailhygiene suppression repair`.")
+    else:
+        fix = "Restore it from a backup."
+    return StoreCorrupt(f"cannot read {path}: {reason}. {fix}")

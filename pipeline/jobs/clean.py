@@ -1,5 +1,5 @@
 """The nightly job: ingest what is new in the configured sources, run the suppression rule,
-write the export (and the report when the reports module is present).
+write the export and the report.
 
 Takes <data_dir>/state/clean.lock (non-blocking): two runs never overlap; a second one fails
 at once with a clear message. `watch` may run at the same time: while it holds
@@ -8,6 +8,11 @@ both write through the event store, which deduplicates by event_id under its own
 line read by both is stored once. The ingest step is the ingest engine's
 (pipeline.ingest.engine.Engine.ingest_sources); a source whose files are not of its format stops
 the job before the rule (fail closed).
+
+The job is one of the two places (with the CLI) that read the whole config: each stage gets the
+typed sections it uses (the rule: cfg.rule and cfg.guard; the export: cfg.export; the report:
+cfg.report, cfg.rule and the sending domain of cfg.sender; the ingest engine: cfg.ingest,
+cfg.watch, cfg.carriers and the data dir and zone, through Engine.from_config). clean_result_json() is the `clean --json` shape.
 Called by the CLI (`mailhygiene clean`).
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..core import fsutil
 from ..core.config import Config
@@ -22,13 +28,15 @@ from ..core.errors import ConfigError, InputError
 from ..ingest.engine import Engine
 from ..ingest.session import IngestSummary, watch_is_running
 from ..suppression.export import export
-from ..suppression.rule import RuleResult, run_rule
+from ..suppression.rule import RuleResult, rule_result_json, run_rule
 from ..suppression.store import SuppressionStore
 
 
 @dataclass
 class CleanResult:
-    ingest: list[IngestSummary] = field(default_factory=list)
+    ingest: list[tuple[str, IngestSummary]] = field(default_factory=list)  # (source path, summary)
+    sources_without_files: list[str] = field(default_factory=list)
+    watch_running: bool = False
     rule: RuleResult | None = None
     export_path: Path | None = None
     exported_rows: int = 0
@@ -42,50 +50,81 @@ def job_lock(cfg: Config, name: str = "clean", *, wait: float = 0.0, busy: str |
 
 
 def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None = None,
-          report: bool = True, on_step=None) -> CleanResult:
-    """Run the whole batch pipeline once. `on_step(name, value)` reports progress to a caller."""
+          report: bool = True, lang: str | None = None, on_step=None) -> CleanResult:
+    """Run the whole batch pipeline once. `on_step(name, value)` reports progress to a caller;
+    `lang` overrides report.lang for the report's language."""
     step = on_step or (lambda *a: None)
     sources = cfg.sources
     if not sources:
         raise ConfigError("no log sources configured: add [[sources]] entries (path = \"/var/log/mail.log*\") "
                           "to the config file, or use `mailhygiene ingest PATH…`")
+    data_dir, tz = cfg.data_dir, cfg.timezone_name
     result = CleanResult()
     with job_lock(cfg):
         # A live `mailhygiene watch` owns log ingestion (docs/watch.md): leave the sources to it.
-        watching = watch_is_running(cfg.data_dir)
-        if watching:
-            step("watch_running", cfg.data_dir / "state" / "watch.lock")
+        result.watch_running = watch_is_running(data_dir)
+        if result.watch_running:
+            step("watch_running", data_dir / "state" / "watch.lock")
         else:
             def on_source(path, summary):
                 if summary is None:
+                    result.sources_without_files.append(path)
                     step("source_empty", path)
                 else:
-                    result.ingest.append(summary)
+                    result.ingest.append((path, summary))
                     step("ingested", (path, summary))
 
             Engine.from_config(cfg, progress=progress).ingest_sources(sources, on_source=on_source)
-            refused = [f for s in result.ingest for f in s.refused]
+            refused = [f for _, s in result.ingest for f in s.refused]
             if refused:
                 # fail closed: a rule run on logs that were not read would suppress too few
                 raise InputError("not ingested: " + "; ".join(f"{f['path']}: {f['problem']}" for f in refused)
                                  + ": fix the format of that [[sources]] entry; the rule was not run")
-        store = SuppressionStore(cfg.data_dir)
-        result.rule = run_rule(store, cfg.rule, cfg.guard, as_of, tz=cfg.timezone_name, force=force)
+        store = SuppressionStore(data_dir)
+        result.rule = run_rule(store, cfg.rule, cfg.guard, as_of, tz=tz, force=force)
         step("rule", result.rule)
         result.export_path = cfg.path_in_data_dir(cfg.export.path)
         fsutil.ensure_dir(result.export_path.parent)
         # the store was just read and the list checked against its history: an empty list is
         # the truth here (a new installation), not a mistyped data dir
-        result.exported_rows = export(store, result.export_path, cfg.export, tz=cfg.timezone_name,
-                                      allow_empty=True)
+        result.exported_rows = export(store, result.export_path, cfg.export, tz=tz, allow_empty=True)
         step("exported", result.export_path)
         if report:
-            try:
-                from ..report.reports import write_report
-            except ImportError:
-                write_report = None
-            if write_report is not None:
-                out = cfg.path_in_data_dir(cfg.report.dir)
-                result.report_path = write_report(cfg, out_dir=out)
-                step("report", result.report_path)
+            from ..report.reports import generate, sending_domain_of
+
+            written = generate(data_dir, cfg.path_in_data_dir(cfg.report.dir), cfg.report, cfg.rule, tz,
+                               lang=lang, excel=cfg.export.excel, sending_domain=sending_domain_of(cfg.sender))
+            result.report_path = written.html
+            step("report", result.report_path)
     return result
+
+
+def clean_result_json(result: CleanResult, cfg: Config) -> dict[str, Any]:
+    """`clean --json` (README "Scripting"): the key figures of one run.
+
+    {"lines": lines read, "events": events written, "already_stored", "rejects": lines rejected,
+     "new_suppressions": entries the rule added, "export": {"path", "rows"}, "report": path or
+     null, "ingest": {"watch_running": bool, "sources_without_files": [path], "sources": [{"path",
+     "files", "lines", "events", "already_stored", "rejects", "rejects_file"}]}, "rule": the
+     `suppress --json` document}"""
+    from ..core.jsonout import jsonable
+
+    sources = []
+    for path, summary in result.ingest:
+        d = summary.as_dict()
+        sources.append({"path": path, "files": len(d["files"]), "lines": d["lines"],
+                        "events": d["events_written"], "already_stored": d["already_stored"],
+                        "rejects": d["lines_rejected"], "rejects_file": d["rejects_file"]})
+    rule = result.rule
+    return jsonable({
+        "lines": sum(s["lines"] for s in sources),
+        "events": sum(s["events"] for s in sources),
+        "already_stored": sum(s["already_stored"] for s in sources),
+        "rejects": sum(s["rejects"] for s in sources),
+        "new_suppressions": len(rule.new) if rule is not None and rule.applied else 0,
+        "export": {"path": result.export_path, "rows": result.exported_rows},
+        "report": result.report_path,
+        "ingest": {"watch_running": result.watch_running, "sources_without_files": result.sources_without_files,
+                   "sources": sources},
+        "rule": rule_result_json(rule, cfg.rule, cfg.timezone_name) if rule is not None else None,
+    })

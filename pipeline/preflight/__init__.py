@@ -25,10 +25,23 @@ Modules:
 Reads DNS, the message file and the phrase file; writes nothing. See docs/doctor.md.
 """
 
-from .dns_checks import check_setup
 from .message_checks import check_message
-from .resolver import ResolverUnusable
 from .results import CheckResult, failed, render_table, summary
+
+
+def __getattr__(name: str):
+    """check_setup and ResolverUnusable on first use: they bring dnspython, which `doctor --help`
+    and `doctor message` do not need."""
+    if name == "check_setup":
+        from .dns_checks import check_setup
+
+        return check_setup
+    if name == "ResolverUnusable":
+        from .resolver import ResolverUnusable
+
+        return ResolverUnusable
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["CheckResult", "ResolverUnusable", "check_message", "check_setup", "failed", "render_table",
            "summary"]

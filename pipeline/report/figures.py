@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from ..core.config import ReportSettings, RuleSettings, zone
-from ..core.errors import ConfigError, InputError, NoDataError
+from ..core.errors import ConfigError, InputError, NoDataError, unreadable_file
 from ..store.event_store import EventStore
 from ..store.warehouse import attach_views, run_sql
 from ..suppression.store import HISTORY_SCHEMA
@@ -149,7 +149,13 @@ def build_report(data_dir: str | os.PathLike, settings: ReportSettings, rule: Ru
         if fail_over is None:
             raise ConfigError(str(exc)) from None
         raise
-    con = open_warehouse(data_dir)
+    try:
+        con = open_warehouse(data_dir)
+    except Exception as exc:
+        error = unreadable_file(exc)
+        if error is None:
+            raise
+        raise error from None
     try:
         p = query_params(timezone, rule, since_d, until_d)
         tables = {name: run_sql(con, file, {**p, **extra}).df() for name, (file, extra) in QUERIES.items()}
@@ -162,6 +168,11 @@ def build_report(data_dir: str | os.PathLike, settings: ReportSettings, rule: Ru
                 f"no events between {since_d or 'the start'} and {until_d or 'the end'} "
                 f"({timezone} days) in {data_dir}; the stored events cover "
                 f"{pd.Timestamp(first):%Y-%m-%d} .. {pd.Timestamp(last):%Y-%m-%d}")
+    except Exception as exc:
+        error = unreadable_file(exc)
+        if error is None:
+            raise
+        raise error from None
     finally:
         con.close()
     first_day = pd.Timestamp(totals["period_start"].iloc[0]).date()

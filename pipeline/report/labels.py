@@ -1,10 +1,11 @@
-"""Every word the report shows a person, in English and Japanese: page texts, column headers,
-carrier, reason and scope names, and the terminal summary's widths.
+"""Every word the report and the terminal summaries show a person, in English and Japanese: page
+texts, column headers, carrier, reason, status and scope names, the `cli.*` words of the
+terminal summaries of `suppress`, `suppression list|show` and `clean`, and terminal widths.
 
 Reads nothing, writes nothing. `labels(lang)` returns a Labels object; the HTML page
 (pipeline.report.html), the CSV writer (pipeline.report.csvfiles), the charts
-(pipeline.report.charts) and the CLI's terminal summary (pipeline.cli.report) take their words from
-it, so one language choice (`--lang`, `report.lang`) changes them all. Values in the CSV files stay
+(pipeline.report.charts) and the CLI's terminal summaries (pipeline.cli.report, .suppression,
+.clean) take their words from it, so one language choice (`--lang`, `report.lang`) changes them all. Values in the CSV files stay
 codes (`docomo`, `user_unknown`) so scripts and pivots keep working; only headers change.
 """
 
@@ -80,6 +81,9 @@ REASON_NAMES_JA = {
     "expired": "期限切れ", "undefined": "不明",
 }
 
+STATUS_NAMES_JA = {"sent": "配信成功", "deferred": "一時エラー", "bounced": "バウンス", "expired": "期限切れ",
+                   "undeliverable": "配信不能"}
+
 SCOPE_NAMES_JA = {"recipient": "宛先側", "sender": "送信側（当方）", "network": "ネットワーク",
                   "unknown": "不明", "none": "なし"}
 
@@ -146,6 +150,56 @@ _TEXT: dict[str, dict[str, str]] = {
         "term.files": "tables: {csv} CSV, charts: {png} PNG in {folder}",
         "term.alert": "ALERT: {carrier} unknown-user rate {rate} is over {limit}",
         "term.warning": "warning: {text}",
+        # the terminal summaries of `suppress`, `suppression list|show` and `clean` (pipeline.cli)
+        "cli.rule": "rule",
+        "cli.rule_value": ("{min_errors}+ counted errors on {min_days}+ days within {window_days} days "
+                           "({tz}), up to {as_of}"),
+        "cli.marked": "addresses marked",
+        "cli.marked_value": "{marked} ({listed} already listed)",
+        "cli.new": "new entries",
+        "cli.new_value": "{n}  [{mode}]",
+        "cli.mode.dry_run": "dry run: nothing written",
+        "cli.mode.applied": "applied",
+        "cli.mode.nothing": "nothing to add",
+        "cli.entry_evidence": "{errors} errors on {days} days, {first} .. {last}",
+        "cli.guard": "guard",
+        "cli.guard_unchecked": "not checked in a dry run (add --check-guard)",
+        "cli.guard_forced": "guard (overridden by --force)",
+        "cli.guard_refuses": "guard WOULD refuse this run",
+        "cli.guard_overridden": "suppress: the guard's objections were overridden by --force:",
+        "cli.list_count": "{n} suppressed address(es)",
+        "cli.list_added": "added {at}",
+        "cli.note": "note: {note}",
+        "cli.not_suppressed": "{address}: not suppressed",
+        "cli.suppressed": "{address}: SUPPRESSED ({source}) since {at}",
+        "cli.evidence": ("carrier {carrier}, reasons {reasons}: {errors} counted errors on {days} days, "
+                         "{first} .. {last}"),
+        "cli.last_reply": "last reply: dsn {dsn} {reply}",
+        "cli.rule_label": "rule: {rule}",
+        "cli.history": "history: {at} {action}",
+        "cli.attempts": "delivery attempts: {n}",
+        "cli.counted_legend": "(* = counted error)",
+        "cli.source.rule": "rule", "cli.source.manual": "manual",
+        "cli.action.added": "added", "cli.action.released": "released",
+        "cli.added": "added {address}",
+        "cli.added_many": "added {n} address(es)",
+        "cli.skipped_listed": "skipped {n} already listed: {examples}",
+        "cli.released": "released {address}",
+        "cli.ingest": "== ingest {path}",
+        "cli.ingest_watch": "== ingest skipped: a live `mailhygiene watch` owns log ingestion for this data dir",
+        "cli.ingest_no_files": "== ingest {path}: no files match (skipped)",
+        "cli.ingest_summary": ("{files} file(s), {lines} lines read, {events} events written, "
+                               "{stored} already stored, {rejected} lines rejected"),
+        "cli.problem_no_files": "ingest {path}: no files match (check [[sources]] path)",
+        "cli.problem_rejected": "ingest {path}: {n} lines rejected ({reasons})",
+        "cli.problem_samples": "; samples in {file}",
+        "cli.problem_unrecognised": ("ingest {path}: not recognised as Postfix, sendmail or qmail "
+                                     "(set format in [[sources]]): {files}"),
+        "cli.suppress": "== suppress",
+        "cli.export": "== export",
+        "cli.export_path": "suppression CSV: {path}",
+        "cli.report": "== report",
+        "cli.report_path": "report: {path}",
     },
     "ja": {
         "html_lang": "ja",
@@ -208,6 +262,55 @@ _TEXT: dict[str, dict[str, str]] = {
         "term.files": "表: CSV {csv} 件、グラフ: PNG {png} 件（{folder}）",
         "term.alert": "ALERT: {carrier}の宛先不明率 {rate} が閾値 {limit} を超えています",
         "term.warning": "警告: {text}",
+        "cli.rule": "ルール",
+        "cli.rule_value": ("{window_days} 日以内の {min_days} 日以上で計上エラー {min_errors} 件以上"
+                           "（{tz} の暦日）、{as_of} まで"),
+        "cli.marked": "該当アドレス",
+        "cli.marked_value": "{marked} 件（うち登録済み {listed} 件）",
+        "cli.new": "新規登録",
+        "cli.new_value": "{n} 件  [{mode}]",
+        "cli.mode.dry_run": "試行のみ: 書き込みなし",
+        "cli.mode.applied": "登録しました",
+        "cli.mode.nothing": "追加なし",
+        "cli.entry_evidence": "エラー {errors} 件・{days} 日、{first} 〜 {last}",
+        "cli.guard": "ガード",
+        "cli.guard_unchecked": "試行では確認しません（--check-guard で確認）",
+        "cli.guard_forced": "ガード（--force で無視）",
+        "cli.guard_refuses": "ガードはこの実行を拒否します",
+        "cli.guard_overridden": "suppress: ガードの指摘を --force で無視しました:",
+        "cli.list_count": "配信停止アドレス {n} 件",
+        "cli.list_added": "登録 {at}",
+        "cli.note": "メモ: {note}",
+        "cli.not_suppressed": "{address}: 配信停止ではありません",
+        "cli.suppressed": "{address}: 配信停止中（{source}）{at} から",
+        "cli.evidence": ("キャリア {carrier}、理由 {reasons}: 計上エラー {errors} 件・{days} 日、"
+                         "{first} 〜 {last}"),
+        "cli.last_reply": "最後の応答: dsn {dsn} {reply}",
+        "cli.rule_label": "ルール: {rule}",
+        "cli.history": "履歴: {at} {action}",
+        "cli.attempts": "配信試行: {n} 件",
+        "cli.counted_legend": "（* = 計上エラー）",
+        "cli.source.rule": "ルール", "cli.source.manual": "手動",
+        "cli.action.added": "追加", "cli.action.released": "解除",
+        "cli.added": "{address} を追加しました",
+        "cli.added_many": "{n} 件を追加しました",
+        "cli.skipped_listed": "登録済みの {n} 件を省略: {examples}",
+        "cli.released": "{address} を解除しました",
+        "cli.ingest": "== 取り込み {path}",
+        "cli.ingest_watch": "== 取り込みは省略: 稼働中の `mailhygiene watch` がこのデータディレクトリのログを取り込んでいます",
+        "cli.ingest_no_files": "== 取り込み {path}: 一致するファイルなし（省略）",
+        "cli.ingest_summary": ("ファイル {files} 件、読み込み {lines} 行、イベント書き込み {events} 件、"
+                               "取り込み済み {stored} 件、除外 {rejected} 行"),
+        "cli.problem_no_files": "取り込み {path}: 一致するファイルがありません（[[sources]] の path を確認）",
+        "cli.problem_rejected": "取り込み {path}: {n} 行を除外（{reasons}）",
+        "cli.problem_samples": "。例は {file}",
+        "cli.problem_unrecognised": ("取り込み {path}: Postfix・sendmail・qmail のいずれとも判定できません"
+                                     "（[[sources]] に format を指定）: {files}"),
+        "cli.suppress": "== 配信停止ルール",
+        "cli.export": "== 書き出し",
+        "cli.export_path": "配信停止 CSV: {path}",
+        "cli.report": "== レポート",
+        "cli.report_path": "レポート: {path}",
     },
 }
 
@@ -272,6 +375,9 @@ class Labels:
     def reason(self, code: str) -> str:
         return REASON_NAMES_JA.get(code, code) if self.lang == "ja" else code
 
+    def status(self, code: str) -> str:
+        return STATUS_NAMES_JA.get(code, code) if self.lang == "ja" else code
+
     def scope(self, code: str) -> str:
         return SCOPE_NAMES_JA.get(code, code) if self.lang == "ja" else code
 
@@ -293,7 +399,8 @@ def all_words(lang: str) -> str:
     parts = list(_TEXT[lang].values()) + [v[i] for v in COLUMNS.values()]
     parts += [k + v for k, v in _DEFINITIONS[lang]]
     if lang == "ja":
-        parts += [*CARRIER_NAMES_JA.values(), *REASON_NAMES_JA.values(), *SCOPE_NAMES_JA.values()]
+        parts += [*CARRIER_NAMES_JA.values(), *REASON_NAMES_JA.values(), *SCOPE_NAMES_JA.values(),
+                  *STATUS_NAMES_JA.values()]
     return "".join(parts)
 
 

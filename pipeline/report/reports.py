@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core.config import Config, ReportSettings, RuleSettings
+from ..core.config import Config, ReportSettings, RuleSettings, SenderSettings
 from ..core.errors import InputError
 from ..core.fsutil import atomic_write_bytes, describe_os_error
 from . import charts, fonts, notice
@@ -32,7 +32,7 @@ from .html import KEY_COLUMNS, render_html
 from .labels import labels
 
 __all__ = ["HTML_NAME", "Report", "WrittenReport", "build_report", "chart_pngs", "display_table",
-           "generate", "key_figures", "open_warehouse", "parse_day", "parse_rate", "sending_domain_of",
+           "generate", "key_figures", "written_report_json", "open_warehouse", "parse_day", "parse_rate", "sending_domain_of",
            "write_report", "MAX_DAILY_CHART_DAYS", "ON_THE_HOUR_MINUTES", "RATE_COLUMNS", "TOP_DOMAINS"]
 
 HTML_NAME = "report.html"
@@ -75,6 +75,30 @@ def key_figures(report: Report, lang: str = "en") -> pd.DataFrame:
     return out
 
 
+def written_report_json(written: WrittenReport) -> dict:
+    """`report --json` (README "Scripting"): the key figures per carrier (codes and fractions,
+    whatever the language) and where the files went.
+
+    {"period": {"first_day", "last_day", "since", "until", "timezone"}, "carriers": [{KEY_COLUMNS
+     of sql/carrier_figures.sql: carrier, attempts, ..., rates as fractions 0..1}], "fail_over":
+     threshold or 0, "over_threshold": [{"carrier", "unknown_user_rate"}], "html", "csv": [path],
+     "charts": [path], "lang", "warnings": [text]}"""
+    from ..core.jsonout import jsonable
+
+    report = written.report
+    totals = report.tables["carrier_totals"][list(KEY_COLUMNS)]
+    carriers = [{c: (None if pd.isna(v) else v) for c, v in row.items()} for row in totals.to_dict("records")]
+    return jsonable({
+        "period": {"first_day": report.first_day, "last_day": report.last_day, "since": report.since,
+                   "until": report.until, "timezone": report.timezone},
+        "carriers": carriers,
+        "fail_over": report.fail_over,
+        "over_threshold": [{"carrier": c, "unknown_user_rate": r} for c, r in report.over_threshold()],
+        "html": written.html, "csv": written.csv, "charts": written.charts, "lang": written.lang,
+        "warnings": written.warnings,
+    })
+
+
 def generate(data_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: ReportSettings,
              rule: RuleSettings, timezone: str, since: str | date | None = None,
              until: str | date | None = None, *, fail_over: float | str | None = None,
@@ -111,9 +135,11 @@ def generate(data_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: 
                          warnings=warnings)
 
 
-def sending_domain_of(cfg: Config) -> str | None:
-    """The domain customers must allow: the envelope sender's, else the From address's."""
-    for address in (cfg.sender.envelope_from, cfg.sender.from_address):
+def sending_domain_of(sender: SenderSettings | Config) -> str | None:
+    """The domain customers must allow: the envelope sender's, else the From address's
+    (`sender`: the [sender] settings, or a Config for its)."""
+    sender = getattr(sender, "sender", sender)
+    for address in (sender.envelope_from, sender.from_address):
         if address and "@" in address:
             return address.rsplit("@", 1)[1].strip().strip(">").lower() or None
     return None

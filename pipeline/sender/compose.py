@@ -27,6 +27,8 @@ from __future__ import annotations
 import base64
 import email.utils
 import time
+from collections import Counter
+from functools import lru_cache
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.header import Header
@@ -63,58 +65,98 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def prepare_texts(texts: list[str], charset: str, unmappable: str = "replace") -> Prepared:
-    """Map look-alikes / replacements for ISO-2022-JP, or decide to fall back to UTF-8."""
+GETA = "\u3013"   # 〓: the customary stand-in for a character that cannot be shown
+# invisible parts of emoji sequences: variation selectors, zero-width joiner, skin-tone modifiers
+_DROPPED = frozenset(["\ufe0e", "\ufe0f", "\u200d", *(chr(c) for c in range(0x1F3FB, 0x1F400))])
+
+
+def substitution_table(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The packaged emoji/symbol table (data/substitutions.toml) with the operator's entries over it."""
+    global _TABLE
+    if _TABLE is None:
+        import tomllib
+        from importlib import resources
+
+        data = tomllib.loads(resources.files(__package__).joinpath("data/substitutions.toml").read_text("utf-8"))
+        _TABLE = dict(data["emoji"])
+    return {**_TABLE, **(extra or {})}
+
+
+_TABLE: dict[str, str] | None = None
+
+
+def _notes(counts: Counter) -> list[str]:
+    """One line per distinct substitution, with its count: `① -> (1) (63 times)`."""
+    out = []
+    for (src, dst), n in counts.items():
+        shown = src if src.isprintable() and src not in _DROPPED else f"U+{ord(src[0]):04X}"
+        line = f"{shown} -> {dst}" if dst else f"{shown} dropped (invisible part of an emoji)"
+        out.append(line + (f" ({n} times)" if n > 1 else ""))
+    return out
+
+
+def prepare_texts(texts: list[str], charset: str, unmappable: str = "replace",
+                  substitutions: dict[str, str] | None = None) -> Prepared:
+    """Map look-alikes / replacements / substitutions for ISO-2022-JP, or decide to fall back to UTF-8.
+
+    unmappable: "replace" (JIS replacement table; anything left sends the message as UTF-8),
+    "substitute" (also the emoji table and 〓, so the message stays ISO-2022-JP) or "utf8".
+    """
     if charset == UTF8:
         return Prepared(UTF8, list(texts))
     if charset != ISO2022JP:
         raise InputError(f"unknown charset {charset!r}: use {' or '.join(CHARSETS)}")
-    if unmappable not in ("replace", "utf8"):
-        raise InputError(f"sender.unmappable must be 'replace' or 'utf8' (got {unmappable!r})")
-    notes: list[str] = []
+    if unmappable not in ("replace", "utf8", "substitute"):
+        raise InputError(f"sender.unmappable must be 'replace', 'substitute' or 'utf8' (got {unmappable!r})")
+    table = substitution_table(substitutions) if unmappable == "substitute" else {}
+    counts: Counter = Counter()
     out: list[str] = []
     leftovers: list[str] = []
     for text in texts:
-        mapped = map_lookalikes(text)
-        if all(ord(ch) < 128 for ch in mapped):
-            out.append(mapped)
-            continue
-        try:
-            mapped.encode("iso2022_jp")
-            out.append(mapped)
-            continue
-        except UnicodeEncodeError:
-            pass
-        bad = sorted({ch for ch in mapped if not encodable(ch)})
-        if unmappable == "utf8":
-            return Prepared(UTF8, list(texts), [f"UTF-8 instead of ISO-2022-JP because of {''.join(bad)}"])
         buf: list[str] = []
-        i = 0
-        while i < len(mapped):
-            ch = mapped[i]
+        i, n = 0, len(text)
+        while i < n:
+            ch = text[i]
+            if ord(ch) < 128:
+                buf.append(ch)
+                i += 1
+                continue
+            if ch in LOOKALIKES:
+                counts[(ch, LOOKALIKES[ch])] += 1
+                buf.append(LOOKALIKES[ch])
+                i += 1
+                continue
+            if encodable(ch):
+                buf.append(ch)
+                i += 1
+                continue
+            if unmappable == "utf8":
+                return Prepared(UTF8, list(texts), [f"UTF-8 instead of ISO-2022-JP because of {ch}"])
             if is_halfwidth_kana(ch):
                 j = i
-                while j < len(mapped) and is_halfwidth_kana(mapped[j]):
+                while j < n and is_halfwidth_kana(text[j]):
                     j += 1
-                full = fullwidth_kana(mapped[i:j])
-                notes.append(f"half-width kana {mapped[i:j]} -> {full}")
+                full = fullwidth_kana(text[i:j])
+                counts[(f"half-width kana {text[i:j]}", full)] += 1
                 buf.append(full)
                 i = j
                 continue
-            repl = None if encodable(ch) else replacement(ch)
-            if repl is not None:
-                notes.append(f"{ch} -> {repl}")
-                buf.append(repl)
-            else:
-                if not encodable(ch):
-                    leftovers.append(ch)
+            repl = replacement(ch)
+            if repl is None and table:
+                repl = "" if ch in _DROPPED else table.get(ch, GETA)
+            if repl is None:
+                leftovers.append(ch)
                 buf.append(ch)
+            else:
+                counts[(ch, repl)] += 1
+                buf.append(repl)
             i += 1
         out.append("".join(buf))
     if leftovers:
         chars = "".join(sorted(set(leftovers)))
-        return Prepared(UTF8, list(texts), [f"UTF-8 instead of ISO-2022-JP because of {chars} (no replacement)"])
-    return Prepared(ISO2022JP, out, notes)
+        return Prepared(UTF8, list(texts), [f"UTF-8 instead of ISO-2022-JP because of {chars} (no replacement; "
+                                            "unmappable = \"substitute\" keeps ISO-2022-JP)"])
+    return Prepared(ISO2022JP, out, _notes(counts))
 
 
 def _header(value: str, charset: str) -> str:
@@ -140,12 +182,19 @@ def _wrap_iso_line(line: str) -> list[bytes]:
     return out
 
 
-def _body_bytes(text: str, charset: str) -> bytes:
+def _body_bytes(text: str, charset: str, notes: list[str] | None = None) -> bytes:
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if charset == ISO2022JP:
         out: list[bytes] = []
-        for line in lines:
-            out.extend(_wrap_iso_line(line))
+        wrapped = []
+        for no, line in enumerate(lines, 1):
+            pieces = _wrap_iso_line(line)
+            if len(pieces) > 1:
+                wrapped.append(f"{no} (into {len(pieces)})")
+            out.extend(pieces)
+        if wrapped and notes is not None:
+            notes.append(f"hard-wrapped at {MAX_LINE_BYTES} bytes (carriers refuse longer lines): line "
+                         + ", ".join(wrapped[:10]) + (f" and {len(wrapped) - 10} more" if len(wrapped) > 10 else ""))
         return b"\r\n".join(out) + b"\r\n"
     raw = "\r\n".join(lines).encode("utf-8") + b"\r\n"
     b64 = base64.encodebytes(raw).replace(b"\n", b"\r\n")
@@ -167,13 +216,14 @@ class MessageTemplate:
     """
 
     def __init__(self, *, subject: str, body: str, from_address: str, from_name: str = "",
-                 charset: str = ISO2022JP, unmappable: str = "replace", extra_headers=None):
+                 charset: str = ISO2022JP, unmappable: str = "replace", extra_headers=None,
+                 substitutions: dict[str, str] | None = None):
         check_header_value("subject", subject)
         check_header_value("From display name", from_name)
         check_header_value("From address", from_address)
         if not from_address or "@" not in from_address:
             raise InputError("sender.from_address is not set: put from_address = \"news@example.jp\" under [sender]")
-        prepared = prepare_texts([subject, from_name, body], charset, unmappable)
+        prepared = prepare_texts([subject, from_name, body], charset, unmappable, substitutions)
         self.charset = prepared.charset
         self.notes = prepared.notes
         p_subject, p_name, p_body = prepared.texts
@@ -196,19 +246,25 @@ class MessageTemplate:
         for name, value in (extra_headers or {}).items():
             check_header_value(name, value)
             self._head += f"{name}: {_header(value, self.charset)}\r\n".encode("ascii")
-        self._body = _body_bytes(p_body, self.charset)
+        self._body = _body_bytes(p_body, self.charset, self.notes)
 
     def render(self, to: str, *, now: float | None = None, message_id: str | None = None) -> Composed:
         check_header_value("recipient", to)
         from .recipients import smtp_address
 
         mid = message_id or email.utils.make_msgid(domain=self.domain)
-        date = email.utils.formatdate(now if now is not None else time.time(), localtime=True)
+        date = _date_header(int(now if now is not None else time.time()))
         head = (
             f"Date: {date}\r\nMessage-ID: {mid}\r\nTo: {smtp_address(to)}\r\n".encode("ascii")
             + self._head
         )
         return Composed(head + b"\r\n" + self._body, self.charset, mid, list(self.notes))
+
+
+@lru_cache(maxsize=4)
+def _date_header(second: int) -> str:
+    """The Date header for one second (formatted once per second, not once per message)."""
+    return email.utils.formatdate(second, localtime=True)
 
 
 def _display_name(name: str, charset: str) -> str:
@@ -240,8 +296,13 @@ def decode_message(data: bytes) -> dict[str, str]:
     }
 
 
-def charset_for(sender_cfg: dict, carrier: str) -> str:
-    cs = str(sender_cfg.get("charsets", {}).get(carrier, sender_cfg.get("charset", ISO2022JP))).lower()
+def charset_for(sender_cfg, carrier: str) -> str:
+    """The charset for a carrier from the [sender] settings (typed section or plain dict)."""
+    if isinstance(sender_cfg, dict):
+        charsets, default = sender_cfg.get("charsets", {}), sender_cfg.get("charset", ISO2022JP)
+    else:
+        charsets, default = sender_cfg.charsets, sender_cfg.charset
+    cs = str(charsets.get(carrier, default)).lower()
     cs = {"utf8": UTF8, "iso2022jp": ISO2022JP, "jis": ISO2022JP}.get(cs.replace("_", "-"), cs.replace("_", "-"))
     if cs not in CHARSETS:
         from ..core.errors import ConfigError

@@ -1,25 +1,33 @@
-"""The sending daemon: queue -> suppression check -> throttle -> route -> compose -> SMTP -> queue.
+"""The sending daemon: queue -> suppression check -> throttle -> route -> compose -> SMTP -> queue + events.
 
-Reads the queue (queue.Queue), the suppression list (re-read whenever its files change, and
-checked for every recipient just before its message starts) and the config's [sender] table;
-writes every result back to the queue. Run by `mailhygiene send daemon` (one per data dir, held
-by a lock file) or by tests and benchmarks through `run_daemon()`.
+Reads the queue (queue.Queue), the suppression list (re-read whenever its files change, checked
+for every recipient just before its message starts; missing, unreadable or older than its history
+stops the daemon: enqueue.load_suppressed) and the [sender] settings; writes every result back to
+the queue together with its attempt record (the throttle's memory across restarts) and its event
+row (events.py), which the EventFlusher moves into the Parquet event store every
+`event_flush_interval` seconds and at shutdown. Run by `mailhygiene send daemon` (one per data
+dir, held by a lock file) or by tests and benchmarks through `run_daemon()`.
 
-Shape: `concurrency` worker threads, each with at most one open SMTP connection (reused for up to
-min(messages_per_connection, max_recipients_per_session) messages, one recipient each). Workers
-pull their next message from the Dispatcher, which owns the per-carrier lanes and the throttle:
-a row is claimed (queued -> sending) only once its carrier's throttle granted a slot, so the rows
-in `sending` are exactly the messages in flight (at most `concurrency`).
+Shape: `concurrency` worker threads, each with at most one open SMTP session, tagged with the
+carrier it was opened for; a carrier has at most `connections[carrier]` (or `default_connections`)
+sessions at once, each carrying at most `session_recipients[carrier]` (or
+`max_recipients_per_session`) messages of one recipient each. A session idle for `idle_timeout`
+is closed; otherwise it waits for its carrier's next window. Workers pull their next message from
+the Dispatcher, which owns the per-carrier lanes (deferred rows whose backoff ended go first, then
+queued rows in enqueue order; held jobs are left out) and asks the throttle for a slot.
 
 SMTP outcome -> row state:
   2xx                          sent
-  4xx, connection lost/refused deferred until now + min(backoff_base * 2^(attempts-1), backoff_max);
-                               failed ("expired") after max_attempts
-  421, rate-limit wording      deferred as above, and the carrier is paused for rate_limit_pause s
+  4xx, connection lost/refused, deferred until now + min(backoff_base * 2^(attempts-1), backoff_max);
+  a timeout, a garbage or      failed ("expired") after max_attempts
+  truncated reply
+  421, rate-limit wording      deferred as above; the carrier is paused for rate_limit_pause s and its
+                               count multiplied by rate_limit_factor, recovering over rate_recovery s
   5xx at RCPT or DATA          failed, reason from pipeline.classify.classifier
   5xx before RCPT (greeting,   deferred as 4xx, and the carrier paused: our IP or sender domain is
       HELO, MAIL FROM)         refused, which is not the recipient's fault
-SIGTERM/SIGINT: no new message starts; messages in flight finish; connections QUIT; exit 0.
+SIGTERM/SIGINT: no new message starts; messages in flight finish; results and events are written;
+connections QUIT; exit 0.
 """
 
 from __future__ import annotations
@@ -35,24 +43,28 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..core.errors import LockedError, MailHygieneError
-
-
-class SenderError(MailHygieneError):
-    """The daemon could not go on (its log says why); nothing is lost, in-flight rows are retried."""
 from .compose import MessageTemplate, charset_for
-from .queue import DueRow, Queue
+from .events import attempt_event, dsn_in, flush_outbox
+from .queue import DueRow, Queue, Result
 from .recipients import smtp_address
 from .routes import Relay, Router
 from .throttle import Throttle
+
+
+class SenderError(MailHygieneError):
+    """The daemon could not go on (its log says why); nothing is lost, unsent rows stay queued."""
+
 
 log = logging.getLogger("mailhygiene.sender")
 
 _RATE_WORDS = re.compile(r"too many|\brate\b|rate.?limit|throttl|slow(?:er| down)|too fast|try again later",
                          re.IGNORECASE)
 PREFETCH = 200
+COMMIT_AGE = 0.05          # seconds a finished result may wait for its batch
 
 
 @dataclass
@@ -64,6 +76,8 @@ class Outcome:
     reason: str | None = None
     rate_limited: bool = False
     drop_connection: bool = False
+    scope: str | None = None
+    hard: bool | None = None
 
 
 @dataclass
@@ -73,32 +87,42 @@ class DaemonStats:
     failed: int = 0
     skipped: int = 0
     recovered: int = 0
+    events: int = 0
     started: float = field(default_factory=time.time)
 
     def line(self) -> str:
         return (f"sent {self.sent}, deferred {self.deferred}, failed {self.failed}, "
-                f"skipped {self.skipped} (recovered {self.recovered} from an earlier run)")
+                f"skipped {self.skipped} (recovered {self.recovered} from an earlier run); "
+                f"{self.events} events written")
 
 
-def classify_reply(code: int | None, text: str, phase: str | None, carrier: str) -> Outcome:
-    """Turn one SMTP reply (or a lost connection when code is None) into a row outcome."""
+def classify_reply(code: int | None, text: str, phase: str | None, carrier: str, *,
+                   domain: str | None = None, relay: str | None = None) -> Outcome:
+    """Turn one SMTP reply (or a lost connection / unintelligible reply when code is None) into a
+    row outcome."""
     text = (text or "").strip()
+    if code is not None and not 200 <= code <= 599:   # smtplib's -1: not an SMTP reply at all
+        text, code = f"unintelligible reply: {text[:200]!r}", None
     if code is not None and 200 <= code < 300:
-        return Outcome("sent", code, text, phase, "delivered")
+        return Outcome("sent", code, text, phase, "delivered", scope="none", hard=None)
     from ..classify.classifier import classify
 
     diagnostic = f"{code} {text}" if code is not None else text
-    if code is None or 400 <= code < 500:
-        c = classify(status="deferred", diagnostic=diagnostic, reply_code=code, smtp_phase=phase, carrier=carrier)
-        limited = code == 421 or c.reason == "rate_limited" or bool(_RATE_WORDS.search(text))
+    day = datetime.now(timezone.utc).date()
+    kw = dict(dsn=dsn_in(text), reply_code=code, smtp_phase=phase, carrier=carrier, mta="mailhygiene",
+              recipient_domain=domain, relay=relay, day=day)
+    if code is None or 400 <= code < 500 or code < 400:
+        c = classify(status="deferred", diagnostic=diagnostic, **kw)
+        limited = code == 421 or c.reason == "rate_limited" or (code is not None and bool(_RATE_WORDS.search(text)))
         return Outcome("deferred", code, text, phase, c.reason, rate_limited=limited,
-                       drop_connection=code in (None, 421))
-    c = classify(status="bounced", diagnostic=diagnostic, reply_code=code, smtp_phase=phase, carrier=carrier)
+                       drop_connection=code in (None, 421), scope=c.scope, hard=False)
+    c = classify(status="bounced", diagnostic=diagnostic, **kw)
     if phase in ("connect", "helo", "mail"):
         # Refused before any recipient was named (blocked IP, our sender domain...): not this
         # address's fault. Retry later and give the carrier a rest instead of failing the row.
-        return Outcome("deferred", code, text, phase, c.reason, rate_limited=True, drop_connection=True)
-    return Outcome("failed", code, text, phase, c.reason)
+        return Outcome("deferred", code, text, phase, c.reason, rate_limited=True, drop_connection=True,
+                       scope=c.scope, hard=False)
+    return Outcome("failed", code, text, phase, c.reason, scope=c.scope, hard=c.hard)
 
 
 def _text(resp) -> str:
@@ -106,10 +130,16 @@ def _text(resp) -> str:
 
 
 class Connection:
-    def __init__(self, relay: Relay, helo: str, timeout: float):
+    def __init__(self, relay: Relay, helo: str, timeout: float, carrier: str):
         self.relay = relay
+        self.carrier = carrier
         self.smtp = smtplib.SMTP(relay.host, relay.port, local_hostname=helo or None, timeout=timeout)
-        self.smtp.ehlo_or_helo_if_needed()
+        code, resp = self.smtp.ehlo()
+        if not 200 <= code < 300:
+            code, resp = self.smtp.helo()
+            if not 200 <= code < 300:
+                self.close()
+                raise smtplib.SMTPHeloError(code, resp)
         self.count = 0
         self.last_used = time.monotonic()
 
@@ -123,44 +153,54 @@ class Connection:
                 pass
 
     def send(self, envelope_from: str, to: str, data: bytes, carrier: str) -> Outcome:
-        """One MAIL/RCPT/DATA dialogue. Exceptions from a dead connection become a deferral."""
+        """One MAIL/RCPT/DATA dialogue. A dead connection, a timeout or a reply that is no SMTP
+        reply becomes a deferral (temporary), never a failure of the recipient."""
         s = self.smtp
         self.count += 1
         self.last_used = time.monotonic()
         phase = "mail"
+        domain = to.rpartition("@")[2]
         try:
             code, resp = s.mail(envelope_from)
             if code != 250:
-                return self._failed_step(code, resp, phase, carrier)
+                return self._failed_step(code, resp, phase, carrier, domain)
             phase = "rcpt"
             code, resp = s.rcpt(smtp_address(to))
             if code not in (250, 251):
-                return self._failed_step(code, resp, phase, carrier)
+                return self._failed_step(code, resp, phase, carrier, domain)
             phase = "data"
             try:
                 code, resp = s.data(data)
             except smtplib.SMTPDataError as exc:  # the server refused DATA itself (no 354)
-                return self._failed_step(exc.smtp_code, exc.smtp_error, phase, carrier)
-            return classify_reply(code, _text(resp), "end_of_data" if code >= 300 else phase, carrier)
+                return self._failed_step(exc.smtp_code, exc.smtp_error, phase, carrier, domain)
+            out = classify_reply(code, _text(resp), "end_of_data", carrier,
+                                 domain=domain, relay=str(self.relay))
+            if out.code is None:
+                out.drop_connection = True
+            return out
         except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException, OSError) as exc:
-            out = classify_reply(None, f"connection lost during {phase}: {exc}", phase, carrier)
+            out = classify_reply(None, f"connection lost during {phase}: {exc}", phase, carrier, domain=domain,
+                                 relay=str(self.relay))
             out.drop_connection = True
             return out
 
-    def _failed_step(self, code, resp, phase, carrier) -> Outcome:
-        out = classify_reply(code, _text(resp), phase, carrier)
-        if code == 421 or code == -1:
+    def _failed_step(self, code, resp, phase, carrier, domain) -> Outcome:
+        out = classify_reply(code, _text(resp), phase, carrier, domain=domain, relay=str(self.relay))
+        if code == 421 or out.code is None:
             out.drop_connection = True
         else:
             try:
-                self.smtp.rset()
+                rc, _ = self.smtp.rset()
+                if rc != 250:
+                    out.drop_connection = True
             except (smtplib.SMTPException, OSError):
                 out.drop_connection = True
         return out
 
 
 class SuppressionWatch:
-    """The suppression set, re-read whenever a file under <data_dir>/suppression/ changes."""
+    """The suppression set, re-read whenever a file under <data_dir>/suppression/ changes.
+    A list that cannot be trusted raises SuppressionUnavailable (the daemon stops)."""
 
     def __init__(self, cfg, loader=None):
         from .enqueue import load_suppressed
@@ -169,6 +209,7 @@ class SuppressionWatch:
         self.dir = Path(cfg.data_dir) / "suppression"
         self.loader = loader or load_suppressed
         self._sig = None
+        self._checked = 0.0
         self.addresses: frozenset[str] = frozenset()
         self.refresh()
 
@@ -179,6 +220,10 @@ class SuppressionWatch:
             return ()
 
     def refresh(self) -> frozenset[str]:
+        now = time.monotonic()
+        if now - self._checked < 0.2 and self._sig is not None:
+            return self.addresses
+        self._checked = now
         sig = self._signature()
         if sig != self._sig:
             self.addresses = self.loader(self.cfg)
@@ -186,27 +231,67 @@ class SuppressionWatch:
         return self.addresses
 
 
+class WorkerState:
+    def __init__(self, n: int):
+        self.n = n
+        self.conn: Connection | None = None
+        self.session_carrier: str | None = None
+        self.results: list[Result] = []
+        self.first_result_at = 0.0
+
+
 class Dispatcher:
-    """Hands workers their next message: per-carrier lanes, throttle, suppression, claim."""
+    """Hands workers their next message: per-carrier lanes, sessions, throttle, suppression."""
 
     def __init__(self, daemon: "Daemon"):
         self.d = daemon
         self.lock = threading.Lock()
         self.lanes: dict[str, deque[DueRow]] = {}
-        self.last_refresh = 0.0
+        self.queued_after: dict[str, int] = {}
+        self.more_queued: dict[str, bool] = {}   # the last fetch was full: more rows may wait
+        self.in_lane: set[int] = set()
+        self.taken: set[int] = set()        # handed to a worker, result not yet committed
+        self.sessions: dict[str, int] = {}  # open SMTP sessions per carrier
+        self.last_refresh = -1e18
         self.rr = 0
-        self.in_flight = 0
         self.done = False
 
     def _refresh(self, now: float) -> None:
         q = self.d.queue
+        held = q.held_jobs()
+        if held:  # a job put on hold since its rows were fetched: take them out of the lanes
+            for carrier, lane in self.lanes.items():
+                keep = deque(r for r in lane if r.job_id not in held)
+                for r in lane:
+                    if r.job_id in held:
+                        self.in_lane.discard(r.id)
+                        self.queued_after[carrier] = min(self.queued_after.get(carrier, 0), r.id - 1)
+                self.lanes[carrier] = keep
         for carrier in q.due_carriers(now):
             lane = self.lanes.setdefault(carrier, deque())
-            if not lane:
-                lane.extend(q.due(carrier, now, PREFETCH))
+            for row in reversed(q.due_deferred(carrier, now, PREFETCH)):   # retries first, when due
+                if row.id not in self.in_lane and row.id not in self.taken:
+                    lane.appendleft(row)
+                    self.in_lane.add(row.id)
+            if len(lane) < PREFETCH // 2:
+                self._fetch_queued(carrier, lane)
         self.last_refresh = now
 
-    def next(self, current_relay: Relay | None):
+    def _fetch_queued(self, carrier: str, lane: deque) -> None:
+        rows = self.d.queue.due_queued(carrier, self.queued_after.get(carrier, 0), PREFETCH)
+        for row in rows:
+            if row.id not in self.in_lane and row.id not in self.taken:
+                lane.append(row)
+                self.in_lane.add(row.id)
+        if rows:
+            self.queued_after[carrier] = rows[-1].id
+        self.more_queued[carrier] = len(rows) == PREFETCH
+
+    def session_limit(self, carrier: str) -> int:
+        s = self.d.s
+        return int(s.connections.get(carrier, s.default_connections) or self.d.concurrency)
+
+    def next(self, w: WorkerState):
         """(row, token, relay) to send now, or (None, seconds to wait)."""
         d = self.d
         with self.lock:
@@ -215,72 +300,157 @@ class Dispatcher:
             now = d.clock()
             if now - self.last_refresh >= d.refresh_interval:
                 self._refresh(now)
-            carriers = [c for c, lane in self.lanes.items() if lane]
-            if not carriers:
-                if d.exit_when_done and self.in_flight == 0 and not d.queue.pending():
-                    self.done = True
-                    return None, 0.0
-                return None, d.refresh_interval
-            self.rr = (self.rr + 1) % len(carriers)
-            carriers = carriers[self.rr:] + carriers[: self.rr]
-            if current_relay is not None:  # keep the worker's connection busy when we can
-                carriers.sort(key=lambda c: d.router.route(self.lanes[c][0].domain, c) != current_relay)
+            own = w.session_carrier
+            if own is not None and self.lanes.get(own):
+                carriers = [own]   # keep the worker's session busy; the others only when it cannot go
+            else:
+                carriers = self._others(w)
+                if not carriers:
+                    if (d.exit_when_done and not self.taken and not w.results
+                            and not d.queue.pending()):
+                        self.done = True
+                        return None, 0.0
+                    return None, d.refresh_interval
             suppressed = d.suppression.refresh()
             wait = None
             for carrier in carriers:
-                w = d.throttle.wait_time(carrier, now)
-                if w != 0.0:
-                    if w is not None:
-                        wait = w if wait is None else min(wait, w)
+                if carrier != w.session_carrier and self.sessions.get(carrier, 0) >= self.session_limit(carrier):
                     continue
                 lane = self.lanes[carrier]
+                if len(lane) < PREFETCH // 2 and self.more_queued.get(carrier):
+                    self._fetch_queued(carrier, lane)   # a fast lane refills before it runs dry
+                token = d.throttle.try_acquire(carrier)
+                if token is None:
+                    w_t = d.throttle.wait_time(carrier, now)
+                    if w_t is not None:
+                        wait = w_t if wait is None else min(wait, w_t)
+                    if carrier == own and len(carriers) == 1:   # own carrier must wait: try the others
+                        carriers.extend(c for c in self._others(w) if c != own)
+                    continue
                 while lane:
                     row = lane.popleft()
+                    self.in_lane.discard(row.id)
                     if row.address in suppressed:
                         d.queue.skip(row.id, "suppressed", now)
-                        d.stats.skipped += 1
+                        d.count("skipped")
                         log.info("skipped %s: suppressed since enqueue", row.address)
                         continue
-                    token = d.throttle.try_acquire(carrier)
-                    if token is None:
-                        lane.appendleft(row)
-                        break
-                    if not d.queue.claim(row.id, now):
-                        d.throttle.cancel(carrier, token)
-                        continue
-                    self.in_flight += 1
-                    return (row, token, d.router.route(row.domain, carrier)), 0.0
+                    if carrier != w.session_carrier:  # the worker's session moves to this carrier
+                        if w.session_carrier is not None:
+                            self.sessions[w.session_carrier] -= 1
+                        self.sessions[carrier] = self.sessions.get(carrier, 0) + 1
+                        w.session_carrier = carrier
+                    self.taken.add(row.id)
+                    return (row, token, d.route(row)), 0.0
+                d.throttle.cancel(carrier, token)   # every row of the lane was suppressed
+                if carrier == own and len(carriers) == 1:
+                    carriers.extend(c for c in self._others(w) if c != own)
             return None, min(wait if wait is not None else d.refresh_interval, d.refresh_interval)
 
-    def finished_one(self) -> None:
+    def _others(self, w: WorkerState) -> list[str]:
+        """Carriers with work, round robin, the worker's own first."""
+        carriers = [c for c, lane in self.lanes.items() if lane]
+        if carriers:
+            self.rr = (self.rr + 1) % len(carriers)
+            carriers = carriers[self.rr:] + carriers[: self.rr]
+            if w.session_carrier in carriers:
+                carriers.remove(w.session_carrier)
+                carriers.insert(0, w.session_carrier)
+        return carriers
+
+    def session_closed(self, w: WorkerState) -> None:
         with self.lock:
-            self.in_flight -= 1
+            if w.session_carrier is not None:
+                self.sessions[w.session_carrier] -= 1
+                w.session_carrier = None
+
+    def committed(self, ids) -> None:
+        with self.lock:
+            self.taken.difference_update(ids)
+
+    def give_back(self, row: DueRow) -> None:
+        with self.lock:
+            self.taken.discard(row.id)
+            self.lanes.setdefault(row.carrier, deque()).appendleft(row)
+            self.in_lane.add(row.id)
+
+
+class EventFlusher(threading.Thread):
+    """Moves the outbox's event rows into the event store every `interval` seconds and once more
+    when stopped. A failing store (disk full...) is logged and retried: the rows stay in SQLite."""
+
+    def __init__(self, daemon: "Daemon", interval: float):
+        super().__init__(name="sender-events", daemon=True)
+        self.d = daemon
+        self.interval = interval
+        self.halt = threading.Event()
+        self.last_error: str | None = None
+
+    def flush(self) -> int:
+        try:
+            n = flush_outbox(self.d.queue, self.d.cfg.data_dir)
+            self.d.stats.events += n
+            self.last_error = None
+            return n
+        except Exception as exc:  # noqa: BLE001 - kept in the outbox, tried again
+            msg = f"{exc.__class__.__name__}: {exc}"
+            if msg != self.last_error:
+                log.error("could not write the sender's events to the event store (%s); they wait in the "
+                          "queue's outbox and are written at the next try", msg)
+            self.last_error = msg
+            return 0
+
+    def run(self) -> None:
+        last_prune = time.monotonic()
+        while not self.halt.wait(self.interval):
+            self.flush()
+            if time.monotonic() - last_prune > 60:
+                self.d.prune_attempts()
+                last_prune = time.monotonic()
 
 
 class Daemon:
     def __init__(self, cfg, *, clock=time.time, exit_when_done: bool = False,
                  max_seconds: float | None = None, suppression_loader=None, queue: Queue | None = None):
-        s = cfg["sender"]
+        s = cfg.sender
         self.cfg = cfg
         self.s = s
         self.clock = clock
         self.queue = queue or Queue.for_config(cfg)
+        self.queue_file = str(self.queue.path)
         self.router = Router.from_config(s)
-        self.throttle = Throttle.from_config(s, tz=cfg.tz, clock=clock)
-        self.suppression = SuppressionWatch(cfg, suppression_loader)
+        self.relay_mode = s.mode == "relay"
+        self.default_relay = self.router.default
+        self.throttle = Throttle.from_config(s, tz=cfg.tz, clock=clock, on_state=self.queue.save_throttle_state)
+        self.suppression = SuppressionWatch(cfg, suppression_loader)   # fails closed before anything is sent
         self.exit_when_done = exit_when_done
         self.max_seconds = max_seconds
         self.stop = threading.Event()
         self.error: Exception | None = None
         self.stats = DaemonStats()
-        self.refresh_interval = min(float(s["poll_interval"]), 0.25)
-        self.per_connection = max(1, min(int(s["messages_per_connection"]), int(s["max_recipients_per_session"])))
-        self.envelope_from = s["envelope_from"] or s["from_address"]
+        self._slock = threading.Lock()
+        self.concurrency = max(1, int(s.concurrency))
+        self.refresh_interval = min(float(s.poll_interval), 0.25)
+        self.envelope_from = s.envelope_from or s.from_address
+        self.helo = s.helo or socket.getfqdn()
         self._templates: dict[tuple[int, str], MessageTemplate] = {}
         self._tlock = threading.Lock()
         self.dispatcher = Dispatcher(self)
+        self.flusher = EventFlusher(self, float(s.event_flush_interval))
 
     # ------------------------------------------------------------------ helpers
+    def count(self, what: str, n: int = 1) -> None:
+        with self._slock:
+            setattr(self.stats, what, getattr(self.stats, what) + n)
+
+    def route(self, row: DueRow) -> Relay:
+        return self.default_relay if self.relay_mode else self.router.route(row.domain, row.carrier)
+
+    def per_session(self, carrier: str) -> int:
+        s = self.s
+        return max(1, min(int(s.messages_per_connection),
+                          int(s.session_recipients.get(carrier, s.max_recipients_per_session))))
+
     def template(self, job_id: int, carrier: str) -> MessageTemplate:
         key = (job_id, charset_for(self.s, carrier))
         with self._tlock:
@@ -288,119 +458,184 @@ class Daemon:
             if t is None:
                 job = self.queue.job(job_id)
                 t = MessageTemplate(subject=job.subject, body=job.body, from_address=job.from_address,
-                                    from_name=job.from_name, charset=key[1], unmappable=self.s["unmappable"])
+                                    from_name=job.from_name, charset=key[1], unmappable=self.s.unmappable,
+                                    substitutions=self.s.substitutions)
                 self._templates[key] = t
             return t
 
+    def mail_from(self, address: str) -> str:
+        if not self.s.verp:
+            return self.envelope_from
+        return verp_address(self.envelope_from, address)
+
     def backoff(self, attempts: int) -> float:
-        base, top = float(self.s["backoff_base"]), float(self.s["backoff_max"])
+        base, top = float(self.s.backoff_base), float(self.s.backoff_max)
         return min(base * (2 ** max(attempts - 1, 0)), top)
 
-    def record(self, row: DueRow, out: Outcome, relay: Relay, message_id: str | None) -> None:
+    def prune_attempts(self) -> None:
+        try:
+            self.queue.prune_attempts(self.clock() - 2 * self.throttle.longest_interval() - 60)
+        except Exception:  # noqa: BLE001 - housekeeping only
+            log.exception("could not prune the attempt log")
+
+    def result(self, row: DueRow, out: Outcome, relay: Relay, message_id: str | None, started: float) -> Result:
         now = self.clock()
         attempts = row.attempts + 1
         state, next_at, reason = out.state, 0.0, out.reason
+        status = {"sent": "sent", "deferred": "deferred", "failed": "bounced"}[state]
         if state == "deferred":
-            if attempts >= int(self.s["max_attempts"]):
-                state, reason = "failed", "expired"
+            if attempts >= int(self.s.max_attempts):
+                state, reason, status = "failed", "expired", "expired"
             else:
                 next_at = now + self.backoff(attempts)
             if out.rate_limited:
-                self.throttle.pause(row.carrier, float(self.s["rate_limit_pause"]))
-                log.warning("%s: rate-limit reply %s %s; pausing %s for %ss", relay, out.code, out.reply,
-                            row.carrier, self.s["rate_limit_pause"])
-        self.queue.finish(row.id, state, now=now, next_attempt_at=next_at, reply_code=out.code,
-                          reply=out.reply[:500], smtp_phase=out.phase, reason=reason, relay=str(relay),
-                          message_id=message_id)
-        setattr(self.stats, state, getattr(self.stats, state) + 1)
+                until, count = self.throttle.rate_limited(row.carrier, float(self.s.rate_limit_pause))
+                log.warning("%s: rate-limit reply %s %s; pausing %s until %s, then %d per %ss", relay, out.code,
+                            out.reply, row.carrier, time.strftime("%H:%M:%S", time.localtime(until)), count,
+                            self.throttle.rate_for(row.carrier).interval)
+        event = None
+        # A 250 from the carrier's server (a route) is a delivery; a 250 from default_relay or in
+        # relay mode only hands the message to another MTA, whose own log or bounces tell the rest
+        # (a "sent" row for it would hide the real result from the rule).
+        handoff = self.relay_mode or self.router.lookup(row.domain, row.carrier) is None
+        if not (handoff and status == "sent"):
+            event = attempt_event(
+                ts=now, host=self.helo, job_id=row.job_id, row_id=row.id, attempt=attempts, message_id=message_id,
+                sender=self.mail_from(row.address), recipient=row.address, carrier=row.carrier, relay=str(relay),
+                status=status, reply_code=out.code, reply=out.reply, smtp_phase=out.phase,
+                reason=out.reason if status != "expired" else (out.reason or "expired"),
+                scope=out.scope, hard=out.hard if status == "bounced" else (None if status == "sent" else False),
+                queue_file=self.queue_file)
+        self.count(state)
         log.debug("%s %s via %s: %s %s", state, row.address, relay, out.code, out.reply)
+        return Result(row.id, state, row.carrier, started, now, next_at, out.code, out.reply[:500], out.phase,
+                      reason, str(relay), message_id, event)
+
+    def commit(self, w: WorkerState) -> None:
+        if not w.results:
+            return
+        results, w.results = w.results, []
+        self.queue.finish_many(results)
+        self.dispatcher.committed([r.row_id for r in results])
 
     # ------------------------------------------------------------------ workers
-    def _worker(self) -> None:
-        conn: Connection | None = None
-        helo = self.s["helo"] or socket.getfqdn()
-        timeout = float(self.s["timeout"])
+    def _close(self, w: WorkerState) -> None:
+        if w.conn is not None:
+            w.conn.close()
+            w.conn = None
+        self.dispatcher.session_closed(w)
+
+    def _worker(self, w: WorkerState) -> None:
+        timeout = float(self.s.timeout)
+        idle = float(self.s.idle_timeout)
+        batch = int(self.s.commit_batch)
         try:
             while True:
-                item, wait = self.dispatcher.next(conn.relay if conn else None)
+                item, wait = self.dispatcher.next(w)
                 if item is None:
+                    self.commit(w)
                     if self.stop.is_set() or self.dispatcher.done:
                         return
-                    if conn and time.monotonic() - conn.last_used > 2.0:
-                        conn.close()
-                        conn = None
+                    if w.conn and time.monotonic() - w.conn.last_used > idle:
+                        self._close(w)
+                    elif w.conn is None and w.session_carrier is not None:
+                        self.dispatcher.session_closed(w)
                     self.stop.wait(wait)
                     continue
                 row, token, relay = item
-                message_id = None
                 try:
                     msg = self.template(row.job_id, row.carrier).render(row.address)
-                    message_id = msg.message_id
                 except Exception:  # nothing was sent: give the row and the slot back, then stop
-                    self.queue.unclaim(row.id, self.clock())
                     self.throttle.cancel(row.carrier, token)
-                    self.dispatcher.finished_one()
+                    self.dispatcher.give_back(row)
                     raise
+                started = self.clock()
                 try:
-                    if conn and (conn.relay != relay or conn.count >= self.per_connection):
-                        conn.close()
-                        conn = None
+                    if w.conn and (w.conn.relay != relay or w.conn.carrier != row.carrier
+                                   or w.conn.count >= self.per_session(row.carrier)):
+                        w.conn.close()
+                        w.conn = None
                     try:
-                        if conn is None:
-                            conn = Connection(relay, helo, timeout)
-                        out = conn.send(self.envelope_from, row.address, msg.data, row.carrier)
+                        if w.conn is None:
+                            w.conn = Connection(relay, self.helo, timeout, row.carrier)
+                        out = w.conn.send(self.mail_from(row.address), row.address, msg.data, row.carrier)
                     except (smtplib.SMTPException, OSError) as exc:
                         code = getattr(exc, "smtp_code", None)
                         text = _text(getattr(exc, "smtp_error", "")) or f"cannot connect to {relay}: {exc}"
                         out = classify_reply(code if isinstance(code, int) and code > 0 else None, text, "connect",
-                                             row.carrier)
+                                             row.carrier, domain=row.domain, relay=str(relay))
                         out.drop_connection = True
-                    if out.drop_connection and conn is not None:
-                        conn.close()
-                        conn = None
+                    if out.drop_connection and w.conn is not None:
+                        w.conn.close()
+                        w.conn = None
                 finally:
                     self.throttle.release(row.carrier, token)
-                try:
-                    self.record(row, out, relay, message_id)
-                finally:
-                    self.dispatcher.finished_one()
-        except Exception as exc:  # never die silently: a crashed worker leaves its row for recover()
-            log.exception("sender worker crashed")
+                if not w.results:
+                    w.first_result_at = time.monotonic()
+                w.results.append(self.result(row, out, relay, msg.message_id, started))
+                if len(w.results) >= batch or time.monotonic() - w.first_result_at >= COMMIT_AGE:
+                    self.commit(w)
+        except Exception as exc:  # never die silently: unsent rows stay queued for the next run
+            if not isinstance(exc, MailHygieneError):
+                log.exception("sender worker crashed")
             self.error = exc
             self.stop.set()
         finally:
-            if conn is not None:
-                conn.close()
+            try:
+                self.commit(w)
+            except Exception:  # noqa: BLE001 - those rows are still queued: sent again next run
+                log.exception("could not write the last results")
+            self._close(w)
 
     # ------------------------------------------------------------------ run
     def run(self) -> DaemonStats:
-        self.stats.recovered = self.queue.recover(self.clock())
+        now = self.clock()
+        self.stats.recovered = self.queue.recover(now)
         if self.stats.recovered:
             log.info("%d recipients were in flight when the last run stopped: sending them again",
                      self.stats.recovered)
-        n = max(1, int(self.s["concurrency"]))
-        threads = [threading.Thread(target=self._worker, name=f"sender-{i}", daemon=True) for i in range(n)]
+        self.throttle.restore(self.queue.window_attempts(now - self.throttle.longest_interval()),
+                              self.queue.throttle_states())
+        self.flusher.flush()            # rows an earlier run could not write
+        self.flusher.start()
+        workers = [WorkerState(i) for i in range(self.concurrency)]
+        threads = [threading.Thread(target=self._worker, args=(w,), name=f"sender-{w.n}", daemon=True)
+                   for w in workers]
         for t in threads:
             t.start()
         deadline = None if self.max_seconds is None else time.monotonic() + self.max_seconds
         last_log = time.monotonic()
-        while any(t.is_alive() for t in threads):
+        try:
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(timeout=0.05)
+                    if t.is_alive():
+                        break
+                if deadline is not None and time.monotonic() > deadline:
+                    self.stop.set()
+                if time.monotonic() - last_log > 10:
+                    log.info("%s", self.stats.line())
+                    last_log = time.monotonic()
+        finally:
+            self.stop.set()
             for t in threads:
-                t.join(timeout=0.2)
-                if not t.is_alive():
-                    continue
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                self.stop.set()
-            if time.monotonic() - last_log > 10:
-                log.info("%s", self.stats.line())
-                last_log = time.monotonic()
+                t.join(timeout=float(self.s.timeout) * 4)
+            self.flusher.halt.set()
+            self.flusher.join(timeout=60)
+            self.flusher.flush()
         if self.error is not None:
             if isinstance(self.error, MailHygieneError):
                 raise self.error
-            raise SenderError(f"the daemon stopped after an unexpected error: {self.error!r}; the messages "
-                              "in flight are sent again at the next start") from self.error
+            raise SenderError(f"the daemon stopped after an unexpected error: {self.error!r}; unsent messages "
+                              "stay queued and are sent at the next start") from self.error
         return self.stats
+
+
+def verp_address(envelope_from: str, recipient: str) -> str:
+    """`bounce@mail.example.jp` + `taro@docomo.ne.jp` -> `bounce+taro=docomo.ne.jp@mail.example.jp`."""
+    local, _, domain = envelope_from.rpartition("@")
+    r_local, _, r_domain = recipient.rpartition("@")
+    return smtp_address(f"{local}+{r_local}={r_domain}@{domain}")
 
 
 class DaemonLock:
@@ -430,11 +665,11 @@ class DaemonLock:
 
 
 def run_daemon(cfg, *, exit_when_done: bool = False, max_seconds: float | None = None,
-               install_signals: bool = False, suppression_loader=None) -> DaemonStats:
+               install_signals: bool = False, suppression_loader=None, clock=time.time) -> DaemonStats:
     """Run until stopped (SIGTERM/SIGINT when install_signals), or until the queue is done."""
     with DaemonLock(cfg.data_dir):
         d = Daemon(cfg, exit_when_done=exit_when_done, max_seconds=max_seconds,
-                   suppression_loader=suppression_loader)
+                   suppression_loader=suppression_loader, clock=clock)
         if install_signals:
             def _stop(signum, frame):
                 log.info("signal %d: finishing the messages in flight, then stopping", signum)

@@ -99,9 +99,22 @@ def _carrier_lookup(cfg):
 
 
 def load_suppressed(cfg) -> frozenset[str]:
+    """The suppression list, or SuppressionUnavailable: the sender fails closed.
+
+    suppression.store.suppressed_addresses() raises SuppressionUnavailable when the list is
+    missing while its history records changes, unreadable, or older than its history; any other
+    failure to read it is turned into the same stop here. Never "nothing suppressed" by accident.
+    """
+    from ..core.errors import SuppressionUnavailable
     from ..suppression.store import suppressed_addresses
 
-    return suppressed_addresses(cfg)
+    prefix = "the suppression list cannot be trusted, so nothing is sent until it is repaired: "
+    try:
+        return suppressed_addresses(cfg)
+    except SuppressionUnavailable as exc:
+        raise SuppressionUnavailable(prefix + str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable list is a stop, never "no suppressions"
+        raise SuppressionUnavailable(prefix + f"{exc.__class__.__name__}: {exc}") from None
 
 
 def check_message(cfg, subject: str, body: str) -> None:
@@ -113,10 +126,11 @@ def check_message(cfg, subject: str, body: str) -> None:
 
 
 def templates_for(cfg, carriers, subject: str, body: str) -> dict[str, MessageTemplate]:
-    s = cfg["sender"]
+    s = cfg.sender
     return {
-        c: MessageTemplate(subject=subject, body=body, from_address=s["from_address"],
-                           from_name=s["from_name"], charset=charset_for(s, c), unmappable=s["unmappable"])
+        c: MessageTemplate(subject=subject, body=body, from_address=s.from_address,
+                           from_name=s.from_name, charset=charset_for(s, c), unmappable=s.unmappable,
+                           substitutions=s.substitutions)
         for c in carriers
     }
 
@@ -128,7 +142,7 @@ def enqueue(cfg, *, subject: str, body: str, addresses: list[str], name: str | N
     check_message(cfg, subject, body)
     if not addresses:
         raise InputError("the recipient list is empty")
-    limit = cfg["intake"]["max_recipients"]
+    limit = cfg.intake.max_recipients
     if source == "mail" and len(addresses) > limit:
         raise InputError(f"{len(addresses)} recipients is over intake.max_recipients ({limit})")
     screened = check_recipients(addresses, load_suppressed(cfg))
@@ -140,10 +154,10 @@ def enqueue(cfg, *, subject: str, body: str, addresses: list[str], name: str | N
     skipped = [(a, domain_of(a), carrier_for(domain_of(a)), "suppressed") for a in screened.suppressed]
     carriers = sorted({c for _, _, c in rows})
     templates = templates_for(cfg, carriers, subject, body)  # refuses a message we could not send
-    s = cfg["sender"]
+    s = cfg.sender
     q = queue or Queue.for_config(cfg, durable=True)
-    job_id, created = q.add_job(subject=subject, body=body, from_address=s["from_address"],
-                                from_name=s["from_name"], recipients=rows, skipped=skipped, name=name,
+    job_id, created = q.add_job(subject=subject, body=body, from_address=s.from_address,
+                                from_name=s.from_name, recipients=rows, skipped=skipped, name=name,
                                 source=source, requester=requester, request_key=request_key)
     return EnqueueReport(
         job_id=job_id, created=created, queued=len(rows) if created else 0,

@@ -28,6 +28,8 @@ gets replies: what was queued and skipped, or what was wrong with the request.
 from __future__ import annotations
 
 import email
+import email.parser
+import email.policy
 import email.utils
 import hashlib
 import hmac
@@ -42,7 +44,7 @@ from email.header import decode_header
 from email.message import Message
 from pathlib import Path
 
-from ..core.errors import MailHygieneError
+from ..core.errors import MailHygieneError, SuppressionUnavailable
 from ..core.jptext import decode_iso2022jp
 from ..store.records import domain_of, normalise_address
 from .compose import MessageTemplate, charset_for
@@ -71,7 +73,7 @@ def _try(data: bytes, codecs) -> str | None:
     for codec in codecs:
         try:
             return codec(data) if callable(codec) else data.decode(codec)
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError, ValueError, TypeError):  # a hostile label: try the next
             continue
     return None
 
@@ -102,8 +104,13 @@ def decode_text(data: bytes, charset: str | None) -> str:
 def decode_header_value(value) -> str:
     if value is None:
         return ""
+    text = str(value)
+    try:
+        chunks = decode_header(text)
+    except (ValueError, LookupError, UnicodeError):   # broken base64/QP in an encoded word
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     parts = []
-    for chunk, cs in decode_header(str(value)):
+    for chunk, cs in chunks:
         parts.append(decode_text(chunk, cs) if isinstance(chunk, bytes) else chunk)
     return "".join(parts)
 
@@ -127,6 +134,7 @@ class Request:
     body: str | None = None
     addresses: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    text_hash: str | None = None
 
 
 def _parts(msg: Message):
@@ -135,8 +143,11 @@ def _parts(msg: Message):
         if part.is_multipart():
             continue
         ctype = part.get_content_type()
-        filename = decode_header_value(part.get_filename()) if part.get_filename() else ""
-        disposition = (part.get("Content-Disposition") or "").lower()
+        try:
+            filename = decode_header_value(part.get_filename()) if part.get_filename() else ""
+        except (ValueError, LookupError, UnicodeError, TypeError):  # a mangled RFC 2231 name
+            filename = "attachment"
+        disposition = str(part.get("Content-Disposition") or "").lower()
         payload = part.get_payload(decode=True) or b""
         if filename.lower().endswith(".csv") or ctype in ("text/csv", "application/csv") or (
                 "attachment" in disposition and ctype == "text/plain" and filename.lower().endswith(".txt")):
@@ -188,21 +199,61 @@ def parse_body(text: str, req: Request) -> None:
         req.body = "\n".join(body_lines)
 
 
-def parse_request(raw: bytes) -> tuple[Request, Message]:
+class Refused(Exception):
+    """A request refused before its body was looked at (logged, never answered)."""
+
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def parse_headers(raw: bytes) -> Message:
+    """The header block only (the body is not parsed): what authorisation looks at."""
+    return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw, headersonly=True)
+
+
+def _header_str(value) -> str:
+    text = str(value if value is not None else "")
+    if any(0xDC80 <= ord(c) <= 0xDCFF for c in text):  # 8-bit bytes (surrogateescape): not a header
+        raise Refused("refused", "8-bit bytes in a header")
+    return text
+
+
+def from_address(head: Message) -> str:
+    """The one address of the From header, parsed from the raw header: an encoded-word display
+    name can never spell the address (it is decoded only for display, after this)."""
+    values = head.get_all("From") or []
+    if len(values) != 1:
+        raise Refused("unauthorised", f"{len(values)} From headers (exactly one is needed)")
+    raw = _header_str(values[0])
+    if any(ord(c) < 32 and c not in "\t\r\n" for c in raw):
+        raise Refused("unauthorised", "control characters in From")
+    pairs = [(n, a) for n, a in email.utils.getaddresses([raw]) if a]
+    if len(pairs) != 1 or "@" not in pairs[0][1]:
+        raise Refused("unauthorised", f"From must name exactly one address (got {len(pairs)})")
+    addr = pairs[0][1]
+    if "=?" in addr or any(c in addr for c in "<>\"()"):
+        raise Refused("unauthorised", "the From address is not a plain address")
+    return normalise_address(addr)
+
+
+def parse_request(raw: bytes, head: Message | None = None) -> tuple[Request, Message]:
     msg = email.message_from_bytes(raw)
-    _, addr = email.utils.parseaddr(decode_header_value(msg.get("From")))
-    mid = (msg.get("Message-ID") or "").strip()
+    head = head or msg
+    addr = from_address(head)
+    mid = _header_str(head.get("Message-ID") or "").strip()
     key = "mid:" + mid if mid else "sha256:" + hashlib.sha256(raw).hexdigest()
-    req = Request(sender=normalise_address(addr), message_id=mid, request_key=key,
-                  original_subject=decode_header_value(msg.get("Subject")))
-    header_secret = msg.get("X-Mailhygiene-Secret")
+    req = Request(sender=addr, message_id=mid, request_key=key,
+                  original_subject=decode_header_value(head.get("Subject")))
+    header_secret = head.get("X-Mailhygiene-Secret")
     text, csvs = _parts(msg)
     if text is None:
         req.problems.append("no text/plain part: send the request as plain text")
     else:
+        req.text_hash = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         parse_body(text, req)
     if header_secret and not req.secret:
-        req.secret = str(header_secret).strip()
+        req.secret = decode_header_value(header_secret).strip()
     for filename, payload in csvs:
         try:
             req.addresses.extend(parse_recipient_csv(decode_csv_bytes(payload)))
@@ -212,56 +263,112 @@ def parse_request(raw: bytes) -> tuple[Request, Message]:
 
 
 # ----------------------------------------------------------------------------- authorisation
+def _psl():
+    global _PSL
+    if _PSL is None:
+        # publicsuffixlist ships a dated snapshot of the Public Suffix List and reads only that
+        # (no network at run time); upgrading the package upgrades the list.
+        from publicsuffixlist import PublicSuffixList
+
+        _PSL = PublicSuffixList()
+    return _PSL
+
+
+_PSL = None
+
+
+def organisational_domain(domain: str) -> str | None:
+    """`mail.example.co.jp` -> `example.co.jp`; None for a public suffix itself (`jp`, `ne.jp`)."""
+    d = (domain or "").strip().strip(".").lower()
+    if not d or "." not in d and not d.isalnum():
+        return None
+    try:
+        return _psl().privatesuffix(d)
+    except Exception:  # noqa: BLE001 - an odd label is simply not aligned
+        return None
+
+
 def _aligned(domain: str, from_domain: str) -> bool:
-    domain = domain.lower().strip().rstrip(".")
-    return bool(domain) and (from_domain == domain or from_domain.endswith("." + domain))
+    """Relaxed DMARC alignment: both under the same organisational domain (never a bare suffix)."""
+    org = organisational_domain(domain)
+    return org is not None and org == organisational_domain(from_domain)
 
 
 def auth_results_pass(msg: Message, from_domain: str, auth_serv_id: str = "") -> bool:
-    """dkim=pass (header.d aligned with From) or spf=pass (smtp.mailfrom aligned) in a trusted
-    Authentication-Results header (only those from auth_serv_id when it is set)."""
+    """dkim=pass with header.d (or header.i) aligned with the From domain, or spf=pass with
+    smtp.mailfrom aligned, in a trusted Authentication-Results header (only those from
+    auth_serv_id when it is set). SPF checked only for HELO, DKIM without header.d and a bare
+    public suffix never count."""
     for value in msg.get_all("Authentication-Results") or []:
-        text = " ".join(str(value).split())
+        text = " ".join(_header_str(value).split())
         serv_id = text.split(";", 1)[0].strip().split()[0] if text.strip() else ""
         if auth_serv_id and serv_id.lower() != auth_serv_id.lower():
             continue
         for clause in text.split(";")[1:]:
-            c = clause.strip()
+            c = re.sub(r"\([^()]*\)", " ", clause).strip()   # comments are not properties
             m = re.match(r"(dkim|spf)\s*=\s*pass\b(.*)", c, re.IGNORECASE)
             if not m:
                 continue
             kind, rest = m.group(1).lower(), m.group(2)
-            prop = re.search(r"header\.[di]\s*=\s*@?([^\s;]+)" if kind == "dkim" else
-                             r"smtp\.mailfrom\s*=\s*([^\s;]+)", rest, re.IGNORECASE)
-            if prop is None or _aligned(prop.group(1).rpartition("@")[2], from_domain):
+            prop = re.search(r"\bheader\.[di]\s*=\s*\"?([^\s;\"]+)" if kind == "dkim" else
+                             r"\bsmtp\.mailfrom\s*=\s*\"?([^\s;\"]+)", rest, re.IGNORECASE)
+            if prop is not None and _aligned(prop.group(1).rpartition("@")[2], from_domain):
                 return True
     return False
 
 
+def check_sender(cfg, sender: str, head: Message) -> None:
+    """Allowed sender and Authentication-Results, from the headers alone; raises Refused."""
+    ic = cfg.intake
+    allowed = {normalise_address(a) for a in ic.allowed_senders}
+    if not ic.shared_secret:
+        raise Refused("unauthorised", "intake.shared_secret is not set: every request is refused")
+    if not sender or sender not in allowed:
+        raise Refused("unauthorised", f"sender {sender or '(none)'} is not in intake.allowed_senders")
+    if ic.require_auth_results and not auth_results_pass(head, domain_of(sender), ic.auth_serv_id):
+        raise Refused("unauthorised", "no Authentication-Results with dkim=pass (header.d) or spf=pass "
+                                      "(smtp.mailfrom) aligned with the From domain")
+
+
+def check_date(cfg, head: Message, now: float) -> None:
+    """Replay protection, part one: the Date header must be recent (intake.max_age_hours) and not
+    too far ahead (intake.max_future_minutes)."""
+    ic = cfg.intake
+    value = _header_str(head.get("Date") or "").strip()
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp() if value else None
+    except (TypeError, ValueError, IndexError, OverflowError):
+        when = None
+    if when is None:
+        raise Refused("refused", "no valid Date header")
+    if now - when > ic.max_age_hours * 3600:
+        raise Refused("refused", f"Date {value} is older than intake.max_age_hours ({ic.max_age_hours:g} h): "
+                                 "an old copy is not acted on")
+    if when - now > ic.max_future_minutes * 60:
+        raise Refused("refused", f"Date {value} is in the future")
+
+
 def authorise(cfg, req: Request, msg: Message) -> str | None:
     """None when the request may be acted on, else the reason (logged, never sent back)."""
-    ic = cfg["intake"]
-    allowed = {normalise_address(a) for a in ic["allowed_senders"]}
-    if not ic["shared_secret"]:
-        return "intake.shared_secret is not set: every request is refused"
-    if not req.sender or req.sender not in allowed:
-        return f"sender {req.sender or '(none)'} is not in intake.allowed_senders"
-    if ic["require_auth_results"] and not auth_results_pass(msg, domain_of(req.sender), ic["auth_serv_id"]):
-        return "no Authentication-Results with dkim=pass or spf=pass for the From domain"
+    try:
+        check_sender(cfg, req.sender, msg)
+    except Refused as exc:
+        return exc.reason
     if not req.secret:
         return "no shared secret in the request"
-    if not hmac.compare_digest(req.secret.encode("utf-8"), str(ic["shared_secret"]).encode("utf-8")):
+    if not hmac.compare_digest(req.secret.encode("utf-8", "surrogatepass"),
+                               str(cfg.intake.shared_secret).encode("utf-8")):
         return "wrong shared secret"
     return None
 
 
 def _is_automatic(msg: Message, sender: str, cfg) -> str | None:
-    auto = (msg.get("Auto-Submitted") or "no").strip().lower()
+    auto = _header_str(msg.get("Auto-Submitted") or "no").strip().lower()
     if auto != "no":
         return f"Auto-Submitted: {auto}"
-    if (msg.get("Precedence") or "").strip().lower() in ("bulk", "list", "junk"):
+    if _header_str(msg.get("Precedence") or "").strip().lower() in ("bulk", "list", "junk"):
         return "Precedence: bulk/list/junk"
-    if sender and sender == normalise_address(cfg["sender"]["from_address"]):
+    if sender and sender == normalise_address(cfg.sender.from_address):
         return "mail from our own sender address (loop)"
     return None
 
@@ -269,7 +376,7 @@ def _is_automatic(msg: Message, sender: str, cfg) -> str | None:
 # ----------------------------------------------------------------------------- processing
 @dataclass
 class IntakeResult:
-    status: str                 # queued | malformed | unauthorised | ignored
+    status: str                 # queued | malformed | unauthorised | refused | ignored
     reason: str
     sender: str
     message_id: str
@@ -288,7 +395,7 @@ def _log_result(cfg, res: IntakeResult) -> None:
     path = Path(cfg.data_dir) / "sender" / "intake.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     entry = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **asdict(res)}
-    with open(path, "a", encoding="utf-8") as fh:
+    with open(path, "a", encoding="utf-8", errors="backslashreplace") as fh:  # hostile bytes stay readable
         fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
     (log.info if res.status == "queued" else log.warning)("intake %s from %s: %s", res.status, res.sender,
                                                           res.reason)
@@ -297,18 +404,19 @@ def _log_result(cfg, res: IntakeResult) -> None:
 def send_reply(cfg, req: Request, text: str) -> bool:
     """A plain reply to an authorised requester, from sender.from_address with a null envelope
     sender (RFC 3834), marked Auto-Submitted so it cannot start a loop."""
-    s, ic = cfg["sender"], cfg["intake"]
-    relay = parse_relay(ic["reply_relay"] or s["default_relay"], where="intake.reply_relay")
+    s, ic = cfg.sender, cfg.intake
+    relay = parse_relay(ic.reply_relay or s.default_relay, where="intake.reply_relay")
     subject = "Re: " + " ".join(req.original_subject.split()) if req.original_subject else "mailhygiene request"
     extra = {"Auto-Submitted": "auto-replied"}
     if req.message_id and "\n" not in req.message_id and "\r" not in req.message_id:
         extra["In-Reply-To"] = req.message_id
     try:
-        tpl = MessageTemplate(subject=subject[:200], body=text, from_address=s["from_address"],
-                              from_name=s["from_name"], charset=charset_for(s, "other"),
-                              unmappable=s["unmappable"], extra_headers=extra)
+        tpl = MessageTemplate(subject=subject[:200], body=text, from_address=s.from_address,
+                              from_name=s.from_name, charset=charset_for(s, "other"),
+                              unmappable=s.unmappable, extra_headers=extra,
+                              substitutions=s.substitutions)
         data = tpl.render(req.sender).data
-        with smtplib.SMTP(relay.host, relay.port, timeout=float(s["timeout"])) as smtp:
+        with smtplib.SMTP(relay.host, relay.port, timeout=float(s.timeout)) as smtp:
             smtp.sendmail("", [req.sender], data)
         return True
     except (MailHygieneError, smtplib.SMTPException, OSError) as exc:
@@ -316,20 +424,66 @@ def send_reply(cfg, req: Request, text: str) -> bool:
         return False
 
 
-def process_request(cfg, raw: bytes, *, reply: bool = True) -> IntakeResult:
-    """One request mail -> a job or a logged refusal. Never raises for a bad request."""
-    req, msg = parse_request(raw)
-    res = IntakeResult("ignored", "", req.sender, req.message_id)
-    automatic = _is_automatic(msg, req.sender, cfg)
-    if automatic:
-        res.reason = f"automatic mail ignored ({automatic})"
+def host_fault(exc: BaseException) -> bool:
+    """Faults of this host (the queue locked or unwritable, the disk full), not of the mail: the
+    MTA should keep the mail and retry (exit 75)."""
+    import sqlite3
+
+    from ..core.errors import LockedError, StoreError
+
+    return isinstance(exc, (OSError, sqlite3.Error, LockedError, StoreError, MemoryError))
+
+
+def process_request(cfg, raw: bytes, *, reply: bool = True, now: float | None = None) -> IntakeResult:
+    """One request mail -> a job or a logged refusal. Never raises for anything in the mail:
+    only faults of this host (see host_fault) escape, so the MTA retries those alone.
+
+    Order (the security model, docs/sender.md): size limit; then the header block only (From
+    parsed from the raw header, automatic mail, allowed sender, Authentication-Results, Date
+    window); only then the body (secret, request lines, CSV), the replay check (Message-ID and
+    text hash remembered) and the enqueue.
+    """
+    now = time.time() if now is None else now
+    ic = cfg.intake
+    res = IntakeResult("refused", "", "", "")
+    try:
+        if len(raw) > ic.max_bytes:
+            raise Refused("refused", f"{len(raw)} bytes is over intake.max_bytes ({ic.max_bytes}); not parsed")
+        head = parse_headers(raw)
+        res.message_id = _header_str(head.get("Message-ID") or "").strip()[:300]
+        sender = from_address(head)
+        res.sender = sender
+        automatic = _is_automatic(head, sender, cfg)
+        if automatic:
+            raise Refused("ignored", f"automatic mail ignored ({automatic})")
+        check_sender(cfg, sender, head)
+        check_date(cfg, head, now)
+        req, msg = parse_request(raw, head)
+        refusal = authorise(cfg, req, head)
+        if refusal:
+            raise Refused("unauthorised", refusal)
+        keys = [f"text:{req.text_hash}"] if req.text_hash else []
+        if req.message_id:
+            keys.insert(0, f"mid:{req.message_id}")
+        from .queue import Queue
+
+        queue = Queue.for_config(cfg, durable=True)
+        seen = queue.seen_before(keys, now, now - ic.max_age_hours * 3600, remember=False)
+        if seen:
+            raise Refused("refused", "replay: a request with the same "
+                          + ("Message-ID" if seen.startswith("mid:") else "text") + " was handled already")
+    except Refused as exc:
+        res.status, res.reason = exc.status, exc.reason
         _log_result(cfg, res)
         return res
-    refusal = authorise(cfg, req, msg)
-    if refusal:
-        res.status, res.reason = "unauthorised", refusal
+    except Exception as exc:  # noqa: BLE001 - anything in the mail that breaks a parser is a refusal
+        if host_fault(exc):
+            raise
+        res.status, res.reason = "refused", f"unreadable request ({exc.__class__.__name__}: {str(exc)[:200]})"
+        log.debug("intake: %s", res.reason, exc_info=True)
         _log_result(cfg, res)
         return res
+
     problems = list(req.problems)
     if not problems:
         if not req.subject:
@@ -343,7 +497,10 @@ def process_request(cfg, raw: bytes, *, reply: bool = True) -> IntakeResult:
                              name=req.name, source="mail", requester=req.sender,
                              request_key=req.request_key)
         except MailHygieneError as exc:
+            if host_fault(exc) or isinstance(exc, SuppressionUnavailable):
+                raise
             problems.append(str(exc))
+    queue.seen_before(keys, now, now - ic.max_age_hours * 3600, remember=True)
     if problems:
         res.status, res.reason, res.details = "malformed", "; ".join(problems), problems
         text = ("Your request was not accepted; nothing was queued.\n\n"
@@ -362,8 +519,10 @@ def process_request(cfg, raw: bytes, *, reply: bool = True) -> IntakeResult:
 def process_maildir(cfg, maildir: str | os.PathLike, *, reply: bool = True) -> list[IntakeResult]:
     """Every mail in <maildir>/new, oldest first; each moves to cur/ (flag S) once handled.
 
-    A mail whose handling fails unexpectedly stays in new/ for the next run. Re-processing a
-    mail that was enqueued but not yet moved adds nothing (jobs are keyed by Message-ID).
+    A mail whose handling fails for a fault of this host (queue locked, disk full) stays in new/
+    for the next run; anything wrong with the mail itself is a logged refusal and the mail moves
+    on. Re-processing a mail that was enqueued but not yet moved adds nothing (replay check, and
+    jobs are keyed by Message-ID). At most intake.max_bytes + 1 bytes of a mail are read.
     """
     root = Path(maildir)
     new, cur = root / "new", root / "cur"
@@ -376,8 +535,10 @@ def process_maildir(cfg, maildir: str | os.PathLike, *, reply: bool = True) -> l
     for name in sorted(os.listdir(new), key=lambda n: ((new / n).stat().st_mtime, n)):
         path = new / name
         try:
-            results.append(process_request(cfg, path.read_bytes(), reply=reply))
-        except Exception:  # one bad mail must not block the others; it stays in new/
+            with open(path, "rb") as fh:
+                raw = fh.read(cfg.intake.max_bytes + 1)
+            results.append(process_request(cfg, raw, reply=reply))
+        except Exception:  # our own fault: one mail must not block the others; it stays in new/
             log.exception("could not process %s; left in new/", path)
             continue
         os.replace(path, cur / (name.split(":")[0] + ":2,S"))

@@ -1,28 +1,38 @@
 """The send queue: the only owner of `<data_dir>/sender/queue.sqlite3` (SQLite, WAL).
 
-Written by `send enqueue` and `intake` (new jobs) and by the daemon (state changes); read by
-`send status`. Nobody else opens this file.
+Written by `send enqueue` and `intake` (new jobs, remembered requests), by the daemon (results,
+the attempt log of the throttle, the event outbox, throttle state) and by the queue commands
+(`send hold/release/cancel/retry`); read by `send status/list`. Nobody else opens this file.
 
 A recipient row moves through:
 
-    queued ──claim──▶ sending ──▶ sent
-       ▲                 │  ├──▶ deferred (next_attempt_at) ──due──▶ sending …
-       │                 │  └──▶ failed (5xx, or max_attempts reached)
-       └── recover() ────┘        skipped (suppressed at enqueue or just before sending)
+    queued ──────────▶ sent
+       │  ├──────────▶ deferred (next_attempt_at) ──due──▶ sent | deferred | failed
+       │  └──────────▶ failed (5xx, or max_attempts reached)
+       └─ skipped (suppressed at enqueue or just before sending, or its job cancelled)
 
-Every transition is one SQLite transaction, committed before the daemon moves on. A row is
-claimed (queued/deferred -> sending) just before its SMTP dialogue starts, so after a crash the
-only rows whose fate is unknown are those left in `sending`: at most the messages in flight
-(`sender.concurrency`). `recover()` puts them back to `queued` when the daemon starts; they are
-sent again (at-least-once), so one crash duplicates at most `concurrency` messages.
+(`sending` is a legacy state of older queues; `recover()` puts such rows back to `queued`.)
+
+The daemon keeps the rows it has handed to a worker in memory and writes each result with
+`finish_many()`: one transaction for a batch of results, carrying for each the row's new state,
+one row of the attempt log (the throttle's window survives restarts: Throttle.restore) and one
+event row in the outbox (moved to the Parquet event store by daemon.EventFlusher). The result,
+its attempt record and its event are therefore written together or not at all. A batch holds at
+most `sender.commit_batch` results and waits at most 50 ms, so after a crash (kill -9) at most
+`concurrency × commit_batch` messages were sent without their result being stored: they are still
+`queued` and are sent again (at-least-once). A graceful stop writes everything first.
+
+Jobs can be held (nothing of them starts; `send hold`), released, and cancelled (their queued and
+deferred rows become `skipped` with reason `cancelled`).
 
 Enqueue connections use synchronous=FULL (an enqueue that reported success survives a power
 loss); the daemon uses NORMAL in WAL mode, which survives a process crash (kill -9) fully and at
-worst forgets the last state changes on power loss, which only means re-sending.
+worst forgets the last results on power loss, which only means re-sending.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -64,8 +74,37 @@ CREATE TABLE IF NOT EXISTS recipients (
     UNIQUE (job_id, address)
 );
 CREATE INDEX IF NOT EXISTS recipients_due ON recipients (state, carrier, next_attempt_at);
-CREATE INDEX IF NOT EXISTS recipients_attempt ON recipients (last_attempt_at);
+-- (recipients_attempt, on last_attempt_at, is gone: the attempt log answers "how many lately")
+DROP INDEX IF EXISTS recipients_attempt;
+-- every SMTP send the daemon started, for the throttle's window across restarts
+CREATE TABLE IF NOT EXISTS attempts (
+    carrier TEXT NOT NULL,
+    started REAL NOT NULL,
+    ended   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_ended ON attempts (ended);
+-- per-carrier throttle state that must outlive a daemon: rate-limit pause and reduced rate
+CREATE TABLE IF NOT EXISTS throttle_state (
+    carrier      TEXT PRIMARY KEY,
+    paused_until REAL NOT NULL DEFAULT 0,
+    factor       REAL NOT NULL DEFAULT 1,
+    factor_at    REAL NOT NULL DEFAULT 0
+);
+-- event rows waiting to be written to the Parquet event store (EVENT_SCHEMA as JSON); no index
+-- on event_id: the store keeps one row per event id, so a row written twice is harmless
+CREATE TABLE IF NOT EXISTS event_outbox (
+    seq      INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    row      TEXT NOT NULL
+);
+-- request mails seen by intake (Message-ID and body hash), for replay protection
+CREATE TABLE IF NOT EXISTS intake_seen (
+    key TEXT PRIMARY KEY,
+    at  REAL NOT NULL
+);
 """
+# columns added after the first release: (table, column, definition)
+_MIGRATIONS = (("jobs", "held", "INTEGER NOT NULL DEFAULT 0"),)
 
 _INSERT_JOB = """
 INSERT INTO jobs (name, subject, body, from_address, from_name, source, requester, request_key, created_at)
@@ -76,48 +115,64 @@ INSERT OR IGNORE INTO recipients (job_id, address, domain, carrier, state, reaso
 VALUES (?, ?, ?, ?, ?, ?, ?)
 """
 _JOB_BY_KEY = "SELECT job_id FROM jobs WHERE request_key = ?"
-_JOB = "SELECT job_id, name, subject, body, from_address, from_name, source, requester, created_at FROM jobs WHERE job_id = ?"
-_DUE_CARRIERS = """
+_JOB = ("SELECT job_id, name, subject, body, from_address, from_name, source, requester, created_at, held "
+        "FROM jobs WHERE job_id = ?")
+_NOT_HELD = "job_id NOT IN (SELECT job_id FROM jobs WHERE held = 1)"
+_DUE_CARRIERS = f"""
 SELECT DISTINCT carrier FROM recipients
-WHERE state = 'queued' OR (state = 'deferred' AND next_attempt_at <= ?)
+WHERE (state = 'queued' OR (state = 'deferred' AND next_attempt_at <= ?)) AND {_NOT_HELD}
 """
-_DUE = """
+_DUE_DEFERRED = f"""
 SELECT id, job_id, address, domain, carrier, attempts FROM recipients
-WHERE carrier = ? AND (state = 'queued' OR (state = 'deferred' AND next_attempt_at <= ?))
+WHERE state = 'deferred' AND carrier = ? AND next_attempt_at <= ? AND {_NOT_HELD}
 ORDER BY next_attempt_at, id LIMIT ?
 """
-_NEXT_DEFERRED = "SELECT MIN(next_attempt_at) FROM recipients WHERE state = 'deferred'"
-_CLAIM = """
-UPDATE recipients SET state = 'sending', attempts = attempts + 1, last_attempt_at = ?, updated_at = ?
-WHERE id = ? AND state IN ('queued', 'deferred')
+_DUE_QUEUED = f"""
+SELECT id, job_id, address, domain, carrier, attempts FROM recipients
+WHERE state = 'queued' AND carrier = ? AND id > ? AND {_NOT_HELD}
+ORDER BY id LIMIT ?
 """
+_HELD_JOBS = "SELECT job_id FROM jobs WHERE held = 1"
+_NEXT_DEFERRED = f"SELECT MIN(next_attempt_at) FROM recipients WHERE state = 'deferred' AND {_NOT_HELD}"
 _FINISH = """
-UPDATE recipients SET state = ?, updated_at = ?, next_attempt_at = ?, reply_code = ?, reply = ?,
-    smtp_phase = ?, reason = ?, relay = ?, message_id = COALESCE(?, message_id)
-WHERE id = ? AND state = 'sending'
+UPDATE recipients SET state = ?, attempts = attempts + 1, last_attempt_at = ?, updated_at = ?,
+    next_attempt_at = ?, reply_code = ?, reply = ?, smtp_phase = ?, reason = ?, relay = ?,
+    message_id = COALESCE(?, message_id)
+WHERE id = ? AND state IN ('queued', 'deferred', 'sending')
 """
+_ATTEMPT = "INSERT INTO attempts (carrier, started, ended) VALUES (?, ?, ?)"
+_OUTBOX = "INSERT INTO event_outbox (event_id, row) VALUES (?, ?)"
 _SKIP = """
 UPDATE recipients SET state = 'skipped', reason = ?, updated_at = ?
 WHERE id = ? AND state IN ('queued', 'deferred', 'sending')
-"""
-_UNCLAIM = """
-UPDATE recipients SET state = 'queued', attempts = MAX(attempts - 1, 0), updated_at = ?
-WHERE id = ? AND state = 'sending'
 """
 _RECOVER = "UPDATE recipients SET state = 'queued', updated_at = ? WHERE state = 'sending'"
 _COUNTS = """
 SELECT r.job_id, COALESCE(j.name, ''), r.carrier, r.state, COUNT(*)
 FROM recipients r JOIN jobs j USING (job_id)
+WHERE (? IS NULL OR r.job_id = ?)
 GROUP BY r.job_id, r.carrier, r.state ORDER BY r.job_id, r.carrier, r.state
 """
-_RECENT_ATTEMPTS = """
-SELECT carrier, COUNT(*) FROM recipients WHERE last_attempt_at >= ? GROUP BY carrier
+_JOBS = """
+SELECT j.job_id, COALESCE(j.name, ''), j.subject, j.source, j.requester, j.created_at, j.held,
+       SUM(r.state = 'queued'), SUM(r.state = 'deferred'), SUM(r.state = 'sent'), SUM(r.state = 'failed'),
+       SUM(r.state = 'skipped'), COUNT(r.id)
+FROM jobs j LEFT JOIN recipients r USING (job_id)
+GROUP BY j.job_id ORDER BY j.job_id
 """
-_PENDING = "SELECT state, COUNT(*) FROM recipients WHERE state IN ('queued','sending','deferred') GROUP BY state"
+_RECENT_ATTEMPTS = "SELECT carrier, COUNT(*) FROM attempts WHERE started >= ? GROUP BY carrier"
+_WINDOW_ATTEMPTS = "SELECT carrier, started, ended FROM attempts WHERE ended >= ? ORDER BY ended"
+_PRUNE_ATTEMPTS = "DELETE FROM attempts WHERE ended < ?"
+_PENDING = f"""
+SELECT state, COUNT(*) FROM recipients WHERE state IN ('queued','sending','deferred') AND {_NOT_HELD} GROUP BY state
+"""
 _ROWS = """
-SELECT id, job_id, address, carrier, state, attempts, reply_code, reply, smtp_phase, reason, relay
+SELECT id, job_id, address, carrier, state, attempts, reply_code, reply, smtp_phase, reason, relay,
+       last_attempt_at, next_attempt_at, message_id
 FROM recipients WHERE (? IS NULL OR job_id = ?) ORDER BY id
 """
+_ROW_COLUMNS = ("id", "job_id", "address", "carrier", "state", "attempts", "reply_code", "reply", "smtp_phase",
+                "reason", "relay", "last_attempt_at", "next_attempt_at", "message_id")
 
 
 @dataclass(frozen=True)
@@ -141,6 +196,26 @@ class Job:
     source: str
     requester: str | None
     created_at: float
+    held: int = 0
+
+
+@dataclass(frozen=True)
+class Result:
+    """One finished attempt, as the daemon hands it to finish_many()."""
+
+    row_id: int
+    state: str                      # sent | deferred | failed
+    carrier: str
+    started: float
+    ended: float
+    next_attempt_at: float = 0.0
+    reply_code: int | None = None
+    reply: str | None = None
+    smtp_phase: str | None = None
+    reason: str | None = None
+    relay: str | None = None
+    message_id: str | None = None
+    event: dict | None = None       # the event row (EVENT_SCHEMA columns, ts as epoch seconds)
 
 
 def queue_path(data_dir: str | Path) -> Path:
@@ -157,6 +232,14 @@ class Queue:
         self._local = threading.local()
         con = self._con()
         con.executescript(_SCHEMA)
+        for table, column, definition in _MIGRATIONS:
+            have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                try:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+                except sqlite3.OperationalError as exc:  # another process added it just now
+                    if "duplicate column" not in str(exc):
+                        raise
 
     @classmethod
     def for_config(cls, cfg, *, durable: bool = False) -> "Queue":
@@ -179,6 +262,9 @@ class Queue:
             con.close()
             self._local.con = None
 
+    def _transaction(self):
+        return _Tx(self._con())
+
     # ------------------------------------------------------------------ jobs
     def add_job(self, *, subject: str, body: str, from_address: str, from_name: str = "",
                 recipients: list[tuple[str, str, str]], skipped: list[tuple[str, str, str, str]] = (),
@@ -190,13 +276,10 @@ class Queue:
         A request_key seen before (the same request mail processed twice) adds nothing.
         """
         now = time.time() if now is None else now
-        con = self._con()
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as con:
             if request_key is not None:
                 row = con.execute(_JOB_BY_KEY, (request_key,)).fetchone()
                 if row:
-                    con.execute("ROLLBACK")
                     return row[0], False
             cur = con.execute(_INSERT_JOB, {
                 "name": name, "subject": subject, "body": body, "from_address": from_address,
@@ -206,55 +289,151 @@ class Queue:
             job_id = cur.lastrowid
             con.executemany(_INSERT_RECIPIENT, [(job_id, a, d, c, "queued", None, now) for a, d, c in recipients])
             con.executemany(_INSERT_RECIPIENT, [(job_id, a, d, c, "skipped", r, now) for a, d, c, r in skipped])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         return job_id, True
 
     def job(self, job_id: int) -> Job:
         row = self._con().execute(_JOB, (job_id,)).fetchone()
         if row is None:
-            raise KeyError(job_id)
+            from ..core.errors import InputError
+
+            raise InputError(f"there is no job {job_id} in the queue (see `mailhygiene send list`)")
         return Job(*row)
+
+    def jobs(self) -> list[dict]:
+        cols = ("job_id", "name", "subject", "source", "requester", "created_at", "held", "queued", "deferred",
+                "sent", "failed", "skipped", "recipients")
+        return [dict(zip(cols, (*r[:7], *(int(x or 0) for x in r[7:])))) for r in self._con().execute(_JOBS)]
+
+    # ------------------------------------------------------------------ queue management
+    def set_held(self, job_id: int, held: bool) -> int:
+        """Hold or release a job; returns the number of its rows still to send."""
+        self.job(job_id)
+        con = self._con()
+        con.execute("UPDATE jobs SET held = ? WHERE job_id = ?", (1 if held else 0, job_id))
+        return con.execute("SELECT COUNT(*) FROM recipients WHERE job_id = ? AND state IN ('queued','deferred')",
+                           (job_id,)).fetchone()[0]
+
+    def cancel(self, job_id: int, now: float | None = None) -> int:
+        """Every queued or deferred row of the job -> skipped (reason `cancelled`); returns how many."""
+        self.job(job_id)
+        now = time.time() if now is None else now
+        return self._con().execute(
+            "UPDATE recipients SET state = 'skipped', reason = 'cancelled', updated_at = ? "
+            "WHERE job_id = ? AND state IN ('queued', 'deferred')", (now, job_id)).rowcount
+
+    def retry_now(self, job_id: int | None = None, now: float | None = None) -> int:
+        """Deferred rows (of one job or all) become due now; returns how many."""
+        if job_id is not None:
+            self.job(job_id)
+        now = time.time() if now is None else now
+        return self._con().execute(
+            "UPDATE recipients SET next_attempt_at = ?, updated_at = ? WHERE state = 'deferred' "
+            "AND (? IS NULL OR job_id = ?)", (now, now, job_id, job_id)).rowcount
 
     # ------------------------------------------------------------------ daemon side
     def recover(self, now: float | None = None) -> int:
-        """Rows left in `sending` by a crash go back to `queued`. Call once at daemon start."""
+        """Rows left in `sending` by an older daemon go back to `queued`. Call once at daemon start."""
         return self._con().execute(_RECOVER, (time.time() if now is None else now,)).rowcount
 
     def due_carriers(self, now: float) -> list[str]:
         return [r[0] for r in self._con().execute(_DUE_CARRIERS, (now,))]
 
+    def due_deferred(self, carrier: str, now: float, limit: int) -> list[DueRow]:
+        """Deferred rows whose backoff has ended, earliest first."""
+        return [DueRow(*r) for r in self._con().execute(_DUE_DEFERRED, (carrier, now, limit))]
+
+    def due_queued(self, carrier: str, after_id: int, limit: int) -> list[DueRow]:
+        """Queued rows with an id above `after_id`, in enqueue order."""
+        return [DueRow(*r) for r in self._con().execute(_DUE_QUEUED, (carrier, after_id, limit))]
+
     def due(self, carrier: str, now: float, limit: int) -> list[DueRow]:
-        return [DueRow(*r) for r in self._con().execute(_DUE, (carrier, now, limit))]
+        """Due rows of a carrier: deferred ones whose backoff ended first, then queued ones."""
+        rows = self.due_deferred(carrier, now, limit)
+        return rows + self.due_queued(carrier, 0, limit - len(rows)) if len(rows) < limit else rows
+
+    def held_jobs(self) -> set[int]:
+        return {r[0] for r in self._con().execute(_HELD_JOBS)}
 
     def next_deferred_at(self) -> float | None:
         return self._con().execute(_NEXT_DEFERRED).fetchone()[0]
 
-    def claim(self, row_id: int, now: float) -> bool:
-        """queued/deferred -> sending; False when the row is no longer claimable."""
-        return self._con().execute(_CLAIM, (now, now, row_id)).rowcount == 1
-
-    def unclaim(self, row_id: int, now: float) -> None:
-        """sending -> queued without counting an attempt (stopped before any byte was sent)."""
-        self._con().execute(_UNCLAIM, (now, row_id))
+    def finish_many(self, results: list[Result]) -> None:
+        """Results, their attempt records and their events: one transaction."""
+        if not results:
+            return
+        with self._transaction() as con:
+            con.executemany(_FINISH, [(r.state, r.started, r.ended, r.next_attempt_at, r.reply_code, r.reply,
+                                       r.smtp_phase, r.reason, r.relay, r.message_id, r.row_id) for r in results])
+            con.executemany(_ATTEMPT, [(r.carrier, r.started, r.ended) for r in results])
+            events = [(r.event["event_id"], json.dumps(r.event, ensure_ascii=False)) for r in results if r.event]
+            if events:
+                con.executemany(_OUTBOX, events)
 
     def finish(self, row_id: int, state: str, *, now: float, next_attempt_at: float = 0.0,
                reply_code: int | None = None, reply: str | None = None, smtp_phase: str | None = None,
-               reason: str | None = None, relay: str | None = None, message_id: str | None = None) -> None:
+               reason: str | None = None, relay: str | None = None, message_id: str | None = None,
+               carrier: str = "other", started: float | None = None) -> None:
         if state not in ("sent", "deferred", "failed"):
             raise ValueError(state)
-        self._con().execute(_FINISH, (state, now, next_attempt_at, reply_code, reply, smtp_phase,
-                                      reason, relay, message_id, row_id))
+        self.finish_many([Result(row_id, state, carrier, now if started is None else started, now, next_attempt_at,
+                                 reply_code, reply, smtp_phase, reason, relay, message_id)])
 
     def skip(self, row_id: int, reason: str, now: float) -> None:
         self._con().execute(_SKIP, (reason, now, row_id))
 
+    # ------------------------------------------------------------------ throttle state
+    def window_attempts(self, since: float) -> list[tuple[str, float, float]]:
+        """(carrier, started, ended) of the sends that ended at or after `since`."""
+        return [tuple(r) for r in self._con().execute(_WINDOW_ATTEMPTS, (since,))]
+
+    def prune_attempts(self, before: float) -> None:
+        self._con().execute(_PRUNE_ATTEMPTS, (before,))
+
+    def throttle_states(self) -> dict[str, tuple[float, float, float]]:
+        """carrier -> (paused_until, factor, factor_at)."""
+        return {r[0]: (r[1], r[2], r[3]) for r in
+                self._con().execute("SELECT carrier, paused_until, factor, factor_at FROM throttle_state")}
+
+    def save_throttle_state(self, carrier: str, paused_until: float, factor: float, factor_at: float) -> None:
+        self._con().execute(
+            "INSERT INTO throttle_state (carrier, paused_until, factor, factor_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(carrier) DO UPDATE SET paused_until = excluded.paused_until, factor = excluded.factor, "
+            "factor_at = excluded.factor_at", (carrier, paused_until, factor, factor_at))
+
+    # ------------------------------------------------------------------ event outbox
+    def outbox(self, limit: int = 50_000) -> tuple[list[dict], int]:
+        """The oldest outbox rows (at most `limit`) and the sequence number of the last one."""
+        rows = self._con().execute("SELECT seq, row FROM event_outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return [json.loads(r[1]) for r in rows], (rows[-1][0] if rows else 0)
+
+    def outbox_size(self) -> int:
+        return self._con().execute("SELECT COUNT(*) FROM event_outbox").fetchone()[0]
+
+    def drop_from_outbox(self, up_to_seq: int) -> None:
+        """Forget the outbox rows up to and including `up_to_seq` (they are in the event store)."""
+        self._con().execute("DELETE FROM event_outbox WHERE seq <= ?", (up_to_seq,))
+
+    def add_events(self, events: list[dict]) -> None:
+        """Event rows that belong to no send (bounce mails read by `bounces`)."""
+        with self._transaction() as con:
+            con.executemany(_OUTBOX, [(e["event_id"], json.dumps(e, ensure_ascii=False)) for e in events])
+
+    # ------------------------------------------------------------------ intake replay protection
+    def seen_before(self, keys: list[str], now: float, forget_before: float, *, remember: bool = True) -> str | None:
+        """The first of `keys` remembered already; else (with remember) remember them all."""
+        with self._transaction() as con:
+            con.execute("DELETE FROM intake_seen WHERE at < ?", (forget_before,))
+            for k in keys:
+                if con.execute("SELECT 1 FROM intake_seen WHERE key = ?", (k,)).fetchone():
+                    return k
+            if remember:
+                con.executemany("INSERT OR IGNORE INTO intake_seen (key, at) VALUES (?, ?)", [(k, now) for k in keys])
+        return None
+
     # ------------------------------------------------------------------ reading
-    def counts(self) -> list[tuple[int, str, str, str, int]]:
+    def counts(self, job_id: int | None = None) -> list[tuple[int, str, str, str, int]]:
         """(job_id, job name, carrier, state, count) rows."""
-        return [tuple(r) for r in self._con().execute(_COUNTS)]
+        return [tuple(r) for r in self._con().execute(_COUNTS, (job_id, job_id))]
 
     def recent_attempts(self, since: float) -> dict[str, int]:
         return dict(self._con().execute(_RECENT_ATTEMPTS, (since,)).fetchall())
@@ -263,6 +442,19 @@ class Queue:
         return dict(self._con().execute(_PENDING).fetchall())
 
     def rows(self, job_id: int | None = None) -> list[dict]:
-        cols = ("id", "job_id", "address", "carrier", "state", "attempts", "reply_code", "reply",
-                "smtp_phase", "reason", "relay")
-        return [dict(zip(cols, r)) for r in self._con().execute(_ROWS, (job_id, job_id))]
+        return [dict(zip(_ROW_COLUMNS, r)) for r in self._con().execute(_ROWS, (job_id, job_id))]
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+
+    def __init__(self, con: sqlite3.Connection):
+        self.con = con
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.con.execute("BEGIN IMMEDIATE")
+        return self.con
+
+    def __exit__(self, exc_type, exc, tb):
+        self.con.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        return False

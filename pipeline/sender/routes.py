@@ -8,7 +8,7 @@ Lookup order for `taro@sub.ezweb.ne.jp` with carrier `au`:
   1. the exact domain `sub.ezweb.ne.jp`
   2. `.suffix` keys, longest first: `.ezweb.ne.jp`, then `.ne.jp`, `.jp` (sub-domains only, as in
      mailertable: `.ezweb.ne.jp` does not match `ezweb.ne.jp` itself)
-  3. the carrier name `au`
+  3. the carrier name `au` (Y!mobile: `ymobile`, then its group's `softbank`)
   4. `default_relay` (the local MTA, 127.0.0.1:25 by default)
 """
 
@@ -17,6 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.errors import ConfigError
+
+
+# A carrier without a route of its own uses its group's: Y!mobile mail goes through SoftBank's
+# servers (ymx1.softbank.ne.jp), so SoftBank's 特定接続 relay serves Y!mobile domains too.
+CARRIER_GROUPS = {"ymobile": "softbank"}
 
 
 @dataclass(frozen=True, order=True)
@@ -63,16 +68,23 @@ class Router:
         self.suffixes.sort(key=lambda kv: -len(kv[0]))
 
     @classmethod
-    def from_config(cls, sender_cfg: dict) -> "Router":
-        return cls(sender_cfg.get("routes", {}), sender_cfg.get("default_relay", "127.0.0.1:25"))
+    def from_config(cls, sender_cfg) -> "Router":
+        if isinstance(sender_cfg, dict):
+            return cls(sender_cfg.get("routes", {}), sender_cfg.get("default_relay", "127.0.0.1:25"))
+        return cls(sender_cfg.routes, sender_cfg.default_relay)
 
     def route(self, domain: str, carrier: str | None = None) -> Relay:
+        return self.lookup(domain, carrier) or self.default
+
+    def lookup(self, domain: str, carrier: str | None = None) -> Relay | None:
+        """The configured route, or None when the mail would go to default_relay."""
         d = (domain or "").lower()
         if d in self.exact:
             return self.exact[d]
         for suffix, relay in self.suffixes:
             if d.endswith(suffix):
                 return relay
-        if carrier and carrier in self.exact and "." not in carrier:
-            return self.exact[carrier]
-        return self.default
+        for name in (carrier, CARRIER_GROUPS.get(carrier or "")):
+            if name and name in self.exact and "." not in name:
+                return self.exact[name]
+        return None

@@ -1,18 +1,27 @@
-"""Per-carrier sending limits: a sliding window, rate-limit pauses and quiet minutes.
+"""Per-carrier sending limits: a sliding window, rate reduction after rate-limit replies, pacing,
+rate-limit pauses and quiet minutes.
 
-Pure logic with an injectable clock; no I/O. The daemon asks `acquire(carrier)` before each SMTP
-send and calls `release(token)` when the send is over.
+Pure logic with an injectable clock; no I/O of its own. The daemon asks `try_acquire(carrier)`
+before each SMTP send and calls `release(carrier, token)` when the send is over; it restores the
+window from the queue's attempt log at start (`restore`) and saves pause/rate state through the
+`on_state` callback, so limits hold across restarts.
 
 The window is strict, measured the way a carrier would see it: a send occupies its carrier's
 window from the moment it starts until `interval` seconds after it *finished*. At most `count`
 sends occupy a window at any time, so however long each SMTP dialogue takes, no receiving server
 can see more than `count` messages in any `interval`-second span. Over a long backlog the rate is
 `count / (interval + time per send)`, i.e. within a few per mille of the configured rate.
+
+After a rate-limit reply (421, "too many", ...) the carrier's count is multiplied by
+`reduce_factor` (down to one send per window at least), then grows back linearly to the full
+count over `recovery` seconds. With `pacing`, sends of a carrier start at least interval/count
+apart instead of in one burst at the start of each window.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 from collections import deque
@@ -28,9 +37,11 @@ class Rate:
     interval: float
 
     @classmethod
-    def parse(cls, value: dict, where: str) -> "Rate":
+    def parse(cls, value, where: str) -> "Rate":
         from ..core.errors import ConfigError
 
+        if hasattr(value, "count") and hasattr(value, "interval"):
+            value = {"count": value.count, "interval": value.interval}
         try:
             r = cls(int(value["count"]), float(value["interval"]))
         except (KeyError, TypeError, ValueError):
@@ -52,6 +63,10 @@ class Throttle:
         quiet_carriers: list[str] | None = None,
         tz: ZoneInfo | None = None,
         clock: Callable[[], float] = time.time,
+        pacing: bool = False,
+        reduce_factor: float = 0.5,
+        recovery: float = 600.0,
+        on_state: Callable[[str, float, float, float], None] | None = None,
     ):
         self.rates = dict(rates)
         self.default = default
@@ -59,37 +74,76 @@ class Throttle:
         self.quiet_carriers = set(quiet_carriers or [])
         self.tz = tz or ZoneInfo("UTC")
         self.clock = clock
+        self.pacing = pacing
+        self.reduce_factor = float(reduce_factor)
+        self.recovery = float(recovery)
+        self.on_state = on_state
         self._lock = threading.Lock()
-        # carrier -> deque of [token, end_time or None]; ends ascending once finished
-        self._windows: dict[str, deque] = {}
+        # per carrier: tokens of sends under way, and end times of finished sends still holding
+        # their slot (ascending: a window is a queue, expired ends leave at the left)
+        self._running: dict[str, set[int]] = {}
+        self._ended: dict[str, deque] = {}
         self._paused_until: dict[str, float] = {}
+        self._factor: dict[str, tuple[float, float]] = {}   # carrier -> (factor, since when)
+        self._last_start: dict[str, float] = {}
         self._tokens = itertools.count(1)
 
     @classmethod
-    def from_config(cls, sender_cfg: dict, tz: ZoneInfo | None = None, clock=time.time) -> "Throttle":
-        rates = {c: Rate.parse(v, f"sender.rates.{c}") for c, v in sender_cfg.get("rates", {}).items()}
+    def from_config(cls, sender, tz: ZoneInfo | None = None, clock=time.time, on_state=None) -> "Throttle":
+        get = sender.get if isinstance(sender, dict) else (lambda k, d=None: getattr(sender, k, d))
+        rates = {c: Rate.parse(v, f"sender.rates.{c}") for c, v in (get("rates", {}) or {}).items()}
         return cls(
             rates,
-            Rate.parse(sender_cfg["default_rate"], "sender.default_rate"),
-            quiet_minutes=sender_cfg.get("quiet_minutes", 0),
-            quiet_carriers=sender_cfg.get("quiet_carriers", []),
+            Rate.parse(get("default_rate"), "sender.default_rate"),
+            quiet_minutes=get("quiet_minutes", 0),
+            quiet_carriers=list(get("quiet_carriers", []) or []),
             tz=tz,
             clock=clock,
+            pacing=bool(get("pacing", False)),
+            reduce_factor=float(get("rate_limit_factor", 0.5)),
+            recovery=float(get("rate_recovery", 600.0)),
+            on_state=on_state,
         )
 
     def rate_for(self, carrier: str) -> Rate:
         return self.rates.get(carrier, self.default)
 
+    # ------------------------------------------------------------------ restart
+    def restore(self, attempts, states: dict[str, tuple[float, float, float]]) -> None:
+        """Re-create the windows from the attempt log ((carrier, started, ended) rows) and the
+        saved pause/rate state, so a restarted daemon honours what the last one sent."""
+        with self._lock:
+            for carrier, started, ended in sorted(attempts, key=lambda a: a[2]):
+                self._ended.setdefault(carrier, deque()).append(float(ended))
+                self._last_start[carrier] = max(self._last_start.get(carrier, 0.0), float(started))
+            for carrier, (paused_until, factor, factor_at) in states.items():
+                self._paused_until[carrier] = float(paused_until)
+                if factor < 1.0:
+                    self._factor[carrier] = (float(factor), float(factor_at))
+
     # ------------------------------------------------------------------ queries
-    def _active(self, carrier: str, now: float) -> deque:
-        win = self._windows.setdefault(carrier, deque())
-        interval = self.rate_for(carrier).interval
-        # Drop finished entries whose hold has expired (they are not necessarily at the left end).
-        if win:
-            keep = deque(e for e in win if e[1] is None or e[1] + interval > now)
-            if len(keep) != len(win):
-                self._windows[carrier] = win = keep
-        return win
+    def factor(self, carrier: str, now: float | None = None) -> float:
+        """The fraction of the configured count allowed now (1.0 unless recently rate-limited)."""
+        f = self._factor.get(carrier)
+        if f is None:
+            return 1.0
+        now = self.clock() if now is None else now
+        if self.recovery <= 0:
+            return 1.0
+        return min(1.0, f[0] + max(0.0, now - f[1]) / self.recovery)
+
+    def effective_count(self, carrier: str, now: float | None = None) -> int:
+        rate = self.rate_for(carrier)
+        return max(1, math.floor(rate.count * self.factor(carrier, now) + 1e-9))
+
+    def _ended_holding(self, carrier: str, now: float) -> deque:
+        ended = self._ended.get(carrier)
+        if ended is None:
+            ended = self._ended[carrier] = deque()
+        expiry = now - self.rate_for(carrier).interval
+        while ended and ended[0] <= expiry:
+            ended.popleft()
+        return ended
 
     def in_quiet_period(self, carrier: str, now: float | None = None) -> float:
         """Seconds until the quiet period around the full hour ends (0 when not quiet)."""
@@ -114,13 +168,16 @@ class Throttle:
     def _wait_locked(self, carrier: str, now: float) -> float | None:
         waits = [self._paused_until.get(carrier, 0.0) - now, self.in_quiet_period(carrier, now)]
         rate = self.rate_for(carrier)
-        win = self._active(carrier, now)
-        if len(win) >= rate.count:
-            finished = sorted(e[1] for e in win if e[1] is not None)
-            need = len(win) - rate.count + 1  # entries that must expire
-            if len(finished) < need:
+        count = self.effective_count(carrier, now)
+        if self.pacing:
+            waits.append(self._last_start.get(carrier, 0.0) + rate.interval / count - now)
+        ended = self._ended_holding(carrier, now)
+        running = len(self._running.get(carrier, ()))
+        if running + len(ended) >= count:
+            need = running + len(ended) - count + 1  # finished sends that must expire
+            if len(ended) < need:
                 return None  # only a release can free a slot
-            waits.append(finished[need - 1] + rate.interval - now)
+            waits.append(ended[need - 1] + rate.interval - now)
         w = max(waits)
         return w if w > 0 else 0.0
 
@@ -132,33 +189,57 @@ class Throttle:
             if self._wait_locked(carrier, now) != 0.0:
                 return None
             token = next(self._tokens)
-            self._windows[carrier].append([token, None])
+            self._running.setdefault(carrier, set()).add(token)
+            self._last_start[carrier] = now
             return token
 
     def release(self, carrier: str, token: int) -> None:
         """The send with this token is over (whatever its result): its hold starts now."""
         with self._lock:
             now = self.clock()
-            for entry in self._windows.get(carrier, ()):
-                if entry[0] == token:
-                    entry[1] = now
-                    return
+            running = self._running.get(carrier, set())
+            if token in running:
+                running.discard(token)
+                ended = self._ended.setdefault(carrier, deque())
+                if ended and ended[-1] > now:  # a clock step backwards: keep the deque sorted
+                    ended.append(ended[-1])
+                else:
+                    ended.append(now)
 
     def cancel(self, carrier: str, token: int) -> None:
         """The slot was taken but nothing was sent: give it back without a hold."""
         with self._lock:
-            win = self._windows.get(carrier, deque())
-            self._windows[carrier] = deque(e for e in win if e[0] != token)
+            self._running.get(carrier, set()).discard(token)
 
     def pause(self, carrier: str, seconds: float) -> None:
-        """Rate-limit reply from this carrier: start nothing for it for `seconds`."""
+        """Start nothing for this carrier for `seconds` (no rate reduction)."""
         with self._lock:
             until = self.clock() + seconds
             self._paused_until[carrier] = max(self._paused_until.get(carrier, 0.0), until)
+            self._save(carrier)
+
+    def rate_limited(self, carrier: str, pause_seconds: float) -> tuple[float, int]:
+        """A rate-limit reply from this carrier: pause it and reduce its count. Returns
+        (paused until, new effective count)."""
+        with self._lock:
+            now = self.clock()
+            self._paused_until[carrier] = max(self._paused_until.get(carrier, 0.0), now + pause_seconds)
+            new = max(self.factor(carrier, now) * self.reduce_factor, 1.0 / self.rate_for(carrier).count)
+            self._factor[carrier] = (min(new, 1.0), now)
+            self._save(carrier)
+            return self._paused_until[carrier], self.effective_count(carrier, now)
+
+    def _save(self, carrier: str) -> None:
+        if self.on_state is not None:
+            f = self._factor.get(carrier, (1.0, 0.0))
+            self.on_state(carrier, self._paused_until.get(carrier, 0.0), f[0], f[1])
 
     def paused_until(self, carrier: str) -> float:
         return self._paused_until.get(carrier, 0.0)
 
     def recent_count(self, carrier: str) -> int:
         with self._lock:
-            return len(self._active(carrier, self.clock()))
+            return len(self._running.get(carrier, ())) + len(self._ended_holding(carrier, self.clock()))
+
+    def longest_interval(self) -> float:
+        return max([self.default.interval, *(r.interval for r in self.rates.values())])

@@ -36,6 +36,42 @@ class RuleResult:
     guard_checked: bool = True
 
 
+# The `--json` shape of a rule run (`suppress --json`, `clean --json`'s "rule"): one definition,
+# whatever engine produced the result. Fields of each new entry, in this order:
+NEW_ENTRY_FIELDS = ("address", "carrier", "reasons", "error_count", "distinct_days", "first_error",
+                    "last_error", "window_start", "last_dsn", "last_reply_code", "last_diagnostic",
+                    "last_sent", "event_ids")
+
+
+def rule_result_json(result: RuleResult, rule: RuleSettings, tz: str) -> dict[str, Any]:
+    """A rule run as JSON-ready values (README "Scripting"):
+
+    {"as_of": ISO time (UTC), "timezone": zone of the days, "rule": {min_errors, min_days,
+     window_days, counted_reasons}, "dry_run", "applied", "forced": bools, "marked": addresses
+     the rule marks, "already_listed": of those, already on the list, "new": [{NEW_ENTRY_FIELDS}],
+     "guard": {"checked", "tripped", "reasons": [text], "active_addresses", "new_fraction"}}
+
+    `result` is a RuleResult from any engine (DuckDB here; another engine builds a RuleResult
+    with the same fields); a field an engine lacks is null."""
+    from ..core.jsonout import jsonable
+
+    guard = result.guard
+    return jsonable({
+        "as_of": result.as_of,
+        "timezone": tz,
+        "rule": {"min_errors": rule.min_errors, "min_days": rule.min_days, "window_days": rule.window_days,
+                 "counted_reasons": list(rule.counted_reasons)},
+        "dry_run": result.dry_run,
+        "applied": result.applied,
+        "forced": result.forced,
+        "marked": result.marked,
+        "already_listed": result.already_listed,
+        "new": [{f: rec.get(f) for f in NEW_ENTRY_FIELDS} for rec in result.new],
+        "guard": {"checked": result.guard_checked, "tripped": guard.tripped, "reasons": list(guard.reasons),
+                  "active_addresses": guard.active_addresses, "new_fraction": guard.new_fraction},
+    })
+
+
 def parse_as_of(value: str | date | datetime | None, tz: str) -> datetime:
     """`2026-11-20` (end of that local day in tz) or an ISO time (local when it has no zone);
     None = now. Returned in UTC."""

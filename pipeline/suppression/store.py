@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ..core.errors import InputError, NoDataError, SuppressionUnavailable
+from ..core.errors import InputError, NoDataError, SuppressionUnavailable, unreadable_file
 from ..core.fsutil import atomic_path, ensure_dir, file_lock
 
 UTC = timezone.utc
@@ -226,7 +226,7 @@ def changing(where, *, events: bool = False):
     """A connection for one change of the list, under the lock, on a list already repaired
     against its history (a repair is written at once). Stage, then `store.commit(con)`."""
     store = SuppressionStore.of(where)
-    with store.lock():
+    with store.lock(), damaged_files_named():
         con = store.connect(events=events, list_readable=False)
         try:
             store.stage_repair(con)
@@ -242,12 +242,26 @@ def changing(where, *, events: bool = False):
 def reading(where, *, events: bool = False):
     """A connection on a list that agrees with its history (else SuppressionUnavailable)."""
     store = SuppressionStore.of(where)
-    con = store.connect(events=events)
+    with damaged_files_named():
+        con = store.connect(events=events)
+        try:
+            store.require_consistent(con)
+            yield store, con
+        finally:
+            con.close()
+
+
+@contextmanager
+def damaged_files_named():
+    """A damaged Parquet file (of the events or the list) read inside the block becomes a
+    StoreCorrupt naming it (core.errors.unreadable_file), not an engine error."""
     try:
-        store.require_consistent(con)
-        yield store, con
-    finally:
-        con.close()
+        yield
+    except Exception as exc:
+        error = unreadable_file(exc)
+        if error is None:
+            raise
+        raise error from None
 
 
 # --------------------------------------------------------------------------- questions
@@ -299,6 +313,46 @@ def show(where, address: str, *, tz: str, counted_reasons) -> dict[str, Any]:
     return {"address": a, "entry": found[0] if found else None, "history": history, "events": attempts}
 
 
+# The `--json` shapes of `suppression list` and `show` (README "Scripting"): the list's columns,
+# in this order, times as ISO 8601 (UTC).
+ENTRY_FIELDS = ("address", "carrier", "reasons", "source", "note", "added_at", "rule", "first_error",
+                "last_error", "error_count", "distinct_days", "window_start", "last_dsn",
+                "last_reply_code", "last_diagnostic", "last_sent", "event_ids")
+HISTORY_FIELDS = ("at", "action", "source", "note", "rule", "evidence")
+
+
+def entry_json(entry: Mapping[str, Any]) -> dict[str, Any]:
+    from ..core.jsonout import jsonable
+
+    return jsonable({f: entry.get(f) for f in ENTRY_FIELDS})
+
+
+def list_json(listed: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """{"count": n, "entries": [{ENTRY_FIELDS}]}"""
+    return {"count": len(listed), "entries": [entry_json(e) for e in listed]}
+
+
+def show_json(info: Mapping[str, Any]) -> dict[str, Any]:
+    """{"address", "suppressed": bool, "entry": {ENTRY_FIELDS} or null, "history": [{HISTORY_FIELDS},
+    evidence as an object], "events": [every column of sql/address_history.sql]}"""
+    import json
+
+    from ..core.jsonout import jsonable
+
+    def history(rec):
+        out = {f: rec.get(f) for f in HISTORY_FIELDS}
+        try:
+            out["evidence"] = json.loads(out["evidence"]) if out["evidence"] else None
+        except ValueError:
+            pass  # kept as the text it is
+        return out
+
+    entry = info["entry"]
+    return jsonable({"address": info["address"], "suppressed": entry is not None,
+                     "entry": entry_json(entry) if entry is not None else None,
+                     "history": [history(r) for r in info["history"]], "events": list(info["events"])})
+
+
 def _has_events(data_dir: Path) -> bool:
     from ..store.event_store import EventStore
 
@@ -306,13 +360,17 @@ def _has_events(data_dir: Path) -> bool:
 
 
 # --------------------------------------------------------------------------- manual changes
+_SPACE = re.compile(r"\s")
+
+
 def checked_address(address: str) -> str:
     from ..store.records import normalise_address  # (records imports pyarrow: only when needed)
 
     a = normalise_address(address)
     local, at, domain = a.rpartition("@")
-    if not at or not local or "." not in domain or " " in a:
-        raise InputError(f"{address!r} is not an e-mail address (expected local@domain)")
+    if not at or not local or "." not in domain or not a.isprintable() or _SPACE.search(a):
+        raise InputError(f"{address!r} is not an e-mail address (expected local@domain, no spaces "
+                         "or control characters)")
     return a
 
 
@@ -334,6 +392,42 @@ def add(where, address: str, note: str | None = None, *, carriers: Mapping | Non
         store.commit(con)
 
 
+def add_many(where, addresses, note: str | None = None, *, carriers: Mapping | None = None,
+             ignore_existing: bool = False, now: datetime | None = None) -> tuple[list[str], list[str]]:
+    """Put many addresses on the list by hand in one change: all of them or none.
+
+    Every address is checked first (InputError naming the first bad one, with its position);
+    duplicates in the input count once. An address already on the list is an InputError naming
+    it (nothing added), unless ignore_existing, when it is skipped. Returns (added, skipped)."""
+    from ..classify.carriers import CarrierTable
+
+    wanted: dict[str, None] = {}
+    for i, address in enumerate(addresses, 1):
+        try:
+            wanted[checked_address(address)] = None
+        except InputError as exc:
+            raise InputError(f"address {i}: {exc}") from None
+    if not wanted:
+        raise InputError("no addresses to add")
+    if carriers is None:
+        carriers = getattr(where, "carriers", None) or {}
+    carrier_for = CarrierTable.from_config(carriers).carrier_for
+    with changing(where) as (store, con):
+        listed = {a for (a,) in run_block(con, "listed_among", {"addresses": list(wanted)}).fetchall()}
+        if listed and not ignore_existing:
+            first = sorted(listed)
+            more = f" and {len(first) - 1} more" if len(first) > 1 else ""
+            raise InputError(f"{first[0]}{more} already on the suppression list: nothing was added "
+                             "(add --ignore-existing to skip the addresses already listed)")
+        added = [a for a in wanted if a not in listed]
+        if added:
+            run_block(con, "stage_manual_adds", {
+                "addresses": added, "carriers": [carrier_for(a.rpartition("@")[2]) for a in added],
+                "note": note, "now": now or datetime.now(UTC)})
+            store.commit(con)
+    return added, sorted(listed)
+
+
 def release(where, address: str, note: str | None = None, *, now: datetime | None = None) -> dict[str, Any]:
     """Take an address off the list. It stays in the history, and only counted errors after
     this moment count again, for every later rule run whatever its --as-of."""
@@ -351,7 +445,7 @@ def repair(where) -> Consistency:
     """Bring the list back in line with its history (entries the history added come back with
     their evidence, released ones go); returns the state found before the repair."""
     store = SuppressionStore.of(where)
-    with store.lock():
+    with store.lock(), damaged_files_named():
         con = store.connect(list_readable=False)
         try:
             before = store.consistency(con)

@@ -1,0 +1,63 @@
+"""Click command `mailhygiene bounces`: bounce mails (stdin or a Maildir) -> event rows.
+
+Thin: options -> pipeline.sender.bounces.process_bounces -> one line per mail. Anything wrong with
+a mail is a logged refusal and exit 0 (so the MTA never bounces a bounce); a fault of this host
+(queue locked, disk full) exits 75 so the MTA keeps the mail and retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from ..core.errors import MailHygieneError
+
+EX_TEMPFAIL = 75
+
+
+@click.command("bounces")
+@click.option("--maildir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Read the mails waiting in DIR/new instead of one mail on stdin.")
+@click.option("--recipient", default=None, metavar="ADDR",
+              help="The bounce's envelope recipient (VERP address); default $ORIGINAL_RECIPIENT or $RECIPIENT "
+                   "as Postfix's local and pipe delivery set them.")
+@click.pass_context
+def bounces_cmd(ctx, maildir, recipient):
+    """Record bounce mails (DSNs and carriers' own formats) as events, like log lines.
+
+    \b
+    /etc/aliases:  bounce: "|mailhygiene --config /etc/mailhygiene/mailhygiene.toml bounces"
+    or from cron:  mailhygiene bounces --maildir /var/mail/bounce/Maildir
+    """
+    from ..sender.bounces import process_bounces
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
+    logging.getLogger("flufl.bounce").setLevel(logging.WARNING)   # it logs every detector it tries
+    try:
+        cfg = ctx.obj.cfg
+    except MailHygieneError as exc:  # config, data dir or its owner: this host's fault, not the mail's
+        if maildir:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    envelope = recipient or os.environ.get("ORIGINAL_RECIPIENT") or os.environ.get("RECIPIENT")
+    try:
+        if maildir:
+            results = process_bounces(cfg, maildir=maildir)
+        else:
+            stdin = sys.stdin.buffer
+            raw = stdin.read(cfg.intake.max_bytes + 1)
+            if len(raw) > cfg.intake.max_bytes:
+                while stdin.read(1 << 20):
+                    pass
+            results = process_bounces(cfg, raw=raw, envelope_recipient=envelope)
+    except MailHygieneError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - only faults of this host get here: the MTA retries
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    for res in results:
+        click.echo(res.line())

@@ -1,0 +1,344 @@
+"""Bounce mails -> event rows: the results an operator never sees in a log when the mail went
+through a smarthost or relay, or when a carrier answers later by mail.
+
+Reads one raw mail (stdin from an alias `|mailhygiene bounces`, or the files in a Maildir's new/);
+writes one event row per failed or delayed recipient through the queue's outbox into the event
+store (events.py), and one JSON line per mail to <data_dir>/sender/bounces.log. Called by
+`mailhygiene bounces`.
+
+Who bounced, in this order of trust:
+  1. an RFC 3464 delivery-status part: per recipient `Original-Recipient` (what we sent to), else
+     `Final-Recipient`, with `Action`, `Status`, `Diagnostic-Code`, `Remote-MTA`;
+  2. Mailman's flufl.bounce detectors for the non-standard formats (qmail, Exim, Yahoo, Microsoft,
+     ...): they find the addresses and whether the failure is temporary or permanent, not the
+     reply text, which is then looked for next to the address in the mail's text;
+  3. the VERP envelope recipient (`bounce+taro=docomo.ne.jp@mail.example.jp`, written by the
+     daemon with `sender.verp = true`), from --recipient, $ORIGINAL_RECIPIENT/$RECIPIENT (set by
+     Postfix's local and pipe delivery), Delivered-To or X-Original-To: the recipient even when
+     the bounce names none (Japanese carriers' own formats), the reply text then taken from the
+     first SMTP reply in the mail's text.
+The diagnostic is classified with pipeline.classify.classifier, like every log line. The SMTP
+phase comes from Postfix's "(in reply to RCPT TO command)" wording where the bounce has it.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..store.records import domain_of, normalise_address
+from .events import bounce_event, dsn_in, flush_outbox
+
+log = logging.getLogger("mailhygiene.bounces")
+
+_CODE = re.compile(r"(?<!\d)([245]\d\d)(?:[ -]|$)")
+_SMTP_LINE = re.compile(r"(?<![\d.])([45]\d\d)[ -](?:([45]\.\d{1,3}\.\d{1,3})\s)?.{3,}")
+_PHASES = (("rcpt to", "rcpt"), ("end of data", "end_of_data"), ("mail from", "mail"), ("data command", "data"),
+           ("helo", "helo"), ("ehlo", "helo"))
+_IN_REPLY = re.compile(r"in reply to (RCPT TO|end of DATA|MAIL FROM|DATA|HELO|EHLO) command", re.IGNORECASE)
+
+
+@dataclass
+class BouncedRecipient:
+    recipient: str
+    status: str                 # bounced | deferred
+    dsn: str | None = None
+    reply_code: int | None = None
+    diagnostic: str = ""
+    remote_mta: str | None = None
+    smtp_phase: str | None = None
+    found_by: str = "dsn"       # dsn | flufl | verp
+
+
+@dataclass
+class BounceResult:
+    status: str                 # recorded | ignored | refused
+    reason: str
+    bounce_id: str = ""
+    recipients: list[dict] = field(default_factory=list)
+
+    def line(self) -> str:
+        if self.status != "recorded":
+            return f"{self.status}: {self.reason}"
+        what = ", ".join(f"{r['recipient']} {r['status']} {r['reason']}" for r in self.recipients)
+        return f"recorded: {len(self.recipients)} recipient(s): {what}"
+
+
+def verp_recipient(address: str, envelope_from: str) -> str | None:
+    """`bounce+taro=docomo.ne.jp@mail.example.jp` -> `taro@docomo.ne.jp` when `bounce@mail.example.jp`
+    is our envelope sender (the daemon's VERP form, daemon.verp_address)."""
+    a = normalise_address(address)
+    ours = normalise_address(envelope_from)
+    if not a or not ours or "@" not in ours:
+        return None
+    local, _, domain = a.rpartition("@")
+    prefix, _, our_domain = ours.rpartition("@")
+    if domain != our_domain or not local.startswith(prefix + "+"):
+        return None
+    rest = local[len(prefix) + 1:]
+    r_local, eq, r_domain = rest.rpartition("=")
+    if not eq or not r_local or "." not in r_domain:
+        return None
+    return normalise_address(f"{r_local}@{r_domain}")
+
+
+def _text(part) -> str:
+    from .intake import decode_text
+
+    payload = part.get_payload(decode=True) or b""
+    return decode_text(payload, part.get_content_charset())
+
+
+def _address_field(value) -> str | None:
+    """`rfc822; taro@docomo.ne.jp` -> `taro@docomo.ne.jp`."""
+    if not value:
+        return None
+    text = " ".join(str(value).split())
+    _, _, addr = text.partition(";") if ";" in text else ("", "", text)
+    addr = normalise_address(addr.strip())
+    return addr if "@" in addr else None
+
+
+def _phase(text: str) -> str | None:
+    m = _IN_REPLY.search(text or "")
+    if not m:
+        return None
+    words = m.group(1).lower()
+    for key, phase in _PHASES:
+        if words in key or key.startswith(words):
+            return phase
+    return {"data": "data", "helo": "helo", "ehlo": "helo"}.get(words)
+
+
+def _dsn_blocks(msg) -> list:
+    for part in msg.walk():
+        if part.get_content_type() in ("message/delivery-status", "message/global-delivery-status"):
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                return payload[1:] if len(payload) > 1 else []
+            # some senders put the fields in as text: parse them as header blocks
+            text = payload if isinstance(payload, str) else ""
+            blocks = [email.message_from_string(b) for b in re.split(r"\r?\n\s*\r?\n", text.strip()) if b.strip()]
+            return blocks[1:] if len(blocks) > 1 else blocks
+    return []
+
+
+def _human_text(msg) -> str:
+    for part in msg.walk():
+        if part.get_content_maintype() == "text" and part.get_content_type() != "text/rfc822-headers":
+            if part.get("Content-Disposition", "").lower().startswith("attachment"):
+                continue
+            return _text(part)
+    return ""
+
+
+def _original_message_id(msg) -> str | None:
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype == "message/rfc822":
+            inner = part.get_payload()
+            inner = inner[0] if isinstance(inner, list) and inner else inner
+            if hasattr(inner, "get") and inner.get("Message-ID"):
+                return str(inner.get("Message-ID")).strip()
+        if ctype == "text/rfc822-headers":
+            head = email.message_from_string(_text(part))
+            if head.get("Message-ID"):
+                return str(head.get("Message-ID")).strip()
+    return None
+
+
+def _reply_near(text: str, address: str) -> str:
+    """The SMTP reply next to `address` in a bounce's text (the lines after it), else the first
+    SMTP reply anywhere in the text."""
+    lines = [ln.strip() for ln in text.splitlines()]
+    low = address.lower()
+    for i, line in enumerate(lines):
+        if low in line.lower():
+            for cand in [line] + lines[i + 1:i + 6]:
+                m = _SMTP_LINE.search(cand)
+                if m:
+                    return cand[m.start():]
+    for line in lines:
+        m = _SMTP_LINE.search(line)
+        if m:
+            return line[m.start():]
+    return ""
+
+
+def _code(text: str) -> int | None:
+    m = _CODE.search(text or "")
+    return int(m.group(1)) if m else None
+
+
+def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | None = None
+                 ) -> tuple[list[BouncedRecipient], object]:
+    """The recipients a bounce mail reports, and the parsed message."""
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    human = _human_text(msg)
+    found: dict[str, BouncedRecipient] = {}
+    for block in _dsn_blocks(msg):
+        rcpt = _address_field(block.get("Original-Recipient")) or _address_field(block.get("Final-Recipient"))
+        action = str(block.get("Action") or "").strip().lower()
+        if not rcpt or action not in ("failed", "delayed"):
+            continue
+        diag = " ".join(str(block.get("Diagnostic-Code") or "").split())
+        kind, _, rest = diag.partition(";")
+        diagnostic = rest.strip() if rest else diag
+        status = str(block.get("Status") or "").strip() or None
+        phase = _phase(diagnostic) or _phase(human)
+        found[rcpt] = BouncedRecipient(
+            rcpt, "deferred" if action == "delayed" else "bounced", status, _code(diagnostic),
+            diagnostic or human.strip()[:500], _address_field_host(block.get("Remote-MTA")), phase, "dsn")
+    if not found:
+        try:
+            from flufl.bounce import all_failures
+
+            temporary, permanent = all_failures(msg)
+        except Exception:  # noqa: BLE001 - a detector tripping over a hostile mail finds nothing
+            log.debug("flufl.bounce failed on this mail", exc_info=True)
+            temporary, permanent = set(), set()
+        for addrs, status in ((permanent, "bounced"), (temporary, "deferred")):
+            for a in addrs:
+                a = normalise_address(a.decode("utf-8", "replace") if isinstance(a, bytes) else str(a))
+                if "@" not in a or a in found:
+                    continue
+                reply = _reply_near(human, a)
+                found[a] = BouncedRecipient(a, status, dsn_in(reply), _code(reply), reply or human.strip()[:500],
+                                            None, _phase(human), "flufl")
+    verp = None
+    for candidate in filter(None, [envelope_recipient, *(msg.get_all("Delivered-To") or []),
+                                   *(msg.get_all("X-Original-To") or []), msg.get("To")]):
+        for _, addr in email.utils.getaddresses([str(candidate)]):
+            verp = verp_recipient(addr, envelope_from)
+            if verp:
+                break
+        if verp:
+            break
+    if verp and not found:
+        reply = _reply_near(human, verp)
+        code = _code(reply)
+        found[verp] = BouncedRecipient(verp, "deferred" if code and 400 <= code < 500 else "bounced",
+                                       dsn_in(reply), code, reply or human.strip()[:500], None, _phase(human), "verp")
+    return list(found.values()), msg
+
+
+def _address_field_host(value) -> str | None:
+    if not value:
+        return None
+    text = " ".join(str(value).split())
+    return text.partition(";")[2].strip() or text
+
+
+def _when(msg) -> float:
+    for block in _dsn_blocks(msg):
+        for name in ("Last-Attempt-Date", "Arrival-Date"):
+            if block.get(name):
+                try:
+                    return email.utils.parsedate_to_datetime(str(block.get(name))).timestamp()
+                except (TypeError, ValueError, IndexError, OverflowError):
+                    pass
+    try:
+        return email.utils.parsedate_to_datetime(str(msg.get("Date"))).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return time.time()
+
+
+def record_bounce(cfg, raw: bytes, *, source: str = "stdin", envelope_recipient: str | None = None,
+                  queue=None) -> BounceResult:
+    """One bounce mail -> event rows in the outbox (moved to the event store by flush). Anything
+    wrong with the mail is a logged `refused`/`ignored`, never an exception; faults of this host
+    (queue, disk) raise."""
+    from ..classify.carriers import CarrierTable
+    from ..classify.classifier import classify
+    from .intake import host_fault
+    from .queue import Queue
+
+    s = cfg.sender
+    envelope_from = s.envelope_from or s.from_address
+    bounce_id = ""
+    try:
+        if len(raw) > cfg.intake.max_bytes:
+            res = BounceResult("refused", f"{len(raw)} bytes is over intake.max_bytes ({cfg.intake.max_bytes})")
+            _log(cfg, res)
+            return res
+        recipients, msg = parse_bounce(raw, envelope_from=envelope_from, envelope_recipient=envelope_recipient)
+        bounce_id = str(msg.get("Message-ID") or "").strip() or "sha256:" + hashlib.sha256(raw).hexdigest()
+        if not recipients:
+            res = BounceResult("ignored", "not a bounce: no failed or delayed recipient found", bounce_id)
+            _log(cfg, res)
+            return res
+        when = _when(msg)
+        original_mid = _original_message_id(msg)
+        carrier_for = CarrierTable.from_config(cfg["carriers"]).carrier_for
+        day = datetime.fromtimestamp(when, cfg.tz).date()
+        rows, summary = [], []
+        for pos, r in enumerate(recipients):
+            carrier = carrier_for(domain_of(r.recipient))
+            c = classify(status=r.status, diagnostic=r.diagnostic, dsn=r.dsn, reply_code=r.reply_code,
+                         smtp_phase=r.smtp_phase, carrier=carrier, mta="mailhygiene",
+                         recipient_domain=domain_of(r.recipient), relay=r.remote_mta, day=day)
+            rows.append(bounce_event(
+                ts=when, host=str(msg.get("Reporting-MTA") or "") or None, bounce_id=bounce_id, position=pos,
+                message_id=original_mid, sender=envelope_from, recipient=r.recipient, carrier=carrier,
+                relay=r.remote_mta, status=r.status, dsn=r.dsn, reply_code=r.reply_code,
+                smtp_phase=r.smtp_phase, diagnostic=r.diagnostic, reason=c.reason, scope=c.scope,
+                hard=c.hard if r.status == "bounced" else False, source=source))
+            summary.append({**asdict(r), "reason": c.reason, "scope": c.scope})
+    except Exception as exc:  # noqa: BLE001 - the mail is data: refuse it, log it, go on
+        if host_fault(exc):
+            raise
+        res = BounceResult("refused", f"unreadable mail ({exc.__class__.__name__}: {str(exc)[:200]})", bounce_id)
+        log.debug("bounce refused", exc_info=True)
+        _log(cfg, res)
+        return res
+    q = queue or Queue.for_config(cfg)
+    q.add_events(rows)
+    res = BounceResult("recorded", "ok", bounce_id, summary)
+    _log(cfg, res)
+    return res
+
+
+def _log(cfg, res: BounceResult) -> None:
+    path = Path(cfg.data_dir) / "sender" / "bounces.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **asdict(res)}
+    with open(path, "a", encoding="utf-8", errors="backslashreplace") as fh:
+        fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+def process_bounces(cfg, *, raw: bytes | None = None, maildir: str | os.PathLike | None = None,
+                    envelope_recipient: str | None = None) -> list[BounceResult]:
+    """Bounce mails from stdin bytes or a Maildir's new/ (each moved to cur/ once recorded), then
+    their events into the event store."""
+    from .queue import Queue
+
+    q = Queue.for_config(cfg)
+    results = []
+    if maildir is None:
+        results.append(record_bounce(cfg, raw or b"", envelope_recipient=envelope_recipient, queue=q))
+    else:
+        root = Path(maildir)
+        new, cur = root / "new", root / "cur"
+        if not new.is_dir():
+            from ..core.errors import InputError
+
+            raise InputError(f"{root} is not a Maildir (no new/ directory)")
+        cur.mkdir(exist_ok=True)
+        for name in sorted(os.listdir(new), key=lambda n: ((new / n).stat().st_mtime, n)):
+            path, done = new / name, cur / (name.split(":")[0] + ":2,S")
+            with open(path, "rb") as fh:
+                data = fh.read(cfg.intake.max_bytes + 1)
+            results.append(record_bounce(cfg, data, source=str(done), queue=q))
+            os.replace(path, done)
+    flush_outbox(q, cfg.data_dir)
+    return results

@@ -1,0 +1,200 @@
+"""`mailhygiene bounces`: bounce mails (RFC 3464 DSNs, qmail's and carriers' own formats) become
+event rows the rule reads. Real CLI processes, real Parquet, real DuckDB; the real-Postfix DSN is
+in tests/test_relay_postfix.py."""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import subprocess
+import sys
+import time
+from email.header import Header
+from pathlib import Path
+
+import pipeline
+from pipeline.sender.bounces import parse_bounce, verp_recipient
+from pipeline.sender.daemon import run_daemon, verp_address
+from pipeline.sender.enqueue import enqueue
+from pipeline.sender.testing import RecordingServer
+from pipeline.suppression.rule import run_rule
+from pipeline.suppression.store import suppressed_addresses
+
+from conftest import make_config, sender_toml
+
+REPO = Path(__file__).resolve().parents[1]
+OURS = "news@mail.example.jp"
+
+
+def dsn(day: float, *, mid="<b1@mx.example.jp>") -> bytes:
+    date = email.utils.formatdate(day)
+    return f"""From: MAILER-DAEMON@mx.example.jp (Mail Delivery System)
+To: {OURS}
+Date: {date}
+Message-ID: {mid}
+Subject: Undelivered Mail Returned to Sender
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain; charset=us-ascii
+
+<gone@docomo.ne.jp>: host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown
+    user gone@docomo.ne.jp (in reply to RCPT TO command)
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.jp
+Arrival-Date: {date}
+
+Final-Recipient: rfc822; gone@docomo.ne.jp
+Original-Recipient: rfc822;gone@docomo.ne.jp
+Action: failed
+Status: 5.0.0
+Remote-MTA: dns; mfsmax.docomo.ne.jp
+Diagnostic-Code: smtp; 550 Unknown user gone@docomo.ne.jp
+
+Final-Recipient: rfc822; full@au.com
+Action: delayed
+Status: 4.2.2
+Diagnostic-Code: smtp; 452 4.2.2 Mailbox full
+
+--B
+Content-Type: text/rfc822-headers
+
+From: {OURS}
+Message-ID: <orig-1@mail.example.jp>
+Subject: hello
+
+--B--
+""".replace("\n", "\r\n").encode()
+
+
+QMAIL = b"""From: MAILER-DAEMON@mx.example.jp
+To: news@mail.example.jp
+Subject: failure notice
+Date: Fri, 04 Dec 2026 10:00:00 +0900
+Message-ID: <q1@mx.example.jp>
+
+Hi. This is the qmail-send program at mx.example.jp.
+I'm afraid I wasn't able to deliver your message to the following addresses.
+This is a permanent error; I've given up. Sorry it didn't work out.
+
+<nobody@au.com>:
+111.86.247.1 does not like recipient.
+Remote host said: 550 <nobody@au.com>: User unknown
+Giving up on 111.86.247.1.
+
+--- Below this line is a copy of the message.
+
+From: news@mail.example.jp
+Subject: hello
+"""
+
+
+def carrier_style(to: str) -> bytes:
+    """A carrier's own bounce: ISO-2022-JP text naming no recipient; only the VERP address says whose."""
+    subject = Header("返信メール", "iso-2022-jp").encode()
+    text = "送信したメールは届きませんでした。\r\n\r\n   550 Unknown user\r\n"
+    return (f"From: MAILER-DAEMON@docomo.ne.jp\r\nTo: {to}\r\nSubject: {subject}\r\n"
+            f"Date: {email.utils.formatdate()}\r\nMessage-ID: <c1@docomo.ne.jp>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=ISO-2022-JP\r\n\r\n").encode() + text.encode("iso2022_jp")
+
+
+def _cfg(tmp_path, relay="127.0.0.1:9", extra=""):
+    return make_config(tmp_path, sender_toml(relay, OURS) + extra)
+
+
+def _bounces(cfg, raw, *args, env=None):
+    return subprocess.run([sys.executable, "-c", "from pipeline.cli import main; main()", "--config",
+                           str(cfg.source), "--data-dir", str(cfg.data_dir), "bounces", *args], input=raw,
+                          capture_output=True, cwd=REPO, timeout=60, env={**os.environ, **(env or {})})
+
+
+def test_verp_round_trip():
+    v = verp_address(OURS, "taro..yamada.@docomo.ne.jp")
+    assert v == '"news+taro..yamada.=docomo.ne.jp"@mail.example.jp'
+    assert verp_recipient(v, OURS) == "taro..yamada.@docomo.ne.jp"
+    assert verp_recipient("news+a=b.jp@mail.example.jp", OURS) == "a@b.jp"
+    assert verp_recipient("other+a=b.jp@mail.example.jp", OURS) is None
+    assert verp_recipient("news+a=b.jp@evil.example", OURS) is None
+
+
+def test_rfc3464_qmail_and_carrier_formats():
+    rs, _ = parse_bounce(dsn(time.time()), envelope_from=OURS)
+    by = {r.recipient: r for r in rs}
+    gone = by["gone@docomo.ne.jp"]
+    assert (gone.status, gone.reply_code, gone.smtp_phase, gone.remote_mta) == ("bounced", 550, "rcpt",
+                                                                                 "mfsmax.docomo.ne.jp")
+    assert gone.diagnostic == "550 Unknown user gone@docomo.ne.jp" and gone.found_by == "dsn"
+    assert (by["full@au.com"].status, by["full@au.com"].dsn) == ("deferred", "4.2.2")
+    rs, _ = parse_bounce(QMAIL, envelope_from=OURS)
+    assert [(r.recipient, r.status, r.reply_code, r.found_by) for r in rs] == [("nobody@au.com", "bounced", 550,
+                                                                                "flufl")]
+    assert rs[0].diagnostic == "550 <nobody@au.com>: User unknown"
+    rs, _ = parse_bounce(carrier_style(verp_address(OURS, "gone2@docomo.ne.jp")), envelope_from=OURS)
+    assert [(r.recipient, r.status, r.reply_code, r.found_by) for r in rs] == [("gone2@docomo.ne.jp", "bounced",
+                                                                                550, "verp")]
+
+
+def test_cli_records_events_that_feed_the_rule(tmp_path):
+    cfg = _cfg(tmp_path)
+    yesterday = time.time() - 86400
+    r = _bounces(cfg, dsn(yesterday, mid="<d1@mx.example.jp>"))
+    assert r.returncode == 0 and r.stdout.startswith(b"recorded: 2 recipient(s)"), r.stderr
+    r = _bounces(cfg, dsn(time.time(), mid="<d2@mx.example.jp>"))
+    assert r.returncode == 0, r.stderr
+    r = _bounces(cfg, QMAIL)
+    assert r.returncode == 0 and b"nobody@au.com bounced user_unknown" in r.stdout
+    env = {"ORIGINAL_RECIPIENT": verp_address(OURS, "gone2@docomo.ne.jp")}
+    r = _bounces(cfg, carrier_style("undisclosed-recipients:;"), env=env)
+    # no SMTP phase in such a bounce: whatever the classifier makes of docomo's bare "550 Unknown
+    # user" (it is also docomo's DATA-time filter reply) is what the event says
+    from pipeline.classify.classifier import classify
+    expected = classify("bounced", "550 Unknown user", reply_code=550, carrier="docomo", mta="mailhygiene",
+                        recipient_domain="docomo.ne.jp").reason
+    assert r.returncode == 0 and f"gone2@docomo.ne.jp bounced {expected}".encode() in r.stdout, r.stdout
+    r = _bounces(cfg, b"From: friend@example.jp\r\nSubject: hi\r\n\r\nhello\r\n")
+    assert r.returncode == 0 and r.stdout.startswith(b"ignored: not a bounce")
+    r = _bounces(cfg, b"\xff\xfe\x00garbage" * 1000)
+    assert r.returncode == 0 and r.stdout.split(b":")[0] in (b"ignored", b"refused")
+    again = _bounces(cfg, dsn(time.time(), mid="<d2@mx.example.jp>"))   # the same bounce twice adds nothing
+    assert again.returncode == 0
+
+    con = pipeline.connect(cfg.data_dir)
+    rows = con.execute("SELECT recipient, status, reason, smtp_phase, mta, source_file, message_id, "
+                       "CAST(ts AS DATE) FROM events ORDER BY ts").fetchall()
+    assert {r[4] for r in rows} == {"mailhygiene"} and all(r[5].startswith("mailhygiene-bounces:") for r in rows)
+    gone = [r for r in rows if r[0] == "gone@docomo.ne.jp"]
+    assert len(gone) == 2 and {r[1:4] for r in gone} == {("bounced", "user_unknown", "rcpt")}
+    assert gone[0][6] == "<orig-1@mail.example.jp>" and gone[0][7] != gone[1][7]
+    assert [r[1] for r in rows if r[0] == "full@au.com"] == ["deferred", "deferred"]
+    run_rule(cfg, cfg.rule, cfg.guard, None, tz=cfg.timezone_name)
+    # errors on two days (mailbox_full is a counted reason too); the others have one day only
+    assert suppressed_addresses(cfg) == {"gone@docomo.ne.jp", "full@au.com"}
+
+
+def test_maildir_and_the_daemon_writes_verp(tmp_path):
+    with RecordingServer() as srv:
+        cfg = _cfg(tmp_path, srv.relay, "verp = true\n")
+        enqueue(cfg, subject="s", body="b", addresses=["taro..yamada.@docomo.ne.jp", "hanako@au.com"])
+        run_daemon(cfg, exit_when_done=True, max_seconds=20)
+        froms = {r.rcpt_tos[0]: r.mail_from for r in srv.received}
+    # (aiosmtpd reports the quoted local part without its quotes)
+    assert froms == {"taro..yamada.@docomo.ne.jp": "news+taro..yamada.=docomo.ne.jp@mail.example.jp",
+                     "hanako@au.com": "news+hanako=au.com@mail.example.jp"}
+    md = tmp_path / "Maildir"
+    for d in ("new", "cur", "tmp"):
+        (md / d).mkdir(parents=True)
+    (md / "new" / "1.M1.host").write_bytes(carrier_style(froms["hanako@au.com"]))
+    (md / "new" / "2.M2.host").write_bytes(QMAIL)
+    r = _bounces(cfg, b"", "--maildir", str(md))
+    assert r.returncode == 0 and r.stdout.count(b"recorded:") == 2, r.stderr
+    assert not list((md / "new").iterdir()) and len(list((md / "cur").iterdir())) == 2
+    rows = pipeline.connect(cfg.data_dir).execute(
+        "SELECT recipient, source_file FROM events WHERE source_file LIKE 'mailhygiene-bounces:%' "
+        "ORDER BY recipient").fetchall()
+    assert [r[0] for r in rows] == ["hanako@au.com", "nobody@au.com"]
+    assert all("/cur/" in r[1] for r in rows)

@@ -1,0 +1,691 @@
+"""Every command, hostile inputs: one `Error:` line and a non-zero exit, never a traceback (issue 14
+item 6).
+
+The commands are discovered from the click group (pipeline.cli COMMANDS and the commands defined in
+pipeline/cli/__init__.py, sub-commands included), so a command added later is walked without an
+edit here: its required arguments are filled from GOOD_VALUES by parameter name, else by type.
+
+Three families of cases, each run in-process with click's CliRunner (bounded by an alarm):
+- CONFIG: the config file itself is hostile (bad bytes, wrong types, `data_dir = 5`, a data_dir
+  that is a file, unknown keys, absurd numbers, NUL and vertical tabs, a directory, a FIFO, an
+  empty, binary or missing file);
+- DATA: a valid config over a hostile data dir (read-only, a corrupt and a truncated Parquet file
+  in events/ and in suppression/, a corrupt SQLite queue under sender/, a file where a directory
+  belongs);
+- ARGS: a working config and data dir, and one argument of the command made hostile at a time
+  (missing file, directory, FIFO, empty or binary file for paths; vertical tab and NUL in text;
+  absurd, negative and not-a-number values for numbers).
+
+What every case must show:
+- no traceback, and no exception escaping the command;
+- a failure (exit status other than 0 and the command's own verdict codes, VERDICT_CODES) prints
+  exactly one line starting `Error: ` on stderr;
+- `Error: internal error` (exit status 70, the CLI's safety net) is a bug, not an answer: it fails
+  the case unless the case is listed in KNOWN_TRACEBACKS (commands of rooms other than the CLI's);
+- a failure leaves nothing half-written: no temp file, no pre-existing file changed (lock files
+  aside) and no new regular file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import stat
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import EX_SOFTWARE, cli
+
+from conftest import SAMPLES
+
+REPO = Path(__file__).resolve().parents[1]
+HANG_SECONDS = 60  # a case running longer than this is a hang (a FIFO nobody writes, a daemon)
+
+# Exit statuses that are a command's verdict, not an error (no `Error:` line is expected).
+VERDICT_CODES = {
+    "doctor": {3, 4},   # a check failed / warnings under --strict (docs/doctor.md)
+    "report": {2},      # a carrier's unknown-user rate is over --fail-over
+}
+
+# Arguments a command gets besides its required ones, by command path: to keep it bounded and off
+# the network, or to make it do its work rather than stop at "give one of these options".
+EXTRA_ARGS = {
+    "send daemon": ["--exit-when-done", "--max-seconds", "2"],
+    "send preview": ["--subject", "件名", "--body-file", "{body}"],
+    "prune": ["--before", "2000-01-01", "--yes"],
+    "suppression add": ["new.one@docomo.ne.jp"],
+}
+# Parameters that replace others: when the walk makes the first hostile, the listed words of
+# EXTRA_ARGS go (ADDRESS and --from-file are one or the other).
+ALTERNATIVES = {
+    ("suppression add", "from_file"): ["new.one@docomo.ne.jp"],
+    ("prune", "keep_days"): ["--before", "2000-01-01"],
+}
+
+# Values for required parameters, by parameter name (the rest: by type, see good_value()).
+GOOD_VALUES = {
+    "paths": "{log}",
+    "path": "{out}/export.csv",
+    "diagnostic": "550 5.1.1 <taro@docomo.ne.jp>: Recipient address rejected: User unknown",
+    "address": "taro.dead@docomo.ne.jp",
+    "file": str(REPO / "tests" / "fixtures" / "messages" / "clean_iso2022jp.eml"),
+    "domain": "example.jp",
+    "ip": "192.0.2.10",
+    "subject": "お知らせ",
+    "body_file": "{body}",
+    "recipients_csv": "{recipients}",
+    "carrier": "docomo",
+    "before": "2000-01-01",
+}
+
+# Cases where a command of another room (ingest, watch, send, intake, bounces, lake) ends in a
+# traceback or an internal error today: (command path, case id) -> what happens. Each entry is a
+# bug in that room, listed here (not fixed in its files) while its helper works there; the
+# coordinator empties this at merge. The CLI's own commands never get an entry.
+KNOWN_TRACEBACKS: dict[tuple[str, str], str] = {
+    # sender room (pipeline/sender/**, pipeline/cli/send.py): a queue database that is not one,
+    # or one the user may not write, is an sqlite3 exception instead of an `Error:` line
+    **{(f"send {sub}", "data-queue-corrupt-sqlite"): "sqlite3.DatabaseError: file is not a database"
+       for sub in ("cancel", "daemon", "enqueue", "flush-events", "hold", "list", "release", "retry", "status")},
+    **{(f"send {sub}", "data-read-only"): "sqlite3.OperationalError: attempt to write a readonly database "
+                                          "(reading commands open the queue for writing too)"
+       for sub in ("cancel", "enqueue", "flush-events", "hold", "list", "release", "retry", "status")},
+    ("send daemon", "data-read-only"): "PermissionError on <data_dir>/sender/daemon.lock",
+    ("send daemon", "data-suppression-dir-is-file"): "NotADirectoryError: <data_dir>/suppression",
+    # a job id past SQLite's 64-bit integers
+    **{(f"send {sub}", "arg-job_id-absurd"): "OverflowError: Python int too large to convert to SQLite INTEGER"
+       for sub in ("cancel", "hold", "preview", "release", "retry", "status")},
+    # `send mta-config --out FIFO`: mkdir over an existing non-directory
+    ("send mta-config", "arg-out_dir-fifo"): "FileExistsError: the --out path exists and is not a directory",
+}
+
+
+# Commands whose module lives in another room (see KNOWN_TRACEBACKS).
+OTHER_ROOMS = ("ingest", "watch", "send", "intake", "bounces", "lake")
+
+
+# ----------------------------------------------------------------------------- the commands
+def command_paths() -> list[tuple[str, click.Command]]:
+    """("suppression add", command) for every command and sub-command of the CLI."""
+    out = []
+
+    def walk(group: click.Group, prefix: str, ctx: click.Context) -> None:
+        for name in group.list_commands(ctx):
+            cmd = group.get_command(ctx, name)
+            path = f"{prefix} {name}".strip()
+            if isinstance(cmd, click.Group):
+                walk(cmd, path, click.Context(cmd, parent=ctx, info_name=name))
+            else:
+                out.append((path, cmd))
+
+    walk(cli, "", click.Context(cli, info_name="mailhygiene"))
+    return out
+
+
+COMMANDS = command_paths()
+COMMAND_NAMES = [path for path, _ in COMMANDS]
+COMMAND_BY_PATH = dict(COMMANDS)
+
+
+def is_path_param(p: click.Parameter) -> bool:
+    return isinstance(p.type, (click.Path, click.File)) or p.name in ("paths", "path", "file")
+
+
+def good_value(p: click.Parameter) -> str:
+    if p.name in GOOD_VALUES:
+        return GOOD_VALUES[p.name]
+    if isinstance(p.type, click.Choice):
+        return str(p.type.choices[0])
+    if is_path_param(p):
+        return "{empty}"
+    if isinstance(p.type, (click.types.IntParamType, click.types.FloatParamType)):
+        return "1"
+    return "x"
+
+
+def opt_name(p: click.Option) -> str:
+    return max(p.opts, key=len)
+
+
+def base_args(path: str) -> list[str]:
+    """The command with its required parameters filled in."""
+    cmd = COMMAND_BY_PATH[path]
+    args = path.split()
+    for p in cmd.params:
+        if isinstance(p, click.Argument) and p.required:
+            args.append(good_value(p))
+        elif isinstance(p, click.Option) and p.required:
+            args += [opt_name(p), good_value(p)]
+    return args + EXTRA_ARGS.get(path, [])
+
+
+def value_params(path: str) -> list[click.Parameter]:
+    """The parameters of a command that take a value (not flags, not fixed choices)."""
+    out = []
+    for p in COMMAND_BY_PATH[path].params:
+        if isinstance(p, click.Option) and (p.is_flag or p.count or p.name == "help"):
+            continue
+        if isinstance(p.type, click.Choice):
+            continue
+        out.append(p)
+    return out
+
+
+def with_value(path: str, p: click.Parameter, value: str) -> list[str]:
+    """base_args with parameter `p` set to `value`."""
+    args = base_args(path)
+    for word in ALTERNATIVES.get((path, p.name), []):
+        args.remove(word)
+    if isinstance(p, click.Argument):
+        given = [a for a in [good_value(p), *EXTRA_ARGS.get(path, [])[:1]] if a in args[len(path.split()):]]
+        if given:
+            args[args.index(given[0], len(path.split()))] = value
+        else:
+            args.append(value)
+        return args
+    name = opt_name(p)
+    if name in args:
+        args[args.index(name) + 1] = value
+    else:
+        args += [name, value]
+    return args
+
+
+# ----------------------------------------------------------------------------- the world
+class Hung(BaseException):
+    """Raised by the alarm: the command did not finish in HANG_SECONDS."""
+
+
+@contextmanager
+def bounded(seconds: float):
+    def alarm(signum, frame):
+        raise Hung(f"no answer after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@contextmanager
+def fifo_writer(path: Path, data: bytes):
+    """A FIFO at `path` that hands `data` to each reader that opens it (a `<(cmd)` argument)."""
+    os.mkfifo(path)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no reader yet
+                stop.wait(0.02)
+                continue
+            try:
+                os.set_blocking(fd, True)
+                os.write(fd, data)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield path
+    finally:
+        stop.set()
+        t.join(5)
+
+
+def write_good_config(path: Path, data_dir: Path, log: Path, *, sources: bool = True) -> Path:
+    body = f'data_dir = "{data_dir}"\ntimezone = "Asia/Tokyo"\n'
+    if sources:
+        body += f'\n[[sources]]\npath = "{log}"\nformat = "postfix"\n'
+    body += ('\n[sender]\nfrom_address = "news@mail.example.jp"\nfrom_name = "配信センター"\n'
+             'default_relay = "127.0.0.1:9"\n'
+             '\n[doctor]\nresolver = "127.0.0.1"\nresolver_port = 9\nprobe_timeout = 0.1\ntimeout = 0.1\n'
+             '\n[report]\ndir = "reports"\n')
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A working data dir: the sample Postfix logs ingested, the rule applied, one manual entry,
+    a send queue database."""
+    root = tmp_path_factory.mktemp("hostile-template")
+    data = root / "data"
+    conf = write_good_config(root / "mailhygiene.toml", data, root / "empty.log", sources=False)
+    runner = CliRunner()
+    for args in (["ingest", str(SAMPLES / "postfix" / "mail.log"), str(SAMPLES / "postfix" / "mail.log.1.gz")],
+                 ["suppress", "--force"],
+                 ["suppression", "add", "complainer@au.com", "--note", "asked"],
+                 ["send", "status"]):
+        r = runner.invoke(cli, ["--config", str(conf), *args])
+        assert r.exit_code == 0, (args, r.output)
+    assert list((data / "events").glob("date=*/*.parquet"))
+    assert (data / "suppression" / "current.parquet").is_file()
+    assert (data / "sender" / "queue.sqlite3").is_file()
+    return data
+
+
+class World:
+    """One case's directory: a copy of the template data dir, input files, an output folder."""
+
+    def __init__(self, base: Path, template: Path):
+        self.base = base
+        self.data = base / "data"
+        shutil.copytree(template, self.data)
+        self.out = base / "out"
+        self.out.mkdir()
+        self.inputs = base / "inputs"
+        self.inputs.mkdir()
+        self.log = self.inputs / "empty.log"
+        self.log.write_bytes(b"")
+        self.empty = self.inputs / "empty.txt"
+        self.empty.write_bytes(b"")
+        self.body = self.inputs / "body.txt"
+        self.body.write_text("こんにちは。\nお知らせです。\n", encoding="utf-8")
+        self.recipients = self.inputs / "recipients.csv"
+        self.recipients.write_text("email\nhanako@docomo.ne.jp\n", encoding="utf-8")
+        self.config = write_good_config(base / "mailhygiene.toml", self.data, self.log)
+
+    def fill(self, args: list[str]) -> list[str]:
+        values = {"log": self.log, "out": self.out, "empty": self.empty, "body": self.body,
+                  "recipients": self.recipients}
+        return [a.format(**values) if "{" in a and "}" in a else a for a in args]
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            if stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as fh:
+                    out[str(p.relative_to(root))] = hashlib.sha1(fh.read()).hexdigest()
+            else:
+                out[str(p.relative_to(root))] = f"mode {oct(st.st_mode)}"
+    return out
+
+
+def is_lock(name: str) -> bool:
+    return name.endswith(".lock") or Path(name).name == ".lock"
+
+
+def whole(path: Path) -> str | None:
+    """Why a data file is not whole (None when it reads back complete)."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pq.read_table(path)
+        elif path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix in (".sqlite3", ".db"):
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                (ok,) = con.execute("PRAGMA integrity_check").fetchone()
+            finally:
+                con.close()
+            if ok != "ok":
+                return ok
+    except Exception as exc:  # noqa: BLE001 - any way of not reading back is the finding
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def half_written(base: Path, before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """After a failure: temp files left; outputs written (a new or changed file outside the data
+    dir); data files written that do not read back whole. A data file changed and whole is a
+    finished step (e.g. the list repaired from its history before the command refused)."""
+    bad = [f"temp file left: {n}" for n in after if n.endswith(".tmp") and n not in before]
+    for n, h in after.items():
+        if before.get(n) == h or is_lock(n) or h.startswith("mode"):
+            continue
+        if not n.startswith(("data/", "mailhygiene-data/")):  # the default data dir of an empty config
+            bad.append(f"written despite the failure: {n}")
+        elif (why := whole(base / n)) is not None:
+            bad.append(f"not whole: {n}: {why}")
+    return bad
+
+
+@contextmanager
+def effective_user(uid: int | None):
+    if uid is None:
+        yield
+        return
+    os.setegid(uid)
+    os.seteuid(uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def run_case(world: World, global_args: list[str], args: list[str], *, stdin: bytes = b"",
+             uid: int | None = None):
+    before = snapshot(world.base)
+    with bounded(HANG_SECONDS), effective_user(uid):
+        result = CliRunner().invoke(cli, [*global_args, *world.fill(args)], input=stdin)
+    after = snapshot(world.base)
+    return result, half_written(world.base, before, after)
+
+
+def check(path: str, case: str, result, leftovers: list[str]) -> None:
+    if os.environ.get("HOSTILE_SHOW"):
+        print(f"\n## {path} [{case}] exit {result.exit_code}: {result.stderr.strip()[-300:]}")
+    """The assertions every case shares (see the module docstring)."""
+    stderr, stdout = result.stderr, result.stdout
+    where = f"`{path}` [{case}]: exit {result.exit_code}\n--- stdout\n{stdout[-2000:]}\n--- stderr\n{stderr[-2000:]}"
+    escaped = result.exception if not isinstance(result.exception, SystemExit) else None
+    if isinstance(escaped, Hung):
+        pytest.fail(f"hangs: {where}")
+    internal = escaped is not None or result.exit_code == EX_SOFTWARE or "Traceback" in result.output
+    known = KNOWN_TRACEBACKS.get((path, case))
+    if known is not None:
+        if not internal:
+            pytest.fail(f"{(path, case)} is in KNOWN_TRACEBACKS ({known}) but no longer fails that way: "
+                        f"drop the entry. {where}")
+        return
+    assert escaped is None, f"exception escaped: {escaped!r}: {where}"
+    assert "Traceback" not in result.output, f"traceback: {where}"
+    assert result.exit_code != EX_SOFTWARE, f"internal error (a bug): {where}"
+    verdicts = VERDICT_CODES.get(path.split()[0], set())
+    if result.exit_code != 0 and result.exit_code not in verdicts:
+        errors = [line for line in stderr.split("\n") if line.startswith("Error: ")]
+        assert len(errors) == 1, f"expected one `Error:` line on stderr: {where}"
+        assert all(ch.isprintable() or ch in "\t\u3000" for ch in errors[0]), \
+            f"the `Error:` line carries a raw control character: {errors[0]!r}"
+        assert not leftovers, f"half-written after a failure: {leftovers}: {where}"
+
+
+# ----------------------------------------------------------------------------- CONFIG cases
+def _cfg_file(name: str, content: bytes):
+    def make(world: World) -> list[str]:
+        p = world.base / name
+        p.write_bytes(content)
+        return ["--config", str(p)]
+    return make
+
+
+def _cfg_text(text: str):
+    def make(world: World) -> list[str]:
+        p = world.base / "hostile.toml"
+        p.write_text(text.format(data=world.data, log=world.log), encoding="utf-8")
+        return ["--config", str(p)]
+    return make
+
+
+def _cfg_directory(world: World) -> list[str]:
+    d = world.base / "conf.d"
+    d.mkdir()
+    return ["--config", str(d)]
+
+
+def _cfg_fifo(world: World) -> list[str]:
+    p = world.base / "conf.fifo"
+    world.stack.enter_context(fifo_writer(p, b'data_dir = "x"\n\x00\xff'))
+    return ["--config", str(p)]
+
+
+def _cfg_data_dir_is_file(world: World) -> list[str]:
+    f = world.base / "not-a-dir"
+    f.write_text("I am a file\n")
+    p = world.base / "hostile.toml"
+    p.write_text(f'data_dir = "{f}"\n[[sources]]\npath = "{world.log}"\n', encoding="utf-8")
+    return ["--config", str(p)]
+
+
+CONFIG_CASES = {
+    "cfg-bad-bytes": _cfg_file("bad.toml", b'data_dir = "\xff\xfe\x80"\n'),
+    "cfg-binary": _cfg_file("binary.toml", bytes(range(256)) * 4),
+    "cfg-empty-file": _cfg_file("empty.toml", b""),
+    "cfg-missing": lambda world: ["--config", str(world.base / "nope.toml")],
+    "cfg-directory": _cfg_directory,
+    "cfg-fifo": _cfg_fifo,
+    "cfg-data-dir-number": _cfg_text("data_dir = 5\n"),
+    "cfg-data-dir-is-file": _cfg_data_dir_is_file,
+    "cfg-data-dir-nul": _cfg_text('data_dir = "{data}\\u0000x"\n'),
+    "cfg-data-dir-vt": _cfg_text('data_dir = "{data}\\u000bx"\n'),
+    "cfg-unknown-key": _cfg_text('data_dir = "{data}"\n[rule]\nmin_error = 2\n'),
+    "cfg-unknown-section": _cfg_text('data_dir = "{data}"\n[rules]\nmin_errors = 2\n'),
+    "cfg-wrong-types": _cfg_text('data_dir = "{data}"\n[rule]\nmin_errors = true\nwindow_days = "7"\n'),
+    "cfg-absurd-numbers": _cfg_text('data_dir = "{data}"\n[ingest]\nbatch_events = 1000000000000000000000000\n'),
+    "cfg-absurd-float": _cfg_text('data_dir = "{data}"\n[guard]\nblock_rate = inf\n'),
+    "cfg-unknown-reason": _cfg_text('data_dir = "{data}"\n[rule]\ncounted_reasons = ["user_unknwon"]\n'),
+    "cfg-carriers-string": _cfg_text('data_dir = "{data}"\n[carriers]\ndocomo = "example.jp"\n'),
+    "cfg-timezone-vt": _cfg_text('data_dir = "{data}"\ntimezone = "Asia/\\u000bTokyo"\n'),
+    "cfg-sources-not-list": _cfg_text('data_dir = "{data}"\nsources = "{log}"\n'),
+    "cfg-source-path-nul": _cfg_text('data_dir = "{data}"\n[[sources]]\npath = "{log}\\u0000"\n'),
+    # the global options, hostile
+    "opt-config-nul": lambda world: ["--config", f"{world.config}\x00"],
+    "opt-data-dir-nul": lambda world: ["--config", str(world.config), "--data-dir", f"{world.data}\x00x"],
+    "opt-data-dir-vt": lambda world: ["--config", str(world.config), "--data-dir", f"{world.data}\x0bx"],
+    "opt-data-dir-is-file": lambda world: ["--config", str(world.config), "--data-dir", str(world.log)],
+    "opt-timezone-vt": lambda world: ["--config", str(world.config), "--timezone", "Asia/\x0bTokyo"],
+    "opt-timezone-absurd": lambda world: ["--config", str(world.config), "--timezone", "../" * 100 + "etc/passwd"],
+}
+
+
+# ----------------------------------------------------------------------------- DATA cases
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _first_event_file(world: World) -> Path:
+    return sorted((world.data / "events").glob("date=*/*.parquet"))[0]
+
+
+def _data_events_corrupt(world):
+    _first_event_file(world).write_bytes(b"PAR1" + os.urandom(300) + b"PAR1")
+
+
+def _data_events_truncated(world):
+    _truncate(_first_event_file(world))
+
+
+def _data_list_truncated(world):
+    _truncate(world.data / "suppression" / "current.parquet")
+
+
+def _data_history_corrupt(world):
+    (world.data / "suppression" / "history.parquet").write_bytes(b"not parquet at all\n")
+
+
+def _data_queue_corrupt(world):
+    q = world.data / "sender" / "queue.sqlite3"
+    for extra in ("-wal", "-shm"):
+        Path(str(q) + extra).unlink(missing_ok=True)
+    q.write_bytes(b"SQLite format 3\x00" + os.urandom(4080))
+
+
+def _data_events_is_file(world):
+    shutil.rmtree(world.data / "events")
+    (world.data / "events").write_text("not a directory\n")
+
+
+def _data_suppression_is_file(world):
+    shutil.rmtree(world.data / "suppression")
+    (world.data / "suppression").write_text("not a directory\n")
+
+
+def _data_missing(world):
+    shutil.rmtree(world.data)
+
+
+DATA_CASES = {
+    "data-events-corrupt-parquet": _data_events_corrupt,
+    "data-events-truncated-parquet": _data_events_truncated,
+    "data-list-truncated-parquet": _data_list_truncated,
+    "data-history-corrupt-parquet": _data_history_corrupt,
+    "data-queue-corrupt-sqlite": _data_queue_corrupt,
+    "data-events-dir-is-file": _data_events_is_file,
+    "data-suppression-dir-is-file": _data_suppression_is_file,
+    "data-dir-missing": _data_missing,
+}
+
+
+# ----------------------------------------------------------------------------- ARGS cases
+def hostile_values(p: click.Parameter) -> dict[str, object]:
+    """case id -> value (a str, or a callable World -> str for files made per case)."""
+    if is_path_param(p):
+        def directory(world):
+            d = world.inputs / "a-directory"
+            d.mkdir(exist_ok=True)
+            return str(d)
+
+        def fifo(world):
+            f = world.inputs / "a-fifo"
+            world.stack.enter_context(fifo_writer(f, b"\x00\x01binary\xff\xfe\n" * 10))
+            return str(f)
+
+        def binary(world):
+            f = world.inputs / "binary.bin"
+            f.write_bytes(bytes(range(256)) * 16)
+            return str(f)
+
+        return {"missing": lambda w: str(w.inputs / "no-such-file"), "directory": directory,
+                "fifo": fifo, "empty": lambda w: str(w.empty), "binary": binary}
+    if isinstance(p.type, click.types.IntParamType) or isinstance(p.type, click.types.IntRange):
+        return {"absurd": "1" + "0" * 30, "negative": "-5"}
+    if isinstance(p.type, (click.types.FloatParamType, click.types.FloatRange)):
+        return {"absurd": "1e308", "nan": "nan", "negative": "-1"}
+    return {"vt": "a\x0bb\x0b@docomo.ne.jp", "nul": "a\x00b@docomo.ne.jp", "absurd": "9" * 400}
+
+
+ARG_CASES = [(path, p.name, case) for path in COMMAND_NAMES for p in value_params(path)
+             for case in hostile_values(p)]
+
+
+# ----------------------------------------------------------------------------- the tests
+@pytest.fixture
+def world(tmp_path, template, monkeypatch):
+    from contextlib import ExitStack
+
+    base = Path(tempfile.mkdtemp(prefix="mh-hostile-"))
+    base.chmod(0o755)
+    monkeypatch.chdir(base)  # a config without data_dir must not write into the checkout
+    monkeypatch.delenv("MAILHYGIENE_CONFIG", raising=False)
+    monkeypatch.delenv("MAILHYGIENE_DEBUG", raising=False)
+    w = World(base, template)
+    with ExitStack() as stack:
+        w.stack = stack
+        yield w
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_every_command_is_walked():
+    """The discovery finds the commands registered in pipeline.cli (none slips through)."""
+    from pipeline.cli import COMMANDS as TABLE
+
+    tops = {path.split()[0] for path in COMMAND_NAMES}
+    assert set(TABLE) <= tops and "config" in tops
+    assert {"suppression add", "suppression list", "suppression show", "doctor setup", "config show"} <= set(COMMAND_NAMES)
+    assert len(ARG_CASES) > 100
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_CASES))
+@pytest.mark.parametrize("path", COMMAND_NAMES)
+def test_hostile_config(world, path, case):
+    global_args = CONFIG_CASES[case](world)
+    result, leftovers = run_case(world, global_args, base_args(path))
+    check(path, case, result, leftovers)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(DATA_CASES))
+@pytest.mark.parametrize("path", COMMAND_NAMES)
+def test_hostile_data_dir(world, path, case):
+    DATA_CASES[case](world)
+    config = write_good_config(world.base / "mailhygiene.toml", world.data, world.log,
+                               sources=path != "watch")  # watch with a source would run until stopped
+    result, leftovers = run_case(world, ["--config", str(config)], base_args(path))
+    check(path, case, result, leftovers)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="SKIPPED LOUDLY: a read-only dir binds root only through another uid")
+@pytest.mark.parametrize("path", COMMAND_NAMES)
+def test_read_only_data_dir(world, template, path):
+    """The data dir belongs to another user (the one running) and is read-only for it."""
+    uid = 65534  # nobody
+    for dirpath, dirnames, filenames in os.walk(world.base):
+        for name in [*dirnames, *filenames, None]:
+            p = Path(dirpath) if name is None else Path(dirpath) / name
+            os.lchown(p, uid, uid)
+    for dirpath, dirnames, filenames in os.walk(world.data):
+        for name in [*dirnames, *filenames, None]:
+            p = Path(dirpath) if name is None else Path(dirpath) / name
+            p.chmod(0o555 if p.is_dir() else 0o444)
+    config = write_good_config(world.base / "mailhygiene.toml", world.data, world.log,
+                               sources=path != "watch")
+    # The same run once as root on a scratch copy first: this interpreter's standard library may
+    # live where `nobody` cannot read (pyenv under /root), so the modules the command imports
+    # late (codecs, matplotlib's fonts ...) are loaded before the user changes.
+    scratch = World(Path(tempfile.mkdtemp(prefix="mh-warm-")), template)
+    scratch.stack = world.stack
+    write_good_config(scratch.config, scratch.data, scratch.log, sources=path != "watch")
+    try:
+        run_case(scratch, ["--config", str(scratch.config)], base_args(path))
+    finally:
+        shutil.rmtree(scratch.base, ignore_errors=True)
+    try:
+        result, leftovers = run_case(world, ["--config", str(config)], base_args(path), uid=uid)
+    finally:
+        for dirpath, dirnames, filenames in os.walk(world.data):
+            Path(dirpath).chmod(0o755)
+    check(path, "data-read-only", result, leftovers)
+
+
+@pytest.mark.parametrize("path,param,case", ARG_CASES)
+def test_hostile_argument(world, path, param, case):
+    p = next(p for p in value_params(path) if p.name == param)
+    value = hostile_values(p)[case]
+    value = value(world) if callable(value) else value
+    config = write_good_config(world.base / "mailhygiene.toml", world.data, world.log,
+                               sources=path != "watch")
+    result, leftovers = run_case(world, ["--config", str(config)], with_value(path, p, value))
+    check(path, f"arg-{param}-{case}", result, leftovers)
+
+
+JSON_COMMANDS = [path for path in COMMAND_NAMES
+                 if any(p.name == "as_json" for p in COMMAND_BY_PATH[path].params)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(DATA_CASES))
+@pytest.mark.parametrize("path", JSON_COMMANDS)
+def test_hostile_data_dir_with_json(world, path, case):
+    """With --json, stdout is one JSON document or nothing: a failure is still one `Error:` line on
+    stderr, never a half document a script would parse."""
+    import json as json_module
+
+    DATA_CASES[case](world)
+    config = write_good_config(world.base / "mailhygiene.toml", world.data, world.log)
+    result, leftovers = run_case(world, ["--config", str(config)], [*base_args(path), "--json"])
+    check(path, case, result, leftovers)  # the same KNOWN_TRACEBACKS as without --json
+    if result.exit_code != 0:
+        assert result.stdout.strip() == "" or json_module.loads(result.stdout) is not None, result.stdout
+    elif result.exit_code == 0:
+        json_module.loads(result.stdout)
+
+
+def test_json_commands_are_found():
+    assert {"suppress", "suppression list", "suppression show", "clean", "report"} <= set(JSON_COMMANDS)
