@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ..core.errors import InputError
 from ..ingest.parsers import FORMATS
 
 
@@ -71,4 +72,6 @@ def ingest_cmd(app, paths, fmt, year, reread, as_json, progress):
     summary = engine.ingest(paths, fmt=fmt, use_positions=not reread)
     print_ingest_summary(summary, as_json)
     if summary.refused:
-        raise SystemExit(1)
+        n = len(summary.refused)
+        raise InputError(f"{n} of {len(summary.files)} file{'s' if n > 1 else ''} not read (see the warning"
+                         f"{'s' if n > 1 else ''} above): nothing in {'them' if n > 1 else 'it'} was marked as read")
