@@ -321,12 +321,22 @@ def test_kill_9_of_a_batch_run_loses_and_doubles_nothing(tmp_path):
     data = tmp_path / "data"
     seed = int(os.environ.get("INGEST_KILL_SEED", time.time_ns() % 10**6))
     rng = random.Random(seed)
-    cmd = [sys.executable, "-c", "from pipeline.cli import main; main()", "--config", str(cfg_file), "--data-dir",
+    # 64 KiB blocks (not 8 MiB): many commits in a run, so a kill lands between commits or in one
+    child_code = "import pipeline.ingest.source as s; s.BLOCK_BYTES = 64 * 1024; from pipeline.cli import main; main()"
+    cmd = [sys.executable, "-c", child_code, "--config", str(cfg_file), "--data-dir",
            str(data), "--timezone", "Asia/Tokyo", "ingest", "--no-progress", str(log)]
     kills = 0
-    for _ in range(8):
+    for attempt in range(8):
         child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.4, 1.6))  # a run takes about 2.5 s here (a commit every 1,500 events)
+        if attempt == 0:
+            # the first kill lands after the first commit, whatever the machine's speed: wait for a
+            # stored file, bounded
+            deadline = time.monotonic() + 60
+            while child.poll() is None and time.monotonic() < deadline and not any((data / "events").rglob("*.parquet")):
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.5))
+        else:
+            time.sleep(rng.uniform(0.2, 1.2))
         if child.poll() is not None:
             break  # it finished: the store is complete
         child.send_signal(signal.SIGKILL)

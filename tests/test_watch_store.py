@@ -52,6 +52,20 @@ def test_compact_merges_only_small_files(tmp_path):
     assert not store.compact(day, min_files=8, max_file_bytes=big.stat().st_size)
 
 
+def test_a_killed_writers_temp_file_is_removed_by_the_next_writer(tmp_path):
+    """kill -9 inside a write leaves `.part-*.parquet.tmp` (never read: readers take `part-*`);
+    the next process that writes removes it under the lock, and only then."""
+    EventStore(tmp_path).write(table(0, 10))
+    day_dir = EventStore(tmp_path).files()[0].parent
+    stale = day_dir / ".part-20261205T000000-0123456789ab.parquet.tmp"
+    stale.write_bytes(b"half a parquet file")
+    assert stored(tmp_path) == (10, 10)          # readers never see it
+    store = EventStore(tmp_path)                 # a new process's store
+    assert stale.exists()                        # nothing removed before the lock is taken
+    store.write(table(10, 20))
+    assert not stale.exists() and stored(tmp_path) == (20, 20)
+
+
 class Killed(BaseException):
     """Stands for kill -9: nothing after it runs (no except/finally of the store catches it)."""
 

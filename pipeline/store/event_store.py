@@ -226,6 +226,15 @@ class EventStore:
             self._finish_compaction()
             return True
 
+    _swept = False
+
+    def _sweep_stale_temps(self) -> None:
+        """Remove the temp files a killed writer left (every write holds the lock, so under it no
+        temp file is in flight); once per store object, at its first lock."""
+        for stale in self.root.glob(f"{PARTITION_PREFIX}*/.part-*.parquet.tmp"):
+            stale.unlink(missing_ok=True)
+        self._swept = True
+
     def _finish_compaction(self) -> None:
         """Roll an interrupted compaction forward (new file present: drop the old ones) or back."""
         journal = self.root / COMPACTION_JOURNAL
@@ -287,6 +296,8 @@ class _StoreLock:
         self._lock.__enter__()
         try:
             self.store._finish_compaction()
+            if not self.store._swept:
+                self.store._sweep_stale_temps()
         except BaseException:
             self._lock.__exit__(None, None, None)
             raise
