@@ -5,12 +5,14 @@ Takes <data_dir>/state/clean.lock (non-blocking): two runs never overlap; a seco
 at once with a clear message. `watch` may run at the same time: while it holds
 state/watch.lock it owns log ingestion and `clean` skips that step (step "watch_running");
 both write through the event store, which deduplicates by event_id under its own lock, so a
-line read by both is stored once.
+line read by both is stored once. The ingest step is the ingest engine's
+(pipeline.ingest.engine.Engine.ingest_sources); a source whose files are not of its format stops
+the job before the rule (fail closed).
 
 The job is one of the two places (with the CLI) that read the whole config: each stage gets the
 typed sections it uses (the rule: cfg.rule and cfg.guard; the export: cfg.export; the report:
-cfg.report, cfg.rule and the sending domain of cfg.sender). The ingest engine still takes the
-Config (its room's signature). clean_result_json() is the `clean --json` shape.
+cfg.report, cfg.rule and the sending domain of cfg.sender; the ingest engine: cfg.ingest,
+cfg.watch, cfg.carriers and the data dir and zone, through Engine.from_config). clean_result_json() is the `clean --json` shape.
 Called by the CLI (`mailhygiene clean`).
 """
 
@@ -22,8 +24,9 @@ from typing import Any
 
 from ..core import fsutil
 from ..core.config import Config
-from ..core.errors import ConfigError
-from ..ingest.engine import IngestSummary, Ingestor, expand_paths
+from ..core.errors import ConfigError, InputError
+from ..ingest.engine import Engine
+from ..ingest.session import IngestSummary, watch_is_running
 from ..suppression.export import export
 from ..suppression.rule import RuleResult, rule_result_json, run_rule
 from ..suppression.store import SuppressionStore
@@ -59,20 +62,24 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
     result = CleanResult()
     with job_lock(cfg):
         # A live `mailhygiene watch` owns log ingestion (docs/watch.md): leave the sources to it.
-        from ..ingest.follow import watch_is_running
-
-        result.watch_running = watch_is_running(cfg)
+        result.watch_running = watch_is_running(data_dir)
         if result.watch_running:
             step("watch_running", data_dir / "state" / "watch.lock")
-        for src in () if result.watch_running else sources:
-            files = expand_paths([src.path])
-            if not files:
-                result.sources_without_files.append(src.path)
-                step("source_empty", src.path)
-                continue
-            summary = Ingestor(cfg, fmt=src.format, progress=progress).run(files)
-            result.ingest.append((src.path, summary))
-            step("ingested", (src.path, summary))
+        else:
+            def on_source(path, summary):
+                if summary is None:
+                    result.sources_without_files.append(path)
+                    step("source_empty", path)
+                else:
+                    result.ingest.append((path, summary))
+                    step("ingested", (path, summary))
+
+            Engine.from_config(cfg, progress=progress).ingest_sources(sources, on_source=on_source)
+            refused = [f for _, s in result.ingest for f in s.refused]
+            if refused:
+                # fail closed: a rule run on logs that were not read would suppress too few
+                raise InputError("not ingested: " + "; ".join(f"{f['path']}: {f['problem']}" for f in refused)
+                                 + ": fix the format of that [[sources]] entry; the rule was not run")
         store = SuppressionStore(data_dir)
         result.rule = run_rule(store, cfg.rule, cfg.guard, as_of, tz=tz, force=force)
         step("rule", result.rule)
