@@ -349,11 +349,11 @@ def host_fault_exit(exc: BaseException, command: str) -> NoReturn:
         owner = _data_dir_owner()
         if owner is not None and owner != os.geteuid():
             me, name = user_name(os.geteuid()), user_name(owner)
+            section = "Bounce mailbox" if command == "bounces" else "Wiring it into the MTA"
             text = (f"{command} runs as {me}, but the data directory belongs to {name} and is written by {name} "
                     f"alone: deliver these mails through a pipe transport in Postfix's master.cf with "
                     f"user={name} (flags=Rq user={name} argv=.../mailhygiene --config ... {command}; "
-                    f"docs/sender.md \"Wiring it into the MTA\"), not an /etc/aliases pipe, which runs as "
-                    f"{me}; the MTA keeps this mail and retries it")
+                    f"docs/sender.md \"{section}\"), not an /etc/aliases pipe, which runs as {me}")
     elif isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
         text = f"{where}{describe_os_error(exc)}"
