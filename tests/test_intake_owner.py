@@ -129,3 +129,24 @@ def test_postfix_pipe_transport_as_the_owner_delivers_and_as_nobody_defers(servi
                (service_data / "sender" / "intake.log").read_text(encoding="utf-8").splitlines()]
     assert [e["status"] for e in entries] == ["unauthorised"]          # the owner's delivery, once
     assert not [p for p in service_data.rglob("*") if p.lstat().st_uid != service_user.pw_uid]
+
+
+def test_reading_send_commands_run_as_any_user(service_user, service_data):  # noqa: F811
+    """`send list` / `send status` open the queue read-only: root and nobody may look, and leave
+    nothing behind; a writing `send` command as root is still refused."""
+    from test_owner import run as run_cli
+
+    r = run_cli(service_data, "send", "flush-events", user=service_user)   # the owner creates the queue
+    assert r.returncode == 0, r.stderr
+    queue = service_data / "sender" / "queue.sqlite3"
+    assert queue.is_file()
+    before = _files(service_data)
+    for user in (None, _nobody()):      # root, then nobody
+        for args in (["send", "list"], ["send", "status", "--json"]):
+            r = run_cli(service_data, *args, user=user)
+            assert r.returncode == 0 and "Traceback" not in r.stderr, (user, args, r.stderr)
+        assert run_cli(service_data, "send", "list", user=user).stdout.strip() == "the queue is empty"
+    r = run_cli(service_data, "send", "retry")
+    assert r.returncode == 1 and r.stderr.startswith(f"Error: run as {service_user.pw_name} "), r.stderr
+    assert _files(service_data) == before
+    assert not [p for p in service_data.rglob("*") if p.lstat().st_uid != service_user.pw_uid]

@@ -415,6 +415,18 @@ class Queue:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             return con
         uri = self.path.resolve().as_uri()
+        immutable = f"{uri}?mode=ro&immutable=1"
+        # A WAL database is read through its -shm index, which SQLite creates when it is missing:
+        # as another user than the data dir's owner (root looking, a member of the service group),
+        # that would leave files the owner's next writer cannot use. Without a -shm no process
+        # has the queue open, so it is read as an unchanging file (a writer starting during that
+        # read is the one case this can mis-read; run status commands as the owner to rule it out).
+        try:
+            owned = self.path.parent.stat().st_uid == os.geteuid()
+        except OSError:
+            owned = False
+        if not owned and not os.path.exists(f"{self.path}-shm"):
+            return sqlite3.connect(immutable, uri=True, isolation_level=None, check_same_thread=False)
         con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                               check_same_thread=False)
         try:
@@ -424,11 +436,9 @@ class Queue:
             con.close()
             if getattr(exc, "sqlite_errorname", "") != "SQLITE_READONLY_DIRECTORY":
                 raise
-            # A WAL database needs its -shm index, which a reader cannot create in a directory it may
-            # not write (a read-only data dir; no daemon has the queue open, or the -shm would be
-            # there): nobody is writing it then, so read it as an unchanging file.
-            con = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None,
-                                  check_same_thread=False)
+            # the owner, in a directory it may not write (a read-only data dir): no -shm can be
+            # made, so no process has the queue open either
+            con = sqlite3.connect(immutable, uri=True, isolation_level=None, check_same_thread=False)
         return con
 
     def close(self) -> None:
