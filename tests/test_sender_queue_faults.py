@@ -253,3 +253,31 @@ def test_reading_commands_create_nothing(tmp_path):
     r = _mh(cfg, "send", "status", "--job", "3")
     assert r.returncode == 1 and _one_error_line(r).startswith("Error: there is no job 3 in the queue")
     assert list(cfg.data_dir.iterdir()) == []
+
+
+def test_intake_and_bounces_defer_on_a_damaged_queue(tmp_path):
+    """A request or bounce arriving while the queue is damaged: exit 75 (the MTA keeps the mail and
+    retries once the queue is repaired), the damage named, nothing written over it."""
+    import email.utils
+
+    cfg = make_config(tmp_path, sender_toml("127.0.0.1:9") + '[intake]\nallowed_senders = ["ops@example.jp"]\n'
+                      'shared_secret = "s3cret"\n')
+    path = queue_path(cfg.data_dir)
+    _not_a_database(path)
+    before = path.read_bytes()
+    request = (f"Date: {email.utils.formatdate(localtime=True)}\r\nFrom: ops@example.jp\r\n"
+               "To: requests@mail.example.jp\r\nSubject: campaign\r\nMessage-ID: <r1@example.jp>\r\n\r\n"
+               "secret: s3cret\r\nsubject: お知らせ\r\nrecipients:\r\nhanako@docomo.ne.jp\r\n---\r\n本文\r\n")
+    bounce = (b"From: MAILER-DAEMON@mx.example.jp\r\nTo: bounce@mail.example.jp\r\nSubject: Undelivered\r\n\r\n"
+              b"<gone@docomo.ne.jp>: host mx said: 550 5.1.1 User unknown (in reply to RCPT TO command)\r\n")
+    for args, mail in ((["intake", "--no-reply"], request.encode("utf-8")),
+                       (["bounces", "--recipient", "bounce@mail.example.jp"], bounce)):
+        r = subprocess.run([sys.executable, "-c", "from pipeline.cli import main; main()", "--config",
+                            str(cfg.source), "--data-dir", str(cfg.data_dir), *args], cwd=REPO, input=mail,
+                           capture_output=True, timeout=120)
+        stderr = r.stderr.decode()
+        assert r.returncode == 75, (args, r.returncode, r.stdout, stderr)
+        errors = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+        assert len(errors) == 1 and "Traceback" not in stderr, stderr
+        assert f"the send queue {path} is damaged" in errors[0] and errors[0].endswith("retries)"), errors[0]
+    assert path.read_bytes() == before
