@@ -569,6 +569,9 @@ def test_bare_dsn_by_rfc3463_for_postfix_and_qmail(dsn, reason):
 def test_explain_names_the_rule():
     c, d, _ = explain("bounced", said("554 5.7.1 <a@b.jp>: Recipient address rejected: Access denied", "RCPT TO"))
     assert (c.reason, d.rule, d.evidence) == ("policy", "code", "5.7.1")
+    assert any("yields to the words that follow it" in n for n in d.notes)
+    c, d, _ = explain("bounced", said("550 5.7.1 <a@b.jp>: Recipient address rejected", "RCPT TO"))
+    assert (c.reason, d.rule, d.evidence) == ("policy", "code", "5.7.1")
     assert any("yield to the code" in n for n in d.notes)
     c, d, _ = explain("bounced", said("550 Unknown user a@docomo.ne.jp", "end of DATA"), recipient_domain="docomo.ne.jp")
     assert (c.reason, d.rule) == ("filtered", "provider")

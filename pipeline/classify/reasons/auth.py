@@ -42,6 +42,8 @@ PHRASES = [
     "reverse-dns",
     "rdns",
     "cannot find your hostname",
+    "cannot find your reverse hostname",    # Postfix reject_unknown_reverse_client_hostname
+    "pointer (ptr) record",                 # Gmail 5.7.1 / 5.7.25
     "can't find your hostname",
     "ip name lookup failed",
     "unresolvable relay host name",

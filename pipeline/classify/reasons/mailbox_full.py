@@ -46,6 +46,7 @@ PHRASES = [
     "mail file size exceeds the maximum size allowed for mail delivery",
     "exceeding receiving limits",
     "inbox is full",
+    "out of storage space",                 # Gmail 4.2.2/5.2.2 "The recipient's inbox is out of storage space"
     "recipient's mailbox is full",
     "boite du destinataire pleine",
     R(r"\bquota\b.{0,30}\b(?:exceed|full|reached)"),

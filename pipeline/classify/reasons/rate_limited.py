@@ -24,6 +24,7 @@ PHRASES = [
     "rate-limit",
     "ratelimit",
     "throttl",
+    "server busy. please try again later",  # Microsoft 4.7.500-699: throttled
     "too fast",
     "slow down",
     "slower",
