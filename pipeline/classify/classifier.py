@@ -602,6 +602,10 @@ _INVALID_WORDS = frozenset({"invalid address", "invalid recipient", "invalid mai
                             "bad-recipient", "invalid user"})
 
 
+_PREFIX_DETAIL = re.compile(r"recipient (?:address )?rejected ?: (.*?)(?: \(in reply to |$)")
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
 def _generic_hint(weak_hits: list[tuple[str, str]], text: str, notes: list[str]) -> tuple[str | None, str | None]:
     """The generic reason to fall back on (or None), from the generic phrases found in ORDER."""
     if not weak_hits:
@@ -616,6 +620,13 @@ def _generic_hint(weak_hits: list[tuple[str, str]], text: str, notes: list[str])
     temporary = next((w for w in _TEMPORARY_WORDS if w in text), None)
     if temporary:
         notes.append(f"the prefix {phrase!r} with {temporary!r}: a temporary refusal, not a missing mailbox")
+        return None, None
+    detail = _PREFIX_DETAIL.search(text)
+    if detail and _WORD.search(detail.group(1)):
+        # "Recipient address rejected: only internal senders are permitted": the server said why, in
+        # words we do not know; the built-in dead-address details all name themselves ("User unknown
+        # in local recipient table", "undeliverable address: ...")
+        notes.append(f"the prefix {phrase!r} gives a reason we do not know: {detail.group(1)[:60]!r}")
         return None, None
     return name, phrase
 

@@ -4,6 +4,8 @@ Temporary by nature: counted by the suppression rule only when it persists.
 Phrases: own list plus Sisimai's MailboxFull wording (BSD-2, sisimai/p5-sisimai).
 """
 
+import re
+
 from ._phrases import R
 
 NAME = "mailbox_full"
@@ -52,4 +54,14 @@ PHRASES = [
     R(r"\bquota\b.{0,30}\b(?:exceed|full|reached)"),
 ]
 DSN = ("5.2.2", "4.2.2")
+
+# A quota of connections, of our IP or of our sending ("Connection quota exceeded", "Quota exceeded
+# for this IP"): the receiver limits us, the mailbox is not full (rate_limited decides).
+_NOT_THE_MAILBOX = re.compile(
+    r"\b(?:connection|connections|session|ip|sending|send|outbound|relay|rate|hourly|daily|message rate|domain)"
+    r"\s+quota\b|\bquota (?:exceeded |reached )?for (?:this|your|the sending) (?:ip|host|network|server|sender|domain)\b")
+
+
+def veto(ctx) -> bool:
+    return bool(_NOT_THE_MAILBOX.search(ctx.text))
 
