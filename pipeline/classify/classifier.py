@@ -12,10 +12,12 @@ The precedence of evidence is written once, in decide() (docs/classifier.md, "Pr
  2. A specific phrase, tried in ORDER (sender-side reasons first, then mailbox reasons, then the
     address, then generic wording).
  3. An explicit X.7.x / 4.7.x code vetoes a recipient reason unless explicit unknown-user words
-    are there; a code outranks a *generic* phrase ("Recipient address rejected:", "policy").
+    are there; a code outranks a *generic* phrase ("Recipient address rejected:", "policy"), and
+    user_unknown's generic prefixes yield to whatever words follow them (_generic_hint).
  4. No phrase: the enhanced code (RFC 3463), trusting only codes the remote server sent; codes the
-    MTA synthesised itself (Postfix X.0.0, all of sendmail's dsn=) count only for what they
-    really carry (SYNTHESISED below). Then the reply code / phase fallback.
+    MTA may have synthesised itself (Postfix X.0.0, all of sendmail's dsn=) count only for what
+    they really carry (SYNTHESISED below), sendmail's only without the reply's words. Then the
+    reply code / phase fallback.
  5. The SMTP phase: no recipient reason at connect, HELO or MAIL FROM; "unknown user" words after
     DATA or without a phase read as the provider's data says (filter, or a dead address).
  6. Expiry: keep the last deferral's reason when it says something specific.
@@ -60,9 +62,11 @@ _REFUSED_AT_RCPT = ("no valid recipients", "rcpt command", "need rcpt", "rcpt fi
 
 # Codes an MTA writes itself rather than passing on the remote's (what each really carries).
 # Postfix: X.0.0 when the remote reply had no enhanced code (log-formats.md): the class only.
-# sendmail: dsn= is ALWAYS sendmail's own mapping of the reply code and the command it answered,
-# whatever enhanced code the remote sent (recorded from a real sendmail 8.17, see
-# tests/test_sendmail_real.py): it carries a reason only where the reply code does.
+# sendmail: dsn= is the remote's enhanced code when the remote advertised ENHANCEDSTATUSCODES and
+# sent one, else sendmail's own mapping of the reply code and the command it answered (recorded
+# from a real sendmail 8.17: tests/test_sendmail_real.py, tests/test_classify_sendmail_enhanced.py).
+# The line does not say which: the mapping carries a reason only where the reply code does, and
+# is used only when the line has no reply= (decide_explained).
 SYNTHESISED: dict[str, dict[str, str | None]] = {
     "postfix": {"5.0.0": None, "4.0.0": None},
     "sendmail": {
@@ -559,10 +563,14 @@ def decide_explained(ctx: Context) -> Decision:
         decision = Decision(code_reason, "code", ctx.dsn)
     elif hinted is not None:
         decision = Decision(hinted, "weak-phrase", hinted_phrase)
-    elif not (ctx.mta == "sendmail" and ctx.remote_reply):
-        # sendmail's dsn= is its mapping of the reply code and command: evidence only where the
+    elif ctx.mta == "sendmail" and ctx.remote_reply:
+        # sendmail's dsn= may be its mapping of the reply code and command: evidence only where the
         # line has no words of the remote (no reply=); with the reply's words it adds nothing that
         # a Postfix line of the same reply would not show
+        if ctx.synthesised and _reason_from_synthesised(ctx):
+            notes.append(f"sendmail's dsn={ctx.synthesised} may be its own mapping of the reply code: "
+                         "the reply's words decide")
+    else:
         synth = _reason_from_synthesised(ctx)
         if synth is not None:
             decision = Decision(synth, "synthesised-code", f"{ctx.mta} dsn={ctx.synthesised}")
@@ -573,9 +581,9 @@ def decide_explained(ctx: Context) -> Decision:
     # 5. the SMTP phase
     if decision is not None and decision.reason in RECIPIENT_REASONS:
         decision = _phase_rule(ctx, decision, notes)
-    elif decision is not None and decision.reason == "policy" and ctx.phase in ("connect", "helo"):
-        # before we named any sender or recipient, a "policy" refusal can only be about our host
-        notes.append(f"policy refusal at {ctx.phase}: our IP or host")
+    elif decision is not None and decision.reason in ("policy", "filtered") and ctx.phase in ("connect", "helo"):
+        # before we named any sender or recipient, a policy or filter refusal can only be about our host
+        notes.append(f"{decision.reason} refusal at {ctx.phase}: our IP or host")
         decision = Decision("blocked", "phase", f"refused at {ctx.phase}")
 
     # 6. expiry

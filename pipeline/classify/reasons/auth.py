@@ -32,6 +32,8 @@ PHRASES = [
     "authentication results",
     "does not pass authentication",
     "fails to pass spf",
+    "fails to pass authentication",         # Gmail 5.7.1/4.7.0 "... or fails to pass authentication checks"
+    "does not have authentication information",
     # PTR / reverse DNS
     "ptr record",
     "ptr resource record",

@@ -56,6 +56,7 @@ PHRASES = [
     "valid sender domain",
     "senderfilterconfig",
     "backscatter protection",
+    "email address is not verified",        # Amazon SES: our sending identity is not verified
     "access denied (in reply to mail from command)",
     R(r"\bdomain\b.{0,60}\bis a dead domain\b"),
     R(r"\bafter mail from:.{0,200}\bdoes not exist\b"),
