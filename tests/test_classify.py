@@ -639,3 +639,14 @@ def test_qmail_giving_up_framing_is_no_blocklist():
             "_not_listed_in_our_directory/Giving_up_on_192.0.2.1./")
     assert classify("bounced", text, mta="qmail").reason == "user_unknown"
     assert "giving up" not in normalise(text)
+
+
+@pytest.mark.parametrize("reply,reason", [
+    ("552 5.2.2 Mailbox size limit exceeded", "mailbox_full"),     # the mailbox's size, not the message's
+    ("552 5.3.4 Message size exceeds fixed limit", "mesg_too_big"),
+    ("550 5.1.7 Sender address invalid", "sender_domain"),       # never "invalid address" of the recipient
+    ("553 sorry, your envelope recipient has been denied (#5.7.1)", "user_unknown"),
+    ("550 5.7.1 <a@b.jp>: Recipient address rejected: Sorry, the recipient is not found", "user_unknown"),
+])
+def test_wordings_from_sisimai_reason_lists(reply, reason):
+    assert classify("bounced", said(reply, "RCPT TO"), mta="postfix").reason == reason

@@ -46,6 +46,8 @@ PHRASES = [
     "has moved",
     "user account disabled",
     "archived recipient",                   # Sisimai Suspend
+    "boite du destinataire archivee",
+    " is currently suspended",
     "user is terminated",
     "temporarily inactive",
     "extended inactivity",                  # AOL/Yahoo: "Due to extended inactivity new mail is not ... accepted"

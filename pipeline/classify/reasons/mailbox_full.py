@@ -48,6 +48,9 @@ PHRASES = [
     "mail file size exceeds the maximum size allowed for mail delivery",
     "exceeding receiving limits",
     "inbox is full",
+    "diskspace quota",
+    "would exceed maximum allowed storage",
+    R(r"\bmailbox would exceed\b"),
     "out of storage space",                 # Gmail 4.2.2/5.2.2 "The recipient's inbox is out of storage space"
     "recipient's mailbox is full",
     "boite du destinataire pleine",

@@ -24,6 +24,7 @@ PHRASES = [
     "sender verify failed",
     "sender verification failed",
     "invalid sender",
+    R(r"\bsender(?:'s)? (?:e-?mail )?address (?:is )?(?:invalid|not valid|unknown|does not exist)\b"),
     "unroutable sender address",
     "unknown sender",
     "sender unknown",

@@ -93,6 +93,20 @@ PHRASES = [
     "not our user",
     "invalid final delivery userid",           # IMail
     "no valid recipients for this mm",         # Verizon's MMS gateway: no such number
+    # more of Sisimai's UserUnknown wordings (they name the missing recipient themselves)
+    "not a valid recipient",
+    "recipient not ok",
+    "invalid-recipient",
+    "userunknown",
+    "recipient notfound",                      # Exchange "RESOLVER.ADR.Recipient NotFound"
+    "address not present in directory",
+    "badrecipientto list",
+    "validrcptto list",
+    "envelope recipient has been denied",      # qmail badrcptto: "sorry, your envelope recipient has been denied"
+    "unknown virtual user",
+    "utilisateur inconnu",
+    "nessun utente simile",
+    R(r"\brecipient (?:is |was )?not found\b"),
     "this user doesn't have a",                # qmail-ldap / Yahoo "dd This user doesn't have a yahoo.com account"
     # Microsoft's directory-based edge blocking: "550 5.4.1 Recipient address rejected: Access denied"
     # (with or without "AS(201806281)"): the address is not in the tenant's directory
