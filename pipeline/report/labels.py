@@ -195,6 +195,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.problem_samples": "; samples in {file}",
         "cli.problem_unrecognised": ("ingest {path}: not recognised as Postfix, sendmail or qmail "
                                      "(set format in [[sources]]): {files}"),
+        "cli.sender_events": "== sender: {n} event row(s) of the send daemon moved from the queue into the event store",
         "cli.suppress": "== suppress",
         "cli.export": "== export",
         "cli.export_path": "suppression CSV: {path}",
@@ -306,6 +307,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.problem_samples": "。例は {file}",
         "cli.problem_unrecognised": ("取り込み {path}: Postfix・sendmail・qmail のいずれとも判定できません"
                                      "（[[sources]] に format を指定）: {files}"),
+        "cli.sender_events": "== 配信: 送信デーモンの結果 {n} 件を送信キューからイベントストアへ移しました",
         "cli.suppress": "== 配信停止ルール",
         "cli.export": "== 書き出し",
         "cli.export_path": "配信停止 CSV: {path}",

@@ -1,7 +1,7 @@
 """Bounce mails -> event rows: the results an operator never sees in a log when the mail went
 through a smarthost or relay, or when a carrier answers later by mail.
 
-Reads one raw mail (stdin from an alias `|mailhygiene bounces`, or the files in a Maildir's new/);
+Reads one raw mail (stdin from a Postfix pipe transport, or the files in a Maildir's new/);
 writes one event row per failed or delayed recipient through the queue's outbox into the event
 store (events.py), and one JSON line per mail to <data_dir>/sender/bounces.log. Called by
 `mailhygiene bounces`.

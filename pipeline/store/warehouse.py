@@ -3,6 +3,9 @@
 Reads <data_dir>/events/**.parquet and <data_dir>/suppression/*.parquet; writes nothing.
 Views: `events` (one row per delivery attempt, plus the `date` partition column = UTC day),
 `suppression` (current list) and `suppression_history` when they exist.
+A damaged (e.g. truncated) Parquet file of the event store is found when the views are made
+(EventStore.check) and when DuckDB reads one in run_sql(): pipeline.core.errors.StoreCorrupt names
+the file and how to recover, instead of a DuckDB traceback in whichever command asked.
 Called by the library entry point pipeline.connect(), by suppression.py and reports.py.
 """
 
@@ -17,7 +20,7 @@ from typing import Any
 import duckdb
 
 from ..core.config import Config, load_config
-from ..core.errors import InputError
+from ..core.errors import InputError, StoreCorrupt
 
 
 def sql_dir() -> Path:
@@ -54,15 +57,35 @@ def bind_sql(name: str, sql: str, params: dict[str, Any] | None = None) -> dict[
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
-    """Execute sql/<name>.sql with named $params (only those the file uses are passed)."""
+    """Execute sql/<name>.sql with named $params (only those the file uses are passed); a DuckDB
+    error about a Parquet file of the store becomes StoreCorrupt."""
     sql = read_sql(name)
-    return con.execute(sql, bind_sql(name, sql, params))
+    try:
+        return con.execute(sql, bind_sql(name, sql, params))
+    except duckdb.Error as exc:
+        raise _corrupt_file_error(exc) or exc
 
 
 def sql_relation(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
     """sql/<name>.sql as a DuckDB relation (e.g. to keep its rows: `.to_table("candidates")`)."""
     sql = read_sql(name)
     return con.sql(sql, params=bind_sql(name, sql, params))
+
+
+_PARQUET_PATH_RE = re.compile(r"""["']?(/[^"'\s]*?\.parquet)["']?""")
+
+
+def _corrupt_file_error(exc: Exception) -> StoreCorrupt | None:
+    """StoreCorrupt for a DuckDB error about a Parquet file (a damaged store file); else None."""
+    text = str(exc)
+    m = _PARQUET_PATH_RE.search(text)
+    if m is None or "parquet" not in text.lower():
+        return None
+    from .event_store import corrupt  # (brings pyarrow: only on this path)
+
+    path = Path(m.group(1))
+    data_dir = path.parents[2] if len(path.parents) > 2 and path.parent.name.startswith("date=") else path.parent
+    return corrupt(path, f"DuckDB cannot read it: {text.splitlines()[0][:200]}", data_dir)
 
 
 def connect(data_dir: str | os.PathLike | None = None, *, config: Config | None = None) -> duckdb.DuckDBPyConnection:
@@ -89,6 +112,7 @@ def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     from .records import EVENT_SCHEMA
 
     store = EventStore(data_dir)
+    store.check()  # StoreCorrupt: a truncated file would fail every query on the view
     if store.is_empty():
         con.register("_empty_events", pa.table({n: pa.array([], type=t) for n, t in zip(EVENT_SCHEMA.names, EVENT_SCHEMA.types)}))
         con.execute("CREATE OR REPLACE VIEW events AS SELECT *, CAST(NULL AS VARCHAR) AS date FROM _empty_events")
