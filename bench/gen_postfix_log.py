@@ -1,4 +1,5 @@
-"""Generate a large, realistic Postfix log for benchmarks.
+"""Generate an ASCII-only Postfix log of the earlier benchmarks (kept for the block reader's tests;
+the benchmarks now use bench/gen_logs.py, whose logs carry the UTF-8 of real Japanese traffic).
 
 Usage: python bench/gen_postfix_log.py OUT.log [--lines 1000000] [--days 5] [--seed 1]
 

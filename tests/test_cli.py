@@ -159,8 +159,8 @@ def test_clean_job_end_to_end_and_lock(tmp_path, monkeypatch):
             r3 = runner.invoke(cli, ["--config", str(cfg_file), "--data-dir", str(data), "clean"])
         assert r3.exit_code == 1 and "another `mailhygiene clean` is running" in r3.output
         # while a live watch owns ingestion, clean says so and still runs the rule
-        from pipeline.ingest.follow import watch_lock
-        with watch_lock(load_config(cfg_file, data_dir=data)):
+        from pipeline.ingest.session import watch_lock
+        with watch_lock(data):
             r4 = runner.invoke(cli, ["--config", str(cfg_file), "--data-dir", str(data), "clean"])
         assert r4.exit_code == 0, r4.output
         assert "ingest skipped: a live `mailhygiene watch` owns log ingestion" in r4.output and "== suppress" in r4.output

@@ -93,20 +93,6 @@ GOOD_VALUES = {
 # bug in that room, listed here (not fixed in its files) while its helper works there; the
 # coordinator empties this at merge. The CLI's own commands never get an entry.
 KNOWN_TRACEBACKS: dict[tuple[str, str], str] = {
-    # sender room (pipeline/sender/**, pipeline/cli/send.py): a queue database that is not one,
-    # or one the user may not write, is an sqlite3 exception instead of an `Error:` line
-    **{(f"send {sub}", "data-queue-corrupt-sqlite"): "sqlite3.DatabaseError: file is not a database"
-       for sub in ("cancel", "daemon", "enqueue", "flush-events", "hold", "list", "release", "retry", "status")},
-    **{(f"send {sub}", "data-read-only"): "sqlite3.OperationalError: attempt to write a readonly database "
-                                          "(reading commands open the queue for writing too)"
-       for sub in ("cancel", "enqueue", "flush-events", "hold", "list", "release", "retry", "status")},
-    ("send daemon", "data-read-only"): "PermissionError on <data_dir>/sender/daemon.lock",
-    ("send daemon", "data-suppression-dir-is-file"): "NotADirectoryError: <data_dir>/suppression",
-    # a job id past SQLite's 64-bit integers
-    **{(f"send {sub}", "arg-job_id-absurd"): "OverflowError: Python int too large to convert to SQLite INTEGER"
-       for sub in ("cancel", "hold", "preview", "release", "retry", "status")},
-    # `send mta-config --out FIFO`: mkdir over an existing non-directory
-    ("send mta-config", "arg-out_dir-fifo"): "FileExistsError: the --out path exists and is not a directory",
 }
 
 
@@ -273,7 +259,7 @@ def template(tmp_path_factory):
     for args in (["ingest", str(SAMPLES / "postfix" / "mail.log"), str(SAMPLES / "postfix" / "mail.log.1.gz")],
                  ["suppress", "--force"],
                  ["suppression", "add", "complainer@au.com", "--note", "asked"],
-                 ["send", "status"]):
+                 ["send", "flush-events"]):  # creates the queue (reading commands open it read-only)
         r = runner.invoke(cli, ["--config", str(conf), *args])
         assert r.exit_code == 0, (args, r.output)
     assert list((data / "events").glob("date=*/*.parquet"))

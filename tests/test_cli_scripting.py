@@ -121,8 +121,8 @@ def test_clean_json_key_figures(tmp_path, monkeypatch):
     r = CliRunner().invoke(cli, ["--config", str(conf), "clean", "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    assert list(doc) == ["lines", "events", "already_stored", "rejects", "new_suppressions", "export", "report",
-                         "ingest", "rule", "lake"]
+    assert list(doc) == ["lines", "events", "already_stored", "rejects", "new_suppressions", "sender_events",
+                         "export", "report", "ingest", "rule", "lake"]
     assert doc["lake"] is None  # no [store] url: nothing uploaded (tests/test_lake_engines.py uploads)
     lines = sum(len(p.read_bytes().splitlines()) for p in [logs / "mail.log"])
     assert doc["lines"] >= lines and doc["events"] > 0 and doc["already_stored"] == 0

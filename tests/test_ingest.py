@@ -29,6 +29,11 @@ def count(cfg, where="true"):
     return con.execute(f"SELECT count(*) FROM events WHERE {where}").fetchone()[0]
 
 
+def saved_state(cfg):
+    """The session's state file: positions and parser state in one."""
+    return json.loads((cfg.data_dir / "state" / "ingest-state.json").read_text())
+
+
 def old(path, seconds=3600):
     t = time.time() - seconds
     os.utime(path, (t, t))
@@ -201,7 +206,7 @@ def test_batch_event_ids_equal_the_single_ones():
 def test_blocks_of_clean_and_checked_lines_agree_on_rows_and_offsets(tmp_path, monkeypatch, block_bytes):
     """Clean ASCII blocks are decoded at once, blocks with bad bytes line by line: at any block
     size the stored rows, their byte offsets and the rejects are the same."""
-    import pipeline.ingest.engine as ingest_mod
+    import pipeline.ingest.source as source_mod
     from pipeline.core.config import load_config
 
     lines = [GOOD.format(n=n).encode() for n in range(40)]
@@ -212,7 +217,7 @@ def test_blocks_of_clean_and_checked_lines_agree_on_rows_and_offsets(tmp_path, m
     log = tmp_path / "mail.log"
     log.write_bytes(b"\n".join(lines) + b"\n" + lines[0].replace(b"0A00", b"0AFF"))  # last line: no newline
     old(log)
-    monkeypatch.setattr(ingest_mod, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(source_mod, "BLOCK_BYTES", block_bytes)
     cfg = load_config(None, data_dir=tmp_path / f"data{block_bytes}", timezone="Asia/Tokyo")
     s = ingest(cfg, [log], fmt="postfix")
     assert s.lines == 41 and s.events_parsed == 40
@@ -231,15 +236,14 @@ def test_a_failed_store_write_loses_nothing_and_the_rerun_duplicates_nothing(tmp
     are saved only once its batch is durable. A write that fails stops the run with the error,
     the position stays at the last durable batch, and the next run completes the store exactly.
     (Per line, a batch is cut at batch_events; column-wise, at the end of the block that reached it.)"""
-    import pipeline.ingest.engine as ingest_mod
+    import pipeline.ingest.source as source_mod
     from conftest import make_config
     from pipeline.core.errors import StoreError
-    from pipeline.ingest.tail import Positions
 
     log = tmp_path / "mail.log"
     log.write_text("".join(GOOD.format(n=n) + "\n" for n in range(250)))
     old(log)
-    monkeypatch.setattr(ingest_mod, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(source_mod, "BLOCK_BYTES", 4096)
     cfg = make_config(tmp_path, "[ingest]\nbatch_events = 50\n")
     real_write, calls = EventStore.write, []
 
@@ -256,7 +260,7 @@ def test_a_failed_store_write_loses_nothing_and_the_rerun_duplicates_nothing(tmp
     assert stored == calls[0] + calls[1] and calls[0] >= 50  # two batches made it
     if not columnar:
         assert stored == 100
-    saved = list(Positions(cfg.data_dir).data.values())[0]["offset"]
+    saved = list(saved_state(cfg)["positions"].values())[0]["offset"]
     assert saved == sum(len(GOOD.format(n=n)) + 1 for n in range(stored))  # not past what is stored
     monkeypatch.setattr(EventStore, "write", real_write)
     again = ingest(cfg, [log], fmt="postfix", columnar=columnar)
@@ -286,3 +290,27 @@ def test_ingest_does_not_import_pandas(tmp_path):
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
     assert "events written" in out.stdout
+
+
+def test_realistic_traffic_ingest_does_not_import_pandas(tmp_path):
+    """pa.scalar()/pa.array() of a Python value import pandas (0.2 s) on first use: the
+    ingest of every MTA's realistic traffic (block readers, sink, store) goes without it."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    logs = []
+    for mta in ("postfix", "sendmail", "qmail"):
+        log = tmp_path / f"{mta}.log"
+        subprocess.run([sys.executable, str(REPO / "bench" / "gen_logs.py"), str(log), "--mta", mta,
+                        "--lines", "20000", "--days", "1"], check=True)
+        logs.append(str(log))
+    code = ("import sys\n"
+            "from pipeline.cli import main\n"
+            f"sys.argv = ['mailhygiene', '--data-dir', {str(tmp_path / 'data')!r}, 'ingest', *{logs!r}]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('PANDAS', 'pandas' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "events written" in out
+    assert "PANDAS False" in out

@@ -323,3 +323,71 @@ def test_node_hook_uploads_when_configured_and_says_why_when_it_cannot(tmp_path,
     no_node = make_config(tmp_path, toml.replace('node = "mta01"\n', ""))
     with pytest.raises(LakeError, match="store.node is not"):
         after_commit(no_node)
+
+
+def _source_node(tmp_path, lake: Path, extra: str = ""):
+    """A node config over a copy of the Postfix sample log, uploading to a directory lake."""
+    import shutil
+
+    from conftest import SAMPLES
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(SAMPLES / "postfix" / "mail.log", logs / "mail.log")
+    return make_config(tmp_path, f'[store]\nurl = "{lake}"\nnode = "mta01"\n{extra}'
+                                 f'[[sources]]\npath = "{logs / "mail.log"}"\nformat = "postfix"\n')
+
+
+def _local_and_lake_rows(cfg, lake: Path, central: Path):
+    import duckdb
+
+    local = duckdb.sql(f"SELECT count(*) FROM read_parquet('{cfg.data_dir}/events/*/*.parquet')").fetchall()[0][0]
+    lake_rows = rows_of(connect_lake(parse_url(str(lake)), central), "SELECT count(*) FROM lake_events")[0][0]
+    return local, lake_rows
+
+
+def test_watch_uploads_after_its_commits_and_once_more_when_it_stops(tmp_path):
+    import threading
+    import time
+
+    from pipeline.ingest.engine import follow
+
+    lake = tmp_path / "lake"
+    cfg = _source_node(tmp_path, lake, "[watch]\nflush_interval = 0.1\npoll_interval = 0.05\n")
+    stop = threading.Event()
+    runner = threading.Thread(target=follow, args=(cfg, stop), kwargs={"use_watchdog": False}, daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not list_objects(parse_url(str(lake))):  # uploaded while watch runs, not only at its end
+            assert runner.is_alive() and time.monotonic() < deadline, "watch uploaded nothing in 60 s"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        runner.join(timeout=60)
+    assert not runner.is_alive()
+    assert {o.node for o in list_objects(parse_url(str(lake)))} == {"mta01"}
+    local, in_lake = _local_and_lake_rows(cfg, lake, tmp_path / "central")
+    assert local > 0 and in_lake == local  # every stored event reached the lake
+
+
+def test_clean_uploads_after_its_ingest_and_says_so_in_its_json(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    lake = tmp_path / "lake"
+    cfg = _source_node(tmp_path, lake)
+    r = CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "clean", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["lake"]["uploaded"] >= 1 and doc["lake"]["bytes"] > 0
+    local, in_lake = _local_and_lake_rows(cfg, lake, tmp_path / "central")
+    assert local == doc["events"] and in_lake == local
+    status = json.loads(CliRunner().invoke(cli, ["--config", str(cfg.source), "lake", "status", "--json"]).stdout)
+    assert status["nodes"]["mta01"]["objects"] == doc["lake"]["uploaded"]
+    again = json.loads(CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir),
+                                                "clean", "--json"]).stdout)
+    assert again["lake"]["uploaded"] == 0  # nothing new: nothing uploaded twice

@@ -75,6 +75,7 @@ def setup(s3_server, tmp_path_factory):
     for e in engines.values():
         e.register("suppression_history", history)
         e.register("suppression", CURRENT_SCHEMA.empty_table())
+        e.keep("counted_errors", rule_params(central), table="counted_errors")  # the rule's first step
     # what the guard reads besides the events: the rule's new entries (here: all it marks) and
     # the periods it flagged (one carrier-day, one carrier-hour), the same table on every engine
     new_entries = engines["duckdb"].query("suppression_candidates", rule_params(central))
@@ -142,7 +143,7 @@ def test_guard_queries_are_the_same_on_both_engines_and_a_single_machine(setup):
 
 
 QUERIES = sorted(p.stem for p in sql_dir().glob("*.sql") if is_query(p.read_text(encoding="utf-8")))
-INSTANT_BOUNDS = {"active_addresses", "guard_bursts", "guard_replies", "filtered_addresses"}
+INSTANT_BOUNDS = {"active_addresses", "error_addresses", "guard_bursts", "guard_replies", "filtered_addresses"}
 
 
 def query_params(name, cfg):
@@ -193,24 +194,39 @@ def test_suppress_dry_run_json_is_the_same_on_both_engines_and_a_single_machine(
     import json
 
     central, single = setup["central"], setup["single"]
-    runs = {engine: json.loads(run_cli("--config", central.source, "suppress", "--dry-run", "--json",
-                                       "--as-of", "2026-11-30", "--engine", engine))
+    runs = {engine: json.loads(run_cli("--config", central.source, "suppress", "--dry-run", "--check-guard",
+                                       "--json", "--as-of", "2026-11-30", "--engine", engine))
             for engine in ("duckdb", "spark")}
-    alone = json.loads(run_cli("--config", single.source, "suppress", "--dry-run", "--json", "--as-of", "2026-11-30"))
+    alone = json.loads(run_cli("--config", single.source, "suppress", "--dry-run", "--check-guard", "--json",
+                               "--as-of", "2026-11-30"))
     assert {r["address"] for r in alone["new"]} == README_SUPPRESSED
     assert runs["spark"]["engine"] == "spark" and runs["duckdb"]["engine"] == "duckdb"
     assert runs["spark"]["new"] == runs["duckdb"]["new"] == alone["new"]  # every field of every entry
     assert runs["spark"]["marked"] == runs["duckdb"]["marked"] == alone["marked"] == 8
+    # the guard's verdict (its queries on Spark, where the rule kept counted_errors) is the same
+    assert alone["guard"]["checked"] is True
+    assert runs["spark"]["guard"] == runs["duckdb"]["guard"] == alone["guard"]
 
 
-def test_central_suppress_on_spark_writes_the_list_and_reads_every_node(setup):
+def test_central_suppress_on_spark_writes_the_list_and_reads_every_node(setup, tmp_path):
+    """Done when: three configs on one bucket, ingest on two, the same list centrally on either
+    engine. A second central config (its own data dir, the same bucket) applies on DuckDB."""
+    import json
+
     import pipeline
 
     central = setup["central"]
+    on_duckdb = make_config(tmp_path, central.source.read_text(encoding="utf-8").replace(
+        str(central.data_dir), str(tmp_path / "central-duckdb")), data_dir=tmp_path / "central-duckdb")
     out = run_cli("--config", central.source, "suppress", "--as-of", "2026-11-30", "--engine", "spark", "--force")
     assert "new entries:      8  [applied]" in out
-    listed = run_cli("--config", central.source, "suppression", "list")
-    assert all(address in listed for address in README_SUPPRESSED)
+    run_cli("--config", on_duckdb.source, "suppress", "--as-of", "2026-11-30", "--engine", "duckdb", "--force")
+    lists = {}
+    for name, cfg in (("spark", central), ("duckdb", on_duckdb)):
+        doc = json.loads(run_cli("--config", cfg.source, "suppression", "list", "--json"))
+        lists[name] = [{k: v for k, v in e.items() if k != "added_at"} for e in doc["entries"]]
+    assert {e["address"] for e in lists["spark"]} == README_SUPPRESSED
+    assert lists["spark"] == lists["duckdb"]  # every field but the time of the run
     # pipeline.connect() on the central config: every node's events, each once, with `node`
     con = pipeline.connect(config=central)
     nodes = {n for (n,) in con.execute("SELECT DISTINCT node FROM events").fetchall()}

@@ -26,7 +26,7 @@ from pipeline.store.warehouse import read_sql, sql_dir  # noqa: E402
 GOLDEN = Path(__file__).parent / "golden" / "spark"
 UPDATE = os.environ.get("MAILHYGIENE_UPDATE_GOLDEN") == "1"
 # the queries whose $since/$until are instants (the rule's guard); the report files take days
-INSTANT_BOUNDS = {"active_addresses", "guard_bursts", "guard_replies", "filtered_addresses"}
+INSTANT_BOUNDS = {"active_addresses", "error_addresses", "guard_bursts", "guard_replies", "filtered_addresses"}
 # every file that is one query (macros.sql and the list's DuckDB script suppression_list.sql are not)
 QUERIES = sorted(p.stem for p in sql_dir().glob("*.sql") if is_query(p.read_text(encoding="utf-8")))
 

@@ -19,15 +19,29 @@ import pytest
 from conftest import CORPUS, REPO, SAMPLES
 
 import pipeline
-import pipeline.ingest.engine as ingest_mod
+import pipeline.ingest.source as source_mod
 from pipeline.ingest import native
 from pipeline.core.config import load_config
-from pipeline.ingest.engine import ingest, read_blocks
-from pipeline.ingest.parsers import postfix_block
+from pipeline.ingest.engine import ingest
+from pipeline.ingest.parsers import ParseContext, postfix_block
 from pipeline.ingest.parsers.common import QueueParser
+from conftest import TOKYO
+
+CTX = ParseContext(tz=TOKYO, year=2026)
+
+
+def read_blocks(fh, size):
+    """(block, whole) pairs of about `size` bytes of whole lines (the tests' own cut)."""
+    while True:
+        chunk = fh.read(size)
+        if not chunk:
+            return
+        chunk += fh.readline()
+        yield chunk, chunk.endswith(b"\n")
 from pipeline.store.records import event_id_for, event_ids_for_plain
 
 GEN = REPO / "bench" / "gen_postfix_log.py"
+REALISTIC = REPO / "bench" / "gen_logs.py"
 
 
 @pytest.fixture(autouse=True, params=["compiled", "numpy"])
@@ -43,7 +57,7 @@ def scanner(request, monkeypatch):
 def ingest_both(tmp_path, paths, block_bytes=None, monkeypatch=None):
     """Ingest `paths` column-wise and per line; return both runs' (events, state, rejects)."""
     if block_bytes is not None:
-        monkeypatch.setattr(ingest_mod, "BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(source_mod, "BLOCK_BYTES", block_bytes)
     out = []
     for columnar in (True, False):
         data = tmp_path / f"data-{columnar}-{block_bytes}"
@@ -51,7 +65,7 @@ def ingest_both(tmp_path, paths, block_bytes=None, monkeypatch=None):
         s = ingest(cfg, paths, fmt="postfix", year=2026, columnar=columnar)
         events = pipeline.connect(data).sql("SELECT * FROM events ORDER BY event_id").fetchall() \
             if (data / "events").is_dir() else []
-        state = json.loads((data / "state" / "ingest-parsers.json").read_text())
+        state = json.loads((data / "state" / "ingest-state.json").read_text())["parsers"]
         samples = sorted((r["reason"], r["offset"]) for r in map(json.loads, open(s.rejects_file))) if s.rejects_file else []
         out.append((events, state, dict(s.rejected), samples, s.lines, s.events_parsed))
     return out
@@ -65,6 +79,15 @@ def assert_same(fast, slow):
 def generated(tmp_path, lines=20_000, seed=3):
     log = tmp_path / f"gen-{lines}-{seed}.log"
     subprocess.run([sys.executable, str(GEN), str(log), "--lines", str(lines), "--seed", str(seed), "--days", "1"], check=True)
+    return log
+
+
+def realistic(tmp_path, lines=20_000, seed=3):
+    """A Japanese sender's Postfix 3.7 log (bench/gen_logs.py): UTF-8 subject lines, SMTPUTF8
+    recipients, display names, a quarter of the messages deferred, several relays."""
+    log = tmp_path / f"real-{lines}-{seed}.log"
+    subprocess.run([sys.executable, str(REALISTIC), str(log), "--mta", "postfix", "--lines", str(lines),
+                    "--seed", str(seed), "--days", "1"], check=True)
     return log
 
 
@@ -156,27 +179,39 @@ def test_generated_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes)
     assert len(fast[0]) > 2500
 
 
-def test_state_eviction_inside_a_block_is_the_parsers(tmp_path, monkeypatch):
-    """PostfixParser forgets old queue ids every EVICT_EVERY lookups; a block in which that
-    happens goes through the exact loop, so the state matches line for line."""
-    monkeypatch.setattr(QueueParser, "EVICT_EVERY", 97)
-    monkeypatch.setattr(QueueParser, "STATE_TTL_US", 600 * 1_000_000)  # ten minutes: evictions bite
+def test_a_full_queue_table_inside_a_block_is_the_parsers(tmp_path, monkeypatch):
+    """At most MAX_QUEUE_IDS live entries: beyond, the least recently seen tenth is dropped. A
+    block that could take the table past it goes through the exact loop, so the state and the
+    joins match line for line."""
+    monkeypatch.setattr(QueueParser, "MAX_QUEUE_IDS", 60)
+    monkeypatch.setattr(QueueParser, "PRUNE_EVERY", 37)
+    log = generated(tmp_path, lines=8000, seed=5)
+    fast, slow = ingest_both(tmp_path, [log], 16 * 1024, monkeypatch)
+    assert_same(fast, slow)
+    assert len(fast[1]["postfix"]["queue"]) <= 60
+
+
+def test_a_short_join_window_inside_a_block_is_the_parsers(tmp_path, monkeypatch):
+    """A join window of ten minutes: queue ids go stale inside blocks (the window is measured
+    from the log's clock, the latest time read), and the block reader must agree."""
+    monkeypatch.setattr(QueueParser, "STATE_TTL_US", 600 * 1_000_000)
+    monkeypatch.setattr(QueueParser, "PRUNE_EVERY", 97)
     log = generated(tmp_path, lines=8000, seed=5)
     fast, slow = ingest_both(tmp_path, [log], 16 * 1024, monkeypatch)
     assert_same(fast, slow)
 
 
 @pytest.mark.parametrize("old_in", ["block", "state before"])
-def test_an_eviction_that_forgets_a_queue_id_inside_a_block(tmp_path, monkeypatch, old_in):
-    """The fifth lookup evicts queue ids unseen for ten minutes: the one from 09:00 is gone at
-    09:30 (in the saved state), whether it came in the same block (which then spans more than
-    the window) or was carried from a run before (a block of two minutes, whose eviction is
-    found to forget something)."""
-    monkeypatch.setattr(QueueParser, "EVICT_EVERY", 5)
+def test_a_stale_queue_id_is_not_joined_and_not_saved(tmp_path, monkeypatch, old_in):
+    """With a ten-minute window, the from= of 09:00 is stale at 09:30: a delivery of that queue
+    id at 09:30 gets no sender, and the saved state does not carry it, whether it came in the
+    same block or was carried from a run before."""
     monkeypatch.setattr(QueueParser, "STATE_TTL_US", 600 * 1_000_000)
     old = "Nov 10 09:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D00: from=<old@example.jp>, size=1, nrcpt=1 (queue active)\n"
     late = "".join(f"Nov 10 09:{m:02d}:00 mx1 postfix/cleanup[1]: 1A2B3C4D{i:02d}: message-id=<m{i}@example.jp>\n"
                    for i, m in ((1, 30), (2, 30), (3, 30), (4, 31), (5, 31), (6, 32)))
+    late += ("Nov 10 09:33:00 mx1 postfix/smtp[3]: 1A2B3C4D00: to=<x@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, "
+             "delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 ok)\n")
     results = []
     for columnar in (True, False):
         data = tmp_path / f"data-{columnar}"
@@ -186,9 +221,61 @@ def test_an_eviction_that_forgets_a_queue_id_inside_a_block(tmp_path, monkeypatc
         else:
             ingest(cfg, [write_log(tmp_path, old, f"a-{columnar}.log")], fmt="postfix", year=2026, columnar=columnar)
             ingest(cfg, [write_log(tmp_path, late, f"b-{columnar}.log")], fmt="postfix", year=2026, columnar=columnar)
-        results.append(json.loads((data / "state" / "ingest-parsers.json").read_text())["postfix"]["queue"])
+        state = json.loads((data / "state" / "ingest-state.json").read_text())["parsers"]["postfix"]
+        sender = pipeline.connect(data).sql("SELECT sender FROM events").fetchall()
+        results.append((state, sender))
     assert results[0] == results[1]
-    assert "1A2B3C4D00" not in results[0] and "1A2B3C4D06" in results[0]
+    state, sender = results[0]
+    assert sender == [(None,)]
+    assert state["queue"]["1A2B3C4D00"]["sender"] is None and "1A2B3C4D06" in state["queue"]
+
+
+@pytest.mark.parametrize("block_bytes", [4096, 256 * 1024, 4 * 1024 * 1024])
+def test_realistic_japanese_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes):
+    """UTF-8 in many blocks (subjects, display names, SMTPUTF8 addresses, Japanese replies): the
+    decision is per line, and the result is the per-line parser's."""
+    log = realistic(tmp_path)
+    assert not log.read_bytes().isascii()
+    fast, slow = ingest_both(tmp_path, [log], block_bytes, monkeypatch)
+    assert_same(fast, slow)
+    assert {row[11] for row in fast[0]} == {"sent", "deferred", "bounced", "expired"}
+    assert any(not row[7].isascii() for row in fast[0])  # SMTPUTF8 recipients stored
+
+
+def test_the_fast_path_takes_the_common_lines_of_japanese_logs(tmp_path):
+    """Non-ASCII lines do not push their neighbours off the fast path, and delivery lines with a
+    UTF-8 address or reply are read column-wise too: fed lines are the expiries, nothing else."""
+    log = realistic(tmp_path)
+    with open(log, "rb") as fh:
+        blocks = [b for b, _ in read_blocks(fh, 1 << 20)]
+    kinds = np.concatenate([postfix_block.extract(b, 65536, CTX).kinds for b in blocks])
+    fed = int(np.count_nonzero(kinds == postfix_block.K_FEED))
+    lines = log.read_bytes().splitlines()
+    expected = sum(1 for ln in lines if b"status=expired" in ln)
+    assert fed == expected and fed < 0.05 * len(kinds)
+
+
+UTF8_ODD = """\
+Nov 10 09:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D01: from=<Ｎｅｗｓ@例え.jp>, size=100, nrcpt=3 (queue active)
+Nov 10 09:00:01 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<ΣΟΦΙΑΣ@例え.jp>, relay=mx.例え.jp[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 了解)
+Nov 10 09:00:01 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<İnfo@例え.jp>, relay=mx.例え.jp[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=5.0.0, status=bounced (host mx.例え.jp[192.0.2.1] said: 5５０ ユーザーがいません (in reply to RCPT TO command))
+Nov 10 09:00:02 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<山田　@例え.jp>, relay=mx.例え.jp[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=4.2.0, status=deferred (host mx.例え.jp[192.0.2.1] said: 450 一時的なエラー (in reply to end of DATA command))
+Nov 10 09:00:02 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<　山田@例え.jp>, relay=mx.例え.jp[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)
+Nov 10 09:00:03 mx1 postfix/smtp[3]: 1A2B3C4D02: to=<たろう@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0/0/0/1, dsn=4.4.1, status=deferred (connect to mfsmax.docomo.ne.jp[203.138.181.112]:25: Connection timed out)
+Nov 10 09:00:04 mx1 postfix/smtp[3]: 1A2B3C4D02: to=<たろう@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0/0/0/1, dsn=5.0.0, status=bounced (host x said: 550 ＵＳＥＲ　ＵＮＫＮＯＷＮ WHİLE SENDİNG RCPT TO)
+Nov 10 09:00:05 mx1 postfix/qmgr[2]: 1A2B3C4D02: from=<news@example.jp>, status=expired, returned to sender
+"""
+
+
+def test_utf8_lines_read_column_wise_give_the_per_line_result(tmp_path, monkeypatch):
+    """Addresses whose lower case Python makes differently (final sigma, dotted I, fullwidth
+    letters), a non-ASCII space at an address's end, full-width digits in a reply, case rules in
+    a text: the block reader's result is the per-line parser's."""
+    log = write_log(tmp_path, UTF8_ODD)
+    for size in (200, 1 << 20):
+        fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
+        assert_same(fast, slow)
+    assert len(fast[0]) >= 6
 
 
 def test_state_carries_over_between_runs_and_files(tmp_path, monkeypatch):
@@ -208,7 +295,7 @@ def test_state_carries_over_between_runs_and_files(tmp_path, monkeypatch):
         ingest(cfg, [part], fmt="postfix", year=2026, columnar=columnar)
         events = pipeline.connect(data).sql(
             "SELECT * EXCLUDE (source_file) FROM events ORDER BY event_id").fetchall()
-        results.append((events, json.loads((data / "state" / "ingest-parsers.json").read_text())["postfix"]["queue"]))
+        results.append((events, json.loads((data / "state" / "ingest-state.json").read_text())["parsers"]["postfix"]["queue"]))
     assert results[0] == results[1]
     assert any(row[5] for row in results[0][0])  # message ids joined
 
@@ -247,7 +334,7 @@ def test_sisimai_diagnostics_as_delivery_texts_give_the_same_events(tmp_path):
                      f"relay={r['rhost'] or 'none'}[192.0.2.1]:25, delay=1, delays=1/0/0/0, dsn={r['status'] or '5.0.0'}, "
                      f"status={status} ({text})\n")
     log = write_log(tmp_path, "".join(lines))
-    assert postfix_block.extract(log.read_bytes(), 65536) is not None  # the block reader reads it
+    assert postfix_block.extract(log.read_bytes(), 65536, CTX) is not None  # the block reader reads it
     fast, slow = ingest_both(tmp_path, [log])
     assert_same(fast, slow)
     assert len(fast[0]) > 450
@@ -259,19 +346,31 @@ def test_the_fast_path_takes_the_common_lines(tmp_path):
     log = generated(tmp_path, lines=20_000)
     with open(log, "rb") as fh:
         blocks = [b for b, _ in read_blocks(fh, 1 << 20)]
-    kinds = np.concatenate([postfix_block.extract(b, 65536).kinds for b in blocks])
+    kinds = np.concatenate([postfix_block.extract(b, 65536, CTX).kinds for b in blocks])
     fed = int(np.count_nonzero(kinds == postfix_block.K_FEED))
     expiries = log.read_text().count("status=expired")
     assert len(kinds) > 10_000
     assert fed == expiries
 
 
-def test_blocks_that_are_not_clean_are_refused():
+def test_the_decision_is_per_line_not_per_block():
+    """A line with bad bytes (invalid UTF-8, NUL, CR, over-long) goes through the front door;
+    a line with valid UTF-8 (a Japanese subject, an SMTPUTF8 address) is read like any other;
+    the clean lines around them stay on the fast path."""
     good = b"Nov 10 09:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D01: removed\n"
-    assert postfix_block.extract(good, 65536) is not None
-    for bad in (good.replace(b"mx1", b"\xe3\x81\x82"), good.replace(b"\n", b"\r\n"), good.replace(b"mx1", b"m\x00"),
-                good * 2 + b"x" * 70000 + b"\n"):
-        assert postfix_block.extract(bad, 65536) is None
+    subject = ("Nov 10 09:00:00 mx1 postfix/cleanup[1]: 1A2B3C4D01: info: header Subject: 配信のお知らせ "
+               "from localhost[127.0.0.1]; from=<news@example.jp> to=<taro@docomo.ne.jp> proto=ESMTP helo=<x>\n").encode()
+    utf8_rcpt = ("Nov 10 09:00:01 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<太郎@例え.jp>, relay=mx.example.jp[192.0.2.1]:25, "
+                 "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)\n").encode()
+    bad = [good.replace(b"mx1", b"m\xff"), good.replace(b"\n", b"\r\n"), good.replace(b"mx1", b"m\x00"),
+           b"x" * 70000 + b"\n"]
+    block = good + subject + utf8_rcpt + b"".join(bad) + good
+    f = postfix_block.extract(block, 65536, CTX)
+    assert f is not None and f.n_lines == 8
+    cls = (native.SCANNER.scan(block, 65536) if native.SCANNER else postfix_block.scan_numpy(block, 65536))["cls"]
+    # (the subject line is one PostfixParser.feed skips: no to=/from= field after its queue id)
+    assert cls.tolist() == [postfix_block.C_FAST, postfix_block.C_SKIP, postfix_block.C_FAST,
+                            *[postfix_block.C_RAW] * 4, postfix_block.C_FAST]
 
 
 def test_gather_strings_cuts_any_slices():

@@ -115,16 +115,49 @@ def test_same_arrays_on_mutated_lines(tmp_path):
 
 
 @needs_scanner
-def test_both_refuse_the_same_blocks():
+def test_both_decide_per_line_the_same_way():
+    """Lines with bad bytes are C_RAW, valid UTF-8 lines are never fast, and both scanners say
+    so of the same lines; a block is refused only when it holds no newline."""
     good = b"Nov 10 09:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D01: removed\n"
     assert assert_same_scan(good) is not None
-    for bad in (good.replace(b"mx1", b"\xe3\x81\x82"), good.replace(b"\n", b"\r\n"), good.replace(b"mx1", b"m\x00"),
-                b"", b"no newline at all", good * 2 + b"x" * 70000 + b"\n"):
-        assert assert_same_scan(bad) is None
+    for bad, cls in ((good.replace(b"mx1", "あ".encode()), postfix_block.C_FEED),
+                     (good.replace(b"\n", b"\r\n"), postfix_block.C_RAW),
+                     (good.replace(b"mx1", b"m\x00"), postfix_block.C_RAW),
+                     (good.replace(b"mx1", b"m\xe3\x81"), postfix_block.C_RAW),      # cut UTF-8
+                     (good.replace(b"mx1", b"\xed\xa0\x80"), postfix_block.C_RAW),  # a surrogate
+                     (good.replace(b"mx1", b"\xc0\xaf"), postfix_block.C_RAW),      # overlong
+                     (good.replace(b"mx1", b"\xf4\x90\x80\x80"), postfix_block.C_RAW),  # above U+10FFFF
+                     (good.replace(b"mx1", "\U0001f4e7".encode()), postfix_block.C_FEED)):
+        got = assert_same_scan(good + bad + good)
+        assert got["cls"].tolist() == [postfix_block.C_FAST, cls, postfix_block.C_FAST], bad
+    for empty in (b"", b"no newline at all"):
+        assert assert_same_scan(empty) is None
+    got = assert_same_scan(good * 2 + b"x" * 70000 + b"\n")
+    assert got["cls"].tolist() == [postfix_block.C_FAST] * 2 + [postfix_block.C_RAW]
     line = b"x" * 99 + b"\n"
-    assert assert_same_scan(line, max_line=100) is not None  # 99 bytes: fits
-    assert assert_same_scan(line, max_line=99) is None       # a line of max_line bytes does not
+    assert assert_same_scan(line, max_line=100)["cls"].tolist() == [postfix_block.C_SKIP]  # 99 bytes: fits
+    assert assert_same_scan(line, max_line=99)["cls"].tolist() == [postfix_block.C_RAW]    # max_line bytes do not
     assert assert_same_scan(good + b"trailing bytes without a newline") is not None
+
+
+@needs_scanner
+def test_same_arrays_on_mutated_bytes(tmp_path):
+    """Mutations with bytes that decide the per-line checks: high bytes (valid and invalid
+    UTF-8), NUL, CR."""
+    rng = random.Random(20261204)
+    lines = [ln.encode() for ln in real_lines(tmp_path) if "postfix" in ln]
+    pieces = ["あ".encode(), b"\xe3\x81", b"\xff", b"\x00", b"\r", b"\xc3\xa9", b"\xed\xa0\x80", b"\xf0\x9f\x93\xa7"]
+    mutants = []
+    for _ in range(6000):
+        line = bytearray(rng.choice(lines)[:-1])
+        at = rng.randrange(len(line) + 1)
+        line[at:at] = rng.choice(pieces)
+        mutants.append(bytes(line) + b"\n")
+    kinds = set()
+    for i in range(0, len(mutants), 300):
+        got = assert_same_scan(b"".join(lines[i % 50:i % 50 + 20] + mutants[i:i + 300]))
+        kinds |= set(got["cls"].tolist())
+    assert kinds == {postfix_block.C_SKIP, postfix_block.C_FEED, postfix_block.C_FAST, postfix_block.C_RAW}
 
 
 @needs_scanner

@@ -338,20 +338,20 @@ def test_unreadable_file_is_reported_and_retried(tmp_path, logs, watchers):
 
 
 def test_clean_leaves_ingestion_to_a_live_watch(tmp_path, logs, watchers):
+    from pipeline.ingest.session import watch_is_running
     from pipeline.jobs.clean import clean
-    from pipeline.ingest.follow import watch_is_running
 
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 10))
     w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
     cfg = load_config(w.config, data_dir=w.data)
     assert w.wait_for(10) == (10, 10)
-    assert watch_is_running(cfg)
+    assert watch_is_running(cfg.data_dir)
     steps = []
     clean(cfg, report=False, on_step=lambda name, value: steps.append(name))
     assert "watch_running" in steps and "ingested" not in steps
     assert w.stop() == 0
-    assert not watch_is_running(cfg)
+    assert not watch_is_running(cfg.data_dir)
     append(log, pf_lines(10, 12))
     steps.clear()
     clean(cfg, report=False, on_step=lambda name, value: steps.append(name))

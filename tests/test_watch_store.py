@@ -10,7 +10,7 @@ import time
 import pyarrow as pa
 
 import pipeline
-import pipeline.ingest.follow as follow_mod
+import pipeline.ingest.engine as engine_mod
 from pipeline.core.config import load_config
 from pipeline.store.event_store import COMPACTION_JOURNAL, EventStore
 from pipeline.store.records import EVENT_SCHEMA, event_id_for
@@ -52,6 +52,20 @@ def test_compact_merges_only_small_files(tmp_path):
     assert not store.compact(day, min_files=8, max_file_bytes=big.stat().st_size)
 
 
+def test_a_killed_writers_temp_file_is_removed_by_the_next_writer(tmp_path):
+    """kill -9 inside a write leaves `.part-*.parquet.tmp` (never read: readers take `part-*`);
+    the next process that writes removes it under the lock, and only then."""
+    EventStore(tmp_path).write(table(0, 10))
+    day_dir = EventStore(tmp_path).files()[0].parent
+    stale = day_dir / ".part-20261205T000000-0123456789ab.parquet.tmp"
+    stale.write_bytes(b"half a parquet file")
+    assert stored(tmp_path) == (10, 10)          # readers never see it
+    store = EventStore(tmp_path)                 # a new process's store
+    assert stale.exists()                        # nothing removed before the lock is taken
+    store.write(table(10, 20))
+    assert not stale.exists() and stored(tmp_path) == (20, 20)
+
+
 class Killed(BaseException):
     """Stands for kill -9: nothing after it runs (no except/finally of the store catches it)."""
 
@@ -84,7 +98,7 @@ def test_kill_during_compaction_is_rolled_forward(tmp_path):
 
 
 def test_follower_compacts_the_days_it_writes(tmp_path, monkeypatch):
-    monkeypatch.setattr(follow_mod, "COMPACT_FILES", 6)
+    monkeypatch.setattr(engine_mod, "COMPACT_FILES", 6)
     log = tmp_path / "mail.log"
     log.write_text(pf_lines(0, 1))
     toml = tmp_path / "c.toml"
@@ -93,7 +107,7 @@ def test_follower_compacts_the_days_it_writes(tmp_path, monkeypatch):
     cfg = load_config(toml, data_dir=tmp_path / "data")
     stop = threading.Event()
     result = {}
-    t = threading.Thread(target=lambda: result.setdefault("s", follow_mod.follow(cfg, stop, use_watchdog=False)))
+    t = threading.Thread(target=lambda: result.setdefault("s", engine_mod.follow(cfg, stop, use_watchdog=False)))
     t.start()
     try:
         for i in range(1, 16):
@@ -110,3 +124,33 @@ def test_follower_compacts_the_days_it_writes(tmp_path, monkeypatch):
     assert summary.compactions >= 1
     assert stored(tmp_path / "data") == (151, 151)
     assert len(EventStore(tmp_path / "data").files()) <= 6
+
+
+def _days_table(days: list[int]) -> pa.Table:
+    """One event per entry of `days` (days after 2026-11-03), in that order; source_offset = position."""
+    rows = {name: [] for name in EVENT_SCHEMA.names}
+    for n, d in enumerate(days):
+        r = {name: None for name in EVENT_SCHEMA.names}
+        r.update(event_id=event_id_for(f"line {n}", f"u{n}@docomo.ne.jp"), ts=1793721871000000 + d * 86_400_000_000 + n,
+                 mta="postfix", recipient=f"u{n}@docomo.ne.jp", status="sent", source_offset=n)
+        for k, v in r.items():
+            rows[k].append(v)
+    return pa.Table.from_pydict(rows, schema=EVENT_SCHEMA)
+
+
+def test_a_batch_out_of_day_order_is_stored_by_day_in_log_order(tmp_path, monkeypatch):
+    import pipeline.store.event_store as es
+    import pyarrow.parquet as pq
+
+    days = [1, 0, 0, 1, 2, 0, 1, 1, 2, 0]
+    for max_runs in (1024, 2):  # few runs: slices put together; many: one reordering copy
+        monkeypatch.setattr(es, "_MAX_RUNS", max_runs)
+        data = tmp_path / str(max_runs)
+        counts = EventStore(data).write(_days_table(days))
+        assert counts["sent"] == len(days)
+        store = EventStore(data)
+        assert len(store.partitions()) == 3
+        for k, part in enumerate(sorted(store.partitions())):
+            (f,) = store.files(part.name.split("=", 1)[1])
+            offsets = pq.read_table(f).column("source_offset").to_pylist()
+            assert offsets == [n for n, d in enumerate(days) if d == k]

@@ -73,7 +73,9 @@ LAZY_COMMANDS = {name: target for name, (target, _) in COMMANDS.items()}
 # Commands (or "group sub-command") that never create or change a file of the data dir: they may
 # run as any user. Every other command that loads the config must run as the data dir's owner
 # (pipeline.core.owner): a file it left owned by root would stop the service user's next run.
-READ_ONLY = frozenset({"config", "classify", "doctor", "suppression list", "suppression show", "lake status"})
+READ_ONLY = frozenset({"config", "classify", "doctor", "suppression list", "suppression show",
+                       "send list", "send status", "send preview", "send mta-config",  # the queue opened read-only
+                       "lake status"})
 COMMAND_META = "mailhygiene.command"  # ctx.meta key: (writes, [command, args...]) of this run
 
 

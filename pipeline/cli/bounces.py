@@ -14,23 +14,25 @@ import sys
 import click
 
 from ..core.errors import MailHygieneError
-
-EX_TEMPFAIL = 75
+from .send import EX_TEMPFAIL, host_fault_exit  # noqa: F401 - EX_TEMPFAIL: the status it documents
 
 
 @click.command("bounces")
 @click.option("--maildir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Read the mails waiting in DIR/new instead of one mail on stdin.")
 @click.option("--recipient", default=None, metavar="ADDR",
-              help="The bounce's envelope recipient (VERP address); default $ORIGINAL_RECIPIENT or $RECIPIENT "
-                   "as Postfix's local and pipe delivery set them.")
+              help="The bounce's envelope recipient (VERP address; a pipe transport passes ${original_recipient}); "
+                   "default $ORIGINAL_RECIPIENT or $RECIPIENT as Postfix's local delivery sets them.")
 @click.pass_context
 def bounces_cmd(ctx, maildir, recipient):
     """Record bounce mails (DSNs and carriers' own formats) as events, like log lines.
 
     \b
-    /etc/aliases:  bounce: "|mailhygiene --config /etc/mailhygiene/mailhygiene.toml bounces"
-    or from cron:  mailhygiene bounces --maildir /var/mail/bounce/Maildir
+    Postfix master.cf (runs as the data dir's owner; an /etc/aliases pipe runs as nobody and is refused):
+      mailhygiene-bounces unix - n n - 1 pipe
+        flags=Rq user=mailhygiene
+        argv=/opt/mailhygiene/.venv/bin/mailhygiene --config /etc/mailhygiene/mailhygiene.toml bounces
+    or from cron, as the owner:  mailhygiene bounces --maildir /var/mail/bounce/Maildir
     """
     from ..sender.bounces import process_bounces
 
@@ -41,8 +43,7 @@ def bounces_cmd(ctx, maildir, recipient):
     except MailHygieneError as exc:  # config, data dir or its owner: this host's fault, not the mail's
         if maildir:
             raise
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EX_TEMPFAIL)
+        host_fault_exit(exc, "bounces")
     envelope = recipient or os.environ.get("ORIGINAL_RECIPIENT") or os.environ.get("RECIPIENT")
     try:
         if maildir:
@@ -54,10 +55,10 @@ def bounces_cmd(ctx, maildir, recipient):
                 while stdin.read(1 << 20):
                     pass
             results = process_bounces(cfg, raw=raw, envelope_recipient=envelope)
-    except MailHygieneError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - only faults of this host get here: the MTA retries
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EX_TEMPFAIL)
+    except Exception as exc:  # noqa: BLE001 - only faults of this host get here (the queue unusable, a full
+        # disk): from stdin the MTA keeps the mail and retries (75); a Maildir run says it and stops (1)
+        if maildir and isinstance(exc, MailHygieneError):
+            raise
+        host_fault_exit(exc, "bounces")
     for res in results:
         click.echo(res.line())

@@ -88,6 +88,9 @@ def clean_cmd(app, as_of, force, progress, quiet, as_json, lang):
                 app.problem(L("cli.problem_no_files", path=value))
             else:
                 click.echo(L("cli.ingest_no_files", path=value))
+        elif name == "sender_events":
+            if value and not silent:
+                click.echo(L("cli.sender_events", n=value))
         elif name == "rule":
             if not silent:
                 click.echo(L("cli.suppress"))

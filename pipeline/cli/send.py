@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from ..core.config import load_config
 from ..core.errors import InputError, MailHygieneError
+from ..sender.queue import MAX_JOB_ID
 
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the mail and retries
+JOB_ID = click.IntRange(1, MAX_JOB_ID)  # a job id SQLite can hold; others are usage errors
 
 
 def _cfg():
@@ -70,7 +74,7 @@ def send_daemon(exit_when_done, max_seconds, verbose):
 
 
 @send.command("status")
-@click.option("--job", "job_id", type=int, default=None, help="One job: every recipient with its last reply.")
+@click.option("--job", "job_id", type=JOB_ID, default=None, help="One job: every recipient with its last reply.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def send_status(job_id, as_json):
     """Counts per job, carrier and state, the current rate per carrier; with --job every recipient."""
@@ -78,7 +82,7 @@ def send_status(job_id, as_json):
     from ..sender.throttle import Throttle
 
     cfg = _cfg()
-    q = Queue.for_config(cfg)
+    q = Queue.for_config(cfg, read_only=True)
     if job_id is not None:
         q.job(job_id)  # InputError for an unknown job
     counts = q.counts(job_id)
@@ -137,7 +141,7 @@ def send_list(as_json):
     """Every job with its counts (like postqueue -p, one line per job)."""
     from ..sender.queue import Queue
 
-    jobs = Queue.for_config(_cfg()).jobs()
+    jobs = Queue.for_config(_cfg(), read_only=True).jobs()
     if as_json:
         click.echo(json.dumps(jobs, ensure_ascii=False, indent=2))
         return
@@ -154,7 +158,7 @@ def send_list(as_json):
 
 
 @send.command("hold")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 def send_hold(job_id):
     """Hold a job: none of its messages starts until `send release` (like postsuper -h)."""
     from ..sender.queue import Queue
@@ -164,7 +168,7 @@ def send_hold(job_id):
 
 
 @send.command("release")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 def send_release(job_id):
     """Release a held job (like postsuper -H)."""
     from ..sender.queue import Queue
@@ -174,7 +178,7 @@ def send_release(job_id):
 
 
 @send.command("cancel")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 def send_cancel(job_id):
     """Cancel a job: its queued and deferred recipients become skipped (reason cancelled)."""
     from ..sender.queue import Queue
@@ -184,7 +188,7 @@ def send_cancel(job_id):
 
 
 @send.command("retry")
-@click.option("--job", "job_id", type=int, default=None, help="Only this job's deferred recipients.")
+@click.option("--job", "job_id", type=JOB_ID, default=None, help="Only this job's deferred recipients.")
 def send_retry(job_id):
     """Make deferred recipients due now (like postqueue -f)."""
     from ..sender.queue import Queue
@@ -226,8 +230,13 @@ def send_mta_config(mta, out_dir):
 
     files = mta_config(_cfg(), mta)
     if out_dir:
+        from ..core.fsutil import ensure_dir
+
         target = Path(out_dir)
-        target.mkdir(parents=True, exist_ok=True)
+        if os.path.lexists(target) and not target.is_dir():
+            raise InputError(f"--dir {target} exists and is not a directory: give a directory (it is created "
+                             "when missing)")
+        ensure_dir(target)
         for name, text in files.items():
             atomic_write_text(target / name, text)
             click.echo(f"wrote {target / name}")
@@ -242,7 +251,7 @@ def send_mta_config(mta, out_dir):
 @click.option("--carrier", required=True, help="docomo, au, softbank, ymobile, rakuten or other.")
 @click.option("--subject", default=None, help="Subject (or use --job).")
 @click.option("--body-file", default=None, type=click.Path(exists=True, dir_okay=False))
-@click.option("--job", "job_id", type=int, default=None, help="Preview a queued job instead.")
+@click.option("--job", "job_id", type=JOB_ID, default=None, help="Preview a queued job instead.")
 @click.option("--to", "to", default=None, help="Recipient shown in To: (default: a sample address).")
 def send_preview(carrier, subject, body_file, job_id, to):
     """Show the exact bytes that would be sent to a carrier, then decode them back."""
@@ -252,7 +261,7 @@ def send_preview(carrier, subject, body_file, job_id, to):
     cfg = _cfg()
     s = cfg.sender
     if job_id is not None:
-        job = Queue.for_config(cfg).job(job_id)
+        job = Queue.for_config(cfg, read_only=True).job(job_id)
         subject, body = job.subject, job.body
     elif subject is None or body_file is None:
         raise InputError("give --subject and --body-file, or --job ID")
@@ -290,8 +299,14 @@ def intake(maildir, no_reply):
 
     Refused or malformed requests, whatever is in them, are logged (data_dir/sender/intake.log)
     and exit 0, so the MTA never bounces anything to an unauthorised sender; only a fault of this
-    host (queue locked, disk full, suppression list unavailable) exits 75 (EX_TEMPFAIL) so the MTA
-    keeps the mail and retries.
+    host (queue locked, disk full, suppression list unavailable, running as another user than the
+    data dir's owner) exits 75 (EX_TEMPFAIL) so the MTA keeps the mail and retries.
+
+    \b
+    Postfix master.cf (runs as the data dir's owner; an /etc/aliases pipe runs as nobody):
+      mailhygiene unix - n n - 1 pipe
+        flags=Rq user=mailhygiene
+        argv=/opt/mailhygiene/.venv/bin/mailhygiene --config /etc/mailhygiene/mailhygiene.toml intake
     """
     from ..sender.intake import process_maildir, process_request
 
@@ -301,8 +316,7 @@ def intake(maildir, no_reply):
     except MailHygieneError as exc:  # config, data dir or its owner: this host's fault, not the mail's
         if maildir:
             raise
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EX_TEMPFAIL)
+        host_fault_exit(exc, "intake")
     if maildir:
         for res in process_maildir(cfg, maildir, reply=not no_reply):
             click.echo(res.line())
@@ -316,6 +330,42 @@ def intake(maildir, no_reply):
     try:
         res = process_request(cfg, raw, reply=not no_reply)
     except Exception as exc:  # noqa: BLE001 - only our own faults get here: the MTA must retry, not bounce
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EX_TEMPFAIL)
+        host_fault_exit(exc, "intake")
     click.echo(res.line())
+
+
+def host_fault_exit(exc: BaseException, command: str) -> NoReturn:
+    """Exit 75 (EX_TEMPFAIL: the MTA keeps the mail and retries it; nothing is lost) with one
+    `Error:` line on stderr, which the MTA logs (Postfix: "Command output: ..." in the mail log),
+    saying what to fix. The common case: an /etc/aliases pipe runs the command as `nobody`
+    (Postfix's default_privs), which the data dir's owner check refuses; the fix is a pipe
+    transport in master.cf with user=<the data dir's owner> (docs/sender.md)."""
+    from ..core.fsutil import describe_os_error
+    from ..core.owner import WrongUserError, user_name
+    from . import one_line
+
+    text = str(exc)
+    if isinstance(exc, WrongUserError):
+        owner = _data_dir_owner()
+        if owner is not None and owner != os.geteuid():
+            me, name = user_name(os.geteuid()), user_name(owner)
+            section = "Bounce mailbox" if command == "bounces" else "Wiring it into the MTA"
+            text = (f"{command} runs as {me}, but the data directory belongs to {name} and is written by {name} "
+                    f"alone: deliver these mails through a pipe transport in Postfix's master.cf with "
+                    f"user={name} (flags=Rq user={name} argv=.../mailhygiene --config ... {command}; "
+                    f"docs/sender.md \"{section}\"), not an /etc/aliases pipe, which runs as {me}")
+    elif isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        text = f"{where}{describe_os_error(exc)}"
+    click.echo(f"Error: {one_line(text)} (exit {EX_TEMPFAIL}: the MTA keeps the mail and retries)", err=True)
+    sys.exit(EX_TEMPFAIL)
+
+
+def _data_dir_owner() -> int | None:
+    """The uid owning the configured data dir (None when it cannot be told)."""
+    app = click.get_current_context().find_root().obj
+    try:
+        cfg = load_config(app.config_path, data_dir=app.data_dir, timezone=app.timezone)
+        return cfg.data_dir.stat().st_uid
+    except (MailHygieneError, OSError, AttributeError):
+        return None

@@ -1,4 +1,4 @@
-"""CLI command `watch`: follow the configured log sources live (thin layer over pipeline.ingest.follow)."""
+"""CLI command `watch`: follow the configured log sources live (thin layer over pipeline.ingest.engine)."""
 
 from __future__ import annotations
 
@@ -35,27 +35,32 @@ def watch_cmd(app, verbose, no_inotify):
     ingestion to it (see docs/watch.md). Messages go to stderr.
     """
     from ..core.errors import ConfigError
-    from ..ingest.follow import follow
+    from ..ingest.engine import Engine
 
     cfg = app.cfg
-    if not cfg["sources"]:
+    if not cfg.sources:
         raise ConfigError("no log sources configured: add [[sources]] entries, e.g. "
                           "path = \"/var/log/mail.log\", format = \"postfix\", to the config file")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = logging.getLogger("mailhygiene.watch")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = False
+    for name in ("mailhygiene.watch", "mailhygiene.lake"):  # the lake: this node's uploads ([store] url)
+        each = logging.getLogger(name)
+        each.addHandler(handler)
+        each.setLevel(logging.DEBUG if verbose else logging.INFO)
+        each.propagate = False
 
-    def on_start(follower):
+    def on_start(engine):
         def stop(signum, frame):
             logger.info("watch: %s received: flushing and stopping", signal.Signals(signum).name)
-            follower.stop()
+            engine.stop()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
 
-    summary = follow(cfg, use_watchdog=not no_inotify, on_start=on_start)
+    from ..lake.node import watch_hook
+
+    summary = Engine.from_config(cfg).follow(cfg.sources, use_watchdog=not no_inotify, on_start=on_start,
+                                             on_stored=watch_hook(cfg))
     click.echo(f"watch: {summary.lines} lines read, {summary.events_written} events written, "
                f"{sum(summary.rejected.values())} lines rejected", err=True)

@@ -1,9 +1,19 @@
-"""Ingest: MTA log lines -> classified event rows in the event store.
+"""Ingest: MTA log lines -> classified event rows in the event store. One engine for batch and live.
 
-  engine     batch ingest of files (plain or .gz): detect the format, feed the parsers, classify,
-             hand Arrow batches to the store; positions saved after the events they cover
-  follow     the live follower of `watch` (rotation, copytruncate, multilog)
-  tail       log file identity (first-line fingerprint), positions, opening .gz
-  parsers/   one parser per MTA (postfix, sendmail, qmail) + the Postfix block reader
-  native/    the compiled Postfix block scanner (ctypes), with a numpy fallback
+  engine     the engine: a source read to its end (`ingest`, `clean`) or followed (`watch`);
+             per chunk: the MTA's parser (Postfix: the block reader), the sink, commits
+  source     line sources: files, globs, .gz, standard input (`-`); file identity by the
+             fingerprint of the first line; rotation (rename+create, copytruncate, .1 -> .1.gz,
+             multilog), a file renamed away found among its siblings
+  session    one parser per MTA (state changed only through the parser's own interface), the
+             front door for raw lines (rejects), and the state file: positions + parser state in
+             one atomic, fsync'd file written after the events it covers are durable
+  sink       classification (carrier, reason, scope, hard) and event ids, then the event store
+             (pipeline.store.event_store) on a writer thread
+  parsers/   one parser per MTA (postfix, sendmail, qmail): the definition of each format; the
+             Postfix block reader (postfix_block), held to PostfixParser by a differential test
+  native/    the compiled Postfix block scanner (ctypes), with a numpy definition as fallback
+
+Public API: engine.ingest(cfg, paths, ...), engine.follow(cfg, stop_event), engine.Engine,
+session.watch_is_running(data_dir).
 """

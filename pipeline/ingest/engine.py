@@ -1,474 +1,303 @@
-"""Batch ingest: log files (plain or .gz) -> classified event rows in the event store.
+"""The ingest engine: a line source -> a parser session -> the event sink, for batch and live.
 
-Reads the files given (or the configured sources), detects each file's MTA, feeds complete lines
-to the MTA's parser, classifies the events in batches, and hands Arrow tables to the event store
-(the only Parquet writer). Bad lines (invalid UTF-8, NUL bytes, overlong, malformed delivery
-lines) are counted and sampled to <data_dir>/rejects/, never fatal. Positions are committed only
-after the events they cover are stored, so an interrupted run loses nothing on the next run.
+Batch (`mailhygiene ingest`, the ingest step of `clean`) is a source read to its end; watch
+(`mailhygiene watch`) is the same source followed. Both run every chunk of lines through the same
+steps:
 
-Called by the CLI (`ingest`, `clean`) and by pipeline.ingest.follow for live logs.
+1. the stream's MTA is decided when it is opened (`--format auto`: by a sample of its first
+   lines, per line when a file mixes MTAs; an explicit format is checked against the sample, so
+   a sendmail log given as `--format postfix` is refused, not read and not marked as read);
+2. Postfix and sendmail chunks go through their block readers (parsers/postfix_block.py,
+   parsers/sendmail_block.py: the fields of the usual lines are found in reader threads ahead of
+   the chunk being applied; every other line, and every line with bad bytes, goes to the
+   parser's feed() through the front door, in order); other chunks (qmail, mixed files, the
+   block readers turned off) are decoded at once when they are valid UTF-8 without NUL, CR or
+   over-long lines, else line by line through the front door;
+3. events collect in the session's sink buffer; every `ingest.batch_events` events (batch) or
+   `watch.flush_interval` seconds (live) the session commits: events to the store first, then
+   positions and parser state in one atomic file.
+
+Called by the CLI (`ingest`, `watch`) and pipeline.jobs.clean.
 """
 
 from __future__ import annotations
 
-import glob
 import io
-import json
-import os
+import logging
+import threading
 import time
-from collections import Counter, deque
-from contextlib import closing
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
+from zoneinfo import ZoneInfo
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from ..store import arrow_build as ab
 from ..classify.carriers import CarrierTable
-from ..classify.classifier import DELIVERED, classify
-from ..core.config import Config
-from ..core.errors import InputError, StoreError
-from ..store.event_store import EventStore
-from .parsers import EVENT, MALFORMED, ParseContext, Parser, detect_format, parser_class, postfix_block
-from .parsers.postfix import PostfixParser
-from ..store.records import EVENT_SCHEMA, PARSED_COLUMNS, event_ids_for
-from .tail import Positions, fingerprint, is_compressed, open_log
+from ..core.config import Config, IngestSettings, SourceSettings, WatchSettings
+from ..core.errors import InputError
+from . import native
+from .parsers import BLOCK_READERS, MALFORMED, REGISTRY, SKIP, parser_class
+from .parsers.common import MAX_LINE_BYTES
+from .session import IngestSummary, Session, watch_is_running, watch_lock
+from .source import (LINES, PARTIAL, READ_BUDGET, SKIPPED, TOO_LONG, Chunk, LogFiles, SourceSpec, Stream,
+                     STDIN, expand_paths)
 
-MAX_LINE_BYTES = 64 * 1024
-BLOCK_BYTES = 8 * 1024 * 1024  # files are read in blocks of whole lines (BENCHMARKS.md: 8 MiB over 4)
-EXTRACT_AHEAD = 2  # Postfix blocks whose fields are being found while one is applied
+log = logging.getLogger("mailhygiene.watch")
+
+EXTRACT_AHEAD = 2        # Postfix chunks whose fields are being found while one is applied
 DETECT_SAMPLE_LINES = 2000
-# A last line without newline in a plain file modified this recently may still be being
-# written: leave it for the next run. Older (or compressed) files: it is read as it is.
-PARTIAL_LINE_GRACE_S = 60
+CONTEXT_REFRESH_S = 3600  # followed files: the year of `Mon DD` stamps is inferred from "now" this fresh
+COMPACT_FILES = 32       # followed: a day partition with more files than this is compacted ...
+COMPACT_SMALL_BYTES = 16 << 20   # ... merging only its files smaller than this
+REPORT_EVERY_S = 60.0
+RETRY_MAX_S = 60.0
+MIXED = "mixed"          # a stream whose lines come from several MTAs: routed line by line
+
+# what another MTA's lines carry (a chunk of an `auto` stream with them is routed line by line)
+_FOREIGN = {
+    "postfix": (b" sendmail[", b" sm-m", b" qmail:", b"\n@4000"),
+    "sendmail": (b" postfix/", b" postfix-", b" qmail:", b"\n@4000"),
+    "qmail": (b" postfix/", b" postfix-", b" sendmail[", b" sm-m"),
+}
 
 
-@dataclass
-class IngestSummary:
-    files: list[dict] = field(default_factory=list)
-    lines: int = 0
-    bytes: int = 0
-    events_parsed: int = 0
-    events_written: int = 0
-    written_by_status: Counter = field(default_factory=Counter)
-    rejected: Counter = field(default_factory=Counter)
-    recovered: int = 0
-    rejects_file: str | None = None
-    seconds: float = 0.0
+class Engine:
+    """Batch and live ingest into one data dir; see the module docstring."""
 
-    @property
-    def duplicates(self) -> int:
-        return self.events_parsed - self.events_written
-
-    def as_dict(self) -> dict:
-        return {
-            "files": self.files, "lines": self.lines, "bytes": self.bytes,
-            "events_parsed": self.events_parsed, "events_written": self.events_written,
-            "already_stored": self.duplicates,
-            "written_by_status": dict(self.written_by_status),
-            "lines_rejected": sum(self.rejected.values()),
-            "rejected_by_reason": dict(self.rejected), "recovered_from_rejected": self.recovered,
-            "rejects_file": self.rejects_file, "seconds": round(self.seconds, 3),
-        }
-
-
-_EMPTY, _NUL, _SENT = ab.scalar(""), ab.scalar("\x00"), ab.scalar("sent")
-
-
-def _column(values: list, type: pa.DataType) -> pa.Array:
-    """One column of dict rows as Arrow (arrow_build: no pa.array, so no pandas import)."""
-    if pa.types.is_string(type):
-        return ab.strings(values)
-    if pa.types.is_boolean(type):
-        return ab.optional_bools(values)
-    return ab.optional_ints(values, type)
-
-
-class RejectLog:
-    """Counts bad lines and keeps up to `limit` samples (file, offset, reason, text) as JSONL."""
-
-    def __init__(self, data_dir: Path, limit: int, summary: IngestSummary):
-        self.dir = data_dir / "rejects"
-        self.limit = limit
-        self.kept = 0
-        self.summary = summary
-        self._fh = None
-
-    def add(self, reason: str, source: str, offset: int, raw: bytes) -> None:
-        self.summary.rejected[reason] += 1
-        if self.kept >= self.limit:
-            return
-        if self._fh is None:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            path = self.dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl"
-            self._fh = open(path, "a", encoding="utf-8")
-            self.summary.rejects_file = str(path)
-        sample = raw[:4096].decode("utf-8", "backslashreplace")
-        self._fh.write(json.dumps({"file": source, "offset": offset, "reason": reason,
-                                   "bytes": len(raw), "line": sample}, ensure_ascii=False) + "\n")
-        self.kept += 1
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-class EventBuffer:
-    """Collects parsed rows (dicts from the per-line parsers, column batches from the Postfix
-    block reader); at flush classifies them and writes one Arrow batch to the store."""
-
-    def __init__(self, cfg: Config, store: EventStore, summary: IngestSummary):
-        self.rows: list[dict] = []
-        self.column_parts: list[dict] = []
-        self._column_rows = 0
-        self.store = store
-        self.summary = summary
-        self.carriers = CarrierTable.from_config(cfg["carriers"])
-
-    def add(self, row: dict) -> None:
-        self.rows.append(row)
-
-    def add_columns(self, columns: dict) -> None:
-        """A batch of rows as columns: PARSED_COLUMNS as Arrow arrays (and those of annotate)."""
-        self.column_parts.append(columns)
-        self._column_rows += len(columns["ts"])
-
-    def __len__(self) -> int:
-        return len(self.rows) + self._column_rows
-
-    def to_table(self) -> pa.Table:
-        """The buffered rows as one classified Arrow table."""
-        tables = [self._rows_table()] if self.rows else []
-        tables.extend(self._columns_table(part) for part in self.column_parts)
-        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-
-    def _rows_table(self) -> pa.Table:
-        """The dict rows, built column by column (the rows themselves are left as they are:
-        parsers keep deferred rows in their state)."""
-        rows = self.rows
-        cols: dict[str, list] = {name: list(map(itemgetter(name), rows)) for name in PARSED_COLUMNS}
-        cols["carrier"] = self._carriers(cols["recipient_domain"], cols["relay"])
-        cols["reason"], cols["scope"], cols["hard"] = self._classes(
-            cols["status"], cols["diagnostic"], cols["dsn"], cols["reply_code"], cols["smtp_phase"], cols["mta"])
-        cols["event_id"] = event_ids_for(list(map(itemgetter("_line"), rows)), cols["recipient"])
-        return pa.Table.from_arrays([_column(cols[f.name], f.type) for f in EVENT_SCHEMA], schema=EVENT_SCHEMA)
-
-    @staticmethod
-    def _columns_table(part: dict) -> pa.Table:
-        """A column batch of the block reader (classified in its threads, see annotate)."""
-        cols = dict(part, ts=part["ts"].cast(pa.timestamp("us", tz="UTC")))
-        return pa.Table.from_arrays([cols[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
-
-    def annotate(self, rows: dict, mta: str = "postfix") -> None:
-        """Add carrier, reason, scope and hard to column-wise rows (from `recipient_domain`,
-        `relay`, `status`, `text`, `dsn`, `reply_code`, `smtp_phase`). Called by
-        postfix_block.extract in the reader threads: the carrier table and the classifier are
-        pure functions with thread-safe caches."""
-        n = len(rows["status"])
-        # carrier per distinct (domain, relay): a batch holds few
-        pairs = pc.binary_join_element_wise(rows["recipient_domain"], pc.fill_null(rows["relay"], _EMPTY), _NUL).dictionary_encode()
-        distinct = [pair.split("\x00", 1) for pair in pairs.dictionary.to_pylist()]
-        rows["carrier"] = ab.strings(self._carriers([d for d, _ in distinct], [r for _, r in distinct])).take(pairs.indices)
-        # classes as codes into the few distinct ones; 0 is "delivered" (every sent row)
-        class_code = np.zeros(n, np.int32)
-        distinct_classes = {DELIVERED: 0}
-        failed = np.flatnonzero(ab.to_bools(pc.not_equal(rows["status"], _SENT)))
-        if len(failed):
-            # classified once per distinct (status, text, dsn, reply code, phase) of the batch
-            # (a null and an empty field are the same to classify()); the block is ASCII
-            # without NUL, so NUL separates the parts of the key
-            take = ab.indices(failed)
-            parts = [pc.fill_null(rows[c].take(take), _EMPTY) for c in ("status", "text", "dsn", "smtp_phase")]
-            parts.insert(3, pc.fill_null(pc.cast(rows["reply_code"].take(take), pa.string()), _EMPTY))
-            keys = pc.binary_join_element_wise(*parts, _NUL).dictionary_encode()
-            key_of = ab.to_ints(keys.indices)
-            _, first = np.unique(key_of, return_index=True)
-            take = ab.indices(failed[first])
-            picked = [rows[c].take(take).to_pylist() for c in ("status", "text", "dsn", "reply_code", "smtp_phase")]
-            classes = self._classify_rows(*picked, [mta] * len(first))
-            codes_of_key = np.array([distinct_classes.setdefault(c, len(distinct_classes)) for c in classes], np.int32)
-            class_code[failed] = codes_of_key[key_of]
-        codes = ab.numbers(class_code, pa.int32())
-        for name, values in zip(("reason", "scope", "hard"), zip(*distinct_classes)):
-            dictionary = ab.optional_bools(values) if name == "hard" else ab.strings(values)
-            rows[name] = dictionary.take(codes)
-
-    def _carriers(self, domains: list, relays: list) -> list[str]:
-        carrier_for = self.carriers.carrier_for
-        return [carrier_for(d or "", relay) for d, relay in zip(domains, relays)]
-
-    @staticmethod
-    def _classify_rows(statuses, diagnostics, dsns, codes, phases, mtas) -> list:
-        return [DELIVERED if status == "sent" else
-                classify(status=status, diagnostic=diag, dsn=dsn, reply_code=code, smtp_phase=phase, mta=mta)
-                for status, diag, dsn, code, phase, mta in zip(statuses, diagnostics, dsns, codes, phases, mtas)]
+    def __init__(self, data_dir: Path, tz: ZoneInfo, settings: IngestSettings, carriers: CarrierTable, *,
+                 watch: WatchSettings | None = None, year: int | None = None, columnar: bool = True,
+                 progress: bool | None = None):
+        self.data_dir = Path(data_dir)
+        self.tz = tz
+        self.settings = settings
+        self.carriers = carriers
+        self.watch_settings = watch or WatchSettings()
+        self.year = year
+        self.columnar = columnar  # Postfix chunks through postfix_block (False: per line only; tests)
+        self.progress = progress
+        self.session: Session | None = None
+        self.files: LogFiles | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self.stop_event = threading.Event()
+        self.wake = threading.Event()
 
     @classmethod
-    def _classes(cls, *columns) -> tuple[list, list, list]:
-        classes = cls._classify_rows(*columns)
-        return [c.reason for c in classes], [c.scope for c in classes], [c.hard for c in classes]
+    def from_config(cls, cfg: Config, **options) -> "Engine":
+        return cls(cfg.data_dir, cfg.tz, cfg.ingest, CarrierTable.from_config(cfg.carriers), watch=cfg.watch, **options)
 
-    def flush(self) -> int:
-        table = self.take()
-        return self.count_written(self.store.write(table)) if table is not None else 0
-
-    def take(self) -> pa.Table | None:
-        """The buffered rows as a classified table (counted as parsed); the buffer is emptied."""
-        if not len(self):
-            return None
-        table = self.to_table()
-        self.summary.events_parsed += len(self)
-        self.rows = []
-        self.column_parts = []
-        self._column_rows = 0
-        return table
-
-    def count_written(self, by_status: Counter) -> int:
-        written = sum(by_status.values())
-        self.summary.events_written += written
-        self.summary.written_by_status.update(by_status)
-        return written
-
-
-def feed_raw_line(feed, raw: bytes, offset: int, source: str, rejects: RejectLog,
-                  summary: IngestSummary) -> None:
-    """The one front door for a raw log line (batch ingest and the live follower): overlong
-    lines are rejected unread; invalid UTF-8 and NUL bytes are rejected but still parsed with
-    replacement, so a delivery inside them is recovered; malformed delivery lines are rejected."""
-    if len(raw) > MAX_LINE_BYTES:
-        rejects.add("too_long", source, offset, raw)
-        return
-    try:
-        line = raw.decode("utf-8")
-        bad = None
-    except UnicodeDecodeError:
-        line = raw.decode("utf-8", "replace")
-        bad = "invalid_utf8"
-    if "\x00" in line:
-        line = line.replace("\x00", "")
-        bad = bad or "nul_bytes"
-    result = feed(line.rstrip("\r\n"), offset)
-    if bad:
-        rejects.add(bad, source, offset, raw)
-        if result == EVENT:
-            summary.recovered += 1
-    elif result == MALFORMED:
-        rejects.add("malformed", source, offset, raw)
-
-
-def expand_paths(patterns: Iterable[str]) -> list[Path]:
-    """Files named or matched by globs, oldest first (rotated logs before the current one)."""
-    found: dict[str, Path] = {}
-    for pattern in patterns:
-        matches = glob.glob(os.path.expanduser(pattern)) if glob.has_magic(pattern) else [pattern]
-        for m in matches:
-            p = Path(m)
-            if p.is_dir():
-                raise InputError(f"{p} is a directory: give log files (globs like {p}/mail.log* work)")
-            if not p.exists():
-                if glob.has_magic(pattern):
-                    continue
-                raise InputError(f"{p} does not exist")
-            found[str(p.resolve())] = p
-    return sorted(found.values(), key=_age_key)
-
-
-def _age_key(p: Path):
-    # mail.log.3.gz is older than mail.log.2 ... older than mail.log; fall back to mtime
-    st = p.stat()
-    return (st.st_mtime, -_rotation_number(p.name))
-
-
-def _rotation_number(name: str) -> int:
-    parts = name.replace(".gz", "").rsplit(".", 1)
-    return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else 0
-
-
-class Ingestor:
-    """One ingest run: shared parsers (state spans files), one buffer, one reject log."""
-
-    def __init__(self, cfg: Config, *, fmt: str = "auto", year: int | None = None,
-                 use_positions: bool = True, progress: bool | None = None, columnar: bool = True):
-        self.cfg = cfg
-        self.columnar = columnar  # Postfix clean blocks through postfix_block (False: per line only)
-        self.fmt = fmt
+    # ================================================================== batch
+    def ingest(self, paths: Iterable[str], *, fmt: str = "auto", use_positions: bool = True) -> IngestSummary:
+        """Read files (plain or .gz; globs; `-` for standard input) to their end."""
         if fmt != "auto":
             parser_class(fmt)  # validates the name
-        self.year = year or cfg["ingest"]["year"] or None
-        self.use_positions = use_positions
-        self.progress = progress
-        self.summary = IngestSummary()
-        self.store = EventStore(cfg.data_dir)
-        self.buffer = EventBuffer(cfg, self.store, self.summary)
-        self.rejects = RejectLog(cfg.data_dir, cfg["ingest"]["reject_samples"], self.summary)
-        self.positions = Positions(cfg.data_dir)
-        self.parsers: dict[str, Parser] = {}
-        self._writer: ThreadPoolExecutor | None = None  # stores batches while parsing goes on (run)
-        self._reader: ThreadPoolExecutor | None = None  # finds the fields of the next blocks (_blocks)
-        self._pending: tuple | None = None  # the commit whose batch the writer is storing
-        self.state_path = cfg.data_dir / "state" / "ingest-parsers.json"
-        self._saved_state = self._load_state()
-
-    def _load_state(self) -> dict:
-        try:
-            return json.loads(self.state_path.read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def _parser(self, mta: str, ctx: ParseContext) -> Parser:
-        p = self.parsers.get(mta)
-        if p is None:
-            p = parser_class(mta)(ctx, self.buffer.add)
-            if mta in self._saved_state:
-                p.set_state(self._saved_state[mta])
-            self.parsers[mta] = p
-        else:
-            p.ctx = ctx
-        return p
-
-    def run(self, paths: Iterable[str | os.PathLike]) -> IngestSummary:
+        specs = [SourceSpec(str(p), fmt) for p in paths]
         started = time.monotonic()
-        files = expand_paths([str(p) for p in paths])
-        if not files:
-            raise InputError("no log files matched: check the paths or the [[sources]] in the config")
-        total = sum(f.stat().st_size for f in files)
-        bar = None
-        if self.progress is not False:
-            from tqdm import tqdm
+        private = watch_is_running(self.data_dir)
+        summary = IngestSummary()
+        with Session(self.data_dir, self.tz, self.settings, self.carriers, year=self.year, private=private,
+                     summary=summary) as session:
+            self.session = session
+            files = self.files = LogFiles(specs, session.positions, follow=False,
+                                          use_positions=use_positions and not private)
+            listed = files.batch_files()
+            stdin = [spec for spec in specs if spec.is_stdin]
+            if not listed and not stdin:
+                raise InputError("no log files matched: check the paths or the [[sources]] in the config")
+            sizes = [p.stat().st_size for _, p in listed]
+            bar = self._progress_bar(sum(sizes))
+            try:
+                if use_positions and not private:
+                    for s in files.resume_unfinished(batch=True):
+                        self._read_to_end(s, bar)
+                for (spec, path), size in zip(listed, sizes):
+                    try:
+                        s = files.open_path(spec, str(path))
+                    except OSError as exc:
+                        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+                    if s is None:
+                        summary.files.append({"path": str(path), "format": spec.fmt, "lines": 0, "events": 0})
+                    else:
+                        self._read_to_end(s, bar)
+                    if bar is not None:
+                        bar.update(size)
+                for spec in stdin:
+                    self._read_to_end(files.open_stdin(spec), bar)
+                files.snapshot_positions()
+                session.commit()
+            finally:
+                files.close()
+                self._stop_readers()
+                if bar is not None:
+                    bar.close()
+        summary.seconds = time.monotonic() - started
+        return summary
 
-            show = self.progress is True or total > 20_000_000
-            bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest",
-                       disable=None if show else True, leave=False)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
-        try:
-            for f in files:
-                self._ingest_file(f, bar)
-            self._finish_commit()
-        finally:
-            self._writer.shutdown(wait=True)  # after an error the last batch is stored, its position not: re-read, deduped
-            if self._reader is not None:
-                self._reader.shutdown(wait=True)
-            if bar is not None:
-                bar.close()
-            self.rejects.close()
-        self.summary.seconds = time.monotonic() - started
-        return self.summary
+    def ingest_sources(self, sources: Iterable[SourceSettings], on_source=None) -> list[IngestSummary]:
+        """The configured sources, each read to its end (the ingest step of `clean`)."""
+        out = []
+        for src in sources:
+            if not any(True for _ in _matching(src.path)):
+                if on_source is not None:
+                    on_source(src.path, None)
+                continue
+            summary = self.ingest([src.path], fmt=src.format)
+            out.append(summary)
+            if on_source is not None:
+                on_source(src.path, summary)
+        return out
 
-    def _ingest_file(self, path: Path, bar) -> None:
+    def _read_to_end(self, s: Stream, bar) -> None:
+        files, session = self.files, self.session
+        ready = self._on_open(s, complete=True)
+        info = s.info
+        if not ready:
+            files.drop(s)
+            return
+        events_before = session.summary.events_parsed + len(session.buffer)
         try:
-            fp, fp_len = fingerprint(path)
-            compressed = is_compressed(path)
-            st = path.stat()
-        except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+            for chunk, fields in self._ahead(files.chunks(s)):
+                self._apply(chunk, fields)
         except EOFError:
-            raise InputError(f"{path} is a truncated gzip file") from None
-        fmt = self.fmt
-        if fmt == "auto":
-            fmt = self._detect(path)
-        info = {"path": str(path), "format": fmt, "lines": 0, "events": 0}
-        self.summary.files.append(info)
-        if fmt is None:
-            info["format"] = "unrecognised"
-            if bar is not None:
-                bar.update(st.st_size)
-            return
-        ctx = ParseContext(tz=self.cfg.tz, source_file=str(path), mtime=st.st_mtime, year=self.year)
-        parser = self._parser(fmt, ctx)
-        start = self.positions.offset(fp) if (self.use_positions and fp) else 0
-        grace = not compressed and (time.time() - st.st_mtime) < PARTIAL_LINE_GRACE_S
-        batch_limit = self.cfg["ingest"]["batch_events"]
-        feed = parser.feed
-        columnar = isinstance(parser, PostfixParser) and self.columnar
-        source = str(path)
-        offset = start
-        events_before = self.summary.events_parsed + len(self.buffer)
-        summary, buffer = self.summary, self.buffer
+            self._salvage_gz(s)
+        except OSError as exc:
+            # an I/O error of the log: keep what was read, report it
+            session.rejects.add("unreadable_rest", s.path, s.offset, str(exc).encode())
+        info["events"] = session.summary.events_parsed + len(session.buffer) - events_before
+        files.snapshot_positions()
+        files.drop(s)
+        session.commit()
+        info["events"] = session.summary.events_parsed - events_before
+
+    def _salvage_gz(self, s: Stream) -> None:
+        """A truncated .gz: a chunk read loses what it had decompressed, so read again from the
+        last consumed offset, line by line, up to the damage."""
+        from .source import open_log
+
+        feed = self._feed_of(s)
         try:
-            with open_log(path) as fh:
-                if start:
-                    fh.seek(start)
-                try:
-                    with closing(self._blocks(fh, columnar)) as blocks:
-                        for block, whole, fields in blocks:
-                            if not whole and grace:
-                                break  # partial last line of a live file: next run reads it whole
-                            lines = _plain_lines(block) if whole and not columnar else None
-                            if fields is not None:
-                                # Postfix, clean block: read column-wise (pipeline/parsers/postfix_block.py)
-                                result = postfix_block.read_block(parser, block, offset, fields)
-                                for off, line in result.malformed:
-                                    self.rejects.add("malformed", source, off, line.encode() + b"\n")
-                                if result.columns is not None:
-                                    buffer.add_columns(result.columns)
-                                offset += len(block)
-                                summary.lines += result.lines
-                                info["lines"] += result.lines
-                                if len(buffer) >= batch_limit:
-                                    self._commit(fp, offset, path)
-                            elif lines is not None:
-                                # the common case, decoded once: every line is valid, short, NUL-free
-                                for line in lines:
-                                    if feed(line, offset) == MALFORMED:
-                                        self.rejects.add("malformed", source, offset, line.encode() + b"\n")
-                                    offset += len(line) + 1
-                                    if len(buffer) >= batch_limit:
-                                        self._commit(fp, offset, path)
-                                summary.lines += len(lines)
-                                info["lines"] += len(lines)
-                            else:
-                                offset = self._feed_raw_lines(feed, block, offset, source, info, fp, path)
-                            if bar is not None and not compressed:
-                                bar.update(len(block))
-                except EOFError:
-                    # a truncated .gz: a block read loses what it had decompressed, so read
-                    # again from the last whole block, line by line, up to the damage
-                    with open_log(path) as again:
-                        again.seek(offset)
-                        for raw in again:
-                            offset = self._feed_raw_lines(feed, raw, offset, source, info, fp, path)
+            with open_log(s.path) as again:
+                again.seek(s.offset)
+                for raw in again:
+                    self.session.front_door(feed, raw, s.offset, s.path)
+                    s.offset += len(raw)
+                    self._count(s, 1, len(raw))
+                    self._maybe_commit_batch(s)
         except (OSError, EOFError) as exc:
-            # a truncated .gz or an I/O error: keep what was read, report it
-            self.rejects.add("unreadable_rest", str(path), offset, str(exc).encode())
-        if bar is not None and compressed:
-            bar.update(st.st_size)
-        info["events"] = self.summary.events_parsed + len(self.buffer) - events_before
-        self._commit(fp, offset, path)
+            self.session.rejects.add("unreadable_rest", s.path, s.offset, str(exc).encode())
+        s.read_at = s.offset
 
-    def _blocks(self, fh, columnar: bool):
-        """read_blocks() as (block, whole, fields): with `columnar`, the fields of the next
-        EXTRACT_AHEAD blocks are found (postfix_block.extract: Arrow and numpy work, mostly
-        outside the GIL) by reader threads while this thread applies the current block."""
-        blocks = read_blocks(fh, BLOCK_BYTES)
-        if not columnar:
-            for block, whole in blocks:
-                yield block, whole, None
-            return
-        if self._reader is None:
-            self._reader = ThreadPoolExecutor(max_workers=EXTRACT_AHEAD, thread_name_prefix="block-reader")
+    def _progress_bar(self, total: int):
+        if self.progress is False:
+            return None
+        from tqdm import tqdm
+
+        show = self.progress is True or total > 20_000_000
+        return tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=None if show else True, leave=False)
+
+    # ================================================================== opening a stream
+    def _on_open(self, s: Stream, complete: bool = False) -> bool:
+        """Decide the stream's MTA and its parse context; False when it is not to be read (yet).
+
+        `complete`: the stream's first lines are all there will be to judge by (batch); a
+        followed file with fewer than DETECT_SAMPLE_LINES lines may still be told later."""
+        session = self.session
+        if s.info is None:
+            s.info = {"path": s.path, "format": s.source.fmt, "lines": 0, "events": 0}
+            session.summary.files.append(s.info)
+        if s.ctx is None:
+            self._refresh_context(s)
+        if s.info.get("checked"):
+            return s.refused is None and (s.mta is not None or (s.unrecognised and self.files.follow))
+        if s.mta is not None or s.unrecognised:  # told before (a followed file's position keeps it)
+            s.info["checked"] = True
+            s.info["format"] = "unrecognised" if s.unrecognised else s.mta
+            return True
+        if s.source.is_stdin:
+            s.mta = s.source.fmt if s.source.fmt != "auto" else None
+            s.info["format"] = s.mta or "auto"
+            s.info["checked"] = True
+            return True  # under auto, told by its first chunk (_stdin_mta)
+        sample = self.files.read_head(s, DETECT_SAMPLE_LINES)
+        complete = complete or len(sample) >= DETECT_SAMPLE_LINES or s.compressed or s.offset > 0
+        return self._judge(s, sample, complete)
+
+    def _judge(self, s: Stream, sample: list[str], complete: bool) -> bool:
+        """Set the stream's MTA from a sample of its lines (see _on_open)."""
+        fmt = s.source.fmt
+        if fmt != "auto":
+            if sample and parser_class(fmt).detect(sample) == 0:
+                if not complete:
+                    return False
+                s.info["checked"] = True
+                s.refused = f"{len(sample)} lines, none looked like {fmt}"
+                s.info["problem"] = s.refused
+                log.warning("watch: %s: %s: not read (check the format of this source)", s.path, s.refused)
+                return False
+            s.mta = fmt
+            s.info["format"] = fmt
+            s.info["checked"] = True
+            return True
+        scores = {name: cls.detect(sample) for name, cls in REGISTRY.items()}
+        found = [name for name in REGISTRY if scores[name] > 0]
+        if not found:
+            if not complete:
+                return False
+            s.info["checked"] = True
+            s.unrecognised = True
+            s.info["format"] = "unrecognised"
+            s.info["problem"] = (f"{len(sample)} lines, none looked like Postfix, sendmail or qmail"
+                                 if sample else "empty or no complete line")
+            if self.files.follow:
+                log.warning("watch: %s is not recognised as Postfix, sendmail or qmail: skipped "
+                            "(set format = \"postfix\" etc. for this source in the config)", s.path)
+                return True  # followed: its lines are counted and passed over
+            return False
+        s.info["checked"] = True
+        s.mta = MIXED if len(found) > 1 else found[0]
+        s.info["format"] = "+".join(found) if len(found) > 1 else found[0]
+        if self.files.follow:
+            log.info("watch: %s looks like %s", s.path, s.info["format"])
+        return True
+
+    def _refresh_context(self, s: Stream) -> None:
+        """The parse context of a stream: its file's mtime for the year of `Mon DD` stamps (a
+        followed file: now, renewed hourly, so a new year is seen)."""
+        now = time.time()
+        mtime = now if (self.files.follow or s.source.is_stdin) else s.mtime
+        s.ctx = self.session.context(s.path if not s.source.is_stdin else "-", mtime)
+        s.ctx_made = now
+
+    # ================================================================== chunks
+    def _ahead(self, chunks: Iterator[Chunk]) -> Iterator[tuple[Chunk, object]]:
+        """The chunks with, for Postfix, their fields found (postfix_block.extract) by reader
+        threads EXTRACT_AHEAD chunks ahead of the one being applied (outside the GIL, mostly)."""
         pending: deque = deque()
+        it = iter(chunks)
 
-        def read_ahead() -> None:
-            for block, whole in blocks:
-                fields = self._reader.submit(postfix_block.extract, block, MAX_LINE_BYTES, self.buffer.annotate) if whole else None
-                pending.append((block, whole, fields))
+        def pull() -> None:
+            for chunk in it:
+                fields = None
+                s = chunk.stream
+                reader = BLOCK_READERS.get(s.mta)
+                if chunk.kind == LINES and reader is not None and self.columnar and not s.unrecognised:
+                    if self._readers is None:
+                        self._readers = ThreadPoolExecutor(max_workers=EXTRACT_AHEAD, thread_name_prefix="block-reader")
+                    check = s.mta if s.source.fmt == "auto" else None
+                    fields = self._readers.submit(_extract, reader, chunk.data, s.ctx, self.session.buffer.annotate, check)
+                pending.append((chunk, fields))
                 return
 
         try:
             for _ in range(EXTRACT_AHEAD):
-                read_ahead()
+                pull()
             while pending:
-                block, whole, fields = pending.popleft()
-                read_ahead()
-                yield block, whole, fields.result() if fields is not None else None
+                chunk, fields = pending.popleft()
+                pull()
+                yield chunk, (fields.result() if fields is not None else None)
         finally:
-            for _, _, fields in pending:  # a run that stops early: let the readers finish
+            for _, fields in pending:  # a run that stops early: let the readers finish
                 if fields is not None:
                     fields.cancel()
                     try:
@@ -476,102 +305,441 @@ class Ingestor:
                     except BaseException:
                         pass
 
-    def _feed_raw_lines(self, feed, data: bytes, offset: int, source: str, info: dict, fp: str, path: Path) -> int:
-        """Lines that need checking one by one (non-ASCII, NUL, CR, over-long); the offset after them."""
-        batch_limit = self.cfg["ingest"]["batch_events"]
-        for raw in io.BytesIO(data):
-            self.summary.lines += 1
-            info["lines"] += 1
-            feed_raw_line(feed, raw, offset, source, self.rejects, self.summary)
-            offset += len(raw)
-            if len(self.buffer) >= batch_limit:
-                self._commit(fp, offset, path)
-        return offset
+    def _stop_readers(self) -> None:
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+            self._readers = None
 
-    def _commit(self, fp: str, offset: int, path: Path) -> None:
-        """Events first, then parser state, then the position: a crash in between re-reads.
-
-        The batch is written to the store by a writer thread while parsing goes on (Parquet
-        and Arrow work outside the GIL); the state and position of this commit are saved when
-        its batch is durable, at the latest before the next batch is handed over.
-        """
-        table = self.buffer.take()
-        state = json.dumps({m: p.get_state() for m, p in self.parsers.items()})
-        self._finish_commit()
-        future = self._writer.submit(self.store.write, table) if table is not None else None
-        self._pending = (future, state, fp, offset, path)
-
-    def _finish_commit(self) -> None:
-        """Wait for the last batch handed to the writer, then save its state and position."""
-        if self._pending is None:
+    def _apply(self, chunk: Chunk, fields) -> None:
+        """Read one chunk into the session; the stream's consumed offset moves to its end."""
+        s = chunk.stream
+        session = self.session
+        if chunk.kind == SKIPPED:
+            s.offset = chunk.end
             return
-        future, state, fp, offset, path = self._pending
-        self._pending = None
-        if future is not None:
-            try:
-                by_status = future.result()
-            except OSError as exc:
-                # not a read error of the log (the reader's OSError handler must not see it):
-                # the run stops here, this commit's position is not saved, the next run re-reads
-                raise StoreError(f"cannot write events to {self.store.root}: {exc}; nothing after "
-                                 f"the last stored batch is marked as read, so a re-run resumes there") from exc
-            self.buffer.count_written(by_status)
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(state)
-        os.replace(tmp, self.state_path)
-        if self.use_positions and fp:
-            self.positions.set(fp, offset, str(path))
-            self.positions.save()
-
-    def _detect(self, path: Path) -> str | None:
-        sample: list[str] = []
-        with open_log(path) as fh:
-            try:
-                for i, raw in enumerate(fh):
-                    if i >= DETECT_SAMPLE_LINES:
-                        break
-                    sample.append(raw.decode("utf-8", "replace"))
-            except (OSError, EOFError):
-                pass  # a truncated .gz: judge by what could be read
-        return detect_format(sample)
-
-
-def read_blocks(fh, size: int):
-    """(block, whole) pairs: `block` holds whole lines (about `size` bytes, ending with a newline:
-    whole=True), except a last line without newline at the end of the file (whole=False)."""
-    while True:
-        chunk = fh.read(size)
-        if not chunk:
+        if chunk.kind == TOO_LONG:
+            session.rejects.add("too_long", s.path, chunk.offset, chunk.data)
+            s.offset = chunk.end
+            self._count(s, 1, chunk.end - chunk.offset)
             return
-        if not chunk.endswith(b"\n"):
-            chunk += fh.readline()  # on to the end of the line (one copy of the block)
-        if chunk.endswith(b"\n"):
-            yield chunk, True
-            continue
-        cut = chunk.rfind(b"\n") + 1  # the file ends inside a line
-        if cut:
-            yield chunk[:cut], True
-        yield chunk[cut:], False
-        return
+        data = chunk.data
+        if s.source.is_stdin and s.mta is None:
+            self._stdin_mta(s, data)
+        if s.unrecognised or s.mta is None:
+            s.offset = chunk.end
+            self._count(s, data.count(b"\n") + (chunk.kind == PARTIAL), len(data))
+            return
+        if self.files.follow and time.time() - s.ctx_made > CONTEXT_REFRESH_S:
+            self._refresh_context(s)
+        if fields is not None:
+            parser = session.parser(s.mta, s.ctx)
+            source, front_door, feed = s.path, session.front_door, parser.feed
+            result = BLOCK_READERS[s.mta].read_block(parser, data, chunk.offset, fields,
+                                                     lambda raw, at: front_door(feed, raw, at, source),
+                                                     annotate=session.buffer.annotate)
+            if result.columns is not None:
+                session.buffer.add_columns(result.columns)
+            s.offset = chunk.end
+            self._count(s, result.lines, len(data))
+            self._maybe_commit_batch(s)
+            return
+        self._feed_lines(s, self._feed_of(s, data), data, chunk.offset, chunk.kind == PARTIAL)
+
+    def _stdin_mta(self, s: Stream, data: bytes) -> None:
+        """Standard input under --format auto: told by its first chunk's lines."""
+        sample = data[:1 << 20].decode("utf-8", "replace").split("\n")[:DETECT_SAMPLE_LINES]
+        self._judge(s, [ln for ln in sample if ln], complete=True)
+        if s.mta is None and not s.unrecognised:
+            s.unrecognised = True
+
+    def _feed_of(self, s: Stream, data: bytes = b""):
+        """The feed function for a stream's lines: its MTA's parser, or, for a stream (or a chunk
+        of an `auto` stream) with several MTAs' lines, a router that gives each line to the
+        parser that recognises it (a line of none is counted as another program's)."""
+        session = self.session
+        mta = s.mta
+        if mta != MIXED and not (s.source.fmt == "auto" and data and _has_foreign(data, mta)):
+            return session.parser(mta, s.ctx).feed
+        parsers = [(cls.recognises, session.parser(name, s.ctx).feed) for name, cls in REGISTRY.items()]
+        summary = session.summary
+
+        def route(line: str, offset: int) -> str:
+            for recognises, feed in parsers:
+                if recognises(line):
+                    return feed(line, offset)
+            summary.other_lines += 1
+            return SKIP
+
+        return route
+
+    def _feed_lines(self, s: Stream, feed, data: bytes, offset: int, partial: bool) -> None:
+        """Per-line reading of a chunk (sendmail, qmail, mixed, Postfix without the block
+        reader). The decision is per line: when the chunk is valid UTF-8 without NUL, CR or an
+        over-long line (the common case, Japanese text included) it is decoded at once; else
+        each line is checked by the front door."""
+        session = self.session
+        buffer, batch_limit = session.buffer, self.settings.batch_events
+        source = s.path
+        rejects = session.rejects
+        if partial:
+            session.front_door(feed, data, offset, source)
+            s.offset = offset + len(data)
+            self._count(s, 1, len(data))
+            self._maybe_commit_batch(s)
+            return
+        text = None
+        if b"\x00" not in data and b"\r" not in data:
+            arr = np.frombuffer(data, np.uint8)
+            ends = np.flatnonzero(arr == 10)
+            longest = int(ends[0]) + 1 if len(ends) else 0
+            if len(ends) > 1:
+                longest = max(longest, int(np.diff(ends).max()))
+            if longest <= MAX_LINE_BYTES:
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = None
+        if text is not None:
+            lines = text.split("\n")
+            lines.pop()  # the empty string after the last newline
+            starts = (ends + (offset + 1)).tolist()      # where each next line starts
+            starts.insert(0, offset)
+            done = 0
+            for i, line in enumerate(lines):
+                at = starts[i]
+                if feed(line, at) == MALFORMED:
+                    rejects.add("malformed", source, at, line.encode() + b"\n")
+                if len(buffer) >= batch_limit:
+                    s.offset = starts[i + 1]
+                    self._count(s, i + 1 - done, starts[i + 1] - starts[done])
+                    done = i + 1
+                    self._commit_batch()
+            self._count(s, len(lines) - done, starts[-1] - starts[done])
+        else:
+            at = offset
+            done_at = offset
+            n = 0
+            for raw in io.BytesIO(data):  # split at \n only (a CR inside a line is the line's)
+                session.front_door(feed, raw, at, source)
+                at += len(raw)
+                n += 1
+                if len(buffer) >= batch_limit:
+                    s.offset = at
+                    self._count(s, n, at - done_at)
+                    n, done_at = 0, at
+                    self._commit_batch()
+            self._count(s, n, at - done_at)
+        s.offset = offset + len(data)
+
+    def _count(self, s: Stream, lines: int, nbytes: int) -> None:
+        self.session.summary.lines += lines
+        self.session.summary.bytes += nbytes
+        if s.info is not None:
+            s.info["lines"] += lines
+
+    def _maybe_commit_batch(self, s: Stream) -> None:
+        if len(self.session.buffer) >= self.settings.batch_events:
+            self._commit_batch()
+
+    def _commit_batch(self) -> None:
+        """A commit once batch_events are buffered (batch: at once; followed: through the
+        follower's commit, which retries a failing store)."""
+        if self.files.follow:
+            self._commit_or_hold()
+        else:
+            self.files.snapshot_positions()
+            self.session.commit()
+
+    # ================================================================== follow
+    def follow(self, sources: Iterable[SourceSettings], stop_event: threading.Event | None = None, *,
+               use_watchdog: bool = True, on_start=None, on_stored=None) -> IngestSummary:
+        """Follow the sources until `stop_event` is set (or stop() is called); returns what was
+        read and written. `on_start(engine)` is called once the engine runs (the CLI routes
+        signals to engine.stop()); `on_stored()` after the events of one or more commits are
+        durable and their state saved (lake.node.watch_hook: this node uploads its sealed
+        files), in the loop and once more at the end; it must not raise."""
+        if stop_event is not None:
+            self.stop_event = stop_event
+        specs = [SourceSpec(src.path, src.format) for src in sources]
+        for spec in specs:
+            if spec.fmt != "auto":
+                parser_class(spec.fmt)
+        w = self.watch_settings
+        self.flush_interval = float(w.flush_interval)
+        self.poll_interval = float(w.poll_interval)
+        summary = IngestSummary()
+        with watch_lock(self.data_dir), Session(self.data_dir, self.tz, self.settings, self.carriers,
+                                                 year=self.year, summary=summary) as session:
+            self.session = session
+            self.files = LogFiles(specs, session.positions, follow=True, on_open=self._on_open)
+            self.pending_since: float | None = None
+            self.on_stored = on_stored
+            self._unannounced = False  # commits stored since on_stored() was last called
+            self.flush_failures = 0
+            self.flush_retry_at = 0.0
+            self.touched_days: set[str] = set()
+            self._last_report = time.monotonic()
+            self._reported = (0, 0)
+            self._observer = None
+            self._watched_dirs: set[str] = set()
+            if on_start is not None:
+                on_start(self)
+            started = time.monotonic()
+            log.info("watch: following %d source(s) into %s (flush every %.1f s)",
+                     len(specs), self.data_dir, self.flush_interval)
+            if use_watchdog:
+                self._start_observer()
+            try:
+                self.files.scan()
+                self.files.resume_unfinished()
+                while not self.stop_event.is_set():
+                    self.wake.clear()
+                    busy = self._poll_once()
+                    self._maybe_commit()
+                    if session.pending_done():
+                        try:
+                            session.finish_pending()
+                        except Exception as exc:
+                            self._store_failed(exc)
+                        else:
+                            self._announce_stored()
+                    if busy:
+                        continue
+                    self._maybe_compact()
+                    self._maybe_report()
+                    self.wake.wait(self._wait_time())
+            finally:
+                self._stop_observer()
+                try:
+                    self.files.snapshot_positions()
+                    self.session.commit()
+                    self.session.finish_pending()
+                    self._unannounced = True
+                    self._announce_stored()
+                finally:
+                    self.files.close()
+                    self._stop_readers()
+                summary.seconds = time.monotonic() - started
+                log.info("watch: stopped after %d lines, %d events written", summary.lines, summary.events_written)
+        return summary
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.wake.set()
+
+    def _wait_time(self) -> float:
+        t = self.poll_interval
+        if self.pending_since is not None:
+            t = min(t, self.pending_since + self.flush_interval - time.monotonic())
+        if not self.session.pending_done():
+            t = min(t, 0.05)  # a batch is being stored: save its state soon after
+        if self.flush_failures:
+            t = min(t, max(0.0, self.flush_retry_at - time.monotonic()))
+        return max(0.01, t)
+
+    def _poll_once(self) -> bool:
+        """Scan the sources, read what is new; True when a file still has unread data."""
+        files = self.files
+        files.scan()
+        busy = False
+        limit = self.settings.batch_events
+        for s in files.ready_streams():
+            if self.stop_event.is_set():
+                break
+            if len(self.session.buffer) >= limit and not self._commit_or_hold():
+                return False  # the store is failing: hold reading until it takes events again
+            if s.refused is not None:
+                continue
+            start = s.read_at
+            for chunk, fields in self._ahead(files.chunks(s, budget=READ_BUDGET)):
+                self._apply(chunk, fields)
+                self._dirty()
+            busy |= s.read_at - start >= READ_BUDGET
+        if files.close_idle():
+            self._dirty()
+        return busy
+
+    def _dirty(self) -> None:
+        if self.pending_since is None:
+            self.pending_since = time.monotonic()
+
+    def _maybe_commit(self) -> None:
+        if self.pending_since is None:
+            return
+        now = time.monotonic()
+        if self.flush_failures and now < self.flush_retry_at:
+            return
+        if now - self.pending_since >= self.flush_interval or len(self.session.buffer) >= self.settings.batch_events:
+            self._commit_or_hold()
+
+    def _commit_or_hold(self) -> bool:
+        """Commit; when the store fails (disk full, ...), keep the events, retry with backoff."""
+        try:
+            self.touched_days |= _days_of(self.session)
+            self.files.snapshot_positions()
+            self.files.prune()
+            self.session.commit()
+        except Exception as exc:  # the store or the disk failed: keep the events, retry later
+            self._store_failed(exc)
+            return False
+        if self.flush_failures:
+            log.info("watch: writing events works again")
+            self.flush_failures = 0
+        self.pending_since = None
+        self._unannounced = True
+        return True
+
+    def _announce_stored(self) -> None:
+        """on_stored() once the commits since the last call are durable (not at every loop)."""
+        if self._unannounced and self.on_stored is not None and self.session.pending_done():
+            self._unannounced = False
+            try:
+                self.on_stored()
+            except Exception as exc:  # the hook's own failure must never stop following
+                log.warning("watch: after storing events: %s: %s", type(exc).__name__, exc)
+
+    def _store_failed(self, exc: Exception) -> None:
+        from ..core.backoff import backoff_delay
+
+        self.flush_failures += 1
+        delay = backoff_delay(self.flush_failures, 2.0, RETRY_MAX_S)
+        self.flush_retry_at = time.monotonic() + delay
+        if self.pending_since is None:
+            self.pending_since = time.monotonic()
+        log.error("watch: writing events failed (%s: %s); retrying in %.0f s, nothing is lost",
+                  type(exc).__name__, exc, delay)
+
+    def _maybe_compact(self) -> None:
+        """At a quiet moment, merge the small files of the days written to."""
+        if not self.touched_days or self.pending_since is not None or not self.session.pending_done():
+            return
+        days, self.touched_days = self.touched_days, set()
+        store = self.session.store
+        for day in sorted(days):
+            try:
+                if len(store.files(day)) > COMPACT_FILES and store.compact(
+                        day, min_files=COMPACT_FILES // 2, max_file_bytes=COMPACT_SMALL_BYTES):
+                    self.session.summary.compactions += 1
+                    log.info("watch: compacted the small files of %s", day)
+            except Exception as exc:  # compaction is an optimisation: never stop following for it
+                log.warning("watch: compacting %s failed: %s", day, exc)
+
+    def _maybe_report(self) -> None:
+        now = time.monotonic()
+        if now - self._last_report < REPORT_EVERY_S:
+            return
+        self._last_report = now
+        summary = self.session.summary
+        cur = (summary.lines, summary.events_written)
+        if cur != self._reported:
+            log.info("watch: %d lines read, %d events written, %d lines rejected so far",
+                     cur[0], cur[1], sum(summary.rejected.values()))
+            self._reported = cur
+
+    # ------------------------------------------------------------------ wake-ups
+    def _start_observer(self) -> None:
+        try:
+            from watchdog.events import FileSystemEventHandler
+            from watchdog.observers import Observer
+
+            self._observer = Observer()
+            self._observer.daemon = True
+            self._observer.start()
+        except Exception as exc:  # no inotify (limits, platform): the timer alone still works
+            log.warning("watch: file-system notifications unavailable (%s): polling every %.1f s",
+                        exc, self.poll_interval)
+            self._observer = None
+            return
+        engine = self
+
+        class Wake(FileSystemEventHandler):
+            def on_any_event(self, event):
+                if event.event_type in ("modified", "closed", "opened", "closed_no_write") and \
+                        not engine.files.interesting(str(event.src_path)):
+                    return
+                engine.wake.set()
+
+        for spec in self.files.specs:
+            d = str(spec.watch_dir)
+            if spec.is_stdin or d in self._watched_dirs:
+                continue
+            self._watched_dirs.add(d)
+            try:
+                self._observer.schedule(Wake(), d, recursive=spec.recursive)
+            except Exception as exc:
+                log.warning("watch: cannot watch %s for changes (%s): polling it every %.1f s", d, exc,
+                            self.poll_interval)
+
+    def _stop_observer(self) -> None:
+        if self._observer is not None:
+            try:
+                self._observer.stop()
+                self._observer.join(timeout=5)
+            except Exception:
+                pass
+            self._observer = None
 
 
-def _plain_lines(block: bytes) -> list[str] | None:
-    """The lines of a block of whole lines when it is ASCII with no NUL, CR or over-long line
-    (so no line needs feed_raw_line's checks); else None."""
-    if not block.isascii() or b"\x00" in block or b"\r" in block:
+def _extract(reader, data: bytes, ctx, annotate, foreign_of: str | None):
+    """A block reader's extract() (in a reader thread); None, so the chunk is read line by line
+    with per-line routing, when a chunk of an `auto` stream holds another MTA's lines."""
+    if foreign_of is not None and _has_foreign(data, foreign_of):
         return None
-    lines = block.decode("ascii").split("\n")
-    lines.pop()  # the empty string after the last newline
-    if len(block) >= MAX_LINE_BYTES and max(map(len, lines)) >= MAX_LINE_BYTES:
-        return None
-    return lines
+    return reader.extract(data, MAX_LINE_BYTES, ctx, annotate)
 
 
-def ingest(cfg: Config, paths: Iterable[str | os.PathLike], **options) -> IngestSummary:
-    """Ingest log files into the event store; see Ingestor for options."""
-    return Ingestor(cfg, **options).run(paths)
+def _has_foreign(data: bytes, mta: str) -> bool:
+    """Does a chunk of an `auto` stream read as `mta` hold another MTA's lines? (A marker that
+    only looks like one routes the chunk line by line: slower, never wrong.)"""
+    markers = _FOREIGN.get(mta, ())
+    if mta != "qmail" and data.startswith(b"@4000"):
+        return True
+    scanner = native.SCANNER
+    if scanner is not None:
+        return scanner.has_markers(data, markers)
+    return any(marker in data for marker in markers)
 
 
-def configured_sources(cfg: Config) -> list[tuple[str, str]]:
-    return [(s["path"], s.get("format", "auto")) for s in cfg["sources"]]
+def _days_of(session: Session) -> set[str]:
+    """The UTC days of the events waiting in the session's buffer (days to compact later)."""
+    from datetime import datetime, timezone
+
+    buffer = session.buffer
+    out = {datetime.fromtimestamp(r["ts"] / 1e6, timezone.utc).strftime("%Y-%m-%d") for r in buffer.rows[:100_000]}
+    for part in buffer.column_parts:
+        ts = part["ts"]
+        if len(ts):
+            lo, hi = int(ts[0].as_py()), int(ts[len(ts) - 1].as_py())
+            for t in (lo, hi):
+                out.add(datetime.fromtimestamp(t / 1e6, timezone.utc).strftime("%Y-%m-%d"))
+    return out
+
+
+def _matching(pattern: str) -> list:
+    import glob as _glob
+    import os
+
+    if pattern == STDIN:
+        return [pattern]
+    return _glob.glob(os.path.expanduser(pattern)) if _glob.has_magic(pattern) else [pattern]
+
+
+# ---------------------------------------------------------------------- library entry points
+def ingest(cfg: Config, paths: Iterable[str], *, fmt: str = "auto", year: int | None = None,
+           use_positions: bool = True, progress: bool | None = None, columnar: bool = True) -> IngestSummary:
+    """Ingest log files (plain, .gz, globs, `-` for stdin) into cfg's data dir."""
+    engine = Engine.from_config(cfg, year=year, progress=progress, columnar=columnar)
+    return engine.ingest([str(p) for p in paths], fmt=fmt, use_positions=use_positions)
+
+
+def follow(cfg: Config, stop_event: threading.Event | None = None, *, use_watchdog: bool = True,
+           on_start=None) -> IngestSummary:
+    """Follow cfg's [[sources]] until `stop_event` is set (what `mailhygiene watch` runs); with
+    `[store] url` each stored commit is uploaded to the lake (lake.node.watch_hook)."""
+    from ..lake.node import watch_hook
+
+    return Engine.from_config(cfg).follow(cfg.sources, stop_event, use_watchdog=use_watchdog, on_start=on_start,
+                                          on_stored=watch_hook(cfg))
+
+
+__all__ = ["Engine", "IngestSummary", "ingest", "follow", "expand_paths", "watch_is_running"]

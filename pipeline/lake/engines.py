@@ -2,6 +2,7 @@
 
     engine = open_engine(cfg, "spark")          # or "duckdb"; None = cfg.engine
     engine.register("releases", arrow_table)
+    engine.keep("counted_errors", params, table="counted_errors")   # rows kept on the engine
     rows = engine.query("suppression_candidates", params)   # a pyarrow.Table
     engine.close()
 
@@ -54,6 +55,12 @@ class DuckDBEngine:
     def register(self, name: str, table: pa.Table) -> None:
         self.con.register(name, table)
 
+    def keep(self, name: str, params: dict[str, Any] | None = None, *, table: str) -> None:
+        """The rows of sql/<name>.sql kept as table `table` for later queries (a name from code)."""
+        from ..store.warehouse import sql_relation
+
+        sql_relation(self.con, name, params).to_table(table)
+
     def query(self, name: str, params: dict[str, Any] | None = None) -> pa.Table:
         with warnings.catch_warnings():  # "an extra copy of the rows": results here are small
             warnings.simplefilter("ignore", UserWarning)
@@ -72,18 +79,22 @@ class SparkEngine:
     def __init__(self, spark):
         self.spark = spark
         self._queries = 0
+        self._kept: dict[str, Any] = {}   # table name -> its checkpointed DataFrame
 
     @classmethod
     def open(cls, cfg: Config) -> "SparkEngine":
         from .spark import register_lake_events, register_local_events, session
 
         spark = session(cfg.spark)
+        engine = cls(spark)
         lake = lake_of(cfg)
         if lake is not None:
-            register_lake_events(spark, lake)
+            kept = register_lake_events(spark, lake)
+            if kept is not None:
+                engine._kept["events"] = kept  # released by close()
         else:
             register_local_events(spark, cfg.data_dir)
-        return cls(spark)
+        return engine
 
     def register(self, name: str, table: pa.Table) -> None:
         from .read import ddl
@@ -94,33 +105,43 @@ class SparkEngine:
             df = self.spark.createDataFrame(table)
         df.createOrReplaceTempView(name)
 
-    def query(self, name: str, params: dict[str, Any] | None = None) -> pa.Table:
-        """The port of sql/<name>.sql, its named steps run as views: a step that later steps read
-        more than once is computed once and cached for this query (Spark would recompute it,
-        down to the scan of the events, at every reference)."""
-        from pyspark import StorageLevel
+    def keep(self, name: str, params: dict[str, Any] | None = None, *, table: str) -> None:
+        """The rows of sql/<name>.sql computed once and kept (a local checkpoint) as the view
+        `table`, which later queries of this engine read (the rule's counted_errors)."""
+        from .spark import checkpoint
 
+        df = self._run(name, params, lambda final: checkpoint(self.spark.sql(final)))
+        old = self._kept.pop(table, None)
+        if old is not None:
+            _release_checkpoint(old)
+        df.createOrReplaceTempView(table)
+        self._kept[table] = df
+
+    def query(self, name: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """The rows of sql/<name>.sql (its port) as an Arrow table."""
+        return self._run(name, params, lambda final: self.spark.sql(final).toArrow())
+
+    def _run(self, name: str, params: dict[str, Any] | None, finish):
+        """The port of sql/<name>.sql, its named steps run as views: a step that later steps read
+        more than once is computed once and kept for this query (Spark would recompute it, down
+        to the scan of the events, at every reference); `finish(final_sql)` makes the result."""
         from .port import port_stages
+        from .spark import checkpoint
 
         self._queries += 1
         stages, final = port_stages(read_sql(name), params or {}, macros=read_sql("macros"),
                                     prefix=f"mh_q{self._queries}")
-        cached = []
+        kept = []
         try:
             for stage in stages:
                 df = self.spark.sql(stage.sql)
-                if stage.reuse:
-                    # computed here, once; later steps read the stored rows. A local checkpoint
-                    # and not persist(): persist keeps the step's whole plan under the cache,
-                    # so each later step's plan nests every earlier one (plans of megabytes,
-                    # seconds of planning per step on 81 events, and once a Java heap
-                    # exhausted while printing a plan); the checkpoint's plan is a scan.
-                    df = df.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
-                    cached.append(df)
+                if stage.reuse:  # computed here, once; later steps read the stored rows
+                    df = checkpoint(df)
+                    kept.append(df)
                 df.createOrReplaceTempView(stage.view)
-            return self.spark.sql(final).toArrow()
+            return finish(final)
         finally:
-            for df in cached:
+            for df in kept:
                 _release_checkpoint(df)
             for stage in stages:
                 self.spark.catalog.dropTempView(stage.view)
@@ -129,8 +150,11 @@ class SparkEngine:
         return self.spark.sql(text).toArrow()
 
     def close(self) -> None:
-        """The session stays up for the process (starting Spark costs seconds); views and cached
-        events are dropped."""
+        """The session stays up for the process (starting Spark costs seconds); views, cached
+        events and kept rows are dropped."""
+        for df in self._kept.values():
+            _release_checkpoint(df)
+        self._kept.clear()
         self.spark.catalog.clearCache()
         for t in self.spark.catalog.listTables():
             if t.isTemporary:

@@ -4,6 +4,8 @@
   `clean` call it with strict=True (a failed upload ends the command with `Error:`, after the
   events are stored locally: the next run uploads what is missing); `watch` with strict=False
   (a warning, and the next commit tries again: the live follower never stops for the lake).
+- watch_hook(cfg): the callable the ingest engine's follow() calls after its commits are
+  stored (after_commit with strict=False), or None without a lake.
 - nightly(cfg): after_commit, then the compaction of this node's closed days (`clean`).
 
 Reads the config; writes through lake.upload and lake.compact. Returns None when no lake is
@@ -37,6 +39,14 @@ def after_commit(cfg: Config, *, strict: bool = True) -> UploadSummary | None:
         log.info("lake: uploaded %d file(s), %d byte(s) (%d already there)",
                  summary.uploaded, summary.bytes, summary.already_there)
     return summary
+
+
+def watch_hook(cfg: Config):
+    """What `watch` runs after its commits are stored: an upload that only warns on failure
+    (the follower never stops for the lake; the next commit tries again). None without a lake."""
+    if not cfg.store.url:
+        return None
+    return lambda: after_commit(cfg, strict=False)
 
 
 def nightly(cfg: Config):

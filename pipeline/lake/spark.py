@@ -12,7 +12,8 @@ Where the events come from:
   (lake.spark_source), which reads the objects listed by the driver on the executors with
   pyarrow's S3FileSystem: no jar to download.
 A lake's `events` view is the port of lake.read.DEDUPED_EVENTS_SQL (each event once, the same
-row as DuckDB keeps). The session runs in UTC (the port binds times in UTC).
+row as DuckDB keeps). The session runs in UTC (the port binds times in UTC). checkpoint(df)
+keeps rows computed once for the steps that read them (lake.engines).
 
 Called by lake.engines.SparkEngine.
 """
@@ -96,8 +97,9 @@ def register_local_events(spark, data_dir: str | os.PathLike) -> None:
     df.createOrReplaceTempView("events")
 
 
-def register_lake_events(spark, lake: LakeLocation) -> int:
-    """`lake_events` (every object) and `events` (each event once) over a lake; the object count."""
+def register_lake_events(spark, lake: LakeLocation):
+    """`lake_events` (every object) and `events` (each event once) over a lake. Returns the
+    DataFrame of rows kept for `events` (a checkpoint, for the caller to release), or None."""
     objects = list_objects(lake)
     if not objects:
         spark.createDataFrame([], ddl(LAKE_SCHEMA)).createOrReplaceTempView("lake_events")
@@ -110,21 +112,41 @@ def register_lake_events(spark, lake: LakeLocation) -> int:
         (spark.read.schema(ddl(LAKE_SCHEMA)).option("basePath", base)
          .parquet(*sorted({f"s3a://{o.path.rsplit('/', 1)[0]}" for o in objects})).createOrReplaceTempView("lake_events"))
     else:
-        from .spark_source import register_source
-
         from pyspark import StorageLevel
 
+        from .port import port
+        from .spark_source import register_source
+
         register_source(spark)
-        # this source has no column pruning and every query reads the events several times
-        # (the rule twice, the each-event-once view three times): read the objects once
-        (spark.read.format("mailhygiene_lake").schema(ddl(LAKE_SCHEMA))
-         .option("lake", _json(lake.filesystem_options()))
-         .option("objects", _json([[o.path, o.node, o.day, o.size] for o in objects]))
-         .load().persist(StorageLevel.MEMORY_AND_DISK).createOrReplaceTempView("lake_events"))
+        # This source has no column pruning, and every query reads the events several times:
+        # the objects are read once, each event kept once (a checkpoint: later plans scan it),
+        # and the raw rows let go (`lake_events` reads the objects again if asked).
+        source = (spark.read.format("mailhygiene_lake").schema(ddl(LAKE_SCHEMA))
+                  .option("lake", _json(lake.filesystem_options()))
+                  .option("objects", _json([[o.path, o.node, o.day, o.size] for o in objects])).load())
+        source.persist(StorageLevel.MEMORY_AND_DISK).createOrReplaceTempView("lake_events")
+        try:
+            events = checkpoint(spark.sql(port(DEDUPED_EVENTS_SQL)))
+        finally:
+            source.unpersist()
+        events.createOrReplaceTempView("events")
+        return events
     from .port import port
 
     spark.sql(port(DEDUPED_EVENTS_SQL)).createOrReplaceTempView("events")
-    return len(objects)
+    return None
+
+
+def checkpoint(df):
+    """The rows of `df` computed now and stored on the executors (memory, then disk); the plan
+    of whatever reads them is a scan. Not persist(): persist keeps the whole plan under the
+    cache, so each later step's plan nests every earlier one (plans of megabytes, seconds of
+    planning per step even on 81 events, and once a driver heap exhausted while printing a
+    plan, which left the Python side waiting forever for the rows). The price: rows lost with
+    an executor are not recomputed, the query fails (run it again)."""
+    from pyspark import StorageLevel
+
+    return df.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
 
 
 def _json(value) -> str:

@@ -195,6 +195,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.problem_samples": "; samples in {file}",
         "cli.problem_unrecognised": ("ingest {path}: not recognised as Postfix, sendmail or qmail "
                                      "(set format in [[sources]]): {files}"),
+        "cli.sender_events": "== sender: {n} event row(s) of the send daemon moved from the queue into the event store",
         "cli.suppress": "== suppress",
         "cli.export": "== export",
         "cli.export_path": "suppression CSV: {path}",
@@ -308,6 +309,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.problem_samples": "。例は {file}",
         "cli.problem_unrecognised": ("取り込み {path}: Postfix・sendmail・qmail のいずれとも判定できません"
                                      "（[[sources]] に format を指定）: {files}"),
+        "cli.sender_events": "== 配信: 送信デーモンの結果 {n} 件を送信キューからイベントストアへ移しました",
         "cli.suppress": "== 配信停止ルール",
         "cli.export": "== 書き出し",
         "cli.export_path": "配信停止 CSV: {path}",
@@ -410,6 +412,8 @@ def all_words(lang: str) -> str:
 
 def display_width(text: str) -> int:
     """Columns a text takes in a terminal: East Asian wide and full-width characters take two."""
+    if text.isascii():  # addresses and most cells: one column each, no per-character lookup
+        return len(text)
     return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 

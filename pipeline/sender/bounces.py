@@ -1,7 +1,7 @@
 """Bounce mails -> event rows: the results an operator never sees in a log when the mail went
 through a smarthost or relay, or when a carrier answers later by mail.
 
-Reads one raw mail (stdin from an alias `|mailhygiene bounces`, or the files in a Maildir's new/);
+Reads one raw mail (stdin from a Postfix pipe transport, or the files in a Maildir's new/);
 writes one event row per failed or delayed recipient through the queue's outbox into the event
 store (events.py), and one JSON line per mail to <data_dir>/sender/bounces.log. Called by
 `mailhygiene bounces`.
@@ -279,7 +279,7 @@ def record_bounce(cfg, raw: bytes, *, source: str = "stdin", envelope_recipient:
             return res
         when = _when(msg)
         original_mid = _original_message_id(msg)
-        carrier_for = CarrierTable.from_config(cfg["carriers"]).carrier_for
+        carrier_for = CarrierTable.from_config(cfg.carriers).carrier_for
         day = datetime.fromtimestamp(when, cfg.tz).date()
         rows, summary = [], []
         for pos, r in enumerate(recipients):

@@ -32,7 +32,6 @@ connections QUIT; exit 0.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
@@ -46,7 +45,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..core.errors import LockedError, MailHygieneError
+from ..core.errors import MailHygieneError, SuppressionUnavailable
+from ..core.fsutil import describe_os_error, file_lock
 from .compose import MessageTemplate, charset_for
 from .events import attempt_event, dsn_in, flush_outbox
 from .queue import DueRow, Queue, Result
@@ -218,6 +218,10 @@ class SuppressionWatch:
             return tuple(sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in os.scandir(self.dir)))
         except FileNotFoundError:
             return ()
+        except OSError as exc:  # not a directory, not readable: the list cannot be trusted
+            raise SuppressionUnavailable(
+                f"the suppression list cannot be trusted, so nothing is sent until it is repaired: cannot read "
+                f"{self.dir}: {describe_os_error(exc)}") from None
 
     def refresh(self) -> frozenset[str]:
         now = time.monotonic()
@@ -639,29 +643,25 @@ def verp_address(envelope_from: str, recipient: str) -> str:
 
 
 class DaemonLock:
-    """One daemon per data dir: an flock on <data_dir>/sender/daemon.lock."""
+    """One daemon per data dir: an flock on <data_dir>/sender/daemon.lock holding the daemon's pid
+    (pipeline.core.fsutil.file_lock: LockedError when another daemon has it, StoreError when the
+    lock file cannot be made, e.g. a read-only data dir)."""
 
     def __init__(self, data_dir):
         self.path = Path(data_dir) / "sender" / "daemon.lock"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = None
+        self._held = None
 
     def __enter__(self):
-        self.fh = open(self.path, "a+")
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.fh.close()
-            raise LockedError(f"another sender daemon is running on this data dir ({self.path})") from None
-        self.fh.seek(0)
-        self.fh.truncate()
-        self.fh.write(f"{os.getpid()}\n")
-        self.fh.flush()
+        held = file_lock(self.path, write_pid=True,
+                         busy=f"another sender daemon is running on this data dir ({self.path}); this one did "
+                              "not start")
+        held.__enter__()
+        self._held = held
         return self
 
     def __exit__(self, *exc):
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
-        self.fh.close()
+        held, self._held = self._held, None
+        return held.__exit__(*exc) if held is not None else False
 
 
 def run_daemon(cfg, *, exit_when_done: bool = False, max_seconds: float | None = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,7 @@ class EnqueueReport:
 def _carrier_lookup(cfg):
     from ..classify.carriers import CarrierTable
 
-    return CarrierTable.from_config(cfg["carriers"]).carrier_for
+    return CarrierTable.from_config(cfg.carriers).carrier_for
 
 
 def load_suppressed(cfg) -> frozenset[str]:
@@ -109,6 +110,10 @@ def load_suppressed(cfg) -> frozenset[str]:
     from ..suppression.store import suppressed_addresses
 
     prefix = "the suppression list cannot be trusted, so nothing is sent until it is repaired: "
+    where = Path(cfg.data_dir) / "suppression"
+    if os.path.lexists(where) and not where.is_dir():  # read as "no list yet", it would suppress nothing
+        raise SuppressionUnavailable(prefix + f"{where} is not a directory (move it away, or restore the "
+                                     "suppression directory from a backup)")
     try:
         return suppressed_addresses(cfg)
     except SuppressionUnavailable as exc:

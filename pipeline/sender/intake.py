@@ -1,6 +1,6 @@
 """Requests by mail: one request mail in -> one job in the queue (or a logged refusal).
 
-Reads a raw mail (stdin from an alias `|mailhygiene intake` or a Postfix pipe transport, or the
+Reads a raw mail (stdin from a Postfix pipe transport running as the data dir's owner, or the
 files waiting in a Maildir's new/), the [intake] and [sender] config; writes a job through
 enqueue.enqueue, one JSON line per request to <data_dir>/sender/intake.log, and a reply mail to
 the requester through `intake.reply_relay` (default: sender.default_relay). Called by

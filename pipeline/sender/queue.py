@@ -28,16 +28,32 @@ deferred rows become `skipped` with reason `cancelled`).
 Enqueue connections use synchronous=FULL (an enqueue that reported success survives a power
 loss); the daemon uses NORMAL in WAL mode, which survives a process crash (kill -9) fully and at
 worst forgets the last results on power loss, which only means re-sending.
+
+Commands that only read (`send status`, `send list`, `send preview --job`) open the queue
+read-only (`Queue(..., read_only=True)`): they write nothing, so they work on a read-only data dir
+and for other users of the service group; a queue that does not exist yet reads as empty.
+
+A queue database that cannot be used — damaged or truncated, not a database at all, a directory in
+its place, locked by another process for longer than the busy timeout, read-only, on a full disk,
+an I/O error — is QueueUnavailable (QueueCorrupt when the file is damaged), raised from one place,
+`unusable()`, for every public method of Queue (each is wrapped by `_guarded`), with the file named
+and the way out. Other sqlite3 errors (a constraint, a misuse) are bugs and are not translated.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import os
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..core.errors import InputError, StoreCorrupt, StoreError
+from ..core.fsutil import describe_os_error, ensure_dir
 
 STATES = ("queued", "sending", "sent", "deferred", "failed", "skipped")
 
@@ -218,18 +234,141 @@ class Result:
     event: dict | None = None       # the event row (EVENT_SCHEMA columns, ts as epoch seconds)
 
 
+BUSY_TIMEOUT_S = 30         # how long a statement waits for another process's write lock
+MAX_JOB_ID = 2**63 - 1      # SQLite's largest INTEGER: job ids are 1 .. MAX_JOB_ID
+
+
+class QueueUnavailable(StoreError):
+    """The send queue's database cannot be used (locked for too long, read-only, a full disk, a
+    directory in its place, an I/O error); the message names the file and what to do. Nothing was
+    changed by the statement that failed (SQLite rolls it back)."""
+
+
+class QueueCorrupt(QueueUnavailable, StoreCorrupt):
+    """The send queue's database is damaged (truncated, overwritten, not a database)."""
+
+
 def queue_path(data_dir: str | Path) -> Path:
     return Path(data_dir) / "sender" / "queue.sqlite3"
 
 
-class Queue:
-    """One per process; each thread gets its own SQLite connection."""
+def unusable(path: Path, exc: BaseException) -> QueueUnavailable | None:
+    """The QueueUnavailable that says why the queue database at `path` could not be used, given
+    the error SQLite (or the OS) raised; None for errors that are bugs rather than a state of the
+    file (a constraint violated, an API misuse), which callers re-raise as they are.
 
-    def __init__(self, path: str | Path, *, durable: bool = False):
+    The one place that turns an unusable queue into words: every public method of Queue comes here."""
+    if isinstance(exc, QueueUnavailable):
+        return exc
+    if not isinstance(exc, (sqlite3.Error, OSError, StoreError)):
+        return None
+    detail = str(exc) if not isinstance(exc, OSError) else describe_os_error(exc)
+    if path.is_dir():
+        return QueueUnavailable(f"the send queue {path} cannot be opened: a directory is in its place; move it "
+                                "away and the next `mailhygiene send enqueue` creates the queue")
+    if os.path.lexists(path.parent) and not path.parent.is_dir():
+        return QueueUnavailable(f"the send queue {path} cannot be opened: {path.parent} is not a directory; move "
+                                "it away and the next `mailhygiene send enqueue` creates the queue")
+    if not isinstance(exc, sqlite3.Error):  # the sender directory cannot be made, the file not opened
+        return QueueUnavailable(f"the send queue {path} cannot be opened: {detail}")
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or "malformed" in detail or "not a database" in detail:
+        broken = path.with_name(path.name + ".broken")
+        return QueueCorrupt(
+            f"the send queue {path} is damaged ({detail}). To start again: stop `mailhygiene send daemon` and move "
+            f"the file aside with its -wal and -shm files (mv {path} {broken}); the next `mailhygiene send enqueue` "
+            "or `send daemon` creates an empty queue. Lost with it: the recipients not yet sent (enqueue those "
+            "campaigns again), the results `send status` shows, the throttle's memory of the current window and "
+            f"sender events not yet in the event store (`sqlite3 {broken} .recover` may salvage rows)")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in detail:
+        return QueueUnavailable(
+            f"the send queue {path} stayed locked by another process for more than {BUSY_TIMEOUT_S} s ({detail}): "
+            f"a `send daemon`, `intake` or queue command is busy or hung (see `fuser {path}`); nothing was "
+            "changed, try again")
+    if name.startswith("SQLITE_READONLY") or "readonly" in detail:
+        return QueueUnavailable(f"the send queue {path} cannot be written ({detail}): {_who_may_write(path)}; "
+                                "nothing was changed")
+    if name == "SQLITE_FULL" or "disk is full" in detail:
+        return QueueUnavailable(f"the disk holding the send queue {path} is full: free some space and try again; "
+                                "nothing was changed")
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")) or "unable to open" in detail:
+        return QueueUnavailable(f"the send queue {path} cannot be opened ({detail}): {_who_may_write(path)}")
+    if name.startswith("SQLITE_IOERR") or "disk I/O error" in detail:
+        return QueueUnavailable(f"input/output error on the send queue {path} ({detail}): a failing disk, a file "
+                                "system that went read-only (see `dmesg`) or a directory this user may not write; "
+                                "nothing was changed")
+    if name == "SQLITE_ERROR" and ("no such table" in detail or "no such column" in detail):
+        return QueueUnavailable(
+            f"the send queue {path} lacks the queue's tables ({detail}): a queue of an older version, read "
+            "read-only; run a writing command once as the data directory's owner (`mailhygiene send "
+            "flush-events`) to upgrade it, or it is another file: move it away")
+    return None
+
+
+def _who_may_write(path: Path) -> str:
+    """How to get write access to the queue: run as the data dir's owner, or (being the owner)
+    make the read-only file, directory or file system writable again."""
+    from ..core.owner import user_name
+
+    data_dir, me = path.parent.parent, os.geteuid()
+    try:
+        owner = data_dir.stat().st_uid
+    except OSError:
+        return "run as the data directory's owner"
+    if owner != me:
+        name = user_name(owner)
+        return f"run as {name}, the data directory's owner (sudo -u {name} mailhygiene ...)"
+    return (f"{user_name(me)} owns {data_dir}, but the queue, its directory or the file system is read-only: "
+            "make them writable again (chmod u+w, or remount read-write)")
+
+
+def _guarded(method):
+    """`method` with every unusable-queue error turned into QueueUnavailable (see unusable())."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except QueueUnavailable:
+            raise
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            translated = unusable(self.path, exc)
+            if translated is None:
+                raise
+            raise translated from exc
+    return guarded
+
+
+def _every_method_guarded(cls):
+    """Wrap __init__ and every public method: a method added later is covered without a thought."""
+    for name, value in list(vars(cls).items()):
+        if inspect.isfunction(value) and (name == "__init__" or not name.startswith("_")) and name != "close":
+            setattr(cls, name, _guarded(value))
+    return cls
+
+
+def check_job_id(job_id: int) -> None:
+    """InputError for a job id no queue can hold (below 1, or past SQLite's 64-bit integers)."""
+    if not isinstance(job_id, int) or not 1 <= job_id <= MAX_JOB_ID:
+        raise InputError(f"there is no job {job_id} in the queue: job ids are whole numbers from 1 to "
+                         f"{MAX_JOB_ID} (see `mailhygiene send list`)")
+
+
+@_every_method_guarded
+class Queue:
+    """One per process; each thread gets its own SQLite connection.
+
+    `read_only`: open the database read-only (commands that only read); a missing database then
+    reads as an empty queue and nothing is created."""
+
+    def __init__(self, path: str | Path, *, durable: bool = False, read_only: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._durable = durable
+        self._read_only = read_only
         self._local = threading.local()
+        if read_only:
+            self._con()
+            return
+        ensure_dir(self.path.parent)
         con = self._con()
         con.executescript(_SCHEMA)
         for table, column, definition in _MIGRATIONS:
@@ -242,18 +381,64 @@ class Queue:
                         raise
 
     @classmethod
-    def for_config(cls, cfg, *, durable: bool = False) -> "Queue":
-        return cls(queue_path(cfg.data_dir), durable=durable)
+    def for_config(cls, cfg, *, durable: bool = False, read_only: bool = False) -> "Queue":
+        return cls(queue_path(cfg.data_dir), durable=durable, read_only=read_only)
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            con = self._connect()
+            self._local.con = con
+        return con
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._read_only:
+            return self._connect_read_only()
+        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        try:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=" + ("FULL" if self._durable else "NORMAL"))
-            con.execute("PRAGMA busy_timeout=30000")
+            con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
             con.execute("PRAGMA foreign_keys=ON")
-            self._local.con = con
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        parent_usable = self.path.parent.is_dir() or not os.path.lexists(self.path.parent)
+        if parent_usable and not os.path.lexists(self.path):
+            # no queue yet: an empty one in memory, so readers say "empty" and create nothing
+            con = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            con.executescript(_SCHEMA)
+            for table, column, definition in _MIGRATIONS:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            return con
+        uri = self.path.resolve().as_uri()
+        immutable = f"{uri}?mode=ro&immutable=1"
+        # A WAL database is read through its -shm index, which SQLite creates when it is missing:
+        # as another user than the data dir's owner (root looking, a member of the service group),
+        # that would leave files the owner's next writer cannot use. Without a -shm no process
+        # has the queue open, so it is read as an unchanging file (a writer starting during that
+        # read is the one case this can mis-read; run status commands as the owner to rule it out).
+        try:
+            owned = self.path.parent.stat().st_uid == os.geteuid()
+        except OSError:
+            owned = False
+        if not owned and not os.path.exists(f"{self.path}-shm"):
+            return sqlite3.connect(immutable, uri=True, isolation_level=None, check_same_thread=False)
+        con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                              check_same_thread=False)
+        try:
+            con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+            con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as exc:
+            con.close()
+            if getattr(exc, "sqlite_errorname", "") != "SQLITE_READONLY_DIRECTORY":
+                raise
+            # the owner, in a directory it may not write (a read-only data dir): no -shm can be
+            # made, so no process has the queue open either
+            con = sqlite3.connect(immutable, uri=True, isolation_level=None, check_same_thread=False)
         return con
 
     def close(self) -> None:
@@ -292,10 +477,9 @@ class Queue:
         return job_id, True
 
     def job(self, job_id: int) -> Job:
+        check_job_id(job_id)
         row = self._con().execute(_JOB, (job_id,)).fetchone()
         if row is None:
-            from ..core.errors import InputError
-
             raise InputError(f"there is no job {job_id} in the queue (see `mailhygiene send list`)")
         return Job(*row)
 
@@ -446,7 +630,9 @@ class Queue:
 
 
 class _Tx:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (also when COMMIT itself fails, so
+    the connection is never left inside a transaction; SQLite may have rolled back already after a
+    full disk or an I/O error, and the original error is the one that counts)."""
 
     def __init__(self, con: sqlite3.Connection):
         self.con = con
@@ -456,5 +642,19 @@ class _Tx:
         return self.con
 
     def __exit__(self, exc_type, exc, tb):
-        self.con.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            try:
+                self.con.execute("COMMIT")
+                return False
+            except BaseException:
+                self._rollback()
+                raise
+        self._rollback()
         return False
+
+    def _rollback(self) -> None:
+        if self.con.in_transaction:
+            try:
+                self.con.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass

@@ -1,34 +1,47 @@
 """The event store: the only writer of Parquet event files.
 
 Writes <data_dir>/events/date=YYYY-MM-DD/part-*.parquet (UTC day of `ts`). Every file appears
-atomically (written to a dot-temp name, fsynced, then os.replace'd), so readers never see half a
-file. Rows whose event_id is already stored (in the same day partition) or repeated within the
-batch are dropped, so re-ingesting a file adds nothing. A file lock serialises writers (`clean`,
-`watch`, `ingest` may run at once).
+atomically (written to a dot-temp name, fsynced, then os.replace'd: pipeline.core.fsutil's rules),
+so readers never see half a file; a failed write (full disk, read-only data dir) removes its
+temp file and raises StoreError. Rows whose event_id is already stored, or repeated within the
+batch, are dropped, so re-ingesting a file adds nothing. The check holds across partitions: a
+line read again with another --timezone or --year lands on another UTC day, but only ever on a
+day whose month and day are within one of the first reading's (a zone moves a line by less than
+a day, a year by whole years), so those partitions are checked too. A file lock serialises
+writers (`clean`, `watch`, `ingest` and the sender may write at once).
 
-Called by pipeline.ingest.engine (batch) and pipeline.ingest.follow (live).
+Public API (for ingest's sink, the sender's own delivery rows, and uploads of sealed files):
+  EventStore(data_dir).write(table) -> Counter of new rows per status   (table: EVENT_SCHEMA)
+  .files(day=None) -> [Path]   sealed Parquet files (a file never changes once it appears; only
+                               compaction replaces small files by one, under the lock)
+  .partitions() -> [Path]      the date=YYYY-MM-DD directories
+  .check() -> None             StoreCorrupt naming the first damaged file and how to recover
+  .compact(day, ...)           merge a day's small files (crash-safe, journalled)
+
+Called by pipeline.ingest.sink, pipeline.store.warehouse (check) and the sender.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
+import hashlib
 import os
 import time
 import uuid
-from collections import Counter
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from collections import Counter, OrderedDict
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..core import fsutil
+from ..core.errors import StoreError
 from . import arrow_build as ab
+from .layout import PARTITION_PREFIX, corrupt
+from .layout import damage as _damage
 from .records import EVENT_SCHEMA
 
-PARTITION_PREFIX = "date="
 COMPACTION_JOURNAL = ".compaction.json"
 # Columns with few distinct values are dictionary-encoded; ids, texts and offsets are not (the
 # dictionary would be as large as the column and costs a third of the write time).
@@ -39,10 +52,16 @@ DICTIONARY_COLUMNS = ["mta", "host", "sender", "recipient_domain", "carrier", "r
 STATISTICS_COLUMNS = ["ts", "status", "carrier", "reason", "scope"]
 
 
+# Stored event ids kept in memory as 64-bit keys (12 bytes each with their file) between writes
+# of one process.
+ID_CACHE_KEYS = 8_000_000
+
+
 class EventStore:
     def __init__(self, data_dir: str | os.PathLike):
         self.data_dir = Path(data_dir)
         self.root = self.data_dir / "events"
+        self._days: OrderedDict[str, _DayIndex] = OrderedDict()  # day -> its files' id keys, merged
 
     # ------------------------------------------------------------------ reading helpers
     def partitions(self) -> list[Path]:
@@ -64,17 +83,17 @@ class EventStore:
     def is_empty(self) -> bool:
         return not self.files()
 
+    def check(self) -> None:
+        """Every stored file is a whole Parquet file (magic bytes at both ends, a footer that fits):
+        else StoreCorrupt naming the file and how to recover. Cheap: 12 bytes read per file."""
+        for f in self.files():
+            problem = _damage(f)
+            if problem:
+                raise corrupt(f, problem, self.data_dir)
+
     # ------------------------------------------------------------------ writing
-    @contextmanager
     def lock(self):
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".write.lock", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                self._finish_compaction()
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return _StoreLock(self)
 
     def write(self, table: pa.Table) -> Counter:
         """Store the new rows of `table` (EVENT_SCHEMA); returns their count per status."""
@@ -85,40 +104,98 @@ class EventStore:
         if len(pc.unique(table.column("event_id"))) != table.num_rows:
             table = _first_of_each_id(table)
         with self.lock():
+            partitions = {p.name[len(PARTITION_PREFIX):] for p in self.partitions()}
             for day, part in _by_utc_day(table):
-                # one stored file at a time (memory stays that of one file's ids, however big
-                # the day's partition has grown); the part is copied only when some rows are
-                # stored already, which a first ingest never finds
-                ids = part.column("event_id")
+                # checked against the stored files of every partition this line could have gone
+                # to under other parse settings, one file at a time, by 64-bit keys kept in
+                # memory (exactly, against the file's ids, only where a key matches); the part is
+                # copied only when some rows are stored already, which a first ingest never finds
+                ids = part.column("event_id").combine_chunks()
+                keys = _id_keys(ids)
                 stored_already = None
-                for f in self.files(day):
-                    hit = pc.is_in(ids, value_set=_stored_ids(f).combine_chunks())
-                    if pc.any(hit).as_py():
-                        stored_already = hit if stored_already is None else pc.or_(stored_already, hit)
+                for near in self._days_near(day, partitions):
+                    index = self._day_index(near)
+                    if not len(index.keys):
+                        continue
+                    at = np.minimum(np.searchsorted(index.keys, keys), len(index.keys) - 1)
+                    maybe = np.flatnonzero(index.keys[at] == keys)
+                    for owner in np.unique(index.owner[at[maybe]]).tolist():
+                        f = index.names[owner]
+                        mine = maybe[index.owner[at[maybe]] == owner]
+                        exact = pc.is_in(ids.take(ab.indices(mine)), value_set=_stored_ids(f, self.data_dir).combine_chunks())
+                        hit = mine[ab.to_bools(exact)]
+                        if len(hit):
+                            if stored_already is None:
+                                stored_already = np.zeros(len(keys), bool)
+                            stored_already[hit] = True
                 if stored_already is not None:
-                    part = part.filter(pc.invert(stored_already))
+                    keep = ~stored_already
+                    part = part.filter(ab.booleans(keep))
+                    keys = keys[keep]
                 if part.num_rows:
-                    self._write_file(day, part)
+                    final = self._write_file(day, part)
+                    partitions.add(day)
+                    self._add_to_index(day, final, keys)
                     for item in pc.value_counts(part.column("status")).to_pylist():
                         written[item["values"]] += item["counts"]
             return written
 
+    def _days_near(self, day: str, partitions: set[str]) -> list[str]:
+        """The partitions that can hold a line that is now on `day`."""
+        near = _month_days(day)
+        return [p for p in sorted(partitions) if (_month_days(p) or near) & near]
+
+    def _day_index(self, day: str) -> "_DayIndex":
+        """The sorted 64-bit keys of a day's stored event ids, with the file each is in (kept
+        in memory while this EventStore lives, checked against the directory each time)."""
+        files = {str(f): _stamp(f) for f in self.files(day)}
+        index = self._days.get(day)
+        if index is None or any(files.get(name) != st for name, st in index.stamps.items()):
+            index = _DayIndex()                       # first use, or a file changed (compaction)
+        for name in files:
+            if name not in index.stamps:
+                index.add(name, files[name], np.sort(_id_keys(_stored_ids(Path(name), self.data_dir).combine_chunks())))
+        self._remember(day, index)
+        return index
+
+    def _add_to_index(self, day: str, f: Path, keys: np.ndarray) -> None:
+        index = self._days.get(day)
+        if index is None:
+            return  # built from the directory when next needed
+        index.add(str(f), _stamp(f), np.sort(keys))
+        self._remember(day, index)
+
+    def _remember(self, day: str, index: "_DayIndex") -> None:
+        """Keep a day's index (most recently used last); the oldest go beyond ID_CACHE_KEYS keys."""
+        self._days.pop(day, None)
+        self._days[day] = index
+        total = sum(len(i.keys) for i in self._days.values())
+        while total > ID_CACHE_KEYS and len(self._days) > 1:
+            _, dropped = self._days.popitem(last=False)
+            total -= len(dropped.keys)
+
     def _write_file(self, day: str, table: pa.Table, before_publish=None) -> Path:
-        d = self.root / f"{PARTITION_PREFIX}{day}"
-        d.mkdir(parents=True, exist_ok=True)
+        d = fsutil.ensure_dir(self.root / f"{PARTITION_PREFIX}{day}")
         name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
         final = d / name
         tmp = d / f".{name}.tmp"
         import pyarrow.parquet as pq  # on first use, in the writer thread: not on ingest's start-up path
 
-        pq.write_table(table, tmp, compression="zstd", use_dictionary=DICTIONARY_COLUMNS,
-                       write_statistics=STATISTICS_COLUMNS)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        if before_publish is not None:
-            before_publish(final)
-        os.replace(tmp, final)
-        _fsync_dir(d)
+        try:
+            pq.write_table(table, tmp, compression="zstd", use_dictionary=DICTIONARY_COLUMNS,
+                           write_statistics=STATISTICS_COLUMNS)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            if before_publish is not None:
+                before_publish(final)
+            os.replace(tmp, final)
+            fsutil.fsync_dir(d)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write events to {d}: {fsutil.describe_os_error(exc)}") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return final
 
     def compact(self, day: str, min_files: int = 8, max_file_bytes: int | None = None) -> bool:
@@ -140,19 +217,30 @@ class EventStore:
                 return False
             import pyarrow.parquet as pq
 
-            table = pa.concat_tables([pq.read_table(f).cast(EVENT_SCHEMA) for f in files]).sort_by("ts")
+            table = pa.concat_tables([_read_file(f, self.data_dir).cast(EVENT_SCHEMA) for f in files]).sort_by("ts")
             journal = self.root / COMPACTION_JOURNAL
 
             def record_new(final: Path) -> None:
-                _write_json_atomic(journal, {"day": day, "new": final.name, "old": [f.name for f in files]})
+                fsutil.atomic_write_json(journal, {"day": day, "new": final.name, "old": [f.name for f in files]})
 
             self._write_file(day, table, before_publish=record_new)
             self._finish_compaction()
             return True
 
+    _swept = False
+
+    def _sweep_stale_temps(self) -> None:
+        """Remove the temp files a killed writer left (every write holds the lock, so under it no
+        temp file is in flight); once per store object, at its first lock."""
+        for stale in self.root.glob(f"{PARTITION_PREFIX}*/.part-*.parquet.tmp"):
+            stale.unlink(missing_ok=True)
+        self._swept = True
+
     def _finish_compaction(self) -> None:
         """Roll an interrupted compaction forward (new file present: drop the old ones) or back."""
         journal = self.root / COMPACTION_JOURNAL
+        import json
+
         try:
             job = json.loads(journal.read_text())
         except FileNotFoundError:
@@ -163,19 +251,117 @@ class EventStore:
         if job.get("new") and (d / job["new"]).is_file():
             for name in job.get("old", []):
                 (d / name).unlink(missing_ok=True)
-            _fsync_dir(d)
+            fsutil.fsync_dir(d)
         elif job.get("new"):
             (d / f".{job['new']}.tmp").unlink(missing_ok=True)
         journal.unlink(missing_ok=True)
-        _fsync_dir(self.root)
+        fsutil.fsync_dir(self.root)
 
 
-def _stored_ids(path: Path) -> pa.ChunkedArray:
-    """The event ids of one stored file (ParquetFile: read_table would import pandas)."""
+def _stamp(f: Path) -> tuple:
+    try:
+        st = f.stat()
+    except FileNotFoundError:
+        return (-1, -1)
+    return (st.st_size, st.st_mtime_ns)
+
+
+class _DayIndex:
+    """A day partition's stored event-id keys, sorted, and the file each came from."""
+
+    def __init__(self):
+        self.stamps: dict[str, tuple] = {}
+        self.names: list[str] = []
+        self.keys = np.empty(0, np.uint64)
+        self.owner = np.empty(0, np.int32)
+
+    def add(self, name: str, stamp: tuple, keys: np.ndarray) -> None:
+        """Merge a file's sorted keys in (one pass: insert positions, not a new sort)."""
+        self.stamps[name] = stamp
+        owner = len(self.names)
+        self.names.append(name)
+        at = np.searchsorted(self.keys, keys)
+        self.keys = np.insert(self.keys, at, keys)
+        self.owner = np.insert(self.owner, at, np.full(len(keys), owner, np.int32))
+
+
+class _StoreLock:
+    """The writers' lock (events/.write.lock, core.fsutil.file_lock, waiting as long as it takes);
+    whoever takes it first finishes an interrupted compaction."""
+
+    def __init__(self, store: EventStore):
+        self.store = store
+        self._lock = fsutil.file_lock(store.root / ".write.lock", wait=None)
+
+    def __enter__(self):
+        self._lock.__enter__()
+        try:
+            self.store._finish_compaction()
+            if not self.store._swept:
+                self.store._sweep_stale_temps()
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+
+def _read_file(path: Path, data_dir: Path, columns: list[str] | None = None) -> pa.Table:
+    """One stored file (ParquetFile: read_table would import pandas); StoreCorrupt if damaged."""
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(path) as pf:
-        return pf.read(columns=["event_id"]).column("event_id").cast(pa.string())
+    try:
+        with pq.ParquetFile(path) as pf:
+            return pf.read(columns=columns)
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        raise corrupt(path, _damage(path) or f"unreadable: {exc}", data_dir) from None
+
+
+def _stored_ids(path: Path, data_dir: Path) -> pa.ChunkedArray:
+    """The event ids of one stored file."""
+    return _read_file(path, data_dir, ["event_id"]).column("event_id").cast(pa.string())
+
+
+_HEX = np.full(256, 255, np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEX[_c] = _i
+
+
+def _id_keys(ids: pa.Array) -> np.ndarray:
+    """A 64-bit key per event id: its first 16 hex digits (records.event_id_for ids are 20
+    lower-case hex digits); any other id, the first 8 bytes of its BLAKE2b."""
+    n = len(ids)
+    if n == 0:
+        return np.empty(0, np.uint64)
+    if ids.null_count == 0:
+        offsets = np.frombuffer(ids.buffers()[1], np.int32)[ids.offset:ids.offset + n + 1]
+        if int(offsets[-1] - offsets[0]) == 20 * n and bool((np.diff(offsets) == 20).all()):
+            chars = np.frombuffer(ids.buffers()[2], np.uint8)[offsets[0]:offsets[0] + 20 * n].reshape(n, 20)[:, :16]
+            digits = _HEX[chars]
+            if not (digits == 255).any():
+                key = np.zeros(n, np.uint64)
+                for i in range(16):
+                    key = (key << np.uint64(4)) | digits[:, i].astype(np.uint64)
+                return key
+    return np.array([int.from_bytes(hashlib.blake2b((v or "").encode(), digest_size=8).digest(), "big")
+                     for v in ids.to_pylist()], np.uint64)
+
+
+def _month_days(day: str) -> set[tuple[int, int]]:
+    """(month, day) of the day before, the day and the day after (a zone moves a line by less
+    than a day either way; a year by whole years: same month and day)."""
+    try:
+        d = date.fromisoformat(day)
+    except ValueError:
+        return set()  # not a date: checked like any near day (the caller's `or`)
+    return {((d + timedelta(days=k)).month, (d + timedelta(days=k)).day) for k in (-1, 0, 1)}
+
+
+_MAX_RUNS = 1024  # runs of one day in a batch beyond which it is reordered (copied) instead
 
 
 def _by_utc_day(table: pa.Table):
@@ -184,13 +370,23 @@ def _by_utc_day(table: pa.Table):
     by day (stable)."""
     us = ab.to_ints(table.column("ts").cast(pa.int64()))
     days = np.floor_divide(us, 86_400_000_000)
-    if len(days) > 1 and bool((np.diff(days) < 0).any()):
+    cuts = (np.flatnonzero(np.diff(days)) + 1).tolist()
+    runs = list(zip([0, *cuts], [*cuts, len(days)]))
+    by_day: dict[int, list] = {}
+    for start, stop in runs:
+        by_day.setdefault(int(days[start]), []).append((start, stop))
+    if len(runs) > _MAX_RUNS:
+        # many short runs: one stable reordering by day (a copy), then slices
         order = np.argsort(days, kind="stable")
         table, days = table.take(ab.indices(order)), days[order]
-    cuts = np.flatnonzero(np.diff(days)) + 1
-    for start, stop in zip([0, *cuts.tolist()], [*cuts.tolist(), len(days)]):
-        day = datetime.fromtimestamp(int(days[start]) * 86400, timezone.utc).strftime("%Y-%m-%d")
-        yield day, table.slice(start, stop - start)
+        cuts = (np.flatnonzero(np.diff(days)) + 1).tolist()
+        by_day = {int(days[a]): [(a, b)] for a, b in zip([0, *cuts], [*cuts, len(days)])}
+    for d in sorted(by_day):
+        day = datetime.fromtimestamp(d * 86400, timezone.utc).strftime("%Y-%m-%d")
+        pieces = [table.slice(a, b - a) for a, b in by_day[d]]
+        # a few runs per day (a block's rows come out of log order only in places): the slices
+        # put together without copying (log order within the day kept)
+        yield day, pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
 
 
 def _first_of_each_id(table: pa.Table) -> pa.Table:
@@ -206,19 +402,3 @@ def _first_of_each_id(table: pa.Table) -> pa.Table:
         con.close()
 
 
-def _write_json_atomic(path: Path, value) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(value, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -3,6 +3,9 @@
 Reads <data_dir>/events/**.parquet and <data_dir>/suppression/*.parquet; writes nothing.
 Views: `events` (one row per delivery attempt, plus the `date` partition column = UTC day),
 `suppression` (current list) and `suppression_history` when they exist.
+A damaged (e.g. truncated) Parquet file of the event store is found when the views are made
+(EventStore.check) and when DuckDB reads one in run_sql(): pipeline.core.errors.StoreCorrupt names
+the file and how to recover, instead of a DuckDB traceback in whichever command asked.
 Called by the library entry point pipeline.connect(), by suppression.py and reports.py.
 """
 
@@ -17,7 +20,7 @@ from typing import Any
 import duckdb
 
 from ..core.config import Config, load_config
-from ..core.errors import InputError
+from ..core.errors import InputError, StoreCorrupt
 
 
 def sql_dir() -> Path:
@@ -54,9 +57,13 @@ def bind_sql(name: str, sql: str, params: dict[str, Any] | None = None) -> dict[
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
-    """Execute sql/<name>.sql with named $params (only those the file uses are passed)."""
+    """Execute sql/<name>.sql with named $params (only those the file uses are passed); a DuckDB
+    error about a Parquet file of the store becomes StoreCorrupt."""
     sql = read_sql(name)
-    return con.execute(sql, bind_sql(name, sql, params))
+    try:
+        return con.execute(sql, bind_sql(name, sql, params))
+    except duckdb.Error as exc:
+        raise _corrupt_file_error(exc) or exc
 
 
 def sql_relation(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
@@ -74,6 +81,22 @@ def resolve_config(data_dir: str | os.PathLike | None = None, config: Config | N
     if data_dir is not None:
         return load_config(config.source, data_dir=data_dir, timezone=config["timezone"] or None)
     return config
+
+
+_PARQUET_PATH_RE = re.compile(r"""["']?(/[^"'\s]*?\.parquet)["']?""")
+
+
+def _corrupt_file_error(exc: Exception) -> StoreCorrupt | None:
+    """StoreCorrupt for a DuckDB error about a Parquet file (a damaged store file); else None."""
+    text = str(exc)
+    m = _PARQUET_PATH_RE.search(text)
+    if m is None or "parquet" not in text.lower():
+        return None
+    from .layout import corrupt
+
+    path = Path(m.group(1))
+    data_dir = path.parents[2] if len(path.parents) > 2 and path.parent.name.startswith("date=") else path.parent
+    return corrupt(path, f"DuckDB cannot read it: {text.splitlines()[0][:200]}", data_dir)
 
 
 def connect(data_dir: str | os.PathLike | None = None, *, config: Config | None = None) -> duckdb.DuckDBPyConnection:
@@ -112,27 +135,28 @@ def has_events(data_dir: str | os.PathLike) -> bool:
     source = event_source(data_dir)
     if source is not None:
         return source.has_events()
-    from .event_store import EventStore
+    from .layout import stored_files  # (no numpy/pyarrow)
 
-    return not EventStore(data_dir).is_empty()
+    return bool(stored_files(data_dir))
 
 
 def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    # imported here: they bring numpy and pyarrow, which reading SQL files does not need
-    import pyarrow as pa
+    from . import layout  # lists and checks the files without numpy or pyarrow
 
-    from .event_store import EventStore
-    from .records import EVENT_SCHEMA
-
-    store = EventStore(data_dir)
     source = event_source(data_dir)
-    if source is not None:
+    files = [] if source is not None else layout.stored_files(data_dir)
+    layout.check_files(data_dir, files)  # StoreCorrupt: a truncated file would fail every query on the view
+    if source is not None:  # [store] url: every node's events from the lake
         source.attach(con)
-    elif store.is_empty():
+    elif not files:
+        import pyarrow as pa  # an empty store only: a typed empty view
+
+        from .records import EVENT_SCHEMA
+
         con.register("_empty_events", pa.table({n: pa.array([], type=t) for n, t in zip(EVENT_SCHEMA.names, EVENT_SCHEMA.types)}))
         con.execute("CREATE OR REPLACE VIEW events AS SELECT *, CAST(NULL AS VARCHAR) AS date FROM _empty_events")
     else:
-        glob = store.glob().replace("'", "''")
+        glob = layout.files_glob(data_dir).replace("'", "''")
         con.execute(
             f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{glob}', "
             "hive_partitioning = true, hive_types = {'date': VARCHAR}, union_by_name = true)"

@@ -1,16 +1,23 @@
 """The suppression guard: refuses a rule run whose new entries look like a mistake or a carrier
 refusing us, rather than dead addresses.
 
-Reads the events and the rule's new entries (table `new_entries` on the rule's connection, with
-the times of their errors) through sql/guard_bursts.sql, one pass over the events; only when needed, sql/active_addresses.sql (the share test could
-not be settled from a lower bound) and sql/guard_replies.sql (something was flagged: its top
-replies). Writes nothing. Called by rule.run_rule with the [guard] settings.
+Reads, on the rule's connection, the events, the rule's counted errors (table `counted_errors`)
+and its new entries (table `new_entries`, with the times of their errors) through
+sql/guard_bursts.sql: one pass over the events, for the attempts per carrier and quarter hour
+(the counted errors are counted from the rule's table, not from the events again); only when
+needed, sql/error_addresses.sql and sql/active_addresses.sql (the share test) and
+sql/guard_replies.sql (something was flagged: its top replies, from the counted errors).
+Writes nothing. Called by rule.run_rule with the [guard] settings. With `suppress --engine
+spark` these queries run on Spark, where the rule kept `counted_errors`; the small tables they
+read besides (new_entries, flagged_periods) are copied there and the rows come back with
+DuckDB's types (lake.engines.run_into), so the verdict is the same code on both engines.
 
 Three tests (README "The rule and the guard"):
 - share: more than guard.min_new new entries making more than guard.max_new_fraction of the
   addresses active in the evaluated period (the exact count of active addresses, a full scan,
-  is only taken when the addresses active in the period's last day, a lower bound of it, do
-  not already settle the question);
+  is only taken when two lower bounds of it do not already settle the question: the addresses
+  with counted errors in the period, sql/error_addresses.sql, then those active in the
+  period's last day);
 - burst: a carrier-hour (guard.hour_*) or carrier-day (guard.block_*) holding new entries'
   errors in which counted errors are a large share of the attempts;
 - usual addresses: a carrier-hour in which many new entries were refused within
@@ -41,8 +48,8 @@ class GuardReport:
 
 def _query(con, engine, name: str, params: dict[str, Any], inputs: tuple[str, ...] = ()):
     """sql/<name>.sql on DuckDB (`con`), or on the rule's engine (suppress --engine spark) with
-    the tables of `con` it reads besides the events (`inputs`) copied over and its rows brought
-    back with DuckDB's types."""
+    the tables of `con` it reads besides the events and counted_errors (`inputs`) copied over
+    and its rows brought back with DuckDB's types."""
     from ..store.warehouse import run_sql
 
     if engine is None:
@@ -54,8 +61,9 @@ def _query(con, engine, name: str, params: dict[str, Any], inputs: tuple[str, ..
 
 def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of: datetime,
                 new_count: int, first_error: datetime | None, engine=None) -> GuardReport:
-    """Judge the new entries in table `new_entries` of `con` (with the events view); `engine`:
-    None = DuckDB, else the engine that reads the events (lake.engines.SparkEngine)."""
+    """Judge the new entries in table `new_entries` of `con` (with the events view and the
+    rule's table `counted_errors`); `engine`: None = DuckDB, else the engine that reads the
+    events and holds counted_errors (lake.engines.SparkEngine)."""
     from .store import rows
 
     report = GuardReport()
@@ -64,7 +72,7 @@ def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of
     since = first_error - timedelta(days=rule.window_days)
     report.since = since
     found = rows(_query(con, engine, "guard_bursts", {
-        "tz": tz, "as_of": as_of, "since": since, "counted_reasons": list(rule.counted_reasons),
+        "tz": tz, "as_of": as_of, "since": since,
         "hour_min_errors": guard.hour_min_errors, "hour_rate": guard.hour_rate,
         "recent_hours": guard.recent_hours, "recent_rate": guard.recent_rate,
         "block_min_errors": guard.block_min_errors, "block_rate": guard.block_rate}, ("new_entries",)))
@@ -73,7 +81,7 @@ def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of
                 last_quarter=summary["last_quarter"], engine=engine)
     report.bursts = [r for r in found if r["kind"] != "summary"]
     if report.bursts:
-        replies = _top_replies(con, report.bursts, rule, tz=tz, since=since, as_of=as_of, engine=engine)
+        replies = _top_replies(con, report.bursts, tz=tz, since=since, as_of=as_of, engine=engine)
         for row in report.bursts:
             row["top_replies"] = replies.get((row["kind"], row["carrier"], row["period_start"]))
             report.tripped = True
@@ -81,35 +89,39 @@ def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of
     return report
 
 
-def _top_replies(con, bursts, rule: RuleSettings, *, tz: str, since: datetime, as_of: datetime,
-                 engine=None) -> dict:
-    """(kind, carrier, period_start) -> "n x reply | ..." for the flagged periods (a second scan,
-    taken only when something was flagged)."""
+def _top_replies(con, bursts, *, tz: str, since: datetime, as_of: datetime, engine=None) -> dict:
+    """(kind, carrier, period_start) -> "n x reply | ..." for the flagged periods (from the
+    rule's counted errors, only when something was flagged)."""
     from .store import rows, run_block
 
     periods = [{"kind": b["kind"], "carrier": b["carrier"], "period_start": b["period_start"]} for b in bursts]
     run_block(con, "flagged_periods", {"periods": periods})
-    found = rows(_query(con, engine, "guard_replies", {"tz": tz, "counted_reasons": list(rule.counted_reasons),
-                                                      "since": since, "until": as_of + timedelta(microseconds=1)},
+    found = rows(_query(con, engine, "guard_replies", {"tz": tz, "since": since,
+                                                       "until": as_of + timedelta(microseconds=1)},
                         ("flagged_periods",)))
     return {(r["kind"], r["carrier"], r["period_start"]): r["top_replies"] for r in found}
 
 
 def _share_test(con, guard: GuardSettings, report: GuardReport, *, new_count: int,
                 since: datetime, as_of: datetime, last_quarter: datetime | None, engine=None) -> None:
-    """Counting the addresses active in the period is a full scan; the addresses active in its
-    last day are a lower bound that costs a sixtieth of it and usually settles the question."""
+    """Counting the addresses active in the period is a full scan. Two lower bounds of it
+    usually settle the question first: the addresses with a counted error in the period (from
+    the rule's table, no scan), then those active in the period's last day (a sixtieth of it)."""
+    def count(name: str, start: datetime) -> int:
+        return int(_query(con, engine, name, {"since": start, "as_of": as_of}).fetchall()[0][0])
+
+    def settled(bound: int) -> bool:
+        report.active_at_least = max(report.active_at_least, bound)
+        # the share is at most new_count / active_at_least: below the limit?
+        return bool(report.active_at_least) and new_count / report.active_at_least <= guard.max_new_fraction
 
     if new_count <= guard.min_new:
         return
-    if last_quarter is not None:
-        day_before = max(since, last_quarter - timedelta(days=1))
-        report.active_at_least = _query(con, engine, "active_addresses",
-                                        {"since": day_before, "as_of": as_of}).fetchall()[0][0]
-        if report.active_at_least and new_count / report.active_at_least <= guard.max_new_fraction:
-            return  # the share is at most new_count / active_at_least: below the limit
-    active = _query(con, engine, "active_addresses", {"since": since, "as_of": as_of}).fetchall()[0][0]
-    report.active_addresses = int(active)
+    if settled(count("error_addresses", since)):
+        return
+    if last_quarter is not None and settled(count("active_addresses", max(since, last_quarter - timedelta(days=1)))):
+        return
+    active = report.active_addresses = count("active_addresses", since)
     report.new_fraction = new_count / active if active else 1.0
     if report.new_fraction > guard.max_new_fraction:
         report.tripped = True

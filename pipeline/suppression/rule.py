@@ -1,7 +1,9 @@
 """The multi-day rule: which addresses are dead, and adding them to the list (guarded).
 
 Reads the events and the list (through store.SuppressionStore's DuckDB connection) and runs
-sql/suppression_candidates.sql; the new entries stay in DuckDB (table `new_entries`), are judged
+the rule in two steps: sql/counted_errors.sql (every counted error, kept as table
+`counted_errors`, which the guard reads again instead of the events) and
+sql/suppression_candidates.sql. The new entries stay in DuckDB (table `new_entries`), are judged
 by guard.check_guard and, unless this is a dry run or the guard refuses, are written by the
 store. Only the new entries (usually a handful) come back to Python, for the caller to show.
 A dry run reads without the lock and skips the guard (a pass over the events) unless asked.
@@ -107,6 +109,7 @@ def evaluate(store, rule: RuleSettings, as_of: str | datetime | None = None, *, 
     `engine`: None = DuckDB; a pipeline.lake.engines.SparkEngine runs the rule's SQL on Spark."""
     params = rule_params(rule, tz, parse_as_of(as_of, tz))
     with reading(store, events=True) as (_, con):
+        keep_counted_errors(con, params, engine)
         return rows(_candidates(con, engine, params, keep=False))
 
 
@@ -117,7 +120,7 @@ def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datet
     force). `store`: a SuppressionStore (or a Config / data dir); `tz`: the zone of the days.
     A dry run skips the guard (a pass over the events) unless check_guard_in_dry_run.
     `engine`: None = DuckDB; a pipeline.lake.engines.SparkEngine runs the queries that read the
-    events (the rule and the guard's) on Spark, the list stays in DuckDB (docs/scale-out.md).
+    events (the rule's and the guard's) on Spark, the list stays in DuckDB (docs/scale-out.md).
 
     Raises GuardTripped (nothing written) when the guard refuses; NoDataError without events.
     """
@@ -145,6 +148,27 @@ def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datet
         return result
 
 
+def keep_counted_errors(con, params: dict[str, Any], engine=None) -> None:
+    """The rule's first step: table `counted_errors` (sql/counted_errors.sql), which
+    sql/suppression_candidates.sql and the guard's queries read. With an engine (Spark) the
+    rows are kept there, where those queries then run; `con` gets an empty table of DuckDB's
+    shape of them (what run_into binds the later queries against)."""
+    from ..store.warehouse import sql_relation
+
+    if engine is not None:
+        engine.keep("counted_errors", params, table="counted_errors")
+        sql_relation(con, "counted_errors", params).limit(0).to_table("counted_errors")
+        return
+
+    # The table's row order is never read (every query over it orders what it needs, by a
+    # total order): DuckDB may fill it in parallel instead of in the order of the files.
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        sql_relation(con, "counted_errors", params).to_table("counted_errors")
+    finally:
+        con.execute("RESET preserve_insertion_order")
+
+
 def _candidates(con, engine, params: dict[str, Any], *, keep: bool):
     """sql/suppression_candidates.sql on DuckDB, or on the given engine with its rows brought
     back into `con`; keep=True leaves them in table `candidates` (what new_entries reads)."""
@@ -163,7 +187,9 @@ def _candidates(con, engine, params: dict[str, Any], *, keep: bool):
 
 def _judge(con, rule: RuleSettings, guard: GuardSettings, tz: str, as_of: datetime, *,
            dry_run: bool, force: bool, with_guard: bool, engine=None) -> RuleResult:
-    _candidates(con, engine, rule_params(rule, tz, as_of), keep=True)
+    params = rule_params(rule, tz, as_of)
+    keep_counted_errors(con, params, engine)
+    _candidates(con, engine, params, keep=True)
     run_block(con, "new_entries")
     marked, already_listed, first_error = run_block(con, "counts").fetchone()
     new = rows(run_block(con, "new"))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 1  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 7  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
@@ -47,12 +47,20 @@ class Scanner:
         lib.count_lines.argtypes = [ctypes.c_char_p, _I64]
         lib.gather.restype = None
         lib.gather.argtypes = [_P, _P, _P, _P, _I64, ctypes.c_int, _P, _P]
+        lib.scan_sendmail.restype = ctypes.c_int
+        lib.scan_sendmail.argtypes = [_P, _I64, _I64, _I64, _I64] + [_P] * 22
+        lib.scan_qmail.restype = ctypes.c_int
+        lib.scan_qmail.argtypes = [_P, _I64, _I64, _I64] + [_P] * 11
+        lib.has_markers.restype = ctypes.c_int
+        lib.has_markers.argtypes = [ctypes.c_char_p, _I64, ctypes.c_char_p, ctypes.c_int]
+        lib.line_kinds.restype = _I64
+        lib.line_kinds.argtypes = [_P, _I64, _I64, _I64, _P, _P]
         lib.event_ids.restype = ctypes.c_int
         lib.event_ids.argtypes = [_P, _P, _P, _P, _P, _I64, ctypes.c_int, _P]
 
     def scan(self, block: bytes, max_line: int) -> dict | None:
         """Per line, per fast line and per delivery line, what scan_block() finds (see the C);
-        None when the block is not clean."""
+        None when the block holds no newline."""
         cap = self.lib.count_lines(block, len(block))
         if cap == 0:
             return None
@@ -74,6 +82,79 @@ class Scanner:
         for name in out:
             out[name] = out[name][:sizes.get(name, nf if name.startswith("f_") else nd)]
         return out
+
+    SENDMAIL_LINE = (("kind", np.int8), ("host_e", np.int64), ("qid_s", np.int64), ("qid_e", np.int64),
+                     ("a_s", np.int64), ("a_e", np.int64), ("b_s", np.int64), ("b_e", np.int64),
+                     ("c_s", np.int64), ("c_e", np.int64), ("r_s", np.int64), ("r_e", np.int64),
+                     ("s_s", np.int64), ("nrcpts", np.int64))
+    SENDMAIL_RCPT = (("rcpt_line", np.int64), ("rcpt_s", np.int64), ("rcpt_e", np.int64), ("rcpt_dom", np.int64),
+                     ("rcpt_high", np.uint8))
+
+    def scan_sendmail(self, block: bytes, max_line: int) -> dict | None:
+        """Per line of a sendmail block: kind and field positions; per recipient of a delivery
+        line: its line and positions (see scan_sendmail in the C). None: no newline."""
+        cap = self.lib.count_lines(block, len(block))
+        if cap == 0:
+            return None
+        return self._scan_sendmail(block, max_line, cap, 4 * cap) or self._scan_sendmail(block, max_line, cap, block.count(b",") + cap)
+
+    def _scan_sendmail(self, block: bytes, max_line: int, cap: int, rcap: int) -> dict | None:
+        data = np.frombuffer(block, np.uint8)
+        out = {"line_starts": np.empty(cap + 1, np.int64)}
+        for name, dtype in self.SENDMAIL_LINE:
+            out[name] = np.empty(cap, dtype)
+        for name, dtype in self.SENDMAIL_RCPT:
+            out[name] = np.empty(rcap, dtype)
+        out["sender_high"] = np.empty(cap, np.uint8)
+        counts = np.zeros(2, np.int64)
+        args = [out["line_starts"]] + [out[n] for n, _ in self.SENDMAIL_LINE] + [out[n] for n, _ in self.SENDMAIL_RCPT] \
+            + [out["sender_high"], counts]
+        rc = self.lib.scan_sendmail(_ptr(data), len(block), max_line, cap, rcap, *(_ptr(a) for a in args))
+        if rc != 0:
+            return None
+        n, nr = counts.tolist()
+        for name in out:
+            size = n + 1 if name == "line_starts" else nr if name.startswith("rcpt_") else n
+            out[name] = out[name][:size]
+        return out
+
+    QMAIL_LINE = (("kind", np.int8), ("ts", np.int64), ("k_s", np.int64), ("k_e", np.int64), ("m_s", np.int64),
+                  ("m_e", np.int64), ("v_s", np.int64), ("v_e", np.int64), ("flag", np.int8))
+
+    def scan_qmail(self, block: bytes, max_line: int) -> dict | None:
+        """Per line of a qmail (multilog) block: kind, time, fields (see scan_qmail in the C)."""
+        cap = self.lib.count_lines(block, len(block))
+        if cap == 0:
+            return None
+        data = np.frombuffer(block, np.uint8)
+        out = {"line_starts": np.empty(cap + 1, np.int64)}
+        for name, dtype in self.QMAIL_LINE:
+            out[name] = np.zeros(cap, dtype)
+        counts = np.zeros(1, np.int64)
+        rc = self.lib.scan_qmail(_ptr(data), len(block), max_line, cap,
+                                 *(_ptr(out[name]) for name in ("line_starts", *(n for n, _ in self.QMAIL_LINE))), _ptr(counts))
+        if rc != 0:
+            return None
+        n = int(counts[0])
+        return {name: (a[:n + 1] if name == "line_starts" else a[:n]) for name, a in out.items()}
+
+    def has_markers(self, block: bytes, markers: tuple[bytes, ...]) -> bool:
+        """Any of the markers in the block (glibc memmem each)."""
+        return bool(self.lib.has_markers(block, len(block), b"\0".join(markers) + b"\0", len(markers)))
+
+    def line_kinds(self, block: bytes, max_line: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(line_starts (n + 1), kinds (n): 0 ASCII, 1 valid non-ASCII UTF-8, 2 raw) of a block;
+        None when it holds no newline (blocks.line_kinds_numpy defines it)."""
+        cap = self.lib.count_lines(block, len(block))
+        if cap == 0:
+            return None
+        data = np.frombuffer(block, np.uint8)
+        starts = np.empty(cap + 1, np.int64)
+        kinds = np.empty(cap, np.uint8)
+        n = self.lib.line_kinds(_ptr(data), len(block), max_line, cap, _ptr(starts), _ptr(kinds))
+        if n < 0:
+            return None
+        return starts[:n + 1], kinds[:n]
 
     def gather(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                valid: np.ndarray | None = None, lower: bool = False) -> pa.StringArray:

@@ -11,11 +11,12 @@
  * Also here: gather() (cut many slices of a block into one Arrow string buffer) and event_ids()
  * (BLAKE2b, RFC 7693, 10-byte digests in hex: pipeline.records.event_id_for of many rows).
  */
+#define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <string.h>
 
 enum { K_FEED = 0, K_DELIVERY = 1, K_FROM = 2, K_REMOVED = 3, K_MSGID = 4 };
-enum { C_SKIP = 0, C_FEED = 1, C_FAST = 2 };
+enum { C_SKIP = 0, C_FEED = 1, C_FAST = 2, C_RAW = 3 };
 #define MAX_FIELDS 8 /* commas of a delivery line looked at up to status= (as scan_numpy) */
 
 static int is_upper(uint8_t c) { return c >= 'A' && c <= 'Z'; }
@@ -77,7 +78,27 @@ static const char *STATUS_WORDS[] = {"sent", "deferred", "bounced", "expired", "
 static const size_t STATUS_LENS[] = {4, 8, 7, 7, 13};
 
 /* FAST_RE of postfix_block.py on the line [s, e) (e: its newline); 1 when it matches. */
-static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L) {
+/* Does a Unicode space (what Python's str.strip() removes beyond ASCII) start at p / end at end?
+   U+0085 U+00A0 U+1680 U+2000-U+200A U+2028 U+2029 U+202F U+205F U+3000 */
+static int uspace_at(const uint8_t *p, const uint8_t *end) {
+    int64_t n = end - p;
+    if (n >= 2 && p[0] == 0xC2 && (p[1] == 0x85 || p[1] == 0xA0)) return 1;
+    if (n >= 3 && p[0] == 0xE1 && p[1] == 0x9A && p[2] == 0x80) return 1;
+    if (n >= 3 && p[0] == 0xE2 && p[1] == 0x80 && ((p[2] >= 0x80 && p[2] <= 0x8A) || p[2] == 0xA8 || p[2] == 0xA9 || p[2] == 0xAF)) return 1;
+    if (n >= 3 && p[0] == 0xE2 && p[1] == 0x81 && p[2] == 0x9F) return 1;
+    if (n >= 3 && p[0] == 0xE3 && p[1] == 0x80 && p[2] == 0x80) return 1;
+    return 0;
+}
+static int uspace_before(const uint8_t *start, const uint8_t *end) {
+    return (end - start >= 2 && uspace_at(end - 2, end)) || (end - start >= 3 && uspace_at(end - 3, end));
+}
+/* an address of a non-ASCII line may hold non-ASCII characters, but not begin or end with a
+   space that normalise_address()'s strip() would remove */
+static int addr_ends_ok(const uint8_t *a, const uint8_t *b, int utf8) {
+    return !utf8 || a == b || (!uspace_at(a, b) && !uspace_before(a, b));
+}
+
+static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf8) {
     const uint8_t *p = d + s, *end = d + e; /* end points at the newline */
     if (end - p < 16) return 0;
     /* [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} */
@@ -124,7 +145,7 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L) {
         p++;
     }
     int64_t qlen = p - q;
-    if (!((all_short && qlen >= 5 && qlen <= 12) || (all_long && qlen >= 11 && qlen <= 20))) return 0;
+    if (!((all_short && qlen >= 5 && qlen <= 20) || (all_long && qlen >= 11 && qlen <= 20))) return 0;
     if (!starts_with(p, end, ": ")) return 0;
     L->qs = q - d;
     L->qe = p - d;
@@ -138,8 +159,9 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L) {
         if (!starts_with(p, end, "from=<")) return 0;
         p += 6;
         L->vs = p - d;
-        while (p < end && is_addr(*p)) p++;
+        while (p < end && (is_addr(*p) || (utf8 && *p >= 0x80))) p++;
         L->ve = p - d;
+        if (!addr_ends_ok(d + L->vs, p, utf8)) return 0;
         if (!starts_with(p, end, ">, size=")) return 0;
         p += 8;
         const uint8_t *n0 = p;
@@ -166,8 +188,8 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L) {
     if (!starts_with(p, end, "to=<")) return 0;
     p += 4;
     const uint8_t *a = p;
-    while (p < end && is_addr(*p)) p++;
-    if (p == a || p >= end || *p != '>') return 0;
+    while (p < end && (is_addr(*p) || (utf8 && *p >= 0x80))) p++;
+    if (p == a || p >= end || *p != '>' || !addr_ends_ok(a, p, utf8)) return 0;
     L->rcpt_end = p - d;
     L->dom_start = L->rcpt_end;
     for (const uint8_t *x = p - 1; x >= a; x--)
@@ -244,6 +266,36 @@ static int is_feed(const uint8_t *d, int64_t s, int64_t e) {
     return end - p >= 9 && memcmp(end - 9, ": removed", 9) == 0;
 }
 
+/* Is [p, end) valid UTF-8 as Python's strict decoder sees it (RFC 3629: no overlong forms, no
+   surrogates, nothing above U+10FFFF)? */
+static int valid_utf8(const uint8_t *p, const uint8_t *end) {
+    while (p < end) {
+        uint8_t c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        int64_t left = end - p;
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (left < 2 || (p[1] & 0xC0) != 0x80) return 0;
+            p += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (left < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+            if (c == 0xE0 && p[1] < 0xA0) return 0; /* overlong */
+            if (c == 0xED && p[1] > 0x9F) return 0; /* surrogate */
+            p += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            if (left < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+            if (c == 0xF0 && p[1] < 0x90) return 0; /* overlong */
+            if (c == 0xF4 && p[1] > 0x8F) return 0; /* above U+10FFFF */
+            p += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Newlines in a block: the caller sizes scan_block's arrays with it. */
 int64_t count_lines(const uint8_t *d, int64_t len) {
     int64_t n = 0;
@@ -251,15 +303,15 @@ int64_t count_lines(const uint8_t *d, int64_t len) {
     return n;
 }
 
-/* Scan a block. Out, per line: line_starts[n + 1], cls[n] (C_SKIP / C_FEED / C_FAST);
+/* Scan a block. Out, per line: line_starts[n + 1], cls[n] (C_SKIP / C_FEED / C_FAST / C_RAW);
  * per fast line (in order; n_fast of them): f_line, f_kind, f_qs, f_qe, f_key (the minute),
  * f_secs, f_vs, f_ve (from= / message-id= value);
  * per delivery line that is cut here (kind K_DELIVERY; n_deliv of them): d_fast (its number
  * among the fast lines) and the positions of its fields.
- * counts[0..2] = n_lines, n_fast, n_deliv. Returns 0, or -1 when the block is not clean
- * (non-ASCII, NUL, CR, no newline, a line of max_line bytes or more).
- * Each array holds `cap` entries (line_starts cap + 1), cap from count_lines: a block with more
- * lines than cap is refused. */
+ * counts[0..2] = n_lines, n_fast, n_deliv. Returns 0, or -1 when the block holds no newline (or
+ * more lines than cap, which count_lines sizes).
+ * The decision is per line: a line with invalid UTF-8, a NUL or a CR, or of max_line bytes or
+ * more is C_RAW; one with valid non-ASCII UTF-8 is never fast (C_FEED or C_SKIP by is_feed). */
 int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *line_starts, uint8_t *cls,
                int64_t *f_line, int8_t *f_kind, int64_t *f_qs, int64_t *f_qe, uint64_t *f_key,
@@ -268,19 +320,31 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *d_relay_s, int64_t *d_relay_e, int64_t *d_dsn_s, int64_t *d_status_pos,
                int64_t *d_status_end, int8_t *d_status_code, uint8_t *d_has_text, int64_t *counts) {
     int64_t n = 0, nf = 0, nd = 0, s = 0;
-    /* clean: ASCII (the OR of all bytes has no high bit; a loop the compiler vectorises), no NUL, no CR */
+    /* most blocks are ASCII without NUL or CR (the OR of all bytes has no high bit: a loop the
+       compiler vectorises; memchr for the rest): then no line needs looking at byte by byte */
     uint8_t high = 0;
     for (int64_t i = 0; i < len; i++) high |= d[i];
-    if (high & 0x80 || memchr(d, 0, (size_t)len) || memchr(d, '\r', (size_t)len)) return -1;
+    int mixed = (high & 0x80) || memchr(d, 0, (size_t)len) || memchr(d, '\r', (size_t)len);
     line_starts[0] = 0;
     for (;;) {
         const uint8_t *nl = memchr(d + s, '\n', (size_t)(len - s));
         if (!nl) break;
         int64_t e = nl - d;
-        if (e - s >= max_line || n >= cap) return -1;
+        if (n >= cap) return -1;
+        int kind_of_line = 0; /* 0 ASCII, 1 valid non-ASCII UTF-8, 2 raw */
+        if (e - s >= max_line) {
+            kind_of_line = 2;
+        } else if (mixed) {
+            uint8_t h = 0;
+            for (int64_t i = s; i < e; i++) h |= d[i];
+            if (memchr(d + s, 0, (size_t)(e - s)) || memchr(d + s, '\r', (size_t)(e - s))) kind_of_line = 2;
+            else if (h & 0x80) kind_of_line = valid_utf8(d + s, d + e) ? 1 : 2;
+        }
         line_t L;
         memset(&L, 0, sizeof L);
-        if (match_fast(d, s, e, &L)) {
+        if (kind_of_line == 2) {
+            cls[n] = C_RAW;
+        } else if (match_fast(d, s, e, &L, kind_of_line == 1)) {
             cls[n] = C_FAST;
             f_line[nf] = n;
             f_kind[nf] = L.bad ? K_FEED : L.kind;
@@ -320,6 +384,38 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
     counts[1] = nf;
     counts[2] = nd;
     return 0;
+}
+
+/* Lines of a block and what each is to the front door, for the block readers of every MTA:
+ * line_starts[n + 1], kinds[n]: 0 ASCII without NUL or CR, 1 valid non-ASCII UTF-8 without NUL
+ * or CR, 2 raw (invalid UTF-8, NUL, CR, or max_line bytes or more). Returns n, or -1 when the
+ * block holds no newline or more than cap lines. */
+int64_t line_kinds(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
+                   int64_t *line_starts, uint8_t *kinds) {
+    int64_t n = 0, s = 0;
+    uint8_t high = 0;
+    for (int64_t i = 0; i < len; i++) high |= d[i];
+    int mixed = (high & 0x80) || memchr(d, 0, (size_t)len) || memchr(d, '\r', (size_t)len);
+    line_starts[0] = 0;
+    for (;;) {
+        const uint8_t *nl = memchr(d + s, '\n', (size_t)(len - s));
+        if (!nl) break;
+        int64_t e = nl - d;
+        if (n >= cap) return -1;
+        uint8_t k = 0;
+        if (e - s >= max_line) {
+            k = 2;
+        } else if (mixed) {
+            uint8_t h = 0;
+            for (int64_t i = s; i < e; i++) h |= d[i];
+            if (memchr(d + s, 0, (size_t)(e - s)) || memchr(d + s, '\r', (size_t)(e - s))) k = 2;
+            else if (h & 0x80) k = valid_utf8(d + s, d + e) ? 1 : 2;
+        }
+        kinds[n++] = k;
+        s = e + 1;
+        line_starts[n] = s;
+    }
+    return n ? n : -1;
 }
 
 /* Slices [starts[i], ends[i]) of d, one after the other, into chars (lower-cased when `lower`),
@@ -462,5 +558,439 @@ int event_ids(const uint8_t *d, const int64_t *starts, const int64_t *ends,
     return 0;
 }
 
+
+/* --- sendmail lines (parsers/sendmail_block.py; its Arrow reading is the fallback and both
+ * are held to SendmailParser.feed by tests/test_sendmail_block.py) ------------------------- */
+enum { S_SKIP = 0, S_FEED = 1, S_FROM = 2, S_TO = 3, S_MSP = 4, S_CLOCK = 5 };
+
+/* an address character: printable ASCII but space " , < >, or any byte of a non-ASCII character */
+static int is_sm_addr(uint8_t c) { return c >= 0x80 || is_addr(c); }
+
+static int starts_at(const uint8_t *p, const uint8_t *end, const char *lit) {
+    size_t n = strlen(lit);
+    return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
+}
+
+/* occurrences of lit in [p, end) */
+static int64_t count_of(const uint8_t *p, const uint8_t *end, const char *lit) {
+    int64_t k = 0;
+    size_t n = strlen(lit);
+    for (const uint8_t *x = find(p, end, lit); x; x = find(x + n, end, lit)) k++;
+    return k;
+}
+
+/* " sendmail", " sm-mta" or " sm-msp-queue" somewhere in the line */
+static int has_sm_program(const uint8_t *p, const uint8_t *end) {
+    for (const uint8_t *x = find(p, end, " s"); x; x = find(x + 1, end, " s")) {
+        if (starts_at(x, end, " sendmail") || starts_at(x, end, " sm-mta") || starts_at(x, end, " sm-msp-queue")) return 1;
+    }
+    return 0;
+}
+
+/* skip a value [^,]* */
+static const uint8_t *skip_value(const uint8_t *p, const uint8_t *end) {
+    while (p < end && *p != ',') p++;
+    return p;
+}
+
+/* the key=value field "<key>" at p (then its value up to the next ','); NULL when not there */
+static const uint8_t *expect_field(const uint8_t *p, const uint8_t *end, const char *key, const uint8_t **vs, const uint8_t **ve) {
+    if (!starts_at(p, end, key)) return NULL;
+    p += strlen(key);
+    *vs = p;
+    p = skip_value(p, end);
+    *ve = p;
+    return p;
+}
+
+int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, int64_t rcap,
+                  int64_t *line_starts, int8_t *kind, int64_t *host_e, int64_t *qid_s, int64_t *qid_e,
+                  int64_t *a_s, int64_t *a_e, int64_t *b_s, int64_t *b_e, int64_t *c_s, int64_t *c_e,
+                  int64_t *r_s, int64_t *r_e, int64_t *s_s, int64_t *nrcpts,
+                  int64_t *rcpt_line, int64_t *rcpt_s, int64_t *rcpt_e, int64_t *rcpt_dom, uint8_t *rcpt_high,
+                  uint8_t *sender_high, int64_t *counts) {
+    int64_t n = 0, nr = 0, s = 0;
+    uint8_t high_all = 0;
+    for (int64_t i = 0; i < len; i++) high_all |= d[i];
+    int mixed = (high_all & 0x80) || memchr(d, 0, (size_t)len) || memchr(d, '\r', (size_t)len);
+    line_starts[0] = 0;
+    for (;;) {
+        const uint8_t *nl = memchr(d + s, '\n', (size_t)(len - s));
+        if (!nl) break;
+        int64_t e = nl - d;
+        if (n >= cap) return -1;
+        const uint8_t *p = d + s, *end = d + e;
+        int8_t k = S_SKIP;
+        int raw = e - s >= max_line;
+        if (!raw && mixed) {
+            uint8_t h = 0;
+            for (int64_t i = s; i < e; i++) h |= d[i];
+            if (memchr(p, 0, (size_t)(e - s)) || memchr(p, '\r', (size_t)(e - s))) raw = 1;
+            else if (h & 0x80) raw = !valid_utf8(p, end);
+        }
+        r_s[n] = r_e[n] = -1;
+        sender_high[n] = 0;
+        if (raw) {
+            k = S_FEED;
+        } else if (has_sm_program(p, end)) {
+            k = S_FEED;
+            /* the prefix: stamp, host, program[pid]: */
+            const uint8_t *x = p;
+            int ok = end - x >= 16 && is_upper(x[0]) && is_lower(x[1]) && is_lower(x[2]) && x[3] == ' ' &&
+                     (x[4] == ' ' || is_digit(x[4])) && is_digit(x[5]) && x[6] == ' ' && is_digit(x[7]) &&
+                     is_digit(x[8]) && x[9] == ':' && is_digit(x[10]) && is_digit(x[11]) && x[12] == ':' &&
+                     is_digit(x[13]) && is_digit(x[14]) && x[15] == ' ';
+            if (ok) {
+                x += 16;
+                const uint8_t *h0 = x;
+                while (x < end && *x >= '!' && *x <= '~') x++;
+                ok = x > h0 && x < end && *x == ' ';
+                host_e[n] = x - d;
+                x++;
+                if (ok) {
+                    if (starts_at(x, end, "sendmail[")) x += 9;
+                    else if (starts_at(x, end, "sm-mta[")) x += 7;
+                    else if (starts_at(x, end, "sm-msp-queue[")) x += 13;
+                    else ok = 0;
+                }
+                if (ok) {
+                    const uint8_t *pid = x;
+                    while (x < end && is_digit(*x)) x++;
+                    ok = x > pid && starts_at(x, end, "]: ");
+                    x += 3;
+                }
+            }
+            if (ok) {
+                k = S_SKIP; /* a program line without a queue id: feed() skips it */
+                const uint8_t *q = x;
+                while (x < end && is_alnum(*x)) x++;
+                int64_t ql = x - q;
+                if (ql >= 8 && ql <= 20 && starts_at(x, end, ": ")) {
+                    qid_s[n] = q - d;
+                    qid_e[n] = x - d;
+                    const uint8_t *rest = x + 2;
+                    k = S_CLOCK;
+                    if (find(rest, end, ": DSN: Cannot send message")) {
+                        k = S_FEED;
+                    } else if (starts_at(rest, end, "from=")) {
+                        k = S_FEED;
+                        const uint8_t *y = rest + 5, *vs, *ve;
+                        int bracket = y < end && *y == '<';
+                        if (bracket) y++;
+                        vs = y;
+                        while (y < end && is_sm_addr(*y)) y++;
+                        ve = y;
+                        int good = bracket ? (y < end && *y == '>' && (y++, 1)) : ve > vs;
+                        if (good && starts_at(y, end, ", size=")) {
+                            y += 7;
+                            const uint8_t *z = y;
+                            while (y < end && is_digit(*y)) y++;
+                            good = y > z && starts_at(y, end, ", class=");
+                        } else good = 0;
+                        if (good) {
+                            y += 8;
+                            if (y < end && *y == '-') y++;
+                            const uint8_t *z = y;
+                            while (y < end && is_digit(*y)) y++;
+                            good = y > z && starts_at(y, end, ", nrcpts=");
+                        }
+                        int64_t count = 0;
+                        if (good) {
+                            y += 9;
+                            const uint8_t *z = y;
+                            while (y < end && is_digit(*y) && count < (int64_t)1 << 40) count = count * 10 + (*y++ - '0');
+                            good = y > z && !is_digit(*y) && starts_at(y, end, ", msgid=");
+                        }
+                        if (good) {
+                            y += 8;
+                            const uint8_t *ms = y;
+                            while (y < end && *y >= '!' && *y <= '~' && *y != ',') y++;
+                            const uint8_t *me = y;
+                            good = (y == end || starts_at(y, end, ", ")) && count_of(rest, end, "msgid=") == 1 &&
+                                   count_of(rest, end, "nrcpts=") == 1;
+                            while (ms < me && (*ms == '<' || *ms == '>')) ms++;
+                            while (me > ms && (me[-1] == '<' || me[-1] == '>')) me--;
+                            b_s[n] = ms - d;
+                            b_e[n] = me - d;
+                        }
+                        if (good) {
+                            k = S_FROM;
+                            a_s[n] = vs - d;
+                            a_e[n] = ve - d;
+                            nrcpts[n] = count;
+                            for (const uint8_t *z = vs; z < ve; z++) sender_high[n] |= *z >= 0x80;
+                        }
+                    } else if (starts_at(rest, end, "to=")) {
+                        k = S_FEED;
+                        const uint8_t *y = rest + 3, *ts = y;
+                        int bracket = y < end && *y == '<', good = 1;
+                        int64_t first_r = nr;
+                        for (;;) { /* one address, then ',' and another, or ", " */
+                            if (bracket) {
+                                if (y >= end || *y != '<') { good = 0; break; }
+                                y++;
+                            }
+                            const uint8_t *as = y;
+                            while (y < end && is_sm_addr(*y)) y++;
+                            if (y == as) { good = 0; break; }
+                            const uint8_t *ae = y;
+                            if (bracket) {
+                                if (y >= end || *y != '>') { good = 0; break; }
+                                y++;
+                            }
+                            if (nr >= rcap) return -1;
+                            rcpt_line[nr] = n;
+                            rcpt_s[nr] = as - d;
+                            rcpt_e[nr] = ae - d;
+                            rcpt_dom[nr] = ae - d;
+                            rcpt_high[nr] = 0;
+                            for (const uint8_t *z = ae - 1; z >= as; z--)
+                                if (*z == '@') { rcpt_dom[nr] = z + 1 - d; break; }
+                            for (const uint8_t *z = as; z < ae; z++) rcpt_high[nr] |= *z >= 0x80;
+                            nr++;
+                            if (y < end && *y == ',' && !(y + 1 < end && y[1] == ' ')) { y++; continue; }
+                            break;
+                        }
+                        const uint8_t *te = y, *vs, *ve;
+                        const uint8_t *mailer_s = 0, *mailer_e = 0, *relay_s = 0, *relay_e = 0, *dsn_s = 0, *dsn_e = 0;
+                        good = good && starts_at(y, end, ", ");
+                        if (good) {
+                            y += 2;
+                            if (starts_at(y, end, "ctladdr=")) {
+                                y = skip_value(y + 8, end);
+                                good = starts_at(y, end, ", ");
+                                y += 2;
+                            }
+                        }
+                        if (good) good = (y = expect_field(y, end, "delay=", &vs, &ve)) && starts_at(y, end, ", ") && (y += 2);
+                        if (good) good = (y = expect_field(y, end, "xdelay=", &vs, &ve)) && starts_at(y, end, ", ") && (y += 2);
+                        if (good) good = (y = expect_field(y, end, "mailer=", &mailer_s, &mailer_e)) && starts_at(y, end, ", ") && (y += 2);
+                        if (good) good = (y = expect_field(y, end, "pri=", &vs, &ve)) && starts_at(y, end, ", ") && (y += 2);
+                        if (good) good = (y = expect_field(y, end, "relay=", &relay_s, &relay_e)) && starts_at(y, end, ", ") && (y += 2);
+                        if (good) /* printable: relay.strip() is then a trim of spaces (below) */
+                            for (const uint8_t *z = relay_s; z < relay_e; z++) good &= *z >= ' ' && *z != 0x7f;
+                        if (good) good = (y = expect_field(y, end, "dsn=", &dsn_s, &dsn_e)) && starts_at(y, end, ", ") && (y += 2);
+                        const uint8_t *stat_at = 0;
+                        if (good) {
+                            /* exactly one ", stat=" in the rest; at most one ", reply=" before it */
+                            good = count_of(rest, end, ", stat=") == 1;
+                            stat_at = good ? find(rest, end, ", stat=") : 0;
+                            good = good && count_of(rest, stat_at, ", reply=") <= 1;
+                        }
+                        if (good) {
+                            if (starts_at(y, end, "stat=")) {
+                                good = y == stat_at + 2;
+                            } else if (starts_at(y, end, "reply=")) {
+                                good = stat_at > y;
+                                r_s[n] = y + 6 - d;
+                                r_e[n] = stat_at - d;
+                            } else good = 0;
+                        }
+                        if (good) {
+                            /* relay.strip() (a relay of spaces only would be "", not None: feed()'s) */
+                            int had_relay = relay_e > relay_s;
+                            while (relay_s < relay_e && *relay_s == ' ') relay_s++;
+                            while (relay_e > relay_s && relay_e[-1] == ' ') relay_e--;
+                            /* a non-ASCII character at either end might be one strip() removes: feed()'s */
+                            good = (!had_relay || relay_e > relay_s) &&
+                                   !(relay_e > relay_s && (*relay_s >= 0x80 || relay_e[-1] >= 0x80));
+                        }
+                        if (good) {
+                            a_s[n] = ts - d;
+                            a_e[n] = te - d;
+                            b_s[n] = relay_s - d;
+                            b_e[n] = relay_e - d;
+                            c_s[n] = dsn_s - d;
+                            c_e[n] = dsn_e - d;
+                            s_s[n] = stat_at + 7 - d;
+                            int msp = mailer_e - mailer_s == 5 && memcmp(mailer_s, "relay", 5) == 0 &&
+                                      (starts_at(relay_s, relay_e, "[127.0.0.1]") || starts_at(relay_s, relay_e, "localhost") ||
+                                       starts_at(relay_s, relay_e, "[::1]") || starts_at(relay_s, relay_e, "[IPv6:::1]"));
+                            k = msp ? S_MSP : S_TO;
+                        } else {
+                            r_s[n] = -1;
+                        }
+                        if (k != S_TO) nr = first_r; /* rows only for delivery lines */
+                    }
+                }
+            }
+        }
+        kind[n] = k;
+        n++;
+        s = e + 1;
+        line_starts[n] = s;
+    }
+    if (n == 0) return -1;
+    counts[0] = n;
+    counts[1] = nr;
+    return 0;
+}
+
+
+/* --- qmail-send lines, multilog (parsers/qmail_block.py; QmailParser.feed is the definition and
+ * the path without a compiler; tests/test_qmail_block.py holds the two to the same result) --- */
+enum { Q_SKIP = 0, Q_FEED = 1, Q_START = 2, Q_RESULT = 3, Q_INFO = 4, Q_END = 5 };
+
+static int hexval(uint8_t c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+/* Python's \s on an ASCII line without CR: space, \t, \n, \v, \f and \x1c-\x1f */
+static int is_pyspace(uint8_t c) { return c == ' ' || (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x1f); }
+
+static const uint8_t *digits(const uint8_t *p, const uint8_t *end) {
+    const uint8_t *x = p;
+    while (x < end && is_digit(*x)) x++;
+    return x > p ? x : NULL;
+}
+
+int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
+               int64_t *line_starts, int8_t *kind, int64_t *ts, int64_t *k_s, int64_t *k_e,
+               int64_t *m_s, int64_t *m_e, int64_t *v_s, int64_t *v_e, int8_t *flag, int64_t *counts) {
+    static const uint64_t BASE = 4611686018427387914ULL; /* 2^62 + 10 */
+    int64_t n = 0, s = 0;
+    line_starts[0] = 0;
+    for (;;) {
+        const uint8_t *nl = memchr(d + s, '\n', (size_t)(len - s));
+        if (!nl) break;
+        int64_t e = nl - d;
+        if (n >= cap) return -1;
+        const uint8_t *p = d + s, *end = d + e;
+        int8_t k = Q_SKIP;
+        int raw = e - s >= max_line, high = 0;
+        if (!raw) {
+            uint8_t h = 0;
+            for (const uint8_t *x = p; x < end; x++) h |= *x;
+            if (memchr(p, 0, (size_t)(e - s)) || memchr(p, '\r', (size_t)(e - s))) raw = 1;
+            else if (h & 0x80) {
+                raw = !valid_utf8(p, end);
+                high = 1;
+            }
+        }
+        int interesting = !raw && (find(p, end, "deliver") || find(p, end, " msg "));
+        if (raw) {
+            k = Q_FEED;
+        } else if (interesting && (high || *p != '@')) {
+            k = Q_FEED; /* non-ASCII, splogger or bare stamps: feed() */
+        } else if (interesting) {
+            /* @ + 16 + 8 hex digits, whitespace, the message */
+            uint64_t label = 0, nanos = 0;
+            int ok = end - p > 25;
+            for (int i = 1; ok && i <= 24; i++) {
+                int v = hexval(p[i]);
+                if (v < 0) ok = 0;
+                else if (i <= 16) label = label << 4 | (uint64_t)v;
+                else nanos = nanos << 4 | (uint64_t)v;
+            }
+            ok = ok && is_pyspace(p[25]);
+            if (ok && (label < BASE || label - BASE >= ((uint64_t)1 << 40))) {
+                k = Q_FEED; /* a stamp far outside our time: feed()'s arithmetic */
+            } else if (ok) {
+                const uint8_t *x = p + 25;
+                while (x < end && is_pyspace(*x)) x++;
+                ts[n] = (int64_t)(label - BASE) * 1000000 + (int64_t)(nanos / 1000);
+                const uint8_t *y, *z;
+                if (starts_at(x, end, "delivery ")) {
+                    k = Q_FEED; /* unless of the usual shape */
+                    y = digits(x + 9, end);
+                    if (y && starts_at(y, end, ": ")) {
+                        k_s[n] = x + 9 - d;
+                        k_e[n] = y - d;
+                        z = y + 2;
+                        int word = starts_at(z, end, "success:") ? 1 : starts_at(z, end, "deferral:") ? 2 :
+                                   starts_at(z, end, "failure:") ? 3 : 0;
+                        if (word) {
+                            z += word == 1 ? 8 : word == 2 ? 9 : 8;
+                            if (z < end && *z == ' ') z++;
+                            int printable = 1;
+                            for (const uint8_t *c = z; c < end; c++) printable &= *c >= 0x20 && *c < 0x7f;
+                            if (printable) {
+                                k = Q_RESULT;
+                                flag[n] = (int8_t)word;
+                                v_s[n] = z - d;
+                                v_e[n] = e;
+                            }
+                        }
+                    }
+                } else if (starts_at(x, end, "starting delivery ")) {
+                    k = Q_FEED;
+                    y = digits(x + 18, end);
+                    if (y && starts_at(y, end, ": msg ")) {
+                        k_s[n] = x + 18 - d;
+                        k_e[n] = y - d;
+                        z = digits(y + 6, end);
+                        if (z && starts_at(z, end, " to ")) {
+                            m_s[n] = y + 6 - d;
+                            m_e[n] = z - d;
+                            int local = starts_at(z + 4, end, "local ") ? 1 : starts_at(z + 4, end, "remote ") ? 0 : -1;
+                            if (local >= 0) {
+                                const uint8_t *r = z + 4 + (local ? 6 : 7), *re = r;
+                                while (re < end && !is_pyspace(*re)) re++;
+                                int plain = re > r;
+                                for (const uint8_t *c = r; c < re; c++) plain &= *c != '"';
+                                /* normalise_address: strip("<>"), lower (the C gather lowers) */
+                                while (r < re && (*r == '<' || *r == '>')) r++;
+                                while (re > r && (re[-1] == '<' || re[-1] == '>')) re--;
+                                if (plain) {
+                                    k = Q_START;
+                                    flag[n] = (int8_t)local;
+                                    v_s[n] = r - d;
+                                    v_e[n] = re - d;
+                                }
+                            }
+                        }
+                    }
+                } else if (starts_at(x, end, "info msg ")) {
+                    y = digits(x + 9, end);
+                    if (y && starts_at(y, end, ": bytes ")) {
+                        z = digits(y + 8, end);
+                        if (z && starts_at(z, end, " from <")) {
+                            const uint8_t *a = z + 7, *b = a;
+                            while (b < end && *b != '>') b++;
+                            if (b < end) {
+                                int plain = 1;
+                                for (const uint8_t *c = a; c < b; c++) plain &= *c >= 0x21 && *c != '"';
+                                k = plain ? Q_INFO : Q_FEED;
+                                k_s[n] = x + 9 - d;
+                                k_e[n] = y - d;
+                                while (a < b && *a == '<') a++;
+                                v_s[n] = a - d;
+                                v_e[n] = b - d;
+                            }
+                        }
+                    }
+                } else if (starts_at(x, end, "end msg ")) {
+                    y = digits(x + 8, end);
+                    if (y) {
+                        k = Q_END;
+                        k_s[n] = x + 8 - d;
+                        k_e[n] = y - d;
+                    }
+                }
+            }
+        }
+        kind[n] = k;
+        n++;
+        s = e + 1;
+        line_starts[n] = s;
+    }
+    if (n == 0) return -1;
+    counts[0] = n;
+    return 0;
+}
+
+/* Does d[0, len) contain any of the n markers (NUL-separated in `markers`)? 1 or 0. */
+int has_markers(const uint8_t *d, int64_t len, const char *markers, int n) {
+    const char *m = markers;
+    for (int i = 0; i < n; i++) {
+        size_t k = strlen(m);
+        if (k && memmem(d, (size_t)len, m, k)) return 1;
+        m += k + 1;
+    }
+    return 0;
+}
+
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 1; }
+int scanner_abi(void) { return 7; }

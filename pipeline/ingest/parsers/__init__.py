@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ...core.errors import InputError
 from .common import EVENT, MALFORMED, SKIP, ParseContext, Parser
-from . import postfix_block
+from . import postfix_block, qmail_block, sendmail_block
 from .postfix import PostfixParser
 from .qmail import QmailParser
 from .sendmail import SendmailParser
@@ -19,6 +19,9 @@ REGISTRY: dict[str, type[Parser]] = {
     "qmail": QmailParser,
 }
 FORMATS = ("auto", *REGISTRY)
+# Column-wise readers of whole blocks (extract() in reader threads, read_block() applies a block
+# to the parser through its own state interface); each is held to its parser by a differential test.
+BLOCK_READERS = {"postfix": postfix_block, "sendmail": sendmail_block, "qmail": qmail_block}
 
 
 def parser_class(fmt: str) -> type[Parser]:
@@ -35,5 +38,5 @@ def detect_format(sample_lines: list[str]) -> str | None:
     return best if scores[best] > 0 else None
 
 
-__all__ = ["EVENT", "SKIP", "MALFORMED", "ParseContext", "Parser", "REGISTRY", "FORMATS",
-           "parser_class", "detect_format", "postfix_block"]
+__all__ = ["EVENT", "SKIP", "MALFORMED", "ParseContext", "Parser", "REGISTRY", "FORMATS", "BLOCK_READERS",
+           "parser_class", "detect_format", "postfix_block", "sendmail_block", "qmail_block"]

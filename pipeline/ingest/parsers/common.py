@@ -17,6 +17,30 @@ from zoneinfo import ZoneInfo
 # delivery line of this MTA but could not be parsed (counted and kept aside as a reject).
 EVENT, SKIP, MALFORMED = "event", "skip", "malformed"
 
+# The front door's limit: a line this long (with its newline) or longer is rejected unread.
+MAX_LINE_BYTES = 64 * 1024
+
+
+def decode_line(raw: bytes) -> tuple[str | None, str | None]:
+    """The front door for one raw line (with or without its line end): (text, reject reason).
+
+    Over-long: (None, "too_long"), not read. Invalid UTF-8 is decoded with U+FFFD and NUL bytes
+    are removed, so a delivery inside such a line is still read, with the reason
+    ("invalid_utf8" / "nul_bytes") for the reject count. The line end (\n, \r\n) is cut off."""
+    if len(raw) > MAX_LINE_BYTES:
+        return None, "too_long"
+    try:
+        line = raw.decode("utf-8")
+        bad = None
+    except UnicodeDecodeError:
+        line = raw.decode("utf-8", "replace")
+        bad = "invalid_utf8"
+    if "\x00" in line:
+        line = line.replace("\x00", "")
+        bad = bad or "nul_bytes"
+    return line.rstrip("\r\n"), bad
+
+
 MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 
@@ -137,8 +161,9 @@ class Parser:
 
     feed(line, offset) reads one decoded line (without its newline) at byte `offset` of the
     source and calls `emit(row)` for every delivery attempt it completes. It returns EVENT, SKIP
-    or MALFORMED. State that spans lines (queue ids, delivery numbers) lives in the parser and
-    can be saved with get_state() / restored with set_state(), so a follower can restart.
+    or MALFORMED. State that spans lines (queue ids, delivery numbers) lives in the parser, is
+    bounded, and is saved with get_state() / restored with set_state() (the ingest session keeps
+    it in its state file with the read positions, so a run or a follower resumes exactly).
     """
 
     mta = ""
@@ -148,9 +173,15 @@ class Parser:
         self.emit = emit
 
     @staticmethod
-    def detect(lines: list[str]) -> int:
-        """How many of these sample lines look like this MTA's (for --format auto)."""
+    def recognises(line: str) -> bool:
+        """Does this line look like one of this MTA's (its program, its line shape)? For
+        --format auto, per line in a file of several MTAs, and to refuse a wrong --format."""
         raise NotImplementedError
+
+    @classmethod
+    def detect(cls, lines: list[str]) -> int:
+        """How many of these sample lines look like this MTA's (for --format auto)."""
+        return sum(1 for ln in lines if cls.recognises(ln))
 
     def feed(self, line: str, offset: int) -> str:
         raise NotImplementedError
@@ -162,61 +193,130 @@ class Parser:
         pass
 
 
+# The changes of a queue-id table (QueueParser.change): what one log line does to it.
+SENDER, MESSAGE_ID, DELIVERY, REMOVED, TOUCH, EXPIRED, CLOCK, RECIPIENTS = range(8)
+# What a deferral keeps for the expiry event that may follow it (the rest comes from the expiry line).
+DEFERRED_FIELDS = ("mta", "queue_id", "message_id", "recipient", "recipient_domain", "relay", "dsn",
+                   "reply_code", "smtp_phase", "diagnostic")
+
+
 class QueueParser(Parser):
     """A parser whose lines are joined by queue id (Postfix, sendmail).
 
     Per queue id it remembers the sender, the message-id and the recipients still deferred (for
-    the expiry line). An entry is forgotten on the MTA's `removed`, or STATE_TTL_US after its
-    last line: short queue ids are reused, so joins hold only within that window.
+    the expiry line). `change()` is the one way this table changes: feed() calls it for every
+    line it reads, and so does the Postfix block reader (parsers/postfix_block.py) for the lines
+    it reads column-wise, so both give the same state.
+
+    The join window: an entry not seen for STATE_TTL_US of the log's clock (the latest time of
+    any line read so far) is stale and a line of its queue id starts a new one, because short
+    queue ids are reused. Stale entries are forgotten whenever convenient (they can never be
+    joined again, so when does not matter) and are never saved. An entry is also forgotten on
+    the MTA's `removed`, or, where the MTA logs no such line (sendmail), once every recipient
+    announced by its `nrcpts=` has a final status. At most MAX_QUEUE_IDS live entries are kept:
+    a log whose queue ids never see a final line cannot grow the state (or the state file)
+    without bound; beyond it the least recently seen tenth is dropped (ties by queue id).
     """
 
     STATE_TTL_US = 7 * 86400 * 1_000_000
-    EVICT_EVERY = 200_000
+    MAX_QUEUE_IDS = 200_000
+    PRUNE_EVERY = 50_000  # new entries between two sweeps of the stale ones
 
     def __init__(self, ctx: ParseContext, emit: Emit):
         super().__init__(ctx, emit)
-        # qid -> {"sender", "message_id", "seen", "deferred": {recipient: row}}
+        # qid -> {"sender", "message_id", "seen", "deferred": {recipient: DEFERRED_FIELDS}, ["left"]}
         self.queue: dict[str, dict] = {}
-        self._lines = 0
+        self.clock = 0  # the latest time (us) of the lines read: the join window is measured from it
+        self._new_entries = 0
 
-    def _state(self, qid: str, ts: int) -> dict:
-        self._lines += 1
-        if self._lines % self.EVICT_EVERY == 0:
-            self.queue = {q: st for q, st in self.queue.items() if ts - st["seen"] <= self.STATE_TTL_US}
-        st = self.queue.get(qid)
-        if st is None or ts - st["seen"] > self.STATE_TTL_US:
+    def change(self, kind: int, qid: str | None, ts: int, value=None, clock: int | None = None):
+        """Apply what one line says about queue id `qid` at time `ts` (in line order):
+
+        SENDER value=address, MESSAGE_ID value=id, TOUCH (only the time), RECIPIENTS value=n
+        (where the MTA logs no `removed`: the entry is forgotten once n recipients have a final
+        status): the entry is created (or renewed when stale) and updated; returns it.
+        DELIVERY value=row (needs at least recipient and status): the row's sender and
+        message_id are set from the entry; a deferral is kept for the expiry line, any other
+        status forgets that recipient's deferral and counts towards `left`; returns the entry.
+        EXPIRED value=(host, line, offset): returns one `expired` row per recipient still
+        deferred (with its last deferral's reason) and forgets them.
+        REMOVED: the entry is forgotten. CLOCK: only the log's clock moves (qid is ignored).
+        `clock`: the log's clock at this line when the caller knows it to be later than `ts`
+        (the block reader, which applies some lines column-wise).
+        """
+        if clock is not None and clock > self.clock:
+            self.clock = clock
+        if ts > self.clock:
+            self.clock = ts
+        if kind == CLOCK:
+            return None
+        queue = self.queue
+        if kind == REMOVED:
+            queue.pop(qid, None)
+            return None
+        st = queue.get(qid)
+        if st is None or self.clock - st["seen"] > self.STATE_TTL_US:
             st = {"sender": None, "message_id": None, "seen": ts, "deferred": {}}
-            self.queue[qid] = st
-        else:
-            st["seen"] = max(st["seen"], ts)
+            queue[qid] = st
+            self._new_entries += 1
+            if len(queue) > self.MAX_QUEUE_IDS or self._new_entries >= self.PRUNE_EVERY:
+                self._shrink()
+        elif ts > st["seen"]:
+            st["seen"] = ts
+        if kind == DELIVERY:
+            row = value
+            row["sender"], row["message_id"] = st["sender"], st["message_id"]
+            if row["status"] == "deferred":
+                st["deferred"][row["recipient"]] = {k: row[k] for k in DEFERRED_FIELDS}
+            else:
+                st["deferred"].pop(row["recipient"], None)
+                left = st.get("left")
+                if left is not None:
+                    st["left"] = left = left - 1
+                    if left <= 0 and not st["deferred"]:
+                        del queue[qid]  # every announced recipient has its final status
+        elif kind == SENDER:
+            st["sender"] = value
+        elif kind == MESSAGE_ID:
+            st["message_id"] = value
+        elif kind == RECIPIENTS:
+            st["left"] = value
+        elif kind == EXPIRED:
+            host, line, offset = value
+            rows = []
+            for last in st["deferred"].values():
+                row = dict(last)
+                row.update(ts=ts, host=host, status="expired", sender=st["sender"],
+                           message_id=st["message_id"] or last["message_id"],
+                           source_file=self.ctx.source_file, source_offset=offset, _line=line)
+                rows.append(row)
+            st["deferred"] = {}
+            return rows
         return st
 
-    def _record(self, st: dict, row: dict) -> None:
-        """Emit a delivery row and keep the queue id's deferred recipients up to date for _expire."""
-        if row["status"] == "deferred":
-            st["deferred"][row["recipient"]] = row
-        else:
-            st["deferred"].pop(row["recipient"], None)
-        self.emit(row)
+    def _shrink(self) -> None:
+        """Forget the stale entries; if more than MAX_QUEUE_IDS are still live, the least recently
+        seen tenth of them too."""
+        self._new_entries = 0
+        horizon = self.clock - self.STATE_TTL_US
+        queue = {q: st for q, st in self.queue.items() if st["seen"] >= horizon}
+        if len(queue) > self.MAX_QUEUE_IDS:
+            keep = sorted(queue, key=lambda q: (queue[q]["seen"], q))[len(queue) - self.MAX_QUEUE_IDS * 9 // 10:]
+            queue = {q: queue[q] for q in keep}
+        self.queue = queue
 
-    def _expire(self, st: dict, ts: int, host: str, line: str, offset: int) -> str:
-        """One `expired` row per recipient still deferred, with its last deferral's reason."""
-        emitted = False
-        for last in st["deferred"].values():
-            row = dict(last)
-            row.update(ts=ts, host=host, status="expired", sender=st["sender"],
-                       message_id=st["message_id"] or last["message_id"],
-                       source_file=self.ctx.source_file, source_offset=offset, _line=line)
-            self.emit(row)
-            emitted = True
-        st["deferred"] = {}
-        return EVENT if emitted else SKIP
+    def live_entries(self) -> int:
+        horizon = self.clock - self.STATE_TTL_US
+        return sum(1 for st in self.queue.values() if st["seen"] >= horizon)
 
     def get_state(self) -> dict:
-        return {"queue": self.queue}
+        """The live entries (stale ones can never be joined again) and the clock."""
+        horizon = self.clock - self.STATE_TTL_US
+        return {"queue": {q: st for q, st in self.queue.items() if st["seen"] >= horizon}, "clock": self.clock}
 
     def set_state(self, state: dict) -> None:
         self.queue = {q: dict(st) for q, st in state.get("queue", {}).items()}
+        self.clock = int(state.get("clock") or max((st["seen"] for st in self.queue.values()), default=0))
 
 
 def addr_list(value: str) -> list[str]:

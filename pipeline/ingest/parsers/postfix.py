@@ -12,17 +12,22 @@ from __future__ import annotations
 import re
 
 from ...store.records import domain_of, normalise_address
-from .common import EVENT, MALFORMED, SKIP, SYSLOG_STAMP, QueueParser, iso_us, reply_code_of
+from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP, SYSLOG_STAMP,
+                     QueueParser, iso_us, reply_code_of)
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
 
 # A queue id: short hex, or the long form (enable_long_queue_ids).
-QUEUE_ID = r"[0-9A-F]{5,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}"
+QUEUE_ID = r"[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}"
 # The syslog prefix with the program restricted to postfix*, then the queue id: one match does
 # what split_syslog() + the program check + a queue-id match would (the prefix can match only one
 # way; tests/test_parsers.py checks they agree). The rest of the line is sliced, not matched.
 LINE_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>postfix[^\s\[:]*)(?:\[\d+\])?: "
                      r"(?P<qid>" + QUEUE_ID + r"): ")
+# The same prefix with anything where the queue id goes, before a field feed() reads: a line
+# that matches this and not LINE_RE has an impossible queue id (counted as malformed).
+LOOSE_RE = re.compile(SYSLOG_STAMP + r" \S+ postfix[^\s\[:]*(?:\[\d+\])?: [^\s:]+: (?:to=|from=|message-id=|removed$)")
+BAD_QUEUE_ID = "bad queue id"
 STATUS_RE = re.compile(r"status=([a-z][a-z-]*)(?: \((.*)\))?$")
 PHASE_RE = re.compile(r"\(in reply to (.+?) command\)\)?\s*$")
 WHILE_SENDING_RE = re.compile(r"while sending (RCPT TO|MAIL FROM|end of data|DATA|message body)", re.I)
@@ -41,10 +46,34 @@ NOT_DELIVERIES = frozenset({"deliverable", "undeliverable-but-not-cached"})
 FINAL_OR_TRY = frozenset({"sent", "deferred", "bounced", "undeliverable", "expired"})
 
 
+_PROGRAM_MARKERS = ("/smtp", "/qmgr", "/cleanup", "/local", "/pickup", "/postfix-script", "/master", "/smtpd",
+                    "/bounce", "/lmtp", "/virtual", "/pipe", "/error", "/discard", "/anvil", "/scache",
+                    "/postsuper", "/postqueue", "/sendmail", "/trivial-rewrite", "/tlsmgr", "/postscreen",
+                    "/dnsblog", "/verify", "/proxymap", "/postdrop", "/showq")
+
+
 def line_time(ctx, m: re.Match) -> int:
     """The time of a LINE_RE match (traditional or RFC 3339 stamp); ValueError when it is no date."""
     mon, day, hms, frac, iso = m.group("mon", "day", "hms", "frac", "iso")
     return ctx.syslog_us(mon, day, hms, frac) if mon is not None else iso_us(iso, ctx.tz)
+
+
+def read_prefix(ctx, line: str):
+    """(LINE_RE match, time) of a line PostfixParser.feed reads; None for a line it skips
+    unread; BAD_QUEUE_ID for a Postfix line whose queue id is impossible (the block reader asks
+    this of the lines it feeds, to know the log's clock)."""
+    # cheap substring tests first: most lines (smtpd connect/disconnect, client=, TLS notes)
+    # carry none of the fields we join or report
+    if "postfix" not in line or not (" to=" in line or " from=" in line or "message-id=" in line or line.endswith(": removed")):
+        return None
+    # prefix, program and queue id in one match (LINE_RE); any failure is a SKIP
+    m = LINE_RE.match(line)
+    if m is None:
+        return BAD_QUEUE_ID if LOOSE_RE.match(line) else None
+    try:
+        return m, line_time(ctx, m)
+    except ValueError:
+        return None
 
 
 def smtp_phase_of(diagnostic: str | None) -> str | None:
@@ -119,28 +148,29 @@ class PostfixParser(QueueParser):
     mta = "postfix"
 
     @staticmethod
-    def detect(lines):
-        return sum(1 for ln in lines if " postfix" in ln and ("/smtp" in ln or "/qmgr" in ln or "/cleanup" in ln or "/local" in ln or "/pickup" in ln or "/postfix-script" in ln or "/master" in ln or "/smtpd" in ln))
+    def recognises(line: str) -> bool:
+        return " postfix" in line and any(p in line for p in _PROGRAM_MARKERS)
+
+    @classmethod
+    def detect(cls, lines):
+        return sum(1 for ln in lines if cls.recognises(ln))
 
     def feed(self, line: str, offset: int) -> str:
-        # cheap substring tests first: most lines (smtpd connect/disconnect, client=, TLS notes)
-        # carry none of the fields we join or report
-        if "postfix" not in line or not (" to=" in line or " from=" in line or "message-id=" in line or line.endswith(": removed")):
+        """One line: its fields are read here, and what it does to the queue-id table goes
+        through change() (the block reader applies its column-wise lines the same way)."""
+        head = read_prefix(self.ctx, line)
+        if head is None:
             return SKIP
-        # prefix, program and queue id in one match (LINE_RE); any failure is a SKIP
-        m = LINE_RE.match(line)
-        if m is None:
-            return SKIP
+        if head is BAD_QUEUE_ID:
+            return MALFORMED
+        m, ts = head
         host, prog, qid = m.group("host", "prog", "qid")
-        try:
-            ts = line_time(self.ctx, m)
-        except ValueError:
-            return SKIP
         service = prog.rsplit("/", 1)[-1]
         rest = line[m.end():]
 
         if service in DELIVERY_AGENTS:
             if not rest.startswith("to="):
+                self.change(CLOCK, None, ts)
                 return SKIP  # "host X said: …" before a retry on another MX, conn notes, …
             m = COMMON_FIELDS_RE.match(rest)
             if m is not None:
@@ -148,20 +178,17 @@ class PostfixParser(QueueParser):
             else:
                 fields = parse_fields(rest)
                 if fields is None or "to" not in fields:
+                    self.change(CLOCK, None, ts)
                     return MALFORMED
                 to, relay, dsn, status, text = (fields["to"], fields.get("relay"), fields.get("dsn"),
                                                 fields["status"], fields["_text"])
-            if status in NOT_DELIVERIES:
-                return SKIP
-            if status not in FINAL_OR_TRY:
-                return MALFORMED
-            recipient = normalise_address(to)
+            recipient = normalise_address(to) if status in FINAL_OR_TRY else ""
             if not recipient:
-                return MALFORMED
-            st = self._state(qid, ts)
+                self.change(CLOCK, None, ts)
+                return SKIP if status in NOT_DELIVERIES else MALFORMED
             row = {
                 "ts": ts, "mta": self.mta, "host": host, "queue_id": qid,
-                "message_id": st["message_id"], "sender": st["sender"],
+                "message_id": None, "sender": None,
                 "recipient": recipient, "recipient_domain": domain_of(recipient),
                 "relay": relay_host(relay), "status": status,
                 "dsn": dsn, "reply_code": reply_code_of(text),
@@ -169,21 +196,25 @@ class PostfixParser(QueueParser):
                 "source_file": self.ctx.source_file, "source_offset": offset,
                 "_line": line,
             }
-            self._record(st, row)
+            self.change(DELIVERY, qid, ts, row)  # joins sender and message-id; keeps a deferral
+            self.emit(row)
             return EVENT
 
         if service == "qmgr":
             if rest.startswith("from="):
-                st = self._state(qid, ts)
-                sender = rest[5:].split(", ", 1)[0]
-                st["sender"] = normalise_address(sender)
+                self.change(SENDER, qid, ts, normalise_address(rest[5:].split(", ", 1)[0]))
                 if ", status=expired" in rest:
-                    return self._expire(st, ts, host, line, offset)
+                    rows = self.change(EXPIRED, qid, ts, (host, line, offset))
+                    for row in rows:
+                        self.emit(row)
+                    return EVENT if rows else SKIP
                 return SKIP
             if rest == "removed":
-                self.queue.pop(qid, None)
-            return SKIP
+                self.change(REMOVED, qid, ts)
+                return SKIP
 
-        if service == "cleanup" and rest.startswith("message-id="):
-            self._state(qid, ts)["message_id"] = rest[11:].strip().strip("<>") or None
+        elif service == "cleanup" and rest.startswith("message-id="):
+            self.change(MESSAGE_ID, qid, ts, rest[11:].strip().strip("<>") or None)
+            return SKIP
+        self.change(CLOCK, None, ts)
         return SKIP

@@ -47,8 +47,9 @@ from ...store import arrow_build as ab
 from .. import native
 from ..native import Scanner
 from ...store.records import EVENT_COLUMNS, ID_BYTES, PARSED_COLUMNS, event_ids_for_plain
-from .common import MALFORMED
-from .postfix import LINE_RE, PostfixParser, line_time, smtp_phase_of
+from .common import CLOCK, DELIVERY, MESSAGE_ID, REMOVED, SENDER, TOUCH, decode_line
+from .common import reply_code_of
+from .postfix import PostfixParser, read_prefix, smtp_phase_of
 
 # --- the shapes the fast path takes (RE2 syntax; anything else goes to PostfixParser.feed) ------
 # Fixed-width traditional stamp (`Nov  3 16:04:31` or `Nov 03 …`), so the minute and the
@@ -58,18 +59,23 @@ _STAMP = r"[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} "
 # the address); a postfix program name without '[' or ':'.
 _HOST = r"[0-9A-Za-z._-]+"
 _PROG = r"postfix[0-9A-Za-z._/-]*"
-_QID = r"(?:[0-9A-F]{5,12}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20})"
+_QID = r"(?:[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20})"
 _PID_QID = r"\[[0-9]+\]: " + _QID + ": "
 # Address characters: printable ASCII except space, '"', ',', '<' and '>' (so normalise_address
 # reduces to lower()).
-_ADDR = r'[!#-+\--;=?-~]'
+_ADDR = r'[!#-+\--;=?-~\x{80}-\x{10FFFF}]'
+# … of which an address may neither begin nor end with a character normalise_address()'s strip()
+# removes (the non-ASCII spaces: U+0085 U+00A0 U+1680 U+2000-U+200A U+2028 U+2029 U+202F U+205F U+3000)
+_ADDR_END = (r'[!#-+\--;=?-~\x{80}-\x{84}\x{86}-\x{9F}\x{A1}-\x{167F}\x{1681}-\x{1FFF}\x{200B}-\x{2027}'
+             r'\x{202A}-\x{202E}\x{2030}-\x{205E}\x{2060}-\x{2FFF}\x{3001}-\x{10FFFF}]')
+_ADDR_PLUS = "(?:" + _ADDR_END + "(?:" + _ADDR + "*" + _ADDR_END + ")?)"
 _VALUE = r'[^,=<>"]*'
 _DELIVERY = (r"/(?:smtp|lmtp|local|virtual|pipe|error|retry|discard)" + _PID_QID
-             + r"to=<" + _ADDR + r"+>(?:, orig_to=<[^<>\",]*>)?, relay=" + _VALUE
+             + r"to=<" + _ADDR_PLUS + r">(?:, orig_to=<[^<>\",]*>)?, relay=" + _VALUE
              + r"(?:, (?:conn_use|delay|delays)=" + _VALUE + r")*, dsn=" + _VALUE
              + r", status=(?:sent|deferred|bounced|expired|undeliverable)(?: \(|\n$)")
 _QMGR = (r"/qmgr" + _PID_QID
-         + r"(?:from=<" + _ADDR + r"*>, size=[0-9]+, nrcpt=[0-9]+ \(queue active\)\n$|removed\n$)")
+         + r"(?:from=<" + _ADDR_PLUS + r"?>, size=[0-9]+, nrcpt=[0-9]+ \(queue active\)\n$|removed\n$)")
 _CLEANUP = r"/cleanup" + _PID_QID + r"message-id=<[!-;=?-~]*>\n$"
 FAST_RE = "^" + _STAMP + _HOST + " " + _PROG + "(?:" + _DELIVERY + "|" + _QMGR + "|" + _CLEANUP + ")"
 # Lines PostfixParser.feed does more than SKIP (its own cheap pre-test, as a pattern).
@@ -77,8 +83,9 @@ INTERESTING_RE = r" to=| from=|message-id=|: removed\n$"
 
 # What an interesting line is (K_FEED: one for PostfixParser.feed).
 K_FEED, K_DELIVERY, K_FROM, K_REMOVED, K_MSGID = 0, 1, 2, 3, 4
-# What a line is to the block reader: skipped (feed() would skip it), fed, or on the fast path.
-C_SKIP, C_FEED, C_FAST = 0, 1, 2
+# What a line is to the block reader: skipped (feed() would skip it), fed (to PostfixParser.feed),
+# on the fast path, or raw (invalid UTF-8, NUL, CR, over-long: through the front door's checks).
+C_SKIP, C_FEED, C_FAST, C_RAW = 0, 1, 2, 3
 _KIND_OF_CHAR = np.zeros(256, np.int8)
 _KIND_OF_CHAR[ord("t")], _KIND_OF_CHAR[ord("f")] = K_DELIVERY, K_FROM
 _KIND_OF_CHAR[ord("r")], _KIND_OF_CHAR[ord("m")] = K_REMOVED, K_MSGID
@@ -147,14 +154,21 @@ class BlockFields:
     senders: tuple               # (positions among the interesting lines, sender of each K_FROM line)
     message_ids: tuple           # (positions, message-id of each K_MSGID line)
     delivery: dict               # columns of the K_DELIVERY lines (Arrow arrays / numpy)
+    minute_us: np.ndarray        # the time of each minute key (by the file's ParseContext)
+    no_date: np.ndarray          # minute keys that are no date (Feb 30): their lines go to feed()
 
 
 def scan_numpy(block: bytes, max_line: int) -> dict | None:
     """What a block's lines are and where their fields sit, by FAST_RE (RE2, through Arrow) and
-    numpy arithmetic; None when the block is not clean. This defines the fast path: the compiled
-    scanner (pipeline/native/postfix_scan.c) must return the same arrays.
+    numpy arithmetic; None when the block holds no newline. This defines the fast path: the
+    compiled scanner (pipeline/ingest/native/postfix_scan.c) must return the same arrays.
 
-    line_starts (n + 1), cls (per line: C_SKIP, C_FEED for PostfixParser.feed, C_FAST);
+    The decision is per line: a line with invalid UTF-8, a NUL or a CR, or of `max_line` bytes
+    or more is C_RAW (the front door's checks, line by line); a line with valid non-ASCII UTF-8
+    (a Japanese subject, an SMTPUTF8 address) is never fast but is read like any other (C_FEED
+    when PostfixParser.feed would look at it, else C_SKIP); only ASCII lines can be fast.
+
+    line_starts (n + 1), cls (per line: C_SKIP, C_FEED for PostfixParser.feed, C_FAST, C_RAW);
     per fast line: f_line, f_kind (K_*; K_FEED for a delivery line the positions cannot cut),
     f_qs / f_qe (queue id), f_key (the `Mon DD hh:mm` minute, packed), f_secs, f_vs / f_ve (the
     from= / message-id= value, 0 for other kinds);
@@ -162,16 +176,25 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
     d_rcpt_end, d_dom_start, d_relay_s, d_relay_e, d_dsn_s, d_status_pos, d_status_end,
     d_status_code, d_has_text.
     """
-    if not block.isascii() or b"\x00" in block or b"\r" in block:
-        return None
     data = np.frombuffer(block, np.uint8)
     ends = np.flatnonzero(data == 10)
     n = len(ends)
-    if n == 0 or ends[0] >= max_line or (n > 1 and np.diff(ends).max() > max_line):
+    if n == 0:
         return None
     line_starts = np.empty(n + 1, np.int64)
     line_starts[0] = 0
     line_starts[1:] = ends + 1
+    # per line: raw (the front door's checks) or non-ASCII (valid UTF-8: read, never fast)
+    raw = (ends - line_starts[:-1]) >= max_line
+    raw[np.unique(np.searchsorted(ends, np.flatnonzero((data == 0) | (data == 13))))] = True
+    non_ascii = np.zeros(n, bool)
+    for i in np.unique(np.searchsorted(ends, np.flatnonzero(data >= 128))).tolist():
+        if not raw[i]:
+            try:
+                block[line_starts[i]:ends[i]].decode("utf-8")
+                non_ascii[i] = True
+            except UnicodeDecodeError:
+                raw[i] = True
     lines = pa.StringArray.from_buffers(n, pa.py_buffer(line_starts.astype(np.int32)), pa.py_buffer(block))
 
     # The second ": " of a line ends a queue id when the line has one; the letter after it says
@@ -184,6 +207,7 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
     if len(colon_space):
         after = colon_space[second]
         candidate = (first + 1 < len(colon_space)) & (after < ends) & (_KIND_OF_CHAR[data[np.minimum(after + 2, len(data) - 1)]] > 0)
+    candidate &= ~raw
     cand_idx = np.flatnonzero(candidate)
     fast = np.zeros(n, bool)
     fast[cand_idx] = ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(cand_idx)), FAST_RE))
@@ -191,11 +215,12 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
     # A line that is no candidate is one PostfixParser.feed skips: its syslog prefix, when it has
     # one, ends in "program[pid]: queue-id: " (no earlier ": " is possible), and what follows is
     # none of to=, from=, message-id=, removed. Candidates that are not fast go to feed().
-    missed = cand_idx[~fast[cand_idx]]
+    missed = np.flatnonzero(candidate & ~fast)
     feed_idx = missed[ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(missed)), INTERESTING_RE))]
     cls = np.full(n, C_SKIP, np.uint8)
     cls[feed_idx] = C_FEED
     cls[fast_idx] = C_FAST
+    cls[raw] = C_RAW
 
     starts = line_starts[fast_idx]
     line_ends = ends[fast_idx]                          # the newline
@@ -266,14 +291,27 @@ def _numpy_gather(data, starts, ends, valid=None, lower=False) -> pa.StringArray
     return pc.utf8_lower(out) if lower else out
 
 
-def extract(block: bytes, max_line: int, annotate: Annotate | None = None) -> BlockFields | None:
+def minute_times(ctx, minute_keys: list) -> tuple[np.ndarray, np.ndarray]:
+    """(time in us, no-date flag) of each `Mon DD hh:mm` key, as PostfixParser.feed reads it."""
+    minute_us = np.zeros(len(minute_keys), np.int64)
+    no_date = np.zeros(len(minute_keys), bool)
+    for i, key in enumerate(minute_keys):
+        try:
+            minute_us[i] = ctx.syslog_us(key[:3], key[4:6].lstrip(), key[7:12] + ":00", None)
+        except ValueError:
+            no_date[i] = True
+    return minute_us, no_date
+
+
+def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) -> BlockFields | None:
     """Find and cut the fields of a block of whole lines, and all that the delivery rows need
     but the parser state (reply code, phase, status, event id, and `annotate`'s columns: carrier
     and class): the scan (native.SCANNER, or scan_numpy where none was built), Arrow work, and
-    what Python the rows alone need. Runs in a thread.
+    what Python the rows alone need. Runs in a thread; `ctx` is the ParseContext of the file the
+    block comes from (its stamps are turned into times here: the classifier is given the day).
 
-    None when the block is not clean (non-ASCII, NUL, CR, a line of `max_line` bytes or more):
-    such blocks need the per-line checks of pipeline.ingest.engine.feed_raw_line.
+    None only for a block without a newline. Lines that cannot be fast (non-ASCII, odd shapes)
+    are marked for PostfixParser.feed, lines with bad bytes (C_RAW) for the front door's checks.
     """
     scanner = native.SCANNER
     s = scanner.scan(block, max_line) if scanner else scan_numpy(block, max_line)
@@ -293,10 +331,17 @@ def extract(block: bytes, max_line: int, annotate: Annotate | None = None) -> Bl
     _, first_of_key, minutes = np.unique(s["f_key"], return_index=True, return_inverse=True)
     minute_keys = [block[x:x + 12].decode("ascii") for x in starts[first_of_key].tolist()]
     secs = s["f_secs"]
+    minute_us, no_date = minute_times(ctx, minute_keys)
 
     # sender (lower-cased as normalise_address does) and message-id (as it is)
     f = np.flatnonzero(kind == K_FROM)
     senders = cut(data, s["f_vs"][f], s["f_ve"][f], lower=True)
+    # non-ASCII (valid UTF-8) lines: what Python's lower() makes of their addresses, and of their
+    # texts what reply_code_of / smtp_phase_of read (Python's \d and case rules), in Python
+    high_before = None
+    if not block.isascii():
+        high_before = np.flatnonzero(data >= 128)   # where the non-ASCII bytes are
+        senders = _python_lower(block, senders, s["f_vs"][f], s["f_ve"][f], high_before)
     m = np.flatnonzero(kind == K_MSGID)
     msgids = cut(data, s["f_vs"][m], s["f_ve"][m])
     msgids = pc.if_else(pc.equal(msgids, _EMPTY), _NULL, msgids)
@@ -317,6 +362,14 @@ def extract(block: bytes, max_line: int, annotate: Annotate | None = None) -> Bl
         "text": cut(data, s["d_status_end"] + 2, d_end - 1, has_text),
         "line_start": ds, "line_end": d_end,
     }
+    d_minute = minutes[d]
+    delivery["day"] = ab.numbers((minute_us[d_minute] + secs[d] * 1_000_000) // 86_400_000_000, pa.int32(),
+                                 ~no_date[d_minute])
+    if high_before is not None:
+        rs, re_ = qid_end[d] + 6, rcpt_end
+        delivery["recipient"] = _python_lower(block, delivery["recipient"], rs, re_, high_before)
+        delivery["recipient_domain"] = _python_lower(block, delivery["recipient_domain"], s["d_dom_start"], re_, high_before)
+        delivery["high"] = np.flatnonzero(_has_high(high_before, ds, d_end))
     _row_columns(block, delivery, scanner)
     if annotate is not None:
         annotate(delivery)
@@ -335,7 +388,7 @@ def extract(block: bytes, max_line: int, annotate: Annotate | None = None) -> Bl
         n, line_starts, order, spread(kind, K_FEED, np.int8),
         spread(ab.to_ints(qids.indices), -1, np.int64), qids.dictionary,
         spread(minutes, 0, np.int64), spread(secs, 0, np.int64), minute_keys,
-        (fast_pos[f], senders), (fast_pos[m], msgids), delivery)
+        (fast_pos[f], senders), (fast_pos[m], msgids), delivery, minute_us, no_date)
 
 
 # the event columns no parser fills: event_id (made by _row_columns) and what the `annotate`
@@ -346,7 +399,7 @@ Annotate = Callable[[dict], None]
 
 def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     """What each delivery row needs that no other line decides: reply code, SMTP phase, status
-    word, event id; and the deferred rows whole, as PostfixParser keeps them in its state."""
+    word, event id; and the deferred rows, as PostfixParser keeps them in its state."""
     texts = dv["text"]
     n = len(texts)
     # reply code: the leading `250 ` of most texts by position, REPLY_CODE_RE (by RE2) for the rest
@@ -366,6 +419,16 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     # SMTP phase: only texts naming one can have one
     hinted = np.flatnonzero(ab.to_bools(pc.match_substring_regex(texts, _PHASE_HINT_RE)))
     phases = list(map(smtp_phase_of, texts.take(ab.indices(hinted)).to_pylist()))
+    high = dv.pop("high", None)
+    if high is not None and len(high):
+        # a non-ASCII line's text is read by reply_code_of / smtp_phase_of themselves
+        phase_at = dict(zip(hinted.tolist(), phases))
+        for j, text in zip(high.tolist(), texts.take(ab.indices(high)).to_pylist()):
+            code = reply_code_of(text)
+            codes[j], code_valid[j] = (code, True) if code is not None else (0, False)
+            phase_at[j] = smtp_phase_of(text)
+        hinted = np.array(sorted(j for j, v in phase_at.items() if v is not None), np.int64)
+        phases = [phase_at[j] for j in hinted.tolist()]
     dv["reply_code"] = ab.numbers(codes, pa.int16(), code_valid)
     dv["smtp_phase"] = ab.scatter_strings(n, hinted, phases)
     dv["status"] = pa.DictionaryArray.from_arrays(ab.numbers(dv["status_code"], pa.int32()), _STATUS_ARRAY).cast(pa.string())
@@ -375,7 +438,8 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
                                            dv["recipient"], ID_BYTES)
     else:
         dv["event_id"] = event_ids_for_plain([block[s:e] for s, e in zip(starts, ends)], dv["recipient"].to_pylist())
-    # deferred rows, less what read_block knows (time, source) and the queue-id join
+    # deferred rows as the parser keeps them for the expiry line (common.DEFERRED_FIELDS), less the
+    # queue-id join
     rows = np.empty(n, object)
     deferred = np.flatnonzero(dv["status_code"] == _DEFERRED_CODE)
     if len(deferred):
@@ -384,13 +448,29 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
         for j, host, rcpt, domain, relay, dsn, text in zip(
                 deferred.tolist(), *(dv[c].take(take).to_pylist() for c in ("host", "recipient", "recipient_domain", "relay", "dsn", "text"))):
             rows[j] = {
-                "ts": None, "mta": PostfixParser.mta, "host": host, "queue_id": None, "message_id": None,
-                "sender": None, "recipient": rcpt, "recipient_domain": domain, "relay": relay,
-                "status": "deferred", "dsn": dsn, "reply_code": int(codes[j]) if code_valid[j] else None,
-                "smtp_phase": phase_of.get(j), "diagnostic": text, "source_file": None,
-                "source_offset": None, "_line": block[starts[j]:ends[j]].decode("ascii"), "_start": starts[j],
+                "mta": PostfixParser.mta, "queue_id": None, "message_id": None, "recipient": rcpt,
+                "recipient_domain": domain, "relay": relay, "status": "deferred", "dsn": dsn,
+                "reply_code": int(codes[j]) if code_valid[j] else None, "smtp_phase": phase_of.get(j),
+                "diagnostic": text,
             }
     dv["deferred_row"] = rows
+
+
+def _has_high(high_at: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per slice [starts, ends): does it hold a non-ASCII byte (high_at: their positions)?"""
+    return np.searchsorted(high_at, ends) > np.searchsorted(high_at, starts)
+
+
+def _python_lower(block: bytes, values: pa.Array, starts: np.ndarray, ends: np.ndarray, high_before: np.ndarray) -> pa.Array:
+    """`values` (block[starts:ends] lower-cased in ASCII) with Python's lower() where a value
+    holds non-ASCII characters."""
+    high = np.flatnonzero(_has_high(high_before, starts, ends))
+    if not len(high):
+        return values
+    fixed = [block[a:b].decode("utf-8").lower() for a, b in zip(starts[high].tolist(), ends[high].tolist())]
+    index = np.arange(len(values), dtype=np.int64)
+    index[high] = len(values) + np.arange(len(high))
+    return pa.concat_arrays([values, ab.strings(fixed)]).take(ab.indices(index))
 
 
 class _Names:
@@ -447,68 +527,61 @@ class _JoinedColumn:
 
 
 def _exact_queue_ids(parser: PostfixParser, f: BlockFields, kinds: np.ndarray, codes: np.ndarray,
-                     ts: np.ndarray, names: _Names, fed_lines: list, status_codes: np.ndarray):
-    """Which interesting lines go through the exact loop: those of queue ids with a fed line or a
-    deferral in the block, or with deferred recipients (or a stale state) from before it; all of
-    them when the parser would evict old queue ids within the block, or the block spans more than
-    the join window. Also the state each queue id of the block had before it."""
+                     clock_run: np.ndarray, line_ts: np.ndarray, names: _Names, fed_qids: list,
+                     status_codes: np.ndarray):
+    """Which interesting lines go through the exact loop: those of queue ids with a fed line in
+    the block, with a message-id line after one of their deliveries (a deferral keeps the
+    message-id of its moment), or with an entry from before that may be stale; all of them when
+    the block spans more than the join window (measured from the log's clock), or when it could
+    take the table past PostfixParser.MAX_QUEUE_IDS. Also the entry each queue id of the block
+    had before it. (Deferrals are joined column-wise: _join_rest.)"""
     queue = parser.queue
-    fast = kinds != K_FEED
     special = np.zeros(len(names) + 1, bool)              # by code; the last one is "fed" (-1)
-    fed_matches = [m for m in map(LINE_RE.match, fed_lines) if m is not None]
-    fed_qids = [m.group("qid") for m in fed_matches]
     if fed_qids:
         found = pc.index_in(ab.strings(fed_qids), value_set=f.qid_names)
         special[ab.to_ints(found.drop_null())] = True
-    special[codes[kinds == K_DELIVERY][status_codes == _DEFERRED_CODE]] = True
-    # state from before the block (most queue ids of a block are new)
+    position = np.arange(len(kinds))
+    first_delivery = np.full(len(names) + 1, np.iinfo(np.int64).max)
+    d_at = kinds == K_DELIVERY
+    np.minimum.at(first_delivery, codes[d_at], position[d_at])
+    last_msgid = np.full(len(names) + 1, -1, np.int64)
+    m_at = kinds == K_MSGID
+    np.maximum.at(last_msgid, codes[m_at], position[m_at])
+    special[last_msgid > first_delivery] = True
+    valid = line_ts > _NO_TIME
+    block_max = int(clock_run[-1]) if len(clock_run) else parser.clock
+    block_min = int(line_ts[valid].min()) if valid.any() else block_max
+    ttl = parser.STATE_TTL_US
+    # entries from before the block (most queue ids of a block are new)
     carried = {}
     if queue:
         present = np.flatnonzero(ab.to_bools(pc.is_in(f.qid_names, value_set=ab.strings(list(queue)))))
         names.preload(present)
         carried = {int(i): queue[names.get(i)] for i in present}
-    if carried:
-        first_ts = np.full(len(names), np.iinfo(np.int64).max)
-        np.minimum.at(first_ts, codes[fast], ts[fast])
-        for i, st in carried.items():
-            if st["deferred"] or first_ts[i] - st["seen"] > parser.STATE_TTL_US:
-                special[i] = True
+    for i, st in carried.items():
+        if "left" in st or block_max - st["seen"] > ttl:
+            special[i] = True
     special[-1] = True
-    calls_here = int(np.count_nonzero(fast & (kinds != K_REMOVED)))
-    crosses = (parser._lines % parser.EVICT_EVERY) + calls_here + len(fed_lines) >= parser.EVICT_EVERY
-    fast_ts = ts[fast]
-    spans = len(fast_ts) and int(fast_ts.max() - fast_ts.min()) > parser.STATE_TTL_US
-    if crosses and not spans:
-        # An eviction inside the block forgets nothing when no state can be older than the
-        # window by then: every entry was seen at or after the oldest `seen` of the state before
-        # the block or the block's oldest line, and the eviction happens at a line of the block.
-        times = [*_fed_times(parser, fed_matches), *((int(fast_ts.min()), int(fast_ts.max())) if len(fast_ts) else ())]
-        oldest = min([*times, *(st["seen"] for st in queue.values())], default=0)
-        crosses = max(times, default=0) - oldest > parser.STATE_TTL_US
-    if crosses or spans:
-        special[:] = True                                 # eviction or a week inside: all exact
+    spans = block_max - block_min > ttl
+    crowded = len(queue) + len(names) + len(fed_qids) > parser.MAX_QUEUE_IDS
+    if spans or crowded:
+        special[:] = True                                 # a week inside, or the cap: all exact
     return special[codes], carried
 
 
-def _fed_times(parser: PostfixParser, matches: list) -> list:
-    """The times PostfixParser.feed gives the fed lines (LINE_RE matches; no date: none)."""
-    out = []
-    for m in matches:
-        try:
-            out.append(line_time(parser.ctx, m))
-        except ValueError:
-            pass
-    return out
+_NO_TIME = np.iinfo(np.int64).min
 
 
 @dataclass
 class _Applied:
-    """A block being applied to the parser state: per interesting line its kind, queue-id code
-    and time; the row of each delivery line; the sender and message-id columns being joined."""
+    """A block being applied to the parser state: per interesting line its kind, queue-id code,
+    time and the log's clock there; the row of each delivery line; the sender and message-id
+    columns being joined."""
 
     kinds: np.ndarray
     codes: np.ndarray
     ts: np.ndarray
+    clock_run: np.ndarray
     names: _Names
     rank_of: list
     delivery_j: np.ndarray
@@ -517,74 +590,65 @@ class _Applied:
 
 
 def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pending: dict,
-                recipients: pa.Array, offset: int) -> list:
-    """The lines of the queue ids that need it, in order, doing what PostfixParser._state and
-    _record do (inline), and the fed lines through PostfixParser.feed; the malformed lines."""
-    malformed: list = []
+                recipients: pa.Array, status_codes: np.ndarray, feed_line) -> None:
+    """The lines of the queue ids that need it, in order: the column-wise ones through
+    PostfixParser.change (what feed() would do with them), the fed ones through the front door
+    `feed_line(raw, offset)` and so PostfixParser.feed."""
     if not len(loop):
-        return malformed
+        return
     kinds, codes, ts, names = b.kinds, b.codes, b.ts, b.names
     senders, message_ids = b.senders, b.message_ids
-    queue = parser.queue
+    change = parser.change
     names.preload(codes[loop])
     name_of = names.cache                              # every queue id of the loop, preloaded
     loop_j = b.delivery_j[loop][kinds[loop] == K_DELIVERY]
     loop_rcpt = dict(zip(loop_j.tolist(), recipients.take(ab.indices(loop_j)).to_pylist()))
-    ttl = parser.STATE_TTL_US
-    calls = parser._lines
-    every = parser.EVICT_EVERY
-    evict_at = calls + every - calls % every           # _state's `_lines % EVICT_EVERY == 0`
+    previous_clock = np.empty(len(b.clock_run), np.int64)  # the clock just before each line
+    if len(previous_clock):
+        previous_clock[0] = _NO_TIME
+        previous_clock[1:] = b.clock_run[:-1]
     fed_iter = iter(fed)
-    for k, code, t, v, j in zip(kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist(),
-                                _loop_values(loop, b.rank_of, senders, message_ids), b.delivery_j[loop].tolist()):
+    for i, k, code, t, v, j in zip(loop.tolist(), kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist(),
+                                   _loop_values(loop, b.rank_of, senders, message_ids), b.delivery_j[loop].tolist()):
         if k == K_FEED:
-            line, s = next(fed_iter)
-            parser._lines = calls
-            if parser.feed(line, offset + s) == MALFORMED:
-                malformed.append((offset + s, line))
-            calls = parser._lines
-            evict_at = calls + every - calls % every
-            queue = parser.queue
+            raw, at = next(fed_iter)
+            before = int(previous_clock[i])
+            if before > parser.clock:
+                change(CLOCK, None, before)            # lines read column-wise came before it
+            feed_line(raw, at)
             continue
         q = name_of[code]
+        clock = int(b.clock_run[i])
         if k == K_REMOVED:
-            queue.pop(q, None)
-            continue
-        calls += 1
-        if calls == evict_at:
-            evict_at += every
-            queue = parser.queue = {qq: st for qq, st in queue.items() if t - st["seen"] <= ttl}
-        st = queue.get(q)
-        if st is None or t - st["seen"] > ttl:
-            queue[q] = st = {"sender": None, "message_id": None, "seen": t, "deferred": {}}
-        elif t > st["seen"]:
-            st["seen"] = t
-        if k == K_DELIVERY:
+            change(REMOVED, q, t, clock=clock)
+        elif k == K_DELIVERY:
+            row = pending.get(j)
+            if row is None:
+                row = {"recipient": loop_rcpt[j], "status": _STATUS_WORDS[status_codes[j]]}
+            else:
+                row["queue_id"] = q
+            st = change(DELIVERY, q, t, row, clock=clock)
             senders.index[j] = senders.python_index(st["sender"])
             message_ids.index[j] = message_ids.python_index(st["message_id"])
-            row = pending.get(j)
-            if row is not None:
-                row["queue_id"], row["message_id"], row["sender"] = q, st["message_id"], st["sender"]
-                st["deferred"][row["recipient"]] = row
-            elif st["deferred"]:
-                st["deferred"].pop(loop_rcpt[j], None)
         elif k == K_FROM:
-            st["sender"] = v
+            change(SENDER, q, t, v, clock=clock)
         else:
-            st["message_id"] = v
-    parser._lines = calls
-    return malformed
+            change(MESSAGE_ID, q, t, v, clock=clock)
 
 
-def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: dict) -> None:
+def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: dict, pending: dict,
+               recipients: pa.Array, status_codes: np.ndarray) -> None:
     """The other queue ids, joined with numpy: per queue id, the latest from= / message-id= since
-    its last `removed` (or the state from before the block); then the state each is left in."""
+    its last `removed` (or the entry from before the block); then the entry each is left with,
+    set through PostfixParser.change: its sender, message-id, time, and its deferred recipients
+    (those of the entry from before, when its epoch goes on, updated by each recipient's last
+    delivery row in the block). No entry of them can be stale or pushed out in the block:
+    _exact_queue_ids sends such blocks through the exact loop."""
     if not len(rest):
         return
     kinds, codes, ts, names, delivery_j = b.kinds, b.codes, b.ts, b.names, b.delivery_j
     senders, message_ids, rank_of = b.senders, b.message_ids, b.rank_of
-    queue = parser.queue
-    parser._lines += int(np.count_nonzero(kinds[rest] != K_REMOVED))
+    change = parser.change
     by_qid = rest[np.argsort(codes[rest], kind="stable")]   # each queue id's lines in order
     k, c, t = kinds[by_qid], codes[by_qid], ts[by_qid]
     i = np.arange(len(by_qid))
@@ -594,7 +658,7 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
     epoch_start[1:] |= k[:-1] == K_REMOVED              # `removed` forgets the queue id
     group_first = np.maximum.accumulate(np.where(group_start, i, 0))
     epoch_first = np.maximum.accumulate(np.where(epoch_start, i, 0))
-    in_carried = epoch_first == group_first            # still the state from before the block
+    in_carried = epoch_first == group_first            # still the entry from before the block
     carried_sender = np.full(len(names) + 1, -1, np.int64)
     carried_mid = np.full(len(names) + 1, -1, np.int64)
     has_carried = np.zeros(len(names) + 1, bool)
@@ -613,35 +677,69 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
             end_sender, end_sender_seen = index, seen
         else:
             end_mid, end_mid_seen = index, seen
-    # the state each queue id is left in: gone after `removed`, else its last epoch's values
+    # the entry each queue id is left with: none after `removed`, else its last epoch's values
     group_end = np.flatnonzero(np.append(group_start[1:], True))
     seen_max = t.copy()
     seen_max[k == K_REMOVED] = np.iinfo(np.int64).min
-    # running max of time within each epoch
     epoch_id = np.cumsum(epoch_start) - 1
     epoch_max = np.full(epoch_id[-1] + 1, np.iinfo(np.int64).min)
     np.maximum.at(epoch_max, epoch_id, seen_max)
-    # (a queue id removed at the end that had no state before leaves nothing to do)
+    # (a queue id removed at the end that had no entry before leaves nothing to do)
     ends_touched = group_end[(k[group_end] != K_REMOVED) | has_carried[c[group_end]]]
     names.preload(c[ends_touched])
+    deferrals = _last_epoch_deliveries(b, by_qid, k, c, epoch_id, group_start, group_end, in_carried,
+                                       has_carried, carried, recipients, status_codes)
     for g in ends_touched.tolist():
         q = names.get(c[g])
         if k[g] == K_REMOVED:
-            queue.pop(q, None)
+            change(REMOVED, q, int(t[g]))
             continue
         top = int(epoch_max[epoch_id[g]])
-        if in_carried[g] and has_carried[c[g]]:
-            st = carried[int(c[g])]
-            if top > st["seen"]:
-                st["seen"] = top
-        else:
-            if has_carried[c[g]]:
-                queue.pop(q, None)                      # removed inside the block, then reused
-            st = queue[q] = {"sender": None, "message_id": None, "seen": top, "deferred": {}}
+        if not in_carried[g] and has_carried[c[g]]:
+            change(REMOVED, q, top)                     # removed inside the block, then reused
         if end_sender_seen[g]:
-            st["sender"] = senders.value_at(int(end_sender[g]))
+            change(SENDER, q, top, senders.value_at(int(end_sender[g])))
+        else:
+            change(TOUCH, q, top)
         if end_mid_seen[g]:
-            st["message_id"] = message_ids.value_at(int(end_mid[g]))
+            change(MESSAGE_ID, q, top, message_ids.value_at(int(end_mid[g])))
+        for recipient, j in deferrals.get(g, ()):
+            row = pending.get(j) if j >= 0 else None
+            if row is None:
+                change(DELIVERY, q, top, {"recipient": recipient, "status": "sent"})  # a final status
+            else:
+                row["queue_id"] = q
+                change(DELIVERY, q, top, row)
+
+
+def _last_epoch_deliveries(b: _Applied, by_qid, k, c, epoch_id, group_start, group_end, in_carried, has_carried,
+                           carried, recipients, status_codes) -> dict:
+    """Per group end (of the queue ids that have deferrals to keep or forget): (recipient, row)
+    in order, row -1 for a final status, for each recipient's last delivery of the last epoch."""
+    dl = np.flatnonzero(k == K_DELIVERY)
+    if not len(dl):
+        return {}
+    group_of = np.cumsum(group_start) - 1
+    ends = group_end
+    last_epoch = epoch_id[ends][group_of[dl]]
+    dl = dl[epoch_id[dl] == last_epoch]                  # deliveries of each queue id's last epoch
+    j = b.delivery_j[by_qid[dl]]
+    deferred = status_codes[j] == _DEFERRED_CODE
+    g_end = ends[group_of[dl]]
+    # queue ids with a deferral in their last epoch, or carrying deferred recipients into it
+    want = np.zeros(len(ends), bool)
+    want[group_of[dl[deferred]]] = True
+    for idx in np.flatnonzero(in_carried[ends] & has_carried[c[ends]]).tolist():
+        if carried[int(c[ends[idx]])]["deferred"]:
+            want[idx] = True
+    pick = np.flatnonzero(want[group_of[dl]])
+    if not len(pick):
+        return {}
+    out: dict = {}
+    rcpts = recipients.take(ab.indices(j[pick])).to_pylist()
+    for g, r, jj, d in zip(g_end[pick].tolist(), rcpts, j[pick].tolist(), deferred[pick].tolist()):
+        out.setdefault(g, {})[r] = jj if d else -1
+    return {g: list(v.items()) for g, v in out.items()}
 
 
 def _loop_values(loop: np.ndarray, rank_of: list, senders: _JoinedColumn, message_ids: _JoinedColumn) -> list:
@@ -658,27 +756,25 @@ def _loop_values(loop: np.ndarray, rank_of: list, senders: _JoinedColumn, messag
 @dataclass
 class BlockResult:
     """What read_block made of a block: the fast delivery rows column-wise (rows of fed lines
-    went to the parser's emit as usual) and the lines the parser called malformed."""
+    went to the parser's emit as usual, bad lines to the front door's reject count)."""
 
     columns: dict | None         # every event column (Arrow arrays)
-    malformed: list              # (offset, line) of each malformed line
     lines: int
 
 
-def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields) -> BlockResult:
-    """Apply a clean block (starting at byte `offset` of the source; `f` is extract(block)) to
-    the parser's state; the delivery rows of its fast lines come back as columns."""
+FeedLine = Callable[[bytes, int], None]
+
+
+def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields, feed_line: FeedLine,
+               annotate=None) -> BlockResult:
+    """Apply a block of whole lines (starting at byte `offset` of the source; `f` is
+    extract(block)) to the parser's state; the delivery rows of its fast lines come back as
+    columns. Lines the fast path does not take go, in line order, to `feed_line(raw, offset)`:
+    the engine's front door (checks of the bytes, then PostfixParser.feed, rejects counted)."""
     ctx = parser.ctx
     kinds = f.kinds
-    # the time of each minute once; a stamp that is no date (Feb 30) leaves its lines to the
-    # parser, which skips them
-    minute_us = np.zeros(len(f.minute_keys), np.int64)
-    no_date = np.zeros(len(f.minute_keys), bool)
-    for i, key in enumerate(f.minute_keys):
-        try:
-            minute_us[i] = ctx.syslog_us(key[:3], key[4:6].lstrip(), key[7:12] + ":00", None)
-        except ValueError:
-            no_date[i] = True
+    # a stamp that is no date (Feb 30) leaves its lines to the parser, which skips them
+    minute_us, no_date = f.minute_us, f.no_date
     dv = f.delivery
     if no_date.any():
         undated = (kinds != K_FEED) & no_date[f.minutes]
@@ -706,33 +802,36 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
     line_starts = f.line_starts
     source_file = ctx.source_file
 
-    # --- which queue ids need the exact loop -------------------------------------------------
+    # --- the fed lines: their bytes, and the queue id and time PostfixParser.feed reads of them
     fed = np.flatnonzero(kinds == K_FEED)
-    fed_lines = [block[s:e - 1].decode("ascii") for s, e in zip(line_starts[f.order[fed]].tolist(),
-                                                                 line_starts[f.order[fed] + 1].tolist())]
-    in_loop, carried = _exact_queue_ids(parser, f, kinds, codes, ts, names, fed_lines, status_codes)
+    fed_starts = line_starts[f.order[fed]].tolist()
+    fed_raw = [block[s:e] for s, e in zip(fed_starts, line_starts[f.order[fed] + 1].tolist())]
+    fed_heads = [read_prefix(ctx, text) if text is not None else None for text, _ in map(decode_line, fed_raw)]
+    fed_heads = [h if isinstance(h, tuple) else None for h in fed_heads]  # (an impossible queue id: no time)
+    fed_qids = [h[0].group("qid") for h in fed_heads if h is not None]
+    # the log's clock at each interesting line (PostfixParser.change keeps the latest time)
+    line_ts = np.where(fast, ts, _NO_TIME)
+    line_ts[fed] = [_NO_TIME if h is None else h[1] for h in fed_heads]
+    clock_run = np.maximum.accumulate(np.maximum(line_ts, parser.clock)) if len(line_ts) else line_ts
+    in_loop, carried = _exact_queue_ids(parser, f, kinds, codes, clock_run, line_ts, names, fed_qids, status_codes)
 
-    # --- the deferred rows are kept whole in the parser state (for the expiry line, restarts) ----
+    # --- the deferred rows are kept in the parser state (for the expiry line, restarts) ----
     senders = _JoinedColumn(f.senders[1], n_deliv)
     message_ids = _JoinedColumn(f.message_ids[1], n_deliv)
-    # (their rows were made by extract(); the time and the source are known here)
     pending: dict[int, dict] = {}
     deferred_j = np.flatnonzero(status_codes == _DEFERRED_CODE)
     if len(deferred_j):
-        delivery_ts = ts[is_delivery]
-        for j, row in zip(deferred_j.tolist(), dv["deferred_row"][deferred_j].tolist()):
-            row["ts"] = int(delivery_ts[j])
-            row["source_file"] = source_file
-            row["source_offset"] = offset + row.pop("_start")
-            pending[j] = row
+        pending = dict(zip(deferred_j.tolist(), dv["deferred_row"][deferred_j].tolist()))
 
-    b = _Applied(kinds, codes, ts, names, rank_of, delivery_j, senders, message_ids)
-    fed_at = line_starts[f.order[fed]].tolist()
-    malformed = _exact_loop(parser, b, np.flatnonzero(in_loop), zip(fed_lines, fed_at), pending, recipients, offset)
-    _join_rest(parser, b, np.flatnonzero(~in_loop), carried)
+    b = _Applied(kinds, codes, ts, clock_run, names, rank_of, delivery_j, senders, message_ids)
+    _exact_loop(parser, b, np.flatnonzero(in_loop), zip(fed_raw, (offset + s for s in fed_starts)), pending,
+                recipients, status_codes, feed_line)
+    _join_rest(parser, b, np.flatnonzero(~in_loop), carried, pending, recipients, status_codes)
+    if len(clock_run):
+        parser.change(CLOCK, None, int(clock_run[-1]))
 
     if not n_deliv:
-        return BlockResult(None, malformed, f.n_lines)
+        return BlockResult(None, f.n_lines)
     columns = {
         "ts": ab.numbers(ts[is_delivery], pa.int64()),
         "mta": ab.repeat(parser.mta, n_deliv),
@@ -752,4 +851,4 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields)
         "source_offset": ab.numbers(dv["line_start"] + offset, pa.int64()),
     }
     columns.update({name: dv[name] for name in NOT_PARSED})  # extract() was given annotate
-    return BlockResult(columns, malformed, f.n_lines)
+    return BlockResult(columns, f.n_lines)

@@ -37,6 +37,23 @@ PHASE_MARKERS = (
     ("wasn't able to establish an SMTP connection", "connect"),
 )
 STATUS = {"success": "sent", "deferral": "deferred", "failure": "bounced"}
+# The changes of QmailParser's state (QmailParser.change): what one line does to it.
+START, RESULT, INFO, END = range(4)
+
+
+def outcome(word: str, text: str, local: bool) -> tuple[str, int | None, str | None]:
+    """(status, reply code, relay) of a `delivery D: success|deferral|failure: text` line."""
+    status = STATUS[word]
+    if status == "bounced" and "in the queue too long" in text:
+        status = "expired"
+    code_m = CODE_RE.search(text)
+    code = int(code_m.group(1)) if code_m else None
+    if status == "sent" and code is None and not local:
+        code = 250
+    if local:
+        return status, code, "local"
+    ip = IP_RE.search(text)
+    return status, code, ip.group(1) if ip else None
 
 
 def unescape(text: str) -> str:
@@ -56,7 +73,13 @@ def tai64n_us(label: str, nanos: str) -> int:
 
 
 class QmailParser(Parser):
+    """State: the deliveries under way (D -> message, recipient) and the senders of the messages
+    in the queue (M -> sender). Both are forgotten at their final line (`delivery D: …`,
+    `end msg M`); at most MAX_ENTRIES of each are kept (a log whose deliveries never finish,
+    or a qmail-send restart that reuses D, cannot grow them): beyond, the oldest tenth goes."""
+
     mta = "qmail"
+    MAX_ENTRIES = 100_000
 
     def __init__(self, ctx, emit):
         super().__init__(ctx, emit)
@@ -64,12 +87,13 @@ class QmailParser(Parser):
         self.senders: dict[str, str] = {}       # M -> sender
 
     @staticmethod
-    def detect(lines):
-        n = 0
-        for ln in lines:
-            if ("delivery " in ln or " msg " in ln or "status: local" in ln) and (ln.startswith("@4000") or " qmail:" in ln or ln.startswith("qmail:")):
-                n += 1
-        return n
+    def recognises(line: str) -> bool:
+        return ("delivery " in line or " msg " in line or "status: local" in line) and (
+            line.startswith("@4000") or " qmail:" in line or line.startswith("qmail:"))
+
+    @classmethod
+    def detect(cls, lines):
+        return sum(1 for ln in lines if cls.recognises(ln))
 
     def _split(self, line: str):
         """(ts_us, host, message) for multilog, splogger or bare `<unix secs> message` lines."""
@@ -94,61 +118,83 @@ class QmailParser(Parser):
         return None
 
     def feed(self, line: str, offset: int) -> str:
-        if "deliver" not in line and " msg " not in line:
+        """One line; what it does to the deliveries and senders goes through change()."""
+        head = self.read_line(line)
+        if head is None:
             return SKIP
+        if head is MALFORMED:
+            return MALFORMED
+        ts, host, kind, key, value = head
+        if kind != RESULT:
+            self.change(kind, key, value)
+            return SKIP
+        d = self.change(RESULT, key)
+        if d is None:
+            return SKIP  # its start was before this log began: nothing to attribute it to
+        word, raw_text = value
+        text = unescape(raw_text)
+        status, code, relay = outcome(word, text, d["local"])
+        recipient = d["recipient"]
+        self.emit({
+            "ts": ts, "mta": self.mta, "host": host, "queue_id": d["msg"],
+            "message_id": None, "sender": self.senders.get(d["msg"]),
+            "recipient": recipient, "recipient_domain": domain_of(recipient),
+            "relay": relay, "status": status, "dsn": _dsn_in(text), "reply_code": code,
+            "smtp_phase": phase_of(text), "diagnostic": text,
+            "source_file": self.ctx.source_file, "source_offset": offset, "_line": line,
+        })
+        return EVENT
+
+    def read_line(self, line: str):
+        """What a line says: (ts, host, kind, key, value) with kind START (key D, value (M,
+        local, recipient)), RESULT (key D, value (word, raw text)), INFO (key M, value sender)
+        or END (key M); MALFORMED; or None for a line without meaning here. (The block reader
+        asks this of the lines it feeds.)"""
+        if "deliver" not in line and " msg " not in line:
+            return None
         parts = self._split(line)
         if parts is None:
-            return SKIP
+            return None
         ts, host, msg = parts
         if msg.startswith("delivery "):
             m = RESULT_RE.match(msg)
-            if m is None:
-                return MALFORMED
-            d = self.deliveries.pop(m.group(1), None)
-            if d is None:
-                return SKIP  # its start was before this log began: nothing to attribute it to
-            text = unescape(m.group(3))
-            status = STATUS[m.group(2)]
-            if status == "bounced" and "in the queue too long" in text:
-                status = "expired"
-            code_m = CODE_RE.search(text)
-            code = int(code_m.group(1)) if code_m else None
-            if status == "sent" and code is None and not d["local"]:
-                code = 250
-            relay = "local" if d["local"] else None
-            if not d["local"]:
-                ip = IP_RE.search(text)
-                relay = ip.group(1) if ip else None
-            recipient = d["recipient"]
-            self.emit({
-                "ts": ts, "mta": self.mta, "host": host, "queue_id": d["msg"],
-                "message_id": None, "sender": self.senders.get(d["msg"]),
-                "recipient": recipient, "recipient_domain": domain_of(recipient),
-                "relay": relay, "status": status, "dsn": _dsn_in(text), "reply_code": code,
-                "smtp_phase": phase_of(text), "diagnostic": text,
-                "source_file": self.ctx.source_file, "source_offset": offset, "_line": line,
-            })
-            return EVENT
+            return MALFORMED if m is None else (ts, host, RESULT, m.group(1), (m.group(2), m.group(3)))
         if msg.startswith("starting delivery "):
             m = START_RE.match(msg)
             if m is None:
                 return MALFORMED
-            self.deliveries[m.group(1)] = {
-                "msg": m.group(2), "local": m.group(3) == "local",
-                "recipient": normalise_address(m.group(4)),
-            }
-            return SKIP
+            return ts, host, START, m.group(1), (m.group(2), m.group(3) == "local", normalise_address(m.group(4)))
         if msg.startswith("info msg "):
             m = INFO_RE.match(msg)
-            if m:
-                self.senders[m.group(1)] = normalise_address(m.group(2))
-            return SKIP
+            return None if m is None else (ts, host, INFO, m.group(1), normalise_address(m.group(2)))
         if msg.startswith("end msg "):
             m = END_RE.match(msg)
-            if m:
-                self.senders.pop(m.group(1), None)
-            return SKIP
-        return SKIP
+            return None if m is None else (ts, host, END, m.group(1), None)
+        return None
+
+    def change(self, kind: int, key: str, value=None):
+        """The one way the state changes (feed() and the block reader both call it), in line order:
+        START key=D value=(M, local, recipient); RESULT key=D: returns the delivery under way
+        ({"msg", "local", "recipient"}) and forgets it, or None; INFO key=M value=sender;
+        END key=M: the message's sender is forgotten."""
+        if kind == RESULT:
+            return self.deliveries.pop(key, None)
+        if kind == START:
+            deliveries = self.deliveries
+            deliveries.pop(key, None)  # a reused number: the newest start goes last
+            msg, local, recipient = value
+            deliveries[key] = {"msg": msg, "local": local, "recipient": recipient}
+            if len(deliveries) > self.MAX_ENTRIES:
+                self.deliveries = _newest(deliveries, self.MAX_ENTRIES * 9 // 10)
+        elif kind == INFO:
+            senders = self.senders
+            senders.pop(key, None)
+            senders[key] = value
+            if len(senders) > self.MAX_ENTRIES:
+                self.senders = _newest(senders, self.MAX_ENTRIES * 9 // 10)
+        elif kind == END:
+            self.senders.pop(key, None)
+        return None
 
     def get_state(self):
         return {"deliveries": self.deliveries, "senders": self.senders}
@@ -156,6 +202,11 @@ class QmailParser(Parser):
     def set_state(self, state):
         self.deliveries = dict(state.get("deliveries", {}))
         self.senders = dict(state.get("senders", {}))
+
+
+def _newest(table: dict, keep: int) -> dict:
+    """The last `keep` entries of an insertion-ordered table."""
+    return dict(list(table.items())[len(table) - keep:])
 
 
 _DSN_RE = re.compile(r"(?:\(#|\b)([245]\.\d{1,3}\.\d{1,3})\)?")

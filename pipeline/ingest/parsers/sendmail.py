@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 
 from ...store.records import domain_of, normalise_address
-from .common import MALFORMED, SKIP, EVENT, QueueParser, addr_list, reply_code_of, split_syslog
+from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, RECIPIENTS, REMOVED, SENDER, SKIP,
+                     QueueParser, addr_list, reply_code_of, split_syslog)
 
 PROGRAMS = ("sendmail", "sm-mta", "sm-msp-queue")
 QID_RE = re.compile(r"([0-9A-Za-z]{8,20}): (.*)")
@@ -59,72 +60,119 @@ class SendmailParser(QueueParser):
     mta = "sendmail"
 
     @staticmethod
-    def detect(lines):
-        return sum(1 for ln in lines if (" sendmail[" in ln or " sm-mta[" in ln or " sm-msp-queue[" in ln))
+    def recognises(line: str) -> bool:
+        return " sendmail[" in line or " sm-mta[" in line or " sm-msp-queue[" in line
+
+    @classmethod
+    def detect(cls, lines):
+        return sum(1 for ln in lines if cls.recognises(ln))
 
     def feed(self, line: str, offset: int) -> str:
-        if "s" not in line:
+        """One line; what it does to the queue-id table goes through change()."""
+        head = read_prefix(self.ctx, line)
+        if head is None:
             return SKIP
-        parts = split_syslog(line, self.ctx)
-        if parts is None:
-            return SKIP
-        ts, host, prog, msg = parts
-        if prog not in PROGRAMS:
-            return SKIP
-        m = QID_RE.match(msg)
-        if m is None:
-            return SKIP
-        qid, rest = m.group(1), m.group(2)
+        ts, host, qid, rest = head
 
         if rest.startswith("to="):
             fields = split_to_line(rest)
             if fields is None:
+                self.change(CLOCK, None, ts)
                 return MALFORMED
             relay = fields.get("relay")
             if fields.get("mailer") == "relay" and relay and relay.strip().startswith(LOCAL_RELAYS):
-                return SKIP  # MSP -> local MTA hop; the MTA's own line follows under another id
-            recipients = [normalise_address(a) for a in addr_list(fields["to"])]
-            recipients = [r for r in recipients if r]
-            if not recipients:
+                # MSP -> local MTA hop: not a delivery; the MTA's own line follows under another
+                # queue id, so this one is done
+                self.change(REMOVED, qid, ts)
+                return SKIP
+            rows = delivery_rows(self.mta, ts, host, qid, fields, self.ctx.source_file, offset, line)
+            if not rows:
+                self.change(CLOCK, None, ts)
                 return MALFORMED
-            st = self._state(qid, ts)
-            stat = fields["stat"]
-            dsn = fields.get("dsn")
-            status = status_of(dsn, stat)
-            text = fields.get("reply") or stat
-            code = reply_code_of(fields.get("reply")) if fields.get("reply") else None
-            if status != "sent" and (code is None or code < 400):
-                # after a 421 `reply=` holds the answer to QUIT; the real reply is in stat=
-                code = _code_in_stat(stat) or code
-                if fields.get("reply", "").startswith("221"):
-                    text = stat
-            for recipient in recipients:
-                row = {
-                    "ts": ts, "mta": self.mta, "host": host, "queue_id": qid,
-                    "message_id": st["message_id"], "sender": st["sender"],
-                    "recipient": recipient, "recipient_domain": domain_of(recipient),
-                    "relay": relay.strip() if relay else None, "status": status, "dsn": dsn,
-                    "reply_code": code if status != "sent" else (code or 250),
-                    "smtp_phase": smtp_phase_of(stat, dsn, code), "diagnostic": text,
-                    "source_file": self.ctx.source_file, "source_offset": offset, "_line": line,
-                }
-                self._record(st, row)
+            for row in rows:
+                self.change(DELIVERY, qid, ts, row)  # joins sender and message-id; keeps a deferral
+                self.emit(row)
             return EVENT
 
         if rest.startswith("from="):
-            st = self._state(qid, ts)
-            sender = rest[5:].split(", ", 1)[0]
-            st["sender"] = normalise_address(sender)
+            self.change(SENDER, qid, ts, normalise_address(rest[5:].split(", ", 1)[0]))
             mi = rest.find("msgid=")
             if mi >= 0:
-                st["message_id"] = rest[mi + 6 :].split(", ", 1)[0].strip().strip("<>") or None
+                self.change(MESSAGE_ID, qid, ts, rest[mi + 6 :].split(", ", 1)[0].strip().strip("<>") or None)
+            nr = rest.find("nrcpts=")
+            if nr >= 0:
+                count = rest[nr + 7 :].split(",", 1)[0]
+                if count.isdigit() and int(count) > 0:
+                    self.change(RECIPIENTS, qid, ts, int(count))
             return SKIP
 
-        if ": DSN: Cannot send message" in rest:  # the queue lifetime ran out: expiry
-            st = self.queue.get(qid)
-            if st:
-                return self._expire(st, ts, host, line, offset)
+        if ": DSN: Cannot send message" in rest and qid in self.queue:  # the queue lifetime ran out: expiry
+            rows = self.change(EXPIRED, qid, ts, (host, line, offset))
+            self.change(REMOVED, qid, ts)  # the message is returned: nothing of it follows
+            for row in rows:
+                self.emit(row)
+            return EVENT if rows else SKIP
+        self.change(CLOCK, None, ts)
         return SKIP
+
+
+def read_prefix(ctx, line: str):
+    """(time, host, queue id, rest) of a line SendmailParser.feed reads, or None for a line it
+    skips unread (the block reader asks this of the lines it feeds, to know the log's clock)."""
+    if "s" not in line:
+        return None
+    parts = split_syslog(line, ctx)
+    if parts is None:
+        return None
+    ts, host, prog, msg = parts
+    if prog not in PROGRAMS:
+        return None
+    m = QID_RE.match(msg)
+    if m is None:
+        return None
+    return ts, host, m.group(1), m.group(2)
+
+
+def delivery_rows(mta: str, ts: int, host: str, qid: str, fields: dict, source_file: str, offset: int,
+                  line: str) -> list[dict]:
+    """The event rows of a `to=` line: one per recipient (sender and message-id are joined later)."""
+    recipients = [normalise_address(a) for a in addr_list(fields["to"])]
+    recipients = [r for r in recipients if r]
+    if not recipients:
+        return []
+    relay = fields.get("relay")
+    stat = fields["stat"]
+    dsn = fields.get("dsn")
+    status = status_of(dsn, stat)
+    text, code = diagnostic_of(fields, status)
+    phase = smtp_phase_of(stat, dsn, code)
+    return [{
+        "ts": ts, "mta": mta, "host": host, "queue_id": qid, "message_id": None, "sender": None,
+        "recipient": recipient, "recipient_domain": domain_of(recipient),
+        "relay": relay.strip() if relay else None, "status": status, "dsn": dsn,
+        "reply_code": code if status != "sent" else (code or 250),
+        "smtp_phase": phase, "diagnostic": text,
+        "source_file": source_file, "source_offset": offset, "_line": line,
+    } for recipient in recipients]
+
+
+def diagnostic_of(fields: dict, status: str) -> tuple[str, int | None]:
+    """(diagnostic text, reply code) of a `to=` line: 8.15+'s `reply=` when present, else `stat=`."""
+    stat = fields["stat"]
+    reply = fields.get("reply")
+    text = reply or stat
+    code = reply_code_of(reply) if reply else None
+    if status != "sent" and (code is None or code < 400):
+        # after a 421 `reply=` holds the answer to QUIT; the real reply is in stat=
+        code = _code_in_stat(stat) or code
+        if (reply or "").startswith("221"):
+            text = stat
+    return text, code
+
+
+# smtp_phase_of() is None for every stat= that starts with none of these (the block reader asks
+# it only about the lines that do; tests/test_sendmail_block.py holds the two together)
+PHASE_STAT_PREFIXES = ("User unknown", "Service unavailable", "Data format error")
 
 
 def smtp_phase_of(stat: str, dsn: str | None, reply_code: int | None) -> str | None:

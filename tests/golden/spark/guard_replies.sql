@@ -2,9 +2,10 @@
 /* What it returns: the three most common replies of the counted errors in each carrier-period */
 /* the guard flagged (sql/guard_bursts.sql), addresses masked, with counts: what the operator */
 /* reads to tell a block from dead addresses. */
-/* Reads:   events, flagged_periods (kind 'hour' | 'day', carrier, period_start: local */
-/*          TIMESTAMP, period_end: local TIMESTAMP, exclusive). Macros: counted_error. */
-/* Params:  $tz, $counted_reasons (as in suppression_candidates.sql) */
+/* Reads:   counted_errors (the rows of sql/counted_errors.sql, kept by the rule's run), */
+/*          flagged_periods (kind 'hour' | 'day', carrier, period_start: local TIMESTAMP, */
+/*          period_end: local TIMESTAMP, exclusive) */
+/* Params:  $tz (as in counted_errors.sql) */
 /*          $since, $until  TIMESTAMPTZ: the instants the flagged periods span */
 /* Columns: kind, carrier, period_start, top_replies ("<n> x <reply> | ...", most common first, */
 /*          ties in reply order) */
@@ -13,14 +14,9 @@ WITH counted AS (
     COALESCE(carrier, 'unknown') AS carrier,
     FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS local_ts,
     REGEXP_REPLACE(COALESCE(diagnostic, ''), '<?[^\\s<>()]+@[^\\s<>()]+>?', '<address>') AS reply
-  FROM events
+  FROM counted_errors
   WHERE
-    (
-      status IN ('deferred', 'bounced', 'expired')
-      AND scope = 'recipient'
-      AND ARRAY_CONTAINS(ARRAY('user_unknown', 'host_unknown', 'mailbox_disabled', 'mailbox_full'), reason)
-    )
-    AND ts >= CAST('2026-11-01 15:00:00.000000' AS TIMESTAMP)
+    ts >= CAST('2026-11-01 15:00:00.000000' AS TIMESTAMP)
     AND ts < CAST('2026-11-30 15:00:00.000000' AS TIMESTAMP)
 ), replies AS (
   SELECT

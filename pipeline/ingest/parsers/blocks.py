@@ -1,0 +1,97 @@
+"""What the block readers of every MTA share: the lines of a block and what each is to the front
+door, per-row joins, and stamps turned into times once per minute.
+
+A block is whole lines (ending with a newline). Each line is ASCII (can be read column-wise), valid
+non-ASCII UTF-8 (read by the MTA's per-line parser, never column-wise: Python's lower() and \\d
+and Arrow's differ outside ASCII), or raw: invalid UTF-8, a NUL, a CR, or MAX_LINE_BYTES long
+(through the engine's front door, which counts it as a reject). line_kinds_numpy() defines this;
+the compiled scanner's line_kinds() (pipeline/ingest/native) must agree (tests/test_postfix_scan.py).
+
+Used by parsers/sendmail_block.py and parsers/qmail_block.py (the Postfix reader's scanner makes
+the same per-line decision in its own pass).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ...store import arrow_build as ab
+from .. import native
+
+ASCII, UTF8, RAW = 0, 1, 2
+
+
+def line_kinds_numpy(block: bytes, max_line: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(line_starts (n + 1), kinds (n)) of a block; None when it holds no newline."""
+    data = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(data == 10)
+    n = len(ends)
+    if n == 0:
+        return None
+    line_starts = np.empty(n + 1, np.int64)
+    line_starts[0] = 0
+    line_starts[1:] = ends + 1
+    kinds = np.zeros(n, np.uint8)
+    kinds[(ends - line_starts[:-1]) >= max_line] = RAW
+    kinds[np.unique(np.searchsorted(ends, np.flatnonzero((data == 0) | (data == 13))))] = RAW
+    for i in np.unique(np.searchsorted(ends, np.flatnonzero(data >= 128))).tolist():
+        if kinds[i] != RAW:
+            try:
+                block[line_starts[i]:ends[i]].decode("utf-8")
+                kinds[i] = UTF8
+            except UnicodeDecodeError:
+                kinds[i] = RAW
+    return line_starts, kinds
+
+
+def line_kinds(block: bytes, max_line: int) -> tuple[np.ndarray, np.ndarray] | None:
+    scanner = native.SCANNER
+    return scanner.line_kinds(block, max_line) if scanner else line_kinds_numpy(block, max_line)
+
+
+def lines_array(block: bytes, line_starts: np.ndarray) -> pa.StringArray:
+    """The lines of a block as strings (with their newline; only ASCII lines may be handed to
+    Arrow's string functions: the others are never taken on the column-wise path)."""
+    n = len(line_starts) - 1
+    return pa.StringArray.from_buffers(n, pa.py_buffer(line_starts.astype(np.int32)), pa.py_buffer(block))
+
+
+def minute_times(ctx, minute_keys: list) -> tuple[np.ndarray, np.ndarray]:
+    """(time in us, no-date flag) of each `Mon DD hh:mm` key, as the per-line parsers read it."""
+    minute_us = np.zeros(len(minute_keys), np.int64)
+    no_date = np.zeros(len(minute_keys), bool)
+    for i, key in enumerate(minute_keys):
+        try:
+            minute_us[i] = ctx.syslog_us(key[:3], key[4:6].lstrip(), key[7:12] + ":00", None)
+        except ValueError:
+            no_date[i] = True
+    return minute_us, no_date
+
+
+class JoinedColumn:
+    """A joined value (sender, message-id) per row, as an index into the block's own values (an
+    Arrow array, `base`) or into Python values from the parser state (code()); -1 is null."""
+
+    def __init__(self, rows: int, base: pa.Array | None = None):
+        self.base = base if base is not None else ab.strings([])
+        self.values: list = []
+        self.position: dict = {}
+        self.index = np.full(rows, -1, np.int64)
+
+    def code(self, value) -> int:
+        if value is None:
+            return -1
+        i = self.position.get(value)
+        if i is None:
+            i = self.position[value] = len(self.base) + len(self.values)
+            self.values.append(value)
+        return i
+
+    def array(self) -> pa.Array:
+        values = pa.concat_arrays([self.base.cast(pa.string()), ab.strings(self.values)]) if self.values else self.base
+        return values.take(ab.numbers(np.maximum(self.index, 0), pa.int64(), self.index >= 0))
+
+
+def take(array: pa.Array, positions: np.ndarray) -> pa.Array:
+    return array.take(ab.indices(positions))

@@ -1,0 +1,417 @@
+"""qmail-send (multilog) blocks read column-wise: the fast path of QmailParser.
+
+QmailParser.feed (parsers/qmail.py) defines what a line means. The compiled scanner
+(pipeline/ingest/native, scan_qmail) finds, in one pass and in a reader thread, the usual lines
+(ASCII, `@<tai64n> `, `starting delivery D: msg M to remote|local R`, `delivery D:
+success|deferral|failure: text`, `info msg M: bytes B from <S>`, `end msg M`) and their fields;
+what a delivery row needs from its text (qmail's unescaping, status, reply code, relay, dsn, SMTP
+phase) is made for all lines at once with Arrow's RE2, in qmail.py's spelling. The main thread then
+applies the lines in order through QmailParser.change(), the interface feed() uses, and every
+other line goes to the engine's front door (and feed()). Without the compiled scanner, qmail is
+read line by line. tests/test_qmail_block.py holds the two ways to the same rows and state.
+
+Called by pipeline.ingest.engine for qmail chunks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ...store import arrow_build as ab
+from ...store.records import ID_BYTES
+from .. import native
+from . import blocks
+from .common import decode_line
+from .qmail import END, INFO, PHASE_MARKERS, RESULT, START, QmailParser
+
+Q_SKIP, Q_FEED, Q_START, Q_RESULT, Q_INFO, Q_END = range(6)
+_WORDS = ["", "sent", "deferred", "bounced"]
+# qmail.py's patterns in RE2 spelling (the texts here are printable ASCII; a lookahead is matched
+# as a consumed character: the same leftmost match, the same group)
+_CODE = r"Remote host said: (?P<c>[2-5][0-9][0-9])[ -]"
+_IP = r"(?:^|Connected to |\s)(?P<ip>[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:]+)[ ._]"
+_DSN = r"(?:\(#|\b)(?P<d>[245]\.[0-9]{1,3}\.[0-9]{1,3})"
+_EMPTY = ab.scalar("")
+_ANY_PHASE = "|".join(re.escape(marker) for marker, _ in PHASE_MARKERS)
+
+
+@dataclass
+class QmailFields:
+    n_lines: int
+    line_starts: np.ndarray
+    order: np.ndarray          # the lines to apply, in order
+    kinds: np.ndarray          # Q_* of each
+    dcode: np.ndarray          # D of each START / RESULT line, as an index into d_names (-1: none)
+    d_names: list
+    mcode: np.ndarray          # M of each START / INFO / END line, as an index into m_names (-1: none)
+    m_names: list
+    local: np.ndarray          # START: local delivery
+    start_rank: np.ndarray     # START: index into recipients (-1: not a start)
+    recipients: pa.Array       # the START lines' recipients (normalised)
+    info_rank: np.ndarray      # INFO: index into senders
+    senders: pa.Array
+    result_at: np.ndarray      # per RESULT line: its position among the lines above
+    ts: np.ndarray             # per RESULT line: time
+    status: list               # … status word, unescaped text, reply code (remote / local), relay (remote), dsn, phase
+    text: pa.Array
+    code_remote: np.ndarray
+    code_local: np.ndarray
+    code_valid_remote: np.ndarray
+    code_valid_local: np.ndarray
+    relay: pa.Array
+    dsn: pa.Array
+    phase: pa.Array
+
+
+def _encode(values: pa.Array, at: np.ndarray, n: int) -> tuple[np.ndarray, list]:
+    """Codes (per line, -1 elsewhere) and the distinct values of `values` found at lines `at`."""
+    codes = np.full(n, -1, np.int64)
+    if not len(at):
+        return codes, []
+    enc = values.dictionary_encode()
+    codes[at] = ab.to_ints(enc.indices)
+    return codes, enc.dictionary.to_pylist()
+
+
+def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | None:
+    """The usual lines and their fields; None without the compiled scanner (then the engine
+    reads the chunk line by line through QmailParser.feed)."""
+    scanner = native.SCANNER
+    if scanner is None:
+        return None
+    s = scanner.scan_qmail(block, max_line)
+    if s is None:
+        return None
+    data = np.frombuffer(block, np.uint8)
+    cut = scanner.gather
+    kinds = s["kind"]
+    order = np.flatnonzero(kinds != Q_SKIP)
+    k = kinds[order]
+    n = len(order)
+    d_at = np.flatnonzero((k == Q_START) | (k == Q_RESULT))
+    dcode, d_names = _encode(cut(data, s["k_s"][order[d_at]], s["k_e"][order[d_at]]), d_at, n)
+    st = np.flatnonzero(k == Q_START)
+    ie = np.flatnonzero((k == Q_INFO) | (k == Q_END))
+    m_at = np.concatenate((st, ie))
+    m_values = pa.concat_arrays([cut(data, s["m_s"][order[st]], s["m_e"][order[st]]),
+                                 cut(data, s["k_s"][order[ie]], s["k_e"][order[ie]])])
+    mcode, m_names = _encode(m_values, m_at, n)
+    local = np.zeros(n, bool)
+    local[st] = s["flag"][order[st]] == 1
+    start_rank = np.full(n, -1, np.int64)
+    start_rank[st] = np.arange(len(st))
+    recipients = cut(data, s["v_s"][order[st]], s["v_e"][order[st]], lower=True)
+    info = np.flatnonzero(k == Q_INFO)
+    info_rank = np.full(n, -1, np.int64)
+    info_rank[info] = np.arange(len(info))
+    senders = cut(data, s["v_s"][order[info]], s["v_e"][order[info]], lower=True)
+    # the texts of the result lines, as qmail.py reads them
+    res = np.flatnonzero(k == Q_RESULT)
+    lines = order[res]
+    raw = cut(data, s["v_s"][lines], s["v_e"][lines])
+    text = pc.utf8_rtrim(pc.replace_substring(pc.replace_substring(raw, "_", " "), "/", "\n"), "\n")
+    words = s["flag"][lines].astype(np.int64)
+    expired = np.zeros(len(lines), bool)
+    failures = np.flatnonzero(words == 3)
+    if len(failures):
+        expired[failures] = ab.to_bools(pc.match_substring(blocks.take(text, failures), "in the queue too long"))
+    status = [("expired" if e else _WORDS[w]) for w, e in zip(words.tolist(), expired.tolist())]
+    code_m = pc.extract_regex(text, _CODE)
+    code_valid = ab.to_bools(code_m.is_valid())
+    code = np.zeros(len(lines), np.int64)
+    if code_valid.any():
+        code[code_valid] = ab.to_ints(pc.cast(code_m.field("c").filter(ab.booleans(code_valid)), pa.int64()))
+    sent = words == 1
+    code_remote = np.where(sent & ~code_valid, 250, code)
+    valid_remote = code_valid | sent
+    ip = pc.extract_regex(text, _IP)
+    relay = pc.if_else(ip.is_valid(), ip.field("ip"), ab.scalar(None)) if len(lines) else ab.strings([])
+    dsn_m = pc.extract_regex(text, _DSN)
+    dsn = pc.if_else(dsn_m.is_valid(), dsn_m.field("d"), ab.scalar(None)) if len(lines) else ab.strings([])
+    phase = np.full(len(lines), -1, np.int64)
+    hinted = np.flatnonzero(ab.to_bools(pc.match_substring_regex(text, _ANY_PHASE)))  # one pass, then the few
+    if len(hinted):
+        texts = blocks.take(text, hinted)
+        for p, (marker, _) in reversed(list(enumerate(PHASE_MARKERS))):  # the first marker found wins
+            phase[hinted[ab.to_bools(pc.match_substring(texts, marker))]] = p
+    phase_arr = ab.strings([name for _, name in PHASE_MARKERS]).take(ab.numbers(np.maximum(phase, 0), pa.int64(), phase >= 0))
+    return QmailFields(len(kinds), s["line_starts"], order, k, dcode, d_names, mcode, m_names, local, start_rank,
+                       recipients, info_rank, senders, res, s["ts"][lines], status, text, code_remote, code,
+                       valid_remote, code_valid, relay, dsn, phase_arr)
+
+
+@dataclass
+class BlockResult:
+    columns: dict | None
+    lines: int
+
+
+def _codes_for(names: list, index: dict, value: str) -> int:
+    code = index.get(value)
+    if code is None:
+        code = index[value] = len(names)
+        names.append(value)
+    return code
+
+
+def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, feed_line, annotate=None) -> BlockResult:
+    """Apply a block to the parser's state and return its delivery rows as columns.
+
+    Each result line takes the delivery its number D started last before it (in the block, or
+    from before the block when the block has no earlier line of D), and the sender its message
+    M had then (the latest `info msg` of M before it, none after an `end msg`, else the state
+    from before the block): joined with numpy. Then, in line order, through
+    QmailParser.change(): the fed lines (feed()), every line of a D or M that a fed line
+    touches, and for every other D and M only its last line (the state it is left in)."""
+    deliveries, senders_before = parser.deliveries, parser.senders
+    n = len(f.kinds)
+    kinds = f.kinds.copy()
+    dcode, mcode = f.dcode.copy(), f.mcode.copy()
+    d_names, m_names = list(f.d_names), list(f.m_names)
+    d_index = {v: i for i, v in enumerate(d_names)}
+    m_index = {v: i for i, v in enumerate(m_names)}
+    line_starts = f.line_starts
+    # --- fed lines: what they say (feed() will do it), so their D and M are applied exactly
+    fed = np.flatnonzero(kinds == Q_FEED)
+    fed_raw = {}
+    fed_kind = np.full(n, -1, np.int64)
+    fed_value = {}
+    for i in fed.tolist():
+        line = int(f.order[i])
+        raw = block[int(line_starts[line]):int(line_starts[line + 1])]
+        fed_raw[i] = raw
+        text, _ = decode_line(raw)
+        head = parser.read_line(text) if text is not None else None
+        if isinstance(head, tuple):
+            _, _, kind, key, value = head
+            fed_kind[i] = kind
+            fed_value[i] = value
+            if kind in (START, RESULT):
+                dcode[i] = _codes_for(d_names, d_index, key)
+                if kind == START:
+                    mcode[i] = _codes_for(m_names, m_index, value[0])
+            else:
+                mcode[i] = _codes_for(m_names, m_index, key)
+    n_starts = int(np.count_nonzero((kinds == Q_START) | (fed_kind == START)))
+    n_infos = int(np.count_nonzero((kinds == Q_INFO) | (fed_kind == INFO)))
+    if (len(deliveries) + n_starts > parser.MAX_ENTRIES or len(senders_before) + n_infos > parser.MAX_ENTRIES):
+        return _read_exactly(parser, block, offset, f, feed_line, annotate, fed_raw)
+    is_start = (kinds == Q_START) | (fed_kind == START)
+    is_result = (kinds == Q_RESULT) | (fed_kind == RESULT)
+    is_info = (kinds == Q_INFO) | (fed_kind == INFO)
+    is_end = (kinds == Q_END) | (fed_kind == END)
+    pos = np.arange(n)
+    # --- each result's delivery: the previous line of its D, if a start; none if a result; the
+    # state from before the block if it has no earlier line
+    d_lines = np.flatnonzero(is_start | is_result)
+    by_d = d_lines[np.argsort(dcode[d_lines], kind="stable")]
+    prev = np.full(n, -1, np.int64)
+    same = dcode[by_d[1:]] == dcode[by_d[:-1]]
+    prev[by_d[1:][same]] = by_d[:-1][same]
+    first_of_d = np.ones(n, bool)
+    first_of_d[by_d[1:][same]] = False
+    results = np.flatnonzero(is_result)
+    matched = prev[results]
+    from_start = (matched >= 0) & is_start[np.maximum(matched, 0)]
+    carried_d = {}
+    for r in results[(matched < 0)].tolist():
+        d = deliveries.get(d_names[dcode[r]])
+        if d is not None:
+            carried_d[r] = d
+    # per result with a delivery: its M, local, recipient
+    row_m = np.full(n, -1, np.int64)
+    row_m[results[from_start]] = mcode[matched[from_start]]
+    for r, d in carried_d.items():
+        row_m[r] = _codes_for(m_names, m_index, d["msg"])
+    has_delivery = np.zeros(n, bool)
+    has_delivery[results[from_start]] = True
+    has_delivery[list(carried_d)] = True
+    # --- which D and M are applied line by line: those a fed line touches
+    special_d = np.zeros(len(d_names) + 1, bool)
+    special_m = np.zeros(len(m_names) + 1, bool)
+    touched = fed[fed_kind[fed] >= 0]
+    special_d[dcode[touched][dcode[touched] >= 0]] = True
+    special_m[mcode[touched][mcode[touched] >= 0]] = True
+    fed_results = touched[fed_kind[touched] == RESULT]
+    special_m[row_m[fed_results][row_m[fed_results] >= 0]] = True
+    # --- the sender each row's message has at its line
+    events = np.flatnonzero(is_info | is_end)
+    rows_at = np.flatnonzero(has_delivery & (kinds == Q_RESULT))
+    sender_of = _senders_at(f, rows_at, row_m, events, is_info, mcode, fed_value, m_names, senders_before)
+    # --- in line order: fed lines, the lines of special D and M, the last line of the others
+    last_d = np.full(len(d_names) + 1, -1, np.int64)
+    np.maximum.at(last_d, dcode[d_lines], d_lines)
+    last_m = np.full(len(m_names) + 1, -1, np.int64)
+    np.maximum.at(last_m, mcode[events], events)
+    apply = np.zeros(n, bool)
+    apply[fed] = True
+    apply[d_lines[special_d[dcode[d_lines]]]] = True
+    apply[events[special_m[mcode[events]]]] = True
+    # (a last line that forgets its key matters only for a key held before the block)
+    plain_d_last = last_d[:len(d_names)][~special_d[:len(d_names)]]
+    plain_d_last = plain_d_last[plain_d_last >= 0]
+    held = np.array([name in deliveries for name in (d_names[c] for c in dcode[plain_d_last].tolist())], bool) \
+        if len(plain_d_last) and deliveries else np.zeros(len(plain_d_last), bool)
+    apply[plain_d_last[is_start[plain_d_last] | held]] = True
+    plain_m_last = last_m[:len(m_names)][~special_m[:len(m_names)]]
+    plain_m_last = plain_m_last[plain_m_last >= 0]
+    held = np.array([name in senders_before for name in (m_names[c] for c in mcode[plain_m_last].tolist())], bool) \
+        if len(plain_m_last) and senders_before else np.zeros(len(plain_m_last), bool)
+    apply[plain_m_last[is_info[plain_m_last] | held]] = True
+    change = parser.change
+    recipients_py = {}
+    st_lines = np.flatnonzero(apply & (kinds == Q_START))
+    if len(st_lines):
+        recipients_py = dict(zip(st_lines.tolist(), blocks.take(f.recipients, f.start_rank[st_lines]).to_pylist()))
+    in_lines = np.flatnonzero(apply & (kinds == Q_INFO))
+    senders_py = dict(zip(in_lines.tolist(), blocks.take(f.senders, f.info_rank[in_lines]).to_pylist())) if len(in_lines) else {}
+    for i in np.flatnonzero(apply).tolist():
+        k = kinds[i]
+        if k == Q_FEED:
+            line = int(f.order[i])
+            feed_line(fed_raw[i], offset + int(line_starts[line]))
+        elif k == Q_START:
+            change(START, d_names[dcode[i]], (m_names[mcode[i]], bool(f.local[i]), recipients_py[i]))
+        elif k == Q_RESULT:
+            change(RESULT, d_names[dcode[i]])
+        elif k == Q_INFO:
+            change(INFO, m_names[mcode[i]], senders_py[i])
+        else:
+            change(END, m_names[mcode[i]])
+    if not len(rows_at):
+        return BlockResult(None, f.n_lines)
+    # --- the rows of the result lines read here
+    result_rank = np.full(n, -1, np.int64)
+    result_rank[f.result_at] = np.arange(len(f.result_at))
+    rr = result_rank[rows_at]
+    local = np.zeros(len(rows_at), bool)
+    index = np.full(len(rows_at), -1, np.int64)       # into f.recipients, then extra values
+    extra: list = []
+    base = len(f.recipients)
+    starts = prev[rows_at]
+    here = (starts >= 0) & (f.start_rank[np.maximum(starts, 0)] >= 0)
+    index[here] = f.start_rank[starts[here]]
+    local[here] = f.local[starts[here]]
+    for k in np.flatnonzero(~here).tolist():
+        r = int(rows_at[k])
+        d = carried_d.get(r)
+        if d is not None:
+            local[k], value = d["local"], d["recipient"]
+        else:
+            _, local[k], value = fed_value[int(starts[k])]    # a fed start line: its values from read_line
+        extra.append(value)
+        index[k] = base + len(extra) - 1
+    recipients = pa.concat_arrays([f.recipients, ab.strings(extra)]) if extra else f.recipients
+    msgs = ab.strings(m_names).take(ab.indices(row_m[rows_at]))
+    return BlockResult(_columns(parser, block, offset, f, rows_at, rr, local, recipients.take(ab.indices(index)),
+                                msgs, sender_of, annotate), f.n_lines)
+
+
+def _senders_at(f: QmailFields, rows_at, row_m, events, is_info, mcode, fed_value, m_names, senders_before) -> pa.Array:
+    """Per row: the sender of its message at its line (latest info/end of M before it, else the
+    state from before the block)."""
+    if not len(rows_at):
+        return ab.strings([])
+    width = len(row_m) + 1
+    ev_key = mcode[events] * width + events
+    order = np.argsort(ev_key)
+    ev_key, ev = ev_key[order], events[order]
+    q_key = row_m[rows_at] * width + rows_at
+    at = np.searchsorted(ev_key, q_key) - 1            # the latest event before (never equal)
+    ok = at >= 0
+    hit = np.zeros(len(rows_at), bool)
+    hit[ok] = mcode[ev[at[ok]]] == row_m[rows_at][ok]
+    line = np.where(hit, ev[np.maximum(at, 0)], -1) if len(ev) else np.full(len(rows_at), -1, np.int64)
+    index = np.full(len(rows_at), -1, np.int64)       # into f.senders, then extra values; -1 null
+    fast = hit & is_info[np.maximum(line, 0)] & (f.info_rank[np.maximum(line, 0)] >= 0)
+    index[fast] = f.info_rank[line[fast]]
+    extra: list = []
+    base = len(f.senders)
+    for k in np.flatnonzero(hit & ~fast & is_info[np.maximum(line, 0)]).tolist():   # a fed info line
+        extra.append(fed_value[int(line[k])])
+        index[k] = base + len(extra) - 1
+    for k in np.flatnonzero(~hit).tolist():                                        # from before the block
+        value = senders_before.get(m_names[row_m[rows_at[k]]])
+        if value is not None:
+            extra.append(value)
+            index[k] = base + len(extra) - 1
+    values = pa.concat_arrays([f.senders, ab.strings(extra)]) if extra else f.senders
+    return values.take(ab.numbers(np.maximum(index, 0), pa.int64(), index >= 0))
+
+
+def _read_exactly(parser, block, offset, f, feed_line, annotate, fed_raw) -> BlockResult:
+    """Every line in order through change() (a block that could fill the state's tables)."""
+    change = parser.change
+    line_starts = f.line_starts
+    result_rank = np.full(len(f.kinds), -1, np.int64)
+    result_rank[f.result_at] = np.arange(len(f.result_at))
+    recipients = f.recipients.to_pylist()
+    senders_l = f.senders.to_pylist()
+    rows_at, local, recipient, msgs, sender_of = [], [], [], [], []
+    for i, k in enumerate(f.kinds.tolist()):
+        if k == Q_RESULT:
+            d = change(RESULT, f.d_names[f.dcode[i]])
+            if d is not None:
+                rows_at.append(i)
+                local.append(d["local"])
+                recipient.append(d["recipient"])
+                msgs.append(d["msg"])
+                sender_of.append(parser.senders.get(d["msg"]))
+        elif k == Q_START:
+            change(START, f.d_names[f.dcode[i]], (f.m_names[f.mcode[i]], bool(f.local[i]), recipients[f.start_rank[i]]))
+        elif k == Q_INFO:
+            change(INFO, f.m_names[f.mcode[i]], senders_l[f.info_rank[i]])
+        elif k == Q_END:
+            change(END, f.m_names[f.mcode[i]])
+        else:
+            line = int(f.order[i])
+            feed_line(fed_raw[i], offset + int(line_starts[line]))
+    if not rows_at:
+        return BlockResult(None, f.n_lines)
+    rows_at = np.array(rows_at, np.int64)
+    return BlockResult(_columns(parser, block, offset, f, rows_at, result_rank[rows_at], np.array(local, bool), recipient,
+                                msgs, sender_of, annotate), f.n_lines)
+
+
+def _columns(parser, block, offset, f, rows_at, rr, local, recipients, msgs, sender_of, annotate) -> dict:
+    take = ab.indices(rr)
+    recipient = recipients if isinstance(recipients, pa.Array) else ab.strings(recipients)
+    lines = f.order[rows_at]
+    line_starts = f.line_starts
+    n = len(rows_at)
+    code = np.where(local, f.code_local[rr], f.code_remote[rr])
+    code_valid = np.where(local, f.code_valid_local[rr], f.code_valid_remote[rr])
+    relay = pc.if_else(ab.booleans(local), ab.scalar("local"), f.relay.take(take))
+    ts = f.ts[rr]
+    columns = {
+        "ts": ab.numbers(ts, pa.int64()),
+        "mta": ab.repeat(parser.mta, n),
+        "host": ab.strings([parser.ctx.default_host] * n) if parser.ctx.default_host else pa.nulls(n, pa.string()),
+        "queue_id": msgs if isinstance(msgs, pa.Array) else ab.strings(msgs),
+        "message_id": pa.nulls(n, pa.string()),
+        "sender": sender_of if isinstance(sender_of, pa.Array) else ab.strings(sender_of),
+        "recipient": recipient,
+        "recipient_domain": pc.fill_null(pc.extract_regex(recipient, "@(?P<d>[^@]*)$").field("d"), _EMPTY),
+        "relay": relay,
+        "status": ab.strings(f.status).take(take),
+        "dsn": f.dsn.take(take),
+        "reply_code": ab.numbers(code, pa.int16(), code_valid),
+        "smtp_phase": f.phase.take(take),
+        "diagnostic": f.text.take(take),
+        "source_file": ab.repeat(parser.ctx.source_file, n),
+        "source_offset": ab.numbers(line_starts[lines] + offset, pa.int64()),
+    }
+    data = np.frombuffer(block, np.uint8)
+    columns["event_id"] = native.SCANNER.event_ids(data, line_starts[lines], line_starts[lines + 1] - 1, recipient, ID_BYTES)
+    if annotate is not None:
+        rows = {"recipient_domain": columns["recipient_domain"], "relay": relay, "status": columns["status"],
+                "text": columns["diagnostic"], "dsn": columns["dsn"], "reply_code": columns["reply_code"],
+                "smtp_phase": columns["smtp_phase"], "day": ab.numbers(ts // 86_400_000_000, pa.int32())}
+        annotate(rows, "qmail")
+        columns.update({name: rows[name] for name in ("carrier", "reason", "scope", "hard")})
+    return columns

@@ -1,0 +1,306 @@
+"""The parser session: one parser per MTA, the state file, the front door for lines, commits.
+
+Owns <data_dir>/state/ingest-state.json: the read positions (pipeline.ingest.source) and every
+parser's state (Postfix/sendmail queue ids awaiting a final line, qmail deliveries under way) in
+ONE file, replaced atomically with fsync (pipeline.core.fsutil) and only after the events it
+covers are durable in the event store. Positions and parser state therefore always describe the
+same line boundary: a kill at any moment re-reads at most the lines after the last saved state,
+whose events the store drops by event id. The parsers keep only live entries, bounded in number,
+so the file's size (and the cost of writing it) does not grow with the history read.
+
+Holds <data_dir>/state/ingest.lock while a session runs (a batch run, or `watch` for as long as
+it runs): one session at a time owns the state. A batch run that finds a live `watch` (which
+holds <data_dir>/state/watch.lock) runs as a private session instead: it reads its files from
+the start, marks nothing as read and saves no state; the store still keeps one copy of each line.
+
+Called by pipeline.ingest.engine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from ..classify.carriers import CarrierTable
+from ..core import fsutil
+from ..core.config import IngestSettings
+from ..core.errors import StoreError
+from ..store.event_store import EventStore
+from .parsers import EVENT, MALFORMED, ParseContext, Parser, parser_class
+from .parsers.common import decode_line
+from .sink import EventBuffer, Sink, written_count
+
+log = logging.getLogger("mailhygiene.watch")
+
+STATE_FILE = "ingest-state.json"
+SESSION_LOCK = "ingest.lock"
+WATCH_LOCK = "watch.lock"
+STATE_VERSION = 2
+SESSION_LOCK_WAIT_S = 600.0
+
+
+@dataclass
+class IngestSummary:
+    files: list[dict] = field(default_factory=list)
+    lines: int = 0
+    bytes: int = 0
+    events_parsed: int = 0
+    events_written: int = 0
+    written_by_status: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)
+    recovered: int = 0
+    other_lines: int = 0           # lines of no MTA in a file of several (--format auto)
+    rejects_file: str | None = None
+    seconds: float = 0.0
+    private: bool = False          # a live watch owns the state: nothing was marked as read
+    commits: int = 0
+    compactions: int = 0
+
+    @property
+    def duplicates(self) -> int:
+        return self.events_parsed - self.events_written
+
+    @property
+    def refused(self) -> list[dict]:
+        """Files not read: not recognised as any MTA's, or not of the --format given."""
+        return [f for f in self.files if f.get("problem")]
+
+    def as_dict(self) -> dict:
+        return {
+            "files": self.files, "lines": self.lines, "bytes": self.bytes,
+            "events_parsed": self.events_parsed, "events_written": self.events_written,
+            "already_stored": self.duplicates,
+            "written_by_status": dict(self.written_by_status),
+            "lines_rejected": sum(self.rejected.values()),
+            "rejected_by_reason": dict(self.rejected), "recovered_from_rejected": self.recovered,
+            "other_lines": self.other_lines,
+            "rejects_file": self.rejects_file, "seconds": round(self.seconds, 3),
+            "private_session": self.private,
+        }
+
+
+WatchSummary = IngestSummary
+
+
+class RejectLog:
+    """Counts bad lines and keeps up to `limit` samples (file, offset, reason, text) as JSONL."""
+
+    def __init__(self, data_dir: Path, limit: int, summary: IngestSummary):
+        self.dir = data_dir / "rejects"
+        self.limit = limit
+        self.kept = 0
+        self.summary = summary
+        self._fh = None
+
+    def add(self, reason: str, source: str, offset: int, raw: bytes) -> None:
+        self.summary.rejected[reason] += 1
+        if self.kept >= self.limit:
+            return
+        if self._fh is None:
+            fsutil.ensure_dir(self.dir)
+            path = self.dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl"
+            try:
+                self._fh = open(path, "a", encoding="utf-8")
+            except OSError as exc:
+                raise StoreError(f"cannot write reject samples to {path}: {fsutil.describe_os_error(exc)}") from None
+            self.summary.rejects_file = str(path)
+        sample = raw[:4096].decode("utf-8", "backslashreplace")
+        self._fh.write(json.dumps({"file": source, "offset": offset, "reason": reason,
+                                   "bytes": len(raw), "line": sample}, ensure_ascii=False) + "\n")
+        self.kept += 1
+
+    def close(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.close()
+            except OSError:
+                pass
+            self._fh = None
+
+
+def watch_is_running(data_dir: Path) -> bool:
+    """True while a `mailhygiene watch` process holds <data_dir>/state/watch.lock."""
+    return fsutil.is_locked(Path(data_dir) / "state" / WATCH_LOCK)
+
+
+def watch_lock(data_dir: Path):
+    """The lock a running watch holds (`clean` and `ingest` probe it; a second watch is refused)."""
+    path = Path(data_dir) / "state" / WATCH_LOCK
+    return fsutil.job_lock(data_dir, WATCH_LOCK.removesuffix(".lock"), wait=2.0,  # `clean` may be probing it a moment
+                           busy=f"another `mailhygiene watch` is already following logs into {data_dir} "
+                                f"(lock {path}); stop it first")
+
+
+class Session:
+    """One ingest session; see the module docstring. Use as a context manager."""
+
+    def __init__(self, data_dir: Path, tz: ZoneInfo, settings: IngestSettings, carriers: CarrierTable, *,
+                 year: int | None = None, private: bool = False, summary: IngestSummary | None = None):
+        self.data_dir = Path(data_dir)
+        self.tz = tz
+        self.settings = settings
+        self.year = year or settings.year or None
+        self.private = private
+        self.summary = summary or IngestSummary()
+        self.summary.private = private
+        self.state_path = self.data_dir / "state" / STATE_FILE
+        self.store = EventStore(self.data_dir)
+        self.buffer = EventBuffer(carriers)
+        self.sink = Sink(self.store)
+        self.rejects = RejectLog(self.data_dir, settings.reject_samples, self.summary)
+        self.parsers: dict[str, Parser] = {}
+        self.positions: dict[str, dict] = {}
+        self._parser_states: dict[str, dict] = {}
+        self._pending = None   # (future, state text, table) of the batch the writer is storing
+        self._failed = None    # (table, state text) of a batch the store refused: stored before anything else
+        self._lock = None
+
+    # ------------------------------------------------------------------ lifetime
+    def __enter__(self) -> "Session":
+        if not self.private:
+            self._lock = fsutil.file_lock(
+                self.data_dir / "state" / SESSION_LOCK, wait=SESSION_LOCK_WAIT_S,
+                busy=f"another ingest of {self.data_dir} has been running for {SESSION_LOCK_WAIT_S:.0f} s "
+                     f"(lock {self.data_dir / 'state' / SESSION_LOCK}); try again when it has finished")
+            self._lock.__enter__()
+            self._load()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.finish_pending()
+        finally:
+            self.sink.close()  # after an error the last batch is stored, its state not: re-read, deduped
+            self.rejects.close()
+            if self._lock is not None:
+                self._lock.__exit__(exc_type, exc, tb)
+                self._lock = None
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.state_path.read_text())
+            if data.get("version") != STATE_VERSION:
+                raise ValueError(f"state version {data.get('version')}")
+        except FileNotFoundError:
+            data = self._legacy_state()
+        except (OSError, ValueError) as exc:
+            log.warning("ingest: %s is unreadable (%s): reading the sources from their start "
+                        "(events already stored are not stored again)", self.state_path, exc)
+            data = {}
+        self.positions = data.get("positions", {})
+        self._parser_states = data.get("parsers", {})
+
+    def _legacy_state(self) -> dict:
+        """The state of the two engines before this one (positions.json + ingest-parsers.json
+        of batch ingest; watch-state.json of the follower): where the first run takes over."""
+        d = self.state_path.parent
+        out: dict = {"positions": {}, "parsers": {}}
+        for name in ("positions.json", "ingest-parsers.json", "watch-state.json"):
+            try:
+                data = json.loads((d / name).read_text())
+            except (OSError, ValueError):
+                continue
+            if name == "positions.json":
+                out["positions"].update(data)
+            elif name == "ingest-parsers.json":
+                out["parsers"].update(data)
+            else:
+                out["positions"].update(data.get("positions", {}))
+                for key, st in data.get("parsers", {}).items():
+                    out["parsers"].setdefault(key.rsplit("\t", 1)[-1], st)
+        return out
+
+    # ------------------------------------------------------------------ parsers
+    def parser(self, mta: str, ctx: ParseContext) -> Parser:
+        """The session's parser of `mta` (one per MTA; its state spans files), reading in `ctx`."""
+        p = self.parsers.get(mta)
+        if p is None:
+            p = parser_class(mta)(ctx, self.buffer.add)
+            if mta in self._parser_states:
+                p.set_state(self._parser_states[mta])
+            self.parsers[mta] = p
+        else:
+            p.ctx = ctx
+        return p
+
+    def context(self, source_file: str, mtime: float | None) -> ParseContext:
+        return ParseContext(tz=self.tz, source_file=source_file, mtime=mtime, year=self.year)
+
+    def front_door(self, feed, raw: bytes, offset: int, source: str) -> None:
+        """The one front door for a raw line (every path of the engine, and the block reader's
+        lines that are not clean): over-long lines are rejected unread; invalid UTF-8 and NUL
+        bytes are rejected but still parsed with replacement, so a delivery inside them is
+        recovered; malformed delivery lines are rejected."""
+        line, bad = decode_line(raw)
+        if line is None:
+            self.rejects.add(bad, source, offset, raw)
+            return
+        result = feed(line, offset)
+        if bad:
+            self.rejects.add(bad, source, offset, raw)
+            if result == EVENT:
+                self.summary.recovered += 1
+        elif result == MALFORMED:
+            self.rejects.add("malformed", source, offset, raw if raw.endswith(b"\n") else raw + b"\n")
+
+    # ------------------------------------------------------------------ commits
+    def commit(self) -> None:
+        """Hand the buffered events to the store's writer and snapshot the state at this line
+        boundary; the snapshot is saved once those events are durable (at the latest when the
+        next commit starts, or at finish_pending()). A StoreError leaves the buffer as it was."""
+        self.finish_pending()
+        table = self.buffer.take()
+        if table is not None:
+            self.summary.events_parsed += table.num_rows
+        state = None
+        if not self.private:
+            state = json.dumps({"version": STATE_VERSION, "positions": self.positions,
+                                "parsers": {**self._parser_states,
+                                            **{m: p.get_state() for m, p in self.parsers.items()}}},
+                               separators=(",", ":"), ensure_ascii=False)
+        future = self.sink.submit(table) if table is not None else None
+        self._pending = (future, state, table)
+        self.summary.commits += 1
+
+    def pending_done(self) -> bool:
+        return self._failed is None and (self._pending is None or self._pending[0] is None or self._pending[0].done())
+
+    def finish_pending(self) -> None:
+        """Wait for the batch handed to the writer, then save its state. A batch the store
+        refused is kept and stored first (before any later state is saved) by the next call."""
+        if self._failed is not None:
+            table, state = self._failed
+            self._save(self.sink.submit(table), state, table)  # raises again while the store fails
+            self._failed = None
+        if self._pending is None:
+            return
+        future, state, table = self._pending
+        self._pending = None
+        self._save(future, state, table)
+
+    def _save(self, future, state, table) -> None:
+        if future is not None:
+            try:
+                by_status = future.result()
+            except OSError as exc:
+                # not a read error of the log: this commit's state is not saved; a batch run
+                # stops here and the next run re-reads from the last saved state
+                self._failed = (table, state)
+                raise StoreError(f"cannot write events to {self.store.root}: {fsutil.describe_os_error(exc)}; "
+                                 "nothing after the last stored batch is marked as read, so a re-run "
+                                 "resumes there") from exc
+            except Exception:
+                self._failed = (table, state)
+                raise
+            self.summary.events_written += written_count(by_status)
+            self.summary.written_by_status.update(by_status)
+        if state is not None:
+            fsutil.ensure_dir(self.state_path.parent)
+            fsutil.atomic_write_text(self.state_path, state)

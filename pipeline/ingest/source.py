@@ -1,0 +1,774 @@
+"""Line sources: where ingest's bytes come from, as chunks of whole lines with their offsets.
+
+Reads log files (plain or `.gz`, named or globbed) and standard input (`-`). A batch run reads
+every file to its end once; a followed run (`watch`) reads what is appended, through rotation.
+Both use the same streams, positions and rotation rules, so `ingest`, `clean` and `watch` read a
+log the same way. Writes nothing: positions live in the session's state (pipeline.ingest.session),
+which this module reads (where to start) and updates in memory (what was read, what is done).
+
+File identity (pygtail / Filebeat lessons, see docs/watch.md):
+- A file's identity is the fingerprint of its first line (at most FINGERPRINT_BYTES): it
+  survives rename, compression (`.1` -> `.1.gz`) and multilog's `current` -> `@<tai64n>.s`.
+  Positions are keyed by it. While a file is open it is also known by (device, inode), so a
+  renamed-away file is read to its end through the descriptor held, before (and while) the new
+  file under the old name is read.
+- A file renamed away before it was opened (while nothing was running, or between two nightly
+  runs) is found by its fingerprint among its siblings (`mail.log.1`, `mail.log.1.gz`,
+  `mail.log-DATE`, multilog's `@….s`), also when the configured path is not a glob, and read on
+  from the saved offset.
+- copytruncate / a file rewritten in place: the open file shrinks or its first line changes. The
+  rest of the old text is looked for in a sibling with the old fingerprint; the truncated file
+  is then new.
+- Only complete lines are consumed; a last line without newline is read only when the file is
+  finished: compressed, standard input at its end, or not modified for PARTIAL_LINE_GRACE_S.
+
+Called by pipeline.ingest.engine (batch and follow).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import gzip
+import hashlib
+import logging
+import os
+import stat
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..core.backoff import backoff_delay
+from ..core.errors import InputError
+from .parsers.common import MAX_LINE_BYTES
+
+log = logging.getLogger("mailhygiene.watch")
+
+FINGERPRINT_BYTES = 1024
+BLOCK_BYTES = 8 * 1024 * 1024    # chunks of whole lines of about this size (BENCHMARKS.md: 8 MiB over 4)
+READ_BUDGET = 16 << 20           # followed: bytes per file per pass, so other files and signals get a turn
+# A last line without newline in a plain file modified this recently may still be being
+# written: it is left for later. Older (or compressed) files: it is read as it is.
+PARTIAL_LINE_GRACE_S = 60
+IDLE_CLOSE_S = 30.0              # followed: a file that has not grown for this long is closed
+SIBLINGS_CHECKED = 8             # rotated candidates fingerprinted when looking for a lost file
+POSITION_KEEP_S = 30 * 86400     # positions of finished files are forgotten after this long
+RETRY_MAX_S = 60.0
+STDIN = "-"
+
+
+# ------------------------------------------------------------------ identity
+def open_log(path: str | os.PathLike):
+    """Binary file object over the log's text, transparently gunzipping `.gz` files."""
+    with open(path, "rb") as probe:
+        magic = probe.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def is_compressed(path: str | os.PathLike) -> bool:
+    with open(path, "rb") as probe:
+        return probe.read(2) == b"\x1f\x8b"
+
+
+def fingerprint(path: str | os.PathLike) -> tuple[str, int]:
+    """(hash of the first line, capped at FINGERPRINT_BYTES; how many bytes it covers).
+
+    The first line does not change while a log grows, is carried over by rename, compression
+    and copytruncate's copy, and differs between two logs (it has a time stamp). A file with no
+    complete first line yet has no identity: (``""``, 0).
+    """
+    with open_log(path) as fh:
+        try:
+            head = fh.readline(FINGERPRINT_BYTES)
+        except EOFError:
+            head = b""
+    return fingerprint_of_head(head)
+
+
+def fingerprint_of_head(head: bytes) -> tuple[str, int]:
+    """The fingerprint rule applied to the file's first bytes (at least its first line or
+    FINGERPRINT_BYTES of it): lets a follower check an open file without reopening its path."""
+    nl = head.find(b"\n", 0, FINGERPRINT_BYTES)
+    head = head[: nl + 1] if nl >= 0 else head[:FINGERPRINT_BYTES]
+    if not head or (len(head) < FINGERPRINT_BYTES and not head.endswith(b"\n")):
+        return "", 0
+    return hashlib.sha1(head).hexdigest(), len(head)
+
+
+def file_identity(st: os.stat_result) -> tuple[int, int]:
+    """(device, inode): tells a renamed-away file from the new one created under its name."""
+    return st.st_dev, st.st_ino
+
+
+def rotation_number(name: str) -> int:
+    """mail.log.3.gz -> 3 (older than mail.log.2 ...); 0 for the live file."""
+    parts = name.replace(".gz", "").rsplit(".", 1)
+    return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else 0
+
+
+def expand_paths(patterns: list[str]) -> list[Path]:
+    """Files named or matched by globs, oldest first (rotated logs before the current one).
+    A named file that does not exist, or a directory, is an InputError."""
+    found: dict[str, Path] = {}
+    for pattern in patterns:
+        matches = glob.glob(os.path.expanduser(pattern)) if glob.has_magic(pattern) else [pattern]
+        for m in matches:
+            p = Path(m)
+            if p.is_dir():
+                raise InputError(f"{p} is a directory: give log files (globs like {p}/mail.log* work)")
+            if not p.exists():
+                if glob.has_magic(pattern):
+                    continue
+                raise InputError(f"{p} does not exist")
+            found[str(p.resolve())] = p
+    return sorted(found.values(), key=_age_key)
+
+
+def _age_key(p: Path):
+    st = p.stat()
+    return (st.st_mtime, -rotation_number(p.name))
+
+
+# ------------------------------------------------------------------ streams and chunks
+@dataclass
+class SourceSpec:
+    """One source: a path, a glob, or `-` (standard input), with its format (auto or an MTA)."""
+
+    pattern: str
+    fmt: str = "auto"
+
+    @property
+    def is_glob(self) -> bool:
+        return glob.has_magic(self.pattern)
+
+    @property
+    def is_stdin(self) -> bool:
+        return self.pattern == STDIN
+
+    @property
+    def watch_dir(self) -> Path:
+        """The deepest directory of the pattern without glob characters."""
+        parts = Path(os.path.expanduser(self.pattern)).parts
+        fixed: list[str] = []
+        for part in parts[:-1]:
+            if glob.has_magic(part):
+                break
+            fixed.append(part)
+        return Path(*fixed) if fixed else Path(".")
+
+    @property
+    def recursive(self) -> bool:
+        return any(glob.has_magic(p) for p in Path(self.pattern).parts[:-1])
+
+    def matches(self) -> list[str]:
+        pattern = os.path.expanduser(self.pattern)
+        return sorted(glob.glob(pattern)) if self.is_glob else [pattern]
+
+
+@dataclass
+class Stream:
+    """One log being read: its identity, where it is, and how far it has been consumed."""
+
+    fp: str                         # fingerprint (the position key); "" for stdin or no first line yet
+    source: SourceSpec
+    path: str
+    key: tuple[int, int]            # (st_dev, st_ino); (0, 0) for stdin
+    fh: object                      # raw fd (int) for plain files, a file object for .gz / stdin
+    compressed: bool
+    offset: int                     # bytes of the text consumed (the position saved at a commit)
+    order: tuple                    # read order: older files first
+    mtime: float = 0.0
+    mta: str | None = None          # set by the engine when the stream is opened
+    unrecognised: bool = False
+    refused: str | None = None      # why the engine will not read it (wrong --format)
+    last_growth: float = field(default_factory=time.monotonic)
+    eof: bool = False
+    size: int = 0
+    mtime_ns: int = 0
+    read_at: int = 0                # where the next chunk starts (ahead of offset while chunks are in flight)
+    carry: bytes = b""              # sequential streams: the start of a line not yet complete
+    in_long_line: bool = False
+    finished: bool = False          # sequential streams: at their end
+    prepared: bool = False          # the engine has decided its MTA (on_open returned True)
+    ctx: object = None              # the engine's ParseContext for this stream
+    ctx_made: float = 0.0
+    info: dict | None = None        # the per-file summary the engine reports
+
+    @property
+    def sequential(self) -> bool:
+        return not isinstance(self.fh, int)
+
+    def close(self) -> None:
+        try:
+            if isinstance(self.fh, int):
+                os.close(self.fh)
+            elif self.fh is not None and not self.source.is_stdin:
+                self.fh.close()
+        except OSError:
+            pass
+
+
+LINES, PARTIAL, TOO_LONG, SKIPPED = "lines", "partial", "too_long", "skipped"
+
+
+@dataclass
+class Chunk:
+    """Bytes [offset, end) of a stream's text: whole lines (LINES, ending with a newline); the
+    last line of a finished file, without newline (PARTIAL); the start of a line longer than a
+    chunk (TOO_LONG: `data` is its first bytes, to be rejected unread); or the rest of such a
+    line, skipped (SKIPPED, no data)."""
+
+    stream: Stream
+    data: bytes
+    offset: int
+    end: int
+    kind: str = LINES
+
+
+class LogFiles:
+    """The streams of a set of sources; reads chunks; in `follow` mode handles rotation.
+
+    `positions` is the session's map fingerprint -> {offset, path, mta, done, eof, size, updated}:
+    read for where to start, updated in memory (the session saves it with the parser state at
+    each commit). `on_open(stream)` (the engine) decides a new stream's MTA: False means "not
+    yet" (too few lines to tell): the stream is kept and asked again when it grows.
+    """
+
+    def __init__(self, specs: list[SourceSpec], positions: dict[str, dict], *, follow: bool,
+                 use_positions: bool = True, on_open: Callable[[Stream], bool] | None = None):
+        self.specs = specs
+        self.positions = positions
+        self.follow = follow
+        self.use_positions = use_positions
+        self.on_open = on_open or (lambda s: True)
+        self.streams: dict[str, Stream] = {}             # key (fingerprint or path) -> open stream
+        self.by_key: dict[tuple[int, int], str] = {}     # (dev, ino) -> key of an open stream
+        self.skipped: dict[tuple[int, int], tuple] = {}  # files known to hold nothing new: (size, mtime_ns)
+        self.waiting: dict[str, Stream] = {}             # open, MTA not told yet (followed)
+        self.problems: dict[str, dict] = {}               # path -> {"msg", "retry_at", "attempt"}
+
+    # ------------------------------------------------------------------ batch
+    def batch_files(self) -> list[tuple[SourceSpec, Path]]:
+        """Every file of the sources, oldest first (globs expanded; a named file that is missing
+        or a directory is an InputError)."""
+        out: list[tuple[SourceSpec, Path]] = []
+        seen: set[str] = set()
+        for spec in self.specs:
+            if spec.is_stdin:
+                continue
+            for p in expand_paths([spec.pattern]):
+                if str(p.resolve()) not in seen:
+                    seen.add(str(p.resolve()))
+                    out.append((spec, p))
+        out.sort(key=lambda sp: _age_key(sp[1]))
+        return out
+
+    def open_stdin(self, spec: SourceSpec) -> Stream:
+        return Stream(fp="", source=spec, path="<stdin>", key=(0, 0), fh=sys.stdin.buffer, compressed=False,
+                      offset=0, order=(0, 0), mtime=time.time())
+
+    def open_path(self, spec: SourceSpec, path: str) -> Stream | None:
+        """Open a named file for a batch read (from its saved position); None when it holds
+        nothing new. OSError / EOFError for an unreadable or broken file."""
+        st = os.stat(path)
+        key = file_identity(st)
+        if key in self.by_key:
+            return None  # already read in this run (as a moved file)
+        return self._open(spec, path, st, batch=True)
+
+    # ------------------------------------------------------------------ opening
+    def _open(self, spec: SourceSpec, path: str, st: os.stat_result, fp_wanted: str | None = None,
+              offset: int | None = None, batch: bool = False) -> Stream | None:
+        """Start reading `path` (from its saved position); None when there is nothing to read."""
+        key = file_identity(st)
+        if st.st_size == 0 and not batch:
+            return None
+        with open(path, "rb") as probe:
+            compressed = probe.read(2) == b"\x1f\x8b"
+        fd = None
+        if compressed:
+            try:
+                fp, _ = fingerprint(path)
+            except EOFError:
+                if batch:
+                    fp = ""
+                else:
+                    return None  # a .gz still being written: look again later
+        else:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                fp, _ = fingerprint_of_head(os.pread(fd, FINGERPRINT_BYTES, 0))
+            except OSError:
+                os.close(fd)
+                raise
+        self._solved(path)
+        stream_key = fp or f"path:{path}"
+        if (not fp and not batch) or (fp_wanted is not None and fp != fp_wanted) or stream_key in self.streams:
+            # no complete first line yet / not the file looked for / a copy of a file being read
+            if fd is not None:
+                os.close(fd)
+            if fp and fp_wanted is None:
+                self.skipped[key] = (st.st_size, st.st_mtime_ns)
+            return None
+        pos = self.positions.get(fp) if fp else None
+        if offset is None:
+            offset = int(pos.get("offset", 0)) if (pos is not None and self.use_positions) else 0
+        if pos is not None:
+            pos["updated"] = time.time()  # still there: keep its position
+        size = st.st_size
+        if not compressed and offset >= size and (batch or (pos or {}).get("done")):
+            os.close(fd)
+            self.skipped[key] = (st.st_size, st.st_mtime_ns)
+            return None
+        if compressed and offset and pos is not None and _gzip_isize(path) == offset % (1 << 32):
+            self.skipped[key] = (st.st_size, st.st_mtime_ns)  # read to its end before: skip decompressing
+            return None
+        if compressed:
+            fh = open_log(path)
+            if offset:
+                fh.seek(offset)  # EOFError for a .gz cut short before it: the caller's to handle
+        else:
+            fh = fd
+        # a followed file's MTA, once told, is kept with its position; a batch run tells it anew
+        known = (pos or {}).get("mta") if self.follow else None
+        s = Stream(fp=fp, source=spec, path=path, key=key, fh=fh, compressed=compressed, offset=offset,
+                   order=(st.st_mtime, -rotation_number(os.path.basename(path))), mtime=st.st_mtime,
+                   mta=known if known != "unrecognised" else None, size=size, read_at=offset)
+        s.unrecognised = known == "unrecognised"
+        self.streams[stream_key] = s
+        self.by_key[key] = stream_key
+        self.skipped.pop(key, None)
+        log.debug("watch: opened %s at offset %d", path, offset)
+        return s
+
+    def stream_key(self, s: Stream) -> str:
+        return s.fp or f"path:{s.path}"
+
+    def candidates(self, path: str) -> list[str]:
+        """Where a log's old text may be now: `mail.log.1`, `mail.log.1.gz`, `mail.log-2024…`,
+        multilog's `@<tai64n>.s`; newest first."""
+        d, base = os.path.split(path)
+        try:
+            names = os.listdir(d or ".")
+        except OSError:
+            return []
+        picked = [n for n in names if (n.startswith(base) and n != base)
+                  or (base == "current" and n.startswith("@"))]
+        paths = [os.path.join(d, n) for n in picked]
+        try:
+            paths.sort(key=lambda p: os.stat(p).st_mtime, reverse=True)
+        except OSError:
+            pass
+        return paths[:SIBLINGS_CHECKED] + ([path] if os.path.exists(path) else [])
+
+    def find_moved(self, spec: SourceSpec, fp: str, last_path: str, offset: int,
+                   exclude: tuple[int, int] | None = None, batch: bool = False) -> Stream | None:
+        for cand in self.candidates(last_path):
+            try:
+                st = os.stat(cand)
+            except OSError:
+                continue
+            key = file_identity(st)
+            if key == exclude or key in self.by_key or not stat.S_ISREG(st.st_mode):
+                continue
+            try:
+                s = self._open(spec, cand, st, fp_wanted=fp, offset=offset, batch=batch)
+            except (OSError, EOFError):
+                continue
+            if s is not None:
+                log.info("watch: reading the rest of %s from %s (offset %d)", last_path, cand, offset)
+                return s
+        return None
+
+    def resume_unfinished(self, batch: bool = False) -> list[Stream]:
+        """Positions left unfinished whose file no longer sits under its name (rotated away,
+        copied by copytruncate): found by fingerprint among the siblings of the path they were
+        read at, also when the source is not a glob, and opened to be read to their end."""
+        found_streams = []
+        for fp, pos in list(self.positions.items()):
+            if pos.get("done") or fp in self.streams or not pos.get("path"):
+                continue
+            spec = self.source_of(pos["path"])
+            if spec is None:
+                continue
+            try:
+                here = os.stat(pos["path"])
+                with open(pos["path"], "rb") as fh:
+                    head = fh.read(FINGERPRINT_BYTES)
+                if not head.startswith(b"\x1f\x8b") and fingerprint_of_head(head)[0] == fp:
+                    continue  # still where it was: read in the ordinary way
+            except OSError:
+                here = None
+            found = self.find_moved(spec, fp, pos["path"], int(pos.get("offset", 0)),
+                                    exclude=file_identity(here) if here else None, batch=batch)
+            if found is not None:
+                found.order = (0, 0)  # before the (now new) file under the old name
+                found_streams.append(found)
+            elif not self.follow or not os.path.exists(pos["path"]) or here is not None:
+                if not pos.get("eof", True) and pos.get("size", 0) > pos.get("offset", 0):
+                    log.warning("watch: %s (read up to offset %d of %d) was rotated away and is gone: "
+                                "its unread end cannot be ingested", pos.get("path"), pos.get("offset", 0),
+                                pos.get("size", 0))
+                pos["done"] = True
+                pos["updated"] = time.time()
+        return found_streams
+
+    def source_of(self, path: str) -> SourceSpec | None:
+        """The source a file belongs to: matched by its pattern, or a rotated sibling of it
+        (`mail.log.1`, `mail.log-DATE.gz` of `mail.log`; `@….s` of multilog's `current`)."""
+        for spec in self.specs:
+            if spec.is_stdin:
+                continue
+            pat = os.path.abspath(os.path.expanduser(spec.pattern))
+            full = os.path.abspath(path)
+            if fnmatch.fnmatch(full, pat):
+                return spec
+            if os.path.dirname(full) != os.path.dirname(pat):
+                continue
+            name, base = os.path.basename(full), os.path.basename(pat)
+            if spec.is_glob or name.startswith(base) or (base == "current" and name.startswith("@")):
+                return spec
+        return None
+
+    # ------------------------------------------------------------------ followed: finding files
+    def scan(self) -> None:
+        """Open what is new under the sources (followed)."""
+        now = time.monotonic()
+        seen: set[tuple[int, int]] = set()
+        for spec in self.specs:
+            if spec.is_stdin:
+                continue
+            matches = spec.matches()
+            if not spec.is_glob and not os.path.lexists(matches[0]):
+                if any(s.path == matches[0] for s in self.streams.values()):
+                    self.problem(matches[0], "was renamed or deleted: reading the rest of the open file, "
+                                 "waiting for a new one", backoff=False, level=logging.INFO)
+                else:
+                    self.problem(matches[0], "does not exist (yet): waiting for it to appear", backoff=False)
+            for path in matches:
+                p = self.problems.get(path)
+                if p is not None and now < p["retry_at"]:
+                    continue
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    self.problem(path, f"cannot be examined: {exc.strerror}")
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    if not spec.is_glob:
+                        self.problem(path, "is not a regular file")
+                    continue
+                key = file_identity(st)
+                seen.add(key)
+                sk = self.by_key.get(key)
+                if sk is not None:
+                    self.streams[sk].path = path  # renamed within the glob (mail.log -> mail.log.1)
+                    self._solved(path)
+                    continue
+                if self.skipped.get(key) == (st.st_size, st.st_mtime_ns):
+                    continue
+                try:
+                    self._open(spec, path, st)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    self.problem(path, f"cannot be read: {exc.strerror}")
+                except EOFError:
+                    continue
+        for key in [k for k in self.skipped if k not in seen]:
+            del self.skipped[key]
+
+    def ready_streams(self) -> list[Stream]:
+        """Open streams in read order whose MTA the engine has decided (asking again those it
+        could not tell yet)."""
+        out = []
+        for s in sorted(self.streams.values(), key=lambda s: s.order):
+            if not s.prepared:
+                if not self.on_open(s):
+                    continue
+                s.prepared = True
+            out.append(s)
+        return out
+
+    # ------------------------------------------------------------------ reading
+    def chunks(self, s: Stream, *, budget: int | None = None, block: int | None = None) -> Iterator[Chunk]:
+        """The next chunks of whole lines of `s` (up to `budget` bytes; None: to its end).
+        Followed files are checked first for truncation or rewriting (identity lost)."""
+        block = block or BLOCK_BYTES
+        if s.sequential:
+            yield from self._chunks_sequential(s, budget, block)
+            return
+        try:
+            st = os.fstat(s.fh)
+        except OSError as exc:
+            self.problem(s.path, f"read failed: {exc.strerror}; retrying")
+            return
+        size = st.st_size
+        if self.follow:
+            if size < s.offset:
+                self.identity_lost(s, f"shrank from {s.offset} to {size} bytes (truncated)")
+                return
+            if size == s.offset and st.st_mtime_ns == s.mtime_ns:
+                s.eof = True
+                return
+            s.mtime_ns = st.st_mtime_ns  # changed: check that it still holds the same text
+            try:
+                head_fp, _ = fingerprint_of_head(os.pread(s.fh, FINGERPRINT_BYTES, 0))
+            except OSError as exc:
+                self.problem(s.path, f"read failed: {exc.strerror}; retrying")
+                return
+            if s.fp and head_fp != s.fp:
+                self.identity_lost(s, "was rewritten in place (its first line changed)")
+                return
+        s.size = size
+        old_enough = time.time() - st.st_mtime >= PARTIAL_LINE_GRACE_S
+        left = budget
+        while s.read_at < size and (left is None or left > 0):
+            want = min(block, size - s.read_at)
+            try:
+                data = os.pread(s.fh, want, s.read_at)
+            except OSError as exc:
+                self.problem(s.path, f"read failed: {exc.strerror}; retrying")
+                return
+            if not data:
+                break
+            if s.in_long_line:
+                nl = data.find(b"\n")
+                start = s.read_at
+                if nl < 0:
+                    s.read_at += len(data)
+                    yield Chunk(s, b"", start, s.read_at, SKIPPED)
+                    continue
+                s.in_long_line = False
+                s.read_at += nl + 1
+                yield Chunk(s, b"", start, s.read_at, SKIPPED)
+                continue
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                start = s.read_at
+                if start + len(data) < size:
+                    # the line goes on past this read: read on to its newline (up to the longest
+                    # line the front door takes), else reject it unread and skip to its newline
+                    probe = data if len(data) > MAX_LINE_BYTES else os.pread(s.fh, MAX_LINE_BYTES + 1, start)
+                    nl = probe.find(b"\n")
+                    if nl >= 0:
+                        s.read_at += nl + 1
+                        yield Chunk(s, probe[:nl + 1], start, s.read_at)
+                        continue
+                    if len(probe) > MAX_LINE_BYTES:
+                        s.read_at += len(probe)
+                        s.in_long_line = True
+                        yield Chunk(s, probe[:4096], start, s.read_at, TOO_LONG)
+                        continue
+                    data = probe  # the file ends inside this line
+                if old_enough:
+                    s.read_at += len(data)
+                    kind = TOO_LONG if len(data) > MAX_LINE_BYTES else PARTIAL
+                    yield Chunk(s, data if kind == PARTIAL else data[:4096], start, s.read_at, kind)  # last line of a finished file
+                break
+            start = s.read_at
+            s.read_at += cut
+            if left is not None:
+                left -= cut
+            yield Chunk(s, data[:cut] if cut < len(data) else data, start, s.read_at)
+        s.last_growth = time.monotonic()
+        s.eof = s.read_at >= size
+
+    def _chunks_sequential(self, s: Stream, budget: int | None, block: int) -> Iterator[Chunk]:
+        """A .gz file or standard input: read on from where the last read stopped."""
+        left = budget
+        while not s.finished and (left is None or left > 0):
+            try:
+                data = s.fh.read(block)
+            except EOFError:
+                # a .gz cut short, or still being written: what was read stays read
+                if self.follow and not s.source.is_stdin:
+                    self.drop(s)  # read it again from the offset later
+                    return
+                raise
+            if not data:
+                s.finished = s.eof = True
+                if s.carry:  # its last line has no newline: read it as it is
+                    last, s.carry = s.carry, b""
+                    start = s.read_at
+                    s.read_at += len(last)
+                    kind = TOO_LONG if len(last) > MAX_LINE_BYTES else PARTIAL
+                    yield Chunk(s, last if kind == PARTIAL else last[:4096], start, s.read_at, kind)
+                return
+            if s.in_long_line:
+                nl = data.find(b"\n")
+                start = s.read_at
+                if nl < 0:
+                    s.read_at += len(data)
+                    yield Chunk(s, b"", start, s.read_at, SKIPPED)
+                    continue
+                s.in_long_line = False
+                s.read_at += nl + 1
+                data = data[nl + 1:]
+                yield Chunk(s, b"", start, s.read_at, SKIPPED)
+            data = s.carry + data if s.carry else data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                if len(data) > MAX_LINE_BYTES:
+                    start = s.read_at
+                    s.read_at += len(data)
+                    s.carry = b""
+                    s.in_long_line = True
+                    yield Chunk(s, data[:4096], start, s.read_at, TOO_LONG)
+                else:
+                    s.carry = data
+                continue
+            s.carry = data[cut:]
+            start = s.read_at
+            s.read_at += cut
+            if left is not None:
+                left -= cut
+            yield Chunk(s, data[:cut] if cut < len(data) else data, start, s.read_at)
+        s.last_growth = time.monotonic()
+
+    def read_head(self, s: Stream, max_lines: int) -> list[str]:
+        """Up to `max_lines` lines from the start of the stream's text (for telling its MTA);
+        the last one only if complete. Standard input: the lines of its first chunk are used
+        by the engine instead."""
+        out: list[bytes] = []
+        try:
+            if s.compressed:
+                with open_log(s.path) as fh:
+                    while len(out) < max_lines:
+                        raw = fh.readline()
+                        if not raw:
+                            break
+                        out.append(raw)
+            else:
+                data = os.pread(s.fh, 1 << 20, 0)
+                out = data.splitlines(keepends=True)[:max_lines]
+        except (OSError, EOFError):
+            pass  # a truncated .gz: judged by what could be read
+        return [raw.decode("utf-8", "replace").rstrip("\r\n") for raw in out if raw.endswith(b"\n") or s.compressed]
+
+    # ------------------------------------------------------------------ rotation
+    def identity_lost(self, s: Stream, why: str) -> None:
+        """The open file no longer holds the text being read (copytruncate, rewritten): finish
+        the old text from a copy with the same fingerprint, then read the file as new."""
+        log.info("watch: %s %s", s.path, why)
+        self.drop(s)
+        moved = self.find_moved(s.source, s.fp, s.path, s.offset, exclude=s.key)
+        if moved is not None:
+            moved.order = (0, 0)  # before the (now new) file under the old name
+            moved.mta = s.mta
+            return
+        pos = self.positions.pop(s.fp, None) or {}
+        if not s.eof:
+            log.warning("watch: %s: the end of its previous content (after offset %d) was not read before it was "
+                        "truncated and no rotated copy was found: those lines are lost", s.path, s.offset)
+        elif pos:
+            log.info("watch: %s: previous content had been read completely", s.path)
+
+    def drop(self, s: Stream, done: bool = False) -> None:
+        """Close a stream; its position (in memory, saved with the next commit) keeps where it was."""
+        s.close()
+        if s.fp:
+            pos = self.positions.get(s.fp)
+            if pos is not None:
+                pos.update(offset=s.offset, path=s.path, eof=s.eof, size=max(s.size, s.offset), updated=time.time())
+                if s.mta:
+                    pos["mta"] = "unrecognised" if s.unrecognised else s.mta
+                if done:
+                    pos["done"] = True
+        sk = self.stream_key(s)
+        if self.streams.get(sk) is s:
+            del self.streams[sk]
+        if self.by_key.get(s.key) == sk:
+            del self.by_key[s.key]
+
+    def close_idle(self) -> bool:
+        """Close files quiet for IDLE_CLOSE_S. One still under a source pattern is reopened when
+        it grows; one rotated away (no longer matched) or deleted is finished. True when a
+        position changed."""
+        now = time.monotonic()
+        changed = False
+        for s in list(self.streams.values()):
+            if not s.eof or now - s.last_growth < IDLE_CLOSE_S or s.read_at != s.offset:
+                continue
+            still_there = False
+            try:
+                st = os.stat(s.path)
+                still_there = file_identity(st) == s.key and self.source_of(s.path) is not None and any(
+                    s.path in spec.matches() for spec in self.specs if not spec.is_stdin)
+            except OSError:
+                pass
+            self.drop(s, done=not still_there)
+            if still_there:
+                self.skipped[s.key] = (st.st_size, st.st_mtime_ns)
+            changed = True
+            log.debug("watch: closed idle %s (%s)", s.path, "kept" if still_there else "finished")
+        return changed
+
+    def snapshot_positions(self) -> None:
+        """Copy the open streams' consumed offsets into the positions (before a commit)."""
+        now = time.time()
+        for s in self.streams.values():
+            if not s.fp:
+                continue
+            pos = self.positions.setdefault(s.fp, {})
+            pos.update(offset=s.offset, path=s.path, updated=now, size=max(s.size, s.offset),
+                       eof=s.eof and s.read_at == s.offset, done=False)
+            if s.mta:
+                pos["mta"] = "unrecognised" if s.unrecognised else s.mta
+
+    def prune(self) -> None:
+        now = time.time()
+        for fp in [fp for fp, p in self.positions.items()
+                   if p.get("done") and now - p.get("updated", now) > POSITION_KEEP_S]:
+            del self.positions[fp]
+
+    def close(self) -> None:
+        for s in list(self.streams.values()):
+            s.close()
+        self.streams.clear()
+        self.by_key.clear()
+
+    # ------------------------------------------------------------------ problems
+    def problem(self, path: str, msg: str, *, backoff: bool = True, level: int = logging.WARNING) -> None:
+        """Report a file problem once (again only when it changes); retry with backoff."""
+        p = self.problems.get(path)
+        now = time.monotonic()
+        if p is None or p["msg"] != msg:
+            if backoff:
+                log.log(level, "watch: %s %s (retrying with backoff; other sources keep going)", path, msg)
+            else:
+                log.log(level, "watch: %s %s", path, msg)
+            p = {"msg": msg, "attempt": 1}
+        else:
+            p["attempt"] += 1
+        p["retry_at"] = now + (backoff_delay(p["attempt"], 1.0, RETRY_MAX_S) if backoff else 0.0)
+        self.problems[path] = p
+
+    def _solved(self, path: str) -> None:
+        if self.problems.pop(path, None) is not None:
+            log.info("watch: %s is back and readable", path)
+
+    def interesting(self, path: str) -> bool:
+        """A file-system event on `path` concerns a source (for the follower's wake-ups)."""
+        try:
+            if any(s.path == path for s in list(self.streams.values())):
+                return True
+        except RuntimeError:  # the main thread changed the streams meanwhile: just wake up
+            return True
+        return any(fnmatch.fnmatch(path, os.path.expanduser(spec.pattern)) for spec in self.specs)
+
+
+def _gzip_isize(path: str) -> int | None:
+    """The uncompressed size (mod 2**32) from a gzip trailer, or None."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(-4, os.SEEK_END)
+            return int.from_bytes(fh.read(4), "little")
+    except OSError:
+        return None

@@ -1,0 +1,134 @@
+"""The qmail block reader (pipeline/ingest/parsers/qmail_block.py) against the per-line parser:
+the same stored events (every column), the same saved state and the same rejects, on the sample
+log, on realistic generated multilog traffic cut into blocks of many sizes (deliveries retried,
+numbers reused, SMTPUTF8 recipients), and on odd lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, SAMPLES
+
+import pipeline
+import pipeline.ingest.source as source_mod
+from pipeline.core.config import load_config
+from pipeline.ingest import native
+from pipeline.ingest.engine import ingest
+from pipeline.ingest.parsers import ParseContext, qmail_block
+from pipeline.ingest.parsers.qmail import QmailParser
+from conftest import TOKYO
+
+GEN = REPO / "bench" / "gen_logs.py"
+pytestmark = pytest.mark.skipif(native.SCANNER is None, reason="compiled scanner not built: qmail is read line by line")
+
+
+def ingest_both(tmp_path, paths, block_bytes=None, monkeypatch=None):
+    if block_bytes is not None:
+        monkeypatch.setattr(source_mod, "BLOCK_BYTES", block_bytes)
+    out = []
+    for columnar in (True, False):
+        data = tmp_path / f"data-{columnar}-{block_bytes}"
+        cfg = load_config(None, data_dir=data, timezone="Asia/Tokyo")
+        s = ingest(cfg, paths, fmt="qmail", year=2026, columnar=columnar)
+        events = pipeline.connect(data).sql("SELECT * FROM events ORDER BY event_id").fetchall() \
+            if (data / "events").is_dir() else []
+        state = json.loads((data / "state" / "ingest-state.json").read_text())["parsers"]
+        samples = sorted((r["reason"], r["offset"]) for r in map(json.loads, open(s.rejects_file))) if s.rejects_file else []
+        out.append((events, state, dict(s.rejected), samples, s.lines, s.events_parsed))
+    return out
+
+
+def assert_same(fast, slow):
+    for name, a, b in zip(("events", "state", "rejected", "reject samples", "lines", "events parsed"), fast, slow):
+        assert a == b, f"column-wise and per-line ingest differ in {name}"
+
+
+def generated(tmp_path, lines=20_000, seed=3, ascii_only=False):
+    log = tmp_path / f"q-{lines}-{seed}-{ascii_only}.log"
+    subprocess.run([sys.executable, str(GEN), str(log), "--mta", "qmail", "--lines", str(lines), "--seed", str(seed),
+                    "--days", "1", *(["--ascii"] if ascii_only else [])], check=True)
+    return log
+
+
+L = 0x400000006565_9a1b
+
+
+def q(sec: int, msg: str) -> str:
+    return f"@{L + sec:016x}0a3b1c2c {msg}\n"
+
+
+ODD = "".join([
+    q(0, "new msg 101"), q(0, "info msg 101: bytes 900 from <News@Example.JP> qp 1 uid 1"),
+    q(1, "starting delivery 1: msg 101 to remote A@DoCoMo.ne.jp"),
+    q(1, "starting delivery 2: msg 101 to local b@mx.example.jp trailing words"),
+    q(2, "delivery 1: success: 203.138.181.112_accepted_message./Remote_host_said:_250_ok/"),
+    q(2, "delivery 2: success: did_0+0+1/"),
+    q(3, "delivery 2: failure: no_start_any_more/"),
+    q(3, "starting delivery 3: msg 101 to remote <c@ezweb.ne.jp>"),
+    q(4, "delivery 3: failure: 111.87.0.1_does_not_like_recipient./Remote_host_said:_550_5.1.1_<c@ezweb.ne.jp>:_User_unknown/Giving_up_on_111.87.0.1./"),
+    q(5, "starting delivery 4: msg 101 to remote d@au.com"),
+    q(5, "delivery 4: deferral: Connected_to_111.86.141.160_but_greeting_failed./Remote_host_said:_421_4.7.0_busy/"),
+    q(6, "starting delivery 4: msg 102 to remote e@au.com"),
+    q(6, "delivery 4: failure: Sorry,_I_couldn't_find_any_host_named_nx.example._(#5.1.2)/"),
+    q(7, "starting delivery 5: msg 101 to remote \"quoted\"@au.com"),
+    q(7, "delivery 5: failure: I'm_not_going_to_try_again;_this_message_has_been_in_the_queue_too_long./"),
+    q(8, "starting delivery 6: msg 101 to remote 山田@例え.jp"),
+    q(8, "delivery 6: success: 192.0.2.1_accepted_message./Remote_host_said:_250_ok/"),
+    q(9, "delivery 7 garbage"),
+    q(9, "starting delivery x: msg 1 to remote f@g"),
+    q(9, "end msg 101"),
+    q(10, "starting delivery 8: msg 101 to remote h@au.com"),
+    q(10, "delivery 8: success: 111.86.141.160_accepted_message./Remote_host_said:_250_ok/"),
+    "Sep  6 07:33:33 host qmail: 1157520813.485077 starting delivery 9: msg 103 to remote s@splog.jp\n",
+    "Sep  6 07:33:34 host qmail: 1157520814.485077 delivery 9: success: 192.0.2.9_accepted_message./Remote_host_said:_250_ok/\n",
+    "@zzzz not a stamp delivery 1: success: x\n",
+    q(11, "delivery 10: success:\tcontrol_in_text/"),
+    q(12, "info msg 104: bytes 1 from <Ｓｅｎｄｅｒ@例え.jp> qp 1 uid 1"),
+    q(12, "starting delivery 11: msg 104 to remote i@au.com"),
+    q(13, "delivery 11: success: 111.86.141.160_accepted_message./Remote_host_said:_250_ok/"),
+    q(13, "info msg 104: bytes 1 from <plain@example.jp> qp 1 uid 1"),
+    q(13, "starting delivery 11: msg 104 to remote j@au.com"),
+    q(14, "delivery 11: deferral: 111.86.141.160_does_not_like_recipient./Remote_host_said:_450_later/"),
+])
+
+
+def test_odd_lines_give_the_per_line_result(tmp_path, monkeypatch):
+    log = tmp_path / "current"
+    log.write_text(ODD)
+    for size in (100, 700, 1 << 20):
+        fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
+        assert_same(fast, slow)
+    assert fast[2] == {"malformed": 2}
+    assert len(fast[0]) >= 8
+
+
+def test_sample_log_gives_the_same_events(tmp_path):
+    fast, slow = ingest_both(tmp_path, [SAMPLES / "qmail" / "current"])
+    assert_same(fast, slow)
+    assert len(fast[0]) > 5
+
+
+@pytest.mark.parametrize("block_bytes", [4096, 256 * 1024, 4 * 1024 * 1024])
+def test_realistic_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes):
+    log = generated(tmp_path)
+    fast, slow = ingest_both(tmp_path, [log], block_bytes, monkeypatch)
+    assert_same(fast, slow)
+    assert {row[11] for row in fast[0]} >= {"sent", "deferred", "bounced"}
+
+
+def test_a_small_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(QmailParser, "MAX_ENTRIES", 40)
+    log = generated(tmp_path, lines=8000, seed=5)
+    fast, slow = ingest_both(tmp_path, [log], 64 * 1024, monkeypatch)
+    assert_same(fast, slow)
+
+
+def test_the_fast_path_takes_the_common_lines(tmp_path):
+    log = generated(tmp_path, ascii_only=True)
+    block = log.read_bytes()[: 1 << 20]
+    block = block[: block.rfind(b"\n") + 1]
+    f = qmail_block.extract(block, 65536, ParseContext(tz=TOKYO, year=2026))
+    assert int((f.kinds == qmail_block.Q_FEED).sum()) == 0 and len(f.kinds) > 3000

@@ -1,0 +1,158 @@
+"""The sendmail block reader (pipeline/ingest/parsers/sendmail_block.py) against the per-line
+parser: the same stored events (every column), the same saved state and the same rejects, on the
+sample log, on realistic generated traffic (multi-recipient lines, the MSP hop, reply=, deferrals
+retried later, expiries, SMTPUTF8 recipients, Japanese replies) cut into blocks of many sizes, and
+on odd lines. Each runs with the compiled helpers and without them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, SAMPLES
+
+import pipeline
+import pipeline.ingest.source as source_mod
+from pipeline.core.config import load_config
+from pipeline.ingest import native
+from pipeline.ingest.engine import ingest
+from pipeline.ingest.parsers import ParseContext, sendmail_block
+from pipeline.ingest.parsers.common import QueueParser
+from conftest import TOKYO
+
+GEN = REPO / "bench" / "gen_logs.py"
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def scanner(request, monkeypatch):
+    if request.param == "numpy":
+        monkeypatch.setattr(native, "SCANNER", None)
+    elif native.SCANNER is None:
+        pytest.skip("compiled scanner not built")
+    return request.param
+
+
+def ingest_both(tmp_path, paths, block_bytes=None, monkeypatch=None):
+    if block_bytes is not None:
+        monkeypatch.setattr(source_mod, "BLOCK_BYTES", block_bytes)
+    out = []
+    for columnar in (True, False):
+        data = tmp_path / f"data-{columnar}-{block_bytes}"
+        cfg = load_config(None, data_dir=data, timezone="Asia/Tokyo")
+        s = ingest(cfg, paths, fmt="sendmail", year=2026, columnar=columnar)
+        events = pipeline.connect(data).sql("SELECT * FROM events ORDER BY event_id").fetchall() \
+            if (data / "events").is_dir() else []
+        state = json.loads((data / "state" / "ingest-state.json").read_text())["parsers"]
+        samples = sorted((r["reason"], r["offset"]) for r in map(json.loads, open(s.rejects_file))) if s.rejects_file else []
+        out.append((events, state, dict(s.rejected), samples, s.lines, s.events_parsed))
+    return out
+
+
+def assert_same(fast, slow):
+    for name, a, b in zip(("events", "state", "rejected", "reject samples", "lines", "events parsed"), fast, slow):
+        assert a == b, f"column-wise and per-line ingest differ in {name}"
+
+
+def generated(tmp_path, lines=20_000, seed=3, ascii_only=False):
+    log = tmp_path / f"sm-{lines}-{seed}-{ascii_only}.log"
+    subprocess.run([sys.executable, str(GEN), str(log), "--mta", "sendmail", "--lines", str(lines), "--seed", str(seed),
+                    "--days", "1", *(["--ascii"] if ascii_only else [])], check=True)
+    return log
+
+
+ODD = """\
+Nov 11 09:00:00 relay2 sendmail[3001]: 2ABB09f0003001: from=news, size=812, class=0, nrcpts=3, msgid=<a@b>, relay=news@localhost
+Nov 11 09:00:01 relay2 sendmail[3001]: 2ABB09f0003001: to=saburo@i.softbank.jp,member01@ezweb.ne.jp,member02@ezweb.ne.jp, ctladdr=news (1001/1001), delay=00:00:01, xdelay=00:00:01, mailer=relay, pri=122812, relay=[127.0.0.1] [127.0.0.1], dsn=2.0.0, stat=Sent (2ABB0A1u003002 Message accepted for delivery)
+Nov 11 09:00:01 relay2 sm-mta[3002]: 2ABB0A1u003002: from=<News@Mail.Example.JP>, size=1012, class=0, nrcpts=3, msgid=<m1@x>, proto=ESMTP, daemon=MTA, relay=localhost [127.0.0.1]
+Nov 11 09:00:03 relay2 sm-mta[3003]: 2ABB0A1u003002: to=<Saburo@I.Softbank.jp>, delay=00:00:02, xdelay=00:00:02, mailer=esmtp, pri=122812, relay=mx.softbank.jp. [210.146.60.90], dsn=2.0.0, stat=Sent (ok)
+Nov 11 09:00:04 relay2 sm-mta[3003]: 2ABB0A1u003002: to=<member01@ezweb.ne.jp>,<member02@ezweb.ne.jp>, delay=00:00:03, xdelay=00:00:01, mailer=esmtp, pri=122812, relay=lsean.ezweb.ne.jp. [111.86.141.161], dsn=5.1.1, reply=550 5.1.1 <member01@ezweb.ne.jp>: User unknown, stat=User unknown
+Nov 11 09:00:05 relay2 sm-mta[3003]: 2ABB0A1u003002: 2ABB0A1u003003: DSN: User unknown
+Nov 11 09:00:05 relay2 sm-mta[3003]: 2ABB0A1u003002: to=<late@docomo.ne.jp>, delay=00:00:03, xdelay=00:00:01, mailer=esmtp, pri=122812, relay=mfsmax.docomo.ne.jp. [203.138.181.112], dsn=2.0.0, stat=Sent (ok)
+Nov 11 09:00:06 relay2 sm-mta[3004]: 2ABB0A1u003004: to=<orphan@docomo.ne.jp>, delay=00:00:03, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mfsmax.docomo.ne.jp. [203.138.181.112], dsn=2.0.0, stat=Sent (ok)
+Nov 11 09:00:07 relay2 sm-mta[3005]: 2ABB0A1u003005: from=<a@b.jp>, size=1, class=0, nrcpts=2, msgid=<x@y>, proto=ESMTP
+Nov 11 09:00:07 relay2 sm-mta[3005]: 2ABB0A1u003005: to=<p@q.jp>, delay=00:00:03, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.q.jp. [192.0.2.1], dsn=2.0.0, stat=Sent (ok)
+Nov 11 09:00:08 relay2 sm-mta[3006]: 2ABB0A1u003006: from=<c@d.jp>, size=1, class=0, nrcpts=1, msgid=<z@y>, proto=ESMTP
+Nov 11 09:00:08 relay2 sm-mta[3006]: 2ABB0A1u003006: from=<again@d.jp>, size=1, class=0, nrcpts=1, msgid=<z2@y>, proto=ESMTP
+Nov 11 09:00:09 relay2 sm-mta[3006]: 2ABB0A1u003006: to=<r@s.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.s.jp. [192.0.2.2], dsn=4.0.0, stat=Deferred: 421 4.7.0 busy, stat=again
+Nov 11 09:00:10 relay2 sm-mta[3007]: 2ABB0A1u003007: to=<"odd user"@s.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.s.jp. [192.0.2.2], dsn=5.1.1, stat=User unknown
+Nov 11 09:00:10 relay2 sm-mta[3007]: 2ABB0A1u003007: to=<t@s.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.s.jp. [192.0.2.2], dsn=4.0.0, reply=221 2.0.0 Bye, stat=Deferred: 421 4.7.0 Too many connections
+Nov 11 09:00:11 relay2 sm-mta[3008]: STARTTLS=client, relay=mx.s.jp., version=TLSv1.3, verify=FAIL, cipher=TLS_AES_256_GCM_SHA384, bits=256/256
+Nov 11 09:00:11 relay2 sm-mta[3008]: 2ABB0A1u003009: to=, delay=00:00:01, mailer=esmtp, stat=Sent
+Nov 11 09:00:12 relay2 sm-mta[3008]: 2ABB0A1u003009: to=<u@v.jp>, delay=00:00:01
+2026-11-11T09:00:13+09:00 relay2 sm-mta[3010]: 2ABB0A1u003010: to=<iso@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)
+Feb 30 09:00:14 relay2 sm-mta[3011]: 2ABB0A1u003011: to=<feb@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)
+Nov 11 09:00:15 relay2 sm-mta[3012]: 2ABB0A1u003006: to=<r@s.jp>, delay=5+00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.s.jp. [192.0.2.2], dsn=4.0.0, stat=Deferred: Connection timed out
+Nov 11 09:00:16 relay2 sm-mta[3012]: 2ABB0A1u003006: 2ABB0A1u003099: DSN: Cannot send message for 5 days
+Nov 11 09:00:16 relay2 sm-mta[3014]: 2ABB0A1u003014: from=<İnfo@例え.jp>, size=1, class=0, nrcpts=3, msgid=<q@r>, proto=ESMTP
+Nov 11 09:00:16 relay2 sm-mta[3014]: 2ABB0A1u003014: to=<ΣΟΦΙΑΣ@例え.jp>,<山田@例え.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.例え.jp. [192.0.2.4], dsn=2.0.0, stat=Sent (ok)
+Nov 11 09:00:16 relay2 sm-mta[3014]: 2ABB0A1u003014: to=<Ｔａｒｏ@例え.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.例え.jp. [192.0.2.4], dsn=2.0.0, stat=Sent (ok)
+Nov 11 09:00:17 relay2 sm-mta[3015]: 2ABB0A1u003015: to=<odd-sent@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, stat=User unknown (but delivered)
+Nov 11 09:00:17 relay2 sm-mta[3015]: 2ABB0A1u003016: to=<odd-sent2@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, reply=250 2.0.0 ok, stat=User unknown
+Nov 11 09:00:17 relay2 sm-mta[3013]: 2ABB0A1u003013: to=<ｆｕｌｌ@docomo.ne.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.0.0, reply=550 このアドレスには配信できません, stat=Service unavailable
+"""
+
+
+def test_odd_lines_give_the_per_line_result(tmp_path, monkeypatch):
+    log = tmp_path / "maillog"
+    log.write_text(ODD)
+    for size in (100, 700, 1 << 20):
+        fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
+        assert_same(fast, slow)
+    assert fast[2] == {"malformed": 2}
+    assert len(fast[0]) >= 12
+
+
+def test_sample_log_gives_the_same_events(tmp_path):
+    fast, slow = ingest_both(tmp_path, [SAMPLES / "sendmail" / "maillog"])
+    assert_same(fast, slow)
+    assert len(fast[0]) > 5
+
+
+@pytest.mark.parametrize("block_bytes", [4096, 256 * 1024, 4 * 1024 * 1024])
+def test_realistic_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes):
+    log = generated(tmp_path)
+    fast, slow = ingest_both(tmp_path, [log], block_bytes, monkeypatch)
+    assert_same(fast, slow)
+    assert {row[11] for row in fast[0]} == {"sent", "deferred", "bounced", "expired"}
+
+
+def test_a_short_window_and_a_small_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(QueueParser, "STATE_TTL_US", 1200 * 1_000_000)
+    monkeypatch.setattr(QueueParser, "MAX_QUEUE_IDS", 50)
+    monkeypatch.setattr(QueueParser, "PRUNE_EVERY", 31)
+    log = generated(tmp_path, lines=8000, seed=5)
+    fast, slow = ingest_both(tmp_path, [log], 64 * 1024, monkeypatch)
+    assert_same(fast, slow)
+
+
+def test_state_carries_over_between_runs(tmp_path):
+    log = generated(tmp_path, lines=6000, seed=7)
+    lines = log.read_bytes().splitlines(keepends=True)
+    results = []
+    for columnar in (True, False):
+        data = tmp_path / f"runs-{columnar}"
+        cfg = load_config(None, data_dir=data, timezone="Asia/Tokyo")
+        part = tmp_path / f"growing-{columnar}.log"
+        part.write_bytes(b"".join(lines[:2501]))
+        ingest(cfg, [part], fmt="sendmail", year=2026, columnar=columnar)
+        with open(part, "ab") as fh:
+            fh.write(b"".join(lines[2501:]))
+        ingest(cfg, [part], fmt="sendmail", year=2026, columnar=columnar)
+        events = pipeline.connect(data).sql("SELECT * EXCLUDE (source_file) FROM events ORDER BY event_id").fetchall()
+        results.append((events, json.loads((data / "state" / "ingest-state.json").read_text())["parsers"]))
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_the_fast_path_takes_the_common_lines(tmp_path, ascii_only):
+    """Also lines with UTF-8 (SMTPUTF8 recipients, Japanese replies) are read column-wise."""
+    log = generated(tmp_path, ascii_only=ascii_only)
+    block = log.read_bytes()[: 1 << 20]
+    block = block[: block.rfind(b"\n") + 1]
+    f = sendmail_block.extract(block, 65536, ParseContext(tz=TOKYO, year=2026))
+    fed = int((f.kinds == sendmail_block.K_FEED).sum())
+    expiries = block.count(b"DSN: Cannot send message")
+    assert fed == expiries and len(f.kinds) > 3000
+    assert ascii_only == block.isascii()
