@@ -81,7 +81,9 @@ def session(settings: SparkSettings | None = None, app_name: str = "mailhygiene"
                # once exhausted the driver's heap in the thread that sends rows to Python
                # (which then waits forever); a bounded string is enough for any log
                .config("spark.sql.maxPlanStringLength", "100000")
-               .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR"))
+               # errors only (pipeline/lake/data/log4j2.properties): no start-up chatter on stderr
+               .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}")
+               .config("spark.executor.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}"))
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # py4j / JVM start-up failures: say it in one line
@@ -95,6 +97,7 @@ def session(settings: SparkSettings | None = None, app_name: str = "mailhygiene"
 
 
 _STOP_REGISTERED = False
+LOG4J_CONFIG = Path(__file__).resolve().parent / "data" / "log4j2.properties"
 STOP_TIMEOUT_S = 30.0
 
 
