@@ -416,27 +416,35 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
         hit = ab.to_bools(pc.and_(found.is_valid(), pc.not_equal(code_text, _EMPTY)))
         codes[others[hit]] = ab.to_ints(pc.cast(code_text.filter(ab.booleans(hit)), pa.int64()))
         code_valid[others[hit]] = True
-    # SMTP phase: only texts naming one can have one
-    hinted = np.flatnonzero(ab.to_bools(pc.match_substring_regex(texts, _PHASE_HINT_RE)))
-    phases = list(map(smtp_phase_of, texts.take(ab.indices(hinted)).to_pylist()))
+    # SMTP phase: only texts naming one can have one; smtp_phase_of is asked once per distinct
+    # text of the block (a text names its phase; many rows share a reply)
+    hint = ab.to_bools(pc.match_substring_regex(texts, _PHASE_HINT_RE))
     high = dv.pop("high", None)
     if high is not None and len(high):
         # a non-ASCII line's text is read by reply_code_of / smtp_phase_of themselves
-        phase_at = dict(zip(hinted.tolist(), phases))
+        hint[high] = True
         for j, text in zip(high.tolist(), texts.take(ab.indices(high)).to_pylist()):
             code = reply_code_of(text)
             codes[j], code_valid[j] = (code, True) if code is not None else (0, False)
-            phase_at[j] = smtp_phase_of(text)
-        hinted = np.array(sorted(j for j, v in phase_at.items() if v is not None), np.int64)
-        phases = [phase_at[j] for j in hinted.tolist()]
+    hinted = np.flatnonzero(hint)
+    phase_code = np.full(n, -1, np.int32)              # into phase_words; -1 is null
+    phase_words: list[str] = []
+    if len(hinted):
+        encoded = pc.dictionary_encode(texts.take(ab.indices(hinted)), null_encoding="encode")
+        word_code: dict[str, int] = {}
+        distinct = [-1 if phase is None else word_code.setdefault(phase, len(word_code))
+                    for phase in map(smtp_phase_of, encoded.dictionary.to_pylist())]
+        phase_code[hinted] = np.array(distinct, np.int32)[ab.to_ints(encoded.indices)]
+        phase_words = list(word_code)
     dv["reply_code"] = ab.numbers(codes, pa.int16(), code_valid)
-    dv["smtp_phase"] = ab.scatter_strings(n, hinted, phases)
+    dv["smtp_phase"] = (ab.strings(phase_words).take(ab.numbers(np.maximum(phase_code, 0), pa.int32(), phase_code >= 0))
+                        if phase_words else pa.nulls(n, pa.string()))
     dv["status"] = pa.DictionaryArray.from_arrays(ab.numbers(dv["status_code"], pa.int32()), _STATUS_ARRAY).cast(pa.string())
-    starts, ends = dv["line_start"].tolist(), dv["line_end"].tolist()
     if scanner:
         dv["event_id"] = scanner.event_ids(np.frombuffer(block, np.uint8), dv["line_start"], dv["line_end"],
                                            dv["recipient"], ID_BYTES)
     else:
+        starts, ends = dv["line_start"].tolist(), dv["line_end"].tolist()
         dv["event_id"] = event_ids_for_plain([block[s:e] for s, e in zip(starts, ends)], dv["recipient"].to_pylist())
     # deferred rows as the parser keeps them for the expiry line (common.DEFERRED_FIELDS), less the
     # queue-id join
@@ -444,16 +452,25 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     deferred = np.flatnonzero(dv["status_code"] == _DEFERRED_CODE)
     if len(deferred):
         take = ab.indices(deferred)
-        phase_of = dict(zip(hinted.tolist(), phases))
-        for j, host, rcpt, domain, relay, dsn, text in zip(
-                deferred.tolist(), *(dv[c].take(take).to_pylist() for c in ("host", "recipient", "recipient_domain", "relay", "dsn", "text"))):
+        words = [*phase_words, None]                   # phase_code -1: None
+        for j, host, rcpt, domain, relay, dsn, text, code, phase in zip(
+                deferred.tolist(), *(_pylist(dv[c].take(take)) for c in ("host", "recipient", "recipient_domain", "relay", "dsn")),
+                dv["text"].take(take).to_pylist(), np.where(code_valid[deferred], codes[deferred], -1).tolist(),
+                phase_code[deferred].tolist()):
             rows[j] = {
                 "mta": PostfixParser.mta, "queue_id": None, "message_id": None, "recipient": rcpt,
                 "recipient_domain": domain, "relay": relay, "status": "deferred", "dsn": dsn,
-                "reply_code": int(codes[j]) if code_valid[j] else None, "smtp_phase": phase_of.get(j),
+                "reply_code": code if code >= 0 else None, "smtp_phase": words[phase],
                 "diagnostic": text,
             }
     dv["deferred_row"] = rows
+
+
+def _pylist(values: pa.Array) -> list:
+    """values.to_pylist() of a column with many repeats (hosts, domains, relays, dsn): each
+    distinct value made into a Python string once."""
+    encoded = pc.dictionary_encode(values, null_encoding="encode")
+    return list(map(encoded.dictionary.to_pylist().__getitem__, ab.to_ints(encoded.indices).tolist()))
 
 
 def _has_high(high_at: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
