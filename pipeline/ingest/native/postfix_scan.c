@@ -1043,5 +1043,15 @@ int has_markers(const uint8_t *d, int64_t len, const char *markers, int n) {
     return 0;
 }
 
+/* flags[i] = 1 when d[starts[i], ends[i]) holds a non-ASCII byte, else 0 (the slices of a
+ * block's fields, so that only those are read in Python: postfix_block._python_lower). */
+void high_slices(const uint8_t *d, const int64_t *starts, const int64_t *ends, int64_t n, uint8_t *flags) {
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t h = 0;
+        for (int64_t j = starts[i]; j < ends[i]; j++) h |= d[j];
+        flags[i] = h >> 7;
+    }
+}
+
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 7; }
+int scanner_abi(void) { return 8; }

@@ -338,10 +338,10 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     senders = cut(data, s["f_vs"][f], s["f_ve"][f], lower=True)
     # non-ASCII (valid UTF-8) lines: what Python's lower() makes of their addresses, and of their
     # texts what reply_code_of / smtp_phase_of read (Python's \d and case rules), in Python
-    high_before = None
+    has_high = None
     if not block.isascii():
-        high_before = np.flatnonzero(data >= 128)   # where the non-ASCII bytes are
-        senders = _python_lower(block, senders, s["f_vs"][f], s["f_ve"][f], high_before)
+        has_high = _high_finder(data, scanner)
+        senders = _python_lower(block, senders, s["f_vs"][f], s["f_ve"][f], has_high)
     m = np.flatnonzero(kind == K_MSGID)
     msgids = cut(data, s["f_vs"][m], s["f_ve"][m])
     msgids = pc.if_else(pc.equal(msgids, _EMPTY), _NULL, msgids)
@@ -365,11 +365,11 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     d_minute = minutes[d]
     delivery["day"] = ab.numbers((minute_us[d_minute] + secs[d] * 1_000_000) // 86_400_000_000, pa.int32(),
                                  ~no_date[d_minute])
-    if high_before is not None:
+    if has_high is not None:
         rs, re_ = qid_end[d] + 6, rcpt_end
-        delivery["recipient"] = _python_lower(block, delivery["recipient"], rs, re_, high_before)
-        delivery["recipient_domain"] = _python_lower(block, delivery["recipient_domain"], s["d_dom_start"], re_, high_before)
-        delivery["high"] = np.flatnonzero(_has_high(high_before, ds, d_end))
+        delivery["recipient"] = _python_lower(block, delivery["recipient"], rs, re_, has_high)
+        delivery["recipient_domain"] = _python_lower(block, delivery["recipient_domain"], s["d_dom_start"], re_, has_high)
+        delivery["high"] = np.flatnonzero(has_high(ds, d_end))
     _row_columns(block, delivery, scanner)
     if annotate is not None:
         annotate(delivery)
@@ -473,15 +473,20 @@ def _pylist(values: pa.Array) -> list:
     return list(map(encoded.dictionary.to_pylist().__getitem__, ab.to_ints(encoded.indices).tolist()))
 
 
-def _has_high(high_at: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Per slice [starts, ends): does it hold a non-ASCII byte (high_at: their positions)?"""
-    return np.searchsorted(high_at, ends) > np.searchsorted(high_at, starts)
+def _high_finder(data: np.ndarray, scanner: Scanner | None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """has_high(starts, ends): per slice data[starts[i]:ends[i]], does it hold a non-ASCII byte?
+    The compiled scanner reads only the slices; numpy finds every non-ASCII byte of the block
+    once (a pass over all of it) and looks the slices up among them."""
+    if scanner is not None:
+        return lambda starts, ends: scanner.high_slices(data, starts, ends)
+    high_at = np.flatnonzero(data >= 128)
+    return lambda starts, ends: np.searchsorted(high_at, ends) > np.searchsorted(high_at, starts)
 
 
-def _python_lower(block: bytes, values: pa.Array, starts: np.ndarray, ends: np.ndarray, high_before: np.ndarray) -> pa.Array:
+def _python_lower(block: bytes, values: pa.Array, starts: np.ndarray, ends: np.ndarray, has_high) -> pa.Array:
     """`values` (block[starts:ends] lower-cased in ASCII) with Python's lower() where a value
-    holds non-ASCII characters."""
-    high = np.flatnonzero(_has_high(high_before, starts, ends))
+    holds non-ASCII characters (`has_high`: _high_finder's)."""
+    high = np.flatnonzero(has_high(starts, ends))
     if not len(high):
         return values
     fixed = [block[a:b].decode("utf-8").lower() for a, b in zip(starts[high].tolist(), ends[high].tolist())]
