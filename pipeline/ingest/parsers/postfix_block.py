@@ -399,7 +399,7 @@ Annotate = Callable[[dict], None]
 
 def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     """What each delivery row needs that no other line decides: reply code, SMTP phase, status
-    word, event id; and the deferred rows, as PostfixParser keeps them in its state."""
+    word, event id."""
     texts = dv["text"]
     n = len(texts)
     # reply code: the leading `250 ` of most texts by position, REPLY_CODE_RE (by RE2) for the rest
@@ -446,24 +446,6 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     else:
         starts, ends = dv["line_start"].tolist(), dv["line_end"].tolist()
         dv["event_id"] = event_ids_for_plain([block[s:e] for s, e in zip(starts, ends)], dv["recipient"].to_pylist())
-    # deferred rows as the parser keeps them for the expiry line (common.DEFERRED_FIELDS), less the
-    # queue-id join
-    rows = np.empty(n, object)
-    deferred = np.flatnonzero(dv["status_code"] == _DEFERRED_CODE)
-    if len(deferred):
-        take = ab.indices(deferred)
-        words = [*phase_words, None]                   # phase_code -1: None
-        for j, host, rcpt, domain, relay, dsn, text, code, phase in zip(
-                deferred.tolist(), *(_pylist(dv[c].take(take)) for c in ("host", "recipient", "recipient_domain", "relay", "dsn")),
-                dv["text"].take(take).to_pylist(), np.where(code_valid[deferred], codes[deferred], -1).tolist(),
-                phase_code[deferred].tolist()):
-            rows[j] = {
-                "mta": PostfixParser.mta, "queue_id": None, "message_id": None, "recipient": rcpt,
-                "recipient_domain": domain, "relay": relay, "status": "deferred", "dsn": dsn,
-                "reply_code": code if code >= 0 else None, "smtp_phase": words[phase],
-                "diagnostic": text,
-            }
-    dv["deferred_row"] = rows
 
 
 def _pylist(values: pa.Array) -> list:
@@ -471,6 +453,40 @@ def _pylist(values: pa.Array) -> list:
     distinct value made into a Python string once."""
     encoded = pc.dictionary_encode(values, null_encoding="encode")
     return list(map(encoded.dictionary.to_pylist().__getitem__, ab.to_ints(encoded.indices).tolist()))
+
+
+class _DeferredRows:
+    """The deferred delivery rows of a block as PostfixParser keeps them for the expiry line
+    (common.DEFERRED_FIELDS, less the queue-id join), made into dicts only for the rows that
+    reach the parser state: most deferrals of a block are followed by a later delivery to the
+    same recipient, and only a recipient's last delivery of its queue id's epoch is kept.
+    get(j) is the row of delivery j (None when it is not a deferral); preload() makes many."""
+
+    def __init__(self, dv: dict):
+        self.dv = dv
+        self.deferred = dv["status_code"] == _DEFERRED_CODE
+        self.rows: dict[int, dict] = {}
+
+    def preload(self, js) -> None:
+        js = [j for j in np.unique(np.asarray(js, np.int64)).tolist() if j >= 0 and self.deferred[j] and j not in self.rows]
+        if not js:
+            return
+        take = ab.indices(np.array(js, np.int64))
+        columns = (self.dv[c].take(take).to_pylist()
+                   for c in ("recipient", "recipient_domain", "relay", "dsn", "reply_code", "smtp_phase", "text"))
+        for j, rcpt, domain, relay, dsn, code, phase, text in zip(js, *columns):
+            self.rows[j] = {
+                "mta": PostfixParser.mta, "queue_id": None, "message_id": None, "recipient": rcpt,
+                "recipient_domain": domain, "relay": relay, "status": "deferred", "dsn": dsn,
+                "reply_code": code, "smtp_phase": phase, "diagnostic": text,
+            }
+
+    def get(self, j: int) -> dict | None:
+        if not self.deferred[j]:
+            return None
+        if j not in self.rows:
+            self.preload([j])
+        return self.rows[j]
 
 
 def _high_finder(data: np.ndarray, scanner: Scanner | None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -611,7 +627,7 @@ class _Applied:
     message_ids: _JoinedColumn
 
 
-def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pending: dict,
+def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pending: _DeferredRows,
                 recipients: pa.Array, status_codes: np.ndarray, feed_line) -> None:
     """The lines of the queue ids that need it, in order: the column-wise ones through
     PostfixParser.change (what feed() would do with them), the fed ones through the front door
@@ -625,6 +641,7 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
     name_of = names.cache                              # every queue id of the loop, preloaded
     loop_j = b.delivery_j[loop][kinds[loop] == K_DELIVERY]
     loop_rcpt = dict(zip(loop_j.tolist(), recipients.take(ab.indices(loop_j)).to_pylist()))
+    pending.preload(loop_j)
     previous_clock = np.empty(len(b.clock_run), np.int64)  # the clock just before each line
     if len(previous_clock):
         previous_clock[0] = _NO_TIME
@@ -658,7 +675,7 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
             change(MESSAGE_ID, q, t, v, clock=clock)
 
 
-def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: dict, pending: dict,
+def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: dict, pending: _DeferredRows,
                recipients: pa.Array, status_codes: np.ndarray) -> None:
     """The other queue ids, joined with numpy: per queue id, the latest from= / message-id= since
     its last `removed` (or the entry from before the block); then the entry each is left with,
@@ -711,6 +728,7 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
     names.preload(c[ends_touched])
     deferrals = _last_epoch_deliveries(b, by_qid, k, c, epoch_id, group_start, group_end, in_carried,
                                        has_carried, carried, recipients, status_codes)
+    pending.preload([j for kept in deferrals.values() for _, j in kept])
     for g in ends_touched.tolist():
         q = names.get(c[g])
         if k[g] == K_REMOVED:
@@ -757,11 +775,21 @@ def _last_epoch_deliveries(b: _Applied, by_qid, k, c, epoch_id, group_start, gro
     pick = np.flatnonzero(want[group_of[dl]])
     if not len(pick):
         return {}
+    # per (group end, recipient): where it first comes (the order of the list) and its last
+    # delivery (what is kept); the picks are grouped by group end, each group in line order
+    pj, pg = j[pick], g_end[pick]
+    value = np.where(deferred[pick], pj, -1)
+    rcode = ab.to_ints(pc.dictionary_encode(recipients.take(ab.indices(pj)), null_encoding="encode").indices)
+    key = pg.astype(np.int64) * (int(rcode.max()) + 1) + rcode
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    last = np.full(len(first), -1, np.int64)
+    np.maximum.at(last, inverse.ravel(), np.arange(len(key)))
+    order = np.argsort(first, kind="stable")
+    first, last = first[order], last[order]
     out: dict = {}
-    rcpts = recipients.take(ab.indices(j[pick])).to_pylist()
-    for g, r, jj, d in zip(g_end[pick].tolist(), rcpts, j[pick].tolist(), deferred[pick].tolist()):
-        out.setdefault(g, {})[r] = jj if d else -1
-    return {g: list(v.items()) for g, v in out.items()}
+    for g, r, jj in zip(pg[first].tolist(), recipients.take(ab.indices(pj[first])).to_pylist(), value[last].tolist()):
+        out.setdefault(g, []).append((r, jj))
+    return out
 
 
 def _loop_values(loop: np.ndarray, rank_of: list, senders: _JoinedColumn, message_ids: _JoinedColumn) -> list:
@@ -840,10 +868,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
     # --- the deferred rows are kept in the parser state (for the expiry line, restarts) ----
     senders = _JoinedColumn(f.senders[1], n_deliv)
     message_ids = _JoinedColumn(f.message_ids[1], n_deliv)
-    pending: dict[int, dict] = {}
-    deferred_j = np.flatnonzero(status_codes == _DEFERRED_CODE)
-    if len(deferred_j):
-        pending = dict(zip(deferred_j.tolist(), dv["deferred_row"][deferred_j].tolist()))
+    pending = _DeferredRows(dv)
 
     b = _Applied(kinds, codes, ts, clock_run, names, rank_of, delivery_j, senders, message_ids)
     _exact_loop(parser, b, np.flatnonzero(in_loop), zip(fed_raw, (offset + s for s in fed_starts)), pending,
