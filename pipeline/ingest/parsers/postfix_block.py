@@ -48,6 +48,7 @@ from .. import native
 from ..native import Scanner
 from ...store.records import EVENT_COLUMNS, ID_BYTES, PARSED_COLUMNS, event_ids_for_plain
 from .common import CLOCK, DELIVERY, MESSAGE_ID, REMOVED, SENDER, TOUCH, decode_line
+from .blocks import DeferredRows
 from .common import reply_code_of
 from .postfix import PostfixParser, read_prefix, smtp_phase_of
 
@@ -455,40 +456,6 @@ def _pylist(values: pa.Array) -> list:
     return list(map(encoded.dictionary.to_pylist().__getitem__, ab.to_ints(encoded.indices).tolist()))
 
 
-class _DeferredRows:
-    """The deferred delivery rows of a block as PostfixParser keeps them for the expiry line
-    (common.DEFERRED_FIELDS, less the queue-id join), made into dicts only for the rows that
-    reach the parser state: most deferrals of a block are followed by a later delivery to the
-    same recipient, and only a recipient's last delivery of its queue id's epoch is kept.
-    get(j) is the row of delivery j (None when it is not a deferral); preload() makes many."""
-
-    def __init__(self, dv: dict):
-        self.dv = dv
-        self.deferred = dv["status_code"] == _DEFERRED_CODE
-        self.rows: dict[int, dict] = {}
-
-    def preload(self, js) -> None:
-        js = [j for j in np.unique(np.asarray(js, np.int64)).tolist() if j >= 0 and self.deferred[j] and j not in self.rows]
-        if not js:
-            return
-        take = ab.indices(np.array(js, np.int64))
-        columns = (self.dv[c].take(take).to_pylist()
-                   for c in ("recipient", "recipient_domain", "relay", "dsn", "reply_code", "smtp_phase", "text"))
-        for j, rcpt, domain, relay, dsn, code, phase, text in zip(js, *columns):
-            self.rows[j] = {
-                "mta": PostfixParser.mta, "queue_id": None, "message_id": None, "recipient": rcpt,
-                "recipient_domain": domain, "relay": relay, "status": "deferred", "dsn": dsn,
-                "reply_code": code, "smtp_phase": phase, "diagnostic": text,
-            }
-
-    def get(self, j: int) -> dict | None:
-        if not self.deferred[j]:
-            return None
-        if j not in self.rows:
-            self.preload([j])
-        return self.rows[j]
-
-
 def _high_finder(data: np.ndarray, scanner: Scanner | None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """has_high(starts, ends): per slice data[starts[i]:ends[i]], does it hold a non-ASCII byte?
     The compiled scanner reads only the slices; numpy finds every non-ASCII byte of the block
@@ -627,7 +594,7 @@ class _Applied:
     message_ids: _JoinedColumn
 
 
-def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pending: _DeferredRows,
+def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pending: DeferredRows,
                 recipients: pa.Array, status_codes: np.ndarray, feed_line) -> None:
     """The lines of the queue ids that need it, in order: the column-wise ones through
     PostfixParser.change (what feed() would do with them), the fed ones through the front door
@@ -675,7 +642,7 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
             change(MESSAGE_ID, q, t, v, clock=clock)
 
 
-def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: dict, pending: _DeferredRows,
+def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: dict, pending: DeferredRows,
                recipients: pa.Array, status_codes: np.ndarray) -> None:
     """The other queue ids, joined with numpy: per queue id, the latest from= / message-id= since
     its last `removed` (or the entry from before the block); then the entry each is left with,
@@ -868,7 +835,8 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
     # --- the deferred rows are kept in the parser state (for the expiry line, restarts) ----
     senders = _JoinedColumn(f.senders[1], n_deliv)
     message_ids = _JoinedColumn(f.message_ids[1], n_deliv)
-    pending = _DeferredRows(dv)
+    # the deferred rows as the parser keeps them, made where they reach its state
+    pending = DeferredRows(PostfixParser.mta, dv, status_codes == _DEFERRED_CODE)
 
     b = _Applied(kinds, codes, ts, clock_run, names, rank_of, delivery_j, senders, message_ids)
     _exact_loop(parser, b, np.flatnonzero(in_loop), zip(fed_raw, (offset + s for s in fed_starts)), pending,
