@@ -232,11 +232,11 @@ def _extract_compiled(block: bytes, max_line: int, ctx, annotate, scanner) -> Se
     rs, re_, rd = s["rcpt_s"][keep], s["rcpt_e"][keep], s["rcpt_dom"][keep]
     rec = cut(data, rs, re_, lower=True)
     dom = cut(data, rd, re_, lower=True)
-    moved = [k for k, j in enumerate(keep.tolist()) if j in odd] if odd else []
-    if moved:
-        values = [odd[int(keep[k])] for k in moved]
-        rec = _replace(rec, np.array(moved), values)
-        dom = _replace(dom, np.array(moved), [v[v.rfind("@") + 1:] if "@" in v else "" for v in values])
+    moved = np.flatnonzero(np.isin(keep, np.fromiter(odd, np.int64, len(odd)))) if odd else np.zeros(0, np.int64)
+    if len(moved):
+        values = [odd[j] for j in keep[moved].tolist()]
+        rec = _replace(rec, moved, values)
+        dom = _replace(dom, moved, [v[v.rfind("@") + 1:] if "@" in v else "" for v in values])
     x = _Lines(n, line_starts, kinds, fast, cut(data, s["qid_s"][fast], s["qid_e"][fast]).dictionary_encode(), fast_ts,
                fi, senders, mids, s["nrcpts"][fl],
                ti, cut(data, line_starts[tl] + 16, s["host_e"][tl]), _nullable(cut(data, s["b_s"][tl], s["b_e"][tl])),
