@@ -136,6 +136,9 @@ class SuppressionStore:
         try:
             con.execute("SET TimeZone = 'UTC'")
             if events:
+                # the rule and the guard read the same event files several times in one run
+                # (sealed files: a changed one has another name or time, which the cache sees)
+                con.execute("SET parquet_metadata_cache = true")
                 _require_events(self.data_dir)
                 attach_views(con, self.data_dir)  # events + the macros
                 con.execute("DROP VIEW IF EXISTS main.suppression; DROP VIEW IF EXISTS main.suppression_history")
