@@ -8,7 +8,8 @@ and Arrow's differ outside ASCII), or raw: invalid UTF-8, a NUL, a CR, or MAX_LI
 the compiled scanner's line_kinds() (pipeline/ingest/native) must agree (tests/test_postfix_scan.py).
 
 Used by parsers/sendmail_block.py and parsers/qmail_block.py (the Postfix reader's scanner makes
-the same per-line decision in its own pass).
+the same per-line decision in its own pass). DeferredRows (the rows a deferral leaves in the
+parser state, made only where they reach it) serves the Postfix and sendmail readers.
 """
 
 from __future__ import annotations
