@@ -20,7 +20,7 @@ from pipeline.sender.testing import RecordingServer
 from pipeline.suppression.rule import run_rule
 from pipeline.suppression.store import suppressed_addresses
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 REPO = Path(__file__).resolve().parents[1]
 OURS = "news@mail.example.jp"

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 
-from conftest import REPO, SAMPLES
+from fixtures import REPO, SAMPLES
 
 EXPECTED_SUPPRESSED = {
     "taro.dead@docomo.ne.jp", "taro..yamada.@docomo.ne.jp", "jiro.old@au.com", "full@docomo.ne.jp",

@@ -46,7 +46,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import EX_SOFTWARE, cli
 
-from conftest import SAMPLES
+from fixtures import SAMPLES
 
 REPO = Path(__file__).resolve().parents[1]
 HANG_SECONDS = 60  # a case running longer than this is a hang (a FIFO nobody writes, a daemon)

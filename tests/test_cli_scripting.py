@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from pipeline.cli import EX_SOFTWARE, cli
 from pipeline.report.labels import display_width
 
-from conftest import SAMPLES
+from fixtures import SAMPLES
 
 # What the rule marks in the sample logs (sample_logs/README.md): Postfix, sendmail and qmail.
 EXPECTED_SUPPRESSED = {

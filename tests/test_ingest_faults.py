@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 import pipeline
-from conftest import REPO, SAMPLES
+from fixtures import REPO, SAMPLES
 from pipeline.cli import cli
 from pipeline.core.config import load_config
 from pipeline.core.errors import StoreCorrupt

@@ -14,7 +14,7 @@ from pipeline.sender.intake import auth_results_pass, decode_cp50220, decode_tex
 from pipeline.sender.queue import Queue
 from pipeline.sender.testing import RecordingServer
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 FIX = Path(__file__).parent / "fixtures" / "requests"
 SECRET = "hunter2-例"

@@ -18,7 +18,7 @@ import pytest
 from pipeline.sender.intake import auth_results_pass, organisational_domain, process_request
 from pipeline.sender.queue import Queue
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "hunter2-例"

@@ -12,7 +12,7 @@ from pipeline.ingest.engine import ingest
 from pipeline.suppression.rule import run_rule
 from pipeline.suppression.store import SuppressionStore
 
-from conftest import REPO, SAMPLES
+from fixtures import REPO, SAMPLES
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")

@@ -18,7 +18,7 @@ from pipeline.core.errors import InputError
 from pipeline.store.event_store import EventStore
 from pipeline.store.prune import PRUNING_PREFIX, check_plan, plan_prune, prune
 
-from conftest import event, store_events
+from fixtures import event, store_events
 
 UTC = timezone.utc
 TOKYO = ZoneInfo("Asia/Tokyo")

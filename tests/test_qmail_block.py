@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, SAMPLES
+from fixtures import REPO, SAMPLES
 
 import pipeline
 import pipeline.ingest.source as source_mod
@@ -19,7 +19,7 @@ from pipeline.ingest import native
 from pipeline.ingest.engine import ingest
 from pipeline.ingest.parsers import ParseContext, qmail_block
 from pipeline.ingest.parsers.qmail import QmailParser
-from conftest import TOKYO
+from fixtures import TOKYO
 
 GEN = REPO / "bench" / "gen_logs.py"
 pytestmark = pytest.mark.skipif(native.SCANNER is None, reason="compiled scanner not built: qmail is read line by line")

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 
-from conftest import SAMPLES
+from fixtures import SAMPLES
 
 
 def write_config(tmp_path, sources: list[tuple[str, str]]) -> str:

@@ -32,8 +32,7 @@ from pipeline.core.config import load_config
 from pipeline.report import reports
 from pipeline.suppression.store import SuppressionStore
 
-from conftest import store_events
-from test_reports import fixture_events, history_rows
+from fixtures import fixture_events, history_rows, store_events
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 BROWSER = next((b for b in map(shutil.which, BROWSERS) if b), None)

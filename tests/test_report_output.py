@@ -27,8 +27,7 @@ from pipeline.report.cells import clean_reply
 from pipeline.report.csvfiles import csv_bytes
 from pipeline.suppression.store import SuppressionStore
 
-from conftest import at, event, make_config, store_events
-from test_reports import fixture_events, history_rows
+from fixtures import at, event, fixture_events, history_rows, make_config, store_events
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff00-\uffef]")
 

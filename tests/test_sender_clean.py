@@ -22,7 +22,7 @@ from pipeline.sender.queue import Queue, queue_path
 from pipeline.sender.testing import RecordingServer, free_port
 from pipeline.suppression.store import suppressed_addresses
 
-from conftest import SAMPLES, make_config, sender_toml
+from fixtures import SAMPLES, make_config, sender_toml
 
 REPO = Path(__file__).resolve().parents[1]
 DEAD = "gone@docomo.ne.jp"

@@ -19,7 +19,7 @@ from pipeline.sender.queue import Queue
 from pipeline.core.config import load_config
 from pipeline.sender.testing import RecordingServer, max_in_window
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 
 def make_cfg(tmp_path, relay, extra=""):

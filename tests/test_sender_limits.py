@@ -18,7 +18,7 @@ from pipeline.sender.queue import Queue
 from pipeline.sender.testing import RecordingServer, max_in_window
 from pipeline.sender.throttle import Rate, Throttle
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,7 @@ from pipeline.sender.testing import RecordingServer
 from pipeline.suppression.rule import run_rule
 from pipeline.suppression.store import suppressed_addresses
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 REPO = Path(__file__).resolve().parents[1]
 LIVE = ["hanako@docomo.ne.jp", "taro..yamada.@docomo.ne.jp", "saburo@au.com", "rokuro@i.softbank.jp"]

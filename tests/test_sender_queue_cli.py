@@ -14,7 +14,7 @@ from pipeline.sender.enqueue import enqueue
 from pipeline.sender.queue import Queue
 from pipeline.sender.testing import RecordingServer
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -25,7 +25,7 @@ from pipeline.core.errors import InputError, MailHygieneError, StoreCorrupt
 from pipeline.sender import queue as queue_module
 from pipeline.sender.queue import Queue, QueueCorrupt, QueueUnavailable, queue_path
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = [(f"user{i}@docomo.ne.jp", "docomo.ne.jp", "docomo") for i in range(3000)]

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, SAMPLES
+from fixtures import REPO, SAMPLES
 
 import pipeline
 import pipeline.ingest.source as source_mod
@@ -20,7 +20,7 @@ from pipeline.ingest import native
 from pipeline.ingest.engine import ingest
 from pipeline.ingest.parsers import ParseContext, sendmail_block
 from pipeline.ingest.parsers.common import QueueParser
-from conftest import TOKYO
+from fixtures import TOKYO
 
 GEN = REPO / "bench" / "gen_logs.py"
 

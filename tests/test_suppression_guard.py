@@ -9,7 +9,7 @@ from pipeline.core.errors import GuardTripped
 from pipeline.suppression.rule import run_rule
 from pipeline.suppression.store import SuppressionStore, suppressed_addresses
 
-from conftest import at, event, make_config, store_events
+from fixtures import at, event, make_config, store_events
 
 AS_OF = "2026-11-20"
 REPLY = "550 5.1.1 <{a}>: Recipient address rejected: User unknown in virtual mailbox table"

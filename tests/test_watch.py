@@ -14,96 +14,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 import pipeline
 from pipeline.core.config import load_config
 
-FLUSH = 0.3
+from fixtures import WATCH_FLUSH, Watcher, append, pf_line, pf_lines
 
-
-def pf_line(n: int, stamp: str = "Nov  3 16:04:31", status: str = "sent", qid: str = "3C6D1C0A1F") -> str:
-    text = "250 ok" if status == "sent" else "host mfsmax.docomo.ne.jp[203.138.181.112] said: 450 4.2.0 busy (in reply to RCPT TO command)"
-    dsn = "2.0.0" if status == "sent" else "4.2.0"
-    return (f"{stamp} mx1 postfix/smtp[123]: {qid}: to=<u{n}@docomo.ne.jp>, "
-            f"relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=0.5, delays=0.1/0/0.2/0.2, "
-            f"dsn={dsn}, status={status} ({text})\n")
-
-
-def pf_lines(start: int, stop: int, stamp: str = "Nov  3 16:04:31") -> str:
-    return "".join(pf_line(n, stamp) for n in range(start, stop))
-
-
-def append(path: Path, text: str) -> None:
-    with open(path, "a") as fh:
-        fh.write(text)
-
-
-class Watcher:
-    """One `mailhygiene watch` subprocess on a temp config; stderr goes to a file."""
-
-    def __init__(self, tmp: Path, sources: list[tuple[str, str]], flush: float = FLUSH, poll: float = 0.3):
-        self.tmp = tmp
-        self.data = tmp / "data"
-        self.config = tmp / "mailhygiene.toml"
-        body = 'timezone = "UTC"\n'
-        for path, fmt in sources:
-            body += f'[[sources]]\npath = "{path}"\nformat = "{fmt}"\n'
-        body += f"[watch]\nflush_interval = {flush}\npoll_interval = {poll}\n"
-        self.config.write_text(body)
-        self.proc: subprocess.Popen | None = None
-        self.stderr_path = tmp / "watch.stderr"
-        self.runs = 0
-
-    def start(self, *extra: str) -> "Watcher":
-        self.runs += 1
-        err = open(self.stderr_path, "a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from pipeline.cli import main; main()", "--config", str(self.config),
-             "--data-dir", str(self.data), "watch", *extra],
-            stdout=subprocess.DEVNULL, stderr=err, cwd=self.tmp)
-        err.close()
-        deadline = time.monotonic() + 10
-        while self.stderr().count("following") < self.runs and time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.stderr()
-            time.sleep(0.05)
-        return self
-
-    def stop(self, sig=signal.SIGTERM) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=15)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text() if self.stderr_path.exists() else ""
-
-    def counts(self) -> tuple[int, int]:
-        con = pipeline.connect(self.data)
-        try:
-            return tuple(con.execute("SELECT count(*), count(DISTINCT recipient) FROM events").fetchone())
-        finally:
-            con.close()
-
-    def wait_for(self, n: int, timeout: float = 10.0) -> tuple[int, int]:
-        deadline = time.monotonic() + timeout
-        got = self.counts()
-        while got[0] < n and time.monotonic() < deadline:
-            if self.proc is not None:
-                assert self.proc.poll() is None, f"watch exited: {self.stderr()}"
-            time.sleep(0.1)
-            got = self.counts()
-        return got
+FLUSH = WATCH_FLUSH
 
 
 @pytest.fixture

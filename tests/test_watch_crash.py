@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 
-from test_watch import Watcher, pf_line
+from fixtures import Watcher, pf_line
 
 RUN_S = 22.0
 LINES_PER_S = 300

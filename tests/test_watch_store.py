@@ -15,7 +15,7 @@ from pipeline.core.config import load_config
 from pipeline.store.event_store import COMPACTION_JOURNAL, EventStore
 from pipeline.store.records import EVENT_SCHEMA, event_id_for
 
-from test_watch import pf_lines
+from fixtures import pf_lines
 
 
 def table(start: int, stop: int) -> pa.Table:
