@@ -80,6 +80,7 @@ def test_suppress_as_of_in_the_past(ingested):
     assert {ln.split()[1] for ln in r.output.splitlines() if ln.startswith("  + ")} == {"taro..yamada.@docomo.ne.jp"}
 
 
+@pytest.mark.slow
 def test_suppression_show_add_release(ingested):
     invoke(ingested, "suppress")
     show = invoke(ingested, "suppression", "show", '"Taro..Yamada."@docomo.ne.jp')
@@ -134,6 +135,7 @@ def test_errors_without_data(tmp_path):
     assert r.exit_code == 1 and "Error:" in r.output
 
 
+@pytest.mark.slow
 def test_clean_job_end_to_end_and_lock(tmp_path, monkeypatch):
     root = tmp_path / "repo"
     shutil.copytree(SAMPLES, root / "sample_logs")
@@ -199,6 +201,7 @@ def test_every_readme_command_has_help():
     assert checked >= 10
 
 
+@pytest.mark.slow
 def test_installed_wheel_ships_sql(tmp_path):
     """`pip install .` (not editable): the console script finds sql/ inside the wheel."""
     if shutil.which("git") is None:

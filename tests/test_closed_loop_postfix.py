@@ -135,6 +135,7 @@ def campaign(cfg, subject):
     return report, stats
 
 
+@pytest.mark.slow
 def test_closed_loop_through_postfix():
     carriers = {c: RecordingServer(rcpt_reply=carrier_reply(c), data_reply=carrier_data_reply(c)).start()
                 for c in DOMAINS}

@@ -292,6 +292,7 @@ def test_ingest_does_not_import_pandas(tmp_path):
     assert "events written" in out.stdout
 
 
+@pytest.mark.slow
 def test_realistic_traffic_ingest_does_not_import_pandas(tmp_path):
     """pa.scalar()/pa.array() of a Python value import pandas (0.2 s) on first use: the
     ingest of every MTA's realistic traffic (block readers, sink, store) goes without it."""

@@ -48,6 +48,7 @@ def _files(data):
     return sorted(str(p.relative_to(data)) for p in data.rglob("*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command,mail", [("intake", REQUEST), ("bounces", BOUNCE)])
 def test_delivered_as_nobody_it_defers_with_the_fix(service_user, service_data, command, mail):
     nobody = _nobody()
@@ -131,6 +132,7 @@ def test_postfix_pipe_transport_as_the_owner_delivers_and_as_nobody_defers(servi
     assert not [p for p in service_data.rglob("*") if p.lstat().st_uid != service_user.pw_uid]
 
 
+@pytest.mark.slow
 def test_reading_send_commands_run_as_any_user(service_user, service_data):
     """`send list` / `send status` open the queue read-only: root and nobody may look, and leave
     nothing behind; a writing `send` command as root is still refused."""

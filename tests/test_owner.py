@@ -33,6 +33,7 @@ def unwritable_for(user, data: Path) -> list[str]:
     return sorted(set(bad))
 
 
+@pytest.mark.slow
 def test_root_is_refused_and_leaves_nothing(service_user, service_data):
     name = service_user.pw_name
     for args in (["suppression", "add", "taro@docomo.ne.jp", "--note", "asked to stop"],
@@ -50,6 +51,7 @@ def test_root_is_refused_and_leaves_nothing(service_user, service_data):
     assert "run as" not in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_the_owner_runs_and_root_leaves_no_unwritable_file(service_user, service_data):
     r = run(service_data, "ingest", SAMPLES / "sendmail" / "maillog", user=service_user)
     assert r.returncode == 0, r.stderr

@@ -100,6 +100,7 @@ def write_log(tmp_path, text, name="mail.log"):
     return path
 
 
+@pytest.mark.slow
 def test_odd_lines_leave_the_fast_path_and_give_the_per_line_result(tmp_path, monkeypatch):
     log = write_log(tmp_path, ODD)
     for size in (100, 700, 4 * 1024 * 1024):  # one line per block (boundaries everywhere) to one block
@@ -127,6 +128,7 @@ def test_odd_lines_leave_the_fast_path_and_give_the_per_line_result(tmp_path, mo
     assert (host, domain) == ("postfix1", "")  # a host named postfix…; an address without '@' (block of its own)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block_bytes", [2048, 64 * 1024, 4 * 1024 * 1024])
 def test_generated_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes):
     """Messages cut by block boundaries, deferrals and expiries hours later, queue ids carried
@@ -139,6 +141,7 @@ def test_generated_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes)
     assert len(fast[0]) > 2500
 
 
+@pytest.mark.slow
 def test_a_full_queue_table_inside_a_block_is_the_parsers(tmp_path, monkeypatch):
     """At most MAX_QUEUE_IDS live entries: beyond, the least recently seen tenth is dropped. A
     block that could take the table past it goes through the exact loop, so the state and the
@@ -151,6 +154,7 @@ def test_a_full_queue_table_inside_a_block_is_the_parsers(tmp_path, monkeypatch)
     assert len(fast[1]["postfix"]["queue"]) <= 60
 
 
+@pytest.mark.slow
 def test_a_short_join_window_inside_a_block_is_the_parsers(tmp_path, monkeypatch):
     """A join window of ten minutes: queue ids go stale inside blocks (the window is measured
     from the log's clock, the latest time read), and the block reader must agree."""
@@ -190,6 +194,7 @@ def test_a_stale_queue_id_is_not_joined_and_not_saved(tmp_path, monkeypatch, old
     assert state["queue"]["1A2B3C4D00"]["sender"] is None and "1A2B3C4D06" in state["queue"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block_bytes", [4096, 256 * 1024, 4 * 1024 * 1024])
 def test_realistic_japanese_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes):
     """UTF-8 in many blocks (subjects, display names, SMTPUTF8 addresses, Japanese replies): the

@@ -74,6 +74,7 @@ def real_lines(tmp_path) -> list[str]:
     return lines
 
 
+@pytest.mark.slow
 @needs_scanner
 def test_same_arrays_on_real_and_odd_lines(tmp_path):
     lines = real_lines(tmp_path)
@@ -102,6 +103,7 @@ def mutate(line: str, rng: random.Random) -> str:
     return "".join(chars) + "\n"
 
 
+@pytest.mark.slow
 @needs_scanner
 def test_same_arrays_on_mutated_lines(tmp_path):
     rng = random.Random(20261201)

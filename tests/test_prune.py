@@ -153,6 +153,7 @@ def test_cli_keep_days(cfg, aged):
     assert r.exit_code == 1 and "current window" in r.output
 
 
+@pytest.mark.slow
 def test_cli_asks_on_a_terminal(cfg, aged):
     """On a terminal prune lists the days and asks; "n" keeps everything, "y" deletes."""
     import os

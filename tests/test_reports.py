@@ -301,6 +301,7 @@ class Checker(html.parser.HTMLParser):
             self.stack.pop()
 
 
+@pytest.mark.slow
 def test_html_is_self_contained_well_formed_and_escaped(tmp_path):
     cfg = load_config(None, data_dir=tmp_path / "d", timezone="Asia/Tokyo")
     evil = event("x@<script>alert(1)</script>.jp", at(10, 9), reason="host_unknown", carrier="other")
@@ -330,6 +331,7 @@ def test_html_is_self_contained_well_formed_and_escaped(tmp_path):
     assert list(totals["carrier"]) == ["au", "docomo", "other", "all"]
 
 
+@pytest.mark.slow
 def test_charts_leave_no_pyplot_state():
     plt = pytest.importorskip("matplotlib.pyplot")
     from pipeline.report import charts
@@ -348,6 +350,7 @@ def run(data, *args):
     return CliRunner().invoke(cli, ["--data-dir", str(data), "--timezone", "Asia/Tokyo", "report", *map(str, args)])
 
 
+@pytest.mark.slow
 def test_report_command(store, tmp_path):
     out = tmp_path / "out"
     r = run(store.data_dir, "--out", out)
@@ -374,6 +377,7 @@ def lines_of(output, first_word):
     return next(ln for ln in output.splitlines() if ln.startswith(first_word))
 
 
+@pytest.mark.slow
 def test_fail_over_from_config(tmp_path, store):
     conf = tmp_path / "mailhygiene.toml"
     conf.write_text("[report]\nfail_over = 0.25\n")
@@ -385,6 +389,7 @@ def test_fail_over_from_config(tmp_path, store):
     assert r.exit_code == 0, r.output  # the option overrides the config; 0 = off
 
 
+@pytest.mark.slow
 def test_clean_writes_the_report(tmp_path):
     toml = "\n".join(f'[[sources]]\npath = "{p}"\n' for p in
                      [SAMPLES / "postfix" / "mail.log*", SAMPLES / "sendmail" / "maillog", SAMPLES / "qmail" / "current"])

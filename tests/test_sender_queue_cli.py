@@ -10,6 +10,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 from pipeline.sender.enqueue import enqueue
 from pipeline.sender.queue import Queue
 from pipeline.sender.testing import RecordingServer
@@ -40,6 +42,7 @@ def _wait(pred, timeout=30):
     return False
 
 
+@pytest.mark.slow
 def test_hold_release_cancel_retry_and_status(tmp_path):
     tries = defaultdict(int)
 

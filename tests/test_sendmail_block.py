@@ -110,6 +110,7 @@ def test_sample_log_gives_the_same_events(tmp_path):
     assert len(fast[0]) > 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block_bytes", [4096, 256 * 1024, 4 * 1024 * 1024])
 def test_realistic_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes):
     log = generated(tmp_path)

@@ -255,6 +255,7 @@ def campaign(sm: PrivateSendmail) -> None:
         assert r.returncode in (0, 67, 69, 75), (address, r.returncode, r.stderr[-2000:])
 
 
+@pytest.mark.slow
 def test_what_a_real_sendmail_logs_and_the_phase_derived_from_it(sendmail_loop):
     sm, server = sendmail_loop
     campaign(sm)
@@ -277,6 +278,7 @@ def test_what_a_real_sendmail_logs_and_the_phase_derived_from_it(sendmail_loop):
     assert not accepted & {a for a, (at, _, _) in PLAN.items() if at == "rcpt"}
 
 
+@pytest.mark.slow
 def test_closed_loop_through_sendmail_suppresses_only_dead_addresses(sendmail_loop, tmp_path):
     sm, _ = sendmail_loop
     campaign(sm)

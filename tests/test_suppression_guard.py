@@ -51,6 +51,7 @@ def block_scenario(spread: bool):
     return refused, rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spread", [True, False], ids=["mail-spread-over-the-day", "one-campaign-hour"])
 def test_a_carrier_refusing_usual_addresses_for_an_hour_is_refused(tmp_path, spread):
     cfg = make_config(tmp_path)

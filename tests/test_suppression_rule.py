@@ -301,6 +301,7 @@ def reference_rule(rows, releases, as_of, cfg):
     return out
 
 
+@pytest.mark.slow
 def test_rule_sql_agrees_with_a_plain_reference(cfg):
     import random
     from datetime import timezone as tzmod

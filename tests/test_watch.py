@@ -48,6 +48,7 @@ def new_watcher(watchers, tmp_path, sources, **kw) -> Watcher:
     return w
 
 
+@pytest.mark.slow
 def test_appends_partial_line_and_sigterm(tmp_path, logs, watchers):
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 40))
@@ -67,6 +68,7 @@ def test_appends_partial_line_and_sigterm(tmp_path, logs, watchers):
     assert w.counts() == (61, 61)
 
 
+@pytest.mark.slow
 def test_rename_and_create_reads_the_old_file_to_its_end(tmp_path, logs, watchers):
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 30))
@@ -82,6 +84,7 @@ def test_rename_and_create_reads_the_old_file_to_its_end(tmp_path, logs, watcher
     assert w.stop() == 0
 
 
+@pytest.mark.slow
 def test_copytruncate_reads_the_rest_from_the_copy(tmp_path, logs, watchers):
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 20))
@@ -101,6 +104,7 @@ def test_copytruncate_reads_the_rest_from_the_copy(tmp_path, logs, watchers):
     assert w.stop() == 0
 
 
+@pytest.mark.slow
 def test_rotated_and_compressed_while_stopped(tmp_path, logs, watchers):
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 25))
@@ -122,6 +126,7 @@ def test_rotated_and_compressed_while_stopped(tmp_path, logs, watchers):
     assert w.stop() == 0
 
 
+@pytest.mark.slow
 def test_file_replaced_by_a_shorter_one_and_truncated(tmp_path, logs, watchers):
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 30))
@@ -145,6 +150,7 @@ def test_file_replaced_by_a_shorter_one_and_truncated(tmp_path, logs, watchers):
     assert w.stop() == 0
 
 
+@pytest.mark.slow
 def test_glob_gains_files(tmp_path, logs, watchers):
     (logs / "a.log").write_text(pf_lines(0, 10))
     w = new_watcher(watchers, tmp_path, [(str(logs / "*.log"), "postfix")]).start()
@@ -159,6 +165,7 @@ def test_glob_gains_files(tmp_path, logs, watchers):
     assert w.stop() == 0
 
 
+@pytest.mark.slow
 def test_multilog_rotation_and_qmail_state_across_restart(tmp_path, logs, watchers):
     cur = logs / "current"
     label = 0x400000006565_9a1b
@@ -191,6 +198,7 @@ def test_multilog_rotation_and_qmail_state_across_restart(tmp_path, logs, watche
     assert w.stop() == 0
 
 
+@pytest.mark.slow
 def test_postfix_expiry_state_survives_a_kill(tmp_path, logs, watchers):
     log = logs / "mail.log"
     log.write_text(
@@ -208,6 +216,7 @@ def test_postfix_expiry_state_survives_a_kill(tmp_path, logs, watchers):
     assert w.stop() == 0
 
 
+@pytest.mark.slow
 def test_missing_and_deleted_source_reported_others_keep_going(tmp_path, logs, watchers):
     good, missing = logs / "mail.log", logs / "other" / "maillog"
     good.write_text(pf_lines(0, 10))
@@ -230,6 +239,7 @@ def test_missing_and_deleted_source_reported_others_keep_going(tmp_path, logs, w
     assert w.stop() == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
                     reason="needs root and setpriv to run the watcher without its file-permission override")
 def test_unreadable_file_is_reported_and_retried(tmp_path, logs, watchers):
@@ -256,6 +266,7 @@ def test_unreadable_file_is_reported_and_retried(tmp_path, logs, watchers):
     assert w.stop() == 0
 
 
+@pytest.mark.slow
 def test_clean_leaves_ingestion_to_a_live_watch(tmp_path, logs, watchers):
     from pipeline.ingest.session import watch_is_running
     from pipeline.jobs.clean import clean
@@ -278,6 +289,7 @@ def test_clean_leaves_ingestion_to_a_live_watch(tmp_path, logs, watchers):
     assert w.counts() == (12, 12)  # what watch had stored was not stored again
 
 
+@pytest.mark.slow
 def test_second_watch_on_the_same_data_dir_is_refused(tmp_path, logs, watchers):
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 3))

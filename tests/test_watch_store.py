@@ -8,6 +8,7 @@ import threading
 import time
 
 import pyarrow as pa
+import pytest
 
 import pipeline
 import pipeline.ingest.engine as engine_mod
@@ -97,6 +98,7 @@ def test_kill_during_compaction_is_rolled_forward(tmp_path):
     assert stored(tmp_path) == (81, 81)
 
 
+@pytest.mark.slow
 def test_follower_compacts_the_days_it_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(engine_mod, "COMPACT_FILES", 6)
     log = tmp_path / "mail.log"
