@@ -196,6 +196,33 @@ def history_rows():
                                 schema=HISTORY_SCHEMA)
 
 
+# ----------------------------------------------------------------------------- time
+class ManualClock:
+    """A clock the test moves (the interface of pipeline.core.clock.Clock): nothing sleeps.
+    time() starts at the real wall clock, so a file written now has an mtime of "now"; both
+    clocks move only by advance(). wait() lets the time asked for pass at once."""
+
+    def __init__(self):
+        self._wall = time.time()
+        self._mono = 1024.0   # (a binary fraction plus binary-fraction steps stays exact)
+
+    def time(self) -> float:
+        return self._wall
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def advance(self, seconds: float) -> None:
+        assert seconds >= 0, "time does not go back"
+        self._wall += seconds
+        self._mono += seconds
+
+    def wait(self, event, timeout: float) -> bool:
+        if not event.is_set():
+            self.advance(max(0.0, timeout))
+        return event.is_set()
+
+
 # ----------------------------------------------------------------------------- Postfix lines, `mailhygiene watch`
 WATCH_FLUSH = 0.3   # the watch tests' flush_interval (seconds)
 
@@ -282,6 +309,67 @@ class Watcher:
             time.sleep(0.1)
             got = self.counts()
         return got
+
+
+class Follower:
+    """The follower of `mailhygiene watch` (pipeline.ingest.engine.Engine.following + step) in
+    this process, on a ManualClock: the test decides when a pass runs and how much time passes,
+    so flush intervals, idle closing, retries and the partial-line grace are reached without
+    sleeping. start()/stop() are a watch started and stopped with SIGTERM (state committed).
+    The default intervals are binary fractions, so "0.25 s later" is exactly the flush time."""
+
+    def __init__(self, tmp: Path, sources: list[tuple[str, str]], flush: float = 0.25, poll: float = 0.25):
+        from pipeline.core.config import load_config
+
+        self.data = tmp / "data"
+        self.config = tmp / "mailhygiene.toml"
+        body = 'timezone = "UTC"\n'
+        for path, fmt in sources:
+            body += f'[[sources]]\npath = "{path}"\nformat = "{fmt}"\n'
+        body += f"[watch]\nflush_interval = {flush}\npoll_interval = {poll}\n"
+        self.config.write_text(body)
+        self.cfg = load_config(self.config, data_dir=self.data)
+        self.clock = ManualClock()
+        self.engine = None
+        self._following = None
+
+    def start(self) -> "Follower":
+        from pipeline.ingest.engine import Engine
+
+        self.engine = Engine.from_config(self.cfg, clock=self.clock)
+        self._following = self.engine.following(self.cfg.sources, use_watchdog=False)
+        self._following.__enter__()
+        return self
+
+    def stop(self) -> None:
+        following, self._following = self._following, None
+        following.__exit__(None, None, None)
+
+    def run(self, seconds: float = 0.0, max_passes: int = 10_000) -> None:
+        """Passes of the follower loop for `seconds` of its clock, each wait it would make
+        (engine._wait_time(): the poll interval, or less until a flush is due) passed at once;
+        always at least one pass, and until no file has unread data."""
+        engine, end = self.engine, self.clock.monotonic() + seconds
+        for _ in range(max_passes):
+            if engine.step():
+                continue
+            # the store's writer thread is real: its batch is written before time moves on
+            assert engine.session.wait_stored(timeout=60), "the event store took over 60 s to write a batch"
+            if self.clock.monotonic() >= end:
+                return
+            self.clock.advance(min(engine._wait_time(), end - self.clock.monotonic()))
+        raise AssertionError(f"the follower was still busy after {max_passes} passes")
+
+    def counts(self) -> tuple[int, int]:
+        import pipeline
+
+        if not (self.data / "events").exists():
+            return (0, 0)
+        con = pipeline.connect(self.data)
+        try:
+            return tuple(con.execute("SELECT count(*), count(DISTINCT recipient) FROM events").fetchone())
+        finally:
+            con.close()
 
 
 # ----------------------------------------------------------------------------- another user
