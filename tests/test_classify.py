@@ -569,6 +569,9 @@ def test_bare_dsn_by_rfc3463_for_postfix_and_qmail(dsn, reason):
 def test_explain_names_the_rule():
     c, d, _ = explain("bounced", said("554 5.7.1 <a@b.jp>: Recipient address rejected: Access denied", "RCPT TO"))
     assert (c.reason, d.rule, d.evidence) == ("policy", "code", "5.7.1")
+    assert any("yields to the words that follow it" in n for n in d.notes)
+    c, d, _ = explain("bounced", said("550 5.7.1 <a@b.jp>: Recipient address rejected", "RCPT TO"))
+    assert (c.reason, d.rule, d.evidence) == ("policy", "code", "5.7.1")
     assert any("yield to the code" in n for n in d.notes)
     c, d, _ = explain("bounced", said("550 Unknown user a@docomo.ne.jp", "end of DATA"), recipient_domain="docomo.ne.jp")
     assert (c.reason, d.rule) == ("filtered", "provider")
@@ -579,3 +582,71 @@ def test_provider_key_is_small_and_shared_by_a_providers_domains(package_tables)
     assert provider_key("docomo.ne.jp", day=date(2026, 1, 1)) == provider_key("x.docomo.ne.jp", day=date(2026, 1, 2))
     assert provider_key("docomo.ne.jp", day=date(2025, 1, 1)) != provider_key("docomo.ne.jp", day=date(2026, 1, 1))
     assert provider_key("example.net") is None and provider_key() is None
+
+
+# ------------------------------------------------------------------ issue 18, second round: families
+@pytest.mark.parametrize("reply,command,reason", [
+    # user_unknown's generic prefix yields to the words after it (no enhanced code to decide)
+    ("550 <a@b.jp>: Recipient address rejected: Access denied", "RCPT TO", "policy"),
+    ("550 <a@b.jp>: Recipient address rejected: Mail from your region is not accepted", "RCPT TO", "policy"),
+    ("450 <a@b.jp>: Recipient address rejected: Try again later", "RCPT TO", "rate_limited"),
+    ("550 <a@b.jp>: Recipient address rejected: only internal senders are permitted", "RCPT TO", "undefined"),
+    ("550 <a@b.jp>: Recipient address rejected.", "RCPT TO", "user_unknown"),
+    ("550 Requested action not taken: mailbox unavailable", "RCPT TO", "user_unknown"),
+    ("550 Requested action not taken: mailbox unavailable (access denied)", "RCPT TO", "policy"),
+    ("450 4.1.1 <a@b.jp>: Recipient address rejected: unverified address: Address verification in progress",
+     "RCPT TO", "system"),
+    # "no valid recipients" says the recipient was refused, not why
+    ("554 5.5.1 Error: no valid recipients", "DATA", "undefined"),
+    # a refusal of us is not a domain without mail; a domain without mail is one at the greeting too
+    ("550 This server does not accept mail from your IP address", "RCPT TO", "blocked"),
+    ("550 We do not accept mail from mail.example.jp", "RCPT TO", "filtered"),
+    # quotas that are not the mailbox's
+    ("452 4.3.1 Connection quota exceeded, try again later", "RCPT TO", "rate_limited"),
+    ("552 5.2.2 Mailbox quota exceeded", "RCPT TO", "mailbox_full"),
+    # the server's X.1.3 reads "Invalid address" as malformed
+    ("553 5.1.3 <a..b@b.jp>... Invalid address", "RCPT TO", "syntax"),
+    ("550 5.1.1 <a@b.jp>... Invalid address", "RCPT TO", "user_unknown"),
+    # mailbox-state wordings
+    ("550 a@b.jp is unavailable: user is terminated", "RCPT TO", "mailbox_disabled"),
+    ("550 Recipient rejected: Temporarily inactive", "RCPT TO", "mailbox_disabled"),
+])
+def test_second_round_families(reply, command, reason):
+    assert classify("bounced" if reply[0] == "5" else "deferred", said(reply, command), mta="postfix").reason == reason
+
+
+def test_521_greeting_of_a_domain_without_mail_counts_but_not_a_refusal_of_us():
+    text = "host mx.b.jp[192.0.2.1] refused to talk to me: 521 5.3.2 mx.b.jp does not accept mail"
+    assert classify("bounced", text, dsn="5.3.2", mta="postfix") == ("host_unknown", "recipient", True)
+    text = "host mx.b.jp[192.0.2.1] refused to talk to me: 554 mx.b.jp does not accept mail from you"
+    assert classify("bounced", text, dsn="5.0.0", mta="postfix").reason == "blocked"
+
+
+def test_sendmail_dsn_decides_only_without_the_remotes_words():
+    # no reply= (older sendmail): dsn= is all there is
+    assert classify("bounced", "User unknown", dsn="5.1.1", mta="sendmail").reason == "user_unknown"
+    # reply= without a reason: sendmail's 5.1.1 for any 550 at RCPT adds nothing (as for Postfix)
+    c, d, _ = explain("bounced", "550 Rejected", dsn="5.1.1", reply_code=550, smtp_phase="rcpt", mta="sendmail")
+    assert c.reason == "undefined" and any("own mapping" in n for n in d.notes)
+    assert classify("bounced", said("550 Rejected", "RCPT TO"), dsn="5.0.0", mta="postfix").reason == "undefined"
+    # a real MX's enhanced code copied into dsn= (ENHANCEDSTATUSCODES) reads like the reply's code
+    assert classify("bounced", "550 5.7.1 <a@b.jp>: Recipient address rejected: Access denied", dsn="5.7.1",
+                    reply_code=550, smtp_phase="rcpt", mta="sendmail").reason == "policy"
+
+
+def test_qmail_giving_up_framing_is_no_blocklist():
+    text = ("192.0.2.1_does_not_like_recipient./Remote_host_said:_550_<a@b.jp>:_Recipient_address_rejected:"
+            "_not_listed_in_our_directory/Giving_up_on_192.0.2.1./")
+    assert classify("bounced", text, mta="qmail").reason == "user_unknown"
+    assert "giving up" not in normalise(text)
+
+
+@pytest.mark.parametrize("reply,reason", [
+    ("552 5.2.2 Mailbox size limit exceeded", "mailbox_full"),     # the mailbox's size, not the message's
+    ("552 5.3.4 Message size exceeds fixed limit", "mesg_too_big"),
+    ("550 5.1.7 Sender address invalid", "sender_domain"),       # never "invalid address" of the recipient
+    ("553 sorry, your envelope recipient has been denied (#5.7.1)", "user_unknown"),
+    ("550 5.7.1 <a@b.jp>: Recipient address rejected: Sorry, the recipient is not found", "user_unknown"),
+])
+def test_wordings_from_sisimai_reason_lists(reply, reason):
+    assert classify("bounced", said(reply, "RCPT TO"), mta="postfix").reason == reason

@@ -93,3 +93,34 @@ def test_the_vocabulary_matches_the_reason_modules_and_carrier_table():
 def test_a_relative_data_dir_in_the_file_is_relative_to_the_file(tmp_path):
     cfg = _load(tmp_path, 'data_dir = "store"\n')
     assert cfg.data_dir == (tmp_path / "store").resolve()
+
+
+def test_extra_carrier_domains_reach_every_stage(tmp_path):
+    """`[carriers] docomo = ["example-docomo.jp"]` (README): ingest stores the carrier, classify
+    names it, and the sender's generated MTA routing includes the domain."""
+    import subprocess
+    import sys
+
+    import pipeline
+
+    cfg_file = tmp_path / "mailhygiene.toml"
+    cfg_file.write_text('timezone = "Asia/Tokyo"\ndata_dir = "data"\n[carriers]\ndocomo = ["example-docomo.jp"]\n'
+                        '[sender]\nfrom_address = "news@mail.example.jp"\n', encoding="utf-8")
+    log = tmp_path / "mail.log"
+    log.write_text("Nov  3 16:04:31 mx1 postfix/smtp[123]: 4F1A2B3C4D: to=<taro@example-docomo.jp>, "
+                   "relay=mx.example-docomo.jp[192.0.2.7]:25, delay=0.5, delays=0.1/0/0.2/0.2, dsn=5.1.1, "
+                   "status=bounced (host mx.example-docomo.jp[192.0.2.7] said: 550 5.1.1 <taro@example-docomo.jp>: "
+                   "Recipient address rejected: User unknown (in reply to RCPT TO command))\n", encoding="utf-8")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-c", "from pipeline.cli import main; main()", "--config", str(cfg_file), *args],
+                              capture_output=True, text=True, timeout=120)
+
+    r = cli("ingest", "--format", "postfix", "--year", "2026", str(log))
+    assert r.returncode == 0, r.stderr
+    con = pipeline.connect(tmp_path / "data")
+    assert con.execute("SELECT carrier, reason FROM events").fetchall() == [("docomo", "user_unknown")]
+    r = cli("classify", "--domain", "example-docomo.jp", "550 5.1.1 User unknown", "--phase", "rcpt")
+    assert r.returncode == 0 and "docomo" in r.stdout, (r.stdout, r.stderr)
+    r = cli("send", "mta-config", "--mta", "sendmail")
+    assert r.returncode == 0 and "example-docomo.jp" in r.stdout, (r.stdout[-500:], r.stderr)

@@ -107,7 +107,7 @@ class CarrierTable:
         for carrier, extra in (overrides or {}).items():
             if isinstance(extra, str):
                 extra = [extra]
-            if not isinstance(extra, list):
+            if not isinstance(extra, (list, tuple)):
                 raise ConfigError(
                     f"[carriers] {carrier} must be a list of domains, e.g. {carrier} = [\"example.jp\"]"
                 )

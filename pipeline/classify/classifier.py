@@ -12,10 +12,12 @@ The precedence of evidence is written once, in decide() (docs/classifier.md, "Pr
  2. A specific phrase, tried in ORDER (sender-side reasons first, then mailbox reasons, then the
     address, then generic wording).
  3. An explicit X.7.x / 4.7.x code vetoes a recipient reason unless explicit unknown-user words
-    are there; a code outranks a *generic* phrase ("Recipient address rejected:", "policy").
+    are there; a code outranks a *generic* phrase ("Recipient address rejected:", "policy"), and
+    user_unknown's generic prefixes yield to whatever words follow them (_generic_hint).
  4. No phrase: the enhanced code (RFC 3463), trusting only codes the remote server sent; codes the
-    MTA synthesised itself (Postfix X.0.0, all of sendmail's dsn=) count only for what they
-    really carry (SYNTHESISED below). Then the reply code / phase fallback.
+    MTA may have synthesised itself (Postfix X.0.0, all of sendmail's dsn=) count only for what
+    they really carry (SYNTHESISED below), sendmail's only without the reply's words. Then the
+    reply code / phase fallback.
  5. The SMTP phase: no recipient reason at connect, HELO or MAIL FROM; "unknown user" words after
     DATA or without a phase read as the provider's data says (filter, or a dead address).
  6. Expiry: keep the last deferral's reason when it says something specific.
@@ -52,6 +54,7 @@ RECIPIENT_REASONS = frozenset(name for name, scope in SCOPES.items() if scope ==
 X7_VETOED = frozenset({"user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"})
 _VAGUE = frozenset({"network", "system", "undefined"})  # may yield to "expired"
 _PRE_RCPT = frozenset({"connect", "helo", "mail"})
+_NO_MAIL_CODES = (521, 556)
 _EXPLICIT_UNKNOWN_CODES = ("1.1", "1.10")
 # A transcript showing the refusal came at RCPT TO (DATA then failed for want of recipients).
 _REFUSED_AT_RCPT = ("no valid recipients", "rcpt command", "need rcpt", "rcpt first",
@@ -59,9 +62,11 @@ _REFUSED_AT_RCPT = ("no valid recipients", "rcpt command", "need rcpt", "rcpt fi
 
 # Codes an MTA writes itself rather than passing on the remote's (what each really carries).
 # Postfix: X.0.0 when the remote reply had no enhanced code (log-formats.md): the class only.
-# sendmail: dsn= is ALWAYS sendmail's own mapping of the reply code and the command it answered,
-# whatever enhanced code the remote sent (recorded from a real sendmail 8.17, see
-# tests/test_sendmail_real.py): it carries a reason only where the reply code does.
+# sendmail: dsn= is the remote's enhanced code when the remote advertised ENHANCEDSTATUSCODES and
+# sent one, else sendmail's own mapping of the reply code and the command it answered (recorded
+# from a real sendmail 8.17: tests/test_sendmail_real.py, tests/test_classify_sendmail_enhanced.py).
+# The line does not say which: the mapping carries a reason only where the reply code does, and
+# is used only when the line has no reply= (decide_explained).
 SYNTHESISED: dict[str, dict[str, str | None]] = {
     "postfix": {"5.0.0": None, "4.0.0": None},
     "sendmail": {
@@ -337,6 +342,7 @@ _LONG_NUMBER = re.compile(r"\d{5,}")
 _TOKEN = re.compile(r"[A-Za-z0-9][\w.\-]{7,}")
 _NAMED_DOMAIN = re.compile(r"(name=|host named |name server: |lookup of )[^\s:;,()]+")
 _OCTAL_RUN = re.compile(r"(?:\\[0-3][0-7]{2})+")
+_QMAIL_GIVING_UP = re.compile(r"giving up on (?:ip|[a-z0-9.\-]+)\.?/?")
 
 
 def _id_to_hash(m: re.Match) -> str:
@@ -373,6 +379,8 @@ def normalise(text: str | None) -> str:
     text = _NAMED_DOMAIN.sub(r"\1x", text)  # the looked-up (recipient's) domain
     text = _TOKEN.sub(_id_to_hash, text)
     text = _LONG_NUMBER.sub("#", text)
+    if "giving up on " in text:  # qmail's framing after every remote failure: no evidence
+        text = _QMAIL_GIVING_UP.sub(" ", text)
     return " ".join(text.split())
 
 
@@ -460,6 +468,7 @@ def make_context(status, text, dsn=None, reply_code=None, phase=None, mta=None, 
         if host:
             key = t.providers.relay_provider_key(host.group(1))
     return Context(
+        remote_reply=code is not None,
         text=text,
         status=status,
         phase=phase or phase_from_text(text),
@@ -516,8 +525,9 @@ def decide_explained(ctx: Context) -> Decision:
     notes: list[str] = []
     text = ctx.text
 
-    # 2. phrases in ORDER: the first specific one; remember the first generic one
-    said = said_phrase = hinted = hinted_phrase = None
+    # 2. phrases in ORDER: the first specific one; remember the generic ones
+    said = said_phrase = None
+    weak_hits: list[tuple[str, str]] = []
     for module in ORDER[1:]:
         name = module.NAME
         hit = t.strong[name].which(text)
@@ -527,14 +537,18 @@ def decide_explained(ctx: Context) -> Decision:
         if hit is not None and not _vetoed(module, ctx):
             said, said_phrase = name, hit
             break
-        if hinted is None:
-            weak = t.weak[name].which(text)
-            if weak is not None and not _vetoed(module, ctx):
-                hinted, hinted_phrase = name, weak
+        weak = t.weak[name].which(text)
+        if weak is not None and not _vetoed(module, ctx):
+            weak_hits.append((name, weak))
+    hinted, hinted_phrase = _generic_hint(weak_hits, text, notes)
 
     code_reason = _reason_from_code(ctx.dsn)
     x7 = ctx.dsn is not None and ctx.dsn[2:4] == "7."
     decision: Decision | None = None
+    if said == "user_unknown" and ctx.dsn_subject == "1.3" and said_phrase in _INVALID_WORDS:
+        # "553 5.1.3 <x..y@example.jp>... Invalid address": the server's own code says malformed
+        notes.append(f"{said_phrase!r} read with the server's code {ctx.dsn}: a malformed address")
+        said, said_phrase = "syntax", ctx.dsn
     if said is not None:
         decision = Decision(said, "phrase", said_phrase)
         # 3. an explicit X.7.x / 4.7.x code vetoes a recipient reason unless the words say unknown user
@@ -549,6 +563,13 @@ def decide_explained(ctx: Context) -> Decision:
         decision = Decision(code_reason, "code", ctx.dsn)
     elif hinted is not None:
         decision = Decision(hinted, "weak-phrase", hinted_phrase)
+    elif ctx.mta == "sendmail" and ctx.remote_reply:
+        # sendmail's dsn= may be its mapping of the reply code and command: evidence only where the
+        # line has no words of the remote (no reply=); with the reply's words it adds nothing that
+        # a Postfix line of the same reply would not show
+        if ctx.synthesised and _reason_from_synthesised(ctx):
+            notes.append(f"sendmail's dsn={ctx.synthesised} may be its own mapping of the reply code: "
+                         "the reply's words decide")
     else:
         synth = _reason_from_synthesised(ctx)
         if synth is not None:
@@ -560,9 +581,9 @@ def decide_explained(ctx: Context) -> Decision:
     # 5. the SMTP phase
     if decision is not None and decision.reason in RECIPIENT_REASONS:
         decision = _phase_rule(ctx, decision, notes)
-    elif decision is not None and decision.reason == "policy" and ctx.phase in ("connect", "helo"):
-        # before we named any sender or recipient, a "policy" refusal can only be about our host
-        notes.append(f"policy refusal at {ctx.phase}: our IP or host")
+    elif decision is not None and decision.reason in ("policy", "filtered") and ctx.phase in ("connect", "helo"):
+        # before we named any sender or recipient, a policy or filter refusal can only be about our host
+        notes.append(f"{decision.reason} refusal at {ctx.phase}: our IP or host")
         decision = Decision("blocked", "phase", f"refused at {ctx.phase}")
 
     # 6. expiry
@@ -579,6 +600,45 @@ def decide_explained(ctx: Context) -> Decision:
     return decision._replace(notes=tuple(notes)) if notes else decision
 
 
+# user_unknown's generic wording ("Recipient address rejected:", "mailbox unavailable") is a prefix:
+# what follows it says why. It decides only when nothing else in the text speaks.
+_TEMPORARY_WORDS = ("try again later", "try later", "please try again", "retry later", "temporarily",
+                    "try again in")
+# Unknown-user phrases that also describe a malformed address: the server's X.1.3 decides.
+_INVALID_WORDS = frozenset({"invalid address", "invalid recipient", "invalid mailbox", "illegal address",
+                            "invalid e-mail address", "invalid email address", "bad recipient",
+                            "bad-recipient", "invalid user"})
+
+
+_PREFIX_DETAIL = re.compile(r"recipient (?:address )?rejected ?: (.*?)(?: \(in reply to |$)")
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def _generic_hint(weak_hits: list[tuple[str, str]], text: str, notes: list[str]) -> tuple[str | None, str | None]:
+    """The generic reason to fall back on (or None), from the generic phrases found in ORDER."""
+    if not weak_hits:
+        return None, None
+    name, phrase = weak_hits[0]
+    if name != "user_unknown":
+        return name, phrase
+    others = [h for h in weak_hits[1:] if h[0] != "user_unknown"]
+    if others:
+        notes.append(f"the prefix {phrase!r} yields to the words that follow it: {others[0][1]!r} ({others[0][0]})")
+        return others[0]
+    temporary = next((w for w in _TEMPORARY_WORDS if w in text), None)
+    if temporary:
+        notes.append(f"the prefix {phrase!r} with {temporary!r}: a temporary refusal, not a missing mailbox")
+        return None, None
+    detail = _PREFIX_DETAIL.search(text)
+    if detail and _WORD.search(detail.group(1)):
+        # "Recipient address rejected: only internal senders are permitted": the server said why, in
+        # words we do not know; the built-in dead-address details all name themselves ("User unknown
+        # in local recipient table", "undeliverable address: ...")
+        notes.append(f"the prefix {phrase!r} gives a reason we do not know: {detail.group(1)[:60]!r}")
+        return None, None
+    return name, phrase
+
+
 def _vetoed(module, ctx: Context) -> bool:
     veto = getattr(module, "veto", None)
     return bool(veto and veto(ctx))
@@ -589,6 +649,10 @@ def _phase_rule(ctx: Context, decision: Decision, notes: list[str]) -> Decision:
     phase = ctx.phase
     if any(m in ctx.text for m in _REFUSED_AT_RCPT) and "rcpt" not in (phase or "") and decision.reason == "user_unknown":
         notes.append(f"the transcript shows the recipient was refused at RCPT TO (phase given: {phase})")
+        return decision
+    if phase in ("connect", "helo") and decision.reason == "host_unknown" and ctx.reply_code in _NO_MAIL_CODES:
+        # RFC 7504 521 / RFC 7505 556 at the greeting: the destination takes no mail at all
+        notes.append(f"{ctx.reply_code} at {phase}: the host accepts no mail (RFC 7504/7505), for every address of the domain")
         return decision
     if phase in _PRE_RCPT:
         fb = _fallback(ctx, phase_only=True) or ("sender_domain" if phase == "mail" else "blocked", "phase", phase)

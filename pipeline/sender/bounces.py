@@ -279,7 +279,7 @@ def record_bounce(cfg, raw: bytes, *, source: str = "stdin", envelope_recipient:
             return res
         when = _when(msg)
         original_mid = _original_message_id(msg)
-        carrier_for = CarrierTable.from_config(cfg["carriers"]).carrier_for
+        carrier_for = CarrierTable.from_config(cfg.carriers).carrier_for
         day = datetime.fromtimestamp(when, cfg.tz).date()
         rows, summary = [], []
         for pos, r in enumerate(recipients):

@@ -96,7 +96,7 @@ class EnqueueReport:
 def _carrier_lookup(cfg):
     from ..classify.carriers import CarrierTable
 
-    return CarrierTable.from_config(cfg["carriers"]).carrier_for
+    return CarrierTable.from_config(cfg.carriers).carrier_for
 
 
 def load_suppressed(cfg) -> frozenset[str]:

@@ -45,7 +45,7 @@ MTAS = ("postfix", "sendmail", "qmail")
 
 def carrier_domains(cfg) -> dict[str, list[str]]:
     """carrier -> its domains (expanded, sorted), from the package table and [carriers]."""
-    table = CarrierTable.from_config(cfg["carriers"])
+    table = CarrierTable.from_config(cfg.carriers)
     out: dict[str, list[str]] = {}
     for domain, carrier in table.domains.items():
         out.setdefault(carrier, []).append(domain)

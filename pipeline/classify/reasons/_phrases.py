@@ -30,6 +30,7 @@ class Context:
     mta: str | None
     synthesised: str | None = None  # a code the MTA wrote itself (Postfix X.0.0, sendmail dsn=)
     provider: object = None    # providers.Period that applies (None: no provider rule)
+    remote_reply: bool = False  # the text carries the remote's SMTP reply (a code and its words)
 
     @property
     def dsn_subject(self) -> str:

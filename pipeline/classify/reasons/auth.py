@@ -32,6 +32,8 @@ PHRASES = [
     "authentication results",
     "does not pass authentication",
     "fails to pass spf",
+    "fails to pass authentication",         # Gmail 5.7.1/4.7.0 "... or fails to pass authentication checks"
+    "does not have authentication information",
     # PTR / reverse DNS
     "ptr record",
     "ptr resource record",
@@ -42,6 +44,8 @@ PHRASES = [
     "reverse-dns",
     "rdns",
     "cannot find your hostname",
+    "cannot find your reverse hostname",    # Postfix reject_unknown_reverse_client_hostname
+    "pointer (ptr) record",                 # Gmail 5.7.1 / 5.7.25
     "can't find your hostname",
     "ip name lookup failed",
     "unresolvable relay host name",

@@ -11,7 +11,7 @@ DESCRIPTION = "our IP, network or domain is blocked (blocklist or reputation)"
 SCOPE = "sender"
 PHRASES = [
     "blocked using",
-    R(r"\blisted (?:in|at|on|by)\b.{0,60}(?:\bip\b|bl\b|rbl|dnsbl|spam|block|black|abuse|zen\.)"),
+    R(r"(?<!not )\blisted (?:in|at|on|by)\b.{0,60}(?:\bip\b|bl\b|rbl|dnsbl|spam|block|black|abuse|zen\.)"),
     "blacklist",
     "blocklist",
     "block list",
@@ -33,7 +33,8 @@ PHRASES = [
     "access from ip address",
     "not currently accepting mail from your ip",
     "not accepting mail from your ip",
-    R(r"\bnot accepting (?:mail|messages|connections) from (?:your|this) ip\b"),
+    R(r"\bnot accept(?:ing)? (?:any )?(?:mail|e-?mails?|messages|connections) from (?:your|this|the sending) (?:ip|host|server|network)\b"),
+    "permanently deferred",                 # Yahoo [TS03]/[TSS09]: "All messages from <ip> will be permanently deferred"
     "not allowed to connect",
     "dynamic ip",
     "dynamic/zombied",

@@ -30,6 +30,7 @@ PHRASES = [
     "not rfc5322 compliant",
     "rfcmessagenoncompliant",
     "duplicate header",
+    "missing a valid message-id",           # Gmail 5.7.1 (RFC 5322)
     "multiple addresses in from",
     "malformed header",
     "bare lf",

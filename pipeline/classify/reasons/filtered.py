@@ -30,6 +30,9 @@ PHRASES = [
     "refuses mail from your domain",
     "recipient has blocked",
     "domain filter",
+    R(r"\b(?:do|does|will) not accept (?:any )?(?:mail|e-?mails?|messages) from\b"),  # "... from example.jp" (from our IP: blocked)
+    "resolver.rst.notauthorized",           # Exchange: the recipient accepts mail only from some senders
+    "restrictedtorecipientspermission",
     "address filter",
     # au: the handset filter answers with an empty address in place of the recipient
     R(r"(?:^|\s):\s*user unknown"),  # "550 : User unknown", "-> : User unknown"

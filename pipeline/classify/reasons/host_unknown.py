@@ -4,6 +4,8 @@ NXDOMAIN). A temporary DNS failure ("try again") is network, not this.
 Phrases: own list plus Sisimai's HostUnknown/NotAccept wording (BSD-2, sisimai/p5-sisimai).
 """
 
+import re
+
 from ._phrases import Phrases, R
 
 NAME = "host_unknown"
@@ -60,9 +62,15 @@ def phrase_match(text: str) -> bool:
     return _m(text)
 
 
+# "does not accept mail from your IP / from example.jp": a refusal of us, not a domain without mail
+_FROM_US = re.compile(r"\baccept(?:s|ing)? (?:any )?(?:mail|e-?mails?|messages?) from\b")
+
+
 def veto(ctx) -> bool:
     t = ctx.text
     if any(w in t for w in _TEMPORARY):
+        return True
+    if _FROM_US.search(t):
         return True
     # a temporary verdict (Gmail's "DNS Error ... NXDOMAIN" with 4.0.0, qmail's (#4.4.1)): it will be
     # retried; only a permanent one proves the domain is gone. A null MX is the domain's own word.

@@ -45,6 +45,12 @@ PHRASES = [
     "no longer on server",
     "has moved",
     "user account disabled",
+    "archived recipient",                   # Sisimai Suspend
+    "boite du destinataire archivee",
+    " is currently suspended",
+    "user is terminated",
+    "temporarily inactive",
+    "extended inactivity",                  # AOL/Yahoo: "Due to extended inactivity new mail is not ... accepted"
     R(r"\b(?:account|mailbox|user|recipient)\b[^.;]{0,40}\b(?:suspended|disabled|deactivated|frozen|locked)\b"),
     R(r"\b(?:account|mailbox)\b[^.;]{0,20}\bis blocked\b"),
 ]

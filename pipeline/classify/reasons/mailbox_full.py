@@ -4,6 +4,8 @@ Temporary by nature: counted by the suppression rule only when it persists.
 Phrases: own list plus Sisimai's MailboxFull wording (BSD-2, sisimai/p5-sisimai).
 """
 
+import re
+
 from ._phrases import R
 
 NAME = "mailbox_full"
@@ -46,9 +48,23 @@ PHRASES = [
     "mail file size exceeds the maximum size allowed for mail delivery",
     "exceeding receiving limits",
     "inbox is full",
+    "diskspace quota",
+    "would exceed maximum allowed storage",
+    R(r"\bmailbox would exceed\b"),
+    "out of storage space",                 # Gmail 4.2.2/5.2.2 "The recipient's inbox is out of storage space"
     "recipient's mailbox is full",
     "boite du destinataire pleine",
     R(r"\bquota\b.{0,30}\b(?:exceed|full|reached)"),
 ]
 DSN = ("5.2.2", "4.2.2")
+
+# A quota of connections, of our IP or of our sending ("Connection quota exceeded", "Quota exceeded
+# for this IP"): the receiver limits us, the mailbox is not full (rate_limited decides).
+_NOT_THE_MAILBOX = re.compile(
+    r"\b(?:connection|connections|session|ip|sending|send|outbound|relay|rate|hourly|daily|message rate|domain)"
+    r"\s+quota\b|\bquota (?:exceeded |reached )?for (?:this|your|the sending) (?:ip|host|network|server|sender|domain)\b")
+
+
+def veto(ctx) -> bool:
+    return bool(_NOT_THE_MAILBOX.search(ctx.text))
 

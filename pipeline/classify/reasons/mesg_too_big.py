@@ -30,3 +30,8 @@ PHRASES = [
 ]
 DSN = ("5.2.3", "5.3.4", "4.3.4")
 
+
+def veto(ctx) -> bool:
+    # "Mailbox size limit exceeded": the mailbox's size, not the message's (mailbox_full)
+    return "mailbox size" in ctx.text
+

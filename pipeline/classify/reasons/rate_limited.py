@@ -4,6 +4,7 @@ never the address's fault (carriers.md: "421 / 450 / too many connections / rate
 Phrases: own list plus Sisimai's TooManyConn/Speeding wording (BSD-2, sisimai/p5-sisimai).
 """
 
+from ._phrases import R
 
 NAME = "rate_limited"
 DESCRIPTION = "we are sending too fast or too many at once: slow down"
@@ -24,6 +25,9 @@ PHRASES = [
     "rate-limit",
     "ratelimit",
     "throttl",
+    R(r"\b(?:connection|connections|session|ip|rate|hourly|message rate)\s+quota\b"),
+    R(r"\bquota (?:exceeded |reached )?for (?:this|your|the sending) (?:ip|host|network|server)\b"),
+    "server busy. please try again later",  # Microsoft 4.7.500-699: throttled
     "too fast",
     "slow down",
     "slower",

@@ -24,6 +24,7 @@ PHRASES = [
     "sender verify failed",
     "sender verification failed",
     "invalid sender",
+    R(r"\bsender(?:'s)? (?:e-?mail )?address (?:is )?(?:invalid|not valid|unknown|does not exist)\b"),
     "unroutable sender address",
     "unknown sender",
     "sender unknown",
@@ -56,6 +57,7 @@ PHRASES = [
     "valid sender domain",
     "senderfilterconfig",
     "backscatter protection",
+    "email address is not verified",        # Amazon SES: our sending identity is not verified
     "access denied (in reply to mail from command)",
     R(r"\bdomain\b.{0,60}\bis a dead domain\b"),
     R(r"\bafter mail from:.{0,200}\bdoes not exist\b"),

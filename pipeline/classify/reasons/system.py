@@ -43,6 +43,7 @@ PHRASES = [
     'could not load drd',
     'interrupted system call',
     'recipient deferred because there is no mdb',
+    'address verification in progress',      # Postfix reject_unverified_recipient: no answer yet
 ]
 # Generic: a code that says more wins over these ("delivery temporarily suspended: ... 550 5.1.1").
 WEAK = [

@@ -84,7 +84,6 @@ PHRASES = [
     "there is no one at this address",
     "this address no longer accepts mail",
     "no longer valid",
-    "archived recipient",
     "destination addresses were unknown",
     "destination server rejected recipients",
     "can't accept user",
@@ -93,6 +92,21 @@ PHRASES = [
     "was not found in",
     "not our user",
     "invalid final delivery userid",           # IMail
+    "no valid recipients for this mm",         # Verizon's MMS gateway: no such number
+    # more of Sisimai's UserUnknown wordings (they name the missing recipient themselves)
+    "not a valid recipient",
+    "recipient not ok",
+    "invalid-recipient",
+    "userunknown",
+    "recipient notfound",                      # Exchange "RESOLVER.ADR.Recipient NotFound"
+    "address not present in directory",
+    "badrecipientto list",
+    "validrcptto list",
+    "envelope recipient has been denied",      # qmail badrcptto: "sorry, your envelope recipient has been denied"
+    "unknown virtual user",
+    "utilisateur inconnu",
+    "nessun utente simile",
+    R(r"\brecipient (?:is |was )?not found\b"),
     "this user doesn't have a",                # qmail-ldap / Yahoo "dd This user doesn't have a yahoo.com account"
     # Microsoft's directory-based edge blocking: "550 5.4.1 Recipient address rejected: Access denied"
     # (with or without "AS(201806281)"): the address is not in the tenant's directory
@@ -112,8 +126,9 @@ WEAK = [
     "mailbox unavailable",
     "mailbox is unavailable",
     "requested action not taken: mailbox unavailable",
-    "no valid recipients",
 ]
+# "no valid recipients" (a DATA reply after every RCPT TO was refused) says that the recipient
+# was refused, not why: it is evidence of the phase (classifier._REFUSED_AT_RCPT), not of a reason.
 DSN = ("5.1.1", "4.1.1", "5.1.10")  # 5.1.10: Microsoft "RecipientNotFound"; null MX says so in words
 
 _m = Phrases(PHRASES)
