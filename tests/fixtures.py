@@ -14,7 +14,7 @@ import pwd
 import re
 import shutil
 import socket
-import signal  # noqa: F401 - Watcher.stop's default
+import signal
 import subprocess
 import sys
 import threading
