@@ -44,7 +44,8 @@ GEN = REPO / "bench" / "gen_postfix_log.py"
 REALISTIC = REPO / "bench" / "gen_logs.py"
 
 
-@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+# the numpy scanner (the fallback without a C compiler) in the whole suite, the compiled one in test-fast too
+@pytest.fixture(autouse=True, params=["compiled", pytest.param("numpy", marks=pytest.mark.slow)])
 def scanner(request, monkeypatch):
     """Every test twice: with the compiled scanner and with the numpy one."""
     if request.param == "numpy":

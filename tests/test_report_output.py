@@ -196,6 +196,7 @@ def test_replies_are_clean_one_line_texts(written_en):
     assert clean_reply("a\r\n b\\r\\nc  <<address>>\td") == "a b c <address> d"
 
 
+@pytest.mark.slow
 def test_handset_filter_notice_is_embedded_and_linked(written_ja, written_en):
     for written in (written_ja, written_en):
         page = written.html.read_text(encoding="utf-8")

@@ -25,7 +25,8 @@ from fixtures import TOKYO
 GEN = REPO / "bench" / "gen_logs.py"
 
 
-@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+# the numpy scanner (the fallback without a C compiler) in the whole suite, the compiled one in test-fast too
+@pytest.fixture(autouse=True, params=["compiled", pytest.param("numpy", marks=pytest.mark.slow)])
 def scanner(request, monkeypatch):
     if request.param == "numpy":
         monkeypatch.setattr(native, "SCANNER", None)
