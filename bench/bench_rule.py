@@ -7,7 +7,8 @@ Usage: python bench/bench_rule.py [--events 10000000] [--addresses 1000000] [--r
 Builds a synthetic event store once (vectorised, through EventStore.write: 60 days, 90 % sent,
 the rest deferred/bounced with rate limiting, user unknown and filtered reasons). Then, --repeat
 times and in turn, whole processes (the list is put in place before each run, outside the timing):
-  plain backfill     python bench/rule_plain_duckdb.py DATA  (duckdb only: the rule SQL, rows fetched)
+  plain backfill     python bench/rule_plain_duckdb.py DATA  (duckdb only: the rule's two SQL steps,
+                     sql/counted_errors.sql then sql/suppression_candidates.sql, rows fetched)
   suppress backfill  mailhygiene suppress, no list yet: every marked address is new (the worst
                      case: the guard judges entries whose errors span the whole store)
   dry-run backfill   the same with --dry-run (the rule only, nothing written), and with

@@ -4,8 +4,9 @@ Usage: python bench/rule_plain_duckdb.py DATA_DIR [--as-of 2026-12-31T23:59:59+0
 
 Imports nothing but duckdb. Defines what the rule reads, the same way the stage does (the
 `events` view over DATA_DIR/events/**/*.parquet, the scalar macros of sql/macros.sql, an empty
-suppression_history), runs sql/suppression_candidates.sql with the default rule settings and
-fetches every row. Prints the number of marked addresses.
+suppression_history), runs the rule's two steps with the default rule settings, as the stage
+does: sql/counted_errors.sql into table counted_errors, then sql/suppression_candidates.sql,
+fetching every row. Prints the number of marked addresses.
 """
 
 import argparse
@@ -34,6 +35,8 @@ def main() -> None:
     params = {"tz": args.tz, "as_of": datetime.fromisoformat(args.as_of), "min_errors": 2, "min_days": 2,
               "window_days": 7,
               "counted_reasons": ["user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"]}
+    counted = (SQL / "counted_errors.sql").read_text()
+    con.execute("CREATE TABLE counted_errors AS " + counted, used(counted, params))
     rule = (SQL / "suppression_candidates.sql").read_text()
     rows = con.execute(rule, used(rule, params)).fetchall()
     print(f"{len(rows)} addresses marked")

@@ -4,10 +4,11 @@
 -- `summary` row. A carrier that refuses our usual addresses for an hour hides in its day's
 -- figures: the hour is the grain that sees it, and an address's own history tells a dead
 -- mailbox (no delivery for a while) from a refusal of one that took our mail a day before.
--- Reads:   events (the attempts and counted errors), new_entries (the rule's new entries: the
---          columns of suppression_candidates.sql, error_times and last_sent among them).
---          Macros: counted_error (sql/macros.sql).
--- Params:  $tz, $as_of, $counted_reasons (as in suppression_candidates.sql)
+-- Reads:   events (the attempts), counted_errors (the counted errors up to $as_of: the rows of
+--          sql/counted_errors.sql, kept by the rule's run), new_entries (the rule's new
+--          entries: the columns of suppression_candidates.sql, error_times and last_sent among
+--          them). Macros: partition_in_period (sql/macros.sql).
+-- Params:  $tz, $as_of (as in counted_errors.sql)
 --          $since            TIMESTAMPTZ: first instant of the evaluated period
 --          $hour_min_errors  a carrier-hour is looked at from this many counted errors ...
 --          $hour_rate        ... and is a burst when this share of its attempts are counted errors
@@ -22,19 +23,34 @@
 --          error_rate, burst, usual, last_quarter (summary only: the start of the newest
 --          quarter hour with attempts in the period, where guard.py counts a lower bound of the
 --          active addresses cheaply)
--- Buckets: one pass over the events counts attempts and counted errors per carrier and 15
--- minutes of UTC (every zone's offset is a whole number of quarter hours); the buckets are
+-- Buckets: one pass over the events counts the attempts per carrier and 15 minutes of UTC
+-- (every zone's offset is a whole number of quarter hours); the counted errors come from
+-- counted_errors (no second look at the events' status, scope and reason); the buckets are
 -- summed per local hour and day. Only periods holding errors of the new entries are returned;
 -- their replies: sql/guard_replies.sql (run only when some are).
 
-WITH quarters AS (
+WITH attempts AS (
     SELECT coalesce(carrier, 'unknown') AS carrier, epoch_us(ts) // 900000000 AS quarter,
-           CAST(count(*) AS BIGINT) AS attempts,
-           CAST(count(*) FILTER (WHERE counted_error(status, scope, reason, $counted_reasons)) AS BIGINT)
-               AS counted_errors
+           CAST(count(*) AS BIGINT) AS attempts
     FROM events
+    WHERE partition_in_period(date, $since, $as_of)
+      AND ts >= $since AND ts <= $as_of
+    GROUP BY coalesce(carrier, 'unknown'), epoch_us(ts) // 900000000
+),
+
+errors AS (
+    SELECT coalesce(carrier, 'unknown') AS carrier, epoch_us(ts) // 900000000 AS quarter,
+           CAST(count(*) AS BIGINT) AS counted_errors
+    FROM counted_errors
     WHERE ts >= $since AND ts <= $as_of
     GROUP BY coalesce(carrier, 'unknown'), epoch_us(ts) // 900000000
+),
+
+quarters AS (
+    -- every counted error is an attempt of the same carrier and quarter
+    SELECT a.carrier, a.quarter, a.attempts, coalesce(e.counted_errors, 0) AS counted_errors
+    FROM attempts a
+    LEFT JOIN errors e ON e.carrier = a.carrier AND e.quarter = a.quarter
 ),
 
 local_hours AS (

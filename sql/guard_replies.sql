@@ -2,9 +2,10 @@
 -- What it returns: the three most common replies of the counted errors in each carrier-period
 -- the guard flagged (sql/guard_bursts.sql), addresses masked, with counts: what the operator
 -- reads to tell a block from dead addresses.
--- Reads:   events, flagged_periods (kind 'hour' | 'day', carrier, period_start: local
---          TIMESTAMP, period_end: local TIMESTAMP, exclusive). Macros: counted_error.
--- Params:  $tz, $counted_reasons (as in suppression_candidates.sql)
+-- Reads:   counted_errors (the rows of sql/counted_errors.sql, kept by the rule's run),
+--          flagged_periods (kind 'hour' | 'day', carrier, period_start: local TIMESTAMP,
+--          period_end: local TIMESTAMP, exclusive)
+-- Params:  $tz (as in counted_errors.sql)
 --          $since, $until  TIMESTAMPTZ: the instants the flagged periods span
 -- Columns: kind, carrier, period_start, top_replies ("<n> x <reply> | ...", most common first,
 --          ties in reply order)
@@ -12,9 +13,8 @@
 WITH counted AS (
     SELECT coalesce(carrier, 'unknown') AS carrier, ts AT TIME ZONE $tz AS local_ts,
            regexp_replace(coalesce(diagnostic, ''), '<?[^\s<>()]+@[^\s<>()]+>?', '<address>', 'g') AS reply
-    FROM events
-    WHERE counted_error(status, scope, reason, $counted_reasons)
-      AND ts >= $since AND ts < $until
+    FROM counted_errors
+    WHERE ts >= $since AND ts < $until
 ),
 
 replies AS (

@@ -1,14 +1,14 @@
 -- suppression_candidates.sql
 -- What it returns: every address that the multi-day rule marks as dead, with its evidence.
--- Reads:   events (view over the event store), suppression_history (view over
---          suppression/history.parquet; empty when there is no list yet: its `released` rows
---          are the releases). Macros: counted_error, local_day (sql/macros.sql).
--- Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo')
---          $as_of           TIMESTAMPTZ: only events up to this instant are evaluated
+-- Reads:   counted_errors (the rows of sql/counted_errors.sql with the same $tz, $as_of and
+--          $counted_reasons: every counted error up to $as_of with its local day; a table
+--          the guard reads too), events (view over the event store: the latest deliveries),
+--          suppression_history (view over suppression/history.parquet; empty when there is no
+--          list yet: its `released` rows are the releases).
+-- Params:  $as_of           TIMESTAMPTZ: only events up to this instant are evaluated
 --          $min_errors      at least this many counted errors ...
 --          $min_days        ... on at least this many distinct calendar days ...
 --          $window_days     ... inside some window of this many consecutive calendar days
---          $counted_reasons VARCHAR[]: reasons that count (scope must also be 'recipient')
 -- Columns: address, carrier, reasons, first_error, last_error, error_count, distinct_days,
 --          window_start, window_errors, window_days_hit, last_dsn, last_reply_code,
 --          last_diagnostic, last_sent, event_ids, error_times (TIMESTAMPTZ[]: the errors' times,
@@ -16,26 +16,20 @@
 -- Rule: among the counted errors after the address's latest successful delivery (up to
 -- $as_of) and after its latest release (whenever it was: a release holds for any later run,
 -- whatever its $as_of, until new errors), some window of $window_days consecutive local days
--- holds >= $min_errors errors on >= $min_days distinct days. Windows are anchored on error
--- days: a qualifying window can always be slid to start on its first error day.
+-- (of counted_errors' $tz) holds >= $min_errors errors on >= $min_days distinct days. Windows
+-- are anchored on error days: a qualifying window can always be slid to start on its first
+-- error day.
 -- Evidence: carrier, last_dsn, last_reply_code and last_diagnostic come from the latest error
 -- (ties on ts broken by event_id); event_ids lists the errors in (ts, event_id) order.
--- Shape: the events are scanned twice, once for the counted errors and once for the latest
+-- Shape: the events are scanned twice, once for the counted errors (sql/counted_errors.sql,
+-- a step of its own so that the guard reuses its rows) and once here for the latest
 -- deliveries of the few addresses that could qualify: a delivery or a release only removes
 -- errors, so the addresses that qualify after them are among those whose errors qualify
 -- without them (`could_qualify`), a small set whose deliveries are cheap to look up.
 
-WITH counted AS (
-    SELECT recipient AS address, ts, event_id, carrier, reason, dsn, reply_code, diagnostic,
-           local_day(ts, $tz) AS day
-    FROM events
-    WHERE counted_error(status, scope, reason, $counted_reasons)
-      AND ts <= $as_of
-),
-
-error_days AS (
+WITH error_days AS (
     SELECT address, day, CAST(count(*) AS BIGINT) AS errors
-    FROM counted
+    FROM counted_errors
     GROUP BY address, day
 ),
 
@@ -73,7 +67,7 @@ last_release AS (
 
 after_reset AS (
     SELECT c.*, s.last_sent
-    FROM counted c
+    FROM counted_errors c
     JOIN could_qualify q USING (address)
     LEFT JOIN last_sent s USING (address)
     LEFT JOIN last_release r USING (address)

@@ -3,13 +3,17 @@ a carrier refusing our usual addresses for an hour must be refused; real dead ad
 
 from __future__ import annotations
 
+import random
+from collections import Counter
+from datetime import timedelta
+
 import pytest
 
 from pipeline.core.errors import GuardTripped
 from pipeline.suppression.rule import run_rule
 from pipeline.suppression.store import SuppressionStore, suppressed_addresses
 
-from fixtures import at, event, make_config, store_events
+from fixtures import TOKYO, at, event, make_config, store_events
 
 AS_OF = "2026-11-20"
 REPLY = "550 5.1.1 <{a}>: Recipient address rejected: User unknown in virtual mailbox table"
@@ -148,3 +152,66 @@ def test_cli_dry_run_shows_the_guard_only_when_asked(tmp_path):
     assert "  ! docomo 2026-11-14 10:00-11:00 (Asia/Tokyo)" in checked.output
     refused = CliRunner().invoke(cli, base)
     assert refused.exit_code == 3 and refused.output.startswith("Error: the suppression guard refused")
+
+
+def test_guard_counts_equal_a_count_of_the_event_rows(tmp_path):
+    """Differential: for every carrier-hour and carrier-day holding new entries' errors, the
+    guard's attempts (counted from the events) and counted errors (counted from the rule's
+    table counted_errors, not from the events) equal a count of the stored rows made here, in
+    Python, with the counted-error condition written out: status deferred/bounced/expired,
+    scope recipient, a counted reason. Rows of every kind around the period's edges."""
+    # every period holding a new entry's error is flagged, so the guard shows its figures for all
+    cfg = make_config(tmp_path, "[guard]\nhour_rate = 0.0\nblock_rate = 0.0\nhour_min_errors = 1\n"
+                                "block_min_errors = 1\nmax_new_fraction = 1.0\n")
+    rng = random.Random(7)
+    kinds = [("sent", "delivered", "none"), ("deferred", "rate_limited", "sender"),
+             ("deferred", "user_unknown", "recipient"), ("bounced", "user_unknown", "sender"),
+             ("bounced", "filtered", "recipient"), ("expired", "mailbox_full", "recipient"),
+             ("bounced", "host_unknown", "recipient"), ("bounced", "policy", "recipient")]
+    carriers = ["docomo", "au", "softbank", None]
+    rows = []
+    for i in range(1500):
+        a = f"user{i % 400}@example.jp"
+        status, reason, scope = rng.choice(kinds)
+        when = at(rng.randint(1, 21), rng.randint(0, 23), rng.randint(0, 59))
+        row = event(a, when, status=status, reason=reason, scope=scope, carrier="docomo")
+        row["carrier"] = carriers[(i % 400) % 4]  # an address keeps its carrier (None: unknown)
+        rows.append(row)
+    for i in range(40):  # dead addresses: errors on two days, some near local midnight
+        a = f"dead{i}@example.jp"
+        for day, hh in ((12 + i % 5, 23 if i % 3 else 0), (15 + i % 5, 0 if i % 2 else 23)):
+            row = event(a, at(day, hh, i), carrier="docomo")
+            row["carrier"] = carriers[i % 4]
+            rows.append(row)
+    store_events(cfg, rows)
+
+    result = run(cfg, dry_run=True, check_guard_in_dry_run=True)
+    assert len(result.new) >= 40 and result.guard.tripped
+    since, as_of = result.guard.since, result.as_of
+    counted = {"user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"}
+    expected = Counter()
+    for r in rows:
+        if not since <= r["ts"].astimezone(as_of.tzinfo) <= as_of:
+            continue
+        local = r["ts"].astimezone(TOKYO).replace(tzinfo=None)
+        hour = local.replace(minute=0, second=0, microsecond=0)
+        day = hour.replace(hour=0)
+        is_counted = (r["status"] in ("deferred", "bounced", "expired") and r["scope"] == "recipient"
+                      and r["reason"] in counted)
+        for key in (("hour", r["carrier"] or "unknown", hour), ("day", r["carrier"] or "unknown", day)):
+            expected[key + ("attempts",)] += 1
+            expected[key + ("counted",)] += is_counted
+    new_periods = set()
+    for entry in result.new:
+        for ts in entry["error_times"]:
+            local = ts.astimezone(TOKYO).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+            new_periods |= {("hour", entry["carrier"] or "unknown", local),
+                            ("day", entry["carrier"] or "unknown", local.replace(hour=0))}
+    found = {(b["kind"], b["carrier"], b["period_start"]): b for b in result.guard.bursts}
+    assert set(found) == new_periods
+    for key, b in found.items():
+        assert (b["attempts"], b["counted_errors"]) == (expected[key + ("attempts",)], expected[key + ("counted",)]), key
+        assert b["counted_errors"] >= b["new_errors"] >= 1
+    assert sum(b["new_errors"] for b in found.values() if b["kind"] == "day") == \
+        sum(len(e["error_times"]) for e in result.new)
+    assert since < min(e["first_error"] for e in result.new) - timedelta(days=6)

@@ -41,7 +41,7 @@ from ..core.errors import ConfigError
 from .carriers import CarrierTable
 from .providers import DEFAULT_PERIOD, Period, ProviderTable
 from .reasons import BY_NAME, ORDER, SCOPES, expired as _expired
-from .reasons._phrases import AFTER_DATA, Context, Phrases
+from .reasons import AFTER_DATA, Context, Phrases
 
 CACHE_SIZE = 65536
 

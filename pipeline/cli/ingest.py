@@ -7,7 +7,9 @@ import json
 import click
 
 from ..core.errors import InputError
-from ..ingest.parsers import FORMATS
+from ..core.vocabulary import MTA_FORMATS
+
+FORMATS = ("auto", *MTA_FORMATS)  # the parsers' registry (pipeline.ingest.parsers.FORMATS; a test holds them equal), without importing it
 
 
 def print_ingest_summary(summary, as_json: bool = False) -> None:

@@ -408,6 +408,8 @@ def all_words(lang: str) -> str:
 
 def display_width(text: str) -> int:
     """Columns a text takes in a terminal: East Asian wide and full-width characters take two."""
+    if text.isascii():  # addresses and most cells: one column each, no per-character lookup
+        return len(text)
     return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 

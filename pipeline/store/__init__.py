@@ -6,6 +6,7 @@
                EventStore(data_dir).write(table: EVENT_SCHEMA) -> Counter of new rows per status
                (atomic files, dedupe by event_id across the partitions a line can move to);
                .files(day=None) -> sealed Parquet files; .partitions(); .check() -> StoreCorrupt
+  layout       where the files are and whether they are whole (no numpy/pyarrow: readers' start-up)
   arrow_build  Arrow arrays built straight from buffers (no pandas on the ingest path)
   prune        delete whole day partitions older than a date (`mailhygiene prune`), outside the rule window
   warehouse    DuckDB over the data dir: the `events` and `suppression` views, sql/ files with $params;

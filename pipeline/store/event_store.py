@@ -36,11 +36,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..core import fsutil
-from ..core.errors import StoreCorrupt, StoreError
+from ..core.errors import StoreError
 from . import arrow_build as ab
+from .layout import PARTITION_PREFIX, corrupt
+from .layout import damage as _damage
 from .records import EVENT_SCHEMA
 
-PARTITION_PREFIX = "date="
 COMPACTION_JOURNAL = ".compaction.json"
 # Columns with few distinct values are dictionary-encoded; ids, texts and offsets are not (the
 # dictionary would be as large as the column and costs a third of the write time).
@@ -305,36 +306,6 @@ class _StoreLock:
 
     def __exit__(self, *exc):
         return self._lock.__exit__(*exc)
-
-
-def corrupt(path: Path, problem: str, data_dir: Path) -> StoreCorrupt:
-    """The error for a damaged store file: which file, and how to recover."""
-    quarantine = Path(data_dir) / "quarantine"
-    return StoreCorrupt(
-        f"the event store file {path} is damaged ({problem}). To recover: move it out of the store "
-        f"(mkdir -p {quarantine} && mv {path} {quarantine}/), then read the logs it came from again "
-        f"with `mailhygiene ingest --reread LOGS` (its source_file column named them; rows still "
-        f"stored are not stored twice)")
-
-
-def _damage(path: Path) -> str | None:
-    """Why a file is not a whole Parquet file, or None."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-            if size < 12:
-                return f"{size} bytes: truncated"
-            fh.seek(size - 8)
-            tail = fh.read(8)
-    except OSError as exc:
-        return f"unreadable: {exc.strerror}"
-    if head != b"PAR1" or tail[4:] != b"PAR1":
-        return "truncated or not a Parquet file"
-    footer = int.from_bytes(tail[:4], "little")
-    if footer <= 0 or footer > size - 12:
-        return "its footer does not fit in the file: truncated"
-    return None
 
 
 def _read_file(path: Path, data_dir: Path, columns: list[str] | None = None) -> pa.Table:

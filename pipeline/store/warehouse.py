@@ -81,7 +81,7 @@ def _corrupt_file_error(exc: Exception) -> StoreCorrupt | None:
     m = _PARQUET_PATH_RE.search(text)
     if m is None or "parquet" not in text.lower():
         return None
-    from .event_store import corrupt  # (brings pyarrow: only on this path)
+    from .layout import corrupt
 
     path = Path(m.group(1))
     data_dir = path.parents[2] if len(path.parents) > 2 and path.parent.name.startswith("date=") else path.parent
@@ -105,19 +105,19 @@ def connect(data_dir: str | os.PathLike | None = None, *, config: Config | None 
 
 
 def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    # imported here: they bring numpy and pyarrow, which reading SQL files does not need
-    import pyarrow as pa
+    from . import layout  # lists and checks the files without numpy or pyarrow
 
-    from .event_store import EventStore
-    from .records import EVENT_SCHEMA
+    files = layout.stored_files(data_dir)
+    layout.check_files(data_dir, files)  # StoreCorrupt: a truncated file would fail every query on the view
+    if not files:
+        import pyarrow as pa  # an empty store only: a typed empty view
 
-    store = EventStore(data_dir)
-    store.check()  # StoreCorrupt: a truncated file would fail every query on the view
-    if store.is_empty():
+        from .records import EVENT_SCHEMA
+
         con.register("_empty_events", pa.table({n: pa.array([], type=t) for n, t in zip(EVENT_SCHEMA.names, EVENT_SCHEMA.types)}))
         con.execute("CREATE OR REPLACE VIEW events AS SELECT *, CAST(NULL AS VARCHAR) AS date FROM _empty_events")
     else:
-        glob = store.glob().replace("'", "''")
+        glob = layout.files_glob(data_dir).replace("'", "''")
         con.execute(
             f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{glob}', "
             "hive_partitioning = true, hive_types = {'date': VARCHAR}, union_by_name = true)"

@@ -6,12 +6,14 @@ DuckDB end to end (SQL in sql/); no pandas.
           (fail closed: SuppressionUnavailable), repair, manual add/release, list/show, and
           suppressed_addresses() for the sender; add_many (all or nothing) and the `--json`
           shapes of list/show (list_json, show_json)
-  rule    sql/suppression_candidates.sql: which addresses are dead (evaluate), and run_rule():
+  rule    sql/counted_errors.sql (kept as table counted_errors, which the guard reads too) and
+          sql/suppression_candidates.sql: which addresses are dead (evaluate), and run_rule():
           new entries, guarded, written through the store; parse_as_of; rule_result_json (the
           `--json` shape of a run, whatever engine computed it)
-  guard   sql/guard_bursts.sql (+ active_addresses.sql): refuses a run that looks like a
-          carrier refusing us (carrier-hour and carrier-day bursts, refusals of addresses
-          that took mail shortly before) or adds too large a share of the active addresses
+  guard   sql/guard_bursts.sql (+ error_addresses.sql, active_addresses.sql, guard_replies.sql):
+          refuses a run that looks like a carrier refusing us (carrier-hour and carrier-day
+          bursts, refusals of addresses that took mail shortly before) or adds too large a
+          share of the active addresses
   address_file  the addresses of a file an operator hands us (`suppression add --from-file`):
           one per line or a CSV with an address column, UTF-8 or Shift_JIS
   export  the list as CSV (formula-safe in SQL, address untouched) or Parquet, and the

@@ -1,16 +1,20 @@
 """The suppression guard: refuses a rule run whose new entries look like a mistake or a carrier
 refusing us, rather than dead addresses.
 
-Reads the events and the rule's new entries (table `new_entries` on the rule's connection, with
-the times of their errors) through sql/guard_bursts.sql, one pass over the events; only when needed, sql/active_addresses.sql (the share test could
-not be settled from a lower bound) and sql/guard_replies.sql (something was flagged: its top
-replies). Writes nothing. Called by rule.run_rule with the [guard] settings.
+Reads, on the rule's connection, the events, the rule's counted errors (table `counted_errors`)
+and its new entries (table `new_entries`, with the times of their errors) through
+sql/guard_bursts.sql: one pass over the events, for the attempts per carrier and quarter hour
+(the counted errors are counted from the rule's table, not from the events again); only when
+needed, sql/error_addresses.sql and sql/active_addresses.sql (the share test) and
+sql/guard_replies.sql (something was flagged: its top replies, from the counted errors).
+Writes nothing. Called by rule.run_rule with the [guard] settings.
 
 Three tests (README "The rule and the guard"):
 - share: more than guard.min_new new entries making more than guard.max_new_fraction of the
   addresses active in the evaluated period (the exact count of active addresses, a full scan,
-  is only taken when the addresses active in the period's last day, a lower bound of it, do
-  not already settle the question);
+  is only taken when two lower bounds of it do not already settle the question: the addresses
+  with counted errors in the period, sql/error_addresses.sql, then those active in the
+  period's last day);
 - burst: a carrier-hour (guard.hour_*) or carrier-day (guard.block_*) holding new entries'
   errors in which counted errors are a large share of the attempts;
 - usual addresses: a carrier-hour in which many new entries were refused within
@@ -41,7 +45,8 @@ class GuardReport:
 
 def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of: datetime,
                 new_count: int, first_error: datetime | None) -> GuardReport:
-    """Judge the new entries in table `new_entries` of `con` (with the events view)."""
+    """Judge the new entries in table `new_entries` of `con` (with the events view and the
+    rule's table `counted_errors`)."""
     from ..store.warehouse import run_sql
     from .store import rows
 
@@ -51,7 +56,7 @@ def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of
     since = first_error - timedelta(days=rule.window_days)
     report.since = since
     found = rows(run_sql(con, "guard_bursts", {
-        "tz": tz, "as_of": as_of, "since": since, "counted_reasons": list(rule.counted_reasons),
+        "tz": tz, "as_of": as_of, "since": since,
         "hour_min_errors": guard.hour_min_errors, "hour_rate": guard.hour_rate,
         "recent_hours": guard.recent_hours, "recent_rate": guard.recent_rate,
         "block_min_errors": guard.block_min_errors, "block_rate": guard.block_rate}))
@@ -60,7 +65,7 @@ def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of
                 last_quarter=summary["last_quarter"])
     report.bursts = [r for r in found if r["kind"] != "summary"]
     if report.bursts:
-        replies = _top_replies(con, report.bursts, rule, tz=tz, since=since, as_of=as_of)
+        replies = _top_replies(con, report.bursts, tz=tz, since=since, as_of=as_of)
         for row in report.bursts:
             row["top_replies"] = replies.get((row["kind"], row["carrier"], row["period_start"]))
             report.tripped = True
@@ -68,34 +73,41 @@ def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of
     return report
 
 
-def _top_replies(con, bursts, rule: RuleSettings, *, tz: str, since: datetime, as_of: datetime) -> dict:
-    """(kind, carrier, period_start) -> "n x reply | ..." for the flagged periods (a second scan,
-    taken only when something was flagged)."""
+def _top_replies(con, bursts, *, tz: str, since: datetime, as_of: datetime) -> dict:
+    """(kind, carrier, period_start) -> "n x reply | ..." for the flagged periods (from the
+    rule's counted errors, only when something was flagged)."""
     from ..store.warehouse import run_sql
     from .store import rows, run_block
 
     periods = [{"kind": b["kind"], "carrier": b["carrier"], "period_start": b["period_start"]} for b in bursts]
     run_block(con, "flagged_periods", {"periods": periods})
-    found = rows(run_sql(con, "guard_replies", {"tz": tz, "counted_reasons": list(rule.counted_reasons),
-                                                "since": since, "until": as_of + timedelta(microseconds=1)}))
+    found = rows(run_sql(con, "guard_replies", {"tz": tz, "since": since,
+                                                "until": as_of + timedelta(microseconds=1)}))
     return {(r["kind"], r["carrier"], r["period_start"]): r["top_replies"] for r in found}
 
 
 def _share_test(con, guard: GuardSettings, report: GuardReport, *, new_count: int,
                 since: datetime, as_of: datetime, last_quarter: datetime | None) -> None:
-    """Counting the addresses active in the period is a full scan; the addresses active in its
-    last day are a lower bound that costs a sixtieth of it and usually settles the question."""
+    """Counting the addresses active in the period is a full scan. Two lower bounds of it
+    usually settle the question first: the addresses with a counted error in the period (from
+    the rule's table, no scan), then those active in the period's last day (a sixtieth of it)."""
     from ..store.warehouse import run_sql
+
+    def count(name: str, start: datetime) -> int:
+        return int(run_sql(con, name, {"since": start, "as_of": as_of}).fetchall()[0][0])
+
+    def settled(bound: int) -> bool:
+        report.active_at_least = max(report.active_at_least, bound)
+        # the share is at most new_count / active_at_least: below the limit?
+        return bool(report.active_at_least) and new_count / report.active_at_least <= guard.max_new_fraction
 
     if new_count <= guard.min_new:
         return
-    if last_quarter is not None:
-        day_before = max(since, last_quarter - timedelta(days=1))
-        report.active_at_least = run_sql(con, "active_addresses", {"since": day_before, "as_of": as_of}).fetchall()[0][0]
-        if report.active_at_least and new_count / report.active_at_least <= guard.max_new_fraction:
-            return  # the share is at most new_count / active_at_least: below the limit
-    active = run_sql(con, "active_addresses", {"since": since, "as_of": as_of}).fetchall()[0][0]
-    report.active_addresses = int(active)
+    if settled(count("error_addresses", since)):
+        return
+    if last_quarter is not None and settled(count("active_addresses", max(since, last_quarter - timedelta(days=1)))):
+        return
+    active = report.active_addresses = count("active_addresses", since)
     report.new_fraction = new_count / active if active else 1.0
     if report.new_fraction > guard.max_new_fraction:
         report.tripped = True

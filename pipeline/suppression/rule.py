@@ -1,7 +1,9 @@
 """The multi-day rule: which addresses are dead, and adding them to the list (guarded).
 
 Reads the events and the list (through store.SuppressionStore's DuckDB connection) and runs
-sql/suppression_candidates.sql; the new entries stay in DuckDB (table `new_entries`), are judged
+the rule in two steps: sql/counted_errors.sql (every counted error, kept as table
+`counted_errors`, which the guard reads again instead of the events) and
+sql/suppression_candidates.sql. The new entries stay in DuckDB (table `new_entries`), are judged
 by guard.check_guard and, unless this is a dry run or the guard refuses, are written by the
 store. Only the new entries (usually a handful) come back to Python, for the caller to show.
 A dry run reads without the lock and skips the guard (a pass over the events) unless asked.
@@ -107,6 +109,7 @@ def evaluate(store, rule: RuleSettings, as_of: str | datetime | None = None, *, 
 
     params = rule_params(rule, tz, parse_as_of(as_of, tz))
     with reading(store, events=True) as (_, con):
+        keep_counted_errors(con, params)
         return rows(run_sql(con, "suppression_candidates", params))
 
 
@@ -142,11 +145,27 @@ def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datet
         return result
 
 
+def keep_counted_errors(con, params: dict[str, Any]) -> None:
+    """The rule's first step: table `counted_errors` (sql/counted_errors.sql), which
+    sql/suppression_candidates.sql and the guard's queries read."""
+    from ..store.warehouse import sql_relation
+
+    # The table's row order is never read (every query over it orders what it needs, by a
+    # total order): DuckDB may fill it in parallel instead of in the order of the files.
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        sql_relation(con, "counted_errors", params).to_table("counted_errors")
+    finally:
+        con.execute("RESET preserve_insertion_order")
+
+
 def _judge(con, rule: RuleSettings, guard: GuardSettings, tz: str, as_of: datetime, *,
            dry_run: bool, force: bool, with_guard: bool) -> RuleResult:
     from ..store.warehouse import sql_relation
 
-    sql_relation(con, "suppression_candidates", rule_params(rule, tz, as_of)).to_table("candidates")
+    params = rule_params(rule, tz, as_of)
+    keep_counted_errors(con, params)
+    sql_relation(con, "suppression_candidates", params).to_table("candidates")
     run_block(con, "new_entries")
     marked, already_listed, first_error = run_block(con, "counts").fetchone()
     new = rows(run_block(con, "new"))

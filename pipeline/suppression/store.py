@@ -136,6 +136,9 @@ class SuppressionStore:
         try:
             con.execute("SET TimeZone = 'UTC'")
             if events:
+                # the rule and the guard read the same event files several times in one run
+                # (sealed files: a changed one has another name or time, which the cache sees)
+                con.execute("SET parquet_metadata_cache = true")
                 _require_events(self.data_dir)
                 attach_views(con, self.data_dir)  # events + the macros
                 con.execute("DROP VIEW IF EXISTS main.suppression; DROP VIEW IF EXISTS main.suppression_history")
@@ -212,9 +215,9 @@ class SuppressionStore:
 
 
 def _require_events(data_dir: Path) -> None:
-    from ..store.event_store import EventStore
+    from ..store.layout import stored_files  # (no numpy/pyarrow)
 
-    if EventStore(data_dir).is_empty():
+    if not stored_files(data_dir):
         if not data_dir.exists():
             raise NoDataError(f"data dir {data_dir} does not exist: run `mailhygiene ingest LOGS` first "
                               "(or pass the right --data-dir)")
@@ -354,9 +357,9 @@ def show_json(info: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _has_events(data_dir: Path) -> bool:
-    from ..store.event_store import EventStore
+    from ..store.layout import stored_files  # (no numpy/pyarrow)
 
-    return not EventStore(data_dir).is_empty()
+    return bool(stored_files(data_dir))
 
 
 # --------------------------------------------------------------------------- manual changes

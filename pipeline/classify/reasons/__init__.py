@@ -42,7 +42,7 @@ from . import (
     undefined,
     user_unknown,
 )
-from ._phrases import Context
+from ._phrases import AFTER_DATA, Context, Phrases  # the classifier's public names of the phrase tables
 
 ORDER = (
     delivered,
@@ -71,4 +71,4 @@ BY_NAME = {m.NAME: m for m in ALL}
 SCOPES = {m.NAME: m.SCOPE for m in ALL}
 REASONS = tuple(m.NAME for m in ALL)
 
-__all__ = ["ALL", "BY_NAME", "Context", "ORDER", "REASONS", "SCOPES"]
+__all__ = ["AFTER_DATA", "ALL", "BY_NAME", "Context", "ORDER", "Phrases", "REASONS", "SCOPES"]

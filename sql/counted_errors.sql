@@ -1,0 +1,21 @@
+-- counted_errors.sql
+-- What it returns: every counted error up to $as_of, one row per event, with its local day:
+-- the first step of the suppression rule, kept as table `counted_errors` (pipeline/suppression/
+-- rule.py), which sql/suppression_candidates.sql and the guard (sql/guard_bursts.sql,
+-- sql/guard_replies.sql) read, so the events are scanned for their counted errors once per run.
+-- Reads:   events (view over the event store). Macros: counted_error, local_day (sql/macros.sql).
+-- Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo')
+--          $as_of           TIMESTAMPTZ: only events up to this instant
+--          $counted_reasons VARCHAR[]: reasons that count (scope must also be 'recipient')
+-- Columns: address, ts, event_id, carrier, reason, dsn, reply_code, diagnostic, day (DATE:
+--          the local day of ts in $tz)
+
+WITH counted AS (
+    SELECT recipient AS address, ts, event_id, carrier, reason, dsn, reply_code, diagnostic,
+           local_day(ts, $tz) AS day
+    FROM events
+    WHERE counted_error(status, scope, reason, $counted_reasons)
+      AND ts <= $as_of
+)
+
+SELECT * FROM counted
