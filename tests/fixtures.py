@@ -350,7 +350,7 @@ class Follower:
 
     def run(self, seconds: float = 0.0, max_passes: int = 10_000) -> None:
         """Passes of the follower loop for `seconds` of its clock, each wait it would make
-        (engine._wait_time(): the poll interval, or less until a flush is due) passed at once;
+        (engine.wait_time(): the poll interval, or less until a flush is due) passed at once;
         always at least one pass, and until no file has unread data."""
         engine, end = self.engine, self.clock.monotonic() + seconds
         for _ in range(max_passes):
@@ -360,7 +360,7 @@ class Follower:
             assert engine.session.wait_stored(timeout=60), "the event store took over 60 s to write a batch"
             if self.clock.monotonic() >= end:
                 return
-            self.clock.advance(min(engine._wait_time(), end - self.clock.monotonic()))
+            self.clock.advance(min(engine.wait_time(), end - self.clock.monotonic()))
         raise AssertionError(f"the follower was still busy after {max_passes} passes")
 
     def counts(self) -> tuple[int, int]:

@@ -465,7 +465,7 @@ class Engine:
                 self.wake.clear()
                 if self.step():
                     continue
-                self.clock.wait(self.wake, self._wait_time())
+                self.clock.wait(self.wake, self.wait_time())
         return summary
 
     @contextmanager
@@ -540,7 +540,9 @@ class Engine:
         self.stop_event.set()
         self.wake.set()
 
-    def _wait_time(self) -> float:
+    def wait_time(self) -> float:
+        """How long follow() waits after an idle step: the poll interval, less when a flush, a
+        stored batch or a retry is due sooner."""
         t = self.poll_interval
         if self.pending_since is not None:
             t = min(t, self.pending_since + self.flush_interval - self.clock.monotonic())
