@@ -18,8 +18,8 @@ import sysconfig
 import numpy as np
 import pyarrow.compute as pc
 import pytest
-from conftest import CORPUS, REPO, SAMPLES
-from test_postfix_block import ODD
+from fixtures import REPO, SAMPLES, optional_corpus_path
+from fixtures import POSTFIX_ODD_LINES as ODD
 
 from pipeline.store import arrow_build as ab
 from pipeline.ingest import native
@@ -68,11 +68,13 @@ def real_lines(tmp_path) -> list[str]:
                     "--seed", "11", "--days", "1"], check=True)
     lines += lines_of(log.read_text())
     for name in ("crowdsec-hub/postfix-logs.log", "fail2ban/postfix"):
-        if (CORPUS / name).is_file():
-            lines += lines_of((CORPUS / name).read_text(errors="replace"))
+        path = optional_corpus_path(*name.split("/"))
+        if path is not None:
+            lines += lines_of(path.read_text(errors="replace"))
     return lines
 
 
+@pytest.mark.slow
 @needs_scanner
 def test_same_arrays_on_real_and_odd_lines(tmp_path):
     lines = real_lines(tmp_path)
@@ -101,6 +103,7 @@ def mutate(line: str, rng: random.Random) -> str:
     return "".join(chars) + "\n"
 
 
+@pytest.mark.slow
 @needs_scanner
 def test_same_arrays_on_mutated_lines(tmp_path):
     rng = random.Random(20261201)

@@ -67,7 +67,9 @@ def help_cases():
     yield ["config", "show", "--help"]
 
 
-@pytest.mark.parametrize("args", list(help_cases()), ids=" ".join)
+# every command's own --help runs in `make test-fast`; the sub-commands' in the whole suite
+@pytest.mark.parametrize("args", [pytest.param(a, marks=pytest.mark.slow) if len(a) > 2 else a for a in help_cases()],
+                         ids=" ".join)
 def test_help_loads_no_heavy_module(args, tmp_path):
     result = loaded(args, tmp_path)
     assert result["code"] == 0, result["stderr"]
