@@ -2,6 +2,7 @@
 
 Usage:
   python bench/bench_engines.py build --events 10000000 --out bench/out/engines/10m
+  python bench/bench_engines.py config --data bench/out/engines/10m [--lake] [--master local[2]]
   python bench/bench_engines.py run --engine duckdb|spark --data bench/out/engines/10m [--lake]
                                     [--repeat 3] [--master local[2]]
 
@@ -10,11 +11,16 @@ one address per 10 events, 4 % of attempts counted errors; Japanese carrier repl
 text, 20-hex event ids, many equal time stamps), then the same files as node mta01 of a lake
 directory <out>/lake plus a copy of one day as node mta02 (a log shipped twice, so the lake's
 each-event-once view has work to do).
-`run` opens the engine on the store (or the lake with --lake), runs
-sql/suppression_candidates.sql `--repeat` times and prints one JSON line: the start-up seconds,
-each run's seconds, the row count and a digest of the rows (normalised, every column), which
-must be the same on both engines. Whole-process timings come from running `run` alternately for
-the two engines (BENCHMARKS.md).
+`config` writes (and prints the path of) the config the console command reads for that data:
+<data>/bench-store.toml (the single store) or <data>/bench-lake.toml (the lake, read centrally),
+so the whole-process measure is the command itself, on either engine (BENCHMARKS.md):
+  mailhygiene --config bench/out/engines/10m/bench-store.toml suppress --dry-run --json \
+      --as-of 2026-11-30 --engine spark
+`run` opens the engine in this process on the store (or the lake with --lake), runs the rule's
+two steps (sql/counted_errors.sql kept on the engine, then sql/suppression_candidates.sql)
+`--repeat` times and prints one JSON line: the start-up seconds, each run's seconds, the row
+count and a digest of the rows (normalised, every column), which must be the same on both
+engines.
 """
 
 from __future__ import annotations
@@ -121,16 +127,21 @@ def _fill(templates: pa.Array, recipients: pa.Array) -> pa.Array:
     return pc.if_else(has, pc.binary_join_element_wise(heads, recipients, tails, ""), templates)
 
 
-def run(data: Path, engine_name: str, lake: bool, repeat: int, master: str) -> dict:
-    from pipeline.lake.engines import normalise, open_engine
-
+def write_config(data: Path, lake: bool, master: str) -> Path:
+    """The config of the bench data: the store (a single machine) or the lake read centrally."""
     toml = data / ("bench-lake.toml" if lake else "bench-store.toml")
     lines = ['timezone = "Asia/Tokyo"', f'data_dir = "{data / "central"}"' if lake else f'data_dir = "{data / "store"}"']
     if lake:
         lines += ["[store]", f'url = "{data / "lake"}"']
-    lines += ["[spark]", f'master = "{master}"', "shuffle_partitions = 8", 'driver_memory = "6g"']
+    lines += ["[spark]", f'master = "{master}"', "shuffle_partitions = 8", 'driver_memory = "4g"']
     toml.write_text("\n".join(lines) + "\n")
-    cfg = load_config(toml)
+    return toml
+
+
+def run(data: Path, engine_name: str, lake: bool, repeat: int, master: str) -> dict:
+    from pipeline.lake.engines import normalise, open_engine
+
+    cfg = load_config(write_config(data, lake, master))
     r = cfg.rule
     params = {"tz": cfg.timezone_name, "as_of": AS_OF, "min_errors": r.min_errors, "min_days": r.min_days,
               "window_days": r.window_days, "counted_reasons": list(r.counted_reasons)}
@@ -146,6 +157,7 @@ def run(data: Path, engine_name: str, lake: bool, repeat: int, master: str) -> d
     times, table = [], None
     for _ in range(repeat):
         t = time.perf_counter()
+        engine.keep("counted_errors", params, table="counted_errors")  # the rule's first step
         table = engine.query("suppression_candidates", params)
         times.append(round(time.perf_counter() - t, 3))
     rows = normalise(table).to_pylist()
@@ -161,6 +173,10 @@ def main() -> None:
     b = sub.add_parser("build")
     b.add_argument("--events", type=int, required=True)
     b.add_argument("--out", type=Path, required=True)
+    c = sub.add_parser("config")
+    c.add_argument("--data", type=Path, required=True)
+    c.add_argument("--lake", action="store_true")
+    c.add_argument("--master", default="local[2]")
     r = sub.add_parser("run")
     r.add_argument("--engine", choices=("duckdb", "spark"), required=True)
     r.add_argument("--data", type=Path, required=True)
@@ -170,6 +186,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.cmd == "build":
         build(a.out, a.events)
+    elif a.cmd == "config":
+        print(write_config(a.data.resolve(), a.lake, a.master))
     else:
         print(json.dumps(run(a.data.resolve(), a.engine, a.lake, a.repeat, a.master)), flush=True)
 

@@ -59,6 +59,7 @@ class DuckDBEngine:
         """The rows of sql/<name>.sql kept as table `table` for later queries (a name from code)."""
         from ..store.warehouse import sql_relation
 
+        self.con.execute(f"DROP TABLE IF EXISTS {table}")
         sql_relation(self.con, name, params).to_table(table)
 
     def query(self, name: str, params: dict[str, Any] | None = None) -> pa.Table:
@@ -89,9 +90,8 @@ class SparkEngine:
         engine = cls(spark)
         lake = lake_of(cfg)
         if lake is not None:
-            kept = register_lake_events(spark, lake)
-            if kept is not None:
-                engine._kept["events"] = kept  # released by close()
+            for i, df in enumerate(register_lake_events(spark, lake)):
+                engine._kept[f"_lake_{i}"] = df  # released by close()
         else:
             register_local_events(spark, cfg.data_dir)
         return engine

@@ -12,7 +12,7 @@ Where the events come from:
   (lake.spark_source), which reads the objects listed by the driver on the executors with
   pyarrow's S3FileSystem: no jar to download.
 A lake's `events` view is the port of lake.read.DEDUPED_EVENTS_SQL (each event once, the same
-row as DuckDB keeps). The session runs in UTC (the port binds times in UTC). checkpoint(df)
+row as DuckDB keeps), over `lake_repeated` (REPEATED_IDS_SQL, computed once per session). The session runs in UTC (the port binds times in UTC). checkpoint(df)
 keeps rows computed once for the steps that read them (lake.engines).
 
 Called by lake.engines.SparkEngine.
@@ -20,6 +20,7 @@ Called by lake.engines.SparkEngine.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -31,7 +32,7 @@ from ..core.config import SparkSettings
 from ..core.errors import LakeError
 from ..store.event_store import EventStore
 from ..store.records import EVENT_SCHEMA
-from .read import DEDUPED_EVENTS_SQL, LAKE_SCHEMA, ddl, list_objects
+from .read import DEDUPED_EVENTS_SQL, LAKE_SCHEMA, REPEATED_IDS_SQL, ddl, list_objects
 from .url import LakeLocation
 
 
@@ -57,6 +58,11 @@ def session(settings: SparkSettings | None = None, app_name: str = "mailhygiene"
     if why:
         raise SparkUnavailable(f"cannot use the Spark engine: {why}")
     settings = settings or SparkSettings()
+    import warnings
+
+    # pyspark's notice that it "does not yet fully support pandas >= 3": the engine hands
+    # Arrow tables to and from Spark, never pandas frames
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     # executors run the Python of this process (the lake data source imports pipeline)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -75,13 +81,44 @@ def session(settings: SparkSettings | None = None, app_name: str = "mailhygiene"
                # once exhausted the driver's heap in the thread that sends rows to Python
                # (which then waits forever); a bounded string is enough for any log
                .config("spark.sql.maxPlanStringLength", "100000")
-               .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR"))
+               # errors only (pipeline/lake/data/log4j2.properties): no start-up chatter on stderr
+               .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}")
+               .config("spark.executor.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}"))
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # py4j / JVM start-up failures: say it in one line
         raise SparkUnavailable(f"Spark did not start ({settings.master}): {str(exc).splitlines()[0][:300]}") from None
     spark.sparkContext.setLogLevel("ERROR")
+    global _STOP_REGISTERED
+    if not _STOP_REGISTERED:
+        atexit.register(stop_session, spark)
+        _STOP_REGISTERED = True
     return spark
+
+
+_STOP_REGISTERED = False
+LOG4J_CONFIG = Path(__file__).resolve().parent / "data" / "log4j2.properties"
+STOP_TIMEOUT_S = 30.0
+
+
+def stop_session(spark) -> None:
+    """Stop Spark and wait (bounded) for its JVM to end, so that it ends with this process and
+    is accounted to it (pyspark alone lets the JVM notice the closed pipe after Python has
+    gone). Registered at exit by session(); never raises."""
+    proc = getattr(getattr(spark.sparkContext, "_gateway", None), "proc", None)
+    try:
+        spark.stop()
+    except Exception:  # noqa: BLE001 (a JVM already gone: nothing to stop)
+        pass
+    if proc is None:
+        return
+    try:
+        if proc.stdin is not None:
+            proc.stdin.close()  # the gateway's exit signal
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 (a JVM that does not end in time is killed)
+        proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT_S)
 
 
 LOCAL_SCHEMA = EVENT_SCHEMA.append(pa.field("date", pa.string()))
@@ -97,24 +134,27 @@ def register_local_events(spark, data_dir: str | os.PathLike) -> None:
     df.createOrReplaceTempView("events")
 
 
-def register_lake_events(spark, lake: LakeLocation):
-    """`lake_events` (every object) and `events` (each event once) over a lake. Returns the
-    DataFrame of rows kept for `events` (a checkpoint, for the caller to release), or None."""
+def register_lake_events(spark, lake: LakeLocation) -> list:
+    """`lake_events` (every object), `lake_repeated` (the ids with copies, computed once) and
+    `events` (each event once) over a lake. Returns the DataFrames of rows kept (checkpoints)
+    for the caller to release."""
+    from .port import port
+
     objects = list_objects(lake)
+    kept = []
     if not objects:
         spark.createDataFrame([], ddl(LAKE_SCHEMA)).createOrReplaceTempView("lake_events")
     elif lake.scheme == "file":
         (spark.read.schema(ddl(LAKE_SCHEMA)).option("basePath", lake.events_root)
-         .parquet(*sorted({str(Path(o.path).parent) for o in objects})).createOrReplaceTempView("lake_events"))
+         .parquet(*[o.path for o in objects]).createOrReplaceTempView("lake_events"))
     elif _has_s3a(spark):
         _configure_s3a(spark, lake)
         base = f"s3a://{lake.bucket}/{lake.prefix}/events".replace("//events", "/events")
         (spark.read.schema(ddl(LAKE_SCHEMA)).option("basePath", base)
-         .parquet(*sorted({f"s3a://{o.path.rsplit('/', 1)[0]}" for o in objects})).createOrReplaceTempView("lake_events"))
+         .parquet(*[f"s3a://{o.path}" for o in objects]).createOrReplaceTempView("lake_events"))
     else:
         from pyspark import StorageLevel
 
-        from .port import port
         from .spark_source import register_source
 
         register_source(spark)
@@ -126,15 +166,17 @@ def register_lake_events(spark, lake: LakeLocation):
                   .option("objects", _json([[o.path, o.node, o.day, o.size] for o in objects])).load())
         source.persist(StorageLevel.MEMORY_AND_DISK).createOrReplaceTempView("lake_events")
         try:
+            repeated = checkpoint(spark.sql(port(REPEATED_IDS_SQL)))
+            repeated.createOrReplaceTempView("lake_repeated")
             events = checkpoint(spark.sql(port(DEDUPED_EVENTS_SQL)))
         finally:
             source.unpersist()
         events.createOrReplaceTempView("events")
-        return events
-    from .port import port
-
+        return [repeated, events]
+    repeated = checkpoint(spark.sql(port(REPEATED_IDS_SQL)))  # the one aggregation over every row
+    repeated.createOrReplaceTempView("lake_repeated")
     spark.sql(port(DEDUPED_EVENTS_SQL)).createOrReplaceTempView("events")
-    return None
+    return [repeated]
 
 
 def checkpoint(df):
