@@ -18,6 +18,8 @@ import pytest
 from fixtures import user_python
 from pipeline.core.config import load_config
 
+pytest_plugins = ["lakekit"]  # the lake tests' fixtures (s3_server, bucket): one moto server per session
+
 
 @pytest.fixture
 def cfg(tmp_path):

@@ -30,6 +30,7 @@ LAYERS = {
     "core": 0,         # config, errors, fsutil, owner, backoff, vocabulary, csvsafe, jptext
     "store": 1,        # records, event_store, arrow_build, warehouse, prune
     "classify": 2,     # classifier, reasons/, carriers
+    "lake": 2,         # the event lake of many nodes (url, upload, read, compact) and the Spark engine
     "ingest": 3,       # engine, source, session, sink, parsers/, native/ (ingest classifies as it stores)
     "suppression": 4,  # the rule, the guard, the list, the export
     "report": 5,       # reads events and the suppression history

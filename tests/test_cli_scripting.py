@@ -68,7 +68,8 @@ def test_suppress_dry_run_json_is_the_documented_shape(ingested):
     r = invoke(ingested, "suppress", "--dry-run", "--json")
     doc = json.loads(r.stdout)
     assert list(doc) == ["as_of", "timezone", "rule", "dry_run", "applied", "forced", "marked",
-                         "already_listed", "new", "guard"]
+                         "already_listed", "new", "guard", "engine"]
+    assert doc["engine"] == "duckdb"  # the default engine (docs/scale-out.md: --engine spark)
     assert doc["dry_run"] is True and doc["applied"] is False and doc["timezone"] == "Asia/Tokyo"
     assert doc["rule"] == {"min_errors": 2, "min_days": 2, "window_days": 7,
                            "counted_reasons": ["user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"]}
@@ -122,7 +123,8 @@ def test_clean_json_key_figures(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert list(doc) == ["lines", "events", "already_stored", "rejects", "new_suppressions", "sender_events",
-                         "export", "report", "ingest", "rule"]
+                         "export", "report", "ingest", "rule", "lake"]
+    assert doc["lake"] is None  # no [store] url: nothing uploaded (tests/test_lake_engines.py uploads)
     lines = sum(len(p.read_bytes().splitlines()) for p in [logs / "mail.log"])
     assert doc["lines"] >= lines and doc["events"] > 0 and doc["already_stored"] == 0
     assert doc["new_suppressions"] == len(doc["rule"]["new"]) > 0

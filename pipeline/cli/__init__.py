@@ -13,6 +13,7 @@ Module map (one file per command group; COMMANDS below is the table of them):
   ingest       ingest               classify   classify        suppression  suppress, suppression, export
   clean        clean                report     report          watch        watch
   send         send, intake         doctor     doctor          prune        prune
+  lake         lake (status, upload, compact: the shared event lake, docs/scale-out.md)
   terminal     shared output helpers: aligned columns for double-width text, --json, --lang
 
 Start-up: importing this module loads click and nothing of the stages (no pandas, numpy, pyarrow,
@@ -64,6 +65,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "Write per-carrier tables, charts and one self-contained HTML report."),
     "watch": ("pipeline.cli.watch:watch_cmd",
               "Follow the [[sources]] of the config and keep the event store current."),
+    "lake": ("pipeline.cli.lake:lake_group", "The shared event lake of many MTA nodes: status, upload, compact."),
 }
 # Backwards-compatible view of the table (name -> "module:attribute").
 LAZY_COMMANDS = {name: target for name, (target, _) in COMMANDS.items()}
@@ -72,7 +74,8 @@ LAZY_COMMANDS = {name: target for name, (target, _) in COMMANDS.items()}
 # run as any user. Every other command that loads the config must run as the data dir's owner
 # (pipeline.core.owner): a file it left owned by root would stop the service user's next run.
 READ_ONLY = frozenset({"config", "classify", "doctor", "suppression list", "suppression show",
-                       "send list", "send status", "send preview", "send mta-config"})  # the queue opened read-only
+                       "send list", "send status", "send preview", "send mta-config",  # the queue opened read-only
+                       "lake status"})
 COMMAND_META = "mailhygiene.command"  # ctx.meta key: (writes, [command, args...]) of this run
 
 
@@ -108,6 +111,10 @@ class AppContext:
             from ..classify import configure  # the config's [classify] phrases and providers
 
             configure(cfg.classify, cfg.carriers)
+            if cfg.store.url:  # `[store] url`: every events view reads all nodes of the lake
+                from ..lake.read import use_lake
+
+                use_lake(cfg)
             self._cfg = cfg
         return self._cfg
 

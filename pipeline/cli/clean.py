@@ -99,6 +99,11 @@ def clean_cmd(app, as_of, force, progress, quiet, as_json, lang):
                 # only reachable with --force: the guard's objections were overridden
                 for line in guard_problems(value, L):
                     app.problem(line)
+        elif name == "lake" and value is not None:
+            if not silent:
+                click.echo(L("cli.lake"))
+                click.echo(L("cli.lake_uploaded", files=value.uploaded, bytes=value.bytes,
+                             already=value.already_there))
         elif name == "exported":
             if not silent:
                 click.echo(L("cli.export"))

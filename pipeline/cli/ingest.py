@@ -73,6 +73,10 @@ def ingest_cmd(app, paths, fmt, year, reread, as_json, progress):
     engine = Engine.from_config(app.cfg, year=year, progress=progress)
     summary = engine.ingest(paths, fmt=fmt, use_positions=not reread)
     print_ingest_summary(summary, as_json)
+    if app.cfg.store.url:  # [store] url: this node uploads what the run stored (docs/scale-out.md)
+        from ..lake.node import after_commit
+
+        after_commit(app.cfg, strict=True)
     if summary.refused:
         n = len(summary.refused)
         raise InputError(f"{n} of {len(summary.files)} file{'s' if n > 1 else ''} not read (see the warning"

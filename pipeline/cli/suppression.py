@@ -61,13 +61,16 @@ def guard_problems(result, L) -> list[str]:
 @click.option("--check-guard", is_flag=True,
               help="With --dry-run: also run the guard (one more pass over the events) and show its verdict.")
 @click.option("--force", is_flag=True, help="Apply even when the guard refuses (a carrier block looks different from dead addresses: check first).")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default=None,
+              help="Where the rule's SQL runs (config: engine; default duckdb). spark needs the "
+                   "`.[spark]` extra and Java 17; [spark] master says where (docs/scale-out.md).")
 @json_option("Print the result as JSON (README \"Scripting\"): the new entries with their evidence, "
-             "the counts and the guard's verdict.")
+             "the counts, the guard's verdict and the engine.")
 @click.option("-q", "--quiet", is_flag=True,
               help="Print only problems (a guard overridden by --force, or refusing with --check-guard).")
 @lang_option
 @click.pass_obj
-def suppress_cmd(app, as_of, dry_run, check_guard, force, as_json, quiet, lang):
+def suppress_cmd(app, as_of, dry_run, check_guard, force, engine, as_json, quiet, lang):
     """Run the multi-day rule and add dead addresses to the suppression list.
 
     An address is suppressed when, after its last successful delivery (and its last release),
@@ -81,16 +84,28 @@ def suppress_cmd(app, as_of, dry_run, check_guard, force, as_json, quiet, lang):
       mailhygiene suppress --dry-run --check-guard
       mailhygiene --timezone Asia/Tokyo suppress --as-of 2026-11-20
       mailhygiene suppress --dry-run --json | jq -r '.new[].address'
+      mailhygiene --config central.toml suppress --engine spark --dry-run --json
     """
     from ..suppression.rule import rule_result_json, run_rule
     from ..suppression.store import SuppressionStore
 
     cfg = app.cfg
-    result = run_rule(SuppressionStore(cfg.data_dir), cfg.rule, cfg.guard, as_of,
-                      tz=cfg.timezone_name, dry_run=dry_run, force=force, check_guard_in_dry_run=check_guard)
+    engine = engine or cfg.engine
+    spark = None
+    if engine == "spark":
+        from ..lake.engines import SparkEngine
+
+        spark = SparkEngine.open(cfg)
+    try:
+        result = run_rule(SuppressionStore(cfg.data_dir), cfg.rule, cfg.guard, as_of,
+                          tz=cfg.timezone_name, dry_run=dry_run, force=force, check_guard_in_dry_run=check_guard,
+                          engine=spark)
+    finally:
+        if spark is not None:
+            spark.close()
     L = app.labels(lang)
     if as_json:
-        app.print_json(rule_result_json(result, cfg.rule, cfg.timezone_name))
+        app.print_json({**rule_result_json(result, cfg.rule, cfg.timezone_name), "engine": engine})
     elif app.quiet or quiet:
         for line in guard_problems(result, L):
             app.problem(line)

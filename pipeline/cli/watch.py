@@ -44,9 +44,11 @@ def watch_cmd(app, verbose, no_inotify):
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = logging.getLogger("mailhygiene.watch")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = False
+    for name in ("mailhygiene.watch", "mailhygiene.lake"):  # the lake: this node's uploads ([store] url)
+        each = logging.getLogger(name)
+        each.addHandler(handler)
+        each.setLevel(logging.DEBUG if verbose else logging.INFO)
+        each.propagate = False
 
     def on_start(engine):
         def stop(signum, frame):
@@ -56,6 +58,9 @@ def watch_cmd(app, verbose, no_inotify):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
 
-    summary = Engine.from_config(cfg).follow(cfg.sources, use_watchdog=not no_inotify, on_start=on_start)
+    from ..lake.node import watch_hook
+
+    summary = Engine.from_config(cfg).follow(cfg.sources, use_watchdog=not no_inotify, on_start=on_start,
+                                             on_stored=watch_hook(cfg))
     click.echo(f"watch: {summary.lines} lines read, {summary.events_written} events written, "
                f"{sum(summary.rejected.values())} lines rejected", err=True)

@@ -314,6 +314,37 @@ class ClassifySettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """The shared event lake (docs/scale-out.md): where this node uploads its sealed event files
+    and where `suppress`, `report` and pipeline.connect() read every node's events from."""
+
+    # "" = local only (as before); "s3://bucket/prefix", or a local/NFS directory path.
+    url: str = setting("")
+    # An S3-compatible server (MinIO, Ceph RGW): "http://127.0.0.1:9000". "" = AWS S3.
+    endpoint_url: str = setting("")
+    # "" = AWS_REGION / AWS_DEFAULT_REGION, else us-east-1.
+    region: str = setting("")
+    # This MTA host's name in the lake (events/node=<node>/...): letters, digits, ".", "_", "-".
+    node: str = setting("")
+    # Closed days (older than this many days, UTC) of this node with several objects are merged
+    # into one object by `clean` (0 = never).
+    compact_after_days: int = setting(3, min=0, max=366)
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """Apache Spark for `suppress --engine spark` (the `.[spark]` extra, Java 17)."""
+
+    # Where Spark runs: "local[*]" (this machine, every core), "local[2]", "k8s://https://...",
+    # "spark://host:7077", "yarn" (docs/scale-out.md).
+    master: str = setting("local[*]", nonempty=True)
+    # spark.sql.shuffle.partitions (Spark's default of 200 is far too many on one machine).
+    shuffle_partitions: int = setting(8, min=1, max=100_000)
+    # spark.driver.memory of a session this process starts (local mode: all of Spark's memory).
+    driver_memory: str = setting("2g", nonempty=True)
+
+
+@dataclass(frozen=True)
 class FileSettings:
     """The top level of the file: where data lives, the zone, the sources and every section."""
 
@@ -335,6 +366,12 @@ class FileSettings:
     intake: IntakeSettings = setting(IntakeSettings, factory=True)
     doctor: DoctorSettings = setting(DoctorSettings, factory=True)
     classify: ClassifySettings = setting(ClassifySettings, factory=True)
+    # The shared event lake of many MTA nodes, and the query engine of `suppress`.
+    store: StoreSettings = setting(StoreSettings, factory=True)
+    # Where `suppress` runs the SQL that reads the events: "duckdb" (in this process) or "spark"
+    # (the `.[spark]` extra and Java 17; `suppress --engine` overrides it).
+    engine: str = setting("duckdb", choices=("duckdb", "spark"))
+    spark: SparkSettings = setting(SparkSettings, factory=True)
 
 
 # ----------------------------------------------------------------------------- the effective config
@@ -370,6 +407,9 @@ class Config:
     intake = property(lambda self: self.settings.intake)
     doctor = property(lambda self: self.settings.doctor)
     classify = property(lambda self: self.settings.classify)
+    store = property(lambda self: self.settings.store)
+    engine = property(lambda self: self.settings.engine)
+    spark = property(lambda self: self.settings.spark)
 
     def path_in_data_dir(self, value: str | os.PathLike) -> Path:
         p = Path(value).expanduser()

@@ -44,6 +44,16 @@ class SuppressionUnavailable(MailHygieneError):
     (the sender above all) must stop rather than send to addresses that may be suppressed."""
 
 
+class LakeError(MailHygieneError):
+    """The shared event lake ([store] url) cannot be used: unreachable, refused, misconfigured,
+    or a server that cannot guarantee create-only uploads."""
+
+
+class LakeConflict(LakeError):
+    """An object the node would create already exists with different content: two nodes share a
+    node name, or the local store was rebuilt differently. Nothing was overwritten."""
+
+
 def unreadable_file(exc: BaseException) -> StoreCorrupt | None:
     """A StoreCorrupt naming the damaged Parquet file of the data dir when `exc` (an error of
     DuckDB or Arrow) says it could not read one, with what to do about it; None otherwise.

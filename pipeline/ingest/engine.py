@@ -454,13 +454,15 @@ class Engine:
 
     # ================================================================== follow
     def follow(self, sources: Iterable[SourceSettings], stop_event: threading.Event | None = None, *,
-               use_watchdog: bool = True, on_start=None) -> IngestSummary:
+               use_watchdog: bool = True, on_start=None, on_stored=None) -> IngestSummary:
         """Follow the sources until `stop_event` is set (or stop() is called); returns what was
         read and written. `on_start(engine)` is called once the engine runs (the CLI routes
-        signals to engine.stop())."""
+        signals to engine.stop()); `on_stored()` after the events of one or more commits are
+        durable and their state saved (lake.node.watch_hook: this node uploads its sealed
+        files), in the loop and once more at the end; it must not raise."""
         if stop_event is not None:
             self.stop_event = stop_event
-        with self.following(sources, use_watchdog=use_watchdog, on_start=on_start) as summary:
+        with self.following(sources, use_watchdog=use_watchdog, on_start=on_start, on_stored=on_stored) as summary:
             while not self.stop_event.is_set():
                 self.wake.clear()
                 if self.step():
@@ -470,7 +472,7 @@ class Engine:
 
     @contextmanager
     def following(self, sources: Iterable[SourceSettings], *, use_watchdog: bool = True,
-                  on_start=None) -> Iterator[IngestSummary]:
+                  on_start=None, on_stored=None) -> Iterator[IngestSummary]:
         """The follower set up (watch lock, session, sources, file-system wake-ups) for step()
         to be called in a loop; on leaving, what was read is committed and the files closed.
         follow() is this loop with waits between the steps; tests call step() themselves and
@@ -488,6 +490,8 @@ class Engine:
             self.session = session
             self.files = LogFiles(specs, session.positions, follow=True, on_open=self._on_open, clock=self.clock)
             self.pending_since: float | None = None
+            self.on_stored = on_stored
+            self._unannounced = False  # commits stored since on_stored() was last called
             self.flush_failures = 0
             self.flush_retry_at = 0.0
             self.touched_days: set[str] = set()
@@ -512,6 +516,8 @@ class Engine:
                     self.files.snapshot_positions()
                     self.session.commit()
                     self.session.finish_pending()
+                    self._unannounced = True
+                    self._announce_stored()
                 finally:
                     self.files.close()
                     self._stop_readers()
@@ -530,6 +536,8 @@ class Engine:
                 session.finish_pending()
             except Exception as exc:
                 self._store_failed(exc)
+            else:
+                self._announce_stored()
         if busy:
             return True
         self._maybe_compact()
@@ -601,7 +609,17 @@ class Engine:
             log.info("watch: writing events works again")
             self.flush_failures = 0
         self.pending_since = None
+        self._unannounced = True
         return True
+
+    def _announce_stored(self) -> None:
+        """on_stored() once the commits since the last call are durable (not at every loop)."""
+        if self._unannounced and self.on_stored is not None and self.session.pending_done():
+            self._unannounced = False
+            try:
+                self.on_stored()
+            except Exception as exc:  # the hook's own failure must never stop following
+                log.warning("watch: after storing events: %s: %s", type(exc).__name__, exc)
 
     def _store_failed(self, exc: Exception) -> None:
         from ..core.backoff import backoff_delay
@@ -739,8 +757,12 @@ def ingest(cfg: Config, paths: Iterable[str], *, fmt: str = "auto", year: int | 
 
 def follow(cfg: Config, stop_event: threading.Event | None = None, *, use_watchdog: bool = True,
            on_start=None) -> IngestSummary:
-    """Follow cfg's [[sources]] until `stop_event` is set (what `mailhygiene watch` runs)."""
-    return Engine.from_config(cfg).follow(cfg.sources, stop_event, use_watchdog=use_watchdog, on_start=on_start)
+    """Follow cfg's [[sources]] until `stop_event` is set (what `mailhygiene watch` runs); with
+    `[store] url` each stored commit is uploaded to the lake (lake.node.watch_hook)."""
+    from ..lake.node import watch_hook
+
+    return Engine.from_config(cfg).follow(cfg.sources, stop_event, use_watchdog=use_watchdog, on_start=on_start,
+                                          on_stored=watch_hook(cfg))
 
 
 __all__ = ["Engine", "IngestSummary", "ingest", "follow", "expand_paths", "watch_is_running"]

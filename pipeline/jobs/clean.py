@@ -50,6 +50,8 @@ class CleanResult:
     export_path: Path | None = None
     exported_rows: int = 0
     report_path: Path | None = None
+    lake_upload: object = None          # lake.upload.UploadSummary when [store] url is set
+    lake_compaction: object = None      # lake.compact.CompactSummary
 
 
 def job_lock(cfg: Config, name: str = "clean", *, wait: float = 0.0, busy: str | None = None):
@@ -91,8 +93,22 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
                                  + ": fix the format of that [[sources]] entry; the rule was not run")
         result.sender_events = flush_sender_events(cfg)
         step("sender_events", result.sender_events)
+        if cfg.store.url:  # [store] url: upload this node's sealed files, merge its closed days
+            from ..lake.node import nightly
+
+            result.lake_upload, result.lake_compaction = nightly(cfg)
+            step("lake", result.lake_upload)
         store = SuppressionStore(data_dir)
-        result.rule = run_rule(store, cfg.rule, cfg.guard, as_of, tz=tz, force=force)
+        engine = None
+        if cfg.engine == "spark":  # the rule's SQL on Spark (docs/scale-out.md); the list stays here
+            from ..lake.engines import SparkEngine
+
+            engine = SparkEngine.open(cfg)
+        try:
+            result.rule = run_rule(store, cfg.rule, cfg.guard, as_of, tz=tz, force=force, engine=engine)
+        finally:
+            if engine is not None:
+                engine.close()
         step("rule", result.rule)
         result.export_path = cfg.path_in_data_dir(cfg.export.path)
         fsutil.ensure_dir(result.export_path.parent)
@@ -146,7 +162,7 @@ def clean_result_json(result: CleanResult, cfg: Config) -> dict[str, Any]:
      outbox before the rule, "export": {"path", "rows"}, "report": path or
      null, "ingest": {"watch_running": bool, "sources_without_files": [path], "sources": [{"path",
      "files", "lines", "events", "already_stored", "rejects", "rejects_file"}]}, "rule": the
-     `suppress --json` document}"""
+     `suppress --json` document, "lake": this node's upload with [store] url, else null}"""
     from ..core.jsonout import jsonable
 
     sources = []
@@ -168,4 +184,5 @@ def clean_result_json(result: CleanResult, cfg: Config) -> dict[str, Any]:
         "ingest": {"watch_running": result.watch_running, "sources_without_files": result.sources_without_files,
                    "sources": sources},
         "rule": rule_result_json(rule, cfg.rule, cfg.timezone_name) if rule is not None else None,
+        "lake": result.lake_upload.as_dict() if result.lake_upload is not None else None,
     })

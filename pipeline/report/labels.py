@@ -201,6 +201,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.export_path": "suppression CSV: {path}",
         "cli.report": "== report",
         "cli.report_path": "report: {path}",
+        "cli.lake": "== lake",
+        "cli.lake_uploaded": "uploaded {files} file(s), {bytes:,} bytes ({already} already there)",
     },
     "ja": {
         "html_lang": "ja",
@@ -313,6 +315,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.export_path": "配信停止 CSV: {path}",
         "cli.report": "== レポート",
         "cli.report_path": "レポート: {path}",
+        "cli.lake": "== 共有イベントストア",
+        "cli.lake_uploaded": "{files} ファイル、{bytes:,} バイトをアップロード（既存 {already} 件）",
     },
 }
 

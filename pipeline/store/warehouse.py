@@ -72,6 +72,17 @@ def sql_relation(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, An
     return con.sql(sql, params=bind_sql(name, sql, params))
 
 
+def resolve_config(data_dir: str | os.PathLike | None = None, config: Config | None = None) -> Config:
+    """The config connect() uses: `config` (with `data_dir` over it), else MAILHYGIENE_DATA_DIR
+    or the default config."""
+    if config is None:
+        env = os.environ.get("MAILHYGIENE_DATA_DIR")
+        return load_config(data_dir=data_dir or env) if (data_dir or env) else load_config()
+    if data_dir is not None:
+        return load_config(config.source, data_dir=data_dir, timezone=config["timezone"] or None)
+    return config
+
+
 _PARQUET_PATH_RE = re.compile(r"""["']?(/[^"'\s]*?\.parquet)["']?""")
 
 
@@ -93,23 +104,51 @@ def connect(data_dir: str | os.PathLike | None = None, *, config: Config | None 
 
     With neither argument, the data dir comes from MAILHYGIENE_DATA_DIR or the default config.
     """
-    if config is None:
-        env = os.environ.get("MAILHYGIENE_DATA_DIR")
-        config = load_config(data_dir=data_dir or env) if (data_dir or env) else load_config()
-    elif data_dir is not None:
-        config = load_config(config.source, data_dir=data_dir, timezone=config["timezone"] or None)
+    config = resolve_config(data_dir, config)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     attach_views(con, config.data_dir)
     return con
 
 
+# Where the `events` of a data dir come from when not from its own event store: a config with
+# `[store] url` reads every node of the lake (pipeline.lake.read.use_lake registers its source
+# here; the store does not import the lake). A source has attach(con) and has_events().
+EVENT_SOURCES: dict[Path, Any] = {}
+
+
+def use_event_source(data_dir: str | os.PathLike, source) -> None:
+    """Read the events of `data_dir` from `source` (None: from its own event store again)."""
+    key = Path(data_dir).expanduser().resolve()
+    if source is None:
+        EVENT_SOURCES.pop(key, None)
+    else:
+        EVENT_SOURCES[key] = source
+
+
+def event_source(data_dir: str | os.PathLike):
+    return EVENT_SOURCES.get(Path(data_dir).expanduser().resolve()) if EVENT_SOURCES else None
+
+
+def has_events(data_dir: str | os.PathLike) -> bool:
+    """Whether `events` of this data dir would have rows to read (its source's, or its store's)."""
+    source = event_source(data_dir)
+    if source is not None:
+        return source.has_events()
+    from .layout import stored_files  # (no numpy/pyarrow)
+
+    return bool(stored_files(data_dir))
+
+
 def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     from . import layout  # lists and checks the files without numpy or pyarrow
 
-    files = layout.stored_files(data_dir)
+    source = event_source(data_dir)
+    files = [] if source is not None else layout.stored_files(data_dir)
     layout.check_files(data_dir, files)  # StoreCorrupt: a truncated file would fail every query on the view
-    if not files:
+    if source is not None:  # [store] url: every node's events from the lake
+        source.attach(con)
+    elif not files:
         import pyarrow as pa  # an empty store only: a typed empty view
 
         from .records import EVENT_SCHEMA

@@ -7,7 +7,10 @@ sql/guard_bursts.sql: one pass over the events, for the attempts per carrier and
 (the counted errors are counted from the rule's table, not from the events again); only when
 needed, sql/error_addresses.sql and sql/active_addresses.sql (the share test) and
 sql/guard_replies.sql (something was flagged: its top replies, from the counted errors).
-Writes nothing. Called by rule.run_rule with the [guard] settings.
+Writes nothing. Called by rule.run_rule with the [guard] settings. With `suppress --engine
+spark` these queries run on Spark, where the rule kept `counted_errors`; the small tables they
+read besides (new_entries, flagged_periods) are copied there and the rows come back with
+DuckDB's types (lake.engines.run_into), so the verdict is the same code on both engines.
 
 Three tests (README "The rule and the guard"):
 - share: more than guard.min_new new entries making more than guard.max_new_fraction of the
@@ -43,11 +46,24 @@ class GuardReport:
     since: datetime | None = None
 
 
-def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of: datetime,
-                new_count: int, first_error: datetime | None) -> GuardReport:
-    """Judge the new entries in table `new_entries` of `con` (with the events view and the
-    rule's table `counted_errors`)."""
+def _query(con, engine, name: str, params: dict[str, Any], inputs: tuple[str, ...] = ()):
+    """sql/<name>.sql on DuckDB (`con`), or on the rule's engine (suppress --engine spark) with
+    the tables of `con` it reads besides the events and counted_errors (`inputs`) copied over
+    and its rows brought back with DuckDB's types."""
     from ..store.warehouse import run_sql
+
+    if engine is None:
+        return run_sql(con, name, params)
+    from ..lake.engines import run_into
+
+    return run_into(engine, con, name, params, table=f"engine_{name}", inputs=inputs)
+
+
+def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of: datetime,
+                new_count: int, first_error: datetime | None, engine=None) -> GuardReport:
+    """Judge the new entries in table `new_entries` of `con` (with the events view and the
+    rule's table `counted_errors`); `engine`: None = DuckDB, else the engine that reads the
+    events and holds counted_errors (lake.engines.SparkEngine)."""
     from .store import rows
 
     report = GuardReport()
@@ -55,17 +71,17 @@ def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of
         return report
     since = first_error - timedelta(days=rule.window_days)
     report.since = since
-    found = rows(run_sql(con, "guard_bursts", {
+    found = rows(_query(con, engine, "guard_bursts", {
         "tz": tz, "as_of": as_of, "since": since,
         "hour_min_errors": guard.hour_min_errors, "hour_rate": guard.hour_rate,
         "recent_hours": guard.recent_hours, "recent_rate": guard.recent_rate,
-        "block_min_errors": guard.block_min_errors, "block_rate": guard.block_rate}))
+        "block_min_errors": guard.block_min_errors, "block_rate": guard.block_rate}, ("new_entries",)))
     summary = next(r for r in found if r["kind"] == "summary")
     _share_test(con, guard, report, new_count=new_count, since=since, as_of=as_of,
-                last_quarter=summary["last_quarter"])
+                last_quarter=summary["last_quarter"], engine=engine)
     report.bursts = [r for r in found if r["kind"] != "summary"]
     if report.bursts:
-        replies = _top_replies(con, report.bursts, tz=tz, since=since, as_of=as_of)
+        replies = _top_replies(con, report.bursts, tz=tz, since=since, as_of=as_of, engine=engine)
         for row in report.bursts:
             row["top_replies"] = replies.get((row["kind"], row["carrier"], row["period_start"]))
             report.tripped = True
@@ -73,28 +89,26 @@ def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of
     return report
 
 
-def _top_replies(con, bursts, *, tz: str, since: datetime, as_of: datetime) -> dict:
+def _top_replies(con, bursts, *, tz: str, since: datetime, as_of: datetime, engine=None) -> dict:
     """(kind, carrier, period_start) -> "n x reply | ..." for the flagged periods (from the
     rule's counted errors, only when something was flagged)."""
-    from ..store.warehouse import run_sql
     from .store import rows, run_block
 
     periods = [{"kind": b["kind"], "carrier": b["carrier"], "period_start": b["period_start"]} for b in bursts]
     run_block(con, "flagged_periods", {"periods": periods})
-    found = rows(run_sql(con, "guard_replies", {"tz": tz, "since": since,
-                                                "until": as_of + timedelta(microseconds=1)}))
+    found = rows(_query(con, engine, "guard_replies", {"tz": tz, "since": since,
+                                                       "until": as_of + timedelta(microseconds=1)},
+                        ("flagged_periods",)))
     return {(r["kind"], r["carrier"], r["period_start"]): r["top_replies"] for r in found}
 
 
 def _share_test(con, guard: GuardSettings, report: GuardReport, *, new_count: int,
-                since: datetime, as_of: datetime, last_quarter: datetime | None) -> None:
+                since: datetime, as_of: datetime, last_quarter: datetime | None, engine=None) -> None:
     """Counting the addresses active in the period is a full scan. Two lower bounds of it
     usually settle the question first: the addresses with a counted error in the period (from
     the rule's table, no scan), then those active in the period's last day (a sixtieth of it)."""
-    from ..store.warehouse import run_sql
-
     def count(name: str, start: datetime) -> int:
-        return int(run_sql(con, name, {"since": start, "as_of": as_of}).fetchall()[0][0])
+        return int(_query(con, engine, name, {"since": start, "as_of": as_of}).fetchall()[0][0])
 
     def settled(bound: int) -> bool:
         report.active_at_least = max(report.active_at_least, bound)

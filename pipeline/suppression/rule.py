@@ -103,22 +103,24 @@ def rule_params(rule: RuleSettings, tz: str, as_of: datetime) -> dict[str, Any]:
             "window_days": rule.window_days, "counted_reasons": list(rule.counted_reasons)}
 
 
-def evaluate(store, rule: RuleSettings, as_of: str | datetime | None = None, *, tz: str) -> list[dict[str, Any]]:
-    """Every address the rule marks over the whole stored history up to as_of (listed or not)."""
-    from ..store.warehouse import run_sql
-
+def evaluate(store, rule: RuleSettings, as_of: str | datetime | None = None, *, tz: str,
+             engine=None) -> list[dict[str, Any]]:
+    """Every address the rule marks over the whole stored history up to as_of (listed or not).
+    `engine`: None = DuckDB; a pipeline.lake.engines.SparkEngine runs the rule's SQL on Spark."""
     params = rule_params(rule, tz, parse_as_of(as_of, tz))
     with reading(store, events=True) as (_, con):
-        keep_counted_errors(con, params)
-        return rows(run_sql(con, "suppression_candidates", params))
+        keep_counted_errors(con, params, engine)
+        return rows(_candidates(con, engine, params, keep=False))
 
 
 def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datetime | None = None,
              *, tz: str, dry_run: bool = False, force: bool = False, check_guard_in_dry_run: bool = False,
-             now: datetime | None = None) -> RuleResult:
+             now: datetime | None = None, engine=None) -> RuleResult:
     """Evaluate the rule and add the new addresses, unless dry_run, or the guard refuses (unless
     force). `store`: a SuppressionStore (or a Config / data dir); `tz`: the zone of the days.
     A dry run skips the guard (a pass over the events) unless check_guard_in_dry_run.
+    `engine`: None = DuckDB; a pipeline.lake.engines.SparkEngine runs the queries that read the
+    events (the rule's and the guard's) on Spark, the list stays in DuckDB (docs/scale-out.md).
 
     Raises GuardTripped (nothing written) when the guard refuses; NoDataError without events.
     """
@@ -127,9 +129,10 @@ def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datet
     if dry_run:  # reads only: no lock, no repair (an inconsistent list is an error)
         with reading(store, events=True) as (_, con):
             return _judge(con, rule, guard, tz, as_of_dt, dry_run=True, force=force,
-                          with_guard=check_guard_in_dry_run)
+                          with_guard=check_guard_in_dry_run, engine=engine)
     with changing(store, events=True) as (_, con):
-        result = _judge(con, rule, guard, tz, as_of_dt, dry_run=False, force=force, with_guard=True)
+        result = _judge(con, rule, guard, tz, as_of_dt, dry_run=False, force=force, with_guard=True,
+                        engine=engine)
         if not result.new:
             return result
         if result.guard.tripped and not force:
@@ -145,10 +148,17 @@ def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datet
         return result
 
 
-def keep_counted_errors(con, params: dict[str, Any]) -> None:
+def keep_counted_errors(con, params: dict[str, Any], engine=None) -> None:
     """The rule's first step: table `counted_errors` (sql/counted_errors.sql), which
-    sql/suppression_candidates.sql and the guard's queries read."""
+    sql/suppression_candidates.sql and the guard's queries read. With an engine (Spark) the
+    rows are kept there, where those queries then run; `con` gets an empty table of DuckDB's
+    shape of them (what run_into binds the later queries against)."""
     from ..store.warehouse import sql_relation
+
+    if engine is not None:
+        engine.keep("counted_errors", params, table="counted_errors")
+        sql_relation(con, "counted_errors", params).limit(0).to_table("counted_errors")
+        return
 
     # The table's row order is never read (every query over it orders what it needs, by a
     # total order): DuckDB may fill it in parallel instead of in the order of the files.
@@ -159,17 +169,32 @@ def keep_counted_errors(con, params: dict[str, Any]) -> None:
         con.execute("RESET preserve_insertion_order")
 
 
-def _judge(con, rule: RuleSettings, guard: GuardSettings, tz: str, as_of: datetime, *,
-           dry_run: bool, force: bool, with_guard: bool) -> RuleResult:
-    from ..store.warehouse import sql_relation
+def _candidates(con, engine, params: dict[str, Any], *, keep: bool):
+    """sql/suppression_candidates.sql on DuckDB, or on the given engine with its rows brought
+    back into `con`; keep=True leaves them in table `candidates` (what new_entries reads)."""
+    from ..store.warehouse import run_sql, sql_relation
 
+    if engine is not None:
+        from ..lake.engines import run_into
+
+        return run_into(engine, con, "suppression_candidates", params, table="candidates",
+                        inputs=("suppression_history",))
+    if keep:
+        sql_relation(con, "suppression_candidates", params).to_table("candidates")
+        return None
+    return run_sql(con, "suppression_candidates", params)
+
+
+def _judge(con, rule: RuleSettings, guard: GuardSettings, tz: str, as_of: datetime, *,
+           dry_run: bool, force: bool, with_guard: bool, engine=None) -> RuleResult:
     params = rule_params(rule, tz, as_of)
-    keep_counted_errors(con, params)
-    sql_relation(con, "suppression_candidates", params).to_table("candidates")
+    keep_counted_errors(con, params, engine)
+    _candidates(con, engine, params, keep=True)
     run_block(con, "new_entries")
     marked, already_listed, first_error = run_block(con, "counts").fetchone()
     new = rows(run_block(con, "new"))
-    report = (check_guard(con, guard, rule, tz=tz, as_of=as_of, new_count=len(new), first_error=first_error)
+    report = (check_guard(con, guard, rule, tz=tz, as_of=as_of, new_count=len(new), first_error=first_error,
+                          engine=engine)
               if with_guard else GuardReport())
     return RuleResult(as_of=as_of, marked=marked, new=new, already_listed=already_listed,
                       guard=report, dry_run=dry_run, forced=force, guard_checked=with_guard)

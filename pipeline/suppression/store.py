@@ -215,9 +215,13 @@ class SuppressionStore:
 
 
 def _require_events(data_dir: Path) -> None:
-    from ..store.layout import stored_files  # (no numpy/pyarrow)
+    from ..store.warehouse import event_source, has_events
 
-    if not stored_files(data_dir):
+    if not has_events(data_dir):
+        source = event_source(data_dir)
+        if source is not None:  # [store] url: the lake's events
+            raise NoDataError(f"no events in the lake {source.lake.url} yet: the nodes upload after "
+                              "each ingest (`mailhygiene lake status` shows what it holds)")
         if not data_dir.exists():
             raise NoDataError(f"data dir {data_dir} does not exist: run `mailhygiene ingest LOGS` first "
                               "(or pass the right --data-dir)")
@@ -360,9 +364,9 @@ def show_json(info: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _has_events(data_dir: Path) -> bool:
-    from ..store.layout import stored_files  # (no numpy/pyarrow)
+    from ..store.warehouse import has_events
 
-    return bool(stored_files(data_dir))
+    return has_events(data_dir)  # the local store's, or the lake's with [store] url
 
 
 # --------------------------------------------------------------------------- manual changes

@@ -1,0 +1,91 @@
+"""CLI group `lake`: the shared event lake of many MTA nodes (docs/scale-out.md).
+
+`lake status` (what the lake holds, per node), `lake upload` (this node's sealed files now) and
+`lake compact` (merge this node's closed days). Thin layer over pipeline.lake.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _lake(cfg):
+    from ..core.errors import ConfigError
+    from ..lake.url import lake_of
+
+    lake = lake_of(cfg)
+    if lake is None:
+        raise ConfigError("no lake configured: set [store] url = \"s3://bucket/prefix\" (or a directory) "
+                          "in the config file (docs/scale-out.md)")
+    return lake
+
+
+@click.group("lake")
+def lake_group():
+    """The shared event lake: status, upload, compaction (docs/scale-out.md)."""
+
+
+@lake_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def lake_status(app, as_json):
+    """Objects, days and bytes per node under [store] url.
+
+    \b
+    Example:
+      mailhygiene --config central.toml lake status
+    """
+    from ..lake.read import list_objects
+
+    lake = _lake(app.cfg)
+    nodes: dict[str, dict] = {}
+    for o in list_objects(lake):
+        n = nodes.setdefault(o.node, {"objects": 0, "bytes": 0, "days": set()})
+        n["objects"] += 1
+        n["bytes"] += o.size
+        n["days"].add(o.day)
+    out = {name: {"objects": n["objects"], "bytes": n["bytes"], "days": len(n["days"]),
+                  "first_day": min(n["days"]), "last_day": max(n["days"])} for name, n in sorted(nodes.items())}
+    if as_json:
+        click.echo(json.dumps({"lake": lake.url, "nodes": out}, indent=2))
+        return
+    click.echo(f"lake {lake.url}: {len(out)} node(s)")
+    for name, n in out.items():
+        click.echo(f"  {name:16} {n['objects']:6} objects {n['bytes']:>14,} bytes  {n['days']:4} days "
+                   f"{n['first_day']} .. {n['last_day']}")
+
+
+@lake_group.command("upload")
+@click.pass_obj
+def lake_upload(app):
+    """Upload this node's sealed event files that the lake does not have yet (create-only).
+
+    `ingest`, `clean` and `watch` do this after each commit; this command is for a first upload
+    of an existing store, or after the lake was unreachable.
+    """
+    from ..lake.node import after_commit
+
+    _lake(app.cfg)
+    s = after_commit(app.cfg, strict=True)
+    click.echo(f"uploaded {s.uploaded} file(s), {s.bytes:,} bytes; {s.already_there} already there; "
+               f"{s.skipped_covered} covered by the lake; {s.filtered_rows} row(s) left out as already uploaded")
+
+
+@lake_group.command("compact")
+@click.pass_obj
+def lake_compact(app):
+    """Merge this node's objects of closed days (older than store.compact_after_days) into one per day."""
+    from ..core.errors import ConfigError
+    from ..lake.compact import compact_closed_days
+    from ..lake.url import check_node
+
+    cfg = app.cfg
+    lake = _lake(cfg)
+    if not cfg.store.compact_after_days:
+        raise ConfigError("store.compact_after_days is 0: compaction is off")
+    s = compact_closed_days(lake, check_node(cfg.store.node), after_days=cfg.store.compact_after_days,
+                            work_dir=cfg.data_dir)
+    click.echo(f"compacted {len(s.days)} day(s): {s.objects_replaced} object(s) -> {len(s.days)}, "
+               f"{s.rows_written:,} rows ({s.duplicate_rows_dropped} duplicate row(s) dropped)")

@@ -1,0 +1,214 @@
+"""Apache Spark for the rule and the reports: the session, and the events as the view `events`.
+
+Reads `[spark]` settings and the events (a local data dir, a lake directory, or an s3:// lake);
+writes nothing. Needs the `.[spark]` extra (pyspark) and Java 17 (Debian:
+openjdk-17-jre-headless); without either, SparkUnavailable says what to install.
+
+Where the events come from:
+- a local data dir or a lake directory: Spark's own Parquet reader (partition folders `date=`
+  and `node=` read as strings);
+- an s3:// lake: Spark's S3A reader when hadoop-aws is on the classpath (managed Spark,
+  or `spark.jars.packages`), else the Python data source `mailhygiene_lake`
+  (lake.spark_source), which reads the objects listed by the driver on the executors with
+  pyarrow's S3FileSystem: no jar to download.
+A lake's `events` view is the port of lake.read.DEDUPED_EVENTS_SQL (each event once, the same
+row as DuckDB keeps), over `lake_repeated` (REPEATED_IDS_SQL, computed once per session). The session runs in UTC (the port binds times in UTC). checkpoint(df)
+keeps rows computed once for the steps that read them (lake.engines).
+
+Called by lake.engines.SparkEngine.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+
+from ..core.config import SparkSettings
+from ..core.errors import LakeError
+from ..store.event_store import EventStore
+from ..store.records import EVENT_SCHEMA
+from .read import DEDUPED_EVENTS_SQL, LAKE_SCHEMA, REPEATED_IDS_SQL, ddl, list_objects
+from .url import LakeLocation
+
+
+class SparkUnavailable(LakeError):
+    """pyspark or Java is missing."""
+
+
+def spark_missing() -> str | None:
+    """Why Spark cannot run here (None when it can)."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed: pip install 'mailhygiene[spark]'"
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and Path(java_home, "bin", "java").exists()) and not shutil.which("java"):
+        return "Java is not installed: Spark needs Java 17 (Debian: apt-get install openjdk-17-jre-headless)"
+    return None
+
+
+def session(settings: SparkSettings | None = None, app_name: str = "mailhygiene"):
+    """A SparkSession (created once per process; its master is fixed from then on)."""
+    why = spark_missing()
+    if why:
+        raise SparkUnavailable(f"cannot use the Spark engine: {why}")
+    settings = settings or SparkSettings()
+    import warnings
+
+    # pyspark's notice that it "does not yet fully support pandas >= 3": the engine hands
+    # Arrow tables to and from Spark, never pandas frames
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    # executors run the Python of this process (the lake data source imports pipeline)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    builder = (SparkSession.builder.master(settings.master).appName(app_name)
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+               .config("spark.driver.memory", settings.driver_memory)
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               # folder values (date=2026-11-20) stay strings, as in DuckDB's views
+               .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               # plans are printed for the listeners at every step: a long one cost seconds and
+               # once exhausted the driver's heap in the thread that sends rows to Python
+               # (which then waits forever); a bounded string is enough for any log
+               .config("spark.sql.maxPlanStringLength", "100000")
+               # errors only (pipeline/lake/data/log4j2.properties): no start-up chatter on stderr
+               .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}")
+               .config("spark.executor.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}"))
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # py4j / JVM start-up failures: say it in one line
+        raise SparkUnavailable(f"Spark did not start ({settings.master}): {str(exc).splitlines()[0][:300]}") from None
+    spark.sparkContext.setLogLevel("ERROR")
+    global _STOP_REGISTERED
+    if not _STOP_REGISTERED:
+        atexit.register(stop_session, spark)
+        _STOP_REGISTERED = True
+    return spark
+
+
+_STOP_REGISTERED = False
+LOG4J_CONFIG = Path(__file__).resolve().parent / "data" / "log4j2.properties"
+STOP_TIMEOUT_S = 30.0
+
+
+def stop_session(spark) -> None:
+    """Stop Spark and wait (bounded) for its JVM to end, so that it ends with this process and
+    is accounted to it (pyspark alone lets the JVM notice the closed pipe after Python has
+    gone). Registered at exit by session(); never raises."""
+    proc = getattr(getattr(spark.sparkContext, "_gateway", None), "proc", None)
+    try:
+        spark.stop()
+    except Exception:  # noqa: BLE001 (a JVM already gone: nothing to stop)
+        pass
+    if proc is None:
+        return
+    try:
+        if proc.stdin is not None:
+            proc.stdin.close()  # the gateway's exit signal
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 (a JVM that does not end in time is killed)
+        proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+LOCAL_SCHEMA = EVENT_SCHEMA.append(pa.field("date", pa.string()))
+
+
+def register_local_events(spark, data_dir: str | os.PathLike) -> None:
+    """`events` over a local data dir (the single-machine store), as warehouse's view."""
+    store = EventStore(data_dir)
+    if store.is_empty():
+        spark.createDataFrame([], ddl(LOCAL_SCHEMA)).createOrReplaceTempView("events")
+        return
+    df = spark.read.schema(ddl(LOCAL_SCHEMA)).option("basePath", str(store.root)).parquet(str(store.root))
+    df.createOrReplaceTempView("events")
+
+
+def register_lake_events(spark, lake: LakeLocation) -> list:
+    """`lake_events` (every object), `lake_repeated` (the ids with copies, computed once) and
+    `events` (each event once) over a lake. Returns the DataFrames of rows kept (checkpoints)
+    for the caller to release."""
+    from .port import port
+
+    objects = list_objects(lake)
+    kept = []
+    if not objects:
+        spark.createDataFrame([], ddl(LAKE_SCHEMA)).createOrReplaceTempView("lake_events")
+    elif lake.scheme == "file":
+        (spark.read.schema(ddl(LAKE_SCHEMA)).option("basePath", lake.events_root)
+         .parquet(*[o.path for o in objects]).createOrReplaceTempView("lake_events"))
+    elif _has_s3a(spark):
+        _configure_s3a(spark, lake)
+        base = f"s3a://{lake.bucket}/{lake.prefix}/events".replace("//events", "/events")
+        (spark.read.schema(ddl(LAKE_SCHEMA)).option("basePath", base)
+         .parquet(*[f"s3a://{o.path}" for o in objects]).createOrReplaceTempView("lake_events"))
+    else:
+        from pyspark import StorageLevel
+
+        from .spark_source import register_source
+
+        register_source(spark)
+        # This source has no column pruning, and every query reads the events several times:
+        # the objects are read once, each event kept once (a checkpoint: later plans scan it),
+        # and the raw rows let go (`lake_events` reads the objects again if asked).
+        source = (spark.read.format("mailhygiene_lake").schema(ddl(LAKE_SCHEMA))
+                  .option("lake", _json(lake.filesystem_options()))
+                  .option("objects", _json([[o.path, o.node, o.day, o.size] for o in objects])).load())
+        source.persist(StorageLevel.MEMORY_AND_DISK).createOrReplaceTempView("lake_events")
+        try:
+            repeated = checkpoint(spark.sql(port(REPEATED_IDS_SQL)))
+            repeated.createOrReplaceTempView("lake_repeated")
+            events = checkpoint(spark.sql(port(DEDUPED_EVENTS_SQL)))
+        finally:
+            source.unpersist()
+        events.createOrReplaceTempView("events")
+        return [repeated, events]
+    repeated = checkpoint(spark.sql(port(REPEATED_IDS_SQL)))  # the one aggregation over every row
+    repeated.createOrReplaceTempView("lake_repeated")
+    spark.sql(port(DEDUPED_EVENTS_SQL)).createOrReplaceTempView("events")
+    return [repeated]
+
+
+def checkpoint(df):
+    """The rows of `df` computed now and stored on the executors (memory, then disk); the plan
+    of whatever reads them is a scan. Not persist(): persist keeps the whole plan under the
+    cache, so each later step's plan nests every earlier one (plans of megabytes, seconds of
+    planning per step even on 81 events, and once a driver heap exhausted while printing a
+    plan, which left the Python side waiting forever for the rows). The price: rows lost with
+    an executor are not recomputed, the query fails (run it again)."""
+    from pyspark import StorageLevel
+
+    return df.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _has_s3a(spark) -> bool:
+    try:
+        spark.sparkContext._jvm.java.lang.Class.forName("org.apache.hadoop.fs.s3a.S3AFileSystem")
+        return True
+    except Exception:
+        return False
+
+
+def _configure_s3a(spark, lake: LakeLocation) -> None:
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    if lake.endpoint_url:
+        conf.set("fs.s3a.endpoint", lake.endpoint_url)
+        conf.set("fs.s3a.path.style.access", "true")
+        conf.set("fs.s3a.connection.ssl.enabled", str(lake.endpoint_url.startswith("https")).lower())
+    conf.set("fs.s3a.endpoint.region", lake.effective_region)

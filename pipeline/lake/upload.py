@@ -1,0 +1,200 @@
+"""Upload a node's sealed event files to the lake, create-only.
+
+Reads the local event store (<data_dir>/events/date=*/part-*.parquet: every visible file there is
+sealed, since the store publishes a file by rename only when it is complete and never changes it)
+and the node's upload ledger <data_dir>/lake/uploaded-<hash of url and node>.json; writes objects
+<root>/events/node=<node>/date=<day>/<file name> through lake.objects (create-only: a retry is
+harmless, a differing existing object is a LakeConflict) and then the ledger (atomically).
+
+One subtlety: a local compaction (`watch` merges the small files of a day) replaces files that
+may be uploaded already by one file that holds their rows again. A new file of a day whose
+uploaded files have vanished locally is therefore uploaded only with the rows whose event ids the
+node's objects of that day do not hold yet (read from the lake, excluding the object itself, so
+a retry builds the same bytes). Readers remove duplicate ids within a day anyway (lake.read);
+this keeps the lake from growing with copies.
+
+Called after each commit by `ingest`, `clean` and `watch` (when `[store] url` is set), and by
+tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.config import Config
+from ..core.errors import LakeError
+from ..core.fsutil import atomic_write_json, ensure_dir, file_lock
+from ..store.event_store import EventStore
+from .objects import file_digests, writer_for
+from .url import DATE_PREFIX, LakeLocation, check_node, lake_of
+
+STATE_DIR = "lake"
+
+
+@dataclass
+class UploadSummary:
+    uploaded: int = 0          # objects created
+    already_there: int = 0     # the same bytes were in the lake already (a retry)
+    skipped_covered: int = 0   # local compaction products whose rows were all in the lake
+    filtered_rows: int = 0     # rows left out because the lake held their event ids already
+    bytes: int = 0
+    keys: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"uploaded": self.uploaded, "already_there": self.already_there,
+                "skipped_covered": self.skipped_covered, "filtered_rows": self.filtered_rows,
+                "bytes": self.bytes}
+
+
+class Uploader:
+    """Uploads what the ledger does not list yet. One per (data dir, lake, node)."""
+
+    def __init__(self, data_dir: str | os.PathLike, lake: LakeLocation, node: str, *, writer=None):
+        self.store = EventStore(data_dir)
+        self.lake = lake
+        self.node = check_node(node)
+        self.writer = writer or writer_for(lake)
+        tag = hashlib.sha256(f"{lake.url}\0{node}".encode()).hexdigest()[:12]
+        self.state_dir = Path(data_dir) / STATE_DIR
+        self.ledger_path = self.state_dir / f"uploaded-{tag}.json"
+
+    # ------------------------------------------------------------------ ledger
+    def _load(self) -> dict:
+        try:
+            data = json.loads(self.ledger_path.read_text())
+        except FileNotFoundError:
+            return {"lake": self.lake.url, "node": self.node, "days": {}}
+        except (OSError, ValueError) as exc:
+            raise LakeError(f"the upload ledger {self.ledger_path} is unreadable ({exc}); delete it to "
+                            "re-check every file against the lake (create-only uploads make that safe)") from None
+        return data
+
+    def _save(self, ledger: dict) -> None:
+        atomic_write_json(self.ledger_path, ledger)
+
+    # ------------------------------------------------------------------ the pass
+    def run(self) -> UploadSummary:
+        """Upload every sealed local file not uploaded yet; returns what happened."""
+        summary = UploadSummary()
+        ensure_dir(self.state_dir)
+        with file_lock(self.state_dir / "upload.lock", wait=600,
+                       busy=f"another upload to {self.lake.url} is still running"):
+            ledger = self._load()
+            days = ledger.setdefault("days", {})
+            local = self._sealed_files()
+            pending = {day: names for day, names in local.items()
+                       if any(n not in days.get(day, {}) for n in names)}
+            if not pending:
+                return summary
+            self.writer.check_create_only(self.node)
+            for day in sorted(pending):
+                uploaded = days.setdefault(day, {})
+                present = local[day]
+                vanished = [n for n, rec in uploaded.items() if n not in present and not rec.get("gone")]
+                for name in sorted(n for n in present if n not in uploaded):
+                    path = present[name]
+                    if not path.is_file():
+                        continue  # compacted away since the listing: its product comes next pass
+                    key = self.lake.key(self.node, day, name)
+                    if vanished:
+                        rec = self._upload_filtered(day, key, path, summary)
+                    else:
+                        rec = self._upload_file(key, path, summary)
+                    uploaded[name] = rec
+                    self._save(ledger)  # after each object: a kill repeats at most one (harmless)
+                for n in vanished:
+                    uploaded[n]["gone"] = True
+                self._save(ledger)
+        return summary
+
+    def _sealed_files(self) -> dict[str, dict[str, Path]]:
+        """day -> {file name: path} of the published files, listed under the store's lock (which
+        also finishes an interrupted compaction, so no half-replaced day is listed)."""
+        out: dict[str, dict[str, Path]] = {}
+        if self.store.is_empty():
+            return out
+        with self.store.lock():
+            for f in self.store.files():
+                day = f.parent.name[len(DATE_PREFIX):]
+                out.setdefault(day, {})[f.name] = f
+        return out
+
+    def _upload_file(self, key: str, path: Path, summary: UploadSummary) -> dict:
+        sha256, size = file_digests(path)
+        outcome = self.writer.put_if_absent(key, path, sha256)
+        self._count(outcome, key, size, summary)
+        return {"key": key, "sha256": sha256, "size": size}
+
+    def _upload_filtered(self, day: str, key: str, path: Path, summary: UploadSummary) -> dict:
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        known = self._lake_ids(day, exclude=key)
+        if known is not None and len(known):
+            keep = pc.invert(pc.is_in(table.column("event_id"), value_set=known))
+            filtered = table.filter(keep)
+        else:
+            filtered = table
+        summary.filtered_rows += table.num_rows - filtered.num_rows
+        if filtered.num_rows == 0:
+            summary.skipped_covered += 1
+            return {"key": None, "covered": True}
+        if filtered.num_rows == table.num_rows:
+            return self._upload_file(key, path, summary)
+        from ..store.event_store import DICTIONARY_COLUMNS, STATISTICS_COLUMNS
+
+        with tempfile.TemporaryDirectory(dir=self.state_dir) as tmp:
+            part = Path(tmp) / path.name
+            pq.write_table(filtered, part, compression="zstd", use_dictionary=DICTIONARY_COLUMNS,
+                           write_statistics=STATISTICS_COLUMNS)
+            return self._upload_file(key, part, summary)
+
+    def _lake_ids(self, day: str, exclude: str):
+        """The event ids of this node's objects of `day` in the lake (all but `exclude`)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from pyarrow import fs as pafs
+
+        filesystem = self.lake.filesystem()
+        folder = self.lake.path(self.lake.key(self.node, day, "x.parquet")).rsplit("/", 1)[0]
+        try:
+            infos = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+        except OSError as exc:
+            raise LakeError(f"cannot list {folder} in the lake: {exc}") from None
+        skip = self.lake.path(exclude)
+        chunks = []
+        for info in infos:
+            if info.type != pafs.FileType.File or not info.base_name.endswith(".parquet") \
+                    or info.base_name.startswith(".") or info.path == skip:
+                continue
+            chunks.append(pq.read_table(info.path, columns=["event_id"], filesystem=filesystem)
+                          .column("event_id").cast(pa.string()))
+        if not chunks:
+            return None
+        return pa.chunked_array([c for ch in chunks for c in ch.chunks], type=pa.string()).combine_chunks()
+
+    @staticmethod
+    def _count(outcome: str, key: str, size: int, summary: UploadSummary) -> None:
+        if outcome == "created":
+            summary.uploaded += 1
+            summary.bytes += size
+            summary.keys.append(key)
+        else:
+            summary.already_there += 1
+
+
+def upload_sealed(cfg: Config) -> UploadSummary | None:
+    """Upload this node's new sealed files when `[store] url` is set (else None: local only)."""
+    lake = lake_of(cfg)
+    if lake is None:
+        return None
+    if not cfg.store.node:
+        raise LakeError("store.url is set but store.node is not: give this MTA host a name in the lake, "
+                        "e.g. node = \"mta01\" under [store]")
+    return Uploader(cfg.data_dir, lake, cfg.store.node).run()

@@ -1,0 +1,153 @@
+/* carrier_figures.sql */
+/* What it returns: delivery figures per carrier and per day, ISO week or the whole period, plus */
+/* one row per period for all carriers together (carrier = 'all'). */
+/* Reads:   events (view over the event store). Macros: local_day, partition_in_period, */
+/*          day_in_period, counted_error (sql/macros.sql) */
+/* Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo') */
+/*          $since, $until   DATE or NULL: first and last local day of the report (inclusive) */
+/*          $grain           'day' | 'week' (Monday to Sunday) | 'period' (one row per carrier) */
+/*          $counted_reasons VARCHAR[]: reasons the suppression rule counts (rule.counted_reasons) */
+/* Columns: period_start, period_end, carrier, attempts, delivered, deferred, bounced, expired, */
+/*          undeliverable, finished, recipients, counted_errors, hard_bounces, unknown_user, */
+/*          filtered, bounce_rate, unknown_user_rate */
+/* Definitions (docs/reports.md): */
+/*   attempts          every delivery attempt (event row), deferrals included */
+/*   finished          attempts with a final outcome: delivered + bounced + expired + undeliverable */
+/*                     (a deferral is a retry of the same message, so it is not an outcome) */
+/*   recipients        distinct recipient addresses attempted */
+/*   counted_errors    counted_error(): status deferred/bounced/expired AND scope 'recipient' */
+/*                     AND reason in $counted_reasons: what the suppression rule counts */
+/*   hard_bounces      hard AND status bounced/expired/undeliverable */
+/*   unknown_user      finished attempts with reason 'user_unknown' */
+/*   filtered          attempts with reason 'filtered' (the receiver refused us) */
+/*   bounce_rate       (bounced + expired + undeliverable) / finished; NULL when finished = 0 */
+/*   unknown_user_rate unknown_user / finished; NULL when finished = 0 */
+WITH stored AS (
+  SELECT
+    COALESCE(carrier, 'unknown') AS carrier,
+    recipient,
+    status,
+    scope,
+    reason,
+    hard,
+    (
+      CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE)
+    ) AS day
+  FROM events
+  WHERE
+    (
+      (
+        CAST('2026-11-01' AS DATE) IS NULL
+        OR date >= DATE_FORMAT(CAST(CAST('2026-11-01' AS DATE) AS DATE) - 1, 'yyyy-MM-dd')
+      )
+      AND (
+        CAST('2026-11-30' AS DATE) IS NULL
+        OR date <= DATE_FORMAT(CAST(CAST('2026-11-30' AS DATE) AS DATE) + 1, 'yyyy-MM-dd')
+      )
+    )
+), in_period AS (
+  SELECT
+    *
+  FROM stored
+  WHERE
+    (
+      (
+        CAST('2026-11-01' AS DATE) IS NULL
+        OR day >= CAST(CAST('2026-11-01' AS DATE) AS DATE)
+      )
+      AND (
+        CAST('2026-11-30' AS DATE) IS NULL
+        OR day <= CAST(CAST('2026-11-30' AS DATE) AS DATE)
+      )
+    )
+), bucketed AS (
+  SELECT
+    *,
+    CASE 'week'
+      WHEN 'day'
+      THEN day
+      WHEN 'week'
+      THEN CAST(DATE_TRUNC('WEEK', day) AS DATE)
+      ELSE (
+        SELECT
+          MIN(day)
+        FROM in_period
+      )
+    END AS period_start,
+    CASE 'week'
+      WHEN 'day'
+      THEN day
+      WHEN 'week'
+      THEN CAST(DATE_TRUNC('WEEK', day) AS DATE) + 6
+      ELSE (
+        SELECT
+          MAX(day)
+        FROM in_period
+      )
+    END AS period_end
+  FROM in_period
+), counts AS (
+  SELECT
+    period_start,
+    period_end,
+    CASE WHEN GROUPING(carrier) = 1 THEN 'all' ELSE carrier END AS carrier,
+    CAST(COUNT(*) AS BIGINT) AS attempts,
+    CAST(COUNT(*) FILTER(WHERE
+      status = 'sent') AS BIGINT) AS delivered,
+    CAST(COUNT(*) FILTER(WHERE
+      status = 'deferred') AS BIGINT) AS deferred,
+    CAST(COUNT(*) FILTER(WHERE
+      status = 'bounced') AS BIGINT) AS bounced,
+    CAST(COUNT(*) FILTER(WHERE
+      status = 'expired') AS BIGINT) AS expired,
+    CAST(COUNT(*) FILTER(WHERE
+      status = 'undeliverable') AS BIGINT) AS undeliverable,
+    CAST(COUNT(*) FILTER(WHERE
+      status <> 'deferred') AS BIGINT) AS finished,
+    CAST(COUNT(DISTINCT recipient) AS BIGINT) AS recipients,
+    CAST(COUNT(*) FILTER(WHERE
+      (
+        status IN ('deferred', 'bounced', 'expired')
+        AND scope = 'recipient'
+        AND ARRAY_CONTAINS(ARRAY('user_unknown', 'host_unknown', 'mailbox_disabled', 'mailbox_full'), reason)
+      )) AS BIGINT) AS counted_errors,
+    CAST(COUNT(*) FILTER(WHERE
+      hard AND status IN ('bounced', 'expired', 'undeliverable')) AS BIGINT) AS hard_bounces,
+    CAST(COUNT(*) FILTER(WHERE
+      status <> 'deferred' AND reason = 'user_unknown') AS BIGINT) AS unknown_user,
+    CAST(COUNT(*) FILTER(WHERE
+      reason = 'filtered') AS BIGINT) AS filtered
+  FROM bucketed
+  GROUP BY
+    GROUPING SETS (
+      (period_start, period_end, carrier),
+      (period_start, period_end)
+    )
+), final AS (
+  SELECT
+    period_start,
+    period_end,
+    carrier,
+    attempts,
+    delivered,
+    deferred,
+    bounced,
+    expired,
+    undeliverable,
+    finished,
+    recipients,
+    counted_errors,
+    hard_bounces,
+    unknown_user,
+    filtered,
+    CAST(bounced + expired + undeliverable AS DOUBLE) / NULLIF(finished, 0) AS bounce_rate,
+    CAST(unknown_user AS DOUBLE) / NULLIF(finished, 0) AS unknown_user_rate
+  FROM counts
+)
+SELECT
+  *
+FROM final
+ORDER BY
+  period_start NULLS LAST,
+  carrier = 'all' NULLS LAST,
+  carrier NULLS LAST

@@ -1,0 +1,36 @@
+/* counted_errors.sql */
+/* What it returns: every counted error up to $as_of, one row per event, with its local day: */
+/* the first step of the suppression rule, kept as table `counted_errors` (pipeline/suppression/ */
+/* rule.py), which sql/suppression_candidates.sql and the guard (sql/guard_bursts.sql, */
+/* sql/guard_replies.sql) read, so the events are scanned for their counted errors once per run. */
+/* Reads:   events (view over the event store). Macros: counted_error, local_day (sql/macros.sql). */
+/* Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo') */
+/*          $as_of           TIMESTAMPTZ: only events up to this instant */
+/*          $counted_reasons VARCHAR[]: reasons that count (scope must also be 'recipient') */
+/* Columns: address, ts, event_id, carrier, reason, dsn, reply_code, diagnostic, day (DATE: */
+/*          the local day of ts in $tz) */
+WITH counted AS (
+  SELECT
+    recipient AS address,
+    ts,
+    event_id,
+    carrier,
+    reason,
+    dsn,
+    reply_code,
+    diagnostic,
+    (
+      CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE)
+    ) AS day
+  FROM events
+  WHERE
+    (
+      status IN ('deferred', 'bounced', 'expired')
+      AND scope = 'recipient'
+      AND ARRAY_CONTAINS(ARRAY('user_unknown', 'host_unknown', 'mailbox_disabled', 'mailbox_full'), reason)
+    )
+    AND ts <= CAST('2026-11-30 14:59:59.999999' AS TIMESTAMP)
+)
+SELECT
+  *
+FROM counted

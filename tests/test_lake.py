@@ -1,0 +1,393 @@
+"""The event lake without Spark: store urls, create-only objects (a shared directory and a real
+S3 server: moto on loopback), node uploads, the reader's each-event-once view, compaction."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.core.config import load_config
+from pipeline.core.errors import ConfigError, LakeConflict, LakeError
+from pipeline.lake.read import connect_lake, list_objects
+from pipeline.lake.upload import Uploader
+from pipeline.lake.url import parse_url
+from pipeline.store.event_store import EventStore
+
+from fixtures import at, event, make_config, store_events
+from lakekit import require_extra
+
+
+def rows_of(con, sql):
+    return con.execute(sql).fetchall()
+
+
+# --------------------------------------------------------------------------- urls and settings
+def test_store_settings_parse_and_validate(tmp_path):
+    cfg = make_config(tmp_path, 'engine = "spark"\n[store]\nurl = "s3://mail-lake/jp/prod"\nendpoint_url = "http://127.0.0.1:9000"\n'
+                      'node = "mta01"\n[spark]\nmaster = "local[2]"\n')
+    assert (cfg.store.url, cfg.store.node, cfg.engine, cfg.spark.master) == (
+        "s3://mail-lake/jp/prod", "mta01", "spark", "local[2]")
+    lake = parse_url(cfg.store.url, endpoint_url=cfg.store.endpoint_url)
+    assert (lake.scheme, lake.bucket, lake.prefix) == ("s3", "mail-lake", "jp/prod")
+    assert lake.key("mta01", "2026-11-20", "part-1.parquet") == \
+        "jp/prod/events/node=mta01/date=2026-11-20/part-1.parquet"
+    with pytest.raises(ConfigError, match="engine has unknown value 'presto'"):
+        make_config(tmp_path, 'engine = "presto"\n')
+
+
+@pytest.mark.parametrize("url, message", [
+    ("s3://Bad_Bucket/x", "not an S3 bucket name"),
+    ("gs://bucket/x", "gs:// scheme is not supported"),
+    ("s3://bucket/a//b", "empty path parts"),
+])
+def test_bad_store_urls_say_what_to_write(url, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_url(url)
+
+
+def test_node_names_are_checked():
+    lake = parse_url("s3://mail-lake/p")
+    for bad in ("", "mta 01", "../x", "a/b"):
+        with pytest.raises(ConfigError, match="store.node"):
+            lake.key(bad, "2026-11-20", "part-1.parquet")
+
+
+def test_relative_directory_url_is_relative_to_the_config_file(tmp_path):
+    (tmp_path / "etc").mkdir()
+    cfg = make_config(tmp_path / "etc", '[store]\nurl = "../shared-lake"\nnode = "mta01"\n')
+    from pipeline.lake.url import lake_of
+
+    assert lake_of(cfg).root == str((tmp_path / "shared-lake").resolve())
+
+
+# --------------------------------------------------------------------------- a shared directory
+def _node_store(tmp_path, name, rows):
+    cfg = load_config(None, data_dir=tmp_path / name, timezone="Asia/Tokyo")
+    store_events(cfg, rows)
+    return cfg
+
+
+def test_directory_lake_upload_is_create_only_and_retry_is_harmless(tmp_path):
+    cfg = _node_store(tmp_path, "mta01", [event("a@docomo.ne.jp", at(10)), event("a@docomo.ne.jp", at(12))])
+    lake = parse_url(str(tmp_path / "lake"))
+    first = Uploader(cfg.data_dir, lake, "mta01").run()
+    assert first.uploaded == 2 and first.already_there == 0
+    assert Uploader(cfg.data_dir, lake, "mta01").run().uploaded == 0  # the ledger knows them
+    for ledger in (cfg.data_dir / "lake").glob("uploaded-*.json"):
+        ledger.unlink()  # a lost ledger: every file is offered again and found identical
+    again = Uploader(cfg.data_dir, lake, "mta01").run()
+    assert (again.uploaded, again.already_there) == (0, 2)
+    objects = list_objects(lake)
+    assert [(o.node, o.day) for o in objects] == [("mta01", "2026-11-10"), ("mta01", "2026-11-12")]
+    assert not [p for p in Path(lake.root).rglob("*") if p.name.startswith(".")]  # no temp files left
+
+
+def test_a_differing_object_under_the_same_key_is_a_conflict_and_is_kept(tmp_path):
+    cfg = _node_store(tmp_path, "mta01", [event("a@docomo.ne.jp", at(10))])
+    lake = parse_url(str(tmp_path / "lake"))
+    (name,) = [f.name for f in EventStore(cfg.data_dir).files()]
+    key = Path(lake.key("mta01", "2026-11-10", name))
+    key.parent.mkdir(parents=True)
+    key.write_bytes(b"another node's bytes")
+    with pytest.raises(LakeConflict, match="different content"):
+        Uploader(cfg.data_dir, lake, "mta01").run()
+    assert key.read_bytes() == b"another node's bytes"
+
+
+def test_reader_keeps_each_event_once_per_day_across_nodes(tmp_path):
+    shared = [event("a@docomo.ne.jp", at(10)), event("b@au.com", at(10), status="sent")]
+    only2 = [event("c@au.com", at(11))]
+    cfg1 = _node_store(tmp_path, "mta01", shared)
+    cfg2 = _node_store(tmp_path, "mta02", shared + only2)  # the same log shipped to both nodes
+    lake = parse_url(str(tmp_path / "lake"))
+    Uploader(cfg1.data_dir, lake, "mta01").run()
+    Uploader(cfg2.data_dir, lake, "mta02").run()
+    con = connect_lake(lake, tmp_path / "central")
+    assert rows_of(con, "SELECT count(*) FROM lake_events") == [(5,)]
+    assert rows_of(con, "SELECT count(*), count(DISTINCT event_id) FROM events") == [(3, 3)]
+    # of the copies, the first node's row is kept (both engines keep the same one)
+    assert rows_of(con, "SELECT recipient, node FROM events ORDER BY recipient") == [
+        ("a@docomo.ne.jp", "mta01"), ("b@au.com", "mta01"), ("c@au.com", "mta02")]
+
+
+def test_local_compaction_after_upload_does_not_copy_rows_into_the_lake(tmp_path):
+    cfg = load_config(None, data_dir=tmp_path / "mta01", timezone="Asia/Tokyo")
+    lake = parse_url(str(tmp_path / "lake"))
+    up = Uploader(cfg.data_dir, lake, "mta01")
+    for i in range(3):  # three commits on one day, each uploaded
+        store_events(cfg, [event(f"u{i}@docomo.ne.jp", at(10, 9 + i))])
+        assert up.run().uploaded == 1
+    store = EventStore(cfg.data_dir)
+    assert store.compact("2026-11-10", min_files=2)  # watch merges the small files of the day
+    store_events(cfg, [event("late@docomo.ne.jp", at(10, 20))])
+    summary = Uploader(cfg.data_dir, lake, "mta01").run()
+    # the merged file holds only rows the lake has: nothing of it is uploaded; the new file is
+    assert (summary.uploaded, summary.skipped_covered, summary.filtered_rows) == (1, 1, 3)
+    con = connect_lake(lake, tmp_path / "central")
+    assert rows_of(con, "SELECT count(*), count(DISTINCT event_id) FROM lake_events") == [(4, 4)]
+
+
+def test_local_compaction_mixing_uploaded_and_new_rows_uploads_only_the_new(tmp_path):
+    cfg = load_config(None, data_dir=tmp_path / "mta01", timezone="Asia/Tokyo")
+    lake = parse_url(str(tmp_path / "lake"))
+    store_events(cfg, [event("a@docomo.ne.jp", at(10, 9))])
+    Uploader(cfg.data_dir, lake, "mta01").run()
+    store_events(cfg, [event("b@docomo.ne.jp", at(10, 10))])  # not uploaded before the merge
+    assert EventStore(cfg.data_dir).compact("2026-11-10", min_files=2)
+    summary = Uploader(cfg.data_dir, lake, "mta01").run()
+    assert (summary.uploaded, summary.filtered_rows) == (1, 1)
+    con = connect_lake(lake, tmp_path / "central")
+    assert rows_of(con, "SELECT recipient FROM lake_events ORDER BY recipient") == [
+        ("a@docomo.ne.jp",), ("b@docomo.ne.jp",)]
+
+
+def test_compaction_of_closed_days_only_and_readers_never_double_count(tmp_path):
+    from pipeline.lake.compact import compact_closed_days
+
+    cfg = load_config(None, data_dir=tmp_path / "mta01", timezone="Asia/Tokyo")
+    lake = parse_url(str(tmp_path / "lake"))
+    for i in range(3):
+        store_events(cfg, [event(f"u{i}@docomo.ne.jp", at(10, 9 + i)), event(f"v{i}@au.com", at(20, 9 + i))])
+        Uploader(cfg.data_dir, lake, "mta01").run()
+    before = connect_lake(lake, tmp_path / "c").execute(
+        "SELECT date, count(*) FROM events GROUP BY date ORDER BY date").fetchall()
+    summary = compact_closed_days(lake, "mta01", after_days=3, today=date(2026, 11, 21))
+    assert summary.days == ["2026-11-10"] and summary.objects_replaced == 3  # the 20th is still open
+    by_day = {}
+    for o in list_objects(lake):
+        by_day.setdefault(o.day, []).append(Path(o.path).name)
+    assert len(by_day["2026-11-10"]) == 1 and by_day["2026-11-10"][0].startswith("compact-")
+    assert len(by_day["2026-11-20"]) == 3
+    after = connect_lake(lake, tmp_path / "c").execute(
+        "SELECT date, count(*) FROM events GROUP BY date ORDER BY date").fetchall()
+    assert before == after == [("2026-11-10", 3), ("2026-11-20", 3)]
+    # a second run has nothing to do (one object per closed day)
+    assert compact_closed_days(lake, "mta01", after_days=3, today=date(2026, 11, 21)).days == []
+
+
+# --------------------------------------------------------------------------- a real S3 server
+def _s3_lake(s3_server, bucket, prefix="mh"):
+    return parse_url(f"s3://{bucket}/{prefix}", endpoint_url=s3_server.endpoint_url)
+
+
+def test_s3_upload_read_and_retry(tmp_path, s3_server, bucket):
+    cfg = _node_store(tmp_path, "mta01", [event("a@docomo.ne.jp", at(10)), event("a@docomo.ne.jp", at(12)),
+                                          event("b@au.com", at(12), status="sent")])
+    lake = _s3_lake(s3_server, bucket)
+    assert Uploader(cfg.data_dir, lake, "mta01").run().uploaded == 2
+    for ledger in (cfg.data_dir / "lake").glob("uploaded-*.json"):
+        ledger.unlink()
+    assert Uploader(cfg.data_dir, lake, "mta01").run().already_there == 2
+    keys = sorted(o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"])
+    assert [k.rsplit("/", 1)[0] for k in keys if "/events/" in k] == [
+        "mh/events/node=mta01/date=2026-11-10", "mh/events/node=mta01/date=2026-11-12"]
+    con = connect_lake(lake, tmp_path / "central")
+    assert rows_of(con, "SELECT recipient, status, node, date FROM events ORDER BY ts, recipient") == [
+        ("a@docomo.ne.jp", "bounced", "mta01", "2026-11-10"), ("a@docomo.ne.jp", "bounced", "mta01", "2026-11-12"),
+        ("b@au.com", "sent", "mta01", "2026-11-12")]
+
+
+def test_s3_differing_object_is_a_conflict_and_is_not_overwritten(tmp_path, s3_server, bucket):
+    cfg = _node_store(tmp_path, "mta01", [event("a@docomo.ne.jp", at(10))])
+    lake = _s3_lake(s3_server, bucket)
+    (name,) = [f.name for f in EventStore(cfg.data_dir).files()]
+    key = lake.key("mta01", "2026-11-10", name)
+    s3_server.client().put_object(Bucket=bucket, Key=key, Body=b"other bytes")
+    with pytest.raises(LakeConflict, match="already exists with different content"):
+        Uploader(cfg.data_dir, lake, "mta01").run()
+    assert s3_server.client().get_object(Bucket=bucket, Key=key)["Body"].read() == b"other bytes"
+
+
+def test_a_server_that_ignores_if_none_match_is_refused(tmp_path, s3_server, bucket):
+    """A real server made to behave like an old S3-compatible one: the condition header is
+    dropped on its way out. The node must refuse to upload rather than risk overwriting."""
+    from pipeline.lake.objects import S3Writer, s3_client
+
+    cfg = _node_store(tmp_path, "mta01", [event("a@docomo.ne.jp", at(10))])
+    lake = _s3_lake(s3_server, bucket)
+    client = s3_client(lake)
+
+    def drop_condition(request, **_):
+        if "If-None-Match" in request.headers:
+            del request.headers["If-None-Match"]
+
+    client.meta.events.register("before-sign.s3.PutObject", drop_condition)
+    with pytest.raises(LakeError, match="ignores If-None-Match"):
+        Uploader(cfg.data_dir, lake, "mta01", writer=S3Writer(lake, client=client)).run()
+    assert not [o for o in s3_server.client().list_objects_v2(Bucket=bucket).get("Contents", [])
+                if "/events/" in o["Key"]]
+
+
+def test_s3_multipart_upload_is_create_only_too(tmp_path, s3_server, bucket):
+    from pipeline.lake.objects import S3Writer
+
+    lake = _s3_lake(s3_server, bucket)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(11 << 20))
+    writer = S3Writer(lake, multipart_threshold=6 << 20, part_size=5 << 20)
+    key = lake.key("mta01", "2026-11-10", "part-big.parquet")
+    assert writer.put_if_absent(key, big) == "created"
+    assert writer.put_if_absent(key, big) == "same"
+    other = tmp_path / "other.bin"
+    other.write_bytes(os.urandom(11 << 20))
+    with pytest.raises(LakeConflict):
+        writer.put_if_absent(key, other)
+    c = s3_server.client()
+    assert c.get_object(Bucket=bucket, Key=key)["Body"].read() == big.read_bytes()
+    assert not c.list_multipart_uploads(Bucket=bucket).get("Uploads")  # the refused one was aborted
+
+
+def test_a_killed_upload_leaves_no_object(tmp_path, s3_server, bucket):
+    """Kill -9 a node in the middle of a multipart upload: no object appears (only an incomplete
+    upload, which the documented lifecycle rule removes)."""
+    lake = _s3_lake(s3_server, bucket)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(11 << 20))
+    key = lake.key("mta01", "2026-11-10", "part-killed.parquet")
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pipeline.lake.objects import S3Writer
+        from pipeline.lake.url import parse_url
+        lake = parse_url({f"s3://{bucket}/mh"!r}, endpoint_url={s3_server.endpoint_url!r})
+        w = S3Writer(lake, multipart_threshold=6 << 20, part_size=5 << 20)
+        def after_part(**_):
+            print("part", flush=True)
+            time.sleep(60)
+        w.client.meta.events.register("after-call.s3.UploadPart", after_part)
+        w.put_if_absent({key!r}, {str(big)!r})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=os.environ.copy())
+    try:
+        assert proc.stdout.readline().strip() == b"part"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    c = s3_server.client()
+    assert "Contents" not in c.list_objects_v2(Bucket=bucket, Prefix="mh/events/")
+    assert [u["Key"] for u in c.list_multipart_uploads(Bucket=bucket).get("Uploads", [])] == [key]
+    # the rule docs/scale-out.md asks for is one the server accepts
+    c.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [{
+        "ID": "abort-incomplete-uploads", "Status": "Enabled", "Filter": {"Prefix": ""},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})
+    rules = c.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert rules[0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+
+def test_s3_compaction_of_closed_days(tmp_path, s3_server, bucket):
+    from pipeline.lake.compact import compact_closed_days
+
+    cfg = load_config(None, data_dir=tmp_path / "mta01", timezone="Asia/Tokyo")
+    lake = _s3_lake(s3_server, bucket)
+    for i in range(3):
+        store_events(cfg, [event(f"u{i}@docomo.ne.jp", at(10, 9 + i))])
+        Uploader(cfg.data_dir, lake, "mta01").run()
+    summary = compact_closed_days(lake, "mta01", after_days=2, today=date(2026, 11, 20))
+    assert (summary.days, summary.rows_written) == (["2026-11-10"], 3)
+    (obj,) = list_objects(lake)
+    assert Path(obj.path).name.startswith("compact-")
+    con = connect_lake(lake, tmp_path / "central")
+    assert rows_of(con, "SELECT count(*) FROM lake_events") == [(3,)]
+
+
+# --------------------------------------------------------------------------- the node hooks
+def test_node_hook_uploads_when_configured_and_says_why_when_it_cannot(tmp_path, s3_server, bucket, caplog):
+    from pipeline.lake.node import after_commit
+    from pipeline.sender.testing import free_port
+
+    toml = f'[store]\nurl = "s3://{bucket}/mh"\nendpoint_url = "{s3_server.endpoint_url}"\nnode = "mta01"\n'
+    cfg = make_config(tmp_path, toml)
+    store_events(cfg, [event("a@docomo.ne.jp", at(10))])
+    assert after_commit(cfg).uploaded == 1
+    assert after_commit(make_config(tmp_path, "")) is None  # no [store] url: local only, as before
+
+    nowhere = make_config(tmp_path, toml.replace(s3_server.endpoint_url, f"http://127.0.0.1:{free_port()}"),
+                          data_dir=tmp_path / "other")
+    store_events(nowhere, [event("b@docomo.ne.jp", at(11))])
+    with pytest.raises(LakeError, match="stored locally, but uploading them to the lake failed"):
+        after_commit(nowhere, strict=True)
+    with caplog.at_level("WARNING", logger="mailhygiene.lake"):
+        assert after_commit(nowhere, strict=False) is None  # watch: a warning, never a stop
+    assert "retried at the next commit" in caplog.text
+    assert EventStore(nowhere.data_dir).files()  # the events stay stored locally
+
+    no_node = make_config(tmp_path, toml.replace('node = "mta01"\n', ""))
+    with pytest.raises(LakeError, match="store.node is not"):
+        after_commit(no_node)
+
+
+def _source_node(tmp_path, lake: Path, extra: str = ""):
+    """A node config over a copy of the Postfix sample log, uploading to a directory lake."""
+    import shutil
+
+    from fixtures import SAMPLES
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(SAMPLES / "postfix" / "mail.log", logs / "mail.log")
+    return make_config(tmp_path, f'[store]\nurl = "{lake}"\nnode = "mta01"\n{extra}'
+                                 f'[[sources]]\npath = "{logs / "mail.log"}"\nformat = "postfix"\n')
+
+
+def _local_and_lake_rows(cfg, lake: Path, central: Path):
+    import duckdb
+
+    local = duckdb.sql(f"SELECT count(*) FROM read_parquet('{cfg.data_dir}/events/*/*.parquet')").fetchall()[0][0]
+    lake_rows = rows_of(connect_lake(parse_url(str(lake)), central), "SELECT count(*) FROM lake_events")[0][0]
+    return local, lake_rows
+
+
+def test_watch_uploads_after_its_commits_and_once_more_when_it_stops(tmp_path):
+    import threading
+    import time
+
+    from pipeline.ingest.engine import follow
+
+    lake = tmp_path / "lake"
+    cfg = _source_node(tmp_path, lake, "[watch]\nflush_interval = 0.1\npoll_interval = 0.05\n")
+    stop = threading.Event()
+    runner = threading.Thread(target=follow, args=(cfg, stop), kwargs={"use_watchdog": False}, daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not list_objects(parse_url(str(lake))):  # uploaded while watch runs, not only at its end
+            assert runner.is_alive() and time.monotonic() < deadline, "watch uploaded nothing in 60 s"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        runner.join(timeout=60)
+    assert not runner.is_alive()
+    assert {o.node for o in list_objects(parse_url(str(lake)))} == {"mta01"}
+    local, in_lake = _local_and_lake_rows(cfg, lake, tmp_path / "central")
+    assert local > 0 and in_lake == local  # every stored event reached the lake
+
+
+def test_clean_uploads_after_its_ingest_and_says_so_in_its_json(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    lake = tmp_path / "lake"
+    cfg = _source_node(tmp_path, lake)
+    r = CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "clean", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["lake"]["uploaded"] >= 1 and doc["lake"]["bytes"] > 0
+    local, in_lake = _local_and_lake_rows(cfg, lake, tmp_path / "central")
+    assert local == doc["events"] and in_lake == local
+    status = json.loads(CliRunner().invoke(cli, ["--config", str(cfg.source), "lake", "status", "--json"]).stdout)
+    assert status["nodes"]["mta01"]["objects"] == doc["lake"]["uploaded"]
+    again = json.loads(CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir),
+                                                "clean", "--json"]).stdout)
+    assert again["lake"]["uploaded"] == 0  # nothing new: nothing uploaded twice
