@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DATA ?= demo-data
 
-.PHONY: venv demo test bench notebook clean-venv
+.PHONY: venv demo test test-fast bench notebook clean-venv
 
 # (re-installed when the C scanner changes: the install compiles it, see hatch_build.py)
 $(BIN)/mailhygiene: pyproject.toml hatch_build.py pipeline/ingest/native/postfix_scan.c
@@ -20,9 +20,13 @@ demo: venv
 	rm -rf $(DEMO_DATA)
 	$(BIN)/mailhygiene --config sample_logs/demo.toml --data-dir $(DEMO_DATA) clean
 
-## test: the whole test suite
+## test: the whole test suite (what CI runs)
 test: venv
 	$(BIN)/python -m pytest -q
+
+## test-fast: everything but the tests marked slow (real MTAs, kill loops, big logs, browser, wheel build); < 60 s
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: venv
 	$(BIN)/python bench/run_all.py

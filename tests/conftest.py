@@ -1,26 +1,24 @@
-"""Shared test helpers: a config on a temp data dir, and events written through the real store."""
+"""pytest fixtures and hooks shared by the test modules (plain helpers: tests/fixtures.py).
+
+Test modules never import this file: pytest hands its fixtures to the tests that name them.
+"""
 
 from __future__ import annotations
 
 import os
-from datetime import datetime
+import pwd
+import shutil
+import subprocess
+import tempfile
+import uuid
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-import pyarrow as pa
 import pytest
 
+from fixtures import user_python
 from pipeline.core.config import load_config
-from pipeline.store.event_store import EventStore
-from pipeline.store.records import EVENT_SCHEMA, domain_of, event_id_for
 
 pytest_plugins = ["lakekit"]  # the lake tests' fixtures (s3_server, bucket): one moto server per session
-
-REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "sample_logs"
-SHARED = Path(os.environ.get("MAILHYGIENE_SHARED", REPO.parent / "shared"))
-CORPUS = SHARED / "corpus" / "public"
-TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 @pytest.fixture
@@ -28,44 +26,35 @@ def cfg(tmp_path):
     return load_config(None, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
 
 
-def make_config(tmp_path, toml: str = "", **kw):
-    path = tmp_path / "mailhygiene.toml"
-    path.write_text(toml, encoding="utf-8")
-    return load_config(path, data_dir=kw.get("data_dir", tmp_path / "data"), timezone=kw.get("timezone", "Asia/Tokyo"))
+# ----------------------------------------------------------------------------- another user
+@pytest.fixture(scope="module")
+def service_user():
+    """A fresh system user (and group) that exists only for this module."""
+    if os.geteuid() != 0:
+        pytest.skip("SKIPPED LOUDLY: the owner tests need root (to create a user and run as it)")
+    if shutil.which("useradd") is None:
+        pytest.skip("SKIPPED LOUDLY: useradd is missing (Debian package passwd)")
+    name = f"mhtest{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                    name], check=True, capture_output=True)
+    try:
+        user = pwd.getpwnam(name)
+        user_python(user)
+        yield user
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+        subprocess.run(["groupdel", name], capture_output=True)
 
 
-def sender_toml(relay: str, from_address: str = "news@mail.example.jp") -> str:
-    """The [sender] table the sender tests share (more sender keys may follow it)."""
-    return f'[sender]\nfrom_address = "{from_address}"\nfrom_name = "配信センター"\ndefault_relay = "{relay}"\n'
-
-
-_counter = iter(range(10**9))
-
-
-def event(recipient, when, status="bounced", reason="user_unknown", scope="recipient", carrier=None, mta="postfix", diagnostic=None, **extra):
-    """One event row; `when` is a local Asia/Tokyo datetime unless it has a tzinfo."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=TOKYO)
-    n = next(_counter)
-    row = {
-        "event_id": event_id_for(f"test line {n}", recipient), "ts": when, "mta": mta, "host": "mx1",
-        "queue_id": f"Q{n}", "message_id": None, "sender": "news@mail.example.jp",
-        "recipient": recipient, "recipient_domain": domain_of(recipient), "carrier": carrier or "docomo",
-        "relay": None, "status": status, "dsn": "5.1.1" if status != "sent" else "2.0.0",
-        "reply_code": 550 if status != "sent" else 250, "smtp_phase": "rcpt",
-        "diagnostic": diagnostic or ("550 Unknown user" if status != "sent" else "250 ok"),
-        "reason": "delivered" if status == "sent" else reason,
-        "scope": "none" if status == "sent" else scope, "hard": status == "bounced",
-        "source_file": "test", "source_offset": n,
-    }
-    row.update(extra)
-    return row
-
-
-def store_events(cfg, rows):
-    table = pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
-    return EventStore(cfg.data_dir).write(table)
-
-
-def at(day, hh=12, mm=0, month=11, year=2026):
-    return datetime(year, month, day, hh, mm)
+@pytest.fixture
+def service_data(service_user):
+    """A data dir owned by the service user, in a directory every user can enter."""
+    base = Path(tempfile.mkdtemp(prefix="mh-owner-"))
+    base.chmod(0o755)
+    data = base / "data"
+    data.mkdir()
+    os.chown(data, service_user.pw_uid, service_user.pw_gid)
+    try:
+        yield data
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

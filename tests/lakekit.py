@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -74,3 +75,9 @@ def ingest(data_dir, *paths, extra_args=()):
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
+
+
+def used_params(sql: str) -> set[str]:
+    """The $parameters a SQL text uses (comments left out)."""
+    body = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+    return set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", body))

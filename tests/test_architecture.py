@@ -282,3 +282,42 @@ def test_the_checker_finds_each_kind_of_violation(tmp_path):
     assert not any(k[1] == "pipeline.classify.reasons.auth" for k in keys)
     assert not any(k[1] == "pipeline.classify.c" and "cli" in k[2] for k in keys)
     assert any(line.startswith("upward: pipeline.core.util (line 1) imports pipeline.store.records") for line in lines)
+
+
+# ----------------------------------------------------------------------------- the tests' own imports
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def forbidden_test_imports(tests_dir: Path) -> list[str]:
+    """Imports of conftest or of a test module by any module under tests/ (shared helpers live in
+    tests/fixtures.py; pytest hands conftest's fixtures to the tests that name them)."""
+    test_modules = {p.stem for p in tests_dir.glob("test_*.py")}
+    found = []
+    for path in sorted(tests_dir.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top == "conftest" or top in test_modules:
+                    found.append(f"{path.name}:{node.lineno} imports {name}")
+    return found
+
+
+def test_no_test_module_imports_conftest_or_another_test_module():
+    assert forbidden_test_imports(TESTS_DIR) == [], "move what is shared to tests/fixtures.py"
+
+
+def test_the_test_import_check_finds_both_kinds(tmp_path):
+    (tmp_path / "conftest.py").write_text("import pytest\n")
+    (tmp_path / "test_a.py").write_text("from conftest import x\n")
+    (tmp_path / "test_b.py").write_text("def f():\n    from test_a import y\n")
+    (tmp_path / "test_c.py").write_text("import test_b.sub\nfrom fixtures import z\n")
+    (tmp_path / "fixtures.py").write_text("import os\n")
+    assert forbidden_test_imports(tmp_path) == ["test_a.py:1 imports conftest", "test_b.py:2 imports test_a",
+                                             "test_c.py:1 imports test_b.sub"]

@@ -12,6 +12,8 @@ import time
 from email.header import Header
 from pathlib import Path
 
+import pytest
+
 import pipeline
 from pipeline.sender.bounces import parse_bounce, verp_recipient
 from pipeline.sender.daemon import run_daemon, verp_address
@@ -20,7 +22,7 @@ from pipeline.sender.testing import RecordingServer
 from pipeline.suppression.rule import run_rule
 from pipeline.suppression.store import suppressed_addresses
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 REPO = Path(__file__).resolve().parents[1]
 OURS = "news@mail.example.jp"
@@ -139,6 +141,7 @@ def test_rfc3464_qmail_and_carrier_formats():
                                                                                 550, "verp")]
 
 
+@pytest.mark.slow
 def test_cli_records_events_that_feed_the_rule(tmp_path):
     cfg = _cfg(tmp_path)
     yesterday = time.time() - 86400
@@ -176,6 +179,7 @@ def test_cli_records_events_that_feed_the_rule(tmp_path):
     assert suppressed_addresses(cfg) == {"gone@docomo.ne.jp", "full@au.com"}
 
 
+@pytest.mark.slow
 def test_maildir_and_the_daemon_writes_verp(tmp_path):
     with RecordingServer() as srv:
         cfg = _cfg(tmp_path, srv.relay, "verp = true\n")

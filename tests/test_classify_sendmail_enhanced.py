@@ -30,10 +30,10 @@ from pipeline.classify.classifier import classify
 from pipeline.core.config import RuleSettings
 from pipeline.ingest.parsers import REGISTRY, ParseContext
 from pipeline.sender.testing import free_port
-from test_sendmail_real import SENDER, PrivateSendmail
-from test_sendmail_real import pytestmark as _sendmail_marks
 
-pytestmark = _sendmail_marks
+from fixtures import SENDMAIL_MARKS, PrivateSendmail
+
+pytestmark = [pytest.mark.slow, *SENDMAIL_MARKS]
 
 COUNTED = frozenset(RuleSettings().counted_reasons)
 

@@ -46,7 +46,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import EX_SOFTWARE, cli
 
-from conftest import SAMPLES
+from fixtures import SAMPLES
 
 REPO = Path(__file__).resolve().parents[1]
 HANG_SECONDS = 60  # a case running longer than this is a hang (a FIFO nobody writes, a daemon)
@@ -587,8 +587,26 @@ def test_every_command_is_walked():
     assert len(ARG_CASES) > 100
 
 
-@pytest.mark.parametrize("case", sorted(CONFIG_CASES))
-@pytest.mark.parametrize("path", COMMAND_NAMES)
+def spanning(pairs: list[tuple], *, slow=pytest.mark.slow) -> list:
+    """pytest params over `pairs` (command path first, case last): a subset that walks every
+    command and every case at least once runs in `make test-fast`; the rest is marked slow."""
+    seen_paths, seen_cases, out = set(), set(), []
+    for pair in pairs:
+        path, case = pair[0], pair[-1]
+        fast = path not in seen_paths or case not in seen_cases
+        seen_paths.add(path)
+        seen_cases.add(case)
+        out.append(pytest.param(*pair, marks=() if fast else slow))
+    return out
+
+
+def _rotated(paths: list[str], cases: list[str]) -> list[tuple[str, str]]:
+    """Every (path, case), ordered so that the first len(paths) pairs give each command another case."""
+    first = [(path, cases[i % len(cases)]) for i, path in enumerate(paths)]
+    return first + [(p, c) for p in paths for c in cases if (p, c) not in first]
+
+
+@pytest.mark.parametrize("path,case", spanning(_rotated(COMMAND_NAMES, sorted(CONFIG_CASES))))
 def test_hostile_config(world, path, case):
     global_args = CONFIG_CASES[case](world)
     result, leftovers = run_case(world, global_args, base_args(path))
@@ -640,7 +658,7 @@ def test_read_only_data_dir(world, template, path):
     check(path, "data-read-only", result, leftovers)
 
 
-@pytest.mark.parametrize("path,param,case", ARG_CASES)
+@pytest.mark.parametrize("path,param,case", spanning(ARG_CASES))
 def test_hostile_argument(world, path, param, case):
     p = next(p for p in value_params(path) if p.name == param)
     value = hostile_values(p)[case]

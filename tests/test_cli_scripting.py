@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from pipeline.cli import EX_SOFTWARE, cli
 from pipeline.report.labels import display_width
 
-from conftest import SAMPLES
+from fixtures import SAMPLES
 
 # What the rule marks in the sample logs (sample_logs/README.md): Postfix, sendmail and qmail.
 EXPECTED_SUPPRESSED = {
@@ -112,6 +112,7 @@ def test_suppression_list_and_show_json(ingested):
     assert r.exit_code == 1 and r.stderr.startswith("Error: ") and r.stdout == ""
 
 
+@pytest.mark.slow
 def test_clean_json_key_figures(tmp_path, monkeypatch):
     logs = tmp_path / "logs"
     shutil.copytree(SAMPLES / "postfix", logs)
@@ -139,6 +140,7 @@ def test_clean_json_key_figures(tmp_path, monkeypatch):
     assert again["events"] == 0 and again["new_suppressions"] == 0 and again["export"]["rows"] == doc["export"]["rows"]
 
 
+@pytest.mark.slow
 def test_report_json_and_quiet(ingested, tmp_path):
     out = tmp_path / "rep"
     doc = json.loads(invoke(ingested, "report", "--out", out, "--json").stdout)
@@ -224,6 +226,7 @@ def test_add_from_file_refuses_unusable_files(ingested, tmp_path, content, messa
 
 
 # ----------------------------------------------------------------------------- Japanese
+@pytest.mark.slow
 def test_japanese_summaries_from_lang_option_and_config(ingested, tmp_path):
     dry = invoke(ingested, "--lang", "ja", "suppress", "--dry-run").stdout
     assert "該当アドレス: " in dry and "新規登録:" in dry and "試行のみ: 書き込みなし" in dry
@@ -255,6 +258,7 @@ def test_japanese_summaries_from_lang_option_and_config(ingested, tmp_path):
         json.loads(invoke(ingested, "suppression", "list", "--json").stdout)
 
 
+@pytest.mark.slow
 def test_clean_in_japanese(tmp_path):
     logs = tmp_path / "logs"
     shutil.copytree(SAMPLES / "postfix", logs)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -34,10 +33,9 @@ from pipeline.core.config import load_config
 from pipeline.store.records import normalise_address
 from pipeline.sender.daemon import run_daemon
 from pipeline.sender.enqueue import enqueue
-from pipeline.sender.testing import RecordingServer, free_port
+from pipeline.sender.testing import RecordingServer
 
-POSTFIX = shutil.which("postfix") or ("/usr/sbin/postfix" if os.path.exists("/usr/sbin/postfix") else None)
-DAEMON_DIR = "/usr/lib/postfix/sbin"
+from fixtures import DAEMON_DIR, POSTFIX, POSTFIX_TEST_DOMAINS, PrivatePostfix
 
 pytestmark = [
     pytest.mark.slow,
@@ -60,7 +58,7 @@ BUSY = {"docomo": ["busy@docomo.ne.jp"], "au": ["busy@au.com"], "softbank": ["bu
 # alive, but refused: the handset's reception filter after DATA, and policy refusals at RCPT TO
 FILTERED = {"docomo": ["filtered@docomo.ne.jp"], "au": ["filtered@au.com"]}
 POLICY = {"au": ["denied@au.com"], "softbank": ["region@i.softbank.jp"]}
-DOMAINS = {"docomo": "docomo.ne.jp", "au": "au.com", "softbank": "i.softbank.jp"}
+DOMAINS = POSTFIX_TEST_DOMAINS
 ALL = [a for group in (LIVE, DEAD, BUSY, FILTERED, POLICY) for addrs in group.values() for a in addrs]
 DEAD_SET = {a for addrs in DEAD.values() for a in addrs}
 BUSY_SET = {a for addrs in BUSY.values() for a in addrs}
@@ -89,113 +87,6 @@ def carrier_data_reply(carrier):
             return {"docomo": f"550 Unknown user {addr}", "au": "550 : User unknown"}[carrier]
         return None
     return reply
-
-
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
-
-class PrivatePostfix:
-    """A Postfix of its own in `root`; `main_extra`/`master_extra` are appended to main.cf/master.cf
-    (a later main.cf line overrides an earlier one), `transport` replaces the carrier routes."""
-
-    def __init__(self, root: Path, carriers: dict[str, RecordingServer], *, transport: str | None = None,
-                 main_extra: str = "", master_extra: str = ""):
-        self.root = root
-        self.conf = root / "conf"
-        self.maillog = root / "maillog"
-        self.port = free_port()
-        self.env = {**os.environ, "TZ": "UTC"}
-        for d in ("conf", "queue", "data"):
-            (root / d).mkdir()
-        shutil.chown(root / "data", user="postfix")
-        if transport is None:
-            lines = [f"{DOMAINS[c]} smtp:[127.0.0.1]:{srv.port}" for c, srv in carriers.items()]
-            lines.append("mail.example.jp discard:")  # our bounces go nowhere
-            transport = "\n".join(lines) + "\n"
-        (self.conf / "transport").write_text(transport)
-        (self.conf / "master.cf").write_text(MASTER_CF.format(port=self.port) + master_extra)
-        (self.conf / "main.cf").write_text(f"""\
-compatibility_level = 3.6
-queue_directory = {root}/queue
-data_directory = {root}/data
-command_directory = /usr/sbin
-daemon_directory = {DAEMON_DIR}
-shlib_directory = /usr/lib/postfix
-meta_directory = /etc/postfix
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = mx.closedloop.test
-mydomain = closedloop.test
-myorigin = closedloop.test
-mydestination =
-mynetworks = 127.0.0.0/8
-relayhost =
-alias_maps =
-alias_database =
-local_recipient_maps =
-transport_maps = texthash:{self.conf}/transport
-maillog_file = {self.maillog}
-maillog_file_prefixes = {root}
-smtp_dns_support_level = disabled
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtp_tls_security_level = none
-smtpd_tls_security_level = none
-smtputf8_enable = no
-biff = no
-queue_run_delay = 1s
-minimal_backoff_time = 1s
-maximal_backoff_time = 2s
-default_process_limit = 20
-""" + main_extra)
-
-    def postfix(self, *args, check=True):
-        return subprocess.run([POSTFIX, "-c", str(self.conf), *args], env=self.env, capture_output=True,
-                              text=True, timeout=60, check=check)
-
-    def start(self):
-        self.postfix("check")
-        self.postfix("start")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # wait for smtpd to answer
-            try:
-                import smtplib
-                with smtplib.SMTP("127.0.0.1", self.port, timeout=2) as s:
-                    s.noop()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"Postfix did not start:\n{self.log_text()}")
-
-    def stop(self):
-        if self.postfix("stop", check=False).returncode != 0:
-            self.postfix("abort", check=False)
-
-    def log_text(self) -> str:
-        return self.maillog.read_text(errors="replace") if self.maillog.exists() else ""
 
 
 _TO = re.compile(r'to=<([^>]*)>.*?status=(\w+)')
@@ -244,6 +135,7 @@ def campaign(cfg, subject):
     return report, stats
 
 
+@pytest.mark.slow
 def test_closed_loop_through_postfix():
     carriers = {c: RecordingServer(rcpt_reply=carrier_reply(c), data_reply=carrier_data_reply(c)).start()
                 for c in DOMAINS}

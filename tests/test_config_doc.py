@@ -11,7 +11,7 @@ import typing
 from pipeline.core import config_doc
 from pipeline.core.config import DEFAULTS, FileSettings
 
-from conftest import REPO
+from fixtures import REPO
 
 
 def test_readme_table_is_the_generated_one():

@@ -357,6 +357,7 @@ def test_a_broken_phrase_file_is_a_config_error(tmp_path, content, message):
         check_message(plain("x", "utf-8"), DoctorSettings(ja_spam_phrases=str(tmp_path / "none.toml")))
 
 
+@pytest.mark.slow
 @needs_spamassassin
 def test_stock_spamassassin_misses_what_the_phrase_score_catches():
     raw = plain(SPAM.replace("詳しくは https://bit.ly/3abcXYZ\n", ""), "iso-2022-jp",
@@ -411,6 +412,7 @@ def bad_inputs(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_every_bad_message_file_is_one_error_line(tmp_path):
     for path, message in bad_inputs(tmp_path):
         res = doctor(path, "--no-spamassassin")

@@ -99,6 +99,7 @@ def test_suggestions_for_cp932_lookalikes_all_encode():
         suggestion(ch).encode("iso2022_jp")
 
 
+@pytest.mark.slow
 def test_size_limits_per_carrier():
     big = message(STD + "To: a@example.test\n", ("y" * 75 + "\n") * 16_000)  # 1.2 MB, short lines
     assert lint(big)["line-length"].status == "pass"
@@ -162,6 +163,7 @@ def test_parse_report_with_wrapped_descriptions():
     assert parse_report("no report here") is None
 
 
+@pytest.mark.slow
 @needs_spamassassin
 def test_gtube_is_spam():
     r = by_name(check_message(GTUBE))["spamassassin"]
@@ -176,6 +178,7 @@ def doctor(*args):
     return CliRunner().invoke(cli, ["doctor", "message", *map(str, args)])
 
 
+@pytest.mark.slow
 @needs_spamassassin
 def test_cli_newsletter_exits_0_with_a_low_score():
     res = doctor(NEWSLETTER, "--strict")

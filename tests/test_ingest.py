@@ -18,7 +18,7 @@ from pipeline.store.event_store import EventStore
 from pipeline.ingest.engine import ingest
 from pipeline.store.records import EVENT_SCHEMA
 
-from conftest import SAMPLES
+from fixtures import SAMPLES
 
 GOOD = ("Nov 10 09:00:02 mx1 postfix/smtp[2]: 3C6D1C0A{n:02X}: to=<u{n}@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, "
         "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)")
@@ -179,7 +179,7 @@ def test_missing_file_is_a_clear_error(cfg, tmp_path):
 
 
 def test_event_ids_are_stable_across_runs(tmp_path):
-    from conftest import make_config
+    from fixtures import make_config
 
     ids = []
     for i in range(2):
@@ -237,7 +237,7 @@ def test_a_failed_store_write_loses_nothing_and_the_rerun_duplicates_nothing(tmp
     the position stays at the last durable batch, and the next run completes the store exactly.
     (Per line, a batch is cut at batch_events; column-wise, at the end of the block that reached it.)"""
     import pipeline.ingest.source as source_mod
-    from conftest import make_config
+    from fixtures import make_config
     from pipeline.core.errors import StoreError
 
     log = tmp_path / "mail.log"
@@ -275,7 +275,7 @@ def test_ingest_does_not_import_pandas(tmp_path):
     import subprocess
     import sys
 
-    from conftest import SAMPLES
+    from fixtures import SAMPLES
 
     config = tmp_path / "mailhygiene.toml"
     config.write_text("[ingest]\nbatch_events = 5\n")
@@ -292,13 +292,14 @@ def test_ingest_does_not_import_pandas(tmp_path):
     assert "events written" in out.stdout
 
 
+@pytest.mark.slow
 def test_realistic_traffic_ingest_does_not_import_pandas(tmp_path):
     """pa.scalar()/pa.array() of a Python value import pandas (0.2 s) on first use: the
     ingest of every MTA's realistic traffic (block readers, sink, store) goes without it."""
     import subprocess
     import sys
 
-    from conftest import REPO
+    from fixtures import REPO
 
     logs = []
     for mta in ("postfix", "sendmail", "qmail"):

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 import pipeline
-from conftest import REPO, SAMPLES
+from fixtures import REPO, SAMPLES
 from pipeline.cli import cli
 from pipeline.core.config import load_config
 from pipeline.core.errors import StoreCorrupt
@@ -99,6 +99,7 @@ def test_a_mixed_file_under_auto_reads_every_line_by_its_own_format(cfg, tmp_pat
     assert by_mta == separate and all(separate.values())
 
 
+@pytest.mark.slow
 def test_a_wrong_format_is_refused_not_marked_read_and_exits_non_zero(tmp_path):
     data = tmp_path / "data"
     log = tmp_path / "maillog"
@@ -119,6 +120,7 @@ def test_a_file_of_no_mta_exits_non_zero(tmp_path):
     assert "none looked like Postfix, sendmail or qmail" in r.stderr.decode()
 
 
+@pytest.mark.slow
 def test_standard_input(tmp_path):
     """`journalctl -u postfix -o short-iso | mailhygiene ingest --format postfix -`: RFC 3339
     stamps from standard input; read to its end, nothing marked as read (no file to mark)."""
@@ -135,6 +137,7 @@ def test_standard_input(tmp_path):
 
 
 # ---------------------------------------------------------------------------- ids across settings
+@pytest.mark.slow
 def test_reread_with_another_timezone_or_year_stores_no_second_copy(tmp_path):
     """The event id is the line's (and its recipient's), not the parse settings': a re-read that
     puts the same line on another UTC day (another zone) or in another year finds it stored."""
@@ -278,6 +281,7 @@ def test_a_read_only_data_dir_is_an_error_and_leaves_nothing(tmp_path):
         _umount(data)
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_an_error_and_leaves_no_temp_files(tmp_path):
     """The events of a big log do not fit: the run stops with `Error:`, no temp file is left,
     and what was stored and marked as read agree (a later run with space completes it)."""
@@ -310,6 +314,7 @@ def test_a_full_disk_is_an_error_and_leaves_no_temp_files(tmp_path):
 
 
 # ---------------------------------------------------------------------------- kill -9
+@pytest.mark.slow
 def test_kill_9_of_a_batch_run_loses_and_doubles_nothing(tmp_path):
     """A batch ingest with small batches SIGKILLed at random moments, then run again until it
     finishes: the store holds exactly what one uninterrupted run stores."""

@@ -14,7 +14,7 @@ from pipeline.sender.intake import auth_results_pass, decode_cp50220, decode_tex
 from pipeline.sender.queue import Queue
 from pipeline.sender.testing import RecordingServer
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 FIX = Path(__file__).parent / "fixtures" / "requests"
 SECRET = "hunter2-例"
@@ -180,6 +180,7 @@ def test_maildir(tmp_path, replies):
     assert not list((md / "new").iterdir()) and len(list((md / "cur").iterdir())) == 3
 
 
+@pytest.mark.slow
 def test_cli_intake_from_stdin_exits_zero_for_refusals(tmp_path, replies):
     cfg = _cfg(tmp_path, replies.relay)
     for name, expect in [("request_unknown_sender.eml", "unauthorised"), ("request_shift_jis.eml", "queued")]:

@@ -18,7 +18,7 @@ import pytest
 from pipeline.sender.intake import auth_results_pass, organisational_domain, process_request
 from pipeline.sender.queue import Queue
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "hunter2-例"
@@ -71,6 +71,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_malformed_mails_are_logged_refusals_with_exit_zero(tmp_path, name):
     cfg = _cfg(tmp_path)
@@ -137,6 +138,7 @@ def test_encoded_secret_header_is_decoded(tmp_path):
     assert res.status == "queued", res
 
 
+@pytest.mark.slow
 def test_a_large_unauthorised_mail_is_refused_without_parsing_it(tmp_path):
     cfg = _cfg(tmp_path)
     def peak_kb(raw):

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from test_owner import CLI, service_data, service_user, user_python  # noqa: F401 - fixtures
+from fixtures import CLI, user_python
 
 REQUEST = (b"From: stranger@example.net\r\nTo: requests@mail.example.jp\r\nSubject: campaign\r\n"
            b"Date: Fri, 04 Dec 2026 10:00:00 +0900\r\nMessage-ID: <req-1@example.net>\r\n\r\n"
@@ -48,8 +48,9 @@ def _files(data):
     return sorted(str(p.relative_to(data)) for p in data.rglob("*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command,mail", [("intake", REQUEST), ("bounces", BOUNCE)])
-def test_delivered_as_nobody_it_defers_with_the_fix(service_user, service_data, command, mail):  # noqa: F811
+def test_delivered_as_nobody_it_defers_with_the_fix(service_user, service_data, command, mail):
     nobody = _nobody()
     owner = service_user.pw_name
     before = _files(service_data)
@@ -64,7 +65,7 @@ def test_delivered_as_nobody_it_defers_with_the_fix(service_user, service_data, 
     assert _files(service_data) == before, "a refused delivery wrote into the data dir"
 
 
-def test_the_pipe_transport_user_handles_the_same_mail(service_user, service_data):  # noqa: F811
+def test_the_pipe_transport_user_handles_the_same_mail(service_user, service_data):
     r = run(service_data, "intake", "--no-reply", user=service_user, input=REQUEST)
     assert r.returncode == 0, (r.stdout, r.stderr)
     log = service_data / "sender" / "intake.log"
@@ -74,7 +75,7 @@ def test_the_pipe_transport_user_handles_the_same_mail(service_user, service_dat
 
 
 @pytest.mark.slow
-def test_postfix_pipe_transport_as_the_owner_delivers_and_as_nobody_defers(service_user, service_data):  # noqa: F811
+def test_postfix_pipe_transport_as_the_owner_delivers_and_as_nobody_defers(service_user, service_data):
     """docs/sender.md's master.cf entry in a private Postfix (tests/test_closed_loop_postfix.py): the
     transport with user=<owner> delivers the request into intake; the same transport with
     user=nobody (what an /etc/aliases pipe runs as) is deferred, and the mail log carries the fix."""
@@ -85,7 +86,7 @@ def test_postfix_pipe_transport_as_the_owner_delivers_and_as_nobody_defers(servi
     import time
     from pathlib import Path
 
-    from test_closed_loop_postfix import DAEMON_DIR, POSTFIX, PrivatePostfix
+    from fixtures import DAEMON_DIR, POSTFIX, PrivatePostfix
 
     if POSTFIX is None or not os.path.exists(f"{DAEMON_DIR}/master") or os.geteuid() != 0:
         pytest.skip("SKIPPED LOUDLY: needs Postfix (apt-get install postfix) and root for a private master")
@@ -131,10 +132,11 @@ def test_postfix_pipe_transport_as_the_owner_delivers_and_as_nobody_defers(servi
     assert not [p for p in service_data.rglob("*") if p.lstat().st_uid != service_user.pw_uid]
 
 
-def test_reading_send_commands_run_as_any_user(service_user, service_data):  # noqa: F811
+@pytest.mark.slow
+def test_reading_send_commands_run_as_any_user(service_user, service_data):
     """`send list` / `send status` open the queue read-only: root and nobody may look, and leave
     nothing behind; a writing `send` command as root is still refused."""
-    from test_owner import run as run_cli
+    from fixtures import run_as as run_cli
 
     r = run_cli(service_data, "send", "flush-events", user=service_user)   # the owner creates the queue
     assert r.returncode == 0, r.stderr

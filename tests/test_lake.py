@@ -22,7 +22,7 @@ from pipeline.lake.upload import Uploader
 from pipeline.lake.url import parse_url
 from pipeline.store.event_store import EventStore
 
-from conftest import at, event, make_config, store_events
+from fixtures import at, event, make_config, store_events
 from lakekit import require_extra
 
 
@@ -329,7 +329,7 @@ def _source_node(tmp_path, lake: Path, extra: str = ""):
     """A node config over a copy of the Postfix sample log, uploading to a directory lake."""
     import shutil
 
-    from conftest import SAMPLES
+    from fixtures import SAMPLES
 
     logs = tmp_path / "logs"
     logs.mkdir()

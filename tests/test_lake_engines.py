@@ -15,7 +15,7 @@ from datetime import date, datetime, timezone
 import pyarrow as pa
 import pytest
 
-from conftest import SAMPLES, make_config
+from fixtures import SAMPLES, make_config
 from lakekit import ingest, require_extra, require_spark
 
 require_extra("sqlglot", "pyspark")
@@ -159,7 +159,7 @@ def query_params(name, cfg):
 
 @pytest.mark.parametrize("name", QUERIES)
 def test_every_sql_query_returns_the_same_rows_on_both_engines(setup, name):
-    from test_lake_port import used_params
+    from lakekit import used_params
 
     engines = setup["engines"]
     wanted = used_params(read_sql(name))

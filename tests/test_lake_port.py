@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lakekit import require_extra
+from lakekit import require_extra, used_params
 
 require_extra("sqlglot")
 
@@ -44,11 +44,6 @@ def golden_params(name: str) -> dict:
     else:
         params.update(since=date(2026, 11, 1), until=date(2026, 11, 30))
     return params
-
-
-def used_params(sql: str) -> set[str]:
-    body = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
-    return set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", body))
 
 
 @pytest.mark.parametrize("name", QUERIES)

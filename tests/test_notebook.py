@@ -12,7 +12,7 @@ from pipeline.ingest.engine import ingest
 from pipeline.suppression.rule import run_rule
 from pipeline.suppression.store import SuppressionStore
 
-from conftest import REPO, SAMPLES
+from fixtures import REPO, SAMPLES
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -27,6 +27,7 @@ def test_notebook_is_committed_without_outputs():
     assert code and all(c.outputs == [] and c.execution_count is None for c in code)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["en", "ja"])
 def test_notebook_runs_on_sample_data(tmp_path, monkeypatch, lang):
     cfg = load_config(None, data_dir=tmp_path / "data", timezone="Asia/Tokyo")

@@ -8,97 +8,14 @@ the service user could not write.
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
-import subprocess
-import sys
-import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
 
 from pipeline.core.owner import WrongUserError, require_owner
 
-from conftest import SAMPLES
-
-REPO = Path(__file__).resolve().parents[1]
-CLI = "from pipeline.cli import main; main()"
-
-
-@pytest.fixture(scope="module")
-def service_user():
-    """A fresh system user (and group) that exists only for this module."""
-    if os.geteuid() != 0:
-        pytest.skip("SKIPPED LOUDLY: the owner tests need root (to create a user and run as it)")
-    if shutil.which("useradd") is None:
-        pytest.skip("SKIPPED LOUDLY: useradd is missing (Debian package passwd)")
-    name = f"mhtest{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                    name], check=True, capture_output=True)
-    try:
-        user = pwd.getpwnam(name)
-        user_python(user)
-        yield user
-    finally:
-        subprocess.run(["userdel", name], capture_output=True)
-        subprocess.run(["groupdel", name], capture_output=True)
-
-
-_PYTHON: dict[int, tuple[list[str], dict]] = {}
-
-
-def user_python(user):
-    """An interpreter the service user can start, with this checkout and its dependencies: this
-    venv's, or (when it lives under a directory only root may enter, e.g. pyenv in /root) the
-    system python3 of the same version over the venv's site-packages."""
-    if user.pw_uid in _PYTHON:
-        return _PYTHON[user.pw_uid]
-    import site
-
-    probe = "import pipeline.cli, click, pyarrow, duckdb, pandas"
-    candidates = [([sys.executable], {"PYTHONPATH": str(REPO)})]
-    system = shutil.which("python3", path="/usr/bin:/bin")
-    if system:
-        candidates.append(([system], {"PYTHONPATH": os.pathsep.join([str(REPO), *site.getsitepackages()])}))
-    for cmd, env in candidates:
-        try:
-            r = subprocess.run([*cmd, "-c", f"import sys; assert sys.version_info[:2] == {tuple(sys.version_info[:2])}; "
-                                            + probe], user=user.pw_uid, group=user.pw_gid, extra_groups=[],
-                               env={**env, "PATH": "/usr/bin:/bin"}, cwd="/", capture_output=True, timeout=60)
-        except PermissionError:
-            continue
-        if r.returncode == 0:
-            _PYTHON[user.pw_uid] = (cmd, env)
-            return cmd, env
-    pytest.skip(f"SKIPPED LOUDLY: no Python {sys.version_info[0]}.{sys.version_info[1]} with this checkout's "
-                "dependencies that another user may start")
-
-
-@pytest.fixture
-def service_data(service_user):
-    """A data dir owned by the service user, in a directory every user can enter."""
-    base = Path(tempfile.mkdtemp(prefix="mh-owner-"))
-    base.chmod(0o755)
-    data = base / "data"
-    data.mkdir()
-    os.chown(data, service_user.pw_uid, service_user.pw_gid)
-    try:
-        yield data
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def run(data, *args, user=None):
-    """`mailhygiene --data-dir DATA ARGS` in a subprocess, as root or as `user`."""
-    python, extra_env = user_python(pwd.getpwuid(data.stat().st_uid))  # the data dir's owner can start it
-    env = {k: v for k, v in os.environ.items() if k not in ("MAILHYGIENE_CONFIG", "PYTHONPATH")}
-    env.update(extra_env, PYTHONDONTWRITEBYTECODE="1", HOME=str(data.parent))
-    kwargs = {}
-    if user is not None:
-        kwargs = dict(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
-    return subprocess.run([*python, "-c", CLI, "--data-dir", str(data), "--timezone", "Asia/Tokyo", *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=data.parent, timeout=120, **kwargs)
+from fixtures import SAMPLES
+from fixtures import run_as as run
 
 
 def unwritable_for(user, data: Path) -> list[str]:
@@ -116,6 +33,7 @@ def unwritable_for(user, data: Path) -> list[str]:
     return sorted(set(bad))
 
 
+@pytest.mark.slow
 def test_root_is_refused_and_leaves_nothing(service_user, service_data):
     name = service_user.pw_name
     for args in (["suppression", "add", "taro@docomo.ne.jp", "--note", "asked to stop"],
@@ -133,6 +51,7 @@ def test_root_is_refused_and_leaves_nothing(service_user, service_data):
     assert "run as" not in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_the_owner_runs_and_root_leaves_no_unwritable_file(service_user, service_data):
     r = run(service_data, "ingest", SAMPLES / "sendmail" / "maillog", user=service_user)
     assert r.returncode == 0, r.stderr

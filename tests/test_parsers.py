@@ -12,7 +12,7 @@ from pipeline.ingest.parsers import EVENT, MALFORMED, SKIP, ParseContext, REGIST
 from pipeline.ingest.parsers.common import split_syslog
 from pipeline.ingest.parsers.postfix import parse_fields
 
-from conftest import CORPUS, SAMPLES, TOKYO
+from fixtures import SAMPLES, TOKYO, corpus_path, optional_corpus_path
 
 UTC = timezone.utc
 
@@ -208,13 +208,9 @@ def test_detect_format_on_samples():
 
 
 # --------------------------------------------------------------------------- public corpus
-corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"public corpus not found at {CORPUS}")
-
-
-@corpus
 def test_corpus_postfix_grok_lines_parse():
     """Every smtp/lmtp/local/virtual/error/pipe/qmgr line of postfix-grok-patterns parses without error."""
-    with open(CORPUS / "postfix-grok-patterns" / "lines.tsv", newline="") as fh:
+    with open(corpus_path("postfix-grok-patterns", "lines.tsv"), newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     lines, expected_events = [], 0
     for r in rows:
@@ -233,25 +229,22 @@ def test_corpus_postfix_grok_lines_parse():
     assert all("@" in e["recipient"] and e["recipient"] == e["recipient"].lower() for e in events)
 
 
-@corpus
 def test_corpus_mixed_timestamp_formats_and_inbound_only():
-    lines = (CORPUS / "crowdsec-hub" / "postfix-logs.log").read_text().splitlines()
+    lines = (corpus_path("crowdsec-hub", "postfix-logs.log")).read_text().splitlines()
     events, results = run("postfix", lines)
     assert events == [] and MALFORMED not in results  # inbound smtpd lines: not our deliveries
     ctx = ParseContext(tz=TOKYO, mtime=datetime(2026, 1, 1, tzinfo=UTC).timestamp())
     assert all(split_syslog(ln, ctx) is not None for ln in lines if ln.strip())
 
 
-@corpus
 def test_corpus_fail2ban_postfix_has_no_deliveries_and_no_crash():
-    lines = (CORPUS / "fail2ban" / "postfix").read_text(errors="replace").splitlines()
+    lines = (corpus_path("fail2ban", "postfix")).read_text(errors="replace").splitlines()
     events, results = run("postfix", [ln for ln in lines if not ln.startswith("#")])
     assert MALFORMED not in results
 
 
-@corpus
 def test_corpus_fluent_sendmail():
-    lines = (CORPUS / "fluent-plugin-sendmail" / "data1").read_text().splitlines()
+    lines = (corpus_path("fluent-plugin-sendmail", "data1")).read_text().splitlines()
     events, _ = run("sendmail", lines)
     recips = sorted((e["recipient"], e["status"]) for e in events)
     assert ("sent1@example.com", "sent") in recips and ("sent2@example.com", "sent") in recips
@@ -262,10 +255,9 @@ def test_corpus_fluent_sendmail():
     assert len(events) == 8  # 2 + 1 + 1 + 2 + 1 + 1 (local)
 
 
-@corpus
 def test_corpus_notqmail_example_lines():
     # the doc omits splogger's numeric stamp: add one so the lines have a time, as in a real log
-    raw = (CORPUS / "notqmail" / "TEST.deliver.example-lines.log").read_text().splitlines()
+    raw = (corpus_path("notqmail", "TEST.deliver.example-lines.log")).read_text().splitlines()
     lines = [f"Sep  6 07:33:33 h qmail: 1157520813.{i:06d} {ln[len('qmail: '):]}" for i, ln in enumerate(raw) if ln.startswith("qmail: ")]
     events, _ = run("qmail", lines)
     got = [(e["recipient"], e["status"], e["relay"]) for e in events]
@@ -274,9 +266,8 @@ def test_corpus_notqmail_example_lines():
     assert events[1]["dsn"] == "5.1.1" and events[2]["sender"] == ""
 
 
-@corpus
 def test_corpus_tai64n_lines_from_lnav_parse_without_deliveries():
-    lines = (CORPUS / "lnav" / "logfile_tai64n.0").read_text().splitlines()
+    lines = (corpus_path("lnav", "logfile_tai64n.0")).read_text().splitlines()
     events, results = run("qmail", lines)
     assert events == [] and MALFORMED not in results
 
@@ -338,8 +329,9 @@ def test_postfix_line_regex_agrees_with_split_syslog_and_qid():
             opener = gzip.open if path.suffix == ".gz" else open
             with opener(path, "rt", errors="replace") as fh:
                 lines += fh.read().splitlines()
-    if CORPUS.is_dir():
-        lines += (CORPUS / "crowdsec-hub" / "postfix-logs.log").read_text().splitlines()
+    crowdsec = optional_corpus_path("crowdsec-hub", "postfix-logs.log")
+    if crowdsec is not None:
+        lines += crowdsec.read_text().splitlines()
     lines += [
         "Nov  1 00:00:02 mx1 postfix/smtp[4]: 4A1B2C3D4E: to=<a@b>, status=sent (250 ok)",
         "Nov 1 00:00:02.123 mx1 postfix-out/smtp: 4BcX2M1z9Kz: to=<a@b>, status=sent",

@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import CORPUS, REPO, SAMPLES
+from fixtures import POSTFIX_ODD_LINES, REPO, SAMPLES, corpus_path
 
 import pipeline
 import pipeline.ingest.source as source_mod
@@ -25,7 +25,7 @@ from pipeline.core.config import load_config
 from pipeline.ingest.engine import ingest
 from pipeline.ingest.parsers import ParseContext, postfix_block
 from pipeline.ingest.parsers.common import QueueParser
-from conftest import TOKYO
+from fixtures import TOKYO
 
 CTX = ParseContext(tz=TOKYO, year=2026)
 
@@ -44,7 +44,8 @@ GEN = REPO / "bench" / "gen_postfix_log.py"
 REALISTIC = REPO / "bench" / "gen_logs.py"
 
 
-@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+# the numpy scanner (the fallback without a C compiler) in the whole suite, the compiled one in test-fast too
+@pytest.fixture(autouse=True, params=["compiled", pytest.param("numpy", marks=pytest.mark.slow)])
 def scanner(request, monkeypatch):
     """Every test twice: with the compiled scanner and with the numpy one."""
     if request.param == "numpy":
@@ -91,47 +92,7 @@ def realistic(tmp_path, lines=20_000, seed=3):
     return log
 
 
-ODD = """\
-Nov 10 08:59:59 postfix1 postfix/smtp[3]: 1A2B3C4D0F: to=<postmaster>, relay=mx.example.com[192.0.2.25]:25, delay=1, delays=1/0/0/0, dsn=5.1.1, status=bounced (host mx.example.com[192.0.2.25] said: 550 5.1.1 <postmaster@mx.example.com>: no such user (in reply to RCPT TO command))
-Nov 10 09:00:00 mx1 postfix/cleanup[1]: 1A2B3C4D01: message-id=<a1@example.jp>
-Nov 10 09:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D01: from=<News@Example.JP>, size=100, nrcpt=3 (queue active)
-Nov 10 09:00:01 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<Taro@DoCoMo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4Xyz)
-Nov 10 09:00:01 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<"taro..yamada."@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=5.0.0, status=bounced (host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown user taro..yamada.@docomo.ne.jp (in reply to RCPT TO command))
-Nov 10 09:00:01 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<b@au.com>, orig_to=<alias@example.jp>, relay=msmx.au.com[111.86.141.160]:25, conn_use=2, delay=1, delays=1/0/0/0, dsn=4.7.0, status=deferred (host msmx.au.com[111.86.141.160] refused to talk to me: 421 4.7.0 Too many concurrent SMTP connections)
-Nov 10 09:00:02 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<c@softbank.ne.jp>, relay=none, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (connect to mx.softbank.ne.jp[210.146.60.90]:25: Connection timed out)
-Nov 10 09:00:02 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<d@example.com>, relay=mx.example.com[192.0.2.25]:25, delay=1, delays=1/0/0/0, tls=yes, dsn=2.0.0, status=sent (250 ok)
-Nov 10 09:00:02 mx1 postfix/smtp[3]: 1A2B3C4D01: host mx.example.com[192.0.2.25] said: 450 try again (in reply to RCPT TO command)
-Nov 10 09:00:03 mx1 postfix/smtp[3]: 1A2B3C4D0A: to=<b@au.com>, relay=msmx.au.com[111.86.141.160]:25, delay=1, delays=1/0/0/0, dsn=4.2.0, status=deferred (host msmx.au.com[111.86.141.160] said: 450 4.2.0 <b@au.com>: Recipient address rejected: Greylisted (in reply to RCPT TO command))
-2026-11-10T09:00:04.123456+09:00 mx1 postfix/smtp[3]: 1A2B3C4D02: to=<e@ezweb.ne.jp>, relay=lsean.ezweb.ne.jp[111.86.141.161]:25, delay=1, delays=1/0/0/0, dsn=5.0.0, status=bounced (host lsean.ezweb.ne.jp[111.86.141.161] said: 550 : User unknown (in reply to end of DATA command))
-Nov 10 09:00:05 mx1 postfix/smtp[3]: 1A2B3C4D03: to=<f@example.com>, relay=local, delay=0, delays=0/0/0/0, dsn=2.0.0, status=deliverable (delivers to mailbox)
-Nov 10 09:00:05 mx1 postfix/smtp[3]: 1A2B3C4D03: to=<g@example.com>, relay=x, delay=0, delays=0/0/0/0, dsn=5.0.0, status=weird
-Nov 10 09:00:05 mx1 postfix/smtp[3]: 1A2B3C4D03: to=<h@example.com>, relay=x, delay=0, delays=0/0/0/0, dsn=5.0.0, status=bounced (no closing paren
-Nov 10 09:00:06 mx1 postfix/local[4]: 1A2B3C4D04: to=<root@mx1.example.jp>, orig_to=<root>, relay=local, delay=0.01, delays=0/0/0/0, dsn=2.0.0, status=sent (delivered to mailbox)
-Nov 10 09:00:06 mx1 postfix-out/lmtp[5]: 1A2B3C4D04: to=<i@example.jp>, relay=lmtp.example.jp[private/dovecot-lmtp], delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 <i@example.jp> Saved)
-Nov 10 09:00:07 mx-2.example.jp postfix/smtp[6]: 1A2B3C4D05: to=<j@i.softbank.jp>, relay=mx.softbank.ne.jp[210.146.60.90]:25, delay=1, delay=2, delay=3, delays=1/0/0/0, delay=4, delay=5, delay=6, dsn=5.1.1, status=bounced (host mx.softbank.ne.jp[210.146.60.90] said: 550 5.1.1 <j@i.softbank.jp>... User unknown (in reply to RCPT TO command))
-Nov 10 09:00:08 mx1 postfix/smtp[7]: 1A2B3C4D06: to=<k@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=5.0.0, status=bounced (host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown user, status=sent (in reply to end of DATA command))
-Nov 10 09:00:08 mx1 postfix/cleanup[8]: 1A2B3C4D06: message-id=<>
-Nov 10 09:00:08 mx1 postfix/qmgr[9]: 1A2B3C4D06: from=<>, size=1, nrcpt=1 (queue active)
-Nov 10 09:00:09 mx1 postfix/smtp[7]: 1A2B3C4D06: to=<l@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)
-Nov 10 09:00:09 mx1 dovecot: lmtp(user): msgid=<x@y>: saved mail to INBOX, from= to=
-Nov 10 09:00:09 mx1 postfix/smtpd[10]: connect from unknown[192.0.2.9]
-Nov 10 09:00:09 mx1 postfix/smtpd[10]: NOQUEUE: reject: RCPT from unknown[192.0.2.9]: 554 5.7.1 <x@y>: Relay access denied; from=<a@b> to=<x@y> proto=ESMTP helo=<h>
-Feb 30 09:00:10 mx1 postfix/smtp[7]: 1A2B3C4D07: to=<m@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)
-Nov 10 09:00:10 mx1 postfix/qmgr[2]: 1A2B3C4D01: removed
-Nov 10 09:00:11 mx1 postfix/qmgr[9]: 1A2B3C4D01: from=<again@example.jp>, size=1, nrcpt=1 (queue active)
-Nov 10 09:00:12 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<n@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)
-Nov 10 09:00:12 mx1 postfix/smtp[3]: 1A2B3C4D0B: to=<o@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (connect to mfsmax.docomo.ne.jp[203.138.181.112]:25: Connection timed out)
-Nov 10 09:00:13 mx1 postfix/smtp[3]: 1A2B3C4D0B: to=<p@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (connect to mfsmax.docomo.ne.jp[203.138.181.112]:25: Connection timed out)
-Nov 10 10:00:13 mx1 postfix/smtp[3]: 1A2B3C4D0B: to=<p@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)
-Nov 10 12:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D0B: from=<news@example.jp>, status=expired, returned to sender
-Nov 10 12:00:01 mx1 postfix/qmgr[2]: 1A2B3C4D0A: from=<news@example.jp>, status=expired, returned to sender
-Nov 10 11:00:00 mx1 postfix/smtp[3]: 1A2B3C4D0D: to=<r1@example.com>, relay=mx.example.com[192.0.2.25]:25, delay=1, delays=1/0/0/0, dsn=5.0.0, status=bounced (conversation with mx.example.com[192.0.2.25] timed out while receiving the initial server greeting: 554 go away)
-Nov 10 11:00:00 mx1 postfix/smtp[3]: 1A2B3C4D0D: to=<r2@example.com>, relay=mx.example.com[192.0.2.25]:25, delay=1, delays=1/0/0/0, dsn=4.3.0, status=deferred (delivery temporarily suspended: reply=451 4.3.0 try later)
-Nov 10 11:00:00 mx1 postfix/smtp[3]: 1A2B3C4D0D: to=<r3@example.com>, relay=mx.example.com[192.0.2.25]:25, delay=1, delays=1/0/0/0, dsn=5.1.1, status=bounced (host mx.example.com[192.0.2.25] said: 5.1.1 no code here (in reply to RCPT TO command))
-Nov 10 11:00:00 mx1 postfix/smtp[3]: 1A2B3C4D0D: to=<r4@example.com>, relay=mx.example.com[192.0.2.25]:25, delay=1, delays=1/0/0/0, dsn=4.4.2, status=deferred (lost connection with mx.example.com[192.0.2.25] while sending end of data -- message may be sent more than once)
-Nov  1 08:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D0C: from=<old@example.jp>, size=1, nrcpt=1 (queue active)
-Nov 10 12:00:02 mx1 postfix/smtp[3]: 1A2B3C4D0C: to=<q@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)
-"""
+ODD = POSTFIX_ODD_LINES
 
 
 def write_log(tmp_path, text, name="mail.log"):
@@ -140,6 +101,7 @@ def write_log(tmp_path, text, name="mail.log"):
     return path
 
 
+@pytest.mark.slow
 def test_odd_lines_leave_the_fast_path_and_give_the_per_line_result(tmp_path, monkeypatch):
     log = write_log(tmp_path, ODD)
     for size in (100, 700, 4 * 1024 * 1024):  # one line per block (boundaries everywhere) to one block
@@ -167,6 +129,7 @@ def test_odd_lines_leave_the_fast_path_and_give_the_per_line_result(tmp_path, mo
     assert (host, domain) == ("postfix1", "")  # a host named postfix…; an address without '@' (block of its own)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block_bytes", [2048, 64 * 1024, 4 * 1024 * 1024])
 def test_generated_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes):
     """Messages cut by block boundaries, deferrals and expiries hours later, queue ids carried
@@ -179,6 +142,7 @@ def test_generated_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes)
     assert len(fast[0]) > 2500
 
 
+@pytest.mark.slow
 def test_a_full_queue_table_inside_a_block_is_the_parsers(tmp_path, monkeypatch):
     """At most MAX_QUEUE_IDS live entries: beyond, the least recently seen tenth is dropped. A
     block that could take the table past it goes through the exact loop, so the state and the
@@ -191,6 +155,7 @@ def test_a_full_queue_table_inside_a_block_is_the_parsers(tmp_path, monkeypatch)
     assert len(fast[1]["postfix"]["queue"]) <= 60
 
 
+@pytest.mark.slow
 def test_a_short_join_window_inside_a_block_is_the_parsers(tmp_path, monkeypatch):
     """A join window of ten minutes: queue ids go stale inside blocks (the window is measured
     from the log's clock, the latest time read), and the block reader must agree."""
@@ -230,6 +195,7 @@ def test_a_stale_queue_id_is_not_joined_and_not_saved(tmp_path, monkeypatch, old
     assert state["queue"]["1A2B3C4D00"]["sender"] is None and "1A2B3C4D06" in state["queue"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block_bytes", [4096, 256 * 1024, 4 * 1024 * 1024])
 def test_realistic_japanese_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes):
     """UTF-8 in many blocks (subjects, display names, SMTPUTF8 addresses, Japanese replies): the
@@ -306,23 +272,21 @@ def test_sample_logs_give_the_same_events(tmp_path):
     assert len(fast[0]) > 20
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"public corpus not found at {CORPUS}")
 def test_public_corpus_gives_the_same_events(tmp_path):
-    with open(CORPUS / "postfix-grok-patterns" / "lines.tsv", newline="") as fh:
+    with open(corpus_path("postfix-grok-patterns", "lines.tsv"), newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     grok = write_log(tmp_path, "".join(f"Nov 10 09:00:{i % 60:02d} mx1 postfix/{r['component']}[1]: {r['message']}\n"
                                        for i, r in enumerate(rows)), "grok.log")
-    files = [grok, CORPUS / "crowdsec-hub" / "postfix-logs.log", CORPUS / "fail2ban" / "postfix"]
-    fast, slow = ingest_both(tmp_path, [f for f in files if f.is_file()])
+    files = [grok, corpus_path("crowdsec-hub", "postfix-logs.log"), corpus_path("fail2ban", "postfix")]
+    fast, slow = ingest_both(tmp_path, files)
     assert_same(fast, slow)
     assert len(fast[0]) >= 14
 
 
-@pytest.mark.skipif(not (CORPUS / "sisimai-diagnostics").is_dir(), reason="Sisimai diagnostics not found")
 def test_sisimai_diagnostics_as_delivery_texts_give_the_same_events(tmp_path):
     """562 real remote replies as the texts of bounces and deferrals: the reply codes, phases and
     classes the block reader derives from them are the per-line parser's."""
-    with open(CORPUS / "sisimai-diagnostics" / "diagnostics.tsv", newline="") as fh:
+    with open(corpus_path("sisimai-diagnostics", "diagnostics.tsv"), newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     lines = []
     for i, r in enumerate(rows):

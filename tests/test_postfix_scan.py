@@ -18,8 +18,8 @@ import sysconfig
 import numpy as np
 import pyarrow.compute as pc
 import pytest
-from conftest import CORPUS, REPO, SAMPLES
-from test_postfix_block import ODD
+from fixtures import REPO, SAMPLES, optional_corpus_path
+from fixtures import POSTFIX_ODD_LINES as ODD
 
 from pipeline.store import arrow_build as ab
 from pipeline.ingest import native
@@ -68,11 +68,13 @@ def real_lines(tmp_path) -> list[str]:
                     "--seed", "11", "--days", "1"], check=True)
     lines += lines_of(log.read_text())
     for name in ("crowdsec-hub/postfix-logs.log", "fail2ban/postfix"):
-        if (CORPUS / name).is_file():
-            lines += lines_of((CORPUS / name).read_text(errors="replace"))
+        path = optional_corpus_path(*name.split("/"))
+        if path is not None:
+            lines += lines_of(path.read_text(errors="replace"))
     return lines
 
 
+@pytest.mark.slow
 @needs_scanner
 def test_same_arrays_on_real_and_odd_lines(tmp_path):
     lines = real_lines(tmp_path)
@@ -101,6 +103,7 @@ def mutate(line: str, rng: random.Random) -> str:
     return "".join(chars) + "\n"
 
 
+@pytest.mark.slow
 @needs_scanner
 def test_same_arrays_on_mutated_lines(tmp_path):
     rng = random.Random(20261201)
@@ -196,3 +199,64 @@ def test_event_ids_are_the_stable_ids():
     got = SCANNER.event_ids(np.frombuffer(block, np.uint8), starts, ends, ab.strings(rcpts), ID_BYTES).to_pylist()
     assert got == [event_id_for(ln, r) for ln, r in zip(lines, rcpts)]
     assert got == event_ids_for_plain([ln.encode() for ln in lines], rcpts).to_pylist()
+
+
+@needs_scanner
+def test_has_markers_finds_what_python_finds():
+    """has_markers (the foreign-MTA check of every chunk of an `auto` log: one SIMD pass with a
+    first/second/last-byte filter, glibc memmem for the tail) says what `marker in block` says:
+    markers at the start, the end, across every 16-byte boundary, near misses, one-byte and
+    repeated markers, no markers; and on a real log block."""
+    from pipeline.ingest.engine import _FOREIGN
+
+    rng = random.Random(13)
+    markers = sorted({m for ms in _FOREIGN.values() for m in ms}) + [b"x", b"@@", b"abcdefghijklmnopqrstuvwxyz0123"]
+    alphabet = b" \n@40sendmail[sm-qil:postfix/xyz"
+    checked = found = 0
+    for _ in range(20_000):
+        n = rng.randrange(0, 90)
+        data = bytearray(rng.choice(alphabet) for _ in range(n))
+        if rng.random() < 0.4:
+            m = rng.choice(markers)
+            at = rng.randrange(0, n + 1)
+            if rng.random() < 0.3 and len(m) > 2:      # a near miss: one byte changed
+                m = m[:1] + bytes([m[1] ^ 1]) + m[2:] if rng.random() < 0.5 else m[:-1] + b"?"
+            data[at:at] = m
+        data = bytes(data)
+        chosen = tuple(rng.sample(markers, rng.randrange(0, 6)))
+        want = any(m in data for m in chosen)
+        assert SCANNER.has_markers(data, chosen) == want, (data, chosen)
+        checked += 1
+        found += want
+    assert 0.2 * checked < found < 0.8 * checked
+    for at in range(0, 40):                            # every offset around the SIMD steps
+        for m in markers:
+            data = b"a" * at + m + b"b" * (40 - at)
+            assert SCANNER.has_markers(data, (m,)) and SCANNER.has_markers(data, (b"zz", m))
+            assert not SCANNER.has_markers(data.replace(m, b"-" * len(m)), (m,))
+    logs = [SAMPLES / "postfix" / "mail.log", SAMPLES / "sendmail" / "maillog", SAMPLES / "qmail" / "current"]
+    mixed = b"".join(f.read_bytes() for f in logs)
+    for block in [f.read_bytes() for f in logs] + [mixed]:
+        for ms in _FOREIGN.values():
+            assert SCANNER.has_markers(block, ms) == any(m in block for m in ms)
+    assert all(SCANNER.has_markers(mixed, ms) for ms in _FOREIGN.values())
+
+
+@needs_scanner
+def test_high_slices_finds_what_python_finds():
+    """high_slices (which field values of a non-ASCII block hold a non-ASCII byte) against
+    Python, on a real log with UTF-8 lines, every slice from empty to whole lines; and the
+    numpy look-up postfix_block uses without the compiled scanner agrees."""
+    block = "\n".join(["Nov  3 12:00:00 mx postfix/smtp[1]: 4ABC: to=<太郎@例え.jp>, status=sent (250 ok)",
+                       "plain ascii line", "ü", "", "\x7f\x80 end"]).encode() * 50
+    data = np.frombuffer(block, np.uint8)
+    rng = random.Random(5)
+    starts = np.array([rng.randrange(0, len(block)) for _ in range(5000)] + [0, len(block)], np.int64)
+    ends = np.minimum(starts + np.array([rng.randrange(0, 120) for _ in range(len(starts))]), len(block))
+    want = np.array([not block[a:b].isascii() for a, b in zip(starts.tolist(), ends.tolist())])
+    assert 0 < want.sum() < len(want)
+    assert (SCANNER.high_slices(data, starts, ends) == want).all()
+    assert (postfix_block._high_finder(data, None)(starts, ends) == want).all()
+    assert (postfix_block._high_finder(data, SCANNER)(starts, ends) == want).all()
+    with pytest.raises(ValueError):
+        SCANNER.high_slices(data, np.array([0]), np.array([len(block) + 1]))

@@ -18,7 +18,7 @@ from pipeline.core.errors import InputError
 from pipeline.store.event_store import EventStore
 from pipeline.store.prune import PRUNING_PREFIX, check_plan, plan_prune, prune
 
-from conftest import event, store_events
+from fixtures import event, store_events
 
 UTC = timezone.utc
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -153,6 +153,7 @@ def test_cli_keep_days(cfg, aged):
     assert r.exit_code == 1 and "current window" in r.output
 
 
+@pytest.mark.slow
 def test_cli_asks_on_a_terminal(cfg, aged):
     """On a terminal prune lists the days and asks; "n" keeps everything, "y" deletes."""
     import os

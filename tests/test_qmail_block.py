@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, SAMPLES
+from fixtures import REPO, SAMPLES
 
 import pipeline
 import pipeline.ingest.source as source_mod
@@ -19,7 +19,7 @@ from pipeline.ingest import native
 from pipeline.ingest.engine import ingest
 from pipeline.ingest.parsers import ParseContext, qmail_block
 from pipeline.ingest.parsers.qmail import QmailParser
-from conftest import TOKYO
+from fixtures import TOKYO
 
 GEN = REPO / "bench" / "gen_logs.py"
 pytestmark = pytest.mark.skipif(native.SCANNER is None, reason="compiled scanner not built: qmail is read line by line")
@@ -95,6 +95,7 @@ ODD = "".join([
 ])
 
 
+@pytest.mark.slow
 def test_odd_lines_give_the_per_line_result(tmp_path, monkeypatch):
     log = tmp_path / "current"
     log.write_text(ODD)
@@ -111,6 +112,7 @@ def test_sample_log_gives_the_same_events(tmp_path):
     assert len(fast[0]) > 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block_bytes", [4096, 256 * 1024, 4 * 1024 * 1024])
 def test_realistic_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes):
     log = generated(tmp_path)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 
-from conftest import SAMPLES
+from fixtures import SAMPLES
 
 
 def write_config(tmp_path, sources: list[tuple[str, str]]) -> str:
@@ -29,6 +29,7 @@ def run(conf, *args):
     return CliRunner().invoke(cli, ["--config", conf, *args])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["clean --quiet", "--quiet clean", "-q clean"])
 def test_a_good_night_prints_nothing(tmp_path, where):
     logs = tmp_path / "logs"
@@ -46,6 +47,7 @@ def test_a_good_night_prints_nothing(tmp_path, where):
     assert loud.exit_code == 0 and "== ingest" in loud.output and "== suppress" in loud.output
 
 
+@pytest.mark.slow
 def test_problems_are_printed_in_quiet_mode(tmp_path):
     bad = tmp_path / "bad.log"
     good = (SAMPLES / "postfix" / "mail.log").read_bytes()

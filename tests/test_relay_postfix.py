@@ -33,11 +33,9 @@ from pipeline.sender.enqueue import enqueue
 from pipeline.sender.mtaconfig import carrier_domains, mta_config, postfix_config
 from pipeline.sender.testing import RecordingServer
 
-from conftest import SHARED
-from test_closed_loop_postfix import DAEMON_DIR, POSTFIX, PrivatePostfix
+from fixtures import DAEMON_DIR, POSTFIX, PrivatePostfix, shared_path
 
 REPO = Path(__file__).resolve().parents[1]
-CARRIERS_MD = SHARED / "reference" / "carriers.md"
 
 
 def _cfg(tmp: Path, toml: str):
@@ -50,13 +48,12 @@ def _reference_domains(carrier_row: str) -> list[str]:
     """The domains of one row of the carriers table in shared/reference/carriers.md, expanded."""
     from pipeline.classify.carriers import expand_pattern
 
-    if not CARRIERS_MD.exists():
-        pytest.skip(f"{CARRIERS_MD} is absent: the reference domain list cannot be checked")
-    for line in CARRIERS_MD.read_text(encoding="utf-8").splitlines():
+    carriers_md = shared_path("reference", "carriers.md", what="the carriers reference table")
+    for line in carriers_md.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.split("|")]
         if len(cells) > 2 and cells[1].startswith(carrier_row):
             return [d for pat in re.findall(r"`([^`]+)`", cells[2]) for d in expand_pattern(pat)]
-    raise AssertionError(f"no row {carrier_row!r} in {CARRIERS_MD}")
+    raise AssertionError(f"no row {carrier_row!r} in {carriers_md}")
 
 
 SB_SAMPLES = ["a@i.softbank.jp", "b@d.vodafone.ne.jp", "c@jp-k.ne.jp", "d@email.sky.tdp.ne.jp", "e@disney.ne.jp",

@@ -32,8 +32,7 @@ from pipeline.core.config import load_config
 from pipeline.report import reports
 from pipeline.suppression.store import SuppressionStore
 
-from conftest import store_events
-from test_reports import fixture_events, history_rows
+from fixtures import fixture_events, history_rows, store_events
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 BROWSER = next((b for b in map(shutil.which, BROWSERS) if b), None)
@@ -138,6 +137,7 @@ def probe(page):
     return run_probe(*page)
 
 
+@pytest.mark.slow
 def test_japanese_text_renders_without_tofu(probe):
     assert probe["controlIsTofu"]                 # the comparison does catch a missing glyph
     assert probe["checked"] >= 100                # kana and kanji of headings, tables, the notice
@@ -145,6 +145,7 @@ def test_japanese_text_renders_without_tofu(probe):
     assert probe["distinctShapes"] >= 0.9 * probe["checked"]
 
 
+@pytest.mark.slow
 def test_the_tofu_check_catches_a_missing_japanese_font(page, tmp_path):
     """The same probe with fontconfig limited to DejaVu Sans (matplotlib's copy; no kana, no
     kanji): every Japanese character must come out as tofu, or the check above proves nothing."""
@@ -159,10 +160,12 @@ def test_the_tofu_check_catches_a_missing_japanese_font(page, tmp_path):
     assert blind["checked"] >= 100 and blind["drawn"] == [], blind["drawn"]
 
 
+@pytest.mark.slow
 def test_day_cells_stay_on_one_line(probe):
     assert probe["dayCells"] >= 10 and probe["wrapped"] == []
 
 
+@pytest.mark.slow
 def test_charts_show_in_the_page(page, probe, tmp_path):
     written, _ = page
     names = [p.stem for p in written.charts]

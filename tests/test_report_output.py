@@ -27,8 +27,7 @@ from pipeline.report.cells import clean_reply
 from pipeline.report.csvfiles import csv_bytes
 from pipeline.suppression.store import SuppressionStore
 
-from conftest import at, event, make_config, store_events
-from test_reports import fixture_events, history_rows
+from fixtures import at, event, fixture_events, history_rows, make_config, store_events
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff00-\uffef]")
 
@@ -79,6 +78,7 @@ def section(html_text: str, table: str) -> str:
 
 
 # --------------------------------------------------------------------------- formula safety
+@pytest.mark.slow
 def test_every_report_csv_is_formula_safe(written_en, written_ja):
     for written in (written_en, written_ja):
         assert len(written.csv) == 9
@@ -107,6 +107,7 @@ def test_csv_bytes_neutralises_text_only():
 
 
 # --------------------------------------------------------------------------- Japanese
+@pytest.mark.slow
 def test_japanese_page_csv_headers_and_charts(written_ja, written_en):
     page = written_ja.html.read_text(encoding="utf-8")
     assert '<html lang="ja">' in page
@@ -133,6 +134,7 @@ def test_japanese_page_csv_headers_and_charts(written_ja, written_en):
     assert written_ja.warnings == []                                 # the Japanese font is there
 
 
+@pytest.mark.slow
 def test_report_lang_from_the_config_and_the_option(store, tmp_path):
     conf = tmp_path / "mailhygiene.toml"
     conf.write_text('[report]\nlang = "ja"\n', encoding="utf-8")
@@ -194,6 +196,7 @@ def test_replies_are_clean_one_line_texts(written_en):
     assert clean_reply("a\r\n b\\r\\nc  <<address>>\td") == "a b c <address> d"
 
 
+@pytest.mark.slow
 def test_handset_filter_notice_is_embedded_and_linked(written_ja, written_en):
     for written in (written_ja, written_en):
         page = written.html.read_text(encoding="utf-8")
@@ -223,6 +226,7 @@ def x_days(ax):
     return mdates.num2date(lo).date(), mdates.num2date(hi).date()
 
 
+@pytest.mark.slow
 def test_charts_span_the_report_period():
     period = (date(2026, 11, 1), date(2026, 11, 30))
     growth = pd.DataFrame({"day": pd.to_datetime(["2026-10-20", "2026-11-12", "2026-12-04"]),
@@ -277,6 +281,7 @@ def draw_all_ja(report):
     return pngs, [str(w.message) for w in caught]
 
 
+@pytest.mark.slow
 def test_japanese_charts_have_no_tofu(written_ja):
     font = fonts.japanese_font()
     if font is None:
@@ -312,6 +317,7 @@ def test_without_a_japanese_font_charts_fall_back_to_english():
     assert not JAPANESE.search(chart_texts(charts.suppression_growth_chart(growth, lang=lang)))
 
 
+@pytest.mark.slow
 def test_summary_prints_warnings_and_write_errors(written_ja, store, tmp_path, capsys):
     import dataclasses
 

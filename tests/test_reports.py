@@ -16,10 +16,9 @@ The fixture store (Asia/Tokyo calendar days; 2026-11-09 and 2026-11-16 are Monda
 from __future__ import annotations
 
 import html.parser
-from datetime import date, datetime, timezone
+from datetime import date
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -29,10 +28,10 @@ from pipeline.core.config import load_config
 from pipeline.core.errors import InputError, NoDataError
 from pipeline.report import reports
 from pipeline.report.reports import open_warehouse, write_report
-from pipeline.suppression.store import HISTORY_SCHEMA, SuppressionStore
+from pipeline.suppression.store import SuppressionStore
 from pipeline.store.warehouse import run_sql
 
-from conftest import SAMPLES, at, event, make_config, store_events
+from fixtures import SAMPLES, at, event, fixture_events, history_rows, make_config, store_events
 
 COUNTED = ["user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"]
 
@@ -43,45 +42,6 @@ def build_report(cfg, since=None, until=None, **kw):
 
 def generate(cfg, out, since=None, until=None, **kw):
     return reports.generate(cfg.data_dir, out, cfg.report, cfg.rule, cfg.timezone_name, since, until, **kw)
-
-
-def fixture_events():
-    D, A, O = "docomo", "au", "other"
-    return [
-        event("a1@docomo.ne.jp", at(10, 10), status="sent", carrier=D),
-        event("a2@docomo.ne.jp", at(10, 11), status="sent", carrier=D),
-        event("u1@docomo.ne.jp", at(10, 12), carrier=D, hard=True),
-        event("u2@docomo.ne.jp", at(10, 13), carrier=D, hard=True),
-        event("f1@docomo.ne.jp", at(10, 14), reason="filtered", scope="sender", carrier=D, hard=False,
-              diagnostic="550 5.7.1 <f1@docomo.ne.jp>: Recipient address rejected: filtered"),
-        event("m1@docomo.ne.jp", at(10, 15), status="deferred", reason="mailbox_full", carrier=D, hard=False),
-        event("m1@docomo.ne.jp", at(10, 23, 30), status="expired", reason="expired", scope="unknown",
-              carrier=D, hard=True),
-        event("b1@au.com", at(10, 0, 30), status="sent", carrier=A),
-        event("b2@au.com", at(10, 9), status="deferred", reason="rate_limited", scope="sender", carrier=A,
-              hard=False, diagnostic="421 4.7.0 msmx.au.com Too many connections"),
-        event("b2@au.com", at(10, 9, 30), status="sent", carrier=A),
-        event("u3@au.com", at(10, 10), carrier=A, hard=True),
-        event("a1@docomo.ne.jp", at(16, 10), status="sent", carrier=D),
-        event("u1@docomo.ne.jp", at(16, 11), carrier=D, hard=True),
-        event("b3@ezweb.ne.jp", at(16, 12), reason="blocked", scope="sender", carrier=A, hard=False,
-              diagnostic="554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked"),
-        event("typo@docomo.ne.jpp", at(16, 13), reason="host_unknown", carrier=O, hard=True),
-        event("nobody@gone.example", at(16, 14), status="undeliverable", reason="host_unknown", carrier=O,
-              hard=True),
-        event("b1@au.com", at(17, 0, 10), status="sent", carrier=A),
-    ]
-
-
-def history_rows():
-    utc = timezone.utc
-    rows = [(datetime(2026, 11, 11, 3, tzinfo=utc), "added", "u1@docomo.ne.jp", "rule"),
-            (datetime(2026, 11, 11, 3, tzinfo=utc), "added", "u2@docomo.ne.jp", "rule"),
-            (datetime(2026, 11, 11, 16, tzinfo=utc), "added", "z@au.com", "manual"),   # 11-12 01:00 JST
-            (datetime(2026, 11, 17, 1, tzinfo=utc), "released", "u2@docomo.ne.jp", "rule")]
-    return pa.Table.from_pylist([{"at": t, "action": a, "address": addr, "source": s, "note": None,
-                                  "rule": None, "evidence": "{}"} for t, a, addr, s in rows],
-                                schema=HISTORY_SCHEMA)
 
 
 @pytest.fixture(scope="module")
@@ -341,6 +301,7 @@ class Checker(html.parser.HTMLParser):
             self.stack.pop()
 
 
+@pytest.mark.slow
 def test_html_is_self_contained_well_formed_and_escaped(tmp_path):
     cfg = load_config(None, data_dir=tmp_path / "d", timezone="Asia/Tokyo")
     evil = event("x@<script>alert(1)</script>.jp", at(10, 9), reason="host_unknown", carrier="other")
@@ -370,6 +331,7 @@ def test_html_is_self_contained_well_formed_and_escaped(tmp_path):
     assert list(totals["carrier"]) == ["au", "docomo", "other", "all"]
 
 
+@pytest.mark.slow
 def test_charts_leave_no_pyplot_state():
     plt = pytest.importorskip("matplotlib.pyplot")
     from pipeline.report import charts
@@ -388,6 +350,7 @@ def run(data, *args):
     return CliRunner().invoke(cli, ["--data-dir", str(data), "--timezone", "Asia/Tokyo", "report", *map(str, args)])
 
 
+@pytest.mark.slow
 def test_report_command(store, tmp_path):
     out = tmp_path / "out"
     r = run(store.data_dir, "--out", out)
@@ -414,6 +377,7 @@ def lines_of(output, first_word):
     return next(ln for ln in output.splitlines() if ln.startswith(first_word))
 
 
+@pytest.mark.slow
 def test_fail_over_from_config(tmp_path, store):
     conf = tmp_path / "mailhygiene.toml"
     conf.write_text("[report]\nfail_over = 0.25\n")
@@ -425,6 +389,7 @@ def test_fail_over_from_config(tmp_path, store):
     assert r.exit_code == 0, r.output  # the option overrides the config; 0 = off
 
 
+@pytest.mark.slow
 def test_clean_writes_the_report(tmp_path):
     toml = "\n".join(f'[[sources]]\npath = "{p}"\n' for p in
                      [SAMPLES / "postfix" / "mail.log*", SAMPLES / "sendmail" / "maillog", SAMPLES / "qmail" / "current"])

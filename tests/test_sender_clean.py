@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 import pipeline
 from pipeline.sender.daemon import run_daemon
 from pipeline.sender.enqueue import enqueue
@@ -22,7 +24,7 @@ from pipeline.sender.queue import Queue, queue_path
 from pipeline.sender.testing import RecordingServer, free_port
 from pipeline.suppression.store import suppressed_addresses
 
-from conftest import SAMPLES, make_config, sender_toml
+from fixtures import SAMPLES, make_config, sender_toml
 
 REPO = Path(__file__).resolve().parents[1]
 DEAD = "gone@docomo.ne.jp"
@@ -54,6 +56,7 @@ def _dead_events(cfg) -> int:
         "SELECT count(*) FROM events WHERE recipient = ? AND status = 'bounced'", [DEAD]).fetchone()[0]
 
 
+@pytest.mark.slow
 def test_clean_moves_a_crashed_daemons_results_before_the_rule(tmp_path):
     with RecordingServer(rcpt_reply=lambda a: "550 5.1.1 Unknown user" if a == DEAD else None) as srv:
         cfg = _cfg(tmp_path, srv.relay)
@@ -93,6 +96,7 @@ def test_clean_moves_a_crashed_daemons_results_before_the_rule(tmp_path):
     assert r.returncode == 0 and "== sender:" not in r.stdout, r.stdout  # nothing left to move: no line
 
 
+@pytest.mark.slow
 def test_an_unusable_queue_stops_clean_before_the_rule(tmp_path):
     cfg = _cfg(tmp_path, "127.0.0.1:9", SAMPLES / "postfix" / "mail.log")
     enqueue(cfg, subject="s", body="本文", addresses=LIVE)
@@ -117,6 +121,7 @@ def test_an_unusable_queue_stops_clean_before_the_rule(tmp_path):
     assert (cfg.data_dir / "suppression" / "current.parquet").exists()
 
 
+@pytest.mark.slow
 def test_clean_without_a_sender_creates_no_queue(tmp_path):
     cfg = _cfg(tmp_path, "127.0.0.1:9", SAMPLES / "postfix" / "mail.log")
     r = _mh(cfg, "clean", "--quiet")

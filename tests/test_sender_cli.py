@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.sender.testing import RecordingServer
 
-from conftest import sender_toml
+from fixtures import sender_toml
 
 
 def _setup(tmp_path, relay="127.0.0.1:25", from_address="news@mail.example.jp"):

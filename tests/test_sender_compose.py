@@ -10,7 +10,7 @@ import pytest
 from pipeline.core.config import load_config
 from pipeline.core.errors import InputError
 
-from conftest import make_config
+from fixtures import make_config
 from pipeline.sender.compose import (
     LOOKALIKES, MAX_LINE_BYTES, HeaderInjectionError, MessageTemplate, compose, decode_message, prepare_texts,
 )

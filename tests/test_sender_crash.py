@@ -17,6 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from pipeline.core.config import load_config
 from pipeline.sender.enqueue import enqueue
 from pipeline.sender.queue import Queue, queue_path
@@ -71,6 +73,7 @@ def _recorded_attempts(cfg) -> int:
         con.close()
 
 
+@pytest.mark.slow
 def test_kill_9_and_restart_loses_no_recipient(tmp_path):
     addresses = [f"user{i}@docomo.ne.jp" for i in range(150)] + [f"user{i}@au.com" for i in range(150)]
     with RecordingServer() as srv:
@@ -100,6 +103,7 @@ def test_kill_9_and_restart_loses_no_recipient(tmp_path):
     assert b"sent" in out
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_message_in_flight_and_exits_cleanly(tmp_path):
     def slow_data(addr):
         time.sleep(0.3)  # a slow carrier: SIGTERM will arrive mid-DATA

@@ -19,7 +19,7 @@ from pipeline.sender.queue import Queue
 from pipeline.core.config import load_config
 from pipeline.sender.testing import RecordingServer, max_in_window
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 
 def make_cfg(tmp_path, relay, extra=""):
@@ -35,6 +35,7 @@ def rows_by_address(cfg):
     return {r["address"]: r for r in Queue.for_config(cfg).rows()}
 
 
+@pytest.mark.slow
 def test_throttle_holds_in_every_window_while_a_backlog_keeps_it_busy(tmp_path):
     with RecordingServer() as srv:
         cfg = make_cfg(tmp_path, srv.relay, """
@@ -104,6 +105,7 @@ def test_suppressed_addresses_are_never_contacted(tmp_path):
     assert rows["late@au.com"]["reason"] == "suppressed" and stats.skipped == 1
 
 
+@pytest.mark.slow
 def test_smtp_results_4xx_5xx_disconnect_and_rate_limit(tmp_path):
     seen: dict[str, int] = {}
     lock = threading.Lock()

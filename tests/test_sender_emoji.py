@@ -11,7 +11,7 @@ from pipeline.sender.daemon import run_daemon
 from pipeline.sender.enqueue import enqueue
 from pipeline.sender.testing import RecordingServer
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 BODY = ("本日限り🎉 ❤️ 😀😀😀\n" + "①" * 63 + "\n営業時間～20時 🦩\n" + "あ" * 600 + "\nｶﾀｶﾅ")
 

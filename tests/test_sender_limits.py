@@ -12,13 +12,15 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 from pipeline.sender.daemon import run_daemon
 from pipeline.sender.enqueue import enqueue
 from pipeline.sender.queue import Queue
 from pipeline.sender.testing import RecordingServer, max_in_window
 from pipeline.sender.throttle import Rate, Throttle
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,6 +39,7 @@ def _daemon_process(cfg, *args):
                           capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_three_restarts_inside_one_window_never_exceed_the_limit(tmp_path):
     with RecordingServer() as srv:
         cfg = _cfg(tmp_path, srv.relay, "rates = {au = {count = 5, interval = 60.0}}\n")
@@ -52,6 +55,7 @@ def test_three_restarts_inside_one_window_never_exceed_the_limit(tmp_path):
     assert max_in_window(times, 60.0) <= 5
 
 
+@pytest.mark.slow
 def test_a_rate_limit_pause_and_reduced_rate_survive_a_restart(tmp_path):
     calls = defaultdict(int)
 
@@ -74,6 +78,7 @@ def test_a_rate_limit_pause_and_reduced_rate_survive_a_restart(tmp_path):
     assert max_in_window(after, 1.0) <= 4 + 1                 # 4 per second, +1 as the rate recovers
 
 
+@pytest.mark.slow
 def test_garbage_truncated_dropped_and_timed_out_replies_are_temporary(tmp_path):
     tries = defaultdict(int)
     lock = threading.Lock()
@@ -114,6 +119,7 @@ def test_garbage_truncated_dropped_and_timed_out_replies_are_temporary(tmp_path)
     assert rows["u9@docomo.ne.jp"]["attempts"] == 2 and rows["u10@docomo.ne.jp"]["attempts"] == 2
 
 
+@pytest.mark.slow
 def test_deferred_recipients_are_retried_when_their_backoff_ends_not_after_the_backlog(tmp_path):
     tries = defaultdict(int)
 
@@ -131,6 +137,7 @@ def test_deferred_recipients_are_retried_when_their_backoff_ends_not_after_the_b
     assert attempts[1] < last_of_backlog - 1.0                 # retried mid-backlog (80 at 20/s = 4 s)
 
 
+@pytest.mark.slow
 def test_pacing_spreads_each_window_evenly(tmp_path):
     with RecordingServer() as paced, RecordingServer() as burst:
         for srv, pacing in ((paced, "true"), (burst, "false")):
@@ -149,6 +156,7 @@ def test_pacing_spreads_each_window_evenly(tmp_path):
     assert max_in_window(paced_times, 1.0) <= 5
 
 
+@pytest.mark.slow
 def test_session_limits_per_carrier_and_connections_reused_across_windows(tmp_path):
     with RecordingServer() as srv:
         cfg = _cfg(tmp_path, srv.relay, """concurrency = 4

@@ -24,7 +24,7 @@ from pipeline.sender.testing import RecordingServer
 from pipeline.suppression.rule import run_rule
 from pipeline.suppression.store import suppressed_addresses
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 REPO = Path(__file__).resolve().parents[1]
 LIVE = ["hanako@docomo.ne.jp", "taro..yamada.@docomo.ne.jp", "saburo@au.com", "rokuro@i.softbank.jp"]
@@ -55,6 +55,7 @@ event_flush_interval = {flush}
 {extra}""")
 
 
+@pytest.mark.slow
 def test_attempts_become_events_and_the_rule_suppresses_dead_addresses(tmp_path):
     addresses = LIVE + list(DEAD) + [FILTERED]
     with RecordingServer(rcpt_reply=_rcpt, data_reply=_data) as srv:
@@ -94,6 +95,7 @@ def test_attempts_become_events_and_the_rule_suppresses_dead_addresses(tmp_path)
     assert not contacted & set(DEAD) and set(LIVE) <= contacted
 
 
+@pytest.mark.slow
 def test_events_survive_a_kill_and_are_written_by_the_next_start(tmp_path):
     def slow(addr):
         time.sleep(0.05)
@@ -131,6 +133,7 @@ def _mh(cfg, *args, stdin=None):
                           capture_output=True, text=True, timeout=120, input=stdin)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["missing", "unreadable", "older"])
 def test_the_daemon_and_enqueue_refuse_to_send_without_a_trustworthy_list(tmp_path, damage):
     with RecordingServer() as srv:
@@ -165,6 +168,7 @@ def test_the_daemon_and_enqueue_refuse_to_send_without_a_trustworthy_list(tmp_pa
         assert srv.received == [] and srv.rcpt_attempts == []
 
 
+@pytest.mark.slow
 def test_a_list_that_breaks_while_the_daemon_runs_stops_it(tmp_path):
     def slow(addr):
         time.sleep(0.05)

@@ -10,11 +10,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 from pipeline.sender.enqueue import enqueue
 from pipeline.sender.queue import Queue
 from pipeline.sender.testing import RecordingServer
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,6 +42,7 @@ def _wait(pred, timeout=30):
     return False
 
 
+@pytest.mark.slow
 def test_hold_release_cancel_retry_and_status(tmp_path):
     tries = defaultdict(int)
 

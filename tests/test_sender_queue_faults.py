@@ -25,7 +25,7 @@ from pipeline.core.errors import InputError, MailHygieneError, StoreCorrupt
 from pipeline.sender import queue as queue_module
 from pipeline.sender.queue import Queue, QueueCorrupt, QueueUnavailable, queue_path
 
-from conftest import make_config, sender_toml
+from fixtures import make_config, sender_toml
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = [(f"user{i}@docomo.ne.jp", "docomo.ne.jp", "docomo") for i in range(3000)]
@@ -97,6 +97,7 @@ def test_a_damaged_queue_is_queue_corrupt_naming_the_file_and_the_way_out(tmp_pa
         assert "Lost with it" in text
 
 
+@pytest.mark.slow
 def test_the_cli_says_it_in_one_line_for_reading_and_writing_commands(tmp_path):
     cfg = make_config(tmp_path, sender_toml("127.0.0.1:9"))
     _not_a_database(queue_path(cfg.data_dir))

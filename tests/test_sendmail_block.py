@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, SAMPLES
+from fixtures import REPO, SAMPLES
 
 import pipeline
 import pipeline.ingest.source as source_mod
@@ -20,12 +20,13 @@ from pipeline.ingest import native
 from pipeline.ingest.engine import ingest
 from pipeline.ingest.parsers import ParseContext, sendmail_block
 from pipeline.ingest.parsers.common import QueueParser
-from conftest import TOKYO
+from fixtures import TOKYO
 
 GEN = REPO / "bench" / "gen_logs.py"
 
 
-@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+# the numpy scanner (the fallback without a C compiler) in the whole suite, the compiled one in test-fast too
+@pytest.fixture(autouse=True, params=["compiled", pytest.param("numpy", marks=pytest.mark.slow)])
 def scanner(request, monkeypatch):
     if request.param == "numpy":
         monkeypatch.setattr(native, "SCANNER", None)
@@ -110,6 +111,7 @@ def test_sample_log_gives_the_same_events(tmp_path):
     assert len(fast[0]) > 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block_bytes", [4096, 256 * 1024, 4 * 1024 * 1024])
 def test_realistic_traffic_at_any_block_size(tmp_path, monkeypatch, block_bytes):
     log = generated(tmp_path)

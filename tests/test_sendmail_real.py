@@ -22,11 +22,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
 import tempfile
-import threading
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -38,20 +34,11 @@ from pipeline.core.config import load_config
 from pipeline.ingest.parsers.sendmail import smtp_phase_of, split_to_line
 from pipeline.sender.testing import RecordingServer
 
-SENDMAIL_ROOT = Path(os.environ.get("MAILHYGIENE_SENDMAIL_ROOT", "/opt/mailhygiene-test/sendmail"))
-SENDMAIL = SENDMAIL_ROOT / "usr/libexec/sendmail/sendmail"
-CF_DIR = SENDMAIL_ROOT / "usr/share/sendmail/cf"
+from fixtures import SENDMAIL_MARKS, SENDMAIL_SENDER, PrivateSendmail
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not SENDMAIL.exists() or not (CF_DIR / "m4/cf.m4").exists(),
-                       reason=f"sendmail is not unpacked in {SENDMAIL_ROOT} (bash .ci/fetch_sendmail.sh; .ci/run does this)"),
-    pytest.mark.skipif(shutil.which("m4") is None, reason="m4 is not installed (apt-get install m4)"),
-    pytest.mark.skipif(shutil.which("unshare") is None, reason="unshare (util-linux) is not installed"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="a private mount namespace needs root"),
-]
+pytestmark = [pytest.mark.slow, *SENDMAIL_MARKS]
 
-SENDER = "news@mail.example.jp"
+SENDER = SENDMAIL_SENDER
 
 # address -> (command the server refuses at, its reply, dead address?)
 PLAN: dict[str, tuple[str | None, str | None, bool]] = {
@@ -95,116 +82,6 @@ EXPECTED_PHASE = {
     "nosuch@yahoo.com": None, "denied@example.co.jp": None, "region@example.co.jp": "rcpt",
     "spam@example.co.jp": "end_of_data", "jp@example.ne.jp": "rcpt", "busy@example.co.jp": None,
 }
-
-MC = """divert(0)dnl
-VERSIONID(`mailhygiene private test instance')dnl
-OSTYPE(`linux')dnl
-define(`confDOMAIN_NAME', `mx.closedloop.test')dnl
-define(`confDONT_PROBE_INTERFACES', `True')dnl
-define(`QUEUE_DIR', `{root}/queue')dnl
-define(`STATUS_FILE', `{root}/statistics')dnl
-define(`ALIAS_FILE', `{root}/aliases')dnl
-define(`HELP_FILE', `{root}/helpfile')dnl
-define(`confPID_FILE', `{root}/sendmail.pid')dnl
-define(`confSERVICE_SWITCH_FILE', `{root}/service.switch')dnl
-define(`confHOSTS_FILE', `{root}/hosts')dnl
-define(`confLOG_LEVEL', `9')dnl
-define(`confTO_CONNECT', `10s')dnl
-define(`confTO_INITIAL', `10s')dnl
-define(`confDONT_INIT_GROUPS', `True')dnl
-define(`confDEF_USER_ID', `0:0')dnl
-define(`confRUN_AS_USER', `root')dnl
-define(`confDONT_BLAME_SENDMAIL', `GroupWritableDirPathSafe,InsufficientEntropy')dnl
-define(`SMART_HOST', `esmtp:[127.0.0.1]')dnl
-define(`ESMTP_MAILER_ARGS', `TCP $h {port}')dnl
-FEATURE(`nocanonify')dnl
-FEATURE(`nouucp', `reject')dnl
-MAILER(`local')dnl
-MAILER(`smtp')dnl
-"""
-
-# Inside the namespace: our /dev (with the real null/zero/random/urandom bound in), our hosts and
-# resolv.conf (a resolver on loopback: no DNS query leaves the machine), our host name.
-NAMESPACE_SH = """set -e
-hostname mx.closedloop.test
-for n in null zero random urandom; do mount --bind /dev/$n "$ROOT/dev/$n"; done
-mount --rbind "$ROOT/dev" /dev
-mount --bind "$ROOT/hosts" /etc/hosts
-mount --bind "$ROOT/resolv.conf" /etc/resolv.conf
-exec "$@"
-"""
-
-
-class PrivateSendmail:
-    """One unpacked sendmail with its own config, queue and syslog socket, run per message."""
-
-    def __init__(self, root: Path, smtp_port: int):
-        self.root = root
-        for d in ("dev", "queue"):
-            (root / d).mkdir()
-        os.chmod(root / "queue", 0o700)
-        for n in ("null", "zero", "random", "urandom"):
-            (root / "dev" / n).touch()
-        (root / "aliases").write_text("")
-        (root / "helpfile").write_text("")
-        (root / "service.switch").write_text("hosts files\naliases files\n")
-        (root / "hosts").write_text("127.0.0.1 localhost mx.closedloop.test\n")
-        (root / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
-        (root / "test.mc").write_text(MC.format(root=root, port=smtp_port))
-        cf = subprocess.run(["m4", f"-D_CF_DIR_={CF_DIR}/", str(CF_DIR / "m4/cf.m4"), str(root / "test.mc")],
-                            capture_output=True, text=True, timeout=60, check=True)
-        (root / "sendmail.cf").write_text(cf.stdout)
-        self.lines: list[str] = []
-        self._lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(root / "dev" / "log"))
-        os.chmod(root / "dev" / "log", 0o666)
-        self.sock.settimeout(0.2)
-        self._stop = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self.lines.append(data.decode("utf-8", "replace").rstrip("\n"))
-
-    def send(self, recipient: str, sender: str = SENDER) -> subprocess.CompletedProcess:
-        message = f"From: {sender}\nTo: {recipient}\nSubject: test\n\nhello\n"
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC", "ROOT": str(self.root)}
-        return subprocess.run(["unshare", "-m", "-u", "sh", "-c", NAMESPACE_SH, "sh", str(SENDMAIL),
-                               "-C", str(self.root / "sendmail.cf"), "-odi", "-oem", "-f", sender, recipient],
-                              input=message, capture_output=True, text=True, timeout=60, env=env)
-
-    def syslog_text(self, settle: float = 5.0) -> str:
-        """The received lines as a syslog file (`<22>Dec  4 12:00:00 sendmail[1]: ...` -> with host)."""
-        deadline = time.monotonic() + settle
-        last = -1
-        while time.monotonic() < deadline:  # until no new line for a moment
-            with self._lock:
-                n = len(self.lines)
-            if n == last:
-                break
-            last = n
-            time.sleep(0.3)
-        out = []
-        with self._lock:
-            for raw in self.lines:
-                line = re.sub(r"^<\d+>", "", raw)
-                out.append(f"{line[:15]} mx.closedloop.test {line[16:]}")
-        return "\n".join(out) + "\n"
-
-    def close(self):
-        self._stop.set()
-        self.sock.close()
-        self._reader.join(timeout=5)
-
 
 def carrier_server() -> RecordingServer:
     def reply(command):
@@ -255,6 +132,7 @@ def campaign(sm: PrivateSendmail) -> None:
         assert r.returncode in (0, 67, 69, 75), (address, r.returncode, r.stderr[-2000:])
 
 
+@pytest.mark.slow
 def test_what_a_real_sendmail_logs_and_the_phase_derived_from_it(sendmail_loop):
     sm, server = sendmail_loop
     campaign(sm)
@@ -277,6 +155,7 @@ def test_what_a_real_sendmail_logs_and_the_phase_derived_from_it(sendmail_loop):
     assert not accepted & {a for a, (at, _, _) in PLAN.items() if at == "rcpt"}
 
 
+@pytest.mark.slow
 def test_closed_loop_through_sendmail_suppresses_only_dead_addresses(sendmail_loop, tmp_path):
     sm, _ = sendmail_loop
     campaign(sm)

@@ -23,12 +23,11 @@ from __future__ import annotations
 import csv
 import os
 from collections import Counter, defaultdict
-from pathlib import Path
-
-import pytest
 
 from pipeline.classify.classifier import classify
 from pipeline.core.config import RuleSettings
+
+from fixtures import corpus_path
 
 # Sisimai reason -> the reasons of ours that mean the same thing.
 SISIMAI_TO_OURS: dict[str, frozenset[str]] = {
@@ -125,22 +124,8 @@ COUNTED_DIFFERENCES: dict[str, tuple[int, bool, str]] = {
 _PHASES = {"RCPT": "rcpt", "MAIL": "mail", "EHLO": "helo", "HELO": "helo", "QUIT": "quit", "CONN": "connect"}
 
 
-def corpus_path() -> Path | None:
-    candidates = []
-    if os.environ.get("MAILHYGIENE_SHARED"):
-        candidates.append(Path(os.environ["MAILHYGIENE_SHARED"]))
-    candidates.append(Path(__file__).resolve().parents[2] / "shared")
-    for base in candidates:
-        p = base / "corpus" / "public" / "sisimai-diagnostics" / "diagnostics.tsv"
-        if p.is_file():
-            return p
-    return None
-
-
 def load_rows() -> list[dict]:
-    path = corpus_path()
-    if path is None:
-        pytest.skip("Sisimai corpus not found (../shared or $MAILHYGIENE_SHARED)")
+    path = corpus_path("sisimai-diagnostics", "diagnostics.tsv")
     with open(path, encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
 

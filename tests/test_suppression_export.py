@@ -21,7 +21,7 @@ from pipeline.suppression import store as suppression
 from pipeline.suppression.rule import run_rule
 from pipeline.suppression.store import SuppressionStore
 
-from conftest import at, event, make_config, store_events
+from fixtures import at, event, make_config, store_events
 
 
 def invoke(data, *args, ok=True, toml=None):

@@ -13,7 +13,7 @@ from pipeline.core.errors import GuardTripped
 from pipeline.suppression.rule import run_rule
 from pipeline.suppression.store import SuppressionStore, suppressed_addresses
 
-from conftest import TOKYO, at, event, make_config, store_events
+from fixtures import TOKYO, at, event, make_config, store_events
 
 AS_OF = "2026-11-20"
 REPLY = "550 5.1.1 <{a}>: Recipient address rejected: User unknown in virtual mailbox table"
@@ -55,6 +55,7 @@ def block_scenario(spread: bool):
     return refused, rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spread", [True, False], ids=["mail-spread-over-the-day", "one-campaign-hour"])
 def test_a_carrier_refusing_usual_addresses_for_an_hour_is_refused(tmp_path, spread):
     cfg = make_config(tmp_path)

@@ -12,7 +12,7 @@ from pipeline.suppression.rule import evaluate
 from pipeline.suppression.rule import run_rule as _run_rule
 from pipeline.suppression.store import SuppressionStore, suppressed_addresses
 
-from conftest import at, event, make_config, store_events
+from fixtures import at, event, make_config, store_events
 
 AS_OF = "2026-11-30"
 
@@ -301,11 +301,12 @@ def reference_rule(rows, releases, as_of, cfg):
     return out
 
 
+@pytest.mark.slow
 def test_rule_sql_agrees_with_a_plain_reference(cfg):
     import random
     from datetime import timezone as tzmod
 
-    from conftest import TOKYO
+    from fixtures import TOKYO
 
     rng = random.Random(15)
     rows = []

@@ -17,7 +17,7 @@ from pipeline.suppression import store as suppression
 from pipeline.suppression.rule import run_rule
 from pipeline.suppression.store import SuppressionStore, suppressed_addresses
 
-from conftest import at, event, store_events
+from fixtures import at, event, store_events
 
 AS_OF = "2026-11-30"
 

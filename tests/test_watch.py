@@ -1,109 +1,30 @@
-"""`mailhygiene watch` as a real process on real files: appends, partial lines, every rotation
-mode, truncation, replacement, globs, restarts with cross-line parser state, signals, problems
-with one source while another keeps going, and `clean` leaving ingestion to a live watch.
+"""`mailhygiene watch` on real files: appends, partial lines, every rotation mode, truncation,
+replacement, globs, restarts with cross-line parser state, problems with one source while another
+keeps going (the follower in this process on a clock the test moves: tests/fixtures.py's
+Follower); and as a real process: signals, a kill, an unreadable file, the lock, and `clean`
+leaving ingestion to a live watch (bounded polling waits).
 
-Every check reads the real event store through pipeline.connect(), with bounded polling waits.
+Every check reads the real event store through pipeline.connect().
 """
 
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 import pipeline
 from pipeline.core.config import load_config
 
-FLUSH = 0.3
+from fixtures import WATCH_FLUSH, Follower, Watcher, append, pf_line, pf_lines
 
-
-def pf_line(n: int, stamp: str = "Nov  3 16:04:31", status: str = "sent", qid: str = "3C6D1C0A1F") -> str:
-    text = "250 ok" if status == "sent" else "host mfsmax.docomo.ne.jp[203.138.181.112] said: 450 4.2.0 busy (in reply to RCPT TO command)"
-    dsn = "2.0.0" if status == "sent" else "4.2.0"
-    return (f"{stamp} mx1 postfix/smtp[123]: {qid}: to=<u{n}@docomo.ne.jp>, "
-            f"relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=0.5, delays=0.1/0/0.2/0.2, "
-            f"dsn={dsn}, status={status} ({text})\n")
-
-
-def pf_lines(start: int, stop: int, stamp: str = "Nov  3 16:04:31") -> str:
-    return "".join(pf_line(n, stamp) for n in range(start, stop))
-
-
-def append(path: Path, text: str) -> None:
-    with open(path, "a") as fh:
-        fh.write(text)
-
-
-class Watcher:
-    """One `mailhygiene watch` subprocess on a temp config; stderr goes to a file."""
-
-    def __init__(self, tmp: Path, sources: list[tuple[str, str]], flush: float = FLUSH, poll: float = 0.3):
-        self.tmp = tmp
-        self.data = tmp / "data"
-        self.config = tmp / "mailhygiene.toml"
-        body = 'timezone = "UTC"\n'
-        for path, fmt in sources:
-            body += f'[[sources]]\npath = "{path}"\nformat = "{fmt}"\n'
-        body += f"[watch]\nflush_interval = {flush}\npoll_interval = {poll}\n"
-        self.config.write_text(body)
-        self.proc: subprocess.Popen | None = None
-        self.stderr_path = tmp / "watch.stderr"
-        self.runs = 0
-
-    def start(self, *extra: str) -> "Watcher":
-        self.runs += 1
-        err = open(self.stderr_path, "a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from pipeline.cli import main; main()", "--config", str(self.config),
-             "--data-dir", str(self.data), "watch", *extra],
-            stdout=subprocess.DEVNULL, stderr=err, cwd=self.tmp)
-        err.close()
-        deadline = time.monotonic() + 10
-        while self.stderr().count("following") < self.runs and time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.stderr()
-            time.sleep(0.05)
-        return self
-
-    def stop(self, sig=signal.SIGTERM) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=15)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text() if self.stderr_path.exists() else ""
-
-    def counts(self) -> tuple[int, int]:
-        con = pipeline.connect(self.data)
-        try:
-            return tuple(con.execute("SELECT count(*), count(DISTINCT recipient) FROM events").fetchone())
-        finally:
-            con.close()
-
-    def wait_for(self, n: int, timeout: float = 10.0) -> tuple[int, int]:
-        deadline = time.monotonic() + timeout
-        got = self.counts()
-        while got[0] < n and time.monotonic() < deadline:
-            if self.proc is not None:
-                assert self.proc.poll() is None, f"watch exited: {self.stderr()}"
-            time.sleep(0.1)
-            got = self.counts()
-        return got
+FLUSH = WATCH_FLUSH
 
 
 @pytest.fixture
@@ -129,149 +50,20 @@ def new_watcher(watchers, tmp_path, sources, **kw) -> Watcher:
     return w
 
 
-def test_appends_partial_line_and_sigterm(tmp_path, logs, watchers):
+@pytest.mark.slow
+def test_appends_and_sigterm(tmp_path, logs, watchers):
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 40))
     w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
     assert w.wait_for(40) == (40, 40)
-    append(log, pf_lines(40, 60))
+    append(log, pf_lines(40, 60) + pf_line(60)[:50])   # and the start of a line
     assert w.wait_for(60) == (60, 60)
-    # a partial last line waits for its newline, even across flushes
-    line = pf_line(60)
-    append(log, line[:50])
-    time.sleep(FLUSH * 4)
-    assert w.counts() == (60, 60)
-    append(log, line[50:])
-    assert w.wait_for(61) == (61, 61)
     assert w.stop() == 0
     assert "stopped after" in w.stderr()
-    assert w.counts() == (61, 61)
+    assert w.counts() == (60, 60)  # the half line was not stored (the clock tests below show it waits)
 
 
-def test_rename_and_create_reads_the_old_file_to_its_end(tmp_path, logs, watchers):
-    log = logs / "mail.log"
-    log.write_text(pf_lines(0, 30))
-    w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
-    assert w.wait_for(30) == (30, 30)
-    os.rename(log, logs / "mail.log.1")
-    append(logs / "mail.log.1", pf_lines(30, 40))  # syslog writes on until its HUP
-    log.write_text(pf_lines(40, 55, stamp="Nov  3 16:05:00"))
-    append(logs / "mail.log.1", pf_lines(55, 60))
-    assert w.wait_for(60) == (60, 60)
-    time.sleep(FLUSH * 3)
-    assert w.counts() == (60, 60)
-    assert w.stop() == 0
-
-
-def test_copytruncate_reads_the_rest_from_the_copy(tmp_path, logs, watchers):
-    log = logs / "mail.log"
-    log.write_text(pf_lines(0, 20))
-    w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
-    assert w.wait_for(20) == (20, 20)
-    w.proc.send_signal(signal.SIGSTOP)  # the watcher falls behind ...
-    try:
-        append(log, pf_lines(20, 35))
-        shutil.copyfile(log, logs / "mail.log.1")  # ... while logrotate copies and truncates
-        with open(log, "r+") as fh:
-            fh.truncate(0)
-        append(log, pf_lines(35, 50, stamp="Nov  3 16:06:00"))
-    finally:
-        w.proc.send_signal(signal.SIGCONT)
-    assert w.wait_for(50) == (50, 50)
-    assert "truncated" in w.stderr() and "mail.log.1" in w.stderr()
-    assert w.stop() == 0
-
-
-def test_rotated_and_compressed_while_stopped(tmp_path, logs, watchers):
-    log = logs / "mail.log"
-    log.write_text(pf_lines(0, 25))
-    w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
-    assert w.wait_for(25) == (25, 25)
-    assert w.stop() == 0
-    # while it is down: more lines, rotation (.1), a new file, and compression (.1 -> .1.gz)
-    append(log, pf_lines(25, 40))
-    os.rename(log, logs / "mail.log.1")
-    log.write_text(pf_lines(40, 50, stamp="Nov  3 16:07:00"))
-    with open(logs / "mail.log.1", "rb") as src, gzip.open(logs / "mail.log.1.gz", "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    os.unlink(logs / "mail.log.1")
-    w.start()
-    assert w.wait_for(50) == (50, 50)
-    assert "mail.log.1.gz" in w.stderr()
-    time.sleep(FLUSH * 3)
-    assert w.counts() == (50, 50)
-    assert w.stop() == 0
-
-
-def test_file_replaced_by_a_shorter_one_and_truncated(tmp_path, logs, watchers):
-    log = logs / "mail.log"
-    log.write_text(pf_lines(0, 30))
-    w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
-    assert w.wait_for(30) == (30, 30)
-    # replaced (new inode) by a shorter file
-    tmp = logs / "mail.log.new"
-    tmp.write_text(pf_lines(100, 105, stamp="Nov  3 17:00:00"))
-    os.replace(tmp, log)
-    assert w.wait_for(35) == (35, 35)
-    # rewritten in place with a new first line, to exactly the same size
-    with open(log, "w") as fh:
-        fh.write(pf_lines(200, 205, stamp="Nov  3 18:00:00"))
-    assert w.wait_for(40) == (40, 40)
-    # rewritten in place by a shorter file with the same first line: read again from the start
-    with open(log, "w") as fh:
-        fh.write(pf_lines(200, 201, stamp="Nov  3 18:00:00") + pf_lines(300, 302, stamp="Nov  3 18:00:00"))
-    assert w.wait_for(42) == (42, 42)
-    time.sleep(FLUSH * 3)
-    assert w.counts() == (42, 42)
-    assert w.stop() == 0
-
-
-def test_glob_gains_files(tmp_path, logs, watchers):
-    (logs / "a.log").write_text(pf_lines(0, 10))
-    w = new_watcher(watchers, tmp_path, [(str(logs / "*.log"), "postfix")]).start()
-    assert w.wait_for(10) == (10, 10)
-    (logs / "b.log").write_text(pf_lines(10, 25, stamp="Nov  3 16:10:00"))
-    assert w.wait_for(25) == (25, 25)
-    sub = logs / "c.log"
-    sub.write_text("")
-    time.sleep(FLUSH)
-    append(sub, pf_lines(25, 30, stamp="Nov  3 16:11:00"))
-    assert w.wait_for(30) == (30, 30)
-    assert w.stop() == 0
-
-
-def test_multilog_rotation_and_qmail_state_across_restart(tmp_path, logs, watchers):
-    cur = logs / "current"
-    label = 0x400000006565_9a1b
-
-    def q(sec: int, msg: str) -> str:
-        return f"@{label + sec:016x}0a3b1c2c {msg}\n"
-
-    cur.write_text(q(0, "new msg 101") + q(0, "info msg 101: bytes 900 from <news@example.jp> qp 1 uid 1")
-                   + q(1, "starting delivery 1: msg 101 to remote a@docomo.ne.jp")
-                   + q(1, "starting delivery 2: msg 101 to remote b@ezweb.ne.jp"))
-    w = new_watcher(watchers, tmp_path, [(str(cur), "qmail")]).start()
-    time.sleep(FLUSH * 4)
-    assert w.stop() == 0  # the deliveries in flight are saved with the position
-    append(cur, q(2, "delivery 1: success: 203.138.181.112_accepted_message./Remote_host_said:_250_ok/"))
-    # multilog: current -> @<tai64n>.s, a new current
-    os.rename(cur, logs / f"@{label + 3:016x}0a3b1c2c.s")
-    cur.write_text(q(4, "delivery 2: failure: 111.87.0.1_does_not_like_recipient./"
-                        "Remote_host_said:_550_5.1.1_<b@ezweb.ne.jp>:_User_unknown/Giving_up_on_111.87.0.1./"))
-    w.start()
-    assert w.wait_for(2) == (2, 2)
-    con = pipeline.connect(w.data)
-    rows = dict(con.execute("SELECT recipient, status FROM events").fetchall())
-    assert rows == {"a@docomo.ne.jp": "sent", "b@ezweb.ne.jp": "bounced"}
-    # and while running: current rotated again
-    append(cur, q(5, "starting delivery 3: msg 101 to remote c@docomo.ne.jp"))
-    time.sleep(FLUSH * 2)
-    os.rename(cur, logs / f"@{label + 6:016x}0a3b1c2c.s")
-    cur.write_text(q(7, "delivery 3: deferral: Sorry,_I_wasn't_able_to_establish_an_SMTP_connection._(#4.4.1)/"))
-    assert w.wait_for(3) == (3, 3)
-    assert w.stop() == 0
-
-
+@pytest.mark.slow
 def test_postfix_expiry_state_survives_a_kill(tmp_path, logs, watchers):
     log = logs / "mail.log"
     log.write_text(
@@ -279,7 +71,11 @@ def test_postfix_expiry_state_survives_a_kill(tmp_path, logs, watchers):
         + pf_line(1, "Nov  3 10:00:01", status="deferred", qid="9AB12C0A1F"))
     w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
     assert w.wait_for(1) == (1, 1)
-    time.sleep(FLUSH * 2)
+    state = w.data / "state" / "ingest-state.json"   # events first, then the state that knows the deferral
+    deadline = time.monotonic() + 10
+    while not (state.exists() and "9AB12C0A1F" in state.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "9AB12C0A1F" in state.read_text()
     w.kill()  # SIGKILL: the deferral must still be known after the restart
     append(log, "Nov  3 15:00:00 mx1 postfix/qmgr[9]: 9AB12C0A1F: from=<news@example.jp>, status=expired, returned to sender\n")
     w.start()
@@ -289,28 +85,7 @@ def test_postfix_expiry_state_survives_a_kill(tmp_path, logs, watchers):
     assert w.stop() == 0
 
 
-def test_missing_and_deleted_source_reported_others_keep_going(tmp_path, logs, watchers):
-    good, missing = logs / "mail.log", logs / "other" / "maillog"
-    good.write_text(pf_lines(0, 10))
-    w = new_watcher(watchers, tmp_path, [(str(missing), "postfix"), (str(good), "postfix")]).start()
-    assert w.wait_for(10) == (10, 10)
-    assert "does not exist (yet)" in w.stderr()
-    missing.parent.mkdir()
-    missing.write_text(pf_lines(10, 20, stamp="Nov  3 16:20:00"))
-    assert w.wait_for(20) == (20, 20)
-    assert "is back" in w.stderr()
-    good.unlink()
-    append(missing, pf_lines(20, 25, stamp="Nov  3 16:21:00"))
-    assert w.wait_for(25) == (25, 25)
-    deadline = time.monotonic() + 5
-    while "renamed or deleted" not in w.stderr() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert "renamed or deleted" in w.stderr()
-    good.write_text(pf_lines(25, 30, stamp="Nov  3 16:22:00"))
-    assert w.wait_for(30) == (30, 30)
-    assert w.stop() == 0
-
-
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
                     reason="needs root and setpriv to run the watcher without its file-permission override")
 def test_unreadable_file_is_reported_and_retried(tmp_path, logs, watchers):
@@ -337,6 +112,7 @@ def test_unreadable_file_is_reported_and_retried(tmp_path, logs, watchers):
     assert w.stop() == 0
 
 
+@pytest.mark.slow
 def test_clean_leaves_ingestion_to_a_live_watch(tmp_path, logs, watchers):
     from pipeline.ingest.session import watch_is_running
     from pipeline.jobs.clean import clean
@@ -359,6 +135,7 @@ def test_clean_leaves_ingestion_to_a_live_watch(tmp_path, logs, watchers):
     assert w.counts() == (12, 12)  # what watch had stored was not stored again
 
 
+@pytest.mark.slow
 def test_second_watch_on_the_same_data_dir_is_refused(tmp_path, logs, watchers):
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 3))
@@ -368,3 +145,264 @@ def test_second_watch_on_the_same_data_dir_is_refused(tmp_path, logs, watchers):
     assert r.returncode == 1
     assert "another `mailhygiene watch`" in r.stderr
     assert w.stop() == 0
+
+
+# ----------------------------------------------------------------------------- on a clock the test moves
+TICK = 0.25   # the Follower's flush and poll interval
+
+
+@pytest.fixture
+def watch_log(caplog):
+    caplog.set_level(logging.INFO, logger="mailhygiene.watch")
+    return caplog
+
+
+@pytest.fixture
+def followers():
+    started: list[Follower] = []
+    yield started
+    for f in started:
+        if f._following is not None:
+            f.stop()
+
+
+def new_follower(followers, tmp_path, sources, **kw) -> Follower:
+    f = Follower(tmp_path, sources, **kw)
+    followers.append(f)
+    return f.start()
+
+
+def test_events_are_stored_when_the_flush_interval_has_passed(tmp_path, logs, followers):
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 40))
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")], flush=5.0)
+    f.run(4.9)
+    assert f.counts() == (0, 0)          # read, held until the flush interval has passed
+    f.run(0.2)
+    assert f.counts() == (40, 40)
+    append(log, pf_lines(40, 60))
+    f.run(4.9)
+    assert f.counts() == (40, 40)
+    f.run(0.2)
+    assert f.counts() == (60, 60)
+
+
+def test_a_partial_line_waits_for_its_newline_across_flushes(tmp_path, logs, followers):
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 60))
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])
+    f.run(TICK)
+    assert f.counts() == (60, 60)
+    line = pf_line(60)
+    append(log, line[:50])
+    f.run(TICK * 20)
+    assert f.counts() == (60, 60)
+    append(log, line[50:])
+    f.run(TICK)
+    assert f.counts() == (61, 61)
+    f.stop()
+    assert f.counts() == (61, 61)
+
+
+def test_a_last_line_without_newline_is_read_once_the_file_is_quiet_for_the_grace(tmp_path, logs, followers):
+    from pipeline.ingest.source import PARTIAL_LINE_GRACE_S
+
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 5) + pf_line(5)[:-1])    # the writer stopped before its newline
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])
+    f.run(PARTIAL_LINE_GRACE_S - 5)
+    assert f.counts() == (5, 5)
+    f.run(10)                                          # not modified for PARTIAL_LINE_GRACE_S
+    assert f.counts() == (6, 6)
+
+
+def test_rename_and_create_reads_the_old_file_to_its_end(tmp_path, logs, followers):
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 30))
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])
+    f.run(TICK)
+    assert f.counts() == (30, 30)
+    os.rename(log, logs / "mail.log.1")
+    append(logs / "mail.log.1", pf_lines(30, 40))  # syslog writes on until its HUP
+    log.write_text(pf_lines(40, 55, stamp="Nov  3 16:05:00"))
+    f.run(TICK / 3)                                  # a pass between the writes
+    append(logs / "mail.log.1", pf_lines(55, 60))
+    f.run(TICK * 3)
+    assert f.counts() == (60, 60)
+
+
+def test_copytruncate_reads_the_rest_from_the_copy(tmp_path, logs, followers, watch_log):
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 20))
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])
+    f.run(TICK)
+    assert f.counts() == (20, 20)
+    # no pass while logrotate copies and truncates: the follower falls behind
+    append(log, pf_lines(20, 35))
+    shutil.copyfile(log, logs / "mail.log.1")
+    with open(log, "r+") as fh:
+        fh.truncate(0)
+    append(log, pf_lines(35, 50, stamp="Nov  3 16:06:00"))
+    f.run(TICK * 3)
+    assert f.counts() == (50, 50)
+    assert "truncated" in watch_log.text and "mail.log.1" in watch_log.text
+
+
+def test_rotated_and_compressed_while_stopped(tmp_path, logs, followers, watch_log):
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 25))
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])
+    f.run(TICK)
+    assert f.counts() == (25, 25)
+    f.stop()
+    # while it is down: more lines, rotation (.1), a new file, and compression (.1 -> .1.gz)
+    append(log, pf_lines(25, 40))
+    os.rename(log, logs / "mail.log.1")
+    log.write_text(pf_lines(40, 50, stamp="Nov  3 16:07:00"))
+    with open(logs / "mail.log.1", "rb") as src, gzip.open(logs / "mail.log.1.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.unlink(logs / "mail.log.1")
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])
+    f.run(TICK * 3)
+    assert f.counts() == (50, 50)
+    assert "mail.log.1.gz" in watch_log.text
+
+
+def test_file_replaced_by_a_shorter_one_and_truncated(tmp_path, logs, followers):
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 30))
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])
+    f.run(TICK * 3)
+    assert f.counts() == (30, 30)
+    # replaced (new inode) by a shorter file
+    tmp = logs / "mail.log.new"
+    tmp.write_text(pf_lines(100, 105, stamp="Nov  3 17:00:00"))
+    os.replace(tmp, log)
+    f.run(TICK * 3)
+    assert f.counts() == (35, 35)
+    # rewritten in place with a new first line, to exactly the same size (its mtime is the
+    # clock's: the kernel's coarse timestamps would give two writes this close the same one)
+    with open(log, "w") as fh:
+        fh.write(pf_lines(200, 205, stamp="Nov  3 18:00:00"))
+    os.utime(log, (f.clock.time(), f.clock.time()))
+    f.run(TICK * 3)
+    assert f.counts() == (40, 40)
+    # rewritten in place by a shorter file with the same first line: read again from the start
+    with open(log, "w") as fh:
+        fh.write(pf_lines(200, 201, stamp="Nov  3 18:00:00") + pf_lines(300, 302, stamp="Nov  3 18:00:00"))
+    os.utime(log, (f.clock.time(), f.clock.time()))
+    f.run(TICK * 3)
+    assert f.counts() == (42, 42)
+    f.run(TICK * 3)
+    assert f.counts() == (42, 42)
+
+
+def test_glob_gains_files(tmp_path, logs, followers):
+    (logs / "a.log").write_text(pf_lines(0, 10))
+    f = new_follower(followers, tmp_path, [(str(logs / "*.log"), "postfix")])
+    f.run(TICK)
+    assert f.counts() == (10, 10)
+    (logs / "b.log").write_text(pf_lines(10, 25, stamp="Nov  3 16:10:00"))
+    f.run(TICK)
+    assert f.counts() == (25, 25)
+    sub = logs / "c.log"
+    sub.write_text("")
+    f.run(TICK)                                       # seen empty first
+    append(sub, pf_lines(25, 30, stamp="Nov  3 16:11:00"))
+    f.run(TICK)
+    assert f.counts() == (30, 30)
+
+
+def test_an_idle_file_is_closed_and_reopened_when_it_grows(tmp_path, logs, followers):
+    from pipeline.ingest.source import IDLE_CLOSE_S
+
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 10))
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])
+    f.run(TICK)
+    assert len(f.engine.files.streams) == 1
+    f.run(IDLE_CLOSE_S - 1)
+    assert len(f.engine.files.streams) == 1
+    f.run(2)
+    assert f.engine.files.streams == {}                # quiet for IDLE_CLOSE_S: closed, position kept
+    append(log, pf_lines(10, 15))
+    f.run(TICK)
+    assert f.counts() == (15, 15) and len(f.engine.files.streams) == 1
+
+
+def test_multilog_rotation_and_qmail_state_across_restart(tmp_path, logs, followers):
+    cur = logs / "current"
+    label = 0x400000006565_9a1b
+
+    def q(sec: int, msg: str) -> str:
+        return f"@{label + sec:016x}0a3b1c2c {msg}\n"
+
+    cur.write_text(q(0, "new msg 101") + q(0, "info msg 101: bytes 900 from <news@example.jp> qp 1 uid 1")
+                   + q(1, "starting delivery 1: msg 101 to remote a@docomo.ne.jp")
+                   + q(1, "starting delivery 2: msg 101 to remote b@ezweb.ne.jp"))
+    f = new_follower(followers, tmp_path, [(str(cur), "qmail")])
+    f.run(TICK * 2)
+    f.stop()  # the deliveries in flight are saved with the position
+    append(cur, q(2, "delivery 1: success: 203.138.181.112_accepted_message./Remote_host_said:_250_ok/"))
+    # multilog: current -> @<tai64n>.s, a new current
+    os.rename(cur, logs / f"@{label + 3:016x}0a3b1c2c.s")
+    cur.write_text(q(4, "delivery 2: failure: 111.87.0.1_does_not_like_recipient./"
+                        "Remote_host_said:_550_5.1.1_<b@ezweb.ne.jp>:_User_unknown/Giving_up_on_111.87.0.1./"))
+    f = new_follower(followers, tmp_path, [(str(cur), "qmail")])
+    f.run(TICK * 2)
+    assert f.counts() == (2, 2)
+    con = pipeline.connect(f.data)
+    rows = dict(con.execute("SELECT recipient, status FROM events").fetchall())
+    con.close()
+    assert rows == {"a@docomo.ne.jp": "sent", "b@ezweb.ne.jp": "bounced"}
+    # and while running: current rotated again
+    append(cur, q(5, "starting delivery 3: msg 101 to remote c@docomo.ne.jp"))
+    f.run(TICK * 2)
+    os.rename(cur, logs / f"@{label + 6:016x}0a3b1c2c.s")
+    cur.write_text(q(7, "delivery 3: deferral: Sorry,_I_wasn't_able_to_establish_an_SMTP_connection._(#4.4.1)/"))
+    f.run(TICK * 2)
+    assert f.counts() == (3, 3)
+
+
+def test_missing_and_deleted_source_reported_others_keep_going(tmp_path, logs, followers, watch_log):
+    good, missing = logs / "mail.log", logs / "other" / "maillog"
+    good.write_text(pf_lines(0, 10))
+    f = new_follower(followers, tmp_path, [(str(missing), "postfix"), (str(good), "postfix")])
+    f.run(TICK)
+    assert f.counts() == (10, 10)
+    assert "does not exist (yet)" in watch_log.text
+    missing.parent.mkdir()
+    missing.write_text(pf_lines(10, 20, stamp="Nov  3 16:20:00"))
+    f.run(TICK)
+    assert f.counts() == (20, 20)
+    assert "is back" in watch_log.text
+    good.unlink()
+    append(missing, pf_lines(20, 25, stamp="Nov  3 16:21:00"))
+    f.run(TICK)
+    assert f.counts() == (25, 25)
+    assert "renamed or deleted" in watch_log.text
+    good.write_text(pf_lines(25, 30, stamp="Nov  3 16:22:00"))
+    f.run(TICK)
+    assert f.counts() == (30, 30)
+
+
+def test_a_failing_store_keeps_the_events_and_retries_with_backoff(tmp_path, logs, followers, monkeypatch, watch_log):
+    from pipeline.ingest.session import Session
+
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 10))
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])
+    real_commit, failing = Session.commit, [True]
+
+    def commit(self, *a, **kw):
+        if failing[0] and self.buffer:
+            raise OSError(28, "No space left on device")
+        return real_commit(self, *a, **kw)
+
+    monkeypatch.setattr(Session, "commit", commit)
+    f.run(TICK * 10)
+    assert f.counts() == (0, 0) and "retrying in" in watch_log.text and "nothing is lost" in watch_log.text
+    assert f.engine.flush_failures >= 2                # retried, with growing delays
+    failing[0] = False
+    f.run(60)                                          # RETRY_MAX_S: the next retry has come
+    assert f.counts() == (10, 10) and "writing events works again" in watch_log.text

@@ -13,7 +13,9 @@ import signal
 import threading
 import time
 
-from test_watch import Watcher, pf_line
+import pytest
+
+from fixtures import Watcher, pf_line
 
 RUN_S = 22.0
 LINES_PER_S = 300
@@ -70,6 +72,7 @@ def writer(logs, stop: threading.Event, written: list[int], rng: random.Random) 
         fh.close()
 
 
+@pytest.mark.slow
 def test_sigkill_loop_loses_nothing_and_duplicates_nothing(tmp_path):
     seed = int(os.environ.get("WATCH_CRASH_SEED", time.time_ns() % 10**6))
     rng = random.Random(seed)

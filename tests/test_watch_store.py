@@ -4,18 +4,14 @@ the day it writes to. Real Parquet, real DuckDB, the real follower in a thread."
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pyarrow as pa
 
 import pipeline
 import pipeline.ingest.engine as engine_mod
-from pipeline.core.config import load_config
 from pipeline.store.event_store import COMPACTION_JOURNAL, EventStore
 from pipeline.store.records import EVENT_SCHEMA, event_id_for
 
-from test_watch import pf_lines
+from fixtures import Follower, pf_lines
 
 
 def table(start: int, stop: int) -> pa.Table:
@@ -101,27 +97,15 @@ def test_follower_compacts_the_days_it_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(engine_mod, "COMPACT_FILES", 6)
     log = tmp_path / "mail.log"
     log.write_text(pf_lines(0, 1))
-    toml = tmp_path / "c.toml"
-    toml.write_text(f'timezone = "UTC"\n[[sources]]\npath = "{log}"\nformat = "postfix"\n'
-                    "[watch]\nflush_interval = 0.05\npoll_interval = 0.05\n")
-    cfg = load_config(toml, data_dir=tmp_path / "data")
-    stop = threading.Event()
-    result = {}
-    t = threading.Thread(target=lambda: result.setdefault("s", engine_mod.follow(cfg, stop, use_watchdog=False)))
-    t.start()
+    f = Follower(tmp_path, [(str(log), "postfix")]).start()   # the follower, on a clock the test moves
     try:
         for i in range(1, 16):
             with open(log, "a") as fh:
                 fh.write(pf_lines(i * 10, i * 10 + 10))
-            time.sleep(0.25)
-        deadline = time.monotonic() + 10
-        while stored(tmp_path / "data")[0] < 151 and time.monotonic() < deadline:
-            time.sleep(0.1)
+            f.run(0.5)                                        # past a flush: one small file per round
     finally:
-        stop.set()
-        t.join(timeout=20)
-    summary = result["s"]
-    assert summary.compactions >= 1
+        f.stop()
+    assert f.engine.session.summary.compactions >= 1
     assert stored(tmp_path / "data") == (151, 151)
     assert len(EventStore(tmp_path / "data").files()) <= 6
 

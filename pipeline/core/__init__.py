@@ -8,6 +8,7 @@
   fsutil      atomic file writes (temp + fsync + rename + directory fsync) and file locks
   owner       commands that write the data dir run as its owner, or stop with `Error: run as USER`
   backoff     exponential backoff with a cap (retries of the follower and the sender)
+  clock       the wall clock, a monotonic clock and a wait in one object (tests drive it)
   vocabulary  the shared names: reasons, scopes, carriers, statuses, log formats
   csvsafe     formula safety of every CSV cell we write (key columns kept exactly)
   jptext      the Japanese text rules (tables, kana, the lenient decoder) of sender and doctor

@@ -25,9 +25,9 @@ from __future__ import annotations
 import io
 import logging
 import threading
-import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 from zoneinfo import ZoneInfo
@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from ..classify.carriers import CarrierTable
+from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.config import Config, IngestSettings, SourceSettings, WatchSettings
 from ..core.errors import InputError
 from . import native
@@ -68,8 +69,9 @@ class Engine:
 
     def __init__(self, data_dir: Path, tz: ZoneInfo, settings: IngestSettings, carriers: CarrierTable, *,
                  watch: WatchSettings | None = None, year: int | None = None, columnar: bool = True,
-                 progress: bool | None = None):
+                 progress: bool | None = None, clock: Clock = SYSTEM_CLOCK):
         self.data_dir = Path(data_dir)
+        self.clock = clock  # every wait and interval of the follower (tests drive it: tests/fixtures.py)
         self.tz = tz
         self.settings = settings
         self.carriers = carriers
@@ -93,7 +95,7 @@ class Engine:
         if fmt != "auto":
             parser_class(fmt)  # validates the name
         specs = [SourceSpec(str(p), fmt) for p in paths]
-        started = time.monotonic()
+        started = self.clock.monotonic()
         private = watch_is_running(self.data_dir)
         summary = IngestSummary()
         with Session(self.data_dir, self.tz, self.settings, self.carriers, year=self.year, private=private,
@@ -131,7 +133,7 @@ class Engine:
                 self._stop_readers()
                 if bar is not None:
                     bar.close()
-        summary.seconds = time.monotonic() - started
+        summary.seconds = self.clock.monotonic() - started
         return summary
 
     def ingest_sources(self, sources: Iterable[SourceSettings], on_source=None) -> list[IngestSummary]:
@@ -264,7 +266,7 @@ class Engine:
     def _refresh_context(self, s: Stream) -> None:
         """The parse context of a stream: its file's mtime for the year of `Mon DD` stamps (a
         followed file: now, renewed hourly, so a new year is seen)."""
-        now = time.time()
+        now = self.clock.time()
         mtime = now if (self.files.follow or s.source.is_stdin) else s.mtime
         s.ctx = self.session.context(s.path if not s.source.is_stdin else "-", mtime)
         s.ctx_made = now
@@ -329,7 +331,7 @@ class Engine:
             s.offset = chunk.end
             self._count(s, data.count(b"\n") + (chunk.kind == PARTIAL), len(data))
             return
-        if self.files.follow and time.time() - s.ctx_made > CONTEXT_REFRESH_S:
+        if self.files.follow and self.clock.time() - s.ctx_made > CONTEXT_REFRESH_S:
             self._refresh_context(s)
         if fields is not None:
             parser = session.parser(s.mta, s.ctx)
@@ -460,6 +462,21 @@ class Engine:
         files), in the loop and once more at the end; it must not raise."""
         if stop_event is not None:
             self.stop_event = stop_event
+        with self.following(sources, use_watchdog=use_watchdog, on_start=on_start, on_stored=on_stored) as summary:
+            while not self.stop_event.is_set():
+                self.wake.clear()
+                if self.step():
+                    continue
+                self.clock.wait(self.wake, self.wait_time())
+        return summary
+
+    @contextmanager
+    def following(self, sources: Iterable[SourceSettings], *, use_watchdog: bool = True,
+                  on_start=None, on_stored=None) -> Iterator[IngestSummary]:
+        """The follower set up (watch lock, session, sources, file-system wake-ups) for step()
+        to be called in a loop; on leaving, what was read is committed and the files closed.
+        follow() is this loop with waits between the steps; tests call step() themselves and
+        move the engine's clock instead of waiting."""
         specs = [SourceSpec(src.path, src.format) for src in sources]
         for spec in specs:
             if spec.fmt != "auto":
@@ -471,20 +488,20 @@ class Engine:
         with watch_lock(self.data_dir), Session(self.data_dir, self.tz, self.settings, self.carriers,
                                                  year=self.year, summary=summary) as session:
             self.session = session
-            self.files = LogFiles(specs, session.positions, follow=True, on_open=self._on_open)
+            self.files = LogFiles(specs, session.positions, follow=True, on_open=self._on_open, clock=self.clock)
             self.pending_since: float | None = None
             self.on_stored = on_stored
             self._unannounced = False  # commits stored since on_stored() was last called
             self.flush_failures = 0
             self.flush_retry_at = 0.0
             self.touched_days: set[str] = set()
-            self._last_report = time.monotonic()
+            self._last_report = self.clock.monotonic()
             self._reported = (0, 0)
             self._observer = None
             self._watched_dirs: set[str] = set()
             if on_start is not None:
                 on_start(self)
-            started = time.monotonic()
+            started = self.clock.monotonic()
             log.info("watch: following %d source(s) into %s (flush every %.1f s)",
                      len(specs), self.data_dir, self.flush_interval)
             if use_watchdog:
@@ -492,22 +509,7 @@ class Engine:
             try:
                 self.files.scan()
                 self.files.resume_unfinished()
-                while not self.stop_event.is_set():
-                    self.wake.clear()
-                    busy = self._poll_once()
-                    self._maybe_commit()
-                    if session.pending_done():
-                        try:
-                            session.finish_pending()
-                        except Exception as exc:
-                            self._store_failed(exc)
-                        else:
-                            self._announce_stored()
-                    if busy:
-                        continue
-                    self._maybe_compact()
-                    self._maybe_report()
-                    self.wake.wait(self._wait_time())
+                yield summary
             finally:
                 self._stop_observer()
                 try:
@@ -519,22 +521,43 @@ class Engine:
                 finally:
                     self.files.close()
                     self._stop_readers()
-                summary.seconds = time.monotonic() - started
+                summary.seconds = self.clock.monotonic() - started
                 log.info("watch: stopped after %d lines, %d events written", summary.lines, summary.events_written)
-        return summary
+
+    def step(self) -> bool:
+        """One pass of the follower: read what is new, commit when the flush interval has passed
+        (or the buffer is full), finish a stored batch; when idle, compact and report. True when
+        a file still has unread data (the next pass should come at once)."""
+        busy = self._poll_once()
+        self._maybe_commit()
+        session = self.session
+        if session.pending_done():
+            try:
+                session.finish_pending()
+            except Exception as exc:
+                self._store_failed(exc)
+            else:
+                self._announce_stored()
+        if busy:
+            return True
+        self._maybe_compact()
+        self._maybe_report()
+        return False
 
     def stop(self) -> None:
         self.stop_event.set()
         self.wake.set()
 
-    def _wait_time(self) -> float:
+    def wait_time(self) -> float:
+        """How long follow() waits after an idle step: the poll interval, less when a flush, a
+        stored batch or a retry is due sooner."""
         t = self.poll_interval
         if self.pending_since is not None:
-            t = min(t, self.pending_since + self.flush_interval - time.monotonic())
+            t = min(t, self.pending_since + self.flush_interval - self.clock.monotonic())
         if not self.session.pending_done():
             t = min(t, 0.05)  # a batch is being stored: save its state soon after
         if self.flush_failures:
-            t = min(t, max(0.0, self.flush_retry_at - time.monotonic()))
+            t = min(t, max(0.0, self.flush_retry_at - self.clock.monotonic()))
         return max(0.01, t)
 
     def _poll_once(self) -> bool:
@@ -561,12 +584,12 @@ class Engine:
 
     def _dirty(self) -> None:
         if self.pending_since is None:
-            self.pending_since = time.monotonic()
+            self.pending_since = self.clock.monotonic()
 
     def _maybe_commit(self) -> None:
         if self.pending_since is None:
             return
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if self.flush_failures and now < self.flush_retry_at:
             return
         if now - self.pending_since >= self.flush_interval or len(self.session.buffer) >= self.settings.batch_events:
@@ -603,9 +626,9 @@ class Engine:
 
         self.flush_failures += 1
         delay = backoff_delay(self.flush_failures, 2.0, RETRY_MAX_S)
-        self.flush_retry_at = time.monotonic() + delay
+        self.flush_retry_at = self.clock.monotonic() + delay
         if self.pending_since is None:
-            self.pending_since = time.monotonic()
+            self.pending_since = self.clock.monotonic()
         log.error("watch: writing events failed (%s: %s); retrying in %.0f s, nothing is lost",
                   type(exc).__name__, exc, delay)
 
@@ -625,7 +648,7 @@ class Engine:
                 log.warning("watch: compacting %s failed: %s", day, exc)
 
     def _maybe_report(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now - self._last_report < REPORT_EVERY_S:
             return
         self._last_report = now

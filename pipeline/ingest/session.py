@@ -23,6 +23,7 @@ import logging
 import os
 import time
 from collections import Counter
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -271,6 +272,16 @@ class Session:
 
     def pending_done(self) -> bool:
         return self._failed is None and (self._pending is None or self._pending[0] is None or self._pending[0].done())
+
+    def wait_stored(self, timeout: float | None = None) -> bool:
+        """Block until the batch handed to the writer is written or has failed; True when none
+        is in flight. (The follower polls pending_done(); a caller stepping it itself, as the
+        tests do, waits here.)"""
+        pending = self._pending
+        if pending is None or pending[0] is None:
+            return True
+        wait_futures([pending[0]], timeout=timeout)
+        return pending[0].done()
 
     def finish_pending(self) -> None:
         """Wait for the batch handed to the writer, then save its state. A batch the store

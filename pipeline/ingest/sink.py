@@ -52,6 +52,7 @@ class EventBuffer:
         self._column_rows = 0
         self.carriers = carriers
         self._days: dict[int, date] = {}
+        self._carrier_of_pair: dict[str, str] = {}   # "domain\0relay" -> carrier (annotate)
 
     def add(self, row: dict) -> None:
         self.rows.append(row)
@@ -108,9 +109,21 @@ class EventBuffer:
         the classifier are pure functions with thread-safe caches."""
         n = len(rows["status"])
         # carrier per distinct (domain, relay): a batch holds few
+        # (kept across batches: a log has a few hundred pairs; the reader threads share the dict)
         pairs = pc.binary_join_element_wise(rows["recipient_domain"], pc.fill_null(rows["relay"], _EMPTY), _NUL).dictionary_encode()
-        distinct = [pair.split("\x00", 1) for pair in pairs.dictionary.to_pylist()]
-        rows["carrier"] = ab.strings(self._carriers([d for d, _ in distinct], [r for _, r in distinct])).take(pairs.indices)
+        known = self._carrier_of_pair
+        distinct = pairs.dictionary.to_pylist()
+        carrier = [known.get(pair) for pair in distinct]
+        new = [k for k, c in enumerate(carrier) if c is None]
+        if new:
+            split = [distinct[k].split("\x00", 1) for k in new]
+            found = self._carriers([d for d, _ in split], [r for _, r in split])
+            for k, c in zip(new, found):
+                carrier[k] = c
+            if len(known) > 100_000:
+                known.clear()
+            known.update(zip((distinct[k] for k in new), found))
+        rows["carrier"] = ab.strings(carrier).take(pairs.indices)
         # classes as codes into the few distinct ones; 0 is "delivered" (every sent row)
         class_code = np.zeros(n, np.int32)
         distinct_classes = {DELIVERED: 0}
@@ -128,7 +141,8 @@ class EventBuffer:
             _, first = np.unique(key_of, return_index=True)
             take = ab.indices(failed[first])
             picked = [rows[c].take(take).to_pylist() for c in names]
-            picked[-1] = [None if d is None else self.day(d * US_PER_DAY) for d in picked[-1]]
+            day_of = {d: None if d is None else self.day(d * US_PER_DAY) for d in set(picked[-1])}
+            picked[-1] = list(map(day_of.__getitem__, picked[-1]))
             classes = self._classify_rows(*picked[:5], [mta] * len(first), *picked[5:])
             codes_of_key = np.array([distinct_classes.setdefault(c, len(distinct_classes)) for c in classes], np.int32)
             class_code[failed] = codes_of_key[key_of]

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..core.backoff import backoff_delay
+from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.errors import InputError
 from .parsers.common import MAX_LINE_BYTES
 
@@ -239,8 +240,10 @@ class LogFiles:
     """
 
     def __init__(self, specs: list[SourceSpec], positions: dict[str, dict], *, follow: bool,
-                 use_positions: bool = True, on_open: Callable[[Stream], bool] | None = None):
+                 use_positions: bool = True, on_open: Callable[[Stream], bool] | None = None,
+                 clock: Clock = SYSTEM_CLOCK):
         self.specs = specs
+        self.clock = clock              # idle closing, retries, the partial-line grace (tests drive it)
         self.positions = positions
         self.follow = follow
         self.use_positions = use_positions
@@ -269,7 +272,7 @@ class LogFiles:
 
     def open_stdin(self, spec: SourceSpec) -> Stream:
         return Stream(fp="", source=spec, path="<stdin>", key=(0, 0), fh=sys.stdin.buffer, compressed=False,
-                      offset=0, order=(0, 0), mtime=time.time())
+                      offset=0, order=(0, 0), mtime=self.clock.time(), last_growth=self.clock.monotonic())
 
     def open_path(self, spec: SourceSpec, path: str) -> Stream | None:
         """Open a named file for a batch read (from its saved position); None when it holds
@@ -318,7 +321,7 @@ class LogFiles:
         if offset is None:
             offset = int(pos.get("offset", 0)) if (pos is not None and self.use_positions) else 0
         if pos is not None:
-            pos["updated"] = time.time()  # still there: keep its position
+            pos["updated"] = self.clock.time()  # still there: keep its position
         size = st.st_size
         if not compressed and offset >= size and (batch or (pos or {}).get("done")):
             os.close(fd)
@@ -337,7 +340,8 @@ class LogFiles:
         known = (pos or {}).get("mta") if self.follow else None
         s = Stream(fp=fp, source=spec, path=path, key=key, fh=fh, compressed=compressed, offset=offset,
                    order=(st.st_mtime, -rotation_number(os.path.basename(path))), mtime=st.st_mtime,
-                   mta=known if known != "unrecognised" else None, size=size, read_at=offset)
+                   mta=known if known != "unrecognised" else None, size=size, read_at=offset,
+                   last_growth=self.clock.monotonic())
         s.unrecognised = known == "unrecognised"
         self.streams[stream_key] = s
         self.by_key[key] = stream_key
@@ -414,7 +418,7 @@ class LogFiles:
                                 "its unread end cannot be ingested", pos.get("path"), pos.get("offset", 0),
                                 pos.get("size", 0))
                 pos["done"] = True
-                pos["updated"] = time.time()
+                pos["updated"] = self.clock.time()
         return found_streams
 
     def source_of(self, path: str) -> SourceSpec | None:
@@ -437,7 +441,7 @@ class LogFiles:
     # ------------------------------------------------------------------ followed: finding files
     def scan(self) -> None:
         """Open what is new under the sources (followed)."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         seen: set[tuple[int, int]] = set()
         for spec in self.specs:
             if spec.is_stdin:
@@ -527,7 +531,7 @@ class LogFiles:
                 self.identity_lost(s, "was rewritten in place (its first line changed)")
                 return
         s.size = size
-        old_enough = time.time() - st.st_mtime >= PARTIAL_LINE_GRACE_S
+        old_enough = self.clock.time() - st.st_mtime >= PARTIAL_LINE_GRACE_S
         left = budget
         while s.read_at < size and (left is None or left > 0):
             want = min(block, size - s.read_at)
@@ -577,7 +581,7 @@ class LogFiles:
             if left is not None:
                 left -= cut
             yield Chunk(s, data[:cut] if cut < len(data) else data, start, s.read_at)
-        s.last_growth = time.monotonic()
+        s.last_growth = self.clock.monotonic()
         s.eof = s.read_at >= size
 
     def _chunks_sequential(self, s: Stream, budget: int | None, block: int) -> Iterator[Chunk]:
@@ -630,7 +634,7 @@ class LogFiles:
             if left is not None:
                 left -= cut
             yield Chunk(s, data[:cut] if cut < len(data) else data, start, s.read_at)
-        s.last_growth = time.monotonic()
+        s.last_growth = self.clock.monotonic()
 
     def read_head(self, s: Stream, max_lines: int) -> list[str]:
         """Up to `max_lines` lines from the start of the stream's text (for telling its MTA);
@@ -676,7 +680,7 @@ class LogFiles:
         if s.fp:
             pos = self.positions.get(s.fp)
             if pos is not None:
-                pos.update(offset=s.offset, path=s.path, eof=s.eof, size=max(s.size, s.offset), updated=time.time())
+                pos.update(offset=s.offset, path=s.path, eof=s.eof, size=max(s.size, s.offset), updated=self.clock.time())
                 if s.mta:
                     pos["mta"] = "unrecognised" if s.unrecognised else s.mta
                 if done:
@@ -691,7 +695,7 @@ class LogFiles:
         """Close files quiet for IDLE_CLOSE_S. One still under a source pattern is reopened when
         it grows; one rotated away (no longer matched) or deleted is finished. True when a
         position changed."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         changed = False
         for s in list(self.streams.values()):
             if not s.eof or now - s.last_growth < IDLE_CLOSE_S or s.read_at != s.offset:
@@ -712,7 +716,7 @@ class LogFiles:
 
     def snapshot_positions(self) -> None:
         """Copy the open streams' consumed offsets into the positions (before a commit)."""
-        now = time.time()
+        now = self.clock.time()
         for s in self.streams.values():
             if not s.fp:
                 continue
@@ -723,7 +727,7 @@ class LogFiles:
                 pos["mta"] = "unrecognised" if s.unrecognised else s.mta
 
     def prune(self) -> None:
-        now = time.time()
+        now = self.clock.time()
         for fp in [fp for fp, p in self.positions.items()
                    if p.get("done") and now - p.get("updated", now) > POSITION_KEEP_S]:
             del self.positions[fp]
@@ -738,7 +742,7 @@ class LogFiles:
     def problem(self, path: str, msg: str, *, backoff: bool = True, level: int = logging.WARNING) -> None:
         """Report a file problem once (again only when it changes); retry with backoff."""
         p = self.problems.get(path)
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if p is None or p["msg"] != msg:
             if backoff:
                 log.log(level, "watch: %s %s (retrying with backoff; other sources keep going)", path, msg)

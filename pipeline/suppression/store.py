@@ -297,7 +297,10 @@ def is_suppressed(where, address: str) -> bool:
 
 def entries(where, limit: int | None = None) -> list[dict[str, Any]]:
     """The list's rows, by address (at most `limit`)."""
-    with reading(where) as (_, con):
+    store = SuppressionStore.of(where)
+    if not os.path.lexists(store.current_path) and not os.path.lexists(store.history_path):
+        return []  # never written: an empty list that agrees with its (empty) history; no engine needed
+    with reading(store) as (_, con):
         out = rows(run_block(con, "entries"))
     return out[:limit] if limit else out
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 7  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 8  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
@@ -55,6 +55,8 @@ class Scanner:
         lib.has_markers.argtypes = [ctypes.c_char_p, _I64, ctypes.c_char_p, ctypes.c_int]
         lib.line_kinds.restype = _I64
         lib.line_kinds.argtypes = [_P, _I64, _I64, _I64, _P, _P]
+        lib.high_slices.restype = None
+        lib.high_slices.argtypes = [_P, _P, _P, _I64, _P]
         lib.event_ids.restype = ctypes.c_int
         lib.event_ids.argtypes = [_P, _P, _P, _P, _P, _I64, ctypes.c_int, _P]
 
@@ -175,6 +177,15 @@ class Scanner:
                         n, int(lower), _ptr(offsets), _ptr(chars))
         validity = None if valid is None else pa.py_buffer(np.packbits(valid.astype(bool), bitorder="little"))
         return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(chars[:total])])
+
+    def high_slices(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Per slice data[starts[i]:ends[i]]: does it hold a non-ASCII byte? (bool)"""
+        starts = np.ascontiguousarray(starts, np.int64)
+        ends = np.ascontiguousarray(ends, np.int64)
+        _check_slices(data, starts, ends)
+        flags = np.empty(len(starts), np.uint8)
+        self.lib.high_slices(_ptr(data), _ptr(starts), _ptr(ends), len(starts), _ptr(flags))
+        return flags.view(bool)
 
     def event_ids(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                   recipients: pa.StringArray, id_bytes: int) -> pa.StringArray:

@@ -51,12 +51,20 @@ static inline int starts_with_n(const uint8_t *p, const uint8_t *end, const char
 /* a literal's length known at compile time */
 #define starts_with(p, end, lit) starts_with_n((p), (end), (lit), sizeof(lit) - 1)
 
-static const uint8_t *find(const uint8_t *p, const uint8_t *end, const char *lit) {
+/* [c, c + n) == lit[0, n): compared here, not by a call to memcmp (the literals are short and a
+   candidate mostly differs in its second byte) */
+static inline int same(const uint8_t *c, const char *lit, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        if (c[k] != (uint8_t)lit[k]) return 0;
+    return 1;
+}
+
+static inline const uint8_t *find(const uint8_t *p, const uint8_t *end, const char *lit) {
     size_t n = strlen(lit);
     while (p + n <= end) {
         const uint8_t *c = memchr(p, lit[0], (size_t)(end - p) - n + 1);
         if (!c) return NULL;
-        if (memcmp(c, lit, n) == 0) return c;
+        if (same(c + 1, lit + 1, n - 1)) return c;
         p = c + 1;
     }
     return NULL;
@@ -296,10 +304,30 @@ static int valid_utf8(const uint8_t *p, const uint8_t *end) {
     return 1;
 }
 
+/* What a line [s, e) (without its newline) is to the front door: 0 ASCII without NUL or CR, 1
+   valid non-ASCII UTF-8 without NUL or CR, 2 raw. One pass over its bytes (a loop the compiler
+   vectorises), then the UTF-8 check for the few lines with a high byte. */
+static int kind_of(const uint8_t *d, int64_t s, int64_t e) {
+    uint8_t h = 0, bad = 0;
+    for (int64_t i = s; i < e; i++) {
+        uint8_t c = d[i];
+        h |= c;
+        bad |= (uint8_t)((c == 0) | (c == '\r'));
+    }
+    if (bad) return 2;
+    if (h & 0x80) return valid_utf8(d + s, d + e) ? 1 : 2;
+    return 0;
+}
+
 /* Newlines in a block: the caller sizes scan_block's arrays with it. */
 int64_t count_lines(const uint8_t *d, int64_t len) {
-    int64_t n = 0;
-    for (int64_t i = 0; i < len; i++) n += d[i] == '\n';
+    int64_t n = 0, i = 0;
+    for (; i + 255 <= len; i += 255) { /* a byte counter per 255 bytes: a loop the compiler vectorises */
+        uint8_t k = 0;
+        for (int j = 0; j < 255; j++) k += d[i + j] == '\n';
+        n += k;
+    }
+    for (; i < len; i++) n += d[i] == '\n';
     return n;
 }
 
@@ -335,10 +363,7 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
         if (e - s >= max_line) {
             kind_of_line = 2;
         } else if (mixed) {
-            uint8_t h = 0;
-            for (int64_t i = s; i < e; i++) h |= d[i];
-            if (memchr(d + s, 0, (size_t)(e - s)) || memchr(d + s, '\r', (size_t)(e - s))) kind_of_line = 2;
-            else if (h & 0x80) kind_of_line = valid_utf8(d + s, d + e) ? 1 : 2;
+            kind_of_line = kind_of(d, s, e);
         }
         line_t L;
         memset(&L, 0, sizeof L);
@@ -406,10 +431,7 @@ int64_t line_kinds(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
         if (e - s >= max_line) {
             k = 2;
         } else if (mixed) {
-            uint8_t h = 0;
-            for (int64_t i = s; i < e; i++) h |= d[i];
-            if (memchr(d + s, 0, (size_t)(e - s)) || memchr(d + s, '\r', (size_t)(e - s))) k = 2;
-            else if (h & 0x80) k = valid_utf8(d + s, d + e) ? 1 : 2;
+            k = (uint8_t)kind_of(d, s, e);
         }
         kinds[n++] = k;
         s = e + 1;
@@ -566,9 +588,9 @@ enum { S_SKIP = 0, S_FEED = 1, S_FROM = 2, S_TO = 3, S_MSP = 4, S_CLOCK = 5 };
 /* an address character: printable ASCII but space " , < >, or any byte of a non-ASCII character */
 static int is_sm_addr(uint8_t c) { return c >= 0x80 || is_addr(c); }
 
-static int starts_at(const uint8_t *p, const uint8_t *end, const char *lit) {
+static inline int starts_at(const uint8_t *p, const uint8_t *end, const char *lit) {
     size_t n = strlen(lit);
-    return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
+    return (size_t)(end - p) >= n && same(p, lit, n);
 }
 
 /* occurrences of lit in [p, end) */
@@ -581,6 +603,13 @@ static int64_t count_of(const uint8_t *p, const uint8_t *end, const char *lit) {
 
 /* " sendmail", " sm-mta" or " sm-msp-queue" somewhere in the line */
 static int has_sm_program(const uint8_t *p, const uint8_t *end) {
+    /* where the program is in a syslog line (after the 16-byte stamp and the host): one look
+       there finds it in nearly every line of a sendmail log, the search below in the others */
+    if (end - p > 16) {
+        const uint8_t *x = p + 16;
+        while (x < end && *x != ' ') x++;
+        if (starts_at(x, end, " sendmail") || starts_at(x, end, " sm-mta") || starts_at(x, end, " sm-msp-queue")) return 1;
+    }
     for (const uint8_t *x = find(p, end, " s"); x; x = find(x + 1, end, " s")) {
         if (starts_at(x, end, " sendmail") || starts_at(x, end, " sm-mta") || starts_at(x, end, " sm-msp-queue")) return 1;
     }
@@ -623,10 +652,7 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
         int8_t k = S_SKIP;
         int raw = e - s >= max_line;
         if (!raw && mixed) {
-            uint8_t h = 0;
-            for (int64_t i = s; i < e; i++) h |= d[i];
-            if (memchr(p, 0, (size_t)(e - s)) || memchr(p, '\r', (size_t)(e - s))) raw = 1;
-            else if (h & 0x80) raw = !valid_utf8(p, end);
+            raw = kind_of(d, s, e) == 2;
         }
         r_s[n] = r_e[n] = -1;
         sender_high[n] = 0;
@@ -861,13 +887,9 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
         int8_t k = Q_SKIP;
         int raw = e - s >= max_line, high = 0;
         if (!raw) {
-            uint8_t h = 0;
-            for (const uint8_t *x = p; x < end; x++) h |= *x;
-            if (memchr(p, 0, (size_t)(e - s)) || memchr(p, '\r', (size_t)(e - s))) raw = 1;
-            else if (h & 0x80) {
-                raw = !valid_utf8(p, end);
-                high = 1;
-            }
+            int kind = kind_of(d, s, e);  /* (high only matters for a line that is not raw) */
+            raw = kind == 2;
+            high = kind == 1;
         }
         int interesting = !raw && (find(p, end, "deliver") || find(p, end, " msg "));
         if (raw) {
@@ -981,16 +1003,75 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
     return 0;
 }
 
-/* Does d[0, len) contain any of the n markers (NUL-separated in `markers`)? 1 or 0. */
+/* Does d[0, len) contain any of the n markers (NUL-separated in `markers`)? 1 or 0.
+ * With SSE2 (every x86-64) one pass for all of them: 16 positions at a time, a position is a
+ * candidate where a marker's first, second and last bytes are all there (rare for these markers),
+ * and only candidates are compared; the last few bytes, and other machines, use glibc's memmem. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+#define MAX_MARKERS 16
 int has_markers(const uint8_t *d, int64_t len, const char *markers, int n) {
+    const char *ms[MAX_MARKERS];
+    size_t ks[MAX_MARKERS];
+    int count = 0, many = n > MAX_MARKERS;
+    size_t longest = 1;
     const char *m = markers;
     for (int i = 0; i < n; i++) {
         size_t k = strlen(m);
-        if (k && memmem(d, (size_t)len, m, k)) return 1;
+        if (k && !many) {
+            ms[count] = m;
+            ks[count++] = k;
+            if (k > longest) longest = k;
+        }
+        m += k + 1;
+    }
+    int64_t i = 0;
+#if defined(__SSE2__)
+    if (!many && count) {
+        __m128i first[MAX_MARKERS], second[MAX_MARKERS], last[MAX_MARKERS];
+        for (int j = 0; j < count; j++) {
+            first[j] = _mm_set1_epi8((char)ms[j][0]);
+            second[j] = _mm_set1_epi8((char)ms[j][ks[j] > 1 ? 1 : 0]);
+            last[j] = _mm_set1_epi8((char)ms[j][ks[j] - 1]);
+        }
+        /* every marker starting at i..i+15 lies inside d[0, len) */
+        for (; i + 16 + (int64_t)longest - 1 <= len; i += 16) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(d + i));
+            __m128i a1 = _mm_loadu_si128((const __m128i *)(d + i + (longest > 1)));
+            for (int j = 0; j < count; j++) {
+                __m128i b = _mm_loadu_si128((const __m128i *)(d + i + ks[j] - 1));
+                __m128i hit = _mm_and_si128(_mm_cmpeq_epi8(a, first[j]), _mm_cmpeq_epi8(b, last[j]));
+                if (ks[j] > 1) hit = _mm_and_si128(hit, _mm_cmpeq_epi8(a1, second[j]));
+                unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+                while (mask) {
+                    int bit = __builtin_ctz(mask);
+                    if (memcmp(d + i + bit, ms[j], ks[j]) == 0) return 1;
+                    mask &= mask - 1;
+                }
+            }
+        }
+    }
+#endif
+    /* what is left from i (all of it without SSE2) */
+    m = markers;
+    for (int j = 0; j < n; j++) {
+        size_t k = strlen(m);
+        if (k && memmem(d + i, (size_t)(len - i), m, k)) return 1;
         m += k + 1;
     }
     return 0;
 }
 
+/* flags[i] = 1 when d[starts[i], ends[i]) holds a non-ASCII byte, else 0 (the slices of a
+ * block's fields, so that only those are read in Python: postfix_block._python_lower). */
+void high_slices(const uint8_t *d, const int64_t *starts, const int64_t *ends, int64_t n, uint8_t *flags) {
+    for (int64_t i = 0; i < n; i++) {
+        uint8_t h = 0;
+        for (int64_t j = starts[i]; j < ends[i]; j++) h |= d[j];
+        flags[i] = h >> 7;
+    }
+}
+
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 7; }
+int scanner_abi(void) { return 8; }

@@ -8,7 +8,8 @@ and Arrow's differ outside ASCII), or raw: invalid UTF-8, a NUL, a CR, or MAX_LI
 the compiled scanner's line_kinds() (pipeline/ingest/native) must agree (tests/test_postfix_scan.py).
 
 Used by parsers/sendmail_block.py and parsers/qmail_block.py (the Postfix reader's scanner makes
-the same per-line decision in its own pass).
+the same per-line decision in its own pass). DeferredRows (the rows a deferral leaves in the
+parser state, made only where they reach it) serves the Postfix and sendmail readers.
 """
 
 from __future__ import annotations
@@ -95,3 +96,45 @@ class JoinedColumn:
 
 def take(array: pa.Array, positions: np.ndarray) -> pa.Array:
     return array.take(ab.indices(positions))
+
+
+class DeferredRows:
+    """The deferred delivery rows of a block as the parser keeps them for a later expiry or
+    bounce (common.DEFERRED_FIELDS, less the queue-id join), made into dicts only for the rows
+    that reach the parser state: most deferrals of a block are followed by a later delivery to
+    the same recipient, and only a recipient's last delivery is kept. `columns` are the block's
+    row columns (recipient, recipient_domain, relay, dsn, reply_code, smtp_phase, text);
+    get(j) is the row of delivery j (None when it is not a deferral); preload() makes many in
+    one go (a row is made once: the parser state keeps the dict it was given)."""
+
+    FIELDS = ("recipient", "recipient_domain", "relay", "dsn", "reply_code", "smtp_phase", "text")
+
+    def __init__(self, mta: str, columns: dict, deferred: np.ndarray):
+        self.mta = mta
+        self.columns = columns
+        self.deferred = deferred
+        self.rows: dict[int, dict] = {}
+
+    def preload(self, js) -> None:
+        js = [j for j in np.unique(np.asarray(js, np.int64)).tolist()
+              if j >= 0 and self.deferred[j] and j not in self.rows]
+        if not js:
+            return
+        at = np.array(js, np.int64)
+        values = (take(self.columns[c], at).to_pylist() for c in self.FIELDS)
+        mta = self.mta
+        for j, rcpt, domain, relay, dsn, code, phase, text in zip(js, *values):
+            self.rows[j] = {
+                "mta": mta, "queue_id": None, "message_id": None, "recipient": rcpt,
+                "recipient_domain": domain, "relay": relay, "status": "deferred", "dsn": dsn,
+                "reply_code": code, "smtp_phase": phase, "diagnostic": text,
+            }
+
+    def get(self, j: int) -> dict | None:
+        if not self.deferred[j]:
+            return None
+        if j not in self.rows:
+            self.preload([j])
+        return self.rows[j]
+
+    __getitem__ = get

@@ -48,6 +48,7 @@ from .. import native
 from ..native import Scanner
 from ...store.records import EVENT_COLUMNS, ID_BYTES, PARSED_COLUMNS, event_ids_for_plain
 from .common import CLOCK, DELIVERY, MESSAGE_ID, REMOVED, SENDER, TOUCH, decode_line
+from .blocks import DeferredRows
 from .common import reply_code_of
 from .postfix import PostfixParser, read_prefix, smtp_phase_of
 
@@ -338,10 +339,10 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     senders = cut(data, s["f_vs"][f], s["f_ve"][f], lower=True)
     # non-ASCII (valid UTF-8) lines: what Python's lower() makes of their addresses, and of their
     # texts what reply_code_of / smtp_phase_of read (Python's \d and case rules), in Python
-    high_before = None
+    has_high = None
     if not block.isascii():
-        high_before = np.flatnonzero(data >= 128)   # where the non-ASCII bytes are
-        senders = _python_lower(block, senders, s["f_vs"][f], s["f_ve"][f], high_before)
+        has_high = _high_finder(data, scanner)
+        senders = _python_lower(block, senders, s["f_vs"][f], s["f_ve"][f], has_high)
     m = np.flatnonzero(kind == K_MSGID)
     msgids = cut(data, s["f_vs"][m], s["f_ve"][m])
     msgids = pc.if_else(pc.equal(msgids, _EMPTY), _NULL, msgids)
@@ -365,11 +366,11 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     d_minute = minutes[d]
     delivery["day"] = ab.numbers((minute_us[d_minute] + secs[d] * 1_000_000) // 86_400_000_000, pa.int32(),
                                  ~no_date[d_minute])
-    if high_before is not None:
+    if has_high is not None:
         rs, re_ = qid_end[d] + 6, rcpt_end
-        delivery["recipient"] = _python_lower(block, delivery["recipient"], rs, re_, high_before)
-        delivery["recipient_domain"] = _python_lower(block, delivery["recipient_domain"], s["d_dom_start"], re_, high_before)
-        delivery["high"] = np.flatnonzero(_has_high(high_before, ds, d_end))
+        delivery["recipient"] = _python_lower(block, delivery["recipient"], rs, re_, has_high)
+        delivery["recipient_domain"] = _python_lower(block, delivery["recipient_domain"], s["d_dom_start"], re_, has_high)
+        delivery["high"] = np.flatnonzero(has_high(ds, d_end))
     _row_columns(block, delivery, scanner)
     if annotate is not None:
         annotate(delivery)
@@ -399,7 +400,7 @@ Annotate = Callable[[dict], None]
 
 def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     """What each delivery row needs that no other line decides: reply code, SMTP phase, status
-    word, event id; and the deferred rows, as PostfixParser keeps them in its state."""
+    word, event id."""
     texts = dv["text"]
     n = len(texts)
     # reply code: the leading `250 ` of most texts by position, REPLY_CODE_RE (by RE2) for the rest
@@ -416,55 +417,59 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
         hit = ab.to_bools(pc.and_(found.is_valid(), pc.not_equal(code_text, _EMPTY)))
         codes[others[hit]] = ab.to_ints(pc.cast(code_text.filter(ab.booleans(hit)), pa.int64()))
         code_valid[others[hit]] = True
-    # SMTP phase: only texts naming one can have one
-    hinted = np.flatnonzero(ab.to_bools(pc.match_substring_regex(texts, _PHASE_HINT_RE)))
-    phases = list(map(smtp_phase_of, texts.take(ab.indices(hinted)).to_pylist()))
+    # SMTP phase: only texts naming one can have one; smtp_phase_of is asked once per distinct
+    # text of the block (a text names its phase; many rows share a reply)
+    hint = ab.to_bools(pc.match_substring_regex(texts, _PHASE_HINT_RE))
     high = dv.pop("high", None)
     if high is not None and len(high):
         # a non-ASCII line's text is read by reply_code_of / smtp_phase_of themselves
-        phase_at = dict(zip(hinted.tolist(), phases))
+        hint[high] = True
         for j, text in zip(high.tolist(), texts.take(ab.indices(high)).to_pylist()):
             code = reply_code_of(text)
             codes[j], code_valid[j] = (code, True) if code is not None else (0, False)
-            phase_at[j] = smtp_phase_of(text)
-        hinted = np.array(sorted(j for j, v in phase_at.items() if v is not None), np.int64)
-        phases = [phase_at[j] for j in hinted.tolist()]
+    hinted = np.flatnonzero(hint)
+    phase_code = np.full(n, -1, np.int32)              # into phase_words; -1 is null
+    phase_words: list[str] = []
+    if len(hinted):
+        encoded = pc.dictionary_encode(texts.take(ab.indices(hinted)), null_encoding="encode")
+        word_code: dict[str, int] = {}
+        distinct = [-1 if phase is None else word_code.setdefault(phase, len(word_code))
+                    for phase in map(smtp_phase_of, encoded.dictionary.to_pylist())]
+        phase_code[hinted] = np.array(distinct, np.int32)[ab.to_ints(encoded.indices)]
+        phase_words = list(word_code)
     dv["reply_code"] = ab.numbers(codes, pa.int16(), code_valid)
-    dv["smtp_phase"] = ab.scatter_strings(n, hinted, phases)
+    dv["smtp_phase"] = (ab.strings(phase_words).take(ab.numbers(np.maximum(phase_code, 0), pa.int32(), phase_code >= 0))
+                        if phase_words else pa.nulls(n, pa.string()))
     dv["status"] = pa.DictionaryArray.from_arrays(ab.numbers(dv["status_code"], pa.int32()), _STATUS_ARRAY).cast(pa.string())
-    starts, ends = dv["line_start"].tolist(), dv["line_end"].tolist()
     if scanner:
         dv["event_id"] = scanner.event_ids(np.frombuffer(block, np.uint8), dv["line_start"], dv["line_end"],
                                            dv["recipient"], ID_BYTES)
     else:
+        starts, ends = dv["line_start"].tolist(), dv["line_end"].tolist()
         dv["event_id"] = event_ids_for_plain([block[s:e] for s, e in zip(starts, ends)], dv["recipient"].to_pylist())
-    # deferred rows as the parser keeps them for the expiry line (common.DEFERRED_FIELDS), less the
-    # queue-id join
-    rows = np.empty(n, object)
-    deferred = np.flatnonzero(dv["status_code"] == _DEFERRED_CODE)
-    if len(deferred):
-        take = ab.indices(deferred)
-        phase_of = dict(zip(hinted.tolist(), phases))
-        for j, host, rcpt, domain, relay, dsn, text in zip(
-                deferred.tolist(), *(dv[c].take(take).to_pylist() for c in ("host", "recipient", "recipient_domain", "relay", "dsn", "text"))):
-            rows[j] = {
-                "mta": PostfixParser.mta, "queue_id": None, "message_id": None, "recipient": rcpt,
-                "recipient_domain": domain, "relay": relay, "status": "deferred", "dsn": dsn,
-                "reply_code": int(codes[j]) if code_valid[j] else None, "smtp_phase": phase_of.get(j),
-                "diagnostic": text,
-            }
-    dv["deferred_row"] = rows
 
 
-def _has_high(high_at: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Per slice [starts, ends): does it hold a non-ASCII byte (high_at: their positions)?"""
-    return np.searchsorted(high_at, ends) > np.searchsorted(high_at, starts)
+def _pylist(values: pa.Array) -> list:
+    """values.to_pylist() of a column with many repeats (hosts, domains, relays, dsn): each
+    distinct value made into a Python string once."""
+    encoded = pc.dictionary_encode(values, null_encoding="encode")
+    return list(map(encoded.dictionary.to_pylist().__getitem__, ab.to_ints(encoded.indices).tolist()))
 
 
-def _python_lower(block: bytes, values: pa.Array, starts: np.ndarray, ends: np.ndarray, high_before: np.ndarray) -> pa.Array:
+def _high_finder(data: np.ndarray, scanner: Scanner | None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """has_high(starts, ends): per slice data[starts[i]:ends[i]], does it hold a non-ASCII byte?
+    The compiled scanner reads only the slices; numpy finds every non-ASCII byte of the block
+    once (a pass over all of it) and looks the slices up among them."""
+    if scanner is not None:
+        return lambda starts, ends: scanner.high_slices(data, starts, ends)
+    high_at = np.flatnonzero(data >= 128)
+    return lambda starts, ends: np.searchsorted(high_at, ends) > np.searchsorted(high_at, starts)
+
+
+def _python_lower(block: bytes, values: pa.Array, starts: np.ndarray, ends: np.ndarray, has_high) -> pa.Array:
     """`values` (block[starts:ends] lower-cased in ASCII) with Python's lower() where a value
-    holds non-ASCII characters."""
-    high = np.flatnonzero(_has_high(high_before, starts, ends))
+    holds non-ASCII characters (`has_high`: _high_finder's)."""
+    high = np.flatnonzero(has_high(starts, ends))
     if not len(high):
         return values
     fixed = [block[a:b].decode("utf-8").lower() for a, b in zip(starts[high].tolist(), ends[high].tolist())]
@@ -589,7 +594,7 @@ class _Applied:
     message_ids: _JoinedColumn
 
 
-def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pending: dict,
+def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pending: DeferredRows,
                 recipients: pa.Array, status_codes: np.ndarray, feed_line) -> None:
     """The lines of the queue ids that need it, in order: the column-wise ones through
     PostfixParser.change (what feed() would do with them), the fed ones through the front door
@@ -603,6 +608,7 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
     name_of = names.cache                              # every queue id of the loop, preloaded
     loop_j = b.delivery_j[loop][kinds[loop] == K_DELIVERY]
     loop_rcpt = dict(zip(loop_j.tolist(), recipients.take(ab.indices(loop_j)).to_pylist()))
+    pending.preload(loop_j)
     previous_clock = np.empty(len(b.clock_run), np.int64)  # the clock just before each line
     if len(previous_clock):
         previous_clock[0] = _NO_TIME
@@ -636,7 +642,7 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
             change(MESSAGE_ID, q, t, v, clock=clock)
 
 
-def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: dict, pending: dict,
+def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: dict, pending: DeferredRows,
                recipients: pa.Array, status_codes: np.ndarray) -> None:
     """The other queue ids, joined with numpy: per queue id, the latest from= / message-id= since
     its last `removed` (or the entry from before the block); then the entry each is left with,
@@ -689,6 +695,7 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
     names.preload(c[ends_touched])
     deferrals = _last_epoch_deliveries(b, by_qid, k, c, epoch_id, group_start, group_end, in_carried,
                                        has_carried, carried, recipients, status_codes)
+    pending.preload([j for kept in deferrals.values() for _, j in kept])
     for g in ends_touched.tolist():
         q = names.get(c[g])
         if k[g] == K_REMOVED:
@@ -735,11 +742,21 @@ def _last_epoch_deliveries(b: _Applied, by_qid, k, c, epoch_id, group_start, gro
     pick = np.flatnonzero(want[group_of[dl]])
     if not len(pick):
         return {}
+    # per (group end, recipient): where it first comes (the order of the list) and its last
+    # delivery (what is kept); the picks are grouped by group end, each group in line order
+    pj, pg = j[pick], g_end[pick]
+    value = np.where(deferred[pick], pj, -1)
+    rcode = ab.to_ints(pc.dictionary_encode(recipients.take(ab.indices(pj)), null_encoding="encode").indices)
+    key = pg.astype(np.int64) * (int(rcode.max()) + 1) + rcode
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    last = np.full(len(first), -1, np.int64)
+    np.maximum.at(last, inverse.ravel(), np.arange(len(key)))
+    order = np.argsort(first, kind="stable")
+    first, last = first[order], last[order]
     out: dict = {}
-    rcpts = recipients.take(ab.indices(j[pick])).to_pylist()
-    for g, r, jj, d in zip(g_end[pick].tolist(), rcpts, j[pick].tolist(), deferred[pick].tolist()):
-        out.setdefault(g, {})[r] = jj if d else -1
-    return {g: list(v.items()) for g, v in out.items()}
+    for g, r, jj in zip(pg[first].tolist(), recipients.take(ab.indices(pj[first])).to_pylist(), value[last].tolist()):
+        out.setdefault(g, []).append((r, jj))
+    return out
 
 
 def _loop_values(loop: np.ndarray, rank_of: list, senders: _JoinedColumn, message_ids: _JoinedColumn) -> list:
@@ -818,10 +835,8 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
     # --- the deferred rows are kept in the parser state (for the expiry line, restarts) ----
     senders = _JoinedColumn(f.senders[1], n_deliv)
     message_ids = _JoinedColumn(f.message_ids[1], n_deliv)
-    pending: dict[int, dict] = {}
-    deferred_j = np.flatnonzero(status_codes == _DEFERRED_CODE)
-    if len(deferred_j):
-        pending = dict(zip(deferred_j.tolist(), dv["deferred_row"][deferred_j].tolist()))
+    # the deferred rows as the parser keeps them, made where they reach its state
+    pending = DeferredRows(PostfixParser.mta, dv, status_codes == _DEFERRED_CODE)
 
     b = _Applied(kinds, codes, ts, clock_run, names, rank_of, delivery_j, senders, message_ids)
     _exact_loop(parser, b, np.flatnonzero(in_loop), zip(fed_raw, (offset + s for s in fed_starts)), pending,

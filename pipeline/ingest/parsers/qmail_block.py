@@ -31,6 +31,8 @@ from .qmail import END, INFO, PHASE_MARKERS, RESULT, START, QmailParser
 
 Q_SKIP, Q_FEED, Q_START, Q_RESULT, Q_INFO, Q_END = range(6)
 _WORDS = ["", "sent", "deferred", "bounced"]
+_EXPIRED = len(_WORDS)
+_STATUS = ab.strings([*_WORDS, "expired"])   # a result's status word by its flag, or expired
 # qmail.py's patterns in RE2 spelling (the texts here are printable ASCII; a lookahead is matched
 # as a consumed character: the same leftmost match, the same group)
 _CODE = r"Remote host said: (?P<c>[2-5][0-9][0-9])[ -]"
@@ -57,7 +59,7 @@ class QmailFields:
     senders: pa.Array
     result_at: np.ndarray      # per RESULT line: its position among the lines above
     ts: np.ndarray             # per RESULT line: time
-    status: list               # … status word, unescaped text, reply code (remote / local), relay (remote), dsn, phase
+    status: pa.Array           # … status word, unescaped text, reply code (remote / local), relay (remote), dsn, phase
     text: pa.Array
     code_remote: np.ndarray
     code_local: np.ndarray
@@ -66,16 +68,18 @@ class QmailFields:
     relay: pa.Array
     dsn: pa.Array
     phase: pa.Array
+    m_array: pa.Array | None = None   # m_names as Arrow
 
 
-def _encode(values: pa.Array, at: np.ndarray, n: int) -> tuple[np.ndarray, list]:
-    """Codes (per line, -1 elsewhere) and the distinct values of `values` found at lines `at`."""
+def _encode(values: pa.Array, at: np.ndarray, n: int) -> tuple[np.ndarray, list, pa.Array]:
+    """Codes (per line, -1 elsewhere) and the distinct values of `values` found at lines `at`
+    (as Python strings, and as Arrow)."""
     codes = np.full(n, -1, np.int64)
     if not len(at):
-        return codes, []
+        return codes, [], pa.nulls(0, pa.string())
     enc = values.dictionary_encode()
     codes[at] = ab.to_ints(enc.indices)
-    return codes, enc.dictionary.to_pylist()
+    return codes, enc.dictionary.to_pylist(), enc.dictionary
 
 
 def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | None:
@@ -94,13 +98,13 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     k = kinds[order]
     n = len(order)
     d_at = np.flatnonzero((k == Q_START) | (k == Q_RESULT))
-    dcode, d_names = _encode(cut(data, s["k_s"][order[d_at]], s["k_e"][order[d_at]]), d_at, n)
+    dcode, d_names, _ = _encode(cut(data, s["k_s"][order[d_at]], s["k_e"][order[d_at]]), d_at, n)
     st = np.flatnonzero(k == Q_START)
     ie = np.flatnonzero((k == Q_INFO) | (k == Q_END))
     m_at = np.concatenate((st, ie))
     m_values = pa.concat_arrays([cut(data, s["m_s"][order[st]], s["m_e"][order[st]]),
                                  cut(data, s["k_s"][order[ie]], s["k_e"][order[ie]])])
-    mcode, m_names = _encode(m_values, m_at, n)
+    mcode, m_names, m_array = _encode(m_values, m_at, n)
     local = np.zeros(n, bool)
     local[st] = s["flag"][order[st]] == 1
     start_rank = np.full(n, -1, np.int64)
@@ -120,7 +124,7 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     failures = np.flatnonzero(words == 3)
     if len(failures):
         expired[failures] = ab.to_bools(pc.match_substring(blocks.take(text, failures), "in the queue too long"))
-    status = [("expired" if e else _WORDS[w]) for w, e in zip(words.tolist(), expired.tolist())]
+    status = _STATUS.take(ab.numbers(np.where(expired, _EXPIRED, words), pa.int64()))
     code_m = pc.extract_regex(text, _CODE)
     code_valid = ab.to_bools(code_m.is_valid())
     code = np.zeros(len(lines), np.int64)
@@ -142,7 +146,7 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     phase_arr = ab.strings([name for _, name in PHASE_MARKERS]).take(ab.numbers(np.maximum(phase, 0), pa.int64(), phase >= 0))
     return QmailFields(len(kinds), s["line_starts"], order, k, dcode, d_names, mcode, m_names, local, start_rank,
                        recipients, info_rank, senders, res, s["ts"][lines], status, text, code_remote, code,
-                       valid_remote, code_valid, relay, dsn, phase_arr)
+                       valid_remote, code_valid, relay, dsn, phase_arr, m_array=m_array)
 
 
 @dataclass
@@ -181,16 +185,21 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
     fed_raw = {}
     fed_kind = np.full(n, -1, np.int64)
     fed_value = {}
+    fed_change = {}
     for i in fed.tolist():
         line = int(f.order[i])
         raw = block[int(line_starts[line]):int(line_starts[line + 1])]
         fed_raw[i] = raw
-        text, _ = decode_line(raw)
+        text, bad = decode_line(raw)
         head = parser.read_line(text) if text is not None else None
         if isinstance(head, tuple):
             _, _, kind, key, value = head
             fed_kind[i] = kind
             fed_value[i] = value
+            if kind != RESULT and not bad:
+                # what the front door and feed() would do with this clean line (a start with a
+                # non-ASCII recipient, mostly): the one change() of what read_line read
+                fed_change[i] = (kind, key, value)
             if kind in (START, RESULT):
                 dcode[i] = _codes_for(d_names, d_index, key)
                 if kind == START:
@@ -273,6 +282,10 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
     for i in np.flatnonzero(apply).tolist():
         k = kinds[i]
         if k == Q_FEED:
+            clean = fed_change.get(i)
+            if clean is not None:
+                change(*clean)
+                continue
             line = int(f.order[i])
             feed_line(fed_raw[i], offset + int(line_starts[line]))
         elif k == Q_START:
@@ -307,7 +320,8 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
         extra.append(value)
         index[k] = base + len(extra) - 1
     recipients = pa.concat_arrays([f.recipients, ab.strings(extra)]) if extra else f.recipients
-    msgs = ab.strings(m_names).take(ab.indices(row_m[rows_at]))
+    known = len(f.m_names)                      # f.m_array holds those; the fed lines added the rest
+    msgs = pa.concat_arrays([f.m_array, ab.strings(m_names[known:])]).take(ab.indices(row_m[rows_at]))
     return BlockResult(_columns(parser, block, offset, f, rows_at, rr, local, recipients.take(ab.indices(index)),
                                 msgs, sender_of, annotate), f.n_lines)
 
@@ -398,7 +412,7 @@ def _columns(parser, block, offset, f, rows_at, rr, local, recipients, msgs, sen
         "recipient": recipient,
         "recipient_domain": pc.fill_null(pc.extract_regex(recipient, "@(?P<d>[^@]*)$").field("d"), _EMPTY),
         "relay": relay,
-        "status": ab.strings(f.status).take(take),
+        "status": f.status.take(take),
         "dsn": f.dsn.take(take),
         "reply_code": ab.numbers(code, pa.int16(), code_valid),
         "smtp_phase": f.phase.take(take),

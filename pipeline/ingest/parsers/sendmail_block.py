@@ -123,7 +123,7 @@ class SendmailFields:
     rows: dict | None          # the delivery rows (Arrow columns), in line order
     row_deferred: np.ndarray   # per row: deferred
     row_status: list           # per row: status word (rows of the exact loop only need it)
-    deferred: dict             # row j -> the deferred row the state keeps
+    deferred: "blocks.DeferredRows | dict"  # row j -> the deferred row the state keeps (made when asked)
 
 
 def extract(block: bytes, max_line: int, ctx, annotate=None) -> SendmailFields | None:
@@ -232,11 +232,11 @@ def _extract_compiled(block: bytes, max_line: int, ctx, annotate, scanner) -> Se
     rs, re_, rd = s["rcpt_s"][keep], s["rcpt_e"][keep], s["rcpt_dom"][keep]
     rec = cut(data, rs, re_, lower=True)
     dom = cut(data, rd, re_, lower=True)
-    moved = [k for k, j in enumerate(keep.tolist()) if j in odd] if odd else []
-    if moved:
-        values = [odd[int(keep[k])] for k in moved]
-        rec = _replace(rec, np.array(moved), values)
-        dom = _replace(dom, np.array(moved), [v[v.rfind("@") + 1:] if "@" in v else "" for v in values])
+    moved = np.flatnonzero(np.isin(keep, np.fromiter(odd, np.int64, len(odd)))) if odd else np.zeros(0, np.int64)
+    if len(moved):
+        values = [odd[j] for j in keep[moved].tolist()]
+        rec = _replace(rec, moved, values)
+        dom = _replace(dom, moved, [v[v.rfind("@") + 1:] if "@" in v else "" for v in values])
     x = _Lines(n, line_starts, kinds, fast, cut(data, s["qid_s"][fast], s["qid_e"][fast]).dictionary_encode(), fast_ts,
                fi, senders, mids, s["nrcpts"][fl],
                ti, cut(data, line_starts[tl] + 16, s["host_e"][tl]), _nullable(cut(data, s["b_s"][tl], s["b_e"][tl])),
@@ -492,16 +492,7 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
     if annotate is not None:
         annotate(rows, "sendmail")
     row_deferred = status_words == "deferred"
-    deferred = {}
-    dj = np.flatnonzero(row_deferred)
-    if len(dj):
-        cols = {c: blocks.take(rows[c], dj).to_pylist()
-                for c in ("recipient", "recipient_domain", "relay", "dsn", "reply_code", "smtp_phase", "text")}
-        for k, j in enumerate(dj.tolist()):
-            deferred[j] = {"mta": "sendmail", "queue_id": None, "message_id": None, "recipient": cols["recipient"][k],
-                           "recipient_domain": cols["recipient_domain"][k], "relay": cols["relay"][k],
-                           "status": "deferred", "dsn": cols["dsn"][k], "reply_code": cols["reply_code"][k],
-                           "smtp_phase": cols["smtp_phase"][k], "diagnostic": cols["text"][k]}
+    deferred = blocks.DeferredRows("sendmail", rows, row_deferred)
     return rows, row_deferred, status_words.tolist(), deferred, counts
 
 
@@ -578,6 +569,8 @@ def read_block(parser: SendmailParser, block: bytes, offset: int, f: SendmailFie
     loop_r = loop_to[loop_to >= 0]
     loop_rows = _ranges(f.to_first[loop_r], f.to_count[loop_r])
     row_recipient = dict(zip(loop_rows.tolist(), blocks.take(f.rows["recipient"], loop_rows).to_pylist())) if len(loop_rows) else {}
+    if isinstance(f.deferred, blocks.DeferredRows):
+        f.deferred.preload(loop_rows)
     change = parser.change
     fed_iter = iter(zip(fed_raw, (offset + s for s in line_starts[fed_lines].tolist())))
     for i, k, code, t in zip(loop.tolist(), kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist()):
@@ -725,6 +718,8 @@ def _join_plain(parser: SendmailParser, f: SendmailFields, names: _Names, plain:
         last_rows = cand[order][last]
         for j in last_rows[f.row_deferred[last_rows]].tolist():
             deferred_end.setdefault(int(row_group[j]), []).append(j)
+        if isinstance(f.deferred, blocks.DeferredRows):
+            f.deferred.preload(last_rows[f.row_deferred[last_rows]])
     msp = np.bincount(group, weights=(k == K_MSP), minlength=n_groups) > 0
     announced = np.zeros(n_groups, np.int64)
     announced[group_from >= 0] = f.nrcpts[group_from[group_from >= 0]]
