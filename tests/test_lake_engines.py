@@ -20,6 +20,10 @@ from lakekit import ingest, require_extra, require_spark
 
 require_extra("sqlglot", "pyspark")
 
+# Spark starts once per test session (its JVM, then the lake read once): about 2 minutes with
+# every query of sql/ on both engines; `make test` runs it, `make test-fast` leaves it out
+pytestmark = pytest.mark.slow
+
 from pipeline.lake.engines import DuckDBEngine, SparkEngine, normalise  # noqa: E402
 from pipeline.lake.port import is_query, tables_read  # noqa: E402
 from pipeline.lake.upload import upload_sealed  # noqa: E402

@@ -167,16 +167,28 @@ def register_lake_events(spark, lake: LakeLocation) -> list:
         source.persist(StorageLevel.MEMORY_AND_DISK).createOrReplaceTempView("lake_events")
         try:
             repeated = checkpoint(spark.sql(port(REPEATED_IDS_SQL)))
-            repeated.createOrReplaceTempView("lake_repeated")
+            _small_table_view(repeated, "lake_repeated")
             events = checkpoint(spark.sql(port(DEDUPED_EVENTS_SQL)))
         finally:
             source.unpersist()
         events.createOrReplaceTempView("events")
         return [repeated, events]
     repeated = checkpoint(spark.sql(port(REPEATED_IDS_SQL)))  # the one aggregation over every row
-    repeated.createOrReplaceTempView("lake_repeated")
+    _small_table_view(repeated, "lake_repeated")
     spark.sql(port(DEDUPED_EVENTS_SQL)).createOrReplaceTempView("events")
     return [repeated]
+
+
+# A checkpoint has no size estimate Spark's planner trusts, so a join with it is a sort-merge
+# join that shuffles every event; the repeated ids are usually few (a log shipped twice), and
+# then every executor gets a copy instead (a broadcast). Above this many rows, the shuffle.
+BROADCAST_MAX_ROWS = 2_000_000
+
+
+def _small_table_view(df, name: str) -> None:
+    from pyspark.sql.functions import broadcast
+
+    (broadcast(df) if df.count() <= BROADCAST_MAX_ROWS else df).createOrReplaceTempView(name)
 
 
 def checkpoint(df):
