@@ -391,3 +391,30 @@ def test_clean_uploads_after_its_ingest_and_says_so_in_its_json(tmp_path):
     again = json.loads(CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir),
                                                 "clean", "--json"]).stdout)
     assert again["lake"]["uploaded"] == 0  # nothing new: nothing uploaded twice
+
+
+def test_central_report_and_connect_read_every_node_each_event_once(tmp_path):
+    """`report` and pipeline.connect() on a central config read all nodes, copies counted once."""
+    import json
+
+    from click.testing import CliRunner
+
+    import pipeline
+    from pipeline.cli import cli
+
+    shared = [event("a@docomo.ne.jp", at(10)), event("b@au.com", at(10), status="sent", carrier="au")]
+    cfg1 = _node_store(tmp_path, "mta01", shared)
+    cfg2 = _node_store(tmp_path, "mta02", shared + [event("c@au.com", at(11), carrier="au")])  # a log shipped twice
+    lake = parse_url(str(tmp_path / "lake"))
+    Uploader(cfg1.data_dir, lake, "mta01").run()
+    Uploader(cfg2.data_dir, lake, "mta02").run()
+    (tmp_path / "central").mkdir()
+    central = make_config(tmp_path / "central", f'[store]\nurl = "{tmp_path / "lake"}"\n', data_dir=tmp_path / "central" / "data")
+    r = CliRunner().invoke(cli, ["--config", str(central.source), "report", "--json",
+                                 "--out", str(tmp_path / "central" / "reports")])
+    assert r.exit_code == 0, r.output
+    attempts = {c["carrier"]: c["attempts"] for c in json.loads(r.stdout)["carriers"]}
+    assert attempts.get("docomo") == 1 and attempts.get("au") == 2  # 3 events, not the 5 rows of the lake
+    con = pipeline.connect(config=central)
+    assert rows_of(con, "SELECT node, recipient FROM events ORDER BY recipient") == [
+        ("mta01", "a@docomo.ne.jp"), ("mta01", "b@au.com"), ("mta02", "c@au.com")]

@@ -10,8 +10,11 @@ machine reads every node, on DuckDB or on Apache Spark (docs/scale-out.md).
   read     the object listing, a pyarrow dataset, the DuckDB `events` view (each event once)
   port     sql/*.sql (DuckDB dialect) -> Spark SQL with sqlglot: $params bound as literals,
            DuckDB macros of sql/macros.sql expanded
-  engines  one interface over both engines: run a named sql/ query, register a table
-  spark    a SparkSession from [spark], the events (local store, directory or s3://) as a view
+  engines  one interface over both engines: run a named sql/ query, keep a query's rows as a
+           table for later queries (the rule's counted_errors), register a table
+  spark    a SparkSession from [spark] (stopped at exit, errors-only logging from
+           data/log4j2.properties), the events (local store, directory or s3://) as a view,
+           checkpoint() for rows computed once
   spark_source  the Python data source `mailhygiene_lake` (executors read s3:// with pyarrow)
   testing  a moto S3 server on loopback for tests
 
