@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 from ..core import fsutil
 from ..core.errors import StoreError
 from . import arrow_build as ab
+from . import layout
 from .layout import PARTITION_PREFIX, corrupt
 from .layout import damage as _damage
 from .records import EVENT_SCHEMA
@@ -60,25 +61,19 @@ ID_CACHE_KEYS = 8_000_000
 class EventStore:
     def __init__(self, data_dir: str | os.PathLike):
         self.data_dir = Path(data_dir)
-        self.root = self.data_dir / "events"
+        self.root = layout.events_root(self.data_dir)
         self._days: OrderedDict[str, _DayIndex] = OrderedDict()  # day -> its files' id keys, merged
 
     # ------------------------------------------------------------------ reading helpers
+    # (store.layout holds the file layout, so readers can list and check without numpy/pyarrow)
     def partitions(self) -> list[Path]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p for p in self.root.iterdir() if p.is_dir() and p.name.startswith(PARTITION_PREFIX))
+        return layout.partitions(self.data_dir)
 
     def files(self, day: str | None = None) -> list[Path]:
-        dirs = [self.root / f"{PARTITION_PREFIX}{day}"] if day else self.partitions()
-        out: list[Path] = []
-        for d in dirs:
-            if d.is_dir():
-                out.extend(sorted(d.glob("*.parquet")))
-        return out
+        return layout.stored_files(self.data_dir, day)
 
     def glob(self) -> str:
-        return str(self.root / f"{PARTITION_PREFIX}*" / "*.parquet")
+        return layout.files_glob(self.data_dir)
 
     def is_empty(self) -> bool:
         return not self.files()
@@ -86,10 +81,7 @@ class EventStore:
     def check(self) -> None:
         """Every stored file is a whole Parquet file (magic bytes at both ends, a footer that fits):
         else StoreCorrupt naming the file and how to recover. Cheap: 12 bytes read per file."""
-        for f in self.files():
-            problem = _damage(f)
-            if problem:
-                raise corrupt(f, problem, self.data_dir)
+        layout.check_files(self.data_dir)
 
     # ------------------------------------------------------------------ writing
     def lock(self):

@@ -48,7 +48,7 @@ from .. import native
 from ..native import Scanner
 from ...store.records import EVENT_COLUMNS, ID_BYTES, PARSED_COLUMNS, event_ids_for_plain
 from .common import CLOCK, DELIVERY, MESSAGE_ID, REMOVED, SENDER, TOUCH, decode_line
-from .blocks import DeferredRows
+from .blocks import DeferredRows, minute_times
 from .common import reply_code_of
 from .postfix import PostfixParser, read_prefix, smtp_phase_of
 
@@ -290,18 +290,6 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
 def _numpy_gather(data, starts, ends, valid=None, lower=False) -> pa.StringArray:
     out = gather_strings(data, starts, ends, valid)
     return pc.utf8_lower(out) if lower else out
-
-
-def minute_times(ctx, minute_keys: list) -> tuple[np.ndarray, np.ndarray]:
-    """(time in us, no-date flag) of each `Mon DD hh:mm` key, as PostfixParser.feed reads it."""
-    minute_us = np.zeros(len(minute_keys), np.int64)
-    no_date = np.zeros(len(minute_keys), bool)
-    for i, key in enumerate(minute_keys):
-        try:
-            minute_us[i] = ctx.syslog_us(key[:3], key[4:6].lstrip(), key[7:12] + ":00", None)
-        except ValueError:
-            no_date[i] = True
-    return minute_us, no_date
 
 
 def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) -> BlockFields | None:
