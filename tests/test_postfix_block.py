@@ -9,6 +9,8 @@ the fast path, and on the public corpus. Each runs with the compiled scanner
 
 from __future__ import annotations
 
+from functools import partial
+
 import csv
 import json
 import subprocess
@@ -19,13 +21,13 @@ import pytest
 from fixtures import POSTFIX_ODD_LINES, REPO, SAMPLES, corpus_path
 
 import pipeline
-import pipeline.ingest.source as source_mod
 from pipeline.ingest import native
 from pipeline.core.config import load_config
 from pipeline.ingest.engine import ingest
 from pipeline.ingest.parsers import ParseContext, postfix_block
 from pipeline.ingest.parsers.common import QueueParser
-from fixtures import TOKYO
+from fixtures import TOKYO, assert_same, generated_log
+from fixtures import ingest_both as ingest_both_formats
 
 CTX = ParseContext(tz=TOKYO, year=2026)
 
@@ -41,7 +43,6 @@ def read_blocks(fh, size):
 from pipeline.store.records import event_id_for, event_ids_for_plain
 
 GEN = REPO / "bench" / "gen_postfix_log.py"
-REALISTIC = REPO / "bench" / "gen_logs.py"
 
 
 # the numpy scanner (the fallback without a C compiler) in the whole suite, the compiled one in test-fast too
@@ -55,26 +56,7 @@ def scanner(request, monkeypatch):
     return request.param
 
 
-def ingest_both(tmp_path, paths, block_bytes=None, monkeypatch=None):
-    """Ingest `paths` column-wise and per line; return both runs' (events, state, rejects)."""
-    if block_bytes is not None:
-        monkeypatch.setattr(source_mod, "BLOCK_BYTES", block_bytes)
-    out = []
-    for columnar in (True, False):
-        data = tmp_path / f"data-{columnar}-{block_bytes}"
-        cfg = load_config(None, data_dir=data, timezone="Asia/Tokyo")
-        s = ingest(cfg, paths, fmt="postfix", year=2026, columnar=columnar)
-        events = pipeline.connect(data).sql("SELECT * FROM events ORDER BY event_id").fetchall() \
-            if (data / "events").is_dir() else []
-        state = json.loads((data / "state" / "ingest-state.json").read_text())["parsers"]
-        samples = sorted((r["reason"], r["offset"]) for r in map(json.loads, open(s.rejects_file))) if s.rejects_file else []
-        out.append((events, state, dict(s.rejected), samples, s.lines, s.events_parsed))
-    return out
-
-
-def assert_same(fast, slow):
-    for name, a, b in zip(("events", "state", "rejected", "reject samples", "lines", "events parsed"), fast, slow):
-        assert a == b, f"column-wise and per-line ingest differ in {name}"
+ingest_both = partial(ingest_both_formats, fmt="postfix")
 
 
 def generated(tmp_path, lines=20_000, seed=3):
@@ -86,10 +68,7 @@ def generated(tmp_path, lines=20_000, seed=3):
 def realistic(tmp_path, lines=20_000, seed=3):
     """A Japanese sender's Postfix 3.7 log (bench/gen_logs.py): UTF-8 subject lines, SMTPUTF8
     recipients, display names, a quarter of the messages deferred, several relays."""
-    log = tmp_path / f"real-{lines}-{seed}.log"
-    subprocess.run([sys.executable, str(REALISTIC), str(log), "--mta", "postfix", "--lines", str(lines),
-                    "--seed", str(seed), "--days", "1"], check=True)
-    return log
+    return generated_log(tmp_path, "postfix", lines, seed)
 
 
 ODD = POSTFIX_ODD_LINES

@@ -5,52 +5,25 @@ numbers reused, SMTPUTF8 recipients), and on odd lines."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from functools import partial
 
 import pytest
-from fixtures import REPO, SAMPLES
+from fixtures import SAMPLES
 
-import pipeline
-import pipeline.ingest.source as source_mod
-from pipeline.core.config import load_config
 from pipeline.ingest import native
-from pipeline.ingest.engine import ingest
 from pipeline.ingest.parsers import ParseContext, qmail_block
 from pipeline.ingest.parsers.qmail import QmailParser
-from fixtures import TOKYO
+from fixtures import TOKYO, assert_same, generated_log
+from fixtures import ingest_both as ingest_both_formats
 
-GEN = REPO / "bench" / "gen_logs.py"
 pytestmark = pytest.mark.skipif(native.SCANNER is None, reason="compiled scanner not built: qmail is read line by line")
 
 
-def ingest_both(tmp_path, paths, block_bytes=None, monkeypatch=None):
-    if block_bytes is not None:
-        monkeypatch.setattr(source_mod, "BLOCK_BYTES", block_bytes)
-    out = []
-    for columnar in (True, False):
-        data = tmp_path / f"data-{columnar}-{block_bytes}"
-        cfg = load_config(None, data_dir=data, timezone="Asia/Tokyo")
-        s = ingest(cfg, paths, fmt="qmail", year=2026, columnar=columnar)
-        events = pipeline.connect(data).sql("SELECT * FROM events ORDER BY event_id").fetchall() \
-            if (data / "events").is_dir() else []
-        state = json.loads((data / "state" / "ingest-state.json").read_text())["parsers"]
-        samples = sorted((r["reason"], r["offset"]) for r in map(json.loads, open(s.rejects_file))) if s.rejects_file else []
-        out.append((events, state, dict(s.rejected), samples, s.lines, s.events_parsed))
-    return out
-
-
-def assert_same(fast, slow):
-    for name, a, b in zip(("events", "state", "rejected", "reject samples", "lines", "events parsed"), fast, slow):
-        assert a == b, f"column-wise and per-line ingest differ in {name}"
+ingest_both = partial(ingest_both_formats, fmt="qmail")
 
 
 def generated(tmp_path, lines=20_000, seed=3, ascii_only=False):
-    log = tmp_path / f"q-{lines}-{seed}-{ascii_only}.log"
-    subprocess.run([sys.executable, str(GEN), str(log), "--mta", "qmail", "--lines", str(lines), "--seed", str(seed),
-                    "--days", "1", *(["--ascii"] if ascii_only else [])], check=True)
-    return log
+    return generated_log(tmp_path, "qmail", lines, seed, ascii_only)
 
 
 L = 0x400000006565_9a1b

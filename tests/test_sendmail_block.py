@@ -6,23 +6,22 @@ on odd lines. Each runs with the compiled helpers and without them."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import json
-import subprocess
-import sys
 
 import pytest
-from fixtures import REPO, SAMPLES
+from fixtures import SAMPLES
 
 import pipeline
-import pipeline.ingest.source as source_mod
 from pipeline.core.config import load_config
 from pipeline.ingest import native
 from pipeline.ingest.engine import ingest
 from pipeline.ingest.parsers import ParseContext, sendmail_block
 from pipeline.ingest.parsers.common import QueueParser
-from fixtures import TOKYO
+from fixtures import TOKYO, assert_same, generated_log
+from fixtures import ingest_both as ingest_both_formats
 
-GEN = REPO / "bench" / "gen_logs.py"
 
 
 # the numpy scanner (the fallback without a C compiler) in the whole suite, the compiled one in test-fast too
@@ -35,32 +34,11 @@ def scanner(request, monkeypatch):
     return request.param
 
 
-def ingest_both(tmp_path, paths, block_bytes=None, monkeypatch=None):
-    if block_bytes is not None:
-        monkeypatch.setattr(source_mod, "BLOCK_BYTES", block_bytes)
-    out = []
-    for columnar in (True, False):
-        data = tmp_path / f"data-{columnar}-{block_bytes}"
-        cfg = load_config(None, data_dir=data, timezone="Asia/Tokyo")
-        s = ingest(cfg, paths, fmt="sendmail", year=2026, columnar=columnar)
-        events = pipeline.connect(data).sql("SELECT * FROM events ORDER BY event_id").fetchall() \
-            if (data / "events").is_dir() else []
-        state = json.loads((data / "state" / "ingest-state.json").read_text())["parsers"]
-        samples = sorted((r["reason"], r["offset"]) for r in map(json.loads, open(s.rejects_file))) if s.rejects_file else []
-        out.append((events, state, dict(s.rejected), samples, s.lines, s.events_parsed))
-    return out
-
-
-def assert_same(fast, slow):
-    for name, a, b in zip(("events", "state", "rejected", "reject samples", "lines", "events parsed"), fast, slow):
-        assert a == b, f"column-wise and per-line ingest differ in {name}"
+ingest_both = partial(ingest_both_formats, fmt="sendmail")
 
 
 def generated(tmp_path, lines=20_000, seed=3, ascii_only=False):
-    log = tmp_path / f"sm-{lines}-{seed}-{ascii_only}.log"
-    subprocess.run([sys.executable, str(GEN), str(log), "--mta", "sendmail", "--lines", str(lines), "--seed", str(seed),
-                    "--days", "1", *(["--ascii"] if ascii_only else [])], check=True)
-    return log
+    return generated_log(tmp_path, "sendmail", lines, seed, ascii_only)
 
 
 ODD = """\
