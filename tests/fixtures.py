@@ -295,13 +295,23 @@ class Watcher:
         return self.stderr_path.read_text() if self.stderr_path.exists() else ""
 
     def counts(self) -> tuple[int, int]:
+        """(rows, distinct recipients) as a reader sees them now. The running watch may compact a
+        day while the query runs (a file listed at bind time is gone at read time): read again."""
+        import duckdb
+
         import pipeline
 
-        con = pipeline.connect(self.data)
-        try:
-            return tuple(con.execute("SELECT count(*), count(DISTINCT recipient) FROM events").fetchone())
-        finally:
-            con.close()
+        for attempt in range(20):
+            con = pipeline.connect(self.data)
+            try:
+                return tuple(con.execute("SELECT count(*), count(DISTINCT recipient) FROM events").fetchone())
+            except duckdb.IOException as exc:
+                if "No such file" not in str(exc) or attempt == 19:
+                    raise
+                time.sleep(0.05)
+            finally:
+                con.close()
+        raise AssertionError("unreachable")
 
     def wait_for(self, n: int, timeout: float = 10.0) -> tuple[int, int]:
         deadline = time.monotonic() + timeout

@@ -246,6 +246,23 @@ def test_a_damaged_store_file_gives_every_command_an_error_naming_it(tmp_path):
         pipeline.connect(data)
 
 
+def test_a_file_compacted_away_between_listing_and_check_is_not_damage(tmp_path):
+    """A reader (a notebook's pipeline.connect(), `report`) lists the store while `watch` compacts
+    a day: the listed file is gone by the time it is checked. That is not a damaged store; a
+    truncated file in the same listing still is."""
+    from pipeline.store import layout
+
+    data = tmp_path / "data"
+    assert invoke(data, "ingest", SAMPLES / "postfix" / "mail.log").exit_code == 0
+    files = layout.stored_files(data)
+    gone = files[0].with_name("part-compacted-away.parquet")
+    layout.check_files(data, [gone, *files])  # no error
+    victim = files[0]
+    victim.write_bytes(victim.read_bytes()[:-100])
+    with pytest.raises(StoreCorrupt, match="truncated"):
+        layout.check_files(data, [gone, *files])
+
+
 def _mount(kind: str, target: Path, size: str = "") -> bool:
     if os.geteuid() != 0 or not shutil.which("mount"):
         return False

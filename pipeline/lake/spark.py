@@ -24,6 +24,7 @@ import atexit
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -73,6 +74,9 @@ def session(settings: SparkSettings | None = None, app_name: str = "mailhygiene"
                .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
                .config("spark.driver.memory", settings.driver_memory)
                .config("spark.ui.enabled", "false")
+               # no tables are ever saved: keep Spark's empty spark-warehouse/ out of the
+               # operator's working directory
+               .config("spark.sql.warehouse.dir", os.path.join(tempfile.gettempdir(), f"mailhygiene-spark-{os.getuid()}"))
                .config("spark.ui.showConsoleProgress", "false")
                # folder values (date=2026-11-20) stay strings, as in DuckDB's views
                .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")

@@ -39,10 +39,13 @@ def files_glob(data_dir: str | Path) -> str:
 
 
 def check_files(data_dir: str | Path, files: list[Path] | None = None) -> None:
-    """Every stored file is a whole Parquet file, else StoreCorrupt naming it and how to recover."""
+    """Every stored file is a whole Parquet file, else StoreCorrupt naming it and how to recover.
+
+    A listed file that is gone by the time it is checked is not damage: a running `watch` or
+    `ingest` compacted it into a new file (which a fresh listing shows), so it is passed over."""
     for f in stored_files(data_dir) if files is None else files:
         problem = damage(f)
-        if problem:
+        if problem and f.exists():
             raise corrupt(f, problem, Path(data_dir))
 
 
