@@ -179,6 +179,7 @@ def _s3_lake(s3_server, bucket, prefix="mh"):
     return parse_url(f"s3://{bucket}/{prefix}", endpoint_url=s3_server.endpoint_url)
 
 
+@pytest.mark.slow  # a moto S3 server in a child process
 def test_s3_upload_read_and_retry(tmp_path, s3_server, bucket):
     cfg = _node_store(tmp_path, "mta01", [event("a@docomo.ne.jp", at(10)), event("a@docomo.ne.jp", at(12)),
                                           event("b@au.com", at(12), status="sent")])
@@ -196,6 +197,7 @@ def test_s3_upload_read_and_retry(tmp_path, s3_server, bucket):
         ("b@au.com", "sent", "mta01", "2026-11-12")]
 
 
+@pytest.mark.slow  # a moto S3 server in a child process
 def test_s3_differing_object_is_a_conflict_and_is_not_overwritten(tmp_path, s3_server, bucket):
     cfg = _node_store(tmp_path, "mta01", [event("a@docomo.ne.jp", at(10))])
     lake = _s3_lake(s3_server, bucket)
@@ -207,6 +209,7 @@ def test_s3_differing_object_is_a_conflict_and_is_not_overwritten(tmp_path, s3_s
     assert s3_server.client().get_object(Bucket=bucket, Key=key)["Body"].read() == b"other bytes"
 
 
+@pytest.mark.slow  # a moto S3 server in a child process
 def test_a_server_that_ignores_if_none_match_is_refused(tmp_path, s3_server, bucket):
     """A real server made to behave like an old S3-compatible one: the condition header is
     dropped on its way out. The node must refuse to upload rather than risk overwriting."""
@@ -227,6 +230,7 @@ def test_a_server_that_ignores_if_none_match_is_refused(tmp_path, s3_server, buc
                 if "/events/" in o["Key"]]
 
 
+@pytest.mark.slow  # a moto S3 server in a child process
 def test_s3_multipart_upload_is_create_only_too(tmp_path, s3_server, bucket):
     from pipeline.lake.objects import S3Writer
 
@@ -246,6 +250,7 @@ def test_s3_multipart_upload_is_create_only_too(tmp_path, s3_server, bucket):
     assert not c.list_multipart_uploads(Bucket=bucket).get("Uploads")  # the refused one was aborted
 
 
+@pytest.mark.slow  # a moto S3 server in a child process
 def test_a_killed_upload_leaves_no_object(tmp_path, s3_server, bucket):
     """Kill -9 a node in the middle of a multipart upload: no object appears (only an incomplete
     upload, which the documented lifecycle rule removes)."""
@@ -283,6 +288,7 @@ def test_a_killed_upload_leaves_no_object(tmp_path, s3_server, bucket):
     assert rules[0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
 
 
+@pytest.mark.slow  # a moto S3 server in a child process
 def test_s3_compaction_of_closed_days(tmp_path, s3_server, bucket):
     from pipeline.lake.compact import compact_closed_days
 
@@ -300,6 +306,7 @@ def test_s3_compaction_of_closed_days(tmp_path, s3_server, bucket):
 
 
 # --------------------------------------------------------------------------- the node hooks
+@pytest.mark.slow  # a moto S3 server in a child process
 def test_node_hook_uploads_when_configured_and_says_why_when_it_cannot(tmp_path, s3_server, bucket, caplog):
     from pipeline.lake.node import after_commit
     from pipeline.sender.testing import free_port
@@ -371,6 +378,7 @@ def test_watch_uploads_after_its_commits_and_once_more_when_it_stops(tmp_path):
     assert local > 0 and in_lake == local  # every stored event reached the lake
 
 
+@pytest.mark.slow  # the whole nightly job (ingest, rule, export, report)
 def test_clean_uploads_after_its_ingest_and_says_so_in_its_json(tmp_path):
     import json
 
