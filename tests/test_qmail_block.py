@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from fixtures import SAMPLES
 
 from pipeline.ingest import native
 from pipeline.ingest.parsers import ParseContext, qmail_block
-from pipeline.ingest.parsers.qmail import QmailParser
+from pipeline.ingest.parsers.qmail import PHASE_MARKERS, QmailParser, phase_of, unescape
 from fixtures import TOKYO, assert_same, generated_log
 from fixtures import ingest_both as ingest_both_formats
 
@@ -65,6 +67,13 @@ ODD = "".join([
     q(13, "info msg 104: bytes 1 from <plain@example.jp> qp 1 uid 1"),
     q(13, "starting delivery 11: msg 104 to remote j@au.com"),
     q(14, "delivery 11: deferral: 111.86.141.160_does_not_like_recipient./Remote_host_said:_450_later/"),
+    # texts that are all or mostly slashes (the trailing ones are newlines the text loses)
+    q(15, "starting delivery 12: msg 104 to remote k@au.com"),
+    q(15, "delivery 12: deferral: ///"),
+    q(16, "starting delivery 13: msg 104 to remote l@au.com"),
+    q(16, "delivery 13: failure: a/_/b__//_//"),
+    q(17, "starting delivery 14: msg 104 to remote m@au.com"),
+    q(17, "delivery 14: success: "),
 ])
 
 
@@ -107,3 +116,27 @@ def test_the_fast_path_takes_the_common_lines(tmp_path):
     block = block[: block.rfind(b"\n") + 1]
     f = qmail_block.extract(block, 65536, ParseContext(tz=TOKYO, year=2026))
     assert int((f.kinds == qmail_block.Q_FEED).sum()) == 0 and len(f.kinds) > 3000
+
+
+def test_texts_are_unescaped_as_the_parser_does():
+    texts = ["", "/", "///", "_", "a_b/c", "a/_/b__//_//", "x/y/", "/leading", "no_slash", "__//__"]
+    body = "".join(t + "\n" for t in texts).encode()
+    data = np.frombuffer(body, np.uint8)
+    ends = np.flatnonzero(data == 10)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    got = qmail_block._unescaped(data, starts, ends, native.SCANNER.gather).to_pylist()
+    assert got == [unescape(t) for t in texts]
+
+
+def test_phases_are_read_as_the_parser_does():
+    texts = ["", "nothing here", "Connected to 1.2.3.4 but greeting failed.",
+             "1.2.3.4 does not like recipient.\nRemote host said: 550",
+             # two markers: the one listed first in PHASE_MARKERS wins, wherever it stands
+             "but my name was rejected, then 1.2.3.4 failed on DATA command",
+             "failed after I sent the message; does not like recipient",
+             "does not like recipient does not like recipient",
+             "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)"]
+    got = qmail_block._phases(pa.array(texts))
+    names = [None if p < 0 else PHASE_MARKERS[p][1] for p in got.tolist()]
+    assert names == [phase_of(t) for t in texts]
+    assert names[4] == "data" and names[5] == "rcpt"
