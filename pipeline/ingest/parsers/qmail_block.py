@@ -157,7 +157,7 @@ def _phases(text: pa.Array) -> np.ndarray:
     if not len(found):
         return phase
     texts = blocks.take(text, found)
-    many = ab.to_bools(pc.greater(pc.count_substring_regex(texts, _ANY_PHASE), 1))
+    many = ab.to_ints(pc.count_substring_regex(texts, _ANY_PHASE)) > 1
     one = np.flatnonzero(~many)
     if len(one):
         first = pc.extract_regex(blocks.take(texts, one), f"(?P<m>{_ANY_PHASE})").field("m")
