@@ -384,15 +384,21 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
     phases: dict = {}
     text_parts: list = []
     base = 0
-    # delivered lines whose reply (if any) starts with its code, the bulk of a log: read with
-    # Arrow's kernels (status_of and diagnostic_of reduce to this for them), the phase by
-    # smtp_phase_of itself
+    # the bulk of a log, read with Arrow's kernels (status_of and diagnostic_of reduce to this
+    # for them), the phase by smtp_phase_of itself: delivered lines whose reply (if any) starts
+    # with its code, and refusals (dsn= 4.x.x or 5.x.x) whose reply starts with a code of 400 or
+    # more (their text is the reply, their code its code: stat= is not read)
     dsn_first = pc.utf8_slice_codeunits(pc.fill_null(dsn, _EMPTY), 0, 1)
     by_dsn = ab.to_bools(pc.is_in(dsn_first, value_set=ab.strings(["2", "4", "5"])))
     sent = ab.to_bools(pc.equal(dsn_first, ab.scalar("2"))) | (~by_dsn & ab.to_bools(pc.starts_with(stat, "Sent")))
     has_reply = ab.to_bools(pc.fill_null(pc.not_equal(reply, _EMPTY), _FALSE))
     leading = ab.to_bools(pc.fill_null(pc.match_substring_regex(reply, r"^[2-5][0-9][0-9][ -]"), _FALSE))
-    plain = sent & (~has_reply | leading)
+    lead_code = np.zeros(n_lines, np.int64)
+    led = np.flatnonzero(leading)
+    if len(led):
+        lead_code[led] = ab.to_ints(pc.cast(pc.utf8_slice_codeunits(blocks.take(reply, led), 0, 3), pa.int64()))
+    refused = by_dsn & ~sent & leading & (lead_code >= 400)
+    plain = (sent & (~has_reply | leading)) | refused
     fast = np.flatnonzero(plain)
     if len(fast):
         fr = blocks.take(reply, fast)
@@ -400,11 +406,12 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
         text_parts.append(pc.if_else(ab.booleans(fhas), fr, blocks.take(stat, fast)))
         text_index[fast] = np.arange(len(fast))
         base = len(fast)
-        codes = np.zeros(len(fast), np.int64)
-        if fhas.any():
-            codes[fhas] = ab.to_ints(pc.cast(pc.utf8_slice_codeunits(fr.filter(ab.booleans(fhas)), 0, 3), pa.int64()))
-        status_code[fast] = words.setdefault("sent", len(words))
-        line_code[fast] = np.where(fhas, codes, 250)     # (code or 250)
+        codes = lead_code[fast]
+        deferred = ab.to_bools(pc.equal(dsn_first, ab.scalar("4")))[fast]
+        status_code[fast] = np.where(sent[fast], words.setdefault("sent", len(words)),
+                                     np.where(deferred, words.setdefault("deferred", len(words)),
+                                              words.setdefault("bounced", len(words))))
+        line_code[fast] = np.where(fhas, codes, 250)     # (code or 250; a refusal always has its code)
         line_code_valid[fast] = True
         # smtp_phase_of itself, on the few whose stat= it can give a phase for (None for the rest)
         fstat = blocks.take(stat, fast)
@@ -491,7 +498,7 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
                                                recipient.to_pylist())
     if annotate is not None:
         annotate(rows, "sendmail")
-    row_deferred = status_words == "deferred"
+    row_deferred = status_code[parent] == words["deferred"] if "deferred" in words else np.zeros(len(parent), bool)
     deferred = blocks.DeferredRows("sendmail", rows, row_deferred)
     return rows, row_deferred, status_words.tolist(), deferred, counts
 
@@ -732,8 +739,10 @@ def _join_plain(parser: SendmailParser, f: SendmailFields, names: _Names, plain:
     if not len(left):
         return
     names.preload(group_code[left])
-    senders_py = f.senders.to_pylist() if len(f.senders) else []
-    mids_py = f.message_ids.to_pylist() if len(f.message_ids) else []
+    srcs = group_from[left]
+    srcs = np.unique(srcs[srcs >= 0])
+    senders_py = dict(zip(srcs.tolist(), blocks.take(f.senders, srcs).to_pylist()))
+    mids_py = dict(zip(srcs.tolist(), blocks.take(f.message_ids, srcs).to_pylist()))
     change = parser.change
     for g in left.tolist():
         q = names.cache[int(group_code[g])]
