@@ -70,6 +70,12 @@ Nov 11 09:00:16 relay2 sm-mta[3014]: 2ABB0A1u003014: to=<Ｔａｒｏ@例え.jp>
 Nov 11 09:00:17 relay2 sm-mta[3015]: 2ABB0A1u003015: to=<odd-sent@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, stat=User unknown (but delivered)
 Nov 11 09:00:17 relay2 sm-mta[3015]: 2ABB0A1u003016: to=<odd-sent2@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, reply=250 2.0.0 ok, stat=User unknown
 Nov 11 09:00:17 relay2 sm-mta[3013]: 2ABB0A1u003013: to=<ｆｕｌｌ@docomo.ne.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.0.0, reply=550 このアドレスには配信できません, stat=Service unavailable
+Nov 11 09:00:18 relay2 sm-mta[3017]: 2ABB0A1u003017: to=<g1@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=4.2.0, reply=450 4.2.0 <g1@v.jp>: greylisted, stat=Deferred: 450 4.2.0 <g1@v.jp>: greylisted
+Nov 11 09:00:18 relay2 sm-mta[3017]: 2ABB0A1u003017: to=<g2@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.2.0, reply=550-5.2.0 over quota, stat=Service unavailable
+Nov 11 09:00:18 relay2 sm-mta[3017]: 2ABB0A1u003017: to=<g3@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.5.0, reply=554 5.5.0 no, stat=Service unavailable
+Nov 11 09:00:18 relay2 sm-mta[3017]: 2ABB0A1u003017: to=<g4@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.1.3, reply=553 5.1.3 bad sender, stat=Data format error
+Nov 11 09:00:18 relay2 sm-mta[3017]: 2ABB0A1u003017: to=<g5@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=4.0.0, reply=354 go ahead, stat=Deferred: 451 4.3.0 local problem
+Nov 11 09:00:18 relay2 sm-mta[3017]: 2ABB0A1u003017: to=<g6@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.0.0, reply=421 4.4.2 timeout, stat=Service unavailable
 """
 
 
