@@ -580,7 +580,14 @@ def read_block(parser: SendmailParser, block: bytes, offset: int, f: SendmailFie
         f.deferred.preload(loop_rows)
     change = parser.change
     fed_iter = iter(zip(fed_raw, (offset + s for s in line_starts[fed_lines].tolist())))
-    for i, k, code, t in zip(loop.tolist(), kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist()):
+    # (numpy values made Python ones up front: one element at a time, they cost more than change())
+    to_first, to_count, row_status = f.to_first.tolist(), f.to_count.tolist(), f.row_status
+    deferred_row = f.deferred.get
+    row_js: list = []
+    row_senders: list = []
+    row_mids: list = []
+    for i, k, code, t, clock, fr, tr in zip(loop.tolist(), kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist(),
+                                            clock_run[loop].tolist(), loop_from.tolist(), loop_to.tolist()):
         if k == K_FEED:
             raw, at = next(fed_iter)
             before = int(clock_run[i - 1]) if i else _NO_TIME
@@ -589,26 +596,29 @@ def read_block(parser: SendmailParser, block: bytes, offset: int, f: SendmailFie
             feed_line(raw, at)
             continue
         q = name_of[code]
-        clock = int(clock_run[i])
         if k == K_TO:
-            r = int(to_rank[i])
-            for j in range(int(f.to_first[r]), int(f.to_first[r] + f.to_count[r])):
-                row = f.deferred.get(j)
+            first = to_first[tr]
+            for j in range(first, first + to_count[tr]):
+                row = deferred_row(j)
                 if row is None:
-                    row = {"recipient": row_recipient[j], "status": f.row_status[j]}
+                    row = {"recipient": row_recipient[j], "status": row_status[j]}
                 else:
                     row["queue_id"] = q
                 st = change(DELIVERY, q, t, row, clock=clock)
-                senders.index[j] = senders.code(st["sender"])
-                message_ids.index[j] = message_ids.code(st["message_id"])
+                row_js.append(j)
+                row_senders.append(senders.code(st["sender"]))
+                row_mids.append(message_ids.code(st["message_id"]))
         elif k == K_FROM:
-            sender, message_id, count = from_values[int(from_rank[i])]
+            sender, message_id, count = from_values[fr]
             change(SENDER, q, t, sender, clock=clock)
             change(MESSAGE_ID, q, t, message_id, clock=clock)
             if count > 0:
                 change(RECIPIENTS, q, t, count, clock=clock)
         else:  # K_MSP
             change(REMOVED, q, t, clock=clock)
+    if row_js:
+        senders.index[row_js] = row_senders
+        message_ids.index[row_js] = row_mids
     # --- the plain queue ids: joined with numpy, then the entry each is left with
     _join_plain(parser, f, names, ~special[codes] & changing, senders, message_ids)
     if len(clock_run):
@@ -723,8 +733,9 @@ def _join_plain(parser: SendmailParser, f: SendmailFields, names: _Names, plain:
         order = np.lexsort((cand, key))
         last = np.append(key[order][1:] != key[order][:-1], True)
         last_rows = cand[order][last]
-        for j in last_rows[f.row_deferred[last_rows]].tolist():
-            deferred_end.setdefault(int(row_group[j]), []).append(j)
+        ends = last_rows[f.row_deferred[last_rows]]
+        for g, j in zip(row_group[ends].tolist(), ends.tolist()):
+            deferred_end.setdefault(g, []).append(j)
         if isinstance(f.deferred, blocks.DeferredRows):
             f.deferred.preload(last_rows[f.row_deferred[last_rows]])
     msp = np.bincount(group, weights=(k == K_MSP), minlength=n_groups) > 0
@@ -744,18 +755,19 @@ def _join_plain(parser: SendmailParser, f: SendmailFields, names: _Names, plain:
     senders_py = dict(zip(srcs.tolist(), blocks.take(f.senders, srcs).to_pylist()))
     mids_py = dict(zip(srcs.tolist(), blocks.take(f.message_ids, srcs).to_pylist()))
     change = parser.change
-    for g in left.tolist():
-        q = names.cache[int(group_code[g])]
-        when = int(top[g])
-        src = int(group_from[g])
+    name_of = names.cache
+    deferred_row = f.deferred.get
+    for g, code, when, src, count, final in zip(left.tolist(), group_code[left].tolist(), top[left].tolist(),
+                                                 group_from[left].tolist(), announced[left].tolist(), finals[left].tolist()):
+        q = name_of[code]
         if src >= 0:
             change(SENDER, q, when, senders_py[src])
             change(MESSAGE_ID, q, when, mids_py[src])
-            if announced[g] > 0:
-                change(RECIPIENTS, q, when, int(announced[g] - finals[g]))
+            if count > 0:
+                change(RECIPIENTS, q, when, count - final)
         else:
             change(TOUCH, q, when)
         for j in deferred_end.get(g, ()):
-            row = f.deferred[j]
+            row = deferred_row(j)
             row["queue_id"] = q
             change(DELIVERY, q, when, row)
