@@ -4,8 +4,8 @@ QmailParser.feed (parsers/qmail.py) defines what a line means. The compiled scan
 (pipeline/ingest/native, scan_qmail) finds, in one pass and in a reader thread, the usual lines
 (ASCII, `@<tai64n> `, `starting delivery D: msg M to remote|local R`, `delivery D:
 success|deferral|failure: text`, `info msg M: bytes B from <S>`, `end msg M`) and their fields;
-what a delivery row needs from its text (qmail's unescaping, status, reply code, relay, dsn, SMTP
-phase) is made for all lines at once with Arrow's RE2, in qmail.py's spelling. The main thread then
+what a delivery row needs from its text (qmail's unescaping, byte-wise; status, reply code, relay,
+dsn, SMTP phase) is made for all lines at once with Arrow's RE2, in qmail.py's spelling. The main thread then
 applies the lines in order through QmailParser.change(), the interface feed() uses, and every
 other line goes to the engine's front door (and feed()). Without the compiled scanner, qmail is
 read line by line. tests/test_qmail_block.py holds the two ways to the same rows and state.

@@ -14,8 +14,10 @@ expiry `DSN: Cannot send message`, RFC 3339 stamps, non-ASCII lines, lines with 
 to the engine's front door and so to feed(), in line order.
 
 What a delivery row needs besides the queue-id join (recipients split and normalised; status,
-diagnostic, reply code and SMTP phase by sendmail.py's own functions, once per distinct
-dsn/stat/reply of the block; event ids; carrier and class) is made in extract().
+diagnostic, reply code and SMTP phase: column-wise for deliveries and for refusals whose reply=
+starts with a code of 400 or more, what sendmail.py's functions reduce to for them, else by those
+functions once per distinct dsn/stat/reply of the block; event ids; carrier and class) is made
+in extract().
 
 The join, in read_block(): queue ids whose lines are the plain story (one from= first, then
 final deliveries of at most nrcpts recipients, or the MSP hop) with no entry from before the
