@@ -76,6 +76,10 @@ Nov 11 09:00:18 relay2 sm-mta[3017]: 2ABB0A1u003017: to=<g3@v.jp>, delay=00:00:0
 Nov 11 09:00:18 relay2 sm-mta[3017]: 2ABB0A1u003017: to=<g4@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.1.3, reply=553 5.1.3 bad sender, stat=Data format error
 Nov 11 09:00:18 relay2 sm-mta[3017]: 2ABB0A1u003017: to=<g5@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=4.0.0, reply=354 go ahead, stat=Deferred: 451 4.3.0 local problem
 Nov 11 09:00:18 relay2 sm-mta[3017]: 2ABB0A1u003017: to=<g6@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.0.0, reply=421 4.4.2 timeout, stat=Service unavailable
+Nov 11 09:00:19 relay2 sm-mta[3018]: 2ABB0A1u003018: to=<h1@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=4.3.0, stat=Deferred: 451 4.3.0 Temporary local problem
+Nov 11 09:00:19 relay2 sm-mta[3018]: 2ABB0A1u003018: to=<h2@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=4.3.0, stat=Deferred: 451 一時的なエラー 4.3.0
+Nov 11 09:00:19 relay2 sm-mta[3018]: 2ABB0A1u003018: to=<h3@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.5.0, stat=Service unavailable
+Nov 11 09:00:19 relay2 sm-mta[3018]: 2ABB0A1u003018: to=<h4@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.1.3, stat=Data format error (553 5.1.3 bad)
 """
 
 
@@ -142,3 +146,20 @@ def test_the_fast_path_takes_the_common_lines(tmp_path, ascii_only):
     expiries = block.count(b"DSN: Cannot send message")
     assert fed == expiries and len(f.kinds) > 3000
     assert ascii_only == block.isascii()
+
+
+def test_stat_codes_are_read_as_the_parser_does():
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipeline.ingest.parsers.sendmail import _code_in_stat
+
+    stats = ["Deferred: 451 4.3.0 Temporary local problem", "Deferred: 421 4.7.0 Too many connections",
+             "User unknown", "Deferred: Connection timed out with mx.example.jp.", "Service unavailable",
+             "Deferred: 450-4.2.0 mailbox busy", "x550 5.1.1 glued", "550 5.1.1", "Deferred: 4500 4.2.0 no",
+             "a 452 later 550 5.1.1 first by position", "Deferred: 554 ", "250 2.0.0 ok but deferred",
+             "code 550_5.1.1 underscore", "5.1.1 550 ", "Deferred: 421 4.7.0_x", "ends 451"]
+    found = pc.extract_regex(pa.array(stats), sendmail_block._STAT_CODE)
+    got = [None if m is None else int(m["a"] or m["b"]) for m in found.to_pylist()]
+    assert got == [_code_in_stat(s) for s in stats]
+    assert got[0] == 451 and got[3] is None

@@ -60,6 +60,8 @@ TO_SHAPE = (r"^to=(?:<" + _A + r"+>(?:,<" + _A + r"+>)*|" + _A + r"+(?:," + _A +
             r"relay=[ -+\--~\x{80}-\x{10FFFF}]*, dsn=[^,]*, (?:reply=.*, )?stat=.*$")
 FROM_SHAPE = (r"^from=(?:<" + _A + r"*>|" + _A + r"+), size=[0-9]+, class=-?[0-9]+, "
               r"nrcpts=[0-9]+, msgid=[!-+\--~]*(?:, .*)?$")
+# sendmail._STAT_CODE_RE in RE2's spelling (\b and \d as Python's for ASCII text; groups named)
+_STAT_CODE = r"\b(?P<a>[245][0-9][0-9])[ -][0-9]\.[0-9]{1,3}\.[0-9]{1,3}\b|\b(?P<b>[45][0-9][0-9]) "
 _EMPTY, _RELAY = ab.scalar(""), ab.scalar("relay")
 _TRUE, _FALSE = ab.scalar(True), ab.scalar(False)
 _NO_TIME = np.iinfo(np.int64).min
@@ -388,19 +390,35 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
     base = 0
     # the bulk of a log, read with Arrow's kernels (status_of and diagnostic_of reduce to this
     # for them), the phase by smtp_phase_of itself: delivered lines whose reply (if any) starts
-    # with its code, and refusals (dsn= 4.x.x or 5.x.x) whose reply starts with a code of 400 or
-    # more (their text is the reply, their code its code: stat= is not read)
+    # with its code; refusals (dsn= 4.x.x or 5.x.x) whose reply starts with a code of 400 or
+    # more (their text is the reply, their code its code: stat= is not read); and refusals
+    # without a reply whose stat= is ASCII (their text is stat=, their code the one
+    # _code_in_stat finds in it: _STAT_CODE is its pattern in RE2's spelling, the same for
+    # ASCII text)
     dsn_first = pc.utf8_slice_codeunits(pc.fill_null(dsn, _EMPTY), 0, 1)
     by_dsn = ab.to_bools(pc.is_in(dsn_first, value_set=ab.strings(["2", "4", "5"])))
     sent = ab.to_bools(pc.equal(dsn_first, ab.scalar("2"))) | (~by_dsn & ab.to_bools(pc.starts_with(stat, "Sent")))
     has_reply = ab.to_bools(pc.fill_null(pc.not_equal(reply, _EMPTY), _FALSE))
     leading = ab.to_bools(pc.fill_null(pc.match_substring_regex(reply, r"^[2-5][0-9][0-9][ -]"), _FALSE))
-    lead_code = np.zeros(n_lines, np.int64)
+    code = np.zeros(n_lines, np.int64)                    # diagnostic_of's code (before sent's 250)
+    code_valid = leading.copy()
     led = np.flatnonzero(leading)
     if len(led):
-        lead_code[led] = ab.to_ints(pc.cast(pc.utf8_slice_codeunits(blocks.take(reply, led), 0, 3), pa.int64()))
-    refused = by_dsn & ~sent & leading & (lead_code >= 400)
+        code[led] = ab.to_ints(pc.cast(pc.utf8_slice_codeunits(blocks.take(reply, led), 0, 3), pa.int64()))
+    refused = by_dsn & ~sent & leading & (code >= 400)
+    stat_only = np.flatnonzero(by_dsn & ~sent & ~has_reply)
+    if len(stat_only):
+        stat_only = stat_only[ab.to_bools(pc.string_is_ascii(blocks.take(stat, stat_only)))]
+    if len(stat_only):
+        found = pc.extract_regex(blocks.take(stat, stat_only), _STAT_CODE)
+        hit = ab.to_bools(pc.fill_null(found.is_valid(), _FALSE)) if found.null_count else np.ones(len(stat_only), bool)
+        if hit.any():
+            first, second = (pc.fill_null(found.field(g), _EMPTY).filter(ab.booleans(hit)) for g in ("a", "b"))
+            digits = pc.if_else(pc.not_equal(first, _EMPTY), first, second)
+            code[stat_only[hit]] = ab.to_ints(pc.cast(digits, pa.int64()))
+            code_valid[stat_only[hit]] = True
     plain = (sent & (~has_reply | leading)) | refused
+    plain[stat_only] = True
     fast = np.flatnonzero(plain)
     if len(fast):
         fr = blocks.take(reply, fast)
@@ -408,13 +426,13 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
         text_parts.append(pc.if_else(ab.booleans(fhas), fr, blocks.take(stat, fast)))
         text_index[fast] = np.arange(len(fast))
         base = len(fast)
-        codes = lead_code[fast]
+        fsent, fcode, fvalid = sent[fast], code[fast], code_valid[fast]
         deferred = ab.to_bools(pc.equal(dsn_first, ab.scalar("4")))[fast]
-        status_code[fast] = np.where(sent[fast], words.setdefault("sent", len(words)),
+        status_code[fast] = np.where(fsent, words.setdefault("sent", len(words)),
                                      np.where(deferred, words.setdefault("deferred", len(words)),
                                               words.setdefault("bounced", len(words))))
-        line_code[fast] = np.where(fhas, codes, 250)     # (code or 250; a refusal always has its code)
-        line_code_valid[fast] = True
+        line_code[fast] = np.where(fsent & ~fvalid, 250, fcode)     # (code or 250 when sent)
+        line_code_valid[fast] = fvalid | fsent
         # smtp_phase_of itself, on the few whose stat= it can give a phase for (None for the rest)
         fstat = blocks.take(stat, fast)
         asks = np.zeros(len(fast), bool)
@@ -423,9 +441,9 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
         ask = np.flatnonzero(asks)
         if len(ask):
             phase_code[fast[ask]] = [-1 if ph is None else phases.setdefault(ph, len(phases)) for ph in
-                                     (smtp_phase_of(st, d, c if h else None) for st, d, c, h in
+                                     (smtp_phase_of(st, d, c if v else None) for st, d, c, v in
                                       zip(blocks.take(fstat, ask).to_pylist(), blocks.take(dsn, fast[ask]).to_pylist(),
-                                          codes[ask].tolist(), fhas[ask].tolist()))]
+                                          fcode[ask].tolist(), fvalid[ask].tolist()))]
     # the others: sendmail.py's functions, once per distinct outcome
     slow = np.flatnonzero(~plain)
     if len(slow):
