@@ -225,26 +225,40 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
     fed_kind = np.full(n, -1, np.int64)
     fed_value = {}
     fed_change = {}
-    for i in fed.tolist():
-        line = int(f.order[i])
-        raw = block[int(line_starts[line]):int(line_starts[line + 1])]
+    # (numpy values made Python ones up front: one element at a time they cost more than the work)
+    fed_lines = f.order[fed]
+    fed_kinds: list = []
+    fed_d: list = []
+    fed_m: list = []
+    read_line = parser.read_line
+    for i, a, b in zip(fed.tolist(), line_starts[fed_lines].tolist(), line_starts[fed_lines + 1].tolist()):
+        raw = block[a:b]
         fed_raw[i] = raw
         text, bad = decode_line(raw)
-        head = parser.read_line(text) if text is not None else None
+        head = read_line(text) if text is not None else None
         if isinstance(head, tuple):
             _, _, kind, key, value = head
-            fed_kind[i] = kind
             fed_value[i] = value
             if kind != RESULT and not bad:
                 # what the front door and feed() would do with this clean line (a start with a
                 # non-ASCII recipient, mostly): the one change() of what read_line read
                 fed_change[i] = (kind, key, value)
+            d = m = -2                                         # -2: left as it is
             if kind in (START, RESULT):
-                dcode[i] = _codes_for(d_names, d_index, key)
+                d = _codes_for(d_names, d_index, key)
                 if kind == START:
-                    mcode[i] = _codes_for(m_names, m_index, value[0])
+                    m = _codes_for(m_names, m_index, value[0])
             else:
-                mcode[i] = _codes_for(m_names, m_index, key)
+                m = _codes_for(m_names, m_index, key)
+            fed_kinds.append((i, kind))
+            fed_d.append(d)
+            fed_m.append(m)
+    if fed_kinds:
+        at = np.fromiter((i for i, _ in fed_kinds), np.int64, len(fed_kinds))
+        fed_kind[at] = [k for _, k in fed_kinds]
+        d, m = np.array(fed_d, np.int64), np.array(fed_m, np.int64)
+        dcode[at[d != -2]] = d[d != -2]
+        mcode[at[m != -2]] = m[m != -2]
     n_starts = int(np.count_nonzero((kinds == Q_START) | (fed_kind == START)))
     n_infos = int(np.count_nonzero((kinds == Q_INFO) | (fed_kind == INFO)))
     if (len(deliveries) + n_starts > parser.MAX_ENTRIES or len(senders_before) + n_infos > parser.MAX_ENTRIES):
@@ -318,23 +332,24 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
         recipients_py = dict(zip(st_lines.tolist(), blocks.take(f.recipients, f.start_rank[st_lines]).to_pylist()))
     in_lines = np.flatnonzero(apply & (kinds == Q_INFO))
     senders_py = dict(zip(in_lines.tolist(), blocks.take(f.senders, f.info_rank[in_lines]).to_pylist())) if len(in_lines) else {}
-    for i in np.flatnonzero(apply).tolist():
-        k = kinds[i]
+    applied = np.flatnonzero(apply)
+    for i, k, dc, mc, is_local, at in zip(applied.tolist(), kinds[applied].tolist(), dcode[applied].tolist(),
+                                          mcode[applied].tolist(), f.local[applied].tolist(),
+                                          line_starts[f.order[applied]].tolist()):
         if k == Q_FEED:
             clean = fed_change.get(i)
             if clean is not None:
                 change(*clean)
                 continue
-            line = int(f.order[i])
-            feed_line(fed_raw[i], offset + int(line_starts[line]))
+            feed_line(fed_raw[i], offset + at)
         elif k == Q_START:
-            change(START, d_names[dcode[i]], (m_names[mcode[i]], bool(f.local[i]), recipients_py[i]))
+            change(START, d_names[dc], (m_names[mc], is_local, recipients_py[i]))
         elif k == Q_RESULT:
-            change(RESULT, d_names[dcode[i]])
+            change(RESULT, d_names[dc])
         elif k == Q_INFO:
-            change(INFO, m_names[mcode[i]], senders_py[i])
+            change(INFO, m_names[mc], senders_py[i])
         else:
-            change(END, m_names[mcode[i]])
+            change(END, m_names[mc])
     if not len(rows_at):
         return BlockResult(None, f.n_lines)
     # --- the rows of the result lines read here
