@@ -317,13 +317,11 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
     # (a last line that forgets its key matters only for a key held before the block)
     plain_d_last = last_d[:len(d_names)][~special_d[:len(d_names)]]
     plain_d_last = plain_d_last[plain_d_last >= 0]
-    held = np.array([name in deliveries for name in (d_names[c] for c in dcode[plain_d_last].tolist())], bool) \
-        if len(plain_d_last) and deliveries else np.zeros(len(plain_d_last), bool)
+    held = _held(deliveries, d_index, len(d_names))[dcode[plain_d_last]]
     apply[plain_d_last[is_start[plain_d_last] | held]] = True
     plain_m_last = last_m[:len(m_names)][~special_m[:len(m_names)]]
     plain_m_last = plain_m_last[plain_m_last >= 0]
-    held = np.array([name in senders_before for name in (m_names[c] for c in mcode[plain_m_last].tolist())], bool) \
-        if len(plain_m_last) and senders_before else np.zeros(len(plain_m_last), bool)
+    held = _held(senders_before, m_index, len(m_names))[mcode[plain_m_last]]
     apply[plain_m_last[is_info[plain_m_last] | held]] = True
     change = parser.change
     recipients_py = {}
@@ -378,6 +376,17 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
     msgs = pa.concat_arrays([f.m_array, ab.strings(m_names[known:])]).take(ab.indices(row_m[rows_at]))
     return BlockResult(_columns(parser, block, offset, f, rows_at, rr, local, recipients.take(ab.indices(index)),
                                 msgs, sender_of, annotate), f.n_lines)
+
+
+def _held(table: dict, index: dict, n: int) -> np.ndarray:
+    """Per code of the block's names (index: name -> code): is it a key of the parser's table?
+    (Looked up from the table's side: the table holds a few thousand keys, a block tens of
+    thousands of names.)"""
+    held = np.zeros(n, bool)
+    codes = [c for c in map(index.get, table) if c is not None]
+    if codes:
+        held[codes] = True
+    return held
 
 
 def _senders_at(f: QmailFields, rows_at, row_m, events, is_info, mcode, fed_value, m_names, senders_before) -> pa.Array:
