@@ -3,7 +3,10 @@
   classifier  classify(status, diagnostic, dsn, reply_code, smtp_phase, carrier, mta,
               recipient_domain, relay, day) -> Classification; explain() -> the rule that decided;
               configure(cfg.classify, cfg.carriers) installs the config's phrases and providers;
-              provider_key(domain, relay, carrier, day) for callers that de-duplicate first
+              provider_key(domain, relay, carrier, day) for callers that de-duplicate first;
+              classify_many(columns...) the same verdicts for many events at once;
+              mask_addresses(arrow texts) masks the addresses no verdict depends on (a key for
+              de-duplicating a column before classifying it)
   reasons/    one module per bounce reason: phrases and codes as data, ORDER of trial in one place
   carriers    recipient domain / MX host -> carrier (data/carriers.toml + config [carriers])
   providers   recipient domain / relay / carrier + day -> provider behaviour period
@@ -16,14 +19,16 @@ from .classifier import (
     Classification,
     Decision,
     classify,
+    classify_many,
     configure,
     describe,
     explain,
     is_hard,
+    mask_addresses,
     normalise,
     parse_reply,
     provider_key,
 )
 
-__all__ = ["DELIVERED", "Classification", "Decision", "classify", "configure", "describe", "explain",
-           "is_hard", "normalise", "parse_reply", "provider_key"]
+__all__ = ["DELIVERED", "Classification", "Decision", "classify", "classify_many", "configure", "describe", "explain",
+           "is_hard", "mask_addresses", "normalise", "parse_reply", "provider_key"]

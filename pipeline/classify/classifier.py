@@ -196,6 +196,39 @@ def classify(
                            dsn, reply_code, smtp_phase, mta, key)
 
 
+def classify_many(statuses, diagnostics, dsns, reply_codes, smtp_phases, carriers, mta, recipient_domains,
+                  relays, days) -> list[Classification]:
+    """classify() of many events given as columns (equal-length sequences; `mta` is one name for all).
+
+    The same verdicts as [classify(...) for each event] (tests/test_classify_fast.py), without the
+    per-event keyword call: the provider key is looked up once per distinct (domain, relay,
+    carrier, day), and the cached tier is called directly."""
+    providers = (_TABLES or tables()).providers
+    key_for = providers.key_for
+    quick_normalise = _quick_normalise
+    classify_quick = _classify_quick
+    keys: dict = {}
+    out = []
+    append = out.append
+    for status, diagnostic, dsn, code, phase, carrier, domain, relay, day in zip(
+            statuses, diagnostics, dsns, reply_codes, smtp_phases, carriers, recipient_domains, relays, days):
+        if status == "sent":
+            append(DELIVERED)
+            continue
+        if domain or relay or carrier:
+            where = (domain, relay, carrier, day)
+            key = keys.get(where, _NO_KEY)
+            if key is _NO_KEY:
+                key = keys[where] = key_for(domain, relay, carrier, day)
+        else:
+            key = None
+        append(classify_quick(status, quick_normalise(diagnostic) if diagnostic else "", dsn, code, phase, mta, key))
+    return out
+
+
+_NO_KEY = object()
+
+
 def provider_key(recipient_domain: str | None = None, relay: str | None = None, carrier: str | None = None,
                  day=None) -> str | None:
     """The small key classify() caches by for these fields ("docomo#1", or None): callers that
@@ -327,6 +360,32 @@ def _quick_normalise(text: str) -> str:
         start = text.rfind(" ", 0, gsmtp) + 1
         text = text[:start] + "#" + text[gsmtp:]
     return text
+
+
+# Tier 0, for callers that de-duplicate a column before classifying (ingest's annotate): the
+# same address placeholder, written as an RE2 pattern Arrow runs over a whole column in C++. It
+# masks only an address it can prove _quick_normalise masks the same way: a local part and a
+# domain of characters that are neither separators (_SEP) nor '@' nor '"', with a separator (or
+# the text's start/end) on both sides. Such a token is exactly the span _quick_normalise replaces
+# (one '@': the runs of non-separators around it; several: each '@x' / 'x@' substitution stops at
+# the separators around the token, and a quoted local part elsewhere spans it whole or not at all),
+# and the '@' count is kept, so _quick_normalise(masked) == _quick_normalise(text) for every text
+# (tests/test_classify_fast.py holds it on real and generated texts). A token it cannot prove
+# (an address right after another one's separator, a quoted local part, non-ASCII) is left as it is:
+# that costs only a distinct key, never a verdict.
+_MASK_SEP = r"""[\x09-\x0d <>()\[\]"',;:/]"""
+ADDRESS_MASK = (r"(^|" + _MASK_SEP + r")[A-Za-z0-9.!#$%&*+=?^_{|}~\-]+@[A-Za-z0-9._\-]+($|" + _MASK_SEP + ")")
+
+
+def mask_addresses(texts):
+    """An Arrow string column with the provable addresses replaced by `x@x` (nulls stay null).
+
+    classify() gives the masked text the same verdict as the text (see ADDRESS_MASK), so a caller
+    may key its distinct-event de-duplication by it: texts that differ only in the recipient's
+    address then share one classify() call."""
+    import pyarrow.compute as pc
+
+    return pc.replace_substring_regex(texts, ADDRESS_MASK, r"\1x@x\2")
 
 
 def _bracket_text(s: str) -> str:

@@ -1,0 +1,166 @@
+"""The classifier's fast paths held to their definitions.
+
+- mask_addresses (an RE2 pattern over an Arrow column) may only mask what _quick_normalise masks
+  the same way: _quick_normalise(masked) == _quick_normalise(text) for every text, so classify()
+  gives the masked text the text's verdict. Checked on the labelled set's lines, Sisimai's
+  corpus (when ../shared is there), realistic generated replies (Japanese, several addresses,
+  quoted local parts, SMTPUTF8) and random strings over the characters that matter.
+- classify_many(columns) == [classify(...) for each event], on events that exercise every
+  provider, every period boundary (the day before, on, and after each since/until), every
+  carrier, relays, missing fields and every MTA.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from pipeline.classify import classify, classify_many, mask_addresses
+from pipeline.classify.carriers import default_table
+from pipeline.classify.classifier import _quick_normalise, tables
+
+from fixtures import optional_corpus_path
+
+LABELLED = Path(__file__).with_name("labelled_bounces.tsv")
+
+_LOCALS = ["taro", "k.yamada", "mm156594", "hanako.1985", "a+tag", "x", "user_name", "o'brien", "\"john doe\"",
+           "名前", "ユーザー", "a..b", "-", "=?utf-8?", "user%host", "bounce-12345=list"]
+_DOMAINS = ["docomo.ne.jp", "ezweb.ne.jp", "au.com", "i.softbank.jp", "yahoo.co.jp", "gmail.com", "x",
+            "例え.jp", "mail.example.co.jp.", "[192.0.2.1]", "sub_domain.example", "EXAMPLE.JP"]
+_FRAMES = [
+    "550 5.1.1 <{a}>: User unknown",
+    "550 Unknown user {a}",
+    "host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown user {a} (in reply to end of DATA command)",
+    "host mx.example.jp[192.0.2.1] said: 550 5.1.1 <{a}>: Recipient address rejected: User unknown in "
+    "local recipient table (in reply to RCPT TO command)",
+    "Deferred: 450 4.2.0 <{a}>: Recipient address rejected: Greylisted",
+    "{a} does not like recipient.\nRemote host said: 550 5.1.1 <{a}>: User unknown\nGiving up on 192.0.2.1.",
+    "203.138.181.240_does_not_like_recipient./Remote_host_said:_550_Unknown_user_{a}/Giving_up_on_203.138.181.240./",
+    "550 このアドレス {a} へのメールはお届けできません",
+    "552 5.2.2 {a}... Mailbox full",
+    "550-5.1.1 The email account that you tried to reach does not exist. {a} e22-n7GpZmsf093195.222 - gsmtp",
+    "553 5.1.3 <{a}>... Invalid address",
+    "550 '{a}' mailbox unavailable; \"{a}\" (from {a})",
+    "{a},{a};{a}:{a}/{a}",
+    "\t{a}\x0b{a}\x1c{a}\u3000{a}",
+    "<{a}> <{a}>",
+]
+_RANDOM_CHARS = "ab x@@@\"\"<>[]()' ,;:/.\t\n\x0b\x1c\u3000_-+é名1"
+
+
+def _address(rng: random.Random) -> str:
+    return f"{rng.choice(_LOCALS)}@{rng.choice(_DOMAINS)}"
+
+
+def _generated_texts(n: int, seed: int = 13) -> list[str]:
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(n):
+        frame = rng.choice(_FRAMES)
+        texts.append(frame.replace("{a}", "\0").replace("\0", "{}").format(
+            *(_address(rng) for _ in range(frame.count("{a}")))))
+    for _ in range(n):
+        texts.append("".join(rng.choice(_RANDOM_CHARS) for _ in range(rng.randrange(0, 40))))
+    return texts
+
+
+def _real_texts() -> list[str]:
+    texts = []
+    with open(LABELLED, encoding="utf-8") as fh:
+        next(fh)
+        for line in fh:
+            log = line.rstrip("\n").split("\t")[-1]
+            for part in log.split(" ⏎ "):
+                texts.append(part)
+                if "status=" in part:
+                    texts.append(part[part.index("status=") :])
+    corpus = optional_corpus_path("sisimai-diagnostics", "diagnostics.tsv")
+    if corpus is not None:
+        with open(corpus, encoding="utf-8") as fh:
+            for line in fh:
+                texts.extend(line.rstrip("\n").split("\t"))
+    return texts
+
+
+def _assert_mask_keeps_quick(texts: list[str]) -> int:
+    masked = mask_addresses(pa.array(texts, pa.string())).to_pylist()
+    for text, m in zip(texts, masked):
+        assert _quick_normalise(m) == _quick_normalise(text), (text, m)
+    return sum(t != m for t, m in zip(texts, masked))
+
+
+def test_mask_keeps_what_classify_sees_on_real_lines():
+    texts = _real_texts()
+    assert _assert_mask_keeps_quick(texts) > 300  # the labelled lines name their recipients
+
+
+def test_mask_keeps_what_classify_sees_on_generated_texts():
+    texts = _generated_texts(20_000)
+    changed = _assert_mask_keeps_quick(texts)
+    assert changed > 5_000
+
+
+def test_mask_masks_the_usual_addresses_and_leaves_what_it_cannot_prove():
+    texts = ["550 5.1.1 <taro@docomo.ne.jp>: User unknown", "550 Unknown user k.yamada@au.com",
+             "a@b c@d", "<\"john doe\"@example.jp>", "名前@example.jp", None, ""]
+    assert mask_addresses(pa.array(texts, pa.string())).to_pylist() == [
+        "550 5.1.1 <x@x>: User unknown", "550 Unknown user x@x",
+        "x@x c@d",  # the second token's separator went to the first match: left as it is
+        "<\"john doe\"@example.jp>", "名前@example.jp", None, ""]
+
+
+def test_masked_texts_get_the_same_verdicts():
+    rng = random.Random(5)
+    texts = _generated_texts(3_000, seed=7)
+    masked = mask_addresses(pa.array(texts)).to_pylist()
+    for text, m in zip(texts, masked):
+        domain = rng.choice(["docomo.ne.jp", "au.com", "yahoo.co.jp", "example.jp", None])
+        day = date(2025, 3, 13) + timedelta(days=rng.randrange(-3, 3))
+        for status in ("bounced", "deferred"):
+            args = dict(dsn=rng.choice([None, "5.0.0", "5.1.1"]), reply_code=rng.choice([None, 550]),
+                        smtp_phase=rng.choice([None, "rcpt", "end_of_data"]), mta=rng.choice(["postfix", "sendmail", "qmail"]),
+                        recipient_domain=domain, day=day)
+            assert classify(status, m, **args) == classify(status, text, **args), text
+
+
+def _events(n: int, seed: int = 3) -> list[tuple]:
+    """Events over every provider domain and relay, every carrier, each period boundary +-1 day."""
+    t = tables()
+    providers = t.providers
+    carriers = default_table()
+    domains = sorted(providers.domains)[:200] + sorted(carriers.domains)[:100] + ["example.jp", "gmail.com", "", None]
+    relays = [f"{r}[192.0.2.1]:25" for r in sorted(providers.relays)[:50]] + ["mx.example.jp[192.0.2.9]:25", "", None]
+    carrier_names = sorted(set(carriers.domains.values())) + ["other", "", None]
+    days = {None, date(2026, 11, 3)}
+    for periods in providers.periods.values():
+        for p in periods:
+            for edge in (p.since, p.until):
+                if edge:
+                    days.update(edge + timedelta(days=d) for d in (-1, 0, 1))
+    days = sorted(days, key=lambda d: (d is None, d))
+    texts = _generated_texts(300, seed=seed)[:300] + _real_texts()[:300] + [None, ""]
+    rng = random.Random(seed)
+    events = []
+    for _ in range(n):
+        events.append((rng.choice(["bounced", "deferred", "expired", "sent", "undeliverable"]), rng.choice(texts),
+                       rng.choice([None, "", "5.0.0", "4.0.0", "5.1.1", "5.2.2", "4.7.0", "5.7.1", "5.1.3"]),
+                       rng.choice([None, 0, 421, 450, 550, 552, 553, 554]),
+                       rng.choice([None, "", "connect", "helo", "mail", "rcpt", "data", "end_of_data"]),
+                       rng.choice(carrier_names), rng.choice(domains), rng.choice(relays), rng.choice(days)))
+    return events
+
+
+@pytest.mark.parametrize("mta", ["postfix", "sendmail", "qmail", None])
+def test_classify_many_is_classify(mta):
+    events = _events(6_000, seed=hash(mta) % 1000 if mta is None else len(mta))
+    columns = [list(c) for c in zip(*events)]
+    status, text, dsn, code, phase, carrier, domain, relay, day = columns
+    fast = classify_many(status, text, dsn, code, phase, carrier, mta, domain, relay, day)
+    plain = [classify(s, x, dsn=d, reply_code=c, smtp_phase=p, carrier=ca, mta=mta, recipient_domain=do,
+                      relay=r, day=dy) for s, x, d, c, p, ca, do, r, dy in events]
+    assert fast == plain
+    assert len({v.reason for v in plain}) >= 8  # the events reach many reasons, not one
