@@ -163,4 +163,5 @@ def test_classify_many_is_classify(mta):
     plain = [classify(s, x, dsn=d, reply_code=c, smtp_phase=p, carrier=ca, mta=mta, recipient_domain=do,
                       relay=r, day=dy) for s, x, d, c, p, ca, do, r, dy in events]
     assert fast == plain
+    assert classify_many(status, text, dsn, code, phase, carrier, [mta] * len(events), domain, relay, day) == plain
     assert len({v.reason for v in plain}) >= 8  # the events reach many reasons, not one

@@ -34,6 +34,7 @@ import re
 import tomllib
 import unicodedata
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -198,7 +199,8 @@ def classify(
 
 def classify_many(statuses, diagnostics, dsns, reply_codes, smtp_phases, carriers, mta, recipient_domains,
                   relays, days) -> list[Classification]:
-    """classify() of many events given as columns (equal-length sequences; `mta` is one name for all).
+    """classify() of many events given as columns (equal-length sequences; `mta` is one name for
+    all of them, or a column too).
 
     The same verdicts as [classify(...) for each event] (tests/test_classify_fast.py), without the
     per-event keyword call: the provider key is looked up once per distinct (domain, relay,
@@ -210,8 +212,9 @@ def classify_many(statuses, diagnostics, dsns, reply_codes, smtp_phases, carrier
     keys: dict = {}
     out = []
     append = out.append
-    for status, diagnostic, dsn, code, phase, carrier, domain, relay, day in zip(
-            statuses, diagnostics, dsns, reply_codes, smtp_phases, carriers, recipient_domains, relays, days):
+    mtas = repeat(mta) if mta is None or isinstance(mta, str) else mta
+    for status, diagnostic, dsn, code, phase, carrier, mta, domain, relay, day in zip(
+            statuses, diagnostics, dsns, reply_codes, smtp_phases, carriers, mtas, recipient_domains, relays, days):
         if status == "sent":
             append(DELIVERED)
             continue
