@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline.classify import classify, classify_columns, classify_many, mask_addresses
+from pipeline.classify import classify, classify_many, mask_addresses
 from pipeline.classify.carriers import default_table
 from pipeline.classify.classifier import _quick_normalise, tables
 
@@ -165,43 +165,3 @@ def test_classify_many_is_classify(mta):
     assert fast == plain
     assert classify_many(status, text, dsn, code, phase, carrier, [mta] * len(events), domain, relay, day) == plain
     assert len({v.reason for v in plain}) >= 8  # the events reach many reasons, not one
-
-
-def _arrow_columns(events: list[tuple], day_numbers: bool):
-    status, text, dsn, code, phase, carrier, domain, relay, day = (list(c) for c in zip(*events))
-    if day_numbers:
-        days = pa.array([None if d is None else (d - date(1970, 1, 1)).days for d in day], pa.int64())
-    else:
-        days = pa.array(day, pa.date32())
-    return [pa.array(status, pa.string()), pa.array(text, pa.string()), pa.array(dsn, pa.string()),
-            pa.array(code, pa.int32()), pa.array(phase, pa.string()), pa.array(carrier, pa.string()),
-            pa.array(domain, pa.string()), pa.array(relay, pa.string()), days]
-
-
-@pytest.mark.parametrize("mta,day_numbers", [("postfix", True), ("sendmail", False), ("qmail", True), (None, False)])
-def test_classify_columns_is_classify_row_by_row(mta, day_numbers):
-    events = _events(6_000, seed=11 + len(mta or ""))
-    codes, classes = classify_columns(*_arrow_columns(events, day_numbers), mta=mta)
-    plain = [classify(s, x, dsn=d, reply_code=c, smtp_phase=p, carrier=ca, mta=mta, recipient_domain=do,
-                      relay=r, day=dy) for s, x, d, c, p, ca, do, r, dy in events]
-    assert [classes[k] for k in codes] == plain
-
-
-def test_classify_columns_classifies_a_reply_once_whatever_the_address():
-    events = [("bounced", f"550 5.1.1 <user{i}@docomo.ne.jp>: User unknown", "5.1.1", 550, "rcpt", "docomo",
-               "docomo.ne.jp", "mfsmax.docomo.ne.jp[203.138.181.112]:25", date(2026, 11, 2 + i % 3)) for i in range(900)]
-    codes, classes = classify_columns(*_arrow_columns(events, True), mta="postfix")
-    assert len(classes) == 1 and classes[0] == classify(*events[0][:2], dsn="5.1.1", reply_code=550, smtp_phase="rcpt",
-                                                         carrier="docomo", mta="postfix", recipient_domain="docomo.ne.jp")
-    assert set(codes.tolist()) == {0}
-
-
-def test_classify_columns_with_a_nul_in_a_text_and_empty_input():
-    events = _events(500, seed=2)
-    events[7] = ("bounced", "550 5.1.1 <a@b.jp>\x00x@y: User unknown") + events[7][2:]
-    codes, classes = classify_columns(*_arrow_columns(events, True), mta="postfix")
-    plain = [classify(s, x, dsn=d, reply_code=c, smtp_phase=p, carrier=ca, mta="postfix", recipient_domain=do,
-                      relay=r, day=dy) for s, x, d, c, p, ca, do, r, dy in events]
-    assert [classes[k] for k in codes] == plain
-    codes, classes = classify_columns(*[pa.array([], pa.string())] * 8, pa.array([], pa.int32()))
-    assert len(codes) == 0 and classes == []

@@ -5,7 +5,6 @@
               configure(cfg.classify, cfg.carriers) installs the config's phrases and providers;
               provider_key(domain, relay, carrier, day) for callers that de-duplicate first;
               classify_many(columns...) the same verdicts for many events at once;
-              classify_columns(arrow columns...) -> (codes, classes), once per distinct key;
               mask_addresses(arrow texts) masks the addresses no verdict depends on (a key for
               de-duplicating a column before classifying it)
   reasons/    one module per bounce reason: phrases and codes as data, ORDER of trial in one place
@@ -20,7 +19,6 @@ from .classifier import (
     Classification,
     Decision,
     classify,
-    classify_columns,
     classify_many,
     configure,
     describe,
@@ -32,5 +30,5 @@ from .classifier import (
     provider_key,
 )
 
-__all__ = ["DELIVERED", "Classification", "Decision", "classify", "classify_columns", "classify_many", "configure", "describe", "explain",
+__all__ = ["DELIVERED", "Classification", "Decision", "classify", "classify_many", "configure", "describe", "explain",
            "is_hard", "mask_addresses", "normalise", "parse_reply", "provider_key"]

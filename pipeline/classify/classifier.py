@@ -232,64 +232,6 @@ def classify_many(statuses, diagnostics, dsns, reply_codes, smtp_phases, carrier
 _NO_KEY = object()
 
 
-def classify_columns(status, text, dsn, reply_code, smtp_phase, carrier, recipient_domain, relay, day,
-                     mta: str | None = None):
-    """classify() of a batch given as Arrow columns, once per distinct verdict-deciding key.
-
-    `day` is date32 or the day number since 1970-01-01 (as the ingest sink keeps it). Returns
-    (codes, classes): a numpy int32 array with one code per row and the list of Classifications
-    the codes index; classes[codes[i]] == classify(row i's fields, mta=mta) for every row
-    (tests/test_classify_fast.py). The key is what the verdict is a function of: status, the
-    address-masked text (mask_addresses), dsn, reply code, phase and the provider key, which is
-    looked up once per distinct (domain, relay, carrier, day). A null and an empty field are the
-    same to classify() and share a key.
-    """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    n = len(status)
-    if n == 0:
-        return np.zeros(0, np.int32), []
-    if pa.types.is_integer(day.type):
-        day = pc.cast(pc.cast(day, pa.int32()), pa.date32())
-    strings = (status, text, dsn, smtp_phase, carrier, recipient_domain, relay)
-    if any(pc.any(pc.match_substring(c, "\x00")).as_py() for c in strings if pa.types.is_string(c.type)):
-        # a NUL would blur the joined keys: the rows one by one (still once per distinct event)
-        classes = classify_many(*(c.to_pylist() for c in (status, text, dsn, reply_code, smtp_phase, carrier)), mta,
-                                *(c.to_pylist() for c in (recipient_domain, relay, day)))
-        index: dict = {}
-        codes = np.fromiter((index.setdefault(c, len(index)) for c in classes), np.int32, n)
-        return codes, list(index)
-
-    def part(column):
-        return pc.fill_null(column if pa.types.is_string(column.type) else pc.cast(column, pa.string()), "")
-
-    def firsts(encoded) -> tuple[np.ndarray, pa.Array]:
-        indices = encoded.indices.to_numpy(zero_copy_only=False)
-        _, first = np.unique(indices, return_index=True)  # codes count up in order of first appearance
-        return indices, pa.array(first)
-
-    where = pc.binary_join_element_wise(part(recipient_domain), part(relay), part(carrier), part(day), "\x00")
-    where = where.dictionary_encode()
-    _, take = firsts(where)
-    key_for = (_TABLES or tables()).providers.key_for
-    keys = [key_for(d, r, c, dy) if (d or r or c) else None
-            for d, r, c, dy in zip(*(col.take(take).to_pylist() for col in (recipient_domain, relay, carrier, day)))]
-    provider = pa.array(keys, pa.string()).take(where.indices)
-
-    joined = pc.binary_join_element_wise(part(status), part(mask_addresses(text)), part(dsn), part(reply_code),
-                                         part(smtp_phase), part(provider), "\x00").dictionary_encode()
-    codes, take = firsts(joined)
-    quick_normalise = _quick_normalise
-    classify_quick = _classify_quick
-    classes = [DELIVERED if s == "sent" else
-               classify_quick(s, quick_normalise(t) if t else "", d, c, p, mta, k)
-               for s, t, d, c, p, k in zip(*(col.take(take).to_pylist()
-                                             for col in (status, text, dsn, reply_code, smtp_phase, provider)))]
-    return codes.astype(np.int32, copy=False), classes
-
-
 def provider_key(recipient_domain: str | None = None, relay: str | None = None, carrier: str | None = None,
                  day=None) -> str | None:
     """The small key classify() caches by for these fields ("docomo#1", or None): callers that
