@@ -154,9 +154,9 @@ class EventStore:
         return index
 
     def _add_to_index(self, day: str, f: Path, keys: np.ndarray) -> None:
-        index = self._days.get(day)
-        if index is None:
-            return  # built from the directory when next needed
+        # a day not indexed yet gets an index of this file alone: _day_index() adds the day's
+        # other files when it is next asked (so a file just written is never read back)
+        index = self._days.get(day) or _DayIndex()
         index.add(str(f), _stamp(f), np.sort(keys))
         self._remember(day, index)
 
