@@ -283,6 +283,35 @@ def test_sisimai_diagnostics_as_delivery_texts_give_the_same_events(tmp_path):
     assert len(fast[0]) > 450
 
 
+# replies where one character decides the reply code or the SMTP phase (the compiled
+# text_facts reads them; tests/test_postfix_scan.py holds it to the definitions text by text)
+REPLY_EDGES = [
+    "250 ok", "550-5.1.1 x", "2000 x", "said: 550 x", "said:550 x", "said 550x", "said: 5501 x", "reply=421 x",
+    "Remote host said: 554 y", "talk to me: 421 z", "greeting: 421-x", "x (in reply to RCPT TO command))",
+    "x (in reply to RCPT TO command)) \t", "host said: 450 busy (in reply to FOO command)", "(in reply to  command)",
+    "a (in reply to end of DATA command) b", "(in reply to (in reply to DATA command) command)",
+    "x (in reply to BDAT command) (in reply to QUIT command)", "lost connection while sending RCPT TO",
+    "WHILE SENDING message body x", "While Sending DATA", "refused to talk to me: 554", "",
+    "x while receiving the initial server greeting", "said: ５５０ 全角の数字", "said: 550 利用者なし (in reply to RCPT TO command)",
+    "ſaid: 550 x while ſending DATA", "x (in reply to XYZZY command)",
+]
+
+
+def test_reply_edges_give_the_same_codes_and_phases(tmp_path):
+    """Reply codes and phases of odd replies, ASCII and UTF-8 (with SMTPUTF8 recipients too),
+    deferred, bounced and sent: the block reader's are the per-line parser's."""
+    lines = []
+    for i, text in enumerate(REPLY_EDGES * 3):
+        status = ("deferred", "bounced", "sent")[i % 3]
+        rcpt = f"u{i}@example.jp" if i % 2 else f"利用者{i}@例え.jp"
+        lines.append(f"Nov 10 09:{i // 60 % 60:02d}:{i % 60:02d} mx1 postfix/smtp[1]: {0x10000 + i:X}A: to=<{rcpt}>, "
+                     f"relay=mx.example.jp[192.0.2.1]:25, delay=1, delays=1/0/0/0, dsn=5.0.0, status={status} ({text})\n")
+    log = write_log(tmp_path, "".join(lines))
+    fast, slow = ingest_both(tmp_path, [log])
+    assert_same(fast, slow)
+    assert len(fast[0]) == len(lines)
+
+
 def test_the_fast_path_takes_the_common_lines(tmp_path):
     """On ordinary traffic nearly every interesting line is read column-wise (else the block
     reader would be correct but no faster): fed lines are the expiries and little else."""

@@ -350,6 +350,7 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
         "status_code": s["d_status_code"],
         "text": cut(data, s["d_status_end"] + 2, d_end - 1, has_text),
         "line_start": ds, "line_end": d_end,
+        "text_start": s["d_status_end"] + 2, "text_end": d_end - 1, "has_text": has_text,  # (_row_columns)
     }
     d_minute = minutes[d]
     delivery["day"] = ab.numbers((minute_us[d_minute] + secs[d] * 1_000_000) // 86_400_000_000, pa.int32(),
@@ -391,6 +392,53 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     word, event id."""
     texts = dv["text"]
     n = len(texts)
+    text_at = dv.pop("text_start"), dv.pop("text_end"), dv.pop("has_text")
+    high = dv.pop("high", None)
+    if scanner:
+        codes, phase_code, phase_words = _text_facts_native(block, texts, text_at, high, scanner)
+        code_valid = codes >= 0
+    else:
+        codes, code_valid, phase_code, phase_words = _text_facts_arrow(texts, high)
+    dv["reply_code"] = ab.numbers(codes, pa.int16(), code_valid)
+    dv["smtp_phase"] = (ab.strings(phase_words).take(ab.numbers(np.maximum(phase_code, 0), pa.int32(), phase_code >= 0))
+                        if phase_words else pa.nulls(n, pa.string()))
+    dv["status"] = pa.DictionaryArray.from_arrays(ab.numbers(dv["status_code"], pa.int32()), _STATUS_ARRAY).cast(pa.string())
+    if scanner:
+        dv["event_id"] = scanner.event_ids(np.frombuffer(block, np.uint8), dv["line_start"], dv["line_end"],
+                                           dv["recipient"], ID_BYTES)
+    else:
+        starts, ends = dv["line_start"].tolist(), dv["line_end"].tolist()
+        dv["event_id"] = event_ids_for_plain([block[s:e] for s, e in zip(starts, ends)], dv["recipient"].to_pylist())
+
+
+def _text_facts_native(block: bytes, texts: pa.Array, text_at: tuple, high, scanner: Scanner):
+    """(reply codes, -1 for none; phase codes into the phase words, -1 for none; phase words) of
+    the delivery texts by the compiled text_facts (reply_code_of and smtp_phase_of for ASCII
+    texts); a non-ASCII line's text, and a command word only smtp_phase_of knows, by Python."""
+    starts, ends, valid = text_at
+    codes, phases = scanner.text_facts(np.frombuffer(block, np.uint8), starts, ends, valid)
+    codes = codes.astype(np.int64)
+    phase_code = phases.astype(np.int32) - 1            # PHASES[1:] are the words; -1 is none
+    phase_words = list(scanner.PHASES[1:])
+    ask = phases == scanner.PHASE_PYTHON
+    if high is not None and len(high):
+        ask[high] = True
+        for j, text in zip(high.tolist(), texts.take(ab.indices(high)).to_pylist()):
+            code = reply_code_of(text)
+            codes[j] = -1 if code is None else code
+    asked = np.flatnonzero(ask)
+    if len(asked):
+        word_code = {w: i for i, w in enumerate(phase_words)}
+        phase_code[asked] = [-1 if phase is None else word_code.setdefault(phase, len(word_code))
+                             for phase in map(smtp_phase_of, texts.take(ab.indices(asked)).to_pylist())]
+        phase_words = list(word_code)
+    return codes, phase_code, phase_words
+
+
+def _text_facts_arrow(texts: pa.Array, high):
+    """_text_facts_native's answers without the compiled scanner: RE2 through Arrow, and
+    smtp_phase_of once per distinct text that names a phase."""
+    n = len(texts)
     # reply code: the leading `250 ` of most texts by position, REPLY_CODE_RE (by RE2) for the rest
     leading = ab.to_bools(pc.match_substring_regex(texts, _LEADING_CODE_RE))
     codes = np.zeros(n, np.int64)
@@ -408,7 +456,6 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     # SMTP phase: only texts naming one can have one; smtp_phase_of is asked once per distinct
     # text of the block (a text names its phase; many rows share a reply)
     hint = ab.to_bools(pc.match_substring_regex(texts, _PHASE_HINT_RE))
-    high = dv.pop("high", None)
     if high is not None and len(high):
         # a non-ASCII line's text is read by reply_code_of / smtp_phase_of themselves
         hint[high] = True
@@ -425,16 +472,7 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
                     for phase in map(smtp_phase_of, encoded.dictionary.to_pylist())]
         phase_code[hinted] = np.array(distinct, np.int32)[ab.to_ints(encoded.indices)]
         phase_words = list(word_code)
-    dv["reply_code"] = ab.numbers(codes, pa.int16(), code_valid)
-    dv["smtp_phase"] = (ab.strings(phase_words).take(ab.numbers(np.maximum(phase_code, 0), pa.int32(), phase_code >= 0))
-                        if phase_words else pa.nulls(n, pa.string()))
-    dv["status"] = pa.DictionaryArray.from_arrays(ab.numbers(dv["status_code"], pa.int32()), _STATUS_ARRAY).cast(pa.string())
-    if scanner:
-        dv["event_id"] = scanner.event_ids(np.frombuffer(block, np.uint8), dv["line_start"], dv["line_end"],
-                                           dv["recipient"], ID_BYTES)
-    else:
-        starts, ends = dv["line_start"].tolist(), dv["line_end"].tolist()
-        dv["event_id"] = event_ids_for_plain([block[s:e] for s, e in zip(starts, ends)], dv["recipient"].to_pylist())
+    return codes, code_valid, phase_code, phase_words
 
 
 def _pylist(values: pa.Array) -> list:
