@@ -21,6 +21,14 @@ from pipeline.core.config import load_config
 pytest_plugins = ["lakekit"]  # the lake tests' fixtures (s3_server, bucket): one moto server per session
 
 
+@pytest.fixture(autouse=True)
+def _no_operator_environment(monkeypatch):
+    """The CLI reads MAILHYGIENE_CONFIG, MAILHYGIENE_DATA_DIR and MAILHYGIENE_TIMEZONE: a
+    developer's own settings must not reach the tests (a test that wants one sets it)."""
+    for name in ("MAILHYGIENE_CONFIG", "MAILHYGIENE_DATA_DIR", "MAILHYGIENE_TIMEZONE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def cfg(tmp_path):
     return load_config(None, data_dir=tmp_path / "data", timezone="Asia/Tokyo")

@@ -419,7 +419,8 @@ def user_python(user):
 def run_as(data, *args, user=None):
     """`mailhygiene --data-dir DATA ARGS` in a subprocess, as root or as `user`."""
     python, extra_env = user_python(pwd.getpwuid(data.stat().st_uid))  # the data dir's owner can start it
-    env = {k: v for k, v in os.environ.items() if k not in ("MAILHYGIENE_CONFIG", "PYTHONPATH")}
+    env = {k: v for k, v in os.environ.items() if k not in ("MAILHYGIENE_CONFIG", "MAILHYGIENE_DATA_DIR",
+                                                           "MAILHYGIENE_TIMEZONE", "PYTHONPATH")}
     env.update(extra_env, PYTHONDONTWRITEBYTECODE="1", HOME=str(data.parent))
     kwargs = {}
     if user is not None:

@@ -326,3 +326,29 @@ def test_control_characters_never_reach_the_list_or_the_terminal(ingested):
     assert "note: line one / line two\\x00\\x1b[31m" in listing and "\x1b" not in listing
     assert json.loads(invoke(ingested, "suppression", "list", "--json").stdout)["entries"][0]["note"] == \
         "line one\nline two\x00\x1b[31m"
+
+
+def test_the_environment_names_the_data_dir_and_zone_for_the_cli_as_for_the_notebook(tmp_path, monkeypatch):
+    """MAILHYGIENE_DATA_DIR / MAILHYGIENE_TIMEZONE point the notebook and pipeline.connect() at a
+    data dir; the CLI reads the same variables (flag > environment > config), so one export serves
+    both."""
+    import pipeline
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("MAILHYGIENE_DATA_DIR", str(data))
+    monkeypatch.setenv("MAILHYGIENE_TIMEZONE", "Asia/Tokyo")
+    r = CliRunner().invoke(cli, ["ingest", str(SAMPLES / "postfix" / "mail.log")])
+    assert r.exit_code == 0, r.output
+    con = pipeline.connect()
+    try:
+        stored = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    finally:
+        con.close()
+    assert stored > 0
+    r = CliRunner().invoke(cli, ["report", "--json"])
+    assert r.exit_code == 0, r.output
+    shown = json.loads(r.output)
+    assert shown["period"]["timezone"] == "Asia/Tokyo" and {c["carrier"] for c in shown["carriers"]} >= {"docomo", "au"}
+    # the flag beats the environment: another data dir is empty
+    r = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "other"), "report"])
+    assert r.exit_code == 1 and "no events in" in r.output and str(tmp_path / "other") in r.output

@@ -299,8 +299,10 @@ pass_app = click.make_pass_decorator(AppContext)
               help="TOML config file. Default: ./mailhygiene.toml when present, else "
                    "/etc/mailhygiene/mailhygiene.toml when present.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              envvar="MAILHYGIENE_DATA_DIR", show_envvar=True,
               help="Where events, the suppression list and reports live (config: data_dir).")
 @click.option("--timezone", default=None, metavar="ZONE",
+              envvar="MAILHYGIENE_TIMEZONE", show_envvar=True,
               help="IANA zone of syslog clocks and of calendar days, e.g. Asia/Tokyo "
                    "(config: timezone; default: this machine's zone).")
 @click.option("-q", "--quiet", is_flag=True,
