@@ -298,12 +298,14 @@ REPLY_EDGES = [
 
 
 def test_reply_edges_give_the_same_codes_and_phases(tmp_path):
-    """Reply codes and phases of odd replies, ASCII and UTF-8 (with SMTPUTF8 recipients too),
-    deferred, bounced and sent: the block reader's are the per-line parser's."""
+    """Reply codes and phases of odd replies, ASCII and UTF-8 (with SMTPUTF8 recipients too, some
+    with letters only Python lower-cases), deferred, bounced and sent: the block reader's are the
+    per-line parser's."""
     lines = []
     for i, text in enumerate(REPLY_EDGES * 3):
         status = ("deferred", "bounced", "sent")[i % 3]
-        rcpt = f"u{i}@example.jp" if i % 2 else f"利用者{i}@例え.jp"
+        # ASCII, Japanese (no case), and letters whose Python lower() is not ASCII lower-casing
+        rcpt = (f"U{i}@Example.JP", f"利用者{i}@例え.jp", f"ÄＵser{i}@ＥＸ.jp")[i % 3 if i % 2 else (i + 1) % 3]
         lines.append(f"Nov 10 09:{i // 60 % 60:02d}:{i % 60:02d} mx1 postfix/smtp[1]: {0x10000 + i:X}A: to=<{rcpt}>, "
                      f"relay=mx.example.jp[192.0.2.1]:25, delay=1, delays=1/0/0/0, dsn=5.0.0, status={status} ({text})\n")
     log = write_log(tmp_path, "".join(lines))

@@ -499,9 +499,14 @@ def _python_lower(block: bytes, values: pa.Array, starts: np.ndarray, ends: np.n
     if not len(high):
         return values
     fixed = [block[a:b].decode("utf-8").lower() for a, b in zip(starts[high].tolist(), ends[high].tolist())]
+    # most non-ASCII values have no case beyond ASCII (Japanese): the column is rebuilt only
+    # for the values whose Python lower() differs from what is there
+    differ = [i for i, (want, have) in enumerate(zip(fixed, values.take(ab.indices(high)).to_pylist())) if want != have]
+    if not differ:
+        return values
     index = np.arange(len(values), dtype=np.int64)
-    index[high] = len(values) + np.arange(len(high))
-    return pa.concat_arrays([values, ab.strings(fixed)]).take(ab.indices(index))
+    index[high[differ]] = len(values) + np.arange(len(differ))
+    return pa.concat_arrays([values, ab.strings([fixed[i] for i in differ])]).take(ab.indices(index))
 
 
 class _Names:
