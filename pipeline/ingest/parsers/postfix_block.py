@@ -1,16 +1,17 @@
-"""Postfix log blocks read column-wise: the fast path of PostfixParser for clean blocks.
+"""Postfix log blocks read column-wise: the fast path of PostfixParser.
 
-A block of whole lines (ASCII, no NUL or CR, no over-long line) is scanned for the four line
-shapes that make up almost all of a Postfix log's work, in their usual spelling (FAST_RE below):
+A block of whole lines is scanned, line by line, for the four line shapes that make up almost
+all of a Postfix log's work, in their usual spelling (FAST_RE below); a line with invalid UTF-8,
+a NUL, a CR or of MAX_LINE_BYTES goes to the front door on its own:
 
     … postfix/smtp[pid]: QID: to=<a@b>, relay=…, delay=…, delays=…, dsn=…, status=sent (…)
     … postfix/qmgr[pid]: QID: from=<a@b>, size=…, nrcpt=… (queue active)
     … postfix/qmgr[pid]: QID: removed
     … postfix/cleanup[pid]: QID: message-id=<…>
 
-The compiled scanner (pipeline/native/postfix_scan.c, one pass, no GIL) does that when it was
-built; scan_numpy() here, which runs FAST_RE by RE2 through Arrow and does the rest with numpy,
-defines what it must find and stands in where no C compiler was available.
+The compiled scanner (pipeline/ingest/native/postfix_scan.c, one pass, no GIL) does that when
+it was built; scan_numpy() here, which runs FAST_RE by RE2 through Arrow and does the rest with
+numpy, defines what it must find and stands in where no C compiler was available.
 
 For those lines the pattern guarantees where every field starts and ends, so the fields are cut
 by position (one gather per column). Every other line that PostfixParser.feed would look at
@@ -19,9 +20,10 @@ itself, in line order, so the result is the per-line parser's by construction: t
 ever takes lines whose meaning is unambiguous. tests/test_postfix_block.py holds the two to the
 same events and state on the sample logs, the public corpus, generated traffic and odd lines.
 
-What a delivery row needs that no other line decides (reply code, SMTP phase, event id, carrier
-and class, the deferred row kept in the state) is made with the fields, in extract(), which
-ingest runs in reader threads ahead of the block being applied.
+What a delivery row needs that no other line decides (reply code and SMTP phase: the compiled
+text_facts for ASCII texts, reply_code_of / smtp_phase_of for the others; event id, carrier
+and class) is made with the fields, in extract(), which ingest runs in reader threads ahead of
+the block being applied.
 
 The queue-id joins (sender, message-id, deferred recipients for the expiry line) live in the
 parser's own state (PostfixParser.queue). Queue ids are independent of each other there, so they
