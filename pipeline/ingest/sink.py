@@ -53,7 +53,6 @@ class EventBuffer:
         self.carriers = carriers
         self._days: dict[int, date] = {}
         self._carrier_of_pair: dict[str, str] = {}   # "domain\0relay" -> carrier (annotate)
-        self._class_of_key: dict[tuple, tuple] = {}  # (mta, key of classify()'s inputs) -> class (annotate)
 
     def add(self, row: dict) -> None:
         self.rows.append(row)
@@ -139,24 +138,12 @@ class EventBuffer:
                                   pc.cast(rows[c].take(take), pa.string()), _EMPTY) for c in names]
             keys = pc.binary_join_element_wise(*parts, _NUL).dictionary_encode()
             key_of = ab.to_ints(keys.indices)
-            # each distinct key classified once per run (kept across batches: a log repeats its
-            # few thousand texts day after day; the reader threads share the dict)
-            known = self._class_of_key
-            distinct = keys.dictionary.to_pylist()
-            classes = [known.get((mta, k)) for k in distinct]
-            new = np.array([k for k, c in enumerate(classes) if c is None], np.int64)
-            if len(new):
-                _, first = np.unique(key_of, return_index=True)   # first row of each key, by code
-                take = ab.indices(failed[first[new]])
-                picked = [rows[c].take(take).to_pylist() for c in names]
-                day_of = {d: None if d is None else self.day(d * US_PER_DAY) for d in set(picked[-1])}
-                picked[-1] = list(map(day_of.__getitem__, picked[-1]))
-                found = self._classify_rows(*picked[:5], [mta] * len(new), *picked[5:])
-                if len(known) > 200_000:
-                    known.clear()
-                for k, c in zip(new.tolist(), found):
-                    classes[k] = c
-                    known[(mta, distinct[k])] = c
+            _, first = np.unique(key_of, return_index=True)
+            take = ab.indices(failed[first])
+            picked = [rows[c].take(take).to_pylist() for c in names]
+            day_of = {d: None if d is None else self.day(d * US_PER_DAY) for d in set(picked[-1])}
+            picked[-1] = list(map(day_of.__getitem__, picked[-1]))
+            classes = self._classify_rows(*picked[:5], [mta] * len(first), *picked[5:])
             codes_of_key = np.array([distinct_classes.setdefault(c, len(distinct_classes)) for c in classes], np.int32)
             class_code[failed] = codes_of_key[key_of]
         codes = ab.numbers(class_code, pa.int32())
