@@ -206,8 +206,9 @@ def test_event_ids_are_the_stable_ids():
 @needs_scanner
 def test_has_markers_finds_what_python_finds():
     """has_markers (the foreign-MTA check of every chunk of an `auto` log: one SIMD pass with a
-    first/second/last-byte filter, glibc memmem for the tail) says what `marker in block` says:
-    markers at the start, the end, across every 16-byte boundary, near misses, one-byte and
+    first/second/last-byte filter, 32 bytes a step with AVX2, else 16; glibc memmem for the
+    tail) says what `marker in block` says: markers at the start, the end, across every 16- and
+    32-byte boundary, near misses, one-byte and
     repeated markers, no markers; and on a real log block."""
     from pipeline.ingest.engine import _FOREIGN
 
@@ -231,9 +232,9 @@ def test_has_markers_finds_what_python_finds():
         checked += 1
         found += want
     assert 0.2 * checked < found < 0.8 * checked
-    for at in range(0, 40):                            # every offset around the SIMD steps
+    for at in range(0, 80):                            # every offset around the SIMD steps (16 and 32 bytes)
         for m in markers:
-            data = b"a" * at + m + b"b" * (40 - at)
+            data = b"a" * at + m + b"b" * (80 - at)
             assert SCANNER.has_markers(data, (m,)) and SCANNER.has_markers(data, (b"zz", m))
             assert not SCANNER.has_markers(data.replace(m, b"-" * len(m)), (m,))
     logs = [SAMPLES / "postfix" / "mail.log", SAMPLES / "sendmail" / "maillog", SAMPLES / "qmail" / "current"]

@@ -38,6 +38,7 @@ Called by pipeline.ingest.engine for every clean block of a Postfix file.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -319,10 +320,10 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     qids = cut(data, s["f_qs"], qid_end).dictionary_encode()
 
     # stamps: one key per minute (the parser turns each into time once), seconds by position
-    _, first_of_key, minutes = np.unique(s["f_key"], return_index=True, return_inverse=True)
+    packed, first_of_key, minutes = np.unique(s["f_key"], return_index=True, return_inverse=True)
     minute_keys = [block[x:x + 12].decode("ascii") for x in starts[first_of_key].tolist()]
     secs = s["f_secs"]
-    minute_us, no_date = minute_times(ctx, minute_keys)
+    minute_us, no_date = _minute_times(ctx, packed, minute_keys)
 
     # sender (lower-cased as normalise_address does) and message-id (as it is)
     f = np.flatnonzero(kind == K_FROM)
@@ -381,6 +382,37 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
         spread(ab.to_ints(qids.indices), -1, np.int64), qids.dictionary,
         spread(minutes, 0, np.int64), spread(secs, 0, np.int64), minute_keys,
         (fast_pos[f], senders), (fast_pos[m], msgids), delivery, minute_us, no_date)
+
+
+_MINUTES: dict[int, tuple] = {}  # id(ctx) -> (ctx, {packed `Mon DD hh:mm`: (us, no date)}), a few contexts
+_MINUTES_KEPT = 16
+_MINUTES_LOCK = threading.Lock()
+
+
+def _minute_times(ctx, packed: np.ndarray, minute_keys: list) -> tuple[np.ndarray, np.ndarray]:
+    """blocks.minute_times of a block's distinct minutes (`packed`: their keys as the scanner
+    packs them), each minute of a file's context worked out once (a block repeats the minutes
+    of the one before). The reader threads share the dict: a minute made twice is the same."""
+    with _MINUTES_LOCK:
+        entry = _MINUTES.get(id(ctx))
+        if entry is None or entry[0] is not ctx:
+            if len(_MINUTES) >= _MINUTES_KEPT:
+                del _MINUTES[next(iter(_MINUTES))]
+            entry = _MINUTES[id(ctx)] = (ctx, {})
+    known = entry[1]
+    keys = packed.tolist()
+    values = [known.get(k) for k in keys]
+    missing = [i for i, v in enumerate(values) if v is None]
+    if missing:
+        us, no_date = minute_times(ctx, [minute_keys[i] for i in missing])
+        made = list(zip(us.tolist(), no_date.tolist()))
+        for i, v in zip(missing, made):
+            values[i] = v
+        if len(known) > 100_000:
+            known.clear()
+        known.update(zip((keys[i] for i in missing), made))
+    return (np.fromiter((v[0] for v in values), np.int64, len(values)),
+            np.fromiter((v[1] for v in values), bool, len(values)))
 
 
 # the event columns no parser fills: event_id (made by _row_columns) and what the `annotate`
