@@ -314,6 +314,41 @@ def test_reply_edges_give_the_same_codes_and_phases(tmp_path):
     assert len(fast[0]) == len(lines)
 
 
+def test_minutes_are_read_per_file_and_repeat_across_blocks(tmp_path, monkeypatch):
+    """The block reader works out each minute stamp of a file once and reuses it in later blocks:
+    two files with the same stamps but modification times a year apart (so `Dec 31` is another
+    year in each), read in one run without --year and in blocks of a few lines, with a minute
+    that is no date (Feb 30) in several blocks, give the per-line parser's events."""
+    import os
+    from datetime import datetime
+
+    import pipeline.ingest.source as source_mod
+
+    lines = []
+    for i in range(40):
+        stamp = "Feb 30 09:00:10" if i % 10 == 3 else f"Dec 31 23:{58 + i % 2}:{i:02d}"
+        lines.append(f"{stamp} mx1 postfix/qmgr[2]: {0x20000 + i:X}B: from=<s{i}@example.jp>, size=1, nrcpt=1 (queue active)\n")
+        lines.append(f"{stamp} mx1 postfix/smtp[1]: {0x20000 + i:X}B: to=<u{i}@example.jp>, relay=mx.example.jp[192.0.2.1]:25, "
+                     f"delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)\n")
+    paths = []
+    for name, when in (("jan.log", datetime(2026, 1, 2, tzinfo=TOKYO)), ("dec.log", datetime(2026, 12, 31, 23, 59, 59, tzinfo=TOKYO))):
+        # (another host per file: the same line in two files is one event, stored once)
+        path = write_log(tmp_path, "".join(lines).replace(" mx1 ", f" {name[:3]} "), name)
+        os.utime(path, (when.timestamp(), when.timestamp()))
+        paths.append(path)
+    monkeypatch.setattr(source_mod, "BLOCK_BYTES", 600)
+    out = []
+    for columnar in (True, False):
+        data = tmp_path / f"data-{columnar}"
+        ingest(load_config(None, data_dir=data, timezone="Asia/Tokyo"), paths, fmt="postfix", columnar=columnar)
+        out.append(pipeline.connect(data).sql(
+            "SELECT source_file, year(ts AT TIME ZONE 'Asia/Tokyo') AS y, count(*) FROM events GROUP BY ALL ORDER BY ALL").fetchall())
+    assert out[0] == out[1]
+    years = {(p.rsplit("/", 1)[-1], y) for p, y, _ in out[0]}
+    assert years == {("jan.log", 2025), ("dec.log", 2026)}
+    assert sum(n for _, _, n in out[0]) == 2 * 36  # the Feb 30 lines are no date: skipped
+
+
 def test_the_fast_path_takes_the_common_lines(tmp_path):
     """On ordinary traffic nearly every interesting line is read column-wise (else the block
     reader would be correct but no faster): fed lines are the expiries and little else."""
