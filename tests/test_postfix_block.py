@@ -283,6 +283,72 @@ def test_sisimai_diagnostics_as_delivery_texts_give_the_same_events(tmp_path):
     assert len(fast[0]) > 450
 
 
+# replies where one character decides the reply code or the SMTP phase (the compiled
+# text_facts reads them; tests/test_postfix_scan.py holds it to the definitions text by text)
+REPLY_EDGES = [
+    "250 ok", "550-5.1.1 x", "2000 x", "said: 550 x", "said:550 x", "said 550x", "said: 5501 x", "reply=421 x",
+    "Remote host said: 554 y", "talk to me: 421 z", "greeting: 421-x", "x (in reply to RCPT TO command))",
+    "x (in reply to RCPT TO command)) \t", "host said: 450 busy (in reply to FOO command)", "(in reply to  command)",
+    "a (in reply to end of DATA command) b", "(in reply to (in reply to DATA command) command)",
+    "x (in reply to BDAT command) (in reply to QUIT command)", "lost connection while sending RCPT TO",
+    "WHILE SENDING message body x", "While Sending DATA", "refused to talk to me: 554", "",
+    "x while receiving the initial server greeting", "said: ５５０ 全角の数字", "said: 550 利用者なし (in reply to RCPT TO command)",
+    "ſaid: 550 x while ſending DATA", "x (in reply to XYZZY command)",
+]
+
+
+def test_reply_edges_give_the_same_codes_and_phases(tmp_path):
+    """Reply codes and phases of odd replies, ASCII and UTF-8 (with SMTPUTF8 recipients too, some
+    with letters only Python lower-cases), deferred, bounced and sent: the block reader's are the
+    per-line parser's."""
+    lines = []
+    for i, text in enumerate(REPLY_EDGES * 3):
+        status = ("deferred", "bounced", "sent")[i % 3]
+        # ASCII, Japanese (no case), and letters whose Python lower() is not ASCII lower-casing
+        rcpt = (f"U{i}@Example.JP", f"利用者{i}@例え.jp", f"ÄＵser{i}@ＥＸ.jp")[i % 3 if i % 2 else (i + 1) % 3]
+        lines.append(f"Nov 10 09:{i // 60 % 60:02d}:{i % 60:02d} mx1 postfix/smtp[1]: {0x10000 + i:X}A: to=<{rcpt}>, "
+                     f"relay=mx.example.jp[192.0.2.1]:25, delay=1, delays=1/0/0/0, dsn=5.0.0, status={status} ({text})\n")
+    log = write_log(tmp_path, "".join(lines))
+    fast, slow = ingest_both(tmp_path, [log])
+    assert_same(fast, slow)
+    assert len(fast[0]) == len(lines)
+
+
+def test_minutes_are_read_per_file_and_repeat_across_blocks(tmp_path, monkeypatch):
+    """The block reader works out each minute stamp of a file once and reuses it in later blocks:
+    two files with the same stamps but modification times a year apart (so `Dec 31` is another
+    year in each), read in one run without --year and in blocks of a few lines, with a minute
+    that is no date (Feb 30) in several blocks, give the per-line parser's events."""
+    import os
+    from datetime import datetime
+
+    import pipeline.ingest.source as source_mod
+
+    lines = []
+    for i in range(40):
+        stamp = "Feb 30 09:00:10" if i % 10 == 3 else f"Dec 31 23:{58 + i % 2}:{i:02d}"
+        lines.append(f"{stamp} mx1 postfix/qmgr[2]: {0x20000 + i:X}B: from=<s{i}@example.jp>, size=1, nrcpt=1 (queue active)\n")
+        lines.append(f"{stamp} mx1 postfix/smtp[1]: {0x20000 + i:X}B: to=<u{i}@example.jp>, relay=mx.example.jp[192.0.2.1]:25, "
+                     f"delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 ok)\n")
+    paths = []
+    for name, when in (("jan.log", datetime(2026, 1, 2, tzinfo=TOKYO)), ("dec.log", datetime(2026, 12, 31, 23, 59, 59, tzinfo=TOKYO))):
+        # (another host per file: the same line in two files is one event, stored once)
+        path = write_log(tmp_path, "".join(lines).replace(" mx1 ", f" {name[:3]} "), name)
+        os.utime(path, (when.timestamp(), when.timestamp()))
+        paths.append(path)
+    monkeypatch.setattr(source_mod, "BLOCK_BYTES", 600)
+    out = []
+    for columnar in (True, False):
+        data = tmp_path / f"data-{columnar}"
+        ingest(load_config(None, data_dir=data, timezone="Asia/Tokyo"), paths, fmt="postfix", columnar=columnar)
+        out.append(pipeline.connect(data).sql(
+            "SELECT source_file, year(ts AT TIME ZONE 'Asia/Tokyo') AS y, count(*) FROM events GROUP BY ALL ORDER BY ALL").fetchall())
+    assert out[0] == out[1]
+    years = {(p.rsplit("/", 1)[-1], y) for p, y, _ in out[0]}
+    assert years == {("jan.log", 2025), ("dec.log", 2026)}
+    assert sum(n for _, _, n in out[0]) == 2 * 36  # the Feb 30 lines are no date: skipped
+
+
 def test_the_fast_path_takes_the_common_lines(tmp_path):
     """On ordinary traffic nearly every interesting line is read column-wise (else the block
     reader would be correct but no faster): fed lines are the expiries and little else."""

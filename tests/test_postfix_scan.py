@@ -23,7 +23,9 @@ from fixtures import POSTFIX_ODD_LINES as ODD
 
 from pipeline.store import arrow_build as ab
 from pipeline.ingest import native
-from pipeline.ingest.parsers import postfix_block
+from pipeline.ingest.parsers import postfix, postfix_block
+from pipeline.ingest.parsers.common import reply_code_of
+from pipeline.ingest.parsers.postfix import smtp_phase_of
 from pipeline.store.records import ID_BYTES, event_id_for, event_ids_for_plain
 
 DISABLED = os.environ.get("MAILHYGIENE_NATIVE") == "0"
@@ -204,8 +206,9 @@ def test_event_ids_are_the_stable_ids():
 @needs_scanner
 def test_has_markers_finds_what_python_finds():
     """has_markers (the foreign-MTA check of every chunk of an `auto` log: one SIMD pass with a
-    first/second/last-byte filter, glibc memmem for the tail) says what `marker in block` says:
-    markers at the start, the end, across every 16-byte boundary, near misses, one-byte and
+    first/second/last-byte filter, 32 bytes a step with AVX2, else 16; glibc memmem for the
+    tail) says what `marker in block` says: markers at the start, the end, across every 16- and
+    32-byte boundary, near misses, one-byte and
     repeated markers, no markers; and on a real log block."""
     from pipeline.ingest.engine import _FOREIGN
 
@@ -229,9 +232,9 @@ def test_has_markers_finds_what_python_finds():
         checked += 1
         found += want
     assert 0.2 * checked < found < 0.8 * checked
-    for at in range(0, 40):                            # every offset around the SIMD steps
+    for at in range(0, 80):                            # every offset around the SIMD steps (16 and 32 bytes)
         for m in markers:
-            data = b"a" * at + m + b"b" * (40 - at)
+            data = b"a" * at + m + b"b" * (80 - at)
             assert SCANNER.has_markers(data, (m,)) and SCANNER.has_markers(data, (b"zz", m))
             assert not SCANNER.has_markers(data.replace(m, b"-" * len(m)), (m,))
     logs = [SAMPLES / "postfix" / "mail.log", SAMPLES / "sendmail" / "maillog", SAMPLES / "qmail" / "current"]
@@ -260,3 +263,73 @@ def test_high_slices_finds_what_python_finds():
     assert (postfix_block._high_finder(data, SCANNER)(starts, ends) == want).all()
     with pytest.raises(ValueError):
         SCANNER.high_slices(data, np.array([0]), np.array([len(block) + 1]))
+
+
+# texts where one character decides a reply code or a phase
+TEXT_EDGES = [
+    "", "250 ok", "550-5.1.1 x", "2000 x", "550\x1cx", "said: 550 x", "said:550 x", "said 550x", "said: 5501 x",
+    "reply=421 x", "reply==421 x", "Remote host said: 554 y", "talk to me: 421 z", "greeting: 421-x", "host said: 600 x",
+    "x (in reply to RCPT TO command)", "x (in reply to RCPT TO command))", "x (in reply to RCPT TO command)) \t",
+    "x (in reply to RCPT TO command)\x1c", "x (in reply to FOO command)", "(in reply to  command)", "(in reply to command)",
+    "a (in reply to end of DATA command) b", "a (in reply to MAIL FROM command)\t", "(in reply to (in reply to DATA command) command)",
+    "(in reply to X command) (in reply to DATA command)", "x (in reply to BDAT command) (in reply to QUIT command)",
+    "lost connection while sending RCPT TO", "WHILE SENDING message body x", "while sending end of data", "While Sending DATA",
+    "while sending  DATA", "refused to talk to me: 554", "x while receiving the initial server greeting",
+]
+
+
+def delivery_texts(tmp_path) -> list[str]:
+    """The texts of the delivery lines of the test logs and of realistic generated traffic."""
+    out = []
+    log = tmp_path / "realistic.log"
+    subprocess.run([sys.executable, str(REPO / "bench" / "gen_logs.py"), str(log), "--mta", "postfix",
+                    "--lines", "20000", "--seed", "5"], check=True)
+    for line in real_lines(tmp_path) + log.read_text(encoding="utf-8").splitlines():
+        at = line.find(" status=")
+        if at > 0:
+            m = postfix.STATUS_RE.search(line.rstrip("\n"), at + 1)
+            if m and m.group(2) is not None:
+                out.append(m.group(2))
+    return out
+
+
+@needs_scanner
+def test_text_facts_are_reply_code_of_and_smtp_phase_of(tmp_path):
+    """text_facts (the reply code and SMTP phase of each delivery text, in C) against
+    common.reply_code_of and postfix.smtp_phase_of, the definitions: on the delivery texts of the
+    test logs, on edge cases, and on 30,000 texts mutated where one character decides."""
+    texts = sorted(set(delivery_texts(tmp_path))) + TEXT_EDGES
+    assert len(texts) > 2000
+    rng = random.Random(20261205)
+    alphabet = " :=()-_25AZaz0\t"
+    for _ in range(30_000):
+        chars = list(rng.choice(texts))
+        for _ in range(rng.choice((1, 2, 3))):
+            at, op = rng.randrange(len(chars) + 1), rng.random()
+            if op < 0.4 and at < len(chars):
+                chars[at] = rng.choice(alphabet)
+            elif op < 0.7 and at < len(chars):
+                del chars[at]
+            else:
+                chars.insert(at, rng.choice(alphabet))
+        texts.append("".join(chars))
+    texts = [t for t in texts if t.isascii()]           # (non-ASCII texts are left to Python)
+    raw = [t.encode() for t in texts]
+    ends = np.cumsum([len(r) for r in raw]).astype(np.int64)
+    starts = ends - np.array([len(r) for r in raw], np.int64)
+    data = np.frombuffer(b"".join(raw), np.uint8)
+    codes, phases = SCANNER.text_facts(data, starts, ends)
+    seen_phases = set()
+    for text, code, phase in zip(texts, codes.tolist(), phases.tolist()):
+        assert (None if code < 0 else code) == reply_code_of(text), text
+        want = smtp_phase_of(text)
+        if phase == SCANNER.PHASE_PYTHON:
+            assert want not in SCANNER.PHASES, text       # only a word PHASES does not name
+        else:
+            assert SCANNER.PHASES[phase] == want, text
+        seen_phases.add(want)
+    assert {"rcpt", "mail", "data", "end_of_data", "connect", None} <= seen_phases
+    # rows without a text (valid 0) have none, wherever their slice points
+    valid = np.zeros(len(texts), np.uint8)
+    codes, phases = SCANNER.text_facts(data, starts + 10**9, ends + 10**9, valid)
+    assert (codes == -1).all() and (phases == 0).all()

@@ -12,7 +12,9 @@
              (pipeline.store.event_store) on a writer thread
   parsers/   one parser per MTA (postfix, sendmail, qmail): the definition of each format; the
              Postfix block reader (postfix_block), held to PostfixParser by a differential test
-  native/    the compiled Postfix block scanner (ctypes), with a numpy definition as fallback
+  native/    the compiled block scanners (ctypes; C99 built at install): Postfix, sendmail, qmail
+             line scans, column cuts, event ids, reply codes and phases of Postfix delivery
+             texts; each held to its Python/numpy definition, which is the fallback
 
 Public API: engine.ingest(cfg, paths, ...), engine.follow(cfg, stop_event), engine.Engine,
 session.watch_is_running(data_dir).

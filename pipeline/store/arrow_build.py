@@ -71,8 +71,10 @@ def optional_bools(values: Sequence[bool | None]) -> pa.Array:
 
 
 def repeat(value: str, n: int) -> pa.Array:
-    """`value` n times (one dictionary entry, decoded)."""
-    return pa.DictionaryArray.from_arrays(numbers(np.zeros(n, np.int32), pa.int32()), strings([value])).cast(pa.string())
+    """`value` n times (the bytes repeated, offsets a range: no dictionary to decode)."""
+    raw = value.encode("utf-8")
+    offsets = np.arange(0, len(raw) * n + 1, len(raw), dtype=np.int32) if raw else np.zeros(n + 1, np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(raw * n)])
 
 
 def scalar(value: str | bool | None, type: pa.DataType | None = None) -> pa.Scalar:

@@ -23,6 +23,7 @@ Called by pipeline.ingest.sink, pipeline.store.warehouse (check) and the sender.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import os
 import time
@@ -93,7 +94,9 @@ class EventStore:
         if table.num_rows == 0:
             return written
         table = table.cast(EVENT_SCHEMA)
-        if len(pc.unique(table.column("event_id"))) != table.num_rows:
+        # ids repeated within the batch: by their 64-bit keys, exactly only when two keys match
+        if len(np.unique(_id_keys(table.column("event_id").combine_chunks()))) != table.num_rows and \
+                len(pc.unique(table.column("event_id"))) != table.num_rows:
             table = _first_of_each_id(table)
         with self.lock():
             partitions = {p.name[len(PARTITION_PREFIX):] for p in self.partitions()}
@@ -154,9 +157,9 @@ class EventStore:
         return index
 
     def _add_to_index(self, day: str, f: Path, keys: np.ndarray) -> None:
-        index = self._days.get(day)
-        if index is None:
-            return  # built from the directory when next needed
+        # a day not indexed yet gets an index of this file alone: _day_index() adds the day's
+        # other files when it is next asked (so a file just written is never read back)
+        index = self._days.get(day) or _DayIndex()
         index.add(str(f), _stamp(f), np.sort(keys))
         self._remember(day, index)
 
@@ -336,12 +339,9 @@ def _id_keys(ids: pa.Array) -> np.ndarray:
         offsets = np.frombuffer(ids.buffers()[1], np.int32)[ids.offset:ids.offset + n + 1]
         if int(offsets[-1] - offsets[0]) == 20 * n and bool((np.diff(offsets) == 20).all()):
             chars = np.frombuffer(ids.buffers()[2], np.uint8)[offsets[0]:offsets[0] + 20 * n].reshape(n, 20)[:, :16]
-            digits = _HEX[chars]
-            if not (digits == 255).any():
-                key = np.zeros(n, np.uint64)
-                for i in range(16):
-                    key = (key << np.uint64(4)) | digits[:, i].astype(np.uint64)
-                return key
+            if not (_HEX[chars] == 255).any():
+                # 16 lower-case hex digits -> 8 bytes, read as a big-endian integer
+                return np.frombuffer(binascii.unhexlify(chars.tobytes()), ">u8").astype(np.uint64)
     return np.array([int.from_bytes(hashlib.blake2b((v or "").encode(), digest_size=8).digest(), "big")
                      for v in ids.to_pylist()], np.uint64)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 8  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 9  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
@@ -57,6 +57,8 @@ class Scanner:
         lib.line_kinds.argtypes = [_P, _I64, _I64, _I64, _P, _P]
         lib.high_slices.restype = None
         lib.high_slices.argtypes = [_P, _P, _P, _I64, _P]
+        lib.text_facts.restype = None
+        lib.text_facts.argtypes = [_P, _P, _P, _P, _I64, _P, _P]
         lib.event_ids.restype = ctypes.c_int
         lib.event_ids.argtypes = [_P, _P, _P, _P, _P, _I64, ctypes.c_int, _P]
 
@@ -186,6 +188,28 @@ class Scanner:
         flags = np.empty(len(starts), np.uint8)
         self.lib.high_slices(_ptr(data), _ptr(starts), _ptr(ends), len(starts), _ptr(flags))
         return flags.view(bool)
+
+    PHASES = (None, "connect", "helo", "mail", "rcpt", "data", "end_of_data", "quit")  # by text_facts' code
+    PHASE_PYTHON = 255  # a command word only smtp_phase_of knows what to make of
+
+    def text_facts(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                   valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per ASCII text data[starts[i]:ends[i]] (none where not `valid`): (reply code, -1 for
+        none: common.reply_code_of; phase code: an index into PHASES, or PHASE_PYTHON:
+        postfix.smtp_phase_of)."""
+        n = len(starts)
+        starts = np.ascontiguousarray(starts, np.int64)
+        ends = np.ascontiguousarray(ends, np.int64)
+        if valid is not None:
+            valid = np.ascontiguousarray(valid, np.uint8)
+            starts = np.where(valid, starts, 0)          # (a row without text may point past the block)
+            ends = np.where(valid, ends, 0)
+        _check_slices(data, starts, ends)
+        codes = np.empty(n, np.int16)
+        phases = np.empty(n, np.uint8)
+        self.lib.text_facts(_ptr(data), _ptr(starts), _ptr(ends), None if valid is None else _ptr(valid), n,
+                            _ptr(codes), _ptr(phases))
+        return codes, phases
 
     def event_ids(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                   recipients: pa.StringArray, id_bytes: int) -> pa.StringArray:

@@ -350,9 +350,13 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
     int64_t n = 0, nf = 0, nd = 0, s = 0;
     /* most blocks are ASCII without NUL or CR (the OR of all bytes has no high bit: a loop the
        compiler vectorises; memchr for the rest): then no line needs looking at byte by byte */
-    uint8_t high = 0;
-    for (int64_t i = 0; i < len; i++) high |= d[i];
-    int mixed = (high & 0x80) || memchr(d, 0, (size_t)len) || memchr(d, '\r', (size_t)len);
+    uint8_t high = 0, bad = 0;
+    for (int64_t i = 0; i < len; i++) { /* one pass the compiler vectorises */
+        uint8_t c = d[i];
+        high |= c;
+        bad |= (uint8_t)((c == 0) | (c == '\r'));
+    }
+    int mixed = (high & 0x80) || bad;
     line_starts[0] = 0;
     for (;;) {
         const uint8_t *nl = memchr(d + s, '\n', (size_t)(len - s));
@@ -1011,6 +1015,39 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
 #include <emmintrin.h>
 #endif
 #define MAX_MARKERS 16
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_AVX2_PATH 1
+/* The SSE2 loop below, 32 positions at a time, for processors with AVX2 (asked at run time):
+ * 1 when a marker is found, else 0 with *at = the first start not looked at. */
+__attribute__((target("avx2"))) static int markers_avx2(const uint8_t *d, int64_t len, const char **ms,
+                                                       const size_t *ks, int count, size_t longest, int64_t *at) {
+    __m256i first[MAX_MARKERS], second[MAX_MARKERS], last[MAX_MARKERS];
+    for (int j = 0; j < count; j++) {
+        first[j] = _mm256_set1_epi8((char)ms[j][0]);
+        second[j] = _mm256_set1_epi8((char)ms[j][ks[j] > 1 ? 1 : 0]);
+        last[j] = _mm256_set1_epi8((char)ms[j][ks[j] - 1]);
+    }
+    int64_t i = 0;
+    for (; i + 32 + (int64_t)longest - 1 <= len; i += 32) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(d + i));
+        __m256i a1 = _mm256_loadu_si256((const __m256i *)(d + i + (longest > 1)));
+        for (int j = 0; j < count; j++) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(d + i + ks[j] - 1));
+            __m256i hit = _mm256_and_si256(_mm256_cmpeq_epi8(a, first[j]), _mm256_cmpeq_epi8(b, last[j]));
+            if (ks[j] > 1) hit = _mm256_and_si256(hit, _mm256_cmpeq_epi8(a1, second[j]));
+            unsigned mask = (unsigned)_mm256_movemask_epi8(hit);
+            while (mask) {
+                int bit = __builtin_ctz(mask);
+                if (memcmp(d + i + bit, ms[j], ks[j]) == 0) return 1;
+                mask &= mask - 1;
+            }
+        }
+    }
+    *at = i;
+    return 0;
+}
+#endif
 int has_markers(const uint8_t *d, int64_t len, const char *markers, int n) {
     const char *ms[MAX_MARKERS];
     size_t ks[MAX_MARKERS];
@@ -1027,6 +1064,9 @@ int has_markers(const uint8_t *d, int64_t len, const char *markers, int n) {
         m += k + 1;
     }
     int64_t i = 0;
+#if defined(HAVE_AVX2_PATH)
+    if (!many && count && __builtin_cpu_supports("avx2") && markers_avx2(d, len, ms, ks, count, longest, &i)) return 1;
+#endif
 #if defined(__SSE2__)
     if (!many && count) {
         __m128i first[MAX_MARKERS], second[MAX_MARKERS], last[MAX_MARKERS];
@@ -1035,7 +1075,7 @@ int has_markers(const uint8_t *d, int64_t len, const char *markers, int n) {
             second[j] = _mm_set1_epi8((char)ms[j][ks[j] > 1 ? 1 : 0]);
             last[j] = _mm_set1_epi8((char)ms[j][ks[j] - 1]);
         }
-        /* every marker starting at i..i+15 lies inside d[0, len) */
+        /* every marker starting at i..i+15 lies inside d[0, len) (from where AVX2 stopped) */
         for (; i + 16 + (int64_t)longest - 1 <= len; i += 16) {
             __m128i a = _mm_loadu_si128((const __m128i *)(d + i));
             __m128i a1 = _mm_loadu_si128((const __m128i *)(d + i + (longest > 1)));
@@ -1073,5 +1113,97 @@ void high_slices(const uint8_t *d, const int64_t *starts, const int64_t *ends, i
     }
 }
 
+/* --- what a delivery text says: common.reply_code_of and postfix.smtp_phase_of, for ASCII texts
+ * (postfix_block._row_columns asks Python for the others; tests/test_postfix_scan.py holds the
+ * two to the same answers on every text of the test logs and on mutated ones) --------------- */
+static int is_ascii_space(uint8_t c) { return c == ' ' || (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x1f); }
+static uint8_t lower_ascii(uint8_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+static int same_nocase(const uint8_t *p, const uint8_t *end, const char *lit) {
+    size_t n = strlen(lit);
+    if ((size_t)(end - p) < n) return 0;
+    for (size_t k = 0; k < n; k++)
+        if (lower_ascii(p[k]) != (uint8_t)lit[k]) return 0;
+    return 1;
+}
+
+/* REPLY_CODE_RE.search: `(?:said|talk to me|greeting|reply=|Remote host said)[:=]? ?([2-5]\d\d)[ -]`
+ * or `^([2-5]\d\d)[ -]`, leftmost; -1 for none. (The words begin with different letters and
+ * the optional parts cannot be skipped where they are there, so no backtracking is needed.) */
+static int reply_code_in(const uint8_t *t, const uint8_t *end) {
+    static const char *WORDS[] = {"said", "talk to me", "greeting", "reply=", "Remote host said", NULL};
+    for (const uint8_t *p = t; p < end; p++) {
+        for (int w = 0; WORDS[w]; w++) {
+            size_t n = strlen(WORDS[w]);
+            if (*p != (uint8_t)WORDS[w][0] || (size_t)(end - p) < n || memcmp(p, WORDS[w], n) != 0) continue;
+            const uint8_t *x = p + n;
+            if (x < end && (*x == ':' || *x == '=')) x++;
+            if (x < end && *x == ' ') x++;
+            if (end - x >= 4 && x[0] >= '2' && x[0] <= '5' && is_digit(x[1]) && is_digit(x[2]) && (x[3] == ' ' || x[3] == '-'))
+                return (x[0] - '0') * 100 + (x[1] - '0') * 10 + (x[2] - '0');
+            break; /* one word at most starts here */
+        }
+        if (p == t && end - p >= 4 && p[0] >= '2' && p[0] <= '5' && is_digit(p[1]) && is_digit(p[2]) && (p[3] == ' ' || p[3] == '-'))
+            return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+    }
+    return -1;
+}
+
+enum { PH_NONE = 0, PH_CONNECT, PH_HELO, PH_MAIL, PH_RCPT, PH_DATA, PH_END_OF_DATA, PH_QUIT, PH_PYTHON = 255 };
+static const struct { const char *word; int phase; } PHASE_OF[] = {
+    {"RCPT TO", PH_RCPT}, {"MAIL FROM", PH_MAIL}, {"end of DATA", PH_END_OF_DATA}, {"DATA", PH_DATA},
+    {"HELO", PH_HELO}, {"EHLO", PH_HELO}, {"QUIT", PH_QUIT}, {"RSET", PH_QUIT}, {"XFORWARD", PH_HELO},
+    {"XCLIENT", PH_HELO}, {"STARTTLS", PH_HELO}, {"BDAT", PH_DATA}, {"LHLO", PH_HELO}, {"AUTH", PH_HELO},
+    {NULL, 0}};
+
+/* smtp_phase_of: PHASE_RE `\(in reply to (.+?) command\)\)?\s*$`, then "refused to talk to me" /
+ * "while receiving the initial server greeting", then WHILE_SENDING_RE (case-insensitive).
+ * PH_PYTHON: a command word PHASES does not name (smtp_phase_of lower-cases it). */
+static int phase_in(const uint8_t *t, const uint8_t *end) {
+    const uint8_t *a = find(t, end, "(in reply to ");
+    if (a) {
+        /* a match at a later "(in reply to " is one at the first: the lazy group ends at the
+           first " command)" (at least one character on) followed by `\)?\s*$` */
+        for (const uint8_t *p = a + 14; p < end && (p = find(p, end, " command)")) != NULL; p++) {
+            const uint8_t *q = p + 9;
+            if (q < end && *q == ')') q++;
+            while (q < end && is_ascii_space(*q)) q++;
+            if (q == end) {
+                const uint8_t *g = a + 13;
+                size_t n = (size_t)(p - g);
+                for (int i = 0; PHASE_OF[i].word; i++)
+                    if (strlen(PHASE_OF[i].word) == n && memcmp(g, PHASE_OF[i].word, n) == 0) return PHASE_OF[i].phase;
+                return PH_PYTHON;
+            }
+        }
+    }
+    if (find(t, end, "refused to talk to me") || find(t, end, "while receiving the initial server greeting")) return PH_CONNECT;
+    for (const uint8_t *p = t; p < end; p++) {
+        if (lower_ascii(*p) != 'w' || !same_nocase(p, end, "while sending ")) continue;
+        const uint8_t *x = p + 14;
+        if (same_nocase(x, end, "rcpt to")) return PH_RCPT;
+        if (same_nocase(x, end, "mail from")) return PH_MAIL;
+        if (same_nocase(x, end, "end of data")) return PH_END_OF_DATA;
+        if (same_nocase(x, end, "data")) return PH_DATA;
+        if (same_nocase(x, end, "message body")) return PH_END_OF_DATA;
+    }
+    return PH_NONE;
+}
+
+/* Per text d[starts[i], ends[i]) (ASCII; none where valid[i] is 0): its reply code (-1: none)
+ * and SMTP phase (PH_*). */
+void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, const uint8_t *valid, int64_t n,
+                int16_t *codes, uint8_t *phases) {
+    for (int64_t i = 0; i < n; i++) {
+        if (valid && !valid[i]) {
+            codes[i] = -1;
+            phases[i] = PH_NONE;
+            continue;
+        }
+        const uint8_t *t = d + starts[i], *end = d + ends[i];
+        codes[i] = (int16_t)reply_code_in(t, end);
+        phases[i] = (uint8_t)phase_in(t, end);
+    }
+}
+
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 8; }
+int scanner_abi(void) { return 9; }

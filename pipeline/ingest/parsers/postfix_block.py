@@ -1,16 +1,17 @@
-"""Postfix log blocks read column-wise: the fast path of PostfixParser for clean blocks.
+"""Postfix log blocks read column-wise: the fast path of PostfixParser.
 
-A block of whole lines (ASCII, no NUL or CR, no over-long line) is scanned for the four line
-shapes that make up almost all of a Postfix log's work, in their usual spelling (FAST_RE below):
+A block of whole lines is scanned, line by line, for the four line shapes that make up almost
+all of a Postfix log's work, in their usual spelling (FAST_RE below); a line with invalid UTF-8,
+a NUL, a CR or of MAX_LINE_BYTES goes to the front door on its own:
 
     … postfix/smtp[pid]: QID: to=<a@b>, relay=…, delay=…, delays=…, dsn=…, status=sent (…)
     … postfix/qmgr[pid]: QID: from=<a@b>, size=…, nrcpt=… (queue active)
     … postfix/qmgr[pid]: QID: removed
     … postfix/cleanup[pid]: QID: message-id=<…>
 
-The compiled scanner (pipeline/native/postfix_scan.c, one pass, no GIL) does that when it was
-built; scan_numpy() here, which runs FAST_RE by RE2 through Arrow and does the rest with numpy,
-defines what it must find and stands in where no C compiler was available.
+The compiled scanner (pipeline/ingest/native/postfix_scan.c, one pass, no GIL) does that when
+it was built; scan_numpy() here, which runs FAST_RE by RE2 through Arrow and does the rest with
+numpy, defines what it must find and stands in where no C compiler was available.
 
 For those lines the pattern guarantees where every field starts and ends, so the fields are cut
 by position (one gather per column). Every other line that PostfixParser.feed would look at
@@ -19,9 +20,10 @@ itself, in line order, so the result is the per-line parser's by construction: t
 ever takes lines whose meaning is unambiguous. tests/test_postfix_block.py holds the two to the
 same events and state on the sample logs, the public corpus, generated traffic and odd lines.
 
-What a delivery row needs that no other line decides (reply code, SMTP phase, event id, carrier
-and class, the deferred row kept in the state) is made with the fields, in extract(), which
-ingest runs in reader threads ahead of the block being applied.
+What a delivery row needs that no other line decides (reply code and SMTP phase: the compiled
+text_facts for ASCII texts, reply_code_of / smtp_phase_of for the others; event id, carrier
+and class) is made with the fields, in extract(), which ingest runs in reader threads ahead of
+the block being applied.
 
 The queue-id joins (sender, message-id, deferred recipients for the expiry line) live in the
 parser's own state (PostfixParser.queue). Queue ids are independent of each other there, so they
@@ -36,6 +38,7 @@ Called by pipeline.ingest.engine for every clean block of a Postfix file.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -317,10 +320,10 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     qids = cut(data, s["f_qs"], qid_end).dictionary_encode()
 
     # stamps: one key per minute (the parser turns each into time once), seconds by position
-    _, first_of_key, minutes = np.unique(s["f_key"], return_index=True, return_inverse=True)
+    packed, first_of_key, minutes = np.unique(s["f_key"], return_index=True, return_inverse=True)
     minute_keys = [block[x:x + 12].decode("ascii") for x in starts[first_of_key].tolist()]
     secs = s["f_secs"]
-    minute_us, no_date = minute_times(ctx, minute_keys)
+    minute_us, no_date = _minute_times(ctx, packed, minute_keys)
 
     # sender (lower-cased as normalise_address does) and message-id (as it is)
     f = np.flatnonzero(kind == K_FROM)
@@ -350,6 +353,7 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
         "status_code": s["d_status_code"],
         "text": cut(data, s["d_status_end"] + 2, d_end - 1, has_text),
         "line_start": ds, "line_end": d_end,
+        "text_start": s["d_status_end"] + 2, "text_end": d_end - 1, "has_text": has_text,  # (_row_columns)
     }
     d_minute = minutes[d]
     delivery["day"] = ab.numbers((minute_us[d_minute] + secs[d] * 1_000_000) // 86_400_000_000, pa.int32(),
@@ -380,6 +384,37 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
         (fast_pos[f], senders), (fast_pos[m], msgids), delivery, minute_us, no_date)
 
 
+_MINUTES: dict[int, tuple] = {}  # id(ctx) -> (ctx, {packed `Mon DD hh:mm`: (us, no date)}), a few contexts
+_MINUTES_KEPT = 16
+_MINUTES_LOCK = threading.Lock()
+
+
+def _minute_times(ctx, packed: np.ndarray, minute_keys: list) -> tuple[np.ndarray, np.ndarray]:
+    """blocks.minute_times of a block's distinct minutes (`packed`: their keys as the scanner
+    packs them), each minute of a file's context worked out once (a block repeats the minutes
+    of the one before). The reader threads share the dict: a minute made twice is the same."""
+    with _MINUTES_LOCK:
+        entry = _MINUTES.get(id(ctx))
+        if entry is None or entry[0] is not ctx:
+            if len(_MINUTES) >= _MINUTES_KEPT:
+                del _MINUTES[next(iter(_MINUTES))]
+            entry = _MINUTES[id(ctx)] = (ctx, {})
+    known = entry[1]
+    keys = packed.tolist()
+    values = [known.get(k) for k in keys]
+    missing = [i for i, v in enumerate(values) if v is None]
+    if missing:
+        us, no_date = minute_times(ctx, [minute_keys[i] for i in missing])
+        made = list(zip(us.tolist(), no_date.tolist()))
+        for i, v in zip(missing, made):
+            values[i] = v
+        if len(known) > 100_000:
+            known.clear()
+        known.update(zip((keys[i] for i in missing), made))
+    return (np.fromiter((v[0] for v in values), np.int64, len(values)),
+            np.fromiter((v[1] for v in values), bool, len(values)))
+
+
 # the event columns no parser fills: event_id (made by _row_columns) and what the `annotate`
 # callback of extract() adds (pipeline.ingest.engine: EventBuffer.annotate): carrier and class
 NOT_PARSED = tuple(c for c in EVENT_COLUMNS if c not in PARSED_COLUMNS)
@@ -390,6 +425,53 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     """What each delivery row needs that no other line decides: reply code, SMTP phase, status
     word, event id."""
     texts = dv["text"]
+    n = len(texts)
+    text_at = dv.pop("text_start"), dv.pop("text_end"), dv.pop("has_text")
+    high = dv.pop("high", None)
+    if scanner:
+        codes, phase_code, phase_words = _text_facts_native(block, texts, text_at, high, scanner)
+        code_valid = codes >= 0
+    else:
+        codes, code_valid, phase_code, phase_words = _text_facts_arrow(texts, high)
+    dv["reply_code"] = ab.numbers(codes, pa.int16(), code_valid)
+    dv["smtp_phase"] = (ab.strings(phase_words).take(ab.numbers(np.maximum(phase_code, 0), pa.int32(), phase_code >= 0))
+                        if phase_words else pa.nulls(n, pa.string()))
+    dv["status"] = pa.DictionaryArray.from_arrays(ab.numbers(dv["status_code"], pa.int32()), _STATUS_ARRAY).cast(pa.string())
+    if scanner:
+        dv["event_id"] = scanner.event_ids(np.frombuffer(block, np.uint8), dv["line_start"], dv["line_end"],
+                                           dv["recipient"], ID_BYTES)
+    else:
+        starts, ends = dv["line_start"].tolist(), dv["line_end"].tolist()
+        dv["event_id"] = event_ids_for_plain([block[s:e] for s, e in zip(starts, ends)], dv["recipient"].to_pylist())
+
+
+def _text_facts_native(block: bytes, texts: pa.Array, text_at: tuple, high, scanner: Scanner):
+    """(reply codes, -1 for none; phase codes into the phase words, -1 for none; phase words) of
+    the delivery texts by the compiled text_facts (reply_code_of and smtp_phase_of for ASCII
+    texts); a non-ASCII line's text, and a command word only smtp_phase_of knows, by Python."""
+    starts, ends, valid = text_at
+    codes, phases = scanner.text_facts(np.frombuffer(block, np.uint8), starts, ends, valid)
+    codes = codes.astype(np.int64)
+    phase_code = phases.astype(np.int32) - 1            # PHASES[1:] are the words; -1 is none
+    phase_words = list(scanner.PHASES[1:])
+    ask = phases == scanner.PHASE_PYTHON
+    if high is not None and len(high):
+        ask[high] = True
+        for j, text in zip(high.tolist(), texts.take(ab.indices(high)).to_pylist()):
+            code = reply_code_of(text)
+            codes[j] = -1 if code is None else code
+    asked = np.flatnonzero(ask)
+    if len(asked):
+        word_code = {w: i for i, w in enumerate(phase_words)}
+        phase_code[asked] = [-1 if phase is None else word_code.setdefault(phase, len(word_code))
+                             for phase in map(smtp_phase_of, texts.take(ab.indices(asked)).to_pylist())]
+        phase_words = list(word_code)
+    return codes, phase_code, phase_words
+
+
+def _text_facts_arrow(texts: pa.Array, high):
+    """_text_facts_native's answers without the compiled scanner: RE2 through Arrow, and
+    smtp_phase_of once per distinct text that names a phase."""
     n = len(texts)
     # reply code: the leading `250 ` of most texts by position, REPLY_CODE_RE (by RE2) for the rest
     leading = ab.to_bools(pc.match_substring_regex(texts, _LEADING_CODE_RE))
@@ -408,7 +490,6 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     # SMTP phase: only texts naming one can have one; smtp_phase_of is asked once per distinct
     # text of the block (a text names its phase; many rows share a reply)
     hint = ab.to_bools(pc.match_substring_regex(texts, _PHASE_HINT_RE))
-    high = dv.pop("high", None)
     if high is not None and len(high):
         # a non-ASCII line's text is read by reply_code_of / smtp_phase_of themselves
         hint[high] = True
@@ -425,16 +506,7 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
                     for phase in map(smtp_phase_of, encoded.dictionary.to_pylist())]
         phase_code[hinted] = np.array(distinct, np.int32)[ab.to_ints(encoded.indices)]
         phase_words = list(word_code)
-    dv["reply_code"] = ab.numbers(codes, pa.int16(), code_valid)
-    dv["smtp_phase"] = (ab.strings(phase_words).take(ab.numbers(np.maximum(phase_code, 0), pa.int32(), phase_code >= 0))
-                        if phase_words else pa.nulls(n, pa.string()))
-    dv["status"] = pa.DictionaryArray.from_arrays(ab.numbers(dv["status_code"], pa.int32()), _STATUS_ARRAY).cast(pa.string())
-    if scanner:
-        dv["event_id"] = scanner.event_ids(np.frombuffer(block, np.uint8), dv["line_start"], dv["line_end"],
-                                           dv["recipient"], ID_BYTES)
-    else:
-        starts, ends = dv["line_start"].tolist(), dv["line_end"].tolist()
-        dv["event_id"] = event_ids_for_plain([block[s:e] for s, e in zip(starts, ends)], dv["recipient"].to_pylist())
+    return codes, code_valid, phase_code, phase_words
 
 
 def _pylist(values: pa.Array) -> list:
@@ -461,9 +533,14 @@ def _python_lower(block: bytes, values: pa.Array, starts: np.ndarray, ends: np.n
     if not len(high):
         return values
     fixed = [block[a:b].decode("utf-8").lower() for a, b in zip(starts[high].tolist(), ends[high].tolist())]
+    # most non-ASCII values have no case beyond ASCII (Japanese): the column is rebuilt only
+    # for the values whose Python lower() differs from what is there
+    differ = [i for i, (want, have) in enumerate(zip(fixed, values.take(ab.indices(high)).to_pylist())) if want != have]
+    if not differ:
+        return values
     index = np.arange(len(values), dtype=np.int64)
-    index[high] = len(values) + np.arange(len(high))
-    return pa.concat_arrays([values, ab.strings(fixed)]).take(ab.indices(index))
+    index[high[differ]] = len(values) + np.arange(len(differ))
+    return pa.concat_arrays([values, ab.strings([fixed[i] for i in differ])]).take(ab.indices(index))
 
 
 class _Names:
