@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..classify.carriers import CarrierTable
-from ..classify.classifier import DELIVERED, classify
+from ..classify.classifier import DELIVERED, classify_many, mask_addresses
 from ..store import arrow_build as ab
 from ..store.event_store import EventStore
 from ..store.records import EVENT_SCHEMA, PARSED_COLUMNS, event_ids_for
@@ -129,13 +129,16 @@ class EventBuffer:
         distinct_classes = {DELIVERED: 0}
         failed = np.flatnonzero(ab.to_bools(pc.not_equal(rows["status"], _SENT)))
         if len(failed):
-            # classified once per distinct value of everything classify() is given (a null and
-            # an empty field are the same to it); the key's parts are NUL-separated (a line
-            # with a NUL never reaches the column-wise path)
+            # classified once per distinct value of everything classify() is given, the text's
+            # addresses masked (a null and an empty field are the same to it); the key's parts are
+            # NUL-separated (a line with a NUL never reaches the column-wise path)
             take = ab.indices(failed)
             names = ("status", "text", "dsn", "reply_code", "smtp_phase", "carrier", "recipient_domain", "relay", "day")
             parts = [pc.fill_null(rows[c].take(take) if pa.types.is_string(rows[c].type) else
                                   pc.cast(rows[c].take(take), pa.string()), _EMPTY) for c in names]
+            # the text with its addresses masked: no verdict depends on them (classify.mask_addresses
+            # masks only what classify() itself masks), and most failures differ only there
+            parts[1] = mask_addresses(parts[1])
             keys = pc.binary_join_element_wise(*parts, _NUL).dictionary_encode()
             key_of = ab.to_ints(keys.indices)
             _, first = np.unique(key_of, return_index=True)
@@ -143,7 +146,7 @@ class EventBuffer:
             picked = [rows[c].take(take).to_pylist() for c in names]
             day_of = {d: None if d is None else self.day(d * US_PER_DAY) for d in set(picked[-1])}
             picked[-1] = list(map(day_of.__getitem__, picked[-1]))
-            classes = self._classify_rows(*picked[:5], [mta] * len(first), *picked[5:])
+            classes = classify_many(*picked[:5], picked[5], mta, *picked[6:])
             codes_of_key = np.array([distinct_classes.setdefault(c, len(distinct_classes)) for c in classes], np.int32)
             class_code[failed] = codes_of_key[key_of]
         codes = ab.numbers(class_code, pa.int32())
@@ -157,11 +160,7 @@ class EventBuffer:
 
     @staticmethod
     def _classify_rows(statuses, diagnostics, dsns, codes, phases, mtas, carriers, domains, relays, days) -> list:
-        return [DELIVERED if status == "sent" else
-                classify(status, diag, dsn=dsn, reply_code=code, smtp_phase=phase, carrier=carrier, mta=mta,
-                         recipient_domain=domain, relay=relay, day=day)
-                for status, diag, dsn, code, phase, mta, carrier, domain, relay, day
-                in zip(statuses, diagnostics, dsns, codes, phases, mtas, carriers, domains, relays, days)]
+        return classify_many(statuses, diagnostics, dsns, codes, phases, carriers, mtas, domains, relays, days)
 
 
 class Sink:
