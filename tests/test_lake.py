@@ -11,8 +11,6 @@ import textwrap
 from datetime import date
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline.core.config import load_config
@@ -23,7 +21,6 @@ from pipeline.lake.url import parse_url
 from pipeline.store.event_store import EventStore
 
 from fixtures import at, event, make_config, store_events
-from lakekit import require_extra
 
 
 def rows_of(con, sql):

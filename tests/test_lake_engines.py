@@ -25,7 +25,7 @@ require_extra("sqlglot", "pyspark")
 pytestmark = pytest.mark.slow
 
 from pipeline.lake.engines import DuckDBEngine, SparkEngine, normalise  # noqa: E402
-from pipeline.lake.port import is_query, tables_read  # noqa: E402
+from pipeline.lake.port import is_query  # noqa: E402
 from pipeline.lake.upload import upload_sealed  # noqa: E402
 from pipeline.cli import cli  # noqa: E402
 from pipeline.store.warehouse import read_sql, sql_dir  # noqa: E402

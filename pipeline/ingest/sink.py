@@ -89,9 +89,9 @@ class EventBuffer:
         rows = self.rows
         cols: dict[str, list] = {name: list(map(itemgetter(name), rows)) for name in PARSED_COLUMNS}
         cols["carrier"] = self._carriers(cols["recipient_domain"], cols["relay"])
-        classes = self._classify_rows(cols["status"], cols["diagnostic"], cols["dsn"], cols["reply_code"],
-                                      cols["smtp_phase"], cols["mta"], cols["carrier"], cols["recipient_domain"],
-                                      cols["relay"], [self.day(t) for t in cols["ts"]])
+        classes = classify_many(cols["status"], cols["diagnostic"], cols["dsn"], cols["reply_code"], cols["smtp_phase"],
+                                cols["carrier"], cols["mta"], cols["recipient_domain"], cols["relay"],
+                                [self.day(t) for t in cols["ts"]])
         cols["reason"], cols["scope"], cols["hard"] = ([c[i] for c in classes] for i in range(3))
         cols["event_id"] = event_ids_for(list(map(itemgetter("_line"), rows)), cols["recipient"])
         return pa.Table.from_arrays([_column(cols[f.name], f.type) for f in EVENT_SCHEMA], schema=EVENT_SCHEMA)
@@ -157,10 +157,6 @@ class EventBuffer:
     def _carriers(self, domains: list, relays: list) -> list[str]:
         carrier_for = self.carriers.carrier_for
         return [carrier_for(d or "", relay) for d, relay in zip(domains, relays)]
-
-    @staticmethod
-    def _classify_rows(statuses, diagnostics, dsns, codes, phases, mtas, carriers, domains, relays, days) -> list:
-        return classify_many(statuses, diagnostics, dsns, codes, phases, carriers, mtas, domains, relays, days)
 
 
 class Sink:
