@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import user_python
+from fixtures import OPERATOR_ENV, user_python
 from pipeline.core.config import load_config
 
 pytest_plugins = ["lakekit"]  # the lake tests' fixtures (s3_server, bucket): one moto server per session
@@ -23,9 +23,9 @@ pytest_plugins = ["lakekit"]  # the lake tests' fixtures (s3_server, bucket): on
 
 @pytest.fixture(autouse=True)
 def _no_operator_environment(monkeypatch):
-    """The CLI reads MAILHYGIENE_CONFIG, MAILHYGIENE_DATA_DIR and MAILHYGIENE_TIMEZONE: a
-    developer's own settings must not reach the tests (a test that wants one sets it)."""
-    for name in ("MAILHYGIENE_CONFIG", "MAILHYGIENE_DATA_DIR", "MAILHYGIENE_TIMEZONE"):
+    """The CLI reads OPERATOR_ENV (MAILHYGIENE_CONFIG, _DATA_DIR, _TIMEZONE): a developer's own
+    settings must not reach the tests (a test that wants one sets it)."""
+    for name in OPERATOR_ENV:
         monkeypatch.delenv(name, raising=False)
 
 

@@ -35,6 +35,11 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 CLI = "from pipeline.cli import main; main()"   # `python -c CLI ...` runs the console command
 
 
+# The environment variables the CLI reads for its global options: a developer's own settings must
+# not reach the tests (conftest removes them; run_as keeps them from a child too).
+OPERATOR_ENV = ("MAILHYGIENE_CONFIG", "MAILHYGIENE_DATA_DIR", "MAILHYGIENE_TIMEZONE")
+
+
 # ----------------------------------------------------------------------------- the shared folder
 SHARED_ENV = "MAILHYGIENE_SHARED"
 REQUIRE_SHARED_ENV = "MAILHYGIENE_REQUIRE_SHARED"
@@ -419,8 +424,7 @@ def user_python(user):
 def run_as(data, *args, user=None):
     """`mailhygiene --data-dir DATA ARGS` in a subprocess, as root or as `user`."""
     python, extra_env = user_python(pwd.getpwuid(data.stat().st_uid))  # the data dir's owner can start it
-    env = {k: v for k, v in os.environ.items() if k not in ("MAILHYGIENE_CONFIG", "MAILHYGIENE_DATA_DIR",
-                                                           "MAILHYGIENE_TIMEZONE", "PYTHONPATH")}
+    env = {k: v for k, v in os.environ.items() if k not in (*OPERATOR_ENV, "PYTHONPATH")}
     env.update(extra_env, PYTHONDONTWRITEBYTECODE="1", HOME=str(data.parent))
     kwargs = {}
     if user is not None:
