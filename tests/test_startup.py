@@ -121,3 +121,51 @@ def test_suppression_list_with_a_list_loads_no_dataframe_library(tmp_path):
     result = loaded([*args, "suppression", "list"], tmp_path)
     assert "Traceback" not in result["stderr"] and "duckdb" in result["heavy"]
     assert not set(result["heavy"]) & {"pandas", "numpy", "pyarrow"}, result["heavy"]
+
+
+def test_ingest_off_a_terminal_does_not_load_the_progress_bar(tmp_path):
+    # `--progress` (and the default for large inputs) draws on a terminal only; off one (cron,
+    # pipes, CI) tqdm is not even imported: its import alone costs ~50 ms of CPU per run
+    log = tmp_path / "mail.log"
+    log.write_text("Dec  1 10:00:00 mx postfix/qmgr[1]: 3F2A1B: removed\n")
+    probe = PROBE.replace("%r" % (HEAVY,), "('tqdm', 'numpy')")
+    r = subprocess.run([sys.executable, "-c", probe, "--data-dir", str(tmp_path / "data"), "--timezone",
+                        "Asia/Tokyo", "ingest", "--format", "postfix", "--progress", str(log)],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1]), "HOME": str(tmp_path)})
+    result = json.loads(r.stderr.strip().splitlines()[-1])
+    assert result == {"heavy": ["numpy"], "code": 0}, r.stderr
+
+
+def test_ingest_on_a_terminal_draws_the_progress_bar(tmp_path):
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    log = tmp_path / "mail.log"
+    log.write_text("Dec  1 10:00:00 mx postfix/qmgr[1]: 3F2A1B: removed\n")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: standard error (and out) is the terminal
+        try:
+            os.chdir(tmp_path)
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a terminal 80 wide
+            os.environ.update({"PYTHONPATH": str(Path(__file__).parents[1]), "HOME": str(tmp_path)})
+            os.execv(sys.executable, [sys.executable, "-c", "from pipeline.cli import main; main()",
+                                      "--data-dir", str(tmp_path / "data"), "--timezone", "Asia/Tokyo",
+                                      "ingest", "--format", "postfix", "--progress", str(log)])
+        finally:
+            os._exit(127)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    assert b"ingest:" in out and b"lines read:" in out, out  # tqdm's "ingest: 100%|...", then the summary

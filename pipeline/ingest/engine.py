@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -191,12 +192,14 @@ class Engine:
         s.read_at = s.offset
 
     def _progress_bar(self, total: int):
-        if self.progress is False:
+        """A bar on a terminal (standard error) when asked, or by default for inputs over 20 MB;
+        None otherwise, without importing tqdm (its import alone costs ~50 ms of CPU)."""
+        show = self.progress is True or (self.progress is None and total > 20_000_000)
+        if not show or not _stderr_is_terminal():
             return None
         from tqdm import tqdm
 
-        show = self.progress is True or total > 20_000_000
-        return tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=None if show else True, leave=False)
+        return tqdm(total=total, unit="B", unit_scale=True, desc="ingest", leave=False)
 
     # ================================================================== opening a stream
     def _on_open(self, s: Stream, complete: bool = False) -> bool:
@@ -701,6 +704,13 @@ class Engine:
             except Exception:
                 pass
             self._observer = None
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
 
 
 def _extract(reader, data: bytes, ctx, annotate, foreign_of: str | None):
