@@ -195,6 +195,13 @@ def test_event_ids_are_the_stable_ids():
         n = max(total - len(rcpt) - 1, 0)
         lines.append("".join(rng.choice("Nov 10: postfix/smtp[1]=<>,()") for _ in range(n)))
         rcpts.append(rcpt)
+    # whole 128-byte blocks hashed straight from the line or from the recipient: every split of
+    # a few lengths over line and recipient (the NUL between them at every place of a block)
+    for total in (127, 128, 129, 255, 256, 257, 383, 384, 385, 700):
+        for line_len in sorted({0, 1, 126, 127, 128, 129, 255, 256, 257, total - 1, total} & set(range(total + 1))):
+            rcpt_len = max(total - line_len - 1, 1)
+            lines.append("".join(rng.choice("Nov 10: postfix/smtp[1]=<>,()") for _ in range(line_len)))
+            rcpts.append("".join(rng.choice("abc.@-0") for _ in range(rcpt_len)))
     block = "".join(ln + "\n" for ln in lines).encode()
     starts = np.cumsum([0] + [len(ln) + 1 for ln in lines[:-1]])
     ends = starts + np.array([len(ln) for ln in lines])

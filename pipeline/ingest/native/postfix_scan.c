@@ -45,6 +45,30 @@ static int is_qid_long(uint8_t c) {
     return u != 'A' && u != 'E' && u != 'I' && u != 'O' && u != 'U';
 }
 
+/* The same classes as one table made of the predicates above (one load per byte instead of a
+   chain of compares: the loops of match_fast read it). */
+enum { CL_HOST = 1, CL_PROG = 2, CL_ADDR = 4, CL_MSGID = 8, CL_VALUE = 16, CL_QID_SHORT = 32, CL_QID_LONG = 64 };
+static uint8_t CLASS[256];
+static volatile int class_ready = 0;
+
+static void make_classes(void) {
+    for (int c = 0; c < 256; c++) {
+        uint8_t b = (uint8_t)c, v = 0;
+        if (is_host(b)) v |= CL_HOST;
+        if (is_prog(b)) v |= CL_PROG;
+        if (is_addr(b)) v |= CL_ADDR;
+        if (is_msgid(b)) v |= CL_MSGID;
+        if (is_value(b)) v |= CL_VALUE;
+        if (is_qid_short(b)) v |= CL_QID_SHORT;
+        if (is_qid_long(b)) v |= CL_QID_LONG;
+        CLASS[c] = v;
+    }
+    class_ready = 1;
+}
+#if defined(__GNUC__)
+__attribute__((constructor)) static void classes_at_load(void) { make_classes(); }
+#endif
+
 static inline int starts_with_n(const uint8_t *p, const uint8_t *end, const char *lit, size_t n) {
     return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
 }
@@ -116,13 +140,13 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf
     if (p[12] != ':' || !is_digit(p[13]) || !is_digit(p[14]) || p[15] != ' ') return 0;
     p += 16;
     const uint8_t *h = p;
-    while (p < end && is_host(*p)) p++;
+    while (p < end && (CLASS[*p] & CL_HOST)) p++;
     if (p == h || p >= end || *p != ' ') return 0;
     L->host_end = p - d;
     p++;
     /* postfix[0-9A-Za-z._/-]* then /name then [ */
     const uint8_t *t = p;
-    while (p < end && is_prog(*p)) p++;
+    while (p < end && (CLASS[*p] & CL_PROG)) p++;
     if (p >= end || *p != '[') return 0;
     const uint8_t *t_end = p;
     if (t_end - t < 8 || memcmp(t, "postfix", 7) != 0) return 0;
@@ -146,14 +170,10 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf
     p += 3;
     /* queue id, then ": " */
     const uint8_t *q = p;
-    int all_short = 1, all_long = 1;
-    while (p < end && *p != ':') {
-        all_short &= is_qid_short(*p);
-        all_long &= is_qid_long(*p);
-        p++;
-    }
+    uint8_t all = CL_QID_SHORT | CL_QID_LONG; /* the classes of every character so far */
+    while (p < end && *p != ':') all &= CLASS[*p++];
     int64_t qlen = p - q;
-    if (!((all_short && qlen >= 5 && qlen <= 20) || (all_long && qlen >= 11 && qlen <= 20))) return 0;
+    if (!(((all & CL_QID_SHORT) && qlen >= 5 && qlen <= 20) || ((all & CL_QID_LONG) && qlen >= 11 && qlen <= 20))) return 0;
     if (!starts_with(p, end, ": ")) return 0;
     L->qs = q - d;
     L->qe = p - d;
@@ -167,7 +187,7 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf
         if (!starts_with(p, end, "from=<")) return 0;
         p += 6;
         L->vs = p - d;
-        while (p < end && (is_addr(*p) || (utf8 && *p >= 0x80))) p++;
+        while (p < end && ((CLASS[*p] & CL_ADDR) || (utf8 && *p >= 0x80))) p++;
         L->ve = p - d;
         if (!addr_ends_ok(d + L->vs, p, utf8)) return 0;
         if (!starts_with(p, end, ">, size=")) return 0;
@@ -186,7 +206,7 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf
         if (!starts_with(p, end, "message-id=<")) return 0;
         p += 12;
         L->vs = p - d;
-        while (p < end && is_msgid(*p)) p++;
+        while (p < end && (CLASS[*p] & CL_MSGID)) p++;
         L->ve = p - d;
         if (end - p != 1 || *p != '>') return 0;
         L->kind = K_MSGID;
@@ -196,7 +216,7 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf
     if (!starts_with(p, end, "to=<")) return 0;
     p += 4;
     const uint8_t *a = p;
-    while (p < end && (is_addr(*p) || (utf8 && *p >= 0x80))) p++;
+    while (p < end && ((CLASS[*p] & CL_ADDR) || (utf8 && *p >= 0x80))) p++;
     if (p == a || p >= end || *p != '>' || !addr_ends_ok(a, p, utf8)) return 0;
     L->rcpt_end = p - d;
     L->dom_start = L->rcpt_end;
@@ -218,7 +238,7 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf
     commas++;
     p += 8;
     L->relay_s = p - d;
-    while (p < end && is_value(*p)) p++;
+    while (p < end && (CLASS[*p] & CL_VALUE)) p++;
     L->relay_e = p - d;
     for (;;) {
         if (!starts_with(p, end, ", ")) return 0;
@@ -232,10 +252,10 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf
         else if (starts_with(p, end, "delays=")) p += 7;
         else if (starts_with(p, end, "delay=")) p += 6;
         else return 0;
-        while (p < end && is_value(*p)) p++;
+        while (p < end && (CLASS[*p] & CL_VALUE)) p++;
     }
     L->dsn_s = p - d;
-    while (p < end && is_value(*p)) p++;
+    while (p < end && (CLASS[*p] & CL_VALUE)) p++;
     if (!starts_with(p, end, ", status=")) return 0;
     commas++;
     L->status_pos = p - d;
@@ -348,6 +368,7 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *d_relay_s, int64_t *d_relay_e, int64_t *d_dsn_s, int64_t *d_status_pos,
                int64_t *d_status_end, int8_t *d_status_code, uint8_t *d_has_text, int64_t *counts) {
     int64_t n = 0, nf = 0, nd = 0, s = 0;
+    if (!class_ready) make_classes(); /* (without the constructor: a second thread at once writes the same) */
     /* most blocks are ASCII without NUL or CR (the OR of all bytes has no high bit: a loop the
        compiler vectorises; memchr for the rest): then no line needs looking at byte by byte */
     uint8_t high = 0, bad = 0;
