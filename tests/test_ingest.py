@@ -230,6 +230,39 @@ def test_blocks_of_clean_and_checked_lines_agree_on_rows_and_offsets(tmp_path, m
     assert sorted((x["reason"], x["offset"]) for x in samples) == [("invalid_utf8", starts[13]), ("malformed", starts[21])]
 
 
+def test_chunks_end_at_the_last_newline_of_each_read(tmp_path, monkeypatch):
+    """A file is read in chunks of whole lines, each cut after the last newline of a read of
+    BLOCK_BYTES; the cut is found in the read's last TAIL_PROBE bytes first (the chunk is then
+    read as it is, not copied), else (a line longer than that at the cut) in the whole read:
+    both give the chunks of the plain rule, on lines of every length around the probe."""
+    import pipeline.ingest.source as source_mod
+    from pipeline.ingest.source import LogFiles, SourceSpec
+
+    rng = random.Random(13)
+    probe = source_mod.TAIL_PROBE
+    lengths = [rng.choice([1, 80, 300, probe - 1, probe, probe + 1, 2 * probe + 7]) for _ in range(300)]
+    text = b"".join(bytes([97 + i % 26]) * (n - 1) + b"\n" for i, n in enumerate(lengths)) + b"no newline at the end"
+    log = tmp_path / "mail.log"
+    log.write_bytes(text)
+    old(log)
+    block = 3 * probe + 5
+    monkeypatch.setattr(source_mod, "BLOCK_BYTES", block)
+    want, at = [], 0
+    while at < len(text):
+        piece = text[at:at + block]
+        cut = piece.rfind(b"\n") + 1
+        if cut == 0:  # a line longer than a read: read on to its newline; the last one, as it is
+            cut = text.index(b"\n", at) + 1 - at if b"\n" in text[at:] else len(piece)
+        want.append((at, text[at:at + cut]))
+        at += cut
+    files = LogFiles([SourceSpec(str(log), "postfix")], {}, follow=False, use_positions=False)
+    (spec, path), = files.batch_files()
+    s = files.open_path(spec, str(path))
+    got = [(c.offset, c.data) for c in files.chunks(s)]
+    files.close()
+    assert got == want
+
+
 @pytest.mark.parametrize("columnar", [True, False])
 def test_a_failed_store_write_loses_nothing_and_the_rerun_duplicates_nothing(tmp_path, monkeypatch, columnar):
     """Batches are stored by a writer thread while parsing goes on; a commit's state and position

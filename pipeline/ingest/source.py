@@ -70,6 +70,25 @@ def open_log(path: str | os.PathLike):
     return open(path, "rb")
 
 
+TAIL_PROBE = 16 << 10
+
+
+def _pread_whole_lines(fd: int, want: int, at: int) -> bytes | None:
+    """The whole lines of os.pread(fd, want, at), read as they are: the last newline is found in
+    the last TAIL_PROBE bytes first, so the chunk is not read whole and then copied up to it
+    (8 MiB a chunk, and its memory touched twice). None when those bytes hold no newline or the
+    file changed between the two reads (the caller reads as usual)."""
+    if want <= TAIL_PROBE:
+        return None
+    tail = os.pread(fd, TAIL_PROBE, at + want - TAIL_PROBE)
+    nl = tail.rfind(b"\n")
+    if len(tail) != TAIL_PROBE or nl < 0:
+        return None
+    cut = want - TAIL_PROBE + nl + 1
+    data = os.pread(fd, cut, at)
+    return data if len(data) == cut and data.endswith(b"\n") else None
+
+
 def is_compressed(path: str | os.PathLike) -> bool:
     with open(path, "rb") as probe:
         return probe.read(2) == b"\x1f\x8b"
@@ -536,7 +555,9 @@ class LogFiles:
         while s.read_at < size and (left is None or left > 0):
             want = min(block, size - s.read_at)
             try:
-                data = os.pread(s.fh, want, s.read_at)
+                data = _pread_whole_lines(s.fh, want, s.read_at) if want == block and not s.in_long_line else None
+                if data is None:
+                    data = os.pread(s.fh, want, s.read_at)
             except OSError as exc:
                 self.problem(s.path, f"read failed: {exc.strerror}; retrying")
                 return
