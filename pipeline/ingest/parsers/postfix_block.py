@@ -801,9 +801,10 @@ def _last_epoch_deliveries(b: _Applied, by_qid, k, c, epoch_id, group_start, gro
     # queue ids with a deferral in their last epoch, or carrying deferred recipients into it
     want = np.zeros(len(ends), bool)
     want[group_of[dl[deferred]]] = True
+    carrying = np.zeros(len(ends), bool)                 # entries from before with deferred recipients
     for idx in np.flatnonzero(in_carried[ends] & has_carried[c[ends]]).tolist():
         if carried[int(c[ends[idx]])]["deferred"]:
-            want[idx] = True
+            want[idx] = carrying[idx] = True
     pick = np.flatnonzero(want[group_of[dl]])
     if not len(pick):
         return {}
@@ -816,6 +817,11 @@ def _last_epoch_deliveries(b: _Applied, by_qid, k, c, epoch_id, group_start, gro
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     last = np.full(len(first), -1, np.int64)
     np.maximum.at(last, inverse.ravel(), np.arange(len(key)))
+    # a final status can only forget a deferral the entry holds: one from before the block (an
+    # entry made in the block holds only the deferrals set here, a recipient's last one); the
+    # others would change nothing and are left out
+    kept = (value[last] >= 0) | carrying[group_of[dl[pick[first]]]]
+    first, last = first[kept], last[kept]
     order = np.argsort(first, kind="stable")
     first, last = first[order], last[order]
     out: dict = {}
