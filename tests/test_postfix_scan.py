@@ -282,6 +282,11 @@ TEXT_EDGES = [
     "(in reply to X command) (in reply to DATA command)", "x (in reply to BDAT command) (in reply to QUIT command)",
     "lost connection while sending RCPT TO", "WHILE SENDING message body x", "while sending end of data", "While Sending DATA",
     "while sending  DATA", "refused to talk to me: 554", "x while receiving the initial server greeting",
+    # the phrases together, in both orders: connect wins wherever it is; the leftmost "while sending" counts
+    "while sending RCPT TO x refused to talk to me", "refused to talk to me while sending DATA",
+    "while sending DATA, while receiving the initial server greeting", "while sending x while sending MAIL FROM",
+    "while sending MAIL FROM then while sending DATA", "Refused to talk to me", "While receiving the initial server greeting",
+    "said said: 550 x", "talk to said: 451 x", "Remote host said:reply=550 x", "greetingsaid 421 x", "rreply=421 x",
 ]
 
 

@@ -1151,17 +1151,24 @@ static int same_nocase(const uint8_t *p, const uint8_t *end, const char *lit) {
  * or `^([2-5]\d\d)[ -]`, leftmost; -1 for none. (The words begin with different letters and
  * the optional parts cannot be skipped where they are there, so no backtracking is needed.) */
 static int reply_code_in(const uint8_t *t, const uint8_t *end) {
-    static const char *WORDS[] = {"said", "talk to me", "greeting", "reply=", "Remote host said", NULL};
+    static const char *WORDS[] = {"said", "talk to me", "greeting", "reply=", "Remote host said"};
+    static const size_t LENS[] = {4, 10, 8, 6, 16};
     for (const uint8_t *p = t; p < end; p++) {
-        for (int w = 0; WORDS[w]; w++) {
-            size_t n = strlen(WORDS[w]);
-            if (*p != (uint8_t)WORDS[w][0] || (size_t)(end - p) < n || memcmp(p, WORDS[w], n) != 0) continue;
-            const uint8_t *x = p + n;
+        int w; /* the one word that can start here, by its first letter */
+        switch (*p) {
+        case 's': w = 0; break;
+        case 't': w = 1; break;
+        case 'g': w = 2; break;
+        case 'r': w = 3; break;
+        case 'R': w = 4; break;
+        default: w = -1;
+        }
+        if (w >= 0 && (size_t)(end - p) >= LENS[w] && same(p, WORDS[w], LENS[w])) {
+            const uint8_t *x = p + LENS[w];
             if (x < end && (*x == ':' || *x == '=')) x++;
             if (x < end && *x == ' ') x++;
             if (end - x >= 4 && x[0] >= '2' && x[0] <= '5' && is_digit(x[1]) && is_digit(x[2]) && (x[3] == ' ' || x[3] == '-'))
                 return (x[0] - '0') * 100 + (x[1] - '0') * 10 + (x[2] - '0');
-            break; /* one word at most starts here */
         }
         if (p == t && end - p >= 4 && p[0] >= '2' && p[0] <= '5' && is_digit(p[1]) && is_digit(p[2]) && (p[3] == ' ' || p[3] == '-'))
             return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
@@ -1197,17 +1204,25 @@ static int phase_in(const uint8_t *t, const uint8_t *end) {
             }
         }
     }
-    if (find(t, end, "refused to talk to me") || find(t, end, "while receiving the initial server greeting")) return PH_CONNECT;
+    /* one pass for the rest: "refused to talk to me" or "while receiving the initial server
+       greeting" anywhere (as they are) say connect; else the leftmost WHILE_SENDING_RE match */
+    int sending = PH_NONE;
     for (const uint8_t *p = t; p < end; p++) {
-        if (lower_ascii(*p) != 'w' || !same_nocase(p, end, "while sending ")) continue;
-        const uint8_t *x = p + 14;
-        if (same_nocase(x, end, "rcpt to")) return PH_RCPT;
-        if (same_nocase(x, end, "mail from")) return PH_MAIL;
-        if (same_nocase(x, end, "end of data")) return PH_END_OF_DATA;
-        if (same_nocase(x, end, "data")) return PH_DATA;
-        if (same_nocase(x, end, "message body")) return PH_END_OF_DATA;
+        uint8_t c = *p;
+        if (c == 'r') {
+            if (starts_with(p, end, "refused to talk to me")) return PH_CONNECT;
+        } else if (c == 'w' || c == 'W') {
+            if (c == 'w' && starts_with(p, end, "while receiving the initial server greeting")) return PH_CONNECT;
+            if (sending != PH_NONE || !same_nocase(p, end, "while sending ")) continue;
+            const uint8_t *x = p + 14;
+            if (same_nocase(x, end, "rcpt to")) sending = PH_RCPT;
+            else if (same_nocase(x, end, "mail from")) sending = PH_MAIL;
+            else if (same_nocase(x, end, "end of data")) sending = PH_END_OF_DATA;
+            else if (same_nocase(x, end, "data")) sending = PH_DATA;
+            else if (same_nocase(x, end, "message body")) sending = PH_END_OF_DATA;
+        }
     }
-    return PH_NONE;
+    return sending;
 }
 
 /* Per text d[starts[i], ends[i]) (ASCII; none where valid[i] is 0): its reply code (-1: none)
