@@ -571,8 +571,15 @@ static void blake2b_parts(const uint8_t **parts, const int64_t *lens, int k, uin
                 compress(h, buf, (uint64_t)t, 0);
                 fill = 0;
             }
+            while (fill == 0 && left > 128) { /* whole blocks with more input after them: in place */
+                t += 128;
+                compress(h, p, (uint64_t)t, 0);
+                p += 128;
+                left -= 128;
+            }
             int64_t take = 128 - fill < left ? 128 - fill : left;
-            memcpy(buf + fill, p, (size_t)take);
+            if (take == 1) buf[fill] = *p; /* (the NUL between line and recipient) */
+            else memcpy(buf + fill, p, (size_t)take);
             fill += take;
             p += take;
             left -= take;
