@@ -586,11 +586,6 @@ class _JoinedColumn:
             i = self.extra_index[value] = self.base + len(self.extra) - 1
         return i
 
-    def value_at(self, i: int):
-        if i < 0:
-            return None
-        return self.block_values[i].as_py() if i < self.base else self.extra[i - self.base]
-
     def array(self) -> pa.Array:
         values = pa.concat_arrays([self.block_values, ab.strings(self.extra)])
         return values.take(ab.numbers(np.maximum(self.index, 0), pa.int64(), self.index >= 0))
@@ -761,20 +756,30 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
     deferrals = _last_epoch_deliveries(b, by_qid, k, c, epoch_id, group_start, group_end, in_carried,
                                        has_carried, carried, recipients, status_codes)
     pending.preload([j for kept in deferrals.values() for _, j in kept])
-    for g in ends_touched.tolist():
-        q = names.get(c[g])
-        if k[g] == K_REMOVED:
-            change(REMOVED, q, int(t[g]))
+    # per queue id left touched: what the loop below needs, as Python values in one go
+    e = ends_touched
+    removed_e = k[e] == K_REMOVED
+    top_e = np.where(removed_e, t[e], epoch_max[epoch_id[e]])
+    reused_e = ~in_carried[e] & has_carried[c[e]]
+    sender_e, mid_e = end_sender_seen[e] & ~removed_e, end_mid_seen[e] & ~removed_e
+    sender_values = iter(_block_values(senders, end_sender[e][sender_e]))
+    mid_values = iter(_block_values(message_ids, end_mid[e][mid_e]))
+    name_of = names.cache
+    for g, code, removed, top, reused, has_sender, has_mid in zip(
+            e.tolist(), c[e].tolist(), removed_e.tolist(), top_e.tolist(), reused_e.tolist(), sender_e.tolist(),
+            mid_e.tolist()):
+        q = name_of[code]
+        if removed:
+            change(REMOVED, q, top)
             continue
-        top = int(epoch_max[epoch_id[g]])
-        if not in_carried[g] and has_carried[c[g]]:
+        if reused:
             change(REMOVED, q, top)                     # removed inside the block, then reused
-        if end_sender_seen[g]:
-            change(SENDER, q, top, senders.value_at(int(end_sender[g])))
+        if has_sender:
+            change(SENDER, q, top, next(sender_values))
         else:
             change(TOUCH, q, top)
-        if end_mid_seen[g]:
-            change(MESSAGE_ID, q, top, message_ids.value_at(int(end_mid[g])))
+        if has_mid:
+            change(MESSAGE_ID, q, top, next(mid_values))
         for recipient, j in deferrals.get(g, ()):
             row = pending.get(j) if j >= 0 else None
             if row is None:
@@ -782,6 +787,11 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
             else:
                 row["queue_id"] = q
                 change(DELIVERY, q, top, row)
+
+
+def _block_values(column: _JoinedColumn, at: np.ndarray) -> list:
+    """The values of the block's own from= / message-id= lines at `at` (in one take)."""
+    return column.block_values.take(ab.indices(at)).to_pylist() if len(at) else []
 
 
 def _last_epoch_deliveries(b: _Applied, by_qid, k, c, epoch_id, group_start, group_end, in_carried, has_carried,
