@@ -732,24 +732,25 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
         carried_sender[code] = senders.python_index(st["sender"])
         carried_mid[code] = message_ids.python_index(st["message_id"])
         has_carried[code] = True
-    dl = k == K_DELIVERY
+    # the latest from= / message-id= line of each line's queue id so far (-1: none); its value
+    # where that line is of the current epoch, else the entry's from before (carried) or none
+    dpos = np.flatnonzero(k == K_DELIVERY)
+    d_first, d_carried, d_code = epoch_first[dpos], in_carried[dpos], c[dpos]
+    d_rows = delivery_j[by_qid[dpos]]
+    latest = []
     for kind_, rank, carried_index, out in ((K_FROM, rank_of[0], carried_sender, senders),
                                             (K_MSGID, rank_of[1], carried_mid, message_ids)):
         last = np.maximum.accumulate(np.where(k == kind_, i, -1))
-        seen = last >= epoch_first
-        index = np.where(seen, rank[by_qid[np.maximum(last, 0)]], np.where(in_carried, carried_index[c], -1))
-        out.index[delivery_j[by_qid[dl]]] = index[dl]
-        if kind_ == K_FROM:
-            end_sender, end_sender_seen = index, seen
-        else:
-            end_mid, end_mid_seen = index, seen
+        d_last = last[dpos]
+        out.index[d_rows] = np.where(d_last >= d_first, rank[by_qid[np.maximum(d_last, 0)]],
+                                     np.where(d_carried, carried_index[d_code], -1))
+        latest.append(last)
     # the entry each queue id is left with: none after `removed`, else its last epoch's values
     group_end = np.flatnonzero(np.append(group_start[1:], True))
     seen_max = t.copy()
     seen_max[k == K_REMOVED] = np.iinfo(np.int64).min
     epoch_id = np.cumsum(epoch_start) - 1
-    epoch_max = np.full(epoch_id[-1] + 1, np.iinfo(np.int64).min)
-    np.maximum.at(epoch_max, epoch_id, seen_max)
+    epoch_max = np.maximum.reduceat(seen_max, np.flatnonzero(epoch_start))  # (epochs are runs)
     # (a queue id removed at the end that had no entry before leaves nothing to do)
     ends_touched = group_end[(k[group_end] != K_REMOVED) | has_carried[c[group_end]]]
     names.preload(c[ends_touched])
@@ -761,9 +762,11 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
     removed_e = k[e] == K_REMOVED
     top_e = np.where(removed_e, t[e], epoch_max[epoch_id[e]])
     reused_e = ~in_carried[e] & has_carried[c[e]]
-    sender_e, mid_e = end_sender_seen[e] & ~removed_e, end_mid_seen[e] & ~removed_e
-    sender_values = iter(_block_values(senders, end_sender[e][sender_e]))
-    mid_values = iter(_block_values(message_ids, end_mid[e][mid_e]))
+    e_last_sender, e_last_mid = latest[0][e], latest[1][e]
+    sender_e = (e_last_sender >= epoch_first[e]) & ~removed_e  # a from= line of the last epoch
+    mid_e = (e_last_mid >= epoch_first[e]) & ~removed_e
+    sender_values = iter(_block_values(senders, rank_of[0][by_qid[e_last_sender[sender_e]]]))
+    mid_values = iter(_block_values(message_ids, rank_of[1][by_qid[e_last_mid[mid_e]]]))
     name_of = names.cache
     for g, code, removed, top, reused, has_sender, has_mid in zip(
             e.tolist(), c[e].tolist(), removed_e.tolist(), top_e.tolist(), reused_e.tolist(), sender_e.tolist(),
