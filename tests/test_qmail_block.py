@@ -128,15 +128,70 @@ def test_texts_are_unescaped_as_the_parser_does():
     assert got == [unescape(t) for t in texts]
 
 
-def test_phases_are_read_as_the_parser_does():
-    texts = ["", "nothing here", "Connected to 1.2.3.4 but greeting failed.",
-             "1.2.3.4 does not like recipient.\nRemote host said: 550",
-             # two markers: the one listed first in PHASE_MARKERS wins, wherever it stands
-             "but my name was rejected, then 1.2.3.4 failed on DATA command",
-             "failed after I sent the message; does not like recipient",
-             "does not like recipient does not like recipient",
-             "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)"]
-    got = qmail_block._phases(pa.array(texts))
-    names = [None if p < 0 else PHASE_MARKERS[p][1] for p in got.tolist()]
-    assert names == [phase_of(t) for t in texts]
-    assert names[4] == "data" and names[5] == "rcpt"
+FACT_TEXTS = [
+    "", "nothing here", "Connected to 1.2.3.4 but greeting failed.",
+    "1.2.3.4 does not like recipient.\nRemote host said: 550 5.1.1 <a@b>: User unknown",
+    # two markers: the one listed first in PHASE_MARKERS wins, wherever it stands
+    "but my name was rejected, then 1.2.3.4 failed on DATA command",
+    "failed after I sent the message; does not like recipient",
+    "does not like recipient does not like recipient",
+    "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)",
+    "I'm not going to try again; this message has been in the queue too long.",
+    # addresses: IPv4 runs of more than three digits, a missing lookahead, IPv6, ^ and \s
+    "1234.1.1.1 x 10.0.0.1_y", "10.0.0.1", "10.0.0.1x 10.0.0.2.", "a\n10.0.0.3 ok",
+    "Connected to 2001:db8::1 but sender was rejected.", "fe80::1x ::1 :: a:b.", "Connected to 1.2.3.4x",
+    "Connected to abc:def but greeting failed.", "x 1.2.3.4.5.6 y", "x 999.999.999.9999 1.1.1.1 ",
+    # reply codes: the first `Remote host said: ` may not be followed by one
+    "Remote host said: 6xx\nRemote host said: 451-4.7.1 later", "Remote host said: 25", "Remote host said: 250",
+    "Remote host said:_550 x", "Remote host said: 550-5.1.1 x",
+    # dsn: `(#` or a word boundary; runs of digits; no word character before
+    "(#5.1.2)", "x5.1.2 4.2.0", "_5.1.1 (#4.4.1)", "5.1234.1 2.0.0", "3.1.1 5.1", "4.4.7000", "a 5.7.1: no",
+    "(#2.0.0", "((#5.5.5)", "9.1.1 4.1.99999", "#5.1.1",
+]
+
+
+def _mutations(texts, seed=11, rounds=3000):
+    import random
+
+    rng = random.Random(seed)
+    alphabet = "0123456789.:_ -#()abcdefABCDEFxyzR\n"
+    out = list(texts)
+    for _ in range(rounds):
+        t = list(rng.choice(texts))
+        for _ in range(rng.randint(1, 4)):
+            op = rng.random()
+            at = rng.randint(0, len(t))
+            if op < 0.4:
+                t.insert(at, rng.choice(alphabet))
+            elif op < 0.7 and t:
+                del t[min(at, len(t) - 1)]
+            elif t:
+                t[min(at, len(t) - 1)] = rng.choice(alphabet)
+        out.append("".join(t))
+    return out
+
+
+def test_text_facts_are_read_as_the_parser_does():
+    """The scanner's qmail_facts (reply code, relay address, dsn, phase, queue-too-long) give
+    what qmail.py's own functions give, on odd texts and on thousands of mutations of them."""
+    from pipeline.ingest.parsers.qmail import _dsn_in, outcome, phase_of
+
+    texts = _mutations(FACT_TEXTS)
+    arr = pa.array(texts).slice(1)               # (an array with an offset, as blocks give)
+    texts = texts[1:]
+    facts = native.SCANNER.qmail_facts(arr)
+    chars = facts["chars"].tobytes()
+
+    def cut(s, e):
+        return None if s < 0 else chars[s:e].decode()
+
+    for i, text in enumerate(texts):
+        status, code, relay = outcome("failure", text, False)
+        assert (facts["code"][i] if facts["code"][i] >= 0 else None) == code, text
+        assert cut(facts["ip_s"][i], facts["ip_e"][i]) == relay, text
+        assert cut(facts["dsn_s"][i], facts["dsn_e"][i]) == _dsn_in(text), text
+        phase = facts["phase"][i]
+        assert (None if phase < 0 else PHASE_MARKERS[phase][1]) == phase_of(text), text
+        assert bool(facts["too_long"][i]) == (status == "expired"), text
+    found = {k: int((facts[k] >= 0).sum()) for k in ("code", "ip_s", "dsn_s", "phase")}
+    assert min(found.values()) > 50 and int(facts["too_long"].sum()) > 10, found

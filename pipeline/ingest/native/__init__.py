@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 9  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 10  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
@@ -60,6 +60,8 @@ class Scanner:
         lib.text_facts.restype = None
         lib.text_facts.argtypes = [_P, _P, _P, _P, _I64, _P, _P]
         lib.event_ids.restype = ctypes.c_int
+        lib.qmail_facts.restype = None
+        lib.qmail_facts.argtypes = [_P, _P, _I64] + [_P] * 7
         lib.event_ids.argtypes = [_P, _P, _P, _P, _P, _I64, ctypes.c_int, _P]
 
     def scan(self, block: bytes, max_line: int) -> dict | None:
@@ -141,6 +143,24 @@ class Scanner:
             return None
         n = int(counts[0])
         return {name: (a[:n + 1] if name == "line_starts" else a[:n]) for name, a in out.items()}
+
+    def qmail_facts(self, texts: pa.StringArray) -> dict:
+        """What qmail.py reads in each unescaped qmail text (printable ASCII and newlines; see
+        qmail_facts in the C): code (-1: none), ip_s/ip_e and dsn_s/dsn_e (offsets into `chars`,
+        the texts' character buffer as numpy; -1: none), phase (index into PHASE_MARKERS, -1:
+        none), too_long."""
+        n = len(texts)
+        _, off_buf, chars_buf = texts.buffers()
+        offsets = np.ascontiguousarray(np.frombuffer(off_buf, np.int32)[texts.offset:texts.offset + n + 1]) if n \
+            else np.zeros(1, np.int32)
+        chars = np.frombuffer(chars_buf, np.uint8) if chars_buf is not None and chars_buf.size else np.zeros(1, np.uint8)
+        out = {"code": np.empty(n, np.int16), "ip_s": np.empty(n, np.int64), "ip_e": np.empty(n, np.int64),
+               "dsn_s": np.empty(n, np.int64), "dsn_e": np.empty(n, np.int64), "phase": np.empty(n, np.int8),
+               "too_long": np.empty(n, np.uint8)}
+        if n:
+            self.lib.qmail_facts(_ptr(chars), _ptr(offsets), n, *(_ptr(a) for a in out.values()))
+        out["chars"] = chars
+        return out
 
     def has_markers(self, block: bytes, markers: tuple[bytes, ...]) -> bool:
         """Any of the markers in the block (glibc memmem each)."""

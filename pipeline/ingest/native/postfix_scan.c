@@ -1007,6 +1007,107 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
     return 0;
 }
 
+/* What qmail.py reads in the unescaped text of a `delivery D: …` line, for texts of printable
+ * ASCII and newlines (what scan_qmail takes and qmail_block._unescaped makes of it):
+ *   code[i]   CODE_RE `Remote host said: ([2-5]\d\d)[ -]`, leftmost; -1 for none
+ *   ip_*[i]   IP_RE `(?:^|Connected to |\s)(\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:]+)(?=[ ._])`,
+ *             its group; -1 for none
+ *   dsn_*[i]  _DSN_RE `(?:\(#|\b)([245]\.\d{1,3}\.\d{1,3})\)?`, its group; -1 for none
+ *   phase[i]  phase_of: the index of the first PHASE_MARKERS marker in the text; -1 for none
+ *   too_long[i] "in the queue too long" in the text (outcome(): a failure saying so is expired)
+ * Positions are offsets into chars; text i is chars[offsets[i], offsets[i + 1]).
+ * tests/test_qmail_block.py holds this to qmail.py's own functions on odd and mutated texts. */
+static int is_word(uint8_t c) { return is_alnum(c) || c == '_'; }
+static int is_hexcolon(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':'; }
+static int is_ip_next(uint8_t c) { return c == ' ' || c == '.' || c == '_'; }
+
+/* the IP group starting at g (either alternative, in order); its end, or NULL */
+static const uint8_t *ip_at(const uint8_t *g, const uint8_t *end) {
+    /* \d{1,3}(?:\.\d{1,3}){3}: a greedy run of digits can only give way to a digit, never to the
+       '.' or the lookahead's character that must follow it, so each run is taken whole */
+    const uint8_t *x = g;
+    int ok = 1;
+    for (int part = 0; part < 4 && ok; part++) {
+        if (part) {
+            if (x < end && *x == '.') x++;
+            else ok = 0;
+        }
+        const uint8_t *r = x;
+        while (x < end && is_digit(*x)) x++;
+        if (ok && (x == r || x - r > 3)) ok = 0;
+    }
+    if (ok && x < end && is_ip_next(*x)) return x;
+    /* [0-9a-fA-F:]+:[0-9a-fA-F:]+ then one of " ._" (none of them in the class): the match ends
+       where the run of the class ends, and needs a ':' with a character of the run on each side */
+    x = g;
+    while (x < end && is_hexcolon(*x)) x++;
+    if (x < end && is_ip_next(*x)) {
+        for (const uint8_t *c = g + 1; c + 1 < x; c++)
+            if (*c == ':') return x;
+    }
+    return NULL;
+}
+
+/* the DSN group [245]\.\d{1,3}\.\d{1,3} at g: its end, or NULL */
+static const uint8_t *dsn_at(const uint8_t *g, const uint8_t *end) {
+    if (end - g < 5 || *g < '2' || *g > '5' || *g == '3' || g[1] != '.') return NULL;
+    const uint8_t *x = g + 2, *r = x;
+    while (x < end && is_digit(*x)) x++;
+    if (x == r || x - r > 3 || x >= end || *x != '.') return NULL;
+    r = ++x;
+    while (x < end && is_digit(*x) && x - r < 3) x++;
+    return x > r ? x : NULL;
+}
+
+static const char *QMAIL_MARKERS[] = {"does not like recipient", "failed on DATA command", "failed after I sent the message",
+                                      "but sender was rejected", "but my name was rejected", "but greeting failed",
+                                      "wasn't able to establish an SMTP connection", NULL};
+
+void qmail_facts(const uint8_t *chars, const int32_t *offsets, int64_t n, int16_t *code, int64_t *ip_s,
+                 int64_t *ip_e, int64_t *dsn_s, int64_t *dsn_e, int8_t *phase, uint8_t *too_long) {
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *t = chars + offsets[i], *end = chars + offsets[i + 1];
+        code[i] = -1;
+        for (const uint8_t *p = find(t, end, "Remote host said: "); p; p = find(p + 1, end, "Remote host said: ")) {
+            const uint8_t *x = p + 18;
+            if (end - x >= 4 && x[0] >= '2' && x[0] <= '5' && is_digit(x[1]) && is_digit(x[2]) && (x[3] == ' ' || x[3] == '-')) {
+                code[i] = (int16_t)((x[0] - '0') * 100 + (x[1] - '0') * 10 + (x[2] - '0'));
+                break;
+            }
+        }
+        ip_s[i] = ip_e[i] = -1;
+        for (const uint8_t *p = t; p < end; p++) {
+            const uint8_t *g, *x = NULL;
+            if (p == t && (x = ip_at(p, end)) != NULL) g = p;
+            else if (starts_at(p, end, "Connected to ") && (x = ip_at(p + 13, end)) != NULL) g = p + 13;
+            else if (is_pyspace(*p) && (x = ip_at(p + 1, end)) != NULL) g = p + 1;
+            if (x) {
+                ip_s[i] = g - chars;
+                ip_e[i] = x - chars;
+                break;
+            }
+        }
+        dsn_s[i] = dsn_e[i] = -1;
+        for (const uint8_t *p = t; p < end; p++) {
+            const uint8_t *g = NULL, *x = NULL;
+            if (*p == '(' && p + 1 < end && p[1] == '#' && (x = dsn_at(p + 2, end)) != NULL) g = p + 2;
+            else if ((p == t || !is_word(p[-1])) && (x = dsn_at(p, end)) != NULL) g = p;
+            if (x) {
+                dsn_s[i] = g - chars;
+                dsn_e[i] = x - chars;
+                break;
+            }
+        }
+        phase[i] = -1;
+        for (int m = 0; QMAIL_MARKERS[m]; m++)
+            if (find(t, end, QMAIL_MARKERS[m])) {
+                phase[i] = (int8_t)m;
+                break;
+            }
+        too_long[i] = find(t, end, "in the queue too long") != NULL;
+    }
+}
+
 /* Does d[0, len) contain any of the n markers (NUL-separated in `markers`)? 1 or 0.
  * With SSE2 (every x86-64) one pass for all of them: 16 positions at a time, a position is a
  * candidate where a marker's first, second and last bytes are all there (rare for these markers),
@@ -1206,4 +1307,4 @@ void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, co
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 9; }
+int scanner_abi(void) { return 10; }

@@ -5,8 +5,8 @@ QmailParser.feed (parsers/qmail.py) defines what a line means. The compiled scan
 (ASCII, `@<tai64n> `, `starting delivery D: msg M to remote|local R`, `delivery D:
 success|deferral|failure: text`, `info msg M: bytes B from <S>`, `end msg M`) and their fields;
 what a delivery row needs from its text (qmail's unescaping, byte-wise; status, reply code, relay,
-dsn, SMTP phase) is made for all lines at once with Arrow's RE2, in qmail.py's spelling. The main thread then
-applies the lines in order through QmailParser.change(), the interface feed() uses, and every
+dsn, SMTP phase) is made for all lines at once by the scanner's qmail_facts (qmail.py's regexes
+and phase_of, in C). The main thread then applies the lines in order through QmailParser.change(), the interface feed() uses, and every
 other line goes to the engine's front door (and feed()). Without the compiled scanner, qmail is
 read line by line. tests/test_qmail_block.py holds the two ways to the same rows and state.
 
@@ -15,7 +15,6 @@ Called by pipeline.ingest.engine for qmail chunks.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,21 +26,14 @@ from ...store.records import ID_BYTES
 from .. import native
 from . import blocks
 from .common import decode_line
-from .qmail import END, INFO, PHASE_MARKERS, RESULT, START, QmailParser, phase_of
+from .qmail import END, INFO, PHASE_MARKERS, RESULT, START, QmailParser
 
 Q_SKIP, Q_FEED, Q_START, Q_RESULT, Q_INFO, Q_END = range(6)
 _WORDS = ["", "sent", "deferred", "bounced"]
 _EXPIRED = len(_WORDS)
 _STATUS = ab.strings([*_WORDS, "expired"])   # a result's status word by its flag, or expired
-# qmail.py's patterns in RE2 spelling (the texts here are printable ASCII; a lookahead is matched
-# as a consumed character: the same leftmost match, the same group)
-_CODE = r"Remote host said: (?P<c>[2-5][0-9][0-9])[ -]"
-_IP = r"(?:^|Connected to |\s)(?P<ip>[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:]+)[ ._]"
-_DSN = r"(?:\(#|\b)(?P<d>[245]\.[0-9]{1,3}\.[0-9]{1,3})"
 _EMPTY = ab.scalar("")
-_ANY_PHASE = "|".join(re.escape(marker) for marker, _ in PHASE_MARKERS)
-_MARKERS = ab.strings([marker for marker, _ in PHASE_MARKERS])
-_MARKER_INDEX = {None: -1, **{name: p for p, (_, name) in reversed(list(enumerate(PHASE_MARKERS)))}}
+_PHASE_NAMES = ab.strings([name for _, name in PHASE_MARKERS])
 
 
 @dataclass
@@ -121,50 +113,23 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     lines = order[res]
     text = _unescaped(data, s["v_s"][lines], s["v_e"][lines], cut)
     words = s["flag"][lines].astype(np.int64)
-    expired = np.zeros(len(lines), bool)
-    failures = np.flatnonzero(words == 3)
-    if len(failures):
-        expired[failures] = ab.to_bools(pc.match_substring(blocks.take(text, failures), "in the queue too long"))
+    facts = scanner.qmail_facts(text)              # qmail.py's regexes and phase_of, in C
+    expired = (words == 3) & (facts["too_long"] == 1)
     status = _STATUS.take(ab.numbers(np.where(expired, _EXPIRED, words), pa.int64()))
-    code_m = pc.extract_regex(text, _CODE)
-    code_valid = ab.to_bools(code_m.is_valid())
-    code = np.zeros(len(lines), np.int64)
-    if code_valid.any():
-        code[code_valid] = ab.to_ints(pc.cast(code_m.field("c").filter(ab.booleans(code_valid)), pa.int64()))
+    code = facts["code"].astype(np.int64)
+    code_valid = code >= 0
+    code = np.maximum(code, 0)
     sent = words == 1
     code_remote = np.where(sent & ~code_valid, 250, code)
     valid_remote = code_valid | sent
-    ip = pc.extract_regex(text, _IP)
-    relay = pc.if_else(ip.is_valid(), ip.field("ip"), ab.scalar(None)) if len(lines) else ab.strings([])
-    dsn_m = pc.extract_regex(text, _DSN)
-    dsn = pc.if_else(dsn_m.is_valid(), dsn_m.field("d"), ab.scalar(None)) if len(lines) else ab.strings([])
-    phase = _phases(text)
-    phase_arr = ab.strings([name for _, name in PHASE_MARKERS]).take(ab.numbers(np.maximum(phase, 0), pa.int64(), phase >= 0))
+    chars = facts["chars"]
+    relay = cut(chars, np.maximum(facts["ip_s"], 0), np.maximum(facts["ip_e"], 0), facts["ip_s"] >= 0)
+    dsn = cut(chars, np.maximum(facts["dsn_s"], 0), np.maximum(facts["dsn_e"], 0), facts["dsn_s"] >= 0)
+    phase = facts["phase"].astype(np.int64)
+    phase_arr = _PHASE_NAMES.take(ab.numbers(np.maximum(phase, 0), pa.int64(), phase >= 0))
     return QmailFields(len(kinds), s["line_starts"], order, k, dcode, d_names, mcode, m_names, local, start_rank,
                        recipients, info_rank, senders, res, s["ts"][lines], status, text, code_remote, code,
                        valid_remote, code_valid, relay, dsn, phase_arr, m_array=m_array)
-
-
-def _phases(text: pa.Array) -> np.ndarray:
-    """qmail.phase_of() of each text, as an index into PHASE_MARKERS (-1: none): the first
-    marker of the list that the text holds. One RE2 pass finds the leftmost marker and how many
-    there are; only a text with more than one (which may hold a marker of the list before the
-    leftmost) is asked about each marker in list order."""
-    phase = np.full(len(text), -1, np.int64)
-    if not len(text):
-        return phase
-    found = np.flatnonzero(ab.to_bools(pc.match_substring_regex(text, _ANY_PHASE)))
-    if not len(found):
-        return phase
-    texts = blocks.take(text, found)
-    many = ab.to_ints(pc.count_substring_regex(texts, _ANY_PHASE)) > 1
-    one = np.flatnonzero(~many)
-    if len(one):
-        first = pc.extract_regex(blocks.take(texts, one), f"(?P<m>{_ANY_PHASE})").field("m")
-        phase[found[one]] = ab.to_ints(pc.index_in(first, value_set=_MARKERS))
-    for k in np.flatnonzero(many).tolist():
-        phase[found[k]] = _MARKER_INDEX[phase_of(texts[k].as_py())]
-    return phase
 
 
 _UNESCAPE = bytes.maketrans(b"_/", b" \n")
