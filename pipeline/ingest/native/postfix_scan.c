@@ -592,17 +592,10 @@ enum { S_SKIP = 0, S_FEED = 1, S_FROM = 2, S_TO = 3, S_MSP = 4, S_CLOCK = 5 };
 /* an address character: printable ASCII but space " , < >, or any byte of a non-ASCII character */
 static int is_sm_addr(uint8_t c) { return c >= 0x80 || is_addr(c); }
 
-static inline int starts_at(const uint8_t *p, const uint8_t *end, const char *lit) {
+/* (always inlined: the literal's strlen is then known when compiling) */
+static inline __attribute__((always_inline)) int starts_at(const uint8_t *p, const uint8_t *end, const char *lit) {
     size_t n = strlen(lit);
     return (size_t)(end - p) >= n && same(p, lit, n);
-}
-
-/* occurrences of lit in [p, end) */
-static int64_t count_of(const uint8_t *p, const uint8_t *end, const char *lit) {
-    int64_t k = 0;
-    size_t n = strlen(lit);
-    for (const uint8_t *x = find(p, end, lit); x; x = find(x + n, end, lit)) k++;
-    return k;
 }
 
 /* " sendmail", " sm-mta" or " sm-msp-queue" somewhere in the line */
@@ -627,13 +620,41 @@ static const uint8_t *skip_value(const uint8_t *p, const uint8_t *end) {
 }
 
 /* the key=value field "<key>" at p (then its value up to the next ','); NULL when not there */
-static const uint8_t *expect_field(const uint8_t *p, const uint8_t *end, const char *key, const uint8_t **vs, const uint8_t **ve) {
+static inline __attribute__((always_inline)) const uint8_t *expect_field(const uint8_t *p, const uint8_t *end, const char *key,
+                                                                        const uint8_t **vs, const uint8_t **ve) {
     if (!starts_at(p, end, key)) return NULL;
     p += strlen(key);
     *vs = p;
     p = skip_value(p, end);
     *ve = p;
     return p;
+}
+
+/* from= lines: exactly one "msgid=" and one "nrcpts=" in [p, end) (occurrences),
+   found in one pass over the '='s */
+static int keys_once(const uint8_t *p, const uint8_t *end) {
+    int msgid = 0, nrcpts = 0;
+    for (const uint8_t *x = p; (x = memchr(x, '=', (size_t)(end - x))) != NULL; x++) {
+        if (x - p >= 5 && same(x - 5, "msgid", 5)) msgid++;
+        else if (x - p >= 6 && same(x - 6, "nrcpts", 6)) nrcpts++;
+    }
+    return msgid == 1 && nrcpts == 1;
+}
+
+/* to= lines: the one ", stat=" in [p, end) when there is exactly one and at most one ", reply="
+   before it; else NULL (one pass over the commas) */
+static const uint8_t *stat_once(const uint8_t *p, const uint8_t *end) {
+    const uint8_t *stat = NULL;
+    int replies = 0;
+    for (const uint8_t *x = p; (x = memchr(x, ',', (size_t)(end - x))) != NULL; x++) {
+        if (starts_at(x, end, ", stat=")) {
+            if (stat) return NULL;
+            stat = x;
+        } else if (!stat && starts_at(x, end, ", reply=")) {
+            replies++;
+        }
+    }
+    return replies <= 1 ? stat : NULL;
 }
 
 int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, int64_t rcap,
@@ -700,9 +721,7 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                     qid_e[n] = x - d;
                     const uint8_t *rest = x + 2;
                     k = S_CLOCK;
-                    if (find(rest, end, ": DSN: Cannot send message")) {
-                        k = S_FEED;
-                    } else if (starts_at(rest, end, "from=")) {
+                    if (starts_at(rest, end, "from=")) {
                         k = S_FEED;
                         const uint8_t *y = rest + 5, *vs, *ve;
                         int bracket = y < end && *y == '<';
@@ -736,8 +755,7 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                             const uint8_t *ms = y;
                             while (y < end && *y >= '!' && *y <= '~' && *y != ',') y++;
                             const uint8_t *me = y;
-                            good = (y == end || starts_at(y, end, ", ")) && count_of(rest, end, "msgid=") == 1 &&
-                                   count_of(rest, end, "nrcpts=") == 1;
+                            good = (y == end || starts_at(y, end, ", ")) && keys_once(rest, end);
                             while (ms < me && (*ms == '<' || *ms == '>')) ms++;
                             while (me > ms && (me[-1] == '<' || me[-1] == '>')) me--;
                             b_s[n] = ms - d;
@@ -748,7 +766,9 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                             a_s[n] = vs - d;
                             a_e[n] = ve - d;
                             nrcpts[n] = count;
-                            for (const uint8_t *z = vs; z < ve; z++) sender_high[n] |= *z >= 0x80;
+                            uint8_t h = 0; /* (a local: through the pointer, every byte would be a store) */
+                            for (const uint8_t *z = vs; z < ve; z++) h |= *z;
+                            sender_high[n] = h >> 7;
                         }
                     } else if (starts_at(rest, end, "to=")) {
                         k = S_FEED;
@@ -772,11 +792,13 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                             rcpt_line[nr] = n;
                             rcpt_s[nr] = as - d;
                             rcpt_e[nr] = ae - d;
-                            rcpt_dom[nr] = ae - d;
-                            rcpt_high[nr] = 0;
+                            const uint8_t *dom = ae;
                             for (const uint8_t *z = ae - 1; z >= as; z--)
-                                if (*z == '@') { rcpt_dom[nr] = z + 1 - d; break; }
-                            for (const uint8_t *z = as; z < ae; z++) rcpt_high[nr] |= *z >= 0x80;
+                                if (*z == '@') { dom = z + 1; break; }
+                            rcpt_dom[nr] = dom - d;
+                            uint8_t h = 0;
+                            for (const uint8_t *z = as; z < ae; z++) h |= *z;
+                            rcpt_high[nr] = h >> 7;
                             nr++;
                             if (y < end && *y == ',' && !(y + 1 < end && y[1] == ' ')) { y++; continue; }
                             break;
@@ -802,10 +824,11 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                         if (good) good = (y = expect_field(y, end, "dsn=", &dsn_s, &dsn_e)) && starts_at(y, end, ", ") && (y += 2);
                         const uint8_t *stat_at = 0;
                         if (good) {
-                            /* exactly one ", stat=" in the rest; at most one ", reply=" before it */
-                            good = count_of(rest, end, ", stat=") == 1;
-                            stat_at = good ? find(rest, end, ", stat=") : 0;
-                            good = good && count_of(rest, stat_at, ", reply=") <= 1;
+                            /* exactly one ", stat=" in the rest; at most one ", reply=" before it (the
+                               fields read so far hold no comma: neither can be in them, but where the
+                               ", " before y begins) */
+                            stat_at = stat_once(y - 2, end);
+                            good = stat_at != NULL;
                         }
                         if (good) {
                             if (starts_at(y, end, "stat=")) {
@@ -841,6 +864,8 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                             r_s[n] = -1;
                         }
                         if (k != S_TO) nr = first_r; /* rows only for delivery lines */
+                    } else if (find(rest, end, ": DSN: Cannot send message")) {
+                        k = S_FEED; /* feed() reads a from= or to= line as such, any other with this as an expiry */
                     }
                 }
             }
