@@ -60,6 +60,8 @@ class Scanner:
         lib.text_facts.restype = None
         lib.text_facts.argtypes = [_P, _P, _P, _P, _I64, _P, _P]
         lib.event_ids.restype = ctypes.c_int
+        lib.sendmail_facts.restype = None
+        lib.sendmail_facts.argtypes = [_P] * 7 + [_I64] + [_P] * 5
         lib.qmail_facts.restype = None
         lib.qmail_facts.argtypes = [_P, _P, _I64] + [_P] * 7
         lib.event_ids.argtypes = [_P, _P, _P, _P, _P, _I64, ctypes.c_int, _P]
@@ -122,6 +124,23 @@ class Scanner:
         for name in out:
             size = n + 1 if name == "line_starts" else nr if name.startswith("rcpt_") else n
             out[name] = out[name][:size]
+        return out
+
+    def sendmail_facts(self, data: np.ndarray, at: dict) -> dict:
+        """Per `to=` line (positions in `at`: dsn_s/dsn_e, stat_s/stat_e, reply_s/reply_e with
+        reply_s < 0 for none): status (1 sent, 2 deferred, 3 bounced), code (-1: none),
+        text_reply, phase (0 none, 1 rcpt, 2 end_of_data, 3 mail, 4 connect) and python (see
+        sendmail_facts in the C)."""
+        cols = [np.ascontiguousarray(at[k], np.int64) for k in ("dsn_s", "dsn_e", "stat_s", "stat_e", "reply_s", "reply_e")]
+        n = len(cols[0])
+        valid = cols[4] >= 0
+        _check_slices(data, cols[0], cols[1])
+        _check_slices(data, cols[2], cols[3])
+        _check_slices(data, cols[4][valid], cols[5][valid])
+        out = {"status": np.empty(n, np.int8), "code": np.empty(n, np.int16), "text_reply": np.empty(n, np.uint8),
+               "phase": np.empty(n, np.int8), "python": np.empty(n, np.uint8)}
+        if n:
+            self.lib.sendmail_facts(_ptr(data), *(_ptr(c) for c in cols), n, *(_ptr(a) for a in out.values()))
         return out
 
     QMAIL_LINE = (("kind", np.int8), ("ts", np.int64), ("k_s", np.int64), ("k_e", np.int64), ("m_s", np.int64),

@@ -882,6 +882,77 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
 }
 
 
+/* What sendmail.py makes of the dsn=, stat= and reply= of a `to=` line (status_of, diagnostic_of,
+ * smtp_phase_of), per line i: dsn d[dsn_s, dsn_e), stat d[stat_s, stat_e), reply d[reply_s,
+ * reply_e) (reply_s < 0: none). Out: status (1 sent, 2 deferred, 3 bounced), code (the row's
+ * reply_code: diagnostic_of's code, 250 for a sent line without one; -1 for none), text_reply (1:
+ * the diagnostic is the reply, 0: stat=), phase (0 none, 1 rcpt, 2 end_of_data, 3 mail, 4
+ * connect), python (1: a line this does not read, left to sendmail.py's functions: a reply that
+ * does not start with its code, or a stat= with a non-ASCII byte where _code_in_stat must read it).
+ * tests/test_sendmail_block.py holds this to sendmail.py's functions on odd and mutated lines. */
+static int sm_word(uint8_t c) { return is_alnum(c) || c == '_'; }
+
+/* _STAT_CODE_RE.search on ASCII text: `\b([245]\d\d)[ -]\d\.\d{1,3}\.\d{1,3}\b|\b([45]\d\d) `; -1 for none */
+static int stat_code_in(const uint8_t *t, const uint8_t *end) {
+    for (const uint8_t *p = t; end - p >= 4; p++) {
+        if (!is_digit(*p) || (p > t && sm_word(p[-1]))) continue;
+        if (!is_digit(p[1]) || !is_digit(p[2])) continue;
+        int v = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+        if ((*p == '2' || *p == '4' || *p == '5') && (p[3] == ' ' || p[3] == '-') && end - p >= 6 && is_digit(p[4]) &&
+            p[5] == '.') {
+            const uint8_t *x = p + 6, *r = x;
+            while (x < end && is_digit(*x)) x++;
+            if (x > r && x - r <= 3 && x < end && *x == '.') {
+                r = ++x;
+                while (x < end && is_digit(*x)) x++;
+                if (x > r && x - r <= 3 && (x == end || !sm_word(*x))) return v;
+            }
+        }
+        if ((*p == '4' || *p == '5') && p[3] == ' ') return v;
+    }
+    return -1;
+}
+
+void sendmail_facts(const uint8_t *d, const int64_t *dsn_s, const int64_t *dsn_e, const int64_t *stat_s,
+                    const int64_t *stat_e, const int64_t *reply_s, const int64_t *reply_e, int64_t n,
+                    int8_t *status, int16_t *code, uint8_t *text_reply, int8_t *phase, uint8_t *python) {
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *ds = d + dsn_s[i], *de = d + dsn_e[i], *ss = d + stat_s[i], *se = d + stat_e[i];
+        const uint8_t *rs = reply_s[i] >= 0 ? d + reply_s[i] : NULL, *re_ = reply_s[i] >= 0 ? d + reply_e[i] : NULL;
+        int has_reply = rs && re_ > rs; /* `reply or stat`: an empty reply= is none */
+        int st;
+        if (de > ds && (*ds == '2' || *ds == '4' || *ds == '5')) st = *ds == '2' ? 1 : *ds == '4' ? 2 : 3;
+        else st = starts_at(ss, se, "Sent") ? 1 : starts_at(ss, se, "Deferred") ? 2 : 3;
+        status[i] = (int8_t)st;
+        python[i] = 0;
+        text_reply[i] = (uint8_t)has_reply;
+        int c = -1; /* reply_code_of(reply) */
+        if (has_reply) {
+            if (re_ - rs >= 4 && rs[0] >= '2' && rs[0] <= '5' && is_digit(rs[1]) && is_digit(rs[2]) && (rs[3] == ' ' || rs[3] == '-'))
+                c = (rs[0] - '0') * 100 + (rs[1] - '0') * 10 + (rs[2] - '0');
+            else
+                python[i] = 1; /* REPLY_CODE_RE's search: Python's */
+        }
+        if (st != 1 && (c < 0 || c < 400)) {
+            uint8_t h = 0;
+            for (const uint8_t *z = ss; z < se; z++) h |= *z;
+            if (h & 0x80) python[i] = 1;
+            int sc = stat_code_in(ss, se);
+            if (sc > 0) c = sc; /* `_code_in_stat(stat) or code` */
+            if (has_reply && starts_at(rs, re_, "221")) text_reply[i] = 0;
+        }
+        int ph = 0; /* smtp_phase_of(stat, dsn, code) */
+        int64_t dl = de - ds;
+        if (starts_at(ss, se, "User unknown")) ph = 1;
+        else if (dl == 5 && same(ds, "5.2.0", 5) && starts_at(ss, se, "Service unavailable") && (c == 550 || c < 0)) ph = 2;
+        else if (dl == 5 && same(ds, "5.1.3", 5) && starts_at(ss, se, "Data format error")) ph = 3;
+        else if (dl == 5 && same(ds, "5.5.0", 5) && starts_at(ss, se, "Service unavailable") && (c == 554 || c == 421 || c < 0)) ph = 4;
+        phase[i] = (int8_t)ph;
+        code[i] = (int16_t)(st == 1 && c < 0 ? 250 : c);
+    }
+}
+
+
 /* --- qmail-send lines, multilog (parsers/qmail_block.py; QmailParser.feed is the definition and
  * the path without a compiler; tests/test_qmail_block.py holds the two to the same result) --- */
 enum { Q_SKIP = 0, Q_FEED = 1, Q_START = 2, Q_RESULT = 3, Q_INFO = 4, Q_END = 5 };
