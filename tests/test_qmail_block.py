@@ -74,6 +74,16 @@ ODD = "".join([
     q(16, "delivery 13: failure: a/_/b__//_//"),
     q(17, "starting delivery 14: msg 104 to remote m@au.com"),
     q(17, "delivery 14: success: "),
+    # non-ASCII recipients (read column-wise, normalised by normalise_address): Python's lower()
+    # (final sigma, dotted capital I) and a Unicode space that ends \S+ inside the address
+    q(18, "starting delivery 15: msg 104 to remote ΣΟΦΙΑΣ@例え.jp"),
+    q(18, "delivery 15: success: 192.0.2.1_accepted_message./Remote_host_said:_250_ok/"),
+    q(19, "starting delivery 16: msg 104 to remote <İnfo@Ｅｘ.jp>"),
+    q(19, "delivery 16: deferral: 192.0.2.1_does_not_like_recipient./Remote_host_said:_450_later/"),
+    q(20, "starting delivery 17: msg 104 to remote ab\u3000cd@例え.jp tail"),
+    q(20, "delivery 17: failure: 192.0.2.1_does_not_like_recipient./Remote_host_said:_550_no/"),
+    q(21, "starting delivery 18: msg 104 to local 山田\u00a0@例え.jp"),
+    q(21, "delivery 18: success: did_0+0+1/"),
 ])
 
 
@@ -110,12 +120,20 @@ def test_a_small_table(tmp_path, monkeypatch):
     assert_same(fast, slow)
 
 
-def test_the_fast_path_takes_the_common_lines(tmp_path):
-    log = generated(tmp_path, ascii_only=True)
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_the_fast_path_takes_the_common_lines(tmp_path, ascii_only):
+    """Also starts with SMTPUTF8 recipients are read column-wise."""
+    log = generated(tmp_path, ascii_only=ascii_only)
     block = log.read_bytes()[: 1 << 20]
     block = block[: block.rfind(b"\n") + 1]
     f = qmail_block.extract(block, 65536, ParseContext(tz=TOKYO, year=2026))
-    assert int((f.kinds == qmail_block.Q_FEED).sum()) == 0 and len(f.kinds) > 3000
+    lines = [block[a:b] for a, b in zip(f.line_starts[f.order].tolist(), f.line_starts[f.order + 1].tolist())]
+    fed = [ln for ln, k in zip(lines, f.kinds.tolist()) if k == qmail_block.Q_FEED]
+    # only results whose text is not ASCII (the reply quoting an SMTPUTF8 address) go to feed()
+    assert all(not ln.isascii() and b" delivery " in ln and b"starting" not in ln for ln in fed)
+    assert len(fed) < len(lines) / 500 and len(f.kinds) > 3000
+    starts = [ln for ln, k in zip(lines, f.kinds.tolist()) if k == qmail_block.Q_START]
+    assert ascii_only == block.isascii() == all(ln.isascii() for ln in starts)
 
 
 def test_texts_are_unescaped_as_the_parser_does():

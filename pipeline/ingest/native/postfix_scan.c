@@ -994,8 +994,8 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
         int interesting = !raw && (find(p, end, "deliver") || find(p, end, " msg "));
         if (raw) {
             k = Q_FEED;
-        } else if (interesting && (high || *p != '@')) {
-            k = Q_FEED; /* non-ASCII, splogger or bare stamps: feed() */
+        } else if (interesting && *p != '@') {
+            k = Q_FEED; /* splogger or bare stamps: feed() */
         } else if (interesting) {
             /* @ + 16 + 8 hex digits, whitespace, the message */
             uint64_t label = 0, nanos = 0;
@@ -1052,6 +1052,8 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                                 while (re < end && !is_pyspace(*re)) re++;
                                 int plain = re > r;
                                 for (const uint8_t *c = r; c < re; c++) plain &= *c != '"';
+                                /* a non-ASCII recipient (normalised in Python): \S+ ends at any Unicode space */
+                                for (const uint8_t *c = r; high && plain && c < re; c++) plain &= *c < 0x80 || !uspace_at(c, re);
                                 /* normalise_address: strip("<>"), lower (the C gather lowers) */
                                 while (r < re && (*r == '<' || *r == '>')) r++;
                                 while (re > r && (re[-1] == '<' || re[-1] == '>')) re--;
@@ -1092,6 +1094,7 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                     }
                 }
             }
+            if (high && k != Q_START) k = Q_FEED; /* of a non-ASCII line, only a start is read here */
         }
         kind[n] = k;
         n++;

@@ -2,7 +2,7 @@
 
 QmailParser.feed (parsers/qmail.py) defines what a line means. The compiled scanner
 (pipeline/ingest/native, scan_qmail) finds, in one pass and in a reader thread, the usual lines
-(ASCII, `@<tai64n> `, `starting delivery D: msg M to remote|local R`, `delivery D:
+(ASCII, or for a start valid UTF-8; `@<tai64n> `, `starting delivery D: msg M to remote|local R`, `delivery D:
 success|deferral|failure: text`, `info msg M: bytes B from <S>`, `end msg M`) and their fields;
 what a delivery row needs from its text (qmail's unescaping, byte-wise; status, reply code, relay,
 dsn, SMTP phase) is made for all lines at once by the scanner's qmail_facts (qmail.py's regexes
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...store import arrow_build as ab
-from ...store.records import ID_BYTES
+from ...store.records import ID_BYTES, normalise_address
 from .. import native
 from . import blocks
 from .common import decode_line
@@ -103,7 +103,14 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     local[st] = s["flag"][order[st]] == 1
     start_rank = np.full(n, -1, np.int64)
     start_rank[st] = np.arange(len(st))
-    recipients = cut(data, s["v_s"][order[st]], s["v_e"][order[st]], lower=True)
+    rs, re_ = s["v_s"][order[st]], s["v_e"][order[st]]
+    recipients = cut(data, rs, re_, lower=True)
+    high = np.flatnonzero(scanner.high_slices(data, rs, re_))
+    if len(high):                                  # a non-ASCII recipient: normalise_address() itself
+        odd = [normalise_address(block[a:b].decode("utf-8")) for a, b in zip(rs[high].tolist(), re_[high].tolist())]
+        index = np.arange(len(recipients), dtype=np.int64)
+        index[high] = len(recipients) + np.arange(len(high))
+        recipients = pa.concat_arrays([recipients, ab.strings(odd)]).take(ab.indices(index))
     info = np.flatnonzero(k == Q_INFO)
     info_rank = np.full(n, -1, np.int64)
     info_rank[info] = np.arange(len(info))
