@@ -80,6 +80,8 @@ Nov 11 09:00:19 relay2 sm-mta[3018]: 2ABB0A1u003018: to=<h1@v.jp>, delay=00:00:0
 Nov 11 09:00:19 relay2 sm-mta[3018]: 2ABB0A1u003018: to=<h2@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=4.3.0, stat=Deferred: 451 一時的なエラー 4.3.0
 Nov 11 09:00:19 relay2 sm-mta[3018]: 2ABB0A1u003018: to=<h3@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.5.0, stat=Service unavailable
 Nov 11 09:00:19 relay2 sm-mta[3018]: 2ABB0A1u003018: to=<h4@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.1.3, stat=Data format error (553 5.1.3 bad)
+Nov 11 09:00:20 relay2 sm-mta[3019]: 2ABB0A1u003019: to=<p1@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=4.0.0, reply=Remote host said: 451 4.3.0 later, stat=Deferred: 451 4.3.0 local problem
+Nov 11 09:00:20 relay2 sm-mta[3019]: 2ABB0A1u003019: to=<p2@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.0.0, reply=221x closing, stat=Service unavailable (554 5.0.0 x)
 """
 
 

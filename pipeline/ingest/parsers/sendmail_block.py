@@ -128,6 +128,13 @@ class SendmailFields:
     row_deferred: np.ndarray   # per row: deferred
     row_status: list           # per row: status word (rows of the exact loop only need it)
     deferred: "blocks.DeferredRows | dict"  # row j -> the deferred row the state keeps (made when asked)
+    # (what read_block needs that does not depend on the parser's state, made here in the reader
+    # thread: the fed lines' bytes, the time and queue id feed() reads of them, the unusual stories)
+    fed_raw: list | None = None        # per K_FEED line (in order): its bytes
+    fed_ts: np.ndarray | None = None   # … the time read_prefix() reads of it (_NO_TIME: none)
+    fed_qids: list | None = None       # … the queue ids of those it reads
+    fed_codes: np.ndarray | None = None   # those of them among qid_names, as codes
+    unusual: np.ndarray | None = None  # queue-id codes whose story in the block is not a plain one
 
 
 def extract(block: bytes, max_line: int, ctx, annotate=None) -> SendmailFields | None:
@@ -166,7 +173,7 @@ class _Lines:
                                # are then None: cut per row, and per line only where Python reads them)
 
 
-def _finish(block: bytes, x: _Lines, annotate) -> SendmailFields:
+def _finish(block: bytes, x: _Lines, ctx, annotate) -> SendmailFields:
     order = np.flatnonzero(x.kinds != 0)
     position = np.full(x.n, -1, np.int64)
     position[order] = np.arange(len(order))
@@ -179,10 +186,24 @@ def _finish(block: bytes, x: _Lines, annotate) -> SendmailFields:
     if len(x.ti):
         rows, row_deferred, row_status, deferred, counts = _delivery_rows(block, x, annotate)
     firsts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64) if len(x.ti) else np.zeros(0, np.int64)
-    return SendmailFields(
+    f = SendmailFields(
         x.n, x.line_starts, order, x.kinds[order], codes[order], x.qids.dictionary, ts[order],
         position[x.fast[x.fi]], x.senders, x.message_ids, x.nrcpts, position[x.fast[x.ti]], firsts, counts,
         rows, row_deferred, row_status, deferred)
+    # the fed lines as feed() will read them (the queue id and time of each)
+    fed_lines = f.order[f.kinds == K_FEED]
+    line_starts = x.line_starts
+    f.fed_raw = [block[a:b] for a, b in zip(line_starts[fed_lines].tolist(), line_starts[fed_lines + 1].tolist())]
+    heads = [read_prefix(ctx, text) if text is not None else None for text, _ in map(decode_line, f.fed_raw)]
+    f.fed_ts = np.array([_NO_TIME if h is None else h[0] for h in heads], np.int64)
+    f.fed_qids = [h[2] for h in heads if h is not None]
+    f.fed_codes = np.zeros(0, np.int64)
+    if f.fed_qids:
+        f.fed_codes = ab.to_ints(pc.index_in(ab.strings(f.fed_qids), value_set=f.qid_names).drop_null()).astype(np.int64)
+    unusual = np.zeros(len(f.qid_names) + 1, bool)
+    _unusual(f, f.kinds, f.codes, (f.kinds == K_FROM) | (f.kinds == K_TO) | (f.kinds == K_MSP), unusual)
+    f.unusual = np.flatnonzero(unusual)
+    return f
 
 
 def _times(ctx, keys: pa.Array, secs: np.ndarray):
@@ -248,7 +269,7 @@ def _extract_compiled(block: bytes, max_line: int, ctx, annotate, scanner) -> Se
           "reply_s": s["r_s"][tl], "reply_e": s["r_e"][tl], "qid_s": s["qid_s"][tl], "qid_e": s["qid_e"][tl]}
     x = _Lines(n, line_starts, kinds, fast, cut(data, s["qid_s"][fast], s["qid_e"][fast]).dictionary_encode(), fast_ts,
                fi, senders, mids, s["nrcpts"][fl], ti, None, None, None, None, None, np.searchsorted(tl, rl), rec, dom, at)
-    return _finish(block, x, annotate)
+    return _finish(block, x, ctx, annotate)
 
 
 def _replace(array: pa.Array, positions: np.ndarray, values: list) -> pa.Array:
@@ -369,7 +390,7 @@ def _extract_arrow(block: bytes, max_line: int, ctx, annotate) -> SendmailFields
                ti, hosts, _nullable(relay.filter(take)), dsn.filter(take), stat.filter(take), reply.filter(take),
                ab.to_ints(pc.list_parent_indices(split)).astype(np.int64) if len(ti) else np.zeros(0, np.int64),
                recipient, pc.fill_null(pc.extract_regex(recipient, "@(?P<d>[^@]*)$").field("d"), _EMPTY))
-    return _finish(block, x, annotate)
+    return _finish(block, x, ctx, annotate)
 
 
 def _outcomes_compiled(block: bytes, x: _Lines):
@@ -392,14 +413,27 @@ def _outcomes_compiled(block: bytes, x: _Lines):
     text_index = np.arange(n_lines, dtype=np.int64)
     slow = np.flatnonzero(f["python"])
     if len(slow):
-        text_parts.append(scanner.gather(data, at["text_s"], at["text_e"]))
         cut = scanner.gather
         has_reply = at["reply_s"][slow] >= 0
         dsn = cut(data, at["dsn_s"][slow], at["dsn_e"][slow])
         stat = cut(data, at["stat_s"][slow], at["stat_e"][slow])
         reply = cut(data, np.maximum(at["reply_s"][slow], 0), np.maximum(at["reply_e"][slow], 0), has_reply)
-        _outcomes_python(slow, dsn, stat, reply, words, phases, status_code, phase_code, line_code, line_code_valid,
-                         text_parts, text_index, n_lines)
+        # (per slow line, then written back to their lines)
+        st, ph, lc, lv, ti = (np.zeros(len(slow), np.int64), np.full(len(slow), -1, np.int64),
+                              np.zeros(len(slow), np.int64), np.zeros(len(slow), bool), np.zeros(len(slow), np.int64))
+        python_texts: list = []
+        _outcomes_python(np.arange(len(slow)), dsn, stat, reply, words, phases, st, ph, lc, lv, python_texts, ti, 0)
+        status_code[slow], phase_code[slow], line_code[slow], line_code_valid[slow] = st, ph, lc, lv
+        # diagnostic_of's text is the reply or stat=: cut per row like the others
+        text = python_texts[0].take(ab.indices(ti))
+        is_reply = ab.to_bools(pc.fill_null(pc.equal(text, reply), _FALSE))
+        is_stat = ab.to_bools(pc.equal(text, stat))
+        if (is_reply | is_stat).all():
+            at["text_s"][slow] = np.where(is_reply, at["reply_s"][slow], at["stat_s"][slow])
+            at["text_e"][slow] = np.where(is_reply, at["reply_e"][slow], at["stat_e"][slow])
+        else:                                             # (never: diagnostic_of's text is one of the two)
+            text_parts.extend([cut(data, at["text_s"], at["text_e"]), text])
+            text_index[slow] = n_lines + np.arange(len(slow))
     return words, status_code, line_code, line_code_valid, phase_code, phases, text_parts, text_index
 
 
@@ -612,20 +646,16 @@ def read_block(parser: SendmailParser, block: bytes, offset: int, f: SendmailFie
     nq = len(f.qid_names)
     line_starts = f.line_starts
     names = _Names(f.qid_names)
-    # --- fed lines: their bytes, and the queue id and time feed() reads of them
+    # --- fed lines: their bytes, and the queue id and time feed() reads of them (extract found them)
     fed = np.flatnonzero(kinds == K_FEED)
     fed_lines = f.order[fed]
-    fed_raw = [block[s:e] for s, e in zip(line_starts[fed_lines].tolist(), line_starts[fed_lines + 1].tolist())]
-    fed_heads = [read_prefix(ctx, text) if text is not None else None for text, _ in map(decode_line, fed_raw)]
+    fed_raw, fed_qids = f.fed_raw, f.fed_qids
     line_ts = np.where(kinds == K_FEED, _NO_TIME, ts)
-    line_ts[fed] = [_NO_TIME if h is None else h[0] for h in fed_heads]
+    line_ts[fed] = f.fed_ts
     clock_run = np.maximum.accumulate(np.maximum(line_ts, parser.clock)) if len(line_ts) else line_ts
     # --- per queue id: is its story the plain one?
     special = np.zeros(nq + 1, bool)                      # by code; the last one is "fed" (-1)
-    fed_qids = [h[2] for h in fed_heads if h is not None]
-    if fed_qids:
-        hit = pc.index_in(ab.strings(fed_qids), value_set=f.qid_names)
-        special[ab.to_ints(hit.drop_null())] = True
+    special[f.fed_codes] = True
     queue = parser.queue
     if queue and nq:
         carried = np.flatnonzero(ab.to_bools(pc.is_in(f.qid_names, value_set=ab.strings(list(queue)))))
@@ -637,7 +667,7 @@ def read_block(parser: SendmailParser, block: bytes, offset: int, f: SendmailFie
     if block_max - block_min > parser.STATE_TTL_US or len(queue) + nq + len(fed_qids) > parser.MAX_QUEUE_IDS:
         special[:] = True
     changing = (kinds == K_FROM) | (kinds == K_TO) | (kinds == K_MSP)
-    _unusual(f, kinds, codes, changing, special)
+    special[f.unusual] = True
     special[-1] = True
     in_loop = special[codes] & (kinds != K_CLOCK) | (kinds == K_FEED)
 
