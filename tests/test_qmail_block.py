@@ -84,6 +84,11 @@ ODD = "".join([
     q(20, "delivery 17: failure: 192.0.2.1_does_not_like_recipient./Remote_host_said:_550_no/"),
     q(21, "starting delivery 18: msg 104 to local 山田\u00a0@例え.jp"),
     q(21, "delivery 18: success: did_0+0+1/"),
+    # domains: none, and after the last @
+    q(22, "starting delivery 19: msg 104 to local PostMaster"),
+    q(22, "delivery 19: success: did_0+0+1/"),
+    q(23, "starting delivery 20: msg 104 to remote <A@B@C.Example.JP>"),
+    q(23, "delivery 20: success: 192.0.2.1_accepted_message./Remote_host_said:_250_ok/"),
 ])
 
 

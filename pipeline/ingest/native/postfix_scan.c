@@ -974,7 +974,7 @@ static const uint8_t *digits(const uint8_t *p, const uint8_t *end) {
 
 int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *line_starts, int8_t *kind, int64_t *ts, int64_t *k_s, int64_t *k_e,
-               int64_t *m_s, int64_t *m_e, int64_t *v_s, int64_t *v_e, int8_t *flag, int64_t *counts) {
+               int64_t *m_s, int64_t *m_e, int64_t *v_s, int64_t *v_e, int64_t *w_s, int8_t *flag, int64_t *counts) {
     static const uint64_t BASE = 4611686018427387914ULL; /* 2^62 + 10 */
     int64_t n = 0, s = 0;
     line_starts[0] = 0;
@@ -1062,6 +1062,10 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                                     flag[n] = (int8_t)local;
                                     v_s[n] = r - d;
                                     v_e[n] = re - d;
+                                    const uint8_t *at = re; /* the domain: after the last '@' (none: empty) */
+                                    for (const uint8_t *c = re; c > r; c--)
+                                        if (c[-1] == '@') { at = c; break; }
+                                    w_s[n] = at - d;
                                 }
                             }
                         }

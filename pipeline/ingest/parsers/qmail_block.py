@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...store import arrow_build as ab
-from ...store.records import ID_BYTES, normalise_address
+from ...store.records import ID_BYTES, domain_of, normalise_address
 from .. import native
 from . import blocks
 from .common import decode_line
@@ -63,6 +63,7 @@ class QmailFields:
     dsn: pa.Array
     phase: pa.Array
     m_array: pa.Array | None = None   # m_names as Arrow
+    domains: pa.Array | None = None   # the START lines' recipients' domains (records.domain_of)
 
 
 def _encode(values: pa.Array, at: np.ndarray, n: int) -> tuple[np.ndarray, list, pa.Array]:
@@ -105,12 +106,15 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     start_rank[st] = np.arange(len(st))
     rs, re_ = s["v_s"][order[st]], s["v_e"][order[st]]
     recipients = cut(data, rs, re_, lower=True)
+    domains = cut(data, s["w_s"][order[st]], re_, lower=True)
     high = np.flatnonzero(scanner.high_slices(data, rs, re_))
     if len(high):                                  # a non-ASCII recipient: normalise_address() itself
         odd = [normalise_address(block[a:b].decode("utf-8")) for a, b in zip(rs[high].tolist(), re_[high].tolist())]
         index = np.arange(len(recipients), dtype=np.int64)
         index[high] = len(recipients) + np.arange(len(high))
-        recipients = pa.concat_arrays([recipients, ab.strings(odd)]).take(ab.indices(index))
+        index = ab.indices(index)
+        recipients = pa.concat_arrays([recipients, ab.strings(odd)]).take(index)
+        domains = pa.concat_arrays([domains, ab.strings([domain_of(v) for v in odd])]).take(index)
     info = np.flatnonzero(k == Q_INFO)
     info_rank = np.full(n, -1, np.int64)
     info_rank[info] = np.arange(len(info))
@@ -136,7 +140,7 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     phase_arr = _PHASE_NAMES.take(ab.numbers(np.maximum(phase, 0), pa.int64(), phase >= 0))
     return QmailFields(len(kinds), s["line_starts"], order, k, dcode, d_names, mcode, m_names, local, start_rank,
                        recipients, info_rank, senders, res, s["ts"][lines], status, text, code_remote, code,
-                       valid_remote, code_valid, relay, dsn, phase_arr, m_array=m_array)
+                       valid_remote, code_valid, relay, dsn, phase_arr, m_array=m_array, domains=domains)
 
 
 _UNESCAPE = bytes.maketrans(b"_/", b" \n")
@@ -344,10 +348,12 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
         extra.append(value)
         index[k] = base + len(extra) - 1
     recipients = pa.concat_arrays([f.recipients, ab.strings(extra)]) if extra else f.recipients
+    domains = pa.concat_arrays([f.domains, ab.strings([domain_of(v) for v in extra])]) if extra else f.domains
     known = len(f.m_names)                      # f.m_array holds those; the fed lines added the rest
     msgs = pa.concat_arrays([f.m_array, ab.strings(m_names[known:])]).take(ab.indices(row_m[rows_at]))
-    return BlockResult(_columns(parser, block, offset, f, rows_at, rr, local, recipients.take(ab.indices(index)),
-                                msgs, sender_of, annotate), f.n_lines)
+    take = ab.indices(index)
+    return BlockResult(_columns(parser, block, offset, f, rows_at, rr, local, recipients.take(take),
+                                msgs, sender_of, annotate, domains.take(take)), f.n_lines)
 
 
 def _held(table: dict, index: dict, n: int) -> np.ndarray:
@@ -427,15 +433,20 @@ def _read_exactly(parser, block, offset, f, feed_line, annotate, fed_raw) -> Blo
                                 msgs, sender_of, annotate), f.n_lines)
 
 
-def _columns(parser, block, offset, f, rows_at, rr, local, recipients, msgs, sender_of, annotate) -> dict:
+def _columns(parser, block, offset, f, rows_at, rr, local, recipients, msgs, sender_of, annotate, domains=None) -> dict:
     take = ab.indices(rr)
+    every = len(rr) == len(f.result_at) and bool((rr == np.arange(len(rr))).all())
+
+    def pick(column: pa.Array) -> pa.Array:               # (a row for every result line: as they are)
+        return column if every else column.take(take)
+
     recipient = recipients if isinstance(recipients, pa.Array) else ab.strings(recipients)
     lines = f.order[rows_at]
     line_starts = f.line_starts
     n = len(rows_at)
     code = np.where(local, f.code_local[rr], f.code_remote[rr])
     code_valid = np.where(local, f.code_valid_local[rr], f.code_valid_remote[rr])
-    relay = pc.if_else(ab.booleans(local), ab.scalar("local"), f.relay.take(take))
+    relay = pc.if_else(ab.booleans(local), ab.scalar("local"), pick(f.relay))
     ts = f.ts[rr]
     columns = {
         "ts": ab.numbers(ts, pa.int64()),
@@ -445,13 +456,14 @@ def _columns(parser, block, offset, f, rows_at, rr, local, recipients, msgs, sen
         "message_id": pa.nulls(n, pa.string()),
         "sender": sender_of if isinstance(sender_of, pa.Array) else ab.strings(sender_of),
         "recipient": recipient,
-        "recipient_domain": pc.fill_null(pc.extract_regex(recipient, "@(?P<d>[^@]*)$").field("d"), _EMPTY),
+        "recipient_domain": domains if domains is not None else
+        pc.fill_null(pc.extract_regex(recipient, "@(?P<d>[^@]*)$").field("d"), _EMPTY),
         "relay": relay,
-        "status": f.status.take(take),
-        "dsn": f.dsn.take(take),
+        "status": pick(f.status),
+        "dsn": pick(f.dsn),
         "reply_code": ab.numbers(code, pa.int16(), code_valid),
-        "smtp_phase": f.phase.take(take),
-        "diagnostic": f.text.take(take),
+        "smtp_phase": pick(f.phase),
+        "diagnostic": pick(f.text),
         "source_file": ab.repeat(parser.ctx.source_file, n),
         "source_offset": ab.numbers(line_starts[lines] + offset, pa.int64()),
     }
