@@ -14,10 +14,11 @@ expiry `DSN: Cannot send message`, RFC 3339 stamps, non-ASCII lines, lines with 
 to the engine's front door and so to feed(), in line order.
 
 What a delivery row needs besides the queue-id join (recipients split and normalised; status,
-diagnostic, reply code and SMTP phase: column-wise for deliveries and for refusals whose reply=
-starts with a code of 400 or more, what sendmail.py's functions reduce to for them, else by those
-functions once per distinct dsn/stat/reply of the block; event ids; carrier and class) is made
-in extract().
+diagnostic, reply code and SMTP phase: by the scanner's sendmail_facts, sendmail.py's functions
+in C, or, for what it leaves to them (and without the scanner, beyond what Arrow's kernels read),
+by those functions once per distinct dsn/stat/reply of the block; event ids; carrier and class)
+is made in extract(), and so is what read_block() needs of the fed lines (their queue ids and
+times) and which queue ids have an unusual story.
 
 The join, in read_block(): queue ids whose lines are the plain story (one from= first, then
 final deliveries of at most nrcpts recipients, or the MSP hop) with no entry from before the
