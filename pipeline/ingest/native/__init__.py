@@ -60,11 +60,11 @@ class Scanner:
         lib.text_facts.restype = None
         lib.text_facts.argtypes = [_P, _P, _P, _P, _I64, _P, _P]
         lib.event_ids.restype = ctypes.c_int
+        lib.event_ids.argtypes = [_P, _P, _P, _P, _P, _I64, ctypes.c_int, _P]
         lib.sendmail_facts.restype = None
         lib.sendmail_facts.argtypes = [_P] * 7 + [_I64] + [_P] * 5
         lib.qmail_facts.restype = None
         lib.qmail_facts.argtypes = [_P, _P, _I64] + [_P] * 7
-        lib.event_ids.argtypes = [_P, _P, _P, _P, _P, _I64, ctypes.c_int, _P]
 
     def scan(self, block: bytes, max_line: int) -> dict | None:
         """Per line, per fast line and per delivery line, what scan_block() finds (see the C);

@@ -592,8 +592,13 @@ enum { S_SKIP = 0, S_FEED = 1, S_FROM = 2, S_TO = 3, S_MSP = 4, S_CLOCK = 5 };
 /* an address character: printable ASCII but space " , < >, or any byte of a non-ASCII character */
 static int is_sm_addr(uint8_t c) { return c >= 0x80 || is_addr(c); }
 
-/* (always inlined: the literal's strlen is then known when compiling) */
-static inline __attribute__((always_inline)) int starts_at(const uint8_t *p, const uint8_t *end, const char *lit) {
+/* (always inlined where the compiler can be asked to: the literal's strlen is then known when compiling) */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+static ALWAYS_INLINE int starts_at(const uint8_t *p, const uint8_t *end, const char *lit) {
     size_t n = strlen(lit);
     return (size_t)(end - p) >= n && same(p, lit, n);
 }
@@ -620,8 +625,8 @@ static const uint8_t *skip_value(const uint8_t *p, const uint8_t *end) {
 }
 
 /* the key=value field "<key>" at p (then its value up to the next ','); NULL when not there */
-static inline __attribute__((always_inline)) const uint8_t *expect_field(const uint8_t *p, const uint8_t *end, const char *key,
-                                                                        const uint8_t **vs, const uint8_t **ve) {
+static ALWAYS_INLINE const uint8_t *expect_field(const uint8_t *p, const uint8_t *end, const char *key, const uint8_t **vs,
+                                                 const uint8_t **ve) {
     if (!starts_at(p, end, key)) return NULL;
     p += strlen(key);
     *vs = p;

@@ -432,7 +432,7 @@ def _outcomes_compiled(block: bytes, x: _Lines):
         if (is_reply | is_stat).all():
             at["text_s"][slow] = np.where(is_reply, at["reply_s"][slow], at["stat_s"][slow])
             at["text_e"][slow] = np.where(is_reply, at["reply_e"][slow], at["stat_e"][slow])
-        else:                                             # (never: diagnostic_of's text is one of the two)
+        else:  # (diagnostic_of's text is one of the two today; should it ever make another, its text is kept)
             text_parts.extend([cut(data, at["text_s"], at["text_e"]), text])
             text_index[slow] = n_lines + np.arange(len(slow))
     return words, status_code, line_code, line_code_valid, phase_code, phases, text_parts, text_index
