@@ -74,6 +74,21 @@ ODD = "".join([
     q(16, "delivery 13: failure: a/_/b__//_//"),
     q(17, "starting delivery 14: msg 104 to remote m@au.com"),
     q(17, "delivery 14: success: "),
+    # non-ASCII recipients (read column-wise, normalised by normalise_address): Python's lower()
+    # (final sigma, dotted capital I) and a Unicode space that ends \S+ inside the address
+    q(18, "starting delivery 15: msg 104 to remote ΣΟΦΙΑΣ@例え.jp"),
+    q(18, "delivery 15: success: 192.0.2.1_accepted_message./Remote_host_said:_250_ok/"),
+    q(19, "starting delivery 16: msg 104 to remote <İnfo@Ｅｘ.jp>"),
+    q(19, "delivery 16: deferral: 192.0.2.1_does_not_like_recipient./Remote_host_said:_450_later/"),
+    q(20, "starting delivery 17: msg 104 to remote ab\u3000cd@例え.jp tail"),
+    q(20, "delivery 17: failure: 192.0.2.1_does_not_like_recipient./Remote_host_said:_550_no/"),
+    q(21, "starting delivery 18: msg 104 to local 山田\u00a0@例え.jp"),
+    q(21, "delivery 18: success: did_0+0+1/"),
+    # domains: none, and after the last @
+    q(22, "starting delivery 19: msg 104 to local PostMaster"),
+    q(22, "delivery 19: success: did_0+0+1/"),
+    q(23, "starting delivery 20: msg 104 to remote <A@B@C.Example.JP>"),
+    q(23, "delivery 20: success: 192.0.2.1_accepted_message./Remote_host_said:_250_ok/"),
 ])
 
 
@@ -110,12 +125,20 @@ def test_a_small_table(tmp_path, monkeypatch):
     assert_same(fast, slow)
 
 
-def test_the_fast_path_takes_the_common_lines(tmp_path):
-    log = generated(tmp_path, ascii_only=True)
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_the_fast_path_takes_the_common_lines(tmp_path, ascii_only):
+    """Also starts with SMTPUTF8 recipients are read column-wise."""
+    log = generated(tmp_path, ascii_only=ascii_only)
     block = log.read_bytes()[: 1 << 20]
     block = block[: block.rfind(b"\n") + 1]
     f = qmail_block.extract(block, 65536, ParseContext(tz=TOKYO, year=2026))
-    assert int((f.kinds == qmail_block.Q_FEED).sum()) == 0 and len(f.kinds) > 3000
+    lines = [block[a:b] for a, b in zip(f.line_starts[f.order].tolist(), f.line_starts[f.order + 1].tolist())]
+    fed = [ln for ln, k in zip(lines, f.kinds.tolist()) if k == qmail_block.Q_FEED]
+    # only results whose text is not ASCII (the reply quoting an SMTPUTF8 address) go to feed()
+    assert all(not ln.isascii() and b" delivery " in ln and b"starting" not in ln for ln in fed)
+    assert len(fed) < len(lines) / 500 and len(f.kinds) > 3000
+    starts = [ln for ln, k in zip(lines, f.kinds.tolist()) if k == qmail_block.Q_START]
+    assert ascii_only == block.isascii() == all(ln.isascii() for ln in starts)
 
 
 def test_texts_are_unescaped_as_the_parser_does():
@@ -128,15 +151,70 @@ def test_texts_are_unescaped_as_the_parser_does():
     assert got == [unescape(t) for t in texts]
 
 
-def test_phases_are_read_as_the_parser_does():
-    texts = ["", "nothing here", "Connected to 1.2.3.4 but greeting failed.",
-             "1.2.3.4 does not like recipient.\nRemote host said: 550",
-             # two markers: the one listed first in PHASE_MARKERS wins, wherever it stands
-             "but my name was rejected, then 1.2.3.4 failed on DATA command",
-             "failed after I sent the message; does not like recipient",
-             "does not like recipient does not like recipient",
-             "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)"]
-    got = qmail_block._phases(pa.array(texts))
-    names = [None if p < 0 else PHASE_MARKERS[p][1] for p in got.tolist()]
-    assert names == [phase_of(t) for t in texts]
-    assert names[4] == "data" and names[5] == "rcpt"
+FACT_TEXTS = [
+    "", "nothing here", "Connected to 1.2.3.4 but greeting failed.",
+    "1.2.3.4 does not like recipient.\nRemote host said: 550 5.1.1 <a@b>: User unknown",
+    # two markers: the one listed first in PHASE_MARKERS wins, wherever it stands
+    "but my name was rejected, then 1.2.3.4 failed on DATA command",
+    "failed after I sent the message; does not like recipient",
+    "does not like recipient does not like recipient",
+    "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)",
+    "I'm not going to try again; this message has been in the queue too long.",
+    # addresses: IPv4 runs of more than three digits, a missing lookahead, IPv6, ^ and \s
+    "1234.1.1.1 x 10.0.0.1_y", "10.0.0.1", "10.0.0.1x 10.0.0.2.", "a\n10.0.0.3 ok",
+    "Connected to 2001:db8::1 but sender was rejected.", "fe80::1x ::1 :: a:b.", "Connected to 1.2.3.4x",
+    "Connected to abc:def but greeting failed.", "x 1.2.3.4.5.6 y", "x 999.999.999.9999 1.1.1.1 ",
+    # reply codes: the first `Remote host said: ` may not be followed by one
+    "Remote host said: 6xx\nRemote host said: 451-4.7.1 later", "Remote host said: 25", "Remote host said: 250",
+    "Remote host said:_550 x", "Remote host said: 550-5.1.1 x",
+    # dsn: `(#` or a word boundary; runs of digits; no word character before
+    "(#5.1.2)", "x5.1.2 4.2.0", "_5.1.1 (#4.4.1)", "5.1234.1 2.0.0", "3.1.1 5.1", "4.4.7000", "a 5.7.1: no",
+    "(#2.0.0", "((#5.5.5)", "9.1.1 4.1.99999", "#5.1.1",
+]
+
+
+def _mutations(texts, seed=11, rounds=3000):
+    import random
+
+    rng = random.Random(seed)
+    alphabet = "0123456789.:_ -#()abcdefABCDEFxyzR\n"
+    out = list(texts)
+    for _ in range(rounds):
+        t = list(rng.choice(texts))
+        for _ in range(rng.randint(1, 4)):
+            op = rng.random()
+            at = rng.randint(0, len(t))
+            if op < 0.4:
+                t.insert(at, rng.choice(alphabet))
+            elif op < 0.7 and t:
+                del t[min(at, len(t) - 1)]
+            elif t:
+                t[min(at, len(t) - 1)] = rng.choice(alphabet)
+        out.append("".join(t))
+    return out
+
+
+def test_text_facts_are_read_as_the_parser_does():
+    """The scanner's qmail_facts (reply code, relay address, dsn, phase, queue-too-long) give
+    what qmail.py's own functions give, on odd texts and on thousands of mutations of them."""
+    from pipeline.ingest.parsers.qmail import _dsn_in, outcome, phase_of
+
+    texts = _mutations(FACT_TEXTS)
+    arr = pa.array(texts).slice(1)               # (an array with an offset, as blocks give)
+    texts = texts[1:]
+    facts = native.SCANNER.qmail_facts(arr)
+    chars = facts["chars"].tobytes()
+
+    def cut(s, e):
+        return None if s < 0 else chars[s:e].decode()
+
+    for i, text in enumerate(texts):
+        status, code, relay = outcome("failure", text, False)
+        assert (facts["code"][i] if facts["code"][i] >= 0 else None) == code, text
+        assert cut(facts["ip_s"][i], facts["ip_e"][i]) == relay, text
+        assert cut(facts["dsn_s"][i], facts["dsn_e"][i]) == _dsn_in(text), text
+        phase = facts["phase"][i]
+        assert (None if phase < 0 else PHASE_MARKERS[phase][1]) == phase_of(text), text
+        assert bool(facts["too_long"][i]) == (status == "expired"), text
+    found = {k: int((facts[k] >= 0).sum()) for k in ("code", "ip_s", "dsn_s", "phase")}
+    assert min(found.values()) > 50 and int(facts["too_long"].sum()) > 10, found

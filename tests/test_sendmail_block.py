@@ -80,6 +80,8 @@ Nov 11 09:00:19 relay2 sm-mta[3018]: 2ABB0A1u003018: to=<h1@v.jp>, delay=00:00:0
 Nov 11 09:00:19 relay2 sm-mta[3018]: 2ABB0A1u003018: to=<h2@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=4.3.0, stat=Deferred: 451 一時的なエラー 4.3.0
 Nov 11 09:00:19 relay2 sm-mta[3018]: 2ABB0A1u003018: to=<h3@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.5.0, stat=Service unavailable
 Nov 11 09:00:19 relay2 sm-mta[3018]: 2ABB0A1u003018: to=<h4@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.1.3, stat=Data format error (553 5.1.3 bad)
+Nov 11 09:00:20 relay2 sm-mta[3019]: 2ABB0A1u003019: to=<p1@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=4.0.0, reply=Remote host said: 451 4.3.0 later, stat=Deferred: 451 4.3.0 local problem
+Nov 11 09:00:20 relay2 sm-mta[3019]: 2ABB0A1u003019: to=<p2@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.0.0, reply=221x closing, stat=Service unavailable (554 5.0.0 x)
 """
 
 
@@ -163,3 +165,102 @@ def test_stat_codes_are_read_as_the_parser_does():
     got = [None if m is None else int(m["a"] or m["b"]) for m in found.to_pylist()]
     assert got == [_code_in_stat(s) for s in stats]
     assert got[0] == 451 and got[3] is None
+
+
+OUTCOMES = [  # (dsn, stat, reply or None)
+    ("2.0.0", "Sent (ok)", None), ("2.0.0", "Sent (ok)", "250 2.0.0 ok"), ("2.0.0", "User unknown", "250 2.0.0 ok"),
+    ("", "Sent (no dsn)", None), ("", "Deferred: 451 4.3.0 later", None), ("", "odd words", None), ("6.0.0", "Sent", None),
+    ("5.1.1", "User unknown", "550 5.1.1 <a@b>: User unknown"), ("5.1.1", "User unknown", None),
+    ("4.0.0", "Deferred: 421 4.7.0 Too many connections", "221 2.0.0 Bye"),
+    ("4.0.0", "Deferred: 451 4.3.0 local problem", "354 go ahead"), ("5.0.0", "Service unavailable", "421 4.4.2 timeout"),
+    ("5.2.0", "Service unavailable", "550-5.2.0 over quota"), ("5.2.0", "Service unavailable", None),
+    ("5.2.0", "Service unavailable", "552 5.2.2 full"), ("5.5.0", "Service unavailable", "554 5.5.0 no"),
+    ("5.5.0", "Service unavailable", None), ("5.1.3", "Data format error", "553 5.1.3 bad sender"),
+    ("5.1.3", "Data format error (553 5.1.3 bad)", None), ("4.3.0", "Deferred: 451 一時的なエラー 4.3.0", None),
+    ("5.0.0", "Service unavailable", "550 このアドレスには配信できません"), ("4.2.0", "Deferred: 450 4.2.0 <g@v.jp>: greylisted",
+                                                                "450 4.2.0 <g@v.jp>: greylisted"),
+    ("5.1.1", "x550 5.1.1 glued", None), ("5.1.1", "a 452 later 550 5.1.1 first by position", None),
+    ("4.0.0", "Deferred: 4500 4.2.0 no", None), ("4.0.0", "code 550_5.1.1 underscore", None),
+    ("4.0.0", "5.1.1 550 ", None), ("4.0.0", "ends 451", None), ("4.0.0", "Deferred: 421 4.7.0_x", None),
+    ("4.0.0", "Deferred: 421-4.7.0 x", "said 421 no"), ("4.0.0", "Deferred", "221"), ("4.0.0", "Deferred", ""),
+    ("2.0.0", "Sent", "2500 ok"), ("5.1.1", "User unknown", "550"), ("4.4.1", "Deferred: 451 4.4.1 a.b.c", "221-x"),
+]
+
+
+def _mutated_outcomes(seed=5, rounds=4000):
+    import random
+
+    rng = random.Random(seed)
+    alphabet = ["0", "1", "2", "4", "5", "9", ".", " ", "-", "_", "a", "Z", ":", "(", "ä", "221 ", "550 ", "4.2.0"]
+    out = list(OUTCOMES)
+
+    def mutate(text):
+        t = list(text)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randint(0, len(t))
+            op = rng.random()
+            if op < 0.45:
+                t.insert(at, rng.choice(alphabet))
+            elif op < 0.75 and t:
+                del t[min(at, len(t) - 1)]
+            elif t:
+                t[min(at, len(t) - 1)] = rng.choice(alphabet)
+        return "".join(t)
+
+    for _ in range(rounds):
+        dsn, stat, reply = rng.choice(OUTCOMES)
+        which = rng.randrange(3)
+        if which == 0:
+            dsn = mutate(dsn)
+        elif which == 1:
+            stat = mutate(stat)
+        elif reply is not None:
+            reply = mutate(reply)
+        out.append((dsn, stat, reply))
+    return out
+
+
+def test_outcomes_are_read_as_the_parser_does(scanner):
+    """The scanner's sendmail_facts (status, reply code, diagnostic, SMTP phase of a to= line)
+    give what sendmail.py's status_of, diagnostic_of and smtp_phase_of give, on odd lines and
+    thousands of mutations of them; the few it leaves to Python are the documented ones."""
+    import re
+
+    import numpy as np
+
+    from pipeline.ingest.parsers.sendmail import diagnostic_of, smtp_phase_of, status_of
+
+    if scanner != "compiled":
+        pytest.skip("the compiled scanner's own function")
+    cases = _mutated_outcomes()
+    body, at = bytearray(), {k: [] for k in ("dsn_s", "dsn_e", "stat_s", "stat_e", "reply_s", "reply_e")}
+    for dsn, stat, reply in cases:
+        for name, value in (("dsn", dsn), ("stat", stat), ("reply", reply)):
+            if value is None:
+                at["reply_s"].append(-1)
+                at["reply_e"].append(-1)
+                continue
+            raw = value.encode()
+            at[name + "_s"].append(len(body))
+            body += raw
+            at[name + "_e"].append(len(body))
+            body += b","
+    data = np.frombuffer(bytes(body), np.uint8)
+    f = native.SCANNER.sendmail_facts(data, {k: np.array(v, np.int64) for k, v in at.items()})
+    phases = {0: None, 1: "rcpt", 2: "end_of_data", 3: "mail", 4: "connect"}
+    read = 0
+    for i, (dsn, stat, reply) in enumerate(cases):
+        status = status_of(dsn, stat)
+        assert ["sent", "deferred", "bounced"][f["status"][i] - 1] == status, (dsn, stat, reply)
+        if f["python"][i]:
+            # only a reply that does not start with its code, or a non-ASCII stat= to be searched
+            assert (reply and not re.match(r"[2-5][0-9][0-9][ -]", reply)) or not stat.isascii(), (dsn, stat, reply)
+            continue
+        read += 1
+        fields = {"stat": stat, "dsn": dsn, **({"reply": reply} if reply is not None else {})}
+        text, code = diagnostic_of(fields, status)
+        row_code = code if status != "sent" else (code or 250)
+        assert (None if f["code"][i] < 0 else int(f["code"][i])) == row_code, (dsn, stat, reply)
+        assert (reply if f["text_reply"][i] else stat) == text, (dsn, stat, reply)
+        assert phases[int(f["phase"][i])] == smtp_phase_of(stat, dsn, code), (dsn, stat, reply)
+    assert read > 0.8 * len(cases)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 9  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 10  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
@@ -50,7 +50,7 @@ class Scanner:
         lib.scan_sendmail.restype = ctypes.c_int
         lib.scan_sendmail.argtypes = [_P, _I64, _I64, _I64, _I64] + [_P] * 22
         lib.scan_qmail.restype = ctypes.c_int
-        lib.scan_qmail.argtypes = [_P, _I64, _I64, _I64] + [_P] * 11
+        lib.scan_qmail.argtypes = [_P, _I64, _I64, _I64] + [_P] * 12
         lib.has_markers.restype = ctypes.c_int
         lib.has_markers.argtypes = [ctypes.c_char_p, _I64, ctypes.c_char_p, ctypes.c_int]
         lib.line_kinds.restype = _I64
@@ -61,6 +61,10 @@ class Scanner:
         lib.text_facts.argtypes = [_P, _P, _P, _P, _I64, _P, _P]
         lib.event_ids.restype = ctypes.c_int
         lib.event_ids.argtypes = [_P, _P, _P, _P, _P, _I64, ctypes.c_int, _P]
+        lib.sendmail_facts.restype = None
+        lib.sendmail_facts.argtypes = [_P] * 7 + [_I64] + [_P] * 5
+        lib.qmail_facts.restype = None
+        lib.qmail_facts.argtypes = [_P, _P, _I64] + [_P] * 7
 
     def scan(self, block: bytes, max_line: int) -> dict | None:
         """Per line, per fast line and per delivery line, what scan_block() finds (see the C);
@@ -122,8 +126,25 @@ class Scanner:
             out[name] = out[name][:size]
         return out
 
+    def sendmail_facts(self, data: np.ndarray, at: dict) -> dict:
+        """Per `to=` line (positions in `at`: dsn_s/dsn_e, stat_s/stat_e, reply_s/reply_e with
+        reply_s < 0 for none): status (1 sent, 2 deferred, 3 bounced), code (-1: none),
+        text_reply, phase (0 none, 1 rcpt, 2 end_of_data, 3 mail, 4 connect) and python (see
+        sendmail_facts in the C)."""
+        cols = [np.ascontiguousarray(at[k], np.int64) for k in ("dsn_s", "dsn_e", "stat_s", "stat_e", "reply_s", "reply_e")]
+        n = len(cols[0])
+        valid = cols[4] >= 0
+        _check_slices(data, cols[0], cols[1])
+        _check_slices(data, cols[2], cols[3])
+        _check_slices(data, cols[4][valid], cols[5][valid])
+        out = {"status": np.empty(n, np.int8), "code": np.empty(n, np.int16), "text_reply": np.empty(n, np.uint8),
+               "phase": np.empty(n, np.int8), "python": np.empty(n, np.uint8)}
+        if n:
+            self.lib.sendmail_facts(_ptr(data), *(_ptr(c) for c in cols), n, *(_ptr(a) for a in out.values()))
+        return out
+
     QMAIL_LINE = (("kind", np.int8), ("ts", np.int64), ("k_s", np.int64), ("k_e", np.int64), ("m_s", np.int64),
-                  ("m_e", np.int64), ("v_s", np.int64), ("v_e", np.int64), ("flag", np.int8))
+                  ("m_e", np.int64), ("v_s", np.int64), ("v_e", np.int64), ("w_s", np.int64), ("flag", np.int8))
 
     def scan_qmail(self, block: bytes, max_line: int) -> dict | None:
         """Per line of a qmail (multilog) block: kind, time, fields (see scan_qmail in the C)."""
@@ -141,6 +162,24 @@ class Scanner:
             return None
         n = int(counts[0])
         return {name: (a[:n + 1] if name == "line_starts" else a[:n]) for name, a in out.items()}
+
+    def qmail_facts(self, texts: pa.StringArray) -> dict:
+        """What qmail.py reads in each unescaped qmail text (printable ASCII and newlines; see
+        qmail_facts in the C): code (-1: none), ip_s/ip_e and dsn_s/dsn_e (offsets into `chars`,
+        the texts' character buffer as numpy; -1: none), phase (index into PHASE_MARKERS, -1:
+        none), too_long."""
+        n = len(texts)
+        _, off_buf, chars_buf = texts.buffers()
+        offsets = np.ascontiguousarray(np.frombuffer(off_buf, np.int32)[texts.offset:texts.offset + n + 1]) if n \
+            else np.zeros(1, np.int32)
+        chars = np.frombuffer(chars_buf, np.uint8) if chars_buf is not None and chars_buf.size else np.zeros(1, np.uint8)
+        out = {"code": np.empty(n, np.int16), "ip_s": np.empty(n, np.int64), "ip_e": np.empty(n, np.int64),
+               "dsn_s": np.empty(n, np.int64), "dsn_e": np.empty(n, np.int64), "phase": np.empty(n, np.int8),
+               "too_long": np.empty(n, np.uint8)}
+        if n:
+            self.lib.qmail_facts(_ptr(chars), _ptr(offsets), n, *(_ptr(a) for a in out.values()))
+        out["chars"] = chars
+        return out
 
     def has_markers(self, block: bytes, markers: tuple[bytes, ...]) -> bool:
         """Any of the markers in the block (glibc memmem each)."""

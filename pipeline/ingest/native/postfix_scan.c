@@ -620,17 +620,15 @@ enum { S_SKIP = 0, S_FEED = 1, S_FROM = 2, S_TO = 3, S_MSP = 4, S_CLOCK = 5 };
 /* an address character: printable ASCII but space " , < >, or any byte of a non-ASCII character */
 static int is_sm_addr(uint8_t c) { return c >= 0x80 || is_addr(c); }
 
-static inline int starts_at(const uint8_t *p, const uint8_t *end, const char *lit) {
+/* (always inlined where the compiler can be asked to: the literal's strlen is then known when compiling) */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+static ALWAYS_INLINE int starts_at(const uint8_t *p, const uint8_t *end, const char *lit) {
     size_t n = strlen(lit);
     return (size_t)(end - p) >= n && same(p, lit, n);
-}
-
-/* occurrences of lit in [p, end) */
-static int64_t count_of(const uint8_t *p, const uint8_t *end, const char *lit) {
-    int64_t k = 0;
-    size_t n = strlen(lit);
-    for (const uint8_t *x = find(p, end, lit); x; x = find(x + n, end, lit)) k++;
-    return k;
 }
 
 /* " sendmail", " sm-mta" or " sm-msp-queue" somewhere in the line */
@@ -655,13 +653,41 @@ static const uint8_t *skip_value(const uint8_t *p, const uint8_t *end) {
 }
 
 /* the key=value field "<key>" at p (then its value up to the next ','); NULL when not there */
-static const uint8_t *expect_field(const uint8_t *p, const uint8_t *end, const char *key, const uint8_t **vs, const uint8_t **ve) {
+static ALWAYS_INLINE const uint8_t *expect_field(const uint8_t *p, const uint8_t *end, const char *key, const uint8_t **vs,
+                                                 const uint8_t **ve) {
     if (!starts_at(p, end, key)) return NULL;
     p += strlen(key);
     *vs = p;
     p = skip_value(p, end);
     *ve = p;
     return p;
+}
+
+/* from= lines: exactly one "msgid=" and one "nrcpts=" in [p, end) (occurrences),
+   found in one pass over the '='s */
+static int keys_once(const uint8_t *p, const uint8_t *end) {
+    int msgid = 0, nrcpts = 0;
+    for (const uint8_t *x = p; (x = memchr(x, '=', (size_t)(end - x))) != NULL; x++) {
+        if (x - p >= 5 && same(x - 5, "msgid", 5)) msgid++;
+        else if (x - p >= 6 && same(x - 6, "nrcpts", 6)) nrcpts++;
+    }
+    return msgid == 1 && nrcpts == 1;
+}
+
+/* to= lines: the one ", stat=" in [p, end) when there is exactly one and at most one ", reply="
+   before it; else NULL (one pass over the commas) */
+static const uint8_t *stat_once(const uint8_t *p, const uint8_t *end) {
+    const uint8_t *stat = NULL;
+    int replies = 0;
+    for (const uint8_t *x = p; (x = memchr(x, ',', (size_t)(end - x))) != NULL; x++) {
+        if (starts_at(x, end, ", stat=")) {
+            if (stat) return NULL;
+            stat = x;
+        } else if (!stat && starts_at(x, end, ", reply=")) {
+            replies++;
+        }
+    }
+    return replies <= 1 ? stat : NULL;
 }
 
 int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, int64_t rcap,
@@ -728,9 +754,7 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                     qid_e[n] = x - d;
                     const uint8_t *rest = x + 2;
                     k = S_CLOCK;
-                    if (find(rest, end, ": DSN: Cannot send message")) {
-                        k = S_FEED;
-                    } else if (starts_at(rest, end, "from=")) {
+                    if (starts_at(rest, end, "from=")) {
                         k = S_FEED;
                         const uint8_t *y = rest + 5, *vs, *ve;
                         int bracket = y < end && *y == '<';
@@ -764,8 +788,7 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                             const uint8_t *ms = y;
                             while (y < end && *y >= '!' && *y <= '~' && *y != ',') y++;
                             const uint8_t *me = y;
-                            good = (y == end || starts_at(y, end, ", ")) && count_of(rest, end, "msgid=") == 1 &&
-                                   count_of(rest, end, "nrcpts=") == 1;
+                            good = (y == end || starts_at(y, end, ", ")) && keys_once(rest, end);
                             while (ms < me && (*ms == '<' || *ms == '>')) ms++;
                             while (me > ms && (me[-1] == '<' || me[-1] == '>')) me--;
                             b_s[n] = ms - d;
@@ -776,7 +799,9 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                             a_s[n] = vs - d;
                             a_e[n] = ve - d;
                             nrcpts[n] = count;
-                            for (const uint8_t *z = vs; z < ve; z++) sender_high[n] |= *z >= 0x80;
+                            uint8_t h = 0; /* (a local: through the pointer, every byte would be a store) */
+                            for (const uint8_t *z = vs; z < ve; z++) h |= *z;
+                            sender_high[n] = h >> 7;
                         }
                     } else if (starts_at(rest, end, "to=")) {
                         k = S_FEED;
@@ -800,11 +825,13 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                             rcpt_line[nr] = n;
                             rcpt_s[nr] = as - d;
                             rcpt_e[nr] = ae - d;
-                            rcpt_dom[nr] = ae - d;
-                            rcpt_high[nr] = 0;
+                            const uint8_t *dom = ae;
                             for (const uint8_t *z = ae - 1; z >= as; z--)
-                                if (*z == '@') { rcpt_dom[nr] = z + 1 - d; break; }
-                            for (const uint8_t *z = as; z < ae; z++) rcpt_high[nr] |= *z >= 0x80;
+                                if (*z == '@') { dom = z + 1; break; }
+                            rcpt_dom[nr] = dom - d;
+                            uint8_t h = 0;
+                            for (const uint8_t *z = as; z < ae; z++) h |= *z;
+                            rcpt_high[nr] = h >> 7;
                             nr++;
                             if (y < end && *y == ',' && !(y + 1 < end && y[1] == ' ')) { y++; continue; }
                             break;
@@ -830,10 +857,11 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                         if (good) good = (y = expect_field(y, end, "dsn=", &dsn_s, &dsn_e)) && starts_at(y, end, ", ") && (y += 2);
                         const uint8_t *stat_at = 0;
                         if (good) {
-                            /* exactly one ", stat=" in the rest; at most one ", reply=" before it */
-                            good = count_of(rest, end, ", stat=") == 1;
-                            stat_at = good ? find(rest, end, ", stat=") : 0;
-                            good = good && count_of(rest, stat_at, ", reply=") <= 1;
+                            /* exactly one ", stat=" in the rest; at most one ", reply=" before it (the
+                               fields read so far hold no comma: neither can be in them, but where the
+                               ", " before y begins) */
+                            stat_at = stat_once(y - 2, end);
+                            good = stat_at != NULL;
                         }
                         if (good) {
                             if (starts_at(y, end, "stat=")) {
@@ -869,6 +897,8 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                             r_s[n] = -1;
                         }
                         if (k != S_TO) nr = first_r; /* rows only for delivery lines */
+                    } else if (find(rest, end, ": DSN: Cannot send message")) {
+                        k = S_FEED; /* feed() reads a from= or to= line as such, any other with this as an expiry */
                     }
                 }
             }
@@ -882,6 +912,77 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
     counts[0] = n;
     counts[1] = nr;
     return 0;
+}
+
+
+/* What sendmail.py makes of the dsn=, stat= and reply= of a `to=` line (status_of, diagnostic_of,
+ * smtp_phase_of), per line i: dsn d[dsn_s, dsn_e), stat d[stat_s, stat_e), reply d[reply_s,
+ * reply_e) (reply_s < 0: none). Out: status (1 sent, 2 deferred, 3 bounced), code (the row's
+ * reply_code: diagnostic_of's code, 250 for a sent line without one; -1 for none), text_reply (1:
+ * the diagnostic is the reply, 0: stat=), phase (0 none, 1 rcpt, 2 end_of_data, 3 mail, 4
+ * connect), python (1: a line this does not read, left to sendmail.py's functions: a reply that
+ * does not start with its code, or a stat= with a non-ASCII byte where _code_in_stat must read it).
+ * tests/test_sendmail_block.py holds this to sendmail.py's functions on odd and mutated lines. */
+static int sm_word(uint8_t c) { return is_alnum(c) || c == '_'; }
+
+/* _STAT_CODE_RE.search on ASCII text: `\b([245]\d\d)[ -]\d\.\d{1,3}\.\d{1,3}\b|\b([45]\d\d) `; -1 for none */
+static int stat_code_in(const uint8_t *t, const uint8_t *end) {
+    for (const uint8_t *p = t; end - p >= 4; p++) {
+        if (!is_digit(*p) || (p > t && sm_word(p[-1]))) continue;
+        if (!is_digit(p[1]) || !is_digit(p[2])) continue;
+        int v = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+        if ((*p == '2' || *p == '4' || *p == '5') && (p[3] == ' ' || p[3] == '-') && end - p >= 6 && is_digit(p[4]) &&
+            p[5] == '.') {
+            const uint8_t *x = p + 6, *r = x;
+            while (x < end && is_digit(*x)) x++;
+            if (x > r && x - r <= 3 && x < end && *x == '.') {
+                r = ++x;
+                while (x < end && is_digit(*x)) x++;
+                if (x > r && x - r <= 3 && (x == end || !sm_word(*x))) return v;
+            }
+        }
+        if ((*p == '4' || *p == '5') && p[3] == ' ') return v;
+    }
+    return -1;
+}
+
+void sendmail_facts(const uint8_t *d, const int64_t *dsn_s, const int64_t *dsn_e, const int64_t *stat_s,
+                    const int64_t *stat_e, const int64_t *reply_s, const int64_t *reply_e, int64_t n,
+                    int8_t *status, int16_t *code, uint8_t *text_reply, int8_t *phase, uint8_t *python) {
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *ds = d + dsn_s[i], *de = d + dsn_e[i], *ss = d + stat_s[i], *se = d + stat_e[i];
+        const uint8_t *rs = reply_s[i] >= 0 ? d + reply_s[i] : NULL, *re_ = reply_s[i] >= 0 ? d + reply_e[i] : NULL;
+        int has_reply = rs && re_ > rs; /* `reply or stat`: an empty reply= is none */
+        int st;
+        if (de > ds && (*ds == '2' || *ds == '4' || *ds == '5')) st = *ds == '2' ? 1 : *ds == '4' ? 2 : 3;
+        else st = starts_at(ss, se, "Sent") ? 1 : starts_at(ss, se, "Deferred") ? 2 : 3;
+        status[i] = (int8_t)st;
+        python[i] = 0;
+        text_reply[i] = (uint8_t)has_reply;
+        int c = -1; /* reply_code_of(reply) */
+        if (has_reply) {
+            if (re_ - rs >= 4 && rs[0] >= '2' && rs[0] <= '5' && is_digit(rs[1]) && is_digit(rs[2]) && (rs[3] == ' ' || rs[3] == '-'))
+                c = (rs[0] - '0') * 100 + (rs[1] - '0') * 10 + (rs[2] - '0');
+            else
+                python[i] = 1; /* REPLY_CODE_RE's search: Python's */
+        }
+        if (st != 1 && (c < 0 || c < 400)) {
+            uint8_t h = 0;
+            for (const uint8_t *z = ss; z < se; z++) h |= *z;
+            if (h & 0x80) python[i] = 1;
+            int sc = stat_code_in(ss, se);
+            if (sc > 0) c = sc; /* `_code_in_stat(stat) or code` */
+            if (has_reply && starts_at(rs, re_, "221")) text_reply[i] = 0;
+        }
+        int ph = 0; /* smtp_phase_of(stat, dsn, code) */
+        int64_t dl = de - ds;
+        if (starts_at(ss, se, "User unknown")) ph = 1;
+        else if (dl == 5 && same(ds, "5.2.0", 5) && starts_at(ss, se, "Service unavailable") && (c == 550 || c < 0)) ph = 2;
+        else if (dl == 5 && same(ds, "5.1.3", 5) && starts_at(ss, se, "Data format error")) ph = 3;
+        else if (dl == 5 && same(ds, "5.5.0", 5) && starts_at(ss, se, "Service unavailable") && (c == 554 || c == 421 || c < 0)) ph = 4;
+        phase[i] = (int8_t)ph;
+        code[i] = (int16_t)(st == 1 && c < 0 ? 250 : c);
+    }
 }
 
 
@@ -906,7 +1007,7 @@ static const uint8_t *digits(const uint8_t *p, const uint8_t *end) {
 
 int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *line_starts, int8_t *kind, int64_t *ts, int64_t *k_s, int64_t *k_e,
-               int64_t *m_s, int64_t *m_e, int64_t *v_s, int64_t *v_e, int8_t *flag, int64_t *counts) {
+               int64_t *m_s, int64_t *m_e, int64_t *v_s, int64_t *v_e, int64_t *w_s, int8_t *flag, int64_t *counts) {
     static const uint64_t BASE = 4611686018427387914ULL; /* 2^62 + 10 */
     int64_t n = 0, s = 0;
     line_starts[0] = 0;
@@ -926,8 +1027,8 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
         int interesting = !raw && (find(p, end, "deliver") || find(p, end, " msg "));
         if (raw) {
             k = Q_FEED;
-        } else if (interesting && (high || *p != '@')) {
-            k = Q_FEED; /* non-ASCII, splogger or bare stamps: feed() */
+        } else if (interesting && *p != '@') {
+            k = Q_FEED; /* splogger or bare stamps: feed() */
         } else if (interesting) {
             /* @ + 16 + 8 hex digits, whitespace, the message */
             uint64_t label = 0, nanos = 0;
@@ -984,6 +1085,8 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                                 while (re < end && !is_pyspace(*re)) re++;
                                 int plain = re > r;
                                 for (const uint8_t *c = r; c < re; c++) plain &= *c != '"';
+                                /* a non-ASCII recipient (normalised in Python): \S+ ends at any Unicode space */
+                                for (const uint8_t *c = r; high && plain && c < re; c++) plain &= *c < 0x80 || !uspace_at(c, re);
                                 /* normalise_address: strip("<>"), lower (the C gather lowers) */
                                 while (r < re && (*r == '<' || *r == '>')) r++;
                                 while (re > r && (re[-1] == '<' || re[-1] == '>')) re--;
@@ -992,6 +1095,10 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                                     flag[n] = (int8_t)local;
                                     v_s[n] = r - d;
                                     v_e[n] = re - d;
+                                    const uint8_t *at = re; /* the domain: after the last '@' (none: empty) */
+                                    for (const uint8_t *c = re; c > r; c--)
+                                        if (c[-1] == '@') { at = c; break; }
+                                    w_s[n] = at - d;
                                 }
                             }
                         }
@@ -1024,6 +1131,7 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                     }
                 }
             }
+            if (high && k != Q_START) k = Q_FEED; /* of a non-ASCII line, only a start is read here */
         }
         kind[n] = k;
         n++;
@@ -1033,6 +1141,107 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
     if (n == 0) return -1;
     counts[0] = n;
     return 0;
+}
+
+/* What qmail.py reads in the unescaped text of a `delivery D: …` line, for texts of printable
+ * ASCII and newlines (what scan_qmail takes and qmail_block._unescaped makes of it):
+ *   code[i]   CODE_RE `Remote host said: ([2-5]\d\d)[ -]`, leftmost; -1 for none
+ *   ip_*[i]   IP_RE `(?:^|Connected to |\s)(\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:]+)(?=[ ._])`,
+ *             its group; -1 for none
+ *   dsn_*[i]  _DSN_RE `(?:\(#|\b)([245]\.\d{1,3}\.\d{1,3})\)?`, its group; -1 for none
+ *   phase[i]  phase_of: the index of the first PHASE_MARKERS marker in the text; -1 for none
+ *   too_long[i] "in the queue too long" in the text (outcome(): a failure saying so is expired)
+ * Positions are offsets into chars; text i is chars[offsets[i], offsets[i + 1]).
+ * tests/test_qmail_block.py holds this to qmail.py's own functions on odd and mutated texts. */
+static int is_word(uint8_t c) { return is_alnum(c) || c == '_'; }
+static int is_hexcolon(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':'; }
+static int is_ip_next(uint8_t c) { return c == ' ' || c == '.' || c == '_'; }
+
+/* the IP group starting at g (either alternative, in order); its end, or NULL */
+static const uint8_t *ip_at(const uint8_t *g, const uint8_t *end) {
+    /* \d{1,3}(?:\.\d{1,3}){3}: a greedy run of digits can only give way to a digit, never to the
+       '.' or the lookahead's character that must follow it, so each run is taken whole */
+    const uint8_t *x = g;
+    int ok = 1;
+    for (int part = 0; part < 4 && ok; part++) {
+        if (part) {
+            if (x < end && *x == '.') x++;
+            else ok = 0;
+        }
+        const uint8_t *r = x;
+        while (x < end && is_digit(*x)) x++;
+        if (ok && (x == r || x - r > 3)) ok = 0;
+    }
+    if (ok && x < end && is_ip_next(*x)) return x;
+    /* [0-9a-fA-F:]+:[0-9a-fA-F:]+ then one of " ._" (none of them in the class): the match ends
+       where the run of the class ends, and needs a ':' with a character of the run on each side */
+    x = g;
+    while (x < end && is_hexcolon(*x)) x++;
+    if (x < end && is_ip_next(*x)) {
+        for (const uint8_t *c = g + 1; c + 1 < x; c++)
+            if (*c == ':') return x;
+    }
+    return NULL;
+}
+
+/* the DSN group [245]\.\d{1,3}\.\d{1,3} at g: its end, or NULL */
+static const uint8_t *dsn_at(const uint8_t *g, const uint8_t *end) {
+    if (end - g < 5 || *g < '2' || *g > '5' || *g == '3' || g[1] != '.') return NULL;
+    const uint8_t *x = g + 2, *r = x;
+    while (x < end && is_digit(*x)) x++;
+    if (x == r || x - r > 3 || x >= end || *x != '.') return NULL;
+    r = ++x;
+    while (x < end && is_digit(*x) && x - r < 3) x++;
+    return x > r ? x : NULL;
+}
+
+static const char *QMAIL_MARKERS[] = {"does not like recipient", "failed on DATA command", "failed after I sent the message",
+                                      "but sender was rejected", "but my name was rejected", "but greeting failed",
+                                      "wasn't able to establish an SMTP connection", NULL};
+
+void qmail_facts(const uint8_t *chars, const int32_t *offsets, int64_t n, int16_t *code, int64_t *ip_s,
+                 int64_t *ip_e, int64_t *dsn_s, int64_t *dsn_e, int8_t *phase, uint8_t *too_long) {
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *t = chars + offsets[i], *end = chars + offsets[i + 1];
+        code[i] = -1;
+        for (const uint8_t *p = find(t, end, "Remote host said: "); p; p = find(p + 1, end, "Remote host said: ")) {
+            const uint8_t *x = p + 18;
+            if (end - x >= 4 && x[0] >= '2' && x[0] <= '5' && is_digit(x[1]) && is_digit(x[2]) && (x[3] == ' ' || x[3] == '-')) {
+                code[i] = (int16_t)((x[0] - '0') * 100 + (x[1] - '0') * 10 + (x[2] - '0'));
+                break;
+            }
+        }
+        ip_s[i] = ip_e[i] = -1;
+        for (const uint8_t *p = t; p < end; p++) {
+            const uint8_t *g, *x = NULL;
+            if (p == t && (x = ip_at(p, end)) != NULL) g = p;
+            else if (starts_at(p, end, "Connected to ") && (x = ip_at(p + 13, end)) != NULL) g = p + 13;
+            else if (is_pyspace(*p) && (x = ip_at(p + 1, end)) != NULL) g = p + 1;
+            if (x) {
+                ip_s[i] = g - chars;
+                ip_e[i] = x - chars;
+                break;
+            }
+        }
+        dsn_s[i] = dsn_e[i] = -1;
+        for (const uint8_t *p = t; p < end; p++) {
+            const uint8_t *g = NULL, *x = NULL;
+            if (*p == '(' && p + 1 < end && p[1] == '#' && (x = dsn_at(p + 2, end)) != NULL) g = p + 2;
+            else if ((p == t || !is_word(p[-1])) && (x = dsn_at(p, end)) != NULL) g = p;
+            if (x) {
+                dsn_s[i] = g - chars;
+                dsn_e[i] = x - chars;
+                break;
+            }
+        }
+        phase[i] = -1;
+        for (int m = 0; QMAIL_MARKERS[m]; m++)
+            if (find(t, end, QMAIL_MARKERS[m])) {
+                phase[i] = (int8_t)m;
+                break;
+            }
+        too_long[i] = find(t, end, "in the queue too long") != NULL;
+    }
 }
 
 /* Does d[0, len) contain any of the n markers (NUL-separated in `markers`)? 1 or 0.
@@ -1249,4 +1458,4 @@ void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, co
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 9; }
+int scanner_abi(void) { return 10; }

@@ -2,11 +2,11 @@
 
 QmailParser.feed (parsers/qmail.py) defines what a line means. The compiled scanner
 (pipeline/ingest/native, scan_qmail) finds, in one pass and in a reader thread, the usual lines
-(ASCII, `@<tai64n> `, `starting delivery D: msg M to remote|local R`, `delivery D:
+(ASCII, or for a start valid UTF-8; `@<tai64n> `, `starting delivery D: msg M to remote|local R`, `delivery D:
 success|deferral|failure: text`, `info msg M: bytes B from <S>`, `end msg M`) and their fields;
 what a delivery row needs from its text (qmail's unescaping, byte-wise; status, reply code, relay,
-dsn, SMTP phase) is made for all lines at once with Arrow's RE2, in qmail.py's spelling. The main thread then
-applies the lines in order through QmailParser.change(), the interface feed() uses, and every
+dsn, SMTP phase) is made for all lines at once by the scanner's qmail_facts (qmail.py's regexes
+and phase_of, in C). The main thread then applies the lines in order through QmailParser.change(), the interface feed() uses, and every
 other line goes to the engine's front door (and feed()). Without the compiled scanner, qmail is
 read line by line. tests/test_qmail_block.py holds the two ways to the same rows and state.
 
@@ -15,7 +15,6 @@ Called by pipeline.ingest.engine for qmail chunks.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,25 +22,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...store import arrow_build as ab
-from ...store.records import ID_BYTES
+from ...store.records import ID_BYTES, domain_of, normalise_address
 from .. import native
 from . import blocks
 from .common import decode_line
-from .qmail import END, INFO, PHASE_MARKERS, RESULT, START, QmailParser, phase_of
+from .qmail import END, INFO, PHASE_MARKERS, RESULT, START, QmailParser
 
 Q_SKIP, Q_FEED, Q_START, Q_RESULT, Q_INFO, Q_END = range(6)
 _WORDS = ["", "sent", "deferred", "bounced"]
 _EXPIRED = len(_WORDS)
 _STATUS = ab.strings([*_WORDS, "expired"])   # a result's status word by its flag, or expired
-# qmail.py's patterns in RE2 spelling (the texts here are printable ASCII; a lookahead is matched
-# as a consumed character: the same leftmost match, the same group)
-_CODE = r"Remote host said: (?P<c>[2-5][0-9][0-9])[ -]"
-_IP = r"(?:^|Connected to |\s)(?P<ip>[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:]+)[ ._]"
-_DSN = r"(?:\(#|\b)(?P<d>[245]\.[0-9]{1,3}\.[0-9]{1,3})"
 _EMPTY = ab.scalar("")
-_ANY_PHASE = "|".join(re.escape(marker) for marker, _ in PHASE_MARKERS)
-_MARKERS = ab.strings([marker for marker, _ in PHASE_MARKERS])
-_MARKER_INDEX = {None: -1, **{name: p for p, (_, name) in reversed(list(enumerate(PHASE_MARKERS)))}}
+_PHASE_NAMES = ab.strings([name for _, name in PHASE_MARKERS])
 
 
 @dataclass
@@ -71,6 +63,7 @@ class QmailFields:
     dsn: pa.Array
     phase: pa.Array
     m_array: pa.Array | None = None   # m_names as Arrow
+    domains: pa.Array | None = None   # the START lines' recipients' domains (records.domain_of)
 
 
 def _encode(values: pa.Array, at: np.ndarray, n: int) -> tuple[np.ndarray, list, pa.Array]:
@@ -111,7 +104,17 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     local[st] = s["flag"][order[st]] == 1
     start_rank = np.full(n, -1, np.int64)
     start_rank[st] = np.arange(len(st))
-    recipients = cut(data, s["v_s"][order[st]], s["v_e"][order[st]], lower=True)
+    rs, re_ = s["v_s"][order[st]], s["v_e"][order[st]]
+    recipients = cut(data, rs, re_, lower=True)
+    domains = cut(data, s["w_s"][order[st]], re_, lower=True)
+    high = np.flatnonzero(scanner.high_slices(data, rs, re_))
+    if len(high):                                  # a non-ASCII recipient: normalise_address() itself
+        odd = [normalise_address(block[a:b].decode("utf-8")) for a, b in zip(rs[high].tolist(), re_[high].tolist())]
+        index = np.arange(len(recipients), dtype=np.int64)
+        index[high] = len(recipients) + np.arange(len(high))
+        index = ab.indices(index)
+        recipients = pa.concat_arrays([recipients, ab.strings(odd)]).take(index)
+        domains = pa.concat_arrays([domains, ab.strings([domain_of(v) for v in odd])]).take(index)
     info = np.flatnonzero(k == Q_INFO)
     info_rank = np.full(n, -1, np.int64)
     info_rank[info] = np.arange(len(info))
@@ -121,50 +124,23 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     lines = order[res]
     text = _unescaped(data, s["v_s"][lines], s["v_e"][lines], cut)
     words = s["flag"][lines].astype(np.int64)
-    expired = np.zeros(len(lines), bool)
-    failures = np.flatnonzero(words == 3)
-    if len(failures):
-        expired[failures] = ab.to_bools(pc.match_substring(blocks.take(text, failures), "in the queue too long"))
+    facts = scanner.qmail_facts(text)              # qmail.py's regexes and phase_of, in C
+    expired = (words == 3) & (facts["too_long"] == 1)
     status = _STATUS.take(ab.numbers(np.where(expired, _EXPIRED, words), pa.int64()))
-    code_m = pc.extract_regex(text, _CODE)
-    code_valid = ab.to_bools(code_m.is_valid())
-    code = np.zeros(len(lines), np.int64)
-    if code_valid.any():
-        code[code_valid] = ab.to_ints(pc.cast(code_m.field("c").filter(ab.booleans(code_valid)), pa.int64()))
+    code = facts["code"].astype(np.int64)
+    code_valid = code >= 0
+    code = np.maximum(code, 0)
     sent = words == 1
     code_remote = np.where(sent & ~code_valid, 250, code)
     valid_remote = code_valid | sent
-    ip = pc.extract_regex(text, _IP)
-    relay = pc.if_else(ip.is_valid(), ip.field("ip"), ab.scalar(None)) if len(lines) else ab.strings([])
-    dsn_m = pc.extract_regex(text, _DSN)
-    dsn = pc.if_else(dsn_m.is_valid(), dsn_m.field("d"), ab.scalar(None)) if len(lines) else ab.strings([])
-    phase = _phases(text)
-    phase_arr = ab.strings([name for _, name in PHASE_MARKERS]).take(ab.numbers(np.maximum(phase, 0), pa.int64(), phase >= 0))
+    chars = facts["chars"]
+    relay = cut(chars, np.maximum(facts["ip_s"], 0), np.maximum(facts["ip_e"], 0), facts["ip_s"] >= 0)
+    dsn = cut(chars, np.maximum(facts["dsn_s"], 0), np.maximum(facts["dsn_e"], 0), facts["dsn_s"] >= 0)
+    phase = facts["phase"].astype(np.int64)
+    phase_arr = _PHASE_NAMES.take(ab.numbers(np.maximum(phase, 0), pa.int64(), phase >= 0))
     return QmailFields(len(kinds), s["line_starts"], order, k, dcode, d_names, mcode, m_names, local, start_rank,
                        recipients, info_rank, senders, res, s["ts"][lines], status, text, code_remote, code,
-                       valid_remote, code_valid, relay, dsn, phase_arr, m_array=m_array)
-
-
-def _phases(text: pa.Array) -> np.ndarray:
-    """qmail.phase_of() of each text, as an index into PHASE_MARKERS (-1: none): the first
-    marker of the list that the text holds. One RE2 pass finds the leftmost marker and how many
-    there are; only a text with more than one (which may hold a marker of the list before the
-    leftmost) is asked about each marker in list order."""
-    phase = np.full(len(text), -1, np.int64)
-    if not len(text):
-        return phase
-    found = np.flatnonzero(ab.to_bools(pc.match_substring_regex(text, _ANY_PHASE)))
-    if not len(found):
-        return phase
-    texts = blocks.take(text, found)
-    many = ab.to_ints(pc.count_substring_regex(texts, _ANY_PHASE)) > 1
-    one = np.flatnonzero(~many)
-    if len(one):
-        first = pc.extract_regex(blocks.take(texts, one), f"(?P<m>{_ANY_PHASE})").field("m")
-        phase[found[one]] = ab.to_ints(pc.index_in(first, value_set=_MARKERS))
-    for k in np.flatnonzero(many).tolist():
-        phase[found[k]] = _MARKER_INDEX[phase_of(texts[k].as_py())]
-    return phase
+                       valid_remote, code_valid, relay, dsn, phase_arr, m_array=m_array, domains=domains)
 
 
 _UNESCAPE = bytes.maketrans(b"_/", b" \n")
@@ -372,10 +348,12 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
         extra.append(value)
         index[k] = base + len(extra) - 1
     recipients = pa.concat_arrays([f.recipients, ab.strings(extra)]) if extra else f.recipients
+    domains = pa.concat_arrays([f.domains, ab.strings([domain_of(v) for v in extra])]) if extra else f.domains
     known = len(f.m_names)                      # f.m_array holds those; the fed lines added the rest
     msgs = pa.concat_arrays([f.m_array, ab.strings(m_names[known:])]).take(ab.indices(row_m[rows_at]))
-    return BlockResult(_columns(parser, block, offset, f, rows_at, rr, local, recipients.take(ab.indices(index)),
-                                msgs, sender_of, annotate), f.n_lines)
+    take = ab.indices(index)
+    return BlockResult(_columns(parser, block, offset, f, rows_at, rr, local, recipients.take(take),
+                                msgs, sender_of, annotate, domains.take(take)), f.n_lines)
 
 
 def _held(table: dict, index: dict, n: int) -> np.ndarray:
@@ -455,15 +433,20 @@ def _read_exactly(parser, block, offset, f, feed_line, annotate, fed_raw) -> Blo
                                 msgs, sender_of, annotate), f.n_lines)
 
 
-def _columns(parser, block, offset, f, rows_at, rr, local, recipients, msgs, sender_of, annotate) -> dict:
+def _columns(parser, block, offset, f, rows_at, rr, local, recipients, msgs, sender_of, annotate, domains=None) -> dict:
     take = ab.indices(rr)
+    every = len(rr) == len(f.result_at) and bool((rr == np.arange(len(rr))).all())
+
+    def pick(column: pa.Array) -> pa.Array:               # (a row for every result line: as they are)
+        return column if every else column.take(take)
+
     recipient = recipients if isinstance(recipients, pa.Array) else ab.strings(recipients)
     lines = f.order[rows_at]
     line_starts = f.line_starts
     n = len(rows_at)
     code = np.where(local, f.code_local[rr], f.code_remote[rr])
     code_valid = np.where(local, f.code_valid_local[rr], f.code_valid_remote[rr])
-    relay = pc.if_else(ab.booleans(local), ab.scalar("local"), f.relay.take(take))
+    relay = pc.if_else(ab.booleans(local), ab.scalar("local"), pick(f.relay))
     ts = f.ts[rr]
     columns = {
         "ts": ab.numbers(ts, pa.int64()),
@@ -473,13 +456,14 @@ def _columns(parser, block, offset, f, rows_at, rr, local, recipients, msgs, sen
         "message_id": pa.nulls(n, pa.string()),
         "sender": sender_of if isinstance(sender_of, pa.Array) else ab.strings(sender_of),
         "recipient": recipient,
-        "recipient_domain": pc.fill_null(pc.extract_regex(recipient, "@(?P<d>[^@]*)$").field("d"), _EMPTY),
+        "recipient_domain": domains if domains is not None else
+        pc.fill_null(pc.extract_regex(recipient, "@(?P<d>[^@]*)$").field("d"), _EMPTY),
         "relay": relay,
-        "status": f.status.take(take),
-        "dsn": f.dsn.take(take),
+        "status": pick(f.status),
+        "dsn": pick(f.dsn),
         "reply_code": ab.numbers(code, pa.int16(), code_valid),
-        "smtp_phase": f.phase.take(take),
-        "diagnostic": f.text.take(take),
+        "smtp_phase": pick(f.phase),
+        "diagnostic": pick(f.text),
         "source_file": ab.repeat(parser.ctx.source_file, n),
         "source_offset": ab.numbers(line_starts[lines] + offset, pa.int64()),
     }

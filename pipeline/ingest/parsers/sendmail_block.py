@@ -14,10 +14,11 @@ expiry `DSN: Cannot send message`, RFC 3339 stamps, non-ASCII lines, lines with 
 to the engine's front door and so to feed(), in line order.
 
 What a delivery row needs besides the queue-id join (recipients split and normalised; status,
-diagnostic, reply code and SMTP phase: column-wise for deliveries and for refusals whose reply=
-starts with a code of 400 or more, what sendmail.py's functions reduce to for them, else by those
-functions once per distinct dsn/stat/reply of the block; event ids; carrier and class) is made
-in extract().
+diagnostic, reply code and SMTP phase: by the scanner's sendmail_facts, sendmail.py's functions
+in C, or, for what it leaves to them (and without the scanner, beyond what Arrow's kernels read),
+by those functions once per distinct dsn/stat/reply of the block; event ids; carrier and class)
+is made in extract(), and so is what read_block() needs of the fed lines (their queue ids and
+times) and which queue ids have an unusual story.
 
 The join, in read_block(): queue ids whose lines are the plain story (one from= first, then
 final deliveries of at most nrcpts recipients, or the MSP hop) with no entry from before the
@@ -128,6 +129,13 @@ class SendmailFields:
     row_deferred: np.ndarray   # per row: deferred
     row_status: list           # per row: status word (rows of the exact loop only need it)
     deferred: "blocks.DeferredRows | dict"  # row j -> the deferred row the state keeps (made when asked)
+    # (what read_block needs that does not depend on the parser's state, made here in the reader
+    # thread: the fed lines' bytes, the time and queue id feed() reads of them, the unusual stories)
+    fed_raw: list | None = None        # per K_FEED line (in order): its bytes
+    fed_ts: np.ndarray | None = None   # … the time read_prefix() reads of it (_NO_TIME: none)
+    fed_qids: list | None = None       # … the queue ids of those it reads
+    fed_codes: np.ndarray | None = None   # those of them among qid_names, as codes
+    unusual: np.ndarray | None = None  # queue-id codes whose story in the block is not a plain one
 
 
 def extract(block: bytes, max_line: int, ctx, annotate=None) -> SendmailFields | None:
@@ -162,9 +170,11 @@ class _Lines:
     parent: np.ndarray         # per row: its delivery line (index into ti)
     recipient: pa.Array        # per row (normalised), and its domain
     domain: pa.Array
+    at: dict | None = None     # compiled reader: per delivery line, where its fields are (hosts … reply
+                               # are then None: cut per row, and per line only where Python reads them)
 
 
-def _finish(block: bytes, x: _Lines, annotate) -> SendmailFields:
+def _finish(block: bytes, x: _Lines, ctx, annotate) -> SendmailFields:
     order = np.flatnonzero(x.kinds != 0)
     position = np.full(x.n, -1, np.int64)
     position[order] = np.arange(len(order))
@@ -177,10 +187,24 @@ def _finish(block: bytes, x: _Lines, annotate) -> SendmailFields:
     if len(x.ti):
         rows, row_deferred, row_status, deferred, counts = _delivery_rows(block, x, annotate)
     firsts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64) if len(x.ti) else np.zeros(0, np.int64)
-    return SendmailFields(
+    f = SendmailFields(
         x.n, x.line_starts, order, x.kinds[order], codes[order], x.qids.dictionary, ts[order],
         position[x.fast[x.fi]], x.senders, x.message_ids, x.nrcpts, position[x.fast[x.ti]], firsts, counts,
         rows, row_deferred, row_status, deferred)
+    # the fed lines as feed() will read them (the queue id and time of each)
+    fed_lines = f.order[f.kinds == K_FEED]
+    line_starts = x.line_starts
+    f.fed_raw = [block[a:b] for a, b in zip(line_starts[fed_lines].tolist(), line_starts[fed_lines + 1].tolist())]
+    heads = [read_prefix(ctx, text) if text is not None else None for text, _ in map(decode_line, f.fed_raw)]
+    f.fed_ts = np.array([_NO_TIME if h is None else h[0] for h in heads], np.int64)
+    f.fed_qids = [h[2] for h in heads if h is not None]
+    f.fed_codes = np.zeros(0, np.int64)
+    if f.fed_qids:
+        f.fed_codes = ab.to_ints(pc.index_in(ab.strings(f.fed_qids), value_set=f.qid_names).drop_null()).astype(np.int64)
+    unusual = np.zeros(len(f.qid_names) + 1, bool)
+    _unusual(f, f.kinds, f.codes, (f.kinds == K_FROM) | (f.kinds == K_TO) | (f.kinds == K_MSP), unusual)
+    f.unusual = np.flatnonzero(unusual)
+    return f
 
 
 def _times(ctx, keys: pa.Array, secs: np.ndarray):
@@ -241,13 +265,12 @@ def _extract_compiled(block: bytes, max_line: int, ctx, annotate, scanner) -> Se
         values = [odd[j] for j in keep[moved].tolist()]
         rec = _replace(rec, moved, values)
         dom = _replace(dom, moved, [v[v.rfind("@") + 1:] if "@" in v else "" for v in values])
+    at = {"host_s": line_starts[tl] + 16, "host_e": s["host_e"][tl], "relay_s": s["b_s"][tl], "relay_e": s["b_e"][tl],
+          "dsn_s": s["c_s"][tl], "dsn_e": s["c_e"][tl], "stat_s": s["s_s"][tl], "stat_e": line_starts[tl + 1] - 1,
+          "reply_s": s["r_s"][tl], "reply_e": s["r_e"][tl], "qid_s": s["qid_s"][tl], "qid_e": s["qid_e"][tl]}
     x = _Lines(n, line_starts, kinds, fast, cut(data, s["qid_s"][fast], s["qid_e"][fast]).dictionary_encode(), fast_ts,
-               fi, senders, mids, s["nrcpts"][fl],
-               ti, cut(data, line_starts[tl] + 16, s["host_e"][tl]), _nullable(cut(data, s["b_s"][tl], s["b_e"][tl])),
-               cut(data, s["c_s"][tl], s["c_e"][tl]), cut(data, s["s_s"][tl], line_starts[tl + 1] - 1),
-               cut(data, np.maximum(s["r_s"][tl], 0), np.maximum(s["r_e"][tl], 0), s["r_s"][tl] >= 0),
-               np.searchsorted(tl, rl), rec, dom)
-    return _finish(block, x, annotate)
+               fi, senders, mids, s["nrcpts"][fl], ti, None, None, None, None, None, np.searchsorted(tl, rl), rec, dom, at)
+    return _finish(block, x, ctx, annotate)
 
 
 def _replace(array: pa.Array, positions: np.ndarray, values: list) -> pa.Array:
@@ -368,13 +391,57 @@ def _extract_arrow(block: bytes, max_line: int, ctx, annotate) -> SendmailFields
                ti, hosts, _nullable(relay.filter(take)), dsn.filter(take), stat.filter(take), reply.filter(take),
                ab.to_ints(pc.list_parent_indices(split)).astype(np.int64) if len(ti) else np.zeros(0, np.int64),
                recipient, pc.fill_null(pc.extract_regex(recipient, "@(?P<d>[^@]*)$").field("d"), _EMPTY))
-    return _finish(block, x, annotate)
+    return _finish(block, x, ctx, annotate)
 
 
-def _delivery_rows(block: bytes, x: _Lines, annotate):
-    """The rows of the usual `to=` lines: one per recipient, in line order."""
-    parent = x.parent
-    counts = np.bincount(parent, minlength=len(x.ti)).astype(np.int64)
+def _outcomes_compiled(block: bytes, x: _Lines):
+    """_outcomes_arrow's answers from the scanner's sendmail_facts (sendmail.py's status_of,
+    diagnostic_of and smtp_phase_of in C); the lines it leaves to Python go to _outcomes_python."""
+    at, scanner = x.at, native.SCANNER
+    data = np.frombuffer(block, np.uint8)
+    n_lines = len(x.ti)
+    f = scanner.sendmail_facts(data, at)
+    words = {"sent": 0, "deferred": 1, "bounced": 2}
+    status_code = f["status"].astype(np.int64) - 1
+    line_code = np.maximum(f["code"].astype(np.int64), 0)
+    line_code_valid = f["code"] >= 0
+    phases = {"rcpt": 0, "end_of_data": 1, "mail": 2, "connect": 3}
+    phase_code = f["phase"].astype(np.int64) - 1
+    by_reply = f["text_reply"].astype(bool)
+    at["text_s"] = np.where(by_reply, at["reply_s"], at["stat_s"])
+    at["text_e"] = np.where(by_reply, at["reply_e"], at["stat_e"])
+    text_parts: list = []                                 # none: each row's text is cut from its line
+    text_index = np.arange(n_lines, dtype=np.int64)
+    slow = np.flatnonzero(f["python"])
+    if len(slow):
+        cut = scanner.gather
+        has_reply = at["reply_s"][slow] >= 0
+        dsn = cut(data, at["dsn_s"][slow], at["dsn_e"][slow])
+        stat = cut(data, at["stat_s"][slow], at["stat_e"][slow])
+        reply = cut(data, np.maximum(at["reply_s"][slow], 0), np.maximum(at["reply_e"][slow], 0), has_reply)
+        # (per slow line, then written back to their lines)
+        st, ph, lc, lv, ti = (np.zeros(len(slow), np.int64), np.full(len(slow), -1, np.int64),
+                              np.zeros(len(slow), np.int64), np.zeros(len(slow), bool), np.zeros(len(slow), np.int64))
+        python_texts: list = []
+        _outcomes_python(np.arange(len(slow)), dsn, stat, reply, words, phases, st, ph, lc, lv, python_texts, ti, 0)
+        status_code[slow], phase_code[slow], line_code[slow], line_code_valid[slow] = st, ph, lc, lv
+        # diagnostic_of's text is the reply or stat=: cut per row like the others
+        text = python_texts[0].take(ab.indices(ti))
+        is_reply = ab.to_bools(pc.fill_null(pc.equal(text, reply), _FALSE))
+        is_stat = ab.to_bools(pc.equal(text, stat))
+        if (is_reply | is_stat).all():
+            at["text_s"][slow] = np.where(is_reply, at["reply_s"][slow], at["stat_s"][slow])
+            at["text_e"][slow] = np.where(is_reply, at["reply_e"][slow], at["stat_e"][slow])
+        else:  # (diagnostic_of's text is one of the two today; should it ever make another, its text is kept)
+            text_parts.extend([cut(data, at["text_s"], at["text_e"]), text])
+            text_index[slow] = n_lines + np.arange(len(slow))
+    return words, status_code, line_code, line_code_valid, phase_code, phases, text_parts, text_index
+
+
+def _outcomes_arrow(x: _Lines):
+    """Per delivery line: status (code into `words`), reply code (and valid), phase (code into
+    `phases`, -1 none) and diagnostic (text_index into the concatenated text_parts), by Arrow's
+    kernels (no compiled scanner)."""
     dsn, stat, reply = x.dsn, x.stat, x.reply
     n_lines = len(stat)
     # per line: status and phase as codes into small vocabularies, the text as an index into
@@ -444,42 +511,64 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
                                      (smtp_phase_of(st, d, c if v else None) for st, d, c, v in
                                       zip(blocks.take(fstat, ask).to_pylist(), blocks.take(dsn, fast[ask]).to_pylist(),
                                           fcode[ask].tolist(), fvalid[ask].tolist()))]
-    # the others: sendmail.py's functions, once per distinct outcome
     slow = np.flatnonzero(~plain)
     if len(slow):
-        sd, ss, sr = blocks.take(dsn, slow), blocks.take(stat, slow), blocks.take(reply, slow)
-        key = pc.binary_join_element_wise(pc.fill_null(sd, _EMPTY), ss, pc.fill_null(sr, ab.scalar("\x00")),
-                                          ab.scalar("\x01")).dictionary_encode()
-        key_of = ab.to_ints(key.indices).astype(np.int64)
-        distinct, first = np.unique(key_of, return_index=True)
-        outcome_of = np.zeros(len(key.dictionary), np.int64)
-        outcome_of[distinct] = np.arange(len(distinct))
-        o_status, o_text, o_code, o_valid, o_phase = [], [], [], [], []
-        for d, st, rep in zip(*(blocks.take(c, first).to_pylist() for c in (sd, ss, sr))):
-            fields = {"stat": st, "dsn": d}
-            if rep is not None:
-                fields["reply"] = rep
-            status = status_of(d, st)
-            text, code = diagnostic_of(fields, status)
-            c = code if status != "sent" else (code or 250)
-            ph = smtp_phase_of(st, d, code)
-            o_status.append(words.setdefault(status, len(words)))
-            o_text.append(text)
-            o_code.append(c or 0)
-            o_valid.append(c is not None)
-            o_phase.append(-1 if ph is None else phases.setdefault(ph, len(phases)))
-        which = outcome_of[key_of]
-        status_code[slow] = np.array(o_status, np.int64)[which]
-        phase_code[slow] = np.array(o_phase, np.int64)[which]
-        line_code[slow] = np.array(o_code, np.int64)[which]
-        line_code_valid[slow] = np.array(o_valid, bool)[which]
-        text_parts.append(ab.strings(o_text))
-        text_index[slow] = base + which
+        _outcomes_python(slow, blocks.take(dsn, slow), blocks.take(stat, slow), blocks.take(reply, slow), words, phases,
+                         status_code, phase_code, line_code, line_code_valid, text_parts, text_index, base)
+    return words, status_code, line_code, line_code_valid, phase_code, phases, text_parts, text_index
+
+
+def _outcomes_python(slow, sd, ss, sr, words, phases, status_code, phase_code, line_code, line_code_valid,
+                     text_parts, text_index, base) -> None:
+    """The delivery lines `slow` (sd, ss, sr: their dsn, stat and reply) by sendmail.py's
+    functions, once per distinct outcome."""
+    key = pc.binary_join_element_wise(pc.fill_null(sd, _EMPTY), ss, pc.fill_null(sr, ab.scalar("\x00")),
+                                      ab.scalar("\x01")).dictionary_encode()
+    key_of = ab.to_ints(key.indices).astype(np.int64)
+    distinct, first = np.unique(key_of, return_index=True)
+    outcome_of = np.zeros(len(key.dictionary), np.int64)
+    outcome_of[distinct] = np.arange(len(distinct))
+    o_status, o_text, o_code, o_valid, o_phase = [], [], [], [], []
+    for d, st, rep in zip(*(blocks.take(c, first).to_pylist() for c in (sd, ss, sr))):
+        fields = {"stat": st, "dsn": d}
+        if rep is not None:
+            fields["reply"] = rep
+        status = status_of(d, st)
+        text, code = diagnostic_of(fields, status)
+        c = code if status != "sent" else (code or 250)
+        ph = smtp_phase_of(st, d, code)
+        o_status.append(words.setdefault(status, len(words)))
+        o_text.append(text)
+        o_code.append(c or 0)
+        o_valid.append(c is not None)
+        o_phase.append(-1 if ph is None else phases.setdefault(ph, len(phases)))
+    which = outcome_of[key_of]
+    status_code[slow] = np.array(o_status, np.int64)[which]
+    phase_code[slow] = np.array(o_phase, np.int64)[which]
+    line_code[slow] = np.array(o_code, np.int64)[which]
+    line_code_valid[slow] = np.array(o_valid, bool)[which]
+    text_parts.append(ab.strings(o_text))
+    text_index[slow] = base + which
+
+
+def _delivery_rows(block: bytes, x: _Lines, annotate):
+    """The rows of the usual `to=` lines: one per recipient, in line order."""
+    parent = x.parent
+    counts = np.bincount(parent, minlength=len(x.ti)).astype(np.int64)
+    if x.at is not None:
+        words, status_code, line_code, line_code_valid, phase_code, phases, text_parts, text_index = _outcomes_compiled(block, x)
+    else:
+        words, status_code, line_code, line_code_valid, phase_code, phases, text_parts, text_index = _outcomes_arrow(x)
     take_lines = ab.indices(parent)
     word_list = list(words)
     status_col = ab.strings(word_list).take(ab.indices(status_code[parent]))
-    texts_all = pa.concat_arrays(text_parts) if len(text_parts) > 1 else text_parts[0]
-    text_col = texts_all.take(ab.indices(text_index[parent]))
+    data = np.frombuffer(block, np.uint8)
+    at, cut = x.at, native.SCANNER.gather if x.at is not None else None
+    if not text_parts:                                    # every text is a slice of its line: cut per row
+        text_col = cut(data, at["text_s"][parent], at["text_e"][parent])
+    else:
+        texts_all = pa.concat_arrays(text_parts) if len(text_parts) > 1 else text_parts[0]
+        text_col = texts_all.take(ab.indices(text_index[parent]))
     code_col = ab.numbers(line_code, pa.int16(), line_code_valid).take(take_lines)
     pc_row = phase_code[parent]
     phase_col = ab.strings(list(phases)).take(ab.numbers(np.maximum(pc_row, 0), pa.int64(), pc_row >= 0)) \
@@ -487,28 +576,37 @@ def _delivery_rows(block: bytes, x: _Lines, annotate):
     status_words = np.array(word_list, object)[status_code[parent]] if len(parent) else np.zeros(0, object)
     lines_to = x.fast[x.ti]
     line_of_row = lines_to[parent]
-    take_rows = ab.indices(parent)
     row_ts = x.fast_ts[x.ti][parent]
-    qids = x.qids.dictionary.take(x.qids.indices)
     line_starts = x.line_starts
     recipient = x.recipient
+    if at is not None:                                     # the line's fields, cut per row
+        def per_row(name, valid=None):
+            return cut(data, at[name + "_s"][parent], at[name + "_e"][parent], valid)
+
+        relay_s, relay_e = at["relay_s"][parent], at["relay_e"][parent]
+        host, queue_id, dsn_col = per_row("host"), per_row("qid"), per_row("dsn")
+        relay = cut(data, relay_s, relay_e, relay_e > relay_s)    # (none for an empty relay=)
+    else:
+        take_rows = ab.indices(parent)
+        qids = x.qids.dictionary.take(x.qids.indices)
+        host, queue_id = x.hosts.take(take_rows), blocks.take(qids, x.ti).take(take_rows)
+        relay, dsn_col = x.relay.take(take_rows), x.dsn.take(take_rows)
     rows = {
         "ts": ab.numbers(row_ts, pa.int64()),
         "mta": ab.repeat(SendmailParser.mta, len(parent)),
-        "host": x.hosts.take(take_rows),
-        "queue_id": blocks.take(qids, x.ti).take(take_rows),
+        "host": host,
+        "queue_id": queue_id,
         "recipient": recipient,
         "recipient_domain": x.domain,
-        "relay": x.relay.take(take_rows),
+        "relay": relay,
         "status": status_col,
-        "dsn": dsn.take(take_rows),
+        "dsn": dsn_col,
         "reply_code": code_col,
         "smtp_phase": phase_col,
         "text": text_col,
         "day": ab.numbers(row_ts // 86_400_000_000, pa.int32()),
         "line_start": line_starts[line_of_row],
     }
-    data = np.frombuffer(block, np.uint8)
     starts, ends = line_starts[line_of_row], line_starts[line_of_row + 1] - 1
     scanner = native.SCANNER
     if scanner:
@@ -549,20 +647,16 @@ def read_block(parser: SendmailParser, block: bytes, offset: int, f: SendmailFie
     nq = len(f.qid_names)
     line_starts = f.line_starts
     names = _Names(f.qid_names)
-    # --- fed lines: their bytes, and the queue id and time feed() reads of them
+    # --- fed lines: their bytes, and the queue id and time feed() reads of them (extract found them)
     fed = np.flatnonzero(kinds == K_FEED)
     fed_lines = f.order[fed]
-    fed_raw = [block[s:e] for s, e in zip(line_starts[fed_lines].tolist(), line_starts[fed_lines + 1].tolist())]
-    fed_heads = [read_prefix(ctx, text) if text is not None else None for text, _ in map(decode_line, fed_raw)]
+    fed_raw, fed_qids = f.fed_raw, f.fed_qids
     line_ts = np.where(kinds == K_FEED, _NO_TIME, ts)
-    line_ts[fed] = [_NO_TIME if h is None else h[0] for h in fed_heads]
+    line_ts[fed] = f.fed_ts
     clock_run = np.maximum.accumulate(np.maximum(line_ts, parser.clock)) if len(line_ts) else line_ts
     # --- per queue id: is its story the plain one?
     special = np.zeros(nq + 1, bool)                      # by code; the last one is "fed" (-1)
-    fed_qids = [h[2] for h in fed_heads if h is not None]
-    if fed_qids:
-        hit = pc.index_in(ab.strings(fed_qids), value_set=f.qid_names)
-        special[ab.to_ints(hit.drop_null())] = True
+    special[f.fed_codes] = True
     queue = parser.queue
     if queue and nq:
         carried = np.flatnonzero(ab.to_bools(pc.is_in(f.qid_names, value_set=ab.strings(list(queue)))))
@@ -574,7 +668,7 @@ def read_block(parser: SendmailParser, block: bytes, offset: int, f: SendmailFie
     if block_max - block_min > parser.STATE_TTL_US or len(queue) + nq + len(fed_qids) > parser.MAX_QUEUE_IDS:
         special[:] = True
     changing = (kinds == K_FROM) | (kinds == K_TO) | (kinds == K_MSP)
-    _unusual(f, kinds, codes, changing, special)
+    special[f.unusual] = True
     special[-1] = True
     in_loop = special[codes] & (kinds != K_CLOCK) | (kinds == K_FEED)
 
