@@ -307,11 +307,52 @@ def test_realistic_traffic_ingest_does_not_import_pandas(tmp_path):
         subprocess.run([sys.executable, str(REPO / "bench" / "gen_logs.py"), str(log), "--mta", mta,
                         "--lines", "20000", "--days", "1"], check=True)
         logs.append(str(log))
-    code = ("import sys\n"
+    # the console script ends the process itself (pipeline.cli.main: atexit handlers run, then a
+    # quick exit), so the modules are read by an atexit handler
+    code = ("import atexit, sys\n"
             "from pipeline.cli import main\n"
+            "atexit.register(lambda: print('PANDAS', 'pandas' in sys.modules))\n"
             f"sys.argv = ['mailhygiene', '--data-dir', {str(tmp_path / 'data')!r}, 'ingest', *{logs!r}]\n"
-            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "print('PANDAS', 'pandas' in sys.modules)\n")
+            "main()\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "events written" in out
     assert "PANDAS False" in out
+
+
+@pytest.mark.parametrize("probe", [64, 1000, 5000])
+def test_chunks_read_by_probing_the_window_end_are_the_cut_ones(tmp_path, monkeypatch, probe):
+    """A plain file's chunks are read as whole lines after a look at the window's end (no copy
+    cut off a longer read). Whatever the probe finds (a newline, none: a line longer than it,
+    the file's unfinished last line), the chunks are those of reading the whole window and
+    cutting it at its last newline (the probe turned off), byte for byte, with the same kinds."""
+    import random
+
+    import pipeline.ingest.source as source_mod
+    from pipeline.ingest.parsers.common import MAX_LINE_BYTES
+    from pipeline.ingest.source import LINES, LogFiles, SourceSpec
+
+    rng = random.Random(probe)
+    lines = [b"x" * rng.choice([0, 1, 30, 63, 64, 65, 200, 999, 1000, 1001, 2500, 6000]) for _ in range(400)]
+    lines[50] = b"y" * (MAX_LINE_BYTES + 10)  # over-long: rejected unread, then skipped
+    log = tmp_path / "mail.log"
+    log.write_bytes(b"\n".join(lines) + b"\n" + b"tail without newline")
+    old(log)
+    text = log.read_bytes()
+    spec = SourceSpec(str(log), "postfix")
+
+    def chunks(block: int, probe_bytes: int) -> list:
+        monkeypatch.setattr(source_mod, "TAIL_PROBE_BYTES", probe_bytes)
+        files = LogFiles([spec], {}, follow=False)
+        try:
+            return [(c.offset, c.end, c.kind, c.data) for c in files.chunks(files.open_path(spec, str(log)), block=block)]
+        finally:
+            files.close()
+
+    for block in (3000, 7001, 70_000, 1 << 20):
+        got = chunks(block, probe)
+        assert got == chunks(block, 1 << 30), block  # the probe off: read the window, cut it
+        assert got[0][0] == 0 and all(a[1] == b[0] for a, b in zip(got, got[1:])) and got[-1][1] == len(text)
+        for offset, end, kind, data in got:
+            if kind == LINES:
+                last = text[offset:offset + block].rfind(b"\n")  # (none: one line longer than the block)
+                assert data == text[offset:end] == text[offset:(offset + last if last >= 0 else text.index(b"\n", offset)) + 1]
