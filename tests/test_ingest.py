@@ -356,3 +356,30 @@ def test_chunks_read_by_probing_the_window_end_are_the_cut_ones(tmp_path, monkey
             if kind == LINES:
                 last = text[offset:offset + block].rfind(b"\n")  # (none: one line longer than the block)
                 assert data == text[offset:end] == text[offset:(offset + last if last >= 0 else text.index(b"\n", offset)) + 1]
+
+
+def test_a_batch_read_hands_all_but_the_last_block_to_the_writer_before_reading_it(tmp_path, monkeypatch):
+    """With one block of a file left, what is buffered is committed (its write overlaps the last
+    block), so the write the run waits for at its end holds only the last block's events; every
+    event is stored once, whatever the batches."""
+    import pipeline.ingest.source as source_mod
+    from fixtures import make_config
+
+    log = tmp_path / "mail.log"
+    log.write_text("".join(GOOD.format(n=n) + "\n" for n in range(250)))
+    old(log)
+    monkeypatch.setattr(source_mod, "BLOCK_BYTES", 4096)
+    cfg = make_config(tmp_path, "[ingest]\nbatch_events = 1000\n")   # never reached: 250 events
+    real_write, tables = EventStore.write, []
+
+    def recording_write(self, table):
+        tables.append(table)
+        return real_write(self, table)
+
+    monkeypatch.setattr(EventStore, "write", recording_write)
+    summary = ingest(cfg, [log], fmt="postfix")
+    assert summary.events_written == 250 == count(cfg) == sum(t.num_rows for t in tables)
+    assert len(tables) == 2
+    last_block_start = min(tables[-1].column("source_offset").to_pylist())
+    assert max(tables[0].column("source_offset").to_pylist()) < last_block_start
+    assert log.stat().st_size - last_block_start <= 4096                 # one block: ~23 of the 250
