@@ -383,3 +383,27 @@ def test_a_batch_read_hands_all_but_the_last_block_to_the_writer_before_reading_
     last_block_start = min(tables[-1].column("source_offset").to_pylist())
     assert max(tables[0].column("source_offset").to_pylist()) < last_block_start
     assert log.stat().st_size - last_block_start <= 4096                 # one block: ~23 of the 250
+
+
+@pytest.mark.parametrize("block_bytes", [4096, 100_000])
+def test_an_over_long_line_in_a_gz_log_is_rejected_and_the_next_lines_read(tmp_path, monkeypatch, block_bytes):
+    """A .gz log (read on, not by offset) with a line longer than the longest line taken, spread
+    over several reads: it is one too_long reject, and every line after it is read, the first
+    one included (the rest of the long line is skipped up to its newline, not beyond)."""
+    import gzip
+
+    import pipeline.ingest.source as source_mod
+    from fixtures import make_config
+    from pipeline.ingest.parsers.common import MAX_LINE_BYTES
+
+    lines = [GOOD.format(n=n) for n in range(60)]
+    lines[20] = "Nov 10 09:00:02 mx1 postfix/smtp[2]: " + "x" * (3 * MAX_LINE_BYTES)
+    log = tmp_path / "mail.log.1.gz"
+    with gzip.open(log, "wt") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+    monkeypatch.setattr(source_mod, "BLOCK_BYTES", block_bytes)
+    cfg = make_config(tmp_path, "")
+    s = ingest(cfg, [log], fmt="postfix")
+    assert dict(s.rejected) == {"too_long": 1}
+    assert s.events_written == 59 == count(cfg)
+    assert count(cfg, "recipient = 'u21@docomo.ne.jp'") == 1   # the line right after the long one
