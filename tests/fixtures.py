@@ -306,16 +306,20 @@ class Watcher:
 
         import pipeline
 
+        from pipeline.store.warehouse import vanished_file
+
         for attempt in range(20):
-            con = pipeline.connect(self.data)
+            con = None
             try:
+                con = pipeline.connect(self.data)
                 return tuple(con.execute("SELECT count(*), count(DISTINCT recipient) FROM events").fetchone())
             except duckdb.IOException as exc:
-                if "No such file" not in str(exc) or attempt == 19:
+                if not vanished_file(exc) or attempt == 19:
                     raise
                 time.sleep(0.05)
             finally:
-                con.close()
+                if con is not None:
+                    con.close()
         raise AssertionError("unreachable")
 
     def wait_for(self, n: int, timeout: float = 10.0) -> tuple[int, int]:

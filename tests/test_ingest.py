@@ -349,3 +349,93 @@ def test_realistic_traffic_ingest_does_not_import_pandas(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "events written" in out
     assert "PANDAS False" in out
+
+
+@pytest.mark.parametrize("probe", [64, 1000, 5000])
+def test_chunks_read_by_probing_the_window_end_are_the_cut_ones(tmp_path, monkeypatch, probe):
+    """A plain file's chunks are read as whole lines after a look at the window's end (no copy
+    cut off a longer read). Whatever the probe finds (a newline, none: a line longer than it,
+    the file's unfinished last line), the chunks are those of reading the whole window and
+    cutting it at its last newline (the probe turned off), byte for byte, with the same kinds."""
+    import random
+
+    import pipeline.ingest.source as source_mod
+    from pipeline.ingest.parsers.common import MAX_LINE_BYTES
+    from pipeline.ingest.source import LINES, LogFiles, SourceSpec
+
+    rng = random.Random(probe)
+    lines = [b"x" * rng.choice([0, 1, 30, 63, 64, 65, 200, 999, 1000, 1001, 2500, 6000]) for _ in range(400)]
+    lines[50] = b"y" * (MAX_LINE_BYTES + 10)  # over-long: rejected unread, then skipped
+    log = tmp_path / "mail.log"
+    log.write_bytes(b"\n".join(lines) + b"\n" + b"tail without newline")
+    old(log)
+    text = log.read_bytes()
+    spec = SourceSpec(str(log), "postfix")
+
+    def chunks(block: int, probe_bytes: int) -> list:
+        monkeypatch.setattr(source_mod, "TAIL_PROBE_BYTES", probe_bytes)
+        files = LogFiles([spec], {}, follow=False)
+        try:
+            return [(c.offset, c.end, c.kind, c.data) for c in files.chunks(files.open_path(spec, str(log)), block=block)]
+        finally:
+            files.close()
+
+    for block in (3000, 7001, 70_000, 1 << 20):
+        got = chunks(block, probe)
+        assert got == chunks(block, 1 << 30), block  # the probe off: read the window, cut it
+        assert got[0][0] == 0 and all(a[1] == b[0] for a, b in zip(got, got[1:])) and got[-1][1] == len(text)
+        for offset, end, kind, data in got:
+            if kind == LINES:
+                last = text[offset:offset + block].rfind(b"\n")  # (none: one line longer than the block)
+                assert data == text[offset:end] == text[offset:(offset + last if last >= 0 else text.index(b"\n", offset)) + 1]
+
+
+def test_a_batch_read_hands_all_but_the_last_block_to_the_writer_before_reading_it(tmp_path, monkeypatch):
+    """With one block of a file left, what is buffered is committed (its write overlaps the last
+    block), so the write the run waits for at its end holds only the last block's events; every
+    event is stored once, whatever the batches."""
+    import pipeline.ingest.source as source_mod
+    from fixtures import make_config
+
+    log = tmp_path / "mail.log"
+    log.write_text("".join(GOOD.format(n=n) + "\n" for n in range(250)))
+    old(log)
+    monkeypatch.setattr(source_mod, "BLOCK_BYTES", 4096)
+    cfg = make_config(tmp_path, "[ingest]\nbatch_events = 1000\n")   # never reached: 250 events
+    real_write, tables = EventStore.write, []
+
+    def recording_write(self, table):
+        tables.append(table)
+        return real_write(self, table)
+
+    monkeypatch.setattr(EventStore, "write", recording_write)
+    summary = ingest(cfg, [log], fmt="postfix")
+    assert summary.events_written == 250 == count(cfg) == sum(t.num_rows for t in tables)
+    assert len(tables) == 2
+    last_block_start = min(tables[-1].column("source_offset").to_pylist())
+    assert max(tables[0].column("source_offset").to_pylist()) < last_block_start
+    assert log.stat().st_size - last_block_start <= 4096                 # one block: ~23 of the 250
+
+
+@pytest.mark.parametrize("block_bytes", [4096, 100_000])
+def test_an_over_long_line_in_a_gz_log_is_rejected_and_the_next_lines_read(tmp_path, monkeypatch, block_bytes):
+    """A .gz log (read on, not by offset) with a line longer than the longest line taken, spread
+    over several reads: it is one too_long reject, and every line after it is read, the first
+    one included (the rest of the long line is skipped up to its newline, not beyond)."""
+    import gzip
+
+    import pipeline.ingest.source as source_mod
+    from fixtures import make_config
+    from pipeline.ingest.parsers.common import MAX_LINE_BYTES
+
+    lines = [GOOD.format(n=n) for n in range(60)]
+    lines[20] = "Nov 10 09:00:02 mx1 postfix/smtp[2]: " + "x" * (3 * MAX_LINE_BYTES)
+    log = tmp_path / "mail.log.1.gz"
+    with gzip.open(log, "wt") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+    monkeypatch.setattr(source_mod, "BLOCK_BYTES", block_bytes)
+    cfg = make_config(tmp_path, "")
+    s = ingest(cfg, [log], fmt="postfix")
+    assert dict(s.rejected) == {"too_long": 1}
+    assert s.events_written == 59 == count(cfg)
+    assert count(cfg, "recipient = 'u21@docomo.ne.jp'") == 1   # the line right after the long one

@@ -138,3 +138,35 @@ def test_a_batch_out_of_day_order_is_stored_by_day_in_log_order(tmp_path, monkey
             (f,) = store.files(part.name.split("=", 1)[1])
             offsets = pq.read_table(f).column("source_offset").to_pylist()
             assert offsets == [n for n, d in enumerate(days) if d == k]
+
+
+def test_a_batch_partly_stored_and_repeating_itself_adds_each_new_id_once(tmp_path, monkeypatch):
+    """A batch over several days (in runs, or reordered) that holds rows stored by an earlier
+    write and rows repeated within itself stores each new id once, in its day, in log order,
+    and counts only those; a later store object (its index read back from the files) agrees."""
+    import pipeline.store.event_store as es
+    import pyarrow.parquet as pq
+
+    days = [1, 0, 0, 1, 2, 0, 1, 1, 2, 0, 2, 2, 1, 0]
+    whole = _days_table(days)
+    first = [0, 3, 4, 9]                                 # stored before
+    again = [2, 3, 5, 5, 6, 9, 10, 11, 12, 13, 12, 0]   # some stored, some twice, the rest new
+    for max_runs in (1024, 2):
+        monkeypatch.setattr(es, "_MAX_RUNS", max_runs)
+        data = tmp_path / str(max_runs)
+        assert EventStore(data).write(whole.take(first))["sent"] == len(first)
+        store = EventStore(data)
+        store.write(whole.take([1]))                     # an index made from the files, then grown
+        counts = store.write(whole.take(again))
+        new = sorted(set(again) - set(first))
+        assert counts["sent"] == len(new), max_runs
+        assert EventStore(data).write(whole.take(again + first + [1])) == {}  # all stored already
+        stored = {}
+        for part in EventStore(data).partitions():
+            day = part.name.split("=", 1)[1]
+            rows = pa.concat_tables(pq.read_table(f) for f in EventStore(data).files(day))
+            stored[day] = rows.column("source_offset").to_pylist()
+        offsets = [n for day in sorted(stored) for n in stored[day]]
+        assert sorted(offsets) == sorted(set(first) | {1} | set(new))   # each id once
+        for day in stored:                                               # in its own day
+            assert {days[n] for n in stored[day]} == {(int(day[-2:]) - 3)}

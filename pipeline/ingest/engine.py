@@ -40,6 +40,7 @@ from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.config import Config, IngestSettings, SourceSettings, WatchSettings
 from ..core.errors import InputError
 from . import native
+from . import source as line_source
 from .parsers import BLOCK_READERS, MALFORMED, REGISTRY, SKIP, parser_class
 from .parsers.common import MAX_LINE_BYTES
 from .session import IngestSummary, Session, watch_is_running, watch_lock
@@ -347,6 +348,7 @@ class Engine:
             s.offset = chunk.end
             self._count(s, result.lines, len(data))
             self._maybe_commit_batch(s)
+            self._maybe_commit_before_last_block(s)
             return
         self._feed_lines(s, self._feed_of(s, data), data, chunk.offset, chunk.kind == PARTIAL)
 
@@ -444,6 +446,14 @@ class Engine:
 
     def _maybe_commit_batch(self, s: Stream) -> None:
         if len(self.session.buffer) >= self.settings.batch_events:
+            self._commit_batch()
+
+    def _maybe_commit_before_last_block(self, s: Stream) -> None:
+        """A batch read of a plain file with one block left (after a block read column-wise):
+        what is buffered goes to the writer now, so its write overlaps the reading of that block
+        and the write the run waits for at its end holds just the last block's events."""
+        if (not self.files.follow and not s.sequential and 0 < s.size - s.offset <= line_source.BLOCK_BYTES
+                and len(self.session.buffer) >= self.settings.batch_events // 8):
             self._commit_batch()
 
     def _commit_batch(self) -> None:

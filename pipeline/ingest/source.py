@@ -564,15 +564,7 @@ class LogFiles:
             if not data:
                 break
             if s.in_long_line:
-                nl = data.find(b"\n")
-                start = s.read_at
-                if nl < 0:
-                    s.read_at += len(data)
-                    yield Chunk(s, b"", start, s.read_at, SKIPPED)
-                    continue
-                s.in_long_line = False
-                s.read_at += nl + 1
-                yield Chunk(s, b"", start, s.read_at, SKIPPED)
+                yield self._skipped(s, data)[0]
                 continue
             cut = data.rfind(b"\n") + 1
             if cut == 0:
@@ -605,6 +597,19 @@ class LogFiles:
         s.last_growth = self.clock.monotonic()
         s.eof = s.read_at >= size
 
+    @staticmethod
+    def _skipped(s: Stream, data: bytes) -> tuple[Chunk, int]:
+        """The rest of an over-long line, skipped up to its newline in `data` (all of `data` when
+        it has none): the SKIPPED chunk, and where the next line starts in `data` (-1: not in it)."""
+        nl = data.find(b"\n")
+        start = s.read_at
+        if nl < 0:
+            s.read_at += len(data)
+            return Chunk(s, b"", start, s.read_at, SKIPPED), -1
+        s.in_long_line = False
+        s.read_at += nl + 1
+        return Chunk(s, b"", start, s.read_at, SKIPPED), nl + 1
+
     def _chunks_sequential(self, s: Stream, budget: int | None, block: int) -> Iterator[Chunk]:
         """A .gz file or standard input: read on from where the last read stopped."""
         left = budget
@@ -627,16 +632,11 @@ class LogFiles:
                     yield Chunk(s, last if kind == PARTIAL else last[:4096], start, s.read_at, kind)
                 return
             if s.in_long_line:
-                nl = data.find(b"\n")
-                start = s.read_at
-                if nl < 0:
-                    s.read_at += len(data)
-                    yield Chunk(s, b"", start, s.read_at, SKIPPED)
+                skipped, rest = self._skipped(s, data)
+                yield skipped
+                if rest < 0:
                     continue
-                s.in_long_line = False
-                s.read_at += nl + 1
-                data = data[nl + 1:]
-                yield Chunk(s, b"", start, s.read_at, SKIPPED)
+                data = data[rest:]
             data = s.carry + data if s.carry else data
             cut = data.rfind(b"\n") + 1
             if cut == 0:

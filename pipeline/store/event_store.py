@@ -94,29 +94,34 @@ class EventStore:
         if table.num_rows == 0:
             return written
         table = table.cast(EVENT_SCHEMA)
+        keys = _id_keys(table.column("event_id").combine_chunks())
         # ids repeated within the batch: by their 64-bit keys, exactly only when two keys match
-        if len(np.unique(_id_keys(table.column("event_id").combine_chunks()))) != table.num_rows and \
-                len(pc.unique(table.column("event_id"))) != table.num_rows:
+        in_order = np.sort(keys)
+        if (in_order[1:] == in_order[:-1]).any() and len(pc.unique(table.column("event_id"))) != table.num_rows:
             table = _first_of_each_id(table)
+            keys = _id_keys(table.column("event_id").combine_chunks())
         with self.lock():
             partitions = {p.name[len(PARTITION_PREFIX):] for p in self.partitions()}
-            for day, part in _by_utc_day(table):
+            for day, rows in _by_utc_day(table):
+                part = table if rows is None else _rows_of(table, rows)
+                part_keys = keys if rows is None else _keys_of(keys, rows)
                 # checked against the stored files of every partition this line could have gone
                 # to under other parse settings, one file at a time, by 64-bit keys kept in
                 # memory (exactly, against the file's ids, only where a key matches); the part is
                 # copied only when some rows are stored already, which a first ingest never finds
-                ids = part.column("event_id").combine_chunks()
-                keys = _id_keys(ids)
-                by_key = np.argsort(keys)                # looked up in key order: twice as fast
-                sorted_keys = keys[by_key]
+                by_key = np.argsort(part_keys)           # looked up in key order: twice as fast
+                sorted_keys = part_keys[by_key]
                 stored_already = None
                 for near in self._days_near(day, partitions):
                     index = self._day_index(near)
                     if not len(index.keys):
                         continue
-                    at = np.empty(len(keys), np.int64)
+                    at = np.empty(len(part_keys), np.int64)
                     at[by_key] = np.minimum(np.searchsorted(index.keys, sorted_keys), len(index.keys) - 1)
-                    maybe = np.flatnonzero(index.keys[at] == keys)
+                    maybe = np.flatnonzero(index.keys[at] == part_keys)
+                    if not len(maybe):
+                        continue
+                    ids = part.column("event_id").combine_chunks()
                     for owner in np.unique(index.owner[at[maybe]]).tolist():
                         f = index.names[owner]
                         mine = maybe[index.owner[at[maybe]] == owner]
@@ -124,16 +129,16 @@ class EventStore:
                         hit = mine[ab.to_bools(exact)]
                         if len(hit):
                             if stored_already is None:
-                                stored_already = np.zeros(len(keys), bool)
+                                stored_already = np.zeros(len(part_keys), bool)
                             stored_already[hit] = True
                 if stored_already is not None:
                     keep = ~stored_already
                     part = part.filter(ab.booleans(keep))
-                    keys = keys[keep]
+                    sorted_keys = part_keys[by_key[keep[by_key]]]
                 if part.num_rows:
                     final = self._write_file(day, part)
                     partitions.add(day)
-                    self._add_to_index(day, final, keys)
+                    self._add_to_index(day, final, sorted_keys)
                     for item in pc.value_counts(part.column("status")).to_pylist():
                         written[item["values"]] += item["counts"]
             return written
@@ -156,11 +161,11 @@ class EventStore:
         self._remember(day, index)
         return index
 
-    def _add_to_index(self, day: str, f: Path, keys: np.ndarray) -> None:
+    def _add_to_index(self, day: str, f: Path, sorted_keys: np.ndarray) -> None:
         # a day not indexed yet gets an index of this file alone: _day_index() adds the day's
         # other files when it is next asked (so a file just written is never read back)
         index = self._days.get(day) or _DayIndex()
-        index.add(str(f), _stamp(f), np.sort(keys))
+        index.add(str(f), _stamp(f), sorted_keys)
         self._remember(day, index)
 
     def _remember(self, day: str, index: "_DayIndex") -> None:
@@ -360,28 +365,49 @@ _MAX_RUNS = 1024  # runs of one day in a batch beyond which it is reordered (cop
 
 
 def _by_utc_day(table: pa.Table):
-    """(`YYYY-MM-DD`, rows) per UTC day of `ts`, in log order within a day: a batch read from a
-    log is ordered by day already (then the days are slices, not copies), else it is reordered
-    by day (stable)."""
+    """(`YYYY-MM-DD`, rows) per UTC day of `ts`, in log order within a day; rows is None for the
+    whole table (one day), else the day's runs of rows: a list of (start, stop) slices (a batch
+    read from a log is ordered by day already), or, for many short runs, the row numbers."""
     us = ab.to_ints(table.column("ts").cast(pa.int64()))
     days = np.floor_divide(us, 86_400_000_000)
     cuts = (np.flatnonzero(np.diff(days)) + 1).tolist()
     runs = list(zip([0, *cuts], [*cuts, len(days)]))
+    if len(runs) == 1:
+        yield _day_name(int(days[0])), None
+        return
     by_day: dict[int, list] = {}
     for start, stop in runs:
         by_day.setdefault(int(days[start]), []).append((start, stop))
     if len(runs) > _MAX_RUNS:
-        # many short runs: one stable reordering by day (a copy), then slices
+        # many short runs: each day's rows picked at once (stable: log order kept within a day)
         order = np.argsort(days, kind="stable")
-        table, days = table.take(ab.indices(order)), days[order]
-        cuts = (np.flatnonzero(np.diff(days)) + 1).tolist()
-        by_day = {int(days[a]): [(a, b)] for a, b in zip([0, *cuts], [*cuts, len(days)])}
+        ordered = days[order]
+        cuts = (np.flatnonzero(np.diff(ordered)) + 1).tolist()
+        for a, b in zip([0, *cuts], [*cuts, len(days)]):
+            yield _day_name(int(ordered[a])), order[a:b]
+        return
     for d in sorted(by_day):
-        day = datetime.fromtimestamp(d * 86400, timezone.utc).strftime("%Y-%m-%d")
-        pieces = [table.slice(a, b - a) for a, b in by_day[d]]
-        # a few runs per day (a block's rows come out of log order only in places): the slices
-        # put together without copying (log order within the day kept)
-        yield day, pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
+        yield _day_name(d), by_day[d]
+
+
+def _day_name(day_number: int) -> str:
+    return datetime.fromtimestamp(day_number * 86400, timezone.utc).strftime("%Y-%m-%d")
+
+
+def _rows_of(table: pa.Table, rows) -> pa.Table:
+    """The rows of _by_utc_day: slices put together without copying (a few runs per day: a
+    block's rows come out of log order only in places), or row numbers taken."""
+    if isinstance(rows, list):
+        pieces = [table.slice(a, b - a) for a, b in rows]
+        return pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
+    return table.take(ab.indices(rows))
+
+
+def _keys_of(keys: np.ndarray, rows) -> np.ndarray:
+    """The id keys of the same rows as _rows_of(table, rows)."""
+    if isinstance(rows, list):
+        return np.concatenate([keys[a:b] for a, b in rows])
+    return keys[rows]
 
 
 def _first_of_each_id(table: pa.Table) -> pa.Table:

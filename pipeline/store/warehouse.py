@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,14 @@ def has_events(data_dir: str | os.PathLike) -> bool:
     return bool(stored_files(data_dir))
 
 
+VIEW_ATTEMPTS = 5
+
+
+def vanished_file(exc: duckdb.IOException) -> bool:
+    """Is this DuckDB error a file that was listed and then gone (replaced by a compaction)?"""
+    return "No such file" in str(exc)
+
+
 def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     from . import layout  # lists and checks the files without numpy or pyarrow
 
@@ -157,10 +166,18 @@ def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
         con.execute("CREATE OR REPLACE VIEW events AS SELECT *, CAST(NULL AS VARCHAR) AS date FROM _empty_events")
     else:
         glob = layout.files_glob(data_dir).replace("'", "''")
-        con.execute(
-            f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{glob}', "
-            "hive_partitioning = true, hive_types = {'date': VARCHAR}, union_by_name = true)"
-        )
+        view = (f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{glob}', "
+                "hive_partitioning = true, hive_types = {'date': VARCHAR}, union_by_name = true)")
+        for attempt in range(VIEW_ATTEMPTS):
+            try:
+                con.execute(view)  # (reads every file's schema: union_by_name)
+                break
+            except duckdb.IOException as exc:
+                # a file of the glob replaced between DuckDB's listing and its read: a running
+                # `watch` compacted that day (docs/watch.md); the next listing has the new file
+                if attempt == VIEW_ATTEMPTS - 1 or not vanished_file(exc):
+                    raise
+                time.sleep(0.05)
     con.execute(read_sql("macros"))  # the scalar macros every SQL file shares (counted_error, local_day ...)
     sup = Path(data_dir) / "suppression"
     for view, file in (("suppression", "current.parquet"), ("suppression_history", "history.parquet")):
