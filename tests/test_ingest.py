@@ -373,7 +373,7 @@ def test_chunks_read_by_probing_the_window_end_are_the_cut_ones(tmp_path, monkey
     spec = SourceSpec(str(log), "postfix")
 
     def chunks(block: int, probe_bytes: int) -> list:
-        monkeypatch.setattr(source_mod, "TAIL_PROBE_BYTES", probe_bytes)
+        monkeypatch.setattr(source_mod, "TAIL_PROBE", probe_bytes)
         files = LogFiles([spec], {}, follow=False)
         try:
             return [(c.offset, c.end, c.kind, c.data) for c in files.chunks(files.open_path(spec, str(log)), block=block)]
