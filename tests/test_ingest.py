@@ -439,3 +439,32 @@ def test_an_over_long_line_in_a_gz_log_is_rejected_and_the_next_lines_read(tmp_p
     assert dict(s.rejected) == {"too_long": 1}
     assert s.events_written == 59 == count(cfg)
     assert count(cfg, "recipient = 'u21@docomo.ne.jp'") == 1   # the line right after the long one
+
+
+def test_ingest_does_not_import_numpy_ma(tmp_path):
+    """A plain np.unique() imports numpy.ma on its first call (~8 ms of every run's start, a
+    masked-array check): the block readers count distinct codes instead (blocks.distinct_codes)."""
+    import subprocess
+    import sys
+
+    from fixtures import SAMPLES
+
+    logs = [str(SAMPLES / "postfix" / "mail.log.1.gz"), str(SAMPLES / "postfix" / "mail.log"),
+            str(SAMPLES / "sendmail" / "maillog"), str(SAMPLES / "qmail" / "current")]
+    code = ("import sys\nfrom pipeline.cli import cli\n"
+            "cli.main(sys.argv[1:], prog_name='mailhygiene', standalone_mode=False)\n"
+            "print('numpy.ma' in sys.modules, 'numpy' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, "--data-dir", str(tmp_path / "data"), "--timezone", "Asia/Tokyo",
+                          "ingest", "--no-progress", *logs], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False True", out.stdout
+
+
+def test_distinct_codes_are_the_sorted_distinct_non_negative_values():
+    import numpy as np
+    from pipeline.ingest.parsers.blocks import distinct_codes
+
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 5, 1000):
+        codes = rng.integers(-3, 40, n)
+        assert distinct_codes(codes).tolist() == np.unique(codes[codes >= 0]).tolist()
+    assert distinct_codes(np.array([-1, -1])).tolist() == []

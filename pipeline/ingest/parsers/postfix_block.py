@@ -51,7 +51,7 @@ from .. import native
 from ..native import Scanner
 from ...store.records import EVENT_COLUMNS, ID_BYTES, PARSED_COLUMNS, event_ids_for_plain
 from .common import CLOCK, DELIVERY, MESSAGE_ID, REMOVED, SENDER, TOUCH, decode_line
-from .blocks import DeferredRows, minute_times
+from .blocks import DeferredRows, distinct_codes, minute_times
 from .common import reply_code_of
 from .postfix import PostfixParser, read_prefix, smtp_phase_of
 
@@ -555,7 +555,7 @@ class _Names:
 
     def preload(self, codes: np.ndarray) -> None:
         """Convert these (in one call: one by one costs a microsecond each)."""
-        codes = np.unique(codes[codes >= 0])
+        codes = distinct_codes(codes)
         self.cache.update(zip(codes.tolist(), self.array.take(ab.indices(codes)).to_pylist()))
 
     def get(self, code) -> str:

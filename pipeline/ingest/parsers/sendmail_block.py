@@ -42,6 +42,7 @@ from ...store import arrow_build as ab
 from ...store.records import ID_BYTES, event_ids_for_plain, normalise_address
 from .. import native
 from . import blocks
+from .blocks import distinct_codes
 from .common import CLOCK, DELIVERY, MESSAGE_ID, RECIPIENTS, REMOVED, SENDER, TOUCH, decode_line
 from .sendmail import (LOCAL_RELAYS, PHASE_STAT_PREFIXES, SendmailParser, diagnostic_of, read_prefix, smtp_phase_of,
                        status_of)
@@ -251,7 +252,7 @@ def _extract_compiled(block: bytes, max_line: int, ctx, annotate, scanner) -> Se
            for h, a, b in zip(high.tolist(), s["rcpt_s"][high].tolist(), s["rcpt_e"][high].tolist())}
     empty = [int(rl[h]) for h, v in odd.items() if not v]
     if empty:
-        kinds[np.unique(empty)] = K_FEED
+        kinds[distinct_codes(np.asarray(empty, np.int64))] = K_FEED
         fk = kinds[fast]
     ti = np.flatnonzero(fk == K_TO)
     tl = fast[ti]
@@ -357,7 +358,7 @@ def _extract_arrow(block: bytes, max_line: int, ctx, annotate) -> SendmailFields
         differs = _python_lower_differs(flat, normal) | ~ab.to_bools(pc.not_equal(normal, _EMPTY))
         if differs.any():
             parent = ab.to_ints(pc.list_parent_indices(tokens)).astype(np.int64)
-            good[np.flatnonzero(good)[np.unique(parent[differs])]] = False
+            good[np.flatnonzero(good)[distinct_codes(parent[differs])]] = False
     kind_fast[ti[~good]] = K_FEED
     ti = ti[good]
     tr = tr.filter(ab.booleans(good))
@@ -633,7 +634,7 @@ class _Names:
         self.cache: dict[int, str] = {}
 
     def preload(self, codes: np.ndarray) -> None:
-        codes = np.unique(codes[codes >= 0])
+        codes = distinct_codes(codes)
         self.cache.update(zip(codes.tolist(), self.array.take(ab.indices(codes)).to_pylist()))
 
 
@@ -840,7 +841,7 @@ def _join_plain(parser: SendmailParser, f: SendmailFields, names: _Names, plain:
     deferred_end: dict[int, list] = {}
     deferred_rows = rows[f.row_deferred[rows]]
     if len(deferred_rows):
-        mine = np.flatnonzero(np.isin(row_group[rows], np.unique(row_group[deferred_rows])))
+        mine = np.flatnonzero(np.isin(row_group[rows], distinct_codes(row_group[deferred_rows])))
         cand = rows[mine]
         rcpt = f.rows["recipient"].take(ab.indices(cand)).dictionary_encode()
         key = row_group[cand] * (len(rcpt.dictionary) + 1) + ab.to_ints(rcpt.indices).astype(np.int64)
@@ -865,7 +866,7 @@ def _join_plain(parser: SendmailParser, f: SendmailFields, names: _Names, plain:
         return
     names.preload(group_code[left])
     srcs = group_from[left]
-    srcs = np.unique(srcs[srcs >= 0])
+    srcs = distinct_codes(srcs)
     senders_py = dict(zip(srcs.tolist(), blocks.take(f.senders, srcs).to_pylist()))
     mids_py = dict(zip(srcs.tolist(), blocks.take(f.message_ids, srcs).to_pylist()))
     change = parser.change
