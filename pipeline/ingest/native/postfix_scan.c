@@ -531,27 +531,33 @@ static uint64_t load64(const uint8_t *p) {
         v[b] = rotr(v[b] ^ v[c], 63);  \
     } while (0)
 
+/* The 12 rounds of BLAKE2b, written out so the message schedule is known at compile time; MIX is
+ * the mixing step: G (one message, in compress) or VG (four, in event_ids_x4). */
+#define ROUND(MIX, r)                                            \
+    do {                                                         \
+        MIX(0, 4, 8, 12, m[SIGMA[r][0]], m[SIGMA[r][1]]);        \
+        MIX(1, 5, 9, 13, m[SIGMA[r][2]], m[SIGMA[r][3]]);        \
+        MIX(2, 6, 10, 14, m[SIGMA[r][4]], m[SIGMA[r][5]]);       \
+        MIX(3, 7, 11, 15, m[SIGMA[r][6]], m[SIGMA[r][7]]);       \
+        MIX(0, 5, 10, 15, m[SIGMA[r][8]], m[SIGMA[r][9]]);       \
+        MIX(1, 6, 11, 12, m[SIGMA[r][10]], m[SIGMA[r][11]]);     \
+        MIX(2, 7, 8, 13, m[SIGMA[r][12]], m[SIGMA[r][13]]);      \
+        MIX(3, 4, 9, 14, m[SIGMA[r][14]], m[SIGMA[r][15]]);      \
+    } while (0)
+#define ROUNDS(MIX)                                                                          \
+    do {                                                                                     \
+        ROUND(MIX, 0); ROUND(MIX, 1); ROUND(MIX, 2); ROUND(MIX, 3); ROUND(MIX, 4);           \
+        ROUND(MIX, 5); ROUND(MIX, 6); ROUND(MIX, 7); ROUND(MIX, 8); ROUND(MIX, 9);           \
+        ROUND(MIX, 10); ROUND(MIX, 11);                                                      \
+    } while (0)
+
 static void compress(uint64_t h[8], const uint8_t block[128], uint64_t t, int last) {
     uint64_t v[16], m[16];
     for (int i = 0; i < 8; i++) v[i] = h[i], v[i + 8] = IV[i];
     v[12] ^= t; /* messages here are far below 2^64 bytes: the high word of t stays 0 */
     if (last) v[14] = ~v[14];
     for (int i = 0; i < 16; i++) m[i] = load64(block + 8 * i);
-    /* rounds written out, so the message schedule is known at compile time */
-#define ROUND(r)                                               \
-    do {                                                       \
-        G(0, 4, 8, 12, m[SIGMA[r][0]], m[SIGMA[r][1]]);        \
-        G(1, 5, 9, 13, m[SIGMA[r][2]], m[SIGMA[r][3]]);        \
-        G(2, 6, 10, 14, m[SIGMA[r][4]], m[SIGMA[r][5]]);       \
-        G(3, 7, 11, 15, m[SIGMA[r][6]], m[SIGMA[r][7]]);       \
-        G(0, 5, 10, 15, m[SIGMA[r][8]], m[SIGMA[r][9]]);       \
-        G(1, 6, 11, 12, m[SIGMA[r][10]], m[SIGMA[r][11]]);     \
-        G(2, 7, 8, 13, m[SIGMA[r][12]], m[SIGMA[r][13]]);      \
-        G(3, 4, 9, 14, m[SIGMA[r][14]], m[SIGMA[r][15]]);      \
-    } while (0)
-    ROUND(0); ROUND(1); ROUND(2); ROUND(3); ROUND(4); ROUND(5);
-    ROUND(6); ROUND(7); ROUND(8); ROUND(9); ROUND(10); ROUND(11);
-#undef ROUND
+    ROUNDS(G);
     for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
 }
 
@@ -679,20 +685,7 @@ __attribute__((target("avx2"))) static void event_ids_x4(const uint8_t *d, const
         for (int k = 0; k < 8; k++) v[k] = h[k], v[k + 8] = _mm256_set1_epi64x((long long)IV[k]);
         v[12] = V_XOR(v[12], _mm256_set_epi64x(t[3], t[2], t[1], t[0]));
         v[14] = V_XOR(v[14], _mm256_set_epi64x(last[3], last[2], last[1], last[0]));
-#define VROUND(n)                                                \
-    do {                                                         \
-        VG(0, 4, 8, 12, m[SIGMA[n][0]], m[SIGMA[n][1]]);         \
-        VG(1, 5, 9, 13, m[SIGMA[n][2]], m[SIGMA[n][3]]);         \
-        VG(2, 6, 10, 14, m[SIGMA[n][4]], m[SIGMA[n][5]]);        \
-        VG(3, 7, 11, 15, m[SIGMA[n][6]], m[SIGMA[n][7]]);        \
-        VG(0, 5, 10, 15, m[SIGMA[n][8]], m[SIGMA[n][9]]);        \
-        VG(1, 6, 11, 12, m[SIGMA[n][10]], m[SIGMA[n][11]]);      \
-        VG(2, 7, 8, 13, m[SIGMA[n][12]], m[SIGMA[n][13]]);       \
-        VG(3, 4, 9, 14, m[SIGMA[n][14]], m[SIGMA[n][15]]);       \
-    } while (0)
-        VROUND(0); VROUND(1); VROUND(2); VROUND(3); VROUND(4); VROUND(5);
-        VROUND(6); VROUND(7); VROUND(8); VROUND(9); VROUND(10); VROUND(11);
-#undef VROUND
+        ROUNDS(VG);
         __m256i keep = _mm256_set_epi64x(live[3], live[2], live[1], live[0]);
         for (int k = 0; k < 8; k++)
             h[k] = _mm256_blendv_epi8(h[k], V_XOR(h[k], V_XOR(v[k], v[k + 8])), keep);
