@@ -764,3 +764,21 @@ def generated_log(tmp_path, mta: str, lines: int = 20_000, seed: int = 3, ascii_
     subprocess.run([sys.executable, str(GEN_LOGS), str(log), "--mta", mta, "--lines", str(lines), "--seed", str(seed),
                     "--days", "1", *(["--ascii"] if ascii_only else [])], check=True)
     return log
+
+
+def mutated(text: str, rng, alphabet, edits: int, inserts: float = 0.4, deletes: float = 0.3) -> str:
+    """`text` with 1 to `edits` random edits, each a character of `alphabet` inserted (with
+    probability `inserts`), a character deleted (`deletes`) or replaced (the rest): the texts a
+    compiled reader is held to its Python definition on (tests/test_sendmail_block.py,
+    test_qmail_block.py)."""
+    t = list(text)
+    for _ in range(rng.randint(1, edits)):
+        at = rng.randint(0, len(t))
+        op = rng.random()
+        if op < inserts:
+            t.insert(at, rng.choice(alphabet))
+        elif op < inserts + deletes and t:
+            del t[min(at, len(t) - 1)]
+        elif t:
+            t[min(at, len(t) - 1)] = rng.choice(alphabet)
+    return "".join(t)

@@ -15,7 +15,7 @@ from fixtures import SAMPLES
 from pipeline.ingest import native
 from pipeline.ingest.parsers import ParseContext, qmail_block
 from pipeline.ingest.parsers.qmail import PHASE_MARKERS, QmailParser, phase_of, unescape
-from fixtures import TOKYO, assert_same, generated_log
+from fixtures import TOKYO, assert_same, generated_log, mutated
 from fixtures import ingest_both as ingest_both_formats
 
 pytestmark = pytest.mark.skipif(native.SCANNER is None, reason="compiled scanner not built: qmail is read line by line")
@@ -178,20 +178,7 @@ def _mutations(texts, seed=11, rounds=3000):
 
     rng = random.Random(seed)
     alphabet = "0123456789.:_ -#()abcdefABCDEFxyzR\n"
-    out = list(texts)
-    for _ in range(rounds):
-        t = list(rng.choice(texts))
-        for _ in range(rng.randint(1, 4)):
-            op = rng.random()
-            at = rng.randint(0, len(t))
-            if op < 0.4:
-                t.insert(at, rng.choice(alphabet))
-            elif op < 0.7 and t:
-                del t[min(at, len(t) - 1)]
-            elif t:
-                t[min(at, len(t) - 1)] = rng.choice(alphabet)
-        out.append("".join(t))
-    return out
+    return list(texts) + [mutated(rng.choice(texts), rng, alphabet, 4) for _ in range(rounds)]
 
 
 def test_text_facts_are_read_as_the_parser_does():

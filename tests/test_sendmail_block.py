@@ -19,7 +19,7 @@ from pipeline.ingest import native
 from pipeline.ingest.engine import ingest
 from pipeline.ingest.parsers import ParseContext, sendmail_block
 from pipeline.ingest.parsers.common import QueueParser
-from fixtures import TOKYO, assert_same, generated_log
+from fixtures import TOKYO, assert_same, generated_log, mutated
 from fixtures import ingest_both as ingest_both_formats
 
 
@@ -195,17 +195,7 @@ def _mutated_outcomes(seed=5, rounds=4000):
     out = list(OUTCOMES)
 
     def mutate(text):
-        t = list(text)
-        for _ in range(rng.randint(1, 3)):
-            at = rng.randint(0, len(t))
-            op = rng.random()
-            if op < 0.45:
-                t.insert(at, rng.choice(alphabet))
-            elif op < 0.75 and t:
-                del t[min(at, len(t) - 1)]
-            elif t:
-                t[min(at, len(t) - 1)] = rng.choice(alphabet)
-        return "".join(t)
+        return mutated(text, rng, alphabet, 3, inserts=0.45, deletes=0.3)
 
     for _ in range(rounds):
         dsn, stat, reply = rng.choice(OUTCOMES)
