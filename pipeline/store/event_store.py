@@ -111,7 +111,7 @@ class EventStore:
                 # copied only when some rows are stored already, which a first ingest never finds
                 by_key = np.argsort(part_keys)           # looked up in key order: twice as fast
                 sorted_keys = part_keys[by_key]
-                stored_already = None
+                stored_already = ids = None
                 for near in self._days_near(day, partitions):
                     index = self._day_index(near)
                     if not len(index.keys):
@@ -121,7 +121,8 @@ class EventStore:
                     maybe = np.flatnonzero(index.keys[at] == part_keys)
                     if not len(maybe):
                         continue
-                    ids = part.column("event_id").combine_chunks()
+                    if ids is None:
+                        ids = part.column("event_id").combine_chunks()
                     for owner in np.unique(index.owner[at[maybe]]).tolist():
                         f = index.names[owner]
                         mine = maybe[index.owner[at[maybe]] == owner]
