@@ -194,7 +194,7 @@ class Parser:
 
 
 # The changes of a queue-id table (QueueParser.change): what one log line does to it.
-SENDER, MESSAGE_ID, DELIVERY, REMOVED, TOUCH, EXPIRED, CLOCK, RECIPIENTS = range(8)
+SENDER, MESSAGE_ID, DELIVERY, REMOVED, TOUCH, EXPIRED, CLOCK, RECIPIENTS, ENTRY = range(9)
 # What a deferral keeps for the expiry event that may follow it (the rest comes from the expiry line).
 DEFERRED_FIELDS = ("mta", "queue_id", "message_id", "recipient", "recipient_domain", "relay", "dsn",
                    "reply_code", "smtp_phase", "diagnostic")
@@ -240,6 +240,9 @@ class QueueParser(Parser):
         status forgets that recipient's deferral and counts towards `left`; returns the entry.
         EXPIRED value=(host, line, offset): returns one `expired` row per recipient still
         deferred (with its last deferral's reason) and forgets them.
+        ENTRY value=(sender, message_id, left, rows): what SENDER sender, MESSAGE_ID message_id,
+        RECIPIENTS left (unless None) and a DELIVERY of each row would do, in one step (a block
+        reader leaving the entry a run of lines makes); returns the entry.
         REMOVED: the entry is forgotten. CLOCK: only the log's clock moves (qid is ignored).
         `clock`: the log's clock at this line when the caller knows it to be later than `ts`
         (the block reader, which applies some lines column-wise).
@@ -264,17 +267,17 @@ class QueueParser(Parser):
         elif ts > st["seen"]:
             st["seen"] = ts
         if kind == DELIVERY:
-            row = value
-            row["sender"], row["message_id"] = st["sender"], st["message_id"]
-            if row["status"] == "deferred":
-                st["deferred"][row["recipient"]] = {k: row[k] for k in DEFERRED_FIELDS}
-            else:
-                st["deferred"].pop(row["recipient"], None)
-                left = st.get("left")
-                if left is not None:
-                    st["left"] = left = left - 1
-                    if left <= 0 and not st["deferred"]:
-                        del queue[qid]  # every announced recipient has its final status
+            self._delivered(qid, st, value)
+        elif kind == ENTRY:
+            st["sender"], st["message_id"], left, rows = value
+            if left is not None:
+                st["left"] = left
+            for i, row in enumerate(rows):
+                if self.queue.get(qid) is not st:      # forgotten by the row before: the rest
+                    for rest in rows[i:]:              # as lines of their own (a new entry)
+                        self.change(DELIVERY, qid, ts, rest)
+                    break
+                self._delivered(qid, st, row)
         elif kind == SENDER:
             st["sender"] = value
         elif kind == MESSAGE_ID:
@@ -293,6 +296,19 @@ class QueueParser(Parser):
             st["deferred"] = {}
             return rows
         return st
+
+    def _delivered(self, qid: str, st: dict, row: dict) -> None:
+        """A delivery row of queue id `qid` (its entry `st`): see change(DELIVERY)."""
+        row["sender"], row["message_id"] = st["sender"], st["message_id"]
+        if row["status"] == "deferred":
+            st["deferred"][row["recipient"]] = {k: row[k] for k in DEFERRED_FIELDS}
+        else:
+            st["deferred"].pop(row["recipient"], None)
+            left = st.get("left")
+            if left is not None:
+                st["left"] = left = left - 1
+                if left <= 0 and not st["deferred"]:
+                    self.queue.pop(qid, None)  # every announced recipient has its final status
 
     def _shrink(self) -> None:
         """Forget the stale entries; if more than MAX_QUEUE_IDS are still live, the least recently

@@ -43,7 +43,7 @@ from ...store.records import ID_BYTES, event_ids_for_plain, normalise_address
 from .. import native
 from . import blocks
 from .blocks import distinct_codes
-from .common import CLOCK, DELIVERY, MESSAGE_ID, RECIPIENTS, REMOVED, SENDER, TOUCH, decode_line
+from .common import CLOCK, DELIVERY, ENTRY, REMOVED, decode_line
 from .sendmail import (LOCAL_RELAYS, PHASE_STAT_PREFIXES, SendmailParser, diagnostic_of, read_prefix, smtp_phase_of,
                        status_of)
 
@@ -725,10 +725,7 @@ def read_block(parser: SendmailParser, block: bytes, offset: int, f: SendmailFie
                 row_mids.append(message_ids.code(st["message_id"]))
         elif k == K_FROM:
             sender, message_id, count = from_values[fr]
-            change(SENDER, q, t, sender, clock=clock)
-            change(MESSAGE_ID, q, t, message_id, clock=clock)
-            if count > 0:
-                change(RECIPIENTS, q, t, count, clock=clock)
+            change(ENTRY, q, t, (sender, message_id, count if count > 0 else None, ()), clock=clock)
         else:  # K_MSP
             change(REMOVED, q, t, clock=clock)
     if row_js:
@@ -872,17 +869,16 @@ def _join_plain(parser: SendmailParser, f: SendmailFields, names: _Names, plain:
     change = parser.change
     name_of = names.cache
     deferred_row = f.deferred.get
+    no_rows = ()
     for g, code, when, src, count, final in zip(left.tolist(), group_code[left].tolist(), top[left].tolist(),
                                                  group_from[left].tolist(), announced[left].tolist(), finals[left].tolist()):
         q = name_of[code]
-        if src >= 0:
-            change(SENDER, q, when, senders_py[src])
-            change(MESSAGE_ID, q, when, mids_py[src])
-            if count > 0:
-                change(RECIPIENTS, q, when, count - final)
-        else:
-            change(TOUCH, q, when)
-        for j in deferred_end.get(g, ()):
-            row = deferred_row(j)
-            row["queue_id"] = q
-            change(DELIVERY, q, when, row)
+        rows = no_rows
+        ends = deferred_end.get(g)
+        if ends is not None:
+            rows = [deferred_row(j) for j in ends]
+            for row in rows:
+                row["queue_id"] = q
+        # (no from= line: a new entry with no sender or message-id, as TOUCH leaves it)
+        change(ENTRY, q, when, (senders_py[src], mids_py[src], count - final if count > 0 else None, rows) if src >= 0
+               else (None, None, None, rows))
