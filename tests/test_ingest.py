@@ -263,6 +263,39 @@ def test_chunks_end_at_the_last_newline_of_each_read(tmp_path, monkeypatch):
     assert got == want
 
 
+@pytest.mark.parametrize("compressed", [False, True])
+def test_chunks_grow_from_the_first_block_size_and_a_file_s_last_ones_shrink(tmp_path, monkeypatch, compressed):
+    """A read starts with a chunk of about FIRST_BLOCK_BYTES, each next one twice as big up to
+    BLOCK_BYTES, and (a plain file, whose size is known) the last ones of the file shrink again;
+    whatever their sizes, the chunks are whole lines, back to back, covering the file."""
+    import pipeline.ingest.source as source_mod
+    from pipeline.ingest.source import LINES, LogFiles, SourceSpec
+
+    first, block = 1000, 16_000
+    monkeypatch.setattr(source_mod, "FIRST_BLOCK_BYTES", first)
+    monkeypatch.setattr(source_mod, "BLOCK_BYTES", block)
+    rng = random.Random(7)
+    text = b"".join(b"m" * rng.randrange(0, 90) + b"\n" for _ in range(4000))  # ~180 KB
+    log = tmp_path / ("mail.log.gz" if compressed else "mail.log")
+    log.write_bytes(gzip.compress(text) if compressed else text)
+    old(log)
+    files = LogFiles([SourceSpec(str(log), "postfix")], {}, follow=False, use_positions=False)
+    (spec, path), = files.batch_files()
+    got = [(c.offset, c.end, c.kind, c.data) for c in files.chunks(files.open_path(spec, str(path)))]
+    files.close()
+    assert b"".join(d for _, _, _, d in got) == text
+    assert got[0][0] == 0 and all(a[1] == b[0] for a, b in zip(got, got[1:])) and got[-1][1] == len(text)
+    assert all(kind == LINES and data.endswith(b"\n") for _, _, kind, data in got)
+    sizes = [len(d) for _, _, _, d in got]
+    # 1000, 2000, 4000 ... bytes a read (lines are at most 90 bytes: a chunk ends within 90 bytes
+    # of its read's end; a .gz chunk starts with what the read before left of its last line)
+    assert first - 100 < sizes[0] <= first + 100
+    assert sizes[1] <= 2 * first + 100 < sizes[2] <= 4 * first + 100
+    assert block - 100 < max(sizes) <= block + 100
+    if not compressed:
+        assert sizes[-1] < block // 2 and sizes[-2] < block // 2     # the file's last chunks: smaller
+
+
 @pytest.mark.parametrize("columnar", [True, False])
 def test_a_failed_store_write_loses_nothing_and_the_rerun_duplicates_nothing(tmp_path, monkeypatch, columnar):
     """Batches are stored by a writer thread while parsing goes on; a commit's state and position

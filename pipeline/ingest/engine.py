@@ -49,7 +49,7 @@ from .source import (LINES, PARTIAL, READ_BUDGET, SKIPPED, TOO_LONG, Chunk, LogF
 
 log = logging.getLogger("mailhygiene.watch")
 
-EXTRACT_AHEAD = 2        # Postfix chunks whose fields are being found while one is applied
+EXTRACT_AHEAD = 1        # chunks whose fields are being found while one is applied (BENCHMARKS.md)
 DETECT_SAMPLE_LINES = 2000
 CONTEXT_REFRESH_S = 3600  # followed files: the year of `Mon DD` stamps is inferred from "now" this fresh
 COMPACT_FILES = 32       # followed: a day partition with more files than this is compacted ...

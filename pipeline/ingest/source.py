@@ -48,7 +48,14 @@ from .parsers.common import MAX_LINE_BYTES
 log = logging.getLogger("mailhygiene.watch")
 
 FINGERPRINT_BYTES = 1024
-BLOCK_BYTES = 8 * 1024 * 1024    # chunks of whole lines of about this size (BENCHMARKS.md: 8 MiB over 4)
+# Chunks of whole lines of up to this size. Fewer, larger blocks leave fewer queue ids open at
+# block ends (each goes through the parser state one by one), and a dense log leaves many: 16 MiB
+# with one block being found ahead beats 8 MiB with two (BENCHMARKS.md).
+BLOCK_BYTES = 16 * 1024 * 1024
+# The first chunk of a read is this big, then twice as big each time up to BLOCK_BYTES, and the
+# last ones of a file shrink again: the first block is found before anything can be applied, and
+# the last one is applied with no next one to find meanwhile; small ones keep both waits short.
+FIRST_BLOCK_BYTES = 4 * 1024 * 1024
 READ_BUDGET = 16 << 20           # followed: bytes per file per pass, so other files and signals get a turn
 # A last line without newline in a plain file modified this recently may still be being
 # written: it is left for later. Older (or compressed) files: it is read as it is.
@@ -76,7 +83,7 @@ TAIL_PROBE = 16 << 10
 def _pread_whole_lines(fd: int, want: int, at: int) -> bytes | None:
     """The whole lines of os.pread(fd, want, at), read as they are: the last newline is found in
     the last TAIL_PROBE bytes first, so the chunk is not read whole and then copied up to it
-    (8 MiB a chunk, and its memory touched twice). None when those bytes hold no newline or the
+    (16 MiB a chunk, and its memory touched twice). None when those bytes hold no newline or the
     file changed between the two reads (the caller reads as usual)."""
     if want <= TAIL_PROBE:
         return None
@@ -552,10 +559,11 @@ class LogFiles:
         s.size = size
         old_enough = self.clock.time() - st.st_mtime >= PARTIAL_LINE_GRACE_S
         left = budget
+        step = min(FIRST_BLOCK_BYTES, block)  # doubled after each chunk, up to `block`
         while s.read_at < size and (left is None or left > 0):
-            want = min(block, size - s.read_at)
+            want = min(step, max(FIRST_BLOCK_BYTES, (size - s.read_at + 1) // 2), size - s.read_at)
             try:
-                data = _pread_whole_lines(s.fh, want, s.read_at) if want == block and not s.in_long_line else None
+                data = _pread_whole_lines(s.fh, want, s.read_at) if want < size - s.read_at and not s.in_long_line else None
                 if data is None:
                     data = os.pread(s.fh, want, s.read_at)
             except OSError as exc:
@@ -593,6 +601,7 @@ class LogFiles:
             s.read_at += cut
             if left is not None:
                 left -= cut
+            step = min(2 * step, block)
             yield Chunk(s, data[:cut] if cut < len(data) else data, start, s.read_at)
         s.last_growth = self.clock.monotonic()
         s.eof = s.read_at >= size
@@ -613,9 +622,10 @@ class LogFiles:
     def _chunks_sequential(self, s: Stream, budget: int | None, block: int) -> Iterator[Chunk]:
         """A .gz file or standard input: read on from where the last read stopped."""
         left = budget
+        step = min(FIRST_BLOCK_BYTES, block)  # doubled after each chunk, up to `block`
         while not s.finished and (left is None or left > 0):
             try:
-                data = s.fh.read(block)
+                data = s.fh.read(step)
             except EOFError:
                 # a .gz cut short, or still being written: what was read stays read
                 if self.follow and not s.source.is_stdin:
@@ -654,6 +664,7 @@ class LogFiles:
             s.read_at += cut
             if left is not None:
                 left -= cut
+            step = min(2 * step, block)
             yield Chunk(s, data[:cut] if cut < len(data) else data, start, s.read_at)
         s.last_growth = self.clock.monotonic()
 
