@@ -501,3 +501,41 @@ def test_distinct_codes_are_the_sorted_distinct_non_negative_values():
         codes = rng.integers(-3, 40, n)
         assert distinct_codes(codes).tolist() == np.unique(codes[codes >= 0]).tolist()
     assert distinct_codes(np.array([-1, -1])).tolist() == []
+
+
+@pytest.mark.parametrize("mta", ["postfix", "sendmail"])
+def test_chunks_are_found_ahead_as_deep_as_their_mta_asks(tmp_path, monkeypatch, mta):
+    """Reader threads find the fields of EXTRACT_AHEAD[mta] chunks (else 1) while one is applied:
+    never more (memory), and as many whenever the file has them (speed)."""
+    import threading
+
+    import pipeline.ingest.engine as engine_mod
+    import pipeline.ingest.source as source_mod
+    from fixtures import generated_log, make_config
+    from pipeline.ingest.parsers import BLOCK_READERS
+
+    log = generated_log(tmp_path, mta, lines=6000)
+    monkeypatch.setattr(source_mod, "BLOCK_BYTES", 64 << 10)
+    monkeypatch.setattr(source_mod, "FIRST_BLOCK_BYTES", 64 << 10)
+    lock, submitted, applied, outstanding = threading.Lock(), [0], [0], []
+    read_block = BLOCK_READERS[mta].read_block
+
+    class CountingPool(engine_mod.ThreadPoolExecutor):
+        def submit(self, fn, *args, **kwargs):
+            with lock:
+                submitted[0] += fn is engine_mod._extract
+            return super().submit(fn, *args, **kwargs)
+
+    def counting_read_block(*args, **kwargs):
+        with lock:
+            outstanding.append(submitted[0] - applied[0] - 1)  # found (or being found) beyond this one
+            applied[0] += 1
+        return read_block(*args, **kwargs)
+
+    monkeypatch.setattr(engine_mod, "ThreadPoolExecutor", CountingPool)
+    monkeypatch.setattr(BLOCK_READERS[mta], "read_block", counting_read_block)
+    ingest(make_config(tmp_path), [str(log)], fmt=mta, year=2026)
+    depth = engine_mod.EXTRACT_AHEAD.get(mta, 1)
+    assert len(outstanding) > 2 * depth + 2                # (many chunks of 64 KiB)
+    assert max(outstanding) == depth
+    assert outstanding[:-depth] == [depth] * (len(outstanding) - depth)  # all but the file's last ones

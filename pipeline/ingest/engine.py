@@ -49,7 +49,10 @@ from .source import (LINES, PARTIAL, READ_BUDGET, SKIPPED, TOO_LONG, Chunk, LogF
 
 log = logging.getLogger("mailhygiene.watch")
 
-EXTRACT_AHEAD = 1        # chunks whose fields are being found while one is applied (BENCHMARKS.md)
+# Chunks whose fields are being found (in reader threads) while one is applied, per MTA (else 1).
+# Postfix: finding the fields is most of the work, and two readers keep the applying fed; sendmail
+# and qmail: applying is, and a second reader would only compete with it (BENCHMARKS.md).
+EXTRACT_AHEAD = {"postfix": 2}
 DETECT_SAMPLE_LINES = 2000
 CONTEXT_REFRESH_S = 3600  # followed files: the year of `Mon DD` stamps is inferred from "now" this fresh
 COMPACT_FILES = 32       # followed: a day partition with more files than this is compacted ...
@@ -277,28 +280,32 @@ class Engine:
 
     # ================================================================== chunks
     def _ahead(self, chunks: Iterator[Chunk]) -> Iterator[tuple[Chunk, object]]:
-        """The chunks with, for Postfix, their fields found (postfix_block.extract) by reader
+        """The chunks with their fields found (the MTA's block reader's extract()) by reader
         threads EXTRACT_AHEAD chunks ahead of the one being applied (outside the GIL, mostly)."""
         pending: deque = deque()
         it = iter(chunks)
 
-        def pull() -> None:
+        def pull() -> bool:
             for chunk in it:
                 fields = None
                 s = chunk.stream
                 reader = BLOCK_READERS.get(s.mta)
                 if chunk.kind == LINES and reader is not None and self.columnar and not s.unrecognised:
                     if self._readers is None:
-                        self._readers = ThreadPoolExecutor(max_workers=EXTRACT_AHEAD, thread_name_prefix="block-reader")
+                        self._readers = ThreadPoolExecutor(max_workers=max(EXTRACT_AHEAD.values(), default=1),
+                                                           thread_name_prefix="block-reader")
                     check = s.mta if s.source.fmt == "auto" else None
                     fields = self._readers.submit(_extract, reader, chunk.data, s.ctx, self.session.buffer.annotate, check)
                 pending.append((chunk, fields))
-                return
+                return True
+            return False
 
         try:
-            for _ in range(EXTRACT_AHEAD):
-                pull()
+            pull()
             while pending:
+                ahead = EXTRACT_AHEAD.get(pending[0][0].stream.mta, 1)
+                while len(pending) < ahead and pull():
+                    pass
                 chunk, fields = pending.popleft()
                 pull()
                 yield chunk, (fields.result() if fields is not None else None)
