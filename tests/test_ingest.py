@@ -296,6 +296,33 @@ def test_chunks_grow_from_the_first_block_size_and_a_file_s_last_ones_shrink(tmp
         assert sizes[-1] < block // 2 and sizes[-2] < block // 2     # the file's last chunks: smaller
 
 
+def test_a_followed_file_s_pass_reads_about_its_budget(tmp_path, monkeypatch):
+    """`watch` reads each file READ_BUDGET bytes a pass (so other files and signals get a turn):
+    the growing chunks of a pass stop at about that, and the next pass goes on from there."""
+    import pipeline.ingest.source as source_mod
+    from pipeline.ingest.source import LogFiles, SourceSpec
+
+    monkeypatch.setattr(source_mod, "FIRST_BLOCK_BYTES", 1000)
+    monkeypatch.setattr(source_mod, "BLOCK_BYTES", 16_000)
+    rng = random.Random(5)
+    text = b"".join(b"m" * rng.randrange(0, 90) + b"\n" for _ in range(4000))  # ~180 KB
+    log = tmp_path / "mail.log"
+    log.write_bytes(text)
+    old(log)
+    files = LogFiles([SourceSpec(str(log), "postfix")], {}, follow=True, use_positions=False)
+    (spec, path), = files.batch_files()
+    s = files.open_path(spec, str(path))
+    read = b""
+    passes = 0
+    while len(read) < len(text) and passes < 100:
+        got = b"".join(c.data for c in files.chunks(s, budget=10_000))
+        assert 0 < len(got) <= 10_000 + 1000                     # the budget, or one small chunk over
+        read += got
+        passes += 1
+    files.close()
+    assert read == text and passes >= len(text) // 11_000
+
+
 @pytest.mark.parametrize("columnar", [True, False])
 def test_a_failed_store_write_loses_nothing_and_the_rerun_duplicates_nothing(tmp_path, monkeypatch, columnar):
     """Batches are stored by a writer thread while parsing goes on; a commit's state and position

@@ -562,6 +562,8 @@ class LogFiles:
         step = min(FIRST_BLOCK_BYTES, block)  # doubled after each chunk, up to `block`
         while s.read_at < size and (left is None or left > 0):
             want = min(step, max(FIRST_BLOCK_BYTES, (size - s.read_at + 1) // 2), size - s.read_at)
+            if left is not None:
+                want = min(want, max(left, FIRST_BLOCK_BYTES))  # a pass reads about `budget`
             try:
                 data = _pread_whole_lines(s.fh, want, s.read_at) if want < size - s.read_at and not s.in_long_line else None
                 if data is None:
