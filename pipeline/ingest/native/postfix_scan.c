@@ -23,6 +23,14 @@ static int is_upper(uint8_t c) { return c >= 'A' && c <= 'Z'; }
 static int is_lower(uint8_t c) { return c >= 'a' && c <= 'z'; }
 static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 static int is_alnum(uint8_t c) { return is_upper(c) || is_lower(c) || is_digit(c); }
+/* \w of an ASCII text (Python's word characters there) */
+static int is_word(uint8_t c) { return is_alnum(c) || c == '_'; }
+/* 1 when a byte of [p, end) is non-ASCII (the bytes OR-ed in a local: a loop the compiler vectorises) */
+static inline uint8_t any_high(const uint8_t *p, const uint8_t *end) {
+    uint8_t h = 0;
+    while (p < end) h |= *p++;
+    return h >> 7;
+}
 /* [0-9A-Za-z._-] */
 static int is_host(uint8_t c) { return is_alnum(c) || c == '.' || c == '_' || c == '-'; }
 /* [0-9A-Za-z._/-] */
@@ -922,9 +930,7 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                             a_s[n] = vs - d;
                             a_e[n] = ve - d;
                             nrcpts[n] = count;
-                            uint8_t h = 0; /* (a local: through the pointer, every byte would be a store) */
-                            for (const uint8_t *z = vs; z < ve; z++) h |= *z;
-                            sender_high[n] = h >> 7;
+                            sender_high[n] = any_high(vs, ve);
                         }
                     } else if (starts_at(rest, end, "to=")) {
                         k = S_FEED;
@@ -952,9 +958,7 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                             for (const uint8_t *z = ae - 1; z >= as; z--)
                                 if (*z == '@') { dom = z + 1; break; }
                             rcpt_dom[nr] = dom - d;
-                            uint8_t h = 0;
-                            for (const uint8_t *z = as; z < ae; z++) h |= *z;
-                            rcpt_high[nr] = h >> 7;
+                            rcpt_high[nr] = any_high(as, ae);
                             nr++;
                             if (y < end && *y == ',' && !(y + 1 < end && y[1] == ' ')) { y++; continue; }
                             break;
@@ -1046,12 +1050,10 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
  * connect), python (1: a line this does not read, left to sendmail.py's functions: a reply that
  * does not start with its code, or a stat= with a non-ASCII byte where _code_in_stat must read it).
  * tests/test_sendmail_block.py holds this to sendmail.py's functions on odd and mutated lines. */
-static int sm_word(uint8_t c) { return is_alnum(c) || c == '_'; }
-
 /* _STAT_CODE_RE.search on ASCII text: `\b([245]\d\d)[ -]\d\.\d{1,3}\.\d{1,3}\b|\b([45]\d\d) `; -1 for none */
 static int stat_code_in(const uint8_t *t, const uint8_t *end) {
     for (const uint8_t *p = t; end - p >= 4; p++) {
-        if (!is_digit(*p) || (p > t && sm_word(p[-1]))) continue;
+        if (!is_digit(*p) || (p > t && is_word(p[-1]))) continue;
         if (!is_digit(p[1]) || !is_digit(p[2])) continue;
         int v = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
         if ((*p == '2' || *p == '4' || *p == '5') && (p[3] == ' ' || p[3] == '-') && end - p >= 6 && is_digit(p[4]) &&
@@ -1061,7 +1063,7 @@ static int stat_code_in(const uint8_t *t, const uint8_t *end) {
             if (x > r && x - r <= 3 && x < end && *x == '.') {
                 r = ++x;
                 while (x < end && is_digit(*x)) x++;
-                if (x > r && x - r <= 3 && (x == end || !sm_word(*x))) return v;
+                if (x > r && x - r <= 3 && (x == end || !is_word(*x))) return v;
             }
         }
         if ((*p == '4' || *p == '5') && p[3] == ' ') return v;
@@ -1090,9 +1092,7 @@ void sendmail_facts(const uint8_t *d, const int64_t *dsn_s, const int64_t *dsn_e
                 python[i] = 1; /* REPLY_CODE_RE's search: Python's */
         }
         if (st != 1 && (c < 0 || c < 400)) {
-            uint8_t h = 0;
-            for (const uint8_t *z = ss; z < se; z++) h |= *z;
-            if (h & 0x80) python[i] = 1;
+            if (any_high(ss, se)) python[i] = 1;
             int sc = stat_code_in(ss, se);
             if (sc > 0) c = sc; /* `_code_in_stat(stat) or code` */
             if (has_reply && starts_at(rs, re_, "221")) text_reply[i] = 0;
@@ -1276,7 +1276,6 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
  *   too_long[i] "in the queue too long" in the text (outcome(): a failure saying so is expired)
  * Positions are offsets into chars; text i is chars[offsets[i], offsets[i + 1]).
  * tests/test_qmail_block.py holds this to qmail.py's own functions on odd and mutated texts. */
-static int is_word(uint8_t c) { return is_alnum(c) || c == '_'; }
 static int is_hexcolon(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':'; }
 static int is_ip_next(uint8_t c) { return c == ' ' || c == '.' || c == '_'; }
 
@@ -1466,11 +1465,7 @@ int has_markers(const uint8_t *d, int64_t len, const char *markers, int n) {
 /* flags[i] = 1 when d[starts[i], ends[i]) holds a non-ASCII byte, else 0 (the slices of a
  * block's fields, so that only those are read in Python: postfix_block._python_lower). */
 void high_slices(const uint8_t *d, const int64_t *starts, const int64_t *ends, int64_t n, uint8_t *flags) {
-    for (int64_t i = 0; i < n; i++) {
-        uint8_t h = 0;
-        for (int64_t j = starts[i]; j < ends[i]; j++) h |= d[j];
-        flags[i] = h >> 7;
-    }
+    for (int64_t i = 0; i < n; i++) flags[i] = any_high(d + starts[i], d + ends[i]);
 }
 
 /* --- what a delivery text says: common.reply_code_of and postfix.smtp_phase_of, for ASCII texts
