@@ -23,13 +23,13 @@ from .. import native
 ASCII, UTF8, RAW = 0, 1, 2
 
 
-
 def distinct_codes(codes: np.ndarray) -> np.ndarray:
     """The distinct non-negative values of an integer array, sorted (np.unique(codes[codes >= 0])
     for codes that index something of about a block's size). By counting, not np.unique: its
     first plain call in a process imports numpy.ma (~8 ms of every run's start)."""
     codes = codes[codes >= 0]
     return np.flatnonzero(np.bincount(codes)) if len(codes) else codes.astype(np.int64)
+
 
 def line_kinds_numpy(block: bytes, max_line: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(line_starts (n + 1), kinds (n)) of a block; None when it holds no newline."""

@@ -869,16 +869,12 @@ def _join_plain(parser: SendmailParser, f: SendmailFields, names: _Names, plain:
     change = parser.change
     name_of = names.cache
     deferred_row = f.deferred.get
-    no_rows = ()
     for g, code, when, src, count, final in zip(left.tolist(), group_code[left].tolist(), top[left].tolist(),
                                                  group_from[left].tolist(), announced[left].tolist(), finals[left].tolist()):
         q = name_of[code]
-        rows = no_rows
-        ends = deferred_end.get(g)
-        if ends is not None:
-            rows = [deferred_row(j) for j in ends]
-            for row in rows:
-                row["queue_id"] = q
-        # (no from= line: a new entry with no sender or message-id, as TOUCH leaves it)
-        change(ENTRY, q, when, (senders_py[src], mids_py[src], count - final if count > 0 else None, rows) if src >= 0
-               else (None, None, None, rows))
+        rows = [deferred_row(j) for j in deferred_end.get(g, ())]
+        for row in rows:
+            row["queue_id"] = q
+        # (no from= line, src < 0: no sender, message-id or count, as a new entry has none)
+        sender, message_id = (senders_py[src], mids_py[src]) if src >= 0 else (None, None)
+        change(ENTRY, q, when, (sender, message_id, count - final if count > 0 else None, rows))
