@@ -16,6 +16,7 @@ def print_ingest_summary(summary, as_json: bool = False) -> None:
     d = summary.as_dict()
     if as_json:
         click.echo(json.dumps(d, indent=2, ensure_ascii=False))
+        print_ingest_warnings(summary)  # on stderr: stdout carries the document alone
         return
     rate = d["lines"] / d["seconds"] if d["seconds"] else 0
     click.echo(f"files:            {len(d['files'])}")
@@ -34,12 +35,21 @@ def print_ingest_summary(summary, as_json: bool = False) -> None:
         click.echo(f"  samples kept in {d['rejects_file']}")
     if d["other_lines"]:
         click.echo(f"other programs:   {d['other_lines']} lines of no MTA in files of several (counted, not read)")
-    if d["private_session"]:
+    print_ingest_warnings(summary)
+
+
+def print_ingest_warnings(summary) -> None:
+    """What the operator must act on, on stderr (with or without --json)."""
+    if summary.private:
         click.echo("note: a live `mailhygiene watch` owns this data dir's read positions: these files were read "
                    "from their start and nothing was marked as read (the store kept one copy of each line)", err=True)
     for f in summary.refused:
         click.echo(f"Warning: {f['path']}: {f['problem']}: not read and not marked as read "
                    "(give the right --format, or check the file)", err=True)
+    for f in summary.damaged:
+        click.echo(f"Warning: {f['path']}: {f['damaged']}. The lines before the damage were read; the file "
+                   "stays marked as read up to there (restore it from a backup and run again to read the rest, "
+                   "or move it away)", err=True)
 
 
 @click.command("ingest")
@@ -66,7 +76,8 @@ def ingest_cmd(app, paths, fmt, year, reread, as_json, progress):
     Globs are expanded; files are read oldest first, each from where the last run stopped.
     Re-ingesting a file adds nothing twice. Bad lines are counted and sampled under
     DATA_DIR/rejects/. A file that is not of the format given (or of no MTA under auto) is
-    not read nor marked as read, and the exit status is 1.
+    not read nor marked as read, and the exit status is 1. A damaged .gz is read up to the
+    damage, which is reported (exit status 1).
     """
     from ..ingest.engine import Engine
 
@@ -81,3 +92,7 @@ def ingest_cmd(app, paths, fmt, year, reread, as_json, progress):
         n = len(summary.refused)
         raise InputError(f"{n} of {len(summary.files)} file{'s' if n > 1 else ''} not read (see the warning"
                          f"{'s' if n > 1 else ''} above): nothing in {'them' if n > 1 else 'it'} was marked as read")
+    if summary.damaged:
+        n = len(summary.damaged)
+        raise InputError(f"{n} of {len(summary.files)} file{'s' if n > 1 else ''} could not be read to the end "
+                         f"(see the warning{'s' if n > 1 else ''} above)")

@@ -44,7 +44,7 @@ from . import source as line_source
 from .parsers import BLOCK_READERS, MALFORMED, REGISTRY, SKIP, parser_class
 from .parsers.common import MAX_LINE_BYTES
 from .session import IngestSummary, Session, watch_is_running, watch_lock
-from .source import (LINES, PARTIAL, READ_BUDGET, SKIPPED, TOO_LONG, Chunk, LogFiles, SourceSpec, Stream,
+from .source import (DAMAGED, LINES, PARTIAL, READ_BUDGET, SKIPPED, TOO_LONG, Chunk, LogFiles, SourceSpec, Stream,
                      STDIN, expand_paths)
 
 log = logging.getLogger("mailhygiene.watch")
@@ -166,34 +166,23 @@ class Engine:
         try:
             for chunk, fields in self._ahead(files.chunks(s)):
                 self._apply(chunk, fields)
-        except EOFError:
-            self._salvage_gz(s)
         except OSError as exc:
-            # an I/O error of the log: keep what was read, report it
-            session.rejects.add("unreadable_rest", s.path, s.offset, str(exc).encode())
+            # an I/O error of the log: keep what was read, report it (a damaged .gz is a DAMAGED chunk)
+            self._damaged(s, s.offset, f"read failed: {exc.strerror or exc}")
         info["events"] = session.summary.events_parsed + len(session.buffer) - events_before
         files.snapshot_positions()
         files.drop(s)
         session.commit()
         info["events"] = session.summary.events_parsed - events_before
 
-    def _salvage_gz(self, s: Stream) -> None:
-        """A truncated .gz: a chunk read loses what it had decompressed, so read again from the
-        last consumed offset, line by line, up to the damage."""
-        from .source import open_log
-
-        feed = self._feed_of(s)
-        try:
-            with open_log(s.path) as again:
-                again.seek(s.offset)
-                for raw in again:
-                    self.session.front_door(feed, raw, s.offset, s.path)
-                    s.offset += len(raw)
-                    self._count(s, 1, len(raw))
-                    self._maybe_commit_batch(s)
-        except (OSError, EOFError) as exc:
-            self.session.rejects.add("unreadable_rest", s.path, s.offset, str(exc).encode())
-        s.read_at = s.offset
+    def _damaged(self, s: Stream, offset: int, why: str) -> None:
+        """The rest of a file cannot be read (a damaged .gz, an I/O error): the lines before
+        `offset` were read; the damage is counted as a reject (`unreadable_rest`, with its
+        sample) and named in the file's summary (`damaged`: the CLI warns and exits 1). The
+        file's position stays at `offset`, not finished: the next run reports it again."""
+        self.session.rejects.add("unreadable_rest", s.path, offset, why.encode())
+        if s.info is not None:
+            s.info["damaged"] = (f"unreadable after byte {offset:,} of its text" if offset else "unreadable from its start") + f": {why}"
 
     def _progress_bar(self, total: int):
         """A bar on a terminal (standard error) when asked, or by default for inputs over 20 MB;
@@ -250,6 +239,14 @@ class Engine:
             return True
         scores = {name: cls.detect(sample) for name, cls in REGISTRY.items()}
         found = [name for name in REGISTRY if scores[name] > 0]
+        if not found and s.head_damage is not None:
+            # a .gz damaged before its first lines could be read: say so (not "no MTA")
+            s.info["checked"] = True
+            s.refused = s.head_damage
+            self._damaged(s, 0, s.head_damage)
+            if self.files.follow:
+                log.warning("watch: %s is damaged at its start: %s; not read", s.path, s.head_damage)
+            return False
         if not found:
             if not complete:
                 return False
@@ -329,6 +326,9 @@ class Engine:
         session = self.session
         if chunk.kind == SKIPPED:
             s.offset = chunk.end
+            return
+        if chunk.kind == DAMAGED:
+            self._damaged(s, chunk.offset, chunk.data.decode())
             return
         if chunk.kind == TOO_LONG:
             session.rejects.add("too_long", s.path, chunk.offset, chunk.data)

@@ -72,6 +72,11 @@ class IngestSummary:
         """Files not read: not recognised as any MTA's, or not of the --format given."""
         return [f for f in self.files if f.get("problem")]
 
+    @property
+    def damaged(self) -> list[dict]:
+        """Files read up to a damage (a corrupt or cut .gz, an I/O error): the rest is unread."""
+        return [f for f in self.files if f.get("damaged")]
+
     def as_dict(self) -> dict:
         return {
             "files": self.files, "lines": self.lines, "bytes": self.bytes,

@@ -21,6 +21,8 @@ File identity (pygtail / Filebeat lessons, see docs/watch.md):
   is then new.
 - Only complete lines are consumed; a last line without newline is read only when the file is
   finished: compressed, standard input at its end, or not modified for PARTIAL_LINE_GRACE_S.
+- A damaged `.gz` is read up to its damage (GzipSalvage), then a DAMAGED chunk says where its
+  readable text ends and what is wrong; the position stays there, not finished.
 
 Called by pipeline.ingest.engine (batch and follow).
 """
@@ -36,6 +38,7 @@ import os
 import stat
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -96,6 +99,114 @@ def _pread_whole_lines(fd: int, want: int, at: int) -> bytes | None:
     return data if len(data) == cut and data.endswith(b"\n") else None
 
 
+# What reading a damaged .gz raises: EOFError (cut short), gzip.BadGzipFile (an OSError: bad
+# CRC, bad header) or zlib.error (bad deflate data).
+GZIP_ERRORS = (EOFError, OSError, zlib.error)
+
+
+class GzipSalvage:
+    """The text of a damaged .gz from text offset `start` up to its damage, as a file object.
+
+    read(n) returns the text that decompresses cleanly, then b"" with `damage` set to what is
+    wrong ("CRC check failed", "cut short", ...; None when the file reads to its end after all).
+    Where zlib refuses a piece of input, the piece is fed again byte by byte from a copy of the
+    decompressor taken before it, so every byte of text before the damage is kept. After a bad
+    CRC or length check all the text was decompressed: it is kept (it may hold the damage).
+    Members (`cat a.gz b.gz`) are read one after the other, as gzip does.
+    """
+
+    PIECE = 64 << 10
+
+    def __init__(self, path: str | os.PathLike, start: int = 0):
+        self.path = str(path)
+        self.fh = open(path, "rb")
+        self.damage: str | None = None
+        self._out = bytearray()
+        self._skip = start            # text bytes still to drop before `start`
+        self._done = False
+        self._d = zlib.decompressobj(31)
+        self._pending = b""           # compressed input not yet given to the decompressor
+        self._member_has_data = False
+
+    def close(self) -> None:
+        self.fh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _emit(self, data: bytes) -> None:
+        if self._skip:
+            drop = min(self._skip, len(data))
+            self._skip -= drop
+            data = data[drop:]
+        self._out += data
+
+    def _fail(self, why: str) -> None:
+        self.damage = why
+        self._done = True
+
+    def _fill(self, want: int) -> None:
+        while not self._done and len(self._out) < want:
+            piece = self._pending or self.fh.read(self.PIECE)
+            self._pending = b""
+            if not piece:
+                if self._member_has_data:
+                    self._fail("cut short (the compressed file ends before its end-of-stream marker)")
+                else:
+                    self._done = True
+                return
+            if not self._member_has_data:
+                piece = piece.lstrip(b"\0")  # zero padding between or after members, as gzip allows
+                if not piece:
+                    continue
+            self._member_has_data = True
+            saved = self._d.copy()
+            try:
+                self._emit(self._d.decompress(piece))
+            except zlib.error:
+                self._d = saved
+                self._byte_by_byte(piece)
+                return
+            if self._d.eof:  # a member ended: its CRC and length were right
+                self._next_member(self._d.unused_data)
+
+    def _byte_by_byte(self, piece: bytes) -> None:
+        """Feed `piece` one byte at a time: all text before the byte zlib refuses is kept."""
+        for i in range(len(piece)):
+            try:
+                self._emit(self._d.decompress(piece[i:i + 1]))
+            except zlib.error as exc:
+                text = str(exc)
+                if "incorrect data check" in text:
+                    self._fail("CRC check failed (the text before it is kept, it may hold the damage)")
+                elif "incorrect length check" in text:
+                    self._fail("length check failed (the text before it is kept, it may hold the damage)")
+                else:
+                    self._fail(f"corrupt compressed data ({text.split(': ', 1)[-1]})")
+                return
+            if self._d.eof:  # a member ended inside the piece: the next one starts after this byte
+                self._next_member(piece[i + 1:])
+                return
+
+    def _next_member(self, rest: bytes) -> None:
+        self._d = zlib.decompressobj(31)
+        self._member_has_data = False
+        rest = rest.lstrip(b"\0")
+        if rest and not rest.startswith(b"\x1f\x8b"):
+            self._fail("trailing garbage after the last gzip member")
+        self._pending = rest
+
+    def read(self, n: int = -1) -> bytes:
+        want = n if n is not None and n >= 0 else 1 << 62
+        self._fill(want)
+        out = bytes(self._out[:want])
+        del self._out[:want]
+        return out
+
+
 def is_compressed(path: str | os.PathLike) -> bool:
     with open(path, "rb") as probe:
         return probe.read(2) == b"\x1f\x8b"
@@ -111,8 +222,11 @@ def fingerprint(path: str | os.PathLike) -> tuple[str, int]:
     with open_log(path) as fh:
         try:
             head = fh.readline(FINGERPRINT_BYTES)
-        except EOFError:
-            head = b""
+        except GZIP_ERRORS:
+            if not isinstance(fh, gzip.GzipFile):
+                raise
+            with GzipSalvage(path) as salvage:  # a .gz damaged in its first line: what is before it
+                head = salvage.read(FINGERPRINT_BYTES)
     return fingerprint_of_head(head)
 
 
@@ -212,6 +326,7 @@ class Stream:
     mta: str | None = None          # set by the engine when the stream is opened
     unrecognised: bool = False
     refused: str | None = None      # why the engine will not read it (wrong --format)
+    head_damage: str | None = None  # a .gz whose first lines cannot be read: what is wrong (read_head)
     last_growth: float = field(default_factory=time.monotonic)
     eof: bool = False
     size: int = 0
@@ -239,15 +354,16 @@ class Stream:
             pass
 
 
-LINES, PARTIAL, TOO_LONG, SKIPPED = "lines", "partial", "too_long", "skipped"
+LINES, PARTIAL, TOO_LONG, SKIPPED, DAMAGED = "lines", "partial", "too_long", "skipped", "damaged"
 
 
 @dataclass
 class Chunk:
     """Bytes [offset, end) of a stream's text: whole lines (LINES, ending with a newline); the
     last line of a finished file, without newline (PARTIAL); the start of a line longer than a
-    chunk (TOO_LONG: `data` is its first bytes, to be rejected unread); or the rest of such a
-    line, skipped (SKIPPED, no data)."""
+    chunk (TOO_LONG: `data` is its first bytes, to be rejected unread); the rest of such a
+    line, skipped (SKIPPED, no data); or where the readable text of a damaged .gz ends
+    (DAMAGED, at `offset`: `data` says what is wrong; the rest of the file cannot be read)."""
 
     stream: Stream
     data: bytes
@@ -359,7 +475,13 @@ class LogFiles:
         if compressed:
             fh = open_log(path)
             if offset:
-                fh.seek(offset)  # EOFError for a .gz cut short before it: the caller's to handle
+                try:
+                    fh.seek(offset)
+                except GZIP_ERRORS as exc:
+                    fh.close()
+                    if isinstance(exc, EOFError) and self.follow and not self._finished_writing(st.st_mtime):
+                        raise  # a .gz still being written: the caller looks again later
+                    fh = GzipSalvage(path, offset)  # damaged: read up to the damage, then report it
         else:
             fh = fd
         # a followed file's MTA, once told, is kept with its position; a batch run tells it anew
@@ -429,8 +551,9 @@ class LogFiles:
                 here = os.stat(pos["path"])
                 with open(pos["path"], "rb") as fh:
                     head = fh.read(FINGERPRINT_BYTES)
-                if not head.startswith(b"\x1f\x8b") and fingerprint_of_head(head)[0] == fp:
-                    continue  # still where it was: read in the ordinary way
+                still = fingerprint(pos["path"])[0] if head.startswith(b"\x1f\x8b") else fingerprint_of_head(head)[0]
+                if still == fp:
+                    continue  # still where it was (a .gz too): read in the ordinary way
             except OSError:
                 here = None
             found = self.find_moved(spec, fp, pos["path"], int(pos.get("offset", 0)),
@@ -628,13 +751,30 @@ class LogFiles:
         while not s.finished and (left is None or left > 0):
             try:
                 data = s.fh.read(step)
-            except EOFError:
-                # a .gz cut short, or still being written: what was read stays read
-                if self.follow and not s.source.is_stdin:
-                    self.drop(s)  # read it again from the offset later
+            except GZIP_ERRORS as exc:
+                if not s.compressed or isinstance(s.fh, GzipSalvage):
+                    raise  # standard input, a named pipe: an I/O error, the engine's to report
+                if isinstance(exc, EOFError) and self.follow and not self._finished_writing(s.mtime):
+                    self.drop(s)  # a .gz still being written: read it again from the offset later
                     return
-                raise
+                # a damaged .gz: read on from the same text offset up to the damage (what the
+                # failed read had decompressed is lost with it), then report the damage
+                s.fh.close()
+                s.fh = GzipSalvage(s.path, s.read_at + len(s.carry))
+                continue
             if not data:
+                damage = getattr(s.fh, "damage", None)
+                if damage is not None:
+                    # the readable text ends here: the line cut by the damage and the rest of the
+                    # file are not read, and the file is not finished (s.eof stays False)
+                    s.finished = True
+                    s.carry = b""
+                    s.in_long_line = False
+                    if self.follow:  # a batch run's summary names it (the CLI warns)
+                            log.warning("watch: %s is damaged after %d bytes of its text: %s; the lines before "
+                                    "were read, the rest cannot be", s.path, s.read_at, damage)
+                    yield Chunk(s, damage.encode(), s.read_at, s.read_at, DAMAGED)
+                    return
                 s.finished = s.eof = True
                 if s.carry:  # its last line has no newline: read it as it is
                     last, s.carry = s.carry, b""
@@ -670,6 +810,10 @@ class LogFiles:
             yield Chunk(s, data[:cut] if cut < len(data) else data, start, s.read_at)
         s.last_growth = self.clock.monotonic()
 
+    def _finished_writing(self, mtime: float) -> bool:
+        """A .gz not modified for PARTIAL_LINE_GRACE_S is complete: one that ends early is damaged."""
+        return self.clock.time() - mtime >= PARTIAL_LINE_GRACE_S
+
     def read_head(self, s: Stream, max_lines: int) -> list[str]:
         """Up to `max_lines` lines from the start of the stream's text (for telling its MTA);
         the last one only if complete. Standard input: the lines of its first chunk are used
@@ -677,17 +821,15 @@ class LogFiles:
         out: list[bytes] = []
         try:
             if s.compressed:
-                with open_log(s.path) as fh:
-                    while len(out) < max_lines:
-                        raw = fh.readline()
-                        if not raw:
-                            break
-                        out.append(raw)
+                with GzipSalvage(s.path) as fh:  # a damaged .gz: judged by what can be read
+                    data = fh.read(1 << 20)
+                    s.head_damage = fh.damage
+                out = data.splitlines(keepends=True)[:max_lines]
             else:
                 data = os.pread(s.fh, 1 << 20, 0)
                 out = data.splitlines(keepends=True)[:max_lines]
-        except (OSError, EOFError):
-            pass  # a truncated .gz: judged by what could be read
+        except OSError:
+            pass
         return [raw.decode("utf-8", "replace").rstrip("\r\n") for raw in out if raw.endswith(b"\n") or s.compressed]
 
     # ------------------------------------------------------------------ rotation

@@ -1,0 +1,166 @@
+"""Bad input next to the cases of tests/test_ingest_faults.py, each through the real command (or
+the real follower) on the real store: damaged `.gz` logs (cut short, a bad CRC, corrupt deflate
+data in the middle or at the start), and what a re-run does with them.
+
+The rule for a damaged file: every line before the damage is stored, the damage is reported
+(a `Warning:` naming the file and where its readable text ends, a reject `unreadable_rest`, exit
+status 1), nothing is silently lost, and the file is not marked as fully read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+import pipeline
+from fixtures import Follower
+
+PF = ("Nov 10 09:{m:02d}:{s:02d} mx1 postfix/smtp[2]: 3C6D{q:06X}: to=<u{n}@docomo.ne.jp>, "
+      "relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0/0/0/1, dsn=5.1.1, "
+      "status=bounced (host mfsmax.docomo.ne.jp said: 550 5.1.1 unknown user {n})")
+
+
+def run(data: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from pipeline.cli import main; main()", "--data-dir", str(data),
+                           "--timezone", "Asia/Tokyo", *map(str, args)], input=stdin, capture_output=True, timeout=300)
+
+
+def count(data: Path) -> int:
+    if not (data / "events").exists():
+        return 0
+    con = pipeline.connect(data)
+    try:
+        return con.execute("SELECT count(*) FROM events").fetchone()[0]
+    finally:
+        con.close()
+
+
+def old(path: Path, seconds: int = 3600) -> Path:
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+    return path
+
+
+def log_text(n: int, seed: int = 1) -> bytes:
+    """n distinct Postfix delivery lines (every line one event), not very compressible."""
+    rng = random.Random(seed)
+    return "".join(PF.format(m=(i // 60) % 60, s=i % 60, q=i, n=f"{i}x{rng.getrandbits(48):012x}") + "\n"
+                   for i in range(n)).encode()
+
+
+def readable_prefix(blob: bytes) -> bytes:
+    """All the text zlib can give of `blob` before it refuses a byte (the most any reader can keep)."""
+    d = zlib.decompressobj(31)
+    out = bytearray()
+    for i in range(len(blob)):
+        try:
+            out += d.decompress(blob[i:i + 1])
+        except zlib.error:
+            break
+        if d.eof:
+            break
+    return bytes(out)
+
+
+def damaged(kind: str, text: bytes) -> bytes:
+    full = bytearray(gzip.compress(text))
+    if kind == "cut_in_the_middle":
+        return bytes(full[: len(full) // 2])
+    if kind == "bad_crc":
+        full[-8] ^= 0xFF
+        return bytes(full)
+    if kind == "garbage_in_the_middle":
+        rng = random.Random(3)
+        for i in range(len(full) // 2, len(full) // 2 + 4000):
+            full[i] = rng.randrange(256)
+        return bytes(full)
+    if kind == "garbage_at_the_start":
+        for i in range(12, 80):
+            full[i] ^= 0x55
+        return bytes(full)
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["cut_in_the_middle", "bad_crc", "garbage_in_the_middle", "garbage_at_the_start"])
+@pytest.mark.parametrize("fmt", ["auto", "postfix"])
+def test_a_damaged_gz_keeps_the_lines_before_the_damage_reports_it_and_is_not_marked_read(tmp_path, kind, fmt):
+    text = log_text(20_000)
+    blob = damaged(kind, text)
+    gz = tmp_path / "mail.log.2.gz"
+    gz.write_bytes(blob)
+    old(gz)
+    prefix = readable_prefix(blob)
+    good = prefix[: prefix.rfind(b"\n") + 1]          # the whole lines before the damage
+    data = tmp_path / "data"
+
+    r = run(data, "ingest", "--json", "--format", fmt, gz)
+    err = r.stderr.decode()
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert r.returncode == 1, (r.returncode, err)
+    assert f"Warning: {gz}:" in err and "could not be read to the end" in err, err
+    summary = json.loads(r.stdout)
+    # every line before the damage is read, and every intact one stored (zlib may let garbage
+    # through before it refuses the data: those lines are read as what they are)
+    intact = len(os.path.commonprefix([good, text]))
+    intact_lines = text[:intact].count(b"\n")
+    assert summary["lines"] == good.count(b"\n")
+    assert count(data) == summary["events_written"] >= intact_lines
+    assert summary["rejected_by_reason"]["unreadable_rest"] == 1
+    if kind in ("cut_in_the_middle", "bad_crc"):
+        assert summary["events_written"] == intact_lines == good.count(b"\n")
+    if kind != "bad_crc":  # a bad CRC is found after the whole text was decompressed
+        assert len(good) < len(text)
+    rejects = [json.loads(ln) for f in (data / "rejects").glob("*.jsonl") for ln in f.read_text().splitlines()]
+    assert [x["reason"] for x in rejects if x["reason"] == "unreadable_rest"] == ["unreadable_rest"]
+    assert rejects[-1]["offset"] == len(good) and rejects[-1]["file"] == str(gz)
+    if len(good):
+        pos = json.loads((data / "state" / "ingest-state.json").read_text())["positions"]
+        (p,) = pos.values()
+        assert p["offset"] == len(good) and p["eof"] is False  # not marked as fully read
+
+    # a re-run stores nothing twice and reports the damage again (it is still there); no false
+    # "rotated away and is gone" for the file that is still where it was
+    r2 = run(data, "ingest", "--format", fmt, gz)
+    err2 = r2.stderr.decode()
+    assert "Traceback" not in err2 and "rotated away" not in err2, err2
+    assert count(data) == summary["events_written"]
+    if kind != "bad_crc":  # (a bad CRC: the whole text was read; nothing is left to read)
+        assert r2.returncode == 1 and f"Warning: {gz}:" in err2, err2
+
+
+def test_a_damaged_gz_among_watched_files_is_reported_and_the_follower_goes_on(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="mailhygiene.watch")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    text = log_text(20_000, seed=2)
+    blob = damaged("garbage_in_the_middle", text)
+    (logs / "mail.log.1.gz").write_bytes(blob)
+    old(logs / "mail.log.1.gz")
+    live = log_text(50, seed=9).replace(b"Nov 10", b"Nov 11")
+    (logs / "mail.log").write_bytes(live)
+    prefix = readable_prefix(blob)
+    good = prefix[: prefix.rfind(b"\n") + 1]
+    f = Follower(tmp_path, [(str(logs / "mail.log*"), "postfix")]).start()
+    try:
+        f.run(2.0)
+        stored = f.counts()[0]
+        intact = text[:len(os.path.commonprefix([good, text]))].count(b"\n")
+        assert intact + 50 <= stored <= good.count(b"\n") + 50
+        with open(logs / "mail.log", "ab") as fh:  # the follower still follows
+            fh.write(log_text(60, seed=9)[len(live):].replace(b"Nov 10", b"Nov 11"))
+        f.run(2.0)
+        assert f.counts()[0] == stored + 10
+    finally:
+        f.stop()
+    damage = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
+    assert len(damage) == 1 and "mail.log.1.gz" in damage[0] and "corrupt compressed data" in damage[0]
