@@ -164,3 +164,56 @@ def test_a_damaged_gz_among_watched_files_is_reported_and_the_follower_goes_on(t
         f.stop()
     damage = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
     assert len(damage) == 1 and "mail.log.1.gz" in damage[0] and "corrupt compressed data" in damage[0]
+
+
+# ---------------------------------------------------------------------------- the state file
+FOREIGN_STATES = {
+    "an_array": "[1, 2]",
+    "null": "null",
+    "positions_not_an_object": '{"version": 2, "positions": [1, 2], "parsers": "x"}',
+    "a_position_not_an_object": '{"version": 2, "positions": {"abc": 5}, "parsers": {}}',
+    "an_offset_not_a_number": '{"version": 2, "positions": {"abc": {"offset": "12", "path": "x"}}}',
+    "a_parser_state_not_an_object": '{"version": 2, "positions": {}, "parsers": {"postfix": [1]}}',
+    "a_queue_entry_of_another_shape": '{"version": 2, "positions": {}, "parsers": {"postfix": {"queue": {"A1B2C": 1}}}}',
+    "qmail_deliveries_of_another_shape": '{"version": 2, "positions": {}, "parsers": {"qmail": {"deliveries": {"7": 1}}}}',
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOREIGN_STATES))
+def test_a_state_file_of_another_shape_is_a_warning_and_a_fresh_start(tmp_path, case):
+    from fixtures import SAMPLES
+
+    logs = [SAMPLES / "postfix" / "mail.log", SAMPLES / "qmail" / "current"]
+    data = tmp_path / "data"
+    assert run(data, "ingest", *logs).returncode == 0
+    stored = count(data)
+    state_file = data / "state" / "ingest-state.json"
+    state_file.write_text(FOREIGN_STATES[case])
+    r = run(data, "ingest", *logs)
+    err = r.stderr.decode()
+    assert r.returncode == 0 and "Traceback" not in err and "internal error" not in err, err
+    assert str(state_file) in err and ("unreadable" in err or "unusable" in err), err
+    assert count(data) == stored                      # read again, nothing stored twice
+    saved = json.loads(state_file.read_text())        # and the state is this program's again
+    assert saved["version"] == 2 and isinstance(saved["positions"], dict) and len(saved["positions"]) == 2
+
+
+@pytest.mark.parametrize("in_the_way", ["state_is_a_file", "watch_lock_is_a_directory"])
+def test_a_state_dir_that_is_a_file_is_an_error_not_a_private_session(tmp_path, in_the_way):
+    from fixtures import SAMPLES
+
+    data = tmp_path / "data"
+    data.mkdir()
+    if in_the_way == "state_is_a_file":
+        (data / "state").write_text("x\n")
+    else:
+        (data / "state" / "watch.lock").mkdir(parents=True)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[[sources]]\npath = "{SAMPLES / "postfix" / "mail.log"}"\n')
+    for args in (["ingest", SAMPLES / "postfix" / "mail.log"], ["--config", cfg, "clean"]):
+        r = run(data, *args)
+        err = r.stderr.decode()
+        assert r.returncode == 1 and "Traceback" not in err, err
+        assert err.startswith("Error:") and "state" in err, err   # not a private session, not "a watch runs"
+        assert "owns this data dir" not in err
+    assert count(data) == 0

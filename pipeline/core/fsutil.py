@@ -215,8 +215,18 @@ def is_locked(path: str | os.PathLike) -> bool:
         fh = open(p, "r")
     except FileNotFoundError:
         return False
-    except OSError:
+    except PermissionError:
         return True  # cannot even look: assume busy (fail closed)
+    except OSError as exc:
+        # a file where the lock's directory should be, a directory named like the lock: the
+        # data dir is broken, and "busy" would send the caller down the wrong road
+        if exc.errno == errno.ENOTDIR:
+            raise StoreError(f"cannot check the lock {p}: a file is in the way of the directory {p.parent} "
+                             "(move it away; the directory is created on the next run)") from None
+        if exc.errno == errno.EISDIR:
+            raise StoreError(f"cannot check the lock {p}: it is a directory (remove it; the lock file is "
+                             "created on the next run)") from None
+        raise StoreError(f"cannot check the lock {p}: {describe_os_error(exc)}") from None
     with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)

@@ -130,6 +130,29 @@ class RejectLog:
             self._fh = None
 
 
+def _checked_state(data) -> dict:
+    """The state file's content when it has the shape this version writes; ValueError (naming
+    what is wrong) for another version, or JSON of another shape (a file written by something
+    else, edited by hand): the caller then reads the sources from their start."""
+    if not isinstance(data, dict):
+        kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(data), "null")
+        raise ValueError(f"a JSON {kind}, not this program's state")
+    if data.get("version") != STATE_VERSION:
+        raise ValueError(f"state version {data.get('version')}")
+    positions = data.get("positions", {})
+    parsers = data.get("parsers", {})
+    if not isinstance(positions, dict) or not isinstance(parsers, dict):
+        raise ValueError("'positions' and 'parsers' must be JSON objects")
+    for fp, pos in positions.items():
+        if not isinstance(pos, dict) or not isinstance(pos.get("offset", 0), int) or \
+                not isinstance(pos.get("path", ""), str):
+            raise ValueError(f"position {fp!r} is not an object with an integer offset and a path")
+    for mta, st in parsers.items():
+        if not isinstance(st, dict):
+            raise ValueError(f"the {mta!r} parser state is not an object")
+    return data
+
+
 def watch_is_running(data_dir: Path) -> bool:
     """True while a `mailhygiene watch` process holds <data_dir>/state/watch.lock."""
     return fsutil.is_locked(Path(data_dir) / "state" / WATCH_LOCK)
@@ -191,9 +214,7 @@ class Session:
 
     def _load(self) -> None:
         try:
-            data = json.loads(self.state_path.read_text())
-            if data.get("version") != STATE_VERSION:
-                raise ValueError(f"state version {data.get('version')}")
+            data = _checked_state(json.loads(self.state_path.read_text()))
         except FileNotFoundError:
             data = self._legacy_state()
         except (OSError, ValueError) as exc:
@@ -211,16 +232,19 @@ class Session:
         for name in ("positions.json", "ingest-parsers.json", "watch-state.json"):
             try:
                 data = json.loads((d / name).read_text())
-            except (OSError, ValueError):
+                if name == "positions.json":
+                    out["positions"].update(_checked_state({"version": STATE_VERSION, "positions": data})["positions"])
+                elif name == "ingest-parsers.json":
+                    out["parsers"].update(_checked_state({"version": STATE_VERSION, "parsers": data})["parsers"])
+                else:
+                    data = _checked_state({**data, "version": STATE_VERSION} if isinstance(data, dict) else data)
+                    out["positions"].update(data.get("positions", {}))
+                    for key, st in data.get("parsers", {}).items():
+                        out["parsers"].setdefault(key.rsplit("\t", 1)[-1], st)
+            except (OSError, ValueError) as exc:
+                if not isinstance(exc, FileNotFoundError):
+                    log.warning("ingest: %s is unreadable (%s): not taken over", d / name, exc)
                 continue
-            if name == "positions.json":
-                out["positions"].update(data)
-            elif name == "ingest-parsers.json":
-                out["parsers"].update(data)
-            else:
-                out["positions"].update(data.get("positions", {}))
-                for key, st in data.get("parsers", {}).items():
-                    out["parsers"].setdefault(key.rsplit("\t", 1)[-1], st)
         return out
 
     # ------------------------------------------------------------------ parsers
@@ -230,7 +254,14 @@ class Session:
         if p is None:
             p = parser_class(mta)(ctx, self.buffer.add)
             if mta in self._parser_states:
-                p.set_state(self._parser_states[mta])
+                try:
+                    p.set_state(self._parser_states[mta])
+                except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                    # a state file edited or written by something else: start this MTA's table
+                    # afresh (deferrals saved in it will not get their expiry joined)
+                    log.warning("ingest: the saved %s parser state in %s is unusable (%s: %s): starting "
+                                "without it", mta, self.state_path, type(exc).__name__, exc)
+                    p = parser_class(mta)(ctx, self.buffer.add)
             self.parsers[mta] = p
         else:
             p.ctx = ctx

@@ -331,8 +331,18 @@ class QueueParser(Parser):
         return {"queue": {q: st for q, st in self.queue.items() if st["seen"] >= horizon}, "clock": self.clock}
 
     def set_state(self, state: dict) -> None:
-        self.queue = {q: dict(st) for q, st in state.get("queue", {}).items()}
-        self.clock = int(state.get("clock") or max((st["seen"] for st in self.queue.values()), default=0))
+        """Restore get_state(); ValueError for a state of another shape (nothing is changed)."""
+        queue = {}
+        for q, st in state.get("queue", {}).items():
+            if not (isinstance(st, dict) and isinstance(st.get("seen"), int) and isinstance(st.get("deferred"), dict)
+                    and "sender" in st and "message_id" in st):
+                raise ValueError(f"queue id {q!r} is not an entry this parser saved")
+            queue[q] = dict(st)
+        clock = state.get("clock")
+        if clock is not None and not isinstance(clock, int):
+            raise ValueError(f"clock {clock!r} is not a time")
+        self.queue = queue
+        self.clock = int(clock or max((st["seen"] for st in self.queue.values()), default=0))
 
 
 def addr_list(value: str) -> list[str]:

@@ -200,8 +200,11 @@ class QmailParser(Parser):
         return {"deliveries": self.deliveries, "senders": self.senders}
 
     def set_state(self, state):
-        self.deliveries = dict(state.get("deliveries", {}))
-        self.senders = dict(state.get("senders", {}))
+        """Restore get_state(); ValueError for a state of another shape (nothing is changed)."""
+        deliveries, senders = dict(state.get("deliveries", {})), dict(state.get("senders", {}))
+        if not all(isinstance(d, dict) and {"msg", "recipient", "local"} <= d.keys() for d in deliveries.values()):
+            raise ValueError("a delivery is not an entry this parser saved")
+        self.deliveries, self.senders = deliveries, senders
 
 
 def _newest(table: dict, keep: int) -> dict:
