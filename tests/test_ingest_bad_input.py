@@ -217,3 +217,86 @@ def test_a_state_dir_that_is_a_file_is_an_error_not_a_private_session(tmp_path, 
         assert err.startswith("Error:") and "state" in err, err   # not a private session, not "a watch runs"
         assert "owns this data dir" not in err
     assert count(data) == 0
+
+
+# ---------------------------------------------------------------------------- time stamps
+MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def as_rfc5424(line: str) -> str:
+    """A sample line (`Mon DD hh:mm:ss host prog[pid]: msg`) as rsyslog's RSYSLOG_SyslogProtocol23Format
+    writes it (`<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`)."""
+    import re
+
+    m = re.match(r"(?:(\w{3}) +(\d+) (\d\d:\d\d:\d\d)|(\d{4}-\S+)) (\S+) ([^\s\[:]+)(?:\[(\d+)\])?: (.*)", line)
+    assert m, line
+    mon, day, hms, iso, host, prog, pid, msg = m.groups()
+    stamp = iso or f"2026-{MONTHS.index(mon) + 1:02d}-{int(day):02d}T{hms}.000+09:00"
+    return f"<22>1 {stamp} {host} {prog} {pid or '-'} - - {msg}"
+
+
+@pytest.mark.parametrize("mta, sample", [("postfix", "postfix/mail.log"), ("sendmail", "sendmail/maillog")])
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_rfc5424_lines_are_read_like_the_traditional_ones(tmp_path, mta, sample, native, monkeypatch):
+    from fixtures import SAMPLES
+
+    monkeypatch.setenv("MAILHYGIENE_NATIVE", native)
+    lines = (SAMPLES / sample).read_text().splitlines()
+    log = tmp_path / "rfc5424.log"
+    log.write_text("".join(as_rfc5424(ln) + "\n" for ln in lines))
+    plain = tmp_path / "plain"
+    assert run(plain, "ingest", SAMPLES / sample).returncode == 0
+    want = rows(plain)
+    for i, args in enumerate((["ingest", log], ["ingest", "--format", mta, log], ["ingest", "--format", mta, "-"])):
+        data = tmp_path / f"data{i}"
+        r = run(data, *args, "--json", stdin=log.read_bytes() if args[-1] == "-" else None)
+        assert r.returncode == 0, r.stderr.decode()
+        s = json.loads(r.stdout)
+        assert s["lines_rejected"] == 0 and s["events_parsed"] == len(want), s
+        got = rows(data)
+        assert got == want  # the same events, at the same times (the stamps carry +09:00, the samples are Tokyo's)
+
+
+def rows(data: Path) -> list[tuple]:
+    con = pipeline.connect(data)
+    try:
+        return con.execute("SELECT ts, recipient, status, reason, sender FROM events ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
+ODD_STAMPS = {
+    "journalctl_short_full": "Fri 2026-11-13 08:30:{s:02d} JST mx1 {rest}",
+    "journalctl_short_unix": "1794526202.{s:06d} mx1 {rest}",
+    "a_date_that_does_not_exist": "Feb 30 08:30:{s:02d} mx1 {rest}",
+    "an_impossible_iso_date": "2026-13-45T08:30:{s:02d}+09:00 mx1 {rest}",
+}
+ODD_RESTS = {
+    "postfix": "postfix/smtp[2185]: 3C6D1C2B{s:02d}: to=<m{s}@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, "
+               "delay=1.2, delays=0.1/0/0.6/0.5, dsn=5.1.1, status=bounced (host said: 550 5.1.1 unknown user)",
+    "sendmail": "sendmail[3001]: 2ABB09f00030{s:02d}: to=<m{s}@docomo.ne.jp>, delay=00:00:01, xdelay=00:00:01, "
+                "mailer=esmtp, pri=122812, relay=mfsmax.docomo.ne.jp. [203.138.181.112], dsn=5.1.1, "
+                "stat=User unknown",
+}
+
+
+@pytest.mark.parametrize("stamp", sorted(ODD_STAMPS))
+@pytest.mark.parametrize("mta", sorted(ODD_RESTS))
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_a_delivery_line_whose_stamp_cannot_be_read_is_a_reject_not_skipped(tmp_path, stamp, mta, native, monkeypatch):
+    """A delivery line with a time stamp no parser reads is counted (and sampled) as malformed:
+    before, it was skipped like a line of no interest, and its bounce was lost unseen."""
+    monkeypatch.setenv("MAILHYGIENE_NATIVE", native)
+    good = ("Nov 13 08:29:{s:02d} mx1 " + ODD_RESTS[mta]).format(s=59)
+    odd = [ODD_STAMPS[stamp].format(s=s, rest=ODD_RESTS[mta].format(s=s)) for s in range(3)]
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join([good, *odd, good.replace(":59", ":58").replace("59@", "58@")]) + "\n")
+    data = tmp_path / "data"
+    r = run(data, "ingest", "--json", "--format", mta, log)
+    assert r.returncode == 0, r.stderr.decode()
+    s = json.loads(r.stdout)
+    assert s["lines"] == 5 and s["events_written"] == 2
+    assert s["rejected_by_reason"] == {"malformed": 3}, s
+    samples = [json.loads(ln) for ln in Path(s["rejects_file"]).read_text().splitlines()]
+    assert [x["line"].rstrip("\n") for x in samples] == odd
+

@@ -91,7 +91,7 @@ def test_odd_lines_give_the_per_line_result(tmp_path, monkeypatch):
     for size in (100, 700, 1 << 20):
         fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
         assert_same(fast, slow)
-    assert fast[2] == {"malformed": 2}
+    assert fast[2] == {"malformed": 3}  # with the Feb 30 delivery (a stamp no parser reads)
     assert len(fast[0]) >= 12
 
 

@@ -732,8 +732,12 @@ def _stderr_is_terminal() -> bool:
 
 def _extract(reader, data: bytes, ctx, annotate, foreign_of: str | None):
     """A block reader's extract() (in a reader thread); None, so the chunk is read line by line
-    with per-line routing, when a chunk of an `auto` stream holds another MTA's lines."""
+    with per-line routing, when a chunk of an `auto` stream holds another MTA's lines, or when it
+    holds RFC 5424 lines (`<PRI>1 …`: the scanners know the RFC 3164/3339 prefixes only; the
+    parsers read them, parsers.common.rfc5424_as_rfc3339)."""
     if foreign_of is not None and _has_foreign(data, foreign_of):
+        return None
+    if data[:1] == b"<" or b"\n<" in data:
         return None
     return reader.extract(data, MAX_LINE_BYTES, ctx, annotate)
 

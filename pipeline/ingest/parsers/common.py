@@ -52,6 +52,12 @@ SYSLOG_STAMP = (
 # `<stamp> host prog[pid]: msg`; the message is the rest of the line (lines hold no newline):
 # sliced, not matched.
 SYSLOG_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[\d+\])?: ")
+STAMP_RE = re.compile(SYSLOG_STAMP + " ")
+# An RFC 5424 line (rsyslog's RSYSLOG_SyslogProtocol23Format, syslog-ng's syslog-protocol):
+# `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`; read as the RFC 3339 line
+# `TIMESTAMP HOST APP[PROCID]: MSG` (rfc5424_as_rfc3339), which every parser reads.
+RFC5424_RE = re.compile(r"<\d{1,3}>1 (\d{4}-\d\d-\d\dT\S+) (\S+) (\S+) (\S+) \S+ "
+                        r"(?:-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: \ufeff?|$)")
 
 Emit = Callable[[dict], None]
 
@@ -136,10 +142,45 @@ def iso_us(text: str, tz: ZoneInfo) -> int:
     return int(dt.timestamp()) * 1_000_000 + dt.microsecond
 
 
+def rfc5424_as_rfc3339(line: str) -> str | None:
+    """An RFC 5424 line as the RFC 3339 syslog line of the same message, or None when `line` is
+    not one. (The event id hashes the line as read, so a line's id does not depend on this.)"""
+    m = RFC5424_RE.match(line)
+    if m is None:
+        return None
+    stamp, host, app, procid = m.groups()
+    return f"{stamp} {host} {app}{'' if procid == '-' else f'[{procid}]'}: {line[m.end():]}"
+
+
+def stamp_unreadable(line: str) -> bool:
+    """The line does not start with a time stamp a parser can read (`Mon DD hh:mm:ss`, RFC 3339,
+    RFC 5424), or its date does not exist (`Feb 30`): a parser counts such a line as malformed
+    when the rest of it looks like one of its delivery lines, instead of skipping it unseen."""
+    m = STAMP_RE.match(line)
+    if m is None:
+        return True
+    mon, day, iso = m.group("mon", "day", "iso")
+    try:
+        if mon is not None:
+            month = MONTHS.get(mon)
+            if month is None or not 1 <= int(day) <= (29 if month == 2 else 30 if month in (4, 6, 9, 11) else 31):
+                return True
+        else:
+            datetime.fromisoformat(iso)
+    except ValueError:
+        return True
+    return False
+
+
 def split_syslog(line: str, ctx: ParseContext):
-    """(ts_us, host, prog, msg) of a syslog line, or None when it has no syslog prefix."""
+    """(ts_us, host, prog, msg) of a syslog line (RFC 3164 or 3339 stamp; RFC 5424), or None
+    when it has no syslog prefix."""
     m = SYSLOG_RE.match(line)
     if m is None:
+        if line.startswith("<"):
+            converted = rfc5424_as_rfc3339(line)
+            if converted is not None:
+                return split_syslog(converted, ctx)
         return None
     mon, day, hms, frac, iso, host, prog = m.groups()  # one call: group() by name is slow
     msg = line[m.end():]

@@ -13,7 +13,7 @@ import re
 
 from ...store.records import domain_of, normalise_address
 from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP, SYSLOG_STAMP,
-                     QueueParser, iso_us, reply_code_of)
+                     QueueParser, iso_us, reply_code_of, rfc5424_as_rfc3339, stamp_unreadable)
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
 
@@ -28,6 +28,10 @@ LINE_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>postfix[^\s\[:]*)(
 # that matches this and not LINE_RE has an impossible queue id (counted as malformed).
 LOOSE_RE = re.compile(SYSLOG_STAMP + r" \S+ postfix[^\s\[:]*(?:\[\d+\])?: [^\s:]+: (?:to=|from=|message-id=|removed$)")
 BAD_QUEUE_ID = "bad queue id"
+# The same after any prefix: a line whose time stamp cannot be read (another stamp shape, a date
+# that does not exist) but whose rest is a line feed() reads is counted as malformed, not skipped.
+ANY_PREFIX_RE = re.compile(r" postfix[^\s\[:]*(?:\[\d+\])?: [^\s:]+: (?:to=|from=|message-id=|removed$)")
+BAD_STAMP = "bad stamp"
 STATUS_RE = re.compile(r"status=([a-z][a-z-]*)(?: \((.*)\))?$")
 PHASE_RE = re.compile(r"\(in reply to (.+?) command\)\)?\s*$")
 WHILE_SENDING_RE = re.compile(r"while sending (RCPT TO|MAIL FROM|end of data|DATA|message body)", re.I)
@@ -60,20 +64,29 @@ def line_time(ctx, m: re.Match) -> int:
 
 def read_prefix(ctx, line: str):
     """(LINE_RE match, time) of a line PostfixParser.feed reads; None for a line it skips
-    unread; BAD_QUEUE_ID for a Postfix line whose queue id is impossible (the block reader asks
-    this of the lines it feeds, to know the log's clock)."""
+    unread; BAD_QUEUE_ID for a Postfix line whose queue id is impossible, BAD_STAMP for one feed()
+    would read whose time stamp cannot be (the block reader asks this of the lines it feeds, to
+    know the log's clock). An RFC 5424 line is read as its RFC 3339 form."""
     # cheap substring tests first: most lines (smtpd connect/disconnect, client=, TLS notes)
     # carry none of the fields we join or report
     if "postfix" not in line or not (" to=" in line or " from=" in line or "message-id=" in line or line.endswith(": removed")):
         return None
-    # prefix, program and queue id in one match (LINE_RE); any failure is a SKIP
+    # prefix, program and queue id in one match (LINE_RE); any failure is a SKIP, but for lines
+    # feed() would read: an impossible queue id, a stamp that cannot be read (counted as malformed)
     m = LINE_RE.match(line)
     if m is None:
-        return BAD_QUEUE_ID if LOOSE_RE.match(line) else None
+        if line.startswith("<"):
+            converted = rfc5424_as_rfc3339(line)
+            if converted is not None:
+                return read_prefix(ctx, converted)  # the match is of the converted line (m.string)
+        if LOOSE_RE.match(line):
+            return BAD_QUEUE_ID
+        return BAD_STAMP if stamp_unreadable(line) and ANY_PREFIX_RE.search(line) else None
     try:
         return m, line_time(ctx, m)
-    except ValueError:
-        return None
+    except ValueError:  # a date that does not exist
+        rest = line[m.end():]
+        return BAD_STAMP if rest.startswith(("to=", "from=", "message-id=")) or rest == "removed" else None
 
 
 def smtp_phase_of(diagnostic: str | None) -> str | None:
@@ -161,12 +174,12 @@ class PostfixParser(QueueParser):
         head = read_prefix(self.ctx, line)
         if head is None:
             return SKIP
-        if head is BAD_QUEUE_ID:
+        if head is BAD_QUEUE_ID or head is BAD_STAMP:
             return MALFORMED
         m, ts = head
         host, prog, qid = m.group("host", "prog", "qid")
         service = prog.rsplit("/", 1)[-1]
-        rest = line[m.end():]
+        rest = m.string[m.end():]  # (m.string: the line as read, or as converted from RFC 5424)
 
         if service in DELIVERY_AGENTS:
             if not rest.startswith("to="):

@@ -15,10 +15,13 @@ import re
 
 from ...store.records import domain_of, normalise_address
 from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, RECIPIENTS, REMOVED, SENDER, SKIP,
-                     QueueParser, addr_list, reply_code_of, split_syslog)
+                     QueueParser, addr_list, reply_code_of, split_syslog, stamp_unreadable)
 
 PROGRAMS = ("sendmail", "sm-mta", "sm-msp-queue")
 QID_RE = re.compile(r"([0-9A-Za-z]{8,20}): (.*)")
+# A line feed() reads after any prefix: with a time stamp that cannot be read it is malformed.
+ANY_PREFIX_RE = re.compile(r" (?:sendmail|sm-mta|sm-msp-queue)(?:\[\d+\]:| \d+ \S+ \S+) [0-9A-Za-z]{8,20}: (?:to=|from=)")
+BAD_STAMP = "bad stamp"
 LOCAL_RELAYS = ("[127.0.0.1]", "localhost", "[::1]", "[IPv6:::1]")
 
 
@@ -61,7 +64,8 @@ class SendmailParser(QueueParser):
 
     @staticmethod
     def recognises(line: str) -> bool:
-        return " sendmail[" in line or " sm-mta[" in line or " sm-msp-queue[" in line
+        return " sendmail[" in line or " sm-mta[" in line or " sm-msp-queue[" in line or (
+            line[:1] == "<" and (" sendmail " in line or " sm-mta " in line or " sm-msp-queue " in line))  # RFC 5424
 
     @classmethod
     def detect(cls, lines):
@@ -72,6 +76,8 @@ class SendmailParser(QueueParser):
         head = read_prefix(self.ctx, line)
         if head is None:
             return SKIP
+        if head is BAD_STAMP:
+            return MALFORMED
         ts, host, qid, rest = head
 
         if rest.startswith("to="):
@@ -117,13 +123,14 @@ class SendmailParser(QueueParser):
 
 
 def read_prefix(ctx, line: str):
-    """(time, host, queue id, rest) of a line SendmailParser.feed reads, or None for a line it
-    skips unread (the block reader asks this of the lines it feeds, to know the log's clock)."""
+    """(time, host, queue id, rest) of a line SendmailParser.feed reads, None for a line it
+    skips unread, or BAD_STAMP for a `to=`/`from=` line whose time stamp cannot be read (the
+    block reader asks this of the lines it feeds, to know the log's clock)."""
     if "s" not in line:
         return None
     parts = split_syslog(line, ctx)
     if parts is None:
-        return None
+        return BAD_STAMP if stamp_unreadable(line) and ANY_PREFIX_RE.search(line) else None
     ts, host, prog, msg = parts
     if prog not in PROGRAMS:
         return None

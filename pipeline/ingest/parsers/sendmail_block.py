@@ -197,6 +197,7 @@ def _finish(block: bytes, x: _Lines, ctx, annotate) -> SendmailFields:
     line_starts = x.line_starts
     f.fed_raw = [block[a:b] for a, b in zip(line_starts[fed_lines].tolist(), line_starts[fed_lines + 1].tolist())]
     heads = [read_prefix(ctx, text) if text is not None else None for text, _ in map(decode_line, f.fed_raw)]
+    heads = [h if isinstance(h, tuple) else None for h in heads]  # (a stamp that cannot be read: no time)
     f.fed_ts = np.array([_NO_TIME if h is None else h[0] for h in heads], np.int64)
     f.fed_qids = [h[2] for h in heads if h is not None]
     f.fed_codes = np.zeros(0, np.int64)
