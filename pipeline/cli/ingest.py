@@ -47,9 +47,7 @@ def print_ingest_warnings(summary) -> None:
         click.echo(f"Warning: {f['path']}: {f['problem']}: not read and not marked as read "
                    "(give the right --format, or check the file)", err=True)
     for f in summary.damaged:
-        click.echo(f"Warning: {f['path']}: {f['damaged']}. The lines before the damage were read; the file "
-                   "stays marked as read up to there (restore it from a backup and run again to read the rest, "
-                   "or move it away)", err=True)
+        click.echo(f"Warning: {f['path']}: {f['damaged']}", err=True)
 
 
 @click.command("ingest")

@@ -112,12 +112,17 @@ class Engine:
             stdin = [spec for spec in specs if spec.is_stdin]
             if not listed and not stdin:
                 raise InputError("no log files matched: check the paths or the [[sources]] in the config")
+            # named pipes, /dev/stdin, process substitutions (<(zcat …)): read first, like standard input
+            pipes = [(spec, path) for spec, path in listed if not _is_regular(path)]
+            listed = [(spec, path) for spec, path in listed if (spec, path) not in pipes]
             sizes = [p.stat().st_size for _, p in listed]
             bar = self._progress_bar(sum(sizes))
             try:
                 if use_positions and not private:
                     for s in files.resume_unfinished(batch=True):
                         self._read_to_end(s, bar)
+                for spec, path in pipes:
+                    self._read_to_end(files.open_pipe(spec, str(path)), bar)
                 for (spec, path), size in zip(listed, sizes):
                     try:
                         s = files.open_path(spec, str(path))
@@ -182,7 +187,11 @@ class Engine:
         file's position stays at `offset`, not finished: the next run reports it again."""
         self.session.rejects.add("unreadable_rest", s.path, offset, why.encode())
         if s.info is not None:
-            s.info["damaged"] = (f"unreadable after byte {offset:,} of its text" if offset else "unreadable from its start") + f": {why}"
+            where = f"unreadable after byte {offset:,} of its text" if offset else "unreadable from its start"
+            then = ("the lines before it were read" if s.piped else
+                    "the lines before it were read and the file stays marked as read up to there (restore it "
+                    "from a backup and run again to read the rest, or move it away)")
+            s.info["damaged"] = f"{where}: {why}; {then}"
 
     def _progress_bar(self, total: int):
         """A bar on a terminal (standard error) when asked, or by default for inputs over 20 MB;
@@ -212,7 +221,7 @@ class Engine:
             s.info["checked"] = True
             s.info["format"] = "unrecognised" if s.unrecognised else s.mta
             return True
-        if s.source.is_stdin:
+        if s.piped:
             s.mta = s.source.fmt if s.source.fmt != "auto" else None
             s.info["format"] = s.mta or "auto"
             s.info["checked"] = True
@@ -271,7 +280,7 @@ class Engine:
         """The parse context of a stream: its file's mtime for the year of `Mon DD` stamps (a
         followed file: now, renewed hourly, so a new year is seen)."""
         now = self.clock.time()
-        mtime = now if (self.files.follow or s.source.is_stdin) else s.mtime
+        mtime = now if (self.files.follow or s.piped) else s.mtime
         s.ctx = self.session.context(s.path if not s.source.is_stdin else "-", mtime)
         s.ctx_made = now
 
@@ -336,7 +345,7 @@ class Engine:
             self._count(s, 1, chunk.end - chunk.offset)
             return
         data = chunk.data
-        if s.source.is_stdin and s.mta is None:
+        if s.piped and s.mta is None:
             self._stdin_mta(s, data)
         if s.unrecognised or s.mta is None:
             s.offset = chunk.end
@@ -767,6 +776,16 @@ def _days_of(session: Session) -> set[str]:
             for t in (lo, hi):
                 out.add(datetime.fromtimestamp(t / 1e6, timezone.utc).strftime("%Y-%m-%d"))
     return out
+
+
+def _is_regular(path) -> bool:
+    import os
+    import stat
+
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # (opening it says what is wrong)
 
 
 def _matching(pattern: str) -> list:

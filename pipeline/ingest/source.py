@@ -117,9 +117,9 @@ class GzipSalvage:
 
     PIECE = 64 << 10
 
-    def __init__(self, path: str | os.PathLike, start: int = 0):
+    def __init__(self, path: str | os.PathLike, start: int = 0, *, fileobj=None):
         self.path = str(path)
-        self.fh = open(path, "rb")
+        self.fh = fileobj if fileobj is not None else open(path, "rb")  # fileobj: a pipe, read once
         self.damage: str | None = None
         self._out = bytearray()
         self._skip = start            # text bytes still to drop before `start`
@@ -327,6 +327,7 @@ class Stream:
     unrecognised: bool = False
     refused: str | None = None      # why the engine will not read it (wrong --format)
     head_damage: str | None = None  # a .gz whose first lines cannot be read: what is wrong (read_head)
+    piped: bool = False             # standard input or a named pipe: read once, in order, no position
     last_growth: float = field(default_factory=time.monotonic)
     eof: bool = False
     size: int = 0
@@ -413,8 +414,28 @@ class LogFiles:
         return out
 
     def open_stdin(self, spec: SourceSpec) -> Stream:
-        return Stream(fp="", source=spec, path="<stdin>", key=(0, 0), fh=sys.stdin.buffer, compressed=False,
-                      offset=0, order=(0, 0), mtime=self.clock.time(), last_growth=self.clock.monotonic())
+        return self._piped(spec, "<stdin>", sys.stdin.buffer)
+
+    def open_pipe(self, spec: SourceSpec, path: str) -> Stream:
+        """A path that is no regular file: a named pipe, `/dev/stdin`, a process substitution
+        (`ingest <(zcat old.gz)`): read once, in order, like standard input (its bytes cannot be
+        read again, so no position is kept). InputError when it cannot be opened."""
+        try:
+            fh = open(path, "rb")
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        return self._piped(spec, path, fh)
+
+    def _piped(self, spec: SourceSpec, path: str, raw) -> Stream:
+        """A stream over a pipe; gzip data in it (`cat x.gz | mailhygiene ingest -`) is gunzipped."""
+        try:
+            head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+        except (OSError, ValueError):
+            head = b""
+        compressed = head == b"\x1f\x8b"
+        fh = GzipSalvage(path, fileobj=raw) if compressed else raw  # (damage: what is before it is kept)
+        return Stream(fp="", source=spec, path=path, key=(0, 0), fh=fh, compressed=compressed, offset=0,
+                      order=(0, 0), mtime=self.clock.time(), last_growth=self.clock.monotonic(), piped=True)
 
     def open_path(self, spec: SourceSpec, path: str) -> Stream | None:
         """Open a named file for a batch read (from its saved position); None when it holds
@@ -753,7 +774,7 @@ class LogFiles:
                 data = s.fh.read(step)
             except GZIP_ERRORS as exc:
                 if not s.compressed or isinstance(s.fh, GzipSalvage):
-                    raise  # standard input, a named pipe: an I/O error, the engine's to report
+                    raise  # an I/O error of a plain stream: the engine's to report
                 if isinstance(exc, EOFError) and self.follow and not self._finished_writing(s.mtime):
                     self.drop(s)  # a .gz still being written: read it again from the offset later
                     return
