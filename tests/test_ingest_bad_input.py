@@ -346,3 +346,60 @@ def test_gzip_data_on_standard_input_is_gunzipped_and_its_damage_reported(tmp_pa
     err = r.stderr.decode()
     assert r.returncode == 1 and "Warning: <stdin>: unreadable after byte" in err and "cut short" in err, err
     assert count(d) == prefix[: prefix.rfind(b"\n") + 1].count(b"\n") > 0
+
+
+# ---------------------------------------------------------------------------- other compressions
+@pytest.mark.parametrize("kind", ["bzip2", "xz"])
+def test_bzip2_and_xz_rotated_logs_are_read_and_their_damage_reported(tmp_path, kind):
+    """logrotate's compresscmd may be bzip2 or xz (mail.log.2.bz2, mail.log.2.xz): read like a .gz
+    (before: "N lines, none looked like Postfix": binary read as text, the file refused)."""
+    import bz2
+    import lzma
+
+    compress = bz2.compress if kind == "bzip2" else lzma.compress
+    text = log_text(30_000, seed=7)
+    log = tmp_path / f"mail.log.2.{'bz2' if kind == 'bzip2' else 'xz'}"
+    log.write_bytes(compress(text))
+    old(log)
+    d = tmp_path / "whole"
+    r = run(d, "ingest", log)
+    assert r.returncode == 0, r.stderr.decode()
+    assert count(d) == 30_000
+    r = run(d, "ingest", log)  # read to its end: nothing new
+    assert r.returncode == 0 and count(d) == 30_000, r.stderr.decode()
+    d = tmp_path / "stdin"
+    assert run(d, "ingest", "-", stdin=log.read_bytes()).returncode == 0 and count(d) == 30_000
+
+    blob = compress(text)
+    cut = tmp_path / f"cut.{log.name}"
+    cut.write_bytes(blob[: len(blob) * 2 // 3])
+    old(cut)
+    d = tmp_path / "cut"
+    r = run(d, "ingest", "--json", cut)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and f"Warning: {cut}: unreadable after byte" in err and "cut short" in err, err
+    s = json.loads(r.stdout)
+    assert s["rejected_by_reason"] == {"unreadable_rest": 1}
+    stored = count(d)
+    assert 0 < stored == s["events_written"] < 30_000
+    assert stored == s["lines"]  # every line read (each one a delivery) was a whole one
+    (pos,) = json.loads((d / "state" / "ingest-state.json").read_text())["positions"].values()
+    assert pos["eof"] is False and pos["offset"] == len(b"\n".join(text.split(b"\n")[:stored])) + 1
+    r = run(d, "ingest", cut)  # the damage is still there: said again, nothing stored twice
+    assert r.returncode == 1 and "unreadable after byte" in r.stderr.decode() and count(d) == stored
+
+
+def test_a_zstd_log_is_refused_with_how_to_read_it_and_the_others_are_read(tmp_path):
+    from fixtures import SAMPLES
+
+    zst = tmp_path / "mail.log.3.zst"
+    zst.write_bytes(b"\x28\xb5\x2f\xfd" + os.urandom(2000))  # a zstd frame's magic, then its data
+    for args, stdin in (([zst, SAMPLES / "postfix" / "mail.log"], None), (["-"], zst.read_bytes())):
+        d = tmp_path / f"d{len(args)}"
+        r = run(d, "ingest", "--json", *args, stdin=stdin)
+        err = r.stderr.decode()
+        assert r.returncode == 1, err
+        assert "zstd-compressed" in err and "zstdcat" in err and "not marked as read" in err, err
+        s = json.loads(r.stdout)
+        assert s["lines_rejected"] == 0                       # its bytes were not read as lines
+        assert count(d) == (46 if stdin is None else 0)       # the other file was read

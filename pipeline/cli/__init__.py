@@ -46,7 +46,7 @@ from ..core.errors import MailHygieneError
 # lists them from this table alone; a command's module is imported only when it runs (or its own
 # --help is asked for). Keep the help line in step with the command's docstring.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "ingest": ("pipeline.cli.ingest:ingest_cmd", "Read mail logs (plain or .gz) into the event store."),
+    "ingest": ("pipeline.cli.ingest:ingest_cmd", "Read mail logs (plain, .gz, .bz2, .xz) into the event store."),
     "classify": ("pipeline.cli.classify:classify_cmd",
                  "Show how a bounce text is classified (reason, whose fault, hard/soft, carrier)."),
     "suppress": ("pipeline.cli.suppression:suppress_cmd",

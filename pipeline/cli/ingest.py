@@ -45,7 +45,7 @@ def print_ingest_warnings(summary) -> None:
                    "from their start and nothing was marked as read (the store kept one copy of each line)", err=True)
     for f in summary.refused:
         click.echo(f"Warning: {f['path']}: {f['problem']}: not read and not marked as read "
-                   "(give the right --format, or check the file)", err=True)
+                   f"({f.get('hint') or 'give the right --format, or check the file'})", err=True)
     for f in summary.damaged:
         click.echo(f"Warning: {f['path']}: {f['damaged']}", err=True)
 
@@ -62,7 +62,7 @@ def print_ingest_warnings(summary) -> None:
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal, for large inputs).")
 @click.pass_obj
 def ingest_cmd(app, paths, fmt, year, reread, as_json, progress):
-    """Read mail logs (plain or .gz, or - for standard input) into the event store.
+    """Read mail logs (plain, .gz, .bz2 or .xz; - for standard input) into the event store.
 
     \b
     Examples:
@@ -74,7 +74,7 @@ def ingest_cmd(app, paths, fmt, year, reread, as_json, progress):
     Globs are expanded; files are read oldest first, each from where the last run stopped.
     Re-ingesting a file adds nothing twice. Bad lines are counted and sampled under
     DATA_DIR/rejects/. A file that is not of the format given (or of no MTA under auto) is
-    not read nor marked as read, and the exit status is 1. A damaged .gz is read up to the
+    not read nor marked as read, and the exit status is 1. A damaged compressed file is read up to the
     damage, which is reported (exit status 1).
     """
     from ..ingest.engine import Engine

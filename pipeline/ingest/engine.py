@@ -215,6 +215,13 @@ class Engine:
             session.summary.files.append(s.info)
         if s.ctx is None:
             self._refresh_context(s)
+        if s.compression == "zstd" and not s.info.get("checked"):
+            s.info["checked"] = True
+            s.refused = s.info["problem"] = line_source.ZSTD_REFUSED
+            s.info["hint"] = line_source.ZSTD_HINT
+            if self.files.follow:
+                log.warning("watch: %s: %s: not read (%s)", s.path, s.refused, line_source.ZSTD_HINT)
+            return False
         if s.info.get("checked"):
             return s.refused is None and (s.mta is not None or (s.unrecognised and self.files.follow))
         if s.mta is not None or s.unrecognised:  # told before (a followed file's position keeps it)

@@ -29,11 +29,13 @@ Called by pipeline.ingest.engine (batch and follow).
 
 from __future__ import annotations
 
+import bz2
 import fnmatch
 import glob
 import gzip
 import hashlib
 import logging
+import lzma
 import os
 import stat
 import sys
@@ -71,13 +73,87 @@ STDIN = "-"
 
 
 # ------------------------------------------------------------------ identity
+# Compressed logs are told by their first bytes, not their names (logrotate's compresscmd may be
+# gzip, bzip2 or xz; a `.gz` name may hold plain text). zstd has no reader in Python's library:
+# such a file is refused with how to read it.
+MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
+READABLE = ("gzip", "bzip2", "xz")
+ZSTD_REFUSED = "zstd-compressed, which this installation cannot read"
+ZSTD_HINT = "decompress it first (zstd -d FILE), or pipe it in: zstdcat FILE | mailhygiene ingest --format FORMAT -"
+
+
+def compression_of(head: bytes) -> str | None:
+    """gzip, bzip2, xz or zstd by a file's first bytes; None for anything else (plain text)."""
+    return next((kind for magic, kind in MAGIC if head.startswith(magic)), None)
+
+
 def open_log(path: str | os.PathLike):
-    """Binary file object over the log's text, transparently gunzipping `.gz` files."""
+    """Binary file object over the log's text, transparently decompressing gzip, bzip2 and xz."""
     with open(path, "rb") as probe:
-        magic = probe.read(2)
-    if magic == b"\x1f\x8b":
+        kind = compression_of(probe.read(6))
+    if kind == "gzip":
         return gzip.open(path, "rb")
+    if kind == "bzip2":
+        return Tolerant(bz2.open(path, "rb"))
+    if kind == "xz":
+        return Tolerant(lzma.open(path, "rb"))
     return open(path, "rb")
+
+
+class Tolerant:
+    """A bzip2 or xz file object read in steps of STEP bytes: at a damage (cut short, corrupt
+    data) the text read before it is returned, then b"" with `damage` set (as GzipSalvage does for
+    gzip; here the text of the step that fails, and of the block it is in, is lost with it)."""
+
+    STEP = 64 << 10
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.damage: str | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def _failed(self, exc: BaseException) -> None:
+        text = str(exc) or type(exc).__name__
+        self.damage = ("cut short (the compressed file ends before its end-of-stream marker)"
+                       if isinstance(exc, EOFError) else f"corrupt compressed data ({text})")
+
+    def read(self, n: int = -1) -> bytes:
+        want = n if n is not None and n >= 0 else 1 << 62
+        out = bytearray()
+        while self.damage is None and len(out) < want:
+            try:
+                piece = self.inner.read(min(self.STEP, want - len(out)))
+            except (EOFError, OSError, lzma.LZMAError) as exc:
+                self._failed(exc)
+                break
+            if not piece:
+                break
+            out += piece
+        return bytes(out)
+
+    def readline(self, limit: int = -1) -> bytes:
+        try:
+            return self.inner.readline(limit)
+        except (EOFError, OSError, lzma.LZMAError) as exc:
+            self._failed(exc)
+            return b""
+
+    def seek(self, offset: int) -> None:
+        """To text offset `offset`; at a damage before it, reads give nothing and `damage` says why."""
+        left = offset
+        while left > 0 and self.damage is None:
+            got = len(self.read(min(left, 1 << 20)))
+            if not got:
+                break
+            left -= got
 
 
 TAIL_PROBE = 16 << 10
@@ -209,7 +285,7 @@ class GzipSalvage:
 
 def is_compressed(path: str | os.PathLike) -> bool:
     with open(path, "rb") as probe:
-        return probe.read(2) == b"\x1f\x8b"
+        return compression_of(probe.read(6)) in READABLE
 
 
 def fingerprint(path: str | os.PathLike) -> tuple[str, int]:
@@ -247,7 +323,9 @@ def file_identity(st: os.stat_result) -> tuple[int, int]:
 
 def rotation_number(name: str) -> int:
     """mail.log.3.gz -> 3 (older than mail.log.2 ...); 0 for the live file."""
-    parts = name.replace(".gz", "").rsplit(".", 1)
+    for ext in (".gz", ".bz2", ".xz", ".zst"):
+        name = name.removesuffix(ext)
+    parts = name.rsplit(".", 1)
     return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else 0
 
 
@@ -328,6 +406,7 @@ class Stream:
     refused: str | None = None      # why the engine will not read it (wrong --format)
     head_damage: str | None = None  # a .gz whose first lines cannot be read: what is wrong (read_head)
     piped: bool = False             # standard input or a named pipe: read once, in order, no position
+    compression: str | None = None  # gzip, bzip2, xz (read), zstd (refused), None (plain)
     last_growth: float = field(default_factory=time.monotonic)
     eof: bool = False
     size: int = 0
@@ -429,13 +508,20 @@ class LogFiles:
     def _piped(self, spec: SourceSpec, path: str, raw) -> Stream:
         """A stream over a pipe; gzip data in it (`cat x.gz | mailhygiene ingest -`) is gunzipped."""
         try:
-            head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+            head = raw.peek(6)[:6] if hasattr(raw, "peek") else b""
         except (OSError, ValueError):
             head = b""
-        compressed = head == b"\x1f\x8b"
-        fh = GzipSalvage(path, fileobj=raw) if compressed else raw  # (damage: what is before it is kept)
-        return Stream(fp="", source=spec, path=path, key=(0, 0), fh=fh, compressed=compressed, offset=0,
-                      order=(0, 0), mtime=self.clock.time(), last_growth=self.clock.monotonic(), piped=True)
+        kind = compression_of(head)
+        fh = raw
+        if kind == "gzip":
+            fh = GzipSalvage(path, fileobj=raw)  # (damage: what is before it is kept)
+        elif kind == "bzip2":
+            fh = Tolerant(bz2.BZ2File(raw))
+        elif kind == "xz":
+            fh = Tolerant(lzma.LZMAFile(raw))
+        return Stream(fp="", source=spec, path=path, key=(0, 0), fh=fh, compressed=kind in READABLE, offset=0,
+                      order=(0, 0), mtime=self.clock.time(), last_growth=self.clock.monotonic(), piped=True,
+                      compression=kind)
 
     def open_path(self, spec: SourceSpec, path: str) -> Stream | None:
         """Open a named file for a batch read (from its saved position); None when it holds
@@ -454,7 +540,8 @@ class LogFiles:
         if st.st_size == 0 and not batch:
             return None
         with open(path, "rb") as probe:
-            compressed = probe.read(2) == b"\x1f\x8b"
+            kind = compression_of(probe.read(6))
+        compressed = kind in READABLE
         fd = None
         if compressed:
             try:
@@ -490,7 +577,7 @@ class LogFiles:
             os.close(fd)
             self.skipped[key] = (st.st_size, st.st_mtime_ns)
             return None
-        if compressed and offset and pos is not None and _gzip_isize(path) == offset % (1 << 32):
+        if kind == "gzip" and offset and pos is not None and _gzip_isize(path) == offset % (1 << 32):
             self.skipped[key] = (st.st_size, st.st_mtime_ns)  # read to its end before: skip decompressing
             return None
         if compressed:
@@ -503,6 +590,7 @@ class LogFiles:
                     if isinstance(exc, EOFError) and self.follow and not self._finished_writing(st.st_mtime):
                         raise  # a .gz still being written: the caller looks again later
                     fh = GzipSalvage(path, offset)  # damaged: read up to the damage, then report it
+                # (bzip2 and xz: Tolerant, whose seek stops at a damage and whose reads then report it)
         else:
             fh = fd
         # a followed file's MTA, once told, is kept with its position; a batch run tells it anew
@@ -510,7 +598,7 @@ class LogFiles:
         s = Stream(fp=fp, source=spec, path=path, key=key, fh=fh, compressed=compressed, offset=offset,
                    order=(st.st_mtime, -rotation_number(os.path.basename(path))), mtime=st.st_mtime,
                    mta=known if known != "unrecognised" else None, size=size, read_at=offset,
-                   last_growth=self.clock.monotonic())
+                   last_growth=self.clock.monotonic(), compression=kind)
         s.unrecognised = known == "unrecognised"
         self.streams[stream_key] = s
         self.by_key[key] = stream_key
@@ -572,7 +660,8 @@ class LogFiles:
                 here = os.stat(pos["path"])
                 with open(pos["path"], "rb") as fh:
                     head = fh.read(FINGERPRINT_BYTES)
-                still = fingerprint(pos["path"])[0] if head.startswith(b"\x1f\x8b") else fingerprint_of_head(head)[0]
+                still = (fingerprint(pos["path"])[0] if compression_of(head) in READABLE
+                         else fingerprint_of_head(head)[0])
                 if still == fp:
                     continue  # still where it was (a .gz too): read in the ordinary way
             except OSError:
@@ -785,6 +874,9 @@ class LogFiles:
                 continue
             if not data:
                 damage = getattr(s.fh, "damage", None)
+                if damage is not None and self.follow and not s.piped and not self._finished_writing(s.mtime):
+                    self.drop(s)  # a compressed file still being written: read it again from the offset later
+                    return
                 if damage is not None:
                     # the readable text ends here: the line cut by the damage and the rest of the
                     # file are not read, and the file is not finished (s.eof stays False)
@@ -841,8 +933,8 @@ class LogFiles:
         by the engine instead."""
         out: list[bytes] = []
         try:
-            if s.compressed:
-                with GzipSalvage(s.path) as fh:  # a damaged .gz: judged by what can be read
+            if s.compressed:  # a damaged one: judged by what can be read
+                with (GzipSalvage(s.path) if s.compression == "gzip" else open_log(s.path)) as fh:
                     data = fh.read(1 << 20)
                     s.head_damage = fh.damage
                 out = data.splitlines(keepends=True)[:max_lines]
