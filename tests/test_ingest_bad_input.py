@@ -403,3 +403,32 @@ def test_a_zstd_log_is_refused_with_how_to_read_it_and_the_others_are_read(tmp_p
         s = json.loads(r.stdout)
         assert s["lines_rejected"] == 0                       # its bytes were not read as lines
         assert count(d) == (46 if stdin is None else 0)       # the other file was read
+
+
+# ---------------------------------------------------------------------------- messages
+def test_a_batch_run_says_each_problem_once_and_never_as_watch(tmp_path):
+    """The engine is shared with `watch`; its messages in a batch run were printed a second time
+    and as "watch: …" (a wrong --format gave a "watch:" line and the Warning)."""
+    from fixtures import SAMPLES
+
+    r = run(tmp_path / "d1", "ingest", "--format", "postfix", SAMPLES / "sendmail" / "maillog")
+    err = r.stderr.decode().splitlines()
+    assert r.returncode == 1
+    assert [ln for ln in err if "maillog" in ln] == [
+        f"Warning: {SAMPLES / 'sendmail' / 'maillog'}: 19 lines, none looked like postfix: not read and not "
+        "marked as read (give the right --format, or check the file)"]
+    assert not any(ln.startswith("watch") for ln in err), err
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    live = logs / "mail.log"
+    text = log_text(4).decode()
+    live.write_text(text + text.splitlines()[0][:40])  # a last line still being written
+    d = tmp_path / "d2"
+    assert run(d, "ingest", live).returncode == 0
+    live.unlink()                                       # gone before its end was read
+    (logs / "mail.log.1").write_text(log_text(2, seed=3).decode().replace("Nov 10", "Nov 11"))
+    r = run(d, "ingest", str(logs / "mail.log*"))
+    err = r.stderr.decode()
+    assert f"ingest: {live} (read up to offset" in err and "was rotated away and is gone" in err, err
+    assert "watch" not in err, err

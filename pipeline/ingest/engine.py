@@ -247,7 +247,8 @@ class Engine:
                 s.info["checked"] = True
                 s.refused = f"{len(sample)} lines, none looked like {fmt}"
                 s.info["problem"] = s.refused
-                log.warning("watch: %s: %s: not read (check the format of this source)", s.path, s.refused)
+                if self.files.follow:  # (a batch run's summary names it: the CLI warns)
+                    log.warning("watch: %s: %s: not read (check the format of this source)", s.path, s.refused)
                 return False
             s.mta = fmt
             s.info["format"] = fmt

@@ -673,9 +673,9 @@ class LogFiles:
                 found_streams.append(found)
             elif not self.follow or not os.path.exists(pos["path"]) or here is not None:
                 if not pos.get("eof", True) and pos.get("size", 0) > pos.get("offset", 0):
-                    log.warning("watch: %s (read up to offset %d of %d) was rotated away and is gone: "
-                                "its unread end cannot be ingested", pos.get("path"), pos.get("offset", 0),
-                                pos.get("size", 0))
+                    log.warning("%s: %s (read up to offset %d of %d) was rotated away and is gone: "
+                                "its unread end cannot be ingested", "watch" if self.follow else "ingest",
+                                pos.get("path"), pos.get("offset", 0), pos.get("size", 0))
                 pos["done"] = True
                 pos["updated"] = self.clock.time()
         return found_streams
