@@ -432,3 +432,36 @@ def test_a_batch_run_says_each_problem_once_and_never_as_watch(tmp_path):
     err = r.stderr.decode()
     assert f"ingest: {live} (read up to offset" in err and "was rotated away and is gone" in err, err
     assert "watch" not in err, err
+
+
+def test_an_ingest_waiting_for_another_one_says_so_and_then_runs(tmp_path):
+    """A second ingest on the same data dir waits for the first (up to 10 minutes): it says so at
+    once, naming the other's pid, instead of looking hung; once the lock is free it runs."""
+    from fixtures import SAMPLES
+
+    data = tmp_path / "data"
+    assert run(data, "ingest", SAMPLES / "qmail" / "current").returncode == 0
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"f = open({str(data / 'state' / 'ingest.lock')!r}, 'r+')\n"
+        "fcntl.flock(f, fcntl.LOCK_EX); f.seek(0); f.truncate(); f.write(f'{os.getpid()}\\n'); f.flush()\n"
+        "print('held', flush=True); sys.stdin.read()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    said, second = [], None
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        second = subprocess.Popen([sys.executable, "-c", "from pipeline.cli import main; main()", "--data-dir",
+                                   str(data), "ingest", SAMPLES / "postfix" / "mail.log"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        import select
+
+        said = select.select([second.stderr], [], [], 60)[0]  # bounded: without the message, a failure in 60 s
+        line = second.stderr.readline().decode() if said else "(nothing said in 60 s)"
+        assert "another ingest of" in line and f"pid {holder.pid}" in line and "waiting" in line, line
+    finally:
+        holder.stdin.close()  # the holder ends, and its lock with it
+        holder.wait(timeout=60)
+        if not said and second is not None:
+            second.kill()
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err.decode()
+    assert count(data) == 46 + 9  # the Postfix sample and the qmail one

@@ -26,7 +26,7 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from .errors import LockedError, StoreError
 
@@ -156,11 +156,14 @@ def _unlink_quietly(path: Path) -> None:
 
 @contextmanager
 def file_lock(path: str | os.PathLike, *, shared: bool = False, wait: float = 0.0,
-              busy: str | None = None, write_pid: bool = False) -> Iterator[None]:
+              busy: str | None = None, write_pid: bool = False,
+              on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold an flock on `path` (created group-writable) for the block.
 
     Waits up to `wait` seconds (0 = try once; None = forever), then raises LockedError with
     `busy` or a default message. `write_pid` records our pid in the file (for operators).
+    `on_wait(holder)` is called once when the lock is busy and the wait begins, with what the
+    file says of its holder (its pid, when it wrote one; else ""), so a caller can say why it waits.
     """
     p = Path(path)
     ensure_dir(p.parent)
@@ -180,6 +183,10 @@ def file_lock(path: str | os.PathLike, *, shared: bool = False, wait: float = 0.
                 if deadline is not None and time.monotonic() >= deadline:
                     raise LockedError(busy or f"{p} is locked by another mailhygiene process; "
                                       "this run did nothing") from None
+                if on_wait is not None:
+                    fh.seek(0)
+                    on_wait(fh.read(32).strip())
+                    on_wait = None
                 time.sleep(LOCK_POLL_S)
         if write_pid and not shared:
             fh.seek(0)

@@ -193,10 +193,17 @@ class Session:
     # ------------------------------------------------------------------ lifetime
     def __enter__(self) -> "Session":
         if not self.private:
+            lock = self.data_dir / "state" / SESSION_LOCK
+
+            def waiting(holder: str) -> None:  # said at once: a silent wait of minutes looks like a hang
+                log.warning("ingest: another ingest of %s is running (%slock %s): waiting up to %.0f s for it "
+                            "to finish", self.data_dir, f"pid {holder}, " if holder.isdigit() else "", lock,
+                            SESSION_LOCK_WAIT_S)
+
             self._lock = fsutil.file_lock(
-                self.data_dir / "state" / SESSION_LOCK, wait=SESSION_LOCK_WAIT_S,
+                lock, wait=SESSION_LOCK_WAIT_S, write_pid=True, on_wait=waiting,
                 busy=f"another ingest of {self.data_dir} has been running for {SESSION_LOCK_WAIT_S:.0f} s "
-                     f"(lock {self.data_dir / 'state' / SESSION_LOCK}); try again when it has finished")
+                     f"(lock {lock}); try again when it has finished")
             self._lock.__enter__()
             self._load()
         return self
