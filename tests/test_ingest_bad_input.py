@@ -465,3 +465,16 @@ def test_an_ingest_waiting_for_another_one_says_so_and_then_runs(tmp_path):
     out, err = second.communicate(timeout=120)
     assert second.returncode == 0, err.decode()
     assert count(data) == 46 + 9  # the Postfix sample and the qmail one
+
+
+def test_a_glob_that_matches_nothing_beside_other_paths_is_a_warning(tmp_path):
+    """`ingest /var/log/mail.log /var/log/mial.log.*.gz`: the misspelt glob used to vanish unseen."""
+    from fixtures import SAMPLES
+
+    pattern = str(tmp_path / "mial.log.*.gz")
+    r = run(tmp_path / "d", "ingest", "--json", SAMPLES / "postfix" / "mail.log", pattern)
+    assert r.returncode == 0, r.stderr.decode()
+    assert f"Warning: {pattern} matched no file" in r.stderr.decode()
+    assert json.loads(r.stdout)["unmatched_patterns"] == [pattern]
+    r = run(tmp_path / "d", "ingest", pattern)  # nothing at all: an error, as before
+    assert r.returncode == 1 and "no log files matched" in r.stderr.decode()

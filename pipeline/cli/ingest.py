@@ -48,6 +48,8 @@ def print_ingest_warnings(summary) -> None:
                    f"({f.get('hint') or 'give the right --format, or check the file'})", err=True)
     for f in summary.damaged:
         click.echo(f"Warning: {f['path']}: {f['damaged']}", err=True)
+    for pattern in summary.unmatched:
+        click.echo(f"Warning: {pattern} matched no file (check the pattern; the other paths were read)", err=True)
 
 
 @click.command("ingest")

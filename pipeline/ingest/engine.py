@@ -109,6 +109,7 @@ class Engine:
             files = self.files = LogFiles(specs, session.positions, follow=False,
                                           use_positions=use_positions and not private)
             listed = files.batch_files()
+            summary.unmatched = files.unmatched
             stdin = [spec for spec in specs if spec.is_stdin]
             if not listed and not stdin:
                 raise InputError("no log files matched: check the paths or the [[sources]] in the config")

@@ -62,6 +62,7 @@ class IngestSummary:
     private: bool = False          # a live watch owns the state: nothing was marked as read
     commits: int = 0
     compactions: int = 0
+    unmatched: list[str] = field(default_factory=list)  # globs given that matched no file
 
     @property
     def duplicates(self) -> int:
@@ -88,6 +89,7 @@ class IngestSummary:
             "other_lines": self.other_lines,
             "rejects_file": self.rejects_file, "seconds": round(self.seconds, 3),
             "private_session": self.private,
+            "unmatched_patterns": self.unmatched,
         }
 
 

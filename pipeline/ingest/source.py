@@ -329,12 +329,15 @@ def rotation_number(name: str) -> int:
     return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else 0
 
 
-def expand_paths(patterns: list[str]) -> list[Path]:
+def expand_paths(patterns: list[str], unmatched: list[str] | None = None) -> list[Path]:
     """Files named or matched by globs, oldest first (rotated logs before the current one).
-    A named file that does not exist, or a directory, is an InputError."""
+    A named file that does not exist, or a directory, is an InputError; a glob that matches
+    nothing is appended to `unmatched` (when given)."""
     found: dict[str, Path] = {}
     for pattern in patterns:
         matches = glob.glob(os.path.expanduser(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches and unmatched is not None:
+            unmatched.append(pattern)
         for m in matches:
             p = Path(m)
             if p.is_dir():
@@ -475,6 +478,7 @@ class LogFiles:
         self.skipped: dict[tuple[int, int], tuple] = {}  # files known to hold nothing new: (size, mtime_ns)
         self.waiting: dict[str, Stream] = {}             # open, MTA not told yet (followed)
         self.problems: dict[str, dict] = {}               # path -> {"msg", "retry_at", "attempt"}
+        self.unmatched: list[str] = []                    # batch: globs that matched no file
 
     # ------------------------------------------------------------------ batch
     def batch_files(self) -> list[tuple[SourceSpec, Path]]:
@@ -485,7 +489,7 @@ class LogFiles:
         for spec in self.specs:
             if spec.is_stdin:
                 continue
-            for p in expand_paths([spec.pattern]):
+            for p in expand_paths([spec.pattern], self.unmatched):
                 if str(p.resolve()) not in seen:
                     seen.add(str(p.resolve()))
                     out.append((spec, p))
