@@ -478,3 +478,31 @@ def test_a_glob_that_matches_nothing_beside_other_paths_is_a_warning(tmp_path):
     assert json.loads(r.stdout)["unmatched_patterns"] == [pattern]
     r = run(tmp_path / "d", "ingest", pattern)  # nothing at all: an error, as before
     assert r.returncode == 1 and "no log files matched" in r.stderr.decode()
+
+
+# ---------------------------------------------------------------------------- New Year with --year
+@pytest.mark.parametrize("mta", sorted(ODD_RESTS))
+@pytest.mark.parametrize("how", ["file", "gz", "stdin"])
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_a_forced_year_is_the_first_line_s_and_a_log_across_new_year_goes_on_into_the_next(tmp_path, mta, how,
+                                                                                              native, monkeypatch):
+    """`ingest --year 2025` of a log from Dec 31 into Jan 1: the January lines are of 2026. Before,
+    every line took 2025, and a bounce on Dec 31 and one on Jan 1 were a year apart (and with
+    --year 2026, Dec 31 was in the future)."""
+    monkeypatch.setenv("MAILHYGIENE_NATIVE", native)
+    days = ["Dec 30", "Dec 31", "Jan  1", "Jan  2"]
+    text = "".join(f"{day} 23:59:{s:02d} mx1 " + ODD_RESTS[mta].format(s=s) + "\n"
+                   for s, day in enumerate(days))
+    log = tmp_path / ("maillog.gz" if how == "gz" else "maillog")
+    log.write_bytes(gzip.compress(text.encode()) if how == "gz" else text.encode())
+    d = tmp_path / "d"
+    args = ["--format", mta, "-"] if how == "stdin" else ["--format", mta, log]
+    r = run(d, "ingest", "--year", "2025", *args, stdin=log.read_bytes() if how == "stdin" else None)
+    assert r.returncode == 0, r.stderr.decode()
+    con = pipeline.connect(d)
+    try:
+        got = [r[0] for r in con.execute(
+            "SELECT strftime(timezone('Asia/Tokyo', ts), '%Y-%m-%d') FROM events ORDER BY source_offset").fetchall()]
+    finally:
+        con.close()
+    assert got == ["2025-12-30", "2025-12-31", "2026-01-01", "2026-01-02"]

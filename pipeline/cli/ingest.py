@@ -57,7 +57,8 @@ def print_ingest_warnings(summary) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
               help="MTA of the logs; auto detects it per file.")
 @click.option("--year", type=int, default=None,
-              help="Year of syslog lines (they carry none). Default: inferred from each file's mtime.")
+              help="Year of the first syslog line of each file (they carry none); a log that runs on from "
+                   "December into January goes on into the next year. Default: inferred from each file's mtime.")
 @click.option("--reread", is_flag=True,
               help="Ignore saved positions and read the files from the start (stored events are still not duplicated).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")

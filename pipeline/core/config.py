@@ -54,7 +54,7 @@ class SourceSettings:
 
 @dataclass(frozen=True)
 class IngestSettings:
-    # Force the year of syslog lines (0 = infer from the file's modification time).
+    # Force the year of syslog lines: that of each file's first line, a later month before its in the next year (0 = infer from the file's modification time).
     year: int = setting(0, min=0, max=9999)
     # Events buffered before a Parquet file is written (bounds memory).
     batch_events: int = setting(50_000, min=1)

@@ -42,6 +42,7 @@ from ..core.errors import InputError
 from . import native
 from . import source as line_source
 from .parsers import BLOCK_READERS, MALFORMED, REGISTRY, SKIP, parser_class
+from .parsers import common as parsers_common
 from .parsers.common import MAX_LINE_BYTES
 from .session import IngestSummary, Session, watch_is_running, watch_lock
 from .source import (DAMAGED, LINES, PARTIAL, READ_BUDGET, SKIPPED, TOO_LONG, Chunk, LogFiles, SourceSpec, Stream,
@@ -235,6 +236,7 @@ class Engine:
             s.info["checked"] = True
             return True  # under auto, told by its first chunk (_stdin_mta)
         sample = self.files.read_head(s, DETECT_SAMPLE_LINES)
+        self._note_first_month(s, "\n".join(sample[:200]).encode())
         complete = complete or len(sample) >= DETECT_SAMPLE_LINES or s.compressed or s.offset > 0
         return self._judge(s, sample, complete)
 
@@ -291,7 +293,17 @@ class Engine:
         now = self.clock.time()
         mtime = now if (self.files.follow or s.piped) else s.mtime
         s.ctx = self.session.context(s.path if not s.source.is_stdin else "-", mtime)
+        s.ctx.first_month = s.first_month or None
         s.ctx_made = now
+
+    @staticmethod
+    def _note_first_month(s: Stream, head: bytes) -> None:
+        """The month of the stream's first `Mon DD` line, from its first lines (before any of its
+        lines is read: a forced --year is that line's year, and a later January the next one's)."""
+        if s.first_month is None:
+            s.first_month = parsers_common.first_month(head) or 0
+            if s.ctx is not None:
+                s.ctx.first_month = s.first_month or None
 
     # ================================================================== chunks
     def _ahead(self, chunks: Iterator[Chunk]) -> Iterator[tuple[Chunk, object]]:
@@ -304,6 +316,8 @@ class Engine:
             for chunk in it:
                 fields = None
                 s = chunk.stream
+                if s.first_month is None and chunk.kind == LINES:  # standard input, a pipe: its first chunk
+                    self._note_first_month(s, chunk.data[:1 << 16])
                 reader = BLOCK_READERS.get(s.mta)
                 if chunk.kind == LINES and reader is not None and self.columnar and not s.unrecognised:
                     if self._readers is None:

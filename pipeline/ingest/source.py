@@ -410,6 +410,7 @@ class Stream:
     head_damage: str | None = None  # a .gz whose first lines cannot be read: what is wrong (read_head)
     piped: bool = False             # standard input or a named pipe: read once, in order, no position
     compression: str | None = None  # gzip, bzip2, xz (read), zstd (refused), None (plain)
+    first_month: int | None = None  # month of its first `Mon DD` line (0: none): --year is that line's year
     last_growth: float = field(default_factory=time.monotonic)
     eof: bool = False
     size: int = 0

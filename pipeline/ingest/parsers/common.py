@@ -69,7 +69,9 @@ class ParseContext:
     tz: ZoneInfo
     source_file: str = ""
     mtime: float | None = None          # file's modification time (Unix seconds): year inference
-    year: int | None = None             # forced year for syslog lines without one
+    year: int | None = None             # forced year for syslog lines without one: the year of the
+                                        # file's first line (a later month before `first_month` is in the next)
+    first_month: int | None = None      # month of the file's first `Mon DD` line (with `year`)
     default_host: str | None = None     # for formats without a host field (qmail multilog)
     _year_cache: dict = field(default_factory=dict, repr=False)
     _hour_cache: dict = field(default_factory=dict, repr=False)
@@ -78,12 +80,14 @@ class ParseContext:
     def syslog_year(self, month: int, day: int) -> int:
         """Year of a `Mon DD` stamp: the latest year that does not put the line after the
         file's modification time (1 day of slack for zones); December lines in a January
-        file therefore roll back a year."""
+        file therefore roll back a year. With a forced year (`--year`), that is the year of the
+        file's first line: a month before that line's is in the next year (a log that runs from
+        December into January), as a log covers less than a year."""
         key = (month, day)
         y = self._year_cache.get(key)
         if y is None:
             if self.year:
-                y = self.year
+                y = self.year + (1 if self.first_month and month < self.first_month else 0)
             else:
                 ref = datetime.fromtimestamp(self.mtime, self.tz) if self.mtime else datetime.now(self.tz)
                 y = ref.year
@@ -140,6 +144,18 @@ def iso_us(text: str, tz: ZoneInfo) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=tz)
     return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+
+
+FIRST_MONTH_RE = re.compile(rb"^([A-Z][a-z]{2}) +\d{1,2} \d\d:\d\d:\d\d ", re.M)
+
+
+def first_month(text: bytes) -> int | None:
+    """The month of the first `Mon DD hh:mm:ss` line in `text` (the start of a log), or None."""
+    for m in FIRST_MONTH_RE.finditer(text[:1 << 16]):
+        month = MONTHS.get(m.group(1).decode())
+        if month is not None:
+            return month
+    return None
 
 
 def rfc5424_as_rfc3339(line: str) -> str | None:
