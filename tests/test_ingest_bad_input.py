@@ -506,3 +506,15 @@ def test_a_forced_year_is_the_first_line_s_and_a_log_across_new_year_goes_on_int
     finally:
         con.close()
     assert got == ["2025-12-30", "2025-12-31", "2026-01-01", "2026-01-02"]
+
+
+@pytest.mark.parametrize("year", ["-5", "0", "99999"])
+def test_a_year_no_log_can_have_is_refused_up_front(tmp_path, year):
+    """Before, `--year -5` or `--year 99999` read every line and stored nothing (each stamp then
+    had no date) with exit status 0."""
+    from fixtures import SAMPLES
+
+    r = run(tmp_path / "d", "ingest", "--year", year, SAMPLES / "postfix" / "mail.log")
+    err = r.stderr.decode()
+    assert r.returncode != 0 and "Error:" in err and "--year" in err and "Traceback" not in err, err
+    assert count(tmp_path / "d") == 0

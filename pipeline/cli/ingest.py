@@ -56,7 +56,7 @@ def print_ingest_warnings(summary) -> None:
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
               help="MTA of the logs; auto detects it per file.")
-@click.option("--year", type=int, default=None,
+@click.option("--year", type=click.IntRange(1970, 9999), default=None,
               help="Year of the first syslog line of each file (they carry none); a log that runs on from "
                    "December into January goes on into the next year. Default: inferred from each file's mtime.")
 @click.option("--reread", is_flag=True,
