@@ -518,3 +518,20 @@ def test_a_year_no_log_can_have_is_refused_up_front(tmp_path, year):
     err = r.stderr.decode()
     assert r.returncode != 0 and "Error:" in err and "--year" in err and "Traceback" not in err, err
     assert count(tmp_path / "d") == 0
+
+
+@pytest.mark.parametrize("how", ["-", "/dev/stdin"])
+def test_a_wrong_format_on_standard_input_is_refused_like_a_file(tmp_path, how):
+    """`journalctl -u sendmail | mailhygiene ingest --format postfix -` read 19 lines for nothing
+    and exited 0; a file given so is refused with a warning and exit status 1: so is a pipe."""
+    from fixtures import SAMPLES
+
+    for blob in ((SAMPLES / "sendmail" / "maillog").read_bytes(), os.urandom(5000)):
+        d = tmp_path / f"d{len(blob)}"
+        r = run(d, "ingest", "--format", "postfix", how, stdin=blob)
+        err = r.stderr.decode()
+        assert r.returncode == 1 and "none looked like postfix" in err and "Warning:" in err, err
+        assert count(d) == 0
+    d = tmp_path / "right"
+    r = run(d, "ingest", "--format", "sendmail", how, stdin=(SAMPLES / "sendmail" / "maillog").read_bytes())
+    assert r.returncode == 0 and count(d) == 10, r.stderr.decode()

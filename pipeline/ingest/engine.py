@@ -231,10 +231,9 @@ class Engine:
             s.info["format"] = "unrecognised" if s.unrecognised else s.mta
             return True
         if s.piped:
-            s.mta = s.source.fmt if s.source.fmt != "auto" else None
-            s.info["format"] = s.mta or "auto"
+            s.info["format"] = s.source.fmt
             s.info["checked"] = True
-            return True  # under auto, told by its first chunk (_stdin_mta)
+            return True  # told (an explicit --format: checked) by its first chunk (_stdin_mta)
         sample = self.files.read_head(s, DETECT_SAMPLE_LINES)
         self._note_first_month(s, "\n".join(sample[:200]).encode())
         complete = complete or len(sample) >= DETECT_SAMPLE_LINES or s.compressed or s.offset > 0
@@ -318,6 +317,8 @@ class Engine:
                 s = chunk.stream
                 if s.first_month is None and chunk.kind == LINES:  # standard input, a pipe: its first chunk
                     self._note_first_month(s, chunk.data[:1 << 16])
+                if s.piped and not s.judged and chunk.kind == LINES:  # before its fields are looked for
+                    self._stdin_mta(s, chunk.data)
                 reader = BLOCK_READERS.get(s.mta)
                 if chunk.kind == LINES and reader is not None and self.columnar and not s.unrecognised:
                     if self._readers is None:
@@ -392,7 +393,12 @@ class Engine:
         self._feed_lines(s, self._feed_of(s, data), data, chunk.offset, chunk.kind == PARTIAL)
 
     def _stdin_mta(self, s: Stream, data: bytes) -> None:
-        """Standard input under --format auto: told by its first chunk's lines."""
+        """Standard input or a pipe: its MTA told by its first chunk's lines under --format auto,
+        an explicit --format checked against them (a sendmail log piped in as postfix is refused,
+        as a file is: before, its lines were read for nothing and the exit status was 0)."""
+        if s.judged:
+            return
+        s.judged = True
         sample = data[:1 << 20].decode("utf-8", "replace").split("\n")[:DETECT_SAMPLE_LINES]
         self._judge(s, [ln for ln in sample if ln], complete=True)
         if s.mta is None and not s.unrecognised:

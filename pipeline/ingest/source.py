@@ -409,6 +409,7 @@ class Stream:
     refused: str | None = None      # why the engine will not read it (wrong --format)
     head_damage: str | None = None  # a .gz whose first lines cannot be read: what is wrong (read_head)
     piped: bool = False             # standard input or a named pipe: read once, in order, no position
+    judged: bool = False            # piped: its first chunk has told (or checked) its MTA
     compression: str | None = None  # gzip, bzip2, xz (read), zstd (refused), None (plain)
     first_month: int | None = None  # month of its first `Mon DD` line (0: none): --year is that line's year
     last_growth: float = field(default_factory=time.monotonic)
