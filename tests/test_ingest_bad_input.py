@@ -535,3 +535,34 @@ def test_a_wrong_format_on_standard_input_is_refused_like_a_file(tmp_path, how):
     d = tmp_path / "right"
     r = run(d, "ingest", "--format", "sendmail", how, stdin=(SAMPLES / "sendmail" / "maillog").read_bytes())
     assert r.returncode == 0 and count(d) == 10, r.stderr.decode()
+
+
+def test_a_log_this_user_may_not_read_is_an_error_that_says_what_to_do(tmp_path, monkeypatch):
+    """(Tests run as root, who reads any file: the refusal is the kernel's EACCES, made here.)"""
+    import builtins
+    import errno
+
+    from click.testing import CliRunner
+
+    from fixtures import SAMPLES
+    from pipeline.cli import cli
+    from pipeline.ingest import source
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "mail.log.1").write_bytes((SAMPLES / "postfix" / "mail.log").read_bytes())
+    old(logs / "mail.log.1")
+    (logs / "mail.log").write_text(log_text(3).decode())
+    forbidden = str(logs / "mail.log")
+
+    def guarded_open(path, *args, **kw):
+        if str(path) == forbidden:
+            raise PermissionError(errno.EACCES, "Permission denied", forbidden)
+        return builtins.open(path, *args, **kw)
+
+    monkeypatch.setattr(source, "open", guarded_open, raising=False)
+    r = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "d"), "ingest", str(logs / "mail.log*")])
+    assert r.exit_code == 1 and r.exception is None or isinstance(r.exception, SystemExit), r.output
+    assert f"Error: cannot read {forbidden}: Permission denied" in r.output
+    assert "adm group" in r.output and "the files before it were read" in r.output
+    assert count(tmp_path / "d") == 46   # the older file, read before it

@@ -129,7 +129,8 @@ class Engine:
                     try:
                         s = files.open_path(spec, str(path))
                     except OSError as exc:
-                        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+                        raise InputError(line_source.cannot_read(path, exc) + "; the files before it were read, "
+                                         "the rest were not (this run stopped there)") from None
                     if s is None:
                         summary.files.append({"path": str(path), "format": spec.fmt, "lines": 0, "events": 0})
                     else:

@@ -508,7 +508,7 @@ class LogFiles:
         try:
             fh = open(path, "rb")
         except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+            raise InputError(cannot_read(path, exc)) from None
         return self._piped(spec, path, fh)
 
     def _piped(self, spec: SourceSpec, path: str, raw) -> Stream:
@@ -1061,6 +1061,17 @@ class LogFiles:
         except RuntimeError:  # the main thread changed the streams meanwhile: just wake up
             return True
         return any(fnmatch.fnmatch(path, os.path.expanduser(spec.pattern)) for spec in self.specs)
+
+
+def cannot_read(path, exc: OSError) -> str:
+    """`cannot read PATH: <why>` with what to do about it."""
+    import errno
+
+    text = f"cannot read {path}: {exc.strerror or exc}"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        text += (f" (this user, uid {os.geteuid()}, may not read it: give the service user read access to the "
+                 "logs, e.g. on Debian add it to the adm group: adduser mailhygiene adm)")
+    return text
 
 
 def _gzip_isize(path: str) -> int | None:
