@@ -566,3 +566,20 @@ def test_a_log_this_user_may_not_read_is_an_error_that_says_what_to_do(tmp_path,
     assert f"Error: cannot read {forbidden}: Permission denied" in r.output
     assert "adm group" in r.output and "the files before it were read" in r.output
     assert count(tmp_path / "d") == 46   # the older file, read before it
+
+
+def test_watch_says_what_to_give_for_a_directory_or_a_named_pipe_source(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="mailhygiene.watch")
+    (tmp_path / "logs").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "mail.log").write_text(log_text(3).decode())
+    f = Follower(tmp_path, [(str(tmp_path / "logs"), "auto"), (str(tmp_path / "fifo"), "auto"),
+                            (str(tmp_path / "mail.log"), "postfix")]).start()
+    try:
+        f.run(1.0)
+        assert f.counts()[0] == 3  # the regular file is followed
+    finally:
+        f.stop()
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"{tmp_path / 'logs'} is a directory: give a log file or a glob" in said, said
+    assert f"{tmp_path / 'fifo'} is a named pipe" in said and "mailhygiene ingest -" in said, said

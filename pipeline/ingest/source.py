@@ -731,7 +731,7 @@ class LogFiles:
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     if not spec.is_glob:
-                        self.problem(path, "is not a regular file")
+                        self.problem(path, _not_followed(path, st))
                     continue
                 key = file_identity(st)
                 seen.add(key)
@@ -1061,6 +1061,16 @@ class LogFiles:
         except RuntimeError:  # the main thread changed the streams meanwhile: just wake up
             return True
         return any(fnmatch.fnmatch(path, os.path.expanduser(spec.pattern)) for spec in self.specs)
+
+
+def _not_followed(path: str, st: os.stat_result) -> str:
+    """Why a source path that is no regular file is not followed, and what to give instead."""
+    if stat.S_ISDIR(st.st_mode):
+        return (f"is a directory: give a log file or a glob in the config, e.g. path = "
+                f"\"{os.path.join(path, 'mail.log*')}\"")
+    if stat.S_ISFIFO(st.st_mode):
+        return "is a named pipe: watch follows regular files (pipe the stream into `mailhygiene ingest -` instead)"
+    return "is not a regular file (a device or socket): give a log file"
 
 
 def cannot_read(path, exc: OSError) -> str:
