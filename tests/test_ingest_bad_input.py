@@ -583,3 +583,21 @@ def test_watch_says_what_to_give_for_a_directory_or_a_named_pipe_source(tmp_path
     said = "\n".join(r.getMessage() for r in caplog.records)
     assert f"{tmp_path / 'logs'} is a directory: give a log file or a glob" in said, said
     assert f"{tmp_path / 'fifo'} is a named pipe" in said and "mailhygiene ingest -" in said, said
+
+
+def test_a_glob_takes_regular_files_only(tmp_path):
+    """`ingest '/var/log/mail*'` stopped with "…/mailman is a directory" when the glob matched a
+    folder, and would have hung on a named pipe it matched; `clean` with such a source too."""
+    from fixtures import SAMPLES
+
+    logs = tmp_path / "logs"
+    (logs / "mailman").mkdir(parents=True)
+    os.mkfifo(logs / "mail.fifo")
+    (logs / "mail.log").write_bytes((SAMPLES / "postfix" / "mail.log").read_bytes())
+    r = run(tmp_path / "d", "ingest", str(logs / "mail*"))
+    assert r.returncode == 0 and count(tmp_path / "d") == 46, r.stderr.decode()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[[sources]]\npath = "{logs / "mailm*"}"\n[[sources]]\npath = "{logs / "mail.l*"}"\n')
+    r = run(tmp_path / "d2", "--config", cfg, "clean")
+    assert r.returncode == 0, r.stderr.decode()
+    assert count(tmp_path / "d2") == 46

@@ -824,7 +824,9 @@ def _matching(pattern: str) -> list:
 
     if pattern == STDIN:
         return [pattern]
-    return _glob.glob(os.path.expanduser(pattern)) if _glob.has_magic(pattern) else [pattern]
+    if _glob.has_magic(pattern):  # (regular files only, as expand_paths takes)
+        return [m for m in _glob.glob(os.path.expanduser(pattern)) if os.path.isfile(m)]
+    return [pattern]
 
 
 # ---------------------------------------------------------------------- library entry points

@@ -331,11 +331,15 @@ def rotation_number(name: str) -> int:
 
 def expand_paths(patterns: list[str], unmatched: list[str] | None = None) -> list[Path]:
     """Files named or matched by globs, oldest first (rotated logs before the current one).
-    A named file that does not exist, or a directory, is an InputError; a glob that matches
-    nothing is appended to `unmatched` (when given)."""
+    A named file that does not exist, or a directory, is an InputError; a glob takes regular
+    files only (a directory or a named pipe it matches is passed over: `/var/log/mail*` may match
+    a `mailman/` folder), and one that matches none is appended to `unmatched` (when given)."""
     found: dict[str, Path] = {}
     for pattern in patterns:
-        matches = glob.glob(os.path.expanduser(pattern)) if glob.has_magic(pattern) else [pattern]
+        if glob.has_magic(pattern):
+            matches = [m for m in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(m)]
+        else:
+            matches = [pattern]
         if not matches and unmatched is not None:
             unmatched.append(pattern)
         for m in matches:
