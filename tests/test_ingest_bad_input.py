@@ -601,3 +601,24 @@ def test_a_glob_takes_regular_files_only(tmp_path):
     r = run(tmp_path / "d2", "--config", cfg, "clean")
     assert r.returncode == 0, r.stderr.decode()
     assert count(tmp_path / "d2") == 46
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bzip2", "xz"])
+def test_an_empty_compressed_log_is_nothing_to_read_like_an_empty_file(tmp_path, kind):
+    """logrotate compresses an empty week's log too: `ingest /var/log/mail.log*` exited 1 every
+    night ("empty or no complete line: not read") for an empty mail.log.2.gz."""
+    import bz2
+    import lzma
+
+    from fixtures import SAMPLES
+
+    compress = {"gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress}[kind]
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "mail.log.2.x").write_bytes(compress(b""))
+    (logs / "mail.log.1").write_bytes(b"")
+    (logs / "mail.log").write_bytes((SAMPLES / "postfix" / "mail.log").read_bytes())
+    for fmt in ("auto", "postfix"):
+        r = run(tmp_path / f"d-{fmt}", "ingest", "--format", fmt, str(logs / "mail.log*"))
+        assert r.returncode == 0, r.stderr.decode()
+        assert "Warning" not in r.stderr.decode() and count(tmp_path / f"d-{fmt}") == 46

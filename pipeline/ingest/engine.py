@@ -267,6 +267,11 @@ class Engine:
             if self.files.follow:
                 log.warning("watch: %s is damaged at its start: %s; not read", s.path, s.head_damage)
             return False
+        if not found and not sample and s.compressed and not self.files.follow:
+            # a compressed file with no text (logrotate compresses an empty week's log too): as an
+            # empty plain file, nothing to read, nothing wrong
+            s.info["checked"] = True
+            return False
         if not found:
             if not complete:
                 return False
