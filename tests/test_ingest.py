@@ -158,6 +158,7 @@ def test_truncated_gzip_keeps_what_was_read(cfg, tmp_path):
     gz = tmp_path / "mail.log.2.gz"
     full = gzip.compress(data)
     gz.write_bytes(full[: len(full) * 2 // 3])
+    old(gz)  # (one written in the last minute may still be being compressed: the rest is left for later)
     s = ingest(cfg, [gz])
     assert 0 < s.events_written < 200
     assert s.rejected["unreadable_rest"] == 1

@@ -622,3 +622,21 @@ def test_an_empty_compressed_log_is_nothing_to_read_like_an_empty_file(tmp_path,
         r = run(tmp_path / f"d-{fmt}", "ingest", "--format", fmt, str(logs / "mail.log*"))
         assert r.returncode == 0, r.stderr.decode()
         assert "Warning" not in r.stderr.decode() and count(tmp_path / f"d-{fmt}") == 46
+
+
+def test_a_gz_being_compressed_right_now_is_read_up_to_its_end_so_far_and_finished_later(tmp_path):
+    """A nightly run at logrotate's time meets a .gz still being written (modified in the last
+    60 s): it reads what is there and leaves the rest to the next run, without calling it damaged."""
+    text = log_text(20_000, seed=11)
+    full = gzip.compress(text)
+    gz = tmp_path / "mail.log.1.gz"
+    gz.write_bytes(full[: len(full) // 2])   # just written: being compressed
+    d = tmp_path / "d"
+    r = run(d, "ingest", "--json", gz)
+    assert r.returncode == 0 and "Warning" not in r.stderr.decode(), r.stderr.decode()
+    first = count(d)
+    assert 0 < first < 20_000 and json.loads(r.stdout)["lines_rejected"] == 0
+    gz.write_bytes(full)                      # compression done
+    r = run(d, "ingest", gz)
+    assert r.returncode == 0, r.stderr.decode()
+    assert count(d) == 20_000                 # the rest, nothing twice

@@ -884,7 +884,8 @@ class LogFiles:
                 continue
             if not data:
                 damage = getattr(s.fh, "damage", None)
-                if damage is not None and self.follow and not s.piped and not self._finished_writing(s.mtime):
+                being_written = damage is not None and not s.piped and not self._finished_writing(s.mtime)
+                if being_written and self.follow:
                     self.drop(s)  # a compressed file still being written: read it again from the offset later
                     return
                 if damage is not None:
@@ -893,8 +894,14 @@ class LogFiles:
                     s.finished = True
                     s.carry = b""
                     s.in_long_line = False
+                    if being_written and damage.startswith("cut short"):
+                        # a batch run meeting a file logrotate is compressing right now: read up to
+                        # here, the rest by the next run (its position stays here), not a damage
+                        log.info("ingest: %s ends early but was modified in the last %d s: read up to byte %d, "
+                                 "the rest next time", s.path, PARTIAL_LINE_GRACE_S, s.read_at)
+                        return
                     if self.follow:  # a batch run's summary names it (the CLI warns)
-                            log.warning("watch: %s is damaged after %d bytes of its text: %s; the lines before "
+                        log.warning("watch: %s is damaged after %d bytes of its text: %s; the lines before "
                                     "were read, the rest cannot be", s.path, s.read_at, damage)
                     yield Chunk(s, damage.encode(), s.read_at, s.read_at, DAMAGED)
                     return
