@@ -781,9 +781,20 @@ def _extract(reader, data: bytes, ctx, annotate, foreign_of: str | None):
     parsers read them, parsers.common.rfc5424_as_rfc3339)."""
     if foreign_of is not None and _has_foreign(data, foreign_of):
         return None
-    if data[:1] == b"<" or b"\n<" in data:
+    if _has_rfc5424(data):
         return None
     return reader.extract(data, MAX_LINE_BYTES, ctx, annotate)
+
+
+def _has_rfc5424(data: bytes) -> bool:
+    """Does a chunk hold a line starting with `<` (an RFC 5424 line's `<PRI>`)? One SIMD pass
+    with the compiled scanner (about 1 ms for 16 MiB; Python's `in`: about 15)."""
+    if data[:1] == b"<":
+        return True
+    scanner = native.SCANNER
+    if scanner is not None:
+        return scanner.has_markers(data, (b"\n<",))
+    return b"\n<" in data
 
 
 def _has_foreign(data: bytes, mta: str) -> bool:
