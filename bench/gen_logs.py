@@ -1,7 +1,7 @@
 """Generate realistic mail logs of a Japanese bulk sender, for benchmarks and tests.
 
 Usage: python bench/gen_logs.py OUT --mta postfix|sendmail|qmail [--lines 1000000] [--days 5]
-       [--seed 1] [--subjects 0.5] [--ascii]
+       [--seed 1] [--subjects 0.5] [--ascii] [--stamps traditional|rfc3339]
 
 What makes them realistic (DESIGN.md rule 11):
 - postfix: Postfix 3.7 shapes: pickup or smtpd (connect, client=, disconnect with command
@@ -22,6 +22,9 @@ What makes them realistic (DESIGN.md rule 11):
 
 --ascii writes the same traffic without any non-ASCII byte (no subject lines, no SMTPUTF8, no
 Japanese texts): the second benchmark row, never the headline.
+
+--stamps rfc3339 writes the same traffic (postfix, sendmail) with the stamps rsyslog writes by
+default since Debian 12 (`2026-11-01T00:00:02.140891+09:00`) instead of `Nov  1 00:00:02`.
 """
 
 from __future__ import annotations
@@ -87,7 +90,13 @@ def remote_id(rng: random.Random) -> str:
 
 
 def stamp(dt: datetime) -> str:
+    """A syslog stamp of Japan time: traditional, or RFC 3339 (--stamps rfc3339)."""
+    if RFC3339:
+        return f"{dt:%Y-%m-%dT%H:%M:%S.%f}+09:00"
     return f"{MON[dt.month - 1]} {dt.day:2d} {dt:%H:%M:%S}"
+
+
+RFC3339 = False  # (main() sets it from --stamps)
 
 
 def recipient(rng: random.Random, ascii_only: bool) -> tuple[str, str, str]:
@@ -327,7 +336,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--subjects", type=float, default=0.5, help="share of messages with a UTF-8 Subject: line (postfix)")
     ap.add_argument("--ascii", action="store_true", help="no non-ASCII byte anywhere (the second benchmark row)")
+    ap.add_argument("--stamps", choices=("traditional", "rfc3339"), default="traditional",
+                    help="syslog stamps: `Nov  1 00:00:02` or `2026-11-01T00:00:02.140891+09:00` (postfix, sendmail)")
     args = ap.parse_args()
+    global RFC3339
+    RFC3339 = args.stamps == "rfc3339"
     rng = random.Random(args.seed)
     with open(args.out, "w", encoding="utf-8", buffering=1 << 20) as out:
         {"postfix": postfix, "sendmail": sendmail, "qmail": qmail}[args.mta](out, args, rng)

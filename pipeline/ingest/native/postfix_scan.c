@@ -102,12 +102,116 @@ static inline const uint8_t *find(const uint8_t *p, const uint8_t *end, const ch
     return NULL;
 }
 
+/* --- syslog stamps (common.SYSLOG_STAMP; what the per-line parsers make of them) ------------
+ * Traditional `Mon DD hh:mm:ss` (its year and zone are the file's: the minute goes to Python as
+ * its 9 characters packed 7 bits each, top bit 0), or RFC 3339 as rsyslog writes it by default
+ * (`2024-08-26T01:33:38.572449+09:00`) and journalctl -o short-iso (`…T01:33:38+0900`): a
+ * valid date and time, 'T', an optional fraction (its first 6 digits are the microseconds, as
+ * datetime.fromisoformat reads them), an optional zone (Z, +hh:mm or +hhmm). Its minute key has
+ * the top bit set: with a zone, bit 62 too and the minute since the epoch in UTC; without one,
+ * the local year, month, day, hour and minute packed (the file's zone turns it into time).
+ * Anything else (a leap second, Feb 30, a year before 1971, a space for 'T') is left to the
+ * per-line parser. */
+#define STAMP_ISO ((uint64_t)1 << 63)
+#define STAMP_UTC ((uint64_t)1 << 62)
+
+static inline int two(const uint8_t *p) { return (p[0] - '0') * 10 + (p[1] - '0'); }
+
+/* days from 1970-01-01 to y-m-d (proleptic Gregorian; H. Hinnant's days_from_civil) */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int days_in_month(int y, int m) {
+    static const int dim[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 ? 28 + leap : dim[m];
+}
+
+/* The stamp at p (a line's start; end: its newline): where the host starts (after the stamp
+ * and one space), with the minute key and the microseconds within the minute; 0 when the line
+ * does not start with a stamp read here. */
+static int64_t stamp_at(const uint8_t *p, const uint8_t *end, uint64_t *key, int64_t *us) {
+    int64_t n = end - p;
+    if (n >= 16 && is_upper(p[0])) {
+        /* [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} */
+        if (!is_lower(p[1]) || !is_lower(p[2]) || p[3] != ' ') return 0;
+        if (!(p[4] == ' ' || is_digit(p[4])) || !is_digit(p[5]) || p[6] != ' ') return 0;
+        if (!is_digit(p[7]) || !is_digit(p[8]) || p[9] != ':' || !is_digit(p[10]) || !is_digit(p[11])) return 0;
+        if (p[12] != ':' || !is_digit(p[13]) || !is_digit(p[14]) || p[15] != ' ') return 0;
+        static const int at[9] = {0, 1, 2, 4, 5, 7, 8, 10, 11};
+        uint64_t k = 0;
+        for (int i = 0; i < 9; i++) k = k << 7 | p[at[i]];
+        *key = k;
+        *us = (int64_t)two(p + 13) * 1000000;
+        return 16;
+    }
+    /* [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2} */
+    if (n < 20) return 0;
+    for (int i = 0; i < 19; i++) {
+        int want = i == 4 || i == 7 ? '-' : i == 10 ? 'T' : i == 13 || i == 16 ? ':' : 0;
+        if (want ? p[i] != want : !is_digit(p[i])) return 0;
+    }
+    int y = two(p) * 100 + two(p + 2), mo = two(p + 5), d = two(p + 8), hh = two(p + 11), mi = two(p + 14),
+        ss = two(p + 17);
+    if (y < 1971 || y > 9998 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || hh > 23 || mi > 59 ||
+        ss > 59)
+        return 0;
+    const uint8_t *x = p + 19;
+    int64_t frac = 0;
+    if (x < end && *x == '.') {
+        x++;
+        const uint8_t *f0 = x;
+        int digits = 0;
+        while (x < end && is_digit(*x)) {
+            if (digits < 6) frac = frac * 10 + (*x - '0'), digits++;
+            x++;
+        }
+        if (x == f0) return 0;
+        for (; digits < 6; digits++) frac *= 10;
+    }
+    int zoned = 0, offset = 0; /* minutes east of UTC */
+    if (x < end && *x == 'Z') {
+        zoned = 1;
+        x++;
+    } else if (x < end && (*x == '+' || *x == '-')) {
+        int sign = *x == '-' ? -1 : 1;
+        x++;
+        if (end - x < 4 || !is_digit(x[0]) || !is_digit(x[1])) return 0;
+        int oh = two(x);
+        x += 2;
+        if (*x == ':') x++;
+        if (end - x < 2 || !is_digit(x[0]) || !is_digit(x[1])) return 0;
+        int om = two(x);
+        x += 2;
+        if (oh > 23 || om > 59) return 0;
+        zoned = 1;
+        offset = sign * (oh * 60 + om);
+    }
+    if (x >= end || *x != ' ') return 0;
+    if (zoned) {
+        int64_t minute = days_from_civil(y, mo, d) * 1440 + hh * 60 + mi - offset;
+        *key = STAMP_ISO | STAMP_UTC | (uint64_t)minute;
+    } else {
+        *key = STAMP_ISO | (uint64_t)y << 20 | (uint64_t)mo << 16 | (uint64_t)d << 11 | (uint64_t)hh << 6 | (uint64_t)mi;
+    }
+    *us = (int64_t)ss * 1000000 + frac;
+    return x + 1 - p;
+}
+
 /* What one line is, and where its fields are (positions are offsets in the block). */
 typedef struct {
     int kind;
     int64_t qs, qe;          /* queue id [qs, qe); qe is the ':' of the ": " after it */
     int64_t vs, ve;          /* from=<…> or message-id=<…>: the value */
-    int64_t host_end, rcpt_end, dom_start, relay_s, relay_e, dsn_s, status_pos, status_end;
+    int64_t host_s, host_end, rcpt_end, dom_start, relay_s, relay_e, dsn_s, status_pos, status_end;
+    uint64_t key;            /* the stamp's minute (stamp_at) */
+    int64_t us;              /* and the microseconds within it */
     int status_code;         /* 1 sent, 2 deferred, 3 bounced, 4 expired, 5 undeliverable */
     int has_text, bad;
 } line_t;
@@ -140,13 +244,10 @@ static int addr_ends_ok(const uint8_t *a, const uint8_t *b, int utf8) {
 
 static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf8) {
     const uint8_t *p = d + s, *end = d + e; /* end points at the newline */
-    if (end - p < 16) return 0;
-    /* [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} */
-    if (!is_upper(p[0]) || !is_lower(p[1]) || !is_lower(p[2]) || p[3] != ' ') return 0;
-    if (!(p[4] == ' ' || is_digit(p[4])) || !is_digit(p[5]) || p[6] != ' ') return 0;
-    if (!is_digit(p[7]) || !is_digit(p[8]) || p[9] != ':' || !is_digit(p[10]) || !is_digit(p[11])) return 0;
-    if (p[12] != ':' || !is_digit(p[13]) || !is_digit(p[14]) || p[15] != ' ') return 0;
-    p += 16;
+    int64_t host = stamp_at(p, end, &L->key, &L->us);
+    if (!host) return 0;
+    p += host;
+    L->host_s = p - d;
     const uint8_t *h = p;
     while (p < end && (CLASS[*p] & CL_HOST)) p++;
     if (p == h || p >= end || *p != ' ') return 0;
@@ -360,8 +461,8 @@ int64_t count_lines(const uint8_t *d, int64_t len) {
 }
 
 /* Scan a block. Out, per line: line_starts[n + 1], cls[n] (C_SKIP / C_FEED / C_FAST / C_RAW);
- * per fast line (in order; n_fast of them): f_line, f_kind, f_qs, f_qe, f_key (the minute),
- * f_secs, f_vs, f_ve (from= / message-id= value);
+ * per fast line (in order; n_fast of them): f_line, f_kind, f_qs, f_qe, f_key (the stamp's
+ * minute, stamp_at), f_us (the microseconds within it), f_vs, f_ve (from= / message-id= value);
  * per delivery line that is cut here (kind K_DELIVERY; n_deliv of them): d_fast (its number
  * among the fast lines) and the positions of its fields.
  * counts[0..2] = n_lines, n_fast, n_deliv. Returns 0, or -1 when the block holds no newline (or
@@ -371,8 +472,8 @@ int64_t count_lines(const uint8_t *d, int64_t len) {
 int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *line_starts, uint8_t *cls,
                int64_t *f_line, int8_t *f_kind, int64_t *f_qs, int64_t *f_qe, uint64_t *f_key,
-               int64_t *f_secs, int64_t *f_vs, int64_t *f_ve,
-               int64_t *d_fast, int64_t *d_host_end, int64_t *d_rcpt_end, int64_t *d_dom_start,
+               int64_t *f_us, int64_t *f_vs, int64_t *f_ve,
+               int64_t *d_fast, int64_t *d_host_s, int64_t *d_host_end, int64_t *d_rcpt_end, int64_t *d_dom_start,
                int64_t *d_relay_s, int64_t *d_relay_e, int64_t *d_dsn_s, int64_t *d_status_pos,
                int64_t *d_status_end, int8_t *d_status_code, uint8_t *d_has_text, int64_t *counts) {
     int64_t n = 0, nf = 0, nd = 0, s = 0;
@@ -408,15 +509,13 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
             f_kind[nf] = L.bad ? K_FEED : L.kind;
             f_qs[nf] = L.qs;
             f_qe[nf] = L.qe;
-            uint64_t key = 0;
-            static const int at[9] = {0, 1, 2, 4, 5, 7, 8, 10, 11};
-            for (int k = 0; k < 9; k++) key = key << 7 | d[s + at[k]];
-            f_key[nf] = key;
-            f_secs[nf] = (d[s + 13] - '0') * 10 + (d[s + 14] - '0');
+            f_key[nf] = L.key;
+            f_us[nf] = L.us;
             f_vs[nf] = L.vs;
             f_ve[nf] = L.ve;
             if (L.kind == K_DELIVERY && !L.bad) {
                 d_fast[nd] = nf;
+                d_host_s[nd] = L.host_s;
                 d_host_end[nd] = L.host_end;
                 d_rcpt_end[nd] = L.rcpt_end;
                 d_dom_start[nd] = L.dom_start;
@@ -764,10 +863,15 @@ static ALWAYS_INLINE int starts_at(const uint8_t *p, const uint8_t *end, const c
 
 /* " sendmail", " sm-mta" or " sm-msp-queue" somewhere in the line */
 static int has_sm_program(const uint8_t *p, const uint8_t *end) {
-    /* where the program is in a syslog line (after the 16-byte stamp and the host): one look
-       there finds it in nearly every line of a sendmail log, the search below in the others */
+    /* where the program is in a syslog line (after the stamp, 16 bytes or an RFC 3339 one, and
+       the host): one look there finds it in nearly every line of a sendmail log, the search
+       below in the others */
     if (end - p > 16) {
         const uint8_t *x = p + 16;
+        if (is_digit(p[0])) { /* past the rest of an RFC 3339 stamp */
+            while (x < end && *x != ' ') x++;
+            x++;
+        }
         while (x < end && *x != ' ') x++;
         if (starts_at(x, end, " sendmail") || starts_at(x, end, " sm-mta") || starts_at(x, end, " sm-msp-queue")) return 1;
     }
@@ -822,7 +926,8 @@ static const uint8_t *stat_once(const uint8_t *p, const uint8_t *end) {
 }
 
 int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, int64_t rcap,
-                  int64_t *line_starts, int8_t *kind, int64_t *host_e, int64_t *qid_s, int64_t *qid_e,
+                  int64_t *line_starts, int8_t *kind, uint64_t *t_key, int64_t *t_us, int64_t *host_s,
+                  int64_t *host_e, int64_t *qid_s, int64_t *qid_e,
                   int64_t *a_s, int64_t *a_e, int64_t *b_s, int64_t *b_e, int64_t *c_s, int64_t *c_e,
                   int64_t *r_s, int64_t *r_e, int64_t *s_s, int64_t *nrcpts,
                   int64_t *rcpt_line, int64_t *rcpt_s, int64_t *rcpt_e, int64_t *rcpt_dom, uint8_t *rcpt_high,
@@ -851,12 +956,11 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
             k = S_FEED;
             /* the prefix: stamp, host, program[pid]: */
             const uint8_t *x = p;
-            int ok = end - x >= 16 && is_upper(x[0]) && is_lower(x[1]) && is_lower(x[2]) && x[3] == ' ' &&
-                     (x[4] == ' ' || is_digit(x[4])) && is_digit(x[5]) && x[6] == ' ' && is_digit(x[7]) &&
-                     is_digit(x[8]) && x[9] == ':' && is_digit(x[10]) && is_digit(x[11]) && x[12] == ':' &&
-                     is_digit(x[13]) && is_digit(x[14]) && x[15] == ' ';
+            int64_t host = stamp_at(p, end, &t_key[n], &t_us[n]);
+            int ok = host > 0;
             if (ok) {
-                x += 16;
+                x += host;
+                host_s[n] = x - d;
                 const uint8_t *h0 = x;
                 while (x < end && *x >= '!' && *x <= '~') x++;
                 ok = x > h0 && x < end && *x == ' ';
@@ -1576,4 +1680,4 @@ void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, co
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 11; }
+int scanner_abi(void) { return 12; }
