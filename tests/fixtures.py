@@ -759,12 +759,14 @@ def assert_same(fast, slow):
 
 
 def generated_log(tmp_path, mta: str, lines: int = 20_000, seed: int = 3, ascii_only: bool = False,
-                  stamps: str = "traditional") -> Path:
+                  stamps: str = "traditional", splogger: bool = False) -> Path:
     """A Japanese sender's log of `mta` from bench/gen_logs.py (one day); `stamps="rfc3339"`:
-    with the stamps rsyslog writes by default (`2026-11-01T00:00:02.140891+09:00`)."""
-    log = tmp_path / f"{mta}-{lines}-{seed}-{ascii_only}-{stamps}.log"
+    with the stamps rsyslog writes by default (`2026-11-01T00:00:02.140891+09:00`); `splogger`:
+    qmail's lines through splogger into syslog."""
+    log = tmp_path / f"{mta}-{lines}-{seed}-{ascii_only}-{stamps}-{splogger}.log"
     subprocess.run([sys.executable, str(GEN_LOGS), str(log), "--mta", mta, "--lines", str(lines), "--seed", str(seed),
-                    "--days", "1", "--stamps", stamps, *(["--ascii"] if ascii_only else [])], check=True)
+                    "--days", "1", "--stamps", stamps, *(["--ascii"] if ascii_only else []),
+                    *(["--splogger"] if splogger else [])], check=True)
     return log
 
 

@@ -50,7 +50,7 @@ class Scanner:
         lib.scan_sendmail.restype = ctypes.c_int
         lib.scan_sendmail.argtypes = [_P, _I64, _I64, _I64, _I64] + [_P] * 25
         lib.scan_qmail.restype = ctypes.c_int
-        lib.scan_qmail.argtypes = [_P, _I64, _I64, _I64] + [_P] * 12
+        lib.scan_qmail.argtypes = [_P, _I64, _I64, _I64] + [_P] * 14
         lib.has_markers.restype = ctypes.c_int
         lib.has_markers.argtypes = [ctypes.c_char_p, _I64, ctypes.c_char_p, ctypes.c_int]
         lib.line_kinds.restype = _I64
@@ -145,10 +145,12 @@ class Scanner:
         return out
 
     QMAIL_LINE = (("kind", np.int8), ("ts", np.int64), ("k_s", np.int64), ("k_e", np.int64), ("m_s", np.int64),
-                  ("m_e", np.int64), ("v_s", np.int64), ("v_e", np.int64), ("w_s", np.int64), ("flag", np.int8))
+                  ("m_e", np.int64), ("v_s", np.int64), ("v_e", np.int64), ("w_s", np.int64), ("flag", np.int8),
+                  ("host_s", np.int64), ("host_e", np.int64))
 
     def scan_qmail(self, block: bytes, max_line: int) -> dict | None:
-        """Per line of a qmail (multilog) block: kind, time, fields (see scan_qmail in the C)."""
+        """Per line of a qmail block (multilog or splogger): kind, time, fields, host (host_s
+        -1: none in the line) (see scan_qmail in the C)."""
         cap = self.lib.count_lines(block, len(block))
         if cap == 0:
             return None

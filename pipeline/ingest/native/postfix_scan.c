@@ -1232,9 +1232,60 @@ static const uint8_t *digits(const uint8_t *p, const uint8_t *end) {
     return x > p ? x : NULL;
 }
 
+/* The prefix of a splogger line (qmail.py's _split): a syslog stamp of a day that every year has
+ * (stamp_at; a traditional one names a month, a day the month always has and an hour of the
+ * day, so that the parser's year and time cannot fail), a host of printable ASCII, a program
+ * `qmail…` with an optional [pid], ": ", then splogger's own stamp (9-10 digits, '.', 1-6 digits:
+ * Unix time, which the parser prefers to syslog's) and white space. The message's start, with
+ * the time and the host; NULL for any other line (the parser reads it). */
+static const uint8_t *splogger_prefix(const uint8_t *p, const uint8_t *end, int64_t *ts, const uint8_t **hs,
+                                      const uint8_t **he) {
+    static const char MONTHS[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    uint64_t key;
+    int64_t us;
+    int64_t h = stamp_at(p, end, &key, &us);
+    if (!h) return NULL;
+    if (!(key & STAMP_ISO)) {
+        int mon = 0;
+        for (int i = 0; i < 12 && !mon; i++)
+            if (same(p, MONTHS + 3 * i, 3)) mon = i + 1;
+        int day = (p[4] == ' ' ? 0 : p[4] - '0') * 10 + (p[5] - '0');
+        if (!mon || day < 1 || day > (mon == 2 ? 28 : days_in_month(2001, mon)) || two(p + 7) > 23) return NULL;
+    }
+    const uint8_t *x = p + h, *h0 = x;
+    while (x < end && *x >= '!' && *x <= '~') x++;
+    if (x == h0 || x >= end || *x != ' ') return NULL;
+    *hs = h0;
+    *he = x;
+    x++;
+    if (!starts_at(x, end, "qmail")) return NULL;
+    while (x < end && *x >= '!' && *x <= '~' && *x != '[' && *x != ':') x++;
+    if (x < end && *x == '[') {
+        const uint8_t *pid = ++x;
+        while (x < end && is_digit(*x)) x++;
+        if (x == pid || x >= end || *x != ']') return NULL;
+        x++;
+    }
+    if (!starts_at(x, end, ": ")) return NULL;
+    x += 2;
+    const uint8_t *s0 = x;
+    int64_t secs = 0, frac = 0;
+    while (x < end && is_digit(*x) && x - s0 < 11) secs = secs * 10 + (*x++ - '0');
+    if (x - s0 < 9 || x - s0 > 10 || x >= end || *x != '.') return NULL;
+    const uint8_t *f0 = ++x;
+    while (x < end && is_digit(*x) && x - f0 < 7) frac = frac * 10 + (*x++ - '0');
+    int64_t digits = x - f0;
+    if (digits < 1 || digits > 6 || x >= end || !is_pyspace(*x)) return NULL;
+    for (; digits < 6; digits++) frac *= 10;
+    while (x < end && is_pyspace(*x)) x++;
+    *ts = secs * 1000000 + frac;
+    return x;
+}
+
 int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *line_starts, int8_t *kind, int64_t *ts, int64_t *k_s, int64_t *k_e,
-               int64_t *m_s, int64_t *m_e, int64_t *v_s, int64_t *v_e, int64_t *w_s, int8_t *flag, int64_t *counts) {
+               int64_t *m_s, int64_t *m_e, int64_t *v_s, int64_t *v_e, int64_t *w_s, int8_t *flag,
+               int64_t *host_s, int64_t *host_e, int64_t *counts) {
     static const uint64_t BASE = 4611686018427387914ULL; /* 2^62 + 10 */
     int64_t n = 0, s = 0;
     line_starts[0] = 0;
@@ -1252,10 +1303,20 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
             high = kind == 1;
         }
         int interesting = !raw && (find(p, end, "deliver") || find(p, end, " msg "));
+        host_s[n] = -1; /* multilog: no host in the line */
+        const uint8_t *x = NULL; /* the message, once the line's stamp is read */
         if (raw) {
             k = Q_FEED;
         } else if (interesting && *p != '@') {
-            k = Q_FEED; /* splogger or bare stamps: feed() */
+            /* splogger; a bare stamp or any other shape: feed() */
+            const uint8_t *hs, *he;
+            x = splogger_prefix(p, end, &ts[n], &hs, &he);
+            if (x) {
+                host_s[n] = hs - d;
+                host_e[n] = he - d;
+            } else {
+                k = Q_FEED;
+            }
         } else if (interesting) {
             /* @ + 16 + 8 hex digits, whitespace, the message */
             uint64_t label = 0, nanos = 0;
@@ -1270,96 +1331,99 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
             if (ok && (label < BASE || label - BASE >= ((uint64_t)1 << 40))) {
                 k = Q_FEED; /* a stamp far outside our time: feed()'s arithmetic */
             } else if (ok) {
-                const uint8_t *x = p + 25;
+                x = p + 25;
                 while (x < end && is_pyspace(*x)) x++;
                 ts[n] = (int64_t)(label - BASE) * 1000000 + (int64_t)(nanos / 1000);
-                const uint8_t *y, *z;
-                if (starts_at(x, end, "delivery ")) {
-                    k = Q_FEED; /* unless of the usual shape */
-                    y = digits(x + 9, end);
-                    if (y && starts_at(y, end, ": ")) {
-                        k_s[n] = x + 9 - d;
-                        k_e[n] = y - d;
-                        z = y + 2;
-                        int word = starts_at(z, end, "success:") ? 1 : starts_at(z, end, "deferral:") ? 2 :
-                                   starts_at(z, end, "failure:") ? 3 : 0;
-                        if (word) {
-                            z += word == 1 ? 8 : word == 2 ? 9 : 8;
-                            if (z < end && *z == ' ') z++;
-                            int printable = 1;
-                            for (const uint8_t *c = z; c < end; c++) printable &= *c >= 0x20 && *c < 0x7f;
-                            if (printable) {
-                                k = Q_RESULT;
-                                flag[n] = (int8_t)word;
-                                v_s[n] = z - d;
-                                v_e[n] = e;
-                            }
+            }
+        }
+        if (x) {
+            /* the message (of a multilog or a splogger line: read the same way) */
+            const uint8_t *y, *z;
+            if (starts_at(x, end, "delivery ")) {
+                k = Q_FEED; /* unless of the usual shape */
+                y = digits(x + 9, end);
+                if (y && starts_at(y, end, ": ")) {
+                    k_s[n] = x + 9 - d;
+                    k_e[n] = y - d;
+                    z = y + 2;
+                    int word = starts_at(z, end, "success:") ? 1 : starts_at(z, end, "deferral:") ? 2 :
+                               starts_at(z, end, "failure:") ? 3 : 0;
+                    if (word) {
+                        z += word == 1 ? 8 : word == 2 ? 9 : 8;
+                        if (z < end && *z == ' ') z++;
+                        int printable = 1;
+                        for (const uint8_t *c = z; c < end; c++) printable &= *c >= 0x20 && *c < 0x7f;
+                        if (printable) {
+                            k = Q_RESULT;
+                            flag[n] = (int8_t)word;
+                            v_s[n] = z - d;
+                            v_e[n] = e;
                         }
-                    }
-                } else if (starts_at(x, end, "starting delivery ")) {
-                    k = Q_FEED;
-                    y = digits(x + 18, end);
-                    if (y && starts_at(y, end, ": msg ")) {
-                        k_s[n] = x + 18 - d;
-                        k_e[n] = y - d;
-                        z = digits(y + 6, end);
-                        if (z && starts_at(z, end, " to ")) {
-                            m_s[n] = y + 6 - d;
-                            m_e[n] = z - d;
-                            int local = starts_at(z + 4, end, "local ") ? 1 : starts_at(z + 4, end, "remote ") ? 0 : -1;
-                            if (local >= 0) {
-                                const uint8_t *r = z + 4 + (local ? 6 : 7), *re = r;
-                                while (re < end && !is_pyspace(*re)) re++;
-                                int plain = re > r;
-                                for (const uint8_t *c = r; c < re; c++) plain &= *c != '"';
-                                /* a non-ASCII recipient (normalised in Python): \S+ ends at any Unicode space */
-                                for (const uint8_t *c = r; high && plain && c < re; c++) plain &= *c < 0x80 || !uspace_at(c, re);
-                                /* normalise_address: strip("<>"), lower (the C gather lowers) */
-                                while (r < re && (*r == '<' || *r == '>')) r++;
-                                while (re > r && (re[-1] == '<' || re[-1] == '>')) re--;
-                                if (plain) {
-                                    k = Q_START;
-                                    flag[n] = (int8_t)local;
-                                    v_s[n] = r - d;
-                                    v_e[n] = re - d;
-                                    const uint8_t *at = re; /* the domain: after the last '@' (none: empty) */
-                                    for (const uint8_t *c = re; c > r; c--)
-                                        if (c[-1] == '@') { at = c; break; }
-                                    w_s[n] = at - d;
-                                }
-                            }
-                        }
-                    }
-                } else if (starts_at(x, end, "info msg ")) {
-                    y = digits(x + 9, end);
-                    if (y && starts_at(y, end, ": bytes ")) {
-                        z = digits(y + 8, end);
-                        if (z && starts_at(z, end, " from <")) {
-                            const uint8_t *a = z + 7, *b = a;
-                            while (b < end && *b != '>') b++;
-                            if (b < end) {
-                                int plain = 1;
-                                for (const uint8_t *c = a; c < b; c++) plain &= *c >= 0x21 && *c != '"';
-                                k = plain ? Q_INFO : Q_FEED;
-                                k_s[n] = x + 9 - d;
-                                k_e[n] = y - d;
-                                while (a < b && *a == '<') a++;
-                                v_s[n] = a - d;
-                                v_e[n] = b - d;
-                            }
-                        }
-                    }
-                } else if (starts_at(x, end, "end msg ")) {
-                    y = digits(x + 8, end);
-                    if (y) {
-                        k = Q_END;
-                        k_s[n] = x + 8 - d;
-                        k_e[n] = y - d;
                     }
                 }
+            } else if (starts_at(x, end, "starting delivery ")) {
+                k = Q_FEED;
+                y = digits(x + 18, end);
+                if (y && starts_at(y, end, ": msg ")) {
+                    k_s[n] = x + 18 - d;
+                    k_e[n] = y - d;
+                    z = digits(y + 6, end);
+                    if (z && starts_at(z, end, " to ")) {
+                        m_s[n] = y + 6 - d;
+                        m_e[n] = z - d;
+                        int local = starts_at(z + 4, end, "local ") ? 1 : starts_at(z + 4, end, "remote ") ? 0 : -1;
+                        if (local >= 0) {
+                            const uint8_t *r = z + 4 + (local ? 6 : 7), *re = r;
+                            while (re < end && !is_pyspace(*re)) re++;
+                            int plain = re > r;
+                            for (const uint8_t *c = r; c < re; c++) plain &= *c != '"';
+                            /* a non-ASCII recipient (normalised in Python): \S+ ends at any Unicode space */
+                            for (const uint8_t *c = r; high && plain && c < re; c++) plain &= *c < 0x80 || !uspace_at(c, re);
+                            /* normalise_address: strip("<>"), lower (the C gather lowers) */
+                            while (r < re && (*r == '<' || *r == '>')) r++;
+                            while (re > r && (re[-1] == '<' || re[-1] == '>')) re--;
+                            if (plain) {
+                                k = Q_START;
+                                flag[n] = (int8_t)local;
+                                v_s[n] = r - d;
+                                v_e[n] = re - d;
+                                const uint8_t *at = re; /* the domain: after the last '@' (none: empty) */
+                                for (const uint8_t *c = re; c > r; c--)
+                                    if (c[-1] == '@') { at = c; break; }
+                                w_s[n] = at - d;
+                            }
+                        }
+                    }
+                }
+            } else if (starts_at(x, end, "info msg ")) {
+                y = digits(x + 9, end);
+                if (y && starts_at(y, end, ": bytes ")) {
+                    z = digits(y + 8, end);
+                    if (z && starts_at(z, end, " from <")) {
+                        const uint8_t *a = z + 7, *b = a;
+                        while (b < end && *b != '>') b++;
+                        if (b < end) {
+                            int plain = 1;
+                            for (const uint8_t *c = a; c < b; c++) plain &= *c >= 0x21 && *c != '"';
+                            k = plain ? Q_INFO : Q_FEED;
+                            k_s[n] = x + 9 - d;
+                            k_e[n] = y - d;
+                            while (a < b && *a == '<') a++;
+                            v_s[n] = a - d;
+                            v_e[n] = b - d;
+                        }
+                    }
+                }
+            } else if (starts_at(x, end, "end msg ")) {
+                y = digits(x + 8, end);
+                if (y) {
+                    k = Q_END;
+                    k_s[n] = x + 8 - d;
+                    k_e[n] = y - d;
+                }
             }
-            if (high && k != Q_START) k = Q_FEED; /* of a non-ASCII line, only a start is read here */
         }
+        if (interesting && high && k != Q_START) k = Q_FEED; /* of a non-ASCII line, only a start is read here */
         kind[n] = k;
         n++;
         s = e + 1;
