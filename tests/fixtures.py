@@ -770,11 +770,12 @@ def generated_log(tmp_path, mta: str, lines: int = 20_000, seed: int = 3, ascii_
     return log
 
 
-# RFC 3339 stamps of every shape the per-line parsers' SYSLOG_STAMP takes or nearly takes: zones
+# Stamps of every shape the per-line parsers' SYSLOG_STAMP takes or nearly takes. RFC 3339: zones
 # (Z, +hh:mm, +hhmm, -00:00, none: local time, in New York a time that does not exist and one that
 # is there twice), fractions of 1 to 12 digits, and what is no date or time (Feb 30, a leap
 # second, hour 24, zone +24:00 or +09:60, year 1970 in Tokyo: before the epoch), a space for T.
-ODD_RFC3339_STAMPS = (
+# Traditional with a fraction (journalctl -o short-precise), and a '.' without digits.
+ODD_STAMPS = (
     "2026-11-10T09:00:00.123456+09:00", "2026-11-10T09:00:01Z", "2026-11-10T09:00:02+0900",
     "2026-11-09T19:00:03-05:00", "2026-11-10T09:00:04", "2026-11-10T09:00:05.1+09:00",
     "2026-11-10T09:00:06.123456789012+09:00", "2026-02-30T09:00:07+09:00", "2026-11-10T23:59:60+09:00",
@@ -782,10 +783,11 @@ ODD_RFC3339_STAMPS = (
     "2026-11-10T09:00:09+09", "2026-11-10T09:00:10+24:00", "2026-11-10T09:00:11+09:60",
     "2026-11-10T09:00:12.+09:00", "2026-03-08T02:30:00", "2026-11-01T01:30:00", "2026-11-10T09:00:13-00:00",
     "9999-12-31T23:59:59+09:00", "2026-12-31T23:59:59.999999-12:00", "2024-02-29T12:00:00+05:45",
+    "Nov 10 09:00:14.5", "Nov 10 09:00:15.123456789", "Nov  9 23:59:59.999999", "Nov 10 09:00:16.",
 )
 
 
-def restamped(text: str, stamps=ODD_RFC3339_STAMPS) -> str:
+def restamped(text: str, stamps=ODD_STAMPS) -> str:
     """`text` (traditional syslog lines) with each line's stamp replaced by the next of `stamps`."""
     out = []
     for i, line in enumerate(text.splitlines(keepends=True)):

@@ -26,7 +26,7 @@ from pipeline.core.config import load_config
 from pipeline.ingest.engine import ingest
 from pipeline.ingest.parsers import ParseContext, postfix_block
 from pipeline.ingest.parsers.common import QueueParser
-from fixtures import ODD_RFC3339_STAMPS, TOKYO, assert_same, generated_log, restamped
+from fixtures import ODD_STAMPS, TOKYO, assert_same, generated_log, restamped
 from fixtures import ingest_both as ingest_both_formats
 
 CTX = ParseContext(tz=TOKYO, year=2026)
@@ -234,8 +234,21 @@ def test_the_fast_path_takes_rfc3339_lines(tmp_path):
     assert iso_fast > 10_000
 
 
+def test_traditional_stamps_with_a_fraction_take_the_fast_path(tmp_path, monkeypatch):
+    """journalctl -o short-precise (`Nov 10 09:00:00.123456 host …`): read column-wise, with the
+    per-line parser's result; the only lines fed one by one are the expiries."""
+    text = generated_log(tmp_path, "postfix", lines=6000).read_text()
+    log = write_log(tmp_path, "".join(ln[:15] + f".{i % 1000:03d}" + ln[15:]
+                                      for i, ln in enumerate(text.splitlines(keepends=True))))
+    fast, slow = ingest_both(tmp_path, [log], 64 * 1024, monkeypatch)
+    assert_same(fast, slow)
+    assert sum(1 for row in fast[0] if row[1].microsecond) > 0.9 * len(fast[0])
+    fed, expiries, _ = fed_and_fast_stamps(log)
+    assert fed == expiries
+
+
 @pytest.mark.parametrize("timezone", ["Asia/Tokyo", "America/New_York"])
-def test_odd_rfc3339_stamps_give_the_per_line_result(tmp_path, monkeypatch, timezone):
+def test_odd_stamps_give_the_per_line_result(tmp_path, monkeypatch, timezone):
     """Every shape of RFC 3339 stamp (zones, no zone: local time, also where it does not exist or
     is there twice; long and short fractions; no date or time: Feb 30, a leap second, hour 24,
     zone +24:00; a space for T) in odd lines and in joined traffic: the block reader's result is

@@ -162,10 +162,10 @@ def test_rfc3339_stamps_at_any_block_size(tmp_path, monkeypatch, block_bytes):
 
 
 @pytest.mark.parametrize("timezone", ["Asia/Tokyo", "America/New_York"])
-def test_odd_rfc3339_stamps_give_the_per_line_result(tmp_path, monkeypatch, timezone):
-    """Every shape of RFC 3339 stamp (fixtures.ODD_RFC3339_STAMPS: zones, local time where it
-    does not exist or is there twice, fractions, what is no date or time) in odd lines and in
-    joined traffic: the block reader's result is the per-line parser's."""
+def test_odd_stamps_give_the_per_line_result(tmp_path, monkeypatch, timezone):
+    """Every shape of stamp (fixtures.ODD_STAMPS: RFC 3339 zones, local time where it does not
+    exist or is there twice, fractions, what is no date or time; traditional with a fraction)
+    in odd lines and in joined traffic: the block reader's result is the per-line parser's."""
     traffic = generated(tmp_path, lines=4000, ascii_only=True).read_text()
     log = tmp_path / "maillog"
     log.write_text(restamped(ODD) + restamped(traffic))

@@ -103,8 +103,9 @@ static inline const uint8_t *find(const uint8_t *p, const uint8_t *end, const ch
 }
 
 /* --- syslog stamps (common.SYSLOG_STAMP; what the per-line parsers make of them) ------------
- * Traditional `Mon DD hh:mm:ss` (its year and zone are the file's: the minute goes to Python as
- * its 9 characters packed 7 bits each, top bit 0), or RFC 3339 as rsyslog writes it by default
+ * Traditional `Mon DD hh:mm:ss`, with a fraction too (journalctl -o short-precise), its year and
+ * zone the file's: the minute goes to Python as its 9 characters packed 7 bits each, top bit 0;
+ * or RFC 3339 as rsyslog writes it by default
  * (`2024-08-26T01:33:38.572449+09:00`) and journalctl -o short-iso (`…T01:33:38+0900`): a
  * valid date and time, 'T', an optional fraction (its first 6 digits are the microseconds, as
  * datetime.fromisoformat reads them), an optional zone (Z, +hh:mm or +hhmm). Its minute key has
@@ -133,6 +134,25 @@ static int days_in_month(int y, int m) {
     return m == 2 ? 28 + leap : dim[m];
 }
 
+/* `.` and digits at x: their value as microseconds (the first 6 digits, as the parsers read a
+ * fraction), x moved past them; 0 with x unmoved when no '.' is there; -1 for a '.' alone. */
+static int64_t fraction_at(const uint8_t **x, const uint8_t *end) {
+    const uint8_t *f = *x;
+    if (f >= end || *f != '.') return 0;
+    f++;
+    const uint8_t *f0 = f;
+    int64_t frac = 0;
+    int digits = 0;
+    while (f < end && is_digit(*f)) {
+        if (digits < 6) frac = frac * 10 + (*f - '0'), digits++;
+        f++;
+    }
+    if (f == f0) return -1;
+    for (; digits < 6; digits++) frac *= 10;
+    *x = f;
+    return frac;
+}
+
 /* The stamp at p (a line's start; end: its newline): where the host starts (after the stamp
  * and one space), with the minute key and the microseconds within the minute; 0 when the line
  * does not start with a stamp read here. */
@@ -143,13 +163,16 @@ static int64_t stamp_at(const uint8_t *p, const uint8_t *end, uint64_t *key, int
         if (!is_lower(p[1]) || !is_lower(p[2]) || p[3] != ' ') return 0;
         if (!(p[4] == ' ' || is_digit(p[4])) || !is_digit(p[5]) || p[6] != ' ') return 0;
         if (!is_digit(p[7]) || !is_digit(p[8]) || p[9] != ':' || !is_digit(p[10]) || !is_digit(p[11])) return 0;
-        if (p[12] != ':' || !is_digit(p[13]) || !is_digit(p[14]) || p[15] != ' ') return 0;
+        if (p[12] != ':' || !is_digit(p[13]) || !is_digit(p[14])) return 0;
+        const uint8_t *x = p + 15;
+        int64_t frac = fraction_at(&x, end);
+        if (frac < 0 || x >= end || *x != ' ') return 0;
         static const int at[9] = {0, 1, 2, 4, 5, 7, 8, 10, 11};
         uint64_t k = 0;
         for (int i = 0; i < 9; i++) k = k << 7 | p[at[i]];
         *key = k;
-        *us = (int64_t)two(p + 13) * 1000000;
-        return 16;
+        *us = (int64_t)two(p + 13) * 1000000 + frac;
+        return x + 1 - p;
     }
     /* [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2} */
     if (n < 20) return 0;
@@ -163,18 +186,8 @@ static int64_t stamp_at(const uint8_t *p, const uint8_t *end, uint64_t *key, int
         ss > 59)
         return 0;
     const uint8_t *x = p + 19;
-    int64_t frac = 0;
-    if (x < end && *x == '.') {
-        x++;
-        const uint8_t *f0 = x;
-        int digits = 0;
-        while (x < end && is_digit(*x)) {
-            if (digits < 6) frac = frac * 10 + (*x - '0'), digits++;
-            x++;
-        }
-        if (x == f0) return 0;
-        for (; digits < 6; digits++) frac *= 10;
-    }
+    int64_t frac = fraction_at(&x, end);
+    if (frac < 0) return 0;
     int zoned = 0, offset = 0; /* minutes east of UTC */
     if (x < end && *x == 'Z') {
         zoned = 1;

@@ -59,11 +59,12 @@ from .postfix import PostfixParser, read_prefix, smtp_phase_of
 
 # --- the shapes the fast path takes (RE2 syntax; anything else goes to PostfixParser.feed) ------
 # A fixed-width traditional stamp (`Nov  3 16:04:31` or `Nov 03 …`: the minute and the seconds
-# sit at known offsets), or an RFC 3339 one as rsyslog writes it by default and journalctl -o
-# short-iso (`2024-08-26T01:33:38.572449+09:00`, `…T01:33:38+0900`), which _iso_stamps() then
-# reads (a date or time that is none, such as Feb 30, leaves the fast path).
+# sit at known offsets; with a fraction too, as journalctl -o short-precise writes it), or an RFC
+# 3339 one as rsyslog writes it by default and journalctl -o short-iso
+# (`2024-08-26T01:33:38.572449+09:00`, `…T01:33:38+0900`); _other_stamp() reads a stamp of other
+# than 15 characters (an RFC 3339 date or time that is none, such as Feb 30, leaves the fast path).
 _ISO_STAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
-_STAMP = r"(?:[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}|" + _ISO_STAMP + ") "
+_STAMP = r"(?:[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?|" + _ISO_STAMP + ") "
 # A host without space, ':' or '>' (so the first ": " ends the program and the first '>' ends
 # the address); a postfix program name without '[' or ':'.
 _HOST = r"[0-9A-Za-z._-]+"
@@ -221,10 +222,12 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
     cand_idx = np.flatnonzero(candidate)
     fast = np.zeros(n, bool)
     fast[cand_idx] = ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(cand_idx)), FAST_RE))
-    # RFC 3339 stamps (a digit first): their minute key, microseconds and end, or off the fast path
+    # RFC 3339 stamps (a digit first) and fractions: their minute key, microseconds and end, or
+    # off the fast path
     iso = {}
-    for i in np.flatnonzero(fast & (data[line_starts[:-1]] <= 57)).tolist():
-        iso[i] = _iso_stamp(block, int(line_starts[i]))
+    heads = line_starts[:-1]
+    for i in np.flatnonzero(fast & ((data[heads] <= 57) | (data[np.minimum(heads + 15, len(data) - 1)] == 46))).tolist():
+        iso[i] = _other_stamp(block, int(line_starts[i]))
         if iso[i] is None:
             fast[i] = False
             del iso[i]
@@ -311,13 +314,21 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
 
 
 _EPOCH_DAY = date(1970, 1, 1)
+_FRACTION_STAMP_RE = re.compile(rb"[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:([0-9]{2})\.([0-9]+) ")
 _ISO_STAMP_RE = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:(Z)|([+-])(\d\d):?(\d\d))? ")
 
 
-def _iso_stamp(block: bytes, at: int) -> tuple[int, int, int] | None:
+def _other_stamp(block: bytes, at: int) -> tuple[int, int, int] | None:
     """(minute key, microseconds within the minute, where the host starts, from `at`) of the
-    RFC 3339 stamp at `at`, as the compiled scanner's stamp_at() reads it; None for one it leaves
-    to the per-line parser (no date or time: Feb 30, a leap second; a year before 1971)."""
+    RFC 3339 stamp or traditional one with a fraction at `at`, as the compiled scanner's
+    stamp_at() reads it; None for one it leaves to the per-line parser (no date or time: Feb 30,
+    a leap second; a year before 1971)."""
+    m = _FRACTION_STAMP_RE.match(block, at)
+    if m is not None:
+        key = 0
+        for pos in (0, 1, 2, 4, 5, 7, 8, 10, 11):
+            key = key << 7 | block[at + pos]
+        return key, int(m.group(1)) * 1_000_000 + int(m.group(2)[:6].ljust(6, b"0")), m.end() - at
     m = _ISO_STAMP_RE.match(block, at)
     if m is None:
         return None
