@@ -2,12 +2,15 @@
 realistic logs of the three MTAs, side by side with its baselines on the same file, alternately.
 
 Usage: python bench/bench_ingest.py [--mta postfix sendmail qmail] [--sizes 1000000 5000000]
-       [--repeat 3] [--ascii] [--only-ours] [--workdir bench/out]
+       [--repeat 3] [--ascii] [--stamps traditional|rfc3339] [--splogger] [--only-ours] [--workdir bench/out]
 
 The logs come from bench/gen_logs.py (a Japanese sender's traffic: Postfix 3.7 shapes with UTF-8
 subject lines, SMTPUTF8 recipients and display names, a quarter of the messages deferred,
 several relays; sendmail with multi-recipient lines, the MSP hop and reply=; qmail multilog).
 --ascii writes the same traffic without any non-ASCII byte: the second row, never the headline.
+--stamps rfc3339 writes it (postfix, sendmail) with the stamps rsyslog writes by default since
+Debian 12 (`2026-11-01T00:00:02.140891+09:00`); --splogger writes qmail's lines through splogger
+into syslog (qmail's own default rc) instead of multilog.
 
 Each size is measured --repeat times; each time ours runs first, then each baseline, on the same
 file, so a slow spell of a shared machine hits all of them. Baselines: `pflogsumm --detail 0`
@@ -65,6 +68,9 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--ascii", action="store_true", help="ASCII-only logs (the second row)")
+    ap.add_argument("--stamps", choices=("traditional", "rfc3339"), default="traditional",
+                    help="syslog stamps of the generated logs (postfix, sendmail)")
+    ap.add_argument("--splogger", action="store_true", help="qmail through splogger into syslog")
     ap.add_argument("--only-ours", action="store_true", help="no baselines (throughput and memory at large sizes)")
     ap.add_argument("--workdir", default=str(HERE / "out"))
     args = ap.parse_args()
@@ -72,7 +78,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     pflogsumm = shutil.which("pflogsumm") or ("/usr/sbin/pflogsumm" if Path("/usr/sbin/pflogsumm").exists() else None)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(HERE.parent / "pipeline")], check=True)
-    kind = "ascii" if args.ascii else "realistic"
+    kind = ("ascii" if args.ascii else "realistic") + ("-rfc3339" if args.stamps == "rfc3339" else "") \
+        + ("-splogger" if args.splogger else "")
+    gen_args = [*(["--ascii"] if args.ascii else []), "--stamps", args.stamps, *(["--splogger"] if args.splogger else [])]
     table = []
     startup = {}
     for mta in args.mta:
@@ -81,7 +89,7 @@ def main() -> None:
         head = work / f"{mta}-{kind}-20.log"
         if not head.exists():
             subprocess.run([sys.executable, str(HERE / "gen_logs.py"), str(head), "--mta", mta, "--lines", "20",
-                            *(["--ascii"] if args.ascii else [])], check=True)
+                            *gen_args], check=True)
         fixed = []
         for _ in range(max(args.repeat, 3)):
             shutil.rmtree(work / f"data-{mta}", ignore_errors=True)
@@ -94,7 +102,7 @@ def main() -> None:
             log = work / f"{mta}-{kind}-{n}.log"
             if not log.exists():
                 subprocess.run([sys.executable, str(HERE / "gen_logs.py"), str(log), "--mta", mta, "--lines", str(n),
-                                *(["--ascii"] if args.ascii else [])], check=True)
+                                *gen_args], check=True)
             lines, non_ascii = count_lines(log)
             data = work / f"data-{mta}"
             runs = []

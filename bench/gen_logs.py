@@ -1,7 +1,7 @@
 """Generate realistic mail logs of a Japanese bulk sender, for benchmarks and tests.
 
 Usage: python bench/gen_logs.py OUT --mta postfix|sendmail|qmail [--lines 1000000] [--days 5]
-       [--seed 1] [--subjects 0.5] [--ascii]
+       [--seed 1] [--subjects 0.5] [--ascii] [--stamps traditional|rfc3339] [--splogger]
 
 What makes them realistic (DESIGN.md rule 11):
 - postfix: Postfix 3.7 shapes: pickup or smtpd (connect, client=, disconnect with command
@@ -22,6 +22,11 @@ What makes them realistic (DESIGN.md rule 11):
 
 --ascii writes the same traffic without any non-ASCII byte (no subject lines, no SMTPUTF8, no
 Japanese texts): the second benchmark row, never the headline.
+
+--stamps rfc3339 writes the same traffic (postfix, sendmail) with the stamps rsyslog writes by
+default since Debian 12 (`2026-11-01T00:00:02.140891+09:00`) instead of `Nov  1 00:00:02`.
+--splogger writes qmail's lines as qmail's own rc does (`qmail-start ./Mailbox splogger qmail`):
+`Nov  1 00:00:02 mx1 qmail: 1793491202.135520 …` (syslog stamp by --stamps) instead of multilog.
 """
 
 from __future__ import annotations
@@ -87,7 +92,13 @@ def remote_id(rng: random.Random) -> str:
 
 
 def stamp(dt: datetime) -> str:
+    """A syslog stamp of Japan time: traditional, or RFC 3339 (--stamps rfc3339)."""
+    if RFC3339:
+        return f"{dt:%Y-%m-%dT%H:%M:%S.%f}+09:00"
     return f"{MON[dt.month - 1]} {dt.day:2d} {dt:%H:%M:%S}"
+
+
+RFC3339 = False  # (main() sets it from --stamps)
 
 
 def recipient(rng: random.Random, ascii_only: bool) -> tuple[str, str, str]:
@@ -275,7 +286,11 @@ def qmail(out, args, rng: random.Random) -> None:
 
     def log(dt: datetime, msg: str) -> None:
         secs = int(dt.timestamp())
-        out.write(f"@{base + secs:016x}{rng.randrange(1 << 30):08x} {msg}\n")
+        nanos = rng.randrange(1 << 30) % 1_000_000_000
+        if args.splogger:  # qmail-send | splogger qmail: syslog's stamp and host, then splogger's Unix time
+            out.write(f"{stamp(dt)} mx1 qmail: {secs}.{nanos // 1000:06d} {msg}\n")
+        else:
+            out.write(f"@{base + secs:016x}{nanos:08x} {msg}\n")
         written[0] += 1
 
     m = 1000000
@@ -327,7 +342,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--subjects", type=float, default=0.5, help="share of messages with a UTF-8 Subject: line (postfix)")
     ap.add_argument("--ascii", action="store_true", help="no non-ASCII byte anywhere (the second benchmark row)")
+    ap.add_argument("--stamps", choices=("traditional", "rfc3339"), default="traditional",
+                    help="syslog stamps: `Nov  1 00:00:02` or `2026-11-01T00:00:02.140891+09:00` (postfix, sendmail)")
+    ap.add_argument("--splogger", action="store_true", help="qmail through splogger into syslog, not multilog")
     args = ap.parse_args()
+    global RFC3339
+    RFC3339 = args.stamps == "rfc3339"
     rng = random.Random(args.seed)
     with open(args.out, "w", encoding="utf-8", buffering=1 << 20) as out:
         {"postfix": postfix, "sendmail": sendmail, "qmail": qmail}[args.mta](out, args, rng)

@@ -728,7 +728,7 @@ Nov 10 12:00:02 mx1 postfix/smtp[3]: 1A2B3C4D0C: to=<q@docomo.ne.jp>, relay=mfsm
 GEN_LOGS = REPO / "bench" / "gen_logs.py"
 
 
-def ingest_both(tmp_path, paths, block_bytes=None, monkeypatch=None, *, fmt: str):
+def ingest_both(tmp_path, paths, block_bytes=None, monkeypatch=None, *, fmt: str, timezone: str = "Asia/Tokyo"):
     """Ingest `paths` column-wise (the block reader) and per line (the parser, the executable
     definition); both runs' (events, parser state, rejects, reject samples, lines, events parsed)."""
     import json
@@ -743,7 +743,7 @@ def ingest_both(tmp_path, paths, block_bytes=None, monkeypatch=None, *, fmt: str
     out = []
     for columnar in (True, False):
         data = tmp_path / f"data-{columnar}-{block_bytes}"
-        cfg = load_config(None, data_dir=data, timezone="Asia/Tokyo")
+        cfg = load_config(None, data_dir=data, timezone=timezone)
         s = ingest(cfg, paths, fmt=fmt, year=2026, columnar=columnar)
         events = pipeline.connect(data).sql("SELECT * FROM events ORDER BY event_id").fetchall() \
             if (data / "events").is_dir() else []
@@ -758,12 +758,41 @@ def assert_same(fast, slow):
         assert a == b, f"column-wise and per-line ingest differ in {name}"
 
 
-def generated_log(tmp_path, mta: str, lines: int = 20_000, seed: int = 3, ascii_only: bool = False) -> Path:
-    """A Japanese sender's log of `mta` from bench/gen_logs.py (one day)."""
-    log = tmp_path / f"{mta}-{lines}-{seed}-{ascii_only}.log"
+def generated_log(tmp_path, mta: str, lines: int = 20_000, seed: int = 3, ascii_only: bool = False,
+                  stamps: str = "traditional", splogger: bool = False) -> Path:
+    """A Japanese sender's log of `mta` from bench/gen_logs.py (one day); `stamps="rfc3339"`:
+    with the stamps rsyslog writes by default (`2026-11-01T00:00:02.140891+09:00`); `splogger`:
+    qmail's lines through splogger into syslog."""
+    log = tmp_path / f"{mta}-{lines}-{seed}-{ascii_only}-{stamps}-{splogger}.log"
     subprocess.run([sys.executable, str(GEN_LOGS), str(log), "--mta", mta, "--lines", str(lines), "--seed", str(seed),
-                    "--days", "1", *(["--ascii"] if ascii_only else [])], check=True)
+                    "--days", "1", "--stamps", stamps, *(["--ascii"] if ascii_only else []),
+                    *(["--splogger"] if splogger else [])], check=True)
     return log
+
+
+# Stamps of every shape the per-line parsers' SYSLOG_STAMP takes or nearly takes. RFC 3339: zones
+# (Z, +hh:mm, +hhmm, -00:00, none: local time, in New York a time that does not exist and one that
+# is there twice), fractions of 1 to 12 digits, and what is no date or time (Feb 30, a leap
+# second, hour 24, zone +24:00 or +09:60, year 1970 in Tokyo: before the epoch), a space for T.
+# Traditional with a fraction (journalctl -o short-precise), and a '.' without digits.
+ODD_STAMPS = (
+    "2026-11-10T09:00:00.123456+09:00", "2026-11-10T09:00:01Z", "2026-11-10T09:00:02+0900",
+    "2026-11-09T19:00:03-05:00", "2026-11-10T09:00:04", "2026-11-10T09:00:05.1+09:00",
+    "2026-11-10T09:00:06.123456789012+09:00", "2026-02-30T09:00:07+09:00", "2026-11-10T23:59:60+09:00",
+    "2026-11-10T24:00:00+09:00", "1970-01-01T08:00:00+09:00", "2026-11-10 09:00:08+09:00",
+    "2026-11-10T09:00:09+09", "2026-11-10T09:00:10+24:00", "2026-11-10T09:00:11+09:60",
+    "2026-11-10T09:00:12.+09:00", "2026-03-08T02:30:00", "2026-11-01T01:30:00", "2026-11-10T09:00:13-00:00",
+    "9999-12-31T23:59:59+09:00", "2026-12-31T23:59:59.999999-12:00", "2024-02-29T12:00:00+05:45",
+    "Nov 10 09:00:14.5", "Nov 10 09:00:15.123456789", "Nov  9 23:59:59.999999", "Nov 10 09:00:16.",
+)
+
+
+def restamped(text: str, stamps=ODD_STAMPS) -> str:
+    """`text` (traditional syslog lines) with each line's stamp replaced by the next of `stamps`."""
+    out = []
+    for i, line in enumerate(text.splitlines(keepends=True)):
+        out.append(stamps[i % len(stamps)] + line[15:] if line[:1].isupper() and line[15:16] == " " else line)
+    return "".join(out)
 
 
 def mutated(text: str, rng, alphabet, edits: int, inserts: float = 0.4, deletes: float = 0.3) -> str:

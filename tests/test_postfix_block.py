@@ -26,7 +26,7 @@ from pipeline.core.config import load_config
 from pipeline.ingest.engine import ingest
 from pipeline.ingest.parsers import ParseContext, postfix_block
 from pipeline.ingest.parsers.common import QueueParser
-from fixtures import TOKYO, assert_same, generated_log
+from fixtures import ODD_STAMPS, TOKYO, assert_same, generated_log, restamped
 from fixtures import ingest_both as ingest_both_formats
 
 CTX = ParseContext(tz=TOKYO, year=2026)
@@ -198,6 +198,70 @@ def test_the_fast_path_takes_the_common_lines_of_japanese_logs(tmp_path):
     lines = log.read_bytes().splitlines()
     expected = sum(1 for ln in lines if b"status=expired" in ln)
     assert fed == expected and fed < 0.05 * len(kinds)
+
+
+def fed_and_fast_stamps(log) -> tuple[int, int, int]:
+    """(fed lines, expiry lines, fast lines with an RFC 3339 stamp) of a log read in 1 MiB blocks."""
+    with open(log, "rb") as fh:
+        blocks = [b for b, _ in read_blocks(fh, 1 << 20)]
+    fields = [postfix_block.extract(b, 65536, CTX) for b in blocks]
+    fed = sum(int(np.count_nonzero(f.kinds == postfix_block.K_FEED)) for f in fields)
+    iso_fast = sum(sum(1 for i, k in zip(f.order.tolist(), f.kinds.tolist())
+                       if k != postfix_block.K_FEED and b[f.line_starts[i]:f.line_starts[i] + 1].isdigit())
+                   for b, f in zip(blocks, fields))
+    expiries = sum(1 for ln in log.read_bytes().splitlines() if b"status=expired" in ln)
+    return fed, expiries, iso_fast
+
+
+@pytest.mark.parametrize("block_bytes", [4096, pytest.param(1 << 20, marks=pytest.mark.slow)])
+def test_rfc3339_stamps_at_any_block_size(tmp_path, monkeypatch, block_bytes):
+    """rsyslog's default stamps since Debian 12 (`2026-11-01T00:00:02.140891+09:00`) are read
+    column-wise like traditional ones, with the per-line parser's result: the same rows, times to
+    the microsecond, parser state and rejects."""
+    log = generated_log(tmp_path, "postfix", stamps="rfc3339")
+    fast, slow = ingest_both(tmp_path, [log], block_bytes, monkeypatch)
+    assert_same(fast, slow)
+    assert {row[11] for row in fast[0]} == {"sent", "deferred", "bounced", "expired"}
+    assert sum(1 for row in fast[0] if row[1].microsecond) > 0.9 * len(fast[0])
+
+
+def test_the_fast_path_takes_rfc3339_lines(tmp_path):
+    """With RFC 3339 stamps, as with traditional ones, the only lines fed one by one are the
+    expiries: every other line of interest is on the fast path."""
+    log = generated_log(tmp_path, "postfix", stamps="rfc3339")
+    fed, expiries, iso_fast = fed_and_fast_stamps(log)
+    assert fed == expiries
+    assert iso_fast > 10_000
+
+
+def test_traditional_stamps_with_a_fraction_take_the_fast_path(tmp_path, monkeypatch):
+    """journalctl -o short-precise (`Nov 10 09:00:00.123456 host …`): read column-wise, with the
+    per-line parser's result; the only lines fed one by one are the expiries."""
+    text = generated_log(tmp_path, "postfix", lines=6000).read_text()
+    log = write_log(tmp_path, "".join(ln[:15] + f".{i % 1000:03d}" + ln[15:]
+                                      for i, ln in enumerate(text.splitlines(keepends=True))))
+    fast, slow = ingest_both(tmp_path, [log], 64 * 1024, monkeypatch)
+    assert_same(fast, slow)
+    assert sum(1 for row in fast[0] if row[1].microsecond) > 0.9 * len(fast[0])
+    fed, expiries, _ = fed_and_fast_stamps(log)
+    assert fed == expiries
+
+
+@pytest.mark.parametrize("timezone", ["Asia/Tokyo", "America/New_York"])
+def test_odd_stamps_give_the_per_line_result(tmp_path, monkeypatch, timezone):
+    """Every shape of RFC 3339 stamp (zones, no zone: local time, also where it does not exist or
+    is there twice; long and short fractions; no date or time: Feb 30, a leap second, hour 24,
+    zone +24:00; a space for T) in odd lines and in joined traffic: the block reader's result is
+    the per-line parser's, and the stamps it can read take the fast path."""
+    traffic = generated_log(tmp_path, "postfix", lines=4000, ascii_only=True).read_text()
+    log = write_log(tmp_path, restamped(ODD) + restamped(traffic))
+    for size in (300, 1 << 20):
+        fast, slow = ingest_both(tmp_path, [log], size, monkeypatch, timezone=timezone)
+        assert_same(fast, slow)
+    stamps = {row[1] for row in fast[0]}
+    assert len(stamps) >= 12
+    fed, _, iso_fast = fed_and_fast_stamps(log)
+    assert iso_fast > 1000 and fed > 100  # the stamps that are no date or time are fed
 
 
 UTF8_ODD = """\

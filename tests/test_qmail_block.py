@@ -141,6 +141,67 @@ def test_the_fast_path_takes_the_common_lines(tmp_path, ascii_only):
     assert ascii_only == block.isascii() == all(ln.isascii() for ln in starts)
 
 
+# splogger prefixes (`qmail-start ./Mailbox splogger qmail`): the usual ones, and every shape
+# next to them that the parser reads otherwise or not at all (no day every year has: Feb 29,
+# Feb 30; hour 24; a month it does not know; no Unix time, or one of 11 digits or a 7-digit
+# fraction; a program that is not qmail's; a pid; an RFC 3339 stamp; a tab after the time)
+SPLOGGER_PREFIXES = (
+    "Nov 10 09:00:{s:02d} mx1 qmail: 17787744{s:02d}.485077 ", "Nov  9 23:59:{s:02d} other-host qmail: 17787744{s:02d}.5 ",
+    "Feb 29 09:00:{s:02d} mx1 qmail: 17787744{s:02d}.1 ", "Feb 30 09:00:{s:02d} mx1 qmail: 17787744{s:02d}.1 ",
+    "Nov 10 24:00:{s:02d} mx1 qmail: 17787744{s:02d}.1 ", "Nox 10 09:00:{s:02d} mx1 qmail: 17787744{s:02d}.1 ",
+    "Nov 10 09:00:{s:02d} mx1 qmail: ", "Nov 10 09:00:{s:02d} mx1 qmail: 177877440{s:02d}.1 ",
+    "Nov 10 09:00:{s:02d} mx1 qmail: 17787744{s:02d}.1234567 ", "Nov 10 09:00:{s:02d} mx1 postfix: 17787744{s:02d}.1 ",
+    "Nov 10 09:00:{s:02d} mx1 qmail-send[42]: 17787744{s:02d}.000001 ", "Nov 10 09:00:{s:02d} mx1 qmail[x]: 17787744{s:02d}.1 ",
+    "2026-11-10T09:00:{s:02d}.123+09:00 mx1 qmail: 17787744{s:02d}.25 ", "Nov 10 09:00:{s:02d} mx1 qmail: 17787744{s:02d}.1\t",
+    "Nov 10 09:00:{s:02d} mx1 qmail:  17787744{s:02d}.1 ", "Nov 10 09:00:{s:02d} mx1 qmail: 17787744{s:02d}.1  ",
+)
+
+
+def splogged(text: str, prefixes=SPLOGGER_PREFIXES) -> str:
+    """Multilog lines (`@<tai64n> msg`) as splogger would have logged them, each with the next of
+    `prefixes` (its seconds: the line's number)."""
+    out = []
+    for i, line in enumerate(text.splitlines(keepends=True)):
+        msg = line.split(" ", 1)[1] if line.startswith("@") and " " in line else line
+        out.append(prefixes[i % len(prefixes)].format(s=i % 60) + msg)
+    return "".join(out)
+
+
+@pytest.mark.parametrize("stamps", ["traditional", "rfc3339"])
+@pytest.mark.parametrize("block_bytes", [4096, 1 << 20])
+def test_splogger_traffic_at_any_block_size(tmp_path, monkeypatch, stamps, block_bytes):
+    """qmail logged through splogger into syslog (qmail's own default rc) is read column-wise,
+    with the per-line parser's result: times from splogger's Unix time, hosts from syslog."""
+    log = generated_log(tmp_path, "qmail", stamps=stamps, splogger=True)
+    fast, slow = ingest_both(tmp_path, [log], block_bytes, monkeypatch)
+    assert_same(fast, slow)
+    assert {row[11] for row in fast[0]} >= {"sent", "deferred", "bounced"}
+    assert {row[3] for row in fast[0]} == {"mx1"}
+
+
+def test_odd_splogger_lines_give_the_per_line_result(tmp_path, monkeypatch):
+    log = tmp_path / "maillog"
+    traffic = generated(tmp_path, lines=3000, ascii_only=True).read_text()
+    log.write_text(splogged(ODD) + splogged(traffic))
+    for size in (300, 1 << 20):
+        fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
+        assert_same(fast, slow)
+    assert {row[3] for row in fast[0]} == {"mx1", "other-host"}
+
+
+def test_the_fast_path_takes_splogger_lines(tmp_path):
+    """As with multilog, only results with a non-ASCII text go to feed()."""
+    log = generated_log(tmp_path, "qmail", splogger=True)
+    block = log.read_bytes()[: 1 << 20]
+    block = block[: block.rfind(b"\n") + 1]
+    f = qmail_block.extract(block, 65536, ParseContext(tz=TOKYO, year=2026))
+    lines = [block[a:b] for a, b in zip(f.line_starts[f.order].tolist(), f.line_starts[f.order + 1].tolist())]
+    fed = [ln for ln, k in zip(lines, f.kinds.tolist()) if k == qmail_block.Q_FEED]
+    assert all(not ln.isascii() and b" delivery " in ln and b"starting" not in ln for ln in fed)
+    assert len(fed) < len(lines) / 500 and len(f.kinds) > 3000
+    assert f.host is not None and set(f.host.to_pylist()) == {"mx1"}
+
+
 def test_texts_are_unescaped_as_the_parser_does():
     texts = ["", "/", "///", "_", "a_b/c", "a/_/b__//_//", "x/y/", "/leading", "no_slash", "__//__"]
     body = "".join(t + "\n" for t in texts).encode()

@@ -19,7 +19,7 @@ from pipeline.ingest import native
 from pipeline.ingest.engine import ingest
 from pipeline.ingest.parsers import ParseContext, sendmail_block
 from pipeline.ingest.parsers.common import QueueParser
-from fixtures import TOKYO, assert_same, generated_log, mutated
+from fixtures import TOKYO, assert_same, generated_log, mutated, restamped
 from fixtures import ingest_both as ingest_both_formats
 
 
@@ -148,6 +148,45 @@ def test_the_fast_path_takes_the_common_lines(tmp_path, ascii_only):
     expiries = block.count(b"DSN: Cannot send message")
     assert fed == expiries and len(f.kinds) > 3000
     assert ascii_only == block.isascii()
+
+
+@pytest.mark.parametrize("block_bytes", [4096, pytest.param(1 << 20, marks=pytest.mark.slow)])
+def test_rfc3339_stamps_at_any_block_size(tmp_path, monkeypatch, block_bytes):
+    """rsyslog's default stamps since Debian 12 (`2026-11-01T00:00:02.140891+09:00`): the block
+    reader's result is the per-line parser's (times to the microsecond)."""
+    log = generated_log(tmp_path, "sendmail", stamps="rfc3339")
+    fast, slow = ingest_both(tmp_path, [log], block_bytes, monkeypatch)
+    assert_same(fast, slow)
+    assert {row[11] for row in fast[0]} == {"sent", "deferred", "bounced", "expired"}
+    assert sum(1 for row in fast[0] if row[1].microsecond) > 0.9 * len(fast[0])
+
+
+@pytest.mark.parametrize("timezone", ["Asia/Tokyo", "America/New_York"])
+def test_odd_stamps_give_the_per_line_result(tmp_path, monkeypatch, timezone):
+    """Every shape of stamp (fixtures.ODD_STAMPS: RFC 3339 zones, local time where it does not
+    exist or is there twice, fractions, what is no date or time; traditional with a fraction)
+    in odd lines and in joined traffic: the block reader's result is the per-line parser's."""
+    traffic = generated(tmp_path, lines=4000, ascii_only=True).read_text()
+    log = tmp_path / "maillog"
+    log.write_text(restamped(ODD) + restamped(traffic))
+    for size in (300, 1 << 20):
+        fast, slow = ingest_both(tmp_path, [log], size, monkeypatch, timezone=timezone)
+        assert_same(fast, slow)
+    assert len({row[1] for row in fast[0]}) >= 12
+
+
+def test_the_fast_path_takes_rfc3339_lines(tmp_path, scanner):
+    """The compiled scanner reads RFC 3339 stamps as it reads traditional ones: the only lines
+    fed one by one are the expiries. (The Arrow reading, without a C compiler, feeds them all.)"""
+    if scanner != "compiled":
+        pytest.skip("the compiled scanner's own reading")
+    log = generated_log(tmp_path, "sendmail", stamps="rfc3339")
+    block = log.read_bytes()[: 1 << 20]
+    block = block[: block.rfind(b"\n") + 1]
+    assert block[:4].isdigit()
+    f = sendmail_block.extract(block, 65536, ParseContext(tz=TOKYO, year=2026))
+    fed = int((f.kinds == sendmail_block.K_FEED).sum())
+    assert fed == block.count(b"DSN: Cannot send message") and len(f.kinds) > 3000
 
 
 def test_stat_codes_are_read_as_the_parser_does():

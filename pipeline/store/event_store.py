@@ -359,7 +359,14 @@ def _month_days(day: str) -> set[tuple[int, int]]:
         d = date.fromisoformat(day)
     except ValueError:
         return set()  # not a date: checked like any near day (the caller's `or`)
-    return {((d + timedelta(days=k)).month, (d + timedelta(days=k)).day) for k in (-1, 0, 1)}
+    near = set()
+    for k in (-1, 0, 1):
+        try:
+            n = d + timedelta(days=k)
+        except OverflowError:  # the first or the last day there is (a clock set to 9999)
+            continue
+        near.add((n.month, n.day))
+    return near
 
 
 _MAX_RUNS = 1024  # runs of one day in a batch beyond which it is reordered (copied) instead

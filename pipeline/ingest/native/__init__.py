@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 11  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 12  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
@@ -42,15 +42,15 @@ class Scanner:
     def __init__(self, lib: ctypes.CDLL):
         self.lib = lib
         lib.scan_block.restype = ctypes.c_int
-        lib.scan_block.argtypes = [_P, _I64, _I64, _I64] + [_P] * 22
+        lib.scan_block.argtypes = [_P, _I64, _I64, _I64] + [_P] * 23
         lib.count_lines.restype = _I64
         lib.count_lines.argtypes = [ctypes.c_char_p, _I64]
         lib.gather.restype = None
         lib.gather.argtypes = [_P, _P, _P, _P, _I64, ctypes.c_int, _P, _P]
         lib.scan_sendmail.restype = ctypes.c_int
-        lib.scan_sendmail.argtypes = [_P, _I64, _I64, _I64, _I64] + [_P] * 22
+        lib.scan_sendmail.argtypes = [_P, _I64, _I64, _I64, _I64] + [_P] * 25
         lib.scan_qmail.restype = ctypes.c_int
-        lib.scan_qmail.argtypes = [_P, _I64, _I64, _I64] + [_P] * 12
+        lib.scan_qmail.argtypes = [_P, _I64, _I64, _I64] + [_P] * 14
         lib.has_markers.restype = ctypes.c_int
         lib.has_markers.argtypes = [ctypes.c_char_p, _I64, ctypes.c_char_p, ctypes.c_int]
         lib.line_kinds.restype = _I64
@@ -76,8 +76,8 @@ class Scanner:
         data = np.frombuffer(block, np.uint8)
         out = {"line_starts": np.empty(cap + 1, np.int64), "cls": np.empty(cap, np.uint8)}
         for name, dtype in (("f_line", np.int64), ("f_kind", np.int8), ("f_qs", np.int64), ("f_qe", np.int64),
-                            ("f_key", np.uint64), ("f_secs", np.int64), ("f_vs", np.int64), ("f_ve", np.int64),
-                            ("d_fast", np.int64), ("d_host_end", np.int64), ("d_rcpt_end", np.int64),
+                            ("f_key", np.uint64), ("f_us", np.int64), ("f_vs", np.int64), ("f_ve", np.int64),
+                            ("d_fast", np.int64), ("d_host_s", np.int64), ("d_host_end", np.int64), ("d_rcpt_end", np.int64),
                             ("d_dom_start", np.int64), ("d_relay_s", np.int64), ("d_relay_e", np.int64),
                             ("d_dsn_s", np.int64), ("d_status_pos", np.int64), ("d_status_end", np.int64),
                             ("d_status_code", np.int8), ("d_has_text", np.uint8)):
@@ -92,7 +92,7 @@ class Scanner:
             out[name] = out[name][:sizes.get(name, nf if name.startswith("f_") else nd)]
         return out
 
-    SENDMAIL_LINE = (("kind", np.int8), ("host_e", np.int64), ("qid_s", np.int64), ("qid_e", np.int64),
+    SENDMAIL_LINE = (("kind", np.int8), ("t_key", np.uint64), ("t_us", np.int64), ("host_s", np.int64), ("host_e", np.int64), ("qid_s", np.int64), ("qid_e", np.int64),
                      ("a_s", np.int64), ("a_e", np.int64), ("b_s", np.int64), ("b_e", np.int64),
                      ("c_s", np.int64), ("c_e", np.int64), ("r_s", np.int64), ("r_e", np.int64),
                      ("s_s", np.int64), ("nrcpts", np.int64))
@@ -145,10 +145,12 @@ class Scanner:
         return out
 
     QMAIL_LINE = (("kind", np.int8), ("ts", np.int64), ("k_s", np.int64), ("k_e", np.int64), ("m_s", np.int64),
-                  ("m_e", np.int64), ("v_s", np.int64), ("v_e", np.int64), ("w_s", np.int64), ("flag", np.int8))
+                  ("m_e", np.int64), ("v_s", np.int64), ("v_e", np.int64), ("w_s", np.int64), ("flag", np.int8),
+                  ("host_s", np.int64), ("host_e", np.int64))
 
     def scan_qmail(self, block: bytes, max_line: int) -> dict | None:
-        """Per line of a qmail (multilog) block: kind, time, fields (see scan_qmail in the C)."""
+        """Per line of a qmail block (multilog or splogger): kind, time, fields, host (host_s
+        -1: none in the line) (see scan_qmail in the C)."""
         cap = self.lib.count_lines(block, len(block))
         if cap == 0:
             return None

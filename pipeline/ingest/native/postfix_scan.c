@@ -102,12 +102,129 @@ static inline const uint8_t *find(const uint8_t *p, const uint8_t *end, const ch
     return NULL;
 }
 
+/* --- syslog stamps (common.SYSLOG_STAMP; what the per-line parsers make of them) ------------
+ * Traditional `Mon DD hh:mm:ss`, with a fraction too (journalctl -o short-precise), its year and
+ * zone the file's: the minute goes to Python as its 9 characters packed 7 bits each, top bit 0;
+ * or RFC 3339 as rsyslog writes it by default
+ * (`2024-08-26T01:33:38.572449+09:00`) and journalctl -o short-iso (`…T01:33:38+0900`): a
+ * valid date and time, 'T', an optional fraction (its first 6 digits are the microseconds, as
+ * datetime.fromisoformat reads them), an optional zone (Z, +hh:mm or +hhmm). Its minute key has
+ * the top bit set: with a zone, bit 62 too and the minute since the epoch in UTC; without one,
+ * the local year, month, day, hour and minute packed (the file's zone turns it into time).
+ * Anything else (a leap second, Feb 30, a year before 1971, a space for 'T') is left to the
+ * per-line parser. */
+#define STAMP_ISO ((uint64_t)1 << 63)
+#define STAMP_UTC ((uint64_t)1 << 62)
+
+static inline int two(const uint8_t *p) { return (p[0] - '0') * 10 + (p[1] - '0'); }
+
+/* days from 1970-01-01 to y-m-d (proleptic Gregorian; H. Hinnant's days_from_civil) */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int days_in_month(int y, int m) {
+    static const int dim[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 ? 28 + leap : dim[m];
+}
+
+/* `.` and digits at x: their value as microseconds (the first 6 digits, as the parsers read a
+ * fraction), x moved past them; 0 with x unmoved when no '.' is there; -1 for a '.' alone. */
+static int64_t fraction_at(const uint8_t **x, const uint8_t *end) {
+    const uint8_t *f = *x;
+    if (f >= end || *f != '.') return 0;
+    f++;
+    const uint8_t *f0 = f;
+    int64_t frac = 0;
+    int digits = 0;
+    while (f < end && is_digit(*f)) {
+        if (digits < 6) frac = frac * 10 + (*f - '0'), digits++;
+        f++;
+    }
+    if (f == f0) return -1;
+    for (; digits < 6; digits++) frac *= 10;
+    *x = f;
+    return frac;
+}
+
+/* The stamp at p (a line's start; end: its newline): where the host starts (after the stamp
+ * and one space), with the minute key and the microseconds within the minute; 0 when the line
+ * does not start with a stamp read here. */
+static int64_t stamp_at(const uint8_t *p, const uint8_t *end, uint64_t *key, int64_t *us) {
+    int64_t n = end - p;
+    if (n >= 16 && is_upper(p[0])) {
+        /* [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} */
+        if (!is_lower(p[1]) || !is_lower(p[2]) || p[3] != ' ') return 0;
+        if (!(p[4] == ' ' || is_digit(p[4])) || !is_digit(p[5]) || p[6] != ' ') return 0;
+        if (!is_digit(p[7]) || !is_digit(p[8]) || p[9] != ':' || !is_digit(p[10]) || !is_digit(p[11])) return 0;
+        if (p[12] != ':' || !is_digit(p[13]) || !is_digit(p[14])) return 0;
+        const uint8_t *x = p + 15;
+        int64_t frac = fraction_at(&x, end);
+        if (frac < 0 || x >= end || *x != ' ') return 0;
+        static const int at[9] = {0, 1, 2, 4, 5, 7, 8, 10, 11};
+        uint64_t k = 0;
+        for (int i = 0; i < 9; i++) k = k << 7 | p[at[i]];
+        *key = k;
+        *us = (int64_t)two(p + 13) * 1000000 + frac;
+        return x + 1 - p;
+    }
+    /* [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2} */
+    if (n < 20) return 0;
+    for (int i = 0; i < 19; i++) {
+        int want = i == 4 || i == 7 ? '-' : i == 10 ? 'T' : i == 13 || i == 16 ? ':' : 0;
+        if (want ? p[i] != want : !is_digit(p[i])) return 0;
+    }
+    int y = two(p) * 100 + two(p + 2), mo = two(p + 5), d = two(p + 8), hh = two(p + 11), mi = two(p + 14),
+        ss = two(p + 17);
+    if (y < 1971 || y > 9998 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || hh > 23 || mi > 59 ||
+        ss > 59)
+        return 0;
+    const uint8_t *x = p + 19;
+    int64_t frac = fraction_at(&x, end);
+    if (frac < 0) return 0;
+    int zoned = 0, offset = 0; /* minutes east of UTC */
+    if (x < end && *x == 'Z') {
+        zoned = 1;
+        x++;
+    } else if (x < end && (*x == '+' || *x == '-')) {
+        int sign = *x == '-' ? -1 : 1;
+        x++;
+        if (end - x < 4 || !is_digit(x[0]) || !is_digit(x[1])) return 0;
+        int oh = two(x);
+        x += 2;
+        if (*x == ':') x++;
+        if (end - x < 2 || !is_digit(x[0]) || !is_digit(x[1])) return 0;
+        int om = two(x);
+        x += 2;
+        if (oh > 23 || om > 59) return 0;
+        zoned = 1;
+        offset = sign * (oh * 60 + om);
+    }
+    if (x >= end || *x != ' ') return 0;
+    if (zoned) {
+        int64_t minute = days_from_civil(y, mo, d) * 1440 + hh * 60 + mi - offset;
+        *key = STAMP_ISO | STAMP_UTC | (uint64_t)minute;
+    } else {
+        *key = STAMP_ISO | (uint64_t)y << 20 | (uint64_t)mo << 16 | (uint64_t)d << 11 | (uint64_t)hh << 6 | (uint64_t)mi;
+    }
+    *us = (int64_t)ss * 1000000 + frac;
+    return x + 1 - p;
+}
+
 /* What one line is, and where its fields are (positions are offsets in the block). */
 typedef struct {
     int kind;
     int64_t qs, qe;          /* queue id [qs, qe); qe is the ':' of the ": " after it */
     int64_t vs, ve;          /* from=<…> or message-id=<…>: the value */
-    int64_t host_end, rcpt_end, dom_start, relay_s, relay_e, dsn_s, status_pos, status_end;
+    int64_t host_s, host_end, rcpt_end, dom_start, relay_s, relay_e, dsn_s, status_pos, status_end;
+    uint64_t key;            /* the stamp's minute (stamp_at) */
+    int64_t us;              /* and the microseconds within it */
     int status_code;         /* 1 sent, 2 deferred, 3 bounced, 4 expired, 5 undeliverable */
     int has_text, bad;
 } line_t;
@@ -140,13 +257,10 @@ static int addr_ends_ok(const uint8_t *a, const uint8_t *b, int utf8) {
 
 static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf8) {
     const uint8_t *p = d + s, *end = d + e; /* end points at the newline */
-    if (end - p < 16) return 0;
-    /* [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} */
-    if (!is_upper(p[0]) || !is_lower(p[1]) || !is_lower(p[2]) || p[3] != ' ') return 0;
-    if (!(p[4] == ' ' || is_digit(p[4])) || !is_digit(p[5]) || p[6] != ' ') return 0;
-    if (!is_digit(p[7]) || !is_digit(p[8]) || p[9] != ':' || !is_digit(p[10]) || !is_digit(p[11])) return 0;
-    if (p[12] != ':' || !is_digit(p[13]) || !is_digit(p[14]) || p[15] != ' ') return 0;
-    p += 16;
+    int64_t host = stamp_at(p, end, &L->key, &L->us);
+    if (!host) return 0;
+    p += host;
+    L->host_s = p - d;
     const uint8_t *h = p;
     while (p < end && (CLASS[*p] & CL_HOST)) p++;
     if (p == h || p >= end || *p != ' ') return 0;
@@ -360,8 +474,8 @@ int64_t count_lines(const uint8_t *d, int64_t len) {
 }
 
 /* Scan a block. Out, per line: line_starts[n + 1], cls[n] (C_SKIP / C_FEED / C_FAST / C_RAW);
- * per fast line (in order; n_fast of them): f_line, f_kind, f_qs, f_qe, f_key (the minute),
- * f_secs, f_vs, f_ve (from= / message-id= value);
+ * per fast line (in order; n_fast of them): f_line, f_kind, f_qs, f_qe, f_key (the stamp's
+ * minute, stamp_at), f_us (the microseconds within it), f_vs, f_ve (from= / message-id= value);
  * per delivery line that is cut here (kind K_DELIVERY; n_deliv of them): d_fast (its number
  * among the fast lines) and the positions of its fields.
  * counts[0..2] = n_lines, n_fast, n_deliv. Returns 0, or -1 when the block holds no newline (or
@@ -371,8 +485,8 @@ int64_t count_lines(const uint8_t *d, int64_t len) {
 int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *line_starts, uint8_t *cls,
                int64_t *f_line, int8_t *f_kind, int64_t *f_qs, int64_t *f_qe, uint64_t *f_key,
-               int64_t *f_secs, int64_t *f_vs, int64_t *f_ve,
-               int64_t *d_fast, int64_t *d_host_end, int64_t *d_rcpt_end, int64_t *d_dom_start,
+               int64_t *f_us, int64_t *f_vs, int64_t *f_ve,
+               int64_t *d_fast, int64_t *d_host_s, int64_t *d_host_end, int64_t *d_rcpt_end, int64_t *d_dom_start,
                int64_t *d_relay_s, int64_t *d_relay_e, int64_t *d_dsn_s, int64_t *d_status_pos,
                int64_t *d_status_end, int8_t *d_status_code, uint8_t *d_has_text, int64_t *counts) {
     int64_t n = 0, nf = 0, nd = 0, s = 0;
@@ -408,15 +522,13 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
             f_kind[nf] = L.bad ? K_FEED : L.kind;
             f_qs[nf] = L.qs;
             f_qe[nf] = L.qe;
-            uint64_t key = 0;
-            static const int at[9] = {0, 1, 2, 4, 5, 7, 8, 10, 11};
-            for (int k = 0; k < 9; k++) key = key << 7 | d[s + at[k]];
-            f_key[nf] = key;
-            f_secs[nf] = (d[s + 13] - '0') * 10 + (d[s + 14] - '0');
+            f_key[nf] = L.key;
+            f_us[nf] = L.us;
             f_vs[nf] = L.vs;
             f_ve[nf] = L.ve;
             if (L.kind == K_DELIVERY && !L.bad) {
                 d_fast[nd] = nf;
+                d_host_s[nd] = L.host_s;
                 d_host_end[nd] = L.host_end;
                 d_rcpt_end[nd] = L.rcpt_end;
                 d_dom_start[nd] = L.dom_start;
@@ -764,10 +876,15 @@ static ALWAYS_INLINE int starts_at(const uint8_t *p, const uint8_t *end, const c
 
 /* " sendmail", " sm-mta" or " sm-msp-queue" somewhere in the line */
 static int has_sm_program(const uint8_t *p, const uint8_t *end) {
-    /* where the program is in a syslog line (after the 16-byte stamp and the host): one look
-       there finds it in nearly every line of a sendmail log, the search below in the others */
+    /* where the program is in a syslog line (after the stamp, 16 bytes or an RFC 3339 one, and
+       the host): one look there finds it in nearly every line of a sendmail log, the search
+       below in the others */
     if (end - p > 16) {
         const uint8_t *x = p + 16;
+        if (is_digit(p[0])) { /* past the rest of an RFC 3339 stamp */
+            while (x < end && *x != ' ') x++;
+            x++;
+        }
         while (x < end && *x != ' ') x++;
         if (starts_at(x, end, " sendmail") || starts_at(x, end, " sm-mta") || starts_at(x, end, " sm-msp-queue")) return 1;
     }
@@ -822,7 +939,8 @@ static const uint8_t *stat_once(const uint8_t *p, const uint8_t *end) {
 }
 
 int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, int64_t rcap,
-                  int64_t *line_starts, int8_t *kind, int64_t *host_e, int64_t *qid_s, int64_t *qid_e,
+                  int64_t *line_starts, int8_t *kind, uint64_t *t_key, int64_t *t_us, int64_t *host_s,
+                  int64_t *host_e, int64_t *qid_s, int64_t *qid_e,
                   int64_t *a_s, int64_t *a_e, int64_t *b_s, int64_t *b_e, int64_t *c_s, int64_t *c_e,
                   int64_t *r_s, int64_t *r_e, int64_t *s_s, int64_t *nrcpts,
                   int64_t *rcpt_line, int64_t *rcpt_s, int64_t *rcpt_e, int64_t *rcpt_dom, uint8_t *rcpt_high,
@@ -851,12 +969,11 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
             k = S_FEED;
             /* the prefix: stamp, host, program[pid]: */
             const uint8_t *x = p;
-            int ok = end - x >= 16 && is_upper(x[0]) && is_lower(x[1]) && is_lower(x[2]) && x[3] == ' ' &&
-                     (x[4] == ' ' || is_digit(x[4])) && is_digit(x[5]) && x[6] == ' ' && is_digit(x[7]) &&
-                     is_digit(x[8]) && x[9] == ':' && is_digit(x[10]) && is_digit(x[11]) && x[12] == ':' &&
-                     is_digit(x[13]) && is_digit(x[14]) && x[15] == ' ';
+            int64_t host = stamp_at(p, end, &t_key[n], &t_us[n]);
+            int ok = host > 0;
             if (ok) {
-                x += 16;
+                x += host;
+                host_s[n] = x - d;
                 const uint8_t *h0 = x;
                 while (x < end && *x >= '!' && *x <= '~') x++;
                 ok = x > h0 && x < end && *x == ' ';
@@ -1128,9 +1245,60 @@ static const uint8_t *digits(const uint8_t *p, const uint8_t *end) {
     return x > p ? x : NULL;
 }
 
+/* The prefix of a splogger line (qmail.py's _split): a syslog stamp of a day that every year has
+ * (stamp_at; a traditional one names a month, a day the month always has and an hour of the
+ * day, so that the parser's year and time cannot fail), a host of printable ASCII, a program
+ * `qmail…` with an optional [pid], ": ", then splogger's own stamp (9-10 digits, '.', 1-6 digits:
+ * Unix time, which the parser prefers to syslog's) and white space. The message's start, with
+ * the time and the host; NULL for any other line (the parser reads it). */
+static const uint8_t *splogger_prefix(const uint8_t *p, const uint8_t *end, int64_t *ts, const uint8_t **hs,
+                                      const uint8_t **he) {
+    static const char MONTHS[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    uint64_t key;
+    int64_t us;
+    int64_t h = stamp_at(p, end, &key, &us);
+    if (!h) return NULL;
+    if (!(key & STAMP_ISO)) {
+        int mon = 0;
+        for (int i = 0; i < 12 && !mon; i++)
+            if (same(p, MONTHS + 3 * i, 3)) mon = i + 1;
+        int day = (p[4] == ' ' ? 0 : p[4] - '0') * 10 + (p[5] - '0');
+        if (!mon || day < 1 || day > (mon == 2 ? 28 : days_in_month(2001, mon)) || two(p + 7) > 23) return NULL;
+    }
+    const uint8_t *x = p + h, *h0 = x;
+    while (x < end && *x >= '!' && *x <= '~') x++;
+    if (x == h0 || x >= end || *x != ' ') return NULL;
+    *hs = h0;
+    *he = x;
+    x++;
+    if (!starts_at(x, end, "qmail")) return NULL;
+    while (x < end && *x >= '!' && *x <= '~' && *x != '[' && *x != ':') x++;
+    if (x < end && *x == '[') {
+        const uint8_t *pid = ++x;
+        while (x < end && is_digit(*x)) x++;
+        if (x == pid || x >= end || *x != ']') return NULL;
+        x++;
+    }
+    if (!starts_at(x, end, ": ")) return NULL;
+    x += 2;
+    const uint8_t *s0 = x;
+    int64_t secs = 0, frac = 0;
+    while (x < end && is_digit(*x) && x - s0 < 11) secs = secs * 10 + (*x++ - '0');
+    if (x - s0 < 9 || x - s0 > 10 || x >= end || *x != '.') return NULL;
+    const uint8_t *f0 = ++x;
+    while (x < end && is_digit(*x) && x - f0 < 7) frac = frac * 10 + (*x++ - '0');
+    int64_t digits = x - f0;
+    if (digits < 1 || digits > 6 || x >= end || !is_pyspace(*x)) return NULL;
+    for (; digits < 6; digits++) frac *= 10;
+    while (x < end && is_pyspace(*x)) x++;
+    *ts = secs * 1000000 + frac;
+    return x;
+}
+
 int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *line_starts, int8_t *kind, int64_t *ts, int64_t *k_s, int64_t *k_e,
-               int64_t *m_s, int64_t *m_e, int64_t *v_s, int64_t *v_e, int64_t *w_s, int8_t *flag, int64_t *counts) {
+               int64_t *m_s, int64_t *m_e, int64_t *v_s, int64_t *v_e, int64_t *w_s, int8_t *flag,
+               int64_t *host_s, int64_t *host_e, int64_t *counts) {
     static const uint64_t BASE = 4611686018427387914ULL; /* 2^62 + 10 */
     int64_t n = 0, s = 0;
     line_starts[0] = 0;
@@ -1148,10 +1316,20 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
             high = kind == 1;
         }
         int interesting = !raw && (find(p, end, "deliver") || find(p, end, " msg "));
+        host_s[n] = -1; /* multilog: no host in the line */
+        const uint8_t *x = NULL; /* the message, once the line's stamp is read */
         if (raw) {
             k = Q_FEED;
         } else if (interesting && *p != '@') {
-            k = Q_FEED; /* splogger or bare stamps: feed() */
+            /* splogger; a bare stamp or any other shape: feed() */
+            const uint8_t *hs, *he;
+            x = splogger_prefix(p, end, &ts[n], &hs, &he);
+            if (x) {
+                host_s[n] = hs - d;
+                host_e[n] = he - d;
+            } else {
+                k = Q_FEED;
+            }
         } else if (interesting) {
             /* @ + 16 + 8 hex digits, whitespace, the message */
             uint64_t label = 0, nanos = 0;
@@ -1166,96 +1344,99 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
             if (ok && (label < BASE || label - BASE >= ((uint64_t)1 << 40))) {
                 k = Q_FEED; /* a stamp far outside our time: feed()'s arithmetic */
             } else if (ok) {
-                const uint8_t *x = p + 25;
+                x = p + 25;
                 while (x < end && is_pyspace(*x)) x++;
                 ts[n] = (int64_t)(label - BASE) * 1000000 + (int64_t)(nanos / 1000);
-                const uint8_t *y, *z;
-                if (starts_at(x, end, "delivery ")) {
-                    k = Q_FEED; /* unless of the usual shape */
-                    y = digits(x + 9, end);
-                    if (y && starts_at(y, end, ": ")) {
-                        k_s[n] = x + 9 - d;
-                        k_e[n] = y - d;
-                        z = y + 2;
-                        int word = starts_at(z, end, "success:") ? 1 : starts_at(z, end, "deferral:") ? 2 :
-                                   starts_at(z, end, "failure:") ? 3 : 0;
-                        if (word) {
-                            z += word == 1 ? 8 : word == 2 ? 9 : 8;
-                            if (z < end && *z == ' ') z++;
-                            int printable = 1;
-                            for (const uint8_t *c = z; c < end; c++) printable &= *c >= 0x20 && *c < 0x7f;
-                            if (printable) {
-                                k = Q_RESULT;
-                                flag[n] = (int8_t)word;
-                                v_s[n] = z - d;
-                                v_e[n] = e;
-                            }
+            }
+        }
+        if (x) {
+            /* the message (of a multilog or a splogger line: read the same way) */
+            const uint8_t *y, *z;
+            if (starts_at(x, end, "delivery ")) {
+                k = Q_FEED; /* unless of the usual shape */
+                y = digits(x + 9, end);
+                if (y && starts_at(y, end, ": ")) {
+                    k_s[n] = x + 9 - d;
+                    k_e[n] = y - d;
+                    z = y + 2;
+                    int word = starts_at(z, end, "success:") ? 1 : starts_at(z, end, "deferral:") ? 2 :
+                               starts_at(z, end, "failure:") ? 3 : 0;
+                    if (word) {
+                        z += word == 1 ? 8 : word == 2 ? 9 : 8;
+                        if (z < end && *z == ' ') z++;
+                        int printable = 1;
+                        for (const uint8_t *c = z; c < end; c++) printable &= *c >= 0x20 && *c < 0x7f;
+                        if (printable) {
+                            k = Q_RESULT;
+                            flag[n] = (int8_t)word;
+                            v_s[n] = z - d;
+                            v_e[n] = e;
                         }
-                    }
-                } else if (starts_at(x, end, "starting delivery ")) {
-                    k = Q_FEED;
-                    y = digits(x + 18, end);
-                    if (y && starts_at(y, end, ": msg ")) {
-                        k_s[n] = x + 18 - d;
-                        k_e[n] = y - d;
-                        z = digits(y + 6, end);
-                        if (z && starts_at(z, end, " to ")) {
-                            m_s[n] = y + 6 - d;
-                            m_e[n] = z - d;
-                            int local = starts_at(z + 4, end, "local ") ? 1 : starts_at(z + 4, end, "remote ") ? 0 : -1;
-                            if (local >= 0) {
-                                const uint8_t *r = z + 4 + (local ? 6 : 7), *re = r;
-                                while (re < end && !is_pyspace(*re)) re++;
-                                int plain = re > r;
-                                for (const uint8_t *c = r; c < re; c++) plain &= *c != '"';
-                                /* a non-ASCII recipient (normalised in Python): \S+ ends at any Unicode space */
-                                for (const uint8_t *c = r; high && plain && c < re; c++) plain &= *c < 0x80 || !uspace_at(c, re);
-                                /* normalise_address: strip("<>"), lower (the C gather lowers) */
-                                while (r < re && (*r == '<' || *r == '>')) r++;
-                                while (re > r && (re[-1] == '<' || re[-1] == '>')) re--;
-                                if (plain) {
-                                    k = Q_START;
-                                    flag[n] = (int8_t)local;
-                                    v_s[n] = r - d;
-                                    v_e[n] = re - d;
-                                    const uint8_t *at = re; /* the domain: after the last '@' (none: empty) */
-                                    for (const uint8_t *c = re; c > r; c--)
-                                        if (c[-1] == '@') { at = c; break; }
-                                    w_s[n] = at - d;
-                                }
-                            }
-                        }
-                    }
-                } else if (starts_at(x, end, "info msg ")) {
-                    y = digits(x + 9, end);
-                    if (y && starts_at(y, end, ": bytes ")) {
-                        z = digits(y + 8, end);
-                        if (z && starts_at(z, end, " from <")) {
-                            const uint8_t *a = z + 7, *b = a;
-                            while (b < end && *b != '>') b++;
-                            if (b < end) {
-                                int plain = 1;
-                                for (const uint8_t *c = a; c < b; c++) plain &= *c >= 0x21 && *c != '"';
-                                k = plain ? Q_INFO : Q_FEED;
-                                k_s[n] = x + 9 - d;
-                                k_e[n] = y - d;
-                                while (a < b && *a == '<') a++;
-                                v_s[n] = a - d;
-                                v_e[n] = b - d;
-                            }
-                        }
-                    }
-                } else if (starts_at(x, end, "end msg ")) {
-                    y = digits(x + 8, end);
-                    if (y) {
-                        k = Q_END;
-                        k_s[n] = x + 8 - d;
-                        k_e[n] = y - d;
                     }
                 }
+            } else if (starts_at(x, end, "starting delivery ")) {
+                k = Q_FEED;
+                y = digits(x + 18, end);
+                if (y && starts_at(y, end, ": msg ")) {
+                    k_s[n] = x + 18 - d;
+                    k_e[n] = y - d;
+                    z = digits(y + 6, end);
+                    if (z && starts_at(z, end, " to ")) {
+                        m_s[n] = y + 6 - d;
+                        m_e[n] = z - d;
+                        int local = starts_at(z + 4, end, "local ") ? 1 : starts_at(z + 4, end, "remote ") ? 0 : -1;
+                        if (local >= 0) {
+                            const uint8_t *r = z + 4 + (local ? 6 : 7), *re = r;
+                            while (re < end && !is_pyspace(*re)) re++;
+                            int plain = re > r;
+                            for (const uint8_t *c = r; c < re; c++) plain &= *c != '"';
+                            /* a non-ASCII recipient (normalised in Python): \S+ ends at any Unicode space */
+                            for (const uint8_t *c = r; high && plain && c < re; c++) plain &= *c < 0x80 || !uspace_at(c, re);
+                            /* normalise_address: strip("<>"), lower (the C gather lowers) */
+                            while (r < re && (*r == '<' || *r == '>')) r++;
+                            while (re > r && (re[-1] == '<' || re[-1] == '>')) re--;
+                            if (plain) {
+                                k = Q_START;
+                                flag[n] = (int8_t)local;
+                                v_s[n] = r - d;
+                                v_e[n] = re - d;
+                                const uint8_t *at = re; /* the domain: after the last '@' (none: empty) */
+                                for (const uint8_t *c = re; c > r; c--)
+                                    if (c[-1] == '@') { at = c; break; }
+                                w_s[n] = at - d;
+                            }
+                        }
+                    }
+                }
+            } else if (starts_at(x, end, "info msg ")) {
+                y = digits(x + 9, end);
+                if (y && starts_at(y, end, ": bytes ")) {
+                    z = digits(y + 8, end);
+                    if (z && starts_at(z, end, " from <")) {
+                        const uint8_t *a = z + 7, *b = a;
+                        while (b < end && *b != '>') b++;
+                        if (b < end) {
+                            int plain = 1;
+                            for (const uint8_t *c = a; c < b; c++) plain &= *c >= 0x21 && *c != '"';
+                            k = plain ? Q_INFO : Q_FEED;
+                            k_s[n] = x + 9 - d;
+                            k_e[n] = y - d;
+                            while (a < b && *a == '<') a++;
+                            v_s[n] = a - d;
+                            v_e[n] = b - d;
+                        }
+                    }
+                }
+            } else if (starts_at(x, end, "end msg ")) {
+                y = digits(x + 8, end);
+                if (y) {
+                    k = Q_END;
+                    k_s[n] = x + 8 - d;
+                    k_e[n] = y - d;
+                }
             }
-            if (high && k != Q_START) k = Q_FEED; /* of a non-ASCII line, only a start is read here */
         }
+        if (interesting && high && k != Q_START) k = Q_FEED; /* of a non-ASCII line, only a start is read here */
         kind[n] = k;
         n++;
         s = e + 1;
@@ -1576,4 +1757,4 @@ void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, co
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 11; }
+int scanner_abi(void) { return 12; }

@@ -1,5 +1,6 @@
 """What the block readers of every MTA share: the lines of a block and what each is to the front
-door, per-row joins, and stamps turned into times once per minute.
+door, per-row joins, and stamps turned into times once per minute (traditional and RFC 3339
+stamps, by the minute keys the compiled scanners make: stamp_times).
 
 A block is whole lines (ending with a newline). Each line is ASCII (can be read column-wise), valid
 non-ASCII UTF-8 (read by the MTA's per-line parser, never column-wise: Python's lower() and \\d
@@ -19,6 +20,7 @@ import pyarrow as pa
 
 from ...store import arrow_build as ab
 from .. import native
+from .common import iso_us
 
 ASCII, UTF8, RAW = 0, 1, 2
 
@@ -146,3 +148,29 @@ class DeferredRows:
         return self.rows[j]
 
     __getitem__ = get
+
+
+# The minute key of an RFC 3339 stamp has the top bit set; with a zone, bit 62 too and the
+# low bits are the minute since the epoch (UTC); without one, the local minute packed as
+# year << 20 | month << 16 | day << 11 | hour << 6 | minute (stamp_at in the C scanner).
+STAMP_ISO, STAMP_UTC = 1 << 63, 1 << 62
+
+
+def stamp_times(ctx, keys: list, minute_texts: list) -> tuple[np.ndarray, np.ndarray]:
+    """(time in us, no-date flag) of each minute key of the compiled scanners: a traditional
+    stamp's by its `Mon DD hh:mm` text (minute_texts[i], as minute_times), an RFC 3339 one's by
+    the key itself, as datetime.fromisoformat (common.iso_us) reads the stamp's minute."""
+    us = np.zeros(len(keys), np.int64)
+    no_date = np.zeros(len(keys), bool)
+    plain = [i for i, k in enumerate(keys) if not k & STAMP_ISO]
+    if plain:
+        us[plain], no_date[plain] = minute_times(ctx, [minute_texts[i] for i in plain])
+    for i, k in enumerate(keys):
+        if not k & STAMP_ISO:
+            continue
+        if k & STAMP_UTC:
+            us[i] = (k & (STAMP_UTC - 1)) * 60_000_000
+        else:
+            y, mo, d, h, mi = k >> 20 & 0x3FFF, k >> 16 & 15, k >> 11 & 31, k >> 6 & 31, k & 63
+            us[i] = iso_us(f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:00", ctx.tz)
+    return us, no_date

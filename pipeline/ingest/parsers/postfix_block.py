@@ -38,8 +38,10 @@ Called by pipeline.ingest.engine for every clean block of a Postfix file.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
+from datetime import date
 from typing import Callable
 
 import numpy as np
@@ -51,14 +53,18 @@ from .. import native
 from ..native import Scanner
 from ...store.records import EVENT_COLUMNS, ID_BYTES, PARSED_COLUMNS, event_ids_for_plain
 from .common import CLOCK, DELIVERY, MESSAGE_ID, REMOVED, SENDER, TOUCH, decode_line
-from .blocks import DeferredRows, distinct_codes, minute_times
+from .blocks import STAMP_ISO, STAMP_UTC, DeferredRows, distinct_codes, stamp_times
 from .common import reply_code_of
 from .postfix import PostfixParser, read_prefix, smtp_phase_of
 
 # --- the shapes the fast path takes (RE2 syntax; anything else goes to PostfixParser.feed) ------
-# Fixed-width traditional stamp (`Nov  3 16:04:31` or `Nov 03 …`), so the minute and the
-# seconds sit at known offsets.
-_STAMP = r"[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} "
+# A fixed-width traditional stamp (`Nov  3 16:04:31` or `Nov 03 …`: the minute and the seconds
+# sit at known offsets; with a fraction too, as journalctl -o short-precise writes it), or an RFC
+# 3339 one as rsyslog writes it by default and journalctl -o short-iso
+# (`2024-08-26T01:33:38.572449+09:00`, `…T01:33:38+0900`); _other_stamp() reads a stamp of other
+# than 15 characters (an RFC 3339 date or time that is none, such as Feb 30, leaves the fast path).
+_ISO_STAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
+_STAMP = r"(?:[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?|" + _ISO_STAMP + ") "
 # A host without space, ':' or '>' (so the first ": " ends the program and the first '>' ends
 # the address); a postfix program name without '[' or ':'.
 _HOST = r"[0-9A-Za-z._-]+"
@@ -153,8 +159,8 @@ class BlockFields:
     codes: np.ndarray            # queue id per interesting line, as an index into qid_names (-1: fed)
     qid_names: pa.Array          # the distinct queue ids of the block
     minutes: np.ndarray          # index into minute_keys per interesting line
-    seconds: np.ndarray          # seconds of the stamp per interesting line
-    minute_keys: list            # distinct `Mon DD hh:mm` stamps
+    us: np.ndarray               # microseconds of the stamp within its minute per interesting line
+    minute_keys: list            # the first 12 characters of each distinct minute's first stamp
     senders: tuple               # (positions among the interesting lines, sender of each K_FROM line)
     message_ids: tuple           # (positions, message-id of each K_MSGID line)
     delivery: dict               # columns of the K_DELIVERY lines (Arrow arrays / numpy)
@@ -174,9 +180,10 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
 
     line_starts (n + 1), cls (per line: C_SKIP, C_FEED for PostfixParser.feed, C_FAST, C_RAW);
     per fast line: f_line, f_kind (K_*; K_FEED for a delivery line the positions cannot cut),
-    f_qs / f_qe (queue id), f_key (the `Mon DD hh:mm` minute, packed), f_secs, f_vs / f_ve (the
+    f_qs / f_qe (queue id), f_key (the stamp's minute, packed as blocks.stamp_times reads it),
+    f_us (the microseconds within it), f_vs / f_ve (the
     from= / message-id= value, 0 for other kinds);
-    per delivery line cut here: d_fast (its number among the fast lines), d_host_end,
+    per delivery line cut here: d_fast (its number among the fast lines), d_host_s, d_host_end,
     d_rcpt_end, d_dom_start, d_relay_s, d_relay_e, d_dsn_s, d_status_pos, d_status_end,
     d_status_code, d_has_text.
     """
@@ -215,6 +222,15 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
     cand_idx = np.flatnonzero(candidate)
     fast = np.zeros(n, bool)
     fast[cand_idx] = ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(cand_idx)), FAST_RE))
+    # RFC 3339 stamps (a digit first) and fractions: their minute key, microseconds and end, or
+    # off the fast path
+    iso = {}
+    heads = line_starts[:-1]
+    for i in np.flatnonzero(fast & ((data[heads] <= 57) | (data[np.minimum(heads + 15, len(data) - 1)] == 46))).tolist():
+        iso[i] = _other_stamp(block, int(line_starts[i]))
+        if iso[i] is None:
+            fast[i] = False
+            del iso[i]
     fast_idx = np.flatnonzero(fast)
     # A line that is no candidate is one PostfixParser.feed skips: its syslog prefix, when it has
     # one, ends in "program[pid]: queue-id: " (no earlier ": " is possible), and what follows is
@@ -232,11 +248,18 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
     qid_end = colon_space[second[fast_idx]]
     kind = _KIND_OF_CHAR[data[qid_end + 2]]
 
-    # `Mon DD hh:mm` packed into one integer (9 ASCII characters, 7 bits each); the seconds
+    # `Mon DD hh:mm` packed into one integer (9 ASCII characters, 7 bits each); the seconds;
+    # where the host starts (then the RFC 3339 stamps' own)
     key = np.zeros(len(starts), np.uint64)
     for pos in (0, 1, 2, 4, 5, 7, 8, 10, 11):
         key = key << np.uint64(7) | data[starts + pos].astype(np.uint64)
-    secs = (data[starts + 13].astype(np.int64) - 48) * 10 + (data[starts + 14].astype(np.int64) - 48)
+    us = ((data[starts + 13].astype(np.int64) - 48) * 10 + (data[starts + 14].astype(np.int64) - 48)) * 1_000_000
+    host_s = starts + 16
+    if iso:
+        rows = np.searchsorted(fast_idx, np.fromiter(iso, np.int64, len(iso)))
+        key[rows] = np.array([k for k, _, _ in iso.values()], np.uint64)
+        us[rows] = [u for _, u, _ in iso.values()]
+        host_s[rows] = starts[rows] + [h for _, _, h in iso.values()]
 
     # sender: from=<…> ends before the first comma; message-id: <…> up to the line end
     commas = np.flatnonzero(data == 44)
@@ -281,13 +304,52 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
     return {
         "line_starts": line_starts, "cls": cls,
         "f_line": fast_idx, "f_kind": kind.astype(np.int8), "f_qs": qid_start, "f_qe": qid_end,
-        "f_key": key, "f_secs": secs, "f_vs": value_start, "f_ve": value_end,
-        "d_fast": d, "d_host_end": spaces[np.searchsorted(spaces, ds + 16)],
+        "f_key": key, "f_us": us, "f_vs": value_start, "f_ve": value_end,
+        "d_fast": d, "d_host_s": host_s[d], "d_host_end": spaces[np.searchsorted(spaces, host_s[d])],
         "d_rcpt_end": rcpt_end, "d_dom_start": np.where(has_at, last_at + 1, rcpt_end),
         "d_relay_s": c[rows, relay_i] + 8, "d_relay_e": c[rows, relay_i + 1],
         "d_dsn_s": c[rows, dsn_i] + 6, "d_status_pos": status_pos, "d_status_end": status_end,
         "d_status_code": _STATUS_CODE[status_char], "d_has_text": has_text.astype(np.uint8),
     }
+
+
+_EPOCH_DAY = date(1970, 1, 1)
+_FRACTION_STAMP_RE = re.compile(rb"[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:([0-9]{2})\.([0-9]+) ")
+_ISO_STAMP_RE = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:(Z)|([+-])(\d\d):?(\d\d))? ")
+
+
+def _other_stamp(block: bytes, at: int) -> tuple[int, int, int] | None:
+    """(minute key, microseconds within the minute, where the host starts, from `at`) of the
+    RFC 3339 stamp or traditional one with a fraction at `at`, as the compiled scanner's
+    stamp_at() reads it; None for one it leaves to the per-line parser (no date or time: Feb 30,
+    a leap second; a year before 1971)."""
+    m = _FRACTION_STAMP_RE.match(block, at)
+    if m is not None:
+        key = 0
+        for pos in (0, 1, 2, 4, 5, 7, 8, 10, 11):
+            key = key << 7 | block[at + pos]
+        return key, int(m.group(1)) * 1_000_000 + int(m.group(2)[:6].ljust(6, b"0")), m.end() - at
+    m = _ISO_STAMP_RE.match(block, at)
+    if m is None:
+        return None
+    y, mo, d, hh, mi, ss = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
+    try:
+        day = date(y, mo, d)
+    except ValueError:
+        return None
+    if not (1971 <= y <= 9998 and hh <= 23 and mi <= 59 and ss <= 59):
+        return None
+    frac = int((m.group(7) or b"0")[:6].ljust(6, b"0"))
+    if m.group(8) or m.group(9):
+        oh, om = (int(m.group(10)), int(m.group(11))) if m.group(9) else (0, 0)
+        if oh > 23 or om > 59:
+            return None
+        offset = (oh * 60 + om) * (-1 if m.group(9) == b"-" else 1)
+        minute = (day - _EPOCH_DAY).days * 1440 + hh * 60 + mi - offset
+        key = STAMP_ISO | STAMP_UTC | minute
+    else:
+        key = STAMP_ISO | y << 20 | mo << 16 | d << 11 | hh << 6 | mi
+    return key, ss * 1_000_000 + frac, m.end() - at
 
 
 def _numpy_gather(data, starts, ends, valid=None, lower=False) -> pa.StringArray:
@@ -319,10 +381,10 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     qid_end = s["f_qe"]
     qids = cut(data, s["f_qs"], qid_end).dictionary_encode()
 
-    # stamps: one key per minute (the parser turns each into time once), seconds by position
+    # stamps: one key per minute (turned into time once), microseconds within it per line
     packed, first_of_key, minutes = np.unique(s["f_key"], return_index=True, return_inverse=True)
     minute_keys = [block[x:x + 12].decode("ascii") for x in starts[first_of_key].tolist()]
-    secs = s["f_secs"]
+    us = s["f_us"]
     minute_us, no_date = _minute_times(ctx, packed, minute_keys)
 
     # sender (lower-cased as normalise_address does) and message-id (as it is)
@@ -345,7 +407,7 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     relay = cut(data, s["d_relay_s"], s["d_relay_e"])
     has_text = s["d_has_text"].astype(bool)
     delivery = {
-        "host": cut(data, ds + 16, s["d_host_end"]),
+        "host": cut(data, s["d_host_s"], s["d_host_end"]),
         "recipient": cut(data, qid_end[d] + 6, rcpt_end, lower=True),
         "recipient_domain": cut(data, s["d_dom_start"], rcpt_end, lower=True),
         "relay": pc.if_else(pc.equal(relay, _NONE), _NULL, relay),
@@ -356,7 +418,7 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
         "text_start": s["d_status_end"] + 2, "text_end": d_end - 1, "has_text": has_text,  # (_row_columns)
     }
     d_minute = minutes[d]
-    delivery["day"] = ab.numbers((minute_us[d_minute] + secs[d] * 1_000_000) // 86_400_000_000, pa.int32(),
+    delivery["day"] = ab.numbers((minute_us[d_minute] + us[d]) // 86_400_000_000, pa.int32(),
                                  ~no_date[d_minute])
     if has_high is not None:
         rs, re_ = qid_end[d] + 6, rcpt_end
@@ -380,17 +442,17 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     return BlockFields(
         n, line_starts, order, spread(kind, K_FEED, np.int8),
         spread(ab.to_ints(qids.indices), -1, np.int64), qids.dictionary,
-        spread(minutes, 0, np.int64), spread(secs, 0, np.int64), minute_keys,
+        spread(minutes, 0, np.int64), spread(us, 0, np.int64), minute_keys,
         (fast_pos[f], senders), (fast_pos[m], msgids), delivery, minute_us, no_date)
 
 
-_MINUTES: dict[int, tuple] = {}  # id(ctx) -> (ctx, {packed `Mon DD hh:mm`: (us, no date)}), a few contexts
+_MINUTES: dict[int, tuple] = {}  # id(ctx) -> (ctx, {minute key: (us, no date)}), a few contexts
 _MINUTES_KEPT = 16
 _MINUTES_LOCK = threading.Lock()
 
 
 def _minute_times(ctx, packed: np.ndarray, minute_keys: list) -> tuple[np.ndarray, np.ndarray]:
-    """blocks.minute_times of a block's distinct minutes (`packed`: their keys as the scanner
+    """blocks.stamp_times of a block's distinct minutes (`packed`: their keys as the scanner
     packs them), each minute of a file's context worked out once (a block repeats the minutes
     of the one before). The reader threads share the dict: a minute made twice is the same."""
     with _MINUTES_LOCK:
@@ -404,7 +466,7 @@ def _minute_times(ctx, packed: np.ndarray, minute_keys: list) -> tuple[np.ndarra
     values = [known.get(k) for k in keys]
     missing = [i for i, v in enumerate(values) if v is None]
     if missing:
-        us, no_date = minute_times(ctx, [minute_keys[i] for i in missing])
+        us, no_date = stamp_times(ctx, [keys[i] for i in missing], [minute_keys[i] for i in missing])
         made = list(zip(us.tolist(), no_date.tolist()))
         for i, v in zip(missing, made):
             values[i] = v
@@ -883,7 +945,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
         dv = {k: (v.take(ab.indices(keep)) if isinstance(v, pa.Array) else v[keep]) for k, v in dv.items()}
         kinds = np.where(undated, K_FEED, kinds).astype(np.int8)
     fast = kinds != K_FEED
-    ts = np.where(fast, minute_us[f.minutes] + f.seconds * 1_000_000, 0) if len(minute_us) else np.zeros(len(kinds), np.int64)
+    ts = np.where(fast, minute_us[f.minutes] + f.us, 0) if len(minute_us) else np.zeros(len(kinds), np.int64)
     codes = np.where(fast, f.codes, -1)
     # queue ids become Python strings only where the parser state is touched (names.get)
     names = _Names(f.qid_names)

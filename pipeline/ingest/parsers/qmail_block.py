@@ -1,8 +1,9 @@
-"""qmail-send (multilog) blocks read column-wise: the fast path of QmailParser.
+"""qmail-send blocks (multilog or splogger) read column-wise: the fast path of QmailParser.
 
 QmailParser.feed (parsers/qmail.py) defines what a line means. The compiled scanner
 (pipeline/ingest/native, scan_qmail) finds, in one pass and in a reader thread, the usual lines
-(ASCII, or for a start valid UTF-8; `@<tai64n> `, `starting delivery D: msg M to remote|local R`, `delivery D:
+(ASCII, or for a start valid UTF-8; `@<tai64n> ` or splogger's `<syslog stamp> host qmail:
+<unix time> `, `starting delivery D: msg M to remote|local R`, `delivery D:
 success|deferral|failure: text`, `info msg M: bytes B from <S>`, `end msg M`) and their fields;
 what a delivery row needs from its text (qmail's unescaping, byte-wise; status, reply code, relay,
 dsn, SMTP phase) is made for all lines at once by the scanner's qmail_facts (qmail.py's regexes
@@ -63,6 +64,7 @@ class QmailFields:
     dsn: pa.Array
     phase: pa.Array
     m_array: pa.Array | None = None   # m_names as Arrow
+    host: pa.Array | None = None      # per RESULT line: a splogger line's host (null: multilog; None: none in the block)
     domains: pa.Array | None = None   # the START lines' recipients' domains (records.domain_of)
 
 
@@ -138,9 +140,12 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     dsn = cut(chars, np.maximum(facts["dsn_s"], 0), np.maximum(facts["dsn_e"], 0), facts["dsn_s"] >= 0)
     phase = facts["phase"].astype(np.int64)
     phase_arr = _PHASE_NAMES.take(ab.numbers(np.maximum(phase, 0), pa.int64(), phase >= 0))
+    host_s = s["host_s"][lines]
+    logged = host_s >= 0                           # splogger lines name their host
+    host = cut(data, np.maximum(host_s, 0), s["host_e"][lines], logged) if logged.any() else None
     return QmailFields(len(kinds), s["line_starts"], order, k, dcode, d_names, mcode, m_names, local, start_rank,
                        recipients, info_rank, senders, res, s["ts"][lines], status, text, code_remote, code,
-                       valid_remote, code_valid, relay, dsn, phase_arr, m_array=m_array, domains=domains)
+                       valid_remote, code_valid, relay, dsn, phase_arr, m_array=m_array, domains=domains, host=host)
 
 
 _UNESCAPE = bytes.maketrans(b"_/", b" \n")
@@ -433,6 +438,13 @@ def _read_exactly(parser, block, offset, f, feed_line, annotate, fed_raw) -> Blo
                                 msgs, sender_of, annotate), f.n_lines)
 
 
+def _hosts(logged: pa.Array | None, default: str | None, n: int) -> pa.Array:
+    """The rows' hosts: a splogger line's own, else the file's (ParseContext.default_host)."""
+    if logged is None:
+        return ab.strings([default] * n) if default else pa.nulls(n, pa.string())
+    return pc.fill_null(logged, ab.scalar(default)) if default else logged
+
+
 def _columns(parser, block, offset, f, rows_at, rr, local, recipients, msgs, sender_of, annotate, domains=None) -> dict:
     take = ab.indices(rr)
     every = len(rr) == len(f.result_at) and bool((rr == np.arange(len(rr))).all())
@@ -451,7 +463,7 @@ def _columns(parser, block, offset, f, rows_at, rr, local, recipients, msgs, sen
     columns = {
         "ts": ab.numbers(ts, pa.int64()),
         "mta": ab.repeat(parser.mta, n),
-        "host": ab.strings([parser.ctx.default_host] * n) if parser.ctx.default_host else pa.nulls(n, pa.string()),
+        "host": _hosts(pick(f.host) if f.host is not None else None, parser.ctx.default_host, n),
         "queue_id": msgs if isinstance(msgs, pa.Array) else ab.strings(msgs),
         "message_id": pa.nulls(n, pa.string()),
         "sender": sender_of if isinstance(sender_of, pa.Array) else ab.strings(sender_of),

@@ -217,6 +217,17 @@ def _times(ctx, keys: pa.Array, secs: np.ndarray):
     return minute_us[minute_of] + secs * 1_000_000, ~no_date[minute_of]
 
 
+def _stamp_times(ctx, block: bytes, starts: np.ndarray, keys: np.ndarray, us: np.ndarray):
+    """(time, dated) per fast line from the compiled scanner's minute key and microseconds
+    (a traditional stamp's or an RFC 3339 one's: blocks.stamp_times)."""
+    if not len(keys):
+        return np.zeros(0, np.int64), np.ones(0, bool)
+    packed, first, minute_of = np.unique(keys, return_index=True, return_inverse=True)
+    texts = [block[x:x + 12].decode("ascii") for x in starts[first].tolist()]
+    minute_us, no_date = blocks.stamp_times(ctx, packed.tolist(), texts)
+    return minute_us[minute_of] + us, ~no_date[minute_of]
+
+
 def _extract_compiled(block: bytes, max_line: int, ctx, annotate, scanner) -> SendmailFields | None:
     s = scanner.scan_sendmail(block, max_line)
     if s is None:
@@ -226,10 +237,7 @@ def _extract_compiled(block: bytes, max_line: int, ctx, annotate, scanner) -> Se
     line_starts, kinds = s["line_starts"], s["kind"].copy()
     n = len(kinds)
     fast = np.flatnonzero(kinds >= K_FROM)
-    starts = line_starts[fast]
-    keys = cut(data, starts, starts + 12)
-    secs = (data[starts + 13].astype(np.int64) - 48) * 10 + (data[starts + 14].astype(np.int64) - 48)
-    fast_ts, dated = _times(ctx, keys, secs)
+    fast_ts, dated = _stamp_times(ctx, block, line_starts[fast], s["t_key"][fast], s["t_us"][fast])
     if not dated.all():                                   # no date (Feb 30): feed() skips such a line
         kinds[fast[~dated]] = K_FEED
         fast, fast_ts = fast[dated], fast_ts[dated]
@@ -267,7 +275,7 @@ def _extract_compiled(block: bytes, max_line: int, ctx, annotate, scanner) -> Se
         values = [odd[j] for j in keep[moved].tolist()]
         rec = _replace(rec, moved, values)
         dom = _replace(dom, moved, [v[v.rfind("@") + 1:] if "@" in v else "" for v in values])
-    at = {"host_s": line_starts[tl] + 16, "host_e": s["host_e"][tl], "relay_s": s["b_s"][tl], "relay_e": s["b_e"][tl],
+    at = {"host_s": s["host_s"][tl], "host_e": s["host_e"][tl], "relay_s": s["b_s"][tl], "relay_e": s["b_e"][tl],
           "dsn_s": s["c_s"][tl], "dsn_e": s["c_e"][tl], "stat_s": s["s_s"][tl], "stat_e": line_starts[tl + 1] - 1,
           "reply_s": s["r_s"][tl], "reply_e": s["r_e"][tl], "qid_s": s["qid_s"][tl], "qid_e": s["qid_e"][tl]}
     x = _Lines(n, line_starts, kinds, fast, cut(data, s["qid_s"][fast], s["qid_e"][fast]).dictionary_encode(), fast_ts,
