@@ -640,3 +640,17 @@ def test_a_gz_being_compressed_right_now_is_read_up_to_its_end_so_far_and_finish
     r = run(d, "ingest", gz)
     assert r.returncode == 0, r.stderr.decode()
     assert count(d) == 20_000                 # the rest, nothing twice
+
+
+def test_a_file_whose_name_has_glob_characters_is_found_by_its_name(tmp_path):
+    """`ingest 'mail[1].log'` (a file so named) said "no log files matched": [1] is a glob class."""
+    from fixtures import SAMPLES
+
+    odd = tmp_path / "mail[1].log"
+    odd.write_bytes((SAMPLES / "postfix" / "mail.log").read_bytes())
+    r = run(tmp_path / "d", "ingest", odd)
+    assert r.returncode == 0 and count(tmp_path / "d") == 46, r.stderr.decode()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[[sources]]\npath = "{odd}"\n')
+    r = run(tmp_path / "d2", "--config", cfg, "clean")
+    assert r.returncode == 0 and count(tmp_path / "d2") == 46, r.stderr.decode()

@@ -836,12 +836,11 @@ def _is_regular(path) -> bool:
 
 def _matching(pattern: str) -> list:
     import glob as _glob
-    import os
 
     if pattern == STDIN:
         return [pattern]
     if _glob.has_magic(pattern):  # (regular files only, as expand_paths takes)
-        return [m for m in _glob.glob(os.path.expanduser(pattern)) if os.path.isfile(m)]
+        return line_source.glob_files(pattern)
     return [pattern]
 
 

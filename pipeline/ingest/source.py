@@ -336,10 +336,7 @@ def expand_paths(patterns: list[str], unmatched: list[str] | None = None) -> lis
     a `mailman/` folder), and one that matches none is appended to `unmatched` (when given)."""
     found: dict[str, Path] = {}
     for pattern in patterns:
-        if glob.has_magic(pattern):
-            matches = [m for m in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(m)]
-        else:
-            matches = [pattern]
+        matches = glob_files(pattern) if glob.has_magic(pattern) else [pattern]
         if not matches and unmatched is not None:
             unmatched.append(pattern)
         for m in matches:
@@ -352,6 +349,16 @@ def expand_paths(patterns: list[str], unmatched: list[str] | None = None) -> lis
                 raise InputError(f"{p} does not exist")
             found[str(p.resolve())] = p
     return sorted(found.values(), key=_age_key)
+
+
+def glob_files(pattern: str) -> list[str]:
+    """The regular files a glob matches; a file whose own name has glob characters in it
+    (`mail[1].log`) is matched by that name too."""
+    pattern = os.path.expanduser(pattern)
+    found = [m for m in glob.glob(pattern) if os.path.isfile(m)]
+    if os.path.isfile(pattern) and pattern not in found:
+        found.append(pattern)
+    return found
 
 
 def _age_key(p: Path):
@@ -392,7 +399,10 @@ class SourceSpec:
 
     def matches(self) -> list[str]:
         pattern = os.path.expanduser(self.pattern)
-        return sorted(glob.glob(pattern)) if self.is_glob else [pattern]
+        if not self.is_glob:
+            return [pattern]
+        found = glob.glob(pattern)
+        return sorted(found + [pattern] if os.path.isfile(pattern) and pattern not in found else found)
 
 
 @dataclass
