@@ -654,3 +654,15 @@ def test_a_file_whose_name_has_glob_characters_is_found_by_its_name(tmp_path):
     cfg.write_text(f'[[sources]]\npath = "{odd}"\n')
     r = run(tmp_path / "d2", "--config", cfg, "clean")
     assert r.returncode == 0 and count(tmp_path / "d2") == 46, r.stderr.decode()
+
+
+def test_watch_refuses_standard_input_as_a_source_instead_of_following_nothing(tmp_path):
+    from fixtures import SAMPLES
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[[sources]]\npath = "-"\n[[sources]]\npath = "{SAMPLES / "postfix" / "mail.log"}"\n')
+    r = subprocess.run([sys.executable, "-c", "from pipeline.cli import main; main()", "--config", str(cfg),
+                        "--data-dir", str(tmp_path / "d"), "watch", "--no-inotify"],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "Error:" in err and "standard input" in err and "Traceback" not in err, err

@@ -38,7 +38,7 @@ import numpy as np
 from ..classify.carriers import CarrierTable
 from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.config import Config, IngestSettings, SourceSettings, WatchSettings
-from ..core.errors import InputError
+from ..core.errors import ConfigError, InputError
 from . import native
 from . import source as line_source
 from .parsers import BLOCK_READERS, MALFORMED, REGISTRY, SKIP, parser_class
@@ -545,6 +545,10 @@ class Engine:
         for spec in specs:
             if spec.fmt != "auto":
                 parser_class(spec.fmt)
+            if spec.is_stdin:  # (it was passed over: a watch that follows nothing looks like one that works)
+                raise ConfigError("a [[sources]] path of \"-\" (standard input) cannot be followed by watch: give "
+                                  "log files or globs (journald: let rsyslog write /var/log/mail.log), or pipe the "
+                                  "stream into `mailhygiene ingest -`")
         w = self.watch_settings
         self.flush_interval = float(w.flush_interval)
         self.poll_interval = float(w.poll_interval)
