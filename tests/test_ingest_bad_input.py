@@ -666,3 +666,27 @@ def test_watch_refuses_standard_input_as_a_source_instead_of_following_nothing(t
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     err = r.stderr.decode()
     assert r.returncode == 1 and "Error:" in err and "standard input" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("how", ["file", "gz", "stdin"])
+def test_a_byte_order_mark_before_the_first_line_is_passed_over(tmp_path, how):
+    """A log saved by a Windows tool starts with a UTF-8 BOM: its first line (here a bounce) was
+    skipped unseen; now the BOM is passed over and the line read as without it (same event id)."""
+    text = log_text(3, seed=4)
+    plain = tmp_path / "plain.log"
+    plain.write_bytes(text)
+    assert run(tmp_path / "want", "ingest", plain).returncode == 0
+    blob = b"\xef\xbb\xbf" + text
+    log = tmp_path / ("bom.log.gz" if how == "gz" else "bom.log")
+    log.write_bytes(gzip.compress(blob) if how == "gz" else blob)
+    d = tmp_path / "got"
+    r = run(d, "ingest", "--json", "-" if how == "stdin" else log, stdin=blob if how == "stdin" else None)
+    assert r.returncode == 0 and json.loads(r.stdout)["lines_rejected"] == 0, r.stderr.decode()
+    ids = []
+    for data in (tmp_path / "want", d):
+        con = pipeline.connect(data)
+        try:
+            ids.append(sorted(x[0] for x in con.execute("SELECT event_id FROM events").fetchall()))
+        finally:
+            con.close()
+    assert len(ids[1]) == 3 and ids[0] == ids[1]

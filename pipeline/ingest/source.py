@@ -454,6 +454,7 @@ class Stream:
 
 
 LINES, PARTIAL, TOO_LONG, SKIPPED, DAMAGED = "lines", "partial", "too_long", "skipped", "damaged"
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark: a log saved by a Windows tool may start with one
 
 
 @dataclass
@@ -811,6 +812,9 @@ class LogFiles:
                 return
         s.size = size
         old_enough = self.clock.time() - st.st_mtime >= PARTIAL_LINE_GRACE_S
+        if s.read_at == 0 and size >= len(BOM) and os.pread(s.fh, len(BOM), 0) == BOM:
+            s.read_at = len(BOM)
+            yield Chunk(s, b"", 0, len(BOM), SKIPPED)  # a byte-order mark before the first line
         left = budget
         step = min(FIRST_BLOCK_BYTES, block)  # doubled after each chunk, up to `block`
         while s.read_at < size and (left is None or left > 0):
@@ -930,6 +934,10 @@ class LogFiles:
                     continue
                 data = data[rest:]
             data = s.carry + data if s.carry else data
+            if s.read_at == 0 and data[:len(BOM)] == BOM:
+                s.read_at = len(BOM)
+                yield Chunk(s, b"", 0, len(BOM), SKIPPED)  # a byte-order mark before the first line
+                data = data[len(BOM):]
             cut = data.rfind(b"\n") + 1
             if cut == 0:
                 if len(data) > MAX_LINE_BYTES:
