@@ -690,3 +690,24 @@ def test_a_byte_order_mark_before_the_first_line_is_passed_over(tmp_path, how):
         finally:
             con.close()
     assert len(ids[1]) == 3 and ids[0] == ids[1]
+
+
+def test_ingest_of_standard_input_on_a_terminal_says_it_is_reading_it(tmp_path):
+    """`mailhygiene ingest -` typed without a pipe waited silently, as if hung."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([sys.executable, "-c", "from pipeline.cli import main; main()", "--data-dir",
+                              str(tmp_path / "d"), "ingest", "-"], stdin=slave, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        said = select.select([p.stderr], [], [], 60)[0]  # bounded
+        line = p.stderr.readline().decode() if said else "(nothing said in 60 s)"
+        os.write(master, b"\x04")  # Ctrl-D: the end of the input
+        out, err = p.communicate(timeout=60)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert "reading log lines from the terminal" in line and "Ctrl-D" in line, line
+    assert p.returncode == 0, err.decode()

@@ -12,6 +12,13 @@ from ..core.vocabulary import MTA_FORMATS
 FORMATS = ("auto", *MTA_FORMATS)  # the parsers' registry (pipeline.ingest.parsers.FORMATS; a test holds them equal), without importing it
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def print_ingest_summary(summary, as_json: bool = False) -> None:
     d = summary.as_dict()
     if as_json:
@@ -80,8 +87,13 @@ def ingest_cmd(app, paths, fmt, year, reread, as_json, progress):
     not read nor marked as read, and the exit status is 1. A damaged compressed file is read up to the
     damage, which is reported (exit status 1).
     """
+    import sys
+
     from ..ingest.engine import Engine
 
+    if "-" in paths and _is_terminal(sys.stdin):  # else it waits without a word, as if hung
+        click.echo("ingest: reading log lines from the terminal (standard input): end with Ctrl-D, or pipe a log "
+                   "in (journalctl -u postfix -o short-iso | mailhygiene ingest -)", err=True)
     engine = Engine.from_config(app.cfg, year=year, progress=progress)
     summary = engine.ingest(paths, fmt=fmt, use_positions=not reread)
     print_ingest_summary(summary, as_json)

@@ -528,10 +528,12 @@ class LogFiles:
 
     def _piped(self, spec: SourceSpec, path: str, raw) -> Stream:
         """A stream over a pipe; gzip data in it (`cat x.gz | mailhygiene ingest -`) is gunzipped."""
+        peeked = None
         try:
-            head = raw.peek(6)[:6] if hasattr(raw, "peek") else b""
+            peeked = raw.peek(6) if hasattr(raw, "peek") else None
         except (OSError, ValueError):
-            head = b""
+            pass
+        head = (peeked or b"")[:6]
         kind = compression_of(head)
         fh = raw
         if kind == "gzip":
@@ -540,9 +542,12 @@ class LogFiles:
             fh = Tolerant(bz2.BZ2File(raw))
         elif kind == "xz":
             fh = Tolerant(lzma.LZMAFile(raw))
-        return Stream(fp="", source=spec, path=path, key=(0, 0), fh=fh, compressed=kind in READABLE, offset=0,
-                      order=(0, 0), mtime=self.clock.time(), last_growth=self.clock.monotonic(), piped=True,
-                      compression=kind)
+        s = Stream(fp="", source=spec, path=path, key=(0, 0), fh=fh, compressed=kind in READABLE, offset=0,
+                   order=(0, 0), mtime=self.clock.time(), last_growth=self.clock.monotonic(), piped=True,
+                   compression=kind)
+        if peeked == b"":
+            s.finished = s.eof = True  # the end already (a terminal's Ctrl-D is not seen twice)
+        return s
 
     def open_path(self, spec: SourceSpec, path: str) -> Stream | None:
         """Open a named file for a batch read (from its saved position); None when it holds
