@@ -711,3 +711,24 @@ def test_ingest_of_standard_input_on_a_terminal_says_it_is_reading_it(tmp_path):
         os.close(slave)
     assert "reading log lines from the terminal" in line and "Ctrl-D" in line, line
     assert p.returncode == 0, err.decode()
+
+
+@pytest.mark.parametrize("run_bytes", [100 << 10, 1 << 20])
+@pytest.mark.parametrize("how", ["file", "gz"])
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_a_run_of_nul_bytes_from_a_crash_does_not_take_the_next_line_with_it(tmp_path, run_bytes, how, native,
+                                                                             monkeypatch):
+    """After a power loss a log file often holds a run of NUL bytes (a hole) where lines were lost,
+    glued to the first line written after it. A run over 64 KiB made that line "too long": its
+    delivery was lost with the run."""
+    monkeypatch.setenv("MAILHYGIENE_NATIVE", native)
+    lines = log_text(200, seed=12).splitlines(keepends=True)
+    blob = b"".join(lines[:100]) + b"\0" * run_bytes + b"".join(lines[100:])
+    log = tmp_path / ("mail.log.1.gz" if how == "gz" else "mail.log")
+    log.write_bytes(gzip.compress(blob) if how == "gz" else blob)
+    old(log)
+    d = tmp_path / "d"
+    r = run(d, "ingest", "--json", "--format", "postfix", log)
+    assert r.returncode == 0, r.stderr.decode()
+    s = json.loads(r.stdout)
+    assert count(d) == 200 and s["rejected_by_reason"] == {"nul_bytes": 1} and s["recovered_from_rejected"] == 1, s

@@ -26,9 +26,14 @@ def decode_line(raw: bytes) -> tuple[str | None, str | None]:
 
     Over-long: (None, "too_long"), not read. Invalid UTF-8 is decoded with U+FFFD and NUL bytes
     are removed, so a delivery inside such a line is still read, with the reason
-    ("invalid_utf8" / "nul_bytes") for the reject count. The line end (\n, \r\n) is cut off."""
+    ("invalid_utf8" / "nul_bytes") for the reject count. The line end (\n, \r\n) is cut off.
+    A line over-long only by a run of NUL bytes before it (the hole a crash leaves in a log file,
+    often many KiB) is the line after the run ("nul_bytes"): the run no longer takes it along."""
     if len(raw) > MAX_LINE_BYTES:
-        return None, "too_long"
+        rest = raw.lstrip(b"\x00")
+        if len(rest) == len(raw) or len(rest) > MAX_LINE_BYTES:
+            return None, "too_long"
+        raw = b"\x00" + rest  # (one NUL kept: the line is counted as nul_bytes below)
     try:
         line = raw.decode("utf-8")
         bad = None
