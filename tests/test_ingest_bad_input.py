@@ -732,3 +732,19 @@ def test_a_run_of_nul_bytes_from_a_crash_does_not_take_the_next_line_with_it(tmp
     assert r.returncode == 0, r.stderr.decode()
     s = json.loads(r.stdout)
     assert count(d) == 200 and s["rejected_by_reason"] == {"nul_bytes": 1} and s["recovered_from_rejected"] == 1, s
+
+
+def test_journal_json_is_refused_with_how_to_give_its_text_form(tmp_path):
+    """`journalctl -o json | mailhygiene ingest -` was told "give the right --format": no
+    --format reads JSON; the text form (short-iso) is what to give."""
+    from fixtures import SAMPLES
+
+    lines = (SAMPLES / "postfix" / "mail.log").read_text().splitlines()
+    blob = "".join(json.dumps({"__REALTIME_TIMESTAMP": str(1794526202000000 + i), "_HOSTNAME": "mx1",
+                               "SYSLOG_IDENTIFIER": "postfix/smtp", "MESSAGE": ln.split(": ", 1)[-1]}) + "\n"
+                   for i, ln in enumerate(lines)).encode()
+    for fmt in ("auto", "postfix"):
+        r = run(tmp_path / f"d-{fmt}", "ingest", "--format", fmt, "-", stdin=blob)
+        err = r.stderr.decode()
+        assert r.returncode == 1 and "its lines are JSON" in err and "-o short-iso" in err, err
+        assert "give the right --format" not in err

@@ -250,6 +250,7 @@ class Engine:
                 s.info["checked"] = True
                 s.refused = f"{len(sample)} lines, none looked like {fmt}"
                 s.info["problem"] = s.refused
+                _hint_for_shape(s, sample)
                 if self.files.follow:  # (a batch run's summary names it: the CLI warns)
                     log.warning("watch: %s: %s: not read (check the format of this source)", s.path, s.refused)
                 return False
@@ -280,6 +281,7 @@ class Engine:
             s.info["format"] = "unrecognised"
             s.info["problem"] = (f"{len(sample)} lines, none looked like Postfix, sendmail or qmail"
                                  if sample else "empty or no complete line")
+            _hint_for_shape(s, sample)
             if self.files.follow:
                 log.warning("watch: %s is not recognised as Postfix, sendmail or qmail: skipped "
                             "(set format = \"postfix\" etc. for this source in the config)", s.path)
@@ -769,6 +771,14 @@ class Engine:
             except Exception:
                 pass
             self._observer = None
+
+
+def _hint_for_shape(s: Stream, sample: list[str]) -> None:
+    """What to do about a refused file whose lines have a known shape that is not a log's."""
+    lines = [ln for ln in sample[:50] if ln.strip()]
+    if lines and sum(ln.lstrip().startswith("{") for ln in lines) * 2 > len(lines):
+        s.info["hint"] = ("its lines are JSON (journalctl -o json?): give the text form instead, e.g. "
+                          "journalctl -u postfix -o short-iso | mailhygiene ingest --format postfix -")
 
 
 def _stderr_is_terminal() -> bool:
