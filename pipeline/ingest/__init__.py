@@ -2,9 +2,10 @@
 
   engine     the engine: a source read to its end (`ingest`, `clean`) or followed (`watch`);
              per chunk: the MTA's parser (Postfix: the block reader), the sink, commits
-  source     line sources: files, globs, .gz, standard input (`-`); file identity by the
-             fingerprint of the first line; rotation (rename+create, copytruncate, .1 -> .1.gz,
-             multilog), a file renamed away found among its siblings
+  source     line sources: files, globs, gzip/bzip2/xz (told by their first bytes; a damaged one
+             read up to its damage, which is reported), standard input (`-`) and named pipes;
+             file identity by the fingerprint of the first line; rotation (rename+create,
+             copytruncate, .1 -> .1.gz, multilog), a file renamed away found among its siblings
   session    one parser per MTA (state changed only through the parser's own interface), the
              front door for raw lines (rejects), and the state file: positions + parser state in
              one atomic, fsync'd file written after the events it covers are durable
