@@ -748,3 +748,26 @@ def test_journal_json_is_refused_with_how_to_give_its_text_form(tmp_path):
         err = r.stderr.decode()
         assert r.returncode == 1 and "its lines are JSON" in err and "-o short-iso" in err, err
         assert "give the right --format" not in err
+
+
+@pytest.mark.parametrize("boot_lines", [3_000, 60_000])
+@pytest.mark.parametrize("how", ["file", "gz"])
+def test_a_combined_syslog_whose_mail_lines_come_after_thousands_of_others_is_read(tmp_path, boot_lines, how):
+    """Debian's /var/log/syslog holds every facility: thousands of boot lines may come before the
+    first mail line. It was refused ("2000 lines, none looked like postfix") even with the right
+    --format: the MTA is now also looked for further into the file."""
+    from fixtures import SAMPLES
+
+    boot = "".join(f"Nov 13 07:{i // 60 % 60:02d}:{i % 60:02d} mx1 kernel: [ {i}.000] usb 1-1: new device {i}\n"
+                   for i in range(boot_lines))
+    blob = (boot + (SAMPLES / "postfix" / "mail.log").read_text()).encode()
+    log = tmp_path / ("syslog.1.gz" if how == "gz" else "syslog")
+    log.write_bytes(gzip.compress(blob) if how == "gz" else blob)
+    old(log)
+    for fmt in ("auto", "postfix"):
+        d = tmp_path / f"d-{fmt}"
+        r = run(d, "ingest", "--format", fmt, log)
+        assert r.returncode == 0, r.stderr.decode()
+        assert count(d) == 46
+    r = run(tmp_path / "d-sendmail", "ingest", "--format", "sendmail", log)  # the wrong one is still refused
+    assert r.returncode == 1 and "none looked like sendmail" in r.stderr.decode()

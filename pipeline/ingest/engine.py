@@ -238,6 +238,10 @@ class Engine:
         sample = self.files.read_head(s, DETECT_SAMPLE_LINES)
         self._note_first_month(s, "\n".join(sample[:200]).encode())
         complete = complete or len(sample) >= DETECT_SAMPLE_LINES or s.compressed or s.offset > 0
+        wanted = [parser_class(s.source.fmt)] if s.source.fmt != "auto" else list(REGISTRY.values())
+        if complete and sample and not any(cls.detect(sample) for cls in wanted):
+            # none in its first lines: look further in (a combined syslog starts with boot lines)
+            sample = sample + self.files.read_spread(s, DETECT_SAMPLE_LINES)
         return self._judge(s, sample, complete)
 
     def _judge(self, s: Stream, sample: list[str], complete: bool) -> bool:

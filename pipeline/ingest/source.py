@@ -985,6 +985,33 @@ class LogFiles:
             pass
         return [raw.decode("utf-8", "replace").rstrip("\r\n") for raw in out if raw.endswith(b"\n") or s.compressed]
 
+    SPREAD_WINDOW = 1 << 20
+
+    def read_spread(self, s: Stream, max_lines: int) -> list[str]:
+        """Up to `max_lines` whole lines from further into the stream's text than read_head's
+        first `max_lines`, spread over it: the rest of its first MiB, and windows at a third, two
+        thirds and the end of a plain file (the rest of the first 16 MiB of a compressed one). A
+        combined syslog (Debian's /var/log/syslog) may hold thousands of boot lines before its
+        first mail line: its MTA is told by these."""
+        lines: list[bytes] = []
+        try:
+            if s.compressed:
+                with (GzipSalvage(s.path) if s.compression == "gzip" else open_log(s.path)) as fh:
+                    data = fh.read(16 * self.SPREAD_WINDOW)
+                lines = data[:data.rfind(b"\n") + 1].splitlines()[max_lines:]
+            else:
+                size = os.fstat(s.fh).st_size
+                data = os.pread(s.fh, self.SPREAD_WINDOW, 0)
+                lines = data[:data.rfind(b"\n") + 1].splitlines()[max_lines:]
+                for at in (size // 3, 2 * size // 3, size - self.SPREAD_WINDOW):
+                    if at > self.SPREAD_WINDOW:  # (beyond the first MiB)
+                        data = os.pread(s.fh, self.SPREAD_WINDOW, at)
+                        lines += data[data.find(b"\n") + 1:data.rfind(b"\n") + 1].splitlines()
+        except OSError:
+            pass
+        step = max(1, -(-len(lines) // max(1, max_lines)))  # (rounded up: the picks reach the end)
+        return [raw.decode("utf-8", "replace").rstrip("\r") for raw in lines[::step]]
+
     # ------------------------------------------------------------------ rotation
     def identity_lost(self, s: Stream, why: str) -> None:
         """The open file no longer holds the text being read (copytruncate, rewritten): finish
