@@ -411,8 +411,14 @@ class Engine:
         if s.judged:
             return
         s.judged = True
-        sample = data[:1 << 20].decode("utf-8", "replace").split("\n")[:DETECT_SAMPLE_LINES]
-        self._judge(s, [ln for ln in sample if ln], complete=True)
+        sample = [ln for ln in data[:1 << 20].decode("utf-8", "replace").split("\n")[:DETECT_SAMPLE_LINES] if ln]
+        wanted = [parser_class(s.source.fmt)] if s.source.fmt != "auto" else list(REGISTRY.values())
+        if sample and not any(cls.detect(sample) for cls in wanted):
+            # none in its first lines (`journalctl | ingest -` of every unit): the rest of the chunk
+            rest = data[:data.rfind(b"\n") + 1].split(b"\n")[DETECT_SAMPLE_LINES:]
+            step = max(1, -(-len(rest) // DETECT_SAMPLE_LINES))
+            sample += [ln.decode("utf-8", "replace") for ln in rest[::step] if ln]
+        self._judge(s, sample, complete=True)
         if s.mta is None and not s.unrecognised:
             s.unrecognised = True
 
