@@ -772,3 +772,28 @@ def test_a_combined_syslog_whose_mail_lines_come_after_thousands_of_others_is_re
         assert count(d) == 46
     r = run(tmp_path / "d-sendmail", "ingest", "--format", "sendmail", source, stdin=stdin)  # a wrong one: refused
     assert r.returncode == 1 and "none looked like sendmail" in r.stderr.decode()
+
+
+def test_two_logs_that_start_with_the_same_line_are_each_read_from_their_start(tmp_path):
+    """Exports such as `journalctl -o short-iso > dayN.log` made in one go start with the same
+    "-- Journal begins at …" line; read positions are kept per first line, so the second was read
+    from the first's offset and its first lines lost unseen."""
+    from fixtures import SAMPLES
+
+    head = "-- Journal begins at Tue 2026-11-10 08:00:01 JST, ends at Fri 2026-11-13 23:59:59 JST. --\n"
+    lines = (SAMPLES / "postfix" / "mail.log").read_text().splitlines(keepends=True)
+    day1, day2 = tmp_path / "day1.log", tmp_path / "day2.log"
+    day1.write_text(head + "".join(lines[:100]))
+    day2.write_text(head + "".join(lines[100:]))
+    old(day1, 7200)
+    old(day2, 3600)
+    d = tmp_path / "d"
+    r = run(d, "ingest", day1, day2)
+    assert r.returncode == 0 and count(d) == 46, r.stderr.decode()
+    assert f"{day2} starts with the same line as {day1}" in r.stderr.decode()
+    d = tmp_path / "d2"  # in two runs
+    assert run(d, "ingest", day1).returncode == 0
+    r = run(d, "ingest", day2)
+    assert r.returncode == 0 and count(d) == 46, r.stderr.decode()
+    r = run(d, "ingest", day1, day2)  # again: nothing twice
+    assert r.returncode == 0 and count(d) == 46

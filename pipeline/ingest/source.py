@@ -596,6 +596,14 @@ class LogFiles:
         pos = self.positions.get(fp) if fp else None
         if offset is None:
             offset = int(pos.get("offset", 0)) if (pos is not None and self.use_positions) else 0
+            if offset and pos.get("path") and pos["path"] != path and _other_text(path, pos["path"], fp, offset):
+                # another log that starts with the same line (journalctl exports' "-- Journal
+                # begins at …" header): its own text, read from its start, not from that one's offset
+                log.warning("%s: %s starts with the same line as %s but is another log: read from its start "
+                            "(read positions are kept per first line: give each log a first line of its "
+                            "own, e.g. journalctl -q leaves out its header)", "watch" if self.follow else "ingest",
+                            path, pos["path"])
+                offset = 0
         if pos is not None:
             pos["updated"] = self.clock.time()  # still there: keep its position
         size = st.st_size
@@ -1132,6 +1140,26 @@ def _not_followed(path: str, st: os.stat_result) -> str:
     if stat.S_ISFIFO(st.st_mode):
         return "is a named pipe: watch follows regular files (pipe the stream into `mailhygiene ingest -` instead)"
     return "is not a regular file (a device or socket): give a log file"
+
+
+def _other_text(path: str, other: str, fp: str, offset: int) -> bool:
+    """Is `path` another log than `other`, where the position of their shared fingerprint `fp`
+    was read? Only when `other` still starts with that line (else it is a new log under a
+    rotated name, and `path` the old one moved: its position holds) and their texts differ
+    before `offset` (at most the first 64 KiB compared). False when `other` is gone or unreadable."""
+    n = min(offset, 64 << 10)
+    try:
+        if os.path.samefile(path, other) or fingerprint(other)[0] != fp:
+            return False
+        heads = []
+        for p in (path, other):
+            with open_log(p) as fh:
+                heads.append(fh.read(n))
+    except (OSError, EOFError, zlib.error):
+        return False
+    a, b = heads
+    m = min(len(a), len(b))
+    return a[:m] != b[:m]
 
 
 def cannot_read(path, exc: OSError) -> str:
