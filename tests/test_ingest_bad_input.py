@@ -797,3 +797,39 @@ def test_two_logs_that_start_with_the_same_line_are_each_read_from_their_start(t
     assert r.returncode == 0 and count(d) == 46, r.stderr.decode()
     r = run(d, "ingest", day1, day2)  # again: nothing twice
     assert r.returncode == 0 and count(d) == 46
+
+
+def test_an_io_error_in_the_middle_of_a_batch_read_is_reported_and_the_rest_read_next_time(tmp_path, monkeypatch):
+    """A read error (EIO: a failing disk) in a batch run was logged as "read failed …; retrying"
+    and the run ended with exit status 0, the file's end unread without a word in the summary."""
+    import errno
+
+    from pipeline.core.config import load_config
+    from pipeline.ingest import source
+    from pipeline.ingest.engine import ingest
+
+    text = log_text(60_000, seed=13)                     # about 14 MB: several chunks
+    log = tmp_path / "mail.log"
+    log.write_bytes(text)
+    old(log)
+    cfg = load_config(None, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
+    real_pread = os.pread
+    failing_at = 6 << 20  # (inside the second chunk: the first, read before it, is kept)
+
+    def pread(fd, n, at):
+        if at >= failing_at and os.fstat(fd).st_size == len(text):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_pread(fd, n, at)
+
+    monkeypatch.setattr(source.os, "pread", pread)
+    s = ingest(cfg, [log])
+    (f,) = s.damaged
+    assert "Input/output error" in f["damaged"]
+    stored = count(tmp_path / "data")
+    pos = json.loads((tmp_path / "data" / "state" / "ingest-state.json").read_text())["positions"]
+    (p,) = pos.values()
+    assert 0 < stored < 60_000 and p["eof"] is False and p["offset"] <= failing_at
+    assert stored == text[:p["offset"]].count(b"\n")      # what is stored is what is marked read
+    monkeypatch.setattr(source.os, "pread", real_pread)   # the disk is back
+    s = ingest(cfg, [log])
+    assert not s.damaged and count(tmp_path / "data") == 60_000

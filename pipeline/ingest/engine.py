@@ -322,8 +322,16 @@ class Engine:
         threads EXTRACT_AHEAD chunks ahead of the one being applied (outside the GIL, mostly)."""
         pending: deque = deque()
         it = iter(chunks)
+        failed: list[OSError] = []  # a read error: raised once the chunks read before it are applied
 
         def pull() -> bool:
+            try:
+                return take()
+            except OSError as exc:
+                failed.append(exc)
+                return False
+
+        def take() -> bool:
             for chunk in it:
                 fields = None
                 s = chunk.stream
@@ -346,11 +354,14 @@ class Engine:
             pull()
             while pending:
                 ahead = EXTRACT_AHEAD.get(pending[0][0].stream.mta, 1)
-                while len(pending) < ahead and pull():
+                while len(pending) < ahead and not failed and pull():
                     pass
                 chunk, fields = pending.popleft()
-                pull()
+                if not failed:
+                    pull()
                 yield chunk, (fields.result() if fields is not None else None)
+            if failed:
+                raise failed[0]
         finally:
             for _, fields in pending:  # a run that stops early: let the readers finish
                 if fields is not None:

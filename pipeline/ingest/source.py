@@ -804,6 +804,8 @@ class LogFiles:
         try:
             st = os.fstat(s.fh)
         except OSError as exc:
+            if not self.follow:
+                raise  # a batch run reports it as the end of what could be read (engine._damaged)
             self.problem(s.path, f"read failed: {exc.strerror}; retrying")
             return
         size = st.st_size
@@ -839,6 +841,8 @@ class LogFiles:
                 if data is None:
                     data = os.pread(s.fh, want, s.read_at)
             except OSError as exc:
+                if not self.follow:
+                    raise  # a batch run reports it as the end of what could be read (engine._damaged)
                 self.problem(s.path, f"read failed: {exc.strerror}; retrying")
                 return
             if not data:
