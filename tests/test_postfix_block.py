@@ -218,7 +218,7 @@ def test_rfc3339_stamps_at_any_block_size(tmp_path, monkeypatch, block_bytes):
     """rsyslog's default stamps since Debian 12 (`2026-11-01T00:00:02.140891+09:00`) are read
     column-wise like traditional ones, with the per-line parser's result: the same rows, times to
     the microsecond, parser state and rejects."""
-    log = generated_log(tmp_path, "postfix", stamps="rfc3339")
+    log = generated_log(tmp_path, "postfix", lines=8000, stamps="rfc3339")
     fast, slow = ingest_both(tmp_path, [log], block_bytes, monkeypatch)
     assert_same(fast, slow)
     assert {row[11] for row in fast[0]} == {"sent", "deferred", "bounced", "expired"}
@@ -253,7 +253,7 @@ def test_odd_stamps_give_the_per_line_result(tmp_path, monkeypatch, timezone):
     is there twice; long and short fractions; no date or time: Feb 30, a leap second, hour 24,
     zone +24:00; a space for T) in odd lines and in joined traffic: the block reader's result is
     the per-line parser's, and the stamps it can read take the fast path."""
-    traffic = generated_log(tmp_path, "postfix", lines=4000, ascii_only=True).read_text()
+    traffic = generated_log(tmp_path, "postfix", lines=1500, ascii_only=True).read_text()
     log = write_log(tmp_path, restamped(ODD) + restamped(traffic))
     for size in (300, 1 << 20):
         fast, slow = ingest_both(tmp_path, [log], size, monkeypatch, timezone=timezone)
@@ -261,7 +261,7 @@ def test_odd_stamps_give_the_per_line_result(tmp_path, monkeypatch, timezone):
     stamps = {row[1] for row in fast[0]}
     assert len(stamps) >= 12
     fed, _, iso_fast = fed_and_fast_stamps(log)
-    assert iso_fast > 1000 and fed > 100  # the stamps that are no date or time are fed
+    assert iso_fast > 400 and fed > 50  # the stamps that are no date or time are fed
 
 
 UTF8_ODD = """\
