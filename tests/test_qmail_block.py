@@ -99,7 +99,7 @@ def test_odd_lines_give_the_per_line_result(tmp_path, monkeypatch):
     for size in (100, 700, 1 << 20):
         fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
         assert_same(fast, slow)
-    assert fast[2] == {"malformed": 2}
+    assert fast[2] == {"malformed": 3}  # with the result after "@zzzz", a stamp that is none
     assert len(fast[0]) >= 8
 
 
@@ -139,6 +139,25 @@ def test_the_fast_path_takes_the_common_lines(tmp_path, ascii_only):
     assert len(fed) < len(lines) / 500 and len(f.kinds) > 3000
     starts = [ln for ln, k in zip(lines, f.kinds.tolist()) if k == qmail_block.Q_START]
     assert ascii_only == block.isascii() == all(ln.isascii() for ln in starts)
+
+
+def test_a_delivery_line_whose_stamp_cannot_be_read_is_malformed(tmp_path, monkeypatch):
+    """A start or a result after a stamp no parser reads (a multilog label that is none, a
+    syslog day that is none, journalctl's short-full) is a malformed reject, not a bounce lost
+    unseen; other lines with such a stamp are skipped, as before."""
+    log = tmp_path / "current"
+    log.write_text("".join([
+        q(0, "starting delivery 1: msg 1 to remote a@au.com"),
+        "@4000zzzz0000000000000000 delivery 1: success: 1.2.3.4_accepted_message./Remote_host_said:_250_ok/\n",
+        "Feb 30 09:00:00 mx1 qmail: 1778774400.1 delivery 2: failure: 1.2.3.4_does_not_like_recipient./\n",
+        "Tue 2026-11-10 09:00:00 JST mx1 qmail: 1778774400.1 starting delivery 3: msg 1 to remote b@au.com\n",
+        q(1, "new msg 2"), "@bad new msg 3\n", "@bad info msg 3: bytes 1 from <x@y> qp 1 uid 1\n",
+    ]))
+    for size in (100, 1 << 20):
+        fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
+        assert_same(fast, slow)
+    assert fast[2] == {"malformed": 3}
+    assert fast[0] == []
 
 
 # splogger prefixes (`qmail-start ./Mailbox splogger qmail`): the usual ones, and every shape

@@ -1341,9 +1341,10 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                 else nanos = nanos << 4 | (uint64_t)v;
             }
             ok = ok && is_pyspace(p[25]);
-            if (ok && (label < BASE || label - BASE >= ((uint64_t)1 << 40))) {
-                k = Q_FEED; /* a stamp far outside our time: feed()'s arithmetic */
-            } else if (ok) {
+            if (!ok || label < BASE || label - BASE >= ((uint64_t)1 << 40)) {
+                k = Q_FEED; /* no stamp (feed() counts a delivery line as malformed), or one far
+                               outside our time: feed()'s arithmetic */
+            } else {
                 x = p + 25;
                 while (x < end && is_pyspace(*x)) x++;
                 ts[n] = (int64_t)(label - BASE) * 1000000 + (int64_t)(nanos / 1000);

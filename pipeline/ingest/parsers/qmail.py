@@ -23,6 +23,10 @@ START_RE = re.compile(r"starting delivery (\d+): msg (\d+) to (remote|local) (\S
 RESULT_RE = re.compile(r"delivery (\d+): (success|deferral|failure): ?(.*)")
 INFO_RE = re.compile(r"info msg (\d+): bytes \d+ from <([^>]*)>")
 END_RE = re.compile(r"end msg (\d+)")
+# A start or a result after a stamp that cannot be read (a multilog label that is not one, a
+# syslog stamp of no day, journalctl's other formats): counted as malformed, not skipped unseen.
+UNREAD_DELIVERY_RE = re.compile(r"(?:^|\s)(?:starting delivery \d+: msg \d+ to |delivery \d+: (?:success|deferral|failure):)")
+_UNREADABLE = object()  # (_split: the line's stamp cannot be read)
 IP_RE = re.compile(r"(?:^|Connected to |\s)(\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:]+)(?=[ ._])")
 CODE_RE = re.compile(r"Remote host said: ([2-5]\d\d)[ -]")
 SUCCESS_CODE_RE = re.compile(r"accepted message\.\nRemote host said: (2\d\d)")
@@ -97,11 +101,12 @@ class QmailParser(Parser):
         return sum(1 for ln in lines if cls.recognises(ln))
 
     def _split(self, line: str):
-        """(ts_us, host, message) for multilog, splogger or bare `<unix secs> message` lines."""
+        """(ts_us, host, message) for multilog, splogger or bare `<unix secs> message` lines;
+        None for another program's syslog line, _UNREADABLE for a stamp that cannot be read."""
         if line.startswith("@"):
             m = TAI64N_RE.match(line)
             if m is None:
-                return None
+                return _UNREADABLE
             return tai64n_us(m.group(1), m.group(2)), self.ctx.default_host, m.group(3)
         parts = split_syslog(line, self.ctx)
         if parts is not None:
@@ -116,7 +121,7 @@ class QmailParser(Parser):
         m = UNIX_RE.match(line)
         if m:
             return int(m.group(1)) * 1_000_000 + int((m.group(2) + "000000")[:6]), self.ctx.default_host, m.group(3)
-        return None
+        return _UNREADABLE
 
     def feed(self, line: str, offset: int) -> str:
         """One line; what it does to the deliveries and senders goes through change()."""
@@ -156,6 +161,8 @@ class QmailParser(Parser):
         parts = self._split(line)
         if parts is None:
             return None
+        if parts is _UNREADABLE:
+            return MALFORMED if UNREAD_DELIVERY_RE.search(line) else None
         ts, host, msg = parts
         if msg.startswith("delivery "):
             m = RESULT_RE.match(msg)
