@@ -713,6 +713,32 @@ def test_ingest_of_standard_input_on_a_terminal_says_it_is_reading_it(tmp_path):
     assert p.returncode == 0, err.decode()
 
 
+def test_ctrl_c_ends_ingest_with_130_and_a_line_not_a_traceback(tmp_path):
+    """Ctrl-C (SIGINT) while ingest reads: one line saying what stays, exit 130 as a shell's own
+    commands (click said "Aborted!" and exited 1). Standard input on a terminal: a point where
+    ingest is surely reading, told by what it says then."""
+    import pty
+    import select
+    import signal
+
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([sys.executable, "-c", "from pipeline.cli import main; main()", "--data-dir",
+                              str(tmp_path / "d"), "ingest", "--format", "postfix", "-"], stdin=slave,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        said = select.select([p.stderr], [], [], 60)[0]  # bounded
+        line = p.stderr.readline().decode() if said else "(nothing said in 60 s)"
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert "reading log lines from the terminal" in line, line
+    err = err.decode()
+    assert p.returncode == 130, err
+    assert "Interrupted" in err and "run the command again" in err and "Traceback" not in err, err
+
+
 @pytest.mark.parametrize("run_bytes", [100 << 10, 1 << 20])
 @pytest.mark.parametrize("how", ["file", "gz"])
 @pytest.mark.parametrize("native", ["1", "0"])

@@ -235,7 +235,12 @@ class Group(click.Group):
             click.echo(f"Error: {one_line(exc)}", err=True)
             ctx.exit(getattr(exc, "exit_code", 1))
         except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise  # click's own: usage errors (exit 2), ctx.exit(n), Ctrl-C
+            raise  # click's own: usage errors (exit 2), ctx.exit(n)
+        except KeyboardInterrupt:
+            # Ctrl-C: what was committed stays (every write is atomic, positions go with it);
+            # exit 130 as a shell's own commands do, not click's "Aborted!" with 1
+            click.echo("\nInterrupted: what was stored before stays; run the command again to go on.", err=True)
+            ctx.exit(EX_INTERRUPTED)
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # `mailhygiene export - | head`: click's main() ends quietly
@@ -257,6 +262,7 @@ def nul_in_argument(exc: ValueError) -> Exception:
 
 
 EX_SOFTWARE = 70  # sysexits.h: internal software error
+EX_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
 DEBUG_ENV = "MAILHYGIENE_DEBUG"
 
 
