@@ -11,11 +11,13 @@
              one atomic, fsync'd file written after the events it covers are durable
   sink       classification (carrier, reason, scope, hard) and event ids, then the event store
              (pipeline.store.event_store) on a writer thread
-  parsers/   one parser per MTA (postfix, sendmail, qmail): the definition of each format; the
-             Postfix block reader (postfix_block), held to PostfixParser by a differential test
+  parsers/   one parser per MTA (postfix, sendmail, qmail): the definition of each format; a
+             block reader per MTA (postfix_block, sendmail_block, qmail_block) held to its parser
+             by a differential test; blocks: what they share (line kinds, stamps into times)
   native/    the compiled block scanners (ctypes; C99 built at install): Postfix, sendmail, qmail
-             line scans, column cuts, event ids, reply codes and phases of Postfix delivery
-             texts; each held to its Python/numpy definition, which is the fallback
+             line scans (traditional and RFC 3339 stamps, qmail multilog and splogger), column
+             cuts, event ids, reply codes and phases of delivery texts; each held to its
+             Python/numpy definition, which is the fallback
 
 Public API: engine.ingest(cfg, paths, ...), engine.follow(cfg, stop_event), engine.Engine,
 session.watch_is_running(data_dir).
