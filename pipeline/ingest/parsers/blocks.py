@@ -15,6 +15,8 @@ parser state, made only where they reach it) serves the Postfix and sendmail rea
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pyarrow as pa
 
@@ -174,3 +176,38 @@ def stamp_times(ctx, keys: list, minute_texts: list) -> tuple[np.ndarray, np.nda
             y, mo, d, h, mi = k >> 20 & 0x3FFF, k >> 16 & 15, k >> 11 & 31, k >> 6 & 31, k & 63
             us[i] = iso_us(f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:00", ctx.tz)
     return us, no_date
+
+
+_MINUTES: dict[int, tuple] = {}  # id(ctx) -> (ctx, {minute key: (us, no date)}), a few contexts
+_MINUTES_KEPT = 16
+_MINUTES_LOCK = threading.Lock()
+
+
+def block_minutes(ctx, block: bytes, starts: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(minute of each line: an index into the two arrays that follow; time in us and no-date
+    flag of each distinct minute) of lines starting at `starts` with the compiled scanners' minute
+    keys `keys` (stamp_times; a traditional key's text is its first line's first 12 bytes). Each
+    minute of a file's context is worked out once (a block repeats the minutes of the one before);
+    the reader threads share the dict: a minute made twice is the same."""
+    packed, first, minute_of = np.unique(keys, return_index=True, return_inverse=True)
+    with _MINUTES_LOCK:
+        entry = _MINUTES.get(id(ctx))
+        if entry is None or entry[0] is not ctx:
+            if len(_MINUTES) >= _MINUTES_KEPT:
+                del _MINUTES[next(iter(_MINUTES))]
+            entry = _MINUTES[id(ctx)] = (ctx, {})
+    known = entry[1]
+    distinct = packed.tolist()
+    values = [known.get(k) for k in distinct]
+    missing = [i for i, v in enumerate(values) if v is None]
+    if missing:
+        at = starts[first[missing]].tolist()
+        us, no_date = stamp_times(ctx, [distinct[i] for i in missing], [block[x:x + 12].decode("ascii") for x in at])
+        made = list(zip(us.tolist(), no_date.tolist()))
+        for i, v in zip(missing, made):
+            values[i] = v
+        if len(known) > 100_000:
+            known.clear()
+        known.update(zip((distinct[i] for i in missing), made))
+    return (minute_of, np.fromiter((v[0] for v in values), np.int64, len(values)),
+            np.fromiter((v[1] for v in values), bool, len(values)))

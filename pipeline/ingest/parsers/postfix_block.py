@@ -39,7 +39,6 @@ Called by pipeline.ingest.engine for every clean block of a Postfix file.
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from datetime import date
 from typing import Callable
@@ -53,7 +52,8 @@ from .. import native
 from ..native import Scanner
 from ...store.records import EVENT_COLUMNS, ID_BYTES, PARSED_COLUMNS, event_ids_for_plain
 from .common import CLOCK, DELIVERY, MESSAGE_ID, REMOVED, SENDER, TOUCH, decode_line
-from .blocks import STAMP_ISO, STAMP_UTC, DeferredRows, distinct_codes, stamp_times
+from . import blocks
+from .blocks import STAMP_ISO, STAMP_UTC, DeferredRows, distinct_codes
 from .common import reply_code_of
 from .postfix import PostfixParser, read_prefix, smtp_phase_of
 
@@ -158,9 +158,8 @@ class BlockFields:
     kinds: np.ndarray            # K_* per interesting line
     codes: np.ndarray            # queue id per interesting line, as an index into qid_names (-1: fed)
     qid_names: pa.Array          # the distinct queue ids of the block
-    minutes: np.ndarray          # index into minute_keys per interesting line
+    minutes: np.ndarray          # index into minute_us per interesting line
     us: np.ndarray               # microseconds of the stamp within its minute per interesting line
-    minute_keys: list            # the first 12 characters of each distinct minute's first stamp
     senders: tuple               # (positions among the interesting lines, sender of each K_FROM line)
     message_ids: tuple           # (positions, message-id of each K_MSGID line)
     delivery: dict               # columns of the K_DELIVERY lines (Arrow arrays / numpy)
@@ -382,10 +381,8 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     qids = cut(data, s["f_qs"], qid_end).dictionary_encode()
 
     # stamps: one key per minute (turned into time once), microseconds within it per line
-    packed, first_of_key, minutes = np.unique(s["f_key"], return_index=True, return_inverse=True)
-    minute_keys = [block[x:x + 12].decode("ascii") for x in starts[first_of_key].tolist()]
+    minutes, minute_us, no_date = blocks.block_minutes(ctx, block, starts, s["f_key"])
     us = s["f_us"]
-    minute_us, no_date = _minute_times(ctx, packed, minute_keys)
 
     # sender (lower-cased as normalise_address does) and message-id (as it is)
     f = np.flatnonzero(kind == K_FROM)
@@ -442,39 +439,8 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     return BlockFields(
         n, line_starts, order, spread(kind, K_FEED, np.int8),
         spread(ab.to_ints(qids.indices), -1, np.int64), qids.dictionary,
-        spread(minutes, 0, np.int64), spread(us, 0, np.int64), minute_keys,
+        spread(minutes, 0, np.int64), spread(us, 0, np.int64),
         (fast_pos[f], senders), (fast_pos[m], msgids), delivery, minute_us, no_date)
-
-
-_MINUTES: dict[int, tuple] = {}  # id(ctx) -> (ctx, {minute key: (us, no date)}), a few contexts
-_MINUTES_KEPT = 16
-_MINUTES_LOCK = threading.Lock()
-
-
-def _minute_times(ctx, packed: np.ndarray, minute_keys: list) -> tuple[np.ndarray, np.ndarray]:
-    """blocks.stamp_times of a block's distinct minutes (`packed`: their keys as the scanner
-    packs them), each minute of a file's context worked out once (a block repeats the minutes
-    of the one before). The reader threads share the dict: a minute made twice is the same."""
-    with _MINUTES_LOCK:
-        entry = _MINUTES.get(id(ctx))
-        if entry is None or entry[0] is not ctx:
-            if len(_MINUTES) >= _MINUTES_KEPT:
-                del _MINUTES[next(iter(_MINUTES))]
-            entry = _MINUTES[id(ctx)] = (ctx, {})
-    known = entry[1]
-    keys = packed.tolist()
-    values = [known.get(k) for k in keys]
-    missing = [i for i, v in enumerate(values) if v is None]
-    if missing:
-        us, no_date = stamp_times(ctx, [keys[i] for i in missing], [minute_keys[i] for i in missing])
-        made = list(zip(us.tolist(), no_date.tolist()))
-        for i, v in zip(missing, made):
-            values[i] = v
-        if len(known) > 100_000:
-            known.clear()
-        known.update(zip((keys[i] for i in missing), made))
-    return (np.fromiter((v[0] for v in values), np.int64, len(values)),
-            np.fromiter((v[1] for v in values), bool, len(values)))
 
 
 # the event columns no parser fills: event_id (made by _row_columns) and what the `annotate`

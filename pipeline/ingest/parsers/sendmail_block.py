@@ -222,9 +222,7 @@ def _stamp_times(ctx, block: bytes, starts: np.ndarray, keys: np.ndarray, us: np
     (a traditional stamp's or an RFC 3339 one's: blocks.stamp_times)."""
     if not len(keys):
         return np.zeros(0, np.int64), np.ones(0, bool)
-    packed, first, minute_of = np.unique(keys, return_index=True, return_inverse=True)
-    texts = [block[x:x + 12].decode("ascii") for x in starts[first].tolist()]
-    minute_us, no_date = blocks.stamp_times(ctx, packed.tolist(), texts)
+    minute_of, minute_us, no_date = blocks.block_minutes(ctx, block, starts, keys)
     return minute_us[minute_of] + us, ~no_date[minute_of]
 
 
