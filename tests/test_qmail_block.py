@@ -125,18 +125,24 @@ def test_a_small_table(tmp_path, monkeypatch):
     assert_same(fast, slow)
 
 
-@pytest.mark.parametrize("ascii_only", [True, False])
-def test_the_fast_path_takes_the_common_lines(tmp_path, ascii_only):
-    """Also starts with SMTPUTF8 recipients are read column-wise."""
-    log = generated(tmp_path, ascii_only=ascii_only)
+def first_mib_read(log):
+    """(block, fields, lines applied) of a log's first MiB as extract() reads it, after checking
+    that the only lines fed one by one are results whose text is not ASCII (the reply quoting an
+    SMTPUTF8 address)."""
     block = log.read_bytes()[: 1 << 20]
     block = block[: block.rfind(b"\n") + 1]
     f = qmail_block.extract(block, 65536, ParseContext(tz=TOKYO, year=2026))
     lines = [block[a:b] for a, b in zip(f.line_starts[f.order].tolist(), f.line_starts[f.order + 1].tolist())]
     fed = [ln for ln, k in zip(lines, f.kinds.tolist()) if k == qmail_block.Q_FEED]
-    # only results whose text is not ASCII (the reply quoting an SMTPUTF8 address) go to feed()
     assert all(not ln.isascii() and b" delivery " in ln and b"starting" not in ln for ln in fed)
     assert len(fed) < len(lines) / 500 and len(f.kinds) > 3000
+    return block, f, lines
+
+
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_the_fast_path_takes_the_common_lines(tmp_path, ascii_only):
+    """Also starts with SMTPUTF8 recipients are read column-wise."""
+    block, f, lines = first_mib_read(generated(tmp_path, ascii_only=ascii_only))
     starts = [ln for ln, k in zip(lines, f.kinds.tolist()) if k == qmail_block.Q_START]
     assert ascii_only == block.isascii() == all(ln.isascii() for ln in starts)
 
@@ -210,14 +216,7 @@ def test_odd_splogger_lines_give_the_per_line_result(tmp_path, monkeypatch):
 
 def test_the_fast_path_takes_splogger_lines(tmp_path):
     """As with multilog, only results with a non-ASCII text go to feed()."""
-    log = generated_log(tmp_path, "qmail", splogger=True)
-    block = log.read_bytes()[: 1 << 20]
-    block = block[: block.rfind(b"\n") + 1]
-    f = qmail_block.extract(block, 65536, ParseContext(tz=TOKYO, year=2026))
-    lines = [block[a:b] for a, b in zip(f.line_starts[f.order].tolist(), f.line_starts[f.order + 1].tolist())]
-    fed = [ln for ln, k in zip(lines, f.kinds.tolist()) if k == qmail_block.Q_FEED]
-    assert all(not ln.isascii() and b" delivery " in ln and b"starting" not in ln for ln in fed)
-    assert len(fed) < len(lines) / 500 and len(f.kinds) > 3000
+    _, f, _ = first_mib_read(generated_log(tmp_path, "qmail", splogger=True))
     assert f.host is not None and set(f.host.to_pylist()) == {"mx1"}
 
 
