@@ -10,6 +10,7 @@ status 1), nothing is silently lost, and the file is not marked as fully read.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging
 import os
@@ -859,3 +860,213 @@ def test_an_io_error_in_the_middle_of_a_batch_read_is_reported_and_the_rest_read
     monkeypatch.setattr(source.os, "pread", real_pread)   # the disk is back
     s = ingest(cfg, [log])
     assert not s.damaged and count(tmp_path / "data") == 60_000
+
+
+class Pieces(io.RawIOBase):
+    """A byte stream made as it is read from pieces: bytes, and NUL runs given by their length
+    (standard input with a hole of many MiB, without the MiB in memory)."""
+
+    ZEROS = bytes(64 << 10)
+
+    def __init__(self, pieces):
+        self.pieces = list(pieces)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        while self.pieces and not self.pieces[0]:
+            self.pieces.pop(0)
+        if not self.pieces:
+            return 0
+        piece = self.pieces[0]
+        n = min(len(buf), min(piece, len(self.ZEROS)) if isinstance(piece, int) else len(piece))
+        if isinstance(piece, int):
+            buf[:n] = self.ZEROS[:n]
+            self.pieces[0] = piece - n
+        else:
+            buf[:n] = piece[:n]
+            self.pieces[0] = piece[n:]
+        return n
+
+
+def write_pieces(path: Path, pieces, how: str) -> None:
+    """The pieces as a plain file (NUL runs written, or left as a sparse file's hole) or a .gz."""
+    if how == "gz":
+        z = zlib.compressobj(1, zlib.DEFLATED, 31)
+        with open(path, "wb") as fh:
+            for piece in pieces:
+                if isinstance(piece, int):
+                    for at in range(0, piece, 1 << 20):
+                        fh.write(z.compress(bytes(min(1 << 20, piece - at))))
+                else:
+                    fh.write(z.compress(piece))
+            fh.write(z.flush())
+        return
+    with open(path, "wb") as fh:
+        for piece in pieces:
+            if isinstance(piece, int) and how == "sparse":
+                fh.seek(piece, os.SEEK_CUR)
+            else:
+                fh.write(bytes(piece) if isinstance(piece, int) else piece)
+        fh.truncate()
+
+
+def ingest_pieces(tmp_path: Path, name: str, pieces, how: str, monkeypatch, fmt: str = "postfix"):
+    """Ingest the pieces (in this process) as `how` gives them; (summary, recipients stored,
+    peak bytes the run allocated)."""
+    import tracemalloc
+
+    from pipeline.core.config import load_config
+    from pipeline.ingest.engine import ingest
+
+    cfg = load_config(None, data_dir=tmp_path / f"d-{name}", timezone="Asia/Tokyo")
+    if how == "stdin":
+        monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": io.BufferedReader(Pieces(pieces))})())
+        source = "-"
+    else:
+        source = tmp_path / (f"{name}.log.1.gz" if how == "gz" else f"{name}.log")
+        write_pieces(source, pieces, how)
+        old(source)
+    tracemalloc.start()
+    try:
+        s = ingest(cfg, [source], fmt=fmt)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    got = []
+    if (cfg.data_dir / "events").exists():
+        con = pipeline.connect(cfg.data_dir)
+        got = sorted(r for (r,) in con.execute("SELECT recipient FROM events").fetchall())
+        con.close()
+    return s, got, peak
+
+
+@pytest.mark.parametrize("how", ["file", "sparse", "gz", "stdin"])
+@pytest.mark.parametrize("where", ["at_a_line_start", "cutting_a_line", "whole_file"])
+def test_a_hole_of_any_length_is_read_as_a_short_one_in_bounded_memory(tmp_path, monkeypatch, how, where):
+    """The hole a crash leaves in a log file (NUL bytes where the file's last blocks were not
+    saved) is a few KiB to hundreds of MiB long, glued to the first line written after the crash,
+    and mostly after the first part of a line it cut (file system blocks are 4 KiB). A run longer
+    than a read's first window (4 MiB) took that line with it as one `too_long` line; a cut line
+    was joined to the line after the hole, which stored an event with a recipient of both lines
+    and lost the second. Now every hole is one `nul_bytes` reject and the line after it is read,
+    whatever its length (the same result for 3 KB and for 16 MiB, or 100 MiB of a sparse file's
+    hole), through every reader (plain file, .gz, standard input), in memory far below the
+    hole's size (the windows made small here: a 16 MiB hole is 128 of them)."""
+    from pipeline.ingest import source
+
+    monkeypatch.setattr(source, "FIRST_BLOCK_BYTES", 128 << 10)
+    monkeypatch.setattr(source, "BLOCK_BYTES", 256 << 10)
+    monkeypatch.setattr(source, "LONG_LINE_READ", 128 << 10)
+    lines = log_text(200, seed=12).splitlines(keepends=True)
+    long_run = (100 << 20) if how == "sparse" else (16 << 20)
+    results = []
+    for run_bytes in (3000, long_run):
+        pieces = {"at_a_line_start": [b"".join(lines[:100]), run_bytes, b"".join(lines[100:])],
+                  "cutting_a_line": [b"".join(lines[:99]), lines[99][:80], run_bytes, b"".join(lines[100:])],
+                  "whole_file": [run_bytes]}[where]
+        s, got, peak = ingest_pieces(tmp_path, f"run{run_bytes}", pieces, how, monkeypatch)
+        results.append((got, dict(s.rejected), s.recovered, s.lines, s.refused))
+        if run_bytes == long_run:
+            assert peak < 8 << 20, f"{peak:,} bytes allocated at the peak for a hole of {long_run:,}"
+    assert results[0] == results[1]
+    got, rejected, recovered, _, refused = results[1]
+    assert rejected == {"nul_bytes": 1} and not refused, results[1]
+    want = [ln.split(b"to=<")[1].split(b">")[0].decode() for ln in lines]
+    if where == "at_a_line_start":
+        assert got == sorted(want) and recovered == 1
+    elif where == "cutting_a_line":  # the cut line's end is lost with the crash; the line after it is read
+        assert got == sorted(want[:99] + want[100:]) and recovered == 1
+    else:
+        assert got == [] and recovered == 0
+
+
+@pytest.mark.parametrize("how", ["file", "sparse", "gz"])
+def test_a_log_that_starts_with_a_long_hole_is_told_by_the_lines_after_it(tmp_path, monkeypatch, how):
+    """`--format auto` tells a file's MTA by its first lines: a file that starts with a hole
+    longer than the 1 MiB looked at (a copytruncate'd log whose writer went on at its old offset,
+    a crash) was refused as having no complete line (a .gz: passed over as empty, its lines
+    lost unseen)."""
+    lines = log_text(200, seed=12)
+    s, got, _ = ingest_pieces(tmp_path, "lead", [3 << 20, lines], how, monkeypatch, fmt="auto")
+    assert len(got) == 200 and dict(s.rejected) == {"nul_bytes": 1} and not s.refused, s.as_dict()
+
+
+def test_watch_reads_the_line_after_a_hole_and_one_written_later_after_a_hole_at_the_end(tmp_path, monkeypatch):
+    """The follower meets the hole as the file is (a sparse file of 64 MiB of NULs here), and a
+    hole at the file's current end (the crash was just now) is read when the line after it is
+    written: each time one `nul_bytes` reject, and the line after it stored."""
+    from pipeline.ingest import source
+
+    from fixtures import pf_lines
+
+    monkeypatch.setattr(source, "LONG_LINE_READ", 128 << 10)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "mail.log"
+    text = pf_lines(0, 30).encode()
+    cut = text.index(b"\n", len(text) // 2) + 40            # in the middle of a line
+    write_pieces(log, [text[:cut], 64 << 20, text[text.index(b"\n", cut) + 1:]], "sparse")
+    f = Follower(tmp_path, [(str(log), "postfix")]).start()
+    try:
+        f.run(0.25)
+        assert f.counts() == (29, 29)
+        with open(log, "r+b") as fh:                       # the next crash: a hole at the end
+            fh.truncate(log.stat().st_size + (8 << 20))
+        f.run(1.0)
+        assert f.counts() == (29, 29)
+        with open(log, "ab") as fh:
+            fh.write(pf_lines(30, 40).encode())
+        f.run(1.0)
+        assert f.counts() == (39, 39)
+        assert dict(f.engine.session.summary.rejected) == {"nul_bytes": 2}
+    finally:
+        f.stop()
+
+
+def boot_lines(n: int) -> bytes:
+    return "".join(f"Nov 13 07:{i // 60 % 60:02d}:{i % 60:02d} mx1 kernel: [ {i}.000] usb 1-1: new device {i}\n"
+                   for i in range(n)).encode()
+
+
+@pytest.mark.parametrize("case", ["no_mail_first", "one_mta_first", "no_mail_first_format_given", "no_mail_at_all"])
+def test_standard_input_is_judged_by_all_its_lines_not_by_its_first_chunk(tmp_path, monkeypatch, case):
+    """Standard input cannot be looked at before it is read, as a file is (its first lines and
+    windows further in): it was judged by its first chunk (4 MiB), and a stream whose first chunk
+    held no mail (`journalctl | mailhygiene ingest -` of every unit) was passed over whole, the
+    mail lines after it lost, with an exit status of 1 that blamed the stream. Now a chunk that
+    tells nothing is read line by line, each line by the MTA that recognises it; the first mail
+    lines tell the stream's MTA; lines of another MTA later on are read by their own parser; a
+    stream in which no line of any MTA (or of the --format given) turns up is refused at its
+    end, naming how many lines it had. Each case gives what the same text as a file gives (the
+    chunks made small here: the first is 64 KiB, the boot lines about 200 KB)."""
+    from fixtures import SAMPLES
+    from pipeline.ingest import source
+
+    monkeypatch.setattr(source, "FIRST_BLOCK_BYTES", 64 << 10)
+    monkeypatch.setattr(source, "BLOCK_BYTES", 128 << 10)
+    postfix = (SAMPLES / "postfix" / "mail.log").read_bytes()
+    sendmail = (SAMPLES / "sendmail" / "maillog").read_bytes()
+    qmail = (SAMPLES / "qmail" / "current").read_bytes()
+    boot = boot_lines(2500)
+    pieces, fmt, events = {  # (the samples' events: Postfix 46, sendmail 10, qmail 9)
+        "no_mail_first": ([boot, sendmail, boot, postfix], "auto", {"sendmail": 10, "postfix": 46}),
+        "one_mta_first": ([postfix * 40, boot, sendmail, qmail], "auto", {"postfix": 46, "sendmail": 10, "qmail": 9}),
+        "no_mail_first_format_given": ([boot, sendmail, boot], "sendmail", {"sendmail": 10}),
+        "no_mail_at_all": ([boot, boot], "auto", {}),
+    }[case]
+    got = {}
+    for how in ("stdin", "file"):
+        s, _, _ = ingest_pieces(tmp_path, how, pieces, how, monkeypatch, fmt=fmt)
+        by_mta = {}
+        if (tmp_path / f"d-{how}" / "events").exists():
+            con = pipeline.connect(tmp_path / f"d-{how}")
+            by_mta = dict(con.execute("SELECT mta, count(*) FROM events GROUP BY mta").fetchall())
+            con.close()
+        got[how] = (by_mta, [f.get("problem") for f in s.files])
+    assert got["stdin"][0] == got["file"][0] == events, got
+    if case == "no_mail_at_all":
+        assert got["stdin"][1] == ["5000 lines, none looked like Postfix, sendmail or qmail"], got
+    else:
+        assert got["stdin"][1] == got["file"][1] == [None], got

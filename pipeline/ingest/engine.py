@@ -45,7 +45,7 @@ from .parsers import BLOCK_READERS, MALFORMED, REGISTRY, SKIP, parser_class
 from .parsers import common as parsers_common
 from .parsers.common import MAX_LINE_BYTES
 from .session import IngestSummary, Session, watch_is_running, watch_lock
-from .source import (DAMAGED, LINES, PARTIAL, READ_BUDGET, SKIPPED, TOO_LONG, Chunk, LogFiles, SourceSpec, Stream,
+from .source import (DAMAGED, LINES, LONG, PARTIAL, READ_BUDGET, SKIPPED, Chunk, LogFiles, SourceSpec, Stream,
                      STDIN, expand_paths)
 
 log = logging.getLogger("mailhygiene.watch")
@@ -177,6 +177,8 @@ class Engine:
         except OSError as exc:
             # an I/O error of the log: keep what was read, report it (a damaged .gz is a DAMAGED chunk)
             self._damaged(s, s.offset, f"read failed: {exc.strerror or exc}")
+        if s.piped and not s.judged:
+            self._stdin_untold(s)
         info["events"] = session.summary.events_parsed + len(session.buffer) - events_before
         files.snapshot_positions()
         files.drop(s)
@@ -244,15 +246,17 @@ class Engine:
             sample = sample + self.files.read_spread(s, DETECT_SAMPLE_LINES)
         return self._judge(s, sample, complete)
 
-    def _judge(self, s: Stream, sample: list[str], complete: bool) -> bool:
-        """Set the stream's MTA from a sample of its lines (see _on_open)."""
+    def _judge(self, s: Stream, sample: list[str], complete: bool, lines: int | None = None) -> bool:
+        """Set the stream's MTA from a sample of its lines (see _on_open); `lines`: how many
+        lines the verdict covers (the sample's when None)."""
         fmt = s.source.fmt
+        lines = len(sample) if lines is None else lines
         if fmt != "auto":
             if sample and parser_class(fmt).detect(sample) == 0:
                 if not complete:
                     return False
                 s.info["checked"] = True
-                s.refused = f"{len(sample)} lines, none looked like {fmt}"
+                s.refused = f"{lines} lines, none looked like {fmt}"
                 s.info["problem"] = s.refused
                 _hint_for_shape(s, sample)
                 if self.files.follow:  # (a batch run's summary names it: the CLI warns)
@@ -283,7 +287,7 @@ class Engine:
             s.info["checked"] = True
             s.unrecognised = True
             s.info["format"] = "unrecognised"
-            s.info["problem"] = (f"{len(sample)} lines, none looked like Postfix, sendmail or qmail"
+            s.info["problem"] = (f"{lines} lines, none looked like Postfix, sendmail or qmail"
                                  if sample else "empty or no complete line")
             _hint_for_shape(s, sample)
             if self.files.follow:
@@ -338,7 +342,7 @@ class Engine:
                 if s.first_month is None and chunk.kind == LINES:  # standard input, a pipe: its first chunk
                     self._note_first_month(s, chunk.data[:1 << 16])
                 if s.piped and not s.judged and chunk.kind == LINES:  # before its fields are looked for
-                    self._stdin_mta(s, chunk.data)
+                    self._stdin_mta(s, chunk)
                 reader = BLOCK_READERS.get(s.mta)
                 if chunk.kind == LINES and reader is not None and self.columnar and not s.unrecognised:
                     if self._readers is None:
@@ -386,20 +390,25 @@ class Engine:
         if chunk.kind == DAMAGED:
             self._damaged(s, chunk.offset, chunk.data.decode())
             return
-        if chunk.kind == TOO_LONG:
-            session.rejects.add("too_long", s.path, chunk.offset, chunk.data)
-            s.offset = chunk.end
-            self._count(s, 1, chunk.end - chunk.offset)
-            return
         data = chunk.data
-        if s.piped and s.mta is None:
-            self._stdin_mta(s, data)
+        if s.piped and not s.judged:
+            self._stdin_mta(s, chunk)
+            if not s.judged:  # nothing in its lines so far told its MTA: each line read by its own
+                self._read_untold(s, chunk)
+                return
         if s.unrecognised or s.mta is None:
             s.offset = chunk.end
-            self._count(s, data.count(b"\n") + (chunk.kind == PARTIAL), len(data))
+            self._count(s, 1 if chunk.kind == LONG else data.count(b"\n") + (chunk.kind == PARTIAL),
+                        chunk.end - chunk.offset)
             return
         if self.files.follow and self.clock.time() - s.ctx_made > CONTEXT_REFRESH_S:
             self._refresh_context(s)
+        if chunk.kind == LONG:  # one line with no newline within MAX_LINE_BYTES: what the front door reads of it
+            session.front_door(self._feed_of(s, data), data, chunk.offset, s.path)
+            s.offset = chunk.end
+            self._count(s, 1, chunk.end - chunk.offset)
+            self._maybe_commit_batch(s)
+            return
         if fields is not None:
             parser = session.parser(s.mta, s.ctx)
             source, front_door, feed = s.path, session.front_door, parser.feed
@@ -415,22 +424,80 @@ class Engine:
             return
         self._feed_lines(s, self._feed_of(s, data), data, chunk.offset, chunk.kind == PARTIAL)
 
-    def _stdin_mta(self, s: Stream, data: bytes) -> None:
-        """Standard input or a pipe: its MTA told by its first chunk's lines under --format auto,
-        an explicit --format checked against them (a sendmail log piped in as postfix is refused,
-        as a file is: before, its lines were read for nothing and the exit status was 0)."""
-        if s.judged:
+    def _stdin_mta(self, s: Stream, chunk: Chunk) -> None:
+        """Standard input or a pipe: its MTA told by its lines, chunk by chunk until one tells it
+        (it cannot be looked at before it is read, as a file's first lines and lines further in
+        are): under --format auto the MTAs of the lines of a sample of the chunk, an explicit
+        --format checked against them. A chunk that does not tell is read line by line
+        (_read_untold); a stream that never tells is refused at its end (_stdin_untold), as a
+        file is (a sendmail log piped in as postfix: a warning and exit status 1)."""
+        if s.judged or chunk.end <= s.looked_at:
             return
-        s.judged = True
-        sample = [ln for ln in data[:1 << 20].decode("utf-8", "replace").split("\n")[:DETECT_SAMPLE_LINES] if ln]
+        s.looked_at = chunk.end
+        data = chunk.data
+        sample = _sample_of(data[:1 << 20].split(b"\n")[:DETECT_SAMPLE_LINES])
         wanted = [parser_class(s.source.fmt)] if s.source.fmt != "auto" else list(REGISTRY.values())
         if sample and not any(cls.detect(sample) for cls in wanted):
             # none in its first lines (`journalctl | ingest -` of every unit): the rest of the chunk
             rest = data[:data.rfind(b"\n") + 1].split(b"\n")[DETECT_SAMPLE_LINES:]
             step = max(1, -(-len(rest) // DETECT_SAMPLE_LINES))
-            sample += [ln.decode("utf-8", "replace") for ln in rest[::step] if ln]
-        self._judge(s, sample, complete=True)
-        if s.mta is None and not s.unrecognised:
+            sample += _sample_of(rest[::step])
+        if sample and any(cls.detect(sample) for cls in wanted):
+            s.judged = True
+            self._judge(s, sample, complete=True)
+        elif s.sample is None and sample:
+            s.sample = sample  # (what the verdict names if nothing ever tells)
+
+    def _read_untold(self, s: Stream, chunk: Chunk) -> None:
+        """A chunk of a piped stream whose MTA its lines have not told yet, read line by line:
+        each line by the parser of the MTA that recognises it (--format auto; a line of none is
+        counted as another program's, `other_lines`) or by the --format's parser. The first
+        lines recognised tell the stream's MTA; the chunks after them are read as a file's."""
+        session = self.session
+        told = s.told_by = s.told_by or {}
+        summary = session.summary
+        if s.source.fmt != "auto":
+            fmt = s.source.fmt
+            recognises, parse = parser_class(fmt).recognises, session.parser(fmt, s.ctx).feed
+
+            def feed(line: str, offset: int) -> str:
+                if recognises(line):
+                    told[fmt] = told.get(fmt, 0) + 1
+                return parse(line, offset)
+        else:
+            parsers = [(name, cls.recognises, session.parser(name, s.ctx).feed) for name, cls in REGISTRY.items()]
+
+            def feed(line: str, offset: int) -> str:
+                for name, recognises, parse in parsers:
+                    if recognises(line):
+                        told[name] = told.get(name, 0) + 1
+                        return parse(line, offset)
+                summary.other_lines += 1
+                return SKIP
+
+        if chunk.kind == LONG:
+            session.front_door(feed, chunk.data, chunk.offset, s.path)
+            s.offset = chunk.end
+            self._count(s, 1, chunk.end - chunk.offset)
+            self._maybe_commit_batch(s)
+        else:
+            self._feed_lines(s, feed, chunk.data, chunk.offset, chunk.kind == PARTIAL)
+        if told:
+            found = [name for name in REGISTRY if name in told]
+            s.judged = True
+            s.mta = MIXED if len(found) > 1 else found[0]
+            s.info["format"] = "+".join(found)
+            s.sample = s.told_by = None
+
+    def _stdin_untold(self, s: Stream) -> None:
+        """The end of a piped stream none of whose lines told its MTA: refused as a file of no
+        MTA (or not of the --format given) is, naming how many lines were read. An empty one
+        is nothing to read, as an empty file is."""
+        s.judged = True
+        if not s.info["lines"]:
+            return
+        self._judge(s, s.sample or [], complete=True, lines=s.info["lines"])
+        if s.mta is None and not s.unrecognised and s.refused is None:
             s.unrecognised = True
 
     def _feed_of(self, s: Stream, data: bytes = b""):
@@ -819,6 +886,18 @@ def _extract(reader, data: bytes, ctx, annotate, foreign_of: str | None):
     if _has_rfc5424(data):
         return None
     return reader.extract(data, MAX_LINE_BYTES, ctx, annotate)
+
+
+def _sample_of(raws: list[bytes]) -> list[str]:
+    """Lines of a chunk for telling its MTA, as the front door reads them (a hole's NUL bytes
+    left out); empty ones left out."""
+    out = []
+    for raw in raws:
+        if b"\x00" in raw:
+            raw = parsers_common.after_hole(raw).replace(b"\x00", b"")
+        if raw:
+            out.append(raw.decode("utf-8", "replace"))
+    return out
 
 
 def _has_rfc5424(data: bytes) -> bool:

@@ -30,6 +30,7 @@ Called by pipeline.ingest.engine (batch and follow).
 from __future__ import annotations
 
 import bz2
+import errno
 import fnmatch
 import glob
 import gzip
@@ -37,6 +38,7 @@ import hashlib
 import logging
 import lzma
 import os
+import re
 import stat
 import sys
 import time
@@ -48,7 +50,7 @@ from typing import Callable, Iterator
 from ..core.backoff import backoff_delay
 from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.errors import InputError
-from .parsers.common import MAX_LINE_BYTES
+from .parsers.common import LINE_START_PEEK, LINE_START_RE, MAX_LINE_BYTES
 
 log = logging.getLogger("mailhygiene.watch")
 
@@ -192,6 +194,7 @@ class GzipSalvage:
     """
 
     PIECE = 64 << 10
+    PIECE_TEXT = 1 << 20
 
     def __init__(self, path: str | os.PathLike, start: int = 0, *, fileobj=None):
         self.path = str(path)
@@ -241,13 +244,16 @@ class GzipSalvage:
             self._member_has_data = True
             saved = self._d.copy()
             try:
-                self._emit(self._d.decompress(piece))
+                # at most PIECE_TEXT of text a step: 64 KiB of a compressed hole (NUL bytes) is 64 MiB
+                self._emit(self._d.decompress(piece, self.PIECE_TEXT))
             except zlib.error:
                 self._d = saved
                 self._byte_by_byte(piece)
                 return
             if self._d.eof:  # a member ended: its CRC and length were right
                 self._next_member(self._d.unused_data)
+            else:
+                self._pending = self._d.unconsumed_tail
 
     def _byte_by_byte(self, piece: bytes) -> None:
         """Feed `piece` one byte at a time: all text before the byte zlib refuses is kept."""
@@ -423,7 +429,10 @@ class Stream:
     refused: str | None = None      # why the engine will not read it (wrong --format)
     head_damage: str | None = None  # a .gz whose first lines cannot be read: what is wrong (read_head)
     piped: bool = False             # standard input or a named pipe: read once, in order, no position
-    judged: bool = False            # piped: its first chunk has told (or checked) its MTA
+    judged: bool = False            # piped: its lines have told (or checked) its MTA
+    looked_at: int = -1             # piped: where the last chunk judged for its MTA ends
+    sample: list | None = None      # piped, not told yet: its first chunk's sample (for the verdict)
+    told_by: dict | None = None     # piped, not told yet: lines recognised per MTA
     compression: str | None = None  # gzip, bzip2, xz (read), zstd (refused), None (plain)
     first_month: int | None = None  # month of its first `Mon DD` line (0: none): --year is that line's year
     last_growth: float = field(default_factory=time.monotonic)
@@ -432,7 +441,7 @@ class Stream:
     mtime_ns: int = 0
     read_at: int = 0                # where the next chunk starts (ahead of offset while chunks are in flight)
     carry: bytes = b""              # sequential streams: the start of a line not yet complete
-    in_long_line: bool = False
+    long: "LongLine | None" = None  # a line with no newline within MAX_LINE_BYTES, being looked through
     finished: bool = False          # sequential streams: at their end
     prepared: bool = False          # the engine has decided its MTA (on_open returned True)
     ctx: object = None              # the engine's ParseContext for this stream
@@ -453,17 +462,138 @@ class Stream:
             pass
 
 
-LINES, PARTIAL, TOO_LONG, SKIPPED, DAMAGED = "lines", "partial", "too_long", "skipped", "damaged"
+LINES, PARTIAL, LONG, SKIPPED, DAMAGED = "lines", "partial", "long", "skipped", "damaged"
 BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark: a log saved by a Windows tool may start with one
+LONG_LINE_READ = 4 << 20    # a long line is looked through this many bytes at a time
+SAMPLE_BYTES = 4096         # of the text before a long line's hole, kept for its reject's sample
+_TEXT_END = re.compile(rb"[\n\x00]")
+_NOT_NUL = re.compile(rb"[^\x00]")
+
+
+class LongLine:
+    """A line with no newline within MAX_LINE_BYTES of its start, looked through piece by piece
+    in bounded memory, and given to the front door as `line()`: what decode_line reads of the
+    whole line, at most about two MAX_LINE_BYTES long.
+
+    Such a line is mostly the hole a crash leaves in a log file: a run of NUL bytes (the file's
+    size was saved, its last blocks were not), KiB to hundreds of MiB long, glued to the line
+    written after the crash and often after the first part of a line the crash cut. Every NUL
+    run is kept as one NUL; a run that is a hole (at the line's start, or followed by a log
+    line's start: parsers.common.after_hole) starts the line anew, the text before it being kept
+    for the sample only. Text beyond MAX_LINE_BYTES is not kept: decode_line then says too_long.
+    A sparse file's hole is passed over without reading it (nuls(), SEEK_DATA)."""
+
+    def __init__(self, start: int):
+        self.start = start          # where the line starts in the stream's text
+        self.seen = 0               # bytes of it looked through
+        self.end = -1               # where it ends (past its newline, or where the text ends)
+        self.before = bytearray()   # the text before its last hole (its first SAMPLE_BYTES)
+        self.tail = bytearray()     # from its last hole (one NUL) or its start, NUL runs as one NUL
+        self.text = 0               # bytes of text in `tail` (NULs not counted)
+        self.in_run = False         # the last byte looked at is a NUL
+        self.run_first = False      # that run started the line (no text before it)
+        self.undecided = b""        # text right after a run: too little yet to tell whether a line starts
+
+    def _keep(self, piece: bytes) -> None:
+        room = MAX_LINE_BYTES + 2 - self.text  # (just past the limit: decode_line says too_long)
+        if room > 0:
+            self.tail += piece[:room]
+        self.text += len(piece)
+
+    def _run_ends(self, buf: bytes, at: int) -> None:
+        if self.run_first or LINE_START_RE.match(buf, at):  # a hole: the line starts anew after it
+            self.before = (self.before + self.tail)[:SAMPLE_BYTES]
+            self.tail = bytearray(b"\0")
+            self.text = 0
+        elif self.text <= MAX_LINE_BYTES:
+            self.tail += b"\0"
+        self.in_run = self.run_first = False
+
+    def nuls(self, n: int) -> None:
+        """`n` more NUL bytes of the run being looked through (a sparse file's hole)."""
+        self.seen += n
+
+    def feed(self, data: bytes, final: bool = False) -> bool:
+        """The next bytes of the line (`final`: the stream ends after them); True when the line
+        ends in them (`end` is then set)."""
+        base = self.start + self.seen - len(self.undecided)  # where buf starts in the text
+        buf = self.undecided + data if self.undecided else data
+        self.undecided = b""
+        self.seen += len(data)
+        i, n = 0, len(buf)
+        while i < n:
+            if self.in_run:
+                m = _NOT_NUL.search(buf, i)
+                if m is None:
+                    break
+                j = m.start()
+                if not final and n - j < LINE_START_PEEK and _TEXT_END.search(buf, j) is None:
+                    self.undecided = buf[j:]  # (a stamp may go on in the next bytes)
+                    return False
+                self._run_ends(buf, j)
+                i = j
+                continue
+            m = _TEXT_END.search(buf, i)
+            k = m.start() if m is not None else n
+            self._keep(buf[i:min(k, i + MAX_LINE_BYTES + 2)])
+            if m is None:
+                break
+            if buf[k] == 10:
+                self._keep(b"\n")
+                self.end = base + k + 1
+                return True
+            self.in_run = True
+            self.run_first = self.text == 0 and not self.before and not self.tail
+            i = k
+        if final:
+            if self.in_run:
+                self._run_ends(b"", 0)
+            self.end = base + n
+            return True
+        return False
+
+    def finish(self) -> None:
+        """The stream ends here: so does the line."""
+        self.feed(b"", final=True)
+
+    def line(self) -> bytes:
+        return bytes(self.before) + bytes(self.tail)
+
+
+def _after_leading_hole(fd: int) -> int:
+    """Where the text of a plain file that starts with NUL bytes starts (its size: none)."""
+    at, size = 0, os.fstat(fd).st_size
+    while at < size:
+        at = max(at, _next_data(fd, at, size))
+        piece = os.pread(fd, LONG_LINE_READ, at)
+        found = _NOT_NUL.search(piece)
+        if found is not None:
+            return at + found.start()
+        if not piece:
+            break
+        at += len(piece)
+    return size
+
+
+def _next_data(fd: int, at: int, size: int) -> int:
+    """Where the file's data goes on after `at` (a sparse file's hole is NUL bytes that are not
+    stored: os.SEEK_DATA finds its end without reading it); `at` when it cannot tell."""
+    seek_data = getattr(os, "SEEK_DATA", None)
+    if seek_data is None:
+        return at
+    try:
+        return min(os.lseek(fd, at, seek_data), size)
+    except OSError as exc:
+        return size if exc.errno == errno.ENXIO else at  # ENXIO: a hole up to the file's end
 
 
 @dataclass
 class Chunk:
     """Bytes [offset, end) of a stream's text: whole lines (LINES, ending with a newline); the
-    last line of a finished file, without newline (PARTIAL); the start of a line longer than a
-    chunk (TOO_LONG: `data` is its first bytes, to be rejected unread); the rest of such a
-    line, skipped (SKIPPED, no data); or where the readable text of a damaged .gz ends
-    (DAMAGED, at `offset`: `data` says what is wrong; the rest of the file cannot be read)."""
+    last line of a finished file, without newline (PARTIAL); one line with no newline within
+    MAX_LINE_BYTES of its start (LONG: `data` is what the front door reads of it, LongLine.line());
+    bytes passed over (SKIPPED, no data: a byte-order mark); or where the readable text of a
+    damaged .gz ends (DAMAGED, at `offset`: `data` says what is wrong; the rest cannot be read)."""
 
     stream: Stream
     data: bytes
@@ -833,11 +963,17 @@ class LogFiles:
         left = budget
         step = min(FIRST_BLOCK_BYTES, block)  # doubled after each chunk, up to `block`
         while s.read_at < size and (left is None or left > 0):
+            if s.long is not None:
+                chunk = self._long_line(s, size, old_enough)
+                if chunk is None:
+                    break  # its end is not written yet
+                yield chunk
+                continue
             want = min(step, max(FIRST_BLOCK_BYTES, (size - s.read_at + 1) // 2), size - s.read_at)
             if left is not None:
                 want = min(want, max(left, FIRST_BLOCK_BYTES))  # a pass reads about `budget`
             try:
-                data = _pread_whole_lines(s.fh, want, s.read_at) if want < size - s.read_at and not s.in_long_line else None
+                data = _pread_whole_lines(s.fh, want, s.read_at) if want < size - s.read_at else None
                 if data is None:
                     data = os.pread(s.fh, want, s.read_at)
             except OSError as exc:
@@ -847,31 +983,25 @@ class LogFiles:
                 return
             if not data:
                 break
-            if s.in_long_line:
-                yield self._skipped(s, data)[0]
-                continue
             cut = data.rfind(b"\n") + 1
             if cut == 0:
                 start = s.read_at
                 if start + len(data) < size:
                     # the line goes on past this read: read on to its newline (up to the longest
-                    # line the front door takes), else reject it unread and skip to its newline
+                    # line the front door takes), else look through it in bounded memory (LongLine)
                     probe = data if len(data) > MAX_LINE_BYTES else os.pread(s.fh, MAX_LINE_BYTES + 1, start)
                     nl = probe.find(b"\n")
                     if nl >= 0:
                         s.read_at += nl + 1
                         yield Chunk(s, probe[:nl + 1], start, s.read_at)
                         continue
-                    if len(probe) > MAX_LINE_BYTES:
-                        s.read_at += len(probe)
-                        s.in_long_line = True
-                        yield Chunk(s, probe[:4096], start, s.read_at, TOO_LONG)
-                        continue
-                    data = probe  # the file ends inside this line
-                if old_enough:
+                    data = probe
+                if len(data) > MAX_LINE_BYTES:
+                    s.long = LongLine(start)
+                    continue
+                if old_enough:  # the last line of a finished file
                     s.read_at += len(data)
-                    kind = TOO_LONG if len(data) > MAX_LINE_BYTES else PARTIAL
-                    yield Chunk(s, data if kind == PARTIAL else data[:4096], start, s.read_at, kind)  # last line of a finished file
+                    yield Chunk(s, data, start, s.read_at, PARTIAL)
                 break
             start = s.read_at
             s.read_at += cut
@@ -883,17 +1013,42 @@ class LogFiles:
         s.eof = s.read_at >= size
 
     @staticmethod
-    def _skipped(s: Stream, data: bytes) -> tuple[Chunk, int]:
-        """The rest of an over-long line, skipped up to its newline in `data` (all of `data` when
-        it has none): the SKIPPED chunk, and where the next line starts in `data` (-1: not in it)."""
-        nl = data.find(b"\n")
-        start = s.read_at
-        if nl < 0:
-            s.read_at += len(data)
-            return Chunk(s, b"", start, s.read_at, SKIPPED), -1
-        s.in_long_line = False
-        s.read_at += nl + 1
-        return Chunk(s, b"", start, s.read_at, SKIPPED), nl + 1
+    def _long_line(s: Stream, size: int, finished: bool) -> Chunk | None:
+        """A plain file's long line (s.long) looked through on from where it was left, up to
+        its end: its LONG chunk, or None while its end is not in the file yet (when `finished`,
+        the file's end is the line's)."""
+        line = s.long
+        while line.end < 0:
+            at = line.start + line.seen
+            if at >= size:
+                if not finished:
+                    return None
+                line.finish()
+                break
+            if line.in_run and not line.undecided:
+                ahead = _next_data(s.fh, at, size)
+                if ahead > at:
+                    line.nuls(ahead - at)
+                    continue
+            data = os.pread(s.fh, min(LONG_LINE_READ, size - at), at)
+            if not data:
+                return None
+            line.feed(data)
+        s.long = None
+        s.read_at = line.end
+        return Chunk(s, line.line(), line.start, line.end, LONG)
+
+    @staticmethod
+    def _long_line_ends(s: Stream, data: bytes) -> tuple[Chunk | None, bytes]:
+        """A sequential stream's long line (s.long) looked through `data`, the stream's next
+        bytes: its LONG chunk when it ends in them (else None), and the bytes after it."""
+        line = s.long
+        if not line.feed(data):
+            return None, b""
+        s.long = None
+        s.read_at = line.end
+        rest = data[len(data) - (line.start + line.seen - line.end):]
+        return Chunk(s, line.line(), line.start, line.end, LONG), rest
 
     def _chunks_sequential(self, s: Stream, budget: int | None, block: int) -> Iterator[Chunk]:
         """A .gz file or standard input: read on from where the last read stopped."""
@@ -911,7 +1066,7 @@ class LogFiles:
                 # a damaged .gz: read on from the same text offset up to the damage (what the
                 # failed read had decompressed is lost with it), then report the damage
                 s.fh.close()
-                s.fh = GzipSalvage(s.path, s.read_at + len(s.carry))
+                s.fh = GzipSalvage(s.path, s.long.start + s.long.seen if s.long else s.read_at + len(s.carry))
                 continue
             if not data:
                 damage = getattr(s.fh, "damage", None)
@@ -924,7 +1079,7 @@ class LogFiles:
                     # file are not read, and the file is not finished (s.eof stays False)
                     s.finished = True
                     s.carry = b""
-                    s.in_long_line = False
+                    s.long = None
                     if being_written and damage.startswith("cut short"):
                         # a batch run meeting a file logrotate is compressing right now: read up to
                         # here, the rest by the next run (its position stays here), not a damage
@@ -937,19 +1092,26 @@ class LogFiles:
                     yield Chunk(s, damage.encode(), s.read_at, s.read_at, DAMAGED)
                     return
                 s.finished = s.eof = True
-                if s.carry:  # its last line has no newline: read it as it is
+                if s.carry and len(s.carry) > MAX_LINE_BYTES:
+                    s.long = LongLine(s.read_at)
+                    s.long.feed(s.carry)
+                    s.carry = b""
+                if s.long is not None:  # its last line has no newline and is long
+                    line, s.long = s.long, None
+                    line.finish()
+                    s.read_at = line.end
+                    yield Chunk(s, line.line(), line.start, line.end, LONG)
+                elif s.carry:  # its last line has no newline: read it as it is
                     last, s.carry = s.carry, b""
                     start = s.read_at
                     s.read_at += len(last)
-                    kind = TOO_LONG if len(last) > MAX_LINE_BYTES else PARTIAL
-                    yield Chunk(s, last if kind == PARTIAL else last[:4096], start, s.read_at, kind)
+                    yield Chunk(s, last, start, s.read_at, PARTIAL)
                 return
-            if s.in_long_line:
-                skipped, rest = self._skipped(s, data)
-                yield skipped
-                if rest < 0:
+            if s.long is not None:
+                long_chunk, data = self._long_line_ends(s, data)
+                if long_chunk is None:
                     continue
-                data = data[rest:]
+                yield long_chunk
             data = s.carry + data if s.carry else data
             if s.read_at == 0 and data[:len(BOM)] == BOM:
                 s.read_at = len(BOM)
@@ -957,12 +1119,10 @@ class LogFiles:
                 data = data[len(BOM):]
             cut = data.rfind(b"\n") + 1
             if cut == 0:
-                if len(data) > MAX_LINE_BYTES:
-                    start = s.read_at
-                    s.read_at += len(data)
-                    s.carry = b""
-                    s.in_long_line = True
-                    yield Chunk(s, data[:4096], start, s.read_at, TOO_LONG)
+                s.carry = b""
+                if len(data) > MAX_LINE_BYTES:  # looked through in bounded memory, not carried
+                    s.long = LongLine(s.read_at)
+                    s.long.feed(data)
                 else:
                     s.carry = data
                 continue
@@ -981,17 +1141,23 @@ class LogFiles:
 
     def read_head(self, s: Stream, max_lines: int) -> list[str]:
         """Up to `max_lines` lines from the start of the stream's text (for telling its MTA);
-        the last one only if complete. Standard input: the lines of its first chunk are used
-        by the engine instead."""
+        the last one only if complete. A hole at its start (NUL bytes a crash left, of any
+        length) is passed over: the lines after it tell. Standard input: the lines of its first
+        chunks are used by the engine instead."""
         out: list[bytes] = []
+        window = 1 << 20
         try:
             if s.compressed:  # a damaged one: judged by what can be read
                 with (GzipSalvage(s.path) if s.compression == "gzip" else open_log(s.path)) as fh:
-                    data = fh.read(1 << 20)
+                    data = fh.read(window)
+                    while data[:1] == b"\0":
+                        rest = data.lstrip(b"\0")
+                        data = rest + fh.read(window - len(rest)) if rest else fh.read(window)
                     s.head_damage = fh.damage
                 out = data.splitlines(keepends=True)[:max_lines]
             else:
-                data = os.pread(s.fh, 1 << 20, 0)
+                at = _after_leading_hole(s.fh) if os.pread(s.fh, 1, 0) == b"\0" else 0
+                data = os.pread(s.fh, window, at)
                 out = data.splitlines(keepends=True)[:max_lines]
         except OSError:
             pass

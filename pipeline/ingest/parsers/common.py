@@ -18,22 +18,47 @@ from zoneinfo import ZoneInfo
 EVENT, SKIP, MALFORMED = "event", "skip", "malformed"
 
 # The front door's limit: a line this long (with its newline) or longer is rejected unread.
+# NUL bytes are not counted (a line is as long as its text).
 MAX_LINE_BYTES = 64 * 1024
+
+# Where a log line starts: a syslog stamp (`Nov  3 16:04:31`, RFC 3339), a multilog label, an
+# RFC 5424 `<PRI>1 `, qmail's own `secs.micros ` stamp. A run of NUL bytes followed by one is the
+# hole a crash leaves in a log file (the file's size was saved, its last blocks were not): the
+# line written after the crash starts there.
+LINE_START_RE = re.compile(rb"(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d"
+                           rb"|@[0-9a-f]{24} |<\d{1,3}>1 |\d{9,10}\.\d{6} )")
+NUL_RUN_RE = re.compile(rb"\x00+")
+# Bytes after a NUL run that tell whether a line starts there (LINE_START_RE's longest match).
+LINE_START_PEEK = 32
+
+
+def after_hole(raw: bytes) -> bytes:
+    """The line a raw line holds after its last hole, with one NUL of the hole kept (so the line
+    is counted as nul_bytes): a hole is a NUL run at the line's start, or one followed by a log
+    line's start (LINE_START_RE). The text before it is a line the crash cut short: it stays in
+    the reject's sample, and is not read (joined to the line after it, it made one line of two,
+    with a recipient of both). `raw` itself when it has no hole (its NULs are then removed)."""
+    cut = -1
+    for m in NUL_RUN_RE.finditer(raw):
+        if m.start() == 0 or LINE_START_RE.match(raw, m.end()):
+            cut = m.end()
+    return raw if cut < 0 else raw[cut - 1:]
 
 
 def decode_line(raw: bytes) -> tuple[str | None, str | None]:
     """The front door for one raw line (with or without its line end): (text, reject reason).
 
-    Over-long: (None, "too_long"), not read. Invalid UTF-8 is decoded with U+FFFD and NUL bytes
-    are removed, so a delivery inside such a line is still read, with the reason
-    ("invalid_utf8" / "nul_bytes") for the reject count. The line end (\n, \r\n) is cut off.
-    A line over-long only by a run of NUL bytes before it (the hole a crash leaves in a log file,
-    often many KiB) is the line after the run ("nul_bytes"): the run no longer takes it along."""
-    if len(raw) > MAX_LINE_BYTES:
-        rest = raw.lstrip(b"\x00")
-        if len(rest) == len(raw) or len(rest) > MAX_LINE_BYTES:
+    Over-long (more than MAX_LINE_BYTES of text): (None, "too_long"), not read. Invalid UTF-8 is
+    decoded with U+FFFD and NUL bytes are removed, so a delivery inside such a line is still
+    read, with the reason ("invalid_utf8" / "nul_bytes") for the reject count. The line end
+    (\n, \r\n) is cut off. A line with a hole (a NUL run a crash left, of any length: at its start,
+    or followed by a log line's start) is the line after the hole ("nul_bytes"; after_hole)."""
+    if b"\x00" in raw:
+        raw = after_hole(raw)
+        if len(raw) > MAX_LINE_BYTES and len(raw) - raw.count(b"\x00") > MAX_LINE_BYTES:
             return None, "too_long"
-        raw = b"\x00" + rest  # (one NUL kept: the line is counted as nul_bytes below)
+    elif len(raw) > MAX_LINE_BYTES:
+        return None, "too_long"
     try:
         line = raw.decode("utf-8")
         bad = None
