@@ -406,3 +406,71 @@ def test_a_failing_store_keeps_the_events_and_retries_with_backoff(tmp_path, log
     failing[0] = False
     f.run(60)                                          # RETRY_MAX_S: the next retry has come
     assert f.counts() == (10, 10) and "writing events works again" in watch_log.text
+
+
+RESTART = 'Nov  3 16:00:00 mx1 rsyslogd: [origin software="rsyslogd" swVersion="8.2302.0"] start\n'
+
+
+def lines_read(f: Follower) -> int:
+    return f.engine.session.summary.lines
+
+
+def test_two_logs_that_start_with_the_same_line_are_each_followed_as_their_own(tmp_path, logs, followers):
+    """Two vhosts' logs written by one rsyslog both start with its restart line, and a copy of a
+    log beside it starts with that log's first line. Read positions were kept per first line:
+    watch took the second file open for a copy of the first and never read it (its lines lost),
+    and a restart read one from the other's offset. Now each is its own log, through rotation
+    (rename + create, the new file starting with the same line again), a copy, and a restart:
+    every line read once (the lines read are counted, the store would hide a second reading)."""
+    a, b = logs / "a.log", logs / "b.log"
+    a.write_text(RESTART + pf_lines(0, 20))
+    b.write_text(RESTART + pf_lines(100, 130))
+    f = new_follower(followers, tmp_path, [(str(logs / "*.log*"), "postfix")])
+    f.run(TICK)
+    assert f.counts() == (50, 50) and lines_read(f) == 52
+    append(a, pf_lines(20, 25))
+    append(b, pf_lines(130, 135))
+    f.run(TICK)
+    assert f.counts() == (60, 60) and lines_read(f) == 62
+    os.rename(a, logs / "a.log.1")                   # rotated: syslog writes on into it until its HUP
+    append(logs / "a.log.1", pf_lines(25, 28))
+    a.write_text(RESTART + pf_lines(200, 205))       # the new a.log starts with the same line again
+    append(b, pf_lines(135, 140))
+    f.run(TICK * 3)
+    assert f.counts() == (73, 73) and lines_read(f) == 62 + 3 + 6 + 5
+    shutil.copyfile(b, logs / "b.log.bak")           # a copy beside it: read as its own log, stored once
+    append(b, pf_lines(140, 142))
+    f.run(TICK * 3)
+    assert f.counts() == (75, 75) and lines_read(f) == 76 + 41 + 2
+    f.stop()
+    append(a, pf_lines(205, 210))                    # while it is down
+    append(b, pf_lines(142, 145))
+    append(logs / "a.log.1", pf_lines(28, 30))
+    f = new_follower(followers, tmp_path, [(str(logs / "*.log*"), "postfix")])
+    f.run(TICK)
+    assert f.counts() == (85, 85) and lines_read(f) == 10  # each from where it was: none read again
+
+
+def test_batch_and_watch_agree_on_logs_that_start_with_the_same_line(tmp_path, logs, followers):
+    """A batch run kept one position for two logs with the same first line (the last read):
+    a watch after it read the other again from its start, and the next batch run after that."""
+    from pipeline.ingest.engine import ingest
+
+    a, b = logs / "a.log", logs / "b.log"
+    a.write_text(RESTART + pf_lines(0, 20))
+    b.write_text(RESTART + pf_lines(100, 130))
+    f = Follower(tmp_path, [(str(logs / "*.log"), "postfix")])
+    s = ingest(f.cfg, [logs / "*.log"])
+    assert s.lines == 52 and s.events_written == 50
+    f.start()
+    followers.append(f)
+    f.run(TICK)
+    assert lines_read(f) == 0                        # nothing read again
+    append(a, pf_lines(20, 25))
+    append(b, pf_lines(130, 135))
+    f.run(TICK)
+    assert f.counts() == (60, 60) and lines_read(f) == 10
+    f.stop()
+    append(a, pf_lines(25, 27))
+    s = ingest(f.cfg, [logs / "*.log"])
+    assert s.lines == 2 and f.counts() == (62, 62)

@@ -55,6 +55,9 @@ from .parsers.common import LINE_START_PEEK, LINE_START_RE, MAX_LINE_BYTES
 log = logging.getLogger("mailhygiene.watch")
 
 FINGERPRINT_BYTES = 1024
+# A log's read position keeps a check of its text's first bytes (up to this many, and no more
+# than was read): two logs that start with the same line are told apart by it.
+HEAD_CHECK_BYTES = 64 << 10
 # Chunks of whole lines of up to this size. Fewer, larger blocks leave fewer queue ids open at
 # block ends (each goes through the parser state one by one), and a dense log leaves many: 16 MiB
 # with one block being found ahead beats 8 MiB with two (BENCHMARKS.md).
@@ -415,7 +418,7 @@ class SourceSpec:
 class Stream:
     """One log being read: its identity, where it is, and how far it has been consumed."""
 
-    fp: str                         # fingerprint (the position key); "" for stdin or no first line yet
+    fp: str                         # fingerprint of its first line; "" for stdin or no first line yet
     source: SourceSpec
     path: str
     key: tuple[int, int]            # (st_dev, st_ino); (0, 0) for stdin
@@ -447,6 +450,9 @@ class Stream:
     ctx: object = None              # the engine's ParseContext for this stream
     ctx_made: float = 0.0
     info: dict | None = None        # the per-file summary the engine reports
+    pkey: str = ""                  # its position's key: its fingerprint, `fp~N` for another log with that first line
+    head: bytes = b""               # the first HEAD_CHECK_BYTES of its text (as read when opened)
+    head_check: tuple | None = None  # (n, sha1 of its first n bytes): what its position keeps
 
     @property
     def sequential(self) -> bool:
@@ -690,8 +696,9 @@ class LogFiles:
 
     # ------------------------------------------------------------------ opening
     def _open(self, spec: SourceSpec, path: str, st: os.stat_result, fp_wanted: str | None = None,
-              offset: int | None = None, batch: bool = False) -> Stream | None:
-        """Start reading `path` (from its saved position); None when there is nothing to read."""
+              offset: int | None = None, batch: bool = False, pkey: str | None = None) -> Stream | None:
+        """Start reading `path` (from its saved position); None when there is nothing to read.
+        `fp_wanted`, `pkey`, `offset`: only the rest of that log from there (a moved file)."""
         key = file_identity(st)
         if st.st_size == 0 and not batch:
             return None
@@ -702,38 +709,41 @@ class LogFiles:
         if compressed:
             try:
                 fp, _ = fingerprint(path)
+                head = text_head(path)
             except EOFError:
                 if batch:
-                    fp = ""
+                    fp, head = "", b""
                 else:
                     return None  # a .gz still being written: look again later
         else:
             fd = os.open(path, os.O_RDONLY)
             try:
-                fp, _ = fingerprint_of_head(os.pread(fd, FINGERPRINT_BYTES, 0))
+                head = os.pread(fd, HEAD_CHECK_BYTES, 0)
+                fp, _ = fingerprint_of_head(head)
             except OSError:
                 os.close(fd)
                 raise
         self._solved(path)
-        stream_key = fp or f"path:{path}"
-        if (not fp and not batch) or (fp_wanted is not None and fp != fp_wanted) or stream_key in self.streams:
-            # no complete first line yet / not the file looked for / a copy of a file being read
+        pos = None
+        if pkey is not None:  # the rest of that log: this file must hold its text
+            pos = self.positions.get(pkey)
+            wanted = fp == fp_wanted and (pos is None or _holds(pos, head, path, fp)) and (
+                compressed or offset is None or st.st_size >= offset)
+        else:
+            wanted = fp_wanted is None or fp == fp_wanted
+            if fp:
+                pkey, pos = self._log_of(fp, path, head)
+            else:
+                pkey = f"path:{path}"
+        if (not fp and not batch) or not wanted or pkey in self.streams:
+            # no complete first line yet / not the file looked for
             if fd is not None:
                 os.close(fd)
             if fp and fp_wanted is None:
                 self.skipped[key] = (st.st_size, st.st_mtime_ns)
             return None
-        pos = self.positions.get(fp) if fp else None
         if offset is None:
             offset = int(pos.get("offset", 0)) if (pos is not None and self.use_positions) else 0
-            if offset and pos.get("path") and pos["path"] != path and _other_text(path, pos["path"], fp, offset):
-                # another log that starts with the same line (journalctl exports' "-- Journal
-                # begins at …" header): its own text, read from its start, not from that one's offset
-                log.warning("%s: %s starts with the same line as %s but is another log: read from its start "
-                            "(read positions are kept per first line: give each log a first line of its "
-                            "own, e.g. journalctl -q leaves out its header)", "watch" if self.follow else "ingest",
-                            path, pos["path"])
-                offset = 0
         if pos is not None:
             pos["updated"] = self.clock.time()  # still there: keep its position
         size = st.st_size
@@ -764,14 +774,45 @@ class LogFiles:
                    mta=known if known != "unrecognised" else None, size=size, read_at=offset,
                    last_growth=self.clock.monotonic(), compression=kind)
         s.unrecognised = known == "unrecognised"
-        self.streams[stream_key] = s
-        self.by_key[key] = stream_key
+        s.pkey, s.head = pkey, head
+        self.streams[pkey] = s
+        self.by_key[key] = pkey
         self.skipped.pop(key, None)
         log.debug("watch: opened %s at offset %d", path, offset)
         return s
 
     def stream_key(self, s: Stream) -> str:
-        return s.fp or f"path:{s.path}"
+        return s.pkey or f"path:{s.path}"
+
+    def _log_of(self, fp: str, path: str, head: bytes) -> tuple[str, dict | None]:
+        """The position (key, entry) of the log a file holds, by its first line's fingerprint
+        `fp` and its text's first bytes `head`: a position of that first line whose check its
+        text passes (its own path's first) and that no open file is reading; else a new key
+        (`fp`, or `fp~N` when another log starts with the same line: two vhosts' logs of one
+        rsyslog both starting with its restart line, a copy beside a log, journal exports)."""
+        keys = [k for k in self.positions if k == fp or k.startswith(fp + "~")]
+        keys.sort(key=lambda k: self.positions[k].get("path") != path)
+        for k in keys:
+            if k not in self.streams and _holds(self.positions[k], head, path, fp):
+                return k, self.positions[k]
+        k, n = fp, 1
+        while k in self.positions or k in self.streams:
+            k, n = f"{fp}~{n}", n + 1
+        return k, None
+
+    def _head_check(self, s: Stream) -> list:
+        """[n, sha1 of the first n bytes of the stream's text], n = what was read of it, at most
+        HEAD_CHECK_BYTES: what its position keeps to tell its log from another with its first line."""
+        n = min(s.offset, HEAD_CHECK_BYTES)
+        if s.head_check is None or s.head_check[0] != n:
+            if len(s.head) < n and isinstance(s.fh, int):
+                try:
+                    s.head = os.pread(s.fh, HEAD_CHECK_BYTES, 0)
+                except OSError:
+                    pass
+            n = min(n, len(s.head))
+            s.head_check = (n, hashlib.sha1(s.head[:n]).hexdigest())
+        return list(s.head_check)
 
     def candidates(self, path: str) -> list[str]:
         """Where a log's old text may be now: `mail.log.1`, `mail.log.1.gz`, `mail.log-2024…`,
@@ -791,7 +832,10 @@ class LogFiles:
         return paths[:SIBLINGS_CHECKED] + ([path] if os.path.exists(path) else [])
 
     def find_moved(self, spec: SourceSpec, fp: str, last_path: str, offset: int,
-                   exclude: tuple[int, int] | None = None, batch: bool = False) -> Stream | None:
+                   exclude: tuple[int, int] | None = None, batch: bool = False, pkey: str | None = None) -> Stream | None:
+        """The rest of the log of position `pkey` (first line `fp`, read up to `offset` at
+        `last_path`) in a sibling of that path (opened), or None."""
+        pkey = pkey or fp
         for cand in self.candidates(last_path):
             try:
                 st = os.stat(cand)
@@ -801,7 +845,7 @@ class LogFiles:
             if key == exclude or key in self.by_key or not stat.S_ISREG(st.st_mode):
                 continue
             try:
-                s = self._open(spec, cand, st, fp_wanted=fp, offset=offset, batch=batch)
+                s = self._open(spec, cand, st, fp_wanted=fp, offset=offset, batch=batch, pkey=pkey)
             except (OSError, EOFError):
                 continue
             if s is not None:
@@ -814,24 +858,22 @@ class LogFiles:
         copied by copytruncate): found by fingerprint among the siblings of the path they were
         read at, also when the source is not a glob, and opened to be read to their end."""
         found_streams = []
-        for fp, pos in list(self.positions.items()):
-            if pos.get("done") or fp in self.streams or not pos.get("path"):
+        for pkey, pos in list(self.positions.items()):
+            if pos.get("done") or pkey in self.streams or not pos.get("path"):
                 continue
             spec = self.source_of(pos["path"])
             if spec is None:
                 continue
+            fp = pkey.split("~", 1)[0]
             try:
                 here = os.stat(pos["path"])
-                with open(pos["path"], "rb") as fh:
-                    head = fh.read(FINGERPRINT_BYTES)
-                still = (fingerprint(pos["path"])[0] if compression_of(head) in READABLE
-                         else fingerprint_of_head(head)[0])
-                if still == fp:
+                head = text_head(pos["path"])
+                if fingerprint_of_head(head)[0] == fp and _holds(pos, head, pos["path"], fp):
                     continue  # still where it was (a .gz too): read in the ordinary way
-            except OSError:
+            except (OSError, EOFError):
                 here = None
             found = self.find_moved(spec, fp, pos["path"], int(pos.get("offset", 0)),
-                                    exclude=file_identity(here) if here else None, batch=batch)
+                                    exclude=file_identity(here) if here else None, batch=batch, pkey=pkey)
             if found is not None:
                 found.order = (0, 0)  # before the (now new) file under the old name
                 found_streams.append(found)
@@ -1196,12 +1238,12 @@ class LogFiles:
         the old text from a copy with the same fingerprint, then read the file as new."""
         log.info("watch: %s %s", s.path, why)
         self.drop(s)
-        moved = self.find_moved(s.source, s.fp, s.path, s.offset, exclude=s.key)
+        moved = self.find_moved(s.source, s.fp, s.path, s.offset, exclude=s.key, pkey=s.pkey)
         if moved is not None:
             moved.order = (0, 0)  # before the (now new) file under the old name
             moved.mta = s.mta
             return
-        pos = self.positions.pop(s.fp, None) or {}
+        pos = self.positions.pop(s.pkey, None) or {}
         if not s.eof:
             log.warning("watch: %s: the end of its previous content (after offset %d) was not read before it was "
                         "truncated and no rotated copy was found: those lines are lost", s.path, s.offset)
@@ -1210,9 +1252,11 @@ class LogFiles:
 
     def drop(self, s: Stream, done: bool = False) -> None:
         """Close a stream; its position (in memory, saved with the next commit) keeps where it was."""
+        pos = self.positions.get(s.pkey) if s.fp else None
+        if pos is not None:
+            pos["head"] = self._head_check(s)
         s.close()
         if s.fp:
-            pos = self.positions.get(s.fp)
             if pos is not None:
                 pos.update(offset=s.offset, path=s.path, eof=s.eof, size=max(s.size, s.offset), updated=self.clock.time())
                 if s.mta:
@@ -1254,9 +1298,9 @@ class LogFiles:
         for s in self.streams.values():
             if not s.fp:
                 continue
-            pos = self.positions.setdefault(s.fp, {})
+            pos = self.positions.setdefault(s.pkey, {})
             pos.update(offset=s.offset, path=s.path, updated=now, size=max(s.size, s.offset),
-                       eof=s.eof and s.read_at == s.offset, done=False)
+                       eof=s.eof and s.read_at == s.offset, done=False, head=self._head_check(s))
             if s.mta:
                 pos["mta"] = "unrecognised" if s.unrecognised else s.mta
 
@@ -1310,6 +1354,32 @@ def _not_followed(path: str, st: os.stat_result) -> str:
     if stat.S_ISFIFO(st.st_mode):
         return "is a named pipe: watch follows regular files (pipe the stream into `mailhygiene ingest -` instead)"
     return "is not a regular file (a device or socket): give a log file"
+
+
+def text_head(path: str | os.PathLike) -> bytes:
+    """The first HEAD_CHECK_BYTES of a log's text (decompressed; a damaged .gz: up to its damage)."""
+    with open_log(path) as fh:
+        try:
+            return fh.read(HEAD_CHECK_BYTES)
+        except GZIP_ERRORS:
+            if not isinstance(fh, gzip.GzipFile):
+                raise
+    with GzipSalvage(path) as salvage:
+        return salvage.read(HEAD_CHECK_BYTES)
+
+
+def _holds(pos: dict, head: bytes, path: str, fp: str) -> bool:
+    """Does a file whose text starts with `head` hold the log of position `pos` (whose first
+    line's fingerprint is `fp`)? Yes when its first bytes are those the position's check covers
+    (what was read of that log: reading on from its offset loses nothing). A position saved
+    before checks were kept: when it was read at `path`, or its file there is gone or holds the
+    same text before its offset."""
+    check = pos.get("head")
+    if isinstance(check, list) and len(check) == 2 and isinstance(check[0], int):
+        n, digest = check
+        return len(head) >= n and hashlib.sha1(head[:n]).hexdigest() == digest
+    offset = pos.get("offset", 0)
+    return not offset or pos.get("path") in (None, path) or not _other_text(path, pos["path"], fp, offset)
 
 
 def _other_text(path: str, other: str, fp: str, offset: int) -> bool:
