@@ -58,8 +58,14 @@ class IngestSettings:
     year: int = setting(0, min=0, max=9999)
     # Events buffered before a Parquet file is written (bounds memory).
     batch_events: int = setting(50_000, min=1)
-    # Rejected lines kept as samples per ingest run under <data_dir>/rejects/.
+    # Rejected lines kept as samples per ingest run under <data_dir>/rejects/ (watch: per day).
     reject_samples: int = setting(1000, min=0)
+    # Sample files kept in <data_dir>/rejects/: a run that starts one removes the oldest beyond this many ...
+    reject_files: int = setting(100, min=1)
+    # ... beyond this many MiB in all ...
+    reject_files_mib: int = setting(64, min=1)
+    # ... and those older than this many days (0: no age limit); never the files of a run still going.
+    reject_files_days: int = setting(30, min=0)
 
 
 @dataclass(frozen=True)

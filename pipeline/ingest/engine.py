@@ -644,7 +644,7 @@ class Engine:
         self.poll_interval = float(w.poll_interval)
         summary = IngestSummary()
         with watch_lock(self.data_dir), Session(self.data_dir, self.tz, self.settings, self.carriers,
-                                                 year=self.year, summary=summary) as session:
+                                                 year=self.year, summary=summary, followed=True) as session:
             self.session = session
             self.files = LogFiles(specs, session.positions, follow=True, on_open=self._on_open, clock=self.clock)
             self.pending_since: float | None = None

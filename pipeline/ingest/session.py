@@ -18,6 +18,7 @@ Called by pipeline.ingest.engine.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -31,15 +32,18 @@ from zoneinfo import ZoneInfo
 from ..classify.carriers import CarrierTable
 from ..core import fsutil
 from ..core.config import IngestSettings
-from ..core.errors import StoreError
+from ..core.errors import LockedError, StoreError
 from ..store.event_store import EventStore
 from .parsers import EVENT, MALFORMED, ParseContext, Parser, parser_class
-from .parsers.common import decode_line
+from .parsers.common import NUL_RUN_RE, decode_line
 from .sink import EventBuffer, Sink, written_count
 
 log = logging.getLogger("mailhygiene.watch")
 
 STATE_FILE = "ingest-state.json"
+REJECTS_DIR = "rejects"
+PRUNE_LOCK = ".prune.lock"
+SAMPLE_BYTES = 4096       # of a rejected line, kept in its sample
 SESSION_LOCK = "ingest.lock"
 WATCH_LOCK = "watch.lock"
 STATE_VERSION = 2
@@ -97,31 +101,72 @@ WatchSummary = IngestSummary
 
 
 class RejectLog:
-    """Counts bad lines and keeps up to `limit` samples (file, offset, reason, text) as JSONL."""
+    """Counts bad lines and keeps up to `reject_samples` samples (file, offset, reason, text) as
+    JSONL in a file of its own under <data_dir>/rejects/ (a followed session: a file a day, so a
+    watch of weeks keeps recent samples too). Starting a file prunes the folder (prune_rejects)
+    to the newest `reject_files` files, `reject_files_mib` MiB and `reject_files_days` days,
+    never removing a file this process writes or has named (`named`: a summary printed it) or
+    one another process is writing (it holds a shared flock on it while open)."""
 
-    def __init__(self, data_dir: Path, limit: int, summary: IngestSummary):
-        self.dir = data_dir / "rejects"
-        self.limit = limit
+    named: set[str] = set()   # this process's sample files (a followed session: its current one)
+    _files = 0                # files this process has started (a part of their names)
+
+    def __init__(self, data_dir: Path, settings: IngestSettings, summary: IngestSummary, *, daily: bool = False):
+        self.dir = data_dir / REJECTS_DIR
+        self.settings = settings
+        self.limit = settings.reject_samples
+        self.daily = daily
         self.kept = 0
         self.summary = summary
         self._fh = None
+        self._path: str | None = None
+        self._day: str | None = None
 
     def add(self, reason: str, source: str, offset: int, raw: bytes) -> None:
         self.summary.rejected[reason] += 1
+        if self.daily and self._fh is not None and _today() != self._day:
+            self._roll()
         if self.kept >= self.limit:
             return
         if self._fh is None:
-            fsutil.ensure_dir(self.dir)
-            path = self.dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl"
-            try:
-                self._fh = open(path, "a", encoding="utf-8")
-            except OSError as exc:
-                raise StoreError(f"cannot write reject samples to {path}: {fsutil.describe_os_error(exc)}") from None
-            self.summary.rejects_file = str(path)
-        sample = raw[:4096].decode("utf-8", "backslashreplace")
+            self._start()
+        nbytes = len(raw)
+        if b"\x00" in raw:  # a hole's NUL run as one NUL: the line after it shows
+            raw = NUL_RUN_RE.sub(b"\x00", raw)
+        sample = raw[:SAMPLE_BYTES].decode("utf-8", "backslashreplace")
         self._fh.write(json.dumps({"file": source, "offset": offset, "reason": reason,
-                                   "bytes": len(raw), "line": sample}, ensure_ascii=False) + "\n")
+                                   "bytes": nbytes, "line": sample}, ensure_ascii=False) + "\n")
         self.kept += 1
+
+    def _start(self) -> None:
+        """A new sample file, locked (shared) before it has its name: no prune removes it."""
+        fsutil.ensure_dir(self.dir)
+        RejectLog._files += 1
+        name = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{RejectLog._files}.jsonl"
+        path, part = self.dir / name, self.dir / f".{name}.part"
+        try:
+            fh = open(part, "a", encoding="utf-8", buffering=1)  # (line by line: a watch's samples show at once)
+            fcntl.flock(fh, fcntl.LOCK_SH)
+            os.replace(part, path)
+        except OSError as exc:
+            raise StoreError(f"cannot write reject samples to {path}: {fsutil.describe_os_error(exc)}") from None
+        self._fh, self._path, self._day = fh, str(path), _today()
+        RejectLog.named.add(self._path)
+        self.summary.rejects_file = self._path
+        s = self.settings
+        removed = prune_rejects(self.dir, files=s.reject_files, total_bytes=s.reject_files_mib << 20,
+                                days=s.reject_files_days, keep=RejectLog.named)
+        if removed:
+            log.info("ingest: removed %d old reject sample file(s) from %s (ingest.reject_files = %d, "
+                     "reject_files_mib = %d, reject_files_days = %d)", len(removed), self.dir, s.reject_files,
+                     s.reject_files_mib, s.reject_files_days)
+
+    def _roll(self) -> None:
+        """A new day of a followed session: the day's file is closed (no longer this process's to
+        keep), the next sample starts the next one."""
+        self.close()
+        RejectLog.named.discard(self._path)
+        self.kept = 0
 
     def close(self) -> None:
         if self._fh is not None:
@@ -130,6 +175,64 @@ class RejectLog:
             except OSError:
                 pass
             self._fh = None
+
+
+def _today() -> str:
+    return time.strftime("%Y%m%d")
+
+
+def prune_rejects(directory: Path, *, files: int, total_bytes: int, days: int, keep: set[str],
+                  now: float | None = None) -> list[Path]:
+    """Remove the reject sample files (`*.jsonl`) of `directory` beyond the newest `files`, beyond
+    `total_bytes` in all (newest first), and older than `days` (0: any age), except those in
+    `keep` and those another process is writing (it holds a lock on them). Each removal is one
+    unlink of a whole file; a prune running elsewhere (its lock held) leaves this one undone.
+    Returns the files removed."""
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        with fsutil.file_lock(directory / PRUNE_LOCK, wait=0):
+            found = []
+            for path in directory.glob("*.jsonl"):
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                found.append((st.st_mtime, path.name, path, st.st_size))
+            found.sort(reverse=True)
+            count = size = 0  # of the files kept
+            for mtime, _, path, nbytes in found:
+                beyond = count >= files or size + nbytes > total_bytes or (days and now - mtime > days * 86400)
+                if not beyond or str(path) in keep or _being_written(path):
+                    count += 1
+                    size += nbytes
+                    continue
+                try:
+                    path.unlink()
+                    removed.append(path)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    log.warning("ingest: cannot remove the old reject samples %s: %s", path,
+                                fsutil.describe_os_error(exc))
+                    break
+    except (LockedError, StoreError):
+        return removed  # another process is pruning (or the folder cannot take a lock): next time
+    return removed
+
+
+def _being_written(path: Path) -> bool:
+    """Does another process hold the file's lock (a RejectLog still writing it)?"""
+    try:
+        with open(path, "rb") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except OSError:
+        return True
+    return False
 
 
 def _checked_state(data) -> dict:
@@ -172,7 +275,8 @@ class Session:
     """One ingest session; see the module docstring. Use as a context manager."""
 
     def __init__(self, data_dir: Path, tz: ZoneInfo, settings: IngestSettings, carriers: CarrierTable, *,
-                 year: int | None = None, private: bool = False, summary: IngestSummary | None = None):
+                 year: int | None = None, private: bool = False, summary: IngestSummary | None = None,
+                 followed: bool = False):
         self.data_dir = Path(data_dir)
         self.tz = tz
         self.settings = settings
@@ -184,7 +288,7 @@ class Session:
         self.store = EventStore(self.data_dir)
         self.buffer = EventBuffer(carriers)
         self.sink = Sink(self.store)
-        self.rejects = RejectLog(self.data_dir, settings.reject_samples, self.summary)
+        self.rejects = RejectLog(self.data_dir, settings, self.summary, daily=followed)
         self.parsers: dict[str, Parser] = {}
         self.positions: dict[str, dict] = {}
         self._parser_states: dict[str, dict] = {}
