@@ -4,11 +4,14 @@
              per chunk: the MTA's parser (Postfix: the block reader), the sink, commits
   source     line sources: files, globs, gzip/bzip2/xz (told by their first bytes; a damaged one
              read up to its damage, which is reported), standard input (`-`) and named pipes;
-             file identity by the fingerprint of the first line; rotation (rename+create,
-             copytruncate, .1 -> .1.gz, multilog), a file renamed away found among its siblings
+             file identity by the fingerprint of the first line and a check of the first bytes
+             (logs that start alike each their own); rotation (rename+create, copytruncate,
+             .1 -> .1.gz, multilog), a file renamed away found among its siblings; long lines
+             and holes (NUL runs a crash leaves) looked through in bounded memory
   session    one parser per MTA (state changed only through the parser's own interface), the
-             front door for raw lines (rejects), and the state file: positions + parser state in
-             one atomic, fsync'd file written after the events it covers are durable
+             front door for raw lines (rejects, their samples and the pruning of them), and the
+             state file: positions + parser state in one atomic, fsync'd file written after the
+             events it covers are durable
   sink       classification (carrier, reason, scope, hard) and event ids, then the event store
              (pipeline.store.event_store) on a writer thread
   parsers/   one parser per MTA (postfix, sendmail, qmail): the definition of each format; a

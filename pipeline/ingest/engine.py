@@ -7,6 +7,7 @@ steps:
 1. the stream's MTA is decided when it is opened (`--format auto`: by a sample of its first
    lines, per line when a file mixes MTAs; an explicit format is checked against the sample, so
    a sendmail log given as `--format postfix` is refused, not read and not marked as read);
+   standard input and pipes chunk by chunk, until their lines tell (until then, line by line);
 2. Postfix and sendmail chunks go through their block readers (parsers/postfix_block.py,
    parsers/sendmail_block.py: the fields of the usual lines are found in reader threads ahead of
    the chunk being applied; every other line, and every line with bad bytes, goes to the
@@ -236,7 +237,7 @@ class Engine:
         if s.piped:
             s.info["format"] = s.source.fmt
             s.info["checked"] = True
-            return True  # told (an explicit --format: checked) by its first chunk (_stdin_mta)
+            return True  # told (an explicit --format: checked) by its lines, chunk by chunk (_stdin_mta)
         sample = self.files.read_head(s, DETECT_SAMPLE_LINES)
         self._note_first_month(s, "\n".join(sample[:200]).encode())
         complete = complete or len(sample) >= DETECT_SAMPLE_LINES or s.compressed or s.offset > 0

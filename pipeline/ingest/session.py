@@ -13,6 +13,9 @@ it runs): one session at a time owns the state. A batch run that finds a live `w
 holds <data_dir>/state/watch.lock) runs as a private session instead: it reads its files from
 the start, marks nothing as read and saves no state; the store still keeps one copy of each line.
 
+Samples of rejected lines go to <data_dir>/rejects/*.jsonl (RejectLog), which a run that starts
+a file prunes (prune_rejects: ingest.reject_files, reject_files_mib, reject_files_days).
+
 Called by pipeline.ingest.engine.
 """
 

@@ -9,7 +9,9 @@ which this module reads (where to start) and updates in memory (what was read, w
 File identity (pygtail / Filebeat lessons, see docs/watch.md):
 - A file's identity is the fingerprint of its first line (at most FINGERPRINT_BYTES): it
   survives rename, compression (`.1` -> `.1.gz`) and multilog's `current` -> `@<tai64n>.s`.
-  Positions are keyed by it. While a file is open it is also known by (device, inode), so a
+  Positions are keyed by it, and keep a check of the first bytes read (HEAD_CHECK_BYTES): a log
+  that starts with the same line as another (two vhosts' logs, a copy) has a position of its own
+  (`fp~N`), and a file takes the position whose check its text passes. While a file is open it is also known by (device, inode), so a
   renamed-away file is read to its end through the descriptor held, before (and while) the new
   file under the old name is read.
 - A file renamed away before it was opened (while nothing was running, or between two nightly
@@ -21,6 +23,8 @@ File identity (pygtail / Filebeat lessons, see docs/watch.md):
   is then new.
 - Only complete lines are consumed; a last line without newline is read only when the file is
   finished: compressed, standard input at its end, or not modified for PARTIAL_LINE_GRACE_S.
+  A line with no newline within MAX_LINE_BYTES is looked through in bounded memory (LongLine):
+  the hole a crash leaves (NUL bytes, any length) does not take the line after it along.
 - A damaged `.gz` is read up to its damage (GzipSalvage), then a DAMAGED chunk says where its
   readable text ends and what is wrong; the position stays there, not finished.
 
