@@ -570,6 +570,14 @@ class LongLine:
         return bytes(self.before) + bytes(self.tail)
 
 
+def _grow_head(s: Stream, start: int, data: bytes) -> None:
+    """The first bytes of a plain file's text kept with its stream (for its position's check),
+    grown by the bytes read at `start` (a file opened while short)."""
+    have = len(s.head)
+    if have < HEAD_CHECK_BYTES and start <= have < start + len(data):
+        s.head += data[have - start:HEAD_CHECK_BYTES - start]
+
+
 def _after_leading_hole(fd: int) -> int:
     """Where the text of a plain file that starts with NUL bytes starts (its size: none)."""
     at, size = 0, os.fstat(fd).st_size
@@ -804,17 +812,14 @@ class LogFiles:
             k, n = f"{fp}~{n}", n + 1
         return k, None
 
-    def _head_check(self, s: Stream) -> list:
-        """[n, sha1 of the first n bytes of the stream's text], n = what was read of it, at most
-        HEAD_CHECK_BYTES: what its position keeps to tell its log from another with its first line."""
-        n = min(s.offset, HEAD_CHECK_BYTES)
+    @staticmethod
+    def _head_check(s: Stream) -> list:
+        """[n, sha1 of the first n bytes of the stream's text]: n what was read of it, at most
+        HEAD_CHECK_BYTES; what its position keeps to tell its log from another with its first
+        line. Of the bytes seen when it was opened or read since (never read again: the file may
+        have been truncated meanwhile)."""
+        n = min(s.offset, len(s.head))
         if s.head_check is None or s.head_check[0] != n:
-            if len(s.head) < n and isinstance(s.fh, int):
-                try:
-                    s.head = os.pread(s.fh, HEAD_CHECK_BYTES, 0)
-                except OSError:
-                    pass
-            n = min(n, len(s.head))
             s.head_check = (n, hashlib.sha1(s.head[:n]).hexdigest())
         return list(s.head_check)
 
@@ -1010,7 +1015,13 @@ class LogFiles:
         step = min(FIRST_BLOCK_BYTES, block)  # doubled after each chunk, up to `block`
         while s.read_at < size and (left is None or left > 0):
             if s.long is not None:
-                chunk = self._long_line(s, size, old_enough)
+                try:
+                    chunk = self._long_line(s, size, old_enough)
+                except OSError as exc:
+                    if not self.follow:
+                        raise  # a batch run reports it as the end of what could be read (engine._damaged)
+                    self.problem(s.path, f"read failed: {exc.strerror}; retrying")
+                    return
                 if chunk is None:
                     break  # its end is not written yet
                 yield chunk
@@ -1039,6 +1050,7 @@ class LogFiles:
                     nl = probe.find(b"\n")
                     if nl >= 0:
                         s.read_at += nl + 1
+                        _grow_head(s, start, probe)
                         yield Chunk(s, probe[:nl + 1], start, s.read_at)
                         continue
                     data = probe
@@ -1047,6 +1059,7 @@ class LogFiles:
                     continue
                 if old_enough:  # the last line of a finished file
                     s.read_at += len(data)
+                    _grow_head(s, start, data)
                     yield Chunk(s, data, start, s.read_at, PARTIAL)
                 break
             start = s.read_at
@@ -1054,6 +1067,7 @@ class LogFiles:
             if left is not None:
                 left -= cut
             step = min(2 * step, block)
+            _grow_head(s, start, data)
             yield Chunk(s, data[:cut] if cut < len(data) else data, start, s.read_at)
         s.last_growth = self.clock.monotonic()
         s.eof = s.read_at >= size
@@ -1066,7 +1080,10 @@ class LogFiles:
         line = s.long
         while line.end < 0:
             at = line.start + line.seen
-            if at >= size:
+            if at > size:  # the file shrank under it: look through it again when it is there
+                s.long = None
+                return None
+            if at == size:
                 if not finished:
                     return None
                 line.finish()
