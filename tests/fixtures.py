@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -103,6 +104,26 @@ def optional_corpus_path(*parts: str) -> Path | None:
 
 
 # ----------------------------------------------------------------------------- configs
+class Hung(BaseException):
+    """Raised by alarm(): the work did not end in time (a hang, not a speed figure)."""
+
+
+@contextmanager
+def alarm(seconds: float):
+    """Stop a hang: Hung is raised in the main thread after `seconds`. For work that takes well
+    under a second unless something is quadratic or stuck, never as a speed target."""
+    def ring(signum, frame):
+        raise Hung(f"still running after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def make_config(tmp_path, toml: str = "", **kw):
     """A config from `toml` written to tmp_path/mailhygiene.toml (data dir tmp_path/data)."""
     from pipeline.core.config import load_config

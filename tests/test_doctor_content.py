@@ -28,6 +28,8 @@ from pipeline.preflight import check_message
 from pipeline.preflight.body import html_to_text
 from pipeline.preflight.ja_spam import load_phrases, normalise
 
+from fixtures import alarm
+
 MESSAGES = Path(__file__).parent / "fixtures" / "messages"
 needs_spamassassin = pytest.mark.skipif(
     shutil.which("spamassassin") is None,
@@ -103,6 +105,14 @@ def statuses(raw: bytes) -> dict:
 
 
 # ------------------------------------------------------------------ the display duties
+def test_a_very_long_line_is_read_in_linear_time():
+    # a line of a few hundred KiB (minified text, a pasted blob) once made the address pattern
+    # backtrack quadratically: minutes for this message. The alarm only stops a hang.
+    blob = "y" * 300_000
+    with alarm(60):
+        assert set(statuses(plain(INTRO + blob + "\n" + FOOTER, "utf-8")).values()) == {"pass"}
+
+
 @pytest.mark.parametrize("charset, cte", [
     ("iso-2022-jp", None), ("utf-8", None), ("utf-8", "qp"), ("shift_jis", None), ("euc-jp", None),
 ])

@@ -12,7 +12,7 @@ from pipeline.ingest.parsers import EVENT, MALFORMED, SKIP, ParseContext, REGIST
 from pipeline.ingest.parsers.common import split_syslog
 from pipeline.ingest.parsers.postfix import parse_fields
 
-from fixtures import SAMPLES, TOKYO, corpus_path, optional_corpus_path
+from fixtures import SAMPLES, TOKYO, alarm, corpus_path, optional_corpus_path
 
 UTC = timezone.utc
 
@@ -188,6 +188,22 @@ def test_qmail_splogger_and_data_phase():
     rows, _ = run("qmail", lines)
     assert rows[0]["smtp_phase"] == "data" and rows[0]["reply_code"] == 554
     assert ts(rows[0]) == datetime.fromtimestamp(1157520814.000001, UTC)
+
+
+def test_qmail_remote_text_with_a_long_hex_and_colon_run_is_read_in_linear_time():
+    # a remote server's reply is free text: a run of tens of KiB of hex digits and colons once
+    # made the relay pattern backtrack quadratically (minutes for this one line); the alarm only
+    # stops a hang, the work itself takes milliseconds
+    run_of = "a:" * 30_000
+    texts = [f"Remote_host_said:_451_{run_of}b/"] * 9 + [
+        f"Connected_to_2001:db8::25_but_sender_was_rejected./Remote_host_said:_451_{run_of}b/"]
+    lines = []
+    for n, text in enumerate(texts):
+        lines += [f"Sep  6 07:33:33 sd6 qmail: 1157520813.{n:06d} starting delivery {n}: msg 53 to remote me@wherever.jp",
+                  f"Sep  6 07:33:34 sd6 qmail: 1157520814.{n:06d} delivery {n}: deferral: {text}"]
+    with alarm(60):  # (about 12 s a line before)
+        rows, _ = run("qmail", lines)
+    assert [(r["relay"], r["reply_code"]) for r in rows] == [(None, 451)] * 9 + [("2001:db8::25", 451)]
 
 
 def test_tai64n_label():

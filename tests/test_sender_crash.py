@@ -37,6 +37,10 @@ default_rate = {{{rate}}}
 concurrency = {concurrency}
 backoff_base = 0.2
 backoff_max = 0.5
+
+[sender.rates]
+# au's built-in rate is 100 a minute: after the kill runs it would hold the last run a minute
+au = {{{rate}}}
 """)
     return load_config(p, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
 

@@ -27,7 +27,10 @@ from .results import CheckResult
 
 # ------------------------------------------------------------------ patterns (on NFKC text)
 URL = re.compile(r"(?:https?://|www\.)[^\s<>\"'()\[\]{}「」『』【】、。]+", re.IGNORECASE)
-EMAIL = re.compile(r"(?:mailto:)?[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+", re.IGNORECASE)
+# An address starts where a run of its characters starts (the look-behind): tried from inside a run
+# too, a long run without '@' (minified text, a base64 blob) costs time quadratic in its length.
+EMAIL = re.compile(r"(?:mailto:)?(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+",
+                   re.IGNORECASE)
 PHONE = re.compile(r"(?<![\d.])(?:\+81[\s\-]?\(?0?\)?|0)\d{1,4}[\s\-()]{0,2}\d{1,4}[\s\-()]{0,2}\d{3,4}(?![\d.])")
 POSTCODE = re.compile(r"〒\s*\d{3}\s*-?\s*\d{4}|(?<!\d)\d{3}-\d{4}(?![\d-])")
 PREFECTURES = (

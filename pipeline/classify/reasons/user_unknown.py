@@ -113,7 +113,7 @@ PHRASES = [
     R(r"recipient address rejected: access denied\. as\(#\)"),
     R(r"\b5\.4\.1 .{0,20}recipient address rejected: access denied"),
     R(r"\brcpt <[^>]*> does not exist"),
-    R(r"<[^>]*> not found"),
+    R(r"<[^<>]*> not found"),  # (not [^>]*: tried from every "<" of a long run, quadratic)
     R(r"\bnot listed in\b.{0,40}\b(?:directory|address book)"),
     R(r"\buser\b[^.;]{0,60}\b(?:does not exist|was not found|not found)\b"),
     R(r"\bmailbox\b[^.;]{0,60}\bdoes not exist\b"),

@@ -27,7 +27,10 @@ END_RE = re.compile(r"end msg (\d+)")
 # syslog stamp of no day, journalctl's other formats): counted as malformed, not skipped unseen.
 UNREAD_DELIVERY_RE = re.compile(r"(?:^|\s)(?:starting delivery \d+: msg \d+ to |delivery \d+: (?:success|deferral|failure):)")
 _UNREADABLE = object()  # (_split: the line's stamp cannot be read)
-IP_RE = re.compile(r"(?:^|Connected to |\s)(\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:]+)(?=[ ._])")
+# An IPv6 address is a whole run of hex digits and colons with a colon inside it: the look-ahead
+# checks the colon, the possessive run does not backtrack (`[…]+:[…]+` does, quadratically, over a
+# long run of them in a remote server's reply).
+IP_RE = re.compile(r"(?:^|Connected to |\s)(\d{1,3}(?:\.\d{1,3}){3}|(?=[0-9a-fA-F:]+:[0-9a-fA-F:])[0-9a-fA-F:]++)(?=[ ._])")
 CODE_RE = re.compile(r"Remote host said: ([2-5]\d\d)[ -]")
 SUCCESS_CODE_RE = re.compile(r"accepted message\.\nRemote host said: (2\d\d)")
 
