@@ -172,3 +172,16 @@ def test_a_bounce_naming_thousands_of_recipients_is_read_in_one_pass():
         found, _ = parse_bounce(_qmail_bounce(2000, 100_000), envelope_from="news@mail.example.jp")
     assert sorted(r.recipient for r in found) == sorted(f"u{i}@au.com" for i in range(2000))
     assert all(r.diagnostic == f"550 <{r.recipient}>: User unknown" for r in found)
+
+
+# ----------------------------------------------------------------------------- intake
+def test_a_request_whose_text_starts_with_many_blank_lines_is_read_in_linear_time():
+    # the blank lines before the text were dropped one pop(0) at a time: a request of 1M blank
+    # lines (2.7 MB) took 49 s
+    from pipeline.sender.intake import Request, parse_body
+
+    req = Request(sender="ops@example.jp", message_id="", request_key="k")
+    with alarm(15):  # (before: about 50 s)
+        parse_body("secret: s\nsubject: x\nrecipients:\ntaro@docomo.ne.jp\n---\n" + " \n" * 1_000_000
+                   + "本文\n\n 二行目\n" + "\n" * 1000 + "-- \nsignature", req)
+    assert (req.body, req.addresses, req.problems) == ("本文\n\n 二行目", ["taro@docomo.ne.jp"], [])
