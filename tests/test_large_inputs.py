@@ -185,3 +185,46 @@ def test_a_request_whose_text_starts_with_many_blank_lines_is_read_in_linear_tim
         parse_body("secret: s\nsubject: x\nrecipients:\ntaro@docomo.ne.jp\n---\n" + " \n" * 1_000_000
                    + "本文\n\n 二行目\n" + "\n" * 1000 + "-- \nsignature", req)
     assert (req.body, req.addresses, req.problems) == ("本文\n\n 二行目", ["taro@docomo.ne.jp"], [])
+
+
+# ----------------------------------------------------------------------------- carriers
+def suffix_lookup_by_definition(name: str, table) -> str | None:
+    """The longest suffix of `name` at a label boundary that `table` holds (the definition
+    carriers.suffix_lookup keeps: a label shorter at a time)."""
+    while name:
+        if name in table:
+            return table[name]
+        dot = name.find(".")
+        if dot < 0:
+            return None
+        name = name[dot + 1:]
+    return None
+
+
+def test_suffix_lookup_with_the_longest_key_is_the_definition():
+    from pipeline.classify.carriers import suffix_lookup
+
+    rng = random.Random(5)
+    labels = ["a", "b", "jp", "ne", "docomo", "", "x-y"]
+    for trial in range(2000):
+        table = {".".join(rng.choice(labels) for _ in range(rng.randrange(1, 4))): str(i) for i in range(rng.randrange(0, 6))}
+        name = ".".join(rng.choice(labels) for _ in range(rng.randrange(0, 7)))
+        longest = max(map(len, table), default=0)
+        assert suffix_lookup(name, table, longest) == suffix_lookup_by_definition(name, table), (table, name)
+
+
+def test_an_address_of_a_million_labels_finds_its_carrier_in_linear_time():
+    # a recipient domain comes from a bounce mail (anyone's) or an operator's file: a suffix a
+    # label shorter at a time cost 58 s for a 1 MB domain
+    from pipeline.classify.carriers import CarrierTable
+    from pipeline.classify.providers import ProviderTable
+
+    domain = "a." * 1_000_000 + "docomo.ne.jp"
+    relay = "mx." * 500_000 + "au.com[192.0.2.1]:25"
+    table = CarrierTable.from_config({"au": ["example.jp"]})
+    providers = ProviderTable.build()
+    with alarm(20):  # (before: minutes)
+        assert table.carrier_for("taro@" + domain) == "docomo"
+        assert table.carrier_for("taro@" + "b." * 1_000_000 + "invalid", relay) == "au"
+        assert providers.name_for("taro@" + domain) == providers.name_for("taro@docomo.ne.jp") is not None
+        assert providers.relay_provider_key("mx." * 500_000 + "ezweb.ne.jp") == "au#0"
