@@ -270,3 +270,65 @@ def test_a_reply_of_many_bracketed_ids_is_normalised_in_linear_time():
     with alarm(20):  # (before: over a minute)
         assert _quick_normalise("550 " + "[1.1]" * 400_000) == "550 " + "[ip]" * 400_000
         assert _quick_normalise("550 " + "[a1b2c3d4e5]" * 100_000) == "550 " + "[#]" * 100_000
+
+
+# ----------------------------------------------------------------------------- doctor message
+def test_an_end_tag_of_an_element_never_opened_costs_one_look_up():
+    # each end tag searched the whole stack of open elements: 7,000 unclosed <b> and as many
+    # </i> (50 KB) took 3 s, 500 KB over two minutes
+    from pipeline.preflight.body import html_to_text
+
+    n = 60_000
+    with alarm(20):  # (before: minutes)
+        text, links = html_to_text("<p>" + "<b>" * n + "x" + "</i>" * n + "</p><p>送信者：株式会社テスト</p>")
+    assert (text, links) == ("x\n送信者：株式会社テスト", [])
+
+
+def test_links_end_where_their_element_ends_and_never_nest():
+    # A link's text is the text inside its <a>: an <a> inside an open one closes it first (as
+    # browsers read it), the end tag of an element around it ends it, a stray </a> is nothing.
+    # Nested links each held the others' texts: 25,000 of them (500 KB) took 10 s and 376 MB.
+    from pipeline.preflight.body import html_to_text
+
+    text, links = html_to_text('<p><a href="https://a.example.jp/">A<a href="https://b.example.jp/">B</a></a>'
+                               '<td><a href="https://c.example.jp/">C</td> after</a> D</p>')
+    assert links == [("https://a.example.jp/", "A"), ("https://b.example.jp/", "B"), ("https://c.example.jp/", "C")]
+    assert text == "A <https://a.example.jp/>B <https://b.example.jp/>\nC <https://c.example.jp/>\nafter D"
+    n = 40_000
+    with alarm(20):
+        text, links = html_to_text('<a href="http://x.example.jp/">w' * n + "</a>" * n)
+    assert links == [("http://x.example.jp/", "w")] * n
+
+
+def test_markup_left_open_at_the_end_hides_the_rest_in_linear_time():
+    # Python 3.11.7's html.parser (before 3.11.13) re-read the rest of the input for every '<'
+    # after markup left open at its end: "<a " 20,000 times (60 KB) took over 20 s, an unclosed
+    # comment opener before 100,000 lines of '>' minutes. The rest is now hidden, as HTML5 reads it.
+    from pipeline.preflight.body import html_to_text
+
+    assert html_to_text("<p>shown</p>text<!-- never closed <p>hidden</p>") == ("shown\ntext", [])
+    assert html_to_text("<p>shown</p><a href='x>hidden") == ("shown", [])
+    assert html_to_text("<p>shown</p><![CDATA[hidden]>") == ("shown", [])
+    assert html_to_text("a < b, c </") == ("a < b, c </", [])
+    with alarm(20):  # (before: minutes each)
+        for hostile in ("<a " * 200_000, "<!--a>" * 200_000, "<![CDATA[>" * 100_000, "</a" * 200_000,
+                        "<p x='" * 100_000, "<?" * 200_000):
+            assert html_to_text("<p>shown</p>" + hostile) == ("shown", []), hostile[:12]
+
+
+def test_a_message_of_many_alternatives_sorts_its_parts_once():
+    # each alternative of a multipart/alternative went through every part: 10,000 alternatives
+    # (a 700 KB message) took 19 s
+    from pipeline.preflight.body import MessageText, Part
+
+    n = 30_000
+    parts = [Part("part 0", "text/plain", "us-ascii", "shared", "shared")]
+    parts += [Part(f"part {i + 1}", "text/html" if i % 2 else "text/plain", "us-ascii", f"v{i}", f"v{i}",
+                   alternative=(1, i)) for i in range(n)]
+    parts += [Part("late", "text/plain", "us-ascii", "late", "late"), Part("x", "text/plain", "us-ascii", "other", "other",
+                                                                          alternative=(2, 0))]
+    with alarm(20):  # (before: about 2 minutes)
+        views = MessageText("s", "f", "", parts, []).views()
+    assert len(views) == n
+    assert [(label, [p.where for p in chosen]) for label, chosen in views[:2]] == [
+        ("text/plain", ["part 0", "part 1", "late", "x"]), ("text/html", ["part 0", "part 2", "late", "x"])]
