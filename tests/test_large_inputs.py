@@ -13,9 +13,11 @@ from __future__ import annotations
 import random
 import sqlite3
 
+import pytest
+
 from pipeline.sender.queue import Queue
 
-from fixtures import alarm
+from fixtures import alarm, at, event, store_events
 
 
 # ----------------------------------------------------------------------------- send daemon's queue
@@ -332,3 +334,55 @@ def test_a_message_of_many_alternatives_sorts_its_parts_once():
     assert len(views) == n
     assert [(label, [p.where for p in chosen]) for label, chosen in views[:2]] == [
         ("text/plain", ["part 0", "part 1", "late", "x"]), ("text/html", ["part 0", "part 2", "late", "x"])]
+
+
+# ----------------------------------------------------------------------------- suppression list
+def test_dumps_pieces_is_dumps():
+    from pipeline.core.jsonout import dumps, dumps_pieces
+
+    entries = [{"address": "山田@例え.jp", "n": 3, "none": None, "ok": True, "f": 1.5, "text": 'a "b"\n\\c\t\x01'},
+               {}, {"nested": {"list": [1, {"x": []}], "empty": {}}}, [1, 2], "plain", 7, None]
+    for n in range(len(entries) + 1):
+        for head in ({"count": n}, {}, {"count": n, "of": "list"}):
+            assert "".join(dumps_pieces(head, "entries", iter(entries[:n]))) == dumps({**head, "entries": entries[:n]})
+
+
+def test_the_list_is_read_a_batch_at_a_time(tmp_path):
+    # `suppression list` (and --json) held every entry at once, and --json a second copy and the
+    # whole text: a list of 1M took 1.3 GB (4.7 GB with --json), and --limit 5 read all of it
+    import tracemalloc
+
+    from pipeline.suppression import store
+
+    n = 8_000
+    store.add_many(tmp_path, [f"user{i}@docomo.ne.jp" for i in range(n)], "bulk")
+    with store.listing(tmp_path, 5) as first:
+        assert first.count == 5 and [e["address"] for e in first.rows()] == sorted(f"user{i}@docomo.ne.jp" for i in range(n))[:5]
+    tracemalloc.start()
+    try:
+        held = len(store.entries(tmp_path))
+        whole = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        with store.listing(tmp_path) as found:
+            seen = sum(1 for _ in found.rows(batch=1000))
+            streamed = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen == held == found.count == n
+    assert streamed * 4 < whole, (streamed, whole)  # (about 1:8)  # a batch of rows at a time, not all of them
+
+
+def test_the_connections_behind_json_and_export_output_draw_no_progress_bar(cfg):
+    # DuckDB draws its progress bar on standard output (a file or a pipe too) when a query runs
+    # over 2 s: a `suppression list --json` of 1M entries began with one, which jq refuses, and
+    # so would `export -` (a CSV for a CRM), `suppress --json` or `report --json` on a large store
+    from pipeline.report.figures import open_warehouse
+    from pipeline.suppression.store import SuppressionStore
+
+    store_events(cfg, [event("taro@docomo.ne.jp", at(3))])
+    for con in (SuppressionStore(cfg.data_dir).connect(), SuppressionStore(cfg.data_dir).connect(events=True),
+                open_warehouse(cfg.data_dir)):
+        try:
+            assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
+        finally:
+            con.close()

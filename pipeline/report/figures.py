@@ -114,7 +114,7 @@ def open_warehouse(data_dir: str | os.PathLike) -> duckdb.DuckDBPyConnection:
         raise NoDataError(f"no events in {data_dir} yet: run `mailhygiene ingest LOGS` first "
                           "(or pass the right --data-dir)")
     con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")  # (drawn on standard output: --json)
     attach_views(con, data_dir)
     has_history = con.execute(
         "SELECT count(*) FROM duckdb_views() WHERE view_name = 'suppression_history'").fetchall()[0][0]
