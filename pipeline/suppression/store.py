@@ -144,13 +144,12 @@ class SuppressionStore:
         """
         import duckdb
 
-        from ..store.warehouse import attach_views, read_sql
+        from ..store.warehouse import attach_views, no_progress_bar, read_sql
 
-        # (no progress bar: DuckDB draws it on standard output, into a --json document or an
-        # `export -` file, when a query of a large list or store runs over 2 s)
         con = duckdb.connect()
         try:
-            con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+            con.execute("SET TimeZone = 'UTC'")
+            no_progress_bar(con)
             if events:
                 # the rule and the guard read the same event files several times in one run
                 # (sealed files: a changed one has another name or time, which the cache sees)
