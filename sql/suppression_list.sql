@@ -7,6 +7,7 @@
 --          history_file the rows of suppression/history.parquet with their file_row_number
 --                       (or `empty_history_file`)
 -- Params:  per block: $address (normalised), $carrier, $note, $now (TIMESTAMPTZ of the change),
+--          $limit (entries: at most this many, NULL for all),
 --          $rule (the rule's settings as text), $path (the temp file a COPY writes),
 --          $addresses / $carriers (VARCHAR[], parallel: many manual entries at once)
 -- Columns: `consistency`: missing, stale, history_rows, listed, example; `entries`/`entry`: the
@@ -75,7 +76,12 @@ FROM compared;
 SELECT address FROM suppression;
 
 -- name: entries
-SELECT * FROM suppression ORDER BY address;
+-- $limit: at most this many (NULL: all)
+SELECT * FROM suppression ORDER BY address LIMIT $limit;
+
+-- name: entries_brief
+-- The same entries, only the columns `suppression list` aligns.
+SELECT address, carrier, reasons, source FROM suppression ORDER BY address LIMIT $limit;
 
 -- name: entry
 SELECT * FROM suppression WHERE address = $address;

@@ -55,8 +55,18 @@ def host_of(relay: str) -> str:
     return host
 
 
-def suffix_lookup(name: str, table: Mapping[str, str]) -> str | None:
-    """Longest suffix of `name` (at a label boundary) present in `table`."""
+def suffix_lookup(name: str, table: Mapping[str, str], longest: int | None = None) -> str | None:
+    """Longest suffix of `name` (at a label boundary) present in `table`.
+
+    `longest`: the length of the table's longest key, when the caller knows it: the suffixes
+    longer than that are skipped without a look-up, so a name of thousands of labels (a hostile
+    bounce's recipient) costs time linear in its length, not quadratic (a suffix a label shorter
+    at a time: 58 s for a 1 MB name)."""
+    if longest is not None and len(name) > longest:
+        dot = name.find(".", len(name) - longest - 1)  # the first suffix after it fits
+        if dot < 0:
+            return None
+        name = name[dot + 1:]
     while name:
         hit = table.get(name)
         if hit is not None:
@@ -78,6 +88,8 @@ class CarrierTable:
             self._add(self.domains, carrier, entries)
         for carrier, entries in (relays or {}).items():
             self._add(self.relays, carrier, entries)
+        self.longest_domain = max(map(len, self.domains), default=0)
+        self.longest_relay = max(map(len, self.relays), default=0)
         self._cached = lru_cache(maxsize=65536)(self._lookup)
 
     @staticmethod
@@ -123,9 +135,9 @@ class CarrierTable:
         at = d.rfind("@")
         if at >= 0:
             d = d[at + 1:]
-        hit = suffix_lookup(d, self.domains) if d else None
+        hit = suffix_lookup(d, self.domains, self.longest_domain) if d else None
         if hit is None and relay:
-            hit = suffix_lookup(host_of(relay), self.relays)
+            hit = suffix_lookup(host_of(relay), self.relays, self.longest_relay)
         return hit or OTHER
 
 

@@ -346,18 +346,23 @@ def _quick_normalise(text: str) -> str:
             text = _AT_DOMAIN.sub("@x", text)
             text = _AT_LOCAL_REVERSED.sub("@x", text[::-1])[::-1]
     lb = text.find("[")
-    while lb >= 0:  # "mx[192.0.2.1]" -> "mx[ip]"; other bracketed ids -> "#"
-        rb = text.find("]", lb)
-        if rb < 0:
-            break
-        inner = text[lb + 1:rb]
-        if inner and not inner.strip(_IP_CHARS) and ("." in inner or ":" in inner):
-            text = f"{text[:lb]}[ip]{text[rb + 1:]}"
-            rb = lb + 3
-        elif len(inner) >= 8:
-            text = text[:lb] + _bracket_text(text[lb:rb + 1]) + text[rb + 1:]
+    if lb >= 0:  # "mx[192.0.2.1]" -> "mx[ip]"; other bracketed ids -> "#"
+        parts, kept = [], 0  # (the text is put together once: a copy per bracket is quadratic)
+        while lb >= 0:
             rb = text.find("]", lb)
-        lb = text.find("[", rb)
+            if rb < 0:
+                break
+            inner = text[lb + 1:rb]
+            if inner and not inner.strip(_IP_CHARS) and ("." in inner or ":" in inner):
+                parts += (text[kept:lb], "[ip]")
+                kept = rb + 1
+            elif len(inner) >= 8:
+                parts += (text[kept:lb], _bracket_text(text[lb:rb + 1]))
+                kept = rb + 1
+            lb = text.find("[", rb)
+        if parts:
+            parts.append(text[kept:])
+            text = "".join(parts)
     gsmtp = text.find(" - gsmtp")
     if gsmtp > 0:  # Google appends a per-message id: "... e22-n7GpZmsf093195.222 - gsmtp"
         start = text.rfind(" ", 0, gsmtp) + 1

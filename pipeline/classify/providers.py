@@ -120,6 +120,8 @@ class ProviderTable:
             self.periods[name] = periods or (Period(name),)
             for i, p in enumerate(self.periods[name]):
                 self._keys[f"{name}#{i}"] = p
+        self.longest_domain = max(map(len, self.domains), default=0)
+        self.longest_relay = max(map(len, self.relays), default=0)
         self._name_cached = lru_cache(maxsize=16384)(self._name_for)
         self._day_keys: dict = {}
 
@@ -133,9 +135,9 @@ class ProviderTable:
         at = d.rfind("@")
         if at >= 0:
             d = d[at + 1:]
-        hit = suffix_lookup(d, self.domains) if d else None
+        hit = suffix_lookup(d, self.domains, self.longest_domain) if d else None
         if hit is None and relay:
-            hit = suffix_lookup(host_of(relay), self.relays)
+            hit = suffix_lookup(host_of(relay), self.relays, self.longest_relay)
         if hit is None and carrier:
             hit = self.by_carrier.get(carrier)
         return hit
@@ -176,7 +178,7 @@ class ProviderTable:
 
     def relay_provider_key(self, host: str) -> str | None:
         """Provider key from a relay host named in the reply text (no day: current behaviour)."""
-        name = suffix_lookup(host, self.relays)
+        name = suffix_lookup(host, self.relays, self.longest_relay)
         return self.key_of(name) if name else None
 
     # -- building ----------------------------------------------------------------------------

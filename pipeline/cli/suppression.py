@@ -8,7 +8,8 @@ import sys
 import click
 
 
-from .terminal import aligned, json_option, label_lines, lang_option, local, one_line, reasons, text
+from .terminal import (aligned, aligned_line, column_widths, json_option, label_lines, lang_option, local, one_line,
+                       reasons, text)
 
 
 def print_rule_result(cfg, result, L=None) -> None:
@@ -132,21 +133,38 @@ def suppression_list(app, limit, as_json, lang):
       mailhygiene --lang ja suppression list
       mailhygiene suppression list --json | jq -r '.entries[].address'
     """
-    from ..suppression.store import entries, list_json
+    from ..suppression.store import entry_json, listing
 
-    listed = entries(app.cfg.data_dir, limit or None)
-    if as_json:
-        app.print_json(list_json(listed))
-        return
-    L = app.labels(lang)
-    click.echo(L("cli.list_count", n=len(listed)))
-    rows = [[rec["address"], L.carrier(text(rec["carrier"])),
-             reasons(L, rec["reasons"]) if rec["reasons"] else L(f"cli.source.{rec['source']}"),
-             L("cli.list_added", at=local(app.cfg, rec["added_at"]))
-             + (f"  {L('cli.note', note=one_line(rec['note']))}" if rec["note"] else "")]
-            for rec in listed]
-    for line in aligned(rows, min_widths=(40, 9, 24)):
-        click.echo(line)
+    cfg = app.cfg
+    with listing(cfg.data_dir, limit or None) as found:  # read as printed: never the whole list at once
+        if as_json:  # what app.print_json(list_json(entries)) prints, written piece by piece
+            from ..core.jsonout import dumps_pieces
+
+            _echo_pieces(dumps_pieces({"count": found.count}, "entries", map(entry_json, found.rows())), "\n")
+            return
+        L = app.labels(lang)
+        click.echo(L("cli.list_count", n=found.count))
+
+        def cells(rec):
+            return [rec["address"], L.carrier(text(rec["carrier"])),
+                    reasons(L, rec["reasons"]) if rec["reasons"] else L(f"cli.source.{rec['source']}")]
+
+        widths = column_widths(map(cells, found.rows(brief=True)), min_widths=(40, 9, 24))
+        _echo_pieces(aligned_line(cells(rec) + [L("cli.list_added", at=local(cfg, rec["added_at"]))
+                                               + (f"  {L('cli.note', note=one_line(rec['note']))}" if rec["note"] else "")],
+                                 widths) + "\n"
+                    for rec in found.rows())
+
+
+def _echo_pieces(pieces, end: str = "") -> None:
+    """Text pieces to standard output, a few thousand at a time (an echo flushes), then `end`."""
+    batch: list[str] = []
+    for piece in pieces:
+        batch.append(piece)
+        if len(batch) >= 4096:
+            click.echo("".join(batch), nl=False)
+            batch.clear()
+    click.echo("".join(batch) + end, nl=False)
 
 
 @suppression_group.command("show")

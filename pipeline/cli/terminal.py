@@ -7,6 +7,8 @@ the terminal), the widths from its display_width(). Used by pipeline.cli.suppres
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import click
 
 LANG_HELP = ("Language of this summary (ja = 日本語). Default: the global --lang, else config "
@@ -56,19 +58,33 @@ def aligned(rows: list[list[str]], *, aligns: str = "", min_widths: tuple[int, .
     """Rows of cells as lines, each column padded to its widest cell in display columns (a
     Japanese character takes two); `aligns`: one '<' or '>' per column (default '<'); the last
     column is not padded."""
-    from ..report.labels import display_width, pad
-
     if not rows:
         return []
-    n = max(len(r) for r in rows)
-    widths = [max([display_width(r[i]) for r in rows if i < len(r)]
-                  + [min_widths[i] if i < len(min_widths) else 0]) for i in range(n)]
-    lines = []
+    widths = column_widths(rows, min_widths)
+    return [aligned_line(r, widths, aligns=aligns, indent=indent) for r in rows]
+
+
+def column_widths(rows: Iterable[Sequence[str]], min_widths: tuple[int, ...] = ()) -> list[int]:
+    """Each column's widest cell in display columns, at least min_widths[i] (for aligned_line;
+    `rows` is gone through once, so it may be a stream)."""
+    from ..report.labels import display_width
+
+    widths: list[int] = []
     for r in rows:
-        cells = [cell if i == len(r) - 1 else pad(cell, widths[i], aligns[i] if i < len(aligns) else "<")
-                 for i, cell in enumerate(r)]
-        lines.append((indent + " ".join(cells)).rstrip())
-    return lines
+        if len(r) > len(widths):
+            widths += [0] * (len(r) - len(widths))
+        for i, cell in enumerate(r):
+            widths[i] = max(widths[i], display_width(cell))
+    return [max(w, min_widths[i] if i < len(min_widths) else 0) for i, w in enumerate(widths)]
+
+
+def aligned_line(r: Sequence[str], widths: list[int], *, aligns: str = "", indent: str = "") -> str:
+    """One row of aligned(): its cells padded to `widths` (column_widths), the last one not."""
+    from ..report.labels import pad
+
+    cells = [cell if i == len(r) - 1 else pad(cell, widths[i], aligns[i] if i < len(aligns) else "<")
+             for i, cell in enumerate(r)]
+    return (indent + " ".join(cells)).rstrip()
 
 
 def reasons(L, value) -> str:

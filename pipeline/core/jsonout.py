@@ -13,7 +13,7 @@ import math
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Iterable, Iterator, Mapping
 
 
 def jsonable(value: Any) -> Any:
@@ -46,3 +46,28 @@ def jsonable(value: Any) -> Any:
 def dumps(document: Any) -> str:
     """The document as JSON text: UTF-8 (Japanese stays readable), keys in the order given."""
     return json.dumps(jsonable(document), ensure_ascii=False, indent=2)
+
+
+def dumps_pieces(head: Mapping[str, Any], key: str, items: Iterable[Any]) -> Iterator[str]:
+    """The text of dumps({**head, key: list(items)}), in pieces, taking `items` one at a time: a
+    list of a million entries is never held whole, as Python values or as one text."""
+    items = iter(items)
+    first = next(items, _NONE)
+    if first is _NONE:
+        yield dumps({**head, key: []})
+        return
+    # the document around the list, from the same encoder: a placeholder element marks the spot
+    before, after = dumps({**head, key: [0]}).rsplit("\n    0\n", 1)
+    yield before + "\n"
+    yield _element(first)
+    for item in items:
+        yield ",\n" + _element(item)
+    yield "\n" + after
+
+
+_NONE = object()
+
+
+def _element(item: Any) -> str:
+    """`item` as dumps() writes an element of a list that is a value of the top-level object."""
+    return "    " + dumps(item).replace("\n", "\n    ")

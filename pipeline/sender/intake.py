@@ -194,9 +194,8 @@ def parse_body(text: str, req: Request) -> None:
     else:
         while body_lines and not body_lines[-1].strip():
             body_lines.pop()
-        while body_lines and not body_lines[0].strip():
-            body_lines.pop(0)
-        req.body = "\n".join(body_lines)
+        first = next((i for i, line in enumerate(body_lines) if line.strip()), len(body_lines))
+        req.body = "\n".join(body_lines[first:])  # (not pop(0) per blank line: quadratic in them)
 
 
 class Refused(Exception):

@@ -90,6 +90,9 @@ CREATE TABLE IF NOT EXISTS recipients (
     UNIQUE (job_id, address)
 );
 CREATE INDEX IF NOT EXISTS recipients_due ON recipients (state, carrier, next_attempt_at);
+-- the daemon's next queued rows of a carrier, in id order: an index search, not a sort of every
+-- queued row (a backlog of 1M rows cost 50 ms per fetch of 200 without it)
+CREATE INDEX IF NOT EXISTS recipients_queued ON recipients (carrier) WHERE state = 'queued';
 -- (recipients_attempt, on last_attempt_at, is gone: the attempt log answers "how many lately")
 DROP INDEX IF EXISTS recipients_attempt;
 -- every SMTP send the daemon started, for the throttle's window across restarts
@@ -134,9 +137,14 @@ _JOB_BY_KEY = "SELECT job_id FROM jobs WHERE request_key = ?"
 _JOB = ("SELECT job_id, name, subject, body, from_address, from_name, source, requester, created_at, held "
         "FROM jobs WHERE job_id = ?")
 _NOT_HELD = "job_id NOT IN (SELECT job_id FROM jobs WHERE held = 1)"
-_DUE_CARRIERS = f"""
-SELECT DISTINCT carrier FROM recipients
-WHERE (state = 'queued' OR (state = 'deferred' AND next_attempt_at <= ?)) AND {_NOT_HELD}
+# The carriers with work (Queue.due_carriers): hop from one carrier to the next through the index,
+# then ask each whether a row of a job not on hold is waiting (queued) or due (deferred).
+_FIRST_CARRIER = "SELECT MIN(carrier) FROM recipients WHERE state = ?"
+_NEXT_CARRIER = "SELECT MIN(carrier) FROM recipients WHERE state = ? AND carrier > ?"
+_QUEUED_FOR = f"SELECT 1 FROM recipients WHERE state = 'queued' AND carrier = ? AND {_NOT_HELD} LIMIT 1"
+_DUE_DEFERRED_FOR = f"""
+SELECT 1 FROM recipients
+WHERE state = 'deferred' AND carrier = ? AND next_attempt_at <= ? AND {_NOT_HELD} LIMIT 1
 """
 _DUE_DEFERRED = f"""
 SELECT id, job_id, address, domain, carrier, attempts FROM recipients
@@ -520,7 +528,19 @@ class Queue:
         return self._con().execute(_RECOVER, (time.time() if now is None else now,)).rowcount
 
     def due_carriers(self, now: float) -> list[str]:
-        return [r[0] for r in self._con().execute(_DUE_CARRIERS, (now,))]
+        """Carriers with a queued row, or a deferred row due by `now`, of a job not on hold: those
+        with queued rows first, then the others, each in name order. A few index searches per
+        carrier: the daemon asks every refresh (0.25 s), and `SELECT DISTINCT carrier` over the
+        waiting rows read every one of them (0.4 s with 1M queued)."""
+        con = self._con()
+        found: list[str] = []
+        for state, has_work, extra in (("queued", _QUEUED_FOR, ()), ("deferred", _DUE_DEFERRED_FOR, (now,))):
+            carrier = con.execute(_FIRST_CARRIER, (state,)).fetchone()[0]
+            while carrier is not None:
+                if carrier not in found and con.execute(has_work, (carrier, *extra)).fetchone():
+                    found.append(carrier)
+                carrier = con.execute(_NEXT_CARRIER, (state, carrier)).fetchone()[0]
+        return found
 
     def due_deferred(self, carrier: str, now: float, limit: int) -> list[DueRow]:
         """Deferred rows whose backoff has ended, earliest first."""

@@ -67,6 +67,17 @@ def run_sql(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | 
         raise _corrupt_file_error(exc) or exc
 
 
+def no_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
+    """No progress bar on this connection: DuckDB draws it on standard output (a file or a pipe
+    too) when a query runs over 2 s, into a --json document or an `export -` file (a `suppression
+    list --json` of 1M entries began with one). In Jupyter DuckDB draws a widget instead, and
+    refuses the setting when ipywidgets is missing: there it stays as it is."""
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:
+        pass
+
+
 def sql_relation(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
     """sql/<name>.sql as a DuckDB relation (e.g. to keep its rows: `.to_table("candidates")`)."""
     sql = read_sql(name)

@@ -80,6 +80,20 @@ def run_block(con, name: str, params: Mapping[str, Any] | None = None, *, file: 
     return result
 
 
+def stream_block(con, name: str, params: Mapping[str, Any] | None = None, *, file: str = LIST_SQL,
+                 batch: int = 10_000) -> Iterator[dict[str, Any]]:
+    """The rows of the block `-- name: <name>` (one statement) as dicts, fetched `batch` at a time
+    as they are used (for lists too long to hold at once)."""
+    from ..store.warehouse import bind_sql
+
+    (sql,) = _blocks(file)[name]
+    cursor = con.execute(sql, bind_sql(f"{file}.sql:{name}", sql, dict(params or {})))
+    columns = [d[0] for d in cursor.description]
+    while chunk := cursor.fetchmany(batch):
+        for row in chunk:
+            yield dict(zip(columns, row))
+
+
 def rows(result) -> list[dict[str, Any]]:
     """A DuckDB result (a cursor or a Result) as dicts, column name -> value."""
     return (result if isinstance(result, Result) else Result(result)).dicts()
@@ -130,11 +144,12 @@ class SuppressionStore:
         """
         import duckdb
 
-        from ..store.warehouse import attach_views, read_sql
+        from ..store.warehouse import attach_views, no_progress_bar, read_sql
 
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")
+            no_progress_bar(con)
             if events:
                 # the rule and the guard read the same event files several times in one run
                 # (sealed files: a changed one has another name or time, which the cache sees)
@@ -297,12 +312,38 @@ def is_suppressed(where, address: str) -> bool:
 
 def entries(where, limit: int | None = None) -> list[dict[str, Any]]:
     """The list's rows, by address (at most `limit`)."""
+    with listing(where, limit) as found:
+        return list(found.rows())
+
+
+class Listing:
+    """The list as one reading sees it (store.listing): `count` entries, read by `rows()`."""
+
+    def __init__(self, con, count: int, limit: int | None):
+        self._con, self.count, self._limit = con, count, limit
+
+    def rows(self, batch: int = 10_000, *, brief: bool = False) -> Iterator[dict[str, Any]]:
+        """The entries by address (at most the limit), fetched `batch` at a time as they are used:
+        a fresh read at each call, so a caller can go through them twice (column widths, then
+        lines), one pass after the other. `brief`: only address, carrier, reasons and source."""
+        if self._con is None:
+            return iter(())
+        return stream_block(self._con, "entries_brief" if brief else "entries", {"limit": self._limit}, batch=batch)
+
+
+@contextmanager
+def listing(where, limit: int | None = None) -> Iterator[Listing]:
+    """The list for a reader that goes through it once or twice without holding it (`suppression
+    list` of a million entries held 1.3 GB, 4.7 GB with --json): valid inside the block."""
     store = SuppressionStore.of(where)
     if not os.path.lexists(store.current_path) and not os.path.lexists(store.history_path):
-        return []  # never written: an empty list that agrees with its (empty) history; no engine needed
+        yield Listing(None, 0, limit)  # never written: an empty list that agrees with its (empty) history
+        return
     with reading(store) as (_, con):
-        out = rows(run_block(con, "entries"))
-    return out[:limit] if limit else out
+        total = run_block(con, "listed_count").fetchone()[0]
+        if not limit or limit >= total:  # (a --limit past every entry: none, whatever its size)
+            limit = None
+        yield Listing(con, limit or total, limit)
 
 
 def show(where, address: str, *, tz: str, counted_reasons) -> dict[str, Any]:
