@@ -290,7 +290,7 @@ def test_an_unexpected_exception_is_one_error_line_and_exit_70(ingested, monkeyp
     def broken(*a, **kw):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(store, "entries", broken)
+    monkeypatch.setattr(store, "listing", broken)  # (what `suppression list` reads the list with)
     r = invoke(ingested, "suppression", "list", ok=False)
     assert r.exit_code == EX_SOFTWARE == 70
     assert r.stderr == ("Error: internal error: RuntimeError: boom / second line (please report; run with "
