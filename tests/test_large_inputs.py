@@ -11,6 +11,7 @@ each fix are in BENCHMARKS.md ("Large inputs").
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 
 import pytest
@@ -187,6 +188,25 @@ def test_a_request_whose_text_starts_with_many_blank_lines_is_read_in_linear_tim
         parse_body("secret: s\nsubject: x\nrecipients:\ntaro@docomo.ne.jp\n---\n" + " \n" * 1_000_000
                    + "本文\n\n 二行目\n" + "\n" * 1000 + "-- \nsignature", req)
     assert (req.body, req.addresses, req.problems) == ("本文\n\n 二行目", ["taro@docomo.ne.jp"], [])
+
+
+
+def test_a_request_line_of_long_white_space_is_read_in_linear_time():
+    # "key: value" took the value lazily up to trailing white space, trying the rest of the line
+    # at each character: a line of 200,000 spaces before its last word took two minutes
+    from pipeline.sender.intake import _KEY_LINE, Request, parse_body
+
+    by_definition = re.compile(r"^\s*([A-Za-z]+|合言葉|件名|ジョブ名|宛先)\s*[:：]\s?(.*?)\s*$")
+    rng = random.Random(1)
+    pieces = ["subject", "件名", ":", "：", " ", "\t", "\u3000", "\x0b", "\x85", "x", "値", "a b", ":x:", " :"]
+    for _ in range(20_000):
+        line = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 9)))
+        old, new = by_definition.match(line), _KEY_LINE.match(line)
+        assert (old and old.groups()) == (new and new.groups()), repr(line)
+    req = Request(sender="ops@example.jp", message_id="", request_key="k")
+    with alarm(20):  # (before: minutes)
+        parse_body("subject:" + " " * 1_000_000 + "冬のセール  \nname: \t" + "\t" * 1_000_000 + "\n---\ntext", req)
+    assert (req.subject, req.name, req.body) == (" " * 999_999 + "冬のセール", "", "text")
 
 
 # ----------------------------------------------------------------------------- carriers

@@ -118,7 +118,9 @@ def decode_header_value(value) -> str:
 # ----------------------------------------------------------------------------- parsing
 _KEYS = {"secret": "secret", "合言葉": "secret", "subject": "subject", "件名": "subject",
          "name": "name", "ジョブ名": "name", "recipients": "recipients", "宛先": "recipients"}
-_KEY_LINE = re.compile(r"^\s*([A-Za-z]+|合言葉|件名|ジョブ名|宛先)\s*[:：]\s?(.*?)\s*$")
+# The value ends at its last non-space character ((?:.*\S)? finds it once; a lazy (.*?)\s*$ tried
+# the rest of the line at each character: a line of 200,000 spaces took two minutes)
+_KEY_LINE = re.compile(r"^\s*([A-Za-z]+|合言葉|件名|ジョブ名|宛先)\s*[:：]\s?((?:.*\S)?)\s*$")
 _SEPARATOR = re.compile(r"^\s*-{3,}\s*$")
 
 
