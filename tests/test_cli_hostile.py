@@ -32,7 +32,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import stat
 import tempfile
@@ -46,7 +45,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import EX_SOFTWARE, cli
 
-from fixtures import SAMPLES
+from fixtures import SAMPLES, Hung, alarm
 
 REPO = Path(__file__).resolve().parents[1]
 HANG_SECONDS = 60  # a case running longer than this is a hang (a FIFO nobody writes, a daemon)
@@ -188,24 +187,6 @@ def with_value(path: str, p: click.Parameter, value: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- the world
-class Hung(BaseException):
-    """Raised by the alarm: the command did not finish in HANG_SECONDS."""
-
-
-@contextmanager
-def bounded(seconds: float):
-    def alarm(signum, frame):
-        raise Hung(f"no answer after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
 @contextmanager
 def fifo_writer(path: Path, data: bytes):
     """A FIFO at `path` that hands `data` to each reader that opens it (a `<(cmd)` argument)."""
@@ -367,7 +348,7 @@ def effective_user(uid: int | None):
 def run_case(world: World, global_args: list[str], args: list[str], *, stdin: bytes = b"",
              uid: int | None = None):
     before = snapshot(world.base)
-    with bounded(HANG_SECONDS), effective_user(uid):
+    with alarm(HANG_SECONDS), effective_user(uid):
         result = CliRunner().invoke(cli, [*global_args, *world.fill(args)], input=stdin)
     after = snapshot(world.base)
     return result, half_written(world.base, before, after)
