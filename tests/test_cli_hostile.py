@@ -189,7 +189,10 @@ def with_value(path: str, p: click.Parameter, value: str) -> list[str]:
 # ----------------------------------------------------------------------------- the world
 @contextmanager
 def fifo_writer(path: Path, data: bytes):
-    """A FIFO at `path` that hands `data` to each reader that opens it (a `<(cmd)` argument)."""
+    """A FIFO at `path` that hands `data` to the first reader that opens it, once, and then
+    closes it, as a `<(cmd)` argument does. (Serving each reader in turn raced: a writer that
+    opened the FIFO again before the reader had seen its end gave that reader the data again,
+    an endless stream under load.)"""
     os.mkfifo(path)
     stop = threading.Event()
 
@@ -207,6 +210,7 @@ def fifo_writer(path: Path, data: bytes):
                 pass
             finally:
                 os.close(fd)
+            return
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
