@@ -113,6 +113,14 @@ def test_a_very_long_line_is_read_in_linear_time():
         assert set(statuses(plain(INTRO + blob + "\n" + FOOTER, "utf-8")).values()) == {"pass"}
 
 
+def test_a_postcode_mark_before_a_long_run_of_spaces_is_read_in_linear_time():
+    # 〒 and three digits, then spaces and no more digits: the postcode pattern's two runs of
+    # spaces (`\s*-?\s*`) were tried at every split, about 100 s for this line
+    line = "〒100" + " " * 100_000 + "番地なし"
+    with alarm(60):
+        assert set(statuses(plain(INTRO + line + "\n" + FOOTER, "utf-8")).values()) == {"pass"}
+
+
 @pytest.mark.parametrize("charset, cte", [
     ("iso-2022-jp", None), ("utf-8", None), ("utf-8", "qp"), ("shift_jis", None), ("euc-jp", None),
 ])

@@ -291,8 +291,10 @@ def describe(c: Classification) -> str:
 _CODE = r"([245]\d\d)"
 _ENH = r"([245]\.\d{1,3}\.\d{1,3})(?!\d|\.\d)"
 _REPLY_SAID = re.compile(
-    r"(?:said|says|replied|response was|reply=|error from remote mail server[^:]*|returned)"
-    r"\s*:?\s*['\"(]?" + _CODE + r"(?=[\s\-'\"]|$)(?:[\s\-'\"]+#?" + _ENH + ")?",
+    # `\s*(?::\s*)?`, not `\s*:?\s*`: two runs of spaces side by side are tried at every split
+    # of a long run (quadratic); the phrase's own `[^:]*` takes the spaces before a colon
+    r"(?:(?:said|says|replied|response was|reply=|returned)\s*|error from remote mail server[^:]*)"
+    r"(?::\s*)?['\"(]?" + _CODE + r"(?=[\s\-'\"]|$)(?:[\s\-'\"]+#?" + _ENH + ")?",
     re.I,
 )
 _REPLY_ANY = re.compile(r"(?:^|[\s:;(\"'=])" + _CODE + r"(?=[\s\-]|$)(?:[\s\-]+#?" + _ENH + ")?")

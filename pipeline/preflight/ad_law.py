@@ -32,7 +32,7 @@ URL = re.compile(r"(?:https?://|www\.)[^\s<>\"'()\[\]{}「」『』【】、。]
 EMAIL = re.compile(r"(?:mailto:)?(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+",
                    re.IGNORECASE)
 PHONE = re.compile(r"(?<![\d.])(?:\+81[\s\-]?\(?0?\)?|0)\d{1,4}[\s\-()]{0,2}\d{1,4}[\s\-()]{0,2}\d{3,4}(?![\d.])")
-POSTCODE = re.compile(r"〒\s*\d{3}\s*-?\s*\d{4}|(?<!\d)\d{3}-\d{4}(?![\d-])")
+POSTCODE = re.compile(r"〒\s*\d{3}\s*(?:-\s*)?\d{4}|(?<!\d)\d{3}-\d{4}(?![\d-])")
 PREFECTURES = (
     "北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県",
     "埼玉県", "千葉県", "東京都", "神奈川県", "新潟県", "富山県", "石川県", "福井県", "山梨県", "長野県",
@@ -49,7 +49,7 @@ ENTITY = re.compile(
 SENDER_LABEL = re.compile(
     r"(?:送信者|送信元|送信責任者|配信者|配信元|配信責任者|発行者|発行元|発信者|発信元|運営会社|運営者|運営元"
     r"|会社名|事業者名|販売業者|提供元|sender|published\s+by|publisher|operated\s+by)"
-    r"(?:名|の氏名|の名称)?\s*[:：]?\s*(\S.{0,60})", re.IGNORECASE)
+    r"(?:名|の氏名|の名称)?\s*(?:[:：]\s*)?(\S.{0,60})", re.IGNORECASE)
 ADDRESS_LABEL = re.compile(r"住所|所在地|本社|本店|address", re.IGNORECASE)
 ADDRESS_PAGE = re.compile(
     r"住所|所在地|会社概要|会社情報|企業情報|運営会社|運営者情報|特定商取引法|特商法|about\s*us|company",
