@@ -425,17 +425,42 @@ def test_the_list_is_read_a_batch_at_a_time(tmp_path):
     assert streamed * 4 < whole, (streamed, whole)  # (about 1:8)  # a batch of rows at a time, not all of them
 
 
-def test_the_connections_behind_json_and_export_output_draw_no_progress_bar(cfg):
+# Run in a child started with `python -c`: DuckDB's Python client turns its progress bar on by
+# default only where the interpreter looks interactive (a REPL, `python -c`, Jupyter), decided
+# when it is imported; under pytest, as in the console script, it starts off, so a check made
+# here could not fail.
+_PROGRESS_BAR_CHILD = """
+import sys
+import duckdb
+from pipeline.core.config import load_config
+from pipeline.lake.engines import DuckDBEngine
+from pipeline.report.figures import open_warehouse
+from pipeline.suppression.store import SuppressionStore
+
+cfg = load_config(sys.argv[1], data_dir=sys.argv[2], timezone="Asia/Tokyo")
+setting = "SELECT current_setting('enable_progress_bar')"
+print("plain", duckdb.connect().execute(setting).fetchone()[0])
+for name, con in (("list", SuppressionStore(cfg.data_dir).connect()),
+                  ("events", SuppressionStore(cfg.data_dir).connect(events=True)),
+                  ("report", open_warehouse(cfg.data_dir)), ("rule", DuckDBEngine.open(cfg).con)):
+    print(name, con.execute(setting).fetchone()[0])
+"""
+
+
+def test_the_connections_behind_json_and_export_output_draw_no_progress_bar(cfg, tmp_path):
     # DuckDB draws its progress bar on standard output (a file or a pipe too) when a query runs
-    # over 2 s: a `suppression list --json` of 1M entries began with one, which jq refuses, and
-    # so would `export -` (a CSV for a CRM), `suppress --json` or `report --json` on a large store
-    from pipeline.report.figures import open_warehouse
-    from pipeline.suppression.store import SuppressionStore
+    # over 2 s, where it is on: a `suppression list --json` of 1M entries run in-process from
+    # `python -c` began with one, which jq refuses, and so would `export -` (a CSV for a CRM),
+    # `suppress --json`, `report --json` or `clean --json` (the rule and the guard run on
+    # DuckDBEngine's connection) on a large store
+    import subprocess
+    import sys
 
     store_events(cfg, [event("taro@docomo.ne.jp", at(3))])
-    for con in (SuppressionStore(cfg.data_dir).connect(), SuppressionStore(cfg.data_dir).connect(events=True),
-                open_warehouse(cfg.data_dir)):
-        try:
-            assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
-        finally:
-            con.close()
+    toml = tmp_path / "child.toml"
+    toml.write_text("", encoding="utf-8")
+    out = subprocess.run([sys.executable, "-c", _PROGRESS_BAR_CHILD, str(toml), str(cfg.data_dir)],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    settings = dict(line.split() for line in out.splitlines())
+    assert settings.pop("plain") == "True"           # where DuckDB draws it, ...
+    assert settings == dict.fromkeys(("list", "events", "report", "rule"), "False"), out  # ... ours do not
