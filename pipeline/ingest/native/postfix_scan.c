@@ -997,7 +997,13 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                 const uint8_t *q = x;
                 while (x < end && is_alnum(*x)) x++;
                 int64_t ql = x - q;
-                if (ql >= 8 && ql <= 20 && starts_at(x, end, ": ")) {
+                if (!(ql >= 8 && ql <= 20 && starts_at(x, end, ": "))) {
+                    /* an impossible queue id before a `to=` / `from=`: feed() counts the line
+                       (sendmail.LOOSE_QID_RE) */
+                    const uint8_t *y = q;
+                    while (y < end && *y != ' ' && *y != '\t' && *y != ':') y++;
+                    if (y > q && (starts_at(y, end, ": to=") || starts_at(y, end, ": from="))) k = S_FEED;
+                } else {
                     qid_s[n] = q - d;
                     qid_e[n] = x - d;
                     const uint8_t *rest = x + 2;

@@ -22,6 +22,10 @@ QID_RE = re.compile(r"([0-9A-Za-z]{8,20}): (.*)")
 # A line feed() reads after any prefix: with a time stamp that cannot be read it is malformed.
 ANY_PREFIX_RE = re.compile(r" (?:sendmail|sm-mta|sm-msp-queue)(?:\[\d+\]:| \d+ \S+ \S+) [0-9A-Za-z]{8,20}: (?:to=|from=)")
 BAD_STAMP = "bad stamp"
+# What follows the program when the queue id is one no sendmail makes (too short or long, other
+# characters) but the line is one feed() reads: counted as malformed, not skipped unseen.
+LOOSE_QID_RE = re.compile(r"[^\s:]+: (?:to=|from=)")
+BAD_QUEUE_ID = "bad queue id"
 LOCAL_RELAYS = ("[127.0.0.1]", "localhost", "[::1]", "[IPv6:::1]")
 
 
@@ -76,7 +80,7 @@ class SendmailParser(QueueParser):
         head = read_prefix(self.ctx, line)
         if head is None:
             return SKIP
-        if head is BAD_STAMP:
+        if head is BAD_STAMP or head is BAD_QUEUE_ID:
             return MALFORMED
         ts, host, qid, rest = head
 
@@ -124,8 +128,9 @@ class SendmailParser(QueueParser):
 
 def read_prefix(ctx, line: str):
     """(time, host, queue id, rest) of a line SendmailParser.feed reads, None for a line it
-    skips unread, or BAD_STAMP for a `to=`/`from=` line whose time stamp cannot be read (the
-    block reader asks this of the lines it feeds, to know the log's clock)."""
+    skips unread, BAD_STAMP for a `to=`/`from=` line whose time stamp cannot be read, or
+    BAD_QUEUE_ID for one whose queue id is impossible (the block reader asks this of the lines
+    it feeds, to know the log's clock)."""
     if "s" not in line:
         return None
     parts = split_syslog(line, ctx)
@@ -136,7 +141,7 @@ def read_prefix(ctx, line: str):
         return None
     m = QID_RE.match(msg)
     if m is None:
-        return None
+        return BAD_QUEUE_ID if LOOSE_QID_RE.match(msg) else None
     return ts, host, m.group(1), m.group(2)
 
 

@@ -53,6 +53,8 @@ _STAMP = r"[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}"
 PROGRAM_RE2 = r" (?:sendmail|sm-mta|sm-msp-queue)"
 PREFIX_SHAPE = "^" + _STAMP + r" [!-~]+ (?:sendmail|sm-mta|sm-msp-queue)\[[0-9]+\]: "
 LINE_SHAPE = PREFIX_SHAPE + r"[0-9A-Za-z]{8,20}: [^\n]*\n$"
+# a `to=` / `from=` line of an impossible queue id (sendmail.LOOSE_QID_RE): feed() counts it
+BAD_QID_SHAPE = PREFIX_SHAPE + r"[^\s:]+: (?:to=|from=)"
 # an address: printable ASCII but space, '"', ',', '<', '>', or any non-ASCII character
 # (normalise_address is then trim + lower; where Arrow's lower() and Python's differ, for a
 # non-ASCII address, the line goes to feed(): _python_lower_differs)
@@ -307,7 +309,8 @@ def _extract_arrow(block: bytes, max_line: int, ctx, annotate) -> SendmailFields
     cl = blocks.take(lines, cand)
     shaped = ab.to_bools(pc.match_substring_regex(cl, LINE_SHAPE))
     prefixed = ab.to_bools(pc.match_substring_regex(cl, PREFIX_SHAPE))
-    kinds[cand[prefixed & ~shaped]] = 0                    # no queue id: feed() skips it
+    bad_qid = ab.to_bools(pc.match_substring_regex(cl, BAD_QID_SHAPE))
+    kinds[cand[prefixed & ~shaped & ~bad_qid]] = 0         # no queue id: feed() skips it
     fast = cand[shaped]
     fl = cl.filter(ab.booleans(shaped))
     parts = pc.split_pattern(fl, ": ", max_splits=2)
