@@ -267,10 +267,20 @@ def rows(data: Path) -> list[tuple]:
 
 
 ODD_STAMPS = {
-    "journalctl_short_full": "Fri 2026-11-13 08:30:{s:02d} JST mx1 {rest}",
-    "journalctl_short_unix": "1794526202.{s:06d} mx1 {rest}",
     "a_date_that_does_not_exist": "Feb 30 08:30:{s:02d} mx1 {rest}",
     "an_impossible_iso_date": "2026-13-45T08:30:{s:02d}+09:00 mx1 {rest}",
+    "journalctl_short_full_of_no_date": "Mon 2026-02-30 08:30:{s:02d} JST mx1 {rest}",
+    "journalctl_short_monotonic": "[ 12345.{s:06d}] mx1 {rest}",  # (no time of day at all)
+}
+# journalctl's text forms of the same instant, 2026-11-13 08:30:ss in Tokyo: each is read with
+# that time (short-full's zone: its offset when known, else --timezone's, as a traditional stamp)
+JOURNAL_STAMPS = {
+    "short-iso": "2026-11-13T08:30:{s:02d}+0900 mx1 {rest}",
+    "short-full": "Fri 2026-11-13 08:30:{s:02d} JST mx1 {rest}",
+    "short-full, UTC": "Thu 2026-11-12 23:30:{s:02d} UTC mx1 {rest}",
+    "short-full, numeric zone": "Thu 2026-11-12 23:30:{s:02d} +00 mx1 {rest}",
+    "short-full, another zone name": "Fri 2026-11-13 08:30:{s:02d} XYZ mx1 {rest}",
+    "short-unix": "{unix}.000000 mx1 {rest}",  # (seconds since the epoch)
 }
 ODD_RESTS = {
     "postfix": "postfix/smtp[2185]: 3C6D1C2B{s:02d}: to=<m{s}@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, "
@@ -300,6 +310,61 @@ def test_a_delivery_line_whose_stamp_cannot_be_read_is_a_reject_not_skipped(tmp_
     assert s["rejected_by_reason"] == {"malformed": 3}, s
     samples = [json.loads(ln) for ln in Path(s["rejects_file"]).read_text().splitlines()]
     assert [x["line"].rstrip("\n") for x in samples] == odd
+
+
+@pytest.mark.parametrize("mta", sorted(ODD_RESTS))
+@pytest.mark.parametrize("native", ["1", "0"])
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_journalctl_short_full_and_short_unix_are_read_at_their_times(tmp_path, mta, native, how, monkeypatch):
+    """`journalctl -o short-full` and `-o short-unix` lines were counted as malformed: their
+    stamps are whole times, read now as their RFC 3339 form is (the same events at the same
+    times as `-o short-iso`), by file and by standard input, with and without the compiled scanner."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    monkeypatch.setenv("MAILHYGIENE_NATIVE", native)
+    stored = {}
+    for name, stamp in JOURNAL_STAMPS.items():
+        lines = []
+        for s in range(3):
+            unix = int(datetime(2026, 11, 13, 8, 30, s, tzinfo=ZoneInfo("Asia/Tokyo")).timestamp())
+            lines.append(stamp.format(s=s, unix=unix, rest=ODD_RESTS[mta].format(s=s)))
+        blob = ("\n".join(lines) + "\n").encode()
+        log = tmp_path / f"{name}.log"
+        log.write_bytes(blob)
+        data = tmp_path / f"d-{name}"
+        r = run(data, "ingest", "--json", "--format", mta, *(["-"] if how == "stdin" else [log]),
+                stdin=blob if how == "stdin" else None)
+        assert r.returncode == 0, (name, r.stderr.decode())
+        s = json.loads(r.stdout)
+        assert s["events_written"] == 3 and s["lines_rejected"] == 0, (name, s)
+        stored[name] = rows(data)
+    first = stored.pop("short-iso")
+    assert [row[0] for row in first] == [datetime(2026, 11, 12, 23, 30, s, tzinfo=timezone.utc) for s in range(3)]
+    assert stored == dict.fromkeys(stored, first)
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+@pytest.mark.parametrize("program", ["qmail", "qmail[77]"])
+def test_qmail_through_splogger_in_journalctl_forms_is_read(tmp_path, native, program, monkeypatch):
+    """qmail's splogger lines as journalctl prints them (`qmail[pid]:`, the pid journald adds;
+    short-iso, short-full, short-unix) are read under --format auto: before, `qmail[pid]:` was
+    not recognised and short-unix lines without a pid were read as qmail's bare `<unix time>
+    message` lines, of no meaning: skipped unseen."""
+    monkeypatch.setenv("MAILHYGIENE_NATIVE", native)
+    start = "1794526202.1 starting delivery 3: msg 1 to remote b@au.com"
+    result = "1794526203.1 delivery 3: failure: 1.2.3.4_does_not_like_recipient./Remote_host_said:_550_5.1.1_unknown/"
+    stamps = {"short-iso": ("2026-11-13T08:30:02+0900", "2026-11-13T08:30:03+0900"),
+              "short-full": ("Fri 2026-11-13 08:30:02 JST", "Fri 2026-11-13 08:30:03 JST"),
+              "short-unix": ("1794526202.000000", "1794526203.000000")}
+    for name, (a, b) in stamps.items():
+        log = tmp_path / f"{name}.log"
+        log.write_text(f"{a} mx1 {program}: {start}\n{b} mx1 {program}: {result}\n")
+        r = run(tmp_path / f"d-{name}", "ingest", "--json", log)
+        assert r.returncode == 0, (name, r.stderr.decode())
+        s = json.loads(r.stdout)
+        assert s["events_written"] == 1 and s["lines_rejected"] == 0, (name, s)
+        assert rows(tmp_path / f"d-{name}")[0][1:4] == ("b@au.com", "bounced", "user_unknown"), name
 
 
 # ---------------------------------------------------------------------------- pipes

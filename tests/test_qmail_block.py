@@ -149,14 +149,14 @@ def test_the_fast_path_takes_the_common_lines(tmp_path, ascii_only):
 
 def test_a_delivery_line_whose_stamp_cannot_be_read_is_malformed(tmp_path, monkeypatch):
     """A start or a result after a stamp no parser reads (a multilog label that is none, a
-    syslog day that is none, journalctl's short-full) is a malformed reject, not a bounce lost
+    syslog day that is none, journalctl's short-full of a day that is none) is a malformed reject, not a bounce lost
     unseen; other lines with such a stamp are skipped, as before."""
     log = tmp_path / "current"
     log.write_text("".join([
         q(0, "starting delivery 1: msg 1 to remote a@au.com"),
         "@4000zzzz0000000000000000 delivery 1: success: 1.2.3.4_accepted_message./Remote_host_said:_250_ok/\n",
         "Feb 30 09:00:00 mx1 qmail: 1778774400.1 delivery 2: failure: 1.2.3.4_does_not_like_recipient./\n",
-        "Tue 2026-11-10 09:00:00 JST mx1 qmail: 1778774400.1 starting delivery 3: msg 1 to remote b@au.com\n",
+        "Mon 2026-02-30 09:00:00 JST mx1 qmail: 1778774400.1 starting delivery 3: msg 1 to remote b@au.com\n",
         q(1, "new msg 2"), "@bad new msg 3\n", "@bad info msg 3: bytes 1 from <x@y> qp 1 uid 1\n",
     ]))
     for size in (100, 1 << 20):

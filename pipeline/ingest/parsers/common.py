@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
@@ -198,6 +198,42 @@ def rfc5424_as_rfc3339(line: str) -> str | None:
     return f"{stamp} {host} {app}{'' if procid == '-' else f'[{procid}]'}: {line[m.end():]}"
 
 
+# journalctl's other text forms with a whole time: `-o short-unix` (`1794526202.140891 host
+# prog[pid]: msg`, seconds since the epoch) and `-o short-full` (`Fri 2026-11-13 08:30:02 JST host
+# prog[pid]: msg`, local time and its zone's abbreviation); read as the RFC 3339 line of the same
+# message (journal_as_rfc3339), as an RFC 5424 line is. A program of digits is refused in
+# short-unix lines, so that qmail's own `<unix time> delivery 1: …` lines are not taken for them.
+JOURNAL_UNIX_RE = re.compile(r"(\d{9,10})\.(\d{1,6}) (?=\S+ (?![0-9]+[\[:])[^\s\[:]+(?:\[\d+\])?: )")
+JOURNAL_FULL_RE = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d{1,6})?) "
+                             r"([A-Za-z]{1,6}|[+-]\d\d(?:\d\d)?) (?=\S+ [^\s\[:]+(?:\[\d+\])?: )")
+# Zone abbreviations read as their offset; any other is taken as --timezone's own (the zone
+# journalctl printed the time in is the machine's, as a traditional stamp's is)
+JOURNAL_ZONES = {"UTC": "+00:00", "GMT": "+00:00", "UT": "+00:00", "Z": "+00:00", "JST": "+09:00"}
+
+
+def journal_as_rfc3339(line: str) -> str | None:
+    """A `journalctl -o short-unix` or `-o short-full` line as the RFC 3339 syslog line of the
+    same message, or None when `line` is neither (the event id hashes the line as read)."""
+    head = line[:1]
+    if head.isdigit():
+        m = JOURNAL_UNIX_RE.match(line)
+        if m is None:
+            return None
+        stamp = datetime.fromtimestamp(int(m.group(1)), timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{stamp}.{m.group(2)}+00:00 {line[m.end():]}"
+    if head in "MTWFS" and head:
+        m = JOURNAL_FULL_RE.match(line)
+        if m is None:
+            return None
+        day, clock, zone = m.groups()
+        if zone[0] in "+-":
+            offset = zone[:3] + ":" + (zone[3:] or "00")
+        else:
+            offset = JOURNAL_ZONES.get(zone.upper(), "")
+        return f"{day}T{clock}{offset} {line[m.end():]}"
+    return None
+
+
 def stamp_unreadable(line: str) -> bool:
     """The line does not start with a time stamp a parser can read (`Mon DD hh:mm:ss`, RFC 3339,
     RFC 5424), or its date does not exist (`Feb 30`): a parser counts such a line as malformed
@@ -223,10 +259,9 @@ def split_syslog(line: str, ctx: ParseContext):
     when it has no syslog prefix."""
     m = SYSLOG_RE.match(line)
     if m is None:
-        if line.startswith("<"):
-            converted = rfc5424_as_rfc3339(line)
-            if converted is not None:
-                return split_syslog(converted, ctx)
+        converted = rfc5424_as_rfc3339(line) if line.startswith("<") else journal_as_rfc3339(line)
+        if converted is not None:
+            return split_syslog(converted, ctx)
         return None
     mon, day, hms, frac, iso, host, prog = m.groups()  # one call: group() by name is slow
     msg = line[m.end():]

@@ -96,7 +96,7 @@ class QmailParser(Parser):
     @staticmethod
     def recognises(line: str) -> bool:
         return ("delivery " in line or " msg " in line or "status: local" in line) and (
-            line.startswith("@4000") or " qmail:" in line or line.startswith("qmail:")
+            line.startswith("@4000") or " qmail:" in line or " qmail[" in line or line.startswith("qmail:")
             or (line[:1] == "<" and " qmail " in line))  # RFC 5424
 
     @classmethod
