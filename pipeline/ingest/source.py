@@ -436,10 +436,13 @@ class Stream:
     refused: str | None = None      # why the engine will not read it (wrong --format)
     head_damage: str | None = None  # a .gz whose first lines cannot be read: what is wrong (read_head)
     piped: bool = False             # standard input or a named pipe: read once, in order, no position
-    judged: bool = False            # piped: its lines have told (or checked) its MTA
-    looked_at: int = -1             # piped: where the last chunk judged for its MTA ends
-    sample: list | None = None      # piped, not told yet: its first chunk's sample (for the verdict)
-    told_by: dict | None = None     # piped, not told yet: lines recognised per MTA
+    by_lines: bool = False          # its MTA is told by its lines as they are read: piped, or a file under
+                                    # --format auto whose sample told none (engine._read_untold)
+    judged: bool = False            # by_lines: its lines have told (or checked) its MTA
+    looked_at: int = -1             # by_lines: where the last chunk judged for its MTA ends
+    sample: list | None = None      # by_lines, not told yet: its first sample (for the verdict)
+    told_by: dict | None = None     # by_lines, not told yet: lines recognised per MTA
+    told_before: str | None = None  # the MTA its position keeps (a run that stopped part way through it)
     compression: str | None = None  # gzip, bzip2, xz (read), zstd (refused), None (plain)
     first_month: int | None = None  # month of its first `Mon DD` line (0: none): --year is that line's year
     last_growth: float = field(default_factory=time.monotonic)
@@ -692,7 +695,7 @@ class LogFiles:
             fh = Tolerant(lzma.LZMAFile(raw))
         s = Stream(fp="", source=spec, path=path, key=(0, 0), fh=fh, compressed=kind in READABLE, offset=0,
                    order=(0, 0), mtime=self.clock.time(), last_growth=self.clock.monotonic(), piped=True,
-                   compression=kind)
+                   by_lines=True, compression=kind)
         if peeked == b"":
             s.finished = s.eof = True  # the end already (a terminal's Ctrl-D is not seen twice)
         return s
@@ -780,12 +783,15 @@ class LogFiles:
         else:
             fh = fd
         # a followed file's MTA, once told, is kept with its position; a batch run tells it anew
-        known = (pos or {}).get("mta") if self.follow else None
+        # (by its sample; when that tells none, by what its position keeps: engine._judge). A file
+        # once passed over as of no MTA is told anew: its lines may tell now (engine._read_untold).
+        saved = (pos or {}).get("mta")
+        saved = saved if saved != "unrecognised" else None
         s = Stream(fp=fp, source=spec, path=path, key=key, fh=fh, compressed=compressed, offset=offset,
                    order=(st.st_mtime, -rotation_number(os.path.basename(path))), mtime=st.st_mtime,
-                   mta=known if known != "unrecognised" else None, size=size, read_at=offset,
+                   mta=saved if self.follow else None, size=size, read_at=offset,
                    last_growth=self.clock.monotonic(), compression=kind)
-        s.unrecognised = known == "unrecognised"
+        s.told_before = saved if offset else None
         s.pkey, s.head = pkey, head
         self.streams[pkey] = s
         self.by_key[key] = pkey
