@@ -93,6 +93,7 @@ class Engine:
         self._readers: ThreadPoolExecutor | None = None
         self.stop_event = threading.Event()
         self.wake = threading.Event()
+        self._untold_said: set[str] = set()  # followed files said to be read line by line (said once)
 
     @classmethod
     def from_config(cls, cfg: Config, **options) -> "Engine":
@@ -334,7 +335,8 @@ class Engine:
             return True
         s.by_lines = True
         s.sample = sample
-        if self.files.follow:
+        if self.files.follow and s.path not in self._untold_said:  # (once: a quiet file is reopened as it grows)
+            self._untold_said.add(s.path)
             log.warning("watch: %s: none of %d lines looked at is Postfix, sendmail or qmail: its lines are read one "
                         "by one until one is (check the path, or set format = \"postfix\" etc. for this source)",
                         s.path, len(sample))
