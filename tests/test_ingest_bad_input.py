@@ -1308,3 +1308,82 @@ def test_watch_reads_a_combined_syslog_whose_sample_tells_no_mta_by_its_lines(tm
         assert f.counts() == (30, 30)
     finally:
         f.stop()
+
+
+@pytest.mark.parametrize("how", ["file", "sparse", "gz"])
+@pytest.mark.parametrize("hole", [64 << 10, 4 << 20])
+def test_two_logs_that_start_with_a_hole_each_have_their_own_read_position(tmp_path, monkeypatch, how, hole):
+    """A log that starts with a hole (NUL bytes: a copytruncate'd log whose writer went on at its
+    old offset, a crash) was known by its first FINGERPRINT_BYTES, all NUL, and by a check of its
+    first 64 KiB, all NUL too: two such logs looked like one. The second was taken for the first,
+    read on from the first's offset (its start lost) or, shorter, passed over as read (every line
+    lost, exit 0). A text is now known by the first line after its hole: each log its own
+    position, each line read once, over runs and in one run."""
+    from pipeline.core.config import load_config
+    from pipeline.ingest.engine import ingest
+
+    lines = log_text(150, seed=21)
+    cut = lines.index(b"\n", len(lines) * 2 // 3) + 1
+    a_text, b_text = lines[:cut], lines[cut:]  # (b shorter than a)
+    name = "mail.log.1.gz" if how == "gz" else "mail.log"
+    a, b = tmp_path / "a" / name, tmp_path / "b" / name
+    for path, text in ((a, a_text), (b, b_text)):
+        path.parent.mkdir()
+        write_pieces(path, [hole, text], how)
+        old(path)
+    want = lines.count(b"\n")
+    cfg = load_config(None, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
+    s1, s2 = ingest(cfg, [a]), ingest(cfg, [b])              # two runs
+    assert (s1.lines, s2.lines) == (a_text.count(b"\n"), b_text.count(b"\n"))  # (a hole: one line with the next)
+    assert count(tmp_path / "data") == want
+    positions = json.loads((tmp_path / "data" / "state" / "ingest-state.json").read_text())["positions"]
+    assert len(positions) == 2 and all(p["eof"] for p in positions.values()), positions
+    assert ingest(cfg, [a, b]).lines == 0                    # each marked as read: nothing read again
+    cfg2 = load_config(None, data_dir=tmp_path / "data2", timezone="Asia/Tokyo")
+    s = ingest(cfg2, [b, a])                                 # one run, the shorter first
+    assert s.lines == want and count(tmp_path / "data2") == want and not s.refused
+    if how != "gz":                                          # appended to: only the new lines read
+        with open(b, "ab") as fh:
+            fh.write(log_text(5, seed=23))
+        old(b)
+        s = ingest(cfg, [a, b])
+        assert s.lines == 5 and count(tmp_path / "data") == want + 5, s.files
+
+
+def test_watch_follows_a_log_that_starts_with_a_hole_as_it_grows_and_another_beside_it(tmp_path, caplog):
+    """A followed log that starts with a hole is checked at each change for being rewritten in
+    place by its identity, now the first line after its hole: the same rule, so it is read on as it
+    grows (not taken for a new file each time), and a second such log beside it, also after a
+    restart, is read as its own."""
+    from fixtures import pf_lines
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    a, b = logs / "a.log", logs / "b.log"
+    write_pieces(a, [128 << 10, pf_lines(0, 10).encode()], "sparse")
+    c = logs / "c.log"
+    write_pieces(c, [128 << 10], "sparse")                  # a hole and nothing after it yet (a crash)
+    f = Follower(tmp_path, [(str(logs / "*.log"), "postfix")]).start()
+    try:
+        with caplog.at_level(logging.INFO, logger="mailhygiene.watch"):
+            f.run(1.0)
+            assert f.counts() == (10, 10)
+            with open(a, "ab") as fh:
+                fh.write(pf_lines(10, 15).encode())
+            with open(c, "ab") as fh:                       # the writer goes on after the hole
+                fh.write(pf_lines(50, 51).encode())
+            f.run(1.0)
+            assert f.counts() == (16, 16)
+        assert "rewritten in place" not in caplog.text and "lost" not in caplog.text, caplog.text
+    finally:
+        f.stop()
+    write_pieces(b, [128 << 10, pf_lines(100, 103).encode()], "sparse")
+    with open(a, "ab") as fh:
+        fh.write(pf_lines(15, 17).encode())
+    f = Follower(tmp_path, [(str(logs / "*.log"), "postfix")]).start()
+    try:
+        f.run(1.0)
+        assert f.counts() == (21, 21)
+        assert f.engine.session.summary.lines == 2 + 3  # a's new lines, b's (its hole and first line: one)
+    finally:
+        f.stop()
