@@ -1135,3 +1135,320 @@ def test_standard_input_is_judged_by_all_its_lines_not_by_its_first_chunk(tmp_pa
         assert got["stdin"][1] == ["5000 lines, none looked like Postfix, sendmail or qmail"], got
     else:
         assert got["stdin"][1] == got["file"][1] == [None], got
+
+
+# ---------------------------------------------------------------------------- a file whose sample tells no MTA
+def other_programs(n: int, seed: int = 5) -> str:
+    """n syslog lines of programs other than an MTA (a combined /var/log/messages): kernel,
+    systemd (with Japanese text), dovecot, cron, sshd."""
+    rng = random.Random(seed)
+    shapes = ["kernel: [ {i}.000123] usb 1-1: new high-speed USB device number {j} using xhci_hcd",
+              "systemd[1]: Started Session {i} of user ユーザー{j}.",
+              "dovecot: imap-login: Login: user=<user{i}@example.jp>, method=PLAIN, rip=192.0.2.{j}, lip=192.0.2.1",
+              "CRON[{i}]: (root) CMD (command -v debian-sa1 > /dev/null && debian-sa1 1 1)",
+              "sshd[{i}]: Accepted publickey for deploy from 198.51.100.{j} port {i} ssh2"]
+    return "".join(f"Nov 13 {7 + i // 3600 % 10:02d}:{i // 60 % 60:02d}:{i % 60:02d} mx1 "
+                   + rng.choice(shapes).format(i=i, j=i % 250) + "\n" for i in range(n))
+
+
+def mail_lines(mta: str) -> str:
+    """The sample log of an MTA as syslog lines (qmail's multilog lines as splogger writes them)."""
+    from fixtures import SAMPLES
+
+    if mta == "postfix":
+        return (SAMPLES / "postfix" / "mail.log").read_text()
+    if mta == "sendmail":
+        return (SAMPLES / "sendmail" / "maillog").read_text()
+    out = []
+    for ln in (SAMPLES / "qmail" / "current").read_text().splitlines():
+        tai, msg = ln.split(" ", 1)
+        out.append(f"Nov 13 08:00:00 mx1 qmail: {int(tai[1:17], 16) - (1 << 62)}.000000 {msg}\n")
+    return "".join(out)
+
+
+# where the mail lines go (fractions of the text): between the windows the sample looks at (its
+# first MiB, a MiB at a third, two thirds and the end; a .gz: its first 16 MiB)
+BETWEEN_THE_WINDOWS = {"postfix": [("postfix", 0.6)], "sendmail": [("sendmail", 0.6)], "qmail": [("qmail", 0.6)],
+                       "mixed": [("postfix", 0.6), ("sendmail", 0.8), ("qmail", 0.9)], "none": []}
+
+
+def combined_syslog(kind: str, n: int = 300_000) -> tuple[bytes, str]:
+    """About 30 MB of other programs' lines with the mail lines of `kind` between the sample's
+    windows; (the text, the mail lines alone)."""
+    text = other_programs(n)
+    mail = ""
+    for mta, at in reversed(BETWEEN_THE_WINDOWS[kind]):
+        cut = text.index("\n", int(len(text) * at)) + 1
+        text = text[:cut] + mail_lines(mta) + text[cut:]
+        mail = mail_lines(mta) + mail
+    return text.encode(), mail
+
+
+def by_mta(data: Path) -> dict:
+    if not (data / "events").exists():
+        return {}
+    con = pipeline.connect(data)
+    try:
+        return dict(con.execute("SELECT mta, count(*) FROM events GROUP BY mta").fetchall())
+    finally:
+        con.close()
+
+
+def sample_tells(path: Path) -> int:
+    """How many lines of the sample the engine looks at when it opens `path` (its first lines,
+    then the windows further in) look like an MTA's."""
+    from pipeline.ingest.engine import DETECT_SAMPLE_LINES
+    from pipeline.ingest.parsers import REGISTRY
+    from pipeline.ingest.source import LogFiles, SourceSpec
+
+    files = LogFiles([SourceSpec(str(path))], {}, follow=False)
+    s = files.open_path(files.specs[0], str(path))
+    try:
+        sample = files.read_head(s, DETECT_SAMPLE_LINES) + files.read_spread(s, DETECT_SAMPLE_LINES)
+    finally:
+        files.close()
+    return sum(cls.detect(sample) for cls in REGISTRY.values())
+
+
+@pytest.mark.parametrize("kind", sorted(BETWEEN_THE_WINDOWS))
+@pytest.mark.parametrize("how", ["file", "gz"])
+def test_a_combined_syslog_whose_mail_lines_sit_between_the_sample_windows_is_read_by_its_lines(tmp_path, kind,
+                                                                                                  how):
+    """A 30 MB /var/log/messages (or a `journalctl` dump) whose mail lines sit between the windows
+    `--format auto` looks at when it opens a file was refused ("N lines, none looked like Postfix,
+    sendmail or qmail", exit 1, not marked as read) although it held them. Such a file is now read
+    as standard input is: chunk by chunk, a chunk that does not tell line by line (each line by
+    the parser that recognises it, the others counted as other programs'), the first lines
+    recognised telling its MTA. Every mail line is stored, as when the mail lines alone are read;
+    the file is marked as read. One in which no line is an MTA's is refused at its end as before
+    (N: every line it had), nothing stored and nothing marked as read, also by a second run."""
+    text, mail = combined_syslog(kind)
+    log = tmp_path / ("messages.1.gz" if how == "gz" else "messages")
+    log.write_bytes(gzip.compress(text, 1) if how == "gz" else text)
+    old(log)
+    assert sample_tells(log) == 0  # (the premise: what is looked at when it is opened tells nothing)
+    alone = tmp_path / "mail.log"
+    alone.write_text(mail)
+    old(alone)
+    d, want = tmp_path / "d", tmp_path / "want"
+    assert run(want, "ingest", alone).returncode == 0
+    lines = text.count(b"\n")
+    for attempt in (1, 2):
+        r = run(d, "ingest", "--json", log)
+        err = r.stderr.decode()
+        s = json.loads(r.stdout)
+        positions = json.loads((d / "state" / "ingest-state.json").read_text())["positions"]
+        if kind == "none":
+            assert r.returncode == 1, err
+            assert (f"Warning: {log}: {lines} lines, none looked like Postfix, sendmail or qmail: not read and not "
+                    "marked as read") in err, err
+            assert by_mta(d) == {} and positions == {} and s["lines_rejected"] == 0
+            continue
+        assert r.returncode == 0 and "Warning" not in err, err
+        assert by_mta(d) == by_mta(want) and by_mta(want), (by_mta(d), by_mta(want))
+        assert s["lines_rejected"] == 0
+        (pos,) = positions.values()
+        assert pos["offset"] == len(text) and pos["eof"] is True
+        if attempt == 1:
+            (f,) = s["files"]
+            assert s["lines"] == f["lines"] == lines, s
+            # (mixed: the MTAs of the lines that told, those of the others read by line)
+            assert f["format"] == kind if kind != "mixed" else f["format"].startswith("postfix"), f
+            assert 0 < s["other_lines"] <= lines - mail.count("\n")
+        else:  # marked as read: nothing read again
+            assert s["lines"] == 0, s
+
+
+@pytest.mark.parametrize("fmt", ["postfix", "qmail"])
+def test_a_combined_syslog_of_another_mta_given_as_an_explicit_format_is_still_refused(tmp_path, fmt):
+    """An explicit --format is checked against the sample as before: a syslog whose only mail lines
+    (sendmail's, between the windows) are not of the format given is refused, not read and not
+    marked as read, exit status 1."""
+    text, _ = combined_syslog("sendmail")
+    log = tmp_path / "messages"
+    log.write_bytes(text)
+    old(log)
+    d = tmp_path / "d"
+    r = run(d, "ingest", "--format", fmt, log)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and f"none looked like {fmt}: not read and not marked as read" in err, err
+    assert count(d) == 0
+    assert json.loads((d / "state" / "ingest-state.json").read_text())["positions"] == {}
+
+
+@pytest.mark.parametrize("stop", ["io_error_after_the_mail_lines", "killed_right_after_a_commit"])
+def test_a_file_told_by_its_lines_and_stopped_part_way_is_read_on_as_that_mta_next_time(tmp_path, monkeypatch, stop):
+    """A run stopped part way through a file whose lines (not its sample) told its MTA (an I/O
+    error after its mail lines; a kill -9 right after a commit made in the chunk whose lines told
+    it) leaves its position there; the next run reads on from there, where no line may tell any
+    more (the mail lines were before): it reads the rest as that MTA's (its position keeps it),
+    not refused as of no MTA. Nothing lost, nothing stored twice."""
+    import errno
+
+    from pipeline.core.config import load_config
+    from pipeline.ingest import session as session_mod
+    from pipeline.ingest import source
+    from pipeline.ingest.engine import ingest
+
+    mail = "".join(PF.format(m=i // 60, s=i % 60, q=i, n=i) + "\n" for i in range(3))  # one event a line
+    text = other_programs(300_000)
+    cut = text.index("\n", int(len(text) * 0.6)) + 1
+    blob = (text[:cut] + mail + text[cut:]).encode()
+    log = tmp_path / "messages"
+    log.write_bytes(blob)
+    old(log)
+    cfg_file = tmp_path / "mailhygiene.toml"
+    cfg_file.write_text("[ingest]\nbatch_events = 3\n")  # (a commit right after the last mail line)
+    cfg = load_config(cfg_file, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
+
+    class Killed(BaseException):
+        pass
+
+    with monkeypatch.context() as m:
+        if stop == "io_error_after_the_mail_lines":
+            real_pread, failing_at = os.pread, blob.index(mail.encode()) + len(mail) + (5 << 20)
+
+            def pread(fd, n, at):
+                if at + n > failing_at and os.fstat(fd).st_size == len(blob):
+                    raise OSError(errno.EIO, "Input/output error")
+                return real_pread(fd, n, at)
+
+            m.setattr(source.os, "pread", pread)
+        else:
+            real_commit = session_mod.Session.commit
+
+            def commit(self):
+                real_commit(self)
+                if self.summary.events_parsed:  # durable, then the process is gone (kill -9)
+                    self.finish_pending()
+                    raise Killed
+
+            m.setattr(session_mod.Session, "commit", commit)
+        try:
+            first = ingest(cfg, [log])
+        except Killed:
+            first = None
+        if first is not None:
+            assert first.damaged and not first.refused
+    (pos,) = json.loads((tmp_path / "data" / "state" / "ingest-state.json").read_text())["positions"].values()
+    after_mail = blob.index(mail.encode()) + len(mail)
+    assert after_mail <= pos["offset"] < len(blob), pos  # stopped after the mail lines
+    if stop == "killed_right_after_a_commit":  # (in the chunk read line by line, right after its last mail line)
+        assert pos["offset"] == after_mail, pos
+    assert count(tmp_path / "data") == 3
+    s = ingest(cfg, [log])
+    assert not s.refused and not s.damaged, s.files
+    assert count(tmp_path / "data") == 3
+    (pos,) = json.loads((tmp_path / "data" / "state" / "ingest-state.json").read_text())["positions"].values()
+    assert pos["offset"] == len(blob) and pos["eof"] is True
+
+
+def test_watch_reads_a_combined_syslog_whose_sample_tells_no_mta_by_its_lines(tmp_path):
+    """A followed combined syslog under `format = "auto"` whose first lines are no MTA's was passed
+    over as unrecognised for good (its position said so), the mail lines written to it later lost.
+    Its lines are now read one by one until one tells its MTA: those appended later are stored,
+    also after a restart, each once."""
+    from fixtures import pf_lines
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "messages"
+    log.write_text(other_programs(5_000))
+    f = Follower(tmp_path, [(str(log), "auto")]).start()
+    try:
+        f.run(1.0)
+        assert f.counts() == (0, 0)
+        with open(log, "a") as fh:
+            fh.write(other_programs(100, seed=6) + pf_lines(0, 20) + other_programs(100, seed=7))
+        f.run(1.0)
+        assert f.counts() == (20, 20)
+        assert f.engine.session.summary.other_lines >= 5_000  # (the lines read before a line told)
+    finally:
+        f.stop()
+    with open(log, "a") as fh:
+        fh.write(other_programs(100, seed=8) + pf_lines(20, 30))
+    f = Follower(tmp_path, [(str(log), "auto")]).start()
+    try:
+        f.run(1.0)
+        assert f.counts() == (30, 30)
+    finally:
+        f.stop()
+
+
+@pytest.mark.parametrize("how", ["file", "sparse", "gz"])
+@pytest.mark.parametrize("hole", [64 << 10, 4 << 20])
+def test_two_logs_that_start_with_a_hole_each_have_their_own_read_position(tmp_path, monkeypatch, how, hole):
+    """A log that starts with a hole (NUL bytes: a copytruncate'd log whose writer went on at its
+    old offset, a crash) was known by its first FINGERPRINT_BYTES, all NUL, and by a check of its
+    first 64 KiB, all NUL too: two such logs looked like one. The second was taken for the first,
+    read on from the first's offset (its start lost) or, shorter, passed over as read (every line
+    lost, exit 0). A text is now known by the first line after its hole: each log its own
+    position, each line read once, over runs and in one run."""
+    from pipeline.core.config import load_config
+    from pipeline.ingest.engine import ingest
+
+    lines = log_text(150, seed=21)
+    cut = lines.index(b"\n", len(lines) * 2 // 3) + 1
+    a_text, b_text = lines[:cut], lines[cut:]  # (b shorter than a)
+    name = "mail.log.1.gz" if how == "gz" else "mail.log"
+    a, b = tmp_path / "a" / name, tmp_path / "b" / name
+    for path, text in ((a, a_text), (b, b_text)):
+        path.parent.mkdir()
+        write_pieces(path, [hole, text], how)
+        old(path)
+    want = lines.count(b"\n")
+    cfg = load_config(None, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
+    s1, s2 = ingest(cfg, [a]), ingest(cfg, [b])              # two runs
+    assert (s1.lines, s2.lines) == (a_text.count(b"\n"), b_text.count(b"\n"))  # (a hole: one line with the next)
+    assert count(tmp_path / "data") == want
+    positions = json.loads((tmp_path / "data" / "state" / "ingest-state.json").read_text())["positions"]
+    assert len(positions) == 2 and all(p["eof"] for p in positions.values()), positions
+    assert ingest(cfg, [a, b]).lines == 0                    # each marked as read: nothing read again
+    cfg2 = load_config(None, data_dir=tmp_path / "data2", timezone="Asia/Tokyo")
+    s = ingest(cfg2, [b, a])                                 # one run, the shorter first
+    assert s.lines == want and count(tmp_path / "data2") == want and not s.refused
+    if how != "gz":                                          # appended to: only the new lines read
+        with open(b, "ab") as fh:
+            fh.write(log_text(5, seed=23))
+        old(b)
+        s = ingest(cfg, [a, b])
+        assert s.lines == 5 and count(tmp_path / "data") == want + 5, s.files
+
+
+def test_watch_follows_a_log_that_starts_with_a_hole_as_it_grows_and_another_beside_it(tmp_path, caplog):
+    """A followed log that starts with a hole is checked at each change for being rewritten in
+    place by its identity, now the first line after its hole: the same rule, so it is read on as it
+    grows (not taken for a new file each time), and a second such log beside it, also after a
+    restart, is read as its own."""
+    from fixtures import pf_lines
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    a, b = logs / "a.log", logs / "b.log"
+    write_pieces(a, [128 << 10, pf_lines(0, 10).encode()], "sparse")
+    c = logs / "c.log"
+    write_pieces(c, [128 << 10], "sparse")                  # a hole and nothing after it yet (a crash)
+    f = Follower(tmp_path, [(str(logs / "*.log"), "postfix")]).start()
+    try:
+        with caplog.at_level(logging.INFO, logger="mailhygiene.watch"):
+            f.run(1.0)
+            assert f.counts() == (10, 10)
+            with open(a, "ab") as fh:
+                fh.write(pf_lines(10, 15).encode())
+            with open(c, "ab") as fh:                       # the writer goes on after the hole
+                fh.write(pf_lines(50, 51).encode())
+            f.run(1.0)
+            assert f.counts() == (16, 16)
+        assert "rewritten in place" not in caplog.text and "lost" not in caplog.text, caplog.text
+    finally:
+        f.stop()
+    write_pieces(b, [128 << 10, pf_lines(100, 103).encode()], "sparse")
+    with open(a, "ab") as fh:
+        fh.write(pf_lines(15, 17).encode())
+    f = Follower(tmp_path, [(str(logs / "*.log"), "postfix")]).start()
+    try:
+        f.run(1.0)
+        assert f.counts() == (21, 21)
+        assert f.engine.session.summary.lines == 2 + 3  # a's new lines, b's (its hole and first line: one)
+    finally:
+        f.stop()

@@ -5,9 +5,11 @@ Batch (`mailhygiene ingest`, the ingest step of `clean`) is a source read to its
 steps:
 
 1. the stream's MTA is decided when it is opened (`--format auto`: by a sample of its first
-   lines, per line when a file mixes MTAs; an explicit format is checked against the sample, so
-   a sendmail log given as `--format postfix` is refused, not read and not marked as read);
-   standard input and pipes chunk by chunk, until their lines tell (until then, line by line);
+   lines and windows further in, per line when a file mixes MTAs; an explicit format is checked
+   against the sample, so a sendmail log given as `--format postfix` is refused, not read and not
+   marked as read); standard input and pipes, and an `auto` file whose sample tells no MTA (a
+   combined syslog with mail lines between the windows only), chunk by chunk, until their lines
+   tell (until then, line by line; one in which no line tells is refused at its end);
 2. Postfix and sendmail chunks go through their block readers (parsers/postfix_block.py,
    parsers/sendmail_block.py: the fields of the usual lines are found in reader threads ahead of
    the chunk being applied; every other line, and every line with bad bytes, goes to the
@@ -91,6 +93,7 @@ class Engine:
         self._readers: ThreadPoolExecutor | None = None
         self.stop_event = threading.Event()
         self.wake = threading.Event()
+        self._untold_said: set[str] = set()  # followed files said to be read line by line (said once)
 
     @classmethod
     def from_config(cls, cfg: Config, **options) -> "Engine":
@@ -172,14 +175,22 @@ class Engine:
             files.drop(s)
             return
         events_before = session.summary.events_parsed + len(session.buffer)
+        start, eof = s.offset, s.eof
         try:
             for chunk, fields in self._ahead(files.chunks(s)):
                 self._apply(chunk, fields)
         except OSError as exc:
             # an I/O error of the log: keep what was read, report it (a damaged .gz is a DAMAGED chunk)
             self._damaged(s, s.offset, f"read failed: {exc.strerror or exc}")
-        if s.piped and not s.judged:
-            self._stdin_untold(s)
+        if s.by_lines and not s.judged:
+            self._untold_at_end(s)
+            if info.get("problem") and not s.piped:
+                # no line of it told an MTA: refused, as a file whose sample tells none was before
+                # it was read: its position (none, or where an earlier run stopped) stays as it was
+                s.offset = s.read_at = start
+                s.eof = eof
+                files.drop(s)
+                return
         info["events"] = session.summary.events_parsed + len(session.buffer) - events_before
         files.snapshot_positions()
         files.drop(s)
@@ -229,7 +240,7 @@ class Engine:
                 log.warning("watch: %s: %s: not read (%s)", s.path, s.refused, line_source.ZSTD_HINT)
             return False
         if s.info.get("checked"):
-            return s.refused is None and (s.mta is not None or (s.unrecognised and self.files.follow))
+            return s.refused is None and (s.mta is not None or s.by_lines or (s.unrecognised and self.files.follow))
         if s.mta is not None or s.unrecognised:  # told before (a followed file's position keeps it)
             s.info["checked"] = True
             s.info["format"] = "unrecognised" if s.unrecognised else s.mta
@@ -237,7 +248,7 @@ class Engine:
         if s.piped:
             s.info["format"] = s.source.fmt
             s.info["checked"] = True
-            return True  # told (an explicit --format: checked) by its lines, chunk by chunk (_stdin_mta)
+            return True  # told (an explicit --format: checked) by its lines, chunk by chunk (_mta_of_chunk)
         sample = self.files.read_head(s, DETECT_SAMPLE_LINES)
         self._note_first_month(s, "\n".join(sample[:200]).encode())
         complete = complete or len(sample) >= DETECT_SAMPLE_LINES or s.compressed or s.offset > 0
@@ -247,9 +258,12 @@ class Engine:
             sample = sample + self.files.read_spread(s, DETECT_SAMPLE_LINES)
         return self._judge(s, sample, complete)
 
-    def _judge(self, s: Stream, sample: list[str], complete: bool, lines: int | None = None) -> bool:
+    def _judge(self, s: Stream, sample: list[str], complete: bool, lines: int | None = None,
+               at_end: bool = False) -> bool:
         """Set the stream's MTA from a sample of its lines (see _on_open); `lines`: how many
-        lines the verdict covers (the sample's when None)."""
+        lines the verdict covers (the sample's when None). A file under --format auto whose
+        sample tells no MTA is read as standard input is, its lines telling it (_untold_file);
+        `at_end`: the verdict on a stream read so to its end, none of whose lines told."""
         fmt = s.source.fmt
         lines = len(sample) if lines is None else lines
         if fmt != "auto":
@@ -285,6 +299,8 @@ class Engine:
         if not found:
             if not complete:
                 return False
+            if sample and not s.piped and not at_end:
+                return self._untold_file(s, sample)
             s.info["checked"] = True
             s.unrecognised = True
             s.info["format"] = "unrecognised"
@@ -301,6 +317,29 @@ class Engine:
         s.info["format"] = "+".join(found) if len(found) > 1 else found[0]
         if self.files.follow:
             log.info("watch: %s looks like %s", s.path, s.info["format"])
+        return True
+
+    def _untold_file(self, s: Stream, sample: list[str]) -> bool:
+        """A file under --format auto whose sample (its first lines and windows further in)
+        tells no MTA: a combined syslog (/var/log/messages, a `journalctl` dump) may hold mail
+        lines between the windows only. It is read as untold standard input is (_read_untold):
+        chunk by chunk, a chunk that does not tell line by line, each line by the parser that
+        recognises it; the first lines recognised tell its MTA and the chunks after them are read
+        as a file's. A batch run refuses it at its end when none did (_untold_at_end: not marked
+        as read). A file a run stopped in after its lines had told (its position keeps the MTA)
+        is read on as that MTA's."""
+        s.info["checked"] = True
+        if s.told_before in (*REGISTRY, MIXED) and s.offset > 0:
+            s.mta = s.told_before
+            s.info["format"] = s.mta
+            return True
+        s.by_lines = True
+        s.sample = sample
+        if self.files.follow and s.path not in self._untold_said:  # (once: a quiet file is reopened as it grows)
+            self._untold_said.add(s.path)
+            log.warning("watch: %s: none of %d lines looked at is Postfix, sendmail or qmail: its lines are read one "
+                        "by one until one is (check the path, or set format = \"postfix\" etc. for this source)",
+                        s.path, len(sample))
         return True
 
     def _refresh_context(self, s: Stream) -> None:
@@ -342,8 +381,8 @@ class Engine:
                 s = chunk.stream
                 if s.first_month is None and chunk.kind == LINES:  # standard input, a pipe: its first chunk
                     self._note_first_month(s, chunk.data[:1 << 16])
-                if s.piped and not s.judged and chunk.kind == LINES:  # before its fields are looked for
-                    self._stdin_mta(s, chunk)
+                if s.by_lines and not s.judged and chunk.kind == LINES:  # before its fields are looked for
+                    self._mta_of_chunk(s, chunk)
                 reader = BLOCK_READERS.get(s.mta)
                 if chunk.kind == LINES and reader is not None and self.columnar and not s.unrecognised:
                     if self._readers is None:
@@ -392,8 +431,8 @@ class Engine:
             self._damaged(s, chunk.offset, chunk.data.decode())
             return
         data = chunk.data
-        if s.piped and not s.judged:
-            self._stdin_mta(s, chunk)
+        if s.by_lines and not s.judged:
+            self._mta_of_chunk(s, chunk)
             if not s.judged:  # nothing in its lines so far told its MTA: each line read by its own
                 self._read_untold(s, chunk)
                 return
@@ -425,13 +464,14 @@ class Engine:
             return
         self._feed_lines(s, self._feed_of(s, data), data, chunk.offset, chunk.kind == PARTIAL)
 
-    def _stdin_mta(self, s: Stream, chunk: Chunk) -> None:
+    def _mta_of_chunk(self, s: Stream, chunk: Chunk) -> None:
         """Standard input or a pipe: its MTA told by its lines, chunk by chunk until one tells it
         (it cannot be looked at before it is read, as a file's first lines and lines further in
         are): under --format auto the MTAs of the lines of a sample of the chunk, an explicit
         --format checked against them. A chunk that does not tell is read line by line
-        (_read_untold); a stream that never tells is refused at its end (_stdin_untold), as a
-        file is (a sendmail log piped in as postfix: a warning and exit status 1)."""
+        (_read_untold); a stream that never tells is refused at its end (_untold_at_end), as a
+        file is (a sendmail log piped in as postfix: a warning and exit status 1). A file whose
+        sample told no MTA (_untold_file) is read the same way."""
         if s.judged or chunk.end <= s.looked_at:
             return
         s.looked_at = chunk.end
@@ -450,7 +490,7 @@ class Engine:
             s.sample = sample  # (what the verdict names if nothing ever tells)
 
     def _read_untold(self, s: Stream, chunk: Chunk) -> None:
-        """A chunk of a piped stream whose MTA its lines have not told yet, read line by line:
+        """A chunk of a stream whose MTA its lines have not told yet, read line by line:
         each line by the parser of the MTA that recognises it (--format auto; a line of none is
         counted as another program's, `other_lines`) or by the --format's parser. The first
         lines recognised tell the stream's MTA; the chunks after them are read as a file's."""
@@ -464,6 +504,8 @@ class Engine:
             def feed(line: str, offset: int) -> str:
                 if recognises(line):
                     told[fmt] = told.get(fmt, 0) + 1
+                    if s.mta is None:
+                        s.mta = fmt  # (for a commit before the chunk's end: the position keeps it)
                 return parse(line, offset)
         else:
             parsers = [(name, cls.recognises, session.parser(name, s.ctx).feed) for name, cls in REGISTRY.items()]
@@ -472,6 +514,8 @@ class Engine:
                 for name, recognises, parse in parsers:
                     if recognises(line):
                         told[name] = told.get(name, 0) + 1
+                        if s.mta is None:
+                            s.mta = name  # (for a commit before the chunk's end: the position keeps it)
                         return parse(line, offset)
                 summary.other_lines += 1
                 return SKIP
@@ -489,15 +533,17 @@ class Engine:
             s.mta = MIXED if len(found) > 1 else found[0]
             s.info["format"] = "+".join(found)
             s.sample = s.told_by = None
+            if self.files.follow:
+                log.info("watch: %s looks like %s (told by its lines)", s.path, s.info["format"])
 
-    def _stdin_untold(self, s: Stream) -> None:
-        """The end of a piped stream none of whose lines told its MTA: refused as a file of no
-        MTA (or not of the --format given) is, naming how many lines were read. An empty one
-        is nothing to read, as an empty file is."""
+    def _untold_at_end(self, s: Stream) -> None:
+        """The end of a stream read by its lines none of which told its MTA: refused as a file
+        of no MTA (or not of the --format given) is, naming how many lines were read. An empty
+        one is nothing to read, as an empty file is."""
         s.judged = True
         if not s.info["lines"]:
             return
-        self._judge(s, s.sample or [], complete=True, lines=s.info["lines"])
+        self._judge(s, s.sample or [], complete=True, lines=s.info["lines"], at_end=True)
         if s.mta is None and not s.unrecognised and s.refused is None:
             s.unrecognised = True
 

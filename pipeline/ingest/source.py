@@ -7,7 +7,8 @@ log the same way. Writes nothing: positions live in the session's state (pipelin
 which this module reads (where to start) and updates in memory (what was read, what is done).
 
 File identity (pygtail / Filebeat lessons, see docs/watch.md):
-- A file's identity is the fingerprint of its first line (at most FINGERPRINT_BYTES): it
+- A file's identity is the fingerprint of its first line (at most FINGERPRINT_BYTES; of a text
+  that starts with a hole of NUL bytes, the first line after the hole): it
   survives rename, compression (`.1` -> `.1.gz`) and multilog's `current` -> `@<tai64n>.s`.
   Positions are keyed by it, and keep a check of the first bytes read (HEAD_CHECK_BYTES): a log
   that starts with the same line as another (two vhosts' logs, a copy) has a position of its own
@@ -306,7 +307,9 @@ def fingerprint(path: str | os.PathLike) -> tuple[str, int]:
 
     The first line does not change while a log grows, is carried over by rename, compression
     and copytruncate's copy, and differs between two logs (it has a time stamp). A file with no
-    complete first line yet has no identity: (``""``, 0).
+    complete first line yet has no identity: (``""``, 0). A text that starts with a hole (a run
+    of NUL bytes at least FINGERPRINT_BYTES long) is known by the first line after it
+    (fingerprint_of_head).
     """
     with open_log(path) as fh:
         try:
@@ -316,17 +319,81 @@ def fingerprint(path: str | os.PathLike) -> tuple[str, int]:
                 raise
             with GzipSalvage(path) as salvage:  # a .gz damaged in its first line: what is before it
                 head = salvage.read(FINGERPRINT_BYTES)
-    return fingerprint_of_head(head)
+    return fingerprint_of_head(head, lambda: _text_past_hole_of(path))
 
 
-def fingerprint_of_head(head: bytes) -> tuple[str, int]:
+def fingerprint_of_head(head: bytes, past_hole: Callable[[], bytes] | None = None) -> tuple[str, int]:
     """The fingerprint rule applied to the file's first bytes (at least its first line or
-    FINGERPRINT_BYTES of it): lets a follower check an open file without reopening its path."""
+    FINGERPRINT_BYTES of it): lets a follower check an open file without reopening its path.
+
+    A text whose first FINGERPRINT_BYTES are NUL bytes starts with a hole (a copytruncate'd log
+    whose writer went on at its old offset, a crash): every such text would have the same first
+    "line", so two logs that start with a hole (of 64 KiB or more, as long as the check of their
+    first bytes, HEAD_CHECK_BYTES: that tells shorter ones apart) took one read position. It is
+    known instead by the first line after its hole: `past_hole()` gives the text from its first
+    byte that is not NUL (FINGERPRINT_BYTES of it, or up to its end), and the fingerprint is that
+    of a NUL byte and that line. While no complete line follows the hole it has no identity yet,
+    as a file whose first line is not complete (a followed one is opened when it has one, and
+    read from its start, the hole included)."""
     nl = head.find(b"\n", 0, FINGERPRINT_BYTES)
     head = head[: nl + 1] if nl >= 0 else head[:FINGERPRINT_BYTES]
     if not head or (len(head) < FINGERPRINT_BYTES and not head.endswith(b"\n")):
         return "", 0
+    if past_hole is not None and nl < 0 and not head.strip(b"\0"):
+        after = past_hole()
+        nl = after.find(b"\n", 0, FINGERPRINT_BYTES)
+        line = after[: nl + 1] if nl >= 0 else after[:FINGERPRINT_BYTES]
+        if nl < 0 and len(line) < FINGERPRINT_BYTES:
+            return "", 0
+        return hashlib.sha1(b"\0" + line).hexdigest(), len(line)
     return hashlib.sha1(head).hexdigest(), len(head)
+
+
+def _text_past_hole(read: Callable[[int], bytes]) -> bytes:
+    """Up to FINGERPRINT_BYTES of a text from its first byte that is not NUL; `read(n)` reads
+    the text on from its start (or from within its leading NUL run); b"" when it has none."""
+    while True:
+        piece = read(1 << 20)
+        if not piece:
+            return b""
+        rest = piece.lstrip(b"\0")
+        if rest:
+            if len(rest) < FINGERPRINT_BYTES:
+                rest += read(FINGERPRINT_BYTES - len(rest))
+            return rest[:FINGERPRINT_BYTES]
+
+
+def _text_past_hole_of(path: str | os.PathLike) -> bytes:
+    """_text_past_hole of a log (decompressed; a damaged .gz: up to its damage). A plain file's
+    hole is passed over with os.SEEK_DATA where it is sparse (_text_past_hole_fd)."""
+    with open(path, "rb") as probe:
+        plain = compression_of(probe.read(6)) is None
+    if plain:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return _text_past_hole_fd(fd)[1]
+        finally:
+            os.close(fd)
+    with open_log(path) as fh:
+        try:
+            return _text_past_hole(fh.read)
+        except GZIP_ERRORS:
+            if not isinstance(fh, gzip.GzipFile):
+                raise
+    with GzipSalvage(path) as salvage:
+        return _text_past_hole(salvage.read)
+
+
+def _text_past_hole_fd(fd: int, known: int = 0) -> tuple[int, bytes]:
+    """(where the text of a plain file starts after its leading NUL run, FINGERPRINT_BYTES of
+    it from there). `known`: where it was found before (a followed file, checked at each change:
+    its hole is not looked through again while the bytes about that place are the same)."""
+    if known and os.pread(fd, 1, known - 1) == b"\0":
+        data = os.pread(fd, FINGERPRINT_BYTES, known)
+        if data[:1] not in (b"", b"\0"):
+            return known, data
+    at = _after_leading_hole(fd)
+    return at, os.pread(fd, FINGERPRINT_BYTES, at)
 
 
 def file_identity(st: os.stat_result) -> tuple[int, int]:
@@ -436,10 +503,13 @@ class Stream:
     refused: str | None = None      # why the engine will not read it (wrong --format)
     head_damage: str | None = None  # a .gz whose first lines cannot be read: what is wrong (read_head)
     piped: bool = False             # standard input or a named pipe: read once, in order, no position
-    judged: bool = False            # piped: its lines have told (or checked) its MTA
-    looked_at: int = -1             # piped: where the last chunk judged for its MTA ends
-    sample: list | None = None      # piped, not told yet: its first chunk's sample (for the verdict)
-    told_by: dict | None = None     # piped, not told yet: lines recognised per MTA
+    by_lines: bool = False          # its MTA is told by its lines as they are read: piped, or a file under
+                                    # --format auto whose sample told none (engine._read_untold)
+    judged: bool = False            # by_lines: its lines have told (or checked) its MTA
+    looked_at: int = -1             # by_lines: where the last chunk judged for its MTA ends
+    sample: list | None = None      # by_lines, not told yet: its first sample (for the verdict)
+    told_by: dict | None = None     # by_lines, not told yet: lines recognised per MTA
+    told_before: str | None = None  # the MTA its position keeps (a run that stopped part way through it)
     compression: str | None = None  # gzip, bzip2, xz (read), zstd (refused), None (plain)
     first_month: int | None = None  # month of its first `Mon DD` line (0: none): --year is that line's year
     last_growth: float = field(default_factory=time.monotonic)
@@ -457,6 +527,7 @@ class Stream:
     pkey: str = ""                  # its position's key: its fingerprint, `fp~N` for another log with that first line
     head: bytes = b""               # the first HEAD_CHECK_BYTES of its text (as read when opened)
     head_check: tuple | None = None  # (n, sha1 of its first n bytes): what its position keeps
+    hole_end: int = 0               # a plain file that starts with a hole: where the text after it starts
 
     @property
     def sequential(self) -> bool:
@@ -692,7 +763,7 @@ class LogFiles:
             fh = Tolerant(lzma.LZMAFile(raw))
         s = Stream(fp="", source=spec, path=path, key=(0, 0), fh=fh, compressed=kind in READABLE, offset=0,
                    order=(0, 0), mtime=self.clock.time(), last_growth=self.clock.monotonic(), piped=True,
-                   compression=kind)
+                   by_lines=True, compression=kind)
         if peeked == b"":
             s.finished = s.eof = True  # the end already (a terminal's Ctrl-D is not seen twice)
         return s
@@ -729,9 +800,15 @@ class LogFiles:
                     return None  # a .gz still being written: look again later
         else:
             fd = os.open(path, os.O_RDONLY)
+            hole = [0]
+
+            def past_hole() -> bytes:
+                hole[0], data = _text_past_hole_fd(fd)
+                return data
+
             try:
                 head = os.pread(fd, HEAD_CHECK_BYTES, 0)
-                fp, _ = fingerprint_of_head(head)
+                fp, _ = fingerprint_of_head(head, past_hole)
             except OSError:
                 os.close(fd)
                 raise
@@ -780,13 +857,18 @@ class LogFiles:
         else:
             fh = fd
         # a followed file's MTA, once told, is kept with its position; a batch run tells it anew
-        known = (pos or {}).get("mta") if self.follow else None
+        # (by its sample; when that tells none, by what its position keeps: engine._judge). A file
+        # once passed over as of no MTA is told anew: its lines may tell now (engine._read_untold).
+        saved = (pos or {}).get("mta")
+        saved = saved if saved != "unrecognised" else None
         s = Stream(fp=fp, source=spec, path=path, key=key, fh=fh, compressed=compressed, offset=offset,
                    order=(st.st_mtime, -rotation_number(os.path.basename(path))), mtime=st.st_mtime,
-                   mta=known if known != "unrecognised" else None, size=size, read_at=offset,
+                   mta=saved if self.follow else None, size=size, read_at=offset,
                    last_growth=self.clock.monotonic(), compression=kind)
-        s.unrecognised = known == "unrecognised"
+        s.told_before = saved if offset else None
         s.pkey, s.head = pkey, head
+        if not compressed:
+            s.hole_end = hole[0]
         self.streams[pkey] = s
         self.by_key[key] = pkey
         self.skipped.pop(key, None)
@@ -877,7 +959,9 @@ class LogFiles:
             try:
                 here = os.stat(pos["path"])
                 head = text_head(pos["path"])
-                if fingerprint_of_head(head)[0] == fp and _holds(pos, head, pos["path"], fp):
+                path = pos["path"]
+                if fingerprint_of_head(head, lambda: _text_past_hole_of(path))[0] == fp and \
+                        _holds(pos, head, pos["path"], fp):
                     continue  # still where it was (a .gz too): read in the ordinary way
             except (OSError, EOFError):
                 here = None
@@ -998,8 +1082,13 @@ class LogFiles:
                 s.eof = True
                 return
             s.mtime_ns = st.st_mtime_ns  # changed: check that it still holds the same text
+
+            def past_hole() -> bytes:
+                s.hole_end, data = _text_past_hole_fd(s.fh, s.hole_end)
+                return data
+
             try:
-                head_fp, _ = fingerprint_of_head(os.pread(s.fh, FINGERPRINT_BYTES, 0))
+                head_fp, _ = fingerprint_of_head(os.pread(s.fh, FINGERPRINT_BYTES, 0), past_hole)
             except OSError as exc:
                 self.problem(s.path, f"read failed: {exc.strerror}; retrying")
                 return
