@@ -1259,11 +1259,33 @@ def test_a_combined_syslog_whose_mail_lines_sit_between_the_sample_windows_is_re
             assert s["lines"] == 0, s
 
 
+@pytest.mark.parametrize("kind", ["postfix", "sendmail", "qmail"])
+def test_a_combined_syslog_given_as_its_explicit_format_is_read_by_its_lines(tmp_path, kind):
+    """`--format postfix` on a syslog whose Postfix lines sit between the sample windows was
+    refused while `--format auto` read it: an explicit format not seen in the sample is looked
+    for in the lines, as on standard input; every mail line is stored and the file marked read."""
+    text, mail = combined_syslog(kind)
+    log = tmp_path / "messages"
+    log.write_bytes(text)
+    old(log)
+    assert sample_tells(log) == 0
+    alone = tmp_path / "mail.log"
+    alone.write_text(mail)
+    old(alone)
+    d, want = tmp_path / "d", tmp_path / "want"
+    assert run(want, "ingest", "--format", kind, alone).returncode == 0
+    r = run(d, "ingest", "--json", "--format", kind, log)
+    assert r.returncode == 0 and "Warning" not in r.stderr.decode(), r.stderr.decode()
+    assert by_mta(d) == by_mta(want) == {kind: by_mta(want)[kind]}
+    (pos,) = json.loads((d / "state" / "ingest-state.json").read_text())["positions"].values()
+    assert pos["offset"] == len(text) and pos["eof"] is True
+
+
 @pytest.mark.parametrize("fmt", ["postfix", "qmail"])
 def test_a_combined_syslog_of_another_mta_given_as_an_explicit_format_is_still_refused(tmp_path, fmt):
-    """An explicit --format is checked against the sample as before: a syslog whose only mail lines
-    (sendmail's, between the windows) are not of the format given is refused, not read and not
-    marked as read, exit status 1."""
+    """An explicit --format is checked against the lines: a syslog whose only mail lines
+    (sendmail's, between the windows) are not of the format given is refused at its end, not
+    read and not marked as read, exit status 1, naming every line it had."""
     text, _ = combined_syslog("sendmail")
     log = tmp_path / "messages"
     log.write_bytes(text)
@@ -1271,7 +1293,8 @@ def test_a_combined_syslog_of_another_mta_given_as_an_explicit_format_is_still_r
     d = tmp_path / "d"
     r = run(d, "ingest", "--format", fmt, log)
     err = r.stderr.decode()
-    assert r.returncode == 1 and f"none looked like {fmt}: not read and not marked as read" in err, err
+    lines = text.count(b"\n")
+    assert r.returncode == 1 and f"{lines} lines, none looked like {fmt}: not read and not marked as read" in err, err
     assert count(d) == 0
     assert json.loads((d / "state" / "ingest-state.json").read_text())["positions"] == {}
 

@@ -270,6 +270,8 @@ class Engine:
             if sample and parser_class(fmt).detect(sample) == 0:
                 if not complete:
                     return False
+                if not s.piped and not at_end:  # its lines may tell further in: read by its lines
+                    return self._untold_file(s, sample)
                 s.info["checked"] = True
                 s.refused = f"{lines} lines, none looked like {fmt}"
                 s.info["problem"] = s.refused
@@ -320,9 +322,10 @@ class Engine:
         return True
 
     def _untold_file(self, s: Stream, sample: list[str]) -> bool:
-        """A file under --format auto whose sample (its first lines and windows further in)
-        tells no MTA: a combined syslog (/var/log/messages, a `journalctl` dump) may hold mail
-        lines between the windows only. It is read as untold standard input is (_read_untold):
+        """A file whose sample (its first lines and windows further in) tells no MTA (under
+        --format auto), or not the --format given: a combined syslog (/var/log/messages, a
+        `journalctl` dump) may hold mail lines between the windows only. It is read as untold
+        standard input is (_read_untold):
         chunk by chunk, a chunk that does not tell line by line, each line by the parser that
         recognises it; the first lines recognised tell its MTA and the chunks after them are read
         as a file's. A batch run refuses it at its end when none did (_untold_at_end: not marked
@@ -337,9 +340,11 @@ class Engine:
         s.sample = sample
         if self.files.follow and s.path not in self._untold_said:  # (once: a quiet file is reopened as it grows)
             self._untold_said.add(s.path)
-            log.warning("watch: %s: none of %d lines looked at is Postfix, sendmail or qmail: its lines are read one "
-                        "by one until one is (check the path, or set format = \"postfix\" etc. for this source)",
-                        s.path, len(sample))
+            fmt = s.source.fmt
+            log.warning("watch: %s: none of %d lines looked at is %s: its lines are read one by one until one is "
+                        "(check the path, or %s for this source)", s.path, len(sample),
+                        "Postfix, sendmail or qmail" if fmt == "auto" else fmt,
+                        "set format = \"postfix\" etc." if fmt == "auto" else "its format")
         return True
 
     def _refresh_context(self, s: Stream) -> None:
