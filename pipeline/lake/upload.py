@@ -11,7 +11,9 @@ may be uploaded already by one file that holds their rows again. A new file of a
 uploaded files have vanished locally is therefore uploaded only with the rows whose event ids the
 node's objects of that day do not hold yet (read from the lake, excluding the object itself, so
 a retry builds the same bytes). Readers remove duplicate ids within a day anyway (lake.read);
-this keeps the lake from growing with copies.
+this keeps the lake from growing with copies. The ledger then forgets the vanished names: it
+lists the files the store holds, not every file it ever held (a `watch` committing every 5 s
+makes 17,280 files a day, which the ledger rewritten after each object once all kept).
 
 Called after each commit by `ingest`, `clean` and `watch` (when `[store] url` is set), and by
 tests.
@@ -72,6 +74,9 @@ class Uploader:
         except (OSError, ValueError) as exc:
             raise LakeError(f"the upload ledger {self.ledger_path} is unreadable ({exc}); delete it to "
                             "re-check every file against the lake (create-only uploads make that safe)") from None
+        for uploaded in data.get("days", {}).values():  # a ledger of earlier versions kept them, marked
+            for n in [n for n, rec in uploaded.items() if rec.get("gone")]:
+                del uploaded[n]
         return data
 
     def _save(self, ledger: dict) -> None:
@@ -95,7 +100,7 @@ class Uploader:
             for day in sorted(pending):
                 uploaded = days.setdefault(day, {})
                 present = local[day]
-                vanished = [n for n, rec in uploaded.items() if n not in present and not rec.get("gone")]
+                vanished = [n for n in uploaded if n not in present]
                 for name in sorted(n for n in present if n not in uploaded):
                     path = present[name]
                     if not path.is_file():
@@ -107,8 +112,8 @@ class Uploader:
                         rec = self._upload_file(key, path, summary)
                     uploaded[name] = rec
                     self._save(ledger)  # after each object: a kill repeats at most one (harmless)
-                for n in vanished:
-                    uploaded[n]["gone"] = True
+                for n in vanished:  # forgotten: a name never comes back, and the lake's objects
+                    del uploaded[n]  # keep the rows (so the ledger holds the stored files only)
                 self._save(ledger)
         return summary
 
