@@ -522,3 +522,33 @@ def test_an_old_ledger_forgets_its_gone_files_and_still_uploads_nothing_twice(tm
     assert (summary.uploaded, summary.already_there, summary.filtered_rows) == (1, 0, 0)
     assert "part-gone-long-ago.parquet" not in json.loads(ledger.read_text())["days"]["2026-11-10"]
 
+
+def test_each_lake_object_of_a_followed_day_is_read_once_per_process(tmp_path, monkeypatch):
+    # Each file `watch` merges locally is uploaded with only the rows the lake lacks, found by
+    # reading the event ids of the node's objects of that day: all of them, at every merge, so a
+    # day of 5-second commits read the square of its 17,280 objects (watch merges every ~17
+    # commits). An object never changes under its name: each is read once now. And the lake
+    # still holds every row once, merged files with rows never uploaded included.
+    import collections
+
+    import pyarrow.parquet as pq
+
+    from pipeline.lake import upload
+    from pipeline.lake.read import connect_lake
+
+    monkeypatch.setattr(upload, "_OBJECT_IDS", collections.OrderedDict(), raising=False)  # a fresh process
+    reads = []
+    real = pq.read_table
+
+    def counting(source, *a, **kw):
+        if str(source).startswith(str(tmp_path / "lake") + "/"):
+            reads.append(str(source))
+        return real(source, *a, **kw)
+
+    monkeypatch.setattr(pq, "read_table", counting)
+    with alarm(60):
+        cfg, lake, rows = _followed_node(tmp_path, 60, unuploaded_every=5)
+    objects = sum(1 for _ in (tmp_path / "lake").rglob("*.parquet"))
+    assert len(reads) == len(set(reads)) <= objects, (len(reads), len(set(reads)), objects)
+    con = connect_lake(lake, tmp_path / "central")
+    assert con.execute("SELECT count(*), count(DISTINCT event_id) FROM lake_events").fetchall() == [(rows, rows)]

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,9 @@ from .objects import file_digests, writer_for
 from .url import DATE_PREFIX, LakeLocation, check_node, lake_of
 
 STATE_DIR = "lake"
+# (lake url, node, day) -> {object path: its event ids}, most recently used last (_lake_ids)
+_OBJECT_IDS: OrderedDict[tuple[str, str, str], dict] = OrderedDict()
+_CACHED_DAYS = 3
 
 
 @dataclass
@@ -161,7 +165,13 @@ class Uploader:
             return self._upload_file(key, part, summary)
 
     def _lake_ids(self, day: str, exclude: str):
-        """The event ids of this node's objects of `day` in the lake (all but `exclude`)."""
+        """The event ids of this node's objects of `day` in the lake (all but `exclude`).
+
+        Each object is read once per process: an object never changes under its name
+        (create-only), so its ids are kept (_OBJECT_IDS, the last few days) and a later call
+        reads only the objects listed since. `watch` merges a day's small files every ~17
+        commits, and each merged file comes here: reading every object of the day each time
+        made a day of 5-second commits cost the square of its 17,280 objects."""
         import pyarrow as pa
         import pyarrow.parquet as pq
         from pyarrow import fs as pafs
@@ -173,16 +183,23 @@ class Uploader:
         except OSError as exc:
             raise LakeError(f"cannot list {folder} in the lake: {exc}") from None
         skip = self.lake.path(exclude)
-        chunks = []
-        for info in infos:
-            if info.type != pafs.FileType.File or not info.base_name.endswith(".parquet") \
-                    or info.base_name.startswith(".") or info.path == skip:
-                continue
-            chunks.append(pq.read_table(info.path, columns=["event_id"], filesystem=filesystem)
-                          .column("event_id").cast(pa.string()))
+        listed = [info.path for info in infos
+                  if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
+                  and not info.base_name.startswith(".") and info.path != skip]
+        cache_key = (self.lake.url, self.node, day)
+        known = _OBJECT_IDS.pop(cache_key, {})
+        known = {path: known[path] for path in listed if path in known}  # deleted objects leave
+        for path in listed:
+            if path not in known:
+                known[path] = pq.read_table(path, columns=["event_id"], filesystem=filesystem) \
+                    .column("event_id").cast(pa.string()).combine_chunks()
+        _OBJECT_IDS[cache_key] = known
+        while len(_OBJECT_IDS) > _CACHED_DAYS:
+            _OBJECT_IDS.popitem(last=False)
+        chunks = [known[path] for path in listed]
         if not chunks:
             return None
-        return pa.chunked_array([c for ch in chunks for c in ch.chunks], type=pa.string()).combine_chunks()
+        return pa.chunked_array(chunks, type=pa.string()).combine_chunks()
 
     @staticmethod
     def _count(outcome: str, key: str, size: int, summary: UploadSummary) -> None:
