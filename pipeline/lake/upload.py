@@ -39,7 +39,7 @@ from .url import DATE_PREFIX, LakeLocation, check_node, lake_of
 STATE_DIR = "lake"
 # (lake url, node, day) -> {object path: its event ids}, most recently used last (_lake_ids)
 _OBJECT_IDS: OrderedDict[tuple[str, str, str], dict] = OrderedDict()
-_CACHED_DAYS = 3
+_CACHED_DAYS = 2  # watch writes today (and yesterday, around midnight UTC): ~24 bytes an event kept
 
 
 @dataclass
@@ -168,7 +168,7 @@ class Uploader:
         """The event ids of this node's objects of `day` in the lake (all but `exclude`).
 
         Each object is read once per process: an object never changes under its name
-        (create-only), so its ids are kept (_OBJECT_IDS, the last few days) and a later call
+        (create-only), so its ids are kept (_OBJECT_IDS, the last two days) and a later call
         reads only the objects listed since. `watch` merges a day's small files every ~17
         commits, and each merged file comes here: reading every object of the day each time
         made a day of 5-second commits cost the square of its 17,280 objects."""
