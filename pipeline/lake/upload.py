@@ -13,7 +13,7 @@ node's objects of that day do not hold yet (read from the lake, excluding the ob
 a retry builds the same bytes). Readers remove duplicate ids within a day anyway (lake.read);
 this keeps the lake from growing with copies. The ledger then forgets the vanished names: it
 lists the files the store holds, not every file it ever held (a `watch` committing every 5 s
-makes 17,280 files a day, which the ledger rewritten after each object once all kept).
+makes 17,280 files a day; the ledger, rewritten after each object, once kept them all).
 
 Called after each commit by `ingest`, `clean` and `watch` (when `[store] url` is set), and by
 tests.
