@@ -464,3 +464,91 @@ def test_the_connections_behind_json_and_export_output_draw_no_progress_bar(cfg,
     settings = dict(line.split() for line in out.splitlines())
     assert settings.pop("plain") == "True"           # where DuckDB draws it, ...
     assert settings == dict.fromkeys(("list", "events", "report", "rule"), "False"), out  # ... ours do not
+
+
+# ----------------------------------------------------------------------------- a followed node's uploads
+def _followed_node(tmp_path, commits: int, *, unuploaded_every: int = 0):
+    """A node as `watch` runs it: a commit of one day's rows, then the upload; the day's small
+    files merged when it holds more than 8 (watch: 32). Every `unuploaded_every`-th commit is
+    merged before it is uploaded (a lake unreachable for a while). Returns (cfg, lake, rows)."""
+    from pipeline.core.config import load_config
+    from pipeline.lake.upload import Uploader
+    from pipeline.lake.url import parse_url
+    from pipeline.store.event_store import EventStore
+
+    cfg = load_config(None, data_dir=tmp_path / "mta01", timezone="Asia/Tokyo")
+    lake = parse_url(str(tmp_path / "lake"))
+    store = EventStore(cfg.data_dir)
+    rows = 0
+    for i in range(commits):
+        store_events(cfg, [event(f"u{i}.{k}@docomo.ne.jp", at(10, 9, i % 60)) for k in range(2)])
+        rows += 2
+        if not (unuploaded_every and i % unuploaded_every == unuploaded_every - 1):
+            Uploader(cfg.data_dir, lake, "mta01").run()
+        if len(store.files("2026-11-10")) > 8:
+            assert store.compact("2026-11-10", min_files=4)
+    Uploader(cfg.data_dir, lake, "mta01").run()
+    return cfg, lake, rows
+
+
+def test_the_upload_ledger_lists_the_stored_files_not_every_file_ever_stored(tmp_path):
+    # The ledger kept every file a node had ever uploaded, marked "gone" once `watch` had merged
+    # it locally, and was rewritten whole after each object: a node committing every 5 s made
+    # 17,280 entries a day (4 MB), 130 MB after a month, loaded and written twice per commit.
+    import json
+
+    from pipeline.store.event_store import EventStore
+
+    with alarm(60):
+        cfg, lake, rows = _followed_node(tmp_path, 40)
+    (ledger,) = (cfg.data_dir / "lake").glob("uploaded-*.json")
+    listed = json.loads(ledger.read_text())["days"]["2026-11-10"]
+    stored = {f.name for f in EventStore(cfg.data_dir).files("2026-11-10")}
+    assert set(listed) == stored, (len(listed), len(stored))  # (40 uploaded files, 9 stored)
+
+
+def test_an_old_ledger_forgets_its_gone_files_and_still_uploads_nothing_twice(tmp_path):
+    import json
+
+    from pipeline.lake.upload import Uploader
+
+    cfg, lake, rows = _followed_node(tmp_path, 12)
+    (ledger,) = (cfg.data_dir / "lake").glob("uploaded-*.json")
+    old = json.loads(ledger.read_text())
+    old["days"]["2026-11-10"]["part-gone-long-ago.parquet"] = {"key": "x", "sha256": "0", "size": 1, "gone": True}
+    ledger.write_text(json.dumps(old))
+    store_events(cfg, [event("late@docomo.ne.jp", at(10, 22))])
+    summary = Uploader(cfg.data_dir, lake, "mta01").run()
+    assert (summary.uploaded, summary.already_there, summary.filtered_rows) == (1, 0, 0)
+    assert "part-gone-long-ago.parquet" not in json.loads(ledger.read_text())["days"]["2026-11-10"]
+
+
+def test_each_lake_object_of_a_followed_day_is_read_once_per_process(tmp_path, monkeypatch):
+    # Each file `watch` merges locally is uploaded with only the rows the lake lacks, found by
+    # reading the event ids of the node's objects of that day: all of them, at every merge, so a
+    # day of 5-second commits read the square of its 17,280 objects (watch merges every ~17
+    # commits). An object never changes under its name: each is read once now. And the lake
+    # still holds every row once, merged files with rows never uploaded included.
+    import collections
+
+    import pyarrow.parquet as pq
+
+    from pipeline.lake import upload
+    from pipeline.lake.read import connect_lake
+
+    monkeypatch.setattr(upload, "_OBJECT_IDS", collections.OrderedDict(), raising=False)  # a fresh process
+    reads = []
+    real = pq.read_table
+
+    def counting(source, *a, **kw):
+        if str(source).startswith(str(tmp_path / "lake") + "/"):
+            reads.append(str(source))
+        return real(source, *a, **kw)
+
+    monkeypatch.setattr(pq, "read_table", counting)
+    with alarm(60):
+        cfg, lake, rows = _followed_node(tmp_path, 60, unuploaded_every=5)
+    objects = sum(1 for _ in (tmp_path / "lake").rglob("*.parquet"))
+    assert len(reads) == len(set(reads)) <= objects, (len(reads), len(set(reads)), objects)
+    con = connect_lake(lake, tmp_path / "central")
+    assert con.execute("SELECT count(*), count(DISTINCT event_id) FROM lake_events").fetchall() == [(rows, rows)]

@@ -11,7 +11,9 @@ may be uploaded already by one file that holds their rows again. A new file of a
 uploaded files have vanished locally is therefore uploaded only with the rows whose event ids the
 node's objects of that day do not hold yet (read from the lake, excluding the object itself, so
 a retry builds the same bytes). Readers remove duplicate ids within a day anyway (lake.read);
-this keeps the lake from growing with copies.
+this keeps the lake from growing with copies. The ledger then forgets the vanished names: it
+lists the files the store holds, not every file it ever held (a `watch` committing every 5 s
+makes 17,280 files a day; the ledger, rewritten after each object, once kept them all).
 
 Called after each commit by `ingest`, `clean` and `watch` (when `[store] url` is set), and by
 tests.
@@ -23,6 +25,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +37,9 @@ from .objects import file_digests, writer_for
 from .url import DATE_PREFIX, LakeLocation, check_node, lake_of
 
 STATE_DIR = "lake"
+# (lake url, node, day) -> {object path: its event ids}, most recently used last (_lake_ids)
+_OBJECT_IDS: OrderedDict[tuple[str, str, str], dict] = OrderedDict()
+_CACHED_DAYS = 2  # watch writes today (and yesterday, around midnight UTC): ~24 bytes an event kept
 
 
 @dataclass
@@ -72,6 +78,9 @@ class Uploader:
         except (OSError, ValueError) as exc:
             raise LakeError(f"the upload ledger {self.ledger_path} is unreadable ({exc}); delete it to "
                             "re-check every file against the lake (create-only uploads make that safe)") from None
+        for uploaded in data.get("days", {}).values():  # a ledger of earlier versions kept them, marked
+            for n in [n for n, rec in uploaded.items() if rec.get("gone")]:
+                del uploaded[n]
         return data
 
     def _save(self, ledger: dict) -> None:
@@ -95,7 +104,7 @@ class Uploader:
             for day in sorted(pending):
                 uploaded = days.setdefault(day, {})
                 present = local[day]
-                vanished = [n for n, rec in uploaded.items() if n not in present and not rec.get("gone")]
+                vanished = [n for n in uploaded if n not in present]
                 for name in sorted(n for n in present if n not in uploaded):
                     path = present[name]
                     if not path.is_file():
@@ -107,8 +116,8 @@ class Uploader:
                         rec = self._upload_file(key, path, summary)
                     uploaded[name] = rec
                     self._save(ledger)  # after each object: a kill repeats at most one (harmless)
-                for n in vanished:
-                    uploaded[n]["gone"] = True
+                for n in vanished:  # forgotten: a name never comes back, and the lake's objects
+                    del uploaded[n]  # keep the rows (so the ledger holds the stored files only)
                 self._save(ledger)
         return summary
 
@@ -156,7 +165,13 @@ class Uploader:
             return self._upload_file(key, part, summary)
 
     def _lake_ids(self, day: str, exclude: str):
-        """The event ids of this node's objects of `day` in the lake (all but `exclude`)."""
+        """The event ids of this node's objects of `day` in the lake (all but `exclude`).
+
+        Each object is read once per process: an object never changes under its name
+        (create-only), so its ids are kept (_OBJECT_IDS, the last two days) and a later call
+        reads only the objects listed since. `watch` merges a day's small files every ~17
+        commits, and each merged file comes here: reading every object of the day each time
+        made a day of 5-second commits cost the square of its 17,280 objects."""
         import pyarrow as pa
         import pyarrow.parquet as pq
         from pyarrow import fs as pafs
@@ -168,16 +183,23 @@ class Uploader:
         except OSError as exc:
             raise LakeError(f"cannot list {folder} in the lake: {exc}") from None
         skip = self.lake.path(exclude)
-        chunks = []
-        for info in infos:
-            if info.type != pafs.FileType.File or not info.base_name.endswith(".parquet") \
-                    or info.base_name.startswith(".") or info.path == skip:
-                continue
-            chunks.append(pq.read_table(info.path, columns=["event_id"], filesystem=filesystem)
-                          .column("event_id").cast(pa.string()))
+        listed = [info.path for info in infos
+                  if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
+                  and not info.base_name.startswith(".") and info.path != skip]
+        cache_key = (self.lake.url, self.node, day)
+        known = _OBJECT_IDS.pop(cache_key, {})
+        known = {path: known[path] for path in listed if path in known}  # deleted objects leave
+        for path in listed:
+            if path not in known:
+                known[path] = pq.read_table(path, columns=["event_id"], filesystem=filesystem) \
+                    .column("event_id").cast(pa.string()).combine_chunks()
+        _OBJECT_IDS[cache_key] = known
+        while len(_OBJECT_IDS) > _CACHED_DAYS:
+            _OBJECT_IDS.popitem(last=False)
+        chunks = [known[path] for path in listed]
         if not chunks:
             return None
-        return pa.chunked_array([c for ch in chunks for c in ch.chunks], type=pa.string()).combine_chunks()
+        return pa.chunked_array(chunks, type=pa.string()).combine_chunks()
 
     @staticmethod
     def _count(outcome: str, key: str, size: int, summary: UploadSummary) -> None:
