@@ -401,6 +401,34 @@ def test_a_reply_repeating_in_reply_to_is_read_in_linear_time():
     assert smtp_phase_of("550 é\n(in reply to x\n(in reply to end of DATA command))\n") == "end_of_data"
 
 
+# ----------------------------------------------------------------------------- store errors
+PARQUET_PATH_BY_DEFINITION = r"""["']?(/[^"'\s]*?\.parquet)["']?"""   # warehouse's, as first written
+
+
+def test_the_parquet_path_in_an_error_is_the_one_the_definition_finds():
+    from pipeline.store.warehouse import _PARQUET_PATH_RE
+
+    definition = re.compile(PARQUET_PATH_BY_DEFINITION)
+    rng = random.Random(4)
+    pieces = ["/", "//", ".parquet", "parquet", ".", '"', "'", " ", "\n", "\t", "a", "x/y", "date=2026-12-05",
+              "/events/", "IO Error: ", "é", "p.parquet.parquet"]
+    for trial in range(30_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 12)))
+        want, got = definition.search(text), _PARQUET_PATH_RE.search(text)
+        assert (want and want.group(1)) == (got and got.group(1)), text
+
+
+def test_an_error_text_of_many_slashes_is_read_in_linear_time():
+    # the path pattern read from every '/' of a run to its end: 32,000 '/' took 9 s
+    from pipeline.store.warehouse import _corrupt_file_error
+
+    with alarm(20):  # (before: minutes)
+        assert _corrupt_file_error(Exception("parquet: " + "/" * 200_000 + "x")) is None
+        assert _corrupt_file_error(Exception("parquet: " + "/" * 200_000 + " 'x/" + "a/" * 100_000)) is None
+    found = _corrupt_file_error(Exception('IO Error: "/d/events/date=2026-12-05/p.parquet" is not a parquet file'))
+    assert found is not None and "/d/events/date=2026-12-05/p.parquet" in str(found)
+
+
 # ----------------------------------------------------------------------------- doctor message
 def test_an_end_tag_of_an_element_never_opened_costs_one_look_up():
     # each end tag searched the whole stack of open elements: 7,000 unclosed <b> and as many
