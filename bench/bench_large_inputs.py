@@ -178,6 +178,12 @@ def _phase(text: str):
     return lambda: smtp_phase_of(text)
 
 
+def _store_error(text: str):
+    from pipeline.store.warehouse import _corrupt_file_error
+
+    return lambda: _corrupt_file_error(Exception(text))
+
+
 def _suppression_list(n: int, args: list[str], tmp: Path):
     """`mailhygiene suppression list ARGS` over a list of n entries, in a grandchild (its own peak
     memory); the work's figure is that process's wall time and peak RSS."""
@@ -268,6 +274,9 @@ CASES = {
                        {"full": [65_536], "quick": [8_000]},
                        lambda n, tmp: (f"a {n // 1024} KiB delivery text repeating it",
                                        _phase(("(in reply to x command))" * (n // 24 + 1))[:n - 1] + "\x01"))),
+    "parquet_path": ("store: the Parquet path in a DuckDB error", "366dc51",
+                     {"full": [32_000], "quick": [4_000]},
+                     lambda n, tmp: (f"an error text with a run of {n:,} '/'", _store_error("parquet: " + "/" * n + "x"))),
 }
 
 
