@@ -274,7 +274,7 @@ CASES = {
                        {"full": [65_536], "quick": [8_000]},
                        lambda n, tmp: (f"a {n // 1024} KiB delivery text repeating it",
                                        _phase(("(in reply to x command))" * (n // 24 + 1))[:n - 1] + "\x01"))),
-    "parquet_path": ("store: the Parquet path in a DuckDB error", "ad495cd",
+    "parquet_path": ("store: the Parquet path in a DuckDB error", "3b8523d",
                      {"full": [32_000], "quick": [4_000]},
                      lambda n, tmp: (f"an error text with a run of {n:,} '/'", _store_error("parquet: " + "/" * n + "x"))),
 }
