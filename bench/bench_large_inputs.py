@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -335,6 +336,7 @@ class Worktrees:
             if where is not None:
                 subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(where)], capture_output=True)
         subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], capture_output=True)
+        shutil.rmtree(self.base, ignore_errors=True)
 
 
 def main() -> None:
