@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-for script in ("bench_ingest.py", "bench_rule.py", "bench_watch.py", "bench_sender.py", "bench_startup.py"):
+for script in ("bench_ingest.py", "bench_rule.py", "bench_watch.py", "bench_sender.py", "bench_startup.py",
+               "bench_large_inputs.py"):
     path = HERE / script
     if path.exists():
         print(f"== {script}", flush=True)

@@ -18,7 +18,19 @@ import pytest
 
 from pipeline.sender.queue import Queue
 
-from fixtures import alarm, at, event, store_events
+from fixtures import alarm, at, event, optional_corpus_path, store_events
+
+
+def corpus_lines() -> list[str]:
+    """Real remote replies and Postfix lines from the shared corpus (the Sisimai diagnostics, the
+    Postfix grok-pattern examples), for the differential tests; none when the corpus is absent."""
+    lines = []
+    for parts in (("sisimai-diagnostics", "diagnostics.tsv"), ("postfix-grok-patterns", "lines.tsv")):
+        path = optional_corpus_path(*parts)
+        if path is not None:
+            with open(path, encoding="utf-8") as fh:
+                lines.extend(field for row in fh for field in row.rstrip("\n").split("\t") if " " in field)
+    return lines
 
 
 # ----------------------------------------------------------------------------- send daemon's queue
@@ -293,7 +305,7 @@ REPLY_SAID_BY_DEFINITION = (
 
 
 def test_the_reply_pattern_finds_what_its_definition_finds():
-    from pipeline.classify.classifier import _REPLY_SAID
+    from pipeline.classify.classifier import _reply_said
 
     definition = re.compile(REPLY_SAID_BY_DEFINITION, re.I)
     rng = random.Random(5)
@@ -301,8 +313,37 @@ def test_the_reply_pattern_finds_what_its_definition_finds():
               " ", "  ", "\t", ":", "::", "'", '"', "(", "550", "421", "5.1.1", "4.7.0", "-", "#", "x", "after RCPT TO"]
     for trial in range(20_000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 12)))
-        want, got = definition.search(text), _REPLY_SAID.search(text)
+        want, got = definition.search(text), _reply_said(text)
         assert (want and want.groups()) == (got and got.groups()), text
+
+
+def test_a_repeated_error_from_phrase_finds_what_the_definition_finds():
+    # _reply_said tries "error from remote mail server" once per colon-free stretch; the
+    # definition tries every one (and takes the last code before the colon): the same groups
+    from pipeline.classify.classifier import _reply_said
+
+    definition = re.compile(REPLY_SAID_BY_DEFINITION, re.I)
+    rng = random.Random(8)
+    pieces = ["error from remote mail server", "Error From Remote Mail Server", "said", "reply=", "returned",
+              " ", ":", ": ", "550", "421 ", "250-", "5.1.1", " 4.7.0", "'", "(", "-", "x", "\n", "after RCPT TO:<a@b>"]
+    for trial in range(30_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 16)))
+        want, got = definition.search(text), _reply_said(text)
+        assert (want and want.groups()) == (got and got.groups()), text
+    for line in corpus_lines():
+        want, got = definition.search(line), _reply_said(line)
+        assert (want and want.groups()) == (got and got.groups()), line
+
+
+def test_a_reply_repeating_its_phrase_is_read_in_linear_time():
+    # a remote's reply (up to a 64 KB log line, or a bounce mail's text) that repeats "error from
+    # remote mail server" without a colon: each one read the rest of the text, 3.5-5 s for 64 KB
+    from pipeline.classify.classifier import parse_reply
+
+    with alarm(20):  # (before: 3.5-5 s a 64 KB text, so about two minutes for 360 KB)
+        assert parse_reply("error from remote mail server " * 12_000 + "x") == (None, None)
+        assert parse_reply("error from remote mail server " * 12_000 + ": 550 5.1.1 x") == (550, "5.1.1")
+        assert parse_reply("Error from remote mail server x" * 12_000 + "said 421 4.7.0") == (421, "4.7.0")
 
 
 def test_a_reply_phrase_before_a_long_run_of_spaces_is_read_in_linear_time():
@@ -325,6 +366,67 @@ def test_a_reply_of_many_bracketed_ids_is_normalised_in_linear_time():
     with alarm(20):  # (before: over a minute)
         assert _quick_normalise("550 " + "[1.1]" * 400_000) == "550 " + "[ip]" * 400_000
         assert _quick_normalise("550 " + "[a1b2c3d4e5]" * 100_000) == "550 " + "[#]" * 100_000
+
+
+# ----------------------------------------------------------------------------- postfix phase
+PHASE_BY_DEFINITION = r"\(in reply to (.+?) command\)\)?\s*$"   # postfix.PHASE_RE, searched
+
+
+def test_the_phase_command_is_what_the_phase_pattern_finds():
+    from pipeline.ingest.parsers.postfix import phase_command
+
+    definition = re.compile(PHASE_BY_DEFINITION)
+    rng = random.Random(9)
+    pieces = ["(in reply to ", "(in reply to", "in reply to ", "RCPT TO", "end of DATA", "x", " command)", "command)",
+              " command", ")", "))", " ", "  ", "\t", "\n", "\r\n", "(", "550 5.1.1 ", "é", "(in reply to  command)"]
+    for trial in range(30_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 12)))
+        want = definition.search(text)
+        assert phase_command(text) == (want and want.group(1)), text
+    for line in corpus_lines():
+        want = definition.search(line)
+        assert phase_command(line) == (want and want.group(1)), line
+
+
+def test_a_reply_repeating_in_reply_to_is_read_in_linear_time():
+    # the phase pattern read from every "(in reply to " of a remote's reply to the end of the
+    # text: a 64 KB delivery text repeating it took 1.2 s, and the texts of non-ASCII lines (and
+    # of every line the block reader leaves to PostfixParser) go through it
+    from pipeline.ingest.parsers.postfix import smtp_phase_of
+
+    with alarm(20):  # (before: 1.2 s a 64 KB text, so a minute or more for each of these)
+        assert smtp_phase_of("550 é " + "(in reply to x command))" * 25_000 + "x") is None
+        # (the first "(in reply to " starts the command, as the pattern reads it)
+        assert smtp_phase_of("550 é " + "(in reply to " * 40_000 + "RCPT TO command)") == "(in reply to " * 39_999 + "rcpt to"
+    assert smtp_phase_of("550 é\n(in reply to x\n(in reply to end of DATA command))\n") == "end_of_data"
+
+
+# ----------------------------------------------------------------------------- store errors
+PARQUET_PATH_BY_DEFINITION = r"""["']?(/[^"'\s]*?\.parquet)["']?"""   # warehouse's, as first written
+
+
+def test_the_parquet_path_in_an_error_is_the_one_the_definition_finds():
+    from pipeline.store.warehouse import _PARQUET_PATH_RE
+
+    definition = re.compile(PARQUET_PATH_BY_DEFINITION)
+    rng = random.Random(4)
+    pieces = ["/", "//", ".parquet", "parquet", ".", '"', "'", " ", "\n", "\t", "a", "x/y", "date=2026-12-05",
+              "/events/", "IO Error: ", "é", "p.parquet.parquet"]
+    for trial in range(30_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 12)))
+        want, got = definition.search(text), _PARQUET_PATH_RE.search(text)
+        assert (want and want.group(1)) == (got and got.group(1)), text
+
+
+def test_an_error_text_of_many_slashes_is_read_in_linear_time():
+    # the path pattern read from every '/' of a run to its end: 32,000 '/' took 9 s
+    from pipeline.store.warehouse import _corrupt_file_error
+
+    with alarm(20):  # (before: minutes)
+        assert _corrupt_file_error(Exception("parquet: " + "/" * 200_000 + "x")) is None
+        assert _corrupt_file_error(Exception("parquet: " + "/" * 200_000 + " 'x/" + "a/" * 100_000)) is None
+    found = _corrupt_file_error(Exception('IO Error: "/d/events/date=2026-12-05/p.parquet" is not a parquet file'))
+    assert found is not None and "/d/events/date=2026-12-05/p.parquet" in str(found)
 
 
 # ----------------------------------------------------------------------------- doctor message

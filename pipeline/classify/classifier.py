@@ -290,18 +290,39 @@ def describe(c: Classification) -> str:
 
 _CODE = r"([245]\d\d)"
 _ENH = r"([245]\.\d{1,3}\.\d{1,3})(?!\d|\.\d)"
-_REPLY_SAID = re.compile(
-    # `\s*(?::\s*)?`, not `\s*:?\s*`: two runs of spaces side by side are tried at every split
-    # of a long run (quadratic); the phrase's own `[^:]*` takes the spaces before a colon
-    r"(?:(?:said|says|replied|response was|reply=|returned)\s*|error from remote mail server[^:]*)"
-    r"(?::\s*)?['\"(]?" + _CODE + r"(?=[\s\-'\"]|$)(?:[\s\-'\"]+#?" + _ENH + ")?",
-    re.I,
-)
+# The reply after a phrase: `said: 550 5.1.1`, `reply=550`, `error from remote mail server after
+# RCPT TO:<a@b>: 550 ...`. `\s*(?::\s*)?`, not `\s*:?\s*`: two runs of spaces side by side are
+# tried at every split of a long run (quadratic); the phrase's own `[^:]*` takes the spaces before
+# a colon. The two kinds of phrase are two patterns (see _reply_said): `[^:]*` read from every
+# "error from remote mail server" to the same colon was quadratic in a text that repeats it.
+_REPLY_TAIL = r"(?::\s*)?['\"(]?" + _CODE + r"(?=[\s\-'\"]|$)(?:[\s\-'\"]+#?" + _ENH + ")?"
+_REPLY_SAID = re.compile(r"(?:said|says|replied|response was|reply=|returned)\s*" + _REPLY_TAIL, re.I)
+_ERROR_FROM = re.compile(r"error from remote mail server", re.I)
+_REPLY_ERROR_FROM = re.compile(_ERROR_FROM.pattern + r"[^:]*" + _REPLY_TAIL, re.I)
 _REPLY_ANY = re.compile(r"(?:^|[\s:;(\"'=])" + _CODE + r"(?=[\s\-]|$)(?:[\s\-]+#?" + _ENH + ")?")
 _ENH_ANY = re.compile(r"(?<![\d.])" + _ENH)
 # Amazon SES and others prefix the remote reply with their own rendering of a DSN code:
 # "5.1.0 - Unknown address error 550-'5.7.1 ... Access denied'": the remote's code is the one inside.
 _RELAYED_REPLY = re.compile(r"^\s*[245]\.\d{1,3}\.\d{1,3} - [^0-9']{3,60}?\s(?=[245]\d\d[\s\-])")
+
+
+def _reply_said(text: str) -> re.Match | None:
+    """The leftmost reply after a phrase: what one search of `_REPLY_SAID|_REPLY_ERROR_FROM` finds
+    (their phrases start with different letters, so at most one matches at a place), in one pass.
+    "error from remote mail server" is matched once per colon-free stretch: a later one before
+    the same colon can only look at a part of the same stretch, so when the first fails it fails."""
+    said = _REPLY_SAID.search(text)
+    before = said.start() if said else len(text)
+    pos = 0
+    while (phrase := _ERROR_FROM.search(text, pos)) is not None and phrase.start() < before:
+        m = _REPLY_ERROR_FROM.match(text, phrase.start())
+        if m:
+            return m
+        colon = text.find(":", phrase.end())
+        if colon < 0:
+            break
+        pos = colon + 1
+    return said
 
 
 def parse_reply(text: str | None) -> tuple[int | None, str | None]:
@@ -318,7 +339,7 @@ def parse_reply(text: str | None) -> tuple[int | None, str | None]:
     relayed = _RELAYED_REPLY.match(text)
     if relayed:
         text = text[relayed.end():]
-    m = _REPLY_SAID.search(text) or _REPLY_ANY.search(text)
+    m = _reply_said(text) or _REPLY_ANY.search(text)
     code = int(m.group(1)) if m else None
     enh = m.group(2) if m and m.group(2) else None
     if enh is None:

@@ -95,7 +95,11 @@ def resolve_config(data_dir: str | os.PathLike | None = None, config: Config | N
     return config
 
 
-_PARQUET_PATH_RE = re.compile(r"""["']?(/[^"'\s]*?\.parquet)["']?""")
+# The first path to a .parquet file in an error's text: from the first '/' of a run of characters
+# other than quotes and white space to the first ".parquet" after it. (Not `["']?(/[^"'\s]*?\.parquet)`
+# searched from every '/': a run of many '/' and no ".parquet" was quadratic. When the first '/'
+# of a run has no ".parquet" after it, no later one has.)
+_PARQUET_PATH_RE = re.compile(r"""(?<![^"'\s])[^"'\s/]*+(/[^"'\s]*?\.parquet)""")
 
 
 def _corrupt_file_error(exc: Exception) -> StoreCorrupt | None:

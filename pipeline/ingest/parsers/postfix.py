@@ -33,7 +33,10 @@ BAD_QUEUE_ID = "bad queue id"
 ANY_PREFIX_RE = re.compile(r" postfix[^\s\[:]*(?:\[\d+\])?: [^\s:]+: (?:to=|from=|message-id=|removed$)")
 BAD_STAMP = "bad stamp"
 STATUS_RE = re.compile(r"status=([a-z][a-z-]*)(?: \((.*)\))?$")
-PHASE_RE = re.compile(r"\(in reply to (.+?) command\)\)?\s*$")
+# The phase is the command in `(in reply to X command)` at the end of the text (then `)` and
+# white space): `\(in reply to (.+?) command\)\)?\s*$` searched, as one pass (phase_command).
+_IN_REPLY_TO = "(in reply to "
+_PHASE_END_RE = re.compile(r" command\)\)?\s*$")
 WHILE_SENDING_RE = re.compile(r"while sending (RCPT TO|MAIL FROM|end of data|DATA|message body)", re.I)
 PHASES = {
     "RCPT TO": "rcpt", "MAIL FROM": "mail", "end of DATA": "end_of_data", "DATA": "data",
@@ -88,12 +91,27 @@ def read_prefix(ctx, line: str):
         return BAD_STAMP if rest.startswith(("to=", "from=", "message-id=")) or rest == "removed" else None
 
 
+def phase_command(diagnostic: str) -> str | None:
+    r"""What `\(in reply to (.+?) command\)\)?\s*$` finds (group 1), in one pass: that search
+    read from every "(in reply to " to the end, quadratic in a text that repeats it. Only one
+    ` command)` ends such a text; the match starts at the first "(in reply to " after the last
+    line break before it (`.` is not a line break) and leaves at least a character between."""
+    end = _PHASE_END_RE.search(diagnostic)
+    if end is None:
+        return None
+    command_at = end.start()
+    start = diagnostic.find(_IN_REPLY_TO, diagnostic.rfind("\n", 0, command_at) + 1)
+    if start < 0 or start + len(_IN_REPLY_TO) >= command_at:
+        return None
+    return diagnostic[start + len(_IN_REPLY_TO):command_at]
+
+
 def smtp_phase_of(diagnostic: str | None) -> str | None:
     if not diagnostic:
         return None
-    m = PHASE_RE.search(diagnostic) if "in reply to " in diagnostic else None
-    if m:
-        return PHASES.get(m.group(1), m.group(1).lower())
+    command = phase_command(diagnostic) if "in reply to " in diagnostic else None
+    if command is not None:
+        return PHASES.get(command, command.lower())
     if "refused to talk to me" in diagnostic or "while receiving the initial server greeting" in diagnostic:
         return "connect"
     m = WHILE_SENDING_RE.search(diagnostic)
