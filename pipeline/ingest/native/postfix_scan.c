@@ -1705,7 +1705,7 @@ static const struct { const char *word; int phase; } PHASE_OF[] = {
     {"XCLIENT", PH_HELO}, {"STARTTLS", PH_HELO}, {"BDAT", PH_DATA}, {"LHLO", PH_HELO}, {"AUTH", PH_HELO},
     {NULL, 0}};
 
-/* smtp_phase_of: PHASE_RE `\(in reply to (.+?) command\)\)?\s*$`, then "refused to talk to me" /
+/* smtp_phase_of: what `\(in reply to (.+?) command\)\)?\s*$` finds (postfix.phase_command), then "refused to talk to me" /
  * "while receiving the initial server greeting", then WHILE_SENDING_RE (case-insensitive).
  * PH_PYTHON: a command word PHASES does not name (smtp_phase_of lower-cases it). */
 static int phase_in(const uint8_t *t, const uint8_t *end) {
