@@ -375,6 +375,91 @@ def test_watch_uploads_after_its_commits_and_once_more_when_it_stops(tmp_path):
     assert local > 0 and in_lake == local  # every stored event reached the lake
 
 
+def test_watch_uploads_at_most_every_interval_the_first_and_the_last_at_once(tmp_path, monkeypatch):
+    from pipeline.lake import node
+
+    calls, failing = [], [False]
+
+    def upload(cfg, **kw):
+        calls.append(kw)
+        return None if failing[0] else node.UploadSummary()  # (None: failed and warned)
+
+    monkeypatch.setattr(node, "after_commit", upload)
+    now = [1000.0]
+    cfg = make_config(tmp_path, f'[store]\nurl = "{tmp_path / "lake"}"\nnode = "n1"\nupload_interval = 300\n')
+    hook = node.WatchUploads(cfg, clock=lambda: now[0])
+    assert hook() is False and len(calls) == 1             # the first commit: at once
+    now[0] += 10
+    assert hook() is True and len(calls) == 1              # within the interval: left for later
+    now[0] += 290
+    assert hook() is False and len(calls) == 2             # the interval has passed
+    now[0] += 1
+    assert hook(final=True) is False and len(calls) == 3   # the follower stops: at once
+    assert calls == [{"strict": False, "merge": True}] * 3
+    failing[0] = True                                      # the lake cannot be reached:
+    now[0] += 400
+    assert hook() is True and len(calls) == 4              # warned, and asked again ...
+    now[0] += 10
+    assert hook() is True and len(calls) == 4
+    failing[0] = False
+    now[0] += 20
+    assert hook() is False and len(calls) == 5             # ... within 30 s, not the interval
+    every_commit = node.WatchUploads(make_config(tmp_path, f'[store]\nurl = "{tmp_path / "lake"}"\nnode = "n1"\n'
+                                                 'upload_interval = 0\n'), clock=lambda: now[0])
+    assert every_commit() is False and every_commit() is False and len(calls) == 7
+
+
+@pytest.mark.parametrize("interval", [0, 3600])
+def test_watch_uploads_a_days_new_files_as_one_object(tmp_path, interval):
+    """`watch` uploaded one object per commit: a node committing every 5 s added 17,280 objects a
+    day until `clean` compacted the closed days, and a central read of 10,000 took 16 s to attach
+    (BENCHMARKS.md). With [store] upload_interval it uploads at most that often, a day's new files
+    merged into one object first (rows the lake holds left out). Each round of lines below is a
+    commit; every stored row reaches the lake either way."""
+    import json
+    import threading
+    import time
+
+    from pipeline.ingest.engine import follow
+
+    lake = tmp_path / "lake"
+    cfg = _source_node(tmp_path, lake, f"upload_interval = {interval}\n[watch]\nflush_interval = 0.1\npoll_interval = 0.05\n")
+    log = Path(cfg.sources[0].path)
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("")
+    stop = threading.Event()
+    runner = threading.Thread(target=follow, args=(cfg, stop), kwargs={"use_watchdog": False}, daemon=True)
+    runner.start()
+    state = cfg.data_dir / "state" / "ingest-state.json"
+    rounds = [lines[i:i + 8] for i in range(0, len(lines), 8)]
+    try:
+        for part in rounds:
+            with log.open("a") as fh:
+                fh.write("".join(part))
+            size, deadline = log.stat().st_size, time.monotonic() + 60
+            while True:  # committed: the read position is at the end
+                positions = json.loads(state.read_text())["positions"] if state.exists() else {}
+                if any(p.get("offset") == size for p in positions.values()):
+                    break
+                assert runner.is_alive() and time.monotonic() < deadline, "watch did not commit in 60 s"
+                time.sleep(0.02)
+    finally:
+        stop.set()
+        runner.join(timeout=60)
+    assert not runner.is_alive()
+    objects = list_objects(parse_url(str(lake)))
+    per_day: dict = {}
+    for o in objects:
+        per_day[o.day] = per_day.get(o.day, 0) + 1
+    local, in_lake = _local_and_lake_rows(cfg, lake, tmp_path / "central")
+    assert local > 0 and in_lake == local  # every stored event reached the lake, once
+    if interval:
+        # the first commit's objects at once, then the rest at the stop: one object a day
+        assert max(per_day.values()) <= 2 and len(objects) <= len(per_day) + 1, per_day
+    else:
+        assert max(per_day.values()) >= 3, per_day  # (the rounds: a day's lines span several)
+
+
 @pytest.mark.slow  # the whole nightly job (ingest, rule, export, report)
 def test_clean_uploads_after_its_ingest_and_says_so_in_its_json(tmp_path):
     import json

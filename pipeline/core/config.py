@@ -335,6 +335,10 @@ class StoreSettings:
     # Closed days (older than this many days, UTC) of this node with several objects are merged
     # into one object by `clean` (0 = never).
     compact_after_days: int = setting(3, min=0, max=366)
+    # `watch` uploads at most this often (seconds; its first commit and its stop at once): the
+    # day's new files are merged into one object per upload, so a busy node adds one object a
+    # day per interval, not one per commit (0 = after every commit).
+    upload_interval: float = setting(300.0, min=0.0, max=86400.0)
 
 
 @dataclass(frozen=True)

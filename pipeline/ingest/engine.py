@@ -663,9 +663,10 @@ class Engine:
                use_watchdog: bool = True, on_start=None, on_stored=None) -> IngestSummary:
         """Follow the sources until `stop_event` is set (or stop() is called); returns what was
         read and written. `on_start(engine)` is called once the engine runs (the CLI routes
-        signals to engine.stop()); `on_stored()` after the events of one or more commits are
-        durable and their state saved (lake.node.watch_hook: this node uploads its sealed
-        files), in the loop and once more at the end; it must not raise."""
+        signals to engine.stop()); `on_stored(final=False)` after the events of one or more
+        commits are durable and their state saved (lake.node.watch_hook: this node uploads its
+        sealed files), in the loop (again at each step while it answers True: work left for
+        later) and once more at the end with final=True; it must not raise."""
         if stop_event is not None:
             self.stop_event = stop_event
         with self.following(sources, use_watchdog=use_watchdog, on_start=on_start, on_stored=on_stored) as summary:
@@ -727,7 +728,7 @@ class Engine:
                     self.session.commit()
                     self.session.finish_pending()
                     self._unannounced = True
-                    self._announce_stored()
+                    self._announce_stored(final=True)
                 finally:
                     self.files.close()
                     self._stop_readers()
@@ -822,14 +823,18 @@ class Engine:
         self._unannounced = True
         return True
 
-    def _announce_stored(self) -> None:
-        """on_stored() once the commits since the last call are durable (not at every loop)."""
+    def _announce_stored(self, final: bool = False) -> None:
+        """on_stored(final) once the commits since the last call are durable (not at every loop);
+        a hook that answers True has left its work for later and is asked again at the next step
+        (final: the follower stops, nothing may be left)."""
         if self._unannounced and self.on_stored is not None and self.session.pending_done():
             self._unannounced = False
             try:
-                self.on_stored()
+                later = self.on_stored(final=final)
             except Exception as exc:  # the hook's own failure must never stop following
                 log.warning("watch: after storing events: %s: %s", type(exc).__name__, exc)
+            else:
+                self._unannounced = bool(later) and not final
 
     def _store_failed(self, exc: Exception) -> None:
         from ..core.backoff import backoff_delay

@@ -37,6 +37,9 @@ from .objects import file_digests, writer_for
 from .url import DATE_PREFIX, LakeLocation, check_node, lake_of
 
 STATE_DIR = "lake"
+# A merge before an upload takes a day's files under this size (the live follower's own
+# compaction's bound, ingest.engine.COMPACT_SMALL_BYTES: a day is not rewritten whole each time)
+MERGE_SMALL_BYTES = 16 << 20
 # (lake url, node, day) -> {object path: its event ids}, most recently used last (_lake_ids)
 _OBJECT_IDS: OrderedDict[tuple[str, str, str], dict] = OrderedDict()
 _CACHED_DAYS = 2  # watch writes today (and yesterday, around midnight UTC): ~24 bytes an event kept
@@ -87,8 +90,10 @@ class Uploader:
         atomic_write_json(self.ledger_path, ledger)
 
     # ------------------------------------------------------------------ the pass
-    def run(self) -> UploadSummary:
-        """Upload every sealed local file not uploaded yet; returns what happened."""
+    def run(self, *, merge: bool = False) -> UploadSummary:
+        """Upload every sealed local file not uploaded yet; returns what happened. `merge`
+        (`watch`, which uploads at most every [store] upload_interval): a day's small files are
+        merged locally first when two or more of them are new, so one object carries them."""
         summary = UploadSummary()
         ensure_dir(self.state_dir)
         with file_lock(self.state_dir / "upload.lock", wait=600,
@@ -96,6 +101,8 @@ class Uploader:
             ledger = self._load()
             days = ledger.setdefault("days", {})
             local = self._sealed_files()
+            if merge and self._merge_new(local, days):
+                local = self._sealed_files()
             pending = {day: names for day, names in local.items()
                        if any(n not in days.get(day, {}) for n in names)}
             if not pending:
@@ -120,6 +127,16 @@ class Uploader:
                     del uploaded[n]  # keep the rows (so the ledger holds the stored files only)
                 self._save(ledger)
         return summary
+
+    def _merge_new(self, local: dict, days: dict) -> bool:
+        """Merge the small files of each day with two or more files not uploaded yet (the store's
+        own crash-safe compaction: the merged file replaces them, and the rows the lake already
+        holds are left out when it is uploaded); True when a day was merged."""
+        merged = False
+        for day, names in local.items():
+            if sum(1 for n in names if n not in days.get(day, {})) >= 2:
+                merged |= self.store.compact(day, min_files=2, max_file_bytes=MERGE_SMALL_BYTES)
+        return merged
 
     def _sealed_files(self) -> dict[str, dict[str, Path]]:
         """day -> {file name: path} of the published files, listed under the store's lock (which
@@ -211,12 +228,13 @@ class Uploader:
             summary.already_there += 1
 
 
-def upload_sealed(cfg: Config) -> UploadSummary | None:
-    """Upload this node's new sealed files when `[store] url` is set (else None: local only)."""
+def upload_sealed(cfg: Config, *, merge: bool = False) -> UploadSummary | None:
+    """Upload this node's new sealed files when `[store] url` is set (else None: local only);
+    `merge`: see Uploader.run."""
     lake = lake_of(cfg)
     if lake is None:
         return None
     if not cfg.store.node:
         raise LakeError("store.url is set but store.node is not: give this MTA host a name in the lake, "
                         "e.g. node = \"mta01\" under [store]")
-    return Uploader(cfg.data_dir, lake, cfg.store.node).run()
+    return Uploader(cfg.data_dir, lake, cfg.store.node).run(merge=merge)
