@@ -89,6 +89,14 @@ ODD = "".join([
     q(22, "delivery 19: success: did_0+0+1/"),
     q(23, "starting delivery 20: msg 104 to remote <A@B@C.Example.JP>"),
     q(23, "delivery 20: success: 192.0.2.1_accepted_message./Remote_host_said:_250_ok/"),
+    # message numbers that are none (malformed: the sender join would be lost unseen), and
+    # lines of a number that stay as the parser reads them
+    q(24, "info msg 10x5: bytes 1 from <lost@example.jp> qp 1 uid 1"),
+    q(24, "info msg abc: bytes 1 from <lost@example.jp> qp 1 uid 1"),
+    q(24, "end msg zz9"),
+    q(24, "info msg 105: something else"),
+    q(24, "info msg : bytes 1 from <x@y> qp 1 uid 1"),
+    q(24, "end msg 104tail"),
 ])
 
 
@@ -99,7 +107,8 @@ def test_odd_lines_give_the_per_line_result(tmp_path, monkeypatch):
     for size in (100, 700, 1 << 20):
         fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
         assert_same(fast, slow)
-    assert fast[2] == {"malformed": 3}  # with the result after "@zzzz", a stamp that is none
+    # with the result after "@zzzz", a stamp that is none, and the three message numbers that are none
+    assert fast[2] == {"malformed": 6}
     assert len(fast[0]) >= 8
 
 

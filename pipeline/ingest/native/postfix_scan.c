@@ -1251,6 +1251,17 @@ static const uint8_t *digits(const uint8_t *p, const uint8_t *end) {
     return x > p ? x : NULL;
 }
 
+/* qmail.BAD_MSG_RE after `info msg ` / `end msg `: a message number that is none (a token up to
+   a space or ':' with a character not a digit): feed() counts the line as malformed */
+static int bad_msg_number(const uint8_t *p, const uint8_t *end) {
+    int any = 0, other = 0;
+    for (; p < end && *p != ':' && !is_pyspace(*p); p++) {
+        any = 1;
+        other |= !is_digit(*p);
+    }
+    return any && other;
+}
+
 /* The prefix of a splogger line (qmail.py's _split): a syslog stamp of a day that every year has
  * (stamp_at; a traditional one names a month, a day the month always has and an hour of the
  * day, so that the parser's year and time cannot fail), a host of printable ASCII, a program
@@ -1417,7 +1428,9 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                 }
             } else if (starts_at(x, end, "info msg ")) {
                 y = digits(x + 9, end);
-                if (y && starts_at(y, end, ": bytes ")) {
+                if (!(y && starts_at(y, end, ": bytes "))) {
+                    if (bad_msg_number(x + 9, end)) k = Q_FEED;
+                } else {
                     z = digits(y + 8, end);
                     if (z && starts_at(z, end, " from <")) {
                         const uint8_t *a = z + 7, *b = a;
@@ -1440,6 +1453,8 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                     k = Q_END;
                     k_s[n] = x + 8 - d;
                     k_e[n] = y - d;
+                } else if (bad_msg_number(x + 8, end)) {
+                    k = Q_FEED;
                 }
             }
         }

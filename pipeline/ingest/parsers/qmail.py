@@ -27,6 +27,9 @@ END_RE = re.compile(r"end msg (\d+)")
 # syslog stamp of no day, journalctl's other formats): counted as malformed, not skipped unseen.
 UNREAD_DELIVERY_RE = re.compile(r"(?:^|\s)(?:starting delivery \d+: msg \d+ to |delivery \d+: (?:success|deferral|failure):)")
 _UNREADABLE = object()  # (_split: the line's stamp cannot be read)
+# An `info msg M:` or `end msg M` line whose message number is none (a token with a non-digit):
+# counted as malformed, not skipped unseen (the sender of message M would be lost unseen).
+BAD_MSG_RE = re.compile(r"(?:info|end) msg (?![0-9]+(?:[\s:]|$))[^\s:]+")
 # An IPv6 address is a whole run of hex digits and colons with a colon inside it: the look-ahead
 # checks the colon, the possessive run does not backtrack (`[…]+:[…]+` does, quadratically, over a
 # long run of them in a remote server's reply).
@@ -177,10 +180,14 @@ class QmailParser(Parser):
             return ts, host, START, m.group(1), (m.group(2), m.group(3) == "local", normalise_address(m.group(4)))
         if msg.startswith("info msg "):
             m = INFO_RE.match(msg)
-            return None if m is None else (ts, host, INFO, m.group(1), normalise_address(m.group(2)))
+            if m is None:
+                return MALFORMED if BAD_MSG_RE.match(msg) else None
+            return ts, host, INFO, m.group(1), normalise_address(m.group(2))
         if msg.startswith("end msg "):
             m = END_RE.match(msg)
-            return None if m is None else (ts, host, END, m.group(1), None)
+            if m is None:
+                return MALFORMED if BAD_MSG_RE.match(msg) else None
+            return ts, host, END, m.group(1), None
         return None
 
     def change(self, kind: int, key: str, value=None):
