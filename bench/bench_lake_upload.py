@@ -27,9 +27,8 @@ from gen_store import day_table  # noqa: E402
 
 from pipeline.lake.upload import Uploader  # noqa: E402
 from pipeline.lake.url import parse_url  # noqa: E402
-from pipeline.store.event_store import EventStore  # noqa: E402
-
-COMPACT_FILES, COMPACT_SMALL_BYTES = 32, 16 << 20  # pipeline/ingest/engine.py
+from pipeline.ingest.engine import COMPACT_FILES  # noqa: E402
+from pipeline.store.event_store import SMALL_FILE_BYTES, EventStore  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -57,7 +56,7 @@ def main(argv=None) -> int:
         Uploader(data, lake, "mta01").run()
         spent += time.perf_counter() - t
         if len(store.files(day.isoformat())) > COMPACT_FILES:
-            store.compact(day.isoformat(), min_files=COMPACT_FILES // 2, max_file_bytes=COMPACT_SMALL_BYTES)
+            store.compact(day.isoformat(), min_files=COMPACT_FILES // 2, max_file_bytes=SMALL_FILE_BYTES)
         if i % a.every == 0:
             ledger = sum(p.stat().st_size for p in (data / "lake").rglob("uploaded-*") if p.is_file())
             ledger += sum(p.stat().st_size for p in (data / "lake").rglob("uploaded-*/*") if p.is_file())

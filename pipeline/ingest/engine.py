@@ -42,6 +42,7 @@ from ..classify.carriers import CarrierTable
 from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.config import Config, IngestSettings, SourceSettings, WatchSettings
 from ..core.errors import ConfigError, InputError
+from ..store.event_store import SMALL_FILE_BYTES
 from . import native
 from . import source as line_source
 from .parsers import BLOCK_READERS, MALFORMED, REGISTRY, SKIP, parser_class
@@ -59,8 +60,8 @@ log = logging.getLogger("mailhygiene.watch")
 EXTRACT_AHEAD = {"postfix": 2}
 DETECT_SAMPLE_LINES = 2000
 CONTEXT_REFRESH_S = 3600  # followed files: the year of `Mon DD` stamps is inferred from "now" this fresh
-COMPACT_FILES = 32       # followed: a day partition with more files than this is compacted ...
-COMPACT_SMALL_BYTES = 16 << 20   # ... merging only its files smaller than this
+COMPACT_FILES = 32       # followed: a day partition with more files than this is compacted,
+                         # merging only its files under event_store.SMALL_FILE_BYTES
 REPORT_EVERY_S = 60.0
 RETRY_MAX_S = 60.0
 MIXED = "mixed"          # a stream whose lines come from several MTAs: routed line by line
@@ -856,7 +857,7 @@ class Engine:
         for day in sorted(days):
             try:
                 if len(store.files(day)) > COMPACT_FILES and store.compact(
-                        day, min_files=COMPACT_FILES // 2, max_file_bytes=COMPACT_SMALL_BYTES):
+                        day, min_files=COMPACT_FILES // 2, max_file_bytes=SMALL_FILE_BYTES):
                     self.session.summary.compactions += 1
                     log.info("watch: compacted the small files of %s", day)
             except Exception as exc:  # compaction is an optimisation: never stop following for it

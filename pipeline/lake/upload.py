@@ -32,14 +32,11 @@ from pathlib import Path
 from ..core.config import Config
 from ..core.errors import LakeError
 from ..core.fsutil import atomic_write_json, ensure_dir, file_lock
-from ..store.event_store import EventStore
+from ..store.event_store import SMALL_FILE_BYTES, EventStore
 from .objects import file_digests, writer_for
 from .url import DATE_PREFIX, LakeLocation, check_node, lake_of
 
 STATE_DIR = "lake"
-# A merge before an upload takes a day's files under this size (the live follower's own
-# compaction's bound, ingest.engine.COMPACT_SMALL_BYTES: a day is not rewritten whole each time)
-MERGE_SMALL_BYTES = 16 << 20
 # (lake url, node, day) -> {object path: its event ids}, most recently used last (_lake_ids)
 _OBJECT_IDS: OrderedDict[tuple[str, str, str], dict] = OrderedDict()
 _CACHED_DAYS = 2  # watch writes today (and yesterday, around midnight UTC): ~24 bytes an event kept
@@ -135,7 +132,7 @@ class Uploader:
         merged = False
         for day, names in local.items():
             if sum(1 for n in names if n not in days.get(day, {})) >= 2:
-                merged |= self.store.compact(day, min_files=2, max_file_bytes=MERGE_SMALL_BYTES)
+                merged |= self.store.compact(day, min_files=2, max_file_bytes=SMALL_FILE_BYTES)
         return merged
 
     def _sealed_files(self) -> dict[str, dict[str, Path]]:

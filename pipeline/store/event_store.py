@@ -45,6 +45,9 @@ from .layout import damage as _damage
 from .records import EVENT_SCHEMA
 
 COMPACTION_JOURNAL = ".compaction.json"
+# A live merge (watch's compaction of a day it writes to, the lake upload's merge before it
+# sends) takes only a day's files under this size, so a day is not rewritten whole each time.
+SMALL_FILE_BYTES = 16 << 20
 # Columns with few distinct values are dictionary-encoded; ids, texts and offsets are not (the
 # dictionary would be as large as the column and costs a third of the write time).
 DICTIONARY_COLUMNS = ["mta", "host", "sender", "recipient_domain", "carrier", "relay", "status", "dsn",
