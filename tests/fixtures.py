@@ -273,18 +273,25 @@ def append(path: Path, text: str) -> None:
         fh.write(text)
 
 
+def write_watch_config(path: Path, sources: list[tuple[str, str]], flush: float, poll: float,
+                       extra: str = "") -> Path:
+    """A `watch` config at `path`: UTC, the (path, format) sources, the [watch] intervals, and
+    `extra` TOML after them (more tables)."""
+    body = 'timezone = "UTC"\n'
+    for log, fmt in sources:
+        body += f'[[sources]]\npath = "{log}"\nformat = "{fmt}"\n'
+    body += f"[watch]\nflush_interval = {flush}\npoll_interval = {poll}\n" + extra
+    path.write_text(body)
+    return path
+
+
 class Watcher:
     """One `mailhygiene watch` subprocess on a temp config; stderr goes to a file."""
 
     def __init__(self, tmp: Path, sources: list[tuple[str, str]], flush: float = WATCH_FLUSH, poll: float = 0.3):
         self.tmp = tmp
         self.data = tmp / "data"
-        self.config = tmp / "mailhygiene.toml"
-        body = 'timezone = "UTC"\n'
-        for path, fmt in sources:
-            body += f'[[sources]]\npath = "{path}"\nformat = "{fmt}"\n'
-        body += f"[watch]\nflush_interval = {flush}\npoll_interval = {poll}\n"
-        self.config.write_text(body)
+        self.config = write_watch_config(tmp / "mailhygiene.toml", sources, flush, poll)
         self.proc: subprocess.Popen | None = None
         self.stderr_path = tmp / "watch.stderr"
         self.runs = 0
@@ -358,19 +365,16 @@ class Follower:
     """The follower of `mailhygiene watch` (pipeline.ingest.engine.Engine.following + step) in
     this process, on a ManualClock: the test decides when a pass runs and how much time passes,
     so flush intervals, idle closing, retries and the partial-line grace are reached without
-    sleeping. start()/stop() are a watch started and stopped with SIGTERM (state committed).
+    sleeping. start()/stop() are a watch started and stopped with SIGTERM (state committed),
+    with watch's own on_stored hook (lake.node.watch_hook: uploads when `extra` sets [store]).
     The default intervals are binary fractions, so "0.25 s later" is exactly the flush time."""
 
-    def __init__(self, tmp: Path, sources: list[tuple[str, str]], flush: float = 0.25, poll: float = 0.25):
+    def __init__(self, tmp: Path, sources: list[tuple[str, str]], flush: float = 0.25, poll: float = 0.25,
+                 extra: str = ""):
         from pipeline.core.config import load_config
 
         self.data = tmp / "data"
-        self.config = tmp / "mailhygiene.toml"
-        body = 'timezone = "UTC"\n'
-        for path, fmt in sources:
-            body += f'[[sources]]\npath = "{path}"\nformat = "{fmt}"\n'
-        body += f"[watch]\nflush_interval = {flush}\npoll_interval = {poll}\n"
-        self.config.write_text(body)
+        self.config = write_watch_config(tmp / "mailhygiene.toml", sources, flush, poll, extra)
         self.cfg = load_config(self.config, data_dir=self.data)
         self.clock = ManualClock()
         self.engine = None
@@ -378,9 +382,11 @@ class Follower:
 
     def start(self) -> "Follower":
         from pipeline.ingest.engine import Engine
+        from pipeline.lake.node import watch_hook
 
         self.engine = Engine.from_config(self.cfg, clock=self.clock)
-        self._following = self.engine.following(self.cfg.sources, use_watchdog=False)
+        self._following = self.engine.following(self.cfg.sources, use_watchdog=False,
+                                                on_stored=watch_hook(self.cfg))
         self._following.__enter__()
         return self
 

@@ -416,46 +416,28 @@ def test_watch_uploads_a_days_new_files_as_one_object(tmp_path, interval):
     (BENCHMARKS.md). With [store] upload_interval it uploads at most that often, a day's new files
     merged into one object first (rows the lake holds left out). Each round of lines below is a
     commit; every stored row reaches the lake either way."""
-    import json
-    import threading
-    import time
-
-    from pipeline.ingest.engine import follow
+    from fixtures import SAMPLES, Follower, append
 
     lake = tmp_path / "lake"
-    cfg = _source_node(tmp_path, lake, f"upload_interval = {interval}\n[watch]\nflush_interval = 0.1\npoll_interval = 0.05\n")
-    log = Path(cfg.sources[0].path)
-    lines = log.read_text().splitlines(keepends=True)
+    log = tmp_path / "mail.log"
     log.write_text("")
-    stop = threading.Event()
-    runner = threading.Thread(target=follow, args=(cfg, stop), kwargs={"use_watchdog": False}, daemon=True)
-    runner.start()
-    state = cfg.data_dir / "state" / "ingest-state.json"
-    rounds = [lines[i:i + 8] for i in range(0, len(lines), 8)]
+    lines = (SAMPLES / "postfix" / "mail.log").read_text().splitlines(keepends=True)
+    f = Follower(tmp_path, [(str(log), "postfix")],
+                 extra=f'[store]\nurl = "{lake}"\nnode = "mta01"\nupload_interval = {interval}\n').start()
     try:
-        for part in rounds:
-            with log.open("a") as fh:
-                fh.write("".join(part))
-            size, deadline = log.stat().st_size, time.monotonic() + 60
-            while True:  # committed: the read position is at the end
-                positions = json.loads(state.read_text())["positions"] if state.exists() else {}
-                if any(p.get("offset") == size for p in positions.values()):
-                    break
-                assert runner.is_alive() and time.monotonic() < deadline, "watch did not commit in 60 s"
-                time.sleep(0.02)
+        for i in range(0, len(lines), 8):
+            append(log, "".join(lines[i:i + 8]))
+            f.run(0.25)  # read, and committed at the flush interval
     finally:
-        stop.set()
-        runner.join(timeout=60)
-    assert not runner.is_alive()
-    objects = list_objects(parse_url(str(lake)))
+        f.stop()  # (its last upload: at once)
     per_day: dict = {}
-    for o in objects:
+    for o in list_objects(parse_url(str(lake))):
         per_day[o.day] = per_day.get(o.day, 0) + 1
-    local, in_lake = _local_and_lake_rows(cfg, lake, tmp_path / "central")
+    local, in_lake = _local_and_lake_rows(f.cfg, lake, tmp_path / "central")
     assert local > 0 and in_lake == local  # every stored event reached the lake, once
     if interval:
         # the first commit's objects at once, then the rest at the stop: one object a day
-        assert max(per_day.values()) <= 2 and len(objects) <= len(per_day) + 1, per_day
+        assert max(per_day.values()) <= 2 and sum(per_day.values()) <= len(per_day) + 1, per_day
     else:
         assert max(per_day.values()) >= 3, per_day  # (the rounds: a day's lines span several)
 
