@@ -52,13 +52,13 @@ class WatchUploads:
     stays quick (BENCHMARKS.md, "Large inputs"). Returns True when the upload was left for a later
     call (the engine asks again at its next step)."""
 
+    RETRY_S = 30.0  # a failed upload (warned) is tried again this soon, commits or not
+
     def __init__(self, cfg: Config, clock=time.monotonic):
         self.cfg = cfg
         self.every = cfg.store.upload_interval
         self.clock = clock
         self.last: float | None = None
-
-    RETRY_S = 30.0  # a failed upload (warned) is tried again this soon, commits or not
 
     def __call__(self, final: bool = False) -> bool:
         now = self.clock()

@@ -221,7 +221,7 @@ def journal_as_rfc3339(line: str) -> str | None:
             return None
         stamp = datetime.fromtimestamp(int(m.group(1)), timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
         return f"{stamp}.{m.group(2)}+00:00 {line[m.end():]}"
-    if head in "MTWFS" and head:
+    if head and head in "MTWFS":
         m = JOURNAL_FULL_RE.match(line)
         if m is None:
             return None
@@ -232,6 +232,13 @@ def journal_as_rfc3339(line: str) -> str | None:
             offset = JOURNAL_ZONES.get(zone.upper(), "")
         return f"{day}T{clock}{offset} {line[m.end():]}"
     return None
+
+
+def as_rfc3339(line: str) -> str | None:
+    """A line of another syslog form (RFC 5424, journalctl's short-unix and short-full) as the
+    RFC 3339 line of the same message, or None: what a parser tries when its prefix pattern
+    does not match."""
+    return rfc5424_as_rfc3339(line) if line.startswith("<") else journal_as_rfc3339(line)
 
 
 def stamp_unreadable(line: str) -> bool:
@@ -259,7 +266,7 @@ def split_syslog(line: str, ctx: ParseContext):
     when it has no syslog prefix."""
     m = SYSLOG_RE.match(line)
     if m is None:
-        converted = rfc5424_as_rfc3339(line) if line.startswith("<") else journal_as_rfc3339(line)
+        converted = as_rfc3339(line)
         if converted is not None:
             return split_syslog(converted, ctx)
         return None

@@ -13,7 +13,7 @@ import re
 
 from ...store.records import domain_of, normalise_address
 from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP, SYSLOG_STAMP,
-                     QueueParser, iso_us, reply_code_of, journal_as_rfc3339, rfc5424_as_rfc3339, stamp_unreadable)
+                     QueueParser, as_rfc3339, iso_us, reply_code_of, stamp_unreadable)
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
 
@@ -78,7 +78,7 @@ def read_prefix(ctx, line: str):
     # feed() would read: an impossible queue id, a stamp that cannot be read (counted as malformed)
     m = LINE_RE.match(line)
     if m is None:
-        converted = rfc5424_as_rfc3339(line) if line.startswith("<") else journal_as_rfc3339(line)
+        converted = as_rfc3339(line)
         if converted is not None:
             return read_prefix(ctx, converted)  # the match is of the converted line (m.string)
         if LOOSE_RE.match(line):
