@@ -512,8 +512,10 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
         } else if (mixed) {
             kind_of_line = kind_of(d, s, e);
         }
-        line_t L;
-        memset(&L, 0, sizeof L);
+        line_t L; /* the fields match_fast may leave unset (a memset of all of it: 9% of the scan) */
+        L.kind = 0;
+        L.vs = L.ve = 0;
+        L.bad = L.has_text = 0;
         if (kind_of_line == 2) {
             cls[n] = C_RAW;
         } else if (match_fast(d, s, e, &L, kind_of_line == 1)) {
