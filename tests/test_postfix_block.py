@@ -413,6 +413,62 @@ def test_minutes_are_read_per_file_and_repeat_across_blocks(tmp_path, monkeypatc
     assert sum(n for _, _, n in out[0]) == 2 * 36  # the Feb 30 lines are no date: skipped
 
 
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "America/New_York", "Asia/Kathmandu"])
+def test_minute_times_are_syslog_us_of_each_minute(zone):
+    """blocks.minute_times asks the context once per hour and adds the minutes: the same time
+    and no-date flag as ParseContext.syslog_us of each minute, across DST changes (a local
+    hour that is not there, one that is there twice), zones off the hour, no dates (Feb 30,
+    hour 25, no such month), with a forced year and with the year from the modification time."""
+    from zoneinfo import ZoneInfo
+
+    from pipeline.ingest.parsers import blocks
+
+    keys = [f"{mon} {day:>2} {hh:02d}:{mm:02d}" for mon in ("Mar", "Nov", "Feb", "Dec", "Foo")
+            for day in (1, 8, 29, 30) for hh in (0, 1, 2, 3, 23, 25) for mm in (0, 1, 30, 59, 75)]
+    keys += ["Mar 8 02:30", "Nov 01 01:3x", "Mar  8 0２:30"]   # odd texts: each minute on its own
+    for year, mtime in ((2026, None), (None, 1_780_000_000.0)):
+        ctx = ParseContext(tz=ZoneInfo(zone), year=year, mtime=mtime)
+        want_us, want_no = [], []
+        for key in keys:
+            try:
+                want_us.append(ParseContext(tz=ZoneInfo(zone), year=year, mtime=mtime).syslog_us(
+                    key[:3], key[4:6].lstrip(), key[7:12] + ":00", None))
+                want_no.append(False)
+            except ValueError:
+                want_us.append(0)
+                want_no.append(True)
+        us, no_date = blocks.minute_times(ctx, keys)
+        assert us.tolist() == want_us and no_date.tolist() == want_no
+        assert 0 < sum(want_no) < len(keys)
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "America/New_York"])
+def test_block_minutes_are_minute_times_of_each_line(zone):
+    """blocks.block_minutes (traditional keys by hour, the minutes added with numpy; RFC 3339
+    keys one by one) gives each fast line of a block the time minute_times gives its stamp's
+    `Mon DD hh:mm`, with the scanner's keys and scan_numpy's, in two blocks of one context."""
+    from zoneinfo import ZoneInfo
+
+    from pipeline.ingest.parsers import blocks
+
+    stamps = [f"{mon} {day:>2} {hh:02d}:{mm:02d}:{ss:02d}" for mon in ("Mar", "Nov", "Feb", "Foo")
+              for day in (1, 8, 30) for hh in (1, 2, 25) for mm in (0, 30, 59, 75) for ss in (0, 7)]
+    stamps += ["2026-03-08T02:30:00", "2026-11-10T09:00:01Z", "2026-02-30T09:00:07+09:00"]
+    block = "".join(f"{st} mx1 postfix/qmgr[2]: 1A2B3C4D{i:02X}: removed\n" for i, st in enumerate(stamps)).encode()
+    scanners = [postfix_block.scan_numpy] + ([native.SCANNER.scan] if native.SCANNER else [])
+    for scan in scanners:
+        ctx = ParseContext(tz=ZoneInfo(zone), year=2026)
+        for half in (block[:len(block) // 2 + 1 + block[len(block) // 2:].index(b"\n")], block):
+            s = scan(half, 1 << 20)
+            starts = s["line_starts"][s["f_line"]]
+            minutes, minute_us, no_date = blocks.block_minutes(ctx, half, starts, s["f_key"])
+            texts = [half[x:x + 12].decode() for x in starts.tolist()]
+            want_us, want_no = blocks.stamp_times(ParseContext(tz=ZoneInfo(zone), year=2026), s["f_key"].tolist(), texts)
+            assert minute_us[minutes].tolist() == want_us.tolist()
+            assert no_date[minutes].tolist() == want_no.tolist()
+        assert 0 < no_date.sum() < len(no_date) and len(starts) == len(stamps) - 1  # (Feb 30 in RFC 3339 is fed)
+
+
 def test_the_fast_path_takes_the_common_lines(tmp_path):
     """On ordinary traffic nearly every interesting line is read column-wise (else the block
     reader would be correct but no faster): fed lines are the expiries and little else."""

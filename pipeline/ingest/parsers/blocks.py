@@ -71,15 +71,37 @@ def lines_array(block: bytes, line_starts: np.ndarray) -> pa.StringArray:
 
 
 def minute_times(ctx, minute_keys: list) -> tuple[np.ndarray, np.ndarray]:
-    """(time in us, no-date flag) of each `Mon DD hh:mm` key, as the per-line parsers read it."""
+    """(time in us, no-date flag) of each `Mon DD hh:mm` key, as the per-line parsers read it.
+    A key with two ASCII digits for its minutes is its hour's time (hour_us) plus the minutes."""
     minute_us = np.zeros(len(minute_keys), np.int64)
     no_date = np.zeros(len(minute_keys), bool)
+    hours: dict = {}
     for i, key in enumerate(minute_keys):
+        mm = key[10:12]
+        if len(key) == 12 and mm.isascii() and mm.isdigit():
+            hour = key[:10]
+            base = hours[hour] if hour in hours else hours.setdefault(hour, hour_us(ctx, hour))
+            if base is None:
+                no_date[i] = True
+            else:
+                minute_us[i] = base + int(mm) * 60_000_000
+            continue
         try:
             minute_us[i] = ctx.syslog_us(key[:3], key[4:6].lstrip(), key[7:12] + ":00", None)
         except ValueError:
             no_date[i] = True
     return minute_us, no_date
+
+
+def hour_us(ctx, hour: str) -> int | None:
+    """The time of minute 00 of a `Mon DD hh:` hour (ctx.syslog_us), None when it is no date.
+    ParseContext.local_us counts a time from its hour, so minute mm of it is this plus mm
+    minutes, and a minute is no date exactly when its hour is none (tests/test_postfix_block.py
+    holds minute_times to syslog_us of each minute)."""
+    try:
+        return ctx.syslog_us(hour[:3], hour[4:6].lstrip(), hour[7:9] + ":00:00", None)
+    except ValueError:
+        return None
 
 
 class JoinedColumn:
@@ -178,8 +200,9 @@ def stamp_times(ctx, keys: list, minute_texts: list) -> tuple[np.ndarray, np.nda
     return us, no_date
 
 
-_MINUTES: dict[int, tuple] = {}  # id(ctx) -> (ctx, {minute key: (us, no date)}), a few contexts
+_MINUTES: dict[int, tuple] = {}  # id(ctx) -> (ctx, {minute key: (us, no date)}, {hour key: us or None}), a few contexts
 _MINUTES_KEPT = 16
+_UNSEEN = object()
 _MINUTES_LOCK = threading.Lock()
 
 
@@ -188,26 +211,59 @@ def block_minutes(ctx, block: bytes, starts: np.ndarray, keys: np.ndarray) -> tu
     flag of each distinct minute) of lines starting at `starts` with the compiled scanners' minute
     keys `keys` (stamp_times; a traditional key's text is its first line's first 12 bytes). Each
     minute of a file's context is worked out once (a block repeats the minutes of the one before);
-    the reader threads share the dict: a minute made twice is the same."""
-    packed, first, minute_of = np.unique(keys, return_index=True, return_inverse=True)
+    the reader threads share the dicts: a minute made twice is the same. Traditional stamps are
+    worked out per hour (hour_us), the minutes added with numpy."""
+    # np.unique over the runs of equal keys (a log's lines come in minutes), not every line
+    run_starts = np.flatnonzero(keys[1:] != keys[:-1]) + 1 if len(keys) else np.zeros(0, np.int64)
+    run_starts = np.concatenate((np.zeros(min(len(keys), 1), np.int64), run_starts))
+    packed, first_run, run_minute = np.unique(keys[run_starts], return_index=True, return_inverse=True)
+    first = run_starts[first_run]
+    minute_of = np.repeat(run_minute.ravel(), np.diff(np.append(run_starts, len(keys))))
     with _MINUTES_LOCK:
         entry = _MINUTES.get(id(ctx))
         if entry is None or entry[0] is not ctx:
             if len(_MINUTES) >= _MINUTES_KEPT:
                 del _MINUTES[next(iter(_MINUTES))]
-            entry = _MINUTES[id(ctx)] = (ctx, {})
-    known = entry[1]
-    distinct = packed.tolist()
-    values = [known.get(k) for k in distinct]
-    missing = [i for i, v in enumerate(values) if v is None]
-    if missing:
-        at = starts[first[missing]].tolist()
-        us, no_date = stamp_times(ctx, [distinct[i] for i in missing], [block[x:x + 12].decode("ascii") for x in at])
-        made = list(zip(us.tolist(), no_date.tolist()))
-        for i, v in zip(missing, made):
-            values[i] = v
-        if len(known) > 100_000:
-            known.clear()
-        known.update(zip((distinct[i] for i in missing), made))
-    return (minute_of, np.fromiter((v[0] for v in values), np.int64, len(values)),
-            np.fromiter((v[1] for v in values), bool, len(values)))
+            entry = _MINUTES[id(ctx)] = (ctx, {}, {})
+    _, known, known_hours = entry
+    minute_us = np.zeros(len(packed), np.int64)
+    no_date = np.zeros(len(packed), bool)
+    # traditional keys (9 characters of `Mon DD hh:mm`, 7 bits each): by hour, as minute_times
+    p10, p11 = (packed >> np.uint64(7) & np.uint64(0x7F)).astype(np.int64), (packed & np.uint64(0x7F)).astype(np.int64)
+    by_hour = np.flatnonzero(((packed >> np.uint64(63)) == 0) & (p10 >= 48) & (p10 <= 57) & (p11 >= 48) & (p11 <= 57))
+    if len(by_hour):
+        hours, hour_first, hour_of = np.unique(packed[by_hour] >> np.uint64(14), return_index=True, return_inverse=True)
+        hour_of = hour_of.ravel()
+        at = starts[first[by_hour[hour_first]]].tolist()
+        base = []
+        for h, x in zip(hours.tolist(), at):
+            v = known_hours.get(h, _UNSEEN)
+            if v is _UNSEEN:
+                if len(known_hours) > 100_000:
+                    known_hours.clear()
+                v = known_hours[h] = hour_us(ctx, block[x:x + 10].decode("ascii"))
+            base.append(v)
+        none = np.fromiter((v is None for v in base), bool, len(base))
+        base_us = np.fromiter((0 if v is None else v for v in base), np.int64, len(base))
+        minute_us[by_hour] = np.where(none[hour_of], 0, base_us[hour_of] + ((p10[by_hour] - 48) * 10 + p11[by_hour] - 48) * 60_000_000)
+        no_date[by_hour] = none[hour_of]
+    # the others (RFC 3339 keys) one by one
+    other = np.ones(len(packed), bool)
+    other[by_hour] = False
+    other = np.flatnonzero(other)
+    if len(other):
+        distinct = packed[other].tolist()
+        values = [known.get(k) for k in distinct]
+        missing = [i for i, v in enumerate(values) if v is None]
+        if missing:
+            at = starts[first[other[missing]]].tolist()
+            us, no = stamp_times(ctx, [distinct[i] for i in missing], [block[x:x + 12].decode("ascii") for x in at])
+            made = list(zip(us.tolist(), no.tolist()))
+            for i, v in zip(missing, made):
+                values[i] = v
+            if len(known) > 100_000:
+                known.clear()
+            known.update(zip((distinct[i] for i in missing), made))
+        minute_us[other] = [v[0] for v in values]
+        no_date[other] = [v[1] for v in values]
+    return minute_of, minute_us, no_date
