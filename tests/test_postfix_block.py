@@ -273,13 +273,21 @@ Nov 10 09:00:02 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<　山田@例え.jp>, relay
 Nov 10 09:00:03 mx1 postfix/smtp[3]: 1A2B3C4D02: to=<たろう@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0/0/0/1, dsn=4.4.1, status=deferred (connect to mfsmax.docomo.ne.jp[203.138.181.112]:25: Connection timed out)
 Nov 10 09:00:04 mx1 postfix/smtp[3]: 1A2B3C4D02: to=<たろう@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0/0/0/1, dsn=5.0.0, status=bounced (host x said: 550 ＵＳＥＲ　ＵＮＫＮＯＷＮ WHİLE SENDİNG RCPT TO)
 Nov 10 09:00:05 mx1 postfix/qmgr[2]: 1A2B3C4D02: from=<news@example.jp>, status=expired, returned to sender
+Nov 10 09:00:06 mx1 postfix/qmgr[2]: 1A2B3C4D03: from=<INFO.お知らせ@例え.JP>, size=100, nrcpt=3 (queue active)
+Nov 10 09:00:07 mx1 postfix/smtp[3]: 1A2B3C4D03: to=<TARO.やまだ@例え.JP>, relay=mx.例え.jp[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=5.1.1, status=bounced (host mx.例え.jp[192.0.2.1] said: 550 5.1.1 <TARO.やまだ@例え.JP>: ユーザー不明です (in reply to RCPT TO command))
+Nov 10 09:00:07 mx1 postfix/smtp[3]: 1A2B3C4D03: to=<Hanako@例え.jp>, relay=mx.例え.jp[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=4.0.0, status=deferred (例え said:451 一時エラー while sending end of data)
+Nov 10 09:00:08 mx1 postfix/smtp[3]: 1A2B3C4D03: to=<jiro@例え.jp>, relay=mx.例え.jp[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=4.0.0, status=deferred (例え said: 4５1 x (in reply to DATA command)　)
+Nov 10 09:00:08 mx1 postfix/smtp[3]: 1A2B3C4D03: to=<saburo@例え.jp>, relay=mx.例え.jp[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=4.0.0, status=deferred (421 了解 (in reply to 例え command))
+Nov 10 09:00:09 mx1 postfix/cleanup[4]: 1A2B3C4D03: message-id=<x@例え.jp>
+Nov 10 09:00:09 mx1 postfix/qmgr[2]: 1A2B3C4D03: removed
 """
 
 
 def test_utf8_lines_read_column_wise_give_the_per_line_result(tmp_path, monkeypatch):
     """Addresses whose lower case Python makes differently (final sigma, dotted I, fullwidth
     letters), a non-ASCII space at an address's end, full-width digits in a reply, case rules in
-    a text: the block reader's result is the per-line parser's."""
+    a text; CJK characters (read in C) beside upper-case ASCII in addresses and around the
+    words a reply code or phase is found by: the block reader's result is the per-line parser's."""
     log = write_log(tmp_path, UTF8_ODD)
     for size in (200, 1 << 20):
         fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)

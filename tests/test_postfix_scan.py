@@ -301,6 +301,35 @@ def test_high_slices_finds_what_python_finds():
         SCANNER.high_slices(data, np.array([0]), np.array([len(block) + 1]))
 
 
+@needs_scanner
+def test_odd_slices_let_through_only_characters_python_reads_as_the_c_does():
+    """odd_slices flags a slice unless its non-ASCII characters are ones Python's lower(), \\d,
+    \\s and IGNORECASE leave alone (what gather's ASCII lower-casing and text_facts rely on):
+    every code point is tried, and each one let through is checked against Python."""
+    import re
+
+    cps = [cp for cp in range(0x80, 0x110000) if not 0xD800 <= cp < 0xE000]
+    raw = [("a" + chr(cp) + "Z").encode() for cp in cps]
+    ends = np.cumsum([len(r) for r in raw]).astype(np.int64)
+    starts = ends - np.array([len(r) for r in raw], np.int64)
+    data = np.frombuffer(b"".join(raw), np.uint8)
+    odd = SCANNER.odd_slices(data, starts, ends)
+    passed = [cp for cp, o in zip(cps, odd.tolist()) if not o]
+    assert passed and min(passed) == 0x3001 and max(passed) == 0x9FFF  # the CJK range; U+3000 is a space
+    letters = re.compile(r"[a-z0-9 ]", re.IGNORECASE)
+    for cp in passed:
+        c = chr(cp)
+        assert c.lower() == c and c.upper() == c and not c.isspace() and not c.isdecimal(), hex(cp)
+        assert not re.match(r"[\d\s]", c) and not letters.match(c), hex(cp)
+    # ASCII slices, empty ones, and slices cut inside a character
+    block = "ab 例え.jp たろう　x".encode()
+    data = np.frombuffer(block, np.uint8)
+    at = block.index("え".encode())
+    got = SCANNER.odd_slices(data, np.array([0, 0, 3, 3, at + 1, 0], np.int64),
+                             np.array([2, 0, len("ab 例え.jp".encode()), at + 2, at + 3, len(block)], np.int64))
+    assert got.tolist() == [False, False, False, True, True, True]
+
+
 # texts where one character decides a reply code or a phase
 TEXT_EDGES = [
     "", "250 ok", "550-5.1.1 x", "2000 x", "550\x1cx", "said: 550 x", "said:550 x", "said 550x", "said: 5501 x",
@@ -354,11 +383,23 @@ def test_text_facts_are_reply_code_of_and_smtp_phase_of(tmp_path):
             else:
                 chars.insert(at, rng.choice(alphabet))
         texts.append("".join(chars))
-    texts = [t for t in texts if t.isascii()]           # (non-ASCII texts are left to Python)
+    # CJK characters (which the C reads as Python does) where one character decides, and
+    # characters it does not (a space, digits, letters that fold to ASCII under IGNORECASE)
+    cjk = "例え。たろうテスト了解"
+    for _ in range(20_000):
+        chars = list(rng.choice(texts))
+        for _ in range(rng.choice((1, 2, 3))):
+            chars.insert(rng.randrange(len(chars) + 1), rng.choice(cjk + "\u3000５ſKİı" if rng.random() < 0.2 else cjk))
+        texts.append("".join(chars))
     raw = [t.encode() for t in texts]
     ends = np.cumsum([len(r) for r in raw]).astype(np.int64)
     starts = ends - np.array([len(r) for r in raw], np.int64)
     data = np.frombuffer(b"".join(raw), np.uint8)
+    odd = SCANNER.odd_slices(data, starts, ends)
+    assert odd.sum() > 1000 and (~odd).sum() > 30_000
+    keep = np.flatnonzero(~odd)                          # (the others are left to Python)
+    texts, starts, ends = [texts[i] for i in keep.tolist()], starts[keep], ends[keep]
+    assert sum(not t.isascii() for t in texts) > 15_000
     codes, phases = SCANNER.text_facts(data, starts, ends)
     seen_phases = set()
     for text, code, phase in zip(texts, codes.tolist(), phases.tolist()):

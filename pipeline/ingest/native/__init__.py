@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 12  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 13  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
@@ -57,6 +57,8 @@ class Scanner:
         lib.line_kinds.argtypes = [_P, _I64, _I64, _I64, _P, _P]
         lib.high_slices.restype = None
         lib.high_slices.argtypes = [_P, _P, _P, _I64, _P]
+        lib.odd_slices.restype = None
+        lib.odd_slices.argtypes = [_P, _P, _P, _I64, _P]
         lib.text_facts.restype = None
         lib.text_facts.argtypes = [_P, _P, _P, _P, _I64, _P, _P]
         lib.sendmail_facts.restype = None
@@ -229,6 +231,17 @@ class Scanner:
         _check_slices(data, starts, ends)
         flags = np.empty(len(starts), np.uint8)
         self.lib.high_slices(_ptr(data), _ptr(starts), _ptr(ends), len(starts), _ptr(flags))
+        return flags.view(bool)
+
+    def odd_slices(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Per slice data[starts[i]:ends[i]]: does it hold a non-ASCII character other than
+        U+3001-U+9FFF (one that Python's lower(), \\d, \\s or IGNORECASE may read unlike
+        the ASCII-only C)? (bool; see odd_slices in the C)"""
+        starts = np.ascontiguousarray(starts, np.int64)
+        ends = np.ascontiguousarray(ends, np.int64)
+        _check_slices(data, starts, ends)
+        flags = np.empty(len(starts), np.uint8)
+        self.lib.odd_slices(_ptr(data), _ptr(starts), _ptr(ends), len(starts), _ptr(flags))
         return flags.view(bool)
 
     PHASES = (None, "connect", "helo", "mail", "rcpt", "data", "end_of_data", "quit")  # by text_facts' code

@@ -1673,6 +1673,37 @@ void high_slices(const uint8_t *d, const int64_t *starts, const int64_t *ends, i
     for (int64_t i = 0; i < n; i++) flags[i] = any_high(d + starts[i], d + ends[i]);
 }
 
+/* flags[i] = 1 when d[starts[i], ends[i]) holds a non-ASCII character other than U+3001-U+9FFF
+ * (CJK punctuation, kana, CJK ideographs, ...), else 0. Python's lower(), \d, \s and IGNORECASE
+ * leave those characters alone and none of them is a digit or a space, so for a slice without
+ * such a character the ASCII-only readers here (gather's lower-casing, text_facts) give
+ * Python's answer: only flagged slices are read in Python (postfix_block._python_lower and
+ * _text_facts_native). tests/test_postfix_scan.py checks every code point of the range against
+ * Python. A slice that is not whole UTF-8 is flagged. */
+void odd_slices(const uint8_t *d, const int64_t *starts, const int64_t *ends, int64_t n, uint8_t *flags) {
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *p = d + starts[i], *end = d + ends[i];
+        uint8_t odd = 0;
+        if (any_high(p, end)) {
+            while (p < end) {
+                uint8_t c = *p;
+                if (c < 0x80) {
+                    p++;
+                    continue;
+                }
+                /* U+3001-U+9FFF: E3 80 81 .. E9 BF BF */
+                if (c < 0xE3 || c > 0xE9 || end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
+                    (c == 0xE3 && p[1] == 0x80 && p[2] == 0x80)) {
+                    odd = 1;
+                    break;
+                }
+                p += 3;
+            }
+        }
+        flags[i] = odd;
+    }
+}
+
 /* --- what a delivery text says: common.reply_code_of and postfix.smtp_phase_of, for ASCII texts
  * (postfix_block._row_columns asks Python for the others; tests/test_postfix_scan.py holds the
  * two to the same answers on every text of the test logs and on mutated ones) --------------- */
@@ -1764,8 +1795,9 @@ static int phase_in(const uint8_t *t, const uint8_t *end) {
     return sending;
 }
 
-/* Per text d[starts[i], ends[i]) (ASCII; none where valid[i] is 0): its reply code (-1: none)
- * and SMTP phase (PH_*). */
+/* Per text d[starts[i], ends[i]) (ASCII, or UTF-8 whose non-ASCII characters odd_slices lets
+ * through: no ASCII literal, digit or space can match inside them; none where valid[i] is 0):
+ * its reply code (-1: none) and SMTP phase (PH_*). */
 void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, const uint8_t *valid, int64_t n,
                 int16_t *codes, uint8_t *phases) {
     for (int64_t i = 0; i < n; i++) {
@@ -1781,4 +1813,4 @@ void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, co
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 12; }
+int scanner_abi(void) { return 13; }

@@ -421,7 +421,11 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
         rs, re_ = qid_end[d] + 6, rcpt_end
         delivery["recipient"] = _python_lower(block, delivery["recipient"], rs, re_, has_high)
         delivery["recipient_domain"] = _python_lower(block, delivery["recipient_domain"], s["d_dom_start"], re_, has_high)
-        delivery["high"] = np.flatnonzero(has_high(ds, d_end))
+        if scanner:  # the texts text_facts cannot read (see odd_slices); the numpy reader: every non-ASCII line's
+            text_s, text_e = np.where(has_text, delivery["text_start"], 0), np.where(has_text, delivery["text_end"], 0)
+            delivery["high"] = np.flatnonzero(has_high(text_s, text_e))
+        else:
+            delivery["high"] = np.flatnonzero(has_high(ds, d_end))
     _row_columns(block, delivery, scanner)
     if annotate is not None:
         annotate(delivery)
@@ -476,7 +480,8 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
 def _text_facts_native(block: bytes, texts: pa.Array, text_at: tuple, high, scanner: Scanner):
     """(reply codes, -1 for none; phase codes into the phase words, -1 for none; phase words) of
     the delivery texts by the compiled text_facts (reply_code_of and smtp_phase_of for ASCII
-    texts); a non-ASCII line's text, and a command word only smtp_phase_of knows, by Python."""
+    texts, and for texts whose other characters are CJK ones: Scanner.odd_slices); the texts
+    `high` (other non-ASCII characters), and a command word only smtp_phase_of knows, by Python."""
     starts, ends, valid = text_at
     codes, phases = scanner.text_facts(np.frombuffer(block, np.uint8), starts, ends, valid)
     codes = codes.astype(np.int64)
@@ -545,18 +550,20 @@ def _pylist(values: pa.Array) -> list:
 
 
 def _high_finder(data: np.ndarray, scanner: Scanner | None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """has_high(starts, ends): per slice data[starts[i]:ends[i]], does it hold a non-ASCII byte?
-    The compiled scanner reads only the slices; numpy finds every non-ASCII byte of the block
-    once (a pass over all of it) and looks the slices up among them."""
+    """has_high(starts, ends): per slice data[starts[i]:ends[i]], must Python read it? With the
+    compiled scanner, when it holds a non-ASCII character other than the CJK ones the C reads as
+    Python does (Scanner.odd_slices: most Japanese values and texts stay in C); without it, when
+    it holds a non-ASCII byte (numpy finds every one of the block once, a pass over all of it,
+    and looks the slices up among them)."""
     if scanner is not None:
-        return lambda starts, ends: scanner.high_slices(data, starts, ends)
+        return lambda starts, ends: scanner.odd_slices(data, starts, ends)
     high_at = np.flatnonzero(data >= 128)
     return lambda starts, ends: np.searchsorted(high_at, ends) > np.searchsorted(high_at, starts)
 
 
 def _python_lower(block: bytes, values: pa.Array, starts: np.ndarray, ends: np.ndarray, has_high) -> pa.Array:
     """`values` (block[starts:ends] lower-cased in ASCII) with Python's lower() where a value
-    holds non-ASCII characters (`has_high`: _high_finder's)."""
+    holds non-ASCII characters that lower() may change (`has_high`: _high_finder's)."""
     high = np.flatnonzero(has_high(starts, ends))
     if not len(high):
         return values
