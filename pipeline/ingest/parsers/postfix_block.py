@@ -114,7 +114,7 @@ _DEFERRED_CODE = _STATUS_WORDS.index("deferred")
 _MAX_FIELDS = 8
 _TAG_RELAY, _TAG_DSN, _TAG_STATUS = (ord(a) << 8 | ord(b) for a, b in ("re", "ds", "st"))
 _STATUS_ARRAY = ab.strings(_STATUS_WORDS)
-_EMPTY, _NONE, _NULL = ab.scalar(""), ab.scalar("none"), ab.scalar(None)
+_EMPTY = ab.scalar("")
 _PHASE_HINT_RE = r"in reply to |refused to talk to me|while receiving the initial server greeting|(?i:while sending)"
 _LEADING_CODE_RE = r"^[2-5][0-9][0-9][ -]"
 # common.REPLY_CODE_RE in RE2 spelling (a clean block's digits are ASCII); leftmost-first, as re
@@ -394,20 +394,21 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
         has_high = _high_finder(data, scanner)
         senders = _python_lower(block, senders, s["f_vs"][f], s["f_ve"][f], has_high)
     m = np.flatnonzero(kind == K_MSGID)
-    msgids = cut(data, s["f_vs"][m], s["f_ve"][m])
-    msgids = pc.if_else(pc.equal(msgids, _EMPTY), _NULL, msgids)
+    m_vs, m_ve = s["f_vs"][m], s["f_ve"][m]
+    msgids = cut(data, m_vs, m_ve, m_ve > m_vs)          # an empty message-id is none
 
     d = s["d_fast"]
     ds = starts[d]
     d_end = line_starts[fast_idx[d] + 1] - 1
     rcpt_end = s["d_rcpt_end"]
-    relay = cut(data, s["d_relay_s"], s["d_relay_e"])
+    relay_s, relay_e = s["d_relay_s"], s["d_relay_e"]
+    relay = cut(data, relay_s, relay_e, ~_is_none(data, relay_s, relay_e))   # relay=none is none
     has_text = s["d_has_text"].astype(bool)
     delivery = {
         "host": cut(data, s["d_host_s"], s["d_host_end"]),
         "recipient": cut(data, qid_end[d] + 6, rcpt_end, lower=True),
         "recipient_domain": cut(data, s["d_dom_start"], rcpt_end, lower=True),
-        "relay": pc.if_else(pc.equal(relay, _NONE), _NULL, relay),
+        "relay": relay,
         "dsn": cut(data, s["d_dsn_s"], s["d_status_pos"]),
         "status_code": s["d_status_code"],
         "text": cut(data, s["d_status_end"] + 2, d_end - 1, has_text),
@@ -445,6 +446,14 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
         spread(ab.to_ints(qids.indices), -1, np.int64), qids.dictionary,
         spread(minutes, 0, np.int64), spread(us, 0, np.int64),
         (fast_pos[f], senders), (fast_pos[m], msgids), delivery, minute_us, no_date)
+
+
+def _is_none(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per slice data[starts[i]:ends[i]]: is it `none`?"""
+    out = (ends - starts) == 4
+    at = starts[out]
+    out[out] = (data[at] == 110) & (data[at + 1] == 111) & (data[at + 2] == 110) & (data[at + 3] == 101)
+    return out
 
 
 # the event columns no parser fills: event_id (made by _row_columns) and what the `annotate`
