@@ -490,6 +490,35 @@ def test_the_fast_path_takes_the_common_lines(tmp_path):
     assert fed == expiries
 
 
+def test_fields_of_a_block_stay_as_they_were_when_the_thread_reads_the_next(tmp_path):
+    """extract() reuses the scanner's arrays in the next block of the same thread: what it
+    returned for a block (every array, every column) is the same after the thread has read
+    other blocks, and the same as what a fresh thread makes of it."""
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    text = generated_log(tmp_path, "postfix", lines=6000).read_bytes()
+    cut = text.index(b"\n", len(text) // 2) + 1
+    first, second = text[:cut], text[cut:]                 # (the second fits the first's arrays)
+
+    def snapshot(fields):
+        out = []
+        for value in vars(fields).values():
+            for v in (value.values() if isinstance(value, dict) else value if isinstance(value, tuple) else [value]):
+                out.append(v.to_pylist() if hasattr(v, "to_pylist") else v.tolist() if hasattr(v, "tolist") else v)
+        return pickle.dumps(out)
+
+    ctx = ParseContext(tz=TOKYO, year=2026)
+    with ThreadPoolExecutor(1) as one:
+        fields = one.submit(postfix_block.extract, first, 1 << 20, ctx).result()
+        before = snapshot(fields)
+        assert fields.delivery["status_code"].size > 100
+        one.submit(postfix_block.extract, second, 1 << 20, ctx).result()
+    assert snapshot(fields) == before
+    with ThreadPoolExecutor(1) as fresh:
+        assert snapshot(fresh.submit(postfix_block.extract, first, 1 << 20, ParseContext(tz=TOKYO, year=2026)).result()) == before
+
+
 def test_the_decision_is_per_line_not_per_block():
     """A line with bad bytes (invalid UTF-8, NUL, CR, over-long) goes through the front door;
     a line with valid UTF-8 (a Japanese subject, an SMTPUTF8 address) is read like any other;

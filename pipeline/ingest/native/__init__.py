@@ -69,21 +69,27 @@ class Scanner:
             ids.restype = ctypes.c_int
             ids.argtypes = [_P, _P, _P, _P, _P, _I64, ctypes.c_int, _P]
 
-    def scan(self, block: bytes, max_line: int) -> dict | None:
+    SCAN_ARRAYS = (("cls", np.uint8), ("f_line", np.int64), ("f_kind", np.int8), ("f_qs", np.int64), ("f_qe", np.int64),
+                   ("f_key", np.uint64), ("f_us", np.int64), ("f_vs", np.int64), ("f_ve", np.int64),
+                   ("d_fast", np.int64), ("d_host_s", np.int64), ("d_host_end", np.int64), ("d_rcpt_end", np.int64),
+                   ("d_dom_start", np.int64), ("d_relay_s", np.int64), ("d_relay_e", np.int64),
+                   ("d_dsn_s", np.int64), ("d_status_pos", np.int64), ("d_status_end", np.int64),
+                   ("d_status_code", np.int8), ("d_has_text", np.uint8))
+
+    def scan(self, block: bytes, max_line: int, buffers: ScanBuffers | None = None) -> dict | None:
         """Per line, per fast line and per delivery line, what scan_block() finds (see the C);
-        None when the block holds no newline."""
+        None when the block holds no newline. With `buffers`, every array but line_starts is a
+        view into them: valid until the next scan with the same buffers (fresh arrays cost a
+        page fault per 4 KiB written)."""
         cap = self.lib.count_lines(block, len(block))
         if cap == 0:
             return None
         data = np.frombuffer(block, np.uint8)
-        out = {"line_starts": np.empty(cap + 1, np.int64), "cls": np.empty(cap, np.uint8)}
-        for name, dtype in (("f_line", np.int64), ("f_kind", np.int8), ("f_qs", np.int64), ("f_qe", np.int64),
-                            ("f_key", np.uint64), ("f_us", np.int64), ("f_vs", np.int64), ("f_ve", np.int64),
-                            ("d_fast", np.int64), ("d_host_s", np.int64), ("d_host_end", np.int64), ("d_rcpt_end", np.int64),
-                            ("d_dom_start", np.int64), ("d_relay_s", np.int64), ("d_relay_e", np.int64),
-                            ("d_dsn_s", np.int64), ("d_status_pos", np.int64), ("d_status_end", np.int64),
-                            ("d_status_code", np.int8), ("d_has_text", np.uint8)):
-            out[name] = np.empty(cap, dtype)
+        out = {"line_starts": np.empty(cap + 1, np.int64)}
+        if buffers is None:
+            out.update((name, np.empty(cap, dtype)) for name, dtype in self.SCAN_ARRAYS)
+        else:
+            out.update(buffers.arrays(cap))
         counts = np.zeros(3, np.int64)
         rc = self.lib.scan_block(_ptr(data), len(block), max_line, cap, *(_ptr(a) for a in out.values()), _ptr(counts))
         if rc != 0:
@@ -289,6 +295,21 @@ class Scanner:
             raise ValueError("event_ids: digest size out of range")
         offsets = np.arange(0, width * n + 1, width, dtype=np.int32)
         return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(hex_chars[:width * n])])
+
+
+class ScanBuffers:
+    """Scanner.scan's per-line arrays, kept for the next block (one set per reader thread:
+    pipeline.ingest.parsers.postfix_block), grown when a block has more lines."""
+
+    def __init__(self):
+        self.cap = 0
+        self.buffers: dict = {}
+
+    def arrays(self, cap: int) -> dict:
+        if cap > self.cap:
+            self.cap = max(cap, self.cap + self.cap // 4)
+            self.buffers = {name: np.empty(self.cap, dtype) for name, dtype in Scanner.SCAN_ARRAYS}
+        return {name: a[:cap] for name, a in self.buffers.items()}
 
 
 def load(path: Path = LIBRARY) -> Scanner | None:

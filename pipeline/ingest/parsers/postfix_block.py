@@ -39,6 +39,7 @@ Called by pipeline.ingest.engine for every clean block of a Postfix file.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from datetime import date
 from typing import Callable
@@ -356,6 +357,9 @@ def _numpy_gather(data, starts, ends, valid=None, lower=False) -> pa.StringArray
     return pc.utf8_lower(out) if lower else out
 
 
+_THREAD = threading.local()  # the scanner's buffers of each reader thread
+
+
 def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) -> BlockFields | None:
     """Find and cut the fields of a block of whole lines, and all that the delivery rows need
     but the parser state (reply code, phase, status, event id, and `annotate`'s columns: carrier
@@ -367,7 +371,13 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
     are marked for PostfixParser.feed, lines with bad bytes (C_RAW) for the front door's checks.
     """
     scanner = native.SCANNER
-    s = scanner.scan(block, max_line) if scanner else scan_numpy(block, max_line)
+    if scanner:
+        buffers = getattr(_THREAD, "scan_buffers", None)
+        if buffers is None:
+            buffers = _THREAD.scan_buffers = native.ScanBuffers()
+        s = scanner.scan(block, max_line, buffers)       # (arrays reused by the thread's next block: copied where kept)
+    else:
+        s = scan_numpy(block, max_line)
     if s is None:
         return None
     cut = scanner.gather if scanner else _numpy_gather
@@ -410,7 +420,7 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) 
         "recipient_domain": cut(data, s["d_dom_start"], rcpt_end, lower=True),
         "relay": relay,
         "dsn": cut(data, s["d_dsn_s"], s["d_status_pos"]),
-        "status_code": s["d_status_code"],
+        "status_code": s["d_status_code"].copy(),
         "text": cut(data, s["d_status_end"] + 2, d_end - 1, has_text),
         "line_start": ds, "line_end": d_end,
         "text_start": s["d_status_end"] + 2, "text_end": d_end - 1, "has_text": has_text,  # (_row_columns)
