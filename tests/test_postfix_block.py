@@ -519,6 +519,59 @@ def test_fields_of_a_block_stay_as_they_were_when_the_thread_reads_the_next(tmp_
         assert snapshot(fresh.submit(postfix_block.extract, first, 1 << 20, ParseContext(tz=TOKYO, year=2026)).result()) == before
 
 
+def test_a_block_with_a_stop_line_start_is_left_to_the_engine():
+    """extract(block, stops=…) is None exactly when a line of the block starts with one of the
+    stops (the engine's old test: the block starts with one, or holds newline + one), whatever
+    the line is (fast, fed, raw, empty, the last one without a newline), and else the same
+    fields as without stops; the compiled scanner looks at line starts in its own pass."""
+    import random
+
+    rng = random.Random(8)
+    plain = ("Nov 10 09:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D01: removed\n"
+             "Nov 10 09:00:01 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<a@b.jp>, relay=none, delay=1, delays=0/0/0/1, "
+             "dsn=4.4.1, status=deferred (connect to b.jp: Connection timed out)\n").encode()
+    pieces = [plain, b"\n", b"x\x00y\n", "たろう\n".encode(), b"<34>1 2026-11-10T09:00:00Z mx1 postfix 1 - - x\n",
+              b"@4000000063b2c3d40000 new msg 1\n", b"@400\n", b"@\n", b"<\n", b" <x\n", b"x@4000 y\n", b"4000\n"]
+    stops_sets = [(b"<",), (b"<", b"@4000"), (b"@4000",)]
+    ctx = ParseContext(tz=TOKYO, year=2026)
+    checked = stopped = 0
+    for _ in range(1500):
+        block = b"".join(rng.choice(pieces[:1] * 6 + pieces) for _ in range(rng.randrange(1, 8)))
+        if rng.random() < 0.2:
+            block += rng.choice([b"<x", b"@4000", b"@40", b"tail"])     # a last line without a newline
+        stops = rng.choice(stops_sets)
+        want = block.startswith(stops) or any(b"\n" + p in block for p in stops)
+        got = postfix_block.extract(block, 1 << 20, ctx, stops=stops)
+        if b"\n" not in block:
+            continue
+        assert (got is None) == want, (block, stops)
+        if got is not None:
+            again = postfix_block.extract(block, 1 << 20, ctx)
+            assert got.kinds.tolist() == again.kinds.tolist() and got.delivery["relay"].equals(again.delivery["relay"])
+        checked += 1
+        stopped += want
+    assert 0.2 * checked < stopped < 0.8 * checked
+
+
+def test_blocks_with_other_mtas_or_rfc5424_lines_are_read_line_by_line(tmp_path, monkeypatch):
+    """An `auto` Postfix log with qmail multilog lines (`@4000…` at a line start, looked for by
+    the scanner), sendmail lines (` sendmail[`, looked for in the block) and an RFC 5424 line
+    (`<22>1 …`) in some blocks: those blocks are routed line by line, and the events are the
+    per-line reader's, qmail's and sendmail's included."""
+    traffic = generated_log(tmp_path, "postfix", lines=4000, ascii_only=True).read_text().splitlines(keepends=True)
+    qmail = (SAMPLES / "qmail" / "current").read_text().splitlines(keepends=True)
+    sendmail = (SAMPLES / "sendmail" / "maillog").read_text().splitlines(keepends=True)
+    rfc5424 = "<22>1 2026-11-10T09:00:00+09:00 mx1 postfix/qmgr 2 - - 1A2B3C4D01: removed\n"
+    # (after the 2,000 lines the engine tells the file's MTA by: a Postfix file)
+    lines = traffic[:2300] + qmail + traffic[2300:2800] + [rfc5424] + traffic[2800:3300] + sendmail + traffic[3300:]
+    log = write_log(tmp_path, "".join(lines))
+    for size in (4000, 1 << 20):
+        fast, slow = ingest_both_formats(tmp_path, [log], size, monkeypatch, fmt="auto")
+        assert_same(fast, slow)
+    mtas = {row[2] for row in fast[0]}
+    assert {"postfix", "qmail", "sendmail"} <= mtas, mtas
+
+
 def test_the_decision_is_per_line_not_per_block():
     """A line with bad bytes (invalid UTF-8, NUL, CR, over-long) goes through the front door;
     a line with valid UTF-8 (a Japanese subject, an SMTPUTF8 address) is read like any other;

@@ -939,6 +939,15 @@ def _extract(reader, data: bytes, ctx, annotate, foreign_of: str | None):
     with per-line routing, when a chunk of an `auto` stream holds another MTA's lines, or when it
     holds RFC 5424 lines (`<PRI>1 …`: the scanners know the RFC 3164/3339 prefixes only; the
     parsers read them, parsers.common.rfc5424_as_rfc3339)."""
+    if getattr(reader, "STOPS_AT_LINE_STARTS", False):
+        # the reader's scanner looks at every line start in its own pass: a marker that is a
+        # line start ("\n@4000", RFC 5424's "<") is looked for there, the others in one pass here
+        foreign = _FOREIGN.get(foreign_of, ()) if foreign_of is not None else ()
+        anywhere = tuple(m for m in foreign if not m.startswith(b"\n"))
+        if anywhere and _has_markers(data, anywhere):
+            return None
+        starts = (_RFC5424_START,) + tuple(m[1:] for m in foreign if m.startswith(b"\n"))
+        return reader.extract(data, MAX_LINE_BYTES, ctx, annotate, stops=starts)
     if foreign_of is not None and _has_foreign(data, foreign_of):
         return None
     if _has_rfc5424(data):
@@ -958,23 +967,26 @@ def _sample_of(raws: list[bytes]) -> list[str]:
     return out
 
 
+_RFC5424_START = b"<"  # what an RFC 5424 line starts with (its `<PRI>`)
+
+
 def _has_rfc5424(data: bytes) -> bool:
     """Does a chunk hold a line starting with `<` (an RFC 5424 line's `<PRI>`)? One SIMD pass
     with the compiled scanner (about 1 ms for 16 MiB; Python's `in`: about 15)."""
-    if data[:1] == b"<":
-        return True
-    scanner = native.SCANNER
-    if scanner is not None:
-        return scanner.has_markers(data, (b"\n<",))
-    return b"\n<" in data
+    return data.startswith(_RFC5424_START) or _has_markers(data, (b"\n" + _RFC5424_START,))
 
 
 def _has_foreign(data: bytes, mta: str) -> bool:
     """Does a chunk of an `auto` stream read as `mta` hold another MTA's lines? (A marker that
-    only looks like one routes the chunk line by line: slower, never wrong.)"""
+    only looks like one routes the chunk line by line: slower, never wrong.) A marker starting
+    with a newline is a line start: the chunk's first line counts too."""
     markers = _FOREIGN.get(mta, ())
-    if mta != "qmail" and data.startswith(b"@4000"):
+    if data.startswith(tuple(m[1:] for m in markers if m.startswith(b"\n"))):
         return True
+    return _has_markers(data, markers)
+
+
+def _has_markers(data: bytes, markers: tuple[bytes, ...]) -> bool:
     scanner = native.SCANNER
     if scanner is not None:
         return scanner.has_markers(data, markers)

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 13  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 14  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
+STOPPED = object()  # what Scanner.scan returns for a block with a line starting with a stop prefix
 _I64 = ctypes.c_int64
 
 
@@ -42,7 +43,7 @@ class Scanner:
     def __init__(self, lib: ctypes.CDLL):
         self.lib = lib
         lib.scan_block.restype = ctypes.c_int
-        lib.scan_block.argtypes = [_P, _I64, _I64, _I64] + [_P] * 23
+        lib.scan_block.argtypes = [_P, _I64, _I64, _I64] + [_P] * 23 + [ctypes.c_char_p, ctypes.c_int]
         lib.count_lines.restype = _I64
         lib.count_lines.argtypes = [ctypes.c_char_p, _I64]
         lib.gather.restype = None
@@ -76,11 +77,15 @@ class Scanner:
                    ("d_dsn_s", np.int64), ("d_status_pos", np.int64), ("d_status_end", np.int64),
                    ("d_status_code", np.int8), ("d_has_text", np.uint8))
 
-    def scan(self, block: bytes, max_line: int, buffers: ScanBuffers | None = None) -> dict | None:
+    def scan(self, block: bytes, max_line: int, buffers: ScanBuffers | None = None,
+             stops: tuple[bytes, ...] = ()) -> dict | None:
         """Per line, per fast line and per delivery line, what scan_block() finds (see the C);
-        None when the block holds no newline. With `buffers`, every array but line_starts is a
-        view into them: valid until the next scan with the same buffers (fresh arrays cost a
-        page fault per 4 KiB written)."""
+        None when the block holds no newline; STOPPED when a line ending in a newline starts
+        with one of `stops` (non-empty, without NUL or newline). With `buffers`, every array but
+        line_starts is a view into them: valid until the next scan with the same buffers (fresh
+        arrays cost a page fault per 4 KiB written)."""
+        if any(not p or b"\0" in p or b"\n" in p for p in stops) or len(stops) > 8:
+            raise ValueError("stop prefixes: 1 to 8, not empty, without NUL or newline")
         cap = self.lib.count_lines(block, len(block))
         if cap == 0:
             return None
@@ -91,7 +96,10 @@ class Scanner:
         else:
             out.update(buffers.arrays(cap))
         counts = np.zeros(3, np.int64)
-        rc = self.lib.scan_block(_ptr(data), len(block), max_line, cap, *(_ptr(a) for a in out.values()), _ptr(counts))
+        rc = self.lib.scan_block(_ptr(data), len(block), max_line, cap, *(_ptr(a) for a in out.values()), _ptr(counts),
+                                 b"\0".join(stops) + b"\0", len(stops))
+        if rc == 1:
+            return STOPPED
         if rc != 0:
             return None
         n, nf, nd = counts.tolist()

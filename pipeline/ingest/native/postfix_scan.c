@@ -18,6 +18,7 @@
 enum { K_FEED = 0, K_DELIVERY = 1, K_FROM = 2, K_REMOVED = 3, K_MSGID = 4 };
 enum { C_SKIP = 0, C_FEED = 1, C_FAST = 2, C_RAW = 3 };
 #define MAX_FIELDS 8 /* commas of a delivery line looked at up to status= (as scan_numpy) */
+#define MAX_STOPS 8  /* line-start prefixes scan_block stops at */
 
 static int is_upper(uint8_t c) { return c >= 'A' && c <= 'Z'; }
 static int is_lower(uint8_t c) { return c >= 'a' && c <= 'z'; }
@@ -479,7 +480,10 @@ int64_t count_lines(const uint8_t *d, int64_t len) {
  * per delivery line that is cut here (kind K_DELIVERY; n_deliv of them): d_fast (its number
  * among the fast lines) and the positions of its fields.
  * counts[0..2] = n_lines, n_fast, n_deliv. Returns 0, or -1 when the block holds no newline (or
- * more lines than cap, which count_lines sizes).
+ * more lines than cap, which count_lines sizes), or 1 (at once) when a line starts with one of
+ * the n_stops `stops` (NUL-separated, none empty, at most MAX_STOPS; -2 otherwise): the engine
+ * reads such a block line by line (an RFC 5424 line's `<`, another MTA's multilog `@4000`), and
+ * this pass sees every line start anyway (one pass over the block fewer than a search for "\n<").
  * The decision is per line: a line with invalid UTF-8, a NUL or a CR, or of max_line bytes or
  * more is C_RAW; one with valid non-ASCII UTF-8 is never fast (C_FEED or C_SKIP by is_feed). */
 int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
@@ -488,9 +492,22 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *f_us, int64_t *f_vs, int64_t *f_ve,
                int64_t *d_fast, int64_t *d_host_s, int64_t *d_host_end, int64_t *d_rcpt_end, int64_t *d_dom_start,
                int64_t *d_relay_s, int64_t *d_relay_e, int64_t *d_dsn_s, int64_t *d_status_pos,
-               int64_t *d_status_end, int8_t *d_status_code, uint8_t *d_has_text, int64_t *counts) {
+               int64_t *d_status_end, int8_t *d_status_code, uint8_t *d_has_text, int64_t *counts,
+               const char *stops, int n_stops) {
     int64_t n = 0, nf = 0, nd = 0, s = 0;
     if (!class_ready) make_classes(); /* (without the constructor: a second thread at once writes the same) */
+    /* the stop prefixes (NUL-separated), and which bytes begin one (looked up per line) */
+    const char *stop[MAX_STOPS];
+    size_t stop_len[MAX_STOPS];
+    uint8_t stop_first[256] = {0};
+    if (n_stops > MAX_STOPS) return -2;
+    for (int k = 0, at = 0; k < n_stops; k++) {
+        stop[k] = stops + at;
+        stop_len[k] = strlen(stop[k]);
+        if (!stop_len[k]) return -2;
+        stop_first[(uint8_t)stop[k][0]] = 1;
+        at += (int)stop_len[k] + 1;
+    }
     /* most blocks are ASCII without NUL or CR (the OR of all bytes has no high bit: a loop the
        compiler vectorises; memchr for the rest): then no line needs looking at byte by byte */
     uint8_t high = 0, bad = 0;
@@ -506,6 +523,10 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
         if (!nl) break;
         int64_t e = nl - d;
         if (n >= cap) return -1;
+        if (e > s && stop_first[d[s]]) {
+            for (int k = 0; k < n_stops; k++)
+                if ((size_t)(e - s) >= stop_len[k] && memcmp(d + s, stop[k], stop_len[k]) == 0) return 1;
+        }
         int kind_of_line = 0; /* 0 ASCII, 1 valid non-ASCII UTF-8, 2 raw */
         if (e - s >= max_line) {
             kind_of_line = 2;
@@ -1813,4 +1834,4 @@ void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, co
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 13; }
+int scanner_abi(void) { return 14; }

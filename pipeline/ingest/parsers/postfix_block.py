@@ -358,27 +358,36 @@ def _numpy_gather(data, starts, ends, valid=None, lower=False) -> pa.StringArray
 
 
 _THREAD = threading.local()  # the scanner's buffers of each reader thread
+# extract() takes `stops` (line starts that send a block to per-line reading: pipeline.ingest.engine)
+STOPS_AT_LINE_STARTS = True
 
 
-def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None) -> BlockFields | None:
+def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None,
+            stops: tuple[bytes, ...] = ()) -> BlockFields | None:
     """Find and cut the fields of a block of whole lines, and all that the delivery rows need
     but the parser state (reply code, phase, status, event id, and `annotate`'s columns: carrier
     and class): the scan (native.SCANNER, or scan_numpy where none was built), Arrow work, and
     what Python the rows alone need. Runs in a thread; `ctx` is the ParseContext of the file the
     block comes from (its stamps are turned into times here: the classifier is given the day).
 
-    None only for a block without a newline. Lines that cannot be fast (non-ASCII, odd shapes)
-    are marked for PostfixParser.feed, lines with bad bytes (C_RAW) for the front door's checks.
+    None for a block without a newline, and for one with a line that starts with one of `stops`
+    (the engine's reasons to read a block line by line, looked for here: the scanner sees every
+    line start in its own pass). Lines that cannot be fast (non-ASCII, odd shapes) are marked
+    for PostfixParser.feed, lines with bad bytes (C_RAW) for the front door's checks.
     """
     scanner = native.SCANNER
+    if stops and block[block.rfind(b"\n") + 1:].startswith(stops):
+        return None                                     # (a last line without newline: the scanner's are whole)
     if scanner:
         buffers = getattr(_THREAD, "scan_buffers", None)
         if buffers is None:
             buffers = _THREAD.scan_buffers = native.ScanBuffers()
-        s = scanner.scan(block, max_line, buffers)       # (arrays reused by the thread's next block: copied where kept)
+        s = scanner.scan(block, max_line, buffers, stops)  # (arrays reused by the thread's next block: copied where kept)
+    elif stops and (block.startswith(stops) or any(b"\n" + p in block for p in stops)):
+        return None
     else:
         s = scan_numpy(block, max_line)
-    if s is None:
+    if s is None or s is native.STOPPED:
         return None
     cut = scanner.gather if scanner else _numpy_gather
     data = np.frombuffer(block, np.uint8)
