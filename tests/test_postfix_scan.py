@@ -331,6 +331,37 @@ def test_odd_slices_let_through_only_characters_python_reads_as_the_c_does():
     assert got.tolist() == [False, False, False, True, True, True]
 
 
+@needs_scanner
+def test_code_slices_codes_as_dictionary_encode():
+    """code_slices (the queue ids of a block coded in C, keyed by their first and last 8 bytes
+    and length) gives Arrow's dictionary_encode codes and dictionary: on the queue ids of a real
+    block, and on slices that differ only inside (longer than 16 bytes), by a NUL or by length,
+    empty ones, many slices into one table; with and without reused scratch."""
+    import pyarrow as pa
+
+    rng = random.Random(21)
+    words = [b"", b"a", b"\0a", b"a\0", b"\0", b"\0\0", b"ABCDEFGH", b"ABCDEFGHI", b"4ABC1D2E3F",
+             b"0123456789abcdefXYZ", b"0123456789abcdefXYZ"[:-1] + b"W", b"0123456789Qbcdef-YZ", b"0123456789abcdef-YZ",
+             b"x" * 40, b"x" * 20 + b"y" + b"x" * 19]
+    buffers = native.ScanBuffers()
+    block = (SAMPLES / "postfix" / "mail.log").read_bytes()
+    s = SCANNER.scan(block, 1 << 20)
+    cases = [(block, s["f_qs"], s["f_qe"])]
+    for n in (0, 1, 5, 300, 5000):
+        pieces = [rng.choice(words) + (rng.choice(words) if rng.random() < 0.3 else b"") for _ in range(n)]
+        data = b"|".join(pieces) + b"|"
+        ends = np.cumsum([len(p) + 1 for p in pieces], dtype=np.int64) - 1
+        cases.append((data, ends - np.array([len(p) for p in pieces], np.int64), ends))
+    for data, starts, ends in cases:
+        arr = np.frombuffer(data, np.uint8)
+        want = pa.array([data[a:b] for a, b in zip(starts.tolist(), ends.tolist())], pa.binary()).dictionary_encode()
+        for scratch in (None, buffers):
+            codes, first = SCANNER.code_slices(arr, starts, ends, scratch)
+            assert codes.tolist() == want.indices.to_pylist()
+            assert [data[a:b] for a, b in zip(starts[first].tolist(), ends[first].tolist())] == want.dictionary.to_pylist()
+    assert len(cases[0][1]) > 20
+
+
 # texts where one character decides a reply code or a phase
 TEXT_EDGES = [
     "", "250 ok", "550-5.1.1 x", "2000 x", "550\x1cx", "said: 550 x", "said:550 x", "said 550x", "said: 5501 x",

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 14  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 15  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
@@ -58,6 +58,8 @@ class Scanner:
         lib.line_kinds.argtypes = [_P, _I64, _I64, _I64, _P, _P]
         lib.high_slices.restype = None
         lib.high_slices.argtypes = [_P, _P, _P, _I64, _P]
+        lib.code_slices.restype = _I64
+        lib.code_slices.argtypes = [_P, _P, _P, _I64, _P, _I64, _P, _P, _P]
         lib.odd_slices.restype = None
         lib.odd_slices.argtypes = [_P, _P, _P, _I64, _P]
         lib.text_facts.restype = None
@@ -247,6 +249,27 @@ class Scanner:
         self.lib.high_slices(_ptr(data), _ptr(starts), _ptr(ends), len(starts), _ptr(flags))
         return flags.view(bool)
 
+    def code_slices(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                    buffers: ScanBuffers | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, first) of the slices data[starts[i]:ends[i]] coded by first appearance, as
+        Arrow's dictionary_encode codes them: codes (int32) per slice, first[k] the slice where
+        code k first appears. `buffers`: a thread's ScanBuffers, whose hash table is reused."""
+        n = len(starts)
+        starts = np.ascontiguousarray(starts, np.int64)
+        ends = np.ascontiguousarray(ends, np.int64)
+        _check_slices(data, starts, ends)
+        size = 16
+        while size < 2 * n:
+            size *= 2
+        table, keys = buffers.tables(size, 3 * n) if buffers is not None else (np.empty(size, np.int32), np.empty(3 * n, np.uint64))
+        codes = np.empty(n, np.int32)
+        first = np.empty(n, np.int64)
+        k = self.lib.code_slices(_ptr(data), _ptr(starts), _ptr(ends), n, _ptr(table), size, _ptr(keys), _ptr(codes),
+                                 _ptr(first))
+        if k < 0:
+            raise ValueError("code_slices: table too small")
+        return codes, first[:k]
+
     def odd_slices(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Per slice data[starts[i]:ends[i]]: does it hold a non-ASCII character other than
         U+3001-U+9FFF (one that Python's lower(), \\d, \\s or IGNORECASE may read unlike
@@ -312,6 +335,16 @@ class ScanBuffers:
     def __init__(self):
         self.cap = 0
         self.buffers: dict = {}
+        self._table = np.empty(0, np.int32)
+        self._keys = np.empty(0, np.uint64)
+
+    def tables(self, size: int, keys: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scratch of Scanner.code_slices: `size` int32, `keys` uint64."""
+        if len(self._table) < size:
+            self._table = np.empty(size, np.int32)
+        if len(self._keys) < keys:
+            self._keys = np.empty(max(keys, len(self._keys) * 5 // 4), np.uint64)
+        return self._table[:size], self._keys[:keys]
 
     def arrays(self, cap: int) -> dict:
         if cap > self.cap:

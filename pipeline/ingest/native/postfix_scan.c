@@ -1725,6 +1725,59 @@ void odd_slices(const uint8_t *d, const int64_t *starts, const int64_t *ends, in
     }
 }
 
+/* Slices [starts[i], ends[i]) of d coded by first appearance, as Arrow's dictionary_encode codes
+ * them (postfix_block.extract: the queue ids of a block): codes[i], and first[k] = the i where
+ * code k first appears. `table` (size a power of two, at least 2 n, any contents) and `keys`
+ * (3 n) are the caller's scratch (reused across blocks: fresh memory costs a page fault per
+ * 4 KiB). A slice is keyed by its first and last 8 bytes and its length (the whole slice up to
+ * 16 bytes, as queue ids are): a match is found without reading the block again, where the
+ * earlier slice is long out of cache. Returns the number of distinct slices, or -1 when the
+ * table is too small. */
+static inline void slice_key(const uint8_t *p, int64_t len, uint64_t *a, uint64_t *b) {
+    *a = *b = 0;
+    if (len >= 8) {
+        memcpy(a, p, 8);
+        memcpy(b, p + len - 8, 8); /* (overlapping: every byte of up to 16 counts) */
+    } else {
+        for (int64_t j = 0; j < len; j++) *a = *a << 8 | p[j];
+    }
+}
+
+int64_t code_slices(const uint8_t *d, const int64_t *starts, const int64_t *ends, int64_t n, int32_t *table,
+                    int64_t size, uint64_t *keys, int32_t *codes, int64_t *first) {
+    if (size < 2 * n || size < 2 || (size & (size - 1))) return -1;
+    memset(table, 0xff, (size_t)size * sizeof(int32_t));
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *p = d + starts[i];
+        int64_t len = ends[i] - starts[i];
+        uint64_t a, b;
+        slice_key(p, len, &a, &b);
+        uint64_t h = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL) ^ (uint64_t)len;
+        uint64_t at = (h ^ (h >> 29) ^ (h >> 47)) & (uint64_t)(size - 1);
+        for (;;) {
+            int32_t c = table[at];
+            if (c < 0) {
+                table[at] = (int32_t)k;
+                keys[3 * k] = a;
+                keys[3 * k + 1] = b;
+                keys[3 * k + 2] = (uint64_t)len;
+                first[k] = i;
+                codes[i] = (int32_t)k++;
+                break;
+            }
+            const uint64_t *key = keys + 3 * (int64_t)c;
+            if (key[0] == a && key[1] == b && key[2] == (uint64_t)len &&
+                (len <= 16 || memcmp(d + starts[first[c]], p, (size_t)len) == 0)) {
+                codes[i] = c;
+                break;
+            }
+            at = (at + 1) & (uint64_t)(size - 1);
+        }
+    }
+    return k;
+}
+
 /* --- what a delivery text says: common.reply_code_of and postfix.smtp_phase_of, for ASCII texts
  * (postfix_block._row_columns asks Python for the others; tests/test_postfix_scan.py holds the
  * two to the same answers on every text of the test logs and on mutated ones) --------------- */
@@ -1834,4 +1887,4 @@ void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, co
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 14; }
+int scanner_abi(void) { return 15; }

@@ -397,7 +397,12 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None,
     kind = s["f_kind"]
     starts = line_starts[fast_idx]
     qid_end = s["f_qe"]
-    qids = cut(data, s["f_qs"], qid_end).dictionary_encode()
+    if scanner:  # the queue ids coded in C (as dictionary_encode codes them), only the distinct ones cut
+        qid_codes, qid_first = scanner.code_slices(data, s["f_qs"], qid_end, buffers)
+        qid_names = cut(data, s["f_qs"][qid_first], qid_end[qid_first])
+    else:
+        qids = cut(data, s["f_qs"], qid_end).dictionary_encode()
+        qid_codes, qid_names = ab.to_ints(qids.indices), qids.dictionary
 
     # stamps: one key per minute (turned into time once), microseconds within it per line
     minutes, minute_us, no_date = blocks.block_minutes(ctx, block, starts, s["f_key"])
@@ -462,7 +467,7 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None,
 
     return BlockFields(
         n, line_starts, order, spread(kind, K_FEED, np.int8),
-        spread(ab.to_ints(qids.indices), -1, np.int64), qids.dictionary,
+        spread(qid_codes, -1, np.int64), qid_names,
         spread(minutes, 0, np.int64), spread(us, 0, np.int64),
         (fast_pos[f], senders), (fast_pos[m], msgids), delivery, minute_us, no_date)
 
