@@ -55,7 +55,18 @@ def assert_same_scan(block: bytes, max_line: int = 65536) -> dict | None:
     for name in want:
         assert got[name].dtype == want[name].dtype, name
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    # with reused buffers: the same arrays, and the queue ids coded as dictionary_encode codes them
+    again = SCANNER.scan(block, max_line, _BUFFERS)
+    for name in want:
+        np.testing.assert_array_equal(again[name], want[name], err_msg=name)
+    data = np.frombuffer(block, np.uint8)
+    encoded = SCANNER.gather(data, want["f_qs"], want["f_qe"]).dictionary_encode()
+    assert again["q_code"].tolist() == encoded.indices.to_pylist()
+    assert again["q_names"].equals(encoded.dictionary)
     return got
+
+
+_BUFFERS = native.ScanBuffers() if SCANNER else None
 
 
 def lines_of(text: str) -> list[str]:
@@ -332,34 +343,21 @@ def test_odd_slices_let_through_only_characters_python_reads_as_the_c_does():
 
 
 @needs_scanner
-def test_code_slices_codes_as_dictionary_encode():
-    """code_slices (the queue ids of a block coded in C, keyed by their first and last 8 bytes
-    and length) gives Arrow's dictionary_encode codes and dictionary: on the queue ids of a real
-    block, and on slices that differ only inside (longer than 16 bytes), by a NUL or by length,
-    empty ones, many slices into one table; with and without reused scratch."""
-    import pyarrow as pa
-
+def test_queue_ids_coded_in_the_scan_are_dictionary_encode():
+    """With buffers the scan codes each fast line's queue id by first appearance (a hash keyed by
+    the first and last 8 bytes and the length): Arrow's dictionary_encode of the ids, for long
+    ids that differ only inside, short ones, ids that repeat far apart, in one buffer set reused
+    by blocks that grow and shrink. (assert_same_scan checks every test block the same way.)"""
     rng = random.Random(21)
-    words = [b"", b"a", b"\0a", b"a\0", b"\0", b"\0\0", b"ABCDEFGH", b"ABCDEFGHI", b"4ABC1D2E3F",
-             b"0123456789abcdefXYZ", b"0123456789abcdefXYZ"[:-1] + b"W", b"0123456789Qbcdef-YZ", b"0123456789abcdef-YZ",
-             b"x" * 40, b"x" * 20 + b"y" + b"x" * 19]
-    buffers = native.ScanBuffers()
-    block = (SAMPLES / "postfix" / "mail.log").read_bytes()
-    s = SCANNER.scan(block, 1 << 20)
-    cases = [(block, s["f_qs"], s["f_qe"])]
-    for n in (0, 1, 5, 300, 5000):
-        pieces = [rng.choice(words) + (rng.choice(words) if rng.random() < 0.3 else b"") for _ in range(n)]
-        data = b"|".join(pieces) + b"|"
-        ends = np.cumsum([len(p) + 1 for p in pieces], dtype=np.int64) - 1
-        cases.append((data, ends - np.array([len(p) for p in pieces], np.int64), ends))
-    for data, starts, ends in cases:
-        arr = np.frombuffer(data, np.uint8)
-        want = pa.array([data[a:b] for a, b in zip(starts.tolist(), ends.tolist())], pa.binary()).dictionary_encode()
-        for scratch in (None, buffers):
-            codes, first = SCANNER.code_slices(arr, starts, ends, scratch)
-            assert codes.tolist() == want.indices.to_pylist()
-            assert [data[a:b] for a, b in zip(starts[first].tolist(), ends[first].tolist())] == want.dictionary.to_pylist()
-    assert len(cases[0][1]) > 20
+    ids = ["4ABC1", "4ABC10", "0123456789ABCDEF012", "0123456780ABCDEF012", "0123456789BBCDEF012",
+           "0123456789ABCDEF013", "1123456789ABCDEF012", "3gNqSz4kFwzBcDfGhJ", "3gNqSz4kFxzBcDfGhJ",
+           "3gNqSz4kFwzBcDfGhK", "4ABC1D2E3F"]            # (some differ only in bytes 9 to 11)
+    for n in (1, 5, 300, 3000, 40):
+        lines = []
+        for i in range(n):
+            q = rng.choice(ids) if rng.random() < 0.7 else f"{rng.randrange(16 ** 10):010X}"
+            lines.append(f"Nov 10 09:00:{i % 60:02d} mx1 postfix/qmgr[2]: {q}: removed\n")
+        assert_same_scan("".join(lines).encode())
 
 
 # texts where one character decides a reply code or a phase

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 15  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 16  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
@@ -43,7 +43,7 @@ class Scanner:
     def __init__(self, lib: ctypes.CDLL):
         self.lib = lib
         lib.scan_block.restype = ctypes.c_int
-        lib.scan_block.argtypes = [_P, _I64, _I64, _I64] + [_P] * 23 + [ctypes.c_char_p, ctypes.c_int]
+        lib.scan_block.argtypes = [_P, _I64, _I64, _I64] + [_P] * 23 + [ctypes.c_char_p, ctypes.c_int, _P, _I64] + [_P] * 4
         lib.count_lines.restype = _I64
         lib.count_lines.argtypes = [ctypes.c_char_p, _I64]
         lib.gather.restype = None
@@ -58,8 +58,6 @@ class Scanner:
         lib.line_kinds.argtypes = [_P, _I64, _I64, _I64, _P, _P]
         lib.high_slices.restype = None
         lib.high_slices.argtypes = [_P, _P, _P, _I64, _P]
-        lib.code_slices.restype = _I64
-        lib.code_slices.argtypes = [_P, _P, _P, _I64, _P, _I64, _P, _P, _P]
         lib.odd_slices.restype = None
         lib.odd_slices.argtypes = [_P, _P, _P, _I64, _P]
         lib.text_facts.restype = None
@@ -85,7 +83,9 @@ class Scanner:
         None when the block holds no newline; STOPPED when a line ending in a newline starts
         with one of `stops` (non-empty, without NUL or newline). With `buffers`, every array but
         line_starts is a view into them: valid until the next scan with the same buffers (fresh
-        arrays cost a page fault per 4 KiB written)."""
+        arrays cost a page fault per 4 KiB written); and the queue ids are coded as the lines go
+        by (what dictionary_encode of the f_qs / f_qe slices makes): q_code per fast line
+        (int32), q_names (the distinct ids, a string array)."""
         if any(not p or b"\0" in p or b"\n" in p for p in stops) or len(stops) > 8:
             raise ValueError("stop prefixes: 1 to 8, not empty, without NUL or newline")
         cap = self.lib.count_lines(block, len(block))
@@ -97,17 +97,29 @@ class Scanner:
             out.update((name, np.empty(cap, dtype)) for name, dtype in self.SCAN_ARRAYS)
         else:
             out.update(buffers.arrays(cap))
-        counts = np.zeros(3, np.int64)
+        counts = np.zeros(4, np.int64)
+        coding = [None, 0, None, None, None, None]
+        if buffers is not None:
+            size = 16
+            while size < 2 * cap:
+                size *= 2
+            table, keys, code = buffers.coder(size, cap)
+            q_offsets, q_chars = np.empty(cap + 1, np.int32), np.empty(20 * cap, np.uint8)
+            coding = [_ptr(table), size, _ptr(keys), _ptr(code), _ptr(q_offsets), _ptr(q_chars)]
         rc = self.lib.scan_block(_ptr(data), len(block), max_line, cap, *(_ptr(a) for a in out.values()), _ptr(counts),
-                                 b"\0".join(stops) + b"\0", len(stops))
+                                 b"\0".join(stops) + b"\0", len(stops), *coding)
         if rc == 1:
             return STOPPED
         if rc != 0:
             return None
-        n, nf, nd = counts.tolist()
+        n, nf, nd, nq = counts.tolist()
         sizes = {"line_starts": n + 1, "cls": n}  # then f_* per fast line, d_* per delivery line
         for name in out:
             out[name] = out[name][:sizes.get(name, nf if name.startswith("f_") else nd)]
+        if buffers is not None:
+            out["q_code"] = code[:nf]
+            out["q_names"] = pa.Array.from_buffers(pa.string(), nq, [None, pa.py_buffer(q_offsets[:nq + 1]),
+                                                                      pa.py_buffer(q_chars[:int(q_offsets[nq])])])
         return out
 
     SENDMAIL_LINE = (("kind", np.int8), ("t_key", np.uint64), ("t_us", np.int64), ("host_s", np.int64), ("host_e", np.int64), ("qid_s", np.int64), ("qid_e", np.int64),
@@ -249,27 +261,6 @@ class Scanner:
         self.lib.high_slices(_ptr(data), _ptr(starts), _ptr(ends), len(starts), _ptr(flags))
         return flags.view(bool)
 
-    def code_slices(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                    buffers: ScanBuffers | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(codes, first) of the slices data[starts[i]:ends[i]] coded by first appearance, as
-        Arrow's dictionary_encode codes them: codes (int32) per slice, first[k] the slice where
-        code k first appears. `buffers`: a thread's ScanBuffers, whose hash table is reused."""
-        n = len(starts)
-        starts = np.ascontiguousarray(starts, np.int64)
-        ends = np.ascontiguousarray(ends, np.int64)
-        _check_slices(data, starts, ends)
-        size = 16
-        while size < 2 * n:
-            size *= 2
-        table, keys = buffers.tables(size, 3 * n) if buffers is not None else (np.empty(size, np.int32), np.empty(3 * n, np.uint64))
-        codes = np.empty(n, np.int32)
-        first = np.empty(n, np.int64)
-        k = self.lib.code_slices(_ptr(data), _ptr(starts), _ptr(ends), n, _ptr(table), size, _ptr(keys), _ptr(codes),
-                                 _ptr(first))
-        if k < 0:
-            raise ValueError("code_slices: table too small")
-        return codes, first[:k]
-
     def odd_slices(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Per slice data[starts[i]:ends[i]]: does it hold a non-ASCII character other than
         U+3001-U+9FFF (one that Python's lower(), \\d, \\s or IGNORECASE may read unlike
@@ -337,14 +328,17 @@ class ScanBuffers:
         self.buffers: dict = {}
         self._table = np.empty(0, np.int32)
         self._keys = np.empty(0, np.uint64)
+        self._code = np.empty(0, np.int32)
 
-    def tables(self, size: int, keys: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scratch of Scanner.code_slices: `size` int32, `keys` uint64."""
+    def coder(self, size: int, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The queue-id coder's scratch (scan_block): a hash table of `size`, keys and codes
+        for `cap` lines."""
         if len(self._table) < size:
             self._table = np.empty(size, np.int32)
-        if len(self._keys) < keys:
-            self._keys = np.empty(max(keys, len(self._keys) * 5 // 4), np.uint64)
-        return self._table[:size], self._keys[:keys]
+        if len(self._code) < cap:
+            self._code = np.empty(max(cap, len(self._code) * 5 // 4), np.int32)
+            self._keys = np.empty(3 * len(self._code), np.uint64)
+        return self._table[:size], self._keys, self._code
 
     def arrays(self, cap: int) -> dict:
         if cap > self.cap:

@@ -474,11 +474,64 @@ int64_t count_lines(const uint8_t *d, int64_t len) {
     return n;
 }
 
+/* The queue ids of a block coded by first appearance, as Arrow's dictionary_encode codes them,
+ * while scan_block has each line at hand (a later pass over the ids reads the block again, long
+ * out of cache by then): a hash table (`table`, size a power of two of at least twice the fast
+ * lines) keyed by an id's first and last 8 bytes and its length (all of an id up to 16 bytes),
+ * the distinct ids copied out in order (chars + Arrow offsets) and compared there beyond that. */
+typedef struct {
+    int32_t *table;
+    int64_t mask;
+    uint64_t *keys; /* 3 per distinct id */
+    int32_t *offsets;
+    uint8_t *chars;
+    int64_t n;
+} coder_t;
+
+static inline void slice_key(const uint8_t *p, int64_t len, uint64_t *a, uint64_t *b) {
+    *a = *b = 0;
+    if (len >= 8) {
+        memcpy(a, p, 8);
+        memcpy(b, p + len - 8, 8); /* (overlapping: every byte of up to 16 counts) */
+    } else {
+        for (int64_t j = 0; j < len; j++) *a = *a << 8 | p[j];
+    }
+}
+
+static int32_t code_of(coder_t *C, const uint8_t *p, int64_t len) {
+    uint64_t a, b;
+    slice_key(p, len, &a, &b);
+    uint64_t h = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL) ^ (uint64_t)len;
+    uint64_t at = (h ^ (h >> 29) ^ (h >> 47)) & (uint64_t)C->mask;
+    for (;;) {
+        int32_t c = C->table[at];
+        if (c < 0) {
+            int64_t k = C->n++;
+            C->table[at] = (int32_t)k;
+            C->keys[3 * k] = a;
+            C->keys[3 * k + 1] = b;
+            C->keys[3 * k + 2] = (uint64_t)len;
+            memcpy(C->chars + C->offsets[k], p, (size_t)len);
+            C->offsets[k + 1] = C->offsets[k] + (int32_t)len;
+            return (int32_t)k;
+        }
+        const uint64_t *key = C->keys + 3 * (int64_t)c;
+        if (key[0] == a && key[1] == b && key[2] == (uint64_t)len &&
+            (len <= 16 || memcmp(C->chars + C->offsets[c], p, (size_t)len) == 0))
+            return c;
+        at = (at + 1) & (uint64_t)C->mask;
+    }
+}
+
 /* Scan a block. Out, per line: line_starts[n + 1], cls[n] (C_SKIP / C_FEED / C_FAST / C_RAW);
  * per fast line (in order; n_fast of them): f_line, f_kind, f_qs, f_qe, f_key (the stamp's
  * minute, stamp_at), f_us (the microseconds within it), f_vs, f_ve (from= / message-id= value);
  * per delivery line that is cut here (kind K_DELIVERY; n_deliv of them): d_fast (its number
  * among the fast lines) and the positions of its fields.
+ * With `table` (else NULL): f_code (the queue id of each fast line coded: code_of), q_offsets
+ * and q_chars (the distinct ids, Arrow offsets and characters: q_chars holds 20 bytes per line),
+ * counts[3] = their number; `keys` holds 3 per line, table_size is a power of two of at least
+ * 2 cap; all four are the caller's scratch, reused across blocks.
  * counts[0..2] = n_lines, n_fast, n_deliv. Returns 0, or -1 when the block holds no newline (or
  * more lines than cap, which count_lines sizes), or 1 (at once) when a line starts with one of
  * the n_stops `stops` (NUL-separated, none empty, at most MAX_STOPS; -2 otherwise): the engine
@@ -493,8 +546,15 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *d_fast, int64_t *d_host_s, int64_t *d_host_end, int64_t *d_rcpt_end, int64_t *d_dom_start,
                int64_t *d_relay_s, int64_t *d_relay_e, int64_t *d_dsn_s, int64_t *d_status_pos,
                int64_t *d_status_end, int8_t *d_status_code, uint8_t *d_has_text, int64_t *counts,
-               const char *stops, int n_stops) {
+               const char *stops, int n_stops, int32_t *table, int64_t table_size, uint64_t *keys, int32_t *f_code,
+               int32_t *q_offsets, uint8_t *q_chars) {
     int64_t n = 0, nf = 0, nd = 0, s = 0;
+    coder_t coder = {table, table_size - 1, keys, q_offsets, q_chars, 0};
+    if (table) {
+        if (table_size < 2 * cap || (table_size & (table_size - 1))) return -2;
+        memset(table, 0xff, (size_t)table_size * sizeof(int32_t));
+        q_offsets[0] = 0;
+    }
     if (!class_ready) make_classes(); /* (without the constructor: a second thread at once writes the same) */
     /* the stop prefixes (NUL-separated), and which bytes begin one (looked up per line) */
     const char *stop[MAX_STOPS];
@@ -545,6 +605,7 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
             f_kind[nf] = L.bad ? K_FEED : L.kind;
             f_qs[nf] = L.qs;
             f_qe[nf] = L.qe;
+            if (table) f_code[nf] = code_of(&coder, d + L.qs, L.qe - L.qs);
             f_key[nf] = L.key;
             f_us[nf] = L.us;
             f_vs[nf] = L.vs;
@@ -576,6 +637,7 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
     counts[0] = n;
     counts[1] = nf;
     counts[2] = nd;
+    counts[3] = coder.n;
     return 0;
 }
 
@@ -1725,59 +1787,6 @@ void odd_slices(const uint8_t *d, const int64_t *starts, const int64_t *ends, in
     }
 }
 
-/* Slices [starts[i], ends[i]) of d coded by first appearance, as Arrow's dictionary_encode codes
- * them (postfix_block.extract: the queue ids of a block): codes[i], and first[k] = the i where
- * code k first appears. `table` (size a power of two, at least 2 n, any contents) and `keys`
- * (3 n) are the caller's scratch (reused across blocks: fresh memory costs a page fault per
- * 4 KiB). A slice is keyed by its first and last 8 bytes and its length (the whole slice up to
- * 16 bytes, as queue ids are): a match is found without reading the block again, where the
- * earlier slice is long out of cache. Returns the number of distinct slices, or -1 when the
- * table is too small. */
-static inline void slice_key(const uint8_t *p, int64_t len, uint64_t *a, uint64_t *b) {
-    *a = *b = 0;
-    if (len >= 8) {
-        memcpy(a, p, 8);
-        memcpy(b, p + len - 8, 8); /* (overlapping: every byte of up to 16 counts) */
-    } else {
-        for (int64_t j = 0; j < len; j++) *a = *a << 8 | p[j];
-    }
-}
-
-int64_t code_slices(const uint8_t *d, const int64_t *starts, const int64_t *ends, int64_t n, int32_t *table,
-                    int64_t size, uint64_t *keys, int32_t *codes, int64_t *first) {
-    if (size < 2 * n || size < 2 || (size & (size - 1))) return -1;
-    memset(table, 0xff, (size_t)size * sizeof(int32_t));
-    int64_t k = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const uint8_t *p = d + starts[i];
-        int64_t len = ends[i] - starts[i];
-        uint64_t a, b;
-        slice_key(p, len, &a, &b);
-        uint64_t h = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL) ^ (uint64_t)len;
-        uint64_t at = (h ^ (h >> 29) ^ (h >> 47)) & (uint64_t)(size - 1);
-        for (;;) {
-            int32_t c = table[at];
-            if (c < 0) {
-                table[at] = (int32_t)k;
-                keys[3 * k] = a;
-                keys[3 * k + 1] = b;
-                keys[3 * k + 2] = (uint64_t)len;
-                first[k] = i;
-                codes[i] = (int32_t)k++;
-                break;
-            }
-            const uint64_t *key = keys + 3 * (int64_t)c;
-            if (key[0] == a && key[1] == b && key[2] == (uint64_t)len &&
-                (len <= 16 || memcmp(d + starts[first[c]], p, (size_t)len) == 0)) {
-                codes[i] = c;
-                break;
-            }
-            at = (at + 1) & (uint64_t)(size - 1);
-        }
-    }
-    return k;
-}
-
 /* --- what a delivery text says: common.reply_code_of and postfix.smtp_phase_of, for ASCII texts
  * (postfix_block._row_columns asks Python for the others; tests/test_postfix_scan.py holds the
  * two to the same answers on every text of the test logs and on mutated ones) --------------- */
@@ -1887,4 +1896,4 @@ void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, co
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 15; }
+int scanner_abi(void) { return 16; }

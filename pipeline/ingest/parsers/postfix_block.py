@@ -397,9 +397,8 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None,
     kind = s["f_kind"]
     starts = line_starts[fast_idx]
     qid_end = s["f_qe"]
-    if scanner:  # the queue ids coded in C (as dictionary_encode codes them), only the distinct ones cut
-        qid_codes, qid_first = scanner.code_slices(data, s["f_qs"], qid_end, buffers)
-        qid_names = cut(data, s["f_qs"][qid_first], qid_end[qid_first])
+    if scanner:  # the queue ids coded by the scanner's pass (as dictionary_encode codes them)
+        qid_codes, qid_names = s["q_code"], s["q_names"]
     else:
         qids = cut(data, s["f_qs"], qid_end).dictionary_encode()
         qid_codes, qid_names = ab.to_ints(qids.indices), qids.dictionary
