@@ -100,8 +100,8 @@ class Scanner:
         counts = np.zeros(4, np.int64)
         coding = [None, 0, None, None, None, None]
         if buffers is not None:
-            size = 16
-            while size < 2 * cap:
+            size = 1024                                  # twice the last block's ids (grown in the C if need be)
+            while size < 2 * buffers.queue_ids:
                 size *= 2
             table, keys, code = buffers.coder(size, cap)
             q_offsets, q_chars = np.empty(cap + 1, np.int32), np.empty(20 * cap, np.uint8)
@@ -110,6 +110,8 @@ class Scanner:
                                  b"\0".join(stops) + b"\0", len(stops), *coding)
         if rc == 1:
             return STOPPED
+        if rc == -3:
+            raise MemoryError("scan_block: queue-id table")
         if rc != 0:
             return None
         n, nf, nd, nq = counts.tolist()
@@ -117,6 +119,7 @@ class Scanner:
         for name in out:
             out[name] = out[name][:sizes.get(name, nf if name.startswith("f_") else nd)]
         if buffers is not None:
+            buffers.queue_ids = nq
             out["q_code"] = code[:nf]
             out["q_names"] = pa.Array.from_buffers(pa.string(), nq, [None, pa.py_buffer(q_offsets[:nq + 1]),
                                                                       pa.py_buffer(q_chars[:int(q_offsets[nq])])])
@@ -329,6 +332,7 @@ class ScanBuffers:
         self._table = np.empty(0, np.int32)
         self._keys = np.empty(0, np.uint64)
         self._code = np.empty(0, np.int32)
+        self.queue_ids = 0  # distinct queue ids of the last block (sizes the next one's table)
 
     def coder(self, size: int, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The queue-id coder's scratch (scan_block): a hash table of `size`, keys and codes

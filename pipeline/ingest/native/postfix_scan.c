@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdint.h>
+#include <stdlib.h> /* malloc: code_of's grown table */
 #include <string.h>
 
 enum { K_FEED = 0, K_DELIVERY = 1, K_FROM = 2, K_REMOVED = 3, K_MSGID = 4 };
@@ -486,7 +487,35 @@ typedef struct {
     int32_t *offsets;
     uint8_t *chars;
     int64_t n;
+    int32_t *own;   /* a table grown here (malloc), or NULL: the caller's */
+    int failed;     /* out of memory */
 } coder_t;
+
+static inline uint64_t key_hash(uint64_t a, uint64_t b, int64_t len) {
+    uint64_t h = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL) ^ (uint64_t)len;
+    return h ^ (h >> 29) ^ (h >> 47);
+}
+
+/* Twice the table, the codes so far put in again (a table kept small stays in cache: the
+ * caller sizes it by the last block's ids, and a block with more grows it here). */
+static void grow(coder_t *C) {
+    int64_t size = 2 * (C->mask + 1);
+    int32_t *t = malloc((size_t)size * sizeof(int32_t));
+    if (!t) {
+        C->failed = 1;
+        return;
+    }
+    memset(t, 0xff, (size_t)size * sizeof(int32_t));
+    for (int64_t k = 0; k < C->n; k++) {
+        const uint64_t *key = C->keys + 3 * k;
+        uint64_t at = key_hash(key[0], key[1], (int64_t)key[2]) & (uint64_t)(size - 1);
+        while (t[at] >= 0) at = (at + 1) & (uint64_t)(size - 1);
+        t[at] = (int32_t)k;
+    }
+    free(C->own);
+    C->own = C->table = t;
+    C->mask = size - 1;
+}
 
 static inline void slice_key(const uint8_t *p, int64_t len, uint64_t *a, uint64_t *b) {
     *a = *b = 0;
@@ -501,8 +530,7 @@ static inline void slice_key(const uint8_t *p, int64_t len, uint64_t *a, uint64_
 static int32_t code_of(coder_t *C, const uint8_t *p, int64_t len) {
     uint64_t a, b;
     slice_key(p, len, &a, &b);
-    uint64_t h = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL) ^ (uint64_t)len;
-    uint64_t at = (h ^ (h >> 29) ^ (h >> 47)) & (uint64_t)C->mask;
+    uint64_t at = key_hash(a, b, len) & (uint64_t)C->mask;
     for (;;) {
         int32_t c = C->table[at];
         if (c < 0) {
@@ -513,6 +541,7 @@ static int32_t code_of(coder_t *C, const uint8_t *p, int64_t len) {
             C->keys[3 * k + 2] = (uint64_t)len;
             memcpy(C->chars + C->offsets[k], p, (size_t)len);
             C->offsets[k + 1] = C->offsets[k] + (int32_t)len;
+            if (2 * C->n > C->mask + 1) grow(C); /* at most half full */
             return (int32_t)k;
         }
         const uint64_t *key = C->keys + 3 * (int64_t)c;
@@ -530,8 +559,9 @@ static int32_t code_of(coder_t *C, const uint8_t *p, int64_t len) {
  * among the fast lines) and the positions of its fields.
  * With `table` (else NULL): f_code (the queue id of each fast line coded: code_of), q_offsets
  * and q_chars (the distinct ids, Arrow offsets and characters: q_chars holds 20 bytes per line),
- * counts[3] = their number; `keys` holds 3 per line, table_size is a power of two of at least
- * 2 cap; all four are the caller's scratch, reused across blocks.
+ * counts[3] = their number; `keys` holds 3 per line, table_size is a power of two (grown here,
+ * in memory of its own, when more than half full); all four are the caller's scratch, reused
+ * across blocks. -3: out of memory.
  * counts[0..2] = n_lines, n_fast, n_deliv. Returns 0, or -1 when the block holds no newline (or
  * more lines than cap, which count_lines sizes), or 1 (at once) when a line starts with one of
  * the n_stops `stops` (NUL-separated, none empty, at most MAX_STOPS; -2 otherwise): the engine
@@ -549,9 +579,9 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                const char *stops, int n_stops, int32_t *table, int64_t table_size, uint64_t *keys, int32_t *f_code,
                int32_t *q_offsets, uint8_t *q_chars) {
     int64_t n = 0, nf = 0, nd = 0, s = 0;
-    coder_t coder = {table, table_size - 1, keys, q_offsets, q_chars, 0};
+    coder_t coder = {table, table_size - 1, keys, q_offsets, q_chars, 0, NULL, 0};
     if (table) {
-        if (table_size < 2 * cap || (table_size & (table_size - 1))) return -2;
+        if (table_size < 2 || (table_size & (table_size - 1))) return -2;
         memset(table, 0xff, (size_t)table_size * sizeof(int32_t));
         q_offsets[0] = 0;
     }
@@ -582,10 +612,16 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
         const uint8_t *nl = memchr(d + s, '\n', (size_t)(len - s));
         if (!nl) break;
         int64_t e = nl - d;
-        if (n >= cap) return -1;
+        if (n >= cap || coder.failed) {
+            free(coder.own);
+            return coder.failed ? -3 : -1;
+        }
         if (e > s && stop_first[d[s]]) {
             for (int k = 0; k < n_stops; k++)
-                if ((size_t)(e - s) >= stop_len[k] && memcmp(d + s, stop[k], stop_len[k]) == 0) return 1;
+                if ((size_t)(e - s) >= stop_len[k] && memcmp(d + s, stop[k], stop_len[k]) == 0) {
+                    free(coder.own);
+                    return 1;
+                }
         }
         int kind_of_line = 0; /* 0 ASCII, 1 valid non-ASCII UTF-8, 2 raw */
         if (e - s >= max_line) {
@@ -633,6 +669,8 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
         s = e + 1;
         line_starts[n] = s;
     }
+    free(coder.own);
+    if (coder.failed) return -3;
     if (n == 0) return -1;
     counts[0] = n;
     counts[1] = nf;
