@@ -63,6 +63,8 @@ def assert_same_scan(block: bytes, max_line: int = 65536) -> dict | None:
     encoded = SCANNER.gather(data, want["f_qs"], want["f_qe"]).dictionary_encode()
     assert again["q_code"].tolist() == encoded.indices.to_pylist()
     assert again["q_names"].equals(encoded.dictionary)
+    starts, ends = want["line_starts"][want["f_line"]], want["line_starts"][want["f_line"] + 1]
+    assert again["f_utf8"].tolist() == [not block[a:b].isascii() for a, b in zip(starts.tolist(), ends.tolist())]
     return got
 
 

@@ -557,6 +557,7 @@ static int32_t code_of(coder_t *C, const uint8_t *p, int64_t len) {
  * minute, stamp_at), f_us (the microseconds within it), f_vs, f_ve (from= / message-id= value);
  * per delivery line that is cut here (kind K_DELIVERY; n_deliv of them): d_fast (its number
  * among the fast lines) and the positions of its fields.
+ * With f_utf8 (else NULL): per fast line, 1 when it holds non-ASCII characters (valid UTF-8).
  * With `table` (else NULL): f_code (the queue id of each fast line coded: code_of), q_offsets
  * and q_chars (the distinct ids, Arrow offsets and characters: q_chars holds 20 bytes per line),
  * counts[3] = their number; `keys` holds 3 per line, table_size is a power of two (grown here,
@@ -577,7 +578,7 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *d_relay_s, int64_t *d_relay_e, int64_t *d_dsn_s, int64_t *d_status_pos,
                int64_t *d_status_end, int8_t *d_status_code, uint8_t *d_has_text, int64_t *counts,
                const char *stops, int n_stops, int32_t *table, int64_t table_size, uint64_t *keys, int32_t *f_code,
-               int32_t *q_offsets, uint8_t *q_chars) {
+               int32_t *q_offsets, uint8_t *q_chars, uint8_t *f_utf8) {
     int64_t n = 0, nf = 0, nd = 0, s = 0;
     coder_t coder = {table, table_size - 1, keys, q_offsets, q_chars, 0, NULL, 0};
     if (table) {
@@ -639,6 +640,7 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
             cls[n] = C_FAST;
             f_line[nf] = n;
             f_kind[nf] = L.bad ? K_FEED : L.kind;
+            if (f_utf8) f_utf8[nf] = (uint8_t)kind_of_line; /* (0 or 1: a raw line is never fast) */
             f_qs[nf] = L.qs;
             f_qe[nf] = L.qe;
             if (table) f_code[nf] = code_of(&coder, d + L.qs, L.qe - L.qs);
@@ -1934,4 +1936,4 @@ void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, co
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 16; }
+int scanner_abi(void) { return 17; }

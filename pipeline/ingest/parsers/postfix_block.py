@@ -415,7 +415,8 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None,
     has_high = None
     if not block.isascii():
         has_high = _high_finder(data, scanner)
-        senders = _python_lower(block, senders, s["f_vs"][f], s["f_ve"][f], has_high)
+        utf8 = s.get("f_utf8")                          # (the scanner's: which fast lines can hold any)
+        senders = _python_lower(block, senders, s["f_vs"][f], s["f_ve"][f], has_high, None if utf8 is None else utf8[f])
     m = np.flatnonzero(kind == K_MSGID)
     m_vs, m_ve = s["f_vs"][m], s["f_ve"][m]
     msgids = cut(data, m_vs, m_ve, m_ve > m_vs)          # an empty message-id is none
@@ -443,11 +444,13 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None,
                                  ~no_date[d_minute])
     if has_high is not None:
         rs, re_ = qid_end[d] + 6, rcpt_end
-        delivery["recipient"] = _python_lower(block, delivery["recipient"], rs, re_, has_high)
-        delivery["recipient_domain"] = _python_lower(block, delivery["recipient_domain"], s["d_dom_start"], re_, has_high)
+        d_utf8 = None if utf8 is None else utf8[d]
+        delivery["recipient"] = _python_lower(block, delivery["recipient"], rs, re_, has_high, d_utf8)
+        delivery["recipient_domain"] = _python_lower(block, delivery["recipient_domain"], s["d_dom_start"], re_, has_high,
+                                                     d_utf8)
         if scanner:  # the texts text_facts cannot read (see odd_slices); the numpy reader: every non-ASCII line's
             text_s, text_e = np.where(has_text, delivery["text_start"], 0), np.where(has_text, delivery["text_end"], 0)
-            delivery["high"] = np.flatnonzero(has_high(text_s, text_e))
+            delivery["high"] = np.flatnonzero(has_high(text_s, text_e, d_utf8))
         else:
             delivery["high"] = np.flatnonzero(has_high(ds, d_end))
     _row_columns(block, delivery, scanner)
@@ -582,21 +585,31 @@ def _pylist(values: pa.Array) -> list:
 
 
 def _high_finder(data: np.ndarray, scanner: Scanner | None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """has_high(starts, ends): per slice data[starts[i]:ends[i]], must Python read it? With the
+    """has_high(starts, ends, maybe=None): per slice data[starts[i]:ends[i]] (of a line with
+    non-ASCII characters where `maybe`, when given), must Python read it? With the
     compiled scanner, when it holds a non-ASCII character other than the CJK ones the C reads as
     Python does (Scanner.odd_slices: most Japanese values and texts stay in C); without it, when
     it holds a non-ASCII byte (numpy finds every one of the block once, a pass over all of it,
     and looks the slices up among them)."""
     if scanner is not None:
-        return lambda starts, ends: scanner.odd_slices(data, starts, ends)
+        def odd(starts, ends, maybe=None):
+            if maybe is None:
+                return scanner.odd_slices(data, starts, ends)
+            out = np.zeros(len(starts), bool)          # only slices of lines with non-ASCII characters
+            at = np.flatnonzero(maybe)
+            out[at] = scanner.odd_slices(data, starts[at], ends[at])
+            return out
+        return odd
     high_at = np.flatnonzero(data >= 128)
-    return lambda starts, ends: np.searchsorted(high_at, ends) > np.searchsorted(high_at, starts)
+    return lambda starts, ends, maybe=None: np.searchsorted(high_at, ends) > np.searchsorted(high_at, starts)
 
 
-def _python_lower(block: bytes, values: pa.Array, starts: np.ndarray, ends: np.ndarray, has_high) -> pa.Array:
+def _python_lower(block: bytes, values: pa.Array, starts: np.ndarray, ends: np.ndarray, has_high,
+                  maybe: np.ndarray | None = None) -> pa.Array:
     """`values` (block[starts:ends] lower-cased in ASCII) with Python's lower() where a value
-    holds non-ASCII characters that lower() may change (`has_high`: _high_finder's)."""
-    high = np.flatnonzero(has_high(starts, ends))
+    holds non-ASCII characters that lower() may change (`has_high`: _high_finder's; `maybe`:
+    which values' lines have non-ASCII characters, when known)."""
+    high = np.flatnonzero(has_high(starts, ends, maybe))
     if not len(high):
         return values
     fixed = [block[a:b].decode("utf-8").lower() for a, b in zip(starts[high].tolist(), ends[high].tolist())]
