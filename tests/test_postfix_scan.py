@@ -65,6 +65,11 @@ def assert_same_scan(block: bytes, max_line: int = 65536) -> dict | None:
     assert again["q_names"].equals(encoded.dictionary)
     starts, ends = want["line_starts"][want["f_line"]], want["line_starts"][want["f_line"] + 1]
     assert again["f_utf8"].tolist() == [not block[a:b].isascii() for a, b in zip(starts.tolist(), ends.tolist())]
+    # and each delivery text's text_facts, as postfix_block cuts the text
+    d_end = want["line_starts"][want["f_line"][want["d_fast"]] + 1] - 1
+    codes, phases = SCANNER.text_facts(data, want["d_status_end"] + 2, d_end - 1, want["d_has_text"])
+    np.testing.assert_array_equal(again["d_code"], codes)
+    np.testing.assert_array_equal(again["d_phase"], phases)
     return got
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 17  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 18  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
@@ -43,7 +43,7 @@ class Scanner:
     def __init__(self, lib: ctypes.CDLL):
         self.lib = lib
         lib.scan_block.restype = ctypes.c_int
-        lib.scan_block.argtypes = [_P, _I64, _I64, _I64] + [_P] * 23 + [ctypes.c_char_p, ctypes.c_int, _P, _I64] + [_P] * 5
+        lib.scan_block.argtypes = [_P, _I64, _I64, _I64] + [_P] * 23 + [ctypes.c_char_p, ctypes.c_int, _P, _I64] + [_P] * 7
         lib.count_lines.restype = _I64
         lib.count_lines.argtypes = [ctypes.c_char_p, _I64]
         lib.gather.restype = None
@@ -86,7 +86,8 @@ class Scanner:
         arrays cost a page fault per 4 KiB written); and the queue ids are coded as the lines go
         by (what dictionary_encode of the f_qs / f_qe slices makes): q_code per fast line
         (int32), q_names (the distinct ids, a string array); f_utf8: per fast line, does it
-        hold non-ASCII characters (bool)."""
+        hold non-ASCII characters (bool); d_code / d_phase: per delivery line, text_facts of
+        its text (-1 / 0 without one)."""
         if any(not p or b"\0" in p or b"\n" in p for p in stops) or len(stops) > 8:
             raise ValueError("stop prefixes: 1 to 8, not empty, without NUL or newline")
         cap = self.lib.count_lines(block, len(block))
@@ -99,15 +100,16 @@ class Scanner:
         else:
             out.update(buffers.arrays(cap))
         counts = np.zeros(4, np.int64)
-        coding = [None, 0, None, None, None, None, None]
+        coding = [None, 0, None, None, None, None, None, None, None]
         if buffers is not None:
             size = 1024                                  # twice the last block's ids (grown in the C if need be)
             while size < 2 * buffers.queue_ids:
                 size *= 2
             table, keys, code = buffers.coder(size, cap)
             q_offsets, q_chars = np.empty(cap + 1, np.int32), np.empty(20 * cap, np.uint8)
-            utf8 = buffers.utf8(cap)
-            coding = [_ptr(table), size, _ptr(keys), _ptr(code), _ptr(q_offsets), _ptr(q_chars), _ptr(utf8)]
+            utf8, d_code, d_phase = buffers.line_facts(cap)
+            coding = [_ptr(table), size, _ptr(keys), _ptr(code), _ptr(q_offsets), _ptr(q_chars), _ptr(utf8), _ptr(d_code),
+                      _ptr(d_phase)]
         rc = self.lib.scan_block(_ptr(data), len(block), max_line, cap, *(_ptr(a) for a in out.values()), _ptr(counts),
                                  b"\0".join(stops) + b"\0", len(stops), *coding)
         if rc == 1:
@@ -123,6 +125,7 @@ class Scanner:
         if buffers is not None:
             buffers.queue_ids = nq
             out["f_utf8"] = utf8[:nf].view(bool)
+            out["d_code"], out["d_phase"] = d_code[:nd], d_phase[:nd]
             out["q_code"] = code[:nf]
             out["q_names"] = pa.Array.from_buffers(pa.string(), nq, [None, pa.py_buffer(q_offsets[:nq + 1]),
                                                                       pa.py_buffer(q_chars[:int(q_offsets[nq])])])
@@ -338,10 +341,12 @@ class ScanBuffers:
         self._utf8 = np.empty(0, np.uint8)
         self.queue_ids = 0  # distinct queue ids of the last block (sizes the next one's table)
 
-    def utf8(self, cap: int) -> np.ndarray:
+    def line_facts(self, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """f_utf8, d_code, d_phase for `cap` lines."""
         if len(self._utf8) < cap:
-            self._utf8 = np.empty(max(cap, len(self._utf8) * 5 // 4), np.uint8)
-        return self._utf8
+            size = max(cap, len(self._utf8) * 5 // 4)
+            self._utf8, self._code16, self._phase = np.empty(size, np.uint8), np.empty(size, np.int16), np.empty(size, np.uint8)
+        return self._utf8, self._code16, self._phase
 
     def coder(self, size: int, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The queue-id coder's scratch (scan_block): a hash table of `size`, keys and codes

@@ -552,12 +552,17 @@ static int32_t code_of(coder_t *C, const uint8_t *p, int64_t len) {
     }
 }
 
+static int reply_code_in(const uint8_t *t, const uint8_t *end);
+static int phase_in(const uint8_t *t, const uint8_t *end);
+
 /* Scan a block. Out, per line: line_starts[n + 1], cls[n] (C_SKIP / C_FEED / C_FAST / C_RAW);
  * per fast line (in order; n_fast of them): f_line, f_kind, f_qs, f_qe, f_key (the stamp's
  * minute, stamp_at), f_us (the microseconds within it), f_vs, f_ve (from= / message-id= value);
  * per delivery line that is cut here (kind K_DELIVERY; n_deliv of them): d_fast (its number
  * among the fast lines) and the positions of its fields.
  * With f_utf8 (else NULL): per fast line, 1 when it holds non-ASCII characters (valid UTF-8).
+ * With d_code and d_phase (else NULL): per delivery line, what text_facts makes of its text
+ * (-1 and PH_NONE without one), read while the line is in cache.
  * With `table` (else NULL): f_code (the queue id of each fast line coded: code_of), q_offsets
  * and q_chars (the distinct ids, Arrow offsets and characters: q_chars holds 20 bytes per line),
  * counts[3] = their number; `keys` holds 3 per line, table_size is a power of two (grown here,
@@ -578,7 +583,7 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *d_relay_s, int64_t *d_relay_e, int64_t *d_dsn_s, int64_t *d_status_pos,
                int64_t *d_status_end, int8_t *d_status_code, uint8_t *d_has_text, int64_t *counts,
                const char *stops, int n_stops, int32_t *table, int64_t table_size, uint64_t *keys, int32_t *f_code,
-               int32_t *q_offsets, uint8_t *q_chars, uint8_t *f_utf8) {
+               int32_t *q_offsets, uint8_t *q_chars, uint8_t *f_utf8, int16_t *d_code, uint8_t *d_phase) {
     int64_t n = 0, nf = 0, nd = 0, s = 0;
     coder_t coder = {table, table_size - 1, keys, q_offsets, q_chars, 0, NULL, 0};
     if (table) {
@@ -661,6 +666,11 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                 d_status_end[nd] = L.status_end;
                 d_status_code[nd] = (int8_t)L.status_code;
                 d_has_text[nd] = (uint8_t)L.has_text;
+                if (d_code) { /* text_facts of the text, while the line is at hand */
+                    const uint8_t *t = d + L.status_end + 2, *t_end = d + e - 1;
+                    d_code[nd] = (int16_t)(L.has_text ? reply_code_in(t, t_end) : -1);
+                    d_phase[nd] = (uint8_t)(L.has_text ? phase_in(t, t_end) : 0);
+                }
                 nd++;
             }
             nf++;
@@ -1936,4 +1946,4 @@ void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, co
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 17; }
+int scanner_abi(void) { return 18; }

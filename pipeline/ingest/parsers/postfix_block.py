@@ -439,6 +439,8 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None,
         "line_start": ds, "line_end": d_end,
         "text_start": s["d_status_end"] + 2, "text_end": d_end - 1, "has_text": has_text,  # (_row_columns)
     }
+    if "d_code" in s:                                   # (the scanner's text_facts, made in its pass)
+        delivery["text_facts"] = s["d_code"], s["d_phase"]
     d_minute = minutes[d]
     delivery["day"] = ab.numbers((minute_us[d_minute] + us[d]) // 86_400_000_000, pa.int32(),
                                  ~no_date[d_minute])
@@ -495,8 +497,9 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     n = len(texts)
     text_at = dv.pop("text_start"), dv.pop("text_end"), dv.pop("has_text")
     high = dv.pop("high", None)
+    facts = dv.pop("text_facts", None)
     if scanner:
-        codes, phase_code, phase_words = _text_facts_native(block, texts, text_at, high, scanner)
+        codes, phase_code, phase_words = _text_facts_native(block, texts, text_at, high, scanner, facts)
         code_valid = codes >= 0
     else:
         codes, code_valid, phase_code, phase_words = _text_facts_arrow(texts, high)
@@ -512,13 +515,14 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
         dv["event_id"] = event_ids_for_plain([block[s:e] for s, e in zip(starts, ends)], dv["recipient"].to_pylist())
 
 
-def _text_facts_native(block: bytes, texts: pa.Array, text_at: tuple, high, scanner: Scanner):
+def _text_facts_native(block: bytes, texts: pa.Array, text_at: tuple, high, scanner: Scanner, facts=None):
     """(reply codes, -1 for none; phase codes into the phase words, -1 for none; phase words) of
     the delivery texts by the compiled text_facts (reply_code_of and smtp_phase_of for ASCII
     texts, and for texts whose other characters are CJK ones: Scanner.odd_slices); the texts
     `high` (other non-ASCII characters), and a command word only smtp_phase_of knows, by Python."""
     starts, ends, valid = text_at
-    codes, phases = scanner.text_facts(np.frombuffer(block, np.uint8), starts, ends, valid)
+    # (`facts`: the same, made by the scanner's pass while each line was in cache)
+    codes, phases = facts if facts is not None else scanner.text_facts(np.frombuffer(block, np.uint8), starts, ends, valid)
     codes = codes.astype(np.int64)
     phase_code = phases.astype(np.int32) - 1            # PHASES[1:] are the words; -1 is none
     phase_words = list(scanner.PHASES[1:])
