@@ -7,7 +7,8 @@
   quoted local parts, SMTPUTF8) and random strings over the characters that matter.
 - classify_many(columns) == [classify(...) for each event], on events that exercise every
   provider, every period boundary (the day before, on, and after each since/until), every
-  carrier, relays, missing fields and every MTA.
+  carrier, relays, missing fields and every MTA; so is classify_by_key(...) given the event's
+  provider_key(recipient domain, relay, carrier, day) in place of those four.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline.classify import classify, classify_many, mask_addresses
+from pipeline.classify import classify, classify_by_key, classify_many, mask_addresses, provider_key
 from pipeline.classify.carriers import default_table
 from pipeline.classify.classifier import _quick_normalise, tables
 
@@ -164,4 +165,6 @@ def test_classify_many_is_classify(mta):
                       relay=r, day=dy) for s, x, d, c, p, ca, do, r, dy in events]
     assert fast == plain
     assert classify_many(status, text, dsn, code, phase, carrier, [mta] * len(events), domain, relay, day) == plain
+    by_key = [classify_by_key(s, x, d, c, p, mta, provider_key(do, r, ca, dy)) for s, x, d, c, p, ca, do, r, dy in events]
+    assert by_key == plain
     assert len({v.reason for v in plain}) >= 8  # the events reach many reasons, not one
