@@ -4,7 +4,9 @@
   the same way: _quick_normalise(masked) == _quick_normalise(text) for every text, so classify()
   gives the masked text the text's verdict. Checked on the labelled set's lines, Sisimai's
   corpus (when ../shared is there), realistic generated replies (Japanese, several addresses,
-  quoted local parts, SMTPUTF8) and random strings over the characters that matter.
+  quoted local parts, SMTPUTF8) and random strings over the characters that matter. The
+  compiled mask (native.SCANNER.mask_addresses, what ingest's annotate runs) gives the pattern's
+  output on the same texts and on random strings over every ASCII character.
 - classify_many(columns) == [classify(...) for each event], on events that exercise every
   provider, every period boundary (the day before, on, and after each since/until), every
   carrier, relays, missing fields and every MTA; so is classify_by_key(...) given the event's
@@ -23,6 +25,7 @@ import pytest
 from pipeline.classify import classify, classify_by_key, classify_many, mask_addresses, provider_key
 from pipeline.classify.carriers import default_table
 from pipeline.classify.classifier import _quick_normalise, tables
+from pipeline.ingest import native
 
 from fixtures import optional_corpus_path
 
@@ -112,6 +115,21 @@ def test_mask_masks_the_usual_addresses_and_leaves_what_it_cannot_prove():
         "550 5.1.1 <x@x>: User unknown", "550 Unknown user x@x",
         "x@x c@d",  # the second token's separator went to the first match: left as it is
         "<\"john doe\"@example.jp>", "名前@example.jp", None, ""]
+
+
+@pytest.mark.skipif(native.SCANNER is None, reason="no compiled scanner")
+def test_compiled_mask_is_the_pattern():
+    rng = random.Random(17)
+    pieces = [chr(c) for c in range(128)] + ["@"] * 20 + [" "] * 10 + ["é", "名", "\u3000", "a.b", "x-y_z", "<", ">"]
+    texts = _real_texts() + _generated_texts(20_000, seed=11)
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randrange(0, 24))) for _ in range(100_000)]
+    texts += [None, "", "@", "a@b", " a@b ", "a@b@c d@e", "a@b c@d", "\"q\"@x.y z@w"]
+    column = pa.array(texts, pa.string())
+    compiled = native.SCANNER.mask_addresses(column)
+    assert compiled.to_pylist() == mask_addresses(column).to_pylist()
+    assert sum(m != t for m, t in zip(compiled.to_pylist(), texts)) > 20_000
+    for part in (column.slice(5_000, 3_000), column.slice(len(column) - 7), column.slice(0, 0)):
+        assert native.SCANNER.mask_addresses(part).to_pylist() == mask_addresses(part).to_pylist()
 
 
 def test_masked_texts_get_the_same_verdicts():

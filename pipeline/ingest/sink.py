@@ -28,6 +28,7 @@ from ..classify.classifier import DELIVERED, classify_by_key, classify_many, mas
 from ..store import arrow_build as ab
 from ..store.event_store import EventStore
 from ..store.records import EVENT_SCHEMA, PARSED_COLUMNS, event_ids_for
+from . import native
 
 _EMPTY, _SENT = ab.scalar(""), ab.scalar("sent")
 _EPOCH = date(1970, 1, 1)
@@ -177,9 +178,10 @@ class EventBuffer:
             where_of_row, where_at = _distinct(m, (pair_of_row[failed], len(pair_carrier)), (day_code, len(days)))
             key_code, keys = _codes_of([provider_key(pair_domain[p], pair_relay[p], pair_carrier[p], days[d])
                                         for p, d in zip(pair_of_row[failed[where_at]].tolist(), day_code[where_at].tolist())])
-            # the text: its distinct values masked, then the distinct masked ones
+            # the text: its distinct values masked (compiled, where the scanner is), then the
+            # distinct masked ones
             text_code, texts = _codes(rows["text"].take(take))
-            masked_code, masked = _codes(mask_addresses(texts))
+            masked_code, masked = _codes(native.SCANNER.mask_addresses(texts) if native.SCANNER else mask_addresses(texts))
             fields = [_codes(rows[name].take(take)) for name in ("status", "dsn", "reply_code", "smtp_phase")]
             fields.append((masked_code[text_code], masked))
             event_of_row, event_at = _distinct(m, *((codes, len(values)) for codes, values in fields),
