@@ -19,6 +19,7 @@ import random
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -123,13 +124,20 @@ def test_compiled_mask_is_the_pattern():
     pieces = [chr(c) for c in range(128)] + ["@"] * 20 + [" "] * 10 + ["é", "名", "\u3000", "a.b", "x-y_z", "<", ">"]
     texts = _real_texts() + _generated_texts(20_000, seed=11)
     texts += ["".join(rng.choice(pieces) for _ in range(rng.randrange(0, 24))) for _ in range(100_000)]
-    texts += [None, "", "@", "a@b", " a@b ", "a@b@c d@e", "a@b c@d", "\"q\"@x.y z@w"]
+    texts += [None, "", "@", "a@b", " a@b ", "a@b@c d@e", "a@b c@d", "\"q\"@x.y z@w", None]
     column = pa.array(texts, pa.string())
     compiled = native.SCANNER.mask_addresses(column)
     assert compiled.to_pylist() == mask_addresses(column).to_pylist()
     assert sum(m != t for m, t in zip(compiled.to_pylist(), texts)) > 20_000
     for part in (column.slice(5_000, 3_000), column.slice(len(column) - 7), column.slice(0, 0)):
         assert native.SCANNER.mask_addresses(part).to_pylist() == mask_addresses(part).to_pylist()
+    # of some rows (ingest's failed rows), in any order, a row twice, nulls among them
+    rows = np.array([rng.randrange(len(column)) for _ in range(20_000)] + [len(column) - 8, 0, 0])
+    assert native.SCANNER.mask_addresses(column, rows).to_pylist() == mask_addresses(column.take(rows)).to_pylist()
+    part = column.slice(len(column) - 9)
+    assert native.SCANNER.mask_addresses(part, np.array([8, 1, 8])).to_pylist() == mask_addresses(part.take([8, 1, 8])).to_pylist()
+    with pytest.raises(ValueError):
+        native.SCANNER.mask_addresses(part, np.array([9]))
 
 
 def test_masked_texts_get_the_same_verdicts():

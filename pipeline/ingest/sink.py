@@ -8,7 +8,8 @@ stable event id, and hands one Arrow table per commit to the event store
 id), on a writer thread so that parsing goes on meanwhile.
 
 Called by pipeline.ingest.session (one sink per ingest session); annotate() is also called by
-the block reader's threads (parsers/postfix_block.extract).
+the block readers (parsers/postfix_block.extract and sendmail_block.extract in the reader
+threads, qmail_block.read_block).
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ def _codes(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """Each value's index among the column's distinct values (a null is one of them), and those."""
     encoded = column.dictionary_encode(null_encoding="encode")
     return ab.to_ints(encoded.indices), encoded.dictionary
+
+
+def _masked_text_codes(texts: pa.Array, rows: np.ndarray, take: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """_codes of the rows' texts with their addresses masked: by the compiled mask over the rows
+    (where the scanner is), else by the RE2 pattern over their distinct texts only."""
+    if native.SCANNER:
+        return _codes(native.SCANNER.mask_addresses(texts, rows))
+    text_code, distinct = _codes(texts.take(take))
+    masked_code, masked = _codes(mask_addresses(distinct))
+    return masked_code[text_code], masked
 
 
 def _codes_of(values: list) -> tuple[np.ndarray, list]:
@@ -178,12 +189,8 @@ class EventBuffer:
             where_of_row, where_at = _distinct(m, (pair_of_row[failed], len(pair_carrier)), (day_code, len(days)))
             key_code, keys = _codes_of([provider_key(pair_domain[p], pair_relay[p], pair_carrier[p], days[d])
                                         for p, d in zip(pair_of_row[failed[where_at]].tolist(), day_code[where_at].tolist())])
-            # the text: its distinct values masked (compiled, where the scanner is), then the
-            # distinct masked ones
-            text_code, texts = _codes(rows["text"].take(take))
-            masked_code, masked = _codes(native.SCANNER.mask_addresses(texts) if native.SCANNER else mask_addresses(texts))
             fields = [_codes(rows[name].take(take)) for name in ("status", "dsn", "reply_code", "smtp_phase")]
-            fields.append((masked_code[text_code], masked))
+            fields.append(_masked_text_codes(rows["text"], failed, take))
             event_of_row, event_at = _distinct(m, *((codes, len(values)) for codes, values in fields),
                                                (key_code[where_of_row], len(keys)))
             status, dsn, reply_code, smtp_phase, text = (values.take(ab.indices(codes[event_at])).to_pylist()

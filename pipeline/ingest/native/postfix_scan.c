@@ -1804,14 +1804,17 @@ static void make_mask_classes(void) {
     mask_ready = 1;
 }
 
-/* Each of the n strings in[in_off[i]:in_off[i + 1]], masked, into out (Arrow offsets out_off). */
-void mask_addresses(const uint8_t *in, const int32_t *in_off, int64_t n, int32_t *out_off, uint8_t *out) {
+/* The strings in[in_off[r]:in_off[r + 1]] for r = rows[i] (i when rows is NULL), i < n, masked,
+ * into out (Arrow offsets out_off); a row not `valid` (when valid is given) is empty. */
+void mask_addresses(const uint8_t *in, const int32_t *in_off, const int64_t *rows, const uint8_t *valid,
+                    int64_t n, int32_t *out_off, uint8_t *out) {
     if (!mask_ready) make_mask_classes();
     int64_t o = 0;
     out_off[0] = 0;
     for (int64_t i = 0; i < n; i++) {
-        const uint8_t *s = in + in_off[i];
-        int64_t len = (int64_t)in_off[i + 1] - in_off[i];
+        int64_t r = rows ? rows[i] : i;
+        const uint8_t *s = in + in_off[r];
+        int64_t len = valid && !valid[r] ? 0 : (int64_t)in_off[r + 1] - in_off[r];
         int64_t done = 0;      /* copied (and searched) up to here */
         const uint8_t *at = len > 0 ? memchr(s, '@', (size_t)len) : NULL;
         while (at) {
@@ -1842,4 +1845,4 @@ void mask_addresses(const uint8_t *in, const int32_t *in_off, int64_t n, int32_t
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 13; }
+int scanner_abi(void) { return 14; }
