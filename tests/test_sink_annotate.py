@@ -116,6 +116,15 @@ def test_annotate_gives_every_row_its_own_carrier_and_verdict(package_tables, mo
         assert _annotated(buffer, events, mta) == _expected(table, events, mta)
 
 
+def test_annotate_takes_chunked_columns(package_tables):
+    table = CarrierTable.from_config(None)
+    events = _random_events(random.Random(9), 400)
+    rows = {name: pa.chunked_array([column.slice(0, 150), column.slice(150)]) for name, column in _rows(events).items()}
+    EventBuffer(table).annotate(rows, "postfix")
+    got = list(zip(*(rows[name].to_pylist() for name in ("carrier", "reason", "scope", "hard"))))
+    assert got == _expected(table, events, "postfix")
+
+
 def test_annotate_rows_all_sent_or_none(package_tables):
     table = CarrierTable.from_config(None)
     events = [("docomo.ne.jp", "mfsmax.docomo.ne.jp[203.138.181.112]:25", "sent", "250 2.0.0 Ok", "2.0.0", 250,

@@ -47,6 +47,8 @@ def _column(values: list, type: pa.DataType) -> pa.Array:
 
 def _codes(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """Each value's index among the column's distinct values (a null is one of them), and those."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
     encoded = column.dictionary_encode(null_encoding="encode")
     return ab.to_ints(encoded.indices), encoded.dictionary
 
@@ -55,6 +57,8 @@ def _masked_text_codes(texts: pa.Array, rows: np.ndarray, take: pa.Array) -> tup
     """_codes of the rows' texts with their addresses masked: by the compiled mask over the rows
     (where the scanner is), else by the RE2 pattern over their distinct texts only."""
     if native.SCANNER:
+        if isinstance(texts, pa.ChunkedArray):
+            texts = texts.combine_chunks()
         return _codes(native.SCANNER.mask_addresses(texts, rows))
     text_code, distinct = _codes(texts.take(take))
     masked_code, masked = _codes(mask_addresses(distinct))
