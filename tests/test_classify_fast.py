@@ -4,10 +4,13 @@
   the same way: _quick_normalise(masked) == _quick_normalise(text) for every text, so classify()
   gives the masked text the text's verdict. Checked on the labelled set's lines, Sisimai's
   corpus (when ../shared is there), realistic generated replies (Japanese, several addresses,
-  quoted local parts, SMTPUTF8) and random strings over the characters that matter.
+  quoted local parts, SMTPUTF8) and random strings over the characters that matter. The
+  compiled mask (native.SCANNER.mask_addresses, what ingest's annotate runs) gives the pattern's
+  output on the same texts and on random strings over every ASCII character.
 - classify_many(columns) == [classify(...) for each event], on events that exercise every
   provider, every period boundary (the day before, on, and after each since/until), every
-  carrier, relays, missing fields and every MTA.
+  carrier, relays, missing fields and every MTA; so is classify_by_key(...) given the event's
+  provider_key(recipient domain, relay, carrier, day) in place of those four.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import random
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.classify import classify, classify_many, mask_addresses
+from pipeline.classify import classify, classify_by_key, classify_many, mask_addresses, provider_key
 from pipeline.classify.carriers import default_table
 from pipeline.classify.classifier import _quick_normalise, tables
+from pipeline.ingest import native
 
 from fixtures import optional_corpus_path
 
@@ -113,6 +118,28 @@ def test_mask_masks_the_usual_addresses_and_leaves_what_it_cannot_prove():
         "<\"john doe\"@example.jp>", "名前@example.jp", None, ""]
 
 
+@pytest.mark.skipif(native.SCANNER is None, reason="no compiled scanner")
+def test_compiled_mask_is_the_pattern():
+    rng = random.Random(17)
+    pieces = [chr(c) for c in range(128)] + ["@"] * 20 + [" "] * 10 + ["é", "名", "\u3000", "a.b", "x-y_z", "<", ">"]
+    texts = _real_texts() + _generated_texts(20_000, seed=11)
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randrange(0, 24))) for _ in range(100_000)]
+    texts += [None, "", "@", "a@b", " a@b ", "a@b@c d@e", "a@b c@d", "\"q\"@x.y z@w", None]
+    column = pa.array(texts, pa.string())
+    compiled = native.SCANNER.mask_addresses(column)
+    assert compiled.to_pylist() == mask_addresses(column).to_pylist()
+    assert sum(m != t for m, t in zip(compiled.to_pylist(), texts)) > 20_000
+    for part in (column.slice(5_000, 3_000), column.slice(len(column) - 7), column.slice(0, 0)):
+        assert native.SCANNER.mask_addresses(part).to_pylist() == mask_addresses(part).to_pylist()
+    # of some rows (ingest's failed rows), in any order, a row twice, nulls among them
+    rows = np.array([rng.randrange(len(column)) for _ in range(20_000)] + [len(column) - 8, 0, 0])
+    assert native.SCANNER.mask_addresses(column, rows).to_pylist() == mask_addresses(column.take(rows)).to_pylist()
+    part = column.slice(len(column) - 9)
+    assert native.SCANNER.mask_addresses(part, np.array([8, 1, 8])).to_pylist() == mask_addresses(part.take([8, 1, 8])).to_pylist()
+    with pytest.raises(ValueError):
+        native.SCANNER.mask_addresses(part, np.array([9]))
+
+
 def test_masked_texts_get_the_same_verdicts():
     rng = random.Random(5)
     texts = _generated_texts(3_000, seed=7)
@@ -164,4 +191,6 @@ def test_classify_many_is_classify(mta):
                       relay=r, day=dy) for s, x, d, c, p, ca, do, r, dy in events]
     assert fast == plain
     assert classify_many(status, text, dsn, code, phase, carrier, [mta] * len(events), domain, relay, day) == plain
+    by_key = [classify_by_key(s, x, d, c, p, mta, provider_key(do, r, ca, dy)) for s, x, d, c, p, ca, do, r, dy in events]
+    assert by_key == plain
     assert len({v.reason for v in plain}) >= 8  # the events reach many reasons, not one

@@ -3,7 +3,8 @@
   classifier  classify(status, diagnostic, dsn, reply_code, smtp_phase, carrier, mta,
               recipient_domain, relay, day) -> Classification; explain() -> the rule that decided;
               configure(cfg.classify, cfg.carriers) installs the config's phrases and providers;
-              provider_key(domain, relay, carrier, day) for callers that de-duplicate first;
+              provider_key(domain, relay, carrier, day) for callers that de-duplicate first,
+              classify_by_key(status, text, dsn, reply_code, phase, mta, provider key) for them;
               classify_many(columns...) the same verdicts for many events at once;
               mask_addresses(arrow texts) masks the addresses no verdict depends on (a key for
               de-duplicating a column before classifying it)
@@ -19,6 +20,7 @@ from .classifier import (
     Classification,
     Decision,
     classify,
+    classify_by_key,
     classify_many,
     configure,
     describe,
@@ -30,5 +32,5 @@ from .classifier import (
     provider_key,
 )
 
-__all__ = ["DELIVERED", "Classification", "Decision", "classify", "classify_many", "configure", "describe", "explain",
+__all__ = ["DELIVERED", "Classification", "Decision", "classify", "classify_by_key", "classify_many", "configure", "describe", "explain",
            "is_hard", "mask_addresses", "normalise", "parse_reply", "provider_key"]

@@ -232,6 +232,21 @@ def classify_many(statuses, diagnostics, dsns, reply_codes, smtp_phases, carrier
 _NO_KEY = object()
 
 
+@lru_cache(maxsize=CACHE_SIZE)
+def classify_by_key(status: str, diagnostic: str | None, dsn: str | None, reply_code: int | None,
+                    smtp_phase: str | None, mta: str | None, key: str | None) -> Classification:
+    """classify() of an event given its provider key (provider_key() of its recipient domain,
+    relay, carrier and day) in place of those four: the same verdict, since classify() reads
+    them only through that key (tests/test_classify_fast.py). For callers that de-duplicate
+    events by the key (ingest's annotate); cached, so that an event seen in an earlier batch
+    costs one look-up (the key holds the day's period and the provider: no stale verdict
+    across days or carrier tables; configure() clears it)."""
+    if status == "sent":
+        return DELIVERED
+    return _classify_quick(status, _quick_normalise(diagnostic) if diagnostic else "", dsn, reply_code,
+                           smtp_phase, mta, key)
+
+
 def provider_key(recipient_domain: str | None = None, relay: str | None = None, carrier: str | None = None,
                  day=None) -> str | None:
     """The small key classify() caches by for these fields ("docomo#1", or None): callers that
@@ -813,5 +828,6 @@ def cache_info() -> dict[str, object]:
 
 
 def cache_clear() -> None:
+    classify_by_key.cache_clear()
     _classify_quick.cache_clear()
     _classify_normalised.cache_clear()

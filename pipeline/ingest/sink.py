@@ -8,7 +8,8 @@ stable event id, and hands one Arrow table per commit to the event store
 id), on a writer thread so that parsing goes on meanwhile.
 
 Called by pipeline.ingest.session (one sink per ingest session); annotate() is also called by
-the block reader's threads (parsers/postfix_block.extract).
+the block readers (parsers/postfix_block.extract and sendmail_block.extract in the reader
+threads, qmail_block.read_block).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
+from itertools import repeat
 from operator import itemgetter
 
 import numpy as np
@@ -23,12 +25,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..classify.carriers import CarrierTable
-from ..classify.classifier import DELIVERED, classify_many, mask_addresses
+from ..classify.classifier import DELIVERED, classify_by_key, classify_many, mask_addresses, provider_key
 from ..store import arrow_build as ab
 from ..store.event_store import EventStore
 from ..store.records import EVENT_SCHEMA, PARSED_COLUMNS, event_ids_for
+from . import native
 
-_EMPTY, _NUL, _SENT = ab.scalar(""), ab.scalar("\x00"), ab.scalar("sent")
+_EMPTY, _SENT = ab.scalar(""), ab.scalar("sent")
 _EPOCH = date(1970, 1, 1)
 US_PER_DAY = 86_400_000_000
 
@@ -42,6 +45,60 @@ def _column(values: list, type: pa.DataType) -> pa.Array:
     return ab.optional_ints(values, type)
 
 
+def _codes(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Each value's index among the column's distinct values (a null is one of them), and those."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    encoded = column.dictionary_encode(null_encoding="encode")
+    return ab.to_ints(encoded.indices), encoded.dictionary
+
+
+def _masked_text_codes(texts: pa.Array, rows: np.ndarray, take: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """_codes of the rows' texts with their addresses masked: by the compiled mask over the rows
+    (where the scanner is), else by the RE2 pattern over their distinct texts only."""
+    if native.SCANNER:
+        if isinstance(texts, pa.ChunkedArray):
+            texts = texts.combine_chunks()
+        return _codes(native.SCANNER.mask_addresses(texts, rows))
+    text_code, distinct = _codes(texts.take(take))
+    masked_code, masked = _codes(mask_addresses(distinct))
+    return masked_code[text_code], masked
+
+
+def _codes_of(values: list) -> tuple[np.ndarray, list]:
+    """_codes of a list."""
+    number: dict = {}
+    codes = np.fromiter((number.setdefault(v, len(number)) for v in values), np.int64, len(values))
+    return codes, list(number)
+
+
+def _distinct(n: int, *fields: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows given as codes of fields ((codes, how many distinct values) per field): each row's
+    number among the distinct combinations, and a row of each combination."""
+    key = np.zeros(n, np.int64)
+    span = 1
+    for codes, count in fields:
+        if span * count >= 1 << 62:   # (never with real fields: renumbered to stay exact)
+            distinct, key = np.unique(key, return_inverse=True)
+            key = key.reshape(-1)
+            span = len(distinct)
+        key = key * count + codes
+        span *= count
+    rows = np.arange(n)
+    if span <= 4 * n + 4096:   # a dense table instead of a sort
+        number = np.zeros(span, np.int64)
+        number[key] = 1
+        present = np.flatnonzero(number)
+        number[present] = np.arange(len(present))
+        of_row = number[key]
+    else:   # a hash table (Arrow's)
+        encoded = ab.numbers(key, pa.int64()).dictionary_encode()
+        present, of_row = encoded.dictionary, ab.to_ints(encoded.indices)
+    at = np.empty(len(present), np.int64)
+    at[of_row] = rows
+    return of_row, at
+
+
 class EventBuffer:
     """Parsed rows waiting for the next commit (dict rows and column batches); to_table()
     classifies them into one EVENT_SCHEMA table."""
@@ -52,7 +109,7 @@ class EventBuffer:
         self._column_rows = 0
         self.carriers = carriers
         self._days: dict[int, date] = {}
-        self._carrier_of_pair: dict[str, str] = {}   # "domain\0relay" -> carrier (annotate)
+        self._carrier_of_pair: dict[tuple, str] = {}   # (domain, relay) -> carrier (annotate)
 
     def add(self, row: dict) -> None:
         self.rows.append(row)
@@ -105,54 +162,68 @@ class EventBuffer:
     def annotate(self, rows: dict, mta: str = "postfix") -> None:
         """Add carrier, reason, scope and hard to column-wise rows (from `recipient_domain`,
         `relay`, `status`, `text`, `dsn`, `reply_code`, `smtp_phase` and `day`, the UTC day
-        number). Called by postfix_block.extract in the reader threads: the carrier table and
-        the classifier are pure functions with thread-safe caches."""
+        number). Called by the block readers (postfix_block.extract and sendmail_block in the
+        reader threads, qmail_block.read_block): the carrier table and the classifier are pure
+        functions with thread-safe caches.
+
+        Fields are turned into codes (a value's index among the block's distinct values), and
+        each distinct combination is classified once, by classify_by_key: of the recipient
+        domain, relay, carrier and day classify() reads only their provider key, and of the
+        text only what mask_addresses leaves, so those two stand in the combination."""
         n = len(rows["status"])
         # carrier per distinct (domain, relay): a batch holds few
-        # (kept across batches: a log has a few hundred pairs; the reader threads share the dict)
-        pairs = pc.binary_join_element_wise(rows["recipient_domain"], pc.fill_null(rows["relay"], _EMPTY), _NUL).dictionary_encode()
-        known = self._carrier_of_pair
-        distinct = pairs.dictionary.to_pylist()
-        carrier = [known.get(pair) for pair in distinct]
-        new = [k for k, c in enumerate(carrier) if c is None]
-        if new:
-            split = [distinct[k].split("\x00", 1) for k in new]
-            found = self._carriers([d for d, _ in split], [r for _, r in split])
-            for k, c in zip(new, found):
-                carrier[k] = c
-            if len(known) > 100_000:
-                known.clear()
-            known.update(zip((distinct[k] for k in new), found))
-        rows["carrier"] = ab.strings(carrier).take(pairs.indices)
+        relay = rows["relay"]
+        domain_code, domains = _codes(rows["recipient_domain"])
+        relay_code, relays = _codes(pc.fill_null(relay, _EMPTY) if relay.null_count else relay)
+        pair_of_row, pair_at = _distinct(n, (domain_code, len(domains)), (relay_code, len(relays)))
+        pair_domain = domains.take(ab.indices(domain_code[pair_at])).to_pylist()
+        pair_relay = relays.take(ab.indices(relay_code[pair_at])).to_pylist()
+        pair_carrier = self._pair_carriers(pair_domain, pair_relay)
+        rows["carrier"] = ab.strings(pair_carrier).take(ab.indices(pair_of_row))
         # classes as codes into the few distinct ones; 0 is "delivered" (every sent row)
         class_code = np.zeros(n, np.int32)
         distinct_classes = {DELIVERED: 0}
         failed = np.flatnonzero(ab.to_bools(pc.not_equal(rows["status"], _SENT)))
         if len(failed):
-            # classified once per distinct value of everything classify() is given, the text's
-            # addresses masked (a null and an empty field are the same to it); the key's parts are
-            # NUL-separated (a line with a NUL never reaches the column-wise path)
+            m = len(failed)
             take = ab.indices(failed)
-            names = ("status", "text", "dsn", "reply_code", "smtp_phase", "carrier", "recipient_domain", "relay", "day")
-            parts = [pc.fill_null(rows[c].take(take) if pa.types.is_string(rows[c].type) else
-                                  pc.cast(rows[c].take(take), pa.string()), _EMPTY) for c in names]
-            # the text with its addresses masked: no verdict depends on them (classify.mask_addresses
-            # masks only what classify() itself masks), and most failures differ only there
-            parts[1] = mask_addresses(parts[1])
-            keys = pc.binary_join_element_wise(*parts, _NUL).dictionary_encode()
-            key_of = ab.to_ints(keys.indices)
-            _, first = np.unique(key_of, return_index=True)
-            take = ab.indices(failed[first])
-            picked = [rows[c].take(take).to_pylist() for c in names]
-            day_of = {d: None if d is None else self.day(d * US_PER_DAY) for d in set(picked[-1])}
-            picked[-1] = list(map(day_of.__getitem__, picked[-1]))
-            classes = classify_many(*picked[:5], picked[5], mta, *picked[6:])
-            codes_of_key = np.array([distinct_classes.setdefault(c, len(distinct_classes)) for c in classes], np.int32)
-            class_code[failed] = codes_of_key[key_of]
+            # the provider key per distinct (pair, day)
+            day_code, days = _codes(rows["day"].take(take))
+            days = [None if d is None else self.day(d * US_PER_DAY) for d in days.to_pylist()]
+            where_of_row, where_at = _distinct(m, (pair_of_row[failed], len(pair_carrier)), (day_code, len(days)))
+            key_code, keys = _codes_of([provider_key(pair_domain[p], pair_relay[p], pair_carrier[p], days[d])
+                                        for p, d in zip(pair_of_row[failed[where_at]].tolist(), day_code[where_at].tolist())])
+            fields = [_codes(rows[name].take(take)) for name in ("status", "dsn", "reply_code", "smtp_phase")]
+            fields.append(_masked_text_codes(rows["text"], failed, take))
+            event_of_row, event_at = _distinct(m, *((codes, len(values)) for codes, values in fields),
+                                               (key_code[where_of_row], len(keys)))
+            status, dsn, reply_code, smtp_phase, text = (values.take(ab.indices(codes[event_at])).to_pylist()
+                                                        for codes, values in fields)
+            key = [keys[k] for k in key_code[where_of_row[event_at]].tolist()]
+            classes = list(map(classify_by_key, status, text, dsn, reply_code, smtp_phase, repeat(mta), key))
+            class_of_event = np.fromiter((distinct_classes.setdefault(c, len(distinct_classes)) for c in classes),
+                                         np.int32, len(classes))
+            class_code[failed] = class_of_event[event_of_row]
         codes = ab.numbers(class_code, pa.int32())
         for name, values in zip(("reason", "scope", "hard"), zip(*distinct_classes)):
             dictionary = ab.optional_bools(values) if name == "hard" else ab.strings(values)
             rows[name] = dictionary.take(codes)
+
+    def _pair_carriers(self, domains: list, relays: list) -> list:
+        """The carrier of each (recipient domain, relay) pair (None for a null domain, as a null
+        domain's row has no carrier); kept across batches: a log has a few hundred pairs, and
+        the reader threads share the dict."""
+        known = self._carrier_of_pair
+        carrier = [known.get(pair) for pair in zip(domains, relays)]
+        new = [k for k, c in enumerate(carrier) if c is None and domains[k] is not None]
+        if new:
+            found = self._carriers([domains[k] for k in new], [relays[k] for k in new])
+            for k, c in zip(new, found):
+                carrier[k] = c
+            if len(known) > 100_000:
+                known.clear()
+            known.update(zip(((domains[k], relays[k]) for k in new), found))
+        return carrier
 
     def _carriers(self, domains: list, relays: list) -> list[str]:
         carrier_for = self.carriers.carrier_for

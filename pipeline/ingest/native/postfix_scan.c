@@ -8,8 +8,9 @@
  * Plain C99, no Python headers: built by hatch_build.py with the system's C compiler when there
  * is one; without it, postfix_block.py uses scan_numpy().
  *
- * Also here: gather() (cut many slices of a block into one Arrow string buffer) and event_ids()
- * (BLAKE2b, RFC 7693, 10-byte digests in hex: pipeline.records.event_id_for of many rows).
+ * Also here: gather() (cut many slices of a block into one Arrow string buffer), event_ids()
+ * (BLAKE2b, RFC 7693, 10-byte digests in hex: pipeline.records.event_id_for of many rows) and
+ * mask_addresses() (classify.mask_addresses of many texts, for ingest's annotate).
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdint.h>
@@ -1945,5 +1946,70 @@ void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, co
     }
 }
 
+/* --- classify.mask_addresses, compiled ----------------------------------------------------
+ * The RE2 pattern ADDRESS_MASK of pipeline/classify/classifier.py, `(^|S)L+@D+($|S)` replaced by
+ * `\1x@x\2` everywhere in a text (leftmost, non-overlapping: RE2::GlobalReplace, as Arrow's
+ * replace_substring_regex runs it), where S, L and D are the ASCII classes below. L, D and S
+ * share no character and none holds '@', so a match is decided by its '@' alone: the run of L
+ * ending before it must start at the text's start or right after an S (at or after where the
+ * last match ended: a match takes its trailing S), and the run of D after it must be non-empty
+ * and end at the text's end or at an S. Matches come in the order of their '@'. Non-ASCII bytes
+ * are in no class (RE2 reads the UTF-8 text by characters; none of them is in one either). The
+ * output is never longer than the input. tests/test_classify_fast.py holds this to the pattern. */
+enum { MK_SEP = 1, MK_LOCAL = 2, MK_DOMAIN = 4 };
+static uint8_t MASK_CLASS[256];
+static volatile int mask_ready = 0;
+
+static void make_mask_classes(void) {
+    for (int c = 0; c < 256; c++) {
+        uint8_t v = 0;
+        if ((c >= 0x09 && c <= 0x0d) || (c && strchr(" <>()[]\"',;:/", c))) v |= MK_SEP;
+        if (is_alnum((uint8_t)c) || (c && strchr(".!#$%&*+=?^_{|}~-", c))) v |= MK_LOCAL;
+        if (is_alnum((uint8_t)c) || c == '.' || c == '_' || c == '-') v |= MK_DOMAIN;
+        MASK_CLASS[c] = v;
+    }
+    mask_ready = 1;
+}
+
+/* The strings in[in_off[r]:in_off[r + 1]] for r = rows[i] (i when rows is NULL), i < n, masked,
+ * into out (Arrow offsets out_off); a row not `valid` (when valid is given) is empty. */
+void mask_addresses(const uint8_t *in, const int32_t *in_off, const int64_t *rows, const uint8_t *valid,
+                    int64_t n, int32_t *out_off, uint8_t *out) {
+    if (!mask_ready) make_mask_classes();
+    int64_t o = 0;
+    out_off[0] = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t r = rows ? rows[i] : i;
+        const uint8_t *s = in + in_off[r];
+        int64_t len = valid && !valid[r] ? 0 : (int64_t)in_off[r + 1] - in_off[r];
+        int64_t done = 0;      /* copied (and searched) up to here */
+        const uint8_t *at = len > 0 ? memchr(s, '@', (size_t)len) : NULL;
+        while (at) {
+            int64_t a = at - s, b = a, k = a + 1;
+            while (b > done && (MASK_CLASS[s[b - 1]] & MK_LOCAL)) b--;
+            int ok = b < a && (b == 0 || (b - 1 >= done && (MASK_CLASS[s[b - 1]] & MK_SEP)));
+            if (ok) {
+                while (k < len && (MASK_CLASS[s[k]] & MK_DOMAIN)) k++;
+                ok = k > a + 1 && (k == len || (MASK_CLASS[s[k]] & MK_SEP));
+            }
+            if (ok) {
+                int64_t start = b == 0 ? 0 : b - 1;
+                memcpy(out + o, s + done, (size_t)(start - done));
+                o += start - done;
+                if (b > 0) out[o++] = s[b - 1];
+                out[o++] = 'x'; out[o++] = '@'; out[o++] = 'x';
+                if (k < len) out[o++] = s[k];
+                done = k < len ? k + 1 : len;
+                at = done < len ? memchr(s + done, '@', (size_t)(len - done)) : NULL;
+            } else {
+                at = a + 1 < len ? memchr(s + a + 1, '@', (size_t)(len - a - 1)) : NULL;
+            }
+        }
+        memcpy(out + o, s + done, (size_t)(len - done));
+        o += len - done;
+        out_off[i + 1] = (int32_t)o;
+    }
+}
+
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 18; }
+int scanner_abi(void) { return 19; }

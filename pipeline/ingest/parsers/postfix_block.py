@@ -686,16 +686,14 @@ def _exact_queue_ids(parser: PostfixParser, f: BlockFields, kinds: np.ndarray, c
     had before it. (Deferrals are joined column-wise: _join_rest.)"""
     queue = parser.queue
     special = np.zeros(len(names) + 1, bool)              # by code; the last one is "fed" (-1)
-    if fed_qids:
-        found = pc.index_in(ab.strings(fed_qids), value_set=f.qid_names)
-        special[ab.to_ints(found.drop_null())] = True
-    position = np.arange(len(kinds))
+    if fed_qids:                                          # (a few: the block's queue ids are looked up in them)
+        special[:-1] = ab.to_bools(pc.is_in(f.qid_names, value_set=ab.strings(fed_qids)))
     first_delivery = np.full(len(names) + 1, np.iinfo(np.int64).max)
-    d_at = kinds == K_DELIVERY
-    np.minimum.at(first_delivery, codes[d_at], position[d_at])
+    d_at = np.flatnonzero(kinds == K_DELIVERY)
+    np.minimum.at(first_delivery, codes[d_at], d_at)
     last_msgid = np.full(len(names) + 1, -1, np.int64)
-    m_at = kinds == K_MSGID
-    np.maximum.at(last_msgid, codes[m_at], position[m_at])
+    m_at = np.flatnonzero(kinds == K_MSGID)
+    np.maximum.at(last_msgid, codes[m_at], m_at)
     special[last_msgid > first_delivery] = True
     valid = line_ts > _NO_TIME
     block_max = int(clock_run[-1]) if len(clock_run) else parser.clock
@@ -758,17 +756,17 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
         previous_clock[0] = _NO_TIME
         previous_clock[1:] = b.clock_run[:-1]
     fed_iter = iter(fed)
-    for i, k, code, t, v, j in zip(loop.tolist(), kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist(),
-                                   _loop_values(loop, b.rank_of, senders, message_ids), b.delivery_j[loop].tolist()):
+    for k, code, t, v, j, before, clock in zip(kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist(),
+                                               _loop_values(loop, b.rank_of, senders, message_ids),
+                                               b.delivery_j[loop].tolist(), previous_clock[loop].tolist(),
+                                               b.clock_run[loop].tolist()):
         if k == K_FEED:
             raw, at = next(fed_iter)
-            before = int(previous_clock[i])
             if before > parser.clock:
                 change(CLOCK, None, before)            # lines read column-wise came before it
             feed_line(raw, at)
             continue
         q = name_of[code]
-        clock = int(b.clock_run[i])
         if k == K_REMOVED:
             change(REMOVED, q, t, clock=clock)
         elif k == K_DELIVERY:
