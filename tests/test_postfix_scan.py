@@ -365,6 +365,15 @@ def test_queue_ids_coded_in_the_scan_are_dictionary_encode():
             q = rng.choice(ids) if rng.random() < 0.7 else f"{rng.randrange(16 ** 10):010X}"
             lines.append(f"Nov 10 09:00:{i % 60:02d} mx1 postfix/qmgr[2]: {q}: removed\n")
         assert_same_scan("".join(lines).encode())
+    # buffers that guess a block's lines from longer ones before: the scan refuses, then counts
+    buffers = native.ScanBuffers()
+    buffers.seen(1 << 20, 10)
+    block = b"".join(f"Nov 10 09:00:00 mx1 postfix/qmgr[2]: {i:010X}: removed\n".encode() for i in range(3000))
+    assert buffers.guess(len(block)) < 3000
+    got, want = SCANNER.scan(block, 65536, buffers), SCANNER.scan(block, 65536)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert len(got["q_names"]) == 3000 and buffers.guess(len(block)) >= 3000
 
 
 # texts where one character decides a reply code or a phase

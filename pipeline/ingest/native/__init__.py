@@ -92,9 +92,20 @@ class Scanner:
         its text (-1 / 0 without one)."""
         if any(not p or b"\0" in p or b"\n" in p for p in stops) or len(stops) > 8:
             raise ValueError("stop prefixes: 1 to 8, not empty, without NUL or newline")
+        # the arrays' size: the lines of the block, counted (a pass over it), or with buffers
+        # guessed from the blocks before (the scan refuses a block of more: then counted)
+        cap = buffers.guess(len(block)) if buffers is not None else 0
+        if cap:
+            out = self._scan(block, max_line, buffers, stops, cap)
+            if out is not None:
+                return out
         cap = self.lib.count_lines(block, len(block))
         if cap == 0:
             return None
+        return self._scan(block, max_line, buffers, stops, cap)
+
+    def _scan(self, block: bytes, max_line: int, buffers: ScanBuffers | None, stops: tuple[bytes, ...],
+              cap: int) -> dict | None:
         data = np.frombuffer(block, np.uint8)
         out = {"line_starts": np.empty(cap + 1, np.int64)}
         if buffers is None:
@@ -121,6 +132,8 @@ class Scanner:
         if rc != 0:
             return None
         n, nf, nd, nq = counts.tolist()
+        if buffers is not None:
+            buffers.seen(len(block), n)
         sizes = {"line_starts": n + 1, "cls": n}  # then f_* per fast line, d_* per delivery line
         for name in out:
             out[name] = out[name][:sizes.get(name, nf if name.startswith("f_") else nd)]
@@ -373,7 +386,17 @@ class ScanBuffers:
         self._keys = np.empty(0, np.uint64)
         self._code = np.empty(0, np.int32)
         self._utf8 = np.empty(0, np.uint8)
+        self.line_bytes = 0.0  # the shortest mean line of the blocks so far (bytes)
         self.queue_ids = 0  # distinct queue ids of the last block (sizes the next one's table)
+
+    def guess(self, size: int) -> int:
+        """Lines to size a block of `size` bytes for (0: none seen yet): the shortest mean line of
+        the blocks so far, with room to spare."""
+        return int(size / self.line_bytes * 1.25) + 1024 if self.line_bytes else 0
+
+    def seen(self, size: int, lines: int) -> None:
+        if lines and size >= 1 << 16:
+            self.line_bytes = min(self.line_bytes or size / lines, size / lines)
 
     def line_facts(self, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """f_utf8, d_code, d_phase for `cap` lines."""
