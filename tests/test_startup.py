@@ -169,3 +169,98 @@ def test_ingest_on_a_terminal_draws_the_progress_bar(tmp_path):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, out
     assert b"ingest:" in out and b"lines read:" in out, out  # tqdm's "ingest: 100%|...", then the summary
+
+
+# Modules `mailhygiene ingest` does not need: pandas (pyarrow's pa.array() would import it:
+# pipeline/store/arrow_build.py builds arrays from buffers instead), duckdb (only a batch that read
+# a line twice needs it) and hashlib, which loads OpenSSL (2.5 ms: pipeline/core/hashes.py).
+INGEST_MUST_NOT_LOAD = ("pandas", "duckdb", "hashlib")
+
+
+def test_ingest_loads_no_module_it_does_not_need(tmp_path):
+    # every MTA's sample logs, twice, in batches small enough that the store also reads stored ids
+    from fixtures import SAMPLES
+
+    config = tmp_path / "mailhygiene.toml"
+    config.write_text("[ingest]\nbatch_events = 5\n")
+    logs = [str(SAMPLES / "postfix" / "mail.log.1.gz"), str(SAMPLES / "postfix" / "mail.log"),
+            str(SAMPLES / "sendmail" / "maillog"), str(SAMPLES / "qmail" / "current")]
+    args = ["--config", str(config), "--data-dir", str(tmp_path / "data"), "--timezone", "Asia/Tokyo", "ingest",
+            "--no-progress", *logs]
+    code = ("import sys\nfrom pipeline.cli import cli\n"
+            "for _ in range(2):\n"
+            "    cli.main(sys.argv[1:], prog_name='mailhygiene', standalone_mode=False)\n"
+            f"print(sorted(m for m in {INGEST_MUST_NOT_LOAD!r} if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1]), "HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert "events written" in r.stdout and "lines read" in r.stdout
+    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
+
+
+def test_an_ingest_of_one_mta_loads_no_other_mtas_block_reader(tmp_path):
+    # pipeline.ingest.parsers.BLOCK_READERS imports a block reader when a log of its MTA is read
+    from fixtures import SAMPLES
+
+    readers = ("pipeline.ingest.parsers.postfix_block", "pipeline.ingest.parsers.sendmail_block",
+               "pipeline.ingest.parsers.qmail_block")
+    for mta, log in (("postfix", SAMPLES / "postfix" / "mail.log"), ("sendmail", SAMPLES / "sendmail" / "maillog")):
+        code = ("import sys\nfrom pipeline.cli import cli\n"
+                "cli.main(sys.argv[1:], prog_name='mailhygiene', standalone_mode=False)\n"
+                f"print(sorted(m for m in {readers!r} if m in sys.modules))\n")
+        r = subprocess.run([sys.executable, "-c", code, "--data-dir", str(tmp_path / mta), "--timezone", "Asia/Tokyo",
+                            "ingest", "--no-progress", str(log)], capture_output=True, text=True, timeout=120,
+                           cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1]),
+                                              "HOME": str(tmp_path)})
+        assert r.returncode == 0 and "events written" in r.stdout, r.stderr
+        assert r.stdout.strip().splitlines()[-1] == str([f"pipeline.ingest.parsers.{mta}_block"]), (mta, r.stdout)
+
+
+def test_the_hashes_of_the_ingest_path_are_hashlibs():
+    # pipeline.core.hashes: CPython's own blake2b and sha1, not through hashlib (which loads OpenSSL)
+    import hashlib
+
+    from pipeline.core import hashes
+
+    assert hashes.blake2b is hashlib.blake2b
+    for data in (b"", b"a", b"\0" + bytes(range(256)) * 300, "日本語".encode()):
+        assert hashes.sha1(data).hexdigest() == hashlib.sha1(data).hexdigest()
+        assert hashes.sha1(data).digest() == hashlib.new("sha1", data).digest()
+        h = hashes.sha1(data[:7]); h.update(data[7:])
+        assert h.hexdigest() == hashlib.sha1(data).hexdigest()
+
+
+def test_the_command_imports_its_stage_without_garbage_collector_passes(tmp_path):
+    # pipeline.cli.start_up: in the `mailhygiene` process (main()), ingest's imports and set-up run
+    # with the cyclic collector off, their objects frozen after; the collector is on again for the run
+    from fixtures import SAMPLES
+
+    code = ("import atexit, gc, sys\n"
+            "from pipeline.cli import main\n"
+            "passes = []\n"
+            "gc.callbacks.append(lambda phase, info: passes.append(phase) if phase == 'start' else None)\n"
+            "atexit.register(lambda: print('GC', gc.isenabled(), gc.get_freeze_count() > 10000, len(passes)))\n"
+            "main()\n")
+    r = subprocess.run([sys.executable, "-c", code, "--data-dir", str(tmp_path / "data"), "--timezone", "Asia/Tokyo",
+                        "ingest", "--no-progress", str(SAMPLES / "postfix" / "mail.log")], capture_output=True,
+                       text=True, timeout=120, cwd=tmp_path,
+                       env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1]), "HOME": str(tmp_path)})
+    assert r.returncode == 0 and "events written" in r.stdout, r.stderr
+    enabled, frozen, passes = r.stdout.strip().splitlines()[-1].split()[1:]
+    assert (enabled, frozen) == ("True", "True"), r.stdout
+    assert int(passes) < 20, r.stdout  # about 50 with the collector on through the imports
+
+
+def test_a_library_users_garbage_collector_is_left_alone(tmp_path):
+    # the same command run in-process (CliRunner, notebooks): nothing frozen, the collector on
+    import gc
+
+    from click.testing import CliRunner
+
+    from fixtures import SAMPLES
+
+    before = gc.get_freeze_count()
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "data"), "--timezone", "Asia/Tokyo", "ingest",
+                                      "--no-progress", str(SAMPLES / "postfix" / "mail.log")])
+    assert result.exit_code == 0, result.output
+    assert gc.isenabled() and gc.get_freeze_count() == before

@@ -89,12 +89,15 @@ def ingest_cmd(app, paths, fmt, year, reread, as_json, progress):
     """
     import sys
 
-    from ..ingest.engine import Engine
+    from . import start_up
 
     if "-" in paths and _is_terminal(sys.stdin):  # else it waits without a word, as if hung
         click.echo("ingest: reading log lines from the terminal (standard input): end with Ctrl-D, or pipe a log "
                    "in (journalctl -u postfix -o short-iso | mailhygiene ingest -)", err=True)
-    engine = Engine.from_config(app.cfg, year=year, progress=progress)
+    with start_up():
+        from ..ingest.engine import Engine
+
+        engine = Engine.from_config(app.cfg, year=year, progress=progress)
     summary = engine.ingest(paths, fmt=fmt, use_positions=not reread)
     print_ingest_summary(summary, as_json)
     if app.cfg.store.url:  # [store] url: this node uploads what the run stored (docs/scale-out.md)

@@ -39,7 +39,6 @@ import errno
 import fnmatch
 import glob
 import gzip
-import hashlib
 import logging
 import lzma
 import os
@@ -55,6 +54,7 @@ from typing import Callable, Iterator
 from ..core.backoff import backoff_delay
 from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.errors import InputError
+from ..core.hashes import sha1  # not hashlib: it loads OpenSSL (2.5 ms)
 from .parsers.common import LINE_START_PEEK, LINE_START_RE, MAX_LINE_BYTES
 
 log = logging.getLogger("mailhygiene.watch")
@@ -345,8 +345,8 @@ def fingerprint_of_head(head: bytes, past_hole: Callable[[], bytes] | None = Non
         line = after[: nl + 1] if nl >= 0 else after[:FINGERPRINT_BYTES]
         if nl < 0 and len(line) < FINGERPRINT_BYTES:
             return "", 0
-        return hashlib.sha1(b"\0" + line).hexdigest(), len(line)
-    return hashlib.sha1(head).hexdigest(), len(head)
+        return sha1(b"\0" + line).hexdigest(), len(line)
+    return sha1(head).hexdigest(), len(head)
 
 
 def _text_past_hole(read: Callable[[int], bytes]) -> bytes:
@@ -902,7 +902,7 @@ class LogFiles:
         have been truncated meanwhile)."""
         n = min(s.offset, len(s.head))
         if s.head_check is None or s.head_check[0] != n:
-            s.head_check = (n, hashlib.sha1(s.head[:n]).hexdigest())
+            s.head_check = (n, sha1(s.head[:n]).hexdigest())
         return list(s.head_check)
 
     def candidates(self, path: str) -> list[str]:
@@ -1487,7 +1487,7 @@ def _holds(pos: dict, head: bytes, path: str, fp: str) -> bool:
     check = pos.get("head")
     if isinstance(check, list) and len(check) == 2 and isinstance(check[0], int):
         n, digest = check
-        return len(head) >= n and hashlib.sha1(head[:n]).hexdigest() == digest
+        return len(head) >= n and sha1(head[:n]).hexdigest() == digest
     offset = pos.get("offset", 0)
     return not offset or pos.get("path") in (None, path) or not _other_text(path, pos["path"], fp, offset)
 

@@ -24,7 +24,6 @@ Called by pipeline.ingest.sink, pipeline.store.warehouse (check) and the sender.
 from __future__ import annotations
 
 import binascii
-import hashlib
 import os
 import time
 import uuid
@@ -38,6 +37,7 @@ import pyarrow.compute as pc
 
 from ..core import fsutil
 from ..core.errors import StoreError
+from ..core.hashes import blake2b  # not hashlib: it loads OpenSSL (2.5 ms)
 from . import arrow_build as ab
 from . import layout
 from .layout import PARTITION_PREFIX, corrupt
@@ -351,7 +351,7 @@ def _id_keys(ids: pa.Array) -> np.ndarray:
             if not (_HEX[chars] == 255).any():
                 # 16 lower-case hex digits -> 8 bytes, read as a big-endian integer
                 return np.frombuffer(binascii.unhexlify(chars.tobytes()), ">u8").astype(np.uint64)
-    return np.array([int.from_bytes(hashlib.blake2b((v or "").encode(), digest_size=8).digest(), "big")
+    return np.array([int.from_bytes(blake2b((v or "").encode(), digest_size=8).digest(), "big")
                      for v in ids.to_pylist()], np.uint64)
 
 
