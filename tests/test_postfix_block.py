@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from fixtures import POSTFIX_ODD_LINES, REPO, SAMPLES, corpus_path
 
@@ -608,3 +609,76 @@ def test_event_ids_of_the_block_reader_are_the_stable_ids():
     lines = [b"Nov 10 09:00:00 mx1 postfix/smtp[3]: 1A: to=<a@b>, status=sent", b"x" * 3000, b"y"]
     rcpts = ["a@b", "c@d", "e@f"]
     assert event_ids_for_plain(lines, rcpts).to_pylist() == [event_id_for(line, r) for line, r in zip(lines, rcpts)]
+
+
+# Queue ids joined column-wise (no line of theirs is fed, no message-id after a delivery) whose
+# recipients are deferred in turns: 1A2B3C4E01 has a, b, a again (a's last deferral is kept),
+# then c sent; 1A2B3C4E02 one recipient deferred twice; 1A2B3C4E03 two recipients, one
+# delivered at last; 1A2B3C4E04 one recipient deferred then sent (nothing kept).
+MANY_RECIPIENTS = "".join(
+    f"Nov 10 09:{i // 60:02d}:{i % 60:02d} mx1 postfix/{line}\n" for i, line in enumerate([
+        "cleanup[4]: 1A2B3C4E01: message-id=<m1@example.jp>",
+        "qmgr[2]: 1A2B3C4E01: from=<news@example.jp>, size=100, nrcpt=3 (queue active)",
+        "cleanup[4]: 1A2B3C4E02: message-id=<m2@example.jp>",
+        "qmgr[2]: 1A2B3C4E02: from=<info@example.jp>, size=100, nrcpt=1 (queue active)",
+        "qmgr[2]: 1A2B3C4E03: from=<info@example.jp>, size=100, nrcpt=2 (queue active)",
+        "qmgr[2]: 1A2B3C4E04: from=<info@example.jp>, size=100, nrcpt=1 (queue active)",
+        "smtp[3]: 1A2B3C4E01: to=<a@docomo.ne.jp>, relay=mx1.docomo.ne.jp[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=4.0.0, status=deferred (450 first a)",
+        "smtp[3]: 1A2B3C4E02: to=<z@au.com>, relay=mx.au.com[192.0.2.9]:25, delay=1, delays=0/0/0/1, dsn=4.0.0, status=deferred (450 first z)",
+        "smtp[3]: 1A2B3C4E01: to=<b@docomo.ne.jp>, relay=mx1.docomo.ne.jp[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=4.0.0, status=deferred (451 b)",
+        "smtp[3]: 1A2B3C4E03: to=<p@au.com>, relay=mx.au.com[192.0.2.9]:25, delay=1, delays=0/0/0/1, dsn=4.0.0, status=deferred (450 p)",
+        "smtp[3]: 1A2B3C4E03: to=<q@au.com>, relay=mx.au.com[192.0.2.9]:25, delay=1, delays=0/0/0/1, dsn=4.0.0, status=deferred (450 q)",
+        "smtp[3]: 1A2B3C4E01: to=<a@docomo.ne.jp>, relay=mx2.docomo.ne.jp[192.0.2.2]:25, delay=1, delays=0/0/0/1, dsn=4.0.0, status=deferred (452 last a)",
+        "smtp[3]: 1A2B3C4E04: to=<y@au.com>, relay=mx.au.com[192.0.2.9]:25, delay=1, delays=0/0/0/1, dsn=4.0.0, status=deferred (450 y)",
+        "smtp[3]: 1A2B3C4E01: to=<c@docomo.ne.jp>, relay=mx1.docomo.ne.jp[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)",
+        "smtp[3]: 1A2B3C4E02: to=<z@au.com>, relay=mx.au.com[192.0.2.9]:25, delay=1, delays=0/0/0/1, dsn=4.0.0, status=deferred (451 last z)",
+        "smtp[3]: 1A2B3C4E03: to=<p@au.com>, relay=mx.au.com[192.0.2.9]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)",
+        "smtp[3]: 1A2B3C4E04: to=<y@au.com>, relay=mx.au.com[192.0.2.9]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)",
+    ]))
+
+
+def test_recipients_deferred_in_turns_keep_each_ones_last_deferral(tmp_path, monkeypatch):
+    """Several recipients of one queue id deferred in turns (a, b, a), read column-wise in one
+    block: each recipient's last deferral is kept, in the order the recipients first came, as
+    the per-line parser keeps them."""
+    log = write_log(tmp_path, MANY_RECIPIENTS)
+    fast, slow = ingest_both(tmp_path, [log], 1 << 20, monkeypatch)
+    assert_same(fast, slow)
+    queue = fast[1]["postfix"]["queue"]
+    kept = {q: [(r, row["diagnostic"]) for r, row in st["deferred"].items()] for q, st in queue.items()}
+    assert kept == {"1A2B3C4E01": [("a@docomo.ne.jp", "452 last a"), ("b@docomo.ne.jp", "451 b")],
+                    "1A2B3C4E02": [("z@au.com", "451 last z")], "1A2B3C4E03": [("q@au.com", "450 q")],
+                    "1A2B3C4E04": []}
+
+
+def test_codes_within_groups_tell_equal_values_of_a_group():
+    values = pa.array(["a", "b", "a", "c", "c", None, None, "x", "x", "y", None, "a"])
+    groups = np.array([0, 0, 0, 1, 1, 2, 2, 3, 3, 3, 4, 4])
+    codes = postfix_block._codes_within_groups(values, groups)
+    py = values.to_pylist()
+    for i in range(len(py)):
+        for j in range(len(py)):
+            if groups[i] == groups[j]:
+                assert (codes[i] == codes[j]) == (py[i] == py[j]), (i, j)
+    assert postfix_block._codes_within_groups(pa.array(["a", "a"]), np.array([0, 1])).tolist() == [0, 0]
+
+
+def test_a_fed_line_is_read_once(tmp_path, monkeypatch):
+    """The block reader reads the prefix (queue id, time) of the lines it feeds; feed() takes
+    that reading instead of making it again, and nothing of it is left on the parser after."""
+    from pipeline.ingest.parsers import postfix
+    seen = []
+    real = postfix.read_prefix
+
+    def counting(ctx, line):
+        seen.append(line)
+        return real(ctx, line)
+
+    monkeypatch.setattr(postfix, "read_prefix", counting)
+    monkeypatch.setattr(postfix_block, "read_prefix", counting)
+    log = write_log(tmp_path, UTF8_ODD)
+    fast, slow = ingest_both(tmp_path, [log], 1 << 20, monkeypatch)
+    assert_same(fast, slow)
+    expired = [line for line in seen if "status=expired" in line]
+    assert len(expired) == 2  # once column-wise, once per line
+    assert postfix.PostfixParser.read_heads == {}

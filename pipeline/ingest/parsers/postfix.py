@@ -174,8 +174,15 @@ def relay_host(relay: str | None) -> str | None:
     return None if relay in (None, "none") else relay
 
 
+_UNREAD = object()
+
+
 class PostfixParser(QueueParser):
     mta = "postfix"
+    # read_prefix() of lines the block reader has read already (it needs their queue id and time
+    # before it feeds them): {line: head}, filled and emptied by parsers/postfix_block.read_block.
+    # read_prefix is a function of the context and the line, so feed() reads each such line once.
+    read_heads: dict = {}
 
     @staticmethod
     def recognises(line: str) -> bool:
@@ -188,7 +195,9 @@ class PostfixParser(QueueParser):
     def feed(self, line: str, offset: int) -> str:
         """One line: its fields are read here, and what it does to the queue-id table goes
         through change() (the block reader applies its column-wise lines the same way)."""
-        head = read_prefix(self.ctx, line)
+        head = self.read_heads.get(line, _UNREAD) if self.read_heads else _UNREAD
+        if head is _UNREAD:
+            head = read_prefix(self.ctx, line)
         if head is None:
             return SKIP
         if head is BAD_QUEUE_ID or head is BAD_STAMP:
