@@ -682,3 +682,15 @@ def test_a_fed_line_is_read_once(tmp_path, monkeypatch):
     expired = [line for line in seen if "status=expired" in line]
     assert len(expired) == 2  # once column-wise, once per line
     assert postfix.PostfixParser.read_heads == {}
+
+
+def test_run_first_and_latest_are_the_accumulates():
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 2, 50, 1000):
+        flags = rng.random(n) < 0.3
+        starts = flags.copy()
+        if n:
+            starts[0] = True
+        i = np.arange(n)
+        assert postfix_block._run_first(starts).tolist() == np.maximum.accumulate(np.where(starts, i, 0)).tolist()
+        assert postfix_block._latest(flags).tolist() == np.maximum.accumulate(np.where(flags, i, -1)).tolist()

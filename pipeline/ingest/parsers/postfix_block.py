@@ -799,13 +799,12 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
     change = parser.change
     by_qid = rest[_stable_order(codes[rest], len(names))]   # each queue id's lines in order
     k, c, t = kinds[by_qid], codes[by_qid], ts[by_qid]
-    i = np.arange(len(by_qid))
-    group_start = np.ones(len(i), bool)
+    group_start = np.ones(len(by_qid), bool)
     group_start[1:] = c[1:] != c[:-1]
     epoch_start = group_start.copy()
     epoch_start[1:] |= k[:-1] == K_REMOVED              # `removed` forgets the queue id
-    group_first = np.maximum.accumulate(np.where(group_start, i, 0))
-    epoch_first = np.maximum.accumulate(np.where(epoch_start, i, 0))
+    group_first = _run_first(group_start)
+    epoch_first = _run_first(epoch_start)
     in_carried = epoch_first == group_first            # still the entry from before the block
     carried_sender = np.full(len(names) + 1, -1, np.int64)
     carried_mid = np.full(len(names) + 1, -1, np.int64)
@@ -822,7 +821,7 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
     latest = []
     for kind_, rank, carried_index, out in ((K_FROM, rank_of[0], carried_sender, senders),
                                             (K_MSGID, rank_of[1], carried_mid, message_ids)):
-        last = np.maximum.accumulate(np.where(k == kind_, i, -1))
+        last = _latest(k == kind_)
         d_last = last[dpos]
         out.index[d_rows] = np.where(d_last >= d_first, rank[by_qid[np.maximum(d_last, 0)]],
                                      np.where(d_carried, carried_index[d_code], -1))
@@ -872,6 +871,21 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
             else:
                 row["queue_id"] = q
                 change(DELIVERY, q, top, row)
+
+
+def _run_first(starts: np.ndarray) -> np.ndarray:
+    """Per position, the position where its run begins (`starts`: True where a run begins, at 0
+    too): np.maximum.accumulate(np.where(starts, i, 0)), as one np.repeat (the accumulate is
+    a slow scalar loop)."""
+    at = np.flatnonzero(starts)
+    return np.repeat(at, np.diff(np.append(at, len(starts))))
+
+
+def _latest(flags: np.ndarray) -> np.ndarray:
+    """Per position, the last position at or before it where `flags` is True, else -1:
+    np.maximum.accumulate(np.where(flags, i, -1)), as one np.repeat."""
+    at = np.flatnonzero(flags)
+    return np.repeat(np.concatenate(([-1], at)), np.diff(np.concatenate(([0], at, [len(flags)]))))
 
 
 def _stable_order(codes: np.ndarray, n_codes: int) -> np.ndarray:
