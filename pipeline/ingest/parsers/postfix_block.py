@@ -929,17 +929,22 @@ def _last_epoch_deliveries(b: _Applied, by_qid, k, c, epoch_id, group_start, gro
     value = np.where(deferred[pick], pj, -1)
     taken = recipients.take(ab.indices(pj))
     rcode = _codes_within_groups(taken, pg)
-    key = pg.astype(np.int64) * (int(rcode.max()) + 1) + rcode
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    last = np.full(len(first), -1, np.int64)
-    np.maximum.at(last, inverse.ravel(), np.arange(len(key)))
+    if rcode.any():
+        key = pg.astype(np.int64) * (int(rcode.max()) + 1) + rcode
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        last = np.full(len(first), -1, np.int64)
+        np.maximum.at(last, inverse.ravel(), np.arange(len(key)))
+    else:                                                # one recipient a queue id: its picks are a run
+        first = np.flatnonzero(np.append(True, pg[1:] != pg[:-1]))
+        last = np.append(first[1:], len(pg)) - 1
     # a final status can only forget a deferral the entry holds: one from before the block (an
     # entry made in the block holds only the deferrals set here, a recipient's last one); the
     # others would change nothing and are left out
     kept = (value[last] >= 0) | carrying[group_of[dl[pick[first]]]]
     first, last = first[kept], last[kept]
-    order = np.argsort(first, kind="stable")
-    first, last = first[order], last[order]
+    if len(first) > 1 and not (first[1:] > first[:-1]).all():
+        order = np.argsort(first, kind="stable")
+        first, last = first[order], last[order]
     out: dict = {}
     for g, r, jj in zip(pg[first].tolist(), taken.take(ab.indices(first)).to_pylist(), value[last].tolist()):
         out.setdefault(g, []).append((r, jj))
