@@ -694,3 +694,9 @@ def test_run_first_and_latest_are_the_accumulates():
         i = np.arange(n)
         assert postfix_block._run_first(starts).tolist() == np.maximum.accumulate(np.where(starts, i, 0)).tolist()
         assert postfix_block._latest(flags).tolist() == np.maximum.accumulate(np.where(flags, i, -1)).tolist()
+
+
+def test_running_max_is_the_accumulate():
+    for x in ([], [5], [1, 2, 2, 3], [3, 1, 2, 5, 4, 4, 9], [7, 7, 7], [2, 1]):
+        x = np.array(x, np.int64)
+        assert postfix_block._running_max(x).tolist() == np.maximum.accumulate(x).tolist()

@@ -873,6 +873,14 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
                 change(DELIVERY, q, top, row)
 
 
+def _running_max(x: np.ndarray) -> np.ndarray:
+    """np.maximum.accumulate(x), which is a slow scalar loop over int64: a log's times mostly
+    never go back, and then it is x itself (one vectorised comparison tells)."""
+    if len(x) < 2 or (x[1:] >= x[:-1]).all():
+        return x
+    return np.maximum.accumulate(x)
+
+
 def _run_first(starts: np.ndarray) -> np.ndarray:
     """Per position, the position where its run begins (`starts`: True where a run begins, at 0
     too): np.maximum.accumulate(np.where(starts, i, 0)), as one np.repeat (the accumulate is
@@ -1043,7 +1051,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
     # the log's clock at each interesting line (PostfixParser.change keeps the latest time)
     line_ts = np.where(fast, ts, _NO_TIME)
     line_ts[fed] = [_NO_TIME if h is None else h[1] for h in fed_heads]
-    clock_run = np.maximum.accumulate(np.maximum(line_ts, parser.clock)) if len(line_ts) else line_ts
+    clock_run = _running_max(np.maximum(line_ts, parser.clock))
     in_loop, carried = _exact_queue_ids(parser, f, kinds, codes, clock_run, line_ts, names, fed_qids, status_codes)
 
     # --- the deferred rows are kept in the parser state (for the expiry line, restarts) ----
