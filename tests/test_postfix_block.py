@@ -684,15 +684,11 @@ def test_a_fed_line_is_read_once(tmp_path, monkeypatch):
     assert postfix.PostfixParser.read_heads == {}
 
 
-def test_run_first_and_latest_are_the_accumulates():
+def test_latest_is_the_accumulate():
     rng = np.random.default_rng(5)
     for n in (0, 1, 2, 50, 1000):
         flags = rng.random(n) < 0.3
-        starts = flags.copy()
-        if n:
-            starts[0] = True
         i = np.arange(n)
-        assert postfix_block._run_first(starts).tolist() == np.maximum.accumulate(np.where(starts, i, 0)).tolist()
         assert postfix_block._latest(flags).tolist() == np.maximum.accumulate(np.where(flags, i, -1)).tolist()
 
 

@@ -803,9 +803,10 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
     group_start[1:] = c[1:] != c[:-1]
     epoch_start = group_start.copy()
     epoch_start[1:] |= k[:-1] == K_REMOVED              # `removed` forgets the queue id
-    group_first = _run_first(group_start)
-    epoch_first = _run_first(epoch_start)
-    in_carried = epoch_first == group_first            # still the entry from before the block
+    # runs: a queue id's lines (group), its lines since a `removed` (epoch); a line is still of
+    # the entry from before the block where its epoch begins where its group does
+    group_at, epoch_at = np.flatnonzero(group_start), np.flatnonzero(epoch_start)
+    group_of, epoch_id = np.cumsum(group_start) - 1, np.cumsum(epoch_start) - 1
     carried_sender = np.full(len(names) + 1, -1, np.int64)
     carried_mid = np.full(len(names) + 1, -1, np.int64)
     has_carried = np.zeros(len(names) + 1, bool)
@@ -816,7 +817,8 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
     # the latest from= / message-id= line of each line's queue id so far (-1: none); its value
     # where that line is of the current epoch, else the entry's from before (carried) or none
     dpos = np.flatnonzero(k == K_DELIVERY)
-    d_first, d_carried, d_code = epoch_first[dpos], in_carried[dpos], c[dpos]
+    d_first = epoch_at[epoch_id[dpos]]
+    d_carried, d_code = d_first == group_at[group_of[dpos]], c[dpos]
     d_rows = delivery_j[by_qid[dpos]]
     latest = []
     for kind_, rank, carried_index, out in ((K_FROM, rank_of[0], carried_sender, senders),
@@ -827,25 +829,25 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
                                      np.where(d_carried, carried_index[d_code], -1))
         latest.append(last)
     # the entry each queue id is left with: none after `removed`, else its last epoch's values
-    group_end = np.flatnonzero(np.append(group_start[1:], True))
-    seen_max = t.copy()
-    seen_max[k == K_REMOVED] = np.iinfo(np.int64).min
-    epoch_id = np.cumsum(epoch_start) - 1
-    epoch_max = np.maximum.reduceat(seen_max, np.flatnonzero(epoch_start))  # (epochs are runs)
+    group_end = np.append(group_at[1:], len(k)) - 1
+    seen_max = np.where(k == K_REMOVED, np.iinfo(np.int64).min, t)
+    epoch_max = np.maximum.reduceat(seen_max, epoch_at)  # (epochs are runs)
+    in_carried_end = epoch_at[epoch_id[group_end]] == group_at
     # (a queue id removed at the end that had no entry before leaves nothing to do)
     ends_touched = group_end[(k[group_end] != K_REMOVED) | has_carried[c[group_end]]]
     names.preload(c[ends_touched])
-    deferrals = _last_epoch_deliveries(b, by_qid, k, c, epoch_id, group_start, group_end, in_carried,
-                                       has_carried, carried, recipients, status_codes)
+    deferrals = _last_epoch_deliveries(k, c, epoch_id, group_of, group_end, in_carried_end, has_carried, carried,
+                                       recipients, status_codes, dpos, d_rows)
     pending.preload([j for kept in deferrals.values() for _, j in kept])
     # per queue id left touched: what the loop below needs, as Python values in one go
     e = ends_touched
     removed_e = k[e] == K_REMOVED
     top_e = np.where(removed_e, t[e], epoch_max[epoch_id[e]])
-    reused_e = ~in_carried[e] & has_carried[c[e]]
+    e_first = epoch_at[epoch_id[e]]                     # where the last epoch begins
+    reused_e = (e_first != group_at[group_of[e]]) & has_carried[c[e]]
     e_last_sender, e_last_mid = latest[0][e], latest[1][e]
-    sender_e = (e_last_sender >= epoch_first[e]) & ~removed_e  # a from= line of the last epoch
-    mid_e = (e_last_mid >= epoch_first[e]) & ~removed_e
+    sender_e = (e_last_sender >= e_first) & ~removed_e  # a from= line of the last epoch
+    mid_e = (e_last_mid >= e_first) & ~removed_e
     sender_values = iter(_block_values(senders, rank_of[0][by_qid[e_last_sender[sender_e]]]))
     mid_values = iter(_block_values(message_ids, rank_of[1][by_qid[e_last_mid[mid_e]]]))
     name_of = names.cache
@@ -881,14 +883,6 @@ def _running_max(x: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(x)
 
 
-def _run_first(starts: np.ndarray) -> np.ndarray:
-    """Per position, the position where its run begins (`starts`: True where a run begins, at 0
-    too): np.maximum.accumulate(np.where(starts, i, 0)), as one np.repeat (the accumulate is
-    a slow scalar loop)."""
-    at = np.flatnonzero(starts)
-    return np.repeat(at, np.diff(np.append(at, len(starts))))
-
-
 def _latest(flags: np.ndarray) -> np.ndarray:
     """Per position, the last position at or before it where `flags` is True, else -1:
     np.maximum.accumulate(np.where(flags, i, -1)), as one np.repeat."""
@@ -907,25 +901,23 @@ def _block_values(column: _JoinedColumn, at: np.ndarray) -> list:
     return column.block_values.take(ab.indices(at)).to_pylist() if len(at) else []
 
 
-def _last_epoch_deliveries(b: _Applied, by_qid, k, c, epoch_id, group_start, group_end, in_carried, has_carried,
-                           carried, recipients, status_codes) -> dict:
+def _last_epoch_deliveries(k, c, epoch_id, group_of, group_end, in_carried_end, has_carried, carried,
+                           recipients, status_codes, dpos, d_rows) -> dict:
     """Per group end (of the queue ids that have deferrals to keep or forget): (recipient, row)
-    in order, row -1 for a final status, for each recipient's last delivery of the last epoch."""
-    dl = np.flatnonzero(k == K_DELIVERY)
-    if not len(dl):
+    in order, row -1 for a final status, for each recipient's last delivery of the last epoch.
+    (`dpos`: the delivery lines among the lines in queue-id order, `d_rows` their rows.)"""
+    if not len(dpos):
         return {}
-    group_of = np.cumsum(group_start) - 1
     ends = group_end
-    last_epoch = epoch_id[ends][group_of[dl]]
-    dl = dl[epoch_id[dl] == last_epoch]                  # deliveries of each queue id's last epoch
-    j = b.delivery_j[by_qid[dl]]
+    last = epoch_id[dpos] == epoch_id[ends][group_of[dpos]]
+    dl, j = dpos[last], d_rows[last]                     # deliveries of each queue id's last epoch
     deferred = status_codes[j] == _DEFERRED_CODE
     g_end = ends[group_of[dl]]
     # queue ids with a deferral in their last epoch, or carrying deferred recipients into it
     want = np.zeros(len(ends), bool)
     want[group_of[dl[deferred]]] = True
     carrying = np.zeros(len(ends), bool)                 # entries from before with deferred recipients
-    for idx in np.flatnonzero(in_carried[ends] & has_carried[c[ends]]).tolist():
+    for idx in np.flatnonzero(in_carried_end & has_carried[c[ends]]).tolist():
         if carried[int(c[ends[idx]])]["deferred"]:
             want[idx] = carrying[idx] = True
     pick = np.flatnonzero(want[group_of[dl]])
