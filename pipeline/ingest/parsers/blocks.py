@@ -150,8 +150,9 @@ class DeferredRows:
         self.rows: dict[int, dict] = {}
 
     def preload(self, js) -> None:
-        js = [j for j in distinct_codes(np.asarray(js, np.int64)).tolist()
-              if self.deferred[j] and j not in self.rows]
+        js = distinct_codes(np.asarray(js, np.int64))
+        rows = self.rows
+        js = [j for j in js[self.deferred[js]].tolist() if j not in rows]
         if not js:
             return
         at = np.array(js, np.int64)

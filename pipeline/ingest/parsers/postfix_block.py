@@ -823,8 +823,8 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
     latest = []
     for kind_, rank, carried_index, out in ((K_FROM, rank_of[0], carried_sender, senders),
                                             (K_MSGID, rank_of[1], carried_mid, message_ids)):
-        last = _latest(k == kind_)
-        d_last = last[dpos]
+        last = _Latest(k == kind_)
+        d_last = last.at(dpos)
         out.index[d_rows] = np.where(d_last >= d_first, rank[by_qid[np.maximum(d_last, 0)]],
                                      np.where(d_carried, carried_index[d_code], -1))
         latest.append(last)
@@ -845,7 +845,7 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
     top_e = np.where(removed_e, t[e], epoch_max[epoch_id[e]])
     e_first = epoch_at[epoch_id[e]]                     # where the last epoch begins
     reused_e = (e_first != group_at[group_of[e]]) & has_carried[c[e]]
-    e_last_sender, e_last_mid = latest[0][e], latest[1][e]
+    e_last_sender, e_last_mid = latest[0].at(e), latest[1].at(e)
     sender_e = (e_last_sender >= e_first) & ~removed_e  # a from= line of the last epoch
     mid_e = (e_last_mid >= e_first) & ~removed_e
     sender_values = iter(_block_values(senders, rank_of[0][by_qid[e_last_sender[sender_e]]]))
@@ -883,11 +883,17 @@ def _running_max(x: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(x)
 
 
-def _latest(flags: np.ndarray) -> np.ndarray:
-    """Per position, the last position at or before it where `flags` is True, else -1:
-    np.maximum.accumulate(np.where(flags, i, -1)), as one np.repeat."""
-    at = np.flatnonzero(flags)
-    return np.repeat(np.concatenate(([-1], at)), np.diff(np.concatenate(([0], at, [len(flags)]))))
+class _Latest:
+    """The last position at or before a position where `flags` is True (-1: none), asked at
+    sorted positions: np.maximum.accumulate(np.where(flags, i, -1))[at], by a binary search
+    among the True positions (not an array of every position)."""
+
+    def __init__(self, flags: np.ndarray):
+        self.where = np.flatnonzero(flags)
+        self.value = np.concatenate(([-1], self.where))
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        return self.value[np.searchsorted(self.where, positions, side="right")]
 
 
 def _stable_order(codes: np.ndarray, n_codes: int) -> np.ndarray:
