@@ -681,7 +681,20 @@ def test_a_fed_line_is_read_once(tmp_path, monkeypatch):
     assert_same(fast, slow)
     expired = [line for line in seen if "status=expired" in line]
     assert len(expired) == 2  # once column-wise, once per line
-    assert postfix.PostfixParser.read_heads == {}
+    # read_block itself: the readings are the parser's only while its lines are fed
+    from pipeline.ingest.parsers.common import decode_line
+    rows = []
+    parser = postfix.PostfixParser(CTX, rows.append)
+    during = []
+
+    def feed_line(raw, at):
+        during.append(len(parser.read_heads))
+        parser.feed(decode_line(raw)[0], at)
+
+    block = UTF8_ODD.encode()
+    monkeypatch.setattr(postfix_block, "NOT_PARSED", ())  # (no annotate here)
+    postfix_block.read_block(parser, block, 0, postfix_block.extract(block, 65536, CTX), feed_line)
+    assert during and min(during) > 0 and parser.read_heads == {}
 
 
 def test_latest_is_the_accumulate():
