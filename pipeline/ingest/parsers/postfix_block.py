@@ -749,16 +749,19 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
     names.preload(codes[loop])
     name_of = names.cache                              # every queue id of the loop, preloaded
     loop_j = b.delivery_j[loop][kinds[loop] == K_DELIVERY]
-    loop_rcpt = dict(zip(loop_j.tolist(), recipients.take(ab.indices(loop_j)).to_pylist()))
+    # recipient and status of the rows that are no deferral; the deferrals as the state keeps them
+    loop_rows = dict(zip(loop_j.tolist(), zip(recipients.take(ab.indices(loop_j)).to_pylist(),
+                                              map(_STATUS_WORDS.__getitem__, status_codes[loop_j].tolist()))))
     pending.preload(loop_j)
-    previous_clock = np.empty(len(b.clock_run), np.int64)  # the clock just before each line
-    if len(previous_clock):
-        previous_clock[0] = _NO_TIME
-        previous_clock[1:] = b.clock_run[:-1]
+    deferral = pending.rows.get
+    previous_clock = b.clock_run[np.maximum(loop - 1, 0)]  # the clock just before each line
+    previous_clock[loop == 0] = _NO_TIME
+    row_at, sender_at, mid_at = [], [], []               # the sender / message-id each row is joined to
+    sender_index, mid_index = senders.python_index, message_ids.python_index
     fed_iter = iter(fed)
     for k, code, t, v, j, before, clock in zip(kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist(),
                                                _loop_values(loop, b.rank_of, senders, message_ids),
-                                               b.delivery_j[loop].tolist(), previous_clock[loop].tolist(),
+                                               b.delivery_j[loop].tolist(), previous_clock.tolist(),
                                                b.clock_run[loop].tolist()):
         if k == K_FEED:
             raw, at = next(fed_iter)
@@ -770,18 +773,23 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
         if k == K_REMOVED:
             change(REMOVED, q, t, clock=clock)
         elif k == K_DELIVERY:
-            row = pending.get(j)
+            row = deferral(j)
             if row is None:
-                row = {"recipient": loop_rcpt[j], "status": _STATUS_WORDS[status_codes[j]]}
+                recipient, status = loop_rows[j]
+                row = {"recipient": recipient, "status": status}
             else:
                 row["queue_id"] = q
             st = change(DELIVERY, q, t, row, clock=clock)
-            senders.index[j] = senders.python_index(st["sender"])
-            message_ids.index[j] = message_ids.python_index(st["message_id"])
+            row_at.append(j)
+            sender_at.append(sender_index(st["sender"]))
+            mid_at.append(mid_index(st["message_id"]))
         elif k == K_FROM:
             change(SENDER, q, t, v, clock=clock)
         else:
             change(MESSAGE_ID, q, t, v, clock=clock)
+    if row_at:
+        senders.index[row_at] = sender_at
+        message_ids.index[row_at] = mid_at
 
 
 def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: dict, pending: DeferredRows,
@@ -851,6 +859,7 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
     sender_values = iter(_block_values(senders, rank_of[0][by_qid[e_last_sender[sender_e]]]))
     mid_values = iter(_block_values(message_ids, rank_of[1][by_qid[e_last_mid[mid_e]]]))
     name_of = names.cache
+    deferral = pending.rows.get                         # (every deferral kept, preloaded above)
     for g, code, removed, top, reused, has_sender, has_mid in zip(
             e.tolist(), c[e].tolist(), removed_e.tolist(), top_e.tolist(), reused_e.tolist(), sender_e.tolist(),
             mid_e.tolist()):
@@ -867,7 +876,7 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
         if has_mid:
             change(MESSAGE_ID, q, top, next(mid_values))
         for recipient, j in deferrals.get(g, ()):
-            row = pending.get(j) if j >= 0 else None
+            row = deferral(j) if j >= 0 else None
             if row is None:
                 change(DELIVERY, q, top, {"recipient": recipient, "status": "sent"})  # a final status
             else:
