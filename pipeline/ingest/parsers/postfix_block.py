@@ -686,8 +686,16 @@ def _exact_queue_ids(parser: PostfixParser, f: BlockFields, kinds: np.ndarray, c
     had before it. (Deferrals are joined column-wise: _join_rest.)"""
     queue = parser.queue
     special = np.zeros(len(names) + 1, bool)              # by code; the last one is "fed" (-1)
-    if fed_qids:                                          # (a few: the block's queue ids are looked up in them)
-        special[:-1] = ab.to_bools(pc.is_in(f.qid_names, value_set=ab.strings(fed_qids)))
+    # the block's queue ids looked up once among the fed lines' and the entries from before
+    # (an entry of a fed queue id is not needed: its lines all go through the exact loop)
+    fed_set = dict.fromkeys(fed_qids)
+    known = list(fed_set) + [q for q in queue if q not in fed_set]
+    present = np.zeros(0, np.int64)
+    if known:
+        at = pc.index_in(f.qid_names, value_set=ab.strings(known))
+        index = ab.to_ints(at.fill_null(-1) if at.null_count else at)
+        special[:-1] = (index >= 0) & (index < len(fed_set))
+        present = np.flatnonzero(index >= len(fed_set))
     first_delivery = np.full(len(names) + 1, np.iinfo(np.int64).max)
     d_at = np.flatnonzero(kinds == K_DELIVERY)
     np.minimum.at(first_delivery, codes[d_at], d_at)
@@ -700,11 +708,9 @@ def _exact_queue_ids(parser: PostfixParser, f: BlockFields, kinds: np.ndarray, c
     block_min = int(line_ts[valid].min()) if valid.any() else block_max
     ttl = parser.STATE_TTL_US
     # entries from before the block (most queue ids of a block are new)
-    carried = {}
-    if queue:
-        present = np.flatnonzero(ab.to_bools(pc.is_in(f.qid_names, value_set=ab.strings(list(queue)))))
-        names.preload(present)
-        carried = {int(i): queue[names.get(i)] for i in present}
+    names.preload(present)
+    name_of = names.cache
+    carried = {i: queue[name_of[i]] for i in present.tolist()}
     for i, st in carried.items():
         if "left" in st or block_max - st["seen"] > ttl:
             special[i] = True
