@@ -693,7 +693,9 @@ def _exact_queue_ids(parser: PostfixParser, f: BlockFields, kinds: np.ndarray, c
     present = np.zeros(0, np.int64)
     if known:
         at = pc.index_in(f.qid_names, value_set=ab.strings(known))
-        index = ab.to_ints(at.fill_null(-1) if at.null_count else at)
+        index = np.frombuffer(at.buffers()[1], np.int32, len(at), at.offset * 4)  # (int32; null: not found)
+        if at.null_count:                                 # (pc.fill_null would import pandas: pa.scalar)
+            index = np.where(ab.to_bools(at.is_valid()), index, -1)
         special[:-1] = (index >= 0) & (index < len(fed_set))
         present = np.flatnonzero(index >= len(fed_set))
     first_delivery = np.full(len(names) + 1, np.iinfo(np.int64).max)
@@ -981,8 +983,8 @@ def _codes_within_groups(values: pa.Array, groups: np.ndarray) -> np.ndarray:
     if len(values) < 2:
         return codes
     same_group = groups[1:] == groups[:-1]
-    differ = ~ab.to_bools(pc.fill_null(pc.equal(values[1:], values[:-1]), False)) | (
-        values[1:].is_null().to_numpy(zero_copy_only=False) != values[:-1].is_null().to_numpy(zero_copy_only=False))
+    equal = pc.equal(values[1:], values[:-1])           # null where either is null: told apart below
+    differ = ~(ab.to_bools(equal) & ab.to_bools(equal.is_valid()))
     mixed_pair = np.flatnonzero(same_group & differ)
     if not len(mixed_pair):
         return codes
