@@ -342,14 +342,20 @@ _CONSOLE = False  # set by main(): this process is the `mailhygiene` command, no
 
 
 @contextmanager
-def start_up():
+def start_up(batch: bool = False):
     """A command's imports of its stage and set-up (numpy, pyarrow, the config, the classifier)
     with the cyclic garbage collector off, their objects frozen after (gc.freeze: no later pass
     examines them). They live to the end of the process, so the collector's ~70 passes over them
     during the imports of an ingest free nothing (a few hundred objects): 7.5 ms of CPU of a small
     ingest's 0.17 s (BENCHMARKS.md); the later full collections of a large one skip them too. Only
     in the `mailhygiene` process itself (main()): a library user's or a test's collector is left
-    alone (freezing would keep whatever garbage that process has at that moment)."""
+    alone (freezing would keep whatever garbage that process has at that moment). `batch`: a
+    command that reads a log to its end and exits (ingest) also keeps the blocks it frees for reuse
+    (pipeline/core/allocator.py), again only in the `mailhygiene` process."""
+    if _CONSOLE and batch:
+        from ..core.allocator import tune_for_batch
+
+        tune_for_batch()
     if not _CONSOLE or not gc.isenabled():
         yield
         return

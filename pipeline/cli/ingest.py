@@ -94,7 +94,7 @@ def ingest_cmd(app, paths, fmt, year, reread, as_json, progress):
     if "-" in paths and _is_terminal(sys.stdin):  # else it waits without a word, as if hung
         click.echo("ingest: reading log lines from the terminal (standard input): end with Ctrl-D, or pipe a log "
                    "in (journalctl -u postfix -o short-iso | mailhygiene ingest -)", err=True)
-    with start_up():
+    with start_up(batch=True):
         from ..ingest.engine import Engine
 
         engine = Engine.from_config(app.cfg, year=year, progress=progress)
