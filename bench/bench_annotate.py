@@ -5,8 +5,9 @@ to annotate (Postfix, sendmail, qmail), then times annotate over those blocks ag
 thread: `--passes` passes, each with a new EventBuffer and, unless --warm, cleared classifier
 caches (what one ingest process pays). Prints min and median seconds per pass.
 
-    .venv/bin/python bench/bench_annotate.py /work/bench-ingest/pf-1000000.log
-    .venv/bin/python bench/bench_annotate.py --warm /work/bench-ingest/sm-1000000.log
+    .venv/bin/python bench/bench_annotate.py pf-1000000.log
+    .venv/bin/python bench/bench_annotate.py --warm sm-1000000.log
+    (a realistic log: .venv/bin/python bench/gen_logs.py pf-1000000.log --mta postfix --lines 1000000)
 """
 
 from __future__ import annotations

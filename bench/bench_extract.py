@@ -7,7 +7,8 @@ pays: every minute of the log worked out again). Prints the first pass (fresh me
 real run) and the min and median of all, seconds of thread CPU. `--native 0` uses the numpy
 scanner (MAILHYGIENE_NATIVE=0).
 
-    .venv/bin/python bench/bench_extract.py /work/bench-ingest/pf-1000000.log
+    .venv/bin/python bench/bench_extract.py pf-1000000.log
+    (a realistic log: .venv/bin/python bench/gen_logs.py pf-1000000.log --mta postfix --lines 1000000)
 """
 
 from __future__ import annotations

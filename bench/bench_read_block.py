@@ -9,7 +9,8 @@ lines) and print the first pass (fresh memory) and the min and median of all, in
 thread CPU, with a digest of every call's columns, emitted rows and parser state after it
 (equal digests: the same output and state; compare two checkouts with it).
 
-    .venv/bin/python bench/bench_read_block.py /work/bench-ingest/pf-1000000.log
+    .venv/bin/python bench/bench_read_block.py pf-1000000.log
+    (a realistic log: .venv/bin/python bench/gen_logs.py pf-1000000.log --mta postfix --lines 1000000)
 """
 
 from __future__ import annotations

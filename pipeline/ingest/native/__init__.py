@@ -278,22 +278,22 @@ class Scanner:
 
     def high_slices(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Per slice data[starts[i]:ends[i]]: does it hold a non-ASCII byte? (bool)"""
-        starts = np.ascontiguousarray(starts, np.int64)
-        ends = np.ascontiguousarray(ends, np.int64)
-        _check_slices(data, starts, ends)
-        flags = np.empty(len(starts), np.uint8)
-        self.lib.high_slices(_ptr(data), _ptr(starts), _ptr(ends), len(starts), _ptr(flags))
-        return flags.view(bool)
+        return self._slice_flags(self.lib.high_slices, data, starts, ends)
 
     def odd_slices(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Per slice data[starts[i]:ends[i]]: does it hold a non-ASCII character other than
         U+3001-U+9FFF (one that Python's lower(), \\d, \\s or IGNORECASE may read unlike
         the ASCII-only C)? (bool; see odd_slices in the C)"""
+        return self._slice_flags(self.lib.odd_slices, data, starts, ends)
+
+    @staticmethod
+    def _slice_flags(function, data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """A compiled per-slice test (`function(data, starts, ends, n, flags)`) of data[starts[i]:ends[i]]."""
         starts = np.ascontiguousarray(starts, np.int64)
         ends = np.ascontiguousarray(ends, np.int64)
         _check_slices(data, starts, ends)
         flags = np.empty(len(starts), np.uint8)
-        self.lib.odd_slices(_ptr(data), _ptr(starts), _ptr(ends), len(starts), _ptr(flags))
+        function(_ptr(data), _ptr(starts), _ptr(ends), len(starts), _ptr(flags))
         return flags.view(bool)
 
     PHASES = (None, "connect", "helo", "mail", "rcpt", "data", "end_of_data", "quit")  # by text_facts' code
