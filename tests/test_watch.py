@@ -187,6 +187,51 @@ def test_events_are_stored_when_the_flush_interval_has_passed(tmp_path, logs, fo
     assert f.counts() == (60, 60)
 
 
+def test_a_slow_store_is_started_early_so_lines_are_queryable_within_the_flush_interval(
+        tmp_path, logs, followers, monkeypatch):
+    """A line must be queryable flush_interval after the pass that read it, not flush_interval
+    plus the time the store takes: the commit starts as much earlier as recent stores took."""
+    from pipeline.store.event_store import EventStore
+
+    store_s = 0.75                                   # each write takes this long on the follower's clock
+    write = EventStore.write
+
+    def slow_write(self, table):
+        written = write(self, table)
+        f.clock.advance(store_s)
+        return written
+
+    monkeypatch.setattr(EventStore, "write", slow_write)
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 40))
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")], flush=5.0)
+    f.run(4.9)
+    assert f.counts() == (0, 0)                      # no store time known yet: at the interval
+    f.run(0.2)
+    assert f.counts() == (40, 40)
+    append(log, pf_lines(40, 60))
+    f.run(0)                                         # the pass that reads the new lines
+    read_at = f.clock.monotonic()
+    f.run(5.0 - store_s - 0.125)
+    assert f.counts() == (40, 40)                    # held while there is time to store them
+    f.run(0.25)
+    assert f.counts() == (60, 60)
+    assert f.clock.monotonic() - read_at <= 5.0      # queryable within the interval
+
+    store_s = 4.0                                    # a store slower than half the interval ...
+    append(log, pf_lines(60, 70))
+    f.run(10)
+    assert f.counts() == (70, 70)
+    append(log, pf_lines(70, 80))                    # ... starts the next commit half of it early
+    f.run(0)
+    read_at = f.clock.monotonic()
+    f.run(2.375)
+    assert f.counts() == (70, 70)
+    f.run(0.25)
+    assert f.counts() == (80, 80)
+    assert f.clock.monotonic() - read_at == pytest.approx(2.5 + 4.0)
+
+
 def test_a_partial_line_waits_for_its_newline_across_flushes(tmp_path, logs, followers):
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 60))

@@ -63,6 +63,7 @@ CONTEXT_REFRESH_S = 3600  # followed files: the year of `Mon DD` stamps is infer
 COMPACT_FILES = 32       # followed: a day partition with more files than this is compacted,
                          # merging only its files under event_store.SMALL_FILE_BYTES
 REPORT_EVERY_S = 60.0
+STORE_TIMES_KEPT = 8     # followed: the last commits' store times the flush starts that much early by
 RETRY_MAX_S = 60.0
 MIXED = "mixed"          # a stream whose lines come from several MTAs: routed line by line
 
@@ -702,6 +703,8 @@ class Engine:
             self.session = session
             self.files = LogFiles(specs, session.positions, follow=True, on_open=self._on_open, clock=self.clock)
             self.pending_since: float | None = None
+            self._store_times: deque = deque(maxlen=STORE_TIMES_KEPT)
+            self.woken_at: float | None = None  # the first change the file system told of since the last pass
             self.on_stored = on_stored
             self._unannounced = False  # commits stored since on_stored() was last called
             self.flush_failures = 0
@@ -765,7 +768,7 @@ class Engine:
         stored batch or a retry is due sooner."""
         t = self.poll_interval
         if self.pending_since is not None:
-            t = min(t, self.pending_since + self.flush_interval - self.clock.monotonic())
+            t = min(t, self.flush_due() - self.clock.monotonic())
         if not self.session.pending_done():
             t = min(t, 0.05)  # a batch is being stored: save its state soon after
         if self.flush_failures:
@@ -775,6 +778,8 @@ class Engine:
     def _poll_once(self) -> bool:
         """Scan the sources, read what is new; True when a file still has unread data."""
         files = self.files
+        # the lines this pass reads were there by now, or when the file system told of a change
+        seen, self.woken_at = min(self.clock.monotonic(), self.woken_at or float("inf")), None
         files.scan()
         busy = False
         limit = self.settings.batch_events
@@ -788,15 +793,30 @@ class Engine:
             start = s.read_at
             for chunk, fields in self._ahead(files.chunks(s, budget=READ_BUDGET)):
                 self._apply(chunk, fields)
-                self._dirty()
+                self._dirty(seen)
             busy |= s.read_at - start >= READ_BUDGET
         if files.close_idle():
             self._dirty()
         return busy
 
-    def _dirty(self) -> None:
+    def _dirty(self, since: float | None = None) -> None:
         if self.pending_since is None:
-            self.pending_since = self.clock.monotonic()
+            self.pending_since = self.clock.monotonic() if since is None else since
+
+    def flush_due(self) -> float:
+        """When the events read since the last commit must be handed to the store: so that they
+        are queryable `flush_interval` after the pass that found their first line, the commit
+        starts as much earlier as the slowest of the last STORE_TIMES_KEPT commits took to be
+        stored (at most half the interval)."""
+        lead = min(self.flush_interval / 2, max(self._store_times, default=0.0))
+        return self.pending_since + self.flush_interval - lead
+
+    def _timed(self, started: float):
+        """A done-callback of a batch handed to the store: its store time, from the commit's start."""
+        def done(future) -> None:
+            if not future.cancelled() and future.exception() is None:
+                self._store_times.append(self.clock.monotonic() - started)
+        return done
 
     def _maybe_commit(self) -> None:
         if self.pending_since is None:
@@ -804,19 +824,22 @@ class Engine:
         now = self.clock.monotonic()
         if self.flush_failures and now < self.flush_retry_at:
             return
-        if now - self.pending_since >= self.flush_interval or len(self.session.buffer) >= self.settings.batch_events:
+        if now >= self.flush_due() or len(self.session.buffer) >= self.settings.batch_events:
             self._commit_or_hold()
 
     def _commit_or_hold(self) -> bool:
         """Commit; when the store fails (disk full, ...), keep the events, retry with backoff."""
+        started = self.clock.monotonic()
         try:
             self.touched_days |= _days_of(self.session)
             self.files.snapshot_positions()
             self.files.prune()
-            self.session.commit()
+            stored = self.session.commit()
         except Exception as exc:  # the store or the disk failed: keep the events, retry later
             self._store_failed(exc)
             return False
+        if stored is not None:
+            stored.add_done_callback(self._timed(started))
         if self.flush_failures:
             log.info("watch: writing events works again")
             self.flush_failures = 0
@@ -896,6 +919,8 @@ class Engine:
                 if event.event_type in ("modified", "closed", "opened", "closed_no_write") and \
                         not engine.files.interesting(str(event.src_path)):
                     return
+                if engine.woken_at is None:
+                    engine.woken_at = engine.clock.monotonic()
                 engine.wake.set()
 
         for spec in self.files.specs:

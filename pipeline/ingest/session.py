@@ -27,6 +27,7 @@ import logging
 import os
 import time
 from collections import Counter
+from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -404,10 +405,11 @@ class Session:
             self.rejects.add("malformed", source, offset, raw if raw.endswith(b"\n") else raw + b"\n")
 
     # ------------------------------------------------------------------ commits
-    def commit(self) -> None:
+    def commit(self) -> Future | None:
         """Hand the buffered events to the store's writer and snapshot the state at this line
         boundary; the snapshot is saved once those events are durable (at the latest when the
-        next commit starts, or at finish_pending()). A StoreError leaves the buffer as it was."""
+        next commit starts, or at finish_pending()). A StoreError leaves the buffer as it was.
+        Returns the writer's future of the events (None when there were none)."""
         self.finish_pending()
         table = self.buffer.take()
         if table is not None:
@@ -421,6 +423,7 @@ class Session:
         future = self.sink.submit(table) if table is not None else None
         self._pending = (future, state, table)
         self.summary.commits += 1
+        return future
 
     def pending_done(self) -> bool:
         return self._failed is None and (self._pending is None or self._pending[0] is None or self._pending[0].done())
