@@ -370,13 +370,14 @@ class Follower:
     The default intervals are binary fractions, so "0.25 s later" is exactly the flush time."""
 
     def __init__(self, tmp: Path, sources: list[tuple[str, str]], flush: float = 0.25, poll: float = 0.25,
-                 extra: str = ""):
+                 extra: str = "", inotify: bool = False):
         from pipeline.core.config import load_config
 
         self.data = tmp / "data"
         self.config = write_watch_config(tmp / "mailhygiene.toml", sources, flush, poll, extra)
         self.cfg = load_config(self.config, data_dir=self.data)
         self.clock = ManualClock()
+        self.inotify = inotify   # file-system notifications on (they only set the engine's wake-up)
         self.engine = None
         self._following = None
 
@@ -385,7 +386,7 @@ class Follower:
         from pipeline.lake.node import watch_hook
 
         self.engine = Engine.from_config(self.cfg, clock=self.clock)
-        self._following = self.engine.following(self.cfg.sources, use_watchdog=False,
+        self._following = self.engine.following(self.cfg.sources, use_watchdog=self.inotify,
                                                 on_stored=watch_hook(self.cfg))
         self._following.__enter__()
         return self

@@ -232,6 +232,31 @@ def test_a_slow_store_is_started_early_so_lines_are_queryable_within_the_flush_i
     assert f.clock.monotonic() - read_at == pytest.approx(2.5 + 4.0)
 
 
+def test_the_flush_interval_counts_from_the_notification_of_a_write_not_from_the_read(tmp_path, logs, followers):
+    """A line the follower reads a while after the file system told of its write (a busy
+    follower, a late pass) is still queryable flush_interval after that notification."""
+    from fixtures import alarm
+
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 10))
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")], flush=5.0, inotify=True)
+    f.run(6)
+    assert f.counts() == (10, 10)
+    engine = f.engine
+    engine.woken_at = None
+    append(log, pf_lines(10, 20))
+    with alarm(30):
+        while engine.woken_at is None:               # inotify's event, on the observer's thread
+            time.sleep(0.01)
+    told_at = engine.woken_at
+    f.clock.advance(2.0)                             # the pass that reads the lines comes 2 s late
+    f.run(5.0 - 2.0 - 0.125)
+    assert f.counts() == (10, 10)
+    f.run(0.125)
+    assert f.clock.monotonic() - told_at == 5.0
+    assert f.counts() == (20, 20)                    # at the notification + 5 s, not the read + 5 s
+
+
 def test_a_partial_line_waits_for_its_newline_across_flushes(tmp_path, logs, followers):
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 60))
