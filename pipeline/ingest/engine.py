@@ -704,6 +704,8 @@ class Engine:
             self.files = LogFiles(specs, session.positions, follow=True, on_open=self._on_open, clock=self.clock)
             self.pending_since: float | None = None
             self._store_times: deque = deque(maxlen=STORE_TIMES_KEPT)
+            self._store_lead = 0.0     # the slowest of them (set by the writer thread's callback)
+            self._store_times_lock = threading.Lock()
             self.woken_at: float | None = None  # the first change the file system told of since the last pass
             self.on_stored = on_stored
             self._unannounced = False  # commits stored since on_stored() was last called
@@ -808,14 +810,16 @@ class Engine:
         are queryable `flush_interval` after the pass that found their first line, the commit
         starts as much earlier as the slowest of the last STORE_TIMES_KEPT commits took to be
         stored (at most half the interval)."""
-        lead = min(self.flush_interval / 2, max(self._store_times, default=0.0))
+        lead = min(self.flush_interval / 2, self._store_lead)
         return self.pending_since + self.flush_interval - lead
 
     def _timed(self, started: float):
         """A done-callback of a batch handed to the store: its store time, from the commit's start."""
         def done(future) -> None:
             if not future.cancelled() and future.exception() is None:
-                self._store_times.append(self.clock.monotonic() - started)
+                with self._store_times_lock:  # (the writer thread, or this one when already done)
+                    self._store_times.append(self.clock.monotonic() - started)
+                    self._store_lead = max(self._store_times)
         return done
 
     def _maybe_commit(self) -> None:
