@@ -225,7 +225,8 @@ def test_detect_format_on_samples():
 
 # --------------------------------------------------------------------------- public corpus
 def test_corpus_postfix_grok_lines_parse():
-    """Every smtp/lmtp/local/virtual/error/pipe/qmgr line of postfix-grok-patterns parses without error."""
+    """Every smtp/lmtp/local/virtual/error/pipe/qmgr line of postfix-grok-patterns parses without error.
+    (A `QID: to=… status=` line is a delivery whatever the program: the tls_features lines are smtp's.)"""
     with open(corpus_path("postfix-grok-patterns", "lines.tsv"), newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     lines, expected_events = [], 0
@@ -233,7 +234,8 @@ def test_corpus_postfix_grok_lines_parse():
         comp = r["component"]
         data = r["message"]
         lines.append(f"Nov 10 09:00:00 mx1 postfix/{comp}[1]: {data}")
-        if comp in ("smtp", "lmtp", "local", "virtual", "error", "pipe", "discard") and ": to=" in data and "status=" in data \
+        if (comp in ("smtp", "lmtp", "local", "virtual", "error", "pipe", "discard") or (comp or "").startswith("tls_features")) \
+                and ": to=" in data and "status=" in data \
                 and "status=deliverable" not in data and "undeliverable-but-not-cached" not in data:
             expected_events += 1
     events, results = run("postfix", lines)
@@ -375,3 +377,28 @@ def test_postfix_line_regex_agrees_with_split_syslog_and_qid():
         assert got == expected, line
         agreed += expected is not None
     assert agreed >= 50
+
+
+# --------------------------------------------------------------------------- Postfix: other programs' status lines
+def test_postfix_status_lines_of_qmgr_oqmgr_and_renamed_agents_are_deliveries():
+    """qmgr logs some deliveries itself (`unknown mail transport error`, `delivery temporarily
+    suspended` before 2.4); the old queue manager logs as `postfix/oqmgr`; a delivery agent may run
+    under another program name (`postfix/smtp-out`). Each `to=… status=` line is one event, and
+    oqmgr's from=/expiry/removed lines do what qmgr's do: none is skipped unseen."""
+    q, r = "3C6D1C0D01", "3C6D1C0D02"
+    rows, res = run("postfix", [
+        f"Nov 10 09:00:00 mx1 postfix/oqmgr[2]: {q}: from=<news@example.jp>, size=10, nrcpt=2 (queue active)",
+        f"Nov 10 09:00:01 mx1 postfix/qmgr[2]: {q}: to=<a@example.com>, relay=none, delay=10, delays=10/0/0/0, dsn=4.3.0, status=deferred (unknown mail transport error)",
+        f"Nov 10 09:00:01 mx1 postfix/smtp-out[9]: {q}: to=<b@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=5.1.1, status=bounced (host mx.example.com[192.0.2.3] said: 550 5.1.1 no such user (in reply to RCPT TO command))",
+        f"Nov 15 09:00:02 mx1 postfix/oqmgr[2]: {q}: from=<news@example.jp>, status=expired, returned to sender",
+        f"Nov 15 09:00:02 mx1 postfix/oqmgr[2]: {q}: removed",
+        f"Nov 15 09:00:03 mx1 postfix/smtp[7]: {q}: to=<c@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, dsn=2.0.0, status=sent (250 ok)",
+        f"Nov 15 09:00:04 mx1 postfix/qmgr[2]: {r}: to=<d@example.com>, relay=x, del",
+    ])
+    assert res == [SKIP, EVENT, EVENT, EVENT, SKIP, EVENT, MALFORMED]
+    got = [(x["recipient"], x["status"], x["sender"], x["dsn"]) for x in rows]
+    assert got == [("a@example.com", "deferred", "news@example.jp", "4.3.0"),
+                   ("b@example.com", "bounced", "news@example.jp", "5.1.1"),
+                   ("a@example.com", "expired", "news@example.jp", "4.3.0"),
+                   ("c@example.com", "sent", None, "2.0.0")]          # oqmgr's `removed` forgot the sender
+    assert rows[1]["smtp_phase"] == "rcpt" and rows[1]["reply_code"] == 550

@@ -711,3 +711,36 @@ def test_running_max_is_the_accumulate():
     for x in ([], [5], [1, 2, 2, 3], [3, 1, 2, 5, 4, 4, 9], [7, 7, 7], [2, 1]):
         x = np.array(x, np.int64)
         assert postfix_block._running_max(x).tolist() == np.maximum.accumulate(x).tolist()
+
+
+# Real-world shapes the tests above do not carry: deliveries logged by the queue manager (qmgr,
+# the old oqmgr) or by an agent under another program name, among usual lines of the same queue
+# ids (which the fast path takes)
+REAL_VARIANTS = """\
+Nov 10 09:00:00 mx1 postfix/cleanup[1]: 3C6D1C0D01: message-id=<v1@example.jp>
+Nov 10 09:00:00 mx1 postfix/oqmgr[2]: 3C6D1C0D01: from=<news@example.jp>, size=10, nrcpt=3 (queue active)
+Nov 10 09:00:01 mx1 postfix/qmgr[2]: 3C6D1C0D01: to=<a@example.com>, relay=none, delay=10, delays=10/0/0/0, dsn=4.3.0, status=deferred (unknown mail transport error)
+Nov 10 09:00:01 mx1 postfix/smtp-out[9]: 3C6D1C0D01: to=<b@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=5.1.1, status=bounced (host mx.example.com[192.0.2.3] said: 550 5.1.1 no such user (in reply to RCPT TO command))
+Nov 10 09:00:01 mx1 postfix/smtp[7]: 3C6D1C0D01: to=<c@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 ok)
+Nov 10 09:00:02 mx1 postfix/cleanup[1]: 3C6D1C0D02: message-id=<v2@example.jp>
+Nov 10 09:00:02 mx1 postfix/qmgr[2]: 3C6D1C0D02: from=<news@example.jp>, size=10, nrcpt=1 (queue active)
+Nov 10 09:00:03 mx1 postfix/smtp[7]: 3C6D1C0D02: to=<d@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 ok)
+Nov 10 09:00:03 mx1 postfix/qmgr[2]: 3C6D1C0D02: removed
+Nov 15 09:00:02 mx1 postfix/oqmgr[2]: 3C6D1C0D01: from=<news@example.jp>, status=expired, returned to sender
+Nov 15 09:00:02 mx1 postfix/oqmgr[2]: 3C6D1C0D01: removed
+"""
+
+
+def test_real_world_variants_give_the_per_line_result(tmp_path, monkeypatch):
+    log = write_log(tmp_path, REAL_VARIANTS)
+    for size in (100, 1 << 20):
+        fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
+        assert_same(fast, slow)
+        assert fast[2] == {}
+    got = pipeline.connect(tmp_path / f"data-True-{1 << 20}").sql(
+        "SELECT recipient, status, sender, message_id FROM events ORDER BY source_offset, recipient").fetchall()
+    assert got == [("a@example.com", "deferred", "news@example.jp", "v1@example.jp"),
+                   ("b@example.com", "bounced", "news@example.jp", "v1@example.jp"),
+                   ("c@example.com", "sent", "news@example.jp", "v1@example.jp"),
+                   ("d@example.com", "sent", "news@example.jp", "v2@example.jp"),
+                   ("a@example.com", "expired", "news@example.jp", "v1@example.jp")]

@@ -1,7 +1,10 @@
 """Postfix log lines -> delivery events.
 
 Reads syslog lines of any `postfix*/…` program. Emits one event per `to=… status=…` line of a
-delivery agent (smtp, lmtp, local, virtual, pipe, error, retry, discard), and one `expired` event
+delivery agent (smtp, lmtp, local, virtual, pipe, error, retry, discard), of the queue manager
+(qmgr and the old oqmgr log some deliveries themselves: `unknown mail transport error`,
+`delivery temporarily suspended`) or of any other Postfix program (an agent run under another
+name, `postfix/smtp-out`): Postfix writes that shape for delivery status only. One `expired` event
 per recipient still deferred when qmgr logs `status=expired, returned to sender` (with that
 recipient's last deferral reason). Sender (qmgr `from=`) and message-id (cleanup) are joined by
 queue id. Inbound smtpd lines and address-verification probes are not our deliveries: skipped.
@@ -16,6 +19,8 @@ from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, REM
                      QueueParser, as_rfc3339, iso_us, reply_code_of, stamp_unreadable)
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
+# The queue manager: `nqmgr`'s `qmgr`, or the old one (`oqmgr`, still shipped and selectable in master.cf).
+QUEUE_MANAGERS = frozenset({"qmgr", "oqmgr"})
 
 # A queue id: short hex, or the long form (enable_long_queue_ids).
 QUEUE_ID = r"[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}"
@@ -53,7 +58,7 @@ NOT_DELIVERIES = frozenset({"deliverable", "undeliverable-but-not-cached"})
 FINAL_OR_TRY = frozenset({"sent", "deferred", "bounced", "undeliverable", "expired"})
 
 
-_PROGRAM_MARKERS = ("/smtp", "/qmgr", "/cleanup", "/local", "/pickup", "/postfix-script", "/master", "/smtpd",
+_PROGRAM_MARKERS = ("/smtp", "/qmgr", "/oqmgr", "/cleanup", "/local", "/pickup", "/postfix-script", "/master", "/smtpd",
                     "/bounce", "/lmtp", "/virtual", "/pipe", "/error", "/discard", "/anvil", "/scache",
                     "/postsuper", "/postqueue", "/sendmail", "/trivial-rewrite", "/tlsmgr", "/postscreen",
                     "/dnsblog", "/verify", "/proxymap", "/postdrop", "/showq")
@@ -207,7 +212,8 @@ class PostfixParser(QueueParser):
         service = prog.rsplit("/", 1)[-1]
         rest = m.string[m.end():]  # (m.string: the line as read, or as converted from RFC 5424)
 
-        if service in DELIVERY_AGENTS:
+        if service in DELIVERY_AGENTS or rest.startswith("to="):
+            # (a `to=` line of another program is a delivery status too: see the module docstring)
             if not rest.startswith("to="):
                 self.change(CLOCK, None, ts)
                 return SKIP  # "host X said: …" before a retry on another MX, conn notes, …
@@ -239,7 +245,7 @@ class PostfixParser(QueueParser):
             self.emit(row)
             return EVENT
 
-        if service == "qmgr":
+        if service in QUEUE_MANAGERS:
             if rest.startswith("from="):
                 self.change(SENDER, qid, ts, normalise_address(rest[5:].split(", ", 1)[0]))
                 if ", status=expired" in rest:
