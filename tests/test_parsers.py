@@ -402,3 +402,21 @@ def test_postfix_status_lines_of_qmgr_oqmgr_and_renamed_agents_are_deliveries():
                    ("a@example.com", "expired", "news@example.jp", "4.3.0"),
                    ("c@example.com", "sent", None, "2.0.0")]          # oqmgr's `removed` forgot the sender
     assert rows[1]["smtp_phase"] == "rcpt" and rows[1]["reply_code"] == 550
+
+
+def test_postfix_softbounce_is_a_deferral_and_expires():
+    """soft_bounce=yes: Postfix logs a refusal as `dsn=4.x.x, status=SOFTBOUNCE (…)` and keeps the
+    message queued. It is a deferral (not a malformed line, not a bounce), and its recipient is
+    returned at expiry like any other deferred one."""
+    q = "4B6D11E01729"
+    rows, res = run("postfix", [
+        f"Oct 14 07:34:03 mx1 postfix/smtp[10837]: {q}: to=<viviane@example.com.br>, relay=mail.example.com.br[186.232.248.4]:25, delay=39993, delays=35133/4859/0.58/0.71, dsn=4.7.1, status=SOFTBOUNCE (host mail.example.com.br[186.232.248.4] said: 501 5.7.1 <news@example.jp>... Sender refused by the DNSBL b.barracudacentral.org (in reply to RCPT TO command))",
+        f"Oct 14 07:35:00 mx1 postfix/local[2]: {q}: to=<login@example.net>, relay=local, delay=2, status=SOFTBOUNCE (mail forwarding loop for login@example.net)",
+        f"Oct 19 07:35:00 mx1 postfix/qmgr[2]: {q}: from=<news@example.jp>, status=expired, returned to sender",
+    ])
+    assert res == [EVENT, EVENT, EVENT]
+    got = [(r["recipient"], r["status"], r["dsn"], r["reply_code"], r["smtp_phase"]) for r in rows]
+    assert got == [("viviane@example.com.br", "deferred", "4.7.1", 501, "rcpt"),
+                   ("login@example.net", "deferred", None, None, None),
+                   ("viviane@example.com.br", "expired", "4.7.1", 501, "rcpt"),
+                   ("login@example.net", "expired", None, None, None)]

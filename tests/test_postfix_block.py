@@ -714,8 +714,8 @@ def test_running_max_is_the_accumulate():
 
 
 # Real-world shapes the tests above do not carry: deliveries logged by the queue manager (qmgr,
-# the old oqmgr) or by an agent under another program name, among usual lines of the same queue
-# ids (which the fast path takes)
+# the old oqmgr) or by an agent under another program name, soft_bounce=yes's SOFTBOUNCE, among
+# usual lines of the same queue ids (which the fast path takes)
 REAL_VARIANTS = """\
 Nov 10 09:00:00 mx1 postfix/cleanup[1]: 3C6D1C0D01: message-id=<v1@example.jp>
 Nov 10 09:00:00 mx1 postfix/oqmgr[2]: 3C6D1C0D01: from=<news@example.jp>, size=10, nrcpt=3 (queue active)
@@ -726,8 +726,11 @@ Nov 10 09:00:02 mx1 postfix/cleanup[1]: 3C6D1C0D02: message-id=<v2@example.jp>
 Nov 10 09:00:02 mx1 postfix/qmgr[2]: 3C6D1C0D02: from=<news@example.jp>, size=10, nrcpt=1 (queue active)
 Nov 10 09:00:03 mx1 postfix/smtp[7]: 3C6D1C0D02: to=<d@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 ok)
 Nov 10 09:00:03 mx1 postfix/qmgr[2]: 3C6D1C0D02: removed
+Nov 10 09:00:04 mx1 postfix/qmgr[2]: 3C6D1C0D03: from=<news@example.jp>, size=10, nrcpt=1 (queue active)
+Nov 10 09:00:05 mx1 postfix/smtp[7]: 3C6D1C0D03: to=<e@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=4.1.1, status=SOFTBOUNCE (host mx.example.com[192.0.2.3] said: 550 5.1.1 <e@example.com>: User unknown (in reply to RCPT TO command))
 Nov 15 09:00:02 mx1 postfix/oqmgr[2]: 3C6D1C0D01: from=<news@example.jp>, status=expired, returned to sender
 Nov 15 09:00:02 mx1 postfix/oqmgr[2]: 3C6D1C0D01: removed
+Nov 15 09:00:05 mx1 postfix/qmgr[2]: 3C6D1C0D03: from=<news@example.jp>, status=expired, returned to sender
 """
 
 
@@ -743,4 +746,6 @@ def test_real_world_variants_give_the_per_line_result(tmp_path, monkeypatch):
                    ("b@example.com", "bounced", "news@example.jp", "v1@example.jp"),
                    ("c@example.com", "sent", "news@example.jp", "v1@example.jp"),
                    ("d@example.com", "sent", "news@example.jp", "v2@example.jp"),
-                   ("a@example.com", "expired", "news@example.jp", "v1@example.jp")]
+                   ("e@example.com", "deferred", "news@example.jp", None),           # soft_bounce=yes
+                   ("a@example.com", "expired", "news@example.jp", "v1@example.jp"),
+                   ("e@example.com", "expired", "news@example.jp", None)]

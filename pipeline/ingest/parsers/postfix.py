@@ -37,7 +37,10 @@ BAD_QUEUE_ID = "bad queue id"
 # that does not exist) but whose rest is a line feed() reads is counted as malformed, not skipped.
 ANY_PREFIX_RE = re.compile(r" postfix[^\s\[:]*(?:\[\d+\])?: [^\s:]+: (?:to=|from=|message-id=|removed$)")
 BAD_STAMP = "bad stamp"
-STATUS_RE = re.compile(r"status=([a-z][a-z-]*)(?: \((.*)\))?$")
+STATUS_RE = re.compile(r"status=([a-z][a-z-]*|SOFTBOUNCE)(?: \((.*)\))?$")
+# With soft_bounce=yes a refusal is logged `dsn=4.x.x, status=SOFTBOUNCE (…)` and the message stays
+# queued: a deferral (its recipients are returned at expiry like any other deferred one).
+STATUS_ALIASES = {"SOFTBOUNCE": "deferred"}
 # The phase is the command in `(in reply to X command)` at the end of the text (then `)` and
 # white space): `\(in reply to (.+?) command\)\)?\s*$` searched, as one pass (phase_command).
 _IN_REPLY_TO = "(in reply to "
@@ -227,6 +230,7 @@ class PostfixParser(QueueParser):
                     return MALFORMED
                 to, relay, dsn, status, text = (fields["to"], fields.get("relay"), fields.get("dsn"),
                                                 fields["status"], fields["_text"])
+            status = STATUS_ALIASES.get(status, status)
             recipient = normalise_address(to) if status in FINAL_OR_TRY else ""
             if not recipient:
                 self.change(CLOCK, None, ts)
