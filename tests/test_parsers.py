@@ -420,3 +420,18 @@ def test_postfix_softbounce_is_a_deferral_and_expires():
                    ("login@example.net", "deferred", None, None, None),
                    ("viviane@example.com.br", "expired", "4.7.1", 501, "rcpt"),
                    ("login@example.net", "expired", None, None, None)]
+
+
+def test_sendmail_stat_queued_is_a_deferral_not_a_bounce():
+    """`stat=queued` (DeliveryMode=queue, `-odq`, a load limit; the MSP that could not reach the
+    MTA logs it with dsn=4.4.3) means the recipient waits in the queue: a deferral, never a bounce
+    (before, a line without dsn= was counted as a hard bounce)."""
+    rows, res = run("sendmail", [
+        "Nov 11 09:00:22 relay2 sm-mta[3021]: 2ABB0A1u003021: from=<news@example.jp>, size=1, class=0, nrcpts=1, msgid=<qd@y>, proto=ESMTP",
+        "Nov 11 09:00:22 relay2 sm-mta[3021]: 2ABB0A1u003021: to=<qd1@v.jp>, delay=00:00:00, mailer=esmtp, pri=30000, stat=queued",
+        "Nov  7 16:24:04 xxx sendmail[2537]: pA7FN4rM002537: to=xxx.xxx@example.com, delay=00:01:00, mailer=esmtp, pri=30055, dsn=4.4.3, stat=queued",
+        "Nov 11 09:00:23 relay2 sm-mta[3021]: 2ABB0A1u003021: to=<qd1@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)",
+    ])
+    assert res == [SKIP, EVENT, EVENT, EVENT]
+    assert [(r["recipient"], r["status"]) for r in rows] == [
+        ("qd1@v.jp", "deferred"), ("xxx.xxx@example.com", "deferred"), ("qd1@v.jp", "sent")]

@@ -87,6 +87,10 @@ Nov 11 09:00:21 relay2 sm-mta[3020]: SHORT7x: from=<a@b.jp>, size=1, class=0, nr
 Nov 11 09:00:21 relay2 sm-mta[3020]: 2ABB0A1u0030201234567890: to=<bad2@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)
 Nov 11 09:00:21 relay2 sm-mta[3020]: NOQUEUE: connect from [192.0.2.9]
 Nov 11 09:00:21 relay2 sm-mta[3020]: 2ABB0A1u0030201234567890: Milter: to=<bad3@v.jp>, reject=550 no
+Nov 11 09:00:22 relay2 sm-mta[3021]: 2ABB0A1u003021: from=<news@example.jp>, size=1, class=0, nrcpts=2, msgid=<qd@y>, proto=ESMTP
+Nov 11 09:00:22 relay2 sm-mta[3021]: 2ABB0A1u003021: to=<qd1@v.jp>, delay=00:00:00, mailer=esmtp, pri=30000, stat=queued
+Nov 11 09:00:22 relay2 sendmail[3022]: 2ABB0A1u003022: to=qd2@v.jp, delay=00:01:00, mailer=esmtp, pri=30055, dsn=4.4.3, stat=queued
+Nov 11 09:00:23 relay2 sm-mta[3021]: 2ABB0A1u003021: to=<qd1@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)
 """
 
 
@@ -221,6 +225,7 @@ def test_stat_codes_are_read_as_the_parser_does():
 OUTCOMES = [  # (dsn, stat, reply or None)
     ("2.0.0", "Sent (ok)", None), ("2.0.0", "Sent (ok)", "250 2.0.0 ok"), ("2.0.0", "User unknown", "250 2.0.0 ok"),
     ("", "Sent (no dsn)", None), ("", "Deferred: 451 4.3.0 later", None), ("", "odd words", None), ("6.0.0", "Sent", None),
+    ("", "queued", None), ("6.0.0", "queued", None), ("4.4.3", "queued", None),
     ("5.1.1", "User unknown", "550 5.1.1 <a@b>: User unknown"), ("5.1.1", "User unknown", None),
     ("4.0.0", "Deferred: 421 4.7.0 Too many connections", "221 2.0.0 Bye"),
     ("4.0.0", "Deferred: 451 4.3.0 local problem", "354 go ahead"), ("5.0.0", "Service unavailable", "421 4.4.2 timeout"),

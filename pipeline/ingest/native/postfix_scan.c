@@ -1339,7 +1339,7 @@ void sendmail_facts(const uint8_t *d, const int64_t *dsn_s, const int64_t *dsn_e
         int has_reply = rs && re_ > rs; /* `reply or stat`: an empty reply= is none */
         int st;
         if (de > ds && (*ds == '2' || *ds == '4' || *ds == '5')) st = *ds == '2' ? 1 : *ds == '4' ? 2 : 3;
-        else st = starts_at(ss, se, "Sent") ? 1 : starts_at(ss, se, "Deferred") ? 2 : 3;
+        else st = starts_at(ss, se, "Sent") ? 1 : (starts_at(ss, se, "Deferred") || starts_at(ss, se, "queued")) ? 2 : 3;
         status[i] = (int8_t)st;
         python[i] = 0;
         text_reply[i] = (uint8_t)has_reply;

@@ -54,11 +54,14 @@ def split_to_line(rest: str) -> dict[str, str] | None:
 
 
 def status_of(dsn: str | None, stat: str) -> str:
+    """By dsn= when it is a class (2/4/5), else by stat=: `Sent…` sent, `Deferred…` and `queued`
+    deferred (`stat=queued`: the recipient was queued, not refused: DeliveryMode=queue, `-odq`,
+    or a load limit; with a dsn= it is usually 4.x.x), anything else bounced."""
     if dsn and dsn[:1] in "245":
         return {"2": "sent", "4": "deferred", "5": "bounced"}[dsn[0]]
     if stat.startswith("Sent"):
         return "sent"
-    if stat.startswith("Deferred"):
+    if stat.startswith(("Deferred", "queued")):
         return "deferred"
     return "bounced"
 
