@@ -435,3 +435,39 @@ def test_sendmail_stat_queued_is_a_deferral_not_a_bounce():
     assert res == [SKIP, EVENT, EVENT, EVENT]
     assert [(r["recipient"], r["status"]) for r in rows] == [
         ("qd1@v.jp", "deferred"), ("xxx.xxx@example.com", "deferred"), ("qd1@v.jp", "sent")]
+
+
+# --------------------------------------------------------------------------- time: the hour a fall-back repeats
+def test_the_repeated_hour_of_a_fall_back_is_told_apart_by_the_log_s_order():
+    """In New York 2026-11-01 01:00-01:59 is there twice (EDT, then EST). A traditional stamp (or
+    an RFC 3339 one without offset) in that hour is its first occurrence until the log has gone
+    past it; once the log has reached 01:59 EDT, 01:00 again is EST: the lines of the second
+    pass neither take the times of the first (a deferral and its retry an hour later at one
+    time) nor go back in time. A stamp with an offset is never moved."""
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+    q = "3C6D1C0B01"
+    tail = "relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4"
+    rows, res = run("postfix", [
+        f"Nov  1 01:30:00 mx1 postfix/qmgr[2]: {q}: from=<news@example.jp>, size=100, nrcpt=1 (queue active)",
+        f"Nov  1 01:30:01 mx1 postfix/smtp[7]: {q}: to=<a@example.com>, {tail}, dsn=4.4.1, status=deferred (connect to mx.example.com[192.0.2.3]:25: Connection timed out)",
+        f"Nov  1 01:59:59 mx1 postfix/smtp[7]: 3C6D1C0B02: to=<b@example.com>, {tail}, dsn=2.0.0, status=sent (250 ok)",
+        f"Nov  1 01:00:00 mx1 postfix/smtp[7]: 3C6D1C0B03: to=<c@example.com>, {tail}, dsn=2.0.0, status=sent (250 ok)",
+        f"Nov  1 01:30:01 mx1 postfix/smtp[7]: {q}: to=<a@example.com>, {tail}, dsn=2.0.0, status=sent (250 ok)",
+        f"2026-11-01T01:40:00 mx1 postfix/smtp[7]: 3C6D1C0B04: to=<d@example.com>, {tail}, dsn=2.0.0, status=sent (250 ok)",
+        f"2026-11-01T01:41:00-04:00 mx1 postfix/smtp[7]: 3C6D1C0B05: to=<e@example.com>, {tail}, dsn=2.0.0, status=sent (250 ok)",
+        f"Nov  1 02:00:00 mx1 postfix/smtp[7]: 3C6D1C0B06: to=<f@example.com>, {tail}, dsn=2.0.0, status=sent (250 ok)",
+    ], tz=ny, year=2026)
+    assert set(res) == {SKIP, EVENT}
+    got = [(r["recipient"], r["status"], ts(r).strftime("%H:%M:%S")) for r in rows]
+    assert got == [("a@example.com", "deferred", "05:30:01"), ("b@example.com", "sent", "05:59:59"),
+                   ("c@example.com", "sent", "06:00:00"), ("a@example.com", "sent", "06:30:01"),
+                   ("d@example.com", "sent", "06:40:00"), ("e@example.com", "sent", "05:41:00"),
+                   ("f@example.com", "sent", "07:00:00")]
+    # sendmail's lines the same way
+    rows, _ = run("sendmail", [
+        "Nov  1 01:59:00 mx1 sm-mta[1]: 5AA9000000123F: to=<l@example.com>, delay=00:00:00, xdelay=00:00:00, mailer=esmtp, pri=1, relay=mx.example.com. [192.0.2.3], dsn=4.4.7, stat=Deferred: Connection timed out with mx.example.com.",
+        "Nov  1 01:05:00 mx1 sm-mta[1]: 5AA9000000123F: to=<l@example.com>, delay=00:06:00, xdelay=00:00:00, mailer=esmtp, pri=1, relay=mx.example.com. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)",
+    ], tz=ny, year=2026)
+    assert [ts(r).strftime("%H:%M:%S") for r in rows] == ["05:59:00", "06:05:00"]

@@ -427,7 +427,9 @@ def test_minute_times_are_syslog_us_of_each_minute(zone):
     """blocks.minute_times asks the context once per hour and adds the minutes: the same time
     and no-date flag as ParseContext.syslog_us of each minute, across DST changes (a local
     hour that is not there, one that is there twice), zones off the hour, no dates (Feb 30,
-    hour 25, no such month), with a forced year and with the year from the modification time."""
+    hour 25, no such month), with a forced year and with the year from the modification time.
+    An hour with a local time that is there twice (in reach of its stamps: up to `hh:99:99`) is
+    flagged as a no-date's: its lines go to the parser, which tells the two apart (unfold)."""
     from zoneinfo import ZoneInfo
 
     from pipeline.ingest.parsers import blocks
@@ -439,10 +441,14 @@ def test_minute_times_are_syslog_us_of_each_minute(zone):
         ctx = ParseContext(tz=ZoneInfo(zone), year=year, mtime=mtime)
         want_us, want_no = [], []
         for key in keys:
+            own = ParseContext(tz=ZoneInfo(zone), year=year, mtime=mtime)
             try:
-                want_us.append(ParseContext(tz=ZoneInfo(zone), year=year, mtime=mtime).syslog_us(
-                    key[:3], key[4:6].lstrip(), key[7:12] + ":00", None))
-                want_no.append(False)
+                t = own.syslog_us(key[:3], key[4:6].lstrip(), key[7:12] + ":00", None)
+                by_hour = len(key) == 12 and key[10:12].isascii() and key[10:12].isdigit()
+                first = own.syslog_us(key[:3], key[4:6].lstrip(), key[7:10] + "00:00", None) if by_hour else t
+                twice = any(own.fold_shift(first + k * 60_000_000) for k in range(101 if by_hour else 3))
+                want_us.append(0 if twice and by_hour else t)
+                want_no.append(twice)
             except ValueError:
                 want_us.append(0)
                 want_no.append(True)
@@ -749,3 +755,21 @@ def test_real_world_variants_give_the_per_line_result(tmp_path, monkeypatch):
                    ("e@example.com", "deferred", "news@example.jp", None),           # soft_bounce=yes
                    ("a@example.com", "expired", "news@example.jp", "v1@example.jp"),
                    ("e@example.com", "expired", "news@example.jp", None)]
+
+
+def test_the_hour_a_fall_back_repeats_gives_true_times(tmp_path, monkeypatch):
+    """Three hours of traffic across the end of summer time in New York, stamped in local time
+    (01:00-01:59 twice): every event's time is the true one, column-wise and per line alike (the
+    block reader leaves the repeated hour's lines to the parser, which tells the two passes
+    apart by the log's clock)."""
+    from fixtures import fall_back_log
+
+    log, truth = fall_back_log(tmp_path, "postfix")
+    for size in (4096, 1 << 20):
+        fast, slow = ingest_both(tmp_path, [log], size, monkeypatch, timezone="America/New_York")
+        assert_same(fast, slow)
+    got = pipeline.connect(tmp_path / f"data-True-{1 << 20}").sql(
+        "SELECT source_offset, epoch_us(ts) FROM events").fetchall()
+    assert len(got) > 300
+    wrong = [(o, t, truth[o]) for o, t in got if t != truth[o]]
+    assert not wrong, f"{len(wrong)} of {len(got)} events at another time, e.g. {wrong[:3]}"

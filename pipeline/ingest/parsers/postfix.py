@@ -16,7 +16,7 @@ import re
 
 from ...store.records import domain_of, normalise_address
 from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP, SYSLOG_STAMP,
-                     QueueParser, as_rfc3339, iso_us, reply_code_of, stamp_unreadable)
+                     QueueParser, as_rfc3339, iso_us, reply_code_of, stamp_is_local, stamp_unreadable)
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
 # The queue manager: `nqmgr`'s `qmgr`, or the old one (`oqmgr`, still shipped and selectable in master.cf).
@@ -211,6 +211,7 @@ class PostfixParser(QueueParser):
         if head is BAD_QUEUE_ID or head is BAD_STAMP:
             return MALFORMED
         m, ts = head
+        ts = self.unfold(ts, lambda: stamp_is_local(line))  # (the hour a fall-back repeats)
         host, prog, qid = m.group("host", "prog", "qid")
         service = prog.rsplit("/", 1)[-1]
         rest = m.string[m.end():]  # (m.string: the line as read, or as converted from RFC 5424)

@@ -15,7 +15,7 @@ import re
 
 from ...store.records import domain_of, normalise_address
 from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, RECIPIENTS, REMOVED, SENDER, SKIP,
-                     QueueParser, addr_list, reply_code_of, split_syslog, stamp_unreadable)
+                     QueueParser, addr_list, reply_code_of, split_syslog, stamp_is_local, stamp_unreadable)
 
 PROGRAMS = ("sendmail", "sm-mta", "sm-msp-queue")
 QID_RE = re.compile(r"([0-9A-Za-z]{8,20}): (.*)")
@@ -86,6 +86,7 @@ class SendmailParser(QueueParser):
         if head is BAD_STAMP or head is BAD_QUEUE_ID:
             return MALFORMED
         ts, host, qid, rest = head
+        ts = self.unfold(ts, lambda: stamp_is_local(line))  # (the hour a fall-back repeats)
 
         if rest.startswith("to="):
             fields = split_to_line(rest)
