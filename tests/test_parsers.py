@@ -471,3 +471,22 @@ def test_the_repeated_hour_of_a_fall_back_is_told_apart_by_the_log_s_order():
         "Nov  1 01:05:00 mx1 sm-mta[1]: 5AA9000000123F: to=<l@example.com>, delay=00:06:00, xdelay=00:00:00, mailer=esmtp, pri=1, relay=mx.example.com. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)",
     ], tz=ny, year=2026)
     assert [ts(r).strftime("%H:%M:%S") for r in rows] == ["05:59:00", "06:05:00"]
+
+
+def test_postfix_postsuper_removed_forgets_the_queue_id():
+    """`postsuper -d` deletes a deferred message (`postfix/postsuper[…]: QID: removed`). Its
+    short queue id (an inode number) is soon reused: the next message of that id must not inherit
+    the deleted one's deferred recipients (before, its expiry returned them too, and its
+    deliveries got the deleted message's sender when it logged no from= of its own)."""
+    q = "3C6D1C0F01"
+    rows, res = run("postfix", [
+        f"Nov 10 09:00:00 mx1 postfix/qmgr[2]: {q}: from=<old@example.jp>, size=10, nrcpt=1 (queue active)",
+        f"Nov 10 09:00:01 mx1 postfix/smtp[7]: {q}: to=<a@example.com>, relay=none, delay=1, dsn=4.4.1, status=deferred (connect to mx.example.com[192.0.2.3]:25: Connection timed out)",
+        f"Nov 10 10:00:00 mx1 postfix/postsuper[9]: {q}: removed",
+        f"Nov 10 11:00:00 mx1 postfix/qmgr[2]: {q}: from=<new@example.jp>, size=10, nrcpt=1 (queue active)",
+        f"Nov 10 11:00:01 mx1 postfix/smtp[7]: {q}: to=<b@example.com>, relay=none, delay=1, dsn=4.4.1, status=deferred (connect to mx.example.com[192.0.2.3]:25: Connection timed out)",
+        f"Nov 15 11:00:02 mx1 postfix/qmgr[2]: {q}: from=<new@example.jp>, status=expired, returned to sender",
+    ])
+    assert [(r["recipient"], r["status"], r["sender"]) for r in rows] == [
+        ("a@example.com", "deferred", "old@example.jp"), ("b@example.com", "deferred", "new@example.jp"),
+        ("b@example.com", "expired", "new@example.jp")]

@@ -720,8 +720,8 @@ def test_running_max_is_the_accumulate():
 
 
 # Real-world shapes the tests above do not carry: deliveries logged by the queue manager (qmgr,
-# the old oqmgr) or by an agent under another program name, soft_bounce=yes's SOFTBOUNCE, among
-# usual lines of the same queue ids (which the fast path takes)
+# the old oqmgr) or by an agent under another program name, soft_bounce=yes's SOFTBOUNCE, a queue
+# id reused after `postsuper -d`, among usual lines of the same queue ids (which the fast path takes)
 REAL_VARIANTS = """\
 Nov 10 09:00:00 mx1 postfix/cleanup[1]: 3C6D1C0D01: message-id=<v1@example.jp>
 Nov 10 09:00:00 mx1 postfix/oqmgr[2]: 3C6D1C0D01: from=<news@example.jp>, size=10, nrcpt=3 (queue active)
@@ -734,9 +734,15 @@ Nov 10 09:00:03 mx1 postfix/smtp[7]: 3C6D1C0D02: to=<d@example.com>, relay=mx.ex
 Nov 10 09:00:03 mx1 postfix/qmgr[2]: 3C6D1C0D02: removed
 Nov 10 09:00:04 mx1 postfix/qmgr[2]: 3C6D1C0D03: from=<news@example.jp>, size=10, nrcpt=1 (queue active)
 Nov 10 09:00:05 mx1 postfix/smtp[7]: 3C6D1C0D03: to=<e@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=4.1.1, status=SOFTBOUNCE (host mx.example.com[192.0.2.3] said: 550 5.1.1 <e@example.com>: User unknown (in reply to RCPT TO command))
+Nov 10 09:00:06 mx1 postfix/qmgr[2]: 3C6D1C0D04: from=<old@example.jp>, size=10, nrcpt=1 (queue active)
+Nov 10 09:00:07 mx1 postfix/smtp[7]: 3C6D1C0D04: to=<f@example.com>, relay=none, delay=1, delays=0.1/0/0.5/0.4, dsn=4.4.1, status=deferred (connect to mx.example.com[192.0.2.3]:25: Connection timed out)
+Nov 10 10:00:00 mx1 postfix/postsuper[9]: 3C6D1C0D04: removed
+Nov 10 11:00:00 mx1 postfix/qmgr[2]: 3C6D1C0D04: from=<new@example.jp>, size=10, nrcpt=1 (queue active)
+Nov 10 11:00:01 mx1 postfix/smtp[7]: 3C6D1C0D04: to=<g@example.com>, relay=none, delay=1, delays=0.1/0/0.5/0.4, dsn=4.4.1, status=deferred (connect to mx.example.com[192.0.2.3]:25: Connection timed out)
 Nov 15 09:00:02 mx1 postfix/oqmgr[2]: 3C6D1C0D01: from=<news@example.jp>, status=expired, returned to sender
 Nov 15 09:00:02 mx1 postfix/oqmgr[2]: 3C6D1C0D01: removed
 Nov 15 09:00:05 mx1 postfix/qmgr[2]: 3C6D1C0D03: from=<news@example.jp>, status=expired, returned to sender
+Nov 15 11:00:02 mx1 postfix/qmgr[2]: 3C6D1C0D04: from=<new@example.jp>, status=expired, returned to sender
 """
 
 
@@ -753,8 +759,11 @@ def test_real_world_variants_give_the_per_line_result(tmp_path, monkeypatch):
                    ("c@example.com", "sent", "news@example.jp", "v1@example.jp"),
                    ("d@example.com", "sent", "news@example.jp", "v2@example.jp"),
                    ("e@example.com", "deferred", "news@example.jp", None),           # soft_bounce=yes
+                   ("f@example.com", "deferred", "old@example.jp", None),
+                   ("g@example.com", "deferred", "new@example.jp", None),            # after postsuper -d
                    ("a@example.com", "expired", "news@example.jp", "v1@example.jp"),
-                   ("e@example.com", "expired", "news@example.jp", None)]
+                   ("e@example.com", "expired", "news@example.jp", None),
+                   ("g@example.com", "expired", "new@example.jp", None)]
 
 
 def test_the_hour_a_fall_back_repeats_gives_true_times(tmp_path, monkeypatch):

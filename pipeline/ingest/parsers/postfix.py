@@ -266,5 +266,10 @@ class PostfixParser(QueueParser):
         elif service == "cleanup" and rest.startswith("message-id="):
             self.change(MESSAGE_ID, qid, ts, rest[11:].strip().strip("<>") or None)
             return SKIP
+        elif service == "postsuper" and rest == "removed":
+            # `postsuper -d`: the message is deleted by hand (no bounce, no expiry follows); its
+            # queue id may be reused, and must not carry its deferred recipients to the next one
+            self.change(REMOVED, qid, ts)
+            return SKIP
         self.change(CLOCK, None, ts)
         return SKIP
