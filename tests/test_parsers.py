@@ -490,3 +490,29 @@ def test_postfix_postsuper_removed_forgets_the_queue_id():
     assert [(r["recipient"], r["status"], r["sender"]) for r in rows] == [
         ("a@example.com", "deferred", "old@example.jp"), ("b@example.com", "deferred", "new@example.jp"),
         ("b@example.com", "expired", "new@example.jp")]
+
+
+def test_solaris_message_ids_are_read_and_lines_without_host_are_counted():
+    """Solaris' syslogd writes `[ID <n> <facility>.<level>] ` after the tag; the line is read as
+    any other (before, every such delivery line was skipped unseen). A delivery line whose prefix
+    has no host cannot be read: a malformed reject, not skipped unseen."""
+    rows, res = run("postfix", [
+        "Nov 10 09:00:00 mx1 postfix/qmgr[2]: [ID 197553 mail.info] 3C6D1C0F11: from=<sol@example.jp>, size=10, nrcpt=1 (queue active)",
+        "Nov 10 09:00:01 mx1 postfix/smtp[7]: [ID 197553 mail.info] 3C6D1C0F11: to=<a@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, dsn=5.1.1, status=bounced (host mx.example.com[192.0.2.3] said: 550 5.1.1 no (in reply to RCPT TO command))",
+        "Nov 10 09:00:02 postfix/smtp[7]: 3C6D1C0F12: to=<b@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, dsn=2.0.0, status=sent (250 ok)",
+    ])
+    assert res == [SKIP, EVENT, MALFORMED]
+    assert [(r["recipient"], r["sender"], r["host"], r["smtp_phase"]) for r in rows] == [
+        ("a@example.com", "sol@example.jp", "mx1", "rcpt")]
+    rows, res = run("sendmail", [
+        "Nov 10 09:00:00 mx1 sendmail[100]: [ID 801593 mail.info] 5AA90000002234: from=<news@example.jp>, size=1000, class=0, nrcpts=1, msgid=<s1@example.jp>, proto=ESMTP, daemon=MTA, relay=localhost [127.0.0.1]",
+        "Nov 10 09:00:01 mx1 sendmail[101]: [ID 801593 mail.info] 5AA90000002234: to=<a@docomo.ne.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.example.jp. [192.0.2.1], dsn=2.0.0, stat=Sent (OK id=1)",
+        "Nov 10 09:00:02 sendmail[101]: 5AA90000002235: to=<b@docomo.ne.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.example.jp. [192.0.2.1], dsn=2.0.0, stat=Sent (OK id=1)",
+    ])
+    assert res == [SKIP, EVENT, MALFORMED]
+    assert [(r["recipient"], r["sender"], r["message_id"]) for r in rows] == [("a@docomo.ne.jp", "news@example.jp", "s1@example.jp")]
+    rows, res = run("qmail", [
+        "Sep  6 07:33:31 sd6 qmail: [ID 748625 mail.info] 1157520811.485077 starting delivery 2: msg 2001 to remote a@example.com",
+        "Sep  6 07:33:33 sd6 qmail: [ID 748625 mail.info] 1157520813.485077 delivery 2: failure: 192.0.2.1_does_not_like_recipient./Remote_host_said:_550_5.1.1_no/Giving_up_on_192.0.2.1./",
+    ])
+    assert [(r["recipient"], r["status"], r["host"]) for r in rows] == [("a@example.com", "bounced", "sd6")]

@@ -91,6 +91,9 @@ Nov 11 09:00:22 relay2 sm-mta[3021]: 2ABB0A1u003021: from=<news@example.jp>, siz
 Nov 11 09:00:22 relay2 sm-mta[3021]: 2ABB0A1u003021: to=<qd1@v.jp>, delay=00:00:00, mailer=esmtp, pri=30000, stat=queued
 Nov 11 09:00:22 relay2 sendmail[3022]: 2ABB0A1u003022: to=qd2@v.jp, delay=00:01:00, mailer=esmtp, pri=30055, dsn=4.4.3, stat=queued
 Nov 11 09:00:23 relay2 sm-mta[3021]: 2ABB0A1u003021: to=<qd1@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)
+Nov 11 09:00:24 relay2 sendmail[3023]: [ID 801593 mail.info] 2ABB0A1u003023: from=<sol@example.jp>, size=1, class=0, nrcpts=1, msgid=<sol@y>, proto=ESMTP
+Nov 11 09:00:24 relay2 sendmail[3023]: [ID 801593 mail.info] 2ABB0A1u003023: to=<sol1@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.1.1, stat=User unknown
+Nov 11 09:00:25 sm-mta[3024]: 2ABB0A1u003024: to=<nohost@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)
 """
 
 
@@ -100,9 +103,12 @@ def test_odd_lines_give_the_per_line_result(tmp_path, monkeypatch):
     for size in (100, 700, 1 << 20):
         fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
         assert_same(fast, slow)
-    # with the Feb 30 delivery (a stamp no parser reads) and the three lines of impossible queue
-    # ids (a hyphen, 7 and 24 characters: counted, not skipped unseen)
-    assert fast[2] == {"malformed": 6}
+    # with the Feb 30 delivery (a stamp no parser reads), the three lines of impossible queue
+    # ids (a hyphen, 7 and 24 characters) and the line without host: counted, not skipped unseen
+    assert fast[2] == {"malformed": 7}
+    rows = pipeline.connect(tmp_path / f"data-True-{1 << 20}").sql(
+        "SELECT recipient, status, sender FROM events WHERE recipient = 'sol1@v.jp'").fetchall()
+    assert rows == [("sol1@v.jp", "bounced", "sol@example.jp")]   # Solaris' [ID n mail.info] tag
     assert len(fast[0]) >= 12
 
 

@@ -1128,7 +1128,9 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                     x += 3;
                 }
             }
-            if (ok) {
+            if (ok && starts_at(x, end, "[ID ")) {
+                ok = 0; /* Solaris' message id after the tag (common.SOLARIS_ID): feed()'s */
+            } else if (ok) {
                 k = S_SKIP; /* a program line without a queue id: feed() skips it */
                 const uint8_t *q = x;
                 while (x < end && is_alnum(*x)) x++;

@@ -81,7 +81,10 @@ SYSLOG_STAMP = (
 )
 # `<stamp> host prog[pid]: msg`; the message is the rest of the line (lines hold no newline):
 # sliced, not matched.
-SYSLOG_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[\d+\])?: ")
+# Solaris' syslogd adds a message id after the tag (`sendmail[123]: [ID 801593 mail.info] QID: …`):
+# part of the prefix.
+SOLARIS_ID = r"(?:\[ID \d+ [a-z0-9]+\.[a-z]+\] )?"
+SYSLOG_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[\d+\])?: " + SOLARIS_ID)
 STAMP_RE = re.compile(SYSLOG_STAMP + " ")
 # An RFC 5424 line (rsyslog's RSYSLOG_SyslogProtocol23Format, syslog-ng's syslog-protocol):
 # `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`; read as the RFC 3339 line

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from ...store.records import domain_of, normalise_address
-from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP, SYSLOG_STAMP,
+from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP, SOLARIS_ID, SYSLOG_STAMP,
                      QueueParser, as_rfc3339, iso_us, reply_code_of, stamp_is_local, stamp_unreadable)
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
@@ -27,15 +27,16 @@ QUEUE_ID = r"[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}"
 # The syslog prefix with the program restricted to postfix*, then the queue id: one match does
 # what split_syslog() + the program check + a queue-id match would (the prefix can match only one
 # way; tests/test_parsers.py checks they agree). The rest of the line is sliced, not matched.
-LINE_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>postfix[^\s\[:]*)(?:\[\d+\])?: "
-                     r"(?P<qid>" + QUEUE_ID + r"): ")
+LINE_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>postfix[^\s\[:]*)(?:\[\d+\])?: " + SOLARIS_ID
+                     + r"(?P<qid>" + QUEUE_ID + r"): ")
 # The same prefix with anything where the queue id goes, before a field feed() reads: a line
 # that matches this and not LINE_RE has an impossible queue id (counted as malformed).
-LOOSE_RE = re.compile(SYSLOG_STAMP + r" \S+ postfix[^\s\[:]*(?:\[\d+\])?: [^\s:]+: (?:to=|from=|message-id=|removed$)")
+LOOSE_RE = re.compile(SYSLOG_STAMP + r" \S+ postfix[^\s\[:]*(?:\[\d+\])?: " + SOLARIS_ID
+                      + r"[^\s:]+: (?:to=|from=|message-id=|removed$)")
 BAD_QUEUE_ID = "bad queue id"
-# The same after any prefix: a line whose time stamp cannot be read (another stamp shape, a date
-# that does not exist) but whose rest is a line feed() reads is counted as malformed, not skipped.
-ANY_PREFIX_RE = re.compile(r" postfix[^\s\[:]*(?:\[\d+\])?: [^\s:]+: (?:to=|from=|message-id=|removed$)")
+# The same after any prefix: a line whose prefix cannot be read (another stamp shape, a date that
+# does not exist, no host) but whose rest is a line feed() reads is counted as malformed, not skipped.
+ANY_PREFIX_RE = re.compile(r" postfix[^\s\[:]*(?:\[\d+\])?: " + SOLARIS_ID + r"[^\s:]+: (?:to=|from=|message-id=|removed$)")
 BAD_STAMP = "bad stamp"
 STATUS_RE = re.compile(r"status=([a-z][a-z-]*|SOFTBOUNCE)(?: \((.*)\))?$")
 # With soft_bounce=yes a refusal is logged `dsn=4.x.x, status=SOFTBOUNCE (…)` and the message stays
@@ -91,7 +92,9 @@ def read_prefix(ctx, line: str):
             return read_prefix(ctx, converted)  # the match is of the converted line (m.string)
         if LOOSE_RE.match(line):
             return BAD_QUEUE_ID
-        return BAD_STAMP if stamp_unreadable(line) and ANY_PREFIX_RE.search(line) else None
+        # a line feed() would read behind a prefix that cannot be (a stamp no parser reads, a
+        # line without host): counted as malformed, never skipped unseen
+        return BAD_STAMP if ANY_PREFIX_RE.search(line) else None
     try:
         return m, line_time(ctx, m)
     except ValueError:  # a date that does not exist

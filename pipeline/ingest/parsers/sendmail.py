@@ -142,7 +142,9 @@ def read_prefix(ctx, line: str):
         return BAD_STAMP if stamp_unreadable(line) and ANY_PREFIX_RE.search(line) else None
     ts, host, prog, msg = parts
     if prog not in PROGRAMS:
-        return None
+        # a to=/from= line of sendmail behind a prefix that reads otherwise (no host: the
+        # program taken for the host): counted as malformed, never skipped unseen
+        return BAD_STAMP if ANY_PREFIX_RE.search(line) else None
     m = QID_RE.match(msg)
     if m is None:
         return BAD_QUEUE_ID if LOOSE_QID_RE.match(msg) else None
