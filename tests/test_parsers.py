@@ -471,6 +471,13 @@ def test_the_repeated_hour_of_a_fall_back_is_told_apart_by_the_log_s_order():
         "Nov  1 01:05:00 mx1 sm-mta[1]: 5AA9000000123F: to=<l@example.com>, delay=00:06:00, xdelay=00:00:00, mailer=esmtp, pri=1, relay=mx.example.com. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)",
     ], tz=ny, year=2026)
     assert [ts(r).strftime("%H:%M:%S") for r in rows] == ["05:59:00", "06:05:00"]
+    # a clock far past both (an older log read after a newer one) tells nothing: the first
+    ctx = ParseContext(tz=ny, source_file="t", year=2026)
+    later = []
+    parser = REGISTRY["postfix"](ctx, later.append)
+    parser.set_state({"queue": {}, "clock": int(datetime(2026, 11, 8, tzinfo=UTC).timestamp()) * 1_000_000})
+    parser.feed(f"Nov  1 01:30:01 mx1 postfix/smtp[7]: {q}: to=<a@example.com>, {tail}, dsn=2.0.0, status=sent (250 ok)", 0)
+    assert ts(later[0]).strftime("%H:%M:%S") == "05:30:01"
 
 
 def test_postfix_postsuper_removed_forgets_the_queue_id():

@@ -473,13 +473,18 @@ class QueueParser(Parser):
         RFC 3339; a callable, asked only when it matters). A local time that is there twice (the
         hour repeated when summer time ends: `Nov  1 01:30:00` in New York is 05:30 and 06:30
         UTC) is read as its first occurrence, unless that is more than FOLD_BACK_US (or half the
-        shift) before the log's clock (the latest time read before it): a log's lines are in
-        order within seconds, so a log that reached 01:59 EDT and goes on at 01:00 has gone on
-        in EST, and its lines neither share their times with the hour before nor go back in
-        time. The block readers leave such minutes' lines to feed() (blocks.hour_us)."""
+        shift) before the log's clock (the latest time read before it) and the second is not
+        more than FOLD_BACK_US after it: a log's lines are in order within seconds, so a log
+        that reached 01:59 EDT and goes on at 01:00 has gone on in EST, and its lines neither
+        share their times with the hour before nor go back in time. (A clock far past both, an
+        older log read after a newer one, tells nothing: the first.) The block readers leave
+        such minutes' lines to feed() (blocks.hour_us)."""
         shift = self.ctx.fold_shift(ts)
-        if shift and self.clock - ts > min(shift // 2, self.FOLD_BACK_US) and (local() if callable(local) else local):
-            return ts + shift
+        if shift:
+            back = self.clock - ts
+            if min(shift // 2, self.FOLD_BACK_US) < back <= shift + self.FOLD_BACK_US and (
+                    local() if callable(local) else local):
+                return ts + shift
         return ts
 
     def _delivered(self, qid: str, st: dict, row: dict) -> None:
