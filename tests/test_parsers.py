@@ -87,6 +87,9 @@ def test_postfix_generic_fields_tolerate_new_keys():
     ("host x[1.2.3.4] said: 554 go away (in reply to DATA command)", "data"),
     ("host x[1.2.3.4] refused to talk to me: 421 4.7.0 Too many concurrent SMTP connections", "connect"),
     ("connect to x[1.2.3.4]:25: Connection timed out", None),
+    ("lost connection with x[1.2.3.4] while performing the EHLO handshake", "helo"),
+    ("conversation with x[1.2.3.4] timed out while performing the HELO handshake", "helo"),
+    ("lost connection with x[1.2.3.4] while sending RCPT TO", "rcpt"),
 ])
 def test_postfix_smtp_phase(text, phase):
     rows, _ = run("postfix", [f"Nov 10 09:00:02 mx1 postfix-out/smtp[2]: 4jc5zM4YDDzBvb1: to=<a@docomo.ne.jp>, relay=x, delay=1, dsn=5.0.0, status=bounced ({text})"])

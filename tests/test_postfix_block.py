@@ -747,6 +747,7 @@ Nov 15 11:00:02 mx1 postfix/qmgr[2]: 3C6D1C0D04: from=<new@example.jp>, status=e
 Nov 15 11:00:03 mx1 postfix/qmgr[2]: [ID 197553 mail.info] 3C6D1C0D05: from=<sol@example.jp>, size=10, nrcpt=1 (queue active)
 Nov 15 11:00:04 mx1 postfix/smtp[7]: [ID 197553 mail.info] 3C6D1C0D05: to=<h@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 ok)
 Nov 15 11:00:05 postfix/smtp[7]: 3C6D1C0D06: to=<i@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 ok)
+Nov 15 11:00:06 mx1 postfix/smtp[7]: 3C6D1C0D07: to=<j@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=4.4.2, status=deferred (lost connection with mx.example.com[192.0.2.3] while performing the EHLO handshake)
 """
 
 
@@ -768,7 +769,11 @@ def test_real_world_variants_give_the_per_line_result(tmp_path, monkeypatch):
                    ("a@example.com", "expired", "news@example.jp", "v1@example.jp"),
                    ("e@example.com", "expired", "news@example.jp", None),
                    ("g@example.com", "expired", "new@example.jp", None),
-                   ("h@example.com", "sent", "sol@example.jp", None)]              # Solaris' [ID n mail.info]
+                   ("h@example.com", "sent", "sol@example.jp", None),              # Solaris' [ID n mail.info]
+                   ("j@example.com", "deferred", None, None)]
+    phase = pipeline.connect(tmp_path / f"data-True-{1 << 20}").sql(
+        "SELECT smtp_phase FROM events WHERE recipient = 'j@example.com'").fetchall()
+    assert phase == [("helo",)]                          # while performing the EHLO handshake
 
 
 def test_the_hour_a_fall_back_repeats_gives_true_times(tmp_path, monkeypatch):

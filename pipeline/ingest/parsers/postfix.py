@@ -46,7 +46,9 @@ STATUS_ALIASES = {"SOFTBOUNCE": "deferred"}
 # white space): `\(in reply to (.+?) command\)\)?\s*$` searched, as one pass (phase_command).
 _IN_REPLY_TO = "(in reply to "
 _PHASE_END_RE = re.compile(r" command\)\)?\s*$")
-WHILE_SENDING_RE = re.compile(r"while sending (RCPT TO|MAIL FROM|end of data|DATA|message body)", re.I)
+# `lost connection with X while sending RCPT TO`, `… timed out while performing the EHLO handshake`
+WHILE_SENDING_RE = re.compile(r"while (?:sending (RCPT TO|MAIL FROM|end of data|DATA|message body)"
+                              r"|performing the (?:EHLO|HELO|LHLO) handshake)", re.I)
 PHASES = {
     "RCPT TO": "rcpt", "MAIL FROM": "mail", "end of DATA": "end_of_data", "DATA": "data",
     "HELO": "helo", "EHLO": "helo", "QUIT": "quit", "RSET": "quit", "XFORWARD": "helo",
@@ -127,6 +129,8 @@ def smtp_phase_of(diagnostic: str | None) -> str | None:
         return "connect"
     m = WHILE_SENDING_RE.search(diagnostic)
     if m:
+        if m.group(1) is None:
+            return "helo"                      # while performing the EHLO/HELO/LHLO handshake
         word = m.group(1).lower()
         return {"rcpt to": "rcpt", "mail from": "mail", "data": "data"}.get(word, "end_of_data")
     return None
