@@ -839,3 +839,28 @@ def mutated(text: str, rng, alphabet, edits: int, inserts: float = 0.4, deletes:
         elif t:
             t[min(at, len(t) - 1)] = rng.choice(alphabet)
     return "".join(t)
+
+
+def fall_back_log(tmp_path, mta: str, lines: int = 3000) -> tuple[Path, dict]:
+    """A generated `mta` log (traditional stamps) whose lines are spread evenly over three hours
+    of real time across the end of summer time in New York (2026-11-01 00:30 EDT to 02:30 EST),
+    stamped in local time: 01:00-01:59 comes twice. Returns the log and the true time (us since
+    the epoch) of the line at each byte offset."""
+    from datetime import datetime, timedelta, timezone
+
+    text = generated_log(tmp_path, mta, lines, ascii_only=True).read_text()
+    ny = ZoneInfo("America/New_York")
+    start = datetime(2026, 11, 1, 4, 30, tzinfo=timezone.utc)
+    rows = text.splitlines(keepends=True)
+    out, truth, offset = [], {}, 0
+    for i, line in enumerate(rows):
+        t = start + timedelta(microseconds=i * 3 * 3600 * 1_000_000 // len(rows))
+        t = t.replace(microsecond=0)
+        local = t.astimezone(ny)
+        new = f"{local:%b} {local.day:2d} {local:%H:%M:%S}" + line[15:]
+        out.append(new)
+        truth[offset] = int(t.timestamp()) * 1_000_000
+        offset += len(new.encode())
+    path = tmp_path / f"{mta}-fall-back.log"
+    path.write_text("".join(out))
+    return path, truth

@@ -87,6 +87,9 @@ def test_postfix_generic_fields_tolerate_new_keys():
     ("host x[1.2.3.4] said: 554 go away (in reply to DATA command)", "data"),
     ("host x[1.2.3.4] refused to talk to me: 421 4.7.0 Too many concurrent SMTP connections", "connect"),
     ("connect to x[1.2.3.4]:25: Connection timed out", None),
+    ("lost connection with x[1.2.3.4] while performing the EHLO handshake", "helo"),
+    ("conversation with x[1.2.3.4] timed out while performing the HELO handshake", "helo"),
+    ("lost connection with x[1.2.3.4] while sending RCPT TO", "rcpt"),
 ])
 def test_postfix_smtp_phase(text, phase):
     rows, _ = run("postfix", [f"Nov 10 09:00:02 mx1 postfix-out/smtp[2]: 4jc5zM4YDDzBvb1: to=<a@docomo.ne.jp>, relay=x, delay=1, dsn=5.0.0, status=bounced ({text})"])
@@ -225,7 +228,8 @@ def test_detect_format_on_samples():
 
 # --------------------------------------------------------------------------- public corpus
 def test_corpus_postfix_grok_lines_parse():
-    """Every smtp/lmtp/local/virtual/error/pipe/qmgr line of postfix-grok-patterns parses without error."""
+    """Every smtp/lmtp/local/virtual/error/pipe/qmgr line of postfix-grok-patterns parses without error.
+    (A `QID: to=… status=` line is a delivery whatever the program: the tls_features lines are smtp's.)"""
     with open(corpus_path("postfix-grok-patterns", "lines.tsv"), newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     lines, expected_events = [], 0
@@ -233,7 +237,8 @@ def test_corpus_postfix_grok_lines_parse():
         comp = r["component"]
         data = r["message"]
         lines.append(f"Nov 10 09:00:00 mx1 postfix/{comp}[1]: {data}")
-        if comp in ("smtp", "lmtp", "local", "virtual", "error", "pipe", "discard") and ": to=" in data and "status=" in data \
+        if (comp in ("smtp", "lmtp", "local", "virtual", "error", "pipe", "discard") or (comp or "").startswith("tls_features")) \
+                and ": to=" in data and "status=" in data \
                 and "status=deliverable" not in data and "undeliverable-but-not-cached" not in data:
             expected_events += 1
     events, results = run("postfix", lines)
@@ -375,3 +380,149 @@ def test_postfix_line_regex_agrees_with_split_syslog_and_qid():
         assert got == expected, line
         agreed += expected is not None
     assert agreed >= 50
+
+
+# --------------------------------------------------------------------------- Postfix: other programs' status lines
+def test_postfix_status_lines_of_qmgr_oqmgr_and_renamed_agents_are_deliveries():
+    """qmgr logs some deliveries itself (`unknown mail transport error`, `delivery temporarily
+    suspended` before 2.4); the old queue manager logs as `postfix/oqmgr`; a delivery agent may run
+    under another program name (`postfix/smtp-out`). Each `to=… status=` line is one event, and
+    oqmgr's from=/expiry/removed lines do what qmgr's do: none is skipped unseen."""
+    q, r = "3C6D1C0D01", "3C6D1C0D02"
+    rows, res = run("postfix", [
+        f"Nov 10 09:00:00 mx1 postfix/oqmgr[2]: {q}: from=<news@example.jp>, size=10, nrcpt=2 (queue active)",
+        f"Nov 10 09:00:01 mx1 postfix/qmgr[2]: {q}: to=<a@example.com>, relay=none, delay=10, delays=10/0/0/0, dsn=4.3.0, status=deferred (unknown mail transport error)",
+        f"Nov 10 09:00:01 mx1 postfix/smtp-out[9]: {q}: to=<b@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=5.1.1, status=bounced (host mx.example.com[192.0.2.3] said: 550 5.1.1 no such user (in reply to RCPT TO command))",
+        f"Nov 15 09:00:02 mx1 postfix/oqmgr[2]: {q}: from=<news@example.jp>, status=expired, returned to sender",
+        f"Nov 15 09:00:02 mx1 postfix/oqmgr[2]: {q}: removed",
+        f"Nov 15 09:00:03 mx1 postfix/smtp[7]: {q}: to=<c@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, dsn=2.0.0, status=sent (250 ok)",
+        f"Nov 15 09:00:04 mx1 postfix/qmgr[2]: {r}: to=<d@example.com>, relay=x, del",
+    ])
+    assert res == [SKIP, EVENT, EVENT, EVENT, SKIP, EVENT, MALFORMED]
+    got = [(x["recipient"], x["status"], x["sender"], x["dsn"]) for x in rows]
+    assert got == [("a@example.com", "deferred", "news@example.jp", "4.3.0"),
+                   ("b@example.com", "bounced", "news@example.jp", "5.1.1"),
+                   ("a@example.com", "expired", "news@example.jp", "4.3.0"),
+                   ("c@example.com", "sent", None, "2.0.0")]          # oqmgr's `removed` forgot the sender
+    assert rows[1]["smtp_phase"] == "rcpt" and rows[1]["reply_code"] == 550
+
+
+def test_postfix_softbounce_is_a_deferral_and_expires():
+    """soft_bounce=yes: Postfix logs a refusal as `dsn=4.x.x, status=SOFTBOUNCE (…)` and keeps the
+    message queued. It is a deferral (not a malformed line, not a bounce), and its recipient is
+    returned at expiry like any other deferred one."""
+    q = "4B6D11E01729"
+    rows, res = run("postfix", [
+        f"Oct 14 07:34:03 mx1 postfix/smtp[10837]: {q}: to=<viviane@example.com.br>, relay=mail.example.com.br[186.232.248.4]:25, delay=39993, delays=35133/4859/0.58/0.71, dsn=4.7.1, status=SOFTBOUNCE (host mail.example.com.br[186.232.248.4] said: 501 5.7.1 <news@example.jp>... Sender refused by the DNSBL b.barracudacentral.org (in reply to RCPT TO command))",
+        f"Oct 14 07:35:00 mx1 postfix/local[2]: {q}: to=<login@example.net>, relay=local, delay=2, status=SOFTBOUNCE (mail forwarding loop for login@example.net)",
+        f"Oct 19 07:35:00 mx1 postfix/qmgr[2]: {q}: from=<news@example.jp>, status=expired, returned to sender",
+    ])
+    assert res == [EVENT, EVENT, EVENT]
+    got = [(r["recipient"], r["status"], r["dsn"], r["reply_code"], r["smtp_phase"]) for r in rows]
+    assert got == [("viviane@example.com.br", "deferred", "4.7.1", 501, "rcpt"),
+                   ("login@example.net", "deferred", None, None, None),
+                   ("viviane@example.com.br", "expired", "4.7.1", 501, "rcpt"),
+                   ("login@example.net", "expired", None, None, None)]
+
+
+def test_sendmail_stat_queued_is_a_deferral_not_a_bounce():
+    """`stat=queued` (DeliveryMode=queue, `-odq`, a load limit; the MSP that could not reach the
+    MTA logs it with dsn=4.4.3) means the recipient waits in the queue: a deferral, never a bounce
+    (before, a line without dsn= was counted as a hard bounce)."""
+    rows, res = run("sendmail", [
+        "Nov 11 09:00:22 relay2 sm-mta[3021]: 2ABB0A1u003021: from=<news@example.jp>, size=1, class=0, nrcpts=1, msgid=<qd@y>, proto=ESMTP",
+        "Nov 11 09:00:22 relay2 sm-mta[3021]: 2ABB0A1u003021: to=<qd1@v.jp>, delay=00:00:00, mailer=esmtp, pri=30000, stat=queued",
+        "Nov  7 16:24:04 xxx sendmail[2537]: pA7FN4rM002537: to=xxx.xxx@example.com, delay=00:01:00, mailer=esmtp, pri=30055, dsn=4.4.3, stat=queued",
+        "Nov 11 09:00:23 relay2 sm-mta[3021]: 2ABB0A1u003021: to=<qd1@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)",
+    ])
+    assert res == [SKIP, EVENT, EVENT, EVENT]
+    assert [(r["recipient"], r["status"]) for r in rows] == [
+        ("qd1@v.jp", "deferred"), ("xxx.xxx@example.com", "deferred"), ("qd1@v.jp", "sent")]
+
+
+# --------------------------------------------------------------------------- time: the hour a fall-back repeats
+def test_the_repeated_hour_of_a_fall_back_is_told_apart_by_the_log_s_order():
+    """In New York 2026-11-01 01:00-01:59 is there twice (EDT, then EST). A traditional stamp (or
+    an RFC 3339 one without offset) in that hour is its first occurrence until the log has gone
+    past it; once the log has reached 01:59 EDT, 01:00 again is EST: the lines of the second
+    pass neither take the times of the first (a deferral and its retry an hour later at one
+    time) nor go back in time. A stamp with an offset is never moved."""
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+    q = "3C6D1C0B01"
+    tail = "relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4"
+    rows, res = run("postfix", [
+        f"Nov  1 01:30:00 mx1 postfix/qmgr[2]: {q}: from=<news@example.jp>, size=100, nrcpt=1 (queue active)",
+        f"Nov  1 01:30:01 mx1 postfix/smtp[7]: {q}: to=<a@example.com>, {tail}, dsn=4.4.1, status=deferred (connect to mx.example.com[192.0.2.3]:25: Connection timed out)",
+        f"Nov  1 01:59:59 mx1 postfix/smtp[7]: 3C6D1C0B02: to=<b@example.com>, {tail}, dsn=2.0.0, status=sent (250 ok)",
+        f"Nov  1 01:00:00 mx1 postfix/smtp[7]: 3C6D1C0B03: to=<c@example.com>, {tail}, dsn=2.0.0, status=sent (250 ok)",
+        f"Nov  1 01:30:01 mx1 postfix/smtp[7]: {q}: to=<a@example.com>, {tail}, dsn=2.0.0, status=sent (250 ok)",
+        f"2026-11-01T01:40:00 mx1 postfix/smtp[7]: 3C6D1C0B04: to=<d@example.com>, {tail}, dsn=2.0.0, status=sent (250 ok)",
+        f"2026-11-01T01:41:00-04:00 mx1 postfix/smtp[7]: 3C6D1C0B05: to=<e@example.com>, {tail}, dsn=2.0.0, status=sent (250 ok)",
+        f"Nov  1 02:00:00 mx1 postfix/smtp[7]: 3C6D1C0B06: to=<f@example.com>, {tail}, dsn=2.0.0, status=sent (250 ok)",
+    ], tz=ny, year=2026)
+    assert set(res) == {SKIP, EVENT}
+    got = [(r["recipient"], r["status"], ts(r).strftime("%H:%M:%S")) for r in rows]
+    assert got == [("a@example.com", "deferred", "05:30:01"), ("b@example.com", "sent", "05:59:59"),
+                   ("c@example.com", "sent", "06:00:00"), ("a@example.com", "sent", "06:30:01"),
+                   ("d@example.com", "sent", "06:40:00"), ("e@example.com", "sent", "05:41:00"),
+                   ("f@example.com", "sent", "07:00:00")]
+    # sendmail's lines the same way
+    rows, _ = run("sendmail", [
+        "Nov  1 01:59:00 mx1 sm-mta[1]: 5AA9000000123F: to=<l@example.com>, delay=00:00:00, xdelay=00:00:00, mailer=esmtp, pri=1, relay=mx.example.com. [192.0.2.3], dsn=4.4.7, stat=Deferred: Connection timed out with mx.example.com.",
+        "Nov  1 01:05:00 mx1 sm-mta[1]: 5AA9000000123F: to=<l@example.com>, delay=00:06:00, xdelay=00:00:00, mailer=esmtp, pri=1, relay=mx.example.com. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)",
+    ], tz=ny, year=2026)
+    assert [ts(r).strftime("%H:%M:%S") for r in rows] == ["05:59:00", "06:05:00"]
+    # a clock far past both (an older log read after a newer one) tells nothing: the first
+    ctx = ParseContext(tz=ny, source_file="t", year=2026)
+    later = []
+    parser = REGISTRY["postfix"](ctx, later.append)
+    parser.set_state({"queue": {}, "clock": int(datetime(2026, 11, 8, tzinfo=UTC).timestamp()) * 1_000_000})
+    parser.feed(f"Nov  1 01:30:01 mx1 postfix/smtp[7]: {q}: to=<a@example.com>, {tail}, dsn=2.0.0, status=sent (250 ok)", 0)
+    assert ts(later[0]).strftime("%H:%M:%S") == "05:30:01"
+
+
+def test_postfix_postsuper_removed_forgets_the_queue_id():
+    """`postsuper -d` deletes a deferred message (`postfix/postsuper[…]: QID: removed`). Its
+    short queue id (an inode number) is soon reused: the next message of that id must not inherit
+    the deleted one's deferred recipients (before, its expiry returned them too, and its
+    deliveries got the deleted message's sender when it logged no from= of its own)."""
+    q = "3C6D1C0F01"
+    rows, res = run("postfix", [
+        f"Nov 10 09:00:00 mx1 postfix/qmgr[2]: {q}: from=<old@example.jp>, size=10, nrcpt=1 (queue active)",
+        f"Nov 10 09:00:01 mx1 postfix/smtp[7]: {q}: to=<a@example.com>, relay=none, delay=1, dsn=4.4.1, status=deferred (connect to mx.example.com[192.0.2.3]:25: Connection timed out)",
+        f"Nov 10 10:00:00 mx1 postfix/postsuper[9]: {q}: removed",
+        f"Nov 10 11:00:00 mx1 postfix/qmgr[2]: {q}: from=<new@example.jp>, size=10, nrcpt=1 (queue active)",
+        f"Nov 10 11:00:01 mx1 postfix/smtp[7]: {q}: to=<b@example.com>, relay=none, delay=1, dsn=4.4.1, status=deferred (connect to mx.example.com[192.0.2.3]:25: Connection timed out)",
+        f"Nov 15 11:00:02 mx1 postfix/qmgr[2]: {q}: from=<new@example.jp>, status=expired, returned to sender",
+    ])
+    assert [(r["recipient"], r["status"], r["sender"]) for r in rows] == [
+        ("a@example.com", "deferred", "old@example.jp"), ("b@example.com", "deferred", "new@example.jp"),
+        ("b@example.com", "expired", "new@example.jp")]
+
+
+def test_solaris_message_ids_are_read_and_lines_without_host_are_counted():
+    """Solaris' syslogd writes `[ID <n> <facility>.<level>] ` after the tag; the line is read as
+    any other (before, every such delivery line was skipped unseen). A delivery line whose prefix
+    has no host cannot be read: a malformed reject, not skipped unseen."""
+    rows, res = run("postfix", [
+        "Nov 10 09:00:00 mx1 postfix/qmgr[2]: [ID 197553 mail.info] 3C6D1C0F11: from=<sol@example.jp>, size=10, nrcpt=1 (queue active)",
+        "Nov 10 09:00:01 mx1 postfix/smtp[7]: [ID 197553 mail.info] 3C6D1C0F11: to=<a@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, dsn=5.1.1, status=bounced (host mx.example.com[192.0.2.3] said: 550 5.1.1 no (in reply to RCPT TO command))",
+        "Nov 10 09:00:02 postfix/smtp[7]: 3C6D1C0F12: to=<b@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, dsn=2.0.0, status=sent (250 ok)",
+    ])
+    assert res == [SKIP, EVENT, MALFORMED]
+    assert [(r["recipient"], r["sender"], r["host"], r["smtp_phase"]) for r in rows] == [
+        ("a@example.com", "sol@example.jp", "mx1", "rcpt")]
+    rows, res = run("sendmail", [
+        "Nov 10 09:00:00 mx1 sendmail[100]: [ID 801593 mail.info] 5AA90000002234: from=<news@example.jp>, size=1000, class=0, nrcpts=1, msgid=<s1@example.jp>, proto=ESMTP, daemon=MTA, relay=localhost [127.0.0.1]",
+        "Nov 10 09:00:01 mx1 sendmail[101]: [ID 801593 mail.info] 5AA90000002234: to=<a@docomo.ne.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.example.jp. [192.0.2.1], dsn=2.0.0, stat=Sent (OK id=1)",
+        "Nov 10 09:00:02 sendmail[101]: 5AA90000002235: to=<b@docomo.ne.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.example.jp. [192.0.2.1], dsn=2.0.0, stat=Sent (OK id=1)",
+    ])
+    assert res == [SKIP, EVENT, MALFORMED]
+    assert [(r["recipient"], r["sender"], r["message_id"]) for r in rows] == [("a@docomo.ne.jp", "news@example.jp", "s1@example.jp")]
+    rows, res = run("qmail", [
+        "Sep  6 07:33:31 sd6 qmail: [ID 748625 mail.info] 1157520811.485077 starting delivery 2: msg 2001 to remote a@example.com",
+        "Sep  6 07:33:33 sd6 qmail: [ID 748625 mail.info] 1157520813.485077 delivery 2: failure: 192.0.2.1_does_not_like_recipient./Remote_host_said:_550_5.1.1_no/Giving_up_on_192.0.2.1./",
+    ])
+    assert [(r["recipient"], r["status"], r["host"]) for r in rows] == [("a@example.com", "bounced", "sd6")]

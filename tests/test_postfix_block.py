@@ -427,7 +427,9 @@ def test_minute_times_are_syslog_us_of_each_minute(zone):
     """blocks.minute_times asks the context once per hour and adds the minutes: the same time
     and no-date flag as ParseContext.syslog_us of each minute, across DST changes (a local
     hour that is not there, one that is there twice), zones off the hour, no dates (Feb 30,
-    hour 25, no such month), with a forced year and with the year from the modification time."""
+    hour 25, no such month), with a forced year and with the year from the modification time.
+    An hour with a local time that is there twice (in reach of its stamps: up to `hh:99:99`) is
+    flagged as a no-date's: its lines go to the parser, which tells the two apart (unfold)."""
     from zoneinfo import ZoneInfo
 
     from pipeline.ingest.parsers import blocks
@@ -439,10 +441,14 @@ def test_minute_times_are_syslog_us_of_each_minute(zone):
         ctx = ParseContext(tz=ZoneInfo(zone), year=year, mtime=mtime)
         want_us, want_no = [], []
         for key in keys:
+            own = ParseContext(tz=ZoneInfo(zone), year=year, mtime=mtime)
             try:
-                want_us.append(ParseContext(tz=ZoneInfo(zone), year=year, mtime=mtime).syslog_us(
-                    key[:3], key[4:6].lstrip(), key[7:12] + ":00", None))
-                want_no.append(False)
+                t = own.syslog_us(key[:3], key[4:6].lstrip(), key[7:12] + ":00", None)
+                by_hour = len(key) == 12 and key[10:12].isascii() and key[10:12].isdigit()
+                first = own.syslog_us(key[:3], key[4:6].lstrip(), key[7:10] + "00:00", None) if by_hour else t
+                twice = any(own.fold_shift(first + k * 60_000_000) for k in range(101 if by_hour else 3))
+                want_us.append(0 if twice and by_hour else t)
+                want_no.append(twice)
             except ValueError:
                 want_us.append(0)
                 want_no.append(True)
@@ -711,3 +717,78 @@ def test_running_max_is_the_accumulate():
     for x in ([], [5], [1, 2, 2, 3], [3, 1, 2, 5, 4, 4, 9], [7, 7, 7], [2, 1]):
         x = np.array(x, np.int64)
         assert postfix_block._running_max(x).tolist() == np.maximum.accumulate(x).tolist()
+
+
+# Real-world shapes the tests above do not carry: deliveries logged by the queue manager (qmgr,
+# the old oqmgr) or by an agent under another program name, soft_bounce=yes's SOFTBOUNCE, a queue
+# id reused after `postsuper -d`, Solaris' `[ID n mail.info]` after the tag, a line without host,
+# among usual lines of the same queue ids (which the fast path takes)
+REAL_VARIANTS = """\
+Nov 10 09:00:00 mx1 postfix/cleanup[1]: 3C6D1C0D01: message-id=<v1@example.jp>
+Nov 10 09:00:00 mx1 postfix/oqmgr[2]: 3C6D1C0D01: from=<news@example.jp>, size=10, nrcpt=3 (queue active)
+Nov 10 09:00:01 mx1 postfix/qmgr[2]: 3C6D1C0D01: to=<a@example.com>, relay=none, delay=10, delays=10/0/0/0, dsn=4.3.0, status=deferred (unknown mail transport error)
+Nov 10 09:00:01 mx1 postfix/smtp-out[9]: 3C6D1C0D01: to=<b@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=5.1.1, status=bounced (host mx.example.com[192.0.2.3] said: 550 5.1.1 no such user (in reply to RCPT TO command))
+Nov 10 09:00:01 mx1 postfix/smtp[7]: 3C6D1C0D01: to=<c@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 ok)
+Nov 10 09:00:02 mx1 postfix/cleanup[1]: 3C6D1C0D02: message-id=<v2@example.jp>
+Nov 10 09:00:02 mx1 postfix/qmgr[2]: 3C6D1C0D02: from=<news@example.jp>, size=10, nrcpt=1 (queue active)
+Nov 10 09:00:03 mx1 postfix/smtp[7]: 3C6D1C0D02: to=<d@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 ok)
+Nov 10 09:00:03 mx1 postfix/qmgr[2]: 3C6D1C0D02: removed
+Nov 10 09:00:04 mx1 postfix/qmgr[2]: 3C6D1C0D03: from=<news@example.jp>, size=10, nrcpt=1 (queue active)
+Nov 10 09:00:05 mx1 postfix/smtp[7]: 3C6D1C0D03: to=<e@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=4.1.1, status=SOFTBOUNCE (host mx.example.com[192.0.2.3] said: 550 5.1.1 <e@example.com>: User unknown (in reply to RCPT TO command))
+Nov 10 09:00:06 mx1 postfix/qmgr[2]: 3C6D1C0D04: from=<old@example.jp>, size=10, nrcpt=1 (queue active)
+Nov 10 09:00:07 mx1 postfix/smtp[7]: 3C6D1C0D04: to=<f@example.com>, relay=none, delay=1, delays=0.1/0/0.5/0.4, dsn=4.4.1, status=deferred (connect to mx.example.com[192.0.2.3]:25: Connection timed out)
+Nov 10 10:00:00 mx1 postfix/postsuper[9]: 3C6D1C0D04: removed
+Nov 10 11:00:00 mx1 postfix/qmgr[2]: 3C6D1C0D04: from=<new@example.jp>, size=10, nrcpt=1 (queue active)
+Nov 10 11:00:01 mx1 postfix/smtp[7]: 3C6D1C0D04: to=<g@example.com>, relay=none, delay=1, delays=0.1/0/0.5/0.4, dsn=4.4.1, status=deferred (connect to mx.example.com[192.0.2.3]:25: Connection timed out)
+Nov 15 09:00:02 mx1 postfix/oqmgr[2]: 3C6D1C0D01: from=<news@example.jp>, status=expired, returned to sender
+Nov 15 09:00:02 mx1 postfix/oqmgr[2]: 3C6D1C0D01: removed
+Nov 15 09:00:05 mx1 postfix/qmgr[2]: 3C6D1C0D03: from=<news@example.jp>, status=expired, returned to sender
+Nov 15 11:00:02 mx1 postfix/qmgr[2]: 3C6D1C0D04: from=<new@example.jp>, status=expired, returned to sender
+Nov 15 11:00:03 mx1 postfix/qmgr[2]: [ID 197553 mail.info] 3C6D1C0D05: from=<sol@example.jp>, size=10, nrcpt=1 (queue active)
+Nov 15 11:00:04 mx1 postfix/smtp[7]: [ID 197553 mail.info] 3C6D1C0D05: to=<h@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 ok)
+Nov 15 11:00:05 postfix/smtp[7]: 3C6D1C0D06: to=<i@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 ok)
+Nov 15 11:00:06 mx1 postfix/smtp[7]: 3C6D1C0D07: to=<j@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=4.4.2, status=deferred (lost connection with mx.example.com[192.0.2.3] while performing the EHLO handshake)
+"""
+
+
+def test_real_world_variants_give_the_per_line_result(tmp_path, monkeypatch):
+    log = write_log(tmp_path, REAL_VARIANTS)
+    for size in (100, 1 << 20):
+        fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
+        assert_same(fast, slow)
+        assert fast[2] == {"malformed": 1}        # the line without host: counted, not skipped unseen
+    got = pipeline.connect(tmp_path / f"data-True-{1 << 20}").sql(
+        "SELECT recipient, status, sender, message_id FROM events ORDER BY source_offset, recipient").fetchall()
+    assert got == [("a@example.com", "deferred", "news@example.jp", "v1@example.jp"),
+                   ("b@example.com", "bounced", "news@example.jp", "v1@example.jp"),
+                   ("c@example.com", "sent", "news@example.jp", "v1@example.jp"),
+                   ("d@example.com", "sent", "news@example.jp", "v2@example.jp"),
+                   ("e@example.com", "deferred", "news@example.jp", None),           # soft_bounce=yes
+                   ("f@example.com", "deferred", "old@example.jp", None),
+                   ("g@example.com", "deferred", "new@example.jp", None),            # after postsuper -d
+                   ("a@example.com", "expired", "news@example.jp", "v1@example.jp"),
+                   ("e@example.com", "expired", "news@example.jp", None),
+                   ("g@example.com", "expired", "new@example.jp", None),
+                   ("h@example.com", "sent", "sol@example.jp", None),              # Solaris' [ID n mail.info]
+                   ("j@example.com", "deferred", None, None)]
+    phase = pipeline.connect(tmp_path / f"data-True-{1 << 20}").sql(
+        "SELECT smtp_phase FROM events WHERE recipient = 'j@example.com'").fetchall()
+    assert phase == [("helo",)]                          # while performing the EHLO handshake
+
+
+def test_the_hour_a_fall_back_repeats_gives_true_times(tmp_path, monkeypatch):
+    """Three hours of traffic across the end of summer time in New York, stamped in local time
+    (01:00-01:59 twice): every event's time is the true one, column-wise and per line alike (the
+    block reader leaves the repeated hour's lines to the parser, which tells the two passes
+    apart by the log's clock)."""
+    from fixtures import fall_back_log
+
+    log, truth = fall_back_log(tmp_path, "postfix")
+    for size in (4096, 1 << 20):
+        fast, slow = ingest_both(tmp_path, [log], size, monkeypatch, timezone="America/New_York")
+        assert_same(fast, slow)
+    got = pipeline.connect(tmp_path / f"data-True-{1 << 20}").sql(
+        "SELECT source_offset, epoch_us(ts) FROM events").fetchall()
+    assert len(got) > 300
+    wrong = [(o, t, truth[o]) for o, t in got if t != truth[o]]
+    assert not wrong, f"{len(wrong)} of {len(got)} events at another time, e.g. {wrong[:3]}"

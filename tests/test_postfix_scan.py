@@ -386,6 +386,9 @@ TEXT_EDGES = [
     "(in reply to X command) (in reply to DATA command)", "x (in reply to BDAT command) (in reply to QUIT command)",
     "lost connection while sending RCPT TO", "WHILE SENDING message body x", "while sending end of data", "While Sending DATA",
     "while sending  DATA", "refused to talk to me: 554", "x while receiving the initial server greeting",
+    "lost connection with x[1.2.3.4] while performing the EHLO handshake", "WHILE PERFORMING THE lhlo HANDSHAKE",
+    "while performing the HELO  handshake", "while performing the STARTTLS handshake", "while performing the EHLO",
+    "while performing the EHLO handshake then while sending DATA", "while sending DATA then while performing the HELO handshake",
     # the phrases together, in both orders: connect wins wherever it is; the leftmost "while sending" counts
     "while sending RCPT TO x refused to talk to me", "refused to talk to me while sending DATA",
     "while sending DATA, while receiving the initial server greeting", "while sending x while sending MAIL FROM",

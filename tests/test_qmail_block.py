@@ -178,7 +178,8 @@ def test_a_delivery_line_whose_stamp_cannot_be_read_is_malformed(tmp_path, monke
 # splogger prefixes (`qmail-start ./Mailbox splogger qmail`): the usual ones, and every shape
 # next to them that the parser reads otherwise or not at all (no day every year has: Feb 29,
 # Feb 30; hour 24; a month it does not know; no Unix time, or one of 11 digits or a 7-digit
-# fraction; a program that is not qmail's; a pid; an RFC 3339 stamp; a tab after the time)
+# fraction; a program that is not qmail's; a pid; an RFC 3339 stamp; a tab after the time;
+# Solaris' message id after the tag)
 SPLOGGER_PREFIXES = (
     "Nov 10 09:00:{s:02d} mx1 qmail: 17787744{s:02d}.485077 ", "Nov  9 23:59:{s:02d} other-host qmail: 17787744{s:02d}.5 ",
     "Feb 29 09:00:{s:02d} mx1 qmail: 17787744{s:02d}.1 ", "Feb 30 09:00:{s:02d} mx1 qmail: 17787744{s:02d}.1 ",
@@ -188,6 +189,7 @@ SPLOGGER_PREFIXES = (
     "Nov 10 09:00:{s:02d} mx1 qmail-send[42]: 17787744{s:02d}.000001 ", "Nov 10 09:00:{s:02d} mx1 qmail[x]: 17787744{s:02d}.1 ",
     "2026-11-10T09:00:{s:02d}.123+09:00 mx1 qmail: 17787744{s:02d}.25 ", "Nov 10 09:00:{s:02d} mx1 qmail: 17787744{s:02d}.1\t",
     "Nov 10 09:00:{s:02d} mx1 qmail:  17787744{s:02d}.1 ", "Nov 10 09:00:{s:02d} mx1 qmail: 17787744{s:02d}.1  ",
+    "Nov 10 09:00:{s:02d} mx1 qmail: [ID 748625 mail.info] 17787744{s:02d}.485077 ",   # Solaris' syslogd
 )
 
 

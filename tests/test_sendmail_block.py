@@ -87,6 +87,13 @@ Nov 11 09:00:21 relay2 sm-mta[3020]: SHORT7x: from=<a@b.jp>, size=1, class=0, nr
 Nov 11 09:00:21 relay2 sm-mta[3020]: 2ABB0A1u0030201234567890: to=<bad2@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)
 Nov 11 09:00:21 relay2 sm-mta[3020]: NOQUEUE: connect from [192.0.2.9]
 Nov 11 09:00:21 relay2 sm-mta[3020]: 2ABB0A1u0030201234567890: Milter: to=<bad3@v.jp>, reject=550 no
+Nov 11 09:00:22 relay2 sm-mta[3021]: 2ABB0A1u003021: from=<news@example.jp>, size=1, class=0, nrcpts=2, msgid=<qd@y>, proto=ESMTP
+Nov 11 09:00:22 relay2 sm-mta[3021]: 2ABB0A1u003021: to=<qd1@v.jp>, delay=00:00:00, mailer=esmtp, pri=30000, stat=queued
+Nov 11 09:00:22 relay2 sendmail[3022]: 2ABB0A1u003022: to=qd2@v.jp, delay=00:01:00, mailer=esmtp, pri=30055, dsn=4.4.3, stat=queued
+Nov 11 09:00:23 relay2 sm-mta[3021]: 2ABB0A1u003021: to=<qd1@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)
+Nov 11 09:00:24 relay2 sendmail[3023]: [ID 801593 mail.info] 2ABB0A1u003023: from=<sol@example.jp>, size=1, class=0, nrcpts=1, msgid=<sol@y>, proto=ESMTP
+Nov 11 09:00:24 relay2 sendmail[3023]: [ID 801593 mail.info] 2ABB0A1u003023: to=<sol1@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=5.1.1, stat=User unknown
+Nov 11 09:00:25 sm-mta[3024]: 2ABB0A1u003024: to=<nohost@v.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.v.jp. [192.0.2.3], dsn=2.0.0, stat=Sent (ok)
 """
 
 
@@ -96,9 +103,12 @@ def test_odd_lines_give_the_per_line_result(tmp_path, monkeypatch):
     for size in (100, 700, 1 << 20):
         fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
         assert_same(fast, slow)
-    # with the Feb 30 delivery (a stamp no parser reads) and the three lines of impossible queue
-    # ids (a hyphen, 7 and 24 characters: counted, not skipped unseen)
-    assert fast[2] == {"malformed": 6}
+    # with the Feb 30 delivery (a stamp no parser reads), the three lines of impossible queue
+    # ids (a hyphen, 7 and 24 characters) and the line without host: counted, not skipped unseen
+    assert fast[2] == {"malformed": 7}
+    rows = pipeline.connect(tmp_path / f"data-True-{1 << 20}").sql(
+        "SELECT recipient, status, sender FROM events WHERE recipient = 'sol1@v.jp'").fetchall()
+    assert rows == [("sol1@v.jp", "bounced", "sol@example.jp")]   # Solaris' [ID n mail.info] tag
     assert len(fast[0]) >= 12
 
 
@@ -221,6 +231,7 @@ def test_stat_codes_are_read_as_the_parser_does():
 OUTCOMES = [  # (dsn, stat, reply or None)
     ("2.0.0", "Sent (ok)", None), ("2.0.0", "Sent (ok)", "250 2.0.0 ok"), ("2.0.0", "User unknown", "250 2.0.0 ok"),
     ("", "Sent (no dsn)", None), ("", "Deferred: 451 4.3.0 later", None), ("", "odd words", None), ("6.0.0", "Sent", None),
+    ("", "queued", None), ("6.0.0", "queued", None), ("4.4.3", "queued", None),
     ("5.1.1", "User unknown", "550 5.1.1 <a@b>: User unknown"), ("5.1.1", "User unknown", None),
     ("4.0.0", "Deferred: 421 4.7.0 Too many connections", "221 2.0.0 Bye"),
     ("4.0.0", "Deferred: 451 4.3.0 local problem", "354 go ahead"), ("5.0.0", "Service unavailable", "421 4.4.2 timeout"),
@@ -305,3 +316,19 @@ def test_outcomes_are_read_as_the_parser_does(scanner):
         assert (reply if f["text_reply"][i] else stat) == text, (dsn, stat, reply)
         assert phases[int(f["phase"][i])] == smtp_phase_of(stat, dsn, code), (dsn, stat, reply)
     assert read > 0.8 * len(cases)
+
+
+def test_the_hour_a_fall_back_repeats_gives_true_times(tmp_path, monkeypatch):
+    """Three hours of traffic across the end of summer time in New York, stamped in local time
+    (01:00-01:59 twice): every event's time is the true one, column-wise and per line alike."""
+    from fixtures import fall_back_log
+
+    log, truth = fall_back_log(tmp_path, "sendmail")
+    for size in (4096, 1 << 20):
+        fast, slow = ingest_both(tmp_path, [log], size, monkeypatch, timezone="America/New_York")
+        assert_same(fast, slow)
+    got = pipeline.connect(tmp_path / f"data-True-{1 << 20}").sql(
+        "SELECT source_offset, epoch_us(ts) FROM events").fetchall()
+    assert len(got) > 300
+    wrong = [(o, t, truth[o]) for o, t in got if t != truth[o]]
+    assert not wrong, f"{len(wrong)} of {len(got)} events at another time, e.g. {wrong[:3]}"

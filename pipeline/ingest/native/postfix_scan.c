@@ -1128,7 +1128,9 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                     x += 3;
                 }
             }
-            if (ok) {
+            if (ok && starts_at(x, end, "[ID ")) {
+                ok = 0; /* Solaris' message id after the tag (common.SOLARIS_ID): feed()'s */
+            } else if (ok) {
                 k = S_SKIP; /* a program line without a queue id: feed() skips it */
                 const uint8_t *q = x;
                 while (x < end && is_alnum(*x)) x++;
@@ -1339,7 +1341,7 @@ void sendmail_facts(const uint8_t *d, const int64_t *dsn_s, const int64_t *dsn_e
         int has_reply = rs && re_ > rs; /* `reply or stat`: an empty reply= is none */
         int st;
         if (de > ds && (*ds == '2' || *ds == '4' || *ds == '5')) st = *ds == '2' ? 1 : *ds == '4' ? 2 : 3;
-        else st = starts_at(ss, se, "Sent") ? 1 : starts_at(ss, se, "Deferred") ? 2 : 3;
+        else st = starts_at(ss, se, "Sent") ? 1 : (starts_at(ss, se, "Deferred") || starts_at(ss, se, "queued")) ? 2 : 3;
         status[i] = (int8_t)st;
         python[i] = 0;
         text_reply[i] = (uint8_t)has_reply;
@@ -1888,7 +1890,8 @@ static const struct { const char *word; int phase; } PHASE_OF[] = {
     {NULL, 0}};
 
 /* smtp_phase_of: what `\(in reply to (.+?) command\)\)?\s*$` finds (postfix.phase_command), then "refused to talk to me" /
- * "while receiving the initial server greeting", then WHILE_SENDING_RE (case-insensitive).
+ * "while receiving the initial server greeting", then WHILE_SENDING_RE (case-insensitive: "while sending X" or
+ * "while performing the EHLO|HELO|LHLO handshake", the leftmost).
  * PH_PYTHON: a command word PHASES does not name (smtp_phase_of lower-cases it). */
 static int phase_in(const uint8_t *t, const uint8_t *end) {
     const uint8_t *a = find(t, end, "(in reply to ");
@@ -1917,7 +1920,15 @@ static int phase_in(const uint8_t *t, const uint8_t *end) {
             if (starts_with(p, end, "refused to talk to me")) return PH_CONNECT;
         } else if (c == 'w' || c == 'W') {
             if (c == 'w' && starts_with(p, end, "while receiving the initial server greeting")) return PH_CONNECT;
-            if (sending != PH_NONE || !same_nocase(p, end, "while sending ")) continue;
+            if (sending != PH_NONE) continue;
+            if (same_nocase(p, end, "while performing the ")) {
+                const uint8_t *x = p + 21;
+                if ((same_nocase(x, end, "ehlo") || same_nocase(x, end, "helo") || same_nocase(x, end, "lhlo"))
+                    && same_nocase(x + 4, end, " handshake"))
+                    sending = PH_HELO;
+                continue;
+            }
+            if (!same_nocase(p, end, "while sending ")) continue;
             const uint8_t *x = p + 14;
             if (same_nocase(x, end, "rcpt to")) sending = PH_RCPT;
             else if (same_nocase(x, end, "mail from")) sending = PH_MAIL;

@@ -90,6 +90,8 @@ def minute_times(ctx, minute_keys: list) -> tuple[np.ndarray, np.ndarray]:
             minute_us[i] = ctx.syslog_us(key[:3], key[4:6].lstrip(), key[7:12] + ":00", None)
         except ValueError:
             no_date[i] = True
+            continue
+        no_date[i] = twice(ctx, int(minute_us[i]), 2)   # there twice: the parser's (hour_us)
     return minute_us, no_date
 
 
@@ -97,11 +99,22 @@ def hour_us(ctx, hour: str) -> int | None:
     """The time of minute 00 of a `Mon DD hh:` hour (ctx.syslog_us), None when it is no date.
     ParseContext.local_us counts a time from its hour, so minute mm of it is this plus mm
     minutes, and a minute is no date exactly when its hour is none (tests/test_postfix_block.py
-    holds minute_times to syslog_us of each minute)."""
+    holds minute_times to syslog_us of each minute). An hour with a local time that is there
+    twice (the hour a fall-back repeats) is None too: which of the two a line's time is depends
+    on the log's clock (QueueParser.unfold), so its lines are left to the parser, as a no-date's."""
     try:
-        return ctx.syslog_us(hour[:3], hour[4:6].lstrip(), hour[7:9] + ":00:00", None)
+        us = ctx.syslog_us(hour[:3], hour[4:6].lstrip(), hour[7:9] + ":00:00", None)
     except ValueError:
         return None
+    return None if twice(ctx, us, 100) else us
+
+
+def twice(ctx, us: int, minutes: int) -> bool:
+    """Is a local time of the `minutes` minutes from `us` (a stamp's first occurrence, as
+    ParseContext reads it) there twice? A stamp's minutes and seconds may be up to 99 (`00:75:99`),
+    so an hour's stamps reach 100 minutes past it; a repeated span is 30 minutes or more, so a
+    look every 10 minutes (and at the end) finds it."""
+    return any(ctx.fold_shift(us + k * 60_000_000) for k in (*range(0, minutes, 10), minutes))
 
 
 class JoinedColumn:
@@ -198,6 +211,7 @@ def stamp_times(ctx, keys: list, minute_texts: list) -> tuple[np.ndarray, np.nda
         else:
             y, mo, d, h, mi = k >> 20 & 0x3FFF, k >> 16 & 15, k >> 11 & 31, k >> 6 & 31, k & 63
             us[i] = iso_us(f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:00", ctx.tz)
+            no_date[i] = twice(ctx, int(us[i]), 1)   # local time there twice: the parser's (hour_us)
     return us, no_date
 
 

@@ -81,7 +81,10 @@ SYSLOG_STAMP = (
 )
 # `<stamp> host prog[pid]: msg`; the message is the rest of the line (lines hold no newline):
 # sliced, not matched.
-SYSLOG_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[\d+\])?: ")
+# Solaris' syslogd adds a message id after the tag (`sendmail[123]: [ID 801593 mail.info] QID: …`):
+# part of the prefix.
+SOLARIS_ID = r"(?:\[ID \d+ [a-z0-9]+\.[a-z]+\] )?"
+SYSLOG_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[\d+\])?: " + SOLARIS_ID)
 STAMP_RE = re.compile(SYSLOG_STAMP + " ")
 # An RFC 5424 line (rsyslog's RSYSLOG_SyslogProtocol23Format, syslog-ng's syslog-protocol):
 # `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`; read as the RFC 3339 line
@@ -106,6 +109,7 @@ class ParseContext:
     _year_cache: dict = field(default_factory=dict, repr=False)
     _hour_cache: dict = field(default_factory=dict, repr=False)
     _minute_cache: dict = field(default_factory=dict, repr=False)
+    _fold_cache: dict = field(default_factory=dict, repr=False)
 
     def syslog_year(self, month: int, day: int) -> int:
         """Year of a `Mon DD` stamp: the latest year that does not put the line after the
@@ -134,8 +138,31 @@ class ParseContext:
             self._year_cache[key] = y
         return y
 
+    def fold_shift(self, us: int) -> int:
+        """0, or, when `us` is the first occurrence of a local time that is there twice (the hour a
+        fall-back repeats: local_us, syslog_us and iso_us read such a time as its first one), how
+        much later its second occurrence is (microseconds). One look per UTC minute."""
+        key = us // 60_000_000
+        shift = self._fold_cache.get(key)
+        if shift is None:
+            if len(self._fold_cache) > 100_000:
+                self._fold_cache.clear()
+            shift = 0
+            try:
+                first = datetime.fromtimestamp(key * 60, self.tz)
+            except (OverflowError, OSError, ValueError):
+                first = None
+            if first is not None and not first.fold:
+                later = first.utcoffset() - first.replace(fold=1).utcoffset()
+                if later > timedelta(0):
+                    shift = int(later.total_seconds()) * 1_000_000
+            self._fold_cache[key] = shift
+        return shift
+
     def local_us(self, year: int, month: int, day: int, hms: str, frac: str | None) -> int:
-        """Microseconds since the epoch (UTC) of a local wall-clock time in the context zone."""
+        """Microseconds since the epoch (UTC) of a local wall-clock time in the context zone (a
+        time that is there twice, in the hour a fall-back repeats, as its first occurrence:
+        QueueParser.unfold tells the two apart by the log's clock)."""
         hour = int(hms[0:2])
         key = (year, month, day, hour)
         base = self._hour_cache.get(key)
@@ -239,6 +266,20 @@ def as_rfc3339(line: str) -> str | None:
     RFC 3339 line of the same message, or None: what a parser tries when its prefix pattern
     does not match."""
     return rfc5424_as_rfc3339(line) if line.startswith("<") else journal_as_rfc3339(line)
+
+
+def stamp_is_local(line: str) -> bool:
+    """Is the line's time stamp (as split_syslog reads it, also of an RFC 5424 or journalctl line)
+    one without zone: traditional, or RFC 3339 without offset? (Its time is local time of the
+    context's zone: QueueParser.unfold.)"""
+    m = STAMP_RE.match(line)
+    if m is None:
+        converted = as_rfc3339(line)
+        m = STAMP_RE.match(converted) if converted is not None else None
+        if m is None:
+            return False
+    iso = m.group("iso")
+    return iso is None or not any(c in iso[19:] for c in "Z+-")
 
 
 def stamp_unreadable(line: str) -> bool:
@@ -350,6 +391,7 @@ class QueueParser(Parser):
     STATE_TTL_US = 7 * 86400 * 1_000_000
     MAX_QUEUE_IDS = 200_000
     PRUNE_EVERY = 50_000  # new entries between two sweeps of the stale ones
+    FOLD_BACK_US = 10 * 60 * 1_000_000  # a local time this far before the clock, in a repeated hour, is its second (unfold)
 
     def __init__(self, ctx: ParseContext, emit: Emit):
         super().__init__(ctx, emit)
@@ -425,6 +467,25 @@ class QueueParser(Parser):
             st["deferred"] = {}
             return rows
         return st
+
+    def unfold(self, ts: int, local) -> int:
+        """The time of a line whose stamp read `ts` (`local`: a stamp without zone, traditional or
+        RFC 3339; a callable, asked only when it matters). A local time that is there twice (the
+        hour repeated when summer time ends: `Nov  1 01:30:00` in New York is 05:30 and 06:30
+        UTC) is read as its first occurrence, unless that is more than FOLD_BACK_US (or half the
+        shift) before the log's clock (the latest time read before it) and the second is not
+        more than FOLD_BACK_US after it: a log's lines are in order within seconds, so a log
+        that reached 01:59 EDT and goes on at 01:00 has gone on in EST, and its lines neither
+        share their times with the hour before nor go back in time. (A clock far past both, an
+        older log read after a newer one, tells nothing: the first.) The block readers leave
+        such minutes' lines to feed() (blocks.hour_us)."""
+        shift = self.ctx.fold_shift(ts)
+        if shift:
+            back = self.clock - ts
+            if min(shift // 2, self.FOLD_BACK_US) < back <= shift + self.FOLD_BACK_US and (
+                    local() if callable(local) else local):
+                return ts + shift
+        return ts
 
     def _delivered(self, qid: str, st: dict, row: dict) -> None:
         """A delivery row of queue id `qid` (its entry `st`): see change(DELIVERY)."""

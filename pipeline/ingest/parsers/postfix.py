@@ -1,7 +1,10 @@
 """Postfix log lines -> delivery events.
 
 Reads syslog lines of any `postfix*/…` program. Emits one event per `to=… status=…` line of a
-delivery agent (smtp, lmtp, local, virtual, pipe, error, retry, discard), and one `expired` event
+delivery agent (smtp, lmtp, local, virtual, pipe, error, retry, discard), of the queue manager
+(qmgr and the old oqmgr log some deliveries themselves: `unknown mail transport error`,
+`delivery temporarily suspended`) or of any other Postfix program (an agent run under another
+name, `postfix/smtp-out`): Postfix writes that shape for delivery status only. One `expired` event
 per recipient still deferred when qmgr logs `status=expired, returned to sender` (with that
 recipient's last deferral reason). Sender (qmgr `from=`) and message-id (cleanup) are joined by
 queue id. Inbound smtpd lines and address-verification probes are not our deliveries: skipped.
@@ -12,32 +15,40 @@ from __future__ import annotations
 import re
 
 from ...store.records import domain_of, normalise_address
-from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP, SYSLOG_STAMP,
-                     QueueParser, as_rfc3339, iso_us, reply_code_of, stamp_unreadable)
+from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP, SOLARIS_ID, SYSLOG_STAMP,
+                     QueueParser, as_rfc3339, iso_us, reply_code_of, stamp_is_local, stamp_unreadable)
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
+# The queue manager: `nqmgr`'s `qmgr`, or the old one (`oqmgr`, still shipped and selectable in master.cf).
+QUEUE_MANAGERS = frozenset({"qmgr", "oqmgr"})
 
 # A queue id: short hex, or the long form (enable_long_queue_ids).
 QUEUE_ID = r"[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}"
 # The syslog prefix with the program restricted to postfix*, then the queue id: one match does
 # what split_syslog() + the program check + a queue-id match would (the prefix can match only one
 # way; tests/test_parsers.py checks they agree). The rest of the line is sliced, not matched.
-LINE_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>postfix[^\s\[:]*)(?:\[\d+\])?: "
-                     r"(?P<qid>" + QUEUE_ID + r"): ")
+LINE_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>postfix[^\s\[:]*)(?:\[\d+\])?: " + SOLARIS_ID
+                     + r"(?P<qid>" + QUEUE_ID + r"): ")
 # The same prefix with anything where the queue id goes, before a field feed() reads: a line
 # that matches this and not LINE_RE has an impossible queue id (counted as malformed).
-LOOSE_RE = re.compile(SYSLOG_STAMP + r" \S+ postfix[^\s\[:]*(?:\[\d+\])?: [^\s:]+: (?:to=|from=|message-id=|removed$)")
+LOOSE_RE = re.compile(SYSLOG_STAMP + r" \S+ postfix[^\s\[:]*(?:\[\d+\])?: " + SOLARIS_ID
+                      + r"[^\s:]+: (?:to=|from=|message-id=|removed$)")
 BAD_QUEUE_ID = "bad queue id"
-# The same after any prefix: a line whose time stamp cannot be read (another stamp shape, a date
-# that does not exist) but whose rest is a line feed() reads is counted as malformed, not skipped.
-ANY_PREFIX_RE = re.compile(r" postfix[^\s\[:]*(?:\[\d+\])?: [^\s:]+: (?:to=|from=|message-id=|removed$)")
+# The same after any prefix: a line whose prefix cannot be read (another stamp shape, a date that
+# does not exist, no host) but whose rest is a line feed() reads is counted as malformed, not skipped.
+ANY_PREFIX_RE = re.compile(r" postfix[^\s\[:]*(?:\[\d+\])?: " + SOLARIS_ID + r"[^\s:]+: (?:to=|from=|message-id=|removed$)")
 BAD_STAMP = "bad stamp"
-STATUS_RE = re.compile(r"status=([a-z][a-z-]*)(?: \((.*)\))?$")
+STATUS_RE = re.compile(r"status=([a-z][a-z-]*|SOFTBOUNCE)(?: \((.*)\))?$")
+# With soft_bounce=yes a refusal is logged `dsn=4.x.x, status=SOFTBOUNCE (…)` and the message stays
+# queued: a deferral (its recipients are returned at expiry like any other deferred one).
+STATUS_ALIASES = {"SOFTBOUNCE": "deferred"}
 # The phase is the command in `(in reply to X command)` at the end of the text (then `)` and
 # white space): `\(in reply to (.+?) command\)\)?\s*$` searched, as one pass (phase_command).
 _IN_REPLY_TO = "(in reply to "
 _PHASE_END_RE = re.compile(r" command\)\)?\s*$")
-WHILE_SENDING_RE = re.compile(r"while sending (RCPT TO|MAIL FROM|end of data|DATA|message body)", re.I)
+# `lost connection with X while sending RCPT TO`, `… timed out while performing the EHLO handshake`
+WHILE_SENDING_RE = re.compile(r"while (?:sending (RCPT TO|MAIL FROM|end of data|DATA|message body)"
+                              r"|performing the (?:EHLO|HELO|LHLO) handshake)", re.I)
 PHASES = {
     "RCPT TO": "rcpt", "MAIL FROM": "mail", "end of DATA": "end_of_data", "DATA": "data",
     "HELO": "helo", "EHLO": "helo", "QUIT": "quit", "RSET": "quit", "XFORWARD": "helo",
@@ -53,7 +64,7 @@ NOT_DELIVERIES = frozenset({"deliverable", "undeliverable-but-not-cached"})
 FINAL_OR_TRY = frozenset({"sent", "deferred", "bounced", "undeliverable", "expired"})
 
 
-_PROGRAM_MARKERS = ("/smtp", "/qmgr", "/cleanup", "/local", "/pickup", "/postfix-script", "/master", "/smtpd",
+_PROGRAM_MARKERS = ("/smtp", "/qmgr", "/oqmgr", "/cleanup", "/local", "/pickup", "/postfix-script", "/master", "/smtpd",
                     "/bounce", "/lmtp", "/virtual", "/pipe", "/error", "/discard", "/anvil", "/scache",
                     "/postsuper", "/postqueue", "/sendmail", "/trivial-rewrite", "/tlsmgr", "/postscreen",
                     "/dnsblog", "/verify", "/proxymap", "/postdrop", "/showq")
@@ -83,7 +94,9 @@ def read_prefix(ctx, line: str):
             return read_prefix(ctx, converted)  # the match is of the converted line (m.string)
         if LOOSE_RE.match(line):
             return BAD_QUEUE_ID
-        return BAD_STAMP if stamp_unreadable(line) and ANY_PREFIX_RE.search(line) else None
+        # a line feed() would read behind a prefix that cannot be (a stamp no parser reads, a
+        # line without host): counted as malformed, never skipped unseen
+        return BAD_STAMP if ANY_PREFIX_RE.search(line) else None
     try:
         return m, line_time(ctx, m)
     except ValueError:  # a date that does not exist
@@ -116,6 +129,8 @@ def smtp_phase_of(diagnostic: str | None) -> str | None:
         return "connect"
     m = WHILE_SENDING_RE.search(diagnostic)
     if m:
+        if m.group(1) is None:
+            return "helo"                      # while performing the EHLO/HELO/LHLO handshake
         word = m.group(1).lower()
         return {"rcpt to": "rcpt", "mail from": "mail", "data": "data"}.get(word, "end_of_data")
     return None
@@ -203,11 +218,13 @@ class PostfixParser(QueueParser):
         if head is BAD_QUEUE_ID or head is BAD_STAMP:
             return MALFORMED
         m, ts = head
+        ts = self.unfold(ts, lambda: stamp_is_local(line))  # (the hour a fall-back repeats)
         host, prog, qid = m.group("host", "prog", "qid")
         service = prog.rsplit("/", 1)[-1]
         rest = m.string[m.end():]  # (m.string: the line as read, or as converted from RFC 5424)
 
-        if service in DELIVERY_AGENTS:
+        if service in DELIVERY_AGENTS or rest.startswith("to="):
+            # (a `to=` line of another program is a delivery status too: see the module docstring)
             if not rest.startswith("to="):
                 self.change(CLOCK, None, ts)
                 return SKIP  # "host X said: …" before a retry on another MX, conn notes, …
@@ -221,6 +238,7 @@ class PostfixParser(QueueParser):
                     return MALFORMED
                 to, relay, dsn, status, text = (fields["to"], fields.get("relay"), fields.get("dsn"),
                                                 fields["status"], fields["_text"])
+            status = STATUS_ALIASES.get(status, status)
             recipient = normalise_address(to) if status in FINAL_OR_TRY else ""
             if not recipient:
                 self.change(CLOCK, None, ts)
@@ -239,7 +257,7 @@ class PostfixParser(QueueParser):
             self.emit(row)
             return EVENT
 
-        if service == "qmgr":
+        if service in QUEUE_MANAGERS:
             if rest.startswith("from="):
                 self.change(SENDER, qid, ts, normalise_address(rest[5:].split(", ", 1)[0]))
                 if ", status=expired" in rest:
@@ -254,6 +272,11 @@ class PostfixParser(QueueParser):
 
         elif service == "cleanup" and rest.startswith("message-id="):
             self.change(MESSAGE_ID, qid, ts, rest[11:].strip().strip("<>") or None)
+            return SKIP
+        elif service == "postsuper" and rest == "removed":
+            # `postsuper -d`: the message is deleted by hand (no bounce, no expiry follows); its
+            # queue id may be reused, and must not carry its deferred recipients to the next one
+            self.change(REMOVED, qid, ts)
             return SKIP
         self.change(CLOCK, None, ts)
         return SKIP

@@ -116,7 +116,8 @@ _MAX_FIELDS = 8
 _TAG_RELAY, _TAG_DSN, _TAG_STATUS = (ord(a) << 8 | ord(b) for a, b in ("re", "ds", "st"))
 _STATUS_ARRAY = ab.strings(_STATUS_WORDS)
 _EMPTY = ab.scalar("")
-_PHASE_HINT_RE = r"in reply to |refused to talk to me|while receiving the initial server greeting|(?i:while sending)"
+_PHASE_HINT_RE = (r"in reply to |refused to talk to me|while receiving the initial server greeting"
+                  r"|(?i:while sending)|(?i:while performing the)")
 _LEADING_CODE_RE = r"^[2-5][0-9][0-9][ -]"
 # common.REPLY_CODE_RE in RE2 spelling (a clean block's digits are ASCII); leftmost-first, as re
 _REPLY_CODE_RE2 = (r"(?:said|talk to me|greeting|reply=|Remote host said)[:=]? ?(?P<said>[2-5][0-9][0-9])[ -]"

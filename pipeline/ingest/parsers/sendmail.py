@@ -15,7 +15,7 @@ import re
 
 from ...store.records import domain_of, normalise_address
 from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, RECIPIENTS, REMOVED, SENDER, SKIP,
-                     QueueParser, addr_list, reply_code_of, split_syslog, stamp_unreadable)
+                     QueueParser, addr_list, reply_code_of, split_syslog, stamp_is_local, stamp_unreadable)
 
 PROGRAMS = ("sendmail", "sm-mta", "sm-msp-queue")
 QID_RE = re.compile(r"([0-9A-Za-z]{8,20}): (.*)")
@@ -54,11 +54,14 @@ def split_to_line(rest: str) -> dict[str, str] | None:
 
 
 def status_of(dsn: str | None, stat: str) -> str:
+    """By dsn= when it is a class (2/4/5), else by stat=: `Sent…` sent, `Deferred…` and `queued`
+    deferred (`stat=queued`: the recipient was queued, not refused: DeliveryMode=queue, `-odq`,
+    or a load limit; with a dsn= it is usually 4.x.x), anything else bounced."""
     if dsn and dsn[:1] in "245":
         return {"2": "sent", "4": "deferred", "5": "bounced"}[dsn[0]]
     if stat.startswith("Sent"):
         return "sent"
-    if stat.startswith("Deferred"):
+    if stat.startswith(("Deferred", "queued")):
         return "deferred"
     return "bounced"
 
@@ -83,6 +86,7 @@ class SendmailParser(QueueParser):
         if head is BAD_STAMP or head is BAD_QUEUE_ID:
             return MALFORMED
         ts, host, qid, rest = head
+        ts = self.unfold(ts, lambda: stamp_is_local(line))  # (the hour a fall-back repeats)
 
         if rest.startswith("to="):
             fields = split_to_line(rest)
@@ -138,7 +142,9 @@ def read_prefix(ctx, line: str):
         return BAD_STAMP if stamp_unreadable(line) and ANY_PREFIX_RE.search(line) else None
     ts, host, prog, msg = parts
     if prog not in PROGRAMS:
-        return None
+        # a to=/from= line of sendmail behind a prefix that reads otherwise (no host: the
+        # program taken for the host): counted as malformed, never skipped unseen
+        return BAD_STAMP if ANY_PREFIX_RE.search(line) else None
     m = QID_RE.match(msg)
     if m is None:
         return BAD_QUEUE_ID if LOOSE_QID_RE.match(msg) else None

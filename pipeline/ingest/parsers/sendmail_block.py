@@ -310,7 +310,8 @@ def _extract_arrow(block: bytes, max_line: int, ctx, annotate) -> SendmailFields
     shaped = ab.to_bools(pc.match_substring_regex(cl, LINE_SHAPE))
     prefixed = ab.to_bools(pc.match_substring_regex(cl, PREFIX_SHAPE))
     bad_qid = ab.to_bools(pc.match_substring_regex(cl, BAD_QID_SHAPE))
-    kinds[cand[prefixed & ~shaped & ~bad_qid]] = 0         # no queue id: feed() skips it
+    solaris = ab.to_bools(pc.match_substring_regex(cl, PREFIX_SHAPE + r"\[ID "))   # (common.SOLARIS_ID: feed()'s)
+    kinds[cand[prefixed & ~shaped & ~bad_qid & ~solaris]] = 0   # no queue id: feed() skips it
     fast = cand[shaped]
     fl = cl.filter(ab.booleans(shaped))
     parts = pc.split_pattern(fl, ": ", max_splits=2)
