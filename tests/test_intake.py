@@ -203,3 +203,44 @@ def test_decoders():
     assert decode_text("～①".encode("cp932"), "iso-2022-jp") == "～①"  # mislabelled 8-bit
     assert decode_text("テスト".encode("euc_jp"), "EUC-JP") == "テスト"
     assert decode_text("テスト".encode(), None) == "テスト"
+
+
+@pytest.mark.parametrize("label", [None, "us-ascii", "utf-8", "ISO-2022-JP"])
+def test_iso2022jp_text_is_read_as_such_whatever_its_label_says(label):
+    # 7-bit ISO-2022-JP labelled as ASCII or UTF-8 (or not labelled: us-ascii by default) decodes
+    # without error as those too, keeping ESC $ B ... as text: mojibake on every phone
+    data = "冬のご案内です。".encode("iso2022_jp")
+    assert decode_text(data, label) == "冬のご案内です。"
+    assert decode_text(b"\x1b$B-!-j|b\x1b(B", label) == "①㈱髙"
+
+
+@pytest.mark.parametrize("data, label", [
+    ("冬のご案内".encode("utf-8"), "Shift_JIS"),       # UTF-8 labelled Shift_JIS
+    ("冬のご案内".encode("utf-8"), "iso-8859-1"),      # UTF-8 labelled Latin-1
+    ("冬のご案内".encode("cp932"), "iso-8859-1"),      # Shift_JIS labelled Latin-1
+    ("冬のご案内".encode("cp932"), "windows-1252"),
+    ("冬のご案内".encode("utf-8"), "EUC-JP"),
+])
+def test_japanese_text_under_a_wrong_label_is_not_mojibake(data, label):
+    assert decode_text(data, label) == "冬のご案内"
+
+
+def test_western_text_under_its_own_label_stays_as_it_is():
+    assert decode_text("café Müller".encode("latin-1"), "iso-8859-1") == "café Müller"
+    assert decode_text("～①髙".encode("cp932"), "Shift_JIS") == "～①髙"
+
+
+def test_a_request_in_unlabelled_iso2022jp_queues_the_japanese_text(tmp_path, replies):
+    import email.utils
+
+    cfg = _cfg(tmp_path, replies.relay)
+    text = (f"secret: {SECRET}\r\n件名: 冬のご案内\r\nrecipients:\r\nhanako@au.com\r\n---\r\n"
+            "いつもありがとうございます。\r\n")
+    raw = (f"From: ops@example.jp\r\nTo: requests@mail.example.jp\r\nSubject: request\r\n"
+           f"Date: {email.utils.formatdate(localtime=True)}\r\nMessage-ID: <unlabelled-jis@example.jp>\r\n"
+           "MIME-Version: 1.0\r\n\r\n").encode() + text.encode("iso2022_jp")   # no Content-Type: us-ascii
+    res = process_request(cfg, raw, reply=False)
+    assert res.status == "queued", res
+    job = Queue.for_config(cfg).job(res.job_id)
+    assert job.subject == "冬のご案内" and job.body == "いつもありがとうございます。"
+    assert "\x1b" not in job.subject + job.body

@@ -78,23 +78,55 @@ def _try(data: bytes, codecs) -> str | None:
     return None
 
 
+_JIS_ESCAPE = re.compile(rb"\x1b(?:\$[@B(]|\([BJI])")   # ISO-2022-JP's designations (ESC $ B, ESC ( B ...)
+_KANA = re.compile(r"[\u3041-\u30ff]")                    # hiragana or katakana: Japanese text
+
+
+def _utf8_multibyte(data: bytes) -> bool:
+    """Strict UTF-8 with at least one multi-byte sequence: Shift_JIS or Latin-1 text almost never is."""
+    if not any(x >= 0x80 for x in data):
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def decode_text(data: bytes, charset: str | None) -> str:
-    """Bytes of a Japanese mail part -> text, trying what the label says, then what it means."""
+    """Bytes of a Japanese mail part -> text, trying what the label says, then what it means.
+
+    Labels lie in both directions, and a wrong guess is mojibake on every phone of a campaign:
+    7-bit data carrying ISO-2022-JP escape sequences is ISO-2022-JP whatever the label (as ASCII
+    or UTF-8 it would keep the raw ESC $ B ... bytes as text); bytes that are valid multi-byte
+    UTF-8 are UTF-8 even when labelled Shift_JIS or a Western charset; and Shift_JIS bytes
+    labelled with a Western single-byte charset (ISO-8859-1, windows-1252: every byte "decodes")
+    are read as CP932 when that gives Japanese kana."""
     cs = (charset or "").strip().strip('"').lower()
     guesses = ["utf-8", "cp932", "euc_jp"]
-    if b"\x1b" in data and not any(x >= 0x80 for x in data):
+    seven_bit = not any(x >= 0x80 for x in data)
+    if b"\x1b" in data and seven_bit:
         guesses.insert(0, decode_cp50220)
-    if cs in _ISO2022:
-        order = ([] if any(x >= 0x80 for x in data) else
+    if seven_bit and _JIS_ESCAPE.search(data):
+        order = ["iso2022_jp", decode_cp50220, "iso2022_jp_2", "iso2022_jp_2004", "iso2022_jp_3"]
+    elif cs in _ISO2022:
+        order = ([] if not seven_bit else
                  ["iso2022_jp", decode_cp50220, "iso2022_jp_2", "iso2022_jp_2004", "iso2022_jp_3"])
     elif cs in _SJIS:
-        order = ["cp932", "shift_jis_2004"]
+        order = (["utf-8"] if _utf8_multibyte(data) else []) + ["cp932", "shift_jis_2004"]
     elif cs in _EUC:
-        order = ["euc_jp", "euc_jis_2004", "cp932"]
+        order = (["utf-8"] if _utf8_multibyte(data) else []) + ["euc_jp", "euc_jis_2004", "cp932"]
     elif cs in ("", "us-ascii", "ascii", "utf-8", "utf8"):
         order = ["utf-8"]
     else:
         order = [cs]
+        if not seven_bit:
+            if _utf8_multibyte(data):
+                order = ["utf-8"]
+            else:
+                sjis = _try(data, ["cp932"])
+                if sjis is not None and _KANA.search(sjis):
+                    order = ["cp932"]
     text = _try(data, order + guesses)
     if text is None:
         text = decode_cp50220(data, "replace") if b"\x1b" in data else data.decode("utf-8", "replace")
