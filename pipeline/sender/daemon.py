@@ -425,7 +425,9 @@ class Daemon:
         self.router = Router.from_config(s)
         self.relay_mode = s.mode == "relay"
         self.default_relay = self.router.default
-        self.throttle = Throttle.from_config(s, tz=cfg.tz, clock=clock, on_state=self.queue.save_throttle_state)
+        # windows on the monotonic clock: a step of the wall clock neither empties nor stalls them
+        self.throttle = Throttle.from_config(s, tz=cfg.tz, clock=clock, monotonic=time.monotonic,
+                                             on_state=self.queue.save_throttle_state)
         self.suppression = SuppressionWatch(cfg, suppression_loader)   # fails closed before anything is sent
         self.exit_when_done = exit_when_done
         self.max_seconds = max_seconds
