@@ -204,3 +204,31 @@ def test_a_hand_off_to_the_local_mta_is_not_recorded_as_a_delivery(tmp_path):
     assert (stats.sent, stats.failed) == (1, 1)
     rows = pipeline.connect(cfg.data_dir).execute("SELECT recipient, status FROM events").fetchall()
     assert rows == [("gone@docomo.ne.jp", "bounced")]
+
+
+@pytest.mark.slow
+def test_a_suppression_directory_moved_away_while_the_daemon_runs_stops_it(tmp_path):
+    """Once the daemon has read a list with its history, a directory that vanishes (moved aside,
+    deleted, unmounted) is a list that cannot be trusted: read as a new install's empty list it
+    let the daemon send to every suppressed address still queued."""
+    def slow(addr):
+        time.sleep(0.05)
+        return None
+
+    with RecordingServer(data_reply=slow) as srv:
+        cfg = _cfg(tmp_path, srv.relay, "concurrency = 1\n")
+        enqueue(cfg, subject="s", body="b", addresses=[f"u{i}@au.com" for i in range(60)] + ["late@au.com"])
+        r = _mh(cfg, "suppression", "add", "late@au.com")      # suppressed since enqueue
+        assert r.returncode == 0, r.stderr
+        proc = subprocess.Popen([sys.executable, "-c", "from pipeline.cli import main; main()", "--config",
+                                 str(cfg.source), "--data-dir", str(cfg.data_dir), "send", "daemon",
+                                 "--exit-when-done"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while len(srv.received) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (cfg.data_dir / "suppression").rename(tmp_path / "suppression.aside")
+        out, err = proc.communicate(timeout=60)
+        sent = srv.addresses()
+    assert "late@au.com" not in sent
+    assert proc.returncode == 1 and b"Error: the suppression list cannot be trusted" in err, err
+    assert 5 <= len(sent) < 60

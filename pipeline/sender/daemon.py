@@ -200,7 +200,12 @@ class Connection:
 
 class SuppressionWatch:
     """The suppression set, re-read whenever a file under <data_dir>/suppression/ changes.
-    A list that cannot be trusted raises SuppressionUnavailable (the daemon stops)."""
+    A list that cannot be trusted raises SuppressionUnavailable (the daemon stops).
+
+    The history is only ever appended to, so once this watch has seen it, a history that is gone
+    (the directory moved away, deleted, a file system unmounted under it) is a list that cannot be
+    trusted, not "nothing suppressed": the store alone reads a missing directory as a new install's
+    empty list."""
 
     def __init__(self, cfg, loader=None):
         from .enqueue import load_suppressed
@@ -211,6 +216,7 @@ class SuppressionWatch:
         self._sig = None
         self._checked = 0.0
         self.addresses: frozenset[str] = frozenset()
+        self.had_history = False
         self.refresh()
 
     def _signature(self):
@@ -230,8 +236,16 @@ class SuppressionWatch:
         self._checked = now
         sig = self._signature()
         if sig != self._sig:
+            has_history = any(name == "history.parquet" for name, _, _ in sig)
+            if self.had_history and not has_history:
+                raise SuppressionUnavailable(
+                    "the suppression list cannot be trusted, so nothing is sent until it is repaired: its history "
+                    f"{self.dir / 'history.parquet'} was there when this daemon read the list and is gone now "
+                    "(moved, deleted, or its file system unmounted); put the suppression directory back, or "
+                    "restore it from a backup, then start the daemon again")
             self.addresses = self.loader(self.cfg)
             self._sig = sig
+            self.had_history = self.had_history or has_history
         return self.addresses
 
 
