@@ -92,6 +92,18 @@ def test_required_headers_and_line_lengths(cs):
     assert decode_message(m.data)["body"].replace("\n", "") == long_line + "x" * 3000
 
 
+@pytest.mark.parametrize("cs", ["iso-2022-jp", "utf-8"])
+def test_a_long_ascii_subject_without_spaces_stays_under_the_line_limit(cs):
+    """ASCII folds only at spaces: a subject of one long run (a URL, a coupon code) used to go out
+    as one header line of over 1,200 bytes, which docomo refuses ("500 Line Too Long")."""
+    subject = "https://example.jp/campaign?code=" + "A1" * 600
+    m = _msg(cs, subject=subject)
+    assert max(len(line) for line in m.data.split(b"\r\n")) <= MAX_LINE_BYTES
+    assert decode_message(m.data)["subject"] == subject
+    short = _msg(cs, subject="Winter sale: 50% off today only")
+    assert b"\r\nSubject: Winter sale: 50% off today only\r\n" in short.data   # plain ASCII stays plain
+
+
 @pytest.mark.parametrize("field", ["subject", "name"])
 def test_header_injection_refused(field):
     kw = {"subject": "hello", "name": "Ops"}

@@ -161,7 +161,11 @@ def prepare_texts(texts: list[str], charset: str, unmappable: str = "replace",
 
 def _header(value: str, charset: str) -> str:
     if all(ord(c) < 128 for c in value):
-        return Header(value, "us-ascii", header_name="Subject").encode(linesep="\r\n")
+        plain = Header(value, "us-ascii", header_name="Subject").encode(linesep="\r\n")
+        # ASCII folds only at spaces: a longer run (a URL, a code) would stay one line over the
+        # 998 bytes docomo refuses ("500 Line Too Long"); encoded words can be split anywhere
+        if all(len(line) <= MAX_LINE_BYTES - len("Subject: ") for line in plain.split("\r\n")):
+            return plain
     return Header(value, charset, header_name="Subject").encode(linesep="\r\n")
 
 
