@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,12 +123,34 @@ def load_suppressed(cfg) -> frozenset[str]:
         raise SuppressionUnavailable(prefix + f"{exc.__class__.__name__}: {exc}") from None
 
 
+# C0 controls other than TAB (and, in the text, line ends): ESC, SO and SI switch an ISO-2022-JP
+# decoder's character set (a stray ESC $ B turns the ASCII after it into kanji on the phone), the
+# others are shown as garbage or dropped; none belongs in a campaign.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_NAMES = {"\x1b": "ESC", "\x0e": "SO", "\x0f": "SI", "\x00": "NUL", "\x0c": "form feed", "\x7f": "DEL"}
+
+
+def _control_problem(what: str, text: str) -> str | None:
+    m = _CONTROLS.search(text)
+    if m is None:
+        return None
+    ch = m.group()
+    line = text.count("\n", 0, m.start()) + 1
+    name = _CONTROL_NAMES.get(ch, "control character")
+    where = f" (line {line})" if what == "text" else ""
+    return (f"the {what} contains {name} U+{ord(ch):04X}{where}: control characters garble the message on phones "
+            "(ESC, SO and SI switch the character set of ISO-2022-JP); remove them")
+
+
 def check_message(cfg, subject: str, body: str) -> None:
     if not subject or not subject.strip():
         raise InputError("the message has no subject")
     if not body or not body.strip():
         raise InputError("the message has no text")
     check_header_value("subject", subject)
+    problem = _control_problem("subject", subject) or _control_problem("text", body.replace("\r", "\n"))
+    if problem:
+        raise InputError(problem)
 
 
 def templates_for(cfg, carriers, subject: str, body: str) -> dict[str, MessageTemplate]:
