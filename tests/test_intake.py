@@ -244,3 +244,32 @@ def test_a_request_in_unlabelled_iso2022jp_queues_the_japanese_text(tmp_path, re
     job = Queue.for_config(cfg).job(res.job_id)
     assert job.subject == "冬のご案内" and job.body == "いつもありがとうございます。"
     assert "\x1b" not in job.subject + job.body
+
+
+@pytest.mark.parametrize("delsp", [True, False])
+def test_a_format_flowed_request_is_read_as_typed(tmp_path, replies, delsp):
+    """Thunderbird (and many phones) send plain text as format=flowed: long lines wrapped, each
+    wrap marked by a trailing space. Read literally, the long subject line came apart (a cut
+    subject and a stray line: refused as malformed) and the text kept the mailer's wraps."""
+    import email.utils
+
+    cfg = _cfg(tmp_path, replies.relay)
+    # delsp=yes: the wrap added the trailing space (Japanese, wrapped between characters);
+    # otherwise the wrap came after a typed space, which stays
+    subject = "【冬のセール】本日限りの特別なご案内です" if delsp else "Winter sale: today only, a special offer"
+    cut = 10 if delsp else 19                # subject[:19] == "Winter sale: today "
+    text = (f"secret: {SECRET}\r\n件名: {subject[:cut]}{' ' if delsp else ''}\r\n{subject[cut:]}\r\n"
+            "recipients:\r\nhanako@au.com\r\n"
+            "---\r\nいつもありがとうございます。 \r\n今年もよろしくお願いします。\r\n\r\n次の段落\r\n"
+            " From here on, a stuffed line\r\n-- \r\nsignature\r\n")
+    params = "; delsp=yes" if delsp else ""
+    raw = (f"From: ops@example.jp\r\nSubject: request\r\nDate: {email.utils.formatdate(localtime=True)}\r\n"
+           f"Message-ID: <flowed-{delsp}@example.jp>\r\nMIME-Version: 1.0\r\n"
+           f"Content-Type: text/plain; charset=UTF-8; format=flowed{params}\r\n"
+           "Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + text.encode()
+    res = process_request(cfg, raw, reply=False)
+    assert res.status == "queued", res
+    job = Queue.for_config(cfg).job(res.job_id)
+    assert job.subject == subject
+    joined = "いつもありがとうございます。" + ("" if delsp else " ") + "今年もよろしくお願いします。"
+    assert job.body == joined + "\n\n次の段落\nFrom here on, a stuffed line"

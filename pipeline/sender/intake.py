@@ -188,7 +188,31 @@ def _parts(msg: Message):
             csvs.append((filename or "recipients.csv", payload))
         elif ctype == "text/plain" and text is None and "attachment" not in disposition:
             text = decode_text(payload, part.get_content_charset())
+            if str(part.get_param("format") or "").lower() == "flowed":
+                text = unflow(text, delsp=str(part.get_param("delsp") or "").lower() == "yes")
     return text, csvs
+
+
+def unflow(text: str, delsp: bool = False) -> str:
+    """RFC 3676 format=flowed text (Thunderbird's and many phones' default) as its writer typed it:
+    a line ending in a space continues on the next (with delsp=yes that space was added by the
+    wrap and goes; Japanese text is wrapped between characters that way), a leading space is
+    stuffing. Read literally, a long `subject:` line came apart into a cut subject and a stray
+    line, and the campaign text kept the mailer's wraps as hard line breaks."""
+    out: list[str] = []
+    joining = False
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if line.startswith(" "):
+            line = line[1:]
+        flowed = line.endswith(" ") and line != "-- "
+        if flowed and delsp:
+            line = line[:-1]
+        if joining:
+            out[-1] += line
+        else:
+            out.append(line)
+        joining = flowed
+    return "\n".join(out)
 
 
 def parse_body(text: str, req: Request) -> None:
