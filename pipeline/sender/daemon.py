@@ -457,6 +457,9 @@ class Daemon:
         self._tlock = threading.Lock()
         self.dispatcher = Dispatcher(self)
         self.flusher = EventFlusher(self, float(s.event_flush_interval))
+        # present while a daemon runs; left behind by one that did not record all it sent
+        self.running_marker = Path(cfg.data_dir) / "sender" / "daemon.running"
+        self.unrecorded = False     # a last commit failed: sends without their results
 
     # ------------------------------------------------------------------ helpers
     def count(self, what: str, n: int = 1) -> None:
@@ -604,6 +607,7 @@ class Daemon:
             try:
                 self.commit(w)
             except Exception:  # noqa: BLE001 - those rows are still queued: sent again next run
+                self.unrecorded = True
                 log.exception("could not write the last results")
             self._close(w)
 
@@ -616,6 +620,17 @@ class Daemon:
                      self.stats.recovered)
         self.throttle.restore(self.queue.window_attempts(now - self.throttle.longest_interval()),
                               self.queue.throttle_states())
+        if os.path.lexists(self.running_marker):
+            # the last daemon was killed (or lost its last results): the sends it made without a
+            # result are not in the attempt log, yet the servers counted them
+            bound = self.concurrency * int(self.s.commit_batch)
+            log.warning("the last sender daemon did not stop cleanly: up to %d messages it sent may be unrecorded; "
+                        "they are sent again, and every carrier's first window counts them", bound)
+            self.throttle.assume_unrecorded(bound)
+        try:
+            self.running_marker.write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            raise SenderError(f"cannot write {self.running_marker}: {describe_os_error(exc)}; nothing was sent") from None
         self.flusher.flush()            # rows an earlier run could not write
         self.flusher.start()
         workers = [WorkerState(i) for i in range(self.concurrency)]
@@ -643,6 +658,8 @@ class Daemon:
             self.flusher.halt.set()
             self.flusher.join(timeout=60)
             self.flusher.flush()
+            if not self.unrecorded and not any(t.is_alive() for t in threads):
+                self.running_marker.unlink(missing_ok=True)   # every send's result is recorded
         if self.error is not None:
             if isinstance(self.error, MailHygieneError):
                 raise self.error

@@ -97,6 +97,9 @@ class Throttle:
         self._factor: dict[str, tuple[float, float]] = {}   # carrier -> (factor, since when)
         self._last_start: dict[str, float] = {}
         self._tokens = itertools.count(1)
+        # sends a crashed daemon may have made without recording them: (how many, ended when)
+        self._unrecorded: tuple[int, float] | None = None
+        self._seeded: set[str] = set()
         # (every time above is on the monotonic clock)
 
     def _offset(self) -> float:
@@ -144,6 +147,15 @@ class Throttle:
                 if factor < 1.0:
                     self._factor[carrier] = (float(factor), float(factor_at) - offset)
 
+    def assume_unrecorded(self, n: int) -> None:
+        """The last daemon stopped without recording its last results (kill -9, power loss): up to
+        `n` sends of any carrier may have reached a server without a row in the attempt log. Count
+        `n` sends, ended now, in every carrier's window, so its first window after the restart
+        holds them too (at-least-once re-sends them, and the server already counted them)."""
+        with self._lock:
+            self._unrecorded = (max(0, int(n)), self.monotonic())
+            self._seeded.clear()
+
     # ------------------------------------------------------------------ queries
     def factor(self, carrier: str, now: float | None = None) -> float:
         """The fraction of the configured count allowed at wall time `now` (default: now; 1.0
@@ -170,6 +182,10 @@ class Throttle:
         ended = self._ended.get(carrier)
         if ended is None:
             ended = self._ended[carrier] = deque()
+        if self._unrecorded is not None and carrier not in self._seeded:
+            self._seeded.add(carrier)
+            n, at = self._unrecorded
+            ended = self._ended[carrier] = deque(sorted([*ended, *[at] * n]))
         expiry = now - self.rate_for(carrier).interval
         while ended and ended[0] <= expiry:
             ended.popleft()
