@@ -232,3 +232,24 @@ def test_a_suppression_directory_moved_away_while_the_daemon_runs_stops_it(tmp_p
     assert "late@au.com" not in sent
     assert proc.returncode == 1 and b"Error: the suppression list cannot be trusted" in err, err
     assert 5 <= len(sent) < 60
+
+
+@pytest.mark.slow
+def test_no_smtp_reply_is_never_counted_against_the_address(tmp_path):
+    """A line that is no SMTP reply (a broken middlebox, a server gone mad) is temporary and
+    never the address's fault (docs/sender.md); its words used to be classified like a reply:
+    "user unknown" in garbage became a deferred user_unknown of scope recipient, a counted error,
+    and two such days suppressed a live customer."""
+    def rcpt(addr):
+        return "ERR: user unknown, try later" if addr == "hanako@docomo.ne.jp" else None
+
+    with RecordingServer(rcpt_reply=rcpt) as srv:
+        cfg = _cfg(tmp_path, srv.relay, "max_attempts = 2\n")
+        enqueue(cfg, subject="s", body="b", addresses=["hanako@docomo.ne.jp", "taro@docomo.ne.jp"])
+        run_daemon(cfg, exit_when_done=True, max_seconds=30)
+    rows = pipeline.connect(cfg.data_dir).execute(
+        "SELECT status, reason, scope, reply_code, diagnostic FROM events WHERE recipient = 'hanako@docomo.ne.jp' "
+        "ORDER BY ts").fetchall()
+    assert [r[0] for r in rows] == ["deferred", "expired"]
+    assert all(r[2] != "recipient" and r[1] not in cfg.rule.counted_reasons and r[3] is None for r in rows), rows
+    assert "unintelligible reply" in rows[0][4]

@@ -114,8 +114,14 @@ def classify_reply(code: int | None, text: str, phase: str | None, carrier: str,
     if code is None or 400 <= code < 500 or code < 400:
         c = classify(status="deferred", diagnostic=diagnostic, **kw)
         limited = code == 421 or c.reason == "rate_limited" or (code is not None and bool(_RATE_WORDS.search(text)))
-        return Outcome("deferred", code, text, phase, c.reason, rate_limited=limited,
-                       drop_connection=code in (None, 421), scope=c.scope, hard=False)
+        reason, scope = c.reason, c.scope
+        if code is None and scope == "recipient":
+            # No SMTP reply at all (connection lost, timeout, a line that is no reply): the server
+            # said nothing about this address, whatever words came with it. A recipient scope
+            # would make it a counted error of the suppression rule.
+            reason, scope = "network", "network"
+        return Outcome("deferred", code, text, phase, reason, rate_limited=limited,
+                       drop_connection=code in (None, 421), scope=scope, hard=False)
     c = classify(status="bounced", diagnostic=diagnostic, **kw)
     if phase in ("connect", "helo", "mail"):
         # Refused before any recipient was named (blocked IP, our sender domain...): not this
