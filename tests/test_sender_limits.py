@@ -219,3 +219,25 @@ def test_a_wall_clock_step_forward_does_not_open_a_new_window(tmp_path):
         stats = run_daemon(cfg, max_seconds=4, clock=clock)
     assert stats.sent == 2 and len(srv.received) == 2
     assert max_in_window(srv.times(), 60.0) <= 2
+
+
+@pytest.mark.slow
+def test_a_wall_clock_step_back_does_not_blind_the_daemon(tmp_path):
+    """The wall clock steps an hour back while the daemon runs: the queue is still looked at every
+    poll (a job enqueued after the step used to wait for the hour to pass again)."""
+    with RecordingServer() as srv:
+        cfg = make_config(tmp_path, sender_toml(srv.relay))
+        enqueue(cfg, subject="s", body="b", addresses=["a@docomo.ne.jp"])
+
+        def clock():
+            return time.time() - (3600.0 if len(srv.received) >= 1 else 0.0)
+
+        done = {}
+        daemon = threading.Thread(target=lambda: done.update(stats=run_daemon(cfg, max_seconds=5, clock=clock)))
+        daemon.start()
+        deadline = time.monotonic() + 20
+        while not srv.received and time.monotonic() < deadline:
+            time.sleep(0.02)
+        enqueue(cfg, subject="s2", body="b", addresses=["b@au.com", "c@docomo.ne.jp"])
+        daemon.join(timeout=30)
+    assert sorted(srv.addresses()) == ["a@docomo.ne.jp", "b@au.com", "c@docomo.ne.jp"]

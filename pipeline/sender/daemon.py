@@ -299,7 +299,7 @@ class Dispatcher:
                     self.in_lane.add(row.id)
             if len(lane) < PREFETCH // 2:
                 self._fetch_queued(carrier, lane)
-        self.last_refresh = now
+        self.last_refresh = time.monotonic()
 
     def _fetch_queued(self, carrier: str, lane: deque) -> None:
         rows = self.d.queue.due_queued(carrier, self.queued_after.get(carrier, 0), PREFETCH)
@@ -322,7 +322,10 @@ class Dispatcher:
             if d.stop.is_set() or self.done:
                 return None, 0.0
             now = d.clock()
-            if now - self.last_refresh >= d.refresh_interval:
+            # the cadence on the monotonic clock: after a step of the wall clock back, `now -
+            # last_refresh` stayed negative and new jobs, due retries and holds went unseen for
+            # the length of the step
+            if time.monotonic() - self.last_refresh >= d.refresh_interval:
                 self._refresh(now)
             own = w.session_carrier
             if own is not None and self.lanes.get(own):
