@@ -253,3 +253,33 @@ def test_no_smtp_reply_is_never_counted_against_the_address(tmp_path):
     assert [r[0] for r in rows] == ["deferred", "expired"]
     assert all(r[2] != "recipient" and r[1] not in cfg.rule.counted_reasons and r[3] is None for r in rows), rows
     assert "unintelligible reply" in rows[0][4]
+
+
+@pytest.mark.slow
+def test_a_lost_suppression_directory_is_not_a_new_install(tmp_path):
+    """No list and no history reads as a new install's empty list; but when the queue has skipped
+    addresses as suppressed, the list existed and is lost (deleted, left out of a restore): the
+    daemon and enqueue used to send to every address on it."""
+    import shutil
+
+    with RecordingServer() as srv:
+        cfg = _cfg(tmp_path, srv.relay)
+        assert enqueue(cfg, subject="s", body="b", addresses=["ok@au.com"]).queued == 1   # a new install
+        r = _mh(cfg, "suppression", "add", "blocked@au.com")
+        assert r.returncode == 0, r.stderr
+        report = enqueue(cfg, subject="s", body="b", addresses=["blocked@au.com", "other@au.com"])
+        assert (report.queued, report.suppressed) == (1, 1)
+        shutil.rmtree(cfg.data_dir / "suppression")
+        with pytest.raises(SuppressionUnavailable, match="the list was lost"):
+            run_daemon(cfg, exit_when_done=True, max_seconds=10)
+        recipients = tmp_path / "list.csv"
+        recipients.write_text("email\nblocked@au.com\n")
+        body = tmp_path / "body.txt"
+        body.write_text("本文", encoding="utf-8")
+        r = _mh(cfg, "send", "enqueue", "--subject", "s", "--body-file", str(body), "--recipients", str(recipients))
+        assert r.returncode == 1 and r.stderr.startswith("Error: the suppression list cannot be trusted"), r.stderr
+        assert srv.received == []
+        r = _mh(cfg, "suppression", "add", "blocked@au.com")                 # rebuilt: a new history
+        assert r.returncode == 0, r.stderr
+        stats = run_daemon(cfg, exit_when_done=True, max_seconds=20)
+    assert stats.sent == 2 and sorted(srv.addresses()) == ["ok@au.com", "other@au.com"]

@@ -116,11 +116,32 @@ def load_suppressed(cfg) -> frozenset[str]:
         raise SuppressionUnavailable(prefix + f"{where} is not a directory (move it away, or restore the "
                                      "suppression directory from a backup)")
     try:
-        return suppressed_addresses(cfg)
+        addresses = suppressed_addresses(cfg)
     except SuppressionUnavailable as exc:
         raise SuppressionUnavailable(prefix + str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - any unreadable list is a stop, never "no suppressions"
         raise SuppressionUnavailable(prefix + f"{exc.__class__.__name__}: {exc}") from None
+    if not addresses:
+        _require_history_if_used(cfg, prefix)
+    return addresses
+
+
+def _require_history_if_used(cfg, prefix: str) -> None:
+    """No list and no history reads as a new install's empty list. But a queue that skipped
+    addresses as suppressed proves there was a list: its history (only ever appended to) is gone
+    (the directory deleted, moved, or left out of a restore), and nothing is suppressed any more."""
+    from ..core.errors import SuppressionUnavailable
+    from ..suppression.store import SuppressionStore
+
+    history = SuppressionStore.of(cfg).history_path
+    if os.path.lexists(history):
+        return
+    if Queue.for_config(cfg, read_only=True).skipped_as_suppressed():
+        raise SuppressionUnavailable(
+            prefix + f"there is no suppression list or history ({history} is missing), yet the send queue "
+            "skipped addresses as suppressed: the list was lost. Restore the suppression directory from a "
+            "backup, or rebuild it (`mailhygiene suppress` for the rule's entries, `mailhygiene suppression add` "
+            "for those added by hand): any change in a new history lifts this stop")
 
 
 # C0 controls other than TAB (and, in the text, line ends): ESC, SO and SI switch an ISO-2022-JP

@@ -559,6 +559,12 @@ class Queue:
         rows = self.due_deferred(carrier, now, limit)
         return rows + self.due_queued(carrier, 0, limit - len(rows)) if len(rows) < limit else rows
 
+    def skipped_as_suppressed(self) -> bool:
+        """Whether any row was ever skipped because its address was on the suppression list: the
+        sender's own evidence that a list existed."""
+        return self._con().execute(
+            "SELECT 1 FROM recipients WHERE state = 'skipped' AND reason = 'suppressed' LIMIT 1").fetchone() is not None
+
     def held_jobs(self) -> set[int]:
         """Jobs none of whose rows may start: held, or cancelled (a daemon drops the rows of
         these it fetched before)."""
