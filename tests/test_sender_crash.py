@@ -135,13 +135,16 @@ def test_sigterm_finishes_the_message_in_flight_and_exits_cleanly(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_restart_after_a_crash_counts_the_unrecorded_sends_in_the_window(tmp_path):
-    """kill -9 leaves sends whose results (and attempt records) were never committed: the server
-    counted them, the attempt log does not know them. The next daemon used to restore an empty
-    window and send a full `count` more: au saw count + those sends in one interval."""
+@pytest.mark.parametrize("how", ["killed", "commit failed"])
+def test_a_restart_after_a_crash_counts_the_unrecorded_sends_in_the_window(tmp_path, how):
+    """kill -9 (or a commit that failed: a full disk) leaves sends whose results and attempt
+    records were never committed: the server counted them, the attempt log does not know them.
+    The next daemon used to restore an empty window and send a full `count` more: au saw count +
+    those sends in one interval."""
     import threading
 
     from pipeline.sender.daemon import Daemon
+    from pipeline.sender.queue import QueueUnavailable
     from pipeline.sender.testing import max_in_window
 
     with RecordingServer() as srv:
@@ -149,10 +152,22 @@ def test_a_restart_after_a_crash_counts_the_unrecorded_sends_in_the_window(tmp_p
         enqueue(cfg, subject="s", body="b", addresses=[f"u{i}@au.com" for i in range(20)])
         crashed = Daemon(cfg)
         never = threading.Event()
-        crashed.queue.finish_many = lambda results: never.wait()   # its results never reach the queue
-        threading.Thread(target=crashed.run, daemon=True).start()
+
+        def lost(results):
+            if how == "killed":
+                never.wait()                             # stuck committing: as good as killed
+            raise QueueUnavailable("the disk holding the send queue is full")
+
+        def run():
+            try:
+                crashed.run()
+            except QueueUnavailable:                     # the failed commit stops it, as it should
+                pass
+
+        crashed.queue.finish_many = lost                 # its results never reach the queue
+        threading.Thread(target=run, daemon=True).start()
         assert _wait_for(lambda: len(srv.received) >= 1, 20)
-        time.sleep(0.3)                                  # it is stuck committing: as good as killed
+        time.sleep(0.3)
         unrecorded = len(srv.received)
         assert 1 <= unrecorded <= 5 and _recorded_attempts(cfg) == 0
         stats = Daemon(cfg, max_seconds=2).run()         # the restart, well inside the 60 s window

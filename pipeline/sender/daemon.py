@@ -547,7 +547,11 @@ class Daemon:
         if not w.results:
             return
         results, w.results = w.results, []
-        self.queue.finish_many(results)
+        try:
+            self.queue.finish_many(results)
+        except BaseException:
+            self.unrecorded = True      # sent, but no result: the next start must count them
+            raise
         self.dispatcher.committed([r.row_id for r in results])
 
     # ------------------------------------------------------------------ workers
@@ -616,7 +620,6 @@ class Daemon:
             try:
                 self.commit(w)
             except Exception:  # noqa: BLE001 - those rows are still queued: sent again next run
-                self.unrecorded = True
                 log.exception("could not write the last results")
             self._close(w)
 
