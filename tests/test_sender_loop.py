@@ -235,24 +235,27 @@ def test_a_suppression_directory_moved_away_while_the_daemon_runs_stops_it(tmp_p
 
 
 @pytest.mark.slow
-def test_no_smtp_reply_is_never_counted_against_the_address(tmp_path):
+@pytest.mark.parametrize("reply, code", [("ERR: user unknown, try later", None),
+                                         ("421 4.2.2 Mailbox full, try again later", 421)])
+def test_no_smtp_reply_and_421_are_never_counted_against_the_address(tmp_path, reply, code):
     """A line that is no SMTP reply (a broken middlebox, a server gone mad) is temporary and
-    never the address's fault (docs/sender.md); its words used to be classified like a reply:
-    "user unknown" in garbage became a deferred user_unknown of scope recipient, a counted error,
-    and two such days suppressed a live customer."""
+    never the address's fault (docs/sender.md), and a 421 means slow down, never remove this
+    customer (README); their words used to be classified like a reply about the address: "user
+    unknown" in garbage, "Mailbox full" in a 421, became deferred user_unknown / mailbox_full of
+    scope recipient, a counted error, and two such days suppressed a live customer."""
     def rcpt(addr):
-        return "ERR: user unknown, try later" if addr == "hanako@docomo.ne.jp" else None
+        return reply if addr == "hanako@docomo.ne.jp" else None
 
     with RecordingServer(rcpt_reply=rcpt) as srv:
-        cfg = _cfg(tmp_path, srv.relay, "max_attempts = 2\n")
+        cfg = _cfg(tmp_path, srv.relay, "max_attempts = 2\nrate_limit_pause = 0\n")
         enqueue(cfg, subject="s", body="b", addresses=["hanako@docomo.ne.jp", "taro@docomo.ne.jp"])
         run_daemon(cfg, exit_when_done=True, max_seconds=30)
     rows = pipeline.connect(cfg.data_dir).execute(
         "SELECT status, reason, scope, reply_code, diagnostic FROM events WHERE recipient = 'hanako@docomo.ne.jp' "
         "ORDER BY ts").fetchall()
     assert [r[0] for r in rows] == ["deferred", "expired"]
-    assert all(r[2] != "recipient" and r[1] not in cfg.rule.counted_reasons and r[3] is None for r in rows), rows
-    assert "unintelligible reply" in rows[0][4]
+    assert all(r[2] != "recipient" and r[1] not in cfg.rule.counted_reasons and r[3] == code for r in rows), rows
+    assert code == 421 or "unintelligible reply" in rows[0][4]
 
 
 @pytest.mark.slow

@@ -120,6 +120,10 @@ def classify_reply(code: int | None, text: str, phase: str | None, carrier: str,
             # said nothing about this address, whatever words came with it. A recipient scope
             # would make it a counted error of the suppression rule.
             reason, scope = "network", "network"
+        elif code == 421 and scope == "recipient":
+            # 421: the server closes the channel (RFC 5321 4.2.2): slow down, never this customer's
+            # fault, however it words it; the daemon pauses the carrier for it below
+            reason, scope = "rate_limited", "sender"
         return Outcome("deferred", code, text, phase, reason, rate_limited=limited,
                        drop_connection=code in (None, 421), scope=scope, hard=False)
     c = classify(status="bounced", diagnostic=diagnostic, **kw)
