@@ -482,13 +482,13 @@ def send_reply(cfg, req: Request, text: str) -> bool:
 
 
 def host_fault(exc: BaseException) -> bool:
-    """Faults of this host (the queue locked or unwritable, the disk full), not of the mail: the
-    MTA should keep the mail and retry (exit 75)."""
+    """Faults of this host (the queue locked or unwritable, the disk full, a config we cannot send
+    with), not of the mail: the MTA should keep the mail and retry (exit 75)."""
     import sqlite3
 
-    from ..core.errors import LockedError, StoreError
+    from ..core.errors import ConfigError, LockedError, StoreError
 
-    return isinstance(exc, (OSError, sqlite3.Error, LockedError, StoreError, MemoryError))
+    return isinstance(exc, (OSError, sqlite3.Error, LockedError, StoreError, MemoryError, ConfigError))
 
 
 def process_request(cfg, raw: bytes, *, reply: bool = True, now: float | None = None) -> IntakeResult:
