@@ -25,7 +25,8 @@ SMTP outcome -> row state:
                                count multiplied by rate_limit_factor, recovering over rate_recovery s
   5xx at RCPT or DATA          failed, reason from pipeline.classify.classifier
   5xx before RCPT (greeting,   deferred as 4xx, and the carrier paused: our IP or sender domain is
-      HELO, MAIL FROM)         refused, which is not the recipient's fault
+      HELO, MAIL FROM), or a   refused, which is not the recipient's fault
+      "blocked" 5xx at any phase
 SIGTERM/SIGINT: no new message starts; messages in flight finish; results and events are written;
 connections QUIT; exit 0.
 """
@@ -127,9 +128,11 @@ def classify_reply(code: int | None, text: str, phase: str | None, carrier: str,
         return Outcome("deferred", code, text, phase, reason, rate_limited=limited,
                        drop_connection=code in (None, 421), scope=scope, hard=False)
     c = classify(status="bounced", diagnostic=diagnostic, **kw)
-    if phase in ("connect", "helo", "mail"):
-        # Refused before any recipient was named (blocked IP, our sender domain...): not this
-        # address's fault. Retry later and give the carrier a rest instead of failing the row.
+    if phase in ("connect", "helo", "mail") or c.reason == "blocked":
+        # Refused before any recipient was named (blocked IP, our sender domain...), or our IP or
+        # domain refused at any phase (docomo and others say it at RCPT: "blocked using ...",
+        # reputation): not this address's fault. Retry later and give the carrier a rest instead
+        # of failing the row, and of failing every row of the carrier one after the other.
         return Outcome("deferred", code, text, phase, c.reason, rate_limited=True, drop_connection=True,
                        scope=c.scope, hard=False)
     return Outcome("failed", code, text, phase, c.reason, scope=c.scope, hard=c.hard)
