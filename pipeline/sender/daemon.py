@@ -28,7 +28,9 @@ SMTP outcome -> row state:
       HELO, MAIL FROM), or a   refused, which is not the recipient's fault
       "blocked" 5xx at any phase
 SIGTERM/SIGINT: no new message starts; messages in flight finish; results and events are written;
-connections QUIT; exit 0.
+connections QUIT; exit 0. <data_dir>/sender/daemon.running exists while a daemon runs and is removed
+once every result is written: a daemon that finds it left behind (kill -9, a failed commit) counts
+concurrency x commit_batch unrecorded sends in every carrier's first window (Throttle.assume_unrecorded).
 """
 
 from __future__ import annotations
