@@ -220,14 +220,25 @@ def test_iso2022jp_text_is_read_as_such_whatever_its_label_says(label):
     ("冬のご案内".encode("cp932"), "iso-8859-1"),      # Shift_JIS labelled Latin-1
     ("冬のご案内".encode("cp932"), "windows-1252"),
     ("冬のご案内".encode("utf-8"), "EUC-JP"),
+    ("冬のご案内".encode("cp932"), None),
 ])
 def test_japanese_text_under_a_wrong_label_is_not_mojibake(data, label):
     assert decode_text(data, label) == "冬のご案内"
 
 
+@pytest.mark.parametrize("label", [None, "us-ascii"])
+def test_unlabelled_euc_jp_is_not_read_as_half_width_kana(label):
+    # 8-bit EUC-JP without a charset (us-ascii by MIME): CP932 "decodes" most of it too, into
+    # half-width katakana: 冬のご案内です。 came out as ﾅﾟ､ﾎ､ｴｰﾆﾆ筅ﾇ､ｹ｡｣
+    text = "冬のご案内です。いつもありがとうございます。"
+    assert decode_text(text.encode("euc_jp"), label) == text
+    assert decode_text(text.encode("cp932"), label) == text
+
+
 def test_western_text_under_its_own_label_stays_as_it_is():
     assert decode_text("café Müller".encode("latin-1"), "iso-8859-1") == "café Müller"
     assert decode_text("～①髙".encode("cp932"), "Shift_JIS") == "～①髙"
+    assert decode_text("ｾｰﾙ開催中".encode("cp932"), None) == "ｾｰﾙ開催中"     # half-width kana of its own
 
 
 def test_a_request_in_unlabelled_iso2022jp_queues_the_japanese_text(tmp_path, replies):

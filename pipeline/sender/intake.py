@@ -127,10 +127,27 @@ def decode_text(data: bytes, charset: str | None) -> str:
                 sjis = _try(data, ["cp932"])
                 if sjis is not None and _KANA.search(sjis):
                     order = ["cp932"]
-    text = _try(data, order + guesses)
+    text = _try(data, order)
+    if text is None:
+        text = _try(data, guesses[:-2]) if guesses[0] is decode_cp50220 else None
+    if text is None:
+        text = _try(data, ["utf-8"]) or _shift_jis_or_euc(data)
     if text is None:
         text = decode_cp50220(data, "replace") if b"\x1b" in data else data.decode("utf-8", "replace")
     return text
+
+
+_HALFWIDTH_KANA = re.compile(r"[\uff61-\uff9f]")
+
+
+def _shift_jis_or_euc(data: bytes) -> str | None:
+    """Unlabelled 8-bit Japanese: CP932 and EUC-JP both "decode" most EUC-JP text, CP932 into
+    half-width katakana (本日のご案内 -> ﾋﾜﾆ...): of the two readings, the one with fewer
+    half-width kana is the text."""
+    sjis, euc = _try(data, ["cp932"]), _try(data, ["euc_jp"])
+    if sjis is None or euc is None:
+        return sjis if sjis is not None else euc
+    return euc if len(_HALFWIDTH_KANA.findall(euc)) < len(_HALFWIDTH_KANA.findall(sjis)) else sjis
 
 
 def decode_header_value(value) -> str:
