@@ -203,3 +203,84 @@ def test_decoders():
     assert decode_text("～①".encode("cp932"), "iso-2022-jp") == "～①"  # mislabelled 8-bit
     assert decode_text("テスト".encode("euc_jp"), "EUC-JP") == "テスト"
     assert decode_text("テスト".encode(), None) == "テスト"
+
+
+@pytest.mark.parametrize("label", [None, "us-ascii", "utf-8", "ISO-2022-JP"])
+def test_iso2022jp_text_is_read_as_such_whatever_its_label_says(label):
+    # 7-bit ISO-2022-JP labelled as ASCII or UTF-8 (or not labelled: us-ascii by default) decodes
+    # without error as those too, keeping ESC $ B ... as text: mojibake on every phone
+    data = "冬のご案内です。".encode("iso2022_jp")
+    assert decode_text(data, label) == "冬のご案内です。"
+    assert decode_text(b"\x1b$B-!-j|b\x1b(B", label) == "①㈱髙"
+
+
+@pytest.mark.parametrize("data, label", [
+    ("冬のご案内".encode("utf-8"), "Shift_JIS"),       # UTF-8 labelled Shift_JIS
+    ("冬のご案内".encode("utf-8"), "iso-8859-1"),      # UTF-8 labelled Latin-1
+    ("冬のご案内".encode("cp932"), "iso-8859-1"),      # Shift_JIS labelled Latin-1
+    ("冬のご案内".encode("cp932"), "windows-1252"),
+    ("冬のご案内".encode("utf-8"), "EUC-JP"),
+    ("冬のご案内".encode("cp932"), None),
+])
+def test_japanese_text_under_a_wrong_label_is_not_mojibake(data, label):
+    assert decode_text(data, label) == "冬のご案内"
+
+
+@pytest.mark.parametrize("label", [None, "us-ascii"])
+def test_unlabelled_euc_jp_is_not_read_as_half_width_kana(label):
+    # 8-bit EUC-JP without a charset (us-ascii by MIME): CP932 "decodes" most of it too, into
+    # half-width katakana: 冬のご案内です。 came out as ﾅﾟ､ﾎ､ｴｰﾆﾆ筅ﾇ､ｹ｡｣
+    text = "冬のご案内です。いつもありがとうございます。"
+    assert decode_text(text.encode("euc_jp"), label) == text
+    assert decode_text(text.encode("cp932"), label) == text
+
+
+def test_western_text_under_its_own_label_stays_as_it_is():
+    assert decode_text("café Müller".encode("latin-1"), "iso-8859-1") == "café Müller"
+    assert decode_text("～①髙".encode("cp932"), "Shift_JIS") == "～①髙"
+    assert decode_text("ｾｰﾙ開催中".encode("cp932"), None) == "ｾｰﾙ開催中"     # half-width kana of its own
+
+
+def test_a_request_in_unlabelled_iso2022jp_queues_the_japanese_text(tmp_path, replies):
+    import email.utils
+
+    cfg = _cfg(tmp_path, replies.relay)
+    text = (f"secret: {SECRET}\r\n件名: 冬のご案内\r\nrecipients:\r\nhanako@au.com\r\n---\r\n"
+            "いつもありがとうございます。\r\n")
+    raw = (f"From: ops@example.jp\r\nTo: requests@mail.example.jp\r\nSubject: request\r\n"
+           f"Date: {email.utils.formatdate(localtime=True)}\r\nMessage-ID: <unlabelled-jis@example.jp>\r\n"
+           "MIME-Version: 1.0\r\n\r\n").encode() + text.encode("iso2022_jp")   # no Content-Type: us-ascii
+    res = process_request(cfg, raw, reply=False)
+    assert res.status == "queued", res
+    job = Queue.for_config(cfg).job(res.job_id)
+    assert job.subject == "冬のご案内" and job.body == "いつもありがとうございます。"
+    assert "\x1b" not in job.subject + job.body
+
+
+@pytest.mark.parametrize("delsp", [True, False])
+def test_a_format_flowed_request_is_read_as_typed(tmp_path, replies, delsp):
+    """Thunderbird (and many phones) send plain text as format=flowed: long lines wrapped, each
+    wrap marked by a trailing space. Read literally, the long subject line came apart (a cut
+    subject and a stray line: refused as malformed) and the text kept the mailer's wraps."""
+    import email.utils
+
+    cfg = _cfg(tmp_path, replies.relay)
+    # delsp=yes: the wrap added the trailing space (Japanese, wrapped between characters);
+    # otherwise the wrap came after a typed space, which stays
+    subject = "【冬のセール】本日限りの特別なご案内です" if delsp else "Winter sale: today only, a special offer"
+    cut = 10 if delsp else 19                # subject[:19] == "Winter sale: today "
+    text = (f"secret: {SECRET}\r\n件名: {subject[:cut]}{' ' if delsp else ''}\r\n{subject[cut:]}\r\n"
+            "recipients:\r\nhanako@au.com\r\n"
+            "---\r\nいつもありがとうございます。 \r\n今年もよろしくお願いします。\r\n\r\n次の段落\r\n"
+            " From here on, a stuffed line\r\n-- \r\nsignature\r\n")
+    params = "; delsp=yes" if delsp else ""
+    raw = (f"From: ops@example.jp\r\nSubject: request\r\nDate: {email.utils.formatdate(localtime=True)}\r\n"
+           f"Message-ID: <flowed-{delsp}@example.jp>\r\nMIME-Version: 1.0\r\n"
+           f"Content-Type: text/plain; charset=UTF-8; format=flowed{params}\r\n"
+           "Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + text.encode()
+    res = process_request(cfg, raw, reply=False)
+    assert res.status == "queued", res
+    job = Queue.for_config(cfg).job(res.job_id)
+    assert job.subject == subject
+    joined = "いつもありがとうございます。" + ("" if delsp else " ") + "今年もよろしくお願いします。"
+    assert job.body == joined + "\n\n次の段落\nFrom here on, a stuffed line"

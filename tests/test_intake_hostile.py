@@ -173,3 +173,18 @@ shared_secret = "{SECRET}"
 """, data_dir=blocker / "data")
     p = _intake(cfg, _mail())
     assert p.returncode == 75 and p.stderr.startswith(b"Error:")
+
+
+def test_a_config_we_cannot_send_with_exits_75_and_the_request_is_kept(tmp_path):
+    """No sender.from_address: no message can be composed. The request used to be logged as
+    malformed (exit 0, so the MTA dropped it), remembered as handled, and answered by nobody (the
+    reply needs a From too): the campaign was lost, and sending it again was refused as a replay."""
+    intake = f'[intake]\nallowed_senders = ["ops@example.jp"]\nshared_secret = "{SECRET}"\n'
+    cfg = make_config(tmp_path, sender_toml("127.0.0.1:9", from_address="") + intake)
+    mail = _mail()
+    p = _intake(cfg, mail)
+    assert p.returncode == 75, p.stderr
+    assert p.stderr.startswith(b"Error: sender.from_address is not set")
+    cfg = make_config(tmp_path, sender_toml("127.0.0.1:9") + intake)       # the operator fixes it
+    p = _intake(cfg, mail)                                                 # the MTA's retry
+    assert p.returncode == 0 and p.stdout.startswith(b"queued"), (p.stdout, p.stderr)

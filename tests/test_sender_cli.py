@@ -67,3 +67,18 @@ def test_errors_are_one_line(tmp_path):
     r = CliRunner().invoke(cli, base + ["send", "enqueue", "--subject", "a\nBcc: x@evil.example",
                                         "--body-file", str(body), "--recipients", str(csv)])
     assert r.exit_code == 1 and "line break" in r.output
+
+
+def test_an_iso2022jp_body_file_is_queued_as_japanese_text(tmp_path):
+    """The body file may be ISO-2022-JP (docs/sender.md): read as UTF-8 it would keep its raw
+    ESC $ B sequences as text, and every phone of the campaign would show them."""
+    from pipeline.core.config import load_config
+    from pipeline.sender.queue import Queue
+
+    base, body, csv = _setup(tmp_path)
+    body.write_bytes("いつもありがとうございます。\n本日限り\n".encode("iso2022_jp"))
+    r = run(base + ["send", "enqueue", "--subject", "冬のご案内", "--body-file", str(body), "--recipients", str(csv)])
+    assert r.exit_code == 0, r.output
+    cfg = load_config(tmp_path / "mailhygiene.toml", data_dir=tmp_path / "data")
+    job = Queue.for_config(cfg, read_only=True).job(1)
+    assert job.body == "いつもありがとうございます。\n本日限り\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import re
 from email import policy
 
 import pytest
@@ -92,6 +93,18 @@ def test_required_headers_and_line_lengths(cs):
     assert decode_message(m.data)["body"].replace("\n", "") == long_line + "x" * 3000
 
 
+@pytest.mark.parametrize("cs", ["iso-2022-jp", "utf-8"])
+def test_a_long_ascii_subject_without_spaces_stays_under_the_line_limit(cs):
+    """ASCII folds only at spaces: a subject of one long run (a URL, a coupon code) used to go out
+    as one header line of over 1,200 bytes, which docomo refuses ("500 Line Too Long")."""
+    subject = "https://example.jp/campaign?code=" + "A1" * 600
+    m = _msg(cs, subject=subject)
+    assert max(len(line) for line in m.data.split(b"\r\n")) <= MAX_LINE_BYTES
+    assert decode_message(m.data)["subject"] == subject
+    short = _msg(cs, subject="Winter sale: 50% off today only")
+    assert b"\r\nSubject: Winter sale: 50% off today only\r\n" in short.data   # plain ASCII stays plain
+
+
 @pytest.mark.parametrize("field", ["subject", "name"])
 def test_header_injection_refused(field):
     kw = {"subject": "hello", "name": "Ops"}
@@ -110,6 +123,22 @@ def test_enqueue_refuses_injection_and_empty_messages(tmp_path):
         enqueue(cfg, subject="a", body="  ", addresses=["a@docomo.ne.jp"])
     with pytest.raises(InputError, match="no valid recipient"):
         enqueue(cfg, subject="a", body="b", addresses=["nope", "x@y"])
+
+
+@pytest.mark.parametrize("subject, body, what", [
+    ("冬のご案内", "本文\n\x1b$Bhello\x1b(B world", "ESC U+001B (line 2)"),   # raw JIS escapes in the text
+    ("冬のご案内", "abc\x0e123\x0fdef", "SO U+000E (line 1)"),
+    ("冬の\x1b(Jご案内", "本文", "subject contains ESC"),
+    ("冬のご案内", "a\x00b", "NUL U+0000"),
+])
+def test_enqueue_refuses_control_characters_that_garble_phones(tmp_path, subject, body, what):
+    """A raw ESC $ B in the text went out as is: in ISO-2022-JP it switches the phone to kanji,
+    so "hello" showed as garbage kanji (and in UTF-8 as "$Bhello(B")."""
+    cfg = make_config(tmp_path, '[sender]\nfrom_address = "news@example.jp"\n', data_dir=tmp_path / "d")
+    with pytest.raises(InputError, match=re.escape(what)):
+        enqueue(cfg, subject=subject, body=body, addresses=["a@docomo.ne.jp"])
+    report = enqueue(cfg, subject="冬のご案内", body="本文\tタブ\r\n二行目\n", addresses=["a@docomo.ne.jp"])
+    assert report.queued == 1                            # TAB and line ends are text
 
 
 def test_prepare_rejects_unknown_charset():

@@ -132,3 +132,46 @@ def test_sigterm_finishes_the_message_in_flight_and_exits_cleanly(tmp_path):
     assert sent == set(received) and len(received) == len(set(received))
     assert 3 <= len(sent) < 40                          # it stopped early, without cutting a message
     assert {r["state"] for r in rows} == {"sent", "queued"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["killed", "commit failed"])
+def test_a_restart_after_a_crash_counts_the_unrecorded_sends_in_the_window(tmp_path, how):
+    """kill -9 (or a commit that failed: a full disk) leaves sends whose results and attempt
+    records were never committed: the server counted them, the attempt log does not know them.
+    The next daemon used to restore an empty window and send a full `count` more: au saw count +
+    those sends in one interval."""
+    import threading
+
+    from pipeline.sender.daemon import Daemon
+    from pipeline.sender.queue import QueueUnavailable
+    from pipeline.sender.testing import max_in_window
+
+    with RecordingServer() as srv:
+        cfg = _cfg(tmp_path, srv.relay, "count = 5, interval = 60.0", concurrency=1)
+        enqueue(cfg, subject="s", body="b", addresses=[f"u{i}@au.com" for i in range(20)])
+        crashed = Daemon(cfg)
+        never = threading.Event()
+
+        def lost(results):
+            if how == "killed":
+                never.wait()                             # stuck committing: as good as killed
+            raise QueueUnavailable("the disk holding the send queue is full")
+
+        def run():
+            try:
+                crashed.run()
+            except QueueUnavailable:                     # the failed commit stops it, as it should
+                pass
+
+        crashed.queue.finish_many = lost                 # its results never reach the queue
+        threading.Thread(target=run, daemon=True).start()
+        assert _wait_for(lambda: len(srv.received) >= 1, 20)
+        time.sleep(0.3)
+        unrecorded = len(srv.received)
+        assert 1 <= unrecorded <= 5 and _recorded_attempts(cfg) == 0
+        stats = Daemon(cfg, max_seconds=2).run()         # the restart, well inside the 60 s window
+        times = srv.times()
+        crashed.stop.set()
+        never.set()
+    assert max_in_window(times, 60.0) <= 5, (unrecorded, stats.sent)

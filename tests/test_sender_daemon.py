@@ -201,3 +201,27 @@ def test_a_broken_config_is_refused_before_the_daemon_sends(tmp_path):
             load_config(broken, data_dir=cfg.data_dir, timezone="Asia/Tokyo")
         assert srv.received == []
     assert rows_by_address(cfg)["a@au.com"]["state"] == "queued"  # untouched, sent after the fix
+
+
+@pytest.mark.slow
+def test_a_block_of_our_ip_at_rcpt_pauses_the_carrier_and_fails_nobody(tmp_path):
+    """docomo and others refuse a blocked network at RCPT TO ("blocked using ...", reputation):
+    not the addresses' fault. It used to fail every recipient of the carrier one after the other
+    (each message lost, the blocking carrier hammered); now it is deferred and the carrier paused,
+    as a refusal before RCPT is."""
+    def rcpt(addr):
+        if addr.endswith("@au.com"):
+            return "550 5.7.1 Service unavailable; client host [192.0.2.1] blocked using zen.spamhaus.org"
+        return None
+
+    with RecordingServer(rcpt_reply=rcpt) as srv:
+        cfg = make_cfg(tmp_path, srv.relay, "rate_limit_pause = 60\nconcurrency = 1\n")
+        enqueue(cfg, subject="s", body="b", addresses=[f"u{i}@au.com" for i in range(10)] + ["d@docomo.ne.jp"])
+        stats = run_daemon(cfg, max_seconds=3)
+        au_tries = [a for _, a in srv.rcpt_attempts if a.endswith("@au.com")]
+    rows = rows_by_address(cfg)
+    assert stats.failed == 0 and len(au_tries) == 1                  # paused after the first refusal
+    tried = rows[au_tries[0]]
+    assert (tried["state"], tried["reason"], tried["smtp_phase"]) == ("deferred", "blocked", "rcpt")
+    assert sum(r["state"] == "queued" for r in rows.values()) == 9
+    assert rows["d@docomo.ne.jp"]["state"] == "sent"                  # other carriers go on

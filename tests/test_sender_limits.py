@@ -202,3 +202,42 @@ def test_rate_reduction_and_recovery_with_a_fake_clock():
     restarted = Throttle({"au": Rate(10, 1.0)}, Rate(100, 1.0), clock=clock, recovery=100.0)
     restarted.restore([("au", clock.t - 0.5, clock.t - 0.4)] * 10, {"au": (clock.t + 2, 0.2, clock.t)})
     assert restarted.effective_count("au") == 2 and restarted.wait_time("au") == 2.0
+
+
+@pytest.mark.slow
+def test_a_wall_clock_step_forward_does_not_open_a_new_window(tmp_path):
+    """The daemon's wall clock jumps an hour ahead once the window's quota is spent (NTP, a VM
+    resumed): the carrier still sees at most `count` messages in `interval` real seconds."""
+    with RecordingServer() as srv:
+        cfg = make_config(tmp_path, sender_toml(srv.relay) + 'rates = {au = {count = 2, interval = 60.0}}\n'
+                                                            'concurrency = 1\n')
+        enqueue(cfg, subject="s", body="b", addresses=[f"u{i}@au.com" for i in range(6)])
+
+        def clock():
+            return time.time() + (3600.0 if len(srv.received) >= 2 else 0.0)
+
+        stats = run_daemon(cfg, max_seconds=4, clock=clock)
+    assert stats.sent == 2 and len(srv.received) == 2
+    assert max_in_window(srv.times(), 60.0) <= 2
+
+
+@pytest.mark.slow
+def test_a_wall_clock_step_back_does_not_blind_the_daemon(tmp_path):
+    """The wall clock steps an hour back while the daemon runs: the queue is still looked at every
+    poll (a job enqueued after the step used to wait for the hour to pass again)."""
+    with RecordingServer() as srv:
+        cfg = make_config(tmp_path, sender_toml(srv.relay))
+        enqueue(cfg, subject="s", body="b", addresses=["a@docomo.ne.jp"])
+
+        def clock():
+            return time.time() - (3600.0 if len(srv.received) >= 1 else 0.0)
+
+        done = {}
+        daemon = threading.Thread(target=lambda: done.update(stats=run_daemon(cfg, max_seconds=5, clock=clock)))
+        daemon.start()
+        deadline = time.monotonic() + 20
+        while not srv.received and time.monotonic() < deadline:
+            time.sleep(0.02)
+        enqueue(cfg, subject="s2", body="b", addresses=["b@au.com", "c@docomo.ne.jp"])
+        daemon.join(timeout=30)
+    assert sorted(srv.addresses()) == ["a@docomo.ne.jp", "b@au.com", "c@docomo.ne.jp"]

@@ -204,3 +204,85 @@ def test_a_hand_off_to_the_local_mta_is_not_recorded_as_a_delivery(tmp_path):
     assert (stats.sent, stats.failed) == (1, 1)
     rows = pipeline.connect(cfg.data_dir).execute("SELECT recipient, status FROM events").fetchall()
     assert rows == [("gone@docomo.ne.jp", "bounced")]
+
+
+@pytest.mark.slow
+def test_a_suppression_directory_moved_away_while_the_daemon_runs_stops_it(tmp_path):
+    """Once the daemon has read a list with its history, a directory that vanishes (moved aside,
+    deleted, unmounted) is a list that cannot be trusted: read as a new install's empty list it
+    let the daemon send to every suppressed address still queued."""
+    def slow(addr):
+        time.sleep(0.05)
+        return None
+
+    with RecordingServer(data_reply=slow) as srv:
+        cfg = _cfg(tmp_path, srv.relay, "concurrency = 1\n")
+        enqueue(cfg, subject="s", body="b", addresses=[f"u{i}@au.com" for i in range(60)] + ["late@au.com"])
+        r = _mh(cfg, "suppression", "add", "late@au.com")      # suppressed since enqueue
+        assert r.returncode == 0, r.stderr
+        proc = subprocess.Popen([sys.executable, "-c", "from pipeline.cli import main; main()", "--config",
+                                 str(cfg.source), "--data-dir", str(cfg.data_dir), "send", "daemon",
+                                 "--exit-when-done"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while len(srv.received) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (cfg.data_dir / "suppression").rename(tmp_path / "suppression.aside")
+        out, err = proc.communicate(timeout=60)
+        sent = srv.addresses()
+    assert "late@au.com" not in sent
+    assert proc.returncode == 1 and b"Error: the suppression list cannot be trusted" in err, err
+    assert 5 <= len(sent) < 60
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reply, code", [("ERR: user unknown, try later", None),
+                                         ("421 4.2.2 Mailbox full, try again later", 421)])
+def test_no_smtp_reply_and_421_are_never_counted_against_the_address(tmp_path, reply, code):
+    """A line that is no SMTP reply (a broken middlebox, a server gone mad) is temporary and
+    never the address's fault (docs/sender.md), and a 421 means slow down, never remove this
+    customer (README); their words used to be classified like a reply about the address: "user
+    unknown" in garbage, "Mailbox full" in a 421, became deferred user_unknown / mailbox_full of
+    scope recipient, a counted error, and two such days suppressed a live customer."""
+    def rcpt(addr):
+        return reply if addr == "hanako@docomo.ne.jp" else None
+
+    with RecordingServer(rcpt_reply=rcpt) as srv:
+        cfg = _cfg(tmp_path, srv.relay, "max_attempts = 2\nrate_limit_pause = 0\n")
+        enqueue(cfg, subject="s", body="b", addresses=["hanako@docomo.ne.jp", "taro@docomo.ne.jp"])
+        run_daemon(cfg, exit_when_done=True, max_seconds=30)
+    rows = pipeline.connect(cfg.data_dir).execute(
+        "SELECT status, reason, scope, reply_code, diagnostic FROM events WHERE recipient = 'hanako@docomo.ne.jp' "
+        "ORDER BY ts").fetchall()
+    assert [r[0] for r in rows] == ["deferred", "expired"]
+    assert all(r[2] != "recipient" and r[1] not in cfg.rule.counted_reasons and r[3] == code for r in rows), rows
+    assert code == 421 or "unintelligible reply" in rows[0][4]
+
+
+@pytest.mark.slow
+def test_a_lost_suppression_directory_is_not_a_new_install(tmp_path):
+    """No list and no history reads as a new install's empty list; but when the queue has skipped
+    addresses as suppressed, the list existed and is lost (deleted, left out of a restore): the
+    daemon and enqueue used to send to every address on it."""
+    import shutil
+
+    with RecordingServer() as srv:
+        cfg = _cfg(tmp_path, srv.relay)
+        assert enqueue(cfg, subject="s", body="b", addresses=["ok@au.com"]).queued == 1   # a new install
+        r = _mh(cfg, "suppression", "add", "blocked@au.com")
+        assert r.returncode == 0, r.stderr
+        report = enqueue(cfg, subject="s", body="b", addresses=["blocked@au.com", "other@au.com"])
+        assert (report.queued, report.suppressed) == (1, 1)
+        shutil.rmtree(cfg.data_dir / "suppression")
+        with pytest.raises(SuppressionUnavailable, match="the list was lost"):
+            run_daemon(cfg, exit_when_done=True, max_seconds=10)
+        recipients = tmp_path / "list.csv"
+        recipients.write_text("email\nblocked@au.com\n")
+        body = tmp_path / "body.txt"
+        body.write_text("本文", encoding="utf-8")
+        r = _mh(cfg, "send", "enqueue", "--subject", "s", "--body-file", str(body), "--recipients", str(recipients))
+        assert r.returncode == 1 and r.stderr.startswith("Error: the suppression list cannot be trusted"), r.stderr
+        assert srv.received == []
+        r = _mh(cfg, "suppression", "add", "blocked@au.com")                 # rebuilt: a new history
+        assert r.returncode == 0, r.stderr
+        stats = run_daemon(cfg, exit_when_done=True, max_seconds=20)
+    assert stats.sent == 2 and sorted(srv.addresses()) == ["ok@au.com", "other@au.com"]

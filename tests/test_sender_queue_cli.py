@@ -101,3 +101,26 @@ concurrency = 2
     assert not any(a.endswith("softbank.jp") for a in srv.addresses())    # the cancelled job
     r = _mh(cfg, "send", "hold", "99")
     assert r.returncode == 1 and r.stderr.startswith("Error: there is no job 99")
+
+
+@pytest.mark.slow
+def test_cancel_stops_a_job_the_daemon_is_sending(tmp_path):
+    """`send cancel` while the daemon sends the job: the rows it had fetched already (up to 200
+    a carrier) kept going out after the cancel; like `send hold`, nothing more may start."""
+    with RecordingServer() as srv:
+        cfg = make_config(tmp_path, sender_toml(srv.relay) + "rates = {au = {count = 4, interval = 0.5}}\n")
+        job = enqueue(cfg, subject="s", body="b", addresses=[f"a{i}@au.com" for i in range(60)]).job_id
+        daemon = _popen(cfg, "send", "daemon")
+        try:
+            assert _wait(lambda: len(srv.addresses()) >= 4)
+            r = _mh(cfg, "send", "cancel", str(job))
+            assert r.returncode == 0 and "cancelled" in r.stdout, r.stderr
+            at_cancel = len(srv.addresses())
+            time.sleep(2.0)                    # four more windows of 4
+            after = len(srv.addresses())
+        finally:
+            daemon.terminate()
+            daemon.communicate(timeout=30)
+    assert after <= at_cancel + 4              # at most the messages already under way
+    rows = Queue.for_config(cfg).rows(job)
+    assert sum(r["state"] == "skipped" for r in rows) >= 60 - after

@@ -132,3 +132,31 @@ def test_config_defaults_and_key_checking(tmp_path):
     p.write_text("[intake]\nshared_secert = 'x'\n")
     with pytest.raises(ConfigError, match="shared_secert"):
         load_config(p, data_dir=tmp_path, timezone="UTC")
+
+
+def test_a_wall_clock_step_neither_empties_nor_stalls_a_window():
+    """NTP stepping the clock, a VM resumed, `date -s`: the carrier's server counts real seconds,
+    so the window must too. A step forward used to let a second full burst through at once; a
+    step back held every slot for the length of the step."""
+    wall, mono = Clock(), Clock(t=1000.0)
+    saved = {}
+    th = Throttle({"au": Rate(2, 60.0)}, Rate(5, 1.0), clock=wall, monotonic=mono,
+                  on_state=lambda c, p, f, at: saved.update({c: (p, f, at)}))
+    for token in (th.try_acquire("au"), th.try_acquire("au")):
+        th.release("au", token)
+    wall.t += 3600                                   # one hour forward, no real time passed
+    assert th.try_acquire("au") is None and th.wait_time("au") == pytest.approx(60.0)
+    wall.t -= 7200                                   # an hour back from the start
+    mono.t += 60
+    assert th.try_acquire("au")                      # the window ended after 60 real seconds
+    until, _ = th.rate_limited("docomo", 30.0)       # the pause too runs on real seconds ...
+    assert until == pytest.approx(wall.t + 30) and saved["docomo"][0] == pytest.approx(wall.t + 30)
+    wall.t += 3600
+    assert th.try_acquire("docomo") is None
+    mono.t += 30
+    assert th.try_acquire("docomo")
+    # ... and what outlives the process is wall time, read back on the new process's clocks
+    wall2, mono2 = Clock(t=wall.t), Clock(t=5.0)
+    restarted = Throttle({"au": Rate(2, 60.0)}, Rate(5, 1.0), clock=wall2, monotonic=mono2)
+    restarted.restore([("au", wall.t - 10, wall.t - 10)] * 2, {})
+    assert restarted.try_acquire("au") is None and restarted.wait_time("au") == pytest.approx(50.0)

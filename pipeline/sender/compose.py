@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.header import Header
 
-from ..core.errors import InputError
+from ..core.errors import ConfigError, InputError
 from ..core.jptext import CP932_LOOKALIKES, encodable, fullwidth_kana, is_halfwidth_kana, map_lookalikes, replacement
 
 ISO2022JP = "iso-2022-jp"
@@ -161,7 +161,11 @@ def prepare_texts(texts: list[str], charset: str, unmappable: str = "replace",
 
 def _header(value: str, charset: str) -> str:
     if all(ord(c) < 128 for c in value):
-        return Header(value, "us-ascii", header_name="Subject").encode(linesep="\r\n")
+        plain = Header(value, "us-ascii", header_name="Subject").encode(linesep="\r\n")
+        # ASCII folds only at spaces: a longer run (a URL, a code) would stay one line over the
+        # 998 bytes docomo refuses ("500 Line Too Long"); encoded words can be split anywhere
+        if all(len(line) <= MAX_LINE_BYTES - len("Subject: ") for line in plain.split("\r\n")):
+            return plain
     return Header(value, charset, header_name="Subject").encode(linesep="\r\n")
 
 
@@ -221,8 +225,8 @@ class MessageTemplate:
         check_header_value("subject", subject)
         check_header_value("From display name", from_name)
         check_header_value("From address", from_address)
-        if not from_address or "@" not in from_address:
-            raise InputError("sender.from_address is not set: put from_address = \"news@example.jp\" under [sender]")
+        if not from_address or "@" not in from_address:   # the config's fault (intake: exit 75, retried)
+            raise ConfigError("sender.from_address is not set: put from_address = \"news@example.jp\" under [sender]")
         prepared = prepare_texts([subject, from_name, body], charset, unmappable, substitutions)
         self.charset = prepared.charset
         self.notes = prepared.notes

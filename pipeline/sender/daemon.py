@@ -25,9 +25,12 @@ SMTP outcome -> row state:
                                count multiplied by rate_limit_factor, recovering over rate_recovery s
   5xx at RCPT or DATA          failed, reason from pipeline.classify.classifier
   5xx before RCPT (greeting,   deferred as 4xx, and the carrier paused: our IP or sender domain is
-      HELO, MAIL FROM)         refused, which is not the recipient's fault
+      HELO, MAIL FROM), or a   refused, which is not the recipient's fault
+      "blocked" 5xx at any phase
 SIGTERM/SIGINT: no new message starts; messages in flight finish; results and events are written;
-connections QUIT; exit 0.
+connections QUIT; exit 0. <data_dir>/sender/daemon.running exists while a daemon runs and is removed
+once every result is written: a daemon that finds it left behind (kill -9, a failed commit) counts
+concurrency x commit_batch unrecorded sends in every carrier's first window (Throttle.assume_unrecorded).
 """
 
 from __future__ import annotations
@@ -114,12 +117,24 @@ def classify_reply(code: int | None, text: str, phase: str | None, carrier: str,
     if code is None or 400 <= code < 500 or code < 400:
         c = classify(status="deferred", diagnostic=diagnostic, **kw)
         limited = code == 421 or c.reason == "rate_limited" or (code is not None and bool(_RATE_WORDS.search(text)))
-        return Outcome("deferred", code, text, phase, c.reason, rate_limited=limited,
-                       drop_connection=code in (None, 421), scope=c.scope, hard=False)
+        reason, scope = c.reason, c.scope
+        if code is None and scope == "recipient":
+            # No SMTP reply at all (connection lost, timeout, a line that is no reply): the server
+            # said nothing about this address, whatever words came with it. A recipient scope
+            # would make it a counted error of the suppression rule.
+            reason, scope = "network", "network"
+        elif code == 421 and scope == "recipient":
+            # 421: the server closes the channel (RFC 5321 4.2.2): slow down, never this customer's
+            # fault, however it words it; the daemon pauses the carrier for it below
+            reason, scope = "rate_limited", "sender"
+        return Outcome("deferred", code, text, phase, reason, rate_limited=limited,
+                       drop_connection=code in (None, 421), scope=scope, hard=False)
     c = classify(status="bounced", diagnostic=diagnostic, **kw)
-    if phase in ("connect", "helo", "mail"):
-        # Refused before any recipient was named (blocked IP, our sender domain...): not this
-        # address's fault. Retry later and give the carrier a rest instead of failing the row.
+    if phase in ("connect", "helo", "mail") or c.reason == "blocked":
+        # Refused before any recipient was named (blocked IP, our sender domain...), or our IP or
+        # domain refused at any phase (docomo and others say it at RCPT: "blocked using ...",
+        # reputation): not this address's fault. Retry later and give the carrier a rest instead
+        # of failing the row, and of failing every row of the carrier one after the other.
         return Outcome("deferred", code, text, phase, c.reason, rate_limited=True, drop_connection=True,
                        scope=c.scope, hard=False)
     return Outcome("failed", code, text, phase, c.reason, scope=c.scope, hard=c.hard)
@@ -200,7 +215,12 @@ class Connection:
 
 class SuppressionWatch:
     """The suppression set, re-read whenever a file under <data_dir>/suppression/ changes.
-    A list that cannot be trusted raises SuppressionUnavailable (the daemon stops)."""
+    A list that cannot be trusted raises SuppressionUnavailable (the daemon stops).
+
+    The history is only ever appended to, so once this watch has seen it, a history that is gone
+    (the directory moved away, deleted, a file system unmounted under it) is a list that cannot be
+    trusted, not "nothing suppressed": the store alone reads a missing directory as a new install's
+    empty list."""
 
     def __init__(self, cfg, loader=None):
         from .enqueue import load_suppressed
@@ -211,6 +231,7 @@ class SuppressionWatch:
         self._sig = None
         self._checked = 0.0
         self.addresses: frozenset[str] = frozenset()
+        self.had_history = False
         self.refresh()
 
     def _signature(self):
@@ -230,8 +251,16 @@ class SuppressionWatch:
         self._checked = now
         sig = self._signature()
         if sig != self._sig:
+            has_history = any(name == "history.parquet" for name, _, _ in sig)
+            if self.had_history and not has_history:
+                raise SuppressionUnavailable(
+                    "the suppression list cannot be trusted, so nothing is sent until it is repaired: its history "
+                    f"{self.dir / 'history.parquet'} was there when this daemon read the list and is gone now "
+                    "(moved, deleted, or its file system unmounted); put the suppression directory back, or "
+                    "restore it from a backup, then start the daemon again")
             self.addresses = self.loader(self.cfg)
             self._sig = sig
+            self.had_history = self.had_history or has_history
         return self.addresses
 
 
@@ -279,7 +308,7 @@ class Dispatcher:
                     self.in_lane.add(row.id)
             if len(lane) < PREFETCH // 2:
                 self._fetch_queued(carrier, lane)
-        self.last_refresh = now
+        self.last_refresh = time.monotonic()
 
     def _fetch_queued(self, carrier: str, lane: deque) -> None:
         rows = self.d.queue.due_queued(carrier, self.queued_after.get(carrier, 0), PREFETCH)
@@ -302,7 +331,10 @@ class Dispatcher:
             if d.stop.is_set() or self.done:
                 return None, 0.0
             now = d.clock()
-            if now - self.last_refresh >= d.refresh_interval:
+            # the cadence on the monotonic clock: after a step of the wall clock back, `now -
+            # last_refresh` stayed negative and new jobs, due retries and holds went unseen for
+            # the length of the step
+            if time.monotonic() - self.last_refresh >= d.refresh_interval:
                 self._refresh(now)
             own = w.session_carrier
             if own is not None and self.lanes.get(own):
@@ -425,7 +457,9 @@ class Daemon:
         self.router = Router.from_config(s)
         self.relay_mode = s.mode == "relay"
         self.default_relay = self.router.default
-        self.throttle = Throttle.from_config(s, tz=cfg.tz, clock=clock, on_state=self.queue.save_throttle_state)
+        # windows on the monotonic clock: a step of the wall clock neither empties nor stalls them
+        self.throttle = Throttle.from_config(s, tz=cfg.tz, clock=clock, monotonic=time.monotonic,
+                                             on_state=self.queue.save_throttle_state)
         self.suppression = SuppressionWatch(cfg, suppression_loader)   # fails closed before anything is sent
         self.exit_when_done = exit_when_done
         self.max_seconds = max_seconds
@@ -441,6 +475,9 @@ class Daemon:
         self._tlock = threading.Lock()
         self.dispatcher = Dispatcher(self)
         self.flusher = EventFlusher(self, float(s.event_flush_interval))
+        # present while a daemon runs; left behind by one that did not record all it sent
+        self.running_marker = Path(cfg.data_dir) / "sender" / "daemon.running"
+        self.unrecorded = False     # a last commit failed: sends without their results
 
     # ------------------------------------------------------------------ helpers
     def count(self, what: str, n: int = 1) -> None:
@@ -519,7 +556,11 @@ class Daemon:
         if not w.results:
             return
         results, w.results = w.results, []
-        self.queue.finish_many(results)
+        try:
+            self.queue.finish_many(results)
+        except BaseException:
+            self.unrecorded = True      # sent, but no result: the next start must count them
+            raise
         self.dispatcher.committed([r.row_id for r in results])
 
     # ------------------------------------------------------------------ workers
@@ -600,6 +641,17 @@ class Daemon:
                      self.stats.recovered)
         self.throttle.restore(self.queue.window_attempts(now - self.throttle.longest_interval()),
                               self.queue.throttle_states())
+        if os.path.lexists(self.running_marker):
+            # the last daemon was killed (or lost its last results): the sends it made without a
+            # result are not in the attempt log, yet the servers counted them
+            bound = self.concurrency * int(self.s.commit_batch)
+            log.warning("the last sender daemon did not stop cleanly: up to %d messages it sent may be unrecorded; "
+                        "they are sent again, and every carrier's first window counts them", bound)
+            self.throttle.assume_unrecorded(bound)
+        try:
+            self.running_marker.write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            raise SenderError(f"cannot write {self.running_marker}: {describe_os_error(exc)}; nothing was sent") from None
         self.flusher.flush()            # rows an earlier run could not write
         self.flusher.start()
         workers = [WorkerState(i) for i in range(self.concurrency)]
@@ -627,6 +679,8 @@ class Daemon:
             self.flusher.halt.set()
             self.flusher.join(timeout=60)
             self.flusher.flush()
+            if not self.unrecorded and not any(t.is_alive() for t in threads):
+                self.running_marker.unlink(missing_ok=True)   # every send's result is recorded
         if self.error is not None:
             if isinstance(self.error, MailHygieneError):
                 raise self.error

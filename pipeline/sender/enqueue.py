@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,11 +116,51 @@ def load_suppressed(cfg) -> frozenset[str]:
         raise SuppressionUnavailable(prefix + f"{where} is not a directory (move it away, or restore the "
                                      "suppression directory from a backup)")
     try:
-        return suppressed_addresses(cfg)
+        addresses = suppressed_addresses(cfg)
     except SuppressionUnavailable as exc:
         raise SuppressionUnavailable(prefix + str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - any unreadable list is a stop, never "no suppressions"
         raise SuppressionUnavailable(prefix + f"{exc.__class__.__name__}: {exc}") from None
+    if not addresses:
+        _require_history_if_used(cfg, prefix)
+    return addresses
+
+
+def _require_history_if_used(cfg, prefix: str) -> None:
+    """No list and no history reads as a new install's empty list. But a queue that skipped
+    addresses as suppressed proves there was a list: its history (only ever appended to) is gone
+    (the directory deleted, moved, or left out of a restore), and nothing is suppressed any more."""
+    from ..core.errors import SuppressionUnavailable
+    from ..suppression.store import SuppressionStore
+
+    history = SuppressionStore.of(cfg).history_path
+    if os.path.lexists(history):
+        return
+    if Queue.for_config(cfg, read_only=True).skipped_as_suppressed():
+        raise SuppressionUnavailable(
+            prefix + f"there is no suppression list or history ({history} is missing), yet the send queue "
+            "skipped addresses as suppressed: the list was lost. Restore the suppression directory from a "
+            "backup, or rebuild it (`mailhygiene suppress` for the rule's entries, `mailhygiene suppression add` "
+            "for those added by hand): any change in a new history lifts this stop")
+
+
+# C0 controls other than TAB (and, in the text, line ends): ESC, SO and SI switch an ISO-2022-JP
+# decoder's character set (a stray ESC $ B turns the ASCII after it into kanji on the phone), the
+# others are shown as garbage or dropped; none belongs in a campaign.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_NAMES = {"\x1b": "ESC", "\x0e": "SO", "\x0f": "SI", "\x00": "NUL", "\x0c": "form feed", "\x7f": "DEL"}
+
+
+def _control_problem(what: str, text: str) -> str | None:
+    m = _CONTROLS.search(text)
+    if m is None:
+        return None
+    ch = m.group()
+    line = text.count("\n", 0, m.start()) + 1
+    name = _CONTROL_NAMES.get(ch, "control character")
+    where = f" (line {line})" if what == "text" else ""
+    return (f"the {what} contains {name} U+{ord(ch):04X}{where}: control characters garble the message on phones "
+            "(ESC, SO and SI switch the character set of ISO-2022-JP); remove them")
 
 
 def check_message(cfg, subject: str, body: str) -> None:
@@ -128,6 +169,9 @@ def check_message(cfg, subject: str, body: str) -> None:
     if not body or not body.strip():
         raise InputError("the message has no text")
     check_header_value("subject", subject)
+    problem = _control_problem("subject", subject) or _control_problem("text", body.replace("\r", "\n"))
+    if problem:
+        raise InputError(problem)
 
 
 def templates_for(cfg, carriers, subject: str, body: str) -> dict[str, MessageTemplate]:

@@ -78,27 +78,76 @@ def _try(data: bytes, codecs) -> str | None:
     return None
 
 
+_JIS_ESCAPE = re.compile(rb"\x1b(?:\$[@B(]|\([BJI])")   # ISO-2022-JP's designations (ESC $ B, ESC ( B ...)
+_KANA = re.compile(r"[\u3041-\u30ff]")                    # hiragana or katakana: Japanese text
+
+
+def _utf8_multibyte(data: bytes) -> bool:
+    """Strict UTF-8 with at least one multi-byte sequence: Shift_JIS or Latin-1 text almost never is."""
+    if not any(x >= 0x80 for x in data):
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def decode_text(data: bytes, charset: str | None) -> str:
-    """Bytes of a Japanese mail part -> text, trying what the label says, then what it means."""
+    """Bytes of a Japanese mail part -> text, trying what the label says, then what it means.
+
+    Labels lie in both directions, and a wrong guess is mojibake on every phone of a campaign:
+    7-bit data carrying ISO-2022-JP escape sequences is ISO-2022-JP whatever the label (as ASCII
+    or UTF-8 it would keep the raw ESC $ B ... bytes as text); bytes that are valid multi-byte
+    UTF-8 are UTF-8 even when labelled Shift_JIS or a Western charset; and Shift_JIS bytes
+    labelled with a Western single-byte charset (ISO-8859-1, windows-1252: every byte "decodes")
+    are read as CP932 when that gives Japanese kana."""
     cs = (charset or "").strip().strip('"').lower()
     guesses = ["utf-8", "cp932", "euc_jp"]
-    if b"\x1b" in data and not any(x >= 0x80 for x in data):
+    seven_bit = not any(x >= 0x80 for x in data)
+    if b"\x1b" in data and seven_bit:
         guesses.insert(0, decode_cp50220)
-    if cs in _ISO2022:
-        order = ([] if any(x >= 0x80 for x in data) else
+    if seven_bit and _JIS_ESCAPE.search(data):
+        order = ["iso2022_jp", decode_cp50220, "iso2022_jp_2", "iso2022_jp_2004", "iso2022_jp_3"]
+    elif cs in _ISO2022:
+        order = ([] if not seven_bit else
                  ["iso2022_jp", decode_cp50220, "iso2022_jp_2", "iso2022_jp_2004", "iso2022_jp_3"])
     elif cs in _SJIS:
-        order = ["cp932", "shift_jis_2004"]
+        order = (["utf-8"] if _utf8_multibyte(data) else []) + ["cp932", "shift_jis_2004"]
     elif cs in _EUC:
-        order = ["euc_jp", "euc_jis_2004", "cp932"]
+        order = (["utf-8"] if _utf8_multibyte(data) else []) + ["euc_jp", "euc_jis_2004", "cp932"]
     elif cs in ("", "us-ascii", "ascii", "utf-8", "utf8"):
         order = ["utf-8"]
     else:
         order = [cs]
-    text = _try(data, order + guesses)
+        if not seven_bit:
+            if _utf8_multibyte(data):
+                order = ["utf-8"]
+            else:
+                sjis = _try(data, ["cp932"])
+                if sjis is not None and _KANA.search(sjis):
+                    order = ["cp932"]
+    text = _try(data, order)
+    if text is None:
+        text = _try(data, guesses[:-2]) if guesses[0] is decode_cp50220 else None
+    if text is None:
+        text = _try(data, ["utf-8"]) or _shift_jis_or_euc(data)
     if text is None:
         text = decode_cp50220(data, "replace") if b"\x1b" in data else data.decode("utf-8", "replace")
     return text
+
+
+_HALFWIDTH_KANA = re.compile(r"[\uff61-\uff9f]")
+
+
+def _shift_jis_or_euc(data: bytes) -> str | None:
+    """Unlabelled 8-bit Japanese: CP932 and EUC-JP both "decode" most EUC-JP text, CP932 into
+    half-width katakana (本日のご案内 -> ﾋﾜﾆ...): of the two readings, the one with fewer
+    half-width kana is the text."""
+    sjis, euc = _try(data, ["cp932"]), _try(data, ["euc_jp"])
+    if sjis is None or euc is None:
+        return sjis if sjis is not None else euc
+    return euc if len(_HALFWIDTH_KANA.findall(euc)) < len(_HALFWIDTH_KANA.findall(sjis)) else sjis
 
 
 def decode_header_value(value) -> str:
@@ -156,7 +205,31 @@ def _parts(msg: Message):
             csvs.append((filename or "recipients.csv", payload))
         elif ctype == "text/plain" and text is None and "attachment" not in disposition:
             text = decode_text(payload, part.get_content_charset())
+            if str(part.get_param("format") or "").lower() == "flowed":
+                text = unflow(text, delsp=str(part.get_param("delsp") or "").lower() == "yes")
     return text, csvs
+
+
+def unflow(text: str, delsp: bool = False) -> str:
+    """RFC 3676 format=flowed text (Thunderbird's and many phones' default) as its writer typed it:
+    a line ending in a space continues on the next (with delsp=yes that space was added by the
+    wrap and goes; Japanese text is wrapped between characters that way), a leading space is
+    stuffing. Read literally, a long `subject:` line came apart into a cut subject and a stray
+    line, and the campaign text kept the mailer's wraps as hard line breaks."""
+    out: list[str] = []
+    joining = False
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if line.startswith(" "):
+            line = line[1:]
+        flowed = line.endswith(" ") and line != "-- "
+        if flowed and delsp:
+            line = line[:-1]
+        if joining:
+            out[-1] += line
+        else:
+            out.append(line)
+        joining = flowed
+    return "\n".join(out)
 
 
 def parse_body(text: str, req: Request) -> None:
@@ -426,13 +499,13 @@ def send_reply(cfg, req: Request, text: str) -> bool:
 
 
 def host_fault(exc: BaseException) -> bool:
-    """Faults of this host (the queue locked or unwritable, the disk full), not of the mail: the
-    MTA should keep the mail and retry (exit 75)."""
+    """Faults of this host (the queue locked or unwritable, the disk full, a config we cannot send
+    with), not of the mail: the MTA should keep the mail and retry (exit 75)."""
     import sqlite3
 
-    from ..core.errors import LockedError, StoreError
+    from ..core.errors import ConfigError, LockedError, StoreError
 
-    return isinstance(exc, (OSError, sqlite3.Error, LockedError, StoreError, MemoryError))
+    return isinstance(exc, (OSError, sqlite3.Error, LockedError, StoreError, MemoryError, ConfigError))
 
 
 def process_request(cfg, raw: bytes, *, reply: bool = True, now: float | None = None) -> IntakeResult:

@@ -123,7 +123,9 @@ CREATE TABLE IF NOT EXISTS intake_seen (
 );
 """
 # columns added after the first release: (table, column, definition)
-_MIGRATIONS = (("jobs", "held", "INTEGER NOT NULL DEFAULT 0"),)
+_MIGRATIONS = (("jobs", "held", "INTEGER NOT NULL DEFAULT 0"),
+               # set by `send cancel`: a running daemon drops the job's rows it fetched already
+               ("jobs", "cancelled", "INTEGER NOT NULL DEFAULT 0"))
 
 _INSERT_JOB = """
 INSERT INTO jobs (name, subject, body, from_address, from_name, source, requester, request_key, created_at)
@@ -156,7 +158,7 @@ SELECT id, job_id, address, domain, carrier, attempts FROM recipients
 WHERE state = 'queued' AND carrier = ? AND id > ? AND {_NOT_HELD}
 ORDER BY id LIMIT ?
 """
-_HELD_JOBS = "SELECT job_id FROM jobs WHERE held = 1"
+_HELD_JOBS = "SELECT job_id FROM jobs WHERE held = 1 OR cancelled = 1"
 _NEXT_DEFERRED = f"SELECT MIN(next_attempt_at) FROM recipients WHERE state = 'deferred' AND {_NOT_HELD}"
 _FINISH = """
 UPDATE recipients SET state = ?, attempts = attempts + 1, last_attempt_at = ?, updated_at = ?,
@@ -509,9 +511,11 @@ class Queue:
         """Every queued or deferred row of the job -> skipped (reason `cancelled`); returns how many."""
         self.job(job_id)
         now = time.time() if now is None else now
-        return self._con().execute(
-            "UPDATE recipients SET state = 'skipped', reason = 'cancelled', updated_at = ? "
-            "WHERE job_id = ? AND state IN ('queued', 'deferred')", (now, job_id)).rowcount
+        with self._transaction() as con:
+            con.execute("UPDATE jobs SET cancelled = 1 WHERE job_id = ?", (job_id,))
+            return con.execute(
+                "UPDATE recipients SET state = 'skipped', reason = 'cancelled', updated_at = ? "
+                "WHERE job_id = ? AND state IN ('queued', 'deferred')", (now, job_id)).rowcount
 
     def retry_now(self, job_id: int | None = None, now: float | None = None) -> int:
         """Deferred rows (of one job or all) become due now; returns how many."""
@@ -555,7 +559,15 @@ class Queue:
         rows = self.due_deferred(carrier, now, limit)
         return rows + self.due_queued(carrier, 0, limit - len(rows)) if len(rows) < limit else rows
 
+    def skipped_as_suppressed(self) -> bool:
+        """Whether any row was ever skipped because its address was on the suppression list: the
+        sender's own evidence that a list existed."""
+        return self._con().execute(
+            "SELECT 1 FROM recipients WHERE state = 'skipped' AND reason = 'suppressed' LIMIT 1").fetchone() is not None
+
     def held_jobs(self) -> set[int]:
+        """Jobs none of whose rows may start: held, or cancelled (a daemon drops the rows of
+        these it fetched before)."""
         return {r[0] for r in self._con().execute(_HELD_JOBS)}
 
     def next_deferred_at(self) -> float | None:

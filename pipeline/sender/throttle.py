@@ -12,6 +12,14 @@ sends occupy a window at any time, so however long each SMTP dialogue takes, no 
 can see more than `count` messages in any `interval`-second span. Over a long backlog the rate is
 `count / (interval + time per send)`, i.e. within a few per mille of the configured rate.
 
+Time: the windows, pauses and rate recovery run on `monotonic` (time.monotonic in the daemon),
+so a step of the wall clock (NTP, a VM resumed, an operator's `date -s`) neither empties a window
+(a step forward would let a second burst through at once) nor stalls it (a step back would hold
+every slot for the length of the step). The wall clock (`clock`) serves the quiet minutes (local
+time of day) and the values that outlive the process: the attempt log and the saved pause/rate
+state are wall times, converted at `restore` and `on_state`. Without `monotonic`, `clock` is
+used for both (tests with one fake clock).
+
 After a rate-limit reply (421, "too many", ...) the carrier's count is multiplied by
 `reduce_factor` (down to one send per window at least), then grows back linearly to the full
 count over `recovery` seconds. With `pacing`, sends of a carrier start at least interval/count
@@ -63,6 +71,7 @@ class Throttle:
         quiet_carriers: list[str] | None = None,
         tz: ZoneInfo | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] | None = None,
         pacing: bool = False,
         reduce_factor: float = 0.5,
         recovery: float = 600.0,
@@ -74,6 +83,7 @@ class Throttle:
         self.quiet_carriers = set(quiet_carriers or [])
         self.tz = tz or ZoneInfo("UTC")
         self.clock = clock
+        self.monotonic = monotonic or clock
         self.pacing = pacing
         self.reduce_factor = float(reduce_factor)
         self.recovery = float(recovery)
@@ -87,9 +97,22 @@ class Throttle:
         self._factor: dict[str, tuple[float, float]] = {}   # carrier -> (factor, since when)
         self._last_start: dict[str, float] = {}
         self._tokens = itertools.count(1)
+        # sends a crashed daemon may have made without recording them: (how many, ended when)
+        self._unrecorded: tuple[int, float] | None = None
+        self._seeded: set[str] = set()
+        # (every time above is on the monotonic clock)
+
+    def _offset(self) -> float:
+        """wall - monotonic, now: converts between the two at the edges (restore, saved state)."""
+        return self.clock() - self.monotonic()
+
+    def _mono(self, wall: float | None) -> float:
+        """A wall time (or now, for None) on the monotonic clock."""
+        return self.monotonic() if wall is None else float(wall) - self._offset()
 
     @classmethod
-    def from_config(cls, sender, tz: ZoneInfo | None = None, clock=time.time, on_state=None) -> "Throttle":
+    def from_config(cls, sender, tz: ZoneInfo | None = None, clock=time.time, on_state=None,
+                    monotonic=None) -> "Throttle":
         get = sender.get if isinstance(sender, dict) else (lambda k, d=None: getattr(sender, k, d))
         rates = {c: Rate.parse(v, f"sender.rates.{c}") for c, v in (get("rates", {}) or {}).items()}
         return cls(
@@ -99,6 +122,7 @@ class Throttle:
             quiet_carriers=list(get("quiet_carriers", []) or []),
             tz=tz,
             clock=clock,
+            monotonic=monotonic,
             pacing=bool(get("pacing", False)),
             reduce_factor=float(get("rate_limit_factor", 0.5)),
             recovery=float(get("rate_recovery", 600.0)),
@@ -113,33 +137,55 @@ class Throttle:
         """Re-create the windows from the attempt log ((carrier, started, ended) rows) and the
         saved pause/rate state, so a restarted daemon honours what the last one sent."""
         with self._lock:
+            offset = self._offset()
             for carrier, started, ended in sorted(attempts, key=lambda a: a[2]):
-                self._ended.setdefault(carrier, deque()).append(float(ended))
-                self._last_start[carrier] = max(self._last_start.get(carrier, 0.0), float(started))
+                self._ended.setdefault(carrier, deque()).append(float(ended) - offset)
+                self._last_start[carrier] = max(self._last_start.get(carrier, float("-inf")),
+                                                float(started) - offset)
             for carrier, (paused_until, factor, factor_at) in states.items():
-                self._paused_until[carrier] = float(paused_until)
+                self._paused_until[carrier] = float(paused_until) - offset
                 if factor < 1.0:
-                    self._factor[carrier] = (float(factor), float(factor_at))
+                    self._factor[carrier] = (float(factor), float(factor_at) - offset)
+
+    def assume_unrecorded(self, n: int) -> None:
+        """The last daemon stopped without recording its last results (kill -9, power loss): up to
+        `n` sends of any carrier may have reached a server without a row in the attempt log. Count
+        `n` sends, ended now, in every carrier's window, so its first window after the restart
+        holds them too (at-least-once re-sends them, and the server already counted them)."""
+        with self._lock:
+            self._unrecorded = (max(0, int(n)), self.monotonic())
+            self._seeded.clear()
 
     # ------------------------------------------------------------------ queries
     def factor(self, carrier: str, now: float | None = None) -> float:
-        """The fraction of the configured count allowed now (1.0 unless recently rate-limited)."""
+        """The fraction of the configured count allowed at wall time `now` (default: now; 1.0
+        unless recently rate-limited)."""
+        return self._factor_at(carrier, self._mono(now))
+
+    def _factor_at(self, carrier: str, now: float) -> float:
         f = self._factor.get(carrier)
         if f is None:
             return 1.0
-        now = self.clock() if now is None else now
         if self.recovery <= 0:
             return 1.0
         return min(1.0, f[0] + max(0.0, now - f[1]) / self.recovery)
 
     def effective_count(self, carrier: str, now: float | None = None) -> int:
+        """The count allowed per interval at wall time `now` (default: now)."""
+        return self._count_at(carrier, self._mono(now))
+
+    def _count_at(self, carrier: str, mono_now: float) -> int:
         rate = self.rate_for(carrier)
-        return max(1, math.floor(rate.count * self.factor(carrier, now) + 1e-9))
+        return max(1, math.floor(rate.count * self._factor_at(carrier, mono_now) + 1e-9))
 
     def _ended_holding(self, carrier: str, now: float) -> deque:
         ended = self._ended.get(carrier)
         if ended is None:
             ended = self._ended[carrier] = deque()
+        if self._unrecorded is not None and carrier not in self._seeded:
+            self._seeded.add(carrier)
+            n, at = self._unrecorded
+            ended = self._ended[carrier] = deque(sorted([*ended, *[at] * n]))
         expiry = now - self.rate_for(carrier).interval
         while ended and ended[0] <= expiry:
             ended.popleft()
@@ -160,17 +206,18 @@ class Throttle:
         return 0.0
 
     def wait_time(self, carrier: str, now: float | None = None) -> float | None:
-        """0 when a send may start now; seconds to wait when known; None = wait for a release."""
+        """0 when a send may start now; seconds to wait when known; None = wait for a release.
+        `now`: the wall time (default: now)."""
         with self._lock:
-            now = self.clock() if now is None else now
-            return self._wait_locked(carrier, now)
+            return self._wait_locked(carrier, self.clock() if now is None else now, self._mono(now))
 
-    def _wait_locked(self, carrier: str, now: float) -> float | None:
-        waits = [self._paused_until.get(carrier, 0.0) - now, self.in_quiet_period(carrier, now)]
+    def _wait_locked(self, carrier: str, wall: float, now: float) -> float | None:
+        """`wall` for the quiet minutes, `now` (monotonic) for everything else."""
+        waits = [self._paused_until.get(carrier, float("-inf")) - now, self.in_quiet_period(carrier, wall)]
         rate = self.rate_for(carrier)
-        count = self.effective_count(carrier, now)
+        count = self._count_at(carrier, now)
         if self.pacing:
-            waits.append(self._last_start.get(carrier, 0.0) + rate.interval / count - now)
+            waits.append(self._last_start.get(carrier, float("-inf")) + rate.interval / count - now)
         ended = self._ended_holding(carrier, now)
         running = len(self._running.get(carrier, ()))
         if running + len(ended) >= count:
@@ -185,8 +232,8 @@ class Throttle:
     def try_acquire(self, carrier: str) -> int | None:
         """A token when a send may start now (the slot is taken), else None."""
         with self._lock:
-            now = self.clock()
-            if self._wait_locked(carrier, now) != 0.0:
+            now = self.monotonic()
+            if self._wait_locked(carrier, self.clock(), now) != 0.0:
                 return None
             token = next(self._tokens)
             self._running.setdefault(carrier, set()).add(token)
@@ -196,12 +243,12 @@ class Throttle:
     def release(self, carrier: str, token: int) -> None:
         """The send with this token is over (whatever its result): its hold starts now."""
         with self._lock:
-            now = self.clock()
+            now = self.monotonic()
             running = self._running.get(carrier, set())
             if token in running:
                 running.discard(token)
                 ended = self._ended.setdefault(carrier, deque())
-                if ended and ended[-1] > now:  # a clock step backwards: keep the deque sorted
+                if ended and ended[-1] > now:  # (a restored end ahead of now): keep the deque sorted
                     ended.append(ended[-1])
                 else:
                     ended.append(now)
@@ -214,32 +261,37 @@ class Throttle:
     def pause(self, carrier: str, seconds: float) -> None:
         """Start nothing for this carrier for `seconds` (no rate reduction)."""
         with self._lock:
-            until = self.clock() + seconds
-            self._paused_until[carrier] = max(self._paused_until.get(carrier, 0.0), until)
+            until = self.monotonic() + seconds
+            self._paused_until[carrier] = max(self._paused_until.get(carrier, float("-inf")), until)
             self._save(carrier)
 
     def rate_limited(self, carrier: str, pause_seconds: float) -> tuple[float, int]:
         """A rate-limit reply from this carrier: pause it and reduce its count. Returns
-        (paused until, new effective count)."""
+        (paused until as a wall time, new effective count)."""
         with self._lock:
-            now = self.clock()
-            self._paused_until[carrier] = max(self._paused_until.get(carrier, 0.0), now + pause_seconds)
-            new = max(self.factor(carrier, now) * self.reduce_factor, 1.0 / self.rate_for(carrier).count)
+            now = self.monotonic()
+            self._paused_until[carrier] = max(self._paused_until.get(carrier, float("-inf")), now + pause_seconds)
+            new = max(self._factor_at(carrier, now) * self.reduce_factor, 1.0 / self.rate_for(carrier).count)
             self._factor[carrier] = (min(new, 1.0), now)
             self._save(carrier)
-            return self._paused_until[carrier], self.effective_count(carrier, now)
+            return self._paused_until[carrier] + self._offset(), self._count_at(carrier, now)
 
     def _save(self, carrier: str) -> None:
-        if self.on_state is not None:
-            f = self._factor.get(carrier, (1.0, 0.0))
-            self.on_state(carrier, self._paused_until.get(carrier, 0.0), f[0], f[1])
+        if self.on_state is not None:   # saved as wall times: they outlive this process's monotonic clock
+            offset = self._offset()
+            paused = self._paused_until.get(carrier)
+            f = self._factor.get(carrier)
+            self.on_state(carrier, 0.0 if paused is None else paused + offset,
+                          1.0 if f is None else f[0], 0.0 if f is None else f[1] + offset)
 
     def paused_until(self, carrier: str) -> float:
-        return self._paused_until.get(carrier, 0.0)
+        """The wall time the carrier's pause ends (0.0: never paused)."""
+        paused = self._paused_until.get(carrier)
+        return 0.0 if paused is None else paused + self._offset()
 
     def recent_count(self, carrier: str) -> int:
         with self._lock:
-            return len(self._running.get(carrier, ())) + len(self._ended_holding(carrier, self.clock()))
+            return len(self._running.get(carrier, ())) + len(self._ended_holding(carrier, self.monotonic()))
 
     def longest_interval(self) -> float:
         return max([self.default.interval, *(r.interval for r in self.rates.values())])
