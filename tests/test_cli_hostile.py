@@ -678,3 +678,35 @@ def test_hostile_data_dir_with_json(world, path, case):
 
 def test_json_commands_are_found():
     assert {"suppress", "suppression list", "suppression show", "clean", "report"} <= set(JSON_COMMANDS)
+
+
+# ----------------------------------------------------------------------------- an operator's mistakes
+# Cases the walk above does not make: the console process itself (signals, standard output),
+# bytes that are not UTF-8, a full disk, a config saved by Notepad, --quiet under cron.
+def invoke_world(world: World, *args, stdin: bytes = b"", global_args=None):
+    """The command on the world's config, with the checks every case shares."""
+    result, leftovers = run_case(world, global_args or ["--config", str(world.config)], list(args), stdin=stdin)
+    check(" ".join(a for a in args[:2] if not a.startswith("-")), "probe", result, leftovers)
+    return result
+
+
+@pytest.mark.parametrize("args", [
+    ["ingest", "{inputs}/log\udcff\udcfe.txt"],        # a Shift_JIS file name, as Python hands it on
+    ["export", "{out}/out\udcff.csv"],
+    ["report", "--out", "{out}/r\udcff"],
+    ["classify", "550 unknown \udcff user"],
+])
+def test_an_argument_that_is_not_utf8_is_a_usage_error_naming_it(world, args):
+    """Bytes that are not UTF-8 in an argument stop the command before it reads or writes anything
+    (exit 2, the argument shown with its bytes), not an encoding error half-way (exit 70)."""
+    (world.inputs / "log\udcff\udcfe.txt").write_bytes((SAMPLES / "qmail" / "current").read_bytes())
+    args = [a.replace("{inputs}", str(world.inputs)) for a in args]
+    result = invoke_world(world, *args)
+    assert result.exit_code == 2, result.output
+    assert "\\xff" in result.stderr and "not UTF-8" in result.stderr, result.stderr
+
+
+def test_a_glob_matching_a_name_that_is_not_utf8_names_the_file(world):
+    (world.inputs / "mail.log\udcff").write_bytes((SAMPLES / "qmail" / "current").read_bytes())
+    result = invoke_world(world, "ingest", f"{world.inputs}/mail.log*")
+    assert result.exit_code == 1 and "mail.log\\xff" in result.stderr and "not UTF-8" in result.stderr, result.stderr

@@ -225,6 +225,8 @@ class Group(click.Group):
         return cmd_name, command, rest
 
     def make_context(self, info_name, args, parent=None, **extra):
+        if parent is None:
+            check_utf8_arguments(args)
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except ValueError as exc:
@@ -261,6 +263,34 @@ def nul_in_argument(exc: ValueError) -> Exception:
     if "null byte" in str(exc):
         return click.UsageError("an argument holds a NUL character: file names and options cannot")
     return exc
+
+
+# The environment variables of the global options (their values reach the commands as arguments do).
+OPTION_ENV = ("MAILHYGIENE_CONFIG", "MAILHYGIENE_DATA_DIR", "MAILHYGIENE_TIMEZONE")
+
+
+def check_utf8_arguments(args) -> None:
+    """UsageError (exit 2, before anything is read or written) when an argument, or the value of
+    a global option's environment variable, is not UTF-8: Python hands such bytes on as lone
+    surrogates (a Shift_JIS or Latin-1 file name), which no file the tool writes (Parquet, JSON,
+    CSV) and no DuckDB query can carry, so the command would fail half-way with an encoding error."""
+    given = [(f"argument {i}", a) for i, a in enumerate(args, 1) if isinstance(a, str)]
+    given += [(f"${name}", os.environ[name]) for name in OPTION_ENV if name in os.environ]
+    for where, value in given:
+        if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+            shown = os.fsencode(value).decode("ascii", "backslashreplace") if _fs_roundtrips(value) else printable(value)
+            raise click.UsageError(
+                f"{where} '{shown}' is not UTF-8 text (a file name in another encoding, e.g. Shift_JIS?): "
+                "mailhygiene reads names and text as UTF-8. Rename the file (e.g. `convmv -f sjis -t utf8 "
+                "--notest FILE`), or give a log on standard input (`mailhygiene ingest - < FILE`)")
+
+
+def _fs_roundtrips(value: str) -> bool:
+    try:
+        os.fsencode(value)
+        return True
+    except UnicodeError:
+        return False
 
 
 EX_SOFTWARE = 70  # sysexits.h: internal software error

@@ -427,6 +427,11 @@ def expand_paths(patterns: list[str], unmatched: list[str] | None = None) -> lis
                 if glob.has_magic(pattern):
                     continue
                 raise InputError(f"{p} does not exist")
+            if any(0xDC80 <= ord(ch) <= 0xDCFF for ch in m):  # bytes that are not UTF-8 (surrogateescape)
+                shown = os.fsencode(m).decode("ascii", "backslashreplace")
+                raise InputError(f"{pattern} matches {shown}, whose name is not UTF-8 (Shift_JIS?): the store "
+                                 "keeps each event's file name as UTF-8. Rename it (e.g. `convmv -f sjis -t utf8 "
+                                 "--notest FILE`), or give it on standard input (`mailhygiene ingest - < FILE`)")
             found[str(p.resolve())] = p
     return sorted(found.values(), key=_age_key)
 
