@@ -710,3 +710,66 @@ def test_a_glob_matching_a_name_that_is_not_utf8_names_the_file(world):
     (world.inputs / "mail.log\udcff").write_bytes((SAMPLES / "qmail" / "current").read_bytes())
     result = invoke_world(world, "ingest", f"{world.inputs}/mail.log*")
     assert result.exit_code == 1 and "mail.log\\xff" in result.stderr and "not UTF-8" in result.stderr, result.stderr
+
+
+@contextmanager
+def full_filesystem(path: Path, size: str = "4m"):
+    """A small tmpfs at `path` (root only; skipped loudly elsewhere), to be filled by the caller
+    with fill()."""
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("SKIPPED LOUDLY: a full file system needs a tmpfs mount (root)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Take every free byte of the file system holding `path`."""
+    with open(path / "filler", "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    for _ in range(64):  # and the last fragments: small files until not even one byte fits
+        try:
+            with open(path / f"crumb{_}", "wb") as fh:
+                fh.write(b"\0" * 512)
+        except OSError:
+            break
+
+
+@pytest.mark.parametrize("args", [
+    ["export", "{full}/out.csv"],
+    ["export", "{full}/out.csv", "--excel"],
+    ["export", "{full}/out.parquet", "--format", "parquet"],
+    ["export", "--filtered", "{full}/f.csv", "--allow-empty"],
+])
+def test_an_export_onto_a_full_disk_says_so(world, args):
+    """DuckDB's COPY ... TO a full disk is `Error: cannot write FILE: No space left on device`
+    (exit 1, no temp file), not an internal error (70)."""
+    with full_filesystem(world.base / "full") as full:
+        fill(full)
+        result = invoke_world(world, *[a.replace("{full}", str(full)) for a in args])
+        assert result.exit_code == 1, result.output
+        assert "No space left on device" in result.stderr and str(full) in result.stderr, result.stderr
+        assert not [p.name for p in full.iterdir() if not p.name.startswith(("filler", "crumb"))]
+
+
+def test_a_list_change_on_a_full_disk_says_so_and_keeps_the_list(world):
+    with full_filesystem(world.base / "full", size="8m") as full:
+        shutil.copytree(world.data, full / "data")
+        config = write_good_config(world.base / "full.toml", full / "data", world.log)
+        before = snapshot(full / "data" / "suppression")
+        fill(full)
+        for args in (["suppression", "add", "new.one@docomo.ne.jp"],
+                     ["suppression", "release", "complainer@au.com"]):
+            result = invoke_world(world, *args, global_args=["--config", str(config)])
+            assert result.exit_code == 1 and "No space left on device" in result.stderr, result.output
+            assert snapshot(full / "data" / "suppression") == before

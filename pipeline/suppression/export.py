@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from ..core.config import ExportSettings
 from ..core.errors import InputError, NoDataError
-from ..core.fsutil import atomic_file, atomic_path
+from ..core.fsutil import atomic_file, atomic_path, engine_writes
 from .rule import parse_as_of
 from .store import SuppressionStore, reading, run_block
 
@@ -134,7 +134,8 @@ def _write(con, block: str, params: dict, target: Path | None, *, excel: bool,
         return
     raw = target.with_name(f".{target.name}.{os.getpid()}.raw")
     try:
-        run_block(con, block, {**params, "path": str(raw)})
+        with engine_writes(target):
+            run_block(con, block, {**params, "path": str(raw)})
         with atomic_file(target, "wb") as fh, open(raw, "rb") as src:
             fh.write(BOM)
             shutil.copyfileobj(src, fh)
