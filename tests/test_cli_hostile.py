@@ -773,3 +773,41 @@ def test_a_list_change_on_a_full_disk_says_so_and_keeps_the_list(world):
             result = invoke_world(world, *args, global_args=["--config", str(config)])
             assert result.exit_code == 1 and "No space left on device" in result.stderr, result.output
             assert snapshot(full / "data" / "suppression") == before
+
+
+def console(world: World, *args, stdout=None, **kwargs):
+    """The console command itself (pipeline.cli.main, as `mailhygiene` runs it) in a subprocess."""
+    import subprocess
+    import sys
+
+    from fixtures import CLI, OPERATOR_ENV
+
+    env = {k: v for k, v in os.environ.items() if k not in (*OPERATOR_ENV, "MAILHYGIENE_DEBUG")}
+    return subprocess.run([sys.executable, "-c", CLI, "--config", str(world.config), *args], stdout=stdout,
+                          stderr=subprocess.PIPE, text=True, env=env, cwd=world.base, timeout=HANG_SECONDS,
+                          **kwargs)
+
+
+@pytest.mark.parametrize("args", [["export", "-"], ["export", "-", "--excel"], ["suppression", "list"],
+                                  ["suppression", "list", "--json"], ["report", "--json"], ["config", "show"],
+                                  ["classify", "550 Unknown user"], ["suppress", "--dry-run", "--json"]])
+def test_standard_output_on_a_full_device_is_an_error_not_a_bug(world, args):
+    """`> /dev/full` (a full disk under `> file`): `Error: cannot write to standard output`, exit 1,
+    not `internal error` (70): the output a script waits for is incomplete."""
+    with open("/dev/full", "w") as full:
+        r = console(world, *args, stdout=full)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("Error: cannot write to standard output: No space left on device"), r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args", [["suppression", "list"], ["config", "show"], ["report"], ["export", "-"]])
+def test_a_closed_standard_output_is_no_traceback(world, args):
+    """Started with standard output closed (`>&-`): no traceback at exit; `export -` refuses (exit
+    1: nothing was exported) rather than pretend."""
+    r = console(world, *args, pass_fds=(), preexec_fn=lambda: os.close(1))
+    assert "Traceback" not in r.stderr, r.stderr
+    if args[0] == "export":
+        assert r.returncode == 1 and r.stderr.startswith("Error: standard output is closed"), r.stderr
+    else:
+        assert r.returncode == 0 and r.stderr == "", r.stderr

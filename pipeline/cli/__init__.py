@@ -248,6 +248,10 @@ class Group(click.Group):
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # `mailhygiene export - | head`: click's main() ends quietly
+            if writing_stdout(exc):  # `> /dev/full`, a full disk under `> file`: the output is lost
+                say_error(f"cannot write to standard output: {exc.strerror or exc} (the output is incomplete: "
+                          "free some space where it goes, or send it elsewhere)")
+                ctx.exit(1)
             internal_error(ctx, exc)
         except ValueError as exc:
             if "null byte" not in str(exc):
@@ -255,6 +259,27 @@ class Group(click.Group):
             raise nul_in_argument(exc) from None
         except Exception as exc:  # the safety net: a bug, said in one line, never a bare traceback
             internal_error(ctx, exc)
+
+
+def writing_stdout(exc: BaseException) -> bool:
+    """Whether `exc` was raised writing standard output (click.echo, the export's copy to `-`):
+    one of the frames it passed through holds sys.stdout or its binary buffer."""
+    streams = [s for s in (sys.stdout, sys.__stdout__) if s is not None]
+    streams += [s.buffer for s in list(streams) if hasattr(s, "buffer")]
+    tb = exc.__traceback__
+    while tb is not None:
+        if any(value is stream for value in tb.tb_frame.f_locals.values() for stream in streams):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def say_error(message: str) -> None:
+    """The `Error:` line on stderr, when stderr can take it."""
+    try:
+        click.echo(f"Error: {message}", err=True)
+    except OSError:
+        pass
 
 
 def nul_in_argument(exc: ValueError) -> Exception:
@@ -401,11 +426,30 @@ def main() -> None:
     """The console script: the command, then a quick exit (see _exit_now)."""
     global _CONSOLE
     _CONSOLE = True
+    _fill_closed_std_fds()
     try:
         cli(prog_name="mailhygiene")
     except SystemExit as exc:
         _exit_now(exc.code)
     _exit_now(0)
+
+
+def _fill_closed_std_fds() -> None:
+    """Started with standard input, output or error closed (`mailhygiene ... >&-`, a daemon's
+    `exec >&-`): /dev/null takes the descriptor, so no file the command opens later (a Parquet
+    file, the queue database) becomes descriptor 1 or 2 and receives what is printed. Python
+    leaves sys.stdout (sys.stderr) None then: prints go nowhere, `export -` refuses."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+            except OSError:
+                return
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def _exit_now(code) -> None:
@@ -430,7 +474,8 @@ def _exit_now(code) -> None:
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # None: started with that descriptor closed (_fill_closed_std_fds)
+                stream.flush()
         except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said there
             pass
     os._exit(status)

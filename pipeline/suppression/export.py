@@ -118,6 +118,8 @@ def _require_data_dir(store: SuppressionStore) -> None:
 def _write(con, block: str, params: dict, target: Path | None, *, excel: bool,
            out: BinaryIO | None) -> None:
     if target is None:  # standard output: DuckDB writes a private temp file that is copied out
+        if out is None and sys.stdout is None:  # started with it closed (`>&-`)
+            raise InputError("standard output is closed: nothing written; give a file path instead of -")
         stream = out if out is not None else sys.stdout.buffer
         with tempfile.TemporaryDirectory(prefix="mailhygiene-export-") as tmp:
             raw = Path(tmp) / "export"
