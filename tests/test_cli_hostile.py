@@ -811,3 +811,38 @@ def test_a_closed_standard_output_is_no_traceback(world, args):
         assert r.returncode == 1 and r.stderr.startswith("Error: standard output is closed"), r.stderr
     else:
         assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does(world):
+    """SIGTERM (systemd stopping the unit, `kill`, a timeout) ends a command as Ctrl-C does: exit
+    143 with `Terminated:` on stderr (not a silent death by the signal), no temp file, every data
+    file whole, and the next run does the work. Here the ingest waits for the ingest lock another
+    run holds: a moment the test can see (the wait is announced on stderr)."""
+    import fcntl
+    import subprocess
+    import sys
+
+    from fixtures import CLI
+
+    log = SAMPLES / "postfix" / "mail.log"
+    args = [sys.executable, "-c", CLI, "--config", str(world.config), "ingest", "--reread", str(log)]
+    before = snapshot(world.data)
+    with open(world.data / "state" / "ingest.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=world.base)
+        try:
+            with alarm(HANG_SECONDS):
+                first = p.stderr.readline()
+            assert "waiting" in first, first
+            p.terminate()
+            out, err = p.communicate(timeout=HANG_SECONDS)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    assert p.returncode == 143, (first, err)
+    assert "Terminated: what was stored before stays" in err and "Traceback" not in err, err
+    after = snapshot(world.data)
+    assert not [n for n in after if n.endswith(".tmp")], after
+    assert {n: h for n, h in after.items() if not is_lock(n)} == {n: h for n, h in before.items() if not is_lock(n)}
+    r = subprocess.run(args, capture_output=True, text=True, cwd=world.base, timeout=HANG_SECONDS)
+    assert r.returncode == 0 and "already stored" in r.stdout, r.stderr

@@ -240,11 +240,13 @@ class Group(click.Group):
             ctx.exit(getattr(exc, "exit_code", 1))
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # click's own: usage errors (exit 2), ctx.exit(n)
-        except KeyboardInterrupt:
-            # Ctrl-C: what was committed stays (every write is atomic, positions go with it);
-            # exit 130 as a shell's own commands do, not click's "Aborted!" with 1
-            click.echo("\nInterrupted: what was stored before stays; run the command again to go on.", err=True)
-            ctx.exit(EX_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            # Ctrl-C (or SIGTERM: Terminated): what was committed stays (every write is atomic,
+            # positions go with it, temp files are removed on the way out); exit 130 (143) as a
+            # shell's own commands do, not click's "Aborted!" with 1
+            word = "Terminated" if isinstance(exc, Terminated) else "Interrupted"
+            say_error_line(f"\n{word}: what was stored before stays; run the command again to go on.")
+            ctx.exit(EX_TERMINATED if isinstance(exc, Terminated) else EX_INTERRUPTED)
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # `mailhygiene export - | head`: click's main() ends quietly
@@ -276,10 +278,25 @@ def writing_stdout(exc: BaseException) -> bool:
 
 def say_error(message: str) -> None:
     """The `Error:` line on stderr, when stderr can take it."""
+    say_error_line(f"Error: {message}")
+
+
+def say_error_line(line: str) -> None:
     try:
-        click.echo(f"Error: {message}", err=True)
+        click.echo(line, err=True)
     except OSError:
         pass
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (systemd stopping a unit, `kill PID`, a timeout) in the console command: raised
+    where the process is, as Ctrl-C's KeyboardInterrupt is, so every atomic write removes its
+    temp file and the command ends like an interrupted one (exit 143). Commands that stop
+    gracefully on SIGTERM (watch, send daemon) install their own handler."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 def nul_in_argument(exc: ValueError) -> Exception:
@@ -320,6 +337,7 @@ def _fs_roundtrips(value: str) -> bool:
 
 EX_SOFTWARE = 70  # sysexits.h: internal software error
 EX_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
+EX_TERMINATED = 143  # 128 + SIGTERM
 DEBUG_ENV = "MAILHYGIENE_DEBUG"
 
 
@@ -427,6 +445,10 @@ def main() -> None:
     global _CONSOLE
     _CONSOLE = True
     _fill_closed_std_fds()
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # SIG_IGN (nohup-like parents): left as it is
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         cli(prog_name="mailhygiene")
     except SystemExit as exc:
