@@ -846,3 +846,14 @@ def test_sigterm_ends_a_command_as_ctrl_c_does(world):
     assert {n: h for n, h in after.items() if not is_lock(n)} == {n: h for n, h in before.items() if not is_lock(n)}
     r = subprocess.run(args, capture_output=True, text=True, cwd=world.base, timeout=HANG_SECONDS)
     assert r.returncode == 0 and "already stored" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("mail", [b"", b"Subject: hello\n\nnot a bounce\n"])
+def test_bounces_of_a_mail_without_from_shows_no_traceback(world, mail):
+    """A mail without From (or no mail at all) piped to `bounces`: one line saying it was
+    ignored, no traceback from a bounce detector's logger on stderr (Postfix mails stderr back)."""
+    import subprocess
+
+    r = console(world, "bounces", input=mail.decode(), stdout=subprocess.PIPE)
+    assert r.returncode == 0 and "not a bounce" in r.stdout, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "flufl" not in r.stderr, r.stderr
