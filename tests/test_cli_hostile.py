@@ -857,3 +857,14 @@ def test_bounces_of_a_mail_without_from_shows_no_traceback(world, mail):
     r = console(world, "bounces", input=mail.decode(), stdout=subprocess.PIPE)
     assert r.returncode == 0 and "not a bounce" in r.stdout, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr and "flufl" not in r.stderr, r.stderr
+
+
+def test_a_config_saved_with_a_bom_is_read(world):
+    """Notepad's "UTF-8 with BOM": the file is read as written, not refused with 'Invalid
+    statement (at line 1, column 1)', which does not say what is wrong."""
+    conf = world.base / "bom.toml"
+    conf.write_bytes(b"\xef\xbb\xbf" + world.config.read_bytes().replace(b"\n", b"\r\n"))
+    result = invoke_world(world, "config", "show", "--json", global_args=["--config", str(conf)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["data_dir"] == str(world.data) and doc["sender"]["from_name"] == "配信センター"

@@ -537,6 +537,9 @@ def read_toml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path} is not UTF-8 text (bad byte at offset {exc.start}): "
                           "save it as UTF-8") from None
+    # Notepad (Windows 10 before 1903, and "UTF-8 with BOM" since) starts the file with a BOM,
+    # which TOML does not allow: "Invalid statement (at line 1, column 1)" would not say why
+    text = text.removeprefix("\ufeff")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
