@@ -868,3 +868,25 @@ def test_a_config_saved_with_a_bom_is_read(world):
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["data_dir"] == str(world.data) and doc["sender"]["from_name"] == "配信センター"
+
+
+@pytest.mark.parametrize("args", [
+    ["ingest", str(SAMPLES / "qmail" / "current")],
+    ["export", "{out}/list.csv"],
+    ["suppression", "add", "new.one@docomo.ne.jp"],
+    ["suppression", "release", "complainer@au.com"],
+    ["suppression", "repair"],
+    ["suppress"], ["report"], ["prune", "--before", "2000-01-01", "--yes"],
+])
+def test_quiet_prints_nothing_when_all_is_well(world, args):
+    """`mailhygiene --quiet CMD` from cron: no output at all when the run went well (cron mails any)."""
+    result = invoke_world(world, *args, global_args=["--config", str(world.config), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and result.stderr == "", result.output
+
+
+def test_quiet_ingest_still_says_what_went_wrong(world):
+    result = invoke_world(world, "ingest", str(SAMPLES / "qmail" / "current"), f"{world.inputs}/nothing-*.log",
+                          global_args=["--config", str(world.config), "--quiet"])
+    assert result.exit_code == 0 and result.stdout == "", result.output
+    assert "nothing-*.log matched no file" in result.stderr, result.stderr

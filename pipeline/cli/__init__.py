@@ -389,7 +389,8 @@ pass_app = click.make_pass_decorator(AppContext)
                    "(config: timezone; default: this machine's zone).")
 @click.option("-q", "--quiet", is_flag=True,
               help="Print only problems, so cron mails only when something is wrong "
-                   "(clean, suppress, report, prune; see each command's --help).")
+                   "(clean, ingest, suppress, report, prune, export, suppression add|release|repair; "
+                   "see each command's --help).")
 @click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
               help="Language of the terminal summaries and the report (ja = 日本語). "
                    "Default: config report.lang (en).")

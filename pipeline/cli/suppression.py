@@ -257,12 +257,12 @@ def suppression_add(app, address, from_file, ignore_existing, note, lang):
                               ignore_existing=ignore_existing)
     L = app.labels(lang)
     if from_file is None and added:
-        click.echo(L("cli.added", address=added[0]))
+        app.say(L("cli.added", address=added[0]))
     else:
-        click.echo(L("cli.added_many", n=len(added)))
+        app.say(L("cli.added_many", n=len(added)))
     if skipped:
         examples = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
-        click.echo(L("cli.skipped_listed", n=len(skipped), examples=examples))
+        app.say(L("cli.skipped_listed", n=len(skipped), examples=examples))
 
 
 @suppression_group.command("release")
@@ -280,7 +280,7 @@ def suppression_release(app, address, note):
     from ..suppression.store import release
 
     e = release(app.cfg.data_dir, address, note)
-    click.echo(app.labels()("cli.released", address=e["address"]))
+    app.say(app.labels()("cli.released", address=e["address"]))
 
 
 @suppression_group.command("repair")
@@ -301,7 +301,7 @@ def suppression_repair(app):
         click.echo(f"repaired: {before.missing} entr(ies) restored from the history, {before.stale} released "
                    "entr(ies) removed")
     else:
-        click.echo("the list agrees with its history: nothing to repair")
+        app.say("the list agrees with its history: nothing to repair")
 
 
 @click.command("export")
@@ -346,5 +346,5 @@ def export_cmd(app, path, fmt, excel, allow_empty, filtered, days):
                    allow_empty=allow_empty)
         what = "entries"
     if path != "-":  # standard output carries the file alone
-        click.echo(f"wrote {n} {what} to {path}")
+        app.say(f"wrote {n} {what} to {path}")
 
