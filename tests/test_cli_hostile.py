@@ -890,3 +890,19 @@ def test_quiet_ingest_still_says_what_went_wrong(world):
                           global_args=["--config", str(world.config), "--quiet"])
     assert result.exit_code == 0 and result.stdout == "", result.output
     assert "nothing-*.log matched no file" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["suppression", "list"], ["suppression", "list", "--json"], ["suppression", "show", "taro.dead@docomo.ne.jp"],
+    ["suppression", "release", "complainer@au.com"], ["suppression", "repair"],
+    ["prune", "--keep-days", "30", "--yes"],
+])
+def test_a_data_dir_that_does_not_exist_is_said_and_not_created(world, args):
+    """A mistyped --data-dir: `Error: data dir ... does not exist` (exit 1), not "0 suppressed
+    address(es)" / "nothing to delete" (exit 0) that a script takes for an answer, and no
+    directory is left there by the command."""
+    typo = world.base / "dta"
+    result = invoke_world(world, *args, global_args=["--config", str(world.config), "--data-dir", str(typo)])
+    assert result.exit_code == 1, result.output
+    assert f"data dir {typo} does not exist" in result.stderr and result.stdout == "", result.output
+    assert not typo.exists()

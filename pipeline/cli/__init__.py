@@ -100,6 +100,20 @@ class AppContext:
         self.command_args: list[str] = []  # the sub-command and its arguments, as typed
         self._cfg = None
 
+    def stored_cfg(self):
+        """The config, for a command that reads or changes what the data dir holds (the list, the
+        event days): NoDataError when the data dir does not exist, so a mistyped --data-dir or
+        the wrong config is said as such instead of answered with "0 entries" or "nothing to
+        delete" (exit 0), and nothing is created there by a command that then fails."""
+        from ..core.errors import NoDataError
+
+        cfg = self.cfg
+        if not cfg.data_dir.exists():
+            where = f" (data_dir of {cfg.source})" if cfg.source and self.data_dir is None else ""
+            raise NoDataError(f"data dir {cfg.data_dir}{where} does not exist: check --data-dir or the config "
+                              "(a new install stores its first events with `mailhygiene ingest LOGS`)")
+        return cfg
+
     @property
     def cfg(self):
         if self._cfg is None:

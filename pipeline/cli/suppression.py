@@ -135,7 +135,7 @@ def suppression_list(app, limit, as_json, lang):
     """
     from ..suppression.store import entry_json, listing
 
-    cfg = app.cfg
+    cfg = app.stored_cfg()
     with listing(cfg.data_dir, limit or None) as found:  # read as printed: never the whole list at once
         if as_json:  # what app.print_json(list_json(entries)) prints, written piece by piece
             from ..core.jsonout import dumps_pieces
@@ -182,7 +182,7 @@ def suppression_show(app, address, as_json, lang):
     """
     from ..suppression.store import show, show_json
 
-    cfg = app.cfg
+    cfg = app.stored_cfg()
     info = show(cfg.data_dir, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons)
     if as_json:
         app.print_json(show_json(info))
@@ -279,7 +279,7 @@ def suppression_release(app, address, note):
     """
     from ..suppression.store import release
 
-    e = release(app.cfg.data_dir, address, note)
+    e = release(app.stored_cfg().data_dir, address, note)
     app.say(app.labels()("cli.released", address=e["address"]))
 
 
@@ -296,7 +296,7 @@ def suppression_repair(app):
     """
     from ..suppression.store import repair
 
-    before = repair(app.cfg.data_dir)
+    before = repair(app.stored_cfg().data_dir)
     if before.missing or before.stale:
         click.echo(f"repaired: {before.missing} entr(ies) restored from the history, {before.stale} released "
                    "entr(ies) removed")
