@@ -906,3 +906,17 @@ def test_a_data_dir_that_does_not_exist_is_said_and_not_created(world, args):
     assert result.exit_code == 1, result.output
     assert f"data dir {typo} does not exist" in result.stderr and result.stdout == "", result.output
     assert not typo.exists()
+
+
+@pytest.mark.parametrize("args", [["export", ""], ["ingest", ""], ["ingest", "{log}", ""],
+                                  ["suppression", "add", "--from-file", ""]])
+def test_an_empty_file_name_is_said_as_such(world, args):
+    """`mailhygiene export "$OUT"` with OUT unset: a usage error saying the name is empty, not
+    `Error: . is a directory` (the empty name read as the current directory)."""
+    result = invoke_world(world, *args)
+    assert result.exit_code == 2 and "is empty: give a file name" in result.stderr, result.output
+
+
+def test_an_empty_config_name_is_said_as_such(world):
+    result = invoke_world(world, "report", global_args=["--config", ""])
+    assert result.exit_code == 2 and "--config (or $MAILHYGIENE_CONFIG) is empty" in result.stderr, result.output

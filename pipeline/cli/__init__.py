@@ -313,6 +313,13 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+def no_empty_name(value: str | None, what: str) -> None:
+    """UsageError for a file name given as "" (an unset shell variable: `--config "$CONF"`), which
+    would otherwise be read as the current directory and answered with `. is a directory`."""
+    if value is not None and str(value) == "":
+        raise click.UsageError(f"{what} is empty: give a file name (an unset shell variable?)")
+
+
 def nul_in_argument(exc: ValueError) -> Exception:
     """A NUL character in a file name (click's Path checks, os.stat) is a usage error; a real
     command line cannot carry one, a caller in Python can. Other ValueErrors are returned as they are."""
@@ -422,6 +429,7 @@ def cli(ctx, config_path, data_dir, timezone, quiet, lang):
 
     Commands that write the data dir must run as its owner (sudo -u mailhygiene mailhygiene ...).
     """
+    no_empty_name(config_path, "--config (or $MAILHYGIENE_CONFIG)")
     ctx.obj = AppContext(config_path, data_dir, timezone, quiet, lang)
     ctx.obj.writes, ctx.obj.command_args = ctx.meta.get(COMMAND_META, (False, []))
 

@@ -89,7 +89,10 @@ def ingest_cmd(app, paths, fmt, year, reread, as_json, progress):
     """
     import sys
 
-    from . import start_up
+    from . import no_empty_name, start_up
+
+    for path in paths:
+        no_empty_name(path, "a PATH")
 
     if "-" in paths and _is_terminal(sys.stdin):  # else it waits without a word, as if hung
         click.echo("ingest: reading log lines from the terminal (standard input): end with Ctrl-D, or pipe a log "

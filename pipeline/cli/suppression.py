@@ -8,6 +8,7 @@ import sys
 import click
 
 
+from . import no_empty_name
 from .terminal import (aligned, aligned_line, column_widths, json_option, label_lines, lang_option, local, one_line,
                        reasons, text)
 
@@ -246,6 +247,7 @@ def suppression_add(app, address, from_file, ignore_existing, note, lang):
     if (address is None) == (from_file is None):
         raise InputError("give one ADDRESS or --from-file FILE (one of them)")
     if from_file is not None:
+        no_empty_name(from_file, "--from-file")
         if from_file == "-":
             addresses = read_addresses(sys.stdin.buffer.read(), "standard input")
         else:
@@ -334,6 +336,7 @@ def export_cmd(app, path, fmt, excel, allow_empty, filtered, days):
     """
     from ..suppression.export import export, export_filtered
 
+    no_empty_name(path, "PATH")
     cfg = app.cfg
     if filtered:
         n = export_filtered(cfg.data_dir, path, cfg.export, tz=cfg.timezone_name, days=days, fmt=fmt,
