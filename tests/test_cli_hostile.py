@@ -759,6 +759,8 @@ def test_an_export_onto_a_full_disk_says_so(world, args):
         result = invoke_world(world, *[a.replace("{full}", str(full)) for a in args])
         assert result.exit_code == 1, result.output
         assert "No space left on device" in result.stderr and str(full) in result.stderr, result.stderr
+        # not "nothing was changed": an ingest stopped by a full disk keeps the batches it stored
+        assert "run the command again" in result.stderr and "nothing was changed" not in result.stderr
         assert not [p.name for p in full.iterdir() if not p.name.startswith(("filler", "crumb"))]
 
 

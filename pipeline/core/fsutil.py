@@ -61,7 +61,7 @@ def describe_os_error(exc: OSError) -> str:
     """`No space left on device` / `Read-only file system` / `Permission denied` with a hint."""
     text = exc.strerror or str(exc)
     if exc.errno == errno.ENOSPC:
-        return f"{text} (free some space; nothing was changed)"
+        return f"{text} (free some space, then run the command again: it goes on from what was stored)"
     if exc.errno == errno.EROFS:
         return f"{text} (the data directory must be writable)"
     if exc.errno in (errno.EACCES, errno.EPERM):
