@@ -922,3 +922,15 @@ def test_an_empty_file_name_is_said_as_such(world, args):
 def test_an_empty_config_name_is_said_as_such(world):
     result = invoke_world(world, "report", global_args=["--config", ""])
     assert result.exit_code == 2 and "--config (or $MAILHYGIENE_CONFIG) is empty" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("args", [["report"], ["suppress", "--dry-run"], ["export", "--filtered", "{out}/f.csv"]])
+def test_an_empty_lake_is_named_not_the_full_local_store(world, args):
+    """With [store] url, the commands read the lake: an empty lake (a new url, a typo in it) is said
+    as such, not "no events in <data dir>", which holds events."""
+    lake = world.base / "new-lake"
+    world.config.write_text(world.config.read_text() + f'\n[store]\nurl = "{lake}"\nnode = "mta01"\n',
+                            encoding="utf-8")
+    result = invoke_world(world, *args)
+    assert result.exit_code == 1, result.output
+    assert f"no events in the lake {lake} yet" in result.stderr, result.stderr

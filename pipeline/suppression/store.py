@@ -230,17 +230,9 @@ class SuppressionStore:
 
 
 def _require_events(data_dir: Path) -> None:
-    from ..store.warehouse import event_source, has_events
+    from ..store.warehouse import require_events
 
-    if not has_events(data_dir):
-        source = event_source(data_dir)
-        if source is not None:  # [store] url: the lake's events
-            raise NoDataError(f"no events in the lake {source.lake.url} yet: the nodes upload after "
-                              "each ingest (`mailhygiene lake status` shows what it holds)")
-        if not data_dir.exists():
-            raise NoDataError(f"data dir {data_dir} does not exist: run `mailhygiene ingest LOGS` first "
-                              "(or pass the right --data-dir)")
-        raise NoDataError(f"no events in {data_dir} yet: run `mailhygiene ingest LOGS` first")
+    require_events(data_dir)
 
 
 @contextmanager
