@@ -934,3 +934,20 @@ def test_an_empty_lake_is_named_not_the_full_local_store(world, args):
     result = invoke_world(world, *args)
     assert result.exit_code == 1, result.output
     assert f"no events in the lake {lake} yet" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("args,status", [(["intake"], 1), (["ingest", "-"], 1), (["bounces"], 75),
+                                         (["suppression", "add", "--from-file", "-"], 1),
+                                         (["prune", "--before", "2026-11-12", "--force"], None)])
+def test_a_closed_standard_input_is_said(world, args, status):
+    """Started with standard input closed (`<&-`): the commands that read it say it is closed
+    (bounces: 75, the MTA retries), prune finds no terminal to ask on; no internal error."""
+    import subprocess
+
+    r = console(world, *args, stdout=subprocess.PIPE, preexec_fn=lambda: os.close(0))
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    if status is not None:
+        assert r.returncode == status and "standard input is closed" in r.stderr, r.stderr
+    else:  # prune: nothing deleted without an answer
+        assert r.returncode == 1 and "there is no terminal to ask on" in r.stderr, r.stderr
+        assert (world.data / "events" / "date=2026-11-09").is_dir()

@@ -495,6 +495,30 @@ def _fill_closed_std_fds() -> None:
             if null != fd:
                 os.dup2(null, fd)
                 os.close(null)
+    if sys.stdin is None:
+        sys.stdin = ClosedStdin()
+
+
+class ClosedStdin:
+    """sys.stdin of a process started with standard input closed (`<&-`): not a terminal, and
+    reading it (`ingest -`, `intake`, `bounces`, `--from-file -`) is an Error saying so instead of
+    an AttributeError on None."""
+
+    def __init__(self):
+        self.buffer = self
+
+    def isatty(self) -> bool:
+        return False
+
+    def _closed(self, *args, **kwargs):
+        from ..core.errors import InputError
+
+        raise InputError("standard input is closed: give the input on it (... < FILE) or name a file")
+
+    read = read1 = readline = readlines = readinto = peek = fileno = _closed
+
+    def __iter__(self):
+        return self._closed()
 
 
 def _exit_now(code) -> None:
