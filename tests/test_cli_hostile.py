@@ -451,6 +451,9 @@ CONFIG_CASES = {
     "opt-data-dir-is-file": lambda world: ["--config", str(world.config), "--data-dir", str(world.log)],
     "opt-timezone-vt": lambda world: ["--config", str(world.config), "--timezone", "Asia/\x0bTokyo"],
     "opt-timezone-absurd": lambda world: ["--config", str(world.config), "--timezone", "../" * 100 + "etc/passwd"],
+    # files of the zone database that ZoneInfo opens (or a directory of it): not zones the SQL knows
+    "opt-timezone-db-file": lambda world: ["--config", str(world.config), "--timezone", "right/Asia/Tokyo"],
+    "opt-timezone-directory": lambda world: ["--config", str(world.config), "--timezone", "Asia"],
 }
 
 
@@ -951,3 +954,15 @@ def test_a_closed_standard_input_is_said(world, args, status):
     else:  # prune: nothing deleted without an answer
         assert r.returncode == 1 and "there is no terminal to ask on" in r.stderr, r.stderr
         assert (world.data / "events" / "date=2026-11-09").is_dir()
+
+
+@pytest.mark.parametrize("name", ["localtime", "posixrules", "right/Asia/Tokyo", "posix/Asia/Tokyo", "Asia"])
+@pytest.mark.parametrize("args", [["report"], ["suppress", "--dry-run"], ["export", "-"]])
+def test_a_zone_database_file_is_not_a_time_zone(world, name, args):
+    """`--timezone localtime` (or right/..., a directory such as Asia): ZoneInfo may open it, the
+    SQL does not know it; `Error: ... time zone` (exit 1) before any work, not an internal error."""
+    zoneinfo_dir = Path("/usr/share/zoneinfo")
+    if name != "Asia" and not (zoneinfo_dir / name).exists():
+        pytest.skip(f"SKIPPED LOUDLY: this system's zone database has no {name}")
+    result = invoke_world(world, *args, global_args=["--config", str(world.config), "--timezone", name])
+    assert result.exit_code == 1 and "time zone" in result.stderr and name in result.stderr, result.output

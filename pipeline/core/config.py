@@ -436,10 +436,19 @@ class Config:
         return self.values[key]
 
 
+# Files of a system's zoneinfo directory that ZoneInfo opens but that are no zone names: the SQL
+# (DuckDB's ICU zones) knows none of them, so a run would end in an internal error half-way.
+NOT_ZONE_NAMES = frozenset({"localtime", "posixrules", "Factory"})
+NOT_ZONE_PREFIXES = ("posix/", "right/")
+
+
 def zone(name: str) -> ZoneInfo:
+    if name in NOT_ZONE_NAMES or name.startswith(NOT_ZONE_PREFIXES):
+        raise ConfigError(f"time zone {name!r} is a file of the zone database, not a zone name: use an "
+                          "IANA name such as Asia/Tokyo or UTC")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeDecodeError):  # OSError: "Asia", a directory
         raise ConfigError(
             f"unknown time zone {name!r}: use an IANA name such as Asia/Tokyo or UTC"
         ) from None
@@ -469,9 +478,9 @@ def local_zone_name() -> str:
 
 def _is_zone(name: str) -> bool:
     try:
-        ZoneInfo(name)
+        zone(name)
         return True
-    except (ZoneInfoNotFoundError, ValueError):
+    except ConfigError:
         return False
 
 
