@@ -966,3 +966,25 @@ def test_a_zone_database_file_is_not_a_time_zone(world, name, args):
         pytest.skip(f"SKIPPED LOUDLY: this system's zone database has no {name}")
     result = invoke_world(world, *args, global_args=["--config", str(world.config), "--timezone", name])
     assert result.exit_code == 1 and "time zone" in result.stderr and name in result.stderr, result.output
+
+
+@pytest.mark.parametrize("target,fmt", [("suppression/history.parquet", "parquet"),
+                                        ("suppression/current.parquet", "parquet"),
+                                        ("events/date=2026-11-10/list.parquet", "parquet"),
+                                        ("state/ingest-state.json", "csv"), ("sender/queue.sqlite3", "csv")])
+def test_an_export_never_replaces_the_data_dirs_own_files(world, target, fmt):
+    """`export DATA/suppression/history.parquet --format parquet` replaced the list's history with
+    the export (every later command: internal error); one into events/ was read as events. Now
+    refused before anything is written, naming where to export instead."""
+    result = invoke_world(world, "export", str(world.data / target), "--format", fmt)
+    assert result.exit_code == 1 and "where the program keeps its own data" in result.stderr, result.output
+    assert "exports" in result.stderr
+    listed = invoke_world(world, "suppression", "list", "--json")
+    assert listed.exit_code == 0 and json.loads(listed.stdout)["count"] == 6, listed.output
+
+
+def test_an_export_into_exports_or_reports_of_the_data_dir_is_fine(world):
+    for target in ("exports/list.csv", "reports/list.csv"):
+        (world.data / target).parent.mkdir(exist_ok=True)
+        result = invoke_world(world, "export", str(world.data / target))
+        assert result.exit_code == 0 and (world.data / target).is_file(), result.output
