@@ -788,7 +788,8 @@ def console(world: World, *args, stdout=None, **kwargs):
     from fixtures import CLI, OPERATOR_ENV
 
     env = {k: v for k, v in os.environ.items() if k not in (*OPERATOR_ENV, "MAILHYGIENE_DEBUG")}
-    return subprocess.run([sys.executable, "-c", CLI, "--config", str(world.config), *args], stdout=stdout,
+    config = [] if "--config" in args else ["--config", str(world.config)]
+    return subprocess.run([sys.executable, "-c", CLI, *config, *args], stdout=stdout,
                           stderr=subprocess.PIPE, text=True, env=env, cwd=world.base, timeout=HANG_SECONDS,
                           **kwargs)
 
@@ -988,3 +989,22 @@ def test_an_export_into_exports_or_reports_of_the_data_dir_is_fine(world):
         (world.data / target).parent.mkdir(exist_ok=True)
         result = invoke_world(world, "export", str(world.data / target))
         assert result.exit_code == 0 and (world.data / target).is_file(), result.output
+
+
+def _limit_memory():
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # without the bound: MemoryError, not the OOM killer
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "big-file"])
+def test_a_config_that_is_no_config_file_is_refused_without_reading_it_all(world, source):
+    """`--config /dev/zero` (a device, a log given by mistake): read up to 1 MiB and refused, not
+    read until memory runs out (the OOM killer ended the command)."""
+    import subprocess
+
+    if source == "big-file":
+        source = world.base / "big.toml"
+        source.write_bytes(b"# " + b"x" * (3 << 20) + b"\n")
+    r = console(world, "--config", str(source), "config", "show", stdout=subprocess.PIPE, preexec_fn=_limit_memory)
+    assert r.returncode == 1 and "is larger than 1 MiB: not a config file" in r.stderr, r.stderr

@@ -531,16 +531,25 @@ def _is_file(path: str) -> bool:
         return False
 
 
+# A config file is a few KB; more is the wrong file (`--config /dev/zero`, a log, a database):
+# read no further than this, so such a file is an error and not the whole memory.
+CONFIG_MAX_BYTES = 1 << 20
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """The file as a dict; every way it can be unreadable is a ConfigError naming the file."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(CONFIG_MAX_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist: create it or drop --config") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {path} is a directory, not a file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(data) > CONFIG_MAX_BYTES:
+        raise ConfigError(f"config file {path} is larger than {CONFIG_MAX_BYTES >> 20} MiB: not a config file "
+                          "(a log, a device?); give the TOML file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
