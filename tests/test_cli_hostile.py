@@ -1008,3 +1008,20 @@ def test_a_config_that_is_no_config_file_is_refused_without_reading_it_all(world
         source.write_bytes(b"# " + b"x" * (3 << 20) + b"\n")
     r = console(world, "--config", str(source), "config", "show", stdout=subprocess.PIPE, preexec_fn=_limit_memory)
     assert r.returncode == 1 and "is larger than 1 MiB: not a config file" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["send", "enqueue", "--subject", "x", "--body-file", "/dev/zero", "--recipients", "{recipients}"],
+     "larger than 64 MiB: not a message text"),
+    (["send", "enqueue", "--subject", "x", "--body-file", "{body}", "--recipients", "/dev/zero"],
+     "larger than 512 MB: not a list of addresses"),
+    (["send", "preview", "--carrier", "docomo", "--subject", "x", "--body-file", "/dev/zero"],
+     "larger than 64 MiB: not a message text"),
+])
+def test_an_endless_input_file_is_refused_not_read_into_memory(world, args, message):
+    """`--body-file /dev/zero` (a device or a log given by mistake): an Error, not MemoryError (70)
+    or the OOM killer."""
+    import subprocess
+
+    r = console(world, *world.fill(args), stdout=subprocess.PIPE, preexec_fn=_limit_memory)
+    assert r.returncode == 1 and message in r.stderr, r.stderr
