@@ -1025,3 +1025,21 @@ def test_an_endless_input_file_is_refused_not_read_into_memory(world, args, mess
 
     r = console(world, *world.fill(args), stdout=subprocess.PIPE, preexec_fn=_limit_memory)
     assert r.returncode == 1 and message in r.stderr, r.stderr
+
+
+def test_watch_passes_over_a_file_whose_name_is_not_utf8(tmp_path):
+    """A file of a watched glob named in Shift_JIS: a warning naming it, the other files are
+    followed, and the stop is clean (not 'internal error: UnicodeEncodeError' at the first commit)."""
+    from fixtures import Watcher, pf_lines
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "mail.log.\udcff").write_text(pf_lines(100, 110))
+    (logs / "mail.log").write_text(pf_lines(0, 10))
+    w = Watcher(tmp_path, [(f"{logs}/mail.log*", "postfix")]).start()
+    try:
+        assert w.wait_for(10, timeout=HANG_SECONDS)[0] == 10, w.stderr()
+    finally:
+        status = w.stop()
+    assert status == 0 and "internal error" not in w.stderr(), w.stderr()
+    assert "mail.log.\\xff) has a name that is not UTF-8" in w.stderr(), w.stderr()
