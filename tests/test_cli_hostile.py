@@ -1043,3 +1043,13 @@ def test_watch_passes_over_a_file_whose_name_is_not_utf8(tmp_path):
         status = w.stop()
     assert status == 0 and "internal error" not in w.stderr(), w.stderr()
     assert "mail.log.\\xff) has a name that is not UTF-8" in w.stderr(), w.stderr()
+
+
+@pytest.mark.parametrize("encoding,sep", [("utf-16", "\t"), ("utf-8", "\t"), ("cp932", "\t"), ("utf-16", ",")])
+def test_excel_unicode_text_and_tab_separated_address_files_are_read(world, encoding, sep):
+    """Excel's "Unicode Text" (UTF-16 with a BOM, tab-separated) and "Text (Tab delimited)": the
+    addresses, not 'is not a text file (it holds NUL bytes)' or "'email\\tname' is not an e-mail address"."""
+    f = world.inputs / "optouts.txt"
+    f.write_bytes(f"email{sep}名前\r\nu16.one@docomo.ne.jp{sep}太郎\r\nu16.two@au.com{sep}花子\r\n".encode(encoding))
+    result = invoke_world(world, "suppression", "add", "--from-file", str(f))
+    assert result.exit_code == 0 and "added 2 address(es)" in result.stdout, result.output
