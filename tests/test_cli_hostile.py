@@ -1053,3 +1053,14 @@ def test_excel_unicode_text_and_tab_separated_address_files_are_read(world, enco
     f.write_bytes(f"email{sep}名前\r\nu16.one@docomo.ne.jp{sep}太郎\r\nu16.two@au.com{sep}花子\r\n".encode(encoding))
     result = invoke_world(world, "suppression", "add", "--from-file", str(f))
     assert result.exit_code == 0 and "added 2 address(es)" in result.stdout, result.output
+
+
+def test_config_show_masks_a_password_in_a_url(world):
+    """`config show` (run as anyone, pasted into tickets) masks intake.shared_secret and the
+    password of a URL such as store.endpoint_url = "http://user:password@host"."""
+    world.config.write_text(world.config.read_text() + '\n[store]\nurl = "s3://bucket/p"\n'
+                            'endpoint_url = "http://AKIA:supersecret@127.0.0.1:9000"\n', encoding="utf-8")
+    for args in (["config", "show"], ["config", "show", "--json"]):
+        result = invoke_world(world, *args)
+        assert result.exit_code == 0 and "supersecret" not in result.stdout, result.output
+        assert "http://AKIA:********@127.0.0.1:9000" in result.stdout

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -680,7 +681,12 @@ def to_plain(obj, *, mask_secrets: bool = False):
         return {k: to_plain(v, mask_secrets=mask_secrets) for k, v in obj.items()}
     if isinstance(obj, (tuple, list)):
         return [to_plain(v, mask_secrets=mask_secrets) for v in obj]
+    if mask_secrets and isinstance(obj, str) and "@" in obj and "://" in obj:
+        return _URL_PASSWORD.sub(rf"\1:{SECRET_MASK}@", obj)  # http://user:password@host: the password
     return obj
+
+
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/:@]*):[^/@]*@")
 
 
 # The defaults as plain values (the README's table, tests and `config show` of an empty file).
