@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import stat
 import tempfile
@@ -1064,3 +1065,39 @@ def test_config_show_masks_a_password_in_a_url(world):
         result = invoke_world(world, *args)
         assert result.exit_code == 0 and "supersecret" not in result.stdout, result.output
         assert "http://AKIA:********@127.0.0.1:9000" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,status,word", [(signal.SIGINT, 130, "Interrupted"), (signal.SIGTERM, 143, "Terminated")])
+def test_a_signal_during_a_duckdb_query_is_an_interruption_not_a_bug(world, template, sig, status, word):
+    """Ctrl-C or SIGTERM while DuckDB runs a query (here: adding 200,000 addresses): DuckDB turns
+    the signal into `RuntimeError: Query interrupted`, which was 'internal error' (70). Now the
+    command ends as interrupted (130 / 143); the list reads back (whole, or asking for `repair`).
+    The signal is sent at several moments, so that some land inside a query."""
+    import subprocess
+    import sys
+    import time
+
+    from fixtures import CLI
+
+    addresses = world.inputs / "many.txt"
+    addresses.write_text("".join(f"bulk{i}@docomo.ne.jp\n" for i in range(200_000)))
+    seen = []
+    for delay in [0.6 + 0.15 * i for i in range(16)]:
+        shutil.rmtree(world.data)
+        shutil.copytree(template, world.data)
+        p = subprocess.Popen([sys.executable, "-c", CLI, "--config", str(world.config), "suppression", "add",
+                              "--from-file", str(addresses)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=world.base)
+        time.sleep(delay)
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=HANG_SECONDS)
+        seen.append(p.returncode)
+        assert "internal error" not in err and "Traceback" not in err, (delay, err)
+        assert p.returncode in (0, status), (delay, p.returncode, err)
+        if p.returncode == status:
+            assert f"{word}: what was stored before stays" in err, err
+        assert not [n for n in snapshot(world.data) if n.endswith(".tmp")]
+        if p.returncode == 0:
+            break
+    assert status in seen, seen

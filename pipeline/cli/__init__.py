@@ -255,12 +255,7 @@ class Group(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # click's own: usage errors (exit 2), ctx.exit(n)
         except KeyboardInterrupt as exc:
-            # Ctrl-C (or SIGTERM: Terminated): what was committed stays (every write is atomic,
-            # positions go with it, temp files are removed on the way out); exit 130 (143) as a
-            # shell's own commands do, not click's "Aborted!" with 1
-            word = "Terminated" if isinstance(exc, Terminated) else "Interrupted"
-            say_error_line(f"\n{word}: what was stored before stays; run the command again to go on.")
-            ctx.exit(EX_TERMINATED if isinstance(exc, Terminated) else EX_INTERRUPTED)
+            interrupted(ctx, isinstance(exc, Terminated))
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # `mailhygiene export - | head`: click's main() ends quietly
@@ -274,6 +269,8 @@ class Group(click.Group):
                 internal_error(ctx, exc)
             raise nul_in_argument(exc) from None
         except Exception as exc:  # the safety net: a bug, said in one line, never a bare traceback
+            if interrupted_query(exc):
+                interrupted(ctx, _signals.terminated)
             internal_error(ctx, exc)
 
 
@@ -309,8 +306,30 @@ class Terminated(KeyboardInterrupt):
     gracefully on SIGTERM (watch, send daemon) install their own handler."""
 
 
+class _signals:
+    terminated = False  # SIGTERM arrived (an engine may report it as its own interruption)
+
+
 def _terminate(signum, frame):
+    _signals.terminated = True
     raise Terminated()
+
+
+def interrupted_query(exc: BaseException) -> bool:
+    """DuckDB's answer to Ctrl-C or SIGTERM during a query: it catches the KeyboardInterrupt the
+    signal raised and raises `RuntimeError: Query interrupted` (InterruptException in newer
+    versions) in its place."""
+    return (type(exc).__name__ == "InterruptException"
+            or (type(exc) is RuntimeError and str(exc).strip().startswith("Query interrupted")))
+
+
+def interrupted(ctx, terminated: bool) -> None:
+    """Ctrl-C (or SIGTERM: Terminated): what was committed stays (every write is atomic,
+    positions go with it, temp files are removed on the way out); exit 130 (143) as a shell's
+    own commands do, not click's "Aborted!" with 1."""
+    word = "Terminated" if terminated else "Interrupted"
+    say_error_line(f"\n{word}: what was stored before stays; run the command again to go on.")
+    ctx.exit(EX_TERMINATED if terminated else EX_INTERRUPTED)
 
 
 def no_empty_name(value: str | None, what: str) -> None:
