@@ -1101,3 +1101,14 @@ def test_a_signal_during_a_duckdb_query_is_an_interruption_not_a_bug(world, temp
         if p.returncode == 0:
             break
     assert status in seen, seen
+
+
+@pytest.mark.parametrize("lock,args", [("suppression/.lock", ["suppress"]),
+                                       ("state/ingest.lock", ["ingest", str(SAMPLES / "qmail" / "current")]),
+                                       ("events/.write.lock", ["ingest", str(SAMPLES / "qmail" / "current")])])
+def test_a_lock_file_that_is_a_directory_says_what_to_do(world, lock, args):
+    (world.data / lock).unlink(missing_ok=True)
+    (world.data / lock).mkdir()
+    result = invoke_world(world, *args)
+    assert result.exit_code == 1 and f"lock file {world.data / lock} is a directory" in result.stderr, result.output
+    assert "remove that directory" in result.stderr

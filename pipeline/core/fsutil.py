@@ -204,6 +204,9 @@ def file_lock(path: str | os.PathLike, *, shared: bool = False, wait: float = 0.
     ensure_dir(p.parent)
     try:
         fd = os.open(p, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except IsADirectoryError:
+        raise StoreError(f"lock file {p} is a directory: a lock file holds no data; remove that directory "
+                         "(rmdir, when it is empty) and run the command again") from None
     except OSError as exc:
         raise StoreError(f"cannot open lock file {p}: {describe_os_error(exc)}") from None
     fh = os.fdopen(fd, "r+")
