@@ -1112,3 +1112,20 @@ def test_a_lock_file_that_is_a_directory_says_what_to_do(world, lock, args):
     result = invoke_world(world, *args)
     assert result.exit_code == 1 and f"lock file {world.data / lock} is a directory" in result.stderr, result.output
     assert "remove that directory" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_clean_refuses_a_source_that_is_a_pipe_or_device(world, kind):
+    """`[[sources]] path` naming a FIFO nobody writes, or /dev/zero: `clean` read it until it ended,
+    i.e. never (a nightly job holding its lock forever). Now `Error:` naming the source, the rule
+    not run."""
+    if kind == "fifo":
+        source = world.inputs / "pipe.log"
+        os.mkfifo(source)
+    else:
+        source = Path("/dev/zero")
+    config = world.base / "pipe.toml"
+    config.write_text(f'data_dir = "{world.data}"\ntimezone = "Asia/Tokyo"\n[[sources]]\npath = "{source}"\n'
+                      'format = "postfix"\n', encoding="utf-8")
+    result = invoke_world(world, "clean", "--quiet", global_args=["--config", str(config)])
+    assert result.exit_code == 1 and f"[[sources]] path {source} is" in result.stderr, result.output
