@@ -820,7 +820,8 @@ def test_a_closed_standard_output_is_no_traceback(world, args):
         assert r.returncode == 0 and r.stderr == "", r.stderr
 
 
-def test_sigterm_ends_a_command_as_ctrl_c_does(world):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_ends_a_command_as_ctrl_c_does(world, sig):
     """SIGTERM (systemd stopping the unit, `kill`, a timeout) ends a command as Ctrl-C does: exit
     143 with `Terminated:` on stderr (not a silent death by the signal), no temp file, every data
     file whole, and the next run does the work. Here the ingest waits for the ingest lock another
@@ -841,12 +842,12 @@ def test_sigterm_ends_a_command_as_ctrl_c_does(world):
             with alarm(HANG_SECONDS):
                 first = p.stderr.readline()
             assert "waiting" in first, first
-            p.terminate()
+            p.send_signal(sig)  # SIGHUP: the terminal or the ssh session went away
             out, err = p.communicate(timeout=HANG_SECONDS)
         finally:
             if p.poll() is None:
                 p.kill()
-    assert p.returncode == 143, (first, err)
+    assert p.returncode == 128 + sig, (first, err)
     assert "Terminated: what was stored before stays" in err and "Traceback" not in err, err
     after = snapshot(world.data)
     assert not [n for n in after if n.endswith(".tmp")], after

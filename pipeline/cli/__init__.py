@@ -255,7 +255,7 @@ class Group(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # click's own: usage errors (exit 2), ctx.exit(n)
         except KeyboardInterrupt as exc:
-            interrupted(ctx, isinstance(exc, Terminated))
+            interrupted(ctx, _signals.terminated if isinstance(exc, Terminated) else 0)
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # `mailhygiene export - | head`: click's main() ends quietly
@@ -300,18 +300,19 @@ def say_error_line(line: str) -> None:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (systemd stopping a unit, `kill PID`, a timeout) in the console command: raised
-    where the process is, as Ctrl-C's KeyboardInterrupt is, so every atomic write removes its
-    temp file and the command ends like an interrupted one (exit 143). Commands that stop
-    gracefully on SIGTERM (watch, send daemon) install their own handler."""
+    """SIGTERM (systemd stopping a unit, `kill PID`, a timeout) or SIGHUP (the terminal closed)
+    in the console command: raised where the process is, as Ctrl-C's KeyboardInterrupt is, so
+    every atomic write removes its temp file and the command ends like an interrupted one (exit
+    143, 129). Commands that stop gracefully on SIGTERM (watch, send daemon) install their own
+    handler."""
 
 
 class _signals:
-    terminated = False  # SIGTERM arrived (an engine may report it as its own interruption)
+    terminated = 0  # the SIGTERM (SIGHUP) that arrived: an engine may report it as its own interruption
 
 
 def _terminate(signum, frame):
-    _signals.terminated = True
+    _signals.terminated = signum
     raise Terminated()
 
 
@@ -323,13 +324,13 @@ def interrupted_query(exc: BaseException) -> bool:
             or (type(exc) is RuntimeError and str(exc).strip().startswith("Query interrupted")))
 
 
-def interrupted(ctx, terminated: bool) -> None:
-    """Ctrl-C (or SIGTERM: Terminated): what was committed stays (every write is atomic,
-    positions go with it, temp files are removed on the way out); exit 130 (143) as a shell's
-    own commands do, not click's "Aborted!" with 1."""
+def interrupted(ctx, terminated: int) -> None:
+    """Ctrl-C (or `terminated`, the number of the SIGTERM or SIGHUP that arrived): what was
+    committed stays (every write is atomic, positions go with it, temp files are removed on the
+    way out); exit 130 (143, 129) as a shell's own commands do, not click's "Aborted!" with 1."""
     word = "Terminated" if terminated else "Interrupted"
     say_error_line(f"\n{word}: what was stored before stays; run the command again to go on.")
-    ctx.exit(EX_TERMINATED if terminated else EX_INTERRUPTED)
+    ctx.exit(128 + terminated if terminated else EX_INTERRUPTED)
 
 
 def no_empty_name(value: str | None, what: str) -> None:
@@ -489,8 +490,9 @@ def main() -> None:
     _fill_closed_std_fds()
     import signal
 
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # SIG_IGN (nohup-like parents): left as it is
-        signal.signal(signal.SIGTERM, _terminate)
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or ssh session went away
+        if signal.getsignal(signum) == signal.SIG_DFL:  # SIG_IGN (nohup): left as it is
+            signal.signal(signum, _terminate)
     try:
         cli(prog_name="mailhygiene")
     except SystemExit as exc:
