@@ -161,7 +161,7 @@ class Engine:
         import stat
 
         from ..core.errors import InputError
-        from .source import _not_followed
+        from .source import not_followed
 
         out = []
         for src in sources:
@@ -174,7 +174,7 @@ class Engine:
             except OSError:
                 st = None
             if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
-                why = _not_followed(src.path, st).replace("watch follows", "clean reads")
+                why = not_followed(src.path, st).replace("watch follows", "clean reads")
                 raise InputError(f"[[sources]] path {src.path} {why}")
             summary = self.ingest([src.path], fmt=src.format)
             out.append(summary)

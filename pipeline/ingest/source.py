@@ -1043,7 +1043,7 @@ class LogFiles:
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     if not spec.is_glob:
-                        self.problem(path, _not_followed(path, st))
+                        self.problem(path, not_followed(path, st))
                     continue
                 key = file_identity(st)
                 seen.add(key)
@@ -1475,7 +1475,7 @@ class LogFiles:
         return any(fnmatch.fnmatch(path, os.path.expanduser(spec.pattern)) for spec in self.specs)
 
 
-def _not_followed(path: str, st: os.stat_result) -> str:
+def not_followed(path: str, st: os.stat_result) -> str:
     """Why a source path that is no regular file is not followed, and what to give instead."""
     if stat.S_ISDIR(st.st_mode):
         return (f"is a directory: give a log file or a glob in the config, e.g. path = "
