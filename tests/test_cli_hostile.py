@@ -1130,3 +1130,14 @@ def test_clean_refuses_a_source_that_is_a_pipe_or_device(world, kind):
                       'format = "postfix"\n', encoding="utf-8")
     result = invoke_world(world, "clean", "--quiet", global_args=["--config", str(config)])
     assert result.exit_code == 1 and f"[[sources]] path {source} is" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("typed,halfwidth", [("ｔａｒｏ.dead@docomo.ne.jp", "taro.dead@docomo.ne.jp"),
+                                             ("taro.dead＠docomo.ne.jp", "taro.dead@docomo.ne.jp")])
+def test_a_full_width_address_is_refused_with_its_half_width_form(world, typed, halfwidth):
+    """An opt-out typed with a Japanese input method (ｔａｒｏ＠...): the sender never delivers to
+    such an address, so an entry for it would suppress nobody; refused, naming the half-width form."""
+    for args in (["suppression", "add", typed], ["suppression", "show", typed]):
+        result = invoke_world(world, *args)
+        assert result.exit_code == 1 and "full-width" in result.stderr and halfwidth in result.stderr, result.output
+    assert typed.lower() not in invoke_world(world, "suppression", "list").stdout

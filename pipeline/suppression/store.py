@@ -410,6 +410,11 @@ def checked_address(address: str) -> str:
     from ..store.records import normalise_address  # (records imports pyarrow: only when needed)
 
     a = normalise_address(address)
+    if any("\uff01" <= ch <= "\uff5e" for ch in a):  # ＡＢＣ＠: typed with a Japanese input method
+        import unicodedata
+
+        raise InputError(f"{address!r} holds full-width characters: no carrier delivers to it, so it would "
+                         f"match no mail; type it in half-width ({unicodedata.normalize('NFKC', a)})")
     local, at, domain = a.rpartition("@")
     if not at or not local or "." not in domain or not a.isprintable() or _SPACE.search(a):
         raise InputError(f"{address!r} is not an e-mail address (expected local@domain, no spaces "
