@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import stat
 import tempfile
@@ -451,6 +452,9 @@ CONFIG_CASES = {
     "opt-data-dir-is-file": lambda world: ["--config", str(world.config), "--data-dir", str(world.log)],
     "opt-timezone-vt": lambda world: ["--config", str(world.config), "--timezone", "Asia/\x0bTokyo"],
     "opt-timezone-absurd": lambda world: ["--config", str(world.config), "--timezone", "../" * 100 + "etc/passwd"],
+    # files of the zone database that ZoneInfo opens (or a directory of it): not zones the SQL knows
+    "opt-timezone-db-file": lambda world: ["--config", str(world.config), "--timezone", "right/Asia/Tokyo"],
+    "opt-timezone-directory": lambda world: ["--config", str(world.config), "--timezone", "Asia"],
 }
 
 
@@ -678,3 +682,462 @@ def test_hostile_data_dir_with_json(world, path, case):
 
 def test_json_commands_are_found():
     assert {"suppress", "suppression list", "suppression show", "clean", "report"} <= set(JSON_COMMANDS)
+
+
+# ----------------------------------------------------------------------------- an operator's mistakes
+# Cases the walk above does not make: the console process itself (signals, standard output),
+# bytes that are not UTF-8, a full disk, a config saved by Notepad, --quiet under cron.
+def invoke_world(world: World, *args, stdin: bytes = b"", global_args=None):
+    """The command on the world's config, with the checks every case shares."""
+    result, leftovers = run_case(world, global_args or ["--config", str(world.config)], list(args), stdin=stdin)
+    check(" ".join(a for a in args[:2] if not a.startswith("-")), "probe", result, leftovers)
+    return result
+
+
+@pytest.mark.parametrize("args", [
+    ["ingest", "{inputs}/log\udcff\udcfe.txt"],        # a Shift_JIS file name, as Python hands it on
+    ["export", "{out}/out\udcff.csv"],
+    ["report", "--out", "{out}/r\udcff"],
+    ["classify", "550 unknown \udcff user"],
+])
+def test_an_argument_that_is_not_utf8_is_a_usage_error_naming_it(world, args):
+    """Bytes that are not UTF-8 in an argument stop the command before it reads or writes anything
+    (exit 2, the argument shown with its bytes), not an encoding error half-way (exit 70)."""
+    (world.inputs / "log\udcff\udcfe.txt").write_bytes((SAMPLES / "qmail" / "current").read_bytes())
+    args = [a.replace("{inputs}", str(world.inputs)) for a in args]
+    result = invoke_world(world, *args)
+    assert result.exit_code == 2, result.output
+    assert "\\xff" in result.stderr and "not UTF-8" in result.stderr, result.stderr
+
+
+def test_a_glob_matching_a_name_that_is_not_utf8_names_the_file(world):
+    (world.inputs / "mail.log\udcff").write_bytes((SAMPLES / "qmail" / "current").read_bytes())
+    result = invoke_world(world, "ingest", f"{world.inputs}/mail.log*")
+    assert result.exit_code == 1 and "mail.log\\xff" in result.stderr and "not UTF-8" in result.stderr, result.stderr
+
+
+@contextmanager
+def full_filesystem(path: Path, size: str = "4m"):
+    """A small tmpfs at `path` (root only; skipped loudly elsewhere), to be filled by the caller
+    with fill()."""
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("SKIPPED LOUDLY: a full file system needs a tmpfs mount (root)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Take every free byte of the file system holding `path`."""
+    with open(path / "filler", "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    for _ in range(64):  # and the last fragments: small files until not even one byte fits
+        try:
+            with open(path / f"crumb{_}", "wb") as fh:
+                fh.write(b"\0" * 512)
+        except OSError:
+            break
+
+
+@pytest.mark.parametrize("args", [
+    ["export", "{full}/out.csv"],
+    ["export", "{full}/out.csv", "--excel"],
+    ["export", "{full}/out.parquet", "--format", "parquet"],
+    ["export", "--filtered", "{full}/f.csv", "--allow-empty"],
+])
+def test_an_export_onto_a_full_disk_says_so(world, args):
+    """DuckDB's COPY ... TO a full disk is `Error: cannot write FILE: No space left on device`
+    (exit 1, no temp file), not an internal error (70)."""
+    with full_filesystem(world.base / "full") as full:
+        fill(full)
+        result = invoke_world(world, *[a.replace("{full}", str(full)) for a in args])
+        assert result.exit_code == 1, result.output
+        assert "No space left on device" in result.stderr and str(full) in result.stderr, result.stderr
+        # not "nothing was changed": an ingest stopped by a full disk keeps the batches it stored
+        assert "run the command again" in result.stderr and "nothing was changed" not in result.stderr
+        assert not [p.name for p in full.iterdir() if not p.name.startswith(("filler", "crumb"))]
+
+
+def test_a_list_change_on_a_full_disk_says_so_and_keeps_the_list(world):
+    with full_filesystem(world.base / "full", size="8m") as full:
+        shutil.copytree(world.data, full / "data")
+        config = write_good_config(world.base / "full.toml", full / "data", world.log)
+        before = snapshot(full / "data" / "suppression")
+        fill(full)
+        for args in (["suppression", "add", "new.one@docomo.ne.jp"],
+                     ["suppression", "release", "complainer@au.com"]):
+            result = invoke_world(world, *args, global_args=["--config", str(config)])
+            assert result.exit_code == 1 and "No space left on device" in result.stderr, result.output
+            assert snapshot(full / "data" / "suppression") == before
+
+
+def console(world: World, *args, stdout=None, **kwargs):
+    """The console command itself (pipeline.cli.main, as `mailhygiene` runs it) in a subprocess."""
+    import subprocess
+    import sys
+
+    from fixtures import CLI, OPERATOR_ENV
+
+    env = {k: v for k, v in os.environ.items() if k not in (*OPERATOR_ENV, "MAILHYGIENE_DEBUG")}
+    config = [] if "--config" in args else ["--config", str(world.config)]
+    return subprocess.run([sys.executable, "-c", CLI, *config, *args], stdout=stdout,
+                          stderr=subprocess.PIPE, text=True, env=env, cwd=world.base, timeout=HANG_SECONDS,
+                          **kwargs)
+
+
+@pytest.mark.parametrize("args", [["export", "-"], ["export", "-", "--excel"], ["suppression", "list"],
+                                  ["suppression", "list", "--json"], ["report", "--json"], ["config", "show"],
+                                  ["classify", "550 Unknown user"], ["suppress", "--dry-run", "--json"]])
+def test_standard_output_on_a_full_device_is_an_error_not_a_bug(world, args):
+    """`> /dev/full` (a full disk under `> file`): `Error: cannot write to standard output`, exit 1,
+    not `internal error` (70): the output a script waits for is incomplete."""
+    with open("/dev/full", "w") as full:
+        r = console(world, *args, stdout=full)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("Error: cannot write to standard output: No space left on device"), r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args", [["suppression", "list"], ["config", "show"], ["report"], ["export", "-"]])
+def test_a_closed_standard_output_is_no_traceback(world, args):
+    """Started with standard output closed (`>&-`): no traceback at exit; `export -` refuses (exit
+    1: nothing was exported) rather than pretend."""
+    r = console(world, *args, pass_fds=(), preexec_fn=lambda: os.close(1))
+    assert "Traceback" not in r.stderr, r.stderr
+    if args[0] == "export":
+        assert r.returncode == 1 and r.stderr.startswith("Error: standard output is closed"), r.stderr
+    else:
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_ends_a_command_as_ctrl_c_does(world, sig):
+    """SIGTERM (systemd stopping the unit, `kill`, a timeout) ends a command as Ctrl-C does: exit
+    143 with `Terminated:` on stderr (not a silent death by the signal), no temp file, every data
+    file whole, and the next run does the work. Here the ingest waits for the ingest lock another
+    run holds: a moment the test can see (the wait is announced on stderr)."""
+    import fcntl
+    import subprocess
+    import sys
+
+    from fixtures import CLI
+
+    log = SAMPLES / "postfix" / "mail.log"
+    args = [sys.executable, "-c", CLI, "--config", str(world.config), "ingest", "--reread", str(log)]
+    before = snapshot(world.data)
+    with open(world.data / "state" / "ingest.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=world.base)
+        try:
+            with alarm(HANG_SECONDS):
+                first = p.stderr.readline()
+            assert "waiting" in first, first
+            p.send_signal(sig)  # SIGHUP: the terminal or the ssh session went away
+            out, err = p.communicate(timeout=HANG_SECONDS)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    assert p.returncode == 128 + sig, (first, err)
+    assert "Terminated: what was stored before stays" in err and "Traceback" not in err, err
+    after = snapshot(world.data)
+    assert not [n for n in after if n.endswith(".tmp")], after
+    assert {n: h for n, h in after.items() if not is_lock(n)} == {n: h for n, h in before.items() if not is_lock(n)}
+    r = subprocess.run(args, capture_output=True, text=True, cwd=world.base, timeout=HANG_SECONDS)
+    assert r.returncode == 0 and "already stored" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("mail", [b"", b"Subject: hello\n\nnot a bounce\n"])
+def test_bounces_of_a_mail_without_from_shows_no_traceback(world, mail):
+    """A mail without From (or no mail at all) piped to `bounces`: one line saying it was
+    ignored, no traceback from a bounce detector's logger on stderr (Postfix mails stderr back)."""
+    import subprocess
+
+    r = console(world, "bounces", input=mail.decode(), stdout=subprocess.PIPE)
+    assert r.returncode == 0 and "not a bounce" in r.stdout, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "flufl" not in r.stderr, r.stderr
+
+
+def test_a_config_saved_with_a_bom_is_read(world):
+    """Notepad's "UTF-8 with BOM": the file is read as written, not refused with 'Invalid
+    statement (at line 1, column 1)', which does not say what is wrong."""
+    conf = world.base / "bom.toml"
+    conf.write_bytes(b"\xef\xbb\xbf" + world.config.read_bytes().replace(b"\n", b"\r\n"))
+    result = invoke_world(world, "config", "show", "--json", global_args=["--config", str(conf)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["data_dir"] == str(world.data) and doc["sender"]["from_name"] == "配信センター"
+
+
+@pytest.mark.parametrize("args", [
+    ["ingest", str(SAMPLES / "qmail" / "current")],
+    ["export", "{out}/list.csv"],
+    ["suppression", "add", "new.one@docomo.ne.jp"],
+    ["suppression", "release", "complainer@au.com"],
+    ["suppression", "repair"],
+    ["suppress"], ["report"], ["prune", "--before", "2000-01-01", "--yes"],
+])
+def test_quiet_prints_nothing_when_all_is_well(world, args):
+    """`mailhygiene --quiet CMD` from cron: no output at all when the run went well (cron mails any)."""
+    result = invoke_world(world, *args, global_args=["--config", str(world.config), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and result.stderr == "", result.output
+
+
+def test_quiet_ingest_still_says_what_went_wrong(world):
+    result = invoke_world(world, "ingest", str(SAMPLES / "qmail" / "current"), f"{world.inputs}/nothing-*.log",
+                          global_args=["--config", str(world.config), "--quiet"])
+    assert result.exit_code == 0 and result.stdout == "", result.output
+    assert "nothing-*.log matched no file" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["suppression", "list"], ["suppression", "list", "--json"], ["suppression", "show", "taro.dead@docomo.ne.jp"],
+    ["suppression", "release", "complainer@au.com"], ["suppression", "repair"],
+    ["prune", "--keep-days", "30", "--yes"],
+])
+def test_a_data_dir_that_does_not_exist_is_said_and_not_created(world, args):
+    """A mistyped --data-dir: `Error: data dir ... does not exist` (exit 1), not "0 suppressed
+    address(es)" / "nothing to delete" (exit 0) that a script takes for an answer, and no
+    directory is left there by the command."""
+    typo = world.base / "dta"
+    result = invoke_world(world, *args, global_args=["--config", str(world.config), "--data-dir", str(typo)])
+    assert result.exit_code == 1, result.output
+    assert f"data dir {typo} does not exist" in result.stderr and result.stdout == "", result.output
+    assert not typo.exists()
+
+
+@pytest.mark.parametrize("args", [["export", ""], ["ingest", ""], ["ingest", "{log}", ""],
+                                  ["suppression", "add", "--from-file", ""]])
+def test_an_empty_file_name_is_said_as_such(world, args):
+    """`mailhygiene export "$OUT"` with OUT unset: a usage error saying the name is empty, not
+    `Error: . is a directory` (the empty name read as the current directory)."""
+    result = invoke_world(world, *args)
+    assert result.exit_code == 2 and "is empty: give a file name" in result.stderr, result.output
+
+
+def test_an_empty_config_name_is_said_as_such(world):
+    result = invoke_world(world, "report", global_args=["--config", ""])
+    assert result.exit_code == 2 and "--config (or $MAILHYGIENE_CONFIG) is empty" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("args", [["report"], ["suppress", "--dry-run"], ["export", "--filtered", "{out}/f.csv"]])
+def test_an_empty_lake_is_named_not_the_full_local_store(world, args):
+    """With [store] url, the commands read the lake: an empty lake (a new url, a typo in it) is said
+    as such, not "no events in <data dir>", which holds events."""
+    lake = world.base / "new-lake"
+    world.config.write_text(world.config.read_text() + f'\n[store]\nurl = "{lake}"\nnode = "mta01"\n',
+                            encoding="utf-8")
+    result = invoke_world(world, *args)
+    assert result.exit_code == 1, result.output
+    assert f"no events in the lake {lake} yet" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("args,status", [(["intake"], 1), (["ingest", "-"], 1), (["bounces"], 75),
+                                         (["suppression", "add", "--from-file", "-"], 1),
+                                         (["prune", "--before", "2026-11-12", "--force"], None)])
+def test_a_closed_standard_input_is_said(world, args, status):
+    """Started with standard input closed (`<&-`): the commands that read it say it is closed
+    (bounces: 75, the MTA retries), prune finds no terminal to ask on; no internal error."""
+    import subprocess
+
+    r = console(world, *args, stdout=subprocess.PIPE, preexec_fn=lambda: os.close(0))
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    if status is not None:
+        assert r.returncode == status and "standard input is closed" in r.stderr, r.stderr
+    else:  # prune: nothing deleted without an answer
+        assert r.returncode == 1 and "there is no terminal to ask on" in r.stderr, r.stderr
+        assert (world.data / "events" / "date=2026-11-09").is_dir()
+
+
+@pytest.mark.parametrize("name", ["localtime", "posixrules", "right/Asia/Tokyo", "posix/Asia/Tokyo", "Asia"])
+@pytest.mark.parametrize("args", [["report"], ["suppress", "--dry-run"], ["export", "-"]])
+def test_a_zone_database_file_is_not_a_time_zone(world, name, args):
+    """`--timezone localtime` (or right/..., a directory such as Asia): ZoneInfo may open it, the
+    SQL does not know it; `Error: ... time zone` (exit 1) before any work, not an internal error."""
+    zoneinfo_dir = Path("/usr/share/zoneinfo")
+    if name != "Asia" and not (zoneinfo_dir / name).exists():
+        pytest.skip(f"SKIPPED LOUDLY: this system's zone database has no {name}")
+    result = invoke_world(world, *args, global_args=["--config", str(world.config), "--timezone", name])
+    assert result.exit_code == 1 and "time zone" in result.stderr and name in result.stderr, result.output
+
+
+@pytest.mark.parametrize("target,fmt", [("suppression/history.parquet", "parquet"),
+                                        ("suppression/current.parquet", "parquet"),
+                                        ("events/date=2026-11-10/list.parquet", "parquet"),
+                                        ("state/ingest-state.json", "csv"), ("sender/queue.sqlite3", "csv")])
+def test_an_export_never_replaces_the_data_dirs_own_files(world, target, fmt):
+    """`export DATA/suppression/history.parquet --format parquet` replaced the list's history with
+    the export (every later command: internal error); one into events/ was read as events. Now
+    refused before anything is written, naming where to export instead."""
+    result = invoke_world(world, "export", str(world.data / target), "--format", fmt)
+    assert result.exit_code == 1 and "where the program keeps its own data" in result.stderr, result.output
+    assert "exports" in result.stderr
+    listed = invoke_world(world, "suppression", "list", "--json")
+    assert listed.exit_code == 0 and json.loads(listed.stdout)["count"] == 6, listed.output
+
+
+def test_an_export_into_exports_or_reports_of_the_data_dir_is_fine(world):
+    for target in ("exports/list.csv", "reports/list.csv"):
+        (world.data / target).parent.mkdir(exist_ok=True)
+        result = invoke_world(world, "export", str(world.data / target))
+        assert result.exit_code == 0 and (world.data / target).is_file(), result.output
+
+
+def _limit_memory():
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # without the bound: MemoryError, not the OOM killer
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "big-file"])
+def test_a_config_that_is_no_config_file_is_refused_without_reading_it_all(world, source):
+    """`--config /dev/zero` (a device, a log given by mistake): read up to 1 MiB and refused, not
+    read until memory runs out (the OOM killer ended the command)."""
+    import subprocess
+
+    if source == "big-file":
+        source = world.base / "big.toml"
+        source.write_bytes(b"# " + b"x" * (3 << 20) + b"\n")
+    r = console(world, "--config", str(source), "config", "show", stdout=subprocess.PIPE, preexec_fn=_limit_memory)
+    assert r.returncode == 1 and "is larger than 1 MiB: not a config file" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["send", "enqueue", "--subject", "x", "--body-file", "/dev/zero", "--recipients", "{recipients}"],
+     "larger than 64 MiB: not a message text"),
+    (["send", "enqueue", "--subject", "x", "--body-file", "{body}", "--recipients", "/dev/zero"],
+     "larger than 512 MB: not a list of addresses"),
+    (["send", "preview", "--carrier", "docomo", "--subject", "x", "--body-file", "/dev/zero"],
+     "larger than 64 MiB: not a message text"),
+])
+def test_an_endless_input_file_is_refused_not_read_into_memory(world, args, message):
+    """`--body-file /dev/zero` (a device or a log given by mistake): an Error, not MemoryError (70)
+    or the OOM killer."""
+    import subprocess
+
+    r = console(world, *world.fill(args), stdout=subprocess.PIPE, preexec_fn=_limit_memory)
+    assert r.returncode == 1 and message in r.stderr, r.stderr
+
+
+def test_watch_passes_over_a_file_whose_name_is_not_utf8(tmp_path):
+    """A file of a watched glob named in Shift_JIS: a warning naming it, the other files are
+    followed, and the stop is clean (not 'internal error: UnicodeEncodeError' at the first commit)."""
+    from fixtures import Watcher, pf_lines
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "mail.log.\udcff").write_text(pf_lines(100, 110))
+    (logs / "mail.log").write_text(pf_lines(0, 10))
+    w = Watcher(tmp_path, [(f"{logs}/mail.log*", "postfix")]).start()
+    try:
+        assert w.wait_for(10, timeout=HANG_SECONDS)[0] == 10, w.stderr()
+    finally:
+        status = w.stop()
+    assert status == 0 and "internal error" not in w.stderr(), w.stderr()
+    assert "mail.log.\\xff) has a name that is not UTF-8" in w.stderr(), w.stderr()
+
+
+@pytest.mark.parametrize("encoding,sep", [("utf-16", "\t"), ("utf-8", "\t"), ("cp932", "\t"), ("utf-16", ",")])
+def test_excel_unicode_text_and_tab_separated_address_files_are_read(world, encoding, sep):
+    """Excel's "Unicode Text" (UTF-16 with a BOM, tab-separated) and "Text (Tab delimited)": the
+    addresses, not 'is not a text file (it holds NUL bytes)' or "'email\\tname' is not an e-mail address"."""
+    f = world.inputs / "optouts.txt"
+    f.write_bytes(f"email{sep}名前\r\nu16.one@docomo.ne.jp{sep}太郎\r\nu16.two@au.com{sep}花子\r\n".encode(encoding))
+    result = invoke_world(world, "suppression", "add", "--from-file", str(f))
+    assert result.exit_code == 0 and "added 2 address(es)" in result.stdout, result.output
+
+
+def test_config_show_masks_a_password_in_a_url(world):
+    """`config show` (run as anyone, pasted into tickets) masks intake.shared_secret and the
+    password of a URL such as store.endpoint_url = "http://user:password@host"."""
+    world.config.write_text(world.config.read_text() + '\n[store]\nurl = "s3://bucket/p"\n'
+                            'endpoint_url = "http://AKIA:supersecret@127.0.0.1:9000"\n', encoding="utf-8")
+    for args in (["config", "show"], ["config", "show", "--json"]):
+        result = invoke_world(world, *args)
+        assert result.exit_code == 0 and "supersecret" not in result.stdout, result.output
+        assert "http://AKIA:********@127.0.0.1:9000" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,status,word", [(signal.SIGINT, 130, "Interrupted"), (signal.SIGTERM, 143, "Terminated")])
+def test_a_signal_during_a_duckdb_query_is_an_interruption_not_a_bug(world, template, sig, status, word):
+    """Ctrl-C or SIGTERM while DuckDB runs a query (here: adding 200,000 addresses): DuckDB turns
+    the signal into `RuntimeError: Query interrupted`, which was 'internal error' (70). Now the
+    command ends as interrupted (130 / 143); the list reads back (whole, or asking for `repair`).
+    The signal is sent at several moments, so that some land inside a query."""
+    import subprocess
+    import sys
+    import time
+
+    from fixtures import CLI
+
+    addresses = world.inputs / "many.txt"
+    addresses.write_text("".join(f"bulk{i}@docomo.ne.jp\n" for i in range(200_000)))
+    seen = []
+    for delay in [0.6 + 0.15 * i for i in range(16)]:
+        shutil.rmtree(world.data)
+        shutil.copytree(template, world.data)
+        p = subprocess.Popen([sys.executable, "-c", CLI, "--config", str(world.config), "suppression", "add",
+                              "--from-file", str(addresses)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=world.base)
+        time.sleep(delay)
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=HANG_SECONDS)
+        seen.append(p.returncode)
+        assert "internal error" not in err and "Traceback" not in err, (delay, err)
+        assert p.returncode in (0, status), (delay, p.returncode, err)
+        if p.returncode == status:
+            assert f"{word}: what was stored before stays" in err, err
+        assert not [n for n in snapshot(world.data) if n.endswith(".tmp")]
+        if p.returncode == 0:
+            break
+    assert status in seen, seen
+
+
+@pytest.mark.parametrize("lock,args", [("suppression/.lock", ["suppress"]),
+                                       ("state/ingest.lock", ["ingest", str(SAMPLES / "qmail" / "current")]),
+                                       ("events/.write.lock", ["ingest", str(SAMPLES / "qmail" / "current")])])
+def test_a_lock_file_that_is_a_directory_says_what_to_do(world, lock, args):
+    (world.data / lock).unlink(missing_ok=True)
+    (world.data / lock).mkdir()
+    result = invoke_world(world, *args)
+    assert result.exit_code == 1 and f"lock file {world.data / lock} is a directory" in result.stderr, result.output
+    assert "remove that directory" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_clean_refuses_a_source_that_is_a_pipe_or_device(world, kind):
+    """`[[sources]] path` naming a FIFO nobody writes, or /dev/zero: `clean` read it until it ended,
+    i.e. never (a nightly job holding its lock forever). Now `Error:` naming the source, the rule
+    not run."""
+    if kind == "fifo":
+        source = world.inputs / "pipe.log"
+        os.mkfifo(source)
+    else:
+        source = Path("/dev/zero")
+    config = world.base / "pipe.toml"
+    config.write_text(f'data_dir = "{world.data}"\ntimezone = "Asia/Tokyo"\n[[sources]]\npath = "{source}"\n'
+                      'format = "postfix"\n', encoding="utf-8")
+    result = invoke_world(world, "clean", "--quiet", global_args=["--config", str(config)])
+    assert result.exit_code == 1 and f"[[sources]] path {source} is" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("typed,halfwidth", [("ｔａｒｏ.dead@docomo.ne.jp", "taro.dead@docomo.ne.jp"),
+                                             ("taro.dead＠docomo.ne.jp", "taro.dead@docomo.ne.jp")])
+def test_a_full_width_address_is_refused_with_its_half_width_form(world, typed, halfwidth):
+    """An opt-out typed with a Japanese input method (ｔａｒｏ＠...): the sender never delivers to
+    such an address, so an entry for it would suppress nobody; refused, naming the half-width form."""
+    for args in (["suppression", "add", typed], ["suppression", "show", typed]):
+        result = invoke_world(world, *args)
+        assert result.exit_code == 1 and "full-width" in result.stderr and halfwidth in result.stderr, result.output
+    assert typed.lower() not in invoke_world(world, "suppression", "list").stdout

@@ -136,6 +136,10 @@ def test_cli_refuses_the_window_and_bad_dates(cfg, aged):
 
 
 def test_cli_nothing_to_delete(cfg):
+    r = invoke(cfg, "--before", "2020-01-01")  # a data dir that does not exist: a typo, not "nothing"
+    assert r.exit_code == 1 and f"data dir {cfg.data_dir} does not exist" in r.output
+    assert not cfg.data_dir.exists()
+    cfg.data_dir.mkdir()
     r = invoke(cfg, "--before", "2020-01-01")
     assert r.exit_code == 0 and "nothing to delete" in r.output
 

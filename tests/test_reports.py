@@ -370,6 +370,10 @@ def test_report_command(store, tmp_path):
     r = run(store.data_dir, "--since", "2026-11-32")
     assert r.exit_code == 1 and r.output.startswith("Error: cannot read --since '2026-11-32'")
     r = run(tmp_path / "nothing", "--out", out)
+    assert r.exit_code == 1 and f"Error: data dir {tmp_path / 'nothing'} does not exist" in r.output
+    assert "mailhygiene ingest" in r.output
+    (tmp_path / "empty").mkdir()
+    r = run(tmp_path / "empty", "--out", out)
     assert r.exit_code == 1 and "Error: no events in" in r.output and "mailhygiene ingest" in r.output
 
 

@@ -100,6 +100,20 @@ class AppContext:
         self.command_args: list[str] = []  # the sub-command and its arguments, as typed
         self._cfg = None
 
+    def stored_cfg(self):
+        """The config, for a command that reads or changes what the data dir holds (the list, the
+        event days): NoDataError when the data dir does not exist, so a mistyped --data-dir or
+        the wrong config is said as such instead of answered with "0 entries" or "nothing to
+        delete" (exit 0), and nothing is created there by a command that then fails."""
+        from ..core.errors import NoDataError
+
+        cfg = self.cfg
+        if not cfg.data_dir.exists():
+            where = f" (data_dir of {cfg.source})" if cfg.source and self.data_dir is None else ""
+            raise NoDataError(f"data dir {cfg.data_dir}{where} does not exist: check --data-dir or the config "
+                              "(a new install stores its first events with `mailhygiene ingest LOGS`)")
+        return cfg
+
     @property
     def cfg(self):
         if self._cfg is None:
@@ -225,6 +239,8 @@ class Group(click.Group):
         return cmd_name, command, rest
 
     def make_context(self, info_name, args, parent=None, **extra):
+        if parent is None:
+            check_utf8_arguments(args)
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except ValueError as exc:
@@ -238,21 +254,90 @@ class Group(click.Group):
             ctx.exit(getattr(exc, "exit_code", 1))
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # click's own: usage errors (exit 2), ctx.exit(n)
-        except KeyboardInterrupt:
-            # Ctrl-C: what was committed stays (every write is atomic, positions go with it);
-            # exit 130 as a shell's own commands do, not click's "Aborted!" with 1
-            click.echo("\nInterrupted: what was stored before stays; run the command again to go on.", err=True)
-            ctx.exit(EX_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            interrupted(ctx, _signals.terminated if isinstance(exc, Terminated) else 0)
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # `mailhygiene export - | head`: click's main() ends quietly
+            if writing_stdout(exc):  # `> /dev/full`, a full disk under `> file`: the output is lost
+                say_error(f"cannot write to standard output: {exc.strerror or exc} (the output is incomplete: "
+                          "free some space where it goes, or send it elsewhere)")
+                ctx.exit(1)
             internal_error(ctx, exc)
         except ValueError as exc:
             if "null byte" not in str(exc):
                 internal_error(ctx, exc)
             raise nul_in_argument(exc) from None
         except Exception as exc:  # the safety net: a bug, said in one line, never a bare traceback
+            if interrupted_query(exc):
+                interrupted(ctx, _signals.terminated)
             internal_error(ctx, exc)
+
+
+def writing_stdout(exc: BaseException) -> bool:
+    """Whether `exc` was raised writing standard output (click.echo, the export's copy to `-`):
+    one of the frames it passed through holds sys.stdout or its binary buffer."""
+    streams = [s for s in (sys.stdout, sys.__stdout__) if s is not None]
+    streams += [s.buffer for s in list(streams) if hasattr(s, "buffer")]
+    tb = exc.__traceback__
+    while tb is not None:
+        if any(value is stream for value in tb.tb_frame.f_locals.values() for stream in streams):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def say_error(message: str) -> None:
+    """The `Error:` line on stderr, when stderr can take it."""
+    say_error_line(f"Error: {message}")
+
+
+def say_error_line(line: str) -> None:
+    try:
+        click.echo(line, err=True)
+    except OSError:
+        pass
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (systemd stopping a unit, `kill PID`, a timeout) or SIGHUP (the terminal closed)
+    in the console command: raised where the process is, as Ctrl-C's KeyboardInterrupt is, so
+    every atomic write removes its temp file and the command ends like an interrupted one (exit
+    143, 129). Commands that stop gracefully on SIGTERM (watch, send daemon) install their own
+    handler."""
+
+
+class _signals:
+    terminated = 0  # the SIGTERM (SIGHUP) that arrived: an engine may report it as its own interruption
+
+
+def _terminate(signum, frame):
+    _signals.terminated = signum
+    raise Terminated()
+
+
+def interrupted_query(exc: BaseException) -> bool:
+    """DuckDB's answer to Ctrl-C or SIGTERM during a query: it catches the KeyboardInterrupt the
+    signal raised and raises `RuntimeError: Query interrupted` (InterruptException in newer
+    versions) in its place."""
+    return (type(exc).__name__ == "InterruptException"
+            or (type(exc) is RuntimeError and str(exc).strip().startswith("Query interrupted")))
+
+
+def interrupted(ctx, terminated: int) -> None:
+    """Ctrl-C (or `terminated`, the number of the SIGTERM or SIGHUP that arrived): what was
+    committed stays (every write is atomic, positions go with it, temp files are removed on the
+    way out); exit 130 (143, 129) as a shell's own commands do, not click's "Aborted!" with 1."""
+    word = "Terminated" if terminated else "Interrupted"
+    say_error_line(f"\n{word}: what was stored before stays; run the command again to go on.")
+    ctx.exit(128 + terminated if terminated else EX_INTERRUPTED)
+
+
+def no_empty_name(value: str | None, what: str) -> None:
+    """UsageError for a file name given as "" (an unset shell variable: `--config "$CONF"`), which
+    would otherwise be read as the current directory and answered with `. is a directory`."""
+    if value is not None and str(value) == "":
+        raise click.UsageError(f"{what} is empty: give a file name (an unset shell variable?)")
 
 
 def nul_in_argument(exc: ValueError) -> Exception:
@@ -263,8 +348,37 @@ def nul_in_argument(exc: ValueError) -> Exception:
     return exc
 
 
+# The environment variables of the global options (their values reach the commands as arguments do).
+OPTION_ENV = ("MAILHYGIENE_CONFIG", "MAILHYGIENE_DATA_DIR", "MAILHYGIENE_TIMEZONE")
+
+
+def check_utf8_arguments(args) -> None:
+    """UsageError (exit 2, before anything is read or written) when an argument, or the value of
+    a global option's environment variable, is not UTF-8: Python hands such bytes on as lone
+    surrogates (a Shift_JIS or Latin-1 file name), which no file the tool writes (Parquet, JSON,
+    CSV) and no DuckDB query can carry, so the command would fail half-way with an encoding error."""
+    given = [(f"argument {i}", a) for i, a in enumerate(args, 1) if isinstance(a, str)]
+    given += [(f"${name}", os.environ[name]) for name in OPTION_ENV if name in os.environ]
+    for where, value in given:
+        if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+            shown = os.fsencode(value).decode("ascii", "backslashreplace") if _fs_roundtrips(value) else printable(value)
+            raise click.UsageError(
+                f"{where} '{shown}' is not UTF-8 text (a file name in another encoding, e.g. Shift_JIS?): "
+                "mailhygiene reads names and text as UTF-8. Rename the file (e.g. `convmv -f sjis -t utf8 "
+                "--notest FILE`), or give a log on standard input (`mailhygiene ingest - < FILE`)")
+
+
+def _fs_roundtrips(value: str) -> bool:
+    try:
+        os.fsencode(value)
+        return True
+    except UnicodeError:
+        return False
+
+
 EX_SOFTWARE = 70  # sysexits.h: internal software error
 EX_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
+EX_TERMINATED = 143  # 128 + SIGTERM
 DEBUG_ENV = "MAILHYGIENE_DEBUG"
 
 
@@ -316,7 +430,8 @@ pass_app = click.make_pass_decorator(AppContext)
                    "(config: timezone; default: this machine's zone).")
 @click.option("-q", "--quiet", is_flag=True,
               help="Print only problems, so cron mails only when something is wrong "
-                   "(clean, suppress, report, prune; see each command's --help).")
+                   "(clean, ingest, suppress, report, prune, export, suppression add|release|repair; "
+                   "see each command's --help).")
 @click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
               help="Language of the terminal summaries and the report (ja = 日本語). "
                    "Default: config report.lang (en).")
@@ -334,6 +449,7 @@ def cli(ctx, config_path, data_dir, timezone, quiet, lang):
 
     Commands that write the data dir must run as its owner (sudo -u mailhygiene mailhygiene ...).
     """
+    no_empty_name(config_path, "--config (or $MAILHYGIENE_CONFIG)")
     ctx.obj = AppContext(config_path, data_dir, timezone, quiet, lang)
     ctx.obj.writes, ctx.obj.command_args = ctx.meta.get(COMMAND_META, (False, []))
 
@@ -371,11 +487,59 @@ def main() -> None:
     """The console script: the command, then a quick exit (see _exit_now)."""
     global _CONSOLE
     _CONSOLE = True
+    _fill_closed_std_fds()
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or ssh session went away
+        if signal.getsignal(signum) == signal.SIG_DFL:  # SIG_IGN (nohup): left as it is
+            signal.signal(signum, _terminate)
     try:
         cli(prog_name="mailhygiene")
     except SystemExit as exc:
         _exit_now(exc.code)
     _exit_now(0)
+
+
+def _fill_closed_std_fds() -> None:
+    """Started with standard input, output or error closed (`mailhygiene ... >&-`, a daemon's
+    `exec >&-`): /dev/null takes the descriptor, so no file the command opens later (a Parquet
+    file, the queue database) becomes descriptor 1 or 2 and receives what is printed. Python
+    leaves sys.stdout (sys.stderr) None then: prints go nowhere, `export -` refuses."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+            except OSError:
+                return
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdin is None:
+        sys.stdin = ClosedStdin()
+
+
+class ClosedStdin:
+    """sys.stdin of a process started with standard input closed (`<&-`): not a terminal, and
+    reading it (`ingest -`, `intake`, `bounces`, `--from-file -`) is an Error saying so instead of
+    an AttributeError on None."""
+
+    def __init__(self):
+        self.buffer = self
+
+    def isatty(self) -> bool:
+        return False
+
+    def _closed(self, *args, **kwargs):
+        from ..core.errors import InputError
+
+        raise InputError("standard input is closed: give the input on it (... < FILE) or name a file")
+
+    read = read1 = readline = readlines = readinto = peek = fileno = _closed
+
+    def __iter__(self):
+        return self._closed()
 
 
 def _exit_now(code) -> None:
@@ -400,7 +564,8 @@ def _exit_now(code) -> None:
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # None: started with that descriptor closed (_fill_closed_std_fds)
+                stream.flush()
         except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said there
             pass
     os._exit(status)

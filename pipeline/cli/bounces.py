@@ -37,7 +37,10 @@ def bounces_cmd(ctx, maildir, recipient):
     from ..sender.bounces import process_bounces
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
-    logging.getLogger("flufl.bounce").setLevel(logging.WARNING)   # it logs every detector it tries
+    # flufl.bounce logs every detector it tries, and a detector's own exception (a mail without
+    # From: IndexError in its Yale detector) with its traceback at ERROR, though it carries on:
+    # our reader says what it found (process_bounces logs flufl's failures at debug)
+    logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
     try:
         cfg = ctx.obj.cfg
     except MailHygieneError as exc:  # config, data dir or its owner: this host's fault, not the mail's

@@ -82,14 +82,17 @@ def ingest_cmd(app, paths, fmt, year, reread, as_json, progress):
       journalctl -u postfix -o short-iso | mailhygiene ingest --format postfix -
 
     Globs are expanded; files are read oldest first, each from where the last run stopped.
-    Re-ingesting a file adds nothing twice. Bad lines are counted and sampled under
+    Re-ingesting a file adds nothing twice. With the global --quiet only problems are printed (stderr). Bad lines are counted and sampled under
     DATA_DIR/rejects/. A file that is not of the format given (or of no MTA under auto) is
     not read nor marked as read, and the exit status is 1. A damaged compressed file is read up to the
     damage, which is reported (exit status 1).
     """
     import sys
 
-    from . import start_up
+    from . import no_empty_name, start_up
+
+    for path in paths:
+        no_empty_name(path, "a PATH")
 
     if "-" in paths and _is_terminal(sys.stdin):  # else it waits without a word, as if hung
         click.echo("ingest: reading log lines from the terminal (standard input): end with Ctrl-D, or pipe a log "
@@ -99,7 +102,10 @@ def ingest_cmd(app, paths, fmt, year, reread, as_json, progress):
 
         engine = Engine.from_config(app.cfg, year=year, progress=progress)
     summary = engine.ingest(paths, fmt=fmt, use_positions=not reread)
-    print_ingest_summary(summary, as_json)
+    if app.quiet and not as_json:  # cron: only what the operator must act on (stderr)
+        print_ingest_warnings(summary)
+    else:
+        print_ingest_summary(summary, as_json)
     if app.cfg.store.url:  # [store] url: this node uploads what the run stored (docs/scale-out.md)
         from ..lake.node import after_commit
 

@@ -50,7 +50,7 @@ def prune_cmd(app, before, keep_days, dry_run, assume_yes, force, quiet):
     if (before is None) == (keep_days is None):
         raise InputError("give --before DATE or --keep-days N (one of them)")
     day = parse_day(before) if before is not None else days_ago(keep_days)
-    cfg = app.cfg
+    cfg = app.stored_cfg()
     plan = plan_prune(cfg.data_dir, day, window_days=cfg.rule.window_days, tz=cfg.tz)
     check_plan(plan, force=force)
     if not plan.doomed:

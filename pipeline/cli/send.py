@@ -30,8 +30,19 @@ def _cfg():
     return obj.cfg if obj is not None and hasattr(obj, "cfg") else load_config()
 
 
+BODY_MAX_BYTES = 64 << 20  # a message text larger than this is the wrong file (a log, /dev/zero)
+
+
 def _read_text(path: str) -> str:
-    data = Path(path).read_bytes()
+    from ..core.errors import InputError
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(BODY_MAX_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > BODY_MAX_BYTES:
+        raise InputError(f"{path} is larger than {BODY_MAX_BYTES >> 20} MiB: not a message text (the wrong file?)")
     from ..sender.intake import decode_text
 
     return decode_text(data, None)

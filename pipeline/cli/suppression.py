@@ -8,6 +8,7 @@ import sys
 import click
 
 
+from . import no_empty_name
 from .terminal import (aligned, aligned_line, column_widths, json_option, label_lines, lang_option, local, one_line,
                        reasons, text)
 
@@ -135,7 +136,7 @@ def suppression_list(app, limit, as_json, lang):
     """
     from ..suppression.store import entry_json, listing
 
-    cfg = app.cfg
+    cfg = app.stored_cfg()
     with listing(cfg.data_dir, limit or None) as found:  # read as printed: never the whole list at once
         if as_json:  # what app.print_json(list_json(entries)) prints, written piece by piece
             from ..core.jsonout import dumps_pieces
@@ -182,7 +183,7 @@ def suppression_show(app, address, as_json, lang):
     """
     from ..suppression.store import show, show_json
 
-    cfg = app.cfg
+    cfg = app.stored_cfg()
     info = show(cfg.data_dir, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons)
     if as_json:
         app.print_json(show_json(info))
@@ -246,6 +247,7 @@ def suppression_add(app, address, from_file, ignore_existing, note, lang):
     if (address is None) == (from_file is None):
         raise InputError("give one ADDRESS or --from-file FILE (one of them)")
     if from_file is not None:
+        no_empty_name(from_file, "--from-file")
         if from_file == "-":
             addresses = read_addresses(sys.stdin.buffer.read(), "standard input")
         else:
@@ -257,12 +259,12 @@ def suppression_add(app, address, from_file, ignore_existing, note, lang):
                               ignore_existing=ignore_existing)
     L = app.labels(lang)
     if from_file is None and added:
-        click.echo(L("cli.added", address=added[0]))
+        app.say(L("cli.added", address=added[0]))
     else:
-        click.echo(L("cli.added_many", n=len(added)))
+        app.say(L("cli.added_many", n=len(added)))
     if skipped:
         examples = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
-        click.echo(L("cli.skipped_listed", n=len(skipped), examples=examples))
+        app.say(L("cli.skipped_listed", n=len(skipped), examples=examples))
 
 
 @suppression_group.command("release")
@@ -279,8 +281,8 @@ def suppression_release(app, address, note):
     """
     from ..suppression.store import release
 
-    e = release(app.cfg.data_dir, address, note)
-    click.echo(app.labels()("cli.released", address=e["address"]))
+    e = release(app.stored_cfg().data_dir, address, note)
+    app.say(app.labels()("cli.released", address=e["address"]))
 
 
 @suppression_group.command("repair")
@@ -296,12 +298,12 @@ def suppression_repair(app):
     """
     from ..suppression.store import repair
 
-    before = repair(app.cfg.data_dir)
+    before = repair(app.stored_cfg().data_dir)
     if before.missing or before.stale:
         click.echo(f"repaired: {before.missing} entr(ies) restored from the history, {before.stale} released "
                    "entr(ies) removed")
     else:
-        click.echo("the list agrees with its history: nothing to repair")
+        app.say("the list agrees with its history: nothing to repair")
 
 
 @click.command("export")
@@ -334,6 +336,7 @@ def export_cmd(app, path, fmt, excel, allow_empty, filtered, days):
     """
     from ..suppression.export import export, export_filtered
 
+    no_empty_name(path, "PATH")
     cfg = app.cfg
     if filtered:
         n = export_filtered(cfg.data_dir, path, cfg.export, tz=cfg.timezone_name, days=days, fmt=fmt,
@@ -346,5 +349,5 @@ def export_cmd(app, path, fmt, excel, allow_empty, filtered, days):
                    allow_empty=allow_empty)
         what = "entries"
     if path != "-":  # standard output carries the file alone
-        click.echo(f"wrote {n} {what} to {path}")
+        app.say(f"wrote {n} {what} to {path}")
 

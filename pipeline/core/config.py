@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -436,10 +437,19 @@ class Config:
         return self.values[key]
 
 
+# Files of a system's zoneinfo directory that ZoneInfo opens but that are no zone names: the SQL
+# (DuckDB's ICU zones) knows none of them, so a run would end in an internal error half-way.
+NOT_ZONE_NAMES = frozenset({"localtime", "posixrules", "Factory"})
+NOT_ZONE_PREFIXES = ("posix/", "right/")
+
+
 def zone(name: str) -> ZoneInfo:
+    if name in NOT_ZONE_NAMES or name.startswith(NOT_ZONE_PREFIXES):
+        raise ConfigError(f"time zone {name!r} is a file of the zone database, not a zone name: use an "
+                          "IANA name such as Asia/Tokyo or UTC")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeDecodeError):  # OSError: "Asia", a directory
         raise ConfigError(
             f"unknown time zone {name!r}: use an IANA name such as Asia/Tokyo or UTC"
         ) from None
@@ -469,9 +479,9 @@ def local_zone_name() -> str:
 
 def _is_zone(name: str) -> bool:
     try:
-        ZoneInfo(name)
+        zone(name)
         return True
-    except (ZoneInfoNotFoundError, ValueError):
+    except ConfigError:
         return False
 
 
@@ -522,21 +532,33 @@ def _is_file(path: str) -> bool:
         return False
 
 
+# A config file is a few KB; more is the wrong file (`--config /dev/zero`, a log, a database):
+# read no further than this, so such a file is an error and not the whole memory.
+CONFIG_MAX_BYTES = 1 << 20
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """The file as a dict; every way it can be unreadable is a ConfigError naming the file."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(CONFIG_MAX_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist: create it or drop --config") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {path} is a directory, not a file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(data) > CONFIG_MAX_BYTES:
+        raise ConfigError(f"config file {path} is larger than {CONFIG_MAX_BYTES >> 20} MiB: not a config file "
+                          "(a log, a device?); give the TOML file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path} is not UTF-8 text (bad byte at offset {exc.start}): "
                           "save it as UTF-8") from None
+    # Notepad (Windows 10 before 1903, and "UTF-8 with BOM" since) starts the file with a BOM,
+    # which TOML does not allow: "Invalid statement (at line 1, column 1)" would not say why
+    text = text.removeprefix("\ufeff")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -659,7 +681,12 @@ def to_plain(obj, *, mask_secrets: bool = False):
         return {k: to_plain(v, mask_secrets=mask_secrets) for k, v in obj.items()}
     if isinstance(obj, (tuple, list)):
         return [to_plain(v, mask_secrets=mask_secrets) for v in obj]
+    if mask_secrets and isinstance(obj, str) and "@" in obj and "://" in obj:
+        return _URL_PASSWORD.sub(rf"\1:{SECRET_MASK}@", obj)  # http://user:password@host: the password
     return obj
+
+
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/:@]*):[^/@]*@")
 
 
 # The defaults as plain values (the README's table, tests and `config show` of an empty file).

@@ -5,6 +5,7 @@
   the directory is fsync'd, so a reader sees the old file or the new one, never half of one, and a
   crash leaves the old one. A failed write removes its temp file and raises StoreError naming the
   path and the cause (a full disk, a read-only directory), never a traceback.
+- engine_writes: DuckDB's I/O errors (a full disk under COPY ... TO) as the same StoreError.
 - file_lock: an flock on a lock file (exclusive or shared, waiting up to `wait` seconds), raising
   LockedError with a message that names the lock and what to do.
 - job_lock: the exclusive <data_dir>/state/<name>.lock of one job (`clean`, `watch`), holding its pid.
@@ -60,12 +61,45 @@ def describe_os_error(exc: OSError) -> str:
     """`No space left on device` / `Read-only file system` / `Permission denied` with a hint."""
     text = exc.strerror or str(exc)
     if exc.errno == errno.ENOSPC:
-        return f"{text} (free some space; nothing was changed)"
+        return f"{text} (free some space, then run the command again: it goes on from what was stored)"
     if exc.errno == errno.EROFS:
         return f"{text} (the data directory must be writable)"
     if exc.errno in (errno.EACCES, errno.EPERM):
         return f"{text} (run as the data directory's owner, e.g. sudo -u mailhygiene …)"
     return text
+
+
+def engine_write_error(exc: BaseException) -> OSError | None:
+    """An I/O error of DuckDB (its COPY ... TO a file) as the OSError it reports, so callers
+    describe it as they do the OS's own (describe_os_error); None for anything else. DuckDB
+    raises IOException with the cause in its text: `"errno":"28"` (a full disk), `Cannot open
+    file ...: No such file or directory`, `Permission denied`, `Read-only file system`."""
+    import re
+
+    if type(exc).__name__ != "IOException" or type(exc).__module__.split(".")[0] not in ("duckdb", "_duckdb"):
+        return None
+    text = str(exc)
+    found = re.search(r'"errno"\s*:\s*"?(\d+)', text) or re.search(r"\[errno (\d+)\]", text, re.I)
+    if found:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code))
+    for code in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.ENOENT, errno.EISDIR, errno.EDQUOT):
+        if os.strerror(code) in text:
+            return OSError(code, os.strerror(code))
+    return OSError(errno.EIO, next((line.strip() for line in text.splitlines() if line.strip()), "I/O error"))
+
+
+@contextmanager
+def engine_writes(target: str | os.PathLike) -> Iterator[None]:
+    """A block in which DuckDB writes `target` (or its temp file): its I/O errors become
+    StoreError naming `target`, as atomic_file's own do."""
+    try:
+        yield
+    except Exception as exc:
+        cause = engine_write_error(exc)
+        if cause is None:
+            raise
+        raise StoreError(f"cannot write {target}: {describe_os_error(cause)}") from None
 
 
 @contextmanager
@@ -103,7 +137,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        yield tmp
+        with engine_writes(target):
+            yield tmp
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -169,6 +204,9 @@ def file_lock(path: str | os.PathLike, *, shared: bool = False, wait: float = 0.
     ensure_dir(p.parent)
     try:
         fd = os.open(p, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except IsADirectoryError:
+        raise StoreError(f"lock file {p} is a directory: a lock file holds no data; remove that directory "
+                         "(rmdir, when it is empty) and run the command again") from None
     except OSError as exc:
         raise StoreError(f"cannot open lock file {p}: {describe_os_error(exc)}") from None
     fh = os.fdopen(fd, "r+")

@@ -157,12 +157,25 @@ class Engine:
 
     def ingest_sources(self, sources: Iterable[SourceSettings], on_source=None) -> list[IngestSummary]:
         """The configured sources, each read to its end (the ingest step of `clean`)."""
+        import os
+        import stat
+
+        from ..core.errors import InputError
+        from .source import not_followed
+
         out = []
         for src in sources:
             if not any(True for _ in _matching(src.path)):
                 if on_source is not None:
                     on_source(src.path, None)
                 continue
+            try:  # a named pipe or a device in the config would be read until it ends: never, from cron
+                st = os.stat(os.path.expanduser(src.path))
+            except OSError:
+                st = None
+            if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+                why = not_followed(src.path, st).replace("watch follows", "clean reads")
+                raise InputError(f"[[sources]] path {src.path} {why}")
             summary = self.ingest([src.path], fmt=src.format)
             out.append(summary)
             if on_source is not None:

@@ -427,8 +427,23 @@ def expand_paths(patterns: list[str], unmatched: list[str] | None = None) -> lis
                 if glob.has_magic(pattern):
                     continue
                 raise InputError(f"{p} does not exist")
+            if not utf8_name(m):
+                raise InputError(f"{pattern} matches {shown_name(m)}, whose name is not UTF-8 (Shift_JIS?): the "
+                                 "store keeps each event's file name as UTF-8. Rename it (e.g. `convmv -f sjis -t "
+                                 "utf8 --notest FILE`), or give it on standard input (`mailhygiene ingest - < FILE`)")
             found[str(p.resolve())] = p
     return sorted(found.values(), key=_age_key)
+
+
+def utf8_name(path: str) -> bool:
+    """Whether the file name is UTF-8 (Python hands other bytes on as lone surrogates, which no
+    Parquet column, JSON state or DuckDB query can carry)."""
+    return not any(0xDC80 <= ord(ch) <= 0xDCFF for ch in path)
+
+
+def shown_name(path: str) -> str:
+    """The name with its bytes that are not UTF-8 written as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def glob_files(pattern: str) -> list[str]:
@@ -1015,6 +1030,10 @@ class LogFiles:
                 p = self.problems.get(path)
                 if p is not None and now < p["retry_at"]:
                     continue
+                if not utf8_name(path):  # one odd file must not stop the follower at its first commit
+                    self.problem(path, f"({shown_name(path)}) has a name that is not UTF-8 (Shift_JIS?): not "
+                                 "followed; rename it (convmv -f sjis -t utf8 --notest FILE)", backoff=False)
+                    continue
                 try:
                     st = os.stat(path)
                 except FileNotFoundError:
@@ -1024,7 +1043,7 @@ class LogFiles:
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     if not spec.is_glob:
-                        self.problem(path, _not_followed(path, st))
+                        self.problem(path, not_followed(path, st))
                     continue
                 key = file_identity(st)
                 seen.add(key)
@@ -1456,7 +1475,7 @@ class LogFiles:
         return any(fnmatch.fnmatch(path, os.path.expanduser(spec.pattern)) for spec in self.specs)
 
 
-def _not_followed(path: str, st: os.stat_result) -> str:
+def not_followed(path: str, st: os.stat_result) -> str:
     """Why a source path that is no regular file is not followed, and what to give instead."""
     if stat.S_ISDIR(st.st_mode):
         return (f"is a directory: give a log file or a glob in the config, e.g. path = "

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..core.config import ReportSettings, RuleSettings, zone
 from ..core.errors import ConfigError, InputError, NoDataError, unreadable_file
-from ..store.warehouse import attach_views, has_events, no_progress_bar, run_sql
+from ..store.warehouse import attach_views, no_progress_bar, require_events, run_sql
 from ..suppression.store import HISTORY_SCHEMA
 
 TOP_DOMAINS = 20
@@ -110,9 +110,7 @@ def parse_rate(value, name: str = "--fail-over") -> float:
 def open_warehouse(data_dir: str | os.PathLike) -> duckdb.DuckDBPyConnection:
     """DuckDB with `events` and `suppression_history` (empty when no list exists yet)."""
     data_dir = Path(data_dir)
-    if not has_events(data_dir):  # the local store's, or the lake's with [store] url
-        raise NoDataError(f"no events in {data_dir} yet: run `mailhygiene ingest LOGS` first "
-                          "(or pass the right --data-dir)")
+    require_events(data_dir)  # the local store's, or the lake's with [store] url
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     no_progress_bar(con)

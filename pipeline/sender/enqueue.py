@@ -59,10 +59,15 @@ def parse_recipient_csv(text: str) -> list[str]:
 
 
 def read_recipient_file(path: str | Path) -> list[str]:
+    from ..suppression.address_file import MAX_BYTES  # the same bound as any list of addresses
+
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read recipient file {path}: {exc.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise InputError(f"recipient file {path} is larger than {MAX_BYTES >> 20} MB: not a list of addresses")
     return parse_recipient_csv(decode_csv_bytes(data))
 
 

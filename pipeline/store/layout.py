@@ -11,6 +11,22 @@ from __future__ import annotations
 from pathlib import Path
 
 PARTITION_PREFIX = "date="
+# The data dir's folders of state that only the program writes (the events, the list and its
+# history, read positions, the send queue, reject samples): never an output's place. exports/
+# and reports/ are outputs.
+STATE_SUBDIRS = ("events", "suppression", "state", "sender", "rejects")
+
+
+def inside_state(data_dir: str | Path, path: str | Path) -> Path | None:
+    """The state folder of `data_dir` (STATE_SUBDIRS) that `path` would be written into, or None."""
+    import os
+
+    real = Path(os.path.realpath(path))
+    for name in STATE_SUBDIRS:
+        folder = Path(os.path.realpath(Path(data_dir) / name))
+        if real == folder or folder in real.parents:
+            return folder
+    return None
 
 
 def events_root(data_dir: str | Path) -> Path:

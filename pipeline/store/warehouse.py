@@ -156,6 +156,24 @@ def has_events(data_dir: str | os.PathLike) -> bool:
     return bool(stored_files(data_dir))
 
 
+def require_events(data_dir: str | os.PathLike) -> None:
+    """NoDataError saying where no events are (the lake of [store] url, a data dir that does not
+    exist, or one with none yet) and what to do; nothing when `events` has rows to read."""
+    from ..core.errors import NoDataError
+
+    if has_events(data_dir):
+        return
+    data_dir = Path(data_dir)
+    source = event_source(data_dir)
+    if source is not None:  # [store] url: the lake's events
+        raise NoDataError(f"no events in the lake {source.lake.url} yet: the nodes upload after "
+                          "each ingest (`mailhygiene lake status` shows what it holds)")
+    if not data_dir.exists():
+        raise NoDataError(f"data dir {data_dir} does not exist: run `mailhygiene ingest LOGS` first "
+                          "(or pass the right --data-dir)")
+    raise NoDataError(f"no events in {data_dir} yet: run `mailhygiene ingest LOGS` first")
+
+
 VIEW_ATTEMPTS = 5
 
 

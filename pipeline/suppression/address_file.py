@@ -2,7 +2,8 @@
 line, or a CSV with an address column, as a CRM or Excel writes it.
 
 Reads the file (or bytes already read, e.g. standard input); writes nothing. UTF-8 (with or
-without a BOM) or Shift_JIS (cp932, what Excel on Japanese Windows saves); blank lines and lines
+without a BOM), Shift_JIS (cp932, what Excel on Japanese Windows saves) or UTF-16 with a BOM
+(Excel's "Unicode Text"); commas or, when the first line has tabs and no comma, tabs; blank lines and lines
 starting with # are skipped. Every way the file cannot be used is an InputError naming it.
 Called by the CLI; the addresses are checked and added by store.add_many.
 """
@@ -29,13 +30,22 @@ def read_addresses(source: str | os.PathLike | bytes, name: str | None = None) -
     else:
         name = name or str(source)
         data = _read(Path(source), name)
-    if b"\x00" in data:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with its BOM: Excel's "Unicode Text" (tab-separated)
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError(f"{name} starts as UTF-16 text but is not: save it as UTF-8 (CSV UTF-8 in Excel)") from None
+    elif b"\x00" in data:
         raise InputError(f"{name} is not a text file (it holds NUL bytes): give a CSV or one address per line")
-    text = _decode(data, name)
+    else:
+        text = _decode(data, name)
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         raise InputError(f"{name} holds no addresses")
-    rows = list(csv.reader(io.StringIO("\n".join(lines))))
+    # tab-separated (Excel's "Unicode Text" and "Text (Tab delimited)") when the first line has
+    # tabs and no commas; else CSV
+    delimiter = "\t" if "\t" in lines[0] and "," not in lines[0] else ","
+    rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter))
     header = [cell.strip().lower() for cell in rows[0]]
     column = next((i for i, cell in enumerate(header) if cell in ADDRESS_HEADERS), None)
     if column is not None:

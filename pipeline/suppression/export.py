@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from ..core.config import ExportSettings
 from ..core.errors import InputError, NoDataError
-from ..core.fsutil import atomic_file, atomic_path
+from ..core.fsutil import atomic_file, atomic_path, engine_writes
 from .rule import parse_as_of
 from .store import SuppressionStore, reading, run_block
 
@@ -44,7 +44,7 @@ def export(store, path: str | os.PathLike, settings: ExportSettings | None = Non
     settings = settings or ExportSettings()
     excel = settings.excel if excel is None else excel
     store = SuppressionStore.of(store)
-    target = check_target(path, fmt)
+    target = check_target(path, fmt, store.data_dir)
     _require_data_dir(store)
     with reading(store) as (_, con):
         count = run_block(con, "listed_count").fetchone()[0]
@@ -69,7 +69,7 @@ def export_filtered(store, path: str | os.PathLike, settings: ExportSettings | N
     excel = settings.excel if excel is None else excel
     days = settings.filtered_days if days is None else days
     store = SuppressionStore.of(store)
-    target = check_target(path, fmt)
+    target = check_target(path, fmt, store.data_dir)
     _require_data_dir(store)
     as_of_dt = parse_as_of(as_of, tz)
     since = as_of_dt - timedelta(days=days)
@@ -85,15 +85,25 @@ def export_filtered(store, path: str | os.PathLike, settings: ExportSettings | N
 
 
 # --------------------------------------------------------------------------- the target
-def check_target(path: str | os.PathLike, fmt: str) -> Path | None:
+def check_target(path: str | os.PathLike, fmt: str, data_dir: str | os.PathLike | None = None) -> Path | None:
     """The real file to replace (None = standard output); InputError for anything but a regular
-    file or a new name in an existing folder (a device node, a FIFO, a directory, a socket)."""
+    file or a new name in an existing folder (a device node, a FIFO, a directory, a socket), and
+    for a place among the data dir's own state (its events, the list and its history ...: an
+    export there would replace the list's history or be read as events)."""
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}: {' or '.join(FORMATS)}")
     if str(path) == STDOUT:
         return None
     given = Path(path)
     real = Path(os.path.realpath(given))  # a symlink: replace the file it points to, keep the link
+    if data_dir is not None:
+        from ..store.layout import inside_state
+
+        folder = inside_state(data_dir, real)
+        if folder is not None:
+            raise InputError(f"{given} is inside {folder}, where the program keeps its own data (an export there "
+                             f"would replace it or be read as events): export elsewhere, e.g. "
+                             f"{Path(data_dir) / 'exports' / ('suppression.' + fmt)}")
     try:
         st = os.stat(real)
     except FileNotFoundError:
@@ -118,6 +128,8 @@ def _require_data_dir(store: SuppressionStore) -> None:
 def _write(con, block: str, params: dict, target: Path | None, *, excel: bool,
            out: BinaryIO | None) -> None:
     if target is None:  # standard output: DuckDB writes a private temp file that is copied out
+        if out is None and sys.stdout is None:  # started with it closed (`>&-`)
+            raise InputError("standard output is closed: nothing written; give a file path instead of -")
         stream = out if out is not None else sys.stdout.buffer
         with tempfile.TemporaryDirectory(prefix="mailhygiene-export-") as tmp:
             raw = Path(tmp) / "export"
@@ -134,7 +146,8 @@ def _write(con, block: str, params: dict, target: Path | None, *, excel: bool,
         return
     raw = target.with_name(f".{target.name}.{os.getpid()}.raw")
     try:
-        run_block(con, block, {**params, "path": str(raw)})
+        with engine_writes(target):
+            run_block(con, block, {**params, "path": str(raw)})
         with atomic_file(target, "wb") as fh, open(raw, "rb") as src:
             fh.write(BOM)
             shutil.copyfileobj(src, fh)

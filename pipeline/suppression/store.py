@@ -230,17 +230,9 @@ class SuppressionStore:
 
 
 def _require_events(data_dir: Path) -> None:
-    from ..store.warehouse import event_source, has_events
+    from ..store.warehouse import require_events
 
-    if not has_events(data_dir):
-        source = event_source(data_dir)
-        if source is not None:  # [store] url: the lake's events
-            raise NoDataError(f"no events in the lake {source.lake.url} yet: the nodes upload after "
-                              "each ingest (`mailhygiene lake status` shows what it holds)")
-        if not data_dir.exists():
-            raise NoDataError(f"data dir {data_dir} does not exist: run `mailhygiene ingest LOGS` first "
-                              "(or pass the right --data-dir)")
-        raise NoDataError(f"no events in {data_dir} yet: run `mailhygiene ingest LOGS` first")
+    require_events(data_dir)
 
 
 @contextmanager
@@ -418,6 +410,11 @@ def checked_address(address: str) -> str:
     from ..store.records import normalise_address  # (records imports pyarrow: only when needed)
 
     a = normalise_address(address)
+    if any("\uff01" <= ch <= "\uff5e" for ch in a):  # ＡＢＣ＠: typed with a Japanese input method
+        import unicodedata
+
+        raise InputError(f"{address!r} holds full-width characters: no carrier delivers to it, so it would "
+                         f"match no mail; type it in half-width ({unicodedata.normalize('NFKC', a)})")
     local, at, domain = a.rpartition("@")
     if not at or not local or "." not in domain or not a.isprintable() or _SPACE.search(a):
         raise InputError(f"{address!r} is not an e-mail address (expected local@domain, no spaces "
