@@ -60,3 +60,18 @@ def test_problems_are_printed_in_quiet_mode(tmp_path):
     assert f"ingest {bad}: 2 lines rejected (" in out and "too_long 1" in out and "samples in " in out
     assert f"ingest {tmp_path / 'nothing-here*.log'}: no files match" in out
     assert [line for line in out.splitlines() if not line.startswith("ingest ")] == []  # nothing else
+
+
+@pytest.mark.slow
+def test_a_night_where_no_source_matches_a_file_fails_after_doing_the_rest(tmp_path):
+    """Every [[sources]] path matching nothing (logrotate moved the logs, a mistyped path) must
+    not look like a good night to cron or a systemd timer: the rule, export and report still run
+    on what is stored, then Error and exit 1. (A path without glob characters that does not exist
+    is an Error already; one empty glob among sources that match stays a warning.)"""
+    conf = write_config(tmp_path, [(str(tmp_path / "nothing-here*.log"), "postfix"),
+                                   (str(tmp_path / "gone/mail.log*"), "postfix")])
+    assert run(conf, "ingest", str(SAMPLES / "postfix" / "mail.log")).exit_code == 0   # last night's events
+    r = run(conf, "clean", "--quiet")
+    assert r.exit_code == 1, r.output
+    assert "Error: no [[sources]] path matches a file" in r.output and "gone/mail.log*" in r.output
+    assert (tmp_path / "data" / "exports" / "suppression.csv").exists()     # the rest of the night ran

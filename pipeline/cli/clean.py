@@ -116,3 +116,11 @@ def clean_cmd(app, as_of, force, progress, quiet, as_json, lang):
     result = clean(cfg, as_of=as_of, force=force, progress=progress, lang=app.language(lang), on_step=on_step)
     if as_json:
         app.print_json(clean_result_json(result, cfg))
+    if result.sources_without_files and not result.ingest and not result.watch_running:
+        # every log source came up empty: a moved log or a mistyped path, which a nightly job
+        # that exits 0 would hide from its monitoring for as long as it lasts
+        from ..core.errors import InputError
+
+        paths = ", ".join(result.sources_without_files)
+        raise InputError(f"no [[sources]] path matches a file ({paths}): no log was read. The rule, export and "
+                         "report ran on the events stored before; check those paths (a moved or renamed log?)")
