@@ -34,17 +34,11 @@ BODY_MAX_BYTES = 64 << 20  # a message text larger than this is the wrong file (
 
 
 def _read_text(path: str) -> str:
-    from ..core.errors import InputError
-
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(BODY_MAX_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > BODY_MAX_BYTES:
-        raise InputError(f"{path} is larger than {BODY_MAX_BYTES >> 20} MiB: not a message text (the wrong file?)")
+    from ..core.fsutil import read_bounded
     from ..sender.intake import decode_text
 
+    data = read_bounded(path, BODY_MAX_BYTES, name=path,
+                        too_large=f"{path} is larger than {BODY_MAX_BYTES >> 20} MiB: not a message text (the wrong file?)")
     return decode_text(data, None)
 
 

@@ -6,6 +6,7 @@
   crash leaves the old one. A failed write removes its temp file and raises StoreError naming the
   path and the cause (a full disk, a read-only directory), never a traceback.
 - engine_writes: DuckDB's I/O errors (a full disk under COPY ... TO) as the same StoreError.
+- read_bounded: a file given as input (or a FIFO), read up to a bound, refused beyond it.
 - file_lock: an flock on a lock file (exclusive or shared, waiting up to `wait` seconds), raising
   LockedError with a message that names the lock and what to do.
 - job_lock: the exclusive <data_dir>/state/<name>.lock of one job (`clean`, `watch`), holding its pid.
@@ -29,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from .errors import LockedError, StoreError
+from .errors import InputError, LockedError, StoreError
 
 FILE_MODE = 0o664
 DIR_MODE = 0o2775  # setgid: new files take the directory's group (the service group)
@@ -67,6 +68,20 @@ def describe_os_error(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM):
         return f"{text} (run as the data directory's owner, e.g. sudo -u mailhygiene …)"
     return text
+
+
+def read_bounded(path: str | os.PathLike, limit: int, *, name: str, too_large: str) -> bytes:
+    """The bytes of the file (or FIFO: `<(crm-export)`) at `path`, read up to `limit + 1` so
+    that /dev/zero or a log given by mistake cannot exhaust memory: InputError naming `name` when
+    it cannot be read, `too_large` when it holds more than `limit` bytes."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {name}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise InputError(too_large)
+    return data
 
 
 def engine_write_error(exc: BaseException) -> OSError | None:

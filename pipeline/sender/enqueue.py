@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.fsutil import read_bounded
 from ..store.records import domain_of
 from .compose import MessageTemplate, charset_for, check_header_value
 from .queue import Queue
@@ -61,13 +62,8 @@ def parse_recipient_csv(text: str) -> list[str]:
 def read_recipient_file(path: str | Path) -> list[str]:
     from ..suppression.address_file import MAX_BYTES  # the same bound as any list of addresses
 
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read recipient file {path}: {exc.strerror}") from None
-    if len(data) > MAX_BYTES:
-        raise InputError(f"recipient file {path} is larger than {MAX_BYTES >> 20} MB: not a list of addresses")
+    data = read_bounded(path, MAX_BYTES, name=f"recipient file {path}",
+                        too_large=f"recipient file {path} is larger than {MAX_BYTES >> 20} MB: not a list of addresses")
     return parse_recipient_csv(decode_csv_bytes(data))
 
 
