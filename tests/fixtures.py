@@ -864,3 +864,13 @@ def fall_back_log(tmp_path, mta: str, lines: int = 3000) -> tuple[Path, dict]:
     path = tmp_path / f"{mta}-fall-back.log"
     path.write_text("".join(out))
     return path, truth
+
+
+def assert_true_times(data: Path, truth: dict) -> None:
+    """Every event stored in `data` (from a fall_back_log) has the true time of its line."""
+    import pipeline
+
+    got = pipeline.connect(data).sql("SELECT source_offset, epoch_us(ts) FROM events").fetchall()
+    assert len(got) > 300
+    wrong = [(o, t, truth[o]) for o, t in got if t != truth[o]]
+    assert not wrong, f"{len(wrong)} of {len(got)} events at another time, e.g. {wrong[:3]}"

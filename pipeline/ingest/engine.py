@@ -50,7 +50,7 @@ from .parsers import common as parsers_common
 from .parsers.common import MAX_LINE_BYTES
 from .session import IngestSummary, Session, watch_is_running, watch_lock
 from .source import (DAMAGED, LINES, LONG, PARTIAL, READ_BUDGET, SKIPPED, Chunk, LogFiles, SourceSpec, Stream,
-                     STDIN, expand_paths)
+                     STDIN, expand_paths, not_followed)
 
 log = logging.getLogger("mailhygiene.watch")
 
@@ -159,9 +159,6 @@ class Engine:
         """The configured sources, each read to its end (the ingest step of `clean`)."""
         import os
         import stat
-
-        from ..core.errors import InputError
-        from .source import not_followed
 
         out = []
         for src in sources:
