@@ -125,6 +125,18 @@ class Uploader:
                 self._save(ledger)
         return summary
 
+    def not_uploaded(self) -> dict[str, int]:
+        """day -> how many of its stored files the ledger does not list as uploaded (`prune`
+        keeps those days: deleting them would lose their events from the lake for good). Read
+        without the store's lock (prune holds it when it checks again)."""
+        days = self._load().get("days", {})
+        out: dict[str, int] = {}
+        for f in self.store.files():
+            day = f.parent.name[len(DATE_PREFIX):]
+            if f.name not in days.get(day, {}):
+                out[day] = out.get(day, 0) + 1
+        return out
+
     def _merge_new(self, local: dict, days: dict) -> bool:
         """Merge the small files of each day with two or more files not uploaded yet (the store's
         own crash-safe compaction: the merged file replaces them, and the rows the lake already
@@ -223,6 +235,15 @@ class Uploader:
             summary.keys.append(key)
         else:
             summary.already_there += 1
+
+
+def not_uploaded(cfg: Config) -> dict[str, int]:
+    """day -> this node's stored files of that day not uploaded to the lake yet; {} when no lake
+    is configured (or the data dir is the central machine's, without store.node)."""
+    lake = lake_of(cfg)
+    if lake is None or not cfg.store.node:
+        return {}
+    return Uploader(cfg.data_dir, lake, cfg.store.node).not_uploaded()
 
 
 def upload_sealed(cfg: Config, *, merge: bool = False) -> UploadSummary | None:
