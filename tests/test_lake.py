@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from click.testing import CliRunner
+
+from pipeline.cli import cli
 from pipeline.core.config import load_config
 from pipeline.core.errors import ConfigError, LakeConflict, LakeError
 from pipeline.lake.read import connect_lake, list_objects
@@ -49,6 +52,35 @@ def test_store_settings_parse_and_validate(tmp_path):
 def test_bad_store_urls_say_what_to_write(url, message):
     with pytest.raises(ConfigError, match=message):
         parse_url(url)
+
+
+@pytest.mark.parametrize("url, endpoint", [
+    ("s3://AKIAEXAMPLE:s3cr3t-Pw@mail-lake/jp", ""),
+    ("s3://mail-lake/jp", "http://minio:s3cr3t-Pw@127.0.0.1:9"),
+    ("s3://s3cr3t-Pw@mail-lake/jp", ""),
+    ("gs://AKIAEXAMPLE:s3cr3t-Pw@mail-lake/jp", ""),
+    ("s3://mail-lake/jp?X-Amz-Signature=s3cr3t-Pw", ""),
+])
+def test_credentials_in_a_store_url_are_refused_and_never_printed(tmp_path, caplog, url, endpoint):
+    """A key or password in store.url / store.endpoint_url is never used to sign (botocore and
+    pyarrow take the AWS credentials; pyarrow read the user part as the host name) but was printed
+    in the Error and in watch's warnings: `Could not connect to the endpoint URL:
+    "http://minio:s3cr3t-Pw@127.0.0.1:9/..."`. Now refused, the secret shown as ***."""
+    from pipeline.lake.node import after_commit
+
+    toml = f'[store]\nurl = "{url}"\nendpoint_url = "{endpoint}"\nnode = "mta01"\n'
+    cfg = make_config(tmp_path, toml)
+    store_events(cfg, [event("a@docomo.ne.jp", at(10))])
+    for args in (["lake", "upload"], ["lake", "status"], ["config", "show"]):
+        r = CliRunner().invoke(cli, ["--config", str(cfg.source), *args])
+        assert "s3cr3t" not in r.output, (args, r.output)
+        if args[0] == "lake":
+            assert r.exit_code == 1 and r.output.startswith("Error: "), r.output
+    with caplog.at_level("WARNING", logger="mailhygiene.lake"):
+        assert after_commit(cfg, strict=False) is None  # watch: a warning
+    assert "retried at the next commit" in caplog.text and "s3cr3t" not in caplog.text
+    if "@" in url + endpoint:
+        assert "has credentials in it" in caplog.text and "AWS_ACCESS_KEY_ID" in caplog.text
 
 
 def test_node_names_are_checked():
