@@ -275,11 +275,13 @@ def append(path: Path, text: str) -> None:
 
 def write_watch_config(path: Path, sources: list[tuple[str, str]], flush: float, poll: float,
                        extra: str = "") -> Path:
-    """A `watch` config at `path`: UTC, the (path, format) sources, the [watch] intervals, and
-    `extra` TOML after them (more tables)."""
+    """A `watch` config at `path`: UTC, the (path, format[, olddir]) sources, the [watch]
+    intervals, and `extra` TOML after them (more tables)."""
     body = 'timezone = "UTC"\n'
-    for log, fmt in sources:
+    for log, fmt, *olddir in sources:
         body += f'[[sources]]\npath = "{log}"\nformat = "{fmt}"\n'
+        if olddir:
+            body += f'olddir = "{olddir[0]}"\n'
     body += f"[watch]\nflush_interval = {flush}\npoll_interval = {poll}\n" + extra
     path.write_text(body)
     return path

@@ -51,6 +51,8 @@ class SourceSettings:
     path: str = setting("", nonempty=True)
     # The MTA that wrote it; auto detects it per file.
     format: str = setting("auto", choices=("auto",) + MTA_FORMATS)
+    # logrotate's `olddir` for this log, if it uses one (relative to the log's directory, as logrotate reads it): where a rotated copy is looked for after a restart or a copytruncate. "" = beside the log.
+    olddir: str = setting("")
 
 
 @dataclass(frozen=True)

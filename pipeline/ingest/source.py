@@ -468,6 +468,7 @@ class SourceSpec:
 
     pattern: str
     fmt: str = "auto"
+    olddir: str = ""                # logrotate's olddir (relative to the log's directory): rotated copies go there
 
     @property
     def is_glob(self) -> bool:
@@ -920,17 +921,21 @@ class LogFiles:
             s.head_check = (n, sha1(s.head[:n]).hexdigest())
         return list(s.head_check)
 
-    def candidates(self, path: str) -> list[str]:
+    def candidates(self, path: str, olddir: str = "") -> list[str]:
         """Where a log's old text may be now: `mail.log.1`, `mail.log.1.gz`, `mail.log-2024…`,
-        multilog's `@<tai64n>.s`; newest first."""
+        logrotate's `extension .log` names (`mail.1.log`, `mail-20261206.log.gz`), multilog's
+        `@<tai64n>.s`; beside the log and in its `olddir` (relative to the log's directory, as
+        logrotate reads it); newest first."""
         d, base = os.path.split(path)
-        try:
-            names = os.listdir(d or ".")
-        except OSError:
-            return []
-        picked = [n for n in names if (n.startswith(base) and n != base)
-                  or (base == "current" and n.startswith("@"))]
-        paths = [os.path.join(d, n) for n in picked]
+        paths = []
+        for folder in dict.fromkeys([d or "."] + ([os.path.join(d or ".", os.path.expanduser(olddir))]
+                                                  if olddir else [])):
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                continue
+            paths += [os.path.join(folder, n) for n in names
+                      if rotated_name_of(n, base) and os.path.join(folder, n) != path]
         try:
             paths.sort(key=lambda p: os.stat(p).st_mtime, reverse=True)
         except OSError:
@@ -942,7 +947,7 @@ class LogFiles:
         """The rest of the log of position `pkey` (first line `fp`, read up to `offset` at
         `last_path`) in a sibling of that path (opened), or None."""
         pkey = pkey or fp
-        for cand in self.candidates(last_path):
+        for cand in self.candidates(last_path, spec.olddir):
             try:
                 st = os.stat(cand)
             except OSError:
@@ -990,13 +995,22 @@ class LogFiles:
                     log.warning("%s: %s (read up to offset %d of %d) was rotated away and is gone: "
                                 "its unread end cannot be ingested", "watch" if self.follow else "ingest",
                                 pos.get("path"), pos.get("offset", 0), pos.get("size", 0))
+                elif os.path.abspath(pos["path"]) == os.path.abspath(os.path.expanduser(spec.pattern)):
+                    # read to its end when last seen, but it may have grown before its rotation
+                    where = f" or in olddir {spec.olddir}" if spec.olddir else ""
+                    log.warning("%s: %s was rotated while not followed, and no rotated copy holding its text was "
+                                "found beside it%s: lines written to it after offset %d, if any, are not read. If "
+                                "logrotate moves rotated logs to another directory (olddir), set olddir in its "
+                                "[[sources]] entry", "watch" if self.follow else "ingest", pos["path"], where,
+                                pos.get("offset", 0))
                 pos["done"] = True
                 pos["updated"] = self.clock.time()
         return found_streams
 
     def source_of(self, path: str) -> SourceSpec | None:
         """The source a file belongs to: matched by its pattern, or a rotated sibling of it
-        (`mail.log.1`, `mail.log-DATE.gz` of `mail.log`; `@….s` of multilog's `current`)."""
+        (`mail.log.1`, `mail.log-DATE.gz` of `mail.log`; `@….s` of multilog's `current`), also
+        in the source's olddir."""
         for spec in self.specs:
             if spec.is_stdin:
                 continue
@@ -1004,10 +1018,12 @@ class LogFiles:
             full = os.path.abspath(path)
             if fnmatch.fnmatch(full, pat):
                 return spec
-            if os.path.dirname(full) != os.path.dirname(pat):
+            folder = os.path.dirname(pat)
+            olddir = os.path.normpath(os.path.join(folder, os.path.expanduser(spec.olddir))) if spec.olddir else None
+            if os.path.dirname(full) not in (folder, olddir):
                 continue
             name, base = os.path.basename(full), os.path.basename(pat)
-            if spec.is_glob or name.startswith(base) or (base == "current" and name.startswith("@")):
+            if (spec.is_glob and os.path.dirname(full) == folder) or rotated_name_of(name, base):
                 return spec
         return None
 
@@ -1473,6 +1489,29 @@ class LogFiles:
         except RuntimeError:  # the main thread changed the streams meanwhile: just wake up
             return True
         return any(fnmatch.fnmatch(path, os.path.expanduser(spec.pattern)) for spec in self.specs)
+
+
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
+
+
+def rotated_name_of(name: str, base: str) -> bool:
+    """Is `name` a rotated name of the log `base` (the live file's name)? `base` + anything
+    (`mail.log.1`, `mail.log-20261206.gz`); with logrotate's `extension .log`, the stem, one
+    more part, then the extension (`mail.1.log`, `mail-20261206.log`, either compressed);
+    multilog's `@<tai64n>.s` of `current`. (A wrong guess costs one fingerprint read.)"""
+    if name == base:
+        return False
+    if name.startswith(base) or (base == "current" and name.startswith("@")):
+        return True
+    stem, ext = os.path.splitext(base)
+    if not stem or not ext:
+        return False
+    for suffix in _COMPRESSED_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    middle = name[len(stem):-len(ext)] if name.startswith(stem) and name.endswith(ext) else ""
+    return len(middle) > 1 and middle[0] in ".-_" and "/" not in middle
 
 
 def not_followed(path: str, st: os.stat_result) -> str:
