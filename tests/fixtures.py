@@ -368,7 +368,8 @@ class Follower:
     this process, on a ManualClock: the test decides when a pass runs and how much time passes,
     so flush intervals, idle closing, retries and the partial-line grace are reached without
     sleeping. start()/stop() are a watch started and stopped with SIGTERM (state committed),
-    with watch's own on_stored hook (lake.node.watch_hook: uploads when `extra` sets [store]).
+    with watch's own on_stored hook (lake.node.watch_hook: uploads when `extra` sets [store];
+    each upload waited for, so what a pass uploads does not depend on a thread's timing).
     The default intervals are binary fractions, so "0.25 s later" is exactly the flush time."""
 
     def __init__(self, tmp: Path, sources: list[tuple[str, str]], flush: float = 0.25, poll: float = 0.25,
@@ -389,7 +390,7 @@ class Follower:
 
         self.engine = Engine.from_config(self.cfg, clock=self.clock)
         self._following = self.engine.following(self.cfg.sources, use_watchdog=self.inotify,
-                                                on_stored=watch_hook(self.cfg))
+                                                on_stored=watch_hook(self.cfg, background=False))
         self._following.__enter__()
         return self
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import date
 from pathlib import Path
 
@@ -419,7 +420,7 @@ def test_watch_uploads_at_most_every_interval_the_first_and_the_last_at_once(tmp
     monkeypatch.setattr(node, "after_commit", upload)
     now = [1000.0]
     cfg = make_config(tmp_path, f'[store]\nurl = "{tmp_path / "lake"}"\nnode = "n1"\nupload_interval = 300\n')
-    hook = node.WatchUploads(cfg, clock=lambda: now[0])
+    hook = node.WatchUploads(cfg, clock=lambda: now[0], background=False)  # each upload waited for
     assert hook() is False and len(calls) == 1             # the first commit: at once
     now[0] += 10
     assert hook() is True and len(calls) == 1              # within the interval: left for later
@@ -437,8 +438,73 @@ def test_watch_uploads_at_most_every_interval_the_first_and_the_last_at_once(tmp
     now[0] += 20
     assert hook() is False and len(calls) == 5             # ... within 30 s, not the interval
     every_commit = node.WatchUploads(make_config(tmp_path, f'[store]\nurl = "{tmp_path / "lake"}"\nnode = "n1"\n'
-                                                 'upload_interval = 0\n'), clock=lambda: now[0])
+                                                 'upload_interval = 0\n'), clock=lambda: now[0],
+                                  background=False)
     assert every_commit() is False and every_commit() is False and len(calls) == 7
+
+
+def _stored_rows(data_dir) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(f).num_rows for f in EventStore(data_dir).files()) if data_dir.exists() else 0
+
+
+def test_a_lake_that_does_not_answer_never_holds_the_follower(tmp_path, monkeypatch, caplog):
+    """An S3 endpoint that takes connections and never answers (a hung MinIO, a black-holed
+    route): botocore waits 120 s a try, 5 tries. The upload ran in the follower's loop, so after
+    its first commit watch stored nothing more for ten minutes (a watch against such a server
+    stored the first 10 lines and none of the 20 written 3 s later within 60 s). Now the upload
+    runs on its own thread: the lines are stored as ever, and the stop waits for the upload only
+    FINAL_WAIT_S, then says what happens to what is not uploaded."""
+    pytest.importorskip("boto3")
+    import socket
+    import threading
+
+    from fixtures import alarm, append, pf_lines
+
+    from pipeline.ingest.engine import follow
+    from pipeline.lake.node import WatchUploads
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held = []
+
+    def take():  # accept and never answer
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=take, daemon=True).start()
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(WatchUploads, "FINAL_WAIT_S", 1.0, raising=False)
+    log = tmp_path / "mail.log"
+    log.write_text(pf_lines(0, 10))
+    cfg = make_config(tmp_path, f'timezone = "UTC"\n[store]\nurl = "s3://mail-lake/mh"\n'
+                                f'endpoint_url = "http://127.0.0.1:{server.getsockname()[1]}"\nnode = "mta01"\n'
+                                '[watch]\nflush_interval = 0.1\npoll_interval = 0.05\n'
+                                f'[[sources]]\npath = "{log}"\nformat = "postfix"\n')
+    stop = threading.Event()
+    runner = threading.Thread(target=follow, args=(cfg, stop), kwargs={"use_watchdog": False}, daemon=True)
+    try:
+        with caplog.at_level("INFO", logger="mailhygiene.lake"), alarm(60):
+            runner.start()
+            while _stored_rows(cfg.data_dir) < 10 or not held:  # stored, and the upload has begun
+                time.sleep(0.05)
+            append(log, pf_lines(10, 30))
+            while _stored_rows(cfg.data_dir) < 30:  # stored while the upload hangs
+                time.sleep(0.05)
+            stop.set()
+            runner.join()
+    finally:
+        stop.set()
+        server.close()
+        for c in held:
+            c.close()
+    assert "did not end within 1 s of the stop" in caplog.text and "nothing is lost" in caplog.text
 
 
 @pytest.mark.parametrize("interval", [0, 3600])
