@@ -298,13 +298,13 @@ class Watcher:
         self.stderr_path = tmp / "watch.stderr"
         self.runs = 0
 
-    def start(self, *extra: str) -> "Watcher":
+    def start(self, *extra: str, preexec_fn=None) -> "Watcher":
         self.runs += 1
         err = open(self.stderr_path, "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", CLI, "--config", str(self.config),
              "--data-dir", str(self.data), "watch", *extra],
-            stdout=subprocess.DEVNULL, stderr=err, cwd=self.tmp)
+            stdout=subprocess.DEVNULL, stderr=err, cwd=self.tmp, preexec_fn=preexec_fn)
         err.close()
         deadline = time.monotonic() + 10
         while self.stderr().count("following") < self.runs and time.monotonic() < deadline:

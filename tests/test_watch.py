@@ -113,6 +113,39 @@ def test_unreadable_file_is_reported_and_retried(tmp_path, logs, watchers):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_glob_of_more_files_than_can_be_open_is_read_in_turns(tmp_path, logs, watchers):
+    """A glob matching more logs than the limit of open files (here 300 under a hard limit of
+    256): watch held every followed file open, ran out of descriptors and ended at once with
+    `Error: internal error: OSError: [Errno 24] Too many open files` (exit 70), 0 lines stored
+    (1,200 files under systemd's default soft 1024 did the same). Now the soft limit is raised to
+    the hard one, and the files beyond what may be open are read in turns, with one warning."""
+    import resource
+
+    from fixtures import alarm
+
+    for i in range(300):
+        (logs / f"h{i:03d}.log").write_text(pf_line(i, stamp=f"Nov  3 16:{i // 60:02d}:{i % 60:02d}")
+                                            + pf_line(1000 + i))
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    w = new_watcher(watchers, tmp_path, [(str(logs / "*.log"), "postfix")]).start(preexec_fn=limit)
+    with alarm(120):
+        while w.counts()[0] < 600:
+            assert w.proc.poll() is None, f"watch exited: {w.stderr()}"
+            time.sleep(0.2)
+    append(logs / "h007.log", pf_line(5000))  # a file closed to make room is read on when it grows
+    with alarm(120):
+        while w.counts()[0] < 601:
+            assert w.proc.poll() is None, f"watch exited: {w.stderr()}"
+            time.sleep(0.2)
+    assert w.stop() == 0
+    assert w.counts() == (601, 601)
+    assert w.stderr().count("read in turns") == 1 and "Too many open files" not in w.stderr()
+
+
 def test_clean_leaves_ingestion_to_a_live_watch(tmp_path, logs, watchers):
     from pipeline.ingest.session import watch_is_running
     from pipeline.jobs.clean import clean

@@ -76,6 +76,9 @@ READ_BUDGET = 16 << 20           # followed: bytes per file per pass, so other f
 # written: it is left for later. Older (or compressed) files: it is read as it is.
 PARTIAL_LINE_GRACE_S = 60
 IDLE_CLOSE_S = 30.0              # followed: a file that has not grown for this long is closed
+# Followed files held open at once: half the soft limit of open files, less what the rest of the
+# process needs (the store, DuckDB, inotify, imports). A glob of more files is read in turns.
+FILES_RESERVE = 64
 SIBLINGS_CHECKED = 8             # rotated candidates fingerprinted when looking for a lost file
 POSITION_KEEP_S = 30 * 86400     # positions of finished files are forgotten after this long
 RETRY_MAX_S = 60.0
@@ -731,6 +734,8 @@ class LogFiles:
         self.waiting: dict[str, Stream] = {}             # open, MTA not told yet (followed)
         self.problems: dict[str, dict] = {}               # path -> {"msg", "retry_at", "attempt"}
         self.unmatched: list[str] = []                    # batch: globs that matched no file
+        self.max_open = open_files_budget()               # followed: streams held open at once
+        self._turns_said = False
 
     # ------------------------------------------------------------------ batch
     def batch_files(self) -> list[tuple[SourceSpec, Path]]:
@@ -1070,6 +1075,9 @@ class LogFiles:
                     continue
                 if self.skipped.get(key) == (st.st_size, st.st_mtime_ns):
                     continue
+                if len(self.streams) >= self.max_open and not self._make_room():
+                    self._in_turns()
+                    continue  # opened at a later scan, when a file read to its end makes room
                 try:
                     self._open(spec, path, st)
                 except FileNotFoundError:
@@ -1080,6 +1088,30 @@ class LogFiles:
                     continue
         for key in [k for k in self.skipped if k not in seen]:
             del self.skipped[key]
+
+    def _make_room(self) -> bool:
+        """Close the followed file that has waited longest at its end and still sits under its
+        name (it is opened again when it grows, from its position, as an idle one is); False
+        when every open file still has something to read."""
+        idle = [s for s in self.streams.values() if s.eof and s.read_at == s.offset and not s.piped]
+        for s in sorted(idle, key=lambda s: s.last_growth):
+            try:
+                st = os.stat(s.path)
+            except OSError:
+                continue
+            if file_identity(st) != s.key:
+                continue
+            self.drop(s)
+            self.skipped[s.key] = (st.st_size, st.st_mtime_ns)
+            return True
+        return False
+
+    def _in_turns(self) -> None:
+        if not self._turns_said:
+            self._turns_said = True
+            log.warning("watch: the sources match more files than can be held open at once (%d, from the limit "
+                        "of open files, ulimit -n / LimitNOFILE): they are read in turns, a file read to its "
+                        "end making room for the next", self.max_open)
 
     def ready_streams(self) -> list[Stream]:
         """Open streams in read order whose MTA the engine has decided (asking again those it
@@ -1512,6 +1544,36 @@ def rotated_name_of(name: str, base: str) -> bool:
             break
     middle = name[len(stem):-len(ext)] if name.startswith(stem) and name.endswith(ext) else ""
     return len(middle) > 1 and middle[0] in ".-_" and "/" not in middle
+
+
+def open_files_budget() -> int:
+    """How many followed files may be held open at once (FILES_RESERVE kept for the rest)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 1 << 20
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return 1 << 20
+    return max(8, soft // 2 - FILES_RESERVE)
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft limit of open files to the hard one (systemd's LimitNOFILE default is
+    1024:524288, the soft one kept low for select(), which this process does not use); returns
+    the soft limit in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError):
+            pass
+    return soft
 
 
 def not_followed(path: str, st: os.stat_result) -> str:
