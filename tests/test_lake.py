@@ -588,3 +588,49 @@ def test_central_report_and_connect_read_every_node_each_event_once(tmp_path):
     con = pipeline.connect(config=central)
     assert rows_of(con, "SELECT node, recipient FROM events ORDER BY recipient") == [
         ("mta01", "a@docomo.ne.jp"), ("mta01", "b@au.com"), ("mta02", "c@au.com")]
+
+
+def test_two_hosts_given_the_same_node_name_are_told_apart(tmp_path):
+    """Two MTA hosts configured with the same store.node: part names are random, so no object
+    ever conflicted and both mixed their objects in one node= prefix unnoticed (`lake status`:
+    one node), each compacting and reading the other's. Now the first data dir to upload claims
+    the name (<root>/_nodes/node=mta01.json); the second is refused with an Error that names the
+    host holding it, and uploads nothing. A retry of the first, a lost ledger, and a renamed
+    host pass; `lake upload --take-over` hands the name to a rebuilt host."""
+    lake_dir = tmp_path / "lake"
+    toml = f'[store]\nurl = "{lake_dir}"\nnode = "mta01"\n'
+    a = make_config(tmp_path, toml, data_dir=tmp_path / "host-a")
+    store_events(a, [event("a@docomo.ne.jp", at(10))])
+    b = make_config(tmp_path, toml, data_dir=tmp_path / "host-b")
+    store_events(b, [event("b@docomo.ne.jp", at(11))])
+
+    def upload(cfg, *extra):
+        return CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "lake", "upload",
+                                        *extra])
+
+    r = upload(a)
+    assert r.exit_code == 0 and "uploaded 1 file(s)" in r.output, r.output
+    r = upload(b)
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("Error: ") and "store.node 'mta01' is already used" in r.output
+    assert str(tmp_path / "host-a") in r.output and "--take-over" in r.output
+    assert [o.day for o in list_objects(parse_url(str(lake_dir)))] == ["2026-11-10"]  # nothing of b's
+    # the first host again: a new event, a lost ledger, a new process (no cached claim)
+    import pipeline.lake.upload as upload_module
+
+    upload_module._CLAIMED.clear()
+    claim = lake_dir / "_nodes" / "node=mta01.json"
+    claim.write_text(claim.read_text().replace('"host": "', '"host": "renamed-'))  # the host was renamed since
+    for ledger in (a.data_dir / "lake").glob("uploaded-*.json"):
+        ledger.unlink()
+    store_events(a, [event("c@docomo.ne.jp", at(12))])
+    r = upload(a)
+    assert r.exit_code == 0 and "uploaded 1 file(s)" in r.output and "1 already there" in r.output, r.output
+    # b replaces a (a rebuilt host): --take-over, once; then a is the one refused
+    upload_module._CLAIMED.clear()
+    r = upload(b, "--take-over")
+    assert r.exit_code == 0 and "uploaded 1 file(s)" in r.output, r.output
+    store_events(a, [event("d@docomo.ne.jp", at(13))])
+    upload_module._CLAIMED.clear()
+    r = upload(a)
+    assert r.exit_code == 1 and str(tmp_path / "host-b") in r.output, r.output

@@ -58,17 +58,21 @@ def lake_status(app, as_json):
 
 
 @lake_group.command("upload")
+@click.option("--take-over", is_flag=True,
+              help="This host replaces the one that holds its store.node name in the lake (rebuilt, or its "
+                   "data dir moved): the name's claim becomes this data dir's.")
 @click.pass_obj
-def lake_upload(app):
+def lake_upload(app, take_over):
     """Upload this node's sealed event files that the lake does not have yet (create-only).
 
     `ingest`, `clean` and `watch` do this after each commit; this command is for a first upload
-    of an existing store, or after the lake was unreachable.
+    of an existing store, or after the lake was unreachable. A node name is held by one host (a
+    claim under <url>/_nodes/): another host given the same store.node is refused.
     """
     from ..lake.node import after_commit
 
     _lake(app.cfg)
-    s = after_commit(app.cfg, strict=True)
+    s = after_commit(app.cfg, strict=True, take_over=take_over)
     click.echo(f"uploaded {s.uploaded} file(s), {s.bytes:,} bytes; {s.already_there} already there; "
                f"{s.skipped_covered} covered by the lake; {s.filtered_rows} row(s) left out as already uploaded")
 

@@ -27,11 +27,12 @@ from .url import lake_of, masked
 log = logging.getLogger("mailhygiene.lake")
 
 
-def after_commit(cfg: Config, *, strict: bool = True, merge: bool = False) -> UploadSummary | None:
+def after_commit(cfg: Config, *, strict: bool = True, merge: bool = False,
+                 take_over: bool = False) -> UploadSummary | None:
     if not cfg.store.url:
         return None
     try:
-        summary = upload_sealed(cfg, merge=merge)
+        summary = upload_sealed(cfg, merge=merge, take_over=take_over)
     except MailHygieneError as exc:
         if strict:
             raise LakeError(f"the events are stored locally, but uploading them to the lake failed: {exc} "

@@ -24,6 +24,7 @@ from ..core.config import Config, StoreSettings
 from ..core.errors import ConfigError
 
 EVENTS_DIR = "events"
+CLAIMS_DIR = "_nodes"
 NODE_PREFIX = "node="
 DATE_PREFIX = "date="
 _NODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -70,6 +71,12 @@ class LakeLocation:
         if self.scheme == "s3":
             return f"{self.prefix}/{rel}" if self.prefix else rel
         return f"{self.prefix}/{rel}"
+
+    def claim_key(self, node: str) -> str:
+        """The key (s3: without the bucket) or path (file) of the object that says which host
+        uses a node name (lake.upload: one host per name)."""
+        rel = f"{CLAIMS_DIR}/{NODE_PREFIX}{check_node(node)}.json"
+        return f"{self.prefix}/{rel}" if self.prefix else rel
 
     def path(self, key: str) -> str:
         """A key as a path of `filesystem()`."""
