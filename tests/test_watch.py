@@ -450,6 +450,65 @@ def test_a_rotated_log_whose_copy_is_not_found_is_said(tmp_path, logs, followers
     assert "was rotated while not followed, and no rotated copy" in watch_log.text and "set olddir" in watch_log.text
 
 
+def _two_rotations(logs):
+    """While nothing reads: the log grows and is rotated twice (mail.log -> .1 -> .2.gz), the
+    middle log (lines 40-50) written and rotated away unseen."""
+    log = logs / "mail.log"
+    append(log, pf_lines(25, 40))
+    os.rename(log, logs / "mail.log.1")
+    os.utime(logs / "mail.log.1", (time.time() - 100, time.time() - 100))
+    log.write_text(pf_lines(40, 50, stamp="Nov  3 16:07:00"))
+    os.utime(log, (time.time() - 50, time.time() - 50))
+    _gzip_to(logs / "mail.log.1", logs / "mail.log.2.gz")
+    os.utime(logs / "mail.log.2.gz", (time.time() - 100, time.time() - 100))
+    os.rename(log, logs / "mail.log.1")
+    log.write_text(pf_lines(50, 60, stamp="Nov  3 16:08:00"))
+    (logs / "mail.log.3.gz").write_bytes(gzip.compress(pf_lines(900, 910, stamp="Nov  1 10:00:00").encode()))
+    os.utime(logs / "mail.log.3.gz", (time.time() - 900, time.time() - 900))  # older than what was read
+
+
+def test_two_rotations_while_stopped_read_the_log_rotated_in_between(tmp_path, logs, followers, watch_log):
+    """A follower stopped over two rotations finds its log's rest in mail.log.2.gz and reads the
+    new mail.log; mail.log.1, written and rotated while it was down, matched neither the named
+    source nor a position: that whole log was lost (50 of 60 lines). Now the logs rotated away
+    after the one found, never seen, are read from their start; an older rotated log is not."""
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 25))
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])
+    f.run(TICK)
+    f.stop()
+    _two_rotations(logs)
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])
+    f.run(TICK * 3)
+    assert f.counts() == (60, 60)
+    assert "rotated away from" in watch_log.text
+    f.stop()
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])  # and once only
+    f.run(TICK * 3)
+    assert f.counts() == (60, 60)
+
+
+def test_two_rotations_between_batch_runs_read_the_log_rotated_in_between(tmp_path, logs):
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 25))
+
+    def ingest():
+        r = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "data"), "--timezone", "UTC", "ingest",
+                                     "--year", "2026", str(log)])
+        assert r.exit_code == 0, r.output
+
+    ingest()
+    _two_rotations(logs)
+    ingest()
+    ingest()
+    con = pipeline.connect(tmp_path / "data")
+    assert con.execute("SELECT count(*), count(DISTINCT recipient) FROM events").fetchall() == [(60, 60)]
+
+
 def test_file_replaced_by_a_shorter_one_and_truncated(tmp_path, logs, followers):
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 30))

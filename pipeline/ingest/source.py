@@ -995,6 +995,7 @@ class LogFiles:
             if found is not None:
                 found.order = (0, 0)  # before the (now new) file under the old name
                 found_streams.append(found)
+                found_streams += self._rotated_since(spec, pos["path"], found, batch)
             elif not self.follow or not os.path.exists(pos["path"]) or here is not None:
                 if not pos.get("eof", True) and pos.get("size", 0) > pos.get("offset", 0):
                     log.warning("%s: %s (read up to offset %d of %d) was rotated away and is gone: "
@@ -1011,6 +1012,32 @@ class LogFiles:
                 pos["done"] = True
                 pos["updated"] = self.clock.time()
         return found_streams
+
+    def _rotated_since(self, spec: SourceSpec, live: str, found: Stream, batch: bool) -> list[Stream]:
+        """The logs rotated away from `live` after the one whose rest was found (`found`), never
+        seen (no position knows their first line): a follower stopped over two rotations finds
+        its log in mail.log.2.gz, and mail.log.1 was written and rotated while it was down. A
+        source that names the live file (not a glob) matched neither; that whole log was lost.
+        Opened from their start (their own read order: by time, before the live file)."""
+        out = []
+        for cand in self.candidates(live, spec.olddir):
+            if os.path.abspath(cand) == os.path.abspath(live):
+                continue
+            try:
+                st = os.stat(cand)
+                if not stat.S_ISREG(st.st_mode) or file_identity(st) in self.by_key or st.st_mtime <= found.mtime:
+                    continue
+                fp, _ = fingerprint(cand)
+                if not fp or any(k == fp or k.startswith(fp + "~") for k in self.positions):
+                    continue  # no first line yet, or a log read before (its position decides)
+                s = self._open(spec, cand, st, batch=batch)
+            except (OSError, EOFError):
+                continue
+            if s is not None:
+                log.info("%s: reading %s, rotated away from %s while it was not followed",
+                         "watch" if self.follow else "ingest", cand, live)
+                out.append(s)
+        return out
 
     def source_of(self, path: str) -> SourceSpec | None:
         """The source a file belongs to: matched by its pattern, or a rotated sibling of it
