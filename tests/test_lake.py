@@ -16,6 +16,8 @@ import pytest
 
 from click.testing import CliRunner
 
+import pipeline
+
 from pipeline.cli import cli
 from pipeline.core.config import load_config
 from pipeline.core.errors import ConfigError, LakeConflict, LakeError
@@ -634,3 +636,44 @@ def test_two_hosts_given_the_same_node_name_are_told_apart(tmp_path):
     upload_module._CLAIMED.clear()
     r = upload(a)
     assert r.exit_code == 1 and str(tmp_path / "host-b") in r.output, r.output
+
+
+@pytest.mark.parametrize("zone_b, year_b", [("UTC", 2026), ("Asia/Tokyo", 2025)])
+def test_a_log_read_by_two_nodes_on_other_days_counts_once_as_on_one_machine(tmp_path, zone_b, year_b):
+    """The same log ingested by two nodes whose parse settings differ (one in another zone, or a
+    clock a year off at New Year) puts a line near midnight on two UTC days. One machine's store
+    keeps it once (it looks for a line on the days it could have gone to); the lake kept a copy
+    per (date, event_id), so the lines near midnight counted twice centrally (5 rows for 3 lines
+    in the zone case, 6 in the year case): the rule's counts differed from one machine's. Now one
+    row per event id, across days."""
+    from pipeline.lake.read import connect_lake
+    from pipeline.lake.url import lake_of
+
+    from fixtures import pf_line
+
+    log = tmp_path / "mail.log"
+    log.write_text(pf_line(1, stamp="Nov  3 00:10:00", status="deferred", qid="3C6D1C0A2A")
+                   + pf_line(1, stamp="Nov  3 08:30:00", status="deferred", qid="3C6D1C0A2B")
+                   + pf_line(2, stamp="Nov  3 23:50:00", qid="3C6D1C0A2C"))
+    lake_dir = tmp_path / "lake"
+
+    def node(name, zone, year):
+        (tmp_path / name).mkdir()
+        cfg = make_config(tmp_path / name, f'[store]\nurl = "{lake_dir}"\nnode = "{name}"\n', timezone=zone,
+                          data_dir=tmp_path / name / "data")
+        r = CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "--timezone", zone,
+                                     "ingest", "--year", str(year), str(log)])
+        assert r.exit_code == 0, r.output
+        return cfg
+
+    node("mta01", "Asia/Tokyo", 2026)
+    node("mta02", zone_b, year_b)
+    one = tmp_path / "one"
+    r = CliRunner().invoke(cli, ["--data-dir", str(one), "--timezone", "Asia/Tokyo", "ingest", "--year", "2026", str(log)])
+    assert r.exit_code == 0, r.output
+    single = pipeline.connect(one).execute("SELECT count(*) FROM events").fetchall()
+    con = connect_lake(parse_url(str(lake_dir)), tmp_path / "central")
+    assert con.execute("SELECT count(DISTINCT date) FROM lake_events").fetchall() > [(1,)]  # two days
+    assert con.execute("SELECT count(*), count(DISTINCT event_id) FROM lake_events").fetchall() == [(6, 3)]
+    assert con.execute("SELECT count(*) FROM events").fetchall() == single == [(3,)]
+    assert con.execute("SELECT node, count(*) FROM events GROUP BY node").fetchall() == [("mta01", 3)]

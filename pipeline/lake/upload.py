@@ -10,7 +10,7 @@ One subtlety: a local compaction (`watch` merges the small files of a day) repla
 may be uploaded already by one file that holds their rows again. A new file of a day whose
 uploaded files have vanished locally is therefore uploaded only with the rows whose event ids the
 node's objects of that day do not hold yet (read from the lake, excluding the object itself, so
-a retry builds the same bytes). Readers remove duplicate ids within a day anyway (lake.read);
+a retry builds the same bytes). Readers remove duplicate ids anyway (lake.read);
 this keeps the lake from growing with copies. The ledger then forgets the vanished names: it
 lists the files the store holds, not every file it ever held (a `watch` committing every 5 s
 makes 17,280 files a day; the ledger, rewritten after each object, once kept them all).
