@@ -677,3 +677,29 @@ def test_a_log_read_by_two_nodes_on_other_days_counts_once_as_on_one_machine(tmp
     assert con.execute("SELECT count(*), count(DISTINCT event_id) FROM lake_events").fetchall() == [(6, 3)]
     assert con.execute("SELECT count(*) FROM events").fetchall() == single == [(3,)]
     assert con.execute("SELECT node, count(*) FROM events GROUP BY node").fetchall() == [("mta01", 3)]
+
+
+def test_lake_status_shows_each_nodes_zone_and_warns_of_another(tmp_path):
+    """A node configured in another zone than the MTA clocks stores every time hours off, and
+    nothing in the lake said which zone a node read its logs in. The node claim now carries it;
+    `lake status` shows it per node and warns of a node whose zone is not the config's."""
+    import json
+
+    lake_dir = tmp_path / "lake"
+    toml = f'[store]\nurl = "{lake_dir}"\nnode = "{{node}}"\n'
+    for name, zone in (("mta01", "Asia/Tokyo"), ("mta02", "UTC")):
+        (tmp_path / name).mkdir()
+        cfg = make_config(tmp_path / name, toml.format(node=name), data_dir=tmp_path / name / "data", timezone=zone)
+        store_events(cfg, [event(f"{name}@docomo.ne.jp", at(10))])
+        r = CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "--timezone", zone,
+                                     "lake", "upload"])
+        assert r.exit_code == 0, r.output
+    central = make_config(tmp_path, f'[store]\nurl = "{lake_dir}"\n', data_dir=tmp_path / "central")
+    args = ["--config", str(central.source), "--data-dir", str(central.data_dir), "--timezone", "Asia/Tokyo", "lake", "status"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert "Asia/Tokyo" in r.stdout.splitlines()[1] and r.stdout.splitlines()[2].rstrip().endswith("UTC")
+    assert r.stderr.startswith("warning: node mta02 reads its logs in UTC, this config in Asia/Tokyo")
+    assert "mta01" not in r.stderr
+    r = CliRunner().invoke(cli, args + ["--json"])
+    assert {k: v["timezone"] for k, v in json.loads(r.stdout)["nodes"].items()} == {"mta01": "Asia/Tokyo", "mta02": "UTC"}

@@ -38,6 +38,7 @@ def lake_status(app, as_json):
       mailhygiene --config central.toml lake status
     """
     from ..lake.read import list_objects
+    from ..lake.upload import node_claims
 
     lake = _lake(app.cfg)
     nodes: dict[str, dict] = {}
@@ -46,15 +47,23 @@ def lake_status(app, as_json):
         n["objects"] += 1
         n["bytes"] += o.size
         n["days"].add(o.day)
+    claims = node_claims(lake)
     out = {name: {"objects": n["objects"], "bytes": n["bytes"], "days": len(n["days"]),
-                  "first_day": min(n["days"]), "last_day": max(n["days"])} for name, n in sorted(nodes.items())}
+                  "first_day": min(n["days"]), "last_day": max(n["days"]),
+                  "timezone": claims.get(name, {}).get("timezone") or None} for name, n in sorted(nodes.items())}
+    zone = app.cfg.timezone_name
+    # a node reading its logs in another zone stores every time hours off (docs/scale-out.md)
+    other = {name: n["timezone"] for name, n in out.items() if n["timezone"] and n["timezone"] != zone}
     if as_json:
         click.echo(json.dumps({"lake": lake.url, "nodes": out}, indent=2))
-        return
-    click.echo(f"lake {lake.url}: {len(out)} node(s)")
-    for name, n in out.items():
-        click.echo(f"  {name:16} {n['objects']:6} objects {n['bytes']:>14,} bytes  {n['days']:4} days "
-                   f"{n['first_day']} .. {n['last_day']}")
+    else:
+        click.echo(f"lake {lake.url}: {len(out)} node(s)")
+        for name, n in out.items():
+            click.echo(f"  {name:16} {n['objects']:6} objects {n['bytes']:>14,} bytes  {n['days']:4} days "
+                       f"{n['first_day']} .. {n['last_day']}  {n['timezone'] or '(zone not known)'}")
+    for name, tz in other.items():
+        app.problem(f"warning: node {name} reads its logs in {tz}, this config in {zone}: every node must use the "
+                    "zone of the MTA clocks (timezone = ...), or its events' times are hours off")
 
 
 @lake_group.command("upload")

@@ -65,8 +65,9 @@ class Uploader:
     """Uploads what the ledger does not list yet. One per (data dir, lake, node)."""
 
     def __init__(self, data_dir: str | os.PathLike, lake: LakeLocation, node: str, *, writer=None,
-                 take_over: bool = False):
+                 take_over: bool = False, timezone: str = ""):
         self.data_dir = Path(data_dir)
+        self.timezone = timezone  # the zone this node reads its logs in (shown by `lake status`)
         self.take_over = take_over
         self.store = EventStore(data_dir)
         self.lake = lake
@@ -160,7 +161,8 @@ class Uploader:
 
             ident = uuid.uuid4().hex
             atomic_write_text(path, ident + "\n")
-        return {"node": self.node, "id": ident, "host": socket.gethostname(), "data_dir": str(self.data_dir.resolve())}
+        return {"node": self.node, "id": ident, "host": socket.gethostname(), "data_dir": str(self.data_dir.resolve()),
+                "timezone": self.timezone}
 
     def _claim_node(self) -> None:
         """Make sure no other host uploads under this node name: the claim object
@@ -185,7 +187,10 @@ class Uploader:
                 self.writer.put_if_absent(key, mine)
             except LakeConflict:
                 held = self._read_claim(key)
-                if held is None or held.get("id") != me["id"]:  # (the same id: a renamed host)
+                if held is not None and held.get("id") == me["id"]:  # ours: a renamed host, a new zone
+                    self.writer.delete([key])
+                    self.writer.put_if_absent(key, mine)
+                else:
                     who = (f"host {held.get('host')!r} (data dir {held.get('data_dir')})" if held
                            else "another host (its claim is unreadable)")
                     raise LakeConflict(
@@ -303,6 +308,28 @@ class Uploader:
             summary.already_there += 1
 
 
+def node_claims(lake: LakeLocation) -> dict[str, dict]:
+    """node -> its claim (host, data dir, timezone) for every node name claimed in the lake."""
+    from pyarrow import fs as pafs
+
+    filesystem = lake.filesystem()
+    folder = lake.path(lake.claim_key("x")).rsplit("/", 1)[0]
+    try:
+        infos = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    except OSError as exc:
+        raise LakeError(f"cannot list the node claims of {lake.url}: {exc}") from None
+    out = {}
+    for info in infos:
+        name = info.base_name
+        if info.type == pafs.FileType.File and name.startswith("node=") and name.endswith(".json"):
+            try:
+                with filesystem.open_input_stream(info.path) as fh:
+                    out[name[len("node="):-len(".json")]] = json.loads(fh.read(1 << 16))
+            except (OSError, ValueError):
+                continue
+    return out
+
+
 def not_uploaded(cfg: Config) -> dict[str, int]:
     """day -> this node's stored files of that day not uploaded to the lake yet; {} when no lake
     is configured (or the data dir is the central machine's, without store.node)."""
@@ -321,4 +348,5 @@ def upload_sealed(cfg: Config, *, merge: bool = False, take_over: bool = False) 
     if not cfg.store.node:
         raise LakeError("store.url is set but store.node is not: give this MTA host a name in the lake, "
                         "e.g. node = \"mta01\" under [store]")
-    return Uploader(cfg.data_dir, lake, cfg.store.node, take_over=take_over).run(merge=merge)
+    return Uploader(cfg.data_dir, lake, cfg.store.node, take_over=take_over,
+                    timezone=cfg.timezone_name).run(merge=merge)
