@@ -715,3 +715,19 @@ def test_batch_and_watch_agree_on_logs_that_start_with_the_same_line(tmp_path, l
     append(a, pf_lines(25, 27))
     s = ingest(f.cfg, [logs / "*.log"])
     assert s.lines == 2 and f.counts() == (62, 62)
+
+
+def test_a_file_in_the_olddir_belongs_to_its_source(tmp_path):
+    """A position left part way through a copy in the olddir (watch stopped while finishing it)
+    is taken up again only if its path is known as the source's: a glob source's olddir files
+    were not, so the rest of that copy was passed over at the next start."""
+    from pipeline.ingest.source import LogFiles, SourceSpec
+
+    logs = tmp_path / "logs"
+    glob_spec = SourceSpec(str(logs / "mail.log*"), "postfix", "old")
+    named = SourceSpec(str(logs / "maillog"), "postfix", "../archive")
+    files = LogFiles([glob_spec, named], {}, follow=True)
+    assert files.source_of(str(logs / "old" / "mail.log.2.gz")) is glob_spec
+    assert files.source_of(str(tmp_path / "archive" / "maillog-20261206.gz")) is named
+    assert files.source_of(str(logs / "old" / "syslog.1")) is None
+    assert files.source_of(str(tmp_path / "elsewhere" / "mail.log.1")) is None

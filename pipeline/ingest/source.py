@@ -1055,7 +1055,8 @@ class LogFiles:
             if os.path.dirname(full) not in (folder, olddir):
                 continue
             name, base = os.path.basename(full), os.path.basename(pat)
-            if (spec.is_glob and os.path.dirname(full) == folder) or rotated_name_of(name, base):
+            if (spec.is_glob and (os.path.dirname(full) == folder or fnmatch.fnmatch(name, base))) \
+                    or rotated_name_of(name, base):
                 return spec
         return None
 
