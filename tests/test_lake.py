@@ -703,3 +703,28 @@ def test_lake_status_shows_each_nodes_zone_and_warns_of_another(tmp_path):
     assert "mta01" not in r.stderr
     r = CliRunner().invoke(cli, args + ["--json"])
     assert {k: v["timezone"] for k, v in json.loads(r.stdout)["nodes"].items()} == {"mta01": "Asia/Tokyo", "mta02": "UTC"}
+
+
+def test_a_host_that_does_not_hold_its_node_name_does_not_compact_it(tmp_path):
+    """`lake compact` (and `clean`'s compaction) on a second host given the same store.node, with
+    nothing of its own to upload, merged and deleted the first host's objects. Now compaction
+    first makes sure this data dir holds the name: refused, the objects untouched."""
+    lake_dir = tmp_path / "lake"
+    toml = f'[store]\nurl = "{lake_dir}"\nnode = "mta01"\n'
+    a = make_config(tmp_path, toml, data_dir=tmp_path / "host-a")
+    store_events(a, [event("a@docomo.ne.jp", at(10))])
+    store_events(a, [event("b@docomo.ne.jp", at(10, 13))])
+    b = make_config(tmp_path, toml, data_dir=tmp_path / "host-b")
+    b.data_dir.mkdir()
+
+    def run(cfg, *args):
+        return CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "lake", *args])
+
+    assert run(a, "upload").exit_code == 0
+    before = sorted(o.path for o in list_objects(parse_url(str(lake_dir))))
+    assert len(before) == 2
+    r = run(b, "compact")
+    assert r.exit_code == 1 and "store.node 'mta01' is already used" in r.output, r.output
+    assert sorted(o.path for o in list_objects(parse_url(str(lake_dir)))) == before
+    r = run(a, "compact")
+    assert r.exit_code == 0 and "compacted 1 day(s): 2 object(s) -> 1" in r.output, r.output

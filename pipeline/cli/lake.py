@@ -91,14 +91,14 @@ def lake_upload(app, take_over):
 def lake_compact(app):
     """Merge this node's objects of closed days (older than store.compact_after_days) into one per day."""
     from ..core.errors import ConfigError
-    from ..lake.compact import compact_closed_days
+    from ..lake.node import compact_node
     from ..lake.url import check_node
 
     cfg = app.cfg
-    lake = _lake(cfg)
+    _lake(cfg)
     if not cfg.store.compact_after_days:
         raise ConfigError("store.compact_after_days is 0: compaction is off")
-    s = compact_closed_days(lake, check_node(cfg.store.node), after_days=cfg.store.compact_after_days,
-                            work_dir=cfg.data_dir)
+    check_node(cfg.store.node)
+    s = compact_node(cfg)
     click.echo(f"compacted {len(s.days)} day(s): {s.objects_replaced} object(s) -> {len(s.days)}, "
                f"{s.rows_written:,} rows ({s.duplicate_rows_dropped} duplicate row(s) dropped)")

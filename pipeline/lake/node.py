@@ -147,8 +147,20 @@ def nightly(cfg: Config):
     uploaded = after_commit(cfg, strict=True)
     if uploaded is None or not cfg.store.compact_after_days:
         return uploaded, None
+    return uploaded, compact_node(cfg)
+
+
+def compact_node(cfg: Config):
+    """Merge this node's closed days in the lake (`clean`, `lake compact`): only once this data
+    dir is known to hold the node name (a second host given the same name merged and deleted
+    the first one's objects), and under the lock of this node's uploads (an upload reading the
+    ids of a day's objects found one deleted under it)."""
     from .compact import compact_closed_days
+    from .upload import Uploader
 
     lake = lake_of(cfg)
-    return uploaded, compact_closed_days(lake, cfg.store.node, after_days=cfg.store.compact_after_days,
-                                         work_dir=cfg.data_dir)
+    uploader = Uploader(cfg.data_dir, lake, cfg.store.node, timezone=cfg.timezone_name)
+    uploader.claim()
+    with uploader.lock():
+        return compact_closed_days(lake, cfg.store.node, after_days=cfg.store.compact_after_days,
+                                   work_dir=cfg.data_dir)

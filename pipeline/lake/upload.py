@@ -100,9 +100,7 @@ class Uploader:
         (`watch`, which uploads at most every [store] upload_interval): a day's small files are
         merged locally first when two or more of them are new, so one object carries them."""
         summary = UploadSummary()
-        ensure_dir(self.state_dir)
-        with file_lock(self.state_dir / "upload.lock", wait=600,
-                       busy=f"another upload to {self.lake.url} is still running"):
+        with self.lock():
             ledger = self._load()
             days = ledger.setdefault("days", {})
             local = self._sealed_files()
@@ -147,6 +145,20 @@ class Uploader:
         return out
 
     # ------------------------------------------------------------------ one host per node name
+    def claim(self) -> None:
+        """Make sure this data dir holds its node name in the lake (before compacting: another
+        host given the same name must not merge and delete this one's objects)."""
+        ensure_dir(self.state_dir)
+        self.writer.check_create_only(self.node)
+        self._claim_node()
+
+    def lock(self):
+        """The lock of this node's writes to the lake: uploads, and compaction (which deletes
+        objects an upload may be reading the ids of)."""
+        ensure_dir(self.state_dir)
+        return file_lock(self.state_dir / "upload.lock", wait=600,
+                         busy=f"another upload to {self.lake.url} is still running")
+
     def _identity(self) -> dict:
         """This data dir's claim on its node name: a random id made once and kept in the data dir
         (a host cloned with its data dir would share it: give the clone a new data dir), and,
