@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..core.config import Config, StoreSettings
+from ..core.config import Config, StoreSettings, mask_url
 from ..core.errors import ConfigError
 
 EVENTS_DIR = "events"
@@ -114,13 +114,11 @@ def check_node(node: str) -> str:
 
 
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
-_QUERY = re.compile(r"([?#]).*$", re.S)
 
 
 def masked(url: str) -> str:
-    """A url as it may be shown: whatever is before an '@' of its host part (a user name and
-    password, an access key and secret) and a query (a presigned url's signature) replaced by ***."""
-    return _QUERY.sub(r"\1***", _USERINFO.sub(r"\1***@", url))
+    """A url as it may be shown (core.config.mask_url: the one rule, as `config show` shows it)."""
+    return mask_url(url, query=True)
 
 
 def _refuse_credentials(name: str, url: str) -> None:
