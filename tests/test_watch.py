@@ -307,16 +307,41 @@ def test_a_partial_line_waits_for_its_newline_across_flushes(tmp_path, logs, fol
     assert f.counts() == (61, 61)
 
 
-def test_a_last_line_without_newline_is_read_once_the_file_is_quiet_for_the_grace(tmp_path, logs, followers):
+def test_a_live_logs_unfinished_line_waits_for_its_writer_however_long(tmp_path, logs, followers):
+    """A writer that pauses mid-line (buffered rsyslog, a full disk, SIGSTOP) for longer than
+    PARTIAL_LINE_GRACE_S: the half was read as a line once the file was quiet that long, and the
+    rest as another, both rejected: the bounce was lost (6 of 7 events). The live log's last line
+    now waits for its newline; once the log is rotated away (its writer is done with it), an
+    unfinished last line is read after the grace, in a named source and under a glob."""
     from pipeline.ingest.source import PARTIAL_LINE_GRACE_S
 
     log = logs / "mail.log"
-    log.write_text(pf_lines(0, 5) + pf_line(5)[:-1])    # the writer stopped before its newline
+    line = pf_line(5, status="bounced")
+    log.write_text(pf_lines(0, 5) + line[:150])        # the writer paused before its newline
     f = new_follower(followers, tmp_path, [(str(log), "postfix")])
-    f.run(PARTIAL_LINE_GRACE_S - 5)
+    f.run(PARTIAL_LINE_GRACE_S * 3)
     assert f.counts() == (5, 5)
-    f.run(10)                                          # not modified for PARTIAL_LINE_GRACE_S
-    assert f.counts() == (6, 6)
+    append(log, line[150:] + pf_line(6))               # ... and went on
+    f.run(TICK * 3)
+    assert f.counts() == (7, 7)
+    assert not (f.data / "rejects").exists() or not list((f.data / "rejects").glob("*.jsonl"))
+    append(log, pf_line(7)[:-1])                       # the writer stopped for good, then rotation
+    f.run(PARTIAL_LINE_GRACE_S * 2)
+    assert f.counts() == (7, 7)
+    os.rename(log, logs / "mail.log.1")
+    log.write_text(pf_line(8, stamp="Nov  3 16:09:00"))
+    f.run(PARTIAL_LINE_GRACE_S + 5)                    # the rotated file: finished, read as it is
+    assert f.counts() == (9, 9)
+
+
+def test_a_rotated_copy_under_a_glob_has_its_unfinished_last_line_read(tmp_path, logs, followers):
+    from pipeline.ingest.source import PARTIAL_LINE_GRACE_S
+
+    (logs / "mail.log.1").write_text(pf_lines(0, 5) + pf_line(5)[:-1])
+    (logs / "mail.log").write_text(pf_lines(10, 12, stamp="Nov  3 16:09:00") + pf_line(12)[:-1])
+    f = new_follower(followers, tmp_path, [(str(logs / "mail.log*"), "postfix")])
+    f.run(PARTIAL_LINE_GRACE_S + 5)
+    assert f.counts() == (8, 8)                        # all of mail.log.1; mail.log's last line waits
 
 
 def test_rename_and_create_reads_the_old_file_to_its_end(tmp_path, logs, followers):

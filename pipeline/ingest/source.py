@@ -23,7 +23,8 @@ File identity (pygtail / Filebeat lessons, see docs/watch.md):
   rest of the old text is looked for in a sibling with the old fingerprint; the truncated file
   is then new.
 - Only complete lines are consumed; a last line without newline is read only when the file is
-  finished: compressed, standard input at its end, or not modified for PARTIAL_LINE_GRACE_S.
+  finished: compressed, standard input at its end, or not modified for PARTIAL_LINE_GRACE_S (and,
+  followed, no longer the live log: its writer may still complete the line).
   A line with no newline within MAX_LINE_BYTES is looked through in bounded memory (LongLine):
   the hole a crash leaves (NUL bytes, any length) does not take the line after it along.
 - A damaged `.gz` is read up to its damage (GzipSalvage), then a DAMAGED chunk says where its
@@ -1192,6 +1193,8 @@ class LogFiles:
                 return
         s.size = size
         old_enough = self.clock.time() - st.st_mtime >= PARTIAL_LINE_GRACE_S
+        if old_enough and self.follow and s.read_at < size and self._live(s):
+            old_enough = False  # its writer may go on: a line completed later was lost as two halves
         if s.read_at == 0 and size >= len(BOM) and os.pread(s.fh, len(BOM), 0) == BOM:
             s.read_at = len(BOM)
             yield Chunk(s, b"", 0, len(BOM), SKIPPED)  # a byte-order mark before the first line
@@ -1255,6 +1258,26 @@ class LogFiles:
             yield Chunk(s, data[:cut] if cut < len(data) else data, start, s.read_at)
         s.last_growth = self.clock.monotonic()
         s.eof = s.read_at >= size
+
+    def _live(self, s: Stream) -> bool:
+        """Is a followed file still the live log of its source, whose writer may complete its last
+        line (the file under its name, and not a rotated name of another file the sources match:
+        `mail.log`, not `mail.log.1` or `mail.log-20261206`)? Its unfinished last line is then
+        not read after PARTIAL_LINE_GRACE_S: a writer that paused mid-line (buffered rsyslog, a
+        full disk, SIGSTOP) and went on later had the line read as two halves, both rejected."""
+        try:
+            if file_identity(os.stat(s.path)) != s.key:
+                return False  # renamed away or replaced: finished
+        except OSError:
+            return False
+        name = os.path.basename(s.path)
+        for spec in self.specs:
+            if spec.is_stdin:
+                continue
+            for m in spec.matches():
+                if m != s.path and rotated_name_of(name, os.path.basename(m)):
+                    return False  # a rotated copy beside the live log
+        return True
 
     @staticmethod
     def _long_line(s: Stream, size: int, finished: bool) -> Chunk | None:
