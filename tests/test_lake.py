@@ -449,6 +449,42 @@ def test_watch_uploads_at_most_every_interval_the_first_and_the_last_at_once(tmp
     assert every_commit() is False and every_commit() is False and len(calls) == 7
 
 
+def test_background_uploads_end_the_asking_once_one_finds_nothing(tmp_path, monkeypatch):
+    """The follower asks again while the hook answers True. A background upload that stored
+    something answers True (commits may have come while it ran: the next interval's upload
+    takes them); one that found nothing must answer False, or an idle node ran a no-op upload
+    every interval for good and the follower asked at every step."""
+    import threading
+
+    from pipeline.lake import node
+
+    from fixtures import alarm
+
+    uploaded, gate = [1, 0], threading.Semaphore(0)
+
+    def upload(cfg, **kw):
+        gate.acquire()                     # each upload runs until the test lets it end
+        return node.UploadSummary(uploaded=uploaded.pop(0))
+
+    monkeypatch.setattr(node, "after_commit", upload)
+    now = [1000.0]
+    cfg = make_config(tmp_path, f'[store]\nurl = "{tmp_path / "lake"}"\nnode = "n1"\nupload_interval = 300\n')
+    hook = node.WatchUploads(cfg, clock=lambda: now[0])
+    with alarm(30):
+        assert hook() is True              # started on its thread
+        worker = hook._worker
+        gate.release()
+        worker.join()
+        assert hook() is True              # it uploaded: the next interval's upload is due
+        now[0] += 300
+        assert hook() is True              # the next one started
+        worker = hook._worker
+        gate.release()
+        worker.join()
+        assert hook() is False             # it found nothing: done until the next commit
+    assert uploaded == []
+
+
 def _stored_rows(data_dir) -> int:
     import pyarrow.parquet as pq
 

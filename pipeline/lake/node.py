@@ -104,8 +104,9 @@ class WatchUploads:
         if self._worker is not None:
             if self._worker.is_alive():
                 return True  # still uploading: asked again at the next step
-            if self._ended() is not False:
-                return True  # failed (retried within RETRY_S), or commits may have come meanwhile
+            # failed (retried within RETRY_S), or it uploaded and commits may have come meanwhile
+            # (the next interval's upload takes them; one that finds nothing ends the asking)
+            return self._ended() is not False
         now = self.clock()
         if self.last is not None and now - self.last < self.every:
             return True
