@@ -127,6 +127,8 @@ class WatchUploads:
         self._worker.join(max(0.0, deadline - time.monotonic()))
         if self._worker.is_alive():
             self._gave_up()
+        else:
+            self._ended()  # (a follower started again with this hook begins afresh)
         return False
 
     def _gave_up(self) -> None:
