@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from ...store.records import domain_of, normalise_address
+from ...store.records import bare_message_id, domain_of, normalise_address
 from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP, SOLARIS_ID, SYSLOG_STAMP,
                      QueueParser, as_rfc3339, iso_us, reply_code_of, stamp_is_local, stamp_unreadable)
 
@@ -293,7 +293,7 @@ class PostfixParser(QueueParser):
                 return SKIP
 
         elif service == "cleanup" and rest.startswith("message-id="):
-            self.change(MESSAGE_ID, qid, ts, rest[11:].strip().strip("<>") or None)
+            self.change(MESSAGE_ID, qid, ts, bare_message_id(rest[11:]))
             return SKIP
         elif service == "postsuper" and rest == "removed":
             # `postsuper -d`: the message is deleted by hand (no bounce, no expiry follows); its
