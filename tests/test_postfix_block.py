@@ -811,6 +811,9 @@ Nov 10 09:10:01 mx1 postfix/smtp[3]: 1A2B3C4D03: to=<d@softbank.ne.jp>, relay=12
 Nov 10 09:20:01 mx1 postfix/smtp[3]: 1A2B3C4D03: to=<d@softbank.ne.jp>, relay=127.0.0.1[127.0.0.1]:10024, delay=1, delays=0.1/0/0/0.9, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 5E6F7A8B05)
 Nov 10 09:20:02 mx1 postfix/smtp[6]: 1A2B3C4D06: to=<e@docomo.ne.jp>, relay=127.0.0.2[127.0.0.2]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 Message accepted)
 Nov 10 09:20:03 mx1 postfix/smtp[6]: 1A2B3C4D06: to=<f@docomo.ne.jp>, relay=mx.example.net[198.51.100.127]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4XyZ1k0bQz)
+Nov 10 09:30:00 mx1 postfix/qmgr[2]: 1A2B3C4D07: from=<ニュース@example.jp>, size=1200, nrcpt=1 (queue active)
+Nov 10 09:30:01 mx1 postfix/smtp[3]: 1A2B3C4D07: to=<山田@docomo.ne.jp>, relay=127.0.0.1[127.0.0.1]:10024, delay=1, delays=0.1/0/0/0.9, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 5E6F7A8B08)
+Nov 10 09:30:02 mx1 postfix/smtp[4]: 5E6F7A8B08: to=<山田@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 2.0.0 受け付けました queued as 4XyZ)
 Nov 15 09:10:02 mx1 postfix/qmgr[2]: 1A2B3C4D03: from=<news@example.jp>, status=expired, returned to sender
 """
 
@@ -833,7 +836,8 @@ def test_a_hand_off_to_a_content_filter_is_no_delivery(tmp_path, monkeypatch):
                    ("1A2B3C4D03", "c@example.jp", "sent", "news@example.jp", None),      # a local mailbox: delivered
                    ("1A2B3C4D03", "d@softbank.ne.jp", "deferred", "news@example.jp", None),  # the filter failed: a try
                    ("1A2B3C4D06", "e@docomo.ne.jp", "sent", None, None),               # loopback, not re-queued
-                   ("1A2B3C4D06", "f@docomo.ne.jp", "sent", None, None)]               # queued as, not loopback
+                   ("1A2B3C4D06", "f@docomo.ne.jp", "sent", None, None),               # queued as, not loopback
+                   ("5E6F7A8B08", "山田@docomo.ne.jp", "sent", None, None)]            # UTF-8 lines alike
 
 
 def test_filter_hops_column_wise_are_is_filter_hop():

@@ -1114,7 +1114,8 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
         if not keep.any():
             return BlockResult(None, f.n_lines)
         kept = ab.booleans(keep)
-        columns = {k: (v.filter(kept) if isinstance(v, pa.Array) else v[keep]) for k, v in columns.items()}
+        columns = {k: (v.filter(kept) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[keep])
+                   for k, v in columns.items()}
     return BlockResult(columns, f.n_lines)
 
 
