@@ -363,3 +363,33 @@ def test_same_answer_whatever_the_file_order(tmp_path):
     ids = event_ids.split(",")
     assert ids == sorted(ids[:2]) + sorted(ids[2:])
     assert last == max(later, key=lambda r: r["event_id"])["diagnostic"]
+
+
+def test_a_dead_address_behind_a_content_filter_is_marked(cfg, tmp_path):
+    """A Postfix host with amavisd-new logs each message's hand-off to the filter (status=sent to
+    127.0.0.1:10024, `queued as` the re-injected copy) a second before the carrier's refusal of the
+    re-injected copy. Read as a delivery, that hop was the address's latest successful delivery
+    before every refusal, so the rule counted one error at a time and never marked a dead address
+    (here: 550 Unknown user on two days, 0 marked). The hop is no delivery (docs/ingest.md)."""
+    from pipeline.ingest.engine import ingest
+
+    lines = []
+    for day, (first, again) in ((10, ("1A2B3C4D01", "5E6F7A8B02")), (12, ("1A2B3C4D11", "5E6F7A8B12"))):
+        lines += [
+            f"Nov {day} 09:00:00 mx1 postfix/qmgr[2]: {first}: from=<news@example.jp>, size=1200, nrcpt=1 (queue active)",
+            f"Nov {day} 09:00:01 mx1 postfix/smtp[3]: {first}: to=<taro.dead@docomo.ne.jp>, relay=127.0.0.1[127.0.0.1]:10024,"
+            f" delay=1, delays=0.1/0/0/0.9, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok:"
+            f" queued as {again})",
+            f"Nov {day} 09:00:01 mx1 postfix/qmgr[2]: {first}: removed",
+            f"Nov {day} 09:00:01 mx1 postfix/qmgr[2]: {again}: from=<news@example.jp>, size=1700, nrcpt=1 (queue active)",
+            f"Nov {day} 09:00:02 mx1 postfix/smtp[4]: {again}: to=<taro.dead@docomo.ne.jp>,"
+            " relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=5.1.1, status=bounced"
+            " (host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 5.1.1 Unknown user taro.dead@docomo.ne.jp"
+            " (in reply to RCPT TO command))",
+            f"Nov {day} 09:00:02 mx1 postfix/qmgr[2]: {again}: removed"]
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(lines) + "\n")
+    ingest(cfg, [log], fmt="postfix", year=2026, progress=False)
+    found = candidates(cfg)
+    assert [(r["address"], r["error_count"], r["distinct_days"]) for r in found] == [("taro.dead@docomo.ne.jp", 2, 2)]
+    assert found[0]["last_sent"] is None
