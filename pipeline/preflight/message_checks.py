@@ -19,6 +19,7 @@ from email import policy
 from email.parser import BytesParser
 from email.utils import getaddresses
 
+from ..classify.carriers import size_limits
 from ..core.config import DoctorSettings
 from ..core.errors import InputError
 from ..core.jptext import CP932_LOOKALIKES, encodable, is_halfwidth_kana, suggestion
@@ -29,15 +30,11 @@ from .results import CheckResult
 from .spamassassin import check_spamassassin
 
 MB = 1_000_000  # decimal: the conservative reading of the carriers' "MB"
-# Largest message (raw bytes, after base64) each carrier takes; see docs/doctor.md.
-# ymobile shares SoftBank's servers and rakuten publishes no figure: both get the strictest limit.
-SIZE_LIMITS = {
-    "docomo": (10 * MB, "docomo: 10 MB"),
-    "au": (3 * MB, "au: 3 MB per message"),
-    "softbank": (1 * MB, "SoftBank: 1 MB per message"),
-    "ymobile": (1 * MB, "no published limit; SoftBank group servers, so SoftBank's 1 MB"),
-    "rakuten": (1 * MB, "no published limit; checked against the strictest known (1 MB)"),
-}
+# Largest message (raw bytes, after base64) each carrier takes, and where the figure comes from:
+# the carrier table (pipeline/classify/data/carriers.toml), which the sender checks campaigns
+# against too; see docs/doctor.md. ymobile shares SoftBank's servers and rakuten publishes no
+# figure: both get the strictest limit.
+SIZE_LIMITS = size_limits()
 CARRIERS = tuple(SIZE_LIMITS)
 MAX_RECIPIENTS = 100  # au and SoftBank per message, docomo per session
 MAX_LINE = 998  # RFC 5322 2.1.1: 998 octets + CRLF = 1000; docomo answers `500 Line Too Long`
