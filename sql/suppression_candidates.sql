@@ -16,11 +16,14 @@
 -- Rule: among the counted errors after the address's latest successful delivery (up to
 -- $as_of) and after its latest release (whenever it was: a release holds for any later run,
 -- whatever its $as_of, until new errors), some window of $window_days consecutive local days
--- (of counted_errors' $tz) holds >= $min_errors errors on >= $min_days distinct days. Windows
--- are anchored on error days: a qualifying window can always be slid to start on its first
--- error day.
+-- (of counted_errors' $tz) holds >= $min_errors errors on >= $min_days distinct days. An error
+-- is a failed delivery (counted_errors.sql: a message retried for days, its expiry, its other
+-- hops are one error, on the day of its first counted attempt). Windows are anchored on error
+-- days: a qualifying window can always be slid to start on its first error day.
 -- Evidence: carrier, last_dsn, last_reply_code and last_diagnostic come from the latest error
--- (ties on ts broken by event_id); event_ids lists the errors in (ts, event_id) order.
+-- (ties on ts broken by event_id); error_count and distinct_days count the failed deliveries
+-- (what the rule counted) and their days; event_ids lists every counted attempt behind them
+-- (retries included) in (ts, event_id) order.
 -- Shape: the events are scanned twice, once for the counted errors (sql/counted_errors.sql,
 -- a step of its own so that the guard reuses its rows) and once here for the latest
 -- deliveries of the few addresses that could qualify: a delivery or a release only removes
@@ -30,6 +33,7 @@
 WITH error_days AS (
     SELECT address, day, CAST(count(*) AS BIGINT) AS errors
     FROM counted_errors
+    WHERE first_of_delivery
     GROUP BY address, day
 ),
 
@@ -78,6 +82,7 @@ after_reset AS (
 reset_days AS (
     SELECT address, day, CAST(count(*) AS BIGINT) AS errors
     FROM after_reset
+    WHERE first_of_delivery
     GROUP BY address, day
 ),
 
@@ -116,8 +121,8 @@ evidence AS (
            string_agg(DISTINCT reason, ',' ORDER BY reason) AS reasons,
            min(ts) AS first_error,
            max(ts) AS last_error,
-           CAST(count(*) AS BIGINT) AS error_count,
-           CAST(count(DISTINCT day) AS BIGINT) AS distinct_days,
+           CAST(count(*) FILTER (WHERE first_of_delivery) AS BIGINT) AS error_count,
+           CAST(count(DISTINCT CASE WHEN first_of_delivery THEN day END) AS BIGINT) AS distinct_days,
            max(last_sent) AS last_sent,
            string_agg(event_id, ',' ORDER BY ts, event_id) AS event_ids,
            list(ts ORDER BY ts, event_id) AS error_times

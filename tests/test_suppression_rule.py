@@ -101,6 +101,75 @@ def test_mixed_counted_and_non_counted(cfg):
     assert marked(cfg) == {"b@au.com", "c@au.com"}
 
 
+PF_DEFER = ("{stamp} mx1 postfix/smtp[2185]: {qid}: to=<{to}>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, "
+            "delay=1.2, delays=0.1/0/0.6/0.5, dsn=4.2.2, status=deferred (host mfsmax.docomo.ne.jp[203.138.181.112] "
+            "said: 452 4.2.2 Mailbox full (in reply to RCPT TO command))")
+
+
+def pf_message(qid, day, hh=9):
+    return [f"Nov {day:2d} {hh:02d}:00:00 mx1 postfix/cleanup[2183]: {qid}: message-id=<{qid}@mail.example.jp>",
+            f"Nov {day:2d} {hh:02d}:00:00 mx1 postfix/qmgr[2184]: {qid}: from=<news@mail.example.jp>, size=4210, nrcpt=1 (queue active)"]
+
+
+def test_one_message_deferred_for_days_then_expired_is_one_error(tmp_path, cfg):
+    # Postfix retries a "mailbox full" message every ~70 minutes for five days, then gives up:
+    # one message that failed, not errors on six days (it was: 109 errors on 6 days, suppressed)
+    from datetime import timedelta
+
+    from pipeline.ingest.engine import ingest
+
+    lines = pf_message("4ABC123DEF", 13, 8)
+    t = datetime(2026, 11, 13, 8, 30)
+    while t < datetime(2026, 11, 18, 8, 0):
+        lines.append(PF_DEFER.format(stamp=f"{t:%b} {t.day:2d} {t:%H:%M:%S}", qid="4ABC123DEF", to="full@docomo.ne.jp"))
+        t += timedelta(seconds=4000)
+    lines.append(f"Nov 18 08:30:00 mx1 postfix/qmgr[2186]: 4ABC123DEF: from=<news@mail.example.jp>, status=expired, returned to sender")
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(lines) + "\n")
+    ingest(cfg, [log], year=2026)
+    assert marked(cfg) == set()
+
+    # a second message, sent two days later, that fails too: two failed deliveries on two days
+    more = pf_message("5DEF456ABC", 15) + [
+        PF_DEFER.format(stamp="Nov 15 09:00:02", qid="5DEF456ABC", to="full@docomo.ne.jp"),
+        PF_DEFER.format(stamp="Nov 15 10:06:42", qid="5DEF456ABC", to="full@docomo.ne.jp")]
+    log2 = tmp_path / "mail.log.2"
+    log2.write_text("\n".join(more) + "\n")
+    ingest(cfg, [log2], year=2026)
+    (row,) = candidates(cfg)
+    assert row["address"] == "full@docomo.ne.jp"
+    assert (row["error_count"], row["distinct_days"], str(row["window_start"])) == (2, 2, "2026-11-13")
+    # every counted attempt behind the verdict stays evidence
+    assert len(row["event_ids"].split(",")) == len(lines) - 2 + 2
+
+
+def test_qmail_deferrals_of_one_message_are_one_error_and_a_reused_inode_is_a_new_message(tmp_path, cfg):
+    from pipeline.ingest.engine import ingest
+
+    def tai(dt):
+        return f"@{int(dt.timestamp()) + 4611686018427387914:016x}00000000"
+
+    lines, n = [], 0
+    for day in (10, 11, 12):  # msg 77 deferred on three days: one message
+        n += 1
+        dt = datetime(2026, 11, day, 3, tzinfo=timezone.utc)
+        lines += [f"{tai(dt)} starting delivery {n}: msg 77 to remote full@au.com",
+                  f"{tai(dt)} delivery {n}: deferral: 111.86.141.160_does_not_like_recipient./"
+                  "Remote_host_said:_452_4.2.2_<full@au.com>:_Mailbox_full/"]
+    for day in (10, 12):  # inode 88 reused by a later message after the first one failed: two messages
+        n += 1
+        dt = datetime(2026, 11, day, 4, tzinfo=timezone.utc)
+        lines += [f"{tai(dt)} new msg 88", f"{tai(dt)} info msg 88: bytes 1000 from <news@mail.example.jp> qp 1 uid 1",
+                  f"{tai(dt)} starting delivery {n}: msg 88 to remote dead@au.com",
+                  f"{tai(dt)} delivery {n}: failure: 111.86.141.160_does_not_like_recipient./"
+                  "Remote_host_said:_550_<dead@au.com>:_User_unknown/Giving_up_on_111.86.141.160./",
+                  f"{tai(dt)} end msg 88"]
+    log = tmp_path / "current"
+    log.write_text("\n".join(lines) + "\n")
+    ingest(cfg, [log], fmt="qmail")
+    assert marked(cfg) == {"dead@au.com"}
+
+
 def test_local_midnight_in_tokyo(cfg):
     # 23:50 and 00:10 JST are two Tokyo calendar days (but the same UTC day)
     store_events(cfg, [event("a@au.com", at(10, 23, 50)), event("a@au.com", at(11, 0, 10))])
@@ -273,14 +342,24 @@ def reference_rule(rows, releases, as_of, cfg):
         sent = [e["ts"] for e in evs if e["status"] == "sent"]
         last_sent = max(sent) if sent else None
         released = max(releases.get(address, []), default=None)
-        errors = sorted((e for e in evs if e["status"] in COUNTED_STATUSES and e["scope"] == "recipient"
-                         and e["reason"] in rule.counted_reasons
-                         and (last_sent is None or e["ts"] > last_sent)
-                         and (released is None or e["ts"] > released)),
-                        key=lambda e: (e["ts"], e["event_id"]))
+        counted = sorted((e for e in evs if e["status"] in COUNTED_STATUSES and e["scope"] == "recipient"
+                          and e["reason"] in rule.counted_reasons), key=lambda e: (e["ts"], e["event_id"]))
+        # one failed delivery (a message to the address) is one error: its first counted attempt
+        first, seen, ended = set(), set(), defaultdict(int)
+        for e in counted:
+            key = ("m", e["message_id"]) if e["message_id"] else ("q", e["mta"], e["host"], e["queue_id"])
+            chain = key + (ended[key],) if key[0] == "q" else key
+            if chain not in seen:
+                seen.add(chain)
+                first.add(e["event_id"])
+            if key[0] == "q" and e["status"] != "deferred":
+                ended[key] += 1
+        errors = [e for e in counted if (last_sent is None or e["ts"] > last_sent)
+                  and (released is None or e["ts"] > released)]
         days = defaultdict(int)
         for e in errors:
-            days[e["ts"].astimezone(tz).date()] += 1
+            if e["event_id"] in first:
+                days[e["ts"].astimezone(tz).date()] += 1
         window = None
         for start in sorted(days):
             inside = [d for d in days if start <= d <= start + timedelta(days=rule.window_days - 1)]
@@ -293,7 +372,7 @@ def reference_rule(rows, releases, as_of, cfg):
         out[address] = {
             "address": address, "carrier": last["carrier"],
             "reasons": ",".join(sorted({e["reason"] for e in errors})),
-            "first_error": errors[0]["ts"], "last_error": last["ts"], "error_count": len(errors),
+            "first_error": errors[0]["ts"], "last_error": last["ts"], "error_count": sum(days.values()),
             "distinct_days": len(days), "window_start": window[0], "window_errors": window[1],
             "window_days_hit": window[2], "last_dsn": last["dsn"], "last_reply_code": last["reply_code"],
             "last_diagnostic": last["diagnostic"], "last_sent": last_sent,
@@ -318,9 +397,11 @@ def test_rule_sql_agrees_with_a_plain_reference(cfg):
             status = rng.choice(["bounced", "bounced", "deferred", "expired", "sent", "undeliverable"])
             reason = rng.choice(["user_unknown", "mailbox_full", "host_unknown", "filtered", "rate_limited"])
             scope = rng.choice(["recipient", "recipient", "sender"])
+            # attempts of one message: a shared Message-ID, or (no Message-ID) a shared queue id
+            same = rng.choice([{}, {}, {"message_id": f"m{rng.randint(0, 2)}.{a}"}, {"queue_id": f"Q{rng.randint(0, 2)}"}])
             rows.append(event(a, when, status=status, reason=reason, scope=scope,
                               carrier=rng.choice(["docomo", "au"]), dsn=rng.choice(["5.1.1", "4.2.2", "5.0.0"]),
-                              diagnostic=f"55{rng.randint(0, 9)} reply {rng.randint(0, 99)}"))
+                              diagnostic=f"55{rng.randint(0, 9)} reply {rng.randint(0, 99)}", **same))
     store_events(cfg, rows)
     stored = [{**r, "ts": r["ts"].astimezone(tzmod.utc)} for r in rows]
     releases = {}

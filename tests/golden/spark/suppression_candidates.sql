@@ -16,11 +16,14 @@
 /* Rule: among the counted errors after the address's latest successful delivery (up to */
 /* $as_of) and after its latest release (whenever it was: a release holds for any later run, */
 /* whatever its $as_of, until new errors), some window of $window_days consecutive local days */
-/* (of counted_errors' $tz) holds >= $min_errors errors on >= $min_days distinct days. Windows */
-/* are anchored on error days: a qualifying window can always be slid to start on its first */
-/* error day. */
+/* (of counted_errors' $tz) holds >= $min_errors errors on >= $min_days distinct days. An error */
+/* is a failed delivery (counted_errors.sql: a message retried for days, its expiry, its other */
+/* hops are one error, on the day of its first counted attempt). Windows are anchored on error */
+/* days: a qualifying window can always be slid to start on its first error day. */
 /* Evidence: carrier, last_dsn, last_reply_code and last_diagnostic come from the latest error */
-/* (ties on ts broken by event_id); event_ids lists the errors in (ts, event_id) order. */
+/* (ties on ts broken by event_id); error_count and distinct_days count the failed deliveries */
+/* (what the rule counted) and their days; event_ids lists every counted attempt behind them */
+/* (retries included) in (ts, event_id) order. */
 /* Shape: the events are scanned twice, once for the counted errors (sql/counted_errors.sql, */
 /* a step of its own so that the guard reuses its rows) and once here for the latest */
 /* deliveries of the few addresses that could qualify: a delivery or a release only removes */
@@ -32,6 +35,8 @@ WITH error_days AS (
     day,
     CAST(COUNT(*) AS BIGINT) AS errors
   FROM counted_errors
+  WHERE
+    first_of_delivery
   GROUP BY
     address,
     day
@@ -110,6 +115,8 @@ WITH error_days AS (
     day,
     CAST(COUNT(*) AS BIGINT) AS errors
   FROM after_reset
+  WHERE
+    first_of_delivery
   GROUP BY
     address,
     day
@@ -167,8 +174,9 @@ WITH error_days AS (
     END AS reasons,
     MIN(ts) AS first_error,
     MAX(ts) AS last_error,
-    CAST(COUNT(*) AS BIGINT) AS error_count,
-    CAST(COUNT(DISTINCT day) AS BIGINT) AS distinct_days,
+    CAST(COUNT(*) FILTER(WHERE
+      first_of_delivery) AS BIGINT) AS error_count,
+    CAST(COUNT(DISTINCT CASE WHEN first_of_delivery THEN day END) AS BIGINT) AS distinct_days,
     MAX(last_sent) AS last_sent,
     LISTAGG(event_id, ',') WITHIN GROUP (ORDER BY
       ts NULLS LAST,
