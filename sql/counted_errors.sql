@@ -14,7 +14,8 @@
 -- One delivery, one error: an MTA retries a deferred message for days (Postfix 5 days, qmail
 -- 7), then logs its expiry; a content filter or an internal relay hands the same message on;
 -- a bounce mail repeats what the log said. All of these are attempts of ONE message to the
--- address, which failed once. A delivery is the message (its Message-ID) to the address, else
+-- address, which failed once. A delivery is the message (its Message-ID, with or without its
+-- angle brackets: Postfix logs it without, a bounce mail and the sender with) to the address, else
 -- (no Message-ID: qmail, some sendmail lines) the MTA host's queue id to the address, a
 -- queue id whose earlier attempt to it ended (bounced or expired) being a new delivery (qmail
 -- reuses a message's inode number), else the event itself. Its first counted attempt stands
@@ -23,7 +24,7 @@
 WITH counted AS (
     SELECT recipient AS address, ts, event_id, carrier, reason, dsn, reply_code, diagnostic,
            local_day(ts, $tz) AS day, status,
-           CASE WHEN message_id IS NOT NULL AND message_id <> '' THEN 'm ' || message_id
+           CASE WHEN trim(message_id, '<> ') <> '' THEN 'm ' || trim(message_id, '<> ')
                 WHEN queue_id IS NOT NULL AND queue_id <> ''
                     THEN 'q ' || coalesce(mta, '') || ' ' || coalesce(host, '') || ' ' || queue_id
                 ELSE 'e ' || event_id END AS delivery

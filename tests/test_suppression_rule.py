@@ -170,6 +170,84 @@ def test_qmail_deferrals_of_one_message_are_one_error_and_a_reused_inode_is_a_ne
     assert marked(cfg) == {"dead@au.com"}
 
 
+def amavis_message(n, day, to, delivered):
+    """One message through a content filter: Postfix hands it to 127.0.0.1:10024 (status=sent),
+    the filter re-injects it under a new queue id, which is then delivered or refused."""
+    a, b, mid = f"A{n:04d}AAAA", f"B{n:04d}BBBB", f"<{n}.{day}@mail.example.jp>"
+    relay = "relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1.2, delays=0.1/0/0.6/0.5"
+    return [
+        f"Nov {day} 09:00:00 mx1 postfix/cleanup[103]: {a}: message-id={mid}",
+        f"Nov {day} 09:00:00 mx1 postfix/qmgr[100]: {a}: from=<news@mail.example.jp>, size=4210, nrcpt=1 (queue active)",
+        f"Nov {day} 09:00:01 mx1 postfix/smtp[101]: {a}: to=<{to}>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.5, "
+        f"delays=0.1/0/0/0.4, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as {b})",
+        f"Nov {day} 09:00:01 mx1 postfix/qmgr[100]: {a}: removed",
+        f"Nov {day} 09:00:01 mx1 postfix/cleanup[103]: {b}: message-id={mid}",
+        f"Nov {day} 09:00:01 mx1 postfix/qmgr[100]: {b}: from=<news@mail.example.jp>, size=4500, nrcpt=1 (queue active)",
+        f"Nov {day} 09:00:03 mx1 postfix/smtp[104]: {b}: to=<{to}>, {relay}, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued)"
+        if delivered else
+        f"Nov {day} 09:00:03 mx1 postfix/smtp[104]: {b}: to=<{to}>, {relay}, dsn=5.0.0, status=bounced (host "
+        f"mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown user {to} (in reply to RCPT TO command))",
+        f"Nov {day} 09:00:03 mx1 postfix/qmgr[100]: {b}: removed"]
+
+
+def test_a_hand_off_to_a_content_filter_is_no_delivery(tmp_path, cfg):
+    # every message is first `sent` to amavis on 127.0.0.1:10024: that hop cleared the
+    # address's errors, so a dead address refused on two days was never suppressed
+    from pipeline.ingest.engine import ingest
+
+    lines = (amavis_message(1, 13, "dead@docomo.ne.jp", False) + amavis_message(2, 13, "ok@docomo.ne.jp", True)
+             + amavis_message(3, 15, "dead@docomo.ne.jp", False) + amavis_message(4, 15, "ok@docomo.ne.jp", True))
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(lines) + "\n")
+    ingest(cfg, [log], year=2026)
+    (row,) = candidates(cfg)
+    assert (row["address"], row["error_count"], row["last_sent"]) == ("dead@docomo.ne.jp", 2, None)
+    # a real delivery after them still clears them
+    more = amavis_message(5, 16, "dead@docomo.ne.jp", True)
+    (tmp_path / "mail.log.2").write_text("\n".join(more) + "\n")
+    ingest(cfg, [tmp_path / "mail.log.2"], year=2026)
+    assert marked(cfg) == set()
+
+
+def test_a_bounce_mail_repeating_the_log_is_the_same_error(tmp_path, cfg):
+    # Postfix logs the refusal at 23:59:50 and returns a DSN, read by `mailhygiene bounces` at
+    # 00:00:10: one failed message, not errors on two days (Postfix logs the Message-ID without
+    # its angle brackets, the bounce mail's copy has them)
+    import email.utils
+
+    from pipeline.ingest.engine import ingest
+    from pipeline.sender.bounces import process_bounces
+
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join([
+        "Nov 10 23:59:48 mx1 postfix/cleanup[103]: 4F00A1B2C3: message-id=<m1@mail.example.jp>",
+        "Nov 10 23:59:48 mx1 postfix/qmgr[100]: 4F00A1B2C3: from=<news@mail.example.jp>, size=4210, nrcpt=1 (queue active)",
+        "Nov 10 23:59:50 mx1 postfix/smtp[104]: 4F00A1B2C3: to=<once@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, "
+        "delay=1.2, delays=0.1/0/0.6/0.5, dsn=5.0.0, status=bounced (host mfsmax.docomo.ne.jp[203.138.181.112] "
+        "said: 550 Unknown user once@docomo.ne.jp (in reply to RCPT TO command))"]) + "\n")
+    ingest(cfg, [log], year=2026)
+    date = email.utils.format_datetime(datetime(2026, 11, 10, 15, 0, 10, tzinfo=timezone.utc))
+    raw = (f"From: MAILER-DAEMON@mail.example.jp\r\nTo: news@mail.example.jp\r\nDate: {date}\r\n"
+           "Message-ID: <dsn1@mail.example.jp>\r\nSubject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+           'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+           "--B\r\nContent-Type: text/plain\r\n\r\n<once@docomo.ne.jp>: host mfsmax.docomo.ne.jp[203.138.181.112] said: "
+           "550 Unknown user once@docomo.ne.jp (in reply to RCPT TO command)\r\n\r\n"
+           "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mail.example.jp\r\n\r\n"
+           "Final-Recipient: rfc822; once@docomo.ne.jp\r\nAction: failed\r\nStatus: 5.0.0\r\n"
+           "Diagnostic-Code: smtp; 550 Unknown user once@docomo.ne.jp\r\n\r\n"
+           "--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: news@mail.example.jp\r\n"
+           "Message-ID: <m1@mail.example.jp>\r\n\r\n--B--\r\n").encode()
+    (result,) = process_bounces(cfg, raw=raw)
+    assert result.status == "recorded", result
+    import pipeline
+
+    days = pipeline.connect(cfg.data_dir).execute(
+        "SELECT count(*), count(DISTINCT CAST(ts AT TIME ZONE 'Asia/Tokyo' AS DATE)) FROM events "
+        "WHERE recipient = 'once@docomo.ne.jp' AND reason = 'user_unknown'").fetchone()
+    assert days == (2, 2)  # the log's line and the bounce mail, on two local days
+    assert marked(cfg) == set()
+
+
 def test_local_midnight_in_tokyo(cfg):
     # 23:50 and 00:10 JST are two Tokyo calendar days (but the same UTC day)
     store_events(cfg, [event("a@au.com", at(10, 23, 50)), event("a@au.com", at(11, 0, 10))])
@@ -339,7 +417,13 @@ def reference_rule(rows, releases, as_of, cfg):
     out = {}
     for address, evs in by_address.items():
         evs = [e for e in evs if e["ts"] <= as_of]
-        sent = [e["ts"] for e in evs if e["status"] == "sent"]
+        def message(e):
+            return (e["message_id"] or "").strip("<> ")
+
+        # a `sent` that the same message to the address failed at or after was a hop, no delivery
+        sent = [e["ts"] for e in evs if e["status"] == "sent"
+                and not any(f["status"] != "sent" and message(e) and message(f) == message(e) and f["ts"] >= e["ts"]
+                            for f in evs)]
         last_sent = max(sent) if sent else None
         released = max(releases.get(address, []), default=None)
         counted = sorted((e for e in evs if e["status"] in COUNTED_STATUSES and e["scope"] == "recipient"
@@ -347,7 +431,7 @@ def reference_rule(rows, releases, as_of, cfg):
         # one failed delivery (a message to the address) is one error: its first counted attempt
         first, seen, ended = set(), set(), defaultdict(int)
         for e in counted:
-            key = ("m", e["message_id"]) if e["message_id"] else ("q", e["mta"], e["host"], e["queue_id"])
+            key = ("m", message(e)) if message(e) else ("q", e["mta"], e["host"], e["queue_id"])
             chain = key + (ended[key],) if key[0] == "q" else key
             if chain not in seen:
                 seen.add(chain)
@@ -398,7 +482,8 @@ def test_rule_sql_agrees_with_a_plain_reference(cfg):
             reason = rng.choice(["user_unknown", "mailbox_full", "host_unknown", "filtered", "rate_limited"])
             scope = rng.choice(["recipient", "recipient", "sender"])
             # attempts of one message: a shared Message-ID, or (no Message-ID) a shared queue id
-            same = rng.choice([{}, {}, {"message_id": f"m{rng.randint(0, 2)}.{a}"}, {"queue_id": f"Q{rng.randint(0, 2)}"}])
+            same = rng.choice([{}, {}, {"message_id": "<{}>".format(f"m{rng.randint(0, 2)}.{a}").strip(rng.choice(["", "<>"]))},
+                               {"queue_id": f"Q{rng.randint(0, 2)}"}])
             rows.append(event(a, when, status=status, reason=reason, scope=scope,
                               carrier=rng.choice(["docomo", "au"]), dsn=rng.choice(["5.1.1", "4.2.2", "5.0.0"]),
                               diagnostic=f"55{rng.randint(0, 9)} reply {rng.randint(0, 99)}", **same))

@@ -14,7 +14,8 @@
 /* One delivery, one error: an MTA retries a deferred message for days (Postfix 5 days, qmail */
 /* 7), then logs its expiry; a content filter or an internal relay hands the same message on; */
 /* a bounce mail repeats what the log said. All of these are attempts of ONE message to the */
-/* address, which failed once. A delivery is the message (its Message-ID) to the address, else */
+/* address, which failed once. A delivery is the message (its Message-ID, with or without its */
+/* angle brackets: Postfix logs it without, a bounce mail and the sender with) to the address, else */
 /* (no Message-ID: qmail, some sendmail lines) the MTA host's queue id to the address, a */
 /* queue id whose earlier attempt to it ended (bounced or expired) being a new delivery (qmail */
 /* reuses a message's inode number), else the event itself. Its first counted attempt stands */
@@ -34,8 +35,8 @@ WITH counted AS (
     ) AS day,
     status,
     CASE
-      WHEN NOT message_id IS NULL AND message_id <> ''
-      THEN 'm ' || message_id
+      WHEN TRIM('<> ' FROM message_id) <> ''
+      THEN 'm ' || TRIM('<> ' FROM message_id)
       WHEN NOT queue_id IS NULL AND queue_id <> ''
       THEN 'q ' || COALESCE(mta, '') || ' ' || COALESCE(host, '') || ' ' || queue_id
       ELSE 'e ' || event_id

@@ -14,7 +14,8 @@
 /*          last_diagnostic, last_sent, event_ids, error_times (TIMESTAMPTZ[]: the errors' times, */
 /*          in the order of event_ids; what the guard judges the entries by) */
 /* Rule: among the counted errors after the address's latest successful delivery (up to */
-/* $as_of) and after its latest release (whenever it was: a release holds for any later run, */
+/* $as_of: a `sent` attempt, unless the same message (Message-ID) to the address failed at or */
+/* after it: then it was a hop to a content filter, an internal relay or a smarthost) and after its latest release (whenever it was: a release holds for any later run, */
 /* whatever its $as_of, until new errors), some window of $window_days consecutive local days */
 /* (of counted_errors' $tz) holds >= $min_errors errors on >= $min_days distinct days. An error */
 /* is a failed delivery (counted_errors.sql: a message retried for days, its expiry, its other */
@@ -67,21 +68,48 @@ WITH error_days AS (
     s.day
   HAVING
     SUM(e.errors) >= 2 AND COUNT(*) >= 2
-), last_sent AS (
+), outcomes AS (
   SELECT
     recipient AS address,
-    MAX(ts) AS last_sent
+    ts,
+    status,
+    TRIM('<> ' FROM message_id) AS message
   FROM events
   WHERE
-    status = 'sent'
+    status IN ('sent', 'deferred', 'bounced', 'expired', 'undeliverable')
     AND ts <= CAST('2026-11-30 14:59:59.999999' AS TIMESTAMP)
     AND recipient IN (
       SELECT
         address
       FROM could_qualify
     )
+), failed_later AS (
+  /* the latest failure of each message to the address */
+  SELECT
+    address,
+    message,
+    MAX(ts) AS last_failure
+  FROM outcomes
+  WHERE
+    status <> 'sent' AND message <> ''
   GROUP BY
-    recipient
+    address,
+    message
+), last_sent AS (
+  /* a `sent` that the same message to the address failed after was a hop (a content filter */
+  /* on 127.0.0.1:10024, an internal relay, a smarthost whose bounce came later): no delivery */
+  SELECT
+    o.address,
+    MAX(o.ts) AS last_sent
+  FROM outcomes AS o
+  LEFT JOIN failed_later AS f
+    ON f.address = o.address AND f.message = o.message
+  WHERE
+    o.status = 'sent' AND (
+      f.last_failure IS NULL OR f.last_failure < o.ts
+    )
+  GROUP BY
+    o.address
 ), last_release AS (
   SELECT
     address,
