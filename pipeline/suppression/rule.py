@@ -193,8 +193,11 @@ def _judge(con, rule: RuleSettings, guard: GuardSettings, tz: str, as_of: dateti
     run_block(con, "new_entries")
     marked, already_listed, first_error = run_block(con, "counts").fetchone()
     new = rows(run_block(con, "new"))
+    by_carrier: dict[str, int] = {}
+    for rec in new:
+        by_carrier[rec.get("carrier") or "unknown"] = by_carrier.get(rec.get("carrier") or "unknown", 0) + 1
     report = (check_guard(con, guard, rule, tz=tz, as_of=as_of, new_count=len(new), first_error=first_error,
-                          engine=engine)
+                          engine=engine, new_by_carrier=by_carrier)
               if with_guard else GuardReport())
     return RuleResult(as_of=as_of, marked=marked, new=new, already_listed=already_listed,
                       guard=report, dry_run=dry_run, forced=force, guard_checked=with_guard)
