@@ -209,6 +209,29 @@ def test_a_hand_off_to_a_content_filter_is_no_delivery(tmp_path, cfg):
     assert marked(cfg) == set()
 
 
+def test_a_retry_delivered_in_the_second_of_its_deferral_is_a_delivery(tmp_path, cfg):
+    # syslog stamps have whole seconds: a deferral and the successful retry of the same message
+    # often share one. The later line of the log is the delivery, which clears the error before it
+    from pipeline.ingest.engine import ingest
+
+    relay = "relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1.2, delays=0.1/0/0.6/0.5"
+
+    def refused(qid, day):
+        return pf_message(qid, day) + [
+            f"Nov {day} 09:00:02 mx1 postfix/smtp[104]: {qid}: to=<back@docomo.ne.jp>, {relay}, dsn=5.0.0, status=bounced "
+            "(host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown user back@docomo.ne.jp (in reply to RCPT TO command))"]
+
+    lines = refused("4A0000000A", 10) + pf_message("4B0000000B", 11) + [
+        f"Nov 11 09:00:02 mx1 postfix/smtp[104]: 4B0000000B: to=<back@docomo.ne.jp>, {relay}, dsn=4.3.0, status=deferred "
+        "(host mfsmax.docomo.ne.jp[203.138.181.112] said: 451 4.3.0 Temporary failure (in reply to RCPT TO command))",
+        f"Nov 11 09:00:02 mx1 postfix/smtp[105]: 4B0000000B: to=<back@docomo.ne.jp>, {relay}, dsn=2.0.0, status=sent "
+        "(250 2.0.0 Ok: queued)"] + refused("4C0000000C", 12)
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(lines) + "\n")
+    ingest(cfg, [log], year=2026)
+    assert marked(cfg) == set()  # one error since the delivery of the 11th
+
+
 def test_a_bounce_mail_repeating_the_log_is_the_same_error(tmp_path, cfg):
     # Postfix logs the refusal at 23:59:50 and returns a DSN, read by `mailhygiene bounces` at
     # 00:00:10: one failed message, not errors on two days (Postfix logs the Message-ID without
@@ -420,9 +443,11 @@ def reference_rule(rows, releases, as_of, cfg):
         def message(e):
             return (e["message_id"] or "").strip("<> ")
 
-        # a `sent` that the same message to the address failed at or after was a hop, no delivery
+        # a `sent` after which the same message to the address failed was a hop, no delivery
         sent = [e["ts"] for e in evs if e["status"] == "sent"
-                and not any(f["status"] != "sent" and message(e) and message(f) == message(e) and f["ts"] >= e["ts"]
+                and not any(f["status"] != "sent" and message(e) and message(f) == message(e)
+                            and (f["ts"] > e["ts"] or (f["ts"] == e["ts"] and f["source_file"] == e["source_file"]
+                                                      and f["source_offset"] > e["source_offset"]))
                             for f in evs)]
         last_sent = max(sent) if sent else None
         released = max(releases.get(address, []), default=None)

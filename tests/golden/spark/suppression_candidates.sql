@@ -14,8 +14,8 @@
 /*          last_diagnostic, last_sent, event_ids, error_times (TIMESTAMPTZ[]: the errors' times, */
 /*          in the order of event_ids; what the guard judges the entries by) */
 /* Rule: among the counted errors after the address's latest successful delivery (up to */
-/* $as_of: a `sent` attempt, unless the same message (Message-ID) to the address failed at or */
-/* after it: then it was a hop to a content filter, an internal relay or a smarthost) and after its latest release (whenever it was: a release holds for any later run, */
+/* $as_of: a `sent` attempt, unless the same message (Message-ID) to the address failed after */
+/* it: then it was a hop to a content filter, an internal relay or a smarthost) and after its latest release (whenever it was: a release holds for any later run, */
 /* whatever its $as_of, until new errors), some window of $window_days consecutive local days */
 /* (of counted_errors' $tz) holds >= $min_errors errors on >= $min_days distinct days. An error */
 /* is a failed delivery (counted_errors.sql: a message retried for days, its expiry, its other */
@@ -72,8 +72,11 @@ WITH error_days AS (
   SELECT
     recipient AS address,
     ts,
+    event_id,
     status,
-    TRIM('<> ' FROM message_id) AS message
+    TRIM('<> ' FROM message_id) AS message,
+    source_file,
+    source_offset
   FROM events
   WHERE
     status IN ('sent', 'deferred', 'bounced', 'expired', 'undeliverable')
@@ -83,31 +86,37 @@ WITH error_days AS (
         address
       FROM could_qualify
     )
-), failed_later AS (
-  /* the latest failure of each message to the address */
-  SELECT
-    address,
-    message,
-    MAX(ts) AS last_failure
-  FROM outcomes
+), hand_offs AS (
+  /* a `sent` after which the same message to the address failed was a hop (a content filter */
+  /* on 127.0.0.1:10024, an internal relay, a smarthost whose bounce came later), no delivery. */
+  /* In the same second only a later line of the same log says "after" (syslog stamps have */
+  /* whole seconds: a deferral and its successful retry often share one) */
+  SELECT DISTINCT
+    s.event_id
+  FROM outcomes AS s
+  JOIN outcomes AS f
+    ON f.address = s.address AND f.message = s.message
   WHERE
-    status <> 'sent' AND message <> ''
-  GROUP BY
-    address,
-    message
+    s.status = 'sent'
+    AND f.status <> 'sent'
+    AND s.message <> ''
+    AND (
+      f.ts > s.ts
+      OR (
+        f.ts = s.ts
+        AND f.source_file = s.source_file
+        AND f.source_offset > s.source_offset
+      )
+    )
 ), last_sent AS (
-  /* a `sent` that the same message to the address failed after was a hop (a content filter */
-  /* on 127.0.0.1:10024, an internal relay, a smarthost whose bounce came later): no delivery */
   SELECT
     o.address,
     MAX(o.ts) AS last_sent
   FROM outcomes AS o
-  LEFT JOIN failed_later AS f
-    ON f.address = o.address AND f.message = o.message
+  LEFT JOIN hand_offs AS h
+    ON h.event_id = o.event_id
   WHERE
-    o.status = 'sent' AND (
-      f.last_failure IS NULL OR f.last_failure < o.ts
-    )
+    o.status = 'sent' AND h.event_id IS NULL
   GROUP BY
     o.address
 ), last_release AS (
