@@ -18,7 +18,7 @@
 -- it: then it was a hop to a content filter, an internal relay or a smarthost) and after its latest release (whenever it was: a release holds for any later run,
 -- whatever its $as_of, until new errors), some window of $window_days consecutive local days
 -- (of counted_errors' $tz) holds >= $min_errors errors on >= $min_days distinct days. An error
--- is a failed delivery (counted_errors.sql: a message retried for days, its expiry, its other
+-- is a failed delivery (`deliveries` below: a message retried for days, its expiry, its other
 -- hops are one error, on the day of its first counted attempt). Windows are anchored on error
 -- days: a qualifying window can always be slid to start on its first error day.
 -- Evidence: carrier, last_dsn, last_reply_code and last_diagnostic come from the latest error
@@ -32,9 +32,10 @@
 -- without them (`could_qualify`), a small set whose deliveries are cheap to look up.
 
 WITH error_days AS (
+    -- attempts, not deliveries: a superset of what qualifies (a delivery is one or more
+    -- attempts, on its first attempt's day), cheap to find, narrowed below
     SELECT address, day, CAST(count(*) AS BIGINT) AS errors
     FROM counted_errors
-    WHERE first_of_delivery
     GROUP BY address, day
 ),
 
@@ -56,31 +57,34 @@ could_qualify AS (
 ),
 
 outcomes AS (
-    SELECT recipient AS address, ts, event_id, status, trim(message_id, '<> ') AS message,
+    SELECT recipient AS address, ts, status, nullif(trim(message_id, '<> '), '') AS message,
            source_file, source_offset
     FROM events
     WHERE status IN ('sent', 'deferred', 'bounced', 'expired', 'undeliverable') AND ts <= $as_of
       AND recipient IN (SELECT address FROM could_qualify)
 ),
 
-hand_offs AS (
+failed_later AS (
+    -- the latest failure of each message to the address (its log line, for a tie on ts)
+    SELECT address, message, max(ts) AS failed_at,
+           arg_max(source_file, ts) AS failed_file, arg_max(source_offset, ts) AS failed_offset
+    FROM outcomes
+    WHERE status <> 'sent' AND message IS NOT NULL
+    GROUP BY address, message
+),
+
+last_sent AS (
     -- a `sent` after which the same message to the address failed was a hop (a content filter
     -- on 127.0.0.1:10024, an internal relay, a smarthost whose bounce came later), no delivery.
     -- In the same second only a later line of the same log says "after" (syslog stamps have
     -- whole seconds: a deferral and its successful retry often share one)
-    SELECT DISTINCT s.event_id
-    FROM outcomes s
-    JOIN outcomes f ON f.address = s.address AND f.message = s.message
-    WHERE s.status = 'sent' AND f.status <> 'sent' AND s.message <> ''
-      AND (f.ts > s.ts
-           OR (f.ts = s.ts AND f.source_file = s.source_file AND f.source_offset > s.source_offset))
-),
-
-last_sent AS (
     SELECT o.address, max(o.ts) AS last_sent
     FROM outcomes o
-    LEFT JOIN hand_offs h ON h.event_id = o.event_id
-    WHERE o.status = 'sent' AND h.event_id IS NULL
+    LEFT JOIN failed_later f ON f.address = o.address AND f.message = o.message
+    WHERE o.status = 'sent'
+      AND NOT coalesce(f.failed_at > o.ts
+                       OR (f.failed_at = o.ts AND f.failed_file = o.source_file
+                           AND f.failed_offset > o.source_offset), FALSE)
     GROUP BY o.address
 ),
 
@@ -91,10 +95,32 @@ last_release AS (
     GROUP BY address
 ),
 
-after_reset AS (
-    SELECT c.*, s.last_sent
+deliveries AS (
+    -- One delivery, one error: an MTA retries a deferred message for days (Postfix 5 days,
+    -- qmail 7), then logs its expiry; a content filter or an internal relay hands the same
+    -- message on; a bounce mail repeats what the log said. All are attempts of ONE message to
+    -- the address, which failed once. A delivery is the message (its Message-ID) to the
+    -- address, else (no Message-ID: qmail, some sendmail lines) the MTA host's queue id to the
+    -- address, a queue id whose earlier attempt to it ended (bounced or expired) being a new
+    -- delivery (qmail reuses a message's inode number), else the event itself. Its first
+    -- counted attempt stands for it (its time and local day); the others stay evidence.
+    SELECT c.*,
+           lag(c.status) OVER delivery IS NULL
+               OR (c.message IS NULL AND c.queue_id IS NOT NULL AND lag(c.status) OVER delivery <> 'deferred')
+               AS first_of_delivery
     FROM counted_errors c
     JOIN could_qualify q USING (address)
+    WINDOW delivery AS (
+        PARTITION BY c.address, c.message,
+                     CASE WHEN c.message IS NULL THEN c.host END,
+                     CASE WHEN c.message IS NULL THEN c.queue_id END,
+                     CASE WHEN c.message IS NULL AND c.queue_id IS NULL THEN c.event_id END
+        ORDER BY c.ts, c.event_id)
+),
+
+after_reset AS (
+    SELECT c.*, s.last_sent
+    FROM deliveries c
     LEFT JOIN last_sent s USING (address)
     LEFT JOIN last_release r USING (address)
     WHERE (s.last_sent IS NULL OR c.ts > s.last_sent)
