@@ -38,7 +38,8 @@ def golden_params(name: str) -> dict:
               "counted_reasons": ["user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"],
               "block_rate": 0.5, "block_min_errors": 20, "grain": "week", "limit": 20, "edge_minutes": 5,
               "hour_min_errors": 20, "hour_rate": 0.5, "recent_hours": 48.0, "recent_rate": 0.02,
-              "address": "taro.dead@docomo.ne.jp", "carriers": ["au", "docomo"]}
+              "address": "taro.dead@docomo.ne.jp", "carriers": ["au", "docomo"],
+              "sender_mta": "mailhygiene"}
     if name in INSTANT_BOUNDS:
         params.update(since=datetime(2026, 11, 1, 15, 0, tzinfo=timezone.utc),
                       until=datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc))

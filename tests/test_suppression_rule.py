@@ -12,7 +12,7 @@ from pipeline.suppression.rule import evaluate
 from pipeline.suppression.rule import run_rule as _run_rule
 from pipeline.suppression.store import SuppressionStore, suppressed_addresses
 
-from fixtures import at, event, make_config, store_events
+from fixtures import TOKYO, at, event, make_config, store_events
 
 AS_OF = "2026-11-30"
 
@@ -269,6 +269,33 @@ def test_a_bounce_mail_repeating_the_log_is_the_same_error(tmp_path, cfg):
         "WHERE recipient = 'once@docomo.ne.jp' AND reason = 'user_unknown'").fetchone()
     assert days == (2, 2)  # the log's line and the bounce mail, on two local days
     assert marked(cfg) == set()
+
+
+def test_the_senders_retries_of_one_recipient_are_one_error(cfg):
+    # the send daemon retries a 452 "mailbox full" with backoff (each attempt a new rendering,
+    # so a new Message-ID) and gives up after sender.max_attempts with status expired: the
+    # attempts of its queue row (queue_id job.row) are one delivery, even across midnight
+    import email.utils
+
+    from pipeline.sender.events import attempt_event, to_table
+    from pipeline.store.event_store import EventStore
+
+    def attempt(n, when, status="deferred", row_id=7):
+        return attempt_event(
+            ts=when.replace(tzinfo=TOKYO).timestamp(), host="mail.example.jp", job_id=3, row_id=row_id, attempt=n,
+            message_id=email.utils.make_msgid(domain="mail.example.jp"), sender="news@mail.example.jp",
+            recipient="full@au.com", carrier="au", relay="msmx.au.com:25", status=status, reply_code=452,
+            reply="4.2.2 <full@au.com>: Mailbox full", smtp_phase="rcpt", reason="mailbox_full", scope="recipient",
+            hard=False, queue_file="/var/lib/mailhygiene/sender/queue.sqlite")
+
+    tries = [at(10, 22, 0), at(10, 22, 30), at(10, 23, 30), at(11, 0, 30), at(11, 1, 30)]
+    rows = [attempt(n, when) for n, when in enumerate(tries, 1)] + [attempt(6, at(11, 2, 30), "expired")]
+    EventStore(cfg.data_dir).write(to_table(rows))
+    assert marked(cfg) == set()
+    # another job's message to the same address, failing two days later: two deliveries
+    EventStore(cfg.data_dir).write(to_table([attempt(1, at(13, 9), "bounced", row_id=8)]))
+    (row,) = candidates(cfg)
+    assert (row["address"], row["error_count"], row["distinct_days"]) == ("full@au.com", 2, 2)
 
 
 def test_local_midnight_in_tokyo(cfg):

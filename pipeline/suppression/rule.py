@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from ..core.config import GuardSettings, RuleSettings, zone
 from ..core.errors import GuardTripped, InputError
+from ..core.vocabulary import SENDER_MTA
 from .guard import GuardReport, check_guard
 from .store import SuppressionStore, changing, reading, rows, run_block
 
@@ -100,7 +101,8 @@ def parse_as_of(value: str | date | datetime | None, tz: str) -> datetime:
 
 def rule_params(rule: RuleSettings, tz: str, as_of: datetime) -> dict[str, Any]:
     return {"tz": tz, "as_of": as_of, "min_errors": rule.min_errors, "min_days": rule.min_days,
-            "window_days": rule.window_days, "counted_reasons": list(rule.counted_reasons)}
+            "window_days": rule.window_days, "counted_reasons": list(rule.counted_reasons),
+            "sender_mta": SENDER_MTA}
 
 
 def evaluate(store, rule: RuleSettings, as_of: str | datetime | None = None, *, tz: str,
