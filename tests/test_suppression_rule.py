@@ -190,6 +190,14 @@ def amavis_message(n, day, to, delivered):
         f"Nov {day} 09:00:03 mx1 postfix/qmgr[100]: {b}: removed"]
 
 
+def hand_offs(cfg, address):
+    """Queue ids of the `sent` attempts `suppression show` marks as hand-offs."""
+    from pipeline.suppression.store import show
+
+    info = show(cfg.data_dir, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons)
+    return [e["queue_id"] for e in info["events"] if e["hand_off"]]
+
+
 def test_a_hand_off_to_a_content_filter_is_no_delivery(tmp_path, cfg):
     # every message is first `sent` to amavis on 127.0.0.1:10024: that hop cleared the
     # address's errors, so a dead address refused on two days was never suppressed
@@ -202,6 +210,10 @@ def test_a_hand_off_to_a_content_filter_is_no_delivery(tmp_path, cfg):
     ingest(cfg, [log], year=2026)
     (row,) = candidates(cfg)
     assert (row["address"], row["error_count"], row["last_sent"]) == ("dead@docomo.ne.jp", 2, None)
+    # `suppression show` marks those hops (the same test as the rule's), so the evidence explains
+    # why the "sent" lines between the errors cleared nothing
+    assert hand_offs(cfg, "dead@docomo.ne.jp") == ["A0001AAAA", "A0003AAAA"]
+    assert hand_offs(cfg, "ok@docomo.ne.jp") == []
     # a real delivery after them still clears them
     more = amavis_message(5, 16, "dead@docomo.ne.jp", True)
     (tmp_path / "mail.log.2").write_text("\n".join(more) + "\n")
@@ -230,6 +242,7 @@ def test_a_retry_delivered_in_the_second_of_its_deferral_is_a_delivery(tmp_path,
     log.write_text("\n".join(lines) + "\n")
     ingest(cfg, [log], year=2026)
     assert marked(cfg) == set()  # one error since the delivery of the 11th
+    assert hand_offs(cfg, "back@docomo.ne.jp") == []
 
 
 def test_a_bounce_mail_repeating_the_log_is_the_same_error(tmp_path, cfg):
