@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 OURS = "news@mail.example.jp"
 
 
-def dsn(day: float, *, mid="<b1@mx.example.jp>") -> bytes:
+def dsn(day: float, *, mid="<b1@mx.example.jp>", original="<orig-1@mail.example.jp>") -> bytes:
     date = email.utils.formatdate(day)
     return f"""From: MAILER-DAEMON@mx.example.jp (Mail Delivery System)
 To: {OURS}
@@ -67,7 +67,7 @@ Diagnostic-Code: smtp; 452 4.2.2 Mailbox full
 Content-Type: text/rfc822-headers
 
 From: {OURS}
-Message-ID: <orig-1@mail.example.jp>
+Message-ID: {original}
 Subject: hello
 
 --B--
@@ -176,7 +176,9 @@ def test_cli_records_events_that_feed_the_rule(tmp_path):
     yesterday = time.time() - 86400
     r = _bounces(cfg, dsn(yesterday, mid="<d1@mx.example.jp>"))
     assert r.returncode == 0 and r.stdout.startswith(b"recorded: 2 recipient(s)"), r.stderr
-    r = _bounces(cfg, dsn(time.time(), mid="<d2@mx.example.jp>"))
+    # today's bounce is of today's message (a bounce of yesterday's message again would be the
+    # same failed delivery: one error)
+    r = _bounces(cfg, dsn(time.time(), mid="<d2@mx.example.jp>", original="<orig-2@mail.example.jp>"))
     assert r.returncode == 0, r.stderr
     r = _bounces(cfg, QMAIL)
     assert r.returncode == 0 and b"nobody@au.com bounced user_unknown" in r.stdout
@@ -192,7 +194,7 @@ def test_cli_records_events_that_feed_the_rule(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith(b"ignored: not a bounce")
     r = _bounces(cfg, b"\xff\xfe\x00garbage" * 1000)
     assert r.returncode == 0 and r.stdout.split(b":")[0] in (b"ignored", b"refused")
-    again = _bounces(cfg, dsn(time.time(), mid="<d2@mx.example.jp>"))   # the same bounce twice adds nothing
+    again = _bounces(cfg, dsn(time.time(), mid="<d2@mx.example.jp>", original="<orig-2@mail.example.jp>"))  # the same bounce twice adds nothing
     assert again.returncode == 0
 
     con = pipeline.connect(cfg.data_dir)

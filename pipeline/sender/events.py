@@ -19,9 +19,10 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..core.vocabulary import SENDER_MTA
 from ..store.records import EVENT_SCHEMA, bare_message_id, domain_of, event_id_for
 
-MTA = "mailhygiene"
+MTA = SENDER_MTA
 _DSN = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 
 
