@@ -645,7 +645,7 @@ def decide_explained(ctx: Context) -> Decision:
         weak = t.weak[name].which(text)
         if weak is not None and not _vetoed(module, ctx):
             weak_hits.append((name, weak))
-    hinted, hinted_phrase = _generic_hint(weak_hits, text, notes)
+    hinted, hinted_phrase = _generic_hint(weak_hits, text, notes, ctx)
 
     code_reason = _reason_from_code(ctx.dsn)
     x7 = ctx.dsn is not None and ctx.dsn[2:4] == "7."
@@ -662,6 +662,12 @@ def decide_explained(ctx: Context) -> Decision:
             decision = Decision(code_reason or "policy", "code", ctx.dsn)
     elif ctx.reply_code == 421 and hinted is None:
         pass  # carriers.md: a bare 421 means "come back slower" whatever its X.7.0 says (_fallback)
+    elif code_reason in _TRANSIENT_CODE_VETOED and ctx.dsn[:1] == "4" and hinted in (None, code_reason) \
+            and (temporary := _temporary_words(text)):
+        # "450 4.2.1 Mailbox temporarily unavailable, try again later": RFC 3463's transient X.2.1 /
+        # X.1.1 and the server's own "try again": the mailbox will take mail again; nothing is known
+        # about the address (the reply-code fallback decides)
+        notes.append(f"the transient code {ctx.dsn} with {temporary!r}: not evidence about the address")
     elif code_reason is not None:
         if hinted is not None and hinted != code_reason:
             notes.append(f"generic words {hinted_phrase!r} ({hinted}) yield to the code {ctx.dsn}")
@@ -719,7 +725,16 @@ _PREFIX_DETAIL = re.compile(r"recipient (?:address )?rejected ?: (.*?)(?: \(in r
 _WORD = re.compile(r"[^\W\d_]{2,}")
 
 
-def _generic_hint(weak_hits: list[tuple[str, str]], text: str, notes: list[str]) -> tuple[str | None, str | None]:
+# Codes whose transient form with temporary words says nothing about the address (decide_explained).
+_TRANSIENT_CODE_VETOED = frozenset({"user_unknown", "mailbox_disabled"})
+
+
+def _temporary_words(text: str) -> str | None:
+    return next((w for w in _TEMPORARY_WORDS if w in text), None)
+
+
+def _generic_hint(weak_hits: list[tuple[str, str]], text: str, notes: list[str],
+                  ctx: Context | None = None) -> tuple[str | None, str | None]:
     """The generic reason to fall back on (or None), from the generic phrases found in ORDER."""
     if not weak_hits:
         return None, None
@@ -730,9 +745,15 @@ def _generic_hint(weak_hits: list[tuple[str, str]], text: str, notes: list[str])
     if others:
         notes.append(f"the prefix {phrase!r} yields to the words that follow it: {others[0][1]!r} ({others[0][0]})")
         return others[0]
-    temporary = next((w for w in _TEMPORARY_WORDS if w in text), None)
+    temporary = _temporary_words(text)
     if temporary:
         notes.append(f"the prefix {phrase!r} with {temporary!r}: a temporary refusal, not a missing mailbox")
+        return None, None
+    if ctx is not None and ctx.dsn_class == "4":
+        # "450 Requested mail action not taken: mailbox unavailable" is RFC 5321's own text for 450
+        # ("e.g., mailbox busy or temporarily blocked for policy reasons"): the prefix alone counts
+        # only in a permanent refusal
+        notes.append(f"the prefix {phrase!r} in a temporary ({ctx.dsn_class}xx) refusal: not a missing mailbox")
         return None, None
     detail = _PREFIX_DETAIL.search(text)
     if detail and _WORD.search(detail.group(1)):
