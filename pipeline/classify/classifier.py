@@ -373,7 +373,28 @@ _LOCAL_SPAN_REVERSED = re.compile(r"\"[^\"]*\"|[^" + _SEP + r"]*")
 _IP_CHARS = "0123456789abcdefABCDEF.:"
 
 
+# ISO-2022-JP in a reply: JIS X 0208 byte pairs (all printable ASCII) between ESC $ B (or ESC $ @)
+# and ESC ( B / ESC ( J. Japanese servers that answer in Japanese often answer in it; the log
+# shows the ESC as Postfix's '?' (smtp_chat's printable()), sendmail's octal '\\033', rsyslog's
+# '#033', or as is. Undecoded, the pairs are noise ("?$B08@h%\"%I%l%9?(B"), and their '@' looks
+# like an address: they are decoded first, before any address is masked.
+_JIS_ESC = r"(?:\x1b|\?|#033|\\033)"
+_JIS_RUN = re.compile(_JIS_ESC + r"\$[@B]((?:[\x21-\x7e]{2})+?)(?:" + _JIS_ESC + r"\([BJ]|(?=[^\x21-\x7e]|$))")
+
+
+def _jis_to_text(m: re.Match) -> str:
+    return (b"\x1b$B" + m.group(1).encode("ascii") + b"\x1b(B").decode("iso2022_jp", "replace")
+
+
+def decode_iso2022jp(text: str) -> str:
+    """`550 ?$B08@hITL@?(B` (Postfix's rendering of an ISO-2022-JP reply) -> `550 宛先不明`."""
+    if "$B" not in text and "$@" not in text:
+        return text
+    return _JIS_RUN.sub(_jis_to_text, text)
+
+
 def _quick_normalise(text: str) -> str:
+    text = decode_iso2022jp(text)
     at = text.find("@")
     if at >= 0:
         if text.find("@", at + 1) < 0:  # one address (the common case): two anchored matches
