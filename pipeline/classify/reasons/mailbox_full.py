@@ -55,6 +55,10 @@ PHRASES = [
     "recipient's mailbox is full",
     "boite du destinataire pleine",
     R(r"\bquota\b.{0,30}\b(?:exceed|full|reached)"),
+    # Japanese: the mailbox / inbox / its storage is full or over its limit, in any wording
+    # 「メールボックスの容量を超えています」「受信箱がいっぱいです」「保存容量が不足しています」
+    R(r"(?:メールボックス|受信箱|受信ボックス|メールbox|保存容量|ディスク容量|ボックス容量)[^。、,.]{0,12}?"
+      r"(?:いっぱい|一杯|満杯|超え|超過|オーバー|不足|上限に達)"),
 ]
 DSN = ("5.2.2", "4.2.2")
 
