@@ -675,6 +675,12 @@ def decide_explained(ctx: Context) -> Decision:
         # "553 5.1.3 <x..y@example.jp>... Invalid address": the server's own code says malformed
         notes.append(f"{said_phrase!r} read with the server's code {ctx.dsn}: a malformed address")
         said, said_phrase = "syntax", ctx.dsn
+    if said == "mailbox_disabled" and ctx.dsn_class == "4" and (temporary := _temporary_words(text)):
+        # "450 4.2.0 … Mailbox is temporarily locked", "… temporarily disabled, please retry later": a
+        # temporary refusal that itself says the mailbox will take mail again (a 5xx "temporarily
+        # inactive" is a permanent refusal and still counts)
+        notes.append(f"{said_phrase!r} in a temporary refusal with {temporary!r}: the mailbox is alive")
+        said = said_phrase = None
     if said is not None:
         decision = Decision(said, "phrase", said_phrase)
         # 3. an explicit X.7.x / 4.7.x code vetoes a recipient reason unless the words say unknown user

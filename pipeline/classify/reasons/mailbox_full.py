@@ -65,10 +65,16 @@ DSN = ("5.2.2", "4.2.2")
 # A quota of connections, of our IP or of our sending ("Connection quota exceeded", "Quota exceeded
 # for this IP"): the receiver limits us, the mailbox is not full (rate_limited decides).
 _NOT_THE_MAILBOX = re.compile(
-    r"\b(?:connection|connections|session|ip|sending|send|outbound|relay|rate|hourly|daily|message rate|domain)"
+    r"\b(?:connection|connections|session|ip|sending|send|outbound|relay|rate|hourly|daily|message rate|domain|submission)"
     r"\s+quota\b|\bquota (?:exceeded |reached )?for (?:this|your|the sending) (?:ip|host|network|server|sender|domain)\b")
 
 
+# Exchange Online's "550 5.2.2 Submission quota exceeded" / "554 5.2.2 mailbox full;
+# STOREDRV.Submission.Exception:SubmissionQuotaExceededException": the *sending* account (ours, when
+# we relay through it) exceeded its quota; a recipient's full mailbox is STOREDRV.Deliver.
+_SUBMISSION = "submissionquotaexceeded"
+
+
 def veto(ctx) -> bool:
-    return bool(_NOT_THE_MAILBOX.search(ctx.text))
+    return bool(_NOT_THE_MAILBOX.search(ctx.text)) or _SUBMISSION in ctx.text
 
