@@ -811,6 +811,12 @@ def _phase_rule(ctx: Context, decision: Decision, notes: list[str]) -> Decision:
         fb = _fallback(ctx, phase_only=True) or ("sender_domain" if phase == "mail" else "blocked", "phase", phase)
         notes.append(f"{decision.reason!r} ({decision.evidence}) refused at {phase}: about us, not the address")
         return Decision(fb[0], "phase", f"refused at {phase}")
+    if decision.reason == "host_unknown" and phase in AFTER_DATA and ctx.dsn_subject != "1.2":
+        # the recipient was accepted at RCPT TO, so its domain exists and takes mail: a domain said
+        # not to exist after DATA is another one (our header From: "550 Header From domain does not
+        # exist", "553 <example.jp> does not exist"); only the server's own X.1.2 still says so
+        notes.append(f"{decision.evidence!r} after DATA: the recipient's domain was accepted at RCPT TO")
+        return Decision("undefined", "phase", "a domain refused after DATA is not the recipient's")
     if decision.reason != "user_unknown":
         return decision
     p: Period = ctx.provider or DEFAULT_PERIOD

@@ -52,6 +52,8 @@ PHRASES = [
     "permission to post",
     "not a member of this",
     "from: domain is invalid",
+    R(r"\bheader from:? domain\b|\bfrom: domain\b"),  # "550 Header From domain does not exist": our From
+    "verification failed for <",            # Exim's sender verify: "550-Verification failed for <our sender>"
     "badsendermx",
     "sendernoa",
     "valid sender domain",
