@@ -33,6 +33,7 @@ PHRASES = [
     "access from ip address",
     "not currently accepting mail from your ip",
     "not accepting mail from your ip",
+    R(r"\bnot accepted from (?:your|this|the sending) (?:ip|host|server|network)\b"),  # Microsoft 5.7.708
     R(r"\bnot accept(?:ing)? (?:any )?(?:mail|e-?mails?|messages|connections) from (?:your|this|the sending) (?:ip|host|server|network)\b"),
     "permanently deferred",                 # Yahoo [TS03]/[TSS09]: "All messages from <ip> will be permanently deferred"
     "not allowed to connect",

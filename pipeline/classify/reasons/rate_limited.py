@@ -43,6 +43,7 @@ PHRASES = [
     "too many emails",
     "daily message quota exceeded",
     "sending quota exceeded",
+    R(r"\b(?:daily|hourly|user|account) sending limit"),  # Gmail 550 5.4.5 "Daily user sending limit exceeded"
     "maximum sending rate",
     "at maximum connection limit",
     "per-domain connection limit",
