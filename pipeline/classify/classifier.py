@@ -716,6 +716,13 @@ def decide_explained(ctx: Context) -> Decision:
             and decision.reason != code_reason:
         decision = Decision(code_reason or "policy", "code", ctx.dsn)
 
+    # a 421 closes the session (RFC 5321: "service not available, closing transmission channel", a
+    # reply to any command): the MTA defers every recipient still in the session with it, so its
+    # words ("user unknown, too many errors, closing connection") are no evidence about one address
+    if decision is not None and decision.reason in RECIPIENT_REASONS and ctx.reply_code == 421:
+        notes.append(f"{decision.reason!r} ({decision.evidence}) in a 421: the session's end, not the address's")
+        decision = Decision("rate_limited", "reply-code", "421 closes the session")
+
     # 5. the SMTP phase
     if decision is not None and decision.reason in RECIPIENT_REASONS:
         decision = _phase_rule(ctx, decision, notes)
