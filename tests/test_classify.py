@@ -669,3 +669,17 @@ def test_wordings_from_sisimai_reason_lists(reply, reason):
 def test_provider_wordings_of_refusals_of_us(reply, command, reason):
     status = "bounced" if reply[0] == "5" else "deferred"
     assert classify(status, said(reply, command), mta="postfix").reason == reason
+
+
+# Replies in other languages without an enhanced code: the words alone must say it.
+@pytest.mark.parametrize("reply,reason", [
+    ("550 收件人不存在", "user_unknown"),
+    ("550 Utente sconosciuto", "user_unknown"),
+    ("550 Destinataire inconnu", "user_unknown"),
+    ("550 Benutzer unbekannt", "user_unknown"),
+    ("552 收件人邮箱已满", "mailbox_full"),
+    ("552 Boîte aux lettres pleine", "mailbox_full"),
+    ("552 Postfach voll", "mailbox_full"),
+])
+def test_other_languages_without_a_code(reply, reason):
+    assert classify("bounced", said(reply, "RCPT TO"), dsn="5.0.0", mta="postfix").reason == reason

@@ -54,6 +54,16 @@ PHRASES = [
     "out of storage space",                 # Gmail 4.2.2/5.2.2 "The recipient's inbox is out of storage space"
     "recipient's mailbox is full",
     "boite du destinataire pleine",
+    "boîte aux lettres pleine",
+    "boite aux lettres pleine",
+    "postfach voll",
+    "postfach ist voll",
+    "buzón lleno",
+    "buzon lleno",
+    "casella piena",
+    "邮箱已满",
+    "邮箱空间不足",
+    "사서함이 가득",
     R(r"\bquota\b.{0,30}\b(?:exceed|full|reached)"),
     # Japanese: the mailbox / inbox / its storage is full or over its limit, in any wording
     # 「メールボックスの容量を超えています」「受信箱がいっぱいです」「保存容量が不足しています」

@@ -106,6 +106,21 @@ PHRASES = [
     "unknown virtual user",
     "utilisateur inconnu",
     "nessun utente simile",
+    # other languages, without a code to fall back on (the recipient named, never the sender)
+    "destinataire inconnu",
+    "utente sconosciuto",
+    "destinatario sconosciuto",
+    "usuario desconocido",
+    "destinatario desconocido",
+    "benutzer unbekannt",
+    "empfänger unbekannt",
+    "empfaenger unbekannt",
+    "收件人不存在",
+    "收件人地址不存在",
+    "邮箱不存在",
+    "用户不存在",
+    "수신자가 존재하지 않",
+    "존재하지 않는 사용자",
     R(r"\brecipient (?:is |was )?not found\b"),
     "this user doesn't have a",                # qmail-ldap / Yahoo "dd This user doesn't have a yahoo.com account"
     # Microsoft's directory-based edge blocking: "550 5.4.1 Recipient address rejected: Access denied"
