@@ -71,9 +71,16 @@ def phrase_match(text: str) -> bool:
 _FROM_US = re.compile(r"\baccept(?:s|ing)? (?:any )?(?:mail|e-?mails?|messages?) from\b")
 
 
+# Postfix's native (getaddrinfo) lookup of a next hop, "unable to look up host relay.example.jp:
+# Name or service not known" (5.4.4): with smtp_host_lookup=native it names our relayhost or
+# transport next hop as often as the recipient's domain, and a broken relayhost name bounces every
+# recipient with it. The text cannot say whose name it is: never counted (network).
+_NATIVE_LOOKUP = "unable to look up host"
+
+
 def veto(ctx) -> bool:
     t = ctx.text
-    if any(w in t for w in _TEMPORARY):
+    if any(w in t for w in _TEMPORARY) or _NATIVE_LOOKUP in t:
         return True
     if _FROM_US.search(t):
         return True

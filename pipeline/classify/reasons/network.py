@@ -37,6 +37,7 @@ PHRASES = [
     "unable to establish",
     "no mx host",
     "host not found, try again",
+    "unable to look up host",               # Postfix native lookup of a next hop (host_unknown.py)
     "name service error",
     "temporary failure in name resolution",
     "name server timeout",
