@@ -18,8 +18,10 @@ The precedence of evidence is written once, in decide() (docs/classifier.md, "Pr
     MTA may have synthesised itself (Postfix X.0.0, all of sendmail's dsn=) count only for what
     they really carry (SYNTHESISED below), sendmail's only without the reply's words. Then the
     reply code / phase fallback.
- 5. The SMTP phase: no recipient reason at connect, HELO or MAIL FROM; "unknown user" words after
-    DATA or without a phase read as the provider's data says (filter, or a dead address).
+ 5. The SMTP phase: no recipient reason in a 421 (it closes the session, for every recipient in it)
+    nor at connect, HELO or MAIL FROM; "unknown user" words after DATA or without a phase read as
+    the provider's data says (filter, or a dead address); domain words after DATA are not the
+    recipient's domain (it was accepted at RCPT TO).
  6. Expiry: keep the last deferral's reason when it says something specific.
 
 Speed: classify() is two lru_caches deep. The first key is the text with addresses and bracketed
