@@ -170,15 +170,15 @@ def test_qmail_deferrals_of_one_message_are_one_error_and_a_reused_inode_is_a_ne
     assert marked(cfg) == {"dead@au.com"}
 
 
-def amavis_message(n, day, to, delivered):
-    """One message through a content filter: Postfix hands it to 127.0.0.1:10024 (status=sent),
-    the filter re-injects it under a new queue id, which is then delivered or refused."""
+def amavis_message(n, day, to, delivered, hop="127.0.0.1[127.0.0.1]:10024"):
+    """One message through a content filter: Postfix hands it to `hop` (127.0.0.1:10024:
+    status=sent), the filter re-injects it under a new queue id, which is then delivered or refused."""
     a, b, mid = f"A{n:04d}AAAA", f"B{n:04d}BBBB", f"<{n}.{day}@mail.example.jp>"
     relay = "relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1.2, delays=0.1/0/0.6/0.5"
     return [
         f"Nov {day} 09:00:00 mx1 postfix/cleanup[103]: {a}: message-id={mid}",
         f"Nov {day} 09:00:00 mx1 postfix/qmgr[100]: {a}: from=<news@mail.example.jp>, size=4210, nrcpt=1 (queue active)",
-        f"Nov {day} 09:00:01 mx1 postfix/smtp[101]: {a}: to=<{to}>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.5, "
+        f"Nov {day} 09:00:01 mx1 postfix/smtp[101]: {a}: to=<{to}>, relay={hop}, delay=0.5, "
         f"delays=0.1/0/0/0.4, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as {b})",
         f"Nov {day} 09:00:01 mx1 postfix/qmgr[100]: {a}: removed",
         f"Nov {day} 09:00:01 mx1 postfix/cleanup[103]: {b}: message-id={mid}",
@@ -198,21 +198,28 @@ def hand_offs(cfg, address):
     return [e["queue_id"] for e in info["events"] if e["hand_off"]]
 
 
-def test_a_hand_off_to_a_content_filter_is_no_delivery(tmp_path, cfg):
-    # every message is first `sent` to amavis on 127.0.0.1:10024: that hop cleared the
-    # address's errors, so a dead address refused on two days was never suppressed
+@pytest.mark.parametrize("hop, stored", [
+    # amavis on this host: the parser stores no event for the hop (postfix.is_filter_hop)
+    ("127.0.0.1[127.0.0.1]:10024", False),
+    # a relay inside the network that says "queued as": stored, and the rule tells it is a hop
+    ("relay.internal.example.jp[10.0.0.25]:25", True),
+])
+def test_a_hand_off_to_a_content_filter_is_no_delivery(tmp_path, cfg, hop, stored):
+    # every message is first `sent` on to a filter or relay: that hop cleared the address's
+    # errors, so a dead address refused on two days was never suppressed
     from pipeline.ingest.engine import ingest
 
-    lines = (amavis_message(1, 13, "dead@docomo.ne.jp", False) + amavis_message(2, 13, "ok@docomo.ne.jp", True)
-             + amavis_message(3, 15, "dead@docomo.ne.jp", False) + amavis_message(4, 15, "ok@docomo.ne.jp", True))
+    lines = [line for n, day, to, ok in ((1, 13, "dead@docomo.ne.jp", False), (2, 13, "ok@docomo.ne.jp", True),
+                                         (3, 15, "dead@docomo.ne.jp", False), (4, 15, "ok@docomo.ne.jp", True))
+             for line in amavis_message(n, day, to, ok, hop)]
     log = tmp_path / "mail.log"
     log.write_text("\n".join(lines) + "\n")
     ingest(cfg, [log], year=2026)
     (row,) = candidates(cfg)
     assert (row["address"], row["error_count"], row["last_sent"]) == ("dead@docomo.ne.jp", 2, None)
-    # `suppression show` marks those hops (the same test as the rule's), so the evidence explains
-    # why the "sent" lines between the errors cleared nothing
-    assert hand_offs(cfg, "dead@docomo.ne.jp") == ["A0001AAAA", "A0003AAAA"]
+    # `suppression show` marks the stored hops (the same test as the rule's), so the evidence
+    # explains why the "sent" lines between the errors cleared nothing
+    assert hand_offs(cfg, "dead@docomo.ne.jp") == (["A0001AAAA", "A0003AAAA"] if stored else [])
     assert hand_offs(cfg, "ok@docomo.ne.jp") == []
     # a real delivery after them still clears them
     more = amavis_message(5, 16, "dead@docomo.ne.jp", True)
