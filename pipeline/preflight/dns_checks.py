@@ -138,10 +138,13 @@ def check_ip(ip: str) -> CheckResult:
 
 
 # ------------------------------------------------------------------ reverse DNS and HELO
-def _forward_addresses(res, name: str, ip: str) -> tuple[list[str], str]:
+def _forward_addresses(res, name: str, ip: str) -> tuple[list[str], str, bool]:
+    """(addresses of `name` in `ip`'s family, why there are none, whether the lookup failed):
+    a lookup that failed (timeout, SERVFAIL) says nothing about the name, unlike NXDOMAIN."""
     rdtype = "AAAA" if ":" in ip else "A"
     ans = lookup(res, name, rdtype)
-    return [str(ipaddress.ip_address(a)) for a in ans.addresses()], ("" if ans.ok else ans.describe())
+    return ([str(ipaddress.ip_address(a)) for a in ans.addresses()], ("" if ans.ok else ans.describe()),
+            ans.status == "error")
 
 
 def check_ptr(res, ip: str) -> tuple[CheckResult, list[str]]:
@@ -159,14 +162,21 @@ def check_ptr(res, ip: str) -> tuple[CheckResult, list[str]]:
             "and most large receivers refuse or throttle mail from IPs without reverse DNS",
         ), []
     names = [r.target.to_text(omit_final_dot=True) for r in ans.records]
-    confirmed, problems = [], []
+    confirmed, problems, unknown = [], [], []
     for name in names:
-        addrs, why = _forward_addresses(res, name, ip)
+        addrs, why, failed = _forward_addresses(res, name, ip)
         if ip in addrs:
             confirmed.append(name)
+        elif failed:
+            unknown.append(f"{name}: {why}")
         else:
             problems.append(f"{name} -> {', '.join(addrs) or why}")
     data = {"ptr": names, "confirmed": confirmed}
+    if not confirmed and unknown:
+        return CheckResult(
+            "ptr", "warn", f"PTR {ip} -> {', '.join(names)}, but could not look up its address "
+            f"({'; '.join(unknown)}): forward confirmation not checked",
+            "check the resolver and the PTR name's name servers, then run again", data), names
     if not confirmed:
         return CheckResult(
             "ptr", "fail", f"PTR {ip} -> {', '.join(names)}, but {'; '.join(problems)} (not forward-confirmed)",
@@ -198,8 +208,12 @@ def _looks_generic(name: str, ip: str) -> bool:
 
 
 def check_helo(res, helo: str, ip: str, ptr_names: list[str]) -> CheckResult:
-    addrs, why = _forward_addresses(res, helo, ip)
+    addrs, why, failed = _forward_addresses(res, helo, ip)
     rr = "AAAA" if ":" in ip else "A"
+    if ip not in addrs and failed:
+        return CheckResult("helo", "warn", f"could not look up HELO name {helo} ({rr}): {why}",
+                           "check the resolver and the HELO name's name servers, then run again",
+                           {"addresses": addrs})
     if ip not in addrs:
         found = ", ".join(addrs) or why
         return CheckResult(
@@ -237,6 +251,12 @@ def check_mx(res, domain: str) -> CheckResult:
                 f"publish an MX record (e.g. {domain}. MX 10 mail.{domain}.) so bounces and replies "
                 f"have a clear home; {SOFTBANK_NOTE}",
             )
+        errors = [x.error for x in (a, aaaa) if x.status == "error"]
+        if errors:
+            return CheckResult(
+                "mx", "warn", f"{domain} has no MX record, and its A/AAAA (the implicit MX) could not be "
+                f"looked up: {'; '.join(errors)}",
+                "check the resolver and the domain's name servers, then run again")
         return CheckResult(
             "mx", "fail", f"{domain} has no MX and no A/AAAA record: bounces and replies cannot come back",
             f"publish an MX record pointing at a host that accepts mail for {domain}; {SOFTBANK_NOTE}",
@@ -248,18 +268,34 @@ def check_mx(res, domain: str) -> CheckResult:
             "mx", "fail", f"{domain} publishes a null MX (RFC 7505): it accepts no mail, so bounces are lost",
             f"replace the null MX by a real one if {domain} is used as envelope sender; {SOFTBANK_NOTE}", data,
         )
-    dead = []
+    dead, unknown = [], []
     for _pref, host in mxs:
-        if not (lookup(res, host, "A").ok or lookup(res, host, "AAAA").ok):
+        a = lookup(res, host, "A")
+        aaaa = a if a.ok else lookup(res, host, "AAAA")
+        if a.ok or aaaa.ok:
+            continue
+        errors = [x.error for x in (a, aaaa) if x.status == "error"]
+        if errors:
+            unknown.append(f"{host}: {errors[0]}")
+        else:
             dead.append(host)
     listing = ", ".join(f"{p} {h}" for p, h in mxs)
+    if unknown and len(dead) + len(unknown) == len(mxs):
+        # no host known to work, and a lookup failed: a broken resolver is no verdict on the domain
+        data["unknown"] = unknown
+        return CheckResult("mx", "warn", f"MX {listing}: could not look up the address of "
+                           f"{'; '.join(unknown)}" + (f"; {', '.join(dead)} has no address" if dead else ""),
+                           "check the resolver and the MX hosts' name servers, then run again", data)
     if len(dead) == len(mxs):
         return CheckResult("mx", "fail", f"MX {listing}: no MX host has an address",
                            f"give {', '.join(dead)} A/AAAA records (an MX must name a host, not a CNAME or IP); "
                            f"{SOFTBANK_NOTE}", data)
-    if dead:
-        return CheckResult("mx", "warn", f"MX {listing}: {', '.join(dead)} has no address",
-                           "fix or remove MX hosts that do not resolve", data)
+    if dead or unknown:
+        found = ([f"{', '.join(dead)} has no address"] if dead else []) + \
+            ([f"could not look up {'; '.join(unknown)}"] if unknown else [])
+        return CheckResult("mx", "warn", f"MX {listing}: {'; '.join(found)}",
+                           "fix or remove MX hosts that do not resolve" if dead else
+                           "check the resolver and the MX hosts' name servers, then run again", data)
     return CheckResult("mx", "pass", f"MX {listing}", data=data)
 
 

@@ -1,0 +1,95 @@
+"""`doctor setup` against a programmable DNS server on 127.0.0.1 (tests/dnsstub.py): answers that
+BIND cannot be made to give per name (SERVFAIL, REFUSED or silence for one name and type), and
+record trees shaped to test one rule. A DNS error is never a verdict on the domain: it is a WARN
+("could not look up"), never a PASS and never a FAIL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from dnsstub import StubDNS
+from fixtures import alarm
+from pipeline.core.config import DoctorSettings
+from pipeline.preflight import check_setup
+
+DOMAIN = "ex.test"
+IP = "192.0.2.10"
+SOA = ["ns.ex.test. hostmaster.ex.test. 1 60 60 600 60"]
+GOOD = {
+    (DOMAIN, "SOA"): SOA,
+    (DOMAIN, "MX"): ["10 mx.ex.test."],
+    (DOMAIN, "TXT"): ['"v=spf1 ip4:192.0.2.10 -all"'],
+    ("mx.ex.test", "A"): ["192.0.2.10"],
+    ("mail.ex.test", "A"): ["192.0.2.10"],
+    ("10.2.0.192.in-addr.arpa", "PTR"): ["mail.ex.test."],
+    ("_dmarc.ex.test", "TXT"): ['"v=DMARC1; p=reject; rua=mailto:dmarc@ex.test"'],
+    ("2.0.0.127.bl.test", "A"): ["127.0.0.2"],
+    ("2.0.0.127.bl.test", "TXT"): ['"test entry"'],
+}
+
+
+def run(records=None, behaviour=None, drop=(), *, domain=DOMAIN, ip=IP, helo="mail.ex.test", dnsbls=("bl.test",),
+        stub_out=None):
+    """check_setup against a stub serving GOOD updated by `records` (a None value removes a key)."""
+    zone = dict(GOOD)
+    for key, value in (records or {}).items():
+        if value is None:
+            zone.pop(key, None)
+        else:
+            zone[key] = value
+    with StubDNS(zone, behaviour) as stub:
+        settings = dataclasses.replace(DoctorSettings(), resolver="127.0.0.1", resolver_port=stub.port,
+                                       timeout=1.0, probe_timeout=2.0, dnsbls=dnsbls, domain_blocklists=())
+        results = {r.name: r for r in check_setup(domain, ip, settings, helo=helo)}
+        if stub_out is not None:
+            stub_out.append(stub)
+        return results
+
+
+def test_the_stub_serves_a_good_setup():
+    r = run()
+    assert {n: x.status for n, x in r.items()} == {
+        "ip": "warn", "ptr": "pass", "helo": "pass", "mx": "pass", "spf": "pass", "spf-lookups": "pass",
+        "spf-ip": "pass", "dmarc": "pass", "dkim": "warn", "dnsbl:bl.test": "pass"}
+
+
+# ------------------------------------------------------------------ DNS errors are not verdicts
+@pytest.mark.parametrize("how", ["SERVFAIL", "REFUSED", "DROP"])
+def test_mx_host_address_lookup_error_is_not_a_dead_mx(how):
+    mx = run(behaviour={("mx.ex.test", "*"): how})["mx"]
+    assert mx.status == "warn", mx
+    assert "could not look up" in mx.detail and "mx.ex.test" in mx.detail
+    assert "no MX host has an address" not in mx.detail
+
+
+def test_mx_host_without_address_still_fails():
+    mx = run(records={("mx.ex.test", "A"): None, ("mx.ex.test", "TXT"): ['"no address here"']})["mx"]
+    assert mx.status == "fail" and "no MX host has an address" in mx.detail
+
+
+def test_one_mx_host_unknown_one_working_is_a_warning_naming_it():
+    mx = run(records={(DOMAIN, "MX"): ["10 mx.ex.test.", "20 mx2.ex.test."]},
+             behaviour={("mx2.ex.test", "*"): "SERVFAIL"})["mx"]
+    assert mx.status == "warn" and "could not look up mx2.ex.test" in mx.detail
+
+
+def test_no_mx_and_address_lookup_error_is_not_no_address():
+    mx = run(records={(DOMAIN, "MX"): None}, behaviour={(DOMAIN, "A"): "SERVFAIL", (DOMAIN, "AAAA"): "SERVFAIL"})["mx"]
+    assert mx.status == "warn", mx
+    assert "could not be looked up" in mx.detail and "no MX and no A/AAAA" not in mx.detail
+
+
+@pytest.mark.parametrize("how", ["SERVFAIL", "DROP"])
+def test_ptr_name_lookup_error_is_not_a_forward_confirmation_failure(how):
+    r = run(behaviour={("mail.ex.test", "A"): how})
+    assert r["ptr"].status == "warn", r["ptr"]
+    assert "could not look up" in r["ptr"].detail and "not forward-confirmed" not in r["ptr"].detail
+    assert r["helo"].status == "warn" and "could not look up HELO name" in r["helo"].detail
+
+
+def test_ptr_name_resolving_elsewhere_still_fails():
+    ptr = run(records={("mail.ex.test", "A"): ["198.51.100.99"]})["ptr"]
+    assert ptr.status == "fail" and "not forward-confirmed" in ptr.detail
