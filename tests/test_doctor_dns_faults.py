@@ -93,3 +93,26 @@ def test_ptr_name_lookup_error_is_not_a_forward_confirmation_failure(how):
 def test_ptr_name_resolving_elsewhere_still_fails():
     ptr = run(records={("mail.ex.test", "A"): ["198.51.100.99"]})["ptr"]
     assert ptr.status == "fail" and "not forward-confirmed" in ptr.detail
+
+
+# ------------------------------------------------------------------ block lists
+@pytest.mark.parametrize("how", ["SERVFAIL", "DROP"])
+@pytest.mark.parametrize("listed", [True, False])
+def test_block_list_whose_never_listed_entry_does_not_answer_is_not_trusted(how, listed):
+    # a list that lists everything would be caught by 127.0.0.1; unanswered, that proof is missing
+    records = {("10.2.0.192.bl.test", "A"): ["127.0.0.2"]} if listed else {}
+    r = run(records=records, behaviour={("1.0.0.127.bl.test", "*"): how})["dnsbl:bl.test"]
+    assert r.status == "warn", r
+    assert "could not query bl.test" in r.detail and "1.0.0.127.bl.test" in r.detail
+
+
+@pytest.mark.parametrize("code", ["127.255.255.254", "127.255.255.252", "127.255.255.255"])
+def test_spamhaus_error_codes_are_could_not_check(code):
+    r = run(records={("10.2.0.192.bl.test", "A"): [code]})["dnsbl:bl.test"]
+    assert r.status == "warn" and "refused" in r.detail and code in r.detail
+
+
+@pytest.mark.parametrize("how", ["SERVFAIL", "REFUSED", "DROP"])
+def test_block_list_query_error_is_not_not_listed(how):
+    r = run(behaviour={("10.2.0.192.bl.test", "*"): how})["dnsbl:bl.test"]
+    assert r.status == "warn" and "could not query bl.test" in r.detail

@@ -508,6 +508,11 @@ def _list_health(res, zone: str, check: str, positive: str, negative: str) -> Ch
                            f"{zone} may be defunct or hijacked and answering everything: remove it from the list", data)
     neg = lookup(res, negative, "A")
     data["negative_entry"] = negative
+    if neg.status == "error":
+        # without this answer a list that lists everything cannot be told from a real listing
+        return CheckResult(check, "warn", f"could not query {zone}: its never-listed entry {negative} "
+                           f"did not answer ({neg.error}), so neither 'listed' nor 'not listed' can be trusted",
+                           f"check that {zone} is still a live list and that the resolver can reach it", data)
     if neg.ok:
         return CheckResult(
             check, "warn",
