@@ -116,3 +116,30 @@ def test_spamhaus_error_codes_are_could_not_check(code):
 def test_block_list_query_error_is_not_not_listed(how):
     r = run(behaviour={("10.2.0.192.bl.test", "*"): how})["dnsbl:bl.test"]
     assert r.status == "warn" and "could not query bl.test" in r.detail
+
+
+# ------------------------------------------------------------------ SPF
+def _include_tree(levels: int, fanout: int) -> dict:
+    """A record tree where every record includes `fanout` records of the next level (shared by
+    every branch, no loop): receivers stop at 10 lookups; a walk per path fetches fanout**levels."""
+    records = {}
+    for level in range(levels):
+        for j in range(fanout):
+            name = f"l{level}x{j}.ex.test"
+            terms = ("ip4:198.51.100.1" if level == levels - 1 else
+                     " ".join(f"include:l{level + 1}x{k}.ex.test" for k in range(fanout)))
+            records[(name, "TXT")] = [f'"v=spf1 {terms} -all"']
+    records[(DOMAIN, "TXT")] = ['"v=spf1 ip4:192.0.2.10 include:l0x0.ex.test -all"']
+    return records
+
+
+def test_spf_lookup_count_stops_once_over_the_limit():
+    stubs = []
+    with alarm(60):  # before: 9,840 records fetched, one per path
+        r = run(records=_include_tree(8, 3), stub_out=stubs)
+    fetched = sum(n for (name, rdtype), n in stubs[0].asked.items() if rdtype == "TXT" and name.startswith("l"))
+    assert fetched <= 10, fetched
+    lookups = r["spf-lookups"]
+    assert lookups.status == "fail" and "over the limit of 10" in lookups.detail
+    assert lookups.data["lookups"] > 10 and lookups.data["stopped"] and "at least" in lookups.detail
+    assert r["spf-ip"].status == "pass"  # ip4 comes first: receivers stop there for this IP

@@ -40,6 +40,7 @@ class LookupWalk:
     problems: list[str] = field(default_factory=list)
     uses_ptr: bool = False
     macros: bool = False
+    stopped: bool = False  # counting stopped once over the limit: the verdict cannot change
 
 
 def count_lookups(res, domain: str, record: str, walk: LookupWalk | None = None,
@@ -69,6 +70,11 @@ def count_lookups(res, domain: str, record: str, walk: LookupWalk | None = None,
     walk.count += here
     walk.tree.append(f"{'  ' * depth}{domain}: {here}")
     for kind, target in children:
+        if walk.count > MAX_LOOKUPS:
+            # receivers stop here too (permerror); walking on would fetch a tree that may grow
+            # exponentially (includes shared by several branches are fetched once per path)
+            walk.stopped = True
+            break
         key = target.lower().rstrip(".")
         if key in seen:
             walk.problems.append(f"{kind}:{target} loops back to a domain already included")
@@ -133,12 +139,14 @@ def check_spf(res, domain: str, ip: str, helo: str | None, timeout: float,
         results.append(CheckResult("spf", "pass", record, data={"record": record}))
 
     walk = count_lookups(res, domain, record)
-    lookup_data = {"lookups": walk.count, "limit": MAX_LOOKUPS, "tree": walk.tree, "problems": walk.problems}
+    lookup_data = {"lookups": walk.count, "limit": MAX_LOOKUPS, "tree": walk.tree, "problems": walk.problems,
+                   "stopped": walk.stopped}
     extra = ("; " + "; ".join(walk.problems)) if walk.problems else ""
     if walk.count > MAX_LOOKUPS:
+        counted = f"at least {walk.count} DNS lookups (counting stopped)" if walk.stopped else f"{walk.count} DNS lookups"
         results.append(CheckResult(
             "spf-lookups", "fail",
-            f"{walk.count} DNS lookups, over the limit of {MAX_LOOKUPS} (receivers return permerror){extra}",
+            f"{counted}, over the limit of {MAX_LOOKUPS} (receivers return permerror){extra}",
             "flatten: replace include:/a/mx terms by the ip4:/ip6: ranges they stand for, or drop "
             f"senders you no longer use; {CARRIER_NOTE}",
             lookup_data,
