@@ -143,3 +143,34 @@ def test_spf_lookup_count_stops_once_over_the_limit():
     assert lookups.status == "fail" and "over the limit of 10" in lookups.detail
     assert lookups.data["lookups"] > 10 and lookups.data["stopped"] and "at least" in lookups.detail
     assert r["spf-ip"].status == "pass"  # ip4 comes first: receivers stop there for this IP
+
+
+@pytest.mark.parametrize("top, extra, said", [
+    ("v=spf1 +all", {}, "ends in +all"),
+    ("v=spf1 ip4:192.0.2.10 ?all", {}, "ends in ?all"),
+    ("v=spf1 redirect=_spf.ex.test", {("_spf.ex.test", "TXT"): ['"v=spf1 ip4:192.0.2.10 +all"']},
+     "ends in +all (through redirect=_spf.ex.test)"),
+    ("v=spf1 redirect=_a.ex.test", {("_a.ex.test", "TXT"): ['"v=spf1 redirect=_b.ex.test"'],
+                                    ("_b.ex.test", "TXT"): ['"v=spf1 ip4:192.0.2.10 ?all"']},
+     "ends in ?all (through redirect=_a.ex.test -> _b.ex.test)"),
+    ("v=spf1 ip4:192.0.2.10 include:_open.ex.test -all", {("_open.ex.test", "TXT"): ['"v=spf1 a +all"']},
+     "includes _open.ex.test, which ends in +all"),
+    ("v=spf1 include:_r.ex.test -all", {("_r.ex.test", "TXT"): ['"v=spf1 redirect=_open.ex.test"'],
+                                        ("_open.ex.test", "TXT"): ['"v=spf1 all"']},
+     "includes _r.ex.test, which ends in +all"),
+])
+def test_spf_that_lets_every_ip_pass_is_a_warning_wherever_the_all_is(top, extra, said):
+    spf_line = run(records={(DOMAIN, "TXT"): [f'"{top}"'], **extra})["spf"]
+    assert spf_line.status == "warn", spf_line
+    assert said in spf_line.detail and "does not protect the domain" in spf_line.detail
+
+
+@pytest.mark.parametrize("top, extra", [
+    ("v=spf1 redirect=_spf.ex.test", {("_spf.ex.test", "TXT"): ['"v=spf1 ip4:192.0.2.10 -all"']}),
+    # an `all` in the record makes its redirect= count for nothing (RFC 7208 6.1)
+    ("v=spf1 ip4:192.0.2.10 -all redirect=_open.ex.test", {("_open.ex.test", "TXT"): ['"v=spf1 +all"']}),
+    # ?all in an include is a non-match there: evaluation goes on to -all
+    ("v=spf1 include:_n.ex.test ip4:192.0.2.10 -all", {("_n.ex.test", "TXT"): ['"v=spf1 ip4:198.51.100.1 ?all"']}),
+])
+def test_spf_closed_through_redirect_or_includes_passes(top, extra):
+    assert run(records={(DOMAIN, "TXT"): [f'"{top}"'], **extra})["spf"].status == "pass"

@@ -41,12 +41,15 @@ class LookupWalk:
     uses_ptr: bool = False
     macros: bool = False
     stopped: bool = False  # counting stopped once over the limit: the verdict cannot change
+    records: dict = field(default_factory=dict)  # domain (lower case) -> its one SPF record, as fetched
+    includes: list = field(default_factory=list)  # include: targets met, in order
 
 
 def count_lookups(res, domain: str, record: str, walk: LookupWalk | None = None,
                   depth: int = 0, seen: frozenset = frozenset()) -> LookupWalk:
     walk = walk or LookupWalk()
     seen = seen | {domain.lower().rstrip(".")}
+    walk.records.setdefault(domain.lower().rstrip("."), record)
     here = 0
     children: list[tuple[str, str]] = []
     for term in record.split()[1:]:
@@ -67,6 +70,8 @@ def count_lookups(res, domain: str, record: str, walk: LookupWalk | None = None,
                 walk.problems.append(f"{name}:{value} uses macros; its lookups are not counted")
             elif value:
                 children.append((name, value))
+                if name == "include":
+                    walk.includes.append(value.lower().rstrip("."))
     walk.count += here
     walk.tree.append(f"{'  ' * depth}{domain}: {here}")
     for kind, target in children:
@@ -106,6 +111,31 @@ def _all_qualifier(record: str) -> str | None:
     return None
 
 
+def _redirect(record: str) -> str | None:
+    for term in record.split()[1:]:
+        m = _TERM.match(term)
+        if m and m.group(2).lower() == "redirect" and m.group(3) == "=" and m.group(4):
+            return m.group(4).lower().rstrip(".")
+    return None
+
+
+def effective_all(record: str, records: dict) -> tuple[str | None, list[str]]:
+    """The qualifier of the `all` that ends this record's evaluation, following redirect= (RFC 7208
+    6.1: ignored when the record has an `all`) through the records the walk fetched; and the
+    redirect targets passed on the way. (None, …) when there is no `all` at the end of the chain."""
+    chain: list[str] = []
+    for _ in range(MAX_LOOKUPS + 1):
+        qualifier = _all_qualifier(record)
+        if qualifier is not None:
+            return qualifier, chain
+        target = _redirect(record)
+        if not target or target in chain or target not in records:
+            return None, chain
+        chain.append(target)
+        record = records[target]
+    return None, chain
+
+
 def check_spf(res, domain: str, ip: str, helo: str | None, timeout: float,
               evaluate: bool = True) -> list[CheckResult]:
     """Results `spf` (one valid record), `spf-lookups` (budget) and `spf-ip` (pyspf's verdict;
@@ -128,17 +158,27 @@ def check_spf(res, domain: str, ip: str, helo: str | None, timeout: float,
         )]
     record = recs[0]
     results = []
-    qualifier = _all_qualifier(record)
-    if qualifier in ("+", "?"):
+    walk = count_lookups(res, domain, record)
+    qualifier, chain = effective_all(record, walk.records)
+    # an include whose record ends in +all matches every IP: the including record passes them all
+    open_includes = [t for t in dict.fromkeys(walk.includes)
+                     if t in walk.records and effective_all(walk.records[t], walk.records)[0] == "+"]
+    if qualifier in ("+", "?") or open_includes:
+        found = []
+        if qualifier in ("+", "?"):
+            found.append(f"ends in {qualifier}all" + (f" (through redirect={' -> '.join(chain)})" if chain else ""))
+        if open_includes:
+            found.append(f"includes {', '.join(open_includes)}, which end{'s' if len(open_includes) == 1 else ''} "
+                         "in +all and so match every IP")
         results.append(CheckResult(
-            "spf", "warn", f"{record!r} ends in {qualifier}all: it does not protect the domain",
-            f"end the record with -all (or ~all) after listing your senders, e.g. {ip_term(ip)}",
-            {"record": record},
+            "spf", "warn", f"{record!r} {' and '.join(found)}: it does not protect the domain",
+            f"end the record with -all (or ~all) after listing your senders, e.g. {ip_term(ip)}"
+            + ("; drop or fix the includes that end in +all" if open_includes else ""),
+            {"record": record, "all": qualifier, "redirects": chain, "open_includes": open_includes},
         ))
     else:
         results.append(CheckResult("spf", "pass", record, data={"record": record}))
 
-    walk = count_lookups(res, domain, record)
     lookup_data = {"lookups": walk.count, "limit": MAX_LOOKUPS, "tree": walk.tree, "problems": walk.problems,
                    "stopped": walk.stopped}
     extra = ("; " + "; ".join(walk.problems)) if walk.problems else ""
