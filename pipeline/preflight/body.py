@@ -13,6 +13,8 @@ from __future__ import annotations
 import heapq
 import re
 from dataclasses import dataclass, field
+from email.header import decode_header
+from email.utils import parseaddr
 from operator import itemgetter
 from html.parser import HTMLParser
 
@@ -48,6 +50,8 @@ class MessageText:
     parts: list[Part]
     problems: list[str]  # charset problems (unknown charset, undecodable bytes)
     list_unsubscribe: str = ""  # the List-Unsubscribe header (not shown to the reader)
+    # (where, decoded text, has an ISO-2022-JP word, CP50220 extensions) for Subject and From
+    headers: list[tuple[str, str, bool, list[str]]] = field(default_factory=list)
 
     def views(self) -> list[tuple[str, list[Part]]]:
         """What one reader sees: with a multipart/alternative, each alternative (plus the parts
@@ -101,21 +105,76 @@ def decode_part(payload: bytes, charset: str) -> tuple[str, list[str], str | Non
         return payload.decode(codec, "replace"), [], f"is not valid {charset} (byte {exc.start})"
 
 
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+def decode_header_value(raw: str) -> tuple[str, bool, list[str], list[str]]:
+    """(text, has an ISO-2022-JP word, CP50220 extensions, problems) of one raw header value.
+
+    RFC 2047 words are decoded with decode_part, so an ISO-2022-JP word is read leniently as
+    phones read it: Python's strict codec leaves a word holding ① ㈱ 髙 or half-width kana
+    undecoded, and the whole Subject would then be checked (and scored) as `=?ISO-2022-JP?B?…?=`.
+    """
+    raw = re.sub(r"\r?\n(?=[ \t])", "", raw)
+    try:
+        pieces = decode_header(raw)
+    except Exception:  # noqa: BLE001 (a malformed word: keep the raw text, as mail readers do)
+        return raw, False, [], []
+    out, extensions, problems, jis = [], [], [], False
+    for data, charset in pieces:
+        if isinstance(data, str):
+            out.append(data)
+            continue
+        if charset is None:
+            out.append(data.decode("raw-unicode-escape"))
+            continue
+        jis = jis or charset.lower() in ISO2022JP_NAMES
+        text, exts, problem = decode_part(data, charset)
+        out.append(text)
+        extensions.extend(exts)
+        if problem:
+            problems.append(problem)
+    return "".join(out), jis, extensions, problems
+
+
+def _header_text(msg, name: str, problems: list[str]) -> tuple[str, bool, list[str]]:
+    """The header as Python's email package decodes it, unless that left an encoded word undecoded
+    (a charset it reads strictly): then our own decoding, with what it found."""
+    value = msg.get(name)
+    if value is None:
+        return "", False, []
+    shown = str(value)
+    raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    if not isinstance(raw, str) or not _ENCODED_WORD.search(raw):
+        return shown, False, []
+    text, jis, extensions, found = decode_header_value(raw)
+    problems.extend(f"{name} header {p}" for p in found)
+    if not _ENCODED_WORD.search(shown):
+        return shown, jis, extensions
+    return text, jis, extensions
+
+
 def extract(msg) -> MessageText:
     parts: list[Part] = []
     problems: list[str] = []
     counter = iter(range(1_000_000))
     _walk(msg, None, parts, problems, counter, [0])
-    subject = str(msg.get("Subject", "") or "")
-    from_header = str(msg.get("From", "") or "")
+    subject, subject_jis, subject_ext = _header_text(msg, "Subject", problems)
+    from_header, from_jis, from_ext = _header_text(msg, "From", problems)
     from_name = ""
     try:
-        addresses = msg["From"].addresses if msg.get("From") is not None else ()
-        from_name = addresses[0].display_name if addresses else ""
+        if _ENCODED_WORD.search(str(msg.get("From", "") or "")):  # left undecoded: use our text
+            from_name = parseaddr(from_header)[0]
+        else:
+            addresses = msg["From"].addresses if msg.get("From") is not None else ()
+            from_name = addresses[0].display_name if addresses else ""
     except (AttributeError, IndexError, TypeError):
         from_name = ""
+    headers = [(name, text, jis, ext) for name, text, jis, ext in (
+        ("Subject", subject, subject_jis, subject_ext), ("From", from_header, from_jis, from_ext))
+        if msg.get(name) is not None]
     return MessageText(subject, from_header, from_name, parts, problems,
-                       str(msg.get("List-Unsubscribe", "") or ""))
+                       str(msg.get("List-Unsubscribe", "") or ""), headers)
 
 
 def _walk(part, alternative, parts, problems, counter, alt_ids) -> None:

@@ -211,11 +211,7 @@ def check_recipients(msg) -> CheckResult:
 # ------------------------------------------------------------------ text the phones must show
 def _texts(msg, text) -> list[tuple[str, str, bool, list[str]]]:
     """[(where, text, declared ISO-2022-JP, extension chars)] for Subject, From and text parts."""
-    texts = []
-    for header in ("Subject", "From"):
-        value = msg.get(header)
-        if value is not None:
-            texts.append((header, str(value), False, []))
+    texts = list(text.headers)
     for part in text.parts:
         texts.append((part.where, part.raw_text, part.declared_jis, part.extensions))
     return texts
@@ -249,8 +245,8 @@ def check_japanese_text(texts) -> list[CheckResult]:
         chars = sorted(in_jis_part)
         results.append(CheckResult(
             "iso-2022-jp", "fail",
-            "parts labelled ISO-2022-JP carry characters outside it (CP50220 extensions): "
-            + "; ".join(describe(c) for c in chars),
+            "text labelled ISO-2022-JP carries characters outside it (CP50220 extensions): "
+            + "; ".join(f"{describe(c)} (in {', '.join(sorted(in_jis_part[c]))})" for c in chars),
             "replace them as shown, or send those messages as UTF-8: strict decoders and older "
             "phones show these as garbage or drop them",
             {"chars": [_char_data(c, in_jis_part[c]) for c in chars]},
