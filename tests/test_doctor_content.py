@@ -514,3 +514,15 @@ def test_one_extension_character_does_not_hide_the_subject_from_the_phrase_score
 def test_sender_name_in_an_undecodable_from_word_is_read():
     raw = _jis_message("hello", from_name=_jis_word("㈱エグザンプル"))
     assert extract(BytesParser(policy=policy.default).parsebytes(raw)).from_name == "㈱エグザンプル"
+
+
+@pytest.mark.parametrize("where", ["body", "Subject"])
+def test_halfwidth_kana_in_iso2022jp_text_is_a_warning(where):
+    # ESC ( I kana are outside RFC 1468's ISO-2022-JP; docs/doctor.md promises a WARN for them
+    kana = b"\x1b(I\x3e\x30\x59\x1b(B"  # ｾｰﾙ
+    raw = _jis_message("=?ISO-2022-JP?B?" + base64.b64encode(kana).decode() + "?=" if where == "Subject" else "sale")
+    if where == "body":
+        raw = raw.replace(b"\r\n\r\n", b"\r\n\r\n" + kana + b"\r\n", 1)
+    r = {x.name: x for x in check_message(raw, spamassassin=False, advertising=False)}["iso-2022-jp"]
+    assert r.status == "warn", r
+    assert "ｾ U+FF7E -> セ" in r.detail and "half-width kana" in r.fix

@@ -237,7 +237,9 @@ def check_japanese_text(texts) -> list[CheckResult]:
                 lookalikes.setdefault(ch, set()).add(where)
             elif ch in "\r\n\t" or ch == "\ufffd" or encodable(ch):
                 continue
-            elif not declared_jis:
+            elif not declared_jis or is_halfwidth_kana(ch):
+                # half-width kana in ISO-2022-JP (ESC ( I, SO/SI) are outside RFC 1468: lenient
+                # decoders read them, strict ones and some phones do not
                 unencodable.setdefault(ch, set()).add(where)
     results = []
 
@@ -249,7 +251,8 @@ def check_japanese_text(texts) -> list[CheckResult]:
             + "; ".join(f"{describe(c)} (in {', '.join(sorted(in_jis_part[c]))})" for c in chars),
             "replace them as shown, or send those messages as UTF-8: strict decoders and older "
             "phones show these as garbage or drop them",
-            {"chars": [_char_data(c, in_jis_part[c]) for c in chars]},
+            {"chars": [_char_data(c, in_jis_part[c]) for c in chars],
+             "also": [_char_data(c, unencodable[c]) for c in sorted(unencodable)]},
         ))
     elif unencodable:
         chars = sorted(unencodable)
