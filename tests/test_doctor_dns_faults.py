@@ -174,3 +174,28 @@ def test_spf_that_lets_every_ip_pass_is_a_warning_wherever_the_all_is(top, extra
 ])
 def test_spf_closed_through_redirect_or_includes_passes(top, extra):
     assert run(records={(DOMAIN, "TXT"): [f'"{top}"'], **extra})["spf"].status == "pass"
+
+
+# ------------------------------------------------------------------ IPv6 senders on block lists
+IP6 = "2001:db8::25"
+IP6_ZONE = {
+    ("5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", "PTR"): ["mail.ex.test."],
+    ("mail.ex.test", "AAAA"): [IP6],
+    (DOMAIN, "TXT"): ['"v=spf1 ip6:2001:db8::/32 -all"'],
+}
+IP6_TEST_ENTRY = "2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.bl.test"
+IP6_ENTRY = "5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test"
+
+
+def test_ipv4_only_list_is_not_a_pass_for_an_ipv6_sender():
+    # bl.test carries 127.0.0.2 but no IPv6 entry at all: it cannot have listed 2001:db8::25
+    r = run(ip=IP6, records=IP6_ZONE)["dnsbl:bl.test"]
+    assert r.status == "warn", r
+    assert "not usable" in r.detail and IP6_TEST_ENTRY in r.detail
+
+
+def test_list_with_the_ipv6_test_entry_judges_an_ipv6_sender():
+    zone = {**IP6_ZONE, (IP6_TEST_ENTRY, "A"): ["127.0.0.2"]}
+    assert run(ip=IP6, records=zone)["dnsbl:bl.test"].status == "pass"
+    listed = run(ip=IP6, records={**zone, (IP6_ENTRY, "A"): ["127.0.0.2"]})["dnsbl:bl.test"]
+    assert listed.status == "fail" and "LISTED" in listed.detail

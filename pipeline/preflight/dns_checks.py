@@ -463,6 +463,7 @@ def rsa_key_bits(der: bytes) -> int | None:
 
 # ------------------------------------------------------------------ block lists
 RFC5782_IP_TEST = ("127.0.0.2", "127.0.0.1")  # must be listed, must not be listed (RFC 5782 5)
+RFC5782_IP6_TEST = ("::ffff:127.0.0.2", "::ffff:127.0.0.1")  # the same for lists of IPv6 addresses
 RFC5782_DOMAIN_TEST = ("test", "invalid")
 
 
@@ -561,8 +562,13 @@ def check_dnsbl(res, ip: str, zone: str, test_entry: str | None = None) -> Check
     """`ip` on the IP list `zone`, trusted only after the list answers its test entries
     (`test_entry`: an IP, default RFC 5782's 127.0.0.2; 127.0.0.1 must not be listed)."""
     zone = zone.strip().rstrip(".")
-    positive = dnsbl_query_name(test_entry or RFC5782_IP_TEST[0], zone)
-    negative = dnsbl_query_name(RFC5782_IP_TEST[1], zone)
+    if ipaddress.ip_address(ip).version == 6:
+        # a list answers IPv6 questions only if it carries the IPv6 test entry (RFC 5782 5): an
+        # IPv4-only list (most of them) answers NXDOMAIN for every IPv6 address, which means nothing
+        positive, negative = (dnsbl_query_name(t, zone) for t in RFC5782_IP6_TEST)
+    else:
+        positive = dnsbl_query_name(test_entry or RFC5782_IP_TEST[0], zone)
+        negative = dnsbl_query_name(RFC5782_IP_TEST[1], zone)
     return _check_listing(res, dnsbl_query_name(ip, zone), zone, ip, f"dnsbl:{zone}", (positive, negative))
 
 
