@@ -199,3 +199,15 @@ def test_list_with_the_ipv6_test_entry_judges_an_ipv6_sender():
     assert run(ip=IP6, records=zone)["dnsbl:bl.test"].status == "pass"
     listed = run(ip=IP6, records={**zone, (IP6_ENTRY, "A"): ["127.0.0.2"]})["dnsbl:bl.test"]
     assert listed.status == "fail" and "LISTED" in listed.detail
+
+
+# ------------------------------------------------------------------ MX
+def test_mx_naming_an_alias_is_a_warning():
+    mx = run(records={(DOMAIN, "MX"): ["10 alias.ex.test."], ("alias.ex.test", "CNAME"): ["mx.ex.test."]})["mx"]
+    assert mx.status == "warn", mx
+    assert "alias.ex.test is an alias (CNAME) of mx.ex.test" in mx.detail and "RFC 2181" in mx.fix
+
+
+def test_null_mx_fails():
+    mx = run(records={(DOMAIN, "MX"): ["0 ."]})["mx"]
+    assert mx.status == "fail" and "null MX" in mx.detail

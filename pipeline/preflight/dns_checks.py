@@ -268,11 +268,14 @@ def check_mx(res, domain: str) -> CheckResult:
             "mx", "fail", f"{domain} publishes a null MX (RFC 7505): it accepts no mail, so bounces are lost",
             f"replace the null MX by a real one if {domain} is used as envelope sender; {SOFTBANK_NOTE}", data,
         )
-    dead, unknown = [], []
+    dead, unknown, aliases = [], [], []
     for _pref, host in mxs:
         a = lookup(res, host, "A")
         aaaa = a if a.ok else lookup(res, host, "AAAA")
         if a.ok or aaaa.ok:
+            alias = (a if a.ok else aaaa).alias_of
+            if alias:
+                aliases.append(f"{host} is an alias (CNAME) of {alias}")
             continue
         errors = [x.error for x in (a, aaaa) if x.status == "error"]
         if errors:
@@ -290,12 +293,16 @@ def check_mx(res, domain: str) -> CheckResult:
         return CheckResult("mx", "fail", f"MX {listing}: no MX host has an address",
                            f"give {', '.join(dead)} A/AAAA records (an MX must name a host, not a CNAME or IP); "
                            f"{SOFTBANK_NOTE}", data)
-    if dead or unknown:
+    if dead or unknown or aliases:
         found = ([f"{', '.join(dead)} has no address"] if dead else []) + \
-            ([f"could not look up {'; '.join(unknown)}"] if unknown else [])
-        return CheckResult("mx", "warn", f"MX {listing}: {'; '.join(found)}",
-                           "fix or remove MX hosts that do not resolve" if dead else
-                           "check the resolver and the MX hosts' name servers, then run again", data)
+            ([f"could not look up {'; '.join(unknown)}"] if unknown else []) + aliases
+        fixes = (["fix or remove MX hosts that do not resolve"] if dead else []) + \
+            (["check the resolver and the MX hosts' name servers, then run again"] if unknown else []) + \
+            (["point the MX at the host name itself, not at an alias (RFC 2181 10.3, RFC 5321 5.1: an MX "
+              "must not name a CNAME; some MTAs refuse or mis-route the mail)"] if aliases else [])
+        if aliases:
+            data["aliases"] = aliases
+        return CheckResult("mx", "warn", f"MX {listing}: {'; '.join(found)}", "; ".join(fixes), data)
     return CheckResult("mx", "pass", f"MX {listing}", data=data)
 
 

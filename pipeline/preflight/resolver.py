@@ -37,6 +37,7 @@ class Answer:
     status: str
     records: list = field(default_factory=list)
     error: str = ""
+    alias_of: str = ""  # the name the records belong to when `name` is a CNAME (alias) for it
 
     @property
     def ok(self) -> bool:
@@ -167,7 +168,9 @@ def lookup(res: dns.resolver.Resolver, name: str, rdtype: str) -> Answer:
     except dns.exception.DNSException as exc:
         return Answer("error", error=f"{name} {rdtype}: {_first_line(exc)}")
     records = list(ans.rrset) if ans.rrset is not None else []
-    return Answer("ok", records) if records else Answer("nodata")
+    canonical = ans.canonical_name
+    alias_of = canonical.to_text(omit_final_dot=True) if canonical != qname else ""
+    return Answer("ok", records, alias_of=alias_of) if records else Answer("nodata", alias_of=alias_of)
 
 
 def _first_line(exc: Exception) -> str:
