@@ -211,3 +211,24 @@ def test_mx_naming_an_alias_is_a_warning():
 def test_null_mx_fails():
     mx = run(records={(DOMAIN, "MX"): ["0 ."]})["mx"]
     assert mx.status == "fail" and "null MX" in mx.detail
+
+
+# ------------------------------------------------------------------ DMARC
+SUB = "news.ex.test"
+SUB_ZONE = {(SUB, "SOA"): SOA, (SUB, "MX"): ["10 mx.ex.test."], (SUB, "TXT"): ['"v=spf1 ip4:192.0.2.10 -all"']}
+
+
+@pytest.mark.parametrize("record, domain", [
+    ("v=DMARC1; p=reject; sp=bogus; rua=mailto:d@ex.test", DOMAIN),  # sp= broken, p= applies here
+    ("v=DMARC1; p=rejet; sp=reject; rua=mailto:d@ex.test", SUB),  # p= broken, sp= applies here
+])
+def test_dmarc_with_an_invalid_policy_tag_fails_whichever_applies(record, domain):
+    dmarc = run(domain=domain, records={**SUB_ZONE, ("_dmarc.ex.test", "TXT"): [f'"{record}"']})["dmarc"]
+    assert dmarc.status == "fail", dmarc
+    assert "is not none, quarantine or reject" in dmarc.detail
+
+
+def test_dmarc_subdomain_policy_comes_from_sp_at_the_parent():
+    dmarc = run(domain=SUB, records={**SUB_ZONE, ("_dmarc.ex.test", "TXT"): [
+        '"v=DMARC1; p=reject; sp=none; rua=mailto:d@ex.test"']})["dmarc"]
+    assert dmarc.status == "pass" and dmarc.data["policy"] == "none" and "inherited by news.ex.test" in dmarc.detail

@@ -356,11 +356,15 @@ def _judge_dmarc(domain: str, at: str, recs: list[str]) -> CheckResult:
         tags = parse_tags(record)
         if tags.get("v") != "DMARC1" or next(iter(tags)) != "v":
             raise ValueError("must start with v=DMARC1")
-        policy = tags.get("sp", tags.get("p")) if at != domain else tags.get("p")
-        if policy is None:
+        if tags.get("p") is None:
             raise ValueError("the p= tag (policy) is missing")
-        if policy.lower() not in ("none", "quarantine", "reject"):
-            raise ValueError(f"policy {policy!r} is not none, quarantine or reject")
+        # an invalid p= or sp= voids the record's policy for every receiver (RFC 7489 6.6.3: act
+        # as p=none at best), whichever of the two applies to this domain
+        for tag in ("p", "sp"):
+            if tag in tags and tags[tag].lower() not in ("none", "quarantine", "reject"):
+                raise ValueError(f"{tag}={tags[tag]!r} is not none, quarantine or reject "
+                                 "(receivers then apply p=none at best)")
+        policy = tags.get("sp", tags["p"]) if at != domain else tags["p"]
         if "pct" in tags and not (tags["pct"].isdigit() and 0 <= int(tags["pct"]) <= 100):
             raise ValueError(f"pct={tags['pct']!r} is not 0-100")
         for uri in filter(None, (u.strip() for u in tags.get("rua", "").split(","))):
