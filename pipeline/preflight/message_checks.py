@@ -112,6 +112,7 @@ def check_message(path_or_bytes, settings: DoctorSettings | None = None, *, carr
         results.append(check_recipients(msg))
         if advertising:
             results.extend(check_display_duties(text))
+            results.append(check_list_unsubscribe(msg))
     except RecursionError:  # Python's email package walks MIME trees recursively
         raise InputError(f"{name} nests MIME parts hundreds of levels deep: no mail client shows "
                          "such a message; rebuild it with the composer") from None
@@ -138,6 +139,45 @@ def check_headers(msg) -> CheckResult:
         return CheckResult("headers", "warn", "missing MIME-Version",
                            "add `MIME-Version: 1.0` (needed for charset and encoding headers to count)")
     return CheckResult("headers", "pass", "From, Date, Message-ID and MIME-Version present")
+
+
+_UNSUBSCRIBE_URI = re.compile(r"<\s*([^<>\s]+)\s*>")
+
+
+def check_list_unsubscribe(msg) -> CheckResult:
+    """Advertising mail: a List-Unsubscribe header with an https URI and one-click unsubscribe
+    (RFC 2369, RFC 8058), which Gmail and Yahoo require of bulk senders since February 2024.
+    Not the law's opt-out (the reader must see that in the text: law-optout)."""
+    header = re.sub(r"\s+", " ", str(msg.get("List-Unsubscribe", "") or "")).strip()
+    post = re.sub(r"\s+", "", str(msg.get("List-Unsubscribe-Post", "") or ""))
+    uris = _UNSUBSCRIBE_URI.findall(header)
+    https = [u for u in uris if u.lower().startswith("https://")]
+    mailto = [u for u in uris if u.lower().startswith("mailto:")]
+    data = {"list_unsubscribe": header, "list_unsubscribe_post": post, "uris": uris}
+    example = ("List-Unsubscribe: <https://example.jp/unsubscribe?u=TOKEN>, <mailto:unsubscribe@example.jp>\n"
+               "List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+    if not header:
+        return CheckResult(
+            "list-unsubscribe", "warn", "no List-Unsubscribe header (bulk advertising mail)",
+            "Gmail and Yahoo require one-click unsubscribe (RFC 8058) from bulk senders; add "
+            f"the two headers, with a per-recipient URL: {example}", data)
+    if not uris:
+        return CheckResult(
+            "list-unsubscribe", "warn", f"List-Unsubscribe {header!r} holds no <URI> (RFC 2369: each in angle brackets)",
+            f"write each URI in angle brackets: {example}", data)
+    if not https:
+        return CheckResult(
+            "list-unsubscribe", "warn", f"List-Unsubscribe has no https URI ({', '.join(uris)}): "
+            "one-click unsubscribe needs one" + ("" if mailto else "; its URIs are neither https: nor mailto:"),
+            f"add an https URL that unsubscribes on a POST, and the List-Unsubscribe-Post header: {example}", data)
+    if post.lower() != "list-unsubscribe=one-click":
+        return CheckResult(
+            "list-unsubscribe", "warn",
+            "List-Unsubscribe has an https URI but no `List-Unsubscribe-Post: List-Unsubscribe=One-Click`"
+            + (f" (found {post!r})" if post else ""),
+            "add `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058) and make the URL "
+            "unsubscribe on a POST without further steps: Gmail and Yahoo require it of bulk senders", data)
+    return CheckResult("list-unsubscribe", "pass", f"one-click unsubscribe: {https[0]}", data=data)
 
 
 def _header_block(raw: bytes) -> bytes:
