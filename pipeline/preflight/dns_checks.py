@@ -13,6 +13,7 @@ import base64
 import binascii
 import ipaddress
 import re
+import unicodedata
 
 import dns.exception
 import dns.name
@@ -49,12 +50,18 @@ def normalise_ip(ip: str) -> str:
 
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+_IME_DOTS = re.compile("[\u3002\uff0e\uff61]")  # 。 ． ｡
 
 
 def normalise_domain(domain: str, what: str = "domain") -> str:
     """Lower-case ASCII (IDNA) form of a host or domain name; InputError naming `what` if invalid."""
     raw = str(domain or "")
     d = raw.strip().rstrip(".").lower()
+    halfwidth = unicodedata.normalize("NFKC", _IME_DOTS.sub(".", d))
+    if halfwidth != d and any("\uff01" <= ch <= "\uff5e" or ch in "\u3002\uff61" for ch in d):
+        # ｅｘａｍｐｌｅ．ｊｐ / 例え。jp: typed with a Japanese input method
+        raise InputError(f"{what} {raw!r} holds full-width characters or 「。」: type it in half-width "
+                         f"({halfwidth.rstrip('.')})")
     if "@" in d:
         raise InputError(f"{what} {raw!r} looks like an address: give only the part after @")
     try:
