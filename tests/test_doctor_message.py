@@ -240,3 +240,23 @@ def test_advertising_mail_needs_one_click_list_unsubscribe(extra, status, said):
 
 def test_transactional_mail_is_not_asked_for_list_unsubscribe():
     assert "list-unsubscribe" not in lint(message(STD), advertising=False)
+
+
+# ------------------------------------------------------------------ header form
+@pytest.mark.parametrize("change, status, said", [
+    (("From: news@good.doctor.test\n", "From: news@good.doctor.test\nFrom: other@example.test\n"),
+     "fail", "From appears more than once"),
+    (("MIME-Version: 1.0\n", "MIME-Version: 1.0\nSubject: a\nSubject: b\n"), "fail", "Subject appears more than once"),
+    (("Message-ID: <m1@good.doctor.test>\n", "Message-ID: <m1@good.doctor.test>\nMessage-ID: <m2@good.doctor.test>\n"),
+     "fail", "Message-ID appears more than once"),
+    (("From: news@good.doctor.test", "From: Good Shop"), "fail", "holds no address"),
+    (("Fri, 28 Nov 2025 10:00:00 +0900", "tomorrow morning"), "warn", "Date 'tomorrow morning' is not an RFC 5322 date"),
+    (("<m1@good.doctor.test>", "m1-no-brackets"), "warn", "Message-ID 'm1-no-brackets' is not <unique@domain>"),
+])
+def test_malformed_or_repeated_headers(change, status, said):
+    r = lint(message(STD.replace(*change)))["headers"]
+    assert r.status == status and said in r.detail, r
+
+
+def test_well_formed_headers_pass():
+    assert lint(message(STD))["headers"].status == "pass"

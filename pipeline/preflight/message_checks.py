@@ -17,7 +17,7 @@ import re
 import stat
 from email import policy
 from email.parser import BytesParser
-from email.utils import getaddresses
+from email.utils import getaddresses, parsedate_tz
 
 from ..core.config import DoctorSettings
 from ..core.errors import InputError
@@ -126,6 +126,18 @@ def check_message(path_or_bytes, settings: DoctorSettings | None = None, *, carr
 
 
 # ------------------------------------------------------------------ headers and raw form
+# RFC 5322 3.6: at most one of each (Resent-* blocks aside)
+SINGLE_HEADERS = ("From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID", "MIME-Version")
+_MSG_ID = re.compile(r"^\s*<[^<>@\s]+@[^<>@\s]+>\s*$")
+
+
+def _from_addresses(msg) -> list[str]:
+    try:
+        return [a.addr_spec for a in msg["From"].addresses if "@" in a.addr_spec]
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return []
+
+
 def check_headers(msg) -> CheckResult:
     missing = [h for h in REQUIRED_HEADERS if msg.get(h) is None]
     no_mime = msg.get("MIME-Version") is None
@@ -135,6 +147,36 @@ def check_headers(msg) -> CheckResult:
             "add them in the composer (Python: email.utils.formatdate(localtime=True), make_msgid()); "
             "SoftBank requires From and Message-ID, and receivers score mail without Date as spam",
         )
+    repeated = [h for h in SINGLE_HEADERS if len(msg.get_all(h) or []) > 1]
+    if repeated:
+        return CheckResult(
+            "headers", "fail", f"{', '.join(repeated)} appear{'s' if len(repeated) == 1 else ''} more than once "
+            "(RFC 5322 3.6 allows one)",
+            "write each of them once: receivers such as Gmail refuse mail that is not RFC 5322 compliant "
+            "(550 5.7.1), and with two From headers DMARC cannot tell whose mail it is",
+            {"repeated": repeated})
+    if not _from_addresses(msg):
+        return CheckResult(
+            "headers", "fail", f"From {str(msg.get('From'))!r} holds no address (local@domain)",
+            "write the sender's address in From, e.g. From: 株式会社エグザンプル <news@example.jp>: receivers "
+            "(DMARC, the carriers' なりすまし filters) take the sending domain from it")
+    bad = []
+    date = str(msg.get("Date"))
+    try:
+        date_ok = parsedate_tz(date) is not None
+    except (TypeError, ValueError, IndexError):
+        date_ok = False
+    if not date_ok:
+        bad.append(f"Date {date!r} is not an RFC 5322 date")
+    msg_id = str(msg.get("Message-ID"))
+    if not _MSG_ID.match(msg_id):
+        bad.append(f"Message-ID {msg_id!r} is not <unique@domain>")
+    if bad:
+        return CheckResult(
+            "headers", "warn", "; ".join(bad) + (" (and no MIME-Version)" if no_mime else ""),
+            "let the composer write them (Python: email.utils.formatdate(localtime=True), make_msgid(domain=...)): "
+            "spam filters score malformed Date and Message-ID headers (SpamAssassin INVALID_DATE, INVALID_MSGID)",
+            {"malformed": bad})
     if no_mime:
         return CheckResult("headers", "warn", "missing MIME-Version",
                            "add `MIME-Version: 1.0` (needed for charset and encoding headers to count)")
