@@ -526,3 +526,23 @@ def test_halfwidth_kana_in_iso2022jp_text_is_a_warning(where):
     r = {x.name: x for x in check_message(raw, spamassassin=False, advertising=False)}["iso-2022-jp"]
     assert r.status == "warn", r
     assert "ｾ U+FF7E -> セ" in r.detail and "half-width kana" in r.fix
+
+
+@pytest.mark.parametrize("where", ["Subject", "body"])
+def test_iso2022jp_text_left_in_jis_mode_is_a_charset_failure(where):
+    jis = "セール開催".encode("iso2022_jp")
+    assert jis.endswith(b"\x1b(B")
+    unterminated = jis[:-3]  # no ESC ( B: old phones show the rest as garbage
+    word = "=?ISO-2022-JP?B?" + base64.b64encode(unterminated if where == "Subject" else jis).decode() + "?="
+    raw = _jis_message(word)
+    if where == "body":
+        raw = raw.replace(b"\r\n\r\n", b"\r\n\r\n" + unterminated + b"\r\nabc\r\n", 1)
+    r = {x.name: x for x in check_message(raw, spamassassin=False, advertising=False)}["charset"]
+    assert r.status == "fail", r
+    assert "does not switch back to ASCII (ESC ( B)" in r.detail
+    assert ("Subject header" in r.detail and "an encoded word" in r.detail) if where == "Subject" else "line 1" in r.detail
+
+
+def test_iso2022jp_text_that_switches_back_passes_the_charset_check():
+    raw = _jis_message(_jis_word("セール開催"))
+    assert {x.name: x for x in check_message(raw, spamassassin=False, advertising=False)}["charset"].status == "pass"

@@ -82,13 +82,33 @@ class MessageText:
         return "\n".join(p.visible for p in self.parts)
 
 
-def decode_part(payload: bytes, charset: str) -> tuple[str, list[str], str | None]:
-    """(text, CP50220 extension characters, problem or None) for one part's payload."""
+def lines_left_in_jis(data: bytes) -> list[int]:
+    """Numbers of the lines of ISO-2022-JP `data` that end outside ASCII/JIS-Roman: their last
+    escape sequence selects JIS X 0208/0212 or kana (or an SO is not closed by SI)."""
+    bad = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        esc = line.rfind(b"\x1b")
+        if (esc >= 0 and line[esc:esc + 3] not in (b"\x1b(B", b"\x1b(J")) or line.rfind(b"\x0e") > line.rfind(b"\x0f"):
+            bad.append(number)
+    return bad
+
+
+def decode_part(payload: bytes, charset: str, *, word: bool = False) -> tuple[str, list[str], str | None]:
+    """(text, CP50220 extension characters, problem or None) for one part's payload (`word`: the
+    payload of one RFC 2047 encoded word)."""
     charset = (charset or "us-ascii").lower()
     if charset in ISO2022JP_NAMES:
         text, extensions = decode_iso2022jp(payload)
-        problem = f"is labelled {charset} but has 8-bit bytes" if any(b >= 0x80 for b in payload) else None
-        return text, extensions, problem
+        found = []
+        if any(b >= 0x80 for b in payload):
+            found.append(f"is labelled {charset} but has 8-bit bytes")
+        left = lines_left_in_jis(payload)
+        if left:
+            shown = ", ".join(map(str, left[:5])) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+            where = "an encoded word" if word else f"line {shown}"
+            found.append(f"has ISO-2022-JP text that does not switch back to ASCII (ESC ( B) at the end of "
+                         f"{where}: RFC 1468 requires it, and old phones show what follows as garbage")
+        return text, extensions, "; ".join(found) or None
     codec = "cp932" if charset in ("windows-31j", "cp932", "ms932") else charset
     try:
         return payload.decode(codec), [], None
@@ -129,7 +149,7 @@ def decode_header_value(raw: str) -> tuple[str, bool, list[str], list[str]]:
             out.append(data.decode("raw-unicode-escape"))
             continue
         jis = jis or charset.lower() in ISO2022JP_NAMES
-        text, exts, problem = decode_part(data, charset)
+        text, exts, problem = decode_part(data, charset, word=True)
         out.append(text)
         extensions.extend(exts)
         if problem:
