@@ -232,3 +232,26 @@ def test_dmarc_subdomain_policy_comes_from_sp_at_the_parent():
     dmarc = run(domain=SUB, records={**SUB_ZONE, ("_dmarc.ex.test", "TXT"): [
         '"v=DMARC1; p=reject; sp=none; rua=mailto:d@ex.test"']})["dmarc"]
     assert dmarc.status == "pass" and dmarc.data["policy"] == "none" and "inherited by news.ex.test" in dmarc.detail
+
+
+@pytest.mark.parametrize("terms, status, voids", [
+    # our IP matches first, so evaluation passes; every other sender of the domain gets permerror
+    ("ip4:192.0.2.10 a:gone1.ex.test a:gone2.ex.test mx:gone3.ex.test include:_s.ex.test -all", "fail", 3),
+    ("ip4:192.0.2.10 a:gone1.ex.test include:_s.ex.test -all", "warn", 1),
+    ("ip4:192.0.2.10 a:mail.ex.test mx include:_s.ex.test -all", "pass", 0),
+])
+def test_spf_void_lookups_are_counted_beyond_the_senders_match(terms, status, voids):
+    r = run(records={(DOMAIN, "TXT"): [f'"v=spf1 {terms}"'], ("_s.ex.test", "TXT"): ['"v=spf1 ip4:198.51.100.0/24 -all"']})
+    assert r["spf-ip"].status == "pass"
+    assert r["spf-lookups"].status == status, r["spf-lookups"]
+    assert len(r["spf-lookups"].data["voids"]) == voids
+    if voids:
+        assert "a:gone1.ex.test (no such name (NXDOMAIN))" in r["spf-lookups"].detail
+
+
+def test_spf_a_term_is_looked_up_in_the_senders_family():
+    zone = {**IP6_ZONE, (DOMAIN, "TXT"): ['"v=spf1 ip6:2001:db8::/32 a:v6only.ex.test -all"'],
+            ("v6only.ex.test", "AAAA"): [IP6]}
+    assert run(ip=IP6, records=zone, dnsbls=())["spf-lookups"].data["voids"] == []
+    assert run(records={(DOMAIN, "TXT"): zone[(DOMAIN, "TXT")], ("v6only.ex.test", "AAAA"): [IP6]},
+               dnsbls=())["spf-lookups"].data["voids"] == ["a:v6only.ex.test (no records of that type)"]

@@ -43,10 +43,16 @@ class LookupWalk:
     stopped: bool = False  # counting stopped once over the limit: the verdict cannot change
     records: dict = field(default_factory=dict)  # domain (lower case) -> its one SPF record, as fetched
     includes: list = field(default_factory=list)  # include: targets met, in order
+    voids: list = field(default_factory=list)  # "a:name (NXDOMAIN)": a/mx/exists lookups with no answer
+
+
+MAX_VOID_LOOKUPS = 2  # RFC 7208 4.6.4
 
 
 def count_lookups(res, domain: str, record: str, walk: LookupWalk | None = None,
-                  depth: int = 0, seen: frozenset = frozenset()) -> LookupWalk:
+                  depth: int = 0, seen: frozenset = frozenset(), address_type: str = "A") -> LookupWalk:
+    """Count the record tree's DNS-querying terms; the a/mx/exists terms within the first 10 are
+    also looked up (`address_type`: A or AAAA, the sender's family) to find void lookups."""
     walk = walk or LookupWalk()
     seen = seen | {domain.lower().rstrip(".")}
     walk.records.setdefault(domain.lower().rstrip("."), record)
@@ -64,6 +70,12 @@ def count_lookups(res, domain: str, record: str, walk: LookupWalk | None = None,
         here += 1
         if name == "ptr":
             walk.uses_ptr = True
+        if name in ("a", "mx", "exists") and walk.count + here <= MAX_LOOKUPS:
+            target = value.split("/")[0] if sep == ":" else domain
+            if target and "%" not in target:
+                ans = lookup(res, target, "MX" if name == "mx" else ("A" if name == "exists" else address_type))
+                if ans.status in ("nxdomain", "nodata"):
+                    walk.voids.append(f"{name}:{target} ({ans.describe()})")
         if name in ("include", "redirect"):
             if "%" in value:
                 walk.macros = True
@@ -95,7 +107,7 @@ def count_lookups(res, domain: str, record: str, walk: LookupWalk | None = None,
         elif len(recs) > 1:
             walk.problems.append(f"{kind}:{target} has {len(recs)} SPF records (permerror at receivers)")
         else:
-            count_lookups(res, target, recs[0], walk, depth + 1, seen)
+            count_lookups(res, target, recs[0], walk, depth + 1, seen, address_type)
     return walk
 
 
@@ -158,7 +170,7 @@ def check_spf(res, domain: str, ip: str, helo: str | None, timeout: float,
         )]
     record = recs[0]
     results = []
-    walk = count_lookups(res, domain, record)
+    walk = count_lookups(res, domain, record, address_type="AAAA" if ":" in ip else "A")
     qualifier, chain = effective_all(record, walk.records)
     # an include whose record ends in +all matches every IP: the including record passes them all
     open_includes = [t for t in dict.fromkeys(walk.includes)
@@ -180,7 +192,9 @@ def check_spf(res, domain: str, ip: str, helo: str | None, timeout: float,
         results.append(CheckResult("spf", "pass", record, data={"record": record}))
 
     lookup_data = {"lookups": walk.count, "limit": MAX_LOOKUPS, "tree": walk.tree, "problems": walk.problems,
-                   "stopped": walk.stopped}
+                   "stopped": walk.stopped, "voids": walk.voids}
+    voids = (f"; {len(walk.voids)} void lookup{'' if len(walk.voids) == 1 else 's'} (no answer): "
+             + ", ".join(walk.voids)) if walk.voids else ""
     extra = ("; " + "; ".join(walk.problems)) if walk.problems else ""
     if walk.count > MAX_LOOKUPS:
         counted = f"at least {walk.count} DNS lookups (counting stopped)" if walk.stopped else f"{walk.count} DNS lookups"
@@ -191,10 +205,20 @@ def check_spf(res, domain: str, ip: str, helo: str | None, timeout: float,
             f"senders you no longer use; {CARRIER_NOTE}",
             lookup_data,
         ))
-    elif walk.problems:
+    elif len(walk.voids) > MAX_VOID_LOOKUPS:
         results.append(CheckResult(
-            "spf-lookups", "warn", f"{walk.count} of {MAX_LOOKUPS} DNS lookups{extra}",
-            "fix the included records listed above", lookup_data,
+            "spf-lookups", "fail",
+            f"{walk.count} of {MAX_LOOKUPS} DNS lookups, but over the limit of {MAX_VOID_LOOKUPS} void lookups "
+            f"(receivers that get that far return permerror){voids}{extra}",
+            f"remove the terms that name hosts without records, or give those hosts records; {CARRIER_NOTE}",
+            lookup_data,
+        ))
+    elif walk.problems or walk.voids:
+        results.append(CheckResult(
+            "spf-lookups", "warn", f"{walk.count} of {MAX_LOOKUPS} DNS lookups{voids}{extra}",
+            "fix the included records listed above" if walk.problems else
+            f"remove the terms that name hosts without records (RFC 7208 4.6.4: more than {MAX_VOID_LOOKUPS} "
+            "void lookups is permerror)", lookup_data,
         ))
     elif walk.uses_ptr:
         results.append(CheckResult(
