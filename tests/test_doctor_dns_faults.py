@@ -158,6 +158,9 @@ def test_spf_lookup_count_stops_once_over_the_limit():
     ("v=spf1 include:_r.ex.test -all", {("_r.ex.test", "TXT"): ['"v=spf1 redirect=_open.ex.test"'],
                                         ("_open.ex.test", "TXT"): ['"v=spf1 all"']},
      "includes _r.ex.test, which ends in +all"),
+    ("v=spf1 ip4:192.0.2.10", {}, "has no all term, so every other IP gets neutral"),
+    ("v=spf1 redirect=_spf.ex.test", {("_spf.ex.test", "TXT"): ['"v=spf1 ip4:192.0.2.10"']},
+     "has no all term (through redirect=_spf.ex.test)"),
 ])
 def test_spf_that_lets_every_ip_pass_is_a_warning_wherever_the_all_is(top, extra, said):
     spf_line = run(records={(DOMAIN, "TXT"): [f'"{top}"'], **extra})["spf"]

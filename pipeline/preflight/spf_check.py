@@ -134,14 +134,18 @@ def _redirect(record: str) -> str | None:
 def effective_all(record: str, records: dict) -> tuple[str | None, list[str]]:
     """The qualifier of the `all` that ends this record's evaluation, following redirect= (RFC 7208
     6.1: ignored when the record has an `all`) through the records the walk fetched; and the
-    redirect targets passed on the way. (None, …) when there is no `all` at the end of the chain."""
+    redirect targets passed on the way. "" when the chain ends in a record with neither `all` nor
+    redirect= (RFC 7208 4.7: the result is then neutral, as with ?all); None when it cannot be
+    told (a redirect target not fetched, a loop)."""
     chain: list[str] = []
     for _ in range(MAX_LOOKUPS + 1):
         qualifier = _all_qualifier(record)
         if qualifier is not None:
             return qualifier, chain
         target = _redirect(record)
-        if not target or target in chain or target not in records:
+        if not target:
+            return "", chain
+        if target in chain or target not in records:
             return None, chain
         chain.append(target)
         record = records[target]
@@ -175,10 +179,13 @@ def check_spf(res, domain: str, ip: str, helo: str | None, timeout: float,
     # an include whose record ends in +all matches every IP: the including record passes them all
     open_includes = [t for t in dict.fromkeys(walk.includes)
                      if t in walk.records and effective_all(walk.records[t], walk.records)[0] == "+"]
-    if qualifier in ("+", "?") or open_includes:
+    if qualifier in ("+", "?", "") or open_includes:
         found = []
+        through = f" (through redirect={' -> '.join(chain)})" if chain else ""
         if qualifier in ("+", "?"):
-            found.append(f"ends in {qualifier}all" + (f" (through redirect={' -> '.join(chain)})" if chain else ""))
+            found.append(f"ends in {qualifier}all{through}")
+        elif qualifier == "":
+            found.append(f"has no all term{through}, so every other IP gets neutral, as with ?all (RFC 7208 4.7)")
         if open_includes:
             found.append(f"includes {', '.join(open_includes)}, which end{'s' if len(open_includes) == 1 else ''} "
                          "in +all and so match every IP")
