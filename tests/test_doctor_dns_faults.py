@@ -258,3 +258,31 @@ def test_spf_a_term_is_looked_up_in_the_senders_family():
     assert run(ip=IP6, records=zone, dnsbls=())["spf-lookups"].data["voids"] == []
     assert run(records={(DOMAIN, "TXT"): zone[(DOMAIN, "TXT")], ("v6only.ex.test", "AAAA"): [IP6]},
                dnsbls=())["spf-lookups"].data["voids"] == ["a:v6only.ex.test (no records of that type)"]
+
+
+# ------------------------------------------------------------------ DKIM key tags
+def _fixture_key() -> str:
+    import re
+    from pathlib import Path
+
+    zone = (Path(__file__).parent / "fixtures" / "dns" / "doctor.test.zone").read_text()
+    parts = re.search(r's1\._domainkey\.good\s+TXT\s+\(\s*"([^"]*)"\s*"([^"]*)"', zone)
+    return (parts.group(1) + parts.group(2)).split("p=", 1)[1]
+
+
+@pytest.mark.parametrize("tags, status, said", [
+    ("", "pass", "RSA 2048-bit key"),
+    ("h=sha1; ", "fail", "allows no sha256 signatures"),
+    ("h=sha1:sha256; ", "pass", "RSA 2048-bit key"),
+    ("s=tlsrpt; ", "fail", "does not allow the key for email"),
+    ("t=y; ", "warn", "t=y: testing mode"),
+])
+def test_dkim_key_tags_that_stop_verification(tags, status, said):
+    key = _fixture_key()
+    zone = dict(GOOD)
+    zone[("s1._domainkey.ex.test", "TXT")] = ['"v=DKIM1; k=rsa; ' + tags + 'p=' + key[:200] + '" "' + key[200:] + '"']
+    with StubDNS(zone) as stub:
+        settings = dataclasses.replace(DoctorSettings(), resolver="127.0.0.1", resolver_port=stub.port,
+                                       timeout=1.0, probe_timeout=2.0, dnsbls=(), domain_blocklists=())
+        dkim = {r.name: r for r in check_setup(DOMAIN, IP, settings, dkim_selector="s1")}["dkim"]
+    assert dkim.status == status and said in dkim.detail, dkim

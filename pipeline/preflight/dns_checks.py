@@ -423,6 +423,28 @@ def check_dkim(res, domain: str, selector: str | None) -> CheckResult:
         return CheckResult("dkim", "fail", f"{name}: {record[:80]!r} does not parse: {exc}",
                            "re-publish the TXT record your DKIM tool generated, in one piece", {"record": record})
     data = {"selector": selector, "key_type": key_type}
+    verdict = _judge_key(name, key_type, key, data)
+    if verdict.status == "fail":
+        return verdict
+    # tags that make a sound key useless to verifiers (RFC 6376 3.6.1, RFC 8301)
+    hashes = [h.strip().lower() for h in tags.get("h", "sha256").split(":") if h.strip()]
+    services = [x.strip().lower() for x in tags.get("s", "*").split(":") if x.strip()]
+    flags = [f.strip().lower() for f in tags.get("t", "").split(":") if f.strip()]
+    if "sha256" not in hashes:
+        return CheckResult("dkim", "fail", f"{name}: h={tags['h']} allows no sha256 signatures (RFC 8301: "
+                           "verifiers must not accept sha1), so no signature verifies",
+                           "drop the h= tag (or make it h=sha256) and sign with rsa-sha256", {**data, "h": hashes})
+    if "*" not in services and "email" not in services:
+        return CheckResult("dkim", "fail", f"{name}: s={tags['s']} does not allow the key for email",
+                           "drop the s= tag (or make it s=email)", {**data, "s": services})
+    if "y" in flags:
+        return CheckResult("dkim", "warn", verdict.detail + "; t=y: testing mode, receivers may treat signed "
+                           "mail as unsigned", "remove t=y once signing works (check a received message's "
+                           "Authentication-Results: dkim=pass)", {**data, "t": flags})
+    return verdict
+
+
+def _judge_key(name: str, key_type: str, key: bytes, data: dict) -> CheckResult:
     if key_type == "rsa":
         bits = rsa_key_bits(key)
         data["bits"] = bits
