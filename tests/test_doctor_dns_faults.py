@@ -286,3 +286,26 @@ def test_dkim_key_tags_that_stop_verification(tags, status, said):
                                        timeout=1.0, probe_timeout=2.0, dnsbls=(), domain_blocklists=())
         dkim = {r.name: r for r in check_setup(DOMAIN, IP, settings, dkim_selector="s1")}["dkim"]
     assert dkim.status == status and said in dkim.detail, dkim
+
+
+# ------------------------------------------------------------------ DMARC report addresses
+@pytest.mark.parametrize("rua, extra, status", [
+    ("mailto:d@ex.test", {}, "pass"),  # the domain itself
+    ("mailto:d@reports.ex.test", {}, "pass"),  # a subdomain: the same organisation
+    ("mailto:rua@dmarc-vendor.test", {}, "warn"),  # another organisation that has not agreed
+    ("mailto:rua@dmarc-vendor.test", {("ex.test._report._dmarc.dmarc-vendor.test", "TXT"): ['"v=DMARC1"']}, "pass"),
+])
+def test_dmarc_reports_to_another_organisation_need_its_authorisation(rua, extra, status):
+    dmarc = run(records={("_dmarc.ex.test", "TXT"): [f'"v=DMARC1; p=reject; rua={rua}"'], **extra})["dmarc"]
+    assert dmarc.status == status, dmarc
+    if status == "warn":
+        assert "ex.test._report._dmarc.dmarc-vendor.test" in dmarc.detail and "RFC 7489 7.1" in dmarc.fix
+
+
+def test_same_organisation_is_cautious_about_shared_second_levels():
+    from pipeline.preflight.dns_checks import _same_organisation
+
+    assert _same_organisation("news.example.co.jp", "example.co.jp")
+    assert _same_organisation("reports.example.jp", "news.example.jp")
+    assert not _same_organisation("vendor.co.jp", "example.co.jp")
+    assert not _same_organisation("dmarc-vendor.test", "ex.test")

@@ -344,7 +344,10 @@ def check_dmarc(res, domain: str) -> CheckResult:
                                "check the resolver, then run again")
         recs = [t for t in ans.texts() if t.strip().lower().startswith("v=dmarc1")]
         if recs:
-            return _judge_dmarc(domain, at, recs)
+            result = _judge_dmarc(domain, at, recs)
+            if result.status == "pass":
+                result = _check_report_authorisation(res, at, result)
+            return result
     return CheckResult(
         "dmarc", "fail", f"no DMARC record at _dmarc.{domain}",
         f'publish TXT at _dmarc.{domain}: "v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}" '
@@ -387,6 +390,51 @@ def _judge_dmarc(domain: str, at: str, recs: list[str]) -> CheckResult:
                            f"add rua=mailto:dmarc-reports@{at} to see who sends as your domain", data)
     note = " (monitoring only)" if policy.lower() == "none" else ""
     return CheckResult("dmarc", "pass", detail + note, data=data)
+
+
+# second-level labels under which unrelated organisations register (example.co.jp, example.com.au)
+_SHARED_SECOND_LEVEL = {"co", "ne", "or", "ac", "ad", "ed", "go", "gr", "lg", "com", "net", "org", "gov", "edu"}
+
+
+def _same_organisation(a: str, b: str) -> bool:
+    """A cautious stand-in for the public-suffix test (no list here): one name under the other, or
+    the same last three labels, or the same last two unless the second is a shared one (co.jp)."""
+    if a == b or a.endswith("." + b) or b.endswith("." + a):
+        return True
+    la, lb = a.split("."), b.split(".")
+    if len(la) >= 3 and la[-3:] == lb[-3:]:
+        return True
+    return len(la) >= 2 and la[-2:] == lb[-2:] and la[-2] not in _SHARED_SECOND_LEVEL
+
+
+def _check_report_authorisation(res, at: str, result: CheckResult) -> CheckResult:
+    """RFC 7489 7.1: a receiver sends aggregate reports to a mailbox of another organisation only if
+    that organisation publishes `<at>._report._dmarc.<its domain>` (v=DMARC1); without it, rua= to a
+    reporting service is silently ignored."""
+    record = result.data["record"]
+    uris = [u.strip() for u in parse_tags(record).get("rua", "").split(",") if u.strip()]
+    missing, unknown = [], []
+    for uri in uris:
+        target = uri.split(":", 1)[1].split("!", 1)[0].rsplit("@", 1)[-1].strip().rstrip(".").lower()
+        if not target or _same_organisation(target, at):
+            continue
+        name = f"{at}._report._dmarc.{target}"
+        ans = lookup(res, name, "TXT")
+        if ans.status == "error":
+            unknown.append(f"{name}: {ans.error}")
+        elif not any(t.strip().lower().startswith("v=dmarc1") for t in ans.texts()):
+            missing.append(name)
+    data = {**result.data, "rua_unauthorised": missing}
+    if missing:
+        return CheckResult(
+            "dmarc", "warn", result.detail + f"; rua= names another organisation that does not accept "
+            f"reports for {at} (no v=DMARC1 at {', '.join(missing)}): receivers send it no reports",
+            f"ask the report receiver to publish TXT \"v=DMARC1\" at {missing[0]} (RFC 7489 7.1), or "
+            f"send the reports to a mailbox under {at}", data)
+    if unknown:
+        return CheckResult("dmarc", "warn", result.detail + f"; could not check the report address's "
+                           f"authorisation ({'; '.join(unknown)})", "check the resolver, then run again", data)
+    return result
 
 
 def check_dkim(res, domain: str, selector: str | None) -> CheckResult:
