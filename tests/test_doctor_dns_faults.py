@@ -309,3 +309,13 @@ def test_same_organisation_is_cautious_about_shared_second_levels():
     assert _same_organisation("reports.example.jp", "news.example.jp")
     assert not _same_organisation("vendor.co.jp", "example.co.jp")
     assert not _same_organisation("dmarc-vendor.test", "ex.test")
+
+
+def test_void_lookup_count_stops_at_the_first_failed_lookup():
+    terms = " ".join(f"a:h{n}.ex.test" for n in range(8))
+    stubs = []
+    r = run(records={(DOMAIN, "TXT"): [f'"v=spf1 ip4:192.0.2.10 {terms} -all"']},
+            behaviour={(f"h{n}.ex.test", "*"): "DROP" for n in range(8)}, stub_out=stubs)
+    asked = sum(stubs[0].asked[(f"h{n}.ex.test", "A")] for n in range(8))
+    assert asked <= 3, asked  # dnspython may resend within one timeout; not once per term
+    assert r["spf-lookups"].status == "warn" and "void lookups not all checked" in r["spf-lookups"].detail

@@ -44,6 +44,7 @@ class LookupWalk:
     records: dict = field(default_factory=dict)  # domain (lower case) -> its one SPF record, as fetched
     includes: list = field(default_factory=list)  # include: targets met, in order
     voids: list = field(default_factory=list)  # "a:name (NXDOMAIN)": a/mx/exists lookups with no answer
+    void_error: str = ""  # the lookup error that stopped the void-lookup count
 
 
 MAX_VOID_LOOKUPS = 2  # RFC 7208 4.6.4
@@ -70,12 +71,16 @@ def count_lookups(res, domain: str, record: str, walk: LookupWalk | None = None,
         here += 1
         if name == "ptr":
             walk.uses_ptr = True
-        if name in ("a", "mx", "exists") and walk.count + here <= MAX_LOOKUPS:
+        if name in ("a", "mx", "exists") and walk.count + here <= MAX_LOOKUPS and not walk.void_error:
             target = value.split("/")[0] if sep == ":" else domain
             if target and "%" not in target:
                 ans = lookup(res, target, "MX" if name == "mx" else ("A" if name == "exists" else address_type))
                 if ans.status in ("nxdomain", "nodata"):
                     walk.voids.append(f"{name}:{target} ({ans.describe()})")
+                elif ans.status == "error":
+                    # one failed lookup is enough: a silent server would cost doctor.timeout per term
+                    walk.void_error = ans.error
+                    walk.problems.append(f"void lookups not all checked: {ans.error}")
         if name in ("include", "redirect"):
             if "%" in value:
                 walk.macros = True
