@@ -319,3 +319,40 @@ def test_void_lookup_count_stops_at_the_first_failed_lookup():
     asked = sum(stubs[0].asked[(f"h{n}.ex.test", "A")] for n in range(8))
     assert asked <= 3, asked  # dnspython may resend within one timeout; not once per term
     assert r["spf-lookups"].status == "warn" and "void lookups not all checked" in r["spf-lookups"].detail
+
+
+# ------------------------------------------------------------------ bounded waits
+def test_silent_mx_hosts_are_not_each_waited_for():
+    hosts = [f"mx{n}.ex.test" for n in range(10)]
+    stubs = []
+    with alarm(60):
+        mx = run(records={(DOMAIN, "MX"): [f"{n} {h}." for n, h in enumerate(hosts)]},
+                 behaviour={(h, "*"): "DROP" for h in hosts}, stub_out=stubs)["mx"]
+    asked = {name for (name, _t) in stubs[0].asked if name in hosts}
+    assert len(asked) <= 2, asked  # before: all 10, A and AAAA each (20 timeouts)
+    assert mx.status == "warn" and "not asked after 2 failed lookups" in mx.detail
+
+
+def test_silent_include_targets_are_not_each_waited_for():
+    includes = [f"i{n}.ex.test" for n in range(10)]
+    stubs = []
+    with alarm(60):
+        r = run(records={(DOMAIN, "TXT"): ['"v=spf1 ip4:192.0.2.10 ' + " ".join(f"include:{i}" for i in includes) + ' -all"']},
+                behaviour={(i, "*"): "DROP" for i in includes}, stub_out=stubs)
+    asked = {name for (name, _t) in stubs[0].asked if name in includes}
+    assert len(asked) <= 2, asked  # before: all 10
+    assert r["spf-lookups"].status == "warn" and "not fetched after 2 failed lookups" in r["spf-lookups"].detail
+
+
+def test_a_run_shares_one_dns_time_budget():
+    from pipeline.preflight.resolver import lookup, make_resolver, set_run_budget
+
+    with StubDNS({}, {("silent.ex.test", "*"): "DROP"}) as stub, alarm(30):
+        res = make_resolver("127.0.0.1", stub.port, 1.0)
+        set_run_budget(res, 0.3)
+        first = lookup(res, "silent.ex.test", "A")
+        asked = sum(stub.asked.values())
+        later = [lookup(res, "silent.ex.test", t) for t in ("AAAA", "MX", "TXT")]
+        assert sum(stub.asked.values()) == asked  # spent: nothing more is sent
+    assert first.status == "error" and "timed out" in first.error and "0.3s" in first.error
+    assert all(x.status == "error" and "not asked" in x.error for x in later)

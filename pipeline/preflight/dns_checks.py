@@ -21,7 +21,7 @@ import dns.reversename
 
 from ..core.config import DoctorSettings
 from ..core.errors import ConfigError, InputError
-from .resolver import lookup, make_resolver, probe
+from .resolver import RUN_BUDGET_TIMEOUTS, lookup, make_resolver, probe, set_run_budget
 from .results import CheckResult
 from .spf_check import check_spf
 
@@ -98,6 +98,7 @@ def normalise_zone(zone: str, key: str) -> str:
 
 
 # ------------------------------------------------------------------ the IP itself
+MAX_FAILED_LOOKUPS = 2  # per check, for lists of names (MX hosts): then the rest is not asked
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598 shared address space
 _DOCUMENTATION = tuple(ipaddress.ip_network(n) for n in (
     "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"))  # RFC 5737, RFC 3849
@@ -277,8 +278,12 @@ def check_mx(res, domain: str) -> CheckResult:
         )
     dead, unknown, aliases = [], [], []
     for _pref, host in mxs:
+        if len(unknown) >= MAX_FAILED_LOOKUPS:
+            # the servers are not answering: asking for every host costs doctor.timeout each
+            unknown.append(f"{host}: not asked after {MAX_FAILED_LOOKUPS} failed lookups")
+            continue
         a = lookup(res, host, "A")
-        aaaa = a if a.ok else lookup(res, host, "AAAA")
+        aaaa = a if a.ok or a.status == "error" else lookup(res, host, "AAAA")
         if a.ok or aaaa.ok:
             alias = (a if a.ok else aaaa).alias_of
             if alias:
@@ -708,6 +713,7 @@ def check_setup(
     if isinstance(probe_budget, bool) or not isinstance(probe_budget, (int, float)) or not 0 < probe_budget <= 30:
         raise ConfigError(f"doctor.probe_timeout must be a number of seconds from 0.1 to 30 (got {probe_budget!r})")
     probe(res, domain, float(probe_budget), system=not settings.resolver)
+    set_run_budget(res, RUN_BUDGET_TIMEOUTS * float(timeout))
 
     ip_result = check_ip(ip)
     ip_usable = ip_result.status != "fail"

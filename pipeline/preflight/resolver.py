@@ -151,20 +151,40 @@ def _ask(res, name: str, rdtype: str, budget: float) -> tuple[int | None, int, l
     return None, sent, problems
 
 
+# A whole `doctor setup` run may spend at most this many per-query timeouts waiting: a server
+# that is silent for many names (10 MX hosts, 10 includes, the lists) cost minutes, one
+# doctor.timeout each. Answers take milliseconds, so only silence uses the budget up.
+RUN_BUDGET_TIMEOUTS = 10
+
+
+def set_run_budget(res: dns.resolver.Resolver, seconds: float) -> None:
+    """From now on, lookups through `res` share `seconds`: once spent, they are not asked and
+    return an error (each check then says WARN 'could not look up'), never a verdict."""
+    res.mailhygiene_deadline = (time.monotonic() + seconds, seconds)
+
+
 def lookup(res: dns.resolver.Resolver, name: str, rdtype: str) -> Answer:
     """One query; never raises for DNS trouble, so each check can say what went wrong."""
     try:
         qname = dns.name.from_text(name)
     except (dns.exception.DNSException, ValueError) as exc:
         return Answer("error", error=f"invalid DNS name {name!r}: {exc}")
+    lifetime = res.lifetime
+    deadline = getattr(res, "mailhygiene_deadline", None)
+    if deadline is not None:
+        remaining = deadline[0] - time.monotonic()
+        if remaining <= 0.01:
+            return Answer("error", error=f"{name} {rdtype} not asked: this run's DNS time "
+                                         f"({deadline[1]:g}s) was spent waiting for servers that did not answer")
+        lifetime = min(lifetime, remaining)
     try:
-        ans = res.resolve(qname, rdtype, search=False, raise_on_no_answer=False)
+        ans = res.resolve(qname, rdtype, search=False, raise_on_no_answer=False, lifetime=lifetime)
     except dns.resolver.NXDOMAIN:
         return Answer("nxdomain")
     except dns.resolver.NoNameservers as exc:
         return Answer("error", error=f"no server answered {name} {rdtype} (SERVFAIL/REFUSED): {_first_line(exc)}")
     except dns.exception.Timeout:
-        return Answer("error", error=f"timed out asking for {name} {rdtype} after {res.lifetime:g}s")
+        return Answer("error", error=f"timed out asking for {name} {rdtype} after {round(lifetime, 1):g}s")
     except dns.exception.DNSException as exc:
         return Answer("error", error=f"{name} {rdtype}: {_first_line(exc)}")
     records = list(ans.rrset) if ans.rrset is not None else []

@@ -45,6 +45,7 @@ class LookupWalk:
     includes: list = field(default_factory=list)  # include: targets met, in order
     voids: list = field(default_factory=list)  # "a:name (NXDOMAIN)": a/mx/exists lookups with no answer
     void_error: str = ""  # the lookup error that stopped the void-lookup count
+    fetch_errors: int = 0  # include/redirect records that could not be fetched; at 2 the rest is not asked
 
 
 MAX_VOID_LOOKUPS = 2  # RFC 7208 4.6.4
@@ -104,8 +105,12 @@ def count_lookups(res, domain: str, record: str, walk: LookupWalk | None = None,
         if depth >= 10:
             walk.problems.append(f"{kind}:{target} nests too deep")
             continue
+        if walk.fetch_errors >= 2:
+            walk.problems.append(f"{kind}:{target} not fetched after 2 failed lookups")
+            continue
         ans, recs = spf_records(res, target)
         if ans.status == "error":
+            walk.fetch_errors += 1
             walk.problems.append(f"{kind}:{target} could not be fetched: {ans.error}")
         elif not recs:
             walk.problems.append(f"{kind}:{target} has no SPF record (permerror at receivers)")
