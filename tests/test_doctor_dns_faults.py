@@ -356,3 +356,14 @@ def test_a_run_shares_one_dns_time_budget():
         assert sum(stub.asked.values()) == asked  # spent: nothing more is sent
     assert first.status == "error" and "timed out" in first.error and "0.3s" in first.error
     assert all(x.status == "error" and "not asked" in x.error for x in later)
+
+
+# ------------------------------------------------------------------ the probe
+def test_domain_whose_name_servers_are_silent_is_checked_not_blamed_on_the_resolver():
+    # a recursive resolver waits for the domain's dead servers longer than the probe: the root
+    # answers at once, so the resolver works and the checks report the domain's trouble
+    with alarm(60):
+        r = run(behaviour={(DOMAIN, "*"): "DROP", ("_dmarc.ex.test", "*"): "DROP"})
+    assert r["mx"].status == "warn" and "could not look up MX" in r["mx"].detail
+    assert r["spf"].status == "warn" and r["dmarc"].status == "warn"
+    assert r["ptr"].status == "pass"  # the IP's own reverse zone answers

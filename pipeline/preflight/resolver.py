@@ -102,12 +102,20 @@ def probe(res: dns.resolver.Resolver, name: str, budget: float, system: bool = F
     """Ask the resolver for `name` SOA once, within `budget` seconds (resent each second while
     time remains, across the servers in turn, against packet loss). Returns the answer's rcode
     text (NOERROR or NXDOMAIN: the resolver works). Raises ResolverUnusable when nothing answers
-    in time, when the resolver REFUSES us, or when it answers SERVFAIL for the root as well.
+    in time, when the resolver REFUSES us, or when it answers SERVFAIL for the root as well. When
+    the domain's SOA gets no reply but the root does, the resolver works (the domain's servers are
+    silent): the checks run and report what they cannot look up.
     """
     where = server_label(res) + (" (the system resolver, /etc/resolv.conf)" if system else "")
     how_to_fix = ("check that it runs and that UDP port {port} reaches it, or name a working one "
                   "with --resolver IP / doctor.resolver (e.g. 127.0.0.1 for a local unbound)").format(port=res.port)
     rcode, sent, problems = _ask(res, name, "SOA", budget)
+    if rcode is None and not problems:
+        # Silence may be the domain's own name servers: a recursive resolver waits for them longer
+        # than our budget before it answers SERVFAIL. The root depends on the resolver alone.
+        root, _sent, _problems = _ask(res, ".", "NS", max(1.0, budget / 2))
+        if root == dns.rcode.NOERROR:
+            return "no reply (the resolver answers for the root: the domain's name servers are slow or down)"
     if rcode is None:
         why = f"; {problems[-1]}" if problems else ""
         raise ResolverUnusable(
