@@ -463,6 +463,8 @@ def test_cli_options_override_the_config(doctor_config, dns_port):
      "HELO name 'ｍａｉｌ.good.doctor.test' holds full-width characters"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--helo", "not valid"], "HELO name"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--dkim-selector", "s 1"], "DKIM selector"),
+    (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--dkim-selector", "s1._domainkey.good.doctor.test"],
+     "give only the selector"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--dnsbl", "not a zone"], "doctor.dnsbls"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--resolver", "dns.example"], "is not an IP address"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--resolver", "127.0.0.1:5353"], "--port 5353"),

@@ -84,6 +84,9 @@ def normalise_domain(domain: str, what: str = "domain") -> str:
 
 def normalise_selector(selector: str) -> str:
     s = str(selector).strip().rstrip(".").lower()
+    if "._domainkey" in "." + s:
+        raise InputError(f"DKIM selector {selector!r} is the whole key name: give only the selector, "
+                         f"the s= tag of your DKIM-Signature header (here {s.split('._domainkey')[0] or 's1'!r})")
     if not s or not all(_LABEL.match(label) for label in s.split(".")):
         raise InputError(f"DKIM selector {selector!r} is not a DNS label (the s= tag of your "
                          "DKIM-Signature header, e.g. s1)")
