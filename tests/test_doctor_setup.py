@@ -456,6 +456,8 @@ def test_cli_options_override_the_config(doctor_config, dns_port):
     (["--domain", "-bad-.example.jp", "--ip", GOOD_IP], "is not a valid domain name"),
     (["--domain", "x" * 64 + ".example.jp", "--ip", GOOD_IP], "is not a valid domain name"),
     (["--domain", "192.0.2.10", "--ip", GOOD_IP], "is an IP address, not a domain name"),
+    (["--domain", "_dmarc.good.doctor.test", "--ip", GOOD_IP], "give the mail domain itself"),
+    (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--helo", "mail_1.good.doctor.test"], "HELO name"),
     (["--domain", "user@example.jp", "--ip", GOOD_IP], "looks like an address"),
     (["--domain", "ｅｘａｍｐｌｅ．ｊｐ", "--ip", GOOD_IP], "type it in half-width (example.jp)"),
     (["--domain", "例え。jp", "--ip", GOOD_IP], "type it in half-width (例え.jp)"),

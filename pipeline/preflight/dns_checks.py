@@ -74,9 +74,12 @@ def normalise_domain(domain: str, what: str = "domain") -> str:
             raise ValueError("needs at least two labels")
         d = d.encode("idna").decode("ascii")
         dns.name.from_text(d)
-        bad = [label for label in d.split(".") if not _LABEL.match(label)]
+        # mail domains and host names are letters, digits and hyphens (RFC 5321 4.1.2); `_` is
+        # for DNS record names (_dmarc, _domainkey), which block list zones may use
+        bad = [label for label in d.split(".") if not _LABEL.match(label) or ("_" in label and what != "block list zone")]
         if bad:
-            raise ValueError(f"label {bad[0]!r} is not letters, digits and inner hyphens")
+            hint = "; give the mail domain itself, e.g. example.jp for _dmarc.example.jp" if bad[0].startswith("_") else ""
+            raise ValueError(f"label {bad[0]!r} is not letters, digits and inner hyphens{hint}")
     except (UnicodeError, ValueError, dns.exception.DNSException) as exc:
         raise InputError(f"{what} {raw!r} is not a valid domain name ({exc}): e.g. example.jp") from None
     return d
