@@ -126,6 +126,8 @@ def test_missing_mime_version_is_a_warning():
     (MESSAGES / "no-such.eml", "does not exist"),
     (b"", "is empty"),
     (b"just some text\nwithout headers\n", "does not start with a header"),
+    (b"\xef\xbb\xbf" + message(STD), "byte order mark"),
+    (b"From news@good.doctor.test Fri Nov 28 10:00:00 2025\n" + message(STD), "mbox separator line"),
 ])
 def test_unusable_input_is_an_input_error(source, message_text):
     with pytest.raises(InputError, match=message_text):

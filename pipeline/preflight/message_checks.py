@@ -83,7 +83,15 @@ def read_message(path_or_bytes) -> tuple[bytes, str]:
         raise InputError(f"{name} is a binary file (it contains NUL bytes), not a message: give the .eml "
                          "file (RFC 5322 text: headers, blank line, body)")
     if not re.match(rb"[!-9;-~]+:", raw):
-        raise InputError(f"{name} does not start with a header line (Name: value): is it an .eml file?")
+        if raw.startswith(b"\xef\xbb\xbf"):
+            why = ("it starts with a UTF-8 byte order mark (written by a Windows editor), which no MTA "
+                   "sends: save it without BOM")
+        elif raw.startswith(b"From "):
+            why = ("it starts with an mbox separator line ('From sender date'): it is a mailbox, not one "
+                   "message; save the message as .eml, or remove that first line")
+        else:
+            why = "is it an .eml file?"
+        raise InputError(f"{name} does not start with a header line (Name: value): {why}")
     return raw, name
 
 
