@@ -20,13 +20,14 @@ demo: venv
 	rm -rf $(DEMO_DATA)
 	$(BIN)/mailhygiene --config sample_logs/demo.toml --data-dir $(DEMO_DATA) clean
 
-## test: the whole test suite (what CI runs)
+## test: the whole test suite (what CI runs), one worker per core (pytest-xdist), each test file
+## on one worker (module fixtures such as the lake's two nodes are built once)
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 ## test-fast: everything but the tests marked slow (real MTAs, kill loops, big logs, browser, wheel build); < 60 s
 test-fast: venv
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist loadfile
 
 bench: venv
 	$(BIN)/python bench/run_all.py

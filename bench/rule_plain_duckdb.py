@@ -34,7 +34,8 @@ def main() -> None:
     con.execute((SQL / "macros.sql").read_text())
     params = {"tz": args.tz, "as_of": datetime.fromisoformat(args.as_of), "min_errors": 2, "min_days": 2,
               "window_days": 7,
-              "counted_reasons": ["user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"]}
+              "counted_reasons": ["user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"],
+              "sender_mta": "mailhygiene"}
     counted = (SQL / "counted_errors.sql").read_text()
     con.execute("CREATE TABLE counted_errors AS " + counted, used(counted, params))
     rule = (SQL / "suppression_candidates.sql").read_text()

@@ -7,17 +7,34 @@
 --          $counted_reasons VARCHAR[]: reasons the suppression rule counts (rule.counted_reasons)
 -- Columns: local_time, ts, mta, host, status, reason, scope, hard, carrier, smtp_phase, dsn,
 --          reply_code, diagnostic, relay, queue_id, event_id, source_file, source_offset,
---          counted (whether the rule counts the attempt as an error)
+--          counted (whether the rule counts the attempt as an error), hand_off (a `sent`
+--          after which the same message to the address failed: a hop to a content filter, an
+--          internal relay or a smarthost, which the rule does not take as a delivery; the same
+--          test as sql/suppression_candidates.sql's last_sent, held to it by
+--          tests/test_suppression_rule.py)
 
 WITH attempts AS (
-    SELECT * FROM events WHERE recipient = $address
+    SELECT *, nullif(trim(message_id, '<> '), '') AS message FROM events WHERE recipient = $address
+),
+
+failed_later AS (
+    SELECT message, max(ts) AS failed_at,
+           arg_max(source_file, ts) AS failed_file, arg_max(source_offset, ts) AS failed_offset
+    FROM attempts
+    WHERE status <> 'sent' AND message IS NOT NULL
+    GROUP BY message
 ),
 
 final AS (
-    SELECT ts AT TIME ZONE $tz AS local_time, ts, mta, host, status, reason, scope, hard, carrier,
-           smtp_phase, dsn, reply_code, diagnostic, relay, queue_id, event_id, source_file,
-           source_offset, counted_error(status, scope, reason, $counted_reasons) AS counted
-    FROM attempts
+    SELECT a.ts AT TIME ZONE $tz AS local_time, a.ts, a.mta, a.host, a.status, a.reason, a.scope, a.hard,
+           a.carrier, a.smtp_phase, a.dsn, a.reply_code, a.diagnostic, a.relay, a.queue_id, a.event_id,
+           a.source_file, a.source_offset, counted_error(a.status, a.scope, a.reason, $counted_reasons) AS counted,
+           a.status = 'sent'
+               AND coalesce(f.failed_at > a.ts
+                            OR (f.failed_at = a.ts AND f.failed_file = a.source_file
+                                AND f.failed_offset > a.source_offset), FALSE) AS hand_off
+    FROM attempts a
+    LEFT JOIN failed_later f USING (message)
 )
 
 SELECT * FROM final ORDER BY ts, event_id

@@ -249,9 +249,12 @@ SELECT CAST(count(*) AS BIGINT) FROM filtered;
 
 -- name: flagged_periods
 -- The periods the guard flagged, for sql/guard_replies.sql ($periods: a list of
--- {kind, carrier, period_start} structs; a period ends an hour or a day after it starts).
+-- {kind, carrier, period_start, period_end} structs; a period of kind 'hour' or 'day' ends an
+-- hour or a day after it starts, one of kind 'carrier' (the per-carrier share test: the whole
+-- evaluated period) at its period_end).
 CREATE OR REPLACE TEMP TABLE flagged_periods AS
 SELECT p.kind, p.carrier, p.period_start,
        CASE p.kind WHEN 'hour' THEN p.period_start + INTERVAL 1 HOUR
-                   ELSE p.period_start + INTERVAL 1 DAY END AS period_end
+                   WHEN 'day' THEN p.period_start + INTERVAL 1 DAY
+                   ELSE CAST(p.period_end AS TIMESTAMP) END AS period_end
 FROM (SELECT unnest($periods, recursive := true)) p;

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 OURS = "news@mail.example.jp"
 
 
-def dsn(day: float, *, mid="<b1@mx.example.jp>") -> bytes:
+def dsn(day: float, *, mid="<b1@mx.example.jp>", original="<orig-1@mail.example.jp>") -> bytes:
     date = email.utils.formatdate(day)
     return f"""From: MAILER-DAEMON@mx.example.jp (Mail Delivery System)
 To: {OURS}
@@ -67,7 +67,7 @@ Diagnostic-Code: smtp; 452 4.2.2 Mailbox full
 Content-Type: text/rfc822-headers
 
 From: {OURS}
-Message-ID: <orig-1@mail.example.jp>
+Message-ID: {original}
 Subject: hello
 
 --B--
@@ -141,13 +141,44 @@ def test_rfc3464_qmail_and_carrier_formats():
                                                                                 550, "verp")]
 
 
+def test_a_bounce_mail_and_the_log_spell_the_message_id_alike(tmp_path):
+    """The bounce's event and the Postfix log's event of the same message carry one Message-ID
+    spelling (the store's: without angle brackets), as do the daemon's own attempts, so a
+    message is followed by its id across the sources (the bounce and attempt events kept
+    `<orig-1@mail.example.jp>` beside the log's `orig-1@mail.example.jp`)."""
+    from pipeline.ingest.engine import ingest
+    from pipeline.sender.bounces import process_bounces
+    from pipeline.sender.events import attempt_event
+
+    cfg = _cfg(tmp_path)
+    log = tmp_path / "mail.log"
+    log.write_text(
+        "Nov 10 09:00:00 mx1 postfix/cleanup[1]: 1A2B3C4D01: message-id=<orig-1@mail.example.jp>\n"
+        "Nov 10 09:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D01: from=<news@mail.example.jp>, size=1200, nrcpt=1 (queue active)\n"
+        "Nov 10 09:00:01 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<gone@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25,"
+        " delay=1, delays=0.1/0/0.5/0.4, dsn=5.0.0, status=bounced (host mfsmax.docomo.ne.jp[203.138.181.112] said:"
+        " 550 Unknown user gone@docomo.ne.jp (in reply to RCPT TO command))\n")
+    ingest(cfg, [log], fmt="postfix", year=2026, progress=False)
+    assert [r.status for r in process_bounces(cfg, raw=dsn(time.time()))] == ["recorded"]
+    ids = pipeline.connect(cfg.data_dir).execute(
+        "SELECT DISTINCT mta, message_id FROM events WHERE recipient = 'gone@docomo.ne.jp' ORDER BY mta").fetchall()
+    assert ids == [("mailhygiene", "orig-1@mail.example.jp"), ("postfix", "orig-1@mail.example.jp")]
+    row = attempt_event(ts=0.0, host="h", job_id=1, row_id=1, attempt=1, message_id="<m1@mail.example.jp>",
+                        sender=OURS, recipient="a@au.com", carrier="au", relay="127.0.0.1:25", status="sent",
+                        reply_code=250, reply="ok", smtp_phase=None, reason="delivered", scope=None, hard=None,
+                        queue_file="q")
+    assert row["message_id"] == "m1@mail.example.jp"
+
+
 @pytest.mark.slow
 def test_cli_records_events_that_feed_the_rule(tmp_path):
     cfg = _cfg(tmp_path)
     yesterday = time.time() - 86400
     r = _bounces(cfg, dsn(yesterday, mid="<d1@mx.example.jp>"))
     assert r.returncode == 0 and r.stdout.startswith(b"recorded: 2 recipient(s)"), r.stderr
-    r = _bounces(cfg, dsn(time.time(), mid="<d2@mx.example.jp>"))
+    # today's bounce is of today's message (a bounce of yesterday's message again would be the
+    # same failed delivery: one error)
+    r = _bounces(cfg, dsn(time.time(), mid="<d2@mx.example.jp>", original="<orig-2@mail.example.jp>"))
     assert r.returncode == 0, r.stderr
     r = _bounces(cfg, QMAIL)
     assert r.returncode == 0 and b"nobody@au.com bounced user_unknown" in r.stdout
@@ -163,7 +194,7 @@ def test_cli_records_events_that_feed_the_rule(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith(b"ignored: not a bounce")
     r = _bounces(cfg, b"\xff\xfe\x00garbage" * 1000)
     assert r.returncode == 0 and r.stdout.split(b":")[0] in (b"ignored", b"refused")
-    again = _bounces(cfg, dsn(time.time(), mid="<d2@mx.example.jp>"))   # the same bounce twice adds nothing
+    again = _bounces(cfg, dsn(time.time(), mid="<d2@mx.example.jp>", original="<orig-2@mail.example.jp>"))  # the same bounce twice adds nothing
     assert again.returncode == 0
 
     con = pipeline.connect(cfg.data_dir)
@@ -172,7 +203,7 @@ def test_cli_records_events_that_feed_the_rule(tmp_path):
     assert {r[4] for r in rows} == {"mailhygiene"} and all(r[5].startswith("mailhygiene-bounces:") for r in rows)
     gone = [r for r in rows if r[0] == "gone@docomo.ne.jp"]
     assert len(gone) == 2 and {r[1:4] for r in gone} == {("bounced", "user_unknown", "rcpt")}
-    assert gone[0][6] == "<orig-1@mail.example.jp>" and gone[0][7] != gone[1][7]
+    assert gone[0][6] == "orig-1@mail.example.jp" and gone[0][7] != gone[1][7]
     assert [r[1] for r in rows if r[0] == "full@au.com"] == ["deferred", "deferred"]
     run_rule(cfg, cfg.rule, cfg.guard, None, tz=cfg.timezone_name)
     # errors on two days (mailbox_full is a counted reason too); the others have one day only

@@ -650,3 +650,36 @@ def test_qmail_giving_up_framing_is_no_blocklist():
 ])
 def test_wordings_from_sisimai_reason_lists(reply, reason):
     assert classify("bounced", said(reply, "RCPT TO"), mta="postfix").reason == reason
+
+
+# Found by probing with providers' real wordings (Gmail, Microsoft): sender-side refusals whose
+# code alone read as another reason.
+@pytest.mark.parametrize("reply,command,reason", [
+    # Gmail 5.4.5 (X.4.x reads as network): our sending limit
+    ("550-5.4.5 Daily user sending limit exceeded. For more information on Gmail 550-5.4.5 sending limits, "
+     "go to 550 5.4.5  https://support.google.com/a/answer/166852 d9443c01a7336-1f6f.123 - gsmtp", "DATA",
+     "rate_limited"),
+    # Gmail 421 4.3.0: a bare 421 reads as rate_limited; the words say the server's own trouble
+    ("421-4.3.0 Temporary System Problem.  Try again later (10). d9443c01a7336-1f6f.123 - gsmtp",
+     "end of DATA", "system"),
+    # Microsoft 5.7.708 (X.7.x reads as policy): our IP is refused
+    ("550 5.7.708 Service unavailable. Access denied, traffic not accepted from this IP. For more information "
+     "please go to http://go.microsoft.com/fwlink/?LinkId=526653 AS(7)", "MAIL FROM", "blocked"),
+])
+def test_provider_wordings_of_refusals_of_us(reply, command, reason):
+    status = "bounced" if reply[0] == "5" else "deferred"
+    assert classify(status, said(reply, command), mta="postfix").reason == reason
+
+
+# Replies in other languages without an enhanced code: the words alone must say it.
+@pytest.mark.parametrize("reply,reason", [
+    ("550 收件人不存在", "user_unknown"),
+    ("550 Utente sconosciuto", "user_unknown"),
+    ("550 Destinataire inconnu", "user_unknown"),
+    ("550 Benutzer unbekannt", "user_unknown"),
+    ("552 收件人邮箱已满", "mailbox_full"),
+    ("552 Boîte aux lettres pleine", "mailbox_full"),
+    ("552 Postfach voll", "mailbox_full"),
+])
+def test_other_languages_without_a_code(reply, reason):
+    assert classify("bounced", said(reply, "RCPT TO"), dsn="5.0.0", mta="postfix").reason == reason

@@ -180,7 +180,13 @@ def test_config_show_and_bad_config(tmp_path):
     bad.write_text("[rule]\nmin_erors = 3\n")
     r = CliRunner().invoke(cli, ["--config", str(bad), "config", "show"])
     assert r.exit_code == 1 and "unknown setting 'rule.min_erors'" in r.output
+    # a bad option value is a usage error (README: exit 2), a bad value in the file an error (1)
     r = CliRunner().invoke(cli, ["--timezone", "Mars/Olympus", "config", "show"])
+    assert r.exit_code == 2 and "Invalid value for '--timezone'" in r.output and "unknown time zone" in r.output
+    r = CliRunner().invoke(cli, ["config", "show"], env={"MAILHYGIENE_TIMEZONE": "posixrules"})
+    assert r.exit_code == 2 and "not a zone name" in r.output
+    bad.write_text('timezone = "Mars/Olympus"\n')
+    r = CliRunner().invoke(cli, ["--config", str(bad), "config", "show"])
     assert r.exit_code == 1 and "unknown time zone" in r.output
 
 

@@ -963,12 +963,14 @@ def test_a_closed_standard_input_is_said(world, args, status):
 @pytest.mark.parametrize("args", [["report"], ["suppress", "--dry-run"], ["export", "-"]])
 def test_a_zone_database_file_is_not_a_time_zone(world, name, args):
     """`--timezone localtime` (or right/..., a directory such as Asia): ZoneInfo may open it, the
-    SQL does not know it; `Error: ... time zone` (exit 1) before any work, not an internal error."""
+    SQL does not know it; a usage error naming --timezone (exit 2, README) before any work, not an
+    internal error."""
     zoneinfo_dir = Path("/usr/share/zoneinfo")
     if name != "Asia" and not (zoneinfo_dir / name).exists():
         pytest.skip(f"SKIPPED LOUDLY: this system's zone database has no {name}")
     result = invoke_world(world, *args, global_args=["--config", str(world.config), "--timezone", name])
-    assert result.exit_code == 1 and "time zone" in result.stderr and name in result.stderr, result.output
+    assert result.exit_code == 2 and "Invalid value for '--timezone'" in result.stderr, result.output
+    assert "time zone" in result.stderr and name in result.stderr, result.output
 
 
 @pytest.mark.parametrize("target,fmt", [("suppression/history.parquet", "parquet"),

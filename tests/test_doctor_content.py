@@ -13,9 +13,11 @@ import json
 import os
 import quopri
 import shutil
+from email import policy
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ from pipeline.cli import cli
 from pipeline.core.config import DoctorSettings
 from pipeline.core.errors import ConfigError
 from pipeline.preflight import check_message
-from pipeline.preflight.body import html_to_text
+from pipeline.preflight.body import extract, html_to_text
 from pipeline.preflight.ja_spam import load_phrases, normalise
 
 from fixtures import alarm
@@ -473,3 +475,74 @@ def test_cli_json_reports_each_duty_and_the_phrase_hits(tmp_path):
     assert data["law-optout"]["data"]["article"] == "法第4条第2号・施行規則第9条第1号"
     assert data["ja-spam"]["status"] == "fail" and data["ja-spam"]["data"]["spamassassin_score"] is None
     assert {"未承諾広告", "完全無料"} <= {h["signal"] for h in data["ja-spam"]["data"]["hits"]}
+
+
+# ------------------------------------------------------------------ ISO-2022-JP header words
+def _jis_word(text: str) -> str:
+    """An RFC 2047 word in ISO-2022-JP as CP50220 writes it (NEC row 13 for ① ㈱, ESC ( I kana)."""
+    nec = {"①": b"\x1b$B\x2d\x21\x1b(B", "㈱": b"\x1b$B\x2d\x6a\x1b(B"}
+    data = b"".join(nec[ch] if ch in nec else ch.encode("iso2022_jp_ext") for ch in text)
+    return "=?ISO-2022-JP?B?" + base64.b64encode(data).decode("ascii") + "?="
+
+
+def _jis_message(subject: str, from_name: str = "Example") -> bytes:
+    return (f"From: {from_name} <news@example.jp>\r\nTo: taro@docomo.ne.jp\r\n"
+            f"Date: Sun, 6 Dec 2026 10:00:00 +0900\r\nMessage-ID: <1@example.jp>\r\nMIME-Version: 1.0\r\n"
+            f"Subject: {subject}\r\nContent-Type: text/plain; charset=ISO-2022-JP\r\n"
+            "Content-Transfer-Encoding: 7bit\r\n\r\n").encode("ascii") + "ご案内です。\r\n".encode("iso2022_jp")
+
+
+def test_extension_characters_in_iso2022jp_header_words_are_found():
+    raw = _jis_message(_jis_word("セール①開催"), from_name=_jis_word("㈱エグザンプル"))
+    r = {x.name: x for x in check_message(raw, spamassassin=False, advertising=False)}
+    assert r["iso-2022-jp"].status == "fail", r["iso-2022-jp"]
+    where = {c["char"]: c["where"] for c in r["iso-2022-jp"].data["chars"]}
+    assert where == {"①": ["Subject"], "㈱": ["From"]}
+    assert "① U+2460 -> (1) (in Subject)" in r["iso-2022-jp"].detail
+
+
+def test_one_extension_character_does_not_hide_the_subject_from_the_phrase_score():
+    # Python's strict iso-2022-jp codec left the whole word undecoded: the score fell from 7 to 0
+    plain = _jis_message(_jis_word("【未承諾広告】完全無料で稼げる"))
+    marked = _jis_message(_jis_word("【未承諾広告】①完全無料で稼げる"))
+    scores = [{x.name: x for x in check_message(raw, spamassassin=False, advertising=False)}["ja-spam"]
+              for raw in (plain, marked)]
+    assert scores[0].status == scores[1].status == "fail"
+    assert scores[1].data["score"] == scores[0].data["score"] >= 6
+
+
+def test_sender_name_in_an_undecodable_from_word_is_read():
+    raw = _jis_message("hello", from_name=_jis_word("㈱エグザンプル"))
+    assert extract(BytesParser(policy=policy.default).parsebytes(raw)).from_name == "㈱エグザンプル"
+
+
+@pytest.mark.parametrize("where", ["body", "Subject"])
+def test_halfwidth_kana_in_iso2022jp_text_is_a_warning(where):
+    # ESC ( I kana are outside RFC 1468's ISO-2022-JP; docs/doctor.md promises a WARN for them
+    kana = b"\x1b(I\x3e\x30\x59\x1b(B"  # ｾｰﾙ
+    raw = _jis_message("=?ISO-2022-JP?B?" + base64.b64encode(kana).decode() + "?=" if where == "Subject" else "sale")
+    if where == "body":
+        raw = raw.replace(b"\r\n\r\n", b"\r\n\r\n" + kana + b"\r\n", 1)
+    r = {x.name: x for x in check_message(raw, spamassassin=False, advertising=False)}["iso-2022-jp"]
+    assert r.status == "warn", r
+    assert "ｾ U+FF7E -> セ" in r.detail and "half-width kana" in r.fix
+
+
+@pytest.mark.parametrize("where", ["Subject", "body"])
+def test_iso2022jp_text_left_in_jis_mode_is_a_charset_failure(where):
+    jis = "セール開催".encode("iso2022_jp")
+    assert jis.endswith(b"\x1b(B")
+    unterminated = jis[:-3]  # no ESC ( B: old phones show the rest as garbage
+    word = "=?ISO-2022-JP?B?" + base64.b64encode(unterminated if where == "Subject" else jis).decode() + "?="
+    raw = _jis_message(word)
+    if where == "body":
+        raw = raw.replace(b"\r\n\r\n", b"\r\n\r\n" + unterminated + b"\r\nabc\r\n", 1)
+    r = {x.name: x for x in check_message(raw, spamassassin=False, advertising=False)}["charset"]
+    assert r.status == "fail", r
+    assert "does not switch back to ASCII (ESC ( B)" in r.detail
+    assert ("Subject header" in r.detail and "an encoded word" in r.detail) if where == "Subject" else "line 1" in r.detail
+
+
+def test_iso2022jp_text_that_switches_back_passes_the_charset_check():
+    raw = _jis_message(_jis_word("セール開催"))
+    assert {x.name: x for x in check_message(raw, spamassassin=False, advertising=False)}["charset"].status == "pass"

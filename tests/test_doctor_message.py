@@ -61,7 +61,7 @@ def test_clean_iso2022jp_message_passes_every_lint():
 
 def test_newsletter_with_the_legal_footer_passes_every_check():
     results = check_message(NEWSLETTER, spamassassin=False)
-    assert [(r.name, r.status) for r in results] == [(name, "pass") for name in LINT + LAW + ["ja-spam"]]
+    assert [(r.name, r.status) for r in results] == [(name, "pass") for name in LINT + LAW + ["list-unsubscribe", "ja-spam"]]
 
 
 def test_bad_message_findings():
@@ -126,6 +126,8 @@ def test_missing_mime_version_is_a_warning():
     (MESSAGES / "no-such.eml", "does not exist"),
     (b"", "is empty"),
     (b"just some text\nwithout headers\n", "does not start with a header"),
+    (b"\xef\xbb\xbf" + message(STD), "byte order mark"),
+    (b"From news@good.doctor.test Fri Nov 28 10:00:00 2025\n" + message(STD), "mbox separator line"),
 ])
 def test_unusable_input_is_an_input_error(source, message_text):
     with pytest.raises(InputError, match=message_text):
@@ -184,7 +186,7 @@ def test_cli_newsletter_exits_0_with_a_low_score():
     res = doctor(NEWSLETTER, "--strict")
     assert res.exit_code == 0, res.output
     assert "PASS  spamassassin" in res.output and "PASS  law-optout" in res.output
-    assert res.output.splitlines()[-1] == "14 passed, 0 warnings, 0 failed"
+    assert res.output.splitlines()[-1] == "15 passed, 0 warnings, 0 failed"
 
 
 def test_cli_notice_without_footer_fails_unless_transactional():
@@ -218,3 +220,45 @@ def test_cli_missing_file_is_an_error():
 def test_cli_unknown_carrier_is_a_usage_error():
     res = doctor(CLEAN, "--carrier", "vodafone")
     assert res.exit_code == 2 and "vodafone" in res.output
+
+
+# ------------------------------------------------------------------ List-Unsubscribe (advertising mail)
+ONE_CLICK = ("List-Unsubscribe: <https://good.doctor.test/u?t=1>, <mailto:u@good.doctor.test>\n"
+             "List-Unsubscribe-Post: List-Unsubscribe=One-Click\n")
+
+
+@pytest.mark.parametrize("extra, status, said", [
+    ("", "warn", "no List-Unsubscribe header"),
+    ("List-Unsubscribe: <mailto:u@good.doctor.test>\n", "warn", "no https URI"),
+    ("List-Unsubscribe: https://good.doctor.test/u?t=1\n", "warn", "holds no <URI>"),
+    ("List-Unsubscribe: <https://good.doctor.test/u?t=1>\n", "warn", "List-Unsubscribe=One-Click"),
+    (ONE_CLICK, "pass", "one-click unsubscribe: https://good.doctor.test/u?t=1"),
+    (ONE_CLICK.replace("List-Unsubscribe=One-Click", "One-Click"), "warn", "found 'One-Click'"),
+])
+def test_advertising_mail_needs_one_click_list_unsubscribe(extra, status, said):
+    r = lint(message(STD + extra))["list-unsubscribe"]
+    assert r.status == status and said in r.detail, r
+
+
+def test_transactional_mail_is_not_asked_for_list_unsubscribe():
+    assert "list-unsubscribe" not in lint(message(STD), advertising=False)
+
+
+# ------------------------------------------------------------------ header form
+@pytest.mark.parametrize("change, status, said", [
+    (("From: news@good.doctor.test\n", "From: news@good.doctor.test\nFrom: other@example.test\n"),
+     "fail", "From appears more than once"),
+    (("MIME-Version: 1.0\n", "MIME-Version: 1.0\nSubject: a\nSubject: b\n"), "fail", "Subject appears more than once"),
+    (("Message-ID: <m1@good.doctor.test>\n", "Message-ID: <m1@good.doctor.test>\nMessage-ID: <m2@good.doctor.test>\n"),
+     "fail", "Message-ID appears more than once"),
+    (("From: news@good.doctor.test", "From: Good Shop"), "fail", "holds no address"),
+    (("Fri, 28 Nov 2025 10:00:00 +0900", "tomorrow morning"), "warn", "Date 'tomorrow morning' is not an RFC 5322 date"),
+    (("<m1@good.doctor.test>", "m1-no-brackets"), "warn", "Message-ID 'm1-no-brackets' is not <unique@domain>"),
+])
+def test_malformed_or_repeated_headers(change, status, said):
+    r = lint(message(STD.replace(*change)))["headers"]
+    assert r.status == status and said in r.detail, r
+
+
+def test_well_formed_headers_pass():
+    assert lint(message(STD))["headers"].status == "pass"

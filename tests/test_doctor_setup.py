@@ -456,9 +456,17 @@ def test_cli_options_override_the_config(doctor_config, dns_port):
     (["--domain", "-bad-.example.jp", "--ip", GOOD_IP], "is not a valid domain name"),
     (["--domain", "x" * 64 + ".example.jp", "--ip", GOOD_IP], "is not a valid domain name"),
     (["--domain", "192.0.2.10", "--ip", GOOD_IP], "is an IP address, not a domain name"),
+    (["--domain", "_dmarc.good.doctor.test", "--ip", GOOD_IP], "give the mail domain itself"),
+    (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--helo", "mail_1.good.doctor.test"], "HELO name"),
     (["--domain", "user@example.jp", "--ip", GOOD_IP], "looks like an address"),
+    (["--domain", "ｅｘａｍｐｌｅ．ｊｐ", "--ip", GOOD_IP], "type it in half-width (example.jp)"),
+    (["--domain", "例え。jp", "--ip", GOOD_IP], "type it in half-width (例え.jp)"),
+    (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--helo", "ｍａｉｌ.good.doctor.test"],
+     "HELO name 'ｍａｉｌ.good.doctor.test' holds full-width characters"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--helo", "not valid"], "HELO name"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--dkim-selector", "s 1"], "DKIM selector"),
+    (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--dkim-selector", "s1._domainkey.good.doctor.test"],
+     "give only the selector"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--dnsbl", "not a zone"], "doctor.dnsbls"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--resolver", "dns.example"], "is not an IP address"),
     (["--domain", "good.doctor.test", "--ip", GOOD_IP, "--resolver", "127.0.0.1:5353"], "--port 5353"),
@@ -504,3 +512,10 @@ def test_dkim_key_size_from_the_fixture_zone():
     key = parse_tags(parts.group(1) + parts.group(2))["p"]
     assert rsa_key_bits(base64.b64decode(key)) == 2048
     assert rsa_key_bits(b"not a key") is None
+
+
+def test_idn_domains_are_taken_in_their_ascii_form():
+    from pipeline.preflight.dns_checks import normalise_domain
+
+    assert normalise_domain("例え.jp") == "xn--r8jz45g.jp"
+    assert normalise_domain("Mail.Example.JP.") == "mail.example.jp"

@@ -26,7 +26,8 @@ from pipeline.store.warehouse import read_sql, sql_dir  # noqa: E402
 GOLDEN = Path(__file__).parent / "golden" / "spark"
 UPDATE = os.environ.get("MAILHYGIENE_UPDATE_GOLDEN") == "1"
 # the queries whose $since/$until are instants (the rule's guard); the report files take days
-INSTANT_BOUNDS = {"active_addresses", "error_addresses", "guard_bursts", "guard_replies", "filtered_addresses"}
+INSTANT_BOUNDS = {"active_addresses", "error_addresses", "guard_bursts", "guard_replies", "filtered_addresses",
+                  "carrier_active_addresses", "carrier_error_addresses"}
 # every file that is one query (macros.sql and the list's DuckDB script suppression_list.sql are not)
 QUERIES = sorted(p.stem for p in sql_dir().glob("*.sql") if is_query(p.read_text(encoding="utf-8")))
 
@@ -37,7 +38,8 @@ def golden_params(name: str) -> dict:
               "counted_reasons": ["user_unknown", "host_unknown", "mailbox_disabled", "mailbox_full"],
               "block_rate": 0.5, "block_min_errors": 20, "grain": "week", "limit": 20, "edge_minutes": 5,
               "hour_min_errors": 20, "hour_rate": 0.5, "recent_hours": 48.0, "recent_rate": 0.02,
-              "address": "taro.dead@docomo.ne.jp"}
+              "address": "taro.dead@docomo.ne.jp", "carriers": ["au", "docomo"],
+              "sender_mta": "mailhygiene"}
     if name in INSTANT_BOUNDS:
         params.update(since=datetime(2026, 11, 1, 15, 0, tzinfo=timezone.utc),
                       until=datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc))

@@ -61,3 +61,30 @@ def test_notebook_runs_on_sample_data(tmp_path, monkeypatch, lang):
     else:
         assert "unknown-user rate" in text and "宛先不明率" not in text
     assert Path(nb.cells[-1].outputs[0]["text"].strip()).resolve() == Path(sys.executable).resolve()
+
+
+@pytest.mark.slow
+def test_notebook_runs_on_a_store_where_every_attempt_was_delivered(tmp_path, monkeypatch):
+    """A healthy list: no suppression entry and no undelivered attempt. Section 4 then shows the
+    most attempted address (it looked for the address with the most undelivered attempts only,
+    and stopped with IndexError, leaving the sections after it unrun)."""
+    log = tmp_path / "mail.log"
+    log.write_text("".join(
+        f"Nov 10 09:00:0{i} mx1 postfix/smtp[3]: 1A2B3C4D0{i}: to=<{who}@docomo.ne.jp>, "
+        "relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 ok)\n"
+        for i, who in enumerate(["taro", "hanako", "hanako"])))
+    cfg = load_config(None, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
+    ingest(cfg, [log], fmt="postfix", year=2026, progress=False)
+    monkeypatch.setenv("MAILHYGIENE_DATA_DIR", str(cfg.data_dir))
+    monkeypatch.setenv("MAILHYGIENE_TIMEZONE", "Asia/Tokyo")
+    monkeypatch.delenv("MAILHYGIENE_ADDRESS", raising=False)
+    monkeypatch.delenv("MAILHYGIENE_LANG", raising=False)
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=120,
+                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client.execute()  # raises CellExecutionError on the first failing cell
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    text = "\n".join(o.get("text", "") for o in outputs)
+    assert "hanako@docomo.ne.jp" in text and "is not on the suppression list" in text
+    assert len([o for o in outputs if "image/png" in o.get("data", {})]) == 4

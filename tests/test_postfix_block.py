@@ -788,3 +788,72 @@ def test_the_hour_a_fall_back_repeats_gives_true_times(tmp_path, monkeypatch):
         fast, slow = ingest_both(tmp_path, [log], size, monkeypatch, timezone="America/New_York")
         assert_same(fast, slow)
     assert_true_times(tmp_path / f"data-True-{1 << 20}", truth)
+
+
+# A content filter (amavisd-new on 127.0.0.1:10024, re-injecting on :10025): each message is
+# handed to it first, then delivered under the new queue id its reply names.
+CONTENT_FILTER = """\
+Nov 10 09:00:00 mx1 postfix/cleanup[1]: 1A2B3C4D01: message-id=<m1@example.jp>
+Nov 10 09:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D01: from=<news@example.jp>, size=1200, nrcpt=2 (queue active)
+Nov 10 09:00:01 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<taro@docomo.ne.jp>, relay=127.0.0.1[127.0.0.1]:10024, delay=1, delays=0.1/0/0/0.9, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 5E6F7A8B02)
+Nov 10 09:00:01 mx1 postfix/smtp[3]: 1A2B3C4D01: to=<hanako@ezweb.ne.jp>, relay=127.0.0.1[127.0.0.1]:10024, delay=1, delays=0.1/0/0/0.9, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 5E6F7A8B02)
+Nov 10 09:00:01 mx1 postfix/qmgr[2]: 1A2B3C4D01: removed
+Nov 10 09:00:01 mx1 postfix/cleanup[1]: 5E6F7A8B02: message-id=<m1@example.jp>
+Nov 10 09:00:01 mx1 postfix/qmgr[2]: 5E6F7A8B02: from=<news@example.jp>, size=1700, nrcpt=2 (queue active)
+Nov 10 09:00:02 mx1 postfix/smtp[4]: 5E6F7A8B02: to=<taro@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=5.1.1, status=bounced (host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 5.1.1 Unknown user taro@docomo.ne.jp (in reply to RCPT TO command))
+Nov 10 09:00:02 mx1 postfix/smtp[4]: 5E6F7A8B02: to=<hanako@ezweb.ne.jp>, relay=lsean.ezweb.ne.jp[27.86.32.16]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4XyZ1k0bQz)
+Nov 10 09:00:02 mx1 postfix/qmgr[2]: 5E6F7A8B02: removed
+Nov 10 09:10:00 mx1 postfix/qmgr[2]: 1A2B3C4D03: from=<news@example.jp>, size=1200, nrcpt=4 (queue active)
+Nov 10 09:10:01 mx1 postfix/lmtp[5]: 1A2B3C4D03: to=<a@docomo.ne.jp>, relay=localhost[::1]:10024, delay=1, delays=0.1/0/0/0.9, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[::1]:10025): 250 2.0.0 Ok: queued as 5E6F7A8B04)
+Nov 10 09:10:01 mx1 postfix/lmtp[5]: 1A2B3C4D03: to=<b@docomo.ne.jp>, relay=localhost[private/amavis]:10024, delay=1, delays=0.1/0/0/0.9, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 5E6F7A8B04)
+Nov 10 09:10:01 mx1 postfix/lmtp[5]: 1A2B3C4D03: to=<c@example.jp>, relay=mail.example.jp[private/dovecot-lmtp], delay=1, delays=0.1/0/0/0.9, dsn=2.0.0, status=sent (250 2.0.0 <c@example.jp> 8Q0pIqyHM2fPAQAAfMr2rw Saved)
+Nov 10 09:10:01 mx1 postfix/smtp[3]: 1A2B3C4D03: to=<d@softbank.ne.jp>, relay=127.0.0.1[127.0.0.1]:10024, delay=1, delays=0.1/0/0/0.9, dsn=4.5.0, status=deferred (host 127.0.0.1[127.0.0.1] said: 451 4.5.0 Error in processing, id=12345-01 (in reply to end of DATA command))
+Nov 10 09:20:01 mx1 postfix/smtp[3]: 1A2B3C4D03: to=<d@softbank.ne.jp>, relay=127.0.0.1[127.0.0.1]:10024, delay=1, delays=0.1/0/0/0.9, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 5E6F7A8B05)
+Nov 10 09:20:02 mx1 postfix/smtp[6]: 1A2B3C4D06: to=<e@docomo.ne.jp>, relay=127.0.0.2[127.0.0.2]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 Message accepted)
+Nov 10 09:20:03 mx1 postfix/smtp[6]: 1A2B3C4D06: to=<f@docomo.ne.jp>, relay=mx.example.net[198.51.100.127]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4XyZ1k0bQz)
+Nov 10 09:30:00 mx1 postfix/qmgr[2]: 1A2B3C4D07: from=<ニュース@example.jp>, size=1200, nrcpt=1 (queue active)
+Nov 10 09:30:01 mx1 postfix/smtp[3]: 1A2B3C4D07: to=<山田@docomo.ne.jp>, relay=127.0.0.1[127.0.0.1]:10024, delay=1, delays=0.1/0/0/0.9, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 5E6F7A8B08)
+Nov 10 09:30:02 mx1 postfix/smtp[4]: 5E6F7A8B08: to=<山田@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=2.0.0, status=sent (250 2.0.0 受け付けました queued as 4XyZ)
+Nov 15 09:10:02 mx1 postfix/qmgr[2]: 1A2B3C4D03: from=<news@example.jp>, status=expired, returned to sender
+"""
+
+
+def test_a_hand_off_to_a_content_filter_is_no_delivery(tmp_path, monkeypatch):
+    """`status=sent` to a server on this host (loopback or a local socket) that queued the message
+    again is the content filter's hop, not an attempt to reach the recipient: only the
+    re-injected copy's delivery is an event (the hop doubled the carrier's deliveries and halved
+    its bounce rate). The hop still ends that recipient's deferral (no expiry follows), and the
+    fast path agrees with the per-line parser, line by line and in blocks."""
+    log = write_log(tmp_path, CONTENT_FILTER)
+    for size in (100, 1 << 20):
+        fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
+        assert_same(fast, slow)
+        assert fast[2] == {}
+    got = pipeline.connect(tmp_path / f"data-True-{1 << 20}").sql(
+        "SELECT queue_id, recipient, status, sender, message_id FROM events ORDER BY source_offset").fetchall()
+    assert got == [("5E6F7A8B02", "taro@docomo.ne.jp", "bounced", "news@example.jp", "m1@example.jp"),
+                   ("5E6F7A8B02", "hanako@ezweb.ne.jp", "sent", "news@example.jp", "m1@example.jp"),
+                   ("1A2B3C4D03", "c@example.jp", "sent", "news@example.jp", None),      # a local mailbox: delivered
+                   ("1A2B3C4D03", "d@softbank.ne.jp", "deferred", "news@example.jp", None),  # the filter failed: a try
+                   ("1A2B3C4D06", "e@docomo.ne.jp", "sent", None, None),               # loopback, not re-queued
+                   ("1A2B3C4D06", "f@docomo.ne.jp", "sent", None, None),               # queued as, not loopback
+                   ("5E6F7A8B08", "山田@docomo.ne.jp", "sent", None, None)]            # UTF-8 lines alike
+
+
+def test_filter_hops_column_wise_are_is_filter_hop():
+    """postfix_block.filter_hops (RE2, column-wise) is postfix.is_filter_hop row by row."""
+    from pipeline.ingest.parsers.postfix import is_filter_hop
+    relays = ["127.0.0.1[127.0.0.1]:10024", "localhost[127.0.0.1]:10024", "localhost[::1]:10024", "x[ipv6:::1]:25",
+              "localhost[private/amavis]", "h[/var/run/amavis.sock]", "127.0.0.1[127.0.0.1]", "127.0.0.1[127.0.0.1]:x",
+              "mx[198.51.100.127]:25", "mx[1127.0.0.1]:25", "127.0.0.1", None, "mx[127.0.0.1]:25 [2]", "ｍｘ[127.0.0.1]:25",
+              "mx[127.0.0.1000]:25", "[127.0.0.1]:25", "mx[::1]x"]
+    texts = ["250 2.0.0 Ok: queued as 5E6F", "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as A",
+             "250 Saved", "queued as X", "250 queued as ", "250 requeued as X", "250 queued as\u3000X", None,
+             "250 queued as 山", "250\tqueued as X"]
+    rows = [(s, r, t) for s in ("sent", "deferred", "bounced") for r in relays for t in texts]
+    status, relay, text = (pa.array(list(c), pa.string()) for c in zip(*rows))
+    hops = postfix_block.filter_hops(status, relay, text)
+    assert hops is not None
+    assert hops.tolist() == [is_filter_hop(*row) for row in rows]
+    assert hops.sum() == 9 * 3    # 9 local relays x 3 "queued as" texts, status sent
+    assert postfix_block.filter_hops(pa.array(["sent"]), pa.array(["mx[1.2.3.4]:25"]), pa.array(["250 queued as X"])) is None

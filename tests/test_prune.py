@@ -129,7 +129,7 @@ def test_cli_refuses_the_window_and_bad_dates(cfg, aged):
     assert r.exit_code == 1 and r.output.startswith("Error: --before") and "current window" in r.output
     assert len(stored_days(cfg)) == 4
     r = invoke(cfg, "--before", "last tuesday")
-    assert r.exit_code == 1 and "Error: --before 'last tuesday' is not a date" in r.output
+    assert r.exit_code == 2 and "Invalid value for '--before': 'last tuesday' is not a date" in r.output
     r = invoke(cfg, "--before", aged.isoformat(), "--yes", "--force")
     assert r.exit_code == 0 and "warning: --force" in r.output
     assert list(stored_days(cfg)) == []

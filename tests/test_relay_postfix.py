@@ -60,17 +60,23 @@ SB_SAMPLES = ["a@i.softbank.jp", "b@d.vodafone.ne.jp", "c@jp-k.ne.jp", "d@email.
               "f@ymobile.ne.jp", "g@x.pdx.ne.jp", "h@emnet.ne.jp", "i@willcom.com", "j@yahoo.ne.jp"]
 
 
-def test_every_softbank_and_ymobile_domain_is_routed(tmp_path):
-    cfg = _cfg(tmp_path, '[sender]\nfrom_address = "news@mail.example.jp"\n'
-                         'routes = {softbank = "[tokutei-sb.example.jp]:2525"}\n')
+@pytest.mark.parametrize("routes, ymobile_via", [
+    # Y!mobile on SoftBank's 特定接続 relay: SoftBank's transport, one Postfix destination, one rate
+    ('{softbank = "[tokutei-sb.example.jp]:2525"}', "mh_softbank:[tokutei-sb.example.jp]:2525"),
+    # a relay of its own: its own transport and rate
+    ('{softbank = "[tokutei-sb.example.jp]:2525", ymobile = "[tokutei-ym.example.jp]:25"}',
+     "mh_ymobile:[tokutei-ym.example.jp]"),
+])
+def test_every_softbank_and_ymobile_domain_is_routed(tmp_path, routes, ymobile_via):
+    cfg = _cfg(tmp_path, f'[sender]\nfrom_address = "news@mail.example.jp"\nroutes = {routes}\n')
     files = postfix_config(cfg)
     routed = dict(line.split("\t") for line in files["mailhygiene_transport"].splitlines()
                   if line and not line.startswith("#"))
     reference = _reference_domains("SoftBank") + _reference_domains("Y!mobile")
     assert len(reference) >= 30
     for d in reference:
-        want = "mh_ymobile" if d in carrier_domains(cfg)["ymobile"] else "mh_softbank"
-        assert routed[d] == routed["." + d] == f"{want}:[tokutei-sb.example.jp]:2525", d
+        want = ymobile_via if d in carrier_domains(cfg)["ymobile"] else "mh_softbank:[tokutei-sb.example.jp]:2525"
+        assert routed[d] == routed["." + d] == want, d
 
 
 @pytest.mark.slow

@@ -367,8 +367,10 @@ def test_report_command(store, tmp_path):
     assert "ALERT: docomo unknown-user rate 37.5 % is over 30.0 %" in r.output
     assert "ALERT: au" not in r.output and "<< over" in lines_of(r.output, "docomo")
 
-    r = run(store.data_dir, "--since", "2026-11-32")
-    assert r.exit_code == 1 and r.output.startswith("Error: cannot read --since '2026-11-32'")
+    r = run(store.data_dir, "--since", "2026-11-32")                 # a usage error: README's exit 2
+    assert r.exit_code == 2 and "Invalid value for '--since': '2026-11-32' is not a date" in r.output
+    r = run(store.data_dir, "--fail-over", "5 percent")
+    assert r.exit_code == 2 and "Invalid value for '--fail-over'" in r.output and "not a rate" in r.output
     r = run(tmp_path / "nothing", "--out", out)
     assert r.exit_code == 1 and f"Error: data dir {tmp_path / 'nothing'} does not exist" in r.output
     assert "mailhygiene ingest" in r.output

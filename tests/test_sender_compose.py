@@ -141,6 +141,27 @@ def test_enqueue_refuses_control_characters_that_garble_phones(tmp_path, subject
     assert report.queued == 1                            # TAB and line ends are text
 
 
+def test_enqueue_refuses_a_message_larger_than_a_carrier_of_its_recipients_takes(tmp_path):
+    """SoftBank takes 1 MB, au 3 MB (the carrier table): a 1.3 MB message went out to every
+    SoftBank recipient, each refused with 552 after the whole message was sent."""
+    cfg = make_config(tmp_path, '[sender]\nfrom_address = "news@example.jp"\n', data_dir=tmp_path / "d")
+    body = ("冬のセールのご案内です。" * 4 + "\n") * 12_000          # ~1.25 MB in ISO-2022-JP
+    with pytest.raises(InputError) as e:
+        enqueue(cfg, subject="冬のご案内", body=body, addresses=["a@i.softbank.jp", "b@au.com", "c@ymobile.ne.jp"])
+    msg = str(e.value)
+    assert "softbank: 1,252," in msg and "over its 1,000,000" in msg and "ymobile" in msg and "au:" not in msg
+    assert "nothing was queued" in msg
+    # the same text is fine for au (3 MB) and docomo (10 MB) alone
+    assert enqueue(cfg, subject="冬のご案内", body=body, addresses=["b@au.com", "d@docomo.ne.jp"]).queued == 2
+    # UTF-8 is base64: 4/3 of the bytes, and 3 bytes a kanji: over au's 3 MB where ISO-2022-JP is not
+    (tmp_path / "u").mkdir()
+    cfg8 = make_config(tmp_path / "u", '[sender]\nfrom_address = "news@example.jp"\ncharset = "utf-8"\n',
+                       data_dir=tmp_path / "d8")
+    with pytest.raises(InputError, match=r"au: 4,\d{3},\d{3} bytes .* \(utf-8\), over its 3,000,000"):
+        enqueue(cfg8, subject="冬のご案内", body=body * 2, addresses=["b@au.com"])
+    assert enqueue(cfg, subject="冬のご案内", body=body * 2, addresses=["e@au.com"]).queued == 1
+
+
 def test_prepare_rejects_unknown_charset():
     with pytest.raises(InputError):
         prepare_texts(["x"], "shift_jis")

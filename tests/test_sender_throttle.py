@@ -160,3 +160,74 @@ def test_a_wall_clock_step_neither_empties_nor_stalls_a_window():
     restarted = Throttle({"au": Rate(2, 60.0)}, Rate(5, 1.0), clock=wall2, monotonic=mono2)
     restarted.restore([("au", wall.t - 10, wall.t - 10)] * 2, {})
     assert restarted.try_acquire("au") is None and restarted.wait_time("au") == pytest.approx(50.0)
+
+
+# --- carriers that share servers share a window (Y!mobile's MX and 特定接続 relay are SoftBank's)
+
+def _drive(th, clock, carriers, seconds, send_time=0.5):
+    """Offer a send of each carrier every 0.1 s for `seconds` (each takes send_time): the
+    start times the shared servers saw, per carrier."""
+    inflight, starts = {}, {c: [] for c in carriers}
+    for _ in range(int(seconds * 10)):
+        for (carrier, token), started in list(inflight.items()):
+            if clock.t - started >= send_time:
+                th.release(carrier, token)
+                del inflight[(carrier, token)]
+        for carrier in carriers:
+            tok = th.try_acquire(carrier)
+            if tok:
+                starts[carrier].append(clock.t)
+                inflight[(carrier, tok)] = clock.t
+        clock.t += 0.1
+    return starts
+
+
+def test_ymobile_sends_count_in_softbanks_window_when_they_reach_the_same_servers():
+    clock = Clock()
+    th = Throttle.from_config({"rates": {"softbank": {"count": 3, "interval": 10.0},
+                                         "ymobile": {"count": 3, "interval": 10.0}},
+                               "default_rate": {"count": 100, "interval": 1.0}}, clock=clock)
+    starts = _drive(th, clock, ["softbank", "ymobile"], 60)
+    both = sorted(starts["softbank"] + starts["ymobile"])
+    # what SoftBank's servers saw: never more than SoftBank's 3 in any 10 s, of both carriers
+    assert max_in_window(both, 10.0) <= 3
+    assert starts["softbank"] and starts["ymobile"]          # neither starves the other for good
+    assert len(both) >= 12                                   # ~3 per 10.5 s over 60 s
+    # and Y!mobile's own (lower) count still holds for its own sends
+    th2 = Throttle({"softbank": Rate(10, 10.0), "ymobile": Rate(2, 10.0)}, Rate(100, 1.0), clock=clock,
+                   shared={"ymobile": "softbank"})
+    ym = _drive(th2, clock, ["ymobile"], 30)["ymobile"]
+    assert max_in_window(ym, 10.0) <= 2
+
+
+def test_ymobile_routed_to_a_relay_of_its_own_keeps_its_own_window():
+    for routes, shared in (({}, True), ({"softbank": "[tokutei-sb.example.jp]:25"}, True),
+                           ({"softbank": "tokutei-sb.example.jp:25", "ymobile": "[TOKUTEI-SB.example.jp]:25"}, True),
+                           ({"ymobile": "relay-ym.example.jp:25"}, False),
+                           ({"softbank": "a.example.jp:25", "ymobile": "b.example.jp:25"}, False)):
+        clock = Clock()
+        th = Throttle.from_config({"rates": {"softbank": {"count": 2, "interval": 60.0}}, "routes": routes,
+                                   "default_rate": {"count": 2, "interval": 60.0}}, clock=clock)
+        assert th.try_acquire("softbank") and th.try_acquire("softbank")
+        assert (th.try_acquire("ymobile") is None) == shared, routes
+        assert th.try_acquire("docomo")                      # other carriers never share
+
+
+def test_a_shared_window_holds_across_a_restart_and_a_rate_limit_reply_slows_the_group():
+    clock = Clock()
+    th = Throttle({"softbank": Rate(4, 60.0)}, Rate(4, 60.0), clock=clock, shared={"ymobile": "softbank"})
+    # the attempt log of the last daemon: three Y!mobile sends a few seconds ago
+    th.restore([("ymobile", clock.t - 5, clock.t - 4)] * 3, {})
+    first = th.try_acquire("softbank")
+    assert first and th.try_acquire("softbank") is None
+    th.release("softbank", first)
+    clock.t += 61
+    # a 421 from SoftBank's servers to a Y!mobile recipient pauses and slows SoftBank's sends too
+    th.rate_limited("ymobile", 30.0)
+    assert th.wait_time("softbank") == pytest.approx(30.0)
+    assert th.effective_count("softbank") == 2
+    clock.t += 31
+    a, b = th.try_acquire("softbank"), th.try_acquire("softbank")
+    assert a and b and th.try_acquire("ymobile") is None     # the group's reduced count is full
+    th.cancel("softbank", a)
+    assert th.try_acquire("ymobile")                         # a cancelled slot is given back

@@ -12,7 +12,7 @@ from pipeline.suppression.rule import evaluate
 from pipeline.suppression.rule import run_rule as _run_rule
 from pipeline.suppression.store import SuppressionStore, suppressed_addresses
 
-from fixtures import at, event, make_config, store_events
+from fixtures import TOKYO, at, event, make_config, store_events
 
 AS_OF = "2026-11-30"
 
@@ -99,6 +99,223 @@ def test_mixed_counted_and_non_counted(cfg):
         event("d@au.com", at(10), status="undeliverable"), event("d@au.com", at(11), status="undeliverable"),
     ])
     assert marked(cfg) == {"b@au.com", "c@au.com"}
+
+
+PF_DEFER = ("{stamp} mx1 postfix/smtp[2185]: {qid}: to=<{to}>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, "
+            "delay=1.2, delays=0.1/0/0.6/0.5, dsn=4.2.2, status=deferred (host mfsmax.docomo.ne.jp[203.138.181.112] "
+            "said: 452 4.2.2 Mailbox full (in reply to RCPT TO command))")
+
+
+def pf_message(qid, day, hh=9):
+    return [f"Nov {day:2d} {hh:02d}:00:00 mx1 postfix/cleanup[2183]: {qid}: message-id=<{qid}@mail.example.jp>",
+            f"Nov {day:2d} {hh:02d}:00:00 mx1 postfix/qmgr[2184]: {qid}: from=<news@mail.example.jp>, size=4210, nrcpt=1 (queue active)"]
+
+
+def test_one_message_deferred_for_days_then_expired_is_one_error(tmp_path, cfg):
+    # Postfix retries a "mailbox full" message every ~70 minutes for five days, then gives up:
+    # one message that failed, not errors on six days (it was: 109 errors on 6 days, suppressed)
+    from datetime import timedelta
+
+    from pipeline.ingest.engine import ingest
+
+    lines = pf_message("4ABC123DEF", 13, 8)
+    t = datetime(2026, 11, 13, 8, 30)
+    while t < datetime(2026, 11, 18, 8, 0):
+        lines.append(PF_DEFER.format(stamp=f"{t:%b} {t.day:2d} {t:%H:%M:%S}", qid="4ABC123DEF", to="full@docomo.ne.jp"))
+        t += timedelta(seconds=4000)
+    lines.append(f"Nov 18 08:30:00 mx1 postfix/qmgr[2186]: 4ABC123DEF: from=<news@mail.example.jp>, status=expired, returned to sender")
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(lines) + "\n")
+    ingest(cfg, [log], year=2026)
+    assert marked(cfg) == set()
+
+    # a second message, sent two days later, that fails too: two failed deliveries on two days
+    more = pf_message("5DEF456ABC", 15) + [
+        PF_DEFER.format(stamp="Nov 15 09:00:02", qid="5DEF456ABC", to="full@docomo.ne.jp"),
+        PF_DEFER.format(stamp="Nov 15 10:06:42", qid="5DEF456ABC", to="full@docomo.ne.jp")]
+    log2 = tmp_path / "mail.log.2"
+    log2.write_text("\n".join(more) + "\n")
+    ingest(cfg, [log2], year=2026)
+    (row,) = candidates(cfg)
+    assert row["address"] == "full@docomo.ne.jp"
+    assert (row["error_count"], row["distinct_days"], str(row["window_start"])) == (2, 2, "2026-11-13")
+    # every counted attempt behind the verdict stays evidence
+    assert len(row["event_ids"].split(",")) == len(lines) - 2 + 2
+
+
+def test_qmail_deferrals_of_one_message_are_one_error_and_a_reused_inode_is_a_new_message(tmp_path, cfg):
+    from pipeline.ingest.engine import ingest
+
+    def tai(dt):
+        return f"@{int(dt.timestamp()) + 4611686018427387914:016x}00000000"
+
+    lines, n = [], 0
+    for day in (10, 11, 12):  # msg 77 deferred on three days: one message
+        n += 1
+        dt = datetime(2026, 11, day, 3, tzinfo=timezone.utc)
+        lines += [f"{tai(dt)} starting delivery {n}: msg 77 to remote full@au.com",
+                  f"{tai(dt)} delivery {n}: deferral: 111.86.141.160_does_not_like_recipient./"
+                  "Remote_host_said:_452_4.2.2_<full@au.com>:_Mailbox_full/"]
+    for day in (10, 12):  # inode 88 reused by a later message after the first one failed: two messages
+        n += 1
+        dt = datetime(2026, 11, day, 4, tzinfo=timezone.utc)
+        lines += [f"{tai(dt)} new msg 88", f"{tai(dt)} info msg 88: bytes 1000 from <news@mail.example.jp> qp 1 uid 1",
+                  f"{tai(dt)} starting delivery {n}: msg 88 to remote dead@au.com",
+                  f"{tai(dt)} delivery {n}: failure: 111.86.141.160_does_not_like_recipient./"
+                  "Remote_host_said:_550_<dead@au.com>:_User_unknown/Giving_up_on_111.86.141.160./",
+                  f"{tai(dt)} end msg 88"]
+    log = tmp_path / "current"
+    log.write_text("\n".join(lines) + "\n")
+    ingest(cfg, [log], fmt="qmail")
+    assert marked(cfg) == {"dead@au.com"}
+
+
+def amavis_message(n, day, to, delivered, hop="127.0.0.1[127.0.0.1]:10024"):
+    """One message through a content filter: Postfix hands it to `hop` (127.0.0.1:10024:
+    status=sent), the filter re-injects it under a new queue id, which is then delivered or refused."""
+    a, b, mid = f"A{n:04d}AAAA", f"B{n:04d}BBBB", f"<{n}.{day}@mail.example.jp>"
+    relay = "relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1.2, delays=0.1/0/0.6/0.5"
+    return [
+        f"Nov {day} 09:00:00 mx1 postfix/cleanup[103]: {a}: message-id={mid}",
+        f"Nov {day} 09:00:00 mx1 postfix/qmgr[100]: {a}: from=<news@mail.example.jp>, size=4210, nrcpt=1 (queue active)",
+        f"Nov {day} 09:00:01 mx1 postfix/smtp[101]: {a}: to=<{to}>, relay={hop}, delay=0.5, "
+        f"delays=0.1/0/0/0.4, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as {b})",
+        f"Nov {day} 09:00:01 mx1 postfix/qmgr[100]: {a}: removed",
+        f"Nov {day} 09:00:01 mx1 postfix/cleanup[103]: {b}: message-id={mid}",
+        f"Nov {day} 09:00:01 mx1 postfix/qmgr[100]: {b}: from=<news@mail.example.jp>, size=4500, nrcpt=1 (queue active)",
+        f"Nov {day} 09:00:03 mx1 postfix/smtp[104]: {b}: to=<{to}>, {relay}, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued)"
+        if delivered else
+        f"Nov {day} 09:00:03 mx1 postfix/smtp[104]: {b}: to=<{to}>, {relay}, dsn=5.0.0, status=bounced (host "
+        f"mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown user {to} (in reply to RCPT TO command))",
+        f"Nov {day} 09:00:03 mx1 postfix/qmgr[100]: {b}: removed"]
+
+
+def hand_offs(cfg, address):
+    """Queue ids of the `sent` attempts `suppression show` marks as hand-offs."""
+    from pipeline.suppression.store import show
+
+    info = show(cfg.data_dir, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons)
+    return [e["queue_id"] for e in info["events"] if e["hand_off"]]
+
+
+@pytest.mark.parametrize("hop, stored", [
+    # amavis on this host: the parser stores no event for the hop (postfix.is_filter_hop)
+    ("127.0.0.1[127.0.0.1]:10024", False),
+    # a relay inside the network that says "queued as": stored, and the rule tells it is a hop
+    ("relay.internal.example.jp[10.0.0.25]:25", True),
+])
+def test_a_hand_off_to_a_content_filter_is_no_delivery(tmp_path, cfg, hop, stored):
+    # every message is first `sent` on to a filter or relay: that hop cleared the address's
+    # errors, so a dead address refused on two days was never suppressed
+    from pipeline.ingest.engine import ingest
+
+    lines = [line for n, day, to, ok in ((1, 13, "dead@docomo.ne.jp", False), (2, 13, "ok@docomo.ne.jp", True),
+                                         (3, 15, "dead@docomo.ne.jp", False), (4, 15, "ok@docomo.ne.jp", True))
+             for line in amavis_message(n, day, to, ok, hop)]
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(lines) + "\n")
+    ingest(cfg, [log], year=2026)
+    (row,) = candidates(cfg)
+    assert (row["address"], row["error_count"], row["last_sent"]) == ("dead@docomo.ne.jp", 2, None)
+    # `suppression show` marks the stored hops (the same test as the rule's), so the evidence
+    # explains why the "sent" lines between the errors cleared nothing
+    assert hand_offs(cfg, "dead@docomo.ne.jp") == (["A0001AAAA", "A0003AAAA"] if stored else [])
+    assert hand_offs(cfg, "ok@docomo.ne.jp") == []
+    # a real delivery after them still clears them
+    more = amavis_message(5, 16, "dead@docomo.ne.jp", True)
+    (tmp_path / "mail.log.2").write_text("\n".join(more) + "\n")
+    ingest(cfg, [tmp_path / "mail.log.2"], year=2026)
+    assert marked(cfg) == set()
+
+
+def test_a_retry_delivered_in_the_second_of_its_deferral_is_a_delivery(tmp_path, cfg):
+    # syslog stamps have whole seconds: a deferral and the successful retry of the same message
+    # often share one. The later line of the log is the delivery, which clears the error before it
+    from pipeline.ingest.engine import ingest
+
+    relay = "relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1.2, delays=0.1/0/0.6/0.5"
+
+    def refused(qid, day):
+        return pf_message(qid, day) + [
+            f"Nov {day} 09:00:02 mx1 postfix/smtp[104]: {qid}: to=<back@docomo.ne.jp>, {relay}, dsn=5.0.0, status=bounced "
+            "(host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown user back@docomo.ne.jp (in reply to RCPT TO command))"]
+
+    lines = refused("4A0000000A", 10) + pf_message("4B0000000B", 11) + [
+        f"Nov 11 09:00:02 mx1 postfix/smtp[104]: 4B0000000B: to=<back@docomo.ne.jp>, {relay}, dsn=4.3.0, status=deferred "
+        "(host mfsmax.docomo.ne.jp[203.138.181.112] said: 451 4.3.0 Temporary failure (in reply to RCPT TO command))",
+        f"Nov 11 09:00:02 mx1 postfix/smtp[105]: 4B0000000B: to=<back@docomo.ne.jp>, {relay}, dsn=2.0.0, status=sent "
+        "(250 2.0.0 Ok: queued)"] + refused("4C0000000C", 12)
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(lines) + "\n")
+    ingest(cfg, [log], year=2026)
+    assert marked(cfg) == set()  # one error since the delivery of the 11th
+    assert hand_offs(cfg, "back@docomo.ne.jp") == []
+
+
+def test_a_bounce_mail_repeating_the_log_is_the_same_error(tmp_path, cfg):
+    # Postfix logs the refusal at 23:59:50 and returns a DSN, read by `mailhygiene bounces` at
+    # 00:00:10: one failed message, not errors on two days (Postfix logs the Message-ID without
+    # its angle brackets, the bounce mail's copy has them)
+    import email.utils
+
+    from pipeline.ingest.engine import ingest
+    from pipeline.sender.bounces import process_bounces
+
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join([
+        "Nov 10 23:59:48 mx1 postfix/cleanup[103]: 4F00A1B2C3: message-id=<m1@mail.example.jp>",
+        "Nov 10 23:59:48 mx1 postfix/qmgr[100]: 4F00A1B2C3: from=<news@mail.example.jp>, size=4210, nrcpt=1 (queue active)",
+        "Nov 10 23:59:50 mx1 postfix/smtp[104]: 4F00A1B2C3: to=<once@docomo.ne.jp>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, "
+        "delay=1.2, delays=0.1/0/0.6/0.5, dsn=5.0.0, status=bounced (host mfsmax.docomo.ne.jp[203.138.181.112] "
+        "said: 550 Unknown user once@docomo.ne.jp (in reply to RCPT TO command))"]) + "\n")
+    ingest(cfg, [log], year=2026)
+    date = email.utils.format_datetime(datetime(2026, 11, 10, 15, 0, 10, tzinfo=timezone.utc))
+    raw = (f"From: MAILER-DAEMON@mail.example.jp\r\nTo: news@mail.example.jp\r\nDate: {date}\r\n"
+           "Message-ID: <dsn1@mail.example.jp>\r\nSubject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+           'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+           "--B\r\nContent-Type: text/plain\r\n\r\n<once@docomo.ne.jp>: host mfsmax.docomo.ne.jp[203.138.181.112] said: "
+           "550 Unknown user once@docomo.ne.jp (in reply to RCPT TO command)\r\n\r\n"
+           "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mail.example.jp\r\n\r\n"
+           "Final-Recipient: rfc822; once@docomo.ne.jp\r\nAction: failed\r\nStatus: 5.0.0\r\n"
+           "Diagnostic-Code: smtp; 550 Unknown user once@docomo.ne.jp\r\n\r\n"
+           "--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: news@mail.example.jp\r\n"
+           "Message-ID: <m1@mail.example.jp>\r\n\r\n--B--\r\n").encode()
+    (result,) = process_bounces(cfg, raw=raw)
+    assert result.status == "recorded", result
+    import pipeline
+
+    days = pipeline.connect(cfg.data_dir).execute(
+        "SELECT count(*), count(DISTINCT CAST(ts AT TIME ZONE 'Asia/Tokyo' AS DATE)) FROM events "
+        "WHERE recipient = 'once@docomo.ne.jp' AND reason = 'user_unknown'").fetchone()
+    assert days == (2, 2)  # the log's line and the bounce mail, on two local days
+    assert marked(cfg) == set()
+
+
+def test_the_senders_retries_of_one_recipient_are_one_error(cfg):
+    # the send daemon retries a 452 "mailbox full" with backoff (each attempt a new rendering,
+    # so a new Message-ID) and gives up after sender.max_attempts with status expired: the
+    # attempts of its queue row (queue_id job.row) are one delivery, even across midnight
+    import email.utils
+
+    from pipeline.sender.events import attempt_event, to_table
+    from pipeline.store.event_store import EventStore
+
+    def attempt(n, when, status="deferred", row_id=7):
+        return attempt_event(
+            ts=when.replace(tzinfo=TOKYO).timestamp(), host="mail.example.jp", job_id=3, row_id=row_id, attempt=n,
+            message_id=email.utils.make_msgid(domain="mail.example.jp"), sender="news@mail.example.jp",
+            recipient="full@au.com", carrier="au", relay="msmx.au.com:25", status=status, reply_code=452,
+            reply="4.2.2 <full@au.com>: Mailbox full", smtp_phase="rcpt", reason="mailbox_full", scope="recipient",
+            hard=False, queue_file="/var/lib/mailhygiene/sender/queue.sqlite")
+
+    tries = [at(10, 22, 0), at(10, 22, 30), at(10, 23, 30), at(11, 0, 30), at(11, 1, 30)]
+    rows = [attempt(n, when) for n, when in enumerate(tries, 1)] + [attempt(6, at(11, 2, 30), "expired")]
+    EventStore(cfg.data_dir).write(to_table(rows))
+    assert marked(cfg) == set()
+    # another job's message to the same address, failing two days later: two deliveries
+    EventStore(cfg.data_dir).write(to_table([attempt(1, at(13, 9), "bounced", row_id=8)]))
+    (row,) = candidates(cfg)
+    assert (row["address"], row["error_count"], row["distinct_days"]) == ("full@au.com", 2, 2)
 
 
 def test_local_midnight_in_tokyo(cfg):
@@ -270,17 +487,35 @@ def reference_rule(rows, releases, as_of, cfg):
     out = {}
     for address, evs in by_address.items():
         evs = [e for e in evs if e["ts"] <= as_of]
-        sent = [e["ts"] for e in evs if e["status"] == "sent"]
+        def message(e):
+            return (e["message_id"] or "").strip("<> ")
+
+        # a `sent` after which the same message to the address failed was a hop, no delivery
+        sent = [e["ts"] for e in evs if e["status"] == "sent"
+                and not any(f["status"] != "sent" and message(e) and message(f) == message(e)
+                            and (f["ts"] > e["ts"] or (f["ts"] == e["ts"] and f["source_file"] == e["source_file"]
+                                                      and f["source_offset"] > e["source_offset"]))
+                            for f in evs)]
         last_sent = max(sent) if sent else None
         released = max(releases.get(address, []), default=None)
-        errors = sorted((e for e in evs if e["status"] in COUNTED_STATUSES and e["scope"] == "recipient"
-                         and e["reason"] in rule.counted_reasons
-                         and (last_sent is None or e["ts"] > last_sent)
-                         and (released is None or e["ts"] > released)),
-                        key=lambda e: (e["ts"], e["event_id"]))
+        counted = sorted((e for e in evs if e["status"] in COUNTED_STATUSES and e["scope"] == "recipient"
+                          and e["reason"] in rule.counted_reasons), key=lambda e: (e["ts"], e["event_id"]))
+        # one failed delivery (a message to the address) is one error: its first counted attempt
+        first, seen, ended = set(), set(), defaultdict(int)
+        for e in counted:
+            key = ("m", message(e)) if message(e) else ("q", e["mta"], e["host"], e["queue_id"])
+            chain = key + (ended[key],) if key[0] == "q" else key
+            if chain not in seen:
+                seen.add(chain)
+                first.add(e["event_id"])
+            if key[0] == "q" and e["status"] != "deferred":
+                ended[key] += 1
+        errors = [e for e in counted if (last_sent is None or e["ts"] > last_sent)
+                  and (released is None or e["ts"] > released)]
         days = defaultdict(int)
         for e in errors:
-            days[e["ts"].astimezone(tz).date()] += 1
+            if e["event_id"] in first:
+                days[e["ts"].astimezone(tz).date()] += 1
         window = None
         for start in sorted(days):
             inside = [d for d in days if start <= d <= start + timedelta(days=rule.window_days - 1)]
@@ -293,7 +528,7 @@ def reference_rule(rows, releases, as_of, cfg):
         out[address] = {
             "address": address, "carrier": last["carrier"],
             "reasons": ",".join(sorted({e["reason"] for e in errors})),
-            "first_error": errors[0]["ts"], "last_error": last["ts"], "error_count": len(errors),
+            "first_error": errors[0]["ts"], "last_error": last["ts"], "error_count": sum(days.values()),
             "distinct_days": len(days), "window_start": window[0], "window_errors": window[1],
             "window_days_hit": window[2], "last_dsn": last["dsn"], "last_reply_code": last["reply_code"],
             "last_diagnostic": last["diagnostic"], "last_sent": last_sent,
@@ -318,9 +553,12 @@ def test_rule_sql_agrees_with_a_plain_reference(cfg):
             status = rng.choice(["bounced", "bounced", "deferred", "expired", "sent", "undeliverable"])
             reason = rng.choice(["user_unknown", "mailbox_full", "host_unknown", "filtered", "rate_limited"])
             scope = rng.choice(["recipient", "recipient", "sender"])
+            # attempts of one message: a shared Message-ID, or (no Message-ID) a shared queue id
+            same = rng.choice([{}, {}, {"message_id": "<{}>".format(f"m{rng.randint(0, 2)}.{a}").strip(rng.choice(["", "<>"]))},
+                               {"queue_id": f"Q{rng.randint(0, 2)}"}])
             rows.append(event(a, when, status=status, reason=reason, scope=scope,
                               carrier=rng.choice(["docomo", "au"]), dsn=rng.choice(["5.1.1", "4.2.2", "5.0.0"]),
-                              diagnostic=f"55{rng.randint(0, 9)} reply {rng.randint(0, 99)}"))
+                              diagnostic=f"55{rng.randint(0, 9)} reply {rng.randint(0, 99)}", **same))
     store_events(cfg, rows)
     stored = [{**r, "ts": r["ts"].astimezone(tzmod.utc)} for r in rows]
     releases = {}
@@ -363,3 +601,33 @@ def test_same_answer_whatever_the_file_order(tmp_path):
     ids = event_ids.split(",")
     assert ids == sorted(ids[:2]) + sorted(ids[2:])
     assert last == max(later, key=lambda r: r["event_id"])["diagnostic"]
+
+
+def test_a_dead_address_behind_a_content_filter_is_marked(cfg, tmp_path):
+    """A Postfix host with amavisd-new logs each message's hand-off to the filter (status=sent to
+    127.0.0.1:10024, `queued as` the re-injected copy) a second before the carrier's refusal of the
+    re-injected copy. Read as a delivery, that hop was the address's latest successful delivery
+    before every refusal, so the rule counted one error at a time and never marked a dead address
+    (here: 550 Unknown user on two days, 0 marked). The hop is no delivery (docs/ingest.md)."""
+    from pipeline.ingest.engine import ingest
+
+    lines = []
+    for day, (first, again) in ((10, ("1A2B3C4D01", "5E6F7A8B02")), (12, ("1A2B3C4D11", "5E6F7A8B12"))):
+        lines += [
+            f"Nov {day} 09:00:00 mx1 postfix/qmgr[2]: {first}: from=<news@example.jp>, size=1200, nrcpt=1 (queue active)",
+            f"Nov {day} 09:00:01 mx1 postfix/smtp[3]: {first}: to=<taro.dead@docomo.ne.jp>, relay=127.0.0.1[127.0.0.1]:10024,"
+            f" delay=1, delays=0.1/0/0/0.9, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok:"
+            f" queued as {again})",
+            f"Nov {day} 09:00:01 mx1 postfix/qmgr[2]: {first}: removed",
+            f"Nov {day} 09:00:01 mx1 postfix/qmgr[2]: {again}: from=<news@example.jp>, size=1700, nrcpt=1 (queue active)",
+            f"Nov {day} 09:00:02 mx1 postfix/smtp[4]: {again}: to=<taro.dead@docomo.ne.jp>,"
+            " relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=5.1.1, status=bounced"
+            " (host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 5.1.1 Unknown user taro.dead@docomo.ne.jp"
+            " (in reply to RCPT TO command))",
+            f"Nov {day} 09:00:02 mx1 postfix/qmgr[2]: {again}: removed"]
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(lines) + "\n")
+    ingest(cfg, [log], fmt="postfix", year=2026, progress=False)
+    found = candidates(cfg)
+    assert [(r["address"], r["error_count"], r["distinct_days"]) for r in found] == [("taro.dead@docomo.ne.jp", 2, 2)]
+    assert found[0]["last_sent"] is None

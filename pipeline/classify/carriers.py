@@ -150,6 +150,17 @@ def _package_table() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     return domains, relays
 
 
+@lru_cache(maxsize=1)
+def size_limits() -> dict[str, tuple[int, str]]:
+    """carrier -> (the largest message it takes, raw bytes on the wire; where that comes from),
+    from the package table (`max_message_bytes`, `max_message_note`): the doctor's size check
+    and the sender's refusal of a campaign too large for a carrier read the same figures."""
+    with open(_TABLE_FILE, "rb") as fh:
+        raw = tomllib.load(fh)
+    return {name: (int(section["max_message_bytes"]), str(section.get("max_message_note", "")))
+            for name, section in raw.items() if "max_message_bytes" in section}
+
+
 _DEFAULT: CarrierTable | None = None
 
 

@@ -18,8 +18,10 @@ The precedence of evidence is written once, in decide() (docs/classifier.md, "Pr
     MTA may have synthesised itself (Postfix X.0.0, all of sendmail's dsn=) count only for what
     they really carry (SYNTHESISED below), sendmail's only without the reply's words. Then the
     reply code / phase fallback.
- 5. The SMTP phase: no recipient reason at connect, HELO or MAIL FROM; "unknown user" words after
-    DATA or without a phase read as the provider's data says (filter, or a dead address).
+ 5. The SMTP phase: no recipient reason in a 421 (it closes the session, for every recipient in it)
+    nor at connect, HELO or MAIL FROM; "unknown user" words after DATA or without a phase read as
+    the provider's data says (filter, or a dead address); domain words after DATA are not the
+    recipient's domain (it was accepted at RCPT TO).
  6. Expiry: keep the last deferral's reason when it says something specific.
 
 Speed: classify() is two lru_caches deep. The first key is the text with addresses and bracketed
@@ -373,7 +375,28 @@ _LOCAL_SPAN_REVERSED = re.compile(r"\"[^\"]*\"|[^" + _SEP + r"]*")
 _IP_CHARS = "0123456789abcdefABCDEF.:"
 
 
+# ISO-2022-JP in a reply: JIS X 0208 byte pairs (all printable ASCII) between ESC $ B (or ESC $ @)
+# and ESC ( B / ESC ( J. Japanese servers that answer in Japanese often answer in it; the log
+# shows the ESC as Postfix's '?' (smtp_chat's printable()), sendmail's octal '\\033', rsyslog's
+# '#033', or as is. Undecoded, the pairs are noise ("?$B08@h%\"%I%l%9?(B"), and their '@' looks
+# like an address: they are decoded first, before any address is masked.
+_JIS_ESC = r"(?:\x1b|\?|#033|\\033)"
+_JIS_RUN = re.compile(_JIS_ESC + r"\$[@B]((?:[\x21-\x7e]{2})+?)(?:" + _JIS_ESC + r"\([BJ]|(?=[^\x21-\x7e]|$))")
+
+
+def _jis_to_text(m: re.Match) -> str:
+    return (b"\x1b$B" + m.group(1).encode("ascii") + b"\x1b(B").decode("iso2022_jp", "replace")
+
+
+def decode_iso2022jp(text: str) -> str:
+    """`550 ?$B08@hITL@?(B` (Postfix's rendering of an ISO-2022-JP reply) -> `550 宛先不明`."""
+    if "$B" not in text and "$@" not in text:
+        return text
+    return _JIS_RUN.sub(_jis_to_text, text)
+
+
 def _quick_normalise(text: str) -> str:
+    text = decode_iso2022jp(text)
     at = text.find("@")
     if at >= 0:
         if text.find("@", at + 1) < 0:  # one address (the common case): two anchored matches
@@ -645,7 +668,7 @@ def decide_explained(ctx: Context) -> Decision:
         weak = t.weak[name].which(text)
         if weak is not None and not _vetoed(module, ctx):
             weak_hits.append((name, weak))
-    hinted, hinted_phrase = _generic_hint(weak_hits, text, notes)
+    hinted, hinted_phrase = _generic_hint(weak_hits, text, notes, ctx)
 
     code_reason = _reason_from_code(ctx.dsn)
     x7 = ctx.dsn is not None and ctx.dsn[2:4] == "7."
@@ -654,6 +677,12 @@ def decide_explained(ctx: Context) -> Decision:
         # "553 5.1.3 <x..y@example.jp>... Invalid address": the server's own code says malformed
         notes.append(f"{said_phrase!r} read with the server's code {ctx.dsn}: a malformed address")
         said, said_phrase = "syntax", ctx.dsn
+    if said == "mailbox_disabled" and ctx.dsn_class == "4" and (temporary := _temporary_words(text)):
+        # "450 4.2.0 … Mailbox is temporarily locked", "… temporarily disabled, please retry later": a
+        # temporary refusal that itself says the mailbox will take mail again (a 5xx "temporarily
+        # inactive" is a permanent refusal and still counts)
+        notes.append(f"{said_phrase!r} in a temporary refusal with {temporary!r}: the mailbox is alive")
+        said = said_phrase = None
     if said is not None:
         decision = Decision(said, "phrase", said_phrase)
         # 3. an explicit X.7.x / 4.7.x code vetoes a recipient reason unless the words say unknown user
@@ -662,6 +691,12 @@ def decide_explained(ctx: Context) -> Decision:
             decision = Decision(code_reason or "policy", "code", ctx.dsn)
     elif ctx.reply_code == 421 and hinted is None:
         pass  # carriers.md: a bare 421 means "come back slower" whatever its X.7.0 says (_fallback)
+    elif code_reason in _TRANSIENT_CODE_VETOED and ctx.dsn[:1] == "4" and hinted in (None, code_reason) \
+            and (temporary := _temporary_words(text)):
+        # "450 4.2.1 Mailbox temporarily unavailable, try again later": RFC 3463's transient X.2.1 /
+        # X.1.1 and the server's own "try again": the mailbox will take mail again; nothing is known
+        # about the address (the reply-code fallback decides)
+        notes.append(f"the transient code {ctx.dsn} with {temporary!r}: not evidence about the address")
     elif code_reason is not None:
         if hinted is not None and hinted != code_reason:
             notes.append(f"generic words {hinted_phrase!r} ({hinted}) yield to the code {ctx.dsn}")
@@ -682,6 +717,13 @@ def decide_explained(ctx: Context) -> Decision:
     if decision is not None and decision.reason in X7_VETOED and x7 and decision.rule != "phrase" \
             and decision.reason != code_reason:
         decision = Decision(code_reason or "policy", "code", ctx.dsn)
+
+    # a 421 closes the session (RFC 5321: "service not available, closing transmission channel", a
+    # reply to any command): the MTA defers every recipient still in the session with it, so its
+    # words ("user unknown, too many errors, closing connection") are no evidence about one address
+    if decision is not None and decision.reason in RECIPIENT_REASONS and ctx.reply_code == 421:
+        notes.append(f"{decision.reason!r} ({decision.evidence}) in a 421: the session's end, not the address's")
+        decision = Decision("rate_limited", "reply-code", "421 closes the session")
 
     # 5. the SMTP phase
     if decision is not None and decision.reason in RECIPIENT_REASONS:
@@ -719,7 +761,16 @@ _PREFIX_DETAIL = re.compile(r"recipient (?:address )?rejected ?: (.*?)(?: \(in r
 _WORD = re.compile(r"[^\W\d_]{2,}")
 
 
-def _generic_hint(weak_hits: list[tuple[str, str]], text: str, notes: list[str]) -> tuple[str | None, str | None]:
+# Codes whose transient form with temporary words says nothing about the address (decide_explained).
+_TRANSIENT_CODE_VETOED = frozenset({"user_unknown", "mailbox_disabled"})
+
+
+def _temporary_words(text: str) -> str | None:
+    return next((w for w in _TEMPORARY_WORDS if w in text), None)
+
+
+def _generic_hint(weak_hits: list[tuple[str, str]], text: str, notes: list[str],
+                  ctx: Context | None = None) -> tuple[str | None, str | None]:
     """The generic reason to fall back on (or None), from the generic phrases found in ORDER."""
     if not weak_hits:
         return None, None
@@ -730,9 +781,15 @@ def _generic_hint(weak_hits: list[tuple[str, str]], text: str, notes: list[str])
     if others:
         notes.append(f"the prefix {phrase!r} yields to the words that follow it: {others[0][1]!r} ({others[0][0]})")
         return others[0]
-    temporary = next((w for w in _TEMPORARY_WORDS if w in text), None)
+    temporary = _temporary_words(text)
     if temporary:
         notes.append(f"the prefix {phrase!r} with {temporary!r}: a temporary refusal, not a missing mailbox")
+        return None, None
+    if ctx is not None and ctx.dsn_class == "4":
+        # "450 Requested mail action not taken: mailbox unavailable" is RFC 5321's own text for 450
+        # ("e.g., mailbox busy or temporarily blocked for policy reasons"): the prefix alone counts
+        # only in a permanent refusal
+        notes.append(f"the prefix {phrase!r} in a temporary ({ctx.dsn_class}xx) refusal: not a missing mailbox")
         return None, None
     detail = _PREFIX_DETAIL.search(text)
     if detail and _WORD.search(detail.group(1)):
@@ -763,6 +820,12 @@ def _phase_rule(ctx: Context, decision: Decision, notes: list[str]) -> Decision:
         fb = _fallback(ctx, phase_only=True) or ("sender_domain" if phase == "mail" else "blocked", "phase", phase)
         notes.append(f"{decision.reason!r} ({decision.evidence}) refused at {phase}: about us, not the address")
         return Decision(fb[0], "phase", f"refused at {phase}")
+    if decision.reason == "host_unknown" and phase in AFTER_DATA and ctx.dsn_subject != "1.2":
+        # the recipient was accepted at RCPT TO, so its domain exists and takes mail: a domain said
+        # not to exist after DATA is another one (our header From: "550 Header From domain does not
+        # exist", "553 <example.jp> does not exist"); only the server's own X.1.2 still says so
+        notes.append(f"{decision.evidence!r} after DATA: the recipient's domain was accepted at RCPT TO")
+        return Decision("undefined", "phase", "a domain refused after DATA is not the recipient's")
     if decision.reason != "user_unknown":
         return decision
     p: Period = ctx.provider or DEFAULT_PERIOD

@@ -418,6 +418,21 @@ def internal_error(ctx, exc: Exception) -> None:
 pass_app = click.make_pass_decorator(AppContext)
 
 
+def _check_zone(ctx, param, value):
+    """--timezone (or MAILHYGIENE_TIMEZONE) must name a zone: a bad one is a usage error (exit 2)
+    before any command runs, as for every other bad option value."""
+    if value is None:
+        return None
+    from ..core.config import zone
+    from ..core.errors import ConfigError
+
+    try:
+        zone(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    return value
+
+
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               envvar="MAILHYGIENE_CONFIG", show_envvar=True,
@@ -426,7 +441,7 @@ pass_app = click.make_pass_decorator(AppContext)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               envvar="MAILHYGIENE_DATA_DIR", show_envvar=True,
               help="Where events, the suppression list and reports live (config: data_dir).")
-@click.option("--timezone", default=None, metavar="ZONE",
+@click.option("--timezone", default=None, metavar="ZONE", callback=_check_zone,
               envvar="MAILHYGIENE_TIMEZONE", show_envvar=True,
               help="IANA zone of syslog clocks and of calendar days, e.g. Asia/Tokyo "
                    "(config: timezone; default: this machine's zone).")

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from .terminal import DAY
+
 
 def _size(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
@@ -16,7 +18,7 @@ def _size(n: int) -> str:
 
 
 @click.command("prune")
-@click.option("--before", default=None, metavar="DATE",
+@click.option("--before", type=DAY, default=None, metavar="DATE",
               help="Delete the event days before this UTC day (YYYY-MM-DD); DATE itself is kept.")
 @click.option("--keep-days", type=click.IntRange(min=1, max=36_600), default=None, metavar="N",
               help="Instead of --before: keep the last N days (DATE = today, UTC, minus N days); "
@@ -47,12 +49,12 @@ def prune_cmd(app, before, keep_days, dry_run, assume_yes, force, quiet):
     """
     from ..core.errors import InputError
     from ..lake.upload import not_uploaded
-    from ..store.prune import check_plan, days_ago, parse_day, plan_prune, prune
+    from ..store.prune import check_plan, days_ago, plan_prune, prune
 
     app.quiet = app.quiet or quiet
     if (before is None) == (keep_days is None):
         raise InputError("give --before DATE or --keep-days N (one of them)")
-    day = parse_day(before) if before is not None else days_ago(keep_days)
+    day = before if before is not None else days_ago(keep_days)
     cfg = app.stored_cfg()
     plan = plan_prune(cfg.data_dir, day, window_days=cfg.rule.window_days, tz=cfg.tz,
                       not_uploaded=(lambda: not_uploaded(cfg)) if cfg.store.url else None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .terminal import DAY, RATE
+
 # terminal columns of the key figures (the rest are in the HTML and the CSV files)
 TERMINAL_COLUMNS = ("carrier", "attempts", "delivered", "bounce_rate", "unknown_user_rate",
                     "filtered", "counted_errors")
@@ -51,14 +53,14 @@ def print_key_figures(written) -> None:
 
 
 @click.command("report")
-@click.option("--since", default=None, metavar="DATE",
+@click.option("--since", type=DAY, default=None, metavar="DATE",
               help="First local calendar day (YYYY-MM-DD). Default: the first stored day.")
-@click.option("--until", default=None, metavar="DATE",
+@click.option("--until", type=DAY, default=None, metavar="DATE",
               help="Last local calendar day, inclusive (YYYY-MM-DD). Default: the last stored day.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Folder for report.html, the CSV tables and the PNG charts "
                    "(default: <data_dir>/reports, config report.dir).")
-@click.option("--fail-over", default=None, metavar="RATE",
+@click.option("--fail-over", type=RATE, default=None, metavar="RATE",
               help="Exit with status 2 when a carrier's unknown-user rate over the period exceeds "
                    "RATE (0.05 or 5%%; 0 = off). Default: config report.fail_over.")
 @click.option("--lang", type=click.Choice(["en", "ja"]), default=None,

@@ -8,11 +8,47 @@ the terminal), the widths from its display_width(). Used by pipeline.cli.suppres
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import date
 
 import click
 
 LANG_HELP = ("Language of this summary (ja = 日本語). Default: the global --lang, else config "
              "report.lang (en).")
+
+
+class DayType(click.ParamType):
+    """A calendar day, YYYY-MM-DD: a bad one is a usage error (exit 2), named by its option."""
+
+    name = "date"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a date: use YYYY-MM-DD, e.g. 2026-01-01", param, ctx)
+
+
+DAY = DayType()
+
+
+class RateType(click.ParamType):
+    """A rate between 0 and 1 (0.05 or 5%): a bad one is a usage error (exit 2)."""
+
+    name = "rate"
+
+    def convert(self, value, param, ctx):
+        from ..core.errors import InputError
+        from ..report.figures import parse_rate   # (only when the option is given: no pandas at start-up)
+
+        try:
+            return parse_rate(value, param.opts[0] if param is not None else "rate")
+        except InputError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+RATE = RateType()
 
 
 def lang_option(f):

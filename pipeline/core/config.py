@@ -93,7 +93,7 @@ class RuleSettings:
 
 @dataclass(frozen=True)
 class GuardSettings:
-    # Refuse a run that adds more than this fraction of the addresses active in the window ...
+    # Refuse a run that adds more than this fraction of the addresses active in the window (of the whole list, or of one carrier) ...
     max_new_fraction: float = setting(0.05, min=0.0, max=1.0)
     # ... but only when the run would add more than this many addresses (small lists).
     min_new: int = setting(20, min=0)

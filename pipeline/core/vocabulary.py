@@ -23,3 +23,5 @@ OTHER_CARRIER = "other"
 STATUSES: tuple[str, ...] = ("sent", "deferred", "bounced", "expired", "undeliverable")
 # Log formats of the MTAs whose logs are read.
 MTA_FORMATS: tuple[str, ...] = ("postfix", "sendmail", "qmail")
+# The `mta` of the rows the sender writes itself (its SMTP attempts, the bounce mails it reads).
+SENDER_MTA = "mailhygiene"

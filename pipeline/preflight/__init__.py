@@ -8,7 +8,7 @@ typed `cfg.doctor` settings, DoctorSettings() when None):
       DMARC, DKIM, IP and domain block lists (each trusted only after its RFC 5782 test entries).
   check_message(path_or_bytes, settings=None, *, carrier=None, spamassassin=True, advertising=True)
       headers, 8-bit headers, line length, ISO-2022-JP coverage, CP932 look-alikes, carrier size
-      limits, recipients per message, the 特定電子メール法 display duties (advertising mail),
+      limits, recipients per message, the 特定電子メール法 display duties and one-click List-Unsubscribe (advertising mail),
       the local SpamAssassin score and a Japanese spam-phrase score beside it.
   render_table(results), failed(results), summary(results)
 

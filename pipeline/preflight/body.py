@@ -13,6 +13,8 @@ from __future__ import annotations
 import heapq
 import re
 from dataclasses import dataclass, field
+from email.header import decode_header
+from email.utils import parseaddr
 from operator import itemgetter
 from html.parser import HTMLParser
 
@@ -48,6 +50,8 @@ class MessageText:
     parts: list[Part]
     problems: list[str]  # charset problems (unknown charset, undecodable bytes)
     list_unsubscribe: str = ""  # the List-Unsubscribe header (not shown to the reader)
+    # (where, decoded text, has an ISO-2022-JP word, CP50220 extensions) for Subject and From
+    headers: list[tuple[str, str, bool, list[str]]] = field(default_factory=list)
 
     def views(self) -> list[tuple[str, list[Part]]]:
         """What one reader sees: with a multipart/alternative, each alternative (plus the parts
@@ -78,13 +82,33 @@ class MessageText:
         return "\n".join(p.visible for p in self.parts)
 
 
-def decode_part(payload: bytes, charset: str) -> tuple[str, list[str], str | None]:
-    """(text, CP50220 extension characters, problem or None) for one part's payload."""
+def lines_left_in_jis(data: bytes) -> list[int]:
+    """Numbers of the lines of ISO-2022-JP `data` that end outside ASCII/JIS-Roman: their last
+    escape sequence selects JIS X 0208/0212 or kana (or an SO is not closed by SI)."""
+    bad = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        esc = line.rfind(b"\x1b")
+        if (esc >= 0 and line[esc:esc + 3] not in (b"\x1b(B", b"\x1b(J")) or line.rfind(b"\x0e") > line.rfind(b"\x0f"):
+            bad.append(number)
+    return bad
+
+
+def decode_part(payload: bytes, charset: str, *, word: bool = False) -> tuple[str, list[str], str | None]:
+    """(text, CP50220 extension characters, problem or None) for one part's payload (`word`: the
+    payload of one RFC 2047 encoded word)."""
     charset = (charset or "us-ascii").lower()
     if charset in ISO2022JP_NAMES:
         text, extensions = decode_iso2022jp(payload)
-        problem = f"is labelled {charset} but has 8-bit bytes" if any(b >= 0x80 for b in payload) else None
-        return text, extensions, problem
+        found = []
+        if any(b >= 0x80 for b in payload):
+            found.append(f"is labelled {charset} but has 8-bit bytes")
+        left = lines_left_in_jis(payload)
+        if left:
+            shown = ", ".join(map(str, left[:5])) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+            where = "an encoded word" if word else f"line {shown}"
+            found.append(f"has ISO-2022-JP text that does not switch back to ASCII (ESC ( B) at the end of "
+                         f"{where}: RFC 1468 requires it, and old phones show what follows as garbage")
+        return text, extensions, "; ".join(found) or None
     codec = "cp932" if charset in ("windows-31j", "cp932", "ms932") else charset
     try:
         return payload.decode(codec), [], None
@@ -101,21 +125,76 @@ def decode_part(payload: bytes, charset: str) -> tuple[str, list[str], str | Non
         return payload.decode(codec, "replace"), [], f"is not valid {charset} (byte {exc.start})"
 
 
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+def decode_header_value(raw: str) -> tuple[str, bool, list[str], list[str]]:
+    """(text, has an ISO-2022-JP word, CP50220 extensions, problems) of one raw header value.
+
+    RFC 2047 words are decoded with decode_part, so an ISO-2022-JP word is read leniently as
+    phones read it: Python's strict codec leaves a word holding ① ㈱ 髙 or half-width kana
+    undecoded, and the whole Subject would then be checked (and scored) as `=?ISO-2022-JP?B?…?=`.
+    """
+    raw = re.sub(r"\r?\n(?=[ \t])", "", raw)
+    try:
+        pieces = decode_header(raw)
+    except Exception:  # noqa: BLE001 (a malformed word: keep the raw text, as mail readers do)
+        return raw, False, [], []
+    out, extensions, problems, jis = [], [], [], False
+    for data, charset in pieces:
+        if isinstance(data, str):
+            out.append(data)
+            continue
+        if charset is None:
+            out.append(data.decode("raw-unicode-escape"))
+            continue
+        jis = jis or charset.lower() in ISO2022JP_NAMES
+        text, exts, problem = decode_part(data, charset, word=True)
+        out.append(text)
+        extensions.extend(exts)
+        if problem:
+            problems.append(problem)
+    return "".join(out), jis, extensions, problems
+
+
+def _header_text(msg, name: str, problems: list[str]) -> tuple[str, bool, list[str]]:
+    """The header as Python's email package decodes it, unless that left an encoded word undecoded
+    (a charset it reads strictly): then our own decoding, with what it found."""
+    value = msg.get(name)
+    if value is None:
+        return "", False, []
+    shown = str(value)
+    raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    if not isinstance(raw, str) or not _ENCODED_WORD.search(raw):
+        return shown, False, []
+    text, jis, extensions, found = decode_header_value(raw)
+    problems.extend(f"{name} header {p}" for p in found)
+    if not _ENCODED_WORD.search(shown):
+        return shown, jis, extensions
+    return text, jis, extensions
+
+
 def extract(msg) -> MessageText:
     parts: list[Part] = []
     problems: list[str] = []
     counter = iter(range(1_000_000))
     _walk(msg, None, parts, problems, counter, [0])
-    subject = str(msg.get("Subject", "") or "")
-    from_header = str(msg.get("From", "") or "")
+    subject, subject_jis, subject_ext = _header_text(msg, "Subject", problems)
+    from_header, from_jis, from_ext = _header_text(msg, "From", problems)
     from_name = ""
     try:
-        addresses = msg["From"].addresses if msg.get("From") is not None else ()
-        from_name = addresses[0].display_name if addresses else ""
+        if _ENCODED_WORD.search(str(msg.get("From", "") or "")):  # left undecoded: use our text
+            from_name = parseaddr(from_header)[0]
+        else:
+            addresses = msg["From"].addresses if msg.get("From") is not None else ()
+            from_name = addresses[0].display_name if addresses else ""
     except (AttributeError, IndexError, TypeError):
         from_name = ""
+    headers = [(name, text, jis, ext) for name, text, jis, ext in (
+        ("Subject", subject, subject_jis, subject_ext), ("From", from_header, from_jis, from_ext))
+        if msg.get(name) is not None]
     return MessageText(subject, from_header, from_name, parts, problems,
-                       str(msg.get("List-Unsubscribe", "") or ""))
+                       str(msg.get("List-Unsubscribe", "") or ""), headers)
 
 
 def _walk(part, alternative, parts, problems, counter, alt_ids) -> None:

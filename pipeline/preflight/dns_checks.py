@@ -13,6 +13,7 @@ import base64
 import binascii
 import ipaddress
 import re
+import unicodedata
 
 import dns.exception
 import dns.name
@@ -20,7 +21,7 @@ import dns.reversename
 
 from ..core.config import DoctorSettings
 from ..core.errors import ConfigError, InputError
-from .resolver import lookup, make_resolver, probe
+from .resolver import RUN_BUDGET_TIMEOUTS, lookup, make_resolver, probe, set_run_budget
 from .results import CheckResult
 from .spf_check import check_spf
 
@@ -49,12 +50,18 @@ def normalise_ip(ip: str) -> str:
 
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+_IME_DOTS = re.compile("[\u3002\uff0e\uff61]")  # 。 ． ｡
 
 
 def normalise_domain(domain: str, what: str = "domain") -> str:
     """Lower-case ASCII (IDNA) form of a host or domain name; InputError naming `what` if invalid."""
     raw = str(domain or "")
     d = raw.strip().rstrip(".").lower()
+    halfwidth = unicodedata.normalize("NFKC", _IME_DOTS.sub(".", d))
+    if halfwidth != d and any("\uff01" <= ch <= "\uff5e" or ch in "\u3002\uff61" for ch in d):
+        # ｅｘａｍｐｌｅ．ｊｐ / 例え。jp: typed with a Japanese input method
+        raise InputError(f"{what} {raw!r} holds full-width characters or 「。」: type it in half-width "
+                         f"({halfwidth.rstrip('.')})")
     if "@" in d:
         raise InputError(f"{what} {raw!r} looks like an address: give only the part after @")
     try:
@@ -67,9 +74,12 @@ def normalise_domain(domain: str, what: str = "domain") -> str:
             raise ValueError("needs at least two labels")
         d = d.encode("idna").decode("ascii")
         dns.name.from_text(d)
-        bad = [label for label in d.split(".") if not _LABEL.match(label)]
+        # mail domains and host names are letters, digits and hyphens (RFC 5321 4.1.2); `_` is
+        # for DNS record names (_dmarc, _domainkey), which block list zones may use
+        bad = [label for label in d.split(".") if not _LABEL.match(label) or ("_" in label and what != "block list zone")]
         if bad:
-            raise ValueError(f"label {bad[0]!r} is not letters, digits and inner hyphens")
+            hint = "; give the mail domain itself, e.g. example.jp for _dmarc.example.jp" if bad[0].startswith("_") else ""
+            raise ValueError(f"label {bad[0]!r} is not letters, digits and inner hyphens{hint}")
     except (UnicodeError, ValueError, dns.exception.DNSException) as exc:
         raise InputError(f"{what} {raw!r} is not a valid domain name ({exc}): e.g. example.jp") from None
     return d
@@ -77,6 +87,9 @@ def normalise_domain(domain: str, what: str = "domain") -> str:
 
 def normalise_selector(selector: str) -> str:
     s = str(selector).strip().rstrip(".").lower()
+    if "._domainkey" in "." + s:
+        raise InputError(f"DKIM selector {selector!r} is the whole key name: give only the selector, "
+                         f"the s= tag of your DKIM-Signature header (here {s.split('._domainkey')[0] or 's1'!r})")
     if not s or not all(_LABEL.match(label) for label in s.split(".")):
         raise InputError(f"DKIM selector {selector!r} is not a DNS label (the s= tag of your "
                          "DKIM-Signature header, e.g. s1)")
@@ -91,6 +104,7 @@ def normalise_zone(zone: str, key: str) -> str:
 
 
 # ------------------------------------------------------------------ the IP itself
+MAX_FAILED_LOOKUPS = 2  # per check, for lists of names (MX hosts): then the rest is not asked
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598 shared address space
 _DOCUMENTATION = tuple(ipaddress.ip_network(n) for n in (
     "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"))  # RFC 5737, RFC 3849
@@ -138,10 +152,13 @@ def check_ip(ip: str) -> CheckResult:
 
 
 # ------------------------------------------------------------------ reverse DNS and HELO
-def _forward_addresses(res, name: str, ip: str) -> tuple[list[str], str]:
+def _forward_addresses(res, name: str, ip: str) -> tuple[list[str], str, bool]:
+    """(addresses of `name` in `ip`'s family, why there are none, whether the lookup failed):
+    a lookup that failed (timeout, SERVFAIL) says nothing about the name, unlike NXDOMAIN."""
     rdtype = "AAAA" if ":" in ip else "A"
     ans = lookup(res, name, rdtype)
-    return [str(ipaddress.ip_address(a)) for a in ans.addresses()], ("" if ans.ok else ans.describe())
+    return ([str(ipaddress.ip_address(a)) for a in ans.addresses()], ("" if ans.ok else ans.describe()),
+            ans.status == "error")
 
 
 def check_ptr(res, ip: str) -> tuple[CheckResult, list[str]]:
@@ -159,14 +176,21 @@ def check_ptr(res, ip: str) -> tuple[CheckResult, list[str]]:
             "and most large receivers refuse or throttle mail from IPs without reverse DNS",
         ), []
     names = [r.target.to_text(omit_final_dot=True) for r in ans.records]
-    confirmed, problems = [], []
+    confirmed, problems, unknown = [], [], []
     for name in names:
-        addrs, why = _forward_addresses(res, name, ip)
+        addrs, why, failed = _forward_addresses(res, name, ip)
         if ip in addrs:
             confirmed.append(name)
+        elif failed:
+            unknown.append(f"{name}: {why}")
         else:
             problems.append(f"{name} -> {', '.join(addrs) or why}")
     data = {"ptr": names, "confirmed": confirmed}
+    if not confirmed and unknown:
+        return CheckResult(
+            "ptr", "warn", f"PTR {ip} -> {', '.join(names)}, but could not look up its address "
+            f"({'; '.join(unknown)}): forward confirmation not checked",
+            "check the resolver and the PTR name's name servers, then run again", data), names
     if not confirmed:
         return CheckResult(
             "ptr", "fail", f"PTR {ip} -> {', '.join(names)}, but {'; '.join(problems)} (not forward-confirmed)",
@@ -198,8 +222,12 @@ def _looks_generic(name: str, ip: str) -> bool:
 
 
 def check_helo(res, helo: str, ip: str, ptr_names: list[str]) -> CheckResult:
-    addrs, why = _forward_addresses(res, helo, ip)
+    addrs, why, failed = _forward_addresses(res, helo, ip)
     rr = "AAAA" if ":" in ip else "A"
+    if ip not in addrs and failed:
+        return CheckResult("helo", "warn", f"could not look up HELO name {helo} ({rr}): {why}",
+                           "check the resolver and the HELO name's name servers, then run again",
+                           {"addresses": addrs})
     if ip not in addrs:
         found = ", ".join(addrs) or why
         return CheckResult(
@@ -237,6 +265,12 @@ def check_mx(res, domain: str) -> CheckResult:
                 f"publish an MX record (e.g. {domain}. MX 10 mail.{domain}.) so bounces and replies "
                 f"have a clear home; {SOFTBANK_NOTE}",
             )
+        errors = [x.error for x in (a, aaaa) if x.status == "error"]
+        if errors:
+            return CheckResult(
+                "mx", "warn", f"{domain} has no MX record, and its A/AAAA (the implicit MX) could not be "
+                f"looked up: {'; '.join(errors)}",
+                "check the resolver and the domain's name servers, then run again")
         return CheckResult(
             "mx", "fail", f"{domain} has no MX and no A/AAAA record: bounces and replies cannot come back",
             f"publish an MX record pointing at a host that accepts mail for {domain}; {SOFTBANK_NOTE}",
@@ -248,18 +282,45 @@ def check_mx(res, domain: str) -> CheckResult:
             "mx", "fail", f"{domain} publishes a null MX (RFC 7505): it accepts no mail, so bounces are lost",
             f"replace the null MX by a real one if {domain} is used as envelope sender; {SOFTBANK_NOTE}", data,
         )
-    dead = []
+    dead, unknown, aliases = [], [], []
     for _pref, host in mxs:
-        if not (lookup(res, host, "A").ok or lookup(res, host, "AAAA").ok):
+        if len(unknown) >= MAX_FAILED_LOOKUPS:
+            # the servers are not answering: asking for every host costs doctor.timeout each
+            unknown.append(f"{host}: not asked after {MAX_FAILED_LOOKUPS} failed lookups")
+            continue
+        a = lookup(res, host, "A")
+        aaaa = a if a.ok or a.status == "error" else lookup(res, host, "AAAA")
+        if a.ok or aaaa.ok:
+            alias = (a if a.ok else aaaa).alias_of
+            if alias:
+                aliases.append(f"{host} is an alias (CNAME) of {alias}")
+            continue
+        errors = [x.error for x in (a, aaaa) if x.status == "error"]
+        if errors:
+            unknown.append(f"{host}: {errors[0]}")
+        else:
             dead.append(host)
     listing = ", ".join(f"{p} {h}" for p, h in mxs)
+    if unknown and len(dead) + len(unknown) == len(mxs):
+        # no host known to work, and a lookup failed: a broken resolver is no verdict on the domain
+        data["unknown"] = unknown
+        return CheckResult("mx", "warn", f"MX {listing}: could not look up the address of "
+                           f"{'; '.join(unknown)}" + (f"; {', '.join(dead)} has no address" if dead else ""),
+                           "check the resolver and the MX hosts' name servers, then run again", data)
     if len(dead) == len(mxs):
         return CheckResult("mx", "fail", f"MX {listing}: no MX host has an address",
                            f"give {', '.join(dead)} A/AAAA records (an MX must name a host, not a CNAME or IP); "
                            f"{SOFTBANK_NOTE}", data)
-    if dead:
-        return CheckResult("mx", "warn", f"MX {listing}: {', '.join(dead)} has no address",
-                           "fix or remove MX hosts that do not resolve", data)
+    if dead or unknown or aliases:
+        found = ([f"{', '.join(dead)} has no address"] if dead else []) + \
+            ([f"could not look up {'; '.join(unknown)}"] if unknown else []) + aliases
+        fixes = (["fix or remove MX hosts that do not resolve"] if dead else []) + \
+            (["check the resolver and the MX hosts' name servers, then run again"] if unknown else []) + \
+            (["point the MX at the host name itself, not at an alias (RFC 2181 10.3, RFC 5321 5.1: an MX "
+              "must not name a CNAME; some MTAs refuse or mis-route the mail)"] if aliases else [])
+        if aliases:
+            data["aliases"] = aliases
+        return CheckResult("mx", "warn", f"MX {listing}: {'; '.join(found)}", "; ".join(fixes), data)
     return CheckResult("mx", "pass", f"MX {listing}", data=data)
 
 
@@ -294,7 +355,10 @@ def check_dmarc(res, domain: str) -> CheckResult:
                                "check the resolver, then run again")
         recs = [t for t in ans.texts() if t.strip().lower().startswith("v=dmarc1")]
         if recs:
-            return _judge_dmarc(domain, at, recs)
+            result = _judge_dmarc(domain, at, recs)
+            if result.status == "pass":
+                result = _check_report_authorisation(res, at, result)
+            return result
     return CheckResult(
         "dmarc", "fail", f"no DMARC record at _dmarc.{domain}",
         f'publish TXT at _dmarc.{domain}: "v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}" '
@@ -313,11 +377,15 @@ def _judge_dmarc(domain: str, at: str, recs: list[str]) -> CheckResult:
         tags = parse_tags(record)
         if tags.get("v") != "DMARC1" or next(iter(tags)) != "v":
             raise ValueError("must start with v=DMARC1")
-        policy = tags.get("sp", tags.get("p")) if at != domain else tags.get("p")
-        if policy is None:
+        if tags.get("p") is None:
             raise ValueError("the p= tag (policy) is missing")
-        if policy.lower() not in ("none", "quarantine", "reject"):
-            raise ValueError(f"policy {policy!r} is not none, quarantine or reject")
+        # an invalid p= or sp= voids the record's policy for every receiver (RFC 7489 6.6.3: act
+        # as p=none at best), whichever of the two applies to this domain
+        for tag in ("p", "sp"):
+            if tag in tags and tags[tag].lower() not in ("none", "quarantine", "reject"):
+                raise ValueError(f"{tag}={tags[tag]!r} is not none, quarantine or reject "
+                                 "(receivers then apply p=none at best)")
+        policy = tags.get("sp", tags["p"]) if at != domain else tags["p"]
         if "pct" in tags and not (tags["pct"].isdigit() and 0 <= int(tags["pct"]) <= 100):
             raise ValueError(f"pct={tags['pct']!r} is not 0-100")
         for uri in filter(None, (u.strip() for u in tags.get("rua", "").split(","))):
@@ -333,6 +401,51 @@ def _judge_dmarc(domain: str, at: str, recs: list[str]) -> CheckResult:
                            f"add rua=mailto:dmarc-reports@{at} to see who sends as your domain", data)
     note = " (monitoring only)" if policy.lower() == "none" else ""
     return CheckResult("dmarc", "pass", detail + note, data=data)
+
+
+# second-level labels under which unrelated organisations register (example.co.jp, example.com.au)
+_SHARED_SECOND_LEVEL = {"co", "ne", "or", "ac", "ad", "ed", "go", "gr", "lg", "com", "net", "org", "gov", "edu"}
+
+
+def _same_organisation(a: str, b: str) -> bool:
+    """A cautious stand-in for the public-suffix test (no list here): one name under the other, or
+    the same last three labels, or the same last two unless the second is a shared one (co.jp)."""
+    if a == b or a.endswith("." + b) or b.endswith("." + a):
+        return True
+    la, lb = a.split("."), b.split(".")
+    if len(la) >= 3 and la[-3:] == lb[-3:]:
+        return True
+    return len(la) >= 2 and la[-2:] == lb[-2:] and la[-2] not in _SHARED_SECOND_LEVEL
+
+
+def _check_report_authorisation(res, at: str, result: CheckResult) -> CheckResult:
+    """RFC 7489 7.1: a receiver sends aggregate reports to a mailbox of another organisation only if
+    that organisation publishes `<at>._report._dmarc.<its domain>` (v=DMARC1); without it, rua= to a
+    reporting service is silently ignored."""
+    record = result.data["record"]
+    uris = [u.strip() for u in parse_tags(record).get("rua", "").split(",") if u.strip()]
+    missing, unknown = [], []
+    for uri in uris:
+        target = uri.split(":", 1)[1].split("!", 1)[0].rsplit("@", 1)[-1].strip().rstrip(".").lower()
+        if not target or _same_organisation(target, at):
+            continue
+        name = f"{at}._report._dmarc.{target}"
+        ans = lookup(res, name, "TXT")
+        if ans.status == "error":
+            unknown.append(f"{name}: {ans.error}")
+        elif not any(t.strip().lower().startswith("v=dmarc1") for t in ans.texts()):
+            missing.append(name)
+    data = {**result.data, "rua_unauthorised": missing}
+    if missing:
+        return CheckResult(
+            "dmarc", "warn", result.detail + f"; rua= names another organisation that does not accept "
+            f"reports for {at} (no v=DMARC1 at {', '.join(missing)}): receivers send it no reports",
+            f"ask the report receiver to publish TXT \"v=DMARC1\" at {missing[0]} (RFC 7489 7.1), or "
+            f"send the reports to a mailbox under {at}", data)
+    if unknown:
+        return CheckResult("dmarc", "warn", result.detail + f"; could not check the report address's "
+                           f"authorisation ({'; '.join(unknown)})", "check the resolver, then run again", data)
+    return result
 
 
 def check_dkim(res, domain: str, selector: str | None) -> CheckResult:
@@ -369,6 +482,28 @@ def check_dkim(res, domain: str, selector: str | None) -> CheckResult:
         return CheckResult("dkim", "fail", f"{name}: {record[:80]!r} does not parse: {exc}",
                            "re-publish the TXT record your DKIM tool generated, in one piece", {"record": record})
     data = {"selector": selector, "key_type": key_type}
+    verdict = _judge_key(name, key_type, key, data)
+    if verdict.status == "fail":
+        return verdict
+    # tags that make a sound key useless to verifiers (RFC 6376 3.6.1, RFC 8301)
+    hashes = [h.strip().lower() for h in tags.get("h", "sha256").split(":") if h.strip()]
+    services = [x.strip().lower() for x in tags.get("s", "*").split(":") if x.strip()]
+    flags = [f.strip().lower() for f in tags.get("t", "").split(":") if f.strip()]
+    if "sha256" not in hashes:
+        return CheckResult("dkim", "fail", f"{name}: h={tags['h']} allows no sha256 signatures (RFC 8301: "
+                           "verifiers must not accept sha1), so no signature verifies",
+                           "drop the h= tag (or make it h=sha256) and sign with rsa-sha256", {**data, "h": hashes})
+    if "*" not in services and "email" not in services:
+        return CheckResult("dkim", "fail", f"{name}: s={tags['s']} does not allow the key for email",
+                           "drop the s= tag (or make it s=email)", {**data, "s": services})
+    if "y" in flags:
+        return CheckResult("dkim", "warn", verdict.detail + "; t=y: testing mode, receivers may treat signed "
+                           "mail as unsigned", "remove t=y once signing works (check a received message's "
+                           "Authentication-Results: dkim=pass)", {**data, "t": flags})
+    return verdict
+
+
+def _judge_key(name: str, key_type: str, key: bytes, data: dict) -> CheckResult:
     if key_type == "rsa":
         bits = rsa_key_bits(key)
         data["bits"] = bits
@@ -427,6 +562,7 @@ def rsa_key_bits(der: bytes) -> int | None:
 
 # ------------------------------------------------------------------ block lists
 RFC5782_IP_TEST = ("127.0.0.2", "127.0.0.1")  # must be listed, must not be listed (RFC 5782 5)
+RFC5782_IP6_TEST = ("::ffff:127.0.0.2", "::ffff:127.0.0.1")  # the same for lists of IPv6 addresses
 RFC5782_DOMAIN_TEST = ("test", "invalid")
 
 
@@ -472,6 +608,11 @@ def _list_health(res, zone: str, check: str, positive: str, negative: str) -> Ch
                            f"{zone} may be defunct or hijacked and answering everything: remove it from the list", data)
     neg = lookup(res, negative, "A")
     data["negative_entry"] = negative
+    if neg.status == "error":
+        # without this answer a list that lists everything cannot be told from a real listing
+        return CheckResult(check, "warn", f"could not query {zone}: its never-listed entry {negative} "
+                           f"did not answer ({neg.error}), so neither 'listed' nor 'not listed' can be trusted",
+                           f"check that {zone} is still a live list and that the resolver can reach it", data)
     if neg.ok:
         return CheckResult(
             check, "warn",
@@ -520,8 +661,13 @@ def check_dnsbl(res, ip: str, zone: str, test_entry: str | None = None) -> Check
     """`ip` on the IP list `zone`, trusted only after the list answers its test entries
     (`test_entry`: an IP, default RFC 5782's 127.0.0.2; 127.0.0.1 must not be listed)."""
     zone = zone.strip().rstrip(".")
-    positive = dnsbl_query_name(test_entry or RFC5782_IP_TEST[0], zone)
-    negative = dnsbl_query_name(RFC5782_IP_TEST[1], zone)
+    if ipaddress.ip_address(ip).version == 6:
+        # a list answers IPv6 questions only if it carries the IPv6 test entry (RFC 5782 5): an
+        # IPv4-only list (most of them) answers NXDOMAIN for every IPv6 address, which means nothing
+        positive, negative = (dnsbl_query_name(t, zone) for t in RFC5782_IP6_TEST)
+    else:
+        positive = dnsbl_query_name(test_entry or RFC5782_IP_TEST[0], zone)
+        negative = dnsbl_query_name(RFC5782_IP_TEST[1], zone)
     return _check_listing(res, dnsbl_query_name(ip, zone), zone, ip, f"dnsbl:{zone}", (positive, negative))
 
 
@@ -573,6 +719,7 @@ def check_setup(
     if isinstance(probe_budget, bool) or not isinstance(probe_budget, (int, float)) or not 0 < probe_budget <= 30:
         raise ConfigError(f"doctor.probe_timeout must be a number of seconds from 0.1 to 30 (got {probe_budget!r})")
     probe(res, domain, float(probe_budget), system=not settings.resolver)
+    set_run_budget(res, RUN_BUDGET_TIMEOUTS * float(timeout))
 
     ip_result = check_ip(ip)
     ip_usable = ip_result.status != "fail"

@@ -17,8 +17,9 @@ import re
 import stat
 from email import policy
 from email.parser import BytesParser
-from email.utils import getaddresses
+from email.utils import getaddresses, parsedate_tz
 
+from ..classify.carriers import size_limits
 from ..core.config import DoctorSettings
 from ..core.errors import InputError
 from ..core.jptext import CP932_LOOKALIKES, encodable, is_halfwidth_kana, suggestion
@@ -29,15 +30,11 @@ from .results import CheckResult
 from .spamassassin import check_spamassassin
 
 MB = 1_000_000  # decimal: the conservative reading of the carriers' "MB"
-# Largest message (raw bytes, after base64) each carrier takes; see docs/doctor.md.
-# ymobile shares SoftBank's servers and rakuten publishes no figure: both get the strictest limit.
-SIZE_LIMITS = {
-    "docomo": (10 * MB, "docomo: 10 MB"),
-    "au": (3 * MB, "au: 3 MB per message"),
-    "softbank": (1 * MB, "SoftBank: 1 MB per message"),
-    "ymobile": (1 * MB, "no published limit; SoftBank group servers, so SoftBank's 1 MB"),
-    "rakuten": (1 * MB, "no published limit; checked against the strictest known (1 MB)"),
-}
+# Largest message (raw bytes, after base64) each carrier takes, and where the figure comes from:
+# the carrier table (pipeline/classify/data/carriers.toml), which the sender checks campaigns
+# against too; see docs/doctor.md. ymobile shares SoftBank's servers and rakuten publishes no
+# figure: both get the strictest limit.
+SIZE_LIMITS = size_limits()
 CARRIERS = tuple(SIZE_LIMITS)
 MAX_RECIPIENTS = 100  # au and SoftBank per message, docomo per session
 MAX_LINE = 998  # RFC 5322 2.1.1: 998 octets + CRLF = 1000; docomo answers `500 Line Too Long`
@@ -83,7 +80,15 @@ def read_message(path_or_bytes) -> tuple[bytes, str]:
         raise InputError(f"{name} is a binary file (it contains NUL bytes), not a message: give the .eml "
                          "file (RFC 5322 text: headers, blank line, body)")
     if not re.match(rb"[!-9;-~]+:", raw):
-        raise InputError(f"{name} does not start with a header line (Name: value): is it an .eml file?")
+        if raw.startswith(b"\xef\xbb\xbf"):
+            why = ("it starts with a UTF-8 byte order mark (written by a Windows editor), which no MTA "
+                   "sends: save it without BOM")
+        elif raw.startswith(b"From "):
+            why = ("it starts with an mbox separator line ('From sender date'): it is a mailbox, not one "
+                   "message; save the message as .eml, or remove that first line")
+        else:
+            why = "is it an .eml file?"
+        raise InputError(f"{name} does not start with a header line (Name: value): {why}")
     return raw, name
 
 
@@ -112,6 +117,7 @@ def check_message(path_or_bytes, settings: DoctorSettings | None = None, *, carr
         results.append(check_recipients(msg))
         if advertising:
             results.extend(check_display_duties(text))
+            results.append(check_list_unsubscribe(msg))
     except RecursionError:  # Python's email package walks MIME trees recursively
         raise InputError(f"{name} nests MIME parts hundreds of levels deep: no mail client shows "
                          "such a message; rebuild it with the composer") from None
@@ -125,6 +131,18 @@ def check_message(path_or_bytes, settings: DoctorSettings | None = None, *, carr
 
 
 # ------------------------------------------------------------------ headers and raw form
+# RFC 5322 3.6: at most one of each (Resent-* blocks aside)
+SINGLE_HEADERS = ("From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID", "MIME-Version")
+_MSG_ID = re.compile(r"^\s*<[^<>@\s]+@[^<>@\s]+>\s*$")
+
+
+def _from_addresses(msg) -> list[str]:
+    try:
+        return [a.addr_spec for a in msg["From"].addresses if "@" in a.addr_spec]
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return []
+
+
 def check_headers(msg) -> CheckResult:
     missing = [h for h in REQUIRED_HEADERS if msg.get(h) is None]
     no_mime = msg.get("MIME-Version") is None
@@ -134,10 +152,79 @@ def check_headers(msg) -> CheckResult:
             "add them in the composer (Python: email.utils.formatdate(localtime=True), make_msgid()); "
             "SoftBank requires From and Message-ID, and receivers score mail without Date as spam",
         )
+    repeated = [h for h in SINGLE_HEADERS if len(msg.get_all(h) or []) > 1]
+    if repeated:
+        return CheckResult(
+            "headers", "fail", f"{', '.join(repeated)} appear{'s' if len(repeated) == 1 else ''} more than once "
+            "(RFC 5322 3.6 allows one)",
+            "write each of them once: receivers such as Gmail refuse mail that is not RFC 5322 compliant "
+            "(550 5.7.1), and with two From headers DMARC cannot tell whose mail it is",
+            {"repeated": repeated})
+    if not _from_addresses(msg):
+        return CheckResult(
+            "headers", "fail", f"From {str(msg.get('From'))!r} holds no address (local@domain)",
+            "write the sender's address in From, e.g. From: 株式会社エグザンプル <news@example.jp>: receivers "
+            "(DMARC, the carriers' なりすまし filters) take the sending domain from it")
+    bad = []
+    date = str(msg.get("Date"))
+    try:
+        date_ok = parsedate_tz(date) is not None
+    except (TypeError, ValueError, IndexError):
+        date_ok = False
+    if not date_ok:
+        bad.append(f"Date {date!r} is not an RFC 5322 date")
+    msg_id = str(msg.get("Message-ID"))
+    if not _MSG_ID.match(msg_id):
+        bad.append(f"Message-ID {msg_id!r} is not <unique@domain>")
+    if bad:
+        return CheckResult(
+            "headers", "warn", "; ".join(bad) + (" (and no MIME-Version)" if no_mime else ""),
+            "let the composer write them (Python: email.utils.formatdate(localtime=True), make_msgid(domain=...)): "
+            "spam filters score malformed Date and Message-ID headers (SpamAssassin INVALID_DATE, INVALID_MSGID)",
+            {"malformed": bad})
     if no_mime:
         return CheckResult("headers", "warn", "missing MIME-Version",
                            "add `MIME-Version: 1.0` (needed for charset and encoding headers to count)")
     return CheckResult("headers", "pass", "From, Date, Message-ID and MIME-Version present")
+
+
+_UNSUBSCRIBE_URI = re.compile(r"<\s*([^<>\s]+)\s*>")
+
+
+def check_list_unsubscribe(msg) -> CheckResult:
+    """Advertising mail: a List-Unsubscribe header with an https URI and one-click unsubscribe
+    (RFC 2369, RFC 8058), which Gmail and Yahoo require of bulk senders since February 2024.
+    Not the law's opt-out (the reader must see that in the text: law-optout)."""
+    header = re.sub(r"\s+", " ", str(msg.get("List-Unsubscribe", "") or "")).strip()
+    post = re.sub(r"\s+", "", str(msg.get("List-Unsubscribe-Post", "") or ""))
+    uris = _UNSUBSCRIBE_URI.findall(header)
+    https = [u for u in uris if u.lower().startswith("https://")]
+    mailto = [u for u in uris if u.lower().startswith("mailto:")]
+    data = {"list_unsubscribe": header, "list_unsubscribe_post": post, "uris": uris}
+    example = ("List-Unsubscribe: <https://example.jp/unsubscribe?u=TOKEN>, <mailto:unsubscribe@example.jp>\n"
+               "List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+    if not header:
+        return CheckResult(
+            "list-unsubscribe", "warn", "no List-Unsubscribe header (bulk advertising mail)",
+            "Gmail and Yahoo require one-click unsubscribe (RFC 8058) from bulk senders; add "
+            f"the two headers, with a per-recipient URL: {example}", data)
+    if not uris:
+        return CheckResult(
+            "list-unsubscribe", "warn", f"List-Unsubscribe {header!r} holds no <URI> (RFC 2369: each in angle brackets)",
+            f"write each URI in angle brackets: {example}", data)
+    if not https:
+        return CheckResult(
+            "list-unsubscribe", "warn", f"List-Unsubscribe has no https URI ({', '.join(uris)}): "
+            "one-click unsubscribe needs one" + ("" if mailto else "; its URIs are neither https: nor mailto:"),
+            f"add an https URL that unsubscribes on a POST, and the List-Unsubscribe-Post header: {example}", data)
+    if post.lower() != "list-unsubscribe=one-click":
+        return CheckResult(
+            "list-unsubscribe", "warn",
+            "List-Unsubscribe has an https URI but no `List-Unsubscribe-Post: List-Unsubscribe=One-Click`"
+            + (f" (found {post!r})" if post else ""),
+            "add `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058) and make the URL "
+            "unsubscribe on a POST without further steps: Gmail and Yahoo require it of bulk senders", data)
+    return CheckResult("list-unsubscribe", "pass", f"one-click unsubscribe: {https[0]}", data=data)
 
 
 def _header_block(raw: bytes) -> bytes:
@@ -211,11 +298,7 @@ def check_recipients(msg) -> CheckResult:
 # ------------------------------------------------------------------ text the phones must show
 def _texts(msg, text) -> list[tuple[str, str, bool, list[str]]]:
     """[(where, text, declared ISO-2022-JP, extension chars)] for Subject, From and text parts."""
-    texts = []
-    for header in ("Subject", "From"):
-        value = msg.get(header)
-        if value is not None:
-            texts.append((header, str(value), False, []))
+    texts = list(text.headers)
     for part in text.parts:
         texts.append((part.where, part.raw_text, part.declared_jis, part.extensions))
     return texts
@@ -241,7 +324,9 @@ def check_japanese_text(texts) -> list[CheckResult]:
                 lookalikes.setdefault(ch, set()).add(where)
             elif ch in "\r\n\t" or ch == "\ufffd" or encodable(ch):
                 continue
-            elif not declared_jis:
+            elif not declared_jis or is_halfwidth_kana(ch):
+                # half-width kana in ISO-2022-JP (ESC ( I, SO/SI) are outside RFC 1468: lenient
+                # decoders read them, strict ones and some phones do not
                 unencodable.setdefault(ch, set()).add(where)
     results = []
 
@@ -249,11 +334,12 @@ def check_japanese_text(texts) -> list[CheckResult]:
         chars = sorted(in_jis_part)
         results.append(CheckResult(
             "iso-2022-jp", "fail",
-            "parts labelled ISO-2022-JP carry characters outside it (CP50220 extensions): "
-            + "; ".join(describe(c) for c in chars),
+            "text labelled ISO-2022-JP carries characters outside it (CP50220 extensions): "
+            + "; ".join(f"{describe(c)} (in {', '.join(sorted(in_jis_part[c]))})" for c in chars),
             "replace them as shown, or send those messages as UTF-8: strict decoders and older "
             "phones show these as garbage or drop them",
-            {"chars": [_char_data(c, in_jis_part[c]) for c in chars]},
+            {"chars": [_char_data(c, in_jis_part[c]) for c in chars],
+             "also": [_char_data(c, unencodable[c]) for c in sorted(unencodable)]},
         ))
     elif unencodable:
         chars = sorted(unencodable)

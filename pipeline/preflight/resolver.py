@@ -37,6 +37,7 @@ class Answer:
     status: str
     records: list = field(default_factory=list)
     error: str = ""
+    alias_of: str = ""  # the name the records belong to when `name` is a CNAME (alias) for it
 
     @property
     def ok(self) -> bool:
@@ -101,12 +102,20 @@ def probe(res: dns.resolver.Resolver, name: str, budget: float, system: bool = F
     """Ask the resolver for `name` SOA once, within `budget` seconds (resent each second while
     time remains, across the servers in turn, against packet loss). Returns the answer's rcode
     text (NOERROR or NXDOMAIN: the resolver works). Raises ResolverUnusable when nothing answers
-    in time, when the resolver REFUSES us, or when it answers SERVFAIL for the root as well.
+    in time, when the resolver REFUSES us, or when it answers SERVFAIL for the root as well. When
+    the domain's SOA gets no reply but the root does, the resolver works (the domain's servers are
+    silent): the checks run and report what they cannot look up.
     """
     where = server_label(res) + (" (the system resolver, /etc/resolv.conf)" if system else "")
     how_to_fix = ("check that it runs and that UDP port {port} reaches it, or name a working one "
                   "with --resolver IP / doctor.resolver (e.g. 127.0.0.1 for a local unbound)").format(port=res.port)
     rcode, sent, problems = _ask(res, name, "SOA", budget)
+    if rcode is None and not problems:
+        # Silence may be the domain's own name servers: a recursive resolver waits for them longer
+        # than our budget before it answers SERVFAIL. The root depends on the resolver alone.
+        root, _sent, _problems = _ask(res, ".", "NS", max(1.0, budget / 2))
+        if root == dns.rcode.NOERROR:
+            return "no reply (the resolver answers for the root: the domain's name servers are slow or down)"
     if rcode is None:
         why = f"; {problems[-1]}" if problems else ""
         raise ResolverUnusable(
@@ -150,24 +159,46 @@ def _ask(res, name: str, rdtype: str, budget: float) -> tuple[int | None, int, l
     return None, sent, problems
 
 
+# A whole `doctor setup` run may spend at most this many per-query timeouts waiting: a server
+# that is silent for many names (10 MX hosts, 10 includes, the lists) cost minutes, one
+# doctor.timeout each. Answers take milliseconds, so only silence uses the budget up.
+RUN_BUDGET_TIMEOUTS = 10
+
+
+def set_run_budget(res: dns.resolver.Resolver, seconds: float) -> None:
+    """From now on, lookups through `res` share `seconds`: once spent, they are not asked and
+    return an error (each check then says WARN 'could not look up'), never a verdict."""
+    res.mailhygiene_deadline = (time.monotonic() + seconds, seconds)
+
+
 def lookup(res: dns.resolver.Resolver, name: str, rdtype: str) -> Answer:
     """One query; never raises for DNS trouble, so each check can say what went wrong."""
     try:
         qname = dns.name.from_text(name)
     except (dns.exception.DNSException, ValueError) as exc:
         return Answer("error", error=f"invalid DNS name {name!r}: {exc}")
+    lifetime = res.lifetime
+    deadline = getattr(res, "mailhygiene_deadline", None)
+    if deadline is not None:
+        remaining = deadline[0] - time.monotonic()
+        if remaining <= 0.01:
+            return Answer("error", error=f"{name} {rdtype} not asked: this run's DNS time "
+                                         f"({deadline[1]:g}s) was spent waiting for servers that did not answer")
+        lifetime = min(lifetime, remaining)
     try:
-        ans = res.resolve(qname, rdtype, search=False, raise_on_no_answer=False)
+        ans = res.resolve(qname, rdtype, search=False, raise_on_no_answer=False, lifetime=lifetime)
     except dns.resolver.NXDOMAIN:
         return Answer("nxdomain")
     except dns.resolver.NoNameservers as exc:
         return Answer("error", error=f"no server answered {name} {rdtype} (SERVFAIL/REFUSED): {_first_line(exc)}")
     except dns.exception.Timeout:
-        return Answer("error", error=f"timed out asking for {name} {rdtype} after {res.lifetime:g}s")
+        return Answer("error", error=f"timed out asking for {name} {rdtype} after {round(lifetime, 1):g}s")
     except dns.exception.DNSException as exc:
         return Answer("error", error=f"{name} {rdtype}: {_first_line(exc)}")
     records = list(ans.rrset) if ans.rrset is not None else []
-    return Answer("ok", records) if records else Answer("nodata")
+    canonical = ans.canonical_name
+    alias_of = canonical.to_text(omit_final_dot=True) if canonical != qname else ""
+    return Answer("ok", records, alias_of=alias_of) if records else Answer("nodata", alias_of=alias_of)
 
 
 def _first_line(exc: Exception) -> str:

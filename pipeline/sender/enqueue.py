@@ -175,6 +175,37 @@ def check_message(cfg, subject: str, body: str) -> None:
         raise InputError(problem)
 
 
+# Bytes the relays on the way add to a message (Received:, DKIM-Signature:, Authentication-Results:
+# ...): a message this far under a carrier's limit when it leaves us can still arrive over it.
+RELAY_HEADROOM = 4_000
+
+
+def check_sizes(templates: dict[str, MessageTemplate], rows) -> None:
+    """Refuse a campaign whose message is larger than a carrier of its recipients takes (the
+    carrier table's max_message_bytes: SoftBank 1 MB, au 3 MB ...): every message to that carrier
+    would be refused (552, mesg_too_big), by some carriers only after the whole message was sent,
+    and the send would waste the carrier's window. Measured on the bytes the daemon sends to the
+    carrier's longest address, in that carrier's charset, plus RELAY_HEADROOM."""
+    from ..classify.carriers import size_limits
+
+    limits = size_limits()
+    counts = Counter(c for _, _, c in rows)
+    over = []
+    for carrier, template in templates.items():
+        if carrier not in limits:
+            continue
+        longest = max((a for a, _, c in rows if c == carrier), key=len)
+        size = len(template.render(longest).data) + RELAY_HEADROOM
+        limit, note = limits[carrier]
+        if size > limit:
+            over.append(f"{carrier}: {size:,} bytes with the relays' headers ({template.charset}), over its "
+                        f"{limit:,} ({note}), {counts[carrier]} recipient(s)")
+    if over:
+        raise InputError("the message is too large for " + "; ".join(over) + ": every such message would be "
+                         "refused (552). Shorten the text, or link to large content instead of including it; "
+                         "nothing was queued")
+
+
 def templates_for(cfg, carriers, subject: str, body: str) -> dict[str, MessageTemplate]:
     s = cfg.sender
     return {
@@ -204,6 +235,7 @@ def enqueue(cfg, *, subject: str, body: str, addresses: list[str], name: str | N
     skipped = [(a, domain_of(a), carrier_for(domain_of(a)), "suppressed") for a in screened.suppressed]
     carriers = sorted({c for _, _, c in rows})
     templates = templates_for(cfg, carriers, subject, body)  # refuses a message we could not send
+    check_sizes(templates, rows)
     s = cfg.sender
     q = queue or Queue.for_config(cfg, durable=True)
     job_id, created = q.add_job(subject=subject, body=body, from_address=s.from_address,

@@ -19,9 +19,10 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..store.records import EVENT_SCHEMA, domain_of, event_id_for
+from ..core.vocabulary import SENDER_MTA
+from ..store.records import EVENT_SCHEMA, bare_message_id, domain_of, event_id_for
 
-MTA = "mailhygiene"
+MTA = SENDER_MTA
 _DSN = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 
 
@@ -39,7 +40,7 @@ def attempt_event(*, ts: float, host: str, job_id: int, row_id: int, attempt: in
     diagnostic = f"{reply_code} {reply}".strip() if reply_code is not None else reply
     return {
         "event_id": event_id_for(f"{MTA} attempt {queue_file} {job_id} {row_id} {attempt}", recipient),
-        "ts": ts, "mta": MTA, "host": host, "queue_id": f"{job_id}.{row_id}", "message_id": message_id,
+        "ts": ts, "mta": MTA, "host": host, "queue_id": f"{job_id}.{row_id}", "message_id": bare_message_id(message_id),
         "sender": sender, "recipient": recipient, "recipient_domain": domain_of(recipient), "carrier": carrier,
         "relay": relay, "status": status, "dsn": dsn_in(reply), "reply_code": reply_code,
         "smtp_phase": smtp_phase, "diagnostic": diagnostic[:2000] if diagnostic else None, "reason": reason,
@@ -54,7 +55,7 @@ def bounce_event(*, ts: float, host: str, bounce_id: str, position: int, message
     """One event row for one recipient named in a bounce mail."""
     return {
         "event_id": event_id_for(f"{MTA} bounce {bounce_id} {position}", recipient),
-        "ts": ts, "mta": MTA, "host": host, "queue_id": None, "message_id": message_id, "sender": sender,
+        "ts": ts, "mta": MTA, "host": host, "queue_id": None, "message_id": bare_message_id(message_id), "sender": sender,
         "recipient": recipient, "recipient_domain": domain_of(recipient), "carrier": carrier, "relay": relay,
         "status": status, "dsn": dsn, "reply_code": reply_code, "smtp_phase": smtp_phase,
         "diagnostic": diagnostic[:2000] if diagnostic else None, "reason": reason, "scope": scope, "hard": hard,

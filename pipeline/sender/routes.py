@@ -24,6 +24,23 @@ from ..core.errors import ConfigError
 CARRIER_GROUPS = {"ymobile": "softbank"}
 
 
+def shared_windows(routes: dict[str, str]) -> dict[str, str]:
+    """member carrier -> its group, for the members whose mail reaches the group's servers: no
+    carrier route of its own (its MX is the group's, or it uses the group's 特定接続 relay), or a
+    route to the same relay as the group's. Their sends count in the group's throttle window
+    (throttle.Throttle). A member routed to a relay of its own has a window of its own."""
+    named = {k.strip().lower(): v for k, v in (routes or {}).items()}
+
+    def relay(name):
+        if name not in named:
+            return None
+        r = parse_relay(named[name], where=f"sender.routes.{name}")
+        return r.host.lower(), r.port
+
+    return {member: group for member, group in CARRIER_GROUPS.items()
+            if member not in named or relay(member) == relay(group)}
+
+
 @dataclass(frozen=True, order=True)
 class Relay:
     host: str

@@ -20,6 +20,13 @@ time of day) and the values that outlive the process: the attempt log and the sa
 state are wall times, converted at `restore` and `on_state`. Without `monotonic`, `clock` is
 used for both (tests with one fake clock).
 
+Shared servers: a carrier whose mail goes to another carrier's servers (Y!mobile's MX is
+SoftBank's ymx1.softbank.ne.jp, and Y!mobile uses SoftBank's 特定接続 relay when it has no route of
+its own: routes.shared_windows) is a *member* of that carrier's window. A member's send must fit
+its own window and the group's, and occupies both; a pause or rate reduction after its reply
+applies to the group's servers too. So those servers never see more than the group carrier's
+`count` in any `interval`, whichever of the carriers the mail is for.
+
 After a rate-limit reply (421, "too many", ...) the carrier's count is multiplied by
 `reduce_factor` (down to one send per window at least), then grows back linearly to the full
 count over `recovery` seconds. With `pacing`, sends of a carrier start at least interval/count
@@ -76,8 +83,11 @@ class Throttle:
         reduce_factor: float = 0.5,
         recovery: float = 600.0,
         on_state: Callable[[str, float, float, float], None] | None = None,
+        shared: dict[str, str] | None = None,
     ):
         self.rates = dict(rates)
+        # member carrier -> the carrier whose servers (and window) it shares
+        self.shared = {m: g for m, g in (shared or {}).items() if m != g}
         self.default = default
         self.quiet_minutes = float(quiet_minutes or 0)
         self.quiet_carriers = set(quiet_carriers or [])
@@ -113,6 +123,8 @@ class Throttle:
     @classmethod
     def from_config(cls, sender, tz: ZoneInfo | None = None, clock=time.time, on_state=None,
                     monotonic=None) -> "Throttle":
+        from .routes import shared_windows
+
         get = sender.get if isinstance(sender, dict) else (lambda k, d=None: getattr(sender, k, d))
         rates = {c: Rate.parse(v, f"sender.rates.{c}") for c, v in (get("rates", {}) or {}).items()}
         return cls(
@@ -127,10 +139,16 @@ class Throttle:
             reduce_factor=float(get("rate_limit_factor", 0.5)),
             recovery=float(get("rate_recovery", 600.0)),
             on_state=on_state,
+            shared=shared_windows(get("routes", {}) or {}),
         )
 
     def rate_for(self, carrier: str) -> Rate:
         return self.rates.get(carrier, self.default)
+
+    def _windows(self, carrier: str) -> tuple[str, ...]:
+        """The windows a send of `carrier` occupies: its own, and its group's when it shares it."""
+        group = self.shared.get(carrier)
+        return (carrier,) if group is None else (carrier, group)
 
     # ------------------------------------------------------------------ restart
     def restore(self, attempts, states: dict[str, tuple[float, float, float]]) -> None:
@@ -139,8 +157,9 @@ class Throttle:
         with self._lock:
             offset = self._offset()
             for carrier, started, ended in sorted(attempts, key=lambda a: a[2]):
-                self._ended.setdefault(carrier, deque()).append(float(ended) - offset)
-                self._last_start[carrier] = max(self._last_start.get(carrier, float("-inf")),
+                for key in self._windows(carrier):
+                    self._ended.setdefault(key, deque()).append(float(ended) - offset)
+                    self._last_start[key] = max(self._last_start.get(key, float("-inf")),
                                                 float(started) - offset)
             for carrier, (paused_until, factor, factor_at) in states.items():
                 self._paused_until[carrier] = float(paused_until) - offset
@@ -212,8 +231,20 @@ class Throttle:
             return self._wait_locked(carrier, self.clock() if now is None else now, self._mono(now))
 
     def _wait_locked(self, carrier: str, wall: float, now: float) -> float | None:
-        """`wall` for the quiet minutes, `now` (monotonic) for everything else."""
-        waits = [self._paused_until.get(carrier, float("-inf")) - now, self.in_quiet_period(carrier, wall)]
+        """`wall` for the quiet minutes, `now` (monotonic) for everything else: the longest wait
+        of the carrier's quiet minutes and of each window it occupies (None: a release first)."""
+        waits = [self.in_quiet_period(carrier, wall)]
+        for key in self._windows(carrier):
+            w = self._window_wait(key, now)
+            if w is None:
+                return None
+            waits.append(w)
+        w = max(waits)
+        return w if w > 0 else 0.0
+
+    def _window_wait(self, carrier: str, now: float) -> float | None:
+        """Seconds until `carrier`'s window (its pause, pacing and count) lets a send start."""
+        waits = [self._paused_until.get(carrier, float("-inf")) - now]
         rate = self.rate_for(carrier)
         count = self._count_at(carrier, now)
         if self.pacing:
@@ -225,8 +256,7 @@ class Throttle:
             if len(ended) < need:
                 return None  # only a release can free a slot
             waits.append(ended[need - 1] + rate.interval - now)
-        w = max(waits)
-        return w if w > 0 else 0.0
+        return max(waits)
 
     # ------------------------------------------------------------------ updates
     def try_acquire(self, carrier: str) -> int | None:
@@ -236,44 +266,51 @@ class Throttle:
             if self._wait_locked(carrier, self.clock(), now) != 0.0:
                 return None
             token = next(self._tokens)
-            self._running.setdefault(carrier, set()).add(token)
-            self._last_start[carrier] = now
+            for key in self._windows(carrier):
+                self._running.setdefault(key, set()).add(token)
+                self._last_start[key] = now
             return token
 
     def release(self, carrier: str, token: int) -> None:
         """The send with this token is over (whatever its result): its hold starts now."""
         with self._lock:
             now = self.monotonic()
-            running = self._running.get(carrier, set())
-            if token in running:
-                running.discard(token)
-                ended = self._ended.setdefault(carrier, deque())
-                if ended and ended[-1] > now:  # (a restored end ahead of now): keep the deque sorted
-                    ended.append(ended[-1])
-                else:
-                    ended.append(now)
+            for key in self._windows(carrier):
+                running = self._running.get(key, set())
+                if token in running:
+                    running.discard(token)
+                    ended = self._ended.setdefault(key, deque())
+                    if ended and ended[-1] > now:  # (a restored end ahead of now): keep the deque sorted
+                        ended.append(ended[-1])
+                    else:
+                        ended.append(now)
 
     def cancel(self, carrier: str, token: int) -> None:
         """The slot was taken but nothing was sent: give it back without a hold."""
         with self._lock:
-            self._running.get(carrier, set()).discard(token)
+            for key in self._windows(carrier):
+                self._running.get(key, set()).discard(token)
 
     def pause(self, carrier: str, seconds: float) -> None:
-        """Start nothing for this carrier for `seconds` (no rate reduction)."""
+        """Start nothing for this carrier (and the group whose servers it shares) for `seconds`
+        (no rate reduction)."""
         with self._lock:
             until = self.monotonic() + seconds
-            self._paused_until[carrier] = max(self._paused_until.get(carrier, float("-inf")), until)
-            self._save(carrier)
+            for key in self._windows(carrier):
+                self._paused_until[key] = max(self._paused_until.get(key, float("-inf")), until)
+                self._save(key)
 
     def rate_limited(self, carrier: str, pause_seconds: float) -> tuple[float, int]:
-        """A rate-limit reply from this carrier: pause it and reduce its count. Returns
-        (paused until as a wall time, new effective count)."""
+        """A rate-limit reply from this carrier: pause it and reduce its count (and those of the
+        group whose servers it shares: they sent the reply). Returns (paused until as a wall
+        time, new effective count of the carrier)."""
         with self._lock:
             now = self.monotonic()
-            self._paused_until[carrier] = max(self._paused_until.get(carrier, float("-inf")), now + pause_seconds)
-            new = max(self._factor_at(carrier, now) * self.reduce_factor, 1.0 / self.rate_for(carrier).count)
-            self._factor[carrier] = (min(new, 1.0), now)
-            self._save(carrier)
+            for key in self._windows(carrier):
+                self._paused_until[key] = max(self._paused_until.get(key, float("-inf")), now + pause_seconds)
+                new = max(self._factor_at(key, now) * self.reduce_factor, 1.0 / self.rate_for(key).count)
+                self._factor[key] = (min(new, 1.0), now)
+                self._save(key)
             return self._paused_until[carrier] + self._offset(), self._count_at(carrier, now)
 
     def _save(self, carrier: str) -> None:

@@ -66,6 +66,16 @@ def normalise_address(address: str | None) -> str:
     return a.lower()
 
 
+def bare_message_id(value: str | None) -> str | None:
+    """A Message-ID as the event store keeps it: without its angle brackets and surrounding
+    space (`<20261110.1@mail.example.jp>` -> `20261110.1@mail.example.jp`), None for none. The
+    one spelling of every source (Postfix cleanup's and sendmail's `msgid=`, the daemon's own
+    messages, the bounce mails' returned headers), so a message is found by its id across them."""
+    if value is None:
+        return None
+    return value.strip().strip("<>") or None
+
+
 def domain_of(address: str) -> str:
     at = address.rfind("@")
     return address[at + 1 :] if at >= 0 else ""

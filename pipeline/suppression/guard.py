@@ -5,16 +5,19 @@ Reads, on the rule's connection, the events, the rule's counted errors (table `c
 and its new entries (table `new_entries`, with the times of their errors) through
 sql/guard_bursts.sql: one pass over the events, for the attempts per carrier and quarter hour
 (the counted errors are counted from the rule's table, not from the events again); only when
-needed, sql/error_addresses.sql and sql/active_addresses.sql (the share test) and
+needed, sql/error_addresses.sql and sql/active_addresses.sql (the share test), their per-carrier
+forms sql/carrier_error_addresses.sql and sql/carrier_active_addresses.sql, and
 sql/guard_replies.sql (something was flagged: its top replies, from the counted errors).
 Writes nothing. Called by rule.run_rule with the [guard] settings. With `suppress --engine
 spark` these queries run on Spark, where the rule kept `counted_errors`; the small tables they
 read besides (new_entries, flagged_periods) are copied there and the rows come back with
 DuckDB's types (lake.engines.run_into), so the verdict is the same code on both engines.
 
-Three tests (README "The rule and the guard"):
+Four tests (README "The rule and the guard"):
 - share: more than guard.min_new new entries making more than guard.max_new_fraction of the
-  addresses active in the evaluated period (the exact count of active addresses, a full scan,
+  addresses active in the evaluated period, of the whole list or of one carrier (a carrier
+  refusing part of our addresses each day as "user unknown" stays under every rate and under
+  the whole list's share) (the exact count of active addresses, a full scan,
   is only taken when two lower bounds of it do not already settle the question: the addresses
   with counted errors in the period, sql/error_addresses.sql, then those active in the
   period's last day);
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..core.config import GuardSettings, RuleSettings
+from ..core.config import GuardSettings, RuleSettings, zone
 
 
 @dataclass
@@ -43,6 +46,8 @@ class GuardReport:
     active_at_least: int = 0
     new_fraction: float | None = None
     bursts: list[dict[str, Any]] = field(default_factory=list)
+    # carriers whose new entries are too large a share of their active addresses
+    carrier_shares: list[dict[str, Any]] = field(default_factory=list)
     since: datetime | None = None
 
 
@@ -60,10 +65,12 @@ def _query(con, engine, name: str, params: dict[str, Any], inputs: tuple[str, ..
 
 
 def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of: datetime,
-                new_count: int, first_error: datetime | None, engine=None) -> GuardReport:
+                new_count: int, first_error: datetime | None, engine=None,
+                new_by_carrier: dict[str, int] | None = None) -> GuardReport:
     """Judge the new entries in table `new_entries` of `con` (with the events view and the
     rule's table `counted_errors`); `engine`: None = DuckDB, else the engine that reads the
-    events and holds counted_errors (lake.engines.SparkEngine)."""
+    events and holds counted_errors (lake.engines.SparkEngine). `new_by_carrier`: how many of
+    the new entries each carrier ('unknown': none) has (the per-carrier share test)."""
     from .store import rows
 
     report = GuardReport()
@@ -80,13 +87,56 @@ def check_guard(con, guard: GuardSettings, rule: RuleSettings, *, tz: str, as_of
     _share_test(con, guard, report, new_count=new_count, since=since, as_of=as_of,
                 last_quarter=summary["last_quarter"], engine=engine)
     report.bursts = [r for r in found if r["kind"] != "summary"]
-    if report.bursts:
-        replies = _top_replies(con, report.bursts, tz=tz, since=since, as_of=as_of, engine=engine)
+    shares = _carrier_share_test(con, guard, report, new_by_carrier or {}, since=since, as_of=as_of, engine=engine)
+    if report.bursts or shares:
+        local_since = since.astimezone(zone(tz)).replace(tzinfo=None)
+        local_until = (as_of + timedelta(microseconds=1)).astimezone(zone(tz)).replace(tzinfo=None)
+        for row in shares:
+            row.update(kind="carrier", period_start=local_since, period_end=local_until)
+        replies = _top_replies(con, report.bursts + shares, tz=tz, since=since, as_of=as_of, engine=engine)
         for row in report.bursts:
             row["top_replies"] = replies.get((row["kind"], row["carrier"], row["period_start"]))
             report.tripped = True
             report.reasons.append(_burst_reason(row, tz, guard))
+        for row in shares:
+            row["top_replies"] = replies.get((row["kind"], row["carrier"], row["period_start"]))
+            report.tripped = True
+            report.reasons.append(
+                f"{row['new']} new entries at {row['carrier']} are {row['fraction']:.1%} of the {row['active']} "
+                f"{row['carrier']} addresses active since {since:%Y-%m-%d}: more than guard.max_new_fraction = "
+                f"{guard.max_new_fraction:.1%} of one carrier, which looks like {row['carrier']} refusing part of "
+                f"our addresses, not dead addresses; top replies: {row['top_replies']}")
+        report.carrier_shares = shares
     return report
+
+
+def _carrier_share_test(con, guard: GuardSettings, report: GuardReport, new_by_carrier: dict[str, int], *,
+                        since: datetime, as_of: datetime, engine=None) -> list[dict[str, Any]]:
+    """The share test per carrier: a carrier that refuses a part of our addresses each day with
+    "user unknown" (a block worded as dead addresses) stays under every rate of its hours and
+    days and, in a list of many carriers, under the whole list's share. The carriers with more
+    than guard.min_new new entries making more than guard.max_new_fraction of that carrier's
+    addresses active in the period; the exact count (a pass over the events) only for those a
+    lower bound (the carrier's addresses with counted errors, from the rule's table) leaves open."""
+    from .store import rows
+
+    many = {c: n for c, n in new_by_carrier.items() if n > guard.min_new}
+    if not many:
+        return []
+    params = {"since": since, "as_of": as_of, "carriers": sorted(many)}
+    bound = {r["carrier"]: r["error_addresses"] for r in rows(_query(con, engine, "carrier_error_addresses", params))}
+    open_ = sorted(c for c, n in many.items() if not bound.get(c) or n / bound[c] > guard.max_new_fraction)
+    if not open_:
+        return []
+    active = {r["carrier"]: r["active_addresses"]
+              for r in rows(_query(con, engine, "carrier_active_addresses", {**params, "carriers": open_}))}
+    found = []
+    for carrier in open_:
+        n, total = many[carrier], active.get(carrier, 0)
+        fraction = n / total if total else 1.0
+        if fraction > guard.max_new_fraction:
+            found.append({"carrier": carrier, "new": n, "active": total, "fraction": fraction})
+    return found
 
 
 def _top_replies(con, bursts, *, tz: str, since: datetime, as_of: datetime, engine=None) -> dict:
@@ -94,7 +144,8 @@ def _top_replies(con, bursts, *, tz: str, since: datetime, as_of: datetime, engi
     rule's counted errors, only when something was flagged)."""
     from .store import rows, run_block
 
-    periods = [{"kind": b["kind"], "carrier": b["carrier"], "period_start": b["period_start"]} for b in bursts]
+    periods = [{"kind": b["kind"], "carrier": b["carrier"], "period_start": b["period_start"],
+                "period_end": b.get("period_end")} for b in bursts]
     run_block(con, "flagged_periods", {"periods": periods})
     found = rows(_query(con, engine, "guard_replies", {"tz": tz, "since": since,
                                                        "until": as_of + timedelta(microseconds=1)},

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from ..core.config import GuardSettings, RuleSettings, zone
 from ..core.errors import GuardTripped, InputError
+from ..core.vocabulary import SENDER_MTA
 from .guard import GuardReport, check_guard
 from .store import SuppressionStore, changing, reading, rows, run_block
 
@@ -100,7 +101,8 @@ def parse_as_of(value: str | date | datetime | None, tz: str) -> datetime:
 
 def rule_params(rule: RuleSettings, tz: str, as_of: datetime) -> dict[str, Any]:
     return {"tz": tz, "as_of": as_of, "min_errors": rule.min_errors, "min_days": rule.min_days,
-            "window_days": rule.window_days, "counted_reasons": list(rule.counted_reasons)}
+            "window_days": rule.window_days, "counted_reasons": list(rule.counted_reasons),
+            "sender_mta": SENDER_MTA}
 
 
 def evaluate(store, rule: RuleSettings, as_of: str | datetime | None = None, *, tz: str,
@@ -193,8 +195,11 @@ def _judge(con, rule: RuleSettings, guard: GuardSettings, tz: str, as_of: dateti
     run_block(con, "new_entries")
     marked, already_listed, first_error = run_block(con, "counts").fetchone()
     new = rows(run_block(con, "new"))
+    by_carrier: dict[str, int] = {}
+    for rec in new:
+        by_carrier[rec.get("carrier") or "unknown"] = by_carrier.get(rec.get("carrier") or "unknown", 0) + 1
     report = (check_guard(con, guard, rule, tz=tz, as_of=as_of, new_count=len(new), first_error=first_error,
-                          engine=engine)
+                          engine=engine, new_by_carrier=by_carrier)
               if with_guard else GuardReport())
     return RuleResult(as_of=as_of, marked=marked, new=new, already_listed=already_listed,
                       guard=report, dry_run=dry_run, forced=force, guard_checked=with_guard)

@@ -56,6 +56,7 @@ PHRASES = [
     "cannot resolve your address",
     "hostname does not resolve",
     "client host name",
+    "helo command rejected",                # Postfix reject_*_helo_hostname (delayed to RCPT TO): our HELO name
     # SMTP AUTH required / failed
     "authentication required",
     "authentication is required",

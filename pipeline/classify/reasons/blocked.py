@@ -33,6 +33,7 @@ PHRASES = [
     "access from ip address",
     "not currently accepting mail from your ip",
     "not accepting mail from your ip",
+    R(r"\bnot accepted from (?:your|this|the sending) (?:ip|host|server|network)\b"),  # Microsoft 5.7.708
     R(r"\bnot accept(?:ing)? (?:any )?(?:mail|e-?mails?|messages|connections) from (?:your|this|the sending) (?:ip|host|server|network)\b"),
     "permanently deferred",                 # Yahoo [TS03]/[TSS09]: "All messages from <ip> will be permanently deferred"
     "not allowed to connect",
@@ -45,6 +46,11 @@ PHRASES = [
     "go away",
     "too many spams from your ip",
     "too many invalid recipients",
+    # our network sends too many dead addresses (Yahoo "451 VS1-MF Excessive unknown recipients -
+    # possible Open Relay"): the unknown-user words are about our list, not this recipient
+    R(r"\b(?:too many|excessive|excessive number of|high (?:number|rate) of)\s+(?:unknown|invalid|bad|failed|non-?existent)"
+      r"\s+(?:recipients|users|addresses|rcpts?)\b"),
+    "possible open relay",
     "invalid ip for sending",
     "no access from mail server",
     "unwanted messages",

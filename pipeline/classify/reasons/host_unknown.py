@@ -49,7 +49,12 @@ PHRASES = [
 ]
 # 5.4.4 ("unable to route") is not here: Postfix uses it for every DNS failure, malformed answers
 # included; the words decide (RFC 3463 X.4.x -> network).
-DSN = ("5.1.2", "4.1.2")
+# 4.1.2 is not here either: a *transient* bad destination is a DNS lookup that failed for now
+# (qmail-remote's temp_dns "Sorry, I couldn't find any host by that name. (#4.1.2)" on DNS_SOFT,
+# NXDOMAIN being "... any host named X. (#5.1.2)"; Postfix smtpd's reject_unknown_recipient_domain
+# answers "450 4.1.2 ... Domain not found" when the lookup failed temporarily, 550 5.1.2 when it
+# got NXDOMAIN): network.py carries it, the same rule as veto() below for the words.
+DSN = ("5.1.2",)
 
 _m = Phrases(PHRASES)
 # "Host not found, try again" / SERVFAIL / a malformed answer: the DNS did not answer properly,
@@ -66,9 +71,16 @@ def phrase_match(text: str) -> bool:
 _FROM_US = re.compile(r"\baccept(?:s|ing)? (?:any )?(?:mail|e-?mails?|messages?) from\b")
 
 
+# Postfix's native (getaddrinfo) lookup of a next hop, "unable to look up host relay.example.jp:
+# Name or service not known" (5.4.4): with smtp_host_lookup=native it names our relayhost or
+# transport next hop as often as the recipient's domain, and a broken relayhost name bounces every
+# recipient with it. The text cannot say whose name it is: never counted (network).
+_NATIVE_LOOKUP = "unable to look up host"
+
+
 def veto(ctx) -> bool:
     t = ctx.text
-    if any(w in t for w in _TEMPORARY):
+    if any(w in t for w in _TEMPORARY) or _NATIVE_LOOKUP in t:
         return True
     if _FROM_US.search(t):
         return True

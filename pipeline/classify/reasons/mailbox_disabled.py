@@ -44,6 +44,7 @@ PHRASES = [
     "has been replaced by",
     "no longer on server",
     "has moved",
+    "user not local; please try",           # RFC 5321's 551: the user has moved (Sisimai HasMoved)
     "user account disabled",
     "archived recipient",                   # Sisimai Suspend
     "boite du destinataire archivee",

@@ -27,6 +27,9 @@ PHRASES = [
     "exceeds fixed maximum message size",
     "taille limite du message atteinte",
     R(r"\bsize\b.{0,30}\bexceeds?\b.{0,30}\blimit"),
+    # Japanese: the message's size over the limit 「メールサイズが上限を超えています」
+    R(r"(?:メールサイズ|メッセージサイズ|メールのサイズ|メッセージのサイズ|添付ファイル)[^。、,.]{0,12}?"
+      r"(?:大きすぎ|超え|超過|上限|制限)"),
 ]
 DSN = ("5.2.3", "5.3.4", "4.3.4")
 

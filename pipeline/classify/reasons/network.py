@@ -37,6 +37,7 @@ PHRASES = [
     "unable to establish",
     "no mx host",
     "host not found, try again",
+    "unable to look up host",               # Postfix native lookup of a next hop (host_unknown.py)
     "name service error",
     "temporary failure in name resolution",
     "name server timeout",
@@ -66,6 +67,7 @@ PHRASES = [
     "write error",
     R(r"\bconnect to \S+: "),
 ]
-DSN = ("4.4.0", "4.4.1", "4.4.2", "4.4.3", "4.4.4", "4.4.5", "4.4.6", "5.4.0", "5.4.1", "5.4.2",
+# 4.1.2: a transient "bad destination system": the DNS lookup failed for now (host_unknown.py)
+DSN = ("4.1.2", "4.4.0", "4.4.1", "4.4.2", "4.4.3", "4.4.4", "4.4.5", "4.4.6", "5.4.0", "5.4.1", "5.4.2",
        "5.4.3", "5.4.5", "5.4.6")
 

@@ -33,6 +33,7 @@ WEAK = [
     "access denied",
     "mail from your region",
     "not accepted from your region",
+    "拒否",                                 # Japanese "refused", without saying why (a code wins)
 ]
 DSN = ("5.7.0", "5.7.1", "5.7.2", "5.7.3", "5.7.4", "5.7.5", "5.7.6", "5.7.9", "5.7.10",
        "5.7.11", "5.7.12", "5.7.14", "5.7.15", "5.7.16", "5.7.17", "5.7.18", "5.7.19",

@@ -25,7 +25,8 @@ PHRASES = [
     "rate-limit",
     "ratelimit",
     "throttl",
-    R(r"\b(?:connection|connections|session|ip|rate|hourly|message rate)\s+quota\b"),
+    R(r"\b(?:connection|connections|session|ip|rate|hourly|message rate|submission)\s+quota\b"),
+    "submissionquotaexceeded",              # Exchange Online: our sending account's quota (5.2.2)
     R(r"\bquota (?:exceeded |reached )?for (?:this|your|the sending) (?:ip|host|network|server)\b"),
     "server busy. please try again later",  # Microsoft 4.7.500-699: throttled
     "too fast",
@@ -42,6 +43,7 @@ PHRASES = [
     "too many emails",
     "daily message quota exceeded",
     "sending quota exceeded",
+    R(r"\b(?:daily|hourly|user|account) sending limit"),  # Gmail 550 5.4.5 "Daily user sending limit exceeded"
     "maximum sending rate",
     "at maximum connection limit",
     "per-domain connection limit",

@@ -52,6 +52,8 @@ PHRASES = [
     "permission to post",
     "not a member of this",
     "from: domain is invalid",
+    R(r"\bheader from:? domain\b|\bfrom: domain\b"),  # "550 Header From domain does not exist": our From
+    "verification failed for <",            # Exim's sender verify: "550-Verification failed for <our sender>"
     "badsendermx",
     "sendernoa",
     "valid sender domain",
@@ -62,6 +64,10 @@ PHRASES = [
     R(r"\bdomain\b.{0,60}\bis a dead domain\b"),
     R(r"\bafter mail from:.{0,200}\bdoes not exist\b"),
     R(r"\breject mail from\b.{0,60}@"),
+    # Japanese: our sender address or domain (送信者 / 送信元 / 差出人 / エンベロープFrom) refused or
+    # unknown: 「送信者のアドレスが存在しません」 is about us, never the recipient
+    R(r"(?:送信者|送信元|差出人|エンベロープfrom|mail from)の?(?:メール)?(?:アドレス|ドメイン)"
+      r"[^。、,.]{0,12}?(?:存在しません|存在しない|見つかりません|不正|無効|拒否|解決できません)"),
 ]
 DSN = ("5.1.7", "5.1.8", "4.1.7", "4.1.8", "5.7.27")
 

@@ -44,6 +44,7 @@ PHRASES = [
     'interrupted system call',
     'recipient deferred because there is no mdb',
     'address verification in progress',      # Postfix reject_unverified_recipient: no answer yet
+    'temporary system problem',              # Gmail 421 4.3.0 "Temporary System Problem. Try again later"
 ]
 # Generic: a code that says more wins over these ("delivery temporarily suspended: ... 550 5.1.1").
 WEAK = [

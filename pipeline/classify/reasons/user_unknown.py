@@ -106,6 +106,21 @@ PHRASES = [
     "unknown virtual user",
     "utilisateur inconnu",
     "nessun utente simile",
+    # other languages, without a code to fall back on (the recipient named, never the sender)
+    "destinataire inconnu",
+    "utente sconosciuto",
+    "destinatario sconosciuto",
+    "usuario desconocido",
+    "destinatario desconocido",
+    "benutzer unbekannt",
+    "empfänger unbekannt",
+    "empfaenger unbekannt",
+    "收件人不存在",
+    "收件人地址不存在",
+    "邮箱不存在",
+    "用户不存在",
+    "수신자가 존재하지 않",
+    "존재하지 않는 사용자",
     R(r"\brecipient (?:is |was )?not found\b"),
     "this user doesn't have a",                # qmail-ldap / Yahoo "dd This user doesn't have a yahoo.com account"
     # Microsoft's directory-based edge blocking: "550 5.4.1 Recipient address rejected: Access denied"
@@ -117,6 +132,15 @@ PHRASES = [
     R(r"\bnot listed in\b.{0,40}\b(?:directory|address book)"),
     R(r"\buser\b[^.;]{0,60}\b(?:does not exist|was not found|not found)\b"),
     R(r"\bmailbox\b[^.;]{0,60}\bdoes not exist\b"),
+    # Japanese: the recipient (user, account, address, mailbox) "does not exist / is not found /
+    # is not registered", in any of the servers' wordings (data/phrases_ja.toml lists fixed ones):
+    # 「ユーザーが見つかりません」「宛先アドレスが存在しません」「存在しないユーザです」
+    # 「登録されていないアドレスです」「そのようなユーザーはいません」. Our own address (送信者,
+    # 差出人 ...) is sender_domain's, tried first.
+    R(r"(?:ユーザー?|アカウント|(?<!ip)アドレス|宛先|受信者|メールボックス)[^。、,.]{0,12}?"
+      r"(?:存在しません|存在しない|存在せず|見つかりません|見つからない|登録されていません|登録がありません)"),
+    R(r"(?:存在しない|登録されていない|見つからない|無効な)(?:ユーザ|アカウント|アドレス|メールアドレス|宛先|受信者|メールボックス)"),
+    R(r"そのような(?:ユーザ|アカウント|アドレス|メールボックス|宛先)"),
 ]
 # Generic wording: also the prefix of policy refusals ("554 5.7.1 <a@b>: Recipient address rejected:
 # Access denied", "Mail from your region is not accepted"); a contradicting code wins over it.

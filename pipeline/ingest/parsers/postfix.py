@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from ...store.records import domain_of, normalise_address
+from ...store.records import bare_message_id, domain_of, normalise_address
 from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP, SOLARIS_ID, SYSLOG_STAMP,
                      QueueParser, as_rfc3339, iso_us, reply_code_of, stamp_is_local, stamp_unreadable)
 
@@ -62,6 +62,26 @@ COMMON_FIELDS_RE = re.compile(
 # Probes and pseudo-statuses that are not delivery attempts of our mail.
 NOT_DELIVERIES = frozenset({"deliverable", "undeliverable-but-not-cached"})
 FINAL_OR_TRY = frozenset({"sent", "deferred", "bounced", "undeliverable", "expired"})
+# A hand-off to a content filter (amavisd-new, a second Postfix instance … on this host): `status=sent`
+# to a relay on a loopback address or a local socket whose reply says the message was queued
+# again (`250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 5E6F7A8B02`). The
+# re-injected copy's delivery to the recipient's server follows under that new queue id: the hop
+# is no attempt to reach the recipient (as an event it would double the carrier's deliveries,
+# halve its bounce rate, and make every address look delivered to just before its refusal).
+# Where that next hop is never logged (another host's log, a file not read) the recipient has no
+# event for that message: its outcome is unknown, not "delivered". The queue-id state takes the
+# hop as a final status (the original queue id will not expire that recipient).
+# ASCII classes only, read alike by Python and RE2: the block reader tests the same two patterns
+# column-wise (postfix_block.filter_hops).
+FILTER_HOP_RELAY = r"^[^\[\]]*\[(?:127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}|::1|ipv6:::1|(?:private|public)/[^\]]*|/[^\]]*)\](?::[0-9]+)?$"
+FILTER_HOP_REPLY = r"(?:^| )queued as [0-9A-Za-z]"
+_FILTER_HOP_RELAY_RE, _FILTER_HOP_REPLY_RE = re.compile(FILTER_HOP_RELAY), re.compile(FILTER_HOP_REPLY)
+
+
+def is_filter_hop(status: str, relay: str | None, text: str | None) -> bool:
+    """Is this delivery line a hand-off to a content filter on this host (FILTER_HOP_RELAY)?"""
+    return (status == "sent" and relay is not None and text is not None
+            and _FILTER_HOP_RELAY_RE.match(relay) is not None and _FILTER_HOP_REPLY_RE.search(text) is not None)
 
 
 _PROGRAM_MARKERS = ("/smtp", "/qmgr", "/oqmgr", "/cleanup", "/local", "/pickup", "/postfix-script", "/master", "/smtpd",
@@ -254,6 +274,8 @@ class PostfixParser(QueueParser):
                 "_line": line,
             }
             self.change(DELIVERY, qid, ts, row)  # joins sender and message-id; keeps a deferral
+            if is_filter_hop(status, row["relay"], text):
+                return SKIP
             self.emit(row)
             return EVENT
 
@@ -271,7 +293,7 @@ class PostfixParser(QueueParser):
                 return SKIP
 
         elif service == "cleanup" and rest.startswith("message-id="):
-            self.change(MESSAGE_ID, qid, ts, rest[11:].strip().strip("<>") or None)
+            self.change(MESSAGE_ID, qid, ts, bare_message_id(rest[11:]))
             return SKIP
         elif service == "postsuper" and rest == "removed":
             # `postsuper -d`: the message is deleted by hand (no bounce, no expiry follows); its

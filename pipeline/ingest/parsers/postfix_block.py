@@ -56,7 +56,7 @@ from .common import CLOCK, DELIVERY, MESSAGE_ID, REMOVED, SENDER, TOUCH, decode_
 from . import blocks
 from .blocks import STAMP_ISO, STAMP_UTC, DeferredRows, distinct_codes
 from .common import reply_code_of
-from .postfix import PostfixParser, read_prefix, smtp_phase_of
+from .postfix import FILTER_HOP_RELAY, FILTER_HOP_REPLY, PostfixParser, read_prefix, smtp_phase_of
 
 # --- the shapes the fast path takes (RE2 syntax; anything else goes to PostfixParser.feed) ------
 # A fixed-width traditional stamp (`Nov  3 16:04:31` or `Nov 03 …`: the minute and the seconds
@@ -1108,4 +1108,25 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
         "source_offset": ab.numbers(dv["line_start"] + offset, pa.int64()),
     }
     columns.update({name: dv[name] for name in NOT_PARSED})  # extract() was given annotate
+    hops = filter_hops(dv["status"], dv["relay"], dv["text"])
+    if hops is not None:  # applied to the state as deliveries above, as PostfixParser.feed does; no rows
+        keep = ~hops
+        if not keep.any():
+            return BlockResult(None, f.n_lines)
+        kept = ab.booleans(keep)
+        columns = {k: (v.filter(kept) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[keep])
+                   for k, v in columns.items()}
     return BlockResult(columns, f.n_lines)
+
+
+def filter_hops(status: pa.Array, relay: pa.Array, text: pa.Array) -> np.ndarray | None:
+    """postfix.is_filter_hop of each delivery row (a hand-off to a content filter on this host,
+    which PostfixParser.feed applies to the queue-id state but does not emit), by the same two
+    patterns in RE2, as numpy; None when no row is one (the usual log: one pass over the relays).
+    (No Python value reaches pyarrow.compute: pa.scalar() would import pandas, see arrow_build.)"""
+    hops = ab.to_bools(pc.match_substring_regex(relay, FILTER_HOP_RELAY))     # (relay=none: null, False)
+    if not hops.any():
+        return None
+    hops &= ab.to_bools(pc.equal(status, ab.scalar("sent")))
+    hops &= ab.to_bools(pc.match_substring_regex(text, FILTER_HOP_REPLY))
+    return hops if hops.any() else None

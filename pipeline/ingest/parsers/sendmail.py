@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from ...store.records import domain_of, normalise_address
+from ...store.records import bare_message_id, domain_of, normalise_address
 from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, RECIPIENTS, REMOVED, SENDER, SKIP,
                      QueueParser, addr_list, reply_code_of, split_syslog, stamp_is_local, stamp_unreadable)
 
@@ -112,7 +112,7 @@ class SendmailParser(QueueParser):
             self.change(SENDER, qid, ts, normalise_address(rest[5:].split(", ", 1)[0]))
             mi = rest.find("msgid=")
             if mi >= 0:
-                self.change(MESSAGE_ID, qid, ts, rest[mi + 6 :].split(", ", 1)[0].strip().strip("<>") or None)
+                self.change(MESSAGE_ID, qid, ts, bare_message_id(rest[mi + 6 :].split(", ", 1)[0]))
             nr = rest.find("nrcpts=")
             if nr >= 0:
                 count = rest[nr + 7 :].split(",", 1)[0]

@@ -7,8 +7,13 @@
 /* Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo') */
 /*          $as_of           TIMESTAMPTZ: only events up to this instant */
 /*          $counted_reasons VARCHAR[]: reasons that count (scope must also be 'recipient') */
+/*          $sender_mta      the `mta` of the send daemon's rows (pipeline.sender.events.MTA) */
 /* Columns: address, ts, event_id, carrier, reason, dsn, reply_code, diagnostic, day (DATE: */
-/*          the local day of ts in $tz) */
+/*          the local day of ts in $tz), status, message (the Message-ID without its angle */
+/*          brackets: Postfix logs it without, a bounce mail and the sender with; NULL when */
+/*          none; NULL for the send daemon's attempts, which it renders anew, with a new */
+/*          Message-ID, at every retry: their queue id `job.row` names the delivery), host, */
+/*          queue_id: what tells the attempts of one delivery apart (sql/suppression_candidates.sql) */
 WITH counted AS (
   SELECT
     recipient AS address,
@@ -21,7 +26,15 @@ WITH counted AS (
     diagnostic,
     (
       CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE)
-    ) AS day
+    ) AS day,
+    status,
+    CASE
+      WHEN mta = 'mailhygiene' AND NOT NULLIF(queue_id, '') IS NULL
+      THEN NULL
+      ELSE NULLIF(TRIM('<> ' FROM message_id), '')
+    END AS message,
+    host,
+    NULLIF(queue_id, '') AS queue_id
   FROM events
   WHERE
     (

@@ -14,19 +14,25 @@
 /*          last_diagnostic, last_sent, event_ids, error_times (TIMESTAMPTZ[]: the errors' times, */
 /*          in the order of event_ids; what the guard judges the entries by) */
 /* Rule: among the counted errors after the address's latest successful delivery (up to */
-/* $as_of) and after its latest release (whenever it was: a release holds for any later run, */
+/* $as_of: a `sent` attempt, unless the same message (Message-ID) to the address failed after */
+/* it: then it was a hop to a content filter, an internal relay or a smarthost) and after its latest release (whenever it was: a release holds for any later run, */
 /* whatever its $as_of, until new errors), some window of $window_days consecutive local days */
-/* (of counted_errors' $tz) holds >= $min_errors errors on >= $min_days distinct days. Windows */
-/* are anchored on error days: a qualifying window can always be slid to start on its first */
-/* error day. */
+/* (of counted_errors' $tz) holds >= $min_errors errors on >= $min_days distinct days. An error */
+/* is a failed delivery (`deliveries` below: a message retried for days, its expiry, its other */
+/* hops are one error, on the day of its first counted attempt). Windows are anchored on error */
+/* days: a qualifying window can always be slid to start on its first error day. */
 /* Evidence: carrier, last_dsn, last_reply_code and last_diagnostic come from the latest error */
-/* (ties on ts broken by event_id); event_ids lists the errors in (ts, event_id) order. */
+/* (ties on ts broken by event_id); error_count and distinct_days count the failed deliveries */
+/* (what the rule counted) and their days; event_ids lists every counted attempt behind them */
+/* (retries included) in (ts, event_id) order. */
 /* Shape: the events are scanned twice, once for the counted errors (sql/counted_errors.sql, */
 /* a step of its own so that the guard reuses its rows) and once here for the latest */
 /* deliveries of the few addresses that could qualify: a delivery or a release only removes */
 /* errors, so the addresses that qualify after them are among those whose errors qualify */
 /* without them (`could_qualify`), a small set whose deliveries are cheap to look up. */
 WITH error_days AS (
+  /* attempts, not deliveries: a superset of what qualifies (a delivery is one or more */
+  /* attempts, on its first attempt's day), cheap to find, narrowed below */
   SELECT
     address,
     day,
@@ -62,21 +68,61 @@ WITH error_days AS (
     s.day
   HAVING
     SUM(e.errors) >= 2 AND COUNT(*) >= 2
-), last_sent AS (
+), outcomes AS (
   SELECT
     recipient AS address,
-    MAX(ts) AS last_sent
+    ts,
+    status,
+    NULLIF(TRIM('<> ' FROM message_id), '') AS message,
+    source_file,
+    source_offset
   FROM events
   WHERE
-    status = 'sent'
+    status IN ('sent', 'deferred', 'bounced', 'expired', 'undeliverable')
     AND ts <= CAST('2026-11-30 14:59:59.999999' AS TIMESTAMP)
     AND recipient IN (
       SELECT
         address
       FROM could_qualify
     )
+), failed_later AS (
+  /* the latest failure of each message to the address (its log line, for a tie on ts) */
+  SELECT
+    address,
+    message,
+    MAX(ts) AS failed_at,
+    MAX_BY(source_file, ts) AS failed_file,
+    MAX_BY(source_offset, ts) AS failed_offset
+  FROM outcomes
+  WHERE
+    status <> 'sent' AND NOT message IS NULL
   GROUP BY
-    recipient
+    address,
+    message
+), last_sent AS (
+  /* a `sent` after which the same message to the address failed was a hop (a content filter */
+  /* on 127.0.0.1:10024, an internal relay, a smarthost whose bounce came later), no delivery. */
+  /* In the same second only a later line of the same log says "after" (syslog stamps have */
+  /* whole seconds: a deferral and its successful retry often share one) */
+  SELECT
+    o.address,
+    MAX(o.ts) AS last_sent
+  FROM outcomes AS o
+  LEFT JOIN failed_later AS f
+    ON f.address = o.address AND f.message = o.message
+  WHERE
+    o.status = 'sent'
+    AND NOT COALESCE(
+      f.failed_at > o.ts
+      OR (
+        f.failed_at = o.ts
+        AND f.failed_file = o.source_file
+        AND f.failed_offset > o.source_offset
+      ),
+      FALSE
+    )
+  GROUP BY
+    o.address
 ), last_release AS (
   SELECT
     address,
@@ -86,13 +132,35 @@ WITH error_days AS (
     action = 'released'
   GROUP BY
     address
+), deliveries AS (
+  /* One delivery, one error: an MTA retries a deferred message for days (Postfix 5 days, */
+  /* qmail 7), then logs its expiry; a content filter or an internal relay hands the same */
+  /* message on; a bounce mail repeats what the log said. All are attempts of ONE message to */
+  /* the address, which failed once. A delivery is the message (its Message-ID) to the */
+  /* address, else (no Message-ID: qmail, some sendmail lines) the MTA host's queue id to the */
+  /* address, a queue id whose earlier attempt to it ended (bounced or expired) being a new */
+  /* delivery (qmail reuses a message's inode number), else the event itself. Its first */
+  /* counted attempt stands for it (its time and local day); the others stay evidence. */
+  SELECT
+    c.*,
+    LAG(c.status) OVER delivery IS NULL
+    OR (
+      c.message IS NULL
+      AND NOT c.queue_id IS NULL
+      AND LAG(c.status) OVER delivery <> 'deferred'
+    ) AS first_of_delivery
+  FROM counted_errors AS c
+  JOIN could_qualify AS q
+    USING (address)
+  WINDOW delivery AS (
+    PARTITION BY c.address, c.message, CASE WHEN c.message IS NULL THEN c.host END, CASE WHEN c.message IS NULL THEN c.queue_id END, CASE WHEN c.message IS NULL AND c.queue_id IS NULL THEN c.event_id END
+    ORDER BY c.ts NULLS LAST, c.event_id NULLS LAST
+  )
 ), after_reset AS (
   SELECT
     c.*,
     s.last_sent
-  FROM counted_errors AS c
-  JOIN could_qualify AS q
-    USING (address)
+  FROM deliveries AS c
   LEFT JOIN last_sent AS s
     USING (address)
   LEFT JOIN last_release AS r
@@ -110,6 +178,8 @@ WITH error_days AS (
     day,
     CAST(COUNT(*) AS BIGINT) AS errors
   FROM after_reset
+  WHERE
+    first_of_delivery
   GROUP BY
     address,
     day
@@ -167,8 +237,9 @@ WITH error_days AS (
     END AS reasons,
     MIN(ts) AS first_error,
     MAX(ts) AS last_error,
-    CAST(COUNT(*) AS BIGINT) AS error_count,
-    CAST(COUNT(DISTINCT day) AS BIGINT) AS distinct_days,
+    CAST(COUNT(*) FILTER(WHERE
+      first_of_delivery) AS BIGINT) AS error_count,
+    CAST(COUNT(DISTINCT CASE WHEN first_of_delivery THEN day END) AS BIGINT) AS distinct_days,
     MAX(last_sent) AS last_sent,
     LISTAGG(event_id, ',') WITHIN GROUP (ORDER BY
       ts NULLS LAST,
