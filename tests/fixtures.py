@@ -275,11 +275,13 @@ def append(path: Path, text: str) -> None:
 
 def write_watch_config(path: Path, sources: list[tuple[str, str]], flush: float, poll: float,
                        extra: str = "") -> Path:
-    """A `watch` config at `path`: UTC, the (path, format) sources, the [watch] intervals, and
-    `extra` TOML after them (more tables)."""
+    """A `watch` config at `path`: UTC, the (path, format[, olddir]) sources, the [watch]
+    intervals, and `extra` TOML after them (more tables)."""
     body = 'timezone = "UTC"\n'
-    for log, fmt in sources:
+    for log, fmt, *olddir in sources:
         body += f'[[sources]]\npath = "{log}"\nformat = "{fmt}"\n'
+        if olddir:
+            body += f'olddir = "{olddir[0]}"\n'
     body += f"[watch]\nflush_interval = {flush}\npoll_interval = {poll}\n" + extra
     path.write_text(body)
     return path
@@ -296,13 +298,13 @@ class Watcher:
         self.stderr_path = tmp / "watch.stderr"
         self.runs = 0
 
-    def start(self, *extra: str) -> "Watcher":
+    def start(self, *extra: str, preexec_fn=None) -> "Watcher":
         self.runs += 1
         err = open(self.stderr_path, "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", CLI, "--config", str(self.config),
              "--data-dir", str(self.data), "watch", *extra],
-            stdout=subprocess.DEVNULL, stderr=err, cwd=self.tmp)
+            stdout=subprocess.DEVNULL, stderr=err, cwd=self.tmp, preexec_fn=preexec_fn)
         err.close()
         deadline = time.monotonic() + 10
         while self.stderr().count("following") < self.runs and time.monotonic() < deadline:
@@ -366,7 +368,8 @@ class Follower:
     this process, on a ManualClock: the test decides when a pass runs and how much time passes,
     so flush intervals, idle closing, retries and the partial-line grace are reached without
     sleeping. start()/stop() are a watch started and stopped with SIGTERM (state committed),
-    with watch's own on_stored hook (lake.node.watch_hook: uploads when `extra` sets [store]).
+    with watch's own on_stored hook (lake.node.watch_hook: uploads when `extra` sets [store];
+    each upload waited for, so what a pass uploads does not depend on a thread's timing).
     The default intervals are binary fractions, so "0.25 s later" is exactly the flush time."""
 
     def __init__(self, tmp: Path, sources: list[tuple[str, str]], flush: float = 0.25, poll: float = 0.25,
@@ -387,7 +390,7 @@ class Follower:
 
         self.engine = Engine.from_config(self.cfg, clock=self.clock)
         self._following = self.engine.following(self.cfg.sources, use_watchdog=self.inotify,
-                                                on_stored=watch_hook(self.cfg))
+                                                on_stored=watch_hook(self.cfg, background=False))
         self._following.__enter__()
         return self
 

@@ -8,11 +8,17 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from click.testing import CliRunner
+
+import pipeline
+
+from pipeline.cli import cli
 from pipeline.core.config import load_config
 from pipeline.core.errors import ConfigError, LakeConflict, LakeError
 from pipeline.lake.read import connect_lake, list_objects
@@ -49,6 +55,39 @@ def test_store_settings_parse_and_validate(tmp_path):
 def test_bad_store_urls_say_what_to_write(url, message):
     with pytest.raises(ConfigError, match=message):
         parse_url(url)
+
+
+@pytest.mark.parametrize("url, endpoint", [
+    ("s3://AKIAEXAMPLE:s3cr3t-Pw@mail-lake/jp", ""),
+    ("s3://mail-lake/jp", "http://minio:s3cr3t-Pw@127.0.0.1:9"),
+    ("s3://s3cr3t-Pw@mail-lake/jp", ""),
+    ("gs://AKIAEXAMPLE:s3cr3t-Pw@mail-lake/jp", ""),
+    ("s3://mail-lake/jp?X-Amz-Signature=s3cr3t-Pw", ""),
+])
+def test_credentials_in_a_store_url_are_refused_and_never_printed(tmp_path, caplog, url, endpoint):
+    """A key or password in store.url / store.endpoint_url is never used to sign (botocore and
+    pyarrow take the AWS credentials; pyarrow read the user part as the host name) but was printed
+    in the Error and in watch's warnings: `Could not connect to the endpoint URL:
+    "http://minio:s3cr3t-Pw@127.0.0.1:9/..."`. Now refused, the secret masked as `config show`
+    masks it (which also shows a config whose lake url is refused; it keeps a url's query, which
+    other settings may need, so the query case is checked on the lake commands only)."""
+    from pipeline.lake.node import after_commit
+
+    toml = f'[store]\nurl = "{url}"\nendpoint_url = "{endpoint}"\nnode = "mta01"\n'
+    cfg = make_config(tmp_path, toml)
+    store_events(cfg, [event("a@docomo.ne.jp", at(10))])
+    for args in (["lake", "upload"], ["lake", "status"]) + ((["config", "show"],) if "?" not in url else ()):
+        r = CliRunner().invoke(cli, ["--config", str(cfg.source), *args])
+        assert "s3cr3t" not in r.output, (args, r.output)
+        if args[0] == "lake":
+            assert r.exit_code == 1 and r.output.startswith("Error: "), r.output
+        else:
+            assert r.exit_code == 0 and "********" in r.output, r.output
+    with caplog.at_level("WARNING", logger="mailhygiene.lake"):
+        assert after_commit(cfg, strict=False) is None  # watch: a warning
+    assert "retried at the next commit" in caplog.text and "s3cr3t" not in caplog.text
+    if "@" in url + endpoint:
+        assert "has credentials in it" in caplog.text and "AWS_ACCESS_KEY_ID" in caplog.text
 
 
 def test_node_names_are_checked():
@@ -387,7 +426,7 @@ def test_watch_uploads_at_most_every_interval_the_first_and_the_last_at_once(tmp
     monkeypatch.setattr(node, "after_commit", upload)
     now = [1000.0]
     cfg = make_config(tmp_path, f'[store]\nurl = "{tmp_path / "lake"}"\nnode = "n1"\nupload_interval = 300\n')
-    hook = node.WatchUploads(cfg, clock=lambda: now[0])
+    hook = node.WatchUploads(cfg, clock=lambda: now[0], background=False)  # each upload waited for
     assert hook() is False and len(calls) == 1             # the first commit: at once
     now[0] += 10
     assert hook() is True and len(calls) == 1              # within the interval: left for later
@@ -405,8 +444,109 @@ def test_watch_uploads_at_most_every_interval_the_first_and_the_last_at_once(tmp
     now[0] += 20
     assert hook() is False and len(calls) == 5             # ... within 30 s, not the interval
     every_commit = node.WatchUploads(make_config(tmp_path, f'[store]\nurl = "{tmp_path / "lake"}"\nnode = "n1"\n'
-                                                 'upload_interval = 0\n'), clock=lambda: now[0])
+                                                 'upload_interval = 0\n'), clock=lambda: now[0],
+                                  background=False)
     assert every_commit() is False and every_commit() is False and len(calls) == 7
+
+
+def test_background_uploads_end_the_asking_once_one_finds_nothing(tmp_path, monkeypatch):
+    """The follower asks again while the hook answers True. A background upload that stored
+    something answers True (commits may have come while it ran: the next interval's upload
+    takes them); one that found nothing must answer False, or an idle node ran a no-op upload
+    every interval for good and the follower asked at every step."""
+    import threading
+
+    from pipeline.lake import node
+
+    from fixtures import alarm
+
+    uploaded, gate = [1, 0], threading.Semaphore(0)
+
+    def upload(cfg, **kw):
+        gate.acquire()                     # each upload runs until the test lets it end
+        return node.UploadSummary(uploaded=uploaded.pop(0))
+
+    monkeypatch.setattr(node, "after_commit", upload)
+    now = [1000.0]
+    cfg = make_config(tmp_path, f'[store]\nurl = "{tmp_path / "lake"}"\nnode = "n1"\nupload_interval = 300\n')
+    hook = node.WatchUploads(cfg, clock=lambda: now[0])
+    with alarm(30):
+        assert hook() is True              # started on its thread
+        worker = hook._worker
+        gate.release()
+        worker.join()
+        assert hook() is True              # it uploaded: the next interval's upload is due
+        now[0] += 300
+        assert hook() is True              # the next one started
+        worker = hook._worker
+        gate.release()
+        worker.join()
+        assert hook() is False             # it found nothing: done until the next commit
+    assert uploaded == []
+
+
+def _stored_rows(data_dir) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(f).num_rows for f in EventStore(data_dir).files()) if data_dir.exists() else 0
+
+
+def test_a_lake_that_does_not_answer_never_holds_the_follower(tmp_path, monkeypatch, caplog):
+    """An S3 endpoint that takes connections and never answers (a hung MinIO, a black-holed
+    route): botocore waits 120 s a try, 5 tries. The upload ran in the follower's loop, so after
+    its first commit watch stored nothing more for ten minutes (a watch against such a server
+    stored the first 10 lines and none of the 20 written 3 s later within 60 s). Now the upload
+    runs on its own thread: the lines are stored as ever, and the stop waits for the upload only
+    FINAL_WAIT_S, then says what happens to what is not uploaded."""
+    pytest.importorskip("boto3")
+    import socket
+    import threading
+
+    from fixtures import alarm, append, pf_lines
+
+    from pipeline.ingest.engine import follow
+    from pipeline.lake.node import WatchUploads
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held = []
+
+    def take():  # accept and never answer
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=take, daemon=True).start()
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(WatchUploads, "FINAL_WAIT_S", 1.0, raising=False)
+    log = tmp_path / "mail.log"
+    log.write_text(pf_lines(0, 10))
+    cfg = make_config(tmp_path, f'timezone = "UTC"\n[store]\nurl = "s3://mail-lake/mh"\n'
+                                f'endpoint_url = "http://127.0.0.1:{server.getsockname()[1]}"\nnode = "mta01"\n'
+                                '[watch]\nflush_interval = 0.1\npoll_interval = 0.05\n'
+                                f'[[sources]]\npath = "{log}"\nformat = "postfix"\n')
+    stop = threading.Event()
+    runner = threading.Thread(target=follow, args=(cfg, stop), kwargs={"use_watchdog": False}, daemon=True)
+    try:
+        with caplog.at_level("INFO", logger="mailhygiene.lake"), alarm(60):
+            runner.start()
+            while _stored_rows(cfg.data_dir) < 10 or not held:  # stored, and the upload has begun
+                time.sleep(0.05)
+            append(log, pf_lines(10, 30))
+            while _stored_rows(cfg.data_dir) < 30:  # stored while the upload hangs
+                time.sleep(0.05)
+            stop.set()
+            runner.join()
+    finally:
+        stop.set()
+        server.close()
+        for c in held:
+            c.close()
+    assert "did not end within 1 s of the stop" in caplog.text and "nothing is lost" in caplog.text
 
 
 @pytest.mark.parametrize("interval", [0, 3600])
@@ -490,3 +630,141 @@ def test_central_report_and_connect_read_every_node_each_event_once(tmp_path):
     con = pipeline.connect(config=central)
     assert rows_of(con, "SELECT node, recipient FROM events ORDER BY recipient") == [
         ("mta01", "a@docomo.ne.jp"), ("mta01", "b@au.com"), ("mta02", "c@au.com")]
+
+
+def test_two_hosts_given_the_same_node_name_are_told_apart(tmp_path):
+    """Two MTA hosts configured with the same store.node: part names are random, so no object
+    ever conflicted and both mixed their objects in one node= prefix unnoticed (`lake status`:
+    one node), each compacting and reading the other's. Now the first data dir to upload claims
+    the name (<root>/_nodes/node=mta01.json); the second is refused with an Error that names the
+    host holding it, and uploads nothing. A retry of the first, a lost ledger, and a renamed
+    host pass; `lake upload --take-over` hands the name to a rebuilt host."""
+    lake_dir = tmp_path / "lake"
+    toml = f'[store]\nurl = "{lake_dir}"\nnode = "mta01"\n'
+    a = make_config(tmp_path, toml, data_dir=tmp_path / "host-a")
+    store_events(a, [event("a@docomo.ne.jp", at(10))])
+    b = make_config(tmp_path, toml, data_dir=tmp_path / "host-b")
+    store_events(b, [event("b@docomo.ne.jp", at(11))])
+
+    def upload(cfg, *extra):
+        return CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "lake", "upload",
+                                        *extra])
+
+    r = upload(a)
+    assert r.exit_code == 0 and "uploaded 1 file(s)" in r.output, r.output
+    r = upload(b)
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("Error: ") and "store.node 'mta01' is already used" in r.output
+    assert str(tmp_path / "host-a") in r.output and "--take-over" in r.output
+    assert [o.day for o in list_objects(parse_url(str(lake_dir)))] == ["2026-11-10"]  # nothing of b's
+    # the first host again: a new event, a lost ledger, a new process (no cached claim)
+    import pipeline.lake.upload as upload_module
+
+    upload_module._CLAIMED.clear()
+    claim = lake_dir / "_nodes" / "node=mta01.json"
+    claim.write_text(claim.read_text().replace('"host": "', '"host": "renamed-'))  # the host was renamed since
+    for ledger in (a.data_dir / "lake").glob("uploaded-*.json"):
+        ledger.unlink()
+    store_events(a, [event("c@docomo.ne.jp", at(12))])
+    r = upload(a)
+    assert r.exit_code == 0 and "uploaded 1 file(s)" in r.output and "1 already there" in r.output, r.output
+    # b replaces a (a rebuilt host): --take-over, once; then a is the one refused
+    upload_module._CLAIMED.clear()
+    r = upload(b, "--take-over")
+    assert r.exit_code == 0 and "uploaded 1 file(s)" in r.output, r.output
+    store_events(a, [event("d@docomo.ne.jp", at(13))])
+    upload_module._CLAIMED.clear()
+    r = upload(a)
+    assert r.exit_code == 1 and str(tmp_path / "host-b") in r.output, r.output
+
+
+@pytest.mark.parametrize("zone_b, year_b", [("UTC", 2026), ("Asia/Tokyo", 2025)])
+def test_a_log_read_by_two_nodes_on_other_days_counts_once_as_on_one_machine(tmp_path, zone_b, year_b):
+    """The same log ingested by two nodes whose parse settings differ (one in another zone, or a
+    clock a year off at New Year) puts a line near midnight on two UTC days. One machine's store
+    keeps it once (it looks for a line on the days it could have gone to); the lake kept a copy
+    per (date, event_id), so the lines near midnight counted twice centrally (5 rows for 3 lines
+    in the zone case, 6 in the year case): the rule's counts differed from one machine's. Now one
+    row per event id, across days."""
+    from pipeline.lake.read import connect_lake
+    from pipeline.lake.url import lake_of
+
+    from fixtures import pf_line
+
+    log = tmp_path / "mail.log"
+    log.write_text(pf_line(1, stamp="Nov  3 00:10:00", status="deferred", qid="3C6D1C0A2A")
+                   + pf_line(1, stamp="Nov  3 08:30:00", status="deferred", qid="3C6D1C0A2B")
+                   + pf_line(2, stamp="Nov  3 23:50:00", qid="3C6D1C0A2C"))
+    lake_dir = tmp_path / "lake"
+
+    def node(name, zone, year):
+        (tmp_path / name).mkdir()
+        cfg = make_config(tmp_path / name, f'[store]\nurl = "{lake_dir}"\nnode = "{name}"\n', timezone=zone,
+                          data_dir=tmp_path / name / "data")
+        r = CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "--timezone", zone,
+                                     "ingest", "--year", str(year), str(log)])
+        assert r.exit_code == 0, r.output
+        return cfg
+
+    node("mta01", "Asia/Tokyo", 2026)
+    node("mta02", zone_b, year_b)
+    one = tmp_path / "one"
+    r = CliRunner().invoke(cli, ["--data-dir", str(one), "--timezone", "Asia/Tokyo", "ingest", "--year", "2026", str(log)])
+    assert r.exit_code == 0, r.output
+    single = pipeline.connect(one).execute("SELECT count(*) FROM events").fetchall()
+    con = connect_lake(parse_url(str(lake_dir)), tmp_path / "central")
+    assert con.execute("SELECT count(DISTINCT date) FROM lake_events").fetchall() > [(1,)]  # two days
+    assert con.execute("SELECT count(*), count(DISTINCT event_id) FROM lake_events").fetchall() == [(6, 3)]
+    assert con.execute("SELECT count(*) FROM events").fetchall() == single == [(3,)]
+    assert con.execute("SELECT node, count(*) FROM events GROUP BY node").fetchall() == [("mta01", 3)]
+
+
+def test_lake_status_shows_each_nodes_zone_and_warns_of_another(tmp_path):
+    """A node configured in another zone than the MTA clocks stores every time hours off, and
+    nothing in the lake said which zone a node read its logs in. The node claim now carries it;
+    `lake status` shows it per node and warns of a node whose zone is not the config's."""
+    import json
+
+    lake_dir = tmp_path / "lake"
+    toml = f'[store]\nurl = "{lake_dir}"\nnode = "{{node}}"\n'
+    for name, zone in (("mta01", "Asia/Tokyo"), ("mta02", "UTC")):
+        (tmp_path / name).mkdir()
+        cfg = make_config(tmp_path / name, toml.format(node=name), data_dir=tmp_path / name / "data", timezone=zone)
+        store_events(cfg, [event(f"{name}@docomo.ne.jp", at(10))])
+        r = CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "--timezone", zone,
+                                     "lake", "upload"])
+        assert r.exit_code == 0, r.output
+    central = make_config(tmp_path, f'[store]\nurl = "{lake_dir}"\n', data_dir=tmp_path / "central")
+    args = ["--config", str(central.source), "--data-dir", str(central.data_dir), "--timezone", "Asia/Tokyo", "lake", "status"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert "Asia/Tokyo" in r.stdout.splitlines()[1] and r.stdout.splitlines()[2].rstrip().endswith("UTC")
+    assert r.stderr.startswith("warning: node mta02 reads its logs in UTC, this config in Asia/Tokyo")
+    assert "mta01" not in r.stderr
+    r = CliRunner().invoke(cli, args + ["--json"])
+    assert {k: v["timezone"] for k, v in json.loads(r.stdout)["nodes"].items()} == {"mta01": "Asia/Tokyo", "mta02": "UTC"}
+
+
+def test_a_host_that_does_not_hold_its_node_name_does_not_compact_it(tmp_path):
+    """`lake compact` (and `clean`'s compaction) on a second host given the same store.node, with
+    nothing of its own to upload, merged and deleted the first host's objects. Now compaction
+    first makes sure this data dir holds the name: refused, the objects untouched."""
+    lake_dir = tmp_path / "lake"
+    toml = f'[store]\nurl = "{lake_dir}"\nnode = "mta01"\n'
+    a = make_config(tmp_path, toml, data_dir=tmp_path / "host-a")
+    store_events(a, [event("a@docomo.ne.jp", at(10))])
+    store_events(a, [event("b@docomo.ne.jp", at(10, 13))])
+    b = make_config(tmp_path, toml, data_dir=tmp_path / "host-b")
+    b.data_dir.mkdir()
+
+    def run(cfg, *args):
+        return CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "lake", *args])
+
+    assert run(a, "upload").exit_code == 0
+    before = sorted(o.path for o in list_objects(parse_url(str(lake_dir))))
+    assert len(before) == 2
+    r = run(b, "compact")
+    assert r.exit_code == 1 and "store.node 'mta01' is already used" in r.output, r.output
+    assert sorted(o.path for o in list_objects(parse_url(str(lake_dir)))) == before
+    r = run(a, "compact")
+    assert r.exit_code == 0 and "compacted 1 day(s): 2 object(s) -> 1" in r.output, r.output

@@ -180,3 +180,55 @@ def test_cli_asks_on_a_terminal(cfg, aged):
         assert "to delete: 3 days" in out and "Delete these 3 days of events? [y/N]" in out
         assert ("nothing deleted" in out) == (answer == "n")
         assert len(stored_days(cfg)) == left
+
+
+def test_a_node_of_a_lake_keeps_the_days_it_has_not_uploaded(tmp_path):
+    """On a node (`[store] url`), prune refuses days whose files the lake does not hold yet (the
+    lake was down, an upload failed): the local store is their only copy. After `lake upload`
+    the same prune goes through, and the lake keeps every event."""
+    from pipeline.lake.read import connect_lake
+    from pipeline.lake.url import lake_of
+
+    from fixtures import make_config
+
+    lake_dir = tmp_path / "lake"
+    node = make_config(tmp_path, f'[store]\nurl = "{lake_dir}"\nnode = "mta01"\n')
+    today = datetime.now(UTC).date()
+    old, older = today - timedelta(days=99), today - timedelta(days=100)
+    fill(node, {older: 2})
+    r = CliRunner().invoke(cli, ["--config", str(node.source), "--data-dir", str(node.data_dir), "lake", "upload"])
+    assert r.exit_code == 0 and "uploaded 1 file(s)" in r.output, r.output
+    fill(node, {old: 3, older: 1})  # stored while the lake was unreachable: not uploaded
+
+    def prune_cli(*extra):
+        return CliRunner().invoke(cli, ["--config", str(node.source), "--data-dir", str(node.data_dir), "prune",
+                                        "--before", (today - timedelta(days=50)).isoformat(), "--yes", *extra])
+
+    for extra in ((), ("--dry-run",)):
+        r = prune_cli(*extra)
+        assert r.exit_code == 1, r.output
+        assert r.output.startswith("Error: 2 of the days to delete hold events not uploaded to the lake yet: "
+                                   f"{older} (1 file), {old} (1 file)") and "mailhygiene lake upload" in r.output
+    import pyarrow.parquet as pq
+
+    assert sum(pq.read_metadata(f).num_rows for f in EventStore(node.data_dir).files()) == 6  # kept here
+    r = CliRunner().invoke(cli, ["--config", str(node.source), "--data-dir", str(node.data_dir), "lake", "upload"])
+    assert r.exit_code == 0 and "uploaded 2 file(s)" in r.output, r.output
+    r = prune_cli()
+    assert r.exit_code == 0 and "deleted 2 days" in r.output, r.output
+    con = connect_lake(lake_of(node), tmp_path / "central")
+    assert con.sql("SELECT count(*) FROM events").fetchall() == [(6,)]  # every event is in the lake
+
+    # a file stored after the plan was made is checked again under the store's lock
+    from pipeline.lake.upload import not_uploaded
+
+    fill(node, {older: 1})
+    r = CliRunner().invoke(cli, ["--config", str(node.source), "--data-dir", str(node.data_dir), "lake", "upload"])
+    plan = plan_prune(node.data_dir, today - timedelta(days=50), window_days=7, tz=TOKYO,
+                      not_uploaded=lambda: not_uploaded(node))
+    assert [p.day for p in plan.doomed] == [older] and not plan.not_uploaded
+    fill(node, {older: 1})
+    with pytest.raises(InputError, match=f"not uploaded to the lake yet: {older} \\(1 file\\)"):
+        prune(plan)
+    assert len(EventStore(node.data_dir).files(older.isoformat())) == 2
+    assert prune(plan, force=True)  # --force: the operator's call

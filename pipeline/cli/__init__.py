@@ -128,7 +128,9 @@ class AppContext:
             from ..classify import configure  # the config's [classify] phrases and providers
 
             configure(cfg.classify, cfg.carriers)
-            if cfg.store.url:  # `[store] url`: every events view reads all nodes of the lake
+            # `[store] url`: every events view reads all nodes of the lake (not for `config show`,
+            # which reads no events and must show a config whose lake url is refused)
+            if cfg.store.url and self.command_args[:1] != ["config"]:
                 from ..lake.read import use_lake
 
                 use_lake(cfg)

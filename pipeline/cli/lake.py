@@ -38,6 +38,7 @@ def lake_status(app, as_json):
       mailhygiene --config central.toml lake status
     """
     from ..lake.read import list_objects
+    from ..lake.upload import node_claims
 
     lake = _lake(app.cfg)
     nodes: dict[str, dict] = {}
@@ -46,29 +47,41 @@ def lake_status(app, as_json):
         n["objects"] += 1
         n["bytes"] += o.size
         n["days"].add(o.day)
+    claims = node_claims(lake)
     out = {name: {"objects": n["objects"], "bytes": n["bytes"], "days": len(n["days"]),
-                  "first_day": min(n["days"]), "last_day": max(n["days"])} for name, n in sorted(nodes.items())}
+                  "first_day": min(n["days"]), "last_day": max(n["days"]),
+                  "timezone": claims.get(name, {}).get("timezone") or None} for name, n in sorted(nodes.items())}
+    zone = app.cfg.timezone_name
+    # a node reading its logs in another zone stores every time hours off (docs/scale-out.md)
+    other = {name: n["timezone"] for name, n in out.items() if n["timezone"] and n["timezone"] != zone}
     if as_json:
         click.echo(json.dumps({"lake": lake.url, "nodes": out}, indent=2))
-        return
-    click.echo(f"lake {lake.url}: {len(out)} node(s)")
-    for name, n in out.items():
-        click.echo(f"  {name:16} {n['objects']:6} objects {n['bytes']:>14,} bytes  {n['days']:4} days "
-                   f"{n['first_day']} .. {n['last_day']}")
+    else:
+        click.echo(f"lake {lake.url}: {len(out)} node(s)")
+        for name, n in out.items():
+            click.echo(f"  {name:16} {n['objects']:6} objects {n['bytes']:>14,} bytes  {n['days']:4} days "
+                       f"{n['first_day']} .. {n['last_day']}  {n['timezone'] or '(zone not known)'}")
+    for name, tz in other.items():
+        app.problem(f"warning: node {name} reads its logs in {tz}, this config in {zone}: every node must use the "
+                    "zone of the MTA clocks (timezone = ...), or its events' times are hours off")
 
 
 @lake_group.command("upload")
+@click.option("--take-over", is_flag=True,
+              help="This host replaces the one that holds its store.node name in the lake (rebuilt, or its "
+                   "data dir moved): the name's claim becomes this data dir's.")
 @click.pass_obj
-def lake_upload(app):
+def lake_upload(app, take_over):
     """Upload this node's sealed event files that the lake does not have yet (create-only).
 
     `ingest`, `clean` and `watch` do this after each commit; this command is for a first upload
-    of an existing store, or after the lake was unreachable.
+    of an existing store, or after the lake was unreachable. A node name is held by one host (a
+    claim under <url>/_nodes/): another host given the same store.node is refused.
     """
     from ..lake.node import after_commit
 
     _lake(app.cfg)
-    s = after_commit(app.cfg, strict=True)
+    s = after_commit(app.cfg, strict=True, take_over=take_over)
     click.echo(f"uploaded {s.uploaded} file(s), {s.bytes:,} bytes; {s.already_there} already there; "
                f"{s.skipped_covered} covered by the lake; {s.filtered_rows} row(s) left out as already uploaded")
 
@@ -78,14 +91,14 @@ def lake_upload(app):
 def lake_compact(app):
     """Merge this node's objects of closed days (older than store.compact_after_days) into one per day."""
     from ..core.errors import ConfigError
-    from ..lake.compact import compact_closed_days
+    from ..lake.node import compact_node
     from ..lake.url import check_node
 
     cfg = app.cfg
-    lake = _lake(cfg)
+    _lake(cfg)
     if not cfg.store.compact_after_days:
         raise ConfigError("store.compact_after_days is 0: compaction is off")
-    s = compact_closed_days(lake, check_node(cfg.store.node), after_days=cfg.store.compact_after_days,
-                            work_dir=cfg.data_dir)
+    check_node(cfg.store.node)
+    s = compact_node(cfg)
     click.echo(f"compacted {len(s.days)} day(s): {s.objects_replaced} object(s) -> {len(s.days)}, "
                f"{s.rows_written:,} rows ({s.duplicate_rows_dropped} duplicate row(s) dropped)")

@@ -27,7 +27,8 @@ def _size(n: int) -> str:
 @click.option("--yes", "-y", "assume_yes", is_flag=True,
               help="Do not ask for confirmation (needed without a terminal, e.g. from cron).")
 @click.option("--force", is_flag=True,
-              help="Allow a DATE inside the suppression rule's current window (the rule loses errors it still counts).")
+              help="Allow a DATE inside the suppression rule's current window (the rule loses errors it still "
+                   "counts), and on a node of a lake days not uploaded yet (the lake loses them).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only problems (with --yes, for cron).")
 @click.pass_obj
 def prune_cmd(app, before, keep_days, dry_run, assume_yes, force, quiet):
@@ -35,7 +36,8 @@ def prune_cmd(app, before, keep_days, dry_run, assume_yes, force, quiet):
 
     Each day partition (<data_dir>/events/date=YYYY-MM-DD/) before DATE goes as a whole; the
     days are listed first, with their files, events and size, and you confirm. A DATE inside the
-    rule's current window (the last rule.window_days local days) is refused unless --force.
+    rule's current window (the last rule.window_days local days) is refused unless --force, and
+    so, on a node of a lake ([store] url), are days with files not uploaded to the lake yet.
     The suppression list keeps its entries and their evidence; `suppression show` then lists
     only the attempts still stored.
 
@@ -46,6 +48,7 @@ def prune_cmd(app, before, keep_days, dry_run, assume_yes, force, quiet):
       sudo -u mailhygiene mailhygiene prune --keep-days 400 --yes --quiet
     """
     from ..core.errors import InputError
+    from ..lake.upload import not_uploaded
     from ..store.prune import check_plan, days_ago, plan_prune, prune
 
     app.quiet = app.quiet or quiet
@@ -53,13 +56,16 @@ def prune_cmd(app, before, keep_days, dry_run, assume_yes, force, quiet):
         raise InputError("give --before DATE or --keep-days N (one of them)")
     day = before if before is not None else days_ago(keep_days)
     cfg = app.stored_cfg()
-    plan = plan_prune(cfg.data_dir, day, window_days=cfg.rule.window_days, tz=cfg.tz)
+    plan = plan_prune(cfg.data_dir, day, window_days=cfg.rule.window_days, tz=cfg.tz,
+                      not_uploaded=(lambda: not_uploaded(cfg)) if cfg.store.url else None)
     check_plan(plan, force=force)
     if not plan.doomed:
         app.say(f"no event days before {day} in {cfg.data_dir / 'events'}: nothing to delete")
         return
     if plan.in_window:
         app.problem(f"warning: --force: deleting days inside the rule window (from {plan.window_start} on)")
+    if plan.not_uploaded:
+        app.problem(f"warning: --force: deleting {len(plan.not_uploaded)} day(s) not uploaded to the lake yet")
     if not app.quiet or not assume_yes:
         click.echo(f"event days before {day} (UTC) in {cfg.data_dir / 'events'}:")
         for part in plan.doomed:

@@ -58,7 +58,10 @@ def watch_cmd(app, verbose, no_inotify):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
 
+    from ..ingest.source import raise_open_files_limit
     from ..lake.node import watch_hook
+
+    raise_open_files_limit()  # a glob of many logs: as many open at once as the hard limit allows
 
     summary = Engine.from_config(cfg).follow(cfg.sources, use_watchdog=not no_inotify, on_start=on_start,
                                              on_stored=watch_hook(cfg))

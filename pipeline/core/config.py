@@ -51,6 +51,8 @@ class SourceSettings:
     path: str = setting("", nonempty=True)
     # The MTA that wrote it; auto detects it per file.
     format: str = setting("auto", choices=("auto",) + MTA_FORMATS)
+    # logrotate's `olddir` for this log, if it uses one (relative to the log's directory, as logrotate reads it): where a rotated copy is looked for after a restart or a copytruncate. "" = beside the log.
+    olddir: str = setting("")
 
 
 @dataclass(frozen=True)
@@ -681,12 +683,25 @@ def to_plain(obj, *, mask_secrets: bool = False):
         return {k: to_plain(v, mask_secrets=mask_secrets) for k, v in obj.items()}
     if isinstance(obj, (tuple, list)):
         return [to_plain(v, mask_secrets=mask_secrets) for v in obj]
-    if mask_secrets and isinstance(obj, str) and "@" in obj and "://" in obj:
-        return _URL_PASSWORD.sub(rf"\1:{SECRET_MASK}@", obj)  # http://user:password@host: the password
+    if mask_secrets and isinstance(obj, str) and "://" in obj:
+        return mask_url(obj)
     return obj
 
 
-_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/:@]*):[^/@]*@")
+_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#@]*)@")
+_URL_QUERY = re.compile(r"([?#]).*$", re.S)
+
+
+def mask_url(url: str, *, query: bool = False) -> str:
+    """A url as it may be shown (`config show`, messages): the password of its user part masked
+    (http://user:********@host), a user part without one (a token) masked whole; with `query`,
+    its query too (a presigned url's signature, where no query belongs: the lake's urls)."""
+    def user(m: re.Match) -> str:
+        name, colon, _ = m.group(2).partition(":")
+        return f"{m.group(1)}{name}:{SECRET_MASK}@" if colon else f"{m.group(1)}{SECRET_MASK}@"
+
+    shown = _URL_USERINFO.sub(user, url)
+    return _URL_QUERY.sub(rf"\1{SECRET_MASK}", shown) if query else shown
 
 
 # The defaults as plain values (the README's table, tests and `config show` of an empty file).

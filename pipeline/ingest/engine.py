@@ -102,11 +102,13 @@ class Engine:
         return cls(cfg.data_dir, cfg.tz, cfg.ingest, CarrierTable.from_config(cfg.carriers), watch=cfg.watch, **options)
 
     # ================================================================== batch
-    def ingest(self, paths: Iterable[str], *, fmt: str = "auto", use_positions: bool = True) -> IngestSummary:
-        """Read files (plain or .gz; globs; `-` for standard input) to their end."""
+    def ingest(self, paths: Iterable[str], *, fmt: str = "auto", use_positions: bool = True,
+               olddir: str = "") -> IngestSummary:
+        """Read files (plain or .gz; globs; `-` for standard input) to their end; `olddir`:
+        where logrotate puts their rotated copies (a [[sources]] entry's olddir)."""
         if fmt != "auto":
             parser_class(fmt)  # validates the name
-        specs = [SourceSpec(str(p), fmt) for p in paths]
+        specs = [SourceSpec(str(p), fmt, olddir) for p in paths]
         started = self.clock.monotonic()
         private = watch_is_running(self.data_dir)
         summary = IngestSummary()
@@ -173,7 +175,7 @@ class Engine:
             if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
                 why = not_followed(src.path, st).replace("watch follows", "clean reads")
                 raise InputError(f"[[sources]] path {src.path} {why}")
-            summary = self.ingest([src.path], fmt=src.format)
+            summary = self.ingest([src.path], fmt=src.format, olddir=src.olddir)
             out.append(summary)
             if on_source is not None:
                 on_source(src.path, summary)
@@ -696,7 +698,7 @@ class Engine:
         to be called in a loop; on leaving, what was read is committed and the files closed.
         follow() is this loop with waits between the steps; tests call step() themselves and
         move the engine's clock instead of waiting."""
-        specs = [SourceSpec(src.path, src.format) for src in sources]
+        specs = [SourceSpec(src.path, src.format, src.olddir) for src in sources]
         for spec in specs:
             if spec.fmt != "auto":
                 parser_class(spec.fmt)

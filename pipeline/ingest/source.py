@@ -23,7 +23,8 @@ File identity (pygtail / Filebeat lessons, see docs/watch.md):
   rest of the old text is looked for in a sibling with the old fingerprint; the truncated file
   is then new.
 - Only complete lines are consumed; a last line without newline is read only when the file is
-  finished: compressed, standard input at its end, or not modified for PARTIAL_LINE_GRACE_S.
+  finished: compressed, standard input at its end, or not modified for PARTIAL_LINE_GRACE_S (and,
+  followed, no longer the live log: its writer may still complete the line).
   A line with no newline within MAX_LINE_BYTES is looked through in bounded memory (LongLine):
   the hole a crash leaves (NUL bytes, any length) does not take the line after it along.
 - A damaged `.gz` is read up to its damage (GzipSalvage), then a DAMAGED chunk says where its
@@ -76,6 +77,9 @@ READ_BUDGET = 16 << 20           # followed: bytes per file per pass, so other f
 # written: it is left for later. Older (or compressed) files: it is read as it is.
 PARTIAL_LINE_GRACE_S = 60
 IDLE_CLOSE_S = 30.0              # followed: a file that has not grown for this long is closed
+# Followed files held open at once: half the soft limit of open files, less what the rest of the
+# process needs (the store, DuckDB, inotify, imports). A glob of more files is read in turns.
+FILES_RESERVE = 64
 SIBLINGS_CHECKED = 8             # rotated candidates fingerprinted when looking for a lost file
 POSITION_KEEP_S = 30 * 86400     # positions of finished files are forgotten after this long
 RETRY_MAX_S = 60.0
@@ -468,6 +472,7 @@ class SourceSpec:
 
     pattern: str
     fmt: str = "auto"
+    olddir: str = ""                # logrotate's olddir (relative to the log's directory): rotated copies go there
 
     @property
     def is_glob(self) -> bool:
@@ -730,6 +735,8 @@ class LogFiles:
         self.waiting: dict[str, Stream] = {}             # open, MTA not told yet (followed)
         self.problems: dict[str, dict] = {}               # path -> {"msg", "retry_at", "attempt"}
         self.unmatched: list[str] = []                    # batch: globs that matched no file
+        self.max_open = open_files_budget()               # followed: streams held open at once
+        self._turns_said = False
 
     # ------------------------------------------------------------------ batch
     def batch_files(self) -> list[tuple[SourceSpec, Path]]:
@@ -920,17 +927,21 @@ class LogFiles:
             s.head_check = (n, sha1(s.head[:n]).hexdigest())
         return list(s.head_check)
 
-    def candidates(self, path: str) -> list[str]:
+    def candidates(self, path: str, olddir: str = "") -> list[str]:
         """Where a log's old text may be now: `mail.log.1`, `mail.log.1.gz`, `mail.log-2024…`,
-        multilog's `@<tai64n>.s`; newest first."""
+        logrotate's `extension .log` names (`mail.1.log`, `mail-20261206.log.gz`), multilog's
+        `@<tai64n>.s`; beside the log and in its `olddir` (relative to the log's directory, as
+        logrotate reads it); newest first."""
         d, base = os.path.split(path)
-        try:
-            names = os.listdir(d or ".")
-        except OSError:
-            return []
-        picked = [n for n in names if (n.startswith(base) and n != base)
-                  or (base == "current" and n.startswith("@"))]
-        paths = [os.path.join(d, n) for n in picked]
+        paths = []
+        for folder in dict.fromkeys([d or "."] + ([os.path.join(d or ".", os.path.expanduser(olddir))]
+                                                  if olddir else [])):
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                continue
+            paths += [os.path.join(folder, n) for n in names
+                      if rotated_name_of(n, base) and os.path.join(folder, n) != path]
         try:
             paths.sort(key=lambda p: os.stat(p).st_mtime, reverse=True)
         except OSError:
@@ -942,7 +953,7 @@ class LogFiles:
         """The rest of the log of position `pkey` (first line `fp`, read up to `offset` at
         `last_path`) in a sibling of that path (opened), or None."""
         pkey = pkey or fp
-        for cand in self.candidates(last_path):
+        for cand in self.candidates(last_path, spec.olddir):
             try:
                 st = os.stat(cand)
             except OSError:
@@ -985,18 +996,54 @@ class LogFiles:
             if found is not None:
                 found.order = (0, 0)  # before the (now new) file under the old name
                 found_streams.append(found)
+                found_streams += self._rotated_since(spec, pos["path"], found, batch)
             elif not self.follow or not os.path.exists(pos["path"]) or here is not None:
                 if not pos.get("eof", True) and pos.get("size", 0) > pos.get("offset", 0):
                     log.warning("%s: %s (read up to offset %d of %d) was rotated away and is gone: "
                                 "its unread end cannot be ingested", "watch" if self.follow else "ingest",
                                 pos.get("path"), pos.get("offset", 0), pos.get("size", 0))
+                elif os.path.abspath(pos["path"]) == os.path.abspath(os.path.expanduser(spec.pattern)):
+                    # read to its end when last seen, but it may have grown before its rotation
+                    where = f" or in olddir {spec.olddir}" if spec.olddir else ""
+                    log.warning("%s: %s was rotated while not followed, and no rotated copy holding its text was "
+                                "found beside it%s: lines written to it after offset %d, if any, are not read. If "
+                                "logrotate moves rotated logs to another directory (olddir), set olddir in its "
+                                "[[sources]] entry", "watch" if self.follow else "ingest", pos["path"], where,
+                                pos.get("offset", 0))
                 pos["done"] = True
                 pos["updated"] = self.clock.time()
         return found_streams
 
+    def _rotated_since(self, spec: SourceSpec, live: str, found: Stream, batch: bool) -> list[Stream]:
+        """The logs rotated away from `live` after the one whose rest was found (`found`), never
+        seen (no position knows their first line): a follower stopped over two rotations finds
+        its log in mail.log.2.gz, and mail.log.1 was written and rotated while it was down. A
+        source that names the live file (not a glob) matched neither; that whole log was lost.
+        Opened from their start (their own read order: by time, before the live file)."""
+        out = []
+        for cand in self.candidates(live, spec.olddir):
+            if os.path.abspath(cand) == os.path.abspath(live):
+                continue
+            try:
+                st = os.stat(cand)
+                if not stat.S_ISREG(st.st_mode) or file_identity(st) in self.by_key or st.st_mtime <= found.mtime:
+                    continue
+                fp, _ = fingerprint(cand)
+                if not fp or any(k == fp or k.startswith(fp + "~") for k in self.positions):
+                    continue  # no first line yet, or a log read before (its position decides)
+                s = self._open(spec, cand, st, batch=batch)
+            except (OSError, EOFError):
+                continue
+            if s is not None:
+                log.info("%s: reading %s, rotated away from %s while it was not followed",
+                         "watch" if self.follow else "ingest", cand, live)
+                out.append(s)
+        return out
+
     def source_of(self, path: str) -> SourceSpec | None:
         """The source a file belongs to: matched by its pattern, or a rotated sibling of it
-        (`mail.log.1`, `mail.log-DATE.gz` of `mail.log`; `@….s` of multilog's `current`)."""
+        (`mail.log.1`, `mail.log-DATE.gz` of `mail.log`; `@….s` of multilog's `current`), also
+        in the source's olddir."""
         for spec in self.specs:
             if spec.is_stdin:
                 continue
@@ -1004,10 +1051,13 @@ class LogFiles:
             full = os.path.abspath(path)
             if fnmatch.fnmatch(full, pat):
                 return spec
-            if os.path.dirname(full) != os.path.dirname(pat):
+            folder = os.path.dirname(pat)
+            olddir = os.path.normpath(os.path.join(folder, os.path.expanduser(spec.olddir))) if spec.olddir else None
+            if os.path.dirname(full) not in (folder, olddir):
                 continue
             name, base = os.path.basename(full), os.path.basename(pat)
-            if spec.is_glob or name.startswith(base) or (base == "current" and name.startswith("@")):
+            if (spec.is_glob and (os.path.dirname(full) == folder or fnmatch.fnmatch(name, base))) \
+                    or rotated_name_of(name, base):
                 return spec
         return None
 
@@ -1054,6 +1104,9 @@ class LogFiles:
                     continue
                 if self.skipped.get(key) == (st.st_size, st.st_mtime_ns):
                     continue
+                if len(self.streams) >= self.max_open and not self._make_room():
+                    self._in_turns()
+                    continue  # opened at a later scan, when a file read to its end makes room
                 try:
                     self._open(spec, path, st)
                 except FileNotFoundError:
@@ -1064,6 +1117,30 @@ class LogFiles:
                     continue
         for key in [k for k in self.skipped if k not in seen]:
             del self.skipped[key]
+
+    def _make_room(self) -> bool:
+        """Close the followed file that has waited longest at its end and still sits under its
+        name (it is opened again when it grows, from its position, as an idle one is); False
+        when every open file still has something to read."""
+        idle = [s for s in self.streams.values() if s.eof and s.read_at == s.offset and not s.piped]
+        for s in sorted(idle, key=lambda s: s.last_growth):
+            try:
+                st = os.stat(s.path)
+            except OSError:
+                continue
+            if file_identity(st) != s.key:
+                continue
+            self.drop(s)
+            self.skipped[s.key] = (st.st_size, st.st_mtime_ns)
+            return True
+        return False
+
+    def _in_turns(self) -> None:
+        if not self._turns_said:
+            self._turns_said = True
+            log.warning("watch: the sources match more files than can be held open at once (%d, from the limit "
+                        "of open files, ulimit -n / LimitNOFILE): they are read in turns, a file read to its "
+                        "end making room for the next", self.max_open)
 
     def ready_streams(self) -> list[Stream]:
         """Open streams in read order whose MTA the engine has decided (asking again those it
@@ -1116,6 +1193,8 @@ class LogFiles:
                 return
         s.size = size
         old_enough = self.clock.time() - st.st_mtime >= PARTIAL_LINE_GRACE_S
+        if old_enough and self.follow and s.read_at < size and self._live(s):
+            old_enough = False  # its writer may go on: a line completed later was lost as two halves
         if s.read_at == 0 and size >= len(BOM) and os.pread(s.fh, len(BOM), 0) == BOM:
             s.read_at = len(BOM)
             yield Chunk(s, b"", 0, len(BOM), SKIPPED)  # a byte-order mark before the first line
@@ -1179,6 +1258,26 @@ class LogFiles:
             yield Chunk(s, data[:cut] if cut < len(data) else data, start, s.read_at)
         s.last_growth = self.clock.monotonic()
         s.eof = s.read_at >= size
+
+    def _live(self, s: Stream) -> bool:
+        """Is a followed file still the live log of its source, whose writer may complete its last
+        line (the file under its name, and not a rotated name of another file the sources match:
+        `mail.log`, not `mail.log.1` or `mail.log-20261206`)? Its unfinished last line is then
+        not read after PARTIAL_LINE_GRACE_S: a writer that paused mid-line (buffered rsyslog, a
+        full disk, SIGSTOP) and went on later had the line read as two halves, both rejected."""
+        try:
+            if file_identity(os.stat(s.path)) != s.key:
+                return False  # renamed away or replaced: finished
+        except OSError:
+            return False
+        name = os.path.basename(s.path)
+        for spec in self.specs:
+            if spec.is_stdin:
+                continue
+            for m in spec.matches():
+                if m != s.path and rotated_name_of(name, os.path.basename(m)):
+                    return False  # a rotated copy beside the live log
+        return True
 
     @staticmethod
     def _long_line(s: Stream, size: int, finished: bool) -> Chunk | None:
@@ -1473,6 +1572,59 @@ class LogFiles:
         except RuntimeError:  # the main thread changed the streams meanwhile: just wake up
             return True
         return any(fnmatch.fnmatch(path, os.path.expanduser(spec.pattern)) for spec in self.specs)
+
+
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
+
+
+def rotated_name_of(name: str, base: str) -> bool:
+    """Is `name` a rotated name of the log `base` (the live file's name)? `base` + anything
+    (`mail.log.1`, `mail.log-20261206.gz`); with logrotate's `extension .log`, the stem, one
+    more part, then the extension (`mail.1.log`, `mail-20261206.log`, either compressed);
+    multilog's `@<tai64n>.s` of `current`. (A wrong guess costs one fingerprint read.)"""
+    if name == base:
+        return False
+    if name.startswith(base) or (base == "current" and name.startswith("@")):
+        return True
+    stem, ext = os.path.splitext(base)
+    if not stem or not ext:
+        return False
+    for suffix in _COMPRESSED_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    middle = name[len(stem):-len(ext)] if name.startswith(stem) and name.endswith(ext) else ""
+    return len(middle) > 1 and middle[0] in ".-_" and "/" not in middle
+
+
+def open_files_budget() -> int:
+    """How many followed files may be held open at once (FILES_RESERVE kept for the rest)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 1 << 20
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return 1 << 20
+    return max(8, soft // 2 - FILES_RESERVE)
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft limit of open files to the hard one (systemd's LimitNOFILE default is
+    1024:524288, the soft one kept low for select(), which this process does not use); returns
+    the soft limit in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError):
+            pass
+    return soft
 
 
 def not_followed(path: str, st: os.stat_result) -> str:

@@ -2,8 +2,7 @@
 
 Reads <root>/events/node=*/date=*/*.parquet through pyarrow's filesystem (S3FileSystem for s3://,
 so no DuckDB extension has to be downloaded); writes nothing. The DuckDB view `events` is the
-view of pipeline.store.warehouse plus a `node` column, with duplicate event ids within a day
-removed (a log shipped to two nodes, an object and its compacted copy seen by one listing): of
+view of pipeline.store.warehouse plus a `node` column, with duplicate event ids removed (a log shipped to two nodes, an object and its compacted copy seen by one listing): of
 the copies, the one of the first node (then source file, then offset) is kept, so every engine
 keeps the same row. REPEATED_IDS_SQL and DEDUPED_EVENTS_SQL are that one definition; lake.spark
 runs their port. A connection reads the lake as listed when it was opened (its file list and its
@@ -30,7 +29,10 @@ _LAYOUT_RE = re.compile(r"/" + EVENTS_DIR + r"/" + NODE_PREFIX + r"([^/]+)/" + D
                         + r"(\d{4}-\d{2}-\d{2})/([^/.][^/]*\.parquet)$")
 
 # The one definition of "each event once" (DuckDB dialect; lake.spark runs its sqlglot port), in
-# two steps. REPEATED_IDS_SQL: the (date, event_id) pairs that occur more than once, computed once
+# two steps, by event id across days, as one machine's store keeps it (it checks a line against
+# the days it could have gone to under other parse settings): the same line read by two nodes in
+# other zones, or with clocks a year apart at New Year, lands on two UTC days, and was counted
+# twice when copies were looked for within a day. REPEATED_IDS_SQL: the event ids that occur more than once, computed once
 # per connection (or Spark session) into table `lake_repeated`: the one aggregation over every
 # row, and small (the copies only). DEDUPED_EVENTS_SQL reads `lake_events` (every object, with the
 # node and date folder values) and `lake_repeated`: only the repeated ids go through the ranking
@@ -38,20 +40,20 @@ _LAYOUT_RE = re.compile(r"/" + EVENTS_DIR + r"/" + NODE_PREFIX + r"([^/]+)/" + D
 # its column pruning and costs a hash join, not an aggregation (10M events, DuckDB: a filtered
 # read 0.4 s instead of 2.4 s, BENCHMARKS.md). The column list is the lake schema's names
 # (identifiers, never data).
-REPEATED_IDS_SQL = "SELECT date, event_id FROM lake_events GROUP BY date, event_id HAVING count(*) > 1"
+REPEATED_IDS_SQL = "SELECT event_id FROM lake_events GROUP BY event_id HAVING count(*) > 1"
 
 DEDUPED_EVENTS_SQL = """
 WITH copies AS (
     SELECT *,
-           row_number() OVER (PARTITION BY date, event_id
+           row_number() OVER (PARTITION BY event_id
                               ORDER BY node NULLS LAST, source_file NULLS LAST,
-                                       source_offset NULLS LAST) AS copy_rank
+                                       source_offset NULLS LAST, date NULLS LAST) AS copy_rank
     FROM lake_events e
-    WHERE EXISTS (SELECT 1 FROM lake_repeated r WHERE r.date = e.date AND r.event_id = e.event_id)
+    WHERE EXISTS (SELECT 1 FROM lake_repeated r WHERE r.event_id = e.event_id)
 )
 
 SELECT {columns} FROM lake_events e
-WHERE NOT EXISTS (SELECT 1 FROM lake_repeated r WHERE r.date = e.date AND r.event_id = e.event_id)
+WHERE NOT EXISTS (SELECT 1 FROM lake_repeated r WHERE r.event_id = e.event_id)
 UNION ALL
 SELECT {columns} FROM copies WHERE copy_rank = 1
 """.format(columns=", ".join(LAKE_SCHEMA.names))

@@ -10,7 +10,7 @@ One subtlety: a local compaction (`watch` merges the small files of a day) repla
 may be uploaded already by one file that holds their rows again. A new file of a day whose
 uploaded files have vanished locally is therefore uploaded only with the rows whose event ids the
 node's objects of that day do not hold yet (read from the lake, excluding the object itself, so
-a retry builds the same bytes). Readers remove duplicate ids within a day anyway (lake.read);
+a retry builds the same bytes). Readers remove duplicate ids anyway (lake.read);
 this keeps the lake from growing with copies. The ledger then forgets the vanished names: it
 lists the files the store holds, not every file it ever held (a `watch` committing every 5 s
 makes 17,280 files a day; the ledger, rewritten after each object, once kept them all).
@@ -24,19 +24,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.config import Config
-from ..core.errors import LakeError
-from ..core.fsutil import atomic_write_json, ensure_dir, file_lock
+from ..core.errors import LakeConflict, LakeError
+from ..core.fsutil import atomic_write_json, atomic_write_text, ensure_dir, file_lock
 from ..store.event_store import SMALL_FILE_BYTES, EventStore
 from .objects import file_digests, writer_for
 from .url import DATE_PREFIX, LakeLocation, check_node, lake_of
 
 STATE_DIR = "lake"
+NODE_ID_FILE = "node-id"  # this data dir's identity in the lake's node claims (made once)
+# (lake url, node, node id) whose claim was found to be this data dir's in this process
+_CLAIMED: set[tuple[str, str, str]] = set()
 # (lake url, node, day) -> {object path: its event ids}, most recently used last (_lake_ids)
 _OBJECT_IDS: OrderedDict[tuple[str, str, str], dict] = OrderedDict()
 _CACHED_DAYS = 2  # watch writes today (and yesterday, around midnight UTC): ~24 bytes an event kept
@@ -60,7 +64,11 @@ class UploadSummary:
 class Uploader:
     """Uploads what the ledger does not list yet. One per (data dir, lake, node)."""
 
-    def __init__(self, data_dir: str | os.PathLike, lake: LakeLocation, node: str, *, writer=None):
+    def __init__(self, data_dir: str | os.PathLike, lake: LakeLocation, node: str, *, writer=None,
+                 take_over: bool = False, timezone: str = ""):
+        self.data_dir = Path(data_dir)
+        self.timezone = timezone  # the zone this node reads its logs in (shown by `lake status`)
+        self.take_over = take_over
         self.store = EventStore(data_dir)
         self.lake = lake
         self.node = check_node(node)
@@ -92,9 +100,7 @@ class Uploader:
         (`watch`, which uploads at most every [store] upload_interval): a day's small files are
         merged locally first when two or more of them are new, so one object carries them."""
         summary = UploadSummary()
-        ensure_dir(self.state_dir)
-        with file_lock(self.state_dir / "upload.lock", wait=600,
-                       busy=f"another upload to {self.lake.url} is still running"):
+        with self.lock():
             ledger = self._load()
             days = ledger.setdefault("days", {})
             local = self._sealed_files()
@@ -105,6 +111,7 @@ class Uploader:
             if not pending:
                 return summary
             self.writer.check_create_only(self.node)
+            self._claim_node()
             for day in sorted(pending):
                 uploaded = days.setdefault(day, {})
                 present = local[day]
@@ -124,6 +131,94 @@ class Uploader:
                     del uploaded[n]  # keep the rows (so the ledger holds the stored files only)
                 self._save(ledger)
         return summary
+
+    def not_uploaded(self) -> dict[str, int]:
+        """day -> how many of its stored files the ledger does not list as uploaded (`prune`
+        keeps those days: deleting them would lose their events from the lake for good). Read
+        without the store's lock (prune holds it when it checks again)."""
+        days = self._load().get("days", {})
+        out: dict[str, int] = {}
+        for f in self.store.files():
+            day = f.parent.name[len(DATE_PREFIX):]
+            if f.name not in days.get(day, {}):
+                out[day] = out.get(day, 0) + 1
+        return out
+
+    # ------------------------------------------------------------------ one host per node name
+    def claim(self) -> None:
+        """Make sure this data dir holds its node name in the lake (before compacting: another
+        host given the same name must not merge and delete this one's objects)."""
+        ensure_dir(self.state_dir)
+        self.writer.check_create_only(self.node)
+        self._claim_node()
+
+    def lock(self):
+        """The lock of this node's writes to the lake: uploads, and compaction (which deletes
+        objects an upload may be reading the ids of)."""
+        ensure_dir(self.state_dir)
+        return file_lock(self.state_dir / "upload.lock", wait=600,
+                         busy=f"another upload to {self.lake.url} is still running")
+
+    def _identity(self) -> dict:
+        """This data dir's claim on its node name: a random id made once and kept in the data dir
+        (a host cloned with its data dir would share it: give the clone a new data dir), and,
+        for the message another host gets, the host name and data dir."""
+        path = self.state_dir / NODE_ID_FILE
+        try:
+            ident = path.read_text().strip()
+        except FileNotFoundError:
+            ident = ""
+        if not ident:
+            import uuid
+
+            ident = uuid.uuid4().hex
+            atomic_write_text(path, ident + "\n")
+        return {"node": self.node, "id": ident, "host": socket.gethostname(), "data_dir": str(self.data_dir.resolve()),
+                "timezone": self.timezone}
+
+    def _claim_node(self) -> None:
+        """Make sure no other host uploads under this node name: the claim object
+        <root>/_nodes/node=<node>.json is created once (create-only) with this data dir's id; a
+        claim with another id is a LakeConflict that names the host holding the name. Two hosts
+        given one name otherwise mixed their objects in one node= prefix unnoticed (part names
+        are random, so no object ever conflicted), each compacting and reading the other's.
+        `take_over`: this data dir replaces the one that holds the claim (a host rebuilt)."""
+        me = self._identity()
+        done = (self.lake.url, self.node, me["id"])
+        if done in _CLAIMED:
+            return
+        key = self.lake.claim_key(self.node)
+        if self.take_over:
+            held = self._read_claim(key)
+            if held is not None and held.get("id") != me["id"]:
+                self.writer.delete([key])
+        with tempfile.TemporaryDirectory(dir=self.state_dir) as tmp:
+            mine = Path(tmp) / "claim.json"
+            mine.write_text(json.dumps(me, sort_keys=True) + "\n")
+            try:
+                self.writer.put_if_absent(key, mine)
+            except LakeConflict:
+                held = self._read_claim(key)
+                if held is not None and held.get("id") == me["id"]:  # ours: a renamed host, a new zone
+                    self.writer.delete([key])
+                    self.writer.put_if_absent(key, mine)
+                else:
+                    who = (f"host {held.get('host')!r} (data dir {held.get('data_dir')})" if held
+                           else "another host (its claim is unreadable)")
+                    raise LakeConflict(
+                        f"store.node {self.node!r} is already used in the lake {self.lake.url} by {who}: nothing "
+                        "was uploaded. Give each MTA host its own store.node. If this host replaces that one "
+                        "(rebuilt, or its data dir moved), run `mailhygiene lake upload --take-over` once") from None
+        _CLAIMED.add(done)
+
+    def _read_claim(self, key: str) -> dict | None:
+        try:
+            with self.lake.filesystem().open_input_stream(self.lake.path(key)) as fh:
+                return json.loads(fh.read(1 << 16))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise LakeError(f"cannot read the node claim {key} in the lake: {exc}") from None
 
     def _merge_new(self, local: dict, days: dict) -> bool:
         """Merge the small files of each day with two or more files not uploaded yet (the store's
@@ -225,13 +320,45 @@ class Uploader:
             summary.already_there += 1
 
 
-def upload_sealed(cfg: Config, *, merge: bool = False) -> UploadSummary | None:
+def node_claims(lake: LakeLocation) -> dict[str, dict]:
+    """node -> its claim (host, data dir, timezone) for every node name claimed in the lake."""
+    from pyarrow import fs as pafs
+
+    filesystem = lake.filesystem()
+    folder = lake.path(lake.claim_key("x")).rsplit("/", 1)[0]
+    try:
+        infos = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    except OSError as exc:
+        raise LakeError(f"cannot list the node claims of {lake.url}: {exc}") from None
+    out = {}
+    for info in infos:
+        name = info.base_name
+        if info.type == pafs.FileType.File and name.startswith("node=") and name.endswith(".json"):
+            try:
+                with filesystem.open_input_stream(info.path) as fh:
+                    out[name[len("node="):-len(".json")]] = json.loads(fh.read(1 << 16))
+            except (OSError, ValueError):
+                continue
+    return out
+
+
+def not_uploaded(cfg: Config) -> dict[str, int]:
+    """day -> this node's stored files of that day not uploaded to the lake yet; {} when no lake
+    is configured (or the data dir is the central machine's, without store.node)."""
+    lake = lake_of(cfg)
+    if lake is None or not cfg.store.node:
+        return {}
+    return Uploader(cfg.data_dir, lake, cfg.store.node).not_uploaded()
+
+
+def upload_sealed(cfg: Config, *, merge: bool = False, take_over: bool = False) -> UploadSummary | None:
     """Upload this node's new sealed files when `[store] url` is set (else None: local only);
-    `merge`: see Uploader.run."""
+    `merge`: see Uploader.run; `take_over`: see Uploader._claim_node."""
     lake = lake_of(cfg)
     if lake is None:
         return None
     if not cfg.store.node:
         raise LakeError("store.url is set but store.node is not: give this MTA host a name in the lake, "
                         "e.g. node = \"mta01\" under [store]")
-    return Uploader(cfg.data_dir, lake, cfg.store.node).run(merge=merge)
+    return Uploader(cfg.data_dir, lake, cfg.store.node, take_over=take_over,
+                    timezone=cfg.timezone_name).run(merge=merge)

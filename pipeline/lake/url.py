@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..core.config import Config, StoreSettings
+from ..core.config import Config, StoreSettings, mask_url
 from ..core.errors import ConfigError
 
 EVENTS_DIR = "events"
+CLAIMS_DIR = "_nodes"
 NODE_PREFIX = "node="
 DATE_PREFIX = "date="
 _NODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -71,6 +72,12 @@ class LakeLocation:
             return f"{self.prefix}/{rel}" if self.prefix else rel
         return f"{self.prefix}/{rel}"
 
+    def claim_key(self, node: str) -> str:
+        """The key (s3: without the bucket) or path (file) of the object that says which host
+        uses a node name (lake.upload: one host per name)."""
+        rel = f"{CLAIMS_DIR}/{NODE_PREFIX}{check_node(node)}.json"
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
     def path(self, key: str) -> str:
         """A key as a path of `filesystem()`."""
         return f"{self.bucket}/{key}" if self.scheme == "s3" else key
@@ -106,25 +113,47 @@ def check_node(node: str) -> str:
     return node
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+
+def masked(url: str) -> str:
+    """A url as it may be shown (core.config.mask_url: the one rule, as `config show` shows it)."""
+    return mask_url(url, query=True)
+
+
+def _refuse_credentials(name: str, url: str) -> None:
+    """A key or password in store.url / store.endpoint_url is refused: botocore and pyarrow sign
+    with the AWS credentials, never with a url's user part (pyarrow even reads it as the host
+    name), and the url is printed in messages and logs, so the secret would only leak."""
+    if _USERINFO.match(url):
+        raise ConfigError(f"{name} {masked(url)!r} has credentials in it (before '@'): they would be printed "
+                          "in messages and logs, and are not used to sign requests. Remove them and give them the "
+                          "AWS way: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment, AWS_PROFILE "
+                          "with ~/.aws/credentials, or the instance / pod role")
+
+
 def parse_url(url: str, *, endpoint_url: str = "", region: str = "", base: Path | None = None) -> LakeLocation:
     """`s3://bucket/prefix` or a directory path (relative paths are relative to `base`)."""
     url = url.strip()
     if not url:
         raise ConfigError("store.url is empty: set it to s3://bucket/prefix or a directory")
+    _refuse_credentials("store.url", url)
+    if endpoint_url:
+        _refuse_credentials("store.endpoint_url", endpoint_url.strip())
     if url.startswith("s3://"):
         u = urlparse(url)
         bucket, prefix = u.netloc, u.path.strip("/")
         if not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", bucket):
-            raise ConfigError(f"store.url {url!r}: {bucket!r} is not an S3 bucket name "
+            raise ConfigError(f"store.url {masked(url)!r}: {bucket!r} is not an S3 bucket name "
                               "(3-63 lower-case letters, digits, '.' or '-')")
         if u.query or u.fragment or "//" in prefix:
-            raise ConfigError(f"store.url {url!r}: use s3://bucket/prefix without ?, # or empty path parts")
+            raise ConfigError(f"store.url {masked(url)!r}: use s3://bucket/prefix without ?, # or empty path parts")
         if endpoint_url and not re.match(r"^https?://[^/\s]+/?$", endpoint_url):
-            raise ConfigError(f"store.endpoint_url {endpoint_url!r}: use http(s)://host:port, e.g. http://127.0.0.1:9000")
+            raise ConfigError(f"store.endpoint_url {masked(endpoint_url)!r}: use http(s)://host:port, e.g. http://127.0.0.1:9000")
         return LakeLocation("s3", bucket, prefix, endpoint_url.rstrip("/"), region)
     if "://" in url and not url.startswith("file://"):
         scheme = url.split("://", 1)[0]
-        raise ConfigError(f"store.url {url!r}: the {scheme}:// scheme is not supported; use s3://bucket/prefix "
+        raise ConfigError(f"store.url {masked(url)!r}: the {scheme}:// scheme is not supported; use s3://bucket/prefix "
                           "(any S3-compatible server with store.endpoint_url) or a directory path")
     path = Path(url[len("file://"):] if url.startswith("file://") else url).expanduser()
     if not path.is_absolute():

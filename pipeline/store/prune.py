@@ -12,6 +12,12 @@ refused unless forced: the rule would lose errors it may still count. Older days
 detail: `suppression show` lists the delivery attempts that are still stored; entries already on
 the list keep their evidence (error count, days, first and last error) in the list itself.
 
+On a node of a lake (`[store] url` and node set), days holding files not uploaded yet are
+refused unless forced too: the local store is the only copy of those events, so deleting them
+would lose them from the lake for good (a lake that was down for a while, a node whose uploads
+failed). The caller passes `not_uploaded` (lake.upload.not_uploaded: the store does not import
+the lake); it is asked again under the store's lock, so a file stored after the plan counts.
+
 Called by the CLI (`mailhygiene prune`).
 """
 
@@ -22,6 +28,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 from ..core.errors import InputError, StoreError
@@ -51,6 +58,10 @@ class PrunePlan:
     in_window: bool = False
     # the latest `before` that keeps the whole window (its first local midnight, as a UTC day)
     last_safe: date | None = None
+    # doomed days holding files not uploaded to the lake yet -> how many (a node of a lake)
+    not_uploaded: dict[date, int] = field(default_factory=dict)
+    # asked again under the store's lock: day (YYYY-MM-DD) -> files not uploaded yet
+    uploads_pending: Callable[[], dict[str, int]] | None = None
 
     @property
     def rows(self) -> int:
@@ -85,10 +96,12 @@ def rule_window_start(window_days: int, tz: ZoneInfo, now: datetime | None = Non
 
 
 def plan_prune(data_dir: str | os.PathLike, before: date, *, window_days: int, tz: ZoneInfo,
-               now: datetime | None = None) -> PrunePlan:
-    """What `prune` would delete: every stored UTC day partition before `before`."""
+               now: datetime | None = None,
+               not_uploaded: Callable[[], dict[str, int]] | None = None) -> PrunePlan:
+    """What `prune` would delete: every stored UTC day partition before `before`.
+    `not_uploaded`: day -> files the lake does not have yet (a node of a lake), kept unless forced."""
     store = EventStore(data_dir)
-    plan = PrunePlan(before=before, data_dir=Path(data_dir))
+    plan = PrunePlan(before=before, data_dir=Path(data_dir), uploads_pending=not_uploaded)
     plan.window_start = rule_window_start(window_days, tz, now)
     window_start_utc = datetime.combine(plan.window_start, time(0), tz).astimezone(timezone.utc)
     plan.in_window = datetime.combine(before, time(0), timezone.utc) > window_start_utc
@@ -102,16 +115,35 @@ def plan_prune(data_dir: str | os.PathLike, before: date, *, window_days: int, t
             plan.doomed.append(DayPartition(day, part, len(files), _rows(files), _size(part)))
         else:
             plan.kept_days.append(day)
+    plan.not_uploaded = _doomed_not_uploaded(plan)
     return plan
 
 
+def _doomed_not_uploaded(plan: PrunePlan) -> dict[date, int]:
+    if plan.uploads_pending is None or not plan.doomed:
+        return {}
+    pending = plan.uploads_pending()
+    return {p.day: pending[p.day.isoformat()] for p in plan.doomed if pending.get(p.day.isoformat())}
+
+
 def check_plan(plan: PrunePlan, *, force: bool = False) -> None:
-    """Refuse a cut-off inside the rule's current window (unless forced)."""
+    """Refuse a cut-off inside the rule's current window, or days not uploaded to the lake yet
+    (unless forced)."""
     if plan.in_window and not force:
         raise InputError(
             f"--before {plan.before} reaches into the suppression rule's current window (local days from "
             f"{plan.window_start} on): the rule still counts those errors. Use --before {plan.last_safe} or "
             f"earlier, or --force if you mean it")
+    if plan.not_uploaded and not force:
+        raise InputError(_not_uploaded_message(plan.not_uploaded))
+
+
+def _not_uploaded_message(days: dict[date, int]) -> str:
+    shown = ", ".join(f"{d} ({n} file{'s' if n != 1 else ''})" for d, n in sorted(days.items())[:5])
+    more = f" and {len(days) - 5} more day(s)" if len(days) > 5 else ""
+    return (f"{len(days)} of the days to delete hold events not uploaded to the lake yet: {shown}{more}. "
+            "This node's store is their only copy: deleting them loses them from the lake too. Run "
+            "`mailhygiene lake upload` first (it uploads what is missing), or --force if you mean it")
 
 
 def prune(plan: PrunePlan, *, force: bool = False) -> list[DayPartition]:
@@ -121,6 +153,10 @@ def prune(plan: PrunePlan, *, force: bool = False) -> list[DayPartition]:
     removed: list[DayPartition] = []
     with store.lock():
         _finish_interrupted(store.root)
+        if not force:  # again under the lock: a file stored (and not uploaded) since the plan
+            late = _doomed_not_uploaded(plan)
+            if late:
+                raise InputError(_not_uploaded_message(late))
         for part in plan.doomed:
             if not part.path.is_dir():
                 continue  # gone meanwhile (another prune)
