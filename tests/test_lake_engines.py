@@ -95,9 +95,11 @@ def setup(s3_server, tmp_path_factory):
 
 
 def rule_params(cfg):
-    r = cfg.rule
-    return {"tz": cfg.timezone_name, "as_of": AS_OF, "min_errors": r.min_errors, "min_days": r.min_days,
-            "window_days": r.window_days, "counted_reasons": list(r.counted_reasons)}
+    """The rule's parameters as the product passes them (one definition: a parameter the SQL
+    gains reaches these tests too)."""
+    from pipeline.suppression.rule import rule_params as params
+
+    return params(cfg.rule, cfg.timezone_name, AS_OF)
 
 
 def rows(table, *, drop_zone=False):
@@ -153,7 +155,7 @@ INSTANT_BOUNDS = {"active_addresses", "error_addresses", "guard_bursts", "guard_
 def query_params(name, cfg):
     p = {**rule_params(cfg), "block_rate": 0.3, "block_min_errors": 1, "grain": "day", "limit": 50,
          "edge_minutes": 5, "hour_min_errors": 1, "hour_rate": 0.3, "recent_hours": 48.0, "recent_rate": 0.01,
-         "address": "taro.dead@docomo.ne.jp"}
+         "address": "taro.dead@docomo.ne.jp", "carriers": ["docomo", "au", "softbank", "ymobile", "rakuten", "other"]}
     if name in INSTANT_BOUNDS:
         p.update(since=datetime(2026, 11, 1, tzinfo=timezone.utc), until=datetime(2026, 11, 30, 15, tzinfo=timezone.utc))
     else:
