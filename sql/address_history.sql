@@ -1,7 +1,7 @@
 -- address_history.sql
 -- What it returns: every delivery attempt to one address, oldest first (the evidence behind a
 -- suppression entry, and `suppression show`).
--- Reads:   events. Macros: counted_error (sql/macros.sql).
+-- Reads:   events. Macros: counted_error, failed_after (sql/macros.sql).
 -- Params:  $address         normalised address (lower-case, no quotes)
 --          $tz              IANA zone for the local_time column
 --          $counted_reasons VARCHAR[]: reasons the suppression rule counts (rule.counted_reasons)
@@ -30,9 +30,8 @@ final AS (
            a.carrier, a.smtp_phase, a.dsn, a.reply_code, a.diagnostic, a.relay, a.queue_id, a.event_id,
            a.source_file, a.source_offset, counted_error(a.status, a.scope, a.reason, $counted_reasons) AS counted,
            a.status = 'sent'
-               AND coalesce(f.failed_at > a.ts
-                            OR (f.failed_at = a.ts AND f.failed_file = a.source_file
-                                AND f.failed_offset > a.source_offset), FALSE) AS hand_off
+               AND failed_after(f.failed_at, f.failed_file, f.failed_offset,
+                                a.ts, a.source_file, a.source_offset) AS hand_off
     FROM attempts a
     LEFT JOIN failed_later f USING (message)
 )

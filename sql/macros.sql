@@ -22,6 +22,12 @@
 --   test holds them together). Never applied to the address column, a key (see csvsafe.py).
 -- iso_local(ts, tz) -> VARCHAR
 --   ts as local ISO 8601 time with its offset, e.g. 2026-11-17T23:50:00+09:00 (the CSV export).
+-- failed_after(failed_at, failed_file, failed_offset, ts, source_file, source_offset) -> BOOLEAN
+--   The message's latest failure to the address (failed_at, read at failed_offset of
+--   failed_file; NULL: none) comes after the attempt at ts (read at source_offset of
+--   source_file): a later time, or in the same second a later line of the same log. A `sent`
+--   for which it holds only handed the message on (a content filter, an internal relay): no
+--   delivery (the rule's last_sent, `suppression show`'s hand_off).
 
 CREATE OR REPLACE MACRO counted_error(status, scope, reason, counted_reasons) AS
     status IN ('deferred', 'bounced', 'expired')
@@ -49,3 +55,7 @@ CREATE OR REPLACE MACRO iso_local(ts, tz) AS
     || lpad(CAST(CAST(floor(abs(epoch(ts AT TIME ZONE tz) - epoch(ts)) / 3600) AS BIGINT) AS VARCHAR), 2, '0')
     || ':'
     || lpad(CAST(CAST(floor(abs(epoch(ts AT TIME ZONE tz) - epoch(ts)) / 60) AS BIGINT) % 60 AS VARCHAR), 2, '0');
+
+CREATE OR REPLACE MACRO failed_after(failed_at, failed_file, failed_offset, ts, source_file, source_offset) AS
+    coalesce(failed_at > ts
+             OR (failed_at = ts AND failed_file = source_file AND failed_offset > source_offset), FALSE);

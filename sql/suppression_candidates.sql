@@ -4,7 +4,7 @@
 --          $counted_reasons: every counted error up to $as_of with its local day; a table
 --          the guard reads too), events (view over the event store: the latest deliveries),
 --          suppression_history (view over suppression/history.parquet; empty when there is no
---          list yet: its `released` rows are the releases).
+--          list yet: its `released` rows are the releases). Macros: failed_after (sql/macros.sql).
 -- Params:  $as_of           TIMESTAMPTZ: only events up to this instant are evaluated
 --          $min_errors      at least this many counted errors ...
 --          $min_days        ... on at least this many distinct calendar days ...
@@ -82,9 +82,7 @@ last_sent AS (
     FROM outcomes o
     LEFT JOIN failed_later f ON f.address = o.address AND f.message = o.message
     WHERE o.status = 'sent'
-      AND NOT coalesce(f.failed_at > o.ts
-                       OR (f.failed_at = o.ts AND f.failed_file = o.source_file
-                           AND f.failed_offset > o.source_offset), FALSE)
+      AND NOT failed_after(f.failed_at, f.failed_file, f.failed_offset, o.ts, o.source_file, o.source_offset)
     GROUP BY o.address
 ),
 

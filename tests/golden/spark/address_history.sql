@@ -1,7 +1,7 @@
 /* address_history.sql */
 /* What it returns: every delivery attempt to one address, oldest first (the evidence behind a */
 /* suppression entry, and `suppression show`). */
-/* Reads:   events. Macros: counted_error (sql/macros.sql). */
+/* Reads:   events. Macros: counted_error, failed_after (sql/macros.sql). */
 /* Params:  $address         normalised address (lower-case, no quotes) */
 /*          $tz              IANA zone for the local_time column */
 /*          $counted_reasons VARCHAR[]: reasons the suppression rule counts (rule.counted_reasons) */
@@ -59,14 +59,16 @@ WITH attempts AS (
       )
     ) AS counted,
     a.status = 'sent'
-    AND COALESCE(
-      f.failed_at > a.ts
-      OR (
-        f.failed_at = a.ts
-        AND f.failed_file = a.source_file
-        AND f.failed_offset > a.source_offset
-      ),
-      FALSE
+    AND (
+      COALESCE(
+        f.failed_at > a.ts
+        OR (
+          f.failed_at = a.ts
+          AND f.failed_file = a.source_file
+          AND f.failed_offset > a.source_offset
+        ),
+        FALSE
+      )
     ) AS hand_off
   FROM attempts AS a
   LEFT JOIN failed_later AS f

@@ -4,7 +4,7 @@
 /*          $counted_reasons: every counted error up to $as_of with its local day; a table */
 /*          the guard reads too), events (view over the event store: the latest deliveries), */
 /*          suppression_history (view over suppression/history.parquet; empty when there is no */
-/*          list yet: its `released` rows are the releases). */
+/*          list yet: its `released` rows are the releases). Macros: failed_after (sql/macros.sql). */
 /* Params:  $as_of           TIMESTAMPTZ: only events up to this instant are evaluated */
 /*          $min_errors      at least this many counted errors ... */
 /*          $min_days        ... on at least this many distinct calendar days ... */
@@ -112,14 +112,16 @@ WITH error_days AS (
     ON f.address = o.address AND f.message = o.message
   WHERE
     o.status = 'sent'
-    AND NOT COALESCE(
-      f.failed_at > o.ts
-      OR (
-        f.failed_at = o.ts
-        AND f.failed_file = o.source_file
-        AND f.failed_offset > o.source_offset
-      ),
-      FALSE
+    AND NOT (
+      COALESCE(
+        f.failed_at > o.ts
+        OR (
+          f.failed_at = o.ts
+          AND f.failed_file = o.source_file
+          AND f.failed_offset > o.source_offset
+        ),
+        FALSE
+      )
     )
   GROUP BY
     o.address
