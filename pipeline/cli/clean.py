@@ -24,6 +24,14 @@ def ingest_problems(path, summary, L=None) -> list[str]:
     return out
 
 
+def holds_no_store(data_dir) -> bool:
+    """No stored event day and no suppression list or history in `data_dir` (missing or empty)."""
+    from pathlib import Path
+
+    d = Path(data_dir)
+    return not any((d / "events").glob("date=*")) and not (d / "suppression" / "history.parquet").exists()
+
+
 def ingest_summary_line(summary, L) -> str:
     d = summary.as_dict()
     return L("cli.ingest_summary", files=len(d["files"]), lines=d["lines"], events=d["events_written"],
@@ -113,7 +121,13 @@ def clean_cmd(app, as_of, force, progress, quiet, as_json, lang):
                 click.echo(L("cli.report"))
                 click.echo(L("cli.report_path", path=value))
 
+    started_empty = holds_no_store(cfg.data_dir)
     result = clean(cfg, as_of=as_of, force=force, progress=progress, lang=app.language(lang), on_step=on_step)
+    if started_empty:
+        # a first night, or a data dir whose volume is not mounted (or that moved): the job
+        # cannot tell them apart, and in the second case the opt-outs added by hand are gone
+        # from this night's list and export; never a silent good night
+        app.problem(L("cli.problem_new_data_dir", path=cfg.data_dir))
     if as_json:
         app.print_json(clean_result_json(result, cfg))
     if result.sources_without_files and not result.ingest and not result.watch_running:

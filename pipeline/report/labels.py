@@ -192,6 +192,10 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.ingest_summary": ("{files} file(s), {lines} lines read, {events} events written, "
                                "{stored} already stored, {rejected} lines rejected"),
         "cli.problem_no_files": "ingest {path}: no files match (check [[sources]] path)",
+        "cli.problem_new_data_dir": ("clean: {path} held no events and no suppression list: a new store and list "
+                                     "were started there. Expected on the first night; otherwise that data dir "
+                                     "is not mounted or has moved: stop the timer and restore it (the addresses "
+                                     "added by hand live only there)"),
         "cli.problem_rejected": "ingest {path}: {n} lines rejected ({reasons})",
         "cli.problem_samples": "; samples in {file}",
         "cli.problem_unrecognised": ("ingest {path}: not recognised as Postfix, sendmail or qmail "
@@ -307,6 +311,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.ingest_summary": ("ファイル {files} 件、読み込み {lines} 行、イベント書き込み {events} 件、"
                                "取り込み済み {stored} 件、除外 {rejected} 行"),
         "cli.problem_no_files": "取り込み {path}: 一致するファイルがありません（[[sources]] の path を確認）",
+        "cli.problem_new_data_dir": ("clean: {path} にはイベントも配信停止リストもありませんでした。新しく作成しました。"
+                                     "初回の実行なら問題ありません。そうでなければデータディレクトリがマウントされていないか"
+                                     "移動しています。タイマーを止めて復元してください（手動で追加したアドレスはそこにしかありません）"),
         "cli.problem_rejected": "取り込み {path}: {n} 行を除外（{reasons}）",
         "cli.problem_samples": "。例は {file}",
         "cli.problem_unrecognised": ("取り込み {path}: Postfix・sendmail・qmail のいずれとも判定できません"
