@@ -233,3 +233,67 @@ def test_maildir_and_the_daemon_writes_verp(tmp_path):
         "ORDER BY recipient").fetchall()
     assert [r[0] for r in rows] == ["hanako@au.com", "nobody@au.com"]
     assert all("/cur/" in r[1] for r in rows)
+
+
+def _report(to: str, blocks: str, text: str, subject="Undelivered Mail Returned to Sender") -> bytes:
+    """A Postfix-shaped multipart/report: human text, then the delivery-status fields."""
+    return f"""From: MAILER-DAEMON@mx.example.jp (Mail Delivery System)
+To: {to}
+Date: Fri, 04 Dec 2026 10:00:00 +0900
+Message-ID: <r1@mx.example.jp>
+Subject: {subject}
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain; charset=us-ascii
+
+{text}
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.jp
+
+{blocks}
+--B--
+""".replace("\n", "\r\n").encode()
+
+
+def test_auto_replies_and_success_reports_to_the_verp_address_are_no_failures():
+    """Everything sent to the envelope sender reaches the VERP address: a vacation reply (RFC 3834
+    sends it there), a challenge-response mail, a success DSN (NOTIFY=SUCCESS, action relayed or
+    delivered). None is a failure; each was recorded `bounced` for the VERP recipient (the
+    vacation with "550 people attend" as its reply, the others with their first line)."""
+    verp = verp_address(OURS, "taro@docomo.ne.jp")
+    vacation = f"""From: =?UTF-8?B?5bGx55Sw5aSq6YOO?= <taro@docomo.ne.jp>
+To: {verp}
+Subject: =?UTF-8?B?6Ieq5YuV5b+c562U?= Re: hello
+Auto-Submitted: auto-replied
+X-Autoreply: yes
+Date: Fri, 04 Dec 2026 10:00:00 +0900
+Message-ID: <v1@docomo.ne.jp>
+Content-Type: text/plain; charset=utf-8
+
+I am out of the office until 10 Dec. 550 people attend the fair.
+""".replace("\n", "\r\n").encode()
+    challenge = f"""From: Spam Filter <confirm@filter.example.net>
+To: {verp}
+Subject: Please confirm your message
+Date: Fri, 04 Dec 2026 10:00:00 +0900
+Message-ID: <c1@filter.example.net>
+
+Your mail to taro@docomo.ne.jp is held. Please click the link to confirm you are human.
+""".replace("\n", "\r\n").encode()
+    blocks = ("Final-Recipient: rfc822; taro@docomo.ne.jp\nOriginal-Recipient: rfc822;taro@docomo.ne.jp\n"
+              "Action: {}\nStatus: 2.0.0\nRemote-MTA: dns; mfsmax.docomo.ne.jp\nDiagnostic-Code: smtp; 250 ok\n")
+    text = "<taro@docomo.ne.jp>: delivery via mfsmax.docomo.ne.jp[203.138.181.112]:25: 250 ok\n"
+    for name, raw in [("vacation", vacation), ("challenge", challenge),
+                      *((a, _report(verp, blocks.format(a), text, "Successful Mail Delivery Report"))
+                        for a in ("relayed", "delivered", "expanded"))]:
+        for rcpt in (None, verp):
+            rs, _ = parse_bounce(raw, envelope_from=OURS, envelope_recipient=rcpt)
+            assert rs == [], (name, rs)
+    # the same VERP address still names the recipient of a real carrier bounce
+    rs, _ = parse_bounce(carrier_style(verp), envelope_from=OURS)
+    assert [(r.recipient, r.status, r.found_by) for r in rs] == [("taro@docomo.ne.jp", "bounced", "verp")]

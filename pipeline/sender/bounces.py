@@ -17,6 +17,8 @@ Who bounced, in this order of trust:
      Postfix's local and pipe delivery), Delivered-To or X-Original-To: the recipient even when
      the bounce names none (Japanese carriers' own formats), the reply text then taken from the
      first SMTP reply in the mail's text.
+2 and 3 only for a mail with no delivery-status part, from a mailer daemon/postmaster, and not an
+auto-reply: vacation replies and challenges reach the VERP address too and are no failures.
 The diagnostic is classified with pipeline.classify.classifier, like every log line. The SMTP
 phase comes from Postfix's "(in reply to RCPT TO command)" wording where the bounce has it.
 """
@@ -24,6 +26,9 @@ phase comes from Postfix's "(in reply to RCPT TO command)" wording where the bou
 from __future__ import annotations
 
 import email
+import email.errors
+import email.errors
+import email.header
 import email.policy
 import email.utils
 import functools
@@ -223,6 +228,40 @@ class _Replies:
         return out
 
 
+# who sends bounces: RFC 5321's postmaster and the MTAs' MAILER-DAEMON / Mail Delivery Subsystem
+_DAEMON = re.compile(r"^(mailer-?daemon|mail-?daemon|postmaster|mdaemon|mail\.delivery\.subsystem)$", re.IGNORECASE)
+# RFC 3834 auto-responders' own marks, and the vacation subjects mail clients write
+_AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Vacation", "X-Mail-Autoreply",
+                 "X-Challenge", "X-Cr-Hashedpuzzle", "X-Boxtrapper", "X-Spamarrest-Noauth")
+_AUTO_SUBJECT = re.compile(r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|auto:|out of (the )?office|vacation|"
+                           r"自動応答|自動返信|自動送信|不在|please confirm|confirm your (message|e-?mail))", re.IGNORECASE)
+
+
+def _from_mailer_daemon(msg) -> bool:
+    """The bounce comes from a mail system, not a person: its From (or Sender) is a mailer daemon
+    or postmaster. A person's mail to the VERP address (a vacation reply, a challenge, a reply to
+    the envelope sender) names our recipient too, and is no failure."""
+    for name in ("From", "Sender"):
+        for _, addr in email.utils.getaddresses([str(v) for v in (msg.get_all(name) or [])]):
+            local = normalise_address(addr).rpartition("@")[0] or normalise_address(addr)
+            if _DAEMON.match(local):
+                return True
+    return False
+
+
+def _auto_reply(msg) -> bool:
+    if any(msg.get(h) is not None for h in _AUTO_HEADERS):
+        return True
+    if str(msg.get("Precedence") or "").strip().lower() == "auto_reply":
+        return True
+    subject = str(msg.get("Subject") or "")
+    try:
+        subject = str(email.header.make_header(email.header.decode_header(subject)))
+    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+        pass
+    return bool(_AUTO_SUBJECT.match(subject))
+
+
 def _code(text: str) -> int | None:
     m = _CODE.search(text or "")
     return int(m.group(1)) if m else None
@@ -238,7 +277,9 @@ def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | No
     human_start = functools.cache(lambda: human.strip()[:500])
     replies = _Replies(human)
     found: dict[str, BouncedRecipient] = {}
+    reported = False
     for block in _dsn_blocks(msg):
+        reported = True
         rcpt = _address_field(block.get("Original-Recipient")) or _address_field(block.get("Final-Recipient"))
         action = str(block.get("Action") or "").strip().lower()
         if not rcpt or action not in ("failed", "delayed"):
@@ -251,7 +292,12 @@ def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | No
         found[rcpt] = BouncedRecipient(
             rcpt, "deferred" if action == "delayed" else "bounced", status, _code(diagnostic),
             diagnostic or human_start(), _address_field_host(block.get("Remote-MTA")), phase, "dsn")
-    if not found:
+    # a delivery-status part is the report: when it names no failed or delayed recipient (a
+    # success DSN, action=relayed/delivered/expanded) the mail is no failure, whatever the text
+    # or the VERP address say; without one, only a mail from a mailer daemon that is not an
+    # auto-reply (vacation, challenge-response: sent to the envelope sender, i.e. the VERP address)
+    fallback = not reported and _from_mailer_daemon(msg) and not _auto_reply(msg)
+    if not found and fallback:
         try:
             from flufl.bounce import all_failures
 
@@ -279,7 +325,7 @@ def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | No
                 break
         if verp:
             break
-    if verp and not found:
+    if verp and not found and fallback:
         reply = replies.near([verp])[verp]
         code = _code(reply)
         found[verp] = BouncedRecipient(verp, "deferred" if code and 400 <= code < 500 else "bounced",
