@@ -297,3 +297,21 @@ Your mail to taro@docomo.ne.jp is held. Please click the link to confirm you are
     # the same VERP address still names the recipient of a real carrier bounce
     rs, _ = parse_bounce(carrier_style(verp), envelope_from=OURS)
     assert [(r.recipient, r.status, r.found_by) for r in rs] == [("taro@docomo.ne.jp", "bounced", "verp")]
+
+
+@pytest.mark.parametrize("ctype,charset", [("message/global-delivery-status", "utf-8"),
+                                           ("message/delivery-status", "utf-8"),
+                                           ("message/delivery-status", "cp932")])
+def test_a_japanese_diagnostic_in_the_delivery_status_part_is_read_as_text(ctype, charset):
+    """RFC 6533's message/global-delivery-status (8-bit UTF-8 fields) was parsed like a quoted
+    mail and its recipients never seen: the failure was missed. The same Japanese reply in a plain
+    message/delivery-status part (UTF-8 or Shift_JIS bytes, as Japanese MTAs write them) was kept
+    as surrogate characters: '550 5.1.1 ' then U+FFFD-like mojibake in the stored diagnostic."""
+    raw = _report(OURS, "Final-Recipient: rfc822; gone@au.com\nAction: failed\nStatus: 5.1.1\n"
+                        "Remote-MTA: dns; lsean.ezweb.ne.jp\nDiagnostic-Code: smtp; 550 5.1.1 宛先が存在しません\n",
+                  "<gone@au.com>: host lsean.ezweb.ne.jp[1.2.3.4] said: 550 5.1.1 (in reply to RCPT TO command)\n")
+    raw = raw.replace(b"message/delivery-status", ctype.encode()).replace(
+        "宛先が存在しません".encode(), "宛先が存在しません".encode(charset))
+    rs, _ = parse_bounce(raw, envelope_from=OURS)
+    assert [(r.recipient, r.status, r.dsn, r.reply_code, r.remote_mta, r.diagnostic) for r in rs] == [
+        ("gone@au.com", "bounced", "5.1.1", 550, "lsean.ezweb.ne.jp", "550 5.1.1 宛先が存在しません")]

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import email
 import email.errors
-import email.errors
 import email.header
 import email.policy
 import email.utils
@@ -127,14 +126,34 @@ def _phase(text: str) -> str | None:
 
 
 def _dsn_blocks(msg) -> list:
+    """The per-recipient field blocks of the first delivery-status part, read from its bytes.
+
+    The email package parses message/delivery-status into header blocks but keeps non-ASCII
+    bytes (an 8-bit UTF-8 or Shift_JIS Diagnostic-Code, as Japanese MTAs write them) as
+    surrogates, and parses RFC 6533's message/global-delivery-status like message/rfc822 (one
+    "message" whose body holds the recipients' blocks): both are re-read from the part's bytes,
+    decoded like a Japanese text part."""
+    from .intake import decode_text
+
     for part in msg.walk():
         if part.get_content_type() in ("message/delivery-status", "message/global-delivery-status"):
             payload = part.get_payload()
             if isinstance(payload, list):
-                return payload[1:] if len(payload) > 1 else []
-            # some senders put the fields in as text: parse them as header blocks
-            text = payload if isinstance(payload, str) else ""
-            blocks = [email.message_from_string(b) for b in re.split(r"\r?\n\s*\r?\n", text.strip()) if b.strip()]
+                data = b"\n".join(p.as_bytes() if hasattr(p, "as_bytes") else str(p).encode("utf-8", "replace")
+                                  for p in payload)
+            else:
+                data = (payload if isinstance(payload, str) else "").encode("ascii", "surrogateescape")
+            cte = str(part.get("Content-Transfer-Encoding") or "").strip().lower()
+            if cte in ("base64", "quoted-printable"):
+                import base64
+                import quopri
+
+                try:
+                    data = base64.b64decode(data) if cte == "base64" else quopri.decodestring(data)
+                except (ValueError, TypeError):
+                    pass
+            text = decode_text(data, part.get_content_charset() or "utf-8")
+            blocks = [email.message_from_string(b.strip()) for b in re.split(r"\r?\n[ \t]*\r?\n", text.strip()) if b.strip()]
             return blocks[1:] if len(blocks) > 1 else blocks
     return []
 
