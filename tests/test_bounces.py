@@ -315,3 +315,57 @@ def test_a_japanese_diagnostic_in_the_delivery_status_part_is_read_as_text(ctype
     rs, _ = parse_bounce(raw, envelope_from=OURS)
     assert [(r.recipient, r.status, r.dsn, r.reply_code, r.remote_mta, r.diagnostic) for r in rs] == [
         ("gone@au.com", "bounced", "5.1.1", 550, "lsean.ezweb.ne.jp", "550 5.1.1 宛先が存在しません")]
+
+
+B_DOCOMO = "Final-Recipient: rfc822; {}\nAction: failed\nStatus: 5.0.0\nDiagnostic-Code: smtp; 550 Unknown user\n"
+EXIM_TEXT = """A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+  gone@docomo.ne.jp
+    host mfsmax.docomo.ne.jp [203.138.181.112]
+    SMTP error from remote mail server after {}:
+    550 Unknown user
+"""
+SENDMAIL_TEXT = """   ----- The following addresses had permanent fatal errors -----
+<gone@docomo.ne.jp>
+    (reason: 550 Unknown user)
+
+   ----- Transcript of session follows -----
+... while talking to mfsmax.docomo.ne.jp.:
+>>> MAIL From:<news@mail.example.jp> SIZE=1200
+<<< 250 2.1.0 ok
+>>> {}
+<<< 550 Unknown user
+550 5.1.1 <gone@docomo.ne.jp>... User unknown
+"""
+
+
+@pytest.mark.parametrize("text,phase", [
+    (EXIM_TEXT.format("RCPT TO:<gone@docomo.ne.jp>"), "rcpt"), (EXIM_TEXT.format("end of data"), "end_of_data"),
+    (SENDMAIL_TEXT.format("RCPT To:<gone@docomo.ne.jp>"), "rcpt"), (SENDMAIL_TEXT.format("DATA"), "data"),
+    (SENDMAIL_TEXT.format("."), "end_of_data")])
+def test_exim_and_sendmail_dsns_give_the_smtp_phase(text, phase):
+    """docomo's bare "550 Unknown user" is a dead address at RCPT TO and the handset's filter after
+    DATA: the phase decides. Exim's and sendmail's DSNs carry no phase in Diagnostic-Code; their
+    text names it ("after RCPT TO:", sendmail's ">>> DATA" transcript) and was not read: phase
+    None, so a dead address refused at RCPT TO came out `filtered` (not counted)."""
+    from pipeline.classify.classifier import classify
+
+    rs, _ = parse_bounce(_report(OURS, B_DOCOMO.format("gone@docomo.ne.jp"), text), envelope_from=OURS)
+    assert [(r.recipient, r.smtp_phase) for r in rs] == [("gone@docomo.ne.jp", phase)]
+    reason = classify("bounced", rs[0].diagnostic, dsn=rs[0].dsn, reply_code=550, smtp_phase=phase,
+                      carrier="docomo", mta="mailhygiene", recipient_domain="docomo.ne.jp").reason
+    assert (reason == "user_unknown") == (phase == "rcpt"), reason
+
+
+def test_each_recipient_of_a_dsn_gets_the_phase_named_next_to_it():
+    """Postfix's DSN for two docomo recipients, one refused at RCPT TO (dead), one after DATA (the
+    handset's filter): both got the first phase of the whole text, rcpt, and the filtered one was
+    counted user_unknown."""
+    text = ("<a@docomo.ne.jp>: host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown user\n"
+            "    a@docomo.ne.jp (in reply to RCPT TO command)\n\n"
+            "<b@docomo.ne.jp>: host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown user (in\n"
+            "    reply to end of DATA command)\n")
+    blocks = "\n".join(B_DOCOMO.format(a) for a in ("a@docomo.ne.jp", "b@docomo.ne.jp"))
+    rs, _ = parse_bounce(_report(OURS, blocks, text), envelope_from=OURS)
+    assert [(r.recipient, r.smtp_phase) for r in rs] == [("a@docomo.ne.jp", "rcpt"), ("b@docomo.ne.jp", "end_of_data")]

@@ -20,7 +20,9 @@ Who bounced, in this order of trust:
 2 and 3 only for a mail with no delivery-status part, from a mailer daemon/postmaster, and not an
 auto-reply: vacation replies and challenges reach the VERP address too and are no failures.
 The diagnostic is classified with pipeline.classify.classifier, like every log line. The SMTP
-phase comes from Postfix's "(in reply to RCPT TO command)" wording where the bounce has it.
+phase comes from the text next to each recipient's address (Postfix's "(in reply to RCPT TO
+command)", Exim's "after end of data", sendmail's ">>> DATA" transcript), else from the whole
+text when it names one phase only.
 """
 
 from __future__ import annotations
@@ -48,9 +50,8 @@ log = logging.getLogger("mailhygiene.bounces")
 
 _CODE = re.compile(r"(?<!\d)([245]\d\d)(?:[ -]|$)")
 _SMTP_LINE = re.compile(r"(?<![\d.])([45]\d\d)[ -](?:([45]\.\d{1,3}\.\d{1,3})\s)?.{3,}")
-_PHASES = (("rcpt to", "rcpt"), ("end of data", "end_of_data"), ("mail from", "mail"), ("data command", "data"),
-           ("helo", "helo"), ("ehlo", "helo"))
-_IN_REPLY = re.compile(r"in reply to (RCPT TO|end of DATA|MAIL FROM|DATA|HELO|EHLO) command", re.IGNORECASE)
+_SENDMAIL_SENT = re.compile(r"^\s*>>> (RCPT|DATA|\.|MAIL|EHLO|HELO)(?![A-Za-z])(?=.*\n\s*<<< [45]\d\d)", re.IGNORECASE | re.MULTILINE)
+_SENDMAIL_PHASES = {"rcpt": "rcpt", "data": "data", ".": "end_of_data", "mail": "mail", "ehlo": "helo", "helo": "helo"}
 
 
 @dataclass
@@ -114,15 +115,25 @@ def _address_field(value) -> str | None:
     return addr if "@" in addr else None
 
 
+def _phases(text: str) -> set[str]:
+    """The SMTP phases a text names: Postfix's "(in reply to RCPT TO command)", Exim's "SMTP error
+    from remote mail server after end of data", qmail's "does not like recipient" (the
+    classifier's phase hints, as for log lines), and sendmail's transcript (">>> RCPT To:<...>",
+    ">>> DATA", ">>> ." before its "<<< 550 ..." reply)."""
+    from ..classify.classifier import _PHASE_HINTS
+
+    low = " ".join((text or "").lower().split())
+    found = {phase for hint, phase in _PHASE_HINTS if hint in low}
+    for m in _SENDMAIL_SENT.finditer(text or ""):
+        found.add(_SENDMAIL_PHASES[m.group(1).lower()])
+    return found
+
+
 def _phase(text: str) -> str | None:
-    m = _IN_REPLY.search(text or "")
-    if not m:
-        return None
-    words = m.group(1).lower()
-    for key, phase in _PHASES:
-        if words in key or key.startswith(words):
-            return phase
-    return {"data": "data", "helo": "helo", "ehlo": "helo"}.get(words)
+    """The one SMTP phase a text names; None for none, or for several (a bounce of recipients
+    refused at different steps: which is whose is found next to each address, _Replies.phases)."""
+    found = _phases(text)
+    return found.pop() if len(found) == 1 else None
 
 
 def _dsn_blocks(msg) -> list:
@@ -217,6 +228,26 @@ class _Replies:
         return self._first
 
     def near(self, addresses) -> dict[str, str]:
+        out = self._scan(addresses, self._from)
+        for address in set(addresses) - out.keys():
+            out[address] = self.first()
+        return out
+
+    def phases(self, addresses) -> dict[str, str]:
+        """address -> the SMTP phase named in the lines from one holding the address to the next
+        blank line (at most six): Postfix's "<b@x>: host ... said: 550 ... (in reply to end of DATA
+        command)", Exim's address then "SMTP error ... after RCPT TO:", sendmail's ">>> RCPT
+        To:<b@x>" then "<<< 550 ..."; addresses with none named near them are left out."""
+        return self._scan(addresses, self._phase_at)
+
+    def _phase_at(self, i: int) -> str:
+        end = i + 1
+        while end < min(i + 6, len(self.lines)) and self.lines[end]:
+            end += 1
+        return _phase("\n".join(self.lines[i:end])) or ""
+
+    def _scan(self, addresses, pick) -> dict[str, str]:
+        """address -> pick(i) for the first line i holding the address where that is not ""."""
         # an address is found where its last '@' is: (length, text) of its local part -> its domains
         wanted: dict[tuple[int, str], list[tuple[str, str]]] = {}
         for address in addresses:
@@ -237,13 +268,11 @@ class _Replies:
                         break
                     for domain, address in wanted.get((n, line[at - n:at]), ()):
                         if address in pending and line.startswith(domain, at + 1):
-                            reply = self._from(i)
-                            if reply:
-                                out[address] = reply
+                            value = pick(i)
+                            if value:
+                                out[address] = value
                                 pending.discard(address)
                 at = line.find("@", at + 1)
-        for address in pending:
-            out[address] = self.first()
         return out
 
 
@@ -297,7 +326,10 @@ def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | No
     replies = _Replies(human)
     found: dict[str, BouncedRecipient] = {}
     reported = False
-    for block in _dsn_blocks(msg):
+    blocks = _dsn_blocks(msg)
+    near_phase = replies.phases([a for a in (_address_field(b.get("Final-Recipient")) for b in blocks) if a] +
+                                [a for a in (_address_field(b.get("Original-Recipient")) for b in blocks) if a])
+    for block in blocks:
         reported = True
         rcpt = _address_field(block.get("Original-Recipient")) or _address_field(block.get("Final-Recipient"))
         action = str(block.get("Action") or "").strip().lower()
@@ -307,7 +339,8 @@ def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | No
         kind, _, rest = diag.partition(";")
         diagnostic = rest.strip() if rest else diag
         status = str(block.get("Status") or "").strip() or None
-        phase = _phase(diagnostic) or human_phase()
+        phase = (_phase(diagnostic) or near_phase.get(rcpt)
+                 or near_phase.get(_address_field(block.get("Final-Recipient")) or "") or human_phase())
         found[rcpt] = BouncedRecipient(
             rcpt, "deferred" if action == "delayed" else "bounced", status, _code(diagnostic),
             diagnostic or human_start(), _address_field_host(block.get("Remote-MTA")), phase, "dsn")
@@ -331,10 +364,11 @@ def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | No
                 if "@" in a and a not in picked:
                     picked[a] = status
         near = replies.near(picked)
+        phases = replies.phases(picked)
         for a, status in picked.items():
             reply = near[a]
             found[a] = BouncedRecipient(a, status, dsn_in(reply), _code(reply), reply or human_start(),
-                                        None, human_phase(), "flufl")
+                                        None, phases.get(a) or human_phase(), "flufl")
     verp = None
     for candidate in filter(None, [envelope_recipient, *(msg.get_all("Delivered-To") or []),
                                    *(msg.get_all("X-Original-To") or []), msg.get("To")]):
