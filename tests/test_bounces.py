@@ -369,3 +369,20 @@ def test_each_recipient_of_a_dsn_gets_the_phase_named_next_to_it():
     blocks = "\n".join(B_DOCOMO.format(a) for a in ("a@docomo.ne.jp", "b@docomo.ne.jp"))
     rs, _ = parse_bounce(_report(OURS, blocks, text), envelope_from=OURS)
     assert [(r.recipient, r.smtp_phase) for r in rs] == [("a@docomo.ne.jp", "rcpt"), ("b@docomo.ne.jp", "end_of_data")]
+
+
+def test_a_status_field_with_a_comment_gives_its_code():
+    """RFC 3464's Status is a structured field: `Status: 5.2.2 (mailbox full)` (Exchange and
+    others write the comment). The comment went into the event's dsn, which the classifier then
+    could not read: 5.1.1 with a comment came out `undefined`, 5.2.2 `user_unknown` (hard)."""
+    from pipeline.classify.classifier import classify
+
+    blocks = ("Final-Recipient: RFC822; <Gone@AU.com>\nAction: Failed\nStatus: 5.1.1 (unknown user)\n"
+              "Diagnostic-Code: X-Unix; unknown\n\n"
+              "Final-Recipient: rfc822; full@au.com\nAction: failed\nStatus: 5.2.2 (mailbox full)\n"
+              "Diagnostic-Code: X-Unix; Mailbox unavailable\n")
+    rs, _ = parse_bounce(_report(OURS, blocks, "failed\n"), envelope_from=OURS)
+    assert [(r.recipient, r.status, r.dsn) for r in rs] == [("gone@au.com", "bounced", "5.1.1"),
+                                                             ("full@au.com", "bounced", "5.2.2")]
+    assert [classify("bounced", r.diagnostic, dsn=r.dsn, carrier="au", mta="mailhygiene",
+                     recipient_domain="au.com").reason for r in rs] == ["user_unknown", "mailbox_full"]

@@ -338,7 +338,8 @@ def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | No
         diag = " ".join(str(block.get("Diagnostic-Code") or "").split())
         kind, _, rest = diag.partition(";")
         diagnostic = rest.strip() if rest else diag
-        status = str(block.get("Status") or "").strip() or None
+        # `Status: 5.2.2 (mailbox full)`: the code without its comment, as the classifier reads a dsn
+        status = dsn_in(str(block.get("Status") or "")) or str(block.get("Status") or "").strip() or None
         phase = (_phase(diagnostic) or near_phase.get(rcpt)
                  or near_phase.get(_address_field(block.get("Final-Recipient")) or "") or human_phase())
         found[rcpt] = BouncedRecipient(
