@@ -386,3 +386,32 @@ def test_a_status_field_with_a_comment_gives_its_code():
                                                              ("full@au.com", "bounced", "5.2.2")]
     assert [classify("bounced", r.diagnostic, dsn=r.dsn, carrier="au", mta="mailhygiene",
                      recipient_domain="au.com").reason for r in rs] == ["user_unknown", "mailbox_full"]
+
+
+def test_the_bounce_of_a_message_we_never_sent_is_ignored(tmp_path):
+    """Backscatter: someone sent spam with our bounce address as envelope sender, and a DSN for it
+    arrives. Its returned headers are not ours (From another domain), nor is a bounce of a bounce
+    (the returned mail is itself a DSN from a mailer daemon). Each was recorded as a failure of
+    whoever it names (a stranger, or someone's MAILER-DAEMON); ours still is."""
+    from pipeline.sender.bounces import process_bounces
+
+    block = "Final-Recipient: rfc822; stranger@docomo.ne.jp\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 unknown\n"
+    text = "<stranger@docomo.ne.jp>: host mfsmax.docomo.ne.jp said: 550 5.1.1 unknown (in reply to RCPT TO command)\n"
+
+    def returned(headers: str) -> bytes:
+        return _report(OURS, block, text).replace(b"--B--", ("--B\nContent-Type: text/rfc822-headers\n\n" + headers +
+                                                             "\n--B--").replace("\n", "\r\n").encode())
+    spam = returned("Return-Path: <news@mail.example.jp>\nFrom: Cheap Pills <sales@pills.example.ru>\n"
+                    "Message-ID: <spam1@pills.example.ru>\nSubject: pills\n")
+    spam = spam.replace(b"Return-Path: <news@mail.example.jp>\r\n", b"")
+    double = returned("From: MAILER-DAEMON@mx.other.example (Mail Delivery System)\n"
+                      "Message-ID: <dsn9@mx.other.example>\nSubject: Undelivered Mail Returned to Sender\n"
+                      "Content-Type: multipart/report; report-type=delivery-status;\n boundary=\"X\"\n")
+    ours = returned(f"From: {OURS}\nMessage-ID: <orig-7@mail.example.jp>\nSubject: hello\n")
+    for raw in (spam, double):
+        assert parse_bounce(raw, envelope_from=OURS)[0] == []
+    rs, _ = parse_bounce(ours, envelope_from=OURS)
+    assert [(r.recipient, r.status) for r in rs] == [("stranger@docomo.ne.jp", "bounced")]
+    cfg = _cfg(tmp_path)
+    res = process_bounces(cfg, raw=spam)
+    assert [(r.status, r.reason.split(" (")[0]) for r in res] == [("ignored", "the bounce of a message we did not send")]

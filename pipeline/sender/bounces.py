@@ -178,19 +178,48 @@ def _human_text(msg) -> str:
     return ""
 
 
-def _original_message_id(msg) -> str | None:
+def _original_headers(msg):
+    """The returned message's header block (message/rfc822 or text/rfc822-headers part), or None."""
     for part in msg.walk():
         ctype = part.get_content_type()
         if ctype == "message/rfc822":
             inner = part.get_payload()
             inner = inner[0] if isinstance(inner, list) and inner else inner
-            if hasattr(inner, "get") and inner.get("Message-ID"):
-                return str(inner.get("Message-ID")).strip()
+            if hasattr(inner, "get") and len(inner.keys()):
+                return inner
         if ctype == "text/rfc822-headers":
             head = email.message_from_string(_text(part))
-            if head.get("Message-ID"):
-                return str(head.get("Message-ID")).strip()
+            if len(head.keys()):
+                return head
     return None
+
+
+def _original_message_id(msg) -> str | None:
+    head = _original_headers(msg)
+    return str(head.get("Message-ID")).strip() if head is not None and head.get("Message-ID") else None
+
+
+def _sent_by_others(msg, ours) -> bool:
+    """The bounce returns the headers of a message that is not ours: its From and Return-Path
+    name none of our domains (a DSN for mail someone else sent with our address as envelope
+    sender: backscatter), so its recipients are no failures of ours."""
+    head = _original_headers(msg)
+    domains = {domain_of(normalise_address(a)) for a in ours if a and "@" in a}
+    if head is None:
+        return False
+    # a bounce of a bounce: the returned mail was itself a report from a mail system
+    if "report-type=delivery-status" in " ".join(str(head.get("Content-Type") or "").lower().split()):
+        return True
+    if _from_mailer_daemon(head):
+        return True
+    if not domains:
+        return False
+    named = [normalise_address(addr) for name in ("From", "Return-Path", "Sender")
+             for _, addr in email.utils.getaddresses([str(v) for v in (head.get_all(name) or [])])]
+    named = [domain_of(a) for a in named if "@" in a]
+    if not named:
+        return False
+    return not any(d == o or d.endswith("." + o) or o.endswith("." + d) for d in named for o in domains)
 
 
 class _Replies:
@@ -315,10 +344,13 @@ def _code(text: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | None = None
-                 ) -> tuple[list[BouncedRecipient], object]:
-    """The recipients a bounce mail reports, and the parsed message."""
+def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | None = None,
+                 from_address: str | None = None) -> tuple[list[BouncedRecipient], object]:
+    """The recipients a bounce mail reports, and the parsed message (none for the bounce of a
+    message that is not ours: _sent_by_others)."""
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    if _sent_by_others(msg, (envelope_from, from_address)):
+        return [], msg
     human = _human_text(msg)
     # what every recipient without its own evidence shares: looked at once, not once per recipient
     human_phase = functools.cache(lambda: _phase(human))
@@ -426,10 +458,14 @@ def record_bounce(cfg, raw: bytes, *, source: str = "stdin", envelope_recipient:
             res = BounceResult("refused", f"{len(raw)} bytes is over intake.max_bytes ({cfg.intake.max_bytes})")
             _log(cfg, res)
             return res
-        recipients, msg = parse_bounce(raw, envelope_from=envelope_from, envelope_recipient=envelope_recipient)
+        recipients, msg = parse_bounce(raw, envelope_from=envelope_from, envelope_recipient=envelope_recipient,
+                                       from_address=s.from_address)
         bounce_id = str(msg.get("Message-ID") or "").strip() or "sha256:" + hashlib.sha256(raw).hexdigest()
         if not recipients:
-            res = BounceResult("ignored", "not a bounce: no failed or delayed recipient found", bounce_id)
+            why = ("the bounce of a message we did not send (the returned headers name none of our domains, "
+                   "or are a bounce's)" if _sent_by_others(msg, (envelope_from, s.from_address))
+                   else "not a bounce: no failed or delayed recipient found")
+            res = BounceResult("ignored", why, bounce_id)
             _log(cfg, res)
             return res
         when = _when(msg)
