@@ -415,3 +415,12 @@ def test_the_bounce_of_a_message_we_never_sent_is_ignored(tmp_path):
     cfg = _cfg(tmp_path)
     res = process_bounces(cfg, raw=spam)
     assert [(r.status, r.reason.split(" (")[0]) for r in res] == [("ignored", "the bounce of a message we did not send")]
+
+
+def test_a_report_without_its_per_message_block_loses_no_recipient():
+    """The first block of a delivery-status part was dropped as the per-message one (Reporting-MTA)
+    whatever it held: a report that omits it lost its first recipient (1 of 2 found)."""
+    blocks = "\n".join(B_DOCOMO.format(a) for a in ("a@docomo.ne.jp", "b@docomo.ne.jp"))
+    raw = _report(OURS, blocks, "failed\n").replace(b"Reporting-MTA: dns; mx.example.jp\r\n\r\n", b"")
+    rs, _ = parse_bounce(raw, envelope_from=OURS)
+    assert [(r.recipient, r.status) for r in rs] == [("a@docomo.ne.jp", "bounced"), ("b@docomo.ne.jp", "bounced")]

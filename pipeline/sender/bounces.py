@@ -165,7 +165,9 @@ def _dsn_blocks(msg) -> list:
                     pass
             text = decode_text(data, part.get_content_charset() or "utf-8")
             blocks = [email.message_from_string(b.strip()) for b in re.split(r"\r?\n[ \t]*\r?\n", text.strip()) if b.strip()]
-            return blocks[1:] if len(blocks) > 1 else blocks
+            # the per-message block first (Reporting-MTA, ...), then one per recipient: a block is a
+            # recipient's by its recipient fields, not its place (some reports omit the first)
+            return [b for b in blocks if b.get("Final-Recipient") or b.get("Original-Recipient")]
     return []
 
 
