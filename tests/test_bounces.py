@@ -424,3 +424,38 @@ def test_a_report_without_its_per_message_block_loses_no_recipient():
     raw = _report(OURS, blocks, "failed\n").replace(b"Reporting-MTA: dns; mx.example.jp\r\n\r\n", b"")
     rs, _ = parse_bounce(raw, envelope_from=OURS)
     assert [(r.recipient, r.status) for r in rs] == [("a@docomo.ne.jp", "bounced"), ("b@docomo.ne.jp", "bounced")]
+
+
+def test_each_qmail_recipient_gets_its_own_reason():
+    """qmail's QSBMF names each recipient with its own paragraph. One refused by the remote host
+    (an SMTP reply) and one refused by qmail itself ("Sorry, no mailbox here by that name.
+    (#5.1.1)", no SMTP reply): the second was given the first's reply "550 Unknown user
+    a@docomo.ne.jp" and its phase (rcpt), its own text and 5.1.1 never read."""
+    raw = b"""From: MAILER-DAEMON@mx.example.jp
+To: news@mail.example.jp
+Subject: failure notice
+Date: Fri, 04 Dec 2026 10:00:00 +0900
+Message-ID: <q2@mx.example.jp>
+
+Hi. This is the qmail-send program at mx.example.jp.
+I'm afraid I wasn't able to deliver your message to the following addresses.
+This is a permanent error; I've given up. Sorry it didn't work out.
+
+<a@docomo.ne.jp>:
+203.138.181.112 does not like recipient.
+Remote host said: 550 Unknown user a@docomo.ne.jp
+Giving up on 203.138.181.112.
+
+<b@mail.example.jp>:
+Sorry, no mailbox here by that name. (#5.1.1)
+
+--- Below this line is a copy of the message.
+
+From: news@mail.example.jp
+Subject: hello
+""".replace(b"\n", b"\r\n")
+    rs, _ = parse_bounce(raw, envelope_from=OURS)
+    by = {r.recipient: (r.dsn, r.reply_code, r.smtp_phase, r.diagnostic) for r in rs}
+    assert by == {"a@docomo.ne.jp": (None, 550, "rcpt", "550 Unknown user a@docomo.ne.jp"),
+                  "b@mail.example.jp": ("5.1.1", None, None,
+                                        "<b@mail.example.jp>: Sorry, no mailbox here by that name. (#5.1.1)")}

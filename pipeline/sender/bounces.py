@@ -271,11 +271,19 @@ class _Replies:
         To:<b@x>" then "<<< 550 ..."; addresses with none named near them are left out."""
         return self._scan(addresses, self._phase_at)
 
-    def _phase_at(self, i: int) -> str:
+    def paragraphs(self, addresses) -> dict[str, str]:
+        """address -> the lines from the first one holding it to the next blank line (at most
+        six), joined: qmail's "<b@x>:" + "Sorry, no mailbox here by that name. (#5.1.1)"."""
+        return self._scan(addresses, lambda i: "\n".join(self.lines[i:self._paragraph_end(i)]))
+
+    def _paragraph_end(self, i: int) -> int:
         end = i + 1
         while end < min(i + 6, len(self.lines)) and self.lines[end]:
             end += 1
-        return _phase("\n".join(self.lines[i:end])) or ""
+        return end
+
+    def _phase_at(self, i: int) -> str:
+        return _phase("\n".join(self.lines[i:self._paragraph_end(i)])) or ""
 
     def _scan(self, addresses, pick) -> dict[str, str]:
         """address -> pick(i) for the first line i holding the address where that is not ""."""
@@ -400,10 +408,19 @@ def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | No
                     picked[a] = status
         near = replies.near(picked)
         phases = replies.phases(picked)
+        paragraphs = replies.paragraphs(picked)
         for a, status in picked.items():
-            reply = near[a]
+            # the address's own paragraph: its SMTP reply, else its text when it says more than the
+            # address (qmail's own "Sorry, no mailbox here by that name. (#5.1.1)"); only else the
+            # reply after it or the first in the mail (which may be another recipient's)
+            lines = paragraphs.get(a, "").split("\n")
+            own = next((ln[m.start():] for ln in lines for m in [_SMTP_LINE.search(ln)] if m), "")
+            if not own and len(lines) > 1:
+                own = " ".join(lines)
+            reply = own or near[a]
             found[a] = BouncedRecipient(a, status, dsn_in(reply), _code(reply), reply or human_start(),
-                                        None, phases.get(a) or human_phase(), "flufl")
+                                        None, phases.get(a) or (human_phase() if len(picked) == 1 else None),
+                                        "flufl")
     verp = None
     for candidate in filter(None, [envelope_recipient, *(msg.get_all("Delivered-To") or []),
                                    *(msg.get_all("X-Original-To") or []), msg.get("To")]):
