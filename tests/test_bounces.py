@@ -459,3 +459,24 @@ Subject: hello
     assert by == {"a@docomo.ne.jp": (None, 550, "rcpt", "550 Unknown user a@docomo.ne.jp"),
                   "b@mail.example.jp": ("5.1.1", None, None,
                                         "<b@mail.example.jp>: Sorry, no mailbox here by that name. (#5.1.1)")}
+
+
+def test_a_dsn_block_without_diagnostic_code_takes_its_own_recipients_reply():
+    """Diagnostic-Code is optional (RFC 3464). For two recipients without it, each was given the
+    first 500 characters of the text, both replies: a@ (550 5.1.1 User unknown) came out
+    mailbox_full, and b@ carried a@'s text. Each now gets the reply next to its address."""
+    from pipeline.classify.classifier import classify
+
+    text = ("<a@au.com>: host lsean.ezweb.ne.jp[1.2.3.4] said: 550 5.1.1 <a@au.com>: User unknown (in reply\n"
+            "    to RCPT TO command)\n\n"
+            "<b@au.com>: host lsean.ezweb.ne.jp[1.2.3.4] said: 452 4.2.2 Mailbox full (in reply to RCPT TO\n"
+            "    command)\n")
+    blocks = ("Final-Recipient: rfc822; a@au.com\nAction: failed\nStatus: 5.1.1\n\n"
+              "Final-Recipient: rfc822; b@au.com\nAction: delayed\nStatus: 4.2.2\n")
+    rs, _ = parse_bounce(_report(OURS, blocks, text), envelope_from=OURS)
+    assert [(r.recipient, r.status, r.reply_code, r.smtp_phase, r.diagnostic[:30]) for r in rs] == [
+        ("a@au.com", "bounced", 550, "rcpt", "550 5.1.1 <a@au.com>: User unk"),
+        ("b@au.com", "deferred", 452, "rcpt", "452 4.2.2 Mailbox full (in rep")]
+    assert [classify(r.status, r.diagnostic, dsn=r.dsn, reply_code=r.reply_code, smtp_phase=r.smtp_phase,
+                     carrier="au", mta="mailhygiene", recipient_domain="au.com").reason for r in rs] == [
+        "user_unknown", "mailbox_full"]

@@ -349,6 +349,14 @@ def _auto_reply(msg) -> bool:
     return bool(_AUTO_SUBJECT.match(subject))
 
 
+def _own_reply(paragraph: str) -> str:
+    """The reply in an address's paragraph (_Replies.paragraphs): its first SMTP reply, else its
+    lines when there is more than the address's own ("" for none)."""
+    lines = paragraph.split("\n") if paragraph else []
+    own = next((ln[m.start():] for ln in lines for m in [_SMTP_LINE.search(ln)] if m), "")
+    return own or (" ".join(lines) if len(lines) > 1 else "")
+
+
 def _code(text: str) -> int | None:
     m = _CODE.search(text or "")
     return int(m.group(1)) if m else None
@@ -369,8 +377,12 @@ def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | No
     found: dict[str, BouncedRecipient] = {}
     reported = False
     blocks = _dsn_blocks(msg)
-    near_phase = replies.phases([a for a in (_address_field(b.get("Final-Recipient")) for b in blocks) if a] +
-                                [a for a in (_address_field(b.get("Original-Recipient")) for b in blocks) if a])
+    named = ([a for a in (_address_field(b.get("Final-Recipient")) for b in blocks) if a] +
+             [a for a in (_address_field(b.get("Original-Recipient")) for b in blocks) if a])
+    near_phase = replies.phases(named)
+    # a block without Diagnostic-Code: the human text's paragraph of its own address, not the
+    # start of the text (another recipient's reply when the report names several)
+    near_text = functools.cache(lambda: replies.paragraphs(named))
     for block in blocks:
         reported = True
         rcpt = _address_field(block.get("Original-Recipient")) or _address_field(block.get("Final-Recipient"))
@@ -382,11 +394,14 @@ def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | No
         diagnostic = rest.strip() if rest else diag
         # `Status: 5.2.2 (mailbox full)`: the code without its comment, as the classifier reads a dsn
         status = dsn_in(str(block.get("Status") or "")) or str(block.get("Status") or "").strip() or None
-        phase = (_phase(diagnostic) or near_phase.get(rcpt)
-                 or near_phase.get(_address_field(block.get("Final-Recipient")) or "") or human_phase())
+        final = _address_field(block.get("Final-Recipient")) or ""
+        if not diagnostic:
+            diagnostic = (_own_reply(near_text().get(rcpt) or near_text().get(final) or "")
+                          or (human_start() if len(blocks) == 1 else ""))
+        phase = _phase(diagnostic) or near_phase.get(rcpt) or near_phase.get(final) or human_phase()
         found[rcpt] = BouncedRecipient(
             rcpt, "deferred" if action == "delayed" else "bounced", status, _code(diagnostic),
-            diagnostic or human_start(), _address_field_host(block.get("Remote-MTA")), phase, "dsn")
+            diagnostic, _address_field_host(block.get("Remote-MTA")), phase, "dsn")
     # a delivery-status part is the report: when it names no failed or delayed recipient (a
     # success DSN, action=relayed/delivered/expanded) the mail is no failure, whatever the text
     # or the VERP address say; without one, only a mail from a mailer daemon that is not an
@@ -413,11 +428,7 @@ def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | No
             # the address's own paragraph: its SMTP reply, else its text when it says more than the
             # address (qmail's own "Sorry, no mailbox here by that name. (#5.1.1)"); only else the
             # reply after it or the first in the mail (which may be another recipient's)
-            lines = paragraphs.get(a, "").split("\n")
-            own = next((ln[m.start():] for ln in lines for m in [_SMTP_LINE.search(ln)] if m), "")
-            if not own and len(lines) > 1:
-                own = " ".join(lines)
-            reply = own or near[a]
+            reply = _own_reply(paragraphs.get(a, "")) or near[a]
             found[a] = BouncedRecipient(a, status, dsn_in(reply), _code(reply), reply or human_start(),
                                         None, phases.get(a) or (human_phase() if len(picked) == 1 else None),
                                         "flufl")
