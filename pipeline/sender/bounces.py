@@ -206,7 +206,8 @@ def _sent_by_others(msg, ours) -> bool:
     name none of our domains (a DSN for mail someone else sent with our address as envelope
     sender: backscatter), so its recipients are no failures of ours."""
     head = _original_headers(msg)
-    domains = {domain_of(normalise_address(a)) for a in ours if a and "@" in a}
+    domains = {domain_of(normalise_address(addr)) for _, addr in email.utils.getaddresses([a for a in ours if a])}
+    domains.discard("")
     if head is None:
         return False
     # a bounce of a bounce: the returned mail was itself a report from a mail system
