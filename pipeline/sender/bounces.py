@@ -17,13 +17,19 @@ Who bounced, in this order of trust:
      Postfix's local and pipe delivery), Delivered-To or X-Original-To: the recipient even when
      the bounce names none (Japanese carriers' own formats), the reply text then taken from the
      first SMTP reply in the mail's text.
+2 and 3 only for a mail with no delivery-status part, from a mailer daemon/postmaster, and not an
+auto-reply: vacation replies and challenges reach the VERP address too and are no failures.
 The diagnostic is classified with pipeline.classify.classifier, like every log line. The SMTP
-phase comes from Postfix's "(in reply to RCPT TO command)" wording where the bounce has it.
+phase comes from the text next to each recipient's address (Postfix's "(in reply to RCPT TO
+command)", Exim's "after end of data", sendmail's ">>> DATA" transcript), else from the whole
+text when it names one phase only.
 """
 
 from __future__ import annotations
 
 import email
+import email.errors
+import email.header
 import email.policy
 import email.utils
 import functools
@@ -44,9 +50,8 @@ log = logging.getLogger("mailhygiene.bounces")
 
 _CODE = re.compile(r"(?<!\d)([245]\d\d)(?:[ -]|$)")
 _SMTP_LINE = re.compile(r"(?<![\d.])([45]\d\d)[ -](?:([45]\.\d{1,3}\.\d{1,3})\s)?.{3,}")
-_PHASES = (("rcpt to", "rcpt"), ("end of data", "end_of_data"), ("mail from", "mail"), ("data command", "data"),
-           ("helo", "helo"), ("ehlo", "helo"))
-_IN_REPLY = re.compile(r"in reply to (RCPT TO|end of DATA|MAIL FROM|DATA|HELO|EHLO) command", re.IGNORECASE)
+_SENDMAIL_SENT = re.compile(r"^\s*>>> (RCPT|DATA|\.|MAIL|EHLO|HELO)(?![A-Za-z])(?=.*\n\s*<<< [45]\d\d)", re.IGNORECASE | re.MULTILINE)
+_SENDMAIL_PHASES = {"rcpt": "rcpt", "data": "data", ".": "end_of_data", "mail": "mail", "ehlo": "helo", "helo": "helo"}
 
 
 @dataclass
@@ -110,27 +115,59 @@ def _address_field(value) -> str | None:
     return addr if "@" in addr else None
 
 
+def _phases(text: str) -> set[str]:
+    """The SMTP phases a text names: Postfix's "(in reply to RCPT TO command)", Exim's "SMTP error
+    from remote mail server after end of data", qmail's "does not like recipient" (the
+    classifier's phase hints, as for log lines), and sendmail's transcript (">>> RCPT To:<...>",
+    ">>> DATA", ">>> ." before its "<<< 550 ..." reply)."""
+    from ..classify.classifier import _PHASE_HINTS
+
+    low = " ".join((text or "").lower().split())
+    found = {phase for hint, phase in _PHASE_HINTS if hint in low}
+    for m in _SENDMAIL_SENT.finditer(text or ""):
+        found.add(_SENDMAIL_PHASES[m.group(1).lower()])
+    return found
+
+
 def _phase(text: str) -> str | None:
-    m = _IN_REPLY.search(text or "")
-    if not m:
-        return None
-    words = m.group(1).lower()
-    for key, phase in _PHASES:
-        if words in key or key.startswith(words):
-            return phase
-    return {"data": "data", "helo": "helo", "ehlo": "helo"}.get(words)
+    """The one SMTP phase a text names; None for none, or for several (a bounce of recipients
+    refused at different steps: which is whose is found next to each address, _Replies.phases)."""
+    found = _phases(text)
+    return found.pop() if len(found) == 1 else None
 
 
 def _dsn_blocks(msg) -> list:
+    """The per-recipient field blocks of the first delivery-status part, read from its bytes.
+
+    The email package parses message/delivery-status into header blocks but keeps non-ASCII
+    bytes (an 8-bit UTF-8 or Shift_JIS Diagnostic-Code, as Japanese MTAs write them) as
+    surrogates, and parses RFC 6533's message/global-delivery-status like message/rfc822 (one
+    "message" whose body holds the recipients' blocks): both are re-read from the part's bytes,
+    decoded like a Japanese text part."""
+    from .intake import decode_text
+
     for part in msg.walk():
         if part.get_content_type() in ("message/delivery-status", "message/global-delivery-status"):
             payload = part.get_payload()
             if isinstance(payload, list):
-                return payload[1:] if len(payload) > 1 else []
-            # some senders put the fields in as text: parse them as header blocks
-            text = payload if isinstance(payload, str) else ""
-            blocks = [email.message_from_string(b) for b in re.split(r"\r?\n\s*\r?\n", text.strip()) if b.strip()]
-            return blocks[1:] if len(blocks) > 1 else blocks
+                data = b"\n".join(p.as_bytes() if hasattr(p, "as_bytes") else str(p).encode("utf-8", "replace")
+                                  for p in payload)
+            else:
+                data = (payload if isinstance(payload, str) else "").encode("ascii", "surrogateescape")
+            cte = str(part.get("Content-Transfer-Encoding") or "").strip().lower()
+            if cte in ("base64", "quoted-printable"):
+                import base64
+                import quopri
+
+                try:
+                    data = base64.b64decode(data) if cte == "base64" else quopri.decodestring(data)
+                except (ValueError, TypeError):
+                    pass
+            text = decode_text(data, part.get_content_charset() or "utf-8")
+            blocks = [email.message_from_string(b.strip()) for b in re.split(r"\r?\n[ \t]*\r?\n", text.strip()) if b.strip()]
+            # the per-message block first (Reporting-MTA, ...), then one per recipient: a block is a
+            # recipient's by its recipient fields, not its place (some reports omit the first)
+            return [b for b in blocks if b.get("Final-Recipient") or b.get("Original-Recipient")]
     return []
 
 
@@ -143,19 +180,49 @@ def _human_text(msg) -> str:
     return ""
 
 
-def _original_message_id(msg) -> str | None:
+def _original_headers(msg):
+    """The returned message's header block (message/rfc822 or text/rfc822-headers part), or None."""
     for part in msg.walk():
         ctype = part.get_content_type()
         if ctype == "message/rfc822":
             inner = part.get_payload()
             inner = inner[0] if isinstance(inner, list) and inner else inner
-            if hasattr(inner, "get") and inner.get("Message-ID"):
-                return str(inner.get("Message-ID")).strip()
+            if hasattr(inner, "get") and len(inner.keys()):
+                return inner
         if ctype == "text/rfc822-headers":
             head = email.message_from_string(_text(part))
-            if head.get("Message-ID"):
-                return str(head.get("Message-ID")).strip()
+            if len(head.keys()):
+                return head
     return None
+
+
+def _original_message_id(msg) -> str | None:
+    head = _original_headers(msg)
+    return str(head.get("Message-ID")).strip() if head is not None and head.get("Message-ID") else None
+
+
+def _sent_by_others(msg, ours) -> bool:
+    """The bounce returns the headers of a message that is not ours: its From and Return-Path
+    name none of our domains (a DSN for mail someone else sent with our address as envelope
+    sender: backscatter), so its recipients are no failures of ours."""
+    head = _original_headers(msg)
+    domains = {domain_of(normalise_address(addr)) for _, addr in email.utils.getaddresses([a for a in ours if a])}
+    domains.discard("")
+    if head is None:
+        return False
+    # a bounce of a bounce: the returned mail was itself a report from a mail system
+    if "report-type=delivery-status" in " ".join(str(head.get("Content-Type") or "").lower().split()):
+        return True
+    if _from_mailer_daemon(head):
+        return True
+    if not domains:
+        return False
+    named = [normalise_address(addr) for name in ("From", "Return-Path", "Sender")
+             for _, addr in email.utils.getaddresses([str(v) for v in (head.get_all(name) or [])])]
+    named = [domain_of(a) for a in named if "@" in a]
+    if not named:
+        return False
+    return not any(d == o or d.endswith("." + o) or o.endswith("." + d) for d in named for o in domains)
 
 
 class _Replies:
@@ -193,6 +260,34 @@ class _Replies:
         return self._first
 
     def near(self, addresses) -> dict[str, str]:
+        out = self._scan(addresses, self._from)
+        for address in set(addresses) - out.keys():
+            out[address] = self.first()
+        return out
+
+    def phases(self, addresses) -> dict[str, str]:
+        """address -> the SMTP phase named in the lines from one holding the address to the next
+        blank line (at most six): Postfix's "<b@x>: host ... said: 550 ... (in reply to end of DATA
+        command)", Exim's address then "SMTP error ... after RCPT TO:", sendmail's ">>> RCPT
+        To:<b@x>" then "<<< 550 ..."; addresses with none named near them are left out."""
+        return self._scan(addresses, self._phase_at)
+
+    def paragraphs(self, addresses) -> dict[str, str]:
+        """address -> the lines from the first one holding it to the next blank line (at most
+        six), joined: qmail's "<b@x>:" + "Sorry, no mailbox here by that name. (#5.1.1)"."""
+        return self._scan(addresses, lambda i: "\n".join(self.lines[i:self._paragraph_end(i)]))
+
+    def _paragraph_end(self, i: int) -> int:
+        end = i + 1
+        while end < min(i + 6, len(self.lines)) and self.lines[end]:
+            end += 1
+        return end
+
+    def _phase_at(self, i: int) -> str:
+        return _phase("\n".join(self.lines[i:self._paragraph_end(i)])) or ""
+
+    def _scan(self, addresses, pick) -> dict[str, str]:
+        """address -> pick(i) for the first line i holding the address where that is not ""."""
         # an address is found where its last '@' is: (length, text) of its local part -> its domains
         wanted: dict[tuple[int, str], list[tuple[str, str]]] = {}
         for address in addresses:
@@ -213,14 +308,54 @@ class _Replies:
                         break
                     for domain, address in wanted.get((n, line[at - n:at]), ()):
                         if address in pending and line.startswith(domain, at + 1):
-                            reply = self._from(i)
-                            if reply:
-                                out[address] = reply
+                            value = pick(i)
+                            if value:
+                                out[address] = value
                                 pending.discard(address)
                 at = line.find("@", at + 1)
-        for address in pending:
-            out[address] = self.first()
         return out
+
+
+# who sends bounces: RFC 5321's postmaster and the MTAs' MAILER-DAEMON / Mail Delivery Subsystem
+_DAEMON = re.compile(r"^(mailer-?daemon|mail-?daemon|postmaster|mdaemon|mail\.delivery\.subsystem)$", re.IGNORECASE)
+# RFC 3834 auto-responders' own marks, and the vacation subjects mail clients write
+_AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponse", "X-Vacation", "X-Mail-Autoreply",
+                 "X-Challenge", "X-Cr-Hashedpuzzle", "X-Boxtrapper", "X-Spamarrest-Noauth")
+_AUTO_SUBJECT = re.compile(r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|auto:|out of (the )?office|vacation|"
+                           r"自動応答|自動返信|自動送信|不在|please confirm|confirm your (message|e-?mail))", re.IGNORECASE)
+
+
+def _from_mailer_daemon(msg) -> bool:
+    """The bounce comes from a mail system, not a person: its From (or Sender) is a mailer daemon
+    or postmaster. A person's mail to the VERP address (a vacation reply, a challenge, a reply to
+    the envelope sender) names our recipient too, and is no failure."""
+    for name in ("From", "Sender"):
+        for _, addr in email.utils.getaddresses([str(v) for v in (msg.get_all(name) or [])]):
+            local = normalise_address(addr).rpartition("@")[0] or normalise_address(addr)
+            if _DAEMON.match(local):
+                return True
+    return False
+
+
+def _auto_reply(msg) -> bool:
+    if any(msg.get(h) is not None for h in _AUTO_HEADERS):
+        return True
+    if str(msg.get("Precedence") or "").strip().lower() == "auto_reply":
+        return True
+    subject = str(msg.get("Subject") or "")
+    try:
+        subject = str(email.header.make_header(email.header.decode_header(subject)))
+    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+        pass
+    return bool(_AUTO_SUBJECT.match(subject))
+
+
+def _own_reply(paragraph: str) -> str:
+    """The reply in an address's paragraph (_Replies.paragraphs): its first SMTP reply, else its
+    lines when there is more than the address's own ("" for none)."""
+    lines = paragraph.split("\n") if paragraph else []
+    own = next((ln[m.start():] for ln in lines for m in [_SMTP_LINE.search(ln)] if m), "")
+    return own or (" ".join(lines) if len(lines) > 1 else "")
 
 
 def _code(text: str) -> int | None:
@@ -228,17 +363,29 @@ def _code(text: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | None = None
-                 ) -> tuple[list[BouncedRecipient], object]:
-    """The recipients a bounce mail reports, and the parsed message."""
+def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | None = None,
+                 from_address: str | None = None) -> tuple[list[BouncedRecipient], object]:
+    """The recipients a bounce mail reports, and the parsed message (none for the bounce of a
+    message that is not ours: _sent_by_others)."""
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    if _sent_by_others(msg, (envelope_from, from_address)):
+        return [], msg
     human = _human_text(msg)
     # what every recipient without its own evidence shares: looked at once, not once per recipient
     human_phase = functools.cache(lambda: _phase(human))
     human_start = functools.cache(lambda: human.strip()[:500])
     replies = _Replies(human)
     found: dict[str, BouncedRecipient] = {}
-    for block in _dsn_blocks(msg):
+    reported = False
+    blocks = _dsn_blocks(msg)
+    named = ([a for a in (_address_field(b.get("Final-Recipient")) for b in blocks) if a] +
+             [a for a in (_address_field(b.get("Original-Recipient")) for b in blocks) if a])
+    near_phase = replies.phases(named)
+    # a block without Diagnostic-Code: the human text's paragraph of its own address, not the
+    # start of the text (another recipient's reply when the report names several)
+    near_text = functools.cache(lambda: replies.paragraphs(named))
+    for block in blocks:
+        reported = True
         rcpt = _address_field(block.get("Original-Recipient")) or _address_field(block.get("Final-Recipient"))
         action = str(block.get("Action") or "").strip().lower()
         if not rcpt or action not in ("failed", "delayed"):
@@ -246,12 +393,22 @@ def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | No
         diag = " ".join(str(block.get("Diagnostic-Code") or "").split())
         kind, _, rest = diag.partition(";")
         diagnostic = rest.strip() if rest else diag
-        status = str(block.get("Status") or "").strip() or None
-        phase = _phase(diagnostic) or human_phase()
+        # `Status: 5.2.2 (mailbox full)`: the code without its comment, as the classifier reads a dsn
+        status = dsn_in(str(block.get("Status") or "")) or str(block.get("Status") or "").strip() or None
+        final = _address_field(block.get("Final-Recipient")) or ""
+        if not diagnostic:
+            diagnostic = (_own_reply(near_text().get(rcpt) or near_text().get(final) or "")
+                          or (human_start() if len(blocks) == 1 else ""))
+        phase = _phase(diagnostic) or near_phase.get(rcpt) or near_phase.get(final) or human_phase()
         found[rcpt] = BouncedRecipient(
             rcpt, "deferred" if action == "delayed" else "bounced", status, _code(diagnostic),
-            diagnostic or human_start(), _address_field_host(block.get("Remote-MTA")), phase, "dsn")
-    if not found:
+            diagnostic, _address_field_host(block.get("Remote-MTA")), phase, "dsn")
+    # a delivery-status part is the report: when it names no failed or delayed recipient (a
+    # success DSN, action=relayed/delivered/expanded) the mail is no failure, whatever the text
+    # or the VERP address say; without one, only a mail from a mailer daemon that is not an
+    # auto-reply (vacation, challenge-response: sent to the envelope sender, i.e. the VERP address)
+    fallback = not reported and _from_mailer_daemon(msg) and not _auto_reply(msg)
+    if not found and fallback:
         try:
             from flufl.bounce import all_failures
 
@@ -266,10 +423,16 @@ def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | No
                 if "@" in a and a not in picked:
                     picked[a] = status
         near = replies.near(picked)
+        phases = replies.phases(picked)
+        paragraphs = replies.paragraphs(picked)
         for a, status in picked.items():
-            reply = near[a]
+            # the address's own paragraph: its SMTP reply, else its text when it says more than the
+            # address (qmail's own "Sorry, no mailbox here by that name. (#5.1.1)"); only else the
+            # reply after it or the first in the mail (which may be another recipient's)
+            reply = _own_reply(paragraphs.get(a, "")) or near[a]
             found[a] = BouncedRecipient(a, status, dsn_in(reply), _code(reply), reply or human_start(),
-                                        None, human_phase(), "flufl")
+                                        None, phases.get(a) or (human_phase() if len(picked) == 1 else None),
+                                        "flufl")
     verp = None
     for candidate in filter(None, [envelope_recipient, *(msg.get_all("Delivered-To") or []),
                                    *(msg.get_all("X-Original-To") or []), msg.get("To")]):
@@ -279,7 +442,7 @@ def parse_bounce(raw: bytes, *, envelope_from: str, envelope_recipient: str | No
                 break
         if verp:
             break
-    if verp and not found:
+    if verp and not found and fallback:
         reply = replies.near([verp])[verp]
         code = _code(reply)
         found[verp] = BouncedRecipient(verp, "deferred" if code and 400 <= code < 500 else "bounced",
@@ -326,10 +489,14 @@ def record_bounce(cfg, raw: bytes, *, source: str = "stdin", envelope_recipient:
             res = BounceResult("refused", f"{len(raw)} bytes is over intake.max_bytes ({cfg.intake.max_bytes})")
             _log(cfg, res)
             return res
-        recipients, msg = parse_bounce(raw, envelope_from=envelope_from, envelope_recipient=envelope_recipient)
+        recipients, msg = parse_bounce(raw, envelope_from=envelope_from, envelope_recipient=envelope_recipient,
+                                       from_address=s.from_address)
         bounce_id = str(msg.get("Message-ID") or "").strip() or "sha256:" + hashlib.sha256(raw).hexdigest()
         if not recipients:
-            res = BounceResult("ignored", "not a bounce: no failed or delayed recipient found", bounce_id)
+            why = ("the bounce of a message we did not send (the returned headers name none of our domains, "
+                   "or are a bounce's)" if _sent_by_others(msg, (envelope_from, s.from_address))
+                   else "not a bounce: no failed or delayed recipient found")
+            res = BounceResult("ignored", why, bounce_id)
             _log(cfg, res)
             return res
         when = _when(msg)
