@@ -95,6 +95,38 @@ def test_each_service_runs_as_the_service_user_in_its_state_directory(unit):
     assert_accepted_command_line(words[1:], unit.name)
 
 
+def seconds(span: str) -> float:
+    """A systemd time span ("5", "90s", "10min", "1h 30min") in seconds."""
+    units = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
+    total = 0.0
+    for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)", span):
+        total += float(number) * units[unit]
+    return total
+
+
+@pytest.mark.parametrize("unit", [s for s in SERVICES if "Restart" in unit_values(s)], ids=lambda p: p.name)
+def test_a_service_that_fails_at_every_start_ends_failed_not_in_a_restart_loop(unit):
+    """Restart=on-failure restarts a crash. A start that fails every time (config error, data dir
+    of another owner, a second watch: exit 1 at once) must reach the start limit and leave the unit
+    failed (`systemctl --failed`, monitoring) rather than restart every RestartSec for good.
+    systemd counts starts within StartLimitIntervalSec (default 10 s) against StartLimitBurst
+    (default 5); a start that fails at once takes RestartSec."""
+    v = unit_values(unit)
+    assert v["Restart"] == ["on-failure"]
+    restart_sec = seconds(v.get("RestartSec", ["0.1"])[-1])
+    interval = seconds(v.get("StartLimitIntervalSec", ["10s"])[-1])
+    burst = int(v.get("StartLimitBurst", ["5"])[-1])
+    assert interval > 0 and burst >= 2, "0 turns the limit off"
+    assert burst * restart_sec < interval, \
+        f"{unit.name}: {burst} starts {restart_sec:g} s apart never fit in {interval:g} s: it restarts for good"
+    # and one crash a day is still restarted: the limit is not hit by a rare failure
+    assert interval <= 3600
+
+
+def test_the_time_spans_are_read_as_systemd_reads_them():
+    assert seconds("5") == 5 and seconds("10s") == 10 and seconds("10min") == 600 and seconds("1h 30min") == 5400
+
+
 def test_each_timer_has_its_service():
     for timer in CONTRIB.glob("*.timer"):
         assert timer.with_suffix(".service").is_file(), timer.name
