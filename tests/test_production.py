@@ -403,3 +403,39 @@ def test_a_working_directory_we_may_not_enter_is_no_config(tmp_path, monkeypatch
         assert r.stdout.strip() in ("source None", f"source {SYSTEM_CONFIG_FILE}")
     finally:
         shutil.rmtree(locked, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- the README's systemctl steps
+def readme_systemctl_lines(paragraph: str) -> list[str]:
+    """The lines that call systemctl in the first ```sh block after the README's **paragraph.**"""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index(f"**{paragraph}.**")
+    block = readme[readme.index("```sh\n", start) + 6:]
+    block = block[:block.index("```")]
+    return [line for line in block.splitlines() if "systemctl" in line]
+
+
+@pytest.mark.parametrize("paragraph", ["Upgrades", "Backups"])
+@pytest.mark.parametrize("enabled", [{"mailhygiene-watch"}, {"mailhygiene-watch", "mailhygiene-send"}, set()],
+                         ids=["watch-only", "both", "none"])
+def test_upgrade_and_backup_steps_start_only_the_services_you_run(tmp_path, paragraph, enabled):
+    """An install without the sender (it is optional) must not have it started by an upgrade or a
+    backup: the README's systemctl lines run with a stand-in systemctl that logs its calls."""
+    sh = shutil.which("sh", path="/usr/bin:/bin")
+    fake = tmp_path / "bin" / "systemctl"
+    fake.parent.mkdir()
+    log = tmp_path / "calls"
+    fake.write_text("#!/bin/sh\n"
+                    f'echo "$*" >> {log}\n'
+                    'if [ "$1" = is-enabled ]; then\n'
+                    '  for u in "$@"; do case "$u" in -*|is-enabled) ;; *) unit=$u ;; esac; done\n'
+                    f'  case " {" ".join(sorted(enabled))} " in *" $unit "*) exit 0 ;; esac\n'
+                    "  exit 1\nfi\nexit 0\n")
+    fake.chmod(0o755)
+    lines = readme_systemctl_lines(paragraph)
+    assert any("stop" in line for line in lines), lines
+    r = subprocess.run([sh, "-c", "\n".join(lines)], capture_output=True, text=True, timeout=60,
+                       env={"PATH": f"{fake.parent}:/usr/bin:/bin"})
+    calls = log.read_text().splitlines()
+    started = {u.removesuffix(".service") for c in calls if c.split()[0] in ("start", "restart") for u in c.split()[1:]}
+    assert started == enabled, (calls, r.stderr)
