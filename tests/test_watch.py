@@ -106,6 +106,9 @@ def test_unreadable_file_is_reported_and_retried(tmp_path, logs, watchers):
     while "Permission denied" not in w.stderr() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "mail.log cannot be read: Permission denied (retrying" in w.stderr()
+    # and what to do about it, as batch runs say (the journal of a unit that reads nothing)
+    assert "may not read it: give the service user read access to the logs" in w.stderr()
+    assert "adduser mailhygiene adm" in w.stderr()
     log.chmod(0o644)
     assert w.wait_for(8, timeout=10) == (8, 8)
     assert "is back and readable" in w.stderr()

@@ -1089,7 +1089,7 @@ class LogFiles:
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
-                    self.problem(path, f"cannot be examined: {exc.strerror}")
+                    self.problem(path, f"cannot be examined: {exc.strerror}", hint=permission_hint(exc))
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     if not spec.is_glob:
@@ -1112,7 +1112,7 @@ class LogFiles:
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
-                    self.problem(path, f"cannot be read: {exc.strerror}")
+                    self.problem(path, f"cannot be read: {exc.strerror}", hint=permission_hint(exc))
                 except EOFError:
                     continue
         for key in [k for k in self.skipped if k not in seen]:
@@ -1545,13 +1545,16 @@ class LogFiles:
         self.by_key.clear()
 
     # ------------------------------------------------------------------ problems
-    def problem(self, path: str, msg: str, *, backoff: bool = True, level: int = logging.WARNING) -> None:
-        """Report a file problem once (again only when it changes); retry with backoff."""
+    def problem(self, path: str, msg: str, *, backoff: bool = True, level: int = logging.WARNING,
+                hint: str = "") -> None:
+        """Report a file problem once (again only when it changes); retry with backoff. `hint`:
+        what to do about it, said after the problem."""
         p = self.problems.get(path)
         now = self.clock.monotonic()
         if p is None or p["msg"] != msg:
             if backoff:
-                log.log(level, "watch: %s %s (retrying with backoff; other sources keep going)", path, msg)
+                log.log(level, "watch: %s %s (retrying with backoff; other sources keep going)%s", path, msg,
+                        f": {hint}" if hint else "")
             else:
                 log.log(level, "watch: %s %s", path, msg)
             p = {"msg": msg, "attempt": 1}
@@ -1685,13 +1688,19 @@ def _other_text(path: str, other: str, fp: str, offset: int) -> bool:
 
 def cannot_read(path, exc: OSError) -> str:
     """`cannot read PATH: <why>` with what to do about it."""
+    text = f"cannot read {path}: {exc.strerror or exc}"
+    hint = permission_hint(exc)
+    return f"{text} ({hint})" if hint else text
+
+
+def permission_hint(exc: OSError) -> str:
+    """What to do when a log may not be read (batch runs and `watch` say the same), else ""."""
     import errno
 
-    text = f"cannot read {path}: {exc.strerror or exc}"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        text += (f" (this user, uid {os.geteuid()}, may not read it: give the service user read access to the "
-                 "logs, e.g. on Debian add it to the adm group: adduser mailhygiene adm)")
-    return text
+    if exc.errno not in (errno.EACCES, errno.EPERM):
+        return ""
+    return (f"this user, uid {os.geteuid()}, may not read it: give the service user read access to the "
+            "logs, e.g. on Debian add it to the adm group: adduser mailhygiene adm")
 
 
 def _gzip_isize(path: str) -> int | None:
