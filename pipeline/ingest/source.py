@@ -421,6 +421,9 @@ def expand_paths(patterns: list[str], unmatched: list[str] | None = None) -> lis
     found: dict[str, Path] = {}
     for pattern in patterns:
         matches = glob_files(pattern) if glob.has_magic(pattern) else [pattern]
+        blocked = blocked_directory(pattern) if not matches or not glob.has_magic(pattern) else None
+        if blocked is not None:  # not "does not exist" nor a PermissionError from stat(): say why
+            raise InputError(blocked_message(pattern, blocked))
         if not matches and unmatched is not None:
             unmatched.append(pattern)
         for m in matches:
@@ -1070,6 +1073,11 @@ class LogFiles:
             if spec.is_stdin:
                 continue
             matches = spec.matches()
+            if not matches or not os.path.lexists(matches[0]):
+                blocked = blocked_directory(spec.pattern)
+                if blocked is not None:  # not "does not exist (yet)", and not silence for a glob
+                    self.problem(spec.pattern, blocked_message(None, blocked), backoff=False)
+                    continue
             if not spec.is_glob and not os.path.lexists(matches[0]):
                 if any(s.path == matches[0] for s in self.streams.values()):
                     self.problem(matches[0], "was renamed or deleted: reading the rest of the open file, "
@@ -1701,6 +1709,33 @@ def permission_hint(exc: OSError) -> str:
         return ""
     return (f"this user, uid {os.geteuid()}, may not read it: give the service user read access to the "
             "logs, e.g. on Debian add it to the adm group: adduser mailhygiene adm")
+
+
+def blocked_directory(pattern: str) -> str | None:
+    """The first directory on the way to `pattern` (a path or a glob) that this user may not enter
+    (or, for the directory a glob lists, read): nothing under it can be seen, so "does not exist"
+    or "matches no file" would be wrong (/var/log/exim4 is 2750 root:adm on Debian). None when
+    every one may be, or when one of them does not exist."""
+    parts = Path(os.path.abspath(os.path.expanduser(pattern))).parts
+    d = Path(parts[0])
+    for part in parts[1:]:
+        if not d.is_dir():
+            return None
+        listed = glob.has_magic(part)
+        if not os.access(d, os.X_OK | (os.R_OK if listed else 0)):
+            return str(d)
+        if listed:
+            return None
+        d = d / part
+    return None
+
+
+def blocked_message(path: str | None, directory: str) -> str:
+    """`cannot reach PATH: ...` (without PATH: `cannot be reached: ...`) with what to do."""
+    return (f"{f'cannot reach {path}' if path else 'cannot be reached'}: this user, uid {os.geteuid()}, may not "
+            f"enter the directory {directory}: "
+            "give the service user access to the logs, e.g. on Debian add it to the adm group: "
+            "adduser mailhygiene adm")
 
 
 def _gzip_isize(path: str) -> int | None:
