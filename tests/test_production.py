@@ -439,3 +439,41 @@ def test_upgrade_and_backup_steps_start_only_the_services_you_run(tmp_path, para
     calls = log.read_text().splitlines()
     started = {u.removesuffix(".service") for c in calls if c.split()[0] in ("start", "restart") for u in c.split()[1:]}
     assert started == enabled, (calls, r.stderr)
+
+
+# ----------------------------------------------------------------------------- the nightly clean beside a live watch
+def test_the_nightly_rule_reads_again_when_a_running_watch_merges_a_day_under_it(tmp_path, monkeypatch):
+    """The timer's `clean` runs while `watch` runs; watch merges a day's small files at a quiet
+    moment (docs/watch.md, Compaction), so a rule query that listed a file may find it gone:
+    DuckDB's `No such file or directory`. Before, the nightly job died on it with `A damaged event
+    file: move it out of the data dir ...` (wrong advice, and no rule that night). Now the rule is
+    run again (nothing was written yet) and the error, if it persists, says what happened."""
+    import duckdb
+
+    import pipeline.suppression.rule as rule_module
+    from pipeline.core.errors import EventFileVanished, unreadable_file
+    from pipeline.jobs.clean import clean
+
+    from fixtures import SAMPLES
+
+    log = SAMPLES / "postfix" / "mail.log"
+    config = tmp_path / "mailhygiene.toml"
+    config.write_text(f'timezone = "Asia/Tokyo"\n[[sources]]\npath = "{log}"\nformat = "postfix"\n')
+    cfg = load_config(config, data_dir=tmp_path / "data")
+    gone = tmp_path / "data" / "events" / "date=2026-12-05" / "part-merged-away.parquet"
+    vanished = duckdb.IOException(f'IO Error: Cannot open file "{gone}": No such file or directory')
+    original, calls = rule_module.keep_counted_errors, []
+
+    def compacted_under_the_first_read(con, params, engine=None):
+        calls.append(1)
+        if len(calls) == 1:
+            raise vanished  # what DuckDB raises when a listed file was merged away before it was read
+        return original(con, params, engine)
+
+    monkeypatch.setattr(rule_module, "keep_counted_errors", compacted_under_the_first_read)
+    result = clean(cfg, report=False)
+    assert len(calls) == 2 and result.rule is not None
+    # said as what it is, not as a damaged file to move aside
+    error = unreadable_file(vanished)
+    assert isinstance(error, EventFileVanished) and "damaged" not in str(error), error
+    assert "run the command again" in str(error)
