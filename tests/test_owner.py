@@ -96,3 +96,56 @@ def test_require_owner_in_process(tmp_path):
     os.chown(theirs, 54321, 54321)  # a uid with no passwd entry
     with pytest.raises(WrongUserError, match=r"^run as 54321 \(sudo -u '#54321' mailhygiene suppress\)"):
         require_owner(theirs, command="mailhygiene suppress")
+
+
+def log_dir_only_adm_may_enter(service_data: Path) -> Path:
+    """/var/log/exim4 on Debian: 2750 root:adm, a log in it that the service user could read if
+    it could reach it; the service user is not in the directory's group (adm left out)."""
+    logs = service_data.parent / "exim4"
+    logs.mkdir(mode=0o750)
+    (logs / "mainlog").write_bytes((SAMPLES / "postfix" / "mail.log").read_bytes())
+    (logs / "mainlog").chmod(0o644)
+    return logs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["mainlog", "mainlog*"], ids=["named", "glob"])
+def test_logs_in_a_directory_the_service_user_may_not_enter_are_named_with_the_fix(service_user, service_data,
+                                                                                     path):
+    """Before: clean crashed with `internal error: PermissionError` (a named log) or said `no files
+    match` (a glob), and watch said `does not exist (yet)` or nothing at all."""
+    import signal
+    import subprocess
+    import time
+
+    from fixtures import user_python
+
+    logs = log_dir_only_adm_may_enter(service_data)
+    config = service_data.parent / "mailhygiene.toml"
+    config.write_text(f'[[sources]]\npath = "{logs / path}"\nformat = "postfix"\n')
+    config.chmod(0o644)
+    said = f"may not enter the directory {logs}: give the service user access to the logs"
+    for args in (["clean", "--quiet"], ["ingest", logs / path]):
+        r = run(service_data, "--config", config, *args, user=service_user)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert said in r.stderr and "adduser mailhygiene adm" in r.stderr, (args, r.stderr)
+        assert "internal error" not in r.stderr and "no files match" not in r.stderr, r.stderr
+    python, extra_env = user_python(service_user)
+    err = service_data.parent / "watch.err"
+    with open(err, "w") as fh:
+        os.chown(err, service_user.pw_uid, service_user.pw_gid)
+        proc = subprocess.Popen([*python, "-c", "from pipeline.cli import main; main()", "--config", str(config),
+                                 "--data-dir", str(service_data), "watch", "--no-inotify"],
+                                stdout=subprocess.DEVNULL, stderr=fh, cwd=service_data.parent,
+                                env={**extra_env, "PATH": "/usr/bin:/bin", "HOME": str(service_data)},
+                                user=service_user.pw_uid, group=service_user.pw_gid, extra_groups=[])
+    try:
+        deadline = time.monotonic() + 60  # a hang guard, not a speed target
+        while said not in err.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        text = err.read_text()
+        assert said in text and "watch: " in text, text
+        assert "does not exist" not in text, text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)

@@ -95,6 +95,38 @@ def test_each_service_runs_as_the_service_user_in_its_state_directory(unit):
     assert_accepted_command_line(words[1:], unit.name)
 
 
+def seconds(span: str) -> float:
+    """A systemd time span ("5", "90s", "10min", "1h 30min") in seconds."""
+    units = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
+    total = 0.0
+    for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)", span):
+        total += float(number) * units[unit]
+    return total
+
+
+@pytest.mark.parametrize("unit", [s for s in SERVICES if "Restart" in unit_values(s)], ids=lambda p: p.name)
+def test_a_service_that_fails_at_every_start_ends_failed_not_in_a_restart_loop(unit):
+    """Restart=on-failure restarts a crash. A start that fails every time (config error, data dir
+    of another owner, a second watch: exit 1 at once) must reach the start limit and leave the unit
+    failed (`systemctl --failed`, monitoring) rather than restart every RestartSec for good.
+    systemd counts starts within StartLimitIntervalSec (default 10 s) against StartLimitBurst
+    (default 5); a start that fails at once takes RestartSec."""
+    v = unit_values(unit)
+    assert v["Restart"] == ["on-failure"]
+    restart_sec = seconds(v.get("RestartSec", ["0.1"])[-1])
+    interval = seconds(v.get("StartLimitIntervalSec", ["10s"])[-1])
+    burst = int(v.get("StartLimitBurst", ["5"])[-1])
+    assert interval > 0 and burst >= 2, "0 turns the limit off"
+    assert burst * restart_sec < interval, \
+        f"{unit.name}: {burst} starts {restart_sec:g} s apart never fit in {interval:g} s: it restarts for good"
+    # and one crash a day is still restarted: the limit is not hit by a rare failure
+    assert interval <= 3600
+
+
+def test_the_time_spans_are_read_as_systemd_reads_them():
+    assert seconds("5") == 5 and seconds("10s") == 10 and seconds("10min") == 600 and seconds("1h 30min") == 5400
+
+
 def test_each_timer_has_its_service():
     for timer in CONTRIB.glob("*.timer"):
         assert timer.with_suffix(".service").is_file(), timer.name
@@ -371,3 +403,77 @@ def test_a_working_directory_we_may_not_enter_is_no_config(tmp_path, monkeypatch
         assert r.stdout.strip() in ("source None", f"source {SYSTEM_CONFIG_FILE}")
     finally:
         shutil.rmtree(locked, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- the README's systemctl steps
+def readme_systemctl_lines(paragraph: str) -> list[str]:
+    """The lines that call systemctl in the first ```sh block after the README's **paragraph.**"""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index(f"**{paragraph}.**")
+    block = readme[readme.index("```sh\n", start) + 6:]
+    block = block[:block.index("```")]
+    return [line for line in block.splitlines() if "systemctl" in line]
+
+
+@pytest.mark.parametrize("paragraph", ["Upgrades", "Backups"])
+@pytest.mark.parametrize("enabled", [{"mailhygiene-watch"}, {"mailhygiene-watch", "mailhygiene-send"}, set()],
+                         ids=["watch-only", "both", "none"])
+def test_upgrade_and_backup_steps_start_only_the_services_you_run(tmp_path, paragraph, enabled):
+    """An install without the sender (it is optional) must not have it started by an upgrade or a
+    backup: the README's systemctl lines run with a stand-in systemctl that logs its calls."""
+    sh = shutil.which("sh", path="/usr/bin:/bin")
+    fake = tmp_path / "bin" / "systemctl"
+    fake.parent.mkdir()
+    log = tmp_path / "calls"
+    fake.write_text("#!/bin/sh\n"
+                    f'echo "$*" >> {log}\n'
+                    'if [ "$1" = is-enabled ]; then\n'
+                    '  for u in "$@"; do case "$u" in -*|is-enabled) ;; *) unit=$u ;; esac; done\n'
+                    f'  case " {" ".join(sorted(enabled))} " in *" $unit "*) exit 0 ;; esac\n'
+                    "  exit 1\nfi\nexit 0\n")
+    fake.chmod(0o755)
+    lines = readme_systemctl_lines(paragraph)
+    assert any("stop" in line for line in lines), lines
+    r = subprocess.run([sh, "-c", "\n".join(lines)], capture_output=True, text=True, timeout=60,
+                       env={"PATH": f"{fake.parent}:/usr/bin:/bin"})
+    calls = log.read_text().splitlines()
+    started = {u.removesuffix(".service") for c in calls if c.split()[0] in ("start", "restart") for u in c.split()[1:]}
+    assert started == enabled, (calls, r.stderr)
+
+
+# ----------------------------------------------------------------------------- the nightly clean beside a live watch
+def test_the_nightly_rule_reads_again_when_a_running_watch_merges_a_day_under_it(tmp_path, monkeypatch):
+    """The timer's `clean` runs while `watch` runs; watch merges a day's small files at a quiet
+    moment (docs/watch.md, Compaction), so a rule query that listed a file may find it gone:
+    DuckDB's `No such file or directory`. Before, the nightly job died on it with `A damaged event
+    file: move it out of the data dir ...` (wrong advice, and no rule that night). Now the rule is
+    run again (nothing was written yet) and the error, if it persists, says what happened."""
+    import duckdb
+
+    import pipeline.suppression.rule as rule_module
+    from pipeline.core.errors import EventFileVanished, unreadable_file
+    from pipeline.jobs.clean import clean
+
+    from fixtures import SAMPLES
+
+    log = SAMPLES / "postfix" / "mail.log"
+    config = tmp_path / "mailhygiene.toml"
+    config.write_text(f'timezone = "Asia/Tokyo"\n[[sources]]\npath = "{log}"\nformat = "postfix"\n')
+    cfg = load_config(config, data_dir=tmp_path / "data")
+    gone = tmp_path / "data" / "events" / "date=2026-12-05" / "part-merged-away.parquet"
+    vanished = duckdb.IOException(f'IO Error: Cannot open file "{gone}": No such file or directory')
+    original, calls = rule_module.keep_counted_errors, []
+
+    def compacted_under_the_first_read(con, params, engine=None):
+        calls.append(1)
+        if len(calls) == 1:
+            raise vanished  # what DuckDB raises when a listed file was merged away before it was read
+        return original(con, params, engine)
+
+    monkeypatch.setattr(rule_module, "keep_counted_errors", compacted_under_the_first_read)
+    result = clean(cfg, report=False)
+    assert len(calls) == 2 and result.rule is not None
+    # said as what it is, not as a damaged file to move aside
+    error = unreadable_file(vanished)
+    assert isinstance(error, EventFileVanished) and "damaged" not in str(error), error
+    assert "run the command again" in str(error)

@@ -108,7 +108,11 @@ def test_kill_9_and_restart_loses_no_recipient(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_finishes_the_message_in_flight_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 0), (signal.SIGHUP, 129)], ids=["TERM", "HUP"])
+def test_sigterm_finishes_the_message_in_flight_and_exits_cleanly(tmp_path, signum, status):
+    """SIGHUP (an operator's "reload": kill -HUP, systemctl kill -s HUP) stops as gracefully; exit
+    129 so that systemd's Restart=on-failure starts it again. It used to raise where the daemon
+    was (the console's Terminated), as a crash does: a message cut, its row left in doubt."""
     def slow_data(addr):
         time.sleep(0.3)  # a slow carrier: SIGTERM will arrive mid-DATA
         return None
@@ -119,12 +123,14 @@ def test_sigterm_finishes_the_message_in_flight_and_exits_cleanly(tmp_path):
         proc = _daemon(cfg)
         try:
             assert _wait_for(lambda: len(srv.received) >= 3, 30)
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signum)
             out, err = proc.communicate(timeout=20)
         finally:
             if proc.poll() is None:
                 proc.kill()
-        assert proc.returncode == 0, err.decode()[-2000:]
+        assert proc.returncode == status, err.decode()[-2000:]
+        assert b"finishing the messages in flight, then stopping" in err, err.decode()[-2000:]
+        assert b"Terminated" not in err and b"Traceback" not in err, err.decode()[-2000:]
         received = srv.addresses()
     rows = Queue.for_config(cfg).rows()
     sent = {r["address"] for r in rows if r["state"] == "sent"}

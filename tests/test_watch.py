@@ -64,6 +64,28 @@ def test_appends_and_sigterm(tmp_path, logs, watchers):
 
 
 @pytest.mark.slow
+def test_sighup_flushes_and_stops_like_sigterm_with_a_status_that_restarts_it(tmp_path, logs, watchers):
+    """kill -HUP (a "reload"): the same flush and stop as SIGTERM, exit 129 so that systemd's
+    Restart=on-failure starts it again. It used to raise where watch was (the console's
+    Terminated: `Terminated: what was stored before stays`), as an interruption does."""
+    import signal
+
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 10))
+    w = new_watcher(watchers, tmp_path, [(str(log), "postfix")]).start()
+    assert w.wait_for(10) == (10, 10)
+    assert w.stop(signal.SIGHUP) == 129
+    assert "SIGHUP received: flushing and stopping" in w.stderr() and "stopped after" in w.stderr()
+    assert "Terminated" not in w.stderr() and "Traceback" not in w.stderr()
+    state = (w.data / "state" / "ingest-state.json").read_text()
+    assert '"offset":' in state  # positions saved: the restart goes on from there
+    w.start()
+    append(log, pf_lines(10, 12))
+    assert w.wait_for(12) == (12, 12)
+    assert w.stop() == 0
+
+
+@pytest.mark.slow
 def test_postfix_expiry_state_survives_a_kill(tmp_path, logs, watchers):
     log = logs / "mail.log"
     log.write_text(
@@ -106,6 +128,9 @@ def test_unreadable_file_is_reported_and_retried(tmp_path, logs, watchers):
     while "Permission denied" not in w.stderr() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "mail.log cannot be read: Permission denied (retrying" in w.stderr()
+    # and what to do about it, as batch runs say (the journal of a unit that reads nothing)
+    assert "may not read it: give the service user read access to the logs" in w.stderr()
+    assert "adduser mailhygiene adm" in w.stderr()
     log.chmod(0o644)
     assert w.wait_for(8, timeout=10) == (8, 8)
     assert "is back and readable" in w.stderr()

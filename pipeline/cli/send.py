@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections import defaultdict
@@ -76,6 +77,10 @@ def send_daemon(exit_when_done, max_seconds, verbose):
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stats = run_daemon(_cfg(), exit_when_done=exit_when_done, max_seconds=max_seconds, install_signals=True)
     click.echo(stats.line())
+    if stats.stopped_by == signal.SIGHUP:  # a restart asked for: not a clean stop (Restart=on-failure)
+        click.echo("send daemon: stopped on SIGHUP after the messages in flight (exit 129: systemd restarts "
+                   "it, with the config read anew)", err=True)
+        sys.exit(128 + signal.SIGHUP)
 
 
 @send.command("status")

@@ -50,13 +50,18 @@ def watch_cmd(app, verbose, no_inotify):
         each.setLevel(logging.DEBUG if verbose else logging.INFO)
         each.propagate = False
 
+    got: list[int] = []
+
     def on_start(engine):
         def stop(signum, frame):
+            got.append(signum)
             logger.info("watch: %s received: flushing and stopping", signal.Signals(signum).name)
             engine.stop()
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        # SIGHUP (an operator's "reload": kill -HUP, systemctl kill -s HUP) stops the same way, then
+        # exits 129 so that systemd's Restart=on-failure starts it again with the config read anew
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, stop)
 
     from ..ingest.source import raise_open_files_limit
     from ..lake.node import watch_hook
@@ -67,3 +72,6 @@ def watch_cmd(app, verbose, no_inotify):
                                              on_stored=watch_hook(cfg))
     click.echo(f"watch: {summary.lines} lines read, {summary.events_written} events written, "
                f"{sum(summary.rejected.values())} lines rejected", err=True)
+    if got and got[0] == signal.SIGHUP:  # a restart asked for: not a clean stop (Restart=on-failure)
+        click.echo("watch: stopped on SIGHUP (exit 129: systemd restarts it, with the config read anew)", err=True)
+        sys.exit(128 + signal.SIGHUP)

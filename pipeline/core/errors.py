@@ -39,6 +39,12 @@ class StoreCorrupt(MailHygieneError):
     corrupt database); the message names the file and how to recover."""
 
 
+class EventFileVanished(StoreCorrupt):
+    """An event file listed by a query was gone when it was read: a running `watch` merged that
+    day's files (docs/watch.md, Compaction). Nothing is damaged; the same query run again reads
+    the merged file."""
+
+
 class SuppressionUnavailable(MailHygieneError):
     """The suppression list is missing, unreadable or older than its history: whoever needs it
     (the sender above all) must stop rather than send to addresses that may be suppressed."""
@@ -68,6 +74,12 @@ def unreadable_file(exc: BaseException) -> StoreCorrupt | None:
         return None
     path = found.group(1)
     reason = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    if ("/events/" in path or path.startswith("events/")) and ("No such file" in text or "No files found" in text):
+        import os
+
+        if not os.path.exists(path):  # replaced by a compaction between the listing and the read: not damaged
+            return EventFileVanished(f"{path} was replaced while it was read (a running `watch` merged that day's "
+                                     "files): nothing was changed; run the command again")
     if "/events/" in path or path.startswith("events/"):
         fix = ("A damaged event file: move it out of the data dir (its events are then missing; "
                "re-read that day's logs with `mailhygiene ingest --reread LOGS`), or restore it from a backup.")

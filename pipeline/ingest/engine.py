@@ -50,7 +50,7 @@ from .parsers import common as parsers_common
 from .parsers.common import MAX_LINE_BYTES
 from .session import IngestSummary, Session, watch_is_running, watch_lock
 from .source import (DAMAGED, LINES, LONG, PARTIAL, READ_BUDGET, SKIPPED, Chunk, LogFiles, SourceSpec, Stream,
-                     STDIN, expand_paths, not_followed)
+                     STDIN, blocked_directory, blocked_message, expand_paths, not_followed)
 
 log = logging.getLogger("mailhygiene.watch")
 
@@ -165,6 +165,9 @@ class Engine:
         out = []
         for src in sources:
             if not any(True for _ in _matching(src.path)):
+                blocked = blocked_directory(src.path)
+                if blocked is not None:  # there may be logs: this user cannot see them (not "no files match")
+                    raise InputError(blocked_message(src.path, blocked))
                 if on_source is not None:
                     on_source(src.path, None)
                 continue

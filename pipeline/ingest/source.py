@@ -421,6 +421,9 @@ def expand_paths(patterns: list[str], unmatched: list[str] | None = None) -> lis
     found: dict[str, Path] = {}
     for pattern in patterns:
         matches = glob_files(pattern) if glob.has_magic(pattern) else [pattern]
+        blocked = blocked_directory(pattern) if not matches or not glob.has_magic(pattern) else None
+        if blocked is not None:  # not "does not exist" nor a PermissionError from stat(): say why
+            raise InputError(blocked_message(pattern, blocked))
         if not matches and unmatched is not None:
             unmatched.append(pattern)
         for m in matches:
@@ -1070,6 +1073,11 @@ class LogFiles:
             if spec.is_stdin:
                 continue
             matches = spec.matches()
+            if not matches or not os.path.lexists(matches[0]):
+                blocked = blocked_directory(spec.pattern)
+                if blocked is not None:  # not "does not exist (yet)", and not silence for a glob
+                    self.problem(spec.pattern, blocked_message(None, blocked), backoff=False)
+                    continue
             if not spec.is_glob and not os.path.lexists(matches[0]):
                 if any(s.path == matches[0] for s in self.streams.values()):
                     self.problem(matches[0], "was renamed or deleted: reading the rest of the open file, "
@@ -1089,7 +1097,7 @@ class LogFiles:
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
-                    self.problem(path, f"cannot be examined: {exc.strerror}")
+                    self.problem(path, f"cannot be examined: {exc.strerror}", hint=permission_hint(exc))
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     if not spec.is_glob:
@@ -1112,7 +1120,7 @@ class LogFiles:
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
-                    self.problem(path, f"cannot be read: {exc.strerror}")
+                    self.problem(path, f"cannot be read: {exc.strerror}", hint=permission_hint(exc))
                 except EOFError:
                     continue
         for key in [k for k in self.skipped if k not in seen]:
@@ -1545,13 +1553,16 @@ class LogFiles:
         self.by_key.clear()
 
     # ------------------------------------------------------------------ problems
-    def problem(self, path: str, msg: str, *, backoff: bool = True, level: int = logging.WARNING) -> None:
-        """Report a file problem once (again only when it changes); retry with backoff."""
+    def problem(self, path: str, msg: str, *, backoff: bool = True, level: int = logging.WARNING,
+                hint: str = "") -> None:
+        """Report a file problem once (again only when it changes); retry with backoff. `hint`:
+        what to do about it, said after the problem."""
         p = self.problems.get(path)
         now = self.clock.monotonic()
         if p is None or p["msg"] != msg:
             if backoff:
-                log.log(level, "watch: %s %s (retrying with backoff; other sources keep going)", path, msg)
+                log.log(level, "watch: %s %s (retrying with backoff; other sources keep going)%s", path, msg,
+                        f": {hint}" if hint else "")
             else:
                 log.log(level, "watch: %s %s", path, msg)
             p = {"msg": msg, "attempt": 1}
@@ -1685,13 +1696,46 @@ def _other_text(path: str, other: str, fp: str, offset: int) -> bool:
 
 def cannot_read(path, exc: OSError) -> str:
     """`cannot read PATH: <why>` with what to do about it."""
+    text = f"cannot read {path}: {exc.strerror or exc}"
+    hint = permission_hint(exc)
+    return f"{text} ({hint})" if hint else text
+
+
+def permission_hint(exc: OSError) -> str:
+    """What to do when a log may not be read (batch runs and `watch` say the same), else ""."""
     import errno
 
-    text = f"cannot read {path}: {exc.strerror or exc}"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        text += (f" (this user, uid {os.geteuid()}, may not read it: give the service user read access to the "
-                 "logs, e.g. on Debian add it to the adm group: adduser mailhygiene adm)")
-    return text
+    if exc.errno not in (errno.EACCES, errno.EPERM):
+        return ""
+    return (f"this user, uid {os.geteuid()}, may not read it: give the service user read access to the "
+            "logs, e.g. on Debian add it to the adm group: adduser mailhygiene adm")
+
+
+def blocked_directory(pattern: str) -> str | None:
+    """The first directory on the way to `pattern` (a path or a glob) that this user may not enter
+    (or, for the directory a glob lists, read): nothing under it can be seen, so "does not exist"
+    or "matches no file" would be wrong (/var/log/exim4 is 2750 root:adm on Debian). None when
+    every one may be, or when one of them does not exist."""
+    parts = Path(os.path.abspath(os.path.expanduser(pattern))).parts
+    d = Path(parts[0])
+    for part in parts[1:]:
+        if not d.is_dir():
+            return None
+        listed = glob.has_magic(part)
+        if not os.access(d, os.X_OK | (os.R_OK if listed else 0)):
+            return str(d)
+        if listed:
+            return None
+        d = d / part
+    return None
+
+
+def blocked_message(path: str | None, directory: str) -> str:
+    """`cannot reach PATH: ...` (without PATH: `cannot be reached: ...`) with what to do."""
+    return (f"{f'cannot reach {path}' if path else 'cannot be reached'}: this user, uid {os.geteuid()}, may not "
+            f"enter the directory {directory}: "
+            "give the service user access to the logs, e.g. on Debian add it to the adm group: "
+            "adduser mailhygiene adm")
 
 
 def _gzip_isize(path: str) -> int | None:

@@ -32,7 +32,7 @@ from typing import Any
 
 from ..core import fsutil
 from ..core.config import Config
-from ..core.errors import ConfigError, InputError
+from ..core.errors import ConfigError, EventFileVanished, InputError
 from ..ingest.engine import Engine
 from ..ingest.session import IngestSummary, watch_is_running
 from ..suppression.export import export
@@ -58,6 +58,9 @@ def job_lock(cfg: Config, name: str = "clean", *, wait: float = 0.0, busy: str |
     """The job lock of `cfg`'s data dir (pipeline.core.fsutil.job_lock, the one implementation).
     Kept for callers that import it from here; new code imports it from core."""
     return fsutil.job_lock(cfg.data_dir, name, wait=wait, busy=busy)
+
+
+RULE_ATTEMPTS = 3  # a rule read that met a watch's compaction is run again (EventFileVanished)
 
 
 def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None = None,
@@ -105,7 +108,15 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
 
             engine = SparkEngine.open(cfg)
         try:
-            result.rule = run_rule(store, cfg.rule, cfg.guard, as_of, tz=tz, force=force, engine=engine)
+            for attempt in range(RULE_ATTEMPTS):
+                try:
+                    result.rule = run_rule(store, cfg.rule, cfg.guard, as_of, tz=tz, force=force, engine=engine)
+                    break
+                except EventFileVanished:
+                    # a running watch merged a day's files while the rule read them (nothing was
+                    # written: run_rule changes the list only at its end): read again
+                    if attempt == RULE_ATTEMPTS - 1:
+                        raise
         finally:
             if engine is not None:
                 engine.close()

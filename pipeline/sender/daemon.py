@@ -92,6 +92,7 @@ class DaemonStats:
     recovered: int = 0
     events: int = 0
     started: float = field(default_factory=time.time)
+    stopped_by: int = 0  # the signal that stopped it (0: none, the queue was done or max_seconds)
 
     def line(self) -> str:
         return (f"sent {self.sent}, deferred {self.deferred}, failed {self.failed}, "
@@ -720,14 +721,21 @@ class DaemonLock:
 
 def run_daemon(cfg, *, exit_when_done: bool = False, max_seconds: float | None = None,
                install_signals: bool = False, suppression_loader=None, clock=time.time) -> DaemonStats:
-    """Run until stopped (SIGTERM/SIGINT when install_signals), or until the queue is done."""
+    """Run until stopped (SIGTERM/SIGINT/SIGHUP when install_signals), or until the queue is done.
+    SIGHUP (`kill -HUP`, `systemctl kill -s HUP`: what operators send to "reload") stops as
+    gracefully as SIGTERM, never mid-message; the command then exits 129 so that systemd's
+    Restart=on-failure starts it again, with the config read anew."""
     with DaemonLock(cfg.data_dir):
         d = Daemon(cfg, exit_when_done=exit_when_done, max_seconds=max_seconds,
                    suppression_loader=suppression_loader, clock=clock)
+        got: list[int] = []
         if install_signals:
             def _stop(signum, frame):
+                got.append(signum)
                 log.info("signal %d: finishing the messages in flight, then stopping", signum)
                 d.stop.set()
-            signal.signal(signal.SIGTERM, _stop)
-            signal.signal(signal.SIGINT, _stop)
-        return d.run()
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(signum, _stop)
+        stats = d.run()
+        stats.stopped_by = got[0] if got else 0
+        return stats
