@@ -512,7 +512,9 @@ def normalise(text: str | None) -> str:
     return " ".join(text.split())
 
 
-_PHASE_HINTS = (
+# (text lower-cased, white space folded) -> the SMTP phase it names: log lines and bounce mails
+# (pipeline.sender.bounces) read the phase with the same words
+PHASE_HINTS = (
     ("in reply to rcpt to command", "rcpt"),
     ("in reply to end of data command", "end_of_data"),
     ("in reply to data command", "data"),
@@ -542,7 +544,7 @@ _PHASE_HINTS = (
 
 def phase_from_text(text: str) -> str | None:
     """The SMTP phase a normalised diagnostic names (Postfix, qmail and Exim wordings)."""
-    for hint, phase in _PHASE_HINTS:
+    for hint, phase in PHASE_HINTS:
         if hint in text:
             return phase
     return None

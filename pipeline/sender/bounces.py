@@ -120,10 +120,10 @@ def _phases(text: str) -> set[str]:
     from remote mail server after end of data", qmail's "does not like recipient" (the
     classifier's phase hints, as for log lines), and sendmail's transcript (">>> RCPT To:<...>",
     ">>> DATA", ">>> ." before its "<<< 550 ..." reply)."""
-    from ..classify.classifier import _PHASE_HINTS
+    from ..classify.classifier import PHASE_HINTS
 
     low = " ".join((text or "").lower().split())
-    found = {phase for hint, phase in _PHASE_HINTS if hint in low}
+    found = {phase for hint, phase in PHASE_HINTS if hint in low}
     for m in _SENDMAIL_SENT.finditer(text or ""):
         found.add(_SENDMAIL_PHASES[m.group(1).lower()])
     return found
