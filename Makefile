@@ -25,7 +25,7 @@ demo: venv
 test: venv
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
-## test-fast: everything but the tests marked slow (real MTAs, kill loops, big logs, browser, wheel build); < 60 s
+## test-fast: everything but the tests marked slow (real MTAs, kill loops, big logs, browser, wheel build); ~2.5 min
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist loadfile
 
