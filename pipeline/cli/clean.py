@@ -25,11 +25,11 @@ def ingest_problems(path, summary, L=None) -> list[str]:
 
 
 def holds_no_store(data_dir) -> bool:
-    """No stored event day and no suppression list or history in `data_dir` (missing or empty)."""
-    from pathlib import Path
+    """No stored event file and no suppression history in `data_dir` (missing or empty)."""
+    from ..store.layout import stored_files
+    from ..suppression.store import SuppressionStore
 
-    d = Path(data_dir)
-    return not any((d / "events").glob("date=*")) and not (d / "suppression" / "history.parquet").exists()
+    return not stored_files(data_dir) and not SuppressionStore(data_dir).history_path.exists()
 
 
 def ingest_summary_line(summary, L) -> str:
