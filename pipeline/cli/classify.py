@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
 
 import click
 
+from .terminal import DAY
+
 # (from where a run of address characters starts: tried inside a run, a long one costs quadratic time)
 _ADDRESS = re.compile(r"(?<![A-Za-z0-9._%+\-\"])[A-Za-z0-9._%+\-\"]+@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
-
-
-def _parse_day(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date: use YYYY-MM-DD, e.g. 2025-03-13") from None
 
 
 @click.command("classify")
@@ -31,7 +23,7 @@ def _parse_day(ctx, param, value):
 @click.option("--domain", default=None,
               help="Recipient domain (default: the domain of the first address in the text).")
 @click.option("--relay", default=None, help="The MX that answered (relay=), e.g. mfsmax.docomo.ne.jp[1.2.3.4]:25.")
-@click.option("--day", default=None, callback=_parse_day,
+@click.option("--day", type=DAY, default=None,
               help="The event's date (YYYY-MM-DD), for provider behaviour that changed on a date.")
 @click.option("--mta", type=click.Choice(["postfix", "sendmail", "qmail"]), default=None)
 @click.option("--explain", is_flag=True, help="Show which rule decided, on what evidence.")

@@ -76,13 +76,6 @@ class PrunePlan:
         return sum(p.bytes for p in self.doomed)
 
 
-def parse_day(value: str, option: str = "--before") -> date:
-    try:
-        return date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{option} {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-01-01") from None
-
-
 def days_ago(days: int, now: datetime | None = None) -> date:
     """The UTC day `days` days before today (UTC): `--keep-days N` keeps N whole days."""
     return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date() - timedelta(days=days)
