@@ -101,18 +101,19 @@ def postfix_config(cfg, *, map_type: str = "hash", map_dir: str = "/etc/postfix"
         t = _transport(carrier)
         nexthop = _postfix_nexthop(relay)
         group = shared.get(carrier)
-        if relay is not None and group in domains:
+        via_group = relay is not None and group in domains
+        if via_group:
             # the group's relay: the group's transport, so Postfix keeps one rate for it
-            transport.append(f"# {carrier}: {group}'s 特定接続 relay {relay}, through {_transport(group)} "
+            t = _transport(group)
+            transport.append(f"# {carrier}: {group}'s 特定接続 relay {relay}, through {t} "
                              f"(one destination: {group}'s rate for both)")
-            for d in names:
-                transport.append(f"{d}\t{_transport(group)}:{nexthop}")
-                transport.append(f".{d}\t{_transport(group)}:{nexthop}")
-            continue
-        transport.append(f"# {carrier}: " + (f"特定接続 relay {relay}" if relay else "the recipient domain's MX"))
+        else:
+            transport.append(f"# {carrier}: " + (f"特定接続 relay {relay}" if relay else "the recipient domain's MX"))
         for d in names:
             transport.append(f"{d}\t{t}:{nexthop}")
             transport.append(f".{d}\t{t}:{nexthop}")
+        if via_group:
+            continue  # (the group's transport and its limits are written with the group)
         master.append(f"{t:<10} unix  -       -       n       -       {sessions:<7} smtp")
         master.append(f"  -o smtp_connection_reuse_count_limit={per_session}")
         main.append(f"# {carrier}: configured {rate.count} per {rate.interval:g} s = {rate.count / rate.interval:.3f}/s; "
