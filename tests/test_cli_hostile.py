@@ -1106,6 +1106,54 @@ def test_a_signal_during_a_duckdb_query_is_an_interruption_not_a_bug(world, temp
     assert status in seen, seen
 
 
+SELF_SIGNAL_MODULE = """
+import os, signal, time
+os.kill(os.getpid(), signal.{sig})
+started = time.monotonic()
+while time.monotonic() - started < 0.3:  # Python bytecode runs: an unguarded handler raises here
+    pass
+DONE = True
+"""
+
+SIGNAL_AFTER_IMPORT = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from pipeline.cli import install_signal_handlers
+install_signal_handlers()
+try:
+    import self_signal
+except BaseException as exc:
+    print("import cut short by", type(exc).__name__, flush=True)
+    sys.exit(5)
+print("imported", self_signal.DONE, flush=True)
+try:
+    time.sleep(20)
+except BaseException as exc:
+    print("then", type(exc).__name__, flush=True)
+    sys.exit(0)
+print("the signal was lost", flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig,raised", [("SIGINT", "KeyboardInterrupt"), ("SIGTERM", "Terminated"),
+                                        ("SIGHUP", "Terminated")])
+def test_a_signal_during_an_import_waits_for_the_import_to_end(tmp_path, sig, raised):
+    """Ctrl-C or SIGTERM while a module is being imported: the handler's exception used to land
+    wherever the import was, and inside a native library's initialisation (DuckDB's nanobind
+    creating its enums at `import duckdb`) that is "Critical nanobind error" and a traceback, not
+    an interrupted command (seen in CI, by the DuckDB-query test above). Now the signal waits for
+    the import to end, then ends the command as usual. Here a module sends the signal to its own
+    process in the middle of its import: the import completes, then the signal is raised."""
+    import subprocess
+    import sys
+
+    (tmp_path / "self_signal.py").write_text(SELF_SIGNAL_MODULE.format(sig=sig))
+    p = subprocess.run([sys.executable, "-c", SIGNAL_AFTER_IMPORT, str(tmp_path)], capture_output=True,
+                       text=True, timeout=HANG_SECONDS, cwd=Path(__file__).resolve().parent.parent)
+    assert p.stdout.splitlines() == ["imported True", f"then {raised}"], (p.stdout, p.stderr)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+
+
 @pytest.mark.parametrize("lock,args", [("suppression/.lock", ["suppress"]),
                                        ("state/ingest.lock", ["ingest", str(SAMPLES / "qmail" / "current")]),
                                        ("events/.write.lock", ["ingest", str(SAMPLES / "qmail" / "current")])])

@@ -314,8 +314,53 @@ class _signals:
 
 
 def _terminate(signum, frame):
+    if _importing(frame):
+        _deliver_again_soon(signum)
+        return
     _signals.terminated = signum
     raise Terminated()
+
+
+def _interrupt(signum, frame):
+    """Ctrl-C: KeyboardInterrupt, as Python's own handler raises it, except inside an import."""
+    if _importing(frame):
+        _deliver_again_soon(signum)
+        return
+    raise KeyboardInterrupt()
+
+
+def _importing(frame) -> bool:
+    """Whether the main thread is inside an import. An exception raised there by a signal handler
+    can land inside a native library's initialisation (DuckDB's nanobind creating its enums, at
+    `import duckdb`), which aborts it with "Critical nanobind error" and a traceback instead of
+    ending the command as interrupted. Imports take milliseconds: the signal waits for the end."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _deliver_again_soon(signum: int) -> None:
+    """The signal again in 10 ms (once the import has ended, its handler raises as usual)."""
+    import threading
+
+    timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP end the command as Ctrl-C does (Terminated); none of the three cuts an
+    import short. A signal the process was started ignoring (nohup, a background job) stays
+    ignored."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or ssh session went away
+        if signal.getsignal(signum) == signal.SIG_DFL:  # SIG_IGN (nohup): left as it is
+            signal.signal(signum, _terminate)
 
 
 def interrupted_query(exc: BaseException) -> bool:
@@ -505,11 +550,7 @@ def main() -> None:
     global _CONSOLE
     _CONSOLE = True
     _fill_closed_std_fds()
-    import signal
-
-    for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or ssh session went away
-        if signal.getsignal(signum) == signal.SIG_DFL:  # SIG_IGN (nohup): left as it is
-            signal.signal(signum, _terminate)
+    install_signal_handlers()
     try:
         cli(prog_name="mailhygiene")
     except SystemExit as exc:
