@@ -82,6 +82,18 @@ def test_iso_local_in_sql_agrees_with_python(zone):
         assert con.execute("SELECT iso_local($t, $tz)", {"t": t, "tz": zone}).fetchone()[0] == want
 
 
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "Asia/Kolkata", "America/St_Johns"])
+def test_iso_local_offset_is_exact_for_times_with_microseconds(zone):
+    """The list's added_at carries microseconds: the two epochs then differ by 32399.99999976
+    seconds in Asia/Tokyo, and a floored offset printed 12:46:10+08:59, a minute off."""
+    con = macros()
+    instants = [datetime(2026, 12, 6, 3, 46, 10, us, tzinfo=timezone.utc)
+                for us in (1, 209473, 500000, 999999)]
+    for t in instants:
+        want = t.astimezone(ZoneInfo(zone)).replace(microsecond=0).isoformat()
+        assert con.execute("SELECT iso_local($t, $tz)", {"t": t, "tz": zone}).fetchone()[0] == want
+
+
 # --------------------------------------------------------------------------- the list export
 def test_csv_keeps_addresses_and_neutralises_text(listed, tmp_path):
     out = tmp_path / "s.csv"
