@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipeline.core.config import DEFAULTS, SECRET_MASK, effective_values, load_config, render_toml
@@ -93,6 +95,22 @@ def test_the_vocabulary_matches_the_reason_modules_and_carrier_table():
 def test_a_relative_data_dir_in_the_file_is_relative_to_the_file(tmp_path):
     cfg = _load(tmp_path, 'data_dir = "store"\n')
     assert cfg.data_dir == (tmp_path / "store").resolve()
+
+
+def test_a_file_without_data_dir_puts_the_default_beside_the_file_whatever_the_cwd(tmp_path, monkeypatch):
+    """A config file naming no data_dir gave "./mailhygiene-data" of the cwd: `suppression add`
+    typed in one directory wrote an opt-out to a list the nightly job, started elsewhere, never read."""
+    cfg_file = tmp_path / "etc" / "mailhygiene.toml"
+    cfg_file.parent.mkdir()
+    cfg_file.write_text('timezone = "UTC"\n', encoding="utf-8")
+    seen = set()
+    for cwd in ("a", "b"):
+        (tmp_path / cwd).mkdir()
+        monkeypatch.chdir(tmp_path / cwd)
+        seen.add(load_config(cfg_file).data_dir)
+    assert seen == {(tmp_path / "etc" / "mailhygiene-data").resolve()}
+    assert load_config(cfg_file, data_dir="here").data_dir == Path("here")  # --data-dir: the cwd's
+    assert load_config(None, timezone="UTC").data_dir == Path("mailhygiene-data")  # no file: the cwd's
 
 
 def test_extra_carrier_domains_reach_every_stage(tmp_path):

@@ -361,7 +361,7 @@ class SparkSettings:
 class FileSettings:
     """The top level of the file: where data lives, the zone, the sources and every section."""
 
-    # Where events, the suppression list, state and reports live (relative to the config file).
+    # Where events, the suppression list, state and reports live (relative to the config file, the default too; without a config file: to the current directory).
     data_dir: str = setting("./mailhygiene-data", nonempty=True)
     # IANA zone of the MTA hosts' syslog clocks and of the rule's calendar days. "" = this machine's zone.
     timezone: str = setting("")
@@ -504,8 +504,10 @@ def load_config(
         raw = read_toml(source)
     where = f"config file {source}" if source else "configuration"
     settings = build(FileSettings, raw, where)
-    if source is not None and "data_dir" in raw and not Path(settings.data_dir).expanduser().is_absolute():
-        # a relative data_dir in a file is relative to that file, so cron's cwd does not matter
+    if source is not None and not Path(settings.data_dir).expanduser().is_absolute():
+        # a relative data_dir of a file, the default "./mailhygiene-data" of a file that names
+        # none too, is relative to that file, so cron's or the shell's cwd does not matter: a
+        # `suppression add` typed in another directory must reach the nightly job's list
         settings = dataclasses.replace(settings, data_dir=str((source.parent / settings.data_dir).resolve()))
     if data_dir is not None:
         if not str(data_dir):
