@@ -274,3 +274,39 @@ def test_installed_wheel_ships_sql(tmp_path, compiler):
     assert int(expected.split()[-1]) > 20
     out = subprocess.run(run + ["suppress", "--dry-run"], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0 and "late@au.com" in out.stdout, out.stderr
+
+
+def _commands(cmd, path=(), parent=None):
+    import click
+
+    ctx = click.Context(cmd, info_name=" ".join(("mailhygiene", *path)), parent=parent)
+    yield path, cmd, ctx
+    if isinstance(cmd, click.Group):
+        for name in cmd.list_commands(ctx):
+            yield from _commands(cmd.get_command(ctx, name), (*path, name), ctx)
+
+
+def test_every_option_is_explained_and_help_prints_as_written():
+    """`clean --progress`, `classify --mta/--json` and `export --format` had no help line, and
+    `report --help` printed "5%%" (click does no %-formatting). The send commands are left to
+    their own owners' pass."""
+    import click
+
+    bare, doubled = [], []
+    for path, cmd, ctx in _commands(cli):
+        if path[:1] == ("send",):
+            continue
+        bare += [f"{' '.join(path)} {p.opts[-1]}" for p in cmd.params
+                 if isinstance(p, click.Option) and not p.help and not p.hidden and "--help" not in p.opts]
+        if "%%" in cmd.get_help(ctx):
+            doubled.append(" ".join(path))
+    assert bare == [] and doubled == []
+
+
+def test_every_command_outside_send_shows_an_example():
+    import click
+
+    without = [" ".join(path) for path, cmd, ctx in _commands(cli)
+               if not isinstance(cmd, click.Group) and path[:1] != ("send",)
+               and "mailhygiene " not in cmd.get_help(ctx).split("Options:")[0].split("\n", 1)[1]]
+    assert without == []

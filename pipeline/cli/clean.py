@@ -41,7 +41,8 @@ def ingest_summary_line(summary, L) -> str:
 @click.command("clean")
 @click.option("--as-of", default=None, metavar="DATE", help="As for `suppress` (default: now).")
 @click.option("--force", is_flag=True, help="Apply the rule even when the guard refuses.")
-@click.option("--progress/--no-progress", default=None)
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar of the ingest step (default: on a terminal, for large inputs).")
 @click.option("-q", "--quiet", is_flag=True,
               help="Print only problems (rejected or unrecognised log lines, a source matching no file, "
                    "a guard overridden by --force, errors): cron then mails only when something is wrong.")

@@ -309,7 +309,8 @@ def suppression_repair(app):
 
 @click.command("export")
 @click.argument("path", type=click.Path(allow_dash=True))
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True,
+              help="csv (formula-safe text, local times with their offset) or parquet (typed columns, as stored).")
 @click.option("--excel/--no-excel", default=None,
               help="CSV with a UTF-8 BOM so Excel (Japanese Windows) opens it without mojibake. Default: export.excel.")
 @click.option("--allow-empty", is_flag=True, help="Write the file even when there is nothing to export.")
@@ -324,7 +325,8 @@ def export_cmd(app, path, fmt, excel, allow_empty, filtered, days):
     handset-filter list. PATH - writes to standard output.
 
     Text cells starting with =, +, -, @, a tab or a carriage return get a leading ' so
-    spreadsheets never run them; the address column is a key and is never changed. Exits
+    spreadsheets never run them; the address column is a key and is never changed (a local
+    part the logs quoted, "=1+2 x"@docomo.ne.jp, is written quoted again). Exits
     non-zero and writes nothing when there is nothing to export (unless --allow-empty) and
     refuses to replace anything but a regular file.
 
