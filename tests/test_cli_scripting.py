@@ -96,7 +96,13 @@ def test_suppression_list_and_show_json(ingested):
     assert doc["count"] == len(EXPECTED_SUPPRESSED) + 1 == len(doc["entries"])
     manual = next(e for e in doc["entries"] if e["address"] == "complainer@au.com")
     assert manual["source"] == "manual" and manual["note"] == "asked to stop" and manual["carrier"] == "au"
-    assert json.loads(invoke(ingested, "suppression", "list", "--json", "--limit", "2").stdout)["count"] == 2
+    # --limit shows fewer entries, never a smaller list: "2 suppressed address(es)" of a list of 9
+    # told an operator (and a script reading count) that 7 opt-outs were gone
+    limited = json.loads(invoke(ingested, "suppression", "list", "--json", "--limit", "2").stdout)
+    assert (limited["count"], limited["shown"], len(limited["entries"])) == (doc["count"], 2, 2)
+    assert doc["shown"] == doc["count"]
+    first = invoke(ingested, "suppression", "list", "--limit", "2").stdout.splitlines()[0]
+    assert first == f"{doc['count']} suppressed address(es), the first 2 shown (--limit 0: all)"
 
     show = json.loads(invoke(ingested, "suppression", "show", "taro.dead@docomo.ne.jp", "--json").stdout)
     assert list(show) == ["address", "suppressed", "entry", "history", "events"]

@@ -133,6 +133,7 @@ def suppression_list(app, limit, as_json, lang):
       mailhygiene suppression list
       mailhygiene --lang ja suppression list
       mailhygiene suppression list --json | jq -r '.entries[].address'
+      mailhygiene suppression list --limit 20    # the first 20 by address; the count is the whole list's
     """
     from ..suppression.store import entry_json, listing
 
@@ -141,10 +142,12 @@ def suppression_list(app, limit, as_json, lang):
         if as_json:  # what app.print_json(list_json(entries)) prints, written piece by piece
             from ..core.jsonout import dumps_pieces
 
-            _echo_pieces(dumps_pieces({"count": found.count}, "entries", map(entry_json, found.rows())), "\n")
+            _echo_pieces(dumps_pieces({"count": found.total, "shown": found.count}, "entries",
+                                      map(entry_json, found.rows())), "\n")
             return
         L = app.labels(lang)
-        click.echo(L("cli.list_count", n=found.count))
+        click.echo(L("cli.list_count", n=found.total)
+                   + (L("cli.list_shown", n=found.count) if found.count < found.total else ""))
 
         def cells(rec):
             return [rec["address"], L.carrier(text(rec["carrier"])),
