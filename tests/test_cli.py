@@ -142,7 +142,7 @@ def test_clean_job_end_to_end_and_lock(tmp_path, monkeypatch):
     cfg_file = root / "sample_logs" / "demo.toml"
     data = tmp_path / "data"
     runner = CliRunner()
-    monkeypatch.chdir(root)  # the demo config's source globs are relative to the repository root
+    monkeypatch.chdir(tmp_path)  # the demo config's source globs are relative to the config file
     if True:
         r = runner.invoke(cli, ["--config", str(cfg_file), "--data-dir", str(data), "clean"])
         assert r.exit_code == 0, r.output

@@ -113,6 +113,21 @@ def test_a_file_without_data_dir_puts_the_default_beside_the_file_whatever_the_c
     assert load_config(None, timezone="UTC").data_dir == Path("mailhygiene-data")  # no file: the cwd's
 
 
+def test_relative_source_paths_are_relative_to_the_file_whatever_the_cwd(tmp_path, monkeypatch):
+    """A relative [[sources]] path followed the cwd: the timer (cwd /var/lib/mailhygiene), cron
+    (the user's home) and a shell each read other logs, or none, from one config."""
+    cfg_file = tmp_path / "etc" / "mailhygiene.toml"
+    cfg_file.parent.mkdir()
+    cfg_file.write_text('timezone = "UTC"\n[[sources]]\npath = "../logs/mail.log*"\n'
+                        '[[sources]]\npath = "/var/log/maillog"\n[[sources]]\npath = "~/mail.log"\n', encoding="utf-8")
+    seen = set()
+    for cwd in ("a", "b"):
+        (tmp_path / cwd).mkdir()
+        monkeypatch.chdir(tmp_path / cwd)
+        seen.add(tuple(s.path for s in load_config(cfg_file).sources))
+    assert seen == {(str(tmp_path / "logs" / "mail.log*"), "/var/log/maillog", "~/mail.log")}
+
+
 def test_extra_carrier_domains_reach_every_stage(tmp_path):
     """`[carriers] docomo = ["example-docomo.jp"]` (README): ingest stores the carrier, classify
     names it, and the sender's generated MTA routing includes the domain."""

@@ -47,7 +47,7 @@ def setting(default, *, min=None, max=None, choices=None, secret=False, nonempty
 class SourceSettings:
     """One `[[sources]]` entry: a log file or glob for `clean` and `watch`."""
 
-    # A log file or glob, e.g. "/var/log/mail.log*" (rotated and .gz files included).
+    # A log file or glob, e.g. "/var/log/mail.log*" (rotated and .gz files included); relative: to the config file.
     path: str = setting("", nonempty=True)
     # The MTA that wrote it; auto detects it per file.
     format: str = setting("auto", choices=("auto",) + MTA_FORMATS)
@@ -509,6 +509,13 @@ def load_config(
         # none too, is relative to that file, so cron's or the shell's cwd does not matter: a
         # `suppression add` typed in another directory must reach the nightly job's list
         settings = dataclasses.replace(settings, data_dir=str((source.parent / settings.data_dir).resolve()))
+    if source is not None:
+        # the same for a relative [[sources]] path: the timer (cwd /var/lib/mailhygiene), cron
+        # (the user's home) and a shell read the same logs
+        settings = dataclasses.replace(settings, sources=tuple(
+            s if os.path.isabs(os.path.expanduser(s.path)) or s.path == "-"
+            else dataclasses.replace(s, path=os.path.normpath(os.path.join(source.parent.absolute(), s.path)))
+            for s in settings.sources))
     if data_dir is not None:
         if not str(data_dir):
             raise ConfigError("--data-dir must not be empty")
