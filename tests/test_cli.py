@@ -132,7 +132,16 @@ def test_errors_without_data(tmp_path):
     assert r.exit_code == 1 and r.output.startswith("Error:") and "ingest" in r.output
     (tmp_path / "d2").mkdir()
     r = invoke(tmp_path / "d2", "suppress", "--as-of", "someday", ok=False)
-    assert r.exit_code == 1 and "Error:" in r.output
+    assert r.exit_code == 2 and "Error:" in r.output
+
+
+@pytest.mark.parametrize("command", ["suppress", "clean"])
+@pytest.mark.parametrize("value", ["someday", "2026-02-30", "2026-11-20T25:00"])
+def test_a_bad_as_of_is_a_usage_error_like_a_bad_since(tmp_path, command, value):
+    """README: exit status 2 is a usage error (a bad value); `report --since 2026-13-01` gave 2,
+    `suppress --as-of 2026-02-30` gave 1, after reading the config and the store."""
+    r = invoke(tmp_path / "d2", command, "--as-of", value, ok=False)
+    assert r.exit_code == 2 and "Error: Invalid value for '--as-of'" in r.output and "YYYY-MM-DD" in r.output
 
 
 @pytest.mark.slow

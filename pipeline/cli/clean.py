@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .terminal import json_option, lang_option
+from .terminal import AS_OF, json_option, lang_option
 
 
 def ingest_problems(path, summary, L=None) -> list[str]:
@@ -39,7 +39,7 @@ def ingest_summary_line(summary, L) -> str:
 
 
 @click.command("clean")
-@click.option("--as-of", default=None, metavar="DATE", help="As for `suppress` (default: now).")
+@click.option("--as-of", type=AS_OF, default=None, metavar="DATE", help="As for `suppress` (default: now).")
 @click.option("--force", is_flag=True, help="Apply the rule even when the guard refuses.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar of the ingest step (default: on a terminal, for large inputs).")

@@ -9,7 +9,7 @@ import click
 
 
 from . import no_empty_name
-from .terminal import (aligned, aligned_line, column_widths, json_option, label_lines, lang_option, local, one_line,
+from .terminal import (AS_OF, aligned, aligned_line, column_widths, json_option, label_lines, lang_option, local, one_line,
                        reasons, text)
 
 
@@ -57,7 +57,7 @@ def guard_problems(result, L) -> list[str]:
 
 
 @click.command("suppress")
-@click.option("--as-of", default=None, metavar="DATE",
+@click.option("--as-of", type=AS_OF, default=None, metavar="DATE",
               help="Evaluate history up to this moment: YYYY-MM-DD (end of that local day) or an ISO time. Default: now.")
 @click.option("--dry-run", is_flag=True, help="Show what would be added; change nothing.")
 @click.option("--check-guard", is_flag=True,

@@ -51,6 +51,27 @@ class RateType(click.ParamType):
 RATE = RateType()
 
 
+class AsOfType(click.ParamType):
+    """--as-of: a day (YYYY-MM-DD) or an ISO time, checked as the rule reads it
+    (suppression.rule.parse_as_of); a bad one is a usage error (exit 2), like a bad --since.
+    The text is passed on: the zone it is read in comes with the config."""
+
+    name = "date"
+
+    def convert(self, value, param, ctx):
+        from ..core.errors import InputError
+        from ..suppression.rule import parse_as_of  # (only when the option is given)
+
+        try:
+            parse_as_of(str(value), "UTC")
+        except InputError as exc:
+            self.fail(str(exc), param, ctx)
+        return str(value)
+
+
+AS_OF = AsOfType()
+
+
 def lang_option(f):
     return click.option("--lang", type=click.Choice(["en", "ja"]), default=None, help=LANG_HELP)(f)
 
