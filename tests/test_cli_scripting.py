@@ -358,3 +358,21 @@ def test_the_environment_names_the_data_dir_and_zone_for_the_cli_as_for_the_note
     # the flag beats the environment: another data dir (that does not exist) is the one read
     r = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "other"), "report"])
     assert r.exit_code == 1 and f"data dir {tmp_path / 'other'} does not exist" in r.output
+
+
+def test_add_to_a_mistyped_data_dir_is_refused_or_said(ingested, tmp_path):
+    """`suppression add` created whatever --data-dir named and said "added": the opt-out went to
+    a list no nightly job or sender reads. A data dir that does not exist is now an Error (as for
+    export and suppress), and one that held nothing says a new list was started there."""
+    typo = tmp_path / "dta"
+    r = invoke(typo, "suppression", "add", "optout@docomo.ne.jp", ok=False)
+    assert r.exit_code == 1 and r.output.startswith("Error: data dir") and "check --data-dir" in r.output
+    assert not typo.exists()
+    r = invoke(typo, "suppression", "add", "--from-file", "-", input="a@au.com\n", ok=False)
+    assert r.exit_code == 1 and not typo.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = invoke(empty, "--quiet", "suppression", "add", "optout@docomo.ne.jp")
+    assert "a new list was started there" in r.stderr and str(empty) in r.stderr
+    r = invoke(ingested, "suppression", "add", "optout@docomo.ne.jp")  # the real store: no word
+    assert r.stderr == "" and "added optout@docomo.ne.jp" in r.stdout

@@ -247,6 +247,7 @@ def suppression_add(app, address, from_file, ignore_existing, note, lang):
     from ..core.errors import InputError
     from ..suppression.address_file import read_addresses
     from ..suppression.store import add_many
+    from .clean import holds_no_store
 
     if (address is None) == (from_file is None):
         raise InputError("give one ADDRESS or --from-file FILE (one of them)")
@@ -258,10 +259,15 @@ def suppression_add(app, address, from_file, ignore_existing, note, lang):
             addresses = read_addresses(from_file)
     else:
         addresses = [address]
-    cfg = app.cfg
+    # a data dir that does not exist is a mistyped --data-dir or the wrong config: the opt-out
+    # would go to a list no nightly job or sender reads (export and suppress refuse it too)
+    cfg = app.stored_cfg()
+    started_empty = holds_no_store(cfg.data_dir)
     added, skipped = add_many(cfg.data_dir, addresses, note, carriers=cfg.carriers,
                               ignore_existing=ignore_existing)
     L = app.labels(lang)
+    if started_empty and added:
+        app.problem(L("cli.problem_new_list", path=cfg.data_dir))
     if from_file is None and added:
         app.say(L("cli.added", address=added[0]))
     else:
