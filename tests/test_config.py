@@ -42,6 +42,8 @@ def _load(tmp_path, text: str | bytes):
     ('[rule]\nmin_error = 2\n', r"unknown setting 'rule\.min_error'"),
     ('timezone = "Asia/Tokio"\n', r"unknown time zone 'Asia/Tokio'"),
     ('rule = 5\n', r"rule must be a table"),
+    ('sources = "/var/log/mail.log"\n', r"sources must be \[\[sources\]\] tables, one per entry"),
+    ('sources = ["/var/log/mail.log"]\n', r"sources\[0\] must be a table: write each entry as a line \[\[sources\]\]"),
     ('[rule\n', r"not valid TOML"),
 ])
 def test_bad_values_name_the_file_and_the_key(tmp_path, text, message):

@@ -583,7 +583,12 @@ T = typing.TypeVar("T")
 def build(cls: type[T], raw: Any, where: str, prefix: str = "") -> T:
     """An instance of the settings dataclass `cls` from TOML values, every key and type checked."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'the file'} must be a table, got {_show(raw)}")
+        name = prefix.rstrip(".")
+        if name.endswith("]"):  # an entry of an array of tables: sources = ["/var/log/mail.log"]
+            array = name.rsplit("[", 1)[0].rsplit(".", 1)[-1]
+            raise ConfigError(f"{where}: {name} must be a table: write each entry as a line [[{array}]], then "
+                              f"its settings (path = \"...\"), got {_show(raw)}")
+        raise ConfigError(f"{where}: {name or 'the file'} must be a table, got {_show(raw)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
@@ -610,6 +615,10 @@ def _convert(tp, value, meta: Mapping, where: str, key: str):
     if origin is tuple:  # tuple[X, ...]: a TOML array
         (item_tp, _) = typing.get_args(tp)
         if not isinstance(value, list):
+            if dataclasses.is_dataclass(item_tp):  # [[sources]]: an array of tables
+                name = key.rsplit(".", 1)[-1]
+                raise ConfigError(f"{where}: {key} must be [[{name}]] tables, one per entry: a line [[{name}]], "
+                                  f"then its settings (path = \"...\"), got {_show(value)}")
             raise ConfigError(f"{where}: {key} must be a list, e.g. [\"a\", \"b\"], got {_show(value)}")
         items = tuple(_convert(item_tp, v, {}, where, f"{key}[{i}]") for i, v in enumerate(value))
         if meta.get("nonempty") and not items:
