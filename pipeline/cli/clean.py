@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .terminal import AS_OF, json_option, lang_option
+from .terminal import AS_OF, holds_no_store, json_option, lang_option
 
 
 def ingest_problems(path, summary, L=None) -> list[str]:
@@ -22,14 +22,6 @@ def ingest_problems(path, summary, L=None) -> list[str]:
     if unrecognised:
         out.append(L("cli.problem_unrecognised", path=path, files=", ".join(unrecognised)))
     return out
-
-
-def holds_no_store(data_dir) -> bool:
-    """No stored event file and no suppression history in `data_dir` (missing or empty)."""
-    from ..store.layout import stored_files
-    from ..suppression.store import SuppressionStore
-
-    return not stored_files(data_dir) and not SuppressionStore(data_dir).history_path.exists()
 
 
 def ingest_summary_line(summary, L) -> str:

@@ -9,7 +9,7 @@ import click
 
 
 from . import no_empty_name
-from .terminal import (AS_OF, aligned, aligned_line, column_widths, json_option, label_lines, lang_option, local, one_line,
+from .terminal import (AS_OF, aligned, holds_no_store, aligned_line, column_widths, json_option, label_lines, lang_option, local, one_line,
                        reasons, text)
 
 
@@ -247,7 +247,6 @@ def suppression_add(app, address, from_file, ignore_existing, note, lang):
     from ..core.errors import InputError
     from ..suppression.address_file import read_addresses
     from ..suppression.store import add_many
-    from .clean import holds_no_store
 
     if (address is None) == (from_file is None):
         raise InputError("give one ADDRESS or --from-file FILE (one of them)")

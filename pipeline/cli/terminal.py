@@ -149,3 +149,12 @@ def reasons(L, value) -> str:
     if not value:
         return "-"
     return ",".join(L.reason(r.strip()) for r in str(value).split(","))
+
+
+def holds_no_store(data_dir) -> bool:
+    """No stored event file and no suppression history in `data_dir` (missing or empty): a new
+    store, or a data dir that is not mounted, has moved or is mistyped (clean, suppression add)."""
+    from ..store.layout import stored_files
+    from ..suppression.store import SuppressionStore
+
+    return not stored_files(data_dir) and not SuppressionStore(data_dir).history_path.exists()
