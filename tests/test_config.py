@@ -113,6 +113,8 @@ def test_a_file_without_data_dir_puts_the_default_beside_the_file_whatever_the_c
     assert seen == {(tmp_path / "etc" / "mailhygiene-data").resolve()}
     assert load_config(cfg_file, data_dir="here").data_dir == Path("here")  # --data-dir: the cwd's
     assert load_config(None, timezone="UTC").data_dir == Path("mailhygiene-data")  # no file: the cwd's
+    # `--config /dev/null` (no settings, ignoring ./mailhygiene.toml): never /dev/mailhygiene-data
+    assert load_config("/dev/null", timezone="UTC").data_dir == Path("mailhygiene-data")
 
 
 def test_relative_source_paths_are_relative_to_the_file_whatever_the_cwd(tmp_path, monkeypatch):

@@ -504,12 +504,15 @@ def load_config(
         raw = read_toml(source)
     where = f"config file {source}" if source else "configuration"
     settings = build(FileSettings, raw, where)
-    if source is not None and not Path(settings.data_dir).expanduser().is_absolute():
-        # a relative data_dir of a file, the default "./mailhygiene-data" of a file that names
-        # none too, is relative to that file, so cron's or the shell's cwd does not matter: a
-        # `suppression add` typed in another directory must reach the nightly job's list
+    # relative paths of a config file are relative to its folder, so cron's or the shell's cwd
+    # does not matter; not for a config that is no file in a folder (`--config /dev/null`,
+    # `--config <(...)`): /dev or /dev/fd is no place for data, their paths stay the cwd's
+    anchored = source is not None and _is_file(str(source))
+    if anchored and not Path(settings.data_dir).expanduser().is_absolute():
+        # a relative data_dir, and the default "./mailhygiene-data" of a file that names none:
+        # a `suppression add` typed in another directory must reach the nightly job's list
         settings = dataclasses.replace(settings, data_dir=str((source.parent / settings.data_dir).resolve()))
-    if source is not None:
+    if anchored:
         # the same for a relative [[sources]] path: the timer (cwd /var/lib/mailhygiene), cron
         # (the user's home) and a shell read the same logs
         settings = dataclasses.replace(settings, sources=tuple(
