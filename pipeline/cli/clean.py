@@ -114,8 +114,19 @@ def clean_cmd(app, as_of, force, progress, quiet, as_json, lang):
                 click.echo(L("cli.report"))
                 click.echo(L("cli.report_path", path=value))
 
+    from ..core.errors import GuardTripped
+
     started_empty = holds_no_store(cfg.data_dir)
-    result = clean(cfg, as_of=as_of, force=force, progress=progress, lang=app.language(lang), on_step=on_step)
+    try:
+        result = clean(cfg, as_of=as_of, force=force, progress=progress, lang=app.language(lang), on_step=on_step)
+    except GuardTripped as exc:
+        # the night's document still goes to stdout (`clean --json > last-run.json` from cron):
+        # the refusal is the night most worth a record; the Error line and exit 3 follow
+        if started_empty:
+            app.problem(L("cli.problem_new_data_dir", path=cfg.data_dir))
+        if as_json and getattr(exc, "clean_result", None) is not None:
+            app.print_json(clean_result_json(exc.clean_result, cfg))
+        raise
     if started_empty:
         # a first night, or a data dir whose volume is not mounted (or that moved): the job
         # cannot tell them apart, and in the second case the opt-outs added by hand are gone

@@ -98,10 +98,16 @@ def suppress_cmd(app, as_of, dry_run, check_guard, force, engine, as_json, quiet
         from ..lake.engines import SparkEngine
 
         spark = SparkEngine.open(cfg)
+    from ..core.errors import GuardTripped
+
     try:
         result = run_rule(SuppressionStore(cfg.data_dir), cfg.rule, cfg.guard, as_of,
                           tz=cfg.timezone_name, dry_run=dry_run, force=force, check_guard_in_dry_run=check_guard,
                           engine=spark)
+    except GuardTripped as exc:
+        if as_json and exc.result is not None:  # the refused run's document, then Error and exit 3
+            app.print_json({**rule_result_json(exc.result, cfg.rule, cfg.timezone_name), "engine": engine})
+        raise
     finally:
         if spark is not None:
             spark.close()
