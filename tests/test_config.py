@@ -40,7 +40,7 @@ def _load(tmp_path, text: str | bytes):
     ('[[sources]]\npath = "/var/log/mail.log"\nformat = "exim"\n', r"sources\[0\]\.format has unknown value 'exim'"),
     ('[rules]\nmin_errors = 2\n', r"unknown setting 'rules'"),
     ('[rule]\nmin_error = 2\n', r"unknown setting 'rule\.min_error'"),
-    ('timezone = "Asia/Tokio"\n', r"unknown time zone 'Asia/Tokio'"),
+    ('timezone = "Asia/Tokio"\n', r"timezone: unknown time zone 'Asia/Tokio'"),
     ('rule = 5\n', r"rule must be a table"),
     ('sources = "/var/log/mail.log"\n', r"sources must be \[\[sources\]\] tables, one per entry"),
     ('sources = ["/var/log/mail.log"]\n', r"sources\[0\] must be a table: write each entry as a line \[\[sources\]\]"),

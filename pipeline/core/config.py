@@ -534,7 +534,13 @@ def load_config(
     if settings.sender.backoff_max < settings.sender.backoff_base:
         raise ConfigError(f"{where}: sender.backoff_max must be >= sender.backoff_base")
     name = settings.timezone or local_zone_name()
-    return Config(settings=settings, source=source, timezone_name=name, tz=zone(name))
+    try:
+        tz = zone(name)
+    except ConfigError as exc:
+        if timezone is None and source is not None and settings.timezone:  # the file's: say which
+            raise ConfigError(f"{where}: timezone: {exc}") from None
+        raise
+    return Config(settings=settings, source=source, timezone_name=name, tz=tz)
 
 
 def _is_file(path: str) -> bool:
