@@ -567,3 +567,39 @@ def test_chunks_are_found_ahead_as_deep_as_their_mta_asks(tmp_path, monkeypatch,
     assert len(outstanding) > 2 * depth + 2                # (many chunks of 64 KiB)
     assert max(outstanding) == depth
     assert outstanding[:-depth] == [depth] * (len(outstanding) - depth)  # all but the file's last ones
+
+
+def test_the_progress_bar_moves_through_one_big_file(cfg, tmp_path, monkeypatch):
+    """The bar was moved once per file: one big mail.log (the usual case) stood at 0 % until
+    it was done. It now moves with the chunks of a plain file, a compressed one at its end,
+    and ends at the inputs' whole size."""
+    from pipeline.ingest import engine as engine_module, source
+
+    class Bar:
+        def __init__(self, total):
+            self.total, self.steps, self.closed = total, [], False
+
+        def update(self, n):
+            self.steps.append(n)
+
+        def close(self):
+            self.closed = True
+
+    bars = []
+    monkeypatch.setattr(engine_module.Engine, "_progress_bar",
+                        lambda self, total: bars.append(Bar(total)) or bars[-1])
+    monkeypatch.setattr(source, "BLOCK_BYTES", 64 * 1024)
+    lines = (SAMPLES / "postfix" / "mail.log").read_text(encoding="utf-8").splitlines(keepends=True)
+    log = tmp_path / "mail.log"
+    with open(log, "w", encoding="utf-8") as fh:
+        for i in range(60):
+            fh.writelines(line.replace("to=<", f"to=<u{i}.", 1) for line in lines)
+    gz = tmp_path / "mail.log.1.gz"
+    shutil.copy(SAMPLES / "postfix" / "mail.log.1.gz", gz)
+    old(gz, 7200), old(log)
+    ingest(cfg, [log, gz], fmt="postfix", year=2026)
+    (bar,) = bars
+    assert bar.total == log.stat().st_size + gz.stat().st_size
+    assert sum(bar.steps) == bar.total and bar.closed
+    assert len(bar.steps) >= log.stat().st_size // (64 * 1024)  # chunk by chunk, not once per file
+    assert all(step > 0 for step in bar.steps)

@@ -47,12 +47,14 @@ def _cfg(tmp_path, relay, extra="", flush=0.2):
     MTA, is a closed port here: nothing may go there)."""
     from pipeline.sender.testing import free_port
 
-    return make_config(tmp_path, sender_toml(f"127.0.0.1:{free_port()}") + f"""default_rate = {{count = 1000, interval = 1.0}}
+    cfg = make_config(tmp_path, sender_toml(f"127.0.0.1:{free_port()}") + f"""default_rate = {{count = 1000, interval = 1.0}}
 routes = {{docomo = "{relay}", au = "{relay}", softbank = "{relay}"}}
 backoff_base = 0.2
 backoff_max = 0.4
 event_flush_interval = {flush}
 {extra}""")
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)  # (`suppression add` refuses a data dir that does not exist)
+    return cfg
 
 
 @pytest.mark.slow

@@ -114,6 +114,7 @@ def test_suppression_list_on_an_empty_store_loads_no_dataframe_library(tmp_path)
 def test_suppression_list_with_a_list_loads_no_dataframe_library(tmp_path):
     # the list is read by DuckDB (pipeline/suppression/store.py): no pandas, numpy or pyarrow
     data = tmp_path / "data"
+    data.mkdir()  # (suppression add refuses a data dir that does not exist: a mistyped --data-dir)
     args = ["--data-dir", str(data), "--timezone", "Asia/Tokyo"]
     assert subprocess.run([sys.executable, "-c", "from pipeline.cli import main; main()", *args, "suppression", "add",
                            "taro@docomo.ne.jp", "--note", "test"], capture_output=True, timeout=120,

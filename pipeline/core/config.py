@@ -47,7 +47,7 @@ def setting(default, *, min=None, max=None, choices=None, secret=False, nonempty
 class SourceSettings:
     """One `[[sources]]` entry: a log file or glob for `clean` and `watch`."""
 
-    # A log file or glob, e.g. "/var/log/mail.log*" (rotated and .gz files included).
+    # A log file or glob, e.g. "/var/log/mail.log*" (rotated and .gz files included); relative: to the config file.
     path: str = setting("", nonempty=True)
     # The MTA that wrote it; auto detects it per file.
     format: str = setting("auto", choices=("auto",) + MTA_FORMATS)
@@ -361,7 +361,7 @@ class SparkSettings:
 class FileSettings:
     """The top level of the file: where data lives, the zone, the sources and every section."""
 
-    # Where events, the suppression list, state and reports live (relative to the config file).
+    # Where events, the suppression list, state and reports live (relative to the config file, the default too; without a config file: to the current directory).
     data_dir: str = setting("./mailhygiene-data", nonempty=True)
     # IANA zone of the MTA hosts' syslog clocks and of the rule's calendar days. "" = this machine's zone.
     timezone: str = setting("")
@@ -504,9 +504,21 @@ def load_config(
         raw = read_toml(source)
     where = f"config file {source}" if source else "configuration"
     settings = build(FileSettings, raw, where)
-    if source is not None and "data_dir" in raw and not Path(settings.data_dir).expanduser().is_absolute():
-        # a relative data_dir in a file is relative to that file, so cron's cwd does not matter
+    # relative paths of a config file are relative to its folder, so cron's or the shell's cwd
+    # does not matter; not for a config that is no file in a folder (`--config /dev/null`,
+    # `--config <(...)`): /dev or /dev/fd is no place for data, their paths stay the cwd's
+    anchored = source is not None and _is_file(str(source))
+    if anchored and not Path(settings.data_dir).expanduser().is_absolute():
+        # a relative data_dir, and the default "./mailhygiene-data" of a file that names none:
+        # a `suppression add` typed in another directory must reach the nightly job's list
         settings = dataclasses.replace(settings, data_dir=str((source.parent / settings.data_dir).resolve()))
+    if anchored:
+        # the same for a relative [[sources]] path: the timer (cwd /var/lib/mailhygiene), cron
+        # (the user's home) and a shell read the same logs
+        settings = dataclasses.replace(settings, sources=tuple(
+            s if os.path.isabs(os.path.expanduser(s.path)) or s.path == "-"
+            else dataclasses.replace(s, path=os.path.normpath(os.path.join(source.parent.absolute(), s.path)))
+            for s in settings.sources))
     if data_dir is not None:
         if not str(data_dir):
             raise ConfigError("--data-dir must not be empty")
@@ -522,7 +534,13 @@ def load_config(
     if settings.sender.backoff_max < settings.sender.backoff_base:
         raise ConfigError(f"{where}: sender.backoff_max must be >= sender.backoff_base")
     name = settings.timezone or local_zone_name()
-    return Config(settings=settings, source=source, timezone_name=name, tz=zone(name))
+    try:
+        tz = zone(name)
+    except ConfigError as exc:
+        if timezone is None and source is not None and settings.timezone:  # the file's: say which
+            raise ConfigError(f"{where}: timezone: {exc}") from None
+        raise
+    return Config(settings=settings, source=source, timezone_name=name, tz=tz)
 
 
 def _is_file(path: str) -> bool:
@@ -574,7 +592,12 @@ T = typing.TypeVar("T")
 def build(cls: type[T], raw: Any, where: str, prefix: str = "") -> T:
     """An instance of the settings dataclass `cls` from TOML values, every key and type checked."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'the file'} must be a table, got {_show(raw)}")
+        name = prefix.rstrip(".")
+        if name.endswith("]"):  # an entry of an array of tables: sources = ["/var/log/mail.log"]
+            array = name.rsplit("[", 1)[0].rsplit(".", 1)[-1]
+            raise ConfigError(f"{where}: {name} must be a table: write each entry as a line [[{array}]], then "
+                              f"its settings (path = \"...\"), got {_show(raw)}")
+        raise ConfigError(f"{where}: {name or 'the file'} must be a table, got {_show(raw)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
@@ -601,6 +624,10 @@ def _convert(tp, value, meta: Mapping, where: str, key: str):
     if origin is tuple:  # tuple[X, ...]: a TOML array
         (item_tp, _) = typing.get_args(tp)
         if not isinstance(value, list):
+            if dataclasses.is_dataclass(item_tp):  # [[sources]]: an array of tables
+                name = key.rsplit(".", 1)[-1]
+                raise ConfigError(f"{where}: {key} must be [[{name}]] tables, one per entry: a line [[{name}]], "
+                                  f"then its settings (path = \"...\"), got {_show(value)}")
             raise ConfigError(f"{where}: {key} must be a list, e.g. [\"a\", \"b\"], got {_show(value)}")
         items = tuple(_convert(item_tp, v, {}, where, f"{key}[{i}]") for i, v in enumerate(value))
         if meta.get("nonempty") and not items:

@@ -130,23 +130,23 @@ class Engine:
             try:
                 if use_positions and not private:
                     for s in files.resume_unfinished(batch=True):
-                        self._read_to_end(s, bar)
+                        self._read_to_end(s)
                 for spec, path in pipes:
-                    self._read_to_end(files.open_pipe(spec, str(path)), bar)
+                    self._read_to_end(files.open_pipe(spec, str(path)))
                 for (spec, path), size in zip(listed, sizes):
                     try:
                         s = files.open_path(spec, str(path))
                     except OSError as exc:
                         raise InputError(line_source.cannot_read(path, exc) + "; the files before it were read, "
                                          "the rest were not (this run stopped there)") from None
+                    progress = FileProgress(bar, size)
                     if s is None:
                         summary.files.append({"path": str(path), "format": spec.fmt, "lines": 0, "events": 0})
                     else:
-                        self._read_to_end(s, bar)
-                    if bar is not None:
-                        bar.update(size)
+                        self._read_to_end(s, progress)
+                    progress.finish()
                 for spec in stdin:
-                    self._read_to_end(files.open_stdin(spec), bar)
+                    self._read_to_end(files.open_stdin(spec))
                 files.snapshot_positions()
                 session.commit()
             finally:
@@ -184,7 +184,7 @@ class Engine:
                 on_source(src.path, summary)
         return out
 
-    def _read_to_end(self, s: Stream, bar) -> None:
+    def _read_to_end(self, s: Stream, progress: "FileProgress | None" = None) -> None:
         files, session = self.files, self.session
         ready = self._on_open(s, complete=True)
         info = s.info
@@ -196,6 +196,8 @@ class Engine:
         try:
             for chunk, fields in self._ahead(files.chunks(s)):
                 self._apply(chunk, fields)
+                if progress is not None and not s.compressed:  # (a plain file's offset is its bytes)
+                    progress.advance(s.offset)
         except OSError as exc:
             # an I/O error of the log: keep what was read, report it (a damaged .gz is a DAMAGED chunk)
             self._damaged(s, s.offset, f"read failed: {exc.strerror or exc}")
@@ -969,6 +971,25 @@ def _hint_for_shape(s: Stream, sample: list[str]) -> None:
     if lines and sum(ln.lstrip().startswith("{") for ln in lines) * 2 > len(lines):
         s.info["hint"] = ("its lines are JSON (journalctl -o json?): give the text form instead, e.g. "
                           "journalctl -u postfix -o short-iso | mailhygiene ingest --format postfix -")
+
+
+class FileProgress:
+    """One file's share of the ingest bar: the bar moves with the bytes of a plain file as its
+    chunks are read (a single 2 GB mail.log stood at 0 % until it was done), a compressed one's
+    at its end; finish() makes the file's whole size count."""
+
+    def __init__(self, bar, size: int):
+        self.bar, self.size = bar, size
+        self.done = 0
+
+    def advance(self, offset: int) -> None:
+        step = min(offset, self.size) - self.done
+        if self.bar is not None and step > 0:
+            self.bar.update(step)
+            self.done += step
+
+    def finish(self) -> None:
+        self.advance(self.size)
 
 
 def _stderr_is_terminal() -> bool:

@@ -32,7 +32,7 @@ from typing import Any
 
 from ..core import fsutil
 from ..core.config import Config
-from ..core.errors import ConfigError, EventFileVanished, InputError
+from ..core.errors import ConfigError, EventFileVanished, GuardTripped, InputError
 from ..ingest.engine import Engine
 from ..ingest.session import IngestSummary, watch_is_running
 from ..suppression.export import export
@@ -112,6 +112,10 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
                 try:
                     result.rule = run_rule(store, cfg.rule, cfg.guard, as_of, tz=tz, force=force, engine=engine)
                     break
+                except GuardTripped as exc:
+                    result.rule = exc.result
+                    exc.clean_result = result  # what the night did before the refusal (`clean --json`)
+                    raise
                 except EventFileVanished:
                     # a running watch merged a day's files while the rule read them (nothing was
                     # written: run_rule changes the list only at its end): read again

@@ -168,6 +168,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.guard_refuses": "guard WOULD refuse this run",
         "cli.guard_overridden": "suppress: the guard's objections were overridden by --force:",
         "cli.list_count": "{n} suppressed address(es)",
+        "cli.list_shown": ", the first {n} shown (--limit 0: all)",
         "cli.list_added": "added {at}",
         "cli.note": "note: {note}",
         "cli.not_suppressed": "{address}: not suppressed",
@@ -196,6 +197,9 @@ _TEXT: dict[str, dict[str, str]] = {
                                      "were started there. Expected on the first night; otherwise that data dir "
                                      "is not mounted or has moved: stop the timer and restore it (the addresses "
                                      "added by hand live only there)"),
+        "cli.problem_new_list": ("suppression add: {path} held no events and no suppression list: a new list was "
+                                 "started there. Expected on a new install; otherwise check --data-dir and the "
+                                 "config: the nightly job and the sender read only their own data_dir's list"),
         "cli.problem_rejected": "ingest {path}: {n} lines rejected ({reasons})",
         "cli.problem_samples": "; samples in {file}",
         "cli.problem_unrecognised": ("ingest {path}: not recognised as Postfix, sendmail or qmail "
@@ -287,6 +291,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.guard_refuses": "ガードはこの実行を拒否します",
         "cli.guard_overridden": "suppress: ガードの指摘を --force で無視しました:",
         "cli.list_count": "配信停止アドレス {n} 件",
+        "cli.list_shown": "（先頭 {n} 件を表示、--limit 0 で全件）",
         "cli.list_added": "登録 {at}",
         "cli.note": "メモ: {note}",
         "cli.not_suppressed": "{address}: 配信停止ではありません",
@@ -314,6 +319,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.problem_new_data_dir": ("clean: {path} にはイベントも配信停止リストもありませんでした。新しく作成しました。"
                                      "初回の実行なら問題ありません。そうでなければデータディレクトリがマウントされていないか"
                                      "移動しています。タイマーを止めて復元してください（手動で追加したアドレスはそこにしかありません）"),
+        "cli.problem_new_list": ("suppression add: {path} にはイベントも配信停止リストもありませんでした。新しいリストを"
+                                 "作成しました。新規導入なら問題ありません。そうでなければ --data-dir と設定を確認してください"
+                                 "（夜間ジョブと送信は自分の data_dir のリストしか読みません）"),
         "cli.problem_rejected": "取り込み {path}: {n} 行を除外（{reasons}）",
         "cli.problem_samples": "。例は {file}",
         "cli.problem_unrecognised": ("取り込み {path}: Postfix・sendmail・qmail のいずれとも判定できません"
