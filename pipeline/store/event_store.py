@@ -38,7 +38,7 @@ from ..core import fsutil
 from ..core.errors import StoreError
 from ..core.hashes import blake2b  # not hashlib: it loads OpenSSL (2.5 ms)
 from . import arrow_build as ab
-from . import layout
+from . import layout, parquet_io
 from .layout import PARTITION_PREFIX, corrupt
 from .layout import damage as _damage
 from .records import EVENT_SCHEMA
@@ -186,11 +186,9 @@ class EventStore:
         name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
         final = d / name
         tmp = d / f".{name}.tmp"
-        import pyarrow.parquet as pq  # on first use, in the writer thread: not on ingest's start-up path
-
         try:
-            pq.write_table(table, tmp, compression="zstd", use_dictionary=DICTIONARY_COLUMNS,
-                           write_statistics=STATISTICS_COLUMNS)
+            parquet_io.write_table(table, tmp, compression="zstd", use_dictionary=DICTIONARY_COLUMNS,
+                                   write_statistics=STATISTICS_COLUMNS)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             if before_publish is not None:
@@ -222,8 +220,6 @@ class EventStore:
                 files = [f for f in files if f.stat().st_size < max_file_bytes]
             if len(files) < min_files:
                 return False
-            import pyarrow.parquet as pq
-
             table = pa.concat_tables([_read_file(f, self.data_dir).cast(EVENT_SCHEMA) for f in files]).sort_by("ts")
             journal = self.root / COMPACTION_JOURNAL
 
@@ -316,12 +312,9 @@ class _StoreLock:
 
 
 def _read_file(path: Path, data_dir: Path, columns: list[str] | None = None) -> pa.Table:
-    """One stored file (ParquetFile: read_table would import pandas); StoreCorrupt if damaged."""
-    import pyarrow.parquet as pq
-
+    """One stored file (as ParquetFile reads it: pq.read_table would import pandas); StoreCorrupt if damaged."""
     try:
-        with pq.ParquetFile(path) as pf:
-            return pf.read(columns=columns)
+        return parquet_io.read_table(path, columns)
     except FileNotFoundError:
         raise
     except (OSError, pa.ArrowException) as exc:
