@@ -59,10 +59,11 @@ log = logging.getLogger("mailhygiene.watch")
 # Postfix: finding the fields is most of the work, and two readers keep the applying fed; sendmail
 # and qmail: applying is, and a second reader would only compete with it (BENCHMARKS.md).
 EXTRACT_AHEAD = {"postfix": 2}
-# Chunks of fewer bytes are read line by line (the parsers' feed(), the definition the block readers
-# are held to: the same events), unless the engine is told `columnar=True`: a small log, or the few
-# new lines of a followed file, then neither imports nor starts a block reader (pyarrow.compute
-# alone is ~25 ms, an eighth of a 20-line ingest; BENCHMARKS.md). A large log's chunks are 4 MiB+.
+# A batch run reads chunks of fewer bytes line by line (the parsers' feed(), the definition the
+# block readers are held to: the same events), unless the engine is told `columnar=True`: a small
+# log then neither imports nor starts a block reader (pyarrow.compute alone is ~25 ms, an eighth of
+# a 20-line ingest; BENCHMARKS.md). A large log's chunks are 4 MiB+. The follower, which pays for
+# the imports once, keeps every chunk on the block reader.
 BLOCK_MIN_BYTES = 64 << 10
 DETECT_SAMPLE_LINES = 2000
 CONTEXT_REFRESH_S = 3600  # followed files: the year of `Mon DD` stamps is inferred from "now" this fresh
@@ -94,8 +95,9 @@ class Engine:
         self.carriers = carriers
         self.watch_settings = watch or WatchSettings()
         self.year = year
-        # chunks through their MTA's block reader: None, those of BLOCK_MIN_BYTES or more; True, every
-        # one (the block readers' tests); False, none (per line only; tests)
+        # chunks through their MTA's block reader: None, every one when following, those of
+        # BLOCK_MIN_BYTES or more in a batch run; True, every one (the block readers' tests); False,
+        # none (per line only; tests)
         self.columnar = columnar
         self.progress = progress
         self.session: Session | None = None
@@ -453,7 +455,7 @@ class Engine:
     def _by_block(self, chunk: Chunk) -> bool:
         """Whether a chunk of lines goes through its MTA's block reader (see BLOCK_MIN_BYTES)."""
         if self.columnar is None:
-            return len(chunk.data) >= BLOCK_MIN_BYTES
+            return self.files.follow or len(chunk.data) >= BLOCK_MIN_BYTES
         return self.columnar
 
     def _apply(self, chunk: Chunk, fields) -> None:
