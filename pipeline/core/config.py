@@ -58,6 +58,8 @@ class SourceSettings:
 
 @frozen_dataclass
 class IngestSettings:
+    """`[ingest]`: how log lines are read into the store (the year of syslog stamps, batches, reject samples)."""
+
     # Force the year of syslog lines: that of each file's first line, a later month before its in the next year (0 = infer from the file's modification time).
     year: int = setting(0, min=0, max=9999)
     # Events buffered before a Parquet file is written (bounds memory).
@@ -94,6 +96,8 @@ class RuleSettings:
 
 @frozen_dataclass
 class GuardSettings:
+    """`[guard]`: how much one `suppress` run may add to the list before it is refused."""
+
     # Refuse a run that adds more than this fraction of the addresses active in the window (of the whole list, or of one carrier) ...
     max_new_fraction: float = setting(0.05, min=0.0, max=1.0)
     # ... but only when the run would add more than this many addresses (small lists).
@@ -117,6 +121,8 @@ class GuardSettings:
 
 @frozen_dataclass
 class ExportSettings:
+    """`[export]`: the suppression list file that `clean` writes, and how `export` writes it."""
+
     # Written by `clean`; relative paths are under data_dir.
     path: str = setting("exports/suppression.csv", nonempty=True)
     # UTF-8 with a BOM so Excel opens it; for `clean` and `export` alike.
@@ -127,6 +133,8 @@ class ExportSettings:
 
 @frozen_dataclass
 class ReportSettings:
+    """`[report]`: where the report is written, in which language, and when `report` fails."""
+
     # Where `clean` and `report` write report.html, the CSV tables and the charts (relative: in data_dir).
     dir: str = setting("reports", nonempty=True)
     # `report` exits with status 2 when a carrier's unknown-user rate over the period exceeds this
@@ -139,6 +147,8 @@ class ReportSettings:
 
 @frozen_dataclass
 class WatchSettings:
+    """`[watch]`: how soon `watch` stores what it read, and how often it polls its files."""
+
     # Seconds until a live line is queryable.
     flush_interval: float = setting(5.0, min=0.05, max=3600.0)
     # Seconds between polls of the log files (file-system events only make reads sooner).
@@ -262,6 +272,8 @@ class IntakeSettings:
 
 @frozen_dataclass
 class DoctorSettings:
+    """`[doctor]`: the resolver, block lists and spamassassin that the preflight checks use."""
+
     # DNS server the doctor asks (an IP address); "" = this machine's resolver (/etc/resolv.conf).
     # Block lists refuse queries relayed by public resolvers: use your own resolver here.
     resolver: str = setting("")

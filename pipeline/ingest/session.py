@@ -56,6 +56,8 @@ SESSION_LOCK_WAIT_S = 600.0
 
 @dataclass
 class IngestSummary:
+    """What an ingest read and stored: the command's summary (and its --json)."""
+
     files: list[dict] = field(default_factory=list)
     lines: int = 0
     bytes: int = 0
