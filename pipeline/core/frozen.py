@@ -1,12 +1,14 @@
 """frozen_dataclass: @dataclass(frozen=True), with __init__, __repr__, __eq__ and __hash__ written
 once here, over dataclasses.fields(), instead of generated and compiled for each class.
 
-For each dataclass, the standard decorator writes the source text of six methods and compiles it;
-for the 17 sections of the configuration (pipeline.core.config) that was 80 % of the module's
-import, ~8 ms of CPU at the start of every command (BENCHMARKS.md, "Start-up of a small ingest").
-A class decorated here is still a frozen dataclass: fields(), replace(), asdict() and
-FrozenInstanceError on assignment are the standard ones; tests/test_frozen.py holds the four
-methods to the generated ones (the same values, repr, equality, hash and errors).
+For each frozen dataclass the standard decorator writes the source text of six methods and
+compiles each: for the 17 sections of the configuration (pipeline.core.config) that was 80 % of
+the module's import, which every command pays; the four written here were two thirds of it
+(`config show`: 0.90x CPU with the docstrings of the same change, BENCHMARKS.md "Start-up of a
+small ingest"). A class decorated here is still a frozen dataclass: fields(), replace(),
+asdict(), a frozen subclass, and __setattr__/__delattr__ (FrozenInstanceError) are the standard
+ones; tests/test_frozen.py holds the four methods to the generated ones (the same values, repr,
+equality, hash and TypeError texts).
 """
 
 from __future__ import annotations
