@@ -57,6 +57,26 @@ def test_samples_ingest_with_schema_and_partitions(cfg):
     assert row[0].endswith("mail.log.1.gz") and row[1] > 0
 
 
+def test_the_state_file_is_written_only_when_it_changes(cfg, monkeypatch):
+    # each write is a temp file, two fsyncs and a rename: a batch run's last commit (after the
+    # last file's commit, nothing read since) leaves it as it is
+    from pipeline.core import fsutil
+
+    writes = []
+    real = fsutil.atomic_write_text
+    monkeypatch.setattr(fsutil, "atomic_write_text", lambda path, text, *a, **k: (writes.append(path.name),
+                                                                                    real(path, text, *a, **k))[1])
+    log = SAMPLES / "postfix" / "mail.log"
+    s = ingest(cfg, [log], fmt="postfix", year=2026)
+    assert s.events_written > 20 and s.commits >= 2
+    assert writes.count("ingest-state.json") == 1
+    state = saved_state(cfg)
+    assert state["positions"] and state["parsers"]["postfix"]
+    ingest(cfg, [log, SAMPLES / "sendmail" / "maillog"], year=2026)  # only the new file's commit writes
+    assert writes.count("ingest-state.json") == 2
+    assert saved_state(cfg)["parsers"]["sendmail"] and saved_state(cfg)["parsers"]["postfix"] == state["parsers"]["postfix"]
+
+
 def test_reingest_and_rotated_gz_copy_add_nothing(cfg, tmp_path):
     log = tmp_path / "mail.log"
     shutil.copy(SAMPLES / "postfix" / "mail.log", log)

@@ -19,12 +19,13 @@ import os
 import re
 import tomllib
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
+from .frozen import frozen_dataclass
 from .vocabulary import CARRIERS, MTA_FORMATS, REASONS
 
 DEFAULT_CONFIG_FILE = "mailhygiene.toml"
@@ -43,7 +44,7 @@ def setting(default, *, min=None, max=None, choices=None, secret=False, nonempty
 
 
 # ----------------------------------------------------------------------------- the sections
-@dataclass(frozen=True)
+@frozen_dataclass
 class SourceSettings:
     """One `[[sources]]` entry: a log file or glob for `clean` and `watch`."""
 
@@ -55,8 +56,10 @@ class SourceSettings:
     olddir: str = setting("")
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class IngestSettings:
+    """`[ingest]`: how log lines are read into the store (the year of syslog stamps, batches, reject samples)."""
+
     # Force the year of syslog lines: that of each file's first line, a later month before its in the next year (0 = infer from the file's modification time).
     year: int = setting(0, min=0, max=9999)
     # Events buffered before a Parquet file is written (bounds memory).
@@ -71,7 +74,7 @@ class IngestSettings:
     reject_files_days: int = setting(30, min=0)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class RuleSettings:
     """An address is suppressed after `min_errors` counted errors on `min_days` distinct local
     days inside `window_days` consecutive days."""
@@ -91,8 +94,10 @@ class RuleSettings:
                 f"tz={timezone_name} reasons={'+'.join(self.counted_reasons)}")
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class GuardSettings:
+    """`[guard]`: how much one `suppress` run may add to the list before it is refused."""
+
     # Refuse a run that adds more than this fraction of the addresses active in the window (of the whole list, or of one carrier) ...
     max_new_fraction: float = setting(0.05, min=0.0, max=1.0)
     # ... but only when the run would add more than this many addresses (small lists).
@@ -114,8 +119,10 @@ class GuardSettings:
     recent_rate: float = setting(0.02, min=0.0, max=1.0)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ExportSettings:
+    """`[export]`: the suppression list file that `clean` writes, and how `export` writes it."""
+
     # Written by `clean`; relative paths are under data_dir.
     path: str = setting("exports/suppression.csv", nonempty=True)
     # UTF-8 with a BOM so Excel opens it; for `clean` and `export` alike.
@@ -124,8 +131,10 @@ class ExportSettings:
     filtered_days: int = setting(30, min=1, max=3660)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ReportSettings:
+    """`[report]`: where the report is written, in which language, and when `report` fails."""
+
     # Where `clean` and `report` write report.html, the CSV tables and the charts (relative: in data_dir).
     dir: str = setting("reports", nonempty=True)
     # `report` exits with status 2 when a carrier's unknown-user rate over the period exceeds this
@@ -136,15 +145,17 @@ class ReportSettings:
     lang: str = setting("en", choices=("en", "ja"))
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class WatchSettings:
+    """`[watch]`: how soon `watch` stores what it read, and how often it polls its files."""
+
     # Seconds until a live line is queryable.
     flush_interval: float = setting(5.0, min=0.05, max=3600.0)
     # Seconds between polls of the log files (file-system events only make reads sooner).
     poll_interval: float = setting(1.0, min=0.01, max=600.0)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Rate:
     """At most `count` SMTP sends started in any `interval` seconds."""
 
@@ -154,7 +165,7 @@ class Rate:
     interval: float = setting(1.0, min=0.001)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class SenderSettings:
     """The sender (docs/sender.md). Rates are per carrier; `rates` overrides `default_rate`."""
 
@@ -235,7 +246,7 @@ class SenderSettings:
         return self.rates.get(carrier, self.default_rate)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class IntakeSettings:
     """Requests by mail (docs/sender.md): who may ask, and the shared secret they must quote."""
 
@@ -259,8 +270,10 @@ class IntakeSettings:
     max_future_minutes: float = setting(60.0, min=0.0, max=24.0 * 60)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class DoctorSettings:
+    """`[doctor]`: the resolver, block lists and spamassassin that the preflight checks use."""
+
     # DNS server the doctor asks (an IP address); "" = this machine's resolver (/etc/resolv.conf).
     # Block lists refuse queries relayed by public resolvers: use your own resolver here.
     resolver: str = setting("")
@@ -289,7 +302,7 @@ class DoctorSettings:
     blocklist_test_entries: dict[str, str] = setting(lambda: {"dbl.spamhaus.org": "dbltest.com"}, factory=True)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ProviderSettings:
     """One `[classify.providers.NAME]` entry: whose servers (recipient domains, relay hosts, or a
     carrier's) and how their replies read from `since` to `until` (docs/classifier.md)."""
@@ -312,7 +325,7 @@ class ProviderSettings:
     note: str = setting("")
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ClassifySettings:
     """The classifier's tables, extended (docs/classifier.md): phrases per reason and providers."""
 
@@ -322,7 +335,7 @@ class ClassifySettings:
     providers: dict[str, ProviderSettings] = setting(dict, factory=True)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class StoreSettings:
     """The shared event lake (docs/scale-out.md): where this node uploads its sealed event files
     and where `suppress`, `report` and pipeline.connect() read every node's events from."""
@@ -344,7 +357,7 @@ class StoreSettings:
     upload_interval: float = setting(300.0, min=0.0, max=86400.0)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class SparkSettings:
     """Apache Spark for `suppress --engine spark` (the `.[spark]` extra, Java 17)."""
 
@@ -357,7 +370,7 @@ class SparkSettings:
     driver_memory: str = setting("2g", nonempty=True)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class FileSettings:
     """The top level of the file: where data lives, the zone, the sources and every section."""
 
@@ -388,7 +401,7 @@ class FileSettings:
 
 
 # ----------------------------------------------------------------------------- the effective config
-@dataclass(frozen=True)
+@frozen_dataclass
 class Config:
     """The effective configuration: the typed sections plus the resolved data dir and zone."""
 

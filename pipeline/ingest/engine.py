@@ -13,9 +13,10 @@ steps:
 2. Postfix and sendmail chunks go through their block readers (parsers/postfix_block.py,
    parsers/sendmail_block.py: the fields of the usual lines are found in reader threads ahead of
    the chunk being applied; every other line, and every line with bad bytes, goes to the
-   parser's feed() through the front door, in order); other chunks (qmail, mixed files, the
-   block readers turned off) are decoded at once when they are valid UTF-8 without NUL, CR or
-   over-long lines, else line by line through the front door;
+   parser's feed() through the front door, in order); other chunks (qmail, mixed files, chunks
+   under BLOCK_MIN_BYTES such as a whole small log, the block readers turned off) are decoded
+   at once when they are valid UTF-8 without NUL, CR or over-long lines, else line by line
+   through the front door;
 3. events collect in the session's sink buffer; every `ingest.batch_events` events (batch) or
    `watch.flush_interval` seconds (live) the session commits: events to the store first, then
    positions and parser state in one atomic file.
@@ -58,6 +59,12 @@ log = logging.getLogger("mailhygiene.watch")
 # Postfix: finding the fields is most of the work, and two readers keep the applying fed; sendmail
 # and qmail: applying is, and a second reader would only compete with it (BENCHMARKS.md).
 EXTRACT_AHEAD = {"postfix": 2}
+# A batch run reads chunks of fewer bytes line by line (the parsers' feed(), the definition the
+# block readers are held to: the same events), unless the engine is told `columnar=True`: a small
+# log then neither imports nor starts a block reader (pyarrow.compute alone is ~25 ms, an eighth of
+# a 20-line ingest; BENCHMARKS.md). A large log's chunks are 4 MiB+. The follower, which pays for
+# the imports once, keeps every chunk on the block reader.
+BLOCK_MIN_BYTES = 64 << 10
 DETECT_SAMPLE_LINES = 2000
 CONTEXT_REFRESH_S = 3600  # followed files: the year of `Mon DD` stamps is inferred from "now" this fresh
 COMPACT_FILES = 32       # followed: a day partition with more files than this is compacted,
@@ -79,7 +86,7 @@ class Engine:
     """Batch and live ingest into one data dir; see the module docstring."""
 
     def __init__(self, data_dir: Path, tz: ZoneInfo, settings: IngestSettings, carriers: CarrierTable, *,
-                 watch: WatchSettings | None = None, year: int | None = None, columnar: bool = True,
+                 watch: WatchSettings | None = None, year: int | None = None, columnar: bool | None = None,
                  progress: bool | None = None, clock: Clock = SYSTEM_CLOCK):
         self.data_dir = Path(data_dir)
         self.clock = clock  # every wait and interval of the follower (tests drive it: tests/fixtures.py)
@@ -88,7 +95,10 @@ class Engine:
         self.carriers = carriers
         self.watch_settings = watch or WatchSettings()
         self.year = year
-        self.columnar = columnar  # Postfix chunks through postfix_block (False: per line only; tests)
+        # chunks through their MTA's block reader: None, every one when following, those of
+        # BLOCK_MIN_BYTES or more in a batch run; True, every one (the block readers' tests); False,
+        # none (per line only; tests)
+        self.columnar = columnar
         self.progress = progress
         self.session: Session | None = None
         self.files: LogFiles | None = None
@@ -407,8 +417,8 @@ class Engine:
                     self._note_first_month(s, chunk.data[:1 << 16])
                 if s.by_lines and not s.judged and chunk.kind == LINES:  # before its fields are looked for
                     self._mta_of_chunk(s, chunk)
-                reader = BLOCK_READERS.get(s.mta)
-                if chunk.kind == LINES and reader is not None and self.columnar and not s.unrecognised:
+                reader = BLOCK_READERS.get(s.mta) if chunk.kind == LINES and self._by_block(chunk) else None
+                if reader is not None and not s.unrecognised:
                     if self._readers is None:
                         self._readers = ThreadPoolExecutor(max_workers=max(EXTRACT_AHEAD.values(), default=1),
                                                            thread_name_prefix="block-reader")
@@ -443,6 +453,12 @@ class Engine:
         if self._readers is not None:
             self._readers.shutdown(wait=True)
             self._readers = None
+
+    def _by_block(self, chunk: Chunk) -> bool:
+        """Whether a chunk of lines goes through its MTA's block reader (see BLOCK_MIN_BYTES)."""
+        if self.columnar is None:
+            return self.files.follow or len(chunk.data) >= BLOCK_MIN_BYTES
+        return self.columnar
 
     def _apply(self, chunk: Chunk, fields) -> None:
         """Read one chunk into the session; the stream's consumed offset moves to its end."""
@@ -1096,7 +1112,8 @@ def _matching(pattern: str) -> list:
 # ---------------------------------------------------------------------- library entry points
 def ingest(cfg: Config, paths: Iterable[str], *, fmt: str = "auto", year: int | None = None,
            use_positions: bool = True, progress: bool | None = None, columnar: bool = True) -> IngestSummary:
-    """Ingest log files (plain, .gz, globs, `-` for stdin) into cfg's data dir."""
+    """Ingest log files (plain, .gz, globs, `-` for stdin) into cfg's data dir. `columnar`: as
+    Engine's; True here (every chunk through its block reader), the commands' None otherwise."""
     engine = Engine.from_config(cfg, year=year, progress=progress, columnar=columnar)
     return engine.ingest([str(p) for p in paths], fmt=fmt, use_positions=use_positions)
 
