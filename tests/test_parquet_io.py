@@ -87,3 +87,27 @@ def test_the_event_store_does_not_import_pyarrow_parquet(tmp_path):
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
     assert pipeline.connect(tmp_path / "data").sql("SELECT count(*) FROM events").fetchall()[0][0] > 20
     assert json.loads((tmp_path / "data" / "state" / "ingest-state.json").read_text())["positions"]
+
+
+class _OtherPyarrow:
+    """A pyarrow whose private Cython classes take other arguments than today's."""
+
+    class ParquetWriter:
+        def __init__(self, *args, **kwargs):
+            raise TypeError("__init__() got an unexpected keyword argument 'writer_engine_version'")
+
+    class ParquetReader:
+        def open(self, *args, **kwargs):
+            raise TypeError("open() got an unexpected keyword argument 'pre_buffer'")
+
+
+@pytest.mark.parametrize("private", [_OtherPyarrow, None])
+def test_another_pyarrows_private_classes_fall_back_to_pyarrow_parquet(events, tmp_path, monkeypatch, private):
+    """pyarrow._parquet is private: a pyarrow (>= 15, as pyproject takes) where its arguments
+    differ or it is missing writes and reads the same files through pyarrow.parquet."""
+    monkeypatch.setattr(parquet_io, "_parquet", private)
+    parquet_io.write_table(events, tmp_path / "ours.parquet", **OPTIONS)
+    pq.write_table(events, tmp_path / "theirs.parquet", **OPTIONS)
+    assert (tmp_path / "ours.parquet").read_bytes() == (tmp_path / "theirs.parquet").read_bytes()
+    assert parquet_io.read_table(tmp_path / "ours.parquet").equals(events)
+    assert parquet_io.read_table(tmp_path / "ours.parquet", ["status"]).column(0).equals(events.column("status"))
