@@ -310,7 +310,8 @@ def intake(maildir, no_reply):
     Refused or malformed requests, whatever is in them, are logged (data_dir/sender/intake.log)
     and exit 0, so the MTA never bounces anything to an unauthorised sender; only a fault of this
     host (queue locked, disk full, suppression list unavailable, running as another user than the
-    data dir's owner) exits 75 (EX_TEMPFAIL) so the MTA keeps the mail and retries.
+    data dir's owner) exits 75 (EX_TEMPFAIL) so the MTA keeps the mail and retries. With
+    --maildir such a fault stops the run (exit 75) and the mails stay in DIR/new.
 
     \b
     Postfix master.cf (runs as the data dir's owner; an /etc/aliases pipe runs as nobody):

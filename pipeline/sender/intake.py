@@ -39,6 +39,7 @@ import os
 import re
 import smtplib
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from email.header import decode_header
 from email.message import Message
@@ -590,30 +591,54 @@ def process_request(cfg, raw: bytes, *, reply: bool = True, now: float | None = 
     return res
 
 
-def process_maildir(cfg, maildir: str | os.PathLike, *, reply: bool = True) -> list[IntakeResult]:
-    """Every mail in <maildir>/new, oldest first; each moves to cur/ (flag S) once handled.
+class MaildirStopped(MailHygieneError):
+    """`intake --maildir` met a fault of this host (host_fault, or the suppression list
+    unavailable) and stopped: the mail it was on and those after it wait in new/ (exit 75,
+    EX_TEMPFAIL: run again once it is fixed)."""
 
-    A mail whose handling fails for a fault of this host (queue locked, disk full) stays in new/
-    for the next run; anything wrong with the mail itself is a logged refusal and the mail moves
-    on. Re-processing a mail that was enqueued but not yet moved adds nothing (replay check, and
-    jobs are keyed by Message-ID). At most intake.max_bytes + 1 bytes of a mail are read.
+    exit_code = 75
+
+
+class MaildirIncomplete(MailHygieneError):
+    """`intake --maildir` handled the other mails, but these failed for a reason that is neither
+    the mail's nor a known fault of this host (a bug): they stay in new/, and the run says so."""
+
+
+def process_maildir(cfg, maildir: str | os.PathLike, *, reply: bool = True) -> Iterator[IntakeResult]:
+    """Every mail in <maildir>/new, oldest first, each result as it is made; each mail moves to
+    cur/ (flag S) once handled.
+
+    A fault of this host (see host_fault; the suppression list unavailable too) stops the run at
+    once and is raised: every mail after it would meet the same fault, and each stays in new/ for
+    the next run. A mail whose handling fails for any other reason stays in new/, the others are
+    handled, and MaildirIncomplete is raised at the end (so neither ends as exit 0 with tracebacks).
+    Anything wrong with a mail itself is a logged refusal and the mail moves on. Re-processing a
+    mail that was enqueued but not yet moved adds nothing (replay check, and jobs are keyed by
+    Message-ID). At most intake.max_bytes + 1 bytes of a mail are read.
     """
-    root = Path(maildir)
-    new, cur = root / "new", root / "cur"
-    if not new.is_dir():
-        from ..core.errors import InputError
+    from . import maildir as md
 
-        raise InputError(f"{root} is not a Maildir (no new/ directory)")
-    cur.mkdir(exist_ok=True)
-    results = []
-    for name in sorted(os.listdir(new), key=lambda n: ((new / n).stat().st_mtime, n)):
-        path = new / name
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read(cfg.intake.max_bytes + 1)
-            results.append(process_request(cfg, raw, reply=reply))
-        except Exception:  # our own fault: one mail must not block the others; it stays in new/
-            log.exception("could not process %s; left in new/", path)
+    failed: list[str] = []
+    for path in md.waiting(maildir):
+        raw = md.read(path, cfg.intake.max_bytes + 1)
+        if raw is None:
             continue
-        os.replace(path, cur / (name.split(":")[0] + ":2,S"))
-    return results
+        try:
+            result = process_request(cfg, raw, reply=reply)
+        except Exception as exc:
+            if host_fault(exc) or isinstance(exc, SuppressionUnavailable):
+                from ..core.fsutil import describe_os_error
+
+                what = (f"{exc.filename + ': ' if exc.filename else ''}{describe_os_error(exc)}"
+                        if isinstance(exc, OSError) else str(exc) or exc.__class__.__name__)
+                raise MaildirStopped(f"{what} (intake stopped: {path.name} and the mails after it stay in "
+                                     f"{path.parent} for the next run)") from exc
+            log.error("could not process %s (%s: %s); left in new/", path, exc.__class__.__name__, exc)
+            log.debug("intake: %s", path, exc_info=True)
+            failed.append(f"{path.name} ({exc.__class__.__name__}: {exc})")
+            continue
+        md.mark_seen(path)
+        yield result
+    if failed:
+        raise MaildirIncomplete(f"{len(failed)} mail(s) could not be processed and stay in {Path(maildir) / 'new'}: "
+                                + "; ".join(failed[:3]))
