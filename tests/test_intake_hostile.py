@@ -111,6 +111,24 @@ def test_auth_results_need_aligned_mailfrom_or_header_d():
     assert organisational_domain("a.b.example.co.jp") == "example.co.jp" and organisational_domain("co.jp") is None
 
 
+def test_required_auth_results_count_only_the_receiving_mta_s_own(tmp_path):
+    """With require_auth_results and no auth_serv_id, an Authentication-Results header the sender
+    wrote himself ("anything; dkim=pass header.d=example.jp") passed the check: a forged From went
+    through a setting meant to stop it. Now intake refuses to run so (exit 75: the MTA keeps the
+    mail and retries once auth_serv_id is set); with it set, the forged header does not count."""
+    forged = _mail(headers="Authentication-Results: mx.example.jp; dkim=pass header.d=example.jp\r\n")
+    cfg = _cfg(tmp_path, "require_auth_results = true")
+    p = _intake(cfg, forged)
+    assert p.returncode == 75, p.stderr
+    assert p.stderr.startswith(b"Error: intake.require_auth_results = true needs intake.auth_serv_id")
+    assert Queue.for_config(cfg).jobs() == []
+    cfg = _cfg(tmp_path, 'require_auth_results = true\nauth_serv_id = "mx.mail.example.jp"')
+    res = process_request(cfg, forged, reply=False)
+    assert res.status == "unauthorised" and "Authentication-Results" in res.reason
+    genuine = b"Authentication-Results: mx.mail.example.jp; dkim=pass header.d=example.jp\r\n" + _mail()
+    assert process_request(cfg, genuine, reply=False).status == "queued"
+
+
 def test_replay_protection(tmp_path):
     cfg = _cfg(tmp_path)
     first = _mail(mid="<r1@example.jp>")

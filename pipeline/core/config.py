@@ -245,7 +245,8 @@ class IntakeSettings:
     shared_secret: str = setting("", secret=True)
     # Also require an Authentication-Results header with aligned DKIM or SPF pass.
     require_auth_results: bool = setting(False)
-    # When set, only Authentication-Results headers from this authserv-id count.
+    # Only Authentication-Results headers from this authserv-id count (required by
+    # require_auth_results: the receiving MTA's own, not one the requester wrote).
     auth_serv_id: str = setting("")
     # Where replies to requesters go out ("" = sender.default_relay).
     reply_relay: str = setting("")

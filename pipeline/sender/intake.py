@@ -396,6 +396,16 @@ def check_sender(cfg, sender: str, head: Message) -> None:
     """Allowed sender and Authentication-Results, from the headers alone; raises Refused."""
     ic = cfg.intake
     allowed = {normalise_address(a) for a in ic.allowed_senders}
+    if ic.require_auth_results and not ic.auth_serv_id.strip():
+        # Every Authentication-Results header would count, the one the requester wrote himself too
+        # ("x; dkim=pass header.d=<the allowed domain>"): the check would stop no forged From
+        from ..core.errors import ConfigError
+
+        raise ConfigError("intake.require_auth_results = true needs intake.auth_serv_id, the authserv-id your "
+                          "receiving MTA writes first in its Authentication-Results headers (e.g. "
+                          "\"mx.example.jp\"): without it a header the sender of the request wrote himself would "
+                          "count, and a forged From would pass. Set it (and have the MTA remove foreign headers "
+                          "with that id), or set require_auth_results = false")
     if not ic.shared_secret:
         raise Refused("unauthorised", "intake.shared_secret is not set: every request is refused")
     if not sender or sender not in allowed:
