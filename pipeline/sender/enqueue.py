@@ -36,27 +36,48 @@ def decode_csv_bytes(data: bytes) -> str:
 
 
 def parse_recipient_csv(text: str) -> list[str]:
-    """Addresses from a CSV: the column named email/address/メールアドレス…, else the first column
-    holding an @. A plain list (one address per line) is a one-column CSV."""
-    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    """Addresses from a CSV: the column named email/address/メールアドレス…, else the one column
+    holding addresses (_address_column). A plain list (one address per line) is a one-column CSV; a file whose first
+    line has tabs and no comma (Excel's "テキスト (タブ区切り)") is tab-separated.
+
+    A list with two address columns (PCメール and 携帯メール) and no recognised header is refused
+    rather than guessed: the first one was taken, and a mobile campaign went to the PC addresses."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = "\t" if "\t" in first and "," not in first else ","
+    rows = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if any(c.strip() for c in r)]
     if not rows:
         return []
     header = [c.strip().lower() for c in rows[0]]
-    col = None
-    for i, name in enumerate(header):
-        if name in _ADDRESS_HEADERS:
-            col = i
-            break
-    if col is not None:
-        body = rows[1:]
+    named = [i for i, name in enumerate(header) if name in _ADDRESS_HEADERS]
+    if len(named) > 1:
+        raise InputError(_several_columns(rows[0], named, "are all named like an address column"))
+    if named:
+        col, body = named[0], rows[1:]
     else:
-        body = rows
-        first_with_at = [i for i, c in enumerate(rows[0]) if "@" in c]
-        if not first_with_at:  # a header row we do not recognise
-            body = rows[1:]
-            first_with_at = [i for i, c in enumerate(rows[1]) if "@" in c] if len(rows) > 1 else []
-        col = first_with_at[0] if first_with_at else 0
+        body = rows if any("@" in c for c in rows[0]) else rows[1:]  # else a header row we do not recognise
+        col = _address_column(rows[0], body)
     return [r[col].strip() for r in body if len(r) > col and r[col].strip()]
+
+
+def _address_column(header: list[str], body: list[list[str]]) -> int:
+    """The column holding addresses (cells that are one word with an @; a note such as "転送
+    c@example.jp" is none): exactly one, or InputError naming them."""
+    def columns(looks_like):
+        return sorted({i for r in body for i, cell in enumerate(r) if looks_like(cell.strip())})
+
+    found = (columns(lambda c: "@" in c and not any(ch.isspace() for ch in c))
+             or columns(lambda c: "@" in c))
+    if len(found) > 1:
+        raise InputError(_several_columns(header, found, "hold addresses"))
+    return found[0] if found else 0
+
+
+def _several_columns(header: list[str], columns: list[int], what: str) -> str:
+    names = ", ".join(f"column {i + 1}" + (f" ({header[i].strip()})" if i < len(header) and header[i].strip()
+                                           and "@" not in header[i] else "") for i in columns)
+    return (f"the recipient list has several columns that {what}: {names}. Which one to send to is not "
+            "guessed: name that column `email` (or メールアドレス) and the others otherwise, or save a list "
+            "with that column alone; nothing was queued")
 
 
 def read_recipient_file(path: str | Path) -> list[str]:
