@@ -263,6 +263,15 @@ def test_cli_intake_from_stdin_exits_zero_for_refusals(tmp_path, replies):
         assert p.stdout.decode().startswith(expect)
 
 
+def test_recipients_separated_as_a_japanese_input_method_types_them():
+    """"a@au.com，b@au.com；c@au.com" (full-width comma and semicolon): one token, both invalid."""
+    from pipeline.sender.intake import Request, parse_body
+
+    req = Request(sender="ops@example.jp", message_id="", request_key="k")
+    parse_body("subject: s\nrecipients: a@au.com，b@au.com；c@au.com、d@au.com\u3000e@au.com\n---\nx\n", req)
+    assert req.addresses == ["a@au.com", "b@au.com", "c@au.com", "d@au.com", "e@au.com"] and not req.problems
+
+
 def test_decoders():
     # ① ㈱ 髙 inside ESC $ B (CP50220) - Python's iso2022_jp refuses them
     data = b"\x1b$B-!-j|b\x1b(B"

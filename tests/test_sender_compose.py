@@ -183,6 +183,20 @@ def test_screening_counts():
     assert s.duplicates == 1 and [r for _, r in s.invalid] == ["needs exactly one @"]
 
 
+def test_the_report_names_suppressed_and_full_width_addresses(tmp_path):
+    """An operator asking why a customer got nothing: the report said "1 suppressed" without
+    which address, and a full-width ｈａｎａｋｏ＠ａｕ．ｃｏｍ (typed with the IME) was "needs exactly
+    one @", though it has one. Now both are said with examples."""
+    from pipeline.suppression import store as suppression
+
+    cfg = make_config(tmp_path, sender_toml("127.0.0.1:9"))
+    suppression.add(cfg, "dead@docomo.ne.jp")
+    report = enqueue(cfg, subject="s", body="b", addresses=["DEAD@docomo.ne.jp", "ｈａｎａｋｏ＠ａｕ．ｃｏｍ", "ok@au.com"])
+    lines = report.lines()
+    assert "  suppressed (on the suppression list, not sent): 1, e.g. dead@docomo.ne.jp" in lines
+    assert any(line.startswith("  invalid (full-width characters") and "ｈａｎａｋｏ＠ａｕ．ｃｏｍ" in line for line in lines)
+
+
 def test_csv_parsing():
     assert parse_recipient_csv("name,email\nA,a@au.com\nB,b@au.com\n") == ["a@au.com", "b@au.com"]
     assert parse_recipient_csv("a@au.com\nb@au.com\n") == ["a@au.com", "b@au.com"]

@@ -98,6 +98,7 @@ class EnqueueReport:
     invalid: list[tuple[str, str]] = field(default_factory=list)
     charsets: dict[str, str] = field(default_factory=dict)    # carrier -> charset actually used
     notes: dict[str, list[str]] = field(default_factory=dict)  # carrier -> substitutions/fallbacks
+    suppressed_addresses: list[str] = field(default_factory=list)
 
     @property
     def skipped(self) -> int:
@@ -107,6 +108,9 @@ class EnqueueReport:
         state = "" if self.created else " (already enqueued earlier: nothing added)"
         out = [f"job {self.job_id}{state}: {self.queued} queued, {self.skipped} skipped "
                f"({self.suppressed} suppressed, {self.duplicates} duplicates, {len(self.invalid)} invalid)"]
+        if self.suppressed_addresses:
+            out.append(f"  suppressed (on the suppression list, not sent): {len(self.suppressed_addresses)}, e.g. "
+                       + ", ".join(self.suppressed_addresses[:3]))
         for reason, n in Counter(r for _, r in self.invalid).most_common():
             examples = ", ".join([a for a, r in self.invalid if r == reason][:3])
             out.append(f"  invalid ({reason}): {n}, e.g. {examples}")
@@ -265,6 +269,7 @@ def enqueue(cfg, *, subject: str, body: str, addresses: list[str], name: str | N
     return EnqueueReport(
         job_id=job_id, created=created, queued=len(rows) if created else 0,
         suppressed=len(screened.suppressed), duplicates=screened.duplicates, invalid=screened.invalid,
+        suppressed_addresses=screened.suppressed,
         charsets={c: t.charset for c, t in templates.items()},
         notes={c: t.notes for c, t in templates.items() if t.notes},
     )

@@ -172,6 +172,9 @@ _KEYS = {"secret": "secret", "合言葉": "secret", "subject": "subject", "件�
 # the rest of the line at each character: a line of 200,000 spaces took two minutes)
 _KEY_LINE = re.compile(r"^\s*([A-Za-z]+|合言葉|件名|ジョブ名|宛先)\s*[:：]\s?((?:.*\S)?)\s*$")
 _SEPARATOR = re.compile(r"^\s*-{3,}\s*$")
+# between the addresses of a recipients: line: spaces (the ideographic one too), commas and
+# semicolons, also as a Japanese input method types them (、，；)
+_ADDRESS_SEPARATORS = re.compile(r"[\s,;、，；]+")
 
 
 @dataclass
@@ -252,7 +255,7 @@ def parse_body(text: str, req: Request) -> None:
             value = m.group(2)
             if key == "recipients":
                 state = "recipients"
-                req.addresses.extend(a for a in re.split(r"[\s,;、]+", value) if a)
+                req.addresses.extend(a for a in _ADDRESS_SEPARATORS.split(value) if a)
             else:
                 state = "keys"
                 setattr(req, key, value)
@@ -260,7 +263,7 @@ def parse_body(text: str, req: Request) -> None:
         if not line.strip():
             continue
         if state == "recipients":
-            req.addresses.extend(a for a in re.split(r"[\s,;、]+", line.strip()) if a)
+            req.addresses.extend(a for a in _ADDRESS_SEPARATORS.split(line.strip()) if a)
         elif "@" in line and req.subject is None and not req.addresses:
             req.problems.append(f"line {no} looks like an address but comes before 'recipients:'")
         else:
