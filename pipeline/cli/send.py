@@ -21,6 +21,7 @@ import click
 from ..core.config import load_config
 from ..core.errors import InputError, MailHygieneError
 from ..sender.queue import MAX_JOB_ID
+from . import printable
 
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the mail and retries
 JOB_ID = click.IntRange(1, MAX_JOB_ID)  # a job id SQLite can hold; others are usage errors
@@ -129,7 +130,7 @@ def send_status(job_id, as_json):
         table[(jid, name, carrier)][state] = n
     click.echo(f"{'job':>4} {'name':<16} {'carrier':<9} " + " ".join(f"{s:>8}" for s in STATES))
     for (jid, name, carrier), st in table.items():
-        click.echo(f"{jid:>4} {name[:16]:<16} {carrier:<9} " + " ".join(f"{st.get(s, 0):>8}" for s in STATES))
+        click.echo(f"{jid:>4} {printable(name[:16]):<16} {carrier:<9} " + " ".join(f"{st.get(s, 0):>8}" for s in STATES))
     click.echo("")
     click.echo("rate per carrier (attempts started recently / current limit):")
     for c, r in rates.items():
@@ -141,8 +142,9 @@ def send_status(job_id, as_json):
         click.echo("")
         for r in rows:
             reply = f"{r['reply_code'] or ''} {r['reply'] or ''}".strip()
-            click.echo(f"  {r['address']:<36} {r['state']:<8} {r['attempts']:>2}  {r['smtp_phase'] or '-':<11} "
-                       f"{r['reason'] or '-':<16} {reply[:80]}")
+            # the reply text is the remote server's: its control characters (ESC ...) never reach the terminal
+            click.echo(f"  {printable(r['address']):<36} {r['state']:<8} {r['attempts']:>2}  "
+                       f"{r['smtp_phase'] or '-':<11} {r['reason'] or '-':<16} {printable(reply[:80])}")
 
 
 @send.command("list")
@@ -162,9 +164,9 @@ def send_list(as_json):
                f"{'failed':>7} {'skipped':>7}  subject")
     for j in jobs:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(j["created_at"]))
-        click.echo(f"{j['job_id']:>4} {j['name'][:16]:<16} {created:<16} {'held' if j['held'] else 'active':<6} "
+        click.echo(f"{j['job_id']:>4} {printable(j['name'][:16]):<16} {created:<16} {'held' if j['held'] else 'active':<6} "
                    f"{j['queued']:>7} {j['deferred']:>8} {j['sent']:>7} {j['failed']:>7} {j['skipped']:>7}  "
-                   f"{j['subject'][:40]}")
+                   f"{printable(j['subject'][:40])}")
 
 
 @send.command("hold")

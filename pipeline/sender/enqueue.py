@@ -246,6 +246,11 @@ def enqueue(cfg, *, subject: str, body: str, addresses: list[str], name: str | N
             queue: Queue | None = None) -> EnqueueReport:
     """Check everything, then add one job. Raises InputError when nothing can be queued."""
     check_message(cfg, subject, body)
+    if name:
+        check_header_value("job name", name)     # shown by `send list` / `send status` on a terminal
+        problem = _control_problem("job name", name)
+        if problem:
+            raise InputError(problem)
     if not addresses:
         raise InputError("the recipient list is empty")
     limit = cfg.intake.max_recipients
