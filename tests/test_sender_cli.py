@@ -107,3 +107,23 @@ def test_what_the_terminal_shows_carries_no_control_characters(tmp_path):
              smtp_phase="rcpt", reason="user_unknown")
     out = run(base + ["send", "status", "--job", "1"]).output
     assert "\x1b" not in out and "\x07" not in out and "Unknown user \\x1b[2J" in out
+
+
+def test_enqueue_reads_the_list_or_the_text_from_standard_input(tmp_path):
+    """`crm-export | mailhygiene send enqueue ... --recipients -` was a usage error ("File '-' does
+    not exist"); now either file may be `-`, not both."""
+    base, body, csv = _setup(tmp_path)
+    r = CliRunner().invoke(cli, base + ["send", "enqueue", "--subject", "s", "--body-file", str(body),
+                                        "--recipients", "-"], input=csv.read_bytes())
+    assert r.exit_code == 0 and "job 1: 2 queued" in r.output, r.output
+    r = CliRunner().invoke(cli, base + ["send", "enqueue", "--subject", "t", "--body-file", "-",
+                                        "--recipients", str(csv)], input=body.read_bytes())   # Shift_JIS text
+    assert r.exit_code == 0 and "job 2: 2 queued" in r.output, r.output
+    from pipeline.core.config import load_config
+    from pipeline.sender.queue import Queue
+
+    cfg = load_config(base[1], data_dir=base[3], timezone="Asia/Tokyo")
+    assert Queue.for_config(cfg).job(2).body.startswith("いつもありがとうございます")
+    r = CliRunner().invoke(cli, base + ["send", "enqueue", "--subject", "u", "--body-file", "-", "--recipients", "-"],
+                           input=b"x")
+    assert r.exit_code == 1 and "cannot both be -" in r.output

@@ -35,13 +35,28 @@ def _cfg():
 BODY_MAX_BYTES = 64 << 20  # a message text larger than this is the wrong file (a log, /dev/zero)
 
 
-def _read_text(path: str) -> str:
+def _read_text(path: str, data: bytes | None = None) -> str:
+    """The message text in the file at `path`, or in `data` already read (standard input)."""
     from ..core.fsutil import read_bounded
     from ..sender.intake import decode_text
 
-    data = read_bounded(path, BODY_MAX_BYTES, name=path,
-                        too_large=f"{path} is larger than {BODY_MAX_BYTES >> 20} MiB: not a message text (the wrong file?)")
+    too_large = f"{path} is larger than {BODY_MAX_BYTES >> 20} MiB: not a message text (the wrong file?)"
+    if data is None:
+        data = read_bounded(path, BODY_MAX_BYTES, name=path, too_large=too_large)
+    elif len(data) > BODY_MAX_BYTES:
+        raise InputError(too_large)
     return decode_text(data, None)
+
+
+def _stdin_for(body_file: str, recipients: str) -> bytes | None:
+    """Standard input, when one of the two files is `-` (read once, bounded like a file)."""
+    if body_file == "-" and recipients == "-":
+        raise InputError("--body-file and --recipients cannot both be - (standard input): give one of them as a file")
+    if "-" not in (body_file, recipients):
+        return None
+    from ..suppression.address_file import MAX_BYTES
+
+    return sys.stdin.buffer.read(max(BODY_MAX_BYTES, MAX_BYTES) + 1)
 
 
 @click.group()
@@ -51,17 +66,32 @@ def send():
 
 @send.command("enqueue")
 @click.option("--subject", required=True, help="Subject line (one line).")
-@click.option("--body-file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="The text to send (UTF-8, Shift_JIS or ISO-2022-JP).")
-@click.option("--recipients", "recipients_csv", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="CSV with an email/address column (or one address per line).")
-@click.option("--name", default=None, help="A name for the job, shown by `send status`.")
+@click.option("--body-file", required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="The text to send (UTF-8, Shift_JIS or ISO-2022-JP); - reads standard input.")
+@click.option("--recipients", "recipients_csv", required=True,
+              type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="CSV (UTF-8 or Excel's Shift_JIS, comma- or tab-separated) with an email / メールアドレス "
+                   "column, or one address per line; - reads standard input.")
+@click.option("--name", default=None, help="A name for the job, shown by `send list` and `send status`.")
 def send_enqueue(subject, body_file, recipients_csv, name):
-    """Queue one message for every recipient in a CSV (checked: syntax, duplicates, suppression)."""
+    """Queue one message for every recipient in a CSV (checked: syntax, duplicates, suppression).
+
+    Nothing is queued when the list holds no valid recipient, the suppression list cannot be read,
+    or the message is too large for a carrier; otherwise the report says what was queued and what
+    was skipped (suppressed, duplicates, invalid with examples), and per carrier every character
+    the carrier's charset changes. Then `send daemon` sends it; `send preview` shows the bytes first.
+
+    \b
+      mailhygiene send enqueue --subject "冬のご案内" --body-file body.txt --recipients list.csv --name winter
+      crm-export | mailhygiene send enqueue --subject "冬のご案内" --body-file body.txt --recipients -
+    """
     from ..sender.enqueue import enqueue, read_recipient_file
 
-    report = enqueue(_cfg(), subject=subject, body=_read_text(body_file),
-                     addresses=read_recipient_file(recipients_csv), name=name, source="cli")
+    stdin = _stdin_for(body_file, recipients_csv)
+    body = _read_text("standard input" if body_file == "-" else body_file, stdin if body_file == "-" else None)
+    addresses = read_recipient_file("standard input" if recipients_csv == "-" else recipients_csv,
+                                    stdin if recipients_csv == "-" else None)
+    report = enqueue(_cfg(), subject=subject, body=body, addresses=addresses, name=name, source="cli")
     for line in report.lines():
         click.echo(line)
 

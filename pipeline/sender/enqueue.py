@@ -80,11 +80,15 @@ def _several_columns(header: list[str], columns: list[int], what: str) -> str:
             "with that column alone; nothing was queued")
 
 
-def read_recipient_file(path: str | Path) -> list[str]:
+def read_recipient_file(path: str | Path, data: bytes | None = None) -> list[str]:
+    """The addresses of the list at `path`, or of its bytes `data` already read (standard input)."""
     from ..suppression.address_file import MAX_BYTES  # the same bound as any list of addresses
 
-    data = read_bounded(path, MAX_BYTES, name=f"recipient file {path}",
-                        too_large=f"recipient file {path} is larger than {MAX_BYTES >> 20} MB: not a list of addresses")
+    too_large = f"recipient file {path} is larger than {MAX_BYTES >> 20} MB: not a list of addresses"
+    if data is None:
+        data = read_bounded(path, MAX_BYTES, name=f"recipient file {path}", too_large=too_large)
+    elif len(data) > MAX_BYTES:
+        raise InputError(too_large)
     return parse_recipient_csv(decode_csv_bytes(data))
 
 
