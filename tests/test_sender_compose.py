@@ -229,6 +229,20 @@ def test_a_list_with_two_address_columns_is_refused_not_guessed(tmp_path):
     assert Queue.for_config(cfg).jobs() == []
 
 
+def test_a_stray_quote_cannot_swallow_recipients():
+    """`a@au.com,"Taro` (a quote typed by hand): the lenient reader ran the cell on over every
+    later row, and their recipients were silently not queued ("1 queued, 0 skipped"); a cell over
+    the csv module's limit was an internal error (exit 70). Now each is an InputError with the line."""
+    with pytest.raises(InputError, match=r"line 3: unexpected end of data.*stray double quote"):
+        parse_recipient_csv('email\na@au.com,"unterminated\nb@au.com\n')
+    with pytest.raises(InputError, match=r"rows of addresses \(b@au.com,Hanako …\)"):
+        parse_recipient_csv('email,name\na@au.com,"Taro\nb@au.com,Hanako\nc@au.com,Jiro"\nd@au.com,x\n')
+    with pytest.raises(InputError, match="field limit"):
+        parse_recipient_csv('email\na@au.com,"' + "x" * 200_000 + '"\n')
+    # a quoted cell over several lines (a note, an address) and a quote inside a cell stay fine
+    assert parse_recipient_csv('email,note\na@au.com,"1行目\n2行目"\nb@au.com,山田 "太郎"\n') == ["a@au.com", "b@au.com"]
+
+
 def test_a_tab_separated_list_is_read():
     """Excel's テキスト (タブ区切り): every row was one cell "a@au.com<TAB>山田" (invalid: spaces),
     and the whole list was refused as holding no valid recipient."""
