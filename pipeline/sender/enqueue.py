@@ -6,8 +6,6 @@ table (pipeline.classify.carriers); writes through queue.Queue. Called by `send 
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 from collections import Counter
@@ -44,7 +42,9 @@ def parse_recipient_csv(text: str) -> list[str]:
     rather than guessed: the first one was taken, and a mobile campaign went to the PC addresses."""
     first = next((line for line in text.splitlines() if line.strip()), "")
     delimiter = "\t" if "\t" in first and "," not in first else ","
-    rows = _csv_rows(text, delimiter)
+    from ..suppression.address_file import csv_rows  # the one reader of address lists' CSV
+
+    rows = csv_rows(text, delimiter, "the recipient list")
     if not rows:
         return []
     header = [c.strip().lower() for c in rows[0]]
@@ -57,37 +57,6 @@ def parse_recipient_csv(text: str) -> list[str]:
         body = rows if any("@" in c for c in rows[0]) else rows[1:]  # else a header row we do not recognise
         col = _address_column(rows[0], body)
     return [r[col].strip() for r in body if len(r) > col and r[col].strip()]
-
-
-# a line inside a quoted cell that reads like a row of the list: "b@au.com,Hanako"
-_SWALLOWED_ROW = re.compile(r"^\s*[^\s,\t\"]+@[^\s,\t\"]+\s*(?:[,\t]|$)")
-
-
-def _csv_rows(text: str, delimiter: str) -> list[list[str]]:
-    """The non-empty rows. A stray double quote (山田,"太郎 typed by hand) opens a quoted cell that
-    runs on over the next lines: read leniently, those rows, addresses and all, became one cell and
-    their recipients were silently not queued. Strict reading refuses a quote left open; a closed
-    one whose cell holds lines that read like rows of addresses is refused too (InputError, with
-    the line), as is a cell over the csv module's field limit (it was an internal error)."""
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
-    rows = []
-    try:
-        for r in reader:
-            for cell in r:
-                if "\n" in cell or "\r" in cell:
-                    swallowed = [ln for ln in cell.splitlines()[1:] if _SWALLOWED_ROW.match(ln)]
-                    if swallowed:
-                        raise InputError(
-                            f"the recipient list has a quoted cell ending on line {reader.line_num} that runs over "
-                            f"several lines and holds what look like rows of addresses ({swallowed[0].strip()[:60]}"
-                            f"{' …' if len(swallowed) > 1 else ''}): a stray double quote (\") before it? Those "
-                            "recipients would be lost; fix the quote (or remove it) and enqueue again; nothing was queued")
-            if any(c.strip() for c in r):
-                rows.append(r)
-    except csv.Error as exc:
-        raise InputError(f"the recipient list cannot be read as CSV at line {reader.line_num}: {exc} (a stray "
-                         "double quote (\")? Quote a cell whole, \"like this\", or not at all); nothing was queued") from None
-    return rows
 
 
 def _address_column(header: list[str], body: list[list[str]]) -> int:
