@@ -248,3 +248,13 @@ def test_a_tab_separated_list_is_read():
     and the whole list was refused as holding no valid recipient."""
     assert parse_recipient_csv("email\tname\na@au.com\t山田\nb@au.com\t佐藤\n") == ["a@au.com", "b@au.com"]
     assert parse_recipient_csv("a@au.com\t山田\n") == ["a@au.com"]
+
+
+def test_an_excel_unicode_text_list_is_read(tmp_path):
+    """Excel's "Unicode テキスト" is UTF-16 with its BOM, tab-separated: `suppression add
+    --from-file` read it, `send enqueue` refused it as "neither UTF-8 nor Shift_JIS"."""
+    from pipeline.sender.enqueue import read_recipient_file
+
+    f = tmp_path / "list.txt"
+    f.write_bytes("メールアドレス\t名前\r\nu16@au.com\t山田\r\n".encode("utf-16"))
+    assert read_recipient_file(f) == ["u16@au.com"]

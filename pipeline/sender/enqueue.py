@@ -24,13 +24,11 @@ _ADDRESS_HEADERS = ("email", "e-mail", "mail", "address", "mailaddress", "mail_a
 
 
 def decode_csv_bytes(data: bytes) -> str:
-    """CSV files from Japanese offices are UTF-8 (often with BOM) or CP932 (Excel)."""
-    for enc in ("utf-8-sig", "cp932"):
-        try:
-            return data.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    raise InputError("the recipient CSV is neither UTF-8 nor Shift_JIS (CP932): save it as UTF-8")
+    """CSV files from Japanese offices are UTF-8 (often with BOM), CP932 (Excel) or UTF-16 with its
+    BOM (Excel's "Unicode テキスト"): the same decoding as any list of addresses."""
+    from ..suppression.address_file import decode_list_bytes
+
+    return decode_list_bytes(data, "the recipient CSV")
 
 
 def parse_recipient_csv(text: str) -> list[str]:

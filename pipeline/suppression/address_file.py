@@ -31,15 +31,7 @@ def read_addresses(source: str | os.PathLike | bytes, name: str | None = None) -
     else:
         name = name or str(source)
         data = _read(Path(source), name)
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with its BOM: Excel's "Unicode Text" (tab-separated)
-        try:
-            text = data.decode("utf-16")
-        except UnicodeDecodeError:
-            raise InputError(f"{name} starts as UTF-16 text but is not: save it as UTF-8 (CSV UTF-8 in Excel)") from None
-    elif b"\x00" in data:
-        raise InputError(f"{name} is not a text file (it holds NUL bytes): give a CSV or one address per line")
-    else:
-        text = _decode(data, name)
+    text = decode_list_bytes(data, name)
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         raise InputError(f"{name} holds no addresses")
@@ -122,7 +114,17 @@ def _read(path: Path, name: str) -> bytes:
     return data
 
 
-def _decode(data: bytes, name: str) -> str:
+def decode_list_bytes(data: bytes, name: str) -> str:
+    """The text of a list of addresses as offices save it: UTF-8 (with or without BOM), Shift_JIS
+    (cp932, Excel on Japanese Windows) or UTF-16 with its BOM (Excel's "Unicode Text"); the one
+    decoding of `suppression add --from-file` and of the sender's recipient lists."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with its BOM: Excel's "Unicode Text" (tab-separated)
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError(f"{name} starts as UTF-16 text but is not: save it as UTF-8 (CSV UTF-8 in Excel)") from None
+    if b"\x00" in data:
+        raise InputError(f"{name} is not a text file (it holds NUL bytes): give a CSV or one address per line")
     for encoding in ("utf-8-sig", "cp932"):
         try:
             return data.decode(encoding)
