@@ -250,3 +250,20 @@ def test_too_many_recipients_is_retried_in_a_new_session():
     out = classify_reply(552, "Too many recipients", "rcpt", "docomo")
     assert (out.state, out.reason, out.drop_connection) == ("deferred", "too_many_recipients", True)
     assert classify_reply(550, "5.1.1 User unknown", "rcpt", "docomo").state == "failed"
+
+
+def test_a_mistyped_carrier_route_is_refused_before_anything_is_sent(tmp_path):
+    """routes = {docmo = "[tokutei]:25"}: the key was taken for a domain "docmo" that matches no
+    mail, and docomo's mail went to default_relay instead of its 特定接続 relay, unnoticed (the
+    generated MTA configuration too). Now the daemon and `send mta-config` refuse it."""
+    from pipeline.core.errors import ConfigError
+    from pipeline.sender.mtaconfig import mta_config
+
+    with RecordingServer() as srv:
+        cfg = make_cfg(tmp_path, srv.relay, 'routes = {docmo = "127.0.0.1:9", "docomo.ne.jp" = "127.0.0.1:9"}\n')
+        enqueue(cfg, subject="s", body="b", addresses=["d@docomo.ne.jp"])
+        with pytest.raises(ConfigError, match="sender.routes has unknown carrier 'docmo'"):
+            run_daemon(cfg, exit_when_done=True, max_seconds=5)
+        with pytest.raises(ConfigError, match="unknown carrier 'docmo'"):
+            mta_config(cfg, "postfix")
+        assert srv.received == []
