@@ -267,3 +267,17 @@ def test_a_mistyped_carrier_route_is_refused_before_anything_is_sent(tmp_path):
         with pytest.raises(ConfigError, match="unknown carrier 'docmo'"):
             mta_config(cfg, "postfix")
         assert srv.received == []
+
+
+@pytest.mark.slow
+def test_a_session_the_server_ended_is_reopened_not_a_deferral(tmp_path):
+    """A server that ends each session after its own limit (here: one message) or cuts an idle one:
+    the next message on the kept connection met "connection lost during mail" and was deferred for
+    backoff_base (60 s by default), every other recipient of the campaign. The server was told
+    nothing of that message: it now goes at once over a new session."""
+    with RecordingServer(close_after_message=True) as srv:
+        cfg = make_cfg(tmp_path, srv.relay, "concurrency = 1\n")   # backoff_base 0.2 s, max_seconds 20: a deferral shows
+        enqueue(cfg, subject="s", body="b", addresses=[f"u{i}@au.com" for i in range(6)])
+        stats = run_daemon(cfg, exit_when_done=True, max_seconds=20)
+    assert (stats.sent, stats.deferred) == (6, 0)
+    assert sorted(srv.addresses()) == sorted(f"u{i}@au.com" for i in range(6))

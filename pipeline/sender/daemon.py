@@ -613,9 +613,19 @@ class Daemon:
                         w.conn.close()
                         w.conn = None
                     try:
+                        reused = w.conn is not None
                         if w.conn is None:
                             w.conn = Connection(relay, self.helo, timeout, row.carrier)
                         out = w.conn.send(self.mail_from(row.address), row.address, msg.data, row.carrier)
+                        if reused and out.code is None and out.phase == "mail":
+                            # the kept session was gone before MAIL FROM was answered (the server's
+                            # own per-session limit, or an idle cut): the server was told nothing
+                            # of this message, which goes at once over a new session instead of
+                            # being deferred for backoff_base
+                            w.conn.close()
+                            w.conn = None
+                            w.conn = Connection(relay, self.helo, timeout, row.carrier)
+                            out = w.conn.send(self.mail_from(row.address), row.address, msg.data, row.carrier)
                     except (smtplib.SMTPException, OSError) as exc:
                         code = getattr(exc, "smtp_code", None)
                         text = _text(getattr(exc, "smtp_error", "")) or f"cannot connect to {relay}: {exc}"
