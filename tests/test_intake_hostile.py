@@ -206,3 +206,32 @@ def test_a_config_we_cannot_send_with_exits_75_and_the_request_is_kept(tmp_path)
     cfg = make_config(tmp_path, sender_toml("127.0.0.1:9") + intake)       # the operator fixes it
     p = _intake(cfg, mail)                                                 # the MTA's retry
     assert p.returncode == 0 and p.stdout.startswith(b"queued"), (p.stdout, p.stderr)
+
+
+def _with_attachment(filename: str, ctype: str, data: bytes, subject: str = "冬のご案内") -> bytes:
+    from email.message import EmailMessage
+
+    m = EmailMessage()
+    m["From"], m["Subject"] = "ops@example.jp", "req"
+    m["Date"], m["Message-ID"] = email.utils.formatdate(localtime=True), email.utils.make_msgid(domain="example.jp")
+    m.set_content(f"secret: {SECRET}\nsubject: {subject}\nrecipients:\ntest@au.com\n---\nこんにちは\n")
+    maintype, subtype = ctype.split("/")
+    m.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return m.as_bytes()
+
+
+def test_an_attached_spreadsheet_is_said_not_passed_over(tmp_path):
+    """A request with the customer list attached as list.xlsx and a test address typed in the
+    body: the spreadsheet was passed over without a word and only the test address was queued
+    ("1 queued"). Now the request is malformed, nothing queued, and the reply says to send CSV;
+    a tab-separated .tsv is read like a CSV."""
+    cfg = _cfg(tmp_path)
+    xlsx = _with_attachment("顧客リスト.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                            b"PK\x03\x04 not really a workbook")
+    res = process_request(cfg, xlsx, reply=False)
+    assert res.status == "malformed" and "顧客リスト.xlsx: a spreadsheet cannot be read" in res.reason
+    assert Queue.for_config(cfg).jobs() == []
+    tsv = _with_attachment("list.tsv", "text/tab-separated-values", "email\tname\na@au.com\t山田\n".encode(),
+                           subject="春のご案内")
+    res = process_request(cfg, tsv, reply=False)
+    assert res.status == "queued" and res.queued == 2, res

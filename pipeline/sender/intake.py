@@ -192,8 +192,14 @@ class Request:
     text_hash: str | None = None
 
 
+# Spreadsheets the intake cannot read: an attached list.xlsx was passed over without a word, and
+# only the addresses typed in the body were queued
+_SPREADSHEET_NAMES = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
+_SPREADSHEET_TYPES = ("application/vnd.ms-excel", "application/vnd.oasis.opendocument.spreadsheet")
+
+
 def _parts(msg: Message):
-    text, csvs = None, []
+    text, csvs, unreadable = None, [], []
     for part in msg.walk():
         if part.is_multipart():
             continue
@@ -204,14 +210,17 @@ def _parts(msg: Message):
             filename = "attachment"
         disposition = str(part.get("Content-Disposition") or "").lower()
         payload = part.get_payload(decode=True) or b""
-        if filename.lower().endswith(".csv") or ctype in ("text/csv", "application/csv") or (
-                "attachment" in disposition and ctype == "text/plain" and filename.lower().endswith(".txt")):
+        name = filename.lower()
+        if name.endswith((".csv", ".tsv")) or ctype in ("text/csv", "application/csv", "text/tab-separated-values") or (
+                "attachment" in disposition and ctype == "text/plain" and name.endswith(".txt")):
             csvs.append((filename or "recipients.csv", payload))
+        elif name.endswith(_SPREADSHEET_NAMES) or ctype.startswith(_SPREADSHEET_TYPES) or "spreadsheetml" in ctype:
+            unreadable.append(filename or ctype)
         elif ctype == "text/plain" and text is None and "attachment" not in disposition:
             text = decode_text(payload, part.get_content_charset())
             if str(part.get_param("format") or "").lower() == "flowed":
                 text = unflow(text, delsp=str(part.get_param("delsp") or "").lower() == "yes")
-    return text, csvs
+    return text, csvs, unreadable
 
 
 def unflow(text: str, delsp: bool = False) -> str:
@@ -324,7 +333,10 @@ def parse_request(raw: bytes, head: Message | None = None) -> tuple[Request, Mes
     req = Request(sender=addr, message_id=mid, request_key=key,
                   original_subject=decode_header_value(head.get("Subject")))
     header_secret = head.get("X-Mailhygiene-Secret")
-    text, csvs = _parts(msg)
+    text, csvs, unreadable = _parts(msg)
+    for name in unreadable:
+        req.problems.append(f"{name}: a spreadsheet cannot be read; save the list as CSV (CSV UTF-8 in Excel) and "
+                            "attach that")
     if text is None:
         req.problems.append("no text/plain part: send the request as plain text")
     else:
