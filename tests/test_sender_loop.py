@@ -309,3 +309,20 @@ def test_suppress_counts_the_results_still_in_the_outbox(tmp_path):
     r = _mh(cfg, "suppress")
     assert r.returncode == 0, r.stderr
     assert suppressed_addresses(cfg) == {dead} and q.outbox_size() == 0
+
+
+@pytest.mark.slow
+def test_nightly_clean_runs_the_rule_on_the_sender_s_results_without_log_sources(tmp_path):
+    """Direct mode needs no MTA log: the daemon's attempts are the events. The nightly `clean`
+    (docs/sender.md: it moves the daemon's results and runs the rule) stopped with "no log
+    sources configured", so such an installation's dead addresses never reached the list
+    through it. With a send queue it now runs the rule on them; without one it is still an error."""
+    with RecordingServer(rcpt_reply=_rcpt) as srv:
+        cfg = _cfg(tmp_path, srv.relay)
+        assert not cfg.sources
+        for clock in (lambda: time.time() - 86400, time.time):
+            enqueue(cfg, subject="s", body="本文", addresses=LIVE + list(DEAD), name=str(clock()))
+            run_daemon(cfg, exit_when_done=True, max_seconds=30, clock=clock)
+    r = _mh(cfg, "clean")
+    assert r.returncode == 0, r.stderr
+    assert "no [[sources]]" in r.stdout and suppressed_addresses(cfg) == set(DEAD)
