@@ -326,3 +326,14 @@ def test_nightly_clean_runs_the_rule_on_the_sender_s_results_without_log_sources
     r = _mh(cfg, "clean")
     assert r.returncode == 0, r.stderr
     assert "no [[sources]]" in r.stdout and suppressed_addresses(cfg) == set(DEAD)
+
+
+def test_clean_without_sources_still_needs_them_in_relay_mode(tmp_path):
+    """Relay mode hands every message to the local MTA: its log holds the results, so a missing
+    [[sources]] stays an error there even with a send queue."""
+    from pipeline.sender.testing import free_port
+
+    cfg = make_config(tmp_path, sender_toml(f"127.0.0.1:{free_port()}") + 'mode = "relay"\n')
+    enqueue(cfg, subject="s", body="b", addresses=["a@au.com"])
+    r = _mh(cfg, "clean")
+    assert r.returncode == 1 and "no log sources configured" in r.stderr

@@ -71,9 +71,11 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
     sources = cfg.sources
     from ..sender.queue import queue_path
 
-    # Without [[sources]], the send daemon's own results (direct mode: no MTA log in between) are
-    # the events: the rule runs on them. Without those either, there is nothing to run on.
-    sender_only = not sources and os.path.lexists(queue_path(cfg.data_dir))
+    # Without [[sources]], the send daemon's own results (direct mode with routes: the carriers
+    # answer the daemon, no MTA log in between) are the events: the rule runs on them. In relay
+    # mode, or without routes, the daemon only hands mail to the local MTA, whose log is needed.
+    sender_only = (not sources and cfg.sender.mode == "direct" and bool(cfg.sender.routes)
+                   and os.path.lexists(queue_path(cfg.data_dir)))
     if not sources and not sender_only:
         raise ConfigError("no log sources configured: add [[sources]] entries (path = \"/var/log/mail.log*\") "
                           "to the config file, or use `mailhygiene ingest PATH…`")
