@@ -222,6 +222,9 @@ def test_add_from_file_is_all_or_nothing(ingested, tmp_path):
     (b"\x00\x01\x02binary", "is not a text file"),
     (b"name,phone\ntaro,090\n", "none named address or email"),
     (b"ok@au.com\x81 \n", "neither UTF-8 nor Shift_JIS"),
+    # a stray quote ran the note on over the next rows: b and c were silently not suppressed
+    (b'address,note\na@au.com,"asked by phone\nb@au.com,x\nc@au.com,y"\n', "holds what look like rows of addresses"),
+    (b'address,note\na@au.com,"asked\nb@au.com,x\n', "stray double quote"),
 ])
 def test_add_from_file_refuses_unusable_files(ingested, tmp_path, content, message):
     f = tmp_path / "f.csv"

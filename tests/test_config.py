@@ -35,6 +35,12 @@ def _load(tmp_path, text: str | bytes):
     ('[guard]\nmax_new_fraction = 5\n', r"guard\.max_new_fraction must be <= 1"),
     ('[sender]\ncharset = "latin-1"\n', r"sender\.charset has unknown value 'latin-1'"),
     ('[sender.rates]\nau = {count = 0, interval = 60}\n', r"sender\.rates\.au\.count must be >= 1"),
+    # a mistyped carrier in a per-carrier table was ignored: docomo sent at default_rate, 30/s
+    ('[sender.rates]\ndocmo = {count = 5, interval = 60}\n', r"sender\.rates has unknown carrier 'docmo'"),
+    ('[sender]\ncharsets = {AU = "utf-8"}\n', r"sender\.charsets has unknown carrier 'AU'"),
+    ('[sender]\nconnections = {dokomo = 2}\n', r"sender\.connections has unknown carrier 'dokomo'"),
+    ('[sender]\nsession_recipients = {softbnk = 50}\n', r"sender\.session_recipients has unknown carrier"),
+    ('[sender]\nquiet_carriers = ["docomo ne jp"]\n', r"sender\.quiet_carriers has unknown value"),
     ('[doctor]\nresolver_port = 70000\n', r"doctor\.resolver_port must be <= 65535"),
     ('[[sources]]\nformat = "postfix"\n', r"sources\[0\]\.path is required"),
     ('[[sources]]\npath = "/var/log/mail.log"\nformat = "exim"\n', r"sources\[0\]\.format has unknown value 'exim'"),

@@ -84,6 +84,9 @@ def clean_cmd(app, as_of, force, progress, quiet, as_json, lang):
         elif name == "watch_running":
             if not silent:
                 click.echo(L("cli.ingest_watch"))
+        elif name == "no_sources":
+            if not silent:
+                click.echo(L("cli.ingest_sender_only"))
         elif name == "source_empty":
             if silent:
                 app.problem(L("cli.problem_no_files", path=value))

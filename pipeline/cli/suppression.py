@@ -92,6 +92,12 @@ def suppress_cmd(app, as_of, dry_run, check_guard, force, engine, as_json, quiet
     from ..suppression.store import SuppressionStore
 
     cfg = app.cfg
+    if not dry_run:
+        # the send daemon's results still in its queue's outbox (a daemon killed before its next
+        # flush) are moved into the event store first, as `clean` does: the rule must count them
+        from ..jobs.clean import flush_sender_events
+
+        flush_sender_events(cfg)
     engine = engine or cfg.engine
     spark = None
     if engine == "spark":

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 from .frozen import frozen_dataclass
-from .vocabulary import CARRIERS, MTA_FORMATS, REASONS
+from .vocabulary import CARRIERS, MTA_FORMATS, REASONS, SENDER_CARRIERS
 
 DEFAULT_CONFIG_FILE = "mailhygiene.toml"
 # The production install's one config path (README "Production install"): read when no --config
@@ -35,9 +35,11 @@ SYSTEM_CONFIG_FILE = "/etc/mailhygiene/mailhygiene.toml"
 SECRET_MASK = "********"
 
 
-def setting(default, *, min=None, max=None, choices=None, secret=False, nonempty=False, factory=False):
-    """A field with its default and what a valid value is (checked by load_config)."""
-    meta = {"min": min, "max": max, "choices": choices, "secret": secret, "nonempty": nonempty}
+def setting(default, *, min=None, max=None, choices=None, secret=False, nonempty=False, factory=False,
+            names=None):
+    """A field with its default and what a valid value is (checked by load_config); `names`: the
+    keys a table may have (a table per carrier: a mistyped carrier would be ignored silently)."""
+    meta = {"min": min, "max": max, "choices": choices, "secret": secret, "nonempty": nonempty, "names": names}
     if factory:
         return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -180,11 +182,12 @@ class SenderSettings:
     # Rate of carriers without their own entry in rates: {count, interval}.
     default_rate: Rate = setting(Rate, factory=True)
     # Per carrier (docomo, au, softbank, ymobile, rakuten, other): {count, interval}.
-    rates: dict[str, Rate] = setting(lambda: {"au": Rate(count=100, interval=60.0)}, factory=True)
+    rates: dict[str, Rate] = setting(lambda: {"au": Rate(count=100, interval=60.0)}, factory=True,
+                                     names=SENDER_CARRIERS)
     # iso-2022-jp (7bit) or utf-8 (base64); `charsets` overrides per carrier.
     charset: str = setting("iso-2022-jp", choices=("iso-2022-jp", "utf-8"))
     # Per carrier, e.g. {au = "utf-8"}.
-    charsets: dict[str, str] = setting(dict, factory=True, choices=("iso-2022-jp", "utf-8"))
+    charsets: dict[str, str] = setting(dict, factory=True, choices=("iso-2022-jp", "utf-8"), names=SENDER_CARRIERS)
     # Characters ISO-2022-JP cannot carry: "replace" (documented table, then UTF-8), "substitute"
     # (also the emoji table and 〓: the message stays ISO-2022-JP) or "utf8".
     unmappable: str = setting("replace", choices=("replace", "utf8", "substitute"))
@@ -201,7 +204,7 @@ class SenderSettings:
     # Send nothing this many minutes either side of each full hour (0 = off).
     quiet_minutes: int = setting(0, min=0, max=29)
     # Carriers quiet_minutes applies to, e.g. ["docomo"]; [] = all.
-    quiet_carriers: tuple[str, ...] = setting(())
+    quiet_carriers: tuple[str, ...] = setting((), choices=SENDER_CARRIERS)
     # Seconds: a 4xx reply is retried after backoff_base * 2^(attempts - 1) ...
     backoff_base: float = setting(60.0, min=0.0)
     # ... but never later than this many seconds.
@@ -226,10 +229,10 @@ class SenderSettings:
     pacing: bool = setting(False)
     # Concurrent SMTP sessions per carrier (0 = up to `concurrency`); `connections` per carrier.
     default_connections: int = setting(0, min=0, max=256)
-    connections: dict[str, int] = setting(dict, factory=True)
+    connections: dict[str, int] = setting(dict, factory=True, names=SENDER_CARRIERS)
     # Recipients (= messages, one recipient each) per SMTP session, per carrier (else
     # max_recipients_per_session).
-    session_recipients: dict[str, int] = setting(dict, factory=True)
+    session_recipients: dict[str, int] = setting(dict, factory=True, names=SENDER_CARRIERS)
     # An idle connection is kept this long for the next window (0 = close when idle).
     idle_timeout: float = setting(10.0, min=0.0, max=300.0)
     # Results written to the queue in one transaction (at most 50 ms apart).
@@ -256,7 +259,8 @@ class IntakeSettings:
     shared_secret: str = setting("", secret=True)
     # Also require an Authentication-Results header with aligned DKIM or SPF pass.
     require_auth_results: bool = setting(False)
-    # When set, only Authentication-Results headers from this authserv-id count.
+    # Only Authentication-Results headers from this authserv-id count (required by
+    # require_auth_results: the receiving MTA's own, not one the requester wrote).
     auth_serv_id: str = setting("")
     # Where replies to requesters go out ("" = sender.default_relay).
     reply_relay: str = setting("")
@@ -660,6 +664,8 @@ def _convert(tp, value, meta: Mapping, where: str, key: str):
                 out[k] = _convert(val_tp, v, {}, where, f"{key}.{k}")
         if typing.get_origin(val_tp) is tuple:  # carrier -> domains: names are the choices
             _check_choices(tuple(out), meta, where, key, what="name")
+        if meta.get("names"):
+            _check_choices(tuple(out), {"choices": meta["names"]}, where, key, what="carrier")
         return out
     if tp is bool:
         if not isinstance(value, bool):

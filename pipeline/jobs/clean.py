@@ -69,7 +69,14 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
     `lang` overrides report.lang for the report's language."""
     step = on_step or (lambda *a: None)
     sources = cfg.sources
-    if not sources:
+    from ..sender.queue import queue_path
+
+    # Without [[sources]], the send daemon's own results (direct mode with routes: the carriers
+    # answer the daemon, no MTA log in between) are the events: the rule runs on them. In relay
+    # mode, or without routes, the daemon only hands mail to the local MTA, whose log is needed.
+    sender_only = (not sources and cfg.sender.mode == "direct" and bool(cfg.sender.routes)
+                   and os.path.lexists(queue_path(cfg.data_dir)))
+    if not sources and not sender_only:
         raise ConfigError("no log sources configured: add [[sources]] entries (path = \"/var/log/mail.log*\") "
                           "to the config file, or use `mailhygiene ingest PATH…`")
     data_dir, tz = cfg.data_dir, cfg.timezone_name
@@ -77,7 +84,9 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
     with job_lock(cfg):
         # A live `mailhygiene watch` owns log ingestion (docs/watch.md): leave the sources to it.
         result.watch_running = watch_is_running(data_dir)
-        if result.watch_running:
+        if sender_only:
+            step("no_sources", None)
+        elif result.watch_running:
             step("watch_running", data_dir / "state" / "watch.lock")
         else:
             def on_source(path, summary):

@@ -189,6 +189,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.released": "released {address}",
         "cli.ingest": "== ingest {path}",
         "cli.ingest_watch": "== ingest skipped: a live `mailhygiene watch` owns log ingestion for this data dir",
+        "cli.ingest_sender_only": "== ingest skipped: no [[sources]]; the send daemon's own results are the events",
         "cli.ingest_no_files": "== ingest {path}: no files match (skipped)",
         "cli.ingest_summary": ("{files} file(s), {lines} lines read, {events} events written, "
                                "{stored} already stored, {rejected} lines rejected"),
@@ -312,6 +313,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.released": "{address} を解除しました",
         "cli.ingest": "== 取り込み {path}",
         "cli.ingest_watch": "== 取り込みは省略: 稼働中の `mailhygiene watch` がこのデータディレクトリのログを取り込んでいます",
+        "cli.ingest_sender_only": "== 取り込みは省略: [[sources]] の設定なし。送信デーモン自身の結果をイベントとして使います",
         "cli.ingest_no_files": "== 取り込み {path}: 一致するファイルなし（省略）",
         "cli.ingest_summary": ("ファイル {files} 件、読み込み {lines} 行、イベント書き込み {events} 件、"
                                "取り込み済み {stored} 件、除外 {rejected} 行"),
