@@ -168,6 +168,24 @@ def test_sendmail_program_names():
     assert len(rows) == 3
 
 
+def test_sendmail_to_list_with_display_names_gives_each_address():
+    """Mail submitted with `sendmail -t` logs the To: header's form: a display name may hold a
+    comma and a space (`"Yamada, Taro" <t@x>`) and ends before the angle address. Each recipient
+    is its address: the list does not end at the name's `, `, and no `"yamada` or
+    `taro yamada <t@x` is stored (a bounce to one would suppress an address nobody has)."""
+    tail = ("delay=00:00:33, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.softbank.ne.jp. [1.2.3.6], "
+            "dsn=5.1.1, stat=User unknown")
+    lines = [f'Nov 13 08:30:33 mx1 sm-mta[202]: 4ADNU0aB000201: to="Yamada, Taro" <c@softbank.ne.jp>, {tail}',
+             f'Nov 13 08:30:34 mx1 sm-mta[202]: 4ADNU0aB000202: to=Taro Yamada <D@softbank.ne.jp>,'
+             f'"Sato, \\"Jiro\\"" <e@softbank.ne.jp>,<f@softbank.ne.jp>, ctladdr=<news@example.jp> (1000/1000), {tail}',
+             f'Nov 13 08:30:35 mx1 sm-mta[202]: 4ADNU0aB000203: to=<"g, h"@softbank.ne.jp>, {tail}']
+    rows, res = run("sendmail", lines)
+    assert res == [EVENT] * 3
+    assert [(r["recipient"], r["status"], r["relay"]) for r in rows] == [
+        (a, "bounced", "mx.softbank.ne.jp. [1.2.3.6]")
+        for a in ("c@softbank.ne.jp", "d@softbank.ne.jp", "e@softbank.ne.jp", "f@softbank.ne.jp", "g, h@softbank.ne.jp")]
+
+
 # --------------------------------------------------------------------------- qmail
 def test_qmail_multilog_join_and_phases():
     lines = (SAMPLES / "qmail" / "current").read_text().splitlines()

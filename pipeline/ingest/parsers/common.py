@@ -535,24 +535,57 @@ class QueueParser(Parser):
         self.clock = int(clock or max((st["seen"] for st in self.queue.values()), default=0))
 
 
-def addr_list(value: str) -> list[str]:
-    """`<a@x>,<b@y>` or `a@x,b@y` -> ['<a@x>', '<b@y>'] (commas inside quotes are kept)."""
-    out, cur, quoted, depth = [], [], False, 0
-    for ch in value:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "<" and not quoted:
+def split_outside_quotes(text: str, sep: str, maxsplit: int = -1) -> list[str]:
+    """text split at each `sep` that is outside double quotes (a backslash escapes the next
+    character inside them) and outside angle brackets: `"Yamada, Taro" <t@x>,<h@y>` split at
+    "," is `"Yamada, Taro" <t@x>` and `<h@y>`."""
+    out, start, quoted, depth, i, n = [], 0, False, 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if quoted:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "<":
             depth += 1
-        elif ch == ">" and not quoted:
-            depth -= 1
-        if ch == "," and not quoted and depth <= 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    if cur:
-        out.append("".join(cur))
-    return [a.strip() for a in out if a.strip()]
+        elif ch == ">":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and text.startswith(sep, i) and maxsplit != len(out):
+            out.append(text[start:i])
+            start = i + len(sep)
+            i = start
+            continue
+        i += 1
+    out.append(text[start:])
+    return out
+
+
+def mailbox_address(item: str) -> str:
+    """The address of one recipient as sendmail logs it: `<a@x>` or `a@x` as it is, the angle
+    address of a name-addr (`"Yamada, Taro" <t@x>`, `Taro Yamada <t@x>`: mail submitted with
+    `sendmail -t` logs the To: header's form) -> `<t@x>`."""
+    item = item.strip()
+    if item.endswith(">") and not item.startswith("<"):
+        quoted, i = False, 0
+        while i < len(item):
+            ch = item[i]
+            if quoted and ch == "\\":
+                i += 1
+            elif ch == '"':
+                quoted = not quoted
+            elif ch == "<" and not quoted:
+                return item[i:]
+            i += 1
+    return item
+
+
+def addr_list(value: str) -> list[str]:
+    """`<a@x>,<b@y>` or `a@x,b@y` -> ['<a@x>', '<b@y>'] (commas inside quotes and angle brackets
+    are kept; a name-addr gives its angle address: mailbox_address)."""
+    return [mailbox_address(a) for a in split_outside_quotes(value, ",") if a.strip()]
 
 
 REPLY_CODE_RE = re.compile(r"(?:said|talk to me|greeting|reply=|Remote host said)[:=]? ?([2-5]\d\d)[ -]|^([2-5]\d\d)[ -]")
