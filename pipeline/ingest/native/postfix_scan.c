@@ -1612,7 +1612,7 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
  *   code[i]   CODE_RE `Remote host said: ([2-5]\d\d)[ -]`, leftmost; -1 for none
  *   ip_*[i]   IP_RE `(?:^|Connected to |\s)(\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:]+)(?=[ ._])`,
  *             its group; -1 for none
- *   dsn_*[i]  _DSN_RE `(?:\(#|\b)([245]\.\d{1,3}\.\d{1,3})\)?`, its group; -1 for none
+ *   dsn_*[i]  _DSN_RE `(?:\(#|(?<![\w.]))([245]\.\d{1,3}\.\d{1,3})(?!\d|\.\d)\)?`, its group; -1 for none
  *   phase[i]  phase_of: the index of the first PHASE_MARKERS marker in the text; -1 for none
  *   too_long[i] "in the queue too long" in the text (outcome(): a failure saying so is expired)
  * Positions are offsets into chars; text i is chars[offsets[i], offsets[i + 1]).
@@ -1647,7 +1647,7 @@ static const uint8_t *ip_at(const uint8_t *g, const uint8_t *end) {
     return NULL;
 }
 
-/* the DSN group [245]\.\d{1,3}\.\d{1,3} at g: its end, or NULL */
+/* the DSN group [245]\.\d{1,3}\.\d{1,3}(?!\d|\.\d) at g: its end, or NULL */
 static const uint8_t *dsn_at(const uint8_t *g, const uint8_t *end) {
     if (end - g < 5 || *g < '2' || *g > '5' || *g == '3' || g[1] != '.') return NULL;
     const uint8_t *x = g + 2, *r = x;
@@ -1655,7 +1655,10 @@ static const uint8_t *dsn_at(const uint8_t *g, const uint8_t *end) {
     if (x == r || x - r > 3 || x >= end || *x != '.') return NULL;
     r = ++x;
     while (x < end && is_digit(*x) && x - r < 3) x++;
-    return x > r ? x : NULL;
+    if (x == r) return NULL;
+    /* (?!\d|\.\d): not the first three numbers of an IPv4 address */
+    if (x < end && (is_digit(*x) || (*x == '.' && x + 1 < end && is_digit(x[1])))) return NULL;
+    return x;
 }
 
 static const char *QMAIL_MARKERS[] = {"does not like recipient", "failed on DATA command", "failed after I sent the message",
@@ -1690,7 +1693,7 @@ void qmail_facts(const uint8_t *chars, const int32_t *offsets, int64_t n, int16_
         for (const uint8_t *p = t; p < end; p++) {
             const uint8_t *g = NULL, *x = NULL;
             if (*p == '(' && p + 1 < end && p[1] == '#' && (x = dsn_at(p + 2, end)) != NULL) g = p + 2;
-            else if ((p == t || !is_word(p[-1])) && (x = dsn_at(p, end)) != NULL) g = p;
+            else if ((p == t || (!is_word(p[-1]) && p[-1] != '.')) && (x = dsn_at(p, end)) != NULL) g = p;
             if (x) {
                 dsn_s[i] = g - chars;
                 dsn_e[i] = x - chars;
