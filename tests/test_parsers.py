@@ -181,6 +181,9 @@ def test_sendmail_to_list_with_display_names_gives_each_address():
              f'Nov 13 08:30:35 mx1 sm-mta[202]: 4ADNU0aB000203: to=<"g, h"@softbank.ne.jp>, {tail}']
     rows, res = run("sendmail", lines)
     assert res == [EVENT] * 3
+    # a quote never closed: the fields after it are still read
+    unclosed, _ = run("sendmail", [f'Nov 13 08:30:36 mx1 sm-mta[202]: 4ADNU0aB000204: to="x@softbank.ne.jp, {tail}'])
+    assert [(r["status"], r["dsn"], r["relay"]) for r in unclosed] == [("bounced", "5.1.1", "mx.softbank.ne.jp. [1.2.3.6]")]
     assert [(r["recipient"], r["status"], r["relay"]) for r in rows] == [
         (a, "bounced", "mx.softbank.ne.jp. [1.2.3.6]")
         for a in ("c@softbank.ne.jp", "d@softbank.ne.jp", "e@softbank.ne.jp", "f@softbank.ne.jp", "g, h@softbank.ne.jp")]

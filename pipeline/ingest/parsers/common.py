@@ -538,7 +538,7 @@ class QueueParser(Parser):
 def split_outside_quotes(text: str, sep: str, maxsplit: int = -1) -> list[str]:
     """text split at each `sep` that is outside double quotes (a backslash escapes the next
     character inside them) and outside angle brackets: `"Yamada, Taro" <t@x>,<h@y>` split at
-    "," is `"Yamada, Taro" <t@x>` and `<h@y>`."""
+    "," is `"Yamada, Taro" <t@x>` and `<h@y>`. With a quote never closed, split as str.split."""
     out, start, quoted, depth, i, n = [], 0, False, 0, 0, len(text)
     while i < n:
         ch = text[i]
@@ -559,6 +559,8 @@ def split_outside_quotes(text: str, sep: str, maxsplit: int = -1) -> list[str]:
             i = start
             continue
         i += 1
+    if quoted:  # a quote never closed: no quoting to go by
+        return text.split(sep, maxsplit)
     out.append(text[start:])
     return out
 
