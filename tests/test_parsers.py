@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -12,7 +13,9 @@ from pipeline.ingest.parsers import EVENT, MALFORMED, SKIP, ParseContext, REGIST
 from pipeline.ingest.parsers.common import split_syslog
 from pipeline.ingest.parsers.postfix import parse_fields
 
-from fixtures import SAMPLES, TOKYO, alarm, corpus_path, optional_corpus_path
+from pipeline.store.records import EVENT_SCHEMA
+
+from fixtures import SAMPLES, TOKYO, alarm, assert_same, corpus_path, generated_log, ingest_both, optional_corpus_path
 
 UTC = timezone.utc
 
@@ -525,6 +528,43 @@ def test_postfix_postsuper_removed_forgets_the_queue_id():
     assert [(r["recipient"], r["status"], r["sender"]) for r in rows] == [
         ("a@example.com", "deferred", "old@example.jp"), ("b@example.com", "deferred", "new@example.jp"),
         ("b@example.com", "expired", "new@example.jp")]
+
+
+def test_busybox_syslogd_facility_and_priority_are_part_of_the_prefix():
+    """BusyBox syslogd (Alpine, OpenWrt, containers) writes `facility.priority` between host and
+    tag. Every delivery line of such a log was a malformed reject: no event at all."""
+    rows, res = run("postfix", [
+        "Nov 10 09:00:00 mx1 mail.info postfix/qmgr[2]: 3C6D1C0F11: from=<bb@example.jp>, size=10, nrcpt=1 (queue active)",
+        "Nov 10 09:00:01 mx1 mail.info postfix/smtp[7]: 3C6D1C0F11: to=<a@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, dsn=5.1.1, status=bounced (host mx.example.com[192.0.2.3] said: 550 5.1.1 no (in reply to RCPT TO command))",
+        "Nov 10 09:00:02 mx1 <22> postfix/smtp[7]: 3C6D1C0F12: to=<b@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, dsn=2.0.0, status=sent (250 ok)",
+    ])
+    assert res == [SKIP, EVENT, EVENT]
+    assert [(r["recipient"], r["sender"], r["host"], r["status"]) for r in rows] == [
+        ("a@example.com", "bb@example.jp", "mx1", "bounced"), ("b@example.com", None, "mx1", "sent")]
+    rows, res = run("sendmail", [
+        "Nov 10 09:00:01 mx1 mail.info sm-mta[101]: 5AA90000002234: to=<a@docomo.ne.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.example.jp. [192.0.2.1], dsn=5.1.1, stat=User unknown"])
+    assert res == [EVENT] and [(r["recipient"], r["status"]) for r in rows] == [("a@docomo.ne.jp", "bounced")]
+    rows, _ = run("qmail", [
+        "Sep  6 07:33:31 sd6 mail.info qmail: 1157520811.485077 starting delivery 2: msg 2001 to remote a@example.com",
+        "Sep  6 07:33:33 sd6 mail.info qmail: 1157520813.485077 delivery 2: failure: 192.0.2.1_does_not_like_recipient./Remote_host_said:_550_5.1.1_no/Giving_up_on_192.0.2.1./",
+    ])
+    assert [(r["recipient"], r["status"], r["host"]) for r in rows] == [("a@example.com", "bounced", "sd6")]
+
+
+@pytest.mark.parametrize("mta", ["postfix", "sendmail", "qmail"])
+def test_a_busybox_syslogd_log_is_read_alike_column_wise_and_per_line(tmp_path, mta):
+    """A generated log with BusyBox's `mail.info` after the host: the block readers hand its
+    lines to the parsers (their usual shapes do not match), and it gives what the plain log does."""
+    plain = generated_log(tmp_path, mta, lines=4000, splogger=mta == "qmail")
+    busybox = tmp_path / "busybox.log"
+    busybox.write_text(re.sub(r"(?m)^(\S+ +\S+ \S+ \S+) ", r"\1 mail.info ", plain.read_text()))
+    fast, slow = ingest_both(tmp_path, [busybox], fmt=mta)
+    assert_same(fast, slow)
+    as_plain, _ = ingest_both(tmp_path / "plain", [plain], fmt=mta)
+    assert fast[2] == {} and len(fast[0]) == len(as_plain[0]) > 100
+    strip = {"event_id", "source_file", "source_offset"}
+    cols = [i for i, name in enumerate(EVENT_SCHEMA.names) if name not in strip]
+    assert sorted(tuple(e[i] for i in cols) for e in fast[0]) == sorted(tuple(e[i] for i in cols) for e in as_plain[0])
 
 
 def test_solaris_message_ids_are_read_and_lines_without_host_are_counted():

@@ -84,7 +84,13 @@ SYSLOG_STAMP = (
 # Solaris' syslogd adds a message id after the tag (`sendmail[123]: [ID 801593 mail.info] QID: …`):
 # part of the prefix.
 SOLARIS_ID = r"(?:\[ID \d+ [a-z0-9]+\.[a-z]+\] )?"
-SYSLOG_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[\d+\])?: " + SOLARIS_ID)
+# BusyBox syslogd (Alpine, OpenWrt, many containers; unless started with -S) writes the facility
+# and priority between the host and the tag (`Nov 13 08:30:01 mx1 mail.info postfix/smtp[101]: …`;
+# `<PRI>` for a pair it has no names for): part of the prefix.
+FACILITY_PRIORITY = (r"(?:(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|security|mark|local[0-7])"
+                     r"\.(?:emerg|panic|alert|crit|err|error|warn|warning|notice|info|debug|none) |<\d{1,3}> )?")
+SYSLOG_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) " + FACILITY_PRIORITY + r"(?P<prog>[^\s\[:]+)(?:\[\d+\])?: "
+                       + SOLARIS_ID)
 STAMP_RE = re.compile(SYSLOG_STAMP + " ")
 # An RFC 5424 line (rsyslog's RSYSLOG_SyslogProtocol23Format, syslog-ng's syslog-protocol):
 # `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`; read as the RFC 3339 line

@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 
 from ...store.records import bare_message_id, domain_of, normalise_address
-from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP, SOLARIS_ID, SYSLOG_STAMP,
-                     QueueParser, as_rfc3339, iso_us, reply_code_of, stamp_is_local, stamp_unreadable)
+from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, FACILITY_PRIORITY, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP,
+                     SOLARIS_ID, SYSLOG_STAMP, QueueParser, as_rfc3339, iso_us, reply_code_of, stamp_is_local, stamp_unreadable)
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
 # The queue manager: `nqmgr`'s `qmgr`, or the old one (`oqmgr`, still shipped and selectable in master.cf).
@@ -27,11 +27,11 @@ QUEUE_ID = r"[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}"
 # The syslog prefix with the program restricted to postfix*, then the queue id: one match does
 # what split_syslog() + the program check + a queue-id match would (the prefix can match only one
 # way; tests/test_parsers.py checks they agree). The rest of the line is sliced, not matched.
-LINE_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>postfix[^\s\[:]*)(?:\[\d+\])?: " + SOLARIS_ID
+LINE_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) " + FACILITY_PRIORITY + r"(?P<prog>postfix[^\s\[:]*)(?:\[\d+\])?: " + SOLARIS_ID
                      + r"(?P<qid>" + QUEUE_ID + r"): ")
 # The same prefix with anything where the queue id goes, before a field feed() reads: a line
 # that matches this and not LINE_RE has an impossible queue id (counted as malformed).
-LOOSE_RE = re.compile(SYSLOG_STAMP + r" \S+ postfix[^\s\[:]*(?:\[\d+\])?: " + SOLARIS_ID
+LOOSE_RE = re.compile(SYSLOG_STAMP + r" \S+ " + FACILITY_PRIORITY + r"postfix[^\s\[:]*(?:\[\d+\])?: " + SOLARIS_ID
                       + r"[^\s:]+: (?:to=|from=|message-id=|removed$)")
 BAD_QUEUE_ID = "bad queue id"
 # The same after any prefix: a line whose prefix cannot be read (another stamp shape, a date that
