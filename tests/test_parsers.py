@@ -530,6 +530,25 @@ def test_postfix_postsuper_removed_forgets_the_queue_id():
         ("b@example.com", "expired", "new@example.jp")]
 
 
+def test_a_line_cut_short_with_another_glued_to_it_is_a_reject_and_the_glued_line_is_read():
+    """A writer that died (or a disk that filled) mid-line, then the next line written after it:
+    one line of two. Read as one it gave recipient `u2@docomo.ne.jpnov  3 16:04:33 mx1 …: to=<u3@…`
+    (u3's delivery lost), or u2 with u4's status (u4's lost)."""
+    tail = ", relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=0.5, delays=0.1/0/0.2/0.2, dsn=5.1.1, status=bounced (550 5.1.1 unknown)"
+    line = "Nov  3 16:04:3{s} mx1 postfix/smtp[123]: {q}: to=<u{n}@docomo.ne.jp>" + tail
+    u2, u3, u4 = (line.format(s=n, q=f"{n}D6D1C0A1F", n=n) for n in (2, 3, 4))
+    rows, res = run("postfix", [u2[:70] + u3, u2[:150] + u4])
+    assert res == [MALFORMED, MALFORMED]
+    assert [(r["recipient"], r["status"], r["queue_id"], r["_line"]) for r in rows] == [
+        ("u3@docomo.ne.jp", "bounced", "3D6D1C0A1F", u3), ("u4@docomo.ne.jp", "bounced", "4D6D1C0A1F", u4)]
+    assert [r["source_offset"] for r in rows] == [0 + 70, 1 + 150]  # (run() feeds line i at offset i)
+    sm = ("Nov  3 16:04:3{n} mx1 sm-mta[1]: 4ADNU0aB00020{n}: to=<s{n}@docomo.ne.jp>, delay=00:00:01, xdelay=00:00:01, "
+          "mailer=esmtp, pri=120000, relay=mx.docomo.ne.jp. [1.2.3.4], dsn=5.1.1, stat=User unknown")
+    s2, s3 = (sm.format(n=n) for n in (2, 3))
+    rows, res = run("sendmail", [s2[:60] + s3, s2[:200] + s3])
+    assert res == [MALFORMED, MALFORMED] and [r["recipient"] for r in rows] == ["s3@docomo.ne.jp"] * 2
+
+
 def test_busybox_syslogd_facility_and_priority_are_part_of_the_prefix():
     """BusyBox syslogd (Alpine, OpenWrt, containers) writes `facility.priority` between host and
     tag. Every delivery line of such a log was a malformed reject: no event at all."""

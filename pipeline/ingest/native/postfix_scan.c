@@ -237,6 +237,17 @@ static const size_t DELIVERY_LENS[] = {4, 4, 5, 7, 4, 5, 5, 7};
 static const char *STATUS_WORDS[] = {"sent", "deferred", "bounced", "expired", "undeliverable", NULL};
 static const size_t STATUS_LENS[] = {4, 8, 7, 7, 13};
 
+/* A program's `[digits]: ` in [p, end) (a log line glued into a line's message: common.glued_at);
+   not `[192.0.2.1]: ` (old Postfix's `connect to host[ip]: Connection timed out (port 25)`). */
+static int has_pid_tag(const uint8_t *p, const uint8_t *end) {
+    for (const uint8_t *c = find(p, end, "]: "); c; c = find(c + 1, end, "]: ")) {
+        const uint8_t *b = c;
+        while (b > p && is_digit(b[-1])) b--;
+        if (b < c && b > p && b[-1] == '[') return 1;
+    }
+    return 0;
+}
+
 /* FAST_RE of postfix_block.py on the line [s, e) (e: its newline); 1 when it matches. */
 /* Does a Unicode space (what Python's str.strip() removes beyond ASCII) start at p / end at end?
    U+0085 U+00A0 U+1680 U+2000-U+200A U+2028 U+2029 U+202F U+205F U+3000 */
@@ -398,6 +409,9 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf
     if (p == end) L->has_text = 0;
     else if (end - p >= 2 && p[0] == ' ' && p[1] == '(') L->has_text = 1;
     else return 0;
+    /* a `[pid]: ` after the queue id: maybe another log line glued to this one, cut short
+       (common.glued_at): feed()'s (scan_numpy: a second one in the line) */
+    if (has_pid_tag(d + L->qe + 2, end)) return 0;
     L->kind = K_DELIVERY;
     /* what scan_numpy cannot cut (status= beyond the first MAX_FIELDS commas; a text that does
        not end in ')') it leaves to the parser */
@@ -1146,7 +1160,9 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                     qid_e[n] = x - d;
                     const uint8_t *rest = x + 2;
                     k = S_CLOCK;
-                    if (starts_at(rest, end, "from=")) {
+                    if (has_pid_tag(rest, end)) {
+                        k = S_FEED; /* maybe another log line glued to this one, cut short (common.glued_at): feed()'s */
+                    } else if (starts_at(rest, end, "from=")) {
                         k = S_FEED;
                         const uint8_t *y = rest + 5, *vs, *ve;
                         int bracket = y < end && *y == '<';

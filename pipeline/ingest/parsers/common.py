@@ -92,6 +92,29 @@ FACILITY_PRIORITY = (r"(?:(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cro
 SYSLOG_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) " + FACILITY_PRIORITY + r"(?P<prog>[^\s\[:]+)(?:\[\d+\])?: "
                        + SOLARIS_ID)
 STAMP_RE = re.compile(SYSLOG_STAMP + " ")
+# A log line glued to one cut short (its writer died or the disk filled mid-line; a copy that ends
+# mid-line with lines appended after it; `cat` of such files): a syslog prefix with a pid inside
+# a line's message. The block readers hand every line whose message holds `]: ` to the parsers.
+GLUED_RE = re.compile(SYSLOG_STAMP + r" \S+ " + FACILITY_PRIORITY + r"[^\s\[:]+\[\d+\]: ")
+
+
+def glued_at(message: str) -> int:
+    """Where the last log line glued into a line's message starts, or -1: `to=<u2@docomo.ne.jpNov
+    3 16:04:33 mx1 postfix/smtp[123]: 5D6D1C0A3F: to=<u3@…>, … status=sent (…)` is two lines, the
+    first cut short; read as one it made a recipient of both, and the second was lost."""
+    if "]: " not in message:
+        return -1
+    at = -1
+    for m in GLUED_RE.finditer(message):
+        at = m.start()
+    return at
+
+
+def feed_glued(feed, line: str, tail: str, offset: int) -> str:
+    """Feed the log line glued to `line` (`tail`, its end: glued_at) at its own offset; the line
+    it was glued to, cut short, is MALFORMED (a reject)."""
+    feed(tail, offset + len(line.encode("utf-8", "surrogateescape")) - len(tail.encode("utf-8", "surrogateescape")))
+    return MALFORMED
 # An RFC 5424 line (rsyslog's RSYSLOG_SyslogProtocol23Format, syslog-ng's syslog-protocol):
 # `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`; read as the RFC 3339 line
 # `TIMESTAMP HOST APP[PROCID]: MSG` (rfc5424_as_rfc3339), which every parser reads.

@@ -15,7 +15,8 @@ import re
 
 from ...store.records import bare_message_id, domain_of, normalise_address
 from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, RECIPIENTS, REMOVED, SENDER, SKIP,
-                     QueueParser, addr_list, reply_code_of, split_outside_quotes, split_syslog, stamp_is_local, stamp_unreadable)
+                     QueueParser, addr_list, feed_glued, glued_at, reply_code_of, split_outside_quotes, split_syslog,
+                     stamp_is_local, stamp_unreadable)
 
 PROGRAMS = ("sendmail", "sm-mta", "sm-msp-queue")
 QID_RE = re.compile(r"([0-9A-Za-z]{8,20}): (.*)")
@@ -87,6 +88,9 @@ class SendmailParser(QueueParser):
         if head is BAD_STAMP or head is BAD_QUEUE_ID:
             return MALFORMED
         ts, host, qid, rest = head
+        tail = glued_tail(rest)
+        if tail is not None:  # this line was cut short and another glued to it: that one is read
+            return feed_glued(self.feed, line, tail, offset)
         ts = self.unfold(ts, lambda: stamp_is_local(line))  # (the hour a fall-back repeats)
 
         if rest.startswith("to="):
@@ -129,6 +133,22 @@ class SendmailParser(QueueParser):
             return EVENT if rows else SKIP
         self.change(CLOCK, None, ts)
         return SKIP
+
+
+def glued_tail(rest: str) -> str | None:
+    """The log line glued to a line of a queue id (cut short; `rest`: its message after the
+    queue id) that feed() reads in its place, or None."""
+    at = glued_at(rest)
+    return rest[at:] if at >= 0 else None
+
+
+def head_as_fed(ctx, head):
+    """read_prefix() of a line as feed() goes by it: of the glued line when one was glued to it."""
+    if isinstance(head, tuple):
+        tail = glued_tail(head[3])
+        if tail is not None:
+            return read_prefix(ctx, tail)
+    return head
 
 
 def read_prefix(ctx, line: str):
