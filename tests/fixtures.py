@@ -826,6 +826,33 @@ def restamped(text: str, stamps=ODD_STAMPS) -> str:
     return "".join(out)
 
 
+# the lines a parser reads (`QID: to=`, `from=`, `message-id=`, `removed`): glue_lines cuts these
+READ_LINE_RE = re.compile(r"\]: [0-9A-Za-z]+: (?:to=|from=|message-id=|removed\n)")
+
+
+def glue_lines(text: str, seed: int = 7, every: int = 40) -> tuple[str, list[str]]:
+    """`text` with about one in `every` of the lines a parser reads (READ_LINE_RE) cut short
+    after its queue id and the next line glued to it (what a writer that died or a disk that
+    filled mid-line leaves); and the glued lines (each whole, as written)."""
+    import random
+
+    rng = random.Random(seed)
+    lines = text.splitlines(keepends=True)
+    out, glued, i = [], [], 0
+    while i < len(lines):
+        line = lines[i]
+        m = READ_LINE_RE.search(line)
+        at = line.find(": ", m.start() + 3) if m else -1
+        if i + 1 < len(lines) and at > 0 and rng.randrange(every) == 0:
+            out.append(line[:rng.randrange(at + 3, len(line) - 1)] + lines[i + 1])
+            glued.append(lines[i + 1])
+            i += 2
+            continue
+        out.append(line)
+        i += 1
+    return "".join(out), glued
+
+
 def mutated(text: str, rng, alphabet, edits: int, inserts: float = 0.4, deletes: float = 0.3) -> str:
     """`text` with 1 to `edits` random edits, each a character of `alphabet` inserted (with
     probability `inserts`), a character deleted (`deletes`) or replaced (the rest): the texts a

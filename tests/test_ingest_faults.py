@@ -225,6 +225,37 @@ def test_a_file_rotated_between_batch_runs_is_finished_from_its_sibling(tmp_path
     assert invoke(data, "ingest", live).exit_code == 0 and count(data) == 50
 
 
+
+@pytest.mark.parametrize("mode", ["rename", "rename+compress", "copytruncate+compress"])
+def test_a_file_rotated_after_it_was_read_to_its_end_is_no_warning(tmp_path, mode):
+    """The nightly `ingest /var/log/mail.log` with logrotate's rename + compress between two
+    runs and nothing written in between: the copy holds the log, read to its end. It warned
+    `… was rotated while not followed, and no rotated copy holding its text was found …: lines
+    written to it after offset N, if any, are not read` every night (a cron mail crying data loss)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    live = logs / "mail.log"
+    data = tmp_path / "data"
+    live.write_text(pf_lines(0, 20))
+    old(live)
+    assert invoke(data, "ingest", live).exit_code == 0
+    if mode.startswith("copytruncate"):
+        shutil.copyfile(live, logs / "mail.log.1")
+    else:
+        os.rename(live, logs / "mail.log.1")
+    if mode.endswith("compress"):
+        with open(logs / "mail.log.1", "rb") as src, gzip.open(logs / "mail.log.1.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        (logs / "mail.log.1").unlink()
+    live.write_text(pf_lines(20, 30, second=30))
+    for p in logs.iterdir():
+        old(p)
+    r = run(data, "ingest", str(live))
+    assert r.returncode == 0, r.stderr
+    assert b"rotated while not followed" not in r.stderr and b"not read" not in r.stderr, r.stderr
+    assert count(data) == 30
+    assert all(p["done"] for p in state(data)["positions"].values() if p["offset"] == len(pf_lines(0, 20)))
+
 # ---------------------------------------------------------------------------- the store
 def test_a_damaged_store_file_gives_every_command_an_error_naming_it(tmp_path):
     data = tmp_path / "data"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -12,7 +13,9 @@ from pipeline.ingest.parsers import EVENT, MALFORMED, SKIP, ParseContext, REGIST
 from pipeline.ingest.parsers.common import split_syslog
 from pipeline.ingest.parsers.postfix import parse_fields
 
-from fixtures import SAMPLES, TOKYO, alarm, corpus_path, optional_corpus_path
+from pipeline.store.records import EVENT_SCHEMA
+
+from fixtures import SAMPLES, TOKYO, alarm, assert_same, corpus_path, generated_log, ingest_both, optional_corpus_path
 
 UTC = timezone.utc
 
@@ -166,6 +169,27 @@ def test_sendmail_program_names():
     base = "u31FFPtp032300: to=<a@au.com>, delay=00:00:00, xdelay=00:00:00, mailer=esmtp, pri=1, relay=msmx.au.com. [1.2.3.4], dsn=2.0.0, stat=Sent (ok)"
     rows, _ = run("sendmail", [f"Apr  2 00:15:25 h {p}[1]: {base}" for p in ("sendmail", "sm-mta", "sm-msp-queue", "postfix/smtp")])
     assert len(rows) == 3
+
+
+def test_sendmail_to_list_with_display_names_gives_each_address():
+    """Mail submitted with `sendmail -t` logs the To: header's form: a display name may hold a
+    comma and a space (`"Yamada, Taro" <t@x>`) and ends before the angle address. Each recipient
+    is its address: the list does not end at the name's `, `, and no `"yamada` or
+    `taro yamada <t@x` is stored (a bounce to one would suppress an address nobody has)."""
+    tail = ("delay=00:00:33, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.softbank.ne.jp. [1.2.3.6], "
+            "dsn=5.1.1, stat=User unknown")
+    lines = [f'Nov 13 08:30:33 mx1 sm-mta[202]: 4ADNU0aB000201: to="Yamada, Taro" <c@softbank.ne.jp>, {tail}',
+             f'Nov 13 08:30:34 mx1 sm-mta[202]: 4ADNU0aB000202: to=Taro Yamada <D@softbank.ne.jp>,'
+             f'"Sato, \\"Jiro\\"" <e@softbank.ne.jp>,<f@softbank.ne.jp>, ctladdr=<news@example.jp> (1000/1000), {tail}',
+             f'Nov 13 08:30:35 mx1 sm-mta[202]: 4ADNU0aB000203: to=<"g, h"@softbank.ne.jp>, {tail}']
+    rows, res = run("sendmail", lines)
+    assert res == [EVENT] * 3
+    # a quote never closed: the fields after it are still read
+    unclosed, _ = run("sendmail", [f'Nov 13 08:30:36 mx1 sm-mta[202]: 4ADNU0aB000204: to="x@softbank.ne.jp, {tail}'])
+    assert [(r["status"], r["dsn"], r["relay"]) for r in unclosed] == [("bounced", "5.1.1", "mx.softbank.ne.jp. [1.2.3.6]")]
+    assert [(r["recipient"], r["status"], r["relay"]) for r in rows] == [
+        (a, "bounced", "mx.softbank.ne.jp. [1.2.3.6]")
+        for a in ("c@softbank.ne.jp", "d@softbank.ne.jp", "e@softbank.ne.jp", "f@softbank.ne.jp", "g, h@softbank.ne.jp")]
 
 
 # --------------------------------------------------------------------------- qmail
@@ -504,6 +528,62 @@ def test_postfix_postsuper_removed_forgets_the_queue_id():
     assert [(r["recipient"], r["status"], r["sender"]) for r in rows] == [
         ("a@example.com", "deferred", "old@example.jp"), ("b@example.com", "deferred", "new@example.jp"),
         ("b@example.com", "expired", "new@example.jp")]
+
+
+def test_a_line_cut_short_with_another_glued_to_it_is_a_reject_and_the_glued_line_is_read():
+    """A writer that died (or a disk that filled) mid-line, then the next line written after it:
+    one line of two. Read as one it gave recipient `u2@docomo.ne.jpnov  3 16:04:33 mx1 …: to=<u3@…`
+    (u3's delivery lost), or u2 with u4's status (u4's lost)."""
+    tail = ", relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, delay=0.5, delays=0.1/0/0.2/0.2, dsn=5.1.1, status=bounced (550 5.1.1 unknown)"
+    line = "Nov  3 16:04:3{s} mx1 postfix/smtp[123]: {q}: to=<u{n}@docomo.ne.jp>" + tail
+    u2, u3, u4 = (line.format(s=n, q=f"{n}D6D1C0A1F", n=n) for n in (2, 3, 4))
+    rows, res = run("postfix", [u2[:70] + u3, u2[:150] + u4])
+    assert res == [MALFORMED, MALFORMED]
+    assert [(r["recipient"], r["status"], r["queue_id"], r["_line"]) for r in rows] == [
+        ("u3@docomo.ne.jp", "bounced", "3D6D1C0A1F", u3), ("u4@docomo.ne.jp", "bounced", "4D6D1C0A1F", u4)]
+    assert [r["source_offset"] for r in rows] == [0 + 70, 1 + 150]  # (run() feeds line i at offset i)
+    sm = ("Nov  3 16:04:3{n} mx1 sm-mta[1]: 4ADNU0aB00020{n}: to=<s{n}@docomo.ne.jp>, delay=00:00:01, xdelay=00:00:01, "
+          "mailer=esmtp, pri=120000, relay=mx.docomo.ne.jp. [1.2.3.4], dsn=5.1.1, stat=User unknown")
+    s2, s3 = (sm.format(n=n) for n in (2, 3))
+    rows, res = run("sendmail", [s2[:60] + s3, s2[:200] + s3])
+    assert res == [MALFORMED, MALFORMED] and [r["recipient"] for r in rows] == ["s3@docomo.ne.jp"] * 2
+
+
+def test_busybox_syslogd_facility_and_priority_are_part_of_the_prefix():
+    """BusyBox syslogd (Alpine, OpenWrt, containers) writes `facility.priority` between host and
+    tag. Every delivery line of such a log was a malformed reject: no event at all."""
+    rows, res = run("postfix", [
+        "Nov 10 09:00:00 mx1 mail.info postfix/qmgr[2]: 3C6D1C0F11: from=<bb@example.jp>, size=10, nrcpt=1 (queue active)",
+        "Nov 10 09:00:01 mx1 mail.info postfix/smtp[7]: 3C6D1C0F11: to=<a@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, dsn=5.1.1, status=bounced (host mx.example.com[192.0.2.3] said: 550 5.1.1 no (in reply to RCPT TO command))",
+        "Nov 10 09:00:02 mx1 <22> postfix/smtp[7]: 3C6D1C0F12: to=<b@example.com>, relay=mx.example.com[192.0.2.3]:25, delay=1, dsn=2.0.0, status=sent (250 ok)",
+    ])
+    assert res == [SKIP, EVENT, EVENT]
+    assert [(r["recipient"], r["sender"], r["host"], r["status"]) for r in rows] == [
+        ("a@example.com", "bb@example.jp", "mx1", "bounced"), ("b@example.com", None, "mx1", "sent")]
+    rows, res = run("sendmail", [
+        "Nov 10 09:00:01 mx1 mail.info sm-mta[101]: 5AA90000002234: to=<a@docomo.ne.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.example.jp. [192.0.2.1], dsn=5.1.1, stat=User unknown"])
+    assert res == [EVENT] and [(r["recipient"], r["status"]) for r in rows] == [("a@docomo.ne.jp", "bounced")]
+    rows, _ = run("qmail", [
+        "Sep  6 07:33:31 sd6 mail.info qmail: 1157520811.485077 starting delivery 2: msg 2001 to remote a@example.com",
+        "Sep  6 07:33:33 sd6 mail.info qmail: 1157520813.485077 delivery 2: failure: 192.0.2.1_does_not_like_recipient./Remote_host_said:_550_5.1.1_no/Giving_up_on_192.0.2.1./",
+    ])
+    assert [(r["recipient"], r["status"], r["host"]) for r in rows] == [("a@example.com", "bounced", "sd6")]
+
+
+@pytest.mark.parametrize("mta", ["postfix", "sendmail", "qmail"])
+def test_a_busybox_syslogd_log_is_read_alike_column_wise_and_per_line(tmp_path, mta):
+    """A generated log with BusyBox's `mail.info` after the host: the block readers hand its
+    lines to the parsers (their usual shapes do not match), and it gives what the plain log does."""
+    plain = generated_log(tmp_path, mta, lines=4000, splogger=mta == "qmail")
+    busybox = tmp_path / "busybox.log"
+    busybox.write_text(re.sub(r"(?m)^(\S+ +\S+ \S+ \S+) ", r"\1 mail.info ", plain.read_text()))
+    fast, slow = ingest_both(tmp_path, [busybox], fmt=mta)
+    assert_same(fast, slow)
+    as_plain, _ = ingest_both(tmp_path / "plain", [plain], fmt=mta)
+    assert fast[2] == {} and len(fast[0]) == len(as_plain[0]) > 100
+    strip = {"event_id", "source_file", "source_offset"}
+    cols = [i for i, name in enumerate(EVENT_SCHEMA.names) if name not in strip]
+    assert sorted(tuple(e[i] for i in cols) for e in fast[0]) == sorted(tuple(e[i] for i in cols) for e in as_plain[0])
 
 
 def test_solaris_message_ids_are_read_and_lines_without_host_are_counted():

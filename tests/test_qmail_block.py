@@ -12,6 +12,8 @@ import pyarrow as pa
 import pytest
 from fixtures import SAMPLES
 
+import pipeline
+
 from pipeline.ingest import native
 from pipeline.ingest.parsers import ParseContext, qmail_block
 from pipeline.ingest.parsers.qmail import PHASE_MARKERS, QmailParser, phase_of, unescape
@@ -260,6 +262,9 @@ FACT_TEXTS = [
     # dsn: `(#` or a word boundary; runs of digits; no word character before
     "(#5.1.2)", "x5.1.2 4.2.0", "_5.1.1 (#4.4.1)", "5.1234.1 2.0.0", "3.1.1 5.1", "4.4.7000", "a 5.7.1: no",
     "(#2.0.0", "((#5.5.5)", "9.1.1 4.1.99999", "#5.1.1",
+    # not the first numbers of a relay's IPv4 address
+    "5.9.100.20 does not like recipient.\nRemote host said: 550 5.2.2 full", "1.2.3.4 accepted message.",
+    "Connected to 4.4.1.20 but greeting failed.", "x 5.1.1. y", "5.1.1.", "2.0.0.x", "5.1.12.3",
 ]
 
 
@@ -295,3 +300,26 @@ def test_text_facts_are_read_as_the_parser_does():
         assert bool(facts["too_long"][i]) == (status == "expired"), text
     found = {k: int((facts[k] >= 0).sum()) for k in ("code", "ip_s", "dsn_s", "phase")}
     assert min(found.values()) > 50 and int(facts["too_long"].sum()) > 10, found
+
+
+def test_the_numbers_of_a_relay_address_are_no_dsn(tmp_path, monkeypatch):
+    """A remote host in 2/8, 4/8 or 5/8 (`5.1.1.20_does_not_like_recipient./…`) once gave its
+    address's first three numbers as the dsn: a policy refusal stored as 5.1.1, user_unknown and
+    hard (a live address suppressed), a success with dsn 2.3.4. Column-wise and per line alike."""
+    log = tmp_path / "current"
+    log.write_text(
+        "@4000000069155d1a0a3b1c2e starting delivery 1: msg 1234 to remote a@docomo.ne.jp\n"
+        "@4000000069155d1b0a3b1c31 delivery 1: failure: 5.1.1.20_does_not_like_recipient./"
+        "Remote_host_said:_550_Rejected_by_policy/Giving_up_on_5.1.1.20./\n"
+        "@4000000069155d1a0a3b1c32 starting delivery 2: msg 1234 to remote b@docomo.ne.jp\n"
+        "@4000000069155d1b0a3b1c33 delivery 2: failure: 5.9.100.20_does_not_like_recipient./"
+        "Remote_host_said:_550_5.2.2_mailbox_full/Giving_up_on_5.9.100.20./\n"
+        "@4000000069155d1a0a3b1c34 starting delivery 3: msg 1235 to remote c@docomo.ne.jp\n"
+        "@4000000069155d1b0a3b1c35 delivery 3: success: 2.3.4.5_accepted_message./Remote_host_said:_250_ok/\n")
+    fast, slow = ingest_both(tmp_path, [log])
+    assert_same(fast, slow)
+    con = pipeline.connect(tmp_path / "data-True-None")
+    got = con.sql("SELECT recipient, status, dsn, reason, hard FROM events ORDER BY recipient").fetchall()
+    assert got == [("a@docomo.ne.jp", "bounced", None, "policy", False),
+                   ("b@docomo.ne.jp", "bounced", "5.2.2", "mailbox_full", False),
+                   ("c@docomo.ne.jp", "sent", None, "delivered", None)]

@@ -952,9 +952,12 @@ class LogFiles:
         return paths[:SIBLINGS_CHECKED] + ([path] if os.path.exists(path) else [])
 
     def find_moved(self, spec: SourceSpec, fp: str, last_path: str, offset: int,
-                   exclude: tuple[int, int] | None = None, batch: bool = False, pkey: str | None = None) -> Stream | None:
+                   exclude: tuple[int, int] | None = None, batch: bool = False, pkey: str | None = None,
+                   read_before: list[str] | None = None) -> Stream | None:
         """The rest of the log of position `pkey` (first line `fp`, read up to `offset` at
-        `last_path`) in a sibling of that path (opened), or None."""
+        `last_path`) in a sibling of that path (opened), or None. A sibling that holds that log
+        with nothing after `offset` (rotated and compressed after it was read to its end) is
+        added to `read_before`."""
         pkey = pkey or fp
         for cand in self.candidates(last_path, spec.olddir):
             try:
@@ -964,6 +967,7 @@ class LogFiles:
             key = file_identity(st)
             if key == exclude or key in self.by_key or not stat.S_ISREG(st.st_mode):
                 continue
+            self.skipped.pop(key, None)  # (set again by _open when the log is there, read to its end)
             try:
                 s = self._open(spec, cand, st, fp_wanted=fp, offset=offset, batch=batch, pkey=pkey)
             except (OSError, EOFError):
@@ -971,6 +975,8 @@ class LogFiles:
             if s is not None:
                 log.info("watch: reading the rest of %s from %s (offset %d)", last_path, cand, offset)
                 return s
+            if key in self.skipped and read_before is not None:
+                read_before.append(cand)
         return None
 
     def resume_unfinished(self, batch: bool = False) -> list[Stream]:
@@ -994,12 +1000,19 @@ class LogFiles:
                     continue  # still where it was (a .gz too): read in the ordinary way
             except (OSError, EOFError):
                 here = None
+            read_before: list[str] = []
             found = self.find_moved(spec, fp, pos["path"], int(pos.get("offset", 0)),
-                                    exclude=file_identity(here) if here else None, batch=batch, pkey=pkey)
+                                    exclude=file_identity(here) if here else None, batch=batch, pkey=pkey,
+                                    read_before=read_before)
             if found is not None:
                 found.order = (0, 0)  # before the (now new) file under the old name
                 found_streams.append(found)
                 found_streams += self._rotated_since(spec, pos["path"], found, batch)
+            elif read_before:  # rotated (and compressed) after it was read to its end: nothing lost
+                log.info("%s: %s was rotated to %s after it was read to its end", "watch" if self.follow else "ingest",
+                         pos["path"], read_before[0])
+                pos["done"] = True
+                pos["updated"] = self.clock.time()
             elif not self.follow or not os.path.exists(pos["path"]) or here is not None:
                 if not pos.get("eof", True) and pos.get("size", 0) > pos.get("offset", 0):
                     log.warning("%s: %s (read up to offset %d of %d) was rotated away and is gone: "

@@ -237,6 +237,17 @@ static const size_t DELIVERY_LENS[] = {4, 4, 5, 7, 4, 5, 5, 7};
 static const char *STATUS_WORDS[] = {"sent", "deferred", "bounced", "expired", "undeliverable", NULL};
 static const size_t STATUS_LENS[] = {4, 8, 7, 7, 13};
 
+/* A program's `[digits]: ` in [p, end) (a log line glued into a line's message: common.glued_at);
+   not `[192.0.2.1]: ` (old Postfix's `connect to host[ip]: Connection timed out (port 25)`). */
+static int has_pid_tag(const uint8_t *p, const uint8_t *end) {
+    for (const uint8_t *c = find(p, end, "]: "); c; c = find(c + 1, end, "]: ")) {
+        const uint8_t *b = c;
+        while (b > p && is_digit(b[-1])) b--;
+        if (b < c && b > p && b[-1] == '[') return 1;
+    }
+    return 0;
+}
+
 /* FAST_RE of postfix_block.py on the line [s, e) (e: its newline); 1 when it matches. */
 /* Does a Unicode space (what Python's str.strip() removes beyond ASCII) start at p / end at end?
    U+0085 U+00A0 U+1680 U+2000-U+200A U+2028 U+2029 U+202F U+205F U+3000 */
@@ -398,6 +409,9 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf
     if (p == end) L->has_text = 0;
     else if (end - p >= 2 && p[0] == ' ' && p[1] == '(') L->has_text = 1;
     else return 0;
+    /* a `[pid]: ` after the queue id: maybe another log line glued to this one, cut short
+       (common.glued_at): feed()'s (scan_numpy: a second one in the line) */
+    if (has_pid_tag(d + L->qe + 2, end)) return 0;
     L->kind = K_DELIVERY;
     /* what scan_numpy cannot cut (status= beyond the first MAX_FIELDS commas; a text that does
        not end in ')') it leaves to the parser */
@@ -1146,7 +1160,9 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                     qid_e[n] = x - d;
                     const uint8_t *rest = x + 2;
                     k = S_CLOCK;
-                    if (starts_at(rest, end, "from=")) {
+                    if (has_pid_tag(rest, end)) {
+                        k = S_FEED; /* maybe another log line glued to this one, cut short (common.glued_at): feed()'s */
+                    } else if (starts_at(rest, end, "from=")) {
                         k = S_FEED;
                         const uint8_t *y = rest + 5, *vs, *ve;
                         int bracket = y < end && *y == '<';
@@ -1612,7 +1628,7 @@ int scan_qmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
  *   code[i]   CODE_RE `Remote host said: ([2-5]\d\d)[ -]`, leftmost; -1 for none
  *   ip_*[i]   IP_RE `(?:^|Connected to |\s)(\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:]+)(?=[ ._])`,
  *             its group; -1 for none
- *   dsn_*[i]  _DSN_RE `(?:\(#|\b)([245]\.\d{1,3}\.\d{1,3})\)?`, its group; -1 for none
+ *   dsn_*[i]  _DSN_RE `(?:\(#|(?<![\w.]))([245]\.\d{1,3}\.\d{1,3})(?!\d|\.\d)\)?`, its group; -1 for none
  *   phase[i]  phase_of: the index of the first PHASE_MARKERS marker in the text; -1 for none
  *   too_long[i] "in the queue too long" in the text (outcome(): a failure saying so is expired)
  * Positions are offsets into chars; text i is chars[offsets[i], offsets[i + 1]).
@@ -1647,7 +1663,7 @@ static const uint8_t *ip_at(const uint8_t *g, const uint8_t *end) {
     return NULL;
 }
 
-/* the DSN group [245]\.\d{1,3}\.\d{1,3} at g: its end, or NULL */
+/* the DSN group [245]\.\d{1,3}\.\d{1,3}(?!\d|\.\d) at g: its end, or NULL */
 static const uint8_t *dsn_at(const uint8_t *g, const uint8_t *end) {
     if (end - g < 5 || *g < '2' || *g > '5' || *g == '3' || g[1] != '.') return NULL;
     const uint8_t *x = g + 2, *r = x;
@@ -1655,7 +1671,10 @@ static const uint8_t *dsn_at(const uint8_t *g, const uint8_t *end) {
     if (x == r || x - r > 3 || x >= end || *x != '.') return NULL;
     r = ++x;
     while (x < end && is_digit(*x) && x - r < 3) x++;
-    return x > r ? x : NULL;
+    if (x == r) return NULL;
+    /* (?!\d|\.\d): not the first three numbers of an IPv4 address */
+    if (x < end && (is_digit(*x) || (*x == '.' && x + 1 < end && is_digit(x[1])))) return NULL;
+    return x;
 }
 
 static const char *QMAIL_MARKERS[] = {"does not like recipient", "failed on DATA command", "failed after I sent the message",
@@ -1690,7 +1709,7 @@ void qmail_facts(const uint8_t *chars, const int32_t *offsets, int64_t n, int16_
         for (const uint8_t *p = t; p < end; p++) {
             const uint8_t *g = NULL, *x = NULL;
             if (*p == '(' && p + 1 < end && p[1] == '#' && (x = dsn_at(p + 2, end)) != NULL) g = p + 2;
-            else if ((p == t || !is_word(p[-1])) && (x = dsn_at(p, end)) != NULL) g = p;
+            else if ((p == t || (!is_word(p[-1]) && p[-1] != '.')) && (x = dsn_at(p, end)) != NULL) g = p;
             if (x) {
                 dsn_s[i] = g - chars;
                 dsn_e[i] = x - chars;
@@ -2023,4 +2042,4 @@ void mask_addresses(const uint8_t *in, const int32_t *in_off, const int64_t *row
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 19; }
+int scanner_abi(void) { return 20; }

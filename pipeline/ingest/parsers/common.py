@@ -84,8 +84,37 @@ SYSLOG_STAMP = (
 # Solaris' syslogd adds a message id after the tag (`sendmail[123]: [ID 801593 mail.info] QID: …`):
 # part of the prefix.
 SOLARIS_ID = r"(?:\[ID \d+ [a-z0-9]+\.[a-z]+\] )?"
-SYSLOG_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[\d+\])?: " + SOLARIS_ID)
+# BusyBox syslogd (Alpine, OpenWrt, many containers; unless started with -S) writes the facility
+# and priority between the host and the tag (`Nov 13 08:30:01 mx1 mail.info postfix/smtp[101]: …`;
+# `<PRI>` for a pair it has no names for): part of the prefix.
+FACILITY_PRIORITY = (r"(?:(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|security|mark|local[0-7])"
+                     r"\.(?:emerg|panic|alert|crit|err|error|warn|warning|notice|info|debug|none) |<\d{1,3}> )?")
+SYSLOG_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) " + FACILITY_PRIORITY + r"(?P<prog>[^\s\[:]+)(?:\[\d+\])?: "
+                       + SOLARIS_ID)
 STAMP_RE = re.compile(SYSLOG_STAMP + " ")
+# A log line glued to one cut short (its writer died or the disk filled mid-line; a copy that ends
+# mid-line with lines appended after it; `cat` of such files): a syslog prefix with a pid inside
+# a line's message. The block readers hand every line whose message holds `]: ` to the parsers.
+GLUED_RE = re.compile(SYSLOG_STAMP + r" \S+ " + FACILITY_PRIORITY + r"[^\s\[:]+\[\d+\]: ")
+
+
+def glued_at(message: str) -> int:
+    """Where the last log line glued into a line's message starts, or -1: `to=<u2@docomo.ne.jpNov
+    3 16:04:33 mx1 postfix/smtp[123]: 5D6D1C0A3F: to=<u3@…>, … status=sent (…)` is two lines, the
+    first cut short; read as one it made a recipient of both, and the second was lost."""
+    if "]: " not in message:
+        return -1
+    at = -1
+    for m in GLUED_RE.finditer(message):
+        at = m.start()
+    return at
+
+
+def feed_glued(feed, line: str, tail: str, offset: int) -> str:
+    """Feed the log line glued to `line` (`tail`, its end: glued_at) at its own offset; the line
+    it was glued to, cut short, is MALFORMED (a reject)."""
+    feed(tail, offset + len(line.encode("utf-8", "surrogateescape")) - len(tail.encode("utf-8", "surrogateescape")))
+    return MALFORMED
 # An RFC 5424 line (rsyslog's RSYSLOG_SyslogProtocol23Format, syslog-ng's syslog-protocol):
 # `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`; read as the RFC 3339 line
 # `TIMESTAMP HOST APP[PROCID]: MSG` (rfc5424_as_rfc3339), which every parser reads.
@@ -535,24 +564,59 @@ class QueueParser(Parser):
         self.clock = int(clock or max((st["seen"] for st in self.queue.values()), default=0))
 
 
-def addr_list(value: str) -> list[str]:
-    """`<a@x>,<b@y>` or `a@x,b@y` -> ['<a@x>', '<b@y>'] (commas inside quotes are kept)."""
-    out, cur, quoted, depth = [], [], False, 0
-    for ch in value:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "<" and not quoted:
+def split_outside_quotes(text: str, sep: str, maxsplit: int = -1) -> list[str]:
+    """text split at each `sep` that is outside double quotes (a backslash escapes the next
+    character inside them) and outside angle brackets: `"Yamada, Taro" <t@x>,<h@y>` split at
+    "," is `"Yamada, Taro" <t@x>` and `<h@y>`. With a quote never closed, split as str.split."""
+    out, start, quoted, depth, i, n = [], 0, False, 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if quoted:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "<":
             depth += 1
-        elif ch == ">" and not quoted:
-            depth -= 1
-        if ch == "," and not quoted and depth <= 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    if cur:
-        out.append("".join(cur))
-    return [a.strip() for a in out if a.strip()]
+        elif ch == ">":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and text.startswith(sep, i) and maxsplit != len(out):
+            out.append(text[start:i])
+            start = i + len(sep)
+            i = start
+            continue
+        i += 1
+    if quoted:  # a quote never closed: no quoting to go by
+        return text.split(sep, maxsplit)
+    out.append(text[start:])
+    return out
+
+
+def mailbox_address(item: str) -> str:
+    """The address of one recipient as sendmail logs it: `<a@x>` or `a@x` as it is, the angle
+    address of a name-addr (`"Yamada, Taro" <t@x>`, `Taro Yamada <t@x>`: mail submitted with
+    `sendmail -t` logs the To: header's form) -> `<t@x>`."""
+    item = item.strip()
+    if item.endswith(">") and not item.startswith("<"):
+        quoted, i = False, 0
+        while i < len(item):
+            ch = item[i]
+            if quoted and ch == "\\":
+                i += 1
+            elif ch == '"':
+                quoted = not quoted
+            elif ch == "<" and not quoted:
+                return item[i:]
+            i += 1
+    return item
+
+
+def addr_list(value: str) -> list[str]:
+    """`<a@x>,<b@y>` or `a@x,b@y` -> ['<a@x>', '<b@y>'] (commas inside quotes and angle brackets
+    are kept; a name-addr gives its angle address: mailbox_address)."""
+    return [mailbox_address(a) for a in split_outside_quotes(value, ",") if a.strip()]
 
 
 REPLY_CODE_RE = re.compile(r"(?:said|talk to me|greeting|reply=|Remote host said)[:=]? ?([2-5]\d\d)[ -]|^([2-5]\d\d)[ -]")

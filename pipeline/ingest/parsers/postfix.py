@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 
 from ...store.records import bare_message_id, domain_of, normalise_address
-from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP, SOLARIS_ID, SYSLOG_STAMP,
-                     QueueParser, as_rfc3339, iso_us, reply_code_of, stamp_is_local, stamp_unreadable)
+from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, FACILITY_PRIORITY, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP,
+                     SOLARIS_ID, SYSLOG_STAMP, QueueParser, as_rfc3339, feed_glued, glued_at, iso_us, reply_code_of, stamp_is_local, stamp_unreadable)
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
 # The queue manager: `nqmgr`'s `qmgr`, or the old one (`oqmgr`, still shipped and selectable in master.cf).
@@ -27,13 +27,38 @@ QUEUE_ID = r"[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{11,20}"
 # The syslog prefix with the program restricted to postfix*, then the queue id: one match does
 # what split_syslog() + the program check + a queue-id match would (the prefix can match only one
 # way; tests/test_parsers.py checks they agree). The rest of the line is sliced, not matched.
-LINE_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) (?P<prog>postfix[^\s\[:]*)(?:\[\d+\])?: " + SOLARIS_ID
+LINE_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) " + FACILITY_PRIORITY + r"(?P<prog>postfix[^\s\[:]*)(?:\[\d+\])?: " + SOLARIS_ID
                      + r"(?P<qid>" + QUEUE_ID + r"): ")
 # The same prefix with anything where the queue id goes, before a field feed() reads: a line
 # that matches this and not LINE_RE has an impossible queue id (counted as malformed).
-LOOSE_RE = re.compile(SYSLOG_STAMP + r" \S+ postfix[^\s\[:]*(?:\[\d+\])?: " + SOLARIS_ID
+LOOSE_RE = re.compile(SYSLOG_STAMP + r" \S+ " + FACILITY_PRIORITY + r"postfix[^\s\[:]*(?:\[\d+\])?: " + SOLARIS_ID
                       + r"[^\s:]+: (?:to=|from=|message-id=|removed$)")
 BAD_QUEUE_ID = "bad queue id"
+# The first letters of a message (after the queue id) whose line may be read as two when another
+# was glued to it (common.glued_at): to=, from=, message-id=, removed (what the block reader feeds).
+_GLUE_CHECKED = frozenset("tfmr")
+
+
+def glued_tail(line: str, m: re.Match) -> str | None:
+    """The log line glued to `line` (cut short; `m`: its LINE_RE match) that feed() reads in its
+    place, or None. Looked for in the lines the block reader hands over: a message starting with
+    one of _GLUE_CHECKED, a line with what postfix_block.INTERESTING_RE asks."""
+    rest = m.string[m.end():]
+    if rest[:1] in _GLUE_CHECKED and "]: " in rest and (
+            " to=" in line or " from=" in line or "message-id=" in line or line.endswith(": removed")):
+        at = glued_at(rest)
+        if at >= 0:
+            return rest[at:]
+    return None
+
+
+def head_as_fed(ctx, line: str, head):
+    """read_prefix(ctx, line) as feed() goes by it: of the glued line when one was glued to it."""
+    if isinstance(head, tuple):
+        tail = glued_tail(line, head[0])
+        if tail is not None:
+            return read_prefix(ctx, tail)
+    return head
 # The same after any prefix: a line whose prefix cannot be read (another stamp shape, a date that
 # does not exist, no host) but whose rest is a line feed() reads is counted as malformed, not skipped.
 ANY_PREFIX_RE = re.compile(r" postfix[^\s\[:]*(?:\[\d+\])?: " + SOLARIS_ID + r"[^\s:]+: (?:to=|from=|message-id=|removed$)")
@@ -242,6 +267,9 @@ class PostfixParser(QueueParser):
         host, prog, qid = m.group("host", "prog", "qid")
         service = prog.rsplit("/", 1)[-1]
         rest = m.string[m.end():]  # (m.string: the line as read, or as converted from RFC 5424)
+        tail = glued_tail(line, m)
+        if tail is not None:  # this line was cut short and another glued to it: that one is read
+            return feed_glued(self.feed, line, tail, offset)
 
         if service in DELIVERY_AGENTS or rest.startswith("to="):
             # (a `to=` line of another program is a delivery status too: see the module docstring)

@@ -56,7 +56,7 @@ from .common import CLOCK, DELIVERY, MESSAGE_ID, REMOVED, SENDER, TOUCH, decode_
 from . import blocks
 from .blocks import STAMP_ISO, STAMP_UTC, DeferredRows, distinct_codes
 from .common import reply_code_of
-from .postfix import FILTER_HOP_RELAY, FILTER_HOP_REPLY, PostfixParser, read_prefix, smtp_phase_of
+from .postfix import FILTER_HOP_RELAY, FILTER_HOP_REPLY, PostfixParser, head_as_fed, read_prefix, smtp_phase_of
 
 # --- the shapes the fast path takes (RE2 syntax; anything else goes to PostfixParser.feed) ------
 # A fixed-width traditional stamp (`Nov  3 16:04:31` or `Nov 03 …`: the minute and the seconds
@@ -91,6 +91,8 @@ _CLEANUP = r"/cleanup" + _PID_QID + r"message-id=<[!-;=?-~]*>\n$"
 FAST_RE = "^" + _STAMP + _HOST + " " + _PROG + "(?:" + _DELIVERY + "|" + _QMGR + "|" + _CLEANUP + ")"
 # Lines PostfixParser.feed does more than SKIP (its own cheap pre-test, as a pattern).
 INTERESTING_RE = r" to=| from=|message-id=|: removed\n$"
+# A program's pid and colon (a line with two: maybe another log line glued to it, common.glued_at)
+PID_TAG_RE2 = r"\[[0-9]+\]: "
 
 # What an interesting line is (K_FEED: one for PostfixParser.feed).
 K_FEED, K_DELIVERY, K_FROM, K_REMOVED, K_MSGID = 0, 1, 2, 3, 4
@@ -222,7 +224,10 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
     candidate &= ~raw
     cand_idx = np.flatnonzero(candidate)
     fast = np.zeros(n, bool)
-    fast[cand_idx] = ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(cand_idx)), FAST_RE))
+    cand_lines = lines.take(ab.indices(cand_idx))
+    # (a second `[pid]: `: maybe another log line glued to this one, cut short: common.glued_at, feed()'s)
+    fast[cand_idx] = ab.to_bools(pc.match_substring_regex(cand_lines, FAST_RE)) & \
+        (ab.to_ints(pc.count_substring_regex(cand_lines, PID_TAG_RE2)) < 2)
     # RFC 3339 stamps (a digit first) and fractions: their minute key, microseconds and end, or
     # off the fast path
     iso = {}
@@ -1061,7 +1066,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
     fed_raw = [block[s:e] for s, e in zip(fed_starts, line_starts[f.order[fed] + 1].tolist())]
     fed_text = [text for text, _ in map(decode_line, fed_raw)]
     read_heads = {text: read_prefix(ctx, text) for text in fed_text if text is not None}
-    fed_heads = [None if text is None else read_heads[text] for text in fed_text]
+    fed_heads = [None if text is None else head_as_fed(ctx, text, read_heads[text]) for text in fed_text]
     fed_heads = [h if isinstance(h, tuple) else None for h in fed_heads]  # (an impossible queue id: no time)
     fed_qids = [h[0].group("qid") for h in fed_heads if h is not None]
     # the log's clock at each interesting line (PostfixParser.change keeps the latest time)

@@ -230,7 +230,10 @@ def _newest(table: dict, keep: int) -> dict:
     return dict(list(table.items())[len(table) - keep:])
 
 
-_DSN_RE = re.compile(r"(?:\(#|\b)([245]\.\d{1,3}\.\d{1,3})\)?")
+# an enhanced status code: `(#5.1.1)` or one standing alone; not the first three numbers of an
+# IPv4 address (`5.9.100.20_does_not_like_recipient.`, `1.2.3.4_accepted_message.`: hosts in
+# 2/8, 4/8 and 5/8 would give a success dsn 2.x.x or a 5.1.1 from a policy refusal)
+_DSN_RE = re.compile(r"(?:\(#|(?<![\w.]))([245]\.\d{1,3}\.\d{1,3})(?!\d|\.\d)\)?")
 
 
 def _dsn_in(text: str) -> str | None:

@@ -15,7 +15,8 @@ import re
 
 from ...store.records import bare_message_id, domain_of, normalise_address
 from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, RECIPIENTS, REMOVED, SENDER, SKIP,
-                     QueueParser, addr_list, reply_code_of, split_syslog, stamp_is_local, stamp_unreadable)
+                     QueueParser, addr_list, feed_glued, glued_at, reply_code_of, split_outside_quotes, split_syslog,
+                     stamp_is_local, stamp_unreadable)
 
 PROGRAMS = ("sendmail", "sm-mta", "sm-msp-queue")
 QID_RE = re.compile(r"([0-9A-Za-z]{8,20}): (.*)")
@@ -30,7 +31,8 @@ LOCAL_RELAYS = ("[127.0.0.1]", "localhost", "[::1]", "[IPv6:::1]")
 
 
 def split_to_line(rest: str) -> dict[str, str] | None:
-    """Fields of a `to=` line. `to=` runs to the first `, `; `stat=` is last and free text;
+    """Fields of a `to=` line. `to=` runs to the first `, ` outside quotes and angle brackets
+    (a display name may hold one); `stat=` is last and free text;
     `reply=` (8.15+) runs to `, stat=`. Other keys are parsed generically."""
     if not rest.startswith("to="):
         return None
@@ -43,10 +45,10 @@ def split_to_line(rest: str) -> dict[str, str] | None:
     if rp >= 0:
         fields["reply"] = head[rp + 8 :]
         head = head[:rp]
-    first = head.find(", ")
-    fields["to"] = head[3:first] if first >= 0 else head[3:]
-    if first >= 0:
-        for part in head[first + 2 :].split(", "):
+    to_and_rest = split_outside_quotes(head[3:], ", ", 1)  # `to="Yamada, Taro" <t@x>, ctladdr=…`
+    fields["to"] = to_and_rest[0]
+    if len(to_and_rest) > 1:
+        for part in to_and_rest[1].split(", "):
             key, eq, value = part.partition("=")
             if eq:
                 fields[key] = value
@@ -86,6 +88,9 @@ class SendmailParser(QueueParser):
         if head is BAD_STAMP or head is BAD_QUEUE_ID:
             return MALFORMED
         ts, host, qid, rest = head
+        tail = glued_tail(rest)
+        if tail is not None:  # this line was cut short and another glued to it: that one is read
+            return feed_glued(self.feed, line, tail, offset)
         ts = self.unfold(ts, lambda: stamp_is_local(line))  # (the hour a fall-back repeats)
 
         if rest.startswith("to="):
@@ -128,6 +133,22 @@ class SendmailParser(QueueParser):
             return EVENT if rows else SKIP
         self.change(CLOCK, None, ts)
         return SKIP
+
+
+def glued_tail(rest: str) -> str | None:
+    """The log line glued to a line of a queue id (cut short; `rest`: its message after the
+    queue id) that feed() reads in its place, or None."""
+    at = glued_at(rest)
+    return rest[at:] if at >= 0 else None
+
+
+def head_as_fed(ctx, head):
+    """read_prefix() of a line as feed() goes by it: of the glued line when one was glued to it."""
+    if isinstance(head, tuple):
+        tail = glued_tail(head[3])
+        if tail is not None:
+            return read_prefix(ctx, tail)
+    return head
 
 
 def read_prefix(ctx, line: str):

@@ -44,7 +44,8 @@ from .. import native
 from . import blocks
 from .blocks import distinct_codes
 from .common import CLOCK, DELIVERY, ENTRY, REMOVED, decode_line
-from .sendmail import (LOCAL_RELAYS, PHASE_STAT_PREFIXES, SendmailParser, diagnostic_of, read_prefix, smtp_phase_of,
+from .sendmail import (LOCAL_RELAYS, PHASE_STAT_PREFIXES, SendmailParser, diagnostic_of, head_as_fed, read_prefix,
+                       smtp_phase_of,
                        status_of)
 
 K_FEED, K_FROM, K_TO, K_MSP, K_CLOCK = 1, 2, 3, 4, 5
@@ -198,7 +199,7 @@ def _finish(block: bytes, x: _Lines, ctx, annotate) -> SendmailFields:
     fed_lines = f.order[f.kinds == K_FEED]
     line_starts = x.line_starts
     f.fed_raw = [block[a:b] for a, b in zip(line_starts[fed_lines].tolist(), line_starts[fed_lines + 1].tolist())]
-    heads = [read_prefix(ctx, text) if text is not None else None for text, _ in map(decode_line, f.fed_raw)]
+    heads = [head_as_fed(ctx, read_prefix(ctx, text)) if text is not None else None for text, _ in map(decode_line, f.fed_raw)]
     heads = [h if isinstance(h, tuple) else None for h in heads]  # (a stamp that cannot be read: no time)
     f.fed_ts = np.array([_NO_TIME if h is None else h[0] for h in heads], np.int64)
     f.fed_qids = [h[2] for h in heads if h is not None]
@@ -323,6 +324,8 @@ def _extract_arrow(block: bytes, max_line: int, ctx, annotate) -> SendmailFields
     is_to = ab.to_bools(pc.starts_with(rest, "to="))
     is_from = ab.to_bools(pc.starts_with(rest, "from="))
     feed_it = ab.to_bools(pc.match_substring(rest, ": DSN: Cannot send message")) | ~dated
+    # a `[pid]: ` after the queue id: maybe another log line glued to this one, cut short (common.glued_at)
+    feed_it |= ab.to_bools(pc.match_substring_regex(rest, r"\[[0-9]+\]: "))
     kind_fast[feed_it] = K_FEED
     # from= of the usual shape (one nrcpts= and one msgid=: what feed() finds first is theirs)
     fi = np.flatnonzero(is_from & ~feed_it)
