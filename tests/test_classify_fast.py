@@ -73,6 +73,22 @@ def _generated_texts(n: int, seed: int = 13) -> list[str]:
     return texts
 
 
+_KANA = ([chr(c) for c in range(0x3041, 0x3094)] + [chr(c) for c in range(0x30A1, 0x30F5)]
+         + list("宛先不明存在受信拒否容量超過一時的迷惑配信指定見認証制限者送使用期限切解約済"))
+
+
+def _jis_texts(n: int, seed: int = 19) -> list[str]:
+    """Replies with an ISO-2022-JP run (as Postfix, sendmail, rsyslog or nothing render its ESC)
+    and an address: the run's byte pairs hold '@' and separators ("?$B%Z$e%6$7%.$Q;X%@G[?(B")."""
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(n):
+        words = "".join(rng.choice(_KANA) for _ in range(rng.randrange(1, 12)))
+        run = words.encode("iso2022_jp").decode("ascii").replace("\x1b", rng.choice(["?", "\\033", "#033", "\x1b"]))
+        texts.append(rng.choice(["550 5.1.1 {r} {a}", "550 {a}: {r}", "{r}"]).format(r=run, a=_address(rng)))
+    return texts
+
+
 def _real_texts() -> list[str]:
     texts = []
     with open(LABELLED, encoding="utf-8") as fh:
@@ -104,9 +120,19 @@ def test_mask_keeps_what_classify_sees_on_real_lines():
 
 
 def test_mask_keeps_what_classify_sees_on_generated_texts():
-    texts = _generated_texts(20_000)
+    texts = _generated_texts(20_000) + _jis_texts(5_000)
     changed = _assert_mask_keeps_quick(texts)
     assert changed > 5_000
+
+
+def test_mask_leaves_texts_with_an_iso2022jp_run():
+    """A token inside an ISO-2022-JP run is no address: masked, it changed the decoded text
+    (`?$B(ab@cd)?(B` -> `?$B(x@x)?(B` decodes otherwise), so such a text is left whole."""
+    texts = ["550 ?$B(ab@cd)?(B x", "550 ?$B:aa@bb:?(B", "550 5.1.1 ?$B%c%-$<L@H]%*%:%O%:?(B user@example.jp",
+             "550 \x1b$@(ab@cd)\x1b(B"] + _jis_texts(5_000)
+    masked = mask_addresses(pa.array(texts, pa.string())).to_pylist()
+    assert masked == texts
+    assert mask_addresses(pa.array(["a@b $A c@d", "$ a@b"])).to_pylist() == ["x@x $A x@x", "$ x@x"]
 
 
 def test_mask_masks_the_usual_addresses_and_leaves_what_it_cannot_prove():
@@ -122,7 +148,7 @@ def test_mask_masks_the_usual_addresses_and_leaves_what_it_cannot_prove():
 def test_compiled_mask_is_the_pattern():
     rng = random.Random(17)
     pieces = [chr(c) for c in range(128)] + ["@"] * 20 + [" "] * 10 + ["é", "名", "\u3000", "a.b", "x-y_z", "<", ">"]
-    texts = _real_texts() + _generated_texts(20_000, seed=11)
+    texts = _real_texts() + _generated_texts(20_000, seed=11) + _jis_texts(5_000, seed=23)
     texts += ["".join(rng.choice(pieces) for _ in range(rng.randrange(0, 24))) for _ in range(100_000)]
     texts += [None, "", "@", "a@b", " a@b ", "a@b@c d@e", "a@b c@d", "\"q\"@x.y z@w", None]
     column = pa.array(texts, pa.string())

@@ -441,9 +441,13 @@ def _quick_normalise(text: str) -> str:
 # and the '@' count is kept, so _quick_normalise(masked) == _quick_normalise(text) for every text
 # (tests/test_classify_fast.py holds it on real and generated texts). A token it cannot prove
 # (an address right after another one's separator, a quoted local part, non-ASCII) is left as it is:
-# that costs only a distinct key, never a verdict.
+# that costs only a distinct key, never a verdict. So is every text that may hold an ISO-2022-JP
+# run (JIS_MARK: what decode_iso2022jp looks for): its byte pairs are printable ASCII, '@' and the
+# separators among them, and _quick_normalise decodes them before it masks anything, so a token
+# masked inside a run would change the decoded text ("?$B(ab@cd)?(B" is no address).
 _MASK_SEP = r"""[\x09-\x0d <>()\[\]"',;:/]"""
 ADDRESS_MASK = (r"(^|" + _MASK_SEP + r")[A-Za-z0-9.!#$%&*+=?^_{|}~\-]+@[A-Za-z0-9._\-]+($|" + _MASK_SEP + ")")
+JIS_MARK = r"\$[@B]"
 
 
 def mask_addresses(texts):
@@ -454,7 +458,8 @@ def mask_addresses(texts):
     address then share one classify() call."""
     import pyarrow.compute as pc
 
-    return pc.replace_substring_regex(texts, ADDRESS_MASK, r"\1x@x\2")
+    masked = pc.replace_substring_regex(texts, ADDRESS_MASK, r"\1x@x\2")
+    return pc.if_else(pc.match_substring_regex(texts, JIS_MARK), texts, masked)
 
 
 def _bracket_text(s: str) -> str:
