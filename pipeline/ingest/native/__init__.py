@@ -382,7 +382,7 @@ class ScanBuffers:
     def __init__(self):
         self.cap = 0
         self.buffers: dict = {}
-        self._table = np.empty(0, np.uint64)
+        self._table = np.empty(0, np.int32)
         self._keys = np.empty(0, np.uint64)
         self._code = np.empty(0, np.int32)
         self._utf8 = np.empty(0, np.uint8)
@@ -406,14 +406,14 @@ class ScanBuffers:
         return self._utf8, self._code16, self._phase
 
     def coder(self, size: int, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The queue-id coder's scratch (scan_block): a hash table of `size` slots (three words
-        each: an id's key beside its code), keys and codes for `cap` lines."""
-        if len(self._table) < 3 * size:
-            self._table = np.empty(3 * size, np.uint64)
+        """The queue-id coder's scratch (scan_block): a hash table of `size`, keys and codes
+        for `cap` lines."""
+        if len(self._table) < size:
+            self._table = np.empty(size, np.int32)
         if len(self._code) < cap:
             self._code = np.empty(max(cap, len(self._code) * 5 // 4), np.int32)
             self._keys = np.empty(3 * len(self._code), np.uint64)
-        return self._table[:3 * size], self._keys, self._code
+        return self._table[:size], self._keys, self._code
 
     def arrays(self, cap: int) -> dict:
         if cap > self.cap:

@@ -480,21 +480,15 @@ int64_t count_lines(const uint8_t *d, int64_t len) {
  * while scan_block has each line at hand (a later pass over the ids reads the block again, long
  * out of cache by then): a hash table (`table`, size a power of two of at least twice the fast
  * lines) keyed by an id's first and last 8 bytes and its length (all of an id up to 16 bytes),
- * the distinct ids copied out in order (chars + Arrow offsets) and compared there beyond that.
- * A slot holds its key beside its code (SLOT words: the key's two words, then the length << 32 |
- * the code; all ones when empty): a probe reads one place, not the slot and then the keys of its
- * code (two dependent cache misses a lookup once the table outgrows the cache). `keys` keeps the
- * keys in code order too, for grow(). */
-enum { SLOT = 3 };
-#define SLOT_EMPTY UINT64_MAX
+ * the distinct ids copied out in order (chars + Arrow offsets) and compared there beyond that. */
 typedef struct {
-    uint64_t *table;
+    int32_t *table;
     int64_t mask;
     uint64_t *keys; /* 3 per distinct id */
     int32_t *offsets;
     uint8_t *chars;
     int64_t n;
-    uint64_t *own;  /* a table grown here (malloc), or NULL: the caller's */
+    int32_t *own;   /* a table grown here (malloc), or NULL: the caller's */
     int failed;     /* out of memory */
 } coder_t;
 
@@ -507,19 +501,17 @@ static inline uint64_t key_hash(uint64_t a, uint64_t b, int64_t len) {
  * caller sizes it by the last block's ids, and a block with more grows it here). */
 static void grow(coder_t *C) {
     int64_t size = 2 * (C->mask + 1);
-    uint64_t *t = malloc((size_t)size * SLOT * sizeof(uint64_t));
+    int32_t *t = malloc((size_t)size * sizeof(int32_t));
     if (!t) {
         C->failed = 1;
         return;
     }
-    memset(t, 0xff, (size_t)size * SLOT * sizeof(uint64_t));
+    memset(t, 0xff, (size_t)size * sizeof(int32_t));
     for (int64_t k = 0; k < C->n; k++) {
         const uint64_t *key = C->keys + 3 * k;
         uint64_t at = key_hash(key[0], key[1], (int64_t)key[2]) & (uint64_t)(size - 1);
-        while (t[SLOT * at + 2] != SLOT_EMPTY) at = (at + 1) & (uint64_t)(size - 1);
-        t[SLOT * at] = key[0];
-        t[SLOT * at + 1] = key[1];
-        t[SLOT * at + 2] = key[2] << 32 | (uint64_t)k;
+        while (t[at] >= 0) at = (at + 1) & (uint64_t)(size - 1);
+        t[at] = (int32_t)k;
     }
     free(C->own);
     C->own = C->table = t;
@@ -540,14 +532,11 @@ static int32_t code_of(coder_t *C, const uint8_t *p, int64_t len) {
     uint64_t a, b;
     slice_key(p, len, &a, &b);
     uint64_t at = key_hash(a, b, len) & (uint64_t)C->mask;
-    uint64_t meta = (uint64_t)len << 32;
     for (;;) {
-        uint64_t *slot = C->table + SLOT * at;
-        if (slot[2] == SLOT_EMPTY) {
+        int32_t c = C->table[at];
+        if (c < 0) {
             int64_t k = C->n++;
-            slot[0] = a;
-            slot[1] = b;
-            slot[2] = meta | (uint64_t)k;
+            C->table[at] = (int32_t)k;
             C->keys[3 * k] = a;
             C->keys[3 * k + 1] = b;
             C->keys[3 * k + 2] = (uint64_t)len;
@@ -556,8 +545,8 @@ static int32_t code_of(coder_t *C, const uint8_t *p, int64_t len) {
             if (2 * C->n > C->mask + 1) grow(C); /* at most half full */
             return (int32_t)k;
         }
-        int32_t c = (int32_t)(uint32_t)slot[2];
-        if (slot[0] == a && slot[1] == b && (slot[2] >> 32) == (uint64_t)len &&
+        const uint64_t *key = C->keys + 3 * (int64_t)c;
+        if (key[0] == a && key[1] == b && key[2] == (uint64_t)len &&
             (len <= 16 || memcmp(C->chars + C->offsets[c], p, (size_t)len) == 0))
             return c;
         at = (at + 1) & (uint64_t)C->mask;
@@ -577,9 +566,9 @@ static int phase_in(const uint8_t *t, const uint8_t *end);
  * (-1 and PH_NONE without one), read while the line is in cache.
  * With `table` (else NULL): f_code (the queue id of each fast line coded: code_of), q_offsets
  * and q_chars (the distinct ids, Arrow offsets and characters: q_chars holds 20 bytes per line),
- * counts[3] = their number; `keys` holds 3 per line, table_size (slots of SLOT words) is a power
- * of two (grown here, in memory of its own, when more than half full); all four are the caller's
- * scratch, reused across blocks. -3: out of memory.
+ * counts[3] = their number; `keys` holds 3 per line, table_size is a power of two (grown here,
+ * in memory of its own, when more than half full); all four are the caller's scratch, reused
+ * across blocks. -3: out of memory.
  * counts[0..2] = n_lines, n_fast, n_deliv. Returns 0, or -1 when the block holds no newline (or
  * more lines than cap, which count_lines sizes), or 1 (at once) when a line starts with one of
  * the n_stops `stops` (NUL-separated, none empty, at most MAX_STOPS; -2 otherwise): the engine
@@ -594,13 +583,13 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int64_t *d_fast, int64_t *d_host_s, int64_t *d_host_end, int64_t *d_rcpt_end, int64_t *d_dom_start,
                int64_t *d_relay_s, int64_t *d_relay_e, int64_t *d_dsn_s, int64_t *d_status_pos,
                int64_t *d_status_end, int8_t *d_status_code, uint8_t *d_has_text, int64_t *counts,
-               const char *stops, int n_stops, uint64_t *table, int64_t table_size, uint64_t *keys, int32_t *f_code,
+               const char *stops, int n_stops, int32_t *table, int64_t table_size, uint64_t *keys, int32_t *f_code,
                int32_t *q_offsets, uint8_t *q_chars, uint8_t *f_utf8, int16_t *d_code, uint8_t *d_phase) {
     int64_t n = 0, nf = 0, nd = 0, s = 0;
     coder_t coder = {table, table_size - 1, keys, q_offsets, q_chars, 0, NULL, 0};
     if (table) {
         if (table_size < 2 || (table_size & (table_size - 1))) return -2;
-        memset(table, 0xff, (size_t)table_size * SLOT * sizeof(uint64_t));
+        memset(table, 0xff, (size_t)table_size * sizeof(int32_t));
         q_offsets[0] = 0;
     }
     if (!class_ready) make_classes(); /* (without the constructor: a second thread at once writes the same) */
