@@ -135,6 +135,38 @@ def test_mask_leaves_texts_with_an_iso2022jp_run():
     assert mask_addresses(pa.array(["a@b $A c@d", "$ a@b"])).to_pylist() == ["x@x $A x@x", "$ x@x"]
 
 
+_BRACKET_CHARS = "[[]]]...::1290afAFgx@ \"$B"
+
+
+def _bracket_texts(n: int, seed: int = 29) -> list[str]:
+    """Random strings over what the bracketed-IP mask and _quick_normalise's bracket loop read."""
+    rng = random.Random(seed)
+    return ["".join(rng.choice(_BRACKET_CHARS) for _ in range(rng.randrange(0, 30))) for _ in range(n)]
+
+
+def test_mask_writes_the_bracketed_ips_the_normaliser_reaches():
+    texts = ["host mx.example.jp[192.0.2.1] said: 550 5.1.1 <taro@docomo.ne.jp>: User unknown",
+             "host mx[2001:db8::1] said: 550 x", "[1.2.3.4][5.6.7.8]", "[x]]y[1.2.3.4] [a][::1]", "[[1.2.3.4]",
+             "a [1.2.3.4] \"q [1.2.3.4]\"@x", "?$B[1.2.3.4]?(B", "[.] [..] [ab] [1.2.3.4", "]]x[::1]"]
+    assert mask_addresses(pa.array(texts, pa.string())).to_pylist() == [
+        "host mx.example.jp[ip] said: 550 5.1.1 <x@x>: User unknown",
+        "host mx[ip] said: 550 x",
+        "[ip][5.6.7.8]",                   # the next match needs another ']' first
+        "[x]]y[ip] [a][ip]",
+        "[[1.2.3.4]",                      # the loop reads "[[1.2.3.4]" as one bracket
+        "a [1.2.3.4] \"q [1.2.3.4]\"@x",    # a '"': left
+        "?$B[1.2.3.4]?(B",                 # an ISO-2022-JP run: left
+        "[.] [ip] [ab] [1.2.3.4",          # one character: left (the mask never lengthens a text)
+        "]]x[ip]"]
+    for text, m in zip(texts, mask_addresses(pa.array(texts, pa.string())).to_pylist()):
+        assert _quick_normalise(m) == _quick_normalise(text), (text, m)
+
+
+def test_bracket_mask_keeps_what_classify_sees_on_random_texts():
+    texts = _bracket_texts(50_000)
+    assert _assert_mask_keeps_quick(texts) > 3_000
+
+
 def test_mask_masks_the_usual_addresses_and_leaves_what_it_cannot_prove():
     texts = ["550 5.1.1 <taro@docomo.ne.jp>: User unknown", "550 Unknown user k.yamada@au.com",
              "a@b c@d", "<\"john doe\"@example.jp>", "名前@example.jp", None, ""]
@@ -148,7 +180,7 @@ def test_mask_masks_the_usual_addresses_and_leaves_what_it_cannot_prove():
 def test_compiled_mask_is_the_pattern():
     rng = random.Random(17)
     pieces = [chr(c) for c in range(128)] + ["@"] * 20 + [" "] * 10 + ["é", "名", "\u3000", "a.b", "x-y_z", "<", ">"]
-    texts = _real_texts() + _generated_texts(20_000, seed=11) + _jis_texts(5_000, seed=23)
+    texts = _real_texts() + _generated_texts(20_000, seed=11) + _jis_texts(5_000, seed=23) + _bracket_texts(50_000, seed=31)
     texts += ["".join(rng.choice(pieces) for _ in range(rng.randrange(0, 24))) for _ in range(100_000)]
     texts += [None, "", "@", "a@b", " a@b ", "a@b@c d@e", "a@b c@d", "\"q\"@x.y z@w", None]
     column = pa.array(texts, pa.string())

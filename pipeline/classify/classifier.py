@@ -448,10 +448,21 @@ def _quick_normalise(text: str) -> str:
 _MASK_SEP = r"""[\x09-\x0d <>()\[\]"',;:/]"""
 ADDRESS_MASK = (r"(^|" + _MASK_SEP + r")[A-Za-z0-9.!#$%&*+=?^_{|}~\-]+@[A-Za-z0-9._\-]+($|" + _MASK_SEP + ")")
 JIS_MARK = r"\$[@B]"
+# The bracketed IP of "host mx.example.jp[192.0.2.1] said: ..." as _quick_normalise's bracket loop
+# writes it ("[ip]"), for the brackets that loop is sure to reach: the loop takes the first '['
+# after the last bracket it closed, so a '[' with no '[' since the last ']' (or the start) is one
+# it reaches, and it closes it at the first ']' after; "[ip]" it leaves as it is. Where the text
+# holds a '"' (a quoted local part, which the address masking removes whole, may hold brackets)
+# or a JIS_MARK, brackets are left. After a match the next one needs another ']' (RE2 goes on
+# after the match): a second IP right after the first keeps its digits, again only a distinct key.
+# An inner part of one character ("[.]") is left too: the masked text is never longer.
+BRACKET_IP_MASK = r"(^|\])([^\[\]]*)\[(?:[0-9A-Fa-f.:]+[.:][0-9A-Fa-f.:]*|[.:][0-9A-Fa-f.:]+)\]"
+BRACKET_IP_KEEP = r'"|' + JIS_MARK
 
 
 def mask_addresses(texts):
-    """An Arrow string column with the provable addresses replaced by `x@x` (nulls stay null).
+    """An Arrow string column with the provable addresses replaced by `x@x` and the provable
+    bracketed IPs by `[ip]` (BRACKET_IP_MASK; nulls stay null).
 
     classify() gives the masked text the same verdict as the text (see ADDRESS_MASK), so a caller
     may key its distinct-event de-duplication by it: texts that differ only in the recipient's
@@ -459,7 +470,9 @@ def mask_addresses(texts):
     import pyarrow.compute as pc
 
     masked = pc.replace_substring_regex(texts, ADDRESS_MASK, r"\1x@x\2")
-    return pc.if_else(pc.match_substring_regex(texts, JIS_MARK), texts, masked)
+    masked = pc.if_else(pc.match_substring_regex(texts, JIS_MARK), texts, masked)
+    ips = pc.replace_substring_regex(masked, BRACKET_IP_MASK, r"\1\2[ip]")
+    return pc.if_else(pc.match_substring_regex(texts, BRACKET_IP_KEEP), masked, ips)
 
 
 def _bracket_text(s: str) -> str:

@@ -1966,8 +1966,11 @@ void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, co
  * last match ended: a match takes its trailing S), and the run of D after it must be non-empty
  * and end at the text's end or at an S. Matches come in the order of their '@'. Non-ASCII bytes
  * are in no class (RE2 reads the UTF-8 text by characters; none of them is in one either). A
- * text holding `$B` or `$@` (an ISO-2022-JP run may start there: JIS_MARK) is left as it is. The
- * output is never longer than the input. tests/test_classify_fast.py holds this to the pattern. */
+ * text holding `$B` or `$@` (an ISO-2022-JP run may start there: JIS_MARK) is left as it is. Then
+ * BRACKET_IP_MASK, `(^|\])([^\[\]]*)\[I*[.:]I*\]` -> `\1\2[ip]` (I: [0-9A-Fa-f.:]; an inner
+ * part of two characters or more, so that "[ip]" is no longer), on texts with
+ * neither a '"' nor a JIS_MARK (mask_brackets). The output is never longer than the input.
+ * tests/test_classify_fast.py holds this to the patterns. */
 enum { MK_SEP = 1, MK_LOCAL = 2, MK_DOMAIN = 4 };
 static uint8_t MASK_CLASS[256];
 static volatile int mask_ready = 0;
@@ -1983,6 +1986,44 @@ static void make_mask_classes(void) {
     mask_ready = 1;
 }
 
+static int is_ip_char(uint8_t c) { return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') || c == '.' || c == ':'; }
+
+/* BRACKET_IP_MASK over t[0:len), in place (RE2's leftmost, non-overlapping matches: one starts
+ * at the text's start or at a ']' it takes, runs over no bracket up to a '[', whose inner part
+ * of I, with a '.' or ':', must end at a ']'; the next match needs a later ']'); the new length. */
+static int64_t mask_brackets(uint8_t *t, int64_t len) {
+    int64_t from = 0, w = 0, copied = 0; /* a match may start its run at `from` */
+    for (;;) {
+        int64_t j = from;
+        while (j < len && t[j] != '[' && t[j] != ']') j++;
+        if (j >= len) break;
+        if (t[j] == ']') { /* a ']': the next match may start with it */
+            from = j + 1;
+            continue;
+        }
+        int64_t k = j + 1;
+        int dot = 0;
+        while (k < len && is_ip_char(t[k])) dot |= t[k] == '.' || t[k] == ':', k++;
+        if (k < len && t[k] == ']' && dot && k - j > 2) {
+            memmove(t + w, t + copied, (size_t)(j + 1 - copied));
+            w += j + 1 - copied;
+            memcpy(t + w, "ip]", 3);
+            w += 3;
+            copied = k + 1;
+            from = k + 1; /* (the ']' is taken: a match needs another one first) */
+            const uint8_t *rb = k + 1 < len ? memchr(t + k + 1, ']', (size_t)(len - k - 1)) : NULL;
+            if (!rb) break;
+            from = rb - t + 1;
+        } else { /* no match from here: the next start is the next ']' after this '[' */
+            const uint8_t *rb = memchr(t + j + 1, ']', (size_t)(len - j - 1));
+            if (!rb) break;
+            from = rb - t + 1;
+        }
+    }
+    memmove(t + w, t + copied, (size_t)(len - copied));
+    return w + len - copied;
+}
+
 /* The strings in[in_off[r]:in_off[r + 1]] for r = rows[i] (i when rows is NULL), i < n, masked,
  * into out (Arrow offsets out_off); a row not `valid` (when valid is given) is empty. */
 void mask_addresses(const uint8_t *in, const int32_t *in_off, const int64_t *rows, const uint8_t *valid,
@@ -1996,7 +2037,10 @@ void mask_addresses(const uint8_t *in, const int32_t *in_off, const int64_t *row
         int64_t len = valid && !valid[r] ? 0 : (int64_t)in_off[r + 1] - in_off[r];
         int64_t done = 0;      /* copied (and searched) up to here */
         const uint8_t *at = len > 0 ? memchr(s, '@', (size_t)len) : NULL;
-        if (at && (memmem(s, (size_t)len, "$B", 2) || memmem(s, (size_t)len, "$@", 2))) at = NULL;
+        int jis = (at || (len > 0 && memchr(s, '[', (size_t)len))) &&
+                  (memmem(s, (size_t)len, "$B", 2) || memmem(s, (size_t)len, "$@", 2));
+        if (jis) at = NULL;
+        int64_t row_start = o;
         while (at) {
             int64_t a = at - s, b = a, k = a + 1;
             while (b > done && (MASK_CLASS[s[b - 1]] & MK_LOCAL)) b--;
@@ -2020,6 +2064,8 @@ void mask_addresses(const uint8_t *in, const int32_t *in_off, const int64_t *row
         }
         memcpy(out + o, s + done, (size_t)(len - done));
         o += len - done;
+        if (!jis && len > 0 && memchr(s, '[', (size_t)len) && !memchr(s, '"', (size_t)len))
+            o = row_start + mask_brackets(out + row_start, o - row_start);
         out_off[i + 1] = (int32_t)o;
     }
 }
