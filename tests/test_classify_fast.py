@@ -169,17 +169,22 @@ def test_bracket_mask_keeps_what_classify_sees_on_random_texts():
 
 def test_mask_masks_the_usual_addresses_and_leaves_what_it_cannot_prove():
     texts = ["550 5.1.1 <taro@docomo.ne.jp>: User unknown", "550 Unknown user k.yamada@au.com",
-             "a@b c@d", "<\"john doe\"@example.jp>", "名前@example.jp", None, ""]
+             "a@b c@d", "<\"john doe\"@example.jp>", "名前@example.jp", None, "",
+             "<山田@例え.jp>", "a\u3000山田@x.jp", "x@y\u00a0z", "x@y\u2003", "é@\u0085"]
     assert mask_addresses(pa.array(texts, pa.string())).to_pylist() == [
         "550 5.1.1 <x@x>: User unknown", "550 Unknown user x@x",
         "x@x c@d",  # the second token's separator went to the first match: left as it is
-        "<\"john doe\"@example.jp>", "名前@example.jp", None, ""]
+        "<\"john doe\"@example.jp>", "x@x", None, "",
+        "<x@x>",                       # SMTPUTF8 addresses too
+        "a\u3000山田@x.jp", "x@y\u00a0z", "x@y\u2003", "é@\u0085"]  # a wide space (Python's \s) is no S: left
 
 
 @pytest.mark.skipif(native.SCANNER is None, reason="no compiled scanner")
 def test_compiled_mask_is_the_pattern():
     rng = random.Random(17)
     pieces = [chr(c) for c in range(128)] + ["@"] * 20 + [" "] * 10 + ["é", "名", "\u3000", "a.b", "x-y_z", "<", ">"]
+    pieces += ["\u0085", "\u00a0", "\u1680", "\u2000", "\u200a", "\u200b", "\u2028", "\u2029", "\u202f", "\u205f",
+               "\u3001", "\u0084", "\u00a1", "\U0001f600", "山田"] * 3
     texts = _real_texts() + _generated_texts(20_000, seed=11) + _jis_texts(5_000, seed=23) + _bracket_texts(50_000, seed=31)
     texts += ["".join(rng.choice(pieces) for _ in range(rng.randrange(0, 24))) for _ in range(100_000)]
     texts += [None, "", "@", "a@b", " a@b ", "a@b@c d@e", "a@b c@d", "\"q\"@x.y z@w", None]
