@@ -4,9 +4,11 @@ Runs each command line --repeat times (default 15) in a fresh process, alternati
 interpreter (`python -c pass`) so that a slow spell of a shared machine hits both, and prints
 median / min / max of wall and CPU seconds (the child's user + sys from wait4), plus the median
 overhead over the bare interpreter. The package is byte-compiled first, as an installed one is.
-Targets: `mailhygiene --help` < 0.1 s, `suppression list` on an empty store < 0.15 s.
+Targets: `mailhygiene --help` < 0.1 s, `suppression list` on an empty store < 0.15 s. The last
+cases ingest a 20-line Postfix log (bench/gen_logs.py) into a fresh data dir each run (issue 13:
+the fixed cost of an ingest), and import only click, numpy and pyarrow: the floor of any ingest.
 
-Usage: python bench/bench_startup.py [--repeat N]
+Usage: python bench/bench_startup.py [--repeat N] [--only SUBSTRING]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import compileall
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +28,23 @@ REPO = Path(__file__).resolve().parents[1]
 ENTRY = "from pipeline.cli import main; main()"
 
 
+# What every ingest imports, with the defaults pipeline.cli sets before numpy and pyarrow load.
+FLOOR = ("import os; os.environ.setdefault('OPENBLAS_NUM_THREADS', '1'); "
+         "os.environ.setdefault('ARROW_DEFAULT_MEMORY_POOL', 'system'); import click, numpy, pyarrow")
+FRESH = "{fresh}"  # in a case's argv: a new, empty directory for each run (removed after it)
+
+
 def run_once(argv: list[str]) -> tuple[float, float]:
+    fresh = tempfile.mkdtemp(prefix="mh-startup-run-") if FRESH in "".join(argv) else None
+    argv = [a.replace(FRESH, fresh) for a in argv] if fresh else argv
+    try:
+        return _run(argv)
+    finally:
+        if fresh:
+            shutil.rmtree(fresh, ignore_errors=True)
+
+
+def _run(argv: list[str]) -> tuple[float, float]:
     start = time.perf_counter()
     pid = os.fork()
     if pid == 0:  # child: quiet, then exec
@@ -44,6 +63,7 @@ def run_once(argv: list[str]) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--only", default="", help="run only the cases whose name holds this")
     args = ap.parse_args()
     compileall.compile_dir(str(REPO / "pipeline"), quiet=1)
     empty = Path(tempfile.mkdtemp(prefix="mh-startup-"))
@@ -55,12 +75,25 @@ def main() -> None:
         "mailhygiene suppression list (empty store)": [py, "-c", ENTRY, "--data-dir", str(empty / "d"),
                                                        "suppression", "list"],
         "mailhygiene ingest --help": [py, "-c", ENTRY, "ingest", "--help"],
+        "mailhygiene ingest (20-line Postfix log)": [py, "-c", ENTRY, "--data-dir", FRESH + "/d", "--timezone",
+                                                     "Asia/Tokyo", "ingest", "--year", "2026", "--no-progress",
+                                                     str(small_log(empty))],
+        "python: import click, numpy, pyarrow": [py, "-c", FLOOR],
     }
+    cases = {name: argv for name, argv in cases.items() if args.only in name}
     floor_argv = [py, "-c", "pass"]
     try:
         measure(cases, floor_argv, args.repeat)
     finally:
         shutil.rmtree(empty, ignore_errors=True)
+
+
+def small_log(where: Path) -> Path:
+    """20 lines of a Japanese sender's Postfix log (deliveries, deferrals, UTF-8 subjects)."""
+    log = where / "postfix-20.log"
+    subprocess.run([sys.executable, str(REPO / "bench" / "gen_logs.py"), str(log), "--lines", "20", "--seed", "1"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return log
 
 
 def measure(cases: dict[str, list[str]], floor_argv: list[str], repeat: int) -> None:

@@ -20,8 +20,18 @@
 --   A text cell a spreadsheet would run as a formula (it starts with = + - @ TAB or CR) gets a
 --   leading apostrophe. Must agree with pipeline/core/csvsafe.py neutralise() (a differential
 --   test holds them together). Never applied to the address column, a key (see csvsafe.py).
+-- address_cell(address) -> VARCHAR
+--   The address column of a CSV export: the stored address (normalised: the quotes of a quoted
+--   local part are gone) as RFC 5322 spells it, i.e. with its local part quoted again when it
+--   holds a space, a control character or one of "(),:;<>@[\] (`"=1+2 x"@docomo.ne.jp`, not
+--   `=1+2 x@docomo.ne.jp`, which a spreadsheet runs as a formula and no CRM knows). Every other
+--   address (dot-atoms, docomo's `taro..yamada.@`, `+81...@`) is written exactly as stored.
+-- utc_offset_minutes(ts, tz) -> BIGINT
+--   The zone's offset from UTC at instant ts, in whole minutes (rounded: the two epochs of a
+--   time with microseconds differ by 32399.9999... seconds in Asia/Tokyo, not 32400).
 -- iso_local(ts, tz) -> VARCHAR
---   ts as local ISO 8601 time with its offset, e.g. 2026-11-17T23:50:00+09:00 (the CSV export).
+--   ts as local ISO 8601 time (whole seconds) with its offset, e.g. 2026-11-17T23:50:00+09:00
+--   (the CSV export).
 -- failed_after(failed_at, failed_file, failed_offset, ts, source_file, source_offset) -> BOOLEAN
 --   The message's latest failure to the address (failed_at, read at failed_offset of
 --   failed_file; NULL: none) comes after the attempt at ts (read at source_offset of
@@ -49,12 +59,24 @@ CREATE OR REPLACE MACRO csv_safe(value) AS
     CASE WHEN left(value, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) THEN '''' || value
          ELSE value END;
 
+CREATE OR REPLACE MACRO address_cell(address) AS
+    CASE WHEN strpos(address, '@') > 0
+              AND regexp_matches(left(address, length(address) - strpos(reverse(address), '@')),
+                                 '[\x00-\x20"(),:;<>@\[\\\]\x7f]')
+         THEN '"' || replace(replace(left(address, length(address) - strpos(reverse(address), '@')),
+                                     '\', '\\'), '"', '\"')
+              || '"' || right(address, strpos(reverse(address), '@'))
+         ELSE address END;
+
+CREATE OR REPLACE MACRO utc_offset_minutes(ts, tz) AS
+    CAST(round((epoch(ts AT TIME ZONE tz) - epoch(ts)) / 60) AS BIGINT);
+
 CREATE OR REPLACE MACRO iso_local(ts, tz) AS
     strftime(ts AT TIME ZONE tz, '%Y-%m-%dT%H:%M:%S')
-    || CASE WHEN epoch(ts AT TIME ZONE tz) < epoch(ts) THEN '-' ELSE '+' END
-    || lpad(CAST(CAST(floor(abs(epoch(ts AT TIME ZONE tz) - epoch(ts)) / 3600) AS BIGINT) AS VARCHAR), 2, '0')
+    || CASE WHEN utc_offset_minutes(ts, tz) < 0 THEN '-' ELSE '+' END
+    || lpad(CAST(abs(utc_offset_minutes(ts, tz)) // 60 AS VARCHAR), 2, '0')
     || ':'
-    || lpad(CAST(CAST(floor(abs(epoch(ts AT TIME ZONE tz) - epoch(ts)) / 60) AS BIGINT) % 60 AS VARCHAR), 2, '0');
+    || lpad(CAST(abs(utc_offset_minutes(ts, tz)) % 60 AS VARCHAR), 2, '0');
 
 CREATE OR REPLACE MACRO failed_after(failed_at, failed_file, failed_offset, ts, source_file, source_offset) AS
     coalesce(failed_at > ts

@@ -206,10 +206,11 @@ COPY (
 ) TO $path (FORMAT parquet, COMPRESSION zstd);
 
 -- name: export_csv
--- The list for spreadsheets and CRMs: address first and untouched (a key), every other text
--- cell through csv_safe, times as local ISO 8601 with their offset.
+-- The list for spreadsheets and CRMs: address first, a key kept as it is (address_cell only
+-- quotes a local part that needs quotes again), every other text cell through csv_safe, times
+-- as local ISO 8601 with their offset.
 COPY (
-    SELECT address, csv_safe(carrier) AS carrier, csv_safe(reasons) AS reasons,
+    SELECT address_cell(address) AS address, csv_safe(carrier) AS carrier, csv_safe(reasons) AS reasons,
            iso_local(first_error, $tz) AS first_error, iso_local(last_error, $tz) AS last_error,
            error_count, distinct_days, window_start, csv_safe(last_dsn) AS last_dsn,
            last_reply_code, csv_safe(last_diagnostic) AS last_diagnostic,
@@ -231,7 +232,7 @@ COPY (
 -- name: export_filtered_csv
 -- Table filtered: the rows of sql/filtered_addresses.sql.
 COPY (
-    SELECT address, csv_safe(carrier) AS carrier, refusals,
+    SELECT address_cell(address) AS address, csv_safe(carrier) AS carrier, refusals,
            iso_local(first_refusal, $tz) AS first_refusal, iso_local(last_refusal, $tz) AS last_refusal,
            csv_safe(last_reply) AS last_reply, iso_local(last_delivery, $tz) AS last_delivery
     FROM filtered

@@ -4,7 +4,8 @@ BIND (tests/test_doctor_setup.py) serves real zones; this stub serves what BIND 
 do per name: stay silent (a lost answer), answer SERVFAIL or REFUSED for one name and type, count
 the questions it was asked. Zone data are given as {(name, type): [rdata text]}; a name with no
 entry at all is NXDOMAIN, a name with entries of other types answers NOERROR with no records.
-`behaviour` maps (name, type) or (name, "*") to "DROP", "SERVFAIL" or "REFUSED".
+`behaviour` maps (name, type) or (name, "*") to "DROP", "SERVFAIL", "REFUSED" or "NXDOMAIN"
+(the root is ".").
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-RCODES = {"SERVFAIL": dns.rcode.SERVFAIL, "REFUSED": dns.rcode.REFUSED}
+RCODES = {"SERVFAIL": dns.rcode.SERVFAIL, "REFUSED": dns.rcode.REFUSED, "NXDOMAIN": dns.rcode.NXDOMAIN}
 
 
 class StubDNS:
     def __init__(self, records: dict | None = None, behaviour: dict | None = None):
         self.records = {(n.lower().rstrip("."), t.upper()): list(v) for (n, t), v in (records or {}).items()}
-        self.behaviour = {(n.lower().rstrip("."), t.upper()): v for (n, t), v in (behaviour or {}).items()}
+        self.behaviour = {(n.lower().rstrip(".") or ".", t.upper()): v for (n, t), v in (behaviour or {}).items()}
         self.asked: Counter = Counter()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))

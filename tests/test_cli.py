@@ -132,7 +132,16 @@ def test_errors_without_data(tmp_path):
     assert r.exit_code == 1 and r.output.startswith("Error:") and "ingest" in r.output
     (tmp_path / "d2").mkdir()
     r = invoke(tmp_path / "d2", "suppress", "--as-of", "someday", ok=False)
-    assert r.exit_code == 1 and "Error:" in r.output
+    assert r.exit_code == 2 and "Error:" in r.output
+
+
+@pytest.mark.parametrize("command", ["suppress", "clean"])
+@pytest.mark.parametrize("value", ["someday", "2026-02-30", "2026-11-20T25:00"])
+def test_a_bad_as_of_is_a_usage_error_like_a_bad_since(tmp_path, command, value):
+    """README: exit status 2 is a usage error (a bad value); `report --since 2026-13-01` gave 2,
+    `suppress --as-of 2026-02-30` gave 1, after reading the config and the store."""
+    r = invoke(tmp_path / "d2", command, "--as-of", value, ok=False)
+    assert r.exit_code == 2 and "Error: Invalid value for '--as-of'" in r.output and "YYYY-MM-DD" in r.output
 
 
 @pytest.mark.slow
@@ -142,7 +151,7 @@ def test_clean_job_end_to_end_and_lock(tmp_path, monkeypatch):
     cfg_file = root / "sample_logs" / "demo.toml"
     data = tmp_path / "data"
     runner = CliRunner()
-    monkeypatch.chdir(root)  # the demo config's source globs are relative to the repository root
+    monkeypatch.chdir(tmp_path)  # the demo config's source globs are relative to the config file
     if True:
         r = runner.invoke(cli, ["--config", str(cfg_file), "--data-dir", str(data), "clean"])
         assert r.exit_code == 0, r.output
@@ -274,3 +283,39 @@ def test_installed_wheel_ships_sql(tmp_path, compiler):
     assert int(expected.split()[-1]) > 20
     out = subprocess.run(run + ["suppress", "--dry-run"], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0 and "late@au.com" in out.stdout, out.stderr
+
+
+def _commands(cmd, path=(), parent=None):
+    import click
+
+    ctx = click.Context(cmd, info_name=" ".join(("mailhygiene", *path)), parent=parent)
+    yield path, cmd, ctx
+    if isinstance(cmd, click.Group):
+        for name in cmd.list_commands(ctx):
+            yield from _commands(cmd.get_command(ctx, name), (*path, name), ctx)
+
+
+def test_every_option_is_explained_and_help_prints_as_written():
+    """`clean --progress`, `classify --mta/--json` and `export --format` had no help line, and
+    `report --help` printed "5%%" (click does no %-formatting). The send commands are left to
+    their own owners' pass."""
+    import click
+
+    bare, doubled = [], []
+    for path, cmd, ctx in _commands(cli):
+        if path[:1] == ("send",):
+            continue
+        bare += [f"{' '.join(path)} {p.opts[-1]}" for p in cmd.params
+                 if isinstance(p, click.Option) and not p.help and not p.hidden and "--help" not in p.opts]
+        if "%%" in cmd.get_help(ctx):
+            doubled.append(" ".join(path))
+    assert bare == [] and doubled == []
+
+
+def test_every_command_outside_send_shows_an_example():
+    import click
+
+    without = [" ".join(path) for path, cmd, ctx in _commands(cli)
+               if not isinstance(cmd, click.Group) and path[:1] != ("send",)
+               and "mailhygiene " not in cmd.get_help(ctx).split("Options:")[0].split("\n", 1)[1]]
+    assert without == []

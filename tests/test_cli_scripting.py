@@ -96,7 +96,13 @@ def test_suppression_list_and_show_json(ingested):
     assert doc["count"] == len(EXPECTED_SUPPRESSED) + 1 == len(doc["entries"])
     manual = next(e for e in doc["entries"] if e["address"] == "complainer@au.com")
     assert manual["source"] == "manual" and manual["note"] == "asked to stop" and manual["carrier"] == "au"
-    assert json.loads(invoke(ingested, "suppression", "list", "--json", "--limit", "2").stdout)["count"] == 2
+    # --limit shows fewer entries, never a smaller list: "2 suppressed address(es)" of a list of 9
+    # told an operator (and a script reading count) that 7 opt-outs were gone
+    limited = json.loads(invoke(ingested, "suppression", "list", "--json", "--limit", "2").stdout)
+    assert (limited["count"], limited["shown"], len(limited["entries"])) == (doc["count"], 2, 2)
+    assert doc["shown"] == doc["count"]
+    first = invoke(ingested, "suppression", "list", "--limit", "2").stdout.splitlines()[0]
+    assert first == f"{doc['count']} suppressed address(es), the first 2 shown (--limit 0: all)"
 
     show = json.loads(invoke(ingested, "suppression", "show", "taro.dead@docomo.ne.jp", "--json").stdout)
     assert list(show) == ["address", "suppressed", "entry", "history", "events"]
@@ -216,6 +222,9 @@ def test_add_from_file_is_all_or_nothing(ingested, tmp_path):
     (b"\x00\x01\x02binary", "is not a text file"),
     (b"name,phone\ntaro,090\n", "none named address or email"),
     (b"ok@au.com\x81 \n", "neither UTF-8 nor Shift_JIS"),
+    # a stray quote ran the note on over the next rows: b and c were silently not suppressed
+    (b'address,note\na@au.com,"asked by phone\nb@au.com,x\nc@au.com,y"\n', "holds what look like rows of addresses"),
+    (b'address,note\na@au.com,"asked\nb@au.com,x\n', "stray double quote"),
 ])
 def test_add_from_file_refuses_unusable_files(ingested, tmp_path, content, message):
     f = tmp_path / "f.csv"
@@ -352,3 +361,21 @@ def test_the_environment_names_the_data_dir_and_zone_for_the_cli_as_for_the_note
     # the flag beats the environment: another data dir (that does not exist) is the one read
     r = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "other"), "report"])
     assert r.exit_code == 1 and f"data dir {tmp_path / 'other'} does not exist" in r.output
+
+
+def test_add_to_a_mistyped_data_dir_is_refused_or_said(ingested, tmp_path):
+    """`suppression add` created whatever --data-dir named and said "added": the opt-out went to
+    a list no nightly job or sender reads. A data dir that does not exist is now an Error (as for
+    export and suppress), and one that held nothing says a new list was started there."""
+    typo = tmp_path / "dta"
+    r = invoke(typo, "suppression", "add", "optout@docomo.ne.jp", ok=False)
+    assert r.exit_code == 1 and r.output.startswith("Error: data dir") and "check --data-dir" in r.output
+    assert not typo.exists()
+    r = invoke(typo, "suppression", "add", "--from-file", "-", input="a@au.com\n", ok=False)
+    assert r.exit_code == 1 and not typo.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = invoke(empty, "--quiet", "suppression", "add", "optout@docomo.ne.jp")
+    assert "a new list was started there" in r.stderr and str(empty) in r.stderr
+    r = invoke(ingested, "suppression", "add", "optout@docomo.ne.jp")  # the real store: no word
+    assert r.stderr == "" and "added optout@docomo.ne.jp" in r.stdout

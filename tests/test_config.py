@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipeline.core.config import DEFAULTS, SECRET_MASK, effective_values, load_config, render_toml
@@ -33,13 +35,21 @@ def _load(tmp_path, text: str | bytes):
     ('[guard]\nmax_new_fraction = 5\n', r"guard\.max_new_fraction must be <= 1"),
     ('[sender]\ncharset = "latin-1"\n', r"sender\.charset has unknown value 'latin-1'"),
     ('[sender.rates]\nau = {count = 0, interval = 60}\n', r"sender\.rates\.au\.count must be >= 1"),
+    # a mistyped carrier in a per-carrier table was ignored: docomo sent at default_rate, 30/s
+    ('[sender.rates]\ndocmo = {count = 5, interval = 60}\n', r"sender\.rates has unknown carrier 'docmo'"),
+    ('[sender]\ncharsets = {AU = "utf-8"}\n', r"sender\.charsets has unknown carrier 'AU'"),
+    ('[sender]\nconnections = {dokomo = 2}\n', r"sender\.connections has unknown carrier 'dokomo'"),
+    ('[sender]\nsession_recipients = {softbnk = 50}\n', r"sender\.session_recipients has unknown carrier"),
+    ('[sender]\nquiet_carriers = ["docomo ne jp"]\n', r"sender\.quiet_carriers has unknown value"),
     ('[doctor]\nresolver_port = 70000\n', r"doctor\.resolver_port must be <= 65535"),
     ('[[sources]]\nformat = "postfix"\n', r"sources\[0\]\.path is required"),
     ('[[sources]]\npath = "/var/log/mail.log"\nformat = "exim"\n', r"sources\[0\]\.format has unknown value 'exim'"),
     ('[rules]\nmin_errors = 2\n', r"unknown setting 'rules'"),
     ('[rule]\nmin_error = 2\n', r"unknown setting 'rule\.min_error'"),
-    ('timezone = "Asia/Tokio"\n', r"unknown time zone 'Asia/Tokio'"),
+    ('timezone = "Asia/Tokio"\n', r"timezone: unknown time zone 'Asia/Tokio'"),
     ('rule = 5\n', r"rule must be a table"),
+    ('sources = "/var/log/mail.log"\n', r"sources must be \[\[sources\]\] tables, one per entry"),
+    ('sources = ["/var/log/mail.log"]\n', r"sources\[0\] must be a table: write each entry as a line \[\[sources\]\]"),
     ('[rule\n', r"not valid TOML"),
 ])
 def test_bad_values_name_the_file_and_the_key(tmp_path, text, message):
@@ -93,6 +103,39 @@ def test_the_vocabulary_matches_the_reason_modules_and_carrier_table():
 def test_a_relative_data_dir_in_the_file_is_relative_to_the_file(tmp_path):
     cfg = _load(tmp_path, 'data_dir = "store"\n')
     assert cfg.data_dir == (tmp_path / "store").resolve()
+
+
+def test_a_file_without_data_dir_puts_the_default_beside_the_file_whatever_the_cwd(tmp_path, monkeypatch):
+    """A config file naming no data_dir gave "./mailhygiene-data" of the cwd: `suppression add`
+    typed in one directory wrote an opt-out to a list the nightly job, started elsewhere, never read."""
+    cfg_file = tmp_path / "etc" / "mailhygiene.toml"
+    cfg_file.parent.mkdir()
+    cfg_file.write_text('timezone = "UTC"\n', encoding="utf-8")
+    seen = set()
+    for cwd in ("a", "b"):
+        (tmp_path / cwd).mkdir()
+        monkeypatch.chdir(tmp_path / cwd)
+        seen.add(load_config(cfg_file).data_dir)
+    assert seen == {(tmp_path / "etc" / "mailhygiene-data").resolve()}
+    assert load_config(cfg_file, data_dir="here").data_dir == Path("here")  # --data-dir: the cwd's
+    assert load_config(None, timezone="UTC").data_dir == Path("mailhygiene-data")  # no file: the cwd's
+    # `--config /dev/null` (no settings, ignoring ./mailhygiene.toml): never /dev/mailhygiene-data
+    assert load_config("/dev/null", timezone="UTC").data_dir == Path("mailhygiene-data")
+
+
+def test_relative_source_paths_are_relative_to_the_file_whatever_the_cwd(tmp_path, monkeypatch):
+    """A relative [[sources]] path followed the cwd: the timer (cwd /var/lib/mailhygiene), cron
+    (the user's home) and a shell each read other logs, or none, from one config."""
+    cfg_file = tmp_path / "etc" / "mailhygiene.toml"
+    cfg_file.parent.mkdir()
+    cfg_file.write_text('timezone = "UTC"\n[[sources]]\npath = "../logs/mail.log*"\n'
+                        '[[sources]]\npath = "/var/log/maillog"\n[[sources]]\npath = "~/mail.log"\n', encoding="utf-8")
+    seen = set()
+    for cwd in ("a", "b"):
+        (tmp_path / cwd).mkdir()
+        monkeypatch.chdir(tmp_path / cwd)
+        seen.add(tuple(s.path for s in load_config(cfg_file).sources))
+    assert seen == {(str(tmp_path / "logs" / "mail.log*"), "/var/log/maillog", "~/mail.log")}
 
 
 def test_extra_carrier_domains_reach_every_stage(tmp_path):

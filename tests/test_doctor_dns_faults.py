@@ -367,3 +367,21 @@ def test_domain_whose_name_servers_are_silent_is_checked_not_blamed_on_the_resol
     assert r["mx"].status == "warn" and "could not look up MX" in r["mx"].detail
     assert r["spf"].status == "warn" and r["dmarc"].status == "warn"
     assert r["ptr"].status == "pass"  # the IP's own reverse zone answers
+
+
+def test_resolver_answering_nxdomain_even_for_the_root_cannot_check():
+    # a resolver without an upstream (a sandbox, a captive portal) says NXDOMAIN for every name:
+    # mx, spf and dmarc must not FAIL on its word; the run stops with "resolves nothing"
+    from pipeline.preflight.resolver import ResolverUnusable
+
+    with alarm(60), pytest.raises(ResolverUnusable, match="resolves nothing") as exc:
+        run(behaviour={(".", "*"): "NXDOMAIN", (DOMAIN, "*"): "NXDOMAIN"})
+    assert "NXDOMAIN for ex.test SOA, NXDOMAIN for the root" in str(exc.value)
+    assert "--resolver" in str(exc.value)
+
+
+def test_nxdomain_for_the_domain_alone_fails_its_checks():
+    # the root answers: the domain does not exist, a verdict the checks report
+    with alarm(60):
+        r = run(records={(DOMAIN, "SOA"): None, (DOMAIN, "MX"): None, (DOMAIN, "TXT"): None})
+    assert r["mx"].status == "fail" and "NXDOMAIN" in r["mx"].detail

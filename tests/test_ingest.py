@@ -57,6 +57,26 @@ def test_samples_ingest_with_schema_and_partitions(cfg):
     assert row[0].endswith("mail.log.1.gz") and row[1] > 0
 
 
+def test_the_state_file_is_written_only_when_it_changes(cfg, monkeypatch):
+    # each write is a temp file, two fsyncs and a rename: a batch run's last commit (after the
+    # last file's commit, nothing read since) leaves it as it is
+    from pipeline.core import fsutil
+
+    writes = []
+    real = fsutil.atomic_write_text
+    monkeypatch.setattr(fsutil, "atomic_write_text", lambda path, text, *a, **k: (writes.append(path.name),
+                                                                                    real(path, text, *a, **k))[1])
+    log = SAMPLES / "postfix" / "mail.log"
+    s = ingest(cfg, [log], fmt="postfix", year=2026)
+    assert s.events_written > 20 and s.commits >= 2
+    assert writes.count("ingest-state.json") == 1
+    state = saved_state(cfg)
+    assert state["positions"] and state["parsers"]["postfix"]
+    ingest(cfg, [log, SAMPLES / "sendmail" / "maillog"], year=2026)  # only the new file's commit writes
+    assert writes.count("ingest-state.json") == 2
+    assert saved_state(cfg)["parsers"]["sendmail"] and saved_state(cfg)["parsers"]["postfix"] == state["parsers"]["postfix"]
+
+
 def test_reingest_and_rotated_gz_copy_add_nothing(cfg, tmp_path):
     log = tmp_path / "mail.log"
     shutil.copy(SAMPLES / "postfix" / "mail.log", log)
@@ -567,3 +587,39 @@ def test_chunks_are_found_ahead_as_deep_as_their_mta_asks(tmp_path, monkeypatch,
     assert len(outstanding) > 2 * depth + 2                # (many chunks of 64 KiB)
     assert max(outstanding) == depth
     assert outstanding[:-depth] == [depth] * (len(outstanding) - depth)  # all but the file's last ones
+
+
+def test_the_progress_bar_moves_through_one_big_file(cfg, tmp_path, monkeypatch):
+    """The bar was moved once per file: one big mail.log (the usual case) stood at 0 % until
+    it was done. It now moves with the chunks of a plain file, a compressed one at its end,
+    and ends at the inputs' whole size."""
+    from pipeline.ingest import engine as engine_module, source
+
+    class Bar:
+        def __init__(self, total):
+            self.total, self.steps, self.closed = total, [], False
+
+        def update(self, n):
+            self.steps.append(n)
+
+        def close(self):
+            self.closed = True
+
+    bars = []
+    monkeypatch.setattr(engine_module.Engine, "_progress_bar",
+                        lambda self, total: bars.append(Bar(total)) or bars[-1])
+    monkeypatch.setattr(source, "BLOCK_BYTES", 64 * 1024)
+    lines = (SAMPLES / "postfix" / "mail.log").read_text(encoding="utf-8").splitlines(keepends=True)
+    log = tmp_path / "mail.log"
+    with open(log, "w", encoding="utf-8") as fh:
+        for i in range(60):
+            fh.writelines(line.replace("to=<", f"to=<u{i}.", 1) for line in lines)
+    gz = tmp_path / "mail.log.1.gz"
+    shutil.copy(SAMPLES / "postfix" / "mail.log.1.gz", gz)
+    old(gz, 7200), old(log)
+    ingest(cfg, [log, gz], fmt="postfix", year=2026)
+    (bar,) = bars
+    assert bar.total == log.stat().st_size + gz.stat().st_size
+    assert sum(bar.steps) == bar.total and bar.closed
+    assert len(bar.steps) >= log.stat().st_size // (64 * 1024)  # chunk by chunk, not once per file
+    assert all(step > 0 for step in bar.steps)

@@ -180,6 +180,78 @@ def test_maildir(tmp_path, replies):
     assert not list((md / "new").iterdir()) and len(list((md / "cur").iterdir())) == 3
 
 
+def _maildir_with(tmp_path, names):
+    md = tmp_path / "Maildir"
+    for d in ("new", "cur", "tmp"):
+        (md / d).mkdir(parents=True)
+    for i, name in enumerate(names):
+        (md / "new" / f"17000000{i}.M1P1.host").write_bytes(_raw(name))
+    return md
+
+
+@pytest.mark.slow
+def test_a_maildir_run_stops_on_an_unusable_suppression_list_with_an_error(tmp_path, replies):
+    """`intake --maildir` from cron with the suppression list damaged: every mail used to print a
+    traceback and the run ended with exit 0, as if all were well (the mails stayed in new/, but
+    nobody was told). Now the first such mail stops the run with one `Error:` line and exit 75;
+    every mail stays in new/ for the run after the repair."""
+    from pipeline.suppression import store as suppression
+
+    cfg = _cfg(tmp_path, replies.relay)
+    suppression.add(cfg, "dead@docomo.ne.jp")
+    current = cfg.data_dir / "suppression" / "current.parquet"
+    current.write_bytes(current.read_bytes()[:100])
+    md = _maildir_with(tmp_path, ["request_shift_jis.eml", "request_utf8_csv.eml"])
+    p = subprocess.run([sys.executable, "-c", "from pipeline.cli import main; main()", "--config", str(cfg.source),
+                        "--data-dir", str(cfg.data_dir), "intake", "--maildir", str(md), "--no-reply"],
+                       capture_output=True, cwd=REPO, timeout=120)
+    err = p.stderr.decode()
+    assert p.returncode == 75, err
+    assert err.startswith("Error: the suppression list cannot be trusted") and "Traceback" not in err, err
+    assert "stay in" in err and len(err.strip().splitlines()) == 1
+    assert len(list((md / "new").iterdir())) == 2 and not list((md / "cur").iterdir())
+    assert Queue.for_config(cfg).jobs() == []
+
+
+def test_a_maildir_mail_that_fails_unexpectedly_is_said_at_the_end(tmp_path, replies, monkeypatch):
+    """A mail whose handling fails for a reason that is neither the mail's nor a known fault of
+    this host (a bug) stays in new/ while the others are handled; the run then raises (Error:,
+    exit 1) instead of ending as a success with a traceback in the middle."""
+    from pipeline.sender import intake
+
+    cfg = _cfg(tmp_path, replies.relay)
+    md = _maildir_with(tmp_path, ["request_shift_jis.eml", "request_unknown_sender.eml"])
+    real = intake.process_request
+
+    def buggy(cfg, raw, **kw):
+        if b"charset=Shift_JIS" in raw:
+            raise RuntimeError("a bug")
+        return real(cfg, raw, **kw)
+
+    monkeypatch.setattr(intake, "process_request", buggy)
+    seen = []
+    with pytest.raises(intake.MaildirIncomplete, match=r"1 mail\(s\) could not be processed.*RuntimeError: a bug"):
+        for res in process_maildir(cfg, md, reply=False):
+            seen.append(res.status)
+    assert seen == ["unauthorised"]
+    assert [p.name for p in (md / "new").iterdir()] == ["170000000.M1P1.host"]
+
+
+def test_a_mail_another_run_took_meanwhile_is_skipped(tmp_path, replies, monkeypatch):
+    """Two `intake --maildir` runs at once (cron overlapping a slow run): a mail listed in new/
+    that the other run moved to cur/ before this one looked at it crashed this run
+    (FileNotFoundError in the sort by age), leaving the rest of new/ unhandled. Now it is skipped.
+    `bounces --maildir` walks a Maildir through the same code."""
+    import os
+
+    cfg = _cfg(tmp_path, replies.relay)
+    md = _maildir_with(tmp_path, ["request_shift_jis.eml"])
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda d: real(d) + (["169999999.M9P9.host"] if str(d).endswith("new") else []))
+    assert [r.status for r in process_maildir(cfg, md, reply=False)] == ["queued"]
+    assert not real(md / "new") and len(real(md / "cur")) == 1
+
+
 @pytest.mark.slow
 def test_cli_intake_from_stdin_exits_zero_for_refusals(tmp_path, replies):
     cfg = _cfg(tmp_path, replies.relay)
@@ -189,6 +261,15 @@ def test_cli_intake_from_stdin_exits_zero_for_refusals(tmp_path, replies):
                            input=_raw(name), capture_output=True, cwd=REPO, timeout=60)
         assert p.returncode == 0, p.stderr
         assert p.stdout.decode().startswith(expect)
+
+
+def test_recipients_separated_as_a_japanese_input_method_types_them():
+    """"a@au.com，b@au.com；c@au.com" (full-width comma and semicolon): one token, both invalid."""
+    from pipeline.sender.intake import Request, parse_body
+
+    req = Request(sender="ops@example.jp", message_id="", request_key="k")
+    parse_body("subject: s\nrecipients: a@au.com，b@au.com；c@au.com、d@au.com\u3000e@au.com\n---\nx\n", req)
+    assert req.addresses == ["a@au.com", "b@au.com", "c@au.com", "d@au.com", "e@au.com"] and not req.problems
 
 
 def test_decoders():

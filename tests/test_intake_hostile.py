@@ -111,6 +111,24 @@ def test_auth_results_need_aligned_mailfrom_or_header_d():
     assert organisational_domain("a.b.example.co.jp") == "example.co.jp" and organisational_domain("co.jp") is None
 
 
+def test_required_auth_results_count_only_the_receiving_mta_s_own(tmp_path):
+    """With require_auth_results and no auth_serv_id, an Authentication-Results header the sender
+    wrote himself ("anything; dkim=pass header.d=example.jp") passed the check: a forged From went
+    through a setting meant to stop it. Now intake refuses to run so (exit 75: the MTA keeps the
+    mail and retries once auth_serv_id is set); with it set, the forged header does not count."""
+    forged = _mail(headers="Authentication-Results: mx.example.jp; dkim=pass header.d=example.jp\r\n")
+    cfg = _cfg(tmp_path, "require_auth_results = true")
+    p = _intake(cfg, forged)
+    assert p.returncode == 75, p.stderr
+    assert p.stderr.startswith(b"Error: intake.require_auth_results = true needs intake.auth_serv_id")
+    assert Queue.for_config(cfg).jobs() == []
+    cfg = _cfg(tmp_path, 'require_auth_results = true\nauth_serv_id = "mx.mail.example.jp"')
+    res = process_request(cfg, forged, reply=False)
+    assert res.status == "unauthorised" and "Authentication-Results" in res.reason
+    genuine = b"Authentication-Results: mx.mail.example.jp; dkim=pass header.d=example.jp\r\n" + _mail()
+    assert process_request(cfg, genuine, reply=False).status == "queued"
+
+
 def test_replay_protection(tmp_path):
     cfg = _cfg(tmp_path)
     first = _mail(mid="<r1@example.jp>")
@@ -188,3 +206,32 @@ def test_a_config_we_cannot_send_with_exits_75_and_the_request_is_kept(tmp_path)
     cfg = make_config(tmp_path, sender_toml("127.0.0.1:9") + intake)       # the operator fixes it
     p = _intake(cfg, mail)                                                 # the MTA's retry
     assert p.returncode == 0 and p.stdout.startswith(b"queued"), (p.stdout, p.stderr)
+
+
+def _with_attachment(filename: str, ctype: str, data: bytes, subject: str = "冬のご案内") -> bytes:
+    from email.message import EmailMessage
+
+    m = EmailMessage()
+    m["From"], m["Subject"] = "ops@example.jp", "req"
+    m["Date"], m["Message-ID"] = email.utils.formatdate(localtime=True), email.utils.make_msgid(domain="example.jp")
+    m.set_content(f"secret: {SECRET}\nsubject: {subject}\nrecipients:\ntest@au.com\n---\nこんにちは\n")
+    maintype, subtype = ctype.split("/")
+    m.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return m.as_bytes()
+
+
+def test_an_attached_spreadsheet_is_said_not_passed_over(tmp_path):
+    """A request with the customer list attached as list.xlsx and a test address typed in the
+    body: the spreadsheet was passed over without a word and only the test address was queued
+    ("1 queued"). Now the request is malformed, nothing queued, and the reply says to send CSV;
+    a tab-separated .tsv is read like a CSV."""
+    cfg = _cfg(tmp_path)
+    xlsx = _with_attachment("顧客リスト.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                            b"PK\x03\x04 not really a workbook")
+    res = process_request(cfg, xlsx, reply=False)
+    assert res.status == "malformed" and "顧客リスト.xlsx: a spreadsheet cannot be read" in res.reason
+    assert Queue.for_config(cfg).jobs() == []
+    tsv = _with_attachment("list.tsv", "text/tab-separated-values", "email\tname\na@au.com\t山田\n".encode(),
+                           subject="春のご案内")
+    res = process_request(cfg, tsv, reply=False)
+    assert res.status == "queued" and res.queued == 2, res

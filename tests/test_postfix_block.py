@@ -857,3 +857,28 @@ def test_filter_hops_column_wise_are_is_filter_hop():
     assert hops.tolist() == [is_filter_hop(*row) for row in rows]
     assert hops.sum() == 9 * 3    # 9 local relays x 3 "queued as" texts, status sent
     assert postfix_block.filter_hops(pa.array(["sent"]), pa.array(["mx[1.2.3.4]:25"]), pa.array(["250 queued as X"])) is None
+
+
+def test_the_commands_default_reads_small_chunks_by_lines_between_block_chunks(tmp_path, monkeypatch):
+    # Engine(columnar=None), what the commands run: chunks under BLOCK_MIN_BYTES go line by line
+    # (a small log, a large log's last chunk), the others through the block reader; chunks of 64 KiB
+    # here, so one run takes both paths, parser state carried from one to the other
+    import pipeline.ingest.engine as engine_mod
+    import pipeline.ingest.source as source_mod
+
+    monkeypatch.setattr(source_mod, "FIRST_BLOCK_BYTES", 64 << 10)
+    monkeypatch.setattr(source_mod, "BLOCK_BYTES", 64 << 10)
+    monkeypatch.setattr(engine_mod, "BLOCK_MIN_BYTES", 60 << 10)
+    log = generated(tmp_path, lines=3000, seed=11)
+    read_by_block = []
+    real = engine_mod._extract
+    monkeypatch.setattr(engine_mod, "_extract", lambda reader, data, *a: read_by_block.append(len(data)) or real(reader, data, *a))
+    results = []
+    for columnar in (None, False):
+        data = tmp_path / f"data-{columnar}"
+        cfg = load_config(None, data_dir=data, timezone="Asia/Tokyo")
+        ingest(cfg, [log], fmt="postfix", year=2026, columnar=columnar)
+        events = pipeline.connect(data).sql("SELECT * FROM events ORDER BY event_id").fetchall()
+        results.append((events, json.loads((data / "state" / "ingest-state.json").read_text())["parsers"]))
+    assert results[0] == results[1]
+    assert len(read_by_block) > 2 and sum(read_by_block) < log.stat().st_size  # both paths taken

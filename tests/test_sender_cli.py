@@ -82,3 +82,48 @@ def test_an_iso2022jp_body_file_is_queued_as_japanese_text(tmp_path):
     cfg = load_config(tmp_path / "mailhygiene.toml", data_dir=tmp_path / "data")
     job = Queue.for_config(cfg, read_only=True).job(1)
     assert job.body == "いつもありがとうございます。\n本日限り\n"
+
+
+def test_what_the_terminal_shows_carries_no_control_characters(tmp_path):
+    """A job name with ESC (`--name`, or an authorised requester's `name:` line) reached the
+    terminal as is through `send list` / `send status`, and so did the carrier server's reply text
+    in `send status --job N` (ESC ]0;… retitles the terminal, ESC [2J clears it). Names are now
+    refused like a subject's control characters; what others wrote is shown escaped."""
+    import time
+
+    from pipeline.core.config import load_config
+    from pipeline.sender.queue import Queue
+
+    base, body, csv = _setup(tmp_path)
+    r = CliRunner().invoke(cli, base + ["send", "enqueue", "--subject", "s", "--body-file", str(body),
+                                        "--recipients", str(csv), "--name", "evil\x1b]0;pwned\x07"])
+    assert r.exit_code == 1 and "job name contains ESC" in r.output
+    assert run(base + ["send", "enqueue", "--subject", "s", "--body-file", str(body), "--recipients", str(csv),
+                       "--name", "winter"]).exit_code == 0
+    cfg = load_config(base[1], data_dir=base[3], timezone="Asia/Tokyo")
+    q = Queue.for_config(cfg)
+    row = q.rows(1)[0]
+    q.finish(row["id"], "failed", now=time.time(), reply_code=550, reply="Unknown user \x1b[2J\x1b]0;x\x07",
+             smtp_phase="rcpt", reason="user_unknown")
+    out = run(base + ["send", "status", "--job", "1"]).output
+    assert "\x1b" not in out and "\x07" not in out and "Unknown user \\x1b[2J" in out
+
+
+def test_enqueue_reads_the_list_or_the_text_from_standard_input(tmp_path):
+    """`crm-export | mailhygiene send enqueue ... --recipients -` was a usage error ("File '-' does
+    not exist"); now either file may be `-`, not both."""
+    base, body, csv = _setup(tmp_path)
+    r = CliRunner().invoke(cli, base + ["send", "enqueue", "--subject", "s", "--body-file", str(body),
+                                        "--recipients", "-"], input=csv.read_bytes())
+    assert r.exit_code == 0 and "job 1: 2 queued" in r.output, r.output
+    r = CliRunner().invoke(cli, base + ["send", "enqueue", "--subject", "t", "--body-file", "-",
+                                        "--recipients", str(csv)], input=body.read_bytes())   # Shift_JIS text
+    assert r.exit_code == 0 and "job 2: 2 queued" in r.output, r.output
+    from pipeline.core.config import load_config
+    from pipeline.sender.queue import Queue
+
+    cfg = load_config(base[1], data_dir=base[3], timezone="Asia/Tokyo")
+    assert Queue.for_config(cfg).job(2).body.startswith("いつもありがとうございます")
+    r = CliRunner().invoke(cli, base + ["send", "enqueue", "--subject", "u", "--body-file", "-", "--recipients", "-"],
+                           input=b"x")
+    assert r.exit_code == 1 and "cannot both be -" in r.output

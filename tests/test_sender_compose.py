@@ -11,7 +11,7 @@ import pytest
 from pipeline.core.config import load_config
 from pipeline.core.errors import InputError
 
-from fixtures import make_config
+from fixtures import make_config, sender_toml
 from pipeline.sender.compose import (
     LOOKALIKES, MAX_LINE_BYTES, HeaderInjectionError, MessageTemplate, compose, decode_message, prepare_texts,
 )
@@ -183,7 +183,78 @@ def test_screening_counts():
     assert s.duplicates == 1 and [r for _, r in s.invalid] == ["needs exactly one @"]
 
 
+def test_the_report_names_suppressed_and_full_width_addresses(tmp_path):
+    """An operator asking why a customer got nothing: the report said "1 suppressed" without
+    which address, and a full-width ｈａｎａｋｏ＠ａｕ．ｃｏｍ (typed with the IME) was "needs exactly
+    one @", though it has one. Now both are said with examples."""
+    from pipeline.suppression import store as suppression
+
+    cfg = make_config(tmp_path, sender_toml("127.0.0.1:9"))
+    suppression.add(cfg, "dead@docomo.ne.jp")
+    report = enqueue(cfg, subject="s", body="b", addresses=["DEAD@docomo.ne.jp", "ｈａｎａｋｏ＠ａｕ．ｃｏｍ", "ok@au.com"])
+    lines = report.lines()
+    assert "  suppressed (on the suppression list, not sent): 1, e.g. dead@docomo.ne.jp" in lines
+    assert any(line.startswith("  invalid (full-width characters") and "ｈａｎａｋｏ＠ａｕ．ｃｏｍ" in line for line in lines)
+
+
 def test_csv_parsing():
     assert parse_recipient_csv("name,email\nA,a@au.com\nB,b@au.com\n") == ["a@au.com", "b@au.com"]
     assert parse_recipient_csv("a@au.com\nb@au.com\n") == ["a@au.com", "b@au.com"]
     assert parse_recipient_csv("id,who\n1,a@au.com\n") == ["a@au.com"]
+
+
+def test_a_list_with_two_address_columns_is_refused_not_guessed(tmp_path):
+    """氏名,PCメール,携帯メール: no recognised header, two columns of addresses. The first was
+    taken without a word, and a campaign meant for the phones went to the PC addresses; now the
+    list is refused naming the columns, and nothing is queued."""
+    from pipeline.sender.enqueue import read_recipient_file
+    from pipeline.sender.queue import Queue
+
+    two = "氏名,PCメール,携帯メール\n山田,yamada@example.co.jp,yamada.t@docomo.ne.jp\n佐藤,sato@example.co.jp,sato@au.com\n"
+    with pytest.raises(InputError, match=r"several columns.*column 2 \(PCメール\), column 3 \(携帯メール\)"):
+        parse_recipient_csv(two)
+    with pytest.raises(InputError, match="several columns"):
+        parse_recipient_csv("email,mail\na@au.com,b@au.com\n")
+    with pytest.raises(InputError, match="several columns"):   # a second column filled in one row of three
+        parse_recipient_csv("a@example.jp,\nb@example.jp,b@docomo.ne.jp\nc@example.jp,\n")
+    # named, or one column of addresses among others (a note with an @ here and there is no address column)
+    assert parse_recipient_csv("氏名,PCメール,メールアドレス\n山田,y@example.co.jp,y@docomo.ne.jp\n") == ["y@docomo.ne.jp"]
+    notes = "a@au.com,\nb@au.com,転送 c@example.jp\nd@au.com,\ne@au.com,\n"
+    assert parse_recipient_csv(notes) == ["a@au.com", "b@au.com", "d@au.com", "e@au.com"]
+    cfg = make_config(tmp_path, sender_toml("127.0.0.1:9"))
+    listed = tmp_path / "list.csv"
+    listed.write_bytes(two.encode("cp932"))
+    with pytest.raises(InputError):
+        enqueue(cfg, subject="s", body="b", addresses=read_recipient_file(listed))
+    assert Queue.for_config(cfg).jobs() == []
+
+
+def test_a_stray_quote_cannot_swallow_recipients():
+    """`a@au.com,"Taro` (a quote typed by hand): the lenient reader ran the cell on over every
+    later row, and their recipients were silently not queued ("1 queued, 0 skipped"); a cell over
+    the csv module's limit was an internal error (exit 70). Now each is an InputError with the line."""
+    with pytest.raises(InputError, match=r"line 3: unexpected end of data.*stray double quote"):
+        parse_recipient_csv('email\na@au.com,"unterminated\nb@au.com\n')
+    with pytest.raises(InputError, match=r"rows of addresses \(b@au.com,Hanako …\)"):
+        parse_recipient_csv('email,name\na@au.com,"Taro\nb@au.com,Hanako\nc@au.com,Jiro"\nd@au.com,x\n')
+    with pytest.raises(InputError, match="field limit"):
+        parse_recipient_csv('email\na@au.com,"' + "x" * 200_000 + '"\n')
+    # a quoted cell over several lines (a note, an address) and a quote inside a cell stay fine
+    assert parse_recipient_csv('email,note\na@au.com,"1行目\n2行目"\nb@au.com,山田 "太郎"\n') == ["a@au.com", "b@au.com"]
+
+
+def test_a_tab_separated_list_is_read():
+    """Excel's テキスト (タブ区切り): every row was one cell "a@au.com<TAB>山田" (invalid: spaces),
+    and the whole list was refused as holding no valid recipient."""
+    assert parse_recipient_csv("email\tname\na@au.com\t山田\nb@au.com\t佐藤\n") == ["a@au.com", "b@au.com"]
+    assert parse_recipient_csv("a@au.com\t山田\n") == ["a@au.com"]
+
+
+def test_an_excel_unicode_text_list_is_read(tmp_path):
+    """Excel's "Unicode テキスト" is UTF-16 with its BOM, tab-separated: `suppression add
+    --from-file` read it, `send enqueue` refused it as "neither UTF-8 nor Shift_JIS"."""
+    from pipeline.sender.enqueue import read_recipient_file
+
+    f = tmp_path / "list.txt"
+    f.write_bytes("メールアドレス\t名前\r\nu16@au.com\t山田\r\n".encode("utf-16"))
+    assert read_recipient_file(f) == ["u16@au.com"]

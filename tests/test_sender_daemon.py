@@ -203,18 +203,33 @@ def test_a_broken_config_is_refused_before_the_daemon_sends(tmp_path):
     assert rows_by_address(cfg)["a@au.com"]["state"] == "queued"  # untouched, sent after the fix
 
 
+# Refusals of our sending identity, at any phase: our IP blocked, our mail failing SPF/DKIM/DMARC
+# (carriers.md: "never count"), our envelope sender's domain refused (Postfix says it at RCPT TO).
+OUR_SIDE = {
+    "blocked": ("rcpt", "550 5.7.1 Service unavailable; client host [192.0.2.1] blocked using zen.spamhaus.org"),
+    "auth": ("rcpt", "550 5.7.1 Sender address rejected: SPF check failed"),
+    "auth ": ("end_of_data", "550 5.7.26 Unauthenticated email from mail.example.jp is not accepted due to "
+                            "domain's DMARC policy"),
+    "sender_domain": ("rcpt", "550 5.1.8 <news@mail.example.jp>: Sender address rejected: Domain not found"),
+}
+
+
 @pytest.mark.slow
-def test_a_block_of_our_ip_at_rcpt_pauses_the_carrier_and_fails_nobody(tmp_path):
+@pytest.mark.parametrize("reason", sorted(OUR_SIDE))
+def test_a_refusal_of_our_ip_or_domain_pauses_the_carrier_and_fails_nobody(tmp_path, reason):
     """docomo and others refuse a blocked network at RCPT TO ("blocked using ...", reputation):
     not the addresses' fault. It used to fail every recipient of the carrier one after the other
     (each message lost, the blocking carrier hammered); now it is deferred and the carrier paused,
-    as a refusal before RCPT is."""
-    def rcpt(addr):
-        if addr.endswith("@au.com"):
-            return "550 5.7.1 Service unavailable; client host [192.0.2.1] blocked using zen.spamhaus.org"
-        return None
+    as a refusal before RCPT is. The same for our mail failing SPF/DKIM/DMARC and for our sender
+    domain refused: those were still failed row after row (a whole docomo campaign marked failed
+    at full speed by an SPF record gone wrong), never sent after the fix."""
+    phase, reply = OUR_SIDE[reason]
 
-    with RecordingServer(rcpt_reply=rcpt) as srv:
+    def refuse(addr):
+        return reply if addr.endswith("@au.com") else None
+
+    hooks = {"rcpt_reply": refuse} if phase == "rcpt" else {"data_reply": refuse}
+    with RecordingServer(**hooks) as srv:
         cfg = make_cfg(tmp_path, srv.relay, "rate_limit_pause = 60\nconcurrency = 1\n")
         enqueue(cfg, subject="s", body="b", addresses=[f"u{i}@au.com" for i in range(10)] + ["d@docomo.ne.jp"])
         stats = run_daemon(cfg, max_seconds=3)
@@ -222,6 +237,47 @@ def test_a_block_of_our_ip_at_rcpt_pauses_the_carrier_and_fails_nobody(tmp_path)
     rows = rows_by_address(cfg)
     assert stats.failed == 0 and len(au_tries) == 1                  # paused after the first refusal
     tried = rows[au_tries[0]]
-    assert (tried["state"], tried["reason"], tried["smtp_phase"]) == ("deferred", "blocked", "rcpt")
+    assert (tried["state"], tried["reason"], tried["smtp_phase"]) == ("deferred", reason.strip(), phase)
     assert sum(r["state"] == "queued" for r in rows.values()) == 9
     assert rows["d@docomo.ne.jp"]["state"] == "sent"                  # other carriers go on
+
+
+def test_too_many_recipients_is_retried_in_a_new_session():
+    """docomo's "552 Too many recipients" at RCPT TO: the session carried too many, our fault
+    (carriers.md); the address is fine and gets the message in a fresh session, not a failure."""
+    from pipeline.sender.daemon import classify_reply
+
+    out = classify_reply(552, "Too many recipients", "rcpt", "docomo")
+    assert (out.state, out.reason, out.drop_connection) == ("deferred", "too_many_recipients", True)
+    assert classify_reply(550, "5.1.1 User unknown", "rcpt", "docomo").state == "failed"
+
+
+def test_a_mistyped_carrier_route_is_refused_before_anything_is_sent(tmp_path):
+    """routes = {docmo = "[tokutei]:25"}: the key was taken for a domain "docmo" that matches no
+    mail, and docomo's mail went to default_relay instead of its 特定接続 relay, unnoticed (the
+    generated MTA configuration too). Now the daemon and `send mta-config` refuse it."""
+    from pipeline.core.errors import ConfigError
+    from pipeline.sender.mtaconfig import mta_config
+
+    with RecordingServer() as srv:
+        cfg = make_cfg(tmp_path, srv.relay, 'routes = {docmo = "127.0.0.1:9", "docomo.ne.jp" = "127.0.0.1:9"}\n')
+        enqueue(cfg, subject="s", body="b", addresses=["d@docomo.ne.jp"])
+        with pytest.raises(ConfigError, match="sender.routes has unknown carrier 'docmo'"):
+            run_daemon(cfg, exit_when_done=True, max_seconds=5)
+        with pytest.raises(ConfigError, match="unknown carrier 'docmo'"):
+            mta_config(cfg, "postfix")
+        assert srv.received == []
+
+
+@pytest.mark.slow
+def test_a_session_the_server_ended_is_reopened_not_a_deferral(tmp_path):
+    """A server that ends each session after its own limit (here: one message) or cuts an idle one:
+    the next message on the kept connection met "connection lost during mail" and was deferred for
+    backoff_base (60 s by default), every other recipient of the campaign. The server was told
+    nothing of that message: it now goes at once over a new session."""
+    with RecordingServer(close_after_message=True) as srv:
+        cfg = make_cfg(tmp_path, srv.relay, "concurrency = 1\n")   # backoff_base 0.2 s, max_seconds 20: a deferral shows
+        enqueue(cfg, subject="s", body="b", addresses=[f"u{i}@au.com" for i in range(6)])
+        stats = run_daemon(cfg, exit_when_done=True, max_seconds=20)
+    assert (stats.sent, stats.deferred) == (6, 0)
+    assert sorted(srv.addresses()) == sorted(f"u{i}@au.com" for i in range(6))

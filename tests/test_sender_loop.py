@@ -47,12 +47,14 @@ def _cfg(tmp_path, relay, extra="", flush=0.2):
     MTA, is a closed port here: nothing may go there)."""
     from pipeline.sender.testing import free_port
 
-    return make_config(tmp_path, sender_toml(f"127.0.0.1:{free_port()}") + f"""default_rate = {{count = 1000, interval = 1.0}}
+    cfg = make_config(tmp_path, sender_toml(f"127.0.0.1:{free_port()}") + f"""default_rate = {{count = 1000, interval = 1.0}}
 routes = {{docomo = "{relay}", au = "{relay}", softbank = "{relay}"}}
 backoff_base = 0.2
 backoff_max = 0.4
 event_flush_interval = {flush}
 {extra}""")
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)  # (`suppression add` refuses a data dir that does not exist)
+    return cfg
 
 
 @pytest.mark.slow
@@ -286,3 +288,54 @@ def test_a_lost_suppression_directory_is_not_a_new_install(tmp_path):
         assert r.returncode == 0, r.stderr
         stats = run_daemon(cfg, exit_when_done=True, max_seconds=20)
     assert stats.sent == 2 and sorted(srv.addresses()) == ["ok@au.com", "other@au.com"]
+
+
+@pytest.mark.slow
+def test_suppress_counts_the_results_still_in_the_outbox(tmp_path):
+    """A daemon killed before its next flush leaves its last results in the queue's outbox. `clean`
+    moves them before the rule; `mailhygiene suppress` ran the rule without them, so a dead
+    address whose second day's 550 waited there was not suppressed."""
+    from pipeline.sender.events import attempt_event
+
+    dead = "gone@docomo.ne.jp"
+    with RecordingServer(rcpt_reply=_rcpt) as srv:
+        cfg = _cfg(tmp_path, srv.relay)
+        enqueue(cfg, subject="1日目", body="本文", addresses=[dead, "hanako@docomo.ne.jp"])
+        run_daemon(cfg, exit_when_done=True, max_seconds=30, clock=lambda: time.time() - 86400)
+    q = Queue.for_config(cfg)
+    q.add_events([attempt_event(                      # day two's refusal, not yet flushed
+        ts=time.time(), host="mx", job_id=9, row_id=1, attempt=1, message_id=None, sender="news@mail.example.jp",
+        recipient=dead, carrier="docomo", relay=srv.relay, status="bounced", reply_code=550,
+        reply=DEAD[dead], smtp_phase="rcpt", reason="user_unknown", scope="recipient", hard=True,
+        queue_file=str(q.path))])
+    r = _mh(cfg, "suppress")
+    assert r.returncode == 0, r.stderr
+    assert suppressed_addresses(cfg) == {dead} and q.outbox_size() == 0
+
+
+@pytest.mark.slow
+def test_nightly_clean_runs_the_rule_on_the_sender_s_results_without_log_sources(tmp_path):
+    """Direct mode needs no MTA log: the daemon's attempts are the events. The nightly `clean`
+    (docs/sender.md: it moves the daemon's results and runs the rule) stopped with "no log
+    sources configured", so such an installation's dead addresses never reached the list
+    through it. With a send queue it now runs the rule on them; without one it is still an error."""
+    with RecordingServer(rcpt_reply=_rcpt) as srv:
+        cfg = _cfg(tmp_path, srv.relay)
+        assert not cfg.sources
+        for clock in (lambda: time.time() - 86400, time.time):
+            enqueue(cfg, subject="s", body="本文", addresses=LIVE + list(DEAD), name=str(clock()))
+            run_daemon(cfg, exit_when_done=True, max_seconds=30, clock=clock)
+    r = _mh(cfg, "clean")
+    assert r.returncode == 0, r.stderr
+    assert "no [[sources]]" in r.stdout and suppressed_addresses(cfg) == set(DEAD)
+
+
+def test_clean_without_sources_still_needs_them_in_relay_mode(tmp_path):
+    """Relay mode hands every message to the local MTA: its log holds the results, so a missing
+    [[sources]] stays an error there even with a send queue."""
+    from pipeline.sender.testing import free_port
+
+    cfg = make_config(tmp_path, sender_toml(f"127.0.0.1:{free_port()}") + 'mode = "relay"\n')
+    enqueue(cfg, subject="s", body="b", addresses=["a@au.com"])
+    r = _mh(cfg, "clean")
+    assert r.returncode == 1 and "no log sources configured" in r.stderr

@@ -114,6 +114,7 @@ def test_suppression_list_on_an_empty_store_loads_no_dataframe_library(tmp_path)
 def test_suppression_list_with_a_list_loads_no_dataframe_library(tmp_path):
     # the list is read by DuckDB (pipeline/suppression/store.py): no pandas, numpy or pyarrow
     data = tmp_path / "data"
+    data.mkdir()  # (suppression add refuses a data dir that does not exist: a mistyped --data-dir)
     args = ["--data-dir", str(data), "--timezone", "Asia/Tokyo"]
     assert subprocess.run([sys.executable, "-c", "from pipeline.cli import main; main()", *args, "suppression", "add",
                            "taro@docomo.ne.jp", "--note", "test"], capture_output=True, timeout=120,
@@ -198,14 +199,19 @@ def test_ingest_loads_no_module_it_does_not_need(tmp_path):
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
 
 
+BLOCK_READER_MODULES = ("pipeline.ingest.parsers.postfix_block", "pipeline.ingest.parsers.sendmail_block",
+                        "pipeline.ingest.parsers.qmail_block")
+
+
 def test_an_ingest_of_one_mta_loads_no_other_mtas_block_reader(tmp_path):
     # pipeline.ingest.parsers.BLOCK_READERS imports a block reader when a log of its MTA is read
+    # (the sample logs are small: every chunk goes to the block reader here, as in a large log)
     from fixtures import SAMPLES
 
-    readers = ("pipeline.ingest.parsers.postfix_block", "pipeline.ingest.parsers.sendmail_block",
-               "pipeline.ingest.parsers.qmail_block")
+    readers = BLOCK_READER_MODULES
     for mta, log in (("postfix", SAMPLES / "postfix" / "mail.log"), ("sendmail", SAMPLES / "sendmail" / "maillog")):
         code = ("import sys\nfrom pipeline.cli import cli\n"
+                "import pipeline.ingest.engine\npipeline.ingest.engine.BLOCK_MIN_BYTES = 0\n"
                 "cli.main(sys.argv[1:], prog_name='mailhygiene', standalone_mode=False)\n"
                 f"print(sorted(m for m in {readers!r} if m in sys.modules))\n")
         r = subprocess.run([sys.executable, "-c", code, "--data-dir", str(tmp_path / mta), "--timezone", "Asia/Tokyo",
@@ -214,6 +220,51 @@ def test_an_ingest_of_one_mta_loads_no_other_mtas_block_reader(tmp_path):
                                               "HOME": str(tmp_path)})
         assert r.returncode == 0 and "events written" in r.stdout, r.stderr
         assert r.stdout.strip().splitlines()[-1] == str([f"pipeline.ingest.parsers.{mta}_block"]), (mta, r.stdout)
+
+
+def test_an_ingest_of_small_logs_loads_no_block_reader_nor_pyarrow_compute(tmp_path):
+    # chunks under engine.BLOCK_MIN_BYTES are read line by line: small logs (every MTA's samples, in
+    # two runs, the second's store reading the ids the first stored) cost neither pyarrow.compute's
+    # import (~25 ms: it wraps and documents ~280 functions) nor a block reader's
+    from fixtures import SAMPLES
+
+    runs = [[str(SAMPLES / "postfix" / "mail.log.1.gz"), str(SAMPLES / "sendmail" / "maillog")],
+            [str(SAMPLES / "postfix" / "mail.log"), str(SAMPLES / "qmail" / "current")]]
+    assert all(Path(log).stat().st_size < 64 << 10 for logs in runs for log in logs)
+    unwanted = ("pyarrow.compute", *BLOCK_READER_MODULES)
+    code = ("import sys\nfrom pipeline.cli import cli\n"
+            f"for logs in {runs!r}:\n"
+            "    cli.main(sys.argv[1:] + logs, prog_name='mailhygiene', standalone_mode=False)\n"
+            f"print(sorted(m for m in {unwanted!r} if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code, "--data-dir", str(tmp_path / "data"), "--timezone", "Asia/Tokyo",
+                        "ingest", "--no-progress"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1]), "HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("events written:") == 2 and "events written:   0" not in r.stdout, r.stdout
+    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
+
+
+def test_every_dataclass_an_ingest_defines_has_a_docstring(tmp_path):
+    # dataclass() writes a missing docstring from inspect.signature(cls): ~1.5 ms of CPU for the
+    # first one of a process (inspect's machinery warming up), for a docstring nobody reads
+    from fixtures import SAMPLES
+
+    code = ("import dataclasses, sys\n"
+            "process, docless = dataclasses._process_class, []\n"
+            "def watched(cls, *args, **kwargs):\n"
+            "    if not cls.__doc__:\n"
+            "        docless.append(cls.__qualname__)\n"
+            "    return process(cls, *args, **kwargs)\n"
+            "dataclasses._process_class = watched\n"
+            "from pipeline.cli import cli\n"
+            "cli.main(sys.argv[1:], prog_name='mailhygiene', standalone_mode=False)\n"
+            "print(docless)\n")
+    r = subprocess.run([sys.executable, "-c", code, "--data-dir", str(tmp_path / "data"), "--timezone", "Asia/Tokyo",
+                        "ingest", "--no-progress", str(SAMPLES / "postfix" / "mail.log")], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                                                       "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert r.returncode == 0 and "events written" in r.stdout, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
 
 
 def test_the_hashes_of_the_ingest_path_are_hashlibs():

@@ -82,6 +82,18 @@ def test_iso_local_in_sql_agrees_with_python(zone):
         assert con.execute("SELECT iso_local($t, $tz)", {"t": t, "tz": zone}).fetchone()[0] == want
 
 
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "Asia/Kolkata", "America/St_Johns"])
+def test_iso_local_offset_is_exact_for_times_with_microseconds(zone):
+    """The list's added_at carries microseconds: the two epochs then differ by 32399.99999976
+    seconds in Asia/Tokyo, and a floored offset printed 12:46:10+08:59, a minute off."""
+    con = macros()
+    instants = [datetime(2026, 12, 6, 3, 46, 10, us, tzinfo=timezone.utc)
+                for us in (1, 209473, 500000, 999999)]
+    for t in instants:
+        want = t.astimezone(ZoneInfo(zone)).replace(microsecond=0).isoformat()
+        assert con.execute("SELECT iso_local($t, $tz)", {"t": t, "tz": zone}).fetchone()[0] == want
+
+
 # --------------------------------------------------------------------------- the list export
 def test_csv_keeps_addresses_and_neutralises_text(listed, tmp_path):
     out = tmp_path / "s.csv"
@@ -185,3 +197,22 @@ def test_filtered_export_empty_needs_allow_empty(cfg, tmp_path):
     assert r.exit_code == 1 and "--allow-empty" in r.output and not out.exists()
     invoke(cfg.data_dir, "export", "--filtered", out, "--allow-empty")
     assert out.read_text().startswith("address,carrier,refusals,first_refusal,last_refusal,last_reply")
+
+
+def test_address_whose_quotes_were_normalised_away_is_quoted_again(cfg, tmp_path):
+    """A bounce log's `to=<"=1+2 x"@docomo.ne.jp>` is stored normalised as `=1+2 x@docomo.ne.jp`:
+    written as it is stored, the key cell was a formula to a spreadsheet and an address no CRM
+    holds. The export spells it as RFC 5322 does; ordinary keys stay exactly as stored."""
+    odd = ['=1+2 x@docomo.ne.jp', '=hyperlink("http://evil.example/","x")@au.com', 'a@b@au.com']
+    plain = ["+81-90@docomo.ne.jp", "taro..yamada.@docomo.ne.jp", "-taro@au.com"]
+    rows = [e for a in odd + plain for e in (event(a, at(10)), event(a, at(12)))]
+    rows += [filtered('hana (home)@docomo.ne.jp', 20)]
+    store_events(cfg, rows)
+    run_rule(SuppressionStore(cfg.data_dir), cfg.rule, cfg.guard, "2026-11-30", tz=cfg.timezone_name)
+    out = tmp_path / "s.csv"
+    invoke(cfg.data_dir, "export", out)
+    keys = sorted(r["address"] for r in csv.DictReader(io.StringIO(out.read_text())))
+    assert keys == sorted(['"=1+2 x"@docomo.ne.jp', '"=hyperlink(\\"http://evil.example/\\",\\"x\\")"@au.com',
+                           '"a@b"@au.com', *plain])
+    invoke(cfg.data_dir, "export", "--filtered", out, "--days", "30")
+    assert [r["address"] for r in csv.DictReader(io.StringIO(out.read_text()))] == ['"hana (home)"@docomo.ne.jp']

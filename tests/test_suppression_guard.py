@@ -269,3 +269,32 @@ def test_dead_addresses_of_one_carrier_under_its_share_pass(tmp_path):
     result = run(cfg)
     assert not result.guard.tripped, result.guard.reasons
     assert suppressed_addresses(cfg) == frozenset(dead)
+
+
+def test_a_refused_run_still_prints_its_json_document(tmp_path):
+    """`suppress --json` and `clean --json` printed nothing when the guard refused: the cron line
+    `clean --quiet --json > last-run.json` (README) left an empty file on the night most worth a
+    record. The document now says the guard tripped and nothing was applied; exit 3 and the
+    Error line as before."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+    from pipeline.ingest.session import watch_lock
+
+    cfg = make_config(tmp_path, '[[sources]]\npath = "/nonexistent/mail.log*"\n')
+    _, rows = block_scenario(spread=True)
+    store_events(cfg, rows)
+    base = ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "--timezone", "Asia/Tokyo"]
+    refused = CliRunner().invoke(cli, base + ["suppress", "--as-of", AS_OF, "--json"])
+    assert refused.exit_code == 3 and refused.stderr.startswith("Error: the suppression guard refused")
+    doc = json.loads(refused.stdout)
+    assert doc["guard"]["tripped"] and not doc["applied"] and doc["new"] and doc["engine"] == "duckdb"
+    with watch_lock(cfg.data_dir):  # (a live watch owns ingestion: clean goes straight to the rule)
+        night = CliRunner().invoke(cli, base + ["--quiet", "clean", "--as-of", AS_OF, "--json"])
+    assert night.exit_code == 3 and "Error: the suppression guard refused" in night.stderr
+    doc = json.loads(night.stdout)
+    assert doc["rule"]["guard"]["tripped"] and not doc["rule"]["applied"] and doc["new_suppressions"] == 0
+    assert doc["export"] == {"path": None, "rows": 0} and doc["report"] is None
+    assert doc["ingest"]["watch_running"] is True

@@ -245,6 +245,24 @@ def test_events_are_stored_when_the_flush_interval_has_passed(tmp_path, logs, fo
     assert f.counts() == (60, 60)
 
 
+def test_the_follower_reads_even_a_few_new_lines_with_the_block_reader(tmp_path, logs, followers, monkeypatch):
+    # a batch run reads a chunk under engine.BLOCK_MIN_BYTES line by line (a small log's start-up);
+    # the follower, which pays for the block reader's imports once, keeps every chunk on it
+    import pipeline.ingest.engine as engine_mod
+
+    read_by_block = []
+    real = engine_mod._extract
+    monkeypatch.setattr(engine_mod, "_extract", lambda reader, data, *a: read_by_block.append(len(data)) or real(reader, data, *a))
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 3))
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])
+    f.run(0.5)
+    append(log, pf_lines(3, 5))
+    f.run(0.5)
+    assert f.counts() == (5, 5)
+    assert len(read_by_block) == 2 and max(read_by_block) < engine_mod.BLOCK_MIN_BYTES
+
+
 def test_a_slow_store_is_started_early_so_lines_are_queryable_within_the_flush_interval(
         tmp_path, logs, followers, monkeypatch):
     """A line must be queryable flush_interval after the pass that read it, not flush_interval

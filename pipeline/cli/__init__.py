@@ -639,7 +639,16 @@ def config():
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
 @pass_app
 def config_show(app, as_json):
-    """Print the effective configuration (defaults <- file <- options); secrets are masked."""
+    """Print the effective configuration (defaults <- file <- options); secrets are masked.
+
+    The first line names the config file read (or none); data_dir is shown resolved.
+
+    \b
+    Examples:
+      mailhygiene config show
+      sudo -u mailhygiene mailhygiene config show      # what the timers and cron see
+      mailhygiene --config central.toml config show --json | jq .rule
+    """
     import json
 
     from ..core.config import effective_values, render_toml

@@ -25,9 +25,11 @@ _ADDRESS = re.compile(r"(?<![A-Za-z0-9._%+\-\"])[A-Za-z0-9._%+\-\"]+@([A-Za-z0-9
 @click.option("--relay", default=None, help="The MX that answered (relay=), e.g. mfsmax.docomo.ne.jp[1.2.3.4]:25.")
 @click.option("--day", type=DAY, default=None,
               help="The event's date (YYYY-MM-DD), for provider behaviour that changed on a date.")
-@click.option("--mta", type=click.Choice(["postfix", "sendmail", "qmail"]), default=None)
+@click.option("--mta", type=click.Choice(["postfix", "sendmail", "qmail"]), default=None,
+              help="The MTA that logged the reply (sendmail's own words and DSNs are read its way).")
 @click.option("--explain", is_flag=True, help="Show which rule decided, on what evidence.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as JSON: reason, scope, hard, carrier, domain, status, reply_code, dsn, smtp_phase.")
 @click.pass_obj
 def classify_cmd(app, diagnostic, phase, status, dsn, domain, relay, day, mta, explain, as_json):
     """Show how a bounce text is classified (reason, whose fault, hard/soft, carrier).

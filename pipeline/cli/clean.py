@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .terminal import json_option, lang_option
+from .terminal import AS_OF, holds_no_store, json_option, lang_option
 
 
 def ingest_problems(path, summary, L=None) -> list[str]:
@@ -24,14 +24,6 @@ def ingest_problems(path, summary, L=None) -> list[str]:
     return out
 
 
-def holds_no_store(data_dir) -> bool:
-    """No stored event file and no suppression history in `data_dir` (missing or empty)."""
-    from ..store.layout import stored_files
-    from ..suppression.store import SuppressionStore
-
-    return not stored_files(data_dir) and not SuppressionStore(data_dir).history_path.exists()
-
-
 def ingest_summary_line(summary, L) -> str:
     d = summary.as_dict()
     return L("cli.ingest_summary", files=len(d["files"]), lines=d["lines"], events=d["events_written"],
@@ -39,9 +31,10 @@ def ingest_summary_line(summary, L) -> str:
 
 
 @click.command("clean")
-@click.option("--as-of", default=None, metavar="DATE", help="As for `suppress` (default: now).")
+@click.option("--as-of", type=AS_OF, default=None, metavar="DATE", help="As for `suppress` (default: now).")
 @click.option("--force", is_flag=True, help="Apply the rule even when the guard refuses.")
-@click.option("--progress/--no-progress", default=None)
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar of the ingest step (default: on a terminal, for large inputs).")
 @click.option("-q", "--quiet", is_flag=True,
               help="Print only problems (rejected or unrecognised log lines, a source matching no file, "
                    "a guard overridden by --force, errors): cron then mails only when something is wrong.")
@@ -91,6 +84,9 @@ def clean_cmd(app, as_of, force, progress, quiet, as_json, lang):
         elif name == "watch_running":
             if not silent:
                 click.echo(L("cli.ingest_watch"))
+        elif name == "no_sources":
+            if not silent:
+                click.echo(L("cli.ingest_sender_only"))
         elif name == "source_empty":
             if silent:
                 app.problem(L("cli.problem_no_files", path=value))
@@ -121,8 +117,19 @@ def clean_cmd(app, as_of, force, progress, quiet, as_json, lang):
                 click.echo(L("cli.report"))
                 click.echo(L("cli.report_path", path=value))
 
+    from ..core.errors import GuardTripped
+
     started_empty = holds_no_store(cfg.data_dir)
-    result = clean(cfg, as_of=as_of, force=force, progress=progress, lang=app.language(lang), on_step=on_step)
+    try:
+        result = clean(cfg, as_of=as_of, force=force, progress=progress, lang=app.language(lang), on_step=on_step)
+    except GuardTripped as exc:
+        # the night's document still goes to stdout (`clean --json > last-run.json` from cron):
+        # the refusal is the night most worth a record; the Error line and exit 3 follow
+        if started_empty:
+            app.problem(L("cli.problem_new_data_dir", path=cfg.data_dir))
+        if as_json and getattr(exc, "clean_result", None) is not None:
+            app.print_json(clean_result_json(exc.clean_result, cfg))
+        raise
     if started_empty:
         # a first night, or a data dir whose volume is not mounted (or that moved): the job
         # cannot tell them apart, and in the second case the opt-outs added by hand are gone

@@ -104,7 +104,14 @@ def setup_cmd(ctx, domain, ip, helo, dkim_selector, resolver, port, dnsbls, doma
               timeout, probe_timeout, strict, as_json):
     """Check the IP, reverse DNS, HELO, MX, SPF, DMARC, DKIM and block lists for DOMAIN sending from IP.
 
-    A resolver that does not answer one quick probe stops the command (exit status 1) before any check.
+    A resolver that does not answer one quick probe, or answers "no such name" even for the root,
+    stops the command (exit status 1) before any check.
+
+    \b
+    Examples:
+      mailhygiene doctor setup --domain mail.example.jp --ip 203.0.113.25 --helo mx1.mail.example.jp
+      mailhygiene doctor setup --domain mail.example.jp --ip 203.0.113.25 --dkim-selector s1 --resolver 127.0.0.1
+      mailhygiene doctor setup --domain mail.example.jp --ip 203.0.113.25 --no-blocklists --json
     """
     from ..preflight.dns_checks import check_setup  # here: `doctor --help` loads no dnspython
     settings = _doctor_settings(ctx)
@@ -142,7 +149,14 @@ def setup_cmd(ctx, domain, ip, helo, dkim_selector, resolver, port, dnsbls, doma
 @click.pass_context
 def message_cmd(ctx, file, carrier, transactional, no_spamassassin, strict, as_json):
     """Lint FILE.eml: headers, line length, Japanese text, carrier limits, the display duties of
-    the 特定電子メール法 (advertising mail), a Japanese spam-phrase score and SpamAssassin's score."""
+    the 特定電子メール法 (advertising mail), a Japanese spam-phrase score and SpamAssassin's score.
+
+    \b
+    Examples:
+      mailhygiene doctor message campaign.eml
+      mailhygiene doctor message receipt.eml --transactional --carrier docomo
+      mailhygiene doctor message campaign.eml --no-spamassassin --json
+    """
     settings = _doctor_settings(ctx)
     results = check_message(file, settings, carrier=carrier, spamassassin=not no_spamassassin,
                             advertising=not transactional)

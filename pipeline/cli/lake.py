@@ -77,6 +77,10 @@ def lake_upload(app, take_over):
     `ingest`, `clean` and `watch` do this after each commit; this command is for a first upload
     of an existing store, or after the lake was unreachable. A node name is held by one host (a
     claim under <url>/_nodes/): another host given the same store.node is refused.
+
+    \b
+    Example:
+      sudo -u mailhygiene mailhygiene lake upload
     """
     from ..lake.node import after_commit
 
@@ -89,7 +93,14 @@ def lake_upload(app, take_over):
 @lake_group.command("compact")
 @click.pass_obj
 def lake_compact(app):
-    """Merge this node's objects of closed days (older than store.compact_after_days) into one per day."""
+    """Merge this node's objects of closed days (older than store.compact_after_days) into one per day.
+
+    `clean` does this every night; this command is for doing it now.
+
+    \b
+    Example:
+      sudo -u mailhygiene mailhygiene lake compact
+    """
     from ..core.errors import ConfigError
     from ..lake.node import compact_node
     from ..lake.url import check_node

@@ -62,7 +62,7 @@ def print_key_figures(written) -> None:
                    "(default: <data_dir>/reports, config report.dir).")
 @click.option("--fail-over", type=RATE, default=None, metavar="RATE",
               help="Exit with status 2 when a carrier's unknown-user rate over the period exceeds "
-                   "RATE (0.05 or 5%%; 0 = off). Default: config report.fail_over.")
+                   "RATE (0.05 or 5%; 0 = off). Default: config report.fail_over.")
 @click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
               help="Language of the page, the CSV headers, the charts and this summary "
                    "(ja = 日本語). Default: the global --lang, else config report.lang (en).")

@@ -21,6 +21,7 @@ import click
 from ..core.config import load_config
 from ..core.errors import InputError, MailHygieneError
 from ..sender.queue import MAX_JOB_ID
+from . import printable
 
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the mail and retries
 JOB_ID = click.IntRange(1, MAX_JOB_ID)  # a job id SQLite can hold; others are usage errors
@@ -34,13 +35,28 @@ def _cfg():
 BODY_MAX_BYTES = 64 << 20  # a message text larger than this is the wrong file (a log, /dev/zero)
 
 
-def _read_text(path: str) -> str:
+def _read_text(path: str, data: bytes | None = None) -> str:
+    """The message text in the file at `path`, or in `data` already read (standard input)."""
     from ..core.fsutil import read_bounded
     from ..sender.intake import decode_text
 
-    data = read_bounded(path, BODY_MAX_BYTES, name=path,
-                        too_large=f"{path} is larger than {BODY_MAX_BYTES >> 20} MiB: not a message text (the wrong file?)")
+    too_large = f"{path} is larger than {BODY_MAX_BYTES >> 20} MiB: not a message text (the wrong file?)"
+    if data is None:
+        data = read_bounded(path, BODY_MAX_BYTES, name=path, too_large=too_large)
+    elif len(data) > BODY_MAX_BYTES:
+        raise InputError(too_large)
     return decode_text(data, None)
+
+
+def _stdin_for(body_file: str, recipients: str) -> bytes | None:
+    """Standard input, when one of the two files is `-` (read once, bounded like a file)."""
+    if body_file == "-" and recipients == "-":
+        raise InputError("--body-file and --recipients cannot both be - (standard input): give one of them as a file")
+    if "-" not in (body_file, recipients):
+        return None
+    from ..suppression.address_file import MAX_BYTES
+
+    return sys.stdin.buffer.read(max(BODY_MAX_BYTES, MAX_BYTES) + 1)
 
 
 @click.group()
@@ -50,17 +66,32 @@ def send():
 
 @send.command("enqueue")
 @click.option("--subject", required=True, help="Subject line (one line).")
-@click.option("--body-file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="The text to send (UTF-8, Shift_JIS or ISO-2022-JP).")
-@click.option("--recipients", "recipients_csv", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="CSV with an email/address column (or one address per line).")
-@click.option("--name", default=None, help="A name for the job, shown by `send status`.")
+@click.option("--body-file", required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="The text to send (UTF-8, Shift_JIS or ISO-2022-JP); - reads standard input.")
+@click.option("--recipients", "recipients_csv", required=True,
+              type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="CSV (UTF-8 or Excel's Shift_JIS, comma- or tab-separated) with an email / メールアドレス "
+                   "column, or one address per line; - reads standard input.")
+@click.option("--name", default=None, help="A name for the job, shown by `send list` and `send status`.")
 def send_enqueue(subject, body_file, recipients_csv, name):
-    """Queue one message for every recipient in a CSV (checked: syntax, duplicates, suppression)."""
+    """Queue one message for every recipient in a CSV (checked: syntax, duplicates, suppression).
+
+    Nothing is queued when the list holds no valid recipient, the suppression list cannot be read,
+    or the message is too large for a carrier; otherwise the report says what was queued and what
+    was skipped (suppressed, duplicates, invalid with examples), and per carrier every character
+    the carrier's charset changes. Then `send daemon` sends it; `send preview` shows the bytes first.
+
+    \b
+      mailhygiene send enqueue --subject "冬のご案内" --body-file body.txt --recipients list.csv --name winter
+      crm-export | mailhygiene send enqueue --subject "冬のご案内" --body-file body.txt --recipients -
+    """
     from ..sender.enqueue import enqueue, read_recipient_file
 
-    report = enqueue(_cfg(), subject=subject, body=_read_text(body_file),
-                     addresses=read_recipient_file(recipients_csv), name=name, source="cli")
+    stdin = _stdin_for(body_file, recipients_csv)
+    body = _read_text("standard input" if body_file == "-" else body_file, stdin if body_file == "-" else None)
+    addresses = read_recipient_file("standard input" if recipients_csv == "-" else recipients_csv,
+                                    stdin if recipients_csv == "-" else None)
+    report = enqueue(_cfg(), subject=subject, body=body, addresses=addresses, name=name, source="cli")
     for line in report.lines():
         click.echo(line)
 
@@ -129,7 +160,7 @@ def send_status(job_id, as_json):
         table[(jid, name, carrier)][state] = n
     click.echo(f"{'job':>4} {'name':<16} {'carrier':<9} " + " ".join(f"{s:>8}" for s in STATES))
     for (jid, name, carrier), st in table.items():
-        click.echo(f"{jid:>4} {name[:16]:<16} {carrier:<9} " + " ".join(f"{st.get(s, 0):>8}" for s in STATES))
+        click.echo(f"{jid:>4} {printable(name[:16]):<16} {carrier:<9} " + " ".join(f"{st.get(s, 0):>8}" for s in STATES))
     click.echo("")
     click.echo("rate per carrier (attempts started recently / current limit):")
     for c, r in rates.items():
@@ -141,8 +172,9 @@ def send_status(job_id, as_json):
         click.echo("")
         for r in rows:
             reply = f"{r['reply_code'] or ''} {r['reply'] or ''}".strip()
-            click.echo(f"  {r['address']:<36} {r['state']:<8} {r['attempts']:>2}  {r['smtp_phase'] or '-':<11} "
-                       f"{r['reason'] or '-':<16} {reply[:80]}")
+            # the reply text is the remote server's: its control characters (ESC ...) never reach the terminal
+            click.echo(f"  {printable(r['address']):<36} {r['state']:<8} {r['attempts']:>2}  "
+                       f"{r['smtp_phase'] or '-':<11} {r['reason'] or '-':<16} {printable(reply[:80])}")
 
 
 @send.command("list")
@@ -162,9 +194,9 @@ def send_list(as_json):
                f"{'failed':>7} {'skipped':>7}  subject")
     for j in jobs:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(j["created_at"]))
-        click.echo(f"{j['job_id']:>4} {j['name'][:16]:<16} {created:<16} {'held' if j['held'] else 'active':<6} "
+        click.echo(f"{j['job_id']:>4} {printable(j['name'][:16]):<16} {created:<16} {'held' if j['held'] else 'active':<6} "
                    f"{j['queued']:>7} {j['deferred']:>8} {j['sent']:>7} {j['failed']:>7} {j['skipped']:>7}  "
-                   f"{j['subject'][:40]}")
+                   f"{printable(j['subject'][:40])}")
 
 
 @send.command("hold")
@@ -310,7 +342,8 @@ def intake(maildir, no_reply):
     Refused or malformed requests, whatever is in them, are logged (data_dir/sender/intake.log)
     and exit 0, so the MTA never bounces anything to an unauthorised sender; only a fault of this
     host (queue locked, disk full, suppression list unavailable, running as another user than the
-    data dir's owner) exits 75 (EX_TEMPFAIL) so the MTA keeps the mail and retries.
+    data dir's owner) exits 75 (EX_TEMPFAIL) so the MTA keeps the mail and retries. With
+    --maildir such a fault stops the run (exit 75) and the mails stay in DIR/new.
 
     \b
     Postfix master.cf (runs as the data dir's owner; an /etc/aliases pipe runs as nobody):

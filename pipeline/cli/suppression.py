@@ -9,7 +9,7 @@ import click
 
 
 from . import no_empty_name
-from .terminal import (aligned, aligned_line, column_widths, json_option, label_lines, lang_option, local, one_line,
+from .terminal import (AS_OF, aligned, holds_no_store, aligned_line, column_widths, json_option, label_lines, lang_option, local, one_line,
                        reasons, text)
 
 
@@ -57,7 +57,7 @@ def guard_problems(result, L) -> list[str]:
 
 
 @click.command("suppress")
-@click.option("--as-of", default=None, metavar="DATE",
+@click.option("--as-of", type=AS_OF, default=None, metavar="DATE",
               help="Evaluate history up to this moment: YYYY-MM-DD (end of that local day) or an ISO time. Default: now.")
 @click.option("--dry-run", is_flag=True, help="Show what would be added; change nothing.")
 @click.option("--check-guard", is_flag=True,
@@ -92,16 +92,28 @@ def suppress_cmd(app, as_of, dry_run, check_guard, force, engine, as_json, quiet
     from ..suppression.store import SuppressionStore
 
     cfg = app.cfg
+    if not dry_run:
+        # the send daemon's results still in its queue's outbox (a daemon killed before its next
+        # flush) are moved into the event store first, as `clean` does: the rule must count them
+        from ..jobs.clean import flush_sender_events
+
+        flush_sender_events(cfg)
     engine = engine or cfg.engine
     spark = None
     if engine == "spark":
         from ..lake.engines import SparkEngine
 
         spark = SparkEngine.open(cfg)
+    from ..core.errors import GuardTripped
+
     try:
         result = run_rule(SuppressionStore(cfg.data_dir), cfg.rule, cfg.guard, as_of,
                           tz=cfg.timezone_name, dry_run=dry_run, force=force, check_guard_in_dry_run=check_guard,
                           engine=spark)
+    except GuardTripped as exc:
+        if as_json and exc.result is not None:  # the refused run's document, then Error and exit 3
+            app.print_json({**rule_result_json(exc.result, cfg.rule, cfg.timezone_name), "engine": engine})
+        raise
     finally:
         if spark is not None:
             spark.close()
@@ -133,6 +145,7 @@ def suppression_list(app, limit, as_json, lang):
       mailhygiene suppression list
       mailhygiene --lang ja suppression list
       mailhygiene suppression list --json | jq -r '.entries[].address'
+      mailhygiene suppression list --limit 20    # the first 20 by address; the count is the whole list's
     """
     from ..suppression.store import entry_json, listing
 
@@ -141,10 +154,12 @@ def suppression_list(app, limit, as_json, lang):
         if as_json:  # what app.print_json(list_json(entries)) prints, written piece by piece
             from ..core.jsonout import dumps_pieces
 
-            _echo_pieces(dumps_pieces({"count": found.count}, "entries", map(entry_json, found.rows())), "\n")
+            _echo_pieces(dumps_pieces({"count": found.total, "shown": found.count}, "entries",
+                                      map(entry_json, found.rows())), "\n")
             return
         L = app.labels(lang)
-        click.echo(L("cli.list_count", n=found.count))
+        click.echo(L("cli.list_count", n=found.total)
+                   + (L("cli.list_shown", n=found.count) if found.count < found.total else ""))
 
         def cells(rec):
             return [rec["address"], L.carrier(text(rec["carrier"])),
@@ -255,10 +270,15 @@ def suppression_add(app, address, from_file, ignore_existing, note, lang):
             addresses = read_addresses(from_file)
     else:
         addresses = [address]
-    cfg = app.cfg
+    # a data dir that does not exist is a mistyped --data-dir or the wrong config: the opt-out
+    # would go to a list no nightly job or sender reads (export and suppress refuse it too)
+    cfg = app.stored_cfg()
+    started_empty = holds_no_store(cfg.data_dir)
     added, skipped = add_many(cfg.data_dir, addresses, note, carriers=cfg.carriers,
                               ignore_existing=ignore_existing)
     L = app.labels(lang)
+    if started_empty and added:
+        app.problem(L("cli.problem_new_list", path=cfg.data_dir))
     if from_file is None and added:
         app.say(L("cli.added", address=added[0]))
     else:
@@ -309,7 +329,8 @@ def suppression_repair(app):
 
 @click.command("export")
 @click.argument("path", type=click.Path(allow_dash=True))
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True,
+              help="csv (formula-safe text, local times with their offset) or parquet (typed columns, as stored).")
 @click.option("--excel/--no-excel", default=None,
               help="CSV with a UTF-8 BOM so Excel (Japanese Windows) opens it without mojibake. Default: export.excel.")
 @click.option("--allow-empty", is_flag=True, help="Write the file even when there is nothing to export.")
@@ -324,7 +345,8 @@ def export_cmd(app, path, fmt, excel, allow_empty, filtered, days):
     handset-filter list. PATH - writes to standard output.
 
     Text cells starting with =, +, -, @, a tab or a carriage return get a leading ' so
-    spreadsheets never run them; the address column is a key and is never changed. Exits
+    spreadsheets never run them; the address column is a key and is never changed (a local
+    part the logs quoted, "=1+2 x"@docomo.ne.jp, is written quoted again). Exits
     non-zero and writes nothing when there is nothing to export (unless --allow-empty) and
     refuses to replace anything but a regular file.
 

@@ -51,6 +51,27 @@ class RateType(click.ParamType):
 RATE = RateType()
 
 
+class AsOfType(click.ParamType):
+    """--as-of: a day (YYYY-MM-DD) or an ISO time, checked as the rule reads it
+    (suppression.rule.parse_as_of); a bad one is a usage error (exit 2), like a bad --since.
+    The text is passed on: the zone it is read in comes with the config."""
+
+    name = "date"
+
+    def convert(self, value, param, ctx):
+        from ..core.errors import InputError
+        from ..suppression.rule import parse_as_of  # (only when the option is given)
+
+        try:
+            parse_as_of(str(value), "UTC")
+        except InputError as exc:
+            self.fail(str(exc), param, ctx)
+        return str(value)
+
+
+AS_OF = AsOfType()
+
+
 def lang_option(f):
     return click.option("--lang", type=click.Choice(["en", "ja"]), default=None, help=LANG_HELP)(f)
 
@@ -128,3 +149,12 @@ def reasons(L, value) -> str:
     if not value:
         return "-"
     return ",".join(L.reason(r.strip()) for r in str(value).split(","))
+
+
+def holds_no_store(data_dir) -> bool:
+    """No stored event file and no suppression history in `data_dir` (missing or empty): a new
+    store, or a data dir that is not mounted, has moved or is mistyped (clean, suppression add)."""
+    from ..store.layout import stored_files
+    from ..suppression.store import SuppressionStore
+
+    return not stored_files(data_dir) and not SuppressionStore(data_dir).history_path.exists()

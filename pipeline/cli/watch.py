@@ -33,6 +33,11 @@ def watch_cmd(app, verbose, no_inotify):
     current -> @….s; a restart (even after kill -9) loses and duplicates nothing.
     SIGTERM or Ctrl-C: flush, save positions, exit 0. While it runs, `clean` leaves log
     ingestion to it (see docs/watch.md). Messages go to stderr.
+
+    \b
+    Examples:
+      sudo -u mailhygiene mailhygiene watch                 # by hand, in the foreground
+      systemctl enable --now mailhygiene-watch.service      # as a service (contrib/)
     """
     from ..core.errors import ConfigError
     from ..ingest.engine import Engine

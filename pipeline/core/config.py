@@ -19,13 +19,14 @@ import os
 import re
 import tomllib
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
-from .vocabulary import CARRIERS, MTA_FORMATS, REASONS
+from .frozen import frozen_dataclass
+from .vocabulary import CARRIERS, MTA_FORMATS, REASONS, SENDER_CARRIERS
 
 DEFAULT_CONFIG_FILE = "mailhygiene.toml"
 # The production install's one config path (README "Production install"): read when no --config
@@ -34,20 +35,22 @@ SYSTEM_CONFIG_FILE = "/etc/mailhygiene/mailhygiene.toml"
 SECRET_MASK = "********"
 
 
-def setting(default, *, min=None, max=None, choices=None, secret=False, nonempty=False, factory=False):
-    """A field with its default and what a valid value is (checked by load_config)."""
-    meta = {"min": min, "max": max, "choices": choices, "secret": secret, "nonempty": nonempty}
+def setting(default, *, min=None, max=None, choices=None, secret=False, nonempty=False, factory=False,
+            names=None):
+    """A field with its default and what a valid value is (checked by load_config); `names`: the
+    keys a table may have (a table per carrier: a mistyped carrier would be ignored silently)."""
+    meta = {"min": min, "max": max, "choices": choices, "secret": secret, "nonempty": nonempty, "names": names}
     if factory:
         return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
 
 
 # ----------------------------------------------------------------------------- the sections
-@dataclass(frozen=True)
+@frozen_dataclass
 class SourceSettings:
     """One `[[sources]]` entry: a log file or glob for `clean` and `watch`."""
 
-    # A log file or glob, e.g. "/var/log/mail.log*" (rotated and .gz files included).
+    # A log file or glob, e.g. "/var/log/mail.log*" (rotated and .gz files included); relative: to the config file.
     path: str = setting("", nonempty=True)
     # The MTA that wrote it; auto detects it per file.
     format: str = setting("auto", choices=("auto",) + MTA_FORMATS)
@@ -55,8 +58,10 @@ class SourceSettings:
     olddir: str = setting("")
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class IngestSettings:
+    """`[ingest]`: how log lines are read into the store (the year of syslog stamps, batches, reject samples)."""
+
     # Force the year of syslog lines: that of each file's first line, a later month before its in the next year (0 = infer from the file's modification time).
     year: int = setting(0, min=0, max=9999)
     # Events buffered before a Parquet file is written (bounds memory).
@@ -71,7 +76,7 @@ class IngestSettings:
     reject_files_days: int = setting(30, min=0)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class RuleSettings:
     """An address is suppressed after `min_errors` counted errors on `min_days` distinct local
     days inside `window_days` consecutive days."""
@@ -91,8 +96,10 @@ class RuleSettings:
                 f"tz={timezone_name} reasons={'+'.join(self.counted_reasons)}")
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class GuardSettings:
+    """`[guard]`: how much one `suppress` run may add to the list before it is refused."""
+
     # Refuse a run that adds more than this fraction of the addresses active in the window (of the whole list, or of one carrier) ...
     max_new_fraction: float = setting(0.05, min=0.0, max=1.0)
     # ... but only when the run would add more than this many addresses (small lists).
@@ -114,8 +121,10 @@ class GuardSettings:
     recent_rate: float = setting(0.02, min=0.0, max=1.0)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ExportSettings:
+    """`[export]`: the suppression list file that `clean` writes, and how `export` writes it."""
+
     # Written by `clean`; relative paths are under data_dir.
     path: str = setting("exports/suppression.csv", nonempty=True)
     # UTF-8 with a BOM so Excel opens it; for `clean` and `export` alike.
@@ -124,8 +133,10 @@ class ExportSettings:
     filtered_days: int = setting(30, min=1, max=3660)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ReportSettings:
+    """`[report]`: where the report is written, in which language, and when `report` fails."""
+
     # Where `clean` and `report` write report.html, the CSV tables and the charts (relative: in data_dir).
     dir: str = setting("reports", nonempty=True)
     # `report` exits with status 2 when a carrier's unknown-user rate over the period exceeds this
@@ -136,15 +147,17 @@ class ReportSettings:
     lang: str = setting("en", choices=("en", "ja"))
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class WatchSettings:
+    """`[watch]`: how soon `watch` stores what it read, and how often it polls its files."""
+
     # Seconds until a live line is queryable.
     flush_interval: float = setting(5.0, min=0.05, max=3600.0)
     # Seconds between polls of the log files (file-system events only make reads sooner).
     poll_interval: float = setting(1.0, min=0.01, max=600.0)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class Rate:
     """At most `count` SMTP sends started in any `interval` seconds."""
 
@@ -154,7 +167,7 @@ class Rate:
     interval: float = setting(1.0, min=0.001)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class SenderSettings:
     """The sender (docs/sender.md). Rates are per carrier; `rates` overrides `default_rate`."""
 
@@ -169,11 +182,12 @@ class SenderSettings:
     # Rate of carriers without their own entry in rates: {count, interval}.
     default_rate: Rate = setting(Rate, factory=True)
     # Per carrier (docomo, au, softbank, ymobile, rakuten, other): {count, interval}.
-    rates: dict[str, Rate] = setting(lambda: {"au": Rate(count=100, interval=60.0)}, factory=True)
+    rates: dict[str, Rate] = setting(lambda: {"au": Rate(count=100, interval=60.0)}, factory=True,
+                                     names=SENDER_CARRIERS)
     # iso-2022-jp (7bit) or utf-8 (base64); `charsets` overrides per carrier.
     charset: str = setting("iso-2022-jp", choices=("iso-2022-jp", "utf-8"))
     # Per carrier, e.g. {au = "utf-8"}.
-    charsets: dict[str, str] = setting(dict, factory=True, choices=("iso-2022-jp", "utf-8"))
+    charsets: dict[str, str] = setting(dict, factory=True, choices=("iso-2022-jp", "utf-8"), names=SENDER_CARRIERS)
     # Characters ISO-2022-JP cannot carry: "replace" (documented table, then UTF-8), "substitute"
     # (also the emoji table and 〓: the message stays ISO-2022-JP) or "utf8".
     unmappable: str = setting("replace", choices=("replace", "utf8", "substitute"))
@@ -190,7 +204,7 @@ class SenderSettings:
     # Send nothing this many minutes either side of each full hour (0 = off).
     quiet_minutes: int = setting(0, min=0, max=29)
     # Carriers quiet_minutes applies to, e.g. ["docomo"]; [] = all.
-    quiet_carriers: tuple[str, ...] = setting(())
+    quiet_carriers: tuple[str, ...] = setting((), choices=SENDER_CARRIERS)
     # Seconds: a 4xx reply is retried after backoff_base * 2^(attempts - 1) ...
     backoff_base: float = setting(60.0, min=0.0)
     # ... but never later than this many seconds.
@@ -215,10 +229,10 @@ class SenderSettings:
     pacing: bool = setting(False)
     # Concurrent SMTP sessions per carrier (0 = up to `concurrency`); `connections` per carrier.
     default_connections: int = setting(0, min=0, max=256)
-    connections: dict[str, int] = setting(dict, factory=True)
+    connections: dict[str, int] = setting(dict, factory=True, names=SENDER_CARRIERS)
     # Recipients (= messages, one recipient each) per SMTP session, per carrier (else
     # max_recipients_per_session).
-    session_recipients: dict[str, int] = setting(dict, factory=True)
+    session_recipients: dict[str, int] = setting(dict, factory=True, names=SENDER_CARRIERS)
     # An idle connection is kept this long for the next window (0 = close when idle).
     idle_timeout: float = setting(10.0, min=0.0, max=300.0)
     # Results written to the queue in one transaction (at most 50 ms apart).
@@ -235,7 +249,7 @@ class SenderSettings:
         return self.rates.get(carrier, self.default_rate)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class IntakeSettings:
     """Requests by mail (docs/sender.md): who may ask, and the shared secret they must quote."""
 
@@ -245,7 +259,8 @@ class IntakeSettings:
     shared_secret: str = setting("", secret=True)
     # Also require an Authentication-Results header with aligned DKIM or SPF pass.
     require_auth_results: bool = setting(False)
-    # When set, only Authentication-Results headers from this authserv-id count.
+    # Only Authentication-Results headers from this authserv-id count (required by
+    # require_auth_results: the receiving MTA's own, not one the requester wrote).
     auth_serv_id: str = setting("")
     # Where replies to requesters go out ("" = sender.default_relay).
     reply_relay: str = setting("")
@@ -259,8 +274,10 @@ class IntakeSettings:
     max_future_minutes: float = setting(60.0, min=0.0, max=24.0 * 60)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class DoctorSettings:
+    """`[doctor]`: the resolver, block lists and spamassassin that the preflight checks use."""
+
     # DNS server the doctor asks (an IP address); "" = this machine's resolver (/etc/resolv.conf).
     # Block lists refuse queries relayed by public resolvers: use your own resolver here.
     resolver: str = setting("")
@@ -289,7 +306,7 @@ class DoctorSettings:
     blocklist_test_entries: dict[str, str] = setting(lambda: {"dbl.spamhaus.org": "dbltest.com"}, factory=True)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ProviderSettings:
     """One `[classify.providers.NAME]` entry: whose servers (recipient domains, relay hosts, or a
     carrier's) and how their replies read from `since` to `until` (docs/classifier.md)."""
@@ -312,7 +329,7 @@ class ProviderSettings:
     note: str = setting("")
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class ClassifySettings:
     """The classifier's tables, extended (docs/classifier.md): phrases per reason and providers."""
 
@@ -322,7 +339,7 @@ class ClassifySettings:
     providers: dict[str, ProviderSettings] = setting(dict, factory=True)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class StoreSettings:
     """The shared event lake (docs/scale-out.md): where this node uploads its sealed event files
     and where `suppress`, `report` and pipeline.connect() read every node's events from."""
@@ -344,7 +361,7 @@ class StoreSettings:
     upload_interval: float = setting(300.0, min=0.0, max=86400.0)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class SparkSettings:
     """Apache Spark for `suppress --engine spark` (the `.[spark]` extra, Java 17)."""
 
@@ -357,11 +374,11 @@ class SparkSettings:
     driver_memory: str = setting("2g", nonempty=True)
 
 
-@dataclass(frozen=True)
+@frozen_dataclass
 class FileSettings:
     """The top level of the file: where data lives, the zone, the sources and every section."""
 
-    # Where events, the suppression list, state and reports live (relative to the config file).
+    # Where events, the suppression list, state and reports live (relative to the config file, the default too; without a config file: to the current directory).
     data_dir: str = setting("./mailhygiene-data", nonempty=True)
     # IANA zone of the MTA hosts' syslog clocks and of the rule's calendar days. "" = this machine's zone.
     timezone: str = setting("")
@@ -388,7 +405,7 @@ class FileSettings:
 
 
 # ----------------------------------------------------------------------------- the effective config
-@dataclass(frozen=True)
+@frozen_dataclass
 class Config:
     """The effective configuration: the typed sections plus the resolved data dir and zone."""
 
@@ -504,9 +521,21 @@ def load_config(
         raw = read_toml(source)
     where = f"config file {source}" if source else "configuration"
     settings = build(FileSettings, raw, where)
-    if source is not None and "data_dir" in raw and not Path(settings.data_dir).expanduser().is_absolute():
-        # a relative data_dir in a file is relative to that file, so cron's cwd does not matter
+    # relative paths of a config file are relative to its folder, so cron's or the shell's cwd
+    # does not matter; not for a config that is no file in a folder (`--config /dev/null`,
+    # `--config <(...)`): /dev or /dev/fd is no place for data, their paths stay the cwd's
+    anchored = source is not None and _is_file(str(source))
+    if anchored and not Path(settings.data_dir).expanduser().is_absolute():
+        # a relative data_dir, and the default "./mailhygiene-data" of a file that names none:
+        # a `suppression add` typed in another directory must reach the nightly job's list
         settings = dataclasses.replace(settings, data_dir=str((source.parent / settings.data_dir).resolve()))
+    if anchored:
+        # the same for a relative [[sources]] path: the timer (cwd /var/lib/mailhygiene), cron
+        # (the user's home) and a shell read the same logs
+        settings = dataclasses.replace(settings, sources=tuple(
+            s if os.path.isabs(os.path.expanduser(s.path)) or s.path == "-"
+            else dataclasses.replace(s, path=os.path.normpath(os.path.join(source.parent.absolute(), s.path)))
+            for s in settings.sources))
     if data_dir is not None:
         if not str(data_dir):
             raise ConfigError("--data-dir must not be empty")
@@ -522,7 +551,13 @@ def load_config(
     if settings.sender.backoff_max < settings.sender.backoff_base:
         raise ConfigError(f"{where}: sender.backoff_max must be >= sender.backoff_base")
     name = settings.timezone or local_zone_name()
-    return Config(settings=settings, source=source, timezone_name=name, tz=zone(name))
+    try:
+        tz = zone(name)
+    except ConfigError as exc:
+        if timezone is None and source is not None and settings.timezone:  # the file's: say which
+            raise ConfigError(f"{where}: timezone: {exc}") from None
+        raise
+    return Config(settings=settings, source=source, timezone_name=name, tz=tz)
 
 
 def _is_file(path: str) -> bool:
@@ -574,7 +609,12 @@ T = typing.TypeVar("T")
 def build(cls: type[T], raw: Any, where: str, prefix: str = "") -> T:
     """An instance of the settings dataclass `cls` from TOML values, every key and type checked."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'the file'} must be a table, got {_show(raw)}")
+        name = prefix.rstrip(".")
+        if name.endswith("]"):  # an entry of an array of tables: sources = ["/var/log/mail.log"]
+            array = name.rsplit("[", 1)[0].rsplit(".", 1)[-1]
+            raise ConfigError(f"{where}: {name} must be a table: write each entry as a line [[{array}]], then "
+                              f"its settings (path = \"...\"), got {_show(raw)}")
+        raise ConfigError(f"{where}: {name or 'the file'} must be a table, got {_show(raw)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
@@ -601,6 +641,10 @@ def _convert(tp, value, meta: Mapping, where: str, key: str):
     if origin is tuple:  # tuple[X, ...]: a TOML array
         (item_tp, _) = typing.get_args(tp)
         if not isinstance(value, list):
+            if dataclasses.is_dataclass(item_tp):  # [[sources]]: an array of tables
+                name = key.rsplit(".", 1)[-1]
+                raise ConfigError(f"{where}: {key} must be [[{name}]] tables, one per entry: a line [[{name}]], "
+                                  f"then its settings (path = \"...\"), got {_show(value)}")
             raise ConfigError(f"{where}: {key} must be a list, e.g. [\"a\", \"b\"], got {_show(value)}")
         items = tuple(_convert(item_tp, v, {}, where, f"{key}[{i}]") for i, v in enumerate(value))
         if meta.get("nonempty") and not items:
@@ -620,6 +664,8 @@ def _convert(tp, value, meta: Mapping, where: str, key: str):
                 out[k] = _convert(val_tp, v, {}, where, f"{key}.{k}")
         if typing.get_origin(val_tp) is tuple:  # carrier -> domains: names are the choices
             _check_choices(tuple(out), meta, where, key, what="name")
+        if meta.get("names"):
+            _check_choices(tuple(out), {"choices": meta["names"]}, where, key, what="carrier")
         return out
     if tp is bool:
         if not isinstance(value, bool):

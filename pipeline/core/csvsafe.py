@@ -4,8 +4,10 @@ A spreadsheet runs a cell that starts with `=`, `+`, `-`, `@`, a tab or a carria
 formula (OWASP "CSV injection"). Free text cells (diagnostics, notes, domains, reasons) get a
 leading apostrophe, which Excel and LibreOffice show as text and hide. Key cells (the address
 column) are never altered: a CRM matches on them, and `+81@…` or `-taro@…` is a legitimate
-address. Keys are validated addresses (RFC 5322 atext), which carry no spaces or parentheses, so a
-key cell cannot hold a function call; docs/reports.md says how to open the file in Excel as text.
+address. The store keeps addresses normalised, without the quotes of a quoted local part, so the
+export writes them through `address_cell` (sql/macros.sql), which quotes such a local part again
+(`"=1+2 x"@docomo.ne.jp`): a key cell holds no space or parenthesis outside quotes, so it cannot
+hold a function call; docs/reports.md says how to open the file in Excel as text.
 
 Pure functions; called by the suppression export and by the report's CSV writer. The SQL side
 (`csv_safe` in sql/macros.sql, when the export runs in DuckDB) must agree with `neutralise`:

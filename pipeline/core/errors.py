@@ -25,9 +25,14 @@ class LockedError(MailHygieneError):
 
 
 class GuardTripped(MailHygieneError):
-    """The suppression guard refused to apply a run that looks like a mistake (exit status 3)."""
+    """The suppression guard refused to apply a run that looks like a mistake (exit status 3).
+    `result`: the refused run (suppression.rule.RuleResult, applied False), for `--json`."""
 
     exit_code = 3
+
+    def __init__(self, message: str, result=None):
+        super().__init__(message)
+        self.result = result
 
 
 class StoreError(MailHygieneError):

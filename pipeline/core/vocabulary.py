@@ -19,6 +19,8 @@ SCOPES: tuple[str, ...] = ("recipient", "sender", "network", "unknown", "none")
 # Japanese mobile carriers with their own rules (pipeline/classify/data/carriers.toml); others are "other".
 CARRIERS: tuple[str, ...] = ("docomo", "au", "softbank", "ymobile", "rakuten")
 OTHER_CARRIER = "other"
+# The carrier names the sender's per-carrier settings take (rates, charsets, routes ...).
+SENDER_CARRIERS: tuple[str, ...] = CARRIERS + (OTHER_CARRIER,)
 # Outcomes of a delivery attempt.
 STATUSES: tuple[str, ...] = ("sent", "deferred", "bounced", "expired", "undeliverable")
 # Log formats of the MTAs whose logs are read.

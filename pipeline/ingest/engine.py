@@ -13,9 +13,10 @@ steps:
 2. Postfix and sendmail chunks go through their block readers (parsers/postfix_block.py,
    parsers/sendmail_block.py: the fields of the usual lines are found in reader threads ahead of
    the chunk being applied; every other line, and every line with bad bytes, goes to the
-   parser's feed() through the front door, in order); other chunks (qmail, mixed files, the
-   block readers turned off) are decoded at once when they are valid UTF-8 without NUL, CR or
-   over-long lines, else line by line through the front door;
+   parser's feed() through the front door, in order); other chunks (qmail, mixed files, chunks
+   under BLOCK_MIN_BYTES such as a whole small log, the block readers turned off) are decoded
+   at once when they are valid UTF-8 without NUL, CR or over-long lines, else line by line
+   through the front door;
 3. events collect in the session's sink buffer; every `ingest.batch_events` events (batch) or
    `watch.flush_interval` seconds (live) the session commits: events to the store first, then
    positions and parser state in one atomic file.
@@ -58,6 +59,12 @@ log = logging.getLogger("mailhygiene.watch")
 # Postfix: finding the fields is most of the work, and two readers keep the applying fed; sendmail
 # and qmail: applying is, and a second reader would only compete with it (BENCHMARKS.md).
 EXTRACT_AHEAD = {"postfix": 2}
+# A batch run reads chunks of fewer bytes line by line (the parsers' feed(), the definition the
+# block readers are held to: the same events), unless the engine is told `columnar=True`: a small
+# log then neither imports nor starts a block reader (pyarrow.compute alone is ~25 ms, an eighth of
+# a 20-line ingest; BENCHMARKS.md). A large log's chunks are 4 MiB+. The follower, which pays for
+# the imports once, keeps every chunk on the block reader.
+BLOCK_MIN_BYTES = 64 << 10
 DETECT_SAMPLE_LINES = 2000
 CONTEXT_REFRESH_S = 3600  # followed files: the year of `Mon DD` stamps is inferred from "now" this fresh
 COMPACT_FILES = 32       # followed: a day partition with more files than this is compacted,
@@ -79,7 +86,7 @@ class Engine:
     """Batch and live ingest into one data dir; see the module docstring."""
 
     def __init__(self, data_dir: Path, tz: ZoneInfo, settings: IngestSettings, carriers: CarrierTable, *,
-                 watch: WatchSettings | None = None, year: int | None = None, columnar: bool = True,
+                 watch: WatchSettings | None = None, year: int | None = None, columnar: bool | None = None,
                  progress: bool | None = None, clock: Clock = SYSTEM_CLOCK):
         self.data_dir = Path(data_dir)
         self.clock = clock  # every wait and interval of the follower (tests drive it: tests/fixtures.py)
@@ -88,7 +95,10 @@ class Engine:
         self.carriers = carriers
         self.watch_settings = watch or WatchSettings()
         self.year = year
-        self.columnar = columnar  # Postfix chunks through postfix_block (False: per line only; tests)
+        # chunks through their MTA's block reader: None, every one when following, those of
+        # BLOCK_MIN_BYTES or more in a batch run; True, every one (the block readers' tests); False,
+        # none (per line only; tests)
+        self.columnar = columnar
         self.progress = progress
         self.session: Session | None = None
         self.files: LogFiles | None = None
@@ -130,23 +140,23 @@ class Engine:
             try:
                 if use_positions and not private:
                     for s in files.resume_unfinished(batch=True):
-                        self._read_to_end(s, bar)
+                        self._read_to_end(s)
                 for spec, path in pipes:
-                    self._read_to_end(files.open_pipe(spec, str(path)), bar)
+                    self._read_to_end(files.open_pipe(spec, str(path)))
                 for (spec, path), size in zip(listed, sizes):
                     try:
                         s = files.open_path(spec, str(path))
                     except OSError as exc:
                         raise InputError(line_source.cannot_read(path, exc) + "; the files before it were read, "
                                          "the rest were not (this run stopped there)") from None
+                    progress = FileProgress(bar, size)
                     if s is None:
                         summary.files.append({"path": str(path), "format": spec.fmt, "lines": 0, "events": 0})
                     else:
-                        self._read_to_end(s, bar)
-                    if bar is not None:
-                        bar.update(size)
+                        self._read_to_end(s, progress)
+                    progress.finish()
                 for spec in stdin:
-                    self._read_to_end(files.open_stdin(spec), bar)
+                    self._read_to_end(files.open_stdin(spec))
                 files.snapshot_positions()
                 session.commit()
             finally:
@@ -184,7 +194,7 @@ class Engine:
                 on_source(src.path, summary)
         return out
 
-    def _read_to_end(self, s: Stream, bar) -> None:
+    def _read_to_end(self, s: Stream, progress: "FileProgress | None" = None) -> None:
         files, session = self.files, self.session
         ready = self._on_open(s, complete=True)
         info = s.info
@@ -196,6 +206,8 @@ class Engine:
         try:
             for chunk, fields in self._ahead(files.chunks(s)):
                 self._apply(chunk, fields)
+                if progress is not None and not s.compressed:  # (a plain file's offset is its bytes)
+                    progress.advance(s.offset)
         except OSError as exc:
             # an I/O error of the log: keep what was read, report it (a damaged .gz is a DAMAGED chunk)
             self._damaged(s, s.offset, f"read failed: {exc.strerror or exc}")
@@ -405,8 +417,8 @@ class Engine:
                     self._note_first_month(s, chunk.data[:1 << 16])
                 if s.by_lines and not s.judged and chunk.kind == LINES:  # before its fields are looked for
                     self._mta_of_chunk(s, chunk)
-                reader = BLOCK_READERS.get(s.mta)
-                if chunk.kind == LINES and reader is not None and self.columnar and not s.unrecognised:
+                reader = BLOCK_READERS.get(s.mta) if chunk.kind == LINES and self._by_block(chunk) else None
+                if reader is not None and not s.unrecognised:
                     if self._readers is None:
                         self._readers = ThreadPoolExecutor(max_workers=max(EXTRACT_AHEAD.values(), default=1),
                                                            thread_name_prefix="block-reader")
@@ -441,6 +453,12 @@ class Engine:
         if self._readers is not None:
             self._readers.shutdown(wait=True)
             self._readers = None
+
+    def _by_block(self, chunk: Chunk) -> bool:
+        """Whether a chunk of lines goes through its MTA's block reader (see BLOCK_MIN_BYTES)."""
+        if self.columnar is None:
+            return self.files.follow or len(chunk.data) >= BLOCK_MIN_BYTES
+        return self.columnar
 
     def _apply(self, chunk: Chunk, fields) -> None:
         """Read one chunk into the session; the stream's consumed offset moves to its end."""
@@ -971,6 +989,25 @@ def _hint_for_shape(s: Stream, sample: list[str]) -> None:
                           "journalctl -u postfix -o short-iso | mailhygiene ingest --format postfix -")
 
 
+class FileProgress:
+    """One file's share of the ingest bar: the bar moves with the bytes of a plain file as its
+    chunks are read (a single 2 GB mail.log stood at 0 % until it was done), a compressed one's
+    at its end; finish() makes the file's whole size count."""
+
+    def __init__(self, bar, size: int):
+        self.bar, self.size = bar, size
+        self.done = 0
+
+    def advance(self, offset: int) -> None:
+        step = min(offset, self.size) - self.done
+        if self.bar is not None and step > 0:
+            self.bar.update(step)
+            self.done += step
+
+    def finish(self) -> None:
+        self.advance(self.size)
+
+
 def _stderr_is_terminal() -> bool:
     try:
         return sys.stderr is not None and sys.stderr.isatty()
@@ -1075,7 +1112,8 @@ def _matching(pattern: str) -> list:
 # ---------------------------------------------------------------------- library entry points
 def ingest(cfg: Config, paths: Iterable[str], *, fmt: str = "auto", year: int | None = None,
            use_positions: bool = True, progress: bool | None = None, columnar: bool = True) -> IngestSummary:
-    """Ingest log files (plain, .gz, globs, `-` for stdin) into cfg's data dir."""
+    """Ingest log files (plain, .gz, globs, `-` for stdin) into cfg's data dir. `columnar`: as
+    Engine's; True here (every chunk through its block reader), the commands' None otherwise."""
     engine = Engine.from_config(cfg, year=year, progress=progress, columnar=columnar)
     return engine.ingest([str(p) for p in paths], fmt=fmt, use_positions=use_positions)
 

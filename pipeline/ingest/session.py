@@ -56,6 +56,8 @@ SESSION_LOCK_WAIT_S = 600.0
 
 @dataclass
 class IngestSummary:
+    """What an ingest read and stored: the command's summary (and its --json)."""
+
     files: list[dict] = field(default_factory=list)
     lines: int = 0
     bytes: int = 0
@@ -299,6 +301,7 @@ class Session:
         self._pending = None   # (future, state text, table) of the batch the writer is storing
         self._failed = None    # (table, state text) of a batch the store refused: stored before anything else
         self._lock = None
+        self._saved_state: str | None = None  # the state file's text as last read or written
 
     # ------------------------------------------------------------------ lifetime
     def __enter__(self) -> "Session":
@@ -331,7 +334,9 @@ class Session:
 
     def _load(self) -> None:
         try:
-            data = _checked_state(json.loads(self.state_path.read_text()))
+            text = self.state_path.read_text()
+            data = _checked_state(json.loads(text))
+            self._saved_state = text
         except FileNotFoundError:
             data = self._legacy_state()
         except (OSError, ValueError) as exc:
@@ -467,6 +472,7 @@ class Session:
                 raise
             self.summary.events_written += written_count(by_status)
             self.summary.written_by_status.update(by_status)
-        if state is not None:
+        if state is not None and state != self._saved_state:  # (a batch run's last commit often changes nothing)
             fsutil.ensure_dir(self.state_path.parent)
             fsutil.atomic_write_text(self.state_path, state)
+            self._saved_state = state

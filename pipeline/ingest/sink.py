@@ -22,7 +22,6 @@ from operator import itemgetter
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..classify.carriers import CarrierTable
 from ..classify.classifier import DELIVERED, classify_by_key, classify_many, mask_addresses, provider_key
@@ -170,6 +169,8 @@ class EventBuffer:
         each distinct combination is classified once, by classify_by_key: of the recipient
         domain, relay, carrier and day classify() reads only their provider key, and of the
         text only what mask_addresses leaves, so those two stand in the combination."""
+        import pyarrow.compute as pc  # (the block readers' path: a small log is read by lines, without it)
+
         n = len(rows["status"])
         # carrier per distinct (domain, relay): a batch holds few
         relay = rows["relay"]

@@ -32,7 +32,7 @@ from typing import Any
 
 from ..core import fsutil
 from ..core.config import Config
-from ..core.errors import ConfigError, EventFileVanished, InputError
+from ..core.errors import ConfigError, EventFileVanished, GuardTripped, InputError
 from ..ingest.engine import Engine
 from ..ingest.session import IngestSummary, watch_is_running
 from ..suppression.export import export
@@ -69,7 +69,14 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
     `lang` overrides report.lang for the report's language."""
     step = on_step or (lambda *a: None)
     sources = cfg.sources
-    if not sources:
+    from ..sender.queue import queue_path
+
+    # Without [[sources]], the send daemon's own results (direct mode with routes: the carriers
+    # answer the daemon, no MTA log in between) are the events: the rule runs on them. In relay
+    # mode, or without routes, the daemon only hands mail to the local MTA, whose log is needed.
+    sender_only = (not sources and cfg.sender.mode == "direct" and bool(cfg.sender.routes)
+                   and os.path.lexists(queue_path(cfg.data_dir)))
+    if not sources and not sender_only:
         raise ConfigError("no log sources configured: add [[sources]] entries (path = \"/var/log/mail.log*\") "
                           "to the config file, or use `mailhygiene ingest PATH…`")
     data_dir, tz = cfg.data_dir, cfg.timezone_name
@@ -77,7 +84,9 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
     with job_lock(cfg):
         # A live `mailhygiene watch` owns log ingestion (docs/watch.md): leave the sources to it.
         result.watch_running = watch_is_running(data_dir)
-        if result.watch_running:
+        if sender_only:
+            step("no_sources", None)
+        elif result.watch_running:
             step("watch_running", data_dir / "state" / "watch.lock")
         else:
             def on_source(path, summary):
@@ -112,6 +121,10 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
                 try:
                     result.rule = run_rule(store, cfg.rule, cfg.guard, as_of, tz=tz, force=force, engine=engine)
                     break
+                except GuardTripped as exc:
+                    result.rule = exc.result
+                    exc.clean_result = result  # what the night did before the refusal (`clean --json`)
+                    raise
                 except EventFileVanished:
                     # a running watch merged a day's files while the rule read them (nothing was
                     # written: run_rule changes the list only at its end): read again

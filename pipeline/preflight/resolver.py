@@ -102,7 +102,8 @@ def probe(res: dns.resolver.Resolver, name: str, budget: float, system: bool = F
     """Ask the resolver for `name` SOA once, within `budget` seconds (resent each second while
     time remains, across the servers in turn, against packet loss). Returns the answer's rcode
     text (NOERROR or NXDOMAIN: the resolver works). Raises ResolverUnusable when nothing answers
-    in time, when the resolver REFUSES us, or when it answers SERVFAIL for the root as well. When
+    in time, when the resolver REFUSES us, or when it answers SERVFAIL or NXDOMAIN for the root as
+    well (NXDOMAIN for the root: a resolver without an upstream, which would fail every check). When
     the domain's SOA gets no reply but the root does, the resolver works (the domain's servers are
     silent): the checks run and report what they cannot look up.
     """
@@ -125,6 +126,17 @@ def probe(res: dns.resolver.Resolver, name: str, budget: float, system: bool = F
         raise ResolverUnusable(
             f"resolver {where} refuses our queries (REFUSED for {name} SOA): allow this host in its "
             f"access list (BIND allow-query/allow-recursion, unbound access-control), or {how_to_fix}")
+    if rcode == dns.rcode.NXDOMAIN:
+        # "no such domain" is a verdict (mx, spf and dmarc fail) only from a resolver that can
+        # resolve: one without an upstream (a sandbox, a captive or filtering resolver) answers
+        # NXDOMAIN for every name, and the root, which always exists, tells it apart (an
+        # authoritative server asked directly may refuse the root: its NXDOMAIN stands).
+        root, _sent, _problems = _ask(res, ".", "NS", max(1.0, budget / 2))
+        if root == dns.rcode.NXDOMAIN:
+            raise ResolverUnusable(
+                f"resolver {where} answers but resolves nothing (NXDOMAIN for {name} SOA, "
+                f"NXDOMAIN for the root, which always exists): nothing could be checked; it may have no route to the "
+                f"internet, or be a filtering or captive resolver; {how_to_fix}")
     if rcode == dns.rcode.SERVFAIL:
         # SERVFAIL for one name may be that domain's broken name servers; for the root it is the
         # resolver that cannot resolve anything (no upstream, broken DNSSEC trust anchor).

@@ -168,6 +168,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.guard_refuses": "guard WOULD refuse this run",
         "cli.guard_overridden": "suppress: the guard's objections were overridden by --force:",
         "cli.list_count": "{n} suppressed address(es)",
+        "cli.list_shown": ", the first {n} shown (--limit 0: all)",
         "cli.list_added": "added {at}",
         "cli.note": "note: {note}",
         "cli.not_suppressed": "{address}: not suppressed",
@@ -188,6 +189,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.released": "released {address}",
         "cli.ingest": "== ingest {path}",
         "cli.ingest_watch": "== ingest skipped: a live `mailhygiene watch` owns log ingestion for this data dir",
+        "cli.ingest_sender_only": "== ingest skipped: no [[sources]]; the send daemon's own results are the events",
         "cli.ingest_no_files": "== ingest {path}: no files match (skipped)",
         "cli.ingest_summary": ("{files} file(s), {lines} lines read, {events} events written, "
                                "{stored} already stored, {rejected} lines rejected"),
@@ -196,6 +198,9 @@ _TEXT: dict[str, dict[str, str]] = {
                                      "were started there. Expected on the first night; otherwise that data dir "
                                      "is not mounted or has moved: stop the timer and restore it (the addresses "
                                      "added by hand live only there)"),
+        "cli.problem_new_list": ("suppression add: {path} held no events and no suppression list: a new list was "
+                                 "started there. Expected on a new install; otherwise check --data-dir and the "
+                                 "config: the nightly job and the sender read only their own data_dir's list"),
         "cli.problem_rejected": "ingest {path}: {n} lines rejected ({reasons})",
         "cli.problem_samples": "; samples in {file}",
         "cli.problem_unrecognised": ("ingest {path}: not recognised as Postfix, sendmail or qmail "
@@ -287,6 +292,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.guard_refuses": "ガードはこの実行を拒否します",
         "cli.guard_overridden": "suppress: ガードの指摘を --force で無視しました:",
         "cli.list_count": "配信停止アドレス {n} 件",
+        "cli.list_shown": "（先頭 {n} 件を表示、--limit 0 で全件）",
         "cli.list_added": "登録 {at}",
         "cli.note": "メモ: {note}",
         "cli.not_suppressed": "{address}: 配信停止ではありません",
@@ -307,6 +313,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.released": "{address} を解除しました",
         "cli.ingest": "== 取り込み {path}",
         "cli.ingest_watch": "== 取り込みは省略: 稼働中の `mailhygiene watch` がこのデータディレクトリのログを取り込んでいます",
+        "cli.ingest_sender_only": "== 取り込みは省略: [[sources]] の設定なし。送信デーモン自身の結果をイベントとして使います",
         "cli.ingest_no_files": "== 取り込み {path}: 一致するファイルなし（省略）",
         "cli.ingest_summary": ("ファイル {files} 件、読み込み {lines} 行、イベント書き込み {events} 件、"
                                "取り込み済み {stored} 件、除外 {rejected} 行"),
@@ -314,6 +321,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.problem_new_data_dir": ("clean: {path} にはイベントも配信停止リストもありませんでした。新しく作成しました。"
                                      "初回の実行なら問題ありません。そうでなければデータディレクトリがマウントされていないか"
                                      "移動しています。タイマーを止めて復元してください（手動で追加したアドレスはそこにしかありません）"),
+        "cli.problem_new_list": ("suppression add: {path} にはイベントも配信停止リストもありませんでした。新しいリストを"
+                                 "作成しました。新規導入なら問題ありません。そうでなければ --data-dir と設定を確認してください"
+                                 "（夜間ジョブと送信は自分の data_dir のリストしか読みません）"),
         "cli.problem_rejected": "取り込み {path}: {n} 行を除外（{reasons}）",
         "cli.problem_samples": "。例は {file}",
         "cli.problem_unrecognised": ("取り込み {path}: Postfix・sendmail・qmail のいずれとも判定できません"

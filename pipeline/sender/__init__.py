@@ -15,6 +15,7 @@ Modules, one job each (docs/sender.md tells the whole story):
   events.py      attempts and bounces as event rows; the outbox -> event store flush
   intake.py      request mails (stdin or a Maildir) -> jobs, with authorisation and replies
   bounces.py     bounce mails (DSN, flufl.bounce formats, VERP) -> event rows
+  maildir.py     the mails waiting in a Maildir (intake --maildir, bounces --maildir)
   testing.py     a recording SMTP server on loopback (tests, benchmarks, rehearsals)
 The commands are in pipeline/cli/send.py (`send …`, `intake`) and pipeline/cli/bounces.py.
 """

@@ -549,18 +549,13 @@ def process_bounces(cfg, *, raw: bytes | None = None, maildir: str | os.PathLike
     if maildir is None:
         results.append(record_bounce(cfg, raw or b"", envelope_recipient=envelope_recipient, queue=q))
     else:
-        root = Path(maildir)
-        new, cur = root / "new", root / "cur"
-        if not new.is_dir():
-            from ..core.errors import InputError
+        from . import maildir as md
 
-            raise InputError(f"{root} is not a Maildir (no new/ directory)")
-        cur.mkdir(exist_ok=True)
-        for name in sorted(os.listdir(new), key=lambda n: ((new / n).stat().st_mtime, n)):
-            path, done = new / name, cur / (name.split(":")[0] + ":2,S")
-            with open(path, "rb") as fh:
-                data = fh.read(cfg.intake.max_bytes + 1)
-            results.append(record_bounce(cfg, data, source=str(done), queue=q))
-            os.replace(path, done)
+        for path in md.waiting(maildir):
+            data = md.read(path, cfg.intake.max_bytes + 1)
+            if data is None:
+                continue
+            results.append(record_bounce(cfg, data, source=str(md.seen_path(path)), queue=q))
+            md.mark_seen(path)
     flush_outbox(q, cfg.data_dir)
     return results

@@ -26,7 +26,9 @@ SMTP outcome -> row state:
   5xx at RCPT or DATA          failed, reason from pipeline.classify.classifier
   5xx before RCPT (greeting,   deferred as 4xx, and the carrier paused: our IP or sender domain is
       HELO, MAIL FROM), or a   refused, which is not the recipient's fault
-      "blocked" 5xx at any phase
+      "blocked", "auth" or
+      "sender_domain" 5xx at any phase
+  5xx "too_many_recipients"    deferred as 4xx (the session carried too many), connection dropped
 SIGTERM/SIGINT: no new message starts; messages in flight finish; results and events are written;
 connections QUIT; exit 0. <data_dir>/sender/daemon.running exists while a daemon runs and is removed
 once every result is written: a daemon that finds it left behind (kill -9, a failed commit) counts
@@ -66,6 +68,10 @@ log = logging.getLogger("mailhygiene.sender")
 
 _RATE_WORDS = re.compile(r"too many|\brate\b|rate.?limit|throttl|slow(?:er| down)|too fast|try again later",
                          re.IGNORECASE)
+# 5xx reasons that refuse our sending identity, not the recipient (carriers.md: our IP blocked,
+# SPF/DKIM/DMARC/PTR failures, our envelope sender's domain): every recipient of the carrier would
+# be refused alike, so they defer and pause the carrier, at whatever phase they come.
+OUR_IDENTITY_REFUSED = frozenset({"blocked", "auth", "sender_domain"})
 PREFETCH = 200
 COMMIT_AGE = 0.05          # seconds a finished result may wait for its batch
 
@@ -131,13 +137,18 @@ def classify_reply(code: int | None, text: str, phase: str | None, carrier: str,
         return Outcome("deferred", code, text, phase, reason, rate_limited=limited,
                        drop_connection=code in (None, 421), scope=scope, hard=False)
     c = classify(status="bounced", diagnostic=diagnostic, **kw)
-    if phase in ("connect", "helo", "mail") or c.reason == "blocked":
+    if phase in ("connect", "helo", "mail") or c.reason in OUR_IDENTITY_REFUSED:
         # Refused before any recipient was named (blocked IP, our sender domain...), or our IP or
         # domain refused at any phase (docomo and others say it at RCPT: "blocked using ...",
-        # reputation): not this address's fault. Retry later and give the carrier a rest instead
-        # of failing the row, and of failing every row of the carrier one after the other.
+        # reputation; SPF/DMARC at RCPT or end of DATA; Postfix's "Sender address rejected" at
+        # RCPT): not this address's fault. Retry later and give the carrier a rest instead of
+        # failing the row, and of failing every row of the carrier one after the other.
         return Outcome("deferred", code, text, phase, c.reason, rate_limited=True, drop_connection=True,
                        scope=c.scope, hard=False)
+    if c.reason == "too_many_recipients":
+        # the session carried more than the server takes (docomo: "552 Too many recipients"):
+        # our fault, not the address's; it goes again in a new session
+        return Outcome("deferred", code, text, phase, c.reason, drop_connection=True, scope=c.scope, hard=False)
     return Outcome("failed", code, text, phase, c.reason, scope=c.scope, hard=c.hard)
 
 
@@ -602,9 +613,19 @@ class Daemon:
                         w.conn.close()
                         w.conn = None
                     try:
+                        reused = w.conn is not None
                         if w.conn is None:
                             w.conn = Connection(relay, self.helo, timeout, row.carrier)
                         out = w.conn.send(self.mail_from(row.address), row.address, msg.data, row.carrier)
+                        if reused and out.code is None and out.phase == "mail":
+                            # the kept session was gone before MAIL FROM was answered (the server's
+                            # own per-session limit, or an idle cut): the server was told nothing
+                            # of this message, which goes at once over a new session instead of
+                            # being deferred for backoff_base
+                            w.conn.close()
+                            w.conn = None
+                            w.conn = Connection(relay, self.helo, timeout, row.carrier)
+                            out = w.conn.send(self.mail_from(row.address), row.address, msg.data, row.carrier)
                     except (smtplib.SMTPException, OSError) as exc:
                         code = getattr(exc, "smtp_code", None)
                         text = _text(getattr(exc, "smtp_error", "")) or f"cannot connect to {relay}: {exc}"

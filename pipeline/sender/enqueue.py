@@ -6,8 +6,6 @@ table (pipeline.classify.carriers); writes through queue.Queue. Called by `send 
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 from collections import Counter
@@ -26,44 +24,69 @@ _ADDRESS_HEADERS = ("email", "e-mail", "mail", "address", "mailaddress", "mail_a
 
 
 def decode_csv_bytes(data: bytes) -> str:
-    """CSV files from Japanese offices are UTF-8 (often with BOM) or CP932 (Excel)."""
-    for enc in ("utf-8-sig", "cp932"):
-        try:
-            return data.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    raise InputError("the recipient CSV is neither UTF-8 nor Shift_JIS (CP932): save it as UTF-8")
+    """CSV files from Japanese offices are UTF-8 (often with BOM), CP932 (Excel) or UTF-16 with its
+    BOM (Excel's "Unicode テキスト"): the same decoding as any list of addresses."""
+    from ..suppression.address_file import decode_list_bytes
+
+    return decode_list_bytes(data, "the recipient CSV")
 
 
 def parse_recipient_csv(text: str) -> list[str]:
-    """Addresses from a CSV: the column named email/address/メールアドレス…, else the first column
-    holding an @. A plain list (one address per line) is a one-column CSV."""
-    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    """Addresses from a CSV: the column named email/address/メールアドレス…, else the one column
+    holding addresses (_address_column). A plain list (one address per line) is a one-column CSV; a file whose first
+    line has tabs and no comma (Excel's "テキスト (タブ区切り)") is tab-separated.
+
+    A list with two address columns (PCメール and 携帯メール) and no recognised header is refused
+    rather than guessed: the first one was taken, and a mobile campaign went to the PC addresses."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = "\t" if "\t" in first and "," not in first else ","
+    from ..suppression.address_file import csv_rows  # the one reader of address lists' CSV
+
+    rows = csv_rows(text, delimiter, "the recipient list")
     if not rows:
         return []
     header = [c.strip().lower() for c in rows[0]]
-    col = None
-    for i, name in enumerate(header):
-        if name in _ADDRESS_HEADERS:
-            col = i
-            break
-    if col is not None:
-        body = rows[1:]
+    named = [i for i, name in enumerate(header) if name in _ADDRESS_HEADERS]
+    if len(named) > 1:
+        raise InputError(_several_columns(rows[0], named, "are all named like an address column"))
+    if named:
+        col, body = named[0], rows[1:]
     else:
-        body = rows
-        first_with_at = [i for i, c in enumerate(rows[0]) if "@" in c]
-        if not first_with_at:  # a header row we do not recognise
-            body = rows[1:]
-            first_with_at = [i for i, c in enumerate(rows[1]) if "@" in c] if len(rows) > 1 else []
-        col = first_with_at[0] if first_with_at else 0
+        body = rows if any("@" in c for c in rows[0]) else rows[1:]  # else a header row we do not recognise
+        col = _address_column(rows[0], body)
     return [r[col].strip() for r in body if len(r) > col and r[col].strip()]
 
 
-def read_recipient_file(path: str | Path) -> list[str]:
+def _address_column(header: list[str], body: list[list[str]]) -> int:
+    """The column holding addresses (cells that are one word with an @; a note such as "転送
+    c@example.jp" is none): exactly one, or InputError naming them."""
+    def columns(looks_like):
+        return sorted({i for r in body for i, cell in enumerate(r) if looks_like(cell.strip())})
+
+    found = (columns(lambda c: "@" in c and not any(ch.isspace() for ch in c))
+             or columns(lambda c: "@" in c))
+    if len(found) > 1:
+        raise InputError(_several_columns(header, found, "hold addresses"))
+    return found[0] if found else 0
+
+
+def _several_columns(header: list[str], columns: list[int], what: str) -> str:
+    names = ", ".join(f"column {i + 1}" + (f" ({header[i].strip()})" if i < len(header) and header[i].strip()
+                                           and "@" not in header[i] else "") for i in columns)
+    return (f"the recipient list has several columns that {what}: {names}. Which one to send to is not "
+            "guessed: name that column `email` (or メールアドレス) and the others otherwise, or save a list "
+            "with that column alone; nothing was queued")
+
+
+def read_recipient_file(path: str | Path, data: bytes | None = None) -> list[str]:
+    """The addresses of the list at `path`, or of its bytes `data` already read (standard input)."""
     from ..suppression.address_file import MAX_BYTES  # the same bound as any list of addresses
 
-    data = read_bounded(path, MAX_BYTES, name=f"recipient file {path}",
-                        too_large=f"recipient file {path} is larger than {MAX_BYTES >> 20} MB: not a list of addresses")
+    too_large = f"recipient file {path} is larger than {MAX_BYTES >> 20} MB: not a list of addresses"
+    if data is None:
+        data = read_bounded(path, MAX_BYTES, name=f"recipient file {path}", too_large=too_large)
+    elif len(data) > MAX_BYTES:
+        raise InputError(too_large)
     return parse_recipient_csv(decode_csv_bytes(data))
 
 
@@ -77,6 +100,7 @@ class EnqueueReport:
     invalid: list[tuple[str, str]] = field(default_factory=list)
     charsets: dict[str, str] = field(default_factory=dict)    # carrier -> charset actually used
     notes: dict[str, list[str]] = field(default_factory=dict)  # carrier -> substitutions/fallbacks
+    suppressed_addresses: list[str] = field(default_factory=list)
 
     @property
     def skipped(self) -> int:
@@ -86,6 +110,9 @@ class EnqueueReport:
         state = "" if self.created else " (already enqueued earlier: nothing added)"
         out = [f"job {self.job_id}{state}: {self.queued} queued, {self.skipped} skipped "
                f"({self.suppressed} suppressed, {self.duplicates} duplicates, {len(self.invalid)} invalid)"]
+        if self.suppressed_addresses:
+            out.append(f"  suppressed (on the suppression list, not sent): {len(self.suppressed_addresses)}, e.g. "
+                       + ", ".join(self.suppressed_addresses[:3]))
         for reason, n in Counter(r for _, r in self.invalid).most_common():
             examples = ", ".join([a for a, r in self.invalid if r == reason][:3])
             out.append(f"  invalid ({reason}): {n}, e.g. {examples}")
@@ -221,6 +248,11 @@ def enqueue(cfg, *, subject: str, body: str, addresses: list[str], name: str | N
             queue: Queue | None = None) -> EnqueueReport:
     """Check everything, then add one job. Raises InputError when nothing can be queued."""
     check_message(cfg, subject, body)
+    if name:
+        check_header_value("job name", name)     # shown by `send list` / `send status` on a terminal
+        problem = _control_problem("job name", name)
+        if problem:
+            raise InputError(problem)
     if not addresses:
         raise InputError("the recipient list is empty")
     limit = cfg.intake.max_recipients
@@ -244,6 +276,7 @@ def enqueue(cfg, *, subject: str, body: str, addresses: list[str], name: str | N
     return EnqueueReport(
         job_id=job_id, created=created, queued=len(rows) if created else 0,
         suppressed=len(screened.suppressed), duplicates=screened.duplicates, invalid=screened.invalid,
+        suppressed_addresses=screened.suppressed,
         charsets={c: t.charset for c, t in templates.items()},
         notes={c: t.notes for c, t in templates.items() if t.notes},
     )

@@ -39,6 +39,7 @@ import os
 import re
 import smtplib
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from email.header import decode_header
 from email.message import Message
@@ -171,6 +172,9 @@ _KEYS = {"secret": "secret", "合言葉": "secret", "subject": "subject", "件�
 # the rest of the line at each character: a line of 200,000 spaces took two minutes)
 _KEY_LINE = re.compile(r"^\s*([A-Za-z]+|合言葉|件名|ジョブ名|宛先)\s*[:：]\s?((?:.*\S)?)\s*$")
 _SEPARATOR = re.compile(r"^\s*-{3,}\s*$")
+# between the addresses of a recipients: line: spaces (the ideographic one too), commas and
+# semicolons, also as a Japanese input method types them (、，；)
+_ADDRESS_SEPARATORS = re.compile(r"[\s,;、，；]+")
 
 
 @dataclass
@@ -188,8 +192,14 @@ class Request:
     text_hash: str | None = None
 
 
+# Spreadsheets the intake cannot read: an attached list.xlsx was passed over without a word, and
+# only the addresses typed in the body were queued
+_SPREADSHEET_NAMES = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
+_SPREADSHEET_TYPES = ("application/vnd.ms-excel", "application/vnd.oasis.opendocument.spreadsheet")
+
+
 def _parts(msg: Message):
-    text, csvs = None, []
+    text, csvs, unreadable = None, [], []
     for part in msg.walk():
         if part.is_multipart():
             continue
@@ -200,14 +210,17 @@ def _parts(msg: Message):
             filename = "attachment"
         disposition = str(part.get("Content-Disposition") or "").lower()
         payload = part.get_payload(decode=True) or b""
-        if filename.lower().endswith(".csv") or ctype in ("text/csv", "application/csv") or (
-                "attachment" in disposition and ctype == "text/plain" and filename.lower().endswith(".txt")):
+        name = filename.lower()
+        if name.endswith((".csv", ".tsv")) or ctype in ("text/csv", "application/csv", "text/tab-separated-values") or (
+                "attachment" in disposition and ctype == "text/plain" and name.endswith(".txt")):
             csvs.append((filename or "recipients.csv", payload))
+        elif name.endswith(_SPREADSHEET_NAMES) or ctype.startswith(_SPREADSHEET_TYPES) or "spreadsheetml" in ctype:
+            unreadable.append(filename or ctype)
         elif ctype == "text/plain" and text is None and "attachment" not in disposition:
             text = decode_text(payload, part.get_content_charset())
             if str(part.get_param("format") or "").lower() == "flowed":
                 text = unflow(text, delsp=str(part.get_param("delsp") or "").lower() == "yes")
-    return text, csvs
+    return text, csvs, unreadable
 
 
 def unflow(text: str, delsp: bool = False) -> str:
@@ -251,7 +264,7 @@ def parse_body(text: str, req: Request) -> None:
             value = m.group(2)
             if key == "recipients":
                 state = "recipients"
-                req.addresses.extend(a for a in re.split(r"[\s,;、]+", value) if a)
+                req.addresses.extend(a for a in _ADDRESS_SEPARATORS.split(value) if a)
             else:
                 state = "keys"
                 setattr(req, key, value)
@@ -259,7 +272,7 @@ def parse_body(text: str, req: Request) -> None:
         if not line.strip():
             continue
         if state == "recipients":
-            req.addresses.extend(a for a in re.split(r"[\s,;、]+", line.strip()) if a)
+            req.addresses.extend(a for a in _ADDRESS_SEPARATORS.split(line.strip()) if a)
         elif "@" in line and req.subject is None and not req.addresses:
             req.problems.append(f"line {no} looks like an address but comes before 'recipients:'")
         else:
@@ -320,7 +333,10 @@ def parse_request(raw: bytes, head: Message | None = None) -> tuple[Request, Mes
     req = Request(sender=addr, message_id=mid, request_key=key,
                   original_subject=decode_header_value(head.get("Subject")))
     header_secret = head.get("X-Mailhygiene-Secret")
-    text, csvs = _parts(msg)
+    text, csvs, unreadable = _parts(msg)
+    for name in unreadable:
+        req.problems.append(f"{name}: a spreadsheet cannot be read; save the list as CSV (CSV UTF-8 in Excel) and "
+                            "attach that")
     if text is None:
         req.problems.append("no text/plain part: send the request as plain text")
     else:
@@ -395,6 +411,16 @@ def check_sender(cfg, sender: str, head: Message) -> None:
     """Allowed sender and Authentication-Results, from the headers alone; raises Refused."""
     ic = cfg.intake
     allowed = {normalise_address(a) for a in ic.allowed_senders}
+    if ic.require_auth_results and not ic.auth_serv_id.strip():
+        # Every Authentication-Results header would count, the one the requester wrote himself too
+        # ("x; dkim=pass header.d=<the allowed domain>"): the check would stop no forged From
+        from ..core.errors import ConfigError
+
+        raise ConfigError("intake.require_auth_results = true needs intake.auth_serv_id, the authserv-id your "
+                          "receiving MTA writes first in its Authentication-Results headers (e.g. "
+                          "\"mx.example.jp\"): without it a header the sender of the request wrote himself would "
+                          "count, and a forged From would pass. Set it (and have the MTA remove foreign headers "
+                          "with that id), or set require_auth_results = false")
     if not ic.shared_secret:
         raise Refused("unauthorised", "intake.shared_secret is not set: every request is refused")
     if not sender or sender not in allowed:
@@ -590,30 +616,54 @@ def process_request(cfg, raw: bytes, *, reply: bool = True, now: float | None = 
     return res
 
 
-def process_maildir(cfg, maildir: str | os.PathLike, *, reply: bool = True) -> list[IntakeResult]:
-    """Every mail in <maildir>/new, oldest first; each moves to cur/ (flag S) once handled.
+class MaildirStopped(MailHygieneError):
+    """`intake --maildir` met a fault of this host (host_fault, or the suppression list
+    unavailable) and stopped: the mail it was on and those after it wait in new/ (exit 75,
+    EX_TEMPFAIL: run again once it is fixed)."""
 
-    A mail whose handling fails for a fault of this host (queue locked, disk full) stays in new/
-    for the next run; anything wrong with the mail itself is a logged refusal and the mail moves
-    on. Re-processing a mail that was enqueued but not yet moved adds nothing (replay check, and
-    jobs are keyed by Message-ID). At most intake.max_bytes + 1 bytes of a mail are read.
+    exit_code = 75
+
+
+class MaildirIncomplete(MailHygieneError):
+    """`intake --maildir` handled the other mails, but these failed for a reason that is neither
+    the mail's nor a known fault of this host (a bug): they stay in new/, and the run says so."""
+
+
+def process_maildir(cfg, maildir: str | os.PathLike, *, reply: bool = True) -> Iterator[IntakeResult]:
+    """Every mail in <maildir>/new, oldest first, each result as it is made; each mail moves to
+    cur/ (flag S) once handled.
+
+    A fault of this host (see host_fault; the suppression list unavailable too) stops the run at
+    once and is raised: every mail after it would meet the same fault, and each stays in new/ for
+    the next run. A mail whose handling fails for any other reason stays in new/, the others are
+    handled, and MaildirIncomplete is raised at the end (so neither ends as exit 0 with tracebacks).
+    Anything wrong with a mail itself is a logged refusal and the mail moves on. Re-processing a
+    mail that was enqueued but not yet moved adds nothing (replay check, and jobs are keyed by
+    Message-ID). At most intake.max_bytes + 1 bytes of a mail are read.
     """
-    root = Path(maildir)
-    new, cur = root / "new", root / "cur"
-    if not new.is_dir():
-        from ..core.errors import InputError
+    from . import maildir as md
 
-        raise InputError(f"{root} is not a Maildir (no new/ directory)")
-    cur.mkdir(exist_ok=True)
-    results = []
-    for name in sorted(os.listdir(new), key=lambda n: ((new / n).stat().st_mtime, n)):
-        path = new / name
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read(cfg.intake.max_bytes + 1)
-            results.append(process_request(cfg, raw, reply=reply))
-        except Exception:  # our own fault: one mail must not block the others; it stays in new/
-            log.exception("could not process %s; left in new/", path)
+    failed: list[str] = []
+    for path in md.waiting(maildir):
+        raw = md.read(path, cfg.intake.max_bytes + 1)
+        if raw is None:
             continue
-        os.replace(path, cur / (name.split(":")[0] + ":2,S"))
-    return results
+        try:
+            result = process_request(cfg, raw, reply=reply)
+        except Exception as exc:
+            if host_fault(exc) or isinstance(exc, SuppressionUnavailable):
+                from ..core.fsutil import describe_os_error
+
+                what = (f"{exc.filename + ': ' if exc.filename else ''}{describe_os_error(exc)}"
+                        if isinstance(exc, OSError) else str(exc) or exc.__class__.__name__)
+                raise MaildirStopped(f"{what} (intake stopped: {path.name} and the mails after it stay in "
+                                     f"{path.parent} for the next run)") from exc
+            log.error("could not process %s (%s: %s); left in new/", path, exc.__class__.__name__, exc)
+            log.debug("intake: %s", path, exc_info=True)
+            failed.append(f"{path.name} ({exc.__class__.__name__}: {exc})")
+            continue
+        md.mark_seen(path)
+        yield result
+    if failed:
+        raise MaildirIncomplete(f"{len(failed)} mail(s) could not be processed and stay in {Path(maildir) / 'new'}: "
+                                + "; ".join(failed[:3]))

@@ -39,7 +39,7 @@ import math
 
 from ..classify.carriers import CarrierTable
 from ..core.vocabulary import CARRIERS
-from .routes import CARRIER_GROUPS, Relay, parse_relay, shared_windows
+from .routes import Relay, Router, shared_windows
 from .throttle import Rate
 
 MTAS = ("postfix", "sendmail", "qmail")
@@ -55,11 +55,9 @@ def carrier_domains(cfg) -> dict[str, list[str]]:
 
 
 def carrier_relay(sender, carrier: str) -> Relay | None:
-    routes = {k.strip().lower(): v for k, v in sender.routes.items()}
-    for name in (carrier, CARRIER_GROUPS.get(carrier)):
-        if name and name in routes:
-            return parse_relay(routes[name], where=f"sender.routes.{name}")
-    return None
+    """The carrier's route (or its group's), read as the daemon reads sender.routes (Router: a
+    mistyped carrier name is a ConfigError there too)."""
+    return Router.from_config(sender).lookup("", carrier)
 
 
 def _limits(sender, carrier: str) -> tuple[Rate, int, int, int]:

@@ -28,6 +28,8 @@ def address_problem(address: str) -> str | None:
         return "empty"
     if any(c in address for c in "\r\n\t ") or any(ord(c) < 32 or ord(c) == 127 for c in address):
         return "contains spaces or control characters"
+    if any("\uff01" <= c <= "\uff5e" for c in address):   # ｔａｒｏ＠ｄｏｃｏｍｏ: typed with a Japanese input method
+        return "full-width characters (no carrier delivers to them: type the address in half-width)"
     if address.count("@") != 1 and not address.startswith('"'):
         return "needs exactly one @"
     local, _, domain = address.rpartition("@")

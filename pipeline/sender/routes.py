@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.errors import ConfigError
+from ..core.vocabulary import SENDER_CARRIERS
 
 
 # A carrier without a route of its own uses its group's: Y!mobile mail goes through SoftBank's
@@ -80,6 +81,10 @@ class Router:
             k = key.strip().lower()
             if k.startswith("."):
                 self.suffixes.append((k, relay))
+            elif "." not in k and k not in SENDER_CARRIERS:
+                # a carrier name (no dot) mistyped, "docmo": its mail went to default_relay unnoticed
+                raise ConfigError(f"sender.routes has unknown carrier {key!r}: a key is a domain (with a dot), a "
+                                  f".suffix, or one of {', '.join(SENDER_CARRIERS)}")
             else:
                 self.exact[k] = relay  # a domain, or a carrier name (carrier names have no dot)
         self.suffixes.sort(key=lambda kv: -len(kv[0]))

@@ -63,6 +63,10 @@ class _Handler:
         with o.lock:
             o.received.append(Received(now, envelope.mail_from, [normalise_address(a) for a in envelope.rcpt_tos],
                                        envelope.content, session.peer))
+        if o.close_after_message:   # like a server with a one-message session limit, or a silent idle cut
+            import asyncio
+
+            asyncio.get_running_loop().call_soon(server.transport.close)
         return "250 2.0.0 Ok: queued"
 
 
@@ -70,8 +74,9 @@ class RecordingServer:
     """Start with `with RecordingServer() as srv:`; `srv.port`, `srv.received`."""
 
     def __init__(self, port: int | None = None, *, rcpt_reply: Callable[[str], str | None] | None = None,
-                 data_reply: Callable[[str], str | None] | None = None):
+                 data_reply: Callable[[str], str | None] | None = None, close_after_message: bool = False):
         self.port = port or free_port()
+        self.close_after_message = close_after_message  # drop the connection after each accepted message
         self.rcpt_reply = rcpt_reply
         self.data_reply = data_reply
         self.lock = threading.Lock()

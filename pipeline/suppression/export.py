@@ -4,7 +4,7 @@ Reads the list (store.reading: refused when it disagrees with its history) and, 
 `--filtered`, the events (sql/filtered_addresses.sql). DuckDB writes the file
 (`COPY (SELECT ...) TO`, sql/suppression_list.sql `export_*`); a CSV has its text cells made
 formula-safe in SQL by csv_safe (the same rule as pipeline.core.csvsafe.neutralise) except the
-address, a key that is never altered. A file target is replaced atomically (fsutil), and only a
+address, a key that is never altered (address_cell only quotes again a local part that needs quotes). A file target is replaced atomically (fsutil), and only a
 regular file is ever replaced; `-` writes to standard output. Nothing is written when there is
 nothing to export, unless allow_empty: a CRM importing an empty file in replace mode would
 drop every suppression.

@@ -142,7 +142,7 @@ def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datet
                 "the suppression guard refused this run; nothing was changed. "
                 + " ; ".join(result.guard.reasons)
                 + ". Check the replies (a block lifts when the cause is fixed); "
-                  "re-run with --force only if these really are dead addresses.")
+                  "re-run with --force only if these really are dead addresses.", result=result)
         run_block(con, "stage_rule_entries", {
             "note": "forced past the guard" if result.guard.tripped else None,
             "now": now or datetime.now(UTC), "rule": rule.label(tz)})

@@ -309,10 +309,12 @@ def entries(where, limit: int | None = None) -> list[dict[str, Any]]:
 
 
 class Listing:
-    """The list as one reading sees it (store.listing): `count` entries, read by `rows()`."""
+    """The list as one reading sees it (store.listing): `count` entries, read by `rows()`, of
+    the `total` the list holds (fewer under a limit)."""
 
-    def __init__(self, con, count: int, limit: int | None):
+    def __init__(self, con, count: int, limit: int | None, total: int | None = None):
         self._con, self.count, self._limit = con, count, limit
+        self.total = count if total is None else total
 
     def rows(self, batch: int = 10_000, *, brief: bool = False) -> Iterator[dict[str, Any]]:
         """The entries by address (at most the limit), fetched `batch` at a time as they are used:
@@ -335,7 +337,7 @@ def listing(where, limit: int | None = None) -> Iterator[Listing]:
         total = run_block(con, "listed_count").fetchone()[0]
         if not limit or limit >= total:  # (a --limit past every entry: none, whatever its size)
             limit = None
-        yield Listing(con, limit or total, limit)
+        yield Listing(con, limit or total, limit, total)
 
 
 def show(where, address: str, *, tz: str, counted_reasons) -> dict[str, Any]:
