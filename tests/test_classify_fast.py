@@ -1,12 +1,13 @@
 """The classifier's fast paths held to their definitions.
 
-- mask_addresses (an RE2 pattern over an Arrow column) may only mask what _quick_normalise masks
-  the same way: _quick_normalise(masked) == _quick_normalise(text) for every text, so classify()
-  gives the masked text the text's verdict. Checked on the labelled set's lines, Sisimai's
-  corpus (when ../shared is there), realistic generated replies (Japanese, several addresses,
-  quoted local parts, SMTPUTF8) and random strings over the characters that matter. The
-  compiled mask (native.SCANNER.mask_addresses, what ingest's annotate runs) gives the pattern's
-  output on the same texts and on random strings over every ASCII character.
+- mask_addresses (RE2 patterns over an Arrow column: addresses, bracketed IPs) may only mask what
+  _quick_normalise masks the same way: _quick_normalise(masked) == _quick_normalise(text) for
+  every text, so classify() gives the masked text the text's verdict. Checked on the labelled
+  set's lines, Sisimai's corpus (when ../shared is there), realistic generated replies (Japanese,
+  ISO-2022-JP runs, several addresses, quoted local parts, SMTPUTF8) and random strings over the
+  characters that matter (brackets among them). The compiled mask (native.SCANNER.mask_addresses,
+  what ingest's annotate runs) gives the patterns' output on the same texts and on random strings
+  over every ASCII character and the non-ASCII spaces.
 - classify_many(columns) == [classify(...) for each event], on events that exercise every
   provider, every period boundary (the day before, on, and after each since/until), every
   carrier, relays, missing fields and every MTA; so is classify_by_key(...) given the event's
