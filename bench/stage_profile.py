@@ -5,10 +5,16 @@
 Wraps the functions listed below (and the compiled scanner's calls) with time.thread_time(), runs
 the command in this process and prints, on stderr, each one's total CPU and call count: inclusive
 (a caller's figure holds its callees'), per thread (reader threads' and the writer's work shows
-under their functions). A figure here is for finding where the time goes; speed claims are
-whole-process A/B pairs (bench/ingest_once.sh with farm-bench, or bench/bench_ingest.py).
+under their functions), and each thread's own CPU (`thread:NAME`, summed over the threads of that
+name). The command runs through pipeline.cli.main(), as the `mailhygiene` console script does:
+with its start-up set-up (gc.freeze, the batch allocator tuning of pipeline/core/allocator.py),
+which cli() alone leaves out (a profile without them has more page faults and collector work
+than the program); the report is printed at exit. A figure here is for finding where the time
+goes; speed claims are whole-process A/B pairs (bench/ingest_once.sh with farm-bench, or
+bench/bench_ingest.py). The main thread's block work alone, without the other threads, is
+measured more exactly by bench/bench_read_block.py.
 """
-import sys, time, threading, collections, functools, importlib, os
+import atexit, gc, sys, time, threading, collections, functools, importlib, os
 T = collections.Counter(); N = collections.Counter()
 def wrap(modname, attr):
     mod = importlib.import_module(modname)
@@ -66,12 +72,21 @@ for name in ("scan", "gather", "event_ids", "text_facts"):
             finally: T["C." + name] += time.thread_time_ns() - t; N["C." + name] += 1
         return w
     setattr(sc, name, mk(f, name))
-from pipeline.cli import cli
-try:
-    cli(prog_name="mailhygiene")
-except SystemExit:
-    pass
-tot = time.process_time()
-print(f"process CPU {tot:.3f} s (startup-to-imports {t0:.3f})", file=sys.stderr)
-for k, v in sorted(T.items(), key=lambda kv: -kv[1]):
-    print(f"{v/1e9:8.3f} s {N[k]:6d}  {k}", file=sys.stderr)
+_run = threading.Thread.run
+def run(self):  # each thread's own CPU, by its name less the number (block-reader_0 -> block-reader)
+    t = time.thread_time_ns()
+    try:
+        return _run(self)
+    finally:
+        key = "thread:" + self.name.rsplit("_", 1)[0]
+        T[key] += time.thread_time_ns() - t; N[key] += 1
+threading.Thread.run = run
+def report():
+    tot = time.process_time()
+    print(f"process CPU {tot:.3f} s (startup-to-imports {t0:.3f}); objects frozen at start-up: {gc.get_freeze_count()}",
+          file=sys.stderr)
+    for k, v in sorted(T.items(), key=lambda kv: -kv[1]):
+        print(f"{v/1e9:8.3f} s {N[k]:6d}  {k}", file=sys.stderr)
+atexit.register(report)  # (main() exits through the atexit handlers, without the interpreter's teardown)
+from pipeline.cli import main
+main()

@@ -439,22 +439,45 @@ def _quick_normalise(text: str) -> str:
 # (one '@': the runs of non-separators around it; several: each '@x' / 'x@' substitution stops at
 # the separators around the token, and a quoted local part elsewhere spans it whole or not at all),
 # and the '@' count is kept, so _quick_normalise(masked) == _quick_normalise(text) for every text
-# (tests/test_classify_fast.py holds it on real and generated texts). A token it cannot prove
-# (an address right after another one's separator, a quoted local part, non-ASCII) is left as it is:
-# that costs only a distinct key, never a verdict.
+# (tests/test_classify_fast.py holds it on real and generated texts). Non-ASCII characters (an
+# SMTPUTF8 address: 山田@docomo.ne.jp) are in both runs but for Python's non-ASCII \s (_WIDE_SPACES,
+# separators there; never one of _MASK_SEP, so an address next to one is left). A token it cannot
+# prove (an address right after another one's separator, a quoted local part) is left as it is:
+# that costs only a distinct key, never a verdict. So is every text that may hold an ISO-2022-JP
+# run (JIS_MARK: what decode_iso2022jp looks for): its byte pairs are printable ASCII, '@' and the
+# separators among them, and _quick_normalise decodes them before it masks anything, so a token
+# masked inside a run would change the decoded text ("?$B(ab@cd)?(B" is no address).
 _MASK_SEP = r"""[\x09-\x0d <>()\[\]"',;:/]"""
-ADDRESS_MASK = (r"(^|" + _MASK_SEP + r")[A-Za-z0-9.!#$%&*+=?^_{|}~\-]+@[A-Za-z0-9._\-]+($|" + _MASK_SEP + ")")
+_WIDE_SPACES = r"\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
+_WIDE = r"[^\x00-\x7f" + _WIDE_SPACES + "]"
+ADDRESS_MASK = (r"(^|" + _MASK_SEP + r")(?:[A-Za-z0-9.!#$%&*+=?^_{|}~\-]|" + _WIDE + r")+@(?:[A-Za-z0-9._\-]|"
+                + _WIDE + r")+($|" + _MASK_SEP + ")")
+JIS_MARK = r"\$[@B]"
+# The bracketed IP of "host mx.example.jp[192.0.2.1] said: ..." as _quick_normalise's bracket loop
+# writes it ("[ip]"), for the brackets that loop is sure to reach: the loop takes the first '['
+# after the last bracket it closed, so a '[' with no '[' since the last ']' (or the start) is one
+# it reaches, and it closes it at the first ']' after; "[ip]" it leaves as it is. Where the text
+# holds a '"' (a quoted local part, which the address masking removes whole, may hold brackets)
+# or a JIS_MARK, brackets are left. After a match the next one needs another ']' (RE2 goes on
+# after the match): a second IP right after the first keeps its digits, again only a distinct key.
+# An inner part of one character ("[.]") is left too: the masked text is never longer.
+BRACKET_IP_MASK = r"(^|\])([^\[\]]*)\[(?:[0-9A-Fa-f.:]+[.:][0-9A-Fa-f.:]*|[.:][0-9A-Fa-f.:]+)\]"
+BRACKET_IP_KEEP = r'"|' + JIS_MARK
 
 
 def mask_addresses(texts):
-    """An Arrow string column with the provable addresses replaced by `x@x` (nulls stay null).
+    """An Arrow string column with the provable addresses replaced by `x@x` and the provable
+    bracketed IPs by `[ip]` (BRACKET_IP_MASK; nulls stay null).
 
     classify() gives the masked text the same verdict as the text (see ADDRESS_MASK), so a caller
     may key its distinct-event de-duplication by it: texts that differ only in the recipient's
     address then share one classify() call."""
     import pyarrow.compute as pc
 
-    return pc.replace_substring_regex(texts, ADDRESS_MASK, r"\1x@x\2")
+    masked = pc.replace_substring_regex(texts, ADDRESS_MASK, r"\1x@x\2")
+    masked = pc.if_else(pc.match_substring_regex(texts, JIS_MARK), texts, masked)
+    ips = pc.replace_substring_regex(masked, BRACKET_IP_MASK, r"\1\2[ip]")
+    return pc.if_else(pc.match_substring_regex(texts, BRACKET_IP_KEEP), masked, ips)
 
 
 def _bracket_text(s: str) -> str:

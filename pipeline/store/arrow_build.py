@@ -44,12 +44,18 @@ def booleans(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
 
 def strings(values: Sequence[str | None]) -> pa.StringArray:
     """A string array of Python strings (None is null)."""
-    encoded = [b"" if v is None else v.encode("utf-8") for v in values]
+    if not isinstance(values, (list, tuple)):
+        values = list(values)
+    validity = None
+    if None in values:      # (most columns have none: no validity pass then)
+        validity = _validity(np.fromiter((v is not None for v in values), bool, len(values)))
+        encoded = [b"" if v is None else v.encode("utf-8") for v in values]
+    else:
+        encoded = [v.encode("utf-8") for v in values]
     n = len(encoded)
     offsets = np.zeros(n + 1, np.int32)
     np.cumsum(np.fromiter(map(len, encoded), np.int32, n), out=offsets[1:])
-    valid = np.fromiter((v is not None for v in values), bool, n)
-    return pa.Array.from_buffers(pa.string(), n, [_validity(valid), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
 
 
 def scatter_strings(n: int, positions: np.ndarray, values: Sequence[str | None]) -> pa.StringArray:

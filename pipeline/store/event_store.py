@@ -97,11 +97,15 @@ class EventStore:
             return written
         table = _as_events(table)
         keys = _id_keys(table.column("event_id").combine_chunks())
-        # ids repeated within the batch: by their 64-bit keys, exactly only when two keys match
-        in_order = np.sort(keys)
+        # ids repeated within the batch: by their 64-bit keys, exactly only when two keys match;
+        # the key order is kept for the lookups below when the batch is one day's (the usual)
+        key_order = np.argsort(keys)
+        in_order = keys[key_order]
         if (in_order[1:] == in_order[:-1]).any() and len(table.column("event_id").unique()) != table.num_rows:
             table = _first_of_each_id(table)
             keys = _id_keys(table.column("event_id").combine_chunks())
+            key_order = np.argsort(keys)
+            in_order = keys[key_order]
         with self.lock():
             partitions = {p.name[len(PARTITION_PREFIX):] for p in self.partitions()}
             for day, rows in _by_utc_day(table):
@@ -111,8 +115,9 @@ class EventStore:
                 # to under other parse settings, one file at a time, by 64-bit keys kept in
                 # memory (exactly, against the file's ids, only where a key matches); the part is
                 # copied only when some rows are stored already, which a first ingest never finds
-                by_key = np.argsort(part_keys)           # looked up in key order: twice as fast
-                sorted_keys = part_keys[by_key]
+                # looked up in key order: twice as fast
+                by_key = key_order if rows is None else np.argsort(part_keys)
+                sorted_keys = in_order if rows is None else part_keys[by_key]
                 stored_already = ids = None
                 for near in self._days_near(day, partitions):
                     index = self._day_index(near)

@@ -1983,10 +1983,16 @@ void text_facts(const uint8_t *d, const int64_t *starts, const int64_t *ends, co
  * share no character and none holds '@', so a match is decided by its '@' alone: the run of L
  * ending before it must start at the text's start or right after an S (at or after where the
  * last match ended: a match takes its trailing S), and the run of D after it must be non-empty
- * and end at the text's end or at an S. Matches come in the order of their '@'. Non-ASCII bytes
- * are in no class (RE2 reads the UTF-8 text by characters; none of them is in one either). The
- * output is never longer than the input. tests/test_classify_fast.py holds this to the pattern. */
-enum { MK_SEP = 1, MK_LOCAL = 2, MK_DOMAIN = 4 };
+ * and end at the text's end or at an S. Matches come in the order of their '@'. L and D also
+ * hold U, every non-ASCII character but the spaces of Python's \s (_quick_normalise's runs hold
+ * them): a non-ASCII byte is taken as L and D, and a run with one is checked for those spaces
+ * (RE2 reads the UTF-8 text by characters; a space there ends the run without an S). A
+ * text holding `$B` or `$@` (an ISO-2022-JP run may start there: JIS_MARK) is left as it is. Then
+ * BRACKET_IP_MASK, `(^|\])([^\[\]]*)\[I*[.:]I*\]` -> `\1\2[ip]` (I: [0-9A-Fa-f.:]; an inner
+ * part of two characters or more, so that "[ip]" is no longer), on texts with
+ * neither a '"' nor a JIS_MARK (mask_brackets). The output is never longer than the input.
+ * tests/test_classify_fast.py holds this to the patterns. */
+enum { MK_SEP = 1, MK_LOCAL = 2, MK_DOMAIN = 4, MK_HIGH = 8 };
 static uint8_t MASK_CLASS[256];
 static volatile int mask_ready = 0;
 
@@ -1996,9 +2002,64 @@ static void make_mask_classes(void) {
         if ((c >= 0x09 && c <= 0x0d) || (c && strchr(" <>()[]\"',;:/", c))) v |= MK_SEP;
         if (is_alnum((uint8_t)c) || (c && strchr(".!#$%&*+=?^_{|}~-", c))) v |= MK_LOCAL;
         if (is_alnum((uint8_t)c) || c == '.' || c == '_' || c == '-') v |= MK_DOMAIN;
+        if (c >= 0x80) v |= MK_LOCAL | MK_DOMAIN | MK_HIGH; /* a UTF-8 character's byte: U unless a space */
         MASK_CLASS[c] = v;
     }
     mask_ready = 1;
+}
+
+static int is_ip_char(uint8_t c) { return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') || c == '.' || c == ':'; }
+
+/* BRACKET_IP_MASK over t[0:len), in place (RE2's leftmost, non-overlapping matches: one starts
+ * at the text's start or at a ']' it takes, runs over no bracket up to a '[', whose inner part
+ * of I, with a '.' or ':', must end at a ']'; the next match needs a later ']'); the new length. */
+static int64_t mask_brackets(uint8_t *t, int64_t len) {
+    int64_t from = 0, w = 0, copied = 0; /* a match may start its run at `from` */
+    for (;;) {
+        int64_t j = from;
+        while (j < len && t[j] != '[' && t[j] != ']') j++;
+        if (j >= len) break;
+        if (t[j] == ']') { /* a ']': the next match may start with it */
+            from = j + 1;
+            continue;
+        }
+        int64_t k = j + 1;
+        int dot = 0;
+        while (k < len && is_ip_char(t[k])) dot |= t[k] == '.' || t[k] == ':', k++;
+        if (k < len && t[k] == ']' && dot && k - j > 2) {
+            memmove(t + w, t + copied, (size_t)(j + 1 - copied));
+            w += j + 1 - copied;
+            memcpy(t + w, "ip]", 3);
+            w += 3;
+            copied = k + 1;
+            from = k + 1; /* (the ']' is taken: a match needs another one first) */
+            const uint8_t *rb = k + 1 < len ? memchr(t + k + 1, ']', (size_t)(len - k - 1)) : NULL;
+            if (!rb) break;
+            from = rb - t + 1;
+        } else { /* no match from here: the next start is the next ']' after this '[' */
+            const uint8_t *rb = memchr(t + j + 1, ']', (size_t)(len - j - 1));
+            if (!rb) break;
+            from = rb - t + 1;
+        }
+    }
+    memmove(t + w, t + copied, (size_t)(len - copied));
+    return w + len - copied;
+}
+
+/* 1 when [p, end) (whole UTF-8 characters) holds a non-ASCII space of Python's str.isspace()
+ * (U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000): what U leaves out. */
+static int has_wide_space(const uint8_t *p, const uint8_t *end) {
+    for (; p < end; p++) {
+        if (*p < 0xC2) continue;
+        int64_t left = end - p;
+        if (p[0] == 0xC2 && left >= 2 && (p[1] == 0x85 || p[1] == 0xA0)) return 1;
+        if (left < 3) continue;
+        if (p[0] == 0xE1 && p[1] == 0x9A && p[2] == 0x80) return 1;
+        if (p[0] == 0xE2 && p[1] == 0x80 && (p[2] <= 0x8A || p[2] == 0xA8 || p[2] == 0xA9 || p[2] == 0xAF)) return 1;
+        if (p[0] == 0xE2 && p[1] == 0x81 && p[2] == 0x9F) return 1;
+        if (p[0] == 0xE3 && p[1] == 0x80 && p[2] == 0x80) return 1;
+    }
+    return 0;
 }
 
 /* The strings in[in_off[r]:in_off[r + 1]] for r = rows[i] (i when rows is NULL), i < n, masked,
@@ -2014,14 +2075,20 @@ void mask_addresses(const uint8_t *in, const int32_t *in_off, const int64_t *row
         int64_t len = valid && !valid[r] ? 0 : (int64_t)in_off[r + 1] - in_off[r];
         int64_t done = 0;      /* copied (and searched) up to here */
         const uint8_t *at = len > 0 ? memchr(s, '@', (size_t)len) : NULL;
+        int jis = (at || (len > 0 && memchr(s, '[', (size_t)len))) &&
+                  (memmem(s, (size_t)len, "$B", 2) || memmem(s, (size_t)len, "$@", 2));
+        if (jis) at = NULL;
+        int64_t row_start = o;
         while (at) {
             int64_t a = at - s, b = a, k = a + 1;
-            while (b > done && (MASK_CLASS[s[b - 1]] & MK_LOCAL)) b--;
+            uint8_t high = 0;
+            while (b > done && (MASK_CLASS[s[b - 1]] & MK_LOCAL)) high |= s[--b];
             int ok = b < a && (b == 0 || (b - 1 >= done && (MASK_CLASS[s[b - 1]] & MK_SEP)));
             if (ok) {
-                while (k < len && (MASK_CLASS[s[k]] & MK_DOMAIN)) k++;
+                while (k < len && (MASK_CLASS[s[k]] & MK_DOMAIN)) high |= s[k++];
                 ok = k > a + 1 && (k == len || (MASK_CLASS[s[k]] & MK_SEP));
             }
+            if (ok && (high & 0x80)) ok = !has_wide_space(s + b, s + k); /* (a wide space ends a run: no S there) */
             if (ok) {
                 int64_t start = b == 0 ? 0 : b - 1;
                 memcpy(out + o, s + done, (size_t)(start - done));
@@ -2037,6 +2104,8 @@ void mask_addresses(const uint8_t *in, const int32_t *in_off, const int64_t *row
         }
         memcpy(out + o, s + done, (size_t)(len - done));
         o += len - done;
+        if (!jis && len > 0 && memchr(s, '[', (size_t)len) && !memchr(s, '"', (size_t)len))
+            o = row_start + mask_brackets(out + row_start, o - row_start);
         out_off[i + 1] = (int32_t)o;
     }
 }
