@@ -274,3 +274,21 @@ def test_duckdb_and_spark_count_the_same_attempts(tmp_path):
     docomo_rows = [r for r in duck["carrier_figures"] if r["carrier"] == "docomo"]
     assert [(r["attempts"], r["delivered"], r["bounced"]) for r in docomo_rows] == [(101, 80, 21)]
     assert results["spark"] == duck
+
+
+def test_message_key_is_the_trimmed_message_id():
+    """message_key() (sql/macros.sql) trims only an id that needs it: the same as
+    nullif(trim(id, '<> '), ''), the rule's spelling, on every shape (rows stored before every
+    source wrote the bare id kept `<...>`)."""
+    import duckdb
+
+    from pipeline.store.warehouse import read_sql
+
+    con = duckdb.connect()
+    con.execute(read_sql("macros"))
+    ids = [None, "", " ", "<>", "<", ">", "m1@x.jp", "<m1@x.jp>", " <m1@x.jp> ", "<m1@x.jp", "m1@x.jp>",
+           "<<m1@x.jp>>", "m<1>@x.jp", "> m1@x.jp <", "\u30e1\u30fc\u30eb@x.jp", "<\u30e1@x.jp>"]
+    rows = con.execute("SELECT id, message_key(id), nullif(trim(id, '<> '), '') FROM unnest($ids) t(id)",
+                       {"ids": ids}).fetchall()
+    assert len(rows) == len(ids)
+    assert [(i, k) for i, k, t in rows if k != t and not (k is None and t is None)] == []
