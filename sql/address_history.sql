@@ -8,19 +8,23 @@
 --          $counted_reasons VARCHAR[]: reasons the suppression rule counts (rule.counted_reasons)
 -- Columns: local_time, ts, mta, host, status, reason, scope, hard, carrier, smtp_phase, dsn,
 --          reply_code, diagnostic, relay, queue_id, event_id, source_file, source_offset,
---          counted (whether the rule counts the attempt as an error), hand_off (a `sent`
+--          counted (whether the rule counts the row as an error: a counted error that is an
+--          attempt, as sql/counted_errors.sql reads them), hand_off (a `sent`
 --          after which the same message to the address failed: a hop to a content filter, an
 --          internal relay or a smarthost, which the rule does not take as a delivery; the same
 --          test as sql/suppression_candidates.sql's last_sent, held to it by
 --          tests/test_suppression_rule.py), restated (a bounce mail's row repeating a failure
---          another witness logged: the same attempt, counted once by the reports)
+--          another witness logged: the same attempt, counted once by the reports and the rule),
+--          null_sender (a row of null-sender mail, `from=<>`: a DSN, no attempt of ours)
 
 WITH final AS (
     SELECT ts AT TIME ZONE $tz AS local_time, ts, mta, host, status, reason, scope, hard,
            carrier, smtp_phase, dsn, reply_code, diagnostic, relay, queue_id, event_id,
-           source_file, source_offset, counted_error(status, scope, reason, $counted_reasons) AS counted,
+           source_file, source_offset,
+           counted_error(status, scope, reason, $counted_reasons) AND not_attempt IS NULL AS counted,
            coalesce(not_attempt = 'hand_off', FALSE) AS hand_off,
-           coalesce(not_attempt = 'restated', FALSE) AS restated
+           coalesce(not_attempt = 'restated', FALSE) AS restated,
+           coalesce(not_attempt = 'null_sender', FALSE) AS null_sender
     FROM witnessed_events
     WHERE recipient = $address
 )

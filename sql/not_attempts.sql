@@ -1,6 +1,6 @@
 -- not_attempts.sql
--- What it returns: the event rows that are no delivery attempt of their own, one row each (a few,
--- or none in direct mode): THE definition of "the same attempt" that the views
+-- What it returns: the event rows that are no delivery attempt of their own, one row each (a few;
+-- in direct mode only the null-sender rows): THE definition of "the same attempt" that the views
 -- `witnessed_events` and `attempts` (sql/witnessed_events.sql, sql/attempts.sql) apply, on DuckDB
 -- (pipeline/store/warehouse.py) and Spark (lake.spark). The event store keeps every witness's
 -- row; which of them count is decided here, in the reading, once.
@@ -18,10 +18,18 @@
 --   'hand_off'  a `sent` after which the same message to the same recipient failed (failed_after,
 --               as the rule's last_sent): it only handed the message on (a smarthost, an internal
 --               relay, a carrier's MX that bounced it later); the failure is that attempt's outcome.
+--   'null_sender' a row of a message whose envelope sender is the null sender `<>` (sender '':
+--               Postfix's and sendmail's `from=<>`, qmail's `from <>`): a DSN or a delivery
+--               notice, never the operator's mail. A DSN delivered into our own bounce mailbox
+--               (relay=mailhygiene-bounces, relay=local) is the transport of a bounce, not an
+--               attempt; a DSN of ours to someone else, or its bounce, is no campaign delivery.
+--               An unknown sender (NULL: no `from=` line seen) is not the null sender.
+--               These rows take no part in the matching below.
 -- Rows without a Message-ID (qmail lines, a carrier's own bounce format that returns no headers)
 -- cannot be matched and stay attempts.
 -- Shape: the failures with a Message-ID (a few % of the rows) are grouped per message and
--- recipient; the rows of those messages are matched against that small table by one hash join.
+-- recipient; the rows of those messages are matched against that small table by one hash join;
+-- the null-sender rows (a few %: about one DSN per bounce) are one filtered scan of `sender`.
 -- A reader that reads the attempts many times keeps these rows once (warehouse.keep_attempt_marks,
 -- the Spark engine): then each read of `attempts` costs a join on event_id, not this.
 
@@ -30,6 +38,7 @@ WITH failures AS (
            source_file LIKE 'mailhygiene-bounces:%' AS from_bounce_mail
     FROM events
     WHERE status IN ('deferred', 'bounced', 'expired', 'undeliverable') AND message_id IS NOT NULL
+      AND sender IS DISTINCT FROM ''
 ),
 
 failed_messages AS (
@@ -55,7 +64,10 @@ marked AS (
     FROM events e
     JOIN failed_messages f
       ON f.recipient = e.recipient AND f.message = message_key(e.message_id)
-    WHERE e.status = 'sent' OR e.source_file LIKE 'mailhygiene-bounces:%'
+    WHERE (e.status = 'sent' OR e.source_file LIKE 'mailhygiene-bounces:%')
+      AND e.sender IS DISTINCT FROM ''
 )
 
 SELECT event_id, not_attempt FROM marked WHERE not_attempt IS NOT NULL
+UNION ALL
+SELECT event_id, 'null_sender' AS not_attempt FROM events WHERE sender = ''

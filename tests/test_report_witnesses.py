@@ -10,6 +10,7 @@ and 9.1 %). A direct-mode store (sample logs, the report fixture store) is uncha
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 from datetime import datetime, timezone
 
@@ -21,7 +22,8 @@ from pipeline.report import reports
 from pipeline.sender.bounces import process_bounces
 from pipeline.sender.events import attempt_event, to_table
 from pipeline.store.event_store import EventStore
-from pipeline.store.warehouse import run_sql
+from pipeline.store.warehouse import bind_sql, read_sql, run_sql
+from pipeline.suppression.rule import run_rule
 from pipeline.suppression.store import SuppressionStore, show
 
 from fixtures import SAMPLES, fixture_events, make_config, sender_toml, store_events
@@ -35,7 +37,7 @@ def verp(rcpt: str) -> str:
     return f"news+{rcpt.replace('@', '=')}@mail.example.jp"
 
 
-def dsn(rcpt: str, message_id: str | None, when: float, action: str = "failed") -> bytes:
+def dsn(rcpt: str, message_id: str | None, when: float, action: str = "failed", tag: str = "") -> bytes:
     """Postfix's DSN for one recipient, with the returned headers (unless message_id is None)."""
     date = email.utils.formatdate(when)
     status, code = ("5.1.1", "550 5.1.1 Unknown user") if action == "failed" else ("4.2.2", "452 4.2.2 Mailbox full")
@@ -44,7 +46,7 @@ def dsn(rcpt: str, message_id: str | None, when: float, action: str = "failed") 
     return f"""From: MAILER-DAEMON@mail.example.jp (Mail Delivery System)
 To: {verp(rcpt)}
 Date: {date}
-Message-ID: <dsn-{rcpt}-{action}@mail.example.jp>
+Message-ID: <dsn-{rcpt}-{action}{tag}@mail.example.jp>
 Subject: Undelivered Mail Returned to Sender
 Auto-Submitted: auto-replied
 MIME-Version: 1.0
@@ -72,14 +74,18 @@ Last-Attempt-Date: {date}
 """.replace("\n", "\r\n").encode()
 
 
-def postfix_log(n: int = 100, refused: range = range(90, 100)) -> str:
-    """Postfix relaying our messages to docomo: message i (qid, Message-ID m<i>) at START + i s."""
+def postfix_log(n: int = 100, refused: range = range(90, 100), *, start: datetime = START, mid: str = "m",
+                qids: str = "4A", dsns: bool = False) -> str:
+    """Postfix relaying our messages to docomo: message i (queue id <qids><i>, Message-ID <mid><i>)
+    at start + i s.
+    dsns: each refusal's DSN (`from=<>`) is delivered to its VERP address through the pipe to
+    `mailhygiene bounces` (Postfix's own row of the bounce mail's transport: no attempt of ours)."""
     lines = []
     for i in range(n):
-        qid, rcpt = f"4A{i:08X}", f"u{i}@docomo.ne.jp"
-        stamp = datetime.fromtimestamp(START.timestamp() + i, timezone.utc).strftime("%b %e %H:%M:%S")
+        qid, rcpt = f"{qids}{i:08X}", f"u{i}@docomo.ne.jp"
+        stamp = datetime.fromtimestamp(start.timestamp() + i, timezone.utc).strftime("%b %e %H:%M:%S")
         lines += [f"{stamp} mail postfix/smtpd[9]: {qid}: client=localhost[127.0.0.1]",
-                  f"{stamp} mail postfix/cleanup[9]: {qid}: message-id=<m{i}@mail.example.jp>",
+                  f"{stamp} mail postfix/cleanup[9]: {qid}: message-id=<{mid}{i}@mail.example.jp>",
                   f"{stamp} mail postfix/qmgr[9]: {qid}: from=<{verp(rcpt)}>, size=900, nrcpt=1 (queue active)"]
         head = (f"{stamp} mail postfix/smtp[9]: {qid}: to=<{rcpt}>, relay=mfsmax.docomo.ne.jp[203.138.181.112]:25, "
                 "delay=1, delays=0.1/0/0.5/0.4, ")
@@ -89,6 +95,14 @@ def postfix_log(n: int = 100, refused: range = range(90, 100)) -> str:
         else:
             lines.append(head + "dsn=2.0.0, status=sent (250 ok)")
         lines.append(f"{stamp} mail postfix/qmgr[9]: {qid}: removed")
+        if dsns and i in refused:
+            dqid = f"D{qids}{i:07X}"
+            lines += [f"{stamp} mail postfix/bounce[9]: {qid}: sender non-delivery notification: {dqid}",
+                      f"{stamp} mail postfix/cleanup[9]: {dqid}: message-id=<{dqid}@mail.example.jp>",
+                      f"{stamp} mail postfix/qmgr[9]: {dqid}: from=<>, size=3000, nrcpt=1 (queue active)",
+                      f"{stamp} mail postfix/pipe[9]: {dqid}: to=<{verp(rcpt)}>, relay=mailhygiene-bounces, delay=0.1, "
+                      "delays=0/0/0/0.1, dsn=2.0.0, status=sent (delivered via mailhygiene-bounces service)",
+                      f"{stamp} mail postfix/qmgr[9]: {dqid}: removed"]
     return "\n".join(lines) + "\n"
 
 
@@ -101,10 +115,11 @@ def daemon_sent(i: int, relay: str = "[smarthost.isp.example]:587") -> dict:
                          scope="none", hard=None, queue_file="queue.sqlite")
 
 
-def bounce(cfg, i: int, *, message_id: str | None = "default", action: str = "failed", after: float = 2.0) -> None:
-    mid = f"m{i}@mail.example.jp" if message_id == "default" else message_id
+def bounce(cfg, i: int, *, message_id: str | None = "default", action: str = "failed", after: float = 2.0,
+           start: datetime = START, mid: str = "m") -> None:
+    message = f"{mid}{i}@mail.example.jp" if message_id == "default" else message_id
     rcpt = f"u{i}@docomo.ne.jp"
-    results = process_bounces(cfg, raw=dsn(rcpt, mid, START.timestamp() + i + after, action),
+    results = process_bounces(cfg, raw=dsn(rcpt, message, start.timestamp() + i + after, action, tag=mid),
                               envelope_recipient=verp(rcpt))
     assert [r.status for r in results] == ["recorded"], results
 
@@ -124,13 +139,21 @@ TRUTH = {"attempts": 100, "delivered": 90, "bounced": 10, "finished": 100, "boun
          "counted_errors": 10, "recipients": 100}
 
 
+def everything(cfg) -> dict:
+    """The report's `all` row over every carrier."""
+    report = reports.build_report(cfg.data_dir, cfg.report, cfg.rule, cfg.timezone_name, None, None)
+    row = report.tables["carrier_totals"].set_index("carrier").loc["all"]
+    return {k: row[k] for k in ("attempts", "delivered", "bounced", "recipients")}
+
+
 @pytest.fixture(scope="module")
 def relay_store(tmp_path_factory):
-    """Relay mode through Postfix: its log ingested, every refusal's DSN through `bounces`."""
+    """Relay mode through Postfix: its log ingested (with each DSN's delivery into the bounce
+    mailbox, `from=<>`), every refusal's DSN through `bounces`."""
     tmp = tmp_path_factory.mktemp("relay")
     cfg = config(tmp)
     log = tmp / "mail.log"
-    log.write_text(postfix_log())
+    log.write_text(postfix_log(dsns=True))
     ingest(cfg, [log], fmt="postfix", year=2026, progress=False)
     for i in range(90, 100):
         bounce(cfg, i)
@@ -143,8 +166,38 @@ def test_relay_mode_counts_a_refusal_logged_and_bounced_once(relay_store):
     assert stored.fetchall() == [("mailhygiene", "bounced", 10), ("postfix", "bounced", 10), ("postfix", "sent", 90)]
     assert docomo(relay_store) == TRUTH                       # was 110 attempts, bounce rate 18.2 %
     marked = con.execute("SELECT mta, not_attempt, count(*) FROM witnessed_events WHERE not_attempt IS NOT NULL "
-                     "GROUP BY ALL").fetchall()
-    assert marked == [("mailhygiene", "restated", 10)]        # the log line stands for the attempt
+                     "GROUP BY ALL ORDER BY ALL").fetchall()
+    assert marked == [("mailhygiene", "restated", 10), ("postfix", "null_sender", 10)]  # the log line stands
+    # for the attempt; Postfix's delivery of each DSN into the bounce mailbox (from=<>) is none
+
+
+def test_a_null_sender_row_is_no_attempt(relay_store):
+    """Postfix's row of each DSN's delivery to our VERP address (`from=<>`, relay=mailhygiene-bounces)
+    is the transport of a bounce, not a delivery of the operator's mail: the `all` row has 100
+    attempts of 100 recipients (was 120 attempts, 110 recipients: 10 restated, 10 DSN deliveries)."""
+    assert everything(relay_store) == {"attempts": 100, "delivered": 90, "bounced": 10, "recipients": 100}
+    con = pipeline.connect(relay_store.data_dir)
+    rows = con.execute("SELECT recipient, sender, relay, not_attempt FROM witnessed_events WHERE sender = ''").fetchall()
+    assert len(rows) == 10 and {(r[1], r[2], r[3]) for r in rows} == {("", "mailhygiene-bounces", "null_sender")}
+    period = {"since": START.replace(day=9), "as_of": START.replace(day=11)}
+    assert run_sql(con, "active_addresses", period).fetchall() == [(100,)]           # was 110: our VERP addresses
+    assert run_sql(con, "carrier_active_addresses", {**period, "carriers": ["docomo", "other"]}).fetchall() == [
+        ("docomo", 100)]                                                               # was other 10 too
+
+
+def test_the_rule_counts_no_null_sender_row(tmp_path):
+    """A DSN of ours to someone else (`from=<>`) refused on two days is no campaign delivery: the
+    rule lists nobody (before: the address, on two null-sender refusals)."""
+    cfg = config(tmp_path)
+    log = tmp_path / "mail.log"
+    days = [postfix_log(1, refused=range(1), start=START.replace(day=d), mid=f"n{d}", qids=f"4{d - 10}")
+            for d in (10, 11)]
+    log.write_text("".join(days).replace(f"from=<{verp('u0@docomo.ne.jp')}>", "from=<>"))
+    ingest(cfg, [log], fmt="postfix", year=2026, progress=False)
+    con = pipeline.connect(cfg.data_dir)
+    assert con.execute("SELECT sender, status, reason FROM events").fetchall() == [("", "bounced", "user_unknown")] * 2
+    result = run_rule(cfg, cfg.rule, cfg.guard, as_of="2026-11-30", tz="Asia/Tokyo", dry_run=True)
+    assert result.new == [] and result.marked == 0
 
 
 def test_through_a_smarthost_the_queued_sent_is_no_delivery(tmp_path):
@@ -185,9 +238,51 @@ def test_what_is_not_the_same_attempt_stays(tmp_path):
         ("u3@docomo.ne.jp", "postfix", "sent", None), ("u3@docomo.ne.jp", "mailhygiene", "bounced", None)]
 
 
+GUARD_TOML = "[guard]\nhour_rate = 0.15\nhour_min_errors = 5\nblock_rate = 0.15\nblock_min_errors = 5\n"
+
+
+@pytest.fixture(scope="module")
+def two_day_relay_store(tmp_path_factory):
+    """Relay mode on two days: each day 100 messages to docomo, the same 10 refused (logged,
+    bounced, each DSN delivered into the bounce mailbox); a guard that trips at 15 % per hour or day."""
+    tmp = tmp_path_factory.mktemp("relay2")
+    cfg = make_config(tmp, sender_toml("127.0.0.1:9", OURS) + f'envelope_from = "{OURS}"\nverp = true\n' + GUARD_TOML)
+    log = tmp / "mail.log"
+    days = [(START, "m", "4A"), (START.replace(day=11), "n", "4B")]
+    log.write_text("".join(postfix_log(start=start, mid=mid, qids=qids, dsns=True) for start, mid, qids in days))
+    ingest(cfg, [log], fmt="postfix", year=2026, progress=False)
+    for start, mid, _ in days:
+        for i in range(90, 100):
+            bounce(cfg, i, start=start, mid=mid)
+    return cfg
+
+
+def test_the_guard_counts_attempts_not_witness_rows(two_day_relay_store):
+    """10 refusals of 100 attempts an hour are 10 %: the guard (15 %) stays quiet. Before, it read
+    the witness rows: 20 counted errors (log + bounce mail) of 110 docomo rows, 18 %, and tripped."""
+    cfg = two_day_relay_store
+    refused = {f"u{i}@docomo.ne.jp" for i in range(90, 100)}
+    result = run_rule(cfg, cfg.rule, cfg.guard, as_of="2026-11-30", tz="Asia/Tokyo", dry_run=True,
+                      check_guard_in_dry_run=True)
+    assert {e["address"] for e in result.new} == refused
+    assert not result.guard.tripped, result.guard.reasons
+    # the evidence: two failed deliveries, each its Postfix log row (the bounce mail restates it)
+    con = pipeline.connect(cfg.data_dir)
+    mta = dict(con.execute("SELECT event_id, mta FROM events").fetchall())
+    assert {(e["error_count"], tuple(mta[x] for x in e["event_ids"].split(","))) for e in result.new} == {
+        (2, ("postfix", "postfix"))}
+    # what the guard read, per docomo hour: 10 of 100 (a 9 % threshold shows the figures)
+    low = dataclasses.replace(cfg.guard, hour_rate=0.09)
+    result = run_rule(cfg, cfg.rule, low, as_of="2026-11-30", tz="Asia/Tokyo", dry_run=True, check_guard_in_dry_run=True)
+    assert [(b["kind"], b["carrier"], b["attempts"], b["counted_errors"]) for b in result.guard.bursts] == [
+        ("hour", "docomo", 100, 10)] * 2                                    # was 110 and 20 (18.2 %)
+
+
 @pytest.mark.parametrize("store", ["samples", "fixture"])
 def test_a_direct_mode_store_is_unchanged(tmp_path, store):
-    """No bounce mail, no hand-off: `attempts` is `events`, so every report figure is as before."""
+    """No bounce mail, no hand-off: `attempts` is `events` but for the null-sender rows (the
+    sample logs' one bounce notice `from=<>`), so every report figure is as before otherwise; the
+    rule's list and evidence (counted errors read from `attempts`) are the same as from `events`."""
     cfg = make_config(tmp_path)
     if store == "samples":
         ingest(cfg, sorted((SAMPLES / "postfix").glob("mail.log*")), fmt="postfix", year=2026, progress=False)
@@ -195,18 +290,35 @@ def test_a_direct_mode_store_is_unchanged(tmp_path, store):
         store_events(cfg, fixture_events())
     con = pipeline.connect(cfg.data_dir)
     assert con.execute("SELECT count(*) FROM events").fetchone()[0] > 10
-    assert con.execute("SELECT event_id FROM events EXCEPT ALL SELECT event_id FROM attempts").fetchall() == []
-    assert con.execute("SELECT count(*) FROM attempts").fetchone() == con.execute("SELECT count(*) FROM events").fetchone()
-    params = {"tz": cfg.timezone_name, "since": None, "until": None, "grain": "period", "counted_reasons": COUNTED}
+    left_out = con.execute("SELECT recipient, status, sender FROM events WHERE event_id IN "
+                           "(SELECT event_id FROM events EXCEPT ALL SELECT event_id FROM attempts)").fetchall()
+    assert left_out == ([("news@mail.example.jp", "sent", "")] if store == "samples" else [])  # 08:41 from=<>
+    params = {"tz": cfg.timezone_name, "since": None, "until": None, "grain": "period", "counted_reasons": COUNTED,
+              "as_of": datetime(2026, 12, 31, tzinfo=timezone.utc), "min_errors": 2, "min_days": 2,
+              "window_days": 7, "sender_mta": "mailhygiene"}
     figures = run_sql(con, "carrier_figures", params).fetchall()
-    con.execute("CREATE OR REPLACE VIEW attempts AS SELECT *, CAST(NULL AS VARCHAR) AS not_attempt FROM events")
+    con.execute("CREATE OR REPLACE TABLE counted_errors AS " + read_sql("counted_errors"),
+                bind_sql("counted_errors", read_sql("counted_errors"), params))
+    con.execute("CREATE OR REPLACE TABLE suppression_history AS SELECT CAST(NULL AS TIMESTAMPTZ) AS \"at\", "
+                "'' AS action, '' AS address LIMIT 0")
+    marked = run_sql(con, "suppression_candidates", params).fetchall()
+    assert len(marked) >= 1
+    con.execute("CREATE OR REPLACE VIEW attempts AS SELECT *, CAST(NULL AS VARCHAR) AS not_attempt FROM events "
+                "WHERE sender IS DISTINCT FROM ''")
     assert run_sql(con, "carrier_figures", params).fetchall() == figures
+    con.execute("CREATE OR REPLACE VIEW attempts AS SELECT *, CAST(NULL AS VARCHAR) AS not_attempt FROM events")
+    con.execute("CREATE OR REPLACE TABLE counted_errors AS " + read_sql("counted_errors"),
+                bind_sql("counted_errors", read_sql("counted_errors"), params))
+    assert run_sql(con, "suppression_candidates", params).fetchall() == marked  # the rule as it read `events`
 
 
 def test_suppression_show_marks_the_bounce_mail_that_repeats_a_logged_refusal(relay_store):
     info = show(relay_store, "u95@docomo.ne.jp", tz="Asia/Tokyo", counted_reasons=COUNTED)
     assert [(e["mta"], e["status"], e["restated"], e["hand_off"]) for e in info["events"]] == [
         ("postfix", "bounced", False, False), ("mailhygiene", "bounced", True, False)]
+    assert [e["counted"] for e in info["events"]] == [True, False]        # as the rule counts: the log row
+    mailbox = show(relay_store, verp("u95@docomo.ne.jp"), tz="Asia/Tokyo", counted_reasons=COUNTED)["events"]
+    assert [(e["status"], e["relay"], e["null_sender"]) for e in mailbox] == [("sent", "mailhygiene-bounces", True)]
 
 
 def test_suppression_show_counts_the_attempt_once_and_marks_the_repeat(relay_store):
@@ -222,6 +334,9 @@ def test_suppression_show_counts_the_attempt_once_and_marks_the_repeat(relay_sto
     marks = [line.split()[0] for line in lines if "Unknown user" in line]
     assert marks == ["*", "="]
     assert "= = a bounce mail repeating a logged attempt" in result.output
+    result = CliRunner().invoke(cli, ["--config", str(relay_store.source), "--data-dir", str(relay_store.data_dir),
+                                      "suppression", "show", verp("u95@docomo.ne.jp")], catch_exceptions=False)
+    assert "delivery attempts: 0" in result.output.splitlines()  # the DSN's delivery into the bounce mailbox
 
 
 def test_the_filtered_export_takes_a_queued_sent_for_no_delivery(tmp_path):
@@ -243,8 +358,9 @@ def test_the_filtered_export_takes_a_queued_sent_for_no_delivery(tmp_path):
 
 @pytest.mark.slow
 def test_duckdb_and_spark_count_the_same_attempts(tmp_path):
-    """The relay store, the smarthost rows and the unmatched DSNs in one store: both engines mark
-    the same rows and give the same report figures (Spark runs the port of the same sql/ files)."""
+    """The relay store (with its DSNs' deliveries, `from=<>`), the smarthost rows and the unmatched
+    DSNs in one store: both engines mark the same rows and give the same report figures and the
+    same counted errors of the rule (Spark runs the port of the same sql/ files)."""
     from lakekit import require_spark
 
     require_spark()
@@ -253,24 +369,29 @@ def test_duckdb_and_spark_count_the_same_attempts(tmp_path):
     cfg = make_config(tmp_path, sender_toml("127.0.0.1:9", OURS) + f'envelope_from = "{OURS}"\nverp = true\n'
                       + '[spark]\nmaster = "local[2]"\nshuffle_partitions = 4\n')
     log = tmp_path / "mail.log"
-    log.write_text(postfix_log(50, refused=range(40, 50)))
+    log.write_text(postfix_log(50, refused=range(40, 50), dsns=True))
     ingest(cfg, [log], fmt="postfix", year=2026, progress=False)
     EventStore(cfg.data_dir).write(to_table([daemon_sent(i) for i in range(50, 100)]))
     for i in [*range(40, 50), *range(90, 100)]:
         bounce(cfg, i, after=600)
     bounce(cfg, 3, message_id=None)
-    params = {"tz": "Asia/Tokyo", "since": None, "until": None, "grain": "day", "counted_reasons": COUNTED}
+    params = {"tz": "Asia/Tokyo", "since": None, "until": None, "grain": "day", "counted_reasons": COUNTED,
+              "as_of": datetime(2026, 12, 31, tzinfo=timezone.utc), "sender_mta": "mailhygiene"}
     results = {}
     for engine in (DuckDBEngine.open(cfg), SparkEngine.open(cfg)):
         try:
             results[engine.name] = {
                 name: sorted(normalise(engine.query(name, params), drop_zone=True).to_pylist(), key=repr)
-                for name in ("witnessed_events", "attempts", "carrier_figures", "reasons_by_carrier")}
+                for name in ("witnessed_events", "attempts", "carrier_figures", "reasons_by_carrier",
+                             "counted_errors")}
         finally:
             engine.close()
     duck = results["duckdb"]
     assert sum(r["not_attempt"] == "restated" for r in duck["witnessed_events"]) == 10
     assert sum(r["not_attempt"] == "hand_off" for r in duck["witnessed_events"]) == 10
+    assert sum(r["not_attempt"] == "null_sender" for r in duck["witnessed_events"]) == 10
+    assert sorted(r["event_id"] for r in duck["counted_errors"]) == sorted(
+        r["event_id"] for r in duck["attempts"] if r["status"] == "bounced")   # 21: no restated row
     docomo_rows = [r for r in duck["carrier_figures"] if r["carrier"] == "docomo"]
     assert [(r["attempts"], r["delivered"], r["bounced"]) for r in docomo_rows] == [(101, 80, 21)]
     assert results["spark"] == duck

@@ -1,7 +1,9 @@
 """The suppression guard: refuses a rule run whose new entries look like a mistake or a carrier
 refusing us, rather than dead addresses.
 
-Reads, on the rule's connection, the events, the rule's counted errors (table `counted_errors`)
+Reads, on the rule's connection, the attempts (view `attempts`: each delivery attempt once,
+whichever witnesses recorded it, no null-sender row: sql/not_attempts.sql), the rule's counted
+errors (table `counted_errors`, read from the same attempts)
 and its new entries (table `new_entries`, with the times of their errors) through
 sql/guard_bursts.sql: one pass over the events, for the attempts per carrier and quarter hour
 (the counted errors are counted from the rule's table, not from the events again); only when

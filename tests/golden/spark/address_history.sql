@@ -8,12 +8,14 @@
 /*          $counted_reasons VARCHAR[]: reasons the suppression rule counts (rule.counted_reasons) */
 /* Columns: local_time, ts, mta, host, status, reason, scope, hard, carrier, smtp_phase, dsn, */
 /*          reply_code, diagnostic, relay, queue_id, event_id, source_file, source_offset, */
-/*          counted (whether the rule counts the attempt as an error), hand_off (a `sent` */
+/*          counted (whether the rule counts the row as an error: a counted error that is an */
+/*          attempt, as sql/counted_errors.sql reads them), hand_off (a `sent` */
 /*          after which the same message to the address failed: a hop to a content filter, an */
 /*          internal relay or a smarthost, which the rule does not take as a delivery; the same */
 /*          test as sql/suppression_candidates.sql's last_sent, held to it by */
 /*          tests/test_suppression_rule.py), restated (a bounce mail's row repeating a failure */
-/*          another witness logged: the same attempt, counted once by the reports) */
+/*          another witness logged: the same attempt, counted once by the reports and the rule), */
+/*          null_sender (a row of null-sender mail, `from=<>`: a DSN, no attempt of ours) */
 WITH final AS (
   SELECT
     FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS local_time,
@@ -38,9 +40,11 @@ WITH final AS (
       status IN ('deferred', 'bounced', 'expired')
       AND scope = 'recipient'
       AND ARRAY_CONTAINS(ARRAY('user_unknown', 'host_unknown', 'mailbox_disabled', 'mailbox_full'), reason)
-    ) AS counted,
+    )
+    AND not_attempt IS NULL AS counted,
     COALESCE(not_attempt = 'hand_off', FALSE) AS hand_off,
-    COALESCE(not_attempt = 'restated', FALSE) AS restated
+    COALESCE(not_attempt = 'restated', FALSE) AS restated,
+    COALESCE(not_attempt = 'null_sender', FALSE) AS null_sender
   FROM witnessed_events
   WHERE
     recipient = 'taro.dead@docomo.ne.jp'
