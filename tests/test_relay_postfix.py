@@ -163,6 +163,10 @@ routes = {{au = "[127.0.0.1]:{au.port}", softbank = "[127.0.0.1]:{sb.port}"}}
         report = build_report(cfg.data_dir, cfg.report, cfg.rule, cfg.timezone_name)
         au_row = report.tables["carrier_totals"].set_index("carrier").loc["au"]
         assert (au_row["delivered"], au_row["bounced"], au_row["finished"]) == (len(au_live), 1, len(au_live) + 1)
+        # Postfix's relay of that DSN (from=<>) to the bounce mailbox is in its log too: no attempt
+        dsn_rows = con.execute("SELECT recipient, status, not_attempt FROM witnessed_events WHERE sender = ''").fetchall()
+        assert dsn_rows and set(dsn_rows) == {("news+gone=au.com@mail.example.jp", "sent", "null_sender")}, dsn_rows
+        assert con.execute("SELECT count(*) FROM attempts WHERE sender = ''").fetchone() == (0,)
     finally:
         try:
             pf.stop()
