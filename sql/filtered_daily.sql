@@ -3,8 +3,8 @@
 -- settings (docomo/au/SoftBank 指定受信・迷惑メール設定, a domain or URL filter) refused our
 -- mail. The address is alive: these are never suppressed; the customer can allow our domain
 -- (docs/handset-filters.md). Only days with such a refusal have a row.
--- Reads:   events (view over the event store: one row per delivery attempt; `date` = UTC day
---          of the partition, `ts` TIMESTAMPTZ)
+-- Reads:   attempts (sql/attempts.sql: the event store's rows, each delivery attempt once; `date` =
+--          UTC day of the partition, `ts` TIMESTAMPTZ)
 -- Params:  $tz            IANA zone whose calendar days count (e.g. 'Asia/Tokyo')
 --          $since, $until DATE or NULL: first and last local day of the report (inclusive)
 -- Columns: day, carrier, filtered, filtered_recipients, carrier_attempts, share_of_attempts,
@@ -21,7 +21,7 @@ WITH stored AS (
     -- partitions are UTC days: a day either side of the local bounds only prunes files
     SELECT coalesce(carrier, 'unknown') AS carrier, recipient, status, reason, diagnostic,
            CAST(ts AT TIME ZONE $tz AS DATE) AS day
-    FROM events
+    FROM attempts
     WHERE ($since IS NULL OR date >= CAST(CAST(CAST($since AS DATE) - INTERVAL 1 DAY AS DATE) AS VARCHAR))
       AND ($until IS NULL OR date <= CAST(CAST(CAST($until AS DATE) + INTERVAL 1 DAY AS DATE) AS VARCHAR))
 ),

@@ -32,12 +32,18 @@
 -- iso_local(ts, tz) -> VARCHAR
 --   ts as local ISO 8601 time (whole seconds) with its offset, e.g. 2026-11-17T23:50:00+09:00
 --   (the CSV export).
+-- message_key(message_id) -> VARCHAR
+--   The Message-ID as the store spells it (pipeline/store/records.py bare_message_id: no angle
+--   brackets or surrounding space; NULL for none), also for rows stored before every source
+--   spelled it so: nullif(trim(message_id, '<> '), ''), trimming only an id that needs it (a
+--   trim of every row's id cost more than the rest of sql/witnessed_events.sql).
 -- failed_after(failed_at, failed_file, failed_offset, ts, source_file, source_offset) -> BOOLEAN
 --   The message's latest failure to the address (failed_at, read at failed_offset of
 --   failed_file; NULL: none) comes after the attempt at ts (read at source_offset of
 --   source_file): a later time, or in the same second a later line of the same log. A `sent`
 --   for which it holds only handed the message on (a content filter, an internal relay): no
---   delivery (the rule's last_sent, `suppression show`'s hand_off).
+--   delivery (the rule's last_sent; sql/not_attempts.sql's 'hand_off', which the reports and
+--   `suppression show` read).
 
 CREATE OR REPLACE MACRO counted_error(status, scope, reason, counted_reasons) AS
     status IN ('deferred', 'bounced', 'expired')
@@ -81,3 +87,8 @@ CREATE OR REPLACE MACRO iso_local(ts, tz) AS
 CREATE OR REPLACE MACRO failed_after(failed_at, failed_file, failed_offset, ts, source_file, source_offset) AS
     coalesce(failed_at > ts
              OR (failed_at = ts AND failed_file = source_file AND failed_offset > source_offset), FALSE);
+
+CREATE OR REPLACE MACRO message_key(message_id) AS
+    CASE WHEN left(message_id, 1) IN ('<', '>', ' ') OR right(message_id, 1) IN ('<', '>', ' ')
+         THEN nullif(trim(message_id, '<> '), '')
+         ELSE nullif(message_id, '') END;

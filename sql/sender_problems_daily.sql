@@ -2,7 +2,7 @@
 -- What it returns: problems on OUR side per carrier and day (rate limiting, blocks, filtering,
 -- authentication, policy, spam/content verdicts, our sender domain): a separate signal from dead
 -- addresses, never counted by the suppression rule.
--- Reads:   events. Macros: local_day, partition_in_period, day_in_period (sql/macros.sql)
+-- Reads:   attempts (sql/attempts.sql: each delivery attempt once). Macros: local_day, partition_in_period, day_in_period (sql/macros.sql)
 -- Params:  $tz             IANA zone whose calendar days count
 --          $since, $until  DATE or NULL: first and last local day (inclusive)
 -- Columns: day, carrier, reason, events, deferred, failed, recipients, carrier_attempts,
@@ -15,7 +15,7 @@
 WITH stored AS (
     SELECT coalesce(carrier, 'unknown') AS carrier, recipient, status, scope,
            coalesce(reason, 'undefined') AS reason, diagnostic, local_day(ts, $tz) AS day
-    FROM events
+    FROM attempts
     WHERE partition_in_period(date, $since, $until)
 ),
 

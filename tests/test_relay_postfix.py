@@ -28,6 +28,8 @@ import pytest
 
 import pipeline
 from pipeline.core.config import load_config
+from pipeline.ingest.engine import ingest
+from pipeline.report.reports import build_report
 from pipeline.sender.daemon import run_daemon
 from pipeline.sender.enqueue import enqueue
 from pipeline.sender.mtaconfig import carrier_domains, mta_config, postfix_config
@@ -150,6 +152,21 @@ routes = {{au = "[127.0.0.1]:{au.port}", softbank = "[127.0.0.1]:{sb.port}"}}
         row = pipeline.connect(cfg.data_dir).execute(
             "SELECT status, reason, smtp_phase, reply_code FROM events WHERE recipient = 'gone@au.com'").fetchall()
         assert row == [("bounced", "user_unknown", "rcpt", 550)]
+
+        # Postfix's log, ingested, records the same refusal: two witnesses, one attempt in the report
+        pf_log = root / "postfix.log"
+        pf_log.write_text(pf.log_text())
+        ingest(cfg, [pf_log], fmt="postfix", progress=False)
+        con = pipeline.connect(cfg.data_dir)
+        assert con.execute("SELECT mta FROM events WHERE recipient = 'gone@au.com' AND status = 'bounced' "
+                           "ORDER BY mta").fetchall() == [("mailhygiene",), ("postfix",)]
+        report = build_report(cfg.data_dir, cfg.report, cfg.rule, cfg.timezone_name)
+        au_row = report.tables["carrier_totals"].set_index("carrier").loc["au"]
+        assert (au_row["delivered"], au_row["bounced"], au_row["finished"]) == (len(au_live), 1, len(au_live) + 1)
+        # Postfix's relay of that DSN (from=<>) to the bounce mailbox is in its log too: no attempt
+        dsn_rows = con.execute("SELECT recipient, status, not_attempt FROM witnessed_events WHERE sender = ''").fetchall()
+        assert dsn_rows and set(dsn_rows) == {("news+gone=au.com@mail.example.jp", "sent", "null_sender")}, dsn_rows
+        assert con.execute("SELECT count(*) FROM attempts WHERE sender = ''").fetchone() == (0,)
     finally:
         try:
             pf.stop()

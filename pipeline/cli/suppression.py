@@ -224,14 +224,24 @@ def suppression_show(app, address, as_json, lang):
         click.echo("  " + L("cli.history", at=local(cfg, rec["at"]), action=action)
                    + (f" ({one_line(rec['note'])})" if rec["note"] else ""))
     attempts = info["events"]
-    click.echo(L("cli.attempts", n=len(attempts)))
-    rows = [["*" if rec["counted"] else (">" if rec.get("hand_off") else " "),
+    click.echo(L("cli.attempts", n=sum(not (rec.get("hand_off") or rec.get("restated") or rec.get("null_sender"))
+                                       for rec in attempts)))
+    rows = [[mark(rec),
              f"{rec['local_time']:%Y-%m-%d %H:%M:%S}", rec["mta"],
              L.status(rec["status"]), L.reason(text(rec["reason"])), text(rec["smtp_phase"]),
              one_line(rec["diagnostic"])[:110]] for rec in attempts]
     for line in aligned(rows, min_widths=(1, 19, 8, 9, 18, 11), indent=" "):
         click.echo(line)
-    click.echo(L("cli.counted_legend_hops" if any(rec.get("hand_off") for rec in attempts) else "cli.counted_legend"))
+    click.echo(L("cli.counted_legend_hops" if any(rec.get("hand_off") or rec.get("restated") for rec in attempts)
+                 else "cli.counted_legend"))
+
+
+def mark(rec) -> str:
+    """A stored row's mark in `suppression show`: = a bounce mail restating a logged failure (the
+    same attempt), * a counted error, > a `sent` that only handed the message on."""
+    if rec.get("restated"):
+        return "="
+    return "*" if rec["counted"] else (">" if rec.get("hand_off") else " ")
 
 
 @suppression_group.command("add")

@@ -12,7 +12,9 @@ Where the events come from:
   (lake.spark_source), which reads the objects listed by the driver on the executors with
   pyarrow's S3FileSystem: no jar to download.
 A lake's `events` view is the port of lake.read.DEDUPED_EVENTS_SQL (each event once, the same
-row as DuckDB keeps), over `lake_repeated` (REPEATED_IDS_SQL, computed once per session). The session runs in UTC (the port binds times in UTC). checkpoint(df)
+row as DuckDB keeps), over `lake_repeated` (REPEATED_IDS_SQL, computed once per session).
+Over `events`, register_attempt_views() makes the ports of the views warehouse makes in DuckDB
+(`not_attempts`, kept once, `witnessed_events`, `attempts`: each delivery attempt once). The session runs in UTC (the port binds times in UTC). checkpoint(df)
 keeps rows computed once for the steps that read them (lake.engines).
 
 Called by lake.engines.SparkEngine.
@@ -181,6 +183,25 @@ def register_lake_events(spark, lake: LakeLocation) -> list:
     _small_table_view(repeated, "lake_repeated")
     spark.sql(port(DEDUPED_EVENTS_SQL)).createOrReplaceTempView("events")
     return [repeated]
+
+
+def register_attempt_views(spark):
+    """`not_attempts`, `witnessed_events` and `attempts` over the session's `events`: the ports of
+    the same sql/ files as DuckDB's views (store.warehouse.ATTEMPT_VIEWS), each reading the one
+    before. The marks (`not_attempts`: few rows) are computed once and kept, as the lake's
+    repeated ids are; returns their DataFrame for the caller to release."""
+    from ..store.warehouse import ATTEMPT_VIEWS, read_sql
+    from .port import port
+
+    marks = None
+    for name in ATTEMPT_VIEWS:
+        df = spark.sql(port(read_sql(name), {}, macros=read_sql("macros")))
+        if name == "not_attempts":
+            marks = df = checkpoint(df)
+            _small_table_view(df, name)
+        else:
+            df.createOrReplaceTempView(name)
+    return marks
 
 
 # A checkpoint has no size estimate Spark's planner trusts, so a join with it is a sort-merge

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..core.config import ReportSettings, RuleSettings, zone
 from ..core.errors import ConfigError, InputError, NoDataError, unreadable_file
-from ..store.warehouse import attach_views, no_progress_bar, require_events, run_sql
+from ..store.warehouse import attach_views, keep_attempt_marks, no_progress_bar, require_events, run_sql
 from ..suppression.store import HISTORY_SCHEMA
 
 TOP_DOMAINS = 20
@@ -115,6 +115,7 @@ def open_warehouse(data_dir: str | os.PathLike) -> duckdb.DuckDBPyConnection:
     con.execute("SET TimeZone = 'UTC'")
     no_progress_bar(con)
     attach_views(con, data_dir)
+    keep_attempt_marks(con)  # every report query reads `attempts`: the marks are found once
     has_history = con.execute(
         "SELECT count(*) FROM duckdb_views() WHERE view_name = 'suppression_history'").fetchall()[0][0]
     if not has_history:

@@ -1,7 +1,8 @@
 """DuckDB over the data dir: views over the stores, and named SQL files with $params.
 
 Reads <data_dir>/events/**.parquet and <data_dir>/suppression/*.parquet; writes nothing.
-Views: `events` (one row per delivery attempt, plus the `date` partition column = UTC day),
+Views: `events` (every stored row: one per witness of an attempt, plus the `date` partition
+column = UTC day), `not_attempts`, `witnessed_events` and `attempts` (each delivery attempt once: sql/attempts.sql),
 `suppression` (current list) and `suppression_history` when they exist.
 A damaged (e.g. truncated) Parquet file of the event store is found when the views are made
 (EventStore.check) and when DuckDB reads one in run_sql(): pipeline.core.errors.StoreCorrupt names
@@ -182,6 +183,27 @@ def vanished_file(exc: duckdb.IOException) -> bool:
     return "No such file" in str(exc)
 
 
+# The views over `events` that say which rows are delivery attempts (sql/<name>.sql, in this
+# order: each reads the one before); lake.spark registers their ports under the same names.
+ATTEMPT_VIEWS = ("not_attempts", "witnessed_events", "attempts")
+
+
+def attach_attempt_views(con: duckdb.DuckDBPyConnection) -> None:
+    """`not_attempts`, `witnessed_events` and `attempts` over this connection's `events` (needs
+    the macros). Views: each query reads the events as they are then."""
+    for name in ATTEMPT_VIEWS:
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {read_sql(name)}")
+
+
+def keep_attempt_marks(con: duckdb.DuckDBPyConnection) -> None:
+    """The rows of sql/not_attempts.sql computed now and kept for this connection (`not_attempts`
+    then reads them): for a reader that reads `attempts` many times over events that do not
+    change meanwhile (the report's queries), which then pay a join on event_id each instead
+    of finding the marks again."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE attempt_marks AS {read_sql('not_attempts')}")
+    con.execute("CREATE OR REPLACE VIEW not_attempts AS SELECT event_id, not_attempt FROM attempt_marks")
+
+
 def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     from . import layout  # lists and checks the files without numpy or pyarrow
 
@@ -212,6 +234,7 @@ def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
                     raise
                 time.sleep(0.05)
     con.execute(read_sql("macros"))  # the scalar macros every SQL file shares (counted_error, local_day ...)
+    attach_attempt_views(con)
     sup = Path(data_dir) / "suppression"
     for view, file in (("suppression", "current.parquet"), ("suppression_history", "history.parquet")):
         f = sup / file

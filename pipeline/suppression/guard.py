@@ -1,10 +1,12 @@
 """The suppression guard: refuses a rule run whose new entries look like a mistake or a carrier
 refusing us, rather than dead addresses.
 
-Reads, on the rule's connection, the events, the rule's counted errors (table `counted_errors`)
-and its new entries (table `new_entries`, with the times of their errors) through
-sql/guard_bursts.sql: one pass over the events, for the attempts per carrier and quarter hour
-(the counted errors are counted from the rule's table, not from the events again); only when
+Reads, on the rule's connection, the attempts (view `attempts`: each delivery attempt once,
+whichever witnesses recorded it, no null-sender row: sql/not_attempts.sql, its marks kept by the
+rule's run), the rule's counted errors (table `counted_errors`, read from the same attempts) and
+its new entries (table `new_entries`, with the times of their errors) through
+sql/guard_bursts.sql: one pass over the attempts, counted per carrier and quarter hour (the
+counted errors are counted from the rule's table, not from the events again); only when
 needed, sql/error_addresses.sql and sql/active_addresses.sql (the share test), their per-carrier
 forms sql/carrier_error_addresses.sql and sql/carrier_active_addresses.sql, and
 sql/guard_replies.sql (something was flagged: its top replies, from the counted errors).

@@ -1,6 +1,7 @@
 """The multi-day rule: which addresses are dead, and adding them to the list (guarded).
 
-Reads the events and the list (through store.SuppressionStore's DuckDB connection) and runs
+Reads the attempts (view `attempts`: each delivery attempt once, sql/not_attempts.sql), the
+events (the latest deliveries) and the list (through store.SuppressionStore's DuckDB connection) and runs
 the rule in two steps: sql/counted_errors.sql (every counted error, kept as table
 `counted_errors`, which the guard reads again instead of the events) and
 sql/suppression_candidates.sql. The new entries stay in DuckDB (table `new_entries`), are judged
@@ -154,14 +155,17 @@ def keep_counted_errors(con, params: dict[str, Any], engine=None) -> None:
     """The rule's first step: table `counted_errors` (sql/counted_errors.sql), which
     sql/suppression_candidates.sql and the guard's queries read. With an engine (Spark) the
     rows are kept there, where those queries then run; `con` gets an empty table of DuckDB's
-    shape of them (what run_into binds the later queries against)."""
-    from ..store.warehouse import sql_relation
+    shape of them (what run_into binds the later queries against). Both read the view
+    `attempts`, as the guard's queries do: on DuckDB its marks (sql/not_attempts.sql) are found
+    once here and kept for the run (the Spark engine keeps its own)."""
+    from ..store.warehouse import keep_attempt_marks, sql_relation
 
     if engine is not None:
         engine.keep("counted_errors", params, table="counted_errors")
         sql_relation(con, "counted_errors", params).limit(0).to_table("counted_errors")
         return
 
+    keep_attempt_marks(con)
     # The table's row order is never read (every query over it orders what it needs, by a
     # total order): DuckDB may fill it in parallel instead of in the order of the files.
     con.execute("SET preserve_insertion_order = false")

@@ -1,13 +1,14 @@
 /* active_addresses.sql */
 /* What it returns: how many distinct addresses had any delivery attempt in a period (the */
 /* denominator of the suppression guard's "at most max_new_fraction new entries" test). */
-/* Reads:   events. Macros: partition_in_period (sql/macros.sql). */
+/* Reads:   attempts (sql/attempts.sql: no null-sender row, so our own bounce addresses, which */
+/*          receive the DSNs, are not active addresses). Macros: partition_in_period (sql/macros.sql). */
 /* Params:  $since, $as_of  TIMESTAMPTZ bounds of the period (inclusive) */
 /* Columns: active_addresses */
 WITH period AS (
   SELECT
     recipient
-  FROM events
+  FROM attempts
   WHERE
     (
       (

@@ -1,78 +1,53 @@
 /* address_history.sql */
-/* What it returns: every delivery attempt to one address, oldest first (the evidence behind a */
-/* suppression entry, and `suppression show`). */
-/* Reads:   events. Macros: counted_error, failed_after (sql/macros.sql). */
+/* What it returns: every stored row of one address, oldest first: each witness of each delivery */
+/* attempt (the evidence behind a suppression entry, and `suppression show`). */
+/* Reads:   witnessed_events (sql/witnessed_events.sql: every stored row, marked when it is no */
+/*          attempt of its own). Macros: counted_error (sql/macros.sql). */
 /* Params:  $address         normalised address (lower-case, no quotes) */
 /*          $tz              IANA zone for the local_time column */
 /*          $counted_reasons VARCHAR[]: reasons the suppression rule counts (rule.counted_reasons) */
 /* Columns: local_time, ts, mta, host, status, reason, scope, hard, carrier, smtp_phase, dsn, */
 /*          reply_code, diagnostic, relay, queue_id, event_id, source_file, source_offset, */
-/*          counted (whether the rule counts the attempt as an error), hand_off (a `sent` */
+/*          counted (whether the rule counts the row as an error: a counted error that is an */
+/*          attempt, as sql/counted_errors.sql reads them), hand_off (a `sent` */
 /*          after which the same message to the address failed: a hop to a content filter, an */
 /*          internal relay or a smarthost, which the rule does not take as a delivery; the same */
 /*          test as sql/suppression_candidates.sql's last_sent, held to it by */
-/*          tests/test_suppression_rule.py) */
-WITH attempts AS (
+/*          tests/test_suppression_rule.py), restated (a bounce mail's row repeating a failure */
+/*          another witness logged: the same attempt, counted once by the reports and the rule), */
+/*          null_sender (a row of null-sender mail, `from=<>`: a DSN, no attempt of ours) */
+WITH final AS (
   SELECT
-    *,
-    NULLIF(TRIM('<> ' FROM message_id), '') AS message
-  FROM events
+    FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS local_time,
+    ts,
+    mta,
+    host,
+    status,
+    reason,
+    scope,
+    hard,
+    carrier,
+    smtp_phase,
+    dsn,
+    reply_code,
+    diagnostic,
+    relay,
+    queue_id,
+    event_id,
+    source_file,
+    source_offset,
+    (
+      status IN ('deferred', 'bounced', 'expired')
+      AND scope = 'recipient'
+      AND ARRAY_CONTAINS(ARRAY('user_unknown', 'host_unknown', 'mailbox_disabled', 'mailbox_full'), reason)
+    )
+    AND not_attempt IS NULL AS counted,
+    COALESCE(not_attempt = 'hand_off', FALSE) AS hand_off,
+    COALESCE(not_attempt = 'restated', FALSE) AS restated,
+    COALESCE(not_attempt = 'null_sender', FALSE) AS null_sender
+  FROM witnessed_events
   WHERE
     recipient = 'taro.dead@docomo.ne.jp'
-), failed_later AS (
-  SELECT
-    message,
-    MAX(ts) AS failed_at,
-    MAX_BY(source_file, ts) AS failed_file,
-    MAX_BY(source_offset, ts) AS failed_offset
-  FROM attempts
-  WHERE
-    status <> 'sent' AND NOT message IS NULL
-  GROUP BY
-    message
-), final AS (
-  SELECT
-    FROM_UTC_TIMESTAMP(a.ts, 'Asia/Tokyo') AS local_time,
-    a.ts,
-    a.mta,
-    a.host,
-    a.status,
-    a.reason,
-    a.scope,
-    a.hard,
-    a.carrier,
-    a.smtp_phase,
-    a.dsn,
-    a.reply_code,
-    a.diagnostic,
-    a.relay,
-    a.queue_id,
-    a.event_id,
-    a.source_file,
-    a.source_offset,
-    (
-      a.status IN ('deferred', 'bounced', 'expired')
-      AND a.scope = 'recipient'
-      AND ARRAY_CONTAINS(
-        ARRAY('user_unknown', 'host_unknown', 'mailbox_disabled', 'mailbox_full'),
-        a.reason
-      )
-    ) AS counted,
-    a.status = 'sent'
-    AND (
-      COALESCE(
-        f.failed_at > a.ts
-        OR (
-          f.failed_at = a.ts
-          AND f.failed_file = a.source_file
-          AND f.failed_offset > a.source_offset
-        ),
-        FALSE
-      )
-    ) AS hand_off
-  FROM attempts AS a
-  LEFT JOIN failed_later AS f
-    USING (message)
 )
 SELECT
   *

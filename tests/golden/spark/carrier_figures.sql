@@ -1,7 +1,7 @@
 /* carrier_figures.sql */
 /* What it returns: delivery figures per carrier and per day, ISO week or the whole period, plus */
 /* one row per period for all carriers together (carrier = 'all'). */
-/* Reads:   events (view over the event store). Macros: local_day, partition_in_period, */
+/* Reads:   attempts (sql/attempts.sql: the event store's rows, each delivery attempt once). Macros: local_day, partition_in_period, */
 /*          day_in_period, counted_error (sql/macros.sql) */
 /* Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo') */
 /*          $since, $until   DATE or NULL: first and last local day of the report (inclusive) */
@@ -11,7 +11,8 @@
 /*          undeliverable, finished, recipients, counted_errors, hard_bounces, unknown_user, */
 /*          filtered, bounce_rate, unknown_user_rate */
 /* Definitions (docs/reports.md): */
-/*   attempts          every delivery attempt (event row), deferrals included */
+/*   attempts          every delivery attempt (a row of `attempts`: each attempt once, whichever */
+/*                     witnesses recorded it), deferrals included */
 /*   finished          attempts with a final outcome: delivered + bounced + expired + undeliverable */
 /*                     (a deferral is a retry of the same message, so it is not an outcome) */
 /*   recipients        distinct recipient addresses attempted */
@@ -33,7 +34,7 @@ WITH stored AS (
     (
       CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE)
     ) AS day
-  FROM events
+  FROM attempts
   WHERE
     (
       (

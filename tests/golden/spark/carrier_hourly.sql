@@ -2,8 +2,8 @@
 /* What it returns: delivery attempts and refusals per carrier and local hour of the day (0-23) */
 /* over the report period, with the part sent in the first minutes of each hour: docomo and au */
 /* see the most load on the hour (毎正時) and ask senders to avoid it. */
-/* Reads:   events (view over the event store: one row per delivery attempt; `date` = UTC day */
-/*          of the partition, `ts` TIMESTAMPTZ) */
+/* Reads:   attempts (sql/attempts.sql: the event store's rows, each delivery attempt once; `date` = */
+/*          UTC day of the partition, `ts` TIMESTAMPTZ) */
 /* Params:  $tz            IANA zone whose clock and calendar days count (e.g. 'Asia/Tokyo') */
 /*          $since, $until DATE or NULL: first and last local day of the report (inclusive) */
 /*          $edge_minutes  INTEGER: "on the hour" = minutes 0 .. $edge_minutes - 1 of each hour */
@@ -27,7 +27,7 @@ WITH stored AS (
     scope,
     reason,
     FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS local_ts
-  FROM events
+  FROM attempts
   WHERE
     (
       CAST('2026-11-01' AS DATE) IS NULL

@@ -3,7 +3,9 @@
 /* the first step of the suppression rule, kept as table `counted_errors` (pipeline/suppression/ */
 /* rule.py), which sql/suppression_candidates.sql and the guard (sql/guard_bursts.sql, */
 /* sql/guard_replies.sql) read, so the events are scanned for their counted errors once per run. */
-/* Reads:   events (view over the event store). Macros: counted_error, local_day (sql/macros.sql). */
+/* Reads:   attempts (sql/attempts.sql: each delivery attempt once, so a bounce mail restating a */
+/*          logged refusal is not a second error, its log row is the evidence; no null-sender row). */
+/*          Macros: counted_error, local_day (sql/macros.sql). */
 /* Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo') */
 /*          $as_of           TIMESTAMPTZ: only events up to this instant */
 /*          $counted_reasons VARCHAR[]: reasons that count (scope must also be 'recipient') */
@@ -35,7 +37,7 @@ WITH counted AS (
     END AS message,
     host,
     NULLIF(queue_id, '') AS queue_id
-  FROM events
+  FROM attempts
   WHERE
     (
       status IN ('deferred', 'bounced', 'expired')

@@ -5,7 +5,9 @@
 /* addresses are alive: the rule never counts these refusals, and they are never suppressed. */
 /* Left out: addresses on the suppression list, and addresses with a delivery after their */
 /* latest filtered refusal (the customer has allowed us since). */
-/* Reads:   events, suppression (the list: view over suppression/current.parquet) */
+/* Reads:   attempts (sql/attempts.sql: each delivery attempt once: a refusal its bounce mail */
+/*          repeats is one refusal, a `sent` that only handed the message on is no delivery), */
+/*          suppression (the list: view over suppression/current.parquet) */
 /* Params:  $since, $as_of  TIMESTAMPTZ: refusals in (since, as_of] count */
 /* Columns: address, carrier, refusals (filtered refusals in the period), first_refusal, */
 /*          last_refusal, last_reply (the diagnostic of the latest refusal; ties on ts broken by */
@@ -17,7 +19,7 @@ WITH refusals AS (
     ts,
     event_id,
     diagnostic
-  FROM events
+  FROM attempts
   WHERE
     reason = 'filtered'
     AND ts > CAST('2026-11-01 15:00:00.000000' AS TIMESTAMP)
@@ -42,7 +44,7 @@ WITH refusals AS (
   SELECT
     recipient AS address,
     MAX(ts) AS last_delivery
-  FROM events
+  FROM attempts
   WHERE
     status = 'sent'
     AND ts <= CAST('2026-11-30 14:59:59.999999' AS TIMESTAMP)

@@ -4,8 +4,10 @@
 /* `summary` row. A carrier that refuses our usual addresses for an hour hides in its day's */
 /* figures: the hour is the grain that sees it, and an address's own history tells a dead */
 /* mailbox (no delivery for a while) from a refusal of one that took our mail a day before. */
-/* Reads:   events (the attempts), counted_errors (the counted errors up to $as_of: the rows of */
-/*          sql/counted_errors.sql, kept by the rule's run), new_entries (the rule's new */
+/* Reads:   attempts (sql/attempts.sql: each delivery attempt once, as the counted errors are: */
+/*          in relay mode a refusal logged by Postfix and restated by its bounce mail is one */
+/*          attempt and one error, not two of each), counted_errors (the counted errors up to */
+/*          $as_of: the rows of sql/counted_errors.sql, kept by the rule's run), new_entries (the rule's new */
 /*          entries: the columns of suppression_candidates.sql, error_times and last_sent among */
 /*          them). Macros: partition_in_period (sql/macros.sql). */
 /* Params:  $tz, $as_of (as in counted_errors.sql) */
@@ -23,17 +25,17 @@
 /*          error_rate, burst, usual, last_quarter (summary only: the start of the newest */
 /*          quarter hour with attempts in the period, where guard.py counts a lower bound of the */
 /*          active addresses cheaply) */
-/* Buckets: one pass over the events counts the attempts per carrier and 15 minutes of UTC */
+/* Buckets: one pass over the attempts counts the attempts per carrier and 15 minutes of UTC */
 /* (every zone's offset is a whole number of quarter hours); the counted errors come from */
 /* counted_errors (no second look at the events' status, scope and reason); the buckets are */
 /* summed per local hour and day. Only periods holding errors of the new entries are returned; */
 /* their replies: sql/guard_replies.sql (run only when some are). */
-WITH attempts AS (
+WITH attempt_quarters AS (
   SELECT
     COALESCE(carrier, 'unknown') AS carrier,
     UNIX_MICROS(ts) DIV 900000000 AS quarter,
     CAST(COUNT(*) AS BIGINT) AS attempts
-  FROM events
+  FROM attempts
   WHERE
     (
       (
@@ -69,7 +71,7 @@ WITH attempts AS (
     a.quarter,
     a.attempts,
     COALESCE(e.counted_errors, 0) AS counted_errors
-  FROM attempts AS a
+  FROM attempt_quarters AS a
   LEFT JOIN errors AS e
     ON e.carrier = a.carrier AND e.quarter = a.quarter
 ), local_hours AS (

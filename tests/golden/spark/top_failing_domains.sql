@@ -1,7 +1,7 @@
 /* top_failing_domains.sql */
 /* What it returns: the recipient domains with the most failed deliveries (typos such as */
 /* docomo.ne.jpp, dead company domains, a carrier domain in trouble). */
-/* Reads:   events. Macros: local_day, partition_in_period, day_in_period (sql/macros.sql) */
+/* Reads:   attempts (sql/attempts.sql: each delivery attempt once). Macros: local_day, partition_in_period, day_in_period (sql/macros.sql) */
 /* Params:  $tz             IANA zone whose calendar days count */
 /*          $since, $until  DATE or NULL: first and last local day (inclusive) */
 /*          $limit          at most this many domains */
@@ -22,7 +22,7 @@ WITH stored AS (
     (
       CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE)
     ) AS day
-  FROM events
+  FROM attempts
   WHERE
     (
       (

@@ -1,0 +1,14 @@
+/* attempts.sql */
+/* What it returns: the delivery attempts, each once: the event rows that sql/not_attempts.sql */
+/* does not mark (no bounce mail restating a logged failure, no `sent` that only handed the */
+/* message on). The view `attempts` (pipeline/store/warehouse.py attach_views; lake.spark */
+/* registers its port): what every report figure, the notebook and the exports count */
+/* (docs/reports.md "Definitions"). */
+/* Reads:   witnessed_events. */
+/* Params:  none */
+/* Columns: those of events, and not_attempt (always NULL here). */
+SELECT
+  *
+FROM witnessed_events
+WHERE
+  not_attempt IS NULL
