@@ -311,11 +311,13 @@ class Terminated(KeyboardInterrupt):
 
 class _signals:
     terminated = 0  # the SIGTERM (SIGHUP) that arrived: an engine may report it as its own interruption
+    pending = 0  # a signal that arrived inside an import, raised once the import has ended
+    wait = 0.0  # seconds until the pending signal is looked at again
 
 
 def _terminate(signum, frame):
     if _importing(frame):
-        _deliver_again_soon(signum)
+        _hold(signum)
         return
     _signals.terminated = signum
     raise Terminated()
@@ -324,7 +326,7 @@ def _terminate(signum, frame):
 def _interrupt(signum, frame):
     """Ctrl-C: KeyboardInterrupt, as Python's own handler raises it, except inside an import."""
     if _importing(frame):
-        _deliver_again_soon(signum)
+        _hold(signum)
         return
     raise KeyboardInterrupt()
 
@@ -341,13 +343,28 @@ def _importing(frame) -> bool:
     return False
 
 
-def _deliver_again_soon(signum: int) -> None:
-    """The signal again in 10 ms (once the import has ended, its handler raises as usual)."""
-    import threading
+def _hold(signum: int) -> None:
+    """Keep the signal (the first of several) and look again in 10 ms, then 20, 40, up to 0.2 s,
+    by SIGALRM: no thread and no re-sent signal, so a process starved of CPU (a loaded machine, a
+    nice'd job) spends next to nothing waiting and its import goes on."""
+    import signal
 
-    timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
-    timer.daemon = True
-    timer.start()
+    if not _signals.pending:
+        _signals.pending = signum
+        _signals.wait = 0.01
+        signal.signal(signal.SIGALRM, _raise_held)
+        signal.setitimer(signal.ITIMER_REAL, _signals.wait)
+
+
+def _raise_held(alarm, frame):
+    import signal
+
+    if _importing(frame):
+        _signals.wait = min(_signals.wait * 2, 0.2)
+        signal.setitimer(signal.ITIMER_REAL, _signals.wait)
+        return
+    signum, _signals.pending = _signals.pending, 0
+    (_interrupt if signum == signal.SIGINT else _terminate)(signum, frame)
 
 
 def install_signal_handlers() -> None:
