@@ -186,10 +186,11 @@ def test_a_password_file_others_may_read_stops_the_start(tmp_path, mode):
     ('[sender.relays."relay.example.jp:587"]\npassword_file = "relay.pass"\nusername = "u"', "absolute path"),
     ('[sender.relays."relay.example.jp:587"]\ntls = "dane"', "choose from"),
     ('[sender.relays."relay.example.jp:587"]\ntls = "verify"\nca_file = "/nonexistent/ca.pem"', "CA file"),
+    ('[sender.relays."127.0.0.1:10"]\ntls = "encrypt"', "no route, default_relay nor intake.reply_relay uses"),
 ])
 def test_bad_relay_settings_stop_the_start(tmp_path, table, wanted):
     with pytest.raises(ConfigError, match=wanted):
-        cfg = make_cfg(tmp_path, "127.0.0.1:9", table)
+        cfg = make_cfg(tmp_path, "127.0.0.1:9", 'routes = {docomo = "relay.example.jp:587"}\n' + table)
         run_daemon(cfg, exit_when_done=True, max_seconds=3)
 
 
@@ -212,3 +213,14 @@ def test_a_failed_handshake_falls_back_to_plain_under_may_and_defers_under_encry
         assert len(srv.received) == 1 and len(srv.rcpt_attempts) == 1   # b's never reached RCPT
     reply = rows(cfg)["b@docomo.ne.jp"]["reply"]
     assert f"TLS handshake with {srv.relay} failed" in reply and "nothing was sent" in reply
+
+
+def test_the_intake_s_reply_uses_the_relay_s_tls_and_auth(tmp_path, cert):
+    from pipeline.sender.intake import Request, send_reply
+
+    with RecordingServer(tls_context=server_tls(cert), logins={"news": PASSWORD}) as srv:
+        pw = password_file(tmp_path)
+        cfg = make_cfg(tmp_path, srv.relay, f'[sender.relays."{srv.relay}"]\ntls = "verify"\nca_file = "{cert}"\n'
+                                             f'username = "news"\npassword_file = "{pw}"')
+        assert send_reply(cfg, Request(sender="ops@example.jp", message_id="<r1@example.jp>", request_key="k"), "3 queued")
+    assert [(r.rcpt_tos, r.tls, r.login) for r in srv.received] == [(["ops@example.jp"], True, "news")]

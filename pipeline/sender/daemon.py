@@ -475,7 +475,7 @@ class Daemon:
         self.queue = queue or Queue.for_config(cfg)
         self.queue_file = str(self.queue.path)
         self.router = Router.from_config(s)
-        self.policies = RelayPolicies.from_config(s)   # password files read and checked: before any send
+        self.policies = RelayPolicies.for_config(cfg)   # password files read and checked: before any send
         self.relay_mode = s.mode == "relay"
         self.default_relay = self.router.default
         # windows on the monotonic clock: a step of the wall clock neither empties nor stalls them

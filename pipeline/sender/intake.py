@@ -517,7 +517,7 @@ def send_reply(cfg, req: Request, text: str) -> bool:
                               unmappable=s.unmappable, extra_headers=extra,
                               substitutions=s.substitutions)
         data = tpl.render(req.sender).data
-        policy = RelayPolicies.from_config(s).for_relay(relay)   # sender.tls and sender.relays, as the daemon
+        policy = RelayPolicies.for_config(cfg).for_relay(relay)   # sender.tls and sender.relays, as the daemon
         with open_session(relay, policy, s.helo, float(s.timeout)) as smtp:
             smtp.sendmail("", [req.sender], data)
         return True

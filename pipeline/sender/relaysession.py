@@ -115,6 +115,25 @@ class RelayPolicies:
             tls_context(policy)   # a CA file that cannot be loaded stops the start, not every send
         return cls(default, per_relay)
 
+    @classmethod
+    def for_config(cls, cfg) -> "RelayPolicies":
+        """The policies of the whole config; a `sender.relays` entry must name a relay that
+        routes, default_relay or intake.reply_relay uses (a typo would fall back to sender.tls
+        without AUTH, unnoticed)."""
+        from .routes import Router
+
+        s = cfg.sender
+        policies = cls.from_config(s)
+        used = {Relay(r.host.lower(), r.port) for r in Router.from_config(s).relays()}
+        if cfg.intake.reply_relay:
+            r = parse_relay(cfg.intake.reply_relay, where="intake.reply_relay")
+            used.add(Relay(r.host.lower(), r.port))
+        unused = sorted(set(policies.per_relay) - used)
+        if unused:
+            raise ConfigError(f"sender.relays names {unused[0]}, which no route, default_relay nor intake.reply_relay "
+                              f"uses; relays used: {', '.join(map(str, sorted(used)))}")
+        return policies
+
     def for_relay(self, relay: Relay) -> RelayPolicy:
         return self.per_relay.get(Relay(relay.host.lower(), relay.port), self.default)
 
