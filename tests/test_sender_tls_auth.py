@@ -224,3 +224,15 @@ def test_the_intake_s_reply_uses_the_relay_s_tls_and_auth(tmp_path, cert):
                                              f'username = "news"\npassword_file = "{pw}"')
         assert send_reply(cfg, Request(sender="ops@example.jp", message_id="<r1@example.jp>", request_key="k"), "3 queued")
     assert [(r.rcpt_tos, r.tls, r.login) for r in srv.received] == [(["ops@example.jp"], True, "news")]
+
+
+def test_send_status_says_why_a_carrier_waits(tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    with RecordingServer() as srv:
+        cfg = make_cfg(tmp_path, srv.relay, 'tls = "encrypt"')
+        send(cfg, ["a@docomo.ne.jp"])
+    out = CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "send", "status"], catch_exceptions=False).output
+    assert f"last deferral via {srv.relay}: STARTTLS not offered by {srv.relay}" in out

@@ -639,7 +639,7 @@ class Daemon:
                             out = w.conn.send(self.mail_from(row.address), row.address, msg.data, row.carrier)
                     except RelaySessionError as exc:
                         out = session_refused(exc)
-                        log.warning("%s: %s", relay, exc.text)
+                        log.warning("%s", exc.text)
                     except (smtplib.SMTPException, OSError) as exc:
                         code = getattr(exc, "smtp_code", None)
                         text = _text(getattr(exc, "smtp_error", "")) or f"cannot connect to {relay}: {exc}"
