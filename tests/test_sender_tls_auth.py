@@ -195,10 +195,11 @@ def test_bad_relay_settings_stop_the_start(tmp_path, table, wanted):
 
 
 def broken_tls(cert: Path) -> ssl.SSLContext:
-    """A server context no default client completes a handshake with (TLS 1.0 at most)."""
+    """A server context no default client completes a handshake with: TLS 1.2 with null
+    encryption only (no shared cipher)."""
     ctx = server_tls(cert)
-    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    ctx.maximum_version = ssl.TLSVersion.TLSv1
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("eNULL:@SECLEVEL=0")
     return ctx
 
 
