@@ -143,6 +143,9 @@ def send_status(job_id, as_json):
                     "limit_per_minute": round(throttle.effective_count(c, now) * 60.0 / r.interval, 1),
                     "configured_per_minute": round(r.count * 60.0 / r.interval, 1),
                     "paused_for_s": round(max(0.0, paused_until - now), 1)}
+    deferrals = q.last_deferrals()
+    for c in carriers:
+        rates[c]["last_deferral"] = deferrals.get(c)
     rows = q.rows(job_id) if job_id is not None else None
     if as_json:
         out = {"counts": [dict(zip(("job_id", "name", "carrier", "state", "count"), row)) for row in counts],
@@ -168,6 +171,10 @@ def send_status(job_id, as_json):
         reduced = (f", reduced from {r['configured_per_minute']}/min after a rate-limit reply"
                    if r["limit_per_minute"] < r["configured_per_minute"] else "")
         click.echo(f"  {c:<9} {r['per_minute']:>8}/min  (limit {r['limit_per_minute']}/min{reduced}{extra})")
+        last = r["last_deferral"]
+        if last:   # why the carrier waits: a relay refusing our AUTH or TLS, a rate limit ...
+            reply = f"{last['reply_code'] or ''} {last['reply'] or ''}".strip()
+            click.echo(f"  {'':<9} last deferral via {printable(last['relay'] or '-')}: {printable(reply[:160])}")
     if rows is not None:
         click.echo("")
         for r in rows:

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 from .frozen import frozen_dataclass
-from .vocabulary import CARRIERS, MTA_FORMATS, REASONS, SENDER_CARRIERS
+from .vocabulary import CARRIERS, MTA_FORMATS, REASONS, SENDER_CARRIERS, TLS_LEVELS
 
 DEFAULT_CONFIG_FILE = "mailhygiene.toml"
 # The production install's one config path (README "Production install"): read when no --config
@@ -168,6 +168,20 @@ class Rate:
 
 
 @frozen_dataclass
+class RelaySettings:
+    """`[sender.relays."host:port"]`: how the sender talks to one relay (docs/sender.md "TLS and AUTH")."""
+
+    # STARTTLS towards this relay: may, encrypt or verify; "" = sender.tls.
+    tls: str = setting("", choices=("",) + TLS_LEVELS)
+    # CA bundle (PEM) its certificate is checked against under "verify"; "" = sender.tls_ca_file.
+    ca_file: str = setting("")
+    # SMTP AUTH user name (AUTH PLAIN or LOGIN, only over TLS); "" = no AUTH.
+    username: str = setting("")
+    # The file holding the AUTH password (one line; not readable by others: mode 0600 or 0640).
+    password_file: str = setting("")
+
+
+@frozen_dataclass
 class SenderSettings:
     """The sender (docs/sender.md). Rates are per carrier; `rates` overrides `default_rate`."""
 
@@ -195,6 +209,14 @@ class SenderSettings:
     routes: dict[str, str] = setting(dict, factory=True)
     # The relay (host:port) of everything routes does not name.
     default_relay: str = setting("127.0.0.1:25", nonempty=True)
+    # STARTTLS towards relays without their own `relays` entry: "may" (used when offered, the
+    # certificate not checked; plain when not offered or when the handshake fails), "encrypt"
+    # (required, not checked) or "verify" (required, certificate checked against the relay's host name).
+    tls: str = setting("may", choices=TLS_LEVELS)
+    # CA bundle (PEM) for "verify"; "" = the system's CA store.
+    tls_ca_file: str = setting("")
+    # Per relay "host:port" (as in routes): {tls, ca_file, username, password_file}.
+    relays: dict[str, RelaySettings] = setting(dict, factory=True)
     # SMTP connections at once (= messages in flight).
     concurrency: int = setting(4, min=1, max=256)
     # Messages sent over one SMTP connection before it is closed.

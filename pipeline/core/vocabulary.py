@@ -21,6 +21,9 @@ CARRIERS: tuple[str, ...] = ("docomo", "au", "softbank", "ymobile", "rakuten")
 OTHER_CARRIER = "other"
 # The carrier names the sender's per-carrier settings take (rates, charsets, routes ...).
 SENDER_CARRIERS: tuple[str, ...] = CARRIERS + (OTHER_CARRIER,)
+# STARTTLS towards a relay, as Postfix's smtp_tls_security_level: "may" (when offered, certificate
+# not checked), "encrypt" (required, not checked), "verify" (required, checked against the host name).
+TLS_LEVELS: tuple[str, ...] = ("may", "encrypt", "verify")
 # Outcomes of a delivery attempt.
 STATUSES: tuple[str, ...] = ("sent", "deferred", "bounced", "expired", "undeliverable")
 # Log formats of the MTAs whose logs are read.

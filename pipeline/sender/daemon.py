@@ -28,6 +28,10 @@ SMTP outcome -> row state:
       HELO, MAIL FROM), or a   refused, which is not the recipient's fault
       "blocked", "auth" or
       "sender_domain" 5xx at any phase
+  STARTTLS required and not   deferred as 4xx (scope sender, reason "system"), connection dropped;
+      offered, a failed TLS    sender.tls / sender.relays, relaysession.py
+      handshake or certificate
+  AUTH refused (5xx)           deferred as 4xx (scope sender, reason "auth"), and the carrier paused
   5xx "too_many_recipients"    deferred as 4xx (the session carried too many), connection dropped
 SIGTERM/SIGINT: no new message starts; messages in flight finish; results and events are written;
 connections QUIT; exit 0. <data_dir>/sender/daemon.running exists while a daemon runs and is removed
@@ -56,6 +60,7 @@ from .compose import MessageTemplate, charset_for
 from .events import attempt_event, dsn_in, flush_outbox
 from .queue import DueRow, Queue, Result
 from .recipients import smtp_address
+from .relaysession import RelayPolicies, RelayPolicy, RelaySessionError, open_session
 from .routes import Relay, Router
 from .throttle import Throttle
 
@@ -156,17 +161,20 @@ def _text(resp) -> str:
     return resp.decode("utf-8", "replace") if isinstance(resp, bytes) else str(resp or "")
 
 
+def session_refused(exc: RelaySessionError) -> Outcome:
+    """STARTTLS or AUTH with the relay failed: a deferral of our own cause (scope sender: never
+    counted against the address). Refused credentials pause the carrier like a refusal of our
+    identity, rather than being tried again for every recipient."""
+    return Outcome("deferred", exc.code, exc.text, "helo", "auth" if exc.auth_refused else "system",
+                   rate_limited=exc.auth_refused, drop_connection=True, scope="sender", hard=False)
+
+
 class Connection:
-    def __init__(self, relay: Relay, helo: str, timeout: float, carrier: str):
+    def __init__(self, relay: Relay, helo: str, timeout: float, carrier: str,
+                 policy: RelayPolicy | None = None):
         self.relay = relay
         self.carrier = carrier
-        self.smtp = smtplib.SMTP(relay.host, relay.port, local_hostname=helo or None, timeout=timeout)
-        code, resp = self.smtp.ehlo()
-        if not 200 <= code < 300:
-            code, resp = self.smtp.helo()
-            if not 200 <= code < 300:
-                self.close()
-                raise smtplib.SMTPHeloError(code, resp)
+        self.smtp = open_session(relay, policy or RelayPolicy(), helo, timeout)
         self.count = 0
         self.last_used = time.monotonic()
 
@@ -467,6 +475,7 @@ class Daemon:
         self.queue = queue or Queue.for_config(cfg)
         self.queue_file = str(self.queue.path)
         self.router = Router.from_config(s)
+        self.policies = RelayPolicies.for_config(cfg)   # password files read and checked: before any send
         self.relay_mode = s.mode == "relay"
         self.default_relay = self.router.default
         # windows on the monotonic clock: a step of the wall clock neither empties nor stalls them
@@ -543,7 +552,7 @@ class Daemon:
                 next_at = now + self.backoff(attempts)
             if out.rate_limited:
                 until, count = self.throttle.rate_limited(row.carrier, float(self.s.rate_limit_pause))
-                log.warning("%s: rate-limit reply %s %s; pausing %s until %s, then %d per %ss", relay, out.code,
+                log.warning("%s: %s %s; pausing %s until %s, then %d per %ss", relay, out.code,
                             out.reply, row.carrier, time.strftime("%H:%M:%S", time.localtime(until)), count,
                             self.throttle.rate_for(row.carrier).interval)
         event = None
@@ -615,7 +624,8 @@ class Daemon:
                     try:
                         reused = w.conn is not None
                         if w.conn is None:
-                            w.conn = Connection(relay, self.helo, timeout, row.carrier)
+                            w.conn = Connection(relay, self.helo, timeout, row.carrier,
+                                                self.policies.for_relay(relay))
                         out = w.conn.send(self.mail_from(row.address), row.address, msg.data, row.carrier)
                         if reused and out.code is None and out.phase == "mail":
                             # the kept session was gone before MAIL FROM was answered (the server's
@@ -624,8 +634,12 @@ class Daemon:
                             # being deferred for backoff_base
                             w.conn.close()
                             w.conn = None
-                            w.conn = Connection(relay, self.helo, timeout, row.carrier)
+                            w.conn = Connection(relay, self.helo, timeout, row.carrier,
+                                                self.policies.for_relay(relay))
                             out = w.conn.send(self.mail_from(row.address), row.address, msg.data, row.carrier)
+                    except RelaySessionError as exc:
+                        out = session_refused(exc)
+                        log.warning("%s", exc.text)
                     except (smtplib.SMTPException, OSError) as exc:
                         code = getattr(exc, "smtp_code", None)
                         text = _text(getattr(exc, "smtp_error", "")) or f"cannot connect to {relay}: {exc}"

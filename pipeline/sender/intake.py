@@ -50,6 +50,7 @@ from ..core.jptext import decode_iso2022jp
 from ..store.records import domain_of, normalise_address
 from .compose import MessageTemplate, charset_for
 from .enqueue import decode_csv_bytes, enqueue, parse_recipient_csv
+from .relaysession import RelayPolicies, RelaySessionError, open_session
 from .routes import parse_relay
 
 log = logging.getLogger("mailhygiene.intake")
@@ -516,10 +517,11 @@ def send_reply(cfg, req: Request, text: str) -> bool:
                               unmappable=s.unmappable, extra_headers=extra,
                               substitutions=s.substitutions)
         data = tpl.render(req.sender).data
-        with smtplib.SMTP(relay.host, relay.port, timeout=float(s.timeout)) as smtp:
+        policy = RelayPolicies.for_config(cfg).for_relay(relay)   # sender.tls and sender.relays, as the daemon
+        with open_session(relay, policy, s.helo, float(s.timeout)) as smtp:
             smtp.sendmail("", [req.sender], data)
         return True
-    except (MailHygieneError, smtplib.SMTPException, OSError) as exc:
+    except (MailHygieneError, RelaySessionError, smtplib.SMTPException, OSError) as exc:
         log.error("could not send the reply to %s via %s: %s", req.sender, relay, exc)
         return False
 

@@ -197,6 +197,12 @@ SELECT id, job_id, address, carrier, state, attempts, reply_code, reply, smtp_ph
        last_attempt_at, next_attempt_at, message_id
 FROM recipients WHERE (? IS NULL OR job_id = ?) ORDER BY id
 """
+# per carrier, its latest deferred row (SQLite takes the bare columns from the MAX row)
+_LAST_DEFERRALS = """
+SELECT carrier, relay, reply_code, reply, smtp_phase, reason, MAX(last_attempt_at)
+FROM recipients WHERE state = 'deferred' AND last_attempt_at IS NOT NULL
+GROUP BY carrier
+"""
 _ROW_COLUMNS = ("id", "job_id", "address", "carrier", "state", "attempts", "reply_code", "reply", "smtp_phase",
                 "reason", "relay", "last_attempt_at", "next_attempt_at", "message_id")
 
@@ -656,6 +662,12 @@ class Queue:
 
     def pending(self) -> dict[str, int]:
         return dict(self._con().execute(_PENDING).fetchall())
+
+    def last_deferrals(self) -> dict[str, dict]:
+        """carrier -> its latest deferral {relay, reply_code, reply, smtp_phase, reason, at}: why a
+        carrier is held back (a relay refusing our AUTH or TLS, a rate limit)."""
+        return {r[0]: {"relay": r[1], "reply_code": r[2], "reply": r[3], "smtp_phase": r[4], "reason": r[5],
+                       "at": r[6]} for r in self._con().execute(_LAST_DEFERRALS)}
 
     def rows(self, job_id: int | None = None) -> list[dict]:
         return [dict(zip(_ROW_COLUMNS, r)) for r in self._con().execute(_ROWS, (job_id, job_id))]

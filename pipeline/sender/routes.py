@@ -95,6 +95,10 @@ class Router:
             return cls(sender_cfg.get("routes", {}), sender_cfg.get("default_relay", "127.0.0.1:25"))
         return cls(sender_cfg.routes, sender_cfg.default_relay)
 
+    def relays(self) -> set[Relay]:
+        """Every relay a message may be sent to."""
+        return {self.default, *self.exact.values(), *(r for _, r in self.suffixes)}
+
     def route(self, domain: str, carrier: str | None = None) -> Relay:
         return self.lookup(domain, carrier) or self.default
 

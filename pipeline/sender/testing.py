@@ -5,7 +5,8 @@ Used by the sender tests and bench/bench_sender.py; operators can use it to rehe
 `python -m pipeline.sender.testing 2525` prints a line per message received.
 
 Replies are scripted per recipient with `rcpt_reply(address) -> "550 …" | None` and
-`data_reply(address) -> "…" | "DISCONNECT" | None`.
+`data_reply(address) -> "…" | "DISCONNECT" | None`. `tls_context` offers STARTTLS with it;
+`logins` ({user: password}) offers AUTH PLAIN and LOGIN (over TLS only) and requires it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
     peer: tuple | None = None
+    tls: bool = False          # the message came over STARTTLS
+    login: str | None = None   # the AUTH user it came with
 
 
 def free_port() -> int:
@@ -62,7 +65,8 @@ class _Handler:
                 return reply
         with o.lock:
             o.received.append(Received(now, envelope.mail_from, [normalise_address(a) for a in envelope.rcpt_tos],
-                                       envelope.content, session.peer))
+                                       envelope.content, session.peer, session.ssl is not None,
+                                       session.login_data.decode() if session.login_data else None))
         if o.close_after_message:   # like a server with a one-message session limit, or a silent idle cut
             import asyncio
 
@@ -74,7 +78,9 @@ class RecordingServer:
     """Start with `with RecordingServer() as srv:`; `srv.port`, `srv.received`."""
 
     def __init__(self, port: int | None = None, *, rcpt_reply: Callable[[str], str | None] | None = None,
-                 data_reply: Callable[[str], str | None] | None = None, close_after_message: bool = False):
+                 data_reply: Callable[[str], str | None] | None = None, close_after_message: bool = False,
+                 tls_context=None, logins: dict[str, str] | None = None,
+                 auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")):
         self.port = port or free_port()
         self.close_after_message = close_after_message  # drop the connection after each accepted message
         self.rcpt_reply = rcpt_reply
@@ -82,8 +88,29 @@ class RecordingServer:
         self.lock = threading.Lock()
         self.received: list[Received] = []
         self.rcpt_attempts: list[tuple[float, str]] = []
+        self.auth_attempts: list[str] = []   # the user of every AUTH tried
+        options = {}
+        if tls_context is not None:
+            options["tls_context"] = tls_context
+        if logins is not None:
+            options.update(authenticator=self._authenticator(logins), auth_required=True, auth_require_tls=True,
+                           auth_exclude_mechanism={"PLAIN", "LOGIN"} - set(auth_mechanisms))
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
-                                     ready_timeout=10, data_size_limit=10_000_000)
+                                     ready_timeout=10, data_size_limit=10_000_000, **options)
+
+    def _authenticator(self, logins: dict[str, str]):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        def check(server, session, envelope, mechanism, auth_data):
+            if not isinstance(auth_data, LoginPassword):
+                return AuthResult(success=False, handled=False)
+            user = auth_data.login.decode()
+            with self.lock:
+                self.auth_attempts.append(user)
+            ok = logins.get(user) == auth_data.password.decode()
+            return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+        return check
 
     @property
     def relay(self) -> str:
