@@ -199,7 +199,8 @@ def suppression_show(app, address, as_json, lang):
     from ..suppression.store import show, show_json
 
     cfg = app.stored_cfg()
-    info = show(cfg.data_dir, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons)
+    info = show(cfg.data_dir, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
+                window_days=cfg.rule.window_days)
     if as_json:
         app.print_json(show_json(info))
         return
@@ -225,13 +226,15 @@ def suppression_show(app, address, as_json, lang):
                    + (f" ({one_line(rec['note'])})" if rec["note"] else ""))
     attempts = info["events"]
     click.echo(L("cli.attempts", n=len(attempts)))
-    rows = [["*" if rec["counted"] else (">" if rec.get("hand_off") else " "),
+    rows = [["*" if rec["counted"] else (">" if rec.get("hand_off") else ("?" if rec.get("bound") is False else " ")),
              f"{rec['local_time']:%Y-%m-%d %H:%M:%S}", rec["mta"],
              L.status(rec["status"]), L.reason(text(rec["reason"])), text(rec["smtp_phase"]),
              one_line(rec["diagnostic"])[:110]] for rec in attempts]
     for line in aligned(rows, min_widths=(1, 19, 8, 9, 18, 11), indent=" "):
         click.echo(line)
     click.echo(L("cli.counted_legend_hops" if any(rec.get("hand_off") for rec in attempts) else "cli.counted_legend"))
+    if any(rec.get("bound") is False for rec in attempts):
+        click.echo(L("cli.unbound_legend"))
 
 
 @suppression_group.command("add")
