@@ -12,6 +12,8 @@ import sys
 import time
 from email.header import Header
 
+import pytest
+
 import pipeline
 from pipeline.sender.bounces import process_bounces
 from pipeline.sender.events import attempt_event, to_table
@@ -114,12 +116,10 @@ def test_forged_dsns_for_addresses_we_never_mailed_are_kept_but_not_counted(tmp_
     assert "unbound, no mail of ours to this address; kept, not counted" in out.stdout
 
 
-def test_bounces_of_mail_we_sent_still_count(tmp_path):
-    """A DSN returning the Message-ID the daemon sent to the address counts (a bounce returning
-    one of our Message-IDs sent to someone else does not); a carrier bounce without returned
-    headers counts when we attempted the address within the rule's look-back."""
+def mixed_store(tmp_path, now: float):
+    """Bound and unbound bounce mails beside the daemon's own rows; the rule suppresses gone@
+    (DSNs of the messages sent to it) and taro@ (carrier bounces, mailed 3 days before)."""
     cfg = _cfg(tmp_path)
-    now = time.time()
     daemon_sent(cfg, "gone@docomo.ne.jp", now - 2 * DAY - 600, "<m1@mail.example.jp>", 1)
     daemon_sent(cfg, "gone@docomo.ne.jp", now - DAY - 600, "<m2@mail.example.jp>", 2)
     daemon_sent(cfg, "taro@docomo.ne.jp", now - 3 * DAY, "<m3@mail.example.jp>", 3)
@@ -133,8 +133,40 @@ def test_bounces_of_mail_we_sent_still_count(tmp_path):
                                     ("old@docomo.ne.jp", now - 2 * DAY), ("old@docomo.ne.jp", now - DAY)]):
         res = process_bounces(cfg, raw=carrier_bounce(to, when, n))[0]
         assert res.status == "recorded" and ("unbound" in res.line()) == to.startswith("old"), res.line()
+    return cfg
+
+
+def test_bounces_of_mail_we_sent_still_count(tmp_path):
+    """A DSN returning the Message-ID the daemon sent to the address counts (a bounce returning
+    one of our Message-IDs sent to someone else does not); a carrier bounce without returned
+    headers counts when we attempted the address within the rule's look-back (not when the
+    last mail to it is older)."""
+    cfg = mixed_store(tmp_path, time.time())
     assert _suppress(cfg) == {"gone@docomo.ne.jp", "taro@docomo.ne.jp"}
     info = show(cfg.data_dir, "gone@docomo.ne.jp", tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
                 window_days=cfg.rule.window_days)
     assert [(e["status"], e["counted"], e["bound"]) for e in info["events"]] == [
         ("sent", False, None), ("bounced", True, True), ("sent", False, None), ("bounced", True, True)]
+
+
+@pytest.mark.slow
+def test_the_binding_is_the_same_on_spark(tmp_path):
+    """The rule's first step (sql/counted_errors.sql, binding included) gives the same rows on
+    Spark as on DuckDB (the lake runs the rule there: docs/scale-out.md)."""
+    from lakekit import require_spark
+
+    require_spark()
+    from pipeline.lake.engines import DuckDBEngine, SparkEngine, normalise
+    from pipeline.suppression.rule import parse_as_of, rule_params
+
+    cfg = mixed_store(tmp_path, time.time())
+    params = rule_params(cfg.rule, cfg.timezone_name, parse_as_of(None, cfg.timezone_name))
+    got = {}
+    for name, engine in (("duckdb", DuckDBEngine.open(cfg)), ("spark", SparkEngine.open(cfg))):
+        try:
+            got[name] = sorted((r["address"], r["event_id"], r["message"])
+                               for r in normalise(engine.query("counted_errors", params)).to_pylist())
+        finally:
+            engine.close()
+    assert got["spark"] == got["duckdb"]
+    assert sorted({a for a, _, _ in got["duckdb"]}) == ["gone@docomo.ne.jp", "taro@docomo.ne.jp"]
