@@ -1,8 +1,7 @@
 """Anyone can mail the bounce address: a bounce mail's failure counts against an address only when
 it is bound to mail we sent (sql/macros.sql binds_bounce, read by sql/counted_errors.sql and
 sql/address_history.sql). Bound: its returned Message-ID was sent to that address (the daemon's
-own attempt rows, an MTA log line), or, when it returns none, we attempted the address within
-the rule's look-back. Unbound rows stay in the store; `bounces` and `suppression show` say so."""
+own attempt rows, an MTA log line), or we attempted the address within the rule's look-back. Unbound rows stay in the store; `bounces` and `suppression show` say so."""
 
 from __future__ import annotations
 
@@ -118,7 +117,8 @@ def test_forged_dsns_for_addresses_we_never_mailed_are_kept_but_not_counted(tmp_
 
 def mixed_store(tmp_path, now: float):
     """Bound and unbound bounce mails beside the daemon's own rows; the rule suppresses gone@
-    (DSNs of the messages sent to it) and taro@ (carrier bounces, mailed 3 days before)."""
+    (DSNs of the messages sent to it), taro@ (carrier bounces, mailed 3 days before) and hanako@
+    (DSNs whose Message-IDs no row names, mailed 3 days before)."""
     cfg = _cfg(tmp_path)
     daemon_sent(cfg, "gone@docomo.ne.jp", now - 2 * DAY - 600, "<m1@mail.example.jp>", 1)
     daemon_sent(cfg, "gone@docomo.ne.jp", now - DAY - 600, "<m2@mail.example.jp>", 2)
@@ -133,16 +133,21 @@ def mixed_store(tmp_path, now: float):
                                     ("old@docomo.ne.jp", now - 2 * DAY), ("old@docomo.ne.jp", now - DAY)]):
         res = process_bounces(cfg, raw=carrier_bounce(to, when, n))[0]
         assert res.status == "recorded" and ("unbound" in res.line()) == to.startswith("old"), res.line()
+    # a log that names no Message-ID (qmail): a DSN returning one binds by the look-back alone
+    daemon_sent(cfg, "hanako@au.com", now - 3 * DAY, None, 5)
+    for n, when in enumerate((now - 2 * DAY, now - DAY)):
+        res = process_bounces(cfg, raw=forged_dsn(when, f"<q{n}@mail.example.jp>", recipients=("hanako@au.com",)))[0]
+        assert res.status == "recorded" and "unbound" not in res.line(), res.line()
     return cfg
 
 
 def test_bounces_of_mail_we_sent_still_count(tmp_path):
     """A DSN returning the Message-ID the daemon sent to the address counts (a bounce returning
-    one of our Message-IDs sent to someone else does not); a carrier bounce without returned
-    headers counts when we attempted the address within the rule's look-back (not when the
-    last mail to it is older)."""
+    one of our Message-IDs sent to someone else, never mailed, does not); a bounce without
+    returned headers, or whose Message-ID no row names, counts when we attempted the address
+    within the rule's look-back (not when the last mail to it is older)."""
     cfg = mixed_store(tmp_path, time.time())
-    assert _suppress(cfg) == {"gone@docomo.ne.jp", "taro@docomo.ne.jp"}
+    assert _suppress(cfg) == {"gone@docomo.ne.jp", "taro@docomo.ne.jp", "hanako@au.com"}
     info = show(cfg.data_dir, "gone@docomo.ne.jp", tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
                 window_days=cfg.rule.window_days)
     assert [(e["status"], e["counted"], e["bound"]) for e in info["events"]] == [
@@ -169,4 +174,4 @@ def test_the_binding_is_the_same_on_spark(tmp_path):
         finally:
             engine.close()
     assert got["spark"] == got["duckdb"]
-    assert sorted({a for a, _, _ in got["duckdb"]}) == ["gone@docomo.ne.jp", "taro@docomo.ne.jp"]
+    assert sorted({a for a, _, _ in got["duckdb"]}) == ["gone@docomo.ne.jp", "hanako@au.com", "taro@docomo.ne.jp"]

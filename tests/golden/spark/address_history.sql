@@ -38,13 +38,12 @@ WITH attempts AS (
     ON b.bounce_mail
     AND NOT w.bounce_mail
     AND (
-      CASE
-        WHEN NOT b.message IS NULL
-        THEN COALESCE(w.message = b.message, FALSE)
-        ELSE w.day >= b.day - (
+      COALESCE(w.message = b.message, FALSE)
+      OR (
+        w.day >= b.day - (
           7 - 1
         ) AND w.day <= b.day + 1
-      END
+      )
     )
 ), failed_later AS (
   SELECT

@@ -89,13 +89,12 @@ WITH counted AS (
   JOIN witnesses AS w
     ON w.address = b.address
     AND (
-      CASE
-        WHEN NOT b.message IS NULL
-        THEN COALESCE(w.message = b.message, FALSE)
-        ELSE w.day >= b.day - (
+      COALESCE(w.message = b.message, FALSE)
+      OR (
+        w.day >= b.day - (
           7 - 1
         ) AND w.day <= b.day + 1
-      END
+      )
     )
 )
 SELECT
