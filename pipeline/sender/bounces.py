@@ -23,6 +23,10 @@ The diagnostic is classified with pipeline.classify.classifier, like every log l
 phase comes from the text next to each recipient's address (Postfix's "(in reply to RCPT TO
 command)", Exim's "after end of data", sendmail's ">>> DATA" transcript), else from the whole
 text when it names one phase only.
+
+Anyone can mail the bounce address: a row counts for the rule only when bound to mail we sent to
+that address (sql/macros.sql binds_bounce); `bounces` names the recipients whose rows are not
+(mark_unbound), which stay in the store uncounted.
 """
 
 from __future__ import annotations
@@ -584,13 +588,18 @@ def mark_unbound(cfg, results: list[BounceResult]) -> None:
     if not addresses:
         return
     unbound: set[str] = set()
-    con = connect(config=cfg)
     try:
-        for address in addresses:
-            unbound.update(e["event_id"] for e in address_attempts(
-                con, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
-                window_days=cfg.rule.window_days) if e["bound"] is False)
-    finally:
-        con.close()
+        con = connect(config=cfg)
+        try:
+            for address in addresses:
+                unbound.update(e["event_id"] for e in address_attempts(
+                    con, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
+                    window_days=cfg.rule.window_days) if e["bound"] is False)
+        finally:
+            con.close()
+    except Exception:  # noqa: BLE001 - the rows are stored already: a note we cannot make is no reason
+        # for the MTA to deliver the bounce again (the rule judges the binding at its run anyway)
+        log.warning("could not look up whether the bounced recipients were mailed by us", exc_info=True)
+        return
     for res in results:
         res.unbound = [r["recipient"] for r in res.recipients if r.get("event_id") in unbound]
