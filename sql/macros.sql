@@ -8,6 +8,21 @@
 --   THE "counted error" of the suppression rule: a failed or retried attempt (deferred, bounced,
 --   expired) whose fault is the recipient's (scope 'recipient') for one of the reasons the rule
 --   counts (rule.counted_reasons). Used by the rule, the guard, the reports and `suppression show`.
+-- from_bounce_mail(mta, queue_id, sender_mta) -> BOOLEAN
+--   The row is a bounce mail's (read by `mailhygiene bounces`: pipeline/sender/events.py
+--   bounce_event): the sender's `mta` without a queue id (its own SMTP attempts have `job.row`).
+--   Anyone can mail the bounce address, so such a row counts only where binds_bounce holds.
+-- binds_bounce(message, day, witness_message, witness_day, window_days) -> BOOLEAN
+--   A witness (an event to the same address that is no bounce mail's: the send daemon's own
+--   attempt, an MTA log line) binds a bounce-mail row to mail we sent: the bounce returns a
+--   Message-ID (message, without angle brackets) and the witness carries it, or the witness
+--   falls on one of the window_days local days up to the bounce's day (the rule's look-back) or
+--   on the day after (the bounce's date is the remote's clock). The second holds whether the
+--   bounce returns a Message-ID or not: a forger could leave it out, and qmail's and some
+--   sendmail lines log none to match (a bounce of mail older than the look-back needs its
+--   Message-ID in a witness). A forged
+--   DSN naming an address we never mailed, or returning a Message-ID we never sent to it, has
+--   no witness: kept in the store, not counted (sql/counted_errors.sql, sql/address_history.sql).
 -- local_day(ts, tz) -> DATE
 --   The calendar day of instant ts in the IANA zone tz (the rule's and the reports' days).
 -- day_in_period(day, since, until) -> BOOLEAN
@@ -49,6 +64,13 @@ CREATE OR REPLACE MACRO counted_error(status, scope, reason, counted_reasons) AS
     status IN ('deferred', 'bounced', 'expired')
     AND scope = 'recipient'
     AND list_contains(counted_reasons, reason);
+
+CREATE OR REPLACE MACRO from_bounce_mail(mta, queue_id, sender_mta) AS
+    coalesce(mta = sender_mta AND nullif(queue_id, '') IS NULL, FALSE);
+
+CREATE OR REPLACE MACRO binds_bounce(message, day, witness_message, witness_day, window_days) AS
+    coalesce(witness_message = message, FALSE)
+    OR (witness_day >= day - (window_days - 1) AND witness_day <= day + 1);
 
 CREATE OR REPLACE MACRO local_day(ts, tz) AS
     CAST(ts AT TIME ZONE tz AS DATE);

@@ -194,7 +194,8 @@ def hand_offs(cfg, address):
     """Queue ids of the `sent` attempts `suppression show` marks as hand-offs."""
     from pipeline.suppression.store import show
 
-    info = show(cfg.data_dir, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons)
+    info = show(cfg.data_dir, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
+                window_days=cfg.rule.window_days)
     return [e["queue_id"] for e in info["events"] if e["hand_off"]]
 
 
@@ -394,7 +395,8 @@ def test_run_rule_applies_once_and_is_idempotent(cfg):
     second = run_rule(cfg, as_of=AS_OF)
     assert len(second.new) == 0 and second.already_listed == 1 and not second.applied
     assert suppressed_addresses(cfg) == {"a@au.com"}
-    hist = suppression.show(cfg, "a@au.com", tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons)["history"]
+    hist = suppression.show(cfg, "a@au.com", tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
+                            window_days=cfg.rule.window_days)["history"]
     assert [h["action"] for h in hist] == ["added"]
 
 
@@ -412,7 +414,8 @@ def test_release_keeps_history_and_only_later_errors_count(cfg):
     assert suppressed_addresses(cfg) == frozenset()
     res = run_rule(cfg)  # old errors happened before the release: they no longer count
     assert len(res.new) == 0
-    hist = suppression.show(cfg, "a@au.com", tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons)["history"]
+    hist = suppression.show(cfg, "a@au.com", tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
+                            window_days=cfg.rule.window_days)["history"]
     assert [h["action"] for h in hist] == ["added", "released"]
     assert hist[1]["note"] == "customer fixed the phone"
 

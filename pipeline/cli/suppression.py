@@ -199,7 +199,8 @@ def suppression_show(app, address, as_json, lang):
     from ..suppression.store import show, show_json
 
     cfg = app.stored_cfg()
-    info = show(cfg.data_dir, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons)
+    info = show(cfg.data_dir, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
+                window_days=cfg.rule.window_days)
     if as_json:
         app.print_json(show_json(info))
         return
@@ -234,14 +235,19 @@ def suppression_show(app, address, as_json, lang):
         click.echo(line)
     click.echo(L("cli.counted_legend_hops" if any(rec.get("hand_off") or rec.get("restated") for rec in attempts)
                  else "cli.counted_legend"))
+    if any(rec.get("bound") is False for rec in attempts):
+        click.echo(L("cli.unbound_legend"))
 
 
 def mark(rec) -> str:
     """A stored row's mark in `suppression show`: = a bounce mail restating a logged failure (the
-    same attempt), * a counted error, > a `sent` that only handed the message on."""
+    same attempt), * a counted error, > a `sent` that only handed the message on, ? a bounce mail
+    bound to no mail we sent to the address (kept, not counted)."""
     if rec.get("restated"):
         return "="
-    return "*" if rec["counted"] else (">" if rec.get("hand_off") else " ")
+    if rec["counted"]:
+        return "*"
+    return ">" if rec.get("hand_off") else ("?" if rec.get("bound") is False else " ")
 
 
 @suppression_group.command("add")

@@ -181,6 +181,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.attempts": "delivery attempts: {n}",
         "cli.counted_legend": "(* = counted error)",
         "cli.counted_legend_hops": "(* = counted error, > = handed on to another hop: no delivery, = = a bounce mail repeating a logged attempt)",
+        "cli.unbound_legend": "(? = a bounce mail bound to no mail we sent: unbound, no mail of ours to this "
+                              "address; kept, not counted)",
         "cli.source.rule": "rule", "cli.source.manual": "manual",
         "cli.action.added": "added", "cli.action.released": "released",
         "cli.added": "added {address}",
@@ -305,6 +307,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "cli.attempts": "配信試行: {n} 件",
         "cli.counted_legend": "（* = 計上エラー）",
         "cli.counted_legend_hops": "（* = 計上エラー、> = 別の中継への受け渡し: 配信ではない、= = ログにある試行を繰り返すバウンスメール）",
+        "cli.unbound_legend": "（? = 当方の送信に結び付かないバウンスメール: この宛先への当方の送信なし。保存のみ、計上しない）",
         "cli.source.rule": "ルール", "cli.source.manual": "手動",
         "cli.action.added": "追加", "cli.action.released": "解除",
         "cli.added": "{address} を追加しました",

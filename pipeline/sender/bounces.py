@@ -23,6 +23,10 @@ The diagnostic is classified with pipeline.classify.classifier, like every log l
 phase comes from the text next to each recipient's address (Postfix's "(in reply to RCPT TO
 command)", Exim's "after end of data", sendmail's ">>> DATA" transcript), else from the whole
 text when it names one phase only.
+
+Anyone can mail the bounce address: a row counts for the rule only when bound to mail we sent to
+that address (sql/macros.sql binds_bounce); `bounces` names the recipients whose rows are not
+(mark_unbound), which stay in the store uncounted.
 """
 
 from __future__ import annotations
@@ -72,12 +76,16 @@ class BounceResult:
     reason: str
     bounce_id: str = ""
     recipients: list[dict] = field(default_factory=list)
+    unbound: list[str] = field(default_factory=list)  # recipients with no mail of ours (mark_unbound)
 
     def line(self) -> str:
         if self.status != "recorded":
             return f"{self.status}: {self.reason}"
         what = ", ".join(f"{r['recipient']} {r['status']} {r['reason']}" for r in self.recipients)
-        return f"recorded: {len(self.recipients)} recipient(s): {what}"
+        line = f"recorded: {len(self.recipients)} recipient(s): {what}"
+        if self.unbound:
+            line += f"; unbound (no mail of ours to this address; kept, not counted): {', '.join(self.unbound)}"
+        return line
 
 
 def verp_recipient(address: str, envelope_from: str) -> str | None:
@@ -515,7 +523,7 @@ def record_bounce(cfg, raw: bytes, *, source: str = "stdin", envelope_recipient:
                 relay=r.remote_mta, status=r.status, dsn=r.dsn, reply_code=r.reply_code,
                 smtp_phase=r.smtp_phase, diagnostic=r.diagnostic, reason=c.reason, scope=c.scope,
                 hard=c.hard if r.status == "bounced" else False, source=source))
-            summary.append({**asdict(r), "reason": c.reason, "scope": c.scope})
+            summary.append({**asdict(r), "reason": c.reason, "scope": c.scope, "event_id": rows[-1]["event_id"]})
     except Exception as exc:  # noqa: BLE001 - the mail is data: refuse it, log it, go on
         if host_fault(exc):
             raise
@@ -558,4 +566,40 @@ def process_bounces(cfg, *, raw: bytes | None = None, maildir: str | os.PathLike
             results.append(record_bounce(cfg, data, source=str(md.seen_path(path)), queue=q))
             md.mark_seen(path)
     flush_outbox(q, cfg.data_dir)
+    mark_unbound(cfg, results)
     return results
+
+
+# the recipients whose binding `bounces` looks up and reports (one query each); the rule checks all
+MAX_BINDING_CHECKS = 100
+
+
+def mark_unbound(cfg, results: list[BounceResult]) -> None:
+    """Name, in each recorded result, the recipients whose rows are bound to no mail of ours
+    (sql/macros.sql binds_bounce, as the rule and `suppression show` judge them, over the store
+    as it is now: the send daemon's rows are in it, this run's flush moved them; an MTA log
+    ingested later can still bind a row, the rule looks again at every run). Anyone can mail the
+    bounce address: such a row is kept, not counted. At most MAX_BINDING_CHECKS addresses."""
+    from ..store.warehouse import connect
+    from ..suppression.store import address_attempts
+
+    wanted = [r for res in results if res.status == "recorded" for r in res.recipients]
+    addresses = list(dict.fromkeys(r["recipient"] for r in wanted))[:MAX_BINDING_CHECKS]
+    if not addresses:
+        return
+    unbound: set[str] = set()
+    try:
+        con = connect(config=cfg)
+        try:
+            for address in addresses:
+                unbound.update(e["event_id"] for e in address_attempts(
+                    con, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
+                    window_days=cfg.rule.window_days) if e["bound"] is False)
+        finally:
+            con.close()
+    except Exception:  # noqa: BLE001 - the rows are stored already: a note we cannot make is no reason
+        # for the MTA to deliver the bounce again (the rule judges the binding at its run anyway)
+        log.warning("could not look up whether the bounced recipients were mailed by us", exc_info=True)
+        return
+    for res in results:
+        res.unbound = [r["recipient"] for r in res.recipients if r.get("event_id") in unbound]

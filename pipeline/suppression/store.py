@@ -340,22 +340,33 @@ def listing(where, limit: int | None = None) -> Iterator[Listing]:
         yield Listing(con, limit or total, limit, total)
 
 
-def show(where, address: str, *, tz: str, counted_reasons) -> dict[str, Any]:
-    """An address's entry (or None), its history and every delivery attempt to it; each
-    attempt says whether it is a counted error (sql/macros.sql counted_error)."""
-    from ..store.warehouse import run_sql
-
+def show(where, address: str, *, tz: str, counted_reasons, window_days: int) -> dict[str, Any]:
+    """An address's entry (or None), its history and every delivery attempt to it
+    (address_attempts)."""
     a = checked_address(address)
     store = SuppressionStore.of(where)
     has_events = _has_events(store.data_dir)
     with reading(store, events=has_events) as (_, con):
         found = rows(run_block(con, "entry", {"address": a}))
         history = rows(run_block(con, "address_history", {"address": a}))
-        attempts = rows(run_sql(con, "address_history", {"address": a, "tz": tz,
-                                                         "counted_reasons": list(counted_reasons)})) if has_events else []
+        attempts = address_attempts(con, a, tz=tz, counted_reasons=counted_reasons,
+                                    window_days=window_days) if has_events else []
     if not found and not history and not attempts:
         raise InputError(f"{a} is neither on the suppression list nor in any stored event")
     return {"address": a, "entry": found[0] if found else None, "history": history, "events": attempts}
+
+
+def address_attempts(con, address: str, *, tz: str, counted_reasons, window_days: int) -> list[dict[str, Any]]:
+    """Every event to a normalised address on `con` (which has the `events` view), oldest first
+    (sql/address_history.sql): each says whether it is a counted error (sql/macros.sql
+    counted_error) and, a bounce mail's, whether it is bound to mail we sent to the address
+    (binds_bounce; `window_days`: the rule's look-back)."""
+    from ..core.vocabulary import SENDER_MTA
+    from ..store.warehouse import run_sql
+
+    return rows(run_sql(con, "address_history", {
+        "address": address, "tz": tz, "counted_reasons": list(counted_reasons), "window_days": window_days,
+        "sender_mta": SENDER_MTA}))
 
 
 # The `--json` shapes of `suppression list` and `show` (README "Scripting"): the list's columns,

@@ -1,0 +1,177 @@
+"""Anyone can mail the bounce address: a bounce mail's failure counts against an address only when
+it is bound to mail we sent (sql/macros.sql binds_bounce, read by sql/counted_errors.sql and
+sql/address_history.sql). Bound: its returned Message-ID was sent to that address (the daemon's
+own attempt rows, an MTA log line), or we attempted the address within the rule's look-back. Unbound rows stay in the store; `bounces` and `suppression show` say so."""
+
+from __future__ import annotations
+
+import email.utils
+import subprocess
+import sys
+import time
+from email.header import Header
+
+import pytest
+
+import pipeline
+from pipeline.sender.bounces import process_bounces
+from pipeline.sender.events import attempt_event, to_table
+from pipeline.store.event_store import EventStore
+from pipeline.suppression.rule import run_rule
+from pipeline.suppression.store import show, suppressed_addresses
+
+from fixtures import make_config, sender_toml
+
+OURS = "news@mail.example.jp"
+DAY = 86400.0
+
+
+def _cfg(tmp_path):
+    return make_config(tmp_path, sender_toml("127.0.0.1:9", OURS))
+
+
+def forged_dsn(when: float, original: str, recipients=("gone@docomo.ne.jp", "full@au.com")) -> bytes:
+    """A well-formed multipart/report from a 'mailer daemon', returning headers that look like
+    ours (our From, a Message-ID the forger made up), dated as the forger likes."""
+    date = email.utils.formatdate(when)
+    blocks = "".join(f"Final-Recipient: rfc822; {r}\nOriginal-Recipient: rfc822;{r}\nAction: failed\n"
+                     f"Status: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 <{r}>: user unknown\n\n" for r in recipients)
+    return f"""From: MAILER-DAEMON@mx.example.jp (Mail Delivery System)
+To: {OURS}
+Date: {date}
+Message-ID: <bounce-{original.strip('<>')}>
+Subject: Undelivered Mail Returned to Sender
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain; charset=us-ascii
+
+Your message could not be delivered.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.jp
+Arrival-Date: {date}
+
+{blocks}--B
+Content-Type: text/rfc822-headers
+
+From: {OURS}
+Message-ID: {original}
+Subject: hello
+
+--B--
+""".replace("\n", "\r\n").encode()
+
+
+def carrier_bounce(to: str, when: float, n: int) -> bytes:
+    """A carrier's own bounce: no delivery-status part, no returned headers; the VERP address says whose."""
+    from pipeline.sender.daemon import verp_address
+
+    subject = Header("返信メール", "iso-2022-jp").encode()
+    return (f"From: MAILER-DAEMON@docomo.ne.jp\r\nTo: {verp_address(OURS, to)}\r\nSubject: {subject}\r\n"
+            f"Date: {email.utils.formatdate(when)}\r\nMessage-ID: <c{n}@docomo.ne.jp>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=ISO-2022-JP\r\n\r\n").encode() + \
+        "送信したメールは届きませんでした。\r\n\r\n   550 5.1.1 Unknown user\r\n".encode("iso2022_jp")
+
+
+def daemon_sent(cfg, recipient: str, when: float, message_id: str, row: int) -> None:
+    """The send daemon's own event row: it handed `message_id` to `recipient` at `when`."""
+    EventStore(cfg.data_dir).write(to_table([attempt_event(
+        ts=when, host="mail.example.jp", job_id=1, row_id=row, attempt=1, message_id=message_id, sender=OURS,
+        recipient=recipient, carrier="other", relay="127.0.0.1:25", status="sent", reply_code=250, reply="ok",
+        smtp_phase=None, reason="delivered", scope="none", hard=None, queue_file="queue.sqlite3")]))
+
+
+def _suppress(cfg):
+    run_rule(cfg, cfg.rule, cfg.guard, None, tz=cfg.timezone_name)
+    return suppressed_addresses(cfg)
+
+
+def test_forged_dsns_for_addresses_we_never_mailed_are_kept_but_not_counted(tmp_path):
+    """The probe's pair: two forged DSNs naming gone@docomo.ne.jp and full@au.com (5.1.1), with
+    different Original-Message-IDs and dates, made the rule suppress both, never mailed."""
+    cfg = _cfg(tmp_path)
+    now = time.time()
+    results = [process_bounces(cfg, raw=forged_dsn(now - 2 * DAY, "<x1@mail.example.jp>"))[0],
+               process_bounces(cfg, raw=forged_dsn(now - DAY, "<x2@mail.example.jp>"))[0]]
+    assert [r.status for r in results] == ["recorded", "recorded"]
+    assert all("unbound (no mail of ours to this address; kept, not counted): gone@docomo.ne.jp, full@au.com"
+               in r.line() for r in results), results[0].line()
+    # nothing lost: the rows are in the store
+    assert pipeline.connect(cfg.data_dir).execute("SELECT count(*) FROM events").fetchone() == (4,)
+    assert _suppress(cfg) == set()
+    info = show(cfg.data_dir, "gone@docomo.ne.jp", tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
+                window_days=cfg.rule.window_days)
+    assert [(e["counted"], e["bound"]) for e in info["events"]] == [(False, False), (False, False)]
+    out = subprocess.run([sys.executable, "-c", "from pipeline.cli import main; main()", "--config", str(cfg.source),
+                          "--data-dir", str(cfg.data_dir), "suppression", "show", "gone@docomo.ne.jp", "--lang", "en"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    attempts = [ln for ln in out.stdout.splitlines() if "user_unknown" in ln or "user unknown" in ln.lower()]
+    assert len(attempts) == 2 and all(ln.lstrip().startswith("?") for ln in attempts), out.stdout
+    assert "unbound, no mail of ours to this address; kept, not counted" in out.stdout
+
+
+def mixed_store(tmp_path, now: float):
+    """Bound and unbound bounce mails beside the daemon's own rows; the rule suppresses gone@
+    (DSNs of the messages sent to it), taro@ (carrier bounces, mailed 3 days before) and hanako@
+    (DSNs whose Message-IDs no row names, mailed 3 days before)."""
+    cfg = _cfg(tmp_path)
+    daemon_sent(cfg, "gone@docomo.ne.jp", now - 2 * DAY - 600, "<m1@mail.example.jp>", 1)
+    daemon_sent(cfg, "gone@docomo.ne.jp", now - DAY - 600, "<m2@mail.example.jp>", 2)
+    daemon_sent(cfg, "taro@docomo.ne.jp", now - 3 * DAY, "<m3@mail.example.jp>", 3)
+    daemon_sent(cfg, "old@docomo.ne.jp", now - 60 * DAY, "<m4@mail.example.jp>", 4)
+    # m1 and m2 were sent to gone@, not to full@ (a forger who received one of our mails knows its id)
+    first = process_bounces(cfg, raw=forged_dsn(now - 2 * DAY, "<m1@mail.example.jp>"))[0]
+    process_bounces(cfg, raw=forged_dsn(now - DAY, "<m2@mail.example.jp>"))
+    assert "unbound (no mail of ours to this address; kept, not counted): full@au.com" in first.line()
+    # carrier bounces naming no Message-ID: taro@ was mailed 3 days ago, old@ 60 days ago only
+    for n, (to, when) in enumerate([("taro@docomo.ne.jp", now - 2 * DAY), ("taro@docomo.ne.jp", now - DAY),
+                                    ("old@docomo.ne.jp", now - 2 * DAY), ("old@docomo.ne.jp", now - DAY)]):
+        res = process_bounces(cfg, raw=carrier_bounce(to, when, n))[0]
+        assert res.status == "recorded" and ("unbound" in res.line()) == to.startswith("old"), res.line()
+    # a log that names no Message-ID (qmail): a DSN returning one binds by the look-back alone
+    daemon_sent(cfg, "hanako@au.com", now - 3 * DAY, None, 5)
+    for n, when in enumerate((now - 2 * DAY, now - DAY)):
+        res = process_bounces(cfg, raw=forged_dsn(when, f"<q{n}@mail.example.jp>", recipients=("hanako@au.com",)))[0]
+        assert res.status == "recorded" and "unbound" not in res.line(), res.line()
+    return cfg
+
+
+def test_bounces_of_mail_we_sent_still_count(tmp_path):
+    """A DSN returning the Message-ID the daemon sent to the address counts (a bounce returning
+    one of our Message-IDs sent to someone else, never mailed, does not); a bounce without
+    returned headers, or whose Message-ID no row names, counts when we attempted the address
+    within the rule's look-back (not when the last mail to it is older)."""
+    cfg = mixed_store(tmp_path, time.time())
+    assert _suppress(cfg) == {"gone@docomo.ne.jp", "taro@docomo.ne.jp", "hanako@au.com"}
+    info = show(cfg.data_dir, "gone@docomo.ne.jp", tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
+                window_days=cfg.rule.window_days)
+    assert [(e["status"], e["counted"], e["bound"]) for e in info["events"]] == [
+        ("sent", False, None), ("bounced", True, True), ("sent", False, None), ("bounced", True, True)]
+
+
+@pytest.mark.slow
+def test_the_binding_is_the_same_on_spark(tmp_path):
+    """The rule's first step (sql/counted_errors.sql, binding included) gives the same rows on
+    Spark as on DuckDB (the lake runs the rule there: docs/scale-out.md)."""
+    from lakekit import require_spark
+
+    require_spark()
+    from pipeline.lake.engines import DuckDBEngine, SparkEngine, normalise
+    from pipeline.suppression.rule import parse_as_of, rule_params
+
+    cfg = mixed_store(tmp_path, time.time())
+    params = rule_params(cfg.rule, cfg.timezone_name, parse_as_of(None, cfg.timezone_name))
+    got = {}
+    for name, engine in (("duckdb", DuckDBEngine.open(cfg)), ("spark", SparkEngine.open(cfg))):
+        try:
+            got[name] = sorted((r["address"], r["event_id"], r["message"])
+                               for r in normalise(engine.query("counted_errors", params)).to_pylist())
+        finally:
+            engine.close()
+    assert got["spark"] == got["duckdb"]
+    assert sorted({a for a, _, _ in got["duckdb"]}) == ["gone@docomo.ne.jp", "hanako@au.com", "taro@docomo.ne.jp"]
