@@ -313,11 +313,12 @@ def test_a_direct_mode_store_is_unchanged(tmp_path, store):
 
 
 def test_suppression_show_marks_the_bounce_mail_that_repeats_a_logged_refusal(relay_store):
-    info = show(relay_store, "u95@docomo.ne.jp", tz="Asia/Tokyo", counted_reasons=COUNTED)
+    info = show(relay_store, "u95@docomo.ne.jp", tz="Asia/Tokyo", counted_reasons=COUNTED, window_days=7)
     assert [(e["mta"], e["status"], e["restated"], e["hand_off"]) for e in info["events"]] == [
         ("postfix", "bounced", False, False), ("mailhygiene", "bounced", True, False)]
     assert [e["counted"] for e in info["events"]] == [True, False]        # as the rule counts: the log row
-    mailbox = show(relay_store, verp("u95@docomo.ne.jp"), tz="Asia/Tokyo", counted_reasons=COUNTED)["events"]
+    mailbox = show(relay_store, verp("u95@docomo.ne.jp"), tz="Asia/Tokyo", counted_reasons=COUNTED,
+                   window_days=7)["events"]
     assert [(e["status"], e["relay"], e["null_sender"]) for e in mailbox] == [("sent", "mailhygiene-bounces", True)]
 
 
@@ -376,7 +377,7 @@ def test_duckdb_and_spark_count_the_same_attempts(tmp_path):
         bounce(cfg, i, after=600)
     bounce(cfg, 3, message_id=None)
     params = {"tz": "Asia/Tokyo", "since": None, "until": None, "grain": "day", "counted_reasons": COUNTED,
-              "as_of": datetime(2026, 12, 31, tzinfo=timezone.utc), "sender_mta": "mailhygiene"}
+              "as_of": datetime(2026, 12, 31, tzinfo=timezone.utc), "sender_mta": "mailhygiene", "window_days": 7}
     results = {}
     for engine in (DuckDBEngine.open(cfg), SparkEngine.open(cfg)):
         try:
