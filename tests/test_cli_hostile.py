@@ -1131,10 +1131,9 @@ print(getattr(builtins, "SELF_SIGNAL_IMPORTED", False), outcome, flush=True)
 """
 
 
-@pytest.mark.parametrize("sig,raised", [("SIGINT", "KeyboardInterrupt"), ("SIGTERM", "Terminated"),
-                                        ("SIGHUP", "Terminated")])
+@pytest.mark.parametrize("sig,raised", [("SIGTERM", "Terminated"), ("SIGHUP", "Terminated")])
 def test_a_signal_during_an_import_waits_for_the_import_to_end(tmp_path, sig, raised):
-    """Ctrl-C or SIGTERM while a module is being imported: the handler's exception used to land
+    """SIGTERM or SIGHUP while a module is being imported: the handler's exception used to land
     wherever the import was, and inside a native library's initialisation (DuckDB's nanobind
     creating its enums at `import duckdb`) that is "Critical nanobind error" and a traceback, not
     an interrupted command (seen in CI, by the DuckDB-query test above). Now the signal waits for
