@@ -7,8 +7,8 @@
 -- Params:  $address         normalised address (lower-case, no quotes)
 --          $tz              IANA zone for the local_time column
 --          $counted_reasons VARCHAR[]: reasons the suppression rule counts (rule.counted_reasons)
---          $window_days     the rule's look-back (rule.window_days), $sender_mta: as in
---                           sql/counted_errors.sql, whose test of a bounce mail's binding this repeats
+--          $window_days     the rule's look-back (rule.window_days): the binding of a bounce mail's
+--                           row, as sql/counted_errors.sql tests it
 -- Columns: local_time, ts, mta, host, status, reason, scope, hard, carrier, smtp_phase, dsn,
 --          reply_code, diagnostic, relay, queue_id, event_id, source_file, source_offset,
 --          counted (whether the rule counts the row as an error: a counted error that is an
@@ -24,7 +24,7 @@
 
 WITH addressed AS (
     SELECT *, nullif(trim(message_id, '<> '), '') AS message, local_day(ts, $tz) AS day,
-           from_bounce_mail(mta, queue_id, $sender_mta) AS bounce_mail
+           from_bounce_mail(source_file) AS bounce_mail
     FROM witnessed_events WHERE recipient = $address
 ),
 

@@ -31,7 +31,7 @@ WITH counted AS (
            CASE WHEN mta = $sender_mta AND nullif(queue_id, '') IS NOT NULL THEN NULL
                 ELSE nullif(trim(message_id, '<> '), '') END AS message,
            host, nullif(queue_id, '') AS queue_id,
-           from_bounce_mail(mta, queue_id, $sender_mta) AS bounce_mail
+           from_bounce_mail(source_file) AS bounce_mail
     FROM attempts
     WHERE counted_error(status, scope, reason, $counted_reasons)
       AND ts <= $as_of
@@ -46,7 +46,7 @@ witnesses AS (
     SELECT recipient AS address, nullif(trim(message_id, '<> '), '') AS message, local_day(ts, $tz) AS day
     FROM events
     WHERE recipient IN (SELECT address FROM bounce_mails)
-      AND NOT from_bounce_mail(mta, queue_id, $sender_mta)
+      AND NOT from_bounce_mail(source_file)
       AND sender IS DISTINCT FROM ''  -- a DSN of ours to the address is no mail of ours to it
       AND ts <= $as_of
 ),

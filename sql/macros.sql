@@ -8,10 +8,11 @@
 --   THE "counted error" of the suppression rule: a failed or retried attempt (deferred, bounced,
 --   expired) whose fault is the recipient's (scope 'recipient') for one of the reasons the rule
 --   counts (rule.counted_reasons). Used by the rule, the guard, the reports and `suppression show`.
--- from_bounce_mail(mta, queue_id, sender_mta) -> BOOLEAN
+-- from_bounce_mail(source_file) -> BOOLEAN
 --   The row is a bounce mail's (read by `mailhygiene bounces`: pipeline/sender/events.py
---   bounce_event): the sender's `mta` without a queue id (its own SMTP attempts have `job.row`).
---   Anyone can mail the bounce address, so such a row counts only where binds_bounce holds.
+--   bounce_event, source_file 'mailhygiene-bounces:<mail>'). The one test of it: sql/not_attempts.sql
+--   (a restated failure), the rule (sql/counted_errors.sql) and `suppression show`. Anyone can
+--   mail the bounce address, so such a row counts only where binds_bounce holds.
 -- binds_bounce(message, day, witness_message, witness_day, window_days) -> BOOLEAN
 --   A witness (an event to the same address that is no bounce mail's: the send daemon's own
 --   attempt, an MTA log line) binds a bounce-mail row to mail we sent: the bounce returns a
@@ -65,8 +66,8 @@ CREATE OR REPLACE MACRO counted_error(status, scope, reason, counted_reasons) AS
     AND scope = 'recipient'
     AND list_contains(counted_reasons, reason);
 
-CREATE OR REPLACE MACRO from_bounce_mail(mta, queue_id, sender_mta) AS
-    coalesce(mta = sender_mta AND nullif(queue_id, '') IS NULL, FALSE);
+CREATE OR REPLACE MACRO from_bounce_mail(source_file) AS
+    coalesce(source_file LIKE 'mailhygiene-bounces:%', FALSE);
 
 CREATE OR REPLACE MACRO binds_bounce(message, day, witness_message, witness_day, window_days) AS
     coalesce(witness_message = message, FALSE)

@@ -4,7 +4,7 @@
 -- `witnessed_events` and `attempts` (sql/witnessed_events.sql, sql/attempts.sql) apply, on DuckDB
 -- (pipeline/store/warehouse.py) and Spark (lake.spark). The event store keeps every witness's
 -- row; which of them count is decided here, in the reading, once.
--- Reads:   events. Macros: message_key, failed_after (sql/macros.sql).
+-- Reads:   events. Macros: message_key, failed_after, from_bounce_mail (sql/macros.sql).
 -- Params:  none
 -- Columns: event_id, not_attempt:
 --   'restated'  a row of a bounce mail (`mailhygiene bounces`: source_file
@@ -35,7 +35,7 @@
 
 WITH failures AS (
     SELECT recipient, message_key(message_id) AS message, status, ts, source_file, source_offset,
-           source_file LIKE 'mailhygiene-bounces:%' AS from_bounce_mail
+           from_bounce_mail(source_file) AS bounce_mail
     FROM events
     WHERE status IN ('deferred', 'bounced', 'expired', 'undeliverable') AND message_id IS NOT NULL
       AND sender IS DISTINCT FROM ''
@@ -46,8 +46,8 @@ failed_messages AS (
     -- which outcome classes a witness other than a bounce mail recorded
     SELECT recipient, message, max(ts) AS failed_at,
            arg_max(source_file, ts) AS failed_file, arg_max(source_offset, ts) AS failed_offset,
-           bool_or(status = 'deferred' AND NOT from_bounce_mail) AS deferral_logged,
-           bool_or(status <> 'deferred' AND NOT from_bounce_mail) AS failure_logged
+           bool_or(status = 'deferred' AND NOT bounce_mail) AS deferral_logged,
+           bool_or(status <> 'deferred' AND NOT bounce_mail) AS failure_logged
     FROM failures
     GROUP BY recipient, message
 ),
@@ -57,14 +57,14 @@ marked AS (
            CASE WHEN e.status = 'sent'
                      AND failed_after(f.failed_at, f.failed_file, f.failed_offset,
                                       e.ts, e.source_file, e.source_offset) THEN 'hand_off'
-                WHEN e.source_file LIKE 'mailhygiene-bounces:%'
+                WHEN from_bounce_mail(e.source_file)
                      AND CASE WHEN e.status = 'deferred' THEN f.deferral_logged
                               ELSE f.failure_logged END THEN 'restated'
            END AS not_attempt
     FROM events e
     JOIN failed_messages f
       ON f.recipient = e.recipient AND f.message = message_key(e.message_id)
-    WHERE (e.status = 'sent' OR e.source_file LIKE 'mailhygiene-bounces:%')
+    WHERE (e.status = 'sent' OR from_bounce_mail(e.source_file))
       AND e.sender IS DISTINCT FROM ''
 )
 

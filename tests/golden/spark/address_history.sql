@@ -7,8 +7,8 @@
 /* Params:  $address         normalised address (lower-case, no quotes) */
 /*          $tz              IANA zone for the local_time column */
 /*          $counted_reasons VARCHAR[]: reasons the suppression rule counts (rule.counted_reasons) */
-/*          $window_days     the rule's look-back (rule.window_days), $sender_mta: as in */
-/*                           sql/counted_errors.sql, whose test of a bounce mail's binding this repeats */
+/*          $window_days     the rule's look-back (rule.window_days): the binding of a bounce mail's */
+/*                           row, as sql/counted_errors.sql tests it */
 /* Columns: local_time, ts, mta, host, status, reason, scope, hard, carrier, smtp_phase, dsn, */
 /*          reply_code, diagnostic, relay, queue_id, event_id, source_file, source_offset, */
 /*          counted (whether the rule counts the row as an error: a counted error that is an */
@@ -29,7 +29,7 @@ WITH addressed AS (
       CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE)
     ) AS day,
     (
-      COALESCE(mta = 'mailhygiene' AND NULLIF(queue_id, '') IS NULL, FALSE)
+      COALESCE(source_file LIKE 'mailhygiene-bounces:%', FALSE)
     ) AS bounce_mail
   FROM witnessed_events
   WHERE

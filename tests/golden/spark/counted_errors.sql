@@ -46,7 +46,7 @@ WITH counted AS (
     host,
     NULLIF(queue_id, '') AS queue_id,
     (
-      COALESCE(mta = 'mailhygiene' AND NULLIF(queue_id, '') IS NULL, FALSE)
+      COALESCE(source_file LIKE 'mailhygiene-bounces:%', FALSE)
     ) AS bounce_mail
   FROM attempts
   WHERE
@@ -81,7 +81,7 @@ WITH counted AS (
       FROM bounce_mails
     )
     AND NOT (
-      COALESCE(mta = 'mailhygiene' AND NULLIF(queue_id, '') IS NULL, FALSE)
+      COALESCE(source_file LIKE 'mailhygiene-bounces:%', FALSE)
     )
     AND sender IS DISTINCT FROM '' /* a DSN of ours to the address is no mail of ours to it */
     AND ts <= CAST('2026-11-30 14:59:59.999999' AS TIMESTAMP)

@@ -4,7 +4,7 @@
 /* `witnessed_events` and `attempts` (sql/witnessed_events.sql, sql/attempts.sql) apply, on DuckDB */
 /* (pipeline/store/warehouse.py) and Spark (lake.spark). The event store keeps every witness's */
 /* row; which of them count is decided here, in the reading, once. */
-/* Reads:   events. Macros: message_key, failed_after (sql/macros.sql). */
+/* Reads:   events. Macros: message_key, failed_after, from_bounce_mail (sql/macros.sql). */
 /* Params:  none */
 /* Columns: event_id, not_attempt: */
 /*   'restated'  a row of a bounce mail (`mailhygiene bounces`: source_file */
@@ -46,7 +46,9 @@ WITH failures AS (
     ts,
     source_file,
     source_offset,
-    source_file LIKE 'mailhygiene-bounces:%' AS from_bounce_mail
+    (
+      COALESCE(source_file LIKE 'mailhygiene-bounces:%', FALSE)
+    ) AS bounce_mail
   FROM events
   WHERE
     status IN ('deferred', 'bounced', 'expired', 'undeliverable')
@@ -61,8 +63,8 @@ WITH failures AS (
     MAX(ts) AS failed_at,
     MAX_BY(source_file, ts) AS failed_file,
     MAX_BY(source_offset, ts) AS failed_offset,
-    BOOL_OR(status = 'deferred' AND NOT from_bounce_mail) AS deferral_logged,
-    BOOL_OR(status <> 'deferred' AND NOT from_bounce_mail) AS failure_logged
+    BOOL_OR(status = 'deferred' AND NOT bounce_mail) AS deferral_logged,
+    BOOL_OR(status <> 'deferred' AND NOT bounce_mail) AS failure_logged
   FROM failures
   GROUP BY
     recipient,
@@ -84,7 +86,9 @@ WITH failures AS (
         )
       )
       THEN 'hand_off'
-      WHEN e.source_file LIKE 'mailhygiene-bounces:%'
+      WHEN (
+        COALESCE(e.source_file LIKE 'mailhygiene-bounces:%', FALSE)
+      )
       AND CASE WHEN e.status = 'deferred' THEN f.deferral_logged ELSE f.failure_logged END
       THEN 'restated'
     END AS not_attempt
@@ -101,7 +105,10 @@ WITH failures AS (
     )
   WHERE
     (
-      e.status = 'sent' OR e.source_file LIKE 'mailhygiene-bounces:%'
+      e.status = 'sent'
+      OR (
+        COALESCE(e.source_file LIKE 'mailhygiene-bounces:%', FALSE)
+      )
     )
     AND e.sender IS DISTINCT FROM ''
 )
