@@ -101,7 +101,16 @@ def send_enqueue(subject, body_file, recipients_csv, name):
 @click.option("--max-seconds", type=float, default=None, help="Stop (gracefully) after this long.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every message's result.")
 def send_daemon(exit_when_done, max_seconds, verbose):
-    """Send the queue: per-carrier throttle, routes, retries. SIGTERM stops gracefully."""
+    """Send the queue: per-carrier throttle, routes, retries. SIGTERM stops gracefully.
+
+    Runs until stopped (the systemd unit contrib/mailhygiene-send.service runs it so); SIGTERM,
+    SIGINT and SIGHUP let the messages in flight finish first (SIGHUP then exits 129, for a restart
+    with the config read anew).
+
+    \b
+      mailhygiene send daemon                      # as the service does
+      mailhygiene send daemon --exit-when-done -v  # one pass over the queue, every result logged
+    """
     from ..sender.daemon import run_daemon
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
@@ -118,7 +127,12 @@ def send_daemon(exit_when_done, max_seconds, verbose):
 @click.option("--job", "job_id", type=JOB_ID, default=None, help="One job: every recipient with its last reply.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def send_status(job_id, as_json):
-    """Counts per job, carrier and state, the current rate per carrier; with --job every recipient."""
+    """Counts per job, carrier and state, the current rate per carrier; with --job every recipient.
+
+    \b
+      mailhygiene send status
+      mailhygiene send status --job 12 --json
+    """
     from ..sender.queue import STATES, Queue
     from ..sender.throttle import Throttle
 
@@ -187,7 +201,12 @@ def send_status(job_id, as_json):
 @send.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def send_list(as_json):
-    """Every job with its counts (like postqueue -p, one line per job)."""
+    """Every job with its counts (like postqueue -p, one line per job).
+
+    \b
+      mailhygiene send list
+      mailhygiene send list --json
+    """
     from ..sender.queue import Queue
 
     jobs = Queue.for_config(_cfg(), read_only=True).jobs()
@@ -209,7 +228,11 @@ def send_list(as_json):
 @send.command("hold")
 @click.argument("job_id", type=JOB_ID)
 def send_hold(job_id):
-    """Hold a job: none of its messages starts until `send release` (like postsuper -h)."""
+    """Hold a job: none of its messages starts until `send release` (like postsuper -h).
+
+    \b
+      mailhygiene send hold 12
+    """
     from ..sender.queue import Queue
 
     n = Queue.for_config(_cfg()).set_held(job_id, True)
@@ -219,7 +242,11 @@ def send_hold(job_id):
 @send.command("release")
 @click.argument("job_id", type=JOB_ID)
 def send_release(job_id):
-    """Release a held job (like postsuper -H)."""
+    """Release a held job (like postsuper -H).
+
+    \b
+      mailhygiene send release 12
+    """
     from ..sender.queue import Queue
 
     n = Queue.for_config(_cfg()).set_held(job_id, False)
@@ -229,7 +256,11 @@ def send_release(job_id):
 @send.command("cancel")
 @click.argument("job_id", type=JOB_ID)
 def send_cancel(job_id):
-    """Cancel a job: its queued and deferred recipients become skipped (reason cancelled)."""
+    """Cancel a job: its queued and deferred recipients become skipped (reason cancelled).
+
+    \b
+      mailhygiene send cancel 12
+    """
     from ..sender.queue import Queue
 
     n = Queue.for_config(_cfg()).cancel(job_id)
@@ -239,7 +270,12 @@ def send_cancel(job_id):
 @send.command("retry")
 @click.option("--job", "job_id", type=JOB_ID, default=None, help="Only this job's deferred recipients.")
 def send_retry(job_id):
-    """Make deferred recipients due now (like postqueue -f)."""
+    """Make deferred recipients due now (like postqueue -f).
+
+    \b
+      mailhygiene send retry            # every job
+      mailhygiene send retry --job 12
+    """
     from ..sender.queue import Queue
 
     n = Queue.for_config(_cfg()).retry_now(job_id)
@@ -252,6 +288,9 @@ def send_flush_events():
 
     The daemon does this every few seconds and when it stops; after a crash, this (or the next
     daemon start) writes what the crashed daemon left.
+
+    \b
+      mailhygiene send flush-events
     """
     from ..sender.events import flush_outbox
     from ..sender.queue import Queue
@@ -273,6 +312,10 @@ def send_mta_config(mta, out_dir):
     postfix:  mailhygiene_transport (postmap it), main.cf and master.cf additions
     sendmail: mailertable (makemap hash mailertable < mailertable), mailhygiene.mc mailers
     qmail:    control/smtproutes
+
+    \b
+      mailhygiene send mta-config --mta postfix
+      mailhygiene send mta-config --mta sendmail --dir /tmp/mailhygiene-sendmail
     """
     from ..core.fsutil import atomic_write_text
     from ..sender.mtaconfig import mta_config
@@ -299,11 +342,17 @@ def send_mta_config(mta, out_dir):
 @send.command("preview")
 @click.option("--carrier", required=True, help="docomo, au, softbank, ymobile, rakuten or other.")
 @click.option("--subject", default=None, help="Subject (or use --job).")
-@click.option("--body-file", default=None, type=click.Path(exists=True, dir_okay=False))
+@click.option("--body-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="The text to preview (UTF-8, Shift_JIS or ISO-2022-JP), with --subject.")
 @click.option("--job", "job_id", type=JOB_ID, default=None, help="Preview a queued job instead.")
 @click.option("--to", "to", default=None, help="Recipient shown in To: (default: a sample address).")
 def send_preview(carrier, subject, body_file, job_id, to):
-    """Show the exact bytes that would be sent to a carrier, then decode them back."""
+    """Show the exact bytes that would be sent to a carrier, then decode them back.
+
+    \b
+      mailhygiene send preview --carrier docomo --subject "冬のご案内" --body-file body.txt
+      mailhygiene send preview --carrier au --job 12
+    """
     from ..sender.compose import MessageTemplate, charset_for, decode_message
     from ..sender.queue import Queue
 
