@@ -2,8 +2,8 @@
 -- What it returns: every stored row of one address, oldest first: each witness of each delivery
 -- attempt (the evidence behind a suppression entry, and `suppression show`).
 -- Reads:   witnessed_events (sql/witnessed_events.sql: every stored row, marked when it is no
---          attempt of its own). Macros: counted_error, local_day, from_bounce_mail, binds_bounce
---          (sql/macros.sql).
+--          attempt of its own). Macros: counted_error, local_day, from_bounce_mail, binds_bounce,
+--          message_key (sql/macros.sql).
 -- Params:  $address         normalised address (lower-case, no quotes)
 --          $tz              IANA zone for the local_time column
 --          $counted_reasons VARCHAR[]: reasons the suppression rule counts (rule.counted_reasons)
@@ -23,7 +23,7 @@
 --          null_sender (a row of null-sender mail, `from=<>`: a DSN, no attempt of ours)
 
 WITH addressed AS (
-    SELECT *, nullif(trim(message_id, '<> '), '') AS message, local_day(ts, $tz) AS day,
+    SELECT *, message_key(message_id) AS message, local_day(ts, $tz) AS day,
            from_bounce_mail(source_file) AS bounce_mail
     FROM witnessed_events WHERE recipient = $address
 ),

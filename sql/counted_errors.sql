@@ -6,7 +6,7 @@
 -- Reads:   attempts (sql/attempts.sql: each delivery attempt once, so a bounce mail restating a
 --          logged refusal is not a second error, its log row is the evidence; no null-sender row)
 --          and events (the witnesses that bind a bounce mail). Macros: counted_error, local_day,
---          from_bounce_mail, binds_bounce (sql/macros.sql).
+--          from_bounce_mail, binds_bounce, message_key (sql/macros.sql).
 -- Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo')
 --          $as_of           TIMESTAMPTZ: only events up to this instant
 --          $counted_reasons VARCHAR[]: reasons that count (scope must also be 'recipient')
@@ -29,7 +29,7 @@ WITH counted AS (
     SELECT recipient AS address, ts, event_id, carrier, reason, dsn, reply_code, diagnostic,
            local_day(ts, $tz) AS day, status,
            CASE WHEN mta = $sender_mta AND nullif(queue_id, '') IS NOT NULL THEN NULL
-                ELSE nullif(trim(message_id, '<> '), '') END AS message,
+                ELSE message_key(message_id) END AS message,
            host, nullif(queue_id, '') AS queue_id,
            from_bounce_mail(source_file) AS bounce_mail
     FROM attempts
@@ -43,7 +43,7 @@ bounce_mails AS (
 
 witnesses AS (
     -- the other rows to the addresses bounce mails name (none read when there is no bounce mail)
-    SELECT recipient AS address, nullif(trim(message_id, '<> '), '') AS message, local_day(ts, $tz) AS day
+    SELECT recipient AS address, message_key(message_id) AS message, local_day(ts, $tz) AS day
     FROM events
     WHERE recipient IN (SELECT address FROM bounce_mails)
       AND NOT from_bounce_mail(source_file)

@@ -2,8 +2,8 @@
 /* What it returns: every stored row of one address, oldest first: each witness of each delivery */
 /* attempt (the evidence behind a suppression entry, and `suppression show`). */
 /* Reads:   witnessed_events (sql/witnessed_events.sql: every stored row, marked when it is no */
-/*          attempt of its own). Macros: counted_error, local_day, from_bounce_mail, binds_bounce */
-/*          (sql/macros.sql). */
+/*          attempt of its own). Macros: counted_error, local_day, from_bounce_mail, binds_bounce, */
+/*          message_key (sql/macros.sql). */
 /* Params:  $address         normalised address (lower-case, no quotes) */
 /*          $tz              IANA zone for the local_time column */
 /*          $counted_reasons VARCHAR[]: reasons the suppression rule counts (rule.counted_reasons) */
@@ -24,7 +24,13 @@
 WITH addressed AS (
   SELECT
     *,
-    NULLIF(TRIM('<> ' FROM message_id), '') AS message,
+    (
+      CASE
+        WHEN LEFT(message_id, 1) IN ('<', '>', ' ') OR RIGHT(message_id, 1) IN ('<', '>', ' ')
+        THEN NULLIF(TRIM('<> ' FROM message_id), '')
+        ELSE NULLIF(message_id, '')
+      END
+    ) AS message,
     (
       CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE)
     ) AS day,

@@ -6,7 +6,7 @@
 /* Reads:   attempts (sql/attempts.sql: each delivery attempt once, so a bounce mail restating a */
 /*          logged refusal is not a second error, its log row is the evidence; no null-sender row) */
 /*          and events (the witnesses that bind a bounce mail). Macros: counted_error, local_day, */
-/*          from_bounce_mail, binds_bounce (sql/macros.sql). */
+/*          from_bounce_mail, binds_bounce, message_key (sql/macros.sql). */
 /* Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo') */
 /*          $as_of           TIMESTAMPTZ: only events up to this instant */
 /*          $counted_reasons VARCHAR[]: reasons that count (scope must also be 'recipient') */
@@ -41,7 +41,13 @@ WITH counted AS (
     CASE
       WHEN mta = 'mailhygiene' AND NOT NULLIF(queue_id, '') IS NULL
       THEN NULL
-      ELSE NULLIF(TRIM('<> ' FROM message_id), '')
+      ELSE (
+        CASE
+          WHEN LEFT(message_id, 1) IN ('<', '>', ' ') OR RIGHT(message_id, 1) IN ('<', '>', ' ')
+          THEN NULLIF(TRIM('<> ' FROM message_id), '')
+          ELSE NULLIF(message_id, '')
+        END
+      )
     END AS message,
     host,
     NULLIF(queue_id, '') AS queue_id,
@@ -69,7 +75,13 @@ WITH counted AS (
   /* the other rows to the addresses bounce mails name (none read when there is no bounce mail) */
   SELECT
     recipient AS address,
-    NULLIF(TRIM('<> ' FROM message_id), '') AS message,
+    (
+      CASE
+        WHEN LEFT(message_id, 1) IN ('<', '>', ' ') OR RIGHT(message_id, 1) IN ('<', '>', ' ')
+        THEN NULLIF(TRIM('<> ' FROM message_id), '')
+        ELSE NULLIF(message_id, '')
+      END
+    ) AS message,
     (
       CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE)
     ) AS day

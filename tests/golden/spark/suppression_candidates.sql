@@ -4,7 +4,7 @@
 /*          $counted_reasons: every counted error up to $as_of with its local day; a table */
 /*          the guard reads too), events (view over the event store: the latest deliveries), */
 /*          suppression_history (view over suppression/history.parquet; empty when there is no */
-/*          list yet: its `released` rows are the releases). Macros: failed_after (sql/macros.sql). */
+/*          list yet: its `released` rows are the releases). Macros: failed_after, message_key (sql/macros.sql). */
 /* Params:  $as_of           TIMESTAMPTZ: only events up to this instant are evaluated */
 /*          $min_errors      at least this many counted errors ... */
 /*          $min_days        ... on at least this many distinct calendar days ... */
@@ -73,7 +73,13 @@ WITH error_days AS (
     recipient AS address,
     ts,
     status,
-    NULLIF(TRIM('<> ' FROM message_id), '') AS message,
+    (
+      CASE
+        WHEN LEFT(message_id, 1) IN ('<', '>', ' ') OR RIGHT(message_id, 1) IN ('<', '>', ' ')
+        THEN NULLIF(TRIM('<> ' FROM message_id), '')
+        ELSE NULLIF(message_id, '')
+      END
+    ) AS message,
     source_file,
     source_offset
   FROM events
