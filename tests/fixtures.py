@@ -853,6 +853,28 @@ def glue_lines(text: str, seed: int = 7, every: int = 40) -> tuple[str, list[str
     return "".join(out), glued
 
 
+def assert_glued_lines_read(tmp_path, mta: str, deliveries_of) -> None:
+    """A generated `mta` log with one in 25 read lines cut short and the next glued to it
+    (glue_lines): the fast path agrees with the per-line parser; no recipient holds a piece of
+    the next line; each cut line is a `malformed` reject; every glued line's deliveries
+    (deliveries_of(line): {(recipient, status)}) are stored."""
+    import pipeline
+
+    text, glued = glue_lines(generated_log(tmp_path, mta, lines=6000).read_text(), every=25)
+    log = tmp_path / "glued.log"
+    log.write_text(text)
+    fast, slow = ingest_both(tmp_path, [log], fmt=mta)
+    assert_same(fast, slow)
+    events = pipeline.connect(tmp_path / "data-True-None").sql(
+        "SELECT recipient, status, queue_id FROM events").fetchall()
+    assert not [r for r in events if " " in r[0] or "]:" in r[0]]
+    wanted = [ln for ln in glued if deliveries_of(ln)]
+    assert len(wanted) > 10 and fast[2].get("malformed", 0) >= len(wanted)
+    got = {(r[0], r[1]) for r in events}
+    for ln in wanted:
+        assert deliveries_of(ln) <= got, ln
+
+
 def mutated(text: str, rng, alphabet, edits: int, inserts: float = 0.4, deletes: float = 0.3) -> str:
     """`text` with 1 to `edits` random edits, each a character of `alphabet` inserted (with
     probability `inserts`), a character deleted (`deletes`) or replaced (the rest): the texts a

@@ -20,7 +20,7 @@ from pipeline.ingest import native
 from pipeline.ingest.engine import ingest
 from pipeline.ingest.parsers import ParseContext, sendmail_block
 from pipeline.ingest.parsers.common import QueueParser
-from fixtures import TOKYO, assert_same, generated_log, glue_lines, mutated, restamped
+from fixtures import TOKYO, assert_glued_lines_read, assert_same, generated_log, mutated, restamped
 from fixtures import ingest_both as ingest_both_formats
 
 
@@ -336,19 +336,7 @@ def test_a_line_cut_short_with_the_next_glued_to_it(tmp_path, monkeypatch):
     it: the cut line is a reject and the glued one is read. Read as one line it gave a
     recipient of both (`u2@docomo.ne.jpnov  3 16:04:33 mx1 …: to=<u3@docomo.ne.jp`) or the cut
     line's recipient with the glued one's status, and the glued line's delivery was lost."""
-    text, glued = glue_lines(generated_log(tmp_path, 'sendmail', lines=6000).read_text(), every=25)
-    log = tmp_path / "glued.log"
-    log.write_text(text)
-    fast, slow = ingest_both(tmp_path, [log])
-    assert_same(fast, slow)
-    events = pipeline.connect(tmp_path / "data-True-None").sql(
-        "SELECT recipient, status, queue_id FROM events").fetchall()
-    assert not [r for r in events if " " in r[0] or "]:" in r[0]]
-    wanted = [ln for ln in glued if _deliveries_of(ln)]
-    assert len(wanted) > 10 and fast[2].get("malformed", 0) >= len(wanted)
-    got = {(r[0], r[1]) for r in events}
-    for ln in wanted:
-        assert _deliveries_of(ln) <= got, ln
+    assert_glued_lines_read(tmp_path, "sendmail", _deliveries_of)
 
 
 _deliveries_of = lambda ln: {(a.lower(), "sent" if "dsn=2" in ln else "deferred" if "dsn=4" in ln else "bounced") for a in re.findall(r"<?([^<>,\s]+@[^<>,\s]+)>?", ln.split(" to=", 1)[1].split(", ", 1)[0])} if " to=" in ln and "mailer=esmtp" in ln else set()
