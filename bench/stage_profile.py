@@ -40,9 +40,10 @@ pipeline.ingest.parsers.postfix_block _row_columns
 pipeline.ingest.parsers.postfix_block _text_facts_native
 pipeline.ingest.parsers.postfix_block _python_lower
 pipeline.ingest.parsers.postfix_block read_block
-pipeline.ingest.parsers.postfix_block _exact_queue_ids
+pipeline.ingest.parsers.postfix_block _carried_entries
+pipeline.ingest.parsers.postfix_join join
 pipeline.ingest.parsers.postfix_block _exact_loop
-pipeline.ingest.parsers.postfix_block _join_rest
+pipeline.ingest.parsers.postfix_block _apply_rest
 pipeline.ingest.parsers.blocks block_minutes
 pipeline.ingest.sink EventBuffer.annotate
 pipeline.ingest.sink EventBuffer.take

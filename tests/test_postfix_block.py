@@ -26,7 +26,7 @@ import pipeline
 from pipeline.ingest import native
 from pipeline.core.config import load_config
 from pipeline.ingest.engine import ingest
-from pipeline.ingest.parsers import ParseContext, postfix_block
+from pipeline.ingest.parsers import ParseContext, postfix_block, postfix_join
 from pipeline.ingest.parsers.common import QueueParser
 from fixtures import ODD_STAMPS, TOKYO, assert_glued_lines_read, assert_same, generated_log, restamped
 from fixtures import ingest_both as ingest_both_formats
@@ -661,13 +661,13 @@ def test_recipients_deferred_in_turns_keep_each_ones_last_deferral(tmp_path, mon
 def test_codes_within_groups_tell_equal_values_of_a_group():
     values = pa.array(["a", "b", "a", "c", "c", None, None, "x", "x", "y", None, "a"])
     groups = np.array([0, 0, 0, 1, 1, 2, 2, 3, 3, 3, 4, 4])
-    codes = postfix_block._codes_within_groups(values, groups)
+    codes = postfix_join._codes_within_groups(values, groups)
     py = values.to_pylist()
     for i in range(len(py)):
         for j in range(len(py)):
             if groups[i] == groups[j]:
                 assert (codes[i] == codes[j]) == (py[i] == py[j]), (i, j)
-    assert postfix_block._codes_within_groups(pa.array(["a", "a"]), np.array([0, 1])).tolist() == [0, 0]
+    assert postfix_join._codes_within_groups(pa.array(["a", "a"]), np.array([0, 1])).tolist() == [0, 0]
 
 
 def test_a_fed_line_is_read_once(tmp_path, monkeypatch):
@@ -711,13 +711,13 @@ def test_latest_is_the_accumulate():
         i = np.arange(n)
         at = np.sort(rng.choice(n, min(n, 20), replace=False)) if n else np.zeros(0, np.int64)
         want = np.maximum.accumulate(np.where(flags, i, -1))[at] if n else at
-        assert postfix_block._Latest(flags).at(at).tolist() == want.tolist()
+        assert postfix_join._Latest(flags).at(at).tolist() == want.tolist()
 
 
 def test_running_max_is_the_accumulate():
     for x in ([], [5], [1, 2, 2, 3], [3, 1, 2, 5, 4, 4, 9], [7, 7, 7], [2, 1]):
         x = np.array(x, np.int64)
-        assert postfix_block._running_max(x).tolist() == np.maximum.accumulate(x).tolist()
+        assert postfix_join.running_max(x).tolist() == np.maximum.accumulate(x).tolist()
 
 
 # Real-world shapes the tests above do not carry: deliveries logged by the queue manager (qmgr,

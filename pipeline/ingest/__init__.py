@@ -16,10 +16,13 @@
              (pipeline.store.event_store) on a writer thread
   parsers/   one parser per MTA (postfix, sendmail, qmail): the definition of each format; a
              block reader per MTA (postfix_block, sendmail_block, qmail_block) held to its parser
-             by a differential test; blocks: what they share (line kinds, stamps into times)
+             by a differential test; blocks: what they share (line kinds, stamps into times);
+             postfix_join: the Postfix block's queue-id join, computed before read_block
+             applies it through the parser's change()
   native/    the compiled block scanners (ctypes; C99 built at install): Postfix, sendmail, qmail
              line scans (traditional and RFC 3339 stamps, qmail multilog and splogger), column
-             cuts, event ids, reply codes and phases of delivery texts; each held to its
+             cuts, event ids, reply codes and phases of delivery texts, the Postfix queue-id
+             join (postfix_join.join_numpy's); each held to its
              Python/numpy definition, which is the fallback
 
 Public API: engine.ingest(cfg, paths, ...), engine.follow(cfg, stop_event), engine.Engine,

@@ -4,7 +4,8 @@ hatch_build.py compiles postfix_scan.c into _postfix_scan.so when the package is
 C compiler is there (`make venv` does that; so does `pip install .`). Without the library (no
 compiler, or MAILHYGIENE_NATIVE=0 in the environment) `SCANNER` is None and
 pipeline.ingest.parsers.postfix_block uses its numpy scanner, which defines what the compiled one must
-find: tests/test_postfix_scan.py holds the two to the same output.
+find: tests/test_postfix_scan.py holds the two to the same output. join_block computes a
+Postfix block's queue-id join as postfix_join.join_numpy does (tests/test_postfix_join.py).
 
 ctypes releases the GIL for the length of each call, so the reader threads of pipeline.ingest.engine
 scan blocks in parallel.
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import ctypes
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-ABI = 20  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 21  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
@@ -68,6 +70,9 @@ class Scanner:
         lib.qmail_facts.argtypes = [_P, _P, _I64] + [_P] * 7
         lib.mask_addresses.restype = None
         lib.mask_addresses.argtypes = [_P, _P, _P, _P, _I64, _P, _P]
+        lib.join_block.restype = ctypes.c_int
+        lib.join_block.argtypes = ([_I64] + [_P] * 6 + [_I64, _P, _I64, _I64, _I64] + [_P] * 7 + [_I64, ctypes.c_int, _I64, _P,
+                                   ctypes.c_int] + [_P] * 19)
         for ids in (lib.event_ids, lib.event_ids_scalar):
             ids.restype = ctypes.c_int
             ids.argtypes = [_P, _P, _P, _P, _P, _I64, ctypes.c_int, _P]
@@ -144,6 +149,57 @@ class Scanner:
             out["q_code"] = code[:nf]
             out["q_names"] = pa.Array.from_buffers(pa.string(), nq, [None, pa.py_buffer(q_offsets[:nq + 1]),
                                                                       pa.py_buffer(q_chars[:int(q_offsets[nq])])])
+        return out
+
+    def join_block(self, j) -> dict:
+        """postfix_join.join_numpy(j) (a JoinInput), compiled: the same arrays (see join_block in
+        the C; tests/test_postfix_join.py holds the two equal)."""
+        n, n_codes = len(j.kinds), len(j.special)
+        c64 = partial(np.ascontiguousarray, dtype=np.int64)
+        c8 = partial(np.ascontiguousarray, dtype=np.uint8)
+        kinds, fkinds = np.ascontiguousarray(j.kinds, np.int8), np.ascontiguousarray(j.fkinds, np.int8)
+        codes, minutes, us, minute_us, fed_ts = c64(j.codes), c64(j.minutes), c64(j.us), c64(j.minute_us), c64(j.fed_ts)
+        if not (len(fkinds) == len(codes) == len(minutes) == len(us) == n):
+            raise ValueError("join_block: per-line arrays of different lengths")
+        per_code = [c8(j.special), c8(j.has_carried), c64(j.carried_seen), c8(j.carried_left), c64(j.carried_sender),
+                    c64(j.carried_mid), c8(j.carried_deferred)]
+        if any(len(a) != n_codes for a in per_code):
+            raise ValueError("join_block: per-code arrays of different lengths")
+        status = np.ascontiguousarray(j.status_codes, np.int8)
+        recipients = j.recipients
+        n_deliv = len(status)
+        if len(recipients) != n_deliv or recipients.null_count:
+            raise ValueError("join_block: one recipient (not null) a delivery row")
+        _, off_buf, chars_buf = recipients.buffers()
+        r_off = np.frombuffer(off_buf, np.int32)[recipients.offset:recipients.offset + n_deliv + 1] if n_deliv \
+            else np.zeros(1, np.int32)
+        r_off = np.ascontiguousarray(r_off)
+        r_chars = np.frombuffer(chars_buf, np.uint8) if chars_buf is not None and chars_buf.size else np.zeros(1, np.uint8)
+        if n_deliv and (int(r_off[0]) < 0 or int(r_off[-1]) > len(r_chars)):
+            raise ValueError("join_block: recipient offsets outside their characters")
+        out = {"ts": np.empty(n, np.int64), "clock_run": np.empty(n, np.int64), "in_loop": np.empty(n, np.uint8),
+               "aux": np.empty(n, np.int64), "d_ts": np.empty(n_deliv, np.int64), "d_code": np.empty(n_deliv, np.int64),
+               "sender": np.empty(n_deliv, np.int64), "mid": np.empty(n_deliv, np.int64),
+               "t_code": np.empty(n_codes, np.int64), "t_flags": np.empty(n_codes, np.uint8),
+               "t_top": np.empty(n_codes, np.int64), "t_sender": np.empty(n_codes, np.int64),
+               "t_mid": np.empty(n_codes, np.int64), "e_code": np.empty(n_deliv, np.int64),
+               "e_first": np.empty(n_deliv, np.int64), "e_value": np.empty(n_deliv, np.int64)}
+        counts = np.zeros(2, np.int64)
+        rc = self.lib.join_block(n, _ptr(kinds), _ptr(fkinds), _ptr(codes), _ptr(minutes), _ptr(us), _ptr(minute_us),
+                                 len(minute_us), _ptr(fed_ts), len(fed_ts), int(j.clock), n_codes,
+                                 *(_ptr(a) for a in per_code), int(j.ttl), int(bool(j.crowded)), n_deliv, _ptr(status),
+                                 int(j.deferred_code), _ptr(r_off), _ptr(r_chars), *(_ptr(a) for a in out.values()),
+                                 _ptr(counts))
+        if rc == -3:
+            raise MemoryError("join_block")
+        if rc != 0:
+            raise ValueError("join_block: inputs that do not fit together (codes, minutes, rows or fed lines)")
+        nt, ne = counts.tolist()
+        for name in ("t_code", "t_flags", "t_top", "t_sender", "t_mid"):
+            out[name] = out[name][:nt]
+        for name in ("e_code", "e_first", "e_value"):
+            out[name] = out[name][:ne]
+        out["in_loop"] = out["in_loop"].view(bool)
         return out
 
     SENDMAIL_LINE = (("kind", np.int8), ("t_key", np.uint64), ("t_us", np.int64), ("host_s", np.int64), ("host_e", np.int64), ("qid_s", np.int64), ("qid_e", np.int64),

@@ -10,7 +10,9 @@
  *
  * Also here: gather() (cut many slices of a block into one Arrow string buffer), event_ids()
  * (BLAKE2b, RFC 7693, 10-byte digests in hex: pipeline.records.event_id_for of many rows) and
- * mask_addresses() (classify.mask_addresses of many texts, for ingest's annotate).
+ * mask_addresses() (classify.mask_addresses of many texts, for ingest's annotate) and
+ * join_block() (postfix_join.join_numpy: a block's queue-id join, computed; the caller applies
+ * it to the parser state).
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdint.h>
@@ -2111,4 +2113,222 @@ void mask_addresses(const uint8_t *in, const int32_t *in_off, const int64_t *row
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 20; }
+/* ---- The queue-id join of a Postfix block (pipeline/ingest/parsers/postfix_join.py) ----------
+ *
+ * join_numpy() there defines what this computes; read_block applies it to the parser state
+ * through PostfixParser.change (nothing here knows the state, only what the caller says of it).
+ * Per interesting line (n): kinds (K_*), fkinds (the kinds extract() found: ranks of from= and
+ * message-id= lines), codes (queue-id code, read where kinds != K_FEED), minutes, us (the
+ * stamp); fed_ts (n_fed: the times of the K_FEED lines, INT64_MIN none); clock0.
+ * Per code (n_codes): special (fed queue ids), has_carried, carried_seen, carried_left,
+ * carried_sender, carried_mid, carried_deferred. Per delivery row (n_deliv): status codes
+ * (deferred_code: a deferral), recipients (Arrow offsets and characters).
+ * Out per line: ts, clock_run, in_loop, aux; per row: d_ts, d_code, sender, mid; per touched
+ * queue id (by code): t_code, t_flags, t_top, t_sender, t_mid; per kept recipient: e_code,
+ * e_first, e_value; counts[0] touched, counts[1] recipients. 0, or -1 (inputs that do not fit
+ * together) or -3 (no memory). */
+#define J_REMOVED 1
+#define J_REUSED 2
+
+static uint64_t recipient_hash(const uint8_t *p, int64_t len, int64_t code) {
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)code * 0x9E3779B97F4A7C15ULL;
+    for (int64_t i = 0; i < len; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    return h ^ (h >> 29);
+}
+
+int join_block(int64_t n, const int8_t *kinds, const int8_t *fkinds, const int64_t *codes, const int64_t *minutes,
+               const int64_t *us, const int64_t *minute_us, int64_t n_minutes, const int64_t *fed_ts, int64_t n_fed,
+               int64_t clock0, int64_t n_codes, const uint8_t *special_in, const uint8_t *has_carried,
+               const int64_t *carried_seen, const uint8_t *carried_left, const int64_t *carried_sender,
+               const int64_t *carried_mid, const uint8_t *carried_deferred, int64_t ttl, int crowded,
+               int64_t n_deliv, const int8_t *status, int deferred_code, const int32_t *r_off, const uint8_t *r_chars,
+               int64_t *ts, int64_t *clock_run, uint8_t *in_loop, int64_t *aux,
+               int64_t *d_ts, int64_t *d_code, int64_t *sender, int64_t *mid,
+               int64_t *t_code, uint8_t *t_flags, int64_t *t_top, int64_t *t_sender, int64_t *t_mid,
+               int64_t *e_code, int64_t *e_first, int64_t *e_value, int64_t *counts) {
+    counts[0] = counts[1] = 0;
+    /* per code: eleven int64 and five byte arrays in one allocation */
+    int64_t nc = n_codes > 0 ? n_codes : 1;
+    int64_t *w = malloc((size_t)nc * (11 * sizeof(int64_t) + 5));
+    if (!w) return -3;
+    int64_t *first_deliv = w, *last_msgid = w + nc, *cur_sender = w + 2 * nc, *cur_mid = w + 3 * nc,
+            *ep_sender = w + 4 * nc, *ep_mid = w + 5 * nc, *ep_start = w + 6 * nc, *ep_max = w + 7 * nc,
+            *removed_t = w + 8 * nc, *slot = w + 9 * nc, *n_of = w + 10 * nc;
+    uint8_t *special = (uint8_t *)(w + 11 * nc), *first_ep = special + nc, *last_removed = first_ep + nc,
+            *want = last_removed + nc, *seen = want + nc;
+    int rc = 0;
+    /* pass 1, in line order: times, the log's clock, rows and ranks; each code's first delivery
+       and last message-id line */
+    for (int64_t c = 0; c < n_codes; c++) {
+        first_deliv[c] = INT64_MAX;
+        last_msgid[c] = -1;
+        special[c] = special_in[c];
+    }
+    int64_t clock = clock0, block_min = INT64_MAX, any_time = 0, fed = 0, dj = 0, from_rank = 0, mid_rank = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int k = kinds[i];
+        int64_t line_t;
+        if (fkinds[i] == K_FROM) aux[i] = from_rank++;
+        else if (fkinds[i] == K_MSGID) aux[i] = mid_rank++;
+        else aux[i] = -1;
+        if (k == K_FEED) {
+            if (fed >= n_fed) { rc = -1; goto done; }
+            ts[i] = 0;
+            line_t = fed_ts[fed++];
+            aux[i] = -1;
+        } else {
+            int64_t m = minutes[i], c = codes[i];
+            if (m < 0 || m >= n_minutes || c < 0 || c >= n_codes) { rc = -1; goto done; }
+            ts[i] = line_t = minute_us[m] + us[i];
+            if (k == K_DELIVERY) {
+                if (dj >= n_deliv) { rc = -1; goto done; }
+                if (i < first_deliv[c]) first_deliv[c] = i;
+                d_ts[dj] = line_t;
+                d_code[dj] = c;
+                sender[dj] = mid[dj] = -1;
+                aux[i] = dj++;
+            } else if (k == K_MSGID) {
+                last_msgid[c] = i;
+            } else if (k != K_FROM && k != K_REMOVED) { rc = -1; goto done; }
+        }
+        if (line_t != INT64_MIN) {
+            any_time = 1;
+            if (line_t < block_min) block_min = line_t;
+        }
+        if (line_t > clock) clock = line_t;
+        clock_run[i] = clock;
+    }
+    if (fed != n_fed || dj != n_deliv) { rc = -1; goto done; }
+    /* which queue ids go through the exact loop */
+    int64_t block_max = clock;
+    if (!any_time) block_min = block_max;
+    int all = crowded || (block_max - block_min > ttl);
+    for (int64_t c = 0; c < n_codes; c++) {
+        if (last_msgid[c] > first_deliv[c]) special[c] = 1;  /* a deferral keeps the message-id of its moment */
+        if (has_carried[c] && (carried_left[c] || block_max - carried_seen[c] > ttl)) special[c] = 1;
+        if (all) special[c] = 1;
+        cur_sender[c] = has_carried[c] ? carried_sender[c] : -1;
+        cur_mid[c] = has_carried[c] ? carried_mid[c] : -1;
+        ep_sender[c] = ep_mid[c] = -1;
+        ep_start[c] = 0;
+        ep_max[c] = INT64_MIN;
+        first_ep[c] = 1;
+        last_removed[c] = want[c] = seen[c] = 0;
+    }
+    /* pass 2, the rest in line order: each delivery joins its queue id's latest from= and
+       message-id= of the epoch (since the last `removed`; the first epoch: the entry from before) */
+    for (int64_t i = 0; i < n; i++) {
+        int k = kinds[i];
+        if (k == K_FEED) { in_loop[i] = 1; continue; }
+        int64_t c = codes[i];
+        if (special[c]) { in_loop[i] = 1; continue; }
+        in_loop[i] = 0;
+        seen[c] = 1;
+        if (k == K_REMOVED) {
+            cur_sender[c] = cur_mid[c] = ep_sender[c] = ep_mid[c] = -1;
+            first_ep[c] = 0;
+            ep_start[c] = i + 1;
+            ep_max[c] = INT64_MIN;
+            removed_t[c] = ts[i];
+            want[c] = 0;
+            last_removed[c] = 1;
+            continue;
+        }
+        last_removed[c] = 0;
+        if (ts[i] > ep_max[c]) ep_max[c] = ts[i];
+        if (k == K_DELIVERY) {
+            int64_t j = aux[i];
+            sender[j] = cur_sender[c];
+            mid[j] = cur_mid[c];
+            if (status[j] == deferred_code) want[c] = 1;
+        } else if (k == K_FROM) {
+            cur_sender[c] = ep_sender[c] = aux[i];
+        } else {
+            cur_mid[c] = ep_mid[c] = aux[i];
+        }
+    }
+    /* the entry each queue id is left with, by code */
+    int64_t nt = 0;
+    for (int64_t c = 0; c < n_codes; c++) {
+        if (!seen[c] || (last_removed[c] && !has_carried[c])) continue;
+        t_code[nt] = c;
+        if (last_removed[c]) {
+            t_flags[nt] = J_REMOVED;
+            t_top[nt] = removed_t[c];
+            t_sender[nt] = t_mid[nt] = -1;
+        } else {
+            t_flags[nt] = (!first_ep[c] && has_carried[c]) ? J_REUSED : 0;
+            t_top[nt] = ep_max[c];
+            t_sender[nt] = ep_sender[c];
+            t_mid[nt] = ep_mid[c];
+            /* an entry carrying deferred recipients into its last epoch */
+            if (first_ep[c] && has_carried[c] && carried_deferred[c]) want[c] = 2;
+        }
+        nt++;
+    }
+    counts[0] = nt;
+    /* pass 3: each recipient's last delivery of the last epoch of the queue ids left with
+       deferrals to keep or forget (by code and recipient: a hash table), in the order they came */
+    int64_t cap = 16;
+    while (cap < 2 * n_deliv) cap *= 2;
+    int64_t *table = NULL, *first_j = NULL, *last_j = NULL, *ecode = NULL;
+    int64_t ne = 0;
+    for (int64_t i = 0; i < n && !table; i++)
+        if (kinds[i] == K_DELIVERY && !in_loop[i] && want[codes[i]] && !last_removed[codes[i]] && i >= ep_start[codes[i]])
+            table = malloc((size_t)cap * sizeof(int64_t) + 3 * (size_t)(n_deliv + 1) * sizeof(int64_t));
+    if (table) {
+        first_j = table + cap;
+        last_j = first_j + n_deliv + 1;
+        ecode = last_j + n_deliv + 1;
+        for (int64_t s = 0; s < cap; s++) table[s] = -1;
+        for (int64_t i = 0; i < n; i++) {
+            if (kinds[i] != K_DELIVERY || in_loop[i]) continue;
+            int64_t c = codes[i], j = aux[i];
+            if (!want[c] || last_removed[c] || i < ep_start[c]) continue;
+            const uint8_t *r = r_chars + r_off[j];
+            int64_t rl = r_off[j + 1] - r_off[j];
+            uint64_t s = recipient_hash(r, rl, c) & (uint64_t)(cap - 1);
+            for (;;) {
+                int64_t e = table[s];
+                if (e < 0) {
+                    table[s] = ne;
+                    first_j[ne] = last_j[ne] = j;
+                    ecode[ne++] = c;
+                    break;
+                }
+                int64_t f = first_j[e];
+                if (ecode[e] == c && r_off[f + 1] - r_off[f] == rl && memcmp(r_chars + r_off[f], r, (size_t)rl) == 0) {
+                    last_j[e] = j;
+                    break;
+                }
+                s = (s + 1) & (uint64_t)(cap - 1);
+            }
+        }
+        /* kept: a deferral, or a final status that forgets one the entry from before holds; by
+           code (a counting sort keeps each code's recipients in the order they came) */
+        for (int64_t c = 0; c < n_codes; c++) n_of[c] = 0;
+        for (int64_t e = 0; e < ne; e++) {
+            int64_t value = status[last_j[e]] == deferred_code ? last_j[e] : -1;
+            last_j[e] = value;
+            if (value >= 0 || want[ecode[e]] == 2) n_of[ecode[e]]++;
+            else ecode[e] = -1;
+        }
+        int64_t at = 0;
+        for (int64_t c = 0; c < n_codes; c++) { slot[c] = at; at += n_of[c]; }
+        for (int64_t e = 0; e < ne; e++) {
+            int64_t c = ecode[e];
+            if (c < 0) continue;
+            int64_t o = slot[c]++;
+            e_code[o] = c;
+            e_first[o] = first_j[e];
+            e_value[o] = last_j[e];
+        }
+        counts[1] = at;
+        free(table);
+    }
+done:
+    free(w);
+    return rc;
+}
+
+int scanner_abi(void) { return 21; }

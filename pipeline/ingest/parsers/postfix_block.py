@@ -27,11 +27,12 @@ the block being applied.
 
 The queue-id joins (sender, message-id, deferred recipients for the expiry line) live in the
 parser's own state (PostfixParser.queue). Queue ids are independent of each other there, so they
-are split in two: those with a fed line, a deferral or deferred recipients from before go through
-one Python loop over their lines in order, doing exactly what PostfixParser._state / _record do;
-all others (a message received, delivered and removed, the bulk of a log) are joined with numpy
-(the latest from= / message-id= of the same queue id since its last `removed`), and only their
-state at the end of the block is written back.
+are split in two: those with a fed line, a message-id after a delivery, or an entry from before
+that may be stale go through one Python loop over their lines in order, each line through
+PostfixParser.change (or feed); all others (a message received, delivered and removed, the bulk
+of a log) are joined by postfix_join (the latest from= / message-id= of the same queue id since
+its last `removed`: computed, compiled where the scanner was built, without touching the state),
+and only their entry at the end of the block is set, through PostfixParser.change.
 
 Called by pipeline.ingest.engine for every clean block of a Postfix file.
 """
@@ -56,6 +57,8 @@ from .common import CLOCK, DELIVERY, MESSAGE_ID, REMOVED, SENDER, TOUCH, decode_
 from . import blocks
 from .blocks import STAMP_ISO, STAMP_UTC, DeferredRows, distinct_codes
 from .common import reply_code_of
+from . import postfix_join
+from .postfix_join import NO_TIME as _NO_TIME, T_REMOVED, T_REUSED
 from .postfix import FILTER_HOP_RELAY, FILTER_HOP_REPLY, PostfixParser, head_as_fed, read_prefix, smtp_phase_of
 
 # --- the shapes the fast path takes (RE2 syntax; anything else goes to PostfixParser.feed) ------
@@ -681,71 +684,57 @@ class _JoinedColumn:
         return values.take(ab.numbers(np.maximum(self.index, 0), pa.int64(), self.index >= 0))
 
 
-def _exact_queue_ids(parser: PostfixParser, f: BlockFields, kinds: np.ndarray, codes: np.ndarray,
-                     clock_run: np.ndarray, line_ts: np.ndarray, names: _Names, fed_qids: list,
-                     status_codes: np.ndarray):
-    """Which interesting lines go through the exact loop: those of queue ids with a fed line in
-    the block, with a message-id line after one of their deliveries (a deferral keeps the
-    message-id of its moment), or with an entry from before that may be stale; all of them when
-    the block spans more than the join window (measured from the log's clock), or when it could
-    take the table past PostfixParser.MAX_QUEUE_IDS. Also the entry each queue id of the block
-    had before it. (Deferrals are joined column-wise: _join_rest.)"""
+def _carried_entries(parser: PostfixParser, f: BlockFields, names: _Names, fed_qids: list, senders: _JoinedColumn,
+                     message_ids: _JoinedColumn) -> dict:
+    """What the parser state says of the block's queue ids, per code (JoinInput's `special` and
+    `carried_*`): the queue ids of the fed lines (their lines all go through the exact loop),
+    and the entries from before the block (most queue ids of a block are new), looked up once."""
     queue = parser.queue
-    special = np.zeros(len(names) + 1, bool)              # by code; the last one is "fed" (-1)
-    # the block's queue ids looked up once among the fed lines' and the entries from before
+    n_codes = len(names)
+    special = np.zeros(n_codes, bool)
+    has = np.zeros(n_codes, bool)
+    seen = np.zeros(n_codes, np.int64)
+    left = np.zeros(n_codes, bool)
+    sender = np.full(n_codes, -1, np.int64)
+    mid = np.full(n_codes, -1, np.int64)
+    deferred = np.zeros(n_codes, bool)
     # (an entry of a fed queue id is not needed: its lines all go through the exact loop)
     fed_set = dict.fromkeys(fed_qids)
     known = list(fed_set) + [q for q in queue if q not in fed_set]
-    present = np.zeros(0, np.int64)
     if known:
         at = pc.index_in(f.qid_names, value_set=ab.strings(known))
         index = np.frombuffer(at.buffers()[1], np.int32, len(at), at.offset * 4)  # (int32; null: not found)
         if at.null_count:                                 # (pc.fill_null would import pandas: pa.scalar)
             index = np.where(ab.to_bools(at.is_valid()), index, -1)
-        special[:-1] = (index >= 0) & (index < len(fed_set))
+        special[:] = (index >= 0) & (index < len(fed_set))
         present = np.flatnonzero(index >= len(fed_set))
-    first_delivery = np.full(len(names) + 1, np.iinfo(np.int64).max)
-    d_at = np.flatnonzero(kinds == K_DELIVERY)
-    np.minimum.at(first_delivery, codes[d_at], d_at)
-    last_msgid = np.full(len(names) + 1, -1, np.int64)
-    m_at = np.flatnonzero(kinds == K_MSGID)
-    np.maximum.at(last_msgid, codes[m_at], m_at)
-    special[last_msgid > first_delivery] = True
-    valid = line_ts > _NO_TIME
-    block_max = int(clock_run[-1]) if len(clock_run) else parser.clock
-    block_min = int(line_ts[valid].min()) if valid.any() else block_max
-    ttl = parser.STATE_TTL_US
-    # entries from before the block (most queue ids of a block are new)
-    names.preload(present)
-    name_of = names.cache
-    carried = {i: queue[name_of[i]] for i in present.tolist()}
-    for i, st in carried.items():
-        if "left" in st or block_max - st["seen"] > ttl:
-            special[i] = True
-    special[-1] = True
-    spans = block_max - block_min > ttl
-    crowded = len(queue) + len(names) + len(fed_qids) > parser.MAX_QUEUE_IDS
-    if spans or crowded:
-        special[:] = True                                 # a week inside, or the cap: all exact
-    return special[codes], carried
-
-
-_NO_TIME = np.iinfo(np.int64).min
+        names.preload(present)
+        name_of = names.cache
+        sender_index, mid_index = senders.python_index, message_ids.python_index
+        for i in present.tolist():
+            st = queue[name_of[i]]
+            seen[i] = st["seen"]
+            left[i] = "left" in st
+            sender[i] = sender_index(st["sender"])
+            mid[i] = mid_index(st["message_id"])
+            deferred[i] = bool(st["deferred"])
+        has[present] = True
+    return {"special": special, "has_carried": has, "carried_seen": seen, "carried_left": left,
+            "carried_sender": sender, "carried_mid": mid, "carried_deferred": deferred}
 
 
 @dataclass
 class _Applied:
     """A block being applied to the parser state: per interesting line its kind, queue-id code,
-    time and the log's clock there; the row of each delivery line; the sender and message-id
-    columns being joined."""
+    time and the log's clock there, and `aux` (a delivery's row, a from= / message-id= line's
+    rank among the block's values); the sender and message-id columns being joined."""
 
     kinds: np.ndarray
     codes: np.ndarray
     ts: np.ndarray
     clock_run: np.ndarray
     names: _Names
-    rank_of: list
-    delivery_j: np.ndarray
+    aux: np.ndarray
     senders: _JoinedColumn
     message_ids: _JoinedColumn
 
@@ -760,9 +749,10 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
     kinds, codes, ts, names = b.kinds, b.codes, b.ts, b.names
     senders, message_ids = b.senders, b.message_ids
     change = parser.change
-    names.preload(codes[loop])
+    loop_kinds, loop_aux = kinds[loop], b.aux[loop]
+    names.preload(np.where(loop_kinds != K_FEED, codes[loop], -1))
     name_of = names.cache                              # every queue id of the loop, preloaded
-    loop_j = b.delivery_j[loop][kinds[loop] == K_DELIVERY]
+    loop_j = loop_aux[loop_kinds == K_DELIVERY]
     # recipient and status of the rows that are no deferral; the deferrals as the state keeps them
     loop_rows = dict(zip(loop_j.tolist(), zip(recipients.take(ab.indices(loop_j)).to_pylist(),
                                               map(_STATUS_WORDS.__getitem__, status_codes[loop_j].tolist()))))
@@ -773,9 +763,9 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
     row_at, sender_at, mid_at = [], [], []               # the sender / message-id each row is joined to
     sender_index, mid_index = senders.python_index, message_ids.python_index
     fed_iter = iter(fed)
-    for k, code, t, v, j, before, clock in zip(kinds[loop].tolist(), codes[loop].tolist(), ts[loop].tolist(),
-                                               _loop_values(loop, b.rank_of, senders, message_ids),
-                                               b.delivery_j[loop].tolist(), previous_clock.tolist(),
+    for k, code, t, v, j, before, clock in zip(loop_kinds.tolist(), codes[loop].tolist(), ts[loop].tolist(),
+                                               _loop_values(loop_kinds, loop_aux, senders, message_ids),
+                                               loop_aux.tolist(), previous_clock.tolist(),
                                                b.clock_run[loop].tolist()):
         if k == K_FEED:
             raw, at = next(fed_iter)
@@ -806,90 +796,44 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
         message_ids.index[row_at] = mid_at
 
 
-def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: dict, pending: DeferredRows,
-               recipients: pa.Array, status_codes: np.ndarray) -> None:
-    """The other queue ids, joined with numpy: per queue id, the latest from= / message-id= since
-    its last `removed` (or the entry from before the block); then the entry each is left with,
-    set through PostfixParser.change: its sender, message-id, time, and its deferred recipients
+def _apply_rest(parser: PostfixParser, plan: dict, names: _Names, pending: DeferredRows, recipients: pa.Array,
+                senders: _JoinedColumn, message_ids: _JoinedColumn) -> None:
+    """The other queue ids (joined by the plan, postfix_join): the entry each is left with, set
+    through PostfixParser.change: its sender, message-id, time, and its deferred recipients
     (those of the entry from before, when its epoch goes on, updated by each recipient's last
     delivery row in the block). No entry of them can be stale or pushed out in the block:
-    _exact_queue_ids sends such blocks through the exact loop."""
-    if not len(rest):
+    postfix_join sends such blocks through the exact loop."""
+    t_code = plan["t_code"]
+    if not len(t_code):
         return
-    kinds, codes, ts, names, delivery_j = b.kinds, b.codes, b.ts, b.names, b.delivery_j
-    senders, message_ids, rank_of = b.senders, b.message_ids, b.rank_of
     change = parser.change
-    by_qid = rest[_stable_order(codes[rest], len(names))]   # each queue id's lines in order
-    k, c, t = kinds[by_qid], codes[by_qid], ts[by_qid]
-    group_start = np.ones(len(by_qid), bool)
-    group_start[1:] = c[1:] != c[:-1]
-    epoch_start = group_start.copy()
-    epoch_start[1:] |= k[:-1] == K_REMOVED              # `removed` forgets the queue id
-    # runs: a queue id's lines (group), its lines since a `removed` (epoch); a line is still of
-    # the entry from before the block where its epoch begins where its group does
-    group_at, epoch_at = np.flatnonzero(group_start), np.flatnonzero(epoch_start)
-    group_of, epoch_id = np.cumsum(group_start) - 1, np.cumsum(epoch_start) - 1
-    carried_sender = np.full(len(names) + 1, -1, np.int64)
-    carried_mid = np.full(len(names) + 1, -1, np.int64)
-    has_carried = np.zeros(len(names) + 1, bool)
-    for code, st in carried.items():
-        carried_sender[code] = senders.python_index(st["sender"])
-        carried_mid[code] = message_ids.python_index(st["message_id"])
-        has_carried[code] = True
-    # the latest from= / message-id= line of each line's queue id so far (-1: none); its value
-    # where that line is of the current epoch, else the entry's from before (carried) or none
-    dpos = np.flatnonzero(k == K_DELIVERY)
-    d_first = epoch_at[epoch_id[dpos]]
-    d_carried, d_code = d_first == group_at[group_of[dpos]], c[dpos]
-    d_rows = delivery_j[by_qid[dpos]]
-    latest = []
-    for kind_, rank, carried_index, out in ((K_FROM, rank_of[0], carried_sender, senders),
-                                            (K_MSGID, rank_of[1], carried_mid, message_ids)):
-        last = _Latest(k == kind_)
-        d_last = last.at(dpos)
-        out.index[d_rows] = np.where(d_last >= d_first, rank[by_qid[np.maximum(d_last, 0)]],
-                                     np.where(d_carried, carried_index[d_code], -1))
-        latest.append(last)
-    # the entry each queue id is left with: none after `removed`, else its last epoch's values
-    group_end = np.append(group_at[1:], len(k)) - 1
-    seen_max = np.where(k == K_REMOVED, np.iinfo(np.int64).min, t)
-    epoch_max = np.maximum.reduceat(seen_max, epoch_at)  # (epochs are runs)
-    in_carried_end = epoch_at[epoch_id[group_end]] == group_at
-    # (a queue id removed at the end that had no entry before leaves nothing to do)
-    ends_touched = group_end[(k[group_end] != K_REMOVED) | has_carried[c[group_end]]]
-    names.preload(c[ends_touched])
-    deferrals = _last_epoch_deliveries(k, c, epoch_id, group_of, group_end, in_carried_end, has_carried, carried,
-                                       recipients, status_codes, dpos, d_rows)
-    pending.preload([j for kept in deferrals.values() for _, j in kept])
-    # per queue id left touched: what the loop below needs, as Python values in one go
-    e = ends_touched
-    removed_e = k[e] == K_REMOVED
-    top_e = np.where(removed_e, t[e], epoch_max[epoch_id[e]])
-    e_first = epoch_at[epoch_id[e]]                     # where the last epoch begins
-    reused_e = (e_first != group_at[group_of[e]]) & has_carried[c[e]]
-    e_last_sender, e_last_mid = latest[0].at(e), latest[1].at(e)
-    sender_e = (e_last_sender >= e_first) & ~removed_e  # a from= line of the last epoch
-    mid_e = (e_last_mid >= e_first) & ~removed_e
-    sender_values = iter(_block_values(senders, rank_of[0][by_qid[e_last_sender[sender_e]]]))
-    mid_values = iter(_block_values(message_ids, rank_of[1][by_qid[e_last_mid[mid_e]]]))
+    names.preload(t_code)
+    e_code, e_value = plan["e_code"], plan["e_value"]
+    deferrals: dict = {}
+    for code, recipient, j in zip(e_code.tolist(), recipients.take(ab.indices(plan["e_first"])).to_pylist(),
+                                  e_value.tolist()):
+        deferrals.setdefault(code, []).append((recipient, j))
+    pending.preload(e_value[e_value >= 0])
+    t_sender, t_mid = plan["t_sender"], plan["t_mid"]
+    sender_values = iter(_block_values(senders, t_sender[t_sender >= 0]))
+    mid_values = iter(_block_values(message_ids, t_mid[t_mid >= 0]))
     name_of = names.cache
     deferral = pending.rows.get                         # (every deferral kept, preloaded above)
-    for g, code, removed, top, reused, has_sender, has_mid in zip(
-            e.tolist(), c[e].tolist(), removed_e.tolist(), top_e.tolist(), reused_e.tolist(), sender_e.tolist(),
-            mid_e.tolist()):
+    for code, flags, top, sender, mid in zip(t_code.tolist(), plan["t_flags"].tolist(), plan["t_top"].tolist(),
+                                             t_sender.tolist(), t_mid.tolist()):
         q = name_of[code]
-        if removed:
+        if flags & T_REMOVED:
             change(REMOVED, q, top)
             continue
-        if reused:
+        if flags & T_REUSED:
             change(REMOVED, q, top)                     # removed inside the block, then reused
-        if has_sender:
+        if sender >= 0:
             change(SENDER, q, top, next(sender_values))
         else:
             change(TOUCH, q, top)
-        if has_mid:
+        if mid >= 0:
             change(MESSAGE_ID, q, top, next(mid_values))
-        for recipient, j in deferrals.get(g, ()):
+        for recipient, j in deferrals.get(code, ()):
             row = deferral(j) if j >= 0 else None
             if row is None:
                 change(DELIVERY, q, top, {"recipient": recipient, "status": "sent"})  # a final status
@@ -898,116 +842,18 @@ def _join_rest(parser: PostfixParser, b: _Applied, rest: np.ndarray, carried: di
                 change(DELIVERY, q, top, row)
 
 
-def _running_max(x: np.ndarray) -> np.ndarray:
-    """np.maximum.accumulate(x), which is a slow scalar loop over int64: a log's times mostly
-    never go back, and then it is x itself (one vectorised comparison tells)."""
-    if len(x) < 2 or (x[1:] >= x[:-1]).all():
-        return x
-    return np.maximum.accumulate(x)
-
-
-class _Latest:
-    """The last position at or before a position where `flags` is True (-1: none), asked at
-    sorted positions: np.maximum.accumulate(np.where(flags, i, -1))[at], by a binary search
-    among the True positions (not an array of every position)."""
-
-    def __init__(self, flags: np.ndarray):
-        self.where = np.flatnonzero(flags)
-        self.value = np.concatenate(([-1], self.where))
-
-    def at(self, positions: np.ndarray) -> np.ndarray:
-        return self.value[np.searchsorted(self.where, positions, side="right")]
-
-
-def _stable_order(codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """np.argsort(codes, kind="stable") of codes in [0, n_codes): as 16-bit numbers where they fit
-    (numpy sorts those by radix, in one pass: several times faster than the merge sort of wider ones)."""
-    return np.argsort(codes.astype(np.uint16) if n_codes <= 1 << 16 else codes, kind="stable")
-
-
 def _block_values(column: _JoinedColumn, at: np.ndarray) -> list:
     """The values of the block's own from= / message-id= lines at `at` (in one take)."""
     return column.block_values.take(ab.indices(at)).to_pylist() if len(at) else []
 
 
-def _last_epoch_deliveries(k, c, epoch_id, group_of, group_end, in_carried_end, has_carried, carried,
-                           recipients, status_codes, dpos, d_rows) -> dict:
-    """Per group end (of the queue ids that have deferrals to keep or forget): (recipient, row)
-    in order, row -1 for a final status, for each recipient's last delivery of the last epoch.
-    (`dpos`: the delivery lines among the lines in queue-id order, `d_rows` their rows.)"""
-    if not len(dpos):
-        return {}
-    ends = group_end
-    last = epoch_id[dpos] == epoch_id[ends][group_of[dpos]]
-    dl, j = dpos[last], d_rows[last]                     # deliveries of each queue id's last epoch
-    deferred = status_codes[j] == _DEFERRED_CODE
-    g_end = ends[group_of[dl]]
-    # queue ids with a deferral in their last epoch, or carrying deferred recipients into it
-    want = np.zeros(len(ends), bool)
-    want[group_of[dl[deferred]]] = True
-    carrying = np.zeros(len(ends), bool)                 # entries from before with deferred recipients
-    for idx in np.flatnonzero(in_carried_end & has_carried[c[ends]]).tolist():
-        if carried[int(c[ends[idx]])]["deferred"]:
-            want[idx] = carrying[idx] = True
-    pick = np.flatnonzero(want[group_of[dl]])
-    if not len(pick):
-        return {}
-    # per (group end, recipient): where it first comes (the order of the list) and its last
-    # delivery (what is kept); the picks are grouped by group end, each group in line order
-    pj, pg = j[pick], g_end[pick]
-    value = np.where(deferred[pick], pj, -1)
-    taken = recipients.take(ab.indices(pj))
-    rcode = _codes_within_groups(taken, pg)
-    if rcode.any():
-        key = pg.astype(np.int64) * (int(rcode.max()) + 1) + rcode
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        last = np.full(len(first), -1, np.int64)
-        np.maximum.at(last, inverse.ravel(), np.arange(len(key)))
-    else:                                                # one recipient a queue id: its picks are a run
-        first = np.flatnonzero(np.append(True, pg[1:] != pg[:-1]))
-        last = np.append(first[1:], len(pg)) - 1
-    # a final status can only forget a deferral the entry holds: one from before the block (an
-    # entry made in the block holds only the deferrals set here, a recipient's last one); the
-    # others would change nothing and are left out
-    kept = (value[last] >= 0) | carrying[group_of[dl[pick[first]]]]
-    first, last = first[kept], last[kept]
-    if len(first) > 1 and not (first[1:] > first[:-1]).all():
-        order = np.argsort(first, kind="stable")
-        first, last = first[order], last[order]
-    out: dict = {}
-    for g, r, jj in zip(pg[first].tolist(), taken.take(ab.indices(first)).to_pylist(), value[last].tolist()):
-        out.setdefault(g, []).append((r, jj))
-    return out
-
-
-def _codes_within_groups(values: pa.Array, groups: np.ndarray) -> np.ndarray:
-    """A code per value that is equal for equal values of the same group (`groups`: runs of
-    equal numbers): 0 throughout a group whose values are all one (a message to one recipient,
-    the common case, found by comparing neighbours), else by dictionary_encode of the values of
-    the groups with more than one."""
-    codes = np.zeros(len(values), np.int64)
-    if len(values) < 2:
-        return codes
-    same_group = groups[1:] == groups[:-1]
-    equal = pc.equal(values[1:], values[:-1])           # null where either is null: told apart below
-    differ = ~(ab.to_bools(equal) & ab.to_bools(equal.is_valid()))
-    mixed_pair = np.flatnonzero(same_group & differ)
-    if not len(mixed_pair):
-        return codes
-    mixed = np.isin(groups, np.unique(groups[mixed_pair]))
-    at = np.flatnonzero(mixed)
-    codes[at] = ab.to_ints(pc.dictionary_encode(values.take(ab.indices(at)), null_encoding="encode").indices)
-    return codes
-
-
-def _loop_values(loop: np.ndarray, rank_of: list, senders: _JoinedColumn, message_ids: _JoinedColumn) -> list:
+def _loop_values(kinds: np.ndarray, aux: np.ndarray, senders: _JoinedColumn, message_ids: _JoinedColumn) -> list:
     """The from= / message-id= value of each line of the exact loop (None for other lines)."""
-    out = np.empty(len(loop), object)
-    for rank, column in zip(rank_of, (senders, message_ids)):
-        ranks = rank[loop]
-        picked = np.flatnonzero(ranks >= 0)
+    out = np.empty(len(kinds), object)
+    for kind_, column in ((K_FROM, senders), (K_MSGID, message_ids)):
+        picked = np.flatnonzero(kinds == kind_)
         if len(picked):
-            out[picked] = ab.to_objects(column.block_values.take(ab.indices(ranks[picked])))
+            out[picked] = ab.to_objects(column.block_values.take(ab.indices(aux[picked])))
     return out.tolist()
 
 
@@ -1040,19 +886,8 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
         dv = {k: (v.take(ab.indices(keep)) if isinstance(v, pa.Array) else v[keep]) for k, v in dv.items()}
         kinds = np.where(undated, K_FEED, kinds).astype(np.int8)
     fast = kinds != K_FEED
-    ts = np.where(fast, minute_us[f.minutes] + f.us, 0) if len(minute_us) else np.zeros(len(kinds), np.int64)
-    codes = np.where(fast, f.codes, -1)
     # queue ids become Python strings only where the parser state is touched (names.get)
     names = _Names(f.qid_names)
-    # sender and message-id of each delivery row: indexes into the block's from= / message-id=
-    # values (kept in Arrow) or into Python values from the parser state
-    rank_of = []
-    for at, _ in (f.senders, f.message_ids):
-        rank = np.full(len(kinds), -1, np.int64)
-        rank[at] = np.arange(len(at))
-        rank_of.append(rank)
-    is_delivery = kinds == K_DELIVERY
-    delivery_j = np.cumsum(is_delivery) - 1               # row of each delivery line in dv
     n_deliv = len(dv["line_start"])
     status_codes = dv["status_code"]
     recipients = dv["recipient"]
@@ -1061,7 +896,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
     source_file = ctx.source_file
 
     # --- the fed lines: their bytes, and the queue id and time PostfixParser.feed reads of them
-    fed = np.flatnonzero(kinds == K_FEED)
+    fed = np.flatnonzero(~fast)
     fed_starts = line_starts[f.order[fed]].tolist()
     fed_raw = [block[s:e] for s, e in zip(fed_starts, line_starts[f.order[fed] + 1].tolist())]
     fed_text = [text for text, _ in map(decode_line, fed_raw)]
@@ -1069,36 +904,42 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
     fed_heads = [None if text is None else head_as_fed(ctx, text, read_heads[text]) for text in fed_text]
     fed_heads = [h if isinstance(h, tuple) else None for h in fed_heads]  # (an impossible queue id: no time)
     fed_qids = [h[0].group("qid") for h in fed_heads if h is not None]
-    # the log's clock at each interesting line (PostfixParser.change keeps the latest time)
-    line_ts = np.where(fast, ts, _NO_TIME)
-    line_ts[fed] = [_NO_TIME if h is None else h[1] for h in fed_heads]
-    clock_run = _running_max(np.maximum(line_ts, parser.clock))
-    in_loop, carried = _exact_queue_ids(parser, f, kinds, codes, clock_run, line_ts, names, fed_qids, status_codes)
+    fed_ts = np.array([_NO_TIME if h is None else h[1] for h in fed_heads], np.int64)
 
-    # --- the deferred rows are kept in the parser state (for the expiry line, restarts) ----
+    # sender and message-id of each delivery row: indexes into the block's from= / message-id=
+    # values (kept in Arrow) or into Python values from the parser state
     senders = _JoinedColumn(f.senders[1], n_deliv)
     message_ids = _JoinedColumn(f.message_ids[1], n_deliv)
+    # --- the join, computed (postfix_join: which lines go through the exact loop, and what the
+    # others join); every state change below goes through PostfixParser.change / feed
+    crowded = len(parser.queue) + len(names) + len(fed_qids) > parser.MAX_QUEUE_IDS
+    plan = postfix_join.join(postfix_join.JoinInput(
+        kinds, f.kinds, f.codes, f.minutes, f.us, minute_us, fed_ts, parser.clock,
+        **_carried_entries(parser, f, names, fed_qids, senders, message_ids), ttl=parser.STATE_TTL_US,
+        crowded=crowded, status_codes=status_codes, deferred_code=_DEFERRED_CODE, recipients=recipients))
+    senders.index, message_ids.index = plan["sender"], plan["mid"]  # (the rest's rows; the loop joins its own)
+    in_loop, clock_run = plan["in_loop"], plan["clock_run"]
+
     # the deferred rows as the parser keeps them, made where they reach its state
     pending = DeferredRows(PostfixParser.mta, dv, status_codes == _DEFERRED_CODE)
-
-    b = _Applied(kinds, codes, ts, clock_run, names, rank_of, delivery_j, senders, message_ids)
+    b = _Applied(kinds, f.codes, plan["ts"], clock_run, names, plan["aux"], senders, message_ids)
     parser.read_heads = read_heads                       # feed() takes the heads read above
     try:
         _exact_loop(parser, b, np.flatnonzero(in_loop), zip(fed_raw, (offset + s for s in fed_starts)), pending,
                     recipients, status_codes, feed_line)
     finally:
         parser.read_heads = {}
-    _join_rest(parser, b, np.flatnonzero(~in_loop), carried, pending, recipients, status_codes)
+    _apply_rest(parser, plan, names, pending, recipients, senders, message_ids)
     if len(clock_run):
         parser.change(CLOCK, None, int(clock_run[-1]))
 
     if not n_deliv:
         return BlockResult(None, f.n_lines)
     columns = {
-        "ts": ab.numbers(ts[is_delivery], pa.int64()),
+        "ts": ab.numbers(plan["d_ts"], pa.int64()),
         "mta": ab.repeat(parser.mta, n_deliv),
         "host": dv["host"],
-        "queue_id": f.qid_names.take(ab.indices(codes[is_delivery])),
+        "queue_id": f.qid_names.take(ab.indices(plan["d_code"])),
         "message_id": message_ids.array(),
         "sender": senders.array(),
         "recipient": recipients,
