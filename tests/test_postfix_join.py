@@ -79,9 +79,10 @@ def test_join_block_reads_sliced_recipients():
 
 
 def test_join_block_refuses_inputs_that_do_not_fit():
-    j = random_input(np.random.default_rng(4))
+    rng = np.random.default_rng(4)
+    j = random_input(rng)
     while not (j.kinds == K_DELIVERY).any():
-        j = random_input(np.random.default_rng(int(np.random.default_rng().integers(1 << 30))))
+        j = random_input(rng)
     bad_code = JoinInput(**{**j.__dict__, "codes": np.where(j.kinds != K_FEED, len(j.special), -1)})
     with pytest.raises(ValueError):
         native.SCANNER.join_block(bad_code)
