@@ -17,10 +17,10 @@ import pipeline
 from pipeline.core.config import load_config
 from pipeline.ingest.engine import ingest
 from pipeline.store import parquet_io
-from pipeline.store.event_store import DICTIONARY_COLUMNS, STATISTICS_COLUMNS, EventStore
+from pipeline.store.event_store import WRITE_OPTIONS, EventStore
 from pipeline.store.records import EVENT_SCHEMA
 
-OPTIONS = {"compression": "zstd", "use_dictionary": DICTIONARY_COLUMNS, "write_statistics": STATISTICS_COLUMNS}
+OPTIONS = WRITE_OPTIONS  # the store's own: zstd per column, dictionaries, statistics
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,12 @@ def test_a_written_file_is_the_one_pyarrow_parquet_writes(events, tmp_path):
         pq.write_table(rows, tmp_path / "theirs.parquet", **OPTIONS)
         assert (tmp_path / "ours.parquet").read_bytes() == (tmp_path / "theirs.parquet").read_bytes()
         meta = pq.ParquetFile(tmp_path / "ours.parquet").metadata
-        if rows.num_rows:  # dictionary and statistics where asked, zstd everywhere
+        if rows.num_rows:  # dictionary, statistics and compression where asked
             column = meta.row_group(0).column(EVENT_SCHEMA.names.index("status"))
-            assert column.compression == "ZSTD" and column.is_stats_set and column.has_dictionary_page
+            assert column.compression == "UNCOMPRESSED" and column.is_stats_set and column.has_dictionary_page
+            column = meta.row_group(0).column(EVENT_SCHEMA.names.index("carrier"))
+            assert column.compression == "UNCOMPRESSED" and column.is_stats_set and column.has_dictionary_page
+            assert meta.row_group(0).column(EVENT_SCHEMA.names.index("diagnostic")).compression == "ZSTD"
             assert not meta.row_group(0).column(EVENT_SCHEMA.names.index("event_id")).is_stats_set
 
 
@@ -111,3 +114,32 @@ def test_another_pyarrows_private_classes_fall_back_to_pyarrow_parquet(events, t
     assert (tmp_path / "ours.parquet").read_bytes() == (tmp_path / "theirs.parquet").read_bytes()
     assert parquet_io.read_table(tmp_path / "ours.parquet").equals(events)
     assert parquet_io.read_table(tmp_path / "ours.parquet", ["status"]).column(0).equals(events.column("status"))
+
+
+def test_the_store_compresses_every_column_whose_values_are_not_a_closed_vocabulary(events, tmp_path):
+    """A VERP sender per message is too many values for a dictionary page: Parquet writes those
+    strings plain, and they must still be compressed. The classifier's labels, SMTP codes and the
+    MTA are a few values a file and are left uncompressed (compressing them only costs time)."""
+    import numpy as np
+
+    n = 60_000
+    rows = events.take(pa.array(np.arange(n) % events.num_rows))
+    rows = rows.set_column(rows.schema.get_field_index("event_id"), "event_id",
+                           pa.array([f"{i:020x}" for i in range(n)]))
+    rows = rows.set_column(rows.schema.get_field_index("sender"), "sender",
+                           pa.array([f"bounce+u{i}=d.example.jp@mail.example.com" for i in range(n)]))
+    rows = rows.set_column(rows.schema.get_field_index("ts"), "ts", pa.repeat(events.column("ts")[0], n))
+    store = EventStore(tmp_path / "data")
+    assert store.write(rows.cast(EVENT_SCHEMA)).total() == n
+    (f,) = store.files()
+    meta = pq.ParquetFile(f).metadata
+    chunks = {meta.row_group(0).column(k).path_in_schema: meta.row_group(0).column(k) for k in range(meta.num_columns)}
+    sender = chunks["sender"]
+    assert "PLAIN" in sender.encodings                       # the dictionary overflowed
+    assert sender.compression == "ZSTD"
+    assert sender.total_compressed_size * 3 < sender.total_uncompressed_size
+    for name in ("status", "reason", "scope", "carrier", "mta", "hard", "dsn", "reply_code", "smtp_phase"):
+        assert chunks[name].compression == "UNCOMPRESSED", name
+    for name in ("event_id", "ts", "queue_id", "message_id", "recipient", "recipient_domain", "relay", "host",
+                 "diagnostic", "source_file", "source_offset"):
+        assert chunks[name].compression == "ZSTD", name

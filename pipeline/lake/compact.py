@@ -51,7 +51,7 @@ def compact_closed_days(lake: LakeLocation, node: str, *, after_days: int, today
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from ..store.event_store import DICTIONARY_COLUMNS, STATISTICS_COLUMNS
+    from ..store.event_store import WRITE_OPTIONS
     from ..store.records import EVENT_SCHEMA
 
     check_node(node)
@@ -85,8 +85,7 @@ def compact_closed_days(lake: LakeLocation, node: str, *, after_days: int, today
             merged = merged.take(first)
         with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
             part = Path(tmp) / "merged.parquet"
-            pq.write_table(merged, part, compression="zstd", use_dictionary=DICTIONARY_COLUMNS,
-                           write_statistics=STATISTICS_COLUMNS)
+            pq.write_table(merged, part, **WRITE_OPTIONS)
             writer.put_if_absent(key, part)
         old = [_key_of(lake, o.path) for o in objects]
         writer.delete([k for k in old if k != key])

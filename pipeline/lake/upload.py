@@ -265,12 +265,11 @@ class Uploader:
             return {"key": None, "covered": True}
         if filtered.num_rows == table.num_rows:
             return self._upload_file(key, path, summary)
-        from ..store.event_store import DICTIONARY_COLUMNS, STATISTICS_COLUMNS
+        from ..store.event_store import WRITE_OPTIONS
 
         with tempfile.TemporaryDirectory(dir=self.state_dir) as tmp:
             part = Path(tmp) / path.name
-            pq.write_table(filtered, part, compression="zstd", use_dictionary=DICTIONARY_COLUMNS,
-                           write_statistics=STATISTICS_COLUMNS)
+            pq.write_table(filtered, part, **WRITE_OPTIONS)
             return self._upload_file(key, part, summary)
 
     def _lake_ids(self, day: str, exclude: str):

@@ -54,6 +54,17 @@ DICTIONARY_COLUMNS = ["mta", "host", "sender", "recipient_domain", "carrier", "r
 # Min/max statistics where readers filter (time, status, carrier, reason); string statistics
 # on every column cost another third of the write time and prune nothing.
 STATISTICS_COLUMNS = ["ts", "status", "carrier", "reason", "scope"]
+# zstd where it pays (ids, texts, addresses, times, offsets: 2-6x smaller). Columns whose values
+# come from a closed vocabulary (the classifier's labels, SMTP codes, the MTA) are a dictionary of
+# a few values and their run-length-coded indices, a few KB a file either way: zstd over them only
+# costs time (~10 ms of a 1M-line ingest's 1.2 s; BENCHMARKS.md). Columns with an open set of
+# values (sender, domains, relay, host, source file) keep zstd: a file with too many distinct
+# values for the dictionary falls back to plain strings, which must stay compressed.
+UNCOMPRESSED_COLUMNS = ["mta", "carrier", "status", "dsn", "reply_code", "smtp_phase", "reason", "scope", "hard"]
+COMPRESSION = {f.name: "none" if f.name in UNCOMPRESSED_COLUMNS else "zstd" for f in EVENT_SCHEMA}
+# How every writer of event files (this store, its compaction, the lake's merge and upload) writes.
+WRITE_OPTIONS = {"compression": COMPRESSION, "use_dictionary": DICTIONARY_COLUMNS,
+                 "write_statistics": STATISTICS_COLUMNS}
 
 
 # Stored event ids kept in memory as 64-bit keys (12 bytes each with their file) between writes
@@ -192,8 +203,7 @@ class EventStore:
         final = d / name
         tmp = d / f".{name}.tmp"
         try:
-            parquet_io.write_table(table, tmp, compression="zstd", use_dictionary=DICTIONARY_COLUMNS,
-                                   write_statistics=STATISTICS_COLUMNS)
+            parquet_io.write_table(table, tmp, **WRITE_OPTIONS)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             if before_publish is not None:

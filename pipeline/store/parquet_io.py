@@ -28,7 +28,7 @@ except ImportError:  # a pyarrow without it: pyarrow.parquet below
     _parquet = None
 
 
-def write_table(table: pa.Table, path: str | os.PathLike, *, compression: str, use_dictionary: list[str],
+def write_table(table: pa.Table, path: str | os.PathLike, *, compression: str | dict[str, str], use_dictionary: list[str],
                 write_statistics: list[str]) -> None:
     """pyarrow.parquet.write_table(table, path, compression=..., use_dictionary=...,
     write_statistics=...), its other arguments left at their defaults."""
