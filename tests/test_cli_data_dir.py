@@ -191,3 +191,15 @@ def test_stored_data_commands_create_nothing_for_a_missing_data_dir(tmp_path):
         res = invoke(args, data=data)
         assert res.exit_code == 1 and "does not exist" in res.output, (args, res.output)
     assert not data.exists()
+
+
+def test_a_config_kept_inside_its_own_data_dir_does_not_make_it_foreign(tmp_path):
+    data = tmp_path / "srv"
+    data.mkdir()
+    config = data / "mailhygiene.toml"
+    config.write_text('data_dir = "."\n')
+    res = invoke(["ingest", LOG], config=config)
+    assert res.exit_code == 0, res.output
+    assert (data / MARKER).is_file() and (data / "events").is_dir()
+    (data / "notes.txt").write_text("x\n")  # the marker holds beside other files too
+    assert invoke(["suppression", "list"], config=config).exit_code == 0

@@ -115,7 +115,7 @@ class AppContext:
             raise NoDataError(f"data dir {cfg.data_dir}{self.data_dir_origin(cfg)} does not exist: check --data-dir "
                               "or the config (a new install stores its first events with `mailhygiene ingest LOGS`)")
         if not self.writes:
-            datadir.check_readable(cfg.data_dir, self.data_dir_origin(cfg))
+            datadir.check_readable(cfg.data_dir, self.data_dir_origin(cfg), config_inside(cfg))
         return self.cfg
 
     def read_cfg(self):
@@ -125,7 +125,7 @@ class AppContext:
         from ..store import datadir
 
         cfg = self.cfg
-        datadir.check_readable(cfg.data_dir, self.data_dir_origin(cfg))
+        datadir.check_readable(cfg.data_dir, self.data_dir_origin(cfg), config_inside(cfg))
         return cfg
 
     def data_dir_origin(self, cfg) -> str:
@@ -142,12 +142,12 @@ class AppContext:
         if self.writes and not self._claimed:
             from ..store import datadir
 
-            datadir.claim(cfg.data_dir, self.data_dir_origin(cfg))
+            datadir.claim(cfg.data_dir, self.data_dir_origin(cfg), config_inside(cfg))
             self._claimed = True
             # a data dir the command creates (the store makes it as it writes) is marked at the end
             ctx = click.get_current_context(silent=True)
             if ctx is not None:
-                ctx.find_root().call_on_close(lambda: datadir.mark(cfg.data_dir))
+                ctx.find_root().call_on_close(lambda: datadir.mark(cfg.data_dir, config_inside(cfg)))
         return cfg
 
     def _load(self):
@@ -161,7 +161,7 @@ class AppContext:
                 from ..store import datadir
 
                 # a foreign directory first: /etc is root's, yet "run as root" is not the answer
-                datadir.refuse_foreign(cfg.data_dir, self.data_dir_origin(cfg))
+                datadir.refuse_foreign(cfg.data_dir, self.data_dir_origin(cfg), config_inside(cfg))
                 require_owner(cfg.data_dir, command=self.command_line())
             from ..classify import configure  # the config's [classify] phrases and providers
 
@@ -211,6 +211,17 @@ class AppContext:
     def problem(message: str) -> None:
         """Something the operator must see (always printed, on stderr: cron mails it)."""
         click.echo(message, err=True)
+
+
+def config_inside(cfg) -> frozenset[str]:
+    """The config file's name when it is kept at the top of its own data dir (data_dir = "."):
+    that file does not make the directory someone else's (pipeline.store.datadir)."""
+    try:
+        if cfg.source is not None and os.path.samefile(cfg.source.parent, cfg.data_dir):
+            return frozenset({cfg.source.name})
+    except OSError:
+        pass
+    return frozenset()
 
 
 def check_data_dir(cfg) -> None:
