@@ -35,7 +35,7 @@ bench: venv
 ## notebook: open the exploration notebook in JupyterLab (as root too: Jupyter refuses root without --allow-root)
 notebook: venv
 	$(BIN)/pip install --quiet -e '.[notebook]'
-	MAILHYGIENE_DATA_DIR=$(abspath $(DEMO_DATA)) $(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/explore_bounces.ipynb
+	MAILHYGIENE_CONFIG=$(abspath sample_logs/demo.toml) MAILHYGIENE_DATA_DIR=$(abspath $(DEMO_DATA)) $(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/explore_bounces.ipynb
 
 clean-venv:
 	rm -rf $(VENV)

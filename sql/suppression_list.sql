@@ -259,3 +259,7 @@ SELECT p.kind, p.carrier, p.period_start,
                    WHEN 'day' THEN p.period_start + INTERVAL 1 DAY
                    ELSE CAST(p.period_end AS TIMESTAMP) END AS period_end
 FROM (SELECT unnest($periods, recursive := true)) p;
+
+-- name: released_since
+-- Releases recorded after $since (the previous export's time): entries that left the list on purpose.
+SELECT CAST(count(*) AS BIGINT) FROM suppression_history WHERE action = 'released' AND "at" > $since;

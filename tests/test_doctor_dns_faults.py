@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 
 from dnsstub import StubDNS
-from fixtures import alarm
+from fixtures import CLI, alarm
 from pipeline.core.config import DoctorSettings
 from pipeline.preflight import check_setup
 
@@ -28,6 +28,9 @@ GOOD = {
     ("_dmarc.ex.test", "TXT"): ['"v=DMARC1; p=reject; rua=mailto:dmarc@ex.test"'],
     ("2.0.0.127.bl.test", "A"): ["127.0.0.2"],
     ("2.0.0.127.bl.test", "TXT"): ['"test entry"'],
+    # names that always exist (pipeline.preflight.resolver.KNOWN_NAMES): a resolver reaching the internet answers them
+    ("a.root-servers.net", "A"): ["198.41.0.4"],
+    ("a.gtld-servers.net", "A"): ["192.5.6.30"],
 }
 
 
@@ -385,3 +388,67 @@ def test_nxdomain_for_the_domain_alone_fails_its_checks():
     with alarm(60):
         r = run(records={(DOMAIN, "SOA"): None, (DOMAIN, "MX"): None, (DOMAIN, "TXT"): None})
     assert r["mx"].status == "fail" and "NXDOMAIN" in r["mx"].detail
+
+
+KNOWN = (("a.root-servers.net", "A"), ("a.gtld-servers.net", "A"))
+
+
+@pytest.mark.parametrize("gone", [KNOWN, KNOWN[1:]], ids=["both", "one"])
+def test_resolver_answering_the_root_but_nxdomain_for_the_world_cannot_check(gone):
+    # a captive or blackholing resolver: the root answers, every other name is NXDOMAIN. Before,
+    # mx, spf and dmarc FAILed the domain and ptr the IP on its word (exit 3)
+    from pipeline.preflight.resolver import ResolverUnusable
+
+    with alarm(60), pytest.raises(ResolverUnusable, match="cannot be trusted, nothing was checked") as exc:
+        run(records={**{k: None for k in gone}, (DOMAIN, "SOA"): None, (DOMAIN, "MX"): None,
+                     (DOMAIN, "TXT"): None, ("_dmarc.ex.test", "TXT"): None,
+                     ("10.2.0.192.in-addr.arpa", "PTR"): None})
+    assert f"NXDOMAIN for {gone[0][0]} A" in str(exc.value) and "--resolver" in str(exc.value)
+
+
+def test_split_horizon_resolver_knowing_only_our_zone_cannot_check():
+    # an offline split-horizon resolver: our own domain answers (SOA, MX, SPF, DMARC), the world
+    # (the IP's reverse zone, the names that always exist) is NXDOMAIN: ptr must not FAIL on that
+    from pipeline.preflight.resolver import ResolverUnusable
+
+    with alarm(60), pytest.raises(ResolverUnusable, match="NXDOMAIN for a.root-servers.net A"):
+        run(records={**{k: None for k in KNOWN}, ("10.2.0.192.in-addr.arpa", "PTR"): None})
+
+
+def test_resolver_with_empty_answers_for_the_known_names_cannot_check():
+    # NOERROR without the address (a resolver rewriting answers) is no proof either
+    from pipeline.preflight.resolver import ResolverUnusable
+
+    with alarm(60), pytest.raises(ResolverUnusable, match="an empty answer for a.root-servers.net A"):
+        run(records={("a.root-servers.net", "A"): None, ("a.root-servers.net", "AAAA"): ["2001:503:ba3e::2:30"]})
+
+
+def test_known_names_refused_or_silent_let_the_checks_run():
+    # an authoritative server asked directly refuses them; a slow way out stays silent: no proof
+    # of a lying resolver, and the domain's NXDOMAIN stays a verdict
+    for how in ("REFUSED", "DROP"):
+        with alarm(60):
+            r = run(records={(DOMAIN, "SOA"): None, (DOMAIN, "MX"): None, (DOMAIN, "TXT"): None},
+                    behaviour={(name, "*"): how for name, _ in KNOWN})
+        assert r["mx"].status == "fail" and "NXDOMAIN" in r["mx"].detail, how
+
+
+def test_servfail_for_the_domain_alone_lets_the_checks_run():
+    # the root and the known names answer, so SERVFAIL is the domain's own problem: the checks report it
+    with alarm(60):
+        r = run(behaviour={(DOMAIN, "*"): "SERVFAIL"})
+    assert r["mx"].status == "warn" and "SERVFAIL" in r["mx"].detail
+
+
+def test_cli_resolver_answering_only_the_root_is_one_error_not_a_fail():
+    import subprocess
+    import sys
+
+    zone = {k: v for k, v in GOOD.items() if k not in KNOWN and k[0] != DOMAIN}
+    with alarm(60), StubDNS(zone) as stub:
+        res = subprocess.run([sys.executable, "-c", CLI, "doctor", "setup", "--domain", DOMAIN,
+                              "--ip", IP, "--resolver", "127.0.0.1", "--port", str(stub.port),
+                              "--no-blocklists"], capture_output=True, text=True, timeout=50)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.stderr.startswith("Error: resolver 127.0.0.1:") and "cannot be trusted" in res.stderr
+    assert "FAIL" not in res.stdout + res.stderr and res.stdout == ""

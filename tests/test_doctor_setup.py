@@ -266,10 +266,14 @@ def test_resolver_answering_servfail_for_everything_is_an_error(dns_port):
         run(dns_port, "broken.test", GOOD_IP)
 
 
-def test_servfail_for_the_domain_alone_lets_the_checks_run(nx_port):
-    # here the root answers, so SERVFAIL is the domain's own problem: the checks report it
-    results = by_name(run(nx_port, "broken.test", GOOD_IP, dnsbls=(), domain_blocklists=()))
-    assert results["mx"].status == "warn" and "SERVFAIL" in results["mx"].detail
+def test_resolver_answering_the_root_but_nothing_else_cannot_check(nx_port):
+    # this BIND answers the root and NXDOMAIN for every other name, a.root-servers.net too: a
+    # captive or blackholing resolver, whose "no such name" must not FAIL mx, spf, dmarc or ptr
+    # (SERVFAIL for the domain alone, with a resolver that works: tests/test_doctor_dns_faults.py)
+    for domain in ("broken.test", "nowhere.example"):
+        with pytest.raises(ResolverUnusable, match="cannot be trusted, nothing was checked") as exc:
+            run(nx_port, domain, GOOD_IP, dnsbls=(), domain_blocklists=())
+        assert "NXDOMAIN for a.root-servers.net A" in str(exc.value)
 
 
 # ------------------------------------------------------------------ block lists against their test entries
@@ -278,17 +282,6 @@ def test_block_lists_are_trusted_only_after_their_test_entry(dns_port):
     assert r["dnsbl:bl.test"].status == "pass" and "answers its test entry" in r["dnsbl:bl.test"].detail
     assert r["dnsbl:bl.test"].data["test_entry"] == "2.0.0.127.bl.test"
     assert r["domain-bl:dbl.test"].data["test_entry"] == "test.dbl.test"
-
-
-def test_nxdomain_for_everything_resolver_makes_lists_unusable_not_pass(nx_port):
-    results = run(nx_port, "nowhere.example", GOOD_IP, dnsbls=("bl.test", "zen.spamhaus.org"),
-                  domain_blocklists=("dbl.test",))
-    r = by_name(results)
-    for name in ("dnsbl:bl.test", "dnsbl:zen.spamhaus.org", "domain-bl:dbl.test"):
-        assert r[name].status == "warn", r[name]
-        assert "not usable through this resolver" in r[name].detail
-        assert "NXDOMAIN" in r[name].detail and "NXDOMAIN for every name" in r[name].fix
-    assert not any(x.status == "pass" and x.name.startswith(("dnsbl", "domain-bl")) for x in results)
 
 
 def test_list_without_its_test_entry_is_not_usable(dns_port):
@@ -413,12 +406,12 @@ def test_cli_unreachable_resolver_fails_fast_with_one_error_line():
     assert res.output.count("\n") == 1 and "PASS" not in res.output and "WARN" not in res.output
 
 
-def test_cli_nxdomain_resolver_is_not_a_pass(nx_port, tmp_path):
+def test_cli_nxdomain_resolver_is_one_error_not_a_verdict(nx_port, tmp_path):
     res = doctor("--domain", "nowhere.example", "--ip", GOOD_IP, "--resolver", "127.0.0.1",
                  "--port", str(nx_port), "--dnsbl", "zen.spamhaus.org", "--domain-list", "dbl.spamhaus.org")
-    assert res.exit_code == 3  # the domain "does not exist" here: mx and spf fail
-    assert "WARN  dnsbl:zen.spamhaus.org" in res.output and "not usable through this resolver" in res.output
-    assert "PASS  dnsbl" not in res.output and "PASS  domain-bl" not in res.output
+    assert res.exit_code == 1, res.output  # before: exit 3, mx and spf FAILed on its word
+    assert res.output.startswith(f"Error: resolver 127.0.0.1:{nx_port} cannot be trusted")
+    assert res.output.count("\n") == 1 and "FAIL" not in res.output and "PASS" not in res.output
 
 
 def test_cli_failing_setup_exits_3_with_fixes(doctor_config):

@@ -14,6 +14,61 @@ from pipeline.suppression.store import SuppressionStore
 
 from fixtures import REPO, SAMPLES
 
+def _store_with_an_entry(tmp_path):
+    """A data dir built from sample_logs/ with the rule applied (full@docomo.ne.jp is listed)."""
+    cfg = load_config(None, data_dir=tmp_path / "data", timezone="Asia/Tokyo")
+    ingest(cfg, sorted((SAMPLES / "postfix").glob("mail.log*")), progress=False)
+    assert run_rule(SuppressionStore(cfg.data_dir), cfg.rule, cfg.guard, "2026-11-30", tz=cfg.timezone_name).applied
+    return cfg.data_dir
+
+
+def _notebook_cell(marker: str) -> str:
+    import json
+
+    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+    return next("".join(c["source"]) for c in cells if c["cell_type"] == "code" and marker in "".join(c["source"]))
+
+
+def test_notebook_shows_history_times_in_the_configured_zone(tmp_path, monkeypatch):
+    """The notebook's set-up cell and section 5 (its own code, run here) show the entry's and its
+    history's times in the config file's `timezone`, as `mailhygiene suppression show` prints
+    them (they showed UTC, and the zone came from MAILHYGIENE_TIMEZONE or Asia/Tokyo, never from
+    the config)."""
+    import datetime as dt
+    import subprocess
+
+    from fixtures import CLI
+
+    data = _store_with_an_entry(tmp_path)
+    config = tmp_path / "mailhygiene.toml"
+    config.write_text('timezone = "Pacific/Chatham"\n')     # +13:45 in November: no other zone's offset
+    monkeypatch.setenv("MAILHYGIENE_CONFIG", str(config))
+    monkeypatch.setenv("MAILHYGIENE_DATA_DIR", str(data))
+    monkeypatch.delenv("MAILHYGIENE_TIMEZONE", raising=False)
+    monkeypatch.setenv("MAILHYGIENE_ADDRESS", "full@docomo.ne.jp")
+    shown = []
+    space = {"display": shown.append, "print": lambda *a, **k: None}
+    setup = _notebook_cell("import pipeline").replace("from IPython.display import Image, display\n", "")
+    exec(setup, space)
+    exec(_notebook_cell("ADDRESS = "), space)
+    section5 = _notebook_cell('entry = info["entry"]')
+    body, last = section5.rsplit("\n", 1)
+    exec(body, space)
+    history = eval(last.split("#")[0], space)  # noqa: S307 (the cell's value: what the notebook shows)
+    assert space["cfg"].timezone_name == "Pacific/Chatham"
+    entry = shown[0]
+    chatham = dt.timezone(dt.timedelta(hours=13, minutes=45))
+    assert entry["first_error"].utcoffset() == chatham.utcoffset(None)
+    assert str(history["at"].dt.tz) == "Pacific/Chatham"
+    assert all(t.utcoffset() == chatham.utcoffset(None) for t in history["at"])
+    # the same minutes as the CLI prints for the entry
+    res = subprocess.run([sys.executable, "-c", CLI, "suppression", "show", "full@docomo.ne.jp"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert entry["first_error"].strftime("%Y-%m-%d %H:%M") in res.stdout
+    assert history["at"].iloc[0].strftime("%Y-%m-%d %H:%M") in res.stdout
+
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
@@ -51,6 +106,7 @@ def test_notebook_runs_on_sample_data(tmp_path, monkeypatch, lang):
     assert not [o for o in outputs if o.output_type == "error"]
     text = "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
     assert f"data: {cfg.data_dir.resolve()}" in text
+    assert "+09:00" in text and "+00:00" not in text          # the entry's and its history's times: Asia/Tokyo
     assert "period: 2026-11-09 .. 2026-11-20" in text
     assert "full@docomo.ne.jp" in text                       # the address shown in sections 4 and 5
     assert "2 of the 2 events behind the entry are in the store" in text

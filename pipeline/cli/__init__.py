@@ -99,23 +99,58 @@ class AppContext:
         self.writes = False
         self.command_args: list[str] = []  # the sub-command and its arguments, as typed
         self._cfg = None
+        self._claimed = False
 
     def stored_cfg(self):
         """The config, for a command that reads or changes what the data dir holds (the list, the
-        event days): NoDataError when the data dir does not exist, so a mistyped --data-dir or
-        the wrong config is said as such instead of answered with "0 entries" or "nothing to
-        delete" (exit 0), and nothing is created there by a command that then fails."""
+        event days): NoDataError when the data dir does not exist or is not a mailhygiene data dir
+        (pipeline.store.datadir), so a mistyped --data-dir or the wrong config is said as such
+        instead of answered with "0 entries" or "nothing to delete" (exit 0), and nothing is
+        created there by a command that then fails."""
         from ..core.errors import NoDataError
+        from ..store import datadir
+
+        cfg = self._load()
+        if not cfg.data_dir.exists():
+            raise NoDataError(f"data dir {cfg.data_dir}{self.data_dir_origin(cfg)} does not exist: check --data-dir "
+                              "or the config (a new install stores its first events with `mailhygiene ingest LOGS`)")
+        if not self.writes:
+            datadir.check_readable(cfg.data_dir, self.data_dir_origin(cfg), config_inside(cfg))
+        return self.cfg
+
+    def read_cfg(self):
+        """The config, for a read-only command that reads the data dir but has an answer for a
+        new one (`send list`: the queue is empty): NoDataError when the data dir is a foreign
+        directory (pipeline.store.datadir), instead of that answer."""
+        from ..store import datadir
 
         cfg = self.cfg
-        if not cfg.data_dir.exists():
-            where = f" (data_dir of {cfg.source})" if cfg.source and self.data_dir is None else ""
-            raise NoDataError(f"data dir {cfg.data_dir}{where} does not exist: check --data-dir or the config "
-                              "(a new install stores its first events with `mailhygiene ingest LOGS`)")
+        datadir.check_readable(cfg.data_dir, self.data_dir_origin(cfg), config_inside(cfg))
         return cfg
+
+    def data_dir_origin(self, cfg) -> str:
+        """Where the data dir's path came from, for messages: ` (data_dir of FILE)` or ``."""
+        return f" (data_dir of {cfg.source})" if cfg.source and self.data_dir is None else ""
 
     @property
     def cfg(self):
+        """The config. For a command that writes, the data dir is claimed first
+        (pipeline.store.datadir.claim: a directory holding other files and no marker is refused,
+        nothing written; an empty one or one of our layout is marked as ours; a missing one is
+        marked when the command ends, if it created it)."""
+        cfg = self._load()
+        if self.writes and not self._claimed:
+            from ..store import datadir
+
+            datadir.claim(cfg.data_dir, self.data_dir_origin(cfg), config_inside(cfg))
+            self._claimed = True
+            # a data dir the command creates (the store makes it as it writes) is marked at the end
+            ctx = click.get_current_context(silent=True)
+            if ctx is not None:
+                ctx.find_root().call_on_close(lambda: datadir.mark(cfg.data_dir, config_inside(cfg)))
+        return cfg
+
+    def _load(self):
         if self._cfg is None:
             from ..core.config import load_config
 
@@ -123,7 +158,10 @@ class AppContext:
             check_data_dir(cfg)
             if self.writes:
                 from ..core.owner import require_owner
+                from ..store import datadir
 
+                # a foreign directory first: /etc is root's, yet "run as root" is not the answer
+                datadir.refuse_foreign(cfg.data_dir, self.data_dir_origin(cfg), config_inside(cfg))
                 require_owner(cfg.data_dir, command=self.command_line())
             from ..classify import configure  # the config's [classify] phrases and providers
 
@@ -173,6 +211,17 @@ class AppContext:
     def problem(message: str) -> None:
         """Something the operator must see (always printed, on stderr: cron mails it)."""
         click.echo(message, err=True)
+
+
+def config_inside(cfg) -> frozenset[str]:
+    """The config file's name when it is kept at the top of its own data dir (data_dir = "."):
+    that file does not make the directory someone else's (pipeline.store.datadir)."""
+    try:
+        if cfg.source is not None and os.path.samefile(cfg.source.parent, cfg.data_dir):
+            return frozenset({cfg.source.name})
+    except OSError:
+        pass
+    return frozenset()
 
 
 def check_data_dir(cfg) -> None:
@@ -494,7 +543,9 @@ def _check_zone(ctx, param, value):
                    "/etc/mailhygiene/mailhygiene.toml when present.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               envvar="MAILHYGIENE_DATA_DIR", show_envvar=True,
-              help="Where events, the suppression list and reports live (config: data_dir).")
+              help="Where events, the suppression list and reports live (config: data_dir): a new "
+                   "or empty directory, or one mailhygiene made; a directory holding other files is "
+                   "refused. E.g. --data-dir /var/lib/mailhygiene")
 @click.option("--timezone", default=None, metavar="ZONE", callback=_check_zone,
               envvar="MAILHYGIENE_TIMEZONE", show_envvar=True,
               help="IANA zone of syslog clocks and of calendar days, e.g. Asia/Tokyo "

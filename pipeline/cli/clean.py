@@ -33,6 +33,9 @@ def ingest_summary_line(summary, L) -> str:
 @click.command("clean")
 @click.option("--as-of", type=AS_OF, default=None, metavar="DATE", help="As for `suppress` (default: now).")
 @click.option("--force", is_flag=True, help="Apply the rule even when the guard refuses.")
+@click.option("--allow-shrink", is_flag=True,
+              help="Replace the export even when this night's list would drop most of its addresses without "
+                   "releasing them (refused by default: the data dir looks unmounted or moved).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar of the ingest step (default: on a terminal, for large inputs).")
 @click.option("-q", "--quiet", is_flag=True,
@@ -42,18 +45,26 @@ def ingest_summary_line(summary, L) -> str:
              "new suppressions, export path and rows, report path.")
 @lang_option
 @click.pass_obj
-def clean_cmd(app, as_of, force, progress, quiet, as_json, lang):
+def clean_cmd(app, as_of, force, progress, quiet, as_json, lang, allow_shrink):
     """The nightly job: ingest new log lines, run the rule, write the export and report.
 
     Reads the [[sources]] of the config (rotated and .gz files included; what was read before
     is skipped). Takes a lock, so overlapping runs are refused. Exit status: 0 done,
     1 error, 3 guard refused the rule (nothing applied).
 
+    The export is not replaced (Error, exit 1, no report) when this night's list would drop
+    more than half of the addresses the export held and the list's history shows no releases
+    of them: a data dir whose disk is not mounted, or that moved, starts an empty list, and a
+    CRM importing its export would mail the suppressed addresses again. Mount or restore the
+    data dir; if the smaller list is right, run once with --allow-shrink.
+
     \b
     Example (cron, 03:15 every night; prints nothing unless something is wrong):
       15 3 * * *  /opt/mailhygiene/.venv/bin/mailhygiene --config /etc/mailhygiene/mailhygiene.toml clean --quiet
     Scripts:
       mailhygiene clean --json | jq .new_suppressions
+    A new data dir on purpose (its first list is smaller than the export published before):
+      mailhygiene clean --allow-shrink
     """
     from ..jobs.clean import clean, clean_result_json
     from .suppression import guard_problems, print_rule_result
@@ -121,7 +132,8 @@ def clean_cmd(app, as_of, force, progress, quiet, as_json, lang):
 
     started_empty = holds_no_store(cfg.data_dir)
     try:
-        result = clean(cfg, as_of=as_of, force=force, progress=progress, lang=app.language(lang), on_step=on_step)
+        result = clean(cfg, as_of=as_of, force=force, progress=progress, lang=app.language(lang), on_step=on_step,
+                       allow_shrink=allow_shrink)
     except GuardTripped as exc:
         # the night's document still goes to stdout (`clean --json > last-run.json` from cron):
         # the refusal is the night most worth a record; the Error line and exit 3 follow

@@ -104,8 +104,11 @@ def setup_cmd(ctx, domain, ip, helo, dkim_selector, resolver, port, dnsbls, doma
               timeout, probe_timeout, strict, as_json):
     """Check the IP, reverse DNS, HELO, MX, SPF, DMARC, DKIM and block lists for DOMAIN sending from IP.
 
-    A resolver that does not answer one quick probe, or answers "no such name" even for the root,
-    stops the command (exit status 1) before any check.
+    A resolver that does not answer one quick probe, answers "no such name" even for the root, or
+    says a name that always exists (a.root-servers.net) does not (a captive, blackholing or
+    offline split-horizon resolver) stops the command (exit status 1) before any check: its "no
+    such name" would be no verdict on DOMAIN. Name a resolver that reaches the internet with
+    --resolver IP.
 
     \b
     Examples:

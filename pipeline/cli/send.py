@@ -27,8 +27,12 @@ EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the mail and retries
 JOB_ID = click.IntRange(1, MAX_JOB_ID)  # a job id SQLite can hold; others are usage errors
 
 
-def _cfg():
+def _cfg(reads_data: bool = False):
+    """The config; `reads_data`: a read-only look at the queue, which a foreign data dir refuses
+    (AppContext.read_cfg: "holds no mailhygiene data") instead of showing an empty queue."""
     obj = click.get_current_context().obj
+    if obj is not None and hasattr(obj, "read_cfg"):
+        return obj.read_cfg() if reads_data else obj.cfg
     return obj.cfg if obj is not None and hasattr(obj, "cfg") else load_config()
 
 
@@ -136,7 +140,7 @@ def send_status(job_id, as_json):
     from ..sender.queue import STATES, Queue
     from ..sender.throttle import Throttle
 
-    cfg = _cfg()
+    cfg = _cfg(reads_data=True)
     q = Queue.for_config(cfg, read_only=True)
     if job_id is not None:
         q.job(job_id)  # InputError for an unknown job
@@ -209,7 +213,7 @@ def send_list(as_json):
     """
     from ..sender.queue import Queue
 
-    jobs = Queue.for_config(_cfg(), read_only=True).jobs()
+    jobs = Queue.for_config(_cfg(reads_data=True), read_only=True).jobs()
     if as_json:
         click.echo(json.dumps(jobs, ensure_ascii=False, indent=2))
         return

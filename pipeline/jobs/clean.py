@@ -36,6 +36,7 @@ from ..core.errors import ConfigError, EventFileVanished, GuardTripped, InputErr
 from ..ingest.engine import Engine
 from ..ingest.session import IngestSummary, watch_is_running
 from ..suppression.export import export
+from ..suppression.publish import check_not_shrunk
 from ..suppression.rule import RuleResult, rule_result_json, run_rule
 from ..suppression.store import SuppressionStore
 
@@ -64,9 +65,11 @@ RULE_ATTEMPTS = 3  # a rule read that met a watch's compaction is run again (Eve
 
 
 def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None = None,
-          report: bool = True, lang: str | None = None, on_step=None) -> CleanResult:
+          report: bool = True, lang: str | None = None, on_step=None, allow_shrink: bool = False) -> CleanResult:
     """Run the whole batch pipeline once. `on_step(name, value)` reports progress to a caller;
-    `lang` overrides report.lang for the report's language."""
+    `lang` overrides report.lang for the report's language. The export is not replaced by a
+    list that lost most of its rows unreleased (suppression.publish: ExportShrinkRefused, the
+    report not written either) unless `allow_shrink`."""
     step = on_step or (lambda *a: None)
     sources = cfg.sources
     from ..sender.queue import queue_path
@@ -135,6 +138,8 @@ def clean(cfg: Config, *, as_of=None, force: bool = False, progress: bool | None
                 engine.close()
         step("rule", result.rule)
         result.export_path = cfg.path_in_data_dir(cfg.export.path)
+        if not allow_shrink:  # an unmounted or moved data dir must not publish its short list
+            check_not_shrunk(store, result.export_path)
         fsutil.ensure_dir(result.export_path.parent)
         # the store was just read and the list checked against its history: an empty list is
         # the truth here (a new installation), not a mistyped data dir

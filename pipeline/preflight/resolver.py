@@ -20,6 +20,7 @@ import dns.message
 import dns.name
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import dns.resolver
 import spf
 
@@ -105,7 +106,8 @@ def probe(res: dns.resolver.Resolver, name: str, budget: float, system: bool = F
     in time, when the resolver REFUSES us, or when it answers SERVFAIL or NXDOMAIN for the root as
     well (NXDOMAIN for the root: a resolver without an upstream, which would fail every check). When
     the domain's SOA gets no reply but the root does, the resolver works (the domain's servers are
-    silent): the checks run and report what they cannot look up.
+    silent): the checks run and report what they cannot look up. Last, KNOWN_NAMES: a resolver
+    that says one of them does not exist cannot be trusted (ResolverUnusable) either.
     """
     where = server_label(res) + (" (the system resolver, /etc/resolv.conf)" if system else "")
     how_to_fix = ("check that it runs and that UDP port {port} reaches it, or name a working one "
@@ -116,6 +118,7 @@ def probe(res: dns.resolver.Resolver, name: str, budget: float, system: bool = F
         # than our budget before it answers SERVFAIL. The root depends on the resolver alone.
         root, _sent, _problems = _ask(res, ".", "NS", max(1.0, budget / 2))
         if root == dns.rcode.NOERROR:
+            _check_known_names(res, where, how_to_fix, max(1.0, budget / 2))
             return "no reply (the resolver answers for the root: the domain's name servers are slow or down)"
     if rcode is None:
         why = f"; {problems[-1]}" if problems else ""
@@ -146,10 +149,48 @@ def probe(res: dns.resolver.Resolver, name: str, budget: float, system: bool = F
                 f"resolver {where} answers but cannot resolve (SERVFAIL for {name} SOA, "
                 f"{dns.rcode.to_text(root) if root is not None else 'no reply'} for the root): it may "
                 f"have no route to the internet or a broken DNSSEC setup; {how_to_fix}")
+    _check_known_names(res, where, how_to_fix, max(1.0, budget / 2))
     return dns.rcode.to_text(rcode)
 
 
+# Names that exist as long as the DNS does (the root's and .com's name servers), each a level
+# below a TLD so that only a resolver reaching the internet can answer them: a captive,
+# blackholing or offline split-horizon resolver that answers the root (or its own zones) and says
+# "no such name" to everything else gives itself away here.
+KNOWN_NAMES = (("a.root-servers.net", "A"), ("a.gtld-servers.net", "A"))
+
+
+def _check_known_names(res, where: str, how_to_fix: str, budget: float) -> None:
+    """ResolverUnusable when the resolver says that a name of KNOWN_NAMES does not exist (NXDOMAIN)
+    or has no address (an empty answer): its "no such name" answers, which would FAIL the mx,
+    spf, dmarc and ptr checks, cannot be trusted. REFUSED, SERVFAIL or silence prove nothing
+    (an authoritative server asked directly refuses them; a slow path out): the checks run and
+    say what they could not look up."""
+    for name, rdtype in KNOWN_NAMES:
+        reply, _sent, _problems = _ask_reply(res, name, rdtype, budget)
+        if reply is None:
+            break  # silence: the way out is slow or closed, the second name would wait as long
+        rcode = reply.rcode()
+        if rcode == dns.rcode.NXDOMAIN:
+            said = "NXDOMAIN"
+        elif rcode == dns.rcode.NOERROR and not any(r.rdtype == dns.rdatatype.from_text(rdtype) for r in reply.answer):
+            said = "an empty answer"
+        else:
+            continue
+        raise ResolverUnusable(
+            f"resolver {where} cannot be trusted, nothing was checked: it answers {said} for {name} "
+            f"{rdtype}, a name that always exists, so its \"no such name\" for the domain's records "
+            f"would be no verdict (a captive, blackholing or offline split-horizon resolver without "
+            f"a way to the internet); {how_to_fix}")
+
+
 def _ask(res, name: str, rdtype: str, budget: float) -> tuple[int | None, int, list[str]]:
+    reply, sent, problems = _ask_reply(res, name, rdtype, budget)
+    return (reply.rcode() if reply is not None else None), sent, problems
+
+
+def _ask_reply(res, name: str, rdtype: str, budget: float):
+    """(the reply or None, queries sent, problems met) for one question, resent within `budget`."""
     query = dns.message.make_query(name, rdtype)
     servers = [str(s) for s in res.nameservers] or ["127.0.0.1"]
     deadline = time.monotonic() + budget
@@ -167,7 +208,7 @@ def _ask(res, name: str, rdtype: str, budget: float) -> tuple[int | None, int, l
             # do not spin on an immediate error: wait out the rest of this second
             time.sleep(max(0.0, min(remaining, 1.0) - (time.monotonic() - started)))
             continue
-        return reply.rcode(), sent, problems
+        return reply, sent, problems
     return None, sent, problems
 
 

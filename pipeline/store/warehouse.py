@@ -120,8 +120,12 @@ def connect(data_dir: str | os.PathLike | None = None, *, config: Config | None 
     """An in-memory DuckDB connection with views over the data dir.
 
     With neither argument, the data dir comes from MAILHYGIENE_DATA_DIR or the default config.
+    NoDataError when it names a directory that is not a mailhygiene data dir (datadir.py).
     """
+    from .datadir import check_readable
+
     config = resolve_config(data_dir, config)
+    check_readable(config.data_dir)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     attach_views(con, config.data_dir)
