@@ -894,3 +894,36 @@ def test_a_line_cut_short_with_the_next_glued_to_it(tmp_path, monkeypatch):
 
 
 _deliveries_of = lambda ln: {(m.group(1).lower(), m.group(2)) for m in re.finditer(r" to=<([^>]+)>, .* status=(sent|deferred|bounced)", ln)}
+
+
+POSTFIX_LOCAL = """\
+Nov 11 10:00:00 mx1 postfix/qmgr[300]: 4A1B2C3D4E: from=<news@mail.example.jp>, size=900, nrcpt=4 (queue active)
+Nov 11 10:00:01 mx1 postfix/local[301]: 4A1B2C3D4E: to=<root>, relay=local, delay=0.1, delays=0.05/0/0/0.05, dsn=2.0.0, status=sent (delivered to mailbox)
+Nov 11 10:00:01 mx1 postfix/local[301]: 4A1B2C3D4E: to=<root@mx1.example.jp>, orig_to=<postmaster>, relay=local, delay=0.1, delays=0.05/0/0/0.05, dsn=2.0.0, status=sent (delivered to mailbox)
+Nov 11 10:00:01 mx1 postfix/pipe[302]: 4A1B2C3D4E: to=<taro@mail.example.jp>, relay=dovecot, delay=0.1, delays=0.05/0/0/0.05, dsn=2.0.0, status=sent (delivered via dovecot service)
+Nov 11 10:00:01 mx1 postfix/local[301]: 4A1B2C3D4E: to=<operator>, relay=local, delay=0.1, delays=0.05/0/0/0.05, dsn=5.1.1, status=bounced (unknown user: "operator")
+Nov 11 10:00:02 mx1 postfix/qmgr[300]: 4A1B2C3D4E: removed
+Nov 11 10:00:03 mx1 postfix/smtp[303]: 5B2C3D4E5F: to=<orphan@ezweb.ne.jp>, relay=lsean.ezweb.ne.jp[111.86.141.161]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=5.1.1, status=bounced (host lsean.ezweb.ne.jp[111.86.141.161] said: 550 5.1.1 unknown (in reply to RCPT TO command))
+"""
+
+
+def test_local_deliveries_are_counted_not_stored(tmp_path, monkeypatch):
+    """A Postfix delivery to a recipient that is no address (`to=<root>`, append_at_myorigin=no)
+    is a local delivery, counted and not stored, on the fast path (column-wise) and per line; one
+    to an address (`relay=local` to root@host, a pipe to dovecot) is an event, as is a delivery of
+    a queue id whose `from=` was never read (its sender unknown)."""
+    log = tmp_path / "mail.log"
+    log.write_text(POSTFIX_LOCAL * 3)
+    fast, slow = ingest_both(tmp_path, [log])
+    assert_same(fast, slow)
+    block = POSTFIX_LOCAL.encode()
+    f = postfix_block.extract(block, 65536, CTX)
+    assert "root" in f.delivery["recipient"].to_pylist()   # the fast path takes `to=<root>` lines
+    for columnar in (True, False):
+        data = tmp_path / f"again-{columnar}"
+        s = ingest(load_config(None, data_dir=data, timezone="Asia/Tokyo"), [log], fmt="postfix", year=2026,
+                   columnar=columnar)
+        assert s.local_deliveries == 2 * 3
+        got = pipeline.connect(data).sql("SELECT recipient, sender FROM events ORDER BY 1").fetchall()
+        assert got == [("orphan@ezweb.ne.jp", None)] + [("root@mx1.example.jp", "news@mail.example.jp"),
+                                                        ("taro@mail.example.jp", "news@mail.example.jp")]

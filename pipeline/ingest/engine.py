@@ -46,10 +46,10 @@ from ..core.errors import ConfigError, InputError
 from ..store.event_store import SMALL_FILE_BYTES
 from . import native
 from . import source as line_source
-from .parsers import BLOCK_READERS, MALFORMED, REGISTRY, SKIP, parser_class
+from .parsers import BLOCK_READERS, EVENT, REGISTRY, SKIP, parser_class
 from .parsers import common as parsers_common
 from .parsers.common import MAX_LINE_BYTES
-from .session import IngestSummary, Session, watch_is_running, watch_lock
+from .session import IngestSummary, Session, rejected_text, watch_is_running, watch_lock
 from .source import (DAMAGED, LINES, LONG, PARTIAL, READ_BUDGET, SKIPPED, Chunk, LogFiles, SourceSpec, Stream,
                      STDIN, blocked_directory, blocked_message, expand_paths, not_followed)
 
@@ -492,8 +492,11 @@ class Engine:
         if fields is not None:
             parser = session.parser(s.mta, s.ctx)
             source, front_door, feed = s.path, session.front_door, parser.feed
-            result = BLOCK_READERS[s.mta].read_block(parser, data, chunk.offset, fields,
-                                                     lambda raw, at: front_door(feed, raw, at, source),
+            def feed_line(raw: bytes, at: int, known: str | None = None) -> None:
+                """A line to the front door (`known`: what the block reader found it to be, a reject's reason)."""
+                front_door(feed if known is None else (lambda line, offset: known), raw, at, source)
+
+            result = BLOCK_READERS[s.mta].read_block(parser, data, chunk.offset, fields, feed_line,
                                                      annotate=session.buffer.annotate)
             if result.columns is not None:
                 session.buffer.add_columns(result.columns)
@@ -642,8 +645,9 @@ class Engine:
             done = 0
             for i, line in enumerate(lines):
                 at = starts[i]
-                if feed(line, at) == MALFORMED:
-                    rejects.add("malformed", source, at, line.encode() + b"\n")
+                result = feed(line, at)
+                if result != SKIP and result != EVENT:  # MALFORMED, NO_START: a reject of that reason
+                    rejects.add(result, source, at, line.encode() + b"\n")
                 if len(buffer) >= batch_limit:
                     s.offset = starts[i + 1]
                     self._count(s, i + 1 - done, starts[i + 1] - starts[done])
@@ -931,8 +935,8 @@ class Engine:
         summary = self.session.summary
         cur = (summary.lines, summary.events_written)
         if cur != self._reported:
-            log.info("watch: %d lines read, %d events written, %d lines rejected so far",
-                     cur[0], cur[1], sum(summary.rejected.values()))
+            log.info("watch: %d lines read, %d events written, %s so far", cur[0], cur[1],
+                     rejected_text(summary.rejected))
             self._reported = cur
 
     # ------------------------------------------------------------------ wake-ups

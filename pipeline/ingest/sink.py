@@ -27,7 +27,7 @@ from ..classify.carriers import CarrierTable
 from ..classify.classifier import DELIVERED, classify_by_key, classify_many, mask_addresses, provider_key
 from ..store import arrow_build as ab
 from ..store.event_store import EventStore
-from ..store.records import EVENT_SCHEMA, PARSED_COLUMNS, event_ids_for
+from ..store.records import EVENT_SCHEMA, LOCAL_PREFIX_RE2, PARSED_COLUMNS, event_ids_for, is_local_recipient
 from . import native
 
 _EMPTY, _SENT = ab.scalar(""), ab.scalar("sent")
@@ -106,17 +106,35 @@ class EventBuffer:
         self.rows: list[dict] = []
         self.column_parts: list[dict] = []
         self._column_rows = 0
+        self.local_deliveries = 0   # rows left out: recipients that are no address (add)
         self.carriers = carriers
         self._days: dict[int, date] = {}
         self._carrier_of_pair: dict[tuple, str] = {}   # (domain, relay) -> carrier (annotate)
 
     def add(self, row: dict) -> None:
+        """A parser's row (its emit). A local delivery (a recipient that is no address: `root`,
+        `|/usr/bin/procmail`, `/var/mail/x`; records.is_local_recipient) is counted, not kept."""
+        if is_local_recipient(row["recipient"], row["recipient_domain"]):
+            self.local_deliveries += 1
+            return
         self.rows.append(row)
 
     def add_columns(self, columns: dict) -> None:
-        """A batch of rows as columns: PARSED_COLUMNS as Arrow arrays (and those of annotate)."""
-        self.column_parts.append(columns)
-        self._column_rows += len(columns["ts"])
+        """A batch of rows as columns: PARSED_COLUMNS as Arrow arrays (and those of annotate);
+        its local deliveries are counted and left out, as add() does."""
+        import pyarrow.compute as pc  # (the block readers' path: a small log is read by lines, without it)
+
+        local = pc.or_(pc.equal(columns["recipient_domain"], _EMPTY),
+                       pc.match_substring_regex(columns["recipient"], LOCAL_PREFIX_RE2))
+        n_local = pc.sum(local).as_py() or 0
+        if n_local:
+            keep = pc.invert(local)
+            columns = {name: pc.filter(column, keep) for name, column in columns.items()}
+            self.local_deliveries += n_local
+        n = len(columns["ts"])
+        if n:
+            self.column_parts.append(columns)
+            self._column_rows += n
 
     def __len__(self) -> int:
         return len(self.rows) + self._column_rows

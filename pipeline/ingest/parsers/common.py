@@ -16,6 +16,11 @@ from zoneinfo import ZoneInfo
 # Result of Parser.feed(): the line gave events / is known and irrelevant / looked like a
 # delivery line of this MTA but could not be parsed (counted and kept aside as a reject).
 EVENT, SKIP, MALFORMED = "event", "skip", "malformed"
+# Another result of feed(), also a reject under its own reason: a qmail delivery result whose
+# `starting delivery` line was never read (before the log's first line read: a first ingest of
+# multilog's `current` without the older `@….s` files, a watch started mid-stream), so it has no
+# recipient to be an event of. Any result other than EVENT and SKIP is a reject of that reason.
+NO_START = "result_without_start"
 
 # The front door's limit: a line this long (with its newline) or longer is rejected unread.
 # NUL bytes are not counted (a line is as long as its text).

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from ...store.records import domain_of, normalise_address
-from .common import EVENT, MALFORMED, SKIP, Parser, split_syslog
+from .common import EVENT, MALFORMED, NO_START, SKIP, Parser, split_syslog
 
 TAI64_BASE = 4611686018427387914  # 2**62 + 10
 TAI64N_RE = re.compile(r"@([0-9a-fA-F]{16})([0-9a-fA-F]{8})\s+(.*)")
@@ -142,7 +142,7 @@ class QmailParser(Parser):
             return SKIP
         d = self.change(RESULT, key)
         if d is None:
-            return SKIP  # its start was before this log began: nothing to attribute it to
+            return NO_START  # its start was not read (before this log began): counted, not an event
         word, raw_text = value
         text = unescape(raw_text)
         status, code, relay = outcome(word, text, d["local"])

@@ -27,6 +27,7 @@ from ...store.records import ID_BYTES, domain_of, normalise_address
 from .. import native
 from . import blocks
 from .common import decode_line
+from .common import NO_START
 from .qmail import END, INFO, PHASE_MARKERS, RESULT, START, QmailParser
 
 Q_SKIP, Q_FEED, Q_START, Q_RESULT, Q_INFO, Q_END = range(6)
@@ -191,7 +192,9 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
     M had then (the latest `info msg` of M before it, none after an `end msg`, else the state
     from before the block): joined with numpy. Then, in line order, through
     QmailParser.change(): the fed lines (feed()), every line of a D or M that a fed line
-    touches, and for every other D and M only its last line (the state it is left in)."""
+    touches, and for every other D and M only its last line (the state it is left in). A result
+    whose start was never read is handed to `feed_line(raw, offset, NO_START)`: a reject, as
+    feed() makes it."""
     deliveries, senders_before = parser.deliveries, parser.senders
     n = len(f.kinds)
     kinds = f.kinds.copy()
@@ -293,6 +296,11 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
     np.maximum.at(last_m, mcode[events], events)
     apply = np.zeros(n, bool)
     apply[fed] = True
+    # results whose delivery's start was never read (before the log began): rejects, as feed()
+    # makes them (their change() forgets nothing that is not already gone)
+    orphans = np.flatnonzero(is_result & ~has_delivery & (kinds == Q_RESULT))
+    apply[orphans] = True
+    orphan = set(orphans.tolist())
     apply[d_lines[special_d[dcode[d_lines]]]] = True
     apply[events[special_m[mcode[events]]]] = True
     # (a last line that forgets its key matters only for a key held before the block)
@@ -325,6 +333,9 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
             change(START, d_names[dc], (m_names[mc], is_local, recipients_py[i]))
         elif k == Q_RESULT:
             change(RESULT, d_names[dc])
+            if i in orphan:
+                line = int(f.order[i])
+                feed_line(block[at:int(line_starts[line + 1])], offset + at, NO_START)
         elif k == Q_INFO:
             change(INFO, m_names[mc], senders_py[i])
         else:
@@ -422,6 +433,10 @@ def _read_exactly(parser, block, offset, f, feed_line, annotate, fed_raw) -> Blo
                 recipient.append(d["recipient"])
                 msgs.append(d["msg"])
                 sender_of.append(parser.senders.get(d["msg"]))
+            else:  # its start was never read: a reject, as feed() makes it
+                line = int(f.order[i])
+                feed_line(block[int(line_starts[line]):int(line_starts[line + 1])], offset + int(line_starts[line]),
+                          NO_START)
         elif k == Q_START:
             change(START, f.d_names[f.dcode[i]], (f.m_names[f.mcode[i]], bool(f.local[i]), recipients[f.start_rank[i]]))
         elif k == Q_INFO:

@@ -3,7 +3,10 @@
 Reads syslog lines of `sendmail`, `sm-mta` and `sm-msp-queue`. Emits one event per recipient of
 each `to=` line (one line may carry several), and `expired` events for recipients still deferred
 when sendmail logs `DSN: Cannot send message for …`. `from=`/`msgid=` are joined by queue id.
-The MSP's hop to the local MTA (`mailer=relay`, relay to 127.0.0.1) is not a delivery.
+The MSP's hop to the local MTA (`mailer=relay`, relay to 127.0.0.1) is not a delivery. A row of a
+local delivery to no address (`to=root`, `to=|/usr/bin/procmail`, `to=/var/mail/x`) is emitted as any
+other (its queue id's state counts it) and counted by the sink as a local delivery, not stored
+(records.is_local_recipient).
 
 `dsn=` and `stat=` are sendmail's own mapping of the remote reply; when 8.15+'s `reply=` is
 present it is the diagnostic, otherwise `stat=` is (and the classifier stays conservative).
