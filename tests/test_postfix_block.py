@@ -104,10 +104,15 @@ def test_odd_lines_leave_the_fast_path_and_give_the_per_line_result(tmp_path, mo
     assert codes == {"r1@example.com": 554, "r2@example.com": 451, "r3@example.com": None, "r4@example.com": None}
     expired = [r for r in cols if r[3] == "expired"]
     assert sorted(r[0] for r in expired) == ["b@au.com", "o@docomo.ne.jp"]                 # p was delivered at last
-    assert len(events) == len(cols) == 22 + 2  # 22 delivery lines, 2 expiries
-    host, domain = pipeline.connect(tmp_path / "data-True-100").sql(
-        "SELECT host, recipient_domain FROM events WHERE recipient = 'postmaster'").fetchall()[0]
-    assert (host, domain) == ("postfix1", "")  # a host named postfix…; an address without '@' (block of its own)
+    assert len(events) == len(cols) == 21 + 2  # 22 delivery lines, one to no address, 2 expiries
+    # `to=<postmaster>`, no address (a local delivery: counted, not stored, also from a block of its
+    # own); its line is read (a host named postfix…)
+    assert not pipeline.connect(tmp_path / "data-True-100").sql(
+        "SELECT * FROM events WHERE recipient = 'postmaster'").fetchall()
+    rows = []
+    from pipeline.ingest.parsers.postfix import PostfixParser
+    PostfixParser(CTX, rows.append).feed(next(ln for ln in ODD.splitlines() if "to=<postmaster>" in ln), 0)
+    assert [(r["host"], r["recipient"], r["recipient_domain"]) for r in rows] == [("postfix1", "postmaster", "")]
 
 
 @pytest.mark.slow
@@ -885,12 +890,14 @@ def test_the_commands_default_reads_small_chunks_by_lines_between_block_chunks(t
     assert len(read_by_block) > 2 and sum(read_by_block) < log.stat().st_size  # both paths taken
 
 
-def test_a_line_cut_short_with_the_next_glued_to_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("anywhere", [False, True])
+def test_a_line_cut_short_with_the_next_glued_to_it(tmp_path, monkeypatch, anywhere):
     """A line cut short (its writer died or the disk filled mid-line) with the next one glued to
     it: the cut line is a reject and the glued one is read. Read as one line it gave a
     recipient of both (`u2@docomo.ne.jpnov  3 16:04:33 mx1 …: to=<u3@docomo.ne.jp`) or the cut
-    line's recipient with the glued one's status, and the glued line's delivery was lost."""
-    assert_glued_lines_read(tmp_path, "postfix", _deliveries_of)
+    line's recipient with the glued one's status, and the glued line's delivery was lost.
+    `anywhere`: cut within its own prefix too (its stamp, host, program, pid, queue id)."""
+    assert_glued_lines_read(tmp_path, "postfix", _deliveries_of, anywhere)
 
 
 _deliveries_of = lambda ln: {(m.group(1).lower(), m.group(2)) for m in re.finditer(r" to=<([^>]+)>, .* status=(sent|deferred|bounced)", ln)}

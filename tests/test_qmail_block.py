@@ -225,7 +225,8 @@ def test_odd_splogger_lines_give_the_per_line_result(tmp_path, monkeypatch):
     for size in (300, 1 << 20):
         fast, slow = ingest_both(tmp_path, [log], size, monkeypatch)
         assert_same(fast, slow)
-    assert {row[3] for row in fast[0]} == {"mx1", "other-host"}
+    # (ODD's own splogger lines, behind a second prefix, are lines glued to a cut one: read, host `host`)
+    assert {row[3] for row in fast[0]} == {"mx1", "other-host", "host"}
 
 
 def test_the_fast_path_takes_splogger_lines(tmp_path):
@@ -363,3 +364,14 @@ def test_results_whose_start_was_not_read_are_counted(tmp_path, monkeypatch, blo
     assert_same(fast, slow)
     assert fast[2].get("result_without_start") == wanted
     assert sum(1 for reason, _ in fast[3] if reason == "result_without_start") == wanted
+
+
+@pytest.mark.parametrize("splogger", [False, True])
+def test_a_line_cut_short_with_the_next_glued_to_it(tmp_path, splogger):
+    """A qmail line (multilog or splogger) cut short anywhere after its first byte, with the next
+    line glued to it: the cut line is a `malformed` reject and the glued one is read, by both ways
+    of reading (before, a result's text took the glued line in, or the line was malformed and the
+    glued one lost)."""
+    from fixtures import assert_glued_lines_read
+
+    assert_glued_lines_read(tmp_path, "qmail", None, anywhere=True, splogger=splogger)

@@ -331,12 +331,14 @@ def test_the_hour_a_fall_back_repeats_gives_true_times(tmp_path, monkeypatch):
     assert_true_times(tmp_path / f"data-True-{1 << 20}", truth)
 
 
-def test_a_line_cut_short_with_the_next_glued_to_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("anywhere", [False, True])
+def test_a_line_cut_short_with_the_next_glued_to_it(tmp_path, monkeypatch, anywhere):
     """A line cut short (its writer died or the disk filled mid-line) with the next one glued to
     it: the cut line is a reject and the glued one is read. Read as one line it gave a
     recipient of both (`u2@docomo.ne.jpnov  3 16:04:33 mx1 …: to=<u3@docomo.ne.jp`) or the cut
-    line's recipient with the glued one's status, and the glued line's delivery was lost."""
-    assert_glued_lines_read(tmp_path, "sendmail", _deliveries_of)
+    line's recipient with the glued one's status, and the glued line's delivery was lost.
+    `anywhere`: cut within its own prefix too (its stamp, host, program, pid, queue id)."""
+    assert_glued_lines_read(tmp_path, "sendmail", _deliveries_of, anywhere)
 
 
 _deliveries_of = lambda ln: {(a.lower(), "sent" if "dsn=2" in ln else "deferred" if "dsn=4" in ln else "bounced") for a in re.findall(r"<?([^<>,\s]+@[^<>,\s]+)>?", ln.split(" to=", 1)[1].split(", ", 1)[0])} if " to=" in ln and "mailer=esmtp" in ln else set()

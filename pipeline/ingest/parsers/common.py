@@ -33,6 +33,16 @@ MAX_LINE_BYTES = 64 * 1024
 LINE_START_RE = re.compile(rb"(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d"
                            rb"|@[0-9a-f]{24} |<\d{1,3}>1 |\d{9,10}\.\d{6} )")
 NUL_RUN_RE = re.compile(rb"\x00+")
+# How the first line of a log's text starts when it is a whole line: LINE_START_RE's starts, and
+# the other forms a parser reads or counts (journalctl's `-- Journal begins …`, short-full,
+# short-unix, short-monotonic; a bare `qmail:`); an empty line or a NUL (a hole: the front door's).
+# A first line that starts otherwise is the end of a line whose start is in another file: logrotate's
+# copytruncate copied the start and truncated the log under its writer, which wrote the rest at
+# the new file's start (or a file cut from the middle of a log). engine: a reject `starts_mid_line`
+# unless its parser reads or rejects it.
+TEXT_HEAD_RE = re.compile(rb"(?:" + LINE_START_RE.pattern + rb"|\d{9,10}\.\d{1,6} |@[0-9A-Fa-f]{24}\s|<\d{1,3}>"
+                          rb"|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d\d-\d\d |-- |\[ *\d+\.\d+\] |qmail: |\r?\n|\x00)")
+STARTS_MID_LINE = "starts_mid_line"
 # Bytes after a NUL run that tell whether a line starts there (LINE_START_RE's longest match).
 LINE_START_PEEK = 32
 
@@ -113,6 +123,16 @@ def glued_at(message: str) -> int:
     for m in GLUED_RE.finditer(message):
         at = m.start()
     return at
+
+
+def glued_in_line(line: str) -> str | None:
+    """The log line glued to `line` when `line` was cut short before its own prefix could be read
+    (within its stamp, host, program or pid: `Nov  3 16:04:31 mx1 postNov  3 16:04:33 mx1
+    postfix/smtp[123]: …`; or within its queue id): the last syslog prefix with a pid after the
+    line's start (GLUED_RE), or None. The parsers ask this of a line whose own prefix they cannot
+    read and that holds what they read (a Postfix `to=`, a sendmail program)."""
+    at = glued_at(line)
+    return line[at:] if at > 0 else None
 
 
 def feed_glued(feed, line: str, tail: str, offset: int) -> str:

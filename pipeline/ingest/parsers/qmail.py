@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from ...store.records import domain_of, normalise_address
-from .common import EVENT, MALFORMED, NO_START, SKIP, Parser, split_syslog
+from .common import EVENT, MALFORMED, NO_START, SKIP, SYSLOG_STAMP, Parser, feed_glued, split_syslog
 
 TAI64_BASE = 4611686018427387914  # 2**62 + 10
 TAI64N_RE = re.compile(r"@([0-9a-fA-F]{16})([0-9a-fA-F]{8})\s+(.*)")
@@ -47,6 +47,12 @@ PHASE_MARKERS = (
     ("wasn't able to establish an SMTP connection", "connect"),
 )
 STATUS = {"success": "sent", "deferral": "deferred", "failure": "bounced"}
+# Where a qmail line glued to one cut short starts (its writer died or the disk filled mid-line; a
+# copy that ends mid-line with lines appended after it): a multilog label, or splogger's syslog
+# prefix, after the line's start. qmail writes no space into its texts (`_`) nor addresses, so
+# neither is ever part of a line's own message. The block reader hands every line that may hold
+# one to feed() (qmail_block.glue_suspects).
+GLUED_RE = re.compile(r"@[0-9a-fA-F]{24} |" + SYSLOG_STAMP + r" \S+ qmail: ")
 # The changes of QmailParser's state (QmailParser.change): what one line does to it.
 START, RESULT, INFO, END = range(4)
 
@@ -131,6 +137,9 @@ class QmailParser(Parser):
 
     def feed(self, line: str, offset: int) -> str:
         """One line; what it does to the deliveries and senders goes through change()."""
+        tail = glued_tail(line)
+        if tail is not None:  # this line was cut short and another glued to it: that one is read
+            return feed_glued(self.feed, line, tail, offset)
         head = self.read_line(line)
         if head is None:
             return SKIP
@@ -223,6 +232,15 @@ class QmailParser(Parser):
         if not all(isinstance(d, dict) and {"msg", "recipient", "local"} <= d.keys() for d in deliveries.values()):
             raise ValueError("a delivery is not an entry this parser saved")
         self.deliveries, self.senders = deliveries, senders
+
+
+def glued_tail(line: str) -> str | None:
+    """The qmail line glued to `line` (cut short, GLUED_RE: the last such start after the line's
+    own) that feed() reads in its place, or None."""
+    at = -1
+    for m in GLUED_RE.finditer(line, 1):
+        at = m.start()
+    return line[at:] if at > 0 else None
 
 
 def _newest(table: dict, keep: int) -> dict:

@@ -28,7 +28,7 @@ from .. import native
 from . import blocks
 from .common import decode_line
 from .common import NO_START
-from .qmail import END, INFO, PHASE_MARKERS, RESULT, START, QmailParser
+from .qmail import END, INFO, PHASE_MARKERS, RESULT, START, QmailParser, glued_tail
 
 Q_SKIP, Q_FEED, Q_START, Q_RESULT, Q_INFO, Q_END = range(6)
 _WORDS = ["", "sent", "deferred", "bounced"]
@@ -92,6 +92,7 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     data = np.frombuffer(block, np.uint8)
     cut = scanner.gather
     kinds = s["kind"]
+    kinds[glue_suspects(data, s["line_starts"])] = Q_FEED   # (feed() reads the line glued in, if one is)
     order = np.flatnonzero(kinds != Q_SKIP)
     k = kinds[order]
     n = len(order)
@@ -147,6 +148,47 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     return QmailFields(len(kinds), s["line_starts"], order, k, dcode, d_names, mcode, m_names, local, start_rank,
                        recipients, info_rank, senders, res, s["ts"][lines], status, text, code_remote, code,
                        valid_remote, code_valid, relay, dsn, phase_arr, m_array=m_array, domains=domains, host=host)
+
+
+_HEX = np.zeros(256, bool)
+_HEX[np.frombuffer(b"0123456789abcdefABCDEF", np.uint8)] = True
+_DIGIT = np.zeros(256, bool)
+_DIGIT[np.frombuffer(b"0123456789", np.uint8)] = True
+_UPPER, _LOWER = np.zeros(256, bool), np.zeros(256, bool)
+_UPPER[np.frombuffer(bytes(range(65, 91)), np.uint8)] = True
+_LOWER[np.frombuffer(bytes(range(97, 123)), np.uint8)] = True
+
+
+def glue_suspects(data: np.ndarray, line_starts: np.ndarray) -> np.ndarray:
+    """The lines that may hold a qmail line glued to them (qmail.GLUED_RE after the line's start),
+    by numpy: a multilog label (`@`, 24 hex digits, a space) not at a line's start; or a syslog
+    time `hh:mm:ss` that is not the line's own stamp's (the only one, at its place after a line
+    start of `Mon D`, `Mon DD` or an RFC 3339 date). A superset: feed() decides."""
+    n = len(line_starts) - 1
+    size = len(data)
+    suspect = np.zeros(n, bool)
+    at = np.flatnonzero(data == 64)
+    at = at[(at > 0) & (at + 25 < size)]
+    at = at[(data[at - 1] != 10) & (data[at + 25] == 32)]
+    if len(at):
+        at = at[_HEX[data[at[:, None] + np.arange(1, 25)]].all(axis=1)]
+        suspect[np.searchsorted(line_starts, at, "right") - 1] = True
+    co = np.flatnonzero(data == 58)
+    co = co[(co >= 2) & (co + 6 < size)]
+    co = co[data[co + 3] == 58]
+    co = co[_DIGIT[data[co - 2]] & _DIGIT[data[co - 1]] & _DIGIT[data[co + 1]] & _DIGIT[data[co + 2]]
+            & _DIGIT[data[co + 4]] & _DIGIT[data[co + 5]]]
+    if len(co):
+        line = np.searchsorted(line_starts, co, "right") - 1
+        ls = line_starts[line]
+        off = co - 2 - ls
+        head = np.minimum(ls[:, None] + np.arange(11), size - 1)
+        h = data[head]
+        own = (((off == 6) | (off == 7)) & _UPPER[h[:, 0]] & _LOWER[h[:, 1]] & _LOWER[h[:, 2]] & (h[:, 3] == 32)) | (
+            (off == 11) & _DIGIT[h[:, 0]] & (h[:, 4] == 45) & (h[:, 7] == 45) & ((h[:, 10] == 84) | (h[:, 10] == 32)))
+        suspect[line[~own]] = True
+        suspect[np.bincount(line, minlength=n)[:n] >= 2] = True
+    return suspect
 
 
 _UNESCAPE = bytes.maketrans(b"_/", b" \n")
@@ -219,11 +261,12 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
         raw = block[a:b]
         fed_raw[i] = raw
         text, bad = decode_line(raw)
-        head = read_line(text) if text is not None else None
+        tail = glued_tail(text) if text is not None else None
+        head = read_line(text if tail is None else tail) if text is not None else None
         if isinstance(head, tuple):
             _, _, kind, key, value = head
             fed_value[i] = value
-            if kind != RESULT and not bad:
+            if kind != RESULT and not bad and tail is None:
                 # what the front door and feed() would do with this clean line (a start with a
                 # non-ASCII recipient, mostly): the one change() of what read_line read
                 fed_change[i] = (kind, key, value)
