@@ -419,6 +419,33 @@ def test_copytruncate_reads_the_rest_from_the_copy(tmp_path, logs, followers, wa
     assert "truncated" in watch_log.text and "mail.log.1" in watch_log.text
 
 
+def test_copytruncate_that_splits_a_line_counts_its_end(tmp_path, logs, followers, watch_log):
+    """logrotate's copytruncate while the logger was writing a line: the copy ends with the
+    line's start, the truncated log (the logger writes on at its start, O_APPEND) begins with its
+    end. That end was skipped unseen; it is a reject `starts_mid_line` in watch's stats, and every
+    whole line is read."""
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 20))
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])
+    f.run(TICK)
+    split = pf_lines(20, 21)
+    append(log, pf_lines(21, 35) + split[:120])
+    shutil.copyfile(log, logs / "mail.log.1")
+    with open(log, "r+") as fh:
+        fh.truncate(0)
+    append(log, split[120:] + pf_lines(35, 50, stamp="Nov  3 16:06:00"))
+    f.run(TICK * 3)
+    assert f.counts() == (49, 49)                   # all but the split line's delivery
+    rejected = f.engine.session.summary.rejected
+    assert rejected["starts_mid_line"] == 1, rejected
+    watch_log.clear()
+    f.clock.advance(61)                             # the report of watch's stats names the reason
+    f.engine._last_report = -1e9
+    f.engine._reported = None
+    f.engine._maybe_report()
+    assert "starts_mid_line 1" in watch_log.text
+
+
 def test_rotated_and_compressed_while_stopped(tmp_path, logs, followers, watch_log):
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 25))

@@ -48,9 +48,9 @@ from . import native
 from . import source as line_source
 from .parsers import BLOCK_READERS, EVENT, REGISTRY, SKIP, parser_class
 from .parsers import common as parsers_common
-from .parsers.common import MAX_LINE_BYTES
+from .parsers.common import MAX_LINE_BYTES, STARTS_MID_LINE, TEXT_HEAD_RE
 from .session import IngestSummary, Session, rejected_text, watch_is_running, watch_lock
-from .source import (DAMAGED, LINES, LONG, PARTIAL, READ_BUDGET, SKIPPED, Chunk, LogFiles, SourceSpec, Stream,
+from .source import (DAMAGED, HEAD, LINES, LONG, PARTIAL, READ_BUDGET, SKIPPED, Chunk, LogFiles, SourceSpec, Stream,
                      STDIN, blocked_directory, blocked_message, expand_paths, not_followed)
 
 log = logging.getLogger("mailhygiene.watch")
@@ -417,6 +417,12 @@ class Engine:
                     self._note_first_month(s, chunk.data[:1 << 16])
                 if s.by_lines and not s.judged and chunk.kind == LINES:  # before its fields are looked for
                     self._mta_of_chunk(s, chunk)
+                head = _cut_head(chunk)
+                if head is not None:   # the end of a line whose start is elsewhere: read on its own
+                    pending.append((head, None))
+                    chunk = Chunk(s, chunk.data[len(head.data):], head.end, chunk.end, chunk.kind)
+                    if not chunk.data:
+                        return True
                 reader = BLOCK_READERS.get(s.mta) if chunk.kind == LINES and self._by_block(chunk) else None
                 if reader is not None and not s.unrecognised:
                     if self._readers is None:
@@ -483,6 +489,18 @@ class Engine:
             return
         if self.files.follow and self.clock.time() - s.ctx_made > CONTEXT_REFRESH_S:
             self._refresh_context(s)
+        if chunk.kind == HEAD:  # the end of a line whose start is in another file (copytruncate)
+            feed = session.parser(s.mta, s.ctx).feed
+
+            def head_feed(line: str, offset: int) -> str:
+                result = feed(line, offset)
+                return STARTS_MID_LINE if result == SKIP else result
+
+            session.front_door(head_feed, data, chunk.offset, s.path)
+            s.offset = chunk.end
+            self._count(s, 1, chunk.end - chunk.offset)
+            self._maybe_commit_batch(s)
+            return
         if chunk.kind == LONG:  # one line with no newline within MAX_LINE_BYTES: what the front door reads of it
             session.front_door(self._feed_of(s, data), data, chunk.offset, s.path)
             s.offset = chunk.end
@@ -1038,6 +1056,21 @@ def _extract(reader, data: bytes, ctx, annotate, foreign_of: str | None):
     if _has_rfc5424(data):
         return None
     return reader.extract(data, MAX_LINE_BYTES, ctx, annotate)
+
+
+def _cut_head(chunk: Chunk) -> Chunk | None:
+    """The first line of a stream's text (LINES or PARTIAL) of one MTA as a HEAD chunk of its
+    own when it does not start as a log line does (parsers.common.TEXT_HEAD_RE): the end of a
+    line whose start is in another file (logrotate's copytruncate copied the start and truncated
+    the log, its writer wrote the rest at the new start; a file cut from the middle of a log).
+    The engine reads it by its parser, and a line the parser skips is a reject `starts_mid_line`:
+    counted, never passed over unseen. None otherwise."""
+    s = chunk.stream
+    if (chunk.offset != s.text_start or chunk.kind not in (LINES, PARTIAL) or s.mta not in REGISTRY
+            or s.unrecognised or not chunk.data or TEXT_HEAD_RE.match(chunk.data)):
+        return None
+    end = chunk.data.find(b"\n") + 1 or len(chunk.data)
+    return Chunk(s, chunk.data[:end], chunk.offset, chunk.offset + end, HEAD)
 
 
 def _sample_of(raws: list[bytes]) -> list[str]:
