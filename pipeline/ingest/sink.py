@@ -98,6 +98,38 @@ def _distinct(n: int, *fields: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.n
     return of_row, at
 
 
+_LOCAL_FIRST = np.zeros(256, bool)
+_LOCAL_FIRST[np.frombuffer(b'|/\\":', np.uint8)] = True   # the first bytes of records.LOCAL_PREFIXES
+
+
+def _local_rows(recipient: pa.Array, domain: pa.Array) -> np.ndarray:
+    """records.is_local_recipient of each row, by numpy over the strings' buffers: an empty domain,
+    or a recipient that starts with one of LOCAL_PREFIXES (only the rows whose first byte could
+    start one are looked at by the pattern)."""
+    import pyarrow.compute as pc
+
+    if isinstance(recipient, pa.ChunkedArray):
+        recipient = recipient.combine_chunks()
+    if isinstance(domain, pa.ChunkedArray):
+        domain = domain.combine_chunks()
+    n = len(recipient)
+    if recipient.null_count or domain.null_count or recipient.type != pa.string() or domain.type != pa.string():
+        return ab.to_bools(pc.fill_null(pc.or_(pc.equal(domain, _EMPTY),
+                                               pc.match_substring_regex(recipient, LOCAL_PREFIX_RE2)), False))
+    d_off = np.frombuffer(domain.buffers()[1], np.int32, n + 1, 4 * domain.offset)
+    local = d_off[1:] == d_off[:-1]
+    r_off = np.frombuffer(recipient.buffers()[1], np.int32, n + 1, 4 * recipient.offset)
+    chars = recipient.buffers()[2]
+    if chars is not None and chars.size:
+        data = np.frombuffer(chars, np.uint8)
+        starts = r_off[:-1]
+        some = np.flatnonzero((r_off[1:] > starts) & ~local)
+        maybe = some[_LOCAL_FIRST[data[starts[some]]]]
+        if len(maybe):
+            local[maybe] = ab.to_bools(pc.match_substring_regex(recipient.take(ab.indices(maybe)), LOCAL_PREFIX_RE2))
+    return local
+
+
 class EventBuffer:
     """Parsed rows waiting for the next commit (dict rows and column batches); to_table()
     classifies them into one EVENT_SCHEMA table."""
@@ -124,11 +156,10 @@ class EventBuffer:
         its local deliveries are counted and left out, as add() does."""
         import pyarrow.compute as pc  # (the block readers' path: a small log is read by lines, without it)
 
-        local = pc.or_(pc.equal(columns["recipient_domain"], _EMPTY),
-                       pc.match_substring_regex(columns["recipient"], LOCAL_PREFIX_RE2))
-        n_local = pc.sum(local).as_py() or 0
+        local = _local_rows(columns["recipient"], columns["recipient_domain"])
+        n_local = int(np.count_nonzero(local))
         if n_local:
-            keep = pc.invert(local)
+            keep = ab.booleans(~local)
             columns = {name: pc.filter(column, keep) for name, column in columns.items()}
             self.local_deliveries += n_local
         n = len(columns["ts"])

@@ -52,7 +52,8 @@ STATUS = {"success": "sent", "deferral": "deferred", "failure": "bounced"}
 # prefix, after the line's start. qmail writes no space into its texts (`_`) nor addresses, so
 # neither is ever part of a line's own message. The block reader hands every line that may hold
 # one to feed() (qmail_block.glue_suspects).
-GLUED_RE = re.compile(r"@[0-9a-fA-F]{24} |" + SYSLOG_STAMP + r" \S+ qmail: ")
+GLUED_LABEL_RE = re.compile(r"@[0-9a-fA-F]{24} ")
+GLUED_SPLOGGER_RE = re.compile(SYSLOG_STAMP + r" \S+ qmail: ")
 # The changes of QmailParser's state (QmailParser.change): what one line does to it.
 START, RESULT, INFO, END = range(4)
 
@@ -235,11 +236,18 @@ class QmailParser(Parser):
 
 
 def glued_tail(line: str) -> str | None:
-    """The qmail line glued to `line` (cut short, GLUED_RE: the last such start after the line's
-    own) that feed() reads in its place, or None."""
+    """The qmail line glued to `line` (cut short: the last multilog label, GLUED_LABEL_RE, or
+    splogger prefix, GLUED_SPLOGGER_RE, after the line's start) that feed() reads in its place,
+    or None. (Cheap pre-tests first: an `@` after the start; a second ` qmail: `, or one behind a
+    prefix that is not the line's own.)"""
     at = -1
-    for m in GLUED_RE.finditer(line, 1):
-        at = m.start()
+    if line.find("@", 1) > 0:
+        for m in GLUED_LABEL_RE.finditer(line, 1):
+            at = m.start()
+    first = line.find(" qmail: ")
+    if first >= 0 and (line.find(" qmail: ", first + 8) >= 0 or GLUED_SPLOGGER_RE.match(line) is None):
+        for m in GLUED_SPLOGGER_RE.finditer(line, 1):
+            at = max(at, m.start())
     return line[at:] if at > 0 else None
 
 

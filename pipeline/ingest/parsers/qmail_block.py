@@ -160,7 +160,8 @@ _LOWER[np.frombuffer(bytes(range(97, 123)), np.uint8)] = True
 
 
 def glue_suspects(data: np.ndarray, line_starts: np.ndarray) -> np.ndarray:
-    """The lines that may hold a qmail line glued to them (qmail.GLUED_RE after the line's start),
+    """The lines that may hold a qmail line glued to them (qmail.glued_tail: GLUED_LABEL_RE or
+    GLUED_SPLOGGER_RE after the line's start),
     by numpy: a multilog label (`@`, 24 hex digits, a space) not at a line's start; or a syslog
     time `hh:mm:ss` that is not the line's own stamp's (the only one, at its place after a line
     start of `Mon D`, `Mon DD` or an RFC 3339 date). A superset: feed() decides."""
@@ -170,8 +171,11 @@ def glue_suspects(data: np.ndarray, line_starts: np.ndarray) -> np.ndarray:
     at = np.flatnonzero(data == 64)
     at = at[(at > 0) & (at + 25 < size)]
     at = at[(data[at - 1] != 10) & (data[at + 25] == 32)]
+    for k in range(1, 25):       # (one digit at a time: the candidates are few after the first)
+        if not len(at):
+            break
+        at = at[_HEX[data[at + k]]]
     if len(at):
-        at = at[_HEX[data[at[:, None] + np.arange(1, 25)]].all(axis=1)]
         suspect[np.searchsorted(line_starts, at, "right") - 1] = True
     co = np.flatnonzero(data == 58)
     co = co[(co >= 2) & (co + 6 < size)]
