@@ -510,6 +510,7 @@ class Engine:
         if fields is not None:
             parser = session.parser(s.mta, s.ctx)
             source, front_door, feed = s.path, session.front_door, parser.feed
+
             def feed_line(raw: bytes, at: int, known: str | None = None) -> None:
                 """A line to the front door (`known`: what the block reader found it to be, a reject's reason)."""
                 front_door(feed if known is None else (lambda line, offset: known), raw, at, source)
