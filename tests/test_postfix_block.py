@@ -934,3 +934,18 @@ def test_local_deliveries_are_counted_not_stored(tmp_path, monkeypatch):
         got = pipeline.connect(data).sql("SELECT recipient, sender FROM events ORDER BY 1").fetchall()
         assert got == [("orphan@ezweb.ne.jp", None)] + [("root@mx1.example.jp", "news@mail.example.jp"),
                                                         ("taro@mail.example.jp", "news@mail.example.jp")]
+
+
+def test_an_expiry_whose_deferrals_were_not_read_is_counted(tmp_path, monkeypatch):
+    """`status=expired, returned to sender` names no recipient, only its queue id: of a queue id
+    none of whose deferrals was read (before the log began) it is a reject
+    `expiry_without_deferrals`, not skipped unseen; one after its deferrals gives their events."""
+    log = write_log(tmp_path, """\
+Nov 10 11:59:00 mx1 postfix/smtp[3]: 1A2B3C4D0A: to=<d@docomo.ne.jp>, relay=none, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (connect to mx.docomo.ne.jp[192.0.2.1]:25: Connection timed out)
+Nov 10 12:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D0B: from=<news@example.jp>, status=expired, returned to sender
+Nov 10 12:00:01 mx1 postfix/qmgr[2]: 1A2B3C4D0A: from=<news@example.jp>, status=expired, returned to sender
+""")
+    fast, slow = ingest_both(tmp_path, [log], 1 << 20, monkeypatch)
+    assert_same(fast, slow)
+    assert fast[2] == {"expiry_without_deferrals": 1}
+    assert sorted(row[11] for row in fast[0]) == ["deferred", "expired"]

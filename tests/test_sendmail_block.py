@@ -381,3 +381,20 @@ def test_local_deliveries_are_counted_not_stored(tmp_path, monkeypatch):
     rows = pipeline.connect(tmp_path / "again-True").sql(
         "SELECT sender FROM events WHERE recipient = 'orphan@ezweb.ne.jp'").fetchall()
     assert rows == [(None,)]
+
+
+def test_an_expiry_whose_deferrals_were_not_read_is_counted(tmp_path, monkeypatch):
+    """`DSN: Cannot send message for 5 days` of a queue id none of whose deferrals was read (before
+    the log began) is a reject `expiry_without_deferrals`, not skipped unseen, by both ways of
+    reading; one after its deferrals gives their events."""
+    log = tmp_path / "maillog"
+    log.write_text("""\
+Nov 11 09:00:09 relay2 sm-mta[3006]: 2ABB0A1u003006: from=<c@d.jp>, size=1, class=0, nrcpts=1, msgid=<z@y>, proto=ESMTP
+Nov 11 09:00:10 relay2 sm-mta[3006]: 2ABB0A1u003006: to=<r@s.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.s.jp. [192.0.2.2], dsn=4.0.0, stat=Deferred: Connection timed out
+Nov 16 09:00:16 relay2 sm-mta[3012]: 2ABB0A1u003006: 2ABB0A1u003099: DSN: Cannot send message for 5 days
+Nov 16 09:00:17 relay2 sm-mta[3012]: 2ABB0A1u003007: 2ABB0A1u003098: DSN: Cannot send message for 5 days
+""")
+    fast, slow = ingest_both(tmp_path, [log], 1 << 20, monkeypatch)
+    assert_same(fast, slow)
+    assert fast[2] == {"expiry_without_deferrals": 1}
+    assert sorted(row[11] for row in fast[0]) == ["deferred", "expired"]

@@ -21,6 +21,10 @@ EVENT, SKIP, MALFORMED = "event", "skip", "malformed"
 # multilog's `current` without the older `@….s` files, a watch started mid-stream), so it has no
 # recipient to be an event of. Any result other than EVENT and SKIP is a reject of that reason.
 NO_START = "result_without_start"
+# The same for Postfix's and sendmail's expiry line (`status=expired, returned to sender`, `DSN:
+# Cannot send message for 5 days`): it names no recipient, only the queue id whose deferred
+# recipients expire; when none of its deferrals was read, it is a reject of this reason.
+NO_DEFERRALS = "expiry_without_deferrals"
 
 # The front door's limit: a line this long (with its newline) or longer is rejected unread.
 # NUL bytes are not counted (a line is as long as its text).

@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 
 from ...store.records import bare_message_id, domain_of, normalise_address
-from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, FACILITY_PRIORITY, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP,
-                     SOLARIS_ID, SYSLOG_STAMP, QueueParser, as_rfc3339, feed_glued, glued_at, glued_in_line, iso_us, reply_code_of, stamp_is_local, stamp_unreadable)
+from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, FACILITY_PRIORITY, MALFORMED, MESSAGE_ID, NO_DEFERRALS, REMOVED,
+                     SENDER, SKIP, SOLARIS_ID, SYSLOG_STAMP, QueueParser, as_rfc3339, feed_glued, glued_at, glued_in_line, iso_us, reply_code_of, stamp_is_local, stamp_unreadable)
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
 # The queue manager: `nqmgr`'s `qmgr`, or the old one (`oqmgr`, still shipped and selectable in master.cf).
@@ -341,7 +341,7 @@ class PostfixParser(QueueParser):
                     rows = self.change(EXPIRED, qid, ts, (host, line, offset))
                     for row in rows:
                         self.emit(row)
-                    return EVENT if rows else SKIP
+                    return EVENT if rows else NO_DEFERRALS  # (its deferrals were before the log began)
                 return SKIP
             if rest == "removed":
                 self.change(REMOVED, qid, ts)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 
 from ...store.records import bare_message_id, domain_of, normalise_address
-from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, RECIPIENTS, REMOVED, SENDER, SKIP,
-                     QueueParser, addr_list, feed_glued, glued_at, glued_in_line, reply_code_of, split_outside_quotes, split_syslog,
+from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, NO_DEFERRALS, RECIPIENTS, REMOVED, SENDER,
+                     SKIP, QueueParser, addr_list, feed_glued, glued_at, glued_in_line, reply_code_of, split_outside_quotes, split_syslog,
                      stamp_is_local, stamp_unreadable)
 
 PROGRAMS = ("sendmail", "sm-mta", "sm-msp-queue")
@@ -128,12 +128,15 @@ class SendmailParser(QueueParser):
                     self.change(RECIPIENTS, qid, ts, int(count))
             return SKIP
 
-        if ": DSN: Cannot send message" in rest and qid in self.queue:  # the queue lifetime ran out: expiry
+        if ": DSN: Cannot send message" in rest:  # the queue lifetime ran out: expiry
+            if qid not in self.queue:
+                self.change(CLOCK, None, ts)
+                return NO_DEFERRALS  # (its deferrals were before the log began)
             rows = self.change(EXPIRED, qid, ts, (host, line, offset))
             self.change(REMOVED, qid, ts)  # the message is returned: nothing of it follows
             for row in rows:
                 self.emit(row)
-            return EVENT if rows else SKIP
+            return EVENT if rows else NO_DEFERRALS
         self.change(CLOCK, None, ts)
         return SKIP
 
