@@ -826,3 +826,26 @@ def test_a_file_in_the_olddir_belongs_to_its_source(tmp_path):
     assert files.source_of(str(tmp_path / "archive" / "maillog-20261206.gz")) is named
     assert files.source_of(str(logs / "old" / "syslog.1")) is None
     assert files.source_of(str(tmp_path / "elsewhere" / "mail.log.1")) is None
+
+
+def test_a_watch_started_mid_stream_counts_the_results_without_their_start(tmp_path, logs, followers, watch_log):
+    """A watch started on a multilog `current` whose older `@….s` files are not followed: the
+    results of the deliveries started before its first line cannot be attributed; they are
+    rejects `result_without_start` in watch's stats, not dropped unseen."""
+    cur = logs / "current"
+    label = 0x400000006565_9a1b
+
+    def q(sec: int, msg: str) -> str:
+        return f"@{label + sec:016x}0a3b1c2c {msg}\n"
+
+    cur.write_text(q(0, "delivery 7: success: 203.138.181.112_accepted_message./Remote_host_said:_250_ok/")
+                   + q(0, "delivery 8: deferral: Sorry,_I_wasn't_able_to_establish_an_SMTP_connection._(#4.4.1)/")
+                   + q(1, "starting delivery 1: msg 101 to remote a@docomo.ne.jp")
+                   + q(2, "delivery 1: success: 203.138.181.112_accepted_message./Remote_host_said:_250_ok/"))
+    f = new_follower(followers, tmp_path, [(str(cur), "qmail")])
+    f.run(TICK * 2)
+    assert f.counts() == (1, 1)
+    assert f.engine.session.summary.rejected == {"result_without_start": 2}
+    f.engine._last_report, f.engine._reported = -1e9, None
+    f.engine._maybe_report()
+    assert "2 lines rejected (result_without_start 2) so far" in watch_log.text
