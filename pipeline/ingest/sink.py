@@ -1,7 +1,9 @@
 """The event sink: parsed rows -> classified Arrow batches -> the event store, one batch at a time.
 
 Collects what the parsers produce (dict rows from PostfixParser/SendmailParser/QmailParser.feed,
-column batches from the Postfix block reader), adds carrier, reason, scope, hard (the
+column batches from the block readers), leaves out and counts the deliveries to a recipient that
+is no address (local deliveries: `root`, `|procmail`; records.is_local_recipient), adds carrier,
+reason, scope, hard (the
 classifier, called with carrier, recipient domain, relay and UTC day at every call) and the
 stable event id, and hands one Arrow table per commit to the event store
 (pipeline.store.event_store.EventStore: atomic Parquet files, day partitions, dedupe by event
