@@ -938,7 +938,7 @@ def test_local_deliveries_are_counted_not_stored(tmp_path, monkeypatch):
 
 def test_an_expiry_whose_deferrals_were_not_read_is_counted(tmp_path, monkeypatch):
     """`status=expired, returned to sender` names no recipient, only its queue id: of a queue id
-    none of whose deferrals was read (before the log began) it is a reject
+    none of whose lines was read (before the log began) it is a reject
     `expiry_without_deferrals`, not skipped unseen; one after its deferrals gives their events."""
     log = write_log(tmp_path, """\
 Nov 10 11:59:00 mx1 postfix/smtp[3]: 1A2B3C4D0A: to=<d@docomo.ne.jp>, relay=none, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (connect to mx.docomo.ne.jp[192.0.2.1]:25: Connection timed out)

@@ -384,7 +384,7 @@ def test_local_deliveries_are_counted_not_stored(tmp_path, monkeypatch):
 
 
 def test_an_expiry_whose_deferrals_were_not_read_is_counted(tmp_path, monkeypatch):
-    """`DSN: Cannot send message for 5 days` of a queue id none of whose deferrals was read (before
+    """`DSN: Cannot send message for 5 days` of a queue id none of whose lines was read (before
     the log began) is a reject `expiry_without_deferrals`, not skipped unseen, by both ways of
     reading; one after its deferrals gives their events."""
     log = tmp_path / "maillog"

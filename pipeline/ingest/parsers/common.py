@@ -23,7 +23,8 @@ EVENT, SKIP, MALFORMED = "event", "skip", "malformed"
 NO_START = "result_without_start"
 # The same for Postfix's and sendmail's expiry line (`status=expired, returned to sender`, `DSN:
 # Cannot send message for 5 days`): it names no recipient, only the queue id whose deferred
-# recipients expire; when none of its deferrals was read, it is a reject of this reason.
+# recipients expire; of a queue id none of whose lines was read (QueueParser.live), it is a reject
+# of this reason. (One whose deferrals were read and have all ended gives nothing, as before.)
 NO_DEFERRALS = "expiry_without_deferrals"
 
 # The front door's limit: a line this long (with its newline) or longer is rejected unread.
@@ -525,6 +526,11 @@ class QueueParser(Parser):
             st["deferred"] = {}
             return rows
         return st
+
+    def live(self, qid: str, ts: int) -> bool:
+        """Has `qid` an entry that a line of it at `ts` joins (change() would not start a new one)?"""
+        st = self.queue.get(qid)
+        return st is not None and max(self.clock, ts) - st["seen"] <= self.STATE_TTL_US
 
     def unfold(self, ts: int, local) -> int:
         """The time of a line whose stamp read `ts` (`local`: a stamp without zone, traditional or

@@ -336,12 +336,15 @@ class PostfixParser(QueueParser):
 
         if service in QUEUE_MANAGERS:
             if rest.startswith("from="):
+                expired = ", status=expired" in rest
+                known = not expired or self.live(qid, ts)
                 self.change(SENDER, qid, ts, normalise_address(rest[5:].split(", ", 1)[0]))
-                if ", status=expired" in rest:
+                if expired:
                     rows = self.change(EXPIRED, qid, ts, (host, line, offset))
                     for row in rows:
                         self.emit(row)
-                    return EVENT if rows else NO_DEFERRALS  # (its deferrals were before the log began)
+                    # (none of its queue id's lines read: its deferrals were before the log began)
+                    return EVENT if rows else SKIP if known else NO_DEFERRALS
                 return SKIP
             if rest == "removed":
                 self.change(REMOVED, qid, ts)

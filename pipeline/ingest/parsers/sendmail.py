@@ -129,14 +129,14 @@ class SendmailParser(QueueParser):
             return SKIP
 
         if ": DSN: Cannot send message" in rest:  # the queue lifetime ran out: expiry
-            if qid not in self.queue:
+            if not self.live(qid, ts):
                 self.change(CLOCK, None, ts)
-                return NO_DEFERRALS  # (its deferrals were before the log began)
+                return NO_DEFERRALS  # (none of its queue id's lines read: before the log began)
             rows = self.change(EXPIRED, qid, ts, (host, line, offset))
             self.change(REMOVED, qid, ts)  # the message is returned: nothing of it follows
             for row in rows:
                 self.emit(row)
-            return EVENT if rows else NO_DEFERRALS
+            return EVENT if rows else SKIP
         self.change(CLOCK, None, ts)
         return SKIP
 
