@@ -828,51 +828,70 @@ def restamped(text: str, stamps=ODD_STAMPS) -> str:
 
 # the lines a parser reads (`QID: to=`, `from=`, `message-id=`, `removed`): glue_lines cuts these
 READ_LINE_RE = re.compile(r"\]: [0-9A-Za-z]+: (?:to=|from=|message-id=|removed\n)")
+# qmail's lines that change its state (multilog or splogger): glue_lines cuts these
+QMAIL_LINE_RE = re.compile(r"(?:^@\S+ |qmail: \S+ )(?:starting delivery|delivery|info msg|end msg) ")
 
 
-def glue_lines(text: str, seed: int = 7, every: int = 40) -> tuple[str, list[str]]:
-    """`text` with about one in `every` of the lines a parser reads (READ_LINE_RE) cut short
-    after its queue id and the next line glued to it (what a writer that died or a disk that
-    filled mid-line leaves); and the glued lines (each whole, as written)."""
+def glue_lines(text: str, seed: int = 7, every: int = 40, anywhere: bool = False,
+               pattern: re.Pattern = READ_LINE_RE) -> tuple[str, list[str], str]:
+    """`text` with about one in `every` of the lines a parser reads (`pattern`) cut short
+    after its queue id (`anywhere`: at any place after its first byte, within its stamp, host,
+    program or queue id too) and the next line glued to it (what a writer that died or a disk that
+    filled mid-line leaves); the glued lines (each whole, as written); and `text` without the
+    lines that were cut (what a reader that reads every glued line must store the events of)."""
     import random
 
     rng = random.Random(seed)
     lines = text.splitlines(keepends=True)
-    out, glued, i = [], [], 0
+    out, glued, dropped, i = [], [], [], 0
     while i < len(lines):
         line = lines[i]
-        m = READ_LINE_RE.search(line)
-        at = line.find(": ", m.start() + 3) if m else -1
-        if i + 1 < len(lines) and at > 0 and rng.randrange(every) == 0:
-            out.append(line[:rng.randrange(at + 3, len(line) - 1)] + lines[i + 1])
+        m = pattern.search(line)
+        at = (0 if anywhere else line.find(": ", m.start() + 3)) if m else -1
+        if i + 1 < len(lines) and at >= 0 and rng.randrange(every) == 0:
+            out.append(line[:rng.randrange(at + (1 if anywhere else 3), len(line) - 1)] + lines[i + 1])
             glued.append(lines[i + 1])
+            dropped.append(lines[i + 1])
             i += 2
             continue
         out.append(line)
+        dropped.append(line)
         i += 1
-    return "".join(out), glued
+    return "".join(out), glued, "".join(dropped)
 
 
-def assert_glued_lines_read(tmp_path, mta: str, deliveries_of) -> None:
-    """A generated `mta` log with one in 25 read lines cut short and the next glued to it
-    (glue_lines): the fast path agrees with the per-line parser; no recipient holds a piece of
-    the next line; each cut line is a `malformed` reject; every glued line's deliveries
-    (deliveries_of(line): {(recipient, status)}) are stored."""
+def assert_glued_lines_read(tmp_path, mta: str, deliveries_of, anywhere: bool = False, **generated) -> None:
+    """A generated `mta` log with one in 25 read lines cut short (`anywhere`: also within its
+    prefix) and the next glued to it (glue_lines): the fast path agrees with the per-line parser;
+    no recipient holds a piece of the next line; each cut line is a `malformed` reject; every glued
+    line's deliveries (deliveries_of(line): {(recipient, status)}; None: each glued line is one
+    feed() reads, its cut line a reject) are stored; and the events are
+    those of the log without the cut lines (the same ids: each glued line is read as itself)."""
     import pipeline
 
-    text, glued = glue_lines(generated_log(tmp_path, mta, lines=6000).read_text(), every=25)
+    text, glued, dropped = glue_lines(generated_log(tmp_path, mta, lines=6000, **generated).read_text(), every=25,
+                                      anywhere=anywhere,
+                                      pattern=QMAIL_LINE_RE if mta == "qmail" else READ_LINE_RE)
     log = tmp_path / "glued.log"
     log.write_text(text)
     fast, slow = ingest_both(tmp_path, [log], fmt=mta)
     assert_same(fast, slow)
-    events = pipeline.connect(tmp_path / "data-True-None").sql(
-        "SELECT recipient, status, queue_id FROM events").fetchall()
-    assert not [r for r in events if " " in r[0] or "]:" in r[0]]
-    wanted = [ln for ln in glued if deliveries_of(ln)]
-    assert len(wanted) > 10 and fast[2].get("malformed", 0) >= len(wanted)
-    got = {(r[0], r[1]) for r in events}
-    for ln in wanted:
-        assert deliveries_of(ln) <= got, ln
+    query = "SELECT event_id, recipient, status, queue_id, sender FROM events ORDER BY event_id"
+    events = pipeline.connect(tmp_path / "data-True-None").sql(query).fetchall()
+    assert not [r for r in events if " " in r[1] or "]:" in r[1] or "@4000" in r[1]]
+    if deliveries_of is None:  # (qmail: a result names no recipient; every cut line is one feed() reads)
+        assert len(glued) > 100 and fast[2].get("malformed", 0) >= len(glued)
+    else:
+        wanted = [ln for ln in glued if deliveries_of(ln)]
+        assert len(wanted) > 10 and fast[2].get("malformed", 0) >= len(wanted)
+        got = {(r[1], r[2]) for r in events}
+        for ln in wanted:
+            assert deliveries_of(ln) <= got, ln
+    whole = tmp_path / "without-cut" / "whole.log"
+    whole.parent.mkdir()
+    whole.write_text(dropped)
+    ingest_both(whole.parent, [whole], fmt=mta)
+    assert pipeline.connect(whole.parent / "data-True-None").sql(query).fetchall() == events
 
 
 def mutated(text: str, rng, alphabet, edits: int, inserts: float = 0.4, deletes: float = 0.3) -> str:

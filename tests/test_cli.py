@@ -317,3 +317,24 @@ def test_every_command_shows_an_example():
                if not isinstance(cmd, click.Group)
                and "mailhygiene " not in cmd.get_help(ctx).split("Options:")[0].split("\n", 1)[1]]
     assert without == []
+
+
+def test_ingest_names_results_without_start_and_local_deliveries(tmp_path):
+    """The summary and its --json name what was counted and not stored: a qmail result whose start
+    was before the log's first line (a reject of its own reason) and a sendmail delivery to a
+    local user (a local delivery)."""
+    import json
+
+    label = 0x400000006565_9a1b
+    cur = tmp_path / "current"
+    cur.write_text(f"@{label:016x}0a3b1c2c delivery 7: success: 192.0.2.1_accepted_message./Remote_host_said:_250_ok/\n")
+    maillog = tmp_path / "maillog"
+    maillog.write_text("Nov 11 10:00:01 h1 sendmail[4002]: 2ABB0B00004001: to=root, ctladdr=<postmaster@mail.example.jp> "
+                       "(0/0), delay=00:00:01, xdelay=00:00:00, mailer=local, pri=30900, dsn=2.0.0, stat=Sent\n")
+    data = tmp_path / "data"
+    d = json.loads(invoke(data, "ingest", "--json", "--format", "qmail", cur).output)
+    assert d["rejected_by_reason"] == {"result_without_start": 1} and d["lines_rejected"] == 1
+    out = invoke(data, "ingest", "--format", "sendmail", maillog).output
+    assert "local deliveries: 1" in out and "events written:   0" in out
+    d = json.loads(invoke(data, "ingest", "--json", "--reread", "--format", "sendmail", maillog).output)
+    assert d["local_deliveries"] == 1 and d["events_parsed"] == 0

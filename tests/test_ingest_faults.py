@@ -226,6 +226,43 @@ def test_a_file_rotated_between_batch_runs_is_finished_from_its_sibling(tmp_path
 
 
 
+# where the tests cut a line: inside a delivery's text (what logrotate's copytruncate does when the
+# logger has written the start of a line and not its end)
+CUT_AFTER = {"postfix": ", relay=", "sendmail": ", relay=", "qmail": " success: "}
+
+
+@pytest.mark.parametrize("columnar", [True, False])
+@pytest.mark.parametrize("mta", ["postfix", "sendmail", "qmail"])
+def test_the_end_of_a_line_split_by_copytruncate_is_a_reject(tmp_path, mta, columnar):
+    """copytruncate while the logger was writing a line: the copy (mail.log.1) ends with the line's
+    start, the live log starts with its end. That end, read from the new start of the file, was
+    skipped unseen (no prefix: no parser's line); it is a reject `starts_mid_line`, by both ways of
+    reading, and the lines after it are read as before; the start is a `malformed` reject (a
+    delivery line without its status; qmail's result reads as one without its text)."""
+    from fixtures import generated_log
+
+    text = generated_log(tmp_path, mta, lines=3000).read_text()
+    at = text.index(CUT_AFTER[mta], len(text) // 2) + len(CUT_AFTER[mta]) + 3
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "mail.log.1").write_text(text[:at])
+    (logs / "mail.log").write_text(text[at:])
+    whole = tmp_path / "whole.log"
+    whole.write_text(text)
+    for p in (*logs.iterdir(), whole):
+        old(p)
+    s = ingest(load_config(None, data_dir=tmp_path / "data", timezone="Asia/Tokyo"),
+               [logs / "mail.log.1", logs / "mail.log"], fmt=mta, year=2026, columnar=columnar)
+    assert s.rejected["starts_mid_line"] == 1 and s.lines == text.count("\n") + 1
+    assert sum(s.rejected.values()) == (1 if mta == "qmail" else 2), s.rejected
+    samples = [json.loads(ln) for ln in open(s.rejects_file)]
+    assert [(r["file"].endswith("mail.log"), r["offset"]) for r in samples if r["reason"] == "starts_mid_line"] == [(True, 0)]
+    # every other line as in the log read whole: the events of all but the split line
+    w = ingest(load_config(None, data_dir=tmp_path / "whole", timezone="Asia/Tokyo"), [whole], fmt=mta, year=2026,
+               columnar=columnar)
+    assert s.events_parsed >= w.events_parsed - 1 - 2 * (mta == "sendmail")
+
+
 @pytest.mark.parametrize("mode", ["rename", "rename+compress", "copytruncate+compress"])
 def test_a_file_rotated_after_it_was_read_to_its_end_is_no_warning(tmp_path, mode):
     """The nightly `ingest /var/log/mail.log` with logrotate's rename + compress between two

@@ -104,10 +104,15 @@ def test_odd_lines_leave_the_fast_path_and_give_the_per_line_result(tmp_path, mo
     assert codes == {"r1@example.com": 554, "r2@example.com": 451, "r3@example.com": None, "r4@example.com": None}
     expired = [r for r in cols if r[3] == "expired"]
     assert sorted(r[0] for r in expired) == ["b@au.com", "o@docomo.ne.jp"]                 # p was delivered at last
-    assert len(events) == len(cols) == 22 + 2  # 22 delivery lines, 2 expiries
-    host, domain = pipeline.connect(tmp_path / "data-True-100").sql(
-        "SELECT host, recipient_domain FROM events WHERE recipient = 'postmaster'").fetchall()[0]
-    assert (host, domain) == ("postfix1", "")  # a host named postfix…; an address without '@' (block of its own)
+    assert len(events) == len(cols) == 21 + 2  # 22 delivery lines, one to no address, 2 expiries
+    # `to=<postmaster>`, no address (a local delivery: counted, not stored, also from a block of its
+    # own); its line is read (a host named postfix…)
+    assert not pipeline.connect(tmp_path / "data-True-100").sql(
+        "SELECT * FROM events WHERE recipient = 'postmaster'").fetchall()
+    rows = []
+    from pipeline.ingest.parsers.postfix import PostfixParser
+    PostfixParser(CTX, rows.append).feed(next(ln for ln in ODD.splitlines() if "to=<postmaster>" in ln), 0)
+    assert [(r["host"], r["recipient"], r["recipient_domain"]) for r in rows] == [("postfix1", "postmaster", "")]
 
 
 @pytest.mark.slow
@@ -885,12 +890,62 @@ def test_the_commands_default_reads_small_chunks_by_lines_between_block_chunks(t
     assert len(read_by_block) > 2 and sum(read_by_block) < log.stat().st_size  # both paths taken
 
 
-def test_a_line_cut_short_with_the_next_glued_to_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("anywhere", [False, True])
+def test_a_line_cut_short_with_the_next_glued_to_it(tmp_path, monkeypatch, anywhere):
     """A line cut short (its writer died or the disk filled mid-line) with the next one glued to
     it: the cut line is a reject and the glued one is read. Read as one line it gave a
     recipient of both (`u2@docomo.ne.jpnov  3 16:04:33 mx1 …: to=<u3@docomo.ne.jp`) or the cut
-    line's recipient with the glued one's status, and the glued line's delivery was lost."""
-    assert_glued_lines_read(tmp_path, "postfix", _deliveries_of)
+    line's recipient with the glued one's status, and the glued line's delivery was lost.
+    `anywhere`: cut within its own prefix too (its stamp, host, program, pid, queue id)."""
+    assert_glued_lines_read(tmp_path, "postfix", _deliveries_of, anywhere)
 
 
 _deliveries_of = lambda ln: {(m.group(1).lower(), m.group(2)) for m in re.finditer(r" to=<([^>]+)>, .* status=(sent|deferred|bounced)", ln)}
+
+
+POSTFIX_LOCAL = """\
+Nov 11 10:00:00 mx1 postfix/qmgr[300]: 4A1B2C3D4E: from=<news@mail.example.jp>, size=900, nrcpt=4 (queue active)
+Nov 11 10:00:01 mx1 postfix/local[301]: 4A1B2C3D4E: to=<root>, relay=local, delay=0.1, delays=0.05/0/0/0.05, dsn=2.0.0, status=sent (delivered to mailbox)
+Nov 11 10:00:01 mx1 postfix/local[301]: 4A1B2C3D4E: to=<root@mx1.example.jp>, orig_to=<postmaster>, relay=local, delay=0.1, delays=0.05/0/0/0.05, dsn=2.0.0, status=sent (delivered to mailbox)
+Nov 11 10:00:01 mx1 postfix/pipe[302]: 4A1B2C3D4E: to=<taro@mail.example.jp>, relay=dovecot, delay=0.1, delays=0.05/0/0/0.05, dsn=2.0.0, status=sent (delivered via dovecot service)
+Nov 11 10:00:01 mx1 postfix/local[301]: 4A1B2C3D4E: to=<operator>, relay=local, delay=0.1, delays=0.05/0/0/0.05, dsn=5.1.1, status=bounced (unknown user: "operator")
+Nov 11 10:00:02 mx1 postfix/qmgr[300]: 4A1B2C3D4E: removed
+Nov 11 10:00:03 mx1 postfix/smtp[303]: 5B2C3D4E5F: to=<orphan@ezweb.ne.jp>, relay=lsean.ezweb.ne.jp[111.86.141.161]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=5.1.1, status=bounced (host lsean.ezweb.ne.jp[111.86.141.161] said: 550 5.1.1 unknown (in reply to RCPT TO command))
+"""
+
+
+def test_local_deliveries_are_counted_not_stored(tmp_path, monkeypatch):
+    """A Postfix delivery to a recipient that is no address (`to=<root>`, append_at_myorigin=no)
+    is a local delivery, counted and not stored, on the fast path (column-wise) and per line; one
+    to an address (`relay=local` to root@host, a pipe to dovecot) is an event, as is a delivery of
+    a queue id whose `from=` was never read (its sender unknown)."""
+    log = tmp_path / "mail.log"
+    log.write_text(POSTFIX_LOCAL * 3)
+    fast, slow = ingest_both(tmp_path, [log])
+    assert_same(fast, slow)
+    block = POSTFIX_LOCAL.encode()
+    f = postfix_block.extract(block, 65536, CTX)
+    assert "root" in f.delivery["recipient"].to_pylist()   # the fast path takes `to=<root>` lines
+    for columnar in (True, False):
+        data = tmp_path / f"again-{columnar}"
+        s = ingest(load_config(None, data_dir=data, timezone="Asia/Tokyo"), [log], fmt="postfix", year=2026,
+                   columnar=columnar)
+        assert s.local_deliveries == 2 * 3
+        got = pipeline.connect(data).sql("SELECT recipient, sender FROM events ORDER BY 1").fetchall()
+        assert got == [("orphan@ezweb.ne.jp", None)] + [("root@mx1.example.jp", "news@mail.example.jp"),
+                                                        ("taro@mail.example.jp", "news@mail.example.jp")]
+
+
+def test_an_expiry_whose_deferrals_were_not_read_is_counted(tmp_path, monkeypatch):
+    """`status=expired, returned to sender` names no recipient, only its queue id: of a queue id
+    none of whose lines was read (before the log began) it is a reject
+    `expiry_without_deferrals`, not skipped unseen; one after its deferrals gives their events."""
+    log = write_log(tmp_path, """\
+Nov 10 11:59:00 mx1 postfix/smtp[3]: 1A2B3C4D0A: to=<d@docomo.ne.jp>, relay=none, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (connect to mx.docomo.ne.jp[192.0.2.1]:25: Connection timed out)
+Nov 10 12:00:00 mx1 postfix/qmgr[2]: 1A2B3C4D0B: from=<news@example.jp>, status=expired, returned to sender
+Nov 10 12:00:01 mx1 postfix/qmgr[2]: 1A2B3C4D0A: from=<news@example.jp>, status=expired, returned to sender
+""")
+    fast, slow = ingest_both(tmp_path, [log], 1 << 20, monkeypatch)
+    assert_same(fast, slow)
+    assert fast[2] == {"expiry_without_deferrals": 1}
+    assert sorted(row[11] for row in fast[0]) == ["deferred", "expired"]

@@ -331,12 +331,70 @@ def test_the_hour_a_fall_back_repeats_gives_true_times(tmp_path, monkeypatch):
     assert_true_times(tmp_path / f"data-True-{1 << 20}", truth)
 
 
-def test_a_line_cut_short_with_the_next_glued_to_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("anywhere", [False, True])
+def test_a_line_cut_short_with_the_next_glued_to_it(tmp_path, monkeypatch, anywhere):
     """A line cut short (its writer died or the disk filled mid-line) with the next one glued to
     it: the cut line is a reject and the glued one is read. Read as one line it gave a
     recipient of both (`u2@docomo.ne.jpnov  3 16:04:33 mx1 …: to=<u3@docomo.ne.jp`) or the cut
-    line's recipient with the glued one's status, and the glued line's delivery was lost."""
-    assert_glued_lines_read(tmp_path, "sendmail", _deliveries_of)
+    line's recipient with the glued one's status, and the glued line's delivery was lost.
+    `anywhere`: cut within its own prefix too (its stamp, host, program, pid, queue id)."""
+    assert_glued_lines_read(tmp_path, "sendmail", _deliveries_of, anywhere)
 
 
 _deliveries_of = lambda ln: {(a.lower(), "sent" if "dsn=2" in ln else "deferred" if "dsn=4" in ln else "bounced") for a in re.findall(r"<?([^<>,\s]+@[^<>,\s]+)>?", ln.split(" to=", 1)[1].split(", ", 1)[0])} if " to=" in ln and "mailer=esmtp" in ln else set()
+
+
+LOCAL = """\
+Nov 11 10:00:00 h1 sendmail[4001]: 2ABB0B00004001: from=<news@mail.example.jp>, size=900, class=0, nrcpts=8, msgid=<l1@x>, proto=ESMTP, daemon=MTA, relay=localhost [127.0.0.1]
+Nov 11 10:00:01 h1 sendmail[4002]: 2ABB0B00004001: to=root, ctladdr=<postmaster@mail.example.jp> (0/0), delay=00:00:01, xdelay=00:00:00, mailer=local, pri=30900, dsn=2.0.0, stat=Sent
+Nov 11 10:00:01 h1 sendmail[4002]: 2ABB0B00004001: to=<root>, delay=00:00:01, xdelay=00:00:00, mailer=local, pri=30900, dsn=2.0.0, stat=Sent
+Nov 11 10:00:01 h1 sendmail[4002]: 2ABB0B00004001: to=\\root, delay=00:00:01, xdelay=00:00:00, mailer=local, pri=30900, dsn=2.0.0, stat=Sent
+Nov 11 10:00:01 h1 sendmail[4002]: 2ABB0B00004001: to="|/usr/bin/procmail", ctladdr=<taro@mail.example.jp> (1000/1000), delay=00:00:01, xdelay=00:00:00, mailer=prog, pri=30900, dsn=2.0.0, stat=Sent
+Nov 11 10:00:01 h1 sendmail[4002]: 2ABB0B00004001: to=/var/mail/archive, ctladdr=<taro@mail.example.jp> (1000/1000), delay=00:00:01, xdelay=00:00:00, mailer=*file*, pri=30900, dsn=2.0.0, stat=Sent
+Nov 11 10:00:01 h1 sendmail[4002]: 2ABB0B00004001: to=root@localhost.localdomain, ctladdr=root@localhost.localdomain (0/0), delay=00:00:00, xdelay=00:00:00, mailer=local, pri=245938, dsn=2.0.0, stat=Sent
+Nov 11 10:00:02 h1 sendmail[4002]: 2ABB0B00004001: to=<a@docomo.ne.jp>, delay=00:00:02, xdelay=00:00:01, mailer=esmtp, pri=30900, relay=mfsmax.docomo.ne.jp. [203.138.181.112], dsn=2.0.0, stat=Sent (ok)
+Nov 11 10:00:03 h1 sendmail[4002]: 2ABB0B00004001: to=operator, delay=00:00:03, xdelay=00:00:00, mailer=local, pri=30900, dsn=4.0.0, stat=Deferred: local mailer (/usr/bin/procmail) exited with EX_TEMPFAIL
+Nov 16 10:00:04 h1 sendmail[4003]: 2ABB0B00004001: 2ABB0B00004099: DSN: Cannot send message for 5 days
+Nov 11 10:00:05 h1 sendmail[4004]: 2ABB0B00004005: to=<orphan@ezweb.ne.jp>, delay=00:00:03, xdelay=00:00:01, mailer=esmtp, pri=1, relay=lsean.ezweb.ne.jp. [111.86.141.161], dsn=5.1.1, stat=User unknown
+"""
+
+
+def test_local_deliveries_are_counted_not_stored(tmp_path, monkeypatch):
+    """Deliveries to a local user, program or file (`to=root`, `to=<root>`, `to=\\root`,
+    `to="|/usr/bin/procmail"`, `to=/var/mail/x`, a local deferral and its expiry) have no address
+    a suppression could hold: counted as local deliveries, not stored, by both ways of reading. A
+    local delivery to an address (`root@localhost.localdomain`) is an event, as Postfix's
+    `relay=local` ones are; so is a delivery of a queue id whose `from=` was never read (its
+    sender unknown)."""
+    log = tmp_path / "maillog"
+    log.write_text(LOCAL * 3 + generated(tmp_path, lines=3000).read_text())
+    fast, slow = ingest_both(tmp_path, [log], 4096, monkeypatch)
+    assert_same(fast, slow)
+    recipients = {row[7] for row in fast[0]}   # (event columns: recipient is the 8th)
+    assert {"root@localhost.localdomain", "a@docomo.ne.jp", "orphan@ezweb.ne.jp"} <= recipients
+    assert all("@" in r and not r.startswith(("|", "/", "\\", '"')) for r in recipients)
+    for columnar in (True, False):
+        data = tmp_path / f"again-{columnar}"
+        s = ingest(load_config(None, data_dir=data, timezone="Asia/Tokyo"), [log], fmt="sendmail", year=2026,
+                   columnar=columnar)
+        assert s.local_deliveries == 7 * 3 and s.as_dict()["local_deliveries"] == 7 * 3
+    rows = pipeline.connect(tmp_path / "again-True").sql(
+        "SELECT sender FROM events WHERE recipient = 'orphan@ezweb.ne.jp'").fetchall()
+    assert rows == [(None,)]
+
+
+def test_an_expiry_whose_deferrals_were_not_read_is_counted(tmp_path, monkeypatch):
+    """`DSN: Cannot send message for 5 days` of a queue id none of whose lines was read (before
+    the log began) is a reject `expiry_without_deferrals`, not skipped unseen, by both ways of
+    reading; one after its deferrals gives their events."""
+    log = tmp_path / "maillog"
+    log.write_text("""\
+Nov 11 09:00:09 relay2 sm-mta[3006]: 2ABB0A1u003006: from=<c@d.jp>, size=1, class=0, nrcpts=1, msgid=<z@y>, proto=ESMTP
+Nov 11 09:00:10 relay2 sm-mta[3006]: 2ABB0A1u003006: to=<r@s.jp>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx.s.jp. [192.0.2.2], dsn=4.0.0, stat=Deferred: Connection timed out
+Nov 16 09:00:16 relay2 sm-mta[3012]: 2ABB0A1u003006: 2ABB0A1u003099: DSN: Cannot send message for 5 days
+Nov 16 09:00:17 relay2 sm-mta[3012]: 2ABB0A1u003007: 2ABB0A1u003098: DSN: Cannot send message for 5 days
+""")
+    fast, slow = ingest_both(tmp_path, [log], 1 << 20, monkeypatch)
+    assert_same(fast, slow)
+    assert fast[2] == {"expiry_without_deferrals": 1}
+    assert sorted(row[11] for row in fast[0]) == ["deferred", "expired"]

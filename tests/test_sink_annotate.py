@@ -170,3 +170,24 @@ def test_the_same_row_under_two_carrier_tables_gets_each_tables_verdict(package_
         assert carriers[plain][0] == "other" and carriers[mapped][0] == "docomo"
         assert carriers[plain][1] != carriers[mapped][1]   # docomo's after-DATA reading is its own
 
+
+
+def test_local_rows_of_a_column_batch_are_the_rows_is_local_recipient_names():
+    """The sink's column-wise test for deliveries to no address (numpy over the buffers, the
+    pattern only where the first byte may start a local prefix) is records.is_local_recipient,
+    on sliced and chunked arrays and with nulls too."""
+    import pyarrow as pa
+
+    from pipeline.ingest.sink import _local_rows
+    from pipeline.store.records import domain_of, is_local_recipient
+
+    values = ["root", "\\root", "|/usr/bin/procmail", '"|/usr/bin/procmail -a x@y"', "/var/mail/x", ":include:/etc/l",
+              "a@b.jp", "a@", '"a b"@c.jp', ":x@y.jp", "/a@b.jp", '"q"@d.jp', "", "postmaster", "山田@例え.jp"] * 3
+    rec, dom = pa.array(values), pa.array([domain_of(v) for v in values])
+    want = [is_local_recipient(v, domain_of(v)) for v in values]
+    assert 0 < sum(want) < len(want)
+    assert _local_rows(rec, dom).tolist() == want
+    assert _local_rows(rec.slice(5), dom.slice(5)).tolist() == want[5:]
+    assert _local_rows(pa.chunked_array([rec[:7], rec[7:]]), pa.chunked_array([dom])).tolist() == want
+    with_null = pa.array(values + [None]), pa.array([domain_of(v) for v in values] + [None])
+    assert _local_rows(*with_null).tolist() == want + [False]

@@ -419,6 +419,33 @@ def test_copytruncate_reads_the_rest_from_the_copy(tmp_path, logs, followers, wa
     assert "truncated" in watch_log.text and "mail.log.1" in watch_log.text
 
 
+def test_copytruncate_that_splits_a_line_counts_its_end(tmp_path, logs, followers, watch_log):
+    """logrotate's copytruncate while the logger was writing a line: the copy ends with the
+    line's start, the truncated log (the logger writes on at its start, O_APPEND) begins with its
+    end. That end was skipped unseen; it is a reject `starts_mid_line` in watch's stats, and every
+    whole line is read."""
+    log = logs / "mail.log"
+    log.write_text(pf_lines(0, 20))
+    f = new_follower(followers, tmp_path, [(str(log), "postfix")])
+    f.run(TICK)
+    split = pf_lines(20, 21)
+    append(log, pf_lines(21, 35) + split[:120])
+    shutil.copyfile(log, logs / "mail.log.1")
+    with open(log, "r+") as fh:
+        fh.truncate(0)
+    append(log, split[120:] + pf_lines(35, 50, stamp="Nov  3 16:06:00"))
+    f.run(TICK * 3)
+    assert f.counts() == (49, 49)                   # all but the split line's delivery
+    rejected = f.engine.session.summary.rejected
+    assert rejected["starts_mid_line"] == 1, rejected
+    watch_log.clear()
+    f.clock.advance(61)                             # the report of watch's stats names the reason
+    f.engine._last_report = -1e9
+    f.engine._reported = None
+    f.engine._maybe_report()
+    assert "starts_mid_line 1" in watch_log.text
+
+
 def test_rotated_and_compressed_while_stopped(tmp_path, logs, followers, watch_log):
     log = logs / "mail.log"
     log.write_text(pf_lines(0, 25))
@@ -799,3 +826,26 @@ def test_a_file_in_the_olddir_belongs_to_its_source(tmp_path):
     assert files.source_of(str(tmp_path / "archive" / "maillog-20261206.gz")) is named
     assert files.source_of(str(logs / "old" / "syslog.1")) is None
     assert files.source_of(str(tmp_path / "elsewhere" / "mail.log.1")) is None
+
+
+def test_a_watch_started_mid_stream_counts_the_results_without_their_start(tmp_path, logs, followers, watch_log):
+    """A watch started on a multilog `current` whose older `@….s` files are not followed: the
+    results of the deliveries started before its first line cannot be attributed; they are
+    rejects `result_without_start` in watch's stats, not dropped unseen."""
+    cur = logs / "current"
+    label = 0x400000006565_9a1b
+
+    def q(sec: int, msg: str) -> str:
+        return f"@{label + sec:016x}0a3b1c2c {msg}\n"
+
+    cur.write_text(q(0, "delivery 7: success: 203.138.181.112_accepted_message./Remote_host_said:_250_ok/")
+                   + q(0, "delivery 8: deferral: Sorry,_I_wasn't_able_to_establish_an_SMTP_connection._(#4.4.1)/")
+                   + q(1, "starting delivery 1: msg 101 to remote a@docomo.ne.jp")
+                   + q(2, "delivery 1: success: 203.138.181.112_accepted_message./Remote_host_said:_250_ok/"))
+    f = new_follower(followers, tmp_path, [(str(cur), "qmail")])
+    f.run(TICK * 2)
+    assert f.counts() == (1, 1)
+    assert f.engine.session.summary.rejected == {"result_without_start": 2}
+    f.engine._last_report, f.engine._reported = -1e9, None
+    f.engine._maybe_report()
+    assert "2 lines rejected (result_without_start 2) so far" in watch_log.text

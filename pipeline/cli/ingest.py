@@ -40,6 +40,9 @@ def print_ingest_summary(summary, as_json: bool = False) -> None:
         click.echo(f"  deliveries recovered from rejected lines: {d['recovered_from_rejected']}")
     if d["rejects_file"]:
         click.echo(f"  samples kept in {d['rejects_file']}")
+    if d["local_deliveries"]:
+        click.echo(f"local deliveries: {d['local_deliveries']}  (to a local user, program or file such as "
+                   "root or |procmail: no address, not stored)")
     if d["other_lines"]:
         click.echo(f"other programs:   {d['other_lines']} lines of no MTA in files of several (counted, not read)")
     print_ingest_warnings(summary)

@@ -75,8 +75,10 @@ def watch_cmd(app, verbose, no_inotify):
 
     summary = Engine.from_config(cfg).follow(cfg.sources, use_watchdog=not no_inotify, on_start=on_start,
                                              on_stored=watch_hook(cfg))
+    from ..ingest.session import rejected_text
+
     click.echo(f"watch: {summary.lines} lines read, {summary.events_written} events written, "
-               f"{sum(summary.rejected.values())} lines rejected", err=True)
+               f"{rejected_text(summary.rejected)}", err=True)
     if got and got[0] == signal.SIGHUP:  # a restart asked for: not a clean stop (Restart=on-failure)
         click.echo("watch: stopped on SIGHUP (exit 129: systemd restarts it, with the config read anew)", err=True)
         sys.exit(128 + signal.SIGHUP)

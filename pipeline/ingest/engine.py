@@ -46,11 +46,11 @@ from ..core.errors import ConfigError, InputError
 from ..store.event_store import SMALL_FILE_BYTES
 from . import native
 from . import source as line_source
-from .parsers import BLOCK_READERS, MALFORMED, REGISTRY, SKIP, parser_class
+from .parsers import BLOCK_READERS, EVENT, REGISTRY, SKIP, parser_class
 from .parsers import common as parsers_common
-from .parsers.common import MAX_LINE_BYTES
-from .session import IngestSummary, Session, watch_is_running, watch_lock
-from .source import (DAMAGED, LINES, LONG, PARTIAL, READ_BUDGET, SKIPPED, Chunk, LogFiles, SourceSpec, Stream,
+from .parsers.common import MAX_LINE_BYTES, STARTS_MID_LINE, TEXT_HEAD_RE
+from .session import IngestSummary, Session, rejected_text, watch_is_running, watch_lock
+from .source import (DAMAGED, HEAD, LINES, LONG, PARTIAL, READ_BUDGET, SKIPPED, Chunk, LogFiles, SourceSpec, Stream,
                      STDIN, blocked_directory, blocked_message, expand_paths, not_followed)
 
 log = logging.getLogger("mailhygiene.watch")
@@ -417,6 +417,12 @@ class Engine:
                     self._note_first_month(s, chunk.data[:1 << 16])
                 if s.by_lines and not s.judged and chunk.kind == LINES:  # before its fields are looked for
                     self._mta_of_chunk(s, chunk)
+                head = _cut_head(chunk)
+                if head is not None:   # the end of a line whose start is elsewhere: read on its own
+                    pending.append((head, None))
+                    chunk = Chunk(s, chunk.data[len(head.data):], head.end, chunk.end, chunk.kind)
+                    if not chunk.data:
+                        return True
                 reader = BLOCK_READERS.get(s.mta) if chunk.kind == LINES and self._by_block(chunk) else None
                 if reader is not None and not s.unrecognised:
                     if self._readers is None:
@@ -483,6 +489,18 @@ class Engine:
             return
         if self.files.follow and self.clock.time() - s.ctx_made > CONTEXT_REFRESH_S:
             self._refresh_context(s)
+        if chunk.kind == HEAD:  # the end of a line whose start is in another file (copytruncate)
+            feed = session.parser(s.mta, s.ctx).feed
+
+            def head_feed(line: str, offset: int) -> str:
+                result = feed(line, offset)
+                return STARTS_MID_LINE if result == SKIP else result
+
+            session.front_door(head_feed, data, chunk.offset, s.path)
+            s.offset = chunk.end
+            self._count(s, 1, chunk.end - chunk.offset)
+            self._maybe_commit_batch(s)
+            return
         if chunk.kind == LONG:  # one line with no newline within MAX_LINE_BYTES: what the front door reads of it
             session.front_door(self._feed_of(s, data), data, chunk.offset, s.path)
             s.offset = chunk.end
@@ -492,8 +510,12 @@ class Engine:
         if fields is not None:
             parser = session.parser(s.mta, s.ctx)
             source, front_door, feed = s.path, session.front_door, parser.feed
-            result = BLOCK_READERS[s.mta].read_block(parser, data, chunk.offset, fields,
-                                                     lambda raw, at: front_door(feed, raw, at, source),
+
+            def feed_line(raw: bytes, at: int, known: str | None = None) -> None:
+                """A line to the front door (`known`: what the block reader found it to be, a reject's reason)."""
+                front_door(feed if known is None else (lambda line, offset: known), raw, at, source)
+
+            result = BLOCK_READERS[s.mta].read_block(parser, data, chunk.offset, fields, feed_line,
                                                      annotate=session.buffer.annotate)
             if result.columns is not None:
                 session.buffer.add_columns(result.columns)
@@ -642,8 +664,9 @@ class Engine:
             done = 0
             for i, line in enumerate(lines):
                 at = starts[i]
-                if feed(line, at) == MALFORMED:
-                    rejects.add("malformed", source, at, line.encode() + b"\n")
+                result = feed(line, at)
+                if result != SKIP and result != EVENT:  # MALFORMED, NO_START: a reject of that reason
+                    rejects.add(result, source, at, line.encode() + b"\n")
                 if len(buffer) >= batch_limit:
                     s.offset = starts[i + 1]
                     self._count(s, i + 1 - done, starts[i + 1] - starts[done])
@@ -931,8 +954,8 @@ class Engine:
         summary = self.session.summary
         cur = (summary.lines, summary.events_written)
         if cur != self._reported:
-            log.info("watch: %d lines read, %d events written, %d lines rejected so far",
-                     cur[0], cur[1], sum(summary.rejected.values()))
+            log.info("watch: %d lines read, %d events written, %s so far", cur[0], cur[1],
+                     rejected_text(summary.rejected))
             self._reported = cur
 
     # ------------------------------------------------------------------ wake-ups
@@ -1034,6 +1057,21 @@ def _extract(reader, data: bytes, ctx, annotate, foreign_of: str | None):
     if _has_rfc5424(data):
         return None
     return reader.extract(data, MAX_LINE_BYTES, ctx, annotate)
+
+
+def _cut_head(chunk: Chunk) -> Chunk | None:
+    """The first line of a stream's text (LINES or PARTIAL) of one MTA as a HEAD chunk of its
+    own when it does not start as a log line does (parsers.common.TEXT_HEAD_RE): the end of a
+    line whose start is in another file (logrotate's copytruncate copied the start and truncated
+    the log, its writer wrote the rest at the new start; a file cut from the middle of a log).
+    The engine reads it by its parser, and a line the parser skips is a reject `starts_mid_line`:
+    counted, never passed over unseen. None otherwise."""
+    s = chunk.stream
+    if (chunk.offset != s.text_start or chunk.kind not in (LINES, PARTIAL) or s.mta not in REGISTRY
+            or s.unrecognised or not chunk.data or TEXT_HEAD_RE.match(chunk.data)):
+        return None
+    end = chunk.data.find(b"\n") + 1 or len(chunk.data)
+    return Chunk(s, chunk.data[:end], chunk.offset, chunk.offset + end, HEAD)
 
 
 def _sample_of(raws: list[bytes]) -> list[str]:

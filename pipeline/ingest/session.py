@@ -38,7 +38,7 @@ from ..core import fsutil
 from ..core.config import IngestSettings
 from ..core.errors import LockedError, StoreError
 from ..store.event_store import EventStore
-from .parsers import EVENT, MALFORMED, ParseContext, Parser, parser_class
+from .parsers import EVENT, SKIP, ParseContext, Parser, parser_class
 from .parsers.common import NUL_RUN_RE, decode_line
 from .sink import EventBuffer, Sink, written_count
 
@@ -67,6 +67,7 @@ class IngestSummary:
     rejected: Counter = field(default_factory=Counter)
     recovered: int = 0
     other_lines: int = 0           # lines of no MTA in a file of several (--format auto)
+    local_deliveries: int = 0      # deliveries to recipients that are no address (`root`, `|prog`): not events
     rejects_file: str | None = None
     seconds: float = 0.0
     private: bool = False          # a live watch owns the state: nothing was marked as read
@@ -96,7 +97,7 @@ class IngestSummary:
             "written_by_status": dict(self.written_by_status),
             "lines_rejected": sum(self.rejected.values()),
             "rejected_by_reason": dict(self.rejected), "recovered_from_rejected": self.recovered,
-            "other_lines": self.other_lines,
+            "other_lines": self.other_lines, "local_deliveries": self.local_deliveries,
             "rejects_file": self.rejects_file, "seconds": round(self.seconds, 3),
             "private_session": self.private,
             "unmatched_patterns": self.unmatched,
@@ -104,6 +105,13 @@ class IngestSummary:
 
 
 WatchSummary = IngestSummary
+
+
+def rejected_text(rejected: Counter) -> str:
+    """`N lines rejected` with the count of each reason (`3 lines rejected (malformed 1,
+    result_without_start 2)`): what `watch` logs as it goes and when it stops."""
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(rejected.items()) if v)
+    return f"{sum(rejected.values())} lines rejected" + (f" ({reasons})" if reasons else "")
 
 
 class RejectLog:
@@ -406,8 +414,8 @@ class Session:
             self.rejects.add(bad, source, offset, raw)
             if result == EVENT:
                 self.summary.recovered += 1
-        elif result == MALFORMED:
-            self.rejects.add("malformed", source, offset, raw if raw.endswith(b"\n") else raw + b"\n")
+        elif result != SKIP and result != EVENT:  # MALFORMED, NO_START: a reject of that reason
+            self.rejects.add(result, source, offset, raw if raw.endswith(b"\n") else raw + b"\n")
 
     # ------------------------------------------------------------------ commits
     def commit(self) -> Future | None:
@@ -419,6 +427,8 @@ class Session:
         table = self.buffer.take()
         if table is not None:
             self.summary.events_parsed += table.num_rows
+        self.summary.local_deliveries += self.buffer.local_deliveries
+        self.buffer.local_deliveries = 0
         state = None
         if not self.private:
             state = json.dumps({"version": STATE_VERSION, "positions": self.positions,

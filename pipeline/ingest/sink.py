@@ -1,7 +1,9 @@
 """The event sink: parsed rows -> classified Arrow batches -> the event store, one batch at a time.
 
 Collects what the parsers produce (dict rows from PostfixParser/SendmailParser/QmailParser.feed,
-column batches from the Postfix block reader), adds carrier, reason, scope, hard (the
+column batches from the block readers), leaves out and counts the deliveries to a recipient that
+is no address (local deliveries: `root`, `|procmail`; records.is_local_recipient), adds carrier,
+reason, scope, hard (the
 classifier, called with carrier, recipient domain, relay and UTC day at every call) and the
 stable event id, and hands one Arrow table per commit to the event store
 (pipeline.store.event_store.EventStore: atomic Parquet files, day partitions, dedupe by event
@@ -27,7 +29,7 @@ from ..classify.carriers import CarrierTable
 from ..classify.classifier import DELIVERED, classify_by_key, classify_many, mask_addresses, provider_key
 from ..store import arrow_build as ab
 from ..store.event_store import EventStore
-from ..store.records import EVENT_SCHEMA, PARSED_COLUMNS, event_ids_for
+from ..store.records import EVENT_SCHEMA, LOCAL_PREFIX_RE2, PARSED_COLUMNS, event_ids_for, is_local_recipient
 from . import native
 
 _EMPTY, _SENT = ab.scalar(""), ab.scalar("sent")
@@ -98,6 +100,38 @@ def _distinct(n: int, *fields: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.n
     return of_row, at
 
 
+_LOCAL_FIRST = np.zeros(256, bool)
+_LOCAL_FIRST[np.frombuffer(b'|/\\":', np.uint8)] = True   # the first bytes of records.LOCAL_PREFIXES
+
+
+def _local_rows(recipient: pa.Array, domain: pa.Array) -> np.ndarray:
+    """records.is_local_recipient of each row, by numpy over the strings' buffers: an empty domain,
+    or a recipient that starts with one of LOCAL_PREFIXES (only the rows whose first byte could
+    start one are looked at by the pattern)."""
+    import pyarrow.compute as pc
+
+    if isinstance(recipient, pa.ChunkedArray):
+        recipient = recipient.combine_chunks()
+    if isinstance(domain, pa.ChunkedArray):
+        domain = domain.combine_chunks()
+    n = len(recipient)
+    if recipient.null_count or domain.null_count or recipient.type != pa.string() or domain.type != pa.string():
+        return ab.to_bools(pc.fill_null(pc.or_(pc.equal(domain, _EMPTY),
+                                               pc.match_substring_regex(recipient, LOCAL_PREFIX_RE2)), False))
+    d_off = np.frombuffer(domain.buffers()[1], np.int32, n + 1, 4 * domain.offset)
+    local = d_off[1:] == d_off[:-1]
+    r_off = np.frombuffer(recipient.buffers()[1], np.int32, n + 1, 4 * recipient.offset)
+    chars = recipient.buffers()[2]
+    if chars is not None and chars.size:
+        data = np.frombuffer(chars, np.uint8)
+        starts = r_off[:-1]
+        some = np.flatnonzero((r_off[1:] > starts) & ~local)
+        maybe = some[_LOCAL_FIRST[data[starts[some]]]]
+        if len(maybe):
+            local[maybe] = ab.to_bools(pc.match_substring_regex(recipient.take(ab.indices(maybe)), LOCAL_PREFIX_RE2))
+    return local
+
+
 class EventBuffer:
     """Parsed rows waiting for the next commit (dict rows and column batches); to_table()
     classifies them into one EVENT_SCHEMA table."""
@@ -106,17 +140,34 @@ class EventBuffer:
         self.rows: list[dict] = []
         self.column_parts: list[dict] = []
         self._column_rows = 0
+        self.local_deliveries = 0   # rows left out: recipients that are no address (add)
         self.carriers = carriers
         self._days: dict[int, date] = {}
         self._carrier_of_pair: dict[tuple, str] = {}   # (domain, relay) -> carrier (annotate)
 
     def add(self, row: dict) -> None:
+        """A parser's row (its emit). A local delivery (a recipient that is no address: `root`,
+        `|/usr/bin/procmail`, `/var/mail/x`; records.is_local_recipient) is counted, not kept."""
+        if is_local_recipient(row["recipient"], row["recipient_domain"]):
+            self.local_deliveries += 1
+            return
         self.rows.append(row)
 
     def add_columns(self, columns: dict) -> None:
-        """A batch of rows as columns: PARSED_COLUMNS as Arrow arrays (and those of annotate)."""
-        self.column_parts.append(columns)
-        self._column_rows += len(columns["ts"])
+        """A batch of rows as columns: PARSED_COLUMNS as Arrow arrays (and those of annotate);
+        its local deliveries are counted and left out, as add() does."""
+        import pyarrow.compute as pc  # (the block readers' path: a small log is read by lines, without it)
+
+        local = _local_rows(columns["recipient"], columns["recipient_domain"])
+        n_local = int(np.count_nonzero(local))
+        if n_local:
+            keep = ab.booleans(~local)
+            columns = {name: pc.filter(column, keep) for name, column in columns.items()}
+            self.local_deliveries += n_local
+        n = len(columns["ts"])
+        if n:
+            self.column_parts.append(columns)
+            self._column_rows += n
 
     def __len__(self) -> int:
         return len(self.rows) + self._column_rows

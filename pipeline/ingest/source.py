@@ -551,6 +551,7 @@ class Stream:
     head: bytes = b""               # the first HEAD_CHECK_BYTES of its text (as read when opened)
     head_check: tuple | None = None  # (n, sha1 of its first n bytes): what its position keeps
     hole_end: int = 0               # a plain file that starts with a hole: where the text after it starts
+    text_start: int = 0             # where its first line starts (after a byte-order mark)
 
     @property
     def sequential(self) -> bool:
@@ -567,6 +568,7 @@ class Stream:
 
 
 LINES, PARTIAL, LONG, SKIPPED, DAMAGED = "lines", "partial", "long", "skipped", "damaged"
+HEAD = "head"   # the first line of a text that does not start as a log line does (the engine splits it off)
 BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark: a log saved by a Windows tool may start with one
 LONG_LINE_READ = 4 << 20    # a long line is looked through this many bytes at a time
 SAMPLE_BYTES = 4096         # of the text before a long line's hole, kept for its reject's sample
@@ -704,8 +706,10 @@ class Chunk:
     """Bytes [offset, end) of a stream's text: whole lines (LINES, ending with a newline); the
     last line of a finished file, without newline (PARTIAL); one line with no newline within
     MAX_LINE_BYTES of its start (LONG: `data` is what the front door reads of it, LongLine.line());
-    bytes passed over (SKIPPED, no data: a byte-order mark); or where the readable text of a
-    damaged .gz ends (DAMAGED, at `offset`: `data` says what is wrong; the rest cannot be read)."""
+    bytes passed over (SKIPPED, no data: a byte-order mark); where the readable text of a
+    damaged .gz ends (DAMAGED, at `offset`: `data` says what is wrong; the rest cannot be read);
+    or a text's first line that does not start as a log line does (HEAD: split off a LINES or
+    PARTIAL chunk by the engine)."""
 
     stream: Stream
     data: bytes
@@ -1217,7 +1221,7 @@ class LogFiles:
         if old_enough and self.follow and s.read_at < size and self._live(s):
             old_enough = False  # its writer may go on: a line completed later was lost as two halves
         if s.read_at == 0 and size >= len(BOM) and os.pread(s.fh, len(BOM), 0) == BOM:
-            s.read_at = len(BOM)
+            s.read_at = s.text_start = len(BOM)
             yield Chunk(s, b"", 0, len(BOM), SKIPPED)  # a byte-order mark before the first line
         left = budget
         step = min(FIRST_BLOCK_BYTES, block)  # doubled after each chunk, up to `block`
@@ -1405,7 +1409,7 @@ class LogFiles:
                 yield long_chunk
             data = s.carry + data if s.carry else data
             if s.read_at == 0 and data[:len(BOM)] == BOM:
-                s.read_at = len(BOM)
+                s.read_at = s.text_start = len(BOM)
                 yield Chunk(s, b"", 0, len(BOM), SKIPPED)  # a byte-order mark before the first line
                 data = data[len(BOM):]
             cut = data.rfind(b"\n") + 1

@@ -81,6 +81,22 @@ def domain_of(address: str) -> str:
     return address[at + 1 :] if at >= 0 else ""
 
 
+# A recipient that is no mail address: a local user (sendmail's local mailer after alias expansion
+# logs `to=root`, `to=<root>`, `to=\root`), a program (`to=|/usr/bin/procmail`, `"|…"`), a file
+# (`to=/var/mail/x`), an include list (`:include:/etc/list`), or nothing after its last `@` (its
+# domain, domain_of, is empty). Such a delivery is local: not an event (a suppression entry `root`
+# would mean nothing), counted as a local delivery (pipeline.ingest.sink). A local delivery to an
+# address (Postfix `relay=local`/`virtual`/a pipe, qmail's `to local u@d`, sendmail's `mailer=local`
+# to `root@host`) is an event like any other: its refusal says that address takes no mail.
+LOCAL_PREFIXES = ("|", "/", "\\", '"|', '"/', ":include:")
+LOCAL_PREFIX_RE2 = r'^(?:"?[|/\\]|:include:)'   # LOCAL_PREFIXES as one pattern (RE2 and re alike)
+
+
+def is_local_recipient(recipient: str, domain: str) -> bool:
+    """Is this recipient (with its domain, domain_of) no mail address (see LOCAL_PREFIXES)?"""
+    return not domain or recipient.startswith(LOCAL_PREFIXES)
+
+
 def _id_bytes(line: bytes | str, recipient: str) -> bytes:
     """What an event id hashes: the line without its line end, then NUL + recipient if any."""
     if isinstance(line, str):

@@ -422,7 +422,8 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf
 }
 
 /* Does PostfixParser.feed look at a line that is not fast? The candidates: a second ": " with
-   t, f, m or r after it; of those, the ones INTERESTING_RE finds. */
+   t, f, m or r after it, or two "]: " (maybe a line cut short within its queue id or message with
+   another glued to it: postfix.glued_tail); of those, the ones INTERESTING_RE finds. */
 static int is_feed(const uint8_t *d, int64_t s, int64_t e) {
     const uint8_t *p = d + s, *end = d + e;
     const uint8_t *c1 = find(p, end, ": ");
@@ -430,7 +431,10 @@ static int is_feed(const uint8_t *d, int64_t s, int64_t e) {
     const uint8_t *c2 = find(c1 + 2, end, ": ");
     if (!c2) return 0;
     uint8_t k = c2[2]; /* c2 + 2 <= end: at worst the newline */
-    if (k != 't' && k != 'f' && k != 'm' && k != 'r') return 0;
+    if (k != 't' && k != 'f' && k != 'm' && k != 'r') {
+        const uint8_t *g = find(p, end, "]: ");
+        if (!g || !find(g + 3, end, "]: ")) return 0;
+    }
     if (find(p, end, " to=") || find(p, end, " from=") || find(p, end, "message-id=")) return 1;
     return end - p >= 9 && memcmp(end - 9, ": removed", 9) == 0;
 }
@@ -1157,6 +1161,9 @@ int scan_sendmail(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap, 
                     const uint8_t *y = q;
                     while (y < end && *y != ' ' && *y != '\t' && *y != ':') y++;
                     if (y > q && (starts_at(y, end, ": to=") || starts_at(y, end, ": from="))) k = S_FEED;
+                    /* or another log line glued to this one, cut short within its queue id
+                       (common.glued_in_line): feed()'s */
+                    if (has_pid_tag(q, end)) k = S_FEED;
                 } else {
                     qid_s[n] = q - d;
                     qid_e[n] = x - d;
@@ -2112,7 +2119,6 @@ void mask_addresses(const uint8_t *in, const int32_t *in_off, const int64_t *row
     }
 }
 
-/* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
 /* ---- The queue-id join of a Postfix block (pipeline/ingest/parsers/postfix_join.py) ----------
  *
  * join_numpy() there defines what this computes; read_block applies it to the parser state
@@ -2331,4 +2337,5 @@ done:
     return rc;
 }
 
-int scanner_abi(void) { return 21; }
+/* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
+int scanner_abi(void) { return 22; }

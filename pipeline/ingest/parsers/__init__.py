@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Mapping
 
 from ...core.errors import InputError
-from .common import EVENT, MALFORMED, SKIP, ParseContext, Parser
+from .common import EVENT, MALFORMED, NO_START, SKIP, ParseContext, Parser
 from .postfix import PostfixParser
 from .qmail import QmailParser
 from .sendmail import SendmailParser
@@ -58,5 +58,5 @@ def detect_format(sample_lines: list[str]) -> str | None:
     return best if scores[best] > 0 else None
 
 
-__all__ = ["EVENT", "SKIP", "MALFORMED", "ParseContext", "Parser", "REGISTRY", "FORMATS", "BLOCK_READERS",
+__all__ = ["EVENT", "SKIP", "MALFORMED", "NO_START", "ParseContext", "Parser", "REGISTRY", "FORMATS", "BLOCK_READERS",
            "parser_class", "detect_format", "postfix_block", "sendmail_block", "qmail_block"]

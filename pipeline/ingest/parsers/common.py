@@ -16,6 +16,16 @@ from zoneinfo import ZoneInfo
 # Result of Parser.feed(): the line gave events / is known and irrelevant / looked like a
 # delivery line of this MTA but could not be parsed (counted and kept aside as a reject).
 EVENT, SKIP, MALFORMED = "event", "skip", "malformed"
+# Another result of feed(), also a reject under its own reason: a qmail delivery result whose
+# `starting delivery` line was never read (before the log's first line read: a first ingest of
+# multilog's `current` without the older `@….s` files, a watch started mid-stream), so it has no
+# recipient to be an event of. Any result other than EVENT and SKIP is a reject of that reason.
+NO_START = "result_without_start"
+# The same for Postfix's and sendmail's expiry line (`status=expired, returned to sender`, `DSN:
+# Cannot send message for 5 days`): it names no recipient, only the queue id whose deferred
+# recipients expire; of a queue id none of whose lines was read (QueueParser.live), it is a reject
+# of this reason. (One whose deferrals were read and have all ended gives nothing, as before.)
+NO_DEFERRALS = "expiry_without_deferrals"
 
 # The front door's limit: a line this long (with its newline) or longer is rejected unread.
 # NUL bytes are not counted (a line is as long as its text).
@@ -28,6 +38,16 @@ MAX_LINE_BYTES = 64 * 1024
 LINE_START_RE = re.compile(rb"(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d"
                            rb"|@[0-9a-f]{24} |<\d{1,3}>1 |\d{9,10}\.\d{6} )")
 NUL_RUN_RE = re.compile(rb"\x00+")
+# How the first line of a log's text starts when it is a whole line: LINE_START_RE's starts, and
+# the other forms a parser reads or counts (journalctl's `-- Journal begins …`, short-full,
+# short-unix, short-monotonic; a bare `qmail:`); an empty line or a NUL (a hole: the front door's).
+# A first line that starts otherwise is the end of a line whose start is in another file: logrotate's
+# copytruncate copied the start and truncated the log under its writer, which wrote the rest at
+# the new file's start (or a file cut from the middle of a log). engine: a reject `starts_mid_line`
+# unless its parser reads or rejects it.
+TEXT_HEAD_RE = re.compile(rb"(?:" + LINE_START_RE.pattern + rb"|\d{9,10}\.\d{1,6} |@[0-9A-Fa-f]{24}\s|<\d{1,3}>"
+                          rb"|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d\d-\d\d |-- |\[ *\d+\.\d+\] |qmail: |\r?\n|\x00)")
+STARTS_MID_LINE = "starts_mid_line"
 # Bytes after a NUL run that tell whether a line starts there (LINE_START_RE's longest match).
 LINE_START_PEEK = 32
 
@@ -108,6 +128,16 @@ def glued_at(message: str) -> int:
     for m in GLUED_RE.finditer(message):
         at = m.start()
     return at
+
+
+def glued_in_line(line: str) -> str | None:
+    """The log line glued to `line` when `line` was cut short before its own prefix could be read
+    (within its stamp, host, program or pid: `Nov  3 16:04:31 mx1 postNov  3 16:04:33 mx1
+    postfix/smtp[123]: …`; or within its queue id): the last syslog prefix with a pid after the
+    line's start (GLUED_RE), or None. The parsers ask this of a line whose own prefix they cannot
+    read and that holds what they read (a Postfix `to=`, a sendmail program)."""
+    at = glued_at(line)
+    return line[at:] if at > 0 else None
 
 
 def feed_glued(feed, line: str, tail: str, offset: int) -> str:
@@ -496,6 +526,11 @@ class QueueParser(Parser):
             st["deferred"] = {}
             return rows
         return st
+
+    def live(self, qid: str, ts: int) -> bool:
+        """Has `qid` an entry that a line of it at `ts` joins (change() would not start a new one)?"""
+        st = self.queue.get(qid)
+        return st is not None and max(self.clock, ts) - st["seen"] <= self.STATE_TTL_US
 
     def unfold(self, ts: int, local) -> int:
         """The time of a line whose stamp read `ts` (`local`: a stamp without zone, traditional or

@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 
 from ...store.records import bare_message_id, domain_of, normalise_address
-from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, FACILITY_PRIORITY, MALFORMED, MESSAGE_ID, REMOVED, SENDER, SKIP,
-                     SOLARIS_ID, SYSLOG_STAMP, QueueParser, as_rfc3339, feed_glued, glued_at, iso_us, reply_code_of, stamp_is_local, stamp_unreadable)
+from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, FACILITY_PRIORITY, MALFORMED, MESSAGE_ID, NO_DEFERRALS, REMOVED,
+                     SENDER, SKIP, SOLARIS_ID, SYSLOG_STAMP, QueueParser, as_rfc3339, feed_glued, glued_at, glued_in_line, iso_us, reply_code_of, stamp_is_local, stamp_unreadable)
 
 DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard"})
 # The queue manager: `nqmgr`'s `qmgr`, or the old one (`oqmgr`, still shipped and selectable in master.cf).
@@ -34,35 +34,58 @@ LINE_RE = re.compile(SYSLOG_STAMP + r" (?P<host>\S+) " + FACILITY_PRIORITY + r"(
 LOOSE_RE = re.compile(SYSLOG_STAMP + r" \S+ " + FACILITY_PRIORITY + r"postfix[^\s\[:]*(?:\[\d+\])?: " + SOLARIS_ID
                       + r"[^\s:]+: (?:to=|from=|message-id=|removed$)")
 BAD_QUEUE_ID = "bad queue id"
-# The first letters of a message (after the queue id) whose line may be read as two when another
-# was glued to it (common.glued_at): to=, from=, message-id=, removed (what the block reader feeds).
-_GLUE_CHECKED = frozenset("tfmr")
 
 
-def glued_tail(line: str, m: re.Match) -> str | None:
-    """The log line glued to `line` (cut short; `m`: its LINE_RE match) that feed() reads in its
-    place, or None. Looked for in the lines the block reader hands over: a message starting with
-    one of _GLUE_CHECKED, a line with what postfix_block.INTERESTING_RE asks."""
-    rest = m.string[m.end():]
-    if rest[:1] in _GLUE_CHECKED and "]: " in rest and (
-            " to=" in line or " from=" in line or "message-id=" in line or line.endswith(": removed")):
-        at = glued_at(rest)
-        if at >= 0:
-            return rest[at:]
-    return None
+def may_be_read(line: str) -> bool:
+    """feed()'s cheap pre-test: a line without these is skipped unread (postfix_block.INTERESTING_RE
+    as substrings: what the block reader hands over)."""
+    return "postfix" in line and (" to=" in line or " from=" in line or "message-id=" in line
+                                  or line.endswith(": removed"))
+
+
+def glued_tail(line: str, head) -> str | None:
+    """The log line glued to `line` (cut short) that feed() reads in its place, or None; `head`:
+    read_prefix(ctx, line). A line whose prefix and queue id are read (a LINE_RE match) holds it
+    in its message, after the queue id (any message: `client=…` cut short too); one whose prefix
+    or queue id cannot be read (cut within them) anywhere after its start (common.glued_in_line).
+    Looked for in the lines the block reader hands over (may_be_read: `head` is None for others)."""
+    if isinstance(head, tuple):
+        m = head[0]
+        rest = m.string[m.end():]
+        if "]: " in rest:
+            at = glued_at(rest)
+            if at >= 0:
+                return rest[at:]
+        return None
+    return glued_in_line(line) if head is not None and _fed_whole(line) else None
+
+
+def _fed_whole(line: str) -> bool:
+    """Is `line` one the block reader hands to feed() whatever its prefix (postfix_block's
+    candidates: the second ": " followed by t, f, m or r, or two "]: ")? A line cut within its own
+    prefix has the glued line's `]: ` first: it is read when the glued line's message is one
+    feed() reads, or when it was cut after its own `]: ` (within its queue id)."""
+    c1 = line.find(": ")
+    c2 = line.find(": ", c1 + 2) if c1 >= 0 else -1
+    if c2 < 0:
+        return False
+    if line[c2 + 2:c2 + 3] in ("t", "f", "m", "r"):
+        return True
+    tag = line.find("]: ")
+    return tag >= 0 and line.find("]: ", tag + 3) >= 0
 
 
 def head_as_fed(ctx, line: str, head):
     """read_prefix(ctx, line) as feed() goes by it: of the glued line when one was glued to it."""
-    if isinstance(head, tuple):
-        tail = glued_tail(line, head[0])
-        if tail is not None:
-            return read_prefix(ctx, tail)
+    tail = glued_tail(line, head)
+    if tail is not None:
+        return head_as_fed(ctx, tail, read_prefix(ctx, tail))
     return head
 # The same after any prefix: a line whose prefix cannot be read (another stamp shape, a date that
 # does not exist, no host) but whose rest is a line feed() reads is counted as malformed, not skipped.
 ANY_PREFIX_RE = re.compile(r" postfix[^\s\[:]*(?:\[\d+\])?: " + SOLARIS_ID + r"[^\s:]+: (?:to=|from=|message-id=|removed$)")
 BAD_STAMP = "bad stamp"
+UNREAD_PREFIX = "unread prefix"
 STATUS_RE = re.compile(r"status=([a-z][a-z-]*|SOFTBOUNCE)(?: \((.*)\))?$")
 # With soft_bounce=yes a refusal is logged `dsn=4.x.x, status=SOFTBOUNCE (…)` and the message stays
 # queued: a deferral (its recipients are returned at expiry like any other deferred one).
@@ -123,12 +146,14 @@ def line_time(ctx, m: re.Match) -> int:
 
 def read_prefix(ctx, line: str):
     """(LINE_RE match, time) of a line PostfixParser.feed reads; None for a line it skips
-    unread; BAD_QUEUE_ID for a Postfix line whose queue id is impossible, BAD_STAMP for one feed()
-    would read whose time stamp cannot be (the block reader asks this of the lines it feeds, to
-    know the log's clock). An RFC 5424 line is read as its RFC 3339 form."""
+    unread (may_be_read); BAD_QUEUE_ID for a Postfix line whose queue id is impossible, BAD_STAMP
+    for one feed() would read whose time stamp cannot be, UNREAD_PREFIX for another whose prefix
+    cannot be read (feed() skips it, unless a line was glued to it: glued_tail) (the block reader
+    asks this of the lines it feeds, to know the log's clock). An RFC 5424 line is read as its
+    RFC 3339 form."""
     # cheap substring tests first: most lines (smtpd connect/disconnect, client=, TLS notes)
     # carry none of the fields we join or report
-    if "postfix" not in line or not (" to=" in line or " from=" in line or "message-id=" in line or line.endswith(": removed")):
+    if not may_be_read(line):
         return None
     # prefix, program and queue id in one match (LINE_RE); any failure is a SKIP, but for lines
     # feed() would read: an impossible queue id, a stamp that cannot be read (counted as malformed)
@@ -141,12 +166,12 @@ def read_prefix(ctx, line: str):
             return BAD_QUEUE_ID
         # a line feed() would read behind a prefix that cannot be (a stamp no parser reads, a
         # line without host): counted as malformed, never skipped unseen
-        return BAD_STAMP if ANY_PREFIX_RE.search(line) else None
+        return BAD_STAMP if ANY_PREFIX_RE.search(line) else UNREAD_PREFIX
     try:
         return m, line_time(ctx, m)
     except ValueError:  # a date that does not exist
         rest = line[m.end():]
-        return BAD_STAMP if rest.startswith(("to=", "from=", "message-id=")) or rest == "removed" else None
+        return BAD_STAMP if rest.startswith(("to=", "from=", "message-id=")) or rest == "removed" else UNREAD_PREFIX
 
 
 def phase_command(diagnostic: str) -> str | None:
@@ -260,6 +285,11 @@ class PostfixParser(QueueParser):
             head = read_prefix(self.ctx, line)
         if head is None:
             return SKIP
+        tail = glued_tail(line, head)
+        if tail is not None:  # this line was cut short and another glued to it: that one is read
+            return feed_glued(self.feed, line, tail, offset)
+        if head is UNREAD_PREFIX:
+            return SKIP
         if head is BAD_QUEUE_ID or head is BAD_STAMP:
             return MALFORMED
         m, ts = head
@@ -267,9 +297,6 @@ class PostfixParser(QueueParser):
         host, prog, qid = m.group("host", "prog", "qid")
         service = prog.rsplit("/", 1)[-1]
         rest = m.string[m.end():]  # (m.string: the line as read, or as converted from RFC 5424)
-        tail = glued_tail(line, m)
-        if tail is not None:  # this line was cut short and another glued to it: that one is read
-            return feed_glued(self.feed, line, tail, offset)
 
         if service in DELIVERY_AGENTS or rest.startswith("to="):
             # (a `to=` line of another program is a delivery status too: see the module docstring)
@@ -309,12 +336,15 @@ class PostfixParser(QueueParser):
 
         if service in QUEUE_MANAGERS:
             if rest.startswith("from="):
+                expired = ", status=expired" in rest
+                known = not expired or self.live(qid, ts)
                 self.change(SENDER, qid, ts, normalise_address(rest[5:].split(", ", 1)[0]))
-                if ", status=expired" in rest:
+                if expired:
                     rows = self.change(EXPIRED, qid, ts, (host, line, offset))
                     for row in rows:
                         self.emit(row)
-                    return EVENT if rows else SKIP
+                    # (none of its queue id's lines read: its deferrals were before the log began)
+                    return EVENT if rows else SKIP if known else NO_DEFERRALS
                 return SKIP
             if rest == "removed":
                 self.change(REMOVED, qid, ts)

@@ -224,6 +224,10 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
     if len(colon_space):
         after = colon_space[second]
         candidate = (first + 1 < len(colon_space)) & (after < ends) & (_KIND_OF_CHAR[data[np.minimum(after + 2, len(data) - 1)]] > 0)
+        # or two `]: `: maybe a line cut short within its queue id or message with another glued
+        # to it (postfix.glued_tail: feed() reads the glued one)
+        tags = colon_space[(colon_space > 0) & (data[np.maximum(colon_space - 1, 0)] == 93)]
+        candidate |= np.bincount(np.searchsorted(line_starts, tags, "right") - 1, minlength=n)[:n] >= 2
     candidate &= ~raw
     cand_idx = np.flatnonzero(candidate)
     fast = np.zeros(n, bool)
@@ -243,7 +247,8 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
     fast_idx = np.flatnonzero(fast)
     # A line that is no candidate is one PostfixParser.feed skips: its syslog prefix, when it has
     # one, ends in "program[pid]: queue-id: " (no earlier ": " is possible), and what follows is
-    # none of to=, from=, message-id=, removed. Candidates that are not fast go to feed().
+    # none of to=, from=, message-id=, removed, and it holds no second `]: ` (a glued line).
+    # Candidates that are not fast go to feed().
     missed = np.flatnonzero(candidate & ~fast)
     feed_idx = missed[ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(missed)), INTERESTING_RE))]
     cls = np.full(n, C_SKIP, np.uint8)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from ...store.records import domain_of, normalise_address
-from .common import EVENT, MALFORMED, SKIP, Parser, split_syslog
+from .common import EVENT, MALFORMED, NO_START, SKIP, SYSLOG_STAMP, Parser, feed_glued, split_syslog
 
 TAI64_BASE = 4611686018427387914  # 2**62 + 10
 TAI64N_RE = re.compile(r"@([0-9a-fA-F]{16})([0-9a-fA-F]{8})\s+(.*)")
@@ -47,6 +47,13 @@ PHASE_MARKERS = (
     ("wasn't able to establish an SMTP connection", "connect"),
 )
 STATUS = {"success": "sent", "deferral": "deferred", "failure": "bounced"}
+# Where a qmail line glued to one cut short starts (its writer died or the disk filled mid-line; a
+# copy that ends mid-line with lines appended after it): a multilog label, or splogger's syslog
+# prefix, after the line's start. qmail writes no space into its texts (`_`) nor addresses, so
+# neither is ever part of a line's own message. The block reader hands every line that may hold
+# one to feed() (qmail_block.glue_suspects).
+GLUED_LABEL_RE = re.compile(r"@[0-9a-fA-F]{24} ")
+GLUED_SPLOGGER_RE = re.compile(SYSLOG_STAMP + r" \S+ qmail: ")
 # The changes of QmailParser's state (QmailParser.change): what one line does to it.
 START, RESULT, INFO, END = range(4)
 
@@ -131,6 +138,9 @@ class QmailParser(Parser):
 
     def feed(self, line: str, offset: int) -> str:
         """One line; what it does to the deliveries and senders goes through change()."""
+        tail = glued_tail(line)
+        if tail is not None:  # this line was cut short and another glued to it: that one is read
+            return feed_glued(self.feed, line, tail, offset)
         head = self.read_line(line)
         if head is None:
             return SKIP
@@ -142,7 +152,7 @@ class QmailParser(Parser):
             return SKIP
         d = self.change(RESULT, key)
         if d is None:
-            return SKIP  # its start was before this log began: nothing to attribute it to
+            return NO_START  # its start was not read (before this log began): counted, not an event
         word, raw_text = value
         text = unescape(raw_text)
         status, code, relay = outcome(word, text, d["local"])
@@ -223,6 +233,22 @@ class QmailParser(Parser):
         if not all(isinstance(d, dict) and {"msg", "recipient", "local"} <= d.keys() for d in deliveries.values()):
             raise ValueError("a delivery is not an entry this parser saved")
         self.deliveries, self.senders = deliveries, senders
+
+
+def glued_tail(line: str) -> str | None:
+    """The qmail line glued to `line` (cut short: the last multilog label, GLUED_LABEL_RE, or
+    splogger prefix, GLUED_SPLOGGER_RE, after the line's start) that feed() reads in its place,
+    or None. (Cheap pre-tests first: an `@` after the start; a second ` qmail: `, or one behind a
+    prefix that is not the line's own.)"""
+    at = -1
+    if line.find("@", 1) > 0:
+        for m in GLUED_LABEL_RE.finditer(line, 1):
+            at = m.start()
+    first = line.find(" qmail: ")
+    if first >= 0 and (line.find(" qmail: ", first + 8) >= 0 or GLUED_SPLOGGER_RE.match(line) is None):
+        for m in GLUED_SPLOGGER_RE.finditer(line, 1):
+            at = max(at, m.start())
+    return line[at:] if at > 0 else None
 
 
 def _newest(table: dict, keep: int) -> dict:

@@ -27,7 +27,8 @@ from ...store.records import ID_BYTES, domain_of, normalise_address
 from .. import native
 from . import blocks
 from .common import decode_line
-from .qmail import END, INFO, PHASE_MARKERS, RESULT, START, QmailParser
+from .common import NO_START
+from .qmail import END, INFO, PHASE_MARKERS, RESULT, START, QmailParser, glued_tail
 
 Q_SKIP, Q_FEED, Q_START, Q_RESULT, Q_INFO, Q_END = range(6)
 _WORDS = ["", "sent", "deferred", "bounced"]
@@ -91,6 +92,7 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
     data = np.frombuffer(block, np.uint8)
     cut = scanner.gather
     kinds = s["kind"]
+    kinds[glue_suspects(data, s["line_starts"])] = Q_FEED   # (feed() reads the line glued in, if one is)
     order = np.flatnonzero(kinds != Q_SKIP)
     k = kinds[order]
     n = len(order)
@@ -148,6 +150,51 @@ def extract(block: bytes, max_line: int, ctx, annotate=None) -> QmailFields | No
                        valid_remote, code_valid, relay, dsn, phase_arr, m_array=m_array, domains=domains, host=host)
 
 
+_HEX = np.zeros(256, bool)
+_HEX[np.frombuffer(b"0123456789abcdefABCDEF", np.uint8)] = True
+_DIGIT = np.zeros(256, bool)
+_DIGIT[np.frombuffer(b"0123456789", np.uint8)] = True
+_UPPER, _LOWER = np.zeros(256, bool), np.zeros(256, bool)
+_UPPER[np.frombuffer(bytes(range(65, 91)), np.uint8)] = True
+_LOWER[np.frombuffer(bytes(range(97, 123)), np.uint8)] = True
+
+
+def glue_suspects(data: np.ndarray, line_starts: np.ndarray) -> np.ndarray:
+    """The lines that may hold a qmail line glued to them (qmail.glued_tail: GLUED_LABEL_RE or
+    GLUED_SPLOGGER_RE after the line's start),
+    by numpy: a multilog label (`@`, 24 hex digits, a space) not at a line's start; or a syslog
+    time `hh:mm:ss` that is not the line's own stamp's (the only one, at its place after a line
+    start of `Mon D`, `Mon DD` or an RFC 3339 date). A superset: feed() decides."""
+    n = len(line_starts) - 1
+    size = len(data)
+    suspect = np.zeros(n, bool)
+    at = np.flatnonzero(data == 64)
+    at = at[(at > 0) & (at + 25 < size)]
+    at = at[(data[at - 1] != 10) & (data[at + 25] == 32)]
+    for k in range(1, 25):       # (one digit at a time: the candidates are few after the first)
+        if not len(at):
+            break
+        at = at[_HEX[data[at + k]]]
+    if len(at):
+        suspect[np.searchsorted(line_starts, at, "right") - 1] = True
+    co = np.flatnonzero(data == 58)
+    co = co[(co >= 2) & (co + 6 < size)]
+    co = co[data[co + 3] == 58]
+    co = co[_DIGIT[data[co - 2]] & _DIGIT[data[co - 1]] & _DIGIT[data[co + 1]] & _DIGIT[data[co + 2]]
+            & _DIGIT[data[co + 4]] & _DIGIT[data[co + 5]]]
+    if len(co):
+        line = np.searchsorted(line_starts, co, "right") - 1
+        ls = line_starts[line]
+        off = co - 2 - ls
+        head = np.minimum(ls[:, None] + np.arange(11), size - 1)
+        h = data[head]
+        own = (((off == 6) | (off == 7)) & _UPPER[h[:, 0]] & _LOWER[h[:, 1]] & _LOWER[h[:, 2]] & (h[:, 3] == 32)) | (
+            (off == 11) & _DIGIT[h[:, 0]] & (h[:, 4] == 45) & (h[:, 7] == 45) & ((h[:, 10] == 84) | (h[:, 10] == 32)))
+        suspect[line[~own]] = True
+        suspect[np.bincount(line, minlength=n)[:n] >= 2] = True
+    return suspect
+
+
 _UNESCAPE = bytes.maketrans(b"_/", b" \n")
 _SLASH = ord("/")
 
@@ -191,7 +238,9 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
     M had then (the latest `info msg` of M before it, none after an `end msg`, else the state
     from before the block): joined with numpy. Then, in line order, through
     QmailParser.change(): the fed lines (feed()), every line of a D or M that a fed line
-    touches, and for every other D and M only its last line (the state it is left in)."""
+    touches, and for every other D and M only its last line (the state it is left in). A result
+    whose start was never read is handed to `feed_line(raw, offset, NO_START)`: a reject, as
+    feed() makes it."""
     deliveries, senders_before = parser.deliveries, parser.senders
     n = len(f.kinds)
     kinds = f.kinds.copy()
@@ -216,11 +265,12 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
         raw = block[a:b]
         fed_raw[i] = raw
         text, bad = decode_line(raw)
-        head = read_line(text) if text is not None else None
+        tail = glued_tail(text) if text is not None else None
+        head = read_line(text if tail is None else tail) if text is not None else None
         if isinstance(head, tuple):
             _, _, kind, key, value = head
             fed_value[i] = value
-            if kind != RESULT and not bad:
+            if kind != RESULT and not bad and tail is None:
                 # what the front door and feed() would do with this clean line (a start with a
                 # non-ASCII recipient, mostly): the one change() of what read_line read
                 fed_change[i] = (kind, key, value)
@@ -293,6 +343,11 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
     np.maximum.at(last_m, mcode[events], events)
     apply = np.zeros(n, bool)
     apply[fed] = True
+    # results whose delivery's start was never read (before the log began): rejects, as feed()
+    # makes them (their change() forgets nothing that is not already gone)
+    orphans = np.flatnonzero(is_result & ~has_delivery & (kinds == Q_RESULT))
+    apply[orphans] = True
+    orphan = set(orphans.tolist())
     apply[d_lines[special_d[dcode[d_lines]]]] = True
     apply[events[special_m[mcode[events]]]] = True
     # (a last line that forgets its key matters only for a key held before the block)
@@ -325,6 +380,9 @@ def read_block(parser: QmailParser, block: bytes, offset: int, f: QmailFields, f
             change(START, d_names[dc], (m_names[mc], is_local, recipients_py[i]))
         elif k == Q_RESULT:
             change(RESULT, d_names[dc])
+            if i in orphan:
+                line = int(f.order[i])
+                feed_line(block[at:int(line_starts[line + 1])], offset + at, NO_START)
         elif k == Q_INFO:
             change(INFO, m_names[mc], senders_py[i])
         else:
@@ -422,6 +480,10 @@ def _read_exactly(parser, block, offset, f, feed_line, annotate, fed_raw) -> Blo
                 recipient.append(d["recipient"])
                 msgs.append(d["msg"])
                 sender_of.append(parser.senders.get(d["msg"]))
+            else:  # its start was never read: a reject, as feed() makes it
+                line = int(f.order[i])
+                feed_line(block[int(line_starts[line]):int(line_starts[line + 1])], offset + int(line_starts[line]),
+                          NO_START)
         elif k == Q_START:
             change(START, f.d_names[f.dcode[i]], (f.m_names[f.mcode[i]], bool(f.local[i]), recipients[f.start_rank[i]]))
         elif k == Q_INFO:

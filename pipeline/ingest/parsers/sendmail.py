@@ -3,7 +3,10 @@
 Reads syslog lines of `sendmail`, `sm-mta` and `sm-msp-queue`. Emits one event per recipient of
 each `to=` line (one line may carry several), and `expired` events for recipients still deferred
 when sendmail logs `DSN: Cannot send message for …`. `from=`/`msgid=` are joined by queue id.
-The MSP's hop to the local MTA (`mailer=relay`, relay to 127.0.0.1) is not a delivery.
+The MSP's hop to the local MTA (`mailer=relay`, relay to 127.0.0.1) is not a delivery. A row of a
+local delivery to no address (`to=root`, `to=|/usr/bin/procmail`, `to=/var/mail/x`) is emitted as any
+other (its queue id's state counts it) and counted by the sink as a local delivery, not stored
+(records.is_local_recipient).
 
 `dsn=` and `stat=` are sendmail's own mapping of the remote reply; when 8.15+'s `reply=` is
 present it is the diagnostic, otherwise `stat=` is (and the classifier stays conservative).
@@ -14,8 +17,8 @@ from __future__ import annotations
 import re
 
 from ...store.records import bare_message_id, domain_of, normalise_address
-from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, RECIPIENTS, REMOVED, SENDER, SKIP,
-                     QueueParser, addr_list, feed_glued, glued_at, reply_code_of, split_outside_quotes, split_syslog,
+from .common import (CLOCK, DELIVERY, EVENT, EXPIRED, MALFORMED, MESSAGE_ID, NO_DEFERRALS, RECIPIENTS, REMOVED, SENDER,
+                     SKIP, QueueParser, addr_list, feed_glued, glued_at, glued_in_line, reply_code_of, split_outside_quotes, split_syslog,
                      stamp_is_local, stamp_unreadable)
 
 PROGRAMS = ("sendmail", "sm-mta", "sm-msp-queue")
@@ -83,14 +86,14 @@ class SendmailParser(QueueParser):
     def feed(self, line: str, offset: int) -> str:
         """One line; what it does to the queue-id table goes through change()."""
         head = read_prefix(self.ctx, line)
+        tail = glued_tail(line, head)
+        if tail is not None:  # this line was cut short and another glued to it: that one is read
+            return feed_glued(self.feed, line, tail, offset)
         if head is None:
             return SKIP
         if head is BAD_STAMP or head is BAD_QUEUE_ID:
             return MALFORMED
         ts, host, qid, rest = head
-        tail = glued_tail(rest)
-        if tail is not None:  # this line was cut short and another glued to it: that one is read
-            return feed_glued(self.feed, line, tail, offset)
         ts = self.unfold(ts, lambda: stamp_is_local(line))  # (the hour a fall-back repeats)
 
         if rest.startswith("to="):
@@ -125,7 +128,10 @@ class SendmailParser(QueueParser):
                     self.change(RECIPIENTS, qid, ts, int(count))
             return SKIP
 
-        if ": DSN: Cannot send message" in rest and qid in self.queue:  # the queue lifetime ran out: expiry
+        if ": DSN: Cannot send message" in rest:  # the queue lifetime ran out: expiry
+            if not self.live(qid, ts):
+                self.change(CLOCK, None, ts)
+                return NO_DEFERRALS  # (none of its queue id's lines read: before the log began)
             rows = self.change(EXPIRED, qid, ts, (host, line, offset))
             self.change(REMOVED, qid, ts)  # the message is returned: nothing of it follows
             for row in rows:
@@ -135,19 +141,31 @@ class SendmailParser(QueueParser):
         return SKIP
 
 
-def glued_tail(rest: str) -> str | None:
-    """The log line glued to a line of a queue id (cut short; `rest`: its message after the
-    queue id) that feed() reads in its place, or None."""
-    at = glued_at(rest)
-    return rest[at:] if at >= 0 else None
+# A sendmail program with its pid: a line without one holds no sendmail line glued to it.
+_PROGRAM_TAGS = (" sendmail[", " sm-mta[", " sm-msp-queue[")
 
 
-def head_as_fed(ctx, head):
-    """read_prefix() of a line as feed() goes by it: of the glued line when one was glued to it."""
+def glued_tail(line: str, head) -> str | None:
+    """The log line glued to `line` (cut short) that feed() reads in its place, or None; `head`:
+    read_prefix(ctx, line). A line of a queue id holds it in its message (after the queue id); a
+    line whose prefix or queue id cannot be read (cut within them) anywhere after its start, when
+    it names a sendmail program (common.glued_in_line)."""
     if isinstance(head, tuple):
-        tail = glued_tail(head[3])
-        if tail is not None:
-            return read_prefix(ctx, tail)
+        rest = head[3]
+        if "]: " not in rest:
+            return None
+        at = glued_at(rest)
+        return rest[at:] if at >= 0 else None
+    if "]: " in line and any(tag in line for tag in _PROGRAM_TAGS):
+        return glued_in_line(line)
+    return None
+
+
+def head_as_fed(ctx, line: str, head):
+    """read_prefix() of a line as feed() goes by it: of the glued line when one was glued to it."""
+    tail = glued_tail(line, head)
+    if tail is not None:
+        return head_as_fed(ctx, tail, read_prefix(ctx, tail))
     return head
 
 

@@ -199,7 +199,8 @@ def _finish(block: bytes, x: _Lines, ctx, annotate) -> SendmailFields:
     fed_lines = f.order[f.kinds == K_FEED]
     line_starts = x.line_starts
     f.fed_raw = [block[a:b] for a, b in zip(line_starts[fed_lines].tolist(), line_starts[fed_lines + 1].tolist())]
-    heads = [head_as_fed(ctx, read_prefix(ctx, text)) if text is not None else None for text, _ in map(decode_line, f.fed_raw)]
+    heads = [head_as_fed(ctx, text, read_prefix(ctx, text)) if text is not None else None
+             for text, _ in map(decode_line, f.fed_raw)]
     heads = [h if isinstance(h, tuple) else None for h in heads]  # (a stamp that cannot be read: no time)
     f.fed_ts = np.array([_NO_TIME if h is None else h[0] for h in heads], np.int64)
     f.fed_qids = [h[2] for h in heads if h is not None]
@@ -312,7 +313,10 @@ def _extract_arrow(block: bytes, max_line: int, ctx, annotate) -> SendmailFields
     prefixed = ab.to_bools(pc.match_substring_regex(cl, PREFIX_SHAPE))
     bad_qid = ab.to_bools(pc.match_substring_regex(cl, BAD_QID_SHAPE))
     solaris = ab.to_bools(pc.match_substring_regex(cl, PREFIX_SHAPE + r"\[ID "))   # (common.SOLARIS_ID: feed()'s)
-    kinds[cand[prefixed & ~shaped & ~bad_qid & ~solaris]] = 0   # no queue id: feed() skips it
+    # another `[pid]: ` after the prefix: maybe a line glued to this one, cut short within its queue id
+    # (common.glued_in_line: feed()'s)
+    glued = ab.to_ints(pc.count_substring_regex(cl, r"\[[0-9]+\]: ")) >= 2
+    kinds[cand[prefixed & ~shaped & ~bad_qid & ~solaris & ~glued]] = 0   # no queue id: feed() skips it
     fast = cand[shaped]
     fl = cl.filter(ab.booleans(shaped))
     parts = pc.split_pattern(fl, ": ", max_splits=2)
