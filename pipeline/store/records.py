@@ -66,6 +66,64 @@ def normalise_address(address: str | None) -> str:
     return a.lower()
 
 
+def canonical_address(address: str | None) -> str:
+    """The address as a key: normalise_address, then the domain in A-label form
+    (`Taro@例え.JP` and `taro@XN--R8JZ45G.jp` -> `taro@xn--r8jz45g.jp`; pipeline/core/idn.py).
+    What the queue, the suppression list and the event store key on; a domain that is no valid
+    IDN is left as normalise_address made it (the recipient check refuses it)."""
+    from ..core.idn import ascii_address
+
+    return ascii_address(normalise_address(address))
+
+
+def canonical_recipients(table: pa.Table) -> pa.Table:
+    """`table` (EVENT_SCHEMA) with every recipient in canonical form and its recipient_domain
+    the domain of that: a bounce logged to `taro@例え.jp` is stored as `taro@xn--r8jz45g.jp`, so it
+    counts against the address the queue and the suppression list key on. Only rows whose
+    recipient holds a non-ASCII byte are looked at (found by numpy over the column's bytes); a
+    table without any is returned as it is. Event ids are left alone (they hash the log line as
+    read). Called by EventStore.write: every event reaches the store through it."""
+    import numpy as np
+
+    from ..core.idn import ascii_address
+
+    column = table.column("recipient")
+    fixed_rows: list[int] = []
+    fixed_values: list[str] = []
+    base = 0
+    for chunk in column.chunks:
+        n = len(chunk)
+        data = chunk.buffers()[2]
+        if n and data is not None:
+            raw = np.frombuffer(data, np.uint8)
+            if raw.size and raw.max() >= 0x80:
+                offsets = np.frombuffer(chunk.buffers()[1], np.int32)[chunk.offset: chunk.offset + n + 1]
+                high = np.concatenate(([0], np.cumsum(raw >= 0x80, dtype=np.int64)))
+                for i in np.flatnonzero(high[offsets[1:]] > high[offsets[:-1]]).tolist():
+                    value = chunk[i].as_py()
+                    if value is not None:
+                        canonical = ascii_address(value)
+                        if canonical != value:
+                            fixed_rows.append(base + i)
+                            fixed_values.append(canonical)
+        base += n
+    if not fixed_rows:
+        return table
+    import pyarrow.compute as pc  # (only for a batch with an IDN recipient)
+
+    from . import arrow_build as ab
+
+    mask = np.zeros(table.num_rows, bool)
+    mask[fixed_rows] = True
+    mask_array = ab.booleans(mask)
+    for name, values in (("recipient", fixed_values), ("recipient_domain", [domain_of(v) for v in fixed_values])):
+        at = table.schema.get_field_index(name)
+        table = table.set_column(at, table.schema.field(at),
+                                 pc.replace_with_mask(table.column(name).combine_chunks(), mask_array,
+                                                      ab.strings(values)))
+    return table
+
+
 def bare_message_id(value: str | None) -> str | None:
     """A Message-ID as the event store keeps it: without its angle brackets and surrounding
     space (`<20261110.1@mail.example.jp>` -> `20261110.1@mail.example.jp`), None for none. The
