@@ -134,7 +134,7 @@ def send_status(job_id, as_json):
       mailhygiene send status --job 12 --json
     """
     from ..sender.queue import STATES, Queue
-    from ..sender.throttle import Throttle
+    from ..sender.throttle import RELAY_PREFIX, Throttle
 
     cfg = _cfg()
     q = Queue.for_config(cfg, read_only=True)
@@ -160,10 +160,13 @@ def send_status(job_id, as_json):
     deferrals = q.last_deferrals()
     for c in carriers:
         rates[c]["last_deferral"] = deferrals.get(c)
+    # relays paused after refusing the session (AUTH, STARTTLS, certificate): throttle.pause_relay
+    relay_pauses = {key[len(RELAY_PREFIX):]: round(until - now, 1) for key, (until, _, _) in sorted(states.items())
+                    if key.startswith(RELAY_PREFIX) and until > now}
     rows = q.rows(job_id) if job_id is not None else None
     if as_json:
         out = {"counts": [dict(zip(("job_id", "name", "carrier", "state", "count"), row)) for row in counts],
-               "rates": rates}
+               "rates": rates, "relay_pauses": relay_pauses}
         if rows is not None:
             out["job"] = {k: v for k, v in vars(q.job(job_id)).items() if k != "body"}
             out["recipients"] = rows
@@ -189,6 +192,8 @@ def send_status(job_id, as_json):
         if last:   # why the carrier waits: a relay refusing our AUTH or TLS, a rate limit ...
             reply = f"{last['reply_code'] or ''} {last['reply'] or ''}".strip()
             click.echo(f"  {'':<9} last deferral via {printable(last['relay'] or '-')}: {printable(reply[:160])}")
+    for relay, seconds in relay_pauses.items():
+        click.echo(f"  relay {printable(relay)} paused {seconds} s more (it refused our session: AUTH or TLS)")
     if rows is not None:
         click.echo("")
         for r in rows:
