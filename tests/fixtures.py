@@ -138,6 +138,37 @@ def sender_toml(relay: str, from_address: str = "news@mail.example.jp") -> str:
     return f'[sender]\nfrom_address = "{from_address}"\nfrom_name = "配信センター"\ndefault_relay = "{relay}"\n'
 
 
+# ----------------------------------------------------------------------------- relays with STARTTLS and AUTH
+PASSWORD = "s3cret-Pa55"   # the relay password of the TLS/AUTH tests
+
+
+def make_cert(d: Path) -> Path:
+    """A self-signed certificate for 127.0.0.1 (its own CA) in directory d; the key beside it."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,digitalSignature,keyCertSign"],
+                   check=True, capture_output=True, timeout=60)
+    return d / "cert.pem"
+
+
+def server_tls(cert: Path):
+    """The server side's TLS context for RecordingServer(tls_context=...)."""
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, cert.with_name("key.pem"))
+    return ctx
+
+
+def password_file(tmp_path, text=PASSWORD + "\n", mode=0o600) -> Path:
+    p = tmp_path / "relay.pass"
+    p.write_text(text)
+    os.chmod(p, mode)
+    return p
+
+
 # ----------------------------------------------------------------------------- event rows
 _counter = iter(range(10**9))
 

@@ -4,9 +4,7 @@ with a self-signed certificate made here (openssl). Every run is bounded by max_
 from __future__ import annotations
 
 import logging
-import os
 import ssl
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,35 +17,11 @@ from pipeline.sender.enqueue import enqueue
 from pipeline.sender.queue import Queue
 from pipeline.sender.testing import RecordingServer
 
-from fixtures import make_config, sender_toml
-
-PASSWORD = "s3cret-Pa55"
-
+from fixtures import PASSWORD, make_cert, make_config, password_file, sender_toml, server_tls
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory) -> Path:
-    """A self-signed certificate for 127.0.0.1 (its own CA); the key beside it."""
-    d = tmp_path_factory.mktemp("cert")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                    "-addext", "basicConstraints=critical,CA:TRUE",
-                    "-addext", "keyUsage=critical,digitalSignature,keyCertSign"],
-                   check=True, capture_output=True, timeout=60)
-    return d / "cert.pem"
-
-
-def server_tls(cert: Path) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, cert.with_name("key.pem"))
-    return ctx
-
-
-def password_file(tmp_path, text=PASSWORD + "\n", mode=0o600) -> Path:
-    p = tmp_path / "relay.pass"
-    p.write_text(text)
-    os.chmod(p, mode)
-    return p
+    return make_cert(tmp_path_factory.mktemp("cert"))
 
 
 def make_cfg(tmp_path, relay, extra=""):

@@ -12,6 +12,8 @@ Modules, one job each (docs/sender.md tells the whole story):
                  minutes (injectable clock)
   routes.py      recipient domain / carrier -> relay host:port (like mailertable / smtproutes)
   relaysession.py  connect, EHLO, STARTTLS and AUTH with a relay, per sender.relays
+  relaycheck.py  `doctor relays`: each relay's STARTTLS/AUTH checked without mailing (or sending
+                 the password, unless --login)
   mtaconfig.py   relay mode: Postfix transports + limits, sendmail mailertable, qmail smtproutes
   compose.py     subject + text -> the exact bytes on the wire (ISO-2022-JP or UTF-8), substitutions
   daemon.py      the sending loop: queue -> suppression -> throttle -> route -> compose -> SMTP
