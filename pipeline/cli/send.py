@@ -314,7 +314,9 @@ def send_mta_config(mta, out_dir):
     """Relay mode: the MTA's routes and per-carrier limits (特定接続 relays, every carrier domain).
 
     \b
-    postfix:  mailhygiene_transport (postmap it), main.cf and master.cf additions
+    postfix:  mailhygiene_transport (postmap it), main.cf and master.cf additions (with each
+              relay's STARTTLS/AUTH per transport), mailhygiene_sasl_passwd when a relay has a
+              username (the password is not written: fill it in, chmod 600, postmap)
     sendmail: mailertable (makemap hash mailertable < mailertable), mailhygiene.mc mailers
     qmail:    control/smtproutes
 
