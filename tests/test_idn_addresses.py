@@ -123,3 +123,20 @@ def test_a_route_written_with_a_unicode_domain_matches_the_canonical_recipient()
     assert str(r.route("xn--r8jz45g.jp")) == "relay.example.jp:587"
     assert str(r.route("mail.xn--r8jz45g.jp")) == "relay2.example.jp:25"
     assert str(r.route("例え.jp")) == "relay.example.jp:587"
+
+
+def test_intake_allowed_senders_match_either_form_of_an_idn_sender(tmp_path):
+    from email.message import Message
+
+    from pipeline.sender.intake import Refused, check_sender, from_address
+
+    cfg = make_config(tmp_path, sender_toml("127.0.0.1:9") + '[intake]\nallowed_senders = ["ops@例え.jp"]\n'
+                      'shared_secret = "s"\nrequire_auth_results = false\n')
+    head = Message()
+    head["From"] = "Ops <OPS@XN--R8JZ45G.JP>"
+    sender = from_address(head)
+    assert sender == "ops@xn--r8jz45g.jp"
+    check_sender(cfg, sender, head)                      # allowed: the same mailbox
+    head.replace_header("From", "ops@例え.com")
+    with pytest.raises(Refused):
+        check_sender(cfg, from_address(head), head)

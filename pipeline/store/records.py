@@ -98,8 +98,9 @@ def canonical_recipients(table: pa.Table) -> pa.Table:
             raw = np.frombuffer(data, np.uint8)
             if raw.size and raw.max() >= 0x80:
                 offsets = np.frombuffer(chunk.buffers()[1], np.int32)[chunk.offset: chunk.offset + n + 1]
-                high = np.concatenate(([0], np.cumsum(raw >= 0x80, dtype=np.int64)))
-                for i in np.flatnonzero(high[offsets[1:]] > high[offsets[:-1]]).tolist():
+                high = np.flatnonzero(raw >= 0x80)     # the non-ASCII bytes (few) -> their rows
+                high = high[(high >= offsets[0]) & (high < offsets[-1])]
+                for i in np.unique(np.searchsorted(offsets, high, side="right") - 1).tolist():
                     value = chunk[i].as_py()
                     if value is not None:
                         canonical = ascii_address(value)
