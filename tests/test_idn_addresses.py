@@ -140,3 +140,18 @@ def test_intake_allowed_senders_match_either_form_of_an_idn_sender(tmp_path):
     head.replace_header("From", "ops@例え.com")
     with pytest.raises(Refused):
         check_sender(cfg, from_address(head), head)
+
+
+def test_an_entry_listed_in_u_label_form_before_suppresses_and_releases_under_either_form(tmp_path):
+    from datetime import timezone
+
+    cfg = make_cfg(tmp_path)
+    # as an older version listed it: its domain in Unicode
+    with suppression.changing(cfg) as (store, con):
+        suppression.run_block(con, "stage_manual_add", {"address": U, "carrier": None, "note": "old",
+                                                        "now": datetime.now(timezone.utc)})
+        store.commit(con)
+    assert A in suppression.suppressed_addresses(cfg)
+    assert check_recipients([U], suppression.suppressed_addresses(cfg)).suppressed == [A]
+    suppression.release(cfg, A)
+    assert suppression.entries(cfg) == []

@@ -505,6 +505,13 @@ def release(where, address: str, note: str | None = None, *, now: datetime | Non
     a = checked_address(address)
     with changing(where) as (store, con):
         found = rows(run_block(con, "entry", {"address": a}))
+        if not found and "xn--" in a:
+            # an entry written before IDN domains were keyed in A-label form keeps its Unicode domain
+            from ..core.idn import unicode_address
+
+            legacy = unicode_address(a)
+            found = rows(run_block(con, "entry", {"address": legacy}))
+            a = legacy if found else a
         if not found:
             raise InputError(f"{a} is not on the suppression list (see `mailhygiene suppression list`)")
         run_block(con, "stage_release", {"address": a, "note": note, "now": now or datetime.now(UTC)})
