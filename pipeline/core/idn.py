@@ -23,6 +23,7 @@ lower-cased.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # the dots IDNA reads as label separators (UTS 46 / RFC 3490 3.1): . 。 ． ｡
 _DOTS = re.compile("[.\u3002\uff0e\uff61]")
@@ -40,6 +41,11 @@ def ascii_domain(domain: str) -> str:
     only lower-cased (its xn-- labels are kept as written). IdnError when it cannot be converted."""
     if domain.isascii():
         return domain.lower()
+    return _converted(domain)
+
+
+@lru_cache(maxsize=65536)   # a log repeats its few IDN domains: each is converted once
+def _converted(domain: str) -> str:
     if any("\uff01" <= c <= "\uff5e" for c in domain):   # ｄｏｃｏｍｏ: typed with a Japanese input method
         raise IdnError("full-width characters: type the domain in half-width")
     bad = sorted({name for ch, name in DEVIATIONS.items() if ch in domain})
