@@ -205,19 +205,31 @@ COPY (
     ORDER BY address
 ) TO $path (FORMAT parquet, COMPRESSION zstd);
 
+-- name: idn_addresses
+-- The listed addresses whose domain has an A-label (xn--): export.py gives their Unicode form.
+SELECT address FROM suppression WHERE address LIKE '%xn--%' ORDER BY address;
+
+-- name: stage_unicode_forms
+-- $addresses and $unicode: lists of equal length (an address in A-label form, its Unicode form).
+CREATE OR REPLACE TEMP TABLE unicode_forms AS
+SELECT unnest($addresses::VARCHAR[]) AS address, unnest($unicode::VARCHAR[]) AS address_unicode;
+
 -- name: export_csv
 -- The list for spreadsheets and CRMs: address first, a key kept as it is (address_cell only
 -- quotes a local part that needs quotes again), every other text cell through csv_safe, times
--- as local ISO 8601 with their offset.
+-- as local ISO 8601 with their offset. The last column, address_unicode, is the address for
+-- reading: its domain in Unicode when it has A-labels (taro@例え.jp for taro@xn--r8jz45g.jp),
+-- else the address itself (table unicode_forms: stage_unicode_forms).
 COPY (
-    SELECT address_cell(address) AS address, csv_safe(carrier) AS carrier, csv_safe(reasons) AS reasons,
+    SELECT address_cell(s.address) AS address, csv_safe(carrier) AS carrier, csv_safe(reasons) AS reasons,
            iso_local(first_error, $tz) AS first_error, iso_local(last_error, $tz) AS last_error,
            error_count, distinct_days, window_start, csv_safe(last_dsn) AS last_dsn,
            last_reply_code, csv_safe(last_diagnostic) AS last_diagnostic,
            iso_local(last_sent, $tz) AS last_sent, csv_safe(source) AS source,
-           csv_safe(note) AS note, iso_local(added_at, $tz) AS added_at, csv_safe(rule) AS rule
-    FROM suppression
-    ORDER BY address
+           csv_safe(note) AS note, iso_local(added_at, $tz) AS added_at, csv_safe(rule) AS rule,
+           address_cell(coalesce(u.address_unicode, s.address)) AS address_unicode
+    FROM suppression s LEFT JOIN unicode_forms u ON u.address = s.address
+    ORDER BY s.address
 ) TO $path (FORMAT csv, HEADER);
 
 -- name: export_parquet

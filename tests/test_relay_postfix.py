@@ -242,3 +242,112 @@ def test_qmail_smtproutes_follow_qmail_remote_grammar(tmp_path):
     assert _smtproutes_lookup(text, "sub.mopera.net") == "10.1.2.3"
     assert _smtproutes_lookup(text, "au.com") is None and _smtproutes_lookup(text, "ezweb.ne.jp") is None
     assert _smtproutes_lookup(text, "notsoftbank.ne.jp") is None          # a suffix must end at a dot
+
+
+TLS_AUTH_TOML = """[sender]
+from_address = "news@mail.example.jp"
+routes = {{docomo = "relay-d.example.jp:587", softbank = "relay-d.example.jp:587", au = "[relay-a.example.jp]:25"}}
+[sender.relays."relay-d.example.jp:587"]
+username = "news"
+password_file = "{pw}"
+[sender.relays."relay-a.example.jp:25"]
+tls = "verify"
+ca_file = "/etc/ssl/relay-ca.pem"
+"""
+
+
+def _master_options(master_cf: str) -> dict[str, list[str]]:
+    """transport -> its `-o` settings, from generated master.cf text."""
+    out: dict[str, list[str]] = {}
+    name = None
+    for line in master_cf.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        if not line[0].isspace():
+            name = line.split()[0]
+            out[name] = []
+        elif line.strip().startswith("-o "):
+            out[name].append(line.strip()[3:])
+    return out
+
+
+def test_postfix_transports_carry_the_relays_tls_and_auth_and_never_the_password(tmp_path):
+    pw = tmp_path / "relay.pass"
+    pw.write_text("s3cret-Pa55\n")
+    cfg = _cfg(tmp_path, TLS_AUTH_TOML.format(pw=pw))
+    files = postfix_config(cfg)
+    opts = _master_options(files["master.cf"])
+    sasl = ["smtp_sasl_auth_enable=yes", "smtp_sasl_password_maps=hash:/etc/postfix/mailhygiene_sasl_passwd",
+            "smtp_sasl_security_options=noanonymous,noplaintext", "smtp_sasl_tls_security_options=noanonymous"]
+    # a relay with a username: AUTH, and at least "encrypt" (AUTH never in clear, as the daemon)
+    assert opts["mh_docomo"][1:] == ["smtp_tls_security_level=encrypt", *sasl]
+    assert opts["mh_softbank"][1:] == ["smtp_tls_security_level=encrypt", *sasl]
+    assert opts["mh_au"][1:] == ["smtp_tls_security_level=verify", "smtp_tls_verify_cert_match=hostname",
+                                 "smtp_tls_CAfile=/etc/ssl/relay-ca.pem"]
+    assert opts["mh_rakuten"] == ["smtp_connection_reuse_count_limit=50"]     # the MX, sender.tls = "may"
+    entries = [line for line in files["mailhygiene_sasl_passwd"].splitlines() if not line.startswith("#")]
+    assert entries == ["[relay-d.example.jp]:587\tnews:@PASSWORD@"]          # keyed like the transport's next hop
+    assert f"password_file {pw}" in files["mailhygiene_sasl_passwd"]
+    assert "mh_docomo:[relay-d.example.jp]:587" in files["mailhygiene_transport"]
+    assert all("s3cret-Pa55" not in text for text in files.values())
+    # no relay needing anything: the files are as before, no credentials file
+    plain = postfix_config(_cfg(tmp_path, '[sender]\nfrom_address = "news@mail.example.jp"\n'))
+    assert "mailhygiene_sasl_passwd" not in plain and "smtp_tls" not in plain["master.cf"]
+    # sender.tls = "encrypt": every transport, the MX ones too
+    enc = _master_options(postfix_config(_cfg(tmp_path, '[sender]\nfrom_address = "news@mail.example.jp"\n'
+                                                        'tls = "encrypt"\n'))["master.cf"])
+    assert all("smtp_tls_security_level=encrypt" in o for o in enc.values())
+    sendmail = mta_config(cfg, "sendmail")["mailhygiene.mc"]
+    assert "dnl relay-d.example.jp:587 needs STARTTLS (encrypt) and AUTH as news: not generated" in sendmail
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(POSTFIX is None or not os.path.exists(f"{DAEMON_DIR}/master"),
+                    reason="Postfix is not installed (apt-get install postfix; .ci/run does this in CI)")
+@pytest.mark.skipif(os.geteuid() != 0, reason="a private Postfix master must be started as root")
+def test_postfix_authenticates_over_starttls_with_the_generated_transport(tmp_path):
+    """A private Postfix with the generated master.cf transport and credentials map relays to an
+    aiosmtpd relay that requires STARTTLS before AUTH and AUTH before mail."""
+    import smtplib
+
+    from fixtures import PASSWORD, make_cert, password_file, server_tls
+
+    (tmp_path / "cert").mkdir()
+    cert = make_cert(tmp_path / "cert")
+    relay = RecordingServer(tls_context=server_tls(cert), logins={"news": PASSWORD}).start()
+    root = Path(tempfile.mkdtemp(prefix="mh-relay-tls-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    pf = None
+    try:
+        maps = root / "maps"
+        maps.mkdir()
+        pw = password_file(tmp_path)
+        cfg = _cfg(root, f"""[sender]
+from_address = "news@mail.example.jp"
+routes = {{docomo = "127.0.0.1:{relay.port}"}}
+[sender.relays."127.0.0.1:{relay.port}"]
+username = "news"
+password_file = "{pw}"
+""")
+        files = postfix_config(cfg, map_type="texthash", map_dir=str(maps))
+        (maps / "mailhygiene_transport").write_text(files["mailhygiene_transport"])
+        (maps / "mailhygiene_sasl_passwd").write_text(
+            files["mailhygiene_sasl_passwd"].replace("@PASSWORD@", pw.read_text().splitlines()[0]))
+        # (tlsmgr: in every stock master.cf, not in the private instance's minimal one)
+        tlsmgr = "tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n"
+        pf = PrivatePostfix(root, {}, transport="", master_extra=tlsmgr + files["master.cf"],
+                            main_extra=files["main.cf"] + "bounce_queue_lifetime = 0\n")
+        pf.start()
+        with smtplib.SMTP("127.0.0.1", pf.port, timeout=10) as s:
+            s.sendmail("news@mail.example.jp", ["taro@docomo.ne.jp"], b"Subject: t\r\n\r\nbody\r\n")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not relay.received:
+            time.sleep(0.25)
+        log = pf.log_text()
+        assert [(r.rcpt_tos, r.tls, r.login) for r in relay.received] == [(["taro@docomo.ne.jp"], True, "news")], \
+            "\n".join([line for line in log.splitlines() if "warning" in line or "fatal" in line][:10] + [log[-1500:]])
+    finally:
+        if pf is not None:
+            pf.stop()
+        relay.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -4,9 +4,7 @@ with a self-signed certificate made here (openssl). Every run is bounded by max_
 from __future__ import annotations
 
 import logging
-import os
 import ssl
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,35 +17,11 @@ from pipeline.sender.enqueue import enqueue
 from pipeline.sender.queue import Queue
 from pipeline.sender.testing import RecordingServer
 
-from fixtures import make_config, sender_toml
-
-PASSWORD = "s3cret-Pa55"
-
+from fixtures import PASSWORD, make_cert, make_config, password_file, sender_toml, server_tls
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory) -> Path:
-    """A self-signed certificate for 127.0.0.1 (its own CA); the key beside it."""
-    d = tmp_path_factory.mktemp("cert")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                    "-addext", "basicConstraints=critical,CA:TRUE",
-                    "-addext", "keyUsage=critical,digitalSignature,keyCertSign"],
-                   check=True, capture_output=True, timeout=60)
-    return d / "cert.pem"
-
-
-def server_tls(cert: Path) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, cert.with_name("key.pem"))
-    return ctx
-
-
-def password_file(tmp_path, text=PASSWORD + "\n", mode=0o600) -> Path:
-    p = tmp_path / "relay.pass"
-    p.write_text(text)
-    os.chmod(p, mode)
-    return p
+    return make_cert(tmp_path_factory.mktemp("cert"))
 
 
 def make_cfg(tmp_path, relay, extra=""):
@@ -144,8 +118,9 @@ password_file = "{pw}"
         assert srv.auth_attempts == ["news"]          # one refusal, then the route rests
         assert srv.received == [] and srv.rcpt_attempts == []
     q = Queue.for_config(cfg)
-    paused_until = q.throttle_states()["docomo"][0]
-    assert paused_until > time.time() + 30
+    states = q.throttle_states()
+    assert states[f"relay:{srv.relay}"][0] > time.time() + 30    # the relay rests, not the carrier
+    assert states.get("docomo", (0.0,))[0] < time.time()
     (row,) = [r for r in q.rows() if r["state"] == "deferred"]
     assert row["reply_code"] == 535 and "AUTH as news refused" in row["reply"]
     (ev,) = events(cfg)
@@ -237,3 +212,56 @@ def test_send_status_says_why_a_carrier_waits(tmp_path):
         send(cfg, ["a@docomo.ne.jp"])
     out = CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "send", "status"], catch_exceptions=False).output
     assert f"last deferral via {srv.relay}: STARTTLS not offered by {srv.relay}" in out
+
+
+def wrong_auth_relay(cert):
+    return RecordingServer(tls_context=server_tls(cert), logins={"news": PASSWORD})
+
+
+def test_a_refused_auth_pauses_the_relay_for_every_carrier_routed_through_it(tmp_path, cert):
+    """One relay shared by docomo and au: its 535 is one refusal, not one per carrier."""
+    with wrong_auth_relay(cert) as srv:
+        pw = password_file(tmp_path, "wr0ng\n")
+        cfg = make_cfg(tmp_path, "127.0.0.1:9", f"""routes = {{docomo = "{srv.relay}", au = "{srv.relay}"}}
+[sender.relays."{srv.relay}"]
+username = "news"
+password_file = "{pw}"
+""")
+        stats = send(cfg, ["a@docomo.ne.jp", "b@au.com", "c@docomo.ne.jp", "d@au.com"], seconds=2.0)
+        assert srv.auth_attempts == ["news"] and srv.rcpt_attempts == []
+    assert stats.deferred == 1 and stats.sent == 0
+    states = Queue.for_config(cfg).throttle_states()
+    assert states[f"relay:{srv.relay}"][0] > time.time() + 30
+    assert all(states.get(c, (0.0,))[0] < time.time() for c in ("docomo", "au"))   # no carrier pause
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    out = CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "send", "status"],
+                             catch_exceptions=False).output
+    assert f"relay {srv.relay} paused" in out
+
+
+def test_a_refused_auth_leaves_the_carrier_s_other_relay_sending(tmp_path, cert):
+    """docomo.ne.jp goes through a relay that refuses our password, the rest of docomo's mail
+    (mopera.net) through another: that one goes on at once."""
+    with wrong_auth_relay(cert) as bad, RecordingServer() as good:
+        pw = password_file(tmp_path, "wr0ng\n")
+        cfg = make_cfg(tmp_path, "127.0.0.1:9", f"""routes = {{"docomo.ne.jp" = "{bad.relay}", docomo = "{good.relay}"}}
+[sender.relays."{bad.relay}"]
+username = "news"
+password_file = "{pw}"
+""")
+        stats = send(cfg, ["a@docomo.ne.jp", "b@mopera.net", "c@mopera.net"], seconds=2.0)
+        assert bad.auth_attempts == ["news"]
+        assert sorted(a for _, a in good.rcpt_attempts) == ["b@mopera.net", "c@mopera.net"]
+    assert stats.sent == 2 and stats.deferred == 1
+    assert rows(cfg)["a@docomo.ne.jp"]["state"] == "deferred"
+
+
+def test_a_relay_without_the_required_starttls_is_tried_once_not_once_per_recipient(tmp_path):
+    with RecordingServer() as srv:
+        cfg = make_cfg(tmp_path, srv.relay, 'tls = "encrypt"')
+        stats = send(cfg, [f"u{i}@docomo.ne.jp" for i in range(4)], seconds=1.5)
+    assert stats.deferred == 1 and stats.sent == 0
+    assert sum(r["state"] == "queued" for r in rows(cfg).values()) == 3     # the others wait, untouched

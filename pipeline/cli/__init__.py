@@ -63,7 +63,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "intake": ("pipeline.cli.send:intake", "Turn a request mail (stdin) into a queued campaign."),
     "bounces": ("pipeline.cli.bounces:bounces_cmd",
                 "Record bounce mails (DSNs and carriers' own formats) as events, like log lines."),
-    "doctor": ("pipeline.cli.doctor:doctor", "Preflight checks: the sending setup (DNS) and a message (.eml)."),
+    "doctor": ("pipeline.cli.doctor:doctor", "Preflight checks: the sending setup (DNS), the relays (STARTTLS, AUTH) and a message (.eml)."),
     "report": ("pipeline.cli.report:report_cmd",
                "Write per-carrier tables, charts and one self-contained HTML report."),
     "watch": ("pipeline.cli.watch:watch_cmd",

@@ -1,4 +1,5 @@
-"""`mailhygiene doctor setup|message`: thin click layer over check_setup() / check_message().
+"""`mailhygiene doctor setup|relays|message`: thin click layer over check_setup() / check_relays() /
+check_message().
 
 Reads the typed `[doctor]` settings (cfg.doctor) and applies the command-line overrides to a copy;
 prints a table or JSON; writes nothing. Registered lazily on the main group (pipeline/cli/__init__).
@@ -73,10 +74,11 @@ Exit status:
 
 @click.group(epilog=EXIT_HELP)
 def doctor():
-    """Preflight checks: the sending setup (DNS) and a message (.eml).
+    """Preflight checks: the sending setup (DNS), the relays (STARTTLS, AUTH) and a message (.eml).
 
     \b
       mailhygiene doctor setup --domain example.jp --ip 203.0.113.10 --helo mail.example.jp
+      mailhygiene doctor relays
       mailhygiene doctor message campaign.eml --carrier au --strict
     """
 
@@ -137,6 +139,34 @@ def setup_cmd(ctx, domain, ip, helo, dkim_selector, resolver, port, dnsbls, doma
     settings = dataclasses.replace(settings, **overrides)
     results = check_setup(domain, ip, settings, helo=helo, dkim_selector=dkim_selector)
     _emit(results, as_json, settings.strict if strict is None else strict)
+
+
+@doctor.command("relays", epilog=EXIT_HELP)
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per relay connection and reply.")
+@click.option("--login", is_flag=True,
+              help="Also authenticate with each relay that has a username (once, over TLS only).")
+@click.option("--strict", is_flag=True, default=None, help="Warnings fail too (exit status 4).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results.")
+@click.pass_context
+def relays_cmd(ctx, timeout, login, strict, as_json):
+    """Check each relay of [sender.relays] (and, with sender.tls = "encrypt"/"verify", every relay
+    used): connect, EHLO, STARTTLS per its tls mode and CA file, AUTH offered when it has a username.
+
+    The password is never sent without --login, and never in plain text. Nothing is mailed.
+
+    \b
+    Examples:
+      mailhygiene doctor relays
+      mailhygiene doctor relays --login --json
+    """
+    from ..preflight.results import CheckResult
+    from ..sender.relaycheck import check_relays
+
+    app = ctx.find_root().obj
+    cfg = app.cfg if app is not None and hasattr(app, "cfg") else load_config()
+    _check_seconds(timeout, "--timeout", 0.1, 120)
+    results = [CheckResult(**dataclasses.asdict(r)) for r in check_relays(cfg, timeout=timeout, login=login)]
+    _emit(results, as_json, cfg.doctor.strict if strict is None else strict)
 
 
 @doctor.command("message", epilog=EXIT_HELP)

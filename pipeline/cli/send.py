@@ -138,7 +138,7 @@ def send_status(job_id, as_json):
       mailhygiene send status --job 12 --json
     """
     from ..sender.queue import STATES, Queue
-    from ..sender.throttle import Throttle
+    from ..sender.throttle import RELAY_PREFIX, Throttle
 
     cfg = _cfg(reads_data=True)
     q = Queue.for_config(cfg, read_only=True)
@@ -164,10 +164,13 @@ def send_status(job_id, as_json):
     deferrals = q.last_deferrals()
     for c in carriers:
         rates[c]["last_deferral"] = deferrals.get(c)
+    # relays paused after refusing the session (AUTH, STARTTLS, certificate): throttle.pause_relay
+    relay_pauses = {key[len(RELAY_PREFIX):]: round(until - now, 1) for key, (until, _, _) in sorted(states.items())
+                    if key.startswith(RELAY_PREFIX) and until > now}
     rows = q.rows(job_id) if job_id is not None else None
     if as_json:
         out = {"counts": [dict(zip(("job_id", "name", "carrier", "state", "count"), row)) for row in counts],
-               "rates": rates}
+               "rates": rates, "relay_pauses": relay_pauses}
         if rows is not None:
             out["job"] = {k: v for k, v in vars(q.job(job_id)).items() if k != "body"}
             out["recipients"] = rows
@@ -193,6 +196,8 @@ def send_status(job_id, as_json):
         if last:   # why the carrier waits: a relay refusing our AUTH or TLS, a rate limit ...
             reply = f"{last['reply_code'] or ''} {last['reply'] or ''}".strip()
             click.echo(f"  {'':<9} last deferral via {printable(last['relay'] or '-')}: {printable(reply[:160])}")
+    for relay, seconds in relay_pauses.items():
+        click.echo(f"  relay {printable(relay)} paused {seconds} s more (it refused our session: AUTH or TLS)")
     if rows is not None:
         click.echo("")
         for r in rows:
@@ -313,7 +318,9 @@ def send_mta_config(mta, out_dir):
     """Relay mode: the MTA's routes and per-carrier limits (特定接続 relays, every carrier domain).
 
     \b
-    postfix:  mailhygiene_transport (postmap it), main.cf and master.cf additions
+    postfix:  mailhygiene_transport (postmap it), main.cf and master.cf additions (with each
+              relay's STARTTLS/AUTH per transport), mailhygiene_sasl_passwd when a relay has a
+              username (the password is not written: fill it in, chmod 600, postmap)
     sendmail: mailertable (makemap hash mailertable < mailertable), mailhygiene.mc mailers
     qmail:    control/smtproutes
 

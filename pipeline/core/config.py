@@ -233,7 +233,7 @@ class SenderSettings:
     backoff_max: float = setting(3600.0, min=0.0)
     # Attempts of a recipient; then it fails with reason "expired".
     max_attempts: int = setting(10, min=1)
-    # A rate-limit reply (421, 450 "too many" ...) pauses that carrier this many seconds.
+    # A rate-limit reply (421, 450 "too many" ...) pauses that carrier this many seconds; a relay refusing our AUTH or TLS, that relay.
     rate_limit_pause: float = setting(60.0, min=0.0)
     # SMTP socket timeout, seconds.
     timeout: float = setting(30.0, min=0.1)

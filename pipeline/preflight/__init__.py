@@ -22,7 +22,8 @@ Modules:
   spamassassin   `spamassassin -L -t` and its report
   results        CheckResult, the table; jis: re-exports of core.jptext for tests
 
-Reads DNS, the message file and the phrase file; writes nothing. See docs/doctor.md.
+Reads DNS, the message file and the phrase file; writes nothing. (`doctor relays` is the sender's:
+pipeline/sender/relaycheck.py.) See docs/doctor.md.
 """
 
 from .message_checks import check_message

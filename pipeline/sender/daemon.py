@@ -31,7 +31,9 @@ SMTP outcome -> row state:
   STARTTLS required and not   deferred as 4xx (scope sender, reason "system"), connection dropped;
       offered, a failed TLS    sender.tls / sender.relays, relaysession.py
       handshake or certificate
-  AUTH refused (5xx)           deferred as 4xx (scope sender, reason "auth"), and the carrier paused
+  AUTH refused (5xx)           deferred as 4xx (scope sender, reason "auth")
+  (either of the two above)    the relay paused for rate_limit_pause s, whatever the carrier (every
+                               carrier routed through it waits; the carrier's other relays go on)
   5xx "too_many_recipients"    deferred as 4xx (the session carried too many), connection dropped
 SIGTERM/SIGINT: no new message starts; messages in flight finish; results and events are written;
 connections QUIT; exit 0. <data_dir>/sender/daemon.running exists while a daemon runs and is removed
@@ -56,6 +58,7 @@ from pathlib import Path
 
 from ..core.errors import MailHygieneError, SuppressionUnavailable
 from ..core.fsutil import describe_os_error, file_lock
+from ..core.idn import ascii_address
 from .compose import MessageTemplate, charset_for
 from .events import attempt_event, dsn_in, flush_outbox
 from .queue import DueRow, Queue, Result
@@ -92,6 +95,7 @@ class Outcome:
     drop_connection: bool = False
     scope: str | None = None
     hard: bool | None = None
+    relay_pause: bool = False       # the relay itself refused the session: pause the relay, not the carrier
 
 
 @dataclass
@@ -163,10 +167,12 @@ def _text(resp) -> str:
 
 def session_refused(exc: RelaySessionError) -> Outcome:
     """STARTTLS or AUTH with the relay failed: a deferral of our own cause (scope sender: never
-    counted against the address). Refused credentials pause the carrier like a refusal of our
-    identity, rather than being tried again for every recipient."""
+    counted against the address). The relay is paused (refused credentials, a relay that offers
+    no STARTTLS or a certificate we do not trust would refuse every recipient alike), not the
+    carrier: other carriers' mail through that relay waits too, and the carrier's mail through its
+    other relays goes on. The carrier's rate is left as it is: its servers said nothing."""
     return Outcome("deferred", exc.code, exc.text, "helo", "auth" if exc.auth_refused else "system",
-                   rate_limited=exc.auth_refused, drop_connection=True, scope="sender", hard=False)
+                   drop_connection=True, scope="sender", hard=False, relay_pause=True)
 
 
 class Connection:
@@ -383,22 +389,39 @@ class Dispatcher:
                     if carrier == own and len(carriers) == 1:   # own carrier must wait: try the others
                         carriers.extend(c for c in self._others(w) if c != own)
                     continue
+                held: list[DueRow] = []    # rows whose relay is paused: they keep their place
+                picked = None
                 while lane:
                     row = lane.popleft()
                     self.in_lane.discard(row.id)
-                    if row.address in suppressed:
+                    if row.address in suppressed or (not row.address.isascii()
+                                                     and ascii_address(row.address) in suppressed):
+                        # (a row queued before addresses were keyed in A-label form: core/idn.py)
                         d.queue.skip(row.id, "suppressed", now)
                         d.count("skipped")
                         log.info("skipped %s: suppressed since enqueue", row.address)
                         continue
+                    relay = d.route(row)
+                    rest = d.throttle.relay_wait(str(relay))
+                    if rest > 0:
+                        held.append(row)
+                        wait = rest if wait is None else min(wait, rest)
+                        continue
+                    picked = (row, relay)
+                    break
+                if held:
+                    lane.extendleft(reversed(held))
+                    self.in_lane.update(r.id for r in held)
+                if picked is not None:
+                    row, relay = picked
                     if carrier != w.session_carrier:  # the worker's session moves to this carrier
                         if w.session_carrier is not None:
                             self.sessions[w.session_carrier] -= 1
                         self.sessions[carrier] = self.sessions.get(carrier, 0) + 1
                         w.session_carrier = carrier
                     self.taken.add(row.id)
-                    return (row, token, d.route(row)), 0.0
-                d.throttle.cancel(carrier, token)   # every row of the lane was suppressed
+                    return (row, token, relay), 0.0
+                d.throttle.cancel(carrier, token)   # every row of the lane was suppressed or its relay paused
                 if carrier == own and len(carriers) == 1:
                     carriers.extend(c for c in self._others(w) if c != own)
             return None, min(wait if wait is not None else d.refresh_interval, d.refresh_interval)
@@ -550,6 +573,10 @@ class Daemon:
                 state, reason, status = "failed", "expired", "expired"
             else:
                 next_at = now + self.backoff(attempts)
+            if out.relay_pause:
+                until = self.throttle.pause_relay(str(relay), float(self.s.rate_limit_pause))
+                log.warning("%s: %s; pausing the relay until %s (every carrier routed through it)", relay,
+                            out.reply, time.strftime("%H:%M:%S", time.localtime(until)))
             if out.rate_limited:
                 until, count = self.throttle.rate_limited(row.carrier, float(self.s.rate_limit_pause))
                 log.warning("%s: %s %s; pausing %s until %s, then %d per %ss", relay, out.code,

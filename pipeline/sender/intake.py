@@ -47,7 +47,7 @@ from pathlib import Path
 
 from ..core.errors import MailHygieneError, SuppressionUnavailable
 from ..core.jptext import decode_iso2022jp
-from ..store.records import domain_of, normalise_address
+from ..store.records import canonical_address, domain_of
 from .compose import MessageTemplate, charset_for
 from .enqueue import decode_csv_bytes, enqueue, parse_recipient_csv
 from .relaysession import RelayPolicies, RelaySessionError, open_session
@@ -322,7 +322,7 @@ def from_address(head: Message) -> str:
     addr = pairs[0][1]
     if "=?" in addr or any(c in addr for c in "<>\"()"):
         raise Refused("unauthorised", "the From address is not a plain address")
-    return normalise_address(addr)
+    return canonical_address(addr)   # an IDN domain in A-label form, as allowed_senders below
 
 
 def parse_request(raw: bytes, head: Message | None = None) -> tuple[Request, Message]:
@@ -411,7 +411,7 @@ def auth_results_pass(msg: Message, from_domain: str, auth_serv_id: str = "") ->
 def check_sender(cfg, sender: str, head: Message) -> None:
     """Allowed sender and Authentication-Results, from the headers alone; raises Refused."""
     ic = cfg.intake
-    allowed = {normalise_address(a) for a in ic.allowed_senders}
+    allowed = {canonical_address(a) for a in ic.allowed_senders}
     if ic.require_auth_results and not ic.auth_serv_id.strip():
         # Every Authentication-Results header would count, the one the requester wrote himself too
         # ("x; dkim=pass header.d=<the allowed domain>"): the check would stop no forged From
@@ -469,7 +469,7 @@ def _is_automatic(msg: Message, sender: str, cfg) -> str | None:
         return f"Auto-Submitted: {auto}"
     if _header_str(msg.get("Precedence") or "").strip().lower() in ("bulk", "list", "junk"):
         return "Precedence: bulk/list/junk"
-    if sender and sender == normalise_address(cfg.sender.from_address):
+    if sender and sender == canonical_address(cfg.sender.from_address):
         return "mail from our own sender address (loop)"
     return None
 

@@ -14,7 +14,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..store.records import normalise_address
+from ..core.idn import domain_problem
+from ..store.records import canonical_address
 
 _ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
 _LOCAL_LOOSE = re.compile(rf"^[{_ATEXT}.]+$")
@@ -23,7 +24,8 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 def address_problem(address: str) -> str | None:
-    """None when `address` (already normalised) is a usable recipient, else a short reason."""
+    """None when `address` (already canonical: records.canonical_address) is a usable recipient,
+    else a short reason."""
     if not address:
         return "empty"
     if any(c in address for c in "\r\n\t ") or any(ord(c) < 32 or ord(c) == 127 for c in address):
@@ -39,6 +41,8 @@ def address_problem(address: str) -> str | None:
         return "too long"
     if not _LOCAL_LOOSE.match(local):
         return "invalid characters in local part"
+    if not domain.isascii():   # canonical_address could not give it an A-label form
+        return f"invalid internationalised domain: {domain_problem(domain) or 'not convertible to A-labels'}"
     labels = domain.split(".")
     if len(labels) < 2 or not all(_LABEL.match(lbl) for lbl in labels) or not labels[-1].isalpha():
         return "invalid domain"
@@ -57,7 +61,7 @@ def smtp_address(address: str) -> str:
 class Screened:
     """The outcome of screening one recipient list."""
 
-    accepted: list[str] = field(default_factory=list)   # normalised, unique, not suppressed
+    accepted: list[str] = field(default_factory=list)   # canonical, unique, not suppressed
     suppressed: list[str] = field(default_factory=list)
     duplicates: int = 0
     invalid: list[tuple[str, str]] = field(default_factory=list)  # (raw, reason)
@@ -75,11 +79,12 @@ class Screened:
 
 
 def check_recipients(raw_addresses, suppressed: frozenset[str] | set[str]) -> Screened:
-    """Syntax, duplicates (after normalisation), then the suppression list, in input order."""
+    """Syntax, duplicates (after normalisation to the canonical form: `taro@例え.jp` and
+    `taro@xn--r8jz45g.jp` are one address), then the suppression list, in input order."""
     out = Screened()
     seen: set[str] = set()
     for raw in raw_addresses:
-        addr = normalise_address(raw)
+        addr = canonical_address(raw)
         problem = address_problem(addr)
         if problem:
             out.invalid.append((raw, problem))

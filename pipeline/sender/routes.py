@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.errors import ConfigError
+from ..core.idn import IdnError, ascii_domain
 from ..core.vocabulary import SENDER_CARRIERS
 
 
@@ -79,6 +80,11 @@ class Router:
         for key, value in (routes or {}).items():
             relay = parse_relay(value, where=f"sender.routes.{key}")
             k = key.strip().lower()
+            if not k.isascii():   # a domain written in Unicode: keyed, like the recipients, in A-label form
+                try:
+                    k = ("." if k.startswith(".") else "") + ascii_domain(k.lstrip("."))
+                except IdnError as exc:
+                    raise ConfigError(f"sender.routes key {key!r}: {exc}") from None
             if k.startswith("."):
                 self.suffixes.append((k, relay))
             elif "." not in k and k not in SENDER_CARRIERS:
@@ -105,6 +111,11 @@ class Router:
     def lookup(self, domain: str, carrier: str | None = None) -> Relay | None:
         """The configured route, or None when the mail would go to default_relay."""
         d = (domain or "").lower()
+        if not d.isascii():
+            try:
+                d = ascii_domain(d)
+            except IdnError:
+                pass
         if d in self.exact:
             return self.exact[d]
         for suffix, relay in self.suffixes:

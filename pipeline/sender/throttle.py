@@ -27,6 +27,11 @@ its own window and the group's, and occupies both; a pause or rate reduction aft
 applies to the group's servers too. So those servers never see more than the group carrier's
 `count` in any `interval`, whichever of the carriers the mail is for.
 
+Relays: a failure of the session with a relay itself (AUTH refused, STARTTLS required and not
+offered, a failed handshake or certificate: relaysession.RelaySessionError) pauses that relay,
+not the carrier (`pause_relay`): every carrier routed through it waits, and a carrier's mail
+through its other relays goes on. The daemon checks `relay_wait` for each message's route.
+
 After a rate-limit reply (421, "too many", ...) the carrier's count is multiplied by
 `reduce_factor` (down to one send per window at least), then grows back linearly to the full
 count over `recovery` seconds. With `pacing`, sends of a carrier start at least interval/count
@@ -64,6 +69,14 @@ class Rate:
         if r.count < 1 or r.interval <= 0:
             raise ConfigError(f"{where}: count must be >= 1 and interval > 0 (got {value!r})")
         return r
+
+
+RELAY_PREFIX = "relay:"
+
+
+def relay_key(relay) -> str:
+    """The key of a relay's pause among the carriers' (throttle_state's `carrier` column)."""
+    return f"{RELAY_PREFIX}{relay}"
 
 
 class Throttle:
@@ -320,6 +333,27 @@ class Throttle:
             f = self._factor.get(carrier)
             self.on_state(carrier, 0.0 if paused is None else paused + offset,
                           1.0 if f is None else f[0], 0.0 if f is None else f[1] + offset)
+
+    # ------------------------------------------------------------------ relay pauses
+    def pause_relay(self, relay: str, seconds: float) -> float:
+        """Start nothing through `relay` ("host:port") for `seconds`, whatever the carrier: the
+        relay refused us (our AUTH credentials, its STARTTLS or certificate), which no other
+        carrier's mail through it would get past, and which another relay of the same carrier
+        does not share. Kept with the carriers' pauses under the key `relay:host:port` (saved
+        and restored alike). Returns the wall time the pause ends."""
+        key = relay_key(relay)
+        with self._lock:
+            until = self.monotonic() + seconds
+            self._paused_until[key] = max(self._paused_until.get(key, float("-inf")), until)
+            self._save(key)
+            return self._paused_until[key] + self._offset()
+
+    def relay_wait(self, relay: str) -> float:
+        """Seconds until `relay`'s pause ends (0.0: not paused)."""
+        paused = self._paused_until.get(relay_key(relay))
+        if paused is None:
+            return 0.0
+        return max(0.0, paused - self.monotonic())
 
     def paused_until(self, carrier: str) -> float:
         """The wall time the carrier's pause ends (0.0: never paused)."""

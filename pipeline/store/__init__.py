@@ -1,6 +1,7 @@
 """The event store and how it is read.
 
-  records      the event schema (EVENT_SCHEMA), stable event ids, address normalisation
+  records      the event schema (EVENT_SCHEMA), stable event ids, address normalisation, the
+               canonical address (IDN domains in A-label form) every stored recipient is given
   event_store  <data_dir>/events/date=YYYY-MM-DD/*.parquet: the only Parquet writer of events.
                The sink API (ingest, the sender's own delivery rows, uploads of sealed files):
                EventStore(data_dir).write(table: EVENT_SCHEMA) -> Counter of new rows per status

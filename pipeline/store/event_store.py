@@ -11,7 +11,8 @@ a day, a year by whole years), so those partitions are checked too. A file lock 
 writers (`clean`, `watch`, `ingest` and the sender may write at once).
 
 Public API (for ingest's sink, the sender's own delivery rows, and uploads of sealed files):
-  EventStore(data_dir).write(table) -> Counter of new rows per status   (table: EVENT_SCHEMA)
+  EventStore(data_dir).write(table) -> Counter of new rows per status   (table: EVENT_SCHEMA;
+  recipients with an internationalised domain are stored in A-label form: records.canonical_recipients)
   .files(day=None) -> [Path]   sealed Parquet files (a file never changes once it appears; only
                                compaction replaces small files by one, under the lock)
   .partitions() -> [Path]      the date=YYYY-MM-DD directories
@@ -41,7 +42,7 @@ from . import arrow_build as ab
 from . import layout, parquet_io
 from .layout import PARTITION_PREFIX, corrupt
 from .layout import damage as _damage
-from .records import EVENT_SCHEMA
+from .records import EVENT_SCHEMA, canonical_recipients
 
 COMPACTION_JOURNAL = ".compaction.json"
 # A live merge (watch's compaction of a day it writes to, the lake upload's merge before it
@@ -106,7 +107,7 @@ class EventStore:
         written: Counter = Counter()
         if table.num_rows == 0:
             return written
-        table = _as_events(table)
+        table = canonical_recipients(_as_events(table))   # IDN recipients keyed in A-label form
         keys = _id_keys(table.column("event_id").combine_chunks())
         # ids repeated within the batch: by their 64-bit keys, exactly only when two keys match;
         # the key order is kept for the lookups below when the batch is one day's (the usual)

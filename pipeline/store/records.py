@@ -66,6 +66,80 @@ def normalise_address(address: str | None) -> str:
     return a.lower()
 
 
+def canonical_address(address: str | None) -> str:
+    """The address as a key: normalise_address, then the domain in A-label form
+    (`Taro@例え.JP` and `taro@XN--R8JZ45G.jp` -> `taro@xn--r8jz45g.jp`; pipeline/core/idn.py).
+    What the queue, the suppression list and the event store key on; a domain that is no valid
+    IDN is left as normalise_address made it (the recipient check refuses it)."""
+    from ..core.idn import ascii_address
+
+    return ascii_address(normalise_address(address))
+
+
+def canonical_recipients(table: pa.Table) -> pa.Table:
+    """`table` (EVENT_SCHEMA) with every recipient in canonical form and its recipient_domain
+    the domain of that: a bounce logged to `taro@例え.jp` is stored as `taro@xn--r8jz45g.jp`, so it
+    counts against the address the queue and the suppression list key on. A table whose
+    recipients are all ASCII (numpy over the column's bytes: under 1 ms per million rows) is
+    returned as it is; otherwise only the rows with a non-ASCII recipient are split at their last
+    @ and each distinct domain is converted once (pipeline/core/idn.py), the rest by Arrow.
+    Event ids are left alone (they hash the log line as read). Called by EventStore.write: every
+    event reaches the store through it."""
+    import numpy as np
+
+    column = table.column("recipient")
+    rows, base = [], 0
+    for chunk in column.chunks:
+        n, data = len(chunk), chunk.buffers()[2]
+        if n and data is not None:
+            offsets = np.frombuffer(chunk.buffers()[1], np.int32)[chunk.offset: chunk.offset + n + 1]
+            # only the chunk's own bytes: a slice shares the buffer of the whole block it was cut from
+            raw = np.frombuffer(data, np.uint8)[offsets[0]: offsets[-1]]
+            if raw.size and raw.max() >= 0x80:
+                high = np.flatnonzero(raw >= 0x80) + offsets[0]    # the non-ASCII bytes -> their rows
+                rows.append(base + np.unique(np.searchsorted(offsets, high, side="right") - 1))
+        base += n
+    if not rows:
+        return table
+    import pyarrow.compute as pc  # (only for a batch with a non-ASCII recipient)
+
+    from ..core.idn import IdnError, ascii_domain
+    from . import arrow_build as ab
+
+    rows = np.concatenate(rows)
+    recipients = column.combine_chunks()   # (a take from the chunks would concatenate them at every call)
+    parts = pc.extract_regex(recipients.take(ab.indices(rows)), r"^(?P<local>.*)@(?P<domain>[^@]*)$")
+    matched = ab.to_bools(pc.is_valid(parts))
+    rows, parts = rows[matched], parts.filter(ab.booleans(matched))
+    if not len(rows):
+        return table
+    if isinstance(parts, pa.ChunkedArray):
+        parts = parts.combine_chunks()
+    local, domain = parts.field("local"), parts.field("domain")
+    encoded = domain.dictionary_encode()
+    code, distinct = encoded.indices, encoded.dictionary.to_pylist()
+
+    def converted(d: str) -> str:
+        try:
+            return ascii_domain(d)
+        except IdnError:
+            return d   # no A-label form: kept as written (the recipient check refuses such an address)
+
+    canonical = [converted(d) for d in distinct]
+    if canonical == distinct:
+        return table   # non-ASCII local parts only
+    new_domain = ab.strings(canonical).take(code)
+    new_recipient = pc.binary_join_element_wise(local, new_domain, ab.scalar("@"))   # (a str: a pandas import)
+    mask = np.zeros(table.num_rows, bool)
+    mask[rows] = True
+    mask = ab.booleans(mask)
+    for name, before, values in (("recipient", recipients, new_recipient),
+                                 ("recipient_domain", table.column("recipient_domain").combine_chunks(), new_domain)):
+        at = table.schema.get_field_index(name)
+        table = table.set_column(at, table.schema.field(at), pc.replace_with_mask(before, mask, values))
+    return table
+
+
 def bare_message_id(value: str | None) -> str | None:
     """A Message-ID as the event store keeps it: without its angle brackets and surrounding
     space (`<20261110.1@mail.example.jp>` -> `20261110.1@mail.example.jp`), None for none. The

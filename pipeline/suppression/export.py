@@ -53,8 +53,20 @@ def export(store, path: str | os.PathLike, settings: ExportSettings | None = Non
                 f"the suppression list in {store.dir} is empty: nothing written (a CRM importing an empty "
                 "file would drop every suppression). Check --data-dir; pass --allow-empty if an empty "
                 "list is right.")
+        if fmt == "csv":
+            _stage_unicode_forms(con)
         _write(con, f"export_{fmt}", {"tz": tz}, target, excel=excel and fmt == "csv", out=out)
     return count
+
+
+def _stage_unicode_forms(con) -> None:
+    """Table unicode_forms: each listed address with an A-label (xn--) domain and its Unicode
+    form, for the CSV's address_unicode column (pipeline/core/idn.py; DuckDB has no IDNA)."""
+    from ..core.idn import unicode_address
+
+    addresses = [a for (a,) in run_block(con, "idn_addresses").fetchall()]
+    run_block(con, "stage_unicode_forms", {"addresses": addresses,
+                                           "unicode": [unicode_address(a) for a in addresses]})
 
 
 def export_filtered(store, path: str | os.PathLike, settings: ExportSettings | None = None, *, tz: str,

@@ -291,11 +291,16 @@ def suppressed_addresses(where) -> frozenset[str]:
 
     try:
         with reading(where) as (_, con):
-            return frozenset(a for (a,) in run_block(con, "addresses").fetchall())
+            listed = [a for (a,) in run_block(con, "addresses").fetchall()]
     except duckdb.Error as exc:
         store = SuppressionStore.of(where)
         raise SuppressionUnavailable(f"cannot read the suppression list in {store.dir}: "
                                      f"{str(exc).splitlines()[0]}") from None
+    # an entry written with its domain in Unicode (from events stored before addresses were
+    # keyed in A-label form) suppresses the canonical form too (pipeline/core/idn.py)
+    from ..core.idn import ascii_address
+
+    return frozenset(listed).union(ascii_address(a) for a in listed if not a.isascii())
 
 
 def is_suppressed(where, address: str) -> bool:
@@ -420,9 +425,9 @@ _SPACE = re.compile(r"\s")
 
 
 def checked_address(address: str) -> str:
-    from ..store.records import normalise_address  # (records imports pyarrow: only when needed)
+    from ..store.records import canonical_address  # (records imports pyarrow: only when needed)
 
-    a = normalise_address(address)
+    a = canonical_address(address)   # the key: the domain in A-label form (pipeline/core/idn.py)
     if any("\uff01" <= ch <= "\uff5e" for ch in a):  # ＡＢＣ＠: typed with a Japanese input method
         import unicodedata
 
@@ -432,6 +437,11 @@ def checked_address(address: str) -> str:
     if not at or not local or "." not in domain or not a.isprintable() or _SPACE.search(a):
         raise InputError(f"{address!r} is not an e-mail address (expected local@domain, no spaces "
                          "or control characters)")
+    if not domain.isascii():
+        from ..core.idn import domain_problem
+
+        raise InputError(f"{address!r}: the domain is not a valid internationalised name "
+                         f"({domain_problem(domain) or 'no A-label form'})")
     return a
 
 
@@ -495,6 +505,13 @@ def release(where, address: str, note: str | None = None, *, now: datetime | Non
     a = checked_address(address)
     with changing(where) as (store, con):
         found = rows(run_block(con, "entry", {"address": a}))
+        if not found and "xn--" in a:
+            # an entry written before IDN domains were keyed in A-label form keeps its Unicode domain
+            from ..core.idn import unicode_address
+
+            legacy = unicode_address(a)
+            found = rows(run_block(con, "entry", {"address": legacy}))
+            a = legacy if found else a
         if not found:
             raise InputError(f"{a} is not on the suppression list (see `mailhygiene suppression list`)")
         run_block(con, "stage_release", {"address": a, "note": note, "now": now or datetime.now(UTC)})
