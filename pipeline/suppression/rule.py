@@ -1,10 +1,11 @@
 """The multi-day rule: which addresses are dead, and adding them to the list (guarded).
 
-Reads the attempts (view `attempts`: each delivery attempt once, sql/not_attempts.sql), the
-events (the latest deliveries) and the list (through store.SuppressionStore's DuckDB connection) and runs
-the rule in two steps: sql/counted_errors.sql (every counted error, kept as table
-`counted_errors`, which the guard reads again instead of the events) and
-sql/suppression_candidates.sql. The new entries stay in DuckDB (table `new_entries`), are judged
+Reads the attempts (view `attempts`: each delivery attempt once, sql/not_attempts.sql: the
+counted errors and the latest deliveries) and the list (through store.SuppressionStore's DuckDB
+connection) and runs the rule in two steps: keep_counted_errors (sql/bounce_mails.sql and
+sql/counted_errors.sql: every counted error, kept as table `counted_errors`, which the guard
+reads again instead of the events, and which the report and `suppression show` keep the same
+way) and sql/suppression_candidates.sql. The new entries stay in DuckDB (table `new_entries`), are judged
 by guard.check_guard and, unless this is a dry run or the guard refuses, are written by the
 store. Only the new entries (usually a handful) come back to Python, for the caller to show.
 A dry run reads without the lock and skips the guard (a pass over the events) unless asked.
@@ -151,26 +152,46 @@ def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datet
         return result
 
 
-def keep_counted_errors(con, params: dict[str, Any], engine=None) -> None:
-    """The rule's first step: table `counted_errors` (sql/counted_errors.sql), which
-    sql/suppression_candidates.sql and the guard's queries read. With an engine (Spark) the
-    rows are kept there, where those queries then run; `con` gets an empty table of DuckDB's
-    shape of them (what run_into binds the later queries against). Both read the view
-    `attempts`, as the guard's queries do: on DuckDB its marks (sql/not_attempts.sql) are found
-    once here and kept for the run (the Spark engine keeps its own)."""
+# "As of whenever": the reports and `suppression show` count every stored row as the rule would
+# (the rule itself counts up to its as_of).
+EVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def counted_params(tz: str, counted_reasons, window_days: int, as_of: datetime = EVER) -> dict[str, Any]:
+    """The params of sql/bounce_mails.sql and sql/counted_errors.sql for a reader other than the
+    rule (the report, `suppression show`, `bounces`, `export --filtered`)."""
+    return {"tz": tz, "as_of": as_of, "counted_reasons": list(counted_reasons), "window_days": window_days,
+            "sender_mta": SENDER_MTA}
+
+
+def keep_counted_errors(con, params: dict[str, Any], engine=None, *, marks_kept: bool = False) -> None:
+    """THE counted errors, kept for every later query of this run: table `bounce_mails`
+    (sql/bounce_mails.sql: which bounce mails' rows are bound to mail we sent), then table
+    `counted_errors` (sql/counted_errors.sql, which reads it). The rule's first step; the report,
+    `suppression show` and `bounces` keep the same tables (with as_of EVER), so that no reader
+    counts an error the rule would not. With an engine (Spark) the rows are kept there, where the
+    rule's and the guard's queries then run; `con` gets empty tables of DuckDB's shape of them
+    (what run_into binds the later queries against). Both read the view `attempts`, as the
+    guard's queries do: on DuckDB its marks (sql/not_attempts.sql) are found once here and kept
+    for the run (`marks_kept`: the caller kept them already; the Spark engine keeps its own)."""
     from ..store.warehouse import keep_attempt_marks, sql_relation
 
+    for table in ("bounce_mails", "counted_errors"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     if engine is not None:
-        engine.keep("counted_errors", params, table="counted_errors")
-        sql_relation(con, "counted_errors", params).limit(0).to_table("counted_errors")
+        for table in ("bounce_mails", "counted_errors"):
+            engine.keep(table, params, table=table)
+            sql_relation(con, table, params).limit(0).to_table(table)
         return
 
-    keep_attempt_marks(con)
-    # The table's row order is never read (every query over it orders what it needs, by a
-    # total order): DuckDB may fill it in parallel instead of in the order of the files.
+    if not marks_kept:
+        keep_attempt_marks(con)
+    # The tables' row order is never read (every query over them orders what it needs, by a
+    # total order): DuckDB may fill them in parallel instead of in the order of the files.
     con.execute("SET preserve_insertion_order = false")
     try:
-        sql_relation(con, "counted_errors", params).to_table("counted_errors")
+        for table in ("bounce_mails", "counted_errors"):
+            sql_relation(con, table, params).to_table(table)
     finally:
         con.execute("RESET preserve_insertion_order")
 
