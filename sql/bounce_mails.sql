@@ -15,12 +15,20 @@
 --                           Message-ID an attempt to the address binds it (binds_bounce)
 -- Columns: event_id, address, bound (BOOLEAN)
 -- Shape: the bounce mails' rows are few (about one per bounce); the witnesses are read only for
--- the addresses they name (none read when there is no bounce mail).
+-- the addresses that those not restating a logged failure name (none read when there is none).
 
 WITH bounce_rows AS (
-    SELECT event_id, recipient AS address, message_key(message_id) AS message, local_day(ts, $tz) AS day
+    SELECT event_id, recipient AS address, message_key(message_id) AS message, local_day(ts, $tz) AS day,
+           not_attempt
     FROM witnessed_events
     WHERE from_bounce_mail(source_file) AND ts <= $as_of
+),
+
+to_bind AS (
+    -- a restated row is bound already: the logged failure it repeats (sql/not_attempts.sql) is a
+    -- witness of the same message to the same address. In relay mode that is nearly every row:
+    -- the witnesses below are read for the few others only
+    SELECT * FROM bounce_rows WHERE not_attempt IS DISTINCT FROM 'restated'
 ),
 
 witnesses AS (
@@ -31,7 +39,7 @@ witnesses AS (
     -- mail of ours to it).
     SELECT recipient AS address, message_key(message_id) AS message, local_day(ts, $tz) AS day
     FROM events
-    WHERE recipient IN (SELECT address FROM bounce_rows)
+    WHERE recipient IN (SELECT address FROM to_bind)
       AND NOT from_bounce_mail(source_file)
       AND sender IS DISTINCT FROM ''
       AND ts <= $as_of
@@ -39,11 +47,11 @@ witnesses AS (
 
 bound AS (
     SELECT DISTINCT b.event_id
-    FROM bounce_rows b
+    FROM to_bind b
     JOIN witnesses w
       ON w.address = b.address AND binds_bounce(b.message, b.day, w.message, w.day, $window_days)
 )
 
-SELECT b.event_id, b.address, k.event_id IS NOT NULL AS bound
+SELECT b.event_id, b.address, coalesce(b.not_attempt = 'restated', FALSE) OR k.event_id IS NOT NULL AS bound
 FROM bounce_rows b
 LEFT JOIN bound k ON k.event_id = b.event_id

@@ -316,6 +316,7 @@ def test_suppression_show_marks_the_bounce_mail_that_repeats_a_logged_refusal(re
     assert [(e["mta"], e["status"], e["restated"], e["hand_off"]) for e in info["events"]] == [
         ("postfix", "bounced", False, False), ("mailhygiene", "bounced", True, False)]
     assert [e["counted"] for e in info["events"]] == [True, False]        # as the rule counts: the log row
+    assert [e["bound"] for e in info["events"]] == [None, True]           # the log row binds its repeat
     mailbox = show(relay_store, verp("u95@docomo.ne.jp"), tz="Asia/Tokyo", counted_reasons=COUNTED,
                    window_days=7)["events"]
     assert [(e["status"], e["relay"], e["null_sender"]) for e in mailbox] == [("sent", "mailhygiene-bounces", True)]

@@ -15,7 +15,7 @@
 /*                           Message-ID an attempt to the address binds it (binds_bounce) */
 /* Columns: event_id, address, bound (BOOLEAN) */
 /* Shape: the bounce mails' rows are few (about one per bounce); the witnesses are read only for */
-/* the addresses they name (none read when there is no bounce mail). */
+/* the addresses that those not restating a logged failure name (none read when there is none). */
 WITH bounce_rows AS (
   SELECT
     event_id,
@@ -29,13 +29,23 @@ WITH bounce_rows AS (
     ) AS message,
     (
       CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE)
-    ) AS day
+    ) AS day,
+    not_attempt
   FROM witnessed_events
   WHERE
     (
       COALESCE(source_file LIKE 'mailhygiene-bounces:%', FALSE)
     )
     AND ts <= CAST('2026-11-30 14:59:59.999999' AS TIMESTAMP)
+), to_bind AS (
+  /* a restated row is bound already: the logged failure it repeats (sql/not_attempts.sql) is a */
+  /* witness of the same message to the same address. In relay mode that is nearly every row: */
+  /* the witnesses below are read for the few others only */
+  SELECT
+    *
+  FROM bounce_rows
+  WHERE
+    not_attempt IS DISTINCT FROM 'restated'
 ), witnesses AS (
   /* Every other row of mail we sent to the address: read from `events`, not `attempts`, on */
   /* purpose: a `sent` that only handed the message on (not_attempt 'hand_off') is no delivery */
@@ -59,7 +69,7 @@ WITH bounce_rows AS (
     recipient IN (
       SELECT
         address
-      FROM bounce_rows
+      FROM to_bind
     )
     AND NOT (
       COALESCE(source_file LIKE 'mailhygiene-bounces:%', FALSE)
@@ -69,7 +79,7 @@ WITH bounce_rows AS (
 ), bound AS (
   SELECT DISTINCT
     b.event_id
-  FROM bounce_rows AS b
+  FROM to_bind AS b
   JOIN witnesses AS w
     ON w.address = b.address
     AND (
@@ -84,7 +94,7 @@ WITH bounce_rows AS (
 SELECT
   b.event_id,
   b.address,
-  NOT k.event_id IS NULL AS bound
+  COALESCE(b.not_attempt = 'restated', FALSE) OR NOT k.event_id IS NULL AS bound
 FROM bounce_rows AS b
 LEFT JOIN bound AS k
   ON k.event_id = b.event_id
