@@ -18,8 +18,7 @@
 -- the addresses that those not restating a logged failure name (none read when there is none).
 
 WITH bounce_rows AS (
-    SELECT event_id, recipient AS address, message_key(message_id) AS message, local_day(ts, $tz) AS day,
-           not_attempt
+    SELECT event_id, recipient AS address, ts, message_id, not_attempt
     FROM witnessed_events
     WHERE from_bounce_mail(source_file) AND ts <= $as_of
 ),
@@ -28,7 +27,9 @@ to_bind AS (
     -- a restated row is bound already: the logged failure it repeats (sql/not_attempts.sql) is a
     -- witness of the same message to the same address. In relay mode that is nearly every row:
     -- the witnesses below are read for the few others only
-    SELECT * FROM bounce_rows WHERE not_attempt IS DISTINCT FROM 'restated'
+    SELECT event_id, address, message_key(message_id) AS message, local_day(ts, $tz) AS day
+    FROM bounce_rows
+    WHERE not_attempt IS DISTINCT FROM 'restated'
 ),
 
 witnesses AS (

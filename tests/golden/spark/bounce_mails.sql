@@ -20,16 +20,8 @@ WITH bounce_rows AS (
   SELECT
     event_id,
     recipient AS address,
-    (
-      CASE
-        WHEN LEFT(message_id, 1) IN ('<', '>', ' ') OR RIGHT(message_id, 1) IN ('<', '>', ' ')
-        THEN NULLIF(TRIM('<> ' FROM message_id), '')
-        ELSE NULLIF(message_id, '')
-      END
-    ) AS message,
-    (
-      CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE)
-    ) AS day,
+    ts,
+    message_id,
     not_attempt
   FROM witnessed_events
   WHERE
@@ -42,7 +34,18 @@ WITH bounce_rows AS (
   /* witness of the same message to the same address. In relay mode that is nearly every row: */
   /* the witnesses below are read for the few others only */
   SELECT
-    *
+    event_id,
+    address,
+    (
+      CASE
+        WHEN LEFT(message_id, 1) IN ('<', '>', ' ') OR RIGHT(message_id, 1) IN ('<', '>', ' ')
+        THEN NULLIF(TRIM('<> ' FROM message_id), '')
+        ELSE NULLIF(message_id, '')
+      END
+    ) AS message,
+    (
+      CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE)
+    ) AS day
   FROM bounce_rows
   WHERE
     not_attempt IS DISTINCT FROM 'restated'
