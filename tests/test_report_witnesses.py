@@ -23,7 +23,8 @@ from pipeline.sender.bounces import process_bounces
 from pipeline.sender.events import attempt_event, to_table
 from pipeline.store.event_store import EventStore
 from pipeline.store.warehouse import bind_sql, read_sql, run_sql
-from pipeline.suppression.rule import counted_params, keep_counted_errors, run_rule
+from pipeline.suppression.counted import counted_params, keep_counted_errors
+from pipeline.suppression.rule import run_rule
 from pipeline.suppression.store import SuppressionStore, show
 
 from fixtures import SAMPLES, fixture_events, make_config, sender_toml, store_events

@@ -28,7 +28,7 @@ from pipeline.core.config import load_config
 from pipeline.core.errors import InputError, NoDataError
 from pipeline.report import reports
 from pipeline.report.reports import open_warehouse, write_report
-from pipeline.suppression.rule import counted_params, keep_counted_errors
+from pipeline.suppression.counted import counted_params, keep_counted_errors
 from pipeline.suppression.store import SuppressionStore
 from pipeline.store.warehouse import run_sql
 

@@ -22,7 +22,8 @@ import pandas as pd
 from ..core.config import ReportSettings, RuleSettings, zone
 from ..core.errors import ConfigError, InputError, NoDataError, unreadable_file
 from ..store.warehouse import attach_views, keep_attempt_marks, no_progress_bar, require_events, run_sql
-from ..suppression.rule import EVER, keep_counted_errors, rule_params
+from ..suppression.counted import EVER, keep_counted_errors
+from ..suppression.rule import rule_params
 from ..suppression.store import HISTORY_SCHEMA
 
 TOP_DOMAINS = 20

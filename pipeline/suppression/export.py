@@ -65,7 +65,7 @@ def export_filtered(store, path: str | os.PathLike, settings: ExportSettings | N
     last refusal; returns the rows. A bounce mail's refusal counts only when bound to mail we sent
     (sql/bounce_mails.sql, as for the rule; `window_days`: the rule's look-back)."""
     from ..store.warehouse import keep_attempt_marks, sql_relation
-    from .rule import counted_params
+    from .counted import counted_params
 
     settings = settings or ExportSettings()
     excel = settings.excel if excel is None else excel

@@ -2,8 +2,8 @@
 
 Reads the attempts (view `attempts`: each delivery attempt once, sql/not_attempts.sql: the
 counted errors and the latest deliveries) and the list (through store.SuppressionStore's DuckDB
-connection) and runs the rule in two steps: keep_counted_errors (sql/bounce_mails.sql and
-sql/counted_errors.sql: every counted error, kept as table `counted_errors`, which the guard
+connection) and runs the rule in two steps: counted.keep_counted_errors (sql/bounce_mails.sql
+and sql/counted_errors.sql: every counted error, kept as table `counted_errors`, which the guard
 reads again instead of the events, and which the report and `suppression show` keep the same
 way) and sql/suppression_candidates.sql. The new entries stay in DuckDB (table `new_entries`), are judged
 by guard.check_guard and, unless this is a dry run or the guard refuses, are written by the
@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from ..core.config import GuardSettings, RuleSettings, zone
 from ..core.errors import GuardTripped, InputError
 from ..core.vocabulary import SENDER_MTA
+from .counted import keep_counted_errors
 from .guard import GuardReport, check_guard
 from .store import SuppressionStore, changing, reading, rows, run_block
 
@@ -150,50 +151,6 @@ def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datet
             "now": now or datetime.now(UTC), "rule": rule.label(tz)})
         result.applied = store.commit(con)
         return result
-
-
-# "As of whenever": the reports and `suppression show` count every stored row as the rule would
-# (the rule itself counts up to its as_of).
-EVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
-
-
-def counted_params(tz: str, counted_reasons, window_days: int, as_of: datetime = EVER) -> dict[str, Any]:
-    """The params of sql/bounce_mails.sql and sql/counted_errors.sql for a reader other than the
-    rule (the report, `suppression show`, `bounces`, `export --filtered`)."""
-    return {"tz": tz, "as_of": as_of, "counted_reasons": list(counted_reasons), "window_days": window_days,
-            "sender_mta": SENDER_MTA}
-
-
-def keep_counted_errors(con, params: dict[str, Any], engine=None, *, marks_kept: bool = False) -> None:
-    """THE counted errors, kept for every later query of this run: table `bounce_mails`
-    (sql/bounce_mails.sql: which bounce mails' rows are bound to mail we sent), then table
-    `counted_errors` (sql/counted_errors.sql, which reads it). The rule's first step; the report,
-    `suppression show` and `bounces` keep the same tables (with as_of EVER), so that no reader
-    counts an error the rule would not. With an engine (Spark) the rows are kept there, where the
-    rule's and the guard's queries then run; `con` gets empty tables of DuckDB's shape of them
-    (what run_into binds the later queries against). Both read the view `attempts`, as the
-    guard's queries do: on DuckDB its marks (sql/not_attempts.sql) are found once here and kept
-    for the run (`marks_kept`: the caller kept them already; the Spark engine keeps its own)."""
-    from ..store.warehouse import keep_attempt_marks, sql_relation
-
-    for table in ("bounce_mails", "counted_errors"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-    if engine is not None:
-        for table in ("bounce_mails", "counted_errors"):
-            engine.keep(table, params, table=table)
-            sql_relation(con, table, params).limit(0).to_table(table)
-        return
-
-    if not marks_kept:
-        keep_attempt_marks(con)
-    # The tables' row order is never read (every query over them orders what it needs, by a
-    # total order): DuckDB may fill them in parallel instead of in the order of the files.
-    con.execute("SET preserve_insertion_order = false")
-    try:
-        for table in ("bounce_mails", "counted_errors"):
-            sql_relation(con, table, params).to_table(table)
-    finally:
-        con.execute("RESET preserve_insertion_order")
 
 
 def _candidates(con, engine, params: dict[str, Any], *, keep: bool):

@@ -362,7 +362,7 @@ def keep_counted(con, *, tz: str, counted_reasons, window_days: int) -> None:
     """The rule's counted errors and bounce-mail binding over every stored row, kept on `con`
     (which has the `events` view) for address_attempts: pipeline/suppression/rule.py
     keep_counted_errors, the one definition (`counted_reasons`, `window_days`: the rule's)."""
-    from .rule import counted_params, keep_counted_errors
+    from .counted import counted_params, keep_counted_errors
 
     keep_counted_errors(con, counted_params(tz, counted_reasons, window_days))
 
