@@ -1,12 +1,13 @@
 -- carrier_figures.sql
 -- What it returns: delivery figures per carrier and per day, ISO week or the whole period, plus
 -- one row per period for all carriers together (carrier = 'all').
--- Reads:   attempts (sql/attempts.sql: the event store's rows, each delivery attempt once). Macros: local_day, partition_in_period,
---          day_in_period, counted_error (sql/macros.sql)
+-- Reads:   attempts (sql/attempts.sql: the event store's rows, each delivery attempt once),
+--          counted_errors (the rows of sql/counted_errors.sql, kept by the report's run as by the
+--          rule's: the rule's counted errors, a bounce mail's row only when bound). Macros:
+--          local_day, partition_in_period, day_in_period (sql/macros.sql)
 -- Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo')
 --          $since, $until   DATE or NULL: first and last local day of the report (inclusive)
 --          $grain           'day' | 'week' (Monday to Sunday) | 'period' (one row per carrier)
---          $counted_reasons VARCHAR[]: reasons the suppression rule counts (rule.counted_reasons)
 -- Columns: period_start, period_end, carrier, attempts, delivered, deferred, bounced, expired,
 --          undeliverable, finished, recipients, counted_errors, hard_bounces, unknown_user,
 --          filtered, bounce_rate, unknown_user_rate
@@ -16,8 +17,10 @@
 --   finished          attempts with a final outcome: delivered + bounced + expired + undeliverable
 --                     (a deferral is a retry of the same message, so it is not an outcome)
 --   recipients        distinct recipient addresses attempted
---   counted_errors    counted_error(): status deferred/bounced/expired AND scope 'recipient'
---                     AND reason in $counted_reasons: what the suppression rule counts
+--   counted_errors    attempts that are rows of `counted_errors`: what the suppression rule
+--                     counts (counted_error(): status deferred/bounced/expired AND scope
+--                     'recipient' AND a reason of rule.counted_reasons; a bounce mail's row only
+--                     when bound to mail we sent)
 --   hard_bounces      hard AND status bounced/expired/undeliverable
 --   unknown_user      finished attempts with reason 'user_unknown'
 --   filtered          attempts with reason 'filtered' (the receiver refused us)
@@ -25,10 +28,11 @@
 --   unknown_user_rate unknown_user / finished; NULL when finished = 0
 
 WITH stored AS (
-    SELECT coalesce(carrier, 'unknown') AS carrier, recipient, status, scope, reason, hard,
-           local_day(ts, $tz) AS day
-    FROM attempts
-    WHERE partition_in_period(date, $since, $until)
+    SELECT coalesce(a.carrier, 'unknown') AS carrier, a.recipient, a.status, a.reason, a.hard,
+           local_day(a.ts, $tz) AS day, c.event_id IS NOT NULL AS counted
+    FROM attempts a
+    LEFT JOIN counted_errors c ON c.event_id = a.event_id
+    WHERE partition_in_period(a.date, $since, $until)
 ),
 
 in_period AS (
@@ -57,7 +61,7 @@ counts AS (
            CAST(count(*) FILTER (WHERE status = 'undeliverable') AS BIGINT) AS undeliverable,
            CAST(count(*) FILTER (WHERE status <> 'deferred') AS BIGINT) AS finished,
            CAST(count(DISTINCT recipient) AS BIGINT) AS recipients,
-           CAST(count(*) FILTER (WHERE counted_error(status, scope, reason, $counted_reasons)) AS BIGINT)
+           CAST(count(*) FILTER (WHERE counted) AS BIGINT)
                AS counted_errors,
            CAST(count(*) FILTER (WHERE hard AND status IN ('bounced', 'expired', 'undeliverable')) AS BIGINT)
                AS hard_bounces,

@@ -7,7 +7,9 @@
 -- latest filtered refusal (the customer has allowed us since).
 -- Reads:   attempts (sql/attempts.sql: each delivery attempt once: a refusal its bounce mail
 --          repeats is one refusal, a `sent` that only handed the message on is no delivery),
---          suppression (the list: view over suppression/current.parquet)
+--          bounce_mails (the rows of sql/bounce_mails.sql, kept by the export: a bounce mail's
+--          refusal counts only when bound to mail we sent, as for the rule; anyone can mail the
+--          bounce address), suppression (the list: view over suppression/current.parquet)
 -- Params:  $since, $as_of  TIMESTAMPTZ: refusals in (since, as_of] count
 -- Columns: address, carrier, refusals (filtered refusals in the period), first_refusal,
 --          last_refusal, last_reply (the diagnostic of the latest refusal; ties on ts broken by
@@ -17,6 +19,7 @@ WITH refusals AS (
     SELECT recipient AS address, carrier, ts, event_id, diagnostic
     FROM attempts
     WHERE reason = 'filtered' AND ts > $since AND ts <= $as_of
+      AND event_id NOT IN (SELECT event_id FROM bounce_mails WHERE NOT bound)
 ),
 
 per_address AS (

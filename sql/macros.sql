@@ -7,12 +7,13 @@
 -- counted_error(status, scope, reason, counted_reasons) -> BOOLEAN
 --   THE "counted error" of the suppression rule: a failed or retried attempt (deferred, bounced,
 --   expired) whose fault is the recipient's (scope 'recipient') for one of the reasons the rule
---   counts (rule.counted_reasons). Used by the rule, the guard, the reports and `suppression show`.
+--   counts (rule.counted_reasons). Applied in one place, sql/counted_errors.sql (with the bounce
+--   binding), whose kept rows the rule, the guard, the reports and `suppression show` read.
 -- from_bounce_mail(source_file) -> BOOLEAN
 --   The row is a bounce mail's (read by `mailhygiene bounces`: pipeline/sender/events.py
 --   bounce_event, source_file 'mailhygiene-bounces:<mail>'). The one test of it: sql/not_attempts.sql
---   (a restated failure), the rule (sql/counted_errors.sql) and `suppression show`. Anyone can
---   mail the bounce address, so such a row counts only where binds_bounce holds.
+--   (a restated failure) and sql/bounce_mails.sql (the binding). Anyone can mail the bounce
+--   address, so such a row counts only where binds_bounce holds.
 -- binds_bounce(message, day, witness_message, witness_day, window_days) -> BOOLEAN
 --   A witness (an event to the same address that is no bounce mail's: the send daemon's own
 --   attempt, an MTA log line) binds a bounce-mail row to mail we sent: the bounce returns a
@@ -23,7 +24,8 @@
 --   sendmail lines log none to match (a bounce of mail older than the look-back needs its
 --   Message-ID in a witness). A forged
 --   DSN naming an address we never mailed, or returning a Message-ID we never sent to it, has
---   no witness: kept in the store, not counted (sql/counted_errors.sql, sql/address_history.sql).
+--   no witness: kept in the store, not counted. Applied in one place, sql/bounce_mails.sql, whose
+--   kept rows sql/counted_errors.sql, sql/filtered_addresses.sql and sql/address_history.sql read.
 -- local_day(ts, tz) -> DATE
 --   The calendar day of instant ts in the IANA zone tz (the rule's and the reports' days).
 -- day_in_period(day, since, until) -> BOOLEAN
@@ -58,8 +60,8 @@
 --   failed_file; NULL: none) comes after the attempt at ts (read at source_offset of
 --   source_file): a later time, or in the same second a later line of the same log. A `sent`
 --   for which it holds only handed the message on (a content filter, an internal relay): no
---   delivery (the rule's last_sent; sql/not_attempts.sql's 'hand_off', which the reports and
---   `suppression show` read).
+--   delivery (sql/not_attempts.sql's 'hand_off', which `attempts` leaves out: the rule's
+--   last_sent, the reports and `suppression show` read it).
 
 CREATE OR REPLACE MACRO counted_error(status, scope, reason, counted_reasons) AS
     status IN ('deferred', 'bounced', 'expired')

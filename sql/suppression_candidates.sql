@@ -2,9 +2,9 @@
 -- What it returns: every address that the multi-day rule marks as dead, with its evidence.
 -- Reads:   counted_errors (the rows of sql/counted_errors.sql with the same $tz, $as_of and
 --          $counted_reasons: every counted error up to $as_of with its local day; a table
---          the guard reads too), events (view over the event store: the latest deliveries),
+--          the guard reads too), attempts (sql/attempts.sql: the latest delivery attempts),
 --          suppression_history (view over suppression/history.parquet; empty when there is no
---          list yet: its `released` rows are the releases). Macros: failed_after, message_key (sql/macros.sql).
+--          list yet: its `released` rows are the releases).
 -- Params:  $as_of           TIMESTAMPTZ: only events up to this instant are evaluated
 --          $min_errors      at least this many counted errors ...
 --          $min_days        ... on at least this many distinct calendar days ...
@@ -14,8 +14,10 @@
 --          last_diagnostic, last_sent, event_ids, error_times (TIMESTAMPTZ[]: the errors' times,
 --          in the order of event_ids; what the guard judges the entries by)
 -- Rule: among the counted errors after the address's latest successful delivery (up to
--- $as_of: a `sent` attempt, unless the same message (Message-ID) to the address failed after
--- it: then it was a hop to a content filter, an internal relay or a smarthost) and after its latest release (whenever it was: a release holds for any later run,
+-- $as_of: a `sent` attempt of `attempts`; not a `sent` after which the same message (Message-ID)
+-- to the address failed, which was a hop to a content filter, an internal relay or a smarthost,
+-- and not a null-sender DSN: sql/not_attempts.sql, which decides it with every stored failure,
+-- also one logged after $as_of) and after its latest release (whenever it was: a release holds for any later run,
 -- whatever its $as_of, until new errors), some window of $window_days consecutive local days
 -- (of counted_errors' $tz) holds >= $min_errors errors on >= $min_days distinct days. An error
 -- is a failed delivery (`deliveries` below: a message retried for days, its expiry, its other
@@ -56,34 +58,17 @@ could_qualify AS (
     HAVING sum(e.errors) >= $min_errors AND count(*) >= $min_days
 ),
 
-outcomes AS (
-    SELECT recipient AS address, ts, status, message_key(message_id) AS message,
-           source_file, source_offset
-    FROM events
-    WHERE status IN ('sent', 'deferred', 'bounced', 'expired', 'undeliverable') AND ts <= $as_of
-      AND recipient IN (SELECT address FROM could_qualify)
-),
-
-failed_later AS (
-    -- the latest failure of each message to the address (its log line, for a tie on ts)
-    SELECT address, message, max(ts) AS failed_at,
-           arg_max(source_file, ts) AS failed_file, arg_max(source_offset, ts) AS failed_offset
-    FROM outcomes
-    WHERE status <> 'sent' AND message IS NOT NULL
-    GROUP BY address, message
-),
-
 last_sent AS (
-    -- a `sent` after which the same message to the address failed was a hop (a content filter
-    -- on 127.0.0.1:10024, an internal relay, a smarthost whose bounce came later), no delivery.
-    -- In the same second only a later line of the same log says "after" (syslog stamps have
-    -- whole seconds: a deferral and its successful retry often share one)
-    SELECT o.address, max(o.ts) AS last_sent
-    FROM outcomes o
-    LEFT JOIN failed_later f ON f.address = o.address AND f.message = o.message
-    WHERE o.status = 'sent'
-      AND NOT failed_after(f.failed_at, f.failed_file, f.failed_offset, o.ts, o.source_file, o.source_offset)
-    GROUP BY o.address
+    -- the latest delivery: a `sent` ATTEMPT (sql/attempts.sql), never any `sent` row: a `sent`
+    -- after which the same message to the address failed only handed it on (a content filter on
+    -- 127.0.0.1:10024, an internal relay, a smarthost whose bounce came later: not_attempt
+    -- 'hand_off', by failed_after), and a null-sender DSN delivered to the address is no mail of
+    -- ours ('null_sender'); neither resets the address's errors
+    SELECT recipient AS address, max(ts) AS last_sent
+    FROM attempts
+    WHERE status = 'sent' AND ts <= $as_of
+      AND recipient IN (SELECT address FROM could_qualify)
+    GROUP BY recipient
 ),
 
 last_release AS (

@@ -1,6 +1,6 @@
 """Anyone can mail the bounce address: a bounce mail's failure counts against an address only when
-it is bound to mail we sent (sql/macros.sql binds_bounce, read by sql/counted_errors.sql and
-sql/address_history.sql). Bound: its returned Message-ID was sent to that address (the daemon's
+it is bound to mail we sent (sql/bounce_mails.sql with sql/macros.sql binds_bounce, read by
+sql/counted_errors.sql, sql/filtered_addresses.sql and sql/address_history.sql). Bound: its returned Message-ID was sent to that address (the daemon's
 own attempt rows, an MTA log line), or we attempted the address within the rule's look-back. Unbound rows stay in the store; `bounces` and `suppression show` say so."""
 
 from __future__ import annotations
@@ -169,9 +169,62 @@ def test_the_binding_is_the_same_on_spark(tmp_path):
     got = {}
     for name, engine in (("duckdb", DuckDBEngine.open(cfg)), ("spark", SparkEngine.open(cfg))):
         try:
+            engine.keep("bounce_mails", params, table="bounce_mails")  # as the rule keeps it
             got[name] = sorted((r["address"], r["event_id"], r["message"])
                                for r in normalise(engine.query("counted_errors", params)).to_pylist())
+            got[name + " binding"] = sorted((r["event_id"], r["bound"])
+                                            for r in normalise(engine.query("bounce_mails", params)).to_pylist())
         finally:
             engine.close()
     assert got["spark"] == got["duckdb"]
+    assert got["spark binding"] == got["duckdb binding"]
+    assert {b for _, b in got["duckdb binding"]} == {True, False}
     assert sorted({a for a, _, _ in got["duckdb"]}) == ["gone@docomo.ne.jp", "hanako@au.com", "taro@docomo.ne.jp"]
+
+
+def test_the_report_counts_the_errors_the_rule_counts(tmp_path):
+    """The report's counted_errors (and so the notebook's) are the rule's: a bounce mail's row only
+    when bound. The report counted every failure a bounce mail claimed: full@au.com's and old@'s
+    unbound rows made au 4 and docomo 6, more than the rule counted, and more than `suppression
+    show` marks."""
+    from pipeline.report.figures import build_report
+
+    cfg = mixed_store(tmp_path, time.time())
+    totals = build_report(cfg.data_dir, cfg.report, cfg.rule, cfg.timezone_name).tables["carrier_totals"]
+    reported = dict(zip(totals["carrier"], totals["counted_errors"]))
+    # au: hanako@'s two bound DSNs (not full@'s two forged ones); docomo: gone@'s two and taro@'s
+    # two (not old@'s two, mailed 60 days before)
+    assert reported == {"au": 2, "docomo": 4, "other": 0, "all": 6}
+    shown = {}
+    for address in ("gone@docomo.ne.jp", "taro@docomo.ne.jp", "old@docomo.ne.jp", "hanako@au.com", "full@au.com"):
+        info = show(cfg.data_dir, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
+                    window_days=cfg.rule.window_days)
+        shown[address] = sum(e["counted"] for e in info["events"])
+    assert shown == {"gone@docomo.ne.jp": 2, "taro@docomo.ne.jp": 2, "old@docomo.ne.jp": 0, "hanako@au.com": 2,
+                     "full@au.com": 0}
+    assert sum(shown.values()) == reported["all"]
+
+
+FILTER_REPLY = "550 5.7.1 Rejected by the recipient's domain filter"
+
+
+def test_the_filtered_export_takes_a_bounce_mails_refusal_only_when_bound(tmp_path):
+    """export --filtered: a reception-filter refusal from a bounce mail names an address for the
+    CRM to contact only when bound to mail we sent to it, as the rule counts; a forged DSN for an
+    address we never mailed named it."""
+    from pipeline.suppression.export import export_filtered
+
+    cfg = _cfg(tmp_path)
+    now = time.time()
+    daemon_sent(cfg, "mailed@docomo.ne.jp", now - DAY - 600, "<f1@mail.example.jp>", 1)
+    for to, original in (("mailed@docomo.ne.jp", "<f1@mail.example.jp>"), ("never@docomo.ne.jp", "<f2@mail.example.jp>")):
+        raw = forged_dsn(now - DAY, original, recipients=(to,)).replace(b"550 5.1.1 <" + to.encode() + b">: user unknown",
+                                                                       FILTER_REPLY.encode())
+        assert [r.status for r in process_bounces(cfg, raw=raw)] == ["recorded"]
+    reasons = pipeline.connect(cfg.data_dir).execute(
+        "SELECT recipient, reason FROM events WHERE status = 'bounced' ORDER BY recipient").fetchall()
+    assert reasons == [("mailed@docomo.ne.jp", "filtered"), ("never@docomo.ne.jp", "filtered")]
+    out = tmp_path / "filtered.csv"
+    n = export_filtered(cfg.data_dir, out, cfg.export, tz=cfg.timezone_name, window_days=cfg.rule.window_days)
+    assert n == 1
+    assert [ln.split(",")[0] for ln in out.read_text().splitlines()[1:]] == ["mailed@docomo.ne.jp"]

@@ -23,6 +23,7 @@ from pipeline.sender.bounces import process_bounces
 from pipeline.sender.events import attempt_event, to_table
 from pipeline.store.event_store import EventStore
 from pipeline.store.warehouse import bind_sql, read_sql, run_sql
+from pipeline.suppression.counted import counted_params, keep_counted_errors
 from pipeline.suppression.rule import run_rule
 from pipeline.suppression.store import SuppressionStore, show
 
@@ -296,9 +297,8 @@ def test_a_direct_mode_store_is_unchanged(tmp_path, store):
     params = {"tz": cfg.timezone_name, "since": None, "until": None, "grain": "period", "counted_reasons": COUNTED,
               "as_of": datetime(2026, 12, 31, tzinfo=timezone.utc), "min_errors": 2, "min_days": 2,
               "window_days": 7, "sender_mta": "mailhygiene"}
+    keep_counted_errors(con, params)
     figures = run_sql(con, "carrier_figures", params).fetchall()
-    con.execute("CREATE OR REPLACE TABLE counted_errors AS " + read_sql("counted_errors"),
-                bind_sql("counted_errors", read_sql("counted_errors"), params))
     con.execute("CREATE OR REPLACE TABLE suppression_history AS SELECT CAST(NULL AS TIMESTAMPTZ) AS \"at\", "
                 "'' AS action, '' AS address LIMIT 0")
     marked = run_sql(con, "suppression_candidates", params).fetchall()
@@ -307,8 +307,8 @@ def test_a_direct_mode_store_is_unchanged(tmp_path, store):
                 "WHERE sender IS DISTINCT FROM ''")
     assert run_sql(con, "carrier_figures", params).fetchall() == figures
     con.execute("CREATE OR REPLACE VIEW attempts AS SELECT *, CAST(NULL AS VARCHAR) AS not_attempt FROM events")
-    con.execute("CREATE OR REPLACE TABLE counted_errors AS " + read_sql("counted_errors"),
-                bind_sql("counted_errors", read_sql("counted_errors"), params))
+    for table in ("bounce_mails", "counted_errors"):
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS " + read_sql(table), bind_sql(table, read_sql(table), params))
     assert run_sql(con, "suppression_candidates", params).fetchall() == marked  # the rule as it read `events`
 
 
@@ -317,6 +317,7 @@ def test_suppression_show_marks_the_bounce_mail_that_repeats_a_logged_refusal(re
     assert [(e["mta"], e["status"], e["restated"], e["hand_off"]) for e in info["events"]] == [
         ("postfix", "bounced", False, False), ("mailhygiene", "bounced", True, False)]
     assert [e["counted"] for e in info["events"]] == [True, False]        # as the rule counts: the log row
+    assert [e["bound"] for e in info["events"]] == [None, True]           # the log row binds its repeat
     mailbox = show(relay_store, verp("u95@docomo.ne.jp"), tz="Asia/Tokyo", counted_reasons=COUNTED,
                    window_days=7)["events"]
     assert [(e["status"], e["relay"], e["null_sender"]) for e in mailbox] == [("sent", "mailhygiene-bounces", True)]
@@ -353,6 +354,7 @@ def test_the_filtered_export_takes_a_queued_sent_for_no_delivery(tmp_path):
     if reason != "filtered":
         pytest.skip(f"this reply classifies as {reason}, not filtered")
     con = SuppressionStore(cfg.data_dir).connect(events=True)   # (an empty list: no list yet)
+    keep_counted_errors(con, counted_params("Asia/Tokyo", COUNTED, 7))
     rows = run_sql(con, "filtered_addresses", {"since": START.replace(day=1), "as_of": START.replace(day=30)}).fetchall()
     assert [(r[0], r[2], r[-1]) for r in rows] == [("u7@docomo.ne.jp", 1, None)]
 
@@ -381,10 +383,12 @@ def test_duckdb_and_spark_count_the_same_attempts(tmp_path):
     results = {}
     for engine in (DuckDBEngine.open(cfg), SparkEngine.open(cfg)):
         try:
+            for table in ("bounce_mails", "counted_errors"):  # as the rule keeps them
+                engine.keep(table, params, table=table)
             results[engine.name] = {
                 name: sorted(normalise(engine.query(name, params), drop_zone=True).to_pylist(), key=repr)
                 for name in ("witnessed_events", "attempts", "carrier_figures", "reasons_by_carrier",
-                             "counted_errors")}
+                             "bounce_mails", "counted_errors")}
         finally:
             engine.close()
     duck = results["duckdb"]

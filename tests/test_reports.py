@@ -28,6 +28,7 @@ from pipeline.core.config import load_config
 from pipeline.core.errors import InputError, NoDataError
 from pipeline.report import reports
 from pipeline.report.reports import open_warehouse, write_report
+from pipeline.suppression.counted import counted_params, keep_counted_errors
 from pipeline.suppression.store import SuppressionStore
 from pipeline.store.warehouse import run_sql
 
@@ -58,6 +59,7 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def con(store):
     c = open_warehouse(store.data_dir)
+    keep_counted_errors(c, counted_params("Asia/Tokyo", COUNTED, 7), marks_kept=True)  # as build_report does
     yield c
     c.close()
 

@@ -229,6 +229,24 @@ def test_a_hand_off_to_a_content_filter_is_no_delivery(tmp_path, cfg, hop, store
     assert marked(cfg) == set()
 
 
+def test_only_a_delivery_attempt_clears_the_errors(cfg):
+    """The latest delivery is a `sent` of `attempts`: a null-sender DSN delivered to the address
+    (`from=<>`: a delivery notice, a bounce of ours) is no mail of ours and cleared its errors
+    (the rule read every `sent` row of `events`). `suppression show` marks it, the rule counts
+    through it; a real delivery after it still clears them."""
+    a = "dead@docomo.ne.jp"
+    store_events(cfg, [event(a, at(10)), event(a, at(11)),
+                       event(a, at(12), status="sent", sender="", relay="mx.docomo.ne.jp")])
+    (row,) = candidates(cfg)
+    assert (row["address"], row["error_count"], row["last_sent"]) == (a, 2, None)
+    info = suppression.show(cfg, a, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
+                            window_days=cfg.rule.window_days)
+    assert [(e["status"], e["counted"], e["null_sender"]) for e in info["events"]] == [
+        ("bounced", True, False), ("bounced", True, False), ("sent", False, True)]
+    store_events(cfg, [event(a, at(13), status="sent")])
+    assert marked(cfg) == set()
+
+
 def test_a_retry_delivered_in_the_second_of_its_deferral_is_a_delivery(tmp_path, cfg):
     # syslog stamps have whole seconds: a deferral and the successful retry of the same message
     # often share one. The later line of the log is the delivery, which clears the error before it

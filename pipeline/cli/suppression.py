@@ -378,7 +378,8 @@ def export_cmd(app, path, fmt, excel, allow_empty, filtered, days):
     no_empty_name(path, "PATH")
     cfg = app.cfg
     if filtered:
-        n = export_filtered(cfg.data_dir, path, cfg.export, tz=cfg.timezone_name, days=days, fmt=fmt,
+        n = export_filtered(cfg.data_dir, path, cfg.export, tz=cfg.timezone_name,
+                            window_days=cfg.rule.window_days, days=days, fmt=fmt,
                             excel=excel, allow_empty=allow_empty)
         what = "filtered address(es)"
     else:

@@ -22,6 +22,8 @@ import pandas as pd
 from ..core.config import ReportSettings, RuleSettings, zone
 from ..core.errors import ConfigError, InputError, NoDataError, unreadable_file
 from ..store.warehouse import attach_views, keep_attempt_marks, no_progress_bar, require_events, run_sql
+from ..suppression.counted import EVER, keep_counted_errors
+from ..suppression.rule import rule_params
 from ..suppression.store import HISTORY_SCHEMA
 
 TOP_DOMAINS = 20
@@ -124,9 +126,9 @@ def open_warehouse(data_dir: str | os.PathLike) -> duckdb.DuckDBPyConnection:
 
 
 def query_params(timezone: str, rule: RuleSettings, since: date | None, until: date | None) -> dict:
-    """The $params every report SQL file draws from (each file takes the ones it uses)."""
-    return {"tz": timezone, "since": since, "until": until,
-            "counted_reasons": list(rule.counted_reasons)}
+    """The $params every report SQL file draws from (each file takes the ones it uses; the
+    counted errors are the table keep_counted_errors kept)."""
+    return {"tz": timezone, "since": since, "until": until}
 
 
 # --------------------------------------------------------------------------- tables
@@ -156,6 +158,8 @@ def build_report(data_dir: str | os.PathLike, settings: ReportSettings, rule: Ru
             raise
         raise error from None
     try:
+        # the counted errors: the rule's own (sql/counted_errors.sql), kept as the rule keeps them
+        keep_counted_errors(con, rule_params(rule, timezone, EVER), marks_kept=True)
         p = query_params(timezone, rule, since_d, until_d)
         tables = {name: run_sql(con, file, {**p, **extra}).df() for name, (file, extra) in QUERIES.items()}
         totals = tables["carrier_totals"]

@@ -576,12 +576,12 @@ MAX_BINDING_CHECKS = 100
 
 def mark_unbound(cfg, results: list[BounceResult]) -> None:
     """Name, in each recorded result, the recipients whose rows are bound to no mail of ours
-    (sql/macros.sql binds_bounce, as the rule and `suppression show` judge them, over the store
+    (sql/bounce_mails.sql, as the rule and `suppression show` judge them, over the store
     as it is now: the send daemon's rows are in it, this run's flush moved them; an MTA log
     ingested later can still bind a row, the rule looks again at every run). Anyone can mail the
     bounce address: such a row is kept, not counted. At most MAX_BINDING_CHECKS addresses."""
     from ..store.warehouse import connect
-    from ..suppression.store import address_attempts
+    from ..suppression.store import address_attempts, keep_counted
 
     wanted = [r for res in results if res.status == "recorded" for r in res.recipients]
     addresses = list(dict.fromkeys(r["recipient"] for r in wanted))[:MAX_BINDING_CHECKS]
@@ -591,10 +591,11 @@ def mark_unbound(cfg, results: list[BounceResult]) -> None:
     try:
         con = connect(config=cfg)
         try:
+            keep_counted(con, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
+                         window_days=cfg.rule.window_days)
             for address in addresses:
-                unbound.update(e["event_id"] for e in address_attempts(
-                    con, address, tz=cfg.timezone_name, counted_reasons=cfg.rule.counted_reasons,
-                    window_days=cfg.rule.window_days) if e["bound"] is False)
+                unbound.update(e["event_id"] for e in address_attempts(con, address, tz=cfg.timezone_name)
+                               if e["bound"] is False)
         finally:
             con.close()
     except Exception:  # noqa: BLE001 - the rows are stored already: a note we cannot make is no reason

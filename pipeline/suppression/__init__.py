@@ -6,8 +6,9 @@ DuckDB end to end (SQL in sql/); no pandas.
           (fail closed: SuppressionUnavailable), repair, manual add/release, list/show, and
           suppressed_addresses() for the sender; add_many (all or nothing) and the `--json`
           shapes of list/show (list_json, show_json)
-  rule    sql/counted_errors.sql (kept as table counted_errors, which the guard reads too) and
-          sql/suppression_candidates.sql: which addresses are dead (evaluate), and run_rule():
+  counted keep_counted_errors (sql/bounce_mails.sql and sql/counted_errors.sql, kept as
+          tables: THE counted errors, which the rule, the guard, the report and `show` read)
+  rule    the counted errors (counted) and sql/suppression_candidates.sql: which addresses are dead (evaluate), and run_rule():
           new entries, guarded, written through the store; parse_as_of; rule_result_json (the
           `--json` shape of a run, whatever engine computed it)
   guard   sql/guard_bursts.sql (+ error_addresses.sql, active_addresses.sql, guard_replies.sql):

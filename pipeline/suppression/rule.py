@@ -1,10 +1,11 @@
 """The multi-day rule: which addresses are dead, and adding them to the list (guarded).
 
-Reads the attempts (view `attempts`: each delivery attempt once, sql/not_attempts.sql), the
-events (the latest deliveries) and the list (through store.SuppressionStore's DuckDB connection) and runs
-the rule in two steps: sql/counted_errors.sql (every counted error, kept as table
-`counted_errors`, which the guard reads again instead of the events) and
-sql/suppression_candidates.sql. The new entries stay in DuckDB (table `new_entries`), are judged
+Reads the attempts (view `attempts`: each delivery attempt once, sql/not_attempts.sql: the
+counted errors and the latest deliveries) and the list (through store.SuppressionStore's DuckDB
+connection) and runs the rule in two steps: counted.keep_counted_errors (sql/bounce_mails.sql
+and sql/counted_errors.sql: every counted error, kept as table `counted_errors`, which the guard
+reads again instead of the events, and which the report and `suppression show` keep the same
+way) and sql/suppression_candidates.sql. The new entries stay in DuckDB (table `new_entries`), are judged
 by guard.check_guard and, unless this is a dry run or the guard refuses, are written by the
 store. Only the new entries (usually a handful) come back to Python, for the caller to show.
 A dry run reads without the lock and skips the guard (a pass over the events) unless asked.
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 from ..core.config import GuardSettings, RuleSettings, zone
 from ..core.errors import GuardTripped, InputError
 from ..core.vocabulary import SENDER_MTA
+from .counted import keep_counted_errors
 from .guard import GuardReport, check_guard
 from .store import SuppressionStore, changing, reading, rows, run_block
 
@@ -149,30 +151,6 @@ def run_rule(store, rule: RuleSettings, guard: GuardSettings, as_of: str | datet
             "now": now or datetime.now(UTC), "rule": rule.label(tz)})
         result.applied = store.commit(con)
         return result
-
-
-def keep_counted_errors(con, params: dict[str, Any], engine=None) -> None:
-    """The rule's first step: table `counted_errors` (sql/counted_errors.sql), which
-    sql/suppression_candidates.sql and the guard's queries read. With an engine (Spark) the
-    rows are kept there, where those queries then run; `con` gets an empty table of DuckDB's
-    shape of them (what run_into binds the later queries against). Both read the view
-    `attempts`, as the guard's queries do: on DuckDB its marks (sql/not_attempts.sql) are found
-    once here and kept for the run (the Spark engine keeps its own)."""
-    from ..store.warehouse import keep_attempt_marks, sql_relation
-
-    if engine is not None:
-        engine.keep("counted_errors", params, table="counted_errors")
-        sql_relation(con, "counted_errors", params).limit(0).to_table("counted_errors")
-        return
-
-    keep_attempt_marks(con)
-    # The table's row order is never read (every query over it orders what it needs, by a
-    # total order): DuckDB may fill it in parallel instead of in the order of the files.
-    con.execute("SET preserve_insertion_order = false")
-    try:
-        sql_relation(con, "counted_errors", params).to_table("counted_errors")
-    finally:
-        con.execute("RESET preserve_insertion_order")
 
 
 def _candidates(con, engine, params: dict[str, Any], *, keep: bool):

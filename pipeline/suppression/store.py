@@ -354,24 +354,32 @@ def show(where, address: str, *, tz: str, counted_reasons, window_days: int) -> 
     with reading(store, events=has_events) as (_, con):
         found = rows(run_block(con, "entry", {"address": a}))
         history = rows(run_block(con, "address_history", {"address": a}))
-        attempts = address_attempts(con, a, tz=tz, counted_reasons=counted_reasons,
-                                    window_days=window_days) if has_events else []
+        attempts = []
+        if has_events:
+            keep_counted(con, tz=tz, counted_reasons=counted_reasons, window_days=window_days)
+            attempts = address_attempts(con, a, tz=tz)
     if not found and not history and not attempts:
         raise InputError(f"{a} is neither on the suppression list nor in any stored event")
     return {"address": a, "entry": found[0] if found else None, "history": history, "events": attempts}
 
 
-def address_attempts(con, address: str, *, tz: str, counted_reasons, window_days: int) -> list[dict[str, Any]]:
-    """Every event to a normalised address on `con` (which has the `events` view), oldest first
-    (sql/address_history.sql): each says whether it is a counted error (sql/macros.sql
-    counted_error) and, a bounce mail's, whether it is bound to mail we sent to the address
-    (binds_bounce; `window_days`: the rule's look-back)."""
-    from ..core.vocabulary import SENDER_MTA
+def keep_counted(con, *, tz: str, counted_reasons, window_days: int) -> None:
+    """The rule's counted errors and bounce-mail binding over every stored row, kept on `con`
+    (which has the `events` view) for address_attempts: pipeline/suppression/rule.py
+    keep_counted_errors, the one definition (`counted_reasons`, `window_days`: the rule's)."""
+    from .counted import counted_params, keep_counted_errors
+
+    keep_counted_errors(con, counted_params(tz, counted_reasons, window_days))
+
+
+def address_attempts(con, address: str, *, tz: str) -> list[dict[str, Any]]:
+    """Every event to a normalised address on `con` (on which keep_counted kept the counted
+    errors), oldest first (sql/address_history.sql): each says whether the rule counts it as an
+    error (a row of sql/counted_errors.sql) and, a bounce mail's, whether it is bound to mail we
+    sent to the address (sql/bounce_mails.sql)."""
     from ..store.warehouse import run_sql
 
-    return rows(run_sql(con, "address_history", {
-        "address": address, "tz": tz, "counted_reasons": list(counted_reasons), "window_days": window_days,
-        "sender_mta": SENDER_MTA}))
+    return rows(run_sql(con, "address_history", {"address": address, "tz": tz}))
 
 
 # The `--json` shapes of `suppression list` and `show` (README "Scripting"): the list's columns,

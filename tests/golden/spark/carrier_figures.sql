@@ -1,12 +1,13 @@
 /* carrier_figures.sql */
 /* What it returns: delivery figures per carrier and per day, ISO week or the whole period, plus */
 /* one row per period for all carriers together (carrier = 'all'). */
-/* Reads:   attempts (sql/attempts.sql: the event store's rows, each delivery attempt once). Macros: local_day, partition_in_period, */
-/*          day_in_period, counted_error (sql/macros.sql) */
+/* Reads:   attempts (sql/attempts.sql: the event store's rows, each delivery attempt once), */
+/*          counted_errors (the rows of sql/counted_errors.sql, kept by the report's run as by the */
+/*          rule's: the rule's counted errors, a bounce mail's row only when bound). Macros: */
+/*          local_day, partition_in_period, day_in_period (sql/macros.sql) */
 /* Params:  $tz              IANA zone whose calendar days count (e.g. 'Asia/Tokyo') */
 /*          $since, $until   DATE or NULL: first and last local day of the report (inclusive) */
 /*          $grain           'day' | 'week' (Monday to Sunday) | 'period' (one row per carrier) */
-/*          $counted_reasons VARCHAR[]: reasons the suppression rule counts (rule.counted_reasons) */
 /* Columns: period_start, period_end, carrier, attempts, delivered, deferred, bounced, expired, */
 /*          undeliverable, finished, recipients, counted_errors, hard_bounces, unknown_user, */
 /*          filtered, bounce_rate, unknown_user_rate */
@@ -16,8 +17,10 @@
 /*   finished          attempts with a final outcome: delivered + bounced + expired + undeliverable */
 /*                     (a deferral is a retry of the same message, so it is not an outcome) */
 /*   recipients        distinct recipient addresses attempted */
-/*   counted_errors    counted_error(): status deferred/bounced/expired AND scope 'recipient' */
-/*                     AND reason in $counted_reasons: what the suppression rule counts */
+/*   counted_errors    attempts that are rows of `counted_errors`: what the suppression rule */
+/*                     counts (counted_error(): status deferred/bounced/expired AND scope */
+/*                     'recipient' AND a reason of rule.counted_reasons; a bounce mail's row only */
+/*                     when bound to mail we sent) */
 /*   hard_bounces      hard AND status bounced/expired/undeliverable */
 /*   unknown_user      finished attempts with reason 'user_unknown' */
 /*   filtered          attempts with reason 'filtered' (the receiver refused us) */
@@ -25,25 +28,27 @@
 /*   unknown_user_rate unknown_user / finished; NULL when finished = 0 */
 WITH stored AS (
   SELECT
-    COALESCE(carrier, 'unknown') AS carrier,
-    recipient,
-    status,
-    scope,
-    reason,
-    hard,
+    COALESCE(a.carrier, 'unknown') AS carrier,
+    a.recipient,
+    a.status,
+    a.reason,
+    a.hard,
     (
-      CAST(FROM_UTC_TIMESTAMP(ts, 'Asia/Tokyo') AS DATE)
-    ) AS day
-  FROM attempts
+      CAST(FROM_UTC_TIMESTAMP(a.ts, 'Asia/Tokyo') AS DATE)
+    ) AS day,
+    NOT c.event_id IS NULL AS counted
+  FROM attempts AS a
+  LEFT JOIN counted_errors AS c
+    ON c.event_id = a.event_id
   WHERE
     (
       (
         CAST('2026-11-01' AS DATE) IS NULL
-        OR date >= DATE_FORMAT(CAST(CAST('2026-11-01' AS DATE) AS DATE) - 1, 'yyyy-MM-dd')
+        OR a.date >= DATE_FORMAT(CAST(CAST('2026-11-01' AS DATE) AS DATE) - 1, 'yyyy-MM-dd')
       )
       AND (
         CAST('2026-11-30' AS DATE) IS NULL
-        OR date <= DATE_FORMAT(CAST(CAST('2026-11-30' AS DATE) AS DATE) + 1, 'yyyy-MM-dd')
+        OR a.date <= DATE_FORMAT(CAST(CAST('2026-11-30' AS DATE) AS DATE) + 1, 'yyyy-MM-dd')
       )
     )
 ), in_period AS (
@@ -107,11 +112,7 @@ WITH stored AS (
       status <> 'deferred') AS BIGINT) AS finished,
     CAST(COUNT(DISTINCT recipient) AS BIGINT) AS recipients,
     CAST(COUNT(*) FILTER(WHERE
-      (
-        status IN ('deferred', 'bounced', 'expired')
-        AND scope = 'recipient'
-        AND ARRAY_CONTAINS(ARRAY('user_unknown', 'host_unknown', 'mailbox_disabled', 'mailbox_full'), reason)
-      )) AS BIGINT) AS counted_errors,
+      counted) AS BIGINT) AS counted_errors,
     CAST(COUNT(*) FILTER(WHERE
       hard AND status IN ('bounced', 'expired', 'undeliverable')) AS BIGINT) AS hard_bounces,
     CAST(COUNT(*) FILTER(WHERE

@@ -7,7 +7,9 @@
 /* latest filtered refusal (the customer has allowed us since). */
 /* Reads:   attempts (sql/attempts.sql: each delivery attempt once: a refusal its bounce mail */
 /*          repeats is one refusal, a `sent` that only handed the message on is no delivery), */
-/*          suppression (the list: view over suppression/current.parquet) */
+/*          bounce_mails (the rows of sql/bounce_mails.sql, kept by the export: a bounce mail's */
+/*          refusal counts only when bound to mail we sent, as for the rule; anyone can mail the */
+/*          bounce address), suppression (the list: view over suppression/current.parquet) */
 /* Params:  $since, $as_of  TIMESTAMPTZ: refusals in (since, as_of] count */
 /* Columns: address, carrier, refusals (filtered refusals in the period), first_refusal, */
 /*          last_refusal, last_reply (the diagnostic of the latest refusal; ties on ts broken by */
@@ -24,6 +26,13 @@ WITH refusals AS (
     reason = 'filtered'
     AND ts > CAST('2026-11-01 15:00:00.000000' AS TIMESTAMP)
     AND ts <= CAST('2026-11-30 14:59:59.999999' AS TIMESTAMP)
+    AND NOT event_id IN (
+      SELECT
+        event_id
+      FROM bounce_mails
+      WHERE
+        NOT bound
+    )
 ), per_address AS (
   SELECT
     address,

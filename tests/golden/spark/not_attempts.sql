@@ -4,7 +4,10 @@
 /* `witnessed_events` and `attempts` (sql/witnessed_events.sql, sql/attempts.sql) apply, on DuckDB */
 /* (pipeline/store/warehouse.py) and Spark (lake.spark). The event store keeps every witness's */
 /* row; which of them count is decided here, in the reading, once. */
-/* Reads:   events. Macros: message_key, failed_after, from_bounce_mail (sql/macros.sql). */
+/* Reads:   events (every stored row, on purpose: this file decides which rows are attempts, so it */
+/*          is the one query besides sql/witnessed_events.sql and the binding's witnesses in */
+/*          sql/bounce_mails.sql that reads `events`; every count reads `attempts`). */
+/*          Macros: message_key, failed_after, from_bounce_mail (sql/macros.sql). */
 /* Params:  none */
 /* Columns: event_id, not_attempt: */
 /*   'restated'  a row of a bounce mail (`mailhygiene bounces`: source_file */
