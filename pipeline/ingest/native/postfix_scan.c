@@ -599,9 +599,10 @@ static inline void slice_key(const uint8_t *p, int64_t len, uint64_t *a, uint64_
     }
 }
 
-/* An id on its way to code_of: its key and hash, worked out a line early, when its table slot
-   is asked for (a prefetch: the table is too big to stay in L1, and a miss there was 8 % of a
-   scan); the line after is scanned while the slot comes in. */
+/* An id on its way to code_of: its key and hash, worked out two fast lines early, when its
+   table slot is asked for (a prefetch: the table and the keys are too big to stay in L1, and
+   the misses there were 8 % of a scan); a line on, the slot (in by then) says which key to
+   ask for (code_soon); a line after that it is coded (code_of). */
 typedef struct {
     int64_t line; /* the fast line to code (-1: none) */
     const uint8_t *p;
@@ -617,6 +618,17 @@ static inline void code_later(const coder_t *C, pending_t *q, int64_t line, cons
     q->hash = key_hash(q->a, q->b, len);
 #if defined(__GNUC__)
     __builtin_prefetch(C->table + (q->hash & (uint64_t)C->mask));
+#endif
+}
+
+/* The key a pending id is likely compared with first, asked for (a hint only: code_of, a line
+   later, reads the table again, which the id before may have changed). */
+static inline void code_soon(const coder_t *C, const pending_t *q) {
+#if defined(__GNUC__)
+    int32_t c = C->table[q->hash & (uint64_t)C->mask];
+    if (c >= 0) __builtin_prefetch(C->keys + 3 * (int64_t)c);
+#else
+    (void)C, (void)q;
 #endif
 }
 
@@ -682,7 +694,7 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int32_t *q_offsets, uint8_t *q_chars, uint8_t *f_utf8, int16_t *d_code, uint8_t *d_phase) {
     int64_t n = 0, nf = 0, nd = 0, s = 0;
     coder_t coder = {table, table_size - 1, keys, q_offsets, q_chars, 0, NULL, 0};
-    pending_t pend = {-1, NULL, 0, 0, 0, 0};
+    pending_t pend[2] = {{-1, NULL, 0, 0, 0, 0}, {-1, NULL, 0, 0, 0, 0}}; /* the older first */
     if (table) {
         if (table_size < 2 || (table_size & (table_size - 1))) return -2;
         memset(table, 0xff, (size_t)table_size * sizeof(int32_t));
@@ -740,9 +752,11 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
             if (f_utf8) f_utf8[nf] = (uint8_t)kind_of_line; /* (0 or 1: a raw line is never fast) */
             f_qs[nf] = L.qs;
             f_qe[nf] = L.qe;
-            if (table) { /* the line before's id coded now, this one's slot asked for */
-                if (pend.line >= 0) f_code[pend.line] = code_of(&coder, &pend);
-                code_later(&coder, &pend, nf, d + L.qs, L.qe - L.qs);
+            if (table) { /* ids in three steps (pending_t): coded two lines on, in line order */
+                if (pend[0].line >= 0) f_code[pend[0].line] = code_of(&coder, &pend[0]);
+                pend[0] = pend[1];
+                if (pend[0].line >= 0) code_soon(&coder, &pend[0]);
+                code_later(&coder, &pend[1], nf, d + L.qs, L.qe - L.qs);
             }
             f_key[nf] = L.key;
             f_us[nf] = L.us;
@@ -776,7 +790,8 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
         s = e + 1;
         line_starts[n] = s;
     }
-    if (pend.line >= 0 && !coder.failed) f_code[pend.line] = code_of(&coder, &pend);
+    for (int k = 0; k < 2; k++)
+        if (pend[k].line >= 0 && !coder.failed) f_code[pend[k].line] = code_of(&coder, &pend[k]);
     free(coder.own);
     if (coder.failed) return -3;
     if (n == 0) return -1;
