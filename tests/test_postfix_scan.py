@@ -8,6 +8,7 @@ block reader's own tests (test_postfix_block.py) then hold either scanner to the
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import random
@@ -464,3 +465,42 @@ def test_text_facts_are_reply_code_of_and_smtp_phase_of(tmp_path):
     valid = np.zeros(len(texts), np.uint8)
     codes, phases = SCANNER.text_facts(data, starts + 10**9, ends + 10**9, valid)
     assert (codes == -1).all() and (phases == 0).all()
+
+
+@needs_scanner
+def test_next_odd_byte_search_agrees_with_the_scalar_loop():
+    """scan_block looks at a line with kind_of only when it holds the next odd byte (non-ASCII,
+    NUL, CR) that next_odd finds: the SSE2 search and the portable loop must both find the first
+    one, at every offset and every position within a 16-byte step, and `len` when none."""
+    lib = SCANNER.lib
+    lib.odd_at.restype = ctypes.c_int64
+    lib.odd_at.argtypes = [ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int]
+    rng = random.Random(13)
+    for odd in (0x80, 0xE3, 0xFF, 0x00, 0x0D):
+        for size in (0, 1, 15, 16, 17, 47, 100):
+            for at in range(size):
+                data = bytearray(b"x" * size)
+                data[at] = odd
+                for start in {0, max(0, at - 17), at, min(size, at + 1)}:
+                    want = at if start <= at else size
+                    got = [lib.odd_at(bytes(data), size, start, scalar) for scalar in (0, 1)]
+                    assert got == [want, want], (odd, size, at, start)
+    for _ in range(300):  # lines of a log: ASCII with odd bytes here and there
+        data = bytes(rng.choice(b"ab: \n\x7f" + bytes([0x80, 0xC3, 0x0D, 0x00])) for _ in range(rng.randrange(80)))
+        start = rng.randrange(len(data) + 1)
+        want = next((i for i in range(start, len(data)) if data[i] >= 0x80 or data[i] in (0, 13)), len(data))
+        assert [lib.odd_at(data, len(data), start, s) for s in (0, 1)] == [want, want]
+
+
+@needs_scanner
+def test_scan_reads_the_kind_of_each_line_around_odd_bytes():
+    """A block whose odd bytes sit at line starts, line ends and next to newlines: each line's
+    class is the one it has alone (a line is raw, fed or fast by its own bytes only)."""
+    fast = (b"Aug 26 01:33:38 mx postfix/qmgr[12]: 4BcDfGhJkLmNp: from=<a@b.example>, size=1, nrcpt=1 "
+            b"(queue active)")
+    lines = [fast, b"\xc3\xa9" + fast[2:], fast[:-1] + b"\r", b"\x00" + fast[1:], b"\xff" + fast[1:], fast,
+             fast[:40] + b"\xff" + fast[41:], fast]
+    alone = [int(SCANNER.scan(line + b"\n", 1 << 16)["cls"][0]) for line in lines]
+    together = SCANNER.scan(b"\n".join(lines) + b"\n", 1 << 16)["cls"].tolist()
+    assert together == alone
+    assert alone[0] == alone[5] == alone[7] != alone[3] == alone[4] == alone[2]

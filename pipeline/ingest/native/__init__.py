@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 22  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 23  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p

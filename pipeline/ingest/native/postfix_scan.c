@@ -82,19 +82,42 @@ static void make_classes(void) {
 __attribute__((constructor)) static void classes_at_load(void) { make_classes(); }
 #endif
 
-static inline int starts_with_n(const uint8_t *p, const uint8_t *end, const char *lit, size_t n) {
-    return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
-}
-/* a literal's length known at compile time */
-#define starts_with(p, end, lit) starts_with_n((p), (end), (lit), sizeof(lit) - 1)
-
 /* [c, c + n) == lit[0, n): compared here, not by a call to memcmp (the literals are short and a
-   candidate mostly differs in its second byte) */
+   candidate mostly differs in its first bytes) */
 static inline int same(const uint8_t *c, const char *lit, size_t n) {
     for (size_t k = 0; k < n; k++)
         if (c[k] != (uint8_t)lit[k]) return 0;
     return 1;
 }
+
+/* (always inlined where the compiler can be asked to: the literal and its length are then known
+   when compiling, and the compare is a few instructions instead of a call to memcmp, which is
+   what the scan's many starts_with() were: 3 % of a scan) */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+/* [c, c + n) == lit[0, n) for a literal: 4 to 16 bytes as two overlapping words each side (the
+   literal's words are constants once inlined), no branch per byte */
+static ALWAYS_INLINE int same_lit(const uint8_t *c, const char *lit, size_t n) {
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b, x, y;
+        memcpy(&a, c, 8), memcpy(&b, c + n - 8, 8), memcpy(&x, lit, 8), memcpy(&y, lit + n - 8, 8);
+        return ((a ^ x) | (b ^ y)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t a, b, x, y;
+        memcpy(&a, c, 4), memcpy(&b, c + n - 4, 4), memcpy(&x, lit, 4), memcpy(&y, lit + n - 4, 4);
+        return ((a ^ x) | (b ^ y)) == 0;
+    }
+    return same(c, lit, n);
+}
+static ALWAYS_INLINE int starts_with_n(const uint8_t *p, const uint8_t *end, const char *lit, size_t n) {
+    return (size_t)(end - p) >= n && same_lit(p, lit, n);
+}
+/* a literal's length known at compile time */
+#define starts_with(p, end, lit) starts_with_n((p), (end), (lit), sizeof(lit) - 1)
 
 static inline const uint8_t *find(const uint8_t *p, const uint8_t *end, const char *lit) {
     size_t n = strlen(lit);
@@ -292,7 +315,7 @@ static int match_fast(const uint8_t *d, int64_t s, int64_t e, line_t *L, int utf
     for (int i = 0; DELIVERY_NAMES[i]; i++) {
         size_t n = DELIVERY_LENS[i];
         if (t_end[-1] == (uint8_t)DELIVERY_NAMES[i][n - 1] && (size_t)(t_end - t) >= 7 + 1 + n &&
-            t_end[-(int64_t)n - 1] == '/' && memcmp(t_end - n, DELIVERY_NAMES[i], n) == 0) {
+            t_end[-(int64_t)n - 1] == '/' && same(t_end - n, DELIVERY_NAMES[i], n)) {
             which = 0;
             break;
         }
@@ -446,6 +469,8 @@ static int valid_utf8(const uint8_t *p, const uint8_t *end) {
         uint8_t c = *p;
         if (c < 0x80) {
             p++;
+            /* a run of ASCII (most of a line: addresses, keywords) 8 bytes at a time */
+            for (uint64_t w; end - p >= 8 && (memcpy(&w, p, 8), (w & 0x8080808080808080ULL) == 0);) p += 8;
             continue;
         }
         int64_t left = end - p;
@@ -482,6 +507,36 @@ static int kind_of(const uint8_t *d, int64_t s, int64_t e) {
     if (bad) return 2;
     if (h & 0x80) return valid_utf8(d + s, d + e) ? 1 : 2;
     return 0;
+}
+
+/* The first byte of [p, end) that kind_of looks at a line for (non-ASCII, NUL or CR), or end:
+ * scan_block asks it once per such byte, not once per line, and looks at only the lines that
+ * hold one (most lines of a log are ASCII). With SSE2 (every x86-64) 16 bytes at a time; the
+ * scalar loop finds the same byte (odd_at(..., 1) runs it, for tests/test_postfix_scan.py). */
+static inline int is_odd(uint8_t c) { return c >= 0x80 || c == 0 || c == '\r'; }
+static const uint8_t *next_odd_scalar(const uint8_t *p, const uint8_t *end) {
+    while (p < end && !is_odd(*p)) p++;
+    return p;
+}
+#if defined(__SSE2__)
+#include <emmintrin.h>
+static const uint8_t *next_odd(const uint8_t *p, const uint8_t *end) {
+    const __m128i zero = _mm_setzero_si128(), cr = _mm_set1_epi8('\r');
+    for (; end - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(v, _mm_or_si128(_mm_cmpeq_epi8(v, zero), _mm_cmpeq_epi8(v, cr))));
+        if (m) return p + __builtin_ctz(m); /* (the top bit of each byte: high, or a NUL/CR's 0xFF) */
+    }
+    return next_odd_scalar(p, end);
+}
+#else
+#define next_odd next_odd_scalar
+#endif
+
+/* next_odd of d[from, len) as an offset (len: none), or with `scalar` the portable loop's: a
+   test entry point, holding the two to the same answer. */
+int64_t odd_at(const uint8_t *d, int64_t len, int64_t from, int scalar) {
+    return (scalar ? next_odd_scalar(d + from, d + len) : next_odd(d + from, d + len)) - d;
 }
 
 /* Newlines in a block: the caller sizes scan_block's arrays with it. */
@@ -548,10 +603,46 @@ static inline void slice_key(const uint8_t *p, int64_t len, uint64_t *a, uint64_
     }
 }
 
-static int32_t code_of(coder_t *C, const uint8_t *p, int64_t len) {
-    uint64_t a, b;
-    slice_key(p, len, &a, &b);
-    uint64_t at = key_hash(a, b, len) & (uint64_t)C->mask;
+/* An id on its way to code_of: its key and hash, worked out two fast lines early, when its
+   table slot is asked for (a prefetch: the table and the keys are too big to stay in L1, and
+   the misses there were 8 % of a scan); a line on, the slot (in by then) says which key to
+   ask for (code_soon); a line after that it is coded (code_of). */
+typedef struct {
+    int64_t line; /* the fast line to code (-1: none) */
+    const uint8_t *p;
+    int64_t len;
+    uint64_t a, b, hash;
+} pending_t;
+
+static inline void code_later(const coder_t *C, pending_t *q, int64_t line, const uint8_t *p, int64_t len) {
+    q->line = line;
+    q->p = p;
+    q->len = len;
+    slice_key(p, len, &q->a, &q->b);
+    q->hash = key_hash(q->a, q->b, len);
+#if defined(__GNUC__)
+    __builtin_prefetch(C->table + (q->hash & (uint64_t)C->mask));
+#endif
+}
+
+/* The key a pending id is likely compared with first, asked for (a hint only: code_of, a line
+   later, reads the table again, which the id before may have changed). */
+static inline void code_soon(const coder_t *C, const pending_t *q) {
+#if defined(__GNUC__)
+    int32_t c = C->table[q->hash & (uint64_t)C->mask];
+    if (c >= 0) __builtin_prefetch(C->keys + 3 * (int64_t)c);
+#else
+    (void)C, (void)q;
+#endif
+}
+
+/* The code of a pending id (code_later): the one it was given at its first appearance, or the
+   next one. */
+static int32_t code_of(coder_t *C, const pending_t *q) {
+    const uint8_t *p = q->p;
+    int64_t len = q->len;
+    uint64_t a = q->a, b = q->b;
+    uint64_t at = q->hash & (uint64_t)C->mask;
     for (;;) {
         int32_t c = C->table[at];
         if (c < 0) {
@@ -607,6 +698,7 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
                int32_t *q_offsets, uint8_t *q_chars, uint8_t *f_utf8, int16_t *d_code, uint8_t *d_phase) {
     int64_t n = 0, nf = 0, nd = 0, s = 0;
     coder_t coder = {table, table_size - 1, keys, q_offsets, q_chars, 0, NULL, 0};
+    pending_t pend[2] = {{-1, NULL, 0, 0, 0, 0}, {-1, NULL, 0, 0, 0, 0}}; /* the older first */
     if (table) {
         if (table_size < 2 || (table_size & (table_size - 1))) return -2;
         memset(table, 0xff, (size_t)table_size * sizeof(int32_t));
@@ -625,15 +717,9 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
         stop_first[(uint8_t)stop[k][0]] = 1;
         at += (int)stop_len[k] + 1;
     }
-    /* most blocks are ASCII without NUL or CR (the OR of all bytes has no high bit: a loop the
-       compiler vectorises; memchr for the rest): then no line needs looking at byte by byte */
-    uint8_t high = 0, bad = 0;
-    for (int64_t i = 0; i < len; i++) { /* one pass the compiler vectorises */
-        uint8_t c = d[i];
-        high |= c;
-        bad |= (uint8_t)((c == 0) | (c == '\r'));
-    }
-    int mixed = (high & 0x80) || bad;
+    /* most lines are ASCII without NUL or CR: only a line holding the next odd byte (non-ASCII,
+       NUL, CR: next_odd, asked again past each such line) is looked at by kind_of */
+    const uint8_t *odd = next_odd(d, d + len);
     line_starts[0] = 0;
     for (;;) {
         const uint8_t *nl = memchr(d + s, '\n', (size_t)(len - s));
@@ -653,9 +739,10 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
         int kind_of_line = 0; /* 0 ASCII, 1 valid non-ASCII UTF-8, 2 raw */
         if (e - s >= max_line) {
             kind_of_line = 2;
-        } else if (mixed) {
-            kind_of_line = kind_of(d, s, e);
+        } else if (odd < nl) { /* (the line's bytes before `odd` are plain ASCII: read from there) */
+            kind_of_line = kind_of(d, odd - d, e);
         }
+        if (odd < nl) odd = next_odd(nl + 1, d + len); /* (the newline itself is not odd) */
         line_t L; /* the fields match_fast may leave unset (a memset of all of it: 9% of the scan) */
         L.kind = 0;
         L.vs = L.ve = 0;
@@ -669,7 +756,12 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
             if (f_utf8) f_utf8[nf] = (uint8_t)kind_of_line; /* (0 or 1: a raw line is never fast) */
             f_qs[nf] = L.qs;
             f_qe[nf] = L.qe;
-            if (table) f_code[nf] = code_of(&coder, d + L.qs, L.qe - L.qs);
+            if (table) { /* ids in three steps (pending_t): coded two lines on, in line order */
+                if (pend[0].line >= 0) f_code[pend[0].line] = code_of(&coder, &pend[0]);
+                pend[0] = pend[1];
+                if (pend[0].line >= 0) code_soon(&coder, &pend[0]);
+                code_later(&coder, &pend[1], nf, d + L.qs, L.qe - L.qs);
+            }
             f_key[nf] = L.key;
             f_us[nf] = L.us;
             f_vs[nf] = L.vs;
@@ -702,6 +794,8 @@ int scan_block(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
         s = e + 1;
         line_starts[n] = s;
     }
+    for (int k = 0; k < 2; k++)
+        if (pend[k].line >= 0 && !coder.failed) f_code[pend[k].line] = code_of(&coder, &pend[k]);
     free(coder.own);
     if (coder.failed) return -3;
     if (n == 0) return -1;
@@ -741,6 +835,7 @@ int64_t line_kinds(const uint8_t *d, int64_t len, int64_t max_line, int64_t cap,
     return n ? n : -1;
 }
 
+#define GATHER_AHEAD 8
 /* Slices [starts[i], ends[i]) of d, one after the other, into chars (lower-cased when `lower`),
  * with Arrow offsets (offsets[0] = 0); a slice not `valid` (when valid is given) is empty. */
 void gather(const uint8_t *d, const int64_t *starts, const int64_t *ends, const uint8_t *valid,
@@ -748,6 +843,11 @@ void gather(const uint8_t *d, const int64_t *starts, const int64_t *ends, const 
     int64_t o = 0;
     offsets[0] = 0;
     for (int64_t i = 0; i < n; i++) {
+#if defined(__GNUC__)
+        /* the slices are a column of a block scanned a while ago (out of cache) at uneven
+           steps, which the hardware does not guess: the one GATHER_AHEAD on is asked for now */
+        if (i + GATHER_AHEAD < n) __builtin_prefetch(d + starts[i + GATHER_AHEAD]);
+#endif
         if (!valid || valid[i]) {
             int64_t k = ends[i] - starts[i];
             if (k > 0) {
@@ -1019,12 +1119,7 @@ enum { S_SKIP = 0, S_FEED = 1, S_FROM = 2, S_TO = 3, S_MSP = 4, S_CLOCK = 5 };
 /* an address character: printable ASCII but space " , < >, or any byte of a non-ASCII character */
 static int is_sm_addr(uint8_t c) { return c >= 0x80 || is_addr(c); }
 
-/* (always inlined where the compiler can be asked to: the literal's strlen is then known when compiling) */
-#if defined(__GNUC__)
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define ALWAYS_INLINE inline
-#endif
+/* (ALWAYS_INLINE: the literal's strlen is then known when compiling) */
 static ALWAYS_INLINE int starts_at(const uint8_t *p, const uint8_t *end, const char *lit) {
     size_t n = strlen(lit);
     return (size_t)(end - p) >= n && same(p, lit, n);
@@ -2338,4 +2433,4 @@ done:
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 22; }
+int scanner_abi(void) { return 23; }
