@@ -203,3 +203,34 @@ def test_a_config_kept_inside_its_own_data_dir_does_not_make_it_foreign(tmp_path
     assert (data / MARKER).is_file() and (data / "events").is_dir()
     (data / "notes.txt").write_text("x\n")  # the marker holds beside other files too
     assert invoke(["suppression", "list"], config=config).exit_code == 0
+
+
+def test_commands_claiming_one_new_directory_at_once_all_take_it(tmp_path):
+    """Two commands starting together on a new data dir (the MTA's pipe running intake for two
+    mails, a cron job beside it): one is writing the marker (fsutil's `.NAME.PID.tmp`, then a
+    rename) while the other looks at the directory. The first's temporary file is ours, not a
+    stranger's: the second must not refuse the directory (the postfix pipe test saw exit 75)."""
+    from pipeline.store import datadir
+
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / f".{MARKER}.4242.tmp").write_text("being written")
+    assert datadir.status(d) == datadir.OURS
+    datadir.claim(d)                                          # no ForeignDataDir
+    (d / ".events.17.tmp").write_text("")
+    (d / "notes.txt").write_text("mine")                     # a stranger still makes it foreign
+    (d / MARKER).unlink()
+    assert datadir.status(d) == datadir.FOREIGN
+    assert "notes.txt" in datadir.strangers(d) and ".tmp" not in datadir.strangers(d)
+    # processes racing for real: every one of them takes the directory
+    procs = []
+    for k in range(6):
+        fresh = tmp_path / f"race{k}"
+        fresh.mkdir()
+        code = ("import sys; from pipeline.store import datadir\n"
+                f"datadir.claim({str(fresh)!r}); print('ok')")
+        procs += [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                  for _ in range(4)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and out.strip() == b"ok", err.decode()

@@ -42,6 +42,18 @@ LAYOUT_SIGNS = ("events/date=*", "suppression/current.parquet", "suppression/his
 MISSING, NEW, OURS, FOREIGN = "missing", "new", "ours", "foreign"
 
 
+def _ours(name: str) -> bool:
+    """One of our top-level names, or the temporary file of one being written (fsutil's atomic
+    writes: `.NAME.PID.tmp`): another command claiming the same new directory at this moment is
+    writing the marker, and its temporary file must not make the directory look foreign."""
+    if name in OUR_NAMES:
+        return True
+    if name.startswith(".") and name.endswith(".tmp"):
+        base, _, pid = name[1:-len(".tmp")].rpartition(".")
+        return base in OUR_NAMES and pid.isdigit()
+    return False
+
+
 class ForeignDataDir(ConfigError):
     """The data dir names a directory that holds other files and no mailhygiene data."""
 
@@ -61,7 +73,7 @@ def status(path: str | os.PathLike, also: frozenset[str] = frozenset()) -> str:
     names -= IGNORED | also
     if not names:
         return NEW
-    if MARKER in names or names <= OUR_NAMES:
+    if MARKER in names or all(_ours(name) for name in names):
         return OURS
     if any(next(root.glob(sign), None) is not None for sign in LAYOUT_SIGNS):
         return OURS
@@ -71,7 +83,7 @@ def status(path: str | os.PathLike, also: frozenset[str] = frozenset()) -> str:
 def strangers(path: str | os.PathLike, shown: int = 3, also: frozenset[str] = frozenset()) -> str:
     """Some of the entries that are not ours, for a message: `a, b, c and 12 more`."""
     try:
-        names = sorted(set(os.listdir(path)) - OUR_NAMES - IGNORED - also)
+        names = sorted(n for n in set(os.listdir(path)) - IGNORED - also if not _ours(n))
     except OSError as exc:
         return exc.strerror or str(exc)
     text = ", ".join(names[:shown])
