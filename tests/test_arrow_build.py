@@ -47,3 +47,13 @@ def test_write_stores_each_new_id_once_one_day_and_several(tmp_path):
     assert sum(store_events(cfg, days[::2]).values()) == len(days[::2])
     assert sum(store_events(cfg, days + days[:3]).values()) == len(days) - len(days[::2])
     assert _stored(cfg) == sorted((r["event_id"], r["recipient"]) for r in day + days)
+
+
+def test_offsets_are_a_slices_own_into_the_buffer_it_shares():
+    whole = pa.array(["a", "", "bcd", "例え", "ef"])
+    for start in range(len(whole)):
+        part = whole.slice(start, 3)
+        off = ab.offsets(part)
+        data = part.buffers()[2].to_pybytes()
+        assert len(off) == len(part) + 1
+        assert [data[off[k]:off[k + 1]].decode() for k in range(len(part))] == part.to_pylist()

@@ -118,9 +118,9 @@ def _local_rows(recipient: pa.Array, domain: pa.Array) -> np.ndarray:
     if recipient.null_count or domain.null_count or recipient.type != pa.string() or domain.type != pa.string():
         return ab.to_bools(pc.fill_null(pc.or_(pc.equal(domain, _EMPTY),
                                                pc.match_substring_regex(recipient, LOCAL_PREFIX_RE2)), False))
-    d_off = np.frombuffer(domain.buffers()[1], np.int32, n + 1, 4 * domain.offset)
+    d_off = ab.offsets(domain)
     local = d_off[1:] == d_off[:-1]
-    r_off = np.frombuffer(recipient.buffers()[1], np.int32, n + 1, 4 * recipient.offset)
+    r_off = ab.offsets(recipient)
     chars = recipient.buffers()[2]
     if chars is not None and chars.size:
         data = np.frombuffer(chars, np.uint8)

@@ -115,6 +115,12 @@ def to_bools(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return bits
 
 
+def offsets(arr: pa.Array) -> np.ndarray:
+    """The n + 1 int32 offsets of a string array (a slice's own: they index the whole buffer it
+    shares, arr.buffers()[2]), as a numpy view."""
+    return np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, 4 * arr.offset)
+
+
 def to_objects(arr: pa.Array) -> np.ndarray:
     """A numpy object array of the Python values."""
     out = np.empty(len(arr), object)

@@ -355,7 +355,7 @@ def _id_keys(ids: pa.Array) -> np.ndarray:
     if n == 0:
         return np.empty(0, np.uint64)
     if ids.null_count == 0:
-        offsets = np.frombuffer(ids.buffers()[1], np.int32)[ids.offset:ids.offset + n + 1]
+        offsets = ab.offsets(ids)
         if int(offsets[-1] - offsets[0]) == 20 * n and bool((np.diff(offsets) == 20).all()):
             chars = np.frombuffer(ids.buffers()[2], np.uint8)[offsets[0]:offsets[0] + 20 * n].reshape(n, 20)[:, :16]
             if not (_HEX[chars] == 255).any():

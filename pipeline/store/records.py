@@ -87,12 +87,14 @@ def canonical_recipients(table: pa.Table) -> pa.Table:
     event reaches the store through it."""
     import numpy as np
 
+    from . import arrow_build as ab
+
     column = table.column("recipient")
     rows, base = [], 0
     for chunk in column.chunks:
         n, data = len(chunk), chunk.buffers()[2]
         if n and data is not None:
-            offsets = np.frombuffer(chunk.buffers()[1], np.int32)[chunk.offset: chunk.offset + n + 1]
+            offsets = ab.offsets(chunk)
             # only the chunk's own bytes: a slice shares the buffer of the whole block it was cut from
             raw = np.frombuffer(data, np.uint8)[offsets[0]: offsets[-1]]
             if raw.size and raw.max() >= 0x80:
@@ -104,7 +106,6 @@ def canonical_recipients(table: pa.Table) -> pa.Table:
     import pyarrow.compute as pc  # (only for a batch with a non-ASCII recipient)
 
     from ..core.idn import IdnError, ascii_domain
-    from . import arrow_build as ab
 
     rows = np.concatenate(rows)
     recipients = column.combine_chunks()   # (a take from the chunks would concatenate them at every call)
