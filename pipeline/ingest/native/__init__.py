@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ABI = 23  # scanner_abi() of the postfix_scan.c this module is written for
+ABI = 24  # scanner_abi() of the postfix_scan.c this module is written for
 LIBRARY = Path(__file__).with_name("_postfix_scan.so")
 
 _P = ctypes.c_void_p
@@ -73,7 +73,7 @@ class Scanner:
         lib.join_block.restype = ctypes.c_int
         lib.join_block.argtypes = ([_I64] + [_P] * 6 + [_I64, _P, _I64, _I64, _I64] + [_P] * 7 + [_I64, ctypes.c_int, _I64, _P,
                                    ctypes.c_int] + [_P] * 19)
-        for ids in (lib.event_ids, lib.event_ids_scalar):
+        for ids in (lib.event_ids, lib.event_ids_avx2, lib.event_ids_scalar):
             ids.restype = ctypes.c_int
             ids.argtypes = [_P, _P, _P, _P, _P, _I64, ctypes.c_int, _P]
 
@@ -407,10 +407,11 @@ class Scanner:
         return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(out_offsets), pa.py_buffer(out[:out_offsets[-1]])])
 
     def event_ids(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                  recipients: pa.StringArray, id_bytes: int, vector: bool = True) -> pa.StringArray:
+                  recipients: pa.StringArray, id_bytes: int, vector: str = "best") -> pa.StringArray:
         """records.event_id_for(line, recipient) of the lines data[starts[i]:ends[i]] (ASCII,
         without their newline) and the (non-null) recipients, as hex strings. Four rows at a time
-        with AVX2 where the processor has it; `vector=False` (for the tests) hashes one by one."""
+        where the processor can (`vector`: "best", AVX-512VL or else AVX2; for the tests "avx2"
+        alone, or "scalar", one by one)."""
         n = len(starts)
         starts = np.ascontiguousarray(starts, np.int64)
         ends = np.ascontiguousarray(ends, np.int64)
@@ -423,7 +424,7 @@ class Scanner:
         chars = np.frombuffer(chars_buf, np.uint8) if chars_buf is not None and chars_buf.size else np.zeros(1, np.uint8)
         width = 2 * id_bytes
         hex_chars = np.empty(max(width * n, 1), np.uint8)
-        hash_rows = self.lib.event_ids if vector else self.lib.event_ids_scalar
+        hash_rows = {"best": self.lib.event_ids, "avx2": self.lib.event_ids_avx2, "scalar": self.lib.event_ids_scalar}[vector]
         rc = hash_rows(_ptr(data), _ptr(starts), _ptr(ends), _ptr(chars), _ptr(roff), n, id_bytes, _ptr(hex_chars))
         if rc != 0:
             raise ValueError("event_ids: digest size out of range")

@@ -993,16 +993,14 @@ static void hex_of(const uint8_t *digest, int id_bytes, uint8_t *hex) {
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define HAVE_AVX2_IDS 1
-/* Four event ids at once (rows i .. i + 3), with AVX2: the same BLAKE2b as compress() and
- * blake2b_parts(), each 64-bit lane of a vector one row's word (a "multi-buffer" hash: no
- * shuffles between lanes; x86 is little-endian, so a block's words are plain loads). A row with fewer blocks than the others sits out the blocks past its
- * own end (its state is kept by a blend). */
+/* Four event ids at once (rows i .. i + 3): the same BLAKE2b as compress() and blake2b_parts(),
+ * each 64-bit lane of a vector one row's word (a "multi-buffer" hash: no shuffles between lanes;
+ * x86 is little-endian, so a block's words are plain loads). event_ids_x4.h holds the function,
+ * made twice: with AVX2 (rotations by shuffles and shifts, 16 vector registers: the state spills
+ * to the stack) and, where the processor has AVX-512VL, with its 32 registers and one-instruction
+ * rotations (vprorq). */
 #define V_ADD(a, b) _mm256_add_epi64((a), (b))
 #define V_XOR(a, b) _mm256_xor_si256((a), (b))
-#define V_ROT32(x) _mm256_shuffle_epi32((x), _MM_SHUFFLE(2, 3, 0, 1))
-#define V_ROT24(x) _mm256_shuffle_epi8((x), rot24)
-#define V_ROT16(x) _mm256_shuffle_epi8((x), rot16)
-#define V_ROT63(x) V_XOR(_mm256_srli_epi64((x), 63), V_ADD((x), (x)))
 #define VG(a, b, c, d, x, y)                        \
     do {                                            \
         v[a] = V_ADD(V_ADD(v[a], v[b]), (x));       \
@@ -1015,71 +1013,40 @@ static void hex_of(const uint8_t *digest, int id_bytes, uint8_t *hex) {
         v[b] = V_ROT63(V_XOR(v[b], v[c]));          \
     } while (0)
 
-__attribute__((target("avx2"))) static void event_ids_x4(const uint8_t *d, const int64_t *starts, const int64_t *ends,
-                                                         const uint8_t *rcpt, const int32_t *roff, int64_t i,
-                                                         int id_bytes, uint8_t *hex) {
-    const __m256i rot24 = _mm256_setr_epi8(3, 4, 5, 6, 7, 0, 1, 2, 11, 12, 13, 14, 15, 8, 9, 10,
-                                           3, 4, 5, 6, 7, 0, 1, 2, 11, 12, 13, 14, 15, 8, 9, 10);
-    const __m256i rot16 = _mm256_setr_epi8(2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9,
-                                           2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9);
-    const uint8_t *line[4], *r[4];
-    int64_t ll[4], rl[4], len[4], blocks[4], most = 0;
-    for (int L = 0; L < 4; L++) {
-        line[L] = d + starts[i + L];
-        ll[L] = ends[i + L] - starts[i + L];
-        r[L] = rcpt + roff[i + L];
-        rl[L] = roff[i + L + 1] - roff[i + L];
-        len[L] = ll[L] + 1 + rl[L];
-        blocks[L] = (len[L] + 127) / 128;
-        if (blocks[L] > most) most = blocks[L];
-    }
-    __m256i h[8];
-    for (int k = 0; k < 8; k++) h[k] = _mm256_set1_epi64x((long long)IV[k]);
-    h[0] = V_XOR(h[0], _mm256_set1_epi64x((long long)(0x01010000ULL ^ (uint64_t)id_bytes)));
-    uint8_t buf[4][128];
-    for (int64_t b = 0; b < most; b++) {
-        long long t[4], last[4], live[4];
-        for (int L = 0; L < 4; L++) {
-            live[L] = b < blocks[L] ? -1 : 0;
-            if (live[L]) id_block(line[L], ll[L], r[L], rl[L], 128 * b, buf[L]);
-            t[L] = (long long)(len[L] < 128 * (b + 1) ? len[L] : 128 * (b + 1));
-            last[L] = b == blocks[L] - 1 ? -1 : 0;
-        }
-        __m256i m[16], v[16];
-        for (int k = 0; k < 4; k++) { /* words 4k .. 4k + 3 of the four rows, transposed */
-            __m256i r0 = _mm256_loadu_si256((const __m256i *)(buf[0] + 32 * k));
-            __m256i r1 = _mm256_loadu_si256((const __m256i *)(buf[1] + 32 * k));
-            __m256i r2 = _mm256_loadu_si256((const __m256i *)(buf[2] + 32 * k));
-            __m256i r3 = _mm256_loadu_si256((const __m256i *)(buf[3] + 32 * k));
-            __m256i t0 = _mm256_unpacklo_epi64(r0, r1), t1 = _mm256_unpackhi_epi64(r0, r1);
-            __m256i t2 = _mm256_unpacklo_epi64(r2, r3), t3 = _mm256_unpackhi_epi64(r2, r3);
-            m[4 * k] = _mm256_permute2x128_si256(t0, t2, 0x20);
-            m[4 * k + 1] = _mm256_permute2x128_si256(t1, t3, 0x20);
-            m[4 * k + 2] = _mm256_permute2x128_si256(t0, t2, 0x31);
-            m[4 * k + 3] = _mm256_permute2x128_si256(t1, t3, 0x31);
-        }
-        for (int k = 0; k < 8; k++) v[k] = h[k], v[k + 8] = _mm256_set1_epi64x((long long)IV[k]);
-        v[12] = V_XOR(v[12], _mm256_set_epi64x(t[3], t[2], t[1], t[0]));
-        v[14] = V_XOR(v[14], _mm256_set_epi64x(last[3], last[2], last[1], last[0]));
-        ROUNDS(VG);
-        __m256i keep = _mm256_set_epi64x(live[3], live[2], live[1], live[0]);
-        for (int k = 0; k < 8; k++)
-            h[k] = _mm256_blendv_epi8(h[k], V_XOR(h[k], V_XOR(v[k], v[k + 8])), keep);
-    }
-    uint64_t words[8][4];
-    for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)words[k], h[k]);
-    for (int L = 0; L < 4; L++) {
-        uint8_t digest[64];
-        for (int k = 0; k < id_bytes; k++) digest[k] = (uint8_t)(words[k / 8][L] >> (8 * (k % 8)));
-        hex_of(digest, id_bytes, hex + 2 * (i + L) * id_bytes);
-    }
-}
+#define EVENT_IDS_X4 event_ids_x4
+#define EVENT_IDS_X4_TARGET "avx2"
+#define V_ROT32(x) _mm256_shuffle_epi32((x), _MM_SHUFFLE(2, 3, 0, 1))
+#define V_ROT24(x) _mm256_shuffle_epi8((x), rot24)
+#define V_ROT16(x) _mm256_shuffle_epi8((x), rot16)
+#define V_ROT63(x) V_XOR(_mm256_srli_epi64((x), 63), V_ADD((x), (x)))
+#include "event_ids_x4.h"
+#undef EVENT_IDS_X4
+#undef EVENT_IDS_X4_TARGET
+#undef V_ROT32
+#undef V_ROT24
+#undef V_ROT16
+#undef V_ROT63
+
+#define EVENT_IDS_X4 event_ids_x4_vl
+#define EVENT_IDS_X4_TARGET "avx2,avx512f,avx512vl"
+#define V_ROT32(x) _mm256_ror_epi64((x), 32)
+#define V_ROT24(x) _mm256_ror_epi64((x), 24)
+#define V_ROT16(x) _mm256_ror_epi64((x), 16)
+#define V_ROT63(x) _mm256_ror_epi64((x), 63)
+#include "event_ids_x4.h"
+#undef EVENT_IDS_X4
+#undef EVENT_IDS_X4_TARGET
+#undef V_ROT32
+#undef V_ROT24
+#undef V_ROT16
+#undef V_ROT63
 #endif
 
 /* Event ids: hex of blake2b(line + "\0" + recipient, digest_size=id_bytes) for each row; the
  * line is d[starts[i], ends[i]), the recipient rcpt[roff[i], roff[i + 1]). hex gets
  * 2 * id_bytes characters a row. Four rows at a time where the processor has AVX2 and
- * `vector` is set (event_ids_scalar, for the tests, has it off). */
+ * `vector` is set: 2 (event_ids) the best the processor has, 1 (event_ids_avx2) AVX2 alone, 0
+ * (event_ids_scalar) one by one; the tests hold each to the others. */
 static int event_ids_with(const uint8_t *d, const int64_t *starts, const int64_t *ends, const uint8_t *rcpt,
                           const int32_t *roff, int64_t n, int id_bytes, uint8_t *hex, int vector) {
     static const uint8_t nul = 0;
@@ -1087,6 +1054,8 @@ static int event_ids_with(const uint8_t *d, const int64_t *starts, const int64_t
     int64_t i = 0;
     if (id_bytes < 1 || id_bytes > 64) return -1;
 #if defined(HAVE_AVX2_IDS)
+    if (vector >= 2 && n >= 4 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+        for (; i + 4 <= n; i += 4) event_ids_x4_vl(d, starts, ends, rcpt, roff, i, id_bytes, hex);
     if (vector && n >= 4 && __builtin_cpu_supports("avx2"))
         for (; i + 4 <= n; i += 4) event_ids_x4(d, starts, ends, rcpt, roff, i, id_bytes, hex);
 #else
@@ -1103,6 +1072,11 @@ static int event_ids_with(const uint8_t *d, const int64_t *starts, const int64_t
 
 int event_ids(const uint8_t *d, const int64_t *starts, const int64_t *ends,
               const uint8_t *rcpt, const int32_t *roff, int64_t n, int id_bytes, uint8_t *hex) {
+    return event_ids_with(d, starts, ends, rcpt, roff, n, id_bytes, hex, 2);
+}
+
+int event_ids_avx2(const uint8_t *d, const int64_t *starts, const int64_t *ends,
+                   const uint8_t *rcpt, const int32_t *roff, int64_t n, int id_bytes, uint8_t *hex) {
     return event_ids_with(d, starts, ends, rcpt, roff, n, id_bytes, hex, 1);
 }
 
@@ -2433,4 +2407,4 @@ done:
 }
 
 /* Bumped whenever a signature above changes: pipeline/native refuses a library of another. */
-int scanner_abi(void) { return 23; }
+int scanner_abi(void) { return 24; }
