@@ -4,8 +4,10 @@ batch over several days, with ids repeated inside the batch and ids stored alrea
 
 from __future__ import annotations
 
+import random
 from datetime import timezone
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -57,3 +59,61 @@ def test_offsets_are_a_slices_own_into_the_buffer_it_shares():
         data = part.buffers()[2].to_pybytes()
         assert len(off) == len(part) + 1
         assert [data[off[k]:off[k + 1]].decode() for k in range(len(part))] == part.to_pylist()
+
+
+def test_with_rows_replaced_sets_the_rows_and_keeps_the_rest():
+    rng = random.Random(5)
+    for _ in range(200):
+        n = rng.randrange(0, 30)
+        values = [rng.choice([None, "", "a", "例え", "bcd@x"]) for _ in range(n)]
+        cuts = sorted(rng.sample(range(n + 1), min(rng.randrange(0, 4), n + 1)))
+        bounds = [0, *cuts, n]
+        whole = pa.array(values, pa.string())
+        arr = pa.chunked_array([whole.slice(a, b - a) for a, b in zip(bounds, bounds[1:])], pa.string()) \
+            if rng.random() < 0.5 else whole.slice(0, n)
+        rows = sorted(rng.sample(range(n), rng.randrange(0, n + 1)))
+        new = [rng.choice([None, "z", "新しい"]) for _ in rows]
+        got = ab.with_rows_replaced(arr, np.array(rows, np.int64), ab.strings(new))
+        want = list(values)
+        for r, v in zip(rows, new):
+            want[r] = v
+        assert got.type == pa.string() and got.to_pylist() == want
+
+
+def test_canonical_recipients_converts_each_idn_domain_and_nothing_else():
+    """Every non-ASCII recipient (in any chunk) gets its domain's A-label form, and its
+    recipient_domain that form; ASCII recipients, non-ASCII local parts and domains without an
+    A-label form stay as written; a table without a domain to convert comes back as it is."""
+    from pipeline.core.idn import IdnError, ascii_domain
+    from pipeline.store.records import EVENT_SCHEMA, canonical_recipients
+
+    def expected(r):
+        local, at, domain = r.rpartition("@")
+        if not at or r.isascii():
+            return r, domain
+        try:
+            domain = ascii_domain(domain)
+        except IdnError:
+            pass
+        return f"{local}@{domain}", domain
+
+    rng = random.Random(7)
+    pool = ["taro@docomo.ne.jp", "山田@docomo.ne.jp", "taro@例え.jp", "花子.x@テスト.co.jp", "a@b@例え.jp",
+            "x@straße.de", "no-at-例え", "y@ドメイン名例.JP"]
+    for _ in range(60):
+        n = rng.randrange(1, 40)
+        recipients = [rng.choice(pool) for _ in range(n)]
+        table = pa.table({f.name: pa.nulls(n, f.type) for f in EVENT_SCHEMA})
+        cuts = sorted(rng.sample(range(1, n + 1), min(rng.randrange(0, 3), n)))
+        bounds = [0, *cuts, n] if cuts and cuts[-1] != n else [0, *cuts[:-1], n] if cuts else [0, n]
+        for name, values in (("recipient", recipients),
+                             ("recipient_domain", [r.rpartition("@")[2] for r in recipients])):
+            column = pa.array(values, pa.string())
+            chunks = [column.slice(a, b - a) for a, b in zip(bounds, bounds[1:]) if b > a]
+            table = table.set_column(table.schema.get_field_index(name), name, pa.chunked_array(chunks, pa.string()))
+        got = canonical_recipients(table)
+        want = [expected(r) for r in recipients]
+        assert got.column("recipient").to_pylist() == [w[0] for w in want]
+        assert got.column("recipient_domain").to_pylist() == [w[1] for w in want]
+        if all(w[0] == r for w, r in zip(want, recipients)):
+            assert got is table

@@ -65,6 +65,17 @@ def scatter_strings(n: int, positions: np.ndarray, values: Sequence[str | None])
     return strings(values).take(numbers(np.maximum(index, 0), pa.int64(), index >= 0))
 
 
+def with_rows_replaced(arr: pa.Array | pa.ChunkedArray, rows: np.ndarray, values: pa.Array) -> pa.Array:
+    """`arr` with its rows `rows` (increasing) set to `values` (one a row, of its type): the
+    values put after the array's own and every row taken once (a take: a few times faster than
+    pc.replace_with_mask with a mask of the whole column)."""
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    n = len(arr)
+    at = np.arange(n, dtype=np.int64)
+    at[np.asarray(rows, np.int64)] = n + np.arange(len(rows), dtype=np.int64)
+    return pa.concat_arrays([*chunks, values.cast(arr.type)]).take(indices(at))
+
+
 def optional_ints(values: Sequence[int | None], type: pa.DataType) -> pa.Array:
     """An integer array of Python ints and None."""
     valid = np.fromiter((v is not None for v in values), bool, len(values))

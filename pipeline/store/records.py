@@ -81,8 +81,9 @@ def canonical_recipients(table: pa.Table) -> pa.Table:
     the domain of that: a bounce logged to `taro@例え.jp` is stored as `taro@xn--r8jz45g.jp`, so it
     counts against the address the queue and the suppression list key on. A table whose
     recipients are all ASCII (numpy over the column's bytes: under 1 ms per million rows) is
-    returned as it is; otherwise only the rows with a non-ASCII recipient are split at their last
-    @ and each distinct domain is converted once (pipeline/core/idn.py), the rest by Arrow.
+    returned as it is; otherwise the rows with a non-ASCII recipient (found by Arrow, in the chunks
+    that have a high byte) are split at their last @ in Python (a few percent of the rows) and
+    each distinct domain is converted once (pipeline/core/idn.py); a take puts the new values in.
     Event ids are left alone (they hash the log line as read). Called by EventStore.write: every
     event reaches the store through it."""
     import numpy as np
@@ -98,27 +99,16 @@ def canonical_recipients(table: pa.Table) -> pa.Table:
             # only the chunk's own bytes: a slice shares the buffer of the whole block it was cut from
             raw = np.frombuffer(data, np.uint8)[offsets[0]: offsets[-1]]
             if raw.size and raw.max() >= 0x80:
-                high = np.flatnonzero(raw >= 0x80) + offsets[0]    # the non-ASCII bytes -> their rows
-                rows.append(base + np.unique(np.searchsorted(offsets, high, side="right") - 1))
+                import pyarrow.compute as pc  # (only for a batch with a non-ASCII recipient)
+
+                rows.append(base + np.flatnonzero(ab.to_bools(pc.invert(pc.string_is_ascii(chunk)))))
         base += n
     if not rows:
         return table
-    import pyarrow.compute as pc  # (only for a batch with a non-ASCII recipient)
-
     from ..core.idn import IdnError, ascii_domain
 
     rows = np.concatenate(rows)
-    recipients = column.combine_chunks()   # (a take from the chunks would concatenate them at every call)
-    parts = pc.extract_regex(recipients.take(ab.indices(rows)), r"^(?P<local>.*)@(?P<domain>[^@]*)$")
-    matched = ab.to_bools(pc.is_valid(parts))
-    rows, parts = rows[matched], parts.filter(ab.booleans(matched))
-    if not len(rows):
-        return table
-    if isinstance(parts, pa.ChunkedArray):
-        parts = parts.combine_chunks()
-    local, domain = parts.field("local"), parts.field("domain")
-    encoded = domain.dictionary_encode()
-    code, distinct = encoded.indices, encoded.dictionary.to_pylist()
+    canonical: dict[str, str] = {}         # domain as written -> its A-label form
 
     def converted(d: str) -> str:
         try:
@@ -126,18 +116,25 @@ def canonical_recipients(table: pa.Table) -> pa.Table:
         except IdnError:
             return d   # no A-label form: kept as written (the recipient check refuses such an address)
 
-    canonical = [converted(d) for d in distinct]
-    if canonical == distinct:
+    matched, new_recipient, new_domain, changed = [], [], [], False
+    for row, value in zip(rows.tolist(), column.take(ab.indices(rows)).to_pylist()):
+        local, at, domain = value.rpartition("@")
+        if not at or "\n" in value:
+            continue   # no @ (or a newline: not one address): left as it is
+        canon = canonical.get(domain)
+        if canon is None:
+            canon = canonical[domain] = converted(domain)
+        changed = changed or canon != domain
+        matched.append(row)
+        new_recipient.append(f"{local}@{canon}")
+        new_domain.append(canon)
+    if not changed:
         return table   # non-ASCII local parts only
-    new_domain = ab.strings(canonical).take(code)
-    new_recipient = pc.binary_join_element_wise(local, new_domain, ab.scalar("@"))   # (a str: a pandas import)
-    mask = np.zeros(table.num_rows, bool)
-    mask[rows] = True
-    mask = ab.booleans(mask)
-    for name, before, values in (("recipient", recipients, new_recipient),
-                                 ("recipient_domain", table.column("recipient_domain").combine_chunks(), new_domain)):
+    matched = np.asarray(matched, np.int64)
+    for name, values in (("recipient", new_recipient), ("recipient_domain", new_domain)):
         at = table.schema.get_field_index(name)
-        table = table.set_column(at, table.schema.field(at), pc.replace_with_mask(before, mask, values))
+        table = table.set_column(at, table.schema.field(at),
+                                 ab.with_rows_replaced(table.column(name), matched, ab.strings(values)))
     return table
 
 
