@@ -117,3 +117,24 @@ def test_canonical_recipients_converts_each_idn_domain_and_nothing_else():
         assert got.column("recipient_domain").to_pylist() == [w[1] for w in want]
         if all(w[0] == r for w, r in zip(want, recipients)):
             assert got is table
+
+
+def test_a_day_index_merges_each_files_sorted_keys_and_keeps_their_owner():
+    """_DayIndex.add merges a file's sorted keys into the day's (equal keys side by side, each
+    with its own file), as a sort of them all would, and _part_order is the argsort of a day's
+    part read off the batch's key order."""
+    from pipeline.store.event_store import _DayIndex, _part_order
+
+    rng = np.random.default_rng(3)
+    index, everything = _DayIndex(), []
+    for f in range(6):
+        keys = np.sort(rng.integers(0, 50, rng.integers(0, 30)).astype(np.uint64))
+        index.add(f"f{f}", (f,), keys)
+        everything += [(int(k), f) for k in keys]
+        assert index.keys.tolist() == sorted(k for k, _ in everything)
+        assert sorted(zip(index.keys.tolist(), index.owner.tolist())) == sorted(everything)
+    keys = rng.integers(0, 2**63, 200).astype(np.uint64)
+    order = np.argsort(keys)
+    for rows in ([(0, 50), (120, 200)], [(10, 11)], np.array([3, 9, 77, 150])):
+        part = np.concatenate([keys[a:b] for a, b in rows]) if isinstance(rows, list) else keys[rows]
+        assert part[_part_order(order, rows)].tolist() == sorted(part.tolist())

@@ -110,7 +110,7 @@ class EventStore:
         table = canonical_recipients(_as_events(table))   # IDN recipients keyed in A-label form
         keys = _id_keys(table.column("event_id").combine_chunks())
         # ids repeated within the batch: by their 64-bit keys, exactly only when two keys match;
-        # the key order is kept for the lookups below when the batch is one day's (the usual)
+        # the key order is kept for the lookups below (a day's part of the batch reads its own off it)
         key_order = np.argsort(keys)
         in_order = keys[key_order]
         if (in_order[1:] == in_order[:-1]).any() and len(table.column("event_id").unique()) != table.num_rows:
@@ -128,7 +128,7 @@ class EventStore:
                 # memory (exactly, against the file's ids, only where a key matches); the part is
                 # copied only when some rows are stored already, which a first ingest never finds
                 # looked up in key order: twice as fast
-                by_key = key_order if rows is None else np.argsort(part_keys)
+                by_key = key_order if rows is None else _part_order(key_order, rows)
                 sorted_keys = in_order if rows is None else part_keys[by_key]
                 stored_already = ids = None
                 for near in self._days_near(day, partitions):
@@ -299,9 +299,16 @@ class _DayIndex:
         self.stamps[name] = stamp
         owner = len(self.names)
         self.names.append(name)
-        at = np.searchsorted(self.keys, keys)
-        self.keys = np.insert(self.keys, at, keys)
-        self.owner = np.insert(self.owner, at, np.full(len(keys), owner, np.int32))
+        # each new key goes before the stored keys not below it, after the new keys before it
+        # (both sorted: where it lands is known; np.insert would sort the positions first)
+        new_at = np.searchsorted(self.keys, keys) + np.arange(len(keys))
+        merged = np.empty(len(self.keys) + len(keys), np.uint64)
+        owners = np.empty(len(merged), np.int32)
+        old_at = np.ones(len(merged), bool)
+        old_at[new_at] = False
+        merged[new_at], merged[old_at] = keys, self.keys
+        owners[new_at], owners[old_at] = owner, self.owner
+        self.keys, self.owner = merged, owners
 
 
 class _StoreLock:
@@ -453,6 +460,16 @@ def _keys_of(keys: np.ndarray, rows) -> np.ndarray:
     if isinstance(rows, list):
         return np.concatenate([keys[a:b] for a, b in rows])
     return keys[rows]
+
+
+def _part_order(key_order: np.ndarray, rows) -> np.ndarray:
+    """The key order of a day's part (_rows_of(table, rows)): argsort of its keys, read off the
+    whole batch's key order (`key_order`) instead of sorting again."""
+    row_ids = np.concatenate([np.arange(a, b) for a, b in rows]) if isinstance(rows, list) else np.asarray(rows)
+    place = np.full(len(key_order), -1, np.int64)
+    place[row_ids] = np.arange(len(row_ids))
+    in_order = place[key_order]
+    return in_order[in_order >= 0]
 
 
 def _first_of_each_id(table: pa.Table) -> pa.Table:
