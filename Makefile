@@ -7,7 +7,7 @@ DEMO_DATA ?= demo-data
 .PHONY: venv demo test test-fast bench notebook clean-venv
 
 # (re-installed when the C scanner changes: the install compiles it, see hatch_build.py)
-$(BIN)/mailhygiene: pyproject.toml hatch_build.py pipeline/ingest/native/postfix_scan.c
+$(BIN)/mailhygiene: pyproject.toml hatch_build.py pipeline/ingest/native/postfix_scan.c pipeline/ingest/native/event_ids_x4.h
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
