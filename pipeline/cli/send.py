@@ -164,13 +164,15 @@ def send_status(job_id, as_json):
     deferrals = q.last_deferrals()
     for c in carriers:
         rates[c]["last_deferral"] = deferrals.get(c)
-    # relays paused after refusing the session (AUTH, STARTTLS, certificate): throttle.pause_relay
+    # relays paused because they could not be used (refused, unreachable, AUTH/TLS): throttle.pause_relay
+    strikes = q.relay_strikes()
     relay_pauses = {key[len(RELAY_PREFIX):]: round(until - now, 1) for key, (until, _, _) in sorted(states.items())
                     if key.startswith(RELAY_PREFIX) and until > now}
+    relay_failures = {key[len(RELAY_PREFIX):]: n for key, n in sorted(strikes.items()) if key.startswith(RELAY_PREFIX)}
     rows = q.rows(job_id) if job_id is not None else None
     if as_json:
         out = {"counts": [dict(zip(("job_id", "name", "carrier", "state", "count"), row)) for row in counts],
-               "rates": rates, "relay_pauses": relay_pauses}
+               "rates": rates, "relay_pauses": relay_pauses, "relay_failures": relay_failures}
         if rows is not None:
             out["job"] = {k: v for k, v in vars(q.job(job_id)).items() if k != "body"}
             out["recipients"] = rows
@@ -197,7 +199,10 @@ def send_status(job_id, as_json):
             reply = f"{last['reply_code'] or ''} {last['reply'] or ''}".strip()
             click.echo(f"  {'':<9} last deferral via {printable(last['relay'] or '-')}: {printable(reply[:160])}")
     for relay, seconds in relay_pauses.items():
-        click.echo(f"  relay {printable(relay)} paused {seconds} s more (it refused our session: AUTH or TLS)")
+        n = relay_failures.get(relay, 0)
+        runs = f"; {n} failures in a row" if n > 1 else ""
+        click.echo(f"  relay {printable(relay)} paused {seconds} s more (it could not be used: refused, unreachable, "
+                   f"or our AUTH/TLS refused{runs}; retried when the pause ends)")
     if rows is not None:
         click.echo("")
         for r in rows:

@@ -24,6 +24,7 @@ import base64
 import logging
 import os
 import smtplib
+import socket
 import ssl
 import stat
 from dataclasses import dataclass, field
@@ -253,6 +254,34 @@ def _login(smtp: smtplib.SMTP, relay: Relay, policy: RelayPolicy, encrypted: boo
         code = getattr(exc, "smtp_code", None)
         raise RelaySessionError(policy.mask(f"AUTH with {relay} failed: {exc}"),
                                 code if isinstance(code, int) and code > 0 else None) from None
+
+
+def open_failure(exc: BaseException, relay: Relay, timeout: float) -> tuple[int | None, str]:
+    """(reply code or None, text) for a session with `relay` that could not be opened: the
+    connection refused or timed out, the host name unresolvable, the connection dropped before or
+    at the greeting, a greeting or EHLO/HELO refused, a failed TLS handshake. Each means the relay
+    cannot be used now, whichever recipient the message is for."""
+    if isinstance(exc, smtplib.SMTPConnectError):       # a greeting that is no 220
+        return exc.smtp_code, f"{relay} refused the session at its greeting: {exc.smtp_code} {_text(exc.smtp_error)}"
+    if isinstance(exc, smtplib.SMTPHeloError):
+        return exc.smtp_code, f"{relay} refused our EHLO/HELO: {exc.smtp_code} {_text(exc.smtp_error)}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code, f"{relay} refused the session: {exc.smtp_code} {_text(exc.smtp_error)}"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        if isinstance(exc.__context__, (TimeoutError, socket.timeout)):   # smtplib's reading of a silent server
+            return None, f"no answer from {relay} within {timeout:g} s"
+        return None, f"{relay} closed the connection before the session was open: {exc}"
+    if isinstance(exc, socket.gaierror):
+        return None, f"cannot resolve the relay host {relay.host}: {exc.strerror or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return None, f"connection to {relay} refused"
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return None, f"no answer from {relay} within {timeout:g} s"
+    if isinstance(exc, ssl.SSLError):
+        return None, f"TLS handshake with {relay} failed: {exc}"
+    if isinstance(exc, OSError):
+        return None, f"cannot connect to {relay}: {exc.strerror or exc}"
+    return None, f"cannot open a session with {relay}: {exc}"
 
 
 def _text(resp) -> str:

@@ -165,3 +165,72 @@ if __name__ == "__main__":  # pragma: no cover - manual rehearsal helper
                 print(f"{r.at:.3f} {r.mail_from} -> {','.join(r.rcpt_tos)} {len(r.data)} bytes", flush=True)
     except KeyboardInterrupt:
         srv.stop()
+
+
+class BrokenRelay:
+    """A relay on loopback that cannot be used, for the relay-outage tests: `mode`
+      "silent"    accepts and never says a word (the client's timeout)
+      "drop"      accepts and closes before any greeting
+      "greet"     greets with `greeting` (e.g. "421 4.3.2 busy", "554 no service") and closes
+      "backlog"   accepts nothing: its listen queue is full, so a new connection is never
+                  completed (the client's connect timeout)
+    `accepted`: the times of the connections it took (every mode but "backlog")."""
+
+    def __init__(self, mode: str, greeting: str = "554 5.3.0 no service here", port: int | None = None):
+        self.mode = mode
+        self.greeting = greeting
+        self.accepted: list[float] = []
+        self._open: list[socket.socket] = []
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port or 0))
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def relay(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "BrokenRelay":
+        if self.mode == "backlog":
+            self.sock.listen(0)
+            # fill the accept queue (never accepted): later SYNs are dropped by the kernel
+            for _ in range(3):
+                c = socket.socket()
+                c.setblocking(False)
+                c.connect_ex(("127.0.0.1", self.port))
+                self._open.append(c)
+            time.sleep(0.05)
+        else:
+            self.sock.listen(64)
+            self.sock.settimeout(0.05)
+            self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            self.accepted.append(time.monotonic())
+            if self.mode == "silent":
+                self._open.append(conn)
+                continue
+            try:
+                if self.mode == "greet":
+                    conn.sendall(self.greeting.encode() + b"\r\n")
+            except OSError:
+                pass
+            conn.close()
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        for c in self._open:
+            c.close()
+        self.sock.close()
