@@ -326,8 +326,12 @@ def send_mta_config(mta, out_dir):
     postfix:  mailhygiene_transport (postmap it), main.cf and master.cf additions (with each
               relay's STARTTLS/AUTH per transport), mailhygiene_sasl_passwd when a relay has a
               username (the password is not written: fill it in, chmod 600, postmap)
-    sendmail: mailertable (makemap hash mailertable < mailertable), mailhygiene.mc mailers
-    qmail:    control/smtproutes
+    sendmail: mailertable (makemap hash mailertable < mailertable), mailhygiene.mc mailers; for
+              relays needing STARTTLS/AUTH also access (TLS_Srv: requirements), authinfo
+              (AuthInfo: with @PASSWORD@, never the password) and mailhygiene-features.mc (the
+              FEATUREs to add before MAILER())
+    qmail:    control/smtproutes; refused (Error:, nothing written) when a route needs
+              STARTTLS or AUTH, which qmail-remote cannot do
 
     \b
       mailhygiene send mta-config --mta postfix
