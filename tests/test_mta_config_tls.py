@@ -188,3 +188,19 @@ def test_qmail_refuses_routes_that_need_tls_or_auth_and_writes_nothing(tmp_path)
                                'routes = {{docomo = "r.example.jp:2525"}}\n{extra}')
     r = mta_config_cli(ok)
     assert r.exit_code == 0 and "docomo.ne.jp:r.example.jp:2525" in r.output.splitlines()
+
+
+def test_an_implicit_tls_relay_is_postfix_wrappermode_and_refused_by_sendmail_and_qmail(tmp_path):
+    from pipeline.core.errors import ConfigError
+    from pipeline.sender.mtaconfig import postfix_config
+
+    cfg = config(tmp_path, toml='[sender]\nfrom_address = "news@mail.example.jp"\n'
+                                'routes = {{docomo = "smtps.example.jp:465"}}\n{extra}'
+                                '[sender.relays."smtps.example.jp:465"]\nimplicit_tls = true\n')
+    master = postfix_config(cfg)["master.cf"]
+    assert "  -o smtp_tls_wrappermode=yes" in master.splitlines()
+    assert "  -o smtp_tls_security_level=encrypt" in master.splitlines()     # "may" has no meaning there
+    with pytest.raises(ConfigError, match=r"implicit TLS \(SMTPS\): smtps.example.jp:465 \(docomo\)"):
+        mta_config(cfg, "sendmail")
+    with pytest.raises(ConfigError, match=r"smtps.example.jp:465 \(docomo\) needs implicit TLS \(encrypt\)"):
+        mta_config(cfg, "qmail")

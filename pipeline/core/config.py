@@ -179,6 +179,8 @@ class RelaySettings:
     username: str = setting("")
     # The file holding the AUTH password (one line; not readable by others: mode 0600 or 0640).
     password_file: str = setting("")
+    # TLS from the first byte (SMTPS, usually port 465) instead of STARTTLS; tls "may" counts as "encrypt".
+    implicit_tls: bool = setting(False)
 
 
 @frozen_dataclass

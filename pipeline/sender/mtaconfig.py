@@ -166,6 +166,7 @@ class RelayTls:
     ca_file: str = ""
     username: str = ""
     password_file: str = ""
+    implicit_tls: bool = False      # SMTPS (TLS from the first byte): Postfix's smtp_tls_wrappermode
 
 
 def relay_tls(sender, relay: Relay | None) -> RelayTls | None:
@@ -183,15 +184,18 @@ def relay_tls(sender, relay: Relay | None) -> RelayTls | None:
     level = (entry.tls if entry is not None and entry.tls else sender.tls) or "may"
     ca_file = (entry.ca_file if entry is not None and entry.ca_file else sender.tls_ca_file) or ""
     username = entry.username if entry is not None else ""
-    if username and level == "may":
+    implicit = bool(getattr(entry, "implicit_tls", False)) if entry is not None else False
+    if (username or implicit) and level == "may":
         level = "encrypt"
     return RelayTls(level, ca_file if level == "verify" else "", username,
-                    entry.password_file if entry is not None else "")
+                    entry.password_file if entry is not None else "", implicit)
 
 
 def postfix_tls_options(tls: RelayTls, sasl_map: str) -> list[str]:
     """master.cf `-o` settings of a transport for `tls` (no spaces in any value)."""
     out = [f"smtp_tls_security_level={tls.level}"]
+    if tls.implicit_tls:
+        out.append("smtp_tls_wrappermode=yes")
     if tls.level == "verify":
         out.append("smtp_tls_verify_cert_match=hostname")
         if tls.ca_file:
@@ -267,6 +271,12 @@ def sendmail_config(cfg) -> dict[str, str]:
     mailers.append("dnl sendmail has no per-destination rate: m= and r= limit each connection only.")
     access: dict[str, tuple[str, str]] = {}      # map key -> (requirement, why)
     auth: dict[str, tuple[RelayTls, Relay]] = {}
+    implicit = [f"{relay} ({', '.join(carriers)})" for relay, (tls, carriers) in sorted(secured.items())
+                if tls.implicit_tls]
+    if implicit:
+        raise ConfigError(f"sendmail's SMTP client (8.17) speaks STARTTLS, not implicit TLS (SMTPS): {'; '.join(implicit)} "
+                          "has implicit_tls = true. Nothing was written. Use the relay's STARTTLS port (587 or 25) "
+                          "without implicit_tls, or Postfix (`--mta postfix`: smtp_tls_wrappermode), or direct mode")
     for relay, (tls, carriers) in sorted(secured.items()):
         key = _sendmail_key(relay)
         what = f"{relay} ({', '.join(carriers)})"
@@ -376,7 +386,8 @@ def qmail_config(cfg) -> dict[str, str]:
     s = cfg.sender
     secured, mx = secured_routes(cfg)
     if secured or mx is not None:
-        needs = [f"{relay} ({', '.join(carriers)}) needs STARTTLS ({tls.level})"
+        needs = [f"{relay} ({', '.join(carriers)}) needs " + ("implicit TLS" if tls.implicit_tls else "STARTTLS")
+                 + f" ({tls.level})"
                  + (f" and AUTH as {tls.username}" if tls.username else "")
                  for relay, (tls, carriers) in sorted(secured.items())]
         if mx is not None:

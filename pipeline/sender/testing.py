@@ -7,6 +7,7 @@ Used by the sender tests and bench/bench_sender.py; operators can use it to rehe
 Replies are scripted per recipient with `rcpt_reply(address) -> "550 …" | None` and
 `data_reply(address) -> "…" | "DISCONNECT" | None`. `tls_context` offers STARTTLS with it;
 `logins` ({user: password}) offers AUTH PLAIN and LOGIN (over TLS only) and requires it.
+`implicit_tls_context` makes it an SMTPS server (TLS from the first byte, as on port 465).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class _Handler:
                 return reply
         with o.lock:
             o.received.append(Received(now, envelope.mail_from, [normalise_address(a) for a in envelope.rcpt_tos],
-                                       envelope.content, session.peer, session.ssl is not None,
+                                       envelope.content, session.peer, session.ssl is not None or self.o.implicit_tls,
                                        session.login_data.decode() if session.login_data else None))
         if o.close_after_message:   # like a server with a one-message session limit, or a silent idle cut
             import asyncio
@@ -80,7 +81,7 @@ class RecordingServer:
     def __init__(self, port: int | None = None, *, rcpt_reply: Callable[[str], str | None] | None = None,
                  data_reply: Callable[[str], str | None] | None = None, close_after_message: bool = False,
                  tls_context=None, logins: dict[str, str] | None = None,
-                 auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")):
+                 auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN"), implicit_tls_context=None):
         self.port = port or free_port()
         self.close_after_message = close_after_message  # drop the connection after each accepted message
         self.rcpt_reply = rcpt_reply
@@ -90,10 +91,15 @@ class RecordingServer:
         self.rcpt_attempts: list[tuple[float, str]] = []
         self.auth_attempts: list[str] = []   # the user of every AUTH tried
         options = {}
+        self.implicit_tls = implicit_tls_context is not None   # every session is TLS from its first byte
+        if implicit_tls_context is not None:
+            options["ssl_context"] = implicit_tls_context
         if tls_context is not None:
             options["tls_context"] = tls_context
         if logins is not None:
-            options.update(authenticator=self._authenticator(logins), auth_required=True, auth_require_tls=True,
+            # (aiosmtpd counts only STARTTLS as TLS for auth_require_tls: an SMTPS server is TLS throughout)
+            options.update(authenticator=self._authenticator(logins), auth_required=True,
+                           auth_require_tls=implicit_tls_context is None,
                            auth_exclude_mechanism={"PLAIN", "LOGIN"} - set(auth_mechanisms))
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
                                      ready_timeout=10, data_size_limit=10_000_000, **options)
@@ -216,7 +222,7 @@ class BrokenRelay:
                 continue
             except OSError:
                 return
-            self.accepted.append(time.monotonic())
+            self.accepted.append(time.time())
             if self.mode == "silent":
                 self._open.append(conn)
                 continue
