@@ -133,6 +133,10 @@ def send_daemon(exit_when_done, max_seconds, verbose):
 def send_status(job_id, as_json):
     """Counts per job, carrier and state, the current rate per carrier; with --job every recipient.
 
+    Also every relay paused because it could not be used (refused, unreachable, a greeting or our
+    AUTH/TLS refused), with the seconds left and its failures in a row (--json: relay_pauses,
+    relay_failures); its messages wait and are sent when the pause ends.
+
     \b
       mailhygiene send status
       mailhygiene send status --job 12 --json
