@@ -133,6 +133,10 @@ def send_daemon(exit_when_done, max_seconds, verbose):
 def send_status(job_id, as_json):
     """Counts per job, carrier and state, the current rate per carrier; with --job every recipient.
 
+    Also every relay paused because it could not be used (refused, unreachable, a greeting or our
+    AUTH/TLS refused), with the seconds left and its failures in a row (--json: relay_pauses,
+    relay_failures); its messages wait and are sent when the pause ends.
+
     \b
       mailhygiene send status
       mailhygiene send status --job 12 --json
@@ -164,13 +168,15 @@ def send_status(job_id, as_json):
     deferrals = q.last_deferrals()
     for c in carriers:
         rates[c]["last_deferral"] = deferrals.get(c)
-    # relays paused after refusing the session (AUTH, STARTTLS, certificate): throttle.pause_relay
+    # relays paused because they could not be used (refused, unreachable, AUTH/TLS): throttle.pause_relay
+    strikes = q.relay_strikes()
     relay_pauses = {key[len(RELAY_PREFIX):]: round(until - now, 1) for key, (until, _, _) in sorted(states.items())
                     if key.startswith(RELAY_PREFIX) and until > now}
+    relay_failures = {key[len(RELAY_PREFIX):]: n for key, n in sorted(strikes.items()) if key.startswith(RELAY_PREFIX)}
     rows = q.rows(job_id) if job_id is not None else None
     if as_json:
         out = {"counts": [dict(zip(("job_id", "name", "carrier", "state", "count"), row)) for row in counts],
-               "rates": rates, "relay_pauses": relay_pauses}
+               "rates": rates, "relay_pauses": relay_pauses, "relay_failures": relay_failures}
         if rows is not None:
             out["job"] = {k: v for k, v in vars(q.job(job_id)).items() if k != "body"}
             out["recipients"] = rows
@@ -197,7 +203,10 @@ def send_status(job_id, as_json):
             reply = f"{last['reply_code'] or ''} {last['reply'] or ''}".strip()
             click.echo(f"  {'':<9} last deferral via {printable(last['relay'] or '-')}: {printable(reply[:160])}")
     for relay, seconds in relay_pauses.items():
-        click.echo(f"  relay {printable(relay)} paused {seconds} s more (it refused our session: AUTH or TLS)")
+        n = relay_failures.get(relay, 0)
+        runs = f"; {n} failures in a row" if n > 1 else ""
+        click.echo(f"  relay {printable(relay)} paused {seconds} s more (it could not be used: refused, unreachable, "
+                   f"or our AUTH/TLS refused{runs}; retried when the pause ends)")
     if rows is not None:
         click.echo("")
         for r in rows:
@@ -321,8 +330,12 @@ def send_mta_config(mta, out_dir):
     postfix:  mailhygiene_transport (postmap it), main.cf and master.cf additions (with each
               relay's STARTTLS/AUTH per transport), mailhygiene_sasl_passwd when a relay has a
               username (the password is not written: fill it in, chmod 600, postmap)
-    sendmail: mailertable (makemap hash mailertable < mailertable), mailhygiene.mc mailers
-    qmail:    control/smtproutes
+    sendmail: mailertable (makemap hash mailertable < mailertable), mailhygiene.mc mailers; for
+              relays needing STARTTLS/AUTH also access (TLS_Srv: requirements), authinfo
+              (AuthInfo: with @PASSWORD@, never the password) and mailhygiene-features.mc (the
+              FEATUREs to add before MAILER())
+    qmail:    control/smtproutes; refused (Error:, nothing written) when a route needs
+              STARTTLS or AUTH, which qmail-remote cannot do
 
     \b
       mailhygiene send mta-config --mta postfix

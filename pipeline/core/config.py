@@ -179,6 +179,8 @@ class RelaySettings:
     username: str = setting("")
     # The file holding the AUTH password (one line; not readable by others: mode 0600 or 0640).
     password_file: str = setting("")
+    # TLS from the first byte (SMTPS, usually port 465) instead of STARTTLS; tls "may" counts as "encrypt".
+    implicit_tls: bool = setting(False)
 
 
 @frozen_dataclass
@@ -233,8 +235,13 @@ class SenderSettings:
     backoff_max: float = setting(3600.0, min=0.0)
     # Attempts of a recipient; then it fails with reason "expired".
     max_attempts: int = setting(10, min=1)
-    # A rate-limit reply (421, 450 "too many" ...) pauses that carrier this many seconds; a relay refusing our AUTH or TLS, that relay.
+    # A rate-limit reply (421, 450 "too many" ...) pauses that carrier this many seconds.
     rate_limit_pause: float = setting(60.0, min=0.0)
+    # A relay that cannot be used (refused, timed out, unresolvable, a greeting refusing us, our
+    # AUTH or its TLS refused) is paused this many seconds, twice as long at each failure in a row ...
+    relay_pause: float = setting(60.0, min=0.0)
+    # ... but never longer than this many seconds; a session that opens ends the run of failures.
+    relay_pause_max: float = setting(1800.0, min=0.0)
     # SMTP socket timeout, seconds.
     timeout: float = setting(30.0, min=0.1)
     # Seconds between the daemon's looks for new work.
@@ -572,6 +579,8 @@ def load_config(
                           f"({rule.min_errors}): each day needs an error")
     if settings.sender.backoff_max < settings.sender.backoff_base:
         raise ConfigError(f"{where}: sender.backoff_max must be >= sender.backoff_base")
+    if settings.sender.relay_pause_max < settings.sender.relay_pause:
+        raise ConfigError(f"{where}: sender.relay_pause_max must be >= sender.relay_pause")
     name = settings.timezone or local_zone_name()
     try:
         tz = zone(name)

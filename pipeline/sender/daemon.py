@@ -24,16 +24,18 @@ SMTP outcome -> row state:
   421, rate-limit wording      deferred as above; the carrier is paused for rate_limit_pause s and its
                                count multiplied by rate_limit_factor, recovering over rate_recovery s
   5xx at RCPT or DATA          failed, reason from pipeline.classify.classifier
-  5xx before RCPT (greeting,   deferred as 4xx, and the carrier paused: our IP or sender domain is
-      HELO, MAIL FROM), or a   refused, which is not the recipient's fault
+  5xx at MAIL FROM, or a      deferred as 4xx, and the carrier paused: our IP or sender domain is
+                               refused, which is not the recipient's fault
       "blocked", "auth" or
       "sender_domain" 5xx at any phase
-  STARTTLS required and not   deferred as 4xx (scope sender, reason "system"), connection dropped;
-      offered, a failed TLS    sender.tls / sender.relays, relaysession.py
-      handshake or certificate
-  AUTH refused (5xx)           deferred as 4xx (scope sender, reason "auth")
-  (either of the two above)    the relay paused for rate_limit_pause s, whatever the carrier (every
-                               carrier routed through it waits; the carrier's other relays go on)
+  the relay unusable: the      deferred (scope network or sender, never recipient); the relay paused
+      connection refused, timed    (relay_pause s, doubling at each failure in a row up to
+      out, its host unresolvable,  relay_pause_max; then one message probes it), whatever the carrier:
+      dropped or refused at the    every carrier routed through it waits, the carrier's other relays
+      greeting or EHLO, a failed   go on. The row waits for the pause's end; such tries count neither
+      TLS handshake or certificate, towards max_attempts nor in the backoff (`relay_waits`): the
+      STARTTLS required and not    address was never judged, and an outage never expires a message.
+      offered, AUTH refused        A 421 or rate-limit wording at the greeting also pauses the carrier.
   5xx "too_many_recipients"    deferred as 4xx (the session carried too many), connection dropped
 SIGTERM/SIGINT: no new message starts; messages in flight finish; results and events are written;
 connections QUIT; exit 0. <data_dir>/sender/daemon.running exists while a daemon runs and is removed
@@ -63,7 +65,7 @@ from .compose import MessageTemplate, charset_for
 from .events import attempt_event, dsn_in, flush_outbox
 from .queue import DueRow, Queue, Result
 from .recipients import smtp_address
-from .relaysession import RelayPolicies, RelayPolicy, RelaySessionError, open_session
+from .relaysession import RelayPolicies, RelayPolicy, RelaySessionError, open_failure, open_session
 from .routes import Relay, Router
 from .throttle import Throttle
 
@@ -173,6 +175,21 @@ def session_refused(exc: RelaySessionError) -> Outcome:
     other relays goes on. The carrier's rate is left as it is: its servers said nothing."""
     return Outcome("deferred", exc.code, exc.text, "helo", "auth" if exc.auth_refused else "system",
                    drop_connection=True, scope="sender", hard=False, relay_pause=True)
+
+
+def relay_unusable(code: int | None, text: str, carrier: str, domain: str, relay: Relay) -> Outcome:
+    """A session with the relay could not be opened (relaysession.open_failure): deferred, the
+    relay paused. Whatever the words, no recipient was named yet: never the address's fault (a
+    recipient scope would make it a counted error of the suppression rule). A 421 or rate-limit
+    wording at the greeting is also the carrier's rate signal."""
+    if code is not None and not 400 <= code <= 599:
+        code = None
+    out = classify_reply(code, text, "connect", carrier, domain=domain, relay=str(relay))
+    limited = code == 421 or out.reason == "rate_limited" or (code is not None and bool(_RATE_WORDS.search(text)))
+    if out.scope in (None, "recipient", "none"):
+        out.reason, out.scope = ("network", "network") if code is None else ("system", "sender")
+    return Outcome("deferred", code, text, "connect", out.reason, rate_limited=limited, drop_connection=True,
+                   scope=out.scope, hard=False, relay_pause=True)
 
 
 class Connection:
@@ -414,6 +431,7 @@ class Dispatcher:
                     self.in_lane.update(r.id for r in held)
                 if picked is not None:
                     row, relay = picked
+                    d.throttle.relay_taken(str(relay))    # after failures: the probe, the rest wait
                     if carrier != w.session_carrier:  # the worker's session moves to this carrier
                         if w.session_carrier is not None:
                             self.sessions[w.session_carrier] -= 1
@@ -568,15 +586,21 @@ class Daemon:
         attempts = row.attempts + 1
         state, next_at, reason = out.state, 0.0, out.reason
         status = {"sent": "sent", "deferred": "deferred", "failed": "bounced"}[state]
+        tries = attempts - row.relay_waits      # the tries a server judged (relay outages left out)
         if state == "deferred":
-            if attempts >= int(self.s.max_attempts):
+            if out.relay_pause:
+                # the relay could not be used: the row waits for the relay's pause, and this try
+                # neither counts towards max_attempts nor lengthens its backoff (never expired)
+                until, n = self.throttle.pause_relay(str(relay), float(self.s.relay_pause),
+                                                     float(self.s.relay_pause_max))
+                next_at = max(now, until)
+                log.warning("%s: %s; pausing the relay until %s (failure %d in a row; every carrier routed "
+                            "through it waits)", relay, out.reply,
+                            time.strftime("%H:%M:%S", time.localtime(until)), n)
+            elif tries >= int(self.s.max_attempts):
                 state, reason, status = "failed", "expired", "expired"
             else:
-                next_at = now + self.backoff(attempts)
-            if out.relay_pause:
-                until = self.throttle.pause_relay(str(relay), float(self.s.rate_limit_pause))
-                log.warning("%s: %s; pausing the relay until %s (every carrier routed through it)", relay,
-                            out.reply, time.strftime("%H:%M:%S", time.localtime(until)))
+                next_at = now + self.backoff(tries)
             if out.rate_limited:
                 until, count = self.throttle.rate_limited(row.carrier, float(self.s.rate_limit_pause))
                 log.warning("%s: %s %s; pausing %s until %s, then %d per %ss", relay, out.code,
@@ -598,7 +622,7 @@ class Daemon:
         self.count(state)
         log.debug("%s %s via %s: %s %s", state, row.address, relay, out.code, out.reply)
         return Result(row.id, state, row.carrier, started, now, next_at, out.code, out.reply[:500], out.phase,
-                      reason, str(relay), message_id, event)
+                      reason, str(relay), message_id, event, relay_wait=out.relay_pause and state == "deferred")
 
     def commit(self, w: WorkerState) -> None:
         if not w.results:
@@ -653,6 +677,7 @@ class Daemon:
                         if w.conn is None:
                             w.conn = Connection(relay, self.helo, timeout, row.carrier,
                                                 self.policies.for_relay(relay))
+                            self.throttle.relay_ok(str(relay))
                         out = w.conn.send(self.mail_from(row.address), row.address, msg.data, row.carrier)
                         if reused and out.code is None and out.phase == "mail":
                             # the kept session was gone before MAIL FROM was answered (the server's
@@ -668,16 +693,15 @@ class Daemon:
                         out = session_refused(exc)
                         log.warning("%s", exc.text)
                     except (smtplib.SMTPException, OSError) as exc:
-                        code = getattr(exc, "smtp_code", None)
-                        text = _text(getattr(exc, "smtp_error", "")) or f"cannot connect to {relay}: {exc}"
-                        out = classify_reply(code if isinstance(code, int) and code > 0 else None, text, "connect",
-                                             row.carrier, domain=row.domain, relay=str(relay))
-                        out.drop_connection = True
+                        # the session could not be opened (Connection.send catches its own faults)
+                        code, text = open_failure(exc, relay, timeout)
+                        out = relay_unusable(code, text, row.carrier, row.domain, relay)
                     if out.drop_connection and w.conn is not None:
                         w.conn.close()
                         w.conn = None
                 finally:
                     self.throttle.release(row.carrier, token)
+                    self.throttle.relay_done(str(relay))
                 if not w.results:
                     w.first_result_at = time.monotonic()
                 w.results.append(self.result(row, out, relay, msg.message_id, started))
@@ -703,7 +727,7 @@ class Daemon:
             log.info("%d recipients were in flight when the last run stopped: sending them again",
                      self.stats.recovered)
         self.throttle.restore(self.queue.window_attempts(now - self.throttle.longest_interval()),
-                              self.queue.throttle_states())
+                              self.queue.throttle_states(), self.queue.relay_strikes())
         if os.path.lexists(self.running_marker):
             # the last daemon was killed (or lost its last results): the sends it made without a
             # result are not in the attempt log, yet the servers counted them

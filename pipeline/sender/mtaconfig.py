@@ -33,12 +33,23 @@ What each MTA can enforce:
             without one the rate applies per recipient domain. Y!mobile on SoftBank's relay
             (routes.shared_windows) goes through SoftBank's transport: one destination, so the
             relay sees SoftBank's rate of both carriers together, not the two rates added.
-  sendmail  (STARTTLS/AUTH to relays are not generated: a dnl line names the relays that need them)
-            mailertable entries with one mailer per carrier (m= messages and r= recipients per
+  sendmail  mailertable entries with one mailer per carrier (m= messages and r= recipients per
             connection; the port in A=TCP $h PORT, since a mailertable cannot carry a port); sendmail
-            has no per-destination rate: pace in direct mode if the rate matters.
+            has no per-destination rate: pace in direct mode if the rate matters. STARTTLS and AUTH
+            as the daemon would use them: access map entries `TLS_Srv:relay ENCR:112` (encrypt, and
+            every relay with a username) or `VERIFY:112+CN` (verify: a verified certificate naming
+            the relay), `TLS_Rcpt:domain` for carriers delivered to their MX when sender.tls requires
+            TLS; an authinfo map template `AuthInfo:relay "U:user" "I:user" "P:@PASSWORD@" "M:PLAIN
+            LOGIN"` (the password never written); and the FEATUREs/defines they need
+            (mailhygiene-features.mc: access_db, authinfo, confAUTH_OPTIONS `p`, check_cert_altnames,
+            confCACERT). sendmail's tls_server ruleset then refuses a session without STARTTLS
+            before AUTH: no password and no mail in clear (tests/test_mta_config_tls.py runs the
+            rulesets of a real sendmail 8.17).
   qmail     control/smtproutes `domain:relay:port` (and `.domain:` for sub-domains); qmail has no
-            per-destination rate or session limits (concurrencyremote is global).
+            per-destination rate or session limits (concurrencyremote is global). netqmail's
+            qmail-remote has neither STARTTLS nor AUTH: a route that needs either (or sender.tls
+            requiring TLS to the MX) is refused with a ConfigError naming them and the ways out,
+            never written to go in clear.
 """
 
 from __future__ import annotations
@@ -155,6 +166,7 @@ class RelayTls:
     ca_file: str = ""
     username: str = ""
     password_file: str = ""
+    implicit_tls: bool = False      # SMTPS (TLS from the first byte): Postfix's smtp_tls_wrappermode
 
 
 def relay_tls(sender, relay: Relay | None) -> RelayTls | None:
@@ -172,15 +184,18 @@ def relay_tls(sender, relay: Relay | None) -> RelayTls | None:
     level = (entry.tls if entry is not None and entry.tls else sender.tls) or "may"
     ca_file = (entry.ca_file if entry is not None and entry.ca_file else sender.tls_ca_file) or ""
     username = entry.username if entry is not None else ""
-    if username and level == "may":
+    implicit = bool(getattr(entry, "implicit_tls", False)) if entry is not None else False
+    if (username or implicit) and level == "may":
         level = "encrypt"
     return RelayTls(level, ca_file if level == "verify" else "", username,
-                    entry.password_file if entry is not None else "")
+                    entry.password_file if entry is not None else "", implicit)
 
 
 def postfix_tls_options(tls: RelayTls, sasl_map: str) -> list[str]:
     """master.cf `-o` settings of a transport for `tls` (no spaces in any value)."""
     out = [f"smtp_tls_security_level={tls.level}"]
+    if tls.implicit_tls:
+        out.append("smtp_tls_wrappermode=yes")
     if tls.level == "verify":
         out.append("smtp_tls_verify_cert_match=hostname")
         if tls.ca_file:
@@ -205,18 +220,86 @@ def _sasl_passwd(sasl: dict[str, RelayTls], map_dir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _needs_tls(tls: RelayTls | None) -> bool:
+    """Whether the MTA must do something for this relay: STARTTLS required, or AUTH."""
+    return tls is not None and (tls.level != "may" or bool(tls.username))
+
+
+def secured_routes(cfg) -> tuple[dict[Relay, tuple[RelayTls, list[str]]], tuple[RelayTls, list[str]] | None]:
+    """The routes whose STARTTLS/AUTH the MTA must do, as the daemon would: {relay: (its RelayTls,
+    carriers routed through it)}, and (RelayTls, carriers) of the carriers delivered to their
+    recipient domain's MX when sender.tls requires STARTTLS there too (else None)."""
+    s = cfg.sender
+    relays: dict[Relay, tuple[RelayTls, list[str]]] = {}
+    mx: list[str] = []
+    for carrier in carrier_domains(cfg):
+        relay = carrier_relay(s, carrier)
+        if relay is None:
+            mx.append(carrier)
+            continue
+        tls = relay_tls(s, relay)
+        if _needs_tls(tls):
+            relays.setdefault(relay, (tls, []))[1].append(carrier)
+    mx_tls = relay_tls(s, None)
+    return relays, ((mx_tls, mx) if mx and _needs_tls(mx_tls) else None)
+
+
+# sendmail's access map requirement (cf/README "STARTTLS", ruleset TLS_connection): at least 112
+# bits of symmetric encryption; VERIFY also wants the certificate chain verified (confCACERT), and
+# "+CN" its name to be that of the server connected to ({TLS_Name}; with
+# FEATURE(`check_cert_altnames') the subjectAltNames count too, as the daemon and Postfix check them)
+_SENDMAIL_REQUIREMENT = {"encrypt": "ENCR:112", "verify": "VERIFY:112+CN"}
+
+
+def _sendmail_key(relay: Relay) -> str:
+    """The access/authinfo map key of a relay: sendmail looks up {server_name}, then {server_addr}."""
+    return relay.host
+
+
 def sendmail_config(cfg) -> dict[str, str]:
+    """mailertable and mailers; for relays that need STARTTLS or AUTH also the access map entries
+    (TLS_Srv:), an authinfo map template (AuthInfo:, the password never written: @PASSWORD@) and
+    the FEATUREs and defines sendmail.mc needs for them (mailhygiene-features.mc)."""
+    from ..core.errors import ConfigError
+
     s = cfg.sender
     domains = carrier_domains(cfg)
     table, mailers = [], []
+    secured, mx = secured_routes(cfg)
     mailers.append("dnl Generated by `mailhygiene send mta-config --mta sendmail`: add to sendmail.mc after the")
     mailers.append("dnl MAILER() lines, with FEATURE(`mailertable') enabled; then rebuild sendmail.cf.")
     mailers.append("dnl sendmail has no per-destination rate: m= and r= limit each connection only.")
-    for relay in sorted({r for r in (carrier_relay(s, c) for c in domains) if r is not None}):
-        tls = relay_tls(s, relay)
-        if tls is not None and (tls.level != "may" or tls.username):
-            mailers.append(f"dnl {relay} needs STARTTLS ({tls.level})" + (f" and AUTH as {tls.username}" if tls.username else "")
-                           + ": not generated for sendmail; set it up by hand (access TLS_Srv:, authinfo)")
+    access: dict[str, tuple[str, str]] = {}      # map key -> (requirement, why)
+    auth: dict[str, tuple[RelayTls, Relay]] = {}
+    implicit = [f"{relay} ({', '.join(carriers)})" for relay, (tls, carriers) in sorted(secured.items())
+                if tls.implicit_tls]
+    if implicit:
+        raise ConfigError(f"sendmail's SMTP client (8.17) speaks STARTTLS, not implicit TLS (SMTPS): {'; '.join(implicit)} "
+                          "has implicit_tls = true. Nothing was written. Use the relay's STARTTLS port (587 or 25) "
+                          "without implicit_tls, or Postfix (`--mta postfix`: smtp_tls_wrappermode), or direct mode")
+    for relay, (tls, carriers) in sorted(secured.items()):
+        key = _sendmail_key(relay)
+        what = f"{relay} ({', '.join(carriers)})"
+        mailers.append(f"dnl {what} needs STARTTLS ({tls.level})" + (f" and AUTH as {tls.username}" if tls.username else "")
+                       + ": TLS_Srv: in the file access" + (", AuthInfo: in the file authinfo" if tls.username else "")
+                       + ", FEATUREs in mailhygiene-features.mc")
+        level = tls.level if tls.level != "may" else "encrypt"    # (AUTH: relay_tls raised it already)
+        old = access.get(f"TLS_Srv:{key}")
+        if old is None or old[0] == "ENCR:112":
+            access[f"TLS_Srv:{key}"] = (_SENDMAIL_REQUIREMENT[level], what)
+        if tls.username:
+            if key in auth and (auth[key][0].username, auth[key][0].password_file) != (tls.username, tls.password_file):
+                raise ConfigError(f"sendmail keys AUTH credentials by host only, and {auth[key][1]} and {relay} "
+                                  "have different ones: give the two relays one username and password_file, "
+                                  "or use Postfix (`--mta postfix`), whose map is keyed by host and port")
+            auth[key] = (tls, relay)
+    if mx is not None:
+        tls, carriers = mx
+        mailers.append(f"dnl the recipient domains' MX ({', '.join(carriers)}) need STARTTLS ({tls.level}, sender.tls): "
+                       "TLS_Rcpt: in the file access, FEATUREs in mailhygiene-features.mc")
+        for carrier in carriers:
+            for d in domains[carrier]:
+                access.setdefault(f"TLS_Rcpt:{d}", (_SENDMAIL_REQUIREMENT[tls.level], f"{carrier}'s MX"))
     mailers.append("MAILER_DEFINITIONS")
     for carrier, names in domains.items():
         relay = carrier_relay(s, carrier)
@@ -231,11 +314,93 @@ def sendmail_config(cfg) -> dict[str, str]:
                 table.append(f".{d}\t{mailer}:[{relay.host}]")
             else:  # the domain's own MX (an unbracketed host is MX-expanded); sub-domains keep the default
                 table.append(f"{d}\t{mailer}:{d}")
-    return {"mailertable": "\n".join(table) + "\n", "mailhygiene.mc": "\n".join(mailers) + "\n"}
+    files = {"mailertable": "\n".join(table) + "\n", "mailhygiene.mc": "\n".join(mailers) + "\n"}
+    if access:
+        files["access"] = _sendmail_access(access)
+        files["mailhygiene-features.mc"] = _sendmail_features(secured, mx, bool(auth))
+    if auth:
+        files["authinfo"] = _sendmail_authinfo(auth)
+    return files
+
+
+def _sendmail_access(access: dict[str, tuple[str, str]]) -> str:
+    lines = ["# Generated by `mailhygiene send mta-config --mta sendmail`: add to /etc/mail/access (FEATURE(`access_db')),",
+             "# then `makemap hash /etc/mail/access < /etc/mail/access`. Mail to these relays (TLS_Srv:) or",
+             "# recipient domains (TLS_Rcpt:) goes only over STARTTLS (ENCR: at least 112-bit encryption; VERIFY:",
+             "# also a verified certificate naming the server, +CN): never in plain text, as the daemon."]
+    for key, (req, why) in access.items():
+        lines.append(f"# {why}")
+        lines.append(f"{key}\t{req}")
+    return "\n".join(lines) + "\n"
+
+
+def _sendmail_authinfo(auth: dict[str, tuple[RelayTls, Relay]]) -> str:
+    lines = ["# Generated by `mailhygiene send mta-config --mta sendmail`: the relays' AUTH credentials for",
+             "# FEATURE(`authinfo') (/etc/mail/authinfo). The passwords are not written here: replace each",
+             "# @PASSWORD@ with the first line of the password_file named above it (a password holding a double",
+             "# quote: write \"P=<its base64>\" instead of \"P:...\"), then",
+             "#   chmod 600 /etc/mail/authinfo && makemap hash /etc/mail/authinfo < /etc/mail/authinfo"]
+    for key, (tls, relay) in sorted(auth.items()):
+        lines.append(f"# {relay}: password_file {tls.password_file}")
+        lines.append(f'AuthInfo:{key}\t"U:{tls.username}" "I:{tls.username}" "P:@PASSWORD@" "M:PLAIN LOGIN"')
+    return "\n".join(lines) + "\n"
+
+
+def _sendmail_features(secured, mx, auth: bool) -> str:
+    levels = {tls.level for tls, _ in secured.values()} | ({mx[0].level} if mx else set())
+    cas = sorted({tls.ca_file for tls, _ in secured.values() if tls.level == "verify" and tls.ca_file}
+                 | ({mx[0].ca_file} if mx and mx[0].level == "verify" and mx[0].ca_file else set()))
+    out = ["dnl Generated by `mailhygiene send mta-config --mta sendmail`: add to sendmail.mc BEFORE the MAILER()",
+           "dnl lines, then rebuild sendmail.cf. sendmail must be built with STARTTLS" + (" and SASL" if auth else "")
+           + " (`sendmail -d0.1 -bv root`",
+           "dnl lists them under Compiled with" + (", and the SASL PLAIN and LOGIN client modules installed (Debian:"
+                                                   " libsasl2-modules)" if auth else "") + ").",
+           "dnl the TLS_Srv:/TLS_Rcpt: requirements of the file access:",
+           "FEATURE(`access_db')dnl"]
+    if auth:
+        out += ["dnl the AuthInfo: credentials of the file authinfo (a map of its own, not readable by others):",
+                "FEATURE(`authinfo')dnl",
+                "dnl PLAIN and LOGIN only inside TLS (the access requirement already refuses a session without it):",
+                "define(`confAUTH_OPTIONS', `p')dnl",
+                "dnl confAUTH_MECHANISMS (if this sendmail sets it) must list PLAIN and LOGIN."]
+    if "verify" in levels:
+        out += ["dnl verify: the certificate's subjectAltNames count for +CN (sendmail 8.16 and later):",
+                "FEATURE(`check_cert_altnames')dnl"]
+        if len(cas) == 1:
+            out += ["dnl the CA the relays' certificates are checked against:",
+                    f"define(`confCACERT', `{cas[0]}')dnl",
+                    f"define(`confCACERT_PATH', `{cas[0].rpartition('/')[0] or '/'}')dnl"]
+        elif cas:
+            out.append("dnl sendmail has one CA file (confCACERT): put these in one bundle and name it there: "
+                       + ", ".join(cas))
+        else:
+            out.append("dnl set confCACERT / confCACERT_PATH to the system CA store (sender.tls_ca_file is not set)")
+    return "\n".join(out) + "\n"
 
 
 def qmail_config(cfg) -> dict[str, str]:
+    """control/smtproutes. Stock netqmail's qmail-remote has neither STARTTLS nor AUTH: a route
+    that needs either is refused (ConfigError naming them), never written to send in the clear."""
+    from ..core.errors import ConfigError
+
     s = cfg.sender
+    secured, mx = secured_routes(cfg)
+    if secured or mx is not None:
+        needs = [f"{relay} ({', '.join(carriers)}) needs " + ("implicit TLS" if tls.implicit_tls else "STARTTLS")
+                 + f" ({tls.level})"
+                 + (f" and AUTH as {tls.username}" if tls.username else "")
+                 for relay, (tls, carriers) in sorted(secured.items())]
+        if mx is not None:
+            needs.append(f"the recipient domains' MX ({', '.join(mx[1])}) need STARTTLS ({mx[0].level}, sender.tls)")
+        raise ConfigError(
+            "qmail cannot send these routes safely: its qmail-remote (netqmail 1.06) has no STARTTLS and no SMTP "
+            "AUTH, so it would send the mail in plain text" + (" (and could not log in)" if any(
+                t.username for t, _ in secured.values()) else "") + ": " + "; ".join(needs)
+            + ". Nothing was written. Instead: send in direct mode (the daemon does STARTTLS and AUTH itself); or "
+            "let a local Postfix or sendmail carry these carriers (`mailhygiene send mta-config --mta postfix` or "
+            "`--mta sendmail` writes their TLS/AUTH) and point qmail's smtproutes for their domains at it; or use a "
+            "qmail-remote patched for STARTTLS with a verified certificate (the qmail-tls patch, control/tlshosts/) "
+            "and for AUTH (e.g. s/qmail, or an smtproutes AUTH patch) and write those routes by hand")
     lines = []
     for carrier, names in carrier_domains(cfg).items():
         relay = carrier_relay(s, carrier)

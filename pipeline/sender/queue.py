@@ -125,7 +125,12 @@ CREATE TABLE IF NOT EXISTS intake_seen (
 # columns added after the first release: (table, column, definition)
 _MIGRATIONS = (("jobs", "held", "INTEGER NOT NULL DEFAULT 0"),
                # set by `send cancel`: a running daemon drops the job's rows it fetched already
-               ("jobs", "cancelled", "INTEGER NOT NULL DEFAULT 0"))
+               ("jobs", "cancelled", "INTEGER NOT NULL DEFAULT 0"),
+               # the row's tries that found its relay unusable (refused, unreachable, ...): they
+               # count neither towards max_attempts nor in its backoff (the address was never judged)
+               ("recipients", "relay_waits", "INTEGER NOT NULL DEFAULT 0"),
+               # a relay's failures in a row (key relay:host:port): its next pause doubles
+               ("throttle_state", "strikes", "INTEGER NOT NULL DEFAULT 0"))
 
 _INSERT_JOB = """
 INSERT INTO jobs (name, subject, body, from_address, from_name, source, requester, request_key, created_at)
@@ -149,19 +154,20 @@ SELECT 1 FROM recipients
 WHERE state = 'deferred' AND carrier = ? AND next_attempt_at <= ? AND {_NOT_HELD} LIMIT 1
 """
 _DUE_DEFERRED = f"""
-SELECT id, job_id, address, domain, carrier, attempts FROM recipients
+SELECT id, job_id, address, domain, carrier, attempts, relay_waits FROM recipients
 WHERE state = 'deferred' AND carrier = ? AND next_attempt_at <= ? AND {_NOT_HELD}
 ORDER BY next_attempt_at, id LIMIT ?
 """
 _DUE_QUEUED = f"""
-SELECT id, job_id, address, domain, carrier, attempts FROM recipients
+SELECT id, job_id, address, domain, carrier, attempts, relay_waits FROM recipients
 WHERE state = 'queued' AND carrier = ? AND id > ? AND {_NOT_HELD}
 ORDER BY id LIMIT ?
 """
 _HELD_JOBS = "SELECT job_id FROM jobs WHERE held = 1 OR cancelled = 1"
 _NEXT_DEFERRED = f"SELECT MIN(next_attempt_at) FROM recipients WHERE state = 'deferred' AND {_NOT_HELD}"
 _FINISH = """
-UPDATE recipients SET state = ?, attempts = attempts + 1, last_attempt_at = ?, updated_at = ?,
+UPDATE recipients SET state = ?, attempts = attempts + 1, relay_waits = relay_waits + ?,
+    last_attempt_at = ?, updated_at = ?,
     next_attempt_at = ?, reply_code = ?, reply = ?, smtp_phase = ?, reason = ?, relay = ?,
     message_id = COALESCE(?, message_id)
 WHERE id = ? AND state IN ('queued', 'deferred', 'sending')
@@ -215,6 +221,7 @@ class DueRow:
     domain: str
     carrier: str
     attempts: int
+    relay_waits: int = 0            # of `attempts`: tries that found the relay unusable
 
 
 @dataclass(frozen=True)
@@ -248,6 +255,7 @@ class Result:
     relay: str | None = None
     message_id: str | None = None
     event: dict | None = None       # the event row (EVENT_SCHEMA columns, ts as epoch seconds)
+    relay_wait: bool = False        # the relay could not be used: not a try of the address
 
 
 BUSY_TIMEOUT_S = 30         # how long a statement waits for another process's write lock
@@ -584,7 +592,7 @@ class Queue:
         if not results:
             return
         with self._transaction() as con:
-            con.executemany(_FINISH, [(r.state, r.started, r.ended, r.next_attempt_at, r.reply_code, r.reply,
+            con.executemany(_FINISH, [(r.state, int(r.relay_wait), r.started, r.ended, r.next_attempt_at, r.reply_code, r.reply,
                                        r.smtp_phase, r.reason, r.relay, r.message_id, r.row_id) for r in results])
             con.executemany(_ATTEMPT, [(r.carrier, r.started, r.ended) for r in results])
             events = [(r.event["event_id"], json.dumps(r.event, ensure_ascii=False)) for r in results if r.event]
@@ -616,11 +624,24 @@ class Queue:
         return {r[0]: (r[1], r[2], r[3]) for r in
                 self._con().execute("SELECT carrier, paused_until, factor, factor_at FROM throttle_state")}
 
-    def save_throttle_state(self, carrier: str, paused_until: float, factor: float, factor_at: float) -> None:
+    def save_throttle_state(self, carrier: str, paused_until: float, factor: float, factor_at: float,
+                            strikes: int = 0) -> None:
         self._con().execute(
-            "INSERT INTO throttle_state (carrier, paused_until, factor, factor_at) VALUES (?, ?, ?, ?) "
+            "INSERT INTO throttle_state (carrier, paused_until, factor, factor_at, strikes) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(carrier) DO UPDATE SET paused_until = excluded.paused_until, factor = excluded.factor, "
-            "factor_at = excluded.factor_at", (carrier, paused_until, factor, factor_at))
+            "factor_at = excluded.factor_at, strikes = excluded.strikes",
+            (carrier, paused_until, factor, factor_at, strikes))
+
+    def relay_strikes(self) -> dict[str, int]:
+        """relay key (relay:host:port) -> its failures in a row (only relays with any). A queue
+        of an older release read without migrating (read-only) has none."""
+        try:
+            return {r[0]: r[1] for r in self._con().execute(
+                "SELECT carrier, strikes FROM throttle_state WHERE strikes > 0")}
+        except sqlite3.OperationalError as exc:
+            if "no such column" in str(exc):
+                return {}
+            raise
 
     # ------------------------------------------------------------------ event outbox
     def outbox(self, limit: int = 50_000) -> tuple[list[dict], int]:

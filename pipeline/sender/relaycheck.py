@@ -4,7 +4,8 @@ For every relay of `[sender.relays."host:port"]` (and, when `sender.tls` is "enc
 "verify", every other relay the routes, default_relay and intake.reply_relay use: they need
 STARTTLS too): connect, EHLO, STARTTLS per the relay's tls mode and CA file (the same TLS
 context the daemon uses: relaysession.tls_context), EHLO again, and when a username is set,
-whether AUTH PLAIN or LOGIN is offered over TLS. The password file is read and checked (mode,
+whether AUTH PLAIN or LOGIN is offered over TLS (`implicit_tls`: over TLS from the first byte
+instead of STARTTLS). The password file is read and checked (mode,
 content) but the password is sent only with `login=True` (`--login`), once, and only over TLS:
 never in clear. QUIT; nothing is mailed.
 
@@ -77,9 +78,11 @@ def _policy(key: str, entry, s) -> RelayPolicy:
     if bool(username) != bool(password_file):
         raise ConfigError(f"{where}: username and password_file go together: give both for AUTH, or neither")
     password = read_password(password_file, where) if password_file else ""
-    return RelayPolicy(tls=(entry.tls if entry is not None and entry.tls else s.tls),
+    implicit = bool(getattr(entry, "implicit_tls", False)) if entry is not None else False
+    tls = entry.tls if entry is not None and entry.tls else s.tls
+    return RelayPolicy(tls="encrypt" if implicit and tls == "may" else tls,
                        ca_file=(entry.ca_file if entry is not None and entry.ca_file else s.tls_ca_file),
-                       username=username, password=password)
+                       username=username, password=password, implicit_tls=implicit)
 
 
 def check_relay(key: str, entry, s, *, helo: str, timeout: float, login: bool = False) -> CheckResult:
@@ -91,7 +94,7 @@ def check_relay(key: str, entry, s, *, helo: str, timeout: float, login: bool = 
     except ConfigError as exc:
         return CheckResult(name, "fail", str(exc), "fix the [sender.relays] entry; the daemon would not start")
     data = {"relay": str(relay), "tls": policy.tls, "ca_file": policy.ca_file or None,
-            "username": policy.username or None}
+            "username": policy.username or None, "implicit_tls": policy.implicit_tls}
     needs_tls = policy.tls in ("encrypt", "verify") or bool(policy.username)
     why_tls = (f'tls = "{policy.tls}"' if policy.tls != "may" else "AUTH is only ever sent over TLS")
 
@@ -99,36 +102,48 @@ def check_relay(key: str, entry, s, *, helo: str, timeout: float, login: bool = 
         return CheckResult(name, "fail", policy.mask(detail), fix, data)
 
     try:
-        smtp = smtplib.SMTP(relay.host, relay.port, local_hostname=helo, timeout=timeout)
+        if policy.implicit_tls:   # SMTPS: TLS from the first byte, no STARTTLS
+            smtp = smtplib.SMTP_SSL(relay.host, relay.port, local_hostname=helo, timeout=timeout, context=ctx)
+        else:
+            smtp = smtplib.SMTP(relay.host, relay.port, local_hostname=helo, timeout=timeout)
+    except ssl.SSLCertVerificationError as exc:
+        return fail(f"TLS certificate of {relay} not trusted (implicit TLS, tls = \"verify\"): "
+                    f"{exc.verify_message or exc}",
+                    "give the relay's CA in ca_file (or sender.tls_ca_file), or fix the relay's certificate and host name")
+    except ssl.SSLError as exc:
+        return fail(f"TLS handshake with {relay} failed (implicit_tls = true): {exc}: the daemon would send nothing "
+                    "through it", "check that the port speaks TLS from the first byte (SMTPS, 465); for a "
+                    "STARTTLS port (25, 587) remove implicit_tls")
     except (OSError, smtplib.SMTPException) as exc:
         return fail(f"cannot connect to {relay}: {exc}", "check the host and port, that the relay runs, and the firewall")
     try:
         code, resp = smtp.ehlo()
         if not 200 <= code < 300:
             return fail(f"{relay} refused EHLO: {code} {_text(resp)}", "the relay must accept EHLO from this host")
-        if not smtp.has_extn("starttls"):
-            data["starttls"] = False
-            if needs_tls:
-                return fail(f"{relay} offers no STARTTLS ({why_tls}): the daemon would send nothing through it",
-                            "enable STARTTLS on the relay, or use the relay's submission port (587)")
-            return CheckResult(name, "warn", f"{relay} offers no STARTTLS: mail goes in plain text (tls = \"may\")",
-                               'enable STARTTLS on the relay; tls = "encrypt" once it has it', data)
-        try:
-            smtp.starttls(context=ctx)
-        except smtplib.SMTPResponseException as exc:
-            reason = f"STARTTLS refused by {relay}: {exc.smtp_code} {_text(exc.smtp_error)}"
-            return _tls_failed(name, reason, needs_tls, why_tls, policy, data)
-        except ssl.SSLCertVerificationError as exc:
-            return fail(f"TLS certificate of {relay} not trusted (tls = \"verify\"): {exc.verify_message or exc}",
-                        "give the relay's CA in ca_file (or sender.tls_ca_file), or fix the relay's certificate "
-                        "and host name")
-        except (ssl.SSLError, OSError) as exc:
-            return _tls_failed(name, f"TLS handshake with {relay} failed: {exc}", needs_tls, why_tls, policy, data)
+        if not policy.implicit_tls:
+            if not smtp.has_extn("starttls"):
+                data["starttls"] = False
+                if needs_tls:
+                    return fail(f"{relay} offers no STARTTLS ({why_tls}): the daemon would send nothing through it",
+                                "enable STARTTLS on the relay, or use the relay's submission port (587)")
+                return CheckResult(name, "warn", f"{relay} offers no STARTTLS: mail goes in plain text (tls = \"may\")",
+                                   'enable STARTTLS on the relay; tls = "encrypt" once it has it', data)
+            try:
+                smtp.starttls(context=ctx)
+            except smtplib.SMTPResponseException as exc:
+                reason = f"STARTTLS refused by {relay}: {exc.smtp_code} {_text(exc.smtp_error)}"
+                return _tls_failed(name, reason, needs_tls, why_tls, policy, data)
+            except ssl.SSLCertVerificationError as exc:
+                return fail(f"TLS certificate of {relay} not trusted (tls = \"verify\"): {exc.verify_message or exc}",
+                            "give the relay's CA in ca_file (or sender.tls_ca_file), or fix the relay's certificate "
+                            "and host name")
+            except (ssl.SSLError, OSError) as exc:
+                return _tls_failed(name, f"TLS handshake with {relay} failed: {exc}", needs_tls, why_tls, policy, data)
+            data["starttls"] = True
+            smtp.ehlo()
         sock = smtp.sock
-        data["starttls"] = True
         data["tls_version"] = sock.version() if isinstance(sock, ssl.SSLSocket) else None
-        smtp.ehlo()
-        done = [f"STARTTLS ({data['tls_version'] or 'TLS'}, certificate "
+        done = [("implicit TLS" if policy.implicit_tls else "STARTTLS") + f" ({data['tls_version'] or 'TLS'}, certificate "
                 + ("verified" if policy.tls == "verify" else "not checked") + ")"]
         if policy.username:
             offered = smtp.esmtp_features.get("auth", "").upper().split() if smtp.has_extn("auth") else []

@@ -11,6 +11,8 @@ TLS levels (sender.tls, or the relay's own `tls`):
   encrypt  STARTTLS required, certificate not checked
   verify   STARTTLS required, the certificate checked against the relay's host name, with the
            system CA store or the configured CA file
+With `implicit_tls` (SMTPS, port 465; Postfix's smtp_tls_wrappermode) the connection is TLS from
+its first byte, no STARTTLS; "may" then counts as "encrypt" (there is no plain fallback).
 AUTH (PLAIN when offered, else LOGIN; tried once per session) is only ever sent over TLS: a
 password never crosses the network in clear, whatever the level.
 
@@ -24,6 +26,7 @@ import base64
 import logging
 import os
 import smtplib
+import socket
 import ssl
 import stat
 from dataclasses import dataclass, field
@@ -52,6 +55,7 @@ class RelayPolicy:
     ca_file: str = ""
     username: str = ""
     password: str = field(default="", repr=False)
+    implicit_tls: bool = False
 
     def mask(self, text: str) -> str:
         """`text` with the password (plain, and as AUTH PLAIN or LOGIN would carry it) masked."""
@@ -109,8 +113,10 @@ class RelayPolicies:
             if bool(r.username) != bool(r.password_file):
                 raise ConfigError(f"{where}: username and password_file go together: give both for AUTH, or neither")
             password = read_password(r.password_file, where) if r.password_file else ""
-            per_relay[relay] = RelayPolicy(tls=r.tls or s.tls, ca_file=r.ca_file or s.tls_ca_file,
-                                           username=r.username, password=password)
+            tls = r.tls or s.tls
+            per_relay[relay] = RelayPolicy(tls="encrypt" if r.implicit_tls and tls == "may" else tls,
+                                           ca_file=r.ca_file or s.tls_ca_file, username=r.username,
+                                           password=password, implicit_tls=bool(r.implicit_tls))
         for policy in (default, *per_relay.values()):
             tls_context(policy)   # a CA file that cannot be loaded stops the start, not every send
         return cls(default, per_relay)
@@ -168,14 +174,14 @@ def _close(smtp: smtplib.SMTP) -> None:
 def open_session(relay: Relay, policy: RelayPolicy, helo: str | None, timeout: float) -> smtplib.SMTP:
     """A session ready for MAIL FROM. Connection faults raise OSError/SMTPException as smtplib
     does; TLS and AUTH failures raise RelaySessionError (the session is closed)."""
-    smtp = _connect(relay, helo, timeout)
+    smtp = _connect(relay, helo, timeout, policy)
     try:
-        encrypted = _starttls(smtp, relay, policy)
+        encrypted = policy.implicit_tls or _starttls(smtp, relay, policy)
     except _PlainFallback as exc:
         _close(smtp)
         # `may`: the handshake failed; like Postfix, the mail goes over a new plain connection
         log.warning("%s; tls = \"may\": sending over a new plain-text connection", exc)
-        smtp = _connect(relay, helo, timeout)
+        smtp = _connect(relay, helo, timeout, policy)
         encrypted = False
     except BaseException:
         _close(smtp)
@@ -193,8 +199,14 @@ class _PlainFallback(Exception):
     pass
 
 
-def _connect(relay: Relay, helo: str | None, timeout: float) -> smtplib.SMTP:
-    smtp = smtplib.SMTP(relay.host, relay.port, local_hostname=helo or None, timeout=timeout)
+def _connect(relay: Relay, helo: str | None, timeout: float, policy: RelayPolicy | None = None) -> smtplib.SMTP:
+    """Connected and greeted (EHLO); with implicit TLS over a TLS connection made first (its
+    handshake or certificate failing raises ssl.SSLError, as the connection's own faults)."""
+    if policy is not None and policy.implicit_tls:
+        smtp = smtplib.SMTP_SSL(relay.host, relay.port, local_hostname=helo or None, timeout=timeout,
+                                context=tls_context(policy))
+    else:
+        smtp = smtplib.SMTP(relay.host, relay.port, local_hostname=helo or None, timeout=timeout)
     try:
         _ehlo(smtp)
     except BaseException:
@@ -253,6 +265,36 @@ def _login(smtp: smtplib.SMTP, relay: Relay, policy: RelayPolicy, encrypted: boo
         code = getattr(exc, "smtp_code", None)
         raise RelaySessionError(policy.mask(f"AUTH with {relay} failed: {exc}"),
                                 code if isinstance(code, int) and code > 0 else None) from None
+
+
+def open_failure(exc: BaseException, relay: Relay, timeout: float) -> tuple[int | None, str]:
+    """(reply code or None, text) for a session with `relay` that could not be opened: the
+    connection refused or timed out, the host name unresolvable, the connection dropped before or
+    at the greeting, a greeting or EHLO/HELO refused, a failed TLS handshake. Each means the relay
+    cannot be used now, whichever recipient the message is for."""
+    if isinstance(exc, smtplib.SMTPConnectError):       # a greeting that is no 220
+        return exc.smtp_code, f"{relay} refused the session at its greeting: {exc.smtp_code} {_text(exc.smtp_error)}"
+    if isinstance(exc, smtplib.SMTPHeloError):
+        return exc.smtp_code, f"{relay} refused our EHLO/HELO: {exc.smtp_code} {_text(exc.smtp_error)}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code, f"{relay} refused the session: {exc.smtp_code} {_text(exc.smtp_error)}"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        if isinstance(exc.__context__, (TimeoutError, socket.timeout)):   # smtplib's reading of a silent server
+            return None, f"no answer from {relay} within {timeout:g} s"
+        return None, f"{relay} closed the connection before the session was open: {exc}"
+    if isinstance(exc, socket.gaierror):
+        return None, f"cannot resolve the relay host {relay.host}: {exc.strerror or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return None, f"connection to {relay} refused"
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return None, f"no answer from {relay} within {timeout:g} s"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return None, f"TLS certificate of {relay} not trusted (implicit TLS): {exc.verify_message or exc}"
+    if isinstance(exc, ssl.SSLError):
+        return None, f"TLS handshake with {relay} failed: {exc}"
+    if isinstance(exc, OSError):
+        return None, f"cannot connect to {relay}: {exc.strerror or exc}"
+    return None, f"cannot open a session with {relay}: {exc}"
 
 
 def _text(resp) -> str:

@@ -27,10 +27,15 @@ its own window and the group's, and occupies both; a pause or rate reduction aft
 applies to the group's servers too. So those servers never see more than the group carrier's
 `count` in any `interval`, whichever of the carriers the mail is for.
 
-Relays: a failure of the session with a relay itself (AUTH refused, STARTTLS required and not
-offered, a failed handshake or certificate: relaysession.RelaySessionError) pauses that relay,
-not the carrier (`pause_relay`): every carrier routed through it waits, and a carrier's mail
-through its other relays goes on. The daemon checks `relay_wait` for each message's route.
+Relays: a relay (a route's or default_relay's host:port) that cannot be used — the connection
+refused, timed out or its host name unresolvable, dropped or refused at the greeting or EHLO, a
+failed TLS handshake or certificate, our AUTH refused — pauses that relay, not the carrier
+(`pause_relay`): every carrier routed through it waits, and a carrier's mail through its other
+relays goes on. The pause doubles at each failure in a row (`relay_pause`, 2x, ... up to
+`relay_pause_max`); when it ends one message probes the relay (`relay_taken`: the others wait
+for its result), and a session that opens ends the run (`relay_ok`). Failures of sessions that
+were started before the pause began are the same outage and do not lengthen it. The daemon checks
+`relay_wait` for each message's route. The run's length is saved with the pause (`strikes`).
 
 After a rate-limit reply (421, "too many", ...) the carrier's count is multiplied by
 `reduce_factor` (down to one send per window at least), then grows back linearly to the full
@@ -123,6 +128,9 @@ class Throttle:
         # sends a crashed daemon may have made without recording them: (how many, ended when)
         self._unrecorded: tuple[int, float] | None = None
         self._seeded: set[str] = set()
+        self._strikes: dict[str, int] = {}       # relay key -> failures in a row
+        self._probing: set[str] = set()          # relay keys with a probe under way after a pause
+        self.probe_wait = 0.05                   # seconds others wait for a probe's result
         # (every time above is on the monotonic clock)
 
     def _offset(self) -> float:
@@ -164,9 +172,11 @@ class Throttle:
         return (carrier,) if group is None else (carrier, group)
 
     # ------------------------------------------------------------------ restart
-    def restore(self, attempts, states: dict[str, tuple[float, float, float]]) -> None:
+    def restore(self, attempts, states: dict[str, tuple[float, float, float]],
+                strikes: dict[str, int] | None = None) -> None:
         """Re-create the windows from the attempt log ((carrier, started, ended) rows) and the
-        saved pause/rate state, so a restarted daemon honours what the last one sent."""
+        saved pause/rate state (and relays' runs of failures, `strikes`), so a restarted daemon
+        honours what the last one sent and how long a failing relay has been failing."""
         with self._lock:
             offset = self._offset()
             for carrier, started, ended in sorted(attempts, key=lambda a: a[2]):
@@ -178,6 +188,9 @@ class Throttle:
                 self._paused_until[carrier] = float(paused_until) - offset
                 if factor < 1.0:
                     self._factor[carrier] = (float(factor), float(factor_at) - offset)
+            for key, n in (strikes or {}).items():
+                if n > 0:
+                    self._strikes[key] = int(n)
 
     def assume_unrecorded(self, n: int) -> None:
         """The last daemon stopped without recording its last results (kill -9, power loss): up to
@@ -331,29 +344,73 @@ class Throttle:
             offset = self._offset()
             paused = self._paused_until.get(carrier)
             f = self._factor.get(carrier)
-            self.on_state(carrier, 0.0 if paused is None else paused + offset,
-                          1.0 if f is None else f[0], 0.0 if f is None else f[1] + offset)
+            values = (carrier, 0.0 if paused is None else paused + offset,
+                      1.0 if f is None else f[0], 0.0 if f is None else f[1] + offset)
+            if carrier.startswith(RELAY_PREFIX):
+                self.on_state(*values, strikes=self._strikes.get(carrier, 0))
+            else:
+                self.on_state(*values)
 
     # ------------------------------------------------------------------ relay pauses
-    def pause_relay(self, relay: str, seconds: float) -> float:
-        """Start nothing through `relay` ("host:port") for `seconds`, whatever the carrier: the
-        relay refused us (our AUTH credentials, its STARTTLS or certificate), which no other
-        carrier's mail through it would get past, and which another relay of the same carrier
-        does not share. Kept with the carriers' pauses under the key `relay:host:port` (saved
-        and restored alike). Returns the wall time the pause ends."""
+    def pause_relay(self, relay: str, first: float, longest: float | None = None) -> tuple[float, int]:
+        """`relay` ("host:port") cannot be used: start nothing through it, whatever the carrier,
+        for `first` seconds after its first failure in a row, twice that after the second, ...,
+        `longest` at most. No other carrier's mail would get through it either, and another relay
+        of the same carrier does not share its fault. A failure while the relay is paused already
+        (a session started before the pause) is the same outage: the pause stays as it is. Kept
+        with the carriers' pauses under the key `relay:host:port` (saved and restored alike).
+        Returns (the wall time the pause ends, failures in a row)."""
         key = relay_key(relay)
+        longest = first if longest is None else max(first, longest)
         with self._lock:
-            until = self.monotonic() + seconds
-            self._paused_until[key] = max(self._paused_until.get(key, float("-inf")), until)
+            now = self.monotonic()
+            self._probing.discard(key)
+            current = self._paused_until.get(key, float("-inf"))
+            if current > now:
+                return current + self._offset(), self._strikes.get(key, 1)
+            n = self._strikes.get(key, 0) + 1
+            self._strikes[key] = n
+            self._paused_until[key] = now + min(first * 2.0 ** min(n - 1, 60), longest)
             self._save(key)
-            return self._paused_until[key] + self._offset()
+            return self._paused_until[key] + self._offset(), n
+
+    def relay_ok(self, relay: str) -> None:
+        """A session with `relay` opened: its run of failures (if any) is over."""
+        key = relay_key(relay)
+        if not self._strikes.get(key):
+            return
+        with self._lock:
+            self._probing.discard(key)
+            if self._strikes.pop(key, 0):
+                self._save(key)
+
+    def relay_strikes(self, relay: str) -> int:
+        """Failures in a row of `relay` (0: none since its last session that opened)."""
+        return self._strikes.get(relay_key(relay), 0)
 
     def relay_wait(self, relay: str) -> float:
-        """Seconds until `relay`'s pause ends (0.0: not paused)."""
-        paused = self._paused_until.get(relay_key(relay))
-        if paused is None:
-            return 0.0
-        return max(0.0, paused - self.monotonic())
+        """Seconds until a message may go through `relay` (0.0: now): its pause, or, after one,
+        the probe of another message under way."""
+        key = relay_key(relay)
+        paused = self._paused_until.get(key)
+        rest = 0.0 if paused is None else max(0.0, paused - self.monotonic())
+        if rest == 0.0 and key in self._probing:
+            return self.probe_wait
+        return rest
+
+    def relay_taken(self, relay: str) -> None:
+        """A message goes through `relay` now: after failures, it is the probe (the next waits)."""
+        key = relay_key(relay)
+        if self._strikes.get(key):
+            with self._lock:
+                self._probing.add(key)
+
+    def relay_done(self, relay: str) -> None:
+        """The message that went through `relay` is over (whatever its result)."""
+        key = relay_key(relay)
+        if key in self._probing:
+            with self._lock:
+                self._probing.discard(key)
 
     def paused_until(self, carrier: str) -> float:
         """The wall time the carrier's pause ends (0.0: never paused)."""
