@@ -16,6 +16,7 @@ from datetime import datetime
 
 import pandas.testing as pdt
 
+from pipeline.report import explore
 from pipeline.report.figures import QUERIES, build_report
 from pipeline.store.warehouse import connect, run_sql
 from pipeline.suppression.counted import counted_params, keep_counted_errors
@@ -56,6 +57,15 @@ def guard_denominators(cfg):
         con.close()
 
 
+def notebook_attempts(cfg):
+    """What the notebook's first table counts, on its connection (report.explore.connect)."""
+    con = explore.connect(cfg)
+    try:
+        return con.sql("SELECT status, count(*) FROM attempts GROUP BY ALL ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
 def test_a_forged_bounce_mail_changes_no_report_figure(tmp_path):
     real = fixture_events()
     real += [event("a3@docomo.ne.jp", at(11, 9), status="sent", message_id="r1@mail.example.jp"),
@@ -79,6 +89,7 @@ def test_a_forged_bounce_mail_changes_no_report_figure(tmp_path):
     for name in QUERIES:
         pdt.assert_frame_equal(with_forged[name], clean[name], obj=name)
     assert guard_denominators(forged_cfg) == guard_denominators(clean_cfg)
+    assert notebook_attempts(forged_cfg) == notebook_attempts(clean_cfg)
     # the bound bounce mail counts (a3@'s failure is docomo's third bounce on the 12th) ...
     daily = clean["carrier_daily"]
     assert daily[(daily["carrier"] == "docomo") & (daily["period_start"] == datetime(2026, 11, 12))][
