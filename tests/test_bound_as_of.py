@@ -15,6 +15,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import pandas.testing as pdt
+from click.testing import CliRunner
+
+from pipeline.cli import cli
 
 from pipeline.report import explore
 from pipeline.report.figures import QUERIES, build_report
@@ -97,7 +100,12 @@ def test_a_forged_bounce_mail_changes_no_report_figure(tmp_path):
     # ... and the forged rows stay in the store, shown as unbound
     info = show(forged_cfg.data_dir, "forged2@au.com", tz=forged_cfg.timezone_name,
                 counted_reasons=forged_cfg.rule.counted_reasons, window_days=forged_cfg.rule.window_days)
-    assert [(e["reason"], e["counted"], e["bound"]) for e in info["events"]] == [("filtered", False, False)]
+    assert [(e["reason"], e["counted"], e["bound"], e["attempt"]) for e in info["events"]] == [
+        ("filtered", False, False, False)]
+    shown = CliRunner().invoke(cli, ["--config", str(forged_cfg.source), "--data-dir", str(forged_cfg.data_dir),
+                                     "suppression", "show", "forged2@au.com", "--lang", "en"])
+    assert shown.exit_code == 0, shown.output
+    assert "delivery attempts: 0" in shown.output     # was 1: the forged DSN
 
 
 AS_OF = datetime(2026, 11, 14, 23, 59, 59, tzinfo=TOKYO)
