@@ -48,16 +48,17 @@ def keep_bound_attempts(con, params: dict[str, Any], engine=None, *, marks_kept:
        figure read from it (the report's, the guard's, the latest delivery, export --filtered)
        counts a failure the rule refuses as unbound.
 
-    With an engine (Spark) the same steps run there (its `events`, marks and views; `con` gets
-    an empty `bounce_mails` of DuckDB's shape). `marks_kept`: the caller kept the marks of
+    With an engine (Spark) the same steps run there (its `events`, narrowed at every run, marks
+    and views; `con` gets an empty `bounce_mails` of DuckDB's shape). `marks_kept`: the caller kept the marks of
     sql/not_attempts.sql already (with as_of EVER only: an as-of run finds them anew)."""
     from ..store.warehouse import events_up_to, keep_attempt_marks, sql_relation
 
     as_of = params["as_of"]
     con.execute("DROP TABLE IF EXISTS bounce_mails")
     if engine is not None:
-        if as_of < EVER:
-            engine.events_up_to(as_of)
+        # every run narrows from the stored rows again and finds the marks anew: an engine
+        # outlives a run (`clean` retries on it), and its marks of the last run are no base
+        engine.events_up_to(as_of)
         engine.keep("bounce_mails", params, table="bounce_mails")
         engine.keep_attempt_marks("bound_marks")
         sql_relation(con, "bounce_mails", params).limit(0).to_table("bounce_mails")
