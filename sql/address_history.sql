@@ -16,7 +16,9 @@
 --          internal relay or a smarthost, which the rule does not take as a delivery: its
 --          last_sent reads `attempts`, which leaves these out), restated (a bounce mail's row repeating a failure
 --          another witness logged: the same attempt, counted once by the reports and the rule),
---          null_sender (a row of null-sender mail, `from=<>`: a DSN, no attempt of ours)
+--          null_sender (a row of null-sender mail, `from=<>`: a DSN, no attempt of ours),
+--          attempt (a row of the view `attempts`, sql/attempts.sql: none of the three, and no
+--          bounce mail unbound to mail we sent; what `delivery attempts: N` counts)
 
 WITH final AS (
     SELECT a.ts AT TIME ZONE $tz AS local_time, a.ts, a.mta, a.host, a.status, a.reason, a.scope, a.hard,
@@ -26,7 +28,8 @@ WITH final AS (
            b.bound,
            coalesce(a.not_attempt = 'hand_off', FALSE) AS hand_off,
            coalesce(a.not_attempt = 'restated', FALSE) AS restated,
-           coalesce(a.not_attempt = 'null_sender', FALSE) AS null_sender
+           coalesce(a.not_attempt = 'null_sender', FALSE) AS null_sender,
+           a.not_attempt IS NULL AS attempt
     FROM witnessed_events a
     LEFT JOIN (SELECT event_id FROM counted_errors WHERE address = $address) c ON c.event_id = a.event_id
     LEFT JOIN (SELECT event_id, bound FROM bounce_mails WHERE address = $address) b ON b.event_id = a.event_id

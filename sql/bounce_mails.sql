@@ -4,8 +4,9 @@
 -- binds_bounce), kept as table `bounce_mails` by every reader that counts errors
 -- (pipeline/suppression/rule.py keep_counted_errors: the rule, the guard, the report, `suppression
 -- show`, `bounces`) or filtered refusals (`export --filtered`). Anyone can mail the bounce address:
--- an unbound row stays in the store and counts for nothing (sql/counted_errors.sql,
--- sql/filtered_addresses.sql, sql/address_history.sql read `bound` from here).
+-- an unbound row stays in the store and counts for nothing (sql/bound_marks.sql marks it, so the
+-- view `attempts` and every figure leave it out; sql/counted_errors.sql,
+-- sql/filtered_addresses.sql, sql/address_history.sql read `bound` from here too).
 -- Reads:   witnessed_events (sql/witnessed_events.sql: the bounce mails' rows, restated ones too,
 --          which `suppression show` marks) and events (the witnesses; see `witnesses` below).
 --          Macros: from_bounce_mail, binds_bounce, local_day, message_key (sql/macros.sql).

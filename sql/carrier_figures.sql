@@ -1,7 +1,8 @@
 -- carrier_figures.sql
 -- What it returns: delivery figures per carrier and per day, ISO week or the whole period, plus
 -- one row per period for all carriers together (carrier = 'all').
--- Reads:   attempts (sql/attempts.sql: the event store's rows, each delivery attempt once),
+-- Reads:   attempts (sql/attempts.sql: the event store's rows, each delivery attempt once; a
+--          bounce mail's row only when bound to mail we sent: sql/bound_marks.sql, kept by the run),
 --          counted_errors (the rows of sql/counted_errors.sql, kept by the report's run as by the
 --          rule's: the rule's counted errors, a bounce mail's row only when bound). Macros:
 --          local_day, partition_in_period, day_in_period (sql/macros.sql)

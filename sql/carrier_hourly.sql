@@ -2,7 +2,8 @@
 -- What it returns: delivery attempts and refusals per carrier and local hour of the day (0-23)
 -- over the report period, with the part sent in the first minutes of each hour: docomo and au
 -- see the most load on the hour (毎正時) and ask senders to avoid it.
--- Reads:   attempts (sql/attempts.sql: the event store's rows, each delivery attempt once; `date` =
+-- Reads:   attempts (sql/attempts.sql: the event store's rows, each delivery attempt once, a
+--          bounce mail's row only when bound to mail we sent (sql/bound_marks.sql); `date` =
 --          UTC day of the partition, `ts` TIMESTAMPTZ)
 -- Params:  $tz            IANA zone whose clock and calendar days count (e.g. 'Asia/Tokyo')
 --          $since, $until DATE or NULL: first and last local day of the report (inclusive)

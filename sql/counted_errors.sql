@@ -7,7 +7,9 @@
 -- `suppression show`'s `counted` (sql/address_history.sql) and so the notebook; on Spark the
 -- engine keeps the port. The events are scanned for their counted errors once per run.
 -- Reads:   attempts (sql/attempts.sql: each delivery attempt once, so a bounce mail restating a
---          logged refusal is not a second error, its log row is the evidence; no null-sender row)
+--          logged refusal is not a second error, its log row is the evidence; no null-sender row;
+--          the rule's run narrows `events` to $as_of before anything is read, so no mark comes
+--          from a later event: pipeline/suppression/counted.py keep_bound_attempts)
 --          and bounce_mails (the rows of sql/bounce_mails.sql with the same $tz, $as_of and
 --          $window_days: which bounce mails' rows are bound). Macros: counted_error, local_day,
 --          message_key (sql/macros.sql).

@@ -3,7 +3,8 @@
 -- settings (docomo/au/SoftBank 指定受信・迷惑メール設定, a domain or URL filter) refused our
 -- mail. The address is alive: these are never suppressed; the customer can allow our domain
 -- (docs/handset-filters.md). Only days with such a refusal have a row.
--- Reads:   attempts (sql/attempts.sql: the event store's rows, each delivery attempt once; `date` =
+-- Reads:   attempts (sql/attempts.sql: the event store's rows, each delivery attempt once, a
+--          bounce mail's row only when bound to mail we sent (sql/bound_marks.sql); `date` =
 --          UTC day of the partition, `ts` TIMESTAMPTZ)
 -- Params:  $tz            IANA zone whose calendar days count (e.g. 'Asia/Tokyo')
 --          $since, $until DATE or NULL: first and last local day of the report (inclusive)

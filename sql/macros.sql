@@ -25,7 +25,8 @@
 --   Message-ID in a witness). A forged
 --   DSN naming an address we never mailed, or returning a Message-ID we never sent to it, has
 --   no witness: kept in the store, not counted. Applied in one place, sql/bounce_mails.sql, whose
---   kept rows sql/counted_errors.sql, sql/filtered_addresses.sql and sql/address_history.sql read.
+--   kept rows sql/bound_marks.sql (no attempt: no figure counts it), sql/counted_errors.sql,
+--   sql/filtered_addresses.sql and sql/address_history.sql read.
 -- local_day(ts, tz) -> DATE
 --   The calendar day of instant ts in the IANA zone tz (the rule's and the reports' days).
 -- day_in_period(day, since, until) -> BOOLEAN

@@ -1,7 +1,8 @@
 -- reasons_by_carrier.sql
 -- What it returns: why attempts did not deliver, per carrier: one row per carrier, reason and
 -- scope (whose fault: recipient, sender = us, network, unknown).
--- Reads:   attempts (sql/attempts.sql: each delivery attempt once). Macros: local_day, partition_in_period, day_in_period (sql/macros.sql)
+-- Reads:   attempts (sql/attempts.sql: each delivery attempt once, a bounce mail's row only
+--          when bound to mail we sent: sql/bound_marks.sql, kept by the run). Macros: local_day, partition_in_period, day_in_period (sql/macros.sql)
 -- Params:  $tz             IANA zone whose calendar days count
 --          $since, $until  DATE or NULL: first and last local day (inclusive)
 -- Columns: carrier, reason, scope, attempts, deferred, failed, recipients, share_of_carrier

@@ -2,7 +2,8 @@
 -- What it returns: problems on OUR side per carrier and day (rate limiting, blocks, filtering,
 -- authentication, policy, spam/content verdicts, our sender domain): a separate signal from dead
 -- addresses, never counted by the suppression rule.
--- Reads:   attempts (sql/attempts.sql: each delivery attempt once). Macros: local_day, partition_in_period, day_in_period (sql/macros.sql)
+-- Reads:   attempts (sql/attempts.sql: each delivery attempt once, a bounce mail's row only
+--          when bound to mail we sent: sql/bound_marks.sql, kept by the run). Macros: local_day, partition_in_period, day_in_period (sql/macros.sql)
 -- Params:  $tz             IANA zone whose calendar days count
 --          $since, $until  DATE or NULL: first and last local day (inclusive)
 -- Columns: day, carrier, reason, events, deferred, failed, recipients, carrier_attempts,

@@ -16,8 +16,9 @@
 -- Rule: among the counted errors after the address's latest successful delivery (up to
 -- $as_of: a `sent` attempt of `attempts`; not a `sent` after which the same message (Message-ID)
 -- to the address failed, which was a hop to a content filter, an internal relay or a smarthost,
--- and not a null-sender DSN: sql/not_attempts.sql, which decides it with every stored failure,
--- also one logged after $as_of) and after its latest release (whenever it was: a release holds for any later run,
+-- and not a null-sender DSN: sql/not_attempts.sql, which decides it with the failures up to
+-- $as_of: the rule's run narrows `events` to $as_of first, pipeline/suppression/counted.py)
+-- and after its latest release (whenever it was: a release holds for any later run,
 -- whatever its $as_of, until new errors), some window of $window_days consecutive local days
 -- (of counted_errors' $tz) holds >= $min_errors errors on >= $min_days distinct days. An error
 -- is a failed delivery (`deliveries` below: a message retried for days, its expiry, its other

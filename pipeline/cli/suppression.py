@@ -225,8 +225,9 @@ def suppression_show(app, address, as_json, lang):
         click.echo("  " + L("cli.history", at=local(cfg, rec["at"]), action=action)
                    + (f" ({one_line(rec['note'])})" if rec["note"] else ""))
     attempts = info["events"]
-    click.echo(L("cli.attempts", n=sum(not (rec.get("hand_off") or rec.get("restated") or rec.get("null_sender"))
-                                       for rec in attempts)))
+    # a row of `attempts` (sql/address_history.sql `attempt`): not a hand-off, a restated failure,
+    # null-sender mail, nor a bounce mail bound to no mail we sent (sql/bound_marks.sql)
+    click.echo(L("cli.attempts", n=sum(bool(rec.get("attempt")) for rec in attempts)))
     rows = [[mark(rec),
              f"{rec['local_time']:%Y-%m-%d %H:%M:%S}", rec["mta"],
              L.status(rec["status"]), L.reason(text(rec["reason"])), text(rec["smtp_phase"]),

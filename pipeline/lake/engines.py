@@ -66,6 +66,20 @@ class DuckDBEngine:
         self.con.execute(f"DROP TABLE IF EXISTS {table}")
         sql_relation(self.con, name, params).to_table(table)
 
+    def events_up_to(self, as_of) -> None:
+        """`events` narrowed to the rows up to as_of (store.warehouse.events_up_to); the marks
+        are found anew over them (keep_attempt_marks)."""
+        from ..store.warehouse import events_up_to, keep_attempt_marks
+
+        events_up_to(self.con, as_of)
+        keep_attempt_marks(self.con)
+
+    def keep_attempt_marks(self, marks: str = "not_attempts") -> None:
+        """The rows of sql/<marks>.sql kept as the marks `not_attempts` reads (a name from code)."""
+        from ..store.warehouse import keep_attempt_marks
+
+        keep_attempt_marks(self.con, marks, f"{marks}_kept")
+
     def query(self, name: str, params: dict[str, Any] | None = None) -> pa.Table:
         with warnings.catch_warnings():  # "an extra copy of the rows": results here are small
             warnings.simplefilter("ignore", UserWarning)
@@ -121,6 +135,26 @@ class SparkEngine:
             _release_checkpoint(old)
         df.createOrReplaceTempView(table)
         self._kept[table] = df
+
+    def events_up_to(self, as_of) -> None:
+        """`events` narrowed to the rows up to as_of, as store.warehouse.events_up_to does in
+        DuckDB (the stored rows stay the view `stored_events`), and the attempt views made anew
+        over them (their marks found again)."""
+        from .spark import events_up_to
+
+        events_up_to(self.spark, as_of)
+        self.keep_attempt_marks("not_attempts")
+
+    def keep_attempt_marks(self, marks: str = "not_attempts") -> None:
+        """The rows of sql/<marks>.sql (sql/not_attempts.sql, or sql/bound_marks.sql over those
+        and the kept `bounce_mails`) kept as the marks `not_attempts`, and `witnessed_events` and
+        `attempts` registered again over them (a temp view holds the plan it was made with)."""
+        from .spark import register_attempt_views
+
+        old = self._kept.pop("_attempt_marks", None)
+        self._kept["_attempt_marks"] = register_attempt_views(self.spark, marks)
+        if old is not None:
+            _release_checkpoint(old)
 
     def query(self, name: str, params: dict[str, Any] | None = None) -> pa.Table:
         """The rows of sql/<name>.sql (its port) as an Arrow table."""

@@ -134,10 +134,10 @@ def register_local_events(spark, data_dir: str | os.PathLike) -> None:
     """`events` over a local data dir (the single-machine store), as warehouse's view."""
     store = EventStore(data_dir)
     if store.is_empty():
-        spark.createDataFrame([], ddl(LOCAL_SCHEMA)).createOrReplaceTempView("events")
+        _events_view(spark.createDataFrame([], ddl(LOCAL_SCHEMA)))
         return
     df = spark.read.schema(ddl(LOCAL_SCHEMA)).option("basePath", str(store.root)).parquet(str(store.root))
-    df.createOrReplaceTempView("events")
+    _events_view(df)
 
 
 def register_lake_events(spark, lake: LakeLocation) -> list:
@@ -177,31 +177,47 @@ def register_lake_events(spark, lake: LakeLocation) -> list:
             events = checkpoint(spark.sql(port(DEDUPED_EVENTS_SQL)))
         finally:
             source.unpersist()
-        events.createOrReplaceTempView("events")
+        _events_view(events)
         return [repeated, events]
     repeated = checkpoint(spark.sql(port(REPEATED_IDS_SQL)))  # the one aggregation over every row
     _small_table_view(repeated, "lake_repeated")
-    spark.sql(port(DEDUPED_EVENTS_SQL)).createOrReplaceTempView("events")
+    _events_view(spark.sql(port(DEDUPED_EVENTS_SQL)))
     return [repeated]
 
 
-def register_attempt_views(spark):
+def register_attempt_views(spark, marks: str = "not_attempts"):
     """`not_attempts`, `witnessed_events` and `attempts` over the session's `events`: the ports of
     the same sql/ files as DuckDB's views (store.warehouse.ATTEMPT_VIEWS), each reading the one
-    before. The marks (`not_attempts`: few rows) are computed once and kept, as the lake's
-    repeated ids are; returns their DataFrame for the caller to release."""
+    before. The marks (`not_attempts`: few rows, the rows of sql/<marks>.sql: sql/not_attempts.sql,
+    or sql/bound_marks.sql, which reads the marks so far and the kept `bounce_mails`) are computed
+    once and kept, as the lake's repeated ids are; returns their DataFrame for the caller to
+    release (the marks it replaces are the caller's to release, after this)."""
     from ..store.warehouse import ATTEMPT_VIEWS, read_sql
     from .port import port
 
-    marks = None
+    kept = checkpoint(spark.sql(port(read_sql(marks), {}, macros=read_sql("macros"))))
+    _small_table_view(kept, "not_attempts")
     for name in ATTEMPT_VIEWS:
-        df = spark.sql(port(read_sql(name), {}, macros=read_sql("macros")))
-        if name == "not_attempts":
-            marks = df = checkpoint(df)
-            _small_table_view(df, name)
-        else:
-            df.createOrReplaceTempView(name)
-    return marks
+        if name != "not_attempts":
+            spark.sql(port(read_sql(name), {}, macros=read_sql("macros"))).createOrReplaceTempView(name)
+    return kept
+
+
+def _events_view(df) -> None:
+    """`df` as `events`, and as `stored_events`: what events_up_to narrows (a view made from a
+    plan that reads a view of its own name would be a cycle to Spark)."""
+    df.createOrReplaceTempView("stored_events")
+    df.createOrReplaceTempView("events")
+
+
+def events_up_to(spark, as_of) -> None:
+    """`events` holds only the rows up to `as_of` (an aware datetime) from now on, as
+    store.warehouse.events_up_to does in DuckDB: narrowed from `stored_events` (every row as
+    registered), so a second call narrows from those again. The attempt views are the caller's
+    to make again (SparkEngine.events_up_to)."""
+    from pyspark.sql.functions import col, lit
+
+    spark.table("stored_events").where(col("ts") <= lit(as_of)).createOrReplaceTempView("events")
 
 
 # A checkpoint has no size estimate Spark's planner trusts, so a join with it is a sort-merge

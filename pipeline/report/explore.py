@@ -5,10 +5,14 @@ stored times (UTC) shown in the configured zone, as the CLI and the report show 
   else /etc/mailhygiene/mailhygiene.toml), with MAILHYGIENE_DATA_DIR and MAILHYGIENE_TIMEZONE
   over it (environment > file, as for the CLI's global options); without a config file and
   without MAILHYGIENE_DATA_DIR the data dir is `default_data_dir` (the demo's).
+- connect(cfg): DuckDB over the data dir with the rule's bounce-mail binding kept, so that the
+  notebook's own queries over `attempts` count what the report, `suppression show` and the rule
+  count (no unbound, forged bounce mail's row).
 - local_frame(rows, tz) / local_entry(entry, tz): a suppression entry's and its history's
   times (added_at, first_error, last_error, at: stored in UTC) in the zone `tz`.
 
-Reads the environment and the config file only; called by the notebook (and its tests).
+Reads the environment, the config file and (connect) the data dir; called by the notebook (and
+its tests).
 """
 
 from __future__ import annotations
@@ -31,6 +35,22 @@ def notebook_config(default_data_dir: str | os.PathLike = "../demo-data") -> Con
     if data_dir is None and cfg.source is None:
         data_dir = default_data_dir
     return load_config(cfg.source, data_dir=os.path.abspath(data_dir or cfg.data_dir), timezone=timezone)
+
+
+def connect(cfg: Config):
+    """pipeline.connect(config=cfg), with the binding of the bounce mails and the counted errors
+    kept as the report keeps them (suppression.counted.keep_counted_errors, the rule's settings,
+    every stored row): its `attempts` leave out each bounce mail's row not bound to mail we sent
+    (`witnessed_events` marks it 'unbound'), and table `counted_errors` is the rule's."""
+    from ..lake.read import use_lake
+    from ..store.warehouse import connect as connect_store
+    from ..suppression.counted import counted_params, keep_counted_errors
+
+    if cfg.store.url:  # every node's events from the lake, as pipeline.connect() reads them
+        use_lake(cfg)
+    con = connect_store(config=cfg)
+    keep_counted_errors(con, counted_params(cfg.timezone_name, cfg.rule.counted_reasons, cfg.rule.window_days))
+    return con
 
 
 def _local(value: Any, tz: dt.tzinfo) -> Any:

@@ -199,13 +199,30 @@ def attach_attempt_views(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {read_sql(name)}")
 
 
-def keep_attempt_marks(con: duckdb.DuckDBPyConnection) -> None:
-    """The rows of sql/not_attempts.sql computed now and kept for this connection (`not_attempts`
-    then reads them): for a reader that reads `attempts` many times over events that do not
-    change meanwhile (the report's queries), which then pay a join on event_id each instead
-    of finding the marks again."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE attempt_marks AS {read_sql('not_attempts')}")
-    con.execute("CREATE OR REPLACE VIEW not_attempts AS SELECT event_id, not_attempt FROM attempt_marks")
+def keep_attempt_marks(con: duckdb.DuckDBPyConnection, marks: str = "not_attempts",
+                       table: str = "attempt_marks") -> None:
+    """The rows of sql/<marks>.sql (sql/not_attempts.sql; sql/bound_marks.sql adds the binding's
+    'unbound' marks to those) computed now and kept for this connection as table `table`
+    (`not_attempts` then reads them): for a reader that reads `attempts` many times over events
+    that do not change meanwhile (the report's queries), which then pay a join on event_id each
+    instead of finding the marks again. `marks` and `table` are names from code."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {read_sql(marks)}")
+    con.execute(f"CREATE OR REPLACE VIEW not_attempts AS SELECT event_id, not_attempt FROM {table}")
+
+
+def events_up_to(con: duckdb.DuckDBPyConnection, as_of) -> None:
+    """From now on, `events` on this connection holds only the stored rows up to `as_of` (an
+    aware datetime; ts <= as_of), as a store holding only those rows would: every view and query
+    over it (the marks of sql/not_attempts.sql, the binding, the counted errors, the guard) sees
+    nothing later. What an as-of rule run reads (pipeline/suppression/counted.py): the answer a
+    run on that date would have given. The stored rows stay readable as `stored_events`; a second
+    call narrows from those again. Call it before the marks are kept (keep_attempt_marks)."""
+    from datetime import timezone
+
+    if not con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'stored_events'").fetchone()[0]:
+        con.execute("ALTER VIEW events RENAME TO stored_events")
+    instant = as_of.astimezone(timezone.utc).isoformat(sep=" ")
+    con.execute(f"CREATE OR REPLACE VIEW events AS SELECT * FROM stored_events WHERE ts <= TIMESTAMPTZ '{instant}'")
 
 
 def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:

@@ -75,9 +75,10 @@ def export_filtered(store, path: str | os.PathLike, settings: ExportSettings | N
     """Write the addresses refused by their own reception filter in the last `days` days
     (default: settings.filtered_days) up to as_of (default now), with carrier, count, first and
     last refusal; returns the rows. A bounce mail's refusal counts only when bound to mail we sent
-    (sql/bounce_mails.sql, as for the rule; `window_days`: the rule's look-back)."""
-    from ..store.warehouse import keep_attempt_marks, sql_relation
-    from .counted import counted_params
+    (sql/bounce_mails.sql, as for the rule; `window_days`: the rule's look-back), and no event
+    after as_of is seen (counted.keep_bound_attempts, as for the rule)."""
+    from ..store.warehouse import sql_relation
+    from .counted import counted_params, keep_bound_attempts
 
     settings = settings or ExportSettings()
     excel = settings.excel if excel is None else excel
@@ -88,8 +89,8 @@ def export_filtered(store, path: str | os.PathLike, settings: ExportSettings | N
     as_of_dt = parse_as_of(as_of, tz)
     since = as_of_dt - timedelta(days=days)
     with reading(store, events=True) as (_, con):
-        keep_attempt_marks(con)  # read twice: by the binding and by the refusals
-        sql_relation(con, "bounce_mails", counted_params(tz, (), window_days, as_of_dt)).to_table("bounce_mails")
+        # the attempts as of as_of_dt (no later event seen), unbound bounce mails' rows left out
+        keep_bound_attempts(con, counted_params(tz, (), window_days, as_of_dt))
         sql_relation(con, "filtered_addresses", {"since": since, "as_of": as_of_dt}).to_table("filtered")
         count = run_block(con, "filtered_count").fetchone()[0]
         if not count and not allow_empty:

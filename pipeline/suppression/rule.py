@@ -2,8 +2,9 @@
 
 Reads the attempts (view `attempts`: each delivery attempt once, sql/not_attempts.sql: the
 counted errors and the latest deliveries) and the list (through store.SuppressionStore's DuckDB
-connection) and runs the rule in two steps: counted.keep_counted_errors (sql/bounce_mails.sql
-and sql/counted_errors.sql: every counted error, kept as table `counted_errors`, which the guard
+connection) and runs the rule in two steps: counted.keep_counted_errors (the events narrowed to
+as_of first, so that nothing logged later is seen; sql/bounce_mails.sql, sql/bound_marks.sql and
+sql/counted_errors.sql: every counted error, kept as table `counted_errors`, which the guard
 reads again instead of the events, and which the report and `suppression show` keep the same
 way) and sql/suppression_candidates.sql. The new entries stay in DuckDB (table `new_entries`), are judged
 by guard.check_guard and, unless this is a dry run or the guard refuses, are written by the

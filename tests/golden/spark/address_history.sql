@@ -16,7 +16,9 @@
 /*          internal relay or a smarthost, which the rule does not take as a delivery: its */
 /*          last_sent reads `attempts`, which leaves these out), restated (a bounce mail's row repeating a failure */
 /*          another witness logged: the same attempt, counted once by the reports and the rule), */
-/*          null_sender (a row of null-sender mail, `from=<>`: a DSN, no attempt of ours) */
+/*          null_sender (a row of null-sender mail, `from=<>`: a DSN, no attempt of ours), */
+/*          attempt (a row of the view `attempts`, sql/attempts.sql: none of the three, and no */
+/*          bounce mail unbound to mail we sent; what `delivery attempts: N` counts) */
 WITH final AS (
   SELECT
     FROM_UTC_TIMESTAMP(a.ts, 'Asia/Tokyo') AS local_time,
@@ -41,7 +43,8 @@ WITH final AS (
     b.bound,
     COALESCE(a.not_attempt = 'hand_off', FALSE) AS hand_off,
     COALESCE(a.not_attempt = 'restated', FALSE) AS restated,
-    COALESCE(a.not_attempt = 'null_sender', FALSE) AS null_sender
+    COALESCE(a.not_attempt = 'null_sender', FALSE) AS null_sender,
+    a.not_attempt IS NULL AS attempt
   FROM witnessed_events AS a
   LEFT JOIN (
     SELECT

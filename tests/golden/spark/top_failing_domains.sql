@@ -1,7 +1,8 @@
 /* top_failing_domains.sql */
 /* What it returns: the recipient domains with the most failed deliveries (typos such as */
 /* docomo.ne.jpp, dead company domains, a carrier domain in trouble). */
-/* Reads:   attempts (sql/attempts.sql: each delivery attempt once). Macros: local_day, partition_in_period, day_in_period (sql/macros.sql) */
+/* Reads:   attempts (sql/attempts.sql: each delivery attempt once, a bounce mail's row only */
+/*          when bound to mail we sent: sql/bound_marks.sql, kept by the run). Macros: local_day, partition_in_period, day_in_period (sql/macros.sql) */
 /* Params:  $tz             IANA zone whose calendar days count */
 /*          $since, $until  DATE or NULL: first and last local day (inclusive) */
 /*          $limit          at most this many domains */
