@@ -90,8 +90,9 @@ class AppContext:
     dir, so loading the config also checks that we run as the data dir's owner.
     """
 
-    def __init__(self, config_path, data_dir, timezone, quiet=False, lang=None):
+    def __init__(self, config_path, data_dir, timezone, quiet=False, lang=None, init_data_dir=False):
         self.config_path = config_path
+        self.init_data_dir = init_data_dir  # --init-data-dir: a new data dir is meant where one held data
         self.data_dir = data_dir
         self.timezone = timezone
         self.quiet = quiet
@@ -136,13 +137,15 @@ class AppContext:
     def cfg(self):
         """The config. For a command that writes, the data dir is claimed first
         (pipeline.store.datadir.claim: a directory holding other files and no marker is refused,
-        nothing written; an empty one or one of our layout is marked as ours; a missing one is
-        marked when the command ends, if it created it)."""
+        nothing written, and so is a missing or empty one that held data before, its volume not
+        mounted, unless --init-data-dir: pipeline.store.vanished; an empty one or one of our
+        layout is marked as ours; a missing one is marked when the command ends, if it created it)."""
         cfg = self._load()
         if self.writes and not self._claimed:
             from ..store import datadir
 
-            datadir.claim(cfg.data_dir, self.data_dir_origin(cfg), config_inside(cfg))
+            datadir.claim(cfg.data_dir, self.data_dir_origin(cfg), config_inside(cfg), init=self.init_data_dir,
+                          command=self.command_line("--init-data-dir"))
             self._claimed = True
             # a data dir the command creates (the store makes it as it writes) is marked at the end
             ctx = click.get_current_context(silent=True)
@@ -193,9 +196,10 @@ class AppContext:
 
         click.echo(dumps(document))
 
-    def command_line(self) -> str:
-        """This run as a shell command line (for messages that say how to run it instead)."""
-        words = ["mailhygiene"]
+    def command_line(self, *options: str) -> str:
+        """This run as a shell command line (for messages that say how to run it instead), with
+        global `options` added (--init-data-dir)."""
+        words = ["mailhygiene", *options]
         for option, value in (("--config", self.config_path), ("--data-dir", self.data_dir),
                               ("--timezone", self.timezone)):
             if value is not None:
@@ -557,9 +561,13 @@ def _check_zone(ctx, param, value):
 @click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
               help="Language of the terminal summaries and the report (ja = 日本語). "
                    "Default: config report.lang (en).")
+@click.option("--init-data-dir", is_flag=True,
+              help="Start a new data dir even where one held data before (it is missing or empty now: "
+                   "without this, a command that would write there stops, as its volume may not be "
+                   "mounted). For a data dir deleted or moved on purpose.")
 @click.version_option(__version__, prog_name="mailhygiene")
 @click.pass_context
-def cli(ctx, config_path, data_dir, timezone, quiet, lang):
+def cli(ctx, config_path, data_dir, timezone, quiet, lang, init_data_dir):
     """Keep bulk mail to Japanese mobile carriers deliverable.
 
     \b
@@ -572,7 +580,7 @@ def cli(ctx, config_path, data_dir, timezone, quiet, lang):
     Commands that write the data dir must run as its owner (sudo -u mailhygiene mailhygiene ...).
     """
     no_empty_name(config_path, "--config (or $MAILHYGIENE_CONFIG)")
-    ctx.obj = AppContext(config_path, data_dir, timezone, quiet, lang)
+    ctx.obj = AppContext(config_path, data_dir, timezone, quiet, lang, init_data_dir)
     ctx.obj.writes, ctx.obj.command_args = ctx.meta.get(COMMAND_META, (False, []))
 
 
