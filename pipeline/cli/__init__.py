@@ -42,7 +42,10 @@ os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 import click
 
 from .. import __version__
+from ..core import signals as sigphase
 from ..core.errors import MailHygieneError
+
+sigphase.test_pause("cli-import")  # (test-only: a signal while the CLI is being imported)
 
 # Every command defined outside this file: name -> ("module:attribute", one-line help). `--help`
 # lists them from this table alone; a command's module is imported only when it runs (or its own
@@ -259,6 +262,7 @@ class Group(click.Group):
 
     def get_command(self, ctx, name):
         if name not in self.commands and name in self.lazy_commands:
+            sigphase.test_pause("command-import")  # (test-only)
             target, short_help = self.lazy_commands[name]
             module, _, attr = target.partition(":")
             command = getattr(importlib.import_module(module), attr)
@@ -302,6 +306,14 @@ class Group(click.Group):
             raise nul_in_argument(exc) from None
 
     def invoke(self, ctx):
+        try:
+            return self._invoke(ctx)
+        finally:
+            if _CONSOLE and ctx.parent is None:  # the command is over: a signal now ends the process at once
+                sigphase.end_at_once(sigphase.ENDED)
+                sigphase.test_pause("ending")  # (test-only)
+
+    def _invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except MailHygieneError as exc:
@@ -413,16 +425,20 @@ def _raise_held(alarm, frame):
 
 
 def install_signal_handlers() -> None:
-    """SIGTERM and SIGHUP end the command as Ctrl-C does (Terminated), and neither cuts an import
-    short. A signal the process was started ignoring (nohup) stays ignored. Ctrl-C keeps Python's
-    own handler (KeyboardInterrupt at once): held the same way, it made `ingest -` on a terminal
-    hang past 60 s in the test suite's runs (tests/test_ingest_bad_input.py), for a cause not
-    found yet."""
+    """The command's handlers (in place of pipeline.core.signals' start-up ones, which end the process
+    at once): SIGTERM and SIGHUP end the command as Ctrl-C does (Terminated), and neither cuts an
+    import short. A signal the process was started ignoring (nohup) stays ignored. Ctrl-C gets
+    Python's own handler (KeyboardInterrupt at once): held the same way, it made `ingest -` on a
+    terminal hang past 60 s in the test suite's runs (tests/test_ingest_bad_input.py), for a
+    cause not found yet."""
     import signal
 
     for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or ssh session went away
-        if signal.getsignal(signum) == signal.SIG_DFL:  # SIG_IGN (nohup): left as it is
+        current = signal.getsignal(signum)
+        if current == signal.SIG_DFL or sigphase.ours(current):  # SIG_IGN (nohup): left as it is
             signal.signal(signum, _terminate)
+    if sigphase.ours(signal.getsignal(signal.SIGINT)):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def interrupted_query(exc: BaseException) -> bool:
@@ -579,6 +595,9 @@ def cli(ctx, config_path, data_dir, timezone, quiet, lang, init_data_dir):
 
     Commands that write the data dir must run as its owner (sudo -u mailhygiene mailhygiene ...).
     """
+    if _CONSOLE:  # the command starts: its own handlers (pipeline/core/signals.py: the phases)
+        install_signal_handlers()
+        sigphase.test_pause("command")  # (test-only)
     no_empty_name(config_path, "--config (or $MAILHYGIENE_CONFIG)")
     ctx.obj = AppContext(config_path, data_dir, timezone, quiet, lang, init_data_dir)
     ctx.obj.writes, ctx.obj.command_args = ctx.meta.get(COMMAND_META, (False, []))
@@ -617,8 +636,8 @@ def main() -> None:
     """The console script: the command, then a quick exit (see _exit_now)."""
     global _CONSOLE
     _CONSOLE = True
+    sigphase.end_at_once()  # until the command starts (pipeline/core/signals.py; already so from pipeline.console.main())
     _fill_closed_std_fds()
-    install_signal_handlers()
     try:
         cli(prog_name="mailhygiene")
     except SystemExit as exc:
