@@ -32,15 +32,15 @@ def test_the_console_script_is_the_entry_point_that_guards_start_up():
     assert scripts["mailhygiene"] == "pipeline.console:main"
 
 
-def run_until_paused(tmp_path, point, args, sig):
+def run_until_paused(tmp_path, point, args, sig, preexec_fn=None):
     env = {**os.environ, "MAILHYGIENE_TEST_PAUSE": point}
     p = subprocess.Popen([sys.executable, "-c", SCRIPT, "--data-dir", str(tmp_path / "data"), *args],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                         cwd=tmp_path)
+                         cwd=tmp_path, preexec_fn=preexec_fn)
     try:
         ready = select.select([p.stderr], [], [], 10)[0]   # bounded
         said = p.stderr.readline().decode() if ready else "(nothing said in 10 s)"
-        assert said == f"paused at {point}\n", said
+        assert said == f"paused at {point.partition(':')[0]}\n", said
         p.send_signal(sig)
         out, err = p.communicate(timeout=10)
     finally:
@@ -69,6 +69,18 @@ def test_a_signal_at_each_moment_is_one_line_and_its_status(tmp_path, point, arg
     assert "Traceback" not in err and "Aborted" not in err and "internal error" not in err, err
     lines = [ln for ln in err.splitlines() if ln and not ln.startswith("paused at")]
     assert len(lines) == 1 and lines[0].startswith(line), err
+
+
+@pytest.mark.parametrize("point,sig,word", [("cli-import:0.3", signal.SIGHUP, "Terminated"),
+                                            ("command:0.3", signal.SIGINT, "Interrupted")])
+def test_a_signal_the_process_was_started_ignoring_stays_ignored(tmp_path, point, sig, word):
+    """`nohup mailhygiene …` (SIGHUP ignored), a background job of a script (SIGINT ignored): the
+    start-up and command handlers leave such a signal ignored, and the command runs to its end."""
+    def ignore():
+        signal.signal(sig, signal.SIG_IGN)
+
+    rc, err = run_until_paused(tmp_path, point, ["config", "show"], sig, preexec_fn=ignore)
+    assert rc == 0 and word not in err, (point, rc, err)
 
 
 def catches(pid: int, signum: int) -> bool:

@@ -17,8 +17,8 @@ The phases (pipeline/cli/__init__.py switches them, only in the `mailhygiene` pr
   ending     after the command (its teardown, exit handlers): end_at_once(ENDED)
 A signal the process was started ignoring (nohup, a background job of a script) stays ignored.
 
-Test-only: with MAILHYGIENE_TEST_PAUSE=<point>, test_pause(point) writes `paused at <point>` to
-standard error and sleeps up to 5 s there (tests/test_signals.py sends its signal then).
+Test-only: with MAILHYGIENE_TEST_PAUSE=<point>[:<seconds>], test_pause(point) writes `paused at
+<point>` to standard error and sleeps there (5 s unless said) (tests/test_signals.py sends its signal then).
 """
 
 from __future__ import annotations
@@ -65,9 +65,11 @@ def end_at_once(what: str = NOT_STARTED) -> None:
 
 
 def test_pause(point: str) -> None:
-    """Test-only: stop at `point` while MAILHYGIENE_TEST_PAUSE names it (see the docstring)."""
-    if os.environ.get(TEST_PAUSE_ENV) == point:
+    """Test-only: stop at `point` while MAILHYGIENE_TEST_PAUSE names it, `POINT` (5 s) or
+    `POINT:SECONDS` (see the docstring)."""
+    wanted = os.environ.get(TEST_PAUSE_ENV)
+    if wanted and wanted.partition(":")[0] == point:
         import time
 
         os.write(2, f"paused at {point}\n".encode())
-        time.sleep(5)
+        time.sleep(float(wanted.partition(":")[2] or 5))
