@@ -309,7 +309,7 @@ class Group(click.Group):
         try:
             return self._invoke(ctx)
         finally:
-            if _CONSOLE and ctx.parent is None:  # the command is over: a signal now ends the process at once
+            if _OWN_SIGNALS and ctx.parent is None:  # the command is over: a signal now ends the process at once
                 sigphase.end_at_once(sigphase.ENDED)
                 sigphase.test_pause("ending")  # (test-only)
 
@@ -595,7 +595,7 @@ def cli(ctx, config_path, data_dir, timezone, quiet, lang, init_data_dir):
 
     Commands that write the data dir must run as its owner (sudo -u mailhygiene mailhygiene ...).
     """
-    if _CONSOLE:  # the command starts: its own handlers (pipeline/core/signals.py: the phases)
+    if _OWN_SIGNALS:  # the command starts: its own handlers (pipeline/core/signals.py: the phases)
         install_signal_handlers()
         sigphase.test_pause("command")  # (test-only)
     no_empty_name(config_path, "--config (or $MAILHYGIENE_CONFIG)")
@@ -604,6 +604,7 @@ def cli(ctx, config_path, data_dir, timezone, quiet, lang, init_data_dir):
 
 
 _CONSOLE = False  # set by main(): this process is the `mailhygiene` command, not a library's or a test's
+_OWN_SIGNALS = False  # set by main(): the signal handlers are this process's to switch (never a test's)
 
 
 @contextmanager
@@ -634,8 +635,8 @@ def start_up(batch: bool = False):
 
 def main() -> None:
     """The console script: the command, then a quick exit (see _exit_now)."""
-    global _CONSOLE
-    _CONSOLE = True
+    global _CONSOLE, _OWN_SIGNALS
+    _CONSOLE = _OWN_SIGNALS = True
     sigphase.end_at_once()  # until the command starts (pipeline/core/signals.py; already so from pipeline.console.main())
     _fill_closed_std_fds()
     try:
