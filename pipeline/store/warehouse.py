@@ -209,23 +209,14 @@ def keep_attempt_marks(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE OR REPLACE VIEW not_attempts AS SELECT event_id, not_attempt FROM attempt_marks")
 
 
-def _idn_domain(domain: str) -> str:
-    from ..core.idn import IdnError, ascii_domain
-
-    try:
-        return ascii_domain(domain)
-    except IdnError:
-        return domain  # not a valid IDN name: kept as stored (ascii_address does the same)
-
-
 def canonical_events(con: duckdb.DuckDBPyConnection) -> None:
     """Turn this connection's `events` (the rows as stored, from the local store or the lake)
     into `stored_events`, and make `events` the same rows with every recipient in canonical form
     (sql/events.sql): rows an older version stored with an IDN domain in Unicode and the A-label
     rows of today are one address for every reader. Called wherever `events` is (re)made."""
-    from ..core.idn import ascii_address
+    from ..core.idn import ascii_address, readable_ascii_domain
 
-    for name, function in (("idn_ascii_address", ascii_address), ("idn_ascii_domain", _idn_domain)):
+    for name, function in (("idn_ascii_address", ascii_address), ("idn_ascii_domain", readable_ascii_domain)):
         try:
             con.create_function(name, function, ["VARCHAR"], "VARCHAR", side_effects=False)
         except (duckdb.NotImplementedException, duckdb.CatalogException):
