@@ -18,7 +18,7 @@ venv: $(BIN)/mailhygiene
 ## demo: ingest sample_logs/, run the nightly clean job, print where the CSV and report went
 demo: venv
 	rm -rf $(DEMO_DATA)
-	$(BIN)/mailhygiene --config sample_logs/demo.toml --data-dir $(DEMO_DATA) clean
+	$(BIN)/mailhygiene --config sample_logs/demo.toml --data-dir $(DEMO_DATA) --init-data-dir clean
 
 ## test: the whole test suite (what CI runs), one worker per core (pytest-xdist), each test file
 ## on one worker (module fixtures such as the lake's two nodes are built once)

@@ -29,6 +29,15 @@ def _no_operator_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _own_state_dir(monkeypatch, tmp_path_factory):
+    """Each test its own XDG state dir: the record of data dirs that held data
+    (pipeline/store/vanished.py) must neither grow in the developer's ~/.local/state nor carry
+    one test's data dir into another's (a test that deletes a data dir and starts it again
+    would be refused)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
+
+
 @pytest.fixture
 def cfg(tmp_path):
     return load_config(None, data_dir=tmp_path / "data", timezone="Asia/Tokyo")

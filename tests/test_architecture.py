@@ -38,6 +38,7 @@ LAYERS = {
     "preflight": 5,    # DNS and message checks (core only)
     "jobs": 6,         # clean: ingest + suppression + report
     "cli": 7,          # one file per command group
+    "console": 8,      # the console script: start-up signal handlers, then the CLI
 }
 # The root package (pipeline/__init__.py) is the library's front door: it may import any stage
 # (late, inside connect()); stages may import only its metadata from it.

@@ -155,3 +155,38 @@ def test_an_entry_listed_in_u_label_form_before_suppresses_and_releases_under_ei
     assert check_recipients([U], suppression.suppressed_addresses(cfg)).suppressed == [A]
     suppression.release(cfg, A)
     assert suppression.entries(cfg) == []
+
+
+def test_rows_an_older_version_stored_in_u_label_form_are_one_address_with_todays(tmp_path, monkeypatch):
+    """A store written by a version before the canonical form holds `taro@例え.jp`; today's rows
+    say `taro@xn--r8jz45g.jp`. Read as stored they were two addresses with one error each: the
+    rule found nothing, the report counted two recipients. `events` reads every row in canonical
+    form (sql/events.sql), so every reader sees one address with both errors."""
+    import json
+
+    from click.testing import CliRunner
+
+    import pipeline.store.event_store as event_store
+    from pipeline.cli import cli
+
+    cfg = make_cfg(tmp_path)
+    with monkeypatch.context() as old_version:                     # the writer of before: as the log wrote it
+        old_version.setattr(event_store, "canonical_recipients", lambda table: table)
+        store_events(cfg, [event(U, datetime(2026, 11, 3, 12)), event("b@docomo.ne.jp", datetime(2026, 11, 3, 12))])
+    assert {r for r, in pipeline.connect(cfg.data_dir).execute("SELECT recipient FROM stored_events").fetchall()} \
+        == {U, "b@docomo.ne.jp"}                                   # the old file is as it was: nothing rewritten
+    store_events(cfg, [event(A, datetime(2026, 11, 5, 12))])          # today's version
+    con = pipeline.connect(cfg.data_dir)
+    assert con.execute("SELECT DISTINCT recipient, recipient_domain FROM events WHERE recipient <> 'b@docomo.ne.jp'"
+                       ).fetchall() == [(A, "xn--r8jz45g.jp")]
+    run = CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "--timezone",
+                                   "Asia/Tokyo", "suppress", "--as-of", "2026-11-06", "--dry-run", "--json"])
+    assert run.exit_code == 0, run.output
+    new = json.loads(run.stdout)["new"]
+    assert [(n["address"], n["error_count"], n["distinct_days"]) for n in new] == [(A, 2, 2)]
+    # the report's figures (sql/carrier_figures.sql reads `attempts`) and `suppression show`
+    assert con.execute("SELECT count(DISTINCT recipient) FROM attempts").fetchone() == (2,)
+    run = CliRunner().invoke(cli, ["--config", str(cfg.source), "--data-dir", str(cfg.data_dir), "--timezone",
+                                   "Asia/Tokyo", "suppression", "show", U, "--json"])
+    assert run.exit_code == 0, run.output
+    assert [(e["status"], e["counted"]) for e in json.loads(run.stdout)["events"]] == [("bounced", True)] * 2

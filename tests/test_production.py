@@ -81,7 +81,10 @@ def test_the_units_verify_without_a_warning(tmp_path):
 def test_each_service_runs_as_the_service_user_in_its_state_directory(unit):
     v = unit_values(unit)
     assert v["User"] == ["mailhygiene"] and v["Group"] == ["mailhygiene"]
-    assert v["StateDirectory"] == ["mailhygiene"]
+    assert v["StateDirectory"] == ["mailhygiene mailhygiene-state"]
+    # the record of a data dir that held data lives outside it (pipeline/store/vanished.py)
+    assert v["Environment"] == ["XDG_STATE_HOME=/var/lib/mailhygiene-state"]
+    assert v["RequiresMountsFor"] == [STATE_DIR]
     assert v["WorkingDirectory"] == [STATE_DIR]
     assert v["ProtectSystem"] == ["strict"]
     assert "ReadWritePaths" not in v, "StateDirectory=/LogsDirectory= are the writable paths"
@@ -161,7 +164,8 @@ def test_sysusers_and_tmpfiles_create_the_user_and_the_directories(tmp_path):
     assert "mailhygiene" in group["adm"][3].split(","), "member of adm: reads /var/log/mail.log"
     r = subprocess.run([tmpfiles, f"--root={root}", "--create"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stderr == "", r.stderr
-    for path, gid_name in ((STATE_DIR, "mailhygiene"), ("/var/log/mailhygiene", "adm")):
+    for path, gid_name in ((STATE_DIR, "mailhygiene"), ("/var/lib/mailhygiene-state", "mailhygiene"),
+                           ("/var/log/mailhygiene", "adm")):
         st = (root / path.lstrip("/")).stat()
         assert st.st_uid == int(user[2]) and st.st_gid == int(group[gid_name][2]), path
         assert st.st_mode & 0o7777 == 0o750, (path, oct(st.st_mode))

@@ -42,7 +42,10 @@ os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 import click
 
 from .. import __version__
+from ..core import signals as sigphase
 from ..core.errors import MailHygieneError
+
+sigphase.test_pause("cli-import")  # (test-only: a signal while the CLI is being imported)
 
 # Every command defined outside this file: name -> ("module:attribute", one-line help). `--help`
 # lists them from this table alone; a command's module is imported only when it runs (or its own
@@ -90,8 +93,9 @@ class AppContext:
     dir, so loading the config also checks that we run as the data dir's owner.
     """
 
-    def __init__(self, config_path, data_dir, timezone, quiet=False, lang=None):
+    def __init__(self, config_path, data_dir, timezone, quiet=False, lang=None, init_data_dir=False):
         self.config_path = config_path
+        self.init_data_dir = init_data_dir  # --init-data-dir: a new data dir is meant where one held data
         self.data_dir = data_dir
         self.timezone = timezone
         self.quiet = quiet
@@ -136,13 +140,15 @@ class AppContext:
     def cfg(self):
         """The config. For a command that writes, the data dir is claimed first
         (pipeline.store.datadir.claim: a directory holding other files and no marker is refused,
-        nothing written; an empty one or one of our layout is marked as ours; a missing one is
-        marked when the command ends, if it created it)."""
+        nothing written, and so is a missing or empty one that held data before, its volume not
+        mounted, unless --init-data-dir: pipeline.store.vanished; an empty one or one of our
+        layout is marked as ours; a missing one is marked when the command ends, if it created it)."""
         cfg = self._load()
         if self.writes and not self._claimed:
             from ..store import datadir
 
-            datadir.claim(cfg.data_dir, self.data_dir_origin(cfg), config_inside(cfg))
+            datadir.claim(cfg.data_dir, self.data_dir_origin(cfg), config_inside(cfg), init=self.init_data_dir,
+                          command=self.command_line("--init-data-dir"))
             self._claimed = True
             # a data dir the command creates (the store makes it as it writes) is marked at the end
             ctx = click.get_current_context(silent=True)
@@ -193,9 +199,10 @@ class AppContext:
 
         click.echo(dumps(document))
 
-    def command_line(self) -> str:
-        """This run as a shell command line (for messages that say how to run it instead)."""
-        words = ["mailhygiene"]
+    def command_line(self, *options: str) -> str:
+        """This run as a shell command line (for messages that say how to run it instead), with
+        global `options` added (--init-data-dir)."""
+        words = ["mailhygiene", *options]
         for option, value in (("--config", self.config_path), ("--data-dir", self.data_dir),
                               ("--timezone", self.timezone)):
             if value is not None:
@@ -255,6 +262,7 @@ class Group(click.Group):
 
     def get_command(self, ctx, name):
         if name not in self.commands and name in self.lazy_commands:
+            sigphase.test_pause("command-import")  # (test-only)
             target, short_help = self.lazy_commands[name]
             module, _, attr = target.partition(":")
             command = getattr(importlib.import_module(module), attr)
@@ -298,6 +306,14 @@ class Group(click.Group):
             raise nul_in_argument(exc) from None
 
     def invoke(self, ctx):
+        try:
+            return self._invoke(ctx)
+        finally:
+            if _OWN_SIGNALS and ctx.parent is None:  # the command is over: a signal now ends the process at once
+                sigphase.end_at_once(sigphase.ENDED)
+                sigphase.test_pause("ending")  # (test-only)
+
+    def _invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except MailHygieneError as exc:
@@ -409,16 +425,20 @@ def _raise_held(alarm, frame):
 
 
 def install_signal_handlers() -> None:
-    """SIGTERM and SIGHUP end the command as Ctrl-C does (Terminated), and neither cuts an import
-    short. A signal the process was started ignoring (nohup) stays ignored. Ctrl-C keeps Python's
-    own handler (KeyboardInterrupt at once): held the same way, it made `ingest -` on a terminal
-    hang past 60 s in the test suite's runs (tests/test_ingest_bad_input.py), for a cause not
-    found yet."""
+    """The command's handlers (in place of pipeline.core.signals' start-up ones, which end the process
+    at once): SIGTERM and SIGHUP end the command as Ctrl-C does (Terminated), and neither cuts an
+    import short. A signal the process was started ignoring (nohup) stays ignored. Ctrl-C gets
+    Python's own handler (KeyboardInterrupt at once): held the same way, it made `ingest -` on a
+    terminal hang past 60 s in the test suite's runs (tests/test_ingest_bad_input.py), for a
+    cause not found yet."""
     import signal
 
     for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or ssh session went away
-        if signal.getsignal(signum) == signal.SIG_DFL:  # SIG_IGN (nohup): left as it is
+        current = signal.getsignal(signum)
+        if current == signal.SIG_DFL or sigphase.ours(current):  # SIG_IGN (nohup): left as it is
             signal.signal(signum, _terminate)
+    if sigphase.ours(signal.getsignal(signal.SIGINT)):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def interrupted_query(exc: BaseException) -> bool:
@@ -557,9 +577,13 @@ def _check_zone(ctx, param, value):
 @click.option("--lang", type=click.Choice(["en", "ja"]), default=None,
               help="Language of the terminal summaries and the report (ja = 日本語). "
                    "Default: config report.lang (en).")
+@click.option("--init-data-dir", is_flag=True,
+              help="Start a new data dir even where one held data before (it is missing or empty now: "
+                   "without this, a command that would write there stops, as its volume may not be "
+                   "mounted). For a data dir deleted or moved on purpose.")
 @click.version_option(__version__, prog_name="mailhygiene")
 @click.pass_context
-def cli(ctx, config_path, data_dir, timezone, quiet, lang):
+def cli(ctx, config_path, data_dir, timezone, quiet, lang, init_data_dir):
     """Keep bulk mail to Japanese mobile carriers deliverable.
 
     \b
@@ -571,12 +595,16 @@ def cli(ctx, config_path, data_dir, timezone, quiet, lang):
 
     Commands that write the data dir must run as its owner (sudo -u mailhygiene mailhygiene ...).
     """
+    if _OWN_SIGNALS:  # the command starts: its own handlers (pipeline/core/signals.py: the phases)
+        install_signal_handlers()
+        sigphase.test_pause("command")  # (test-only)
     no_empty_name(config_path, "--config (or $MAILHYGIENE_CONFIG)")
-    ctx.obj = AppContext(config_path, data_dir, timezone, quiet, lang)
+    ctx.obj = AppContext(config_path, data_dir, timezone, quiet, lang, init_data_dir)
     ctx.obj.writes, ctx.obj.command_args = ctx.meta.get(COMMAND_META, (False, []))
 
 
 _CONSOLE = False  # set by main(): this process is the `mailhygiene` command, not a library's or a test's
+_OWN_SIGNALS = False  # set by main(): the signal handlers are this process's to switch (never a test's)
 
 
 @contextmanager
@@ -607,10 +635,10 @@ def start_up(batch: bool = False):
 
 def main() -> None:
     """The console script: the command, then a quick exit (see _exit_now)."""
-    global _CONSOLE
-    _CONSOLE = True
+    global _CONSOLE, _OWN_SIGNALS
+    _CONSOLE = _OWN_SIGNALS = True
+    sigphase.end_at_once()  # until the command starts (pipeline/core/signals.py; already so from pipeline.console.main())
     _fill_closed_std_fds()
-    install_signal_handlers()
     try:
         cli(prog_name="mailhygiene")
     except SystemExit as exc:

@@ -12,4 +12,5 @@
   vocabulary  the shared names: reasons, scopes, carriers, statuses, log formats
   csvsafe     formula safety of every CSV cell we write (key columns kept exactly)
   jptext      the Japanese text rules (tables, kana, the lenient decoder) of sender and doctor
+  signals     Ctrl-C, SIGTERM, SIGHUP before and after a command: one line and 128 + the signal
 """

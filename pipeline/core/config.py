@@ -407,7 +407,7 @@ class SparkSettings:
 class FileSettings:
     """The top level of the file: where data lives, the zone, the sources and every section."""
 
-    # Where events, the suppression list, state and reports live (relative to the config file, the default too; without a config file: to the current directory). A new or empty directory, or one mailhygiene made (marker .mailhygiene-data-dir); one holding other files is refused (README "Data layout").
+    # Where events, the suppression list, state and reports live (relative to the config file, the default too; without a config file: to the current directory). A new or empty directory, or one mailhygiene made (marker .mailhygiene-data-dir); one holding other files is refused, and so is one that held data before and is missing or empty now, until --init-data-dir (README "Data layout").
     data_dir: str = setting("./mailhygiene-data", nonempty=True)
     # IANA zone of the MTA hosts' syslog clocks and of the rule's calendar days. "" = this machine's zone.
     timezone: str = setting("")

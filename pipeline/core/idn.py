@@ -99,6 +99,15 @@ def ascii_address(address: str) -> str:
         return address
 
 
+def readable_ascii_domain(domain: str) -> str:
+    """`domain` in A-label form, or as it is when it is no valid IDN name (never an error: for
+    reading rows already stored, as ascii_address does for an address)."""
+    try:
+        return ascii_domain(domain)
+    except IdnError:
+        return domain
+
+
 def domain_problem(domain: str) -> str | None:
     """None when `domain` converts to an A-label form, else the reason it does not."""
     try:

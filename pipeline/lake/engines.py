@@ -102,7 +102,8 @@ class SparkEngine:
 
     @classmethod
     def open(cls, cfg: Config) -> "SparkEngine":
-        from .spark import register_attempt_views, register_lake_events, register_local_events, session
+        from .spark import (canonical_events, register_attempt_views, register_lake_events, register_local_events,
+                            session)
 
         spark = session(cfg.spark)
         engine = cls(spark)
@@ -112,6 +113,7 @@ class SparkEngine:
                 engine._kept[f"_lake_{i}"] = df  # released by close()
         else:
             register_local_events(spark, cfg.data_dir)
+        canonical_events(spark)  # IDN recipients an older version stored: read in canonical form
         engine._kept["_attempt_marks"] = register_attempt_views(spark)  # released by close()
         return engine
 

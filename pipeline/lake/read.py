@@ -150,13 +150,14 @@ def connect_lake(lake: LakeLocation, data_dir: str | Path | None = None):
     the SQL macros) come from the local data dir, as pipeline.connect() makes them."""
     import duckdb
 
-    from ..store.warehouse import attach_views
+    from ..store.warehouse import attach_views, canonical_events
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     if data_dir is not None:
         attach_views(con, Path(data_dir))
     attach_lake_events(con, lake)
+    canonical_events(con)  # (attach_views made the local store's; this is the lake's)
     return con
 
 

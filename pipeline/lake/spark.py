@@ -13,6 +13,7 @@ Where the events come from:
   pyarrow's S3FileSystem: no jar to download.
 A lake's `events` view is the port of lake.read.DEDUPED_EVENTS_SQL (each event once, the same
 row as DuckDB keeps), over `lake_repeated` (REPEATED_IDS_SQL, computed once per session).
+canonical_events() then reads every recipient in canonical form (as sql/events.sql in DuckDB).
 Over `events`, register_attempt_views() makes the ports of the views warehouse makes in DuckDB
 (`not_attempts`, kept once, `witnessed_events`, `attempts`: each delivery attempt once). The session runs in UTC (the port binds times in UTC). checkpoint(df)
 keeps rows computed once for the steps that read them (lake.engines).
@@ -138,6 +139,27 @@ def register_local_events(spark, data_dir: str | os.PathLike) -> None:
         return
     df = spark.read.schema(ddl(LOCAL_SCHEMA)).option("basePath", str(store.root)).parquet(str(store.root))
     _events_view(df)
+
+
+def canonical_events(spark) -> None:
+    """`events` with every recipient in canonical form, as DuckDB's view (sql/events.sql): rows an
+    older version stored with an IDN domain in Unicode (`taro@例え.jp`) read as `taro@xn--r8jz45g.jp`,
+    the address today's rows have. Spark hands a Python function every row of the plan it is in,
+    whatever a CASE around it says, so the rows whose recipient is ASCII (all but a few) are read
+    apart from the others and only those others go through Python."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    from ..core.idn import ascii_address, readable_ascii_domain
+
+    address = F.udf(lambda a: None if a is None else ascii_address(a), StringType())
+    domain = F.udf(lambda d: None if d is None else readable_ascii_domain(d), StringType())
+    events = spark.table("events")
+    plain = F.expr("coalesce(octet_length(recipient) = char_length(recipient), true) AND "
+                   "coalesce(octet_length(recipient_domain) = char_length(recipient_domain), true)")
+    other = (events.where(~plain).withColumn("recipient", address("recipient"))
+             .withColumn("recipient_domain", domain("recipient_domain")))
+    events.where(plain).unionByName(other).createOrReplaceTempView("events")
 
 
 def register_lake_events(spark, lake: LakeLocation) -> list:

@@ -9,7 +9,8 @@ The rule (README "The data dir"):
     names it, when kept inside it, aside too);
   - foreign: anything else (another project's directory, a home directory, /etc).
 A command that writes claims the data dir before it writes (claim(): creates a new one, writes
-the marker, refuses a foreign one with ForeignDataDir naming the directory and how to go on);
+the marker, refuses a foreign one with ForeignDataDir naming the directory and how to go on, and
+one that looks new but held data before, its volume unmounted or moved: vanished.py);
 a command that only reads says a foreign dir holds no data (NoDataError) and creates nothing.
 
 Reads directory listings only, except claim(), which creates the directory and the marker.
@@ -119,17 +120,27 @@ def refuse_foreign(path: str | os.PathLike, where: str = "", also: frozenset[str
         raise foreign_error(Path(path), where, also)
 
 
-def claim(path: str | os.PathLike, where: str = "", also: frozenset[str] = frozenset()) -> Path:
-    """Before a command writes into `path`: ForeignDataDir for a foreign directory; the marker
-    written into an empty one or one of an earlier version's layout. A missing one is left to
-    the command (the store creates it as it writes; a command that needs stored data says it does
+def claim(path: str | os.PathLike, where: str = "", also: frozenset[str] = frozenset(), *,
+          init: bool = False, command: str = "") -> Path:
+    """Before a command writes into `path`: ForeignDataDir for a foreign directory;
+    vanished.DataDirVanished for one that looks new (missing or empty) but held data before or
+    lies under a declared mount that is absent, unless `init` (--init-data-dir: a new data dir
+    meant); the marker written into an empty one or one of an earlier version's layout, and a
+    data dir holding data recorded outside it (vanished.remember). A missing one is left to the
+    command (the store creates it as it writes; a command that needs stored data says it does
     not exist) and marked by mark() when the command ends."""
+    from . import vanished
+
     root = Path(path)
     state = status(root, also)
     if state == FOREIGN:
         raise foreign_error(root, where, also)
+    if state in (MISSING, NEW) and not init:
+        vanished.check(root, "does not exist" if state == MISSING else "is empty", where, command)
     if state != MISSING:
         mark(root, also)
+    if state == OURS:
+        vanished.remember(root)
     return root
 
 
@@ -147,3 +158,6 @@ def mark(path: str | os.PathLike, also: frozenset[str] = frozenset()) -> None:
         atomic_write_text(root / MARKER, MARKER_TEXT)
     except MailHygieneError:  # a read-only or full disk: the command's own writes say so, in their words
         return
+    from .vanished import remember
+
+    remember(root)  # from now on, this directory looking new again is its volume gone (vanished.py)

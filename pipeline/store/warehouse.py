@@ -2,7 +2,8 @@
 
 Reads <data_dir>/events/**.parquet and <data_dir>/suppression/*.parquet; writes nothing.
 Views: `events` (every stored row: one per witness of an attempt, plus the `date` partition
-column = UTC day), `not_attempts`, `witnessed_events` and `attempts` (each delivery attempt once: sql/attempts.sql),
+column = UTC day; its recipients in canonical form whichever version stored them: sql/events.sql
+over `stored_events`, the rows as stored), `not_attempts`, `witnessed_events` and `attempts` (each delivery attempt once: sql/attempts.sql),
 `suppression` (current list) and `suppression_history` when they exist.
 A damaged (e.g. truncated) Parquet file of the event store is found when the views are made
 (EventStore.check) and when DuckDB reads one in run_sql(): pipeline.core.errors.StoreCorrupt names
@@ -225,6 +226,23 @@ def events_up_to(con: duckdb.DuckDBPyConnection, as_of) -> None:
     con.execute(f"CREATE OR REPLACE VIEW events AS SELECT * FROM stored_events WHERE ts <= TIMESTAMPTZ '{instant}'")
 
 
+def canonical_events(con: duckdb.DuckDBPyConnection) -> None:
+    """Turn this connection's `events` (the rows as stored, from the local store or the lake)
+    into `stored_events`, and make `events` the same rows with every recipient in canonical form
+    (sql/events.sql): rows an older version stored with an IDN domain in Unicode and the A-label
+    rows of today are one address for every reader. Called wherever `events` is (re)made."""
+    from ..core.idn import ascii_address, readable_ascii_domain
+
+    for name, function in (("idn_ascii_address", ascii_address), ("idn_ascii_domain", readable_ascii_domain)):
+        try:
+            con.create_function(name, function, ["VARCHAR"], "VARCHAR", side_effects=False)
+        except (duckdb.NotImplementedException, duckdb.CatalogException):
+            pass  # registered on this connection before (a lake view made over the local one)
+    con.execute("DROP VIEW IF EXISTS stored_events")
+    con.execute("ALTER VIEW events RENAME TO stored_events")
+    con.execute(f"CREATE VIEW events AS {read_sql('events')}")
+
+
 def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     from . import layout  # lists and checks the files without numpy or pyarrow
 
@@ -254,6 +272,7 @@ def attach_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
                 if attempt == VIEW_ATTEMPTS - 1 or not vanished_file(exc):
                     raise
                 time.sleep(0.05)
+    canonical_events(con)  # every recipient in one form, whichever version stored it (sql/events.sql)
     con.execute(read_sql("macros"))  # the scalar macros every SQL file shares (counted_error, local_day ...)
     attach_attempt_views(con)
     sup = Path(data_dir) / "suppression"
