@@ -85,3 +85,15 @@ def used_params(sql: str) -> set[str]:
     """The $parameters a SQL text uses (comments left out)."""
     body = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
     return set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", body))
+
+
+def ported_queries() -> list[str]:
+    """Every file of sql/ that is one query (macros.sql and the list's DuckDB script
+    suppression_list.sql are not), but events.sql: DuckDB's `events` over `stored_events`, whose
+    Python functions Spark has not; Spark's `events` is made by pipeline.lake.spark.canonical_events
+    (tests/test_bounce_binding.py, tests/test_idn_addresses.py)."""
+    from pipeline.lake.port import is_query
+    from pipeline.store.warehouse import sql_dir
+
+    return sorted(p.stem for p in sql_dir().glob("*.sql")
+                  if is_query(p.read_text(encoding="utf-8")) and p.stem != "events")

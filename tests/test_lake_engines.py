@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 from fixtures import SAMPLES, make_config
-from lakekit import ingest, require_extra, require_spark
+from lakekit import ingest, ported_queries, require_extra, require_spark
 
 require_extra("sqlglot", "pyspark")
 
@@ -25,10 +25,9 @@ require_extra("sqlglot", "pyspark")
 pytestmark = pytest.mark.slow
 
 from pipeline.lake.engines import DuckDBEngine, SparkEngine, normalise  # noqa: E402
-from pipeline.lake.port import is_query  # noqa: E402
 from pipeline.lake.upload import upload_sealed  # noqa: E402
 from pipeline.cli import cli  # noqa: E402
-from pipeline.store.warehouse import read_sql, sql_dir  # noqa: E402
+from pipeline.store.warehouse import read_sql  # noqa: E402
 from pipeline.suppression.store import CURRENT_SCHEMA, HISTORY_SCHEMA  # noqa: E402
 
 ROTATED = SAMPLES / "postfix" / "mail.log.1.gz"
@@ -149,7 +148,7 @@ def test_guard_queries_are_the_same_on_both_engines_and_a_single_machine(setup):
         assert same_rows(rows(engines["single"].query(name, p), drop_zone=True), duck)
 
 
-QUERIES = sorted(p.stem for p in sql_dir().glob("*.sql") if is_query(p.read_text(encoding="utf-8")))
+QUERIES = ported_queries()
 # the rows that are no attempt of their own: in logs of direct sending (no bounce mails) only the
 # null-sender ones (a DSN the MTA sent: sql/not_attempts.sql)
 ONLY_NULL_SENDER_IN_DIRECT_MODE = {"not_attempts"}

@@ -15,24 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from lakekit import require_extra, used_params
+from lakekit import ported_queries, require_extra, used_params
 
 require_extra("sqlglot")
 
 from pipeline.core.errors import InputError  # noqa: E402
-from pipeline.lake.port import is_query, port  # noqa: E402
-from pipeline.store.warehouse import read_sql, sql_dir  # noqa: E402
+from pipeline.lake.port import port  # noqa: E402
+from pipeline.store.warehouse import read_sql  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "spark"
 UPDATE = os.environ.get("MAILHYGIENE_UPDATE_GOLDEN") == "1"
 # the queries whose $since/$until are instants (the rule's guard); the report files take days
 INSTANT_BOUNDS = {"active_addresses", "error_addresses", "guard_bursts", "guard_replies", "filtered_addresses",
                   "carrier_active_addresses", "carrier_error_addresses"}
-# every file that is one query (macros.sql and the list's DuckDB script suppression_list.sql are not),
-# but events.sql: DuckDB's `events` over `stored_events`, whose Python functions Spark has not;
-# Spark's `events` is made by pipeline.lake.spark.canonical_events (tests/test_bounce_binding.py)
-QUERIES = sorted(p.stem for p in sql_dir().glob("*.sql")
-                 if is_query(p.read_text(encoding="utf-8")) and p.stem != "events")
+QUERIES = ported_queries()
 
 
 def golden_params(name: str) -> dict:

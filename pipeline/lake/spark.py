@@ -235,11 +235,12 @@ def _events_view(df) -> None:
 def events_up_to(spark, as_of) -> None:
     """`events` holds only the rows up to `as_of` (an aware datetime) from now on, as
     store.warehouse.events_up_to does in DuckDB: narrowed from `stored_events` (every row as
-    registered), so a second call narrows from those again. The attempt views are the caller's
-    to make again (SparkEngine.events_up_to)."""
+    registered), so a second call narrows from those again, and read in canonical form again
+    (canonical_events). The attempt views are the caller's to make again (SparkEngine.events_up_to)."""
     from pyspark.sql.functions import col, lit
 
     spark.table("stored_events").where(col("ts") <= lit(as_of)).createOrReplaceTempView("events")
+    canonical_events(spark)
 
 
 # A checkpoint has no size estimate Spark's planner trusts, so a join with it is a sort-merge

@@ -216,14 +216,21 @@ def events_up_to(con: duckdb.DuckDBPyConnection, as_of) -> None:
     aware datetime; ts <= as_of), as a store holding only those rows would: every view and query
     over it (the marks of sql/not_attempts.sql, the binding, the counted errors, the guard) sees
     nothing later. What an as-of rule run reads (pipeline/suppression/counted.py): the answer a
-    run on that date would have given. The stored rows stay readable as `stored_events`; a second
-    call narrows from those again. Call it before the marks are kept (keep_attempt_marks)."""
+    run on that date would have given. The narrowing is of the stored rows, under whatever
+    `events` makes of them (canonical_events: every recipient in canonical form): `stored_events`
+    becomes the rows up to as_of, every stored row stays readable as `every_stored_event`, and a
+    second call narrows from those again. Call it before the marks are kept (keep_attempt_marks)."""
     from datetime import timezone
 
-    if not con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'stored_events'").fetchone()[0]:
+    views = {name for name, in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    if "stored_events" not in views:   # `events` is the stored rows as they are (not made canonical)
         con.execute("ALTER VIEW events RENAME TO stored_events")
+        con.execute("CREATE VIEW events AS SELECT * FROM stored_events")
+    if "every_stored_event" not in views:
+        con.execute("ALTER VIEW stored_events RENAME TO every_stored_event")
     instant = as_of.astimezone(timezone.utc).isoformat(sep=" ")
-    con.execute(f"CREATE OR REPLACE VIEW events AS SELECT * FROM stored_events WHERE ts <= TIMESTAMPTZ '{instant}'")
+    con.execute("CREATE OR REPLACE VIEW stored_events AS "
+                f"SELECT * FROM every_stored_event WHERE ts <= TIMESTAMPTZ '{instant}'")
 
 
 def canonical_events(con: duckdb.DuckDBPyConnection) -> None:
