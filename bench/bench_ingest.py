@@ -98,7 +98,7 @@ def main() -> None:
         fixed = []
         for _ in range(max(args.repeat, 3)):
             shutil.rmtree(work / f"data-{mta}", ignore_errors=True)
-            fixed.append(run_measured([str(VENV_BIN / "mailhygiene"), "--data-dir", str(work / f"data-{mta}"),
+            fixed.append(run_measured([str(VENV_BIN / "mailhygiene"), "--init-data-dir", "--data-dir", str(work / f"data-{mta}"),
                                        "--timezone", "Asia/Tokyo", "ingest", "--year", "2026", "--no-progress", str(head)]))
         startup[mta] = (statistics.median(w for w, _, _ in fixed), statistics.median(c for _, c, _ in fixed))
         print(f"{mta} start-up (a 20-line log, load {load()}): wall {startup[mta][0]:.2f} s, CPU {startup[mta][1]:.2f} s",
@@ -113,7 +113,7 @@ def main() -> None:
             runs = []
             for _ in range(args.repeat):
                 shutil.rmtree(data, ignore_errors=True)
-                ours = run_measured([str(VENV_BIN / "mailhygiene"), "--data-dir", str(data), "--timezone", "Asia/Tokyo",
+                ours = run_measured([str(VENV_BIN / "mailhygiene"), "--init-data-dir", "--data-dir", str(data), "--timezone", "Asia/Tokyo",
                                      "ingest", "--year", "2026", "--no-progress", str(log)])
                 base = {}
                 if not args.only_ours:
