@@ -30,24 +30,25 @@ def run(conf, *args):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("where", ["clean --quiet", "--quiet clean", "-q clean"])
-def test_a_good_night_prints_nothing(tmp_path, where):
+def test_a_good_night_prints_nothing(tmp_path):
     logs = tmp_path / "logs"
     shutil.copytree(SAMPLES / "postfix", logs)
     conf = write_config(tmp_path, [(f"{logs}/mail.log*", "postfix")])
     data = tmp_path / "data"
     # the first night finds no store: it says so, once (cron mails it), since a data dir whose
     # volume is not mounted looks the same and loses the opt-outs added by hand
-    first = run(conf, *where.split())
+    first = run(conf, "-q", "clean")
     assert first.exit_code == 0, first.output
     assert first.output.splitlines() == [f"clean: {data} held no events and no suppression list: a new store "
                                          "and list were started there. Expected on the first night; otherwise "
                                          "that data dir is not mounted or has moved: stop the timer and restore "
                                          "it (the addresses added by hand live only there)"]
-    (logs / "mail.log").write_bytes((logs / "mail.log").read_bytes())   # (a night with no new lines)
-    r = run(conf, *where.split())
-    assert r.exit_code == 0, r.output
-    assert r.output == ""
+    # the next nights, with the option written in each place it may go
+    for where in ("clean --quiet", "--quiet clean", "-q clean"):
+        (logs / "mail.log").write_bytes((logs / "mail.log").read_bytes())   # (a night with no new lines)
+        r = run(conf, *where.split())
+        assert r.exit_code == 0, (where, r.output)
+        assert r.output == "", where
     # the job did run: events, the list and the export are there
     assert list((data / "events").glob("date=*/*.parquet"))
     assert (data / "exports" / "suppression.csv").is_file()
