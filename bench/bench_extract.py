@@ -20,6 +20,21 @@ import time
 from zoneinfo import ZoneInfo
 
 
+def log_blocks(path: str) -> list[bytes]:
+    """The log at `path` cut as ingest cuts it: blocks of up to source.BLOCK_BYTES (16 MiB) that
+    end at a newline (also bench/bench_scan.py)."""
+    from pipeline.ingest import source
+
+    with open(path, "rb") as f:
+        text = f.read()
+    blocks, at = [], 0
+    while at < len(text):
+        end = text.rfind(b"\n", at, at + source.BLOCK_BYTES) + 1 if at + source.BLOCK_BYTES < len(text) else len(text)
+        blocks.append(text[at:end])
+        at = end
+    return blocks
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("log")
@@ -30,18 +45,11 @@ def main() -> None:
     ap.add_argument("--native", default="1")
     a = ap.parse_args()
     os.environ["MAILHYGIENE_NATIVE"] = a.native
-    from pipeline.ingest import engine, source
+    from pipeline.ingest import engine
     from pipeline.ingest.parsers import postfix_block
     from pipeline.ingest.parsers.common import ParseContext
 
-    with open(a.log, "rb") as f:
-        text = f.read()
-    blocks, at = [], 0
-    while at < len(text):
-        end = text.rfind(b"\n", at, at + source.BLOCK_BYTES) + 1 if at + source.BLOCK_BYTES < len(text) else len(text)
-        blocks.append(text[at:end])
-        at = end
-    del text
+    blocks = log_blocks(a.log)
     check = "postfix" if a.format == "auto" else None
     times = []
     for _ in range(a.passes):

@@ -25,7 +25,8 @@ def main() -> None:
     ap.add_argument("--gather", action="store_true")
     ap.add_argument("--lib", help="another build of postfix_scan.c to time (same ABI), e.g. main's")
     a = ap.parse_args()
-    from pipeline.ingest import engine, native, source
+    from bench_extract import log_blocks
+    from pipeline.ingest import engine, native
     from pipeline.ingest.parsers.common import MAX_LINE_BYTES
 
     from pathlib import Path
@@ -33,14 +34,7 @@ def main() -> None:
     scanner = native.load(Path(a.lib)) if a.lib else native.SCANNER
     if scanner is None:
         sys.exit("no compiled scanner (make venv)")
-    with open(a.log, "rb") as f:
-        text = f.read()
-    blocks, at = [], 0
-    while at < len(text):
-        end = text.rfind(b"\n", at, at + source.BLOCK_BYTES) + 1 if at + source.BLOCK_BYTES < len(text) else len(text)
-        blocks.append(text[at:end])
-        at = end
-    del text
+    blocks = log_blocks(a.log)
     stops = (engine._RFC5424_START,)
     buffers = native.ScanBuffers()
     times, gathers = [], []
