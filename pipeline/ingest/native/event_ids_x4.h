@@ -1,9 +1,10 @@
 /* event_ids_x4 (AVX2) and event_ids_x4_vl (AVX-512VL): included twice by postfix_scan.c, with
  * EVENT_IDS_X4 (the name), EVENT_IDS_X4_TARGET (the instruction sets) and V_ROT32 .. V_ROT63 (the
- * rotations) defined for each. Rows i .. i + 3, one per 64-bit lane. A row with fewer blocks than
- * the others sits out the blocks past its own end (its state is kept by a blend). A block that
- * lies whole inside the row's line is read where it is; the others (the line's end, the NUL, the
- * recipient, the zero padding) are put together in buf. */
+ * rotations) defined for each; it undefines them at its end, for the next build. Rows i .. i + 3,
+ * one per 64-bit lane. A row with fewer blocks than the others sits out the blocks past its own
+ * end (its state is kept by a blend). A block that lies whole inside the row's line is read where
+ * it is; the others (the line's end, the NUL, the recipient, the zero padding) are put together in
+ * buf. */
 __attribute__((target(EVENT_IDS_X4_TARGET))) static void EVENT_IDS_X4(const uint8_t *d, const int64_t *starts,
                                                                        const int64_t *ends, const uint8_t *rcpt,
                                                                        const int32_t *roff, int64_t i, int id_bytes,
@@ -71,3 +72,10 @@ __attribute__((target(EVENT_IDS_X4_TARGET))) static void EVENT_IDS_X4(const uint
         hex_of(digest, id_bytes, hex + 2 * (i + L) * id_bytes);
     }
 }
+
+#undef EVENT_IDS_X4
+#undef EVENT_IDS_X4_TARGET
+#undef V_ROT32
+#undef V_ROT24
+#undef V_ROT16
+#undef V_ROT63

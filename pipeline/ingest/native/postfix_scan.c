@@ -1020,12 +1020,6 @@ static void hex_of(const uint8_t *digest, int id_bytes, uint8_t *hex) {
 #define V_ROT16(x) _mm256_shuffle_epi8((x), rot16)
 #define V_ROT63(x) V_XOR(_mm256_srli_epi64((x), 63), V_ADD((x), (x)))
 #include "event_ids_x4.h"
-#undef EVENT_IDS_X4
-#undef EVENT_IDS_X4_TARGET
-#undef V_ROT32
-#undef V_ROT24
-#undef V_ROT16
-#undef V_ROT63
 
 #define EVENT_IDS_X4 event_ids_x4_vl
 #define EVENT_IDS_X4_TARGET "avx2,avx512f,avx512vl"
@@ -1034,12 +1028,6 @@ static void hex_of(const uint8_t *digest, int id_bytes, uint8_t *hex) {
 #define V_ROT16(x) _mm256_ror_epi64((x), 16)
 #define V_ROT63(x) _mm256_ror_epi64((x), 63)
 #include "event_ids_x4.h"
-#undef EVENT_IDS_X4
-#undef EVENT_IDS_X4_TARGET
-#undef V_ROT32
-#undef V_ROT24
-#undef V_ROT16
-#undef V_ROT63
 #endif
 
 /* Event ids: hex of blake2b(line + "\0" + recipient, digest_size=id_bytes) for each row; the
