@@ -84,7 +84,7 @@ def remember(data_dir: str | os.PathLike) -> None:
     this = key(data_dir)
     if this in known:
         return
-    kept = [p for p in known if p != this][-(REGISTRY_LIMIT - 1):] + [this]
+    kept = known[-(REGISTRY_LIMIT - 1):] + [this]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, "".join(p + "\n" for p in kept))
