@@ -205,6 +205,30 @@ def test_a_config_kept_inside_its_own_data_dir_does_not_make_it_foreign(tmp_path
     assert invoke(["suppression", "list"], config=config).exit_code == 0
 
 
+def test_a_directory_claimed_by_another_command_meanwhile_is_not_a_vanished_one(tmp_path, monkeypatch):
+    """Two commands on one new data dir: the second looks (empty), then the first writes the
+    marker and records the directory as holding data, then the second reads that record. The
+    directory is ours now, not one whose volume went away (the racing test below saw exit 1)."""
+    from pipeline.store import datadir, vanished
+
+    d = tmp_path / "data"
+    d.mkdir()
+    check = vanished.check
+
+    def the_other_command_first(root, *args, **kwargs):
+        datadir.mark(root)                                   # its marker, then the record
+        return check(root, *args, **kwargs)
+
+    monkeypatch.setattr(vanished, "check", the_other_command_first)
+    assert datadir.claim(d) == d
+    assert datadir.status(d) == datadir.OURS
+    # a directory still empty after its record says it held data is refused, as before
+    monkeypatch.setattr(vanished, "check", check)
+    (d / MARKER).unlink()
+    with pytest.raises(vanished.DataDirVanished):
+        datadir.claim(d)
+
+
 def test_commands_claiming_one_new_directory_at_once_all_take_it(tmp_path):
     """Two commands starting together on a new data dir (the MTA's pipe running intake for two
     mails, a cron job beside it): one is writing the marker (fsutil's `.NAME.PID.tmp`, then a

@@ -136,7 +136,14 @@ def claim(path: str | os.PathLike, where: str = "", also: frozenset[str] = froze
     if state == FOREIGN:
         raise foreign_error(root, where, also)
     if state in (MISSING, NEW) and not init:
-        vanished.check(root, "does not exist" if state == MISSING else "is empty", where, command)
+        try:
+            vanished.check(root, "does not exist" if state == MISSING else "is empty", where, command)
+        except vanished.DataDirVanished:
+            # another command may have claimed it since it was looked at (marker, then record:
+            # mark()); only a directory that still looks new is one whose data vanished
+            state = status(root, also)
+            if state != OURS:
+                raise
     if state != MISSING:
         mark(root, also)
     if state == OURS:
