@@ -164,8 +164,11 @@ def test_unreachable_relay_defers_and_never_expires_the_message(tmp_path):
 
     cfg = make_cfg(tmp_path, f"127.0.0.1:{free_port()}", "max_attempts = 2\nrelay_pause = 0.05\nrelay_pause_max = 0.05")
     enqueue(cfg, subject="s", body="b", addresses=["a@au.com"])
-    run_daemon(cfg, exit_when_done=True, max_seconds=0.5)
-    row = rows_by_address(cfg)["a@au.com"]
+    for _ in range(20):   # (a loaded machine may try it only twice in one short run: run again, at most 20 times)
+        run_daemon(cfg, exit_when_done=True, max_seconds=0.5)
+        row = rows_by_address(cfg)["a@au.com"]
+        if row["attempts"] > 2 or row["state"] != "deferred":
+            break
     assert row["state"] == "deferred" and row["attempts"] > 2
     assert "connection to 127.0.0.1:" in row["reply"] and "refused" in row["reply"]
 
