@@ -210,6 +210,7 @@ class Engine:
                 self._apply(chunk, fields)
                 if progress is not None and not s.compressed:  # (a plain file's offset is its bytes)
                     progress.advance(s.offset)
+                chunk = fields = None  # (see _ahead: let the next read reuse this chunk's memory)
         except OSError as exc:
             # an I/O error of the log: keep what was read, report it (a damaged .gz is a DAMAGED chunk)
             self._damaged(s, s.offset, f"read failed: {exc.strerror or exc}")
@@ -854,6 +855,7 @@ class Engine:
             for chunk, fields in self._ahead(files.chunks(s, budget=READ_BUDGET)):
                 self._apply(chunk, fields)
                 self._dirty(seen)
+                chunk = fields = None  # (see _ahead)
             busy |= s.read_at - start >= READ_BUDGET
         if files.close_idle():
             self._dirty()

@@ -100,7 +100,6 @@ def canonical_recipients(table: pa.Table) -> pa.Table:
             # only the chunk's own bytes: a slice shares the buffer of the whole block it was cut from
             raw = np.frombuffer(data, np.uint8)[offsets[0]: offsets[-1]]
             if raw.size and raw.max() >= 0x80:
-
                 rows.append(base + np.flatnonzero(ab.to_bools(pc.invert(pc.string_is_ascii(chunk)))))
         base += n
     if not rows:
