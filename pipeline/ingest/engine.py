@@ -56,9 +56,11 @@ from .source import (DAMAGED, HEAD, LINES, LONG, PARTIAL, READ_BUDGET, SKIPPED, 
 log = logging.getLogger("mailhygiene.watch")
 
 # Chunks whose fields are being found (in reader threads) while one is applied, per MTA (else 1).
-# Postfix: finding the fields is most of the work, and two readers keep the applying fed; sendmail
-# and qmail: applying is, and a second reader would only compete with it (BENCHMARKS.md).
-EXTRACT_AHEAD = {"postfix": 2}
+# One for every MTA: sendmail and qmail spend most of their time applying, and a second reader
+# would only compete with it; Postfix's scanner now finds a chunk's fields in about the time the
+# chunk takes to apply, and a second reader cost ~4 % more CPU (two threads in contention, one
+# more 16 MiB chunk in flight) with no gain in wall time (BENCHMARKS.md, 2026-12-06 12:30).
+EXTRACT_AHEAD: dict[str, int] = {}
 # A batch run reads chunks of fewer bytes line by line (the parsers' feed(), the definition the
 # block readers are held to: the same events), unless the engine is told `columnar=True`: a small
 # log then neither imports nor starts a block reader (pyarrow.compute alone is ~25 ms, an eighth of
@@ -208,6 +210,7 @@ class Engine:
                 self._apply(chunk, fields)
                 if progress is not None and not s.compressed:  # (a plain file's offset is its bytes)
                     progress.advance(s.offset)
+                chunk = fields = None  # (see _ahead: let the next read reuse this chunk's memory)
         except OSError as exc:
             # an I/O error of the log: keep what was read, report it (a damaged .gz is a DAMAGED chunk)
             self._damaged(s, s.offset, f"read failed: {exc.strerror or exc}")
@@ -852,6 +855,7 @@ class Engine:
             for chunk, fields in self._ahead(files.chunks(s, budget=READ_BUDGET)):
                 self._apply(chunk, fields)
                 self._dirty(seen)
+                chunk = fields = None  # (see _ahead)
             busy |= s.read_at - start >= READ_BUDGET
         if files.close_idle():
             self._dirty()

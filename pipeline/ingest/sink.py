@@ -28,6 +28,7 @@ import pyarrow as pa
 from ..classify.carriers import CarrierTable
 from ..classify.classifier import DELIVERED, classify_by_key, classify_many, mask_addresses, provider_key
 from ..store import arrow_build as ab
+from ..store import arrow_compute as pc
 from ..store.event_store import EventStore
 from ..store.records import EVENT_SCHEMA, LOCAL_PREFIX_RE2, PARSED_COLUMNS, event_ids_for, is_local_recipient
 from . import native
@@ -50,7 +51,7 @@ def _codes(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """Each value's index among the column's distinct values (a null is one of them), and those."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    encoded = column.dictionary_encode(null_encoding="encode")
+    encoded = pc.dictionary_encode(column, null_encoding="encode")
     return ab.to_ints(encoded.indices), encoded.dictionary
 
 
@@ -61,7 +62,7 @@ def _masked_text_codes(texts: pa.Array, rows: np.ndarray, take: pa.Array) -> tup
         if isinstance(texts, pa.ChunkedArray):
             texts = texts.combine_chunks()
         return _codes(native.SCANNER.mask_addresses(texts, rows))
-    text_code, distinct = _codes(texts.take(take))
+    text_code, distinct = _codes(pc.take(texts, take))
     masked_code, masked = _codes(mask_addresses(distinct))
     return masked_code[text_code], masked
 
@@ -93,7 +94,7 @@ def _distinct(n: int, *fields: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.n
         number[present] = np.arange(len(present))
         of_row = number[key]
     else:   # a hash table (Arrow's)
-        encoded = ab.numbers(key, pa.int64()).dictionary_encode()
+        encoded = pc.dictionary_encode(ab.numbers(key, pa.int64()))
         present, of_row = encoded.dictionary, ab.to_ints(encoded.indices)
     at = np.empty(len(present), np.int64)
     at[of_row] = rows
@@ -108,8 +109,6 @@ def _local_rows(recipient: pa.Array, domain: pa.Array) -> np.ndarray:
     """records.is_local_recipient of each row, by numpy over the strings' buffers: an empty domain,
     or a recipient that starts with one of LOCAL_PREFIXES (only the rows whose first byte could
     start one are looked at by the pattern)."""
-    import pyarrow.compute as pc
-
     if isinstance(recipient, pa.ChunkedArray):
         recipient = recipient.combine_chunks()
     if isinstance(domain, pa.ChunkedArray):
@@ -117,7 +116,7 @@ def _local_rows(recipient: pa.Array, domain: pa.Array) -> np.ndarray:
     n = len(recipient)
     if recipient.null_count or domain.null_count or recipient.type != pa.string() or domain.type != pa.string():
         return ab.to_bools(pc.fill_null(pc.or_(pc.equal(domain, _EMPTY),
-                                               pc.match_substring_regex(recipient, LOCAL_PREFIX_RE2)), False))
+                                               pc.match_substring_regex(recipient, LOCAL_PREFIX_RE2)), ab.scalar(False)))
     d_off = ab.offsets(domain)
     local = d_off[1:] == d_off[:-1]
     r_off = ab.offsets(recipient)
@@ -128,7 +127,7 @@ def _local_rows(recipient: pa.Array, domain: pa.Array) -> np.ndarray:
         some = np.flatnonzero((r_off[1:] > starts) & ~local)
         maybe = some[_LOCAL_FIRST[data[starts[some]]]]
         if len(maybe):
-            local[maybe] = ab.to_bools(pc.match_substring_regex(recipient.take(ab.indices(maybe)), LOCAL_PREFIX_RE2))
+            local[maybe] = ab.to_bools(pc.match_substring_regex(pc.take(recipient, ab.indices(maybe)), LOCAL_PREFIX_RE2))
     return local
 
 
@@ -156,7 +155,6 @@ class EventBuffer:
     def add_columns(self, columns: dict) -> None:
         """A batch of rows as columns: PARSED_COLUMNS as Arrow arrays (and those of annotate);
         its local deliveries are counted and left out, as add() does."""
-        import pyarrow.compute as pc  # (the block readers' path: a small log is read by lines, without it)
 
         local = _local_rows(columns["recipient"], columns["recipient_domain"])
         n_local = int(np.count_nonzero(local))
@@ -206,7 +204,7 @@ class EventBuffer:
     @staticmethod
     def _columns_table(part: dict) -> pa.Table:
         """A column batch of the block reader (classified in its threads, see annotate)."""
-        cols = dict(part, ts=part["ts"].cast(pa.timestamp("us", tz="UTC")))
+        cols = dict(part, ts=pc.cast(part["ts"], pa.timestamp("us", tz="UTC")))
         return pa.Table.from_arrays([cols[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
 
     def annotate(self, rows: dict, mta: str = "postfix") -> None:
@@ -220,7 +218,6 @@ class EventBuffer:
         each distinct combination is classified once, by classify_by_key: of the recipient
         domain, relay, carrier and day classify() reads only their provider key, and of the
         text only what mask_addresses leaves, so those two stand in the combination."""
-        import pyarrow.compute as pc  # (the block readers' path: a small log is read by lines, without it)
 
         n = len(rows["status"])
         # carrier per distinct (domain, relay): a batch holds few
@@ -228,10 +225,10 @@ class EventBuffer:
         domain_code, domains = _codes(rows["recipient_domain"])
         relay_code, relays = _codes(pc.fill_null(relay, _EMPTY) if relay.null_count else relay)
         pair_of_row, pair_at = _distinct(n, (domain_code, len(domains)), (relay_code, len(relays)))
-        pair_domain = domains.take(ab.indices(domain_code[pair_at])).to_pylist()
-        pair_relay = relays.take(ab.indices(relay_code[pair_at])).to_pylist()
+        pair_domain = pc.take(domains, ab.indices(domain_code[pair_at])).to_pylist()
+        pair_relay = pc.take(relays, ab.indices(relay_code[pair_at])).to_pylist()
         pair_carrier = self._pair_carriers(pair_domain, pair_relay)
-        rows["carrier"] = ab.strings(pair_carrier).take(ab.indices(pair_of_row))
+        rows["carrier"] = pc.take(ab.strings(pair_carrier), ab.indices(pair_of_row))
         # classes as codes into the few distinct ones; 0 is "delivered" (every sent row)
         class_code = np.zeros(n, np.int32)
         distinct_classes = {DELIVERED: 0}
@@ -240,16 +237,16 @@ class EventBuffer:
             m = len(failed)
             take = ab.indices(failed)
             # the provider key per distinct (pair, day)
-            day_code, days = _codes(rows["day"].take(take))
+            day_code, days = _codes(pc.take(rows["day"], take))
             days = [None if d is None else self.day(d * US_PER_DAY) for d in days.to_pylist()]
             where_of_row, where_at = _distinct(m, (pair_of_row[failed], len(pair_carrier)), (day_code, len(days)))
             key_code, keys = _codes_of([provider_key(pair_domain[p], pair_relay[p], pair_carrier[p], days[d])
                                         for p, d in zip(pair_of_row[failed[where_at]].tolist(), day_code[where_at].tolist())])
-            fields = [_codes(rows[name].take(take)) for name in ("status", "dsn", "reply_code", "smtp_phase")]
+            fields = [_codes(pc.take(rows[name], take)) for name in ("status", "dsn", "reply_code", "smtp_phase")]
             fields.append(_masked_text_codes(rows["text"], failed, take))
             event_of_row, event_at = _distinct(m, *((codes, len(values)) for codes, values in fields),
                                                (key_code[where_of_row], len(keys)))
-            status, dsn, reply_code, smtp_phase, text = (values.take(ab.indices(codes[event_at])).to_pylist()
+            status, dsn, reply_code, smtp_phase, text = (pc.take(values, ab.indices(codes[event_at])).to_pylist()
                                                         for codes, values in fields)
             key = [keys[k] for k in key_code[where_of_row[event_at]].tolist()]
             classes = list(map(classify_by_key, status, text, dsn, reply_code, smtp_phase, repeat(mta), key))
@@ -259,7 +256,7 @@ class EventBuffer:
         codes = ab.numbers(class_code, pa.int32())
         for name, values in zip(("reason", "scope", "hard"), zip(*distinct_classes)):
             dictionary = ab.optional_bools(values) if name == "hard" else ab.strings(values)
-            rows[name] = dictionary.take(codes)
+            rows[name] = pc.take(dictionary, codes)
 
     def _pair_carriers(self, domains: list, relays: list) -> list:
         """The carrier of each (recipient domain, relay) pair (None for a null domain, as a null

@@ -15,6 +15,8 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+from . import arrow_compute as pc
+
 
 def _validity(valid: np.ndarray | None):
     if valid is None or bool(valid.all()):
@@ -62,7 +64,7 @@ def scatter_strings(n: int, positions: np.ndarray, values: Sequence[str | None])
     """n strings, null but at `positions`, which hold `values` (a sparse column, few Python strings)."""
     index = np.full(n, -1, np.int64)
     index[positions] = np.arange(len(positions))
-    return strings(values).take(numbers(np.maximum(index, 0), pa.int64(), index >= 0))
+    return pc.take(strings(values), numbers(np.maximum(index, 0), pa.int64(), index >= 0))
 
 
 def with_rows_replaced(arr: pa.Array | pa.ChunkedArray, rows: np.ndarray, values: pa.Array) -> pa.Array:
@@ -73,7 +75,7 @@ def with_rows_replaced(arr: pa.Array | pa.ChunkedArray, rows: np.ndarray, values
     n = len(arr)
     at = np.arange(n, dtype=np.int64)
     at[np.asarray(rows, np.int64)] = n + np.arange(len(rows), dtype=np.int64)
-    return pa.concat_arrays([*chunks, values.cast(arr.type)]).take(indices(at))
+    return pc.take(pa.concat_arrays([*chunks, pc.cast(values, arr.type)]), indices(at))
 
 
 def optional_ints(values: Sequence[int | None], type: pa.DataType) -> pa.Array:

@@ -39,6 +39,7 @@ from ..core import fsutil
 from ..core.errors import StoreError
 from ..core.hashes import blake2b  # not hashlib: it loads OpenSSL (2.5 ms)
 from . import arrow_build as ab
+from . import arrow_compute as pc
 from . import layout, parquet_io
 from .layout import PARTITION_PREFIX, corrupt
 from .layout import damage as _damage
@@ -113,7 +114,7 @@ class EventStore:
         # the key order is kept for the lookups below (a day's part of the batch reads its own off it)
         key_order = np.argsort(keys)
         in_order = keys[key_order]
-        if (in_order[1:] == in_order[:-1]).any() and len(table.column("event_id").unique()) != table.num_rows:
+        if (in_order[1:] == in_order[:-1]).any() and len(pc.unique(table.column("event_id"))) != table.num_rows:
             table = _first_of_each_id(table)
             keys = _id_keys(table.column("event_id").combine_chunks())
             key_order = np.argsort(keys)
@@ -145,9 +146,7 @@ class EventStore:
                     for owner in np.unique(index.owner[at[maybe]]).tolist():
                         f = index.names[owner]
                         mine = maybe[index.owner[at[maybe]] == owner]
-                        import pyarrow.compute as pc  # (only where a stored key matches: not a first ingest)
-
-                        exact = pc.is_in(ids.take(ab.indices(mine)), value_set=_stored_ids(f, self.data_dir).combine_chunks())
+                        exact = pc.is_in(pc.take(ids, ab.indices(mine)), value_set=_stored_ids(f, self.data_dir).combine_chunks())
                         hit = mine[ab.to_bools(exact)]
                         if len(hit):
                             if stored_already is None:
@@ -155,7 +154,7 @@ class EventStore:
                             stored_already[hit] = True
                 if stored_already is not None:
                     keep = ~stored_already
-                    part = part.filter(ab.booleans(keep))
+                    part = pc.filter(part, ab.booleans(keep))
                     sorted_keys = part_keys[by_key[keep[by_key]]]
                 if part.num_rows:
                     final = self._write_file(day, part)
@@ -347,7 +346,7 @@ def _read_file(path: Path, data_dir: Path, columns: list[str] | None = None) -> 
 def _stored_ids(path: Path, data_dir: Path) -> pa.ChunkedArray:
     """The event ids of one stored file."""
     ids = _read_file(path, data_dir, ["event_id"]).column("event_id")
-    return ids if ids.type == pa.string() else ids.cast(pa.string())  # (cast() imports pyarrow.compute)
+    return ids if ids.type == pa.string() else pc.cast(ids, pa.string())
 
 
 _HEX = np.full(256, 255, np.uint8)
@@ -411,8 +410,6 @@ def _count_by_status(status: pa.ChunkedArray) -> Counter:
     """Rows per status (a null is counted as None, as value_counts does)."""
     if len(status) <= COUNT_IN_PYTHON_ROWS:
         return Counter(status.to_pylist())
-    import pyarrow.compute as pc
-
     return Counter({item["values"]: item["counts"] for item in pc.value_counts(status).to_pylist()})
 
 
@@ -452,7 +449,7 @@ def _rows_of(table: pa.Table, rows) -> pa.Table:
     if isinstance(rows, list):
         pieces = [table.slice(a, b - a) for a, b in rows]
         return pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
-    return table.take(ab.indices(rows))
+    return pc.take(table, ab.indices(rows))
 
 
 def _keys_of(keys: np.ndarray, rows) -> np.ndarray:

@@ -12,6 +12,7 @@ from array import array
 import pyarrow as pa
 
 from ..core.hashes import blake2b  # not hashlib: it loads OpenSSL (2.5 ms)
+from . import arrow_compute as pc
 
 # status: sent | deferred | bounced | expired | undeliverable
 # smtp_phase: connect | helo | mail | rcpt | data | end_of_data | quit | None (not an SMTP reply)
@@ -99,8 +100,6 @@ def canonical_recipients(table: pa.Table) -> pa.Table:
             # only the chunk's own bytes: a slice shares the buffer of the whole block it was cut from
             raw = np.frombuffer(data, np.uint8)[offsets[0]: offsets[-1]]
             if raw.size and raw.max() >= 0x80:
-                import pyarrow.compute as pc  # (only for a batch with a non-ASCII recipient)
-
                 rows.append(base + np.flatnonzero(ab.to_bools(pc.invert(pc.string_is_ascii(chunk)))))
         base += n
     if not rows:
@@ -117,7 +116,7 @@ def canonical_recipients(table: pa.Table) -> pa.Table:
             return d   # no A-label form: kept as written (the recipient check refuses such an address)
 
     matched, new_recipient, new_domain, changed = [], [], [], False
-    for row, value in zip(rows.tolist(), column.take(ab.indices(rows)).to_pylist()):
+    for row, value in zip(rows.tolist(), pc.take(column, ab.indices(rows)).to_pylist()):
         local, at, domain = value.rpartition("@")
         if not at or "\n" in value:
             continue   # no @ (or a newline: not one address): left as it is

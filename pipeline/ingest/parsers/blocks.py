@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from ...store import arrow_build as ab
+from ...store import arrow_compute as pc
 from .. import native
 from .common import iso_us
 
@@ -137,12 +138,12 @@ class JoinedColumn:
         return i
 
     def array(self) -> pa.Array:
-        values = pa.concat_arrays([self.base.cast(pa.string()), ab.strings(self.values)]) if self.values else self.base
-        return values.take(ab.numbers(np.maximum(self.index, 0), pa.int64(), self.index >= 0))
+        values = pa.concat_arrays([pc.cast(self.base, pa.string()), ab.strings(self.values)]) if self.values else self.base
+        return pc.take(values, ab.numbers(np.maximum(self.index, 0), pa.int64(), self.index >= 0))
 
 
 def take(array: pa.Array, positions: np.ndarray) -> pa.Array:
-    return array.take(ab.indices(positions))
+    return pc.take(array, ab.indices(positions))
 
 
 class DeferredRows:

@@ -47,9 +47,8 @@ from typing import Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-
 from ...store import arrow_build as ab
+from ...store import arrow_compute as pc
 from .. import native
 from ..native import Scanner
 from ...store.records import EVENT_COLUMNS, ID_BYTES, PARSED_COLUMNS, event_ids_for_plain
@@ -231,7 +230,7 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
     candidate &= ~raw
     cand_idx = np.flatnonzero(candidate)
     fast = np.zeros(n, bool)
-    cand_lines = lines.take(ab.indices(cand_idx))
+    cand_lines = pc.take(lines, ab.indices(cand_idx))
     # (a second `[pid]: `: maybe another log line glued to this one, cut short: common.glued_at, feed()'s)
     fast[cand_idx] = ab.to_bools(pc.match_substring_regex(cand_lines, FAST_RE)) & \
         (ab.to_ints(pc.count_substring_regex(cand_lines, PID_TAG_RE2)) < 2)
@@ -250,7 +249,7 @@ def scan_numpy(block: bytes, max_line: int) -> dict | None:
     # none of to=, from=, message-id=, removed, and it holds no second `]: ` (a glued line).
     # Candidates that are not fast go to feed().
     missed = np.flatnonzero(candidate & ~fast)
-    feed_idx = missed[ab.to_bools(pc.match_substring_regex(lines.take(ab.indices(missed)), INTERESTING_RE))]
+    feed_idx = missed[ab.to_bools(pc.match_substring_regex(pc.take(lines, ab.indices(missed)), INTERESTING_RE))]
     cls = np.full(n, C_SKIP, np.uint8)
     cls[feed_idx] = C_FEED
     cls[fast_idx] = C_FAST
@@ -414,7 +413,7 @@ def extract(block: bytes, max_line: int, ctx, annotate: Annotate | None = None,
     if scanner:  # the queue ids coded by the scanner's pass (as dictionary_encode codes them)
         qid_codes, qid_names = s["q_code"], s["q_names"]
     else:
-        qids = cut(data, s["f_qs"], qid_end).dictionary_encode()
+        qids = pc.dictionary_encode(cut(data, s["f_qs"], qid_end))
         qid_codes, qid_names = ab.to_ints(qids.indices), qids.dictionary
 
     # stamps: one key per minute (turned into time once), microseconds within it per line
@@ -518,9 +517,9 @@ def _row_columns(block: bytes, dv: dict, scanner: Scanner | None) -> None:
     else:
         codes, code_valid, phase_code, phase_words = _text_facts_arrow(texts, high)
     dv["reply_code"] = ab.numbers(codes, pa.int16(), code_valid)
-    dv["smtp_phase"] = (ab.strings(phase_words).take(ab.numbers(np.maximum(phase_code, 0), pa.int32(), phase_code >= 0))
+    dv["smtp_phase"] = (pc.take(ab.strings(phase_words), ab.numbers(np.maximum(phase_code, 0), pa.int32(), phase_code >= 0))
                         if phase_words else pa.nulls(n, pa.string()))
-    dv["status"] = pa.DictionaryArray.from_arrays(ab.numbers(dv["status_code"], pa.int32()), _STATUS_ARRAY).cast(pa.string())
+    dv["status"] = pc.cast(pa.DictionaryArray.from_arrays(ab.numbers(dv["status_code"], pa.int32()), _STATUS_ARRAY), pa.string())
     if scanner:
         dv["event_id"] = scanner.event_ids(np.frombuffer(block, np.uint8), dv["line_start"], dv["line_end"],
                                            dv["recipient"], ID_BYTES)
@@ -543,14 +542,14 @@ def _text_facts_native(block: bytes, texts: pa.Array, text_at: tuple, high, scan
     ask = phases == scanner.PHASE_PYTHON
     if high is not None and len(high):
         ask[high] = True
-        for j, text in zip(high.tolist(), texts.take(ab.indices(high)).to_pylist()):
+        for j, text in zip(high.tolist(), pc.take(texts, ab.indices(high)).to_pylist()):
             code = reply_code_of(text)
             codes[j] = -1 if code is None else code
     asked = np.flatnonzero(ask)
     if len(asked):
         word_code = {w: i for i, w in enumerate(phase_words)}
         phase_code[asked] = [-1 if phase is None else word_code.setdefault(phase, len(word_code))
-                             for phase in map(smtp_phase_of, texts.take(ab.indices(asked)).to_pylist())]
+                             for phase in map(smtp_phase_of, pc.take(texts, ab.indices(asked)).to_pylist())]
         phase_words = list(word_code)
     return codes, phase_code, phase_words
 
@@ -564,14 +563,14 @@ def _text_facts_arrow(texts: pa.Array, high):
     codes = np.zeros(n, np.int64)
     code_valid = leading.copy()
     if leading.any():
-        codes[leading] = ab.to_ints(pc.cast(pc.utf8_slice_codeunits(texts.filter(ab.booleans(leading)), 0, 3), pa.int64()))
-    others = np.flatnonzero(~leading & ab.to_bools(texts.is_valid()))
+        codes[leading] = ab.to_ints(pc.cast(pc.utf8_slice_codeunits(pc.filter(texts, ab.booleans(leading)), 0, 3), pa.int64()))
+    others = np.flatnonzero(~leading & ab.to_bools(pc.is_valid(texts)))
     if len(others):
-        found = pc.extract_regex(texts.take(ab.indices(others)), _REPLY_CODE_RE2)
+        found = pc.extract_regex(pc.take(texts, ab.indices(others)), _REPLY_CODE_RE2)
         said, lead = found.field("said"), found.field("lead")
         code_text = pc.if_else(pc.equal(said, _EMPTY), lead, said)
-        hit = ab.to_bools(pc.and_(found.is_valid(), pc.not_equal(code_text, _EMPTY)))
-        codes[others[hit]] = ab.to_ints(pc.cast(code_text.filter(ab.booleans(hit)), pa.int64()))
+        hit = ab.to_bools(pc.and_(pc.is_valid(found), pc.not_equal(code_text, _EMPTY)))
+        codes[others[hit]] = ab.to_ints(pc.cast(pc.filter(code_text, ab.booleans(hit)), pa.int64()))
         code_valid[others[hit]] = True
     # SMTP phase: only texts naming one can have one; smtp_phase_of is asked once per distinct
     # text of the block (a text names its phase; many rows share a reply)
@@ -579,14 +578,14 @@ def _text_facts_arrow(texts: pa.Array, high):
     if high is not None and len(high):
         # a non-ASCII line's text is read by reply_code_of / smtp_phase_of themselves
         hint[high] = True
-        for j, text in zip(high.tolist(), texts.take(ab.indices(high)).to_pylist()):
+        for j, text in zip(high.tolist(), pc.take(texts, ab.indices(high)).to_pylist()):
             code = reply_code_of(text)
             codes[j], code_valid[j] = (code, True) if code is not None else (0, False)
     hinted = np.flatnonzero(hint)
     phase_code = np.full(n, -1, np.int32)              # into phase_words; -1 is null
     phase_words: list[str] = []
     if len(hinted):
-        encoded = pc.dictionary_encode(texts.take(ab.indices(hinted)), null_encoding="encode")
+        encoded = pc.dictionary_encode(pc.take(texts, ab.indices(hinted)), null_encoding="encode")
         word_code: dict[str, int] = {}
         distinct = [-1 if phase is None else word_code.setdefault(phase, len(word_code))
                     for phase in map(smtp_phase_of, encoded.dictionary.to_pylist())]
@@ -633,12 +632,12 @@ def _python_lower(block: bytes, values: pa.Array, starts: np.ndarray, ends: np.n
     fixed = [block[a:b].decode("utf-8").lower() for a, b in zip(starts[high].tolist(), ends[high].tolist())]
     # most non-ASCII values have no case beyond ASCII (Japanese): the column is rebuilt only
     # for the values whose Python lower() differs from what is there
-    differ = [i for i, (want, have) in enumerate(zip(fixed, values.take(ab.indices(high)).to_pylist())) if want != have]
+    differ = [i for i, (want, have) in enumerate(zip(fixed, pc.take(values, ab.indices(high)).to_pylist())) if want != have]
     if not differ:
         return values
     index = np.arange(len(values), dtype=np.int64)
     index[high[differ]] = len(values) + np.arange(len(differ))
-    return pa.concat_arrays([values, ab.strings([fixed[i] for i in differ])]).take(ab.indices(index))
+    return pc.take(pa.concat_arrays([values, ab.strings([fixed[i] for i in differ])]), ab.indices(index))
 
 
 class _Names:
@@ -654,7 +653,7 @@ class _Names:
     def preload(self, codes: np.ndarray) -> None:
         """Convert these (in one call: one by one costs a microsecond each)."""
         codes = distinct_codes(codes)
-        self.cache.update(zip(codes.tolist(), self.array.take(ab.indices(codes)).to_pylist()))
+        self.cache.update(zip(codes.tolist(), pc.take(self.array, ab.indices(codes)).to_pylist()))
 
     def get(self, code) -> str:
         code = int(code)
@@ -686,7 +685,7 @@ class _JoinedColumn:
 
     def array(self) -> pa.Array:
         values = pa.concat_arrays([self.block_values, ab.strings(self.extra)])
-        return values.take(ab.numbers(np.maximum(self.index, 0), pa.int64(), self.index >= 0))
+        return pc.take(values, ab.numbers(np.maximum(self.index, 0), pa.int64(), self.index >= 0))
 
 
 def _carried_entries(parser: PostfixParser, f: BlockFields, names: _Names, fed_qids: list, senders: _JoinedColumn,
@@ -710,7 +709,7 @@ def _carried_entries(parser: PostfixParser, f: BlockFields, names: _Names, fed_q
         at = pc.index_in(f.qid_names, value_set=ab.strings(known))
         index = np.frombuffer(at.buffers()[1], np.int32, len(at), at.offset * 4)  # (int32; null: not found)
         if at.null_count:                                 # (pc.fill_null would import pandas: pa.scalar)
-            index = np.where(ab.to_bools(at.is_valid()), index, -1)
+            index = np.where(ab.to_bools(pc.is_valid(at)), index, -1)
         special[:] = (index >= 0) & (index < len(fed_set))
         present = np.flatnonzero(index >= len(fed_set))
         names.preload(present)
@@ -759,7 +758,7 @@ def _exact_loop(parser: PostfixParser, b: _Applied, loop: np.ndarray, fed, pendi
     name_of = names.cache                              # every queue id of the loop, preloaded
     loop_j = loop_aux[loop_kinds == K_DELIVERY]
     # recipient and status of the rows that are no deferral; the deferrals as the state keeps them
-    loop_rows = dict(zip(loop_j.tolist(), zip(recipients.take(ab.indices(loop_j)).to_pylist(),
+    loop_rows = dict(zip(loop_j.tolist(), zip(pc.take(recipients, ab.indices(loop_j)).to_pylist(),
                                               map(_STATUS_WORDS.__getitem__, status_codes[loop_j].tolist()))))
     pending.preload(loop_j)
     deferral = pending.rows.get
@@ -815,7 +814,7 @@ def _apply_rest(parser: PostfixParser, plan: dict, names: _Names, pending: Defer
     names.preload(t_code)
     e_code, e_value = plan["e_code"], plan["e_value"]
     deferrals: dict = {}
-    for code, recipient, j in zip(e_code.tolist(), recipients.take(ab.indices(plan["e_first"])).to_pylist(),
+    for code, recipient, j in zip(e_code.tolist(), pc.take(recipients, ab.indices(plan["e_first"])).to_pylist(),
                                   e_value.tolist()):
         deferrals.setdefault(code, []).append((recipient, j))
     pending.preload(e_value[e_value >= 0])
@@ -849,7 +848,7 @@ def _apply_rest(parser: PostfixParser, plan: dict, names: _Names, pending: Defer
 
 def _block_values(column: _JoinedColumn, at: np.ndarray) -> list:
     """The values of the block's own from= / message-id= lines at `at` (in one take)."""
-    return column.block_values.take(ab.indices(at)).to_pylist() if len(at) else []
+    return pc.take(column.block_values, ab.indices(at)).to_pylist() if len(at) else []
 
 
 def _loop_values(kinds: np.ndarray, aux: np.ndarray, senders: _JoinedColumn, message_ids: _JoinedColumn) -> list:
@@ -858,7 +857,7 @@ def _loop_values(kinds: np.ndarray, aux: np.ndarray, senders: _JoinedColumn, mes
     for kind_, column in ((K_FROM, senders), (K_MSGID, message_ids)):
         picked = np.flatnonzero(kinds == kind_)
         if len(picked):
-            out[picked] = ab.to_objects(column.block_values.take(ab.indices(aux[picked])))
+            out[picked] = ab.to_objects(pc.take(column.block_values, ab.indices(aux[picked])))
     return out.tolist()
 
 
@@ -888,7 +887,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
     if no_date.any():
         undated = (kinds != K_FEED) & no_date[f.minutes]
         keep = np.flatnonzero(~undated[kinds == K_DELIVERY])  # delivery columns follow the lines
-        dv = {k: (v.take(ab.indices(keep)) if isinstance(v, pa.Array) else v[keep]) for k, v in dv.items()}
+        dv = {k: (pc.take(v, ab.indices(keep)) if isinstance(v, pa.Array) else v[keep]) for k, v in dv.items()}
         kinds = np.where(undated, K_FEED, kinds).astype(np.int8)
     fast = kinds != K_FEED
     # queue ids become Python strings only where the parser state is touched (names.get)
@@ -944,7 +943,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
         "ts": ab.numbers(plan["d_ts"], pa.int64()),
         "mta": ab.repeat(parser.mta, n_deliv),
         "host": dv["host"],
-        "queue_id": f.qid_names.take(ab.indices(plan["d_code"])),
+        "queue_id": pc.take(f.qid_names, ab.indices(plan["d_code"])),
         "message_id": message_ids.array(),
         "sender": senders.array(),
         "recipient": recipients,
@@ -965,7 +964,7 @@ def read_block(parser: PostfixParser, block: bytes, offset: int, f: BlockFields,
         if not keep.any():
             return BlockResult(None, f.n_lines)
         kept = ab.booleans(keep)
-        columns = {k: (v.filter(kept) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[keep])
+        columns = {k: (pc.filter(v, kept) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[keep])
                    for k, v in columns.items()}
     return BlockResult(columns, f.n_lines)
 
@@ -982,7 +981,7 @@ def filter_hops(status: pa.Array, relay: pa.Array, text: pa.Array) -> np.ndarray
     local = pc.match_substring_regex(encoded.dictionary, FILTER_HOP_RELAY)
     if not ab.to_bools(local).any():
         return None
-    hops = ab.to_bools(local.take(encoded.indices))     # (relay=none: a null index, False)
+    hops = ab.to_bools(pc.take(local, encoded.indices))     # (relay=none: a null index, False)
     hops &= ab.to_bools(pc.equal(status, ab.scalar("sent")))
     hops &= ab.to_bools(pc.match_substring_regex(text, FILTER_HOP_REPLY))
     return hops if hops.any() else None

@@ -25,9 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-
 from ...store import arrow_build as ab
+from ...store import arrow_compute as pc
 from .. import native
 
 K_FEED, K_DELIVERY, K_FROM, K_REMOVED, K_MSGID = 0, 1, 2, 3, 4  # (postfix_block's)
@@ -212,7 +211,7 @@ def _last_epoch_deliveries(j: JoinInput, k, c, epoch_id, group_of, group_end, in
     # delivery (what is kept); the picks are grouped by queue id, each group in line order
     pj, pg = rows[pick], group_of[dl[pick]]
     value = np.where(deferred[pick], pj, -1)
-    rcode = _codes_within_groups(j.recipients.take(ab.indices(pj)), pg)
+    rcode = _codes_within_groups(pc.take(j.recipients, ab.indices(pj)), pg)
     if rcode.any():
         key = pg.astype(np.int64) * (int(rcode.max()) + 1) + rcode
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
@@ -269,11 +268,11 @@ def _codes_within_groups(values: pa.Array, groups: np.ndarray) -> np.ndarray:
         return codes
     same_group = groups[1:] == groups[:-1]
     equal = pc.equal(values[1:], values[:-1])           # null where either is null: told apart below
-    differ = ~(ab.to_bools(equal) & ab.to_bools(equal.is_valid()))
+    differ = ~(ab.to_bools(equal) & ab.to_bools(pc.is_valid(equal)))
     mixed_pair = np.flatnonzero(same_group & differ)
     if not len(mixed_pair):
         return codes
     mixed = np.isin(groups, np.unique(groups[mixed_pair]))
     at = np.flatnonzero(mixed)
-    codes[at] = ab.to_ints(pc.dictionary_encode(values.take(ab.indices(at)), null_encoding="encode").indices)
+    codes[at] = ab.to_ints(pc.dictionary_encode(pc.take(values, ab.indices(at)), null_encoding="encode").indices)
     return codes
