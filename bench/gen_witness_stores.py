@@ -11,7 +11,7 @@ writes, from the build's store (<src>/store, which has no Message-IDs):
                          `mailhygiene bounces` would add (mta 'mailhygiene', source_file
                          'mailhygiene-bounces:stdin', 2 s later, a new event id): relay mode, where
                          each such row is 'restated'
-and a bench-store.toml next to each (timezone Asia/Tokyo). BENCHMARKS.md has the farm-bench
+and a bench-store.toml next to each (timezone Asia/Tokyo). BENCHMARKS.md has the bench/ab_pairs.py
 commands. DuckDB writes the Parquet files (the store's layout: events/date=YYYY-MM-DD/*.parquet).
 """
 

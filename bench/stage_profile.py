@@ -10,7 +10,7 @@ name). The command runs through pipeline.cli.main(), as the `mailhygiene` consol
 with its start-up set-up (gc.freeze, the batch allocator tuning of pipeline/core/allocator.py),
 which cli() alone leaves out (a profile without them has more page faults and collector work
 than the program); the report is printed at exit. A figure here is for finding where the time
-goes; speed claims are whole-process A/B pairs (bench/ingest_once.sh with farm-bench, or
+goes; speed claims are whole-process A/B pairs (bench/ingest_once.sh with bench/ab_pairs.py, or
 bench/bench_ingest.py). The main thread's block work alone, without the other threads, is
 measured more exactly by bench/bench_read_block.py.
 """
