@@ -62,6 +62,8 @@ def test_each_function_gives_what_pyarrow_compute_gives(values):
     _same(ac.and_(ok, ac.match_substring_regex(values, "5")), real.and_(ok, real.match_substring_regex(values, "5")))
     _same(ac.or_(ok, ac.match_substring_regex(values, "5")), real.or_(ok, real.match_substring_regex(values, "5")))
     _same(ac.invert(ok), real.invert(ok))
+    sep = ab.scalar("@")
+    _same(ac.binary_join_element_wise(values, values, sep), real.binary_join_element_wise(values, values, sep))
     _same(ac.if_else(ok, values, ab.scalar("?")), real.if_else(ok, values, ab.scalar("?")))
 
 

@@ -89,6 +89,11 @@ def or_(x, y):
     return call_function("or", [x, y])
 
 
+def binary_join_element_wise(*strings):
+    """The strings of each row joined by the last argument (the separator: a scalar or array)."""
+    return call_function("binary_join_element_wise", list(strings))
+
+
 def invert(values):
     return call_function("invert", [values])
 

@@ -77,14 +77,20 @@ def canonical_address(address: str | None) -> str:
     return ascii_address(normalise_address(address))
 
 
+# A recipient split at its last @ (RE2, by Arrow): `.` matches no newline, so a value holding one
+# does not match (it is not one address), nor does one without @.
+_LAST_AT_RE2 = r"^(?P<local>.*)@(?P<domain>[^@\n]*)$"
+
+
 def canonical_recipients(table: pa.Table) -> pa.Table:
     """`table` (EVENT_SCHEMA) with every recipient in canonical form and its recipient_domain
     the domain of that: a bounce logged to `taro@例え.jp` is stored as `taro@xn--r8jz45g.jp`, so it
     counts against the address the queue and the suppression list key on. A table whose
     recipients are all ASCII (numpy over the column's bytes: under 1 ms per million rows) is
     returned as it is; otherwise the rows with a non-ASCII recipient (found by Arrow, in the chunks
-    that have a high byte) are split at their last @ in Python (a few percent of the rows) and
-    each distinct domain is converted once (pipeline/core/idn.py); a take puts the new values in.
+    that have a high byte) are split at their last @ by Arrow (RE2), each distinct domain is
+    converted once in Python (pipeline/core/idn.py) and the new values are joined and put in by
+    Arrow: a few percent of the rows, without a Python string per row.
     Event ids are left alone (they hash the log line as read). Called by EventStore.write: every
     event reaches the store through it."""
     import numpy as np
@@ -107,33 +113,32 @@ def canonical_recipients(table: pa.Table) -> pa.Table:
     from ..core.idn import IdnError, ascii_domain
 
     rows = np.concatenate(rows)
-    canonical: dict[str, str] = {}         # domain as written -> its A-label form
-
-    def converted(d: str) -> str:
+    # local part and domain, split at the last @ (the domain holds none; a value with a newline
+    # is not one address: no match, left as it is, as is a value without @)
+    parts = pc.extract_regex(pc.take(column, ab.indices(rows)), _LAST_AT_RE2)
+    if isinstance(parts, pa.ChunkedArray):
+        parts = parts.combine_chunks()
+    matched = ab.to_bools(pc.is_valid(parts))
+    if not matched.any():
+        return table
+    if not matched.all():
+        keep = ab.booleans(matched)
+        rows, parts = rows[matched], pc.filter(parts, keep)
+    local, domain = parts.field("local"), parts.field("domain")
+    encoded = pc.dictionary_encode(domain)               # each distinct domain converted once
+    canonical = []
+    for d in encoded.dictionary.to_pylist():
         try:
-            return ascii_domain(d)
+            canonical.append(ascii_domain(d))
         except IdnError:
-            return d   # no A-label form: kept as written (the recipient check refuses such an address)
-
-    matched, new_recipient, new_domain, changed = [], [], [], False
-    for row, value in zip(rows.tolist(), pc.take(column, ab.indices(rows)).to_pylist()):
-        local, at, domain = value.rpartition("@")
-        if not at or "\n" in value:
-            continue   # no @ (or a newline: not one address): left as it is
-        canon = canonical.get(domain)
-        if canon is None:
-            canon = canonical[domain] = converted(domain)
-        changed = changed or canon != domain
-        matched.append(row)
-        new_recipient.append(f"{local}@{canon}")
-        new_domain.append(canon)
-    if not changed:
+            canonical.append(d)   # no A-label form: kept as written (the recipient check refuses such an address)
+    if canonical == encoded.dictionary.to_pylist():
         return table   # non-ASCII local parts only
-    matched = np.asarray(matched, np.int64)
+    new_domain = pc.take(ab.strings(canonical), encoded.indices)
+    new_recipient = pc.binary_join_element_wise(local, new_domain, ab.scalar("@"))
     for name, values in (("recipient", new_recipient), ("recipient_domain", new_domain)):
         at = table.schema.get_field_index(name)
-        table = table.set_column(at, table.schema.field(at),
-                                 ab.with_rows_replaced(table.column(name), matched, ab.strings(values)))
+        table = table.set_column(at, table.schema.field(at), ab.with_rows_replaced(table.column(name), rows, values))
     return table
 
 
