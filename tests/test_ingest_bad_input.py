@@ -792,11 +792,20 @@ def test_ctrl_c_ends_ingest_with_130_and_a_line_not_a_traceback(tmp_path):
     try:
         p = subprocess.Popen([sys.executable, "-c", "from pipeline.cli import main; main()", "--data-dir",
                               str(tmp_path / "d"), "ingest", "--format", "postfix", "-"], stdin=slave,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, "MAILHYGIENE_TEST_STACKS": "1"})
         said = select.select([p.stderr], [], [], 60)[0]  # bounded
         line = p.stderr.readline().decode() if said else "(nothing said in 60 s)"
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
+        try:
+            out, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            # a rare hang seen in whole-suite runs only (see cli.install_signal_handlers): where it is
+            p.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            p.kill()
+            out, err = p.communicate(timeout=30)
+            pytest.fail(f"no exit 60 s after Ctrl-C (said first: {line!r}); its threads then:\n{err.decode()}")
     finally:
         os.close(master)
         os.close(slave)

@@ -638,6 +638,7 @@ def main() -> None:
     global _CONSOLE, _OWN_SIGNALS
     _CONSOLE = _OWN_SIGNALS = True
     sigphase.end_at_once()  # until the command starts (pipeline/core/signals.py; already so from pipeline.console.main())
+    sigphase.test_stacks()
     _fill_closed_std_fds()
     try:
         cli(prog_name="mailhygiene")

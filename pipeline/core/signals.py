@@ -19,6 +19,8 @@ A signal the process was started ignoring (nohup, a background job of a script) 
 
 Test-only: with MAILHYGIENE_TEST_PAUSE=<point>[:<seconds>], test_pause(point) writes `paused at
 <point>` to standard error and sleeps there (5 s unless said) (tests/test_signals.py sends its signal then).
+With MAILHYGIENE_TEST_STACKS set, SIGUSR1 writes every thread's stack to standard error
+(test_stacks(): a test whose process does not end tells where it hangs).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import signal
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 TEST_PAUSE_ENV = "MAILHYGIENE_TEST_PAUSE"
+TEST_STACKS_ENV = "MAILHYGIENE_TEST_STACKS"
 NOT_STARTED = "the command had not started; nothing was changed."
 ENDED = "what was stored before stays; run the command again to go on."
 
@@ -73,3 +76,12 @@ def test_pause(point: str) -> None:
 
         os.write(2, f"paused at {point}\n".encode())
         time.sleep(float(wanted.partition(":")[2] or 5))
+
+
+def test_stacks() -> None:
+    """Test-only: while MAILHYGIENE_TEST_STACKS is set, SIGUSR1 writes the stack of every thread
+    to standard error (faulthandler) and the process goes on."""
+    if os.environ.get(TEST_STACKS_ENV):
+        import faulthandler
+
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
