@@ -155,7 +155,6 @@ class EventBuffer:
     def add_columns(self, columns: dict) -> None:
         """A batch of rows as columns: PARSED_COLUMNS as Arrow arrays (and those of annotate);
         its local deliveries are counted and left out, as add() does."""
-
         local = _local_rows(columns["recipient"], columns["recipient_domain"])
         n_local = int(np.count_nonzero(local))
         if n_local:
@@ -218,7 +217,6 @@ class EventBuffer:
         each distinct combination is classified once, by classify_by_key: of the recipient
         domain, relay, carrier and day classify() reads only their provider key, and of the
         text only what mask_addresses leaves, so those two stand in the combination."""
-
         n = len(rows["status"])
         # carrier per distinct (domain, relay): a batch holds few
         relay = rows["relay"]
