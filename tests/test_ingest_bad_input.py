@@ -1485,3 +1485,52 @@ def test_watch_follows_a_log_that_starts_with_a_hole_as_it_grows_and_another_bes
         assert f.engine.session.summary.lines == 2 + 3  # a's new lines, b's (its hole and first line: one)
     finally:
         f.stop()
+
+
+# The main thread blocks SIGINT, so the kernel hands it to another thread (as it may when one of
+# Arrow's threads or the store writer is running): the main thread's read of a pipe is then not
+# interrupted. Read through PipeReader, the read wakes up within PIPE_WAIT_S and Python's handler
+# raises KeyboardInterrupt there; a plain blocking read would wait for data forever.
+SIGNAL_ELSEWHERE = """
+import os, signal, sys, threading, time
+from pipeline.ingest.source import PipeReader
+r, w = os.pipe()
+threading.Thread(target=time.sleep, args=(30,), daemon=True).start()   # SIGINT unblocked there
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+reader = PipeReader(os.fdopen(r, "rb"))
+start = time.monotonic()
+try:
+    reader.read(10) if sys.argv[1] == "read" else reader.peek(6)
+except KeyboardInterrupt:
+    print(f"interrupted after {time.monotonic() - start:.1f} s")
+"""
+
+
+@pytest.mark.parametrize("call", ["read", "peek"])
+def test_ctrl_c_reaches_a_read_of_standard_input_when_another_thread_takes_the_signal(call):
+    r = subprocess.run([sys.executable, "-c", SIGNAL_ELSEWHERE, call], capture_output=True, text=True, timeout=20,
+                       env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("interrupted after"), (r.stdout, r.stderr)
+    assert float(r.stdout.split()[2]) < 2
+
+
+def test_a_pipe_reader_reads_what_was_written_peeked_or_not():
+    from pipeline.ingest.source import PipeReader
+
+    data = os.urandom(300_000) + b"tail"
+    r, w = os.pipe()
+    import threading
+
+    def write():
+        with os.fdopen(w, "wb") as fh:
+            fh.write(data)
+
+    threading.Thread(target=write, daemon=True).start()
+    reader = PipeReader(os.fdopen(r, "rb"))
+    head = reader.peek(6)
+    assert head == data[:6] and reader.peek(6) == head
+    got = reader.read(100_000) + reader.read(7) + reader.read()
+    assert got == data and reader.read(5) == b"" and reader.peek(6) == b""
+    reader.close()

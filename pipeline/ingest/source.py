@@ -114,6 +114,72 @@ def open_log(path: str | os.PathLike):
     return open(path, "rb")
 
 
+# A read of a pipe or terminal waits at most this long at a time for data. A signal can reach the
+# process while its read is about to start (Python acts on it between bytecodes) or in another of
+# its threads (Arrow's, the store writer): the read, already blocking in the kernel, is then not
+# interrupted, and Ctrl-C on `ingest -` at a terminal waited for the next typed line (a test that
+# hung in whole-suite runs). Bounded waits let Python act on the signal within this long.
+PIPE_WAIT_S = 0.2
+
+
+class PipeReader:
+    """A pipe or terminal read through its descriptor with bounded waits (PIPE_WAIT_S; see there):
+    read(n) returns n bytes, or fewer at the end; peek(k) up to k bytes without consuming them (b""
+    at the end). Replaces the buffered file object of standard input or a named pipe."""
+
+    def __init__(self, raw):
+        self.raw = raw              # (kept open and closed with this)
+        self.fd = raw.fileno()
+        self._ahead = b""           # bytes read by peek(), not yet returned
+        self._ended = False
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def _read_some(self, n: int) -> bytes:
+        """One read of up to n bytes, once there is data or the end (b"")."""
+        import select
+
+        while not select.select([self.fd], [], [], PIPE_WAIT_S)[0]:
+            pass
+        return os.read(self.fd, n)
+
+    def peek(self, k: int) -> bytes:
+        while len(self._ahead) < k and not self._ended:
+            part = self._read_some(max(k - len(self._ahead), 1 << 16))
+            if not part:
+                self._ended = True
+            self._ahead += part
+            if part:
+                break   # as a buffered peek: what one read gives, without waiting for more
+        return self._ahead[:k]
+
+    def read(self, n: int = -1) -> bytes:
+        parts, got = [], 0
+        if self._ahead:
+            cut = len(self._ahead) if n < 0 else n
+            parts.append(self._ahead[:cut])
+            self._ahead = self._ahead[cut:]
+            got = len(parts[0])
+        while (n < 0 or got < n) and not self._ended:
+            part = self._read_some(1 << 20 if n < 0 else min(n - got, 1 << 20))
+            if not part:
+                self._ended = True
+                break
+            parts.append(part)
+            got += len(part)
+        return b"".join(parts)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        except OSError:
+            pass
+
+
 class Tolerant:
     """A bzip2 or xz file object read in steps of STEP bytes: at a damage (cut short, corrupt
     data) the text read before it is returned, then b"" with `damage` set (as GzipSalvage does for
@@ -775,7 +841,13 @@ class LogFiles:
         return self._piped(spec, path, fh)
 
     def _piped(self, spec: SourceSpec, path: str, raw) -> Stream:
-        """A stream over a pipe; gzip data in it (`cat x.gz | mailhygiene ingest -`) is gunzipped."""
+        """A stream over a pipe; gzip data in it (`cat x.gz | mailhygiene ingest -`) is gunzipped.
+        A pipe or terminal is read through PipeReader (a signal is acted on while it waits)."""
+        try:
+            if stat.S_ISFIFO(os.fstat(raw.fileno()).st_mode) or os.isatty(raw.fileno()):
+                raw = PipeReader(raw)
+        except (AttributeError, OSError, ValueError):
+            pass   # no descriptor (a test's BytesIO): read as it is
         peeked = None
         try:
             peeked = raw.peek(6) if hasattr(raw, "peek") else None
