@@ -428,9 +428,10 @@ def install_signal_handlers() -> None:
     """The command's handlers (in place of pipeline.core.signals' start-up ones, which end the process
     at once): SIGTERM and SIGHUP end the command as Ctrl-C does (Terminated), and neither cuts an
     import short. A signal the process was started ignoring (nohup) stays ignored. Ctrl-C gets
-    Python's own handler (KeyboardInterrupt at once): held the same way, it made `ingest -` on a
-    terminal hang past 60 s in the test suite's runs (tests/test_ingest_bad_input.py), for a
-    cause not found yet."""
+    Python's own handler (KeyboardInterrupt at once). (`ingest -` on a terminal hung past 60 s
+    after Ctrl-C in whole-suite runs: a signal that came just before the read of standard input
+    began, or that another thread took, did not interrupt it; ingest.source.PipeReader reads pipes
+    and terminals with bounded waits.)"""
     import signal
 
     for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or ssh session went away
