@@ -3,7 +3,7 @@
 `import pyarrow.compute` builds a Python wrapper, with its docstring and signature, for each of
 Arrow's ~290 compute functions: ~26 ms of CPU on top of everything else ingest imports, 2-3 % of
 a 1M-line Postfix ingest (BENCHMARKS.md). The functions themselves are in pyarrow._compute, the
-Cython module that pyarrow.compute wraps (imported with pyarrow's arrays anyway): call_function()
+Cython module that pyarrow.compute wraps (~6 ms to import, on the first call here: _lib()): call_function()
 runs one by its name with its options object, which is all each wrapper does. The functions here
 are those wrappers for the arguments ingest passes, with the same names, so a module uses them as
 `from pipeline.store import arrow_compute as pc`. An Arrow array's methods that compute (take,
@@ -21,111 +21,147 @@ pa.scalar(), which imports pandas (see arrow_build).
 
 from __future__ import annotations
 
-try:
-    from pyarrow._compute import (CastOptions, DictionaryEncodeOptions, ExtractRegexOptions, FilterOptions,
-                                  MatchSubstringOptions, ReplaceSubstringOptions, SetLookupOptions, SliceOptions,
-                                  TakeOptions, call_function)
-except ImportError:  # another pyarrow's layout: the public module, slower to import, the same functions
-    from pyarrow.compute import (CastOptions, DictionaryEncodeOptions, ExtractRegexOptions, FilterOptions,
-                                 MatchSubstringOptions, ReplaceSubstringOptions, SetLookupOptions, SliceOptions,
-                                 TakeOptions, call_function)
+_LIB = None
+
+
+def _lib():
+    """pyarrow._compute, imported on first use (~6 ms: an ingest of a small log, read line by
+    line, never calls a function here and does not pay for it); where an installed pyarrow lacks
+    it or the names used here, pyarrow.compute (slower to import, the same functions)."""
+    global _LIB
+    if _LIB is None:
+        try:
+            from pyarrow import _compute as lib
+
+            for name in ("call_function", "CastOptions", "DictionaryEncodeOptions", "ExtractRegexOptions",
+                         "FilterOptions", "MatchSubstringOptions", "ReplaceSubstringOptions", "SetLookupOptions",
+                         "SliceOptions", "TakeOptions"):
+                getattr(lib, name)
+        except (ImportError, AttributeError):  # another pyarrow's layout
+            import pyarrow.compute as lib
+        _LIB = lib
+    return _LIB
 
 
 def take(data, indices, *, boundscheck: bool = True):
-    return call_function("take", [data, indices], TakeOptions(boundscheck=boundscheck))
+    c = _lib()
+    return c.call_function("take", [data, indices], c.TakeOptions(boundscheck=boundscheck))
 
 
 def filter(data, mask, null_selection_behavior: str = "drop"):  # noqa: A001 (pyarrow.compute's name)
-    return call_function("filter", [data, mask], FilterOptions(null_selection_behavior))
+    c = _lib()
+    return c.call_function("filter", [data, mask], c.FilterOptions(null_selection_behavior))
 
 
 def cast(arr, target_type):
     """A safe cast (pc.cast's default: an overflow or a bad value raises)."""
-    return call_function("cast", [arr], CastOptions.safe(target_type))
+    c = _lib()
+    return c.call_function("cast", [arr], c.CastOptions.safe(target_type))
 
 
 def is_valid(values):
-    return call_function("is_valid", [values])
+    c = _lib()
+    return c.call_function("is_valid", [values])
 
 
 def dictionary_encode(array, null_encoding: str = "mask"):
-    return call_function("dictionary_encode", [array], DictionaryEncodeOptions(null_encoding))
+    c = _lib()
+    return c.call_function("dictionary_encode", [array], c.DictionaryEncodeOptions(null_encoding))
 
 
 def unique(array):
-    return call_function("unique", [array])
+    c = _lib()
+    return c.call_function("unique", [array])
 
 
 def value_counts(array):
-    return call_function("value_counts", [array])
+    c = _lib()
+    return c.call_function("value_counts", [array])
 
 
 def index_in(values, value_set, *, skip_nulls: bool = False):
-    return call_function("index_in", [values], SetLookupOptions(value_set, skip_nulls=skip_nulls))
+    c = _lib()
+    return c.call_function("index_in", [values], c.SetLookupOptions(value_set, skip_nulls=skip_nulls))
 
 
 def is_in(values, value_set, *, skip_nulls: bool = False):
-    return call_function("is_in", [values], SetLookupOptions(value_set, skip_nulls=skip_nulls))
+    c = _lib()
+    return c.call_function("is_in", [values], c.SetLookupOptions(value_set, skip_nulls=skip_nulls))
 
 
 def fill_null(values, fill_value):
     """`fill_value`: an Arrow scalar or array of the type of `values`."""
-    return call_function("coalesce", [values, fill_value])
+    c = _lib()
+    return c.call_function("coalesce", [values, fill_value])
 
 
 def equal(x, y):
-    return call_function("equal", [x, y])
+    c = _lib()
+    return c.call_function("equal", [x, y])
 
 
 def not_equal(x, y):
-    return call_function("not_equal", [x, y])
+    c = _lib()
+    return c.call_function("not_equal", [x, y])
 
 
 def and_(x, y):
-    return call_function("and", [x, y])
+    c = _lib()
+    return c.call_function("and", [x, y])
 
 
 def or_(x, y):
-    return call_function("or", [x, y])
+    c = _lib()
+    return c.call_function("or", [x, y])
 
 
 def binary_join_element_wise(*strings):
     """The strings of each row joined by the last argument (the separator: a scalar or array)."""
-    return call_function("binary_join_element_wise", list(strings))
+    c = _lib()
+    return c.call_function("binary_join_element_wise", list(strings))
 
 
 def invert(values):
-    return call_function("invert", [values])
+    c = _lib()
+    return c.call_function("invert", [values])
 
 
 def if_else(cond, left, right):
-    return call_function("if_else", [cond, left, right])
+    c = _lib()
+    return c.call_function("if_else", [cond, left, right])
 
 
 def string_is_ascii(strings):
-    return call_function("string_is_ascii", [strings])
+    c = _lib()
+    return c.call_function("string_is_ascii", [strings])
 
 
 def utf8_lower(strings):
-    return call_function("utf8_lower", [strings])
+    c = _lib()
+    return c.call_function("utf8_lower", [strings])
 
 
 def utf8_slice_codeunits(strings, start: int, stop: int | None = None, step: int = 1):
-    return call_function("utf8_slice_codeunits", [strings], SliceOptions(start, stop, step))
+    c = _lib()
+    return c.call_function("utf8_slice_codeunits", [strings], c.SliceOptions(start, stop, step))
 
 
 def match_substring_regex(strings, pattern: str, *, ignore_case: bool = False):
-    return call_function("match_substring_regex", [strings], MatchSubstringOptions(pattern, ignore_case=ignore_case))
+    c = _lib()
+    return c.call_function("match_substring_regex", [strings], c.MatchSubstringOptions(pattern, ignore_case=ignore_case))
 
 
 def count_substring_regex(strings, pattern: str, *, ignore_case: bool = False):
-    return call_function("count_substring_regex", [strings], MatchSubstringOptions(pattern, ignore_case=ignore_case))
+    c = _lib()
+    return c.call_function("count_substring_regex", [strings], c.MatchSubstringOptions(pattern, ignore_case=ignore_case))
 
 
 def extract_regex(strings, pattern: str):
-    return call_function("extract_regex", [strings], ExtractRegexOptions(pattern))
+    c = _lib()
+    return c.call_function("extract_regex", [strings], c.ExtractRegexOptions(pattern))
 
 
 def replace_substring_regex(strings, pattern: str, replacement: str, *, max_replacements: int | None = None):
-    return call_function("replace_substring_regex", [strings],
-                         ReplaceSubstringOptions(pattern, replacement, max_replacements=max_replacements))
+    c = _lib()
+    return c.call_function("replace_substring_regex", [strings],
+                         c.ReplaceSubstringOptions(pattern, replacement, max_replacements=max_replacements))
