@@ -44,6 +44,7 @@ import logging
 import lzma
 import os
 import re
+import select
 import stat
 import sys
 import time
@@ -138,20 +139,15 @@ class PipeReader:
 
     def _read_some(self, n: int) -> bytes:
         """One read of up to n bytes, once there is data or the end (b"")."""
-        import select
-
         while not select.select([self.fd], [], [], PIPE_WAIT_S)[0]:
             pass
         return os.read(self.fd, n)
 
     def peek(self, k: int) -> bytes:
-        while len(self._ahead) < k and not self._ended:
+        if len(self._ahead) < k and not self._ended:  # one read, as a buffered peek: no wait for more
             part = self._read_some(max(k - len(self._ahead), 1 << 16))
-            if not part:
-                self._ended = True
             self._ahead += part
-            if part:
-                break   # as a buffered peek: what one read gives, without waiting for more
+            self._ended = not part
         return self._ahead[:k]
 
     def read(self, n: int = -1) -> bytes:

@@ -126,13 +126,13 @@ def canonical_recipients(table: pa.Table) -> pa.Table:
         rows, parts = rows[matched], pc.filter(parts, keep)
     local, domain = parts.field("local"), parts.field("domain")
     encoded = pc.dictionary_encode(domain)               # each distinct domain converted once
-    canonical = []
-    for d in encoded.dictionary.to_pylist():
+    domains, canonical = encoded.dictionary.to_pylist(), []
+    for d in domains:
         try:
             canonical.append(ascii_domain(d))
         except IdnError:
             canonical.append(d)   # no A-label form: kept as written (the recipient check refuses such an address)
-    if canonical == encoded.dictionary.to_pylist():
+    if canonical == domains:
         return table   # non-ASCII local parts only
     new_domain = pc.take(ab.strings(canonical), encoded.indices)
     new_recipient = pc.binary_join_element_wise(local, new_domain, ab.scalar("@"))
