@@ -22,6 +22,23 @@ pytest_plugins = ["lakekit"]  # the lake tests' fixtures (s3_server, bucket): on
 
 
 @pytest.fixture(autouse=True)
+def _signals_not_ignored():
+    """A test run started as a background job of a script (`make test &`, nohup, cron) has SIGINT
+    (and SIGHUP) ignored, and every process a test starts inherits that: `mailhygiene` keeps a
+    signal it was started ignoring ignored (nohup semantics, tests/test_signals.py), so the tests
+    that send Ctrl-C to a command waited 60 s and failed, depending on which test file ran on
+    which worker (the in-process daemon and watch tests install handlers, which children do not
+    inherit). Each test starts with them as a terminal session has them (a test that wants one
+    ignored sets it in its child)."""
+    import signal
+
+    for signum, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL),
+                            (signal.SIGHUP, signal.SIG_DFL)):
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, default)
+
+
+@pytest.fixture(autouse=True)
 def _no_operator_environment(monkeypatch):
     """The CLI reads OPERATOR_ENV (MAILHYGIENE_CONFIG, _DATA_DIR, _TIMEZONE): a developer's own
     settings must not reach the tests (a test that wants one sets it)."""
