@@ -800,7 +800,7 @@ def test_ctrl_c_ends_ingest_with_130_and_a_line_not_a_traceback(tmp_path):
         try:
             out, err = p.communicate(timeout=60)
         except subprocess.TimeoutExpired:
-            # a rare hang seen in whole-suite runs only (see cli.install_signal_handlers): where it is
+            # where it waits (whole-suite runs started in the background hung here: see tests/conftest.py)
             p.send_signal(signal.SIGUSR1)
             time.sleep(2)
             p.kill()

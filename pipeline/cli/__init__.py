@@ -428,10 +428,10 @@ def install_signal_handlers() -> None:
     """The command's handlers (in place of pipeline.core.signals' start-up ones, which end the process
     at once): SIGTERM and SIGHUP end the command as Ctrl-C does (Terminated), and neither cuts an
     import short. A signal the process was started ignoring (nohup) stays ignored. Ctrl-C gets
-    Python's own handler (KeyboardInterrupt at once). (`ingest -` on a terminal hung past 60 s
-    after Ctrl-C in whole-suite runs: a signal that came just before the read of standard input
-    began, or that another thread took, did not interrupt it; ingest.source.PipeReader reads pipes
-    and terminals with bounded waits.)"""
+    Python's own handler (KeyboardInterrupt at once). (`ingest -` on a terminal seemed to hang past
+    60 s after Ctrl-C in whole-suite runs: those runs were started in the background, with SIGINT
+    ignored, which the commands they started inherited; tests/conftest.py now starts each test
+    with it not ignored.)"""
     import signal
 
     for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or ssh session went away

@@ -116,10 +116,11 @@ def open_log(path: str | os.PathLike):
 
 
 # A read of a pipe or terminal waits at most this long at a time for data. A signal can reach the
-# process while its read is about to start (Python acts on it between bytecodes) or in another of
-# its threads (Arrow's, the store writer): the read, already blocking in the kernel, is then not
-# interrupted, and Ctrl-C on `ingest -` at a terminal waited for the next typed line (a test that
-# hung in whole-suite runs). Bounded waits let Python act on the signal within this long.
+# process just before its read begins (Python acts on it between bytecodes) or in another of its
+# threads: the read, already blocking in the kernel, is then not interrupted, and Ctrl-C on
+# `ingest -` at a terminal would wait for the next typed line. Bounded waits let Python act on the
+# signal within this long. (A narrow race; the whole-suite Ctrl-C test failures had another cause:
+# SIGINT ignored by a test run started in the background, see tests/conftest.py.)
 PIPE_WAIT_S = 0.2
 
 
